@@ -1,0 +1,103 @@
+// swift-tools-version:6.1
+//
+// RCUMaps — concurrent eBPF-style maps with RCU semantics, on liburcu.
+//
+// Layers, each its own target (see docs/architecture.md):
+//   CURCU         system library: liburcu + libnuma, found by pkg-config, installed from apt
+//   CRCUMapsShim  C shims for what Swift cannot import (macros, static inline fast paths, TLS)
+//   RCUEpoch      epoch (RCU) layer: read sections, epoch memory, deferred work, statistics
+//   RCUBaseMaps   byte-level base maps (lock-free hash, bucket-locked hash, array) and the registry
+//   RCUMaps       the library product users import; re-exports the layers below
+//   rcumaps       the benchmark / stress tool
+import PackageDescription
+
+/// Settings shared by every Swift target (swift-nio style).
+let swiftSettings: [SwiftSetting] = [
+    // Swift 6 language mode: complete strict-concurrency checking is on.
+    .swiftLanguageMode(.v6),
+    // The `LGPLInline` trait selects the C shim that defines `_LGPL_SOURCE`, inlining
+    // liburcu's read-side fast path into the caller (see README, "Licence and the LGPL trait").
+    .define("RCUMAPS_LGPL_INLINE", .when(traits: ["LGPLInline"])),
+    // Uncomment to compile the internal consistency checks (`_invariantCheck()`) into release builds;
+    // debug builds always have them.
+    // .define("RCUMAPS_INTERNAL_CHECKS"),
+]
+
+let package = Package(
+    name: "RCUMaps",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "RCUMaps", targets: ["RCUMaps"]),
+        .library(name: "RCUEpoch", targets: ["RCUEpoch"]),
+        .executable(name: "rcumaps", targets: ["rcumaps"]),
+    ],
+    traits: [
+        .trait(
+            name: "LGPLInline",
+            description: """
+                Build liburcu's read-side fast path inline (_LGPL_SOURCE). Faster epoch enter/exit, \
+                but LGPL-2.1 code is then compiled into your binary: only enable it if your licence allows.
+                """
+        ),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CURCU",
+            pkgConfig: "liburcu-memb",
+            providers: [.apt(["liburcu-dev", "libnuma-dev"])]
+        ),
+        .target(
+            name: "CRCUMapsShim",
+            dependencies: ["CURCU"],
+            linkerSettings: [
+                .linkedLibrary("urcu-memb"),
+                .linkedLibrary("urcu-cds"),
+                .linkedLibrary("urcu-common"),
+                .linkedLibrary("numa"),
+            ]
+        ),
+        .target(
+            name: "CRCUMapsShimLGPL",
+            dependencies: ["CRCUMapsShim"]
+        ),
+        .target(
+            name: "RCUEpoch",
+            dependencies: [
+                "CRCUMapsShim",
+                .target(name: "CRCUMapsShimLGPL", condition: .when(traits: ["LGPLInline"])),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "RCUBaseMaps",
+            dependencies: ["RCUEpoch", "CRCUMapsShim"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "RCUMaps",
+            dependencies: ["RCUEpoch", "RCUBaseMaps"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "rcumaps",
+            dependencies: ["RCUMaps"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "RCUMapsTestSupport",
+            dependencies: ["RCUMaps"],
+            path: "Tests/RCUMapsTestSupport",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RCUEpochTests",
+            dependencies: ["RCUEpoch", "RCUMapsTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RCUBaseMapsTests",
+            dependencies: ["RCUBaseMaps", "RCUMaps", "RCUMapsTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,203 @@
+/*
+ * CRCUMapsShim — the C shims RCUMaps needs on top of liburcu and libnuma.
+ *
+ * Only what Swift cannot import or call cheaply lives here:
+ *   - lazy per-thread registration with liburcu (the memb flavour requires a
+ *     thread to be registered before its first read lock; Swift code runs on
+ *     threads it does not create, so we register on first use and unregister
+ *     from a pthread key destructor at thread exit);
+ *   - the read-side fast path as static inline functions, so it inlines into Swift;
+ *   - rculfhash helpers: node layout, the key match function, and wrappers
+ *     whose iterator handling Swift would otherwise have to re-implement;
+ *   - ThreadSanitizer annotations for the happens-before edges that liburcu
+ *     creates with membarrier and uninstrumented atomics (no-ops otherwise).
+ *
+ * This header never defines _LGPL_SOURCE: the read lock is a call into
+ * liburcu-memb.so. CRCUMapsShimLGPL is the inlined variant (LGPLInline trait).
+ */
+#ifndef CRCUMAPS_SHIM_H
+#define CRCUMAPS_SHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <malloc.h>
+#include <urcu/urcu-memb.h>
+#include <urcu/rculfhash.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------
+ * Per-thread state
+ * ------------------------------------------------------------------------- */
+
+/* Per-thread state. `registered` is non-zero once this thread is known to be
+ * a registered liburcu reader (registered by us, or a liburcu call_rcu worker).
+ * `nesting` is the read-section depth as RCUMaps counts it. */
+typedef struct rcumaps_thread_state {
+    unsigned int registered;
+    unsigned int nesting;
+} rcumaps_thread_state_t;
+
+extern __thread rcumaps_thread_state_t rcumaps_tls;
+
+/* Registers the calling thread with liburcu-memb and arranges for it to be
+ * unregistered when the thread exits. Idempotent. Slow path of the read lock. */
+void rcumaps_register_current_thread(void);
+
+/* Marks the calling thread as an already-registered reader without calling
+ * liburcu (used on liburcu's own call_rcu worker threads, which register
+ * themselves). */
+void rcumaps_mark_thread_registered(void);
+
+/* ThreadSanitizer: a reader leaving its section "releases" the grace-period
+ * sync object; a reclaim callback "acquires" it before freeing. Empty unless
+ * this file is compiled with -fsanitize=thread. */
+void rcumaps_tsan_reader_exit(void);
+void rcumaps_tsan_after_grace_period(void);
+/* Non-zero when the shim was compiled with ThreadSanitizer. */
+extern const int rcumaps_tsan_enabled;
+
+/* ---------------------------------------------------------------------------
+ * Read side (safe, non-LGPL: calls into liburcu-memb.so)
+ * ------------------------------------------------------------------------- */
+
+/* Enters a read-side critical section. Wraps `urcu_memb_read_lock` (generic
+ * `rcu_read_lock`), registering the thread first if needed. Nestable. */
+static inline __attribute__((always_inline)) void rcumaps_read_lock(void)
+{
+    if (__builtin_expect(!rcumaps_tls.registered, 0))
+        rcumaps_register_current_thread();
+    rcumaps_tls.nesting++;
+    urcu_memb_read_lock();
+}
+
+/* Leaves a read-side critical section. Wraps `urcu_memb_read_unlock`. */
+static inline __attribute__((always_inline)) void rcumaps_read_unlock(void)
+{
+    urcu_memb_read_unlock();
+    rcumaps_tls.nesting--;
+    if (__builtin_expect(rcumaps_tsan_enabled, 0))
+        rcumaps_tsan_reader_exit();
+}
+
+/* Current read-section depth of the calling thread (0 = outside). */
+static inline unsigned int rcumaps_read_nesting(void)
+{
+    return rcumaps_tls.nesting;
+}
+
+/* Non-zero on liburcu's own (call_rcu worker) threads, where our reclaim
+ * callbacks run. */
+static inline int rcumaps_thread_is_liburcu_worker(void)
+{
+    return rcumaps_tls.registered == 2;
+}
+
+/* Makes sure the calling thread is registered (needed before call_rcu,
+ * synchronize, rculfhash updates). */
+static inline void rcumaps_ensure_registered(void)
+{
+    if (__builtin_expect(!rcumaps_tls.registered, 0))
+        rcumaps_register_current_thread();
+}
+
+/* Wraps `urcu_memb_synchronize_rcu` (generic `synchronize_rcu`). */
+void rcumaps_synchronize(void);
+/* Wraps `urcu_memb_barrier` (generic `rcu_barrier`). */
+void rcumaps_barrier(void);
+/* Wraps `urcu_memb_call_rcu` (generic `call_rcu`). */
+void rcumaps_call_rcu(struct rcu_head *head, void (*func)(struct rcu_head *head));
+
+/* ---------------------------------------------------------------------------
+ * rculfhash entries
+ *
+ * An entry is one allocation: the lfht node, then the key (padded to 8 bytes),
+ * then the value. The rcu_head used to reclaim it lives in the epoch-memory
+ * header in front of the entry (see RCUEpoch/EpochMemory.swift).
+ * ------------------------------------------------------------------------- */
+
+typedef struct rcumaps_lfht_entry {
+    struct cds_lfht_node node;
+    unsigned char data[]; /* key (keyStride bytes), then value */
+} rcumaps_lfht_entry_t;
+
+/* The key a lookup matches against: borrowed bytes and their size. */
+typedef struct rcumaps_lfht_key {
+    const void *bytes;
+    size_t size;
+} rcumaps_lfht_key_t;
+
+/* Creates a table with the memb flavour. Wraps `cds_lfht_new_flavor`. */
+struct cds_lfht *rcumaps_lfht_new(unsigned long init_size, unsigned long max_size);
+/* Wraps `cds_lfht_destroy`. Not in a read section, not on a call_rcu thread. */
+int rcumaps_lfht_destroy(struct cds_lfht *ht);
+
+/* Returns the entry whose key matches, or NULL. Read section required.
+ * Wraps `cds_lfht_lookup` + `cds_lfht_iter_get_node`. */
+rcumaps_lfht_entry_t *rcumaps_lfht_lookup(struct cds_lfht *ht, unsigned long hash,
+                                          const void *key, size_t key_size);
+
+/* Publishes `entry` if no entry with its key exists; returns the existing
+ * entry otherwise (and `entry` was not published). Wraps `cds_lfht_add_unique`. */
+rcumaps_lfht_entry_t *rcumaps_lfht_add_unique(struct cds_lfht *ht, unsigned long hash,
+                                              size_t key_size, rcumaps_lfht_entry_t *entry);
+
+/* Publishes `entry`, replacing any entry with the same key; returns the
+ * replaced entry or NULL. Wraps `cds_lfht_add_replace`. */
+rcumaps_lfht_entry_t *rcumaps_lfht_add_replace(struct cds_lfht *ht, unsigned long hash,
+                                               size_t key_size, rcumaps_lfht_entry_t *entry);
+
+/* Replaces `old_entry` (which must have been found in this read section)
+ * with `new_entry`. Returns 0, or -ENOENT if `old_entry` was removed
+ * meanwhile. Wraps `cds_lfht_replace`. */
+int rcumaps_lfht_replace(struct cds_lfht *ht, unsigned long hash, size_t key_size,
+                         rcumaps_lfht_entry_t *old_entry, rcumaps_lfht_entry_t *new_entry);
+
+/* Removes `entry`. Returns 0, or a negative value if it was already removed.
+ * Wraps `cds_lfht_del`. */
+int rcumaps_lfht_del(struct cds_lfht *ht, rcumaps_lfht_entry_t *entry);
+
+/* Iteration in the table's (split-ordered) order. `first` returns NULL on an
+ * empty table; `next` returns NULL at the end. Read section required.
+ * Wrap `cds_lfht_first` / `cds_lfht_next`. */
+rcumaps_lfht_entry_t *rcumaps_lfht_first(struct cds_lfht *ht);
+rcumaps_lfht_entry_t *rcumaps_lfht_next(struct cds_lfht *ht, rcumaps_lfht_entry_t *entry);
+
+/* The order key of an entry in iteration order (its bit-reversed hash). */
+unsigned long rcumaps_lfht_entry_order(const rcumaps_lfht_entry_t *entry);
+/* The bit-reversed form of `hash`, comparable with rcumaps_lfht_entry_order. */
+unsigned long rcumaps_lfht_order_of_hash(unsigned long hash);
+
+/* ThreadSanitizer publication edge for memory published through rculfhash
+ * (whose stores are invisible to TSan). No-ops without TSan. */
+void rcumaps_tsan_publish(const void *addr);
+
+/* Bytes the allocator really reserved for `ptr` (glibc `malloc_usable_size`,
+ * which Swift's Glibc module does not export). */
+static inline size_t rcumaps_malloc_usable_size(void *ptr)
+{
+    return malloc_usable_size(ptr);
+}
+
+/* ---------------------------------------------------------------------------
+ * libnuma (degrades to one node when NUMA is unavailable)
+ * ------------------------------------------------------------------------- */
+
+/* Number of NUMA nodes (1 when libnuma reports NUMA unavailable). */
+int rcumaps_numa_node_count(void);
+/* NUMA node of the CPU the caller runs on (0 when unavailable). */
+int rcumaps_numa_current_node(void);
+/* CPU the caller currently runs on (0 if unknown). */
+int rcumaps_current_cpu(void);
+/* Memory on `node` (page-aligned), or NULL. Free with rcumaps_numa_free. */
+void *rcumaps_numa_alloc_onnode(size_t size, int node);
+void rcumaps_numa_free(void *ptr, size_t size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CRCUMAPS_SHIM_H */

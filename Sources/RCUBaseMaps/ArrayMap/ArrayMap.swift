@@ -1,0 +1,242 @@
+import CRCUMapsShim
+import RCUEpoch
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An `ARRAY` map: `maxEntries` preallocated, zero-initialised values indexed by a
+/// `UInt32` key, in one cache-aligned block (on the requested NUMA node when there is one).
+///
+/// Semantics follow Linux: every index always has a value, so ``count`` is `maxEntries`;
+/// delete is EINVAL; lookup past the end is ENOENT; update past the end is E2BIG;
+/// `.noExist` is EEXIST; lookup-and-delete is not supported.
+///
+/// Torn values: a value of at most 8 bytes is one atomic word. A larger value slot has a
+/// sequence counter in front (a seqlock): writers of one slot exclude each other through
+/// it, readers copy the value word by word with atomic loads and retry if a writer
+/// overlapped — readers never take a lock and never block a writer. Helper-mode writes go
+/// straight to memory, as in eBPF, and bypass the counter.
+///
+/// Concurrency: any number of readers and writers on any threads.
+public final class ArrayMap: RawMap, @unchecked Sendable {
+    // @unchecked Sendable: `storage` is allocated once and only accessed through atomics
+    // (user mode) or as borrowed memory (helper mode, caller's responsibility).
+
+    public let definition: MapDefinition
+    let valueSize: Int
+    let maxEntries: Int
+    /// Value bytes padded to 8 (Linux's `round_up(value_size, 8)`).
+    let paddedValueSize: Int
+    /// Bytes per slot: the padded value, plus an 8-byte sequence word when the value
+    /// exceeds 8 bytes.
+    let slotStride: Int
+    /// Offset of the value within a slot (0 or 8).
+    let valueOffset: Int
+    let storageSize: Int
+    let numaPlaced: Bool
+    /// Invariant: `storageSize` bytes, 64-byte aligned, bound to `Atomic<UInt64>`.
+    let storage: UnsafeMutableRawPointer
+
+    /// Creates an array with every value zero.
+    ///
+    /// - Throws: ``MapError/invalidArgument`` (key size not 4, zero sizes, flags),
+    ///   ``MapError/outOfSpace`` (the array would exceed 2^32 bytes, as Linux),
+    ///   ``MapError/noMemory``.
+    public init(_ definition: MapDefinition) throws(MapError) {
+        guard definition.type == .array else {
+            throw MapError.invalidArgument.with(reason: "ArrayMap serves BPF_MAP_TYPE_ARRAY, not \(definition.type)")
+        }
+        try definition.validateArray()
+        self.definition = definition
+        valueSize = definition.valueSize
+        maxEntries = definition.maxEntries
+        paddedValueSize = roundUp8(valueSize)
+        valueOffset = valueSize <= 8 ? 0 : 8
+        slotStride = paddedValueSize + valueOffset
+        let (size, overflow) = maxEntries.multipliedReportingOverflow(by: slotStride)
+        guard !overflow, size <= Int(UInt32.max) else {
+            throw MapError.outOfSpace.with(reason: "array of \(maxEntries) × \(slotStride) bytes exceeds 4 GiB")
+        }
+        storageSize = size
+        if let node = definition.numaNode, NUMATopology.nodeCount > 1,
+           let placed = rcumaps_numa_alloc_onnode(size, Int32(node)) {
+            storage = placed
+            numaPlaced = true
+        } else {
+            guard let block = EpochMemory.allocateCacheAligned(byteCount: size, tag: definition.effectivePoolTag) else {
+                throw MapError.noMemory
+            }
+            storage = block
+            numaPlaced = false
+        }
+        // All-zero bytes are a valid `Atomic<UInt64>` of 0; bind once, access atomically after.
+        storage.initializeMemory(as: UInt8.self, repeating: 0, count: size)
+        storage.bindMemory(to: Atomic<UInt64>.self, capacity: size / 8)
+    }
+
+    deinit {
+        if numaPlaced {
+            // libnuma memory has no epoch header: free it after a grace period by work item.
+            let address = UInt(bitPattern: storage)
+            let size = storageSize
+            let scheduled = Epoch.afterGracePeriod { rcumaps_numa_free(UnsafeMutableRawPointer(bitPattern: address), size) }
+            if !scheduled {
+                runWhereGracePeriodsMayBeAwaited {
+                    Epoch.synchronize()
+                    rcumaps_numa_free(UnsafeMutableRawPointer(bitPattern: address), size)
+                }
+            }
+        } else {
+            EpochMemory.freeCacheAligned(storage)
+        }
+    }
+
+    public var count: Int { maxEntries }
+
+    // MARK: Slots
+
+    @inline(__always)
+    func index(_ key: UnsafeRawBufferPointer) throws(MapError) -> Int {
+        try checkKey(key, 4)
+        return Int(key.baseAddress!.loadUnaligned(as: UInt32.self))
+    }
+
+    @inline(__always)
+    func slot(_ index: Int) -> UnsafeMutableRawPointer { storage + index * slotStride }
+
+    @inline(__always)
+    func word(_ pointer: UnsafeMutableRawPointer) -> UnsafeMutablePointer<Atomic<UInt64>> {
+        pointer.assumingMemoryBound(to: Atomic<UInt64>.self)
+    }
+
+    /// Copies a slot's value out word by word with relaxed atomic loads.
+    @inline(__always)
+    func copyOut(_ value: UnsafeMutableRawPointer, from source: UnsafeMutableRawPointer) {
+        var offset = 0
+        while offset + 8 <= valueSize {
+            value.storeBytes(of: word(source + offset).pointee.load(ordering: .relaxed),
+                             toByteOffset: offset, as: UInt64.self)
+            offset += 8
+        }
+        if offset < valueSize {
+            var last = word(source + offset).pointee.load(ordering: .relaxed)
+            withUnsafeBytes(of: &last) { bytes in
+                (value + offset).copyMemory(from: bytes.baseAddress!, byteCount: valueSize - offset)
+            }
+        }
+    }
+
+    /// Copies a value into a slot word by word with atomic stores (releasing ones when
+    /// the slot has no sequence word to publish it).
+    @inline(__always)
+    func copyIn(_ destination: UnsafeMutableRawPointer, from value: UnsafeRawPointer, releasing: Bool) {
+        var offset = 0
+        while offset < valueSize {
+            var bits: UInt64 = 0
+            if offset + 8 <= valueSize {
+                bits = value.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+            } else {
+                withUnsafeMutableBytes(of: &bits) { bytes in
+                    bytes.baseAddress!.copyMemory(from: value + offset, byteCount: valueSize - offset)
+                }
+            }
+            if releasing {
+                word(destination + offset).pointee.store(bits, ordering: .releasing)
+            } else {
+                word(destination + offset).pointee.store(bits, ordering: .relaxed)
+            }
+            offset += 8
+        }
+    }
+
+    // MARK: Lookup
+
+    public func lookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
+        let index = try self.index(key)
+        try checkValue(value, valueSize)
+        guard index < maxEntries else { throw MapError.keyNotFound }
+        let slot = self.slot(index)
+        if valueOffset == 0 {
+            copyOut(value.baseAddress!, from: slot)
+            return
+        }
+        let sequence = word(slot)
+        var spins = 0
+        while true {
+            let before = sequence.pointee.load(ordering: .acquiring)
+            if before & 1 == 0 {
+                copyOut(value.baseAddress!, from: slot + 8)
+                atomicMemoryFence(ordering: .acquiring)
+                if sequence.pointee.load(ordering: .relaxed) == before { return }
+            }
+            spins += 1
+            if spins & 63 == 0 { sched_yield() }  // a writer of this slot was preempted
+        }
+    }
+
+    public func lookupInPlace(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError)
+        -> UnsafeMutableRawBufferPointer
+    {
+        let index = try self.index(key)
+        guard index < maxEntries else { throw MapError.keyNotFound }
+        return UnsafeMutableRawBufferPointer(start: slot(index) + valueOffset, count: valueSize)
+    }
+
+    // MARK: Update
+
+    public func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags) throws(MapError) {
+        try checkFlags(flags)
+        let index = try self.index(key)
+        try checkValue(value, valueSize)
+        guard index < maxEntries else { throw MapError.outOfSpace }
+        if flags == .noExist { throw MapError.alreadyExists }
+        let slot = self.slot(index)
+        if valueOffset == 0 {
+            copyIn(slot, from: value.baseAddress!, releasing: true)
+            return
+        }
+        let sequence = word(slot)
+        var spins = 0
+        while true {
+            let current = sequence.pointee.load(ordering: .relaxed)
+            if current & 1 == 0,
+               sequence.pointee.compareExchange(expected: current, desired: current &+ 1,
+                                                ordering: .acquiring).exchanged {
+                atomicMemoryFence(ordering: .releasing)
+                copyIn(slot + 8, from: value.baseAddress!, releasing: false)
+                sequence.pointee.store(current &+ 2, ordering: .releasing)
+                return
+            }
+            spins += 1
+            if spins & 63 == 0 { sched_yield() }
+        }
+    }
+
+    public func delete(key: UnsafeRawBufferPointer) throws(MapError) {
+        _ = try index(key)
+        throw MapError.invalidArgument.with(reason: "array elements cannot be deleted")
+    }
+
+    public func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
+        _ = try index(key)
+        throw MapError.notSupported.with(reason: "lookup-and-delete is not supported on arrays")
+    }
+
+    // MARK: Iteration
+
+    public func nextKey(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer) throws(MapError) {
+        guard nextKey.count == 4, nextKey.baseAddress != nil else {
+            throw MapError.invalidArgument.with(reason: "key buffer is \(nextKey.count) bytes, array keys are 4")
+        }
+        let next: Int
+        if let key {
+            let index = try self.index(key)
+            // As Linux: an out-of-range cursor restarts at 0; the last index ends the pass.
+            if index >= maxEntries { next = 0 } else if index == maxEntries - 1 { throw MapError.keyNotFound } else { next = index + 1 }
+        } else {
+            next = 0
+        }
+        nextKey.baseAddress!.storeBytes(of: UInt32(next), as: UInt32.self)
+    }
+}

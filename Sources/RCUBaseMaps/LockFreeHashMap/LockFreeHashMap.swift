@@ -1,0 +1,296 @@
+import CRCUMapsShim
+import RCUEpoch
+import Synchronization
+
+/// A `HASH` map on liburcu's lock-free, auto-resizing hash table (`rculfhash`).
+///
+/// Each entry is one epoch allocation: the `cds_lfht_node`, the key (padded to 8 bytes)
+/// and the value. Entries are immutable once published, except through helper-mode
+/// pointers: an update publishes a new entry and retires the old one after a grace period.
+///
+/// - Lookups: wait-free for readers (`cds_lfht_lookup` in an epoch).
+/// - `.noExist` is `cds_lfht_add_unique`, `.any` is `cds_lfht_add_replace`, `.exist` is
+///   `cds_lfht_replace`: exact semantics with no lock.
+/// - Capacity: an atomic count reserves a slot before a new key is published, so the map
+///   never holds more than `maxEntries` keys; a full map still replaces existing keys.
+///
+/// Concurrency: any number of readers and writers on any threads.
+public final class LockFreeHashMap: RawMap, @unchecked Sendable {
+    // @unchecked Sendable: `table` is only touched through liburcu's thread-safe API in
+    // epochs; every other stored property is immutable or atomic.
+
+    public let definition: MapDefinition
+    let table: OpaquePointer
+    let keySize: Int
+    let valueSize: Int
+    /// Offset of the value inside an entry's data (key padded to 8 bytes).
+    let valueOffset: Int
+    /// Bytes of an entry: node (16) + padded key + value.
+    let entrySize: Int
+    let maxEntries: Int
+    let tag: PoolTag
+    let hasher: KeyHasher
+    let entryCount = Atomic<Int>(0)
+
+    static let nodeSize = MemoryLayout<cds_lfht_node>.size
+
+    /// Creates an empty map.
+    ///
+    /// - Throws: ``MapError/invalidArgument`` or ``MapError/outOfSpace`` for a bad
+    ///   definition (see ``MapDefinition``); ``MapError/noMemory`` if the table cannot be made.
+    public init(_ definition: MapDefinition) throws(MapError) {
+        guard definition.type == .hash else {
+            throw MapError.invalidArgument.with(reason: "LockFreeHashMap serves BPF_MAP_TYPE_HASH, not \(definition.type)")
+        }
+        try definition.validateHash()
+        self.definition = definition
+        keySize = definition.keySize
+        valueSize = definition.valueSize
+        valueOffset = roundUp8(definition.keySize)
+        entrySize = Self.nodeSize + valueOffset + roundUp8(definition.valueSize)
+        maxEntries = definition.maxEntries
+        tag = definition.effectivePoolTag
+        hasher = KeyHasher()
+        // Start small (auto-resize grows the table); never grow past what maxEntries needs.
+        let maxBuckets = UInt(max(1, maxEntries)).nextPowerOfTwoClamped
+        let initial = min(maxBuckets, 1 << 12)
+        guard let table = rcumaps_lfht_new(initial, maxBuckets) else {
+            throw MapError.noMemory.with(reason: "cds_lfht_new failed")
+        }
+        self.table = table
+    }
+
+    deinit {
+        // Unlink and retire every entry, then destroy the (now empty) table.
+        Epoch.enter()
+        var entry = rcumaps_lfht_first(table)
+        while let current = entry {
+            entry = rcumaps_lfht_next(table, current)
+            if rcumaps_lfht_del(table, current) == 0 {
+                EpochMemory.free(UnsafeMutableRawPointer(current))
+            }
+        }
+        Epoch.exit()
+        let table = UInt(bitPattern: self.table)
+        runWhereGracePeriodsMayBeAwaited {
+            let result = rcumaps_lfht_destroy(OpaquePointer(bitPattern: table))
+            assert(result == 0, "cds_lfht_destroy failed (\(result)): entries were left")
+        }
+    }
+
+    public var count: Int { entryCount.load(ordering: .relaxed) }
+
+    // MARK: Entry layout
+
+    @inline(__always)
+    func keyPointer(_ entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>) -> UnsafeMutableRawPointer {
+        UnsafeMutableRawPointer(entry) + Self.nodeSize
+    }
+
+    @inline(__always)
+    func valuePointer(_ entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>) -> UnsafeMutableRawPointer {
+        UnsafeMutableRawPointer(entry) + Self.nodeSize + valueOffset
+    }
+
+    @inline(__always)
+    func hash(_ key: UnsafeRawBufferPointer) -> UInt {
+        UInt(truncatingIfNeeded: hasher.hash(key.baseAddress!, count: keySize))
+    }
+
+    /// Builds an unpublished entry holding `key` and `value`.
+    func makeEntry(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) throws(MapError)
+        -> UnsafeMutablePointer<rcumaps_lfht_entry_t>
+    {
+        guard let raw = EpochMemory.allocate(byteCount: entrySize, tag: tag) else { throw MapError.noMemory }
+        raw.initializeMemory(as: UInt8.self, repeating: 0, count: entrySize)
+        let entry = raw.bindMemory(to: rcumaps_lfht_entry_t.self, capacity: 1)
+        keyPointer(entry).copyMemory(from: key.baseAddress!, byteCount: keySize)
+        valuePointer(entry).copyMemory(from: value.baseAddress!, byteCount: valueSize)
+        rcumaps_tsan_publish(raw)
+        return entry
+    }
+
+    @inline(__always)
+    func discard(_ entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>) {
+        EpochMemory.freeUnpublished(UnsafeMutableRawPointer(entry))
+    }
+
+    @inline(__always)
+    func retire(_ entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>) {
+        EpochMemory.free(UnsafeMutableRawPointer(entry))
+    }
+
+    /// Finds the entry for `key`. Caller holds an epoch.
+    @inline(__always)
+    func find(_ key: UnsafeRawBufferPointer, hash: UInt) -> UnsafeMutablePointer<rcumaps_lfht_entry_t>? {
+        rcumaps_lfht_lookup(table, hash, key.baseAddress, keySize)
+    }
+
+    // MARK: Lookup
+
+    public func lookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
+        try checkKey(key, keySize)
+        try checkValue(value, valueSize)
+        let hash = self.hash(key)
+        Epoch.enter()
+        defer { Epoch.exit() }
+        guard let entry = find(key, hash: hash) else { throw MapError.keyNotFound }
+        value.baseAddress!.copyMemory(from: valuePointer(entry), byteCount: valueSize)
+    }
+
+    public func lookupInPlace(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError)
+        -> UnsafeMutableRawBufferPointer
+    {
+        try checkKey(key, keySize)
+        guard let entry = find(key, hash: hash(key)) else { throw MapError.keyNotFound }
+        return UnsafeMutableRawBufferPointer(start: valuePointer(entry), count: valueSize)
+    }
+
+    // MARK: Update
+
+    public func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags) throws(MapError) {
+        try checkFlags(flags)
+        try checkKey(key, keySize)
+        try checkValue(value, valueSize)
+        let hash = self.hash(key)
+        let entry = try makeEntry(key: key, value: value)
+        Epoch.enter()
+        defer { Epoch.exit() }
+        switch flags {
+        case .noExist:
+            guard reserveSlot() else {
+                discard(entry)
+                throw find(key, hash: hash) != nil ? MapError.alreadyExists : MapError.outOfSpace
+            }
+            let winner = rcumaps_lfht_add_unique(table, hash, keySize, entry)
+            if winner != entry {
+                releaseSlot()
+                discard(entry)
+                throw MapError.alreadyExists
+            }
+        case .exist:
+            try replaceExisting(key, hash: hash, with: entry)
+        default:
+            if reserveSlot() {
+                if let displaced = rcumaps_lfht_add_replace(table, hash, keySize, entry) {
+                    releaseSlot()
+                    retire(displaced)
+                }
+            } else {
+                // Full: only a replacement can succeed.
+                do {
+                    try replaceExisting(key, hash: hash, with: entry)
+                } catch MapError.keyNotFound {
+                    throw MapError.outOfSpace
+                }
+            }
+        }
+    }
+
+    /// Replaces the entry for `key` with `entry`; discards `entry` and throws ENOENT if
+    /// the key is absent. Caller holds an epoch.
+    func replaceExisting(_ key: UnsafeRawBufferPointer, hash: UInt,
+                         with entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>) throws(MapError) {
+        while true {
+            guard let old = find(key, hash: hash) else {
+                discard(entry)
+                throw MapError.keyNotFound
+            }
+            if rcumaps_lfht_replace(table, hash, keySize, old, entry) == 0 {
+                retire(old)
+                return
+            }
+            // `old` was removed or replaced meanwhile: look again.
+        }
+    }
+
+    @inline(__always)
+    func reserveSlot() -> Bool {
+        if entryCount.wrappingAdd(1, ordering: .relaxed).newValue <= maxEntries { return true }
+        entryCount.wrappingSubtract(1, ordering: .relaxed)
+        return false
+    }
+
+    @inline(__always)
+    func releaseSlot() {
+        entryCount.wrappingSubtract(1, ordering: .relaxed)
+    }
+
+    // MARK: Delete
+
+    public func delete(key: UnsafeRawBufferPointer) throws(MapError) {
+        try checkKey(key, keySize)
+        let hash = self.hash(key)
+        Epoch.enter()
+        defer { Epoch.exit() }
+        let entry = try unlink(key, hash: hash)
+        retire(entry)
+    }
+
+    public func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
+        try checkKey(key, keySize)
+        try checkValue(value, valueSize)
+        let hash = self.hash(key)
+        Epoch.enter()
+        defer { Epoch.exit() }
+        let entry = try unlink(key, hash: hash)
+        // We alone removed `entry`: its value is the one the key had when it left the map.
+        value.baseAddress!.copyMemory(from: valuePointer(entry), byteCount: valueSize)
+        retire(entry)
+    }
+
+    /// Removes the entry for `key` and returns it (still readable in this epoch).
+    func unlink(_ key: UnsafeRawBufferPointer, hash: UInt) throws(MapError) -> UnsafeMutablePointer<rcumaps_lfht_entry_t> {
+        while true {
+            guard let entry = find(key, hash: hash) else { throw MapError.keyNotFound }
+            if rcumaps_lfht_del(table, entry) == 0 {
+                releaseSlot()
+                return entry
+            }
+            // Removed or replaced concurrently: look again.
+        }
+    }
+
+    // MARK: Iteration
+
+    public func nextKey(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer) throws(MapError) {
+        if let key { try checkKey(key, keySize) }
+        guard nextKey.count == keySize, nextKey.baseAddress != nil else {
+            throw MapError.invalidArgument.with(reason: "key buffer is \(nextKey.count) bytes, map keys are \(keySize)")
+        }
+        Epoch.enter()
+        defer { Epoch.exit() }
+        let next: UnsafeMutablePointer<rcumaps_lfht_entry_t>?
+        if let key {
+            let hash = self.hash(key)
+            if let current = find(key, hash: hash) {
+                next = rcumaps_lfht_next(table, current)
+            } else {
+                // The cursor key is gone: resume after the place it had in split order.
+                next = firstEntry(afterOrder: rcumaps_lfht_order_of_hash(hash))
+            }
+        } else {
+            next = rcumaps_lfht_first(table)
+        }
+        guard let next else { throw MapError.keyNotFound }
+        nextKey.baseAddress!.copyMemory(from: keyPointer(next), byteCount: keySize)
+    }
+
+    /// The first entry whose split-order key is greater than `order`. Caller holds an epoch.
+    func firstEntry(afterOrder order: UInt) -> UnsafeMutablePointer<rcumaps_lfht_entry_t>? {
+        var entry = rcumaps_lfht_first(table)
+        while let current = entry, rcumaps_lfht_entry_order(current) <= order {
+            entry = rcumaps_lfht_next(table, current)
+        }
+        return entry
+    }
+}
+
+extension UInt {
+    /// The smallest power of two ≥ self, at most 2^31.
+    var nextPowerOfTwoClamped: UInt {
+        if self <= 1 { return 1 }
+        let shift = UInt.bitWidth - (self - 1).leadingZeroBitCount
+        return 1 << Swift.min(shift, 31)
+    }
+}

@@ -1,0 +1,77 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// The error every map operation throws: a Linux errno, as a BPF map returns it.
+///
+/// Each case corresponds 1:1 to the errno Linux returns for the same misuse, so behaviour
+/// can be compared with the kernel. ``reason`` is an optional human-readable detail; it
+/// does not take part in equality (`error == .invalidArgument` compares codes only).
+public struct MapError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The Linux errno value (positive).
+    public let code: Int32
+    /// Why, in words, when the library knows more than the code says.
+    public let reason: String?
+
+    @inlinable
+    public init(code: Int32, reason: String? = nil) {
+        self.code = code
+        self.reason = reason
+    }
+
+    /// The same error with a detail attached.
+    public func with(reason: String) -> MapError { MapError(code: code, reason: reason) }
+
+    /// The key is not in the map. Corresponds to `EBPF_KEY_NOT_FOUND` / `-ENOENT`.
+    public static let keyNotFound = MapError(code: ENOENT)
+    /// The key is already in the map (update with `NOEXIST`). Corresponds to
+    /// `EBPF_KEY_ALREADY_EXISTS` / `-EEXIST`.
+    public static let alreadyExists = MapError(code: EEXIST)
+    /// The map is full, or an index or size is beyond its bounds. Corresponds to
+    /// `EBPF_NO_MORE_KEYS`-style exhaustion / `-E2BIG`.
+    public static let outOfSpace = MapError(code: E2BIG)
+    /// A size, flag, index or definition is invalid. Corresponds to
+    /// `EBPF_INVALID_ARGUMENT` / `-EINVAL`.
+    public static let invalidArgument = MapError(code: EINVAL)
+    /// The operation does not exist for this map type or mode. Corresponds to
+    /// `EBPF_OPERATION_NOT_SUPPORTED` / `-EOPNOTSUPP`.
+    public static let notSupported = MapError(code: EOPNOTSUPP)
+    /// Memory could not be allocated; the map is unchanged. Corresponds to
+    /// `EBPF_NO_MEMORY` / `-ENOMEM`.
+    public static let noMemory = MapError(code: ENOMEM)
+    /// The object is in use (for example a provider that still has maps). Corresponds to
+    /// `EBPF_OBJECT_ALREADY_EXISTS`-style contention / `-EBUSY`.
+    public static let busy = MapError(code: EBUSY)
+    /// The operation is not permitted. Corresponds to `EBPF_ACCESS_DENIED` / `-EPERM`.
+    public static let permissionDenied = MapError(code: EPERM)
+
+    public static func == (lhs: MapError, rhs: MapError) -> Bool { lhs.code == rhs.code }
+    public func hash(into hasher: inout Hasher) { hasher.combine(code) }
+
+    /// Pattern matching in `catch` clauses and `switch`: matches on the code.
+    public static func ~= (pattern: MapError, value: any Error) -> Bool {
+        (value as? MapError)?.code == pattern.code
+    }
+
+    /// The errno's symbolic name.
+    public var name: String {
+        switch code {
+        case ENOENT: "ENOENT"
+        case EEXIST: "EEXIST"
+        case E2BIG: "E2BIG"
+        case EINVAL: "EINVAL"
+        case EOPNOTSUPP: "EOPNOTSUPP"
+        case ENOMEM: "ENOMEM"
+        case EBUSY: "EBUSY"
+        case EPERM: "EPERM"
+        default: "errno \(code)"
+        }
+    }
+
+    public var description: String {
+        if let reason { return "\(name): \(reason)" }
+        return name
+    }
+}

@@ -1,0 +1,44 @@
+import RCUEpoch
+
+/// Creates maps from definitions and owns the type-ID space.
+///
+/// - IDs 1–4095 are built-in types. This release serves `HASH` (both implementations,
+///   chosen by ``MapDefinition/hashImplementation``) and `ARRAY`; the other built-in IDs
+///   are reserved and refused with ``MapError/notSupported``.
+/// - IDs 4096–65535 are custom types served by providers. Creating one for which no
+///   provider is registered is refused with ``MapError/invalidArgument`` and a reason that
+///   says so.
+/// - ID 0 and IDs above 65535 are invalid (``MapError/invalidArgument``), as an unknown
+///   `map_type` is on Linux.
+///
+/// Concurrency: any thread.
+public enum MapRegistry {
+    /// Built-in types this release can create.
+    public static let supportedBuiltInTypes: [MapType] = [.hash, .array]
+
+    /// Creates a map for `definition`.
+    ///
+    /// - Returns: The new, empty map (arrays: every value zero).
+    /// - Throws: ``MapError/invalidArgument`` for an invalid definition, an unknown type,
+    ///   or a custom type with no provider; ``MapError/notSupported`` for a reserved
+    ///   built-in type not served yet; ``MapError/outOfSpace`` for sizes beyond the
+    ///   limits; ``MapError/noMemory``.
+    public static func create(_ definition: MapDefinition) throws(MapError) -> any RawMap {
+        switch definition.type {
+        case .hash:
+            switch definition.hashImplementation {
+            case .lockFree: return try LockFreeHashMap(definition)
+            case .bucketLocked: return try BucketHashMap(definition)
+            }
+        case .array:
+            return try ArrayMap(definition)
+        case let type where type.isCustom:
+            throw MapError.invalidArgument.with(
+                reason: "no provider is registered for custom map type \(type.rawValue)")
+        case let type where type.isBuiltInRange && type.rawValue <= MapType.perfEventArray.rawValue:
+            throw MapError.notSupported.with(reason: "\(type) is not available in this release")
+        case let type:
+            throw MapError.invalidArgument.with(reason: "unknown map type \(type.rawValue)")
+        }
+    }
+}

@@ -1,0 +1,107 @@
+import CRCUMapsShim
+
+/// Proof that the current thread is inside an epoch (an RCU read-side critical section).
+///
+/// A section is only ever handed to the synchronous closure of ``Epoch/withSection(_:)``,
+/// borrowed: it cannot be copied, stored, or carried across an `await`, so code that
+/// holds one is inside the epoch by construction. APIs that return borrowed memory
+/// (helper-mode lookups) take `in section: borrowing EpochSection`.
+public struct EpochSection: ~Copyable {
+    @usableFromInline
+    init() {}
+}
+
+/// The epoch (RCU) layer: read sections, grace periods and deferred reclamation.
+///
+/// RCUMaps uses liburcu's *memb* flavour. A thread is registered with liburcu lazily,
+/// the first time it enters a section (or frees epoch memory), and unregistered
+/// automatically when it exits, so sections work on any thread — including Swift
+/// concurrency's pool threads and Dispatch threads — without setup.
+///
+/// Rules (liburcu's, enforced where they can be):
+/// - A section must not span an `await` (a task may resume on another thread). The
+///   scoped API takes only synchronous closures, so it cannot.
+/// - ``synchronize()`` and ``barrier()`` must not be called inside a section (they would
+///   wait for the caller itself): they stop the program with a message if they are.
+/// - Memory freed through ``EpochMemory`` stays readable until every section that might
+///   have seen it has ended.
+public enum Epoch {
+    /// Runs `body` inside an epoch and returns its result.
+    ///
+    /// Sections nest; an inner section costs about as much as an outer one.
+    ///
+    /// - Parameter body: Synchronous code to run in the section. It receives a borrowed
+    ///   ``EpochSection`` that proves to map APIs that the epoch is held.
+    /// - Returns: Whatever `body` returns.
+    /// - Throws: Whatever `body` throws; the section is left first.
+    ///
+    /// Concurrency: callable from any thread, any time. Reads performed in `body` see
+    /// memory published before they happen; memory retired meanwhile is not reclaimed
+    /// until `body` returns. The corresponding liburcu functions are
+    /// `urcu_memb_read_lock` / `urcu_memb_read_unlock` (generic `rcu_read_lock`).
+    @inlinable @inline(__always)
+    public static func withSection<Result, Failure: Error>(
+        _ body: (borrowing EpochSection) throws(Failure) -> Result
+    ) throws(Failure) -> Result {
+        _epochReadLock()
+        defer { _epochReadUnlock() }
+        return try body(EpochSection())
+    }
+
+    /// Enters an epoch without a scope. Pair with ``exit()`` on the same thread.
+    ///
+    /// Prefer ``withSection(_:)``. This form exists for code that cannot be scoped
+    /// (C providers, hand-written fast paths). Never `await` between `enter()` and `exit()`.
+    ///
+    /// Concurrency: any thread; nestable. Wraps `urcu_memb_read_lock`.
+    @inlinable @inline(__always)
+    public static func enter() {
+        _epochReadLock()
+    }
+
+    /// Leaves an epoch entered with ``enter()``.
+    ///
+    /// - Precondition: the calling thread is inside an epoch (checked in debug builds).
+    ///
+    /// Concurrency: the thread that called ``enter()``. Wraps `urcu_memb_read_unlock`.
+    @inlinable @inline(__always)
+    public static func exit() {
+        assert(rcumaps_read_nesting() > 0, "Epoch.exit() called outside an epoch")
+        _epochReadUnlock()
+    }
+
+    /// Whether the calling thread is inside an epoch.
+    @inlinable
+    public static var isActive: Bool { rcumaps_read_nesting() > 0 }
+
+    /// The calling thread's section depth (0 outside any section).
+    @inlinable
+    public static var nesting: Int { Int(rcumaps_read_nesting()) }
+
+    /// Waits for a grace period: returns once every section that was active when it was
+    /// called has ended.
+    ///
+    /// - Precondition: not inside a section (it would wait for itself).
+    ///
+    /// Concurrency: any thread outside a section; blocks the caller (do not call it from
+    /// a Swift concurrency task that must stay responsive). Wraps `urcu_memb_synchronize_rcu`.
+    public static func synchronize() {
+        precondition(!isActive, "Epoch.synchronize() inside an epoch section would deadlock")
+        rcumaps_synchronize()
+    }
+
+    /// Waits until every deferred free and work item scheduled before the call has run.
+    ///
+    /// Use it at teardown (tests, process shutdown) to see memory statistics settle.
+    ///
+    /// - Precondition: not inside a section, and not on the reclamation thread (from a
+    ///   work item), where it would wait for itself.
+    ///
+    /// Concurrency: any other thread; blocks the caller. Wraps `urcu_memb_barrier`.
+    public static func barrier() {
+        precondition(!isActive, "Epoch.barrier() inside an epoch section would deadlock")
+        precondition(!EpochMemory.isReclamationThread,
+                     "Epoch.barrier() from a deferred work item would deadlock")
+        rcumaps_barrier()
+    }
+}

@@ -1,0 +1,200 @@
+import CRCUMapsShim
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Memory whose release waits for a grace period.
+///
+/// Allocate with ``allocate(byteCount:tag:)`` or ``allocateCacheAligned(byteCount:tag:)``;
+/// once the memory has been unpublished (no new reader can find it), retire it with
+/// ``free(_:)`` / ``freeCacheAligned(_:)``. The memory stays readable by every section
+/// that could have seen it, and is returned to the allocator after they end — by
+/// liburcu's `call_rcu` worker, never by the caller, who never blocks.
+///
+/// Each block carries a hidden 24-byte header in front of it (the eBPF `header--` trick):
+/// the `rcu_head` that queues it for reclamation, its tag, and its state. Freeing a block
+/// twice, or with the wrong function for its kind, stops the program with a message.
+public enum EpochMemory {
+    /// Bytes in front of every block.
+    public static let headerSize = 24
+    /// Alignment of ``allocateCacheAligned(byteCount:tag:)`` blocks (and their padding unit).
+    public static let cacheLineSize = 64
+    /// Alignment of ``allocate(byteCount:tag:)`` blocks.
+    public static let alignment = 8
+
+    /// Allocates `byteCount` bytes under `tag`, 8-byte aligned, uninitialised.
+    ///
+    /// - Returns: The block, or `nil` when the allocator fails (callers report ENOMEM).
+    ///
+    /// Concurrency: any thread, inside or outside a section; takes no lock of ours.
+    public static func allocate(byteCount: Int, tag: PoolTag) -> UnsafeMutableRawPointer? {
+        precondition(byteCount >= 0, "negative allocation size")
+        if _FaultInjection.isActive, _FaultInjection.shouldFail(tag: tag) { return nil }
+        let (total, overflow) = byteCount.addingReportingOverflow(headerSize)
+        guard !overflow, let base = malloc(total) else { return nil }
+        return finishAllocation(base: base, userOffset: headerSize, flags: 0, tag: tag)
+    }
+
+    /// Allocates `byteCount` bytes under `tag`, 64-byte aligned and padded to a whole
+    /// number of cache lines, uninitialised.
+    ///
+    /// - Returns: The block, or `nil` when the allocator fails.
+    ///
+    /// Concurrency: any thread.
+    public static func allocateCacheAligned(byteCount: Int, tag: PoolTag) -> UnsafeMutableRawPointer? {
+        precondition(byteCount >= 0, "negative allocation size")
+        if _FaultInjection.isActive, _FaultInjection.shouldFail(tag: tag) { return nil }
+        let lines = byteCount / cacheLineSize + (byteCount % cacheLineSize == 0 ? 0 : 1)
+        let (padded, overflow1) = max(lines, 1).multipliedReportingOverflow(by: cacheLineSize)
+        let (total, overflow2) = padded.addingReportingOverflow(cacheLineSize)
+        guard !overflow1, !overflow2, let base = aligned_alloc(cacheLineSize, total) else { return nil }
+        return finishAllocation(base: base, userOffset: cacheLineSize, flags: Flags.cacheAligned, tag: tag)
+    }
+
+    /// Retires a block from ``allocate(byteCount:tag:)``: it is reclaimed after a grace period.
+    ///
+    /// - Precondition: the block is unpublished (no reader can newly find it) and has not
+    ///   been freed before.
+    ///
+    /// Concurrency: any thread, inside or outside a section; never blocks. Wraps `call_rcu`.
+    public static func free(_ block: UnsafeMutableRawPointer) {
+        retire(block, expectingCacheAligned: false)
+    }
+
+    /// Retires a block from ``allocateCacheAligned(byteCount:tag:)``.
+    ///
+    /// Same contract as ``free(_:)``.
+    public static func freeCacheAligned(_ block: UnsafeMutableRawPointer) {
+        retire(block, expectingCacheAligned: true)
+    }
+
+    /// Releases a block that was never published, at once, without a grace period.
+    ///
+    /// - Precondition: no other thread has ever been given the block's address.
+    ///
+    /// Concurrency: any thread. Use on error paths (a node built but not inserted).
+    public static func freeUnpublished(_ block: UnsafeMutableRawPointer) {
+        let header = Header(block: block)
+        let flags = header.state.pointee.bitwiseOr(Flags.retired, ordering: .relaxed).oldValue
+        precondition(flags & Flags.retired == 0, "epoch memory freed twice")
+        let usable = header.usableSize(flags: flags)
+        let slot = tagTable.slots + header.slot
+        slot.pointee.liveBytes.subtract(usable, ordering: .relaxed)
+        slot.pointee.liveAllocations.subtract(1, ordering: .relaxed)
+        Glibc.free(header.base(flags: flags))
+    }
+
+    /// Accounting for one tag (zeros for a tag never used).
+    ///
+    /// Concurrency: any thread; the figures are a racy snapshot while others allocate.
+    public static func statistics(for tag: PoolTag) -> EpochTagStatistics {
+        tagTable.snapshot(tagTable.slotIndex(for: tag), tag: tag)
+    }
+
+    /// Accounting for every tag used so far.
+    public static func allStatistics() -> [EpochTagStatistics] {
+        var result: [EpochTagStatistics] = []
+        for index in 0..<TagTable.capacity {
+            let key = tagTable.slots[index].key.load(ordering: .acquiring)
+            guard key != 0 else { continue }
+            result.append(tagTable.snapshot(index, tag: PoolTag(rawValue: UInt32(truncatingIfNeeded: key))))
+        }
+        return result
+    }
+
+    /// Whether the calling thread is liburcu's reclamation (call_rcu) thread.
+    public static var isReclamationThread: Bool { _isReclamationThread }
+
+    // MARK: - Internals
+
+    enum Flags {
+        static let cacheAligned: UInt32 = 1 << 0
+        static let retired: UInt32 = 1 << 1
+        static let workItem: UInt32 = 1 << 2
+    }
+
+    /// The hidden header in front of a block. Layout (24 bytes, 8-aligned):
+    /// `rcu_head` (16) | tag slot index (UInt32) | state flags (UInt32, atomic).
+    struct Header {
+        let raw: UnsafeMutableRawPointer
+
+        init(block: UnsafeMutableRawPointer) { raw = block - EpochMemory.headerSize }
+        init(rcuHead: UnsafeMutableRawPointer) { raw = rcuHead }
+
+        var rcuHead: UnsafeMutablePointer<rcu_head> { raw.assumingMemoryBound(to: rcu_head.self) }
+        var block: UnsafeMutableRawPointer { raw + EpochMemory.headerSize }
+        var slot: Int {
+            get { Int(raw.load(fromByteOffset: 16, as: UInt32.self)) }
+            nonmutating set { raw.storeBytes(of: UInt32(newValue), toByteOffset: 16, as: UInt32.self) }
+        }
+        /// Invariant: bound to `Atomic<UInt32>` once at allocation, only touched atomically after.
+        var state: UnsafePointer<Atomic<UInt32>> {
+            UnsafePointer((raw + 20).assumingMemoryBound(to: Atomic<UInt32>.self))
+        }
+        func base(flags: UInt32) -> UnsafeMutableRawPointer {
+            flags & Flags.cacheAligned != 0 ? block - EpochMemory.cacheLineSize : raw
+        }
+        func usableSize(flags: UInt32) -> Int {
+            rcumaps_malloc_usable_size(base(flags: flags))
+        }
+    }
+
+    static func finishAllocation(base: UnsafeMutableRawPointer, userOffset: Int, flags: UInt32,
+                                 tag: PoolTag) -> UnsafeMutableRawPointer {
+        let block = base + userOffset
+        let header = Header(block: block)
+        header.rcuHead.initialize(to: rcu_head())
+        let slotIndex = tagTable.slotIndex(for: tag)
+        header.slot = slotIndex
+        (header.raw + 20).initializeMemory(as: Atomic<UInt32>.self, to: Atomic(flags))
+        let slot = tagTable.slots + slotIndex
+        slot.pointee.liveBytes.add(rcumaps_malloc_usable_size(base), ordering: .relaxed)
+        slot.pointee.allocations.add(1, ordering: .relaxed)
+        slot.pointee.liveAllocations.add(1, ordering: .relaxed)
+        return block
+    }
+
+    static func retire(_ block: UnsafeMutableRawPointer, expectingCacheAligned: Bool) {
+        let header = Header(block: block)
+        let flags = header.state.pointee.bitwiseOr(Flags.retired, ordering: .relaxed).oldValue
+        precondition(flags & Flags.retired == 0, "epoch memory freed twice")
+        precondition((flags & Flags.cacheAligned != 0) == expectingCacheAligned,
+                     expectingCacheAligned ? "freeCacheAligned of a block from allocate"
+                                           : "free of a block from allocateCacheAligned")
+        let slot = tagTable.slots + header.slot
+        slot.pointee.pendingBytes.add(header.usableSize(flags: flags), ordering: .relaxed)
+        rcumaps_call_rcu(header.rcuHead, epochReclaim)
+    }
+
+    /// Queues a work-item block (see ``EpochWorkItem``) for after a grace period.
+    static func scheduleWork(_ block: UnsafeMutableRawPointer) {
+        let header = Header(block: block)
+        _ = header.state.pointee.bitwiseOr(Flags.workItem, ordering: .relaxed)
+        retire(block, expectingCacheAligned: false)
+    }
+}
+
+var _isReclamationThread: Bool { rcumaps_thread_is_liburcu_worker() != 0 }
+
+/// liburcu's reclaim callback for every epoch block. Runs on a call_rcu worker thread
+/// after a grace period. Must be a nonisolated C function (a closure from an actor-isolated
+/// context crashes on that thread).
+private func epochReclaim(_ head: UnsafeMutablePointer<rcu_head>?) {
+    guard let head else { return }
+    rcumaps_mark_thread_registered()
+    rcumaps_tsan_after_grace_period()
+    let header = EpochMemory.Header(rcuHead: UnsafeMutableRawPointer(head))
+    let flags = header.state.pointee.load(ordering: .relaxed)
+    if flags & EpochMemory.Flags.workItem != 0 {
+        EpochWorkItem.run(payload: header.block)
+    }
+    let usable = header.usableSize(flags: flags)
+    let slot = tagTable.slots + header.slot
+    slot.pointee.pendingBytes.subtract(usable, ordering: .relaxed)
+    slot.pointee.liveBytes.subtract(usable, ordering: .relaxed)
+    slot.pointee.liveAllocations.subtract(1, ordering: .relaxed)
+    Glibc.free(header.base(flags: flags))
+}

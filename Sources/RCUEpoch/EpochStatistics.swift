@@ -1,0 +1,82 @@
+import Synchronization
+
+/// Memory accounting for one ``PoolTag``.
+///
+/// Bytes are what the allocator really handed out for the tag (header and allocator
+/// rounding included), so they are the memory the tag costs the process.
+public struct EpochTagStatistics: Hashable, Sendable {
+    /// The tag these figures belong to.
+    public var tag: PoolTag
+    /// Bytes allocated and not yet reclaimed (live plus awaiting reclamation).
+    public var liveBytes: Int
+    /// Of ``liveBytes``, the bytes freed by their owner and waiting for a grace period.
+    public var pendingBytes: Int
+    /// Allocations made under the tag since the process started.
+    public var allocationCount: Int
+    /// Allocations not yet reclaimed.
+    public var liveAllocations: Int
+
+    public init(tag: PoolTag, liveBytes: Int = 0, pendingBytes: Int = 0,
+                allocationCount: Int = 0, liveAllocations: Int = 0) {
+        self.tag = tag
+        self.liveBytes = liveBytes
+        self.pendingBytes = pendingBytes
+        self.allocationCount = allocationCount
+        self.liveAllocations = liveAllocations
+    }
+}
+
+/// One tag's counters; 64 bytes so that tags do not share cache lines.
+struct TagCounters: ~Copyable {
+    /// 0 when free, else `1 << 32 | tag`.
+    let key = Atomic<UInt64>(0)
+    let liveBytes = Atomic<Int>(0)
+    let pendingBytes = Atomic<Int>(0)
+    let allocations = Atomic<Int>(0)
+    let liveAllocations = Atomic<Int>(0)
+    let padding = (0 as UInt64, 0 as UInt64, 0 as UInt64)
+}
+
+/// The process-wide table of per-tag counters: open addressing, insert-only, lock-free.
+/// The last slot collects every tag that finds the table full.
+final class TagTable: @unchecked Sendable {
+    // @unchecked: `slots` is allocated once, never freed or moved, and every field in
+    // it is an atomic.
+    static let capacity = 256
+    let slots: UnsafeMutablePointer<TagCounters>
+
+    init() {
+        slots = .allocate(capacity: Self.capacity)
+        for index in 0..<Self.capacity { (slots + index).initialize(to: TagCounters()) }
+    }
+
+    /// The slot of `tag`, claiming a free one on first use.
+    func slotIndex(for tag: PoolTag) -> Int {
+        let key = UInt64(1) << 32 | UInt64(tag.rawValue)
+        let mask = Self.capacity - 2  // capacity - 1 is the overflow slot
+        var index = Int(truncatingIfNeeded: (tag.rawValue &* 0x9E37_79B1) >> 24) & mask
+        for _ in 0..<(Self.capacity - 1) {
+            let current = slots[index].key.load(ordering: .acquiring)
+            if current == key { return index }
+            if current == 0 {
+                let (exchanged, original) = slots[index].key.compareExchange(
+                    expected: 0, desired: key, ordering: .acquiringAndReleasing)
+                if exchanged || original == key { return index }
+            }
+            index = (index + 1) & mask
+        }
+        return Self.capacity - 1
+    }
+
+    func snapshot(_ index: Int, tag: PoolTag) -> EpochTagStatistics {
+        let slot = slots + index
+        return EpochTagStatistics(
+            tag: tag,
+            liveBytes: slot.pointee.liveBytes.load(ordering: .relaxed),
+            pendingBytes: slot.pointee.pendingBytes.load(ordering: .relaxed),
+            allocationCount: slot.pointee.allocations.load(ordering: .relaxed),
+            liveAllocations: slot.pointee.liveAllocations.load(ordering: .relaxed))
+    }
+}
+
+let tagTable = TagTable()

@@ -1,0 +1,86 @@
+import Synchronization
+
+/// A callback to run once after a grace period, like an eBPF-for-Windows epoch work item.
+///
+/// Create it up front (so that scheduling cannot fail at an awkward moment), then either
+/// ``schedule()`` it — the callback runs after every section active at that time has
+/// ended — or ``cancel()`` it. Its memory is accounted under ``PoolTag/workItem`` or the
+/// tag given at creation.
+///
+/// The callback runs on liburcu's reclamation thread: keep it short, do not block, and do
+/// not call ``Epoch/barrier()`` from it. It may enter sections and free epoch memory.
+///
+/// Concurrency: an item may be created, scheduled and cancelled from any thread;
+/// scheduling and cancelling race safely (exactly one of them wins).
+public final class EpochWorkItem: Sendable {
+    private enum State: Int { case idle = 0, scheduled = 1, cancelled = 2 }
+
+    private let work: @Sendable () -> Void
+    private let state = Atomic<Int>(State.idle.rawValue)
+    // Invariant: a block from EpochMemory.allocate with room for one pointer; owned by this
+    // item until scheduled, then by the reclamation callback, freed exactly once.
+    private nonisolated(unsafe) let block: UnsafeMutableRawPointer
+
+    /// Prepares a work item.
+    ///
+    /// - Returns: `nil` if its memory cannot be allocated.
+    public init?(tag: PoolTag = .workItem, _ work: @escaping @Sendable () -> Void) {
+        guard let block = EpochMemory.allocate(byteCount: MemoryLayout<UnsafeRawPointer>.size, tag: tag) else {
+            return nil
+        }
+        self.work = work
+        self.block = block
+    }
+
+    deinit {
+        // Never scheduled: its block was never handed to liburcu, release it now.
+        if state.load(ordering: .acquiring) != State.scheduled.rawValue {
+            EpochMemory.freeUnpublished(block)
+        }
+    }
+
+    /// Queues the callback for after a grace period.
+    ///
+    /// - Returns: `false` if the item was already scheduled or cancelled.
+    ///
+    /// Concurrency: any thread, inside or outside a section; never blocks.
+    @discardableResult
+    public func schedule() -> Bool {
+        guard state.compareExchange(expected: State.idle.rawValue, desired: State.scheduled.rawValue,
+                                    ordering: .acquiringAndReleasing).exchanged else { return false }
+        // The block keeps the item alive until the callback has run.
+        block.storeBytes(of: Unmanaged.passRetained(self).toOpaque(), as: UnsafeMutableRawPointer.self)
+        EpochMemory.scheduleWork(block)
+        return true
+    }
+
+    /// Cancels an item that has not been scheduled; its callback will never run.
+    ///
+    /// - Returns: `false` if it was already scheduled (it will run) or cancelled.
+    @discardableResult
+    public func cancel() -> Bool {
+        state.compareExchange(expected: State.idle.rawValue, desired: State.cancelled.rawValue,
+                              ordering: .acquiringAndReleasing).exchanged
+    }
+
+    /// Called by the reclaim callback with a work-item block's payload.
+    static func run(payload: UnsafeMutableRawPointer) {
+        let item = Unmanaged<EpochWorkItem>.fromOpaque(payload.load(as: UnsafeMutableRawPointer.self))
+            .takeRetainedValue()
+        item.work()
+    }
+}
+
+extension Epoch {
+    /// Runs `work` once after a grace period (on the reclamation thread).
+    ///
+    /// - Returns: `false` if the work item could not be allocated (nothing was scheduled).
+    ///
+    /// Concurrency: any thread; never blocks. See ``EpochWorkItem`` for what `work` may do.
+    @discardableResult
+    public static func afterGracePeriod(tag: PoolTag = .workItem,
+                                        _ work: @escaping @Sendable () -> Void) -> Bool {
+        guard let item = EpochWorkItem(tag: tag, work) else { return false }
+        return item.schedule()
+    }
+}

@@ -1,0 +1,4 @@
+// RCUMaps: the library product. It re-exports the layers below it so that
+// `import RCUMaps` is all a user needs.
+@_exported import RCUEpoch
+@_exported import RCUBaseMaps
