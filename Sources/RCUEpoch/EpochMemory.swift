@@ -25,17 +25,20 @@ public enum EpochMemory {
     /// Alignment of ``allocate(byteCount:tag:)`` blocks.
     public static let alignment = 8
 
+    /// Largest block: the header records sizes in 32 bits.
+    public static let maxBlockSize = Int(UInt32.max) - 2 * cacheLineSize
+
     /// Allocates `byteCount` bytes under `tag`, 8-byte aligned, uninitialised.
     ///
-    /// - Returns: The block, or `nil` when the allocator fails (callers report ENOMEM).
+    /// - Returns: The block, or `nil` when the allocator fails or `byteCount` exceeds
+    ///   ``maxBlockSize`` (callers report ENOMEM).
     ///
     /// Concurrency: any thread, inside or outside a section; takes no lock of ours.
     public static func allocate(byteCount: Int, tag: PoolTag) -> UnsafeMutableRawPointer? {
         precondition(byteCount >= 0, "negative allocation size")
         if _FaultInjection.isActive, _FaultInjection.shouldFail(tag: tag) { return nil }
-        let (total, overflow) = byteCount.addingReportingOverflow(headerSize)
-        guard !overflow, let base = malloc(total) else { return nil }
-        return finishAllocation(base: base, userOffset: headerSize, flags: 0, tag: tag)
+        guard byteCount <= maxBlockSize, let base = malloc(byteCount + headerSize) else { return nil }
+        return finishAllocation(base: base, userOffset: headerSize, size: byteCount + headerSize, flags: 0, tag: tag)
     }
 
     /// Allocates `byteCount` bytes under `tag`, 64-byte aligned and padded to a whole
@@ -47,11 +50,11 @@ public enum EpochMemory {
     public static func allocateCacheAligned(byteCount: Int, tag: PoolTag) -> UnsafeMutableRawPointer? {
         precondition(byteCount >= 0, "negative allocation size")
         if _FaultInjection.isActive, _FaultInjection.shouldFail(tag: tag) { return nil }
-        let lines = byteCount / cacheLineSize + (byteCount % cacheLineSize == 0 ? 0 : 1)
-        let (padded, overflow1) = max(lines, 1).multipliedReportingOverflow(by: cacheLineSize)
-        let (total, overflow2) = padded.addingReportingOverflow(cacheLineSize)
-        guard !overflow1, !overflow2, let base = aligned_alloc(cacheLineSize, total) else { return nil }
-        return finishAllocation(base: base, userOffset: cacheLineSize, flags: Flags.cacheAligned, tag: tag)
+        guard byteCount <= maxBlockSize else { return nil }
+        let lines = max(1, (byteCount + cacheLineSize - 1) / cacheLineSize)
+        let total = (lines + 1) * cacheLineSize
+        guard let base = aligned_alloc(cacheLineSize, total) else { return nil }
+        return finishAllocation(base: base, userOffset: cacheLineSize, size: total, flags: Flags.cacheAligned, tag: tag)
     }
 
     /// Retires a block from ``allocate(byteCount:tag:)``: it is reclaimed after a grace period.
@@ -80,14 +83,14 @@ public enum EpochMemory {
         let header = Header(block: block)
         let flags = header.state.pointee.bitwiseOr(Flags.retired, ordering: .relaxed).oldValue
         precondition(flags & Flags.retired == 0, "epoch memory freed twice")
-        let usable = header.usableSize(flags: flags)
-        let slot = tagTable.slots + header.slot
-        slot.pointee.liveBytes.subtract(usable, ordering: .relaxed)
+        let slot = tagTable.slots + Header.slot(flags)
+        slot.pointee.liveBytes.subtract(header.size, ordering: .relaxed)
         slot.pointee.liveAllocations.subtract(1, ordering: .relaxed)
         Glibc.free(header.base(flags: flags))
     }
 
-    /// Accounting for one tag (zeros for a tag never used).
+    /// Accounting for one tag (zeros for a tag never used). Bytes count each block's
+    /// requested size plus its header (and, for cache-aligned blocks, the padding).
     ///
     /// Concurrency: any thread; the figures are a racy snapshot while others allocate.
     public static func statistics(for tag: PoolTag) -> EpochTagStatistics {
@@ -114,10 +117,13 @@ public enum EpochMemory {
         static let cacheAligned: UInt32 = 1 << 0
         static let retired: UInt32 = 1 << 1
         static let workItem: UInt32 = 1 << 2
+        /// Bits 8–15 of the state word: the tag's slot in the statistics table.
+        static let slotShift: UInt32 = 8
     }
 
     /// The hidden header in front of a block. Layout (24 bytes, 8-aligned):
-    /// `rcu_head` (16) | tag slot index (UInt32) | state flags (UInt32, atomic).
+    /// `rcu_head` (16) | accounted size (UInt32) | state (UInt32, atomic: flags in bits
+    /// 0–7, tag slot in bits 8–15; only the flags change after allocation).
     struct Header {
         let raw: UnsafeMutableRawPointer
 
@@ -126,10 +132,12 @@ public enum EpochMemory {
 
         var rcuHead: UnsafeMutablePointer<rcu_head> { raw.assumingMemoryBound(to: rcu_head.self) }
         var block: UnsafeMutableRawPointer { raw + EpochMemory.headerSize }
-        var slot: Int {
+        /// Bytes accounted for the block (header and padding included).
+        var size: Int {
             get { Int(raw.load(fromByteOffset: 16, as: UInt32.self)) }
             nonmutating set { raw.storeBytes(of: UInt32(newValue), toByteOffset: 16, as: UInt32.self) }
         }
+        static func slot(_ state: UInt32) -> Int { Int((state >> Flags.slotShift) & 0xFF) }
         /// Invariant: bound to `Atomic<UInt32>` once at allocation, only touched atomically after.
         var state: UnsafePointer<Atomic<UInt32>> {
             UnsafePointer((raw + 20).assumingMemoryBound(to: Atomic<UInt32>.self))
@@ -137,21 +145,19 @@ public enum EpochMemory {
         func base(flags: UInt32) -> UnsafeMutableRawPointer {
             flags & Flags.cacheAligned != 0 ? block - EpochMemory.cacheLineSize : raw
         }
-        func usableSize(flags: UInt32) -> Int {
-            rcumaps_malloc_usable_size(base(flags: flags))
-        }
     }
 
-    static func finishAllocation(base: UnsafeMutableRawPointer, userOffset: Int, flags: UInt32,
+    static func finishAllocation(base: UnsafeMutableRawPointer, userOffset: Int, size: Int, flags: UInt32,
                                  tag: PoolTag) -> UnsafeMutableRawPointer {
         let block = base + userOffset
         let header = Header(block: block)
         header.rcuHead.initialize(to: rcu_head())
         let slotIndex = tagTable.slotIndex(for: tag)
-        header.slot = slotIndex
-        (header.raw + 20).initializeMemory(as: Atomic<UInt32>.self, to: Atomic(flags))
+        header.size = size
+        (header.raw + 20).initializeMemory(as: Atomic<UInt32>.self,
+                                           to: Atomic(flags | UInt32(slotIndex) << Flags.slotShift))
         let slot = tagTable.slots + slotIndex
-        slot.pointee.liveBytes.add(rcumaps_malloc_usable_size(base), ordering: .relaxed)
+        slot.pointee.liveBytes.add(size, ordering: .relaxed)
         slot.pointee.allocations.add(1, ordering: .relaxed)
         slot.pointee.liveAllocations.add(1, ordering: .relaxed)
         return block
@@ -164,8 +170,8 @@ public enum EpochMemory {
         precondition((flags & Flags.cacheAligned != 0) == expectingCacheAligned,
                      expectingCacheAligned ? "freeCacheAligned of a block from allocate"
                                            : "free of a block from allocateCacheAligned")
-        let slot = tagTable.slots + header.slot
-        slot.pointee.pendingBytes.add(header.usableSize(flags: flags), ordering: .relaxed)
+        let slot = tagTable.slots + Header.slot(flags)
+        slot.pointee.pendingBytes.add(header.size, ordering: .relaxed)
         rcumaps_call_rcu(header.rcuHead, epochReclaim)
     }
 
@@ -191,10 +197,10 @@ private func epochReclaim(_ head: UnsafeMutablePointer<rcu_head>?) {
     if flags & EpochMemory.Flags.workItem != 0 {
         EpochWorkItem.run(payload: header.block)
     }
-    let usable = header.usableSize(flags: flags)
-    let slot = tagTable.slots + header.slot
-    slot.pointee.pendingBytes.subtract(usable, ordering: .relaxed)
-    slot.pointee.liveBytes.subtract(usable, ordering: .relaxed)
+    let size = header.size
+    let slot = tagTable.slots + EpochMemory.Header.slot(flags)
+    slot.pointee.pendingBytes.subtract(size, ordering: .relaxed)
+    slot.pointee.liveBytes.subtract(size, ordering: .relaxed)
     slot.pointee.liveAllocations.subtract(1, ordering: .relaxed)
     Glibc.free(header.base(flags: flags))
 }

@@ -53,9 +53,9 @@ final class TagTable: @unchecked Sendable {
     /// The slot of `tag`, claiming a free one on first use.
     func slotIndex(for tag: PoolTag) -> Int {
         let key = UInt64(1) << 32 | UInt64(tag.rawValue)
-        let mask = Self.capacity - 2  // capacity - 1 is the overflow slot
-        var index = Int(truncatingIfNeeded: (tag.rawValue &* 0x9E37_79B1) >> 24) & mask
-        for _ in 0..<(Self.capacity - 1) {
+        let probed = Self.capacity - 1  // slot `capacity - 1` is the overflow slot
+        var index = Int(truncatingIfNeeded: (tag.rawValue &* 0x9E37_79B1) >> 16) % probed
+        for _ in 0..<probed {
             let current = slots[index].key.load(ordering: .acquiring)
             if current == key { return index }
             if current == 0 {
@@ -63,7 +63,7 @@ final class TagTable: @unchecked Sendable {
                     expected: 0, desired: key, ordering: .acquiringAndReleasing)
                 if exchanged || original == key { return index }
             }
-            index = (index + 1) & mask
+            index = index + 1 == probed ? 0 : index + 1
         }
         return Self.capacity - 1
     }

@@ -1,1 +1,268 @@
+import Foundation
+import RCUEpoch
+import RCUMapsTestSupport
+import Synchronization
 import Testing
+
+@Suite("Epoch sections")
+struct EpochSectionTests {
+    @Test func sectionsNestAndReportDepth() {
+        #expect(!Epoch.isActive)
+        let depths = Epoch.withSection { _ in
+            let outer = Epoch.nesting
+            let inner = Epoch.withSection { _ in Epoch.nesting }
+            return (outer, inner, Epoch.nesting)
+        }
+        #expect(depths == (1, 2, 1))
+        #expect(Epoch.nesting == 0)
+        Epoch.enter()
+        Epoch.enter()
+        #expect(Epoch.nesting == 2)
+        Epoch.exit()
+        Epoch.exit()
+        #expect(!Epoch.isActive)
+    }
+
+    @Test func aThrowingBodyLeavesTheSection() {
+        struct Boom: Error {}
+        #expect(throws: Boom.self) {
+            try Epoch.withSection { _ throws(Boom) in throw Boom() }
+        }
+        #expect(!Epoch.isActive)
+    }
+
+    @Test func worksOnManyShortLivedThreadsWithoutRegistration() {
+        // Each thread registers lazily and unregisters at exit; if a dead thread stayed
+        // registered, the grace periods below would hang or crash.
+        let total = Atomic<Int>(0)
+        for _ in 0..<4 {
+            runOnThreads(16) { _ in
+                Epoch.withSection { _ in _ = total.wrappingAdd(1, ordering: .relaxed) }
+            }
+            Epoch.synchronize()
+        }
+        let totalValue = total.load(ordering: .relaxed)
+        #expect(totalValue == 64)
+    }
+
+    @Test func worksFromSwiftConcurrencyTasks() async {
+        let sum = await withTaskGroup(of: Int.self) { group in
+            for index in 0..<200 {
+                group.addTask { Epoch.withSection { _ in Epoch.nesting + index } }
+            }
+            return await group.reduce(0, +)
+        }
+        #expect(sum == 200 + (0..<200).reduce(0, +))
+        await Task.detached { Epoch.synchronize() }.value
+    }
+
+    @Test func synchronizeWaitsForActiveReaders() throws {
+        // A reader holds a section and a pointer to a block; another thread retires the block
+        // and waits for a grace period. It cannot finish while the reader is inside, and the
+        // block must stay intact until then.
+        let tag = uniqueTag()
+        let block = try #require(EpochMemory.allocate(byteCount: 64, tag: tag))
+        block.initializeMemory(as: UInt64.self, repeating: 0xFEED, count: 8)
+        let address = UInt(bitPattern: block)
+        let readerInside = Atomic<Bool>(false)
+        let readerDone = Atomic<Bool>(false)
+        let graceElapsed = Atomic<Bool>(false)
+        let sawEarlyGrace = Atomic<Bool>(false)
+        let sawCorruption = Atomic<Bool>(false)
+        runOnThreads(2) { thread in
+            if thread == 0 {
+                Epoch.withSection { _ in
+                    readerInside.store(true, ordering: .releasing)
+                    let pointer = UnsafeRawPointer(bitPattern: address)!
+                    for _ in 0..<50 {
+                        usleep(2000)
+                        if graceElapsed.load(ordering: .acquiring) { sawEarlyGrace.store(true, ordering: .relaxed) }
+                        for word in 0..<8 where pointer.load(fromByteOffset: word * 8, as: UInt64.self) != 0xFEED {
+                            sawCorruption.store(true, ordering: .relaxed)
+                        }
+                    }
+                    readerDone.store(true, ordering: .releasing)
+                }
+            } else {
+                while !readerInside.load(ordering: .acquiring) { sched_yield() }
+                EpochMemory.free(UnsafeMutableRawPointer(bitPattern: address)!)
+                Epoch.synchronize()
+                graceElapsed.store(true, ordering: .releasing)
+                if !readerDone.load(ordering: .acquiring) { sawEarlyGrace.store(true, ordering: .relaxed) }
+            }
+        }
+        let sawEarlyGraceValue = sawEarlyGrace.load(ordering: .relaxed)
+        #expect(!sawEarlyGraceValue)
+        let sawCorruptionValue = sawCorruption.load(ordering: .relaxed)
+        #expect(!sawCorruptionValue)
+        #expect(settledStatistics(for: tag).liveBytes == 0)
+    }
+}
+
+@Suite("Epoch memory")
+struct EpochMemoryTests {
+    @Test func allocationsAreAccountedPerTagAndReclaimedAfterABarrier() throws {
+        let tag = uniqueTag()
+        var blocks: [UnsafeMutableRawPointer] = []
+        for size in [1, 8, 100, 4000] {
+            blocks.append(try #require(EpochMemory.allocate(byteCount: size, tag: tag)))
+        }
+        let live = EpochMemory.statistics(for: tag)
+        #expect(live.liveAllocations == 4)
+        #expect(live.allocationCount == 4)
+        #expect(live.liveBytes >= 1 + 8 + 100 + 4000 + 4 * EpochMemory.headerSize)
+        #expect(live.pendingBytes == 0)
+        for block in blocks { EpochMemory.free(block) }
+        let settled = settledStatistics(for: tag)
+        #expect(settled.liveBytes == 0)
+        #expect(settled.pendingBytes == 0)
+        #expect(settled.liveAllocations == 0)
+        #expect(settled.allocationCount == 4)
+        #expect(EpochMemory.allStatistics().contains { $0.tag == tag })
+    }
+
+    @Test func blocksAreAligned() throws {
+        let tag = uniqueTag()
+        for size in [1, 63, 64, 65, 1000] {
+            let plain = try #require(EpochMemory.allocate(byteCount: size, tag: tag))
+            #expect(Int(bitPattern: plain) % EpochMemory.alignment == 0)
+            let aligned = try #require(EpochMemory.allocateCacheAligned(byteCount: size, tag: tag))
+            #expect(Int(bitPattern: aligned) % 64 == 0)
+            aligned.initializeMemory(as: UInt8.self, repeating: 0xCC, count: (size + 63) / 64 * 64)
+            EpochMemory.free(plain)
+            EpochMemory.freeCacheAligned(aligned)
+        }
+        #expect(settledStatistics(for: tag).liveBytes == 0)
+    }
+
+    @Test func unpublishedBlocksAreReleasedAtOnce() throws {
+        let tag = uniqueTag()
+        let block = try #require(EpochMemory.allocate(byteCount: 32, tag: tag))
+        EpochMemory.freeUnpublished(block)
+        let stats = EpochMemory.statistics(for: tag)
+        #expect(stats.liveBytes == 0 && stats.pendingBytes == 0 && stats.liveAllocations == 0)
+    }
+
+    @Test func injectedAllocationFailureReturnsNil() throws {
+        let tag = uniqueTag()
+        _FaultInjection.failAllocations(tag: tag, after: 1)
+        defer { _FaultInjection.disarm(tag: tag) }
+        let first = try #require(EpochMemory.allocate(byteCount: 8, tag: tag))
+        #expect(EpochMemory.allocate(byteCount: 8, tag: tag) == nil)
+        #expect(EpochMemory.allocateCacheAligned(byteCount: 8, tag: tag) == nil)
+        // Other tags are unaffected.
+        let other = try #require(EpochMemory.allocate(byteCount: 8, tag: uniqueTag()))
+        EpochMemory.freeUnpublished(other)
+        EpochMemory.freeUnpublished(first)
+    }
+
+    @Test func retiringTwiceStopsTheProgram() async {
+        await #expect(processExitsWith: .failure) {
+            let block = EpochMemory.allocate(byteCount: 8, tag: .general)!
+            EpochMemory.free(block)
+            EpochMemory.free(block)
+        }
+    }
+
+    @Test func freeingWithTheWrongFunctionStopsTheProgram() async {
+        await #expect(processExitsWith: .failure) {
+            let block = EpochMemory.allocate(byteCount: 8, tag: .general)!
+            EpochMemory.freeCacheAligned(block)
+        }
+    }
+
+    @Test func synchronizeInsideASectionStopsTheProgram() async {
+        await #expect(processExitsWith: .failure) {
+            Epoch.withSection { _ in Epoch.synchronize() }
+        }
+    }
+
+    @Test func manyThreadsAllocateAndFreeConcurrently() {
+        let tag = uniqueTag()
+        runOnThreads(4) { thread in
+            var held: [UnsafeMutableRawPointer] = []
+            for index in 0..<5000 {
+                if let block = EpochMemory.allocate(byteCount: 16 + (index % 64), tag: tag) {
+                    block.storeBytes(of: UInt64(thread), as: UInt64.self)
+                    held.append(block)
+                }
+                if held.count > 32 { EpochMemory.free(held.removeFirst()) }
+            }
+            for block in held { EpochMemory.free(block) }
+        }
+        let settled = settledStatistics(for: tag)
+        #expect(settled.liveBytes == 0)
+        #expect(settled.allocationCount == 20_000)
+    }
+}
+
+@Suite("Deferred work")
+struct EpochWorkItemTests {
+    @Test func workRunsAfterAGracePeriodExactlyOnce() throws {
+        let runs = Atomic<Int>(0)
+        let item = try #require(EpochWorkItem { runs.wrappingAdd(1, ordering: .relaxed) })
+        #expect(item.schedule())
+        #expect(!item.schedule())
+        #expect(!item.cancel())
+        Epoch.barrier()
+        let runsValue = runs.load(ordering: .relaxed)
+        #expect(runsValue == 1)
+    }
+
+    @Test func workWaitsForReadersThatWereActive() {
+        let ran = Atomic<Bool>(false)
+        let ranWhileReaderInside = Atomic<Bool>(false)
+        Epoch.withSection { _ in
+            Epoch.afterGracePeriod { ran.store(true, ordering: .releasing) }
+            usleep(20_000)
+            if ran.load(ordering: .acquiring) { ranWhileReaderInside.store(true, ordering: .relaxed) }
+        }
+        Epoch.barrier()
+        let ranValue = ran.load(ordering: .acquiring)
+        #expect(ranValue)
+        let ranWhileReaderInsideValue = ranWhileReaderInside.load(ordering: .relaxed)
+        #expect(!ranWhileReaderInsideValue)
+    }
+
+    @Test func cancelledWorkNeverRunsAndItsMemoryIsReleased() throws {
+        let tag = uniqueTag()
+        let runs = Atomic<Int>(0)
+        do {
+            let item = try #require(EpochWorkItem(tag: tag) { runs.wrappingAdd(1, ordering: .relaxed) })
+            #expect(EpochMemory.statistics(for: tag).liveAllocations == 1)
+            #expect(item.cancel())
+            #expect(!item.schedule())
+        }
+        Epoch.barrier()
+        let runsValue = runs.load(ordering: .relaxed)
+        #expect(runsValue == 0)
+        #expect(settledStatistics(for: tag).liveBytes == 0)
+    }
+
+    @Test func workItemsMayFreeEpochMemory() throws {
+        let tag = uniqueTag()
+        let block = try #require(EpochMemory.allocate(byteCount: 128, tag: tag))
+        let address = UInt(bitPattern: block)
+        Epoch.afterGracePeriod(tag: tag) { EpochMemory.free(UnsafeMutableRawPointer(bitPattern: address)!) }
+        let settled = settledStatistics(for: tag)
+        #expect(settled.liveBytes == 0)
+        #expect(settled.allocationCount == 2)
+    }
+
+    @Test func workItemsFailCleanlyWhenMemoryRunsOut() {
+        let tag = uniqueTag()
+        _FaultInjection.failAllocations(tag: tag)
+        defer { _FaultInjection.disarm(tag: tag) }
+        #expect(EpochWorkItem(tag: tag) {} == nil)
+        #expect(!Epoch.afterGracePeriod(tag: tag) {})
+    }
+}
+
+@Suite("NUMA topology")
+struct NUMATopologyTests {
+    @Test func reportsAtLeastOneNodeAndAValidCurrentNode() {
+        #expect(NUMATopology.nodeCount >= 1)
+        #expect((0..<NUMATopology.nodeCount).contains(NUMATopology.currentNode))
+        #expect(NUMATopology.currentCPU >= 0)
+    }
+}

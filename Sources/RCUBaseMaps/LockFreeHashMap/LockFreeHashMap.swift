@@ -264,7 +264,7 @@ public final class LockFreeHashMap: RawMap, @unchecked Sendable {
         if let key {
             let hash = self.hash(key)
             if let current = find(key, hash: hash) {
-                next = rcumaps_lfht_next(table, current)
+                next = entry(after: current, skippingKey: key)
             } else {
                 // The cursor key is gone: resume after the place it had in split order.
                 next = firstEntry(afterOrder: rcumaps_lfht_order_of_hash(hash))
@@ -274,6 +274,21 @@ public final class LockFreeHashMap: RawMap, @unchecked Sendable {
         }
         guard let next else { throw MapError.keyNotFound }
         nextKey.baseAddress!.copyMemory(from: keyPointer(next), byteCount: keySize)
+    }
+
+    /// The entry after `entry` whose key is not `key`. Caller holds an epoch.
+    ///
+    /// A node displaced by `cds_lfht_replace` / `cds_lfht_add_replace` keeps a `next`
+    /// pointer to its replacement, which holds the same key: skip it, or the key would be
+    /// returned twice in one pass.
+    func entry(after entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>, skippingKey key: UnsafeRawBufferPointer)
+        -> UnsafeMutablePointer<rcumaps_lfht_entry_t>?
+    {
+        var next = rcumaps_lfht_next(table, entry)
+        while let candidate = next, keysEqual(keyPointer(candidate), key.baseAddress!, count: keySize) {
+            next = rcumaps_lfht_next(table, candidate)
+        }
+        return next
     }
 
     /// The first entry whose split-order key is greater than `order`. Caller holds an epoch.

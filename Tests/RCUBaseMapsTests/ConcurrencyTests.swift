@@ -1,0 +1,237 @@
+import RCUMaps
+import RCUMapsTestSupport
+import Synchronization
+import Testing
+
+/// Many threads of mixed readers and writers for a bounded time, checking invariants as
+/// they go. `RCUMAPS_LONG_TESTS=<seconds>` runs them longer.
+@Suite("Concurrent readers and writers")
+struct ConcurrencyTests {
+    /// A 64-byte value made of eight copies of one word; the word names the key and a version,
+    /// so a reader can tell a whole value from a torn one and from another key's value.
+    struct Wide: BitwiseCopyable {
+        var words: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
+        init(_ word: UInt64) { words = (word, word, word, word, word, word, word, word) }
+        var isWhole: Bool {
+            let w = words
+            return w.0 == w.1 && w.1 == w.2 && w.2 == w.3 && w.3 == w.4 && w.4 == w.5 && w.5 == w.6 && w.6 == w.7
+        }
+        var word: UInt64 { words.0 }
+    }
+
+    static func token(key: UInt64, version: UInt64) -> UInt64 { (key << 40) | (version & 0xFF_FFFF_FFFF) }
+
+    /// Keys 0..<stableCount are never deleted (only replaced); the rest churn.
+    @Test(arguments: HashImplementation.allCases)
+    func mixedReadersAndWritersKeepInvariants(_ implementation: HashImplementation) throws {
+        let stableCount: UInt64 = 64
+        let churnCount: UInt64 = 192
+        let tag = uniqueTag()
+        let map = try MapRegistry.create(MapDefinition(type: .hash, keySize: 8, valueSize: 64,
+                                                       maxEntries: Int(stableCount + churnCount),
+                                                       hashImplementation: implementation, poolTag: tag))
+        for key in 0..<stableCount { try map.put(key, Wide(Self.token(key: key, version: 0))) }
+        let failures = Failures()
+        let deadline = Deadline(after: stressDuration)
+        let writers = 2, readers = 2, iterators = 1
+        runOnThreads(writers + readers + iterators) { thread in
+            var random = XorShift(seed: UInt64(thread + 1) &* 0x9E37_79B9)
+            var version: UInt64 = 1
+            if thread < writers {
+                // Writers: replace stable keys; insert / delete / lookup-and-delete churn keys
+                // (each writer owns the churn keys congruent to its index).
+                while !deadline.hasPassed {
+                    let roll = random.next() % 100
+                    version += 1
+                    do {
+                        if roll < 40 {
+                            let key = random.next() % stableCount
+                            try map.put(key, Wide(Self.token(key: key, version: version)))
+                        } else {
+                            let key = stableCount + (random.next() % (churnCount / UInt64(writers))) * UInt64(writers) + UInt64(thread)
+                            switch roll {
+                            case 40..<70:
+                                do { try map.put(key, Wide(Self.token(key: key, version: version)), flags: .noExist) }
+                                catch MapError.alreadyExists {}
+                            case 70..<85:
+                                do { try map.remove(key) } catch MapError.keyNotFound {}
+                            default:
+                                do {
+                                    let value = try map.take(key, as: Wide.self)
+                                    if !value.isWhole || value.word >> 40 != key { failures.record("torn take \(key)") }
+                                } catch MapError.keyNotFound {}
+                            }
+                        }
+                    } catch {
+                        failures.record("writer \(thread): unexpected \(error)")
+                    }
+                }
+            } else if thread < writers + readers {
+                // Readers: stable keys must always be found, whole, and belong to their key.
+                while !deadline.hasPassed {
+                    let key = random.next() % (stableCount + churnCount)
+                    do {
+                        let value = try map.get(key, as: Wide.self)
+                        if !value.isWhole { failures.record("torn value for key \(key)") }
+                        if value.word >> 40 != key { failures.record("key \(key) read another key's value") }
+                    } catch MapError.keyNotFound {
+                        if key < stableCount { failures.record("stable key \(key) lost") }
+                    } catch {
+                        failures.record("reader: unexpected \(error)")
+                    }
+                }
+            } else {
+                // Iterator: full passes never repeat a key and always include every stable key.
+                while !deadline.hasPassed {
+                    do {
+                        let keys = try map.allKeys(as: UInt64.self)
+                        if Set(keys).count != keys.count { failures.record("a pass returned a key twice") }
+                        let stable = keys.filter { $0 < stableCount }
+                        if stable.count != Int(stableCount) { failures.record("a pass missed stable keys: \(stable.count)") }
+                        if keys.count > Int(stableCount + churnCount) { failures.record("pass longer than capacity") }
+                    } catch {
+                        failures.record("iterator: unexpected \(error)")
+                    }
+                }
+            }
+        }
+        #expect(failures.all.isEmpty, "\(failures.all)")
+        // Quiescent: the count agrees with what iteration finds, and every value is whole.
+        let keys = try map.allKeys(as: UInt64.self)
+        #expect(keys.count == map.count)
+        for key in keys {
+            let value = try map.get(key, as: Wide.self)
+            #expect(value.isWhole && value.word >> 40 == key)
+        }
+    }
+
+    @Test(arguments: HashImplementation.allCases)
+    func racingNoExistInsertsHaveOneWinnerPerKey(_ implementation: HashImplementation) throws {
+        let map = try MapRegistry.create(MapDefinition(type: .hash, keySize: 8, valueSize: 8, maxEntries: 4096,
+                                                       hashImplementation: implementation, poolTag: uniqueTag()))
+        let wins = Atomic<Int>(0)
+        let threads = 4
+        runOnThreads(threads) { thread in
+            for key: UInt64 in 0..<2000 {
+                do {
+                    try map.put(key, UInt64(thread), flags: .noExist)
+                    wins.wrappingAdd(1, ordering: .relaxed)
+                } catch {}
+            }
+        }
+        let winsValue = wins.load(ordering: .relaxed)
+        #expect(winsValue == 2000)
+        #expect(map.count == 2000)
+    }
+
+    @Test(arguments: HashImplementation.allCases)
+    func racingLookupAndDeleteGivesEachValueToExactlyOneThread(_ implementation: HashImplementation) throws {
+        let map = try MapRegistry.create(MapDefinition(type: .hash, keySize: 8, valueSize: 8, maxEntries: 4096,
+                                                       hashImplementation: implementation, poolTag: uniqueTag()))
+        for key: UInt64 in 0..<3000 { try map.put(key, key &* 3) }
+        let taken = Atomic<Int>(0)
+        let sum = Atomic<UInt64>(0)
+        runOnThreads(4) { _ in
+            for key: UInt64 in 0..<3000 {
+                if let value = try? map.take(key, as: UInt64.self) {
+                    taken.wrappingAdd(1, ordering: .relaxed)
+                    sum.wrappingAdd(value, ordering: .relaxed)
+                }
+            }
+        }
+        let takenValue = taken.load(ordering: .relaxed)
+        #expect(takenValue == 3000)
+        let sumValue = sum.load(ordering: .relaxed)
+        #expect(sumValue == (0..<3000).reduce(0) { $0 + UInt64($1) * 3 })
+        #expect(map.count == 0)
+    }
+
+    @Test(arguments: HashImplementation.allCases)
+    func concurrentInsertsNeverExceedMaxEntries(_ implementation: HashImplementation) throws {
+        let map = try MapRegistry.create(MapDefinition(type: .hash, keySize: 8, valueSize: 8, maxEntries: 1000,
+                                                       hashImplementation: implementation, poolTag: uniqueTag()))
+        let inserted = Atomic<Int>(0)
+        let refused = Atomic<Int>(0)
+        runOnThreads(4) { thread in
+            for index: UInt64 in 0..<600 {
+                do {
+                    try map.put(index * 4 + UInt64(thread), index)
+                    inserted.wrappingAdd(1, ordering: .relaxed)
+                } catch MapError.outOfSpace {
+                    refused.wrappingAdd(1, ordering: .relaxed)
+                } catch {}
+            }
+        }
+        let insertedValue = inserted.load(ordering: .relaxed)
+        #expect(insertedValue == 1000)
+        let refusedValue = refused.load(ordering: .relaxed)
+        #expect(refusedValue == 1400)
+        #expect(map.count == 1000)
+        #expect(try map.allKeys(as: UInt64.self).count == 1000)
+    }
+
+    @Test(arguments: [8, 64])
+    func arrayReadersNeverSeeTornValues(valueSize: Int) throws {
+        let tag = uniqueTag()
+        let array = try MapRegistry.create(MapDefinition(type: .array, keySize: 4, valueSize: valueSize,
+                                                         maxEntries: 32, poolTag: tag))
+        let failures = Failures()
+        let deadline = Deadline(after: stressDuration)
+        runOnThreads(4) { thread in
+            var random = XorShift(seed: UInt64(thread + 7))
+            var buffer = [UInt64](repeating: 0, count: valueSize / 8)
+            while !deadline.hasPassed {
+                let index = UInt32(random.next() % 32)
+                if thread < 2 {
+                    let word = Self.token(key: UInt64(index), version: random.next())
+                    for slot in buffer.indices { buffer[slot] = word }
+                    do {
+                        try withUnsafeBytes(of: index) { key in
+                            try buffer.withUnsafeBytes { try array.update(key: key, value: $0, flags: .any) }
+                        }
+                    } catch { failures.record("writer: \(error)") }
+                } else {
+                    do {
+                        try withUnsafeBytes(of: index) { key in
+                            try buffer.withUnsafeMutableBytes { try array.lookup(key: key, into: $0) }
+                        }
+                    } catch { failures.record("reader: \(error)") }
+                    if buffer.contains(where: { $0 != buffer[0] }) { failures.record("torn array value") }
+                    if buffer[0] != 0 && buffer[0] >> 40 != UInt64(index) { failures.record("wrong slot") }
+                }
+            }
+        }
+        #expect(failures.all.isEmpty, "\(failures.all)")
+    }
+
+    @Test(arguments: HashImplementation.allCases)
+    func helperModeAtomicIncrementsAreNotLostAcrossUnrelatedWrites(_ implementation: HashImplementation) throws {
+        // In-place (helper-mode) atomic increments on one key while other threads insert and
+        // delete other keys (which copies buckets): every increment must land.
+        let map = try MapRegistry.create(MapDefinition(type: .hash, keySize: 8, valueSize: 8, maxEntries: 512,
+                                                       hashImplementation: implementation, poolTag: uniqueTag()))
+        try map.put(UInt64(0), UInt64(0))
+        let increments = 20_000
+        runOnThreads(4) { thread in
+            var key = UInt64(0)
+            if thread < 2 {
+                for _ in 0..<increments {
+                    withUnsafeBytes(of: &key) { keyBytes in
+                        Epoch.withSection { section in
+                            guard let value = try? map.lookupInPlace(key: keyBytes, in: section) else { return }
+                            value.baseAddress!.assumingMemoryBound(to: Atomic<UInt64>.self)
+                                .pointee.wrappingAdd(1, ordering: .relaxed)
+                        }
+                    }
+                }
+            } else {
+                for round in 0..<increments / 4 {
+                    let other = UInt64(1 + (round % 400) * 2 + thread - 2)
+                    try? map.put(other, UInt64(round))
+                    try? map.remove(other)
+                }
+            }
+        }
+        #expect(try map.get(UInt64(0), as: UInt64.self) == UInt64(2 * increments))
+    }
+}
