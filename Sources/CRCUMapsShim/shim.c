@@ -102,6 +102,9 @@ void rcumaps_barrier(void)
 void rcumaps_call_rcu(struct rcu_head *head, void (*func)(struct rcu_head *head))
 {
     rcumaps_ensure_registered();
+    /* What the retiring thread did before retiring happens before the reclamation
+     * (liburcu's queue hand-off is invisible to TSan). */
+    rcumaps_tsan_reader_exit();
     urcu_memb_call_rcu(head, func);
 }
 

@@ -1,0 +1,63 @@
+/// `value` with exactly `digits` decimals (no Foundation), or `nil` if it is not finite.
+func fixed(_ value: Double, _ digits: Int) -> String? {
+    guard value.isFinite else { return nil }
+    var scale = 1.0
+    for _ in 0..<digits { scale *= 10 }
+    let scaled = (abs(value) * scale).rounded()
+    // Beyond Int64 (absurd for this tool): fall back to Swift's own rendering.
+    guard scaled < 9.0e18 else { return String(value) }
+    let units = Int64(scaled)
+    let divisor = Int64(scale)
+    let whole = String(units / divisor)
+    let sign = value < 0 && units != 0 ? "-" : ""
+    guard digits > 0 else { return sign + whole }
+    let fraction = String(units % divisor)
+    return sign + whole + "." + String(repeating: "0", count: digits - fraction.count) + fraction
+}
+
+/// A value for the table: about three significant figures, `-` when absent.
+func readable(_ value: Double?) -> String {
+    guard let value, value.isFinite else { return "-" }
+    let digits = value >= 100 ? 0 : value >= 10 ? 1 : 2
+    return fixed(value, digits) ?? "-"
+}
+
+/// Renders rows as columns: the first column left-aligned, the others right-aligned.
+func renderColumns(_ rows: [[String]]) -> String {
+    let columnCount = rows.map(\.count).max() ?? 0
+    var widths = [Int](repeating: 0, count: columnCount)
+    for row in rows {
+        for (column, cell) in row.enumerated() { widths[column] = max(widths[column], cell.count) }
+    }
+    return rows.map { row in
+        row.enumerated().map { column, cell in
+            let padding = String(repeating: " ", count: widths[column] - cell.count)
+            return column == 0 ? cell + padding : padding + cell
+        }.joined(separator: "  ")
+    }.joined(separator: "\n")
+}
+
+/// `text` as a JSON string literal.
+func jsonString(_ text: String) -> String {
+    var result = "\""
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "\"": result += "\\\""
+        case "\\": result += "\\\\"
+        case "\n": result += "\\n"
+        case "\t": result += "\\t"
+        case "\r": result += "\\r"
+        case _ where scalar.value < 0x20:
+            let hex = String(scalar.value, radix: 16)
+            result += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+        default: result.unicodeScalars.append(scalar)
+        }
+    }
+    return result + "\""
+}
+
+/// A JSON number with `digits` decimals, or `null` when absent or not finite.
+func jsonNumber(_ value: Double?, _ digits: Int) -> String {
+    guard let value, let text = fixed(value, digits) else { return "null" }
+    return text
+}

@@ -1,0 +1,106 @@
+/// One measured cell: a map, a workload, a thread count.
+struct CellResult: Sendable {
+    let map: MapKind
+    let workload: Workload
+    let threads: Int
+    /// Prefilled entries.
+    let entries: Int
+    /// Operations completed by all threads.
+    let operations: Int
+    /// Wall-clock nanoseconds from the start signal until the last thread stopped.
+    let wallNanoseconds: UInt64
+    /// Lookups that missed (every key is prefilled, so this should be zero).
+    let misses: Int
+    /// Updates the map refused (should be zero).
+    let failedUpdates: Int
+
+    /// Wall-clock nanoseconds per operation per thread: `wall × threads / operations`.
+    var nanosecondsPerOperation: Double? {
+        operations > 0 ? Double(wallNanoseconds) * Double(threads) / Double(operations) : nil
+    }
+
+    /// Total throughput, millions of operations per second.
+    var megaOperationsPerSecond: Double {
+        wallNanoseconds > 0 ? Double(operations) / Double(wallNanoseconds) * 1_000 : 0
+    }
+}
+
+/// What one timed run of a cell's threads counted.
+struct Measurement: Sendable {
+    /// Operations completed by all threads.
+    var operations: Int
+    /// Wall-clock nanoseconds from the start signal until the last thread stopped.
+    var wallNanoseconds: UInt64
+    /// Lookups that missed.
+    var misses: Int
+    /// Updates the map refused.
+    var failedUpdates: Int
+}
+
+/// Operations between two checks of the stop signal.
+let operationsPerBatch = 64
+
+/// Runs `workload` on `target` with `threads` OS threads for `duration` seconds.
+///
+/// Threads start together on a barrier; the calling thread sleeps for the duration,
+/// then signals stop and joins them.
+///
+/// - Returns: The measurements, or `nil` if a thread could not be started.
+func measure<Target: BenchTarget>(
+    _ target: Target, workload: Workload, threads: Int, duration: Double
+) -> Measurement? {
+    let control = CellControl()
+    var workers: [OSThread] = []
+    for index in 0..<threads {
+        guard let thread = OSThread({ control.report(runWorker(target, workload: workload, stream: index, control: control)) })
+        else {
+            control.waitForArrivals(workers.count)
+            control.stop()
+            control.start()
+            for worker in workers { worker.join() }
+            return nil
+        }
+        workers.append(thread)
+    }
+    control.waitForArrivals(threads)
+    let startedAt = MonotonicClock.nanoseconds()
+    control.start()
+    MonotonicClock.sleep(until: startedAt + UInt64(duration * 1e9))
+    control.stop()
+    for worker in workers { worker.join() }
+
+    let results = control.results
+    keepAlive(results.reduce(0) { $0 ^ $1.checksum })
+    let finishedAt = results.map(\.finishedAt).max() ?? startedAt
+    return Measurement(operations: results.reduce(0) { $0 + $1.operations },
+                       wallNanoseconds: finishedAt > startedAt ? finishedAt - startedAt : 0,
+                       misses: results.reduce(0) { $0 + $1.misses },
+                       failedUpdates: results.reduce(0) { $0 + $1.failedUpdates })
+}
+
+/// One worker thread's loop: waits for the start, then runs batches until told to stop.
+func runWorker<Target: BenchTarget>(
+    _ target: Target, workload: Workload, stream: Int, control: CellControl
+) -> WorkerResult {
+    var random = XorShiftRandom(stream: stream)
+    let bound = UInt64(target.entries)
+    let updateThreshold = workload.updatesPer65536
+    var result = WorkerResult()
+    control.arriveAndWait()
+    while !control.shouldStop {
+        for _ in 0..<operationsPerBatch {
+            let bits = random.next()
+            let index = XorShiftRandom.index(bits, below: bound)
+            if bits & 0xFFFF < updateThreshold {
+                if !target.update(index: index, value: bits) { result.failedUpdates &+= 1 }
+            } else if let value = target.lookup(index: index) {
+                result.checksum &+= value
+            } else {
+                result.misses &+= 1
+            }
+        }
+        result.operations &+= operationsPerBatch
+    }
+    result.finishedAt = MonotonicClock.nanoseconds()
+    return result
+}

@@ -1,0 +1,155 @@
+/// What `rcumaps bench` runs, as parsed from the command line.
+struct BenchOptions: Equatable, Sendable {
+    /// Thread counts to measure each map and workload at, in order.
+    var threads: [Int] = [1, 2]
+    /// Seconds of measurement per cell.
+    var duration: Double = 0.5
+    /// Entries prefilled into each map (and each hash map's `maxEntries`).
+    var entries: Int = 16384
+    /// Maps to measure, in order.
+    var maps: [MapKind] = MapKind.allCases
+    /// Workloads to run, in order.
+    var workloads: [Workload] = Workload.allCases
+    /// Print a JSON array instead of the table.
+    var json = false
+
+    /// Largest accepted `--threads` entry.
+    static let maxThreads = 1024
+    /// Largest accepted `--duration`, in seconds.
+    static let maxDuration = 3600.0
+    /// Largest accepted `--entries` (2^26).
+    static let maxEntries = 1 << 26
+}
+
+/// What the command line asked for.
+enum Command: Equatable, Sendable {
+    /// Run the benchmark.
+    case bench(BenchOptions)
+    /// Print usage to stdout and exit 0.
+    case help
+}
+
+/// A command-line mistake: reported with usage on stderr, exit status 2.
+struct UsageError: Error, Equatable, Sendable {
+    let message: String
+}
+
+/// Parses `rcumaps` arguments (without the program name).
+///
+/// Grammar: `[bench] [options]` or `help`. Options take their value as the next
+/// argument or after `=` (`--duration 1` or `--duration=1`).
+func parseCommand(_ arguments: [String]) throws(UsageError) -> Command {
+    var rest = arguments[...]
+    if let first = rest.first, !first.hasPrefix("-") {
+        switch first {
+        case "bench": rest = rest.dropFirst()
+        case "help": return .help
+        default: throw UsageError(message: "unknown subcommand '\(first)'")
+        }
+    }
+    var options = BenchOptions()
+    while let argument = rest.popFirst() {
+        var name = argument
+        var inlineValue: String?
+        if argument.hasPrefix("--"), let equals = argument.firstIndex(of: "=") {
+            name = String(argument[..<equals])
+            inlineValue = String(argument[argument.index(after: equals)...])
+        }
+        /// The option's value: inline after `=`, or the next argument.
+        func value() throws(UsageError) -> String {
+            if let inlineValue { return inlineValue }
+            guard let next = rest.popFirst() else { throw UsageError(message: "\(name) needs a value") }
+            return next
+        }
+        func noValue() throws(UsageError) {
+            if inlineValue != nil { throw UsageError(message: "\(name) takes no value") }
+        }
+        switch name {
+        case "-h", "--help":
+            try noValue()
+            return .help
+        case "--json":
+            try noValue()
+            options.json = true
+        case "--threads":
+            options.threads = try parseList(try value(), option: name) { (text) throws(UsageError) in
+                try parseInt(text, option: name, in: 1...BenchOptions.maxThreads)
+            }
+        case "--duration":
+            options.duration = try parseSeconds(try value(), option: name)
+        case "--entries":
+            options.entries = try parseInt(try value(), option: name, in: 1...BenchOptions.maxEntries)
+        case "--maps":
+            options.maps = try parseList(try value(), option: name) { (text) throws(UsageError) in
+                try parseName(text, option: name, as: MapKind.self)
+            }
+        case "--workloads":
+            options.workloads = try parseList(try value(), option: name) { (text) throws(UsageError) in
+                try parseName(text, option: name, as: Workload.self)
+            }
+        default:
+            if argument.hasPrefix("-") { throw UsageError(message: "unknown option '\(argument)'") }
+            throw UsageError(message: "unexpected argument '\(argument)'")
+        }
+    }
+    return .bench(options)
+}
+
+// MARK: - Value parsers
+
+/// Parses a comma-separated, non-empty list, dropping repeats but keeping order.
+func parseList<Element: Equatable>(
+    _ text: String, option: String, _ element: (String) throws(UsageError) -> Element
+) throws(UsageError) -> [Element] {
+    var result: [Element] = []
+    for item in text.split(separator: ",", omittingEmptySubsequences: false) {
+        let trimmed = String(item).trimmingSpaces
+        guard !trimmed.isEmpty else { throw UsageError(message: "\(option): empty item in '\(text)'") }
+        let parsed = try element(trimmed)
+        if !result.contains(parsed) { result.append(parsed) }
+    }
+    return result
+}
+
+/// Parses a decimal integer in `range`.
+func parseInt(_ text: String, option: String, in range: ClosedRange<Int>) throws(UsageError) -> Int {
+    guard let value = Int(text) else {
+        throw UsageError(message: "\(option): '\(text)' is not an integer")
+    }
+    guard range.contains(value) else {
+        throw UsageError(message: "\(option): \(value) is out of range \(range.lowerBound)...\(range.upperBound)")
+    }
+    return value
+}
+
+/// Parses a positive, finite number of seconds no larger than ``BenchOptions/maxDuration``.
+func parseSeconds(_ text: String, option: String) throws(UsageError) -> Double {
+    guard let value = Double(text), value.isFinite else {
+        throw UsageError(message: "\(option): '\(text)' is not a number of seconds")
+    }
+    guard value > 0, value <= BenchOptions.maxDuration else {
+        throw UsageError(message: "\(option): \(text) must be more than 0 and at most \(Int(BenchOptions.maxDuration))")
+    }
+    return value
+}
+
+/// Parses one of the names of a `String`-backed enum.
+func parseName<Name: RawRepresentable & CaseIterable>(
+    _ text: String, option: String, as type: Name.Type
+) throws(UsageError) -> Name where Name.RawValue == String {
+    guard let value = Name(rawValue: text) else {
+        let known = Name.allCases.map(\.rawValue).joined(separator: ", ")
+        throw UsageError(message: "\(option): unknown name '\(text)' (choose from \(known))")
+    }
+    return value
+}
+
+extension String {
+    /// The string without leading and trailing spaces and tabs.
+    var trimmingSpaces: String {
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" }
+        guard let first = firstIndex(where: { !isSpace($0) }),
+              let last = lastIndex(where: { !isSpace($0) }) else { return "" }
+        return String(self[first...last])
+    }
+}

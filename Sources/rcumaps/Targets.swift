@@ -1,0 +1,161 @@
+import RCUMaps
+import Synchronization
+
+/// A prefilled map under measurement, addressed by key index `0..<entries`.
+///
+/// Implementations turn an index into the map's key (``BenchKeys``) and perform one
+/// operation. They are used from several threads at once, so they are `Sendable`.
+protocol BenchTarget: Sendable {
+    /// Number of prefilled keys: valid indices are `0..<entries`.
+    var entries: Int { get }
+    /// Looks up the key at `index`; `nil` on a miss.
+    func lookup(index: Int) -> UInt64?
+    /// Stores `value` under the key at `index` (`.any`); `false` if the map refused.
+    func update(index: Int, value: UInt64) -> Bool
+}
+
+/// The keys the benchmark uses.
+enum BenchKeys {
+    /// The hash key for `index`: scrambled by a large odd multiplier (a bijection on
+    /// `UInt64`), so keys are distinct and not sequential.
+    @inline(__always)
+    static func hashKey(_ index: Int) -> UInt64 {
+        (UInt64(truncatingIfNeeded: index) &+ 1) &* 0x9E37_79B9_7F4A_7C15
+    }
+
+    /// The value prefilled under `index`.
+    @inline(__always)
+    static func initialValue(_ index: Int) -> UInt64 {
+        UInt64(truncatingIfNeeded: index) ^ 0x5555_5555_5555_5555
+    }
+}
+
+/// A hash map (either implementation) with 8-byte keys and values.
+///
+/// Lookups are helper mode: one epoch section and one `lookupInPlace` per operation.
+struct HashTarget<Map: RawMap>: BenchTarget {
+    let map: Map
+    let entries: Int
+
+    /// Prefills `map` with `entries` keys (`.noExist`) and checks its count.
+    init(map: Map, entries: Int) throws(MapError) {
+        self.map = map
+        self.entries = entries
+        for index in 0..<entries {
+            var key = BenchKeys.hashKey(index)
+            var value = BenchKeys.initialValue(index)
+            try withUnsafeBytes(of: &key) { (key) throws(MapError) in
+                try withUnsafeBytes(of: &value) { (value) throws(MapError) in
+                    try map.update(key: key, value: value, flags: .noExist)
+                }
+            }
+        }
+        guard map.count == entries else {
+            throw MapError.invalidArgument.with(reason: "prefilled \(entries) keys but the map counts \(map.count)")
+        }
+    }
+
+    @inline(__always)
+    func lookup(index: Int) -> UInt64? {
+        var key = BenchKeys.hashKey(index)
+        return withUnsafeBytes(of: &key) { key in
+            Epoch.withSection { section in
+                guard let stored = try? map.lookupInPlace(key: key, in: section) else { return nil }
+                return stored.loadUnaligned(as: UInt64.self)
+            }
+        }
+    }
+
+    @inline(__always)
+    func update(index: Int, value: UInt64) -> Bool {
+        var key = BenchKeys.hashKey(index)
+        var value = value
+        return withUnsafeBytes(of: &key) { key in
+            withUnsafeBytes(of: &value) { value in
+                (try? map.update(key: key, value: value, flags: .any)) != nil
+            }
+        }
+    }
+}
+
+/// An `ArrayMap` with `UInt32` index keys and `UInt64` values.
+///
+/// Lookups are helper mode: one epoch section and one `lookupInPlace` per operation.
+struct ArrayTarget: BenchTarget {
+    let map: ArrayMap
+    let entries: Int
+
+    /// Sets every slot of `map` (which has `entries` slots) to its initial value.
+    init(map: ArrayMap, entries: Int) throws(MapError) {
+        self.map = map
+        self.entries = entries
+        for index in 0..<entries {
+            guard update(index: index, value: BenchKeys.initialValue(index)) else {
+                throw MapError.invalidArgument.with(reason: "could not set array index \(index)")
+            }
+        }
+    }
+
+    @inline(__always)
+    func lookup(index: Int) -> UInt64? {
+        var key = UInt32(truncatingIfNeeded: index)
+        return withUnsafeBytes(of: &key) { key in
+            Epoch.withSection { section in
+                guard let stored = try? map.lookupInPlace(key: key, in: section) else { return nil }
+                return stored.loadUnaligned(as: UInt64.self)
+            }
+        }
+    }
+
+    @inline(__always)
+    func update(index: Int, value: UInt64) -> Bool {
+        var key = UInt32(truncatingIfNeeded: index)
+        var value = value
+        return withUnsafeBytes(of: &key) { key in
+            withUnsafeBytes(of: &value) { value in
+                (try? map.update(key: key, value: value, flags: .any)) != nil
+            }
+        }
+    }
+}
+
+/// The baseline: a Swift dictionary behind a `Synchronization.Mutex`, same keys as the hash maps.
+final class MutexDictTarget: BenchTarget {
+    let storage: Mutex<[UInt64: UInt64]>
+    let entries: Int
+
+    /// Creates the dictionary prefilled with `entries` keys.
+    init(entries: Int) {
+        var dictionary: [UInt64: UInt64] = [:]
+        dictionary.reserveCapacity(entries)
+        for index in 0..<entries {
+            dictionary[BenchKeys.hashKey(index)] = BenchKeys.initialValue(index)
+        }
+        storage = Mutex(dictionary)
+        self.entries = entries
+    }
+
+    @inline(__always)
+    func lookup(index: Int) -> UInt64? {
+        let key = BenchKeys.hashKey(index)
+        return storage.withLock { $0[key] }
+    }
+
+    @inline(__always)
+    func update(index: Int, value: UInt64) -> Bool {
+        let key = BenchKeys.hashKey(index)
+        storage.withLock { $0[key] = value }
+        return true
+    }
+}
+
+/// A hash map definition for the benchmark: 8-byte keys and values, `maxEntries = entries`.
+func hashDefinition(entries: Int, implementation: HashImplementation) -> MapDefinition {
+    MapDefinition(type: .hash, keySize: 8, valueSize: 8, maxEntries: entries,
+                  name: "bench", hashImplementation: implementation)
+}
+
+/// An array map definition for the benchmark: `UInt32` keys, `UInt64` values, `entries` slots.
+func arrayDefinition(entries: Int) -> MapDefinition {
+    MapDefinition(type: .array, keySize: 4, valueSize: 8, maxEntries: entries, name: "bench")
+}

@@ -1,0 +1,87 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import Synchronization
+
+/// An OS thread running one closure; call ``join()`` exactly once.
+struct OSThread {
+    private let handle: pthread_t
+
+    /// The closure a new thread runs, handed to `pthread_create` as its argument.
+    private final class Body: Sendable {
+        let run: @Sendable () -> Void
+        init(_ run: @escaping @Sendable () -> Void) { self.run = run }
+    }
+
+    /// Starts a thread running `body`; `nil` if the system refused (`pthread_create` failed).
+    init?(_ body: @escaping @Sendable () -> Void) {
+        let context = Unmanaged.passRetained(Body(body)).toOpaque()
+        var handle = pthread_t()
+        let status = pthread_create(&handle, nil, { context in
+            guard let context else { return nil }
+            Unmanaged<Body>.fromOpaque(context).takeRetainedValue().run()
+            return nil
+        }, context)
+        guard status == 0 else {
+            Unmanaged<Body>.fromOpaque(context).release()
+            return nil
+        }
+        self.handle = handle
+    }
+
+    /// Waits for the thread to finish.
+    func join() {
+        _ = pthread_join(handle, nil)
+    }
+}
+
+/// What one worker thread measured.
+struct WorkerResult: Sendable {
+    /// Operations completed.
+    var operations = 0
+    /// Lookups that found no value (should be zero: every key is prefilled).
+    var misses = 0
+    /// Updates the map refused (should be zero).
+    var failedUpdates = 0
+    /// Sum of looked-up values, so the optimiser must perform the lookups.
+    var checksum: UInt64 = 0
+    /// When the worker saw the stop signal (``MonotonicClock/nanoseconds()``).
+    var finishedAt: UInt64 = 0
+}
+
+/// Start barrier, stop signal and result collection shared by a cell's threads.
+final class CellControl: Sendable {
+    private let ready = Atomic<Int>(0)
+    private let started = Atomic<Bool>(false)
+    private let stopped = Atomic<Bool>(false)
+    private let collected = Mutex<[WorkerResult]>([])
+
+    /// Called by a worker: announces it is ready and waits until all are released.
+    func arriveAndWait() {
+        ready.add(1, ordering: .releasing)
+        while !started.load(ordering: .acquiring) { sched_yield() }
+    }
+
+    /// Called by the coordinator: waits until `count` workers have arrived.
+    func waitForArrivals(_ count: Int) {
+        while ready.load(ordering: .acquiring) < count { sched_yield() }
+    }
+
+    /// Releases every waiting worker.
+    func start() { started.store(true, ordering: .releasing) }
+
+    /// Tells the workers to finish.
+    func stop() { stopped.store(true, ordering: .relaxed) }
+
+    /// Whether workers should finish (checked every batch of operations).
+    @inline(__always)
+    var shouldStop: Bool { stopped.load(ordering: .relaxed) }
+
+    /// Records one worker's result.
+    func report(_ result: WorkerResult) { collected.withLock { $0.append(result) } }
+
+    /// Every recorded result.
+    var results: [WorkerResult] { collected.withLock { $0 } }
+}

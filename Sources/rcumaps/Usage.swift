@@ -1,0 +1,44 @@
+/// The text `--help` prints (and usage errors print after their message).
+func usageText() -> String {
+    let defaults = BenchOptions()
+    let maps = MapKind.allCases.map { "    \(pad($0.rawValue, 15))\($0.summary)" }.joined(separator: "\n")
+    let workloads = Workload.allCases.map { "    \(pad($0.rawValue, 15))\($0.summary)" }.joined(separator: "\n")
+    return """
+        USAGE: rcumaps [bench] [options]
+
+        Measures RCUMaps' maps against a Mutex<[UInt64: UInt64]> baseline and prints a table.
+        With no subcommand, runs `bench`. Each cell (map x workload x thread count) gets a
+        fresh map prefilled with --entries keys; its threads start together and run for
+        --duration seconds of wall-clock time, after an untimed warm-up of a fifth of that
+        (at most 0.1 s). Lookups run in helper mode: one epoch section and one
+        lookupInPlace per operation; updates are user-mode update(.any).
+
+        OPTIONS:
+          --threads LIST     thread counts, comma-separated (default: \(defaults.threads.map(String.init).joined(separator: ",")))
+          --duration S       seconds per cell (default: \(defaults.duration))
+          --entries N        prefilled entries; hash maps get maxEntries = N (default: \(defaults.entries))
+          --maps LIST        maps to measure, comma-separated (default: all)
+          --workloads LIST   workloads to run, comma-separated (default: all)
+          --json             print a JSON array of cell results instead of the table
+          -h, --help         print this help
+
+        MAPS:
+        \(maps)
+
+        WORKLOADS:
+        \(workloads)
+
+        COLUMNS:
+          ns/op          wall-clock nanoseconds per operation per thread: duration x threads / ops
+          Mops/s         total throughput of all threads, millions of operations per second
+          vs mutex-dict  throughput ratio to mutex-dict at the same workload and thread count
+
+        EXIT STATUS: 0 on success; 1 if a map could not be built, a thread could not be
+        started, a lookup missed or an update failed; 2 for a usage error.
+        """
+}
+
+/// `text` padded with spaces on the right to `width` characters.
+func pad(_ text: String, _ width: Int) -> String {
+    text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count)
+}
