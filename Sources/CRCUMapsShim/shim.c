@@ -46,7 +46,7 @@ void rcumaps_tsan_publish(const void *addr) { (void)addr; }
  * Thread registration
  * ------------------------------------------------------------------------- */
 
-__thread rcumaps_thread_state_t rcumaps_tls;
+__thread rcumaps_thread_state_t rcumaps_tls __attribute__((tls_model("initial-exec")));
 
 /* registered == 1: we registered this thread and must unregister it at exit.
  * registered == 2: liburcu registered it (call_rcu worker); we never unregister. */

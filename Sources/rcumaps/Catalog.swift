@@ -8,6 +8,9 @@ enum MapKind: String, CaseIterable, Sendable {
     case array = "array"
     /// The baseline: Swift `Synchronization.Mutex<[UInt64: UInt64]>`.
     case mutexDict = "mutex-dict"
+    /// No map: each operation is one empty epoch section (enter + exit), the floor under
+    /// every helper-mode lookup.
+    case epoch = "epoch"
 
     /// The map every ratio is computed against.
     static let baseline = MapKind.mutexDict
@@ -19,6 +22,7 @@ enum MapKind: String, CaseIterable, Sendable {
         case .hashBucket: "BucketHashMap (per-bucket locks), UInt64 keys and values"
         case .array: "ArrayMap, UInt32 index keys 0..<entries, UInt64 values"
         case .mutexDict: "baseline: Mutex<[UInt64: UInt64]>"
+        case .epoch: "no map: one empty Epoch.withSection (enter + exit) per operation"
         }
     }
 }

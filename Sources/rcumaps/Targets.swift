@@ -159,3 +159,18 @@ func hashDefinition(entries: Int, implementation: HashImplementation) -> MapDefi
 func arrayDefinition(entries: Int) -> MapDefinition {
     MapDefinition(type: .array, keySize: 4, valueSize: 8, maxEntries: entries, name: "bench")
 }
+
+/// No map: every operation, lookup or update, is one empty epoch section.
+struct EpochTarget: BenchTarget {
+    let entries: Int
+
+    @inline(__always)
+    func lookup(index: Int) -> UInt64? {
+        Epoch.withSection { _ in UInt64(truncatingIfNeeded: index) }
+    }
+
+    @inline(__always)
+    func update(index: Int, value: UInt64) -> Bool {
+        Epoch.withSection { _ in true }
+    }
+}

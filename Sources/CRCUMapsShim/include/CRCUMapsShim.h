@@ -41,7 +41,10 @@ typedef struct rcumaps_thread_state {
     unsigned int nesting;
 } rcumaps_thread_state_t;
 
-extern __thread rcumaps_thread_state_t rcumaps_tls;
+/* initial-exec: a direct %fs-relative access instead of a __tls_get_addr call on
+ * every read lock. Valid because the shim is linked into the program (or a library
+ * loaded at start-up), as SwiftPM builds it. */
+extern __thread rcumaps_thread_state_t rcumaps_tls __attribute__((tls_model("initial-exec")));
 
 /* Registers the calling thread with liburcu-memb and arranges for it to be
  * unregistered when the thread exits. Idempotent. Slow path of the read lock. */

@@ -25,7 +25,8 @@ typedef struct rcumaps_lgpl_thread_state {
 } rcumaps_lgpl_thread_state_t;
 
 /* The same TLS object as CRCUMapsShim's rcumaps_tls, viewed with this layout. */
-extern __thread rcumaps_lgpl_thread_state_t rcumaps_tls __asm__("rcumaps_tls");
+extern __thread rcumaps_lgpl_thread_state_t rcumaps_tls __asm__("rcumaps_tls")
+    __attribute__((tls_model("initial-exec")));
 void rcumaps_register_current_thread(void);
 void rcumaps_tsan_reader_exit(void);
 extern const int rcumaps_tsan_enabled;
