@@ -85,7 +85,9 @@ let package = Package(
         ),
         .target(
             name: "RCUMapsTestSupport",
-            dependencies: ["RCUMaps"],
+            // Name every layer it uses: a dependency reached only through RCUMaps'
+            // @_exported imports is not always rebuilt when its layout changes.
+            dependencies: ["RCUEpoch", "RCUBaseMaps", "RCUMaps"],
             path: "Tests/RCUMapsTestSupport",
             swiftSettings: swiftSettings
         ),

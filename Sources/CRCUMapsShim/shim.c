@@ -55,7 +55,10 @@ enum { RCUMAPS_REGISTERED_BY_US = 1, RCUMAPS_REGISTERED_BY_LIBURCU = 2 };
 static pthread_key_t rcumaps_exit_key;
 static pthread_once_t rcumaps_exit_key_once = PTHREAD_ONCE_INIT;
 
-/* Runs when a thread that we registered exits (pthread key destructor). */
+/* Runs when a thread that we registered exits (pthread key destructor).
+ * If a later destructor of another library enters a section again, the thread is
+ * registered anew and the key re-armed, so this runs again in the next round
+ * (glibc runs PTHREAD_DESTRUCTOR_ITERATIONS = 4 rounds). */
 static void rcumaps_thread_exit(void *unused)
 {
     (void)unused;

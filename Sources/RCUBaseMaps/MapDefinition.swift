@@ -76,18 +76,28 @@ public struct MapDefinition: Hashable, Sendable {
         }
     }
 
-    /// Checks what every map type requires: name, capacity, value size, NUMA node.
-    func validateCommon() throws(MapError) {
+    /// Checks a definition in Linux's order: name, flags and zero sizes (EINVAL) first,
+    /// then sizes beyond the limits (E2BIG), then the NUMA node.
+    ///
+    /// - Parameters:
+    ///   - allowedFlags: the creation flags this map type accepts.
+    ///   - keySizeRule: the type's own key-size check, run after the zero checks.
+    func validate(allowedFlags: MapCreationFlags, keySizeRule: (Int) throws(MapError) -> Void) throws(MapError) {
         guard name.utf8.count <= Self.maxNameLength,
               name.utf8.allSatisfy({ $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".")
                   || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0)
                   || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0)
                   || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) })
         else { throw MapError.invalidArgument.with(reason: "map name must be at most 15 characters of [A-Za-z0-9_.]") }
+        guard allowedFlags.isSuperset(of: flags) else {
+            throw MapError.invalidArgument.with(reason: "unsupported map flags 0x\(String(flags.rawValue, radix: 16)) for \(type)")
+        }
         guard maxEntries > 0, maxEntries <= Int(UInt32.max) else {
             throw MapError.invalidArgument.with(reason: "maxEntries must be 1...\(UInt32.max), got \(maxEntries)")
         }
+        guard keySize > 0 else { throw MapError.invalidArgument.with(reason: "keySize must be positive, got \(keySize)") }
         guard valueSize > 0 else { throw MapError.invalidArgument.with(reason: "valueSize must be positive, got \(valueSize)") }
+        try keySizeRule(keySize)
         guard valueSize <= Self.maxValueSize else {
             throw MapError.outOfSpace.with(reason: "valueSize \(valueSize) exceeds \(Self.maxValueSize)")
         }
@@ -101,22 +111,19 @@ public struct MapDefinition: Hashable, Sendable {
 
     /// Checks a hash map definition (both implementations).
     func validateHash() throws(MapError) {
-        try validateCommon()
-        guard keySize > 0 else { throw MapError.invalidArgument.with(reason: "keySize must be positive, got \(keySize)") }
-        guard keySize <= Self.maxKeySize else {
-            throw MapError.outOfSpace.with(reason: "keySize \(keySize) exceeds \(Self.maxKeySize)")
-        }
-        guard MapCreationFlags.noPrealloc.isSuperset(of: flags) else {
-            throw MapError.invalidArgument.with(reason: "unsupported map flags 0x\(String(flags.rawValue, radix: 16))")
+        try validate(allowedFlags: .noPrealloc) { (keySize) throws(MapError) in
+            guard keySize <= Self.maxKeySize else {
+                throw MapError.outOfSpace.with(reason: "keySize \(keySize) exceeds \(Self.maxKeySize)")
+            }
         }
     }
 
     /// Checks an array map definition.
     func validateArray() throws(MapError) {
-        try validateCommon()
-        guard keySize == 4 else { throw MapError.invalidArgument.with(reason: "array keys are 4-byte indices, got keySize \(keySize)") }
-        guard flags.isEmpty else {
-            throw MapError.invalidArgument.with(reason: "unsupported array flags 0x\(String(flags.rawValue, radix: 16))")
+        try validate(allowedFlags: []) { (keySize) throws(MapError) in
+            guard keySize == 4 else {
+                throw MapError.invalidArgument.with(reason: "array keys are 4-byte indices, got keySize \(keySize)")
+            }
         }
     }
 }

@@ -70,6 +70,18 @@ public enum Epoch {
         _epochReadUnlock()
     }
 
+    /// Declares that the calling thread is already registered with liburcu-memb by code
+    /// outside RCUMaps (your own liburcu use, a C provider's threads), so that RCUMaps
+    /// neither registers it a second time — which liburcu forbids — nor unregisters it at
+    /// thread exit. Call it once on such a thread before its first section.
+    ///
+    /// Threads RCUMaps registers itself need nothing: registration is automatic.
+    ///
+    /// Concurrency: affects the calling thread only.
+    public static func adoptRegisteredThread() {
+        rcumaps_mark_thread_registered()
+    }
+
     /// Whether the calling thread is inside an epoch.
     @inlinable
     public static var isActive: Bool { rcumaps_read_nesting() > 0 }

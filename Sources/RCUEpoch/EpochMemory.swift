@@ -97,7 +97,11 @@ public enum EpochMemory {
         tagTable.snapshot(tagTable.slotIndex(for: tag), tag: tag)
     }
 
-    /// Accounting for every tag used so far.
+    /// How many tags get counters of their own; later tags share one set (see
+    /// ``EpochTagStatistics/isShared``).
+    public static var maxTrackedTags: Int { TagTable.capacity - 1 }
+
+    /// Accounting for every tag used so far (the shared overflow counters are not listed).
     public static func allStatistics() -> [EpochTagStatistics] {
         var result: [EpochTagStatistics] = []
         for index in 0..<TagTable.capacity {
@@ -117,13 +121,14 @@ public enum EpochMemory {
         static let cacheAligned: UInt32 = 1 << 0
         static let retired: UInt32 = 1 << 1
         static let workItem: UInt32 = 1 << 2
-        /// Bits 8–15 of the state word: the tag's slot in the statistics table.
+        /// Bits 8–17 of the state word: the tag's slot in the statistics table.
         static let slotShift: UInt32 = 8
+        static let slotMask: UInt32 = 0x3FF
     }
 
     /// The hidden header in front of a block. Layout (24 bytes, 8-aligned):
     /// `rcu_head` (16) | accounted size (UInt32) | state (UInt32, atomic: flags in bits
-    /// 0–7, tag slot in bits 8–15; only the flags change after allocation).
+    /// 0–7, tag slot in bits 8–17; only the flags change after allocation).
     struct Header {
         let raw: UnsafeMutableRawPointer
 
@@ -137,7 +142,7 @@ public enum EpochMemory {
             get { Int(raw.load(fromByteOffset: 16, as: UInt32.self)) }
             nonmutating set { raw.storeBytes(of: UInt32(newValue), toByteOffset: 16, as: UInt32.self) }
         }
-        static func slot(_ state: UInt32) -> Int { Int((state >> Flags.slotShift) & 0xFF) }
+        static func slot(_ state: UInt32) -> Int { Int((state >> Flags.slotShift) & Flags.slotMask) }
         /// Invariant: bound to `Atomic<UInt32>` once at allocation, only touched atomically after.
         var state: UnsafePointer<Atomic<UInt32>> {
             UnsafePointer((raw + 20).assumingMemoryBound(to: Atomic<UInt32>.self))

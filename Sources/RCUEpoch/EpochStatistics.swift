@@ -15,6 +15,10 @@ public struct EpochTagStatistics: Hashable, Sendable {
     public var allocationCount: Int
     /// Allocations not yet reclaimed.
     public var liveAllocations: Int
+    /// `true` when more than ``EpochMemory/maxTrackedTags`` tags are in use and this one
+    /// shares the overflow counters with the other late tags: the figures are then totals
+    /// of all of them.
+    public var isShared: Bool = false
 
     public init(tag: PoolTag, liveBytes: Int = 0, pendingBytes: Int = 0,
                 allocationCount: Int = 0, liveAllocations: Int = 0) {
@@ -42,7 +46,7 @@ struct TagCounters: ~Copyable {
 final class TagTable: @unchecked Sendable {
     // @unchecked: `slots` is allocated once, never freed or moved, and every field in
     // it is an atomic.
-    static let capacity = 256
+    static let capacity = 1024
     let slots: UnsafeMutablePointer<TagCounters>
 
     init() {
@@ -70,12 +74,14 @@ final class TagTable: @unchecked Sendable {
 
     func snapshot(_ index: Int, tag: PoolTag) -> EpochTagStatistics {
         let slot = slots + index
-        return EpochTagStatistics(
+        var statistics = EpochTagStatistics(
             tag: tag,
             liveBytes: slot.pointee.liveBytes.load(ordering: .relaxed),
             pendingBytes: slot.pointee.pendingBytes.load(ordering: .relaxed),
             allocationCount: slot.pointee.allocations.load(ordering: .relaxed),
             liveAllocations: slot.pointee.liveAllocations.load(ordering: .relaxed))
+        statistics.isShared = index == Self.capacity - 1
+        return statistics
     }
 }
 

@@ -148,8 +148,14 @@ struct MapDefinitionTests {
             try MapRegistry.create(MapDefinition(type: .hash, keySize: 8, valueSize: MapDefinition.maxValueSize + 1,
                                                  maxEntries: 4))
         }
-        #expect(throws: MapError.outOfSpace) {
+        // Linux: an array of 4 GiB or more is ENOMEM.
+        #expect(throws: MapError.noMemory) {
             try MapRegistry.create(MapDefinition(type: .array, keySize: 4, valueSize: 4096, maxEntries: 2_000_000))
+        }
+        // Linux checks zero sizes (EINVAL) before oversized ones (E2BIG).
+        #expect(throws: MapError.invalidArgument) {
+            try MapRegistry.create(MapDefinition(type: .hash, keySize: 0, valueSize: MapDefinition.maxValueSize + 1,
+                                                 maxEntries: 4))
         }
     }
 

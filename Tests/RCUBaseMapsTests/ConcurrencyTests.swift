@@ -235,3 +235,47 @@ struct ConcurrencyTests {
         #expect(try map.get(UInt64(0), as: UInt64.self) == UInt64(2 * increments))
     }
 }
+
+@Suite("Capacity under races")
+struct CapacityRaceTests {
+    /// A full-but-one map: one thread keeps replacing an existing key while another inserts
+    /// and deletes a second key. The map never holds more than `maxEntries` keys, so the
+    /// insert must never fail with E2BIG (a replace must not hold a capacity slot).
+    @Test(arguments: HashImplementation.allCases)
+    func replacingAnExistingKeyNeverStarvesAnInsert(_ implementation: HashImplementation) throws {
+        let map = try MapRegistry.create(MapDefinition(type: .hash, keySize: 8, valueSize: 8, maxEntries: 2,
+                                                       hashImplementation: implementation, poolTag: uniqueTag()))
+        try map.put(UInt64(1), UInt64(0))
+        let failures = Failures()
+        let stop = Atomic<Bool>(false)
+        runOnThreads(3) { thread in
+            var round: UInt64 = 0
+            switch thread {
+            case 0:
+                while !stop.load(ordering: .relaxed) {
+                    round += 1
+                    do { try map.put(UInt64(1), round) } catch { failures.record("replace(.any): \(error)") }
+                }
+            case 1:
+                while !stop.load(ordering: .relaxed) {
+                    round += 1
+                    do { try map.put(UInt64(1), round, flags: .noExist) } catch MapError.alreadyExists {} catch {
+                        failures.record("noExist on present key: \(error)")
+                    }
+                }
+            default:
+                for _ in 0..<30_000 {
+                    do {
+                        try map.put(UInt64(2), UInt64(2), flags: .noExist)
+                        try map.remove(UInt64(2))
+                    } catch {
+                        failures.record("insert/delete of key 2: \(error)")
+                    }
+                }
+                stop.store(true, ordering: .relaxed)
+            }
+        }
+        #expect(failures.all.isEmpty, "\(failures.all)")
+        #expect(map.count == 1)
+    }
+}

@@ -52,7 +52,8 @@ void rcumaps_register_current_thread(void);
 
 /* Marks the calling thread as an already-registered reader without calling
  * liburcu (used on liburcu's own call_rcu worker threads, which register
- * themselves). */
+ * themselves, and on threads the application registered; see
+ * Epoch.adoptRegisteredThread). We never unregister such a thread. */
 void rcumaps_mark_thread_registered(void);
 
 /* ThreadSanitizer: a reader leaving its section "releases" the grace-period
@@ -80,10 +81,12 @@ static inline __attribute__((always_inline)) void rcumaps_read_lock(void)
 /* Leaves a read-side critical section. Wraps `urcu_memb_read_unlock`. */
 static inline __attribute__((always_inline)) void rcumaps_read_unlock(void)
 {
-    urcu_memb_read_unlock();
-    rcumaps_tls.nesting--;
+    /* TSan: release before unlocking, so that every access of the section is ordered
+     * before the reclamation that the end of the section may allow. */
     if (__builtin_expect(rcumaps_tsan_enabled, 0))
         rcumaps_tsan_reader_exit();
+    urcu_memb_read_unlock();
+    rcumaps_tls.nesting--;
 }
 
 /* Current read-section depth of the calling thread (0 = outside). */

@@ -43,10 +43,12 @@ static inline __attribute__((always_inline)) void rcumaps_lgpl_read_lock(void)
 /* Inlined `_urcu_memb_read_unlock`. */
 static inline __attribute__((always_inline)) void rcumaps_lgpl_read_unlock(void)
 {
-    urcu_memb_read_unlock();
-    rcumaps_tls.nesting--;
+    /* TSan: release before unlocking, so that every access of the section is ordered
+     * before the reclamation that the end of the section may allow. */
     if (__builtin_expect(rcumaps_tsan_enabled, 0))
         rcumaps_tsan_reader_exit();
+    urcu_memb_read_unlock();
+    rcumaps_tls.nesting--;
 }
 
 #endif /* CRCUMAPS_SHIM_LGPL_H */

@@ -41,8 +41,8 @@ public final class ArrayMap: RawMap, @unchecked Sendable {
     /// Creates an array with every value zero.
     ///
     /// - Throws: ``MapError/invalidArgument`` (key size not 4, zero sizes, flags),
-    ///   ``MapError/outOfSpace`` (the array would exceed 2^32 bytes, as Linux),
-    ///   ``MapError/noMemory``.
+    ///   ``MapError/outOfSpace`` (value size beyond the limit), ``MapError/noMemory``
+    ///   (no memory, or the array would reach 4 GiB, as Linux).
     public init(_ definition: MapDefinition) throws(MapError) {
         guard definition.type == .array else {
             throw MapError.invalidArgument.with(reason: "ArrayMap serves BPF_MAP_TYPE_ARRAY, not \(definition.type)")
@@ -55,8 +55,9 @@ public final class ArrayMap: RawMap, @unchecked Sendable {
         valueOffset = valueSize <= 8 ? 0 : 8
         slotStride = paddedValueSize + valueOffset
         let (size, overflow) = maxEntries.multipliedReportingOverflow(by: slotStride)
-        guard !overflow, size <= Int(UInt32.max) else {
-            throw MapError.outOfSpace.with(reason: "array of \(maxEntries) × \(slotStride) bytes exceeds 4 GiB")
+        // Linux refuses arrays of 4 GiB and more with ENOMEM (array_map_alloc).
+        guard !overflow, size <= EpochMemory.maxBlockSize else {
+            throw MapError.noMemory.with(reason: "array of \(maxEntries) × \(slotStride) bytes exceeds 4 GiB")
         }
         storageSize = size
         if let node = definition.numaNode, NUMATopology.nodeCount > 1,

@@ -158,32 +158,56 @@ public final class LockFreeHashMap: RawMap, @unchecked Sendable {
         defer { Epoch.exit() }
         switch flags {
         case .noExist:
-            guard reserveSlot() else {
-                discard(entry)
-                throw find(key, hash: hash) != nil ? MapError.alreadyExists : MapError.outOfSpace
-            }
-            let winner = rcumaps_lfht_add_unique(table, hash, keySize, entry)
-            if winner != entry {
-                releaseSlot()
-                discard(entry)
-                throw MapError.alreadyExists
-            }
+            try insertNew(key, hash: hash, entry: entry)
         case .exist:
             try replaceExisting(key, hash: hash, with: entry)
         default:
-            if reserveSlot() {
-                if let displaced = rcumaps_lfht_add_replace(table, hash, keySize, entry) {
-                    releaseSlot()
-                    retire(displaced)
+            try insertOrReplace(key, hash: hash, entry: entry)
+        }
+    }
+
+    /// `.noExist`: publishes `entry` if the key is absent. Caller holds an epoch.
+    ///
+    /// The key is looked up before a capacity slot is reserved, so an update of an existing
+    /// key never holds a slot and never makes a concurrent insert fail with E2BIG.
+    func insertNew(_ key: UnsafeRawBufferPointer, hash: UInt,
+                   entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>) throws(MapError) {
+        guard find(key, hash: hash) == nil else {
+            discard(entry)
+            throw MapError.alreadyExists
+        }
+        guard reserveSlot() else {
+            discard(entry)
+            // Linux checks existence before capacity.
+            throw find(key, hash: hash) != nil ? MapError.alreadyExists : MapError.outOfSpace
+        }
+        if rcumaps_lfht_add_unique(table, hash, keySize, entry) != entry {
+            releaseSlot()
+            discard(entry)
+            throw MapError.alreadyExists
+        }
+    }
+
+    /// `.any`: replaces the key's entry, or publishes `entry` as a new key if there is
+    /// room. Caller holds an epoch. Retries when it races with inserts and deletes of the
+    /// same key; E2BIG only when the map is full and the key is absent.
+    func insertOrReplace(_ key: UnsafeRawBufferPointer, hash: UInt,
+                         entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>) throws(MapError) {
+        while true {
+            if let old = find(key, hash: hash) {
+                if rcumaps_lfht_replace(table, hash, keySize, old, entry) == 0 {
+                    retire(old)
+                    return
                 }
-            } else {
-                // Full: only a replacement can succeed.
-                do {
-                    try replaceExisting(key, hash: hash, with: entry)
-                } catch MapError.keyNotFound {
-                    throw MapError.outOfSpace
-                }
+                continue  // `old` left the map meanwhile: look again
             }
+            guard reserveSlot() else {
+                if find(key, hash: hash) != nil { continue }  // inserted meanwhile: replace it
+                discard(entry)
+                throw MapError.outOfSpace
+            }
+            if rcumaps_lfht_add_unique(table, hash, keySize, entry) == entry { return }
+            releaseSlot()  // inserted concurrently: go round and replace it (`entry` is unpublished)
         }
     }
 
