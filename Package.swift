@@ -97,6 +97,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "RCUMapsToolTests",
+            dependencies: ["rcumaps"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "RCUBaseMapsTests",
             dependencies: ["RCUBaseMaps", "RCUMaps", "RCUMapsTestSupport"],
             swiftSettings: swiftSettings
