@@ -30,6 +30,30 @@ enum BenchKeys {
     }
 }
 
+/// One helper-mode lookup: an epoch section and `lookupInPlace`; `nil` on a miss.
+@inline(__always)
+func helperLookup<Map: RawMap, Key: BitwiseCopyable>(_ map: Map, key: Key) -> UInt64? {
+    var key = key
+    return withUnsafeBytes(of: &key) { key in
+        Epoch.withSection { section in
+            guard let stored = try? map.lookupInPlace(key: key, in: section) else { return nil }
+            return stored.loadUnaligned(as: UInt64.self)
+        }
+    }
+}
+
+/// One user-mode `update(.any)`; `false` if the map refused it.
+@inline(__always)
+func userUpdate<Map: RawMap, Key: BitwiseCopyable>(_ map: Map, key: Key, value: UInt64) -> Bool {
+    var key = key
+    var value = value
+    return withUnsafeBytes(of: &key) { key in
+        withUnsafeBytes(of: &value) { value in
+            (try? map.update(key: key, value: value, flags: .any)) != nil
+        }
+    }
+}
+
 /// A hash map (either implementation) with 8-byte keys and values.
 ///
 /// Lookups are helper mode: one epoch section and one `lookupInPlace` per operation.
@@ -56,26 +80,10 @@ struct HashTarget<Map: RawMap>: BenchTarget {
     }
 
     @inline(__always)
-    func lookup(index: Int) -> UInt64? {
-        var key = BenchKeys.hashKey(index)
-        return withUnsafeBytes(of: &key) { key in
-            Epoch.withSection { section in
-                guard let stored = try? map.lookupInPlace(key: key, in: section) else { return nil }
-                return stored.loadUnaligned(as: UInt64.self)
-            }
-        }
-    }
+    func lookup(index: Int) -> UInt64? { helperLookup(map, key: BenchKeys.hashKey(index)) }
 
     @inline(__always)
-    func update(index: Int, value: UInt64) -> Bool {
-        var key = BenchKeys.hashKey(index)
-        var value = value
-        return withUnsafeBytes(of: &key) { key in
-            withUnsafeBytes(of: &value) { value in
-                (try? map.update(key: key, value: value, flags: .any)) != nil
-            }
-        }
-    }
+    func update(index: Int, value: UInt64) -> Bool { userUpdate(map, key: BenchKeys.hashKey(index), value: value) }
 }
 
 /// An `ArrayMap` with `UInt32` index keys and `UInt64` values.
@@ -97,25 +105,11 @@ struct ArrayTarget: BenchTarget {
     }
 
     @inline(__always)
-    func lookup(index: Int) -> UInt64? {
-        var key = UInt32(truncatingIfNeeded: index)
-        return withUnsafeBytes(of: &key) { key in
-            Epoch.withSection { section in
-                guard let stored = try? map.lookupInPlace(key: key, in: section) else { return nil }
-                return stored.loadUnaligned(as: UInt64.self)
-            }
-        }
-    }
+    func lookup(index: Int) -> UInt64? { helperLookup(map, key: UInt32(truncatingIfNeeded: index)) }
 
     @inline(__always)
     func update(index: Int, value: UInt64) -> Bool {
-        var key = UInt32(truncatingIfNeeded: index)
-        var value = value
-        return withUnsafeBytes(of: &key) { key in
-            withUnsafeBytes(of: &value) { value in
-                (try? map.update(key: key, value: value, flags: .any)) != nil
-            }
-        }
+        userUpdate(map, key: UInt32(truncatingIfNeeded: index), value: value)
     }
 }
 

@@ -4,11 +4,19 @@ import RCUMaps
 extension RawMap {
     /// Looks `key` up and returns the value as `V`.
     public func get<K: BitwiseCopyable, V: BitwiseCopyable>(_ key: K, as _: V.Type = V.self) throws -> V {
+        try copyOut(key, as: V.self) { try lookup(key: $0, into: $1) }
+    }
+
+    /// Runs `operation` with `key`'s bytes and a zeroed buffer for a `V`, and returns the `V`.
+    private func copyOut<K: BitwiseCopyable, V: BitwiseCopyable>(
+        _ key: K, as _: V.Type,
+        _ operation: (UnsafeRawBufferPointer, UnsafeMutableRawBufferPointer) throws -> Void
+    ) throws -> V {
         try withUnsafeBytes(of: key) { keyBytes in
             try withUnsafeTemporaryAllocation(of: V.self, capacity: 1) { value in
                 let raw = UnsafeMutableRawBufferPointer(value)
                 raw.initializeMemory(as: UInt8.self, repeating: 0)
-                try lookup(key: keyBytes, into: raw)
+                try operation(keyBytes, raw)
                 return raw.load(as: V.self)
             }
         }
@@ -30,14 +38,7 @@ extension RawMap {
 
     /// Removes `key`, returning the value it had.
     public func take<K: BitwiseCopyable, V: BitwiseCopyable>(_ key: K, as _: V.Type = V.self) throws -> V {
-        try withUnsafeBytes(of: key) { keyBytes in
-            try withUnsafeTemporaryAllocation(of: V.self, capacity: 1) { value in
-                let raw = UnsafeMutableRawBufferPointer(value)
-                raw.initializeMemory(as: UInt8.self, repeating: 0)
-                try lookupAndDelete(key: keyBytes, into: raw)
-                return raw.load(as: V.self)
-            }
-        }
+        try copyOut(key, as: V.self) { try lookupAndDelete(key: $0, into: $1) }
     }
 
     /// The key after `key` (or the first key), or nil at the end.
