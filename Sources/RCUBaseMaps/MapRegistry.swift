@@ -1,18 +1,24 @@
 import RCUEpoch
+import Synchronization
 
 /// Creates maps from definitions and owns the type-ID space.
 ///
 /// - IDs 1–4095 are built-in types. This release serves `HASH` (both implementations,
 ///   chosen by ``MapDefinition/hashImplementation``) and `ARRAY`; the other built-in IDs
 ///   are reserved and refused with ``MapError/notSupported``.
-/// - IDs 4096–65535 are custom types served by providers. Creating one for which no
-///   provider is registered is refused with ``MapError/invalidArgument`` and a reason that
-///   says so.
+/// - IDs 4096–65535 are custom types served by providers (`MapProviderRegistry` in the
+///   provider layer). Creating one for which no provider is registered is refused with
+///   ``MapError/invalidArgument`` and a reason that says so.
 /// - ID 0 and IDs above 65535 are invalid (``MapError/invalidArgument``), as an unknown
 ///   `map_type` is on Linux.
 ///
 /// Concurrency: any thread.
 public enum MapRegistry {
+    /// Creates custom-type maps; installed by the provider layer (`RCUMapProviders`) when it
+    /// is first used. Not API.
+    package typealias CustomTypeFactory = @Sendable (MapDefinition) throws(MapError) -> any RawMap
+    package static let customTypeFactory = Mutex<CustomTypeFactory?>(nil)
+
     /// Built-in types this release can create.
     public static let supportedBuiltInTypes: [MapType] = [.hash, .array]
 
@@ -33,8 +39,11 @@ public enum MapRegistry {
         case .array:
             return try ArrayMap(definition)
         case let type where type.isCustom:
-            throw MapError.invalidArgument.with(
-                reason: "no provider is registered for custom map type \(type.rawValue)")
+            guard let factory = customTypeFactory.withLock({ $0 }) else {
+                throw MapError.invalidArgument.with(
+                    reason: "no provider is registered for custom map type \(type.rawValue)")
+            }
+            return try factory(definition)
         case let type where type.isBuiltInRange && type.rawValue <= MapType.perfEventArray.rawValue:
             throw MapError.notSupported.with(reason: "\(type) is not available in this release")
         case let type:

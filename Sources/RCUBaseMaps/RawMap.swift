@@ -72,6 +72,17 @@ public protocol RawMap: AnyObject, Sendable {
     /// Stable under concurrent modification: a pass never crashes and never returns a key
     /// twice; every key present for the whole pass is returned once.
     func nextKey(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer) throws(MapError)
+
+    /// ``update(key:value:flags:)`` in helper mode: from inside an epoch, as an eBPF program
+    /// calls `bpf_map_update_elem`. Providers see the `.helper` flag.
+    ///
+    /// - Throws: as ``update(key:value:flags:)``; ``MapError/notSupported`` for a custom map
+    ///   whose provider transforms stored values.
+    func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
+                in section: borrowing EpochSection) throws(MapError)
+
+    /// ``delete(key:)`` in helper mode (`bpf_map_delete_elem`). Providers see the `.helper` flag.
+    func delete(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError)
 }
 
 // MARK: - Argument checks shared by the implementations

@@ -37,13 +37,21 @@ public final class ArrayMap: RawMap, @unchecked Sendable {
     let numaPlaced: Bool
     /// Invariant: `storageSize` bytes, 64-byte aligned, bound to `Atomic<UInt64>`.
     let storage: UnsafeMutableRawPointer
+    /// The provider layer's hooks, if this map is the base of a custom map. With hooks,
+    /// every slot has a sequence word (writers need exclusion to see the displaced value).
+    let observer: (any MapEntryObserver)?
 
     /// Creates an array with every value zero.
     ///
     /// - Throws: ``MapError/invalidArgument`` (key size not 4, zero sizes, flags),
     ///   ``MapError/outOfSpace`` (value size beyond the limit), ``MapError/noMemory``
     ///   (no memory, or the array would reach 4 GiB, as Linux).
-    public init(_ definition: MapDefinition) throws(MapError) {
+    public convenience init(_ definition: MapDefinition) throws(MapError) {
+        try self.init(definition, observer: nil)
+    }
+
+    /// Creates an array whose displaced values are reported to `observer` (provider layer).
+    package init(_ definition: MapDefinition, observer: (any MapEntryObserver)?) throws(MapError) {
         guard definition.type == .array else {
             throw MapError.invalidArgument.with(reason: "ArrayMap serves BPF_MAP_TYPE_ARRAY, not \(definition.type)")
         }
@@ -52,7 +60,8 @@ public final class ArrayMap: RawMap, @unchecked Sendable {
         valueSize = definition.valueSize
         maxEntries = definition.maxEntries
         paddedValueSize = roundUp8(valueSize)
-        valueOffset = valueSize <= 8 ? 0 : 8
+        self.observer = observer
+        valueOffset = valueSize <= 8 && observer == nil ? 0 : 8
         slotStride = paddedValueSize + valueOffset
         let (size, overflow) = maxEntries.multipliedReportingOverflow(by: slotStride)
         // Linux refuses arrays of 4 GiB and more with ENOMEM (array_map_alloc).
@@ -77,6 +86,16 @@ public final class ArrayMap: RawMap, @unchecked Sendable {
     }
 
     deinit {
+        if let observer {
+            for index in 0..<maxEntries {
+                var key = UInt32(index)
+                withUnsafeBytes(of: &key) { key in
+                    let value = UnsafeRawBufferPointer(start: slot(index) + valueOffset, count: valueSize)
+                    _ = observer.entryWillBeRemoved(key: key, value: value, flags: .mapCleanup)
+                    observer.entryWasRemoved(key: key, value: value, flags: .mapCleanup)
+                }
+            }
+        }
         if numaPlaced {
             // libnuma memory has no epoch header: free it after a grace period by work item.
             let address = UInt(bitPattern: storage)
@@ -187,6 +206,16 @@ public final class ArrayMap: RawMap, @unchecked Sendable {
     // MARK: Update
 
     public func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags) throws(MapError) {
+        try update(key: key, value: value, flags: flags, operation: [])
+    }
+
+    public func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
+                       in section: borrowing EpochSection) throws(MapError) {
+        try update(key: key, value: value, flags: flags, operation: .helper)
+    }
+
+    func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
+                operation: MapOperationFlags) throws(MapError) {
         try checkFlags(flags)
         let index = try self.index(key)
         try checkValue(value, valueSize)
@@ -204,6 +233,11 @@ public final class ArrayMap: RawMap, @unchecked Sendable {
             if current & 1 == 0,
                sequence.pointee.compareExchange(expected: current, desired: current &+ 1,
                                                 ordering: .acquiring).exchanged {
+                if let observer {
+                    replaceReporting(to: observer, key: key, slot: slot, value: value.baseAddress!,
+                                     sequence: current, flags: operation.union(.update))
+                    return
+                }
                 atomicMemoryFence(ordering: .releasing)
                 copyIn(slot + 8, from: value.baseAddress!, releasing: false)
                 sequence.pointee.store(current &+ 2, ordering: .releasing)
@@ -214,9 +248,29 @@ public final class ArrayMap: RawMap, @unchecked Sendable {
         }
     }
 
+    /// Writes `value` into `slot`, whose sequence word this writer holds (odd), and tells
+    /// `observer` about the displaced value: before the write inside the exclusion, after it
+    /// outside. Releases the sequence word.
+    func replaceReporting(to observer: any MapEntryObserver, key: UnsafeRawBufferPointer, slot: UnsafeMutableRawPointer,
+                          value: UnsafeRawPointer, sequence: UInt64, flags: MapOperationFlags) {
+        withUnsafeTemporaryAllocation(byteCount: paddedValueSize, alignment: 8) { displaced in
+            copyOut(displaced.baseAddress!, from: slot + 8)
+            let old = UnsafeRawBufferPointer(start: displaced.baseAddress!, count: valueSize)
+            _ = observer.entryWillBeRemoved(key: key, value: old, flags: flags)
+            atomicMemoryFence(ordering: .releasing)
+            copyIn(slot + 8, from: value, releasing: false)
+            word(slot).pointee.store(sequence &+ 2, ordering: .releasing)
+            observer.entryWasRemoved(key: key, value: old, flags: flags)
+        }
+    }
+
     public func delete(key: UnsafeRawBufferPointer) throws(MapError) {
         _ = try index(key)
         throw MapError.invalidArgument.with(reason: "array elements cannot be deleted")
+    }
+
+    public func delete(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError) {
+        try delete(key: key)
     }
 
     public func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {

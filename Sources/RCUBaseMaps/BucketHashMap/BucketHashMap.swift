@@ -48,6 +48,8 @@ public final class BucketHashMap: RawMap, @unchecked Sendable {
     let buckets: UnsafeMutablePointer<Atomic<UInt>>
     /// Invariant: `bucketCount` mutexes at stable addresses, destroyed in deinit.
     let locks: UnsafeMutablePointer<Mutex<Void>>
+    /// The provider layer's hooks, if this map is the base of a custom map.
+    let observer: (any MapEntryObserver)?
 
     static let bucketHeaderSize = 8
     static let maxBucketCount = 1 << 22
@@ -55,7 +57,12 @@ public final class BucketHashMap: RawMap, @unchecked Sendable {
     /// Creates an empty map with `min(nextPowerOfTwo(maxEntries), 2^22)` buckets.
     ///
     /// - Throws: ``MapError/invalidArgument`` or ``MapError/outOfSpace`` for a bad definition.
-    public init(_ definition: MapDefinition) throws(MapError) {
+    public convenience init(_ definition: MapDefinition) throws(MapError) {
+        try self.init(definition, observer: nil)
+    }
+
+    /// Creates an empty map whose removals are reported to `observer` (provider layer).
+    package init(_ definition: MapDefinition, observer: (any MapEntryObserver)?) throws(MapError) {
         guard definition.type == .hash else {
             throw MapError.invalidArgument.with(reason: "BucketHashMap serves BPF_MAP_TYPE_HASH, not \(definition.type)")
         }
@@ -69,6 +76,7 @@ public final class BucketHashMap: RawMap, @unchecked Sendable {
         bucketMask = bucketCount - 1
         tag = definition.effectivePoolTag
         hasher = KeyHasher()
+        self.observer = observer
         buckets = .allocate(capacity: bucketCount)
         locks = .allocate(capacity: bucketCount)
         for index in 0..<bucketCount {
@@ -83,7 +91,14 @@ public final class BucketHashMap: RawMap, @unchecked Sendable {
             if bucket != 0 {
                 let raw = UnsafeMutableRawPointer(bitPattern: bucket)!
                 for position in 0..<Self.entryCount(raw) {
-                    if let value = valuePointer(raw, position) { EpochMemory.free(value) }
+                    guard let value = valuePointer(raw, position) else { continue }
+                    if let observer {
+                        let key = UnsafeRawBufferPointer(start: keyPointer(raw, position), count: keySize)
+                        let stored = UnsafeRawBufferPointer(start: value, count: valueSize)
+                        _ = observer.entryWillBeRemoved(key: key, value: stored, flags: .mapCleanup)
+                        observer.entryWasRemoved(key: key, value: stored, flags: .mapCleanup)
+                    }
+                    EpochMemory.free(value)
                 }
                 EpochMemory.free(raw)
             }
@@ -241,6 +256,16 @@ public final class BucketHashMap: RawMap, @unchecked Sendable {
     }
 
     public func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags) throws(MapError) {
+        try update(key: key, value: value, flags: flags, operation: [])
+    }
+
+    public func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
+                       in section: borrowing EpochSection) throws(MapError) {
+        try update(key: key, value: value, flags: flags, operation: .helper)
+    }
+
+    func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
+                operation: MapOperationFlags) throws(MapError) {
         try checkFlags(flags)
         try checkKey(key, keySize)
         try checkValue(value, valueSize)
@@ -252,6 +277,9 @@ public final class BucketHashMap: RawMap, @unchecked Sendable {
             let (position, found) = search(old, key.baseAddress!)
             if found, let displaced = valuePointer(old!, position) {
                 if flags == .noExist { return .failure(.alreadyExists) }
+                // Deprecated-style providers hear of the displacement under the lock.
+                _ = observer?.entryWillBeRemoved(key: key, value: UnsafeRawBufferPointer(start: displaced, count: valueSize),
+                                                 flags: operation.union(.update))
                 valueSlot(old!, position).pointee.store(UInt(bitPattern: newValue), ordering: .releasing)
                 return .success(Retired(value: displaced))
             }
@@ -272,6 +300,10 @@ public final class BucketHashMap: RawMap, @unchecked Sendable {
         }
         switch outcome {
         case .success(let retired):
+            if let observer, let displaced = retired.value.rawPointer {
+                observer.entryWasRemoved(key: key, value: UnsafeRawBufferPointer(start: displaced, count: valueSize),
+                                         flags: operation.union(.update))
+            }
             retired.retire()
         case .failure(let error):
             EpochMemory.freeUnpublished(newValue)
@@ -280,27 +312,42 @@ public final class BucketHashMap: RawMap, @unchecked Sendable {
     }
 
     public func delete(key: UnsafeRawBufferPointer) throws(MapError) {
+        try delete(key: key, operation: [])
+    }
+
+    public func delete(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError) {
+        try delete(key: key, operation: .helper)
+    }
+
+    func delete(key: UnsafeRawBufferPointer, operation: MapOperationFlags) throws(MapError) {
         try checkKey(key, keySize)
-        let removed = try remove(key)
+        let removed = try remove(key, operation: operation)
+        observer?.entryWasRemoved(key: key, value: UnsafeRawBufferPointer(start: removed, count: valueSize),
+                                  flags: operation)
         EpochMemory.free(removed)
     }
 
     public func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
         try checkKey(key, keySize)
         try checkValue(value, valueSize)
-        let removed = try remove(key)
+        let removed = try remove(key, operation: [])
         // Only we removed it, and only we retire it: it is intact and ours to read.
         value.baseAddress!.copyMemory(from: removed, byteCount: valueSize)
+        observer?.entryWasRemoved(key: key, value: UnsafeRawBufferPointer(start: removed, count: valueSize), flags: [])
         EpochMemory.free(removed)
     }
 
-    /// Unlinks `key`; returns its value, which the caller must retire.
-    func remove(_ key: UnsafeRawBufferPointer) throws(MapError) -> UnsafeMutableRawPointer {
+    /// Unlinks `key`; returns its value, which the caller must report and retire.
+    func remove(_ key: UnsafeRawBufferPointer, operation: MapOperationFlags) throws(MapError) -> UnsafeMutableRawPointer {
         let index = bucketIndex(key)
         let outcome: Result<UInt, MapError> = locks[index].withLock { _ in
             let old = buckets[index].load(ordering: .acquiring).rawPointer
             let (position, found) = search(old, key.baseAddress!)
             guard found, let removed = valuePointer(old!, position) else { return .failure(.keyNotFound) }
+            if let refusal = observer?.entryWillBeRemoved(key: key, value: UnsafeRawBufferPointer(start: removed, count: valueSize),
+                                                          flags: operation) {
+                return .failure(refusal)
+            }
             let (bucket, failed) = copyBucket(old, removing: position)
             if failed {
                 // No memory for a smaller bucket: leave a tombstone instead.

@@ -31,6 +31,8 @@ public final class LockFreeHashMap: RawMap, @unchecked Sendable {
     let tag: PoolTag
     let hasher: KeyHasher
     let entryCount = Atomic<Int>(0)
+    /// The provider layer's hooks, if this map is the base of a custom map.
+    let observer: (any MapEntryObserver)?
 
     static let nodeSize = MemoryLayout<cds_lfht_node>.size
 
@@ -38,7 +40,12 @@ public final class LockFreeHashMap: RawMap, @unchecked Sendable {
     ///
     /// - Throws: ``MapError/invalidArgument`` or ``MapError/outOfSpace`` for a bad
     ///   definition (see ``MapDefinition``); ``MapError/noMemory`` if the table cannot be made.
-    public init(_ definition: MapDefinition) throws(MapError) {
+    public convenience init(_ definition: MapDefinition) throws(MapError) {
+        try self.init(definition, observer: nil)
+    }
+
+    /// Creates an empty map whose removals are reported to `observer` (provider layer).
+    package init(_ definition: MapDefinition, observer: (any MapEntryObserver)?) throws(MapError) {
         guard definition.type == .hash else {
             throw MapError.invalidArgument.with(reason: "LockFreeHashMap serves BPF_MAP_TYPE_HASH, not \(definition.type)")
         }
@@ -51,6 +58,7 @@ public final class LockFreeHashMap: RawMap, @unchecked Sendable {
         maxEntries = definition.maxEntries
         tag = definition.effectivePoolTag
         hasher = KeyHasher()
+        self.observer = observer
         // Start small (auto-resize grows the table); never grow past what maxEntries needs.
         let maxBuckets = UInt(max(1, maxEntries)).nextPowerOfTwoClamped
         let initial = min(maxBuckets, 1 << 12)
@@ -67,6 +75,12 @@ public final class LockFreeHashMap: RawMap, @unchecked Sendable {
         while let current = entry {
             entry = rcumaps_lfht_next(table, current)
             if rcumaps_lfht_del(table, current) == 0 {
+                if let observer {
+                    let key = UnsafeRawBufferPointer(start: keyPointer(current), count: keySize)
+                    let value = UnsafeRawBufferPointer(start: valuePointer(current), count: valueSize)
+                    _ = observer.entryWillBeRemoved(key: key, value: value, flags: .mapCleanup)
+                    observer.entryWasRemoved(key: key, value: value, flags: .mapCleanup)
+                }
                 EpochMemory.free(UnsafeMutableRawPointer(current))
             }
         }
@@ -149,6 +163,16 @@ public final class LockFreeHashMap: RawMap, @unchecked Sendable {
     // MARK: Update
 
     public func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags) throws(MapError) {
+        try update(key: key, value: value, flags: flags, operation: [])
+    }
+
+    public func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
+                       in section: borrowing EpochSection) throws(MapError) {
+        try update(key: key, value: value, flags: flags, operation: .helper)
+    }
+
+    func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
+                operation: MapOperationFlags) throws(MapError) {
         try checkFlags(flags)
         try checkKey(key, keySize)
         try checkValue(value, valueSize)
@@ -160,10 +184,22 @@ public final class LockFreeHashMap: RawMap, @unchecked Sendable {
         case .noExist:
             try insertNew(key, hash: hash, entry: entry)
         case .exist:
-            try replaceExisting(key, hash: hash, with: entry)
+            try replaceExisting(key, hash: hash, with: entry, operation: operation)
         default:
-            try insertOrReplace(key, hash: hash, entry: entry)
+            try insertOrReplace(key, hash: hash, entry: entry, operation: operation)
         }
+    }
+
+    /// Replaces `old` with `entry`; returns false if `old` left the map meanwhile. On
+    /// success reports and retires `old`. Caller holds an epoch.
+    func replace(_ old: UnsafeMutablePointer<rcumaps_lfht_entry_t>, with entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>,
+                 hash: UInt, key: UnsafeRawBufferPointer, operation: MapOperationFlags) -> Bool {
+        let oldValue = UnsafeRawBufferPointer(start: valuePointer(old), count: valueSize)
+        _ = observer?.entryWillBeRemoved(key: key, value: oldValue, flags: operation.union(.update))
+        guard rcumaps_lfht_replace(table, hash, keySize, old, entry) == 0 else { return false }
+        observer?.entryWasRemoved(key: key, value: oldValue, flags: operation.union(.update))
+        retire(old)
+        return true
     }
 
     /// `.noExist`: publishes `entry` if the key is absent. Caller holds an epoch.
@@ -192,13 +228,10 @@ public final class LockFreeHashMap: RawMap, @unchecked Sendable {
     /// room. Caller holds an epoch. Retries when it races with inserts and deletes of the
     /// same key; E2BIG only when the map is full and the key is absent.
     func insertOrReplace(_ key: UnsafeRawBufferPointer, hash: UInt,
-                         entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>) throws(MapError) {
+                         entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>, operation: MapOperationFlags) throws(MapError) {
         while true {
             if let old = find(key, hash: hash) {
-                if rcumaps_lfht_replace(table, hash, keySize, old, entry) == 0 {
-                    retire(old)
-                    return
-                }
+                if replace(old, with: entry, hash: hash, key: key, operation: operation) { return }
                 continue  // `old` left the map meanwhile: look again
             }
             guard reserveSlot() else {
@@ -214,16 +247,13 @@ public final class LockFreeHashMap: RawMap, @unchecked Sendable {
     /// Replaces the entry for `key` with `entry`; discards `entry` and throws ENOENT if
     /// the key is absent. Caller holds an epoch.
     func replaceExisting(_ key: UnsafeRawBufferPointer, hash: UInt,
-                         with entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>) throws(MapError) {
+                         with entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>, operation: MapOperationFlags) throws(MapError) {
         while true {
             guard let old = find(key, hash: hash) else {
                 discard(entry)
                 throw MapError.keyNotFound
             }
-            if rcumaps_lfht_replace(table, hash, keySize, old, entry) == 0 {
-                retire(old)
-                return
-            }
+            if replace(old, with: entry, hash: hash, key: key, operation: operation) { return }
             // `old` was removed or replaced meanwhile: look again.
         }
     }
@@ -243,11 +273,21 @@ public final class LockFreeHashMap: RawMap, @unchecked Sendable {
     // MARK: Delete
 
     public func delete(key: UnsafeRawBufferPointer) throws(MapError) {
+        try delete(key: key, operation: [])
+    }
+
+    public func delete(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError) {
+        try delete(key: key, operation: .helper)
+    }
+
+    func delete(key: UnsafeRawBufferPointer, operation: MapOperationFlags) throws(MapError) {
         try checkKey(key, keySize)
         let hash = self.hash(key)
         Epoch.enter()
         defer { Epoch.exit() }
-        let entry = try unlink(key, hash: hash)
+        let entry = try unlink(key, hash: hash, operation: operation)
+        observer?.entryWasRemoved(key: key, value: UnsafeRawBufferPointer(start: valuePointer(entry), count: valueSize),
+                                  flags: operation)
         retire(entry)
     }
 
@@ -257,16 +297,23 @@ public final class LockFreeHashMap: RawMap, @unchecked Sendable {
         let hash = self.hash(key)
         Epoch.enter()
         defer { Epoch.exit() }
-        let entry = try unlink(key, hash: hash)
+        let entry = try unlink(key, hash: hash, operation: [])
         // We alone removed `entry`: its value is the one the key had when it left the map.
         value.baseAddress!.copyMemory(from: valuePointer(entry), byteCount: valueSize)
+        observer?.entryWasRemoved(key: key, value: UnsafeRawBufferPointer(start: valuePointer(entry), count: valueSize),
+                                  flags: [])
         retire(entry)
     }
 
     /// Removes the entry for `key` and returns it (still readable in this epoch).
-    func unlink(_ key: UnsafeRawBufferPointer, hash: UInt) throws(MapError) -> UnsafeMutablePointer<rcumaps_lfht_entry_t> {
+    func unlink(_ key: UnsafeRawBufferPointer, hash: UInt,
+                operation: MapOperationFlags) throws(MapError) -> UnsafeMutablePointer<rcumaps_lfht_entry_t> {
         while true {
             guard let entry = find(key, hash: hash) else { throw MapError.keyNotFound }
+            if let refusal = observer?.entryWillBeRemoved(
+                key: key, value: UnsafeRawBufferPointer(start: valuePointer(entry), count: valueSize), flags: operation) {
+                throw refusal
+            }
             if rcumaps_lfht_del(table, entry) == 0 {
                 releaseSlot()
                 return entry

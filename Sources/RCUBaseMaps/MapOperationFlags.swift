@@ -1,0 +1,44 @@
+/// Why a provider callback runs: eBPF-for-Windows' `EBPF_MAP_OPERATION_*` flags, same values.
+public struct MapOperationFlags: OptionSet, Hashable, Sendable, CustomStringConvertible {
+    public var rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    /// The operation comes from helper (program) mode (`EBPF_MAP_OPERATION_HELPER`, 0x01).
+    public static let helper = MapOperationFlags(rawValue: 0x01)
+    /// The deletion is a value displaced by an update, or the rollback of an addition whose
+    /// base update failed (`EBPF_MAP_OPERATION_UPDATE`, 0x02). Must not fail.
+    public static let update = MapOperationFlags(rawValue: 0x02)
+    /// The deletion is part of the map's teardown (`EBPF_MAP_OPERATION_MAP_CLEANUP`, 0x04).
+    /// Must not fail.
+    public static let mapCleanup = MapOperationFlags(rawValue: 0x04)
+
+    public var description: String {
+        var names: [String] = []
+        if contains(.helper) { names.append("HELPER") }
+        if contains(.update) { names.append("UPDATE") }
+        if contains(.mapCleanup) { names.append("MAP_CLEANUP") }
+        return names.isEmpty ? "[]" : "[" + names.joined(separator: ", ") + "]"
+    }
+}
+
+/// What the provider layer hooks into a base map: told when an entry's value leaves the map.
+///
+/// Not API: the provider layer (`RCUMapProviders`) installs one through the base maps'
+/// `package` initialisers.
+///
+/// Calling rules, per base map:
+/// - ``entryWillBeRemoved(key:value:flags:)`` runs *before* a value leaves the map — with the
+///   bucket lock held (``BucketHashMap``), inside the slot's writer exclusion (``ArrayMap``),
+///   or just before the unlinking attempt (``LockFreeHashMap``, which has no lock: if the
+///   entry changes under it, the call repeats for the entry actually removed). Its error
+///   refuses an explicit delete; for `.update` and `.mapCleanup` it is ignored.
+/// - ``entryWasRemoved(key:value:flags:)`` runs *after* the value left the map and every
+///   lock was released, exactly once per value, before the value's memory is retired: the
+///   value is readable for the duration of the call.
+/// Both run for explicit deletes (flags `[]` or `.helper`), displaced values (`.update`) and
+/// teardown (`.mapCleanup`).
+package protocol MapEntryObserver: AnyObject, Sendable {
+    func entryWillBeRemoved(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer,
+                            flags: MapOperationFlags) -> MapError?
+    func entryWasRemoved(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapOperationFlags)
+}
