@@ -74,8 +74,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "CRCUMapProviderABI"
+        ),
+        .target(
+            name: "RCUMapProviders",
+            dependencies: ["RCUEpoch", "RCUBaseMaps", "CRCUMapProviderABI", "CRCUMapsShim"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "RCUMaps",
-            dependencies: ["RCUEpoch", "RCUBaseMaps"],
+            dependencies: ["RCUEpoch", "RCUBaseMaps", "RCUMapProviders"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

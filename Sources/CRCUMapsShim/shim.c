@@ -90,6 +90,9 @@ void rcumaps_mark_thread_registered(void)
     if (!rcumaps_tls.registered) rcumaps_tls.registered = RCUMAPS_REGISTERED_BY_LIBURCU;
 }
 
+void rcumaps_epoch_enter(void) { rcumaps_read_lock(); }
+void rcumaps_epoch_exit(void) { rcumaps_read_unlock(); }
+
 void rcumaps_synchronize(void)
 {
     rcumaps_ensure_registered();

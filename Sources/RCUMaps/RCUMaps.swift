@@ -2,3 +2,4 @@
 // `import RCUMaps` is all a user needs.
 @_exported import RCUEpoch
 @_exported import RCUBaseMaps
+@_exported import RCUMapProviders

@@ -110,6 +110,10 @@ static inline void rcumaps_ensure_registered(void)
         rcumaps_register_current_thread();
 }
 
+/* Out-of-line enter/exit, for C function-pointer tables (providers' client table). */
+void rcumaps_epoch_enter(void);
+void rcumaps_epoch_exit(void);
+
 /* Wraps `urcu_memb_synchronize_rcu` (generic `synchronize_rcu`). */
 void rcumaps_synchronize(void);
 /* Wraps `urcu_memb_barrier` (generic `rcu_barrier`). */

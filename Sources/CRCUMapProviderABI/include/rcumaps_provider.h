@@ -1,0 +1,122 @@
+/*
+ * rcumaps_provider.h — the C ABI for RCUMaps custom map providers.
+ *
+ * A provider registers one custom map type ID (4096–65535) stored in a built-in
+ * base map, and layers its semantics on it through the dispatch table below:
+ * the design of eBPF-for-Windows custom maps (ebpf_base_map_provider_dispatch_table_t),
+ * in userspace. The Swift API (RCUMapProviders: MapProviderRegistry,
+ * MapProviderDispatchTable) is the same contract; docs/custom-maps.md explains it.
+ *
+ * Results: 0 on success, otherwise a positive Linux errno (EINVAL, ENOMEM,
+ * EEXIST, EBUSY, EOPNOTSUPP, ...).
+ *
+ * Versioning: every table starts with {version, size}. RCUMaps reads at most
+ * `size` bytes of a table (a provider built against an older, shorter table
+ * leaves the newer callbacks absent) and rejects a size below the version-1
+ * layout with EINVAL.
+ */
+#ifndef RCUMAPS_PROVIDER_H
+#define RCUMAPS_PROVIDER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Operation flags passed to callbacks (same values as EBPF_MAP_OPERATION_*). */
+#define RCUMAPS_MAP_OPERATION_HELPER 0x01u      /* from helper (program) mode */
+#define RCUMAPS_MAP_OPERATION_UPDATE 0x02u      /* displaced by a replace, or a rollback; must not fail */
+#define RCUMAPS_MAP_OPERATION_MAP_CLEANUP 0x04u /* map teardown; must not fail */
+
+/* Base maps a custom type can be stored in. */
+#define RCUMAPS_BASE_MAP_HASH_LOCK_FREE 1u
+#define RCUMAPS_BASE_MAP_HASH_BUCKET_LOCKED 2u
+#define RCUMAPS_BASE_MAP_ARRAY 3u
+
+#define RCUMAPS_PROVIDER_DISPATCH_VERSION 1u
+#define RCUMAPS_PROVIDER_REGISTRATION_VERSION 1u
+#define RCUMAPS_CLIENT_DISPATCH_VERSION 1u
+
+typedef int rcumaps_result_t;
+
+/* Callbacks a provider implements. Required: preprocess_map_create,
+ * postprocess_map_delete, preprocess_associate_program_type, and exactly one of
+ * preprocess_element_deletion (deprecated) / postprocess_element_deletion. */
+typedef struct rcumaps_provider_dispatch_table {
+    uint32_t version; /* RCUMAPS_PROVIDER_DISPATCH_VERSION */
+    uint32_t size;    /* sizeof(rcumaps_provider_dispatch_table_t) */
+
+    /* Before the base map is created: validate sizes, choose the stored value
+     * size (*actual_value_size, preset to value_size) and return a per-map context. */
+    rcumaps_result_t (*preprocess_map_create)(void *binding_context, uint32_t map_type, uint32_t key_size,
+                                              uint32_t value_size, uint32_t max_entries,
+                                              uint32_t *actual_value_size, void **map_context);
+    /* After the map is destroyed (after every MAP_CLEANUP deletion): free the context. */
+    void (*postprocess_map_delete)(void *binding_context, void *map_context);
+    /* Before a program type (a 16-byte GUID) is associated with the map; may refuse. */
+    rcumaps_result_t (*preprocess_associate_program_type)(void *binding_context, void *map_context,
+                                                          const uint8_t program_type[16]);
+    /* After a lookup found the stored value (in_value). With updates_original_value,
+     * writes the user-visible value to out_value; otherwise out_value is NULL. */
+    rcumaps_result_t (*postprocess_find_element)(void *binding_context, void *map_context, size_t key_size,
+                                                 const uint8_t *key, size_t in_value_size, const uint8_t *in_value,
+                                                 size_t out_value_size, uint8_t *out_value, uint32_t flags);
+    /* Before an update: with updates_original_value, translates the user value
+     * (in_value) into the stored value (out_value); a failure aborts the update. */
+    rcumaps_result_t (*preprocess_element_addition)(void *binding_context, void *map_context, size_t key_size,
+                                                    const uint8_t *key, size_t in_value_size, const uint8_t *in_value,
+                                                    size_t out_value_size, uint8_t *out_value, uint32_t flags);
+    /* Deprecated: before a value leaves the map (bucket lock held); may refuse an
+     * explicit delete (flags without UPDATE / MAP_CLEANUP). */
+    rcumaps_result_t (*preprocess_element_deletion)(void *binding_context, void *map_context, size_t key_size,
+                                                    const uint8_t *key, size_t value_size, const uint8_t *value,
+                                                    uint32_t flags);
+    /* Preferred: after a value left the map and the lock was released; exactly once per value. */
+    void (*postprocess_element_deletion)(void *binding_context, void *map_context, size_t key_size,
+                                         const uint8_t *key, size_t value_size, const uint8_t *value, uint32_t flags);
+} rcumaps_provider_dispatch_table_t;
+
+typedef struct rcumaps_provider_registration {
+    uint32_t version;                /* RCUMAPS_PROVIDER_REGISTRATION_VERSION */
+    uint32_t size;                   /* sizeof(rcumaps_provider_registration_t) */
+    uint32_t map_type;               /* 4096 ... 65535 */
+    uint32_t base_map;               /* RCUMAPS_BASE_MAP_* */
+    uint32_t updates_original_value; /* non-zero: stored values differ from user values */
+    uint32_t reserved;               /* 0 */
+    const rcumaps_provider_dispatch_table_t *dispatch; /* must stay valid until unregistered */
+    void *binding_context;           /* passed back to every callback */
+} rcumaps_provider_registration_t;
+
+/* Services RCUMaps offers providers (the client dispatch table). */
+typedef struct rcumaps_client_dispatch_table {
+    uint32_t version; /* RCUMAPS_CLIENT_DISPATCH_VERSION */
+    uint32_t size;
+    /* Looks `key` up in the base map of `map` (a handle from RCUMaps) and returns
+     * the stored value in place. Call inside an epoch; *value is valid until it ends. */
+    rcumaps_result_t (*find_element)(const void *map, const uint8_t *key, uint8_t **value);
+    void (*epoch_enter)(void);
+    void (*epoch_exit)(void);
+    void *(*epoch_allocate_with_tag)(size_t size, uint32_t tag);
+    void *(*epoch_allocate_cache_aligned_with_tag)(size_t size, uint32_t tag);
+    void (*epoch_free)(void *memory);
+    void (*epoch_free_cache_aligned)(void *memory);
+    /* The map context the provider returned for `map` (MAP_CONTEXT()). */
+    void *(*map_context)(const void *map);
+} rcumaps_client_dispatch_table_t;
+
+/* Registers a provider. On success *client (if not NULL) receives the client
+ * dispatch table. EINVAL: bad arguments or tables; EEXIST: type registered. */
+rcumaps_result_t rcumaps_register_provider(const rcumaps_provider_registration_t *registration,
+                                           const rcumaps_client_dispatch_table_t **client);
+
+/* Unregisters the provider of map_type. EBUSY while maps of the type exist;
+ * ENOENT if none is registered. */
+rcumaps_result_t rcumaps_unregister_provider(uint32_t map_type);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RCUMAPS_PROVIDER_H */

@@ -1,0 +1,191 @@
+import CRCUMapProviderABI
+import CRCUMapsShim
+import RCUBaseMaps
+import RCUEpoch
+
+// The C ABI of rcumaps_provider.h: C providers are adapted to MapProviderDispatchTable,
+// and RCUMaps' services are offered to them as a table of C function pointers.
+
+/// A C provider's `void *` map context, held as a provider context.
+final class COpaqueContext: Sendable {
+    let address: UInt
+    init(_ pointer: UnsafeMutableRawPointer?) { address = UInt(bitPattern: pointer) }
+    var pointer: UnsafeMutableRawPointer? { UnsafeMutableRawPointer(bitPattern: address) }
+}
+
+extension Optional where Wrapped == any MapProviderContext {
+    /// The `void *` a C provider returned as its map context.
+    var cPointer: UnsafeMutableRawPointer? { (self as? COpaqueContext)?.pointer }
+}
+
+/// Bytes of the version-1 tables: shorter tables are refused.
+private let minimumDispatchSize = MemoryLayout<rcumaps_provider_dispatch_table_t>.size
+private let minimumRegistrationSize = MemoryLayout<rcumaps_provider_registration_t>.size
+
+/// Converts a positive errno from a C callback into a `MapError` (any non-zero result fails).
+@inline(__always)
+private func check(_ result: rcumaps_result_t) throws(MapError) {
+    guard result == 0 else { throw MapError(code: result > 0 ? result : -result) }
+}
+
+/// Builds a Swift dispatch table that calls a C provider's table.
+///
+/// The C table is copied (at most `size` bytes) so that later changes to it by the provider
+/// cannot race with the library; the binding context travels as an integer.
+func makeDispatchTable(from table: UnsafePointer<rcumaps_provider_dispatch_table_t>,
+                       bindingContext: UnsafeMutableRawPointer?) throws(MapError) -> MapProviderDispatchTable {
+    let declaredSize = Int(table.pointee.size)
+    guard declaredSize >= minimumDispatchSize else {
+        throw MapError.invalidArgument.with(reason: "dispatch table size \(declaredSize) is below the version-1 size \(minimumDispatchSize)")
+    }
+    var copy = rcumaps_provider_dispatch_table_t()
+    withUnsafeMutableBytes(of: &copy) { destination in
+        destination.copyMemory(from: UnsafeRawBufferPointer(start: table, count: min(declaredSize, destination.count)))
+    }
+    let binding = UInt(bitPattern: bindingContext)
+    var dispatch = MapProviderDispatchTable(version: copy.version)
+    if let create = copy.preprocess_map_create {
+        dispatch.preprocessMapCreate = { (request) throws(MapError) -> MapCreateResult in
+            var actual = UInt32(request.valueSize)
+            var context: UnsafeMutableRawPointer?
+            try check(create(UnsafeMutableRawPointer(bitPattern: binding), request.type.rawValue, UInt32(request.keySize),
+                             UInt32(request.valueSize), UInt32(request.maxEntries), &actual, &context))
+            return MapCreateResult(actualValueSize: Int(actual), context: COpaqueContext(context))
+        }
+    }
+    if let delete = copy.postprocess_map_delete {
+        dispatch.postprocessMapDelete = { context in delete(UnsafeMutableRawPointer(bitPattern: binding), context.cPointer) }
+    }
+    if let associate = copy.preprocess_associate_program_type {
+        dispatch.preprocessAssociateProgramType = { (context, programType) throws(MapError) in
+            try programType.bytes.withUnsafeBufferPointer { (bytes) throws(MapError) in
+                try check(associate(UnsafeMutableRawPointer(bitPattern: binding), context.cPointer, bytes.baseAddress))
+            }
+        }
+    }
+    if let find = copy.postprocess_find_element {
+        dispatch.postprocessFindElement = { (call) throws(MapError) in
+            try check(find(UnsafeMutableRawPointer(bitPattern: binding), call.context.cPointer,
+                           call.key.count, call.key.bindMemory(to: UInt8.self).baseAddress,
+                           call.inValue.count, call.inValue.bindMemory(to: UInt8.self).baseAddress,
+                           call.outValue?.count ?? 0, call.outValue?.bindMemory(to: UInt8.self).baseAddress, call.flags.rawValue))
+        }
+    }
+    if let addition = copy.preprocess_element_addition {
+        dispatch.preprocessElementAddition = { (call) throws(MapError) in
+            try check(addition(UnsafeMutableRawPointer(bitPattern: binding), call.context.cPointer,
+                               call.key.count, call.key.bindMemory(to: UInt8.self).baseAddress,
+                               call.inValue.count, call.inValue.bindMemory(to: UInt8.self).baseAddress,
+                               call.outValue?.count ?? 0, call.outValue?.bindMemory(to: UInt8.self).baseAddress,
+                               call.flags.rawValue))
+        }
+    }
+    if let deletion = copy.preprocess_element_deletion {
+        dispatch.preprocessElementDeletion = { (call) throws(MapError) in
+            try check(deletion(UnsafeMutableRawPointer(bitPattern: binding), call.context.cPointer,
+                               call.key.count, call.key.bindMemory(to: UInt8.self).baseAddress,
+                               call.value.count, call.value.bindMemory(to: UInt8.self).baseAddress, call.flags.rawValue))
+        }
+    }
+    if let deletion = copy.postprocess_element_deletion {
+        dispatch.postprocessElementDeletion = { call in
+            deletion(UnsafeMutableRawPointer(bitPattern: binding), call.context.cPointer,
+                     call.key.count, call.key.bindMemory(to: UInt8.self).baseAddress,
+                     call.value.count, call.value.bindMemory(to: UInt8.self).baseAddress, call.flags.rawValue)
+        }
+    }
+    return dispatch
+}
+
+extension ProviderBackedMap {
+    /// The handle C providers pass to the client table (`find_element`, `map_context`).
+    /// Unretained: valid while the Swift code that handed it out keeps the map alive.
+    public var cHandle: UnsafeRawPointer { UnsafeRawPointer(Unmanaged.passUnretained(self).toOpaque()) }
+
+    static func fromCHandle(_ handle: UnsafeRawPointer) -> ProviderBackedMap {
+        Unmanaged<ProviderBackedMap>.fromOpaque(handle).takeUnretainedValue()
+    }
+}
+
+// MARK: - The client table for C providers
+
+// nonisolated(unsafe): written once by this initialiser, read-only afterwards.
+nonisolated(unsafe) private let clientTable: UnsafeMutablePointer<rcumaps_client_dispatch_table_t> = {
+    let table = UnsafeMutablePointer<rcumaps_client_dispatch_table_t>.allocate(capacity: 1)
+    table.initialize(to: rcumaps_client_dispatch_table_t(
+        version: RCUMAPS_CLIENT_DISPATCH_VERSION,
+        size: UInt32(MemoryLayout<rcumaps_client_dispatch_table_t>.size),
+        find_element: { map, key, value in
+            guard let map, let key, let value else { return EINVAL }
+            let provider = ProviderBackedMap.fromCHandle(map)
+            let keyBuffer = UnsafeRawBufferPointer(start: key, count: provider.definition.keySize)
+            do throws(MapError) {
+                // The caller holds an epoch (contract); the nested section only satisfies the API.
+                let stored = try Epoch.withSection { (section) throws(MapError) in
+                    try provider.findStored(key: keyBuffer, in: section)
+                }
+                value.pointee = stored.baseAddress?.assumingMemoryBound(to: UInt8.self)
+                return 0
+            } catch {
+                return error.code
+            }
+        },
+        epoch_enter: { rcumaps_epoch_enter() },
+        epoch_exit: { rcumaps_epoch_exit() },
+        epoch_allocate_with_tag: { size, tag in EpochMemory.allocate(byteCount: size, tag: PoolTag(rawValue: tag)) },
+        epoch_allocate_cache_aligned_with_tag: { size, tag in
+            EpochMemory.allocateCacheAligned(byteCount: size, tag: PoolTag(rawValue: tag))
+        },
+        epoch_free: { memory in if let memory { EpochMemory.free(memory) } },
+        epoch_free_cache_aligned: { memory in if let memory { EpochMemory.freeCacheAligned(memory) } },
+        map_context: { map in
+            guard let map else { return nil }
+            return ProviderBackedMap.fromCHandle(map).providerContext.cPointer
+        }))
+    return table
+}()
+
+/// `rcumaps_register_provider` (rcumaps_provider.h).
+@_cdecl("rcumaps_register_provider")
+public func rcumaps_register_provider(
+    _ registration: UnsafePointer<rcumaps_provider_registration_t>?,
+    _ client: UnsafeMutablePointer<UnsafePointer<rcumaps_client_dispatch_table_t>?>?
+) -> rcumaps_result_t {
+    guard let registration else { return EINVAL }
+    guard Int(registration.pointee.size) >= minimumRegistrationSize,
+          registration.pointee.version == RCUMAPS_PROVIDER_REGISTRATION_VERSION,
+          let table = registration.pointee.dispatch else { return EINVAL }
+    let base: ProviderBaseMap
+    switch registration.pointee.base_map {
+    case RCUMAPS_BASE_MAP_HASH_LOCK_FREE: base = .hashLockFree
+    case RCUMAPS_BASE_MAP_HASH_BUCKET_LOCKED: base = .hashBucketLocked
+    case RCUMAPS_BASE_MAP_ARRAY: base = .array
+    default: return EINVAL
+    }
+    do {
+        let dispatch = try makeDispatchTable(from: table, bindingContext: registration.pointee.binding_context)
+        try MapProviderRegistry.shared.register(
+            type: MapType(rawValue: registration.pointee.map_type), base: base,
+            properties: MapProviderProperties(updatesOriginalValue: registration.pointee.updates_original_value != 0),
+            dispatch: dispatch)
+    } catch {
+        return error.code
+    }
+    client?.pointee = UnsafePointer(clientTable)
+    return 0
+}
+
+/// `rcumaps_unregister_provider` (rcumaps_provider.h).
+@_cdecl("rcumaps_unregister_provider")
+public func rcumaps_unregister_provider(_ mapType: UInt32) -> rcumaps_result_t {
+    do {
+        try MapProviderRegistry.shared.unregister(type: MapType(rawValue: mapType))
+        return 0
+    } catch {
+        return error.code
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -1,0 +1,45 @@
+import RCUBaseMaps
+import RCUEpoch
+
+/// What the library offers providers: eBPF-for-Windows' client dispatch table
+/// (`ebpf_base_map_client_dispatch_table_t`) — find-element on a map's base map, epoch
+/// enter/exit, epoch allocation with a pool tag, deferred free, and a map's context.
+///
+/// Concurrency: every method may be called from any thread, including from inside provider
+/// callbacks (which already run inside an epoch where the contract says so).
+public struct MapClientServices: Sendable {
+    public init() {}
+
+    /// The stored value of `key` in `map`'s base map, in place, with no provider callback:
+    /// what a provider sees of its own storage. Valid until `section` ends.
+    ///
+    /// - Throws: ``MapError/keyNotFound``; ``MapError/invalidArgument`` for a wrong key size.
+    public func findElement(in map: ProviderBackedMap, key: UnsafeRawBufferPointer,
+                            in section: borrowing EpochSection) throws(MapError) -> UnsafeMutableRawBufferPointer {
+        try map.findStored(key: key, in: section)
+    }
+
+    /// Enters an epoch (re-entrant; pair with ``epochExit()``).
+    public func epochEnter() { Epoch.enter() }
+    /// Leaves an epoch entered with ``epochEnter()``.
+    public func epochExit() { Epoch.exit() }
+
+    /// Epoch memory under `tag` (``EpochMemory/allocate(byteCount:tag:)``); `nil` when out of memory.
+    public func allocate(byteCount: Int, tag: PoolTag) -> UnsafeMutableRawPointer? {
+        EpochMemory.allocate(byteCount: byteCount, tag: tag)
+    }
+
+    /// Cache-aligned epoch memory under `tag`; `nil` when out of memory.
+    public func allocateCacheAligned(byteCount: Int, tag: PoolTag) -> UnsafeMutableRawPointer? {
+        EpochMemory.allocateCacheAligned(byteCount: byteCount, tag: tag)
+    }
+
+    /// Frees epoch memory after a grace period (never blocks).
+    public func free(_ block: UnsafeMutableRawPointer) { EpochMemory.free(block) }
+
+    /// Frees cache-aligned epoch memory after a grace period.
+    public func freeCacheAligned(_ block: UnsafeMutableRawPointer) { EpochMemory.freeCacheAligned(block) }
+
+    /// The context the provider returned when `map` was created (the seeds' `MAP_CONTEXT()`).
+    public func mapContext(of map: ProviderBackedMap) -> (any MapProviderContext)? { map.providerContext }
+}

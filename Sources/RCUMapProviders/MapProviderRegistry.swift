@@ -1,0 +1,147 @@
+import RCUBaseMaps
+import RCUEpoch
+import Synchronization
+
+/// One registered provider: its type, base map, properties and callbacks, and how many maps
+/// of its type are alive (a provider cannot be unregistered while any is).
+final class ProviderBinding: Sendable {
+    let type: MapType
+    let base: ProviderBaseMap
+    let properties: MapProviderProperties
+    let dispatch: MapProviderDispatchTable
+    let liveMaps = Atomic<Int>(0)
+
+    init(type: MapType, base: ProviderBaseMap, properties: MapProviderProperties, dispatch: MapProviderDispatchTable) {
+        self.type = type
+        self.base = base
+        self.properties = properties
+        self.dispatch = dispatch
+    }
+}
+
+/// The providers of custom map types (IDs 4096–65535).
+///
+/// Registering a provider makes its type creatable through ``MapRegistry/create(_:)`` and
+/// ``createMap(_:)``. Unlike eBPF-for-Windows, where two providers of one type ID are
+/// undefined behaviour, a second registration of a type is refused.
+///
+/// Concurrency: every method may be called from any thread. Registration, unregistration
+/// and map creation of one type are serialised by the registry's lock; map operations never
+/// take it.
+public final class MapProviderRegistry: Sendable {
+    /// The process-wide registry.
+    public static let shared = MapProviderRegistry()
+
+    private let bindings = Mutex<[UInt32: ProviderBinding]>([:])
+
+    private init() {
+        // Custom types created through MapRegistry.create come here.
+        MapRegistry.customTypeFactory.withLock { factory in
+            factory = { (definition) throws(MapError) -> any RawMap in
+                try MapProviderRegistry.shared.createMap(definition)
+            }
+        }
+    }
+
+    /// Registers a provider for one custom map type.
+    ///
+    /// - Parameters:
+    ///   - type: the custom type ID, 4096–65535.
+    ///   - base: the built-in map that stores the type's entries.
+    ///   - properties: whether stored values differ from user values.
+    ///   - dispatch: the callbacks; checked against the rules of ``MapProviderDispatchTable``.
+    /// - Returns: The registration, through which the provider unregisters and reaches the
+    ///   client services (``MapClientServices``).
+    /// - Throws: ``MapError/invalidArgument`` for an ID outside 4096–65535 or a table that
+    ///   breaks a rule (the reason names it); ``MapError/alreadyExists`` if the type already
+    ///   has a provider.
+    @discardableResult
+    public func register(type: MapType, base: ProviderBaseMap, properties: MapProviderProperties = .init(),
+                         dispatch: MapProviderDispatchTable) throws(MapError) -> MapProviderRegistration {
+        guard type.isCustom else {
+            throw MapError.invalidArgument.with(
+                reason: "custom map type IDs are \(MapType.customRange.lowerBound)...\(MapType.customRange.upperBound), got \(type.rawValue)")
+        }
+        try dispatch.validate(properties)
+        let binding = ProviderBinding(type: type, base: base, properties: properties, dispatch: dispatch)
+        let inserted = bindings.withLock { bindings in
+            guard bindings[type.rawValue] == nil else { return false }
+            bindings[type.rawValue] = binding
+            return true
+        }
+        guard inserted else {
+            throw MapError.alreadyExists.with(reason: "a provider is already registered for map type \(type.rawValue)")
+        }
+        return MapProviderRegistration(type: type, registry: self)
+    }
+
+    /// Unregisters the provider of `type`.
+    ///
+    /// - Throws: ``MapError/busy`` while maps of the type exist (the maps hold their
+    ///   provider); ``MapError/keyNotFound`` if no provider is registered for it.
+    public func unregister(type: MapType) throws(MapError) {
+        let outcome: MapError? = bindings.withLock { bindings in
+            guard let binding = bindings[type.rawValue] else {
+                return MapError.keyNotFound.with(reason: "no provider is registered for map type \(type.rawValue)")
+            }
+            let live = binding.liveMaps.load(ordering: .acquiring)
+            guard live == 0 else {
+                return MapError.busy.with(reason: "\(live) map(s) of type \(type.rawValue) still exist")
+            }
+            bindings[type.rawValue] = nil
+            return nil
+        }
+        if let outcome { throw outcome }
+    }
+
+    /// Whether a provider is registered for `type`.
+    public func isRegistered(_ type: MapType) -> Bool {
+        bindings.withLock { $0[type.rawValue] != nil }
+    }
+
+    /// Creates a map of a registered custom type (``MapRegistry/create(_:)`` forwards here).
+    ///
+    /// Order: `preprocessMapCreate` (which may change the stored value size and returns the
+    /// map context), then the base map with the stored value size. If the provider's answer
+    /// is invalid or the base map cannot be created, `postprocessMapDelete` releases the
+    /// context and nothing is left behind.
+    ///
+    /// - Throws: ``MapError/invalidArgument`` for an unregistered type, a bad definition, or
+    ///   an invalid stored value size; whatever `preprocessMapCreate` throws; the base map's
+    ///   errors (``MapError/noMemory``, …).
+    public func createMap(_ definition: MapDefinition) throws(MapError) -> ProviderBackedMap {
+        let binding: ProviderBinding? = bindings.withLock { bindings in
+            guard let binding = bindings[definition.type.rawValue] else { return nil }
+            binding.liveMaps.wrappingAdd(1, ordering: .acquiringAndReleasing)  // holds the provider
+            return binding
+        }
+        guard let binding else {
+            throw MapError.invalidArgument.with(
+                reason: "no provider is registered for custom map type \(definition.type.rawValue)")
+        }
+        // On failure the map's initialiser has already uncounted itself.
+        return try ProviderBackedMap(definition, binding: binding)
+    }
+}
+
+/// A provider's registration: unregister through it, reach the client services from it.
+///
+/// Concurrency: any thread.
+public final class MapProviderRegistration: Sendable {
+    /// The custom type this registration serves.
+    public let type: MapType
+    private let registry: MapProviderRegistry
+
+    init(type: MapType, registry: MapProviderRegistry) {
+        self.type = type
+        self.registry = registry
+    }
+
+    /// The services the library offers this provider (eBPF's client dispatch table).
+    public var client: MapClientServices { MapClientServices() }
+
+    /// Unregisters the provider. Same as ``MapProviderRegistry/unregister(type:)``.
+    public func unregister() throws(MapError) {
+        try registry.unregister(type: type)
+    }
+}

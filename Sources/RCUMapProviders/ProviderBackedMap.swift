@@ -1,0 +1,253 @@
+import RCUBaseMaps
+import RCUEpoch
+import Synchronization
+
+/// A map of a custom type: a built-in base map with the provider's callbacks layered on it.
+///
+/// Storage, iteration, locking and memory come from the base map (created with the stored
+/// value size the provider chose); this type checks sizes on every path, calls the
+/// provider's find / addition callbacks, and blocks helper-mode CRUD when the provider
+/// transforms stored values. Deletion callbacks run from inside the base map (see
+/// ``MapProviderDispatchTable``).
+///
+/// Concurrency: any number of readers and writers on any threads, as for the base map.
+public final class ProviderBackedMap: RawMap, @unchecked Sendable {
+    // @unchecked Sendable: every stored property is immutable and Sendable, or a Mutex;
+    // `hooks` is unowned (kept alive by `base`, which only this map owns).
+
+    /// The definition users see: the custom type, the user value size.
+    public let definition: MapDefinition
+    /// The value size the base map stores.
+    public let storedValueSize: Int
+    /// The base map kind the provider registered.
+    public let baseKind: ProviderBaseMap
+    let base: any RawMap
+    unowned let hooks: ProviderHooks
+    let dispatch: MapProviderDispatchTable
+    let updatesOriginalValue: Bool
+    private let programTypes = Mutex<[ProgramType]>([])
+
+    init(_ definition: MapDefinition, binding: ProviderBinding) throws(MapError) {
+        let request = MapCreateRequest(type: definition.type, keySize: definition.keySize,
+                                       valueSize: definition.valueSize, maxEntries: definition.maxEntries)
+        // The caller counted this map as alive; until `hooks` exists (whose deinit uncounts
+        // it), a failure must uncount it here.
+        func abandon(_ error: MapError) -> MapError {
+            binding.liveMaps.wrappingSubtract(1, ordering: .acquiringAndReleasing)
+            return error
+        }
+        // Sizes the provider is told about must at least be sane.
+        guard definition.keySize > 0, definition.valueSize > 0, definition.maxEntries > 0,
+              definition.keySize <= Int(UInt32.max), definition.valueSize <= Int(UInt32.max),
+              definition.maxEntries <= Int(UInt32.max) else {
+            throw abandon(MapError.invalidArgument.with(reason: "key size, value size and maxEntries must be 1...2^32-1"))
+        }
+        guard let create = binding.dispatch.preprocessMapCreate else { throw abandon(MapError.invalidArgument) }
+        let created: MapCreateResult
+        do {
+            created = try create(request)
+        } catch {
+            throw abandon(error)
+        }
+        let hooks = ProviderHooks(binding: binding, context: created.context)
+        // From here on, releasing `hooks` calls postprocessMapDelete.
+        guard created.actualValueSize > 0, created.actualValueSize <= MapDefinition.maxValueSize else {
+            throw MapError.invalidArgument.with(reason: "provider chose an invalid stored value size \(created.actualValueSize)")
+        }
+        guard binding.properties.updatesOriginalValue || created.actualValueSize == definition.valueSize else {
+            throw MapError.invalidArgument.with(
+                reason: "a provider without updatesOriginalValue must store the user value size (\(definition.valueSize)), not \(created.actualValueSize)")
+        }
+        var baseDefinition = definition
+        baseDefinition.type = binding.base.definitionType
+        baseDefinition.hashImplementation = binding.base.hashImplementation
+        baseDefinition.valueSize = created.actualValueSize
+        baseDefinition.poolTag = definition.poolTag ?? PoolTag("rcuc")
+        switch binding.base {
+        case .hashLockFree: base = try LockFreeHashMap(baseDefinition, observer: hooks)
+        case .hashBucketLocked: base = try BucketHashMap(baseDefinition, observer: hooks)
+        case .array: base = try ArrayMap(baseDefinition, observer: hooks)
+        }
+        self.definition = definition
+        self.storedValueSize = created.actualValueSize
+        self.baseKind = binding.base
+        self.hooks = hooks
+        self.dispatch = binding.dispatch
+        self.updatesOriginalValue = binding.properties.updatesOriginalValue
+    }
+
+    /// The context the provider returned for this map (the seeds' `MAP_CONTEXT()`).
+    public var providerContext: (any MapProviderContext)? { hooks.context }
+
+    /// Program types associated so far, in order.
+    public var associatedProgramTypes: [ProgramType] { programTypes.withLock { $0 } }
+
+    /// Associates a program type with the map, after the provider's
+    /// `preprocessAssociateProgramType` accepts it. Associating a type twice is a no-op.
+    ///
+    /// - Throws: whatever the provider throws to refuse it.
+    public func associate(programType: ProgramType) throws(MapError) {
+        if programTypes.withLock({ $0.contains(programType) }) { return }
+        try dispatch.preprocessAssociateProgramType?(hooks.context, programType)
+        programTypes.withLock { types in if !types.contains(programType) { types.append(programType) } }
+    }
+
+    public var count: Int { base.count }
+
+    // MARK: Checks
+
+    @inline(__always)
+    func checkSizes(key: UnsafeRawBufferPointer, value: Int?) throws(MapError) {
+        guard key.count == definition.keySize, key.baseAddress != nil else {
+            throw MapError.invalidArgument.with(reason: "key buffer is \(key.count) bytes, map keys are \(definition.keySize)")
+        }
+        if let value, value != definition.valueSize {
+            throw MapError.invalidArgument.with(reason: "value buffer is \(value) bytes, map values are \(definition.valueSize)")
+        }
+    }
+
+    @inline(__always)
+    func withStoredBuffer<R>(_ body: (UnsafeMutableRawBufferPointer) throws(MapError) -> R) throws(MapError) -> R {
+        try withUnsafeTemporaryAllocation(byteCount: storedValueSize, alignment: 16) { raw throws(MapError) in
+            raw.initializeMemory(as: UInt8.self, repeating: 0)
+            return try body(raw)
+        }
+    }
+
+    // MARK: Lookup
+
+    public func lookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
+        try checkSizes(key: key, value: value.baseAddress == nil ? -1 : value.count)
+        Epoch.enter()
+        defer { Epoch.exit() }
+        if updatesOriginalValue {
+            try withStoredBuffer { (stored) throws(MapError) in
+                try base.lookup(key: key, into: stored)
+                try dispatch.postprocessFindElement!(MapElementCall(
+                    context: hooks.context, key: key, inValue: UnsafeRawBufferPointer(stored), outValue: value, flags: []))
+            }
+        } else {
+            try base.lookup(key: key, into: value)
+            try dispatch.postprocessFindElement?(MapElementCall(
+                context: hooks.context, key: key, inValue: UnsafeRawBufferPointer(value), outValue: nil, flags: []))
+        }
+    }
+
+    public func lookupInPlace(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError)
+        -> UnsafeMutableRawBufferPointer
+    {
+        guard !updatesOriginalValue else { throw Self.helperModeBlocked }
+        try checkSizes(key: key, value: nil)
+        let stored = try base.lookupInPlace(key: key, in: section)
+        try dispatch.postprocessFindElement?(MapElementCall(
+            context: hooks.context, key: key, inValue: UnsafeRawBufferPointer(stored), outValue: nil, flags: .helper))
+        return stored
+    }
+
+    static let helperModeBlocked = MapError.notSupported.with(
+        reason: "helper-mode access is blocked on maps whose provider updates the original value")
+
+    // MARK: Update
+
+    public func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags) throws(MapError) {
+        try update(key: key, value: value, flags: flags, operation: []) { (stored) throws(MapError) in
+            try base.update(key: key, value: stored, flags: flags)
+        }
+    }
+
+    public func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
+                       in section: borrowing EpochSection) throws(MapError) {
+        guard !updatesOriginalValue else { throw Self.helperModeBlocked }
+        try update(key: key, value: value, flags: flags, operation: .helper) { (stored) throws(MapError) in
+            try Epoch.withSection { (section) throws(MapError) in
+                try base.update(key: key, value: stored, flags: flags, in: section)
+            }
+        }
+    }
+
+    /// Addition callback, then `baseUpdate` with the stored value; rolls the addition back
+    /// through the deletion callback (`.update`) if the base update fails.
+    func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
+                operation: MapOperationFlags,
+                baseUpdate: (UnsafeRawBufferPointer) throws(MapError) -> Void) throws(MapError) {
+        try checkSizes(key: key, value: value.baseAddress == nil ? -1 : value.count)
+        guard flags.isValid else { throw MapError.invalidArgument.with(reason: "invalid update flags \(flags.rawValue)") }
+        Epoch.enter()
+        defer { Epoch.exit() }
+        if updatesOriginalValue {
+            try withStoredBuffer { (stored) throws(MapError) in
+                try dispatch.preprocessElementAddition!(MapElementCall(
+                    context: hooks.context, key: key, inValue: value, outValue: stored, flags: operation))
+                do throws(MapError) {
+                    try baseUpdate(UnsafeRawBufferPointer(stored))
+                } catch {
+                    hooks.rollBack(key: key, storedValue: UnsafeRawBufferPointer(stored), flags: operation)
+                    throw error
+                }
+            }
+        } else {
+            guard let addition = dispatch.preprocessElementAddition else {
+                try baseUpdate(value)
+                return
+            }
+            try addition(MapElementCall(context: hooks.context, key: key, inValue: value, outValue: nil, flags: operation))
+            do throws(MapError) {
+                try baseUpdate(value)
+            } catch {
+                hooks.rollBack(key: key, storedValue: value, flags: operation)
+                throw error
+            }
+        }
+    }
+
+    // MARK: Delete
+
+    public func delete(key: UnsafeRawBufferPointer) throws(MapError) {
+        try checkSizes(key: key, value: nil)
+        try base.delete(key: key)
+    }
+
+    public func delete(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError) {
+        guard !updatesOriginalValue else { throw Self.helperModeBlocked }
+        try checkSizes(key: key, value: nil)
+        try base.delete(key: key, in: section)
+    }
+
+    /// Removes `key` and returns its user-visible value. The deletion callback runs first
+    /// (from the base map); the find callback then translates the removed stored value,
+    /// inside the same epoch — so a provider that frees resources on deletion must free
+    /// them through the epoch, as ``MapClientServices/free(_:)`` does.
+    public func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
+        try checkSizes(key: key, value: value.baseAddress == nil ? -1 : value.count)
+        Epoch.enter()
+        defer { Epoch.exit() }
+        if updatesOriginalValue {
+            try withStoredBuffer { (stored) throws(MapError) in
+                try base.lookupAndDelete(key: key, into: stored)
+                try dispatch.postprocessFindElement!(MapElementCall(
+                    context: hooks.context, key: key, inValue: UnsafeRawBufferPointer(stored), outValue: value, flags: []))
+            }
+        } else {
+            try base.lookupAndDelete(key: key, into: value)
+            try dispatch.postprocessFindElement?(MapElementCall(
+                context: hooks.context, key: key, inValue: UnsafeRawBufferPointer(value), outValue: nil, flags: []))
+        }
+    }
+
+    // MARK: Iteration
+
+    public func nextKey(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer) throws(MapError) {
+        try base.nextKey(after: key, into: nextKey)
+    }
+
+    // MARK: Client services
+
+    /// The stored value for `key`, in place, without provider callbacks (the client
+    /// dispatch table's `find_element`). Caller holds an epoch.
+    func findStored(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError)
+        -> UnsafeMutableRawBufferPointer
+    {
+        try checkSizes(key: key, value: nil)
+        return try base.lookupInPlace(key: key, in: section)
+    }
+}

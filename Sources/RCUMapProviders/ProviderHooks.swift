@@ -1,0 +1,47 @@
+import RCUBaseMaps
+import RCUEpoch
+
+/// The provider's deletion callbacks, installed in a custom map's base map, and the owner of
+/// the map's context.
+///
+/// Lifetime: owned by the base map alone, so it is released right after the base map's
+/// teardown has reported every remaining entry with `.mapCleanup` — and its `deinit` then
+/// calls `postprocessMapDelete` and lets the provider go. That is the order the contract
+/// requires, whatever thread drops the map.
+final class ProviderHooks: MapEntryObserver, Sendable {
+    let binding: ProviderBinding
+    let context: (any MapProviderContext)?
+
+    init(binding: ProviderBinding, context: (any MapProviderContext)?) {
+        self.binding = binding
+        self.context = context
+    }
+
+    deinit {
+        binding.dispatch.postprocessMapDelete?(context)
+        binding.liveMaps.wrappingSubtract(1, ordering: .acquiringAndReleasing)
+    }
+
+    func entryWillBeRemoved(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer,
+                            flags: MapOperationFlags) -> MapError? {
+        guard let preprocess = binding.dispatch.preprocessElementDeletion else { return nil }
+        do {
+            try preprocess(MapElementDeletion(context: context, key: key, value: value, flags: flags))
+            return nil
+        } catch {
+            // Only an explicit delete may be refused.
+            return flags.contains(.update) || flags.contains(.mapCleanup) ? nil : error
+        }
+    }
+
+    func entryWasRemoved(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapOperationFlags) {
+        binding.dispatch.postprocessElementDeletion?(MapElementDeletion(context: context, key: key, value: value, flags: flags))
+    }
+
+    /// Undoes a successful addition whose base update failed: the deletion callback with `.update`.
+    func rollBack(key: UnsafeRawBufferPointer, storedValue: UnsafeRawBufferPointer, flags: MapOperationFlags) {
+        let flags = flags.union(.update)
+        _ = entryWillBeRemoved(key: key, value: storedValue, flags: flags)
+        entryWasRemoved(key: key, value: storedValue, flags: flags)
+    }
+}
