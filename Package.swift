@@ -86,9 +86,16 @@ let package = Package(
             dependencies: ["RCUEpoch", "RCUBaseMaps", "RCUMapProviders"],
             swiftSettings: swiftSettings
         ),
+        // The sample provider (an XSKMAP-style object map): an example target, used by the
+        // tests, the bench and docs/custom-maps.md.
+        .target(
+            name: "ObjectMapProvider",
+            dependencies: ["RCUMaps"],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "rcumaps",
-            dependencies: ["RCUMaps"],
+            dependencies: ["RCUMaps", "ObjectMapProvider"],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -102,6 +109,16 @@ let package = Package(
         .testTarget(
             name: "RCUEpochTests",
             dependencies: ["RCUEpoch", "RCUMapsTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "CTestProvider",
+            dependencies: ["CRCUMapProviderABI"],
+            path: "Tests/CTestProvider"
+        ),
+        .testTarget(
+            name: "RCUMapProvidersTests",
+            dependencies: ["RCUMaps", "ObjectMapProvider", "CTestProvider", "RCUMapsTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,0 +1,175 @@
+import RCUMaps
+import Synchronization
+
+/// The sample provider: an *object map*, in the style of Linux's XSKMAP.
+///
+/// Users store 4-byte handles of reference-counted objects (think of file descriptors of
+/// sockets); the map stores an 8-byte pointer to the object itself (actual value size 8),
+/// holding one reference per entry. Lookups translate the pointer back into the handle;
+/// every way a value leaves the map — delete, replace, teardown, a failed update — releases
+/// its reference exactly once.
+///
+/// Objects are epoch memory (``MapClientServices/allocate(byteCount:tag:)``) and are freed
+/// through the epoch when their last reference goes, so a reader translating a pointer
+/// inside an epoch never touches freed memory.
+///
+/// ```swift
+/// let objects = try ObjectMapProvider()              // registers type 4100 on a bucket-locked hash
+/// let socket = try objects.makeObject()              // a handle, reference count 1 (ours)
+/// let map = try objects.makeMap(maxEntries: 64)      // keys: UInt32, values: handles
+/// try map.update(key: …, value: handle bytes, flags: .any)   // the map takes a reference
+/// objects.close(socket)                              // drops ours; the map's keeps it alive
+/// ```
+///
+/// Concurrency: every method may be called from any thread.
+public final class ObjectMapProvider: Sendable {
+    /// The map type the sample registers by default.
+    public static let defaultMapType = MapType(rawValue: 4100)
+    /// Default pool tag of the objects.
+    public static let defaultObjectTag = PoolTag("objm")
+
+    /// A handle users store in the map.
+    public typealias Handle = UInt32
+
+    /// The registration (unregister through it once no map of the type is left).
+    public let registration: MapProviderRegistration
+    private let state: State
+
+    /// Per-provider state shared with the callbacks.
+    final class State: Sendable {
+        /// Open objects by handle (the "handle table"), as object addresses.
+        let table = Mutex<(next: Handle, objects: [Handle: UInt])>((1, [:]))
+        let client = MapClientServices()
+        let mapsAlive = Atomic<Int>(0)
+        let associationsRefused = Atomic<Int>(0)
+        let objectTag: PoolTag
+        init(objectTag: PoolTag) { self.objectTag = objectTag }
+    }
+
+    /// A program type the sample refuses to associate with (to demonstrate refusal).
+    public static let refusedProgramType = ProgramType("00000000-0000-0000-0000-00000000dead")!
+
+    /// Registers the object map provider for `type` on `base`; objects are accounted under
+    /// `objectTag`.
+    ///
+    /// - Throws: what ``MapProviderRegistry/register(type:base:properties:dispatch:)`` throws.
+    public init(type: MapType = ObjectMapProvider.defaultMapType,
+                base: ProviderBaseMap = .hashBucketLocked,
+                objectTag: PoolTag = ObjectMapProvider.defaultObjectTag) throws(MapError) {
+        let state = State(objectTag: objectTag)
+        self.state = state
+        registration = try MapProviderRegistry.shared.register(
+            type: type, base: base, properties: MapProviderProperties(updatesOriginalValue: true),
+            dispatch: Self.dispatchTable(state))
+    }
+
+    /// Creates a map of this provider's type: `UInt32` keys (or array indices), handle values.
+    public func makeMap(maxEntries: Int, name: String = "objects", poolTag: PoolTag? = nil) throws(MapError) -> ProviderBackedMap {
+        try MapProviderRegistry.shared.createMap(MapDefinition(
+            type: registration.type, keySize: 4, valueSize: 4, maxEntries: maxEntries, name: name, poolTag: poolTag))
+    }
+
+    // MARK: Objects
+
+    /// Object layout: reference count (atomic Int) | handle (UInt32).
+    static let objectSize = 16
+
+    /// Opens a new object and returns its handle; the caller holds one reference.
+    ///
+    /// - Throws: ``MapError/noMemory``.
+    public func makeObject() throws(MapError) -> Handle {
+        guard let object = state.client.allocate(byteCount: Self.objectSize, tag: state.objectTag) else {
+            throw MapError.noMemory
+        }
+        object.bindMemory(to: Atomic<Int>.self, capacity: 1).initialize(to: Atomic(1))
+        return state.table.withLock { table in
+            let handle = table.next
+            table.next &+= 1
+            (object + 8).storeBytes(of: handle, as: Handle.self)
+            table.objects[handle] = UInt(bitPattern: object)
+            return handle
+        }
+    }
+
+    /// Closes a handle: drops the caller's reference. Maps that hold the object keep it alive.
+    ///
+    /// - Returns: `false` if the handle is not open.
+    @discardableResult
+    public func close(_ handle: Handle) -> Bool {
+        guard let address = state.table.withLock({ $0.objects.removeValue(forKey: handle) }) else { return false }
+        Self.release(UnsafeMutableRawPointer(bitPattern: address)!, client: state.client)
+        return true
+    }
+
+    /// The reference count of an open object (`nil` once closed).
+    public func referenceCount(of handle: Handle) -> Int? {
+        state.table.withLock { table in
+            table.objects[handle].map { Self.counter(UnsafeMutableRawPointer(bitPattern: $0)!).pointee.load(ordering: .acquiring) }
+        }
+    }
+
+    /// Maps of this provider's type that exist now.
+    public var liveMaps: Int { state.mapsAlive.load(ordering: .acquiring) }
+
+    static func counter(_ object: UnsafeMutableRawPointer) -> UnsafeMutablePointer<Atomic<Int>> {
+        object.assumingMemoryBound(to: Atomic<Int>.self)
+    }
+
+    static func release(_ object: UnsafeMutableRawPointer, client: MapClientServices) {
+        let remaining = counter(object).pointee.wrappingSubtract(1, ordering: .acquiringAndReleasing).newValue
+        precondition(remaining >= 0, "object released more often than retained")
+        if remaining == 0 { client.free(object) }  // readers in an epoch may still translate it
+    }
+
+    // MARK: Callbacks
+
+    static func dispatchTable(_ state: State) -> MapProviderDispatchTable {
+        MapProviderDispatchTable(
+            preprocessMapCreate: { (request) throws(MapError) -> MapCreateResult in
+                guard request.valueSize == MemoryLayout<Handle>.size else {
+                    throw MapError.invalidArgument.with(reason: "object map values are 4-byte handles, got \(request.valueSize)")
+                }
+                state.mapsAlive.wrappingAdd(1, ordering: .relaxed)
+                return MapCreateResult(actualValueSize: MemoryLayout<UInt>.size, context: state)
+            },
+            postprocessMapDelete: { _ in
+                state.mapsAlive.wrappingSubtract(1, ordering: .relaxed)
+            },
+            preprocessAssociateProgramType: { (_, programType) throws(MapError) in
+                if programType == refusedProgramType {
+                    state.associationsRefused.wrappingAdd(1, ordering: .relaxed)
+                    throw MapError.permissionDenied.with(reason: "the object map refuses program type \(programType)")
+                }
+            },
+            postprocessFindElement: { (call) throws(MapError) in
+                // stored pointer → handle. Runs inside an epoch: the object cannot be freed under us.
+                guard let out = call.outValue else { return }
+                let address = call.inValue.loadUnaligned(as: UInt.self)
+                guard let object = UnsafeMutableRawPointer(bitPattern: address) else {
+                    throw MapError.keyNotFound  // an array slot that never held an object
+                }
+                out.storeBytes(of: (object + 8).load(as: Handle.self), as: Handle.self)
+            },
+            preprocessElementAddition: { (call) throws(MapError) in
+                // handle → stored pointer, taking a reference for the map.
+                guard let out = call.outValue else { return }
+                let handle = call.inValue.loadUnaligned(as: Handle.self)
+                let address: UInt? = state.table.withLock { table in
+                    guard let address = table.objects[handle] else { return nil }
+                    // Retain under the table lock: a concurrent close cannot free it first.
+                    counter(UnsafeMutableRawPointer(bitPattern: address)!).pointee.wrappingAdd(1, ordering: .relaxed)
+                    return address
+                }
+                guard let address else { throw MapError.invalidArgument.with(reason: "handle \(handle) is not open") }
+                out.storeBytes(of: address, as: UInt.self)
+            },
+            postprocessElementDeletion: { call in
+                // Delete, replace (.update), rollback (.update) or teardown (.mapCleanup):
+                // the entry's reference goes, exactly once.
+                let address = call.value.loadUnaligned(as: UInt.self)
+                if let object = UnsafeMutableRawPointer(bitPattern: address) {
+                    release(object, client: state.client)
+                }
+            })
+    }
+}

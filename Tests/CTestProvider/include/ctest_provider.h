@@ -1,0 +1,37 @@
+/*
+ * A custom map provider written in C, used by the tests to prove the C ABI
+ * (rcumaps_provider.h) end to end.
+ *
+ * The "checked" provider: users store a uint32_t; the map stores 8 bytes,
+ * {value, ~value} (updates_original_value), so finds can verify what they
+ * translate. Additions of 0xDEADBEEF are refused with EINVAL. Deletions are
+ * counted by flag. Program types whose first byte is 0xFF are refused (EPERM).
+ */
+#ifndef CTEST_PROVIDER_H
+#define CTEST_PROVIDER_H
+#include <stdint.h>
+
+enum ctest_counter {
+    CTEST_CREATES, CTEST_MAP_DELETES, CTEST_FINDS, CTEST_ADDITIONS, CTEST_DELETIONS,
+    CTEST_DELETIONS_UPDATE, CTEST_DELETIONS_CLEANUP, CTEST_DELETIONS_HELPER, CTEST_ASSOCIATIONS,
+    CTEST_COUNTER_COUNT
+};
+
+/* Registers the provider for map_type on base_map (RCUMAPS_BASE_MAP_*). Returns 0 or errno. */
+int ctest_provider_register(uint32_t map_type, uint32_t base_map);
+/* Malformed registrations, by variant (0 NULL registration, 1 short registration,
+ * 2 short dispatch table, 3 both deletion callbacks, 4 no create callback,
+ * 5 unknown base map, 6 NULL dispatch). Returns rcumaps_register_provider's result. */
+int ctest_provider_register_malformed(int variant, uint32_t map_type);
+int ctest_provider_unregister(uint32_t map_type);
+uint64_t ctest_provider_count(int counter);
+
+/* Through the client dispatch table: enter an epoch, find `key` in `map` (a
+ * ProviderBackedMap.cHandle), copy the 8 stored bytes to *stored, leave. */
+int ctest_provider_find_via_client(const void *map, uint32_t key, uint64_t *stored);
+/* Through the client table: allocate (plain and cache-aligned) under `tag`, free both. */
+int ctest_provider_allocate_via_client(uint32_t tag);
+/* The magic number in the map context the client table returns for `map`. */
+uint32_t ctest_provider_context_magic(const void *map);
+
+#endif

@@ -1,0 +1,115 @@
+import RCUMaps
+import RCUMapsTestSupport
+import Testing
+
+@Suite("Provider registration")
+struct RegistrationTests {
+    let provider = RecordingProvider()
+
+    @Test func typeIDsOutsideTheCustomRangeAreRefused() {
+        for raw: UInt32 in [0, 1, 4095, 65536, .max] {
+            #expect(throws: MapError.invalidArgument) {
+                try MapProviderRegistry.shared.register(type: MapType(rawValue: raw), base: .hashBucketLocked,
+                                                        dispatch: provider.dispatch)
+            }
+        }
+    }
+
+    @Test func aTypeCanHaveOnlyOneProvider() throws {
+        let registration = try provider.register(base: .hashBucketLocked)
+        do {
+            try MapProviderRegistry.shared.register(type: registration.type, base: .hashLockFree, dispatch: provider.dispatch)
+            Issue.record("second registration of a type succeeded")
+        } catch {
+            #expect(error == .alreadyExists)
+        }
+        try registration.unregister()
+        #expect(!MapProviderRegistry.shared.isRegistered(registration.type))
+        #expect(throws: MapError.keyNotFound) { try registration.unregister() }
+    }
+
+    @Test func requiredCallbacksMustBePresent() {
+        func refused(_ edit: (inout MapProviderDispatchTable) -> Void, updates: Bool = true) -> String? {
+            var table = provider.dispatch
+            edit(&table)
+            do {
+                try MapProviderRegistry.shared.register(type: uniqueCustomType(), base: .hashBucketLocked,
+                                                        properties: .init(updatesOriginalValue: updates), dispatch: table)
+                return nil
+            } catch {
+                return error == .invalidArgument ? error.reason : "wrong error \(error)"
+            }
+        }
+        #expect(refused { $0.preprocessMapCreate = nil }?.contains("preprocessMapCreate") == true)
+        #expect(refused { $0.postprocessMapDelete = nil }?.contains("postprocessMapDelete") == true)
+        #expect(refused { $0.preprocessAssociateProgramType = nil }?.contains("preprocessAssociateProgramType") == true)
+        #expect(refused { $0.postprocessElementDeletion = nil }?.contains("exactly one") == true)
+        #expect(refused { $0.preprocessElementDeletion = { _ throws(MapError) in } }?.contains("not both") == true)
+        #expect(refused { $0.postprocessFindElement = nil }?.contains("postprocessFindElement") == true)
+        #expect(refused { $0.preprocessElementAddition = nil }?.contains("preprocessElementAddition") == true)
+        #expect(refused { $0.version = 2 }?.contains("version") == true)
+        #expect(refused { $0.version = 0 }?.contains("version") == true)
+        // Without updatesOriginalValue, find and addition are optional.
+        #expect(refused({ $0.postprocessFindElement = nil; $0.preprocessElementAddition = nil }, updates: false) == nil)
+    }
+
+    @Test func unregisteredCustomTypesCannotBeCreated() throws {
+        let type = uniqueCustomType()
+        do {
+            _ = try MapRegistry.create(MapDefinition(type: type, keySize: 4, valueSize: 4, maxEntries: 4))
+            Issue.record("created a map of an unregistered type")
+        } catch {
+            #expect(error == .invalidArgument)
+            #expect(error.reason?.contains("no provider") == true)
+        }
+        let registration = try provider.register(base: .hashLockFree)
+        try registration.unregister()
+        #expect(throws: MapError.invalidArgument) { try registration.makeMap() }
+    }
+
+    @Test func aProviderCannotBeUnregisteredWhileItsMapsExist() throws {
+        let registration = try provider.register(base: .hashBucketLocked)
+        var map: (any RawMap)? = try registration.makeMap()
+        do {
+            try registration.unregister()
+            Issue.record("unregistered while a map exists")
+        } catch {
+            #expect(error == .busy)
+        }
+        _ = map?.count
+        map = nil
+        try registration.unregister()
+    }
+
+    @Test func failedCreationsLeaveNothingBehind() throws {
+        let registration = try provider.register(base: .hashBucketLocked)
+        // The create callback fails.
+        provider.failCreate.store(true, ordering: .relaxed)
+        #expect(throws: MapError.noMemory) { try registration.makeMap() }
+        provider.failCreate.store(false, ordering: .relaxed)
+        // The provider answers a stored size the base cannot take: its context is released.
+        provider.wrongStoredSize.store(MapDefinition.maxValueSize + 1, ordering: .relaxed)
+        #expect(throws: MapError.invalidArgument) { try registration.makeMap() }
+        provider.wrongStoredSize.store(0, ordering: .relaxed)
+        // The base map refuses the definition (maxEntries 0 never reaches the provider).
+        #expect(throws: MapError.invalidArgument) { try registration.makeMap(maxEntries: 0) }
+        // The base map refuses it after the provider agreed (name too long): context released.
+        #expect(throws: MapError.invalidArgument) {
+            try MapRegistry.create(MapDefinition(type: registration.type, keySize: 4, valueSize: 4, maxEntries: 4,
+                                                 name: "much-too-long-a-name"))
+        }
+        #expect(provider.contextsAlive.load(ordering: .relaxed) == 0)
+        #expect(provider.recorded(.mapDelete).count == provider.contextsMade.load(ordering: .relaxed))
+        // Nothing holds the provider.
+        try registration.unregister()
+    }
+
+    @Test func aProviderWithoutUpdatesOriginalValueMustKeepTheValueSize() throws {
+        let plain = RecordingProvider(updatesOriginalValue: false)
+        let registration = try plain.register(base: .hashLockFree)
+        plain.wrongStoredSize.store(8, ordering: .relaxed)
+        #expect(throws: MapError.invalidArgument) { try registration.makeMap() }
+        #expect(plain.contextsAlive.load(ordering: .relaxed) == 0)
+        try registration.unregister()
+    }
+}

@@ -1,0 +1,271 @@
+import RCUMaps
+import RCUMapsTestSupport
+import Synchronization
+import Foundation
+import Testing
+
+@Suite("Provider-backed map semantics")
+struct ProviderSemanticsTests {
+    static let hashBases: [ProviderBaseMap] = [.hashLockFree, .hashBucketLocked]
+
+    @Test(arguments: ProviderBaseMap.allCases)
+    func storedValuesAreTranslatedBothWays(_ base: ProviderBaseMap) throws {
+        let provider = RecordingProvider()
+        let registration = try provider.register(base: base)
+        let map = try #require(try registration.makeMap(maxEntries: 16) as? ProviderBackedMap)
+        #expect(map.storedValueSize == 8)
+        #expect(map.definition.valueSize == 4)
+        try map.put(UInt32(3), UInt32(77))
+        #expect(try map.get(UInt32(3), as: UInt32.self) == 77)
+        // The base map holds the transformed form.
+        let stored = try Epoch.withSection { (section) throws(MapError) -> UInt64 in
+            try withUnsafeBytes(of: UInt32(3)) { (key) throws(MapError) -> UInt64 in
+                try registration.client.findElement(in: map, key: key, in: section).loadUnaligned(as: UInt64.self)
+            }
+        }
+        #expect(stored == UInt64(77) | UInt64(77 ^ 0xA5A5_A5A5) << 32)
+        #expect(provider.recorded(.addition).map(\.value) == [77])
+        // User-facing sizes are checked before any callback runs.
+        provider.clear()
+        #expect(throws: MapError.invalidArgument) { try map.put(UInt32(3), UInt64(1)) }
+        #expect(throws: MapError.invalidArgument) { try map.get(UInt32(3), as: UInt64.self) }
+        #expect(throws: MapError.invalidArgument) { try map.put(UInt64(3), UInt32(1)) }
+        #expect(throws: MapError.invalidArgument) { try map.put(UInt32(3), UInt32(1), flags: MapUpdateFlags(rawValue: 9)) }
+        #expect(provider.recorded(.addition).isEmpty)
+    }
+
+    @Test(arguments: ProviderBaseMap.allCases)
+    func helperModeIsBlockedWhenTheProviderUpdatesTheOriginalValue(_ base: ProviderBaseMap) throws {
+        let provider = RecordingProvider()
+        let map = try provider.register(base: base).makeMap()
+        try map.put(UInt32(1), UInt32(10))
+        try withUnsafeBytes(of: UInt32(1)) { key in
+            try withUnsafeBytes(of: UInt32(11)) { value in
+                Epoch.withSection { section in
+                    #expect(throws: MapError.notSupported) { try map.lookupInPlace(key: key, in: section) }
+                    #expect(throws: MapError.notSupported) { try map.update(key: key, value: value, flags: .any, in: section) }
+                    #expect(throws: MapError.notSupported) { try map.delete(key: key, in: section) }
+                }
+            }
+        }
+        #expect(try map.get(UInt32(1), as: UInt32.self) == 10)
+    }
+
+    @Test(arguments: hashBases)
+    func helperModeCallbacksCarryTheHelperFlag(_ base: ProviderBaseMap) throws {
+        let provider = RecordingProvider(updatesOriginalValue: false)
+        let map = try provider.register(base: base).makeMap()
+        try withUnsafeBytes(of: UInt32(5)) { key in
+            try withUnsafeBytes(of: UInt32(50)) { value in
+                try Epoch.withSection { (section) throws(MapError) in
+                    try map.update(key: key, value: value, flags: .noExist, in: section)
+                    let stored = try map.lookupInPlace(key: key, in: section)
+                    #expect(stored.load(as: UInt32.self) == 50)
+                    try map.update(key: key, value: value, flags: .exist, in: section)
+                    try map.delete(key: key, in: section)
+                }
+            }
+        }
+        #expect(provider.recorded(.addition).map(\.flags) == [.helper, .helper])
+        #expect(provider.recorded(.find).map(\.flags) == [.helper])
+        #expect(provider.recorded(.postDeletion).map(\.flags) == [[.helper, .update], .helper])
+    }
+
+    @Test(arguments: hashBases)
+    func replaceDeleteAndTeardownCallTheDeletionCallbackWithTheRightFlags(_ base: ProviderBaseMap) throws {
+        let provider = RecordingProvider()
+        do {
+            let map = try provider.register(base: base).makeMap()
+            try map.put(UInt32(1), UInt32(100))
+            try map.put(UInt32(1), UInt32(101))            // displaces 100: UPDATE
+            try map.put(UInt32(2), UInt32(200))
+            try map.remove(UInt32(2))                        // explicit: no flags
+            #expect(try map.take(UInt32(1), as: UInt32.self) == 101)  // explicit, translated after
+            try map.put(UInt32(3), UInt32(300))
+            try map.put(UInt32(4), UInt32(400))
+            #expect(provider.recorded(.postDeletion) == [
+                .init(kind: .postDeletion, flags: .update, key: 1, value: 100),
+                .init(kind: .postDeletion, flags: [], key: 2, value: 200),
+                .init(kind: .postDeletion, flags: [], key: 1, value: 101),
+            ])
+            provider.clear()
+        }
+        // Teardown: every remaining entry with MAP_CLEANUP, then postprocessMapDelete, last.
+        let events = provider.recorded
+        #expect(events.count == 3)
+        #expect(Set(events.prefix(2).compactMap(\.key)) == [3, 4])
+        #expect(events.prefix(2).allSatisfy { $0.kind == .postDeletion && $0.flags == .mapCleanup })
+        #expect(events.last?.kind == .mapDelete)
+    }
+
+    @Test func arrayBaseReportsDisplacedValuesAndEverySlotAtTeardown() throws {
+        let provider = RecordingProvider()
+        do {
+            let map = try provider.register(base: .array).makeMap(maxEntries: 3)
+            // An untouched slot holds zero bytes; what they mean is the provider's call (this one
+            // refuses them as not-a-stored-value; the object map answers ENOENT).
+            #expect(throws: MapError.invalidArgument) { try map.get(UInt32(0), as: UInt32.self) }
+            try map.put(UInt32(0), UInt32(5))
+            try map.put(UInt32(0), UInt32(6))
+            #expect(throws: MapError.invalidArgument) { try map.remove(UInt32(0)) }
+            #expect(throws: MapError.notSupported) { try map.take(UInt32(0), as: UInt32.self) }
+            #expect(throws: MapError.outOfSpace) { try map.put(UInt32(3), UInt32(1)) }  // past the end: rolled back
+            let deletions = provider.recorded(.postDeletion)
+            #expect(deletions.map(\.flags) == [.update, .update, .update])
+            #expect(deletions.map(\.value) == [0, 5, 1])  // initial zeros, then 5, then the rollback of 1
+            provider.clear()
+        }
+        let cleanup = provider.recorded(.postDeletion)
+        #expect(cleanup.count == 3)
+        #expect(cleanup.allSatisfy { $0.flags == .mapCleanup })
+        #expect(provider.recorded.last?.kind == .mapDelete)
+    }
+
+    @Test(arguments: ProviderBaseMap.allCases)
+    func aFailedAdditionLeavesTheMapUnchanged(_ base: ProviderBaseMap) throws {
+        let provider = RecordingProvider()
+        let tag = uniqueTag()
+        let map = try provider.register(base: base).makeMap(tag: tag)
+        try map.put(UInt32(1), UInt32(10))
+        provider.clear()  // (on an array, that put displaced the slot's initial zeros)
+        let before = EpochMemory.statistics(for: tag).liveAllocations
+        #expect(throws: MapError.invalidArgument) { try map.put(UInt32(1), UInt32(0xDEAD)) }
+        #expect(throws: MapError.invalidArgument) { try map.put(UInt32(2), UInt32(0xDEAD)) }
+        #expect(try map.get(UInt32(1), as: UInt32.self) == 10)
+        if base != .array {
+            #expect(throws: MapError.keyNotFound) { try map.get(UInt32(2), as: UInt32.self) }
+            #expect(map.count == 1)
+        }
+        #expect(provider.recorded(.postDeletion).isEmpty)  // nothing to undo: the addition itself failed
+        #expect(settledStatistics(for: tag).liveAllocations == before)
+    }
+
+    @Test(arguments: hashBases)
+    func aBaseUpdateThatFailsAfterTheAdditionIsRolledBack(_ base: ProviderBaseMap) throws {
+        let provider = RecordingProvider()
+        let map = try provider.register(base: base).makeMap(maxEntries: 1)
+        try map.put(UInt32(1), UInt32(10))
+        provider.clear()
+        #expect(throws: MapError.outOfSpace) { try map.put(UInt32(2), UInt32(20)) }          // full
+        #expect(throws: MapError.alreadyExists) { try map.put(UInt32(1), UInt32(30), flags: .noExist) }
+        #expect(throws: MapError.keyNotFound) { try map.put(UInt32(9), UInt32(40), flags: .exist) }
+        #expect(provider.recorded(.addition).map(\.value) == [20, 30, 40])
+        #expect(provider.recorded(.postDeletion) == [
+            .init(kind: .postDeletion, flags: .update, key: 2, value: 20),
+            .init(kind: .postDeletion, flags: .update, key: 1, value: 30),
+            .init(kind: .postDeletion, flags: .update, key: 9, value: 40),
+        ])
+        #expect(try map.get(UInt32(1), as: UInt32.self) == 10)
+    }
+
+    @Test(arguments: hashBases)
+    func theDeprecatedDeletionCallbackMayRefuseAnExplicitDeleteOnly(_ base: ProviderBaseMap) throws {
+        let provider = RecordingProvider(usesDeprecatedDeletion: true, protectedKey: 7)
+        let tag = uniqueTag()
+        do {
+            let map = try provider.register(base: base).makeMap(tag: tag)
+            try map.put(UInt32(7), UInt32(70))
+            #expect(throws: MapError.permissionDenied) { try map.remove(UInt32(7)) }
+            #expect(throws: MapError.permissionDenied) { try map.take(UInt32(7), as: UInt32.self) }
+            #expect(try map.get(UInt32(7), as: UInt32.self) == 70)
+            #expect(map.count == 1)
+            // A replace of the protected key cannot be refused (UPDATE), nor can teardown.
+            try map.put(UInt32(7), UInt32(71))
+            #expect(try map.get(UInt32(7), as: UInt32.self) == 71)
+            try map.put(UInt32(8), UInt32(80))
+            try map.remove(UInt32(8))
+        }
+        let deletions = provider.recorded(.preDeletion)
+        #expect(deletions.map(\.flags) == [[], [], .update, [], .mapCleanup])
+        #expect(deletions.last?.value == 71)
+        #expect(settledStatistics(for: tag).liveBytes == 0)
+    }
+
+    @Test(arguments: hashBases)
+    func thePostprocessDeletionRunsAfterTheBucketLockIsReleased(_ base: ProviderBaseMap) throws {
+        // The callback writes to the same key — the same bucket. Were the bucket lock still
+        // held, this would deadlock.
+        let reentered = Atomic<Int>(0)
+        let mapBox = Mutex<(any RawMap)?>(nil)
+        let dispatch = MapProviderDispatchTable(
+            preprocessMapCreate: { (request) throws(MapError) in MapCreateResult(actualValueSize: request.valueSize) },
+            postprocessMapDelete: { _ in },
+            preprocessAssociateProgramType: { (_, _) throws(MapError) in },
+            postprocessElementDeletion: { call in
+                guard call.flags.isEmpty, let map = mapBox.withLock({ $0 }) else { return }
+                try? map.put(call.key.loadUnaligned(as: UInt32.self), UInt32(99))
+                reentered.wrappingAdd(1, ordering: .relaxed)
+            })
+        let registration = try MapProviderRegistry.shared.register(type: uniqueCustomType(), base: base, dispatch: dispatch)
+        let map = try registration.makeMap()
+        mapBox.withLock { $0 = map }
+        try map.put(UInt32(4), UInt32(1))
+        try map.remove(UInt32(4))
+        #expect(reentered.load(ordering: .relaxed) == 1)
+        #expect(try map.get(UInt32(4), as: UInt32.self) == 99)
+        mapBox.withLock { $0 = nil }
+    }
+
+    @Test(arguments: hashBases)
+    func callbacksForDifferentKeysRunConcurrently(_ base: ProviderBaseMap) throws {
+        // Two threads delete different keys; each deletion callback waits until both have
+        // started. If callbacks were serialised, neither could see the other.
+        let started = Atomic<Int>(0)
+        let sawTheOther = Atomic<Int>(0)
+        let dispatch = MapProviderDispatchTable(
+            preprocessMapCreate: { (request) throws(MapError) in MapCreateResult(actualValueSize: request.valueSize) },
+            postprocessMapDelete: { _ in },
+            preprocessAssociateProgramType: { (_, _) throws(MapError) in },
+            postprocessElementDeletion: { call in
+                guard call.flags.isEmpty else { return }
+                started.wrappingAdd(1, ordering: .acquiringAndReleasing)
+                let deadline = ContinuousClock.now + .seconds(10)
+                while started.load(ordering: .acquiring) < 2 && ContinuousClock.now < deadline { sched_yield() }
+                if started.load(ordering: .acquiring) >= 2 { sawTheOther.wrappingAdd(1, ordering: .relaxed) }
+            })
+        let map = try MapProviderRegistry.shared.register(type: uniqueCustomType(), base: base, dispatch: dispatch)
+            .makeMap(maxEntries: 1024)
+        try map.put(UInt32(1), UInt32(1))
+        try map.put(UInt32(2), UInt32(2))
+        runOnThreads(2) { thread in try? map.remove(UInt32(thread + 1)) }
+        #expect(sawTheOther.load(ordering: .relaxed) == 2)
+    }
+
+    @Test func programTypesAreAssociatedThroughTheProvider() throws {
+        let provider = RecordingProvider()
+        let map = try #require(try provider.register(base: .hashLockFree).makeMap() as? ProviderBackedMap)
+        let accepted = try #require(ProgramType("608c517c-6c52-4a26-b677-bb1c34425adf"))
+        let refused = try #require(ProgramType("ff000000-0000-0000-0000-000000000000"))
+        try map.associate(programType: accepted)
+        try map.associate(programType: accepted)  // again: no second callback
+        #expect(throws: MapError.permissionDenied) { try map.associate(programType: refused) }
+        #expect(map.associatedProgramTypes == [accepted])
+        #expect(provider.recorded(.associate).count == 2)
+        #expect(accepted.description == "608c517c-6c52-4a26-b677-bb1c34425adf")
+        #expect(ProgramType("not-a-guid") == nil)
+        #expect(ProgramType(bytes: [1, 2, 3]) == nil)
+    }
+
+    @Test func theClientServicesReachTheContextAndEpochMemory() throws {
+        let provider = RecordingProvider()
+        let registration = try provider.register(base: .hashBucketLocked)
+        let map = try #require(try registration.makeMap() as? ProviderBackedMap)
+        let client = registration.client
+        let context = try #require(client.mapContext(of: map) as? RecordingProvider.Context)
+        #expect(context === map.providerContext as? RecordingProvider.Context)
+        let tag = uniqueTag()
+        client.epochEnter()
+        let block = try #require(client.allocate(byteCount: 40, tag: tag))
+        let aligned = try #require(client.allocateCacheAligned(byteCount: 40, tag: tag))
+        #expect(Int(bitPattern: aligned) % 64 == 0)
+        client.free(block)
+        client.freeCacheAligned(aligned)
+        client.epochExit()
+        #expect(settledStatistics(for: tag).liveBytes == 0)
+        try withUnsafeBytes(of: UInt32(1)) { key in
+            Epoch.withSection { section in
+                #expect(throws: MapError.keyNotFound) { try client.findElement(in: map, key: key, in: section) }
+            }
+        }
+    }
+}
