@@ -1,22 +1,41 @@
 import Foundation
 import Synchronization
 
-/// Runs `body(threadIndex)` on `count` new threads that start together, and waits for all.
+/// Runs `body(threadIndex)` on `count` new threads that start together, and joins them all.
+///
+/// Plain pthreads, joined: when this returns, every thread has exited and released `body`
+/// (and whatever it captured).
 public func runOnThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
-    let group = DispatchGroup()
-    let ready = Atomic<Int>(0)
+    let ready = UnsafeMutablePointer<Atomic<Int>>.allocate(capacity: 1)
+    ready.initialize(to: Atomic(0))
+    defer { ready.deinitialize(count: 1); ready.deallocate() }
+    var threads: [pthread_t] = []
     for index in 0..<count {
-        group.enter()
-        let thread = Thread {
-            ready.wrappingAdd(1, ordering: .acquiringAndReleasing)
-            while ready.load(ordering: .acquiring) < count { sched_yield() }
-            body(index)
-            group.leave()
+        final class Box: @unchecked Sendable {
+            let ready: UnsafeMutablePointer<Atomic<Int>>
+            let index: Int, count: Int
+            let body: @Sendable (Int) -> Void
+            init(_ ready: UnsafeMutablePointer<Atomic<Int>>, _ index: Int, _ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
+                self.ready = ready; self.index = index; self.count = count; self.body = body
+            }
         }
-        thread.stackSize = 1 << 20
-        thread.start()
+        let box = Unmanaged.passRetained(Box(ready, index, count, body)).toOpaque()
+        var thread = pthread_t()
+        var attributes = pthread_attr_t()
+        pthread_attr_init(&attributes)
+        pthread_attr_setstacksize(&attributes, 1 << 20)
+        let result = pthread_create(&thread, &attributes, { raw in
+            let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+            box.ready.pointee.wrappingAdd(1, ordering: .acquiringAndReleasing)
+            while box.ready.pointee.load(ordering: .acquiring) < box.count { sched_yield() }
+            box.body(box.index)
+            return nil
+        }, box)
+        pthread_attr_destroy(&attributes)
+        precondition(result == 0, "pthread_create failed: \(result)")
+        threads.append(thread)
     }
-    group.wait()
+    for thread in threads { pthread_join(thread, nil) }
 }
 
 /// How long concurrency tests run: `RCUMAPS_LONG_TESTS=seconds` scales them up.

@@ -43,7 +43,7 @@ public final class BucketHashMap: RawMap, @unchecked Sendable {
     let maxEntries: Int
     let tag: PoolTag
     let hasher: KeyHasher
-    let entryCount = Atomic<Int>(0)
+    let capacity: CapacityGate
     /// Invariant: `bucketCount` atomics, each 0 or the address of a published bucket.
     let buckets: UnsafeMutablePointer<Atomic<UInt>>
     /// Invariant: `bucketCount` mutexes at stable addresses, destroyed in deinit.
@@ -72,6 +72,7 @@ public final class BucketHashMap: RawMap, @unchecked Sendable {
         valueSize = definition.valueSize
         entryStride = 8 + roundUp8(definition.keySize)
         maxEntries = definition.maxEntries
+        capacity = CapacityGate(maxEntries: definition.maxEntries)
         bucketCount = min(Int(UInt(maxEntries).nextPowerOfTwoClamped), Self.maxBucketCount)
         bucketMask = bucketCount - 1
         tag = definition.effectivePoolTag
@@ -109,7 +110,7 @@ public final class BucketHashMap: RawMap, @unchecked Sendable {
         locks.deallocate()
     }
 
-    public var count: Int { entryCount.load(ordering: .relaxed) }
+    public var count: Int { capacity.entries }
 
     // MARK: Bucket layout
 
@@ -284,18 +285,21 @@ public final class BucketHashMap: RawMap, @unchecked Sendable {
                 return .success(Retired(value: displaced))
             }
             if flags == .exist { return .failure(.keyNotFound) }
-            guard reserveSlot() else { return .failure(.outOfSpace) }
+            // The key is absent and stays so while we hold its bucket's lock.
+            guard case .reserved = capacity.reserve(keyExists: { false }) else { return .failure(.outOfSpace) }
             if found {
                 // A tombstone of this key: bring it back to life in place.
                 valueSlot(old!, position).pointee.store(UInt(bitPattern: newValue), ordering: .releasing)
+                capacity.resolve(published: true)
                 return .success(Retired())
             }
             let (bucket, failed) = copyBucket(old, insertKey: key.baseAddress!, insertValue: newValue)
             guard !failed, let bucket else {
-                releaseSlot()
+                capacity.resolve(published: false)
                 return .failure(.noMemory)
             }
             buckets[index].store(UInt(bitPattern: bucket), ordering: .releasing)
+            capacity.resolve(published: true)
             return .success(Retired(bucket: old))
         }
         switch outcome {
@@ -348,6 +352,7 @@ public final class BucketHashMap: RawMap, @unchecked Sendable {
                                                           flags: operation) {
                 return .failure(refusal)
             }
+            capacity.beginRemoval()
             let (bucket, failed) = copyBucket(old, removing: position)
             if failed {
                 // No memory for a smaller bucket: leave a tombstone instead.
@@ -356,21 +361,11 @@ public final class BucketHashMap: RawMap, @unchecked Sendable {
                 buckets[index].store(UInt(bitPattern: bucket), ordering: .releasing)
                 EpochMemory.free(old!)
             }
-            releaseSlot()
+            capacity.endRemoval(removed: true)
             return .success(UInt(bitPattern: removed))
         }
         return try outcome.get().rawPointer!
     }
-
-    @inline(__always)
-    func reserveSlot() -> Bool {
-        if entryCount.wrappingAdd(1, ordering: .relaxed).newValue <= maxEntries { return true }
-        entryCount.wrappingSubtract(1, ordering: .relaxed)
-        return false
-    }
-
-    @inline(__always)
-    func releaseSlot() { entryCount.wrappingSubtract(1, ordering: .relaxed) }
 
     // MARK: Iteration
 

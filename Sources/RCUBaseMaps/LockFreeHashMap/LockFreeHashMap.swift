@@ -1,6 +1,9 @@
 import CRCUMapsShim
 import RCUEpoch
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A `HASH` map on liburcu's lock-free, auto-resizing hash table (`rculfhash`).
 ///
@@ -30,7 +33,7 @@ public final class LockFreeHashMap: RawMap, @unchecked Sendable {
     let maxEntries: Int
     let tag: PoolTag
     let hasher: KeyHasher
-    let entryCount = Atomic<Int>(0)
+    let capacity: CapacityGate
     /// The provider layer's hooks, if this map is the base of a custom map.
     let observer: (any MapEntryObserver)?
 
@@ -56,6 +59,7 @@ public final class LockFreeHashMap: RawMap, @unchecked Sendable {
         valueOffset = roundUp8(definition.keySize)
         entrySize = Self.nodeSize + valueOffset + roundUp8(definition.valueSize)
         maxEntries = definition.maxEntries
+        capacity = CapacityGate(maxEntries: definition.maxEntries)
         tag = definition.effectivePoolTag
         hasher = KeyHasher()
         self.observer = observer
@@ -92,7 +96,7 @@ public final class LockFreeHashMap: RawMap, @unchecked Sendable {
         }
     }
 
-    public var count: Int { entryCount.load(ordering: .relaxed) }
+    public var count: Int { capacity.entries }
 
     // MARK: Entry layout
 
@@ -208,19 +212,25 @@ public final class LockFreeHashMap: RawMap, @unchecked Sendable {
     /// key never holds a slot and never makes a concurrent insert fail with E2BIG.
     func insertNew(_ key: UnsafeRawBufferPointer, hash: UInt,
                    entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>) throws(MapError) {
+        // Look first: an update of an existing key must never hold a capacity slot.
         guard find(key, hash: hash) == nil else {
             discard(entry)
             throw MapError.alreadyExists
         }
-        guard reserveSlot() else {
-            discard(entry)
-            // Linux checks existence before capacity.
-            throw find(key, hash: hash) != nil ? MapError.alreadyExists : MapError.outOfSpace
-        }
-        if rcumaps_lfht_add_unique(table, hash, keySize, entry) != entry {
-            releaseSlot()
+        switch capacity.reserve(keyExists: { find(key, hash: hash) != nil }) {
+        case .exists:
             discard(entry)
             throw MapError.alreadyExists
+        case .full:
+            discard(entry)
+            throw MapError.outOfSpace
+        case .reserved:
+            let published = rcumaps_lfht_add_unique(table, hash, keySize, entry) == entry
+            capacity.resolve(published: published)
+            if !published {
+                discard(entry)
+                throw MapError.alreadyExists
+            }
         }
     }
 
@@ -234,13 +244,17 @@ public final class LockFreeHashMap: RawMap, @unchecked Sendable {
                 if replace(old, with: entry, hash: hash, key: key, operation: operation) { return }
                 continue  // `old` left the map meanwhile: look again
             }
-            guard reserveSlot() else {
-                if find(key, hash: hash) != nil { continue }  // inserted meanwhile: replace it
+            switch capacity.reserve(keyExists: { find(key, hash: hash) != nil }) {
+            case .exists:
+                continue  // inserted meanwhile: replace it
+            case .full:
                 discard(entry)
                 throw MapError.outOfSpace
+            case .reserved:
+                let published = rcumaps_lfht_add_unique(table, hash, keySize, entry) == entry
+                capacity.resolve(published: published)
+                if published { return }  // else inserted concurrently: go round and replace it
             }
-            if rcumaps_lfht_add_unique(table, hash, keySize, entry) == entry { return }
-            releaseSlot()  // inserted concurrently: go round and replace it (`entry` is unpublished)
         }
     }
 
@@ -256,18 +270,6 @@ public final class LockFreeHashMap: RawMap, @unchecked Sendable {
             if replace(old, with: entry, hash: hash, key: key, operation: operation) { return }
             // `old` was removed or replaced meanwhile: look again.
         }
-    }
-
-    @inline(__always)
-    func reserveSlot() -> Bool {
-        if entryCount.wrappingAdd(1, ordering: .relaxed).newValue <= maxEntries { return true }
-        entryCount.wrappingSubtract(1, ordering: .relaxed)
-        return false
-    }
-
-    @inline(__always)
-    func releaseSlot() {
-        entryCount.wrappingSubtract(1, ordering: .relaxed)
     }
 
     // MARK: Delete
@@ -314,10 +316,10 @@ public final class LockFreeHashMap: RawMap, @unchecked Sendable {
                 key: key, value: UnsafeRawBufferPointer(start: valuePointer(entry), count: valueSize), flags: operation) {
                 throw refusal
             }
-            if rcumaps_lfht_del(table, entry) == 0 {
-                releaseSlot()
-                return entry
-            }
+            capacity.beginRemoval()
+            let removed = rcumaps_lfht_del(table, entry) == 0
+            capacity.endRemoval(removed: removed)
+            if removed { return entry }
             // Removed or replaced concurrently: look again.
         }
     }

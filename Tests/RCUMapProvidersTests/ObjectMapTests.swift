@@ -1,0 +1,189 @@
+import Foundation
+import ObjectMapProvider
+import RCUMaps
+import RCUMapsTestSupport
+import Synchronization
+import CTestProvider
+import CRCUMapProviderABI
+import Testing
+
+@Suite("Sample object map provider")
+struct ObjectMapTests {
+    @Test(arguments: ProviderBaseMap.allCases)
+    func mapsHoldOneReferencePerEntry(_ base: ProviderBaseMap) throws {
+        let tag = uniqueTag()
+        let objects = try ObjectMapProvider(type: uniqueCustomType(), base: base, objectTag: tag)
+        let first = try objects.makeObject()
+        let second = try objects.makeObject()
+        do {
+            let map = try objects.makeMap(maxEntries: 8)
+            #expect(map.storedValueSize == 8)
+            try map.put(UInt32(0), first)
+            try map.put(UInt32(1), first)
+            #expect(objects.referenceCount(of: first) == 3)
+            #expect(try map.get(UInt32(1), as: UInt32.self) == first)
+            try map.put(UInt32(1), second)                    // replace releases `first` once
+            #expect(objects.referenceCount(of: first) == 2)
+            #expect(objects.referenceCount(of: second) == 2)
+            if base != .array {
+                #expect(try map.take(UInt32(1), as: UInt32.self) == second)
+                #expect(objects.referenceCount(of: second) == 1)
+                try map.remove(UInt32(0))
+                #expect(objects.referenceCount(of: first) == 1)
+                try map.put(UInt32(5), second)
+            } else {
+                #expect(throws: MapError.keyNotFound) { try map.get(UInt32(7), as: UInt32.self) }  // empty slot
+            }
+            // An unknown handle is refused and changes nothing.
+            #expect(throws: MapError.invalidArgument) { try map.put(UInt32(2), UInt32(999_999)) }
+            #expect(objects.liveMaps == 1)
+        }
+        // Teardown released every reference the map held.
+        #expect(objects.referenceCount(of: first) == 1)
+        #expect(objects.referenceCount(of: second) == 1)
+        #expect(objects.liveMaps == 0)
+        #expect(objects.close(first))
+        #expect(objects.close(second))
+        #expect(!objects.close(second))
+        #expect(settledStatistics(for: tag).liveBytes == 0)
+        try objects.registration.unregister()
+    }
+
+    @Test func objectsStayReadableForReadersWhileTheyAreReleased() throws {
+        // A reader inside an epoch translates a pointer while another thread deletes the
+        // entry and closes the object: the object is freed only after the reader leaves.
+        let tag = uniqueTag()
+        let objects = try ObjectMapProvider(type: uniqueCustomType(), base: .hashLockFree, objectTag: tag)
+        let map = try objects.makeMap(maxEntries: 4)
+        for round in 0..<200 {
+            let handle = try objects.makeObject()
+            try map.put(UInt32(0), handle)
+            runOnThreads(2) { thread in
+                if thread == 0 {
+                    _ = try? map.get(UInt32(0), as: UInt32.self)
+                } else {
+                    try? map.remove(UInt32(0))
+                    objects.close(handle)
+                }
+            }
+            #expect(objects.referenceCount(of: handle) == nil, "round \(round)")
+        }
+        #expect(settledStatistics(for: tag).liveBytes == 0)
+    }
+
+    /// Many threads replace, delete and look up a small key set for a bounded time; at the
+    /// end every object's reference count is exactly 1 (ours) + the entries that hold it.
+    @Test(arguments: ProviderBaseMap.allCases)
+    func concurrentChurnNeverLeaksOrDoubleReleasesAReference(_ base: ProviderBaseMap) throws {
+        let tag = uniqueTag()
+        let objects = try ObjectMapProvider(type: uniqueCustomType(), base: base, objectTag: tag)
+        let handles = try (0..<6).map { _ in try objects.makeObject() }
+        let keys: UInt32 = 8
+        let failures = Failures()
+        do {
+            let map = try objects.makeMap(maxEntries: Int(keys))
+            let deadline = Deadline(after: stressDuration)
+            runOnThreads(4) { thread in
+                var random = XorShift(seed: UInt64(thread) &+ 0xABCD)
+                while !deadline.hasPassed {
+                    let key = UInt32(random.next() % UInt64(keys))
+                    let handle = handles[Int(random.next() % UInt64(handles.count))]
+                    do {
+                        switch random.next() % 10 {
+                        case 0..<4: try map.put(key, handle)
+                        case 4: try map.put(key, handle, flags: .noExist)
+                        case 5: try map.put(key, handle, flags: .exist)
+                        case 6: try map.remove(key)
+                        case 7:
+                            let taken: UInt32 = try map.take(key)
+                            if !handles.contains(taken) { failures.record("took unknown handle \(taken)") }
+                        default:
+                            let seen: UInt32 = try map.get(key)
+                            if !handles.contains(seen) { failures.record("read unknown handle \(seen)") }
+                        }
+                    } catch MapError.keyNotFound {
+                    } catch MapError.alreadyExists {
+                    } catch MapError.invalidArgument where base == .array {   // array delete
+                    } catch MapError.notSupported where base == .array {      // array lookup-and-delete
+                    } catch {
+                        failures.record("unexpected \(error)")
+                    }
+                }
+            }
+            #expect(failures.all.isEmpty, "\(failures.all)")
+            var held: [UInt32: Int] = [:]
+            for key in 0..<keys {
+                if let handle = try? map.get(key, as: UInt32.self) { held[handle, default: 0] += 1 }
+            }
+            for handle in handles {
+                #expect(objects.referenceCount(of: handle) == 1 + held[handle, default: 0], "handle \(handle)")
+            }
+        }
+        for handle in handles {
+            #expect(objects.referenceCount(of: handle) == 1)
+            objects.close(handle)
+        }
+        #expect(settledStatistics(for: tag).liveBytes == 0)
+        try objects.registration.unregister()
+    }
+
+    @Test func theObjectMapRefusesWrongValueSizesAndSomeProgramTypes() throws {
+        let objects = try ObjectMapProvider(type: uniqueCustomType(), base: .hashBucketLocked, objectTag: uniqueTag())
+        #expect(throws: MapError.invalidArgument) {
+            try MapRegistry.create(MapDefinition(type: objects.registration.type, keySize: 4, valueSize: 8, maxEntries: 4))
+        }
+        #expect(objects.liveMaps == 0)
+        let map = try objects.makeMap(maxEntries: 4)
+        #expect(throws: MapError.permissionDenied) { try map.associate(programType: ObjectMapProvider.refusedProgramType) }
+        try map.associate(programType: try #require(ProgramType("11111111-2222-3333-4444-555555555555")))
+        #expect(map.associatedProgramTypes.count == 1)
+    }
+}
+
+@Suite("C providers")
+struct CProviderTests {
+    @Test(arguments: [RCUMAPS_BASE_MAP_HASH_LOCK_FREE, RCUMAPS_BASE_MAP_HASH_BUCKET_LOCKED, RCUMAPS_BASE_MAP_ARRAY])
+    func aProviderWrittenInCServesMaps(_ base: UInt32) throws {
+        let type = uniqueCustomType()
+        #expect(ctest_provider_register(type.rawValue, base) == 0)
+        #expect(ctest_provider_register(type.rawValue, base) == EEXIST)
+        let creates = ctest_provider_count(Int32(CTEST_CREATES.rawValue))
+        let tag = uniqueTag()
+        do {
+            let map = try #require(try MapRegistry.create(MapDefinition(type: type, keySize: 4, valueSize: 4, maxEntries: 8,
+                                                                        poolTag: tag)) as? ProviderBackedMap)
+            #expect(ctest_provider_count(Int32(CTEST_CREATES.rawValue)) >= creates + 1)
+            #expect(map.storedValueSize == 8)
+            try map.put(UInt32(3), UInt32(0x1234))
+            #expect(try map.get(UInt32(3), as: UInt32.self) == 0x1234)
+            try map.put(UInt32(3), UInt32(0x5678))
+            #expect(throws: MapError.invalidArgument) { try map.put(UInt32(4), UInt32(0xDEAD_BEEF)) }
+            // The client table: find-element sees the stored form, map_context the C context.
+            var stored: UInt64 = 0
+            #expect(ctest_provider_find_via_client(map.cHandle, 3, &stored) == 0)
+            #expect(stored == UInt64(0x5678) | UInt64(~UInt32(0x5678)) << 32)
+            #expect(ctest_provider_find_via_client(map.cHandle, 6, &stored) == (base == RCUMAPS_BASE_MAP_ARRAY ? 0 : ENOENT))
+            #expect(ctest_provider_context_magic(map.cHandle) == 0xC0FFEE)
+            #expect(ctest_provider_allocate_via_client(tag.rawValue) == 0)
+            // Program types: the C callback refuses GUIDs starting with 0xFF.
+            try map.associate(programType: try #require(ProgramType("01020304-0506-0708-090a-0b0c0d0e0f10")))
+            #expect(throws: MapError.permissionDenied) {
+                try map.associate(programType: try #require(ProgramType("ff020304-0506-0708-090a-0b0c0d0e0f10")))
+            }
+            #expect(ctest_provider_unregister(type.rawValue) == EBUSY)
+        }
+        #expect(ctest_provider_unregister(type.rawValue) == 0)
+        #expect(ctest_provider_unregister(type.rawValue) == ENOENT)
+        #expect(settledStatistics(for: tag).liveBytes == 0)
+        #expect(ctest_provider_count(Int32(CTEST_DELETIONS_CLEANUP.rawValue)) >= 1)
+        #expect(ctest_provider_count(Int32(CTEST_DELETIONS_UPDATE.rawValue)) >= 1)
+    }
+
+    @Test func malformedCRegistrationsAreRefused() {
+        for variant: Int32 in 0...6 {
+            #expect(ctest_provider_register_malformed(variant, uniqueCustomType().rawValue) == EINVAL, "variant \(variant)")
+        }
+        // Out of the custom range.
+        #expect(ctest_provider_register(4095, RCUMAPS_BASE_MAP_ARRAY) == EINVAL)
+    }
+}
