@@ -48,13 +48,14 @@ struct KeyHasher: Sendable {
     }
 }
 
-/// Compares `count` bytes for equality, with a fast path for 8-byte keys.
+/// Compares `count` bytes for equality, with fast paths for 8- and 4-byte keys.
 @inline(__always)
 func keysEqual(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, count: Int) -> Bool {
-    if count == 8 {
-        return a.loadUnaligned(as: UInt64.self) == b.loadUnaligned(as: UInt64.self)
+    switch count {
+    case 8: return a.loadUnaligned(as: UInt64.self) == b.loadUnaligned(as: UInt64.self)
+    case 4: return a.loadUnaligned(as: UInt32.self) == b.loadUnaligned(as: UInt32.self)
+    default: return memcmp(a, b, count) == 0
     }
-    return memcmp(a, b, count) == 0
 }
 
 #if canImport(Glibc)

@@ -99,8 +99,9 @@ public struct MapCreateResult: Sendable {
 ///
 /// Every buffer is borrowed for the duration of the call only.
 public struct MapElementCall {
-    /// The map's provider context.
-    public let context: (any MapProviderContext)?
+    /// The map's provider context. Borrowed (`unowned(unsafe)`): the map keeps it alive for
+    /// the call, and not retaining it keeps threads from contending on its reference count.
+    public unowned(unsafe) let context: (any MapProviderContext)?
     public let key: UnsafeRawBufferPointer
     /// Find: the stored value. Addition: the value the user passed.
     public let inValue: UnsafeRawBufferPointer
@@ -114,8 +115,8 @@ public struct MapElementCall {
 ///
 /// Every buffer is borrowed for the duration of the call only.
 public struct MapElementDeletion {
-    /// The map's provider context.
-    public let context: (any MapProviderContext)?
+    /// The map's provider context, borrowed for the call (see ``MapElementCall/context``).
+    public unowned(unsafe) let context: (any MapProviderContext)?
     public let key: UnsafeRawBufferPointer
     /// The stored value leaving the map.
     public let value: UnsafeRawBufferPointer

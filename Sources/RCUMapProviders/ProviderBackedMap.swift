@@ -13,7 +13,7 @@ import Synchronization
 /// Concurrency: any number of readers and writers on any threads, as for the base map.
 public final class ProviderBackedMap: RawMap, @unchecked Sendable {
     // @unchecked Sendable: every stored property is immutable and Sendable, or a Mutex;
-    // `hooks` is unowned (kept alive by `base`, which only this map owns).
+    // `hooks` is unowned(unsafe) (kept alive by `base`, which only this map owns).
 
     /// The definition users see: the custom type, the user value size.
     public let definition: MapDefinition
@@ -22,7 +22,10 @@ public final class ProviderBackedMap: RawMap, @unchecked Sendable {
     /// The base map kind the provider registered.
     public let baseKind: ProviderBaseMap
     let base: any RawMap
-    unowned let hooks: ProviderHooks
+    /// unowned(unsafe): `base` owns the hooks and only this map owns `base`, so they live as
+    /// long as `self`; a checked `unowned` would cost an atomic refcount operation on every
+    /// access, which all threads would contend on.
+    unowned(unsafe) let hooks: ProviderHooks
     let dispatch: MapProviderDispatchTable
     let updatesOriginalValue: Bool
     private let programTypes = Mutex<[ProgramType]>([])

@@ -79,6 +79,8 @@ func runCell(_ kind: MapKind, workload: Workload, threads: Int, options: BenchOp
             measured = warmUpAndMeasure(try ArrayTarget(map: map, entries: entries), workload, threads, options)
         case .mutexDict:
             measured = warmUpAndMeasure(MutexDictTarget(entries: entries), workload, threads, options)
+        case .objectMap:
+            measured = warmUpAndMeasure(try ObjectMapTarget(entries: entries), workload, threads, options)
         case .epoch:
             measured = warmUpAndMeasure(EpochTarget(entries: entries), workload, threads, options)
         }

@@ -8,6 +8,9 @@ enum MapKind: String, CaseIterable, Sendable {
     case array = "array"
     /// The baseline: Swift `Synchronization.Mutex<[UInt64: UInt64]>`.
     case mutexDict = "mutex-dict"
+    /// The sample provider's object map (a custom type on the bucket-locked hash): user-mode
+    /// lookups translate stored object pointers back into handles.
+    case objectMap = "object-map"
     /// No map: each operation is one empty epoch section (enter + exit), the floor under
     /// every helper-mode lookup.
     case epoch = "epoch"
@@ -22,6 +25,7 @@ enum MapKind: String, CaseIterable, Sendable {
         case .hashBucket: "BucketHashMap (per-bucket locks), UInt64 keys and values"
         case .array: "ArrayMap, UInt32 index keys 0..<entries, UInt64 values"
         case .mutexDict: "baseline: Mutex<[UInt64: UInt64]>"
+        case .objectMap: "custom type (sample object map provider), UInt32 keys, handle values"
         case .epoch: "no map: one empty Epoch.withSection (enter + exit) per operation"
         }
     }

@@ -1,3 +1,4 @@
+import ObjectMapProvider
 import RCUMaps
 import Synchronization
 
@@ -166,5 +167,56 @@ struct EpochTarget: BenchTarget {
     @inline(__always)
     func update(index: Int, value: UInt64) -> Bool {
         Epoch.withSection { _ in true }
+    }
+}
+
+/// The sample object map: keys are indices, values are handles of a small pool of objects.
+///
+/// Lookups are user mode (the provider updates the original value, so helper mode is
+/// blocked): base lookup, then the provider's find callback turns the stored pointer into
+/// the handle. Updates take a reference on the new object and release the displaced one.
+struct ObjectMapTarget: BenchTarget {
+    let map: ProviderBackedMap
+    let handles: [ObjectMapProvider.Handle]
+    let entries: Int
+
+    /// The provider, registered once per process (type 4100).
+    static let provider: Result<ObjectMapProvider, MapError> = Result { () throws(MapError) in try ObjectMapProvider() }
+
+    init(entries: Int) throws(MapError) {
+        let provider = try Self.provider.get()
+        map = try provider.makeMap(maxEntries: entries, name: "bench")
+        handles = try (0..<64).map { (_) throws(MapError) in try provider.makeObject() }
+        self.entries = entries
+        for index in 0..<entries {
+            guard update(index: index, value: UInt64(index)) else {
+                throw MapError.invalidArgument.with(reason: "could not prefill object map index \(index)")
+            }
+        }
+    }
+
+    @inline(__always)
+    func lookup(index: Int) -> UInt64? {
+        var key = UInt32(truncatingIfNeeded: index)
+        var handle: UInt32 = 0
+        let found = withUnsafeBytes(of: &key) { key in
+            withUnsafeMutableBytes(of: &handle) { out in (try? map.lookup(key: key, into: out)) != nil }
+        }
+        return found ? UInt64(handle) : nil
+    }
+
+    @inline(__always)
+    func update(index: Int, value: UInt64) -> Bool {
+        userUpdate(map, key: UInt32(truncatingIfNeeded: index), handle: handles[Int(value % UInt64(handles.count))])
+    }
+}
+
+/// One user-mode `update(.any)` storing a 4-byte handle.
+@inline(__always)
+func userUpdate<Map: RawMap>(_ map: Map, key: UInt32, handle: UInt32) -> Bool {
+    var key = key
+    var handle = handle
+    return withUnsafeBytes(of: &key) { key in
+        withUnsafeBytes(of: &handle) { value in (try? map.update(key: key, value: value, flags: .any)) != nil }
     }
 }
