@@ -16,7 +16,7 @@ struct ObjectMapTests {
         let first = try objects.makeObject()
         let second = try objects.makeObject()
         do {
-            let map = try objects.makeMap(maxEntries: 8)
+            let map = try objects.makeMap(maxEntries: base == .array ? 8 : 3)
             #expect(map.storedValueSize == 8)
             try map.put(UInt32(0), first)
             try map.put(UInt32(1), first)
@@ -31,11 +31,20 @@ struct ObjectMapTests {
                 try map.remove(UInt32(0))
                 #expect(objects.referenceCount(of: first) == 1)
                 try map.put(UInt32(5), second)
+                try map.put(UInt32(6), first)
+                try map.put(UInt32(7), first)   // full: 3 of 3
             } else {
                 #expect(throws: MapError.keyNotFound) { try map.get(UInt32(7), as: UInt32.self) }  // empty slot
             }
             // An unknown handle is refused and changes nothing.
             #expect(throws: MapError.invalidArgument) { try map.put(UInt32(2), UInt32(999_999)) }
+            // A base update that fails after the addition took a reference gives it back.
+            let before = objects.referenceCount(of: second)
+            #expect(throws: MapError.outOfSpace) { try map.put(UInt32(100), second) }   // array: index past the end
+            if base != .array {
+                #expect(throws: MapError.alreadyExists) { try map.put(UInt32(5), second, flags: .noExist) }
+            }
+            #expect(objects.referenceCount(of: second) == before)
             #expect(objects.liveMaps == 1)
         }
         // Teardown released every reference the map held.

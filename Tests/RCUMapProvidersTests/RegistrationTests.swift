@@ -81,24 +81,39 @@ struct RegistrationTests {
         try registration.unregister()
     }
 
-    @Test func failedCreationsLeaveNothingBehind() throws {
-        let registration = try provider.register(base: .hashBucketLocked)
+    @Test(arguments: ProviderBaseMap.allCases)
+    func failedCreationsLeaveNothingBehind(_ base: ProviderBaseMap) throws {
+        let provider = RecordingProvider()
+        let tag = uniqueTag()
+        let registration = try provider.register(base: base)
         // The create callback fails.
         provider.failCreate.store(true, ordering: .relaxed)
-        #expect(throws: MapError.noMemory) { try registration.makeMap() }
+        #expect(throws: MapError.noMemory) { try registration.makeMap(tag: tag) }
         provider.failCreate.store(false, ordering: .relaxed)
         // The provider answers a stored size the base cannot take: its context is released.
         provider.wrongStoredSize.store(MapDefinition.maxValueSize + 1, ordering: .relaxed)
-        #expect(throws: MapError.invalidArgument) { try registration.makeMap() }
+        #expect(throws: MapError.invalidArgument) { try registration.makeMap(tag: tag) }
         provider.wrongStoredSize.store(0, ordering: .relaxed)
         // The base map refuses the definition (maxEntries 0 never reaches the provider).
         #expect(throws: MapError.invalidArgument) { try registration.makeMap(maxEntries: 0) }
         // The base map refuses it after the provider agreed (name too long): context released.
         #expect(throws: MapError.invalidArgument) {
             try MapRegistry.create(MapDefinition(type: registration.type, keySize: 4, valueSize: 4, maxEntries: 4,
-                                                 name: "much-too-long-a-name"))
+                                                 name: "much-too-long-a-name", poolTag: tag))
         }
+        // Allocation failure while the base map is built: ENOMEM, context released.
+        _FaultInjection.failAllocations(tag: tag)
+        if base == .array {
+            #expect(throws: MapError.noMemory) { try registration.makeMap(tag: tag) }
+        } else {
+            // Hash bases allocate nothing up front; their first insert fails instead, unchanged.
+            let map = try registration.makeMap(tag: tag)
+            #expect(throws: MapError.noMemory) { try map.put(UInt32(1), UInt32(1)) }
+            #expect(map.count == 0)
+        }
+        _FaultInjection.disarm(tag: tag)
         #expect(provider.contextsAlive.load(ordering: .relaxed) == 0)
+        #expect(settledStatistics(for: tag).liveBytes == 0)
         #expect(provider.recorded(.mapDelete).count == provider.contextsMade.load(ordering: .relaxed))
         // Nothing holds the provider.
         try registration.unregister()
