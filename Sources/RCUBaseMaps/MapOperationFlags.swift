@@ -28,10 +28,10 @@ public struct MapOperationFlags: OptionSet, Hashable, Sendable, CustomStringConv
 ///
 /// Calling rules, per base map:
 /// - ``entryWillBeRemoved(key:value:flags:)`` runs *before* a value leaves the map — with the
-///   bucket lock held (``BucketHashMap``), inside the slot's writer exclusion (``ArrayMap``),
-///   or just before the unlinking attempt (``LockFreeHashMap``, which has no lock: if the
-///   entry changes under it, the call repeats for the entry actually removed). Its error
-///   refuses an explicit delete; for `.update` and `.mapCleanup` it is ignored.
+///   bucket lock held (``BucketHashMap``), holding the slot's writer bit (``ArrayMap``), or
+///   just before an unlink attempt (``LockFreeHashMap``, which has no lock: racing writers
+///   may each report the same value, so the provider layer allows no pre-deletion callback
+///   there). Its error refuses an explicit delete; for `.update` and `.mapCleanup` it is ignored.
 /// - ``entryWasRemoved(key:value:flags:)`` runs *after* the value left the map and every
 ///   lock was released, exactly once per value, before the value's memory is retired: the
 ///   value is readable for the duration of the call.
@@ -41,4 +41,20 @@ package protocol MapEntryObserver: AnyObject, Sendable {
     func entryWillBeRemoved(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer,
                             flags: MapOperationFlags) -> MapError?
     func entryWasRemoved(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapOperationFlags)
+}
+
+/// A base map the provider layer can build on: a ``RawMap`` that reports removals to a
+/// ``MapEntryObserver`` and can remove a key atomically after letting the caller inspect
+/// exactly the value being removed. Not API.
+package protocol ObservableBaseMap: RawMap {
+    /// Atomically removes `key`. `inspect` sees the stored value of exactly the entry that is
+    /// removed, before it leaves the map (under the bucket lock on the bucket-locked hash;
+    /// inside an epoch on the lock-free hash, possibly more than once if the entry changes
+    /// under it — the last call is for the entry removed). If `inspect` throws, nothing is
+    /// removed. Then the observer's removal notifications run as for a delete.
+    ///
+    /// - Throws: ``MapError/keyNotFound``; whatever `inspect` or a refusing observer throws;
+    ///   ``MapError/notSupported`` on arrays.
+    func remove(key: UnsafeRawBufferPointer,
+                inspecting inspect: (UnsafeRawBufferPointer) throws(MapError) -> Void) throws(MapError)
 }

@@ -18,14 +18,19 @@ extension Optional where Wrapped == any MapProviderContext {
     var cPointer: UnsafeMutableRawPointer? { (self as? COpaqueContext)?.pointer }
 }
 
-/// Bytes of the version-1 tables: shorter tables are refused.
-private let minimumDispatchSize = MemoryLayout<rcumaps_provider_dispatch_table_t>.size
-private let minimumRegistrationSize = MemoryLayout<rcumaps_provider_registration_t>.size
+/// Bytes of the version-1 layouts, fixed forever: a shorter table is refused, a longer
+/// one (a later version) is read up to what this library knows.
+/// Dispatch: {version, size} + 7 function pointers. Registration: 6 × UInt32 + 2 pointers.
+private let version1DispatchSize = 8 + 7 * 8
+private let version1RegistrationSize = 6 * 4 + 2 * 8
 
-/// Converts a positive errno from a C callback into a `MapError` (any non-zero result fails).
+/// Converts a C callback's result into a `MapError`: 0 succeeds; a positive errno is kept;
+/// anything else (a negative errno, as some C code returns) becomes its magnitude, or EINVAL.
 @inline(__always)
 private func check(_ result: rcumaps_result_t) throws(MapError) {
-    guard result == 0 else { throw MapError(code: result > 0 ? result : -result) }
+    guard result != 0 else { return }
+    if result > 0 { throw MapError(code: result) }
+    throw MapError(code: result == .min ? EINVAL : -result)
 }
 
 /// Builds a Swift dispatch table that calls a C provider's table.
@@ -35,15 +40,16 @@ private func check(_ result: rcumaps_result_t) throws(MapError) {
 func makeDispatchTable(from table: UnsafePointer<rcumaps_provider_dispatch_table_t>,
                        bindingContext: UnsafeMutableRawPointer?) throws(MapError) -> MapProviderDispatchTable {
     let declaredSize = Int(table.pointee.size)
-    guard declaredSize >= minimumDispatchSize else {
-        throw MapError.invalidArgument.with(reason: "dispatch table size \(declaredSize) is below the version-1 size \(minimumDispatchSize)")
+    guard declaredSize >= version1DispatchSize else {
+        throw MapError.invalidArgument.with(reason: "dispatch table size \(declaredSize) is below the version-1 size \(version1DispatchSize)")
     }
     var copy = rcumaps_provider_dispatch_table_t()
     withUnsafeMutableBytes(of: &copy) { destination in
         destination.copyMemory(from: UnsafeRawBufferPointer(start: table, count: min(declaredSize, destination.count)))
     }
     let binding = UInt(bitPattern: bindingContext)
-    var dispatch = MapProviderDispatchTable(version: copy.version)
+    // A later version's table is read as version 1 (its extra callbacks are unknown here).
+    var dispatch = MapProviderDispatchTable(version: min(copy.version, MapProviderDispatchTable.currentVersion))
     if let create = copy.preprocess_map_create {
         dispatch.preprocessMapCreate = { (request) throws(MapError) -> MapCreateResult in
             var actual = UInt32(request.valueSize)
@@ -66,32 +72,32 @@ func makeDispatchTable(from table: UnsafePointer<rcumaps_provider_dispatch_table
     if let find = copy.postprocess_find_element {
         dispatch.postprocessFindElement = { (call) throws(MapError) in
             try check(find(UnsafeMutableRawPointer(bitPattern: binding), call.context.cPointer,
-                           call.key.count, call.key.bindMemory(to: UInt8.self).baseAddress,
-                           call.inValue.count, call.inValue.bindMemory(to: UInt8.self).baseAddress,
-                           call.outValue?.count ?? 0, call.outValue?.bindMemory(to: UInt8.self).baseAddress, call.flags.rawValue))
+                           call.key.count, call.key.baseAddress?.assumingMemoryBound(to: UInt8.self),
+                           call.inValue.count, call.inValue.baseAddress?.assumingMemoryBound(to: UInt8.self),
+                           call.outValue?.count ?? 0, call.outValue?.baseAddress?.assumingMemoryBound(to: UInt8.self), call.flags.rawValue))
         }
     }
     if let addition = copy.preprocess_element_addition {
         dispatch.preprocessElementAddition = { (call) throws(MapError) in
             try check(addition(UnsafeMutableRawPointer(bitPattern: binding), call.context.cPointer,
-                               call.key.count, call.key.bindMemory(to: UInt8.self).baseAddress,
-                               call.inValue.count, call.inValue.bindMemory(to: UInt8.self).baseAddress,
-                               call.outValue?.count ?? 0, call.outValue?.bindMemory(to: UInt8.self).baseAddress,
+                               call.key.count, call.key.baseAddress?.assumingMemoryBound(to: UInt8.self),
+                               call.inValue.count, call.inValue.baseAddress?.assumingMemoryBound(to: UInt8.self),
+                               call.outValue?.count ?? 0, call.outValue?.baseAddress?.assumingMemoryBound(to: UInt8.self),
                                call.flags.rawValue))
         }
     }
     if let deletion = copy.preprocess_element_deletion {
         dispatch.preprocessElementDeletion = { (call) throws(MapError) in
             try check(deletion(UnsafeMutableRawPointer(bitPattern: binding), call.context.cPointer,
-                               call.key.count, call.key.bindMemory(to: UInt8.self).baseAddress,
-                               call.value.count, call.value.bindMemory(to: UInt8.self).baseAddress, call.flags.rawValue))
+                               call.key.count, call.key.baseAddress?.assumingMemoryBound(to: UInt8.self),
+                               call.value.count, call.value.baseAddress?.assumingMemoryBound(to: UInt8.self), call.flags.rawValue))
         }
     }
     if let deletion = copy.postprocess_element_deletion {
         dispatch.postprocessElementDeletion = { call in
             deletion(UnsafeMutableRawPointer(bitPattern: binding), call.context.cPointer,
-                     call.key.count, call.key.bindMemory(to: UInt8.self).baseAddress,
-                     call.value.count, call.value.bindMemory(to: UInt8.self).baseAddress, call.flags.rawValue)
+                     call.key.count, call.key.baseAddress?.assumingMemoryBound(to: UInt8.self),
+                     call.value.count, call.value.baseAddress?.assumingMemoryBound(to: UInt8.self), call.flags.rawValue)
         }
     }
     return dispatch
@@ -116,7 +122,8 @@ nonisolated(unsafe) private let clientTable: UnsafeMutablePointer<rcumaps_client
         version: RCUMAPS_CLIENT_DISPATCH_VERSION,
         size: UInt32(MemoryLayout<rcumaps_client_dispatch_table_t>.size),
         find_element: { map, key, value in
-            guard let map, let key, let value else { return EINVAL }
+            // The returned pointer is only valid inside the caller's epoch: refuse without one.
+            guard let map, let key, let value, Epoch.isActive else { return EINVAL }
             let provider = ProviderBackedMap.fromCHandle(map)
             let keyBuffer = UnsafeRawBufferPointer(start: key, count: provider.definition.keySize)
             do throws(MapError) {
@@ -151,22 +158,26 @@ public func rcumaps_register_provider(
     _ registration: UnsafePointer<rcumaps_provider_registration_t>?,
     _ client: UnsafeMutablePointer<UnsafePointer<rcumaps_client_dispatch_table_t>?>?
 ) -> rcumaps_result_t {
-    guard let registration else { return EINVAL }
-    guard Int(registration.pointee.size) >= minimumRegistrationSize,
-          registration.pointee.version == RCUMAPS_PROVIDER_REGISTRATION_VERSION,
-          let table = registration.pointee.dispatch else { return EINVAL }
+    guard let registration, Int(registration.pointee.size) >= version1RegistrationSize else { return EINVAL }
+    // Read the caller's struct once (at most what version 1 defines).
+    var local = rcumaps_provider_registration_t()
+    withUnsafeMutableBytes(of: &local) { destination in
+        destination.copyMemory(from: UnsafeRawBufferPointer(start: registration, count: version1RegistrationSize))
+    }
+    guard local.version >= RCUMAPS_PROVIDER_REGISTRATION_VERSION, local.reserved == 0,
+          let table = local.dispatch else { return EINVAL }
     let base: ProviderBaseMap
-    switch registration.pointee.base_map {
+    switch local.base_map {
     case RCUMAPS_BASE_MAP_HASH_LOCK_FREE: base = .hashLockFree
     case RCUMAPS_BASE_MAP_HASH_BUCKET_LOCKED: base = .hashBucketLocked
     case RCUMAPS_BASE_MAP_ARRAY: base = .array
     default: return EINVAL
     }
     do {
-        let dispatch = try makeDispatchTable(from: table, bindingContext: registration.pointee.binding_context)
+        let dispatch = try makeDispatchTable(from: table, bindingContext: local.binding_context)
         try MapProviderRegistry.shared.register(
-            type: MapType(rawValue: registration.pointee.map_type), base: base,
-            properties: MapProviderProperties(updatesOriginalValue: registration.pointee.updates_original_value != 0),
+            type: MapType(rawValue: local.map_type), base: base,
+            properties: MapProviderProperties(updatesOriginalValue: local.updates_original_value != 0),
             dispatch: dispatch)
     } catch {
         return error.code

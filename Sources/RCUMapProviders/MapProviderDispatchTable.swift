@@ -10,8 +10,8 @@ import RCUBaseMaps
 /// required too. ``MapProviderRegistry/register(type:base:properties:dispatch:)`` checks all
 /// of this and refuses a table that breaks a rule with ``MapError/invalidArgument``.
 ///
-/// Concurrency: callbacks run on the thread of the map operation that triggers them, often
-/// inside an epoch, and may run concurrently for keys in different buckets (and, on the
+/// Concurrency: callbacks run on the thread of the map operation that triggers them — every
+/// callback that receives a key or value inside an epoch — and may run concurrently for keys in different buckets (and, on the
 /// lock-free base, for any keys). They must not call `Epoch.synchronize()` or
 /// `Epoch.barrier()`. docs/custom-maps.md has the full table of who calls what, where.
 public struct MapProviderDispatchTable: Sendable {
@@ -33,7 +33,9 @@ public struct MapProviderDispatchTable: Sendable {
     public var preprocessAssociateProgramType: (@Sendable ((any MapProviderContext)?, ProgramType) throws(MapError) -> Void)?
 
     /// After the base lookup found a stored value. With `updatesOriginalValue`, write the
-    /// user-visible value to `outValue`. Throwing fails the lookup.
+    /// user-visible value to `outValue`. Throwing fails the lookup. For lookup-and-delete it
+    /// runs on exactly the entry being removed, before it leaves the map (throwing leaves the
+    /// map unchanged).
     public var postprocessFindElement: (@Sendable (MapElementCall) throws(MapError) -> Void)?
 
     /// Before the base update. With `updatesOriginalValue`, write the stored value to
@@ -42,10 +44,10 @@ public struct MapProviderDispatchTable: Sendable {
     /// provider can undo what this callback did.
     public var preprocessElementAddition: (@Sendable (MapElementCall) throws(MapError) -> Void)?
 
-    /// Deprecated: before a value leaves the map, under the base map's bucket lock
-    /// (slot exclusion for arrays; just before the unlink attempt on the lock-free base,
-    /// repeated if the entry changes meanwhile). Throwing refuses an explicit delete; for
-    /// `.update` and `.mapCleanup` the error is ignored.
+    /// Deprecated: before a value leaves the map, under the base map's bucket lock (the
+    /// slot's writer bit for arrays). Throwing refuses an explicit delete; for `.update` and
+    /// `.mapCleanup` the error is ignored. Not available on ``ProviderBaseMap/hashLockFree``
+    /// (registration refuses it), which has no lock to run it under.
     public var preprocessElementDeletion: (@Sendable (MapElementDeletion) throws(MapError) -> Void)?
 
     /// Preferred: after a value left the map and the bucket lock was released — exactly

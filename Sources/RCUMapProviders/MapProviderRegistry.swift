@@ -25,9 +25,9 @@ final class ProviderBinding: Sendable {
 /// ``createMap(_:)``. Unlike eBPF-for-Windows, where two providers of one type ID are
 /// undefined behaviour, a second registration of a type is refused.
 ///
-/// Concurrency: every method may be called from any thread. Registration, unregistration
-/// and map creation of one type are serialised by the registry's lock; map operations never
-/// take it.
+/// Concurrency: every method may be called from any thread. The registry's lock guards the
+/// table of providers only (registration, unregistration, and the lookup that starts a map
+/// creation); provider callbacks and map operations never run under it.
 public final class MapProviderRegistry: Sendable {
     /// The process-wide registry.
     public static let shared = MapProviderRegistry()
@@ -50,6 +50,7 @@ public final class MapProviderRegistry: Sendable {
     ///   - base: the built-in map that stores the type's entries.
     ///   - properties: whether stored values differ from user values.
     ///   - dispatch: the callbacks; checked against the rules of ``MapProviderDispatchTable``.
+    ///     The deprecated `preprocessElementDeletion` is refused on ``ProviderBaseMap/hashLockFree``.
     /// - Returns: The registration, through which the provider unregisters and reaches the
     ///   client services (``MapClientServices``).
     /// - Throws: ``MapError/invalidArgument`` for an ID outside 4096–65535 or a table that
@@ -63,6 +64,12 @@ public final class MapProviderRegistry: Sendable {
                 reason: "custom map type IDs are \(MapType.customRange.lowerBound)...\(MapType.customRange.upperBound), got \(type.rawValue)")
         }
         try dispatch.validate(properties)
+        if base == .hashLockFree, dispatch.preprocessElementDeletion != nil {
+            // The lock-free base has no lock to run it under: racing writers could each report
+            // the same value before one of them wins the unlink.
+            throw MapError.invalidArgument.with(
+                reason: "the deprecated preprocessElementDeletion needs a locked base (hashBucketLocked or array); use postprocessElementDeletion with hashLockFree")
+        }
         let binding = ProviderBinding(type: type, base: base, properties: properties, dispatch: dispatch)
         let inserted = bindings.withLock { bindings in
             guard bindings[type.rawValue] == nil else { return false }

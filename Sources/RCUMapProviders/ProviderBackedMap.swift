@@ -21,7 +21,7 @@ public final class ProviderBackedMap: RawMap, @unchecked Sendable {
     public let storedValueSize: Int
     /// The base map kind the provider registered.
     public let baseKind: ProviderBaseMap
-    let base: any RawMap
+    let base: any ObservableBaseMap
     /// unowned(unsafe): `base` owns the hooks and only this map owns `base`, so they live as
     /// long as `self`; a checked `unowned` would cost an atomic refcount operation on every
     /// access, which all threads would contend on.
@@ -90,9 +90,19 @@ public final class ProviderBackedMap: RawMap, @unchecked Sendable {
     ///
     /// - Throws: whatever the provider throws to refuse it.
     public func associate(programType: ProgramType) throws(MapError) {
-        if programTypes.withLock({ $0.contains(programType) }) { return }
-        try dispatch.preprocessAssociateProgramType?(hooks.context, programType)
-        programTypes.withLock { types in if !types.contains(programType) { types.append(programType) } }
+        // Under the map's lock, so that two threads associating one new type call the
+        // provider once.
+        let outcome: MapError? = programTypes.withLock { types in
+            if types.contains(programType) { return nil }
+            do throws(MapError) {
+                try dispatch.preprocessAssociateProgramType?(hooks.context, programType)
+            } catch {
+                return error
+            }
+            types.append(programType)
+            return nil
+        }
+        if let outcome { throw outcome }
     }
 
     public var count: Int { base.count }
@@ -129,10 +139,16 @@ public final class ProviderBackedMap: RawMap, @unchecked Sendable {
                 try dispatch.postprocessFindElement!(MapElementCall(
                     context: hooks.context, key: key, inValue: UnsafeRawBufferPointer(stored), outValue: value, flags: []))
             }
+        } else if let find = dispatch.postprocessFindElement {
+            // Into a copy first: if the callback refuses, the caller's buffer is untouched.
+            try withStoredBuffer { (stored) throws(MapError) in
+                try base.lookup(key: key, into: stored)
+                try find(MapElementCall(context: hooks.context, key: key, inValue: UnsafeRawBufferPointer(stored),
+                                        outValue: nil, flags: []))
+                value.copyMemory(from: UnsafeRawBufferPointer(stored))
+            }
         } else {
             try base.lookup(key: key, into: value)
-            try dispatch.postprocessFindElement?(MapElementCall(
-                context: hooks.context, key: key, inValue: UnsafeRawBufferPointer(value), outValue: nil, flags: []))
         }
     }
 
@@ -216,24 +232,30 @@ public final class ProviderBackedMap: RawMap, @unchecked Sendable {
         try base.delete(key: key, in: section)
     }
 
-    /// Removes `key` and returns its user-visible value. The deletion callback runs first
-    /// (from the base map); the find callback then translates the removed stored value,
-    /// inside the same epoch — so a provider that frees resources on deletion must free
-    /// them through the epoch, as ``MapClientServices/free(_:)`` does.
+    /// Atomically removes `key` and returns its user-visible value: of concurrent callers,
+    /// exactly one gets it.
+    ///
+    /// Order, as in eBPF-for-Windows but atomic: the find callback translates the stored
+    /// value of exactly the entry being removed, *before* it leaves the map (under the bucket
+    /// lock on the bucket-locked base); if it refuses, nothing is removed. Then the entry is
+    /// unlinked and the deletion callback runs.
+    ///
+    /// - Throws: ``MapError/keyNotFound``; the find callback's error (map unchanged);
+    ///   ``MapError/notSupported`` on an array base.
     public func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
         try checkSizes(key: key, value: value.baseAddress == nil ? -1 : value.count)
         Epoch.enter()
         defer { Epoch.exit() }
-        if updatesOriginalValue {
-            try withStoredBuffer { (stored) throws(MapError) in
-                try base.lookupAndDelete(key: key, into: stored)
-                try dispatch.postprocessFindElement!(MapElementCall(
-                    context: hooks.context, key: key, inValue: UnsafeRawBufferPointer(stored), outValue: value, flags: []))
+        let find = dispatch.postprocessFindElement
+        let context = hooks.context
+        let translates = updatesOriginalValue
+        try base.remove(key: key) { (stored) throws(MapError) in
+            if translates {
+                try find!(MapElementCall(context: context, key: key, inValue: stored, outValue: value, flags: []))
+            } else {
+                try find?(MapElementCall(context: context, key: key, inValue: stored, outValue: nil, flags: []))
+                value.copyMemory(from: stored)
             }
-        } else {
-            try base.lookupAndDelete(key: key, into: value)
-            try dispatch.postprocessFindElement?(MapElementCall(
-                context: hooks.context, key: key, inValue: UnsafeRawBufferPointer(value), outValue: nil, flags: []))
         }
     }
 

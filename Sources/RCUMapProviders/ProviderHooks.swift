@@ -22,9 +22,14 @@ final class ProviderHooks: MapEntryObserver, Sendable {
         binding.liveMaps.wrappingSubtract(1, ordering: .acquiringAndReleasing)
     }
 
+    // Both deletion callbacks run inside an epoch, as the seeds promise providers (the
+    // base maps call some of these outside one; entering is cheap and nests).
+
     func entryWillBeRemoved(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer,
                             flags: MapOperationFlags) -> MapError? {
         guard let preprocess = binding.dispatch.preprocessElementDeletion else { return nil }
+        Epoch.enter()
+        defer { Epoch.exit() }
         do {
             try preprocess(MapElementDeletion(context: context, key: key, value: value, flags: flags))
             return nil
@@ -35,10 +40,14 @@ final class ProviderHooks: MapEntryObserver, Sendable {
     }
 
     func entryWasRemoved(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapOperationFlags) {
-        binding.dispatch.postprocessElementDeletion?(MapElementDeletion(context: context, key: key, value: value, flags: flags))
+        guard let postprocess = binding.dispatch.postprocessElementDeletion else { return }
+        Epoch.enter()
+        defer { Epoch.exit() }
+        postprocess(MapElementDeletion(context: context, key: key, value: value, flags: flags))
     }
 
-    /// Undoes a successful addition whose base update failed: the deletion callback with `.update`.
+    /// Undoes a successful addition whose base update failed: the deletion callback with
+    /// `.update`. The value never entered the map, so no bucket lock is held for it.
     func rollBack(key: UnsafeRawBufferPointer, storedValue: UnsafeRawBufferPointer, flags: MapOperationFlags) {
         let flags = flags.union(.update)
         _ = entryWillBeRemoved(key: key, value: storedValue, flags: flags)

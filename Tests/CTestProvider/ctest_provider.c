@@ -2,6 +2,7 @@
 #include "rcumaps_provider.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -187,4 +188,29 @@ uint32_t ctest_provider_context_magic(const void *map)
     if (!table) return 0;
     const struct ctest_context *context = table->map_context(map);
     return context ? context->magic : 0;
+}
+
+int ctest_provider_find_without_epoch(const void *map, uint32_t key)
+{
+    const rcumaps_client_dispatch_table_t *table = __atomic_load_n(&client, __ATOMIC_ACQUIRE);
+    if (!table) return ENOENT;
+    uint8_t *value = NULL;
+    return table->find_element(map, (const uint8_t *)&key, &value);
+}
+
+static rcumaps_result_t create_int_min(void *binding, uint32_t map_type, uint32_t key_size, uint32_t value_size,
+                                       uint32_t max_entries, uint32_t *actual_value_size, void **map_context)
+{
+    (void)binding; (void)map_type; (void)key_size; (void)value_size; (void)max_entries;
+    (void)actual_value_size; (void)map_context;
+    return INT_MIN;
+}
+
+int ctest_provider_register_int_min(uint32_t map_type)
+{
+    static rcumaps_provider_dispatch_table_t table;
+    table = dispatch;
+    table.preprocess_map_create = create_int_min;
+    rcumaps_provider_registration_t registration = make_registration(map_type, RCUMAPS_BASE_MAP_ARRAY, &table);
+    return rcumaps_register_provider(&registration, NULL);
 }

@@ -173,6 +173,7 @@ struct CProviderTests {
             #expect(stored == UInt64(0x5678) | UInt64(~UInt32(0x5678)) << 32)
             #expect(ctest_provider_find_via_client(map.cHandle, 6, &stored) == (base == RCUMAPS_BASE_MAP_ARRAY ? 0 : ENOENT))
             #expect(ctest_provider_context_magic(map.cHandle) == 0xC0FFEE)
+            #expect(ctest_provider_find_without_epoch(map.cHandle, 3) == EINVAL)
             #expect(ctest_provider_allocate_via_client(tag.rawValue) == 0)
             // Program types: the C callback refuses GUIDs starting with 0xFF.
             try map.associate(programType: try #require(ProgramType("01020304-0506-0708-090a-0b0c0d0e0f10")))
@@ -194,5 +195,12 @@ struct CProviderTests {
         }
         // Out of the custom range.
         #expect(ctest_provider_register(4095, RCUMAPS_BASE_MAP_ARRAY) == EINVAL)
+        // A callback returning INT_MIN is an error, not a crash.
+        let type = uniqueCustomType()
+        #expect(ctest_provider_register_int_min(type.rawValue) == 0)
+        #expect(throws: MapError.invalidArgument) {
+            try MapRegistry.create(MapDefinition(type: type, keySize: 4, valueSize: 4, maxEntries: 4))
+        }
+        #expect(ctest_provider_unregister(type.rawValue) == 0)
     }
 }

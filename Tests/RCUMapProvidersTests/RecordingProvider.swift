@@ -20,6 +20,8 @@ final class RecordingProvider: Sendable {
         var flags: MapOperationFlags
         var key: UInt32?
         var value: UInt32?
+        /// For element callbacks: whether they ran inside an epoch (they always must).
+        var inEpoch: Bool = true
     }
 
     final class Context: Sendable {
@@ -40,6 +42,10 @@ final class RecordingProvider: Sendable {
     let failCreate = Atomic<Bool>(false)
     /// When set, preprocessMapCreate answers this stored size instead of the right one.
     let wrongStoredSize = Atomic<Int>(0)
+    /// When set, postprocessFindElement fails with EPERM.
+    let failFind = Atomic<Bool>(false)
+    /// When set, the deprecated pre-deletion callback looks its own key up (user mode) in this map.
+    let lookupFromPreDeletion = Mutex<(any RawMap)?>(nil)
 
     init(updatesOriginalValue: Bool = true, usesDeprecatedDeletion: Bool = false,
          rejectedValue: UInt32 = 0xDEAD, protectedKey: UInt32 = 0xFFFF_FFFF) {
@@ -57,7 +63,8 @@ final class RecordingProvider: Sendable {
                         value: UnsafeRawBufferPointer? = nil) {
         let event = Event(kind: kind, flags: flags,
                           key: key.flatMap { $0.count >= 4 ? $0.loadUnaligned(as: UInt32.self) : nil },
-                          value: value.flatMap { $0.count >= 4 ? $0.loadUnaligned(as: UInt32.self) : nil })
+                          value: value.flatMap { $0.count >= 4 ? $0.loadUnaligned(as: UInt32.self) : nil },
+                          inEpoch: key == nil || Epoch.isActive)
         events.withLock { $0.append(event) }
     }
 
@@ -85,6 +92,7 @@ final class RecordingProvider: Sendable {
             },
             postprocessFindElement: { [self] (call) throws(MapError) in
                 record(.find, flags: call.flags, key: call.key, value: call.inValue)
+                if failFind.load(ordering: .relaxed) { throw MapError.permissionDenied }
                 guard let out = call.outValue else { return }
                 let value = call.inValue.loadUnaligned(as: UInt32.self)
                 let check = call.inValue.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
@@ -103,6 +111,9 @@ final class RecordingProvider: Sendable {
             table.preprocessElementDeletion = { [self] (call) throws(MapError) in
                 record(.preDeletion, flags: call.flags, key: call.key, value: call.value)
                 if call.key.loadUnaligned(as: UInt32.self) == protectedKey { throw MapError.permissionDenied }
+                if let map = lookupFromPreDeletion.withLock({ $0 }) {
+                    _ = try? map.get(call.key.loadUnaligned(as: UInt32.self), as: UInt32.self)
+                }
             }
         } else {
             table.postprocessElementDeletion = { [self] call in

@@ -39,8 +39,8 @@ struct ProviderSemanticsTests {
         let provider = RecordingProvider()
         let map = try provider.register(base: base).makeMap()
         try map.put(UInt32(1), UInt32(10))
-        try withUnsafeBytes(of: UInt32(1)) { key in
-            try withUnsafeBytes(of: UInt32(11)) { value in
+        withUnsafeBytes(of: UInt32(1)) { key in
+            withUnsafeBytes(of: UInt32(11)) { value in
                 Epoch.withSection { section in
                     #expect(throws: MapError.notSupported) { try map.lookupInPlace(key: key, in: section) }
                     #expect(throws: MapError.notSupported) { try map.update(key: key, value: value, flags: .any, in: section) }
@@ -92,6 +92,8 @@ struct ProviderSemanticsTests {
         }
         // Teardown: every remaining entry with MAP_CLEANUP, then postprocessMapDelete, last.
         let events = provider.recorded
+        let allInEpoch = events.allSatisfy { $0.inEpoch }
+        #expect(allInEpoch, "a callback ran outside an epoch")
         #expect(events.count == 3)
         #expect(Set(events.prefix(2).compactMap(\.key)) == [3, 4])
         #expect(events.prefix(2).allSatisfy { $0.kind == .postDeletion && $0.flags == .mapCleanup })
@@ -116,6 +118,8 @@ struct ProviderSemanticsTests {
             provider.clear()
         }
         let cleanup = provider.recorded(.postDeletion)
+        let cleanupInEpoch = cleanup.allSatisfy { $0.inEpoch }
+        #expect(cleanupInEpoch, "a callback ran outside an epoch")
         #expect(cleanup.count == 3)
         #expect(cleanup.allSatisfy { $0.flags == .mapCleanup })
         #expect(provider.recorded.last?.kind == .mapDelete)
@@ -158,7 +162,48 @@ struct ProviderSemanticsTests {
         #expect(try map.get(UInt32(1), as: UInt32.self) == 10)
     }
 
+    @Test func theDeprecatedDeletionCallbackIsRefusedOnTheLockFreeBase() {
+        let provider = RecordingProvider(usesDeprecatedDeletion: true)
+        do {
+            _ = try provider.register(base: .hashLockFree)
+            Issue.record("registered a deprecated-deletion provider on the lock-free base")
+        } catch {
+            #expect((error as? MapError) == .invalidArgument)
+            #expect((error as? MapError)?.reason?.contains("locked base") == true)
+        }
+    }
+
+    @Test func theDeprecatedDeletionCallbackNeverMakesArrayReadersWait() throws {
+        // The callback runs while its writer holds the slot, and looks the same slot up.
+        // Readers only wait for the copy itself, so this returns.
+        let provider = RecordingProvider(usesDeprecatedDeletion: true)
+        let map = try provider.register(base: .array).makeMap(maxEntries: 2)
+        provider.lookupFromPreDeletion.withLock { $0 = map }
+        defer { provider.lookupFromPreDeletion.withLock { $0 = nil } }
+        try map.put(UInt32(1), UInt32(10))
+        try map.put(UInt32(1), UInt32(11))
+        #expect(try map.get(UInt32(1), as: UInt32.self) == 11)
+        #expect(provider.recorded(.preDeletion).map(\.flags) == [.update, .update])
+    }
+
     @Test(arguments: hashBases)
+    func aRefusedTranslationLeavesLookupAndDeleteWithoutEffect(_ base: ProviderBaseMap) throws {
+        let provider = RecordingProvider()
+        let map = try provider.register(base: base).makeMap()
+        try map.put(UInt32(1), UInt32(10))
+        provider.clear()
+        provider.failFind.store(true, ordering: .relaxed)
+        #expect(throws: MapError.permissionDenied) { try map.take(UInt32(1), as: UInt32.self) }
+        #expect(throws: MapError.permissionDenied) { try map.get(UInt32(1), as: UInt32.self) }
+        provider.failFind.store(false, ordering: .relaxed)
+        #expect(map.count == 1)
+        #expect(provider.recorded(.postDeletion).isEmpty)
+        #expect(try map.take(UInt32(1), as: UInt32.self) == 10)
+        // The find ran on the entry before it left; the deletion callback after.
+        #expect(provider.recorded.filter { $0.kind != .find || $0.key == 1 }.suffix(2).map(\.kind) == [.find, .postDeletion])
+    }
+
+    @Test(arguments: [ProviderBaseMap.hashBucketLocked])
     func theDeprecatedDeletionCallbackMayRefuseAnExplicitDeleteOnly(_ base: ProviderBaseMap) throws {
         let provider = RecordingProvider(usesDeprecatedDeletion: true, protectedKey: 7)
         let tag = uniqueTag()

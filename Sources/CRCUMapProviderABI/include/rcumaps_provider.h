@@ -25,6 +25,10 @@
 extern "C" {
 #endif
 
+/* Callbacks that receive keys or values run inside an epoch. A callback returning a
+ * value other than 0 fails; positive values are errnos, others are read as EINVAL
+ * (or as the errno of a negative errno). */
+
 /* Operation flags passed to callbacks (same values as EBPF_MAP_OPERATION_*). */
 #define RCUMAPS_MAP_OPERATION_HELPER 0x01u      /* from helper (program) mode */
 #define RCUMAPS_MAP_OPERATION_UPDATE 0x02u      /* displaced by a replace, or a rollback; must not fail */
@@ -59,7 +63,9 @@ typedef struct rcumaps_provider_dispatch_table {
     rcumaps_result_t (*preprocess_associate_program_type)(void *binding_context, void *map_context,
                                                           const uint8_t program_type[16]);
     /* After a lookup found the stored value (in_value). With updates_original_value,
-     * writes the user-visible value to out_value; otherwise out_value is NULL. */
+     * writes the user-visible value to out_value; otherwise out_value is NULL. For a
+     * lookup-and-delete it runs on exactly the entry being removed, before it leaves
+     * the map; a failure leaves the map unchanged. */
     rcumaps_result_t (*postprocess_find_element)(void *binding_context, void *map_context, size_t key_size,
                                                  const uint8_t *key, size_t in_value_size, const uint8_t *in_value,
                                                  size_t out_value_size, uint8_t *out_value, uint32_t flags);
@@ -68,8 +74,10 @@ typedef struct rcumaps_provider_dispatch_table {
     rcumaps_result_t (*preprocess_element_addition)(void *binding_context, void *map_context, size_t key_size,
                                                     const uint8_t *key, size_t in_value_size, const uint8_t *in_value,
                                                     size_t out_value_size, uint8_t *out_value, uint32_t flags);
-    /* Deprecated: before a value leaves the map (bucket lock held); may refuse an
-     * explicit delete (flags without UPDATE / MAP_CLEANUP). */
+    /* Deprecated: before a value leaves the map (bucket lock held; slot writer
+     * exclusion on arrays); may refuse an explicit delete (flags without UPDATE /
+     * MAP_CLEANUP). Refused (EINVAL) with RCUMAPS_BASE_MAP_HASH_LOCK_FREE, which has no
+     * lock to run it under. */
     rcumaps_result_t (*preprocess_element_deletion)(void *binding_context, void *map_context, size_t key_size,
                                                     const uint8_t *key, size_t value_size, const uint8_t *value,
                                                     uint32_t flags);
@@ -94,7 +102,8 @@ typedef struct rcumaps_client_dispatch_table {
     uint32_t version; /* RCUMAPS_CLIENT_DISPATCH_VERSION */
     uint32_t size;
     /* Looks `key` up in the base map of `map` (a handle from RCUMaps) and returns
-     * the stored value in place. Call inside an epoch; *value is valid until it ends. */
+     * the stored value in place. Call inside an epoch (EINVAL otherwise); *value is
+     * valid until it ends. Every provider callback already runs inside one. */
     rcumaps_result_t (*find_element)(const void *map, const uint8_t *key, uint8_t **value);
     void (*epoch_enter)(void);
     void (*epoch_exit)(void);

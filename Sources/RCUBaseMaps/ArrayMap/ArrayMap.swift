@@ -19,7 +19,7 @@ import Glibc
 /// straight to memory, as in eBPF, and bypass the counter.
 ///
 /// Concurrency: any number of readers and writers on any threads.
-public final class ArrayMap: RawMap, @unchecked Sendable {
+public final class ArrayMap: ObservableBaseMap, @unchecked Sendable {
     // @unchecked Sendable: `storage` is allocated once and only accessed through atomics
     // (user mode) or as borrowed memory (helper mode, caller's responsibility).
 
@@ -227,17 +227,17 @@ public final class ArrayMap: RawMap, @unchecked Sendable {
             return
         }
         let sequence = word(slot)
+        if let observer {
+            replaceReporting(to: observer, key: key, slot: slot, value: value.baseAddress!,
+                             flags: operation.union(.update))
+            return
+        }
         var spins = 0
         while true {
             let current = sequence.pointee.load(ordering: .relaxed)
             if current & 1 == 0,
                sequence.pointee.compareExchange(expected: current, desired: current &+ 1,
                                                 ordering: .acquiring).exchanged {
-                if let observer {
-                    replaceReporting(to: observer, key: key, slot: slot, value: value.baseAddress!,
-                                     sequence: current, flags: operation.union(.update))
-                    return
-                }
                 atomicMemoryFence(ordering: .releasing)
                 copyIn(slot + 8, from: value.baseAddress!, releasing: false)
                 sequence.pointee.store(current &+ 2, ordering: .releasing)
@@ -248,18 +248,36 @@ public final class ArrayMap: RawMap, @unchecked Sendable {
         }
     }
 
-    /// Writes `value` into `slot`, whose sequence word this writer holds (odd), and tells
-    /// `observer` about the displaced value: before the write inside the exclusion, after it
-    /// outside. Releases the sequence word.
+    /// Bit 63 of a slot's sequence word: a writer of the slot holds it (provider maps only).
+    /// Readers look only at bit 0 (a write in progress), so holding the slot while the
+    /// provider's pre-deletion callback runs never makes a reader wait.
+    static let writerBit: UInt64 = 1 << 63
+
+    /// Writes `value` into `slot` on a map with an observer, reporting the displaced value:
+    /// `entryWillBeRemoved` while this writer holds the slot (other writers wait, readers do
+    /// not), `entryWasRemoved` after the write and the slot's release.
     func replaceReporting(to observer: any MapEntryObserver, key: UnsafeRawBufferPointer, slot: UnsafeMutableRawPointer,
-                          value: UnsafeRawPointer, sequence: UInt64, flags: MapOperationFlags) {
+                          value: UnsafeRawPointer, flags: MapOperationFlags) {
+        let sequence = word(slot)
+        var spins = 0
+        var current: UInt64
+        while true {  // take the slot's writer bit
+            current = sequence.pointee.load(ordering: .relaxed)
+            if current & Self.writerBit == 0,
+               sequence.pointee.compareExchange(expected: current, desired: current | Self.writerBit,
+                                                ordering: .acquiring).exchanged { break }
+            spins += 1
+            if spins & 63 == 0 { sched_yield() }
+        }
+        // Only the holder of the writer bit changes the value: it is stable while we read it.
         withUnsafeTemporaryAllocation(byteCount: paddedValueSize, alignment: 8) { displaced in
             copyOut(displaced.baseAddress!, from: slot + 8)
             let old = UnsafeRawBufferPointer(start: displaced.baseAddress!, count: valueSize)
             _ = observer.entryWillBeRemoved(key: key, value: old, flags: flags)
+            sequence.pointee.store((current &+ 1) | Self.writerBit, ordering: .relaxed)  // odd: readers retry
             atomicMemoryFence(ordering: .releasing)
             copyIn(slot + 8, from: value, releasing: false)
-            word(slot).pointee.store(sequence &+ 2, ordering: .releasing)
+            sequence.pointee.store(current &+ 2, ordering: .releasing)  // even, writer bit clear
             observer.entryWasRemoved(key: key, value: old, flags: flags)
         }
     }
@@ -271,6 +289,12 @@ public final class ArrayMap: RawMap, @unchecked Sendable {
 
     public func delete(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError) {
         try delete(key: key)
+    }
+
+    package func remove(key: UnsafeRawBufferPointer,
+                        inspecting inspect: (UnsafeRawBufferPointer) throws(MapError) -> Void) throws(MapError) {
+        _ = try index(key)
+        throw MapError.notSupported.with(reason: "lookup-and-delete is not supported on arrays")
     }
 
     public func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {

@@ -29,7 +29,7 @@ import Glibc
 ///
 /// Concurrency: any number of readers and writers on any threads. Readers take no lock;
 /// writers of different buckets never contend.
-public final class BucketHashMap: RawMap, @unchecked Sendable {
+public final class BucketHashMap: ObservableBaseMap, @unchecked Sendable {
     // @unchecked Sendable: buckets are reached through atomics and changed only under
     // their bucket's lock; everything else is immutable or atomic.
 
@@ -331,6 +331,14 @@ public final class BucketHashMap: RawMap, @unchecked Sendable {
         EpochMemory.free(removed)
     }
 
+    package func remove(key: UnsafeRawBufferPointer,
+                        inspecting inspect: (UnsafeRawBufferPointer) throws(MapError) -> Void) throws(MapError) {
+        try checkKey(key, keySize)
+        let removed = try remove(key, operation: [], inspect: inspect)
+        observer?.entryWasRemoved(key: key, value: UnsafeRawBufferPointer(start: removed, count: valueSize), flags: [])
+        EpochMemory.free(removed)
+    }
+
     public func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
         try checkKey(key, keySize)
         try checkValue(value, valueSize)
@@ -342,12 +350,18 @@ public final class BucketHashMap: RawMap, @unchecked Sendable {
     }
 
     /// Unlinks `key`; returns its value, which the caller must report and retire.
-    func remove(_ key: UnsafeRawBufferPointer, operation: MapOperationFlags) throws(MapError) -> UnsafeMutableRawPointer {
+    func remove(_ key: UnsafeRawBufferPointer, operation: MapOperationFlags,
+                inspect: (UnsafeRawBufferPointer) throws(MapError) -> Void = { _ in }) throws(MapError) -> UnsafeMutableRawPointer {
         let index = bucketIndex(key)
         let outcome: Result<UInt, MapError> = locks[index].withLock { _ in
             let old = buckets[index].load(ordering: .acquiring).rawPointer
             let (position, found) = search(old, key.baseAddress!)
             guard found, let removed = valuePointer(old!, position) else { return .failure(.keyNotFound) }
+            do throws(MapError) {
+                try inspect(UnsafeRawBufferPointer(start: removed, count: valueSize))
+            } catch {
+                return .failure(error)
+            }
             if let refusal = observer?.entryWillBeRemoved(key: key, value: UnsafeRawBufferPointer(start: removed, count: valueSize),
                                                           flags: operation) {
                 return .failure(refusal)

@@ -18,7 +18,7 @@ import Glibc
 ///   never holds more than `maxEntries` keys; a full map still replaces existing keys.
 ///
 /// Concurrency: any number of readers and writers on any threads.
-public final class LockFreeHashMap: RawMap, @unchecked Sendable {
+public final class LockFreeHashMap: ObservableBaseMap, @unchecked Sendable {
     // @unchecked Sendable: `table` is only touched through liburcu's thread-safe API in
     // epochs; every other stored property is immutable or atomic.
 
@@ -293,6 +293,19 @@ public final class LockFreeHashMap: RawMap, @unchecked Sendable {
         retire(entry)
     }
 
+    package func remove(key: UnsafeRawBufferPointer,
+                        inspecting inspect: (UnsafeRawBufferPointer) throws(MapError) -> Void) throws(MapError) {
+        try checkKey(key, keySize)
+        let hash = self.hash(key)
+        Epoch.enter()
+        defer { Epoch.exit() }
+        // Entries are immutable once published: what `inspect` saw of `entry` is what leaves.
+        let entry = try unlink(key, hash: hash, operation: [], inspect: inspect)
+        observer?.entryWasRemoved(key: key, value: UnsafeRawBufferPointer(start: valuePointer(entry), count: valueSize),
+                                  flags: [])
+        retire(entry)
+    }
+
     public func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
         try checkKey(key, keySize)
         try checkValue(value, valueSize)
@@ -308,10 +321,13 @@ public final class LockFreeHashMap: RawMap, @unchecked Sendable {
     }
 
     /// Removes the entry for `key` and returns it (still readable in this epoch).
-    func unlink(_ key: UnsafeRawBufferPointer, hash: UInt,
-                operation: MapOperationFlags) throws(MapError) -> UnsafeMutablePointer<rcumaps_lfht_entry_t> {
+    func unlink(_ key: UnsafeRawBufferPointer, hash: UInt, operation: MapOperationFlags,
+                inspect: (UnsafeRawBufferPointer) throws(MapError) -> Void = { _ in })
+        throws(MapError) -> UnsafeMutablePointer<rcumaps_lfht_entry_t>
+    {
         while true {
             guard let entry = find(key, hash: hash) else { throw MapError.keyNotFound }
+            try inspect(UnsafeRawBufferPointer(start: valuePointer(entry), count: valueSize))
             if let refusal = observer?.entryWillBeRemoved(
                 key: key, value: UnsafeRawBufferPointer(start: valuePointer(entry), count: valueSize), flags: operation) {
                 throw refusal

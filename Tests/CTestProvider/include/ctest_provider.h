@@ -31,6 +31,11 @@ uint64_t ctest_provider_count(int counter);
 int ctest_provider_find_via_client(const void *map, uint32_t key, uint64_t *stored);
 /* Through the client table: allocate (plain and cache-aligned) under `tag`, free both. */
 int ctest_provider_allocate_via_client(uint32_t tag);
+/* find_element called outside any epoch (must be refused with EINVAL). */
+int ctest_provider_find_without_epoch(const void *map, uint32_t key);
+/* Registers a provider whose create callback returns INT_MIN (must not crash RCUMaps). */
+int ctest_provider_register_int_min(uint32_t map_type);
+
 /* The magic number in the map context the client table returns for `map`. */
 uint32_t ctest_provider_context_magic(const void *map);
 
