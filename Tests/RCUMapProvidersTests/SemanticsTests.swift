@@ -307,7 +307,7 @@ struct ProviderSemanticsTests {
         client.freeCacheAligned(aligned)
         client.epochExit()
         #expect(settledStatistics(for: tag).liveBytes == 0)
-        withUnsafeBytes(of: UInt32(1)) { key in
+        _ = withUnsafeBytes(of: UInt32(1)) { key in
             Epoch.withSection { section in
                 #expect(throws: MapError.keyNotFound) { _ = try client.findElement(in: map, key: key, in: section) }
             }
