@@ -93,9 +93,14 @@ let package = Package(
             dependencies: ["RCUMaps"],
             swiftSettings: swiftSettings
         ),
+        // C baselines for the benchmarks (raw rculfhash, open addressing); not in any library product.
+        .target(
+            name: "CRCUMapsBaselines",
+            dependencies: ["CRCUMapsShim"]
+        ),
         .executableTarget(
             name: "rcumaps",
-            dependencies: ["RCUMaps", "ObjectMapProvider"],
+            dependencies: ["RCUMaps", "ObjectMapProvider", "CRCUMapsBaselines"],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -30,7 +30,7 @@ func runBench(_ options: BenchOptions) -> Int32 {
     var plan: [(workload: Workload, threads: Int, map: MapKind)] = []
     for workload in options.workloads {
         for threads in options.threads {
-            for map in options.maps { plan.append((workload, threads, map)) }
+            for map in options.maps where map.supports(workload) { plan.append((workload, threads, map)) }
         }
     }
     var cells: [CellResult] = []
@@ -79,6 +79,14 @@ func runCell(_ kind: MapKind, workload: Workload, threads: Int, options: BenchOp
             measured = warmUpAndMeasure(try ArrayTarget(map: map, entries: entries), workload, threads, options)
         case .mutexDict:
             measured = warmUpAndMeasure(MutexDictTarget(entries: entries), workload, threads, options)
+        case .rwlockDict:
+            measured = warmUpAndMeasure(RWLockDictTarget(entries: entries), workload, threads, options)
+        case .cRculfhash:
+            measured = warmUpAndMeasure(try CRculfhashTarget(entries: entries), workload, threads, options)
+        case .cOpenAddressing:
+            measured = warmUpAndMeasure(try COpenAddressingTarget(entries: entries), workload, threads, options)
+        case .swiftArray:
+            measured = warmUpAndMeasure(SwiftArrayTarget(entries: entries), workload, threads, options)
         case .objectMap:
             measured = warmUpAndMeasure(try ObjectMapTarget(entries: entries), workload, threads, options)
         case .epoch:

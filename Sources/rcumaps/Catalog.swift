@@ -6,8 +6,16 @@ enum MapKind: String, CaseIterable, Sendable {
     case hashBucket = "hash-bucket"
     /// `ArrayMap` with `UInt32` index keys `0..<entries` and `UInt64` values.
     case array = "array"
-    /// The baseline: Swift `Synchronization.Mutex<[UInt64: UInt64]>`.
+    /// Baseline: Swift `Synchronization.Mutex<[UInt64: UInt64]>`.
     case mutexDict = "mutex-dict"
+    /// Baseline: a Swift dictionary behind a `pthread_rwlock_t` (readers share the lock).
+    case rwlockDict = "rwlock-dict"
+    /// Baseline: liburcu rculfhash driven from C (read lock + `cds_lfht_lookup` per operation).
+    case cRculfhash = "c-rculfhash"
+    /// Baseline: an unsynchronised open-addressing table in C, the floor of any hash lookup.
+    case cOpenAddressing = "c-open-addressing"
+    /// Baseline: a plain load from a Swift `[UInt64]`, the floor of any array lookup.
+    case swiftArray = "swift-array"
     /// The sample provider's object map (a custom type on the bucket-locked hash): user-mode
     /// lookups translate stored object pointers back into handles.
     case objectMap = "object-map"
@@ -15,8 +23,21 @@ enum MapKind: String, CaseIterable, Sendable {
     /// every helper-mode lookup.
     case epoch = "epoch"
 
-    /// The map every ratio is computed against.
-    static let baseline = MapKind.mutexDict
+    /// The baselines the report has a ratio column for, in column order.
+    static let baselines: [MapKind] = [.mutexDict, .rwlockDict, .cRculfhash, .cOpenAddressing, .swiftArray]
+
+    /// Whether this kind can run `workload` (unsynchronised baselines cannot take writers;
+    /// arrays have no inserts or deletes; the epoch row has no map at all).
+    func supports(_ workload: Workload) -> Bool {
+        switch (self, workload) {
+        case (.cOpenAddressing, .readMostly), (.cOpenAddressing, .churn),
+             (.swiftArray, .readMostly), (.swiftArray, .churn),
+             (.array, .churn), (.epoch, .churn), (.epoch, .lookupMiss):
+            false
+        default:
+            true
+        }
+    }
 
     /// One line for `--help`.
     var summary: String {
@@ -25,6 +46,10 @@ enum MapKind: String, CaseIterable, Sendable {
         case .hashBucket: "BucketHashMap (per-bucket locks), UInt64 keys and values"
         case .array: "ArrayMap, UInt32 index keys 0..<entries, UInt64 values"
         case .mutexDict: "baseline: Mutex<[UInt64: UInt64]>"
+        case .rwlockDict: "baseline: [UInt64: UInt64] behind a pthread reader-writer lock"
+        case .cRculfhash: "baseline: liburcu rculfhash from C (read lock + lookup per op)"
+        case .cOpenAddressing: "baseline: unsynchronised open addressing in C (readers only)"
+        case .swiftArray: "baseline: plain [UInt64] load (readers only)"
         case .objectMap: "custom type (sample object map provider), UInt32 keys, handle values"
         case .epoch: "no map: one empty Epoch.withSection (enter + exit) per operation"
         }
@@ -35,21 +60,27 @@ enum MapKind: String, CaseIterable, Sendable {
 enum Workload: String, CaseIterable, Sendable {
     /// Lookups only, every one a hit on the prefilled keys.
     case lookup = "lookup"
+    /// Lookups only, every one a miss (keys that were never inserted).
+    case lookupMiss = "lookup-miss"
     /// 90% lookups, 10% updates (`.any`) of existing keys.
     case readMostly = "read-mostly"
+    /// 50% inserts of new keys, 50% deletes, over twice the prefilled key space.
+    case churn = "churn"
 
     /// One line for `--help`.
     var summary: String {
         switch self {
         case .lookup: "100% lookups, all hits on the prefilled keys"
+        case .lookupMiss: "100% lookups, all misses (keys never inserted)"
         case .readMostly: "90% lookups / 10% updates (.any) of existing keys"
+        case .churn: "50% inserts (.noExist) / 50% deletes over 2x the prefilled key space"
         }
     }
 
     /// Out of 65536, how many operations are updates (10% for `read-mostly`).
     var updatesPer65536: UInt64 {
         switch self {
-        case .lookup: 0
+        case .lookup, .lookupMiss, .churn: 0
         case .readMostly: 6554
         }
     }

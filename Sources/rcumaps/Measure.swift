@@ -79,6 +79,12 @@ func measure<Target: BenchTarget>(
 }
 
 /// One worker thread's loop: waits for the start, then runs batches until told to stop.
+///
+/// - `lookup` / `read-mostly`: keys are the prefilled ones; a lookup that misses is counted
+///   in `misses` (there should be none).
+/// - `lookup-miss`: keys are never inserted; a lookup that *hits* is counted in `misses`.
+/// - `churn`: keys range over twice the prefilled set; half the operations insert
+///   (`.noExist`), half delete. Refusals (present / absent) are part of the workload.
 func runWorker<Target: BenchTarget>(
     _ target: Target, workload: Workload, stream: Int, control: CellControl
 ) -> WorkerResult {
@@ -88,15 +94,36 @@ func runWorker<Target: BenchTarget>(
     var result = WorkerResult()
     control.arriveAndWait()
     while !control.shouldStop {
-        for _ in 0..<operationsPerBatch {
-            let bits = random.next()
-            let index = XorShiftRandom.index(bits, below: bound)
-            if bits & 0xFFFF < updateThreshold {
-                if !target.update(index: index, value: bits) { result.failedUpdates &+= 1 }
-            } else if let value = target.lookup(index: index) {
-                result.checksum &+= value
-            } else {
-                result.misses &+= 1
+        switch workload {
+        case .lookup, .readMostly:
+            for _ in 0..<operationsPerBatch {
+                let bits = random.next()
+                let index = XorShiftRandom.index(bits, below: bound)
+                if bits & 0xFFFF < updateThreshold {
+                    if !target.update(index: index, value: bits) { result.failedUpdates &+= 1 }
+                } else if let value = target.lookup(index: index) {
+                    result.checksum &+= value
+                } else {
+                    result.misses &+= 1
+                }
+            }
+        case .lookupMiss:
+            for _ in 0..<operationsPerBatch {
+                let index = target.entries + XorShiftRandom.index(random.next(), below: bound)
+                if let value = target.lookup(index: index) {
+                    result.checksum &+= value
+                    result.misses &+= 1
+                }
+            }
+        case .churn:
+            for _ in 0..<operationsPerBatch {
+                let bits = random.next()
+                let index = XorShiftRandom.index(bits, below: bound * 2)
+                if bits >> 63 == 0 {
+                    result.checksum &+= target.insert(index: index) ? 1 : 0
+                } else {
+                    result.checksum &+= target.remove(index: index) ? 2 : 0
+                }
             }
         }
         result.operations &+= operationsPerBatch

@@ -3,20 +3,24 @@ struct BenchReport {
     let options: BenchOptions
     let cells: [CellResult]
 
-    /// The baseline cell for the same workload and thread count as `cell`, if it was run.
-    func baseline(for cell: CellResult) -> CellResult? {
-        cells.first { $0.map == MapKind.baseline && $0.workload == cell.workload && $0.threads == cell.threads }
+    /// The cell of `baseline` for the same workload and thread count as `cell`, if it was run.
+    func baselineCell(_ baseline: MapKind, for cell: CellResult) -> CellResult? {
+        cells.first { $0.map == baseline && $0.workload == cell.workload && $0.threads == cell.threads }
     }
 
-    /// Throughput of `cell` divided by the baseline's, if there is a baseline with throughput.
-    func ratio(for cell: CellResult) -> Double? {
-        guard let baseline = baseline(for: cell), baseline.megaOperationsPerSecond > 0 else { return nil }
-        return cell.megaOperationsPerSecond / baseline.megaOperationsPerSecond
+    /// Throughput of `cell` divided by `baseline`'s at the same workload and thread count.
+    func ratio(for cell: CellResult, to baseline: MapKind = .mutexDict) -> Double? {
+        guard let other = baselineCell(baseline, for: cell), other.megaOperationsPerSecond > 0 else { return nil }
+        return cell.megaOperationsPerSecond / other.megaOperationsPerSecond
     }
+
+    /// Baselines that were run, in column order.
+    var baselinesRun: [MapKind] { MapKind.baselines.filter { kind in cells.contains { $0.map == kind } } }
 
     /// The human-readable table, with a header line and a legend.
     func table() -> String {
-        var rows = [["map", "workload", "threads", "ns/op", "Mops/s", "vs \(MapKind.baseline.rawValue)"]]
+        let baselines = baselinesRun
+        var rows = [["map", "workload", "threads", "ns/op", "Mops/s"] + baselines.map { "vs \($0.rawValue)" }]
         for cell in cells {
             rows.append([
                 cell.map.rawValue,
@@ -24,15 +28,13 @@ struct BenchReport {
                 String(cell.threads),
                 readable(cell.nanosecondsPerOperation),
                 readable(cell.megaOperationsPerSecond),
-                ratio(for: cell).map { readable($0) + "x" } ?? "-",
-            ])
+            ] + baselines.map { baseline in ratio(for: cell, to: baseline).map { readable($0) + "x" } ?? "-" })
         }
-        let ratioLabel = "vs \(MapKind.baseline.rawValue)"
         let legend = [
             ("ns/op", "wall-clock ns per operation per thread (duration x threads / ops)"),
             ("Mops/s", "total throughput of all threads, millions of operations per second"),
-            (ratioLabel, "throughput ratio to Mutex<[UInt64: UInt64]> at the same workload and threads"),
-        ].map { pad($0.0, ratioLabel.count + 2) + $0.1 }
+            ("vs X", "throughput ratio to baseline X at the same workload and thread count (- : X did not run it)"),
+        ].map { pad($0.0, 8) + $0.1 }
         return """
             rcumaps bench: \(options.entries) entries, \(options.duration) s per cell, \(cpuCount()) CPUs online
             \(renderColumns(rows))
@@ -53,7 +55,8 @@ struct BenchReport {
                 "\"seconds\": \(jsonNumber(Double(cell.wallNanoseconds) / 1e9, 6))",
                 "\"nsPerOp\": \(jsonNumber(cell.nanosecondsPerOperation, 3))",
                 "\"mopsPerSecond\": \(jsonNumber(cell.megaOperationsPerSecond, 3))",
-                "\"ratioToBaseline\": \(jsonNumber(ratio(for: cell), 3))",
+                "\"ratios\": {" + baselinesRun.map { "\(jsonString($0.rawValue)): \(jsonNumber(ratio(for: cell, to: $0), 3))" }
+                    .joined(separator: ", ") + "}",
                 "\"misses\": \(cell.misses)",
                 "\"failedUpdates\": \(cell.failedUpdates)",
             ]

@@ -1,4 +1,8 @@
+import CRCUMapsBaselines
 import ObjectMapProvider
+#if canImport(Glibc)
+import Glibc
+#endif
 import RCUMaps
 import Synchronization
 
@@ -13,6 +17,16 @@ protocol BenchTarget: Sendable {
     func lookup(index: Int) -> UInt64?
     /// Stores `value` under the key at `index` (`.any`); `false` if the map refused.
     func update(index: Int, value: UInt64) -> Bool
+    /// Inserts the key at `index` if absent (`.noExist`); `false` if it was present.
+    func insert(index: Int) -> Bool
+    /// Deletes the key at `index`; `false` if it was absent.
+    func remove(index: Int) -> Bool
+}
+
+extension BenchTarget {
+    // Targets that cannot run churn never get these calls (MapKind.supports).
+    func insert(index: Int) -> Bool { false }
+    func remove(index: Int) -> Bool { false }
 }
 
 /// The keys the benchmark uses.
@@ -85,6 +99,21 @@ struct HashTarget<Map: RawMap>: BenchTarget {
 
     @inline(__always)
     func update(index: Int, value: UInt64) -> Bool { userUpdate(map, key: BenchKeys.hashKey(index), value: value) }
+
+    @inline(__always)
+    func insert(index: Int) -> Bool {
+        var key = BenchKeys.hashKey(index)
+        var value = BenchKeys.initialValue(index)
+        return withUnsafeBytes(of: &key) { key in
+            withUnsafeBytes(of: &value) { value in (try? map.update(key: key, value: value, flags: .noExist)) != nil }
+        }
+    }
+
+    @inline(__always)
+    func remove(index: Int) -> Bool {
+        var key = BenchKeys.hashKey(index)
+        return withUnsafeBytes(of: &key) { key in (try? map.delete(key: key)) != nil }
+    }
 }
 
 /// An `ArrayMap` with `UInt32` index keys and `UInt64` values.
@@ -142,11 +171,169 @@ final class MutexDictTarget: BenchTarget {
         storage.withLock { $0[key] = value }
         return true
     }
+
+    @inline(__always)
+    func insert(index: Int) -> Bool {
+        let key = BenchKeys.hashKey(index)
+        return storage.withLock { dictionary in
+            guard dictionary[key] == nil else { return false }
+            dictionary[key] = BenchKeys.initialValue(index)
+            return true
+        }
+    }
+
+    @inline(__always)
+    func remove(index: Int) -> Bool {
+        let key = BenchKeys.hashKey(index)
+        return storage.withLock { $0.removeValue(forKey: key) != nil }
+    }
 }
 
-/// A hash map definition for the benchmark: 8-byte keys and values, `maxEntries = entries`.
+/// Baseline: a Swift dictionary behind a `pthread_rwlock_t`: lookups share the lock.
+final class RWLockDictTarget: BenchTarget, @unchecked Sendable {
+    // @unchecked Sendable: `dictionary` is only touched with `lock` held (shared to read).
+    private var dictionary: [UInt64: UInt64]
+    private let lock: UnsafeMutablePointer<pthread_rwlock_t>
+    let entries: Int
+
+    init(entries: Int) {
+        dictionary = [:]
+        dictionary.reserveCapacity(entries * 2)
+        for index in 0..<entries { dictionary[BenchKeys.hashKey(index)] = BenchKeys.initialValue(index) }
+        lock = .allocate(capacity: 1)
+        lock.initialize(to: pthread_rwlock_t())
+        precondition(pthread_rwlock_init(lock, nil) == 0, "pthread_rwlock_init failed")
+        self.entries = entries
+    }
+
+    deinit {
+        pthread_rwlock_destroy(lock)
+        lock.deallocate()
+    }
+
+    @inline(__always)
+    func lookup(index: Int) -> UInt64? {
+        pthread_rwlock_rdlock(lock)
+        defer { pthread_rwlock_unlock(lock) }
+        return dictionary[BenchKeys.hashKey(index)]
+    }
+
+    @inline(__always)
+    func update(index: Int, value: UInt64) -> Bool {
+        pthread_rwlock_wrlock(lock)
+        defer { pthread_rwlock_unlock(lock) }
+        dictionary[BenchKeys.hashKey(index)] = value
+        return true
+    }
+
+    @inline(__always)
+    func insert(index: Int) -> Bool {
+        pthread_rwlock_wrlock(lock)
+        defer { pthread_rwlock_unlock(lock) }
+        let key = BenchKeys.hashKey(index)
+        guard dictionary[key] == nil else { return false }
+        dictionary[key] = BenchKeys.initialValue(index)
+        return true
+    }
+
+    @inline(__always)
+    func remove(index: Int) -> Bool {
+        pthread_rwlock_wrlock(lock)
+        defer { pthread_rwlock_unlock(lock) }
+        return dictionary.removeValue(forKey: BenchKeys.hashKey(index)) != nil
+    }
+}
+
+/// Baseline: liburcu rculfhash driven from C, same keys as the hash maps.
+final class CRculfhashTarget: BenchTarget, @unchecked Sendable {
+    // @unchecked Sendable: the C table is rculfhash, safe for concurrent use.
+    let table: OpaquePointer
+    let entries: Int
+
+    init(entries: Int) throws(MapError) {
+        guard let table = rcumaps_baseline_lfht_create(entries * 2) else { throw MapError.noMemory }
+        self.table = table
+        self.entries = entries
+        for index in 0..<entries {
+            guard rcumaps_baseline_lfht_insert(table, BenchKeys.hashKey(index), BenchKeys.initialValue(index)) == 0
+            else { throw MapError.noMemory }
+        }
+    }
+
+    deinit { rcumaps_baseline_lfht_destroy(table) }
+
+    @inline(__always)
+    func lookup(index: Int) -> UInt64? {
+        var value: UInt64 = 0
+        return rcumaps_baseline_lfht_lookup(table, BenchKeys.hashKey(index), &value) != 0 ? value : nil
+    }
+
+    @inline(__always)
+    func update(index: Int, value: UInt64) -> Bool {
+        rcumaps_baseline_lfht_update(table, BenchKeys.hashKey(index), value) == 0
+    }
+
+    @inline(__always)
+    func insert(index: Int) -> Bool {
+        rcumaps_baseline_lfht_insert_unique(table, BenchKeys.hashKey(index), BenchKeys.initialValue(index)) == 1
+    }
+
+    @inline(__always)
+    func remove(index: Int) -> Bool {
+        rcumaps_baseline_lfht_delete(table, BenchKeys.hashKey(index)) == 1
+    }
+}
+
+/// Baseline: unsynchronised open addressing in C (lookups only).
+final class COpenAddressingTarget: BenchTarget, @unchecked Sendable {
+    // @unchecked Sendable: filled before the threads start, then only read.
+    let table: OpaquePointer
+    let entries: Int
+
+    init(entries: Int) throws(MapError) {
+        guard let table = rcumaps_baseline_oa_create(entries) else { throw MapError.noMemory }
+        self.table = table
+        self.entries = entries
+        for index in 0..<entries {
+            guard rcumaps_baseline_oa_insert(table, BenchKeys.hashKey(index), BenchKeys.initialValue(index)) == 0
+            else { throw MapError.noMemory }
+        }
+    }
+
+    deinit { rcumaps_baseline_oa_destroy(table) }
+
+    @inline(__always)
+    func lookup(index: Int) -> UInt64? {
+        var value: UInt64 = 0
+        return rcumaps_baseline_oa_lookup(table, BenchKeys.hashKey(index), &value) != 0 ? value : nil
+    }
+
+    func update(index: Int, value: UInt64) -> Bool { false }
+}
+
+/// Baseline: a plain Swift `[UInt64]` (lookups only), indices as for the array map.
+final class SwiftArrayTarget: BenchTarget, @unchecked Sendable {
+    // @unchecked Sendable: filled before the threads start, then only read.
+    let storage: [UInt64]
+    let entries: Int
+
+    init(entries: Int) {
+        storage = (0..<entries).map { BenchKeys.initialValue($0) }
+        self.entries = entries
+    }
+
+    @inline(__always)
+    func lookup(index: Int) -> UInt64? {
+        index < storage.count ? storage[index] : nil
+    }
+
+    func update(index: Int, value: UInt64) -> Bool { false }
+}
+
+/// A hash map definition for the benchmark: 8-byte keys and values, room for twice the
+/// prefilled entries (churn inserts into a key space twice as large).
 func hashDefinition(entries: Int, implementation: HashImplementation) -> MapDefinition {
-    MapDefinition(type: .hash, keySize: 8, valueSize: 8, maxEntries: entries,
+    MapDefinition(type: .hash, keySize: 8, valueSize: 8, maxEntries: entries * 2,
                   name: "bench", hashImplementation: implementation)
 }
 
@@ -185,7 +372,7 @@ struct ObjectMapTarget: BenchTarget {
 
     init(entries: Int) throws(MapError) {
         let provider = try Self.provider.get()
-        map = try provider.makeMap(maxEntries: entries, name: "bench")
+        map = try provider.makeMap(maxEntries: entries * 2, name: "bench")
         handles = try (0..<64).map { (_) throws(MapError) in try provider.makeObject() }
         self.entries = entries
         for index in 0..<entries {
@@ -208,6 +395,21 @@ struct ObjectMapTarget: BenchTarget {
     @inline(__always)
     func update(index: Int, value: UInt64) -> Bool {
         userUpdate(map, key: UInt32(truncatingIfNeeded: index), handle: handles[Int(value % UInt64(handles.count))])
+    }
+
+    @inline(__always)
+    func insert(index: Int) -> Bool {
+        var key = UInt32(truncatingIfNeeded: index)
+        var handle = handles[index % handles.count]
+        return withUnsafeBytes(of: &key) { key in
+            withUnsafeBytes(of: &handle) { value in (try? map.update(key: key, value: value, flags: .noExist)) != nil }
+        }
+    }
+
+    @inline(__always)
+    func remove(index: Int) -> Bool {
+        var key = UInt32(truncatingIfNeeded: index)
+        return withUnsafeBytes(of: &key) { key in (try? map.delete(key: key)) != nil }
     }
 }
 

@@ -34,21 +34,24 @@ extern const int rcumaps_tsan_enabled;
 /* Inlined `_urcu_memb_read_lock`, registering the thread first if needed. */
 static inline __attribute__((always_inline)) void rcumaps_lgpl_read_lock(void)
 {
-    if (__builtin_expect(!rcumaps_tls.registered, 0))
-        rcumaps_register_current_thread();
-    rcumaps_tls.nesting++;
-    urcu_memb_read_lock();
+    /* Only the outermost section calls liburcu: it covers the nested ones. */
+    if (rcumaps_tls.nesting++ == 0) {
+        if (__builtin_expect(!rcumaps_tls.registered, 0))
+            rcumaps_register_current_thread();
+        urcu_memb_read_lock();
+    }
 }
 
-/* Inlined `_urcu_memb_read_unlock`. */
+/* Leaves a read-side critical section; the outermost exit wraps `urcu_memb_read_unlock`. */
 static inline __attribute__((always_inline)) void rcumaps_lgpl_read_unlock(void)
 {
-    /* TSan: release before unlocking, so that every access of the section is ordered
-     * before the reclamation that the end of the section may allow. */
-    if (__builtin_expect(rcumaps_tsan_enabled, 0))
-        rcumaps_tsan_reader_exit();
-    urcu_memb_read_unlock();
-    rcumaps_tls.nesting--;
+    if (--rcumaps_tls.nesting == 0) {
+        /* TSan: release before unlocking, so that every access of the section is ordered
+         * before the reclamation that the end of the section may allow. */
+        if (__builtin_expect(rcumaps_tsan_enabled, 0))
+            rcumaps_tsan_reader_exit();
+        urcu_memb_read_unlock();
+    }
 }
 
 #endif /* CRCUMAPS_SHIM_LGPL_H */

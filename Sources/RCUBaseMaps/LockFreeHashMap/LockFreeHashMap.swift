@@ -63,9 +63,11 @@ public final class LockFreeHashMap: ObservableBaseMap, @unchecked Sendable {
         tag = definition.effectivePoolTag
         hasher = KeyHasher()
         self.observer = observer
-        // Start small (auto-resize grows the table); never grow past what maxEntries needs.
+        // Buckets for maxEntries at load ≤ 1 from the start, up to 2^16 (1 MiB of bucket
+        // nodes); beyond that auto-resize grows the table as entries arrive. Short chains
+        // are what makes rculfhash lookups fast: its auto-resize only reacts to long chains.
         let maxBuckets = UInt(max(1, maxEntries)).nextPowerOfTwoClamped
-        let initial = min(maxBuckets, 1 << 12)
+        let initial = min(maxBuckets, 1 << 16)
         guard let table = rcumaps_lfht_new(initial, maxBuckets) else {
             throw MapError.noMemory.with(reason: "cds_lfht_new failed")
         }

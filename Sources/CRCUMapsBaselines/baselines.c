@@ -1,0 +1,195 @@
+#include "CRCUMapsBaselines.h"
+
+#include <stdlib.h>
+#include <urcu/urcu-memb.h>
+#include <urcu/rculfhash.h>
+#include "CRCUMapsShim.h"
+
+/* A strong 64-bit mix (splitmix64 finaliser): what a C user would reach for. */
+static inline uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 30; x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27; x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+}
+
+/* ---------------------------------------------------------------- rculfhash */
+
+struct node {
+    struct cds_lfht_node lfht;
+    struct rcu_head rcu;
+    uint64_t key;
+    uint64_t value;
+};
+
+struct rcumaps_baseline_lfht { struct cds_lfht *ht; };
+
+/* Baseline threads share RCUMaps' lazy registration (a thread registered twice would
+ * corrupt liburcu's registry); the check is the same TLS test RCUMaps pays. */
+#define ensure_registered() rcumaps_ensure_registered()
+
+static void free_node(struct rcu_head *head)
+{
+    free(caa_container_of(head, struct node, rcu));
+}
+
+static int match(struct cds_lfht_node *node, const void *key)
+{
+    return caa_container_of(node, struct node, lfht)->key == *(const uint64_t *)key;
+}
+
+rcumaps_baseline_lfht_t *rcumaps_baseline_lfht_create(size_t capacity)
+{
+    ensure_registered();
+    unsigned long max = 1;
+    while (max < capacity && max < (1UL << 31)) max <<= 1;
+    rcumaps_baseline_lfht_t *table = malloc(sizeof *table);
+    if (!table) return NULL;
+    /* Same sizing as RCUMaps' LockFreeHashMap: buckets for the capacity up to 2^16. */
+    table->ht = cds_lfht_new_flavor(max < 65536 ? max : 65536, 1, max,
+                                    CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, &urcu_memb_flavor, NULL);
+    if (!table->ht) { free(table); return NULL; }
+    return table;
+}
+
+int rcumaps_baseline_lfht_insert(rcumaps_baseline_lfht_t *table, uint64_t key, uint64_t value)
+{
+    ensure_registered();
+    struct node *node = malloc(sizeof *node);
+    if (!node) return -1;
+    cds_lfht_node_init(&node->lfht);
+    node->key = key;
+    node->value = value;
+    urcu_memb_read_lock();
+    struct cds_lfht_node *old = cds_lfht_add_replace(table->ht, mix64(key), match, &key, &node->lfht);
+    urcu_memb_read_unlock();
+    if (old) {
+        urcu_memb_synchronize_rcu();
+        free(caa_container_of(old, struct node, lfht));
+    }
+    return 0;
+}
+
+int rcumaps_baseline_lfht_lookup(rcumaps_baseline_lfht_t *table, uint64_t key, uint64_t *value)
+{
+    struct cds_lfht_iter iter;
+    int found = 0;
+    ensure_registered();
+    urcu_memb_read_lock();
+    cds_lfht_lookup(table->ht, mix64(key), match, &key, &iter);
+    struct cds_lfht_node *node = cds_lfht_iter_get_node(&iter);
+    if (node) {
+        *value = caa_container_of(node, struct node, lfht)->value;
+        found = 1;
+    }
+    urcu_memb_read_unlock();
+    return found;
+}
+
+
+int rcumaps_baseline_lfht_update(rcumaps_baseline_lfht_t *table, uint64_t key, uint64_t value)
+{
+    ensure_registered();
+    struct node *node = malloc(sizeof *node);
+    if (!node) return -1;
+    cds_lfht_node_init(&node->lfht);
+    node->key = key;
+    node->value = value;
+    urcu_memb_read_lock();
+    struct cds_lfht_node *old = cds_lfht_add_replace(table->ht, mix64(key), match, &key, &node->lfht);
+    urcu_memb_read_unlock();
+    if (old) urcu_memb_call_rcu(&caa_container_of(old, struct node, lfht)->rcu, free_node);
+    return 0;
+}
+
+int rcumaps_baseline_lfht_insert_unique(rcumaps_baseline_lfht_t *table, uint64_t key, uint64_t value)
+{
+    ensure_registered();
+    struct node *node = malloc(sizeof *node);
+    if (!node) return -1;
+    cds_lfht_node_init(&node->lfht);
+    node->key = key;
+    node->value = value;
+    urcu_memb_read_lock();
+    struct cds_lfht_node *got = cds_lfht_add_unique(table->ht, mix64(key), match, &key, &node->lfht);
+    urcu_memb_read_unlock();
+    if (got != &node->lfht) { free(node); return 0; }
+    return 1;
+}
+
+int rcumaps_baseline_lfht_delete(rcumaps_baseline_lfht_t *table, uint64_t key)
+{
+    struct cds_lfht_iter iter;
+    int deleted = 0;
+    ensure_registered();
+    urcu_memb_read_lock();
+    cds_lfht_lookup(table->ht, mix64(key), match, &key, &iter);
+    struct cds_lfht_node *node = cds_lfht_iter_get_node(&iter);
+    if (node && cds_lfht_del(table->ht, node) == 0) {
+        urcu_memb_call_rcu(&caa_container_of(node, struct node, lfht)->rcu, free_node);
+        deleted = 1;
+    }
+    urcu_memb_read_unlock();
+    return deleted;
+}
+
+void rcumaps_baseline_lfht_destroy(rcumaps_baseline_lfht_t *table)
+{
+    ensure_registered();
+    struct cds_lfht_iter iter;
+    struct cds_lfht_node *node;
+    urcu_memb_read_lock();
+    cds_lfht_for_each(table->ht, &iter, node) {
+        if (cds_lfht_del(table->ht, node) == 0)
+            urcu_memb_call_rcu(&caa_container_of(node, struct node, lfht)->rcu, free_node);
+    }
+    urcu_memb_read_unlock();
+    urcu_memb_barrier();
+    cds_lfht_destroy(table->ht, NULL);
+    free(table);
+}
+
+/* ------------------------------------------------------------ open addressing */
+
+struct slot { uint64_t key; uint64_t value; };
+struct rcumaps_baseline_oa { struct slot *slots; size_t mask; };
+
+rcumaps_baseline_oa_t *rcumaps_baseline_oa_create(size_t capacity)
+{
+    size_t size = 16;
+    while (size < capacity * 2) size <<= 1;
+    rcumaps_baseline_oa_t *table = malloc(sizeof *table);
+    if (!table) return NULL;
+    table->slots = calloc(size, sizeof(struct slot));
+    if (!table->slots) { free(table); return NULL; }
+    table->mask = size - 1;
+    return table;
+}
+
+int rcumaps_baseline_oa_insert(rcumaps_baseline_oa_t *table, uint64_t key, uint64_t value)
+{
+    if (key == 0) return -1;
+    for (size_t index = mix64(key) & table->mask;; index = (index + 1) & table->mask) {
+        if (table->slots[index].key == 0 || table->slots[index].key == key) {
+            table->slots[index].key = key;
+            table->slots[index].value = value;
+            return 0;
+        }
+    }
+}
+
+int rcumaps_baseline_oa_lookup(const rcumaps_baseline_oa_t *table, uint64_t key, uint64_t *value)
+{
+    for (size_t index = mix64(key) & table->mask;; index = (index + 1) & table->mask) {
+        uint64_t found = table->slots[index].key;
+        if (found == key) { *value = table->slots[index].value; return 1; }
+        if (found == 0) return 0;
+    }
+}
+
+void rcumaps_baseline_oa_destroy(rcumaps_baseline_oa_t *table)
+{
+    free(table->slots);
+    free(table);
+}
