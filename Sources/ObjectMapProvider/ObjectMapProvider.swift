@@ -38,7 +38,7 @@ public final class ObjectMapProvider: Sendable {
     /// Per-provider state shared with the callbacks.
     final class State: Sendable {
         /// Open objects by handle (the "handle table"), as object addresses.
-        let table = Mutex<(next: Handle, objects: [Handle: UInt])>((1, [:]))
+        let table = ThreadLock<(next: Handle, objects: [Handle: UInt])>((1, [:]))
         let client = MapClientServices()
         let mapsAlive = Atomic<Int>(0)
         let associationsRefused = Atomic<Int>(0)

@@ -17,7 +17,7 @@ public enum MapRegistry {
     /// Creates custom-type maps; installed by the provider layer (`RCUMapProviders`) when it
     /// is first used. Not API.
     package typealias CustomTypeFactory = @Sendable (MapDefinition) throws(MapError) -> any RawMap
-    package static let customTypeFactory = Mutex<CustomTypeFactory?>(nil)
+    package static let customTypeFactory = ThreadLock<CustomTypeFactory?>(nil)
 
     /// Built-in types this release can create.
     public static let supportedBuiltInTypes: [MapType] = [.hash, .array]

@@ -1,3 +1,4 @@
+import RCUEpoch
 import Synchronization
 
 /// Allocation-failure injection for tests (the `ENABLE_MOCKING` idea of swift-system,
@@ -7,7 +8,7 @@ import Synchronization
 /// armed, the cost on the allocation path is one relaxed load.
 package enum _FaultInjection {
     private static let armedCount = Atomic<Int>(0)
-    private static let plans = Mutex<[UInt32: Int]>([:])
+    private static let plans = ThreadLock<[UInt32: Int]>([:])
 
     @inline(__always)
     static var isActive: Bool { armedCount.load(ordering: .relaxed) != 0 }

@@ -32,7 +32,7 @@ public final class MapProviderRegistry: Sendable {
     /// The process-wide registry.
     public static let shared = MapProviderRegistry()
 
-    private let bindings = Mutex<[UInt32: ProviderBinding]>([:])
+    private let bindings = ThreadLock<[UInt32: ProviderBinding]>([:])
 
     private init() {
         // Custom types created through MapRegistry.create come here.

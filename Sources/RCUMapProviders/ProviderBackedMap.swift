@@ -28,7 +28,7 @@ public final class ProviderBackedMap: RawMap, @unchecked Sendable {
     unowned(unsafe) let hooks: ProviderHooks
     let dispatch: MapProviderDispatchTable
     let updatesOriginalValue: Bool
-    private let programTypes = Mutex<[ProgramType]>([])
+    private let programTypes = ThreadLock<[ProgramType]>([])
 
     init(_ definition: MapDefinition, binding: ProviderBinding) throws(MapError) {
         let request = MapCreateRequest(type: definition.type, keySize: definition.keySize,

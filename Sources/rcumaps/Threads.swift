@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import RCUMaps
 import Synchronization
 
 /// An OS thread running one closure; call ``join()`` exactly once.
@@ -56,7 +57,7 @@ final class CellControl: Sendable {
     private let ready = Atomic<Int>(0)
     private let started = Atomic<Bool>(false)
     private let stopped = Atomic<Bool>(false)
-    private let collected = Mutex<[WorkerResult]>([])
+    private let collected = ThreadLock<[WorkerResult]>([])
 
     /// Called by a worker: announces it is ready and waits until all are released.
     func arriveAndWait() {

@@ -35,7 +35,7 @@ final class RecordingProvider: Sendable {
     let rejectedValue: UInt32
     /// Explicit deletes of this key are refused by the deprecated pre-deletion callback.
     let protectedKey: UInt32
-    let events = Mutex<[Event]>([])
+    let events = ThreadLock<[Event]>([])
     let contextsAlive = Atomic<Int>(0)
     let contextsMade = Atomic<Int>(0)
     /// When set, preprocessMapCreate fails with ENOMEM.
@@ -45,7 +45,7 @@ final class RecordingProvider: Sendable {
     /// When set, postprocessFindElement fails with EPERM.
     let failFind = Atomic<Bool>(false)
     /// When set, the deprecated pre-deletion callback looks its own key up (user mode) in this map.
-    let lookupFromPreDeletion = Mutex<(any RawMap)?>(nil)
+    let lookupFromPreDeletion = ThreadLock<(any RawMap)?>(nil)
 
     init(updatesOriginalValue: Bool = true, usesDeprecatedDeletion: Bool = false,
          rejectedValue: UInt32 = 0xDEAD, protectedKey: UInt32 = 0xFFFF_FFFF) {

@@ -231,7 +231,7 @@ struct ProviderSemanticsTests {
         // The callback writes to the same key — the same bucket. Were the bucket lock still
         // held, this would deadlock.
         let reentered = Atomic<Int>(0)
-        let mapBox = Mutex<(any RawMap)?>(nil)
+        let mapBox = ThreadLock<(any RawMap)?>(nil)
         let dispatch = MapProviderDispatchTable(
             preprocessMapCreate: { (request) throws(MapError) in MapCreateResult(actualValueSize: request.valueSize) },
             postprocessMapDelete: { _ in },

@@ -1,3 +1,4 @@
+import RCUEpoch
 import Foundation
 import Synchronization
 
@@ -60,7 +61,7 @@ public struct XorShift: RandomNumberGenerator, Sendable {
 
 /// A thread-safe list of failure messages collected from worker threads.
 public final class Failures: Sendable {
-    private let messages = Mutex<[String]>([])
+    private let messages = ThreadLock<[String]>([])
     public init() {}
     public func record(_ message: String) {
         messages.withLock { if $0.count < 20 { $0.append(message) } }

@@ -1,0 +1,48 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// A value guarded by a `pthread_mutex_t`: the lock for plain data that threads share.
+///
+/// Why not `Synchronization.Mutex`: on Linux it hands a contended lock over through the
+/// kernel (PI futex), which ThreadSanitizer cannot see, so every contended `Mutex` section
+/// is reported as a data race and hides real ones (checked on Swift 6.3.1). pthread mutexes
+/// are intercepted by the sanitizer. Hot paths that only guard data published through
+/// atomics (the bucket hash's per-bucket locks) keep the 4-byte `Mutex`.
+///
+/// Not API: `package` for this package's modules, the sample provider and the tests.
+///
+/// Concurrency: any thread; not reentrant; never call it from inside its own `withLock`.
+package final class ThreadLock<Value>: @unchecked Sendable {
+    // @unchecked Sendable: `value` is only touched with `mutex` held.
+    private var value: Value
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+
+    package init(_ value: Value) {
+        self.value = value
+        mutex = .allocate(capacity: 1)
+        mutex.initialize(to: pthread_mutex_t())
+        let result = pthread_mutex_init(mutex, nil)
+        precondition(result == 0, "pthread_mutex_init failed: \(result)")
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deinitialize(count: 1)
+        mutex.deallocate()
+    }
+
+    /// Runs `body` with the value, the lock held.
+    @inline(__always)
+    package func withLock<Result, Failure: Error>(_ body: (inout Value) throws(Failure) -> Result) throws(Failure) -> Result {
+        let locked = pthread_mutex_lock(mutex)
+        precondition(locked == 0, "pthread_mutex_lock failed: \(locked)")
+        defer {
+            let unlocked = pthread_mutex_unlock(mutex)
+            precondition(unlocked == 0, "pthread_mutex_unlock failed: \(unlocked)")
+        }
+        return try body(&value)
+    }
+}
