@@ -30,6 +30,9 @@ let package = Package(
         .library(name: "RCUMaps", targets: ["RCUMaps"]),
         .library(name: "RCUEpoch", targets: ["RCUEpoch"]),
         .executable(name: "rcumaps", targets: ["rcumaps"]),
+        // The sample provider and the C baselines, for the Benchmarks package.
+        .library(name: "ObjectMapProvider", targets: ["ObjectMapProvider"]),
+        .library(name: "CRCUMapsBaselines", targets: ["CRCUMapsBaselines"]),
     ],
     traits: [
         .trait(

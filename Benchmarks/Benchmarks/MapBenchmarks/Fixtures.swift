@@ -1,0 +1,189 @@
+import CRCUMapsBaselines
+import ObjectMapProvider
+import RCUMaps
+import Synchronization
+
+/// Keys: the same scrambled 8-byte keys as `rcumaps bench`, visited in a scrambled order.
+enum Keys {
+    /// The step-th index into `0..<entries`, in an order that defeats the prefetcher.
+    @inline(__always)
+    static func index(_ step: Int, _ entries: Int) -> Int {
+        Int(truncatingIfNeeded: (UInt64(truncatingIfNeeded: step) &* 0x9E37_79B9_7F4A_7C15) >> 20) % entries
+    }
+    /// A key that is in the map.
+    @inline(__always)
+    static func hit(_ step: Int, _ entries: Int) -> UInt64 { key(index(step, entries)) }
+    /// A key that is not.
+    @inline(__always)
+    static func miss(_ step: Int, _ entries: Int) -> UInt64 { key(entries + index(step, entries)) }
+    @inline(__always)
+    static func key(_ index: Int) -> UInt64 { (UInt64(truncatingIfNeeded: index) &+ 1) &* 0x9E37_79B9_7F4A_7C15 }
+}
+
+/// Fixtures are built once per process and shared by the benchmarks that use them.
+enum Fixtures {
+    private static let cache = Mutex<[String: any AnyObject & Sendable]>([:])
+
+    private static func cached<T: AnyObject & Sendable>(_ name: String, _ make: () -> T) -> T {
+        if let found = cache.withLock({ $0[name] }) as? T { return found }
+        let made = make()
+        cache.withLock { $0[name] = made }
+        return made
+    }
+
+    static func hash(_ implementation: HashImplementation, entries: Int, keySize: Int = 8, valueSize: Int = 8) -> HashFixture {
+        cached("hash-\(implementation)-\(entries)-\(keySize)-\(valueSize)") {
+            HashFixture(implementation, entries: entries, keySize: keySize, valueSize: valueSize)
+        }
+    }
+    static func array(entries: Int) -> ArrayFixture { cached("array-\(entries)") { ArrayFixture(entries: entries) } }
+    static func cLfht(entries: Int) -> CLfhtFixture { cached("clfht-\(entries)") { CLfhtFixture(entries: entries) } }
+    static func cOpenAddressing(entries: Int) -> COpenAddressingFixture {
+        cached("coa-\(entries)") { COpenAddressingFixture(entries: entries) }
+    }
+    static func mutexDictionary(entries: Int) -> MutexDictionaryFixture {
+        cached("mutex-\(entries)") { MutexDictionaryFixture(entries: entries) }
+    }
+    static func swiftArray(entries: Int) -> SwiftArrayFixture { cached("swift-array-\(entries)") { SwiftArrayFixture(entries: entries) } }
+    static func objectMap(entries: Int) -> ObjectMapFixture { cached("object-\(entries)") { ObjectMapFixture(entries: entries) } }
+}
+
+/// A hash map (8-byte keys extended with zeros to `keySize`) prefilled with `entries` keys.
+final class HashFixture: Sendable {
+    let map: any RawMap
+    let keySize: Int
+    let valueSize: Int
+
+    init(_ implementation: HashImplementation, entries: Int, keySize: Int, valueSize: Int) {
+        map = try! MapRegistry.create(MapDefinition(type: .hash, keySize: keySize, valueSize: valueSize,
+                                                    maxEntries: entries * 2, hashImplementation: implementation))
+        self.keySize = keySize
+        self.valueSize = valueSize
+        for index in 0..<entries { insert(Keys.key(index)) }
+    }
+
+    @inline(__always)
+    func withKey<R>(_ key: UInt64, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        withUnsafeTemporaryAllocation(byteCount: keySize, alignment: 8) { buffer in
+            buffer.initializeMemory(as: UInt8.self, repeating: 0)
+            buffer.storeBytes(of: key, as: UInt64.self)
+            return body(UnsafeRawBufferPointer(buffer))
+        }
+    }
+
+    @inline(__always)
+    func helperLookup(_ key: UInt64) -> UInt64? {
+        withKey(key) { key in
+            Epoch.withSection { section in
+                (try? map.lookupInPlace(key: key, in: section))?.load(as: UInt64.self)
+            }
+        }
+    }
+
+    @inline(__always)
+    func userLookup(_ key: UInt64) -> UInt64? {
+        withKey(key) { key in
+            withUnsafeTemporaryAllocation(byteCount: valueSize, alignment: 8) { value in
+                (try? map.lookup(key: key, into: value)) != nil ? value.load(as: UInt64.self) : nil
+            }
+        }
+    }
+
+    func update(_ key: UInt64, _ value: UInt64, flags: MapUpdateFlags = .any) {
+        withKey(key) { key in
+            withUnsafeTemporaryAllocation(byteCount: valueSize, alignment: 8) { buffer in
+                buffer.initializeMemory(as: UInt8.self, repeating: 0)
+                buffer.storeBytes(of: value, as: UInt64.self)
+                _ = try? map.update(key: key, value: UnsafeRawBufferPointer(buffer), flags: flags)
+            }
+        }
+    }
+
+    func insert(_ key: UInt64) { update(key, key, flags: .noExist) }
+    func delete(_ key: UInt64) { withKey(key) { key in _ = try? map.delete(key: key) } }
+
+    /// One full get-next-key pass; returns the number of keys.
+    func iterate() -> Int {
+        var count = 0
+        withUnsafeTemporaryAllocation(byteCount: keySize * 2, alignment: 8) { buffer in
+            let current = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<keySize])
+            let next = UnsafeMutableRawBufferPointer(rebasing: buffer[keySize...])
+            var cursor: UnsafeRawBufferPointer? = nil
+            while (try? map.nextKey(after: cursor, into: next)) != nil {
+                current.copyMemory(from: UnsafeRawBufferPointer(next))
+                cursor = UnsafeRawBufferPointer(current)
+                count += 1
+            }
+        }
+        return count
+    }
+}
+
+final class ArrayFixture: Sendable {
+    let map: any RawMap
+    init(entries: Int) {
+        map = try! MapRegistry.create(MapDefinition(type: .array, keySize: 4, valueSize: 8, maxEntries: entries))
+    }
+    @inline(__always)
+    func helperLookup(_ index: UInt32) -> UInt64? {
+        withUnsafeBytes(of: index) { key in
+            Epoch.withSection { section in (try? map.lookupInPlace(key: key, in: section))?.load(as: UInt64.self) }
+        }
+    }
+}
+
+final class CLfhtFixture: @unchecked Sendable {
+    // @unchecked: rculfhash is safe for concurrent use; the pointer never changes.
+    let table: OpaquePointer
+    init(entries: Int) {
+        table = rcumaps_baseline_lfht_create(entries * 2)!
+        for index in 0..<entries { _ = rcumaps_baseline_lfht_insert(table, Keys.key(index), UInt64(index)) }
+    }
+}
+
+final class COpenAddressingFixture: @unchecked Sendable {
+    // @unchecked: filled once, then only read.
+    let table: OpaquePointer
+    init(entries: Int) {
+        table = rcumaps_baseline_oa_create(entries)!
+        for index in 0..<entries { _ = rcumaps_baseline_oa_insert(table, Keys.key(index), UInt64(index)) }
+    }
+}
+
+final class MutexDictionaryFixture: Sendable {
+    let storage: Mutex<[UInt64: UInt64]>
+    init(entries: Int) {
+        var dictionary: [UInt64: UInt64] = [:]
+        for index in 0..<entries { dictionary[Keys.key(index)] = UInt64(index) }
+        storage = Mutex(dictionary)
+    }
+}
+
+final class SwiftArrayFixture: Sendable {
+    let values: [UInt64]
+    init(entries: Int) { values = (0..<entries).map { UInt64($0) } }
+}
+
+final class ObjectMapFixture: Sendable {
+    let map: ProviderBackedMap
+    init(entries: Int) {
+        let provider = try! ObjectMapProvider(type: MapType(rawValue: 4300), base: .hashBucketLocked)
+        map = try! provider.makeMap(maxEntries: entries)
+        let handles = (0..<64).map { _ in try! provider.makeObject() }
+        for index in 0..<entries {
+            var key = UInt32(index)
+            var handle = handles[index % handles.count]
+            withUnsafeBytes(of: &key) { key in
+                withUnsafeBytes(of: &handle) { value in _ = try? map.update(key: key, value: value, flags: .any) }
+            }
+        }
+    }
+    @inline(__always)
+    func lookup(_ index: UInt32) -> UInt32? {
+        withUnsafeBytes(of: index) { key in
+            var handle: UInt32 = 0
+            let found = withUnsafeMutableBytes(of: &handle) { out in (try? map.lookup(key: key, into: out)) != nil }
+            return found ? handle : nil
+        }
+    }
+}

@@ -1,0 +1,144 @@
+// RCUMaps benchmarks: every base map and access mode against the baselines, single-threaded,
+// measured by package-benchmark (wall clock, throughput, mallocs). Multi-threaded scaling is
+// `rcumaps bench`'s job. Each benchmark iteration does 1,000 operations (scalingFactor .kilo),
+// so "ns" per iteration / 1,000 = ns per operation.
+import Benchmark
+import CRCUMapsBaselines
+import ObjectMapProvider
+import RCUMaps
+import Synchronization
+
+let benchmarks: @Sendable () -> Void = {
+    Benchmark.defaultConfiguration = .init(
+        metrics: [.wallClock, .throughput, .mallocCountTotal],
+        scalingFactor: .kilo,
+        maxDuration: .seconds(1),
+        maxIterations: 100_000)
+
+    Benchmark("epoch enter+exit") { benchmark in
+        for _ in benchmark.scaledIterations { Epoch.withSection { _ in blackHole(0) } }
+    }
+
+    for entries in [16_384, 1 << 20] {
+        let size = entries == 16_384 ? "16K" : "1M"
+        for implementation in HashImplementation.allCases {
+            let name = implementation == .lockFree ? "hash-lockfree" : "hash-bucket"
+            Benchmark("\(name) lookup hit \(size)") { benchmark in
+                let fixture = Fixtures.hash(implementation, entries: entries)
+                benchmark.startMeasurement()
+                for step in benchmark.scaledIterations { blackHole(fixture.helperLookup(Keys.hit(step, entries))) }
+            }
+            Benchmark("\(name) lookup miss \(size)") { benchmark in
+                let fixture = Fixtures.hash(implementation, entries: entries)
+                benchmark.startMeasurement()
+                for step in benchmark.scaledIterations { blackHole(fixture.helperLookup(Keys.miss(step, entries))) }
+            }
+        }
+        Benchmark("c-rculfhash lookup hit \(size)") { benchmark in
+            let fixture = Fixtures.cLfht(entries: entries)
+            benchmark.startMeasurement()
+            for step in benchmark.scaledIterations {
+                var value: UInt64 = 0
+                blackHole(rcumaps_baseline_lfht_lookup(fixture.table, Keys.hit(step, entries), &value))
+                blackHole(value)
+            }
+        }
+        Benchmark("c-open-addressing lookup hit \(size)") { benchmark in
+            let fixture = Fixtures.cOpenAddressing(entries: entries)
+            benchmark.startMeasurement()
+            for step in benchmark.scaledIterations {
+                var value: UInt64 = 0
+                blackHole(rcumaps_baseline_oa_lookup(fixture.table, Keys.hit(step, entries), &value))
+                blackHole(value)
+            }
+        }
+        Benchmark("mutex-dict lookup hit \(size)") { benchmark in
+            let fixture = Fixtures.mutexDictionary(entries: entries)
+            benchmark.startMeasurement()
+            for step in benchmark.scaledIterations {
+                let key = Keys.hit(step, entries)
+                blackHole(fixture.storage.withLock { $0[key] })
+            }
+        }
+        Benchmark("array lookup \(size)") { benchmark in
+            let fixture = Fixtures.array(entries: entries)
+            benchmark.startMeasurement()
+            for step in benchmark.scaledIterations { blackHole(fixture.helperLookup(UInt32(Keys.index(step, entries)))) }
+        }
+        Benchmark("swift-array load \(size)") { benchmark in
+            let fixture = Fixtures.swiftArray(entries: entries)
+            benchmark.startMeasurement()
+            for step in benchmark.scaledIterations { blackHole(fixture.values[Keys.index(step, entries)]) }
+        }
+    }
+
+    let entries = 16_384
+    for implementation in HashImplementation.allCases {
+        let name = implementation == .lockFree ? "hash-lockfree" : "hash-bucket"
+        Benchmark("\(name) user-mode lookup 16K") { benchmark in
+            let fixture = Fixtures.hash(implementation, entries: entries)
+            benchmark.startMeasurement()
+            for step in benchmark.scaledIterations { blackHole(fixture.userLookup(Keys.hit(step, entries))) }
+        }
+        Benchmark("\(name) 16-byte key lookup 16K") { benchmark in
+            let fixture = Fixtures.hash(implementation, entries: entries, keySize: 16)
+            benchmark.startMeasurement()
+            for step in benchmark.scaledIterations { blackHole(fixture.helperLookup(Keys.hit(step, entries))) }
+        }
+        Benchmark("\(name) 64-byte value user-mode lookup 16K") { benchmark in
+            let fixture = Fixtures.hash(implementation, entries: entries, valueSize: 64)
+            benchmark.startMeasurement()
+            for step in benchmark.scaledIterations { blackHole(fixture.userLookup(Keys.hit(step, entries))) }
+        }
+        Benchmark("\(name) read-mostly 90/10 16K") { benchmark in
+            let fixture = Fixtures.hash(implementation, entries: entries)
+            benchmark.startMeasurement()
+            for step in benchmark.scaledIterations {
+                if step % 10 == 0 { fixture.update(Keys.hit(step, entries), UInt64(step)) } else {
+                    blackHole(fixture.helperLookup(Keys.hit(step, entries)))
+                }
+            }
+        }
+        Benchmark("\(name) churn 50/50 16K") { benchmark in
+            let fixture = Fixtures.hash(implementation, entries: entries)
+            benchmark.startMeasurement()
+            for step in benchmark.scaledIterations {
+                // Delete a prefilled key, then put it back: the map's size stays the same.
+                let key = Keys.hit(step / 2, entries)
+                if step & 1 == 0 { fixture.delete(key) } else { fixture.insert(key) }
+            }
+        }
+        Benchmark("\(name) iteration 16K", configuration: .init(scalingFactor: .one, maxIterations: 200)) { benchmark in
+            let fixture = Fixtures.hash(implementation, entries: entries)
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations { blackHole(fixture.iterate()) }
+        }
+    }
+    Benchmark("c-rculfhash read-mostly 90/10 16K") { benchmark in
+        let fixture = Fixtures.cLfht(entries: entries)
+        benchmark.startMeasurement()
+        for step in benchmark.scaledIterations {
+            if step % 10 == 0 {
+                blackHole(rcumaps_baseline_lfht_update(fixture.table, Keys.hit(step, entries), UInt64(step)))
+            } else {
+                var value: UInt64 = 0
+                blackHole(rcumaps_baseline_lfht_lookup(fixture.table, Keys.hit(step, entries), &value))
+            }
+        }
+    }
+    Benchmark("mutex-dict read-mostly 90/10 16K") { benchmark in
+        let fixture = Fixtures.mutexDictionary(entries: entries)
+        benchmark.startMeasurement()
+        for step in benchmark.scaledIterations {
+            let key = Keys.hit(step, entries)
+            if step % 10 == 0 { fixture.storage.withLock { $0[key] = UInt64(step) } } else {
+                blackHole(fixture.storage.withLock { $0[key] })
+            }
+        }
+    }
+    Benchmark("object-map user-mode lookup 16K") { benchmark in
+        let fixture = Fixtures.objectMap(entries: entries)
+        benchmark.startMeasurement()
+        for step in benchmark.scaledIterations { blackHole(fixture.lookup(UInt32(Keys.index(step, entries)))) }
+    }
+}
