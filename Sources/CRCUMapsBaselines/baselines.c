@@ -53,22 +53,19 @@ rcumaps_baseline_lfht_t *rcumaps_baseline_lfht_create(size_t capacity)
     return table;
 }
 
-int rcumaps_baseline_lfht_insert(rcumaps_baseline_lfht_t *table, uint64_t key, uint64_t value)
+static struct node *new_node(uint64_t key, uint64_t value)
 {
-    ensure_registered();
     struct node *node = malloc(sizeof *node);
-    if (!node) return -1;
+    if (!node) return NULL;
     cds_lfht_node_init(&node->lfht);
     node->key = key;
     node->value = value;
-    urcu_memb_read_lock();
-    struct cds_lfht_node *old = cds_lfht_add_replace(table->ht, mix64(key), match, &key, &node->lfht);
-    urcu_memb_read_unlock();
-    if (old) {
-        urcu_memb_synchronize_rcu();
-        free(caa_container_of(old, struct node, lfht));
-    }
-    return 0;
+    return node;
+}
+
+int rcumaps_baseline_lfht_insert(rcumaps_baseline_lfht_t *table, uint64_t key, uint64_t value)
+{
+    return rcumaps_baseline_lfht_update(table, key, value); /* declared in the header */
 }
 
 int rcumaps_baseline_lfht_lookup(rcumaps_baseline_lfht_t *table, uint64_t key, uint64_t *value)
@@ -91,11 +88,8 @@ int rcumaps_baseline_lfht_lookup(rcumaps_baseline_lfht_t *table, uint64_t key, u
 int rcumaps_baseline_lfht_update(rcumaps_baseline_lfht_t *table, uint64_t key, uint64_t value)
 {
     ensure_registered();
-    struct node *node = malloc(sizeof *node);
+    struct node *node = new_node(key, value);
     if (!node) return -1;
-    cds_lfht_node_init(&node->lfht);
-    node->key = key;
-    node->value = value;
     urcu_memb_read_lock();
     struct cds_lfht_node *old = cds_lfht_add_replace(table->ht, mix64(key), match, &key, &node->lfht);
     urcu_memb_read_unlock();
@@ -106,11 +100,8 @@ int rcumaps_baseline_lfht_update(rcumaps_baseline_lfht_t *table, uint64_t key, u
 int rcumaps_baseline_lfht_insert_unique(rcumaps_baseline_lfht_t *table, uint64_t key, uint64_t value)
 {
     ensure_registered();
-    struct node *node = malloc(sizeof *node);
+    struct node *node = new_node(key, value);
     if (!node) return -1;
-    cds_lfht_node_init(&node->lfht);
-    node->key = key;
-    node->value = value;
     urcu_memb_read_lock();
     struct cds_lfht_node *got = cds_lfht_add_unique(table->ht, mix64(key), match, &key, &node->lfht);
     urcu_memb_read_unlock();

@@ -1,3 +1,5 @@
+import RCUEpoch
+
 /// Why a provider callback runs: eBPF-for-Windows' `EBPF_MAP_OPERATION_*` flags, same values.
 public struct MapOperationFlags: OptionSet, Hashable, Sendable, CustomStringConvertible {
     public var rawValue: UInt32
@@ -57,4 +59,32 @@ package protocol ObservableBaseMap: RawMap {
     ///   ``MapError/notSupported`` on arrays.
     func remove(key: UnsafeRawBufferPointer,
                 inspecting inspect: (UnsafeRawBufferPointer) throws(MapError) -> Void) throws(MapError)
+}
+
+/// The base maps implement each write once, with the operation flags the provider layer
+/// needs (`[]` in user mode, `.helper` in helper mode); this extension derives the public
+/// user- and helper-mode entry points of ``RawMap`` from it.
+protocol FlaggedWrites: RawMap {
+    func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
+                operation: MapOperationFlags) throws(MapError)
+    func delete(key: UnsafeRawBufferPointer, operation: MapOperationFlags) throws(MapError)
+}
+
+extension FlaggedWrites {
+    public func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags) throws(MapError) {
+        try update(key: key, value: value, flags: flags, operation: [])
+    }
+
+    public func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
+                       in section: borrowing EpochSection) throws(MapError) {
+        try update(key: key, value: value, flags: flags, operation: .helper)
+    }
+
+    public func delete(key: UnsafeRawBufferPointer) throws(MapError) {
+        try delete(key: key, operation: [])
+    }
+
+    public func delete(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError) {
+        try delete(key: key, operation: .helper)
+    }
 }

@@ -19,7 +19,7 @@ import Glibc
 /// straight to memory, as in eBPF, and bypass the counter.
 ///
 /// Concurrency: any number of readers and writers on any threads.
-public final class ArrayMap: ObservableBaseMap, @unchecked Sendable {
+public final class ArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sendable {
     // @unchecked Sendable: `storage` is allocated once and only accessed through atomics
     // (user mode) or as borrowed memory (helper mode, caller's responsibility).
 
@@ -205,15 +205,6 @@ public final class ArrayMap: ObservableBaseMap, @unchecked Sendable {
 
     // MARK: Update
 
-    public func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags) throws(MapError) {
-        try update(key: key, value: value, flags: flags, operation: [])
-    }
-
-    public func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
-                       in section: borrowing EpochSection) throws(MapError) {
-        try update(key: key, value: value, flags: flags, operation: .helper)
-    }
-
     func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
                 operation: MapOperationFlags) throws(MapError) {
         try checkFlags(flags)
@@ -282,13 +273,9 @@ public final class ArrayMap: ObservableBaseMap, @unchecked Sendable {
         }
     }
 
-    public func delete(key: UnsafeRawBufferPointer) throws(MapError) {
+    func delete(key: UnsafeRawBufferPointer, operation: MapOperationFlags) throws(MapError) {
         _ = try index(key)
         throw MapError.invalidArgument.with(reason: "array elements cannot be deleted")
-    }
-
-    public func delete(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError) {
-        try delete(key: key)
     }
 
     package func remove(key: UnsafeRawBufferPointer,

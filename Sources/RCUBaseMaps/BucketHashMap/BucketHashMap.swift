@@ -29,7 +29,7 @@ import Glibc
 ///
 /// Concurrency: any number of readers and writers on any threads. Readers take no lock;
 /// writers of different buckets never contend.
-public final class BucketHashMap: ObservableBaseMap, @unchecked Sendable {
+public final class BucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecked Sendable {
     // @unchecked Sendable: buckets are reached through atomics and changed only under
     // their bucket's lock; everything else is immutable or atomic.
 
@@ -256,15 +256,6 @@ public final class BucketHashMap: ObservableBaseMap, @unchecked Sendable {
         return (bucket, false)
     }
 
-    public func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags) throws(MapError) {
-        try update(key: key, value: value, flags: flags, operation: [])
-    }
-
-    public func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
-                       in section: borrowing EpochSection) throws(MapError) {
-        try update(key: key, value: value, flags: flags, operation: .helper)
-    }
-
     func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
                 operation: MapOperationFlags) throws(MapError) {
         try checkFlags(flags)
@@ -313,14 +304,6 @@ public final class BucketHashMap: ObservableBaseMap, @unchecked Sendable {
             EpochMemory.freeUnpublished(newValue)
             throw error
         }
-    }
-
-    public func delete(key: UnsafeRawBufferPointer) throws(MapError) {
-        try delete(key: key, operation: [])
-    }
-
-    public func delete(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError) {
-        try delete(key: key, operation: .helper)
     }
 
     func delete(key: UnsafeRawBufferPointer, operation: MapOperationFlags) throws(MapError) {

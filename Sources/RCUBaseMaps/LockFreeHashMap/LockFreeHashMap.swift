@@ -18,7 +18,7 @@ import Glibc
 ///   never holds more than `maxEntries` keys; a full map still replaces existing keys.
 ///
 /// Concurrency: any number of readers and writers on any threads.
-public final class LockFreeHashMap: ObservableBaseMap, @unchecked Sendable {
+public final class LockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchecked Sendable {
     // @unchecked Sendable: `table` is only touched through liburcu's thread-safe API in
     // epochs; every other stored property is immutable or atomic.
 
@@ -168,15 +168,6 @@ public final class LockFreeHashMap: ObservableBaseMap, @unchecked Sendable {
 
     // MARK: Update
 
-    public func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags) throws(MapError) {
-        try update(key: key, value: value, flags: flags, operation: [])
-    }
-
-    public func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
-                       in section: borrowing EpochSection) throws(MapError) {
-        try update(key: key, value: value, flags: flags, operation: .helper)
-    }
-
     func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
                 operation: MapOperationFlags) throws(MapError) {
         try checkFlags(flags)
@@ -275,14 +266,6 @@ public final class LockFreeHashMap: ObservableBaseMap, @unchecked Sendable {
     }
 
     // MARK: Delete
-
-    public func delete(key: UnsafeRawBufferPointer) throws(MapError) {
-        try delete(key: key, operation: [])
-    }
-
-    public func delete(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError) {
-        try delete(key: key, operation: .helper)
-    }
 
     func delete(key: UnsafeRawBufferPointer, operation: MapOperationFlags) throws(MapError) {
         try checkKey(key, keySize)
