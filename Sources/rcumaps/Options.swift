@@ -25,6 +25,10 @@ struct BenchOptions: Equatable, Sendable {
 enum Command: Equatable, Sendable {
     /// Run the benchmark.
     case bench(BenchOptions)
+    /// Run the stress test.
+    case stress(StressOptions)
+    /// Print the stress test's usage to stdout and exit 0.
+    case stressHelp
     /// Print usage to stdout and exit 0.
     case help
 }
@@ -36,13 +40,14 @@ struct UsageError: Error, Equatable, Sendable {
 
 /// Parses `rcumaps` arguments (without the program name).
 ///
-/// Grammar: `[bench] [options]` or `help`. Options take their value as the next
+/// Grammar: `[bench] [options]`, `stress [options]` or `help`. Options take their value as the next
 /// argument or after `=` (`--duration 1` or `--duration=1`).
 func parseCommand(_ arguments: [String]) throws(UsageError) -> Command {
     var rest = arguments[...]
     if let first = rest.first, !first.hasPrefix("-") {
         switch first {
         case "bench": rest = rest.dropFirst()
+        case "stress": return try parseStressCommand(Array(rest.dropFirst()))
         case "help": return .help
         default: throw UsageError(message: "unknown subcommand '\(first)'")
         }

@@ -5,6 +5,7 @@ func usageText() -> String {
     let workloads = Workload.allCases.map { "    \(pad($0.rawValue, 15))\($0.summary)" }.joined(separator: "\n")
     return """
         USAGE: rcumaps [bench] [options]
+               rcumaps stress [options]    (see `rcumaps stress --help`)
 
         Measures RCUMaps' maps against a Mutex<[UInt64: UInt64]> baseline and prints a table.
         With no subcommand, runs `bench`. Each cell (map x workload x thread count) gets a

@@ -12,8 +12,14 @@ do {
         exit(0)
     case let .bench(options):
         exit(runBench(options))
+    case .stressHelp:
+        print(stressUsageText())
+        exit(0)
+    case let .stress(options):
+        exit(runStress(options))
     }
 } catch {
-    writeToStandardError("rcumaps: error: \(error.message)\n\n\(usageText())\n")
+    let usage = CommandLine.arguments.dropFirst().first == "stress" ? stressUsageText() : usageText()
+    writeToStandardError("rcumaps: error: \(error.message)\n\n\(usage)\n")
     exit(2)
 }

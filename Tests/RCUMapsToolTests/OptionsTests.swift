@@ -27,7 +27,7 @@ struct OptionsTests {
     }
 
     @Test(arguments: [
-        ["--bogus"], ["stress"], ["--threads", "0"], ["--threads", "1,,2"], ["--threads", "x"],
+        ["--bogus"], ["stress", "--bogus"], ["--threads", "0"], ["--threads", "1,,2"], ["--threads", "x"],
         ["--duration"], ["--duration", "-1"], ["--duration", "nan"], ["--entries", "0"],
         ["--maps", "foo"], ["--workloads", "lookup,bar"], ["bench", "extra"],
     ])

@@ -6,8 +6,9 @@ import Glibc
 /// `maxEntries` enforcement shared by the hash maps: a count of entries plus a count of
 /// changes in flight, so that a map reports E2BIG only when it is really full.
 ///
-/// A new key first *reserves* a slot (the count never exceeds `maxEntries`, so the map is
-/// never over its bound), then publishes and resolves the reservation. A removal is counted
+/// A new key first *reserves* a slot by compare-and-swap (the count never exceeds
+/// `maxEntries`, not even transiently, so the map is never over its bound), then publishes
+/// and resolves the reservation. A removal is counted
 /// out only after its unlink. Between those steps the count can be one off in either
 /// direction (a reservation for a key a racing thread inserts first; a key already unlinked
 /// but not yet counted out). A reservation that fails therefore waits — yielding — while any
@@ -31,8 +32,14 @@ struct CapacityGate: ~Copyable {
     func reserve(keyExists: () -> Bool) -> Outcome {
         while true {
             inFlight.wrappingAdd(1, ordering: .acquiringAndReleasing)
-            if count.wrappingAdd(1, ordering: .acquiringAndReleasing).newValue <= maxEntries { return .reserved }
-            count.wrappingSubtract(1, ordering: .acquiringAndReleasing)
+            // Compare-and-swap, never add-then-undo: `count` must never read above maxEntries.
+            var current = count.load(ordering: .acquiring)
+            while current < maxEntries {
+                let (exchanged, original) = count.compareExchange(
+                    expected: current, desired: current + 1, ordering: .acquiringAndReleasing)
+                if exchanged { return .reserved }
+                current = original
+            }
             inFlight.wrappingSubtract(1, ordering: .acquiringAndReleasing)
             if keyExists() { return .exists }
             if inFlight.load(ordering: .acquiring) == 0, count.load(ordering: .acquiring) >= maxEntries { return .full }

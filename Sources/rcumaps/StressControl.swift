@@ -1,0 +1,212 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import RCUMaps
+import Synchronization
+
+/// Start barrier, checkpoints (pause / resume), stop signal and the shared operation count
+/// of one stress run's workers.
+///
+/// Checkpoints: the coordinator requests pause `g`; each worker, at its next batch boundary
+/// (never inside an operation or an iteration pass), checks its own keys, counts itself
+/// paused and waits for resume `g`. With every worker paused, the map is quiescent.
+final class StressControl: Sendable {
+    let threads: Int
+    private let ready = Atomic<Int>(0)
+    private let started = Atomic<Bool>(false)
+    private let stopped = Atomic<Bool>(false)
+    private let pauseRequested = Atomic<Int>(0)
+    /// Cumulative: each worker adds one per checkpoint.
+    private let pausedArrivals = Atomic<Int>(0)
+    private let resumedGeneration = Atomic<Int>(0)
+    private let finishedWorkers = Atomic<Int>(0)
+    private let operationCount = Atomic<Int>(0)
+
+    init(threads: Int) { self.threads = threads }
+
+    // MARK: Workers
+
+    /// Announces the worker and waits for the start.
+    func arriveAndWait() {
+        ready.add(1, ordering: .releasing)
+        while !started.load(ordering: .acquiring) { Self.nap() }
+    }
+
+    @inline(__always)
+    var shouldStop: Bool { stopped.load(ordering: .relaxed) }
+
+    /// The latest checkpoint requested.
+    @inline(__always)
+    var requestedPause: Int { pauseRequested.load(ordering: .acquiring) }
+
+    /// Counts the worker paused for checkpoint `generation`, then waits until it is resumed.
+    func pause(generation: Int) {
+        pausedArrivals.add(1, ordering: .acquiringAndReleasing)
+        while resumedGeneration.load(ordering: .acquiring) < generation { Self.nap() }
+    }
+
+    /// Adds finished operations to the shared count.
+    @inline(__always)
+    func addOperations(_ count: Int) { operationCount.add(count, ordering: .relaxed) }
+
+    /// Called by a worker as it leaves.
+    func finish() { finishedWorkers.add(1, ordering: .releasing) }
+
+    // MARK: Coordinator
+
+    /// Waits until `count` workers have arrived (up to `timeout` ns); whether they did.
+    func waitForArrivals(_ count: Int, timeout: UInt64) -> Bool {
+        Self.wait(timeout: timeout) { ready.load(ordering: .acquiring) >= count }
+    }
+
+    func start() { started.store(true, ordering: .releasing) }
+
+    func stop() { stopped.store(true, ordering: .relaxed) }
+
+    /// Requests checkpoint `generation` (1, 2, …) and waits until every worker is paused
+    /// (up to `timeout` ns); whether they all did.
+    func pauseAll(generation: Int, timeout: UInt64) -> Bool {
+        pauseRequested.store(generation, ordering: .releasing)
+        return Self.wait(timeout: timeout) { pausedArrivals.load(ordering: .acquiring) >= threads * generation }
+    }
+
+    func resumeAll(generation: Int) { resumedGeneration.store(generation, ordering: .releasing) }
+
+    /// Waits until every worker has left its loop (up to `timeout` ns); whether they did.
+    func waitForFinish(timeout: UInt64) -> Bool {
+        Self.wait(timeout: timeout) { finishedWorkers.load(ordering: .acquiring) >= threads }
+    }
+
+    var operations: Int { operationCount.load(ordering: .relaxed) }
+
+    // MARK: Waiting
+
+    /// Sleeps briefly (50 µs): waiting threads must not take the CPU from the others.
+    static func nap() {
+        var request = timespec(tv_sec: 0, tv_nsec: 50_000)
+        _ = nanosleep(&request, nil)
+    }
+
+    static func wait(timeout: UInt64, until condition: () -> Bool) -> Bool {
+        let deadline = MonotonicClock.nanoseconds() + timeout
+        while !condition() {
+            if MonotonicClock.nanoseconds() >= deadline { return false }
+            nap()
+        }
+        return true
+    }
+}
+
+/// The kinds of invariant violation, for the summary.
+enum StressViolation: String, CaseIterable, Sendable {
+    case value = "torn or foreign value"
+    case ownKey = "owned key differs from its owner's record"
+    case stableKey = "stable key missing"
+    case timeTravel = "value went back in time"
+    case iteration = "iteration pass"
+    case count = "count out of bounds"
+    /// A `count` snapshot above `maxEntries` under concurrent inserts into a full map.
+    case countOvershoot = "count snapshot above maxEntries"
+    case errno = "unexpected errno"
+    case consistency = "quiescent map inconsistent"
+    case references = "object reference counts"
+    case memory = "memory not released"
+    case setup = "setup, threads or provider"
+}
+
+/// Collects invariant violations from every thread: all are counted (by kind), the first
+/// few described.
+final class StressRecorder: Sendable {
+    /// Descriptions kept (and echoed) per run.
+    static let kept = 10
+
+    let label: String
+    let echo: Bool
+    private let count = Atomic<Int>(0)
+    private let first = ThreadLock<(descriptions: [String], byKind: [StressViolation: Int])>(([], [:]))
+
+    init(label: String, echo: Bool) {
+        self.label = label
+        self.echo = echo
+    }
+
+    /// Records one violation; the message is built only for the first few.
+    func record(_ kind: StressViolation, _ message: @autoclosure () -> String) {
+        let number = count.wrappingAdd(1, ordering: .relaxed).newValue
+        let text: String? = number <= Self.kept ? message() : nil
+        first.withLock { state in
+            state.byKind[kind, default: 0] += 1
+            if let text { state.descriptions.append(text) }
+        }
+        if let text, echo { writeToStandardError("VIOLATION [\(label)] \(text)\n") }
+    }
+
+    var violations: Int { count.load(ordering: .relaxed) }
+    var descriptions: [String] { first.withLock { $0.descriptions } }
+    /// Violations by kind, in declaration order, kinds with none left out.
+    var byKind: [(StressViolation, Int)] {
+        let counts = first.withLock { $0.byKind }
+        return StressViolation.allCases.compactMap { kind in counts[kind].map { (kind, $0) } }
+    }
+}
+
+/// What the workers of a run did, by operation and outcome.
+struct StressStats: Sendable, Equatable {
+    var operations = 0
+    var lookups = 0
+    var lookupHits = 0
+    var helperLookups = 0
+    var helperLookupHits = 0
+    var foreignOperations = 0
+    var updates = 0
+    var updatesStored = 0
+    var updatesExisting = 0  // EEXIST
+    var updatesMissing = 0   // ENOENT
+    var updatesFull = 0      // E2BIG
+    var deletes = 0
+    var deletesDone = 0
+    var lookupAndDeletes = 0
+    var lookupAndDeletesDone = 0
+    /// Operations refused by design (array delete, helper mode on the object map, …).
+    var refusals = 0
+    var passes = 0
+    var passKeys = 0
+    var countChecks = 0
+    var selfChecks = 0
+
+    static func + (lhs: StressStats, rhs: StressStats) -> StressStats {
+        var sum = lhs
+        sum.operations += rhs.operations
+        sum.lookups += rhs.lookups
+        sum.lookupHits += rhs.lookupHits
+        sum.helperLookups += rhs.helperLookups
+        sum.helperLookupHits += rhs.helperLookupHits
+        sum.foreignOperations += rhs.foreignOperations
+        sum.updates += rhs.updates
+        sum.updatesStored += rhs.updatesStored
+        sum.updatesExisting += rhs.updatesExisting
+        sum.updatesMissing += rhs.updatesMissing
+        sum.updatesFull += rhs.updatesFull
+        sum.deletes += rhs.deletes
+        sum.deletesDone += rhs.deletesDone
+        sum.lookupAndDeletes += rhs.lookupAndDeletes
+        sum.lookupAndDeletesDone += rhs.lookupAndDeletesDone
+        sum.refusals += rhs.refusals
+        sum.passes += rhs.passes
+        sum.passKeys += rhs.passKeys
+        sum.countChecks += rhs.countChecks
+        sum.selfChecks += rhs.selfChecks
+        return sum
+    }
+}
+
+/// One worker's leavings: its statistics and what it expects its own keys to hold.
+struct StressWorkerReport: Sendable {
+    let index: Int
+    let stats: StressStats
+    /// Per key index: the token the worker last stored under a key it owns (or
+    /// ``StressToken/absent``); meaningless for other keys.
+    let expected: [UInt64]
+}

@@ -1,0 +1,93 @@
+/// The maps `rcumaps stress` can exercise, by command-line name.
+enum StressMapKind: String, CaseIterable, Sendable {
+    /// `LockFreeHashMap`: 8-byte keys, 32-byte values.
+    case hashLockFree = "hash-lockfree"
+    /// `BucketHashMap`: 8-byte keys, 32-byte values.
+    case hashBucket = "hash-bucket"
+    /// `ArrayMap`: `UInt32` index keys, 32-byte values (seqlocked slots).
+    case array = "array"
+    /// The sample provider's object map (custom type 4200 on the bucket-locked hash):
+    /// `UInt32` keys, object-handle values, reference-counted objects.
+    case objectMap = "object-map"
+
+    /// One line for `rcumaps stress --help`.
+    var summary: String {
+        switch self {
+        case .hashLockFree: "LockFreeHashMap (rculfhash), 8-byte keys, 32-byte values"
+        case .hashBucket: "BucketHashMap (per-bucket locks), 8-byte keys, 32-byte values"
+        case .array: "ArrayMap, UInt32 index keys, 32-byte values"
+        case .objectMap: "sample object map provider (type \(StressObjects.mapType.rawValue), bucket-locked base), handle values"
+        }
+    }
+
+    /// Whether the map is an array (no inserts or deletes; every index always has a value).
+    var isArray: Bool { self == .array }
+}
+
+/// What `rcumaps stress` runs, as parsed from the command line.
+struct StressOptions: Equatable, Sendable {
+    /// Maps to stress, one after the other.
+    var maps: [StressMapKind] = StressMapKind.allCases
+    /// Seconds per map.
+    var duration: Double = 5
+    /// Worker threads per map.
+    var threads = 4
+    /// Seed of the workers' random streams; `nil`: chosen from the clock (and printed).
+    var seed: UInt64?
+    /// Size of the key space (array maps have exactly this many slots).
+    var keys = 1024
+
+    /// Largest `--threads` (writer IDs are 8 bits, 0 is the prefill).
+    static let maxThreads = 255
+    /// Smallest `--keys`.
+    static let minKeys = 16
+    /// Largest `--keys` (keys and foreign keys fit the 20-bit key field of a value).
+    static let maxKeys = 1 << 19
+}
+
+/// Parses the arguments after `stress`.
+///
+/// Options take their value as the next argument or after `=` (`--duration 1` or `--duration=1`).
+func parseStressCommand(_ arguments: [String]) throws(UsageError) -> Command {
+    var rest = arguments[...]
+    var options = StressOptions()
+    while let argument = rest.popFirst() {
+        var name = argument
+        var inlineValue: String?
+        if argument.hasPrefix("--"), let equals = argument.firstIndex(of: "=") {
+            name = String(argument[..<equals])
+            inlineValue = String(argument[argument.index(after: equals)...])
+        }
+        /// The option's value: inline after `=`, or the next argument.
+        func value() throws(UsageError) -> String {
+            if let inlineValue { return inlineValue }
+            guard let next = rest.popFirst() else { throw UsageError(message: "\(name) needs a value") }
+            return next
+        }
+        switch name {
+        case "-h", "--help":
+            if inlineValue != nil { throw UsageError(message: "\(name) takes no value") }
+            return .stressHelp
+        case "--map", "--maps":
+            options.maps = try parseList(try value(), option: name) { (text) throws(UsageError) in
+                try parseName(text, option: name, as: StressMapKind.self)
+            }
+        case "--duration":
+            options.duration = try parseSeconds(try value(), option: name)
+        case "--threads":
+            options.threads = try parseInt(try value(), option: name, in: 1...StressOptions.maxThreads)
+        case "--keys":
+            options.keys = try parseInt(try value(), option: name, in: StressOptions.minKeys...StressOptions.maxKeys)
+        case "--seed":
+            let text = try value()
+            guard let seed = UInt64(text) else {
+                throw UsageError(message: "\(name): '\(text)' is not an unsigned 64-bit integer")
+            }
+            options.seed = seed
+        default:
+            if argument.hasPrefix("-") { throw UsageError(message: "unknown stress option '\(argument)'") }
+            throw UsageError(message: "unexpected argument '\(argument)'")
+        }
+    }
+    return .stress(options)
+}

@@ -1,0 +1,347 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import ObjectMapProvider
+import RCUMaps
+
+/// Pool tags of the stress runs' maps: one per map kind, used by nothing else, so that
+/// "0 live bytes after the map is dropped" is about that map alone.
+enum StressPools {
+    static func mapTag(_ kind: StressMapKind) -> PoolTag {
+        switch kind {
+        case .hashLockFree: PoolTag("sthl")
+        case .hashBucket: PoolTag("sthb")
+        case .array: PoolTag("star")
+        case .objectMap: PoolTag("stom")
+        }
+    }
+}
+
+/// What the coordinator of one run measured.
+struct StressExercise: Sendable {
+    var operations = 0
+    var nanoseconds: UInt64 = 0
+    var checkpoints = 0
+    var stats = StressStats()
+    /// Threads did not reach a checkpoint or the end in time: they were left running.
+    var hung = false
+}
+
+/// The outcome of stressing one map.
+struct StressMapResult: Sendable {
+    let kind: StressMapKind
+    let exercise: StressExercise
+    let violations: Int
+    /// The first few violations, in words.
+    let descriptions: [String]
+    /// Violations by kind.
+    let byKind: [(StressViolation, Int)]
+
+    var passed: Bool { violations == 0 && !exercise.hung }
+    var operations: Int { exercise.operations }
+    var seconds: Double { Double(exercise.nanoseconds) / 1e9 }
+
+    /// `PASS hash-bucket: 12.3M ops in 60.0 s (0.21 Mops/s), 60 checkpoints, 0 violations`.
+    var verdict: String {
+        let rate = seconds > 0 ? Double(operations) / seconds / 1e6 : 0
+        return "\(passed ? "PASS" : "FAIL") \(kind.rawValue): \(stressCount(operations)) ops in \(fixed(seconds, 1) ?? "-") s "
+            + "(\(readable(rate)) Mops/s), \(exercise.checkpoints) checkpoints, \(violations) violation\(violations == 1 ? "" : "s")"
+            + (exercise.hung ? ", threads stuck" : "")
+    }
+
+    /// What the workers did, by operation and outcome.
+    var details: String {
+        let s = exercise.stats
+        var parts = [
+            "lookups \(stressCount(s.lookups)) (\(percent(s.lookupHits, s.lookups)) found)",
+            "helper lookups \(stressCount(s.helperLookups)) (\(percent(s.helperLookupHits, s.helperLookups)) found)",
+            "updates \(stressCount(s.updates)) (stored \(percent(s.updatesStored, s.updates)), EEXIST \(percent(s.updatesExisting, s.updates)), "
+                + "ENOENT \(percent(s.updatesMissing, s.updates)), E2BIG \(percent(s.updatesFull, s.updates)))",
+        ]
+        if !kind.isArray {
+            parts.append("deletes \(stressCount(s.deletes)) (\(percent(s.deletesDone, s.deletes)) done)")
+            parts.append("lookup-and-deletes \(stressCount(s.lookupAndDeletes)) (\(percent(s.lookupAndDeletesDone, s.lookupAndDeletes)) done)")
+        }
+        parts += [
+            "foreign-key ops \(stressCount(s.foreignOperations))",
+            "refused by design \(stressCount(s.refusals))",
+            "iteration passes \(stressCount(s.passes)) (\(stressCount(s.passKeys)) nextKey calls)",
+            "count checks \(stressCount(s.countChecks))",
+            "own-key checks \(stressCount(s.selfChecks))",
+        ]
+        return "  " + parts.joined(separator: ", ")
+    }
+}
+
+/// `n` as `12.3M`, `45.6k` or `789`.
+func stressCount(_ value: Int) -> String {
+    if value >= 1_000_000 { return readable(Double(value) / 1e6) + "M" }
+    if value >= 10_000 { return readable(Double(value) / 1e3) + "k" }
+    return String(value)
+}
+
+private func percent(_ part: Int, _ whole: Int) -> String {
+    whole > 0 ? "\(Int((Double(part) * 100 / Double(whole)).rounded()))%" : "-"
+}
+
+/// A seed from the clock, when none is given (printed, so the run can be repeated).
+func stressClockSeed() -> UInt64 {
+    var time = timespec()
+    clock_gettime(CLOCK_REALTIME, &time)
+    var bits = UInt64(truncatingIfNeeded: time.tv_sec) &* 1_000_000_007 &+ UInt64(truncatingIfNeeded: time.tv_nsec)
+    bits ^= UInt64(truncatingIfNeeded: getpid()) << 20
+    bits = (bits ^ (bits >> 31)) &* 0x9E37_79B9_7F4A_7C15
+    return (bits >> 16) % 1_000_000_000
+}
+
+/// Runs `rcumaps stress`: each map in turn, a verdict per map and overall.
+///
+/// - Returns: The exit status: 0 when no map had a violation, 1 otherwise.
+func runStress(_ options: StressOptions) -> Int32 {
+    let seed = options.seed ?? stressClockSeed()
+    let maps = options.maps.map(\.rawValue).joined(separator: ",")
+    print("rcumaps stress: seed \(seed), \(options.threads) threads, \(options.keys) keys, "
+        + "\(fixed(options.duration, 1) ?? "-") s per map, \(cpuCount()) CPUs online")
+    print("  repeat with: rcumaps stress --seed \(seed) --threads \(options.threads) --keys \(options.keys) "
+        + "--duration \(options.duration) --map \(maps)")
+    fflush(nil)
+    var results: [StressMapResult] = []
+    for kind in options.maps {
+        let result = runStressMap(kind, options: options, seed: seed, progress: true)
+        results.append(result)
+        print(result.verdict)
+        print(result.details)
+        if !result.byKind.isEmpty {
+            print("  violations by kind: " + result.byKind.map { "\($0.0.rawValue) \($0.1)" }.joined(separator: ", "))
+        }
+        for description in result.descriptions { print("    \(description)") }
+        if result.violations > result.descriptions.count {
+            print("    … and \(result.violations - result.descriptions.count) more")
+        }
+        fflush(nil)
+        if result.exercise.hung {
+            print("rcumaps stress: stopping: threads of the \(kind.rawValue) run are stuck")
+            break
+        }
+    }
+    let violations = results.reduce(0) { $0 + $1.violations }
+    let operations = results.reduce(0) { $0 + $1.operations }
+    let failed = results.filter { !$0.passed }.map(\.kind.rawValue)
+    let passed = failed.isEmpty && results.count == options.maps.count
+    print("\(passed ? "PASS" : "FAIL"): \(results.count) map\(results.count == 1 ? "" : "s"), \(stressCount(operations)) ops, "
+        + "\(violations) violation\(violations == 1 ? "" : "s")"
+        + (failed.isEmpty ? "" : " (failed: \(failed.joined(separator: ", ")))") + ", seed \(seed)")
+    fflush(nil)
+    return passed ? 0 : 1
+}
+
+/// Stresses one map: builds it, runs the workers, checks it at every checkpoint and at the
+/// end, drops it, and checks that everything it held was released.
+///
+/// - Parameter progress: print a progress line to stderr about once a second, and echo
+///   violations there as they happen.
+func runStressMap(_ kind: StressMapKind, options: StressOptions, seed: UInt64, progress: Bool) -> StressMapResult {
+    let recorder = StressRecorder(label: kind.rawValue, echo: progress)
+    let exercise: StressExercise
+    switch kind {
+    case .hashLockFree, .hashBucket, .array:
+        exercise = exerciseByteMap(kind, options: options, seed: seed, recorder: recorder, progress: progress)
+        if !exercise.hung {
+            // The map is gone; its deferred frees run after a grace period.
+            Epoch.barrier()
+            checkReleased(StressPools.mapTag(kind), what: "the map", recorder: recorder)
+        }
+    case .objectMap:
+        exercise = exerciseObjectMap(options: options, seed: seed, recorder: recorder, progress: progress)
+    }
+    return StressMapResult(kind: kind, exercise: exercise, violations: recorder.violations,
+                           descriptions: recorder.descriptions, byKind: recorder.byKind)
+}
+
+/// Records a violation if `tag` still has live epoch memory.
+func checkReleased(_ tag: PoolTag, what: String, recorder: StressRecorder) {
+    let statistics = EpochMemory.statistics(for: tag)
+    if statistics.liveBytes != 0 || statistics.liveAllocations != 0 {
+        recorder.record(.memory, "after dropping \(what) and Epoch.barrier(): pool tag \(tag) still has \(statistics.liveBytes) live bytes "
+            + "in \(statistics.liveAllocations) allocations (\(statistics.pendingBytes) pending)")
+    }
+}
+
+/// Builds a byte map (8-byte or index keys, 32-byte values) and stresses it. The map is
+/// released when this returns (unless threads are stuck).
+@inline(never)
+func exerciseByteMap(_ kind: StressMapKind, options: StressOptions, seed: UInt64,
+                     recorder: StressRecorder, progress: Bool) -> StressExercise {
+    let tag = StressPools.mapTag(kind)
+    let hashEntries = options.keys * 5 / 8
+    do {
+        switch kind {
+        case .hashLockFree:
+            let map = try LockFreeHashMap(MapDefinition(
+                type: .hash, keySize: 8, valueSize: StressWords.valueSize, maxEntries: hashEntries,
+                name: "stress", hashImplementation: .lockFree, poolTag: tag))
+            return drive(map, kind: kind, objects: nil, options: options, seed: seed, recorder: recorder, progress: progress)
+        case .hashBucket:
+            let map = try BucketHashMap(MapDefinition(
+                type: .hash, keySize: 8, valueSize: StressWords.valueSize, maxEntries: hashEntries,
+                name: "stress", hashImplementation: .bucketLocked, poolTag: tag))
+            return drive(map, kind: kind, objects: nil, options: options, seed: seed, recorder: recorder, progress: progress)
+        case .array:
+            let map = try ArrayMap(MapDefinition(
+                type: .array, keySize: 4, valueSize: StressWords.valueSize, maxEntries: options.keys,
+                name: "stress", poolTag: tag))
+            return drive(map, kind: kind, objects: nil, options: options, seed: seed, recorder: recorder, progress: progress)
+        case .objectMap:
+            preconditionFailure("object maps are built by exerciseObjectMap")
+        }
+    } catch {
+        recorder.record(.setup, "cannot create the \(kind.rawValue) map: \(error)")
+        return StressExercise()
+    }
+}
+
+/// Registers a provider of the object map (type 4200, objects under their own pool tag),
+/// stresses a map of it, drops the map and checks that every reference the map held was
+/// released exactly once, then closes the objects and checks that their memory is freed.
+@inline(never)
+func exerciseObjectMap(options: StressOptions, seed: UInt64, recorder: StressRecorder, progress: Bool) -> StressExercise {
+    let objects: StressObjects
+    do {
+        objects = try StressObjects(keys: options.keys)
+    } catch {
+        recorder.record(.setup, "cannot register the object map provider (type \(StressObjects.mapType.rawValue)) or open objects: \(error)")
+        return StressExercise()
+    }
+    let exercise = exerciseObjectMapInstance(objects, options: options, seed: seed, recorder: recorder, progress: progress)
+    if exercise.hung { return exercise }
+    // The map is gone: its teardown released every entry's reference.
+    if objects.provider.liveMaps != 0 {
+        recorder.record(.references, "after dropping the map: the provider still counts \(objects.provider.liveMaps) live map(s)")
+    }
+    var wrong: [String] = []
+    for (position, handle) in objects.handles.enumerated() {
+        let references = objects.provider.referenceCount(of: handle)
+        if references != 1 { wrong.append("object \(position) (handle \(handle)): \(references.map(String.init) ?? "closed")") }
+    }
+    if !wrong.isEmpty {
+        recorder.record(.references, "after dropping the map: \(wrong.count) object(s) do not have reference count 1 (only the run's handle): "
+            + wrong.prefix(6).joined(separator: "; "))
+    }
+    if let error = objects.close() {
+        recorder.record(.setup, "cannot unregister the object map provider after the run: \(error)")
+    }
+    Epoch.barrier()
+    checkReleased(StressObjects.objectTag, what: "the map and closing every object", recorder: recorder)
+    checkReleased(StressPools.mapTag(.objectMap), what: "the map", recorder: recorder)
+    return exercise
+}
+
+@inline(never)
+func exerciseObjectMapInstance(_ objects: StressObjects, options: StressOptions, seed: UInt64,
+                               recorder: StressRecorder, progress: Bool) -> StressExercise {
+    do {
+        let map = try objects.provider.makeMap(maxEntries: options.keys * 5 / 8, name: "stress",
+                                               poolTag: StressPools.mapTag(.objectMap))
+        return drive(map, kind: .objectMap, objects: objects, options: options, seed: seed, recorder: recorder, progress: progress)
+    } catch {
+        recorder.record(.setup, "cannot create the object map: \(error)")
+        return StressExercise()
+    }
+}
+
+/// How long the coordinator waits for workers to reach a checkpoint or the end before it
+/// declares them stuck (deadlock or livelock).
+let stressWatchdog: UInt64 = 60_000_000_000
+
+/// Prefills `map`, runs the workers for the duration with a checkpoint about once a
+/// second, stops them and checks the map at rest.
+func drive<Map: RawMap>(_ map: Map, kind: StressMapKind, objects: StressObjects?, options: StressOptions,
+                        seed: UInt64, recorder: StressRecorder, progress: Bool) -> StressExercise {
+    let harness = StressHarness(kind: kind, map: map, keys: options.keys, threads: options.threads, seed: seed,
+                                objects: objects, recorder: recorder)
+    let control = harness.control
+    var exercise = StressExercise()
+    harness.prefill()
+    harness.quiescentCheck("after prefill")
+
+    let reports = ThreadLock<[StressWorkerReport]>([])
+    var workers: [OSThread] = []
+    for index in 0..<options.threads {
+        guard let thread = OSThread({
+            let worker = StressWorker(harness: harness, index: index)
+            worker.run()
+            let report = worker.report
+            reports.withLock { $0.append(report) }
+        }) else {
+            recorder.record(.setup, "cannot start worker thread \(index)")
+            _ = control.waitForArrivals(workers.count, timeout: stressWatchdog)
+            control.stop()
+            control.start()
+            for worker in workers { worker.join() }
+            return exercise
+        }
+        workers.append(thread)
+    }
+    guard control.waitForArrivals(options.threads, timeout: stressWatchdog) else {
+        recorder.record(.setup, "worker threads did not start within \(stressWatchdog / 1_000_000_000) s")
+        exercise.hung = true
+        return exercise
+    }
+
+    let second: UInt64 = 1_000_000_000
+    let checkpointTicks = max(1, options.keys / 32768)
+    let startedAt = MonotonicClock.nanoseconds()
+    let endAt = startedAt + UInt64(options.duration * 1e9)
+    control.start()
+    var nextTick = startedAt + second
+    var tick = 0
+    while true {
+        let deadline = min(nextTick, endAt)
+        MonotonicClock.sleep(until: deadline)
+        if deadline == endAt { break }
+        tick += 1
+        if tick % checkpointTicks == 0 {
+            exercise.checkpoints += 1
+            guard control.pauseAll(generation: exercise.checkpoints, timeout: stressWatchdog) else {
+                recorder.record(.setup, "workers did not reach checkpoint \(exercise.checkpoints) within \(stressWatchdog / 1_000_000_000) s "
+                    + "(deadlock or livelock?); \(control.operations) ops done")
+                exercise.operations = control.operations
+                exercise.nanoseconds = MonotonicClock.nanoseconds() - startedAt
+                exercise.hung = true
+                return exercise
+            }
+            let elapsed = Double(MonotonicClock.nanoseconds() - startedAt) / 1e9
+            harness.quiescentCheck("checkpoint \(exercise.checkpoints) at \(fixed(elapsed, 1) ?? "-") s")
+            control.resumeAll(generation: exercise.checkpoints)
+        }
+        if progress {
+            let elapsed = Double(MonotonicClock.nanoseconds() - startedAt) / 1e9
+            let operations = control.operations
+            writeToStandardError("[\(kind.rawValue)] \(fixed(elapsed, 1) ?? "-")/\(fixed(options.duration, 1) ?? "-") s  "
+                + "\(stressCount(operations)) ops  \(readable(Double(operations) / elapsed / 1e6)) Mops/s  "
+                + "violations \(recorder.violations)  checkpoints \(exercise.checkpoints)\n")
+        }
+        nextTick += second
+    }
+    control.stop()
+    guard control.waitForFinish(timeout: stressWatchdog) else {
+        recorder.record(.setup, "workers did not stop within \(stressWatchdog / 1_000_000_000) s (deadlock or livelock?)")
+        exercise.operations = control.operations
+        exercise.nanoseconds = MonotonicClock.nanoseconds() - startedAt
+        exercise.hung = true
+        return exercise
+    }
+    for worker in workers { worker.join() }
+    exercise.nanoseconds = MonotonicClock.nanoseconds() - startedAt
+    exercise.operations = control.operations
+
+    let collected = reports.withLock { $0 }.sorted { $0.index < $1.index }
+    exercise.stats = collected.reduce(StressStats()) { $0 + $1.stats }
+    if collected.count != options.threads {
+        recorder.record(.setup, "only \(collected.count) of \(options.threads) workers reported")
+    }
+    harness.quiescentCheck("final check", expected: collected.count == options.threads ? collected : nil)
+    return exercise
+}

@@ -1,0 +1,204 @@
+@testable import rcumaps
+import RCUMaps
+import Synchronization
+import Testing
+
+@Suite("rcumaps stress command line")
+struct StressOptionsTests {
+    @Test func defaultsAreAllMapsFor5SecondsWith4Threads() throws {
+        #expect(try parseCommand(["stress"]) == .stress(StressOptions()))
+        let defaults = StressOptions()
+        #expect(defaults.maps == [.hashLockFree, .hashBucket, .array, .objectMap])
+        #expect(defaults.duration == 5)
+        #expect(defaults.threads == 4)
+        #expect(defaults.keys == 1024)
+        #expect(defaults.seed == nil)
+        #expect(try parseCommand(["stress", "--help"]) == .stressHelp)
+        #expect(try parseCommand(["stress", "-h"]) == .stressHelp)
+        // No subcommand is still the bench.
+        #expect(try parseCommand([]) == .bench(BenchOptions()))
+    }
+
+    @Test func optionsAreParsed() throws {
+        guard case let .stress(options) = try parseCommand(
+            ["stress", "--map", "hash-bucket,object-map", "--duration=2.5", "--threads", "8",
+             "--seed", "18446744073709551615", "--keys=4096"])
+        else {
+            Issue.record("not a stress command")
+            return
+        }
+        #expect(options.maps == [.hashBucket, .objectMap])
+        #expect(options.duration == 2.5)
+        #expect(options.threads == 8)
+        #expect(options.seed == UInt64.max)
+        #expect(options.keys == 4096)
+        guard case let .stress(single) = try parseCommand(["stress", "--map", "array"]) else {
+            Issue.record("not a stress command")
+            return
+        }
+        #expect(single.maps == [.array])
+    }
+
+    @Test(arguments: [
+        ["stress", "--bogus"], ["stress", "--map"], ["stress", "--map", "mutex-dict"], ["stress", "--map", "array,"],
+        ["stress", "--duration", "0"], ["stress", "--duration", "x"], ["stress", "--threads", "0"],
+        ["stress", "--threads", "256"], ["stress", "--seed", "-1"], ["stress", "--seed", "abc"],
+        ["stress", "--keys", "8"], ["stress", "--keys", "1048576"], ["stress", "extra"], ["stress", "--help=yes"],
+        ["stress", "--json"],
+    ])
+    func badArgumentsAreUsageErrors(_ arguments: [String]) {
+        #expect(throws: UsageError.self) { try parseCommand(arguments) }
+    }
+
+    @Test func usageDescribesEveryMapAndOption() {
+        let text = stressUsageText()
+        for kind in StressMapKind.allCases { #expect(text.contains(kind.rawValue)) }
+        for option in ["--map", "--duration", "--threads", "--seed", "--keys", "--help"] { #expect(text.contains(option)) }
+        #expect(usageText().contains("rcumaps stress"))
+    }
+}
+
+@Suite("rcumaps stress values")
+struct StressValueTests {
+    @Test func wordsRoundTripAndTornValuesAreDetected() {
+        #expect(StressWords.inverse1 &* StressWords.multiplier1 == 1)
+        #expect(StressWords.inverse2 &* StressWords.multiplier2 == 1)
+        let first = StressToken.make(key: 17, writer: 3, version: 12345)
+        let second = StressToken.make(key: 17, writer: 2, version: 99)
+        #expect(StressToken.key(first) == 17 && StressToken.writer(first) == 3 && StressToken.version(first) == 12345)
+        withUnsafeTemporaryAllocation(byteCount: 64, alignment: 8) { buffer in
+            let a = buffer.baseAddress!
+            let b = a + 32
+            StressWords.encode(first, into: a)
+            StressWords.encode(second, into: b)
+            #expect(StressWords.decode(a) == first)
+            #expect(StressWords.decode(b) == second)
+            // Torn: the first half of one write, the second half of another.
+            (a + 16).copyMemory(from: b + 16, byteCount: 16)
+            #expect(StressWords.decode(a) == nil)
+            // Zeroed memory never decodes to a valid key.
+            a.initializeMemory(as: UInt8.self, repeating: 0, count: 32)
+            if let token = StressWords.decode(a) { #expect(StressToken.key(token) >= StressOptions.maxKeys) }
+        }
+        #expect(StressKeys.index(ofHashKey: StressKeys.hashKey(1000)) == 1000)
+        #expect(StressKeys.index(ofHashKey: 1000) == nil)
+    }
+}
+
+/// Short in-process stress runs: each map, 0.2 s, must report no violation.
+/// Serialized: the runs check per-tag memory and register the provider type 4200.
+@Suite("rcumaps stress runs", .serialized)
+struct StressRunTests {
+    @Test(arguments: StressMapKind.allCases)
+    func shortRunHasNoViolations(_ kind: StressMapKind) {
+        var options = StressOptions()
+        options.maps = [kind]
+        options.duration = 0.2
+        options.threads = 3
+        options.keys = 512
+        let result = runStressMap(kind, options: options, seed: 12345, progress: false)
+        #expect(result.byKind.isEmpty, "violations: \(result.byKind) — \(result.descriptions)")
+        #expect(!result.exercise.hung)
+        #expect(result.operations > 0)
+        #expect(result.exercise.stats.lookups > 0)
+        #expect(result.exercise.stats.updatesStored > 0)
+        #expect(result.exercise.stats.passes > 0 || result.exercise.stats.passKeys == 0)
+        if kind != .array {
+            #expect(result.exercise.stats.deletesDone + result.exercise.stats.lookupAndDeletesDone > 0)
+        }
+    }
+
+    @Test func objectMapProviderIsUnregisteredAfterARun() {
+        var options = StressOptions()
+        options.duration = 0.1
+        options.threads = 2
+        options.keys = 64
+        let first = runStressMap(.objectMap, options: options, seed: 1, progress: false)
+        let second = runStressMap(.objectMap, options: options, seed: 2, progress: false)
+        #expect(first.byKind.filter { $0.0 != .countOvershoot }.isEmpty, "\(first.descriptions)")
+        #expect(second.byKind.filter { $0.0 != .countOvershoot }.isEmpty, "\(second.descriptions)")
+        #expect(!MapProviderRegistry.shared.isRegistered(StressObjects.mapType))
+    }
+}
+
+/// A bucket-locked hash map that misbehaves on purpose, to show that the checker notices.
+final class FaultyMap: RawMap {
+    enum Fault: Sendable { case dropsUpdates, tearsValues, repeatsKeys }
+
+    let base: BucketHashMap
+    let fault: Fault
+    let calls = Atomic<Int>(0)
+
+    init(_ definition: MapDefinition, fault: Fault) throws(MapError) {
+        base = try BucketHashMap(definition)
+        self.fault = fault
+    }
+
+    /// True once every 512 calls.
+    func strikes() -> Bool { calls.wrappingAdd(1, ordering: .relaxed).newValue & 511 == 0 }
+
+    var definition: MapDefinition { base.definition }
+    var count: Int { base.count }
+
+    func lookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
+        try base.lookup(key: key, into: value)
+        if fault == .tearsValues, strikes() { value.storeBytes(of: 0xDEAD, toByteOffset: 8, as: UInt64.self) }
+    }
+
+    func lookupInPlace(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError)
+        -> UnsafeMutableRawBufferPointer {
+        try base.lookupInPlace(key: key, in: section)
+    }
+
+    func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags) throws(MapError) {
+        if fault == .dropsUpdates, flags == .any, strikes() { return }  // "succeeds" without storing
+        try base.update(key: key, value: value, flags: flags)
+    }
+
+    func delete(key: UnsafeRawBufferPointer) throws(MapError) { try base.delete(key: key) }
+
+    func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
+        try base.lookupAndDelete(key: key, into: value)
+    }
+
+    func nextKey(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer) throws(MapError) {
+        if fault == .repeatsKeys, let key, strikes() {  // hands back the cursor key again
+            nextKey.copyMemory(from: key)
+            return
+        }
+        try base.nextKey(after: key, into: nextKey)
+    }
+
+    func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
+                in section: borrowing EpochSection) throws(MapError) {
+        try base.update(key: key, value: value, flags: flags, in: section)
+    }
+
+    func delete(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError) {
+        try base.delete(key: key, in: section)
+    }
+}
+
+@Suite("rcumaps stress catches faults", .serialized)
+struct StressCheckerTests {
+    @Test(arguments: [
+        (FaultyMap.Fault.dropsUpdates, StressViolation.ownKey),
+        (FaultyMap.Fault.tearsValues, StressViolation.value),
+        (FaultyMap.Fault.repeatsKeys, StressViolation.iteration),
+    ])
+    func faultyMapIsCaught(_ fault: FaultyMap.Fault, _ expected: StressViolation) throws {
+        var options = StressOptions()
+        options.duration = 0.3
+        options.threads = 2
+        options.keys = 256
+        let map = try FaultyMap(MapDefinition(type: .hash, keySize: 8, valueSize: StressWords.valueSize,
+                                              maxEntries: options.keys * 5 / 8, name: "faulty",
+                                              hashImplementation: .bucketLocked, poolTag: PoolTag("stfx")),
+                                fault: fault)
+        let recorder = StressRecorder(label: "faulty", echo: false)
+        let exercise = drive(map, kind: .hashBucket, objects: nil, options: options, seed: 99, recorder: recorder,
+                             progress: false)
+        #expect(!exercise.hung)
+        #expect(recorder.byKind.contains { $0.0 == expected }, "violations: \(recorder.byKind)")
+    }
+}
