@@ -1,23 +1,26 @@
 /// The text `--help` prints (and usage errors print after their message).
 func usageText() -> String {
     let defaults = BenchOptions()
-    let maps = MapKind.allCases.map { "    \(pad($0.rawValue, 15))\($0.summary)" }.joined(separator: "\n")
-    let workloads = Workload.allCases.map { "    \(pad($0.rawValue, 15))\($0.summary)" }.joined(separator: "\n")
+    let maps = MapKind.allCases.map { "    \(pad($0.rawValue, 19))\($0.summary)" }.joined(separator: "\n")
+    let workloads = Workload.allCases.map { "    \(pad($0.rawValue, 19))\($0.summary)" }.joined(separator: "\n")
     return """
         USAGE: rcumaps [bench] [options]
                rcumaps stress [options]    (see `rcumaps stress --help`)
 
-        Measures RCUMaps' maps against a Mutex<[UInt64: UInt64]> baseline and prints a table.
-        With no subcommand, runs `bench`. Each cell (map x workload x thread count) gets a
-        fresh map prefilled with --entries keys; its threads start together and run for
-        --duration seconds of wall-clock time, after an untimed warm-up of a fifth of that
-        (at most 0.1 s). Lookups run in helper mode: one epoch section and one
-        lookupInPlace per operation; updates are user-mode update(.any).
+        Measures RCUMaps' maps against baselines (Swift Mutex and reader-writer-lock
+        dictionaries, raw C rculfhash, C open addressing, a plain Swift array) and prints a
+        table with a throughput ratio column per baseline. With no subcommand, runs `bench`.
+        Each cell (map x workload x thread count) gets a fresh map prefilled with --entries
+        keys; its threads start together and run for --duration seconds of wall-clock time,
+        after an untimed warm-up of a fifth of that (at most 0.1 s). Lookups run in helper
+        mode: one epoch section and one lookupInPlace per operation; updates are user-mode
+        update(.any). Combinations a map cannot run (writers on a read-only baseline, churn
+        on an array) are skipped.
 
         OPTIONS:
           --threads LIST     thread counts, comma-separated (default: \(defaults.threads.map(String.init).joined(separator: ",")))
           --duration S       seconds per cell (default: \(defaults.duration))
-          --entries N        prefilled entries; hash maps get maxEntries = N (default: \(defaults.entries))
+          --entries N        prefilled entries; hash maps get maxEntries = 2N (default: \(defaults.entries))
           --maps LIST        maps to measure, comma-separated (default: all)
           --workloads LIST   workloads to run, comma-separated (default: all)
           --json             print a JSON array of cell results instead of the table
