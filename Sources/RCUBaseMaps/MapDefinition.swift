@@ -11,7 +11,9 @@ public enum HashImplementation: String, Hashable, Sendable, CaseIterable {
 
 /// Creation flags of a map (Linux `map_flags`). Unknown bits are rejected with EINVAL.
 public struct MapCreationFlags: OptionSet, Hashable, Sendable {
+    /// The raw value.
     public var rawValue: UInt32
+    /// Wraps a raw value (not validated here: maps validate what they are given).
     public init(rawValue: UInt32) { self.rawValue = rawValue }
 
     /// `BPF_F_NO_PREALLOC`: accepted by hash maps (which allocate per entry anyway);
@@ -44,6 +46,7 @@ public struct MapDefinition: Hashable, Sendable {
     /// The pool tag the map's memory is accounted under (default: one per map type).
     public var poolTag: PoolTag?
 
+    /// A definition; nothing is validated until a map is created from it.
     public init(type: MapType, keySize: Int, valueSize: Int, maxEntries: Int,
                 flags: MapCreationFlags = [], name: String = "",
                 numaNode: Int? = nil, hashImplementation: HashImplementation = .lockFree,

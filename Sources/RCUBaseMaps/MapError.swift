@@ -15,6 +15,7 @@ public struct MapError: Error, Hashable, Sendable, CustomStringConvertible {
     /// Why, in words, when the library knows more than the code says.
     public let reason: String?
 
+    /// An error with a Linux errno `code` and an optional human-readable `reason`.
     @inlinable
     public init(code: Int32, reason: String? = nil) {
         self.code = code
@@ -47,7 +48,9 @@ public struct MapError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The operation is not permitted. Corresponds to `EBPF_ACCESS_DENIED` / `-EPERM`.
     public static let permissionDenied = MapError(code: EPERM)
 
+    /// Equal when the errno codes are equal (the reason is not compared).
     public static func == (lhs: MapError, rhs: MapError) -> Bool { lhs.code == rhs.code }
+    /// Hashes the errno code only, consistent with `==`.
     public func hash(into hasher: inout Hasher) { hasher.combine(code) }
 
     /// Pattern matching in `catch` clauses and `switch`: matches on the code.
@@ -70,6 +73,7 @@ public struct MapError: Error, Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// A readable form, for logs and error messages.
     public var description: String {
         if let reason { return "\(name): \(reason)" }
         return name

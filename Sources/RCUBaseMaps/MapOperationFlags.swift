@@ -2,7 +2,9 @@ import RCUEpoch
 
 /// Why a provider callback runs: eBPF-for-Windows' `EBPF_MAP_OPERATION_*` flags, same values.
 public struct MapOperationFlags: OptionSet, Hashable, Sendable, CustomStringConvertible {
+    /// The raw value.
     public var rawValue: UInt32
+    /// Wraps a raw value (not validated here: maps validate what they are given).
     public init(rawValue: UInt32) { self.rawValue = rawValue }
 
     /// The operation comes from helper (program) mode (`EBPF_MAP_OPERATION_HELPER`, 0x01).
@@ -14,6 +16,7 @@ public struct MapOperationFlags: OptionSet, Hashable, Sendable, CustomStringConv
     /// Must not fail.
     public static let mapCleanup = MapOperationFlags(rawValue: 0x04)
 
+    /// A readable form, for logs and error messages.
     public var description: String {
         var names: [String] = []
         if contains(.helper) { names.append("HELPER") }
@@ -71,19 +74,23 @@ protocol FlaggedWrites: RawMap {
 }
 
 extension FlaggedWrites {
+    /// User-mode update. Contract: ``RawMap/update(key:value:flags:)``.
     public func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags) throws(MapError) {
         try update(key: key, value: value, flags: flags, operation: [])
     }
 
+    /// Helper-mode update (providers see `.helper`). Contract: ``RawMap/update(key:value:flags:in:)``.
     public func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
                        in section: borrowing EpochSection) throws(MapError) {
         try update(key: key, value: value, flags: flags, operation: .helper)
     }
 
+    /// User-mode delete. Contract: ``RawMap/delete(key:)``.
     public func delete(key: UnsafeRawBufferPointer) throws(MapError) {
         try delete(key: key, operation: [])
     }
 
+    /// Helper-mode delete (providers see `.helper`). Contract: ``RawMap/delete(key:in:)``.
     public func delete(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError) {
         try delete(key: key, operation: .helper)
     }

@@ -17,6 +17,7 @@ public enum MapRegistry {
     /// Creates custom-type maps; installed by the provider layer (`RCUMapProviders`) when it
     /// is first used. Not API.
     package typealias CustomTypeFactory = @Sendable (MapDefinition) throws(MapError) -> any RawMap
+    /// The installed factory for custom types (set by the provider layer). Not API.
     package static let customTypeFactory = ThreadLock<CustomTypeFactory?>(nil)
 
     /// Built-in types this release can create.

@@ -4,23 +4,39 @@
 /// providers. ``linuxTypeID`` gives the Linux `enum bpf_map_type` value for people porting
 /// code from Linux, where the numbering differs.
 public struct MapType: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    /// The raw value.
     public var rawValue: UInt32
 
+    /// Wraps a raw value (not validated here: maps validate what they are given).
     public init(rawValue: UInt32) { self.rawValue = rawValue }
 
+    /// `BPF_MAP_TYPE_HASH` (1); its Linux ID is ``linuxTypeID``.
     public static let hash = MapType(rawValue: 1)
+    /// `BPF_MAP_TYPE_ARRAY` (2); its Linux ID is ``linuxTypeID``.
     public static let array = MapType(rawValue: 2)
+    /// `BPF_MAP_TYPE_PROG_ARRAY` (3); its Linux ID is ``linuxTypeID``.
     public static let programArray = MapType(rawValue: 3)
+    /// `BPF_MAP_TYPE_PERCPU_HASH` (4); its Linux ID is ``linuxTypeID``.
     public static let perCPUHash = MapType(rawValue: 4)
+    /// `BPF_MAP_TYPE_PERCPU_ARRAY` (5); its Linux ID is ``linuxTypeID``.
     public static let perCPUArray = MapType(rawValue: 5)
+    /// `BPF_MAP_TYPE_HASH_OF_MAPS` (6); its Linux ID is ``linuxTypeID``.
     public static let hashOfMaps = MapType(rawValue: 6)
+    /// `BPF_MAP_TYPE_ARRAY_OF_MAPS` (7); its Linux ID is ``linuxTypeID``.
     public static let arrayOfMaps = MapType(rawValue: 7)
+    /// `BPF_MAP_TYPE_LRU_HASH` (8); its Linux ID is ``linuxTypeID``.
     public static let lruHash = MapType(rawValue: 8)
+    /// `BPF_MAP_TYPE_LPM_TRIE` (9); its Linux ID is ``linuxTypeID``.
     public static let lpmTrie = MapType(rawValue: 9)
+    /// `BPF_MAP_TYPE_QUEUE` (10); its Linux ID is ``linuxTypeID``.
     public static let queue = MapType(rawValue: 10)
+    /// `BPF_MAP_TYPE_LRU_PERCPU_HASH` (11); its Linux ID is ``linuxTypeID``.
     public static let lruPerCPUHash = MapType(rawValue: 11)
+    /// `BPF_MAP_TYPE_STACK` (12); its Linux ID is ``linuxTypeID``.
     public static let stack = MapType(rawValue: 12)
+    /// `BPF_MAP_TYPE_RINGBUF` (13); its Linux ID is ``linuxTypeID``.
     public static let ringBuffer = MapType(rawValue: 13)
+    /// `BPF_MAP_TYPE_PERF_EVENT_ARRAY` (14); its Linux ID is ``linuxTypeID``.
     public static let perfEventArray = MapType(rawValue: 14)
 
     /// Built-in type IDs: 1 through 4095.

@@ -2,8 +2,10 @@
 ///
 /// Any other raw value is rejected with ``MapError/invalidArgument`` by every map.
 public struct MapUpdateFlags: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    /// The raw value.
     public var rawValue: UInt64
 
+    /// Wraps a raw value (not validated here: maps validate what they are given).
     public init(rawValue: UInt64) { self.rawValue = rawValue }
 
     /// Create the entry or replace it (`BPF_ANY`, 0).
@@ -16,6 +18,7 @@ public struct MapUpdateFlags: RawRepresentable, Hashable, Sendable, CustomString
     /// Whether the value is one of the three flags.
     public var isValid: Bool { rawValue <= 2 }
 
+    /// A readable form, for logs and error messages.
     public var description: String {
         switch rawValue {
         case 0: "BPF_ANY"

@@ -4,8 +4,10 @@
 /// ``EpochMemory/statistics(for:)`` tells how much memory a map or subsystem holds and
 /// how much is waiting for a grace period.
 public struct PoolTag: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    /// The raw value.
     public var rawValue: UInt32
 
+    /// Wraps a raw value (not validated here: maps validate what they are given).
     @inlinable
     public init(rawValue: UInt32) { self.rawValue = rawValue }
 
@@ -23,6 +25,7 @@ public struct PoolTag: RawRepresentable, Hashable, Sendable, CustomStringConvert
         self.rawValue = value
     }
 
+    /// A readable form, for logs and error messages.
     public var description: String {
         let bytes = (0..<4).map { UInt8(truncatingIfNeeded: rawValue >> (8 * $0)) }
         if bytes.allSatisfy({ $0 >= 0x20 && $0 < 0x7f }) {

@@ -66,6 +66,7 @@ public struct ProgramType: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// A readable form, for logs and error messages.
     public var description: String {
         let hex = bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }
         return [hex[0..<4], hex[4..<6], hex[6..<8], hex[8..<10], hex[10..<16]].map { $0.joined() }.joined(separator: "-")

@@ -105,6 +105,7 @@ public final class ProviderBackedMap: RawMap, @unchecked Sendable {
         if let outcome { throw outcome }
     }
 
+    /// Entries in the map: a snapshot under concurrent updates (arrays: `maxEntries`). Any thread.
     public var count: Int { base.count }
 
     // MARK: Checks
@@ -129,6 +130,7 @@ public final class ProviderBackedMap: RawMap, @unchecked Sendable {
 
     // MARK: Lookup
 
+    /// User-mode lookup. Contract: ``RawMap/lookup(key:into:)``.
     public func lookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
         try checkSizes(key: key, value: value.baseAddress == nil ? -1 : value.count)
         Epoch.enter()
@@ -152,6 +154,7 @@ public final class ProviderBackedMap: RawMap, @unchecked Sendable {
         }
     }
 
+    /// Helper-mode lookup, borrowed until `section` ends. Contract: ``RawMap/lookupInPlace(key:in:)``.
     public func lookupInPlace(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError)
         -> UnsafeMutableRawBufferPointer
     {
@@ -168,12 +171,14 @@ public final class ProviderBackedMap: RawMap, @unchecked Sendable {
 
     // MARK: Update
 
+    /// User-mode update. Contract: ``RawMap/update(key:value:flags:)``.
     public func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags) throws(MapError) {
         try update(key: key, value: value, flags: flags, operation: []) { (stored) throws(MapError) in
             try base.update(key: key, value: stored, flags: flags)
         }
     }
 
+    /// Helper-mode update (providers see `.helper`). Contract: ``RawMap/update(key:value:flags:in:)``.
     public func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
                        in section: borrowing EpochSection) throws(MapError) {
         guard !updatesOriginalValue else { throw Self.helperModeBlocked }
@@ -221,11 +226,13 @@ public final class ProviderBackedMap: RawMap, @unchecked Sendable {
 
     // MARK: Delete
 
+    /// User-mode delete. Contract: ``RawMap/delete(key:)``.
     public func delete(key: UnsafeRawBufferPointer) throws(MapError) {
         try checkSizes(key: key, value: nil)
         try base.delete(key: key)
     }
 
+    /// Helper-mode delete (providers see `.helper`). Contract: ``RawMap/delete(key:in:)``.
     public func delete(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError) {
         guard !updatesOriginalValue else { throw Self.helperModeBlocked }
         try checkSizes(key: key, value: nil)
@@ -261,6 +268,7 @@ public final class ProviderBackedMap: RawMap, @unchecked Sendable {
 
     // MARK: Iteration
 
+    /// Get-next-key iteration. Contract: ``RawMap/nextKey(after:into:)``.
     public func nextKey(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer) throws(MapError) {
         try base.nextKey(after: key, into: nextKey)
     }

@@ -23,6 +23,7 @@ public final class ArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sendab
     // @unchecked Sendable: `storage` is allocated once and only accessed through atomics
     // (user mode) or as borrowed memory (helper mode, caller's responsibility).
 
+    /// The definition the map was created with. Immutable; any thread.
     public let definition: MapDefinition
     let valueSize: Int
     let maxEntries: Int
@@ -112,6 +113,7 @@ public final class ArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sendab
         }
     }
 
+    /// Entries in the map: a snapshot under concurrent updates (arrays: `maxEntries`). Any thread.
     public var count: Int { maxEntries }
 
     // MARK: Slots
@@ -172,6 +174,7 @@ public final class ArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sendab
 
     // MARK: Lookup
 
+    /// User-mode lookup. Contract: ``RawMap/lookup(key:into:)``.
     public func lookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
         let index = try self.index(key)
         try checkValue(value, valueSize)
@@ -195,6 +198,7 @@ public final class ArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sendab
         }
     }
 
+    /// Helper-mode lookup, borrowed until `section` ends. Contract: ``RawMap/lookupInPlace(key:in:)``.
     public func lookupInPlace(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError)
         -> UnsafeMutableRawBufferPointer
     {
@@ -278,12 +282,14 @@ public final class ArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sendab
         throw MapError.invalidArgument.with(reason: "array elements cannot be deleted")
     }
 
+    /// Atomic removal with an inspection of the removed value first. Contract: ``ObservableBaseMap``.
     package func remove(key: UnsafeRawBufferPointer,
                         inspecting inspect: (UnsafeRawBufferPointer) throws(MapError) -> Void) throws(MapError) {
         _ = try index(key)
         throw MapError.notSupported.with(reason: "lookup-and-delete is not supported on arrays")
     }
 
+    /// Atomic lookup-and-delete. Contract: ``RawMap/lookupAndDelete(key:into:)``.
     public func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
         _ = try index(key)
         throw MapError.notSupported.with(reason: "lookup-and-delete is not supported on arrays")
@@ -291,6 +297,7 @@ public final class ArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sendab
 
     // MARK: Iteration
 
+    /// Get-next-key iteration. Contract: ``RawMap/nextKey(after:into:)``.
     public func nextKey(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer) throws(MapError) {
         guard nextKey.count == 4, nextKey.baseAddress != nil else {
             throw MapError.invalidArgument.with(reason: "key buffer is \(nextKey.count) bytes, array keys are 4")

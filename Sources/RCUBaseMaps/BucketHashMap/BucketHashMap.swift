@@ -33,6 +33,7 @@ public final class BucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecked S
     // @unchecked Sendable: buckets are reached through atomics and changed only under
     // their bucket's lock; everything else is immutable or atomic.
 
+    /// The definition the map was created with. Immutable; any thread.
     public let definition: MapDefinition
     let keySize: Int
     let valueSize: Int
@@ -110,6 +111,7 @@ public final class BucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecked S
         locks.deallocate()
     }
 
+    /// Entries in the map: a snapshot under concurrent updates (arrays: `maxEntries`). Any thread.
     public var count: Int { capacity.entries }
 
     // MARK: Bucket layout
@@ -178,6 +180,7 @@ public final class BucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecked S
 
     // MARK: Lookup
 
+    /// User-mode lookup. Contract: ``RawMap/lookup(key:into:)``.
     public func lookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
         try checkKey(key, keySize)
         try checkValue(value, valueSize)
@@ -187,6 +190,7 @@ public final class BucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecked S
         value.baseAddress!.copyMemory(from: stored, byteCount: valueSize)
     }
 
+    /// Helper-mode lookup, borrowed until `section` ends. Contract: ``RawMap/lookupInPlace(key:in:)``.
     public func lookupInPlace(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError)
         -> UnsafeMutableRawBufferPointer
     {
@@ -314,6 +318,7 @@ public final class BucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecked S
         EpochMemory.free(removed)
     }
 
+    /// Atomic removal with an inspection of the removed value first. Contract: ``ObservableBaseMap``.
     package func remove(key: UnsafeRawBufferPointer,
                         inspecting inspect: (UnsafeRawBufferPointer) throws(MapError) -> Void) throws(MapError) {
         try checkKey(key, keySize)
@@ -322,6 +327,7 @@ public final class BucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecked S
         EpochMemory.free(removed)
     }
 
+    /// Atomic lookup-and-delete. Contract: ``RawMap/lookupAndDelete(key:into:)``.
     public func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
         try checkKey(key, keySize)
         try checkValue(value, valueSize)
@@ -366,6 +372,7 @@ public final class BucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecked S
 
     // MARK: Iteration
 
+    /// Get-next-key iteration. Contract: ``RawMap/nextKey(after:into:)``.
     public func nextKey(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer) throws(MapError) {
         if let key { try checkKey(key, keySize) }
         guard nextKey.count == keySize, nextKey.baseAddress != nil else {

@@ -22,6 +22,7 @@ public final class LockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchecked
     // @unchecked Sendable: `table` is only touched through liburcu's thread-safe API in
     // epochs; every other stored property is immutable or atomic.
 
+    /// The definition the map was created with. Immutable; any thread.
     public let definition: MapDefinition
     let table: OpaquePointer
     let keySize: Int
@@ -98,6 +99,7 @@ public final class LockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchecked
         }
     }
 
+    /// Entries in the map: a snapshot under concurrent updates (arrays: `maxEntries`). Any thread.
     public var count: Int { capacity.entries }
 
     // MARK: Entry layout
@@ -148,6 +150,7 @@ public final class LockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchecked
 
     // MARK: Lookup
 
+    /// User-mode lookup. Contract: ``RawMap/lookup(key:into:)``.
     public func lookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
         try checkKey(key, keySize)
         try checkValue(value, valueSize)
@@ -158,6 +161,7 @@ public final class LockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchecked
         value.baseAddress!.copyMemory(from: valuePointer(entry), byteCount: valueSize)
     }
 
+    /// Helper-mode lookup, borrowed until `section` ends. Contract: ``RawMap/lookupInPlace(key:in:)``.
     public func lookupInPlace(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError)
         -> UnsafeMutableRawBufferPointer
     {
@@ -278,6 +282,7 @@ public final class LockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchecked
         retire(entry)
     }
 
+    /// Atomic removal with an inspection of the removed value first. Contract: ``ObservableBaseMap``.
     package func remove(key: UnsafeRawBufferPointer,
                         inspecting inspect: (UnsafeRawBufferPointer) throws(MapError) -> Void) throws(MapError) {
         try checkKey(key, keySize)
@@ -291,6 +296,7 @@ public final class LockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchecked
         retire(entry)
     }
 
+    /// Atomic lookup-and-delete. Contract: ``RawMap/lookupAndDelete(key:into:)``.
     public func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
         try checkKey(key, keySize)
         try checkValue(value, valueSize)
@@ -327,6 +333,7 @@ public final class LockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchecked
 
     // MARK: Iteration
 
+    /// Get-next-key iteration. Contract: ``RawMap/nextKey(after:into:)``.
     public func nextKey(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer) throws(MapError) {
         if let key { try checkKey(key, keySize) }
         guard nextKey.count == keySize, nextKey.baseAddress != nil else {
