@@ -45,6 +45,22 @@ struct XorShiftRandom {
         return state &* 0x2545_F491_4F6C_DD1D
     }
 
+    /// Stream `stream` of the family named by `seed` (a stress run's --seed), mixed by
+    /// splitmix64 so that neighbouring seeds and streams are unrelated; never zero.
+    init(seed: UInt64, stream: Int) {
+        var mixed = seed &+ (UInt64(truncatingIfNeeded: stream) &+ 1) &* 0x9E37_79B9_7F4A_7C15
+        mixed = (mixed ^ (mixed >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        mixed = (mixed ^ (mixed >> 27)) &* 0x94D0_49BB_1331_11EB
+        mixed ^= mixed >> 31
+        state = mixed == 0 ? 0x2545_F491_4F6C_DD1D : mixed
+    }
+
+    /// A number in `0..<bound` (bound ≤ 2^32).
+    @inline(__always)
+    mutating func below(_ bound: Int) -> Int {
+        Self.index(next(), below: UInt64(truncatingIfNeeded: bound))
+    }
+
     /// An index in `0..<bound` from the high 32 bits of `random` (multiply-shift, bound ≤ 2^32).
     @inline(__always)
     static func index(_ random: UInt64, below bound: UInt64) -> Int {

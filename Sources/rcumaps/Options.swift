@@ -54,27 +54,15 @@ func parseCommand(_ arguments: [String]) throws(UsageError) -> Command {
     }
     var options = BenchOptions()
     while let argument = rest.popFirst() {
-        var name = argument
-        var inlineValue: String?
-        if argument.hasPrefix("--"), let equals = argument.firstIndex(of: "=") {
-            name = String(argument[..<equals])
-            inlineValue = String(argument[argument.index(after: equals)...])
-        }
-        /// The option's value: inline after `=`, or the next argument.
-        func value() throws(UsageError) -> String {
-            if let inlineValue { return inlineValue }
-            guard let next = rest.popFirst() else { throw UsageError(message: "\(name) needs a value") }
-            return next
-        }
-        func noValue() throws(UsageError) {
-            if inlineValue != nil { throw UsageError(message: "\(name) takes no value") }
-        }
+        let token = OptionToken(argument)
+        let name = token.name
+        func value() throws(UsageError) -> String { try token.value(from: &rest) }
         switch name {
         case "-h", "--help":
-            try noValue()
+            try token.noValue()
             return .help
         case "--json":
-            try noValue()
+            try token.noValue()
             options.json = true
         case "--threads":
             options.threads = try parseList(try value(), option: name) { (text) throws(UsageError) in
@@ -156,5 +144,34 @@ extension String {
         guard let first = firstIndex(where: { !isSpace($0) }),
               let last = lastIndex(where: { !isSpace($0) }) else { return "" }
         return String(self[first...last])
+    }
+}
+
+/// One command-line option as written: `--name value` or `--name=value`.
+struct OptionToken {
+    let name: String
+    private let inlineValue: String?
+
+    /// Splits `argument`; `--name=value` carries its value inline.
+    init(_ argument: String) {
+        if argument.hasPrefix("--"), let equals = argument.firstIndex(of: "=") {
+            name = String(argument[..<equals])
+            inlineValue = String(argument[argument.index(after: equals)...])
+        } else {
+            name = argument
+            inlineValue = nil
+        }
+    }
+
+    /// The option's value: inline after `=`, or the next argument (consumed from `rest`).
+    func value(from rest: inout ArraySlice<String>) throws(UsageError) -> String {
+        if let inlineValue { return inlineValue }
+        guard let next = rest.popFirst() else { throw UsageError(message: "\(name) needs a value") }
+        return next
+    }
+
+    /// Fails if a value was given to an option that takes none.
+    func noValue() throws(UsageError) {
+        if inlineValue != nil { throw UsageError(message: "\(name) takes no value") }
     }
 }

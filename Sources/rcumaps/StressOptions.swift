@@ -52,21 +52,12 @@ func parseStressCommand(_ arguments: [String]) throws(UsageError) -> Command {
     var rest = arguments[...]
     var options = StressOptions()
     while let argument = rest.popFirst() {
-        var name = argument
-        var inlineValue: String?
-        if argument.hasPrefix("--"), let equals = argument.firstIndex(of: "=") {
-            name = String(argument[..<equals])
-            inlineValue = String(argument[argument.index(after: equals)...])
-        }
-        /// The option's value: inline after `=`, or the next argument.
-        func value() throws(UsageError) -> String {
-            if let inlineValue { return inlineValue }
-            guard let next = rest.popFirst() else { throw UsageError(message: "\(name) needs a value") }
-            return next
-        }
+        let token = OptionToken(argument)
+        let name = token.name
+        func value() throws(UsageError) -> String { try token.value(from: &rest) }
         switch name {
         case "-h", "--help":
-            if inlineValue != nil { throw UsageError(message: "\(name) takes no value") }
+            try token.noValue()
             return .stressHelp
         case "--map", "--maps":
             options.maps = try parseList(try value(), option: name) { (text) throws(UsageError) in

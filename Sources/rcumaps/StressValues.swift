@@ -199,29 +199,3 @@ final class StressObjects: Sendable {
     }
 }
 
-/// A per-thread pseudo-random stream derived from a seed (xorshift64*, seeded by splitmix64).
-struct StressRandom {
-    private var state: UInt64
-
-    init(seed: UInt64, stream: Int) {
-        var mixed = seed &+ (UInt64(truncatingIfNeeded: stream) &+ 1) &* 0x9E37_79B9_7F4A_7C15
-        mixed = (mixed ^ (mixed >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        mixed = (mixed ^ (mixed >> 27)) &* 0x94D0_49BB_1331_11EB
-        mixed ^= mixed >> 31
-        state = mixed == 0 ? 0x2545_F491_4F6C_DD1D : mixed
-    }
-
-    @inline(__always)
-    mutating func next() -> UInt64 {
-        state ^= state >> 12
-        state ^= state << 25
-        state ^= state >> 27
-        return state &* 0x2545_F491_4F6C_DD1D
-    }
-
-    /// A number in `0..<bound` (bound ≤ 2^32).
-    @inline(__always)
-    mutating func below(_ bound: Int) -> Int {
-        Int(truncatingIfNeeded: ((next() >> 32) &* UInt64(truncatingIfNeeded: bound)) >> 32)
-    }
-}

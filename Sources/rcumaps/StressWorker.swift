@@ -61,7 +61,7 @@ final class StressWorker<Map: RawMap> {
     let index: Int
     let writer: Int
     let keys: Int
-    var random: StressRandom
+    var random: XorShiftRandom
     let operations: [StressOperation]
     var version: UInt64 = 0
     var stats = StressStats()
@@ -83,7 +83,7 @@ final class StressWorker<Map: RawMap> {
         self.index = index
         writer = index + 1
         keys = harness.keys
-        random = StressRandom(seed: harness.seed, stream: index)
+        random = XorShiftRandom(seed: harness.seed, stream: index)
         operations = StressOperation.table(for: harness.kind)
         expected = (0..<harness.keys).map { harness.owner($0) == index ? harness.prefillToken($0) : StressToken.absent }
         lastSeen = [UInt64](repeating: StressToken.absent, count: harness.keys)
