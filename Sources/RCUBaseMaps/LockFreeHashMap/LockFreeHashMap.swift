@@ -214,20 +214,34 @@ public final class LockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchecked
             discard(entry)
             throw MapError.alreadyExists
         }
-        switch capacity.reserve(keyExists: { find(key, hash: hash) != nil }) {
+        switch publishNew(key, hash: hash, entry: entry) {
+        case .published:
+            return
         case .exists:
             discard(entry)
             throw MapError.alreadyExists
         case .full:
             discard(entry)
             throw MapError.outOfSpace
+        }
+    }
+
+    enum Publication { case published, exists, full }
+
+    /// Reserves a capacity slot and publishes `entry` as a new key (`cds_lfht_add_unique`).
+    /// `.exists` when the key is (or became) present — `entry` is then unpublished and still
+    /// the caller's; `.full` when the map is really full. Caller holds an epoch.
+    func publishNew(_ key: UnsafeRawBufferPointer, hash: UInt,
+                    entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>) -> Publication {
+        switch capacity.reserve(keyExists: { find(key, hash: hash) != nil }) {
+        case .exists:
+            return .exists
+        case .full:
+            return .full
         case .reserved:
             let published = rcumaps_lfht_add_unique(table, hash, keySize, entry) == entry
             capacity.resolve(published: published)
-            if !published {
-                discard(entry)
-                throw MapError.alreadyExists
-            }
+            return published ? .published : .exists
         }
     }
 
@@ -241,16 +255,14 @@ public final class LockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchecked
                 if replace(old, with: entry, hash: hash, key: key, operation: operation) { return }
                 continue  // `old` left the map meanwhile: look again
             }
-            switch capacity.reserve(keyExists: { find(key, hash: hash) != nil }) {
+            switch publishNew(key, hash: hash, entry: entry) {
+            case .published:
+                return
             case .exists:
-                continue  // inserted meanwhile: replace it
+                continue  // inserted meanwhile: go round and replace it (`entry` is unpublished)
             case .full:
                 discard(entry)
                 throw MapError.outOfSpace
-            case .reserved:
-                let published = rcumaps_lfht_add_unique(table, hash, keySize, entry) == entry
-                capacity.resolve(published: published)
-                if published { return }  // else inserted concurrently: go round and replace it
             }
         }
     }
