@@ -15,9 +15,9 @@ import PackageDescription
 let swiftSettings: [SwiftSetting] = [
     // Swift 6 language mode: complete strict-concurrency checking is on.
     .swiftLanguageMode(.v6),
-    // The `LGPLInline` trait selects the C shim that defines `_LGPL_SOURCE`, inlining
-    // liburcu's read-side fast path into the caller (see README, "Licence and the LGPL trait").
-    .define("RCUMAPS_LGPL_INLINE", .when(traits: ["LGPLInline"])),
+    // The `InlineReadSide` trait (default) inlines liburcu's read lock and unlock into the
+    // caller (see README, "Licence and the read-side trait").
+    .define("RCUMAPS_INLINE_READ_SIDE", .when(traits: ["InlineReadSide"])),
     // Uncomment to compile the internal consistency checks (`_invariantCheck()`) into release builds;
     // debug builds always have them.
     // .define("RCUMAPS_INTERNAL_CHECKS"),
@@ -36,12 +36,14 @@ let package = Package(
     ],
     traits: [
         .trait(
-            name: "LGPLInline",
+            name: "InlineReadSide",
             description: """
-                Build liburcu's read-side fast path inline (_LGPL_SOURCE). Faster epoch enter/exit, \
-                but LGPL-2.1 code is then compiled into your binary: only enable it if your licence allows.
+                Inline liburcu's read lock and unlock (each under ten lines, which liburcu marks as \
+                usable by non-LGPL code) instead of calling them in liburcu-memb.so: epoch enter+exit \
+                drops from about 12 ns to 3 ns. Disable default traits for the call-only read side.
                 """
         ),
+        .default(enabledTraits: ["InlineReadSide"]),
     ],
     targets: [
         .systemLibrary(
@@ -60,14 +62,14 @@ let package = Package(
             ]
         ),
         .target(
-            name: "CRCUMapsShimLGPL",
+            name: "CRCUMapsInlineReadSide",
             dependencies: ["CRCUMapsShim"]
         ),
         .target(
             name: "RCUEpoch",
             dependencies: [
                 "CRCUMapsShim",
-                .target(name: "CRCUMapsShimLGPL", condition: .when(traits: ["LGPLInline"])),
+                .target(name: "CRCUMapsInlineReadSide", condition: .when(traits: ["InlineReadSide"])),
             ],
             swiftSettings: swiftSettings
         ),

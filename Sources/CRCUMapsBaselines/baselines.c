@@ -1,3 +1,6 @@
+/* The read lock is liburcu's inline one, as RCUMaps' default build (trait
+ * InlineReadSide) uses: the baseline pays what a C user of liburcu pays. */
+#define _LGPL_SOURCE 1
 #include "CRCUMapsBaselines.h"
 
 #include <stdlib.h>

@@ -1,15 +1,16 @@
-// The read-side fast path: the only file that chooses between the safe shim
-// (a call into liburcu-memb.so) and the LGPL-inlined one (trait `LGPLInline`).
+// The read-side fast path: the only file that chooses between liburcu's inline read
+// lock (trait `InlineReadSide`, on by default) and the call-only shim (a call into
+// liburcu-memb.so, when the trait is disabled).
 import CRCUMapsShim
-#if RCUMAPS_LGPL_INLINE
-import CRCUMapsShimLGPL
+#if RCUMAPS_INLINE_READ_SIDE
+import CRCUMapsInlineReadSide
 #endif
 
 /// Enters a liburcu read-side critical section, registering the thread on first use.
 @inlinable @inline(__always)
 func _epochReadLock() {
-    #if RCUMAPS_LGPL_INLINE
-    rcumaps_lgpl_read_lock()
+    #if RCUMAPS_INLINE_READ_SIDE
+    rcumaps_inline_read_lock()
     #else
     rcumaps_read_lock()
     #endif
@@ -18,8 +19,8 @@ func _epochReadLock() {
 /// Leaves a liburcu read-side critical section.
 @inlinable @inline(__always)
 func _epochReadUnlock() {
-    #if RCUMAPS_LGPL_INLINE
-    rcumaps_lgpl_read_unlock()
+    #if RCUMAPS_INLINE_READ_SIDE
+    rcumaps_inline_read_unlock()
     #else
     rcumaps_read_unlock()
     #endif

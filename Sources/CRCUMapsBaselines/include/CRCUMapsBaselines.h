@@ -2,8 +2,9 @@
  * Baselines for `rcumaps bench` and the Benchmarks package, written in C so that
  * they measure what a C programmer would get, with no Swift layer in between:
  *
- *  - raw liburcu rculfhash (memb flavour, same library build as RCUMaps, no
- *    _LGPL_SOURCE): one read-side section + cds_lfht_lookup per operation;
+ *  - raw liburcu rculfhash (memb flavour, same library build as RCUMaps, read
+ *    lock inlined with _LGPL_SOURCE as in RCUMaps' default build): one read-side
+ *    section + cds_lfht_lookup per operation;
  *  - an unsynchronised open-addressing table (linear probing, load <= 1/2): the
  *    floor under any hash lookup.
  *

@@ -13,7 +13,8 @@
  *     creates with membarrier and uninstrumented atomics (no-ops otherwise).
  *
  * This header never defines _LGPL_SOURCE: the read lock is a call into
- * liburcu-memb.so. CRCUMapsShimLGPL is the inlined variant (LGPLInline trait).
+ * liburcu-memb.so. CRCUMapsInlineReadSide is the inlined variant (trait
+ * InlineReadSide, on by default).
  */
 #ifndef CRCUMAPS_SHIM_H
 #define CRCUMAPS_SHIM_H
