@@ -80,6 +80,27 @@ public enum EpochMemory {
     ///
     /// Concurrency: any thread. Use on error paths (a node built but not inserted).
     public static func freeUnpublished(_ block: UnsafeMutableRawPointer) {
+        release(block)
+    }
+
+    /// Releases a block (from either allocator) at once, without a grace period, when no
+    /// thread can reach it any more: its owner is being destroyed and every reader and
+    /// work item that could hold its address has finished.
+    ///
+    /// - Precondition: nothing can reach the block; it has not been freed before;
+    ///   `cacheAligned` says which allocator it came from.
+    ///
+    /// Concurrency: any thread, including the reclamation thread.
+    public static func freeUnreachable(_ block: UnsafeMutableRawPointer, cacheAligned: Bool = false) {
+        let flags = Header(block: block).state.pointee.load(ordering: .relaxed)
+        precondition((flags & Flags.cacheAligned != 0) == cacheAligned,
+                     cacheAligned ? "freeUnreachable(cacheAligned: true) of a block from allocate"
+                                  : "freeUnreachable of a block from allocateCacheAligned")
+        release(block)
+    }
+
+    /// Accounts a block out and gives it back to the allocator.
+    private static func release(_ block: UnsafeMutableRawPointer) {
         let header = Header(block: block)
         let flags = header.state.pointee.bitwiseOr(Flags.retired, ordering: .relaxed).oldValue
         precondition(flags & Flags.retired == 0, "epoch memory freed twice")

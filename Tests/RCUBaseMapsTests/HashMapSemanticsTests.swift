@@ -221,31 +221,51 @@ struct HashMapSemanticsTests {
         #expect(settled.liveBytes == 0)
         #expect(settled.pendingBytes == 0)
         #expect(settled.liveAllocations == 0)
-        #expect(settled.allocationCount > 5000)
+        // Every lock-free entry and replacement is an allocation; the bucket hash preallocates.
+        #expect(settled.allocationCount > (implementation == .lockFree ? 5000 : 0))
     }
 
+    /// 16-byte values: a replacement is a new node (lock-free) or a new slot (bucket), and
+    /// the displaced one is reclaimed after a grace period.
     @Test(arguments: implementations)
     func sustainedReplaceKeepsMemoryBounded(_ implementation: HashImplementation) throws {
         let tag = uniqueTag()
-        let map = try makeMap(implementation, maxEntries: 256, tag: tag)
-        for key: UInt64 in 0..<256 { try map.put(key, 0) }
+        let map = try makeMap(implementation, valueSize: 16, maxEntries: 256, tag: tag)
+        for key: UInt64 in 0..<256 { try map.put(key, (UInt64(0), UInt64(0))) }
         let steady = settledStatistics(for: tag).liveBytes
         #expect(steady > 0)
         var maxPending = 0
+        var maxLive = 0
         for round in 1...5 {
             for step in 0..<40_000 {
-                try map.put(UInt64(step & 255), UInt64(round * step))
-                if step % 4096 == 0 { maxPending = max(maxPending, EpochMemory.statistics(for: tag).pendingBytes) }
+                try map.put(UInt64(step & 255), (UInt64(round * step), UInt64(step)))
+                if step % 4096 == 0 {
+                    let statistics = EpochMemory.statistics(for: tag)
+                    maxPending = max(maxPending, statistics.pendingBytes)
+                    maxLive = max(maxLive, statistics.liveBytes)
+                }
             }
-            // After a barrier, exactly the steady-state memory remains: nothing leaked.
-            #expect(settledStatistics(for: tag).liveBytes == steady, "round \(round)")
+            var settled = settledStatistics(for: tag).liveBytes
+            if implementation == .lockFree {
+                // After a barrier, exactly the steady-state memory remains: nothing leaked.
+                #expect(settled == steady, "round \(round)")
+            } else {
+                // Reclaim work items reschedule for slots retired after they were queued,
+                // and emptied overflow buckets are retired in turn: a few more generations.
+                for _ in 0..<4 { Epoch.barrier() }
+                settled = EpochMemory.statistics(for: tag).liveBytes
+                // Replacements may settle in overflow buckets, each holding a live key.
+                #expect(settled <= steady + 256 * 96, "round \(round)")
+            }
         }
-        #expect(EpochMemory.statistics(for: tag).allocationCount >= 200_000)
-        // Reclamation kept up: far less is pending at any sample than was freed in a round.
+        if implementation == .lockFree { #expect(EpochMemory.statistics(for: tag).allocationCount >= 200_000) }
+        // Reclamation kept up: far less is pending, and live, at any sample than a round replaced.
         #expect(maxPending < 40_000 * 64)
+        #expect(maxLive < steady + 40_000 * 64)
     }
 
-    @Test(arguments: implementations)
+    /// The bucket hash preallocates its slots: its ENOMEM case is in BucketChainTests.
+    @Test(arguments: [HashImplementation.lockFree])
     func allocationFailureIsENOMEMAndLeavesTheMapUnchanged(_ implementation: HashImplementation) throws {
         let tag = uniqueTag()
         let map = try makeMap(implementation, tag: tag)

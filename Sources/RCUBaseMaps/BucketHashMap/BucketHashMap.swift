@@ -5,65 +5,65 @@ import Synchronization
 import Glibc
 #endif
 
-/// A `HASH` map built as eBPF-for-Windows' `ebpf_hash_table.c`: lock-free readers,
-/// one lock per bucket for writers, buckets replaced whole and retired through the epoch.
+/// A `HASH` map with lock-free readers and one lock per bucket for writers, whose keys
+/// and values sit inline in cache-line buckets: a lookup is one hash, one bucket line
+/// and one key compare — no pointer to follow.
 ///
-/// Layout:
-/// - a fixed array of bucket pointers (a power of two, up to 2^22) with one 4-byte futex
-///   mutex per bucket;
-/// - a bucket is one epoch allocation: `count`, then `count` entries of
-///   `[value pointer (atomic) | key padded to 8 bytes]`, sorted by key bytes, so a
-///   bucket's keys sit together in memory and iteration has a total order;
-/// - values live out of line (one epoch allocation each), so a helper-mode pointer stays
-///   valid — and in-place writes stay visible — while other keys of its bucket change.
+/// Layout (``BucketTable``): `bucketCount` buckets in one cache-aligned block, preallocated
+/// for `maxEntries` (as Linux preallocates hash elements); a full bucket chains to an
+/// overflow bucket of the same layout. A bucket is
+/// - a control word: one tag byte per slot (`0x80 | 7 hash bits` when the slot is live,
+///   0 when not), a *retired* bit per slot, a *reclaim scheduled* bit;
+/// - the address of its overflow bucket, or 0;
+/// - `slotsPerBucket` slots of `[key padded to 8 | value padded to 8]`.
 ///
-/// Writers:
-/// - a new key publishes a copy of its bucket with the entry inserted (release store) and
-///   retires the old bucket;
-/// - replacing a value swaps the entry's value pointer atomically (the entry's key never
-///   changes) and retires the displaced value — exactly once, since only the holder of
-///   the bucket lock can displace it;
-/// - delete publishes a copy without the entry; if that copy cannot be allocated it
-///   clears the value pointer instead (a tombstone, skipped by readers and dropped by the
-///   bucket's next copy), so delete never fails for lack of memory.
+/// A live slot never changes (other than through helper-mode writes): it is the
+/// immutable pair of a key and one value, as a Linux hash element is.
 ///
-/// Concurrency: any number of readers and writers on any threads. Readers take no lock;
-/// writers of different buckets never contend.
+/// Writers hold the bucket's lock (a chain shares its first bucket's lock):
+/// - a new key is written into a free slot, then published by setting its tag in the
+///   control word (release store);
+/// - replacing a value writes the new pair into another free slot and publishes it, then
+///   retires the old slot; readers see the old or the new pair, never a mix, and a
+///   helper-mode pointer to the old value keeps reading it until its section ends;
+/// - delete clears the tag and marks the slot retired, in one store: it never allocates,
+///   so it never fails for lack of memory.
+///
+/// A retired slot is not reused until a grace period has passed, so a reader that matched
+/// its key keeps reading that key's value: one epoch work item per bucket and grace
+/// period returns the bucket's retired slots to the free pool.
+///
+/// Concurrency: any number of readers and writers on any threads. Readers take no lock
+/// and never write shared memory; writers of different buckets never contend.
 public final class BucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecked Sendable {
-    // @unchecked Sendable: buckets are reached through atomics and changed only under
-    // their bucket's lock; everything else is immutable or atomic.
+    // @unchecked Sendable: buckets are read through atomics (control, overflow links) and
+    // immutable live slots; they change only under their bucket's lock.
 
     /// The definition the map was created with. Immutable; any thread.
     public let definition: MapDefinition
     let keySize: Int
     let valueSize: Int
-    /// Bytes of one bucket entry: value pointer (8) + key padded to 8.
-    let entryStride: Int
-    let bucketCount: Int
-    let bucketMask: Int
     let maxEntries: Int
     let tag: PoolTag
     let hasher: KeyHasher
     let capacity: CapacityGate
-    /// Invariant: `bucketCount` atomics, each 0 or the address of a published bucket.
-    let buckets: UnsafeMutablePointer<Atomic<UInt>>
-    /// Invariant: `bucketCount` mutexes at stable addresses, destroyed in deinit.
-    let locks: UnsafeMutablePointer<Mutex<Void>>
+    /// The buckets, their locks and their reclamation; shared with pending work items.
+    let table: BucketTable
     /// The provider layer's hooks, if this map is the base of a custom map.
     let observer: (any MapEntryObserver)?
 
-    static let bucketHeaderSize = 8
-    static let maxBucketCount = 1 << 22
-
-    /// Creates an empty map with `min(nextPowerOfTwo(maxEntries), 2^22)` buckets.
+    /// Creates an empty map whose buckets hold `maxEntries` entries at two-thirds load.
     ///
-    /// - Throws: ``MapError/invalidArgument`` or ``MapError/outOfSpace`` for a bad definition.
+    /// - Throws: ``MapError/invalidArgument`` or ``MapError/outOfSpace`` for a bad definition,
+    ///   ``MapError/noMemory`` if the buckets cannot be allocated.
     public convenience init(_ definition: MapDefinition) throws(MapError) {
         try self.init(definition, observer: nil)
     }
 
     /// Creates an empty map whose removals are reported to `observer` (provider layer).
-    package init(_ definition: MapDefinition, observer: (any MapEntryObserver)?) throws(MapError) {
+    /// `bucketCount` overrides the sizing (tests use one bucket to build long chains).
+    package init(_ definition: MapDefinition, observer: (any MapEntryObserver)?,
+                 bucketCount: Int? = nil) throws(MapError) {
         guard definition.type == .hash else {
             throw MapError.invalidArgument.with(reason: "BucketHashMap serves BPF_MAP_TYPE_HASH, not \(definition.type)")
         }
@@ -71,114 +71,69 @@ public final class BucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecked S
         self.definition = definition
         keySize = definition.keySize
         valueSize = definition.valueSize
-        entryStride = 8 + roundUp8(definition.keySize)
         maxEntries = definition.maxEntries
         capacity = CapacityGate(maxEntries: definition.maxEntries)
-        bucketCount = min(Int(UInt(maxEntries).nextPowerOfTwoClamped), Self.maxBucketCount)
-        bucketMask = bucketCount - 1
         tag = definition.effectivePoolTag
         hasher = KeyHasher()
         self.observer = observer
-        buckets = .allocate(capacity: bucketCount)
-        locks = .allocate(capacity: bucketCount)
-        for index in 0..<bucketCount {
-            (buckets + index).initialize(to: Atomic<UInt>(0))
-            (locks + index).initialize(to: Mutex(()))
-        }
+        table = try BucketTable(keySize: keySize, valueSize: valueSize, maxEntries: maxEntries, tag: tag,
+                                bucketCount: bucketCount)
     }
 
     deinit {
-        for index in 0..<bucketCount {
-            let bucket = buckets[index].load(ordering: .acquiring)
-            if bucket != 0 {
-                let raw = UnsafeMutableRawPointer(bitPattern: bucket)!
-                for position in 0..<Self.entryCount(raw) {
-                    guard let value = valuePointer(raw, position) else { continue }
-                    if let observer {
-                        let key = UnsafeRawBufferPointer(start: keyPointer(raw, position), count: keySize)
-                        let stored = UnsafeRawBufferPointer(start: value, count: valueSize)
-                        _ = observer.entryWillBeRemoved(key: key, value: stored, flags: .mapCleanup)
-                        observer.entryWasRemoved(key: key, value: stored, flags: .mapCleanup)
-                    }
-                    EpochMemory.free(value)
+        table.mapReleased.store(true, ordering: .releasing)
+        // No reader can hold the map any more: report what is left to the provider.
+        guard let observer else { return }
+        for index in 0..<table.bucketCount {
+            table.forEachBucket(inChainOf: index) { bucket in
+                let control = table.loadControl(bucket)
+                for slot in 0..<table.slotsPerBucket where BucketTable.isLive(control, slot) {
+                    let entry = table.slot(bucket, slot)
+                    let key = UnsafeRawBufferPointer(start: entry, count: keySize)
+                    let value = UnsafeRawBufferPointer(start: entry + table.valueOffset, count: valueSize)
+                    _ = observer.entryWillBeRemoved(key: key, value: value, flags: .mapCleanup)
+                    observer.entryWasRemoved(key: key, value: value, flags: .mapCleanup)
                 }
-                EpochMemory.free(raw)
             }
         }
-        buckets.deinitialize(count: bucketCount)
-        buckets.deallocate()
-        locks.deinitialize(count: bucketCount)
-        locks.deallocate()
     }
 
-    /// Entries in the map: a snapshot under concurrent updates (arrays: `maxEntries`). Any thread.
+    /// Entries in the map: a snapshot under concurrent updates. Any thread.
     public var count: Int { capacity.entries }
 
-    // MARK: Bucket layout
-
-    @inline(__always)
-    static func entryCount(_ bucket: UnsafeRawPointer) -> Int { bucket.load(as: Int.self) }
-
-    @inline(__always)
-    func entry(_ bucket: UnsafeRawPointer, _ position: Int) -> UnsafeRawPointer {
-        bucket + Self.bucketHeaderSize + position * entryStride
-    }
-
-    /// The atomic value pointer of an entry.
-    @inline(__always)
-    func valueSlot(_ bucket: UnsafeRawPointer, _ position: Int) -> UnsafeMutablePointer<Atomic<UInt>> {
-        UnsafeMutablePointer(mutating: entry(bucket, position).assumingMemoryBound(to: Atomic<UInt>.self))
-    }
-
-    @inline(__always)
-    func valuePointer(_ bucket: UnsafeRawPointer, _ position: Int) -> UnsafeMutableRawPointer? {
-        UnsafeMutableRawPointer(bitPattern: valueSlot(bucket, position).pointee.load(ordering: .acquiring))
-    }
-
-    @inline(__always)
-    func keyPointer(_ bucket: UnsafeRawPointer, _ position: Int) -> UnsafeRawPointer {
-        entry(bucket, position) + 8
-    }
-
-    @inline(__always)
-    func bucketIndex(_ key: UnsafeRawBufferPointer) -> Int {
-        Int(truncatingIfNeeded: hasher.hash(key.baseAddress!, count: keySize)) & bucketMask
-    }
-
-    @inline(__always)
-    func loadBucket(_ index: Int) -> UnsafeMutableRawPointer? {
-        UnsafeMutableRawPointer(bitPattern: buckets[index].load(ordering: .acquiring))
-    }
-
-    /// Position of `key` in `bucket`, or where it would be inserted (sorted by bytes).
-    @inline(__always)
-    func search(_ bucket: UnsafeRawPointer?, _ key: UnsafeRawPointer) -> (position: Int, found: Bool) {
-        guard let bucket else { return (0, false) }
-        let count = Self.entryCount(bucket)
-        for position in 0..<count {
-            let order = memcmp(keyPointer(bucket, position), key, keySize)
-            if order == 0 { return (position, true) }
-            if order > 0 { return (position, false) }
-        }
-        return (count, false)
-    }
-
-    /// The value for `key` in the published bucket, or nil. Caller holds an epoch.
-    @inline(__always)
-    func findValue(_ key: UnsafeRawBufferPointer) -> UnsafeMutableRawPointer? {
-        guard let bucket = loadBucket(bucketIndex(key)) else { return nil }
-        let count = Self.entryCount(bucket)
-        var position = 0
-        while position < count {
-            if keysEqual(keyPointer(bucket, position), key.baseAddress!, count: keySize) {
-                return valuePointer(bucket, position)
+    /// Buckets in use beyond the first-level ones (a snapshot; for tests and diagnostics).
+    package var overflowBucketCount: Int {
+        Epoch.withSection { _ in
+            var total = 0
+            for index in 0..<table.bucketCount {
+                table.forEachBucket(inChainOf: index) { _ in total += 1 }
             }
-            position &+= 1
+            return total - table.bucketCount
         }
-        return nil
     }
 
     // MARK: Lookup
+
+    /// The live slot holding `key`, or nil. Caller holds an epoch (or the bucket's lock).
+    @inline(__always)
+    func findSlot(_ key: UnsafeRawPointer, hash: UInt64) -> UnsafeMutableRawPointer? {
+        let pattern = BucketTable.tag(hash) &* BucketTable.byteOnes
+        var bucket = table.bucket(table.bucketIndex(hash))
+        while true {
+            let control = table.loadControl(bucket)
+            // Bytes of `control` equal to the tag (SWAR zero-byte test on control ^ pattern;
+            // a borrow can flag a byte above a match, which the key compare then rejects).
+            let difference = control ^ pattern
+            var candidates = (difference &- BucketTable.byteOnes) & ~difference & table.liveTagBits
+            while candidates != 0 {
+                let entry = table.slot(bucket, candidates.trailingZeroBitCount &>> 3)
+                if keysEqual(entry, key, count: keySize) { return entry }
+                candidates &= candidates &- 1
+            }
+            guard let next = table.overflow(bucket) else { return nil }
+            bucket = next
+        }
+    }
 
     /// User-mode lookup. Contract: ``RawMap/lookup(key:into:)``.
     public func lookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
@@ -186,8 +141,10 @@ public final class BucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecked S
         try checkValue(value, valueSize)
         Epoch.enter()
         defer { Epoch.exit() }
-        guard let stored = findValue(key) else { throw MapError.keyNotFound }
-        value.baseAddress!.copyMemory(from: stored, byteCount: valueSize)
+        guard let entry = findSlot(key.baseAddress!, hash: hasher.hash(key.baseAddress!, count: keySize)) else {
+            throw MapError.keyNotFound
+        }
+        table.copyValue(from: entry, into: value.baseAddress!)
     }
 
     /// Helper-mode lookup, borrowed until `section` ends. Contract: ``RawMap/lookupInPlace(key:in:)``.
@@ -195,69 +152,75 @@ public final class BucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecked S
         -> UnsafeMutableRawBufferPointer
     {
         try checkKey(key, keySize)
-        guard let stored = findValue(key) else { throw MapError.keyNotFound }
-        return UnsafeMutableRawBufferPointer(start: stored, count: valueSize)
+        guard let entry = findSlot(key.baseAddress!, hash: hasher.hash(key.baseAddress!, count: keySize)) else {
+            throw MapError.keyNotFound
+        }
+        return UnsafeMutableRawBufferPointer(start: entry + table.valueOffset, count: valueSize)
     }
 
     // MARK: Writers
 
-    /// What a writer leaves to retire once it has released the bucket lock.
-    /// Addresses travel out of the lock as integers (`Mutex.withLock` results are `sending`).
-    struct Retired: Sendable {
-        var bucket: UInt = 0
-        var value: UInt = 0
+    /// Where a key lives: its bucket and slot. Addresses travel out of `Mutex.withLock` as
+    /// integers (its results are `sending`).
+    struct Place: Sendable {
+        var bucket: UInt
+        var slot: Int
 
-        init(bucket: UnsafeMutableRawPointer? = nil, value: UnsafeMutableRawPointer? = nil) {
+        init(_ bucket: UnsafeMutableRawPointer, _ slot: Int) {
             self.bucket = UInt(bitPattern: bucket)
-            self.value = UInt(bitPattern: value)
+            self.slot = slot
         }
 
-        func retire() {
-            if let bucket = bucket.rawPointer { EpochMemory.free(bucket) }
-            if let value = value.rawPointer { EpochMemory.free(value) }
-        }
+        var bucketPointer: UnsafeMutableRawPointer { UnsafeMutableRawPointer(bitPattern: bucket)! }
     }
 
-    /// Builds a bucket from the live entries of `old`, minus `removing`, plus
-    /// (`insertKey`, `insertValue`) in key order. Caller holds the bucket's lock.
-    /// Returns nil when the allocation fails, or when no entry would remain (0 is then the
-    /// bucket to publish).
-    func copyBucket(_ old: UnsafeRawPointer?, removing: Int? = nil,
-                    insertKey: UnsafeRawPointer? = nil, insertValue: UnsafeMutableRawPointer? = nil)
-        -> (bucket: UnsafeMutableRawPointer?, allocationFailed: Bool)
-    {
-        let oldCount = old.map(Self.entryCount) ?? 0
-        var live = 0
-        for position in 0..<oldCount where position != removing && valuePointer(old!, position) != nil { live += 1 }
-        let newCount = live + (insertKey == nil ? 0 : 1)
-        if newCount == 0 { return (nil, false) }
-        guard let bucket = EpochMemory.allocate(byteCount: Self.bucketHeaderSize + newCount * entryStride, tag: tag) else {
-            return (nil, true)
-        }
-        bucket.storeBytes(of: newCount, as: Int.self)
-        var target = 0
-        var inserted = insertKey == nil
-        func append(key: UnsafeRawPointer, value: UnsafeMutableRawPointer) {
-            let destination = bucket + Self.bucketHeaderSize + target * entryStride
-            destination.bindMemory(to: Atomic<UInt>.self, capacity: 1)
-                .initialize(to: Atomic(UInt(bitPattern: value)))
-            (destination + 8).copyMemory(from: key, byteCount: keySize)
-            let padding = entryStride - 8 - keySize
-            if padding > 0 { (destination + 8 + keySize).initializeMemory(as: UInt8.self, repeating: 0, count: padding) }
-            target += 1
-        }
-        for position in 0..<oldCount where position != removing {
-            guard let value = valuePointer(old!, position) else { continue }
-            let key = keyPointer(old!, position)
-            if !inserted, memcmp(insertKey!, key, keySize) < 0 {
-                append(key: insertKey!, value: insertValue!)
-                inserted = true
+    /// The live place of `key` in the chain of bucket `index`. Caller holds its lock.
+    func locate(_ key: UnsafeRawPointer, hash: UInt64, index: Int) -> Place? {
+        let tag = BucketTable.tag(hash)
+        var found: Place?
+        table.forEachBucket(inChainOf: index) { bucket in
+            guard found == nil else { return }
+            let control = table.loadControl(bucket)
+            for slot in 0..<table.slotsPerBucket where BucketTable.tagByte(control, slot) == tag
+                && keysEqual(table.slot(bucket, slot), key, count: keySize) {
+                found = Place(bucket, slot)
+                return
             }
-            append(key: key, value: value)
         }
-        if !inserted { append(key: insertKey!, value: insertValue!) }
-        assert(target == newCount)
-        return (bucket, false)
+        return found
+    }
+
+    /// Writes `key` and `value` into a free slot of the chain of bucket `index`, chaining a
+    /// new overflow bucket if every slot is live or retired. The slot is not yet published.
+    /// Caller holds the chain's lock. Returns nil when no memory is left for an overflow bucket.
+    ///
+    /// A replacement (`replacing` is the old place) goes into the old place's bucket or a
+    /// later one: a reader walks the chain in order, so if it passed the old bucket before
+    /// the old slot was retired it found the old pair, and if after, the new pair (published
+    /// first) is still ahead of it. A new pair earlier in the chain could be missed by both.
+    func fillFreeSlot(index: Int, key: UnsafeRawPointer, value: UnsafeRawPointer, replacing: Place?) -> Place? {
+        var place: Place?
+        var last = table.bucket(index)
+        var reachedOld = replacing == nil
+        table.forEachBucket(inChainOf: index) { bucket in
+            last = bucket
+            if !reachedOld { reachedOld = UInt(bitPattern: bucket) == replacing!.bucket }
+            guard place == nil, reachedOld else { return }
+            let control = table.loadControl(bucket)
+            for slot in 0..<table.slotsPerBucket where BucketTable.isFree(control, slot) {
+                place = Place(bucket, slot)
+                return
+            }
+        }
+        if let place {
+            table.write(key: key, value: value, into: table.slot(place.bucketPointer, place.slot))
+            return place
+        }
+        guard let overflow = table.allocateOverflowBucket() else { return nil }
+        table.write(key: key, value: value, into: table.slot(overflow, 0))
+        // Publishing the link publishes the bucket's contents; the slot's tag is set by the caller.
+        table.link(overflow, after: last)
+        return Place(overflow, 0)
     }
 
     func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
@@ -265,112 +228,144 @@ public final class BucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecked S
         try checkFlags(flags)
         try checkKey(key, keySize)
         try checkValue(value, valueSize)
-        let index = bucketIndex(key)
-        guard let newValue = EpochMemory.allocate(byteCount: valueSize, tag: tag) else { throw MapError.noMemory }
-        newValue.copyMemory(from: value.baseAddress!, byteCount: valueSize)
-        let outcome: Result<Retired, MapError> = locks[index].withLock { _ in
-            let old = buckets[index].load(ordering: .acquiring).rawPointer
-            let (position, found) = search(old, key.baseAddress!)
-            if found, let displaced = valuePointer(old!, position) {
+        let hash = hasher.hash(key.baseAddress!, count: keySize)
+        let index = table.bucketIndex(hash)
+        let tag = BucketTable.tag(hash)
+        // The section keeps a displaced slot intact until its removal has been reported.
+        Epoch.enter()
+        defer { Epoch.exit() }
+        let outcome: Result<Displaced, MapError> = table.locks[index].withLock { _ in
+            let old = locate(key.baseAddress!, hash: hash, index: index)
+            if let old {
                 if flags == .noExist { return .failure(.alreadyExists) }
-                // Deprecated-style providers hear of the displacement under the lock.
-                _ = observer?.entryWillBeRemoved(key: key, value: UnsafeRawBufferPointer(start: displaced, count: valueSize),
-                                                 flags: operation.union(.update))
-                valueSlot(old!, position).pointee.store(UInt(bitPattern: newValue), ordering: .releasing)
-                return .success(Retired(value: displaced))
+                if table.valueIsOneWord {
+                    // One atomic word: replace it in place, no new slot, nothing to reclaim.
+                    _ = observer?.entryWillBeRemoved(key: key, value: table.value(of: old, count: valueSize),
+                                                     flags: operation.union(.update))
+                    return .success(.word(table.exchangeValue(at: old, with: value.baseAddress!)))
+                }
+            } else {
+                if flags == .exist { return .failure(.keyNotFound) }
+                // The key is absent and stays so while we hold its bucket's lock.
+                guard case .reserved = capacity.reserve(keyExists: { false }) else { return .failure(.outOfSpace) }
             }
-            if flags == .exist { return .failure(.keyNotFound) }
-            // The key is absent and stays so while we hold its bucket's lock.
-            guard case .reserved = capacity.reserve(keyExists: { false }) else { return .failure(.outOfSpace) }
-            if found {
-                // A tombstone of this key: bring it back to life in place.
-                valueSlot(old!, position).pointee.store(UInt(bitPattern: newValue), ordering: .releasing)
-                capacity.resolve(published: true)
-                return .success(Retired())
-            }
-            let (bucket, failed) = copyBucket(old, insertKey: key.baseAddress!, insertValue: newValue)
-            guard !failed, let bucket else {
-                capacity.resolve(published: false)
+            guard let new = fillFreeSlot(index: index, key: key.baseAddress!, value: value.baseAddress!, replacing: old) else {
+                if old == nil { capacity.resolve(published: false) }
                 return .failure(.noMemory)
             }
-            buckets[index].store(UInt(bitPattern: bucket), ordering: .releasing)
-            capacity.resolve(published: true)
-            return .success(Retired(bucket: old))
-        }
-        switch outcome {
-        case .success(let retired):
-            if let observer, let displaced = retired.value.rawPointer {
-                observer.entryWasRemoved(key: key, value: UnsafeRawBufferPointer(start: displaced, count: valueSize),
-                                         flags: operation.union(.update))
+            if let old {
+                // Deprecated-style providers hear of the displacement under the lock.
+                _ = observer?.entryWillBeRemoved(key: key, value: table.value(of: old, count: valueSize),
+                                                 flags: operation.union(.update))
             }
-            retired.retire()
-        case .failure(let error):
-            EpochMemory.freeUnpublished(newValue)
-            throw error
+            // New pair first, old one second: a reader sees one or the other, or both for
+            // an instant (both hold whole values), never neither.
+            table.publish(new, tag: tag)
+            guard let old else {
+                capacity.resolve(published: true)
+                return .success(.nothing)
+            }
+            table.retire(old)
+            return .success(.slot(old))
         }
+        switch try outcome.get() {
+        case .nothing:
+            break
+        case .word(var bits):
+            if let observer {
+                withUnsafeBytes(of: &bits) { bytes in
+                    observer.entryWasRemoved(key: key, value: UnsafeRawBufferPointer(rebasing: bytes[..<valueSize]),
+                                             flags: operation.union(.update))
+                }
+            }
+        case .slot(let displaced):
+            observer?.entryWasRemoved(key: key, value: table.value(of: displaced, count: valueSize),
+                                      flags: operation.union(.update))
+            table.scheduleReclaim(displaced.bucketPointer, lockIndex: index)
+        }
+    }
+
+    /// What an update displaced: nothing (a new key), a one-word value replaced in place,
+    /// or a retired slot (intact until the reclaim after the next grace period).
+    enum Displaced: Sendable {
+        case nothing
+        case word(UInt64)
+        case slot(Place)
     }
 
     func delete(key: UnsafeRawBufferPointer, operation: MapOperationFlags) throws(MapError) {
         try checkKey(key, keySize)
-        let removed = try remove(key, operation: operation)
-        observer?.entryWasRemoved(key: key, value: UnsafeRawBufferPointer(start: removed, count: valueSize),
-                                  flags: operation)
-        EpochMemory.free(removed)
+        try remove(key, operation: operation) { _ in }
     }
 
     /// Atomic removal with an inspection of the removed value first. Contract: ``ObservableBaseMap``.
     package func remove(key: UnsafeRawBufferPointer,
                         inspecting inspect: (UnsafeRawBufferPointer) throws(MapError) -> Void) throws(MapError) {
         try checkKey(key, keySize)
-        let removed = try remove(key, operation: [], inspect: inspect)
-        observer?.entryWasRemoved(key: key, value: UnsafeRawBufferPointer(start: removed, count: valueSize), flags: [])
-        EpochMemory.free(removed)
+        try remove(key, operation: [], inspect: inspect) { _ in }
     }
 
     /// Atomic lookup-and-delete. Contract: ``RawMap/lookupAndDelete(key:into:)``.
     public func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
         try checkKey(key, keySize)
         try checkValue(value, valueSize)
-        let removed = try remove(key, operation: [])
-        // Only we removed it, and only we retire it: it is intact and ours to read.
-        value.baseAddress!.copyMemory(from: removed, byteCount: valueSize)
-        observer?.entryWasRemoved(key: key, value: UnsafeRawBufferPointer(start: removed, count: valueSize), flags: [])
-        EpochMemory.free(removed)
+        try remove(key, operation: []) { removed in
+            // Only we removed it; the slot is retired, not reused before our section ends.
+            table.copyValue(from: UnsafeMutableRawPointer(mutating: removed.baseAddress!) - table.valueOffset,
+                            into: value.baseAddress!)
+        }
     }
 
-    /// Unlinks `key`; returns its value, which the caller must report and retire.
+    /// Unlinks `key` under its bucket's lock (after `inspect` accepted it and the provider
+    /// did not refuse), then, still inside an epoch section, hands its value to `removed`,
+    /// reports the removal and schedules the slot's reclamation.
     func remove(_ key: UnsafeRawBufferPointer, operation: MapOperationFlags,
-                inspect: (UnsafeRawBufferPointer) throws(MapError) -> Void = { _ in }) throws(MapError) -> UnsafeMutableRawPointer {
-        let index = bucketIndex(key)
-        let outcome: Result<UInt, MapError> = locks[index].withLock { _ in
-            let old = buckets[index].load(ordering: .acquiring).rawPointer
-            let (position, found) = search(old, key.baseAddress!)
-            guard found, let removed = valuePointer(old!, position) else { return .failure(.keyNotFound) }
+                inspect: (UnsafeRawBufferPointer) throws(MapError) -> Void = { _ in },
+                removed: (UnsafeRawBufferPointer) -> Void) throws(MapError) {
+        let hash = hasher.hash(key.baseAddress!, count: keySize)
+        let index = table.bucketIndex(hash)
+        Epoch.enter()
+        defer { Epoch.exit() }
+        let outcome: Result<Place, MapError> = table.locks[index].withLock { _ in
+            guard let place = locate(key.baseAddress!, hash: hash, index: index) else { return .failure(.keyNotFound) }
+            let value = table.value(of: place, count: valueSize)
             do throws(MapError) {
-                try inspect(UnsafeRawBufferPointer(start: removed, count: valueSize))
+                try inspect(value)
             } catch {
                 return .failure(error)
             }
-            if let refusal = observer?.entryWillBeRemoved(key: key, value: UnsafeRawBufferPointer(start: removed, count: valueSize),
-                                                          flags: operation) {
+            if let refusal = observer?.entryWillBeRemoved(key: key, value: value, flags: operation) {
                 return .failure(refusal)
             }
             capacity.beginRemoval()
-            let (bucket, failed) = copyBucket(old, removing: position)
-            if failed {
-                // No memory for a smaller bucket: leave a tombstone instead.
-                valueSlot(old!, position).pointee.store(0, ordering: .releasing)
-            } else {
-                buckets[index].store(UInt(bitPattern: bucket), ordering: .releasing)
-                EpochMemory.free(old!)
-            }
+            table.retire(place)
             capacity.endRemoval(removed: true)
-            return .success(UInt(bitPattern: removed))
+            return .success(place)
         }
-        return try outcome.get().rawPointer!
+        let place = try outcome.get()
+        let value = table.value(of: place, count: valueSize)
+        removed(value)
+        observer?.entryWasRemoved(key: key, value: value, flags: operation)
+        table.scheduleReclaim(place.bucketPointer, lockIndex: index)
     }
 
     // MARK: Iteration
+
+    /// The smallest live key (by bytes) in the chain of bucket `index` that is greater
+    /// than `bound` (any key when `bound` is nil). Caller holds an epoch.
+    func smallestKey(inChainOf index: Int, after bound: UnsafeRawPointer?) -> UnsafeRawPointer? {
+        var best: UnsafeRawPointer?
+        table.forEachBucket(inChainOf: index) { bucket in
+            let control = table.loadControl(bucket)
+            for slot in 0..<table.slotsPerBucket where BucketTable.isLive(control, slot) {
+                let key = UnsafeRawPointer(table.slot(bucket, slot))
+                if let bound, memcmp(key, bound, keySize) <= 0 { continue }
+                if let current = best, memcmp(key, current, keySize) >= 0 { continue }
+                best = key
+            }
+        }
+        return best
+    }
 
     /// Get-next-key iteration. Contract: ``RawMap/nextKey(after:into:)``.
     public func nextKey(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer) throws(MapError) {
@@ -384,23 +379,17 @@ public final class BucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecked S
         // whether or not the cursor key is still in the map.
         var index = 0
         if let key {
-            index = bucketIndex(key)
-            if let bucket = loadBucket(index) {
-                for position in 0..<Self.entryCount(bucket)
-                where valuePointer(bucket, position) != nil
-                    && memcmp(keyPointer(bucket, position), key.baseAddress!, keySize) > 0 {
-                    nextKey.baseAddress!.copyMemory(from: keyPointer(bucket, position), byteCount: keySize)
-                    return
-                }
+            index = table.bucketIndex(hasher.hash(key.baseAddress!, count: keySize))
+            if let found = smallestKey(inChainOf: index, after: key.baseAddress!) {
+                nextKey.baseAddress!.copyMemory(from: found, byteCount: keySize)
+                return
             }
             index += 1
         }
-        while index < bucketCount {
-            if let bucket = loadBucket(index) {
-                for position in 0..<Self.entryCount(bucket) where valuePointer(bucket, position) != nil {
-                    nextKey.baseAddress!.copyMemory(from: keyPointer(bucket, position), byteCount: keySize)
-                    return
-                }
+        while index < table.bucketCount {
+            if let found = smallestKey(inChainOf: index, after: nil) {
+                nextKey.baseAddress!.copyMemory(from: found, byteCount: keySize)
+                return
             }
             index += 1
         }

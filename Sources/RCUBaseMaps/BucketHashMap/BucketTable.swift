@@ -1,0 +1,324 @@
+import RCUEpoch
+import Synchronization
+
+/// The bucket array of a ``BucketHashMap``: layout, slot access, publication, retirement
+/// and the reclamation of retired slots.
+///
+/// Bucket layout (`bucketStride` bytes, a multiple of 8; one cache line for 8- and 16-byte
+/// keys with 8-byte values):
+///
+///     offset 0   control  Atomic<UInt64>  bytes 0..<slotsPerBucket: slot tags (0 = not live)
+///                                         bits 48..<48+slotsPerBucket: slot retired
+///                                         bit 56: a reclaim work item is scheduled
+///     offset 8   overflow Atomic<UInt>    address of the next bucket of the chain, or 0
+///     offset 16  slots    slotsPerBucket × [key padded to 8 | value padded to 8]
+///
+/// A slot is *free* (tag 0, not retired), *live* (tag set) or *retired* (unlinked, waiting
+/// for a grace period before it is free again). Control words and links change only under
+/// the chain's lock and are published with release stores; readers load them acquiring.
+///
+/// Overflow buckets stay allocated until the table is destroyed (memory stays bounded by
+/// the most entries, live and retired, a chain ever held).
+///
+/// Concurrency: the table is shared by its map and by pending reclaim work items, which
+/// keep it alive until they have run.
+final class BucketTable: @unchecked Sendable {
+    // @unchecked Sendable: see the type's documentation for which memory is touched how.
+
+    /// At most 6 slots: 6 tag bytes, then the retired bits (byte 6) and the scheduled bit.
+    static let maxSlotsPerBucket = 6
+    static let headerSize = 16
+    static let retiredShift: UInt64 = 48
+    static let scheduledBit: UInt64 = 1 << 56
+    static let byteOnes: UInt64 = 0x0101_0101_0101_0101
+    /// Most first-level buckets (as the eBPF-for-Windows table's bound on its bucket count).
+    static let maxBucketCount = 1 << 22
+
+    let keyStride: Int
+    /// Offset of the value in a slot (the padded key size).
+    let valueOffset: Int
+    let slotStride: Int
+    let slotsPerBucket: Int
+    let bucketStride: Int
+    let bucketCount: Int
+    /// `0x80` in the tag byte of every slot.
+    let liveTagBits: UInt64
+    let keySize: Int
+    let valueSize: Int
+    let tag: PoolTag
+    /// Invariant: `bucketCount × bucketStride` bytes, 64-byte aligned; every bucket's header
+    /// initialised as two atomics.
+    let base: UnsafeMutableRawPointer
+    /// Invariant: `bucketCount` mutexes at stable addresses, destroyed in deinit.
+    let locks: UnsafeMutablePointer<Mutex<Void>>
+
+    /// Allocates and clears the buckets for `maxEntries` entries at about two-thirds load.
+    init(keySize: Int, valueSize: Int, maxEntries: Int, tag: PoolTag, bucketCount requested: Int? = nil) throws(MapError) {
+        self.keySize = keySize
+        self.valueSize = valueSize
+        self.tag = tag
+        keyStride = roundUp8(keySize)
+        valueOffset = keyStride
+        slotStride = keyStride + roundUp8(valueSize)
+        // As many slots as fill one cache line, at least 2 (small pairs), else 4.
+        let perLine = (64 - Self.headerSize) / slotStride
+        slotsPerBucket = perLine >= 2 ? min(perLine, Self.maxSlotsPerBucket) : 4
+        bucketStride = perLine >= 2 ? 64 : Self.headerSize + slotsPerBucket * slotStride
+        let (scaled, overflow) = maxEntries.multipliedReportingOverflow(by: 3)
+        let wanted = overflow ? Self.maxBucketCount : (scaled + 2 * slotsPerBucket - 1) / (2 * slotsPerBucket)
+        bucketCount = max(1, min(requested ?? wanted, Self.maxBucketCount))
+        var bits: UInt64 = 0
+        for slot in 0..<slotsPerBucket { bits |= 0x80 << UInt64(8 * slot) }
+        liveTagBits = bits
+        let size = bucketCount * bucketStride
+        guard size <= EpochMemory.maxBlockSize,
+              let block = EpochMemory.allocateCacheAligned(byteCount: size, tag: tag) else {
+            throw MapError.noMemory.with(reason: "no memory for \(bucketCount) buckets of \(bucketStride) bytes")
+        }
+        base = block
+        locks = .allocate(capacity: bucketCount)
+        for index in 0..<bucketCount {
+            Self.initialize(base + index * bucketStride, size: bucketStride)
+            (locks + index).initialize(to: Mutex(()))
+        }
+    }
+
+    /// Set when the map is gone: pending reclaim work items then finish without
+    /// rescheduling, so the table is released by the last one already queued.
+    let mapReleased = Atomic<Bool>(false)
+
+    deinit {
+        // The map is gone (readers hold the map, so none is left) and so is every work item:
+        // no thread can reach this memory any more, so it is released at once. (Overflow
+        // buckets unlinked earlier were retired through the epoch when they were unlinked.)
+        for index in 0..<bucketCount {
+            var next = overflow(bucket(index))
+            while let current = next {
+                next = overflow(current)
+                EpochMemory.freeUnreachable(current)
+            }
+        }
+        locks.deinitialize(count: bucketCount)
+        locks.deallocate()
+        EpochMemory.freeUnreachable(base, cacheAligned: true)
+    }
+
+    /// Clears a bucket: header atomics initialised to 0, slots zeroed.
+    static func initialize(_ bucket: UnsafeMutableRawPointer, size: Int) {
+        bucket.bindMemory(to: Atomic<UInt64>.self, capacity: 1).initialize(to: Atomic(0))
+        (bucket + 8).bindMemory(to: Atomic<UInt>.self, capacity: 1).initialize(to: Atomic(0))
+        (bucket + headerSize).initializeMemory(as: UInt8.self, repeating: 0, count: size - headerSize)
+    }
+
+    // MARK: Addressing
+
+    /// The live tag for `hash`: its low 7 bits with the high bit set (never 0). The bucket
+    /// index uses the high bits, so the tag adds 7 independent bits of filtering.
+    @inline(__always)
+    static func tag(_ hash: UInt64) -> UInt64 { 0x80 | (hash & 0x7F) }
+
+    /// Bucket index of `hash`: the high half of `hash × bucketCount` (no power of two needed).
+    @inline(__always)
+    func bucketIndex(_ hash: UInt64) -> Int {
+        Int(truncatingIfNeeded: hash.multipliedFullWidth(by: UInt64(truncatingIfNeeded: bucketCount)).high)
+    }
+
+    @inline(__always)
+    func bucket(_ index: Int) -> UnsafeMutableRawPointer { base + index &* bucketStride }
+
+    @inline(__always)
+    func control(_ bucket: UnsafeMutableRawPointer) -> UnsafeMutablePointer<Atomic<UInt64>> {
+        bucket.assumingMemoryBound(to: Atomic<UInt64>.self)
+    }
+
+    /// A bucket's control word (acquiring: the slots it shows live are visible with it).
+    @inline(__always)
+    func loadControl(_ bucket: UnsafeMutableRawPointer) -> UInt64 {
+        control(bucket).pointee.load(ordering: .acquiring)
+    }
+
+    @inline(__always)
+    func overflowLink(_ bucket: UnsafeMutableRawPointer) -> UnsafeMutablePointer<Atomic<UInt>> {
+        (bucket + 8).assumingMemoryBound(to: Atomic<UInt>.self)
+    }
+
+    /// The next bucket of the chain (acquiring: its contents are published with the link).
+    @inline(__always)
+    func overflow(_ bucket: UnsafeMutableRawPointer) -> UnsafeMutableRawPointer? {
+        UnsafeMutableRawPointer(bitPattern: overflowLink(bucket).pointee.load(ordering: .acquiring))
+    }
+
+    @inline(__always)
+    func slot(_ bucket: UnsafeMutableRawPointer, _ slot: Int) -> UnsafeMutableRawPointer {
+        bucket + Self.headerSize + slot &* slotStride
+    }
+
+    /// The value bytes of a place (borrowed: valid while its slot cannot be reused).
+    func value(of place: BucketHashMap.Place, count: Int) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: slot(place.bucketPointer, place.slot) + valueOffset, count: count)
+    }
+
+    @inline(__always)
+    static func tagByte(_ control: UInt64, _ slot: Int) -> UInt64 { (control &>> UInt64(8 * slot)) & 0xFF }
+
+    @inline(__always)
+    static func isLive(_ control: UInt64, _ slot: Int) -> Bool { tagByte(control, slot) != 0 }
+
+    @inline(__always)
+    static func isFree(_ control: UInt64, _ slot: Int) -> Bool {
+        tagByte(control, slot) == 0 && control & (1 << (retiredShift + UInt64(slot))) == 0
+    }
+
+    /// Calls `body` with each bucket of the chain starting at bucket `index`.
+    @inline(__always)
+    func forEachBucket(inChainOf index: Int, _ body: (UnsafeMutableRawPointer) -> Void) {
+        var current: UnsafeMutableRawPointer? = bucket(index)
+        while let bucket = current {
+            body(bucket)
+            current = overflow(bucket)
+        }
+    }
+
+    // MARK: Values
+
+    /// Whether values are at most 8 bytes: one atomic word, replaced in place.
+    var valueIsOneWord: Bool { valueSize <= 8 }
+
+    @inline(__always)
+    func valueWord(_ slot: UnsafeMutableRawPointer) -> UnsafeMutablePointer<Atomic<UInt64>> {
+        (slot + valueOffset).assumingMemoryBound(to: Atomic<UInt64>.self)
+    }
+
+    /// Copies the value of a live (or retired) slot out. A one-word value is loaded
+    /// atomically (it may be replaced in place); a larger one never changes while readable.
+    @inline(__always)
+    func copyValue(from slot: UnsafeMutableRawPointer, into destination: UnsafeMutableRawPointer) {
+        if valueSize == 8 {
+            destination.storeBytes(of: valueWord(slot).pointee.load(ordering: .relaxed), as: UInt64.self)
+        } else if valueIsOneWord {
+            var bits = valueWord(slot).pointee.load(ordering: .relaxed)
+            withUnsafeBytes(of: &bits) { destination.copyMemory(from: $0.baseAddress!, byteCount: valueSize) }
+        } else {
+            destination.copyMemory(from: slot + valueOffset, byteCount: valueSize)
+        }
+    }
+
+    /// Replaces a one-word value in place; returns the bits it displaced.
+    func exchangeValue(at place: BucketHashMap.Place, with value: UnsafeRawPointer) -> UInt64 {
+        var bits: UInt64 = 0
+        withUnsafeMutableBytes(of: &bits) { $0.baseAddress!.copyMemory(from: value, byteCount: valueSize) }
+        return valueWord(slot(place.bucketPointer, place.slot)).pointee.exchange(bits, ordering: .acquiringAndReleasing)
+    }
+
+    // MARK: Writers (caller holds the chain's lock)
+
+    /// Writes a pair into a free slot (not yet visible to readers) and zeroes its padding.
+    func write(key: UnsafeRawPointer, value: UnsafeRawPointer, into slot: UnsafeMutableRawPointer) {
+        slot.copyMemory(from: key, byteCount: keySize)
+        if keyStride > keySize { (slot + keySize).initializeMemory(as: UInt8.self, repeating: 0, count: keyStride - keySize) }
+        if valueIsOneWord {
+            // The word readers load atomically and writers exchange in place.
+            var bits: UInt64 = 0
+            withUnsafeMutableBytes(of: &bits) { $0.baseAddress!.copyMemory(from: value, byteCount: valueSize) }
+            valueWord(slot).pointee.store(bits, ordering: .relaxed)
+            return
+        }
+        let valueStart = slot + valueOffset
+        valueStart.copyMemory(from: value, byteCount: valueSize)
+        let padding = slotStride - valueOffset - valueSize
+        if padding > 0 { (valueStart + valueSize).initializeMemory(as: UInt8.self, repeating: 0, count: padding) }
+    }
+
+    /// Makes a written slot live under `tag` (release: its pair is visible with it).
+    func publish(_ place: BucketHashMap.Place, tag: UInt64) {
+        let word = control(place.bucketPointer)
+        let current = word.pointee.load(ordering: .acquiring)
+        word.pointee.store(current | tag << UInt64(8 * place.slot), ordering: .releasing)
+    }
+
+    /// Unlinks a live slot and marks it retired, in one store.
+    func retire(_ place: BucketHashMap.Place) {
+        let word = control(place.bucketPointer)
+        let current = word.pointee.load(ordering: .acquiring)
+        let cleared = current & ~(0xFF << UInt64(8 * place.slot))
+        word.pointee.store(cleared | 1 << (Self.retiredShift + UInt64(place.slot)), ordering: .releasing)
+    }
+
+    /// A new, cleared overflow bucket, or nil when out of memory.
+    func allocateOverflowBucket() -> UnsafeMutableRawPointer? {
+        guard let bucket = EpochMemory.allocate(byteCount: bucketStride, tag: tag) else { return nil }
+        Self.initialize(bucket, size: bucketStride)
+        return bucket
+    }
+
+    /// Appends `overflow` to the chain after `last` (release: publishes its contents).
+    func link(_ overflow: UnsafeMutableRawPointer, after last: UnsafeMutableRawPointer) {
+        overflowLink(last).pointee.store(UInt(bitPattern: overflow), ordering: .releasing)
+    }
+
+    // MARK: Reclamation
+
+    /// Returns `bucket`'s retired slots to the free pool after a grace period: schedules
+    /// one work item unless one is already pending for the bucket. Call after releasing
+    /// the lock (`lockIndex` is the chain's); never blocks.
+    func scheduleReclaim(_ bucket: UnsafeMutableRawPointer, lockIndex: Int) {
+        let scheduled = locks[lockIndex].withLock { _ -> Bool in
+            let word = control(bucket)
+            let current = word.pointee.load(ordering: .acquiring)
+            if current & Self.scheduledBit != 0 { return false }
+            word.pointee.store(current | Self.scheduledBit, ordering: .releasing)
+            return true
+        }
+        if scheduled { submitReclaim(bucket, lockIndex: lockIndex) }
+    }
+
+    /// Queues the work item for a bucket whose scheduled bit we set. The slots it frees
+    /// are those retired before this call, hence before the grace period it waits for.
+    private func submitReclaim(_ bucket: UnsafeMutableRawPointer, lockIndex: Int) {
+        let retired = (control(bucket).pointee.load(ordering: .acquiring) &>> Self.retiredShift) & 0x3F
+        let address = UInt(bitPattern: bucket)
+        let submitted = Epoch.afterGracePeriod(tag: tag) { [self] in
+            reclaim(UnsafeMutableRawPointer(bitPattern: address)!, lockIndex: lockIndex, retired: retired)
+        }
+        if !submitted {
+            // No memory for the work item: the slots stay retired until the next retirement
+            // in this bucket schedules one.
+            locks[lockIndex].withLock { _ in
+                let word = control(bucket)
+                word.pointee.store(word.pointee.load(ordering: .acquiring) & ~Self.scheduledBit, ordering: .releasing)
+            }
+        }
+    }
+
+    /// Work item body: frees the `retired` slots; reschedules for slots retired since.
+    /// An overflow bucket left with no live or retired slot is unlinked and retired itself,
+    /// so chains shrink back after a burst.
+    private func reclaim(_ bucket: UnsafeMutableRawPointer, lockIndex: Int, retired: UInt64) {
+        let again = locks[lockIndex].withLock { _ -> Bool in
+            let word = control(bucket)
+            var current = word.pointee.load(ordering: .acquiring) & ~(retired << Self.retiredShift)
+            let remaining = (current &>> Self.retiredShift) & 0x3F
+            if remaining == 0 { current &= ~Self.scheduledBit }
+            word.pointee.store(current, ordering: .releasing)
+            // (Once the map is gone, the table's teardown frees whole chains instead.)
+            if current == 0, !mapReleased.load(ordering: .acquiring) { unlinkIfOverflow(bucket, lockIndex: lockIndex) }
+            return remaining != 0
+        }
+        if again, !mapReleased.load(ordering: .acquiring) { submitReclaim(bucket, lockIndex: lockIndex) }
+    }
+
+    /// Unlinks an empty overflow bucket from its chain and frees it after a grace period
+    /// (readers may still be walking through it). Caller holds the chain's lock.
+    private func unlinkIfOverflow(_ empty: UnsafeMutableRawPointer, lockIndex: Int) {
+        var previous = bucket(lockIndex)
+        while let next = overflow(previous) {
+            if next == empty {
+                overflowLink(previous).pointee.store(overflowLink(empty).pointee.load(ordering: .acquiring),
+                                                     ordering: .releasing)
+                EpochMemory.free(empty)
+                return
+            }
+            previous = next
+        }
+    }
+}

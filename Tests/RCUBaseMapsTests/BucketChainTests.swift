@@ -1,0 +1,133 @@
+import RCUEpoch
+import RCUBaseMaps
+import RCUMapsTestSupport
+import Synchronization
+import Testing
+
+/// `BucketHashMap` with every key in one chain of buckets (one first-level bucket), so
+/// overflow buckets, slot retirement and reclamation are exercised on every operation.
+@Suite("Bucket hash chains")
+struct BucketChainTests {
+    /// A 16-byte value (two slots per bucket, replaced by a new slot, not in place): the
+    /// key and a version in both words, so a reader can tell whole values from torn ones.
+    struct Pair: BitwiseCopyable, Equatable {
+        var first: UInt64
+        var second: UInt64
+        init(_ word: UInt64) { first = word; second = word }
+    }
+
+    static func oneChain(maxEntries: Int, valueSize: Int = 16, tag: PoolTag = uniqueTag()) throws -> BucketHashMap {
+        try BucketHashMap(MapDefinition(type: .hash, keySize: 8, valueSize: valueSize, maxEntries: maxEntries,
+                                        hashImplementation: .bucketLocked, poolTag: tag),
+                          observer: nil, bucketCount: 1)
+    }
+
+    /// Memory is needed only for an overflow bucket (and a reclaim work item): a full chain
+    /// with no memory refuses new keys and replacements with ENOMEM, unchanged.
+    @Test func aFullChainWithoutMemoryIsENOMEMAndUnchanged() throws {
+        let tag = uniqueTag()
+        let map = try Self.oneChain(maxEntries: 8, tag: tag)
+        try map.put(UInt64(1), Pair(1))
+        try map.put(UInt64(2), Pair(2))  // the first bucket's two slots are live
+        _FaultInjection.failAllocations(tag: tag)
+        defer { _FaultInjection.disarm(tag: tag) }
+        #expect(throws: MapError.noMemory) { try map.put(UInt64(3), Pair(3)) }
+        #expect(throws: MapError.noMemory) { try map.put(UInt64(1), Pair(10)) }
+        #expect(map.count == 2)
+        #expect(try map.get(UInt64(1), as: Pair.self) == Pair(1))
+        #expect(throws: MapError.keyNotFound) { try map.get(UInt64(3), as: Pair.self) }
+        // Delete needs no memory.
+        try map.remove(UInt64(2))
+        #expect(map.count == 1)
+        _FaultInjection.disarm(tag: tag)
+        try map.put(UInt64(3), Pair(3))
+        try map.put(UInt64(1), Pair(10))
+        #expect(try map.get(UInt64(1), as: Pair.self) == Pair(10))
+        #expect(try map.get(UInt64(3), as: Pair.self) == Pair(3))
+    }
+
+    @Test func aFullChainHoldsEveryKeyAndShrinksBackAfterDeletes() throws {
+        let map = try Self.oneChain(maxEntries: 40)
+        for key: UInt64 in 0..<40 { try map.put(key, Pair(key)) }
+        #expect(map.overflowBucketCount >= 19)  // 40 keys, 2 slots a bucket
+        for key: UInt64 in 0..<40 { #expect(try map.get(key, as: Pair.self) == Pair(key)) }
+        #expect(throws: MapError.outOfSpace) { try map.put(UInt64(40), Pair(40)) }
+        for key: UInt64 in 0..<40 { try map.remove(key) }
+        #expect(map.count == 0)
+        // After a grace period the reclaim work items free the slots and unlink the
+        // emptied overflow buckets.
+        Epoch.barrier()
+        Epoch.barrier()
+        #expect(map.overflowBucketCount == 0)
+        for key: UInt64 in 100..<140 { try map.put(key, Pair(key)) }
+        for key: UInt64 in 100..<140 { #expect(try map.get(key, as: Pair.self) == Pair(key)) }
+    }
+
+    @Test func retiredSlotsAreNotReusedWhileAReaderMayHoldThem() throws {
+        let map = try Self.oneChain(maxEntries: 8)
+        try map.put(UInt64(1), Pair(11))
+        try Epoch.withSection { section in
+            let held = try withUnsafeBytes(of: UInt64(1)) { try map.lookupInPlace(key: $0, in: section) }
+            try map.remove(UInt64(1))
+            // Fill the chain again while the section still holds key 1's retired slot.
+            for key: UInt64 in 2..<9 { try map.put(key, Pair(key &* 10)) }
+            #expect(held.load(as: Pair.self) == Pair(11))
+        }
+        for key: UInt64 in 2..<9 { #expect(try map.get(key, as: Pair.self) == Pair(key &* 10)) }
+    }
+
+    /// Replacing a key that lives late in the chain while earlier slots free up: a reader
+    /// must always find the key (the new pair is never placed ahead of the old one).
+    @Test func readersNeverMissAKeyBeingReplaced() throws {
+        let map = try Self.oneChain(maxEntries: 24)
+        let stable: [UInt64] = Array(0..<8)
+        let churn: [UInt64] = Array(100..<116)
+        for key in churn { try map.put(key, Pair(key)) }  // occupy the front of the chain
+        for key in stable { try map.put(key, Pair(key << 32)) }  // the stable keys sit behind them
+        let failures = Failures()
+        let deadline = Deadline(after: stressDuration)
+        runOnThreads(4) { thread in
+            var version: UInt64 = 1
+            var random = XorShift(seed: UInt64(thread + 7))
+            while !deadline.hasPassed {
+                switch thread {
+                case 0:
+                    // Replace stable keys.
+                    let key = stable[Int(random.next() % UInt64(stable.count))]
+                    version &+= 1
+                    do { try map.put(key, Pair(key << 32 | (version & 0xFFFF_FFFF)), flags: .exist) } catch {
+                        failures.record("replace of \(key) failed: \(error)")
+                    }
+                case 1:
+                    // Free and refill slots in front of them.
+                    let key = churn[Int(random.next() % UInt64(churn.count))]
+                    if (try? map.remove(key)) == nil { try? map.put(key, Pair(key), flags: .noExist) }
+                default:
+                    for key in stable {
+                        guard let value = try? map.get(key, as: Pair.self) else {
+                            failures.record("lookup of \(key) missed")
+                            continue
+                        }
+                        if value.first != value.second || value.first >> 32 != key {
+                            failures.record("lookup of \(key) returned \(value)")
+                        }
+                    }
+                }
+            }
+        }
+        #expect(failures.all.isEmpty, "\(failures.all.prefix(5))")
+        #expect(map.count == stable.count + (try map.allKeys(as: UInt64.self).filter { $0 >= 100 }.count))
+    }
+
+    @Test func oneWordValuesAreReplacedInPlace() throws {
+        let map = try Self.oneChain(maxEntries: 4, valueSize: 8)
+        try map.put(UInt64(5), UInt64(50))
+        try Epoch.withSection { section in
+            let held = try withUnsafeBytes(of: UInt64(5)) { try map.lookupInPlace(key: $0, in: section) }
+            try map.put(UInt64(5), UInt64(51))
+            // The helper-mode pointer reads the live word.
+            #expect(held.load(as: UInt64.self) == 51)
+        }
+        #expect(map.overflowBucketCount == 0)
+    }
+}
