@@ -4,11 +4,12 @@
 /// a handful of cycles for an 8-byte key, good avalanche in the low bits (the bucket
 /// index) and the high bits (rculfhash's split order). Each map draws its own random seed,
 /// so an attacker who does not know it cannot aim keys at one bucket (hash flooding).
+@usableFromInline
 struct KeyHasher: Sendable {
-    let seed: UInt64
+    @usableFromInline let seed: UInt64
 
-    static let k0: UInt64 = 0xA076_1D64_78BD_642F
-    static let k1: UInt64 = 0xE703_7ED1_A0B4_28DB
+    @usableFromInline static let k0: UInt64 = 0xA076_1D64_78BD_642F
+    @usableFromInline static let k1: UInt64 = 0xE703_7ED1_A0B4_28DB
 
     init(seed: UInt64) { self.seed = seed }
 
@@ -17,14 +18,14 @@ struct KeyHasher: Sendable {
         self.init(seed: generator.next())
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     static func fold(_ a: UInt64, _ b: UInt64) -> UInt64 {
         let product = a.multipliedFullWidth(by: b)
         return product.high ^ product.low
     }
 
     /// The hash of `count` bytes at `bytes`.
-    @inline(__always)
+    @inlinable @inline(__always)
     func hash(_ bytes: UnsafeRawPointer, count: Int) -> UInt64 {
         if count == 8 {
             let word = bytes.loadUnaligned(as: UInt64.self)
@@ -49,7 +50,7 @@ struct KeyHasher: Sendable {
 }
 
 /// Compares `count` bytes for equality, with fast paths for 8- and 4-byte keys.
-@inline(__always)
+@inlinable @inline(__always)
 func keysEqual(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, count: Int) -> Bool {
     switch count {
     case 8: return a.loadUnaligned(as: UInt64.self) == b.loadUnaligned(as: UInt64.self)

@@ -87,21 +87,26 @@ public protocol RawMap: AnyObject, Sendable {
 
 // MARK: - Argument checks shared by the implementations
 
-@inline(__always)
+// The checks inline into every operation; their error paths (which build a message) stay
+// out of line, so that the hot paths keep small frames.
+
+@inlinable @inline(__always)
 func checkKey(_ key: UnsafeRawBufferPointer, _ size: Int) throws(MapError) {
-    guard key.count == size, key.baseAddress != nil else {
-        throw MapError.invalidArgument.with(reason: "key buffer is \(key.count) bytes, map keys are \(size)")
-    }
+    guard key.count == size, key.baseAddress != nil else { throw bufferSizeError("key", key.count, size) }
 }
 
-@inline(__always)
+@inlinable @inline(__always)
 func checkValue(_ value: UnsafeRawBufferPointer, _ size: Int) throws(MapError) {
-    guard value.count == size, value.baseAddress != nil else {
-        throw MapError.invalidArgument.with(reason: "value buffer is \(value.count) bytes, map values are \(size)")
-    }
+    guard value.count == size, value.baseAddress != nil else { throw bufferSizeError("value", value.count, size) }
 }
 
-@inline(__always)
+/// EINVAL for a `what` buffer of `count` bytes where the map takes `size`.
+@usableFromInline @inline(never)
+func bufferSizeError(_ what: StaticString, _ count: Int, _ size: Int) -> MapError {
+    MapError.invalidArgument.with(reason: "\(what) buffer is \(count) bytes, map \(what)s are \(size)")
+}
+
+@inlinable @inline(__always)
 func checkValue(_ value: UnsafeMutableRawBufferPointer, _ size: Int) throws(MapError) {
     try checkValue(UnsafeRawBufferPointer(value), size)
 }

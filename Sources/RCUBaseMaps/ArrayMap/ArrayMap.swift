@@ -25,19 +25,19 @@ public final class ArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sendab
 
     /// The definition the map was created with. Immutable; any thread.
     public let definition: MapDefinition
-    let valueSize: Int
-    let maxEntries: Int
+    @usableFromInline let valueSize: Int
+    @usableFromInline let maxEntries: Int
     /// Value bytes padded to 8 (Linux's `round_up(value_size, 8)`).
     let paddedValueSize: Int
     /// Bytes per slot: the padded value, plus an 8-byte sequence word when the value
     /// exceeds 8 bytes.
-    let slotStride: Int
+    @usableFromInline let slotStride: Int
     /// Offset of the value within a slot (0 or 8).
-    let valueOffset: Int
+    @usableFromInline let valueOffset: Int
     let storageSize: Int
     let numaPlaced: Bool
     /// Invariant: `storageSize` bytes, 64-byte aligned, bound to `Atomic<UInt64>`.
-    let storage: UnsafeMutableRawPointer
+    @usableFromInline let storage: UnsafeMutableRawPointer
     /// The provider layer's hooks, if this map is the base of a custom map. With hooks,
     /// every slot has a sequence word (writers need exclusion to see the displaced value).
     let observer: (any MapEntryObserver)?
@@ -118,23 +118,27 @@ public final class ArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sendab
 
     // MARK: Slots
 
-    @inline(__always)
+    @inlinable @inline(__always)
     func index(_ key: UnsafeRawBufferPointer) throws(MapError) -> Int {
         try checkKey(key, 4)
         return Int(key.baseAddress!.loadUnaligned(as: UInt32.self))
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     func slot(_ index: Int) -> UnsafeMutableRawPointer { storage + index * slotStride }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     func word(_ pointer: UnsafeMutableRawPointer) -> UnsafeMutablePointer<Atomic<UInt64>> {
         pointer.assumingMemoryBound(to: Atomic<UInt64>.self)
     }
 
     /// Copies a slot's value out word by word with relaxed atomic loads.
-    @inline(__always)
+    @inlinable @inline(__always)
     func copyOut(_ value: UnsafeMutableRawPointer, from source: UnsafeMutableRawPointer) {
+        if valueSize == 8 {
+            value.storeBytes(of: word(source).pointee.load(ordering: .relaxed), as: UInt64.self)
+            return
+        }
         var offset = 0
         while offset + 8 <= valueSize {
             value.storeBytes(of: word(source + offset).pointee.load(ordering: .relaxed),
@@ -175,21 +179,29 @@ public final class ArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sendab
     // MARK: Lookup
 
     /// User-mode lookup. Contract: ``RawMap/lookup(key:into:)``.
+    /// Inlinable: a one-word value compiles into the caller as a bounds check and a load.
+    @inlinable @inline(__always)
     public func lookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
         let index = try self.index(key)
         try checkValue(value, valueSize)
         guard index < maxEntries else { throw MapError.keyNotFound }
-        let slot = self.slot(index)
         if valueOffset == 0 {
-            copyOut(value.baseAddress!, from: slot)
-            return
+            copyOut(value.baseAddress!, from: slot(index))
+        } else {
+            copySequenced(value.baseAddress!, from: slot(index))
         }
+    }
+
+    /// Copies a value guarded by its slot's sequence word (a seqlock read): retries while a
+    /// writer of the slot is active or overlapped the copy.
+    @usableFromInline
+    func copySequenced(_ value: UnsafeMutableRawPointer, from slot: UnsafeMutableRawPointer) {
         let sequence = word(slot)
         var spins = 0
         while true {
             let before = sequence.pointee.load(ordering: .acquiring)
             if before & 1 == 0 {
-                copyOut(value.baseAddress!, from: slot + 8)
+                copyOut(value, from: slot + 8)
                 atomicMemoryFence(ordering: .acquiring)
                 if sequence.pointee.load(ordering: .relaxed) == before { return }
             }
@@ -199,6 +211,7 @@ public final class ArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sendab
     }
 
     /// Helper-mode lookup, borrowed until `section` ends. Contract: ``RawMap/lookupInPlace(key:in:)``.
+    @inlinable
     public func lookupInPlace(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError)
         -> UnsafeMutableRawBufferPointer
     {

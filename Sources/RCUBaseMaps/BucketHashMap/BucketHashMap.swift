@@ -41,14 +41,14 @@ public final class BucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecked S
 
     /// The definition the map was created with. Immutable; any thread.
     public let definition: MapDefinition
-    let keySize: Int
-    let valueSize: Int
+    @usableFromInline let keySize: Int
+    @usableFromInline let valueSize: Int
     let maxEntries: Int
     let tag: PoolTag
-    let hasher: KeyHasher
+    @usableFromInline let hasher: KeyHasher
     let capacity: CapacityGate
     /// The buckets, their locks and their reclamation; shared with pending work items.
-    let table: BucketTable
+    @usableFromInline let table: BucketTable
     /// The provider layer's hooks, if this map is the base of a custom map.
     let observer: (any MapEntryObserver)?
 
@@ -115,7 +115,7 @@ public final class BucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecked S
     // MARK: Lookup
 
     /// The live slot holding `key`, or nil. Caller holds an epoch (or the bucket's lock).
-    @inline(__always)
+    @inlinable @inline(__always)
     func findSlot(_ key: UnsafeRawPointer, hash: UInt64) -> UnsafeMutableRawPointer? {
         let pattern = BucketTable.tag(hash) &* BucketTable.byteOnes
         var bucket = table.bucket(table.bucketIndex(hash))
@@ -135,7 +135,8 @@ public final class BucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecked S
         }
     }
 
-    /// User-mode lookup. Contract: ``RawMap/lookup(key:into:)``.
+    /// User-mode lookup. Contract: ``RawMap/lookup(key:into:)``. Inlinable.
+    @inlinable
     public func lookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
         try checkKey(key, keySize)
         try checkValue(value, valueSize)
@@ -148,6 +149,8 @@ public final class BucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecked S
     }
 
     /// Helper-mode lookup, borrowed until `section` ends. Contract: ``RawMap/lookupInPlace(key:in:)``.
+    /// Inlinable.
+    @inlinable
     public func lookupInPlace(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError)
         -> UnsafeMutableRawBufferPointer
     {

@@ -22,33 +22,34 @@ import Synchronization
 ///
 /// Concurrency: the table is shared by its map and by pending reclaim work items, which
 /// keep it alive until they have run.
+@usableFromInline
 final class BucketTable: @unchecked Sendable {
     // @unchecked Sendable: see the type's documentation for which memory is touched how.
 
     /// At most 6 slots: 6 tag bytes, then the retired bits (byte 6) and the scheduled bit.
     static let maxSlotsPerBucket = 6
-    static let headerSize = 16
+    @usableFromInline static let headerSize = 16
     static let retiredShift: UInt64 = 48
     static let scheduledBit: UInt64 = 1 << 56
-    static let byteOnes: UInt64 = 0x0101_0101_0101_0101
+    @usableFromInline static let byteOnes: UInt64 = 0x0101_0101_0101_0101
     /// Most first-level buckets (as the eBPF-for-Windows table's bound on its bucket count).
     static let maxBucketCount = 1 << 22
 
     let keyStride: Int
     /// Offset of the value in a slot (the padded key size).
-    let valueOffset: Int
-    let slotStride: Int
+    @usableFromInline let valueOffset: Int
+    @usableFromInline let slotStride: Int
     let slotsPerBucket: Int
-    let bucketStride: Int
-    let bucketCount: Int
+    @usableFromInline let bucketStride: Int
+    @usableFromInline let bucketCount: Int
     /// `0x80` in the tag byte of every slot.
-    let liveTagBits: UInt64
+    @usableFromInline let liveTagBits: UInt64
     let keySize: Int
-    let valueSize: Int
+    @usableFromInline let valueSize: Int
     let tag: PoolTag
     /// Invariant: `bucketCount × bucketStride` bytes, 64-byte aligned; every bucket's header
     /// initialised as two atomics.
-    let base: UnsafeMutableRawPointer
+    @usableFromInline let base: UnsafeMutableRawPointer
     /// Invariant: `bucketCount` mutexes at stable addresses, destroyed in deinit.
     let locks: UnsafeMutablePointer<Mutex<Void>>
 
@@ -114,41 +115,41 @@ final class BucketTable: @unchecked Sendable {
 
     /// The live tag for `hash`: its low 7 bits with the high bit set (never 0). The bucket
     /// index uses the high bits, so the tag adds 7 independent bits of filtering.
-    @inline(__always)
+    @inlinable @inline(__always)
     static func tag(_ hash: UInt64) -> UInt64 { 0x80 | (hash & 0x7F) }
 
     /// Bucket index of `hash`: the high half of `hash × bucketCount` (no power of two needed).
-    @inline(__always)
+    @inlinable @inline(__always)
     func bucketIndex(_ hash: UInt64) -> Int {
         Int(truncatingIfNeeded: hash.multipliedFullWidth(by: UInt64(truncatingIfNeeded: bucketCount)).high)
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     func bucket(_ index: Int) -> UnsafeMutableRawPointer { base + index &* bucketStride }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     func control(_ bucket: UnsafeMutableRawPointer) -> UnsafeMutablePointer<Atomic<UInt64>> {
         bucket.assumingMemoryBound(to: Atomic<UInt64>.self)
     }
 
     /// A bucket's control word (acquiring: the slots it shows live are visible with it).
-    @inline(__always)
+    @inlinable @inline(__always)
     func loadControl(_ bucket: UnsafeMutableRawPointer) -> UInt64 {
         control(bucket).pointee.load(ordering: .acquiring)
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     func overflowLink(_ bucket: UnsafeMutableRawPointer) -> UnsafeMutablePointer<Atomic<UInt>> {
         (bucket + 8).assumingMemoryBound(to: Atomic<UInt>.self)
     }
 
     /// The next bucket of the chain (acquiring: its contents are published with the link).
-    @inline(__always)
+    @inlinable @inline(__always)
     func overflow(_ bucket: UnsafeMutableRawPointer) -> UnsafeMutableRawPointer? {
         UnsafeMutableRawPointer(bitPattern: overflowLink(bucket).pointee.load(ordering: .acquiring))
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     func slot(_ bucket: UnsafeMutableRawPointer, _ slot: Int) -> UnsafeMutableRawPointer {
         bucket + Self.headerSize + slot &* slotStride
     }
@@ -182,16 +183,16 @@ final class BucketTable: @unchecked Sendable {
     // MARK: Values
 
     /// Whether values are at most 8 bytes: one atomic word, replaced in place.
-    var valueIsOneWord: Bool { valueSize <= 8 }
+    @inlinable var valueIsOneWord: Bool { valueSize <= 8 }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     func valueWord(_ slot: UnsafeMutableRawPointer) -> UnsafeMutablePointer<Atomic<UInt64>> {
         (slot + valueOffset).assumingMemoryBound(to: Atomic<UInt64>.self)
     }
 
     /// Copies the value of a live (or retired) slot out. A one-word value is loaded
     /// atomically (it may be replaced in place); a larger one never changes while readable.
-    @inline(__always)
+    @inlinable @inline(__always)
     func copyValue(from slot: UnsafeMutableRawPointer, into destination: UnsafeMutableRawPointer) {
         if valueSize == 8 {
             destination.storeBytes(of: valueWord(slot).pointee.load(ordering: .relaxed), as: UInt64.self)
