@@ -42,7 +42,12 @@ struct CapacityGate: ~Copyable {
             }
             inFlight.wrappingSubtract(1, ordering: .acquiringAndReleasing)
             if keyExists() { return .exists }
-            if inFlight.load(ordering: .acquiring) == 0, count.load(ordering: .acquiring) >= maxEntries { return .full }
+            if inFlight.load(ordering: .acquiring) == 0, count.load(ordering: .acquiring) >= maxEntries {
+                // A racing insert of this very key may have published and resolved between
+                // the first look and the in-flight check: it publishes before it resolves,
+                // so a second look after seeing no change in flight finds it.
+                return keyExists() ? .exists : .full
+            }
             sched_yield()
         }
     }
