@@ -4,6 +4,7 @@
 #include "CRCUMapsBaselines.h"
 
 #include <stdlib.h>
+#include <malloc.h>
 #include <urcu/urcu-memb.h>
 #include <urcu/rculfhash.h>
 #include "CRCUMapsShim.h"
@@ -186,4 +187,27 @@ void rcumaps_baseline_oa_destroy(rcumaps_baseline_oa_t *table)
 {
     free(table->slots);
     free(table);
+}
+
+/* ---------------------------------------------------------------------------
+ * Heap figures for `rcumaps memory`
+ * ------------------------------------------------------------------------- */
+
+long long rcumaps_heap_bytes_in_use(void)
+{
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+    struct mallinfo2 info = mallinfo2();
+    return (long long)(info.uordblks + info.hblkhd);
+#else
+    return -1;
+#endif
+}
+
+int rcumaps_heap_trim(void)
+{
+#if defined(__GLIBC__)
+    return malloc_trim(0);
+#else
+    return 0;
+#endif
 }

@@ -20,34 +20,51 @@ enum BenchFailure: Error, CustomStringConvertible {
     }
 }
 
+/// One cell of a bench run: which map runs which workload, with which key/value shape,
+/// at how many threads.
+struct BenchStep: Equatable, Sendable {
+    let workload: Workload
+    let threads: Int
+    let shape: BenchShape
+    let map: MapKind
+}
+
+/// The cells `options` asks for, in table order: by workload, then thread count, then
+/// shape, then map. Combinations a map cannot run (see the two `MapKind.supports`) are
+/// left out.
+func benchPlan(_ options: BenchOptions) -> [BenchStep] {
+    var plan: [BenchStep] = []
+    for workload in options.workloads {
+        for threads in options.threads {
+            for shape in options.shapes {
+                for map in options.maps where map.supports(workload) && map.supports(shape) {
+                    plan.append(BenchStep(workload: workload, threads: threads, shape: shape, map: map))
+                }
+            }
+        }
+    }
+    return plan
+}
+
 /// Runs `rcumaps bench` and prints its report.
 ///
-/// Cells run in table order: by workload, then thread count, then map. Each reports
-/// progress on stderr; the table (or JSON) goes to stdout at the end.
+/// Cells run in table order (``benchPlan(_:)``). Each reports progress on stderr; the
+/// table (or JSON) goes to stdout at the end.
 ///
 /// - Returns: The exit status: 0, or 1 if a cell failed or a lookup missed.
 func runBench(_ options: BenchOptions) -> Int32 {
-    var plan: [(workload: Workload, threads: Int, map: MapKind)] = []
-    for workload in options.workloads {
-        for threads in options.threads {
-            for map in options.maps where map.supports(workload) { plan.append((workload, threads, map)) }
-        }
+    let standardOnly = options.maps.filter { !$0.runsEveryShape }
+    let otherShapes = options.shapes.filter { $0 != .standard }
+    if !standardOnly.isEmpty, !otherShapes.isEmpty {
+        writeToStandardError("rcumaps: note: \(standardOnly.map(\.rawValue).joined(separator: ", ")) run only shape "
+            + "\(BenchShape.standard); skipped for \(otherShapes.map(\.description).joined(separator: ", "))\n")
     }
-    var cells: [CellResult] = []
-    for (number, step) in plan.enumerated() {
-        let plural = step.threads == 1 ? "thread" : "threads"
-        writeToStandardError("[\(number + 1)/\(plan.count)] \(step.map.rawValue) \(step.workload.rawValue) "
-            + "\(step.threads) \(plural) ... ")
-        do {
-            let cell = try runCell(step.map, workload: step.workload, threads: step.threads, options: options)
-            // Let deferred frees of this cell's map run before the next cell is timed.
-            Epoch.barrier()
-            writeToStandardError("\(readable(cell.megaOperationsPerSecond)) Mops/s\n")
-            cells.append(cell)
-        } catch {
-            writeToStandardError("failed\nrcumaps: \(error)\n")
-            return 1
-        }
+    let cells: [CellResult]
+    do {
+        cells = try runBenchCells(options, progress: true)
+    } catch {
+        writeToStandardError("rcumaps: \(error)\n")
+        return 1
     }
 
     let report = BenchReport(options: options, cells: cells)
@@ -55,25 +72,60 @@ func runBench(_ options: BenchOptions) -> Int32 {
 
     var status: Int32 = 0
     for cell in cells where cell.misses > 0 || cell.failedUpdates > 0 {
-        writeToStandardError("rcumaps: warning: \(cell.map.rawValue) \(cell.workload.rawValue) \(cell.threads) threads: "
-            + "\(cell.misses) lookups missed, \(cell.failedUpdates) updates failed (expected none)\n")
+        writeToStandardError("rcumaps: warning: \(cell.map.rawValue) \(cell.workload.rawValue) \(cell.shape) "
+            + "\(cell.threads) threads: \(cell.misses) lookups missed, \(cell.failedUpdates) updates failed (expected none)\n")
         status = 1
     }
     return status
 }
 
+/// Measures every cell of ``benchPlan(_:)`` in order, with a barrier after each so that
+/// deferred frees of one cell's map do not run while the next is timed.
+///
+/// - Parameter progress: print a line per cell on stderr (`[n/total] map workload shape threads ... Mops/s`).
+/// - Throws: the first cell's failure (a map that could not be built, threads that could not start).
+func runBenchCells(_ options: BenchOptions, progress: Bool) throws(BenchFailure) -> [CellResult] {
+    let plan = benchPlan(options)
+    var cells: [CellResult] = []
+    for (number, step) in plan.enumerated() {
+        if progress {
+            let plural = step.threads == 1 ? "thread" : "threads"
+            writeToStandardError("[\(number + 1)/\(plan.count)] \(step.map.rawValue) \(step.workload.rawValue) "
+                + "\(step.shape) \(step.threads) \(plural) ... ")
+        }
+        let cell: CellResult
+        do {
+            cell = try runCell(step.map, workload: step.workload, threads: step.threads, shape: step.shape,
+                               options: options)
+        } catch {
+            if progress { writeToStandardError("failed\n") }
+            throw error
+        }
+        // Let deferred frees of this cell's map run before the next cell is timed.
+        Epoch.barrier()
+        if progress { writeToStandardError("\(readable(cell.megaOperationsPerSecond)) Mops/s\n") }
+        cells.append(cell)
+    }
+    return cells
+}
+
 /// Builds a fresh, prefilled map of `kind` and measures one cell on it.
-func runCell(_ kind: MapKind, workload: Workload, threads: Int, options: BenchOptions) throws(BenchFailure) -> CellResult {
+///
+/// - Precondition: `kind` supports `shape` (`MapKind.supports`).
+func runCell(
+    _ kind: MapKind, workload: Workload, threads: Int, shape: BenchShape = .standard, options: BenchOptions
+) throws(BenchFailure) -> CellResult {
+    precondition(kind.supports(shape), "\(kind.rawValue) cannot run shape \(shape)")
     let entries = options.entries
     let measured: Measurement?
     do {
         switch kind {
         case .hashLockFree:
-            let map = try LockFreeHashMap(hashDefinition(entries: entries, implementation: .lockFree))
-            measured = warmUpAndMeasure(try HashTarget(map: map, entries: entries), workload, threads, options)
+            let map = try LockFreeHashMap(hashDefinition(entries: entries, shape: shape, implementation: .lockFree))
+            measured = try measureHash(map, shape: shape, workload, threads, options)
         case .hashBucket:
-            let map = try BucketHashMap(hashDefinition(entries: entries, implementation: .bucketLocked))
-            measured = warmUpAndMeasure(try HashTarget(map: map, entries: entries), workload, threads, options)
+            let map = try BucketHashMap(hashDefinition(entries: entries, shape: shape, implementation: .bucketLocked))
+            measured = try measureHash(map, shape: shape, workload, threads, options)
         case .array:
             let map = try ArrayMap(arrayDefinition(entries: entries))
             measured = warmUpAndMeasure(try ArrayTarget(map: map, entries: entries), workload, threads, options)
@@ -96,9 +148,37 @@ func runCell(_ kind: MapKind, workload: Workload, threads: Int, options: BenchOp
         throw .map(kind, error)
     }
     guard let measured else { throw .threads(threads) }
-    return CellResult(map: kind, workload: workload, threads: threads, entries: entries,
+    return CellResult(map: kind, workload: workload, shape: shape, threads: threads, entries: entries,
                       operations: measured.operations, wallNanoseconds: measured.wallNanoseconds,
                       misses: measured.misses, failedUpdates: measured.failedUpdates)
+}
+
+/// Prefills `map` (whose key and value sizes are `shape`'s) and measures `workload` on it.
+///
+/// The shapes the bench names have key and value types of their own (straight-line code,
+/// as the 8x8 baselines get); any other shape is built word by word.
+func measureHash<Map: RawMap>(
+    _ map: Map, shape: BenchShape, _ workload: Workload, _ threads: Int, _ options: BenchOptions
+) throws(MapError) -> Measurement? {
+    let entries = options.entries
+    switch (shape.keyBytes, shape.valueBytes) {
+    case (8, 8):
+        let target = try HashTarget(map: map, entries: entries, keys: Key8(), values: Value8())
+        return warmUpAndMeasure(target, workload, threads, options)
+    case (16, 8):
+        let target = try HashTarget(map: map, entries: entries, keys: Key16(), values: Value8())
+        return warmUpAndMeasure(target, workload, threads, options)
+    case (8, 64):
+        let target = try HashTarget(map: map, entries: entries, keys: Key8(), values: Value64())
+        return warmUpAndMeasure(target, workload, threads, options)
+    case (16, 64):
+        let target = try HashTarget(map: map, entries: entries, keys: Key16(), values: Value64())
+        return warmUpAndMeasure(target, workload, threads, options)
+    default:
+        let target = try HashTarget(map: map, entries: entries, keys: WordKeys(words: shape.keyWords),
+                                    values: WordValues(words: shape.valueWords))
+        return warmUpAndMeasure(target, workload, threads, options)
+    }
 }
 
 /// Runs `workload` untimed for a fifth of the duration (at most 0.1 s), then measures it.

@@ -1,8 +1,9 @@
 /// The maps `rcumaps bench` can measure, by command-line name.
 enum MapKind: String, CaseIterable, Sendable {
-    /// `LockFreeHashMap` (liburcu `rculfhash`), 8-byte keys and values.
+    /// `LockFreeHashMap` (liburcu `rculfhash`), keys and values of each `--shapes` (8x8 by default).
     case hashLockFree = "hash-lockfree"
-    /// `BucketHashMap` (per-bucket locks, eBPF-for-Windows design), 8-byte keys and values.
+    /// `BucketHashMap` (per-bucket locks, eBPF-for-Windows design), keys and values of each
+    /// `--shapes` (8x8 by default).
     case hashBucket = "hash-bucket"
     /// `ArrayMap` with `UInt32` index keys `0..<entries` and `UInt64` values.
     case array = "array"
@@ -39,11 +40,18 @@ enum MapKind: String, CaseIterable, Sendable {
         }
     }
 
+    /// Whether this kind runs every key/value shape (`--shapes`): only our hash maps do;
+    /// the baselines, the array, the object map and the epoch row are 8x8 only.
+    var runsEveryShape: Bool { self == .hashLockFree || self == .hashBucket }
+
+    /// Whether this kind can run keys and values of `shape`.
+    func supports(_ shape: BenchShape) -> Bool { runsEveryShape || shape == .standard }
+
     /// One line for `--help`.
     var summary: String {
         switch self {
-        case .hashLockFree: "LockFreeHashMap (rculfhash), UInt64 keys and values"
-        case .hashBucket: "BucketHashMap (per-bucket locks), UInt64 keys and values"
+        case .hashLockFree: "LockFreeHashMap (rculfhash), keys and values of each --shapes"
+        case .hashBucket: "BucketHashMap (per-bucket locks), keys and values of each --shapes"
         case .array: "ArrayMap, UInt32 index keys 0..<entries, UInt64 values"
         case .mutexDict: "baseline: Mutex<[UInt64: UInt64]>"
         case .rwlockDict: "baseline: [UInt64: UInt64] behind a pthread reader-writer lock"

@@ -1,7 +1,9 @@
-/// One measured cell: a map, a workload, a thread count.
+/// One measured cell: a map, a workload, a key/value shape, a thread count.
 struct CellResult: Sendable {
     let map: MapKind
     let workload: Workload
+    /// Key and value sizes (8x8 for every map but our hash maps).
+    let shape: BenchShape
     let threads: Int
     /// Prefilled entries.
     let entries: Int

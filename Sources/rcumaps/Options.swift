@@ -10,6 +10,8 @@ struct BenchOptions: Equatable, Sendable {
     var maps: [MapKind] = MapKind.allCases
     /// Workloads to run, in order.
     var workloads: [Workload] = Workload.allCases
+    /// Key/value shapes to run, in order (shapes other than 8x8 run only our hash maps).
+    var shapes: [BenchShape] = [.standard]
     /// Print a JSON array instead of the table.
     var json = false
 
@@ -29,6 +31,10 @@ enum Command: Equatable, Sendable {
     case stress(StressOptions)
     /// Print the stress test's usage to stdout and exit 0.
     case stressHelp
+    /// Measure the maps' heap memory per entry.
+    case memory(MemoryOptions)
+    /// Print the memory command's usage to stdout and exit 0.
+    case memoryHelp
     /// Print usage to stdout and exit 0.
     case help
 }
@@ -40,7 +46,7 @@ struct UsageError: Error, Equatable, Sendable {
 
 /// Parses `rcumaps` arguments (without the program name).
 ///
-/// Grammar: `[bench] [options]`, `stress [options]` or `help`. Options take their value as the next
+/// Grammar: `[bench] [options]`, `stress [options]`, `memory [options]` or `help`. Options take their value as the next
 /// argument or after `=` (`--duration 1` or `--duration=1`).
 func parseCommand(_ arguments: [String]) throws(UsageError) -> Command {
     var rest = arguments[...]
@@ -48,6 +54,7 @@ func parseCommand(_ arguments: [String]) throws(UsageError) -> Command {
         switch first {
         case "bench": rest = rest.dropFirst()
         case "stress": return try parseStressCommand(Array(rest.dropFirst()))
+        case "memory": return try parseMemoryCommand(Array(rest.dropFirst()))
         case "help": return .help
         default: throw UsageError(message: "unknown subcommand '\(first)'")
         }
@@ -79,6 +86,10 @@ func parseCommand(_ arguments: [String]) throws(UsageError) -> Command {
         case "--workloads":
             options.workloads = try parseList(try value(), option: name) { (text) throws(UsageError) in
                 try parseName(text, option: name, as: Workload.self)
+            }
+        case "--shapes":
+            options.shapes = try parseList(try value(), option: name) { (text) throws(UsageError) in
+                try BenchShape.parse(text, option: name)
             }
         default:
             if argument.hasPrefix("-") { throw UsageError(message: "unknown option '\(argument)'") }

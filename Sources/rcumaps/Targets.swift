@@ -69,22 +69,31 @@ func userUpdate<Map: RawMap, Key: BitwiseCopyable>(_ map: Map, key: Key, value: 
     }
 }
 
-/// A hash map (either implementation) with 8-byte keys and values.
+/// A hash map (either implementation) with keys and values of one shape (``BenchShape``).
 ///
-/// Lookups are helper mode: one epoch section and one `lookupInPlace` per operation.
-struct HashTarget<Map: RawMap>: BenchTarget {
+/// `Keys` and `Values` build the keys and values (``BenchKeyMaker``, ``BenchValueMaker``);
+/// with ``Key8`` and ``Value8`` this is the 8x8 benchmark every baseline runs too.
+/// Lookups are helper mode: one epoch section and one `lookupInPlace` per operation,
+/// which reads the whole stored value (``BenchValueMaker/fold(_:)``).
+struct HashTarget<Map: RawMap, Keys: BenchKeyMaker, Values: BenchValueMaker>: BenchTarget {
     let map: Map
     let entries: Int
+    let keys: Keys
+    let values: Values
 
     /// Prefills `map` with `entries` keys (`.noExist`) and checks its count.
-    init(map: Map, entries: Int) throws(MapError) {
+    ///
+    /// - Precondition: `map`'s key and value sizes are those of `keys` and `values`.
+    init(map: Map, entries: Int, keys: Keys, values: Values) throws(MapError) {
+        precondition(map.definition.keySize == keys.byteCount && map.definition.valueSize == values.byteCount,
+                     "the map's key and value sizes differ from the bench shape")
         self.map = map
         self.entries = entries
+        self.keys = keys
+        self.values = values
         for index in 0..<entries {
-            var key = BenchKeys.hashKey(index)
-            var value = BenchKeys.initialValue(index)
-            try withUnsafeBytes(of: &key) { (key) throws(MapError) in
-                try withUnsafeBytes(of: &value) { (value) throws(MapError) in
+            try keys.withKey(index) { (key) throws(MapError) in
+                try values.withValue(BenchKeys.initialValue(index)) { (value) throws(MapError) in
                     try map.update(key: key, value: value, flags: .noExist)
                 }
             }
@@ -95,30 +104,41 @@ struct HashTarget<Map: RawMap>: BenchTarget {
     }
 
     @inline(__always)
-    func lookup(index: Int) -> UInt64? { helperLookup(map, key: BenchKeys.hashKey(index)) }
+    func lookup(index: Int) -> UInt64? {
+        keys.withKey(index) { key in
+            Epoch.withSection { section in
+                guard let stored = try? map.lookupInPlace(key: key, in: section) else { return nil }
+                return values.fold(UnsafeRawPointer(stored.baseAddress!))
+            }
+        }
+    }
 
     @inline(__always)
-    func update(index: Int, value: UInt64) -> Bool { userUpdate(map, key: BenchKeys.hashKey(index), value: value) }
+    func update(index: Int, value: UInt64) -> Bool {
+        keys.withKey(index) { key in
+            values.withValue(value) { value in (try? map.update(key: key, value: value, flags: .any)) != nil }
+        }
+    }
 
     @inline(__always)
     func insert(index: Int) -> Bool {
-        var key = BenchKeys.hashKey(index)
-        var value = BenchKeys.initialValue(index)
-        return withUnsafeBytes(of: &key) { key in
-            withUnsafeBytes(of: &value) { value in (try? map.update(key: key, value: value, flags: .noExist)) != nil }
+        keys.withKey(index) { key in
+            values.withValue(BenchKeys.initialValue(index)) { value in
+                (try? map.update(key: key, value: value, flags: .noExist)) != nil
+            }
         }
     }
 
     @inline(__always)
     func remove(index: Int) -> Bool {
-        var key = BenchKeys.hashKey(index)
-        return withUnsafeBytes(of: &key) { key in (try? map.delete(key: key)) != nil }
+        keys.withKey(index) { key in (try? map.delete(key: key)) != nil }
     }
 }
 
 /// An `ArrayMap` with `UInt32` index keys and `UInt64` values.
 ///
-/// Lookups are helper mode: one epoch section and one `lookupInPlace` per operation.
+/// Lookups are user mode (`lookup(key:into:)`, a copy of the value): an array's storage
+/// lives as long as the map, so it needs no epoch section — the array a Swift user reads.
 struct ArrayTarget: BenchTarget {
     let map: ArrayMap
     let entries: Int
@@ -135,7 +155,14 @@ struct ArrayTarget: BenchTarget {
     }
 
     @inline(__always)
-    func lookup(index: Int) -> UInt64? { helperLookup(map, key: UInt32(truncatingIfNeeded: index)) }
+    func lookup(index: Int) -> UInt64? {
+        var key = UInt32(truncatingIfNeeded: index)
+        var value: UInt64 = 0
+        let found = withUnsafeBytes(of: &key) { key in
+            withUnsafeMutableBytes(of: &value) { value in (try? map.lookup(key: key, into: value)) != nil }
+        }
+        return found ? value : nil
+    }
 
     @inline(__always)
     func update(index: Int, value: UInt64) -> Bool {
@@ -330,10 +357,10 @@ final class SwiftArrayTarget: BenchTarget, @unchecked Sendable {
     func update(index: Int, value: UInt64) -> Bool { false }
 }
 
-/// A hash map definition for the benchmark: 8-byte keys and values, room for twice the
+/// A hash map definition for the benchmark: keys and values of `shape`, room for twice the
 /// prefilled entries (churn inserts into a key space twice as large).
-func hashDefinition(entries: Int, implementation: HashImplementation) -> MapDefinition {
-    MapDefinition(type: .hash, keySize: 8, valueSize: 8, maxEntries: entries * 2,
+func hashDefinition(entries: Int, shape: BenchShape = .standard, implementation: HashImplementation) -> MapDefinition {
+    MapDefinition(type: .hash, keySize: shape.keyBytes, valueSize: shape.valueBytes, maxEntries: entries * 2,
                   name: "bench", hashImplementation: implementation)
 }
 

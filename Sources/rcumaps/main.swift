@@ -17,9 +17,18 @@ do {
         exit(0)
     case let .stress(options):
         exit(runStress(options))
+    case .memoryHelp:
+        print(memoryUsageText())
+        exit(0)
+    case let .memory(options):
+        exit(runMemory(options))
     }
 } catch {
-    let usage = CommandLine.arguments.dropFirst().first == "stress" ? stressUsageText() : usageText()
+    let usage = switch CommandLine.arguments.dropFirst().first {
+    case "stress": stressUsageText()
+    case "memory": memoryUsageText()
+    default: usageText()
+    }
     writeToStandardError("rcumaps: error: \(error.message)\n\n\(usage)\n")
     exit(2)
 }

@@ -38,8 +38,8 @@ struct OptionsTests {
     @Test func ratiosAreAgainstTheBaselineAtTheSameCell() {
         let options = BenchOptions()
         func cell(_ map: MapKind, _ threads: Int, _ operations: Int) -> CellResult {
-            CellResult(map: map, workload: .lookup, threads: threads, entries: 16, operations: operations,
-                       wallNanoseconds: 1_000_000_000, misses: 0, failedUpdates: 0)
+            CellResult(map: map, workload: .lookup, shape: .standard, threads: threads, entries: 16,
+                       operations: operations, wallNanoseconds: 1_000_000_000, misses: 0, failedUpdates: 0)
         }
         let report = BenchReport(options: options, cells: [
             cell(.mutexDict, 1, 10_000_000), cell(.hashBucket, 1, 50_000_000),

@@ -41,4 +41,12 @@ int rcumaps_baseline_oa_insert(rcumaps_baseline_oa_t *table, uint64_t key, uint6
 int rcumaps_baseline_oa_lookup(const rcumaps_baseline_oa_t *table, uint64_t key, uint64_t *value);
 void rcumaps_baseline_oa_destroy(rcumaps_baseline_oa_t *table);
 
+/* For `rcumaps memory`: glibc's heap bytes in use, `mallinfo2()`'s uordblks + hblkhd
+ * (chunks of every arena, headers included, plus blocks malloc mmapped on its own);
+ * -1 when the C library has no mallinfo2 (not glibc, or glibc < 2.33). */
+long long rcumaps_heap_bytes_in_use(void);
+/* `malloc_trim(0)`: hands free heap pages back, so resident figures count pages in use.
+ * Returns 0 when the C library has no malloc_trim. */
+int rcumaps_heap_trim(void);
+
 #endif

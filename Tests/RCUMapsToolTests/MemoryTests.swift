@@ -1,0 +1,162 @@
+@testable import rcumaps
+#if canImport(Glibc)
+import Glibc
+#endif
+import RCUMaps
+import Testing
+
+@Suite("rcumaps memory command line")
+struct MemoryOptionsTests {
+    @Test func defaultsAreBothHashMapsThreeShapesAnd100000Entries() throws {
+        #expect(try parseCommand(["memory"]) == .memory(MemoryOptions()))
+        let defaults = MemoryOptions()
+        #expect(defaults.shapes.map(\.description) == ["8x8", "16x8", "8x64"])
+        #expect(defaults.entries == [100_000])
+        #expect(defaults.maps == [.hashLockFree, .hashBucket, .swiftDict, .cRculfhash])
+        #expect(!defaults.json)
+        #expect(try parseCommand(["memory", "--help"]) == .memoryHelp)
+        #expect(try parseCommand(["memory", "-h"]) == .memoryHelp)
+    }
+
+    @Test func optionsAreParsed() throws {
+        guard case let .memory(options) = try parseCommand(
+            ["memory", "--entries", "16384,1000000", "--shapes=16x8", "--maps", "hash-bucket,c-rculfhash", "--json"])
+        else {
+            Issue.record("not a memory command")
+            return
+        }
+        #expect(options.entries == [16384, 1_000_000])
+        #expect(options.shapes == [BenchShape(keyBytes: 16, valueBytes: 8)])
+        #expect(options.maps == [.hashBucket, .cRculfhash])
+        #expect(options.json)
+    }
+
+    @Test(arguments: [
+        ["memory", "--entries", "0"], ["memory", "--entries", "1,,2"], ["memory", "--entries", "x"],
+        ["memory", "--entries"], ["memory", "--shapes", "8x9"], ["memory", "--shapes", "8"],
+        ["memory", "--maps", "mutex-dict"], ["memory", "--bogus"], ["memory", "extra"], ["memory", "--threads", "2"],
+        ["memory", "--json=yes"],
+    ])
+    func badArgumentsAreUsageErrors(_ arguments: [String]) {
+        #expect(throws: UsageError.self) { try parseCommand(arguments) }
+    }
+
+    @Test func usageDescribesEveryMapAndOption() {
+        let text = memoryUsageText()
+        for subject in MemorySubject.allCases { #expect(text.contains(subject.rawValue)) }
+        for option in ["--entries", "--shapes", "--maps", "--json", "--help", "mallinfo2", "Epoch.barrier()"] {
+            #expect(text.contains(option))
+        }
+    }
+
+    @Test func onlyOurHashMapsRunOtherShapes() {
+        var options = MemoryOptions()
+        options.entries = [100, 200]
+        let plan = memoryPlan(options)
+        // Per entry count: 3 shapes x 2 hash maps + 2 baselines at 8x8.
+        #expect(plan.count == 2 * (3 * 2 + 2))
+        #expect(plan.filter { $0.map.isBaseline }.allSatisfy { $0.shape == .standard })
+        #expect(plan.first == MemoryStep(entries: 100, shape: .standard, map: .hashLockFree))
+        #expect(plan.last == MemoryStep(entries: 200, shape: BenchShape(keyBytes: 8, valueBytes: 64), map: .hashBucket))
+    }
+}
+
+@Suite("rcumaps memory figures")
+struct MemoryFigureTests {
+    @Test func kilobyteFieldsAreFound() {
+        let text = "Rss:                1736 kB\nAnonymous:           116 kB\nAnonHugePages:         0 kB\n"
+        let bytes = Array(text.utf8)
+        bytes.withUnsafeBufferPointer { buffer in
+            #expect(ProcessMemory.kilobytesField("Anonymous:", in: buffer) == 116)
+            #expect(ProcessMemory.kilobytesField("Rss:", in: buffer) == 1736)
+            #expect(ProcessMemory.kilobytesField("AnonHugePages:", in: buffer) == 0)
+            #expect(ProcessMemory.kilobytesField("Swap:", in: buffer) == nil)
+        }
+    }
+
+    @Test func cellFiguresAndVerdicts() {
+        let wide = BenchShape(keyBytes: 8, valueBytes: 64)
+        let cells = [
+            MemoryCell(map: .hashLockFree, shape: .standard, entries: 1000, bytes: 64_000, residentBytes: 80_000,
+                       residualBytes: 0),
+            MemoryCell(map: .hashBucket, shape: wide, entries: 1000, bytes: 130_000, residentBytes: 120_000,
+                       residualBytes: 16),
+            MemoryCell(map: .swiftDict, shape: .standard, entries: 1000, bytes: 32_000, residentBytes: 32_768,
+                       residualBytes: 0),
+        ]
+        #expect(cells[0].bytesPerEntry == 64 && cells[0].overheadPerEntry == 48 && cells[0].withinTarget == true)
+        #expect(cells[0].residentOverheadPerEntry == 64 && cells[0].residentWithinTarget == false)
+        #expect(cells[1].overheadPerEntry == 58 && cells[1].withinTarget == false)
+        #expect(cells[1].residentWithinTarget == true)
+        #expect(cells[2].withinTarget == nil && cells[2].residentWithinTarget == nil)
+        let report = MemoryReport(cells: cells)
+        let verdicts = report.verdicts().joined(separator: "\n")
+        #expect(verdicts.contains("hash-lockfree  heap      met in all 1 cells"))
+        #expect(verdicts.contains("resident  NOT met in 1 of 1 cells (8x8 at 1000: 64.0 B/entry)"))
+        #expect(verdicts.contains("hash-bucket    heap      NOT met in 1 of 1 cells (8x64 at 1000: 58.0 B/entry)"))
+        #expect(!verdicts.contains("swift-dict"))
+        let table = report.table()
+        #expect(table.contains("swift-dict"))
+        #expect(table.contains("8x64"))
+        let json = report.json()
+        #expect(json.contains("\"map\": \"hash-bucket\", \"baseline\": false, \"shape\": \"8x64\""))
+        #expect(json.contains("\"bytesPerEntry\": 130.00, \"overheadPerEntry\": 58.00"))
+        #expect(json.contains("\"withinTarget\": false"))
+        #expect(json.contains("\"withinTarget\": null"))
+    }
+}
+
+/// In-process measurements. Other suites (and other test targets) may allocate at the same
+/// time, so a measurement that looks disturbed is retried a few times before it counts.
+@Suite("rcumaps memory runs", .serialized)
+struct MemoryRunTests {
+    /// Tries `attempt` up to three times until `isClean` accepts its result; returns the last.
+    func measured<Result>(_ attempt: () throws -> Result, isClean: (Result) -> Bool) rethrows -> Result {
+        var result = try attempt()
+        for _ in 1..<3 where !isClean(result) { result = try attempt() }
+        return result
+    }
+
+    @Test func mallinfo2AndResidentMemorySeeAnAllocation() throws {
+        try #require(ProcessMemory.isAvailable)
+        let size = 8 << 20
+        let deltas = measured({ () -> MemoryReading in
+            let before = ProcessMemory.now()!
+            let block = malloc(size)!
+            memset(block, 1, size)
+            let after = ProcessMemory.now()!
+            free(block)
+            return after.since(before)
+        }, isClean: { $0.heapBytes >= size && $0.heapBytes < size + (1 << 20) && $0.residentBytes >= size / 2 })
+        #expect(deltas.heapBytes >= size && deltas.heapBytes < size + (1 << 20), "heap delta \(deltas.heapBytes)")
+        #expect(deltas.residentBytes >= size / 2, "resident delta \(deltas.residentBytes)")
+    }
+
+    @Test func smallMapsUseAtLeastTheirKeysAndValues() throws {
+        var options = MemoryOptions()
+        options.entries = [4096]
+        let cells = try measured({ try measureMemory(options, progress: false) }, isClean: { cells in
+            cells.allSatisfy { $0.bytesPerEntry >= Double($0.shape.keyBytes + $0.shape.valueBytes)
+                && $0.bytesPerEntry < 1024 && abs($0.residualBytes) < $0.bytes / 4 }
+        })
+        #expect(cells.map(\.map) == [.hashLockFree, .hashBucket, .swiftDict, .cRculfhash,
+                                     .hashLockFree, .hashBucket, .hashLockFree, .hashBucket])
+        #expect(cells.map(\.shape.description) == ["8x8", "8x8", "8x8", "8x8", "16x8", "16x8", "8x64", "8x64"])
+        for cell in cells {
+            let payload = Double(cell.shape.keyBytes + cell.shape.valueBytes)
+            let label = "\(cell.map.rawValue) \(cell.shape)"
+            #expect(cell.entries == 4096)
+            #expect(cell.bytesPerEntry >= payload, "\(label): \(cell.bytesPerEntry) B/entry")
+            #expect(cell.bytesPerEntry < 1024, "\(label): \(cell.bytesPerEntry) B/entry")
+            #expect(cell.residentBytesPerEntry > 0, "\(label): \(cell.residentBytesPerEntry) resident B/entry")
+            #expect(abs(cell.residualBytes) < cell.bytes / 4, "\(label): residual \(cell.residualBytes) of \(cell.bytes)")
+            #expect((cell.withinTarget == nil) == cell.map.isBaseline)
+        }
+        // Wider keys and values cost more per entry, in both hash maps.
+        for map in [MemorySubject.hashLockFree, .hashBucket] {
+            let mine = cells.filter { $0.map == map }
+            #expect(mine[0].bytesPerEntry < mine[1].bytesPerEntry, "\(map): 8x8 vs 16x8")
+            #expect(mine[1].bytesPerEntry < mine[2].bytesPerEntry, "\(map): 16x8 vs 8x64")
+        }
+    }
+}
