@@ -53,7 +53,7 @@ final class BucketTable: @unchecked Sendable {
     /// Invariant: `bucketCount` mutexes at stable addresses, destroyed in deinit.
     let locks: UnsafeMutablePointer<Mutex<Void>>
 
-    /// Allocates and clears the buckets for `maxEntries` entries at about two-thirds load.
+    /// Allocates and clears the buckets for `maxEntries` entries (at two-thirds or three-quarters load).
     init(keySize: Int, valueSize: Int, maxEntries: Int, tag: PoolTag, bucketCount requested: Int? = nil) throws(MapError) {
         self.keySize = keySize
         self.valueSize = valueSize
@@ -63,10 +63,14 @@ final class BucketTable: @unchecked Sendable {
         slotStride = keyStride + roundUp8(valueSize)
         // As many slots as fill one cache line, at least 2 (small pairs), else 4.
         let perLine = (64 - Self.headerSize) / slotStride
-        slotsPerBucket = perLine >= 2 ? min(perLine, Self.maxSlotsPerBucket) : 4
+        slotsPerBucket = perLine >= 2 ? min(perLine, Self.maxSlotsPerBucket) : Self.maxSlotsPerBucket
         bucketStride = perLine >= 2 ? 64 : Self.headerSize + slotsPerBucket * slotStride
-        let (scaled, overflow) = maxEntries.multipliedReportingOverflow(by: 3)
-        let wanted = overflow ? Self.maxBucketCount : (scaled + 2 * slotsPerBucket - 1) / (2 * slotsPerBucket)
+        // Load at maxEntries: 2/3 for pairs that share a cache line (lookups stay in one line),
+        // 3/4 for larger pairs, whose empty slots would otherwise dominate the memory.
+        let (loadNumerator, loadDenominator) = perLine >= 2 ? (2, 3) : (3, 4)
+        let (scaled, overflow) = maxEntries.multipliedReportingOverflow(by: loadDenominator)
+        let perBucket = loadNumerator * slotsPerBucket
+        let wanted = overflow ? Self.maxBucketCount : (scaled + perBucket - 1) / perBucket
         bucketCount = max(1, min(requested ?? wanted, Self.maxBucketCount))
         var bits: UInt64 = 0
         for slot in 0..<slotsPerBucket { bits |= 0x80 << UInt64(8 * slot) }
