@@ -102,7 +102,8 @@ public enum Epoch {
         rcumaps_synchronize()
     }
 
-    /// Waits until every deferred free and work item scheduled before the call has run.
+    /// Waits until every deferred free and work item scheduled before the call has run,
+    /// including the blocks waiting in ``EpochRetireList``s (they are submitted first).
     ///
     /// Use it at teardown (tests, process shutdown) to see memory statistics settle.
     ///
@@ -114,6 +115,7 @@ public enum Epoch {
         precondition(!isActive, "Epoch.barrier() inside an epoch section would deadlock")
         precondition(!EpochMemory.isReclamationThread,
                      "Epoch.barrier() from a deferred work item would deadlock")
+        EpochRetireList.flushAll()
         rcumaps_barrier()
     }
 }

@@ -57,6 +57,79 @@ public enum EpochMemory {
         return finishAllocation(base: base, userOffset: cacheLineSize, size: total, flags: Flags.cacheAligned, tag: tag)
     }
 
+    /// Bytes in front of a compact block.
+    public static let compactHeaderSize = 8
+
+    /// Allocates `byteCount` bytes under `tag` with an 8-byte header instead of 24, 8-byte
+    /// aligned, uninitialised: for small, numerous blocks (hash nodes), where the 16-byte
+    /// `rcu_head` would cost a bigger allocator size class. A compact block has no
+    /// `rcu_head`, so it is retired through an ``EpochRetireList`` (many blocks share one),
+    /// never with ``free(_:)``.
+    ///
+    /// - Returns: The block, or `nil` when the allocator fails.
+    ///
+    /// Concurrency: any thread, inside or outside a section.
+    public static func allocateCompact(byteCount: Int, tag: PoolTag) -> UnsafeMutableRawPointer? {
+        precondition(byteCount >= 0, "negative allocation size")
+        if _FaultInjection.isActive, _FaultInjection.shouldFail(tag: tag) { return nil }
+        guard byteCount <= maxBlockSize, let base = malloc(byteCount + compactHeaderSize) else { return nil }
+        // The compact header is the last 8 bytes of the full one: size, then state.
+        let block = base + compactHeaderSize
+        let size = byteCount + compactHeaderSize
+        let slotIndex = tagTable.slotIndex(for: tag)
+        base.storeBytes(of: UInt32(size), as: UInt32.self)
+        (base + 4).initializeMemory(as: Atomic<UInt32>.self,
+                                    to: Atomic(Flags.compact | UInt32(slotIndex) << Flags.slotShift))
+        let slot = tagTable.slots + slotIndex
+        slot.pointee.liveBytes.add(size, ordering: .relaxed)
+        slot.pointee.allocations.add(1, ordering: .relaxed)
+        slot.pointee.liveAllocations.add(1, ordering: .relaxed)
+        return block
+    }
+
+    /// Releases a compact block at once: one that was never published, or that nothing can
+    /// reach any more (see ``freeUnreachable(_:cacheAligned:)``).
+    ///
+    /// Concurrency: any thread.
+    public static func freeCompactUnpublished(_ block: UnsafeMutableRawPointer) {
+        let state = compactState(block)
+        let flags = state.pointee.bitwiseOr(Flags.retired, ordering: .relaxed).oldValue
+        precondition(flags & Flags.compact != 0, "freeCompactUnpublished of a block that is not compact")
+        precondition(flags & Flags.retired == 0, "epoch memory freed twice")
+        releaseCompact(block, flags: flags, wasPending: false)
+    }
+
+    /// The state word of a compact block (also at `block - 4` in a full header).
+    static func compactState(_ block: UnsafeMutableRawPointer) -> UnsafePointer<Atomic<UInt32>> {
+        UnsafePointer((block - 4).assumingMemoryBound(to: Atomic<UInt32>.self))
+    }
+
+    /// Marks a compact block retired and accounts it as pending (by ``EpochRetireList``).
+    static func markCompactRetired(_ block: UnsafeMutableRawPointer) {
+        let flags = compactState(block).pointee.bitwiseOr(Flags.retired, ordering: .relaxed).oldValue
+        precondition(flags & Flags.compact != 0, "EpochRetireList.retire of a block that is not compact")
+        precondition(flags & Flags.retired == 0, "epoch memory freed twice")
+        let size = Int((block - compactHeaderSize).load(as: UInt32.self))
+        (tagTable.slots + Header.slot(flags)).pointee.pendingBytes.add(size, ordering: .relaxed)
+    }
+
+    /// Accounts a compact block out and gives it back to the allocator.
+    static func releaseCompact(_ block: UnsafeMutableRawPointer, flags: UInt32, wasPending: Bool) {
+        let base = block - compactHeaderSize
+        let size = Int(base.load(as: UInt32.self))
+        let slot = tagTable.slots + Header.slot(flags)
+        if wasPending { slot.pointee.pendingBytes.subtract(size, ordering: .relaxed) }
+        slot.pointee.liveBytes.subtract(size, ordering: .relaxed)
+        slot.pointee.liveAllocations.subtract(1, ordering: .relaxed)
+        Glibc.free(base)
+    }
+
+    /// Queues a batch block (see ``EpochRetireList``) for after a grace period.
+    static func scheduleRetireBatch(_ block: UnsafeMutableRawPointer) {
+        _ = Header(block: block).state.pointee.bitwiseOr(Flags.retireBatch, ordering: .relaxed)
+        retire(block, expectingCacheAligned: false)
+    }
+
     /// Retires a block from ``allocate(byteCount:tag:)``: it is reclaimed after a grace period.
     ///
     /// - Precondition: the block is unpublished (no reader can newly find it) and has not
@@ -104,6 +177,7 @@ public enum EpochMemory {
         let header = Header(block: block)
         let flags = header.state.pointee.bitwiseOr(Flags.retired, ordering: .relaxed).oldValue
         precondition(flags & Flags.retired == 0, "epoch memory freed twice")
+        precondition(flags & Flags.compact == 0, "compact blocks are released with freeCompactUnpublished")
         let slot = tagTable.slots + Header.slot(flags)
         slot.pointee.liveBytes.subtract(header.size, ordering: .relaxed)
         slot.pointee.liveAllocations.subtract(1, ordering: .relaxed)
@@ -142,6 +216,10 @@ public enum EpochMemory {
         static let cacheAligned: UInt32 = 1 << 0
         static let retired: UInt32 = 1 << 1
         static let workItem: UInt32 = 1 << 2
+        /// A compact block (8-byte header, no `rcu_head`): retired through an `EpochRetireList`.
+        static let compact: UInt32 = 1 << 3
+        /// A batch of retired compact blocks (see `EpochRetireList`).
+        static let retireBatch: UInt32 = 1 << 4
         /// Bits 8–17 of the state word: the tag's slot in the statistics table.
         static let slotShift: UInt32 = 8
         static let slotMask: UInt32 = 0x3FF
@@ -193,6 +271,7 @@ public enum EpochMemory {
         let header = Header(block: block)
         let flags = header.state.pointee.bitwiseOr(Flags.retired, ordering: .relaxed).oldValue
         precondition(flags & Flags.retired == 0, "epoch memory freed twice")
+        precondition(flags & Flags.compact == 0, "free of a compact block: retire it through an EpochRetireList")
         precondition((flags & Flags.cacheAligned != 0) == expectingCacheAligned,
                      expectingCacheAligned ? "freeCacheAligned of a block from allocate"
                                            : "free of a block from allocateCacheAligned")
@@ -222,6 +301,9 @@ private func epochReclaim(_ head: UnsafeMutablePointer<rcu_head>?) {
     let flags = header.state.pointee.load(ordering: .relaxed)
     if flags & EpochMemory.Flags.workItem != 0 {
         EpochWorkItem.run(payload: header.block)
+    }
+    if flags & EpochMemory.Flags.retireBatch != 0 {
+        EpochRetireList.release(batch: header.block)
     }
     let size = header.size
     let slot = tagTable.slots + EpochMemory.Header.slot(flags)

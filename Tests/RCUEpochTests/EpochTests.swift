@@ -266,3 +266,100 @@ struct NUMATopologyTests {
         #expect(NUMATopology.currentCPU >= 0)
     }
 }
+
+@Suite("Compact blocks and retire lists")
+struct EpochRetireListTests {
+    @Test func compactBlocksAreAccountedAndFreedInBatches() throws {
+        let tag = uniqueTag()
+        let list = EpochRetireList()
+        let count = EpochRetireList.batchSize * 2 + 5
+        var blocks: [UnsafeMutableRawPointer] = []
+        for _ in 0..<count {
+            let block = try #require(EpochMemory.allocateCompact(byteCount: 32, tag: tag))
+            #expect(Int(bitPattern: block) % EpochMemory.alignment == 0)
+            block.initializeMemory(as: UInt8.self, repeating: 0xAB, count: 32)
+            blocks.append(block)
+        }
+        let live = EpochMemory.statistics(for: tag)
+        #expect(live.liveAllocations == count)
+        #expect(live.liveBytes == count * (32 + EpochMemory.compactHeaderSize))
+        for block in blocks { list.retire(block) }
+        #expect(EpochMemory.statistics(for: tag).pendingBytes == count * (32 + EpochMemory.compactHeaderSize))
+        // Two full batches went out on their own; the last 5 wait for a flush, which
+        // Epoch.barrier() performs.
+        let settled = settledStatistics(for: tag)
+        #expect(settled.liveBytes == 0)
+        #expect(settled.pendingBytes == 0)
+        #expect(settled.liveAllocations == 0)
+        #expect(settled.allocationCount == count)
+    }
+
+    @Test func aRetiredCompactBlockOutlivesTheSectionsThatCouldSeeIt() throws {
+        let tag = uniqueTag()
+        let list = EpochRetireList()
+        let block = try #require(EpochMemory.allocateCompact(byteCount: 8, tag: tag))
+        block.storeBytes(of: UInt64(42), as: UInt64.self)
+        let entered = Atomic<Bool>(false)
+        let release = Atomic<Bool>(false)
+        let readBack = Atomic<UInt64>(0)
+        let address = UInt(bitPattern: block)
+        let reader = Thread {
+            Epoch.withSection { _ in
+                entered.store(true, ordering: .releasing)
+                while !release.load(ordering: .acquiring) { usleep(1000) }
+                readBack.store(UnsafeRawPointer(bitPattern: address)!.load(as: UInt64.self), ordering: .relaxed)
+            }
+        }
+        reader.start()
+        while !entered.load(ordering: .acquiring) { usleep(1000) }
+        list.retire(block)
+        list.flush()
+        usleep(50_000)
+        // The reader is still inside: the block must not have been reclaimed.
+        #expect(EpochMemory.statistics(for: tag).liveAllocations == 1)
+        release.store(true, ordering: .releasing)
+        while readBack.load(ordering: .relaxed) == 0 { usleep(1000) }
+        #expect(readBack.load(ordering: .relaxed) == 42)
+        #expect(settledStatistics(for: tag).liveAllocations == 0)
+    }
+
+    @Test func unpublishedCompactBlocksAreReleasedAtOnce() throws {
+        let tag = uniqueTag()
+        let block = try #require(EpochMemory.allocateCompact(byteCount: 24, tag: tag))
+        EpochMemory.freeCompactUnpublished(block)
+        let stats = EpochMemory.statistics(for: tag)
+        #expect(stats.liveBytes == 0 && stats.pendingBytes == 0 && stats.liveAllocations == 0)
+    }
+
+    @Test func freeingACompactBlockWithFreeStopsTheProgram() async {
+        await #expect(processExitsWith: .failure) {
+            let block = EpochMemory.allocateCompact(byteCount: 8, tag: .general)!
+            EpochMemory.free(block)
+        }
+    }
+
+    @Test func retiringACompactBlockTwiceStopsTheProgram() async {
+        await #expect(processExitsWith: .failure) {
+            let list = EpochRetireList()
+            let block = EpochMemory.allocateCompact(byteCount: 8, tag: .general)!
+            list.retire(block)
+            list.retire(block)
+        }
+    }
+
+    @Test func manyThreadsRetireThroughOneList() {
+        let tag = uniqueTag()
+        let list = EpochRetireList()
+        runOnThreads(4) { thread in
+            for index in 0..<5000 {
+                guard let block = EpochMemory.allocateCompact(byteCount: 16 + index % 32, tag: tag) else { continue }
+                block.storeBytes(of: UInt64(thread), as: UInt64.self)
+                Epoch.withSection { _ in list.retire(block) }
+            }
+        }
+        let settled = settledStatistics(for: tag)
+        #expect(settled.liveBytes == 0)
+        #expect(settled.pendingBytes == 0)
+        #expect(settled.allocationCount == 20_000)
+    }
+}
