@@ -39,7 +39,18 @@ enum ProcessMemory {
 
     /// Whether ``now()`` can measure here (glibc with `mallinfo2`, `malloc_trim` and a
     /// readable ``rollupPath``).
-    static var isAvailable: Bool { heapBytes() != nil && residentBytes() != nil }
+    ///
+    /// A probe allocation must show in the heap figure: under a sanitizer, whose allocator
+    /// replaces malloc, `mallinfo2` sees nothing and measuring is refused.
+    static let isAvailable: Bool = {
+        guard let before = heapBytes(), residentBytes() != nil else { return false }
+        let size = 1 << 20
+        guard let probe = malloc(size) else { return false }
+        defer { free(probe) }
+        memset(probe, 1, size)
+        guard let after = heapBytes() else { return false }
+        return after - before >= size
+    }()
 
     /// `uordblks + hblkhd` now, or `nil` without `mallinfo2`.
     static func heapBytes() -> Int? {
@@ -177,7 +188,7 @@ enum MemoryFailure: Error, CustomStringConvertible {
     var description: String {
         switch self {
         case .measurementUnavailable:
-            "cannot measure memory: needs glibc's mallinfo2() and malloc_trim() and a readable \(ProcessMemory.rollupPath)"
+            "cannot measure memory: needs glibc's mallinfo2() (seeing this process's allocations: not under a sanitizer) and a readable \(ProcessMemory.rollupPath)"
         case let .map(subject, error): "cannot build the \(subject.rawValue) map: \(error)"
         }
     }

@@ -108,7 +108,8 @@ struct MemoryFigureTests {
 
 /// In-process measurements. Other suites (and other test targets) may allocate at the same
 /// time, so a measurement that looks disturbed is retried a few times before it counts.
-@Suite("rcumaps memory runs", .serialized)
+@Suite("rcumaps memory runs", .serialized,
+       .enabled(if: ProcessMemory.isAvailable, "heap figures unavailable (a sanitizer replaces malloc)"))
 struct MemoryRunTests {
     /// Tries `attempt` up to three times until `isClean` accepts its result; returns the last.
     func measured<Result>(_ attempt: () throws -> Result, isClean: (Result) -> Bool) rethrows -> Result {

@@ -200,11 +200,13 @@ struct ShapeRunTests {
         let wide = BenchShape(keyBytes: 8, valueBytes: 64)
         let general = BenchShape(keyBytes: 24, valueBytes: 40)
         var options = tinyOptions([.standard, wide, general], workloads: [.lookup, .readMostly], threads: [2])
-        options.maps = [.hashBucket, .mutexDict, .hashLockFree, .array]
+        // The reader-writer-lock baseline, not the Mutex one: ThreadSanitizer cannot see
+        // Synchronization.Mutex hand-offs (docs/architecture.md) and this test runs under it.
+        options.maps = [.hashBucket, .rwlockDict, .hashLockFree, .array]
         let cells = try runBenchCells(options, progress: false)
-        #expect(cells.map(\.map) == [.hashBucket, .mutexDict, .hashLockFree, .array, .hashBucket, .hashLockFree,
+        #expect(cells.map(\.map) == [.hashBucket, .rwlockDict, .hashLockFree, .array, .hashBucket, .hashLockFree,
                                      .hashBucket, .hashLockFree].repeated(2))
-        #expect(cells.filter { $0.map == .mutexDict || $0.map == .array }.allSatisfy { $0.shape == .standard })
+        #expect(cells.filter { $0.map == .rwlockDict || $0.map == .array }.allSatisfy { $0.shape == .standard })
         for cell in cells {
             #expect(cell.threads == 2)
             #expect(cell.operations > 0)
@@ -213,10 +215,10 @@ struct ShapeRunTests {
         }
         let report = BenchReport(options: options, cells: cells)
         for cell in cells where cell.shape != .standard {
-            #expect(report.ratio(for: cell, to: .mutexDict) == nil)
+            #expect(report.ratio(for: cell, to: .rwlockDict) == nil)
         }
         for cell in cells where cell.shape == .standard {
-            #expect(report.ratio(for: cell, to: .mutexDict) != nil)
+            #expect(report.ratio(for: cell, to: .rwlockDict) != nil)
         }
     }
 }
