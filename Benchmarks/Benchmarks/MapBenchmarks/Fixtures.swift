@@ -31,9 +31,12 @@ enum Fixtures {
         return made
     }
 
-    static func hash(_ implementation: HashImplementation, entries: Int, keySize: Int = 8, valueSize: Int = 8) -> HashFixture {
+    /// A prefilled hash map of the concrete type `Map` (the one `implementation` creates), so
+    /// that benchmarks call it without existential dispatch, as a user holding the type does.
+    static func hash<Map: RawMap>(_ implementation: HashImplementation, as _: Map.Type, entries: Int,
+                                  keySize: Int = 8, valueSize: Int = 8) -> HashFixture<Map> {
         cached("hash-\(implementation)-\(entries)-\(keySize)-\(valueSize)") {
-            HashFixture(implementation, entries: entries, keySize: keySize, valueSize: valueSize)
+            HashFixture<Map>(implementation, entries: entries, keySize: keySize, valueSize: valueSize)
         }
     }
     static func array(entries: Int) -> ArrayFixture { cached("array-\(entries)") { ArrayFixture(entries: entries) } }
@@ -49,14 +52,15 @@ enum Fixtures {
 }
 
 /// A hash map (8-byte keys extended with zeros to `keySize`) prefilled with `entries` keys.
-final class HashFixture: Sendable {
-    let map: any RawMap
+final class HashFixture<Map: RawMap>: Sendable {
+    let map: Map
     let keySize: Int
     let valueSize: Int
 
     init(_ implementation: HashImplementation, entries: Int, keySize: Int, valueSize: Int) {
-        map = try! MapRegistry.create(MapDefinition(type: .hash, keySize: keySize, valueSize: valueSize,
-                                                    maxEntries: entries * 2, hashImplementation: implementation))
+        let created = try! MapRegistry.create(MapDefinition(type: .hash, keySize: keySize, valueSize: valueSize,
+                                                            maxEntries: entries * 2, hashImplementation: implementation))
+        map = created as! Map
         self.keySize = keySize
         self.valueSize = valueSize
         for index in 0..<entries { insert(Keys.key(index)) }
@@ -71,20 +75,29 @@ final class HashFixture: Sendable {
         }
     }
 
+    /// One helper-mode lookup (an epoch section and `lookupInPlace`); 0 on a miss.
+    /// 8-byte keys are passed straight from the stack, as the C baselines pass theirs.
     @inline(__always)
-    func helperLookup(_ key: UInt64) -> UInt64? {
-        withKey(key) { key in
-            Epoch.withSection { section in
-                (try? map.lookupInPlace(key: key, in: section))?.load(as: UInt64.self)
+    func helperLookup(_ key: UInt64) -> UInt64 {
+        let map = self.map
+        if keySize == 8 {
+            var key = key
+            return withUnsafeBytes(of: &key) { key in
+                Epoch.withSection { section in (try? map.lookupInPlace(key: key, in: section))?.load(as: UInt64.self) ?? 0 }
             }
+        }
+        return withKey(key) { key in
+            Epoch.withSection { section in (try? map.lookupInPlace(key: key, in: section))?.load(as: UInt64.self) ?? 0 }
         }
     }
 
+    /// One user-mode lookup (a copy of the value); 0 on a miss.
     @inline(__always)
-    func userLookup(_ key: UInt64) -> UInt64? {
-        withKey(key) { key in
+    func userLookup(_ key: UInt64) -> UInt64 {
+        let map = self.map
+        return withKey(key) { key in
             withUnsafeTemporaryAllocation(byteCount: valueSize, alignment: 8) { value in
-                (try? map.lookup(key: key, into: value)) != nil ? value.load(as: UInt64.self) : nil
+                (try? map.lookup(key: key, into: value)) != nil ? value.load(as: UInt64.self) : 0
             }
         }
     }
@@ -120,14 +133,17 @@ final class HashFixture: Sendable {
 }
 
 final class ArrayFixture: Sendable {
-    let map: any RawMap
+    let map: ArrayMap
     init(entries: Int) {
-        map = try! MapRegistry.create(MapDefinition(type: .array, keySize: 4, valueSize: 8, maxEntries: entries))
+        map = try! ArrayMap(MapDefinition(type: .array, keySize: 4, valueSize: 8, maxEntries: entries))
     }
+    /// User-mode lookup (a copy): an array needs no epoch section, as `rcumaps bench` reads it.
     @inline(__always)
-    func helperLookup(_ index: UInt32) -> UInt64? {
+    func lookup(_ index: UInt32) -> UInt64? {
         withUnsafeBytes(of: index) { key in
-            Epoch.withSection { section in (try? map.lookupInPlace(key: key, in: section))?.load(as: UInt64.self) }
+            var value: UInt64 = 0
+            let found = withUnsafeMutableBytes(of: &value) { (try? map.lookup(key: key, into: $0)) != nil }
+            return found ? value : nil
         }
     }
 }

@@ -136,7 +136,7 @@ public final class BucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecked S
     }
 
     /// User-mode lookup. Contract: ``RawMap/lookup(key:into:)``. Inlinable.
-    @inlinable
+    @inlinable @inline(__always)
     public func lookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
         try checkKey(key, keySize)
         try checkValue(value, valueSize)
@@ -150,7 +150,7 @@ public final class BucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecked S
 
     /// Helper-mode lookup, borrowed until `section` ends. Contract: ``RawMap/lookupInPlace(key:in:)``.
     /// Inlinable.
-    @inlinable
+    @inlinable @inline(__always)
     public func lookupInPlace(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError)
         -> UnsafeMutableRawBufferPointer
     {

@@ -156,7 +156,7 @@ public final class LockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchecked
     // MARK: Lookup
 
     /// User-mode lookup. Contract: ``RawMap/lookup(key:into:)``. Inlinable.
-    @inlinable
+    @inlinable @inline(__always)
     public func lookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
         try checkKey(key, keySize)
         try checkValue(value, valueSize)
@@ -169,7 +169,7 @@ public final class LockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchecked
 
     /// Helper-mode lookup, borrowed until `section` ends. Contract: ``RawMap/lookupInPlace(key:in:)``.
     /// Inlinable.
-    @inlinable
+    @inlinable @inline(__always)
     public func lookupInPlace(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError)
         -> UnsafeMutableRawBufferPointer
     {
