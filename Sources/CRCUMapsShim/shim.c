@@ -10,6 +10,9 @@
 #include <sched.h>
 #include <string.h>
 #include <numa.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 /* ---------------------------------------------------------------------------
  * ThreadSanitizer
@@ -263,4 +266,18 @@ void *rcumaps_numa_alloc_onnode(size_t size, int node)
 void rcumaps_numa_free(void *ptr, size_t size)
 {
     numa_free(ptr, size);
+}
+
+/* ---------------------------------------------------------------------------
+ * Futex
+ * ------------------------------------------------------------------------- */
+
+void rcumaps_futex_wait(void *addr, uint32_t expected)
+{
+    (void)syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+}
+
+void rcumaps_futex_wake(void *addr, int count)
+{
+    (void)syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, count, NULL, NULL, 0);
 }

@@ -210,6 +210,26 @@ int rcumaps_current_cpu(void);
 void *rcumaps_numa_alloc_onnode(size_t size, int node);
 void rcumaps_numa_free(void *ptr, size_t size);
 
+/* ---------------------------------------------------------------------------
+ * Futex and spin hints, for the bucket hash's 4-byte bucket locks
+ * ------------------------------------------------------------------------- */
+
+/* Sleeps while the 32-bit word at `addr` equals `expected` (FUTEX_WAIT_PRIVATE); may
+ * return early (a wake, a signal, or the word changed): callers re-check. */
+void rcumaps_futex_wait(void *addr, uint32_t expected);
+/* Wakes up to `count` threads sleeping on `addr` (FUTEX_WAKE_PRIVATE). */
+void rcumaps_futex_wake(void *addr, int count);
+
+/* A spin-wait hint to the CPU (x86 `pause`, Arm `yield`). */
+static inline __attribute__((always_inline)) void rcumaps_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 #ifdef __cplusplus
 }
 #endif

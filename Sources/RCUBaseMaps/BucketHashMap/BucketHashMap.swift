@@ -163,8 +163,8 @@ public final class BucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecked S
 
     // MARK: Writers
 
-    /// Where a key lives: its bucket and slot. Addresses travel out of `Mutex.withLock` as
-    /// integers (its results are `sending`).
+    /// Where a key lives: its bucket and slot (the address as an integer, so that the
+    /// value is `Sendable`).
     struct Place: Sendable {
         var bucket: UInt
         var slot: Int
@@ -237,7 +237,7 @@ public final class BucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecked S
         // The section keeps a displaced slot intact until its removal has been reported.
         Epoch.enter()
         defer { Epoch.exit() }
-        let outcome: Result<Displaced, MapError> = table.locks[index].withLock { _ in
+        let outcome: Result<Displaced, MapError> = table.locks.withLock(index) {
             let old = locate(key.baseAddress!, hash: hash, index: index)
             if let old {
                 if flags == .noExist { return .failure(.alreadyExists) }
@@ -329,7 +329,7 @@ public final class BucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecked S
         let index = table.bucketIndex(hash)
         Epoch.enter()
         defer { Epoch.exit() }
-        let outcome: Result<Place, MapError> = table.locks[index].withLock { _ in
+        let outcome: Result<Place, MapError> = table.locks.withLock(index) {
             guard let place = locate(key.baseAddress!, hash: hash, index: index) else { return .failure(.keyNotFound) }
             let value = table.value(of: place, count: valueSize)
             do throws(MapError) {

@@ -50,8 +50,8 @@ final class BucketTable: @unchecked Sendable {
     /// Invariant: `bucketCount × bucketStride` bytes, 64-byte aligned; every bucket's header
     /// initialised as two atomics.
     @usableFromInline let base: UnsafeMutableRawPointer
-    /// Invariant: `bucketCount` mutexes at stable addresses, destroyed in deinit.
-    let locks: UnsafeMutablePointer<Mutex<Void>>
+    /// One lock per first-level bucket (a chain shares its first bucket's lock).
+    let locks: BucketLocks
 
     /// Allocates and clears the buckets for `maxEntries` entries (at two-thirds or three-quarters load).
     init(keySize: Int, valueSize: Int, maxEntries: Int, tag: PoolTag, bucketCount requested: Int? = nil) throws(MapError) {
@@ -81,10 +81,9 @@ final class BucketTable: @unchecked Sendable {
             throw MapError.noMemory.with(reason: "no memory for \(bucketCount) buckets of \(bucketStride) bytes")
         }
         base = block
-        locks = .allocate(capacity: bucketCount)
+        locks = BucketLocks(count: bucketCount)
         for index in 0..<bucketCount {
             Self.initialize(base + index * bucketStride, size: bucketStride)
-            (locks + index).initialize(to: Mutex(()))
         }
     }
 
@@ -103,8 +102,6 @@ final class BucketTable: @unchecked Sendable {
                 EpochMemory.freeUnreachable(current)
             }
         }
-        locks.deinitialize(count: bucketCount)
-        locks.deallocate()
         EpochMemory.freeUnreachable(base, cacheAligned: true)
     }
 
@@ -267,7 +264,7 @@ final class BucketTable: @unchecked Sendable {
     /// one work item unless one is already pending for the bucket. Call after releasing
     /// the lock (`lockIndex` is the chain's); never blocks.
     func scheduleReclaim(_ bucket: UnsafeMutableRawPointer, lockIndex: Int) {
-        let scheduled = locks[lockIndex].withLock { _ -> Bool in
+        let scheduled = locks.withLock(lockIndex) { () -> Bool in
             let word = control(bucket)
             let current = word.pointee.load(ordering: .acquiring)
             if current & Self.scheduledBit != 0 { return false }
@@ -288,7 +285,7 @@ final class BucketTable: @unchecked Sendable {
         if !submitted {
             // No memory for the work item: the slots stay retired until the next retirement
             // in this bucket schedules one.
-            locks[lockIndex].withLock { _ in
+            locks.withLock(lockIndex) {
                 let word = control(bucket)
                 word.pointee.store(word.pointee.load(ordering: .acquiring) & ~Self.scheduledBit, ordering: .releasing)
             }
@@ -299,7 +296,7 @@ final class BucketTable: @unchecked Sendable {
     /// An overflow bucket left with no live or retired slot is unlinked and retired itself,
     /// so chains shrink back after a burst.
     private func reclaim(_ bucket: UnsafeMutableRawPointer, lockIndex: Int, retired: UInt64) {
-        let again = locks[lockIndex].withLock { _ -> Bool in
+        let again = locks.withLock(lockIndex) { () -> Bool in
             let word = control(bucket)
             var current = word.pointee.load(ordering: .acquiring) & ~(retired << Self.retiredShift)
             let remaining = (current &>> Self.retiredShift) & 0x3F

@@ -31,16 +31,21 @@ struct CapacityGate: ~Copyable {
     /// followed by ``resolve(published:)``.
     func reserve(keyExists: () -> Bool) -> Outcome {
         while true {
-            inFlight.wrappingAdd(1, ordering: .acquiringAndReleasing)
-            // Compare-and-swap, never add-then-undo: `count` must never read above maxEntries.
-            var current = count.load(ordering: .acquiring)
-            while current < maxEntries {
-                let (exchanged, original) = count.compareExchange(
-                    expected: current, desired: current + 1, ordering: .acquiringAndReleasing)
-                if exchanged { return .reserved }
-                current = original
+            // Only a thread that may bump the count announces itself: a waiter that sees the
+            // map full stays out of `inFlight`, or waiters would keep each other waiting
+            // (with more threads than cores, and bucket locks held, that collapsed throughput).
+            if count.load(ordering: .acquiring) < maxEntries {
+                inFlight.wrappingAdd(1, ordering: .acquiringAndReleasing)
+                // Compare-and-swap, never add-then-undo: `count` must never read above maxEntries.
+                var current = count.load(ordering: .acquiring)
+                while current < maxEntries {
+                    let (exchanged, original) = count.compareExchange(
+                        expected: current, desired: current + 1, ordering: .acquiringAndReleasing)
+                    if exchanged { return .reserved }
+                    current = original
+                }
+                inFlight.wrappingSubtract(1, ordering: .acquiringAndReleasing)
             }
-            inFlight.wrappingSubtract(1, ordering: .acquiringAndReleasing)
             if keyExists() { return .exists }
             if inFlight.load(ordering: .acquiring) == 0, count.load(ordering: .acquiring) >= maxEntries {
                 // A racing insert of this very key may have published and resolved between

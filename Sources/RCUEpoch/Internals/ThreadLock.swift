@@ -9,8 +9,8 @@ import Musl
 /// Why not `Synchronization.Mutex`: on Linux it hands a contended lock over through the
 /// kernel (PI futex), which ThreadSanitizer cannot see, so every contended `Mutex` section
 /// is reported as a data race and hides real ones (checked on Swift 6.3.1). pthread mutexes
-/// are intercepted by the sanitizer. Hot paths that only guard data published through
-/// atomics (the bucket hash's per-bucket locks) keep the 4-byte `Mutex`.
+/// are intercepted by the sanitizer. (The bucket hash's per-bucket locks are 4-byte futex
+/// locks of its own, `BucketLocks`, whose atomics the sanitizer sees.)
 ///
 /// Not API: `package` for this package's modules, the sample provider and the tests.
 ///
