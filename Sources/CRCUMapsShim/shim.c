@@ -13,6 +13,7 @@
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <sys/mman.h>
 
 /* ---------------------------------------------------------------------------
  * ThreadSanitizer
@@ -280,4 +281,22 @@ void rcumaps_futex_wait(void *addr, uint32_t expected)
 void rcumaps_futex_wake(void *addr, int count)
 {
     (void)syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, count, NULL, NULL, 0);
+}
+
+/* ---------------------------------------------------------------------------
+ * Transparent huge pages
+ * ------------------------------------------------------------------------- */
+
+void rcumaps_advise_huge_pages(void *addr, size_t size)
+{
+#ifdef MADV_HUGEPAGE
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    if (size < 2 * huge) return;
+    uintptr_t start = ((uintptr_t)addr + huge - 1) & ~(huge - 1);
+    uintptr_t end = ((uintptr_t)addr + size) & ~(huge - 1);
+    if (end > start) (void)madvise((void *)start, end - start, MADV_HUGEPAGE);
+#else
+    (void)addr;
+    (void)size;
+#endif
 }

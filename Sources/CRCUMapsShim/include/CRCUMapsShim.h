@@ -210,6 +210,11 @@ int rcumaps_current_cpu(void);
 void *rcumaps_numa_alloc_onnode(size_t size, int node);
 void rcumaps_numa_free(void *ptr, size_t size);
 
+/* Asks the kernel to back the 2 MiB-aligned part of [addr, addr + size) with transparent
+ * huge pages (madvise MADV_HUGEPAGE), before it is first touched: a large table then costs
+ * far fewer TLB misses. A no-op for blocks under 4 MiB or where THP is unavailable. */
+void rcumaps_advise_huge_pages(void *addr, size_t size);
+
 /* ---------------------------------------------------------------------------
  * Futex and spin hints, for the bucket hash's 4-byte bucket locks
  * ------------------------------------------------------------------------- */

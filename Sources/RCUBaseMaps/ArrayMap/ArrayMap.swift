@@ -81,6 +81,8 @@ public final class ArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sendab
             storage = block
             numaPlaced = false
         }
+        // Before the first touch: a big array on huge pages misses the TLB far less.
+        if !numaPlaced { rcumaps_advise_huge_pages(storage, size) }
         // All-zero bytes are a valid `Atomic<UInt64>` of 0; bind once, access atomically after.
         storage.initializeMemory(as: UInt8.self, repeating: 0, count: size)
         storage.bindMemory(to: Atomic<UInt64>.self, capacity: size / 8)

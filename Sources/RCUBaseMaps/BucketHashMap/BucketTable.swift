@@ -1,3 +1,4 @@
+import CRCUMapsShim
 import RCUEpoch
 import Synchronization
 
@@ -80,6 +81,8 @@ final class BucketTable: @unchecked Sendable {
               let block = EpochMemory.allocateCacheAligned(byteCount: size, tag: tag) else {
             throw MapError.noMemory.with(reason: "no memory for \(bucketCount) buckets of \(bucketStride) bytes")
         }
+        // Before the first touch below: a big table on huge pages misses the TLB far less.
+        rcumaps_advise_huge_pages(block, size)
         base = block
         locks = BucketLocks(count: bucketCount)
         for index in 0..<bucketCount {

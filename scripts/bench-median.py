@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""Medians over repeated `rcumaps bench --json` runs.
+
+Usage: python3 scripts/bench-median.py run1.json run2.json ... [--baseline NAME ...]
+
+Each run's ratios were measured side by side in that run; this prints, per cell
+(map, workload, shape, threads), the median throughput, the median of each run's ratio to
+each requested baseline, and the range of those ratios, so that one noisy run does not
+decide a comparison. With no --baseline, every baseline the runs report is shown.
+"""
+import json
+import statistics
+import sys
+
+
+def main(argv):
+    files, baselines = [], []
+    args = iter(argv)
+    for arg in args:
+        if arg == "--baseline":
+            baselines.append(next(args, None) or sys.exit("--baseline needs a name"))
+        elif arg in ("-h", "--help"):
+            print(__doc__.strip())
+            return 0
+        else:
+            files.append(arg)
+    if not files:
+        sys.exit(__doc__.strip())
+    cells = {}
+    order = []
+    for path in files:
+        try:
+            with open(path) as handle:
+                run = json.load(handle)
+        except (OSError, ValueError) as error:
+            sys.exit(f"bench-median: cannot read {path}: {error}")
+        for cell in run:
+            key = (cell["map"], cell["workload"], cell["shape"], cell["threads"])
+            if key not in cells:
+                cells[key] = []
+                order.append(key)
+            cells[key].append(cell)
+    if not baselines:
+        seen = []
+        for key in order:
+            for cell in cells[key]:
+                for name in cell.get("ratios", {}):
+                    if name not in seen:
+                        seen.append(name)
+        baselines = seen
+    header = f"{'map':<18} {'workload':<12} {'shape':<5} {'thr':>3} {'runs':>4} {'Mops/s':>8}"
+    for name in baselines:
+        header += f"  {'vs ' + name + ' (min-max)':>30}"
+    print(header)
+    for key in order:
+        runs = cells[key]
+        line = f"{key[0]:<18} {key[1]:<12} {key[2]:<5} {key[3]:>3} {len(runs):>4} "
+        line += f"{statistics.median(c['mopsPerSecond'] for c in runs):>8.1f}"
+        for name in baselines:
+            ratios = [c["ratios"][name] for c in runs if c.get("ratios", {}).get(name) is not None]
+            text = (f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})" if ratios else "-")
+            line += f"  {text:>30}"
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
