@@ -5,6 +5,7 @@
 
 #include <stdlib.h>
 #include <malloc.h>
+#include <string.h>
 #include <urcu/urcu-memb.h>
 #include <urcu/rculfhash.h>
 #include "CRCUMapsShim.h"
@@ -210,4 +211,18 @@ int rcumaps_heap_trim(void)
 #else
     return 0;
 #endif
+}
+
+int rcumaps_heap_figures_see_malloc(void)
+{
+    long long before = rcumaps_heap_bytes_in_use();
+    if (before < 0) return 0;
+    const size_t size = (size_t)1 << 20;
+    /* volatile: the compiler may not elide an allocation nobody reads. */
+    char *volatile probe = malloc(size);
+    if (!probe) return 0;
+    memset(probe, 1, size);
+    long long after = rcumaps_heap_bytes_in_use();
+    free(probe);
+    return after - before >= (long long)size;
 }

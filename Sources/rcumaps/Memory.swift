@@ -42,15 +42,7 @@ enum ProcessMemory {
     ///
     /// A probe allocation must show in the heap figure: under a sanitizer, whose allocator
     /// replaces malloc, `mallinfo2` sees nothing and measuring is refused.
-    static let isAvailable: Bool = {
-        guard let before = heapBytes(), residentBytes() != nil else { return false }
-        let size = 1 << 20
-        guard let probe = malloc(size) else { return false }
-        defer { free(probe) }
-        memset(probe, 1, size)
-        guard let after = heapBytes() else { return false }
-        return after - before >= size
-    }()
+    static let isAvailable: Bool = rcumaps_heap_figures_see_malloc() != 0 && residentBytes() != nil
 
     /// `uordblks + hblkhd` now, or `nil` without `mallinfo2`.
     static func heapBytes() -> Int? {

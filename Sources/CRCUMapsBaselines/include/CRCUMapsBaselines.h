@@ -45,6 +45,9 @@ void rcumaps_baseline_oa_destroy(rcumaps_baseline_oa_t *table);
  * (chunks of every arena, headers included, plus blocks malloc mmapped on its own);
  * -1 when the C library has no mallinfo2 (not glibc, or glibc < 2.33). */
 long long rcumaps_heap_bytes_in_use(void);
+/* 1 when a 1 MiB malloc shows in rcumaps_heap_bytes_in_use (0 under a sanitizer, whose
+ * allocator replaces malloc, or without mallinfo2). */
+int rcumaps_heap_figures_see_malloc(void);
 /* `malloc_trim(0)`: hands free heap pages back, so resident figures count pages in use.
  * Returns 0 when the C library has no malloc_trim. */
 int rcumaps_heap_trim(void);
