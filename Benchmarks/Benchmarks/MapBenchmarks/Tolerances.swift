@@ -48,6 +48,16 @@ enum Tolerance {
         .init(absolute: [.p50: 100_000, .p75: 100_000, .p90: 100_000])
     }
 
+    /// Wall clock of lookups in 1M-entry tables, which miss every cache level: the machine's
+    /// memory is shared with other tenants and their p90 more than doubled between back-to-back
+    /// runs (c-rculfhash 1M: 25, then 54 and 64 µs per 1,000 lookups). Fails at 3× (200 %).
+    static var memoryBoundWallClock: BenchmarkThresholds { .init(relative: [.p50: 35, .p75: 35, .p90: 200]) }
+
+    /// A read path over a table that does not fit in the caches (1M entries).
+    static var memoryBoundReadPath: [BenchmarkMetric: BenchmarkThresholds] {
+        [.wallClock: memoryBoundWallClock, .throughput: throughput, .mallocCountTotal: noAllocations]
+    }
+
     /// The default for every benchmark in this suite: a read path.
     static var readPath: [BenchmarkMetric: BenchmarkThresholds] {
         [.wallClock: wallClock, .throughput: throughput, .mallocCountTotal: noAllocations]
