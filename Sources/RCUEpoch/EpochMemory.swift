@@ -17,6 +17,8 @@ import Musl
 /// Each block carries a hidden 24-byte header in front of it (the eBPF `header--` trick):
 /// the `rcu_head` that queues it for reclamation, its tag, and its state. Freeing a block
 /// twice, or with the wrong function for its kind, stops the program with a message.
+/// Compact blocks (``allocateCompact(byteCount:tag:)``) carry only the last 8 bytes of that
+/// header and are retired in batches through an ``EpochRetireList``.
 public enum EpochMemory {
     /// Bytes in front of every block.
     public static let headerSize = 24
