@@ -1,4 +1,3 @@
-import RCUEpoch
 import Synchronization
 
 /// Allocation-failure injection for tests (the `ENABLE_MOCKING` idea of swift-system,
