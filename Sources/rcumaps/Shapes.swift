@@ -113,11 +113,7 @@ struct WordKeys: BenchKeyMaker {
     func withKey<Result, Failure: Error>(
         _ index: Int, _ body: (UnsafeRawBufferPointer) throws(Failure) -> Result
     ) throws(Failure) -> Result {
-        let outcome = withUnsafeTemporaryAllocation(of: UInt64.self, capacity: words) { buffer in
-            for word in 0..<words { buffer.initializeElement(at: word, to: BenchKeys.keyWord(index, word)) }
-            return Swift.Result { () throws(Failure) in try body(UnsafeRawBufferPointer(buffer)) }
-        }
-        return try outcome.get()
+        try withStackWords(words, { BenchKeys.keyWord(index, $0) }, body)
     }
 }
 
@@ -187,11 +183,7 @@ struct WordValues: BenchValueMaker {
     func withValue<Result, Failure: Error>(
         _ seed: UInt64, _ body: (UnsafeRawBufferPointer) throws(Failure) -> Result
     ) throws(Failure) -> Result {
-        let outcome = withUnsafeTemporaryAllocation(of: UInt64.self, capacity: words) { buffer in
-            for word in 0..<words { buffer.initializeElement(at: word, to: BenchKeys.valueWord(seed, word)) }
-            return Swift.Result { () throws(Failure) in try body(UnsafeRawBufferPointer(buffer)) }
-        }
-        return try outcome.get()
+        try withStackWords(words, { BenchKeys.valueWord(seed, $0) }, body)
     }
 
     @inline(__always)
@@ -200,4 +192,17 @@ struct WordValues: BenchValueMaker {
         for word in 0..<words { sum &+= stored.loadUnaligned(fromByteOffset: word * 8, as: UInt64.self) }
         return sum
     }
+}
+
+/// Runs `body` with `count` words, word `i` being `word(i)`, in a stack buffer (the bytes of
+/// a key or value of any multiple of 8 bytes).
+@inline(__always)
+func withStackWords<Result, Failure: Error>(
+    _ count: Int, _ word: (Int) -> UInt64, _ body: (UnsafeRawBufferPointer) throws(Failure) -> Result
+) throws(Failure) -> Result {
+    let outcome = withUnsafeTemporaryAllocation(of: UInt64.self, capacity: count) { buffer in
+        for index in 0..<count { buffer.initializeElement(at: index, to: word(index)) }
+        return Swift.Result { () throws(Failure) in try body(UnsafeRawBufferPointer(buffer)) }
+    }
+    return try outcome.get()
 }
