@@ -45,16 +45,15 @@ struct MemoryOptions: Equatable, Sendable {
 ///
 /// Options take their value as the next argument or after `=` (`--entries 1000` or `--entries=1000`).
 func parseMemoryCommand(_ arguments: [String]) throws(UsageError) -> Command {
-    var rest = arguments[...]
     var options = MemoryOptions()
-    while let argument = rest.popFirst() {
-        let token = OptionToken(argument)
+    var help = false
+    try forEachOption(arguments[...], unknown: "unknown memory option") { (token, value) throws(UsageError) in
         let name = token.name
-        func value() throws(UsageError) -> String { try token.value(from: &rest) }
         switch name {
         case "-h", "--help":
             try token.noValue()
-            return .memoryHelp
+            help = true
+            return .stop
         case "--json":
             try token.noValue()
             options.json = true
@@ -63,19 +62,17 @@ func parseMemoryCommand(_ arguments: [String]) throws(UsageError) -> Command {
                 try parseInt(text, option: name, in: 1...BenchOptions.maxEntries)
             }
         case "--shapes":
-            options.shapes = try parseList(try value(), option: name) { (text) throws(UsageError) in
-                try BenchShape.parse(text, option: name)
-            }
+            options.shapes = try parseShapes(try value(), option: name)
         case "--maps", "--map":
             options.maps = try parseList(try value(), option: name) { (text) throws(UsageError) in
                 try parseName(text, option: name, as: MemorySubject.self)
             }
         default:
-            if argument.hasPrefix("-") { throw UsageError(message: "unknown memory option '\(argument)'") }
-            throw UsageError(message: "unexpected argument '\(argument)'")
+            return .unknown
         }
+        return .handled
     }
-    return .memory(options)
+    return help ? .memoryHelp : .memory(options)
 }
 
 /// The text `rcumaps memory --help` prints (and memory usage errors print after their message).

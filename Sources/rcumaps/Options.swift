@@ -60,14 +60,14 @@ func parseCommand(_ arguments: [String]) throws(UsageError) -> Command {
         }
     }
     var options = BenchOptions()
-    while let argument = rest.popFirst() {
-        let token = OptionToken(argument)
+    var help = false
+    try forEachOption(rest, unknown: "unknown option") { (token, value) throws(UsageError) in
         let name = token.name
-        func value() throws(UsageError) -> String { try token.value(from: &rest) }
         switch name {
         case "-h", "--help":
             try token.noValue()
-            return .help
+            help = true
+            return .stop
         case "--json":
             try token.noValue()
             options.json = true
@@ -88,18 +88,54 @@ func parseCommand(_ arguments: [String]) throws(UsageError) -> Command {
                 try parseName(text, option: name, as: Workload.self)
             }
         case "--shapes":
-            options.shapes = try parseList(try value(), option: name) { (text) throws(UsageError) in
-                try BenchShape.parse(text, option: name)
-            }
+            options.shapes = try parseShapes(try value(), option: name)
         default:
-            if argument.hasPrefix("-") { throw UsageError(message: "unknown option '\(argument)'") }
+            return .unknown
+        }
+        return .handled
+    }
+    return help ? .help : .bench(options)
+}
+
+/// What an option handler of ``forEachOption(_:unknown:_:)`` did with an option.
+enum OptionOutcome {
+    /// Taken; go on with the next argument.
+    case handled
+    /// Taken, and the rest of the arguments is not to be read (`--help`).
+    case stop
+    /// Not an option of this command.
+    case unknown
+}
+
+/// Walks `arguments` as `--name value` / `--name=value` options, handing each to `handle`
+/// with a function that reads its value (inline after `=`, or the next argument).
+///
+/// - Throws: `handle`'s errors; for an option `handle` does not know, "`unknown` 'arg'";
+///   for an argument that is not an option, "unexpected argument 'arg'".
+func forEachOption(
+    _ arguments: ArraySlice<String>, unknown: String,
+    _ handle: (OptionToken, () throws(UsageError) -> String) throws(UsageError) -> OptionOutcome
+) throws(UsageError) {
+    var rest = arguments
+    while let argument = rest.popFirst() {
+        let token = OptionToken(argument)
+        func value() throws(UsageError) -> String { try token.value(from: &rest) }
+        switch try handle(token, value) {
+        case .handled: continue
+        case .stop: return
+        case .unknown:
+            if argument.hasPrefix("-") { throw UsageError(message: "\(unknown) '\(argument)'") }
             throw UsageError(message: "unexpected argument '\(argument)'")
         }
     }
-    return .bench(options)
 }
 
 // MARK: - Value parsers
+
+/// Parses a comma-separated list of key/value shapes (`8x8,16x8`).
+func parseShapes(_ text: String, option: String) throws(UsageError) -> [BenchShape] {
+    try parseList(text, option: option) { (item) throws(UsageError) in try BenchShape.parse(item, option: option) }
+}
 
 /// Parses a comma-separated, non-empty list, dropping repeats but keeping order.
 func parseList<Element: Equatable>(

@@ -49,16 +49,15 @@ struct StressOptions: Equatable, Sendable {
 ///
 /// Options take their value as the next argument or after `=` (`--duration 1` or `--duration=1`).
 func parseStressCommand(_ arguments: [String]) throws(UsageError) -> Command {
-    var rest = arguments[...]
     var options = StressOptions()
-    while let argument = rest.popFirst() {
-        let token = OptionToken(argument)
+    var help = false
+    try forEachOption(arguments[...], unknown: "unknown stress option") { (token, value) throws(UsageError) in
         let name = token.name
-        func value() throws(UsageError) -> String { try token.value(from: &rest) }
         switch name {
         case "-h", "--help":
             try token.noValue()
-            return .stressHelp
+            help = true
+            return .stop
         case "--map", "--maps":
             options.maps = try parseList(try value(), option: name) { (text) throws(UsageError) in
                 try parseName(text, option: name, as: StressMapKind.self)
@@ -76,9 +75,9 @@ func parseStressCommand(_ arguments: [String]) throws(UsageError) -> Command {
             }
             options.seed = seed
         default:
-            if argument.hasPrefix("-") { throw UsageError(message: "unknown stress option '\(argument)'") }
-            throw UsageError(message: "unexpected argument '\(argument)'")
+            return .unknown
         }
+        return .handled
     }
-    return .stress(options)
+    return help ? .stressHelp : .stress(options)
 }
