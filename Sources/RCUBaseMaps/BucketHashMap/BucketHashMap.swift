@@ -268,8 +268,8 @@ public final class BucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecked S
                 capacity.resolve(published: true)
                 return .success(.nothing)
             }
-            table.retire(old)
-            return .success(.slot(old))
+            let claimedReclaim = table.retire(old)
+            return .success(.slot(old, submitReclaim: claimedReclaim))
         }
         switch try outcome.get() {
         case .nothing:
@@ -281,10 +281,10 @@ public final class BucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecked S
                                              flags: operation.union(.update))
                 }
             }
-        case .slot(let displaced):
+        case .slot(let displaced, let submitReclaim):
             observer?.entryWasRemoved(key: key, value: table.value(of: displaced, count: valueSize),
                                       flags: operation.union(.update))
-            table.scheduleReclaim(displaced.bucketPointer, lockIndex: index)
+            if submitReclaim { table.submitReclaim(displaced.bucketPointer, lockIndex: index) }
         }
     }
 
@@ -293,7 +293,7 @@ public final class BucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecked S
     enum Displaced: Sendable {
         case nothing
         case word(UInt64)
-        case slot(Place)
+        case slot(Place, submitReclaim: Bool)
     }
 
     func delete(key: UnsafeRawBufferPointer, operation: MapOperationFlags) throws(MapError) {
@@ -329,7 +329,7 @@ public final class BucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecked S
         let index = table.bucketIndex(hash)
         Epoch.enter()
         defer { Epoch.exit() }
-        let outcome: Result<Place, MapError> = table.locks.withLock(index) {
+        let outcome: Result<(Place, Bool), MapError> = table.locks.withLock(index) {
             guard let place = locate(key.baseAddress!, hash: hash, index: index) else { return .failure(.keyNotFound) }
             let value = table.value(of: place, count: valueSize)
             do throws(MapError) {
@@ -341,15 +341,15 @@ public final class BucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecked S
                 return .failure(refusal)
             }
             capacity.beginRemoval()
-            table.retire(place)
+            let claimedReclaim = table.retire(place)
             capacity.endRemoval(removed: true)
-            return .success(place)
+            return .success((place, claimedReclaim))
         }
-        let place = try outcome.get()
+        let (place, submitReclaim) = try outcome.get()
         let value = table.value(of: place, count: valueSize)
         removed(value)
         observer?.entryWasRemoved(key: key, value: value, flags: operation)
-        table.scheduleReclaim(place.bucketPointer, lockIndex: index)
+        if submitReclaim { table.submitReclaim(place.bucketPointer, lockIndex: index) }
     }
 
     // MARK: Iteration

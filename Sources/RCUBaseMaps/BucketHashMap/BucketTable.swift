@@ -241,12 +241,16 @@ final class BucketTable: @unchecked Sendable {
         word.pointee.store(current | tag << UInt64(8 * place.slot), ordering: .releasing)
     }
 
-    /// Unlinks a live slot and marks it retired, in one store.
-    func retire(_ place: BucketHashMap.Place) {
+    /// Unlinks a live slot and marks it retired, in one store. If no reclaim work item is
+    /// pending for the bucket, the same store claims one: the caller must then call
+    /// ``submitReclaim(_:lockIndex:)`` once it has released the lock (returns `true`).
+    func retire(_ place: BucketHashMap.Place) -> Bool {
         let word = control(place.bucketPointer)
         let current = word.pointee.load(ordering: .acquiring)
-        let cleared = current & ~(0xFF << UInt64(8 * place.slot))
-        word.pointee.store(cleared | 1 << (Self.retiredShift + UInt64(place.slot)), ordering: .releasing)
+        let cleared = current & ~(0xFF << UInt64(8 * place.slot)) | 1 << (Self.retiredShift + UInt64(place.slot))
+        let claims = current & Self.scheduledBit == 0
+        word.pointee.store(cleared | Self.scheduledBit, ordering: .releasing)
+        return claims
     }
 
     /// A new, cleared overflow bucket, or nil when out of memory.
@@ -263,23 +267,11 @@ final class BucketTable: @unchecked Sendable {
 
     // MARK: Reclamation
 
-    /// Returns `bucket`'s retired slots to the free pool after a grace period: schedules
-    /// one work item unless one is already pending for the bucket. Call after releasing
-    /// the lock (`lockIndex` is the chain's); never blocks.
-    func scheduleReclaim(_ bucket: UnsafeMutableRawPointer, lockIndex: Int) {
-        let scheduled = locks.withLock(lockIndex) { () -> Bool in
-            let word = control(bucket)
-            let current = word.pointee.load(ordering: .acquiring)
-            if current & Self.scheduledBit != 0 { return false }
-            word.pointee.store(current | Self.scheduledBit, ordering: .releasing)
-            return true
-        }
-        if scheduled { submitReclaim(bucket, lockIndex: lockIndex) }
-    }
-
-    /// Queues the work item for a bucket whose scheduled bit we set. The slots it frees
-    /// are those retired before this call, hence before the grace period it waits for.
-    private func submitReclaim(_ bucket: UnsafeMutableRawPointer, lockIndex: Int) {
+    /// Returns `bucket`'s retired slots to the free pool after a grace period: queues the
+    /// work item whose scheduled bit ``retire(_:)`` claimed. Call after releasing the lock
+    /// (`lockIndex` is the chain's); never blocks. The slots it frees are those retired
+    /// before this call, hence before the grace period it waits for.
+    func submitReclaim(_ bucket: UnsafeMutableRawPointer, lockIndex: Int) {
         let retired = (control(bucket).pointee.load(ordering: .acquiring) &>> Self.retiredShift) & 0x3F
         let address = UInt(bitPattern: bucket)
         let submitted = Epoch.afterGracePeriod(tag: tag) { [self] in
