@@ -101,7 +101,7 @@ let package = Package(
         // C baselines for the benchmarks (raw rculfhash, open addressing); not in any library product.
         .target(
             name: "CRCUMapsBaselines",
-            dependencies: ["CRCUMapsShim"]
+            dependencies: ["CRCUMapsShim", "CRCUMapsInlineReadSide"]
         ),
         .executableTarget(
             name: "rcumaps",

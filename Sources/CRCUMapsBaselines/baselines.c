@@ -1,47 +1,30 @@
-/* The read lock is liburcu's inline one, as RCUMaps' default build (trait
- * InlineReadSide) uses: the baseline pays what a C user of liburcu pays. */
-#define _LGPL_SOURCE 1
+/* Writers and setup for the baselines; the lookups are inline in the header. The header
+ * comes first: it reads urcu-memb.h with _LGPL_SOURCE (liburcu's inline read lock, as
+ * RCUMaps' default build uses), so the baseline pays what a C user of liburcu pays. */
 #include "CRCUMapsBaselines.h"
 
 #include <stdlib.h>
 #include <malloc.h>
 #include <string.h>
-#include <urcu/urcu-memb.h>
-#include <urcu/rculfhash.h>
-#include "CRCUMapsShim.h"
-
-/* A strong 64-bit mix (splitmix64 finaliser): what a C user would reach for. */
-static inline uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 30; x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27; x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
 
 /* ---------------------------------------------------------------- rculfhash */
 
-struct node {
-    struct cds_lfht_node lfht;
-    struct rcu_head rcu;
-    uint64_t key;
-    uint64_t value;
-};
-
-struct rcumaps_baseline_lfht { struct cds_lfht *ht; };
-
 /* Baseline threads share RCUMaps' lazy registration (a thread registered twice would
  * corrupt liburcu's registry); the check is the same TLS test RCUMaps pays. */
-#define ensure_registered() rcumaps_ensure_registered()
+static inline void ensure_registered(void)
+{
+    if (__builtin_expect(!rcumaps_tls.registered, 0))
+        rcumaps_register_current_thread();
+}
 
 static void free_node(struct rcu_head *head)
 {
-    free(caa_container_of(head, struct node, rcu));
+    free(caa_container_of(head, struct rcumaps_baseline_lfht_node, rcu));
 }
 
-static int match(struct cds_lfht_node *node, const void *key)
+int rcumaps_baseline_lfht_match(struct cds_lfht_node *lfht_node, const void *key)
 {
-    return caa_container_of(node, struct node, lfht)->key == *(const uint64_t *)key;
+    return caa_container_of(lfht_node, struct rcumaps_baseline_lfht_node, lfht)->key == *(const uint64_t *)key;
 }
 
 rcumaps_baseline_lfht_t *rcumaps_baseline_lfht_create(size_t capacity)
@@ -58,9 +41,9 @@ rcumaps_baseline_lfht_t *rcumaps_baseline_lfht_create(size_t capacity)
     return table;
 }
 
-static struct node *new_node(uint64_t key, uint64_t value)
+static struct rcumaps_baseline_lfht_node *new_node(uint64_t key, uint64_t value)
 {
-    struct node *node = malloc(sizeof *node);
+    struct rcumaps_baseline_lfht_node *node = malloc(sizeof *node);
     if (!node) return NULL;
     cds_lfht_node_init(&node->lfht);
     node->key = key;
@@ -73,42 +56,25 @@ int rcumaps_baseline_lfht_insert(rcumaps_baseline_lfht_t *table, uint64_t key, u
     return rcumaps_baseline_lfht_update(table, key, value); /* declared in the header */
 }
 
-int rcumaps_baseline_lfht_lookup(rcumaps_baseline_lfht_t *table, uint64_t key, uint64_t *value)
-{
-    struct cds_lfht_iter iter;
-    int found = 0;
-    ensure_registered();
-    urcu_memb_read_lock();
-    cds_lfht_lookup(table->ht, mix64(key), match, &key, &iter);
-    struct cds_lfht_node *node = cds_lfht_iter_get_node(&iter);
-    if (node) {
-        *value = caa_container_of(node, struct node, lfht)->value;
-        found = 1;
-    }
-    urcu_memb_read_unlock();
-    return found;
-}
-
-
 int rcumaps_baseline_lfht_update(rcumaps_baseline_lfht_t *table, uint64_t key, uint64_t value)
 {
     ensure_registered();
-    struct node *node = new_node(key, value);
+    struct rcumaps_baseline_lfht_node *node = new_node(key, value);
     if (!node) return -1;
     urcu_memb_read_lock();
-    struct cds_lfht_node *old = cds_lfht_add_replace(table->ht, mix64(key), match, &key, &node->lfht);
+    struct cds_lfht_node *old = cds_lfht_add_replace(table->ht, rcumaps_baseline_mix64(key), rcumaps_baseline_lfht_match, &key, &node->lfht);
     urcu_memb_read_unlock();
-    if (old) urcu_memb_call_rcu(&caa_container_of(old, struct node, lfht)->rcu, free_node);
+    if (old) urcu_memb_call_rcu(&caa_container_of(old, struct rcumaps_baseline_lfht_node, lfht)->rcu, free_node);
     return 0;
 }
 
 int rcumaps_baseline_lfht_insert_unique(rcumaps_baseline_lfht_t *table, uint64_t key, uint64_t value)
 {
     ensure_registered();
-    struct node *node = new_node(key, value);
+    struct rcumaps_baseline_lfht_node *node = new_node(key, value);
     if (!node) return -1;
     urcu_memb_read_lock();
-    struct cds_lfht_node *got = cds_lfht_add_unique(table->ht, mix64(key), match, &key, &node->lfht);
+    struct cds_lfht_node *got = cds_lfht_add_unique(table->ht, rcumaps_baseline_mix64(key), rcumaps_baseline_lfht_match, &key, &node->lfht);
     urcu_memb_read_unlock();
     if (got != &node->lfht) { free(node); return 0; }
     return 1;
@@ -120,10 +86,10 @@ int rcumaps_baseline_lfht_delete(rcumaps_baseline_lfht_t *table, uint64_t key)
     int deleted = 0;
     ensure_registered();
     urcu_memb_read_lock();
-    cds_lfht_lookup(table->ht, mix64(key), match, &key, &iter);
+    cds_lfht_lookup(table->ht, rcumaps_baseline_mix64(key), rcumaps_baseline_lfht_match, &key, &iter);
     struct cds_lfht_node *node = cds_lfht_iter_get_node(&iter);
     if (node && cds_lfht_del(table->ht, node) == 0) {
-        urcu_memb_call_rcu(&caa_container_of(node, struct node, lfht)->rcu, free_node);
+        urcu_memb_call_rcu(&caa_container_of(node, struct rcumaps_baseline_lfht_node, lfht)->rcu, free_node);
         deleted = 1;
     }
     urcu_memb_read_unlock();
@@ -138,7 +104,7 @@ void rcumaps_baseline_lfht_destroy(rcumaps_baseline_lfht_t *table)
     urcu_memb_read_lock();
     cds_lfht_for_each(table->ht, &iter, node) {
         if (cds_lfht_del(table->ht, node) == 0)
-            urcu_memb_call_rcu(&caa_container_of(node, struct node, lfht)->rcu, free_node);
+            urcu_memb_call_rcu(&caa_container_of(node, struct rcumaps_baseline_lfht_node, lfht)->rcu, free_node);
     }
     urcu_memb_read_unlock();
     urcu_memb_barrier();
@@ -148,16 +114,13 @@ void rcumaps_baseline_lfht_destroy(rcumaps_baseline_lfht_t *table)
 
 /* ------------------------------------------------------------ open addressing */
 
-struct slot { uint64_t key; uint64_t value; };
-struct rcumaps_baseline_oa { struct slot *slots; size_t mask; };
-
 rcumaps_baseline_oa_t *rcumaps_baseline_oa_create(size_t capacity)
 {
     size_t size = 16;
     while (size < capacity * 2) size <<= 1;
     rcumaps_baseline_oa_t *table = malloc(sizeof *table);
     if (!table) return NULL;
-    table->slots = calloc(size, sizeof(struct slot));
+    table->slots = calloc(size, sizeof(struct rcumaps_baseline_oa_slot));
     if (!table->slots) { free(table); return NULL; }
     table->mask = size - 1;
     return table;
@@ -166,21 +129,12 @@ rcumaps_baseline_oa_t *rcumaps_baseline_oa_create(size_t capacity)
 int rcumaps_baseline_oa_insert(rcumaps_baseline_oa_t *table, uint64_t key, uint64_t value)
 {
     if (key == 0) return -1;
-    for (size_t index = mix64(key) & table->mask;; index = (index + 1) & table->mask) {
+    for (size_t index = rcumaps_baseline_mix64(key) & table->mask;; index = (index + 1) & table->mask) {
         if (table->slots[index].key == 0 || table->slots[index].key == key) {
             table->slots[index].key = key;
             table->slots[index].value = value;
             return 0;
         }
-    }
-}
-
-int rcumaps_baseline_oa_lookup(const rcumaps_baseline_oa_t *table, uint64_t key, uint64_t *value)
-{
-    for (size_t index = mix64(key) & table->mask;; index = (index + 1) & table->mask) {
-        uint64_t found = table->slots[index].key;
-        if (found == key) { *value = table->slots[index].value; return 1; }
-        if (found == 0) return 0;
     }
 }
 

@@ -312,7 +312,7 @@ func memoryDefinition(entries: Int, shape: BenchShape, implementation: HashImple
 ///
 /// Keys and values are built word by word on the stack (the same bytes as the bench's),
 /// so filling allocates nothing but what the map does.
-func fillHashMap<Map: RawMap>(_ map: Map, shape: BenchShape, entries: Int) throws(MapError) {
+func fillHashMap<Map: BenchHashMap>(_ map: Map, shape: BenchShape, entries: Int) throws(MapError) {
     _ = try HashTarget(map: map, entries: entries, keys: WordKeys(words: shape.keyWords),
                        values: WordValues(words: shape.valueWords))
 }
@@ -327,7 +327,7 @@ func filledDictionary(entries: Int) -> [UInt64: UInt64] {
 
 /// A C rculfhash baseline table sized for `entries` holding the bench's first `entries`
 /// keys; destroy it with `rcumaps_baseline_lfht_destroy`.
-func filledCRculfhash(entries: Int) throws(MapError) -> OpaquePointer {
+func filledCRculfhash(entries: Int) throws(MapError) -> UnsafeMutablePointer<rcumaps_baseline_lfht_t> {
     guard let table = rcumaps_baseline_lfht_create(entries) else { throw MapError.noMemory }
     for index in 0..<entries {
         guard rcumaps_baseline_lfht_insert(table, BenchKeys.hashKey(index), BenchKeys.initialValue(index)) == 0 else {
@@ -349,14 +349,14 @@ final class MemorySentinel {
     /// The sentinel dictionary, for `swift-dict`.
     private let dictionary: [UInt64: UInt64]?
     /// The sentinel C table, for `c-rculfhash`; destroyed in deinit.
-    private let table: OpaquePointer?
+    private let table: UnsafeMutablePointer<rcumaps_baseline_lfht_t>?
 
     /// Builds a sentinel for `subject` with keys and values of `shape`.
     init(_ subject: MemorySubject, shape: BenchShape) throws(MemoryFailure) {
         let entries = Self.entries
         var map: (any RawMap)?
         var dictionary: [UInt64: UInt64]?
-        var table: OpaquePointer?
+        var table: UnsafeMutablePointer<rcumaps_baseline_lfht_t>?
         do {
             switch subject {
             case .hashLockFree:

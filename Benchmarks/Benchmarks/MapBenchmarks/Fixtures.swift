@@ -51,7 +51,24 @@ enum Fixtures {
     static func objectMap(entries: Int) -> ObjectMapFixture { cached("object-\(entries)") { ObjectMapFixture(entries: entries) } }
 }
 
+/// Calls `body` with `count` (≤ 64) zeroed bytes on the stack, 8-byte aligned.
+///
+/// A fixed-size tuple, where `withUnsafeTemporaryAllocation(byteCount:)` with a run-time
+/// size asks the runtime whether the stack can take it on every call: a cost the C
+/// baselines, which take their keys by value, do not pay.
+@inline(__always)
+func withStackBytes<R>(_ count: Int, _ body: (UnsafeMutableRawBufferPointer) -> R) -> R {
+    precondition(count <= 64, "the benchmarks' keys and values are at most 64 bytes")
+    var words: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+    return withUnsafeMutableBytes(of: &words) { body(UnsafeMutableRawBufferPointer(rebasing: $0[0..<count])) }
+}
+
 /// A hash map (8-byte keys extended with zeros to `keySize`) prefilled with `entries` keys.
+///
+/// Lookups call the map through its concrete type (``concreteLookupInPlace(key:in:)``), as
+/// user code that names `BucketHashMap` or `LockFreeHashMap` does: Swift 6.3 does not
+/// devirtualize a typed-throws protocol requirement (all of `RawMap`'s) called from another
+/// module, so through `RawMap` each lookup would pay a metadata access and an indirect call.
 final class HashFixture<Map: RawMap>: Sendable {
     let map: Map
     let keySize: Int
@@ -66,46 +83,62 @@ final class HashFixture<Map: RawMap>: Sendable {
         for index in 0..<entries { insert(Keys.key(index)) }
     }
 
+    /// Calls `body` with `key` zero-extended to `keySize` bytes, on the stack.
     @inline(__always)
     func withKey<R>(_ key: UInt64, _ body: (UnsafeRawBufferPointer) -> R) -> R {
-        withUnsafeTemporaryAllocation(byteCount: keySize, alignment: 8) { buffer in
-            buffer.initializeMemory(as: UInt8.self, repeating: 0)
+        withStackBytes(keySize) { buffer in
             buffer.storeBytes(of: key, as: UInt64.self)
             return body(UnsafeRawBufferPointer(buffer))
         }
+    }
+
+    /// `lookupInPlace` on the concrete map type. In each specialisation the casts fold away
+    /// (`Map` is a final class): one direct, inlined call remains.
+    @inline(__always)
+    func concreteLookupInPlace(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError)
+        -> UnsafeMutableRawBufferPointer
+    {
+        if let map = map as? BucketHashMap { return try map.lookupInPlace(key: key, in: section) }
+        if let map = map as? LockFreeHashMap { return try map.lookupInPlace(key: key, in: section) }
+        return try map.lookupInPlace(key: key, in: section)
+    }
+
+    /// `lookup(key:into:)` on the concrete map type, as ``concreteLookupInPlace(key:in:)``.
+    @inline(__always)
+    func concreteLookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
+        if let map = map as? BucketHashMap { return try map.lookup(key: key, into: value) }
+        if let map = map as? LockFreeHashMap { return try map.lookup(key: key, into: value) }
+        try map.lookup(key: key, into: value)
     }
 
     /// One helper-mode lookup (an epoch section and `lookupInPlace`); 0 on a miss.
     /// 8-byte keys are passed straight from the stack, as the C baselines pass theirs.
     @inline(__always)
     func helperLookup(_ key: UInt64) -> UInt64 {
-        let map = self.map
         if keySize == 8 {
             var key = key
             return withUnsafeBytes(of: &key) { key in
-                Epoch.withSection { section in (try? map.lookupInPlace(key: key, in: section))?.load(as: UInt64.self) ?? 0 }
+                Epoch.withSection { section in (try? self.concreteLookupInPlace(key: key, in: section))?.load(as: UInt64.self) ?? 0 }
             }
         }
         return withKey(key) { key in
-            Epoch.withSection { section in (try? map.lookupInPlace(key: key, in: section))?.load(as: UInt64.self) ?? 0 }
+            Epoch.withSection { section in (try? self.concreteLookupInPlace(key: key, in: section))?.load(as: UInt64.self) ?? 0 }
         }
     }
 
     /// One user-mode lookup (a copy of the value); 0 on a miss.
     @inline(__always)
     func userLookup(_ key: UInt64) -> UInt64 {
-        let map = self.map
         return withKey(key) { key in
-            withUnsafeTemporaryAllocation(byteCount: valueSize, alignment: 8) { value in
-                (try? map.lookup(key: key, into: value)) != nil ? value.load(as: UInt64.self) : 0
+            withStackBytes(valueSize) { value in
+                (try? self.concreteLookup(key: key, into: value)) != nil ? value.load(as: UInt64.self) : 0
             }
         }
     }
 
     func update(_ key: UInt64, _ value: UInt64, flags: MapUpdateFlags = .any) {
         withKey(key) { key in
-            withUnsafeTemporaryAllocation(byteCount: valueSize, alignment: 8) { buffer in
-                buffer.initializeMemory(as: UInt8.self, repeating: 0)
+            withStackBytes(valueSize) { buffer in
                 buffer.storeBytes(of: value, as: UInt64.self)
                 _ = try? map.update(key: key, value: UnsafeRawBufferPointer(buffer), flags: flags)
             }
@@ -150,7 +183,7 @@ final class ArrayFixture: Sendable {
 
 final class CLfhtFixture: @unchecked Sendable {
     // @unchecked: rculfhash is safe for concurrent use; the pointer never changes.
-    let table: OpaquePointer
+    let table: UnsafeMutablePointer<rcumaps_baseline_lfht_t>
     init(entries: Int) {
         table = rcumaps_baseline_lfht_create(entries * 2)!
         for index in 0..<entries { _ = rcumaps_baseline_lfht_insert(table, Keys.key(index), UInt64(index)) }
@@ -159,7 +192,7 @@ final class CLfhtFixture: @unchecked Sendable {
 
 final class COpenAddressingFixture: @unchecked Sendable {
     // @unchecked: filled once, then only read.
-    let table: OpaquePointer
+    let table: UnsafeMutablePointer<rcumaps_baseline_oa_t>
     init(entries: Int) {
         table = rcumaps_baseline_oa_create(entries)!
         for index in 0..<entries { _ = rcumaps_baseline_oa_insert(table, Keys.key(index), UInt64(index)) }
