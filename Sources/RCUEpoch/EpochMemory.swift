@@ -17,8 +17,9 @@ import Musl
 /// Each block carries a hidden 24-byte header in front of it (the eBPF `header--` trick):
 /// the `rcu_head` that queues it for reclamation, its tag, and its state. Freeing a block
 /// twice, or with the wrong function for its kind, stops the program with a message.
-/// Compact blocks (``allocateCompact(byteCount:tag:)``) carry only the last 8 bytes of that
-/// header and are retired in batches through an ``EpochRetireList``.
+/// Small blocks of one size (hash entries) can go without any header: an
+/// ``EpochRetireList`` allocates them, keeps the size and tag for all of them, and retires
+/// them in batches.
 public enum EpochMemory {
     /// Bytes in front of every block.
     public static let headerSize = 24
@@ -59,72 +60,38 @@ public enum EpochMemory {
         return finishAllocation(base: base, userOffset: cacheLineSize, size: total, flags: Flags.cacheAligned, tag: tag)
     }
 
-    /// Bytes in front of a compact block.
-    public static let compactHeaderSize = 8
+    // MARK: Headerless blocks (EpochRetireList)
 
-    /// Allocates `byteCount` bytes under `tag` with an 8-byte header instead of 24, 8-byte
-    /// aligned, uninitialised: for small, numerous blocks (hash nodes), where the 16-byte
-    /// `rcu_head` would cost a bigger allocator size class. A compact block has no
-    /// `rcu_head`, so it is retired through an ``EpochRetireList`` (many blocks share one),
-    /// never with ``free(_:)``.
-    ///
-    /// - Returns: The block, or `nil` when the allocator fails.
-    ///
-    /// Concurrency: any thread, inside or outside a section.
-    public static func allocateCompact(byteCount: Int, tag: PoolTag) -> UnsafeMutableRawPointer? {
-        precondition(byteCount >= 0, "negative allocation size")
+    /// Allocates `byteCount` bytes with no header, accounted to the tag in table slot
+    /// `slotIndex` (an ``EpochRetireList`` keeps the size and tag its blocks share).
+    /// 16-byte aligned (glibc `malloc`); `nil` when the allocator fails.
+    static func allocateHeaderless(byteCount: Int, slotIndex: Int, tag: PoolTag) -> UnsafeMutableRawPointer? {
         if _FaultInjection.isActive, _FaultInjection.shouldFail(tag: tag) { return nil }
-        guard byteCount <= maxBlockSize, let base = malloc(byteCount + compactHeaderSize) else { return nil }
-        // The compact header is the last 8 bytes of the full one: size, then state.
-        let block = base + compactHeaderSize
-        let size = byteCount + compactHeaderSize
-        let slotIndex = tagTable.slotIndex(for: tag)
-        base.storeBytes(of: UInt32(size), as: UInt32.self)
-        (base + 4).initializeMemory(as: Atomic<UInt32>.self,
-                                    to: Atomic(Flags.compact | UInt32(slotIndex) << Flags.slotShift))
+        guard let block = malloc(byteCount) else { return nil }
         let slot = tagTable.slots + slotIndex
-        slot.pointee.liveBytes.add(size, ordering: .relaxed)
+        slot.pointee.liveBytes.add(byteCount, ordering: .relaxed)
         slot.pointee.allocations.add(1, ordering: .relaxed)
         slot.pointee.liveAllocations.add(1, ordering: .relaxed)
         return block
     }
 
-    /// Releases a compact block at once: one that was never published, or that nothing can
-    /// reach any more (see ``freeUnreachable(_:cacheAligned:)``).
-    ///
-    /// Concurrency: any thread.
-    public static func freeCompactUnpublished(_ block: UnsafeMutableRawPointer) {
-        let state = compactState(block)
-        let flags = state.pointee.bitwiseOr(Flags.retired, ordering: .relaxed).oldValue
-        precondition(flags & Flags.compact != 0, "freeCompactUnpublished of a block that is not compact")
-        precondition(flags & Flags.retired == 0, "epoch memory freed twice")
-        releaseCompact(block, flags: flags, wasPending: false)
+    /// Accounts a headerless block as retired: pending until its grace period ends.
+    static func accountHeaderlessRetired(byteCount: Int, slotIndex: Int) {
+        (tagTable.slots + slotIndex).pointee.pendingBytes.add(byteCount, ordering: .relaxed)
     }
 
-    /// The state word of a compact block (also at `block - 4` in a full header).
-    static func compactState(_ block: UnsafeMutableRawPointer) -> UnsafePointer<Atomic<UInt32>> {
-        UnsafePointer((block - 4).assumingMemoryBound(to: Atomic<UInt32>.self))
-    }
-
-    /// Marks a compact block retired and accounts it as pending (by ``EpochRetireList``).
-    static func markCompactRetired(_ block: UnsafeMutableRawPointer) {
-        let flags = compactState(block).pointee.bitwiseOr(Flags.retired, ordering: .relaxed).oldValue
-        precondition(flags & Flags.compact != 0, "EpochRetireList.retire of a block that is not compact")
-        precondition(flags & Flags.retired == 0, "epoch memory freed twice")
-        let size = Int((block - compactHeaderSize).load(as: UInt32.self))
-        (tagTable.slots + Header.slot(flags)).pointee.pendingBytes.add(size, ordering: .relaxed)
-    }
-
-    /// Accounts a compact block out and gives it back to the allocator.
-    static func releaseCompact(_ block: UnsafeMutableRawPointer, flags: UInt32, wasPending: Bool) {
-        let base = block - compactHeaderSize
-        let size = Int(base.load(as: UInt32.self))
-        let slot = tagTable.slots + Header.slot(flags)
-        if wasPending { slot.pointee.pendingBytes.subtract(size, ordering: .relaxed) }
-        slot.pointee.liveBytes.subtract(size, ordering: .relaxed)
+    /// Accounts a headerless block out and gives it back to the allocator.
+    static func releaseHeaderless(_ block: UnsafeMutableRawPointer, byteCount: Int, slotIndex: Int,
+                                  wasPending: Bool) {
+        let slot = tagTable.slots + slotIndex
+        if wasPending { slot.pointee.pendingBytes.subtract(byteCount, ordering: .relaxed) }
+        slot.pointee.liveBytes.subtract(byteCount, ordering: .relaxed)
         slot.pointee.liveAllocations.subtract(1, ordering: .relaxed)
-        Glibc.free(base)
+        Glibc.free(block)
     }
+
+    /// The table slot of `tag`'s counters.
+    static func tagSlotIndex(_ tag: PoolTag) -> Int { tagTable.slotIndex(for: tag) }
 
     /// Queues a batch block (see ``EpochRetireList``) for after a grace period.
     static func scheduleRetireBatch(_ block: UnsafeMutableRawPointer) {
@@ -179,7 +146,6 @@ public enum EpochMemory {
         let header = Header(block: block)
         let flags = header.state.pointee.bitwiseOr(Flags.retired, ordering: .relaxed).oldValue
         precondition(flags & Flags.retired == 0, "epoch memory freed twice")
-        precondition(flags & Flags.compact == 0, "compact blocks are released with freeCompactUnpublished")
         let slot = tagTable.slots + Header.slot(flags)
         slot.pointee.liveBytes.subtract(header.size, ordering: .relaxed)
         slot.pointee.liveAllocations.subtract(1, ordering: .relaxed)
@@ -218,9 +184,7 @@ public enum EpochMemory {
         static let cacheAligned: UInt32 = 1 << 0
         static let retired: UInt32 = 1 << 1
         static let workItem: UInt32 = 1 << 2
-        /// A compact block (8-byte header, no `rcu_head`): retired through an `EpochRetireList`.
-        static let compact: UInt32 = 1 << 3
-        /// A batch of retired compact blocks (see `EpochRetireList`).
+        /// A batch of retired headerless blocks (see `EpochRetireList`).
         static let retireBatch: UInt32 = 1 << 4
         /// Bits 8–17 of the state word: the tag's slot in the statistics table.
         static let slotShift: UInt32 = 8
@@ -273,7 +237,6 @@ public enum EpochMemory {
         let header = Header(block: block)
         let flags = header.state.pointee.bitwiseOr(Flags.retired, ordering: .relaxed).oldValue
         precondition(flags & Flags.retired == 0, "epoch memory freed twice")
-        precondition(flags & Flags.compact == 0, "free of a compact block: retire it through an EpochRetireList")
         precondition((flags & Flags.cacheAligned != 0) == expectingCacheAligned,
                      expectingCacheAligned ? "freeCacheAligned of a block from allocate"
                                            : "free of a block from allocateCacheAligned")

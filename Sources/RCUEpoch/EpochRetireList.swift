@@ -1,5 +1,11 @@
-/// Retires compact blocks (``EpochMemory/allocateCompact(byteCount:tag:)``) in batches:
-/// up to ``batchSize`` blocks share one `rcu_head`, so that each block needs none.
+/// Headerless epoch blocks of one size and one tag, and the batches that retire them.
+///
+/// A block from ``allocate()`` is exactly ``blockSize`` bytes from the allocator, with no
+/// hidden header: the list holds, once for all of its blocks, what the header of an
+/// ``EpochMemory/allocate(byteCount:tag:)`` block holds for one (its size, its tag), and
+/// retires them in batches of up to ``batchSize`` behind one `rcu_head`. This is what hash
+/// entries need: a 40-byte entry is one 48-byte allocator chunk, where a header of even
+/// 8 bytes would push 16-byte-key and 64-byte-value entries into the next size class.
 ///
 /// A retired block stays readable by every section that could have seen it; it is freed
 /// after a grace period that begins once its batch is submitted: when the batch is full, on
@@ -7,13 +13,26 @@
 /// is deinitialised. Until then at most `batchSize - 1` blocks of a list wait, so memory
 /// stays bounded; ``EpochTagStatistics/pendingBytes`` counts them from their retirement.
 ///
+/// Without a header there is no per-block state, so misuse is not caught: the owner must
+/// retire each published block exactly once (the lock-free hash map retires an entry only
+/// after winning the `cds_lfht_del` or `cds_lfht_replace` that unlinked it), release
+/// unpublished blocks with ``freeUnpublished(_:)``, and never pass a block to
+/// ``EpochMemory``'s free functions or to another list.
+///
 /// One list per owner (a hash map): its lock is held only to append a pointer.
 ///
 /// Concurrency: any thread, inside or outside a section; ``retire(_:)`` never blocks on a
 /// grace period.
 public final class EpochRetireList: Sendable {
-    /// Blocks per batch (the batch block is `8 + 8 × batchSize` bytes).
+    /// Blocks per batch (the batch block is `8 × (batchSize + 3)` bytes).
     public static let batchSize = 64
+
+    /// Bytes of every block of this list.
+    public let blockSize: Int
+    /// The tag every block of this list is accounted to.
+    public let tag: PoolTag
+    /// `tag`'s slot in the statistics table.
+    private let slotIndex: Int
 
     /// Retired blocks not yet submitted, as addresses.
     private let pending = ThreadLock<[UInt]>([])
@@ -22,7 +41,14 @@ public final class EpochRetireList: Sendable {
     /// registry, then a list's `pending`.
     private static let registry = ThreadLock<[ObjectIdentifier: Unmanaged<EpochRetireList>]>([:])
 
-    public init() {
+    /// Creates a list for blocks of `blockSize` bytes accounted to `tag`.
+    ///
+    /// - Precondition: `0 < blockSize <= EpochMemory.maxBlockSize`.
+    public init(blockSize: Int, tag: PoolTag) {
+        precondition(blockSize > 0 && blockSize <= EpochMemory.maxBlockSize, "EpochRetireList block size out of range")
+        self.blockSize = blockSize
+        self.tag = tag
+        slotIndex = EpochMemory.tagSlotIndex(tag)
         pending.withLock { $0.reserveCapacity(Self.batchSize) }
         Self.registry.withLock { $0[ObjectIdentifier(self)] = Unmanaged.passUnretained(self) }
     }
@@ -32,11 +58,27 @@ public final class EpochRetireList: Sendable {
         flush()
     }
 
-    /// Retires a compact block whose owner has unpublished it (no reader can newly find it).
+    /// Allocates a block of ``blockSize`` bytes, 16-byte aligned, uninitialised, accounted
+    /// to ``tag``. Publish it, then retire it with ``retire(_:)``; or, if it was never
+    /// published, release it with ``freeUnpublished(_:)``.
     ///
-    /// - Precondition: `block` is compact and not retired before.
+    /// - Returns: The block, or `nil` when the allocator fails (callers report ENOMEM).
+    public func allocate() -> UnsafeMutableRawPointer? {
+        EpochMemory.allocateHeaderless(byteCount: blockSize, slotIndex: slotIndex, tag: tag)
+    }
+
+    /// Releases, at once, a block of this list that was never published (no reader can
+    /// have seen it).
+    public func freeUnpublished(_ block: UnsafeMutableRawPointer) {
+        EpochMemory.releaseHeaderless(block, byteCount: blockSize, slotIndex: slotIndex, wasPending: false)
+    }
+
+    /// Retires a block of this list whose owner has unpublished it (no reader can newly
+    /// find it).
+    ///
+    /// - Precondition: `block` came from this list's ``allocate()`` and is retired once.
     public func retire(_ block: UnsafeMutableRawPointer) {
-        EpochMemory.markCompactRetired(block)
+        EpochMemory.accountHeaderlessRetired(byteCount: blockSize, slotIndex: slotIndex)
         let full: [UInt]? = pending.withLock { list in
             list.append(UInt(bitPattern: block))
             guard list.count >= Self.batchSize else { return nil }
@@ -65,27 +107,32 @@ public final class EpochRetireList: Sendable {
         }
     }
 
-    /// Queues `blocks` behind one `rcu_head`: a batch block `[count | addresses…]`.
-    /// Its memory is accounted to ``PoolTag/workItem``, so that a fault injected on the
-    /// owner's tag never stops a retirement. If even that allocation fails, the blocks go
-    /// back to the list for the next submission.
+    /// Queues `blocks` behind one `rcu_head`: a batch block
+    /// `[count | blockSize | slotIndex | addresses…]`, which carries what the reclaim
+    /// callback needs even if this list is gone by then. Its memory is accounted to
+    /// ``PoolTag/workItem``, so that a fault injected on the owner's tag never stops a
+    /// retirement. If even that allocation fails, the blocks go back to the list for the
+    /// next submission.
     private func submit(_ blocks: [UInt]) {
-        guard let batch = EpochMemory.allocate(byteCount: 8 * (blocks.count + 1), tag: .workItem) else {
+        guard let batch = EpochMemory.allocate(byteCount: 8 * (blocks.count + 3), tag: .workItem) else {
             pending.withLock { $0.append(contentsOf: blocks) }
             return
         }
         batch.storeBytes(of: blocks.count, as: Int.self)
-        blocks.withUnsafeBytes { (batch + 8).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        batch.storeBytes(of: blockSize, toByteOffset: 8, as: Int.self)
+        batch.storeBytes(of: slotIndex, toByteOffset: 16, as: Int.self)
+        blocks.withUnsafeBytes { (batch + 24).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
         EpochMemory.scheduleRetireBatch(batch)
     }
 
     /// Reclaim callback of a batch block (after its grace period): frees its blocks.
     static func release(batch: UnsafeMutableRawPointer) {
         let count = batch.load(as: Int.self)
+        let blockSize = batch.load(fromByteOffset: 8, as: Int.self)
+        let slotIndex = batch.load(fromByteOffset: 16, as: Int.self)
         for index in 0..<count {
-            let block = UnsafeMutableRawPointer(bitPattern: batch.load(fromByteOffset: 8 * (index + 1), as: UInt.self))!
-            let flags = EpochMemory.compactState(block).pointee.load(ordering: .relaxed)
-            EpochMemory.releaseCompact(block, flags: flags, wasPending: true)
+            let block = UnsafeMutableRawPointer(bitPattern: batch.load(fromByteOffset: 24 + 8 * index, as: UInt.self))!
+            EpochMemory.releaseHeaderless(block, byteCount: blockSize, slotIndex: slotIndex, wasPending: true)
         }
     }
 }

@@ -267,24 +267,24 @@ struct NUMATopologyTests {
     }
 }
 
-@Suite("Compact blocks and retire lists")
+@Suite("Headerless blocks and retire lists")
 struct EpochRetireListTests {
-    @Test func compactBlocksAreAccountedAndFreedInBatches() throws {
+    @Test func blocksAreAccountedWithoutHeadersAndFreedInBatches() throws {
         let tag = uniqueTag()
-        let list = EpochRetireList()
+        let list = EpochRetireList(blockSize: 32, tag: tag)
         let count = EpochRetireList.batchSize * 2 + 5
         var blocks: [UnsafeMutableRawPointer] = []
         for _ in 0..<count {
-            let block = try #require(EpochMemory.allocateCompact(byteCount: 32, tag: tag))
+            let block = try #require(list.allocate())
             #expect(Int(bitPattern: block) % EpochMemory.alignment == 0)
             block.initializeMemory(as: UInt8.self, repeating: 0xAB, count: 32)
             blocks.append(block)
         }
         let live = EpochMemory.statistics(for: tag)
         #expect(live.liveAllocations == count)
-        #expect(live.liveBytes == count * (32 + EpochMemory.compactHeaderSize))
+        #expect(live.liveBytes == count * 32)
         for block in blocks { list.retire(block) }
-        #expect(EpochMemory.statistics(for: tag).pendingBytes == count * (32 + EpochMemory.compactHeaderSize))
+        #expect(EpochMemory.statistics(for: tag).pendingBytes == count * 32)
         // Two full batches went out on their own; the last 5 wait for a flush, which
         // Epoch.barrier() performs.
         let settled = settledStatistics(for: tag)
@@ -294,10 +294,10 @@ struct EpochRetireListTests {
         #expect(settled.allocationCount == count)
     }
 
-    @Test func aRetiredCompactBlockOutlivesTheSectionsThatCouldSeeIt() throws {
+    @Test func aRetiredBlockOutlivesTheSectionsThatCouldSeeIt() throws {
         let tag = uniqueTag()
-        let list = EpochRetireList()
-        let block = try #require(EpochMemory.allocateCompact(byteCount: 8, tag: tag))
+        let list = EpochRetireList(blockSize: 8, tag: tag)
+        let block = try #require(list.allocate())
         block.storeBytes(of: UInt64(42), as: UInt64.self)
         let entered = Atomic<Bool>(false)
         let release = Atomic<Bool>(false)
@@ -323,37 +323,46 @@ struct EpochRetireListTests {
         #expect(settledStatistics(for: tag).liveAllocations == 0)
     }
 
-    @Test func unpublishedCompactBlocksAreReleasedAtOnce() throws {
+    @Test func unpublishedBlocksAreReleasedAtOnce() throws {
         let tag = uniqueTag()
-        let block = try #require(EpochMemory.allocateCompact(byteCount: 24, tag: tag))
-        EpochMemory.freeCompactUnpublished(block)
+        let list = EpochRetireList(blockSize: 24, tag: tag)
+        let block = try #require(list.allocate())
+        #expect(EpochMemory.statistics(for: tag).liveBytes == 24)
+        list.freeUnpublished(block)
         let stats = EpochMemory.statistics(for: tag)
         #expect(stats.liveBytes == 0 && stats.pendingBytes == 0 && stats.liveAllocations == 0)
     }
 
-    @Test func freeingACompactBlockWithFreeStopsTheProgram() async {
-        await #expect(processExitsWith: .failure) {
-            let block = EpochMemory.allocateCompact(byteCount: 8, tag: .general)!
-            EpochMemory.free(block)
-        }
+    @Test func batchesOutliveTheirList() throws {
+        // The batch carries its blocks' size and tag: the reclaim callback, after the grace
+        // period, must not need the list that submitted it.
+        let tag = uniqueTag()
+        do {
+            let list = EpochRetireList(blockSize: 40, tag: tag)
+            for _ in 0..<10 { list.retire(try #require(list.allocate())) }
+            #expect(EpochMemory.statistics(for: tag).pendingBytes == 400)
+        }  // deinit submits the 10 blocks
+        let settled = settledStatistics(for: tag)
+        #expect(settled.liveBytes == 0 && settled.pendingBytes == 0 && settled.liveAllocations == 0)
+        #expect(settled.allocationCount == 10)
     }
 
-    @Test func retiringACompactBlockTwiceStopsTheProgram() async {
-        await #expect(processExitsWith: .failure) {
-            let list = EpochRetireList()
-            let block = EpochMemory.allocateCompact(byteCount: 8, tag: .general)!
-            list.retire(block)
-            list.retire(block)
-        }
+    @Test func anInjectedFaultFailsAllocation() {
+        let tag = uniqueTag()
+        let list = EpochRetireList(blockSize: 16, tag: tag)
+        _FaultInjection.failAllocations(tag: tag, after: 0)
+        defer { _FaultInjection.disarm(tag: tag) }
+        #expect(list.allocate() == nil)
+        #expect(EpochMemory.statistics(for: tag).liveAllocations == 0)
     }
 
     @Test func manyThreadsRetireThroughOneList() {
         let tag = uniqueTag()
-        let list = EpochRetireList()
+        let list = EpochRetireList(blockSize: 48, tag: tag)
         runOnThreads(4) { thread in
             for index in 0..<5000 {
-                guard let block = EpochMemory.allocateCompact(byteCount: 16 + index % 32, tag: tag) else { continue }
-                block.storeBytes(of: UInt64(thread), as: UInt64.self)
+                guard let block = list.allocate() else { continue }
+                block.storeBytes(of: UInt64(thread * 5000 + index), as: UInt64.self)
                 Epoch.withSection { _ in list.retire(block) }
             }
         }

@@ -153,11 +153,13 @@ struct MemoryRunTests {
             #expect(abs(cell.residualBytes) < cell.bytes / 4, "\(label): residual \(cell.residualBytes) of \(cell.bytes)")
             #expect((cell.withinTarget == nil) == cell.map.isBaseline)
         }
-        // Wider keys and values cost more per entry, in both hash maps.
+        // Wider keys and values never cost less per entry (a lock-free entry of 8x8 and one
+        // of 16x8 share glibc's 48-byte chunk, so those two may tie, within a byte of
+        // measurement noise), and 56 more value bytes always cost more.
         for map in [MemorySubject.hashLockFree, .hashBucket] {
             let mine = cells.filter { $0.map == map }
-            #expect(mine[0].bytesPerEntry < mine[1].bytesPerEntry, "\(map): 8x8 vs 16x8")
-            #expect(mine[1].bytesPerEntry < mine[2].bytesPerEntry, "\(map): 16x8 vs 8x64")
+            #expect(mine[0].bytesPerEntry <= mine[1].bytesPerEntry + 1, "\(map): 8x8 vs 16x8")
+            #expect(mine[1].bytesPerEntry + 32 < mine[2].bytesPerEntry, "\(map): 16x8 vs 8x64")
         }
     }
 }

@@ -7,8 +7,8 @@ import Glibc
 
 /// A `HASH` map on liburcu's lock-free, auto-resizing hash table (`rculfhash`).
 ///
-/// Each entry is one epoch allocation: the `cds_lfht_node`, the key (padded to 8 bytes)
-/// and the value. Entries are immutable once published, except through helper-mode
+/// Each entry is one headerless epoch block (see ``EpochRetireList``): the `cds_lfht_node`,
+/// the key (padded to 8 bytes) and the value. Entries are immutable once published, except through helper-mode
 /// pointers: an update publishes a new entry and retires the old one after a grace period.
 ///
 /// - Lookups: wait-free for readers (`cds_lfht_lookup` in an epoch).
@@ -37,10 +37,11 @@ public final class LockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchecked
     let capacity: CapacityGate
     /// The provider layer's hooks, if this map is the base of a custom map.
     let observer: (any MapEntryObserver)?
-    /// Where removed and replaced entries wait for their grace period. Entries are compact
-    /// epoch blocks (8-byte header): an entry of 8-byte keys and values is 40 bytes, one
-    /// 48-byte allocator chunk, instead of 56 bytes in a 64-byte chunk.
-    let retired = EpochRetireList()
+    /// Allocates entries (headerless epoch blocks of `entrySize` bytes) and holds removed
+    /// and replaced ones until their grace period: an entry of 8-byte keys and values is
+    /// 32 bytes, one 48-byte glibc chunk (16-byte keys: 40 bytes, also 48; 64-byte values:
+    /// 88 bytes, one 96-byte chunk).
+    let retired: EpochRetireList
 
     @usableFromInline static let nodeSize = MemoryLayout<cds_lfht_node>.size
 
@@ -66,6 +67,7 @@ public final class LockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchecked
         maxEntries = definition.maxEntries
         capacity = CapacityGate(maxEntries: definition.maxEntries)
         tag = definition.effectivePoolTag
+        retired = EpochRetireList(blockSize: entrySize, tag: tag)
         hasher = KeyHasher()
         self.observer = observer
         // Buckets for maxEntries at load ≤ 1 from the start, up to 2^16 (1 MiB of bucket
@@ -128,7 +130,7 @@ public final class LockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchecked
     func makeEntry(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) throws(MapError)
         -> UnsafeMutablePointer<rcumaps_lfht_entry_t>
     {
-        guard let raw = EpochMemory.allocateCompact(byteCount: entrySize, tag: tag) else { throw MapError.noMemory }
+        guard let raw = retired.allocate() else { throw MapError.noMemory }
         raw.initializeMemory(as: UInt8.self, repeating: 0, count: entrySize)
         let entry = raw.bindMemory(to: rcumaps_lfht_entry_t.self, capacity: 1)
         keyPointer(entry).copyMemory(from: key.baseAddress!, byteCount: keySize)
@@ -139,7 +141,7 @@ public final class LockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchecked
 
     @inline(__always)
     func discard(_ entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>) {
-        EpochMemory.freeCompactUnpublished(UnsafeMutableRawPointer(entry))
+        retired.freeUnpublished(UnsafeMutableRawPointer(entry))
     }
 
     @inline(__always)
