@@ -1,3 +1,8 @@
+import CRCUMapsShim
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Headerless epoch blocks of one size and one tag, and the batches that retire them.
 ///
 /// A block from ``allocate()`` is exactly ``blockSize`` bytes from the allocator, with no
@@ -10,8 +15,11 @@
 /// A retired block stays readable by every section that could have seen it; it is freed
 /// after a grace period that begins once its batch is submitted: when the batch is full, on
 /// ``flush()``, on ``Epoch/barrier()`` (which flushes every list first) and when the list
-/// is deinitialised. Until then at most `batchSize - 1` blocks of a list wait, so memory
-/// stays bounded; ``EpochTagStatistics/pendingBytes`` counts them from their retirement.
+/// is deinitialised. Retirements gather in one buffer per CPU (a stripe, chosen by the CPU
+/// the retiring thread runs on, so writers on different CPUs never share a lock); until a
+/// submission at most `batchSize - 1` blocks wait in each of ``stripeCount`` stripes, so
+/// memory stays bounded; ``EpochTagStatistics/pendingBytes`` counts them from their
+/// retirement.
 ///
 /// Without a header there is no per-block state, so misuse is not caught: the owner must
 /// retire each published block exactly once (the lock-free hash map retires an entry only
@@ -19,7 +27,7 @@
 /// unpublished blocks with ``freeUnpublished(_:)``, and never pass a block to
 /// ``EpochMemory``'s free functions or to another list.
 ///
-/// One list per owner (a hash map): its lock is held only to append a pointer.
+/// One list per owner (a hash map): a stripe's lock is held only to append a pointer.
 ///
 /// Concurrency: any thread, inside or outside a section; ``retire(_:)`` never blocks on a
 /// grace period.
@@ -34,11 +42,14 @@ public final class EpochRetireList: Sendable {
     /// `tag`'s slot in the statistics table.
     private let slotIndex: Int
 
-    /// Retired blocks not yet submitted, as addresses.
-    private let pending = ThreadLock<[UInt]>([])
+    /// Stripes of pending retirements (a power of two: the CPU count, at most 16).
+    public let stripeCount: Int
+
+    /// Retired blocks not yet submitted, as addresses, one buffer per stripe.
+    private let stripes: [ThreadLock<[UInt]>]
 
     /// Every live list, so that ``Epoch/barrier()`` can flush them. Lock order: this
-    /// registry, then a list's `pending`.
+    /// registry, then a list's stripes, one at a time.
     private static let registry = ThreadLock<[ObjectIdentifier: Unmanaged<EpochRetireList>]>([:])
 
     /// Creates a list for blocks of `blockSize` bytes accounted to `tag`.
@@ -49,7 +60,13 @@ public final class EpochRetireList: Sendable {
         self.blockSize = blockSize
         self.tag = tag
         slotIndex = EpochMemory.tagSlotIndex(tag)
-        pending.withLock { $0.reserveCapacity(Self.batchSize) }
+        let cpus = max(1, min(16, sysconf(Int32(_SC_NPROCESSORS_CONF))))
+        stripeCount = 1 << (Int.bitWidth - (cpus - 1).leadingZeroBitCount)  // next power of two
+        stripes = (0..<stripeCount).map { _ in
+            var buffer: [UInt] = []
+            buffer.reserveCapacity(Self.batchSize)
+            return ThreadLock(buffer)
+        }
         Self.registry.withLock { $0[ObjectIdentifier(self)] = Unmanaged.passUnretained(self) }
     }
 
@@ -79,7 +96,9 @@ public final class EpochRetireList: Sendable {
     /// - Precondition: `block` came from this list's ``allocate()`` and is retired once.
     public func retire(_ block: UnsafeMutableRawPointer) {
         EpochMemory.accountHeaderlessRetired(byteCount: blockSize, slotIndex: slotIndex)
-        let full: [UInt]? = pending.withLock { list in
+        // Any stripe is correct; the current CPU's is the one no other running thread uses.
+        let stripe = stripes[Int(rcumaps_current_cpu()) & (stripeCount - 1)]
+        let full: [UInt]? = stripe.withLock { list in
             list.append(UInt(bitPattern: block))
             guard list.count >= Self.batchSize else { return nil }
             let batch = list
@@ -92,12 +111,14 @@ public final class EpochRetireList: Sendable {
 
     /// Submits the blocks retired so far for reclamation after a grace period.
     public func flush() {
-        let all = pending.withLock { list -> [UInt] in
-            let batch = list
-            list = []
-            return batch
+        for stripe in stripes {
+            let all = stripe.withLock { list -> [UInt] in
+                let batch = list
+                list = []
+                return batch
+            }
+            if !all.isEmpty { submit(all) }
         }
-        if !all.isEmpty { submit(all) }
     }
 
     /// Flushes every live list (``Epoch/barrier()`` calls this before waiting).
@@ -111,11 +132,11 @@ public final class EpochRetireList: Sendable {
     /// `[count | blockSize | slotIndex | addresses…]`, which carries what the reclaim
     /// callback needs even if this list is gone by then. Its memory is accounted to
     /// ``PoolTag/workItem``, so that a fault injected on the owner's tag never stops a
-    /// retirement. If even that allocation fails, the blocks go back to the list for the
+    /// retirement. If even that allocation fails, the blocks go back to a stripe for the
     /// next submission.
     private func submit(_ blocks: [UInt]) {
         guard let batch = EpochMemory.allocate(byteCount: 8 * (blocks.count + 3), tag: .workItem) else {
-            pending.withLock { $0.append(contentsOf: blocks) }
+            stripes[0].withLock { $0.append(contentsOf: blocks) }
             return
         }
         batch.storeBytes(of: blocks.count, as: Int.self)

@@ -208,6 +208,20 @@ struct HashMapSemanticsTests {
     }
 
     @Test(arguments: implementations)
+    func refusedNoExistInsertAllocatesNothing(_ implementation: HashImplementation) throws {
+        let tag = uniqueTag()
+        let map = try makeMap(implementation, tag: tag)
+        try map.put(UInt64(3), UInt64(30), flags: .noExist)
+        let before = EpochMemory.statistics(for: tag).allocationCount
+        for _ in 0..<100 {
+            #expect(throws: MapError.alreadyExists) { try map.put(UInt64(3), UInt64(31), flags: .noExist) }
+        }
+        #expect(EpochMemory.statistics(for: tag).allocationCount == before)
+        #expect(try map.get(UInt64(3), as: UInt64.self) == 30)
+        #expect(map.count == 1)
+    }
+
+    @Test(arguments: implementations)
     func memoryIsReclaimedWhenTheMapIsDestroyed(_ implementation: HashImplementation) throws {
         let tag = uniqueTag()
         do {

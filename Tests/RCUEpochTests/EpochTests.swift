@@ -359,6 +359,7 @@ struct EpochRetireListTests {
     @Test func manyThreadsRetireThroughOneList() {
         let tag = uniqueTag()
         let list = EpochRetireList(blockSize: 48, tag: tag)
+        #expect(list.stripeCount.nonzeroBitCount == 1 && list.stripeCount <= 16)
         runOnThreads(4) { thread in
             for index in 0..<5000 {
                 guard let block = list.allocate() else { continue }

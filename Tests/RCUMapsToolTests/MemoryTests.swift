@@ -120,7 +120,11 @@ struct MemoryRunTests {
 
     @Test func mallinfo2AndResidentMemorySeeAnAllocation() throws {
         try #require(ProcessMemory.isAvailable)
-        let size = 8 << 20
+        // Above glibc's largest dynamic mmap threshold (32 MiB on 64-bit): the block is
+        // always freshly mapped, so its pages cannot be ones the heap already had resident
+        // (as an arena's free pages can be, after another test's huge-page-advised table
+        // was freed into it).
+        let size = 64 << 20
         let deltas = measured({ () -> MemoryReading in
             let before = ProcessMemory.now()!
             let block = malloc(size)!

@@ -188,9 +188,12 @@ public final class LockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchecked
         try checkKey(key, keySize)
         try checkValue(value, valueSize)
         let hash = self.hash(key)
-        let entry = try makeEntry(key: key, value: value)
         Epoch.enter()
         defer { Epoch.exit() }
+        // `.noExist` on a present key is refused before anything is allocated. Looking
+        // first also means an update of an existing key never holds a capacity slot.
+        if flags == .noExist, find(key, hash: hash) != nil { throw MapError.alreadyExists }
+        let entry = try makeEntry(key: key, value: value)
         switch flags {
         case .noExist:
             try insertNew(key, hash: hash, entry: entry)
@@ -213,17 +216,12 @@ public final class LockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchecked
         return true
     }
 
-    /// `.noExist`: publishes `entry` if the key is absent. Caller holds an epoch.
-    ///
-    /// The key is looked up before a capacity slot is reserved, so an update of an existing
-    /// key never holds a slot and never makes a concurrent insert fail with E2BIG.
+    /// `.noExist`: publishes `entry` if the key is absent. Caller holds an epoch and has
+    /// just looked the key up and not found it (``update(key:value:flags:operation:)``), so
+    /// an update of an existing key never holds a capacity slot and never makes a
+    /// concurrent insert fail with E2BIG; a key inserted since is caught by `publishNew`.
     func insertNew(_ key: UnsafeRawBufferPointer, hash: UInt,
                    entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>) throws(MapError) {
-        // Look first: an update of an existing key must never hold a capacity slot.
-        guard find(key, hash: hash) == nil else {
-            discard(entry)
-            throw MapError.alreadyExists
-        }
         switch publishNew(key, hash: hash, entry: entry) {
         case .published:
             return
