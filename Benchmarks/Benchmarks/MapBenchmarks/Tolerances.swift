@@ -63,8 +63,14 @@ enum Tolerance {
         [.wallClock: wallClock, .throughput: throughput, .mallocCountTotal: noAllocations]
     }
 
-    /// A benchmark that updates, inserts or deletes: timing as for reads, mallocs as given.
+    /// Wall clock of write paths: their retired memory is reclaimed by liburcu's call_rcu thread,
+    /// which shares the two cores with the benchmark, so their p90 depends on when it runs
+    /// (hash-lockfree 90/10: 38, 41 and 86 µs per 1,000 operations in three back-to-back runs).
+    /// Fails at 3× (200 %).
+    static var writeWallClock: BenchmarkThresholds { .init(relative: [.p50: 35, .p75: 35, .p90: 200]) }
+
+    /// A benchmark that updates, inserts or deletes: timing as ``writeWallClock``, mallocs as given.
     static func writePath(allocations: BenchmarkThresholds = writeAllocations) -> [BenchmarkMetric: BenchmarkThresholds] {
-        [.wallClock: wallClock, .throughput: throughput, .mallocCountTotal: allocations]
+        [.wallClock: writeWallClock, .throughput: throughput, .mallocCountTotal: allocations]
     }
 }
