@@ -26,8 +26,9 @@ func stressUsageText() -> String {
         quiescent map is checked whole: count equals the keys iteration finds, lookups agree
         with iteration, every value is whole, and (object map) every object's reference count
         is 1 + the entries holding it. At the end, the same, then the map is dropped: its
-        pool tag must return to 0 live bytes after Epoch.barrier(); for the object map every
-        reference count must return to 1 and, once the objects are closed, their memory too.
+        pool tag must return to 0 live bytes within 5 rounds of Epoch.barrier() (a reclaim
+        callback may retire memory in turn); for the object map every reference count must
+        return to 1 and, once the objects are closed, their memory too.
 
         OPTIONS:
           --map LIST         maps to stress, comma-separated (default: all, one after the other)

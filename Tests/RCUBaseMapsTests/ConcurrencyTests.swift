@@ -278,4 +278,74 @@ struct CapacityRaceTests {
         #expect(failures.all.isEmpty, "\(failures.all)")
         #expect(map.count == 1)
     }
+
+    /// An update that reports success is never lost to a racing lookup-and-delete: it is in
+    /// the map, or in the value some lookup-and-delete returned. (The lock-free hash stores
+    /// one-word values in place; a delete seals the entry it unlinked, so an update cannot
+    /// land in an entry after its last value was taken.)
+    ///
+    /// Per key, one updater writes increasing tokens with `.exist` and reads the key back; one
+    /// deleter, round after round, takes the value with `lookupAndDelete` and inserts a
+    /// sentinel naming its round. When the updater, right after writing token t, reads the
+    /// sentinel of round j, the entry t went into was removed by a round ≤ j, so one of those
+    /// rounds must have returned a token ≥ t.
+    @Test(arguments: HashImplementation.allCases)
+    func successfulUpdatesSurviveRacingLookupAndDelete(_ implementation: HashImplementation) throws {
+        let sentinelBit: UInt64 = 1 << 63
+        let pairs = 2
+        let map = try MapRegistry.create(MapDefinition(type: .hash, keySize: 8, valueSize: 8, maxEntries: 16,
+                                                       hashImplementation: implementation, poolTag: uniqueTag()))
+        for key in 0..<UInt64(pairs) { try map.put(key, sentinelBit, flags: .noExist) }
+        let returned = ThreadLock<[[UInt64]]>(Array(repeating: [], count: pairs))  // per key, per round
+        let sightings = ThreadLock<[(key: Int, token: UInt64, round: Int)]>([])
+        let failures = Failures()
+        let deadline = Deadline(after: stressDuration)
+        runOnThreads(2 * pairs) { thread in
+            let key = thread / 2
+            if thread % 2 == 0 {
+                // Deleter: round r takes the value and inserts sentinel r.
+                var round = 0
+                var taken: [UInt64] = []
+                while !deadline.hasPassed {
+                    do {
+                        var value: UInt64 = 0
+                        try withUnsafeBytes(of: UInt64(key)) { k in
+                            try withUnsafeMutableBytes(of: &value) { try map.lookupAndDelete(key: k, into: $0) }
+                        }
+                        round += 1
+                        taken.append(value)
+                        try map.put(UInt64(key), sentinelBit | UInt64(round), flags: .noExist)
+                    } catch {
+                        failures.record("deleter \(key): \(error)")
+                        return
+                    }
+                }
+                returned.withLock { $0[key] = taken }
+            } else {
+                // Updater: tokens 1, 2, 3, … with `.exist`, each read back once.
+                var token: UInt64 = 0
+                var seen: [(key: Int, token: UInt64, round: Int)] = []
+                while !deadline.hasPassed {
+                    token += 1
+                    do { try map.put(UInt64(key), token, flags: .exist) } catch { continue }  // ENOENT between rounds
+                    guard let read = try? map.get(UInt64(key), as: UInt64.self) else { continue }
+                    if read & sentinelBit != 0 {
+                        seen.append((key, token, Int(read & ~sentinelBit)))
+                    } else if read < token {
+                        failures.record("key \(key): wrote \(token), then read the older token \(read)")
+                    }
+                }
+                let mine = seen
+                sightings.withLock { $0.append(contentsOf: mine) }
+            }
+        }
+        #expect(failures.all.isEmpty, "\(failures.all)")
+        let rounds = returned.withLock { $0 }
+        for sighting in sightings.withLock({ $0 }) {
+            let taken = rounds[sighting.key].prefix(sighting.round).filter { $0 & sentinelBit == 0 }
+            #expect(taken.contains { $0 >= sighting.token },
+                    "key \(sighting.key): token \(sighting.token) succeeded, then round \(sighting.round)'s sentinel was read, but no round up to it returned a token that recent: lost update")
+        }
+    }
+
 }

@@ -8,8 +8,18 @@ import Glibc
 /// A `HASH` map on liburcu's lock-free, auto-resizing hash table (`rculfhash`).
 ///
 /// Each entry is one headerless epoch block (see ``EpochRetireList``): the `cds_lfht_node`,
-/// the key (padded to 8 bytes) and the value. Entries are immutable once published, except through helper-mode
-/// pointers: an update publishes a new entry and retires the old one after a grace period.
+/// the key (padded to 8 bytes) and the value. Two ways to update an existing key:
+///
+/// - *Publish and retire* (keys or values over 8 bytes, and provider base maps): an entry's
+///   key and value never change once published (except through helper-mode pointers); an
+///   update publishes a new entry and retires the old one after a grace period.
+/// - *In place* (keys and values of at most 8 bytes, no provider): the value is one atomic
+///   word, paired with a state word in front of the node (live, or sealed by the thread that
+///   unlinked the entry). An update is a lookup and a 16-byte compare-and-swap of the pair
+///   that succeeds only while the entry is live; a delete seals the pair after unlinking, and
+///   `lookupAndDelete` returns the value it sealed. So an update that reports success is
+///   either in the map or in the value a `lookupAndDelete` returned, never lost; with the
+///   pair, an 8-byte-key entry is 40 bytes, the same 48-byte allocator chunk as without it.
 ///
 /// - Lookups: wait-free for readers (`cds_lfht_lookup` in an epoch).
 /// - `.noExist` is `cds_lfht_add_unique`, `.any` is `cds_lfht_add_replace`, `.exist` is
@@ -27,9 +37,14 @@ public final class LockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchecked
     @usableFromInline let table: OpaquePointer
     @usableFromInline let keySize: Int
     @usableFromInline let valueSize: Int
-    /// Offset of the value inside an entry's data (key padded to 8 bytes).
-    @usableFromInline let valueOffset: Int
-    /// Bytes of an entry: node (16) + padded key + value.
+    /// Whether updates of existing keys replace the value in place (see the type's doc).
+    @usableFromInline let valuesInPlace: Bool
+    /// Where the value is, from the entry (node) address: after the padded key, or, in
+    /// place, 16 bytes in front of the node.
+    @usableFromInline let valueDelta: Int
+    /// Bytes of the block in front of the node: 0, or 16 for the in-place (value, state) pair.
+    let nodeOffset: Int
+    /// Bytes of an entry's block: [value, state pair (16)] + node (16) + padded key [+ value].
     let entrySize: Int
     let maxEntries: Int
     let tag: PoolTag
@@ -44,6 +59,11 @@ public final class LockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchecked
     let retired: EpochRetireList
 
     @usableFromInline static let nodeSize = MemoryLayout<cds_lfht_node>.size
+    /// The in-place (value, state) pair: two words, 16-byte aligned (malloc's alignment).
+    static let pairSize = 16
+    /// State word of an in-place entry: live, or sealed by the thread that unlinked it.
+    static let live: UInt = 0
+    static let sealed: UInt = 1
 
     /// Creates an empty map.
     ///
@@ -62,8 +82,16 @@ public final class LockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchecked
         self.definition = definition
         keySize = definition.keySize
         valueSize = definition.valueSize
-        valueOffset = roundUp8(definition.keySize)
-        entrySize = Self.nodeSize + valueOffset + roundUp8(definition.valueSize)
+        valuesInPlace = definition.keySize <= 8 && definition.valueSize <= 8 && observer == nil
+        if valuesInPlace {
+            nodeOffset = Self.pairSize
+            valueDelta = -Self.pairSize
+            entrySize = Self.pairSize + Self.nodeSize + 8
+        } else {
+            nodeOffset = 0
+            valueDelta = Self.nodeSize + roundUp8(definition.keySize)
+            entrySize = Self.nodeSize + roundUp8(definition.keySize) + roundUp8(definition.valueSize)
+        }
         maxEntries = definition.maxEntries
         capacity = CapacityGate(maxEntries: definition.maxEntries)
         tag = definition.effectivePoolTag
@@ -94,7 +122,7 @@ public final class LockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchecked
                     _ = observer.entryWillBeRemoved(key: key, value: value, flags: .mapCleanup)
                     observer.entryWasRemoved(key: key, value: value, flags: .mapCleanup)
                 }
-                retired.retire(UnsafeMutableRawPointer(current))
+                retire(current)
             }
         }
         Epoch.exit()
@@ -118,7 +146,69 @@ public final class LockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchecked
 
     @inlinable @inline(__always)
     func valuePointer(_ entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>) -> UnsafeMutableRawPointer {
-        UnsafeMutableRawPointer(entry) + Self.nodeSize + valueOffset
+        UnsafeMutableRawPointer(entry) + valueDelta
+    }
+
+    /// Copies the value of `entry` out: one atomic load when values change in place.
+    @inlinable @inline(__always)
+    func copyValue(of entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>, into destination: UnsafeMutableRawPointer) {
+        if valuesInPlace {
+            var bits = valuePointer(entry).assumingMemoryBound(to: Atomic<UInt64>.self).pointee.load(ordering: .relaxed)
+            withUnsafeBytes(of: &bits) { destination.copyMemory(from: $0.baseAddress!, byteCount: valueSize) }
+        } else {
+            destination.copyMemory(from: valuePointer(entry), byteCount: valueSize)
+        }
+    }
+
+    // MARK: In-place values (keys and values of at most 8 bytes, no provider)
+
+    /// The (value, state) pair of an in-place entry. Invariant: 16-byte aligned (the block
+    /// starts with it and malloc aligns to 16), initialised in `makeEntry` before the entry
+    /// is published; after that only touched atomically — the pair by compare-and-swap, the
+    /// value word alone by readers' atomic loads.
+    func pair(_ entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>) -> UnsafeMutablePointer<Atomic<WordPair>> {
+        (UnsafeMutableRawPointer(entry) - Self.pairSize).assumingMemoryBound(to: Atomic<WordPair>.self)
+    }
+
+    /// The current pair, read as two atomic words (a guess for a compare-and-swap).
+    func currentPair(_ entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>) -> WordPair {
+        let words = (UnsafeMutableRawPointer(entry) - Self.pairSize).assumingMemoryBound(to: Atomic<UInt>.self)
+        return WordPair(first: words[0].load(ordering: .relaxed), second: words[1].load(ordering: .relaxed))
+    }
+
+    /// Stores `bits` as the value of a live in-place entry; false if the entry is sealed
+    /// (unlinked: the key must be looked up again). Caller holds an epoch.
+    func storeInPlace(_ bits: UInt, in entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>) -> Bool {
+        var expected = currentPair(entry)
+        while expected.second == Self.live {
+            let (exchanged, original) = pair(entry).pointee.compareExchange(
+                expected: expected, desired: WordPair(first: bits, second: Self.live), ordering: .acquiringAndReleasing)
+            if exchanged { return true }
+            expected = original
+        }
+        return false
+    }
+
+    /// Seals an in-place entry its caller has just unlinked, and returns its final value:
+    /// no update can land after this. Caller holds an epoch.
+    @discardableResult
+    func seal(_ entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>) -> UInt {
+        var expected = currentPair(entry)
+        while true {
+            precondition(expected.second == Self.live, "an in-place entry sealed twice")
+            let (exchanged, original) = pair(entry).pointee.compareExchange(
+                expected: expected, desired: WordPair(first: expected.first, second: Self.sealed),
+                ordering: .acquiringAndReleasing)
+            if exchanged { return expected.first }
+            expected = original
+        }
+    }
+
+    /// `value` (at most 8 bytes) as the bits of a value word.
+    func valueBits(_ value: UnsafeRawBufferPointer) -> UInt {
+        var bits: UInt = 0
+        withUnsafeMutableBytes(of: &bits) { $0.baseAddress!.copyMemory(from: value.baseAddress!, byteCount: valueSize) }
+        return bits
     }
 
     @inlinable @inline(__always)
@@ -130,23 +220,28 @@ public final class LockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchecked
     func makeEntry(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) throws(MapError)
         -> UnsafeMutablePointer<rcumaps_lfht_entry_t>
     {
-        guard let raw = retired.allocate() else { throw MapError.noMemory }
-        raw.initializeMemory(as: UInt8.self, repeating: 0, count: entrySize)
-        let entry = raw.bindMemory(to: rcumaps_lfht_entry_t.self, capacity: 1)
+        guard let block = retired.allocate() else { throw MapError.noMemory }
+        block.initializeMemory(as: UInt8.self, repeating: 0, count: entrySize)
+        let entry = (block + nodeOffset).bindMemory(to: rcumaps_lfht_entry_t.self, capacity: 1)
         keyPointer(entry).copyMemory(from: key.baseAddress!, byteCount: keySize)
-        valuePointer(entry).copyMemory(from: value.baseAddress!, byteCount: valueSize)
-        rcumaps_tsan_publish(raw)
+        if valuesInPlace {
+            block.initializeMemory(as: Atomic<WordPair>.self,
+                                   to: Atomic(WordPair(first: valueBits(value), second: Self.live)))
+        } else {
+            valuePointer(entry).copyMemory(from: value.baseAddress!, byteCount: valueSize)
+        }
+        rcumaps_tsan_publish(UnsafeMutableRawPointer(entry))
         return entry
     }
 
     @inline(__always)
     func discard(_ entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>) {
-        retired.freeUnpublished(UnsafeMutableRawPointer(entry))
+        retired.freeUnpublished(UnsafeMutableRawPointer(entry) - nodeOffset)
     }
 
     @inline(__always)
     func retire(_ entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>) {
-        retired.retire(UnsafeMutableRawPointer(entry))
+        retired.retire(UnsafeMutableRawPointer(entry) - nodeOffset)
     }
 
     /// Finds the entry for `key`. Caller holds an epoch.
@@ -166,7 +261,7 @@ public final class LockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchecked
         Epoch.enter()
         defer { Epoch.exit() }
         guard let entry = find(key, hash: hash) else { throw MapError.keyNotFound }
-        value.baseAddress!.copyMemory(from: valuePointer(entry), byteCount: valueSize)
+        copyValue(of: entry, into: value.baseAddress!)
     }
 
     /// Helper-mode lookup, borrowed until `section` ends. Contract: ``RawMap/lookupInPlace(key:in:)``.
@@ -193,6 +288,10 @@ public final class LockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchecked
         // `.noExist` on a present key is refused before anything is allocated. Looking
         // first also means an update of an existing key never holds a capacity slot.
         if flags == .noExist, find(key, hash: hash) != nil { throw MapError.alreadyExists }
+        if valuesInPlace, flags != .noExist {
+            try updateInPlace(key, hash: hash, value: value, flags: flags)
+            return
+        }
         let entry = try makeEntry(key: key, value: value)
         switch flags {
         case .noExist:
@@ -201,6 +300,39 @@ public final class LockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchecked
             try replaceExisting(key, hash: hash, with: entry, operation: operation)
         default:
             try insertOrReplace(key, hash: hash, entry: entry, operation: operation)
+        }
+    }
+
+    /// `.any` / `.exist` on an in-place map: stores the value into the key's live entry, or
+    /// (`.any`) publishes a new entry if the key is absent. Caller holds an epoch.
+    func updateInPlace(_ key: UnsafeRawBufferPointer, hash: UInt, value: UnsafeRawBufferPointer,
+                       flags: MapUpdateFlags) throws(MapError) {
+        let bits = valueBits(value)
+        var fresh: UnsafeMutablePointer<rcumaps_lfht_entry_t>?
+        while true {
+            if let entry = find(key, hash: hash) {
+                if storeInPlace(bits, in: entry) {
+                    if let fresh { discard(fresh) }
+                    return
+                }
+                continue  // sealed: unlinked meanwhile, look again
+            }
+            guard flags != .exist else {
+                if let fresh { discard(fresh) }
+                throw MapError.keyNotFound
+            }
+            let entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>
+            if let fresh { entry = fresh } else { entry = try makeEntry(key: key, value: value) }
+            fresh = entry
+            switch publishNew(key, hash: hash, entry: entry) {
+            case .published:
+                return
+            case .exists:
+                continue  // inserted meanwhile: store into it (`entry` is unpublished)
+            case .full:
+                discard(entry)
+                throw MapError.outOfSpace
+            }
         }
     }
 
@@ -297,6 +429,7 @@ public final class LockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchecked
         Epoch.enter()
         defer { Epoch.exit() }
         let entry = try unlink(key, hash: hash, operation: operation)
+        if valuesInPlace { seal(entry) }
         observer?.entryWasRemoved(key: key, value: UnsafeRawBufferPointer(start: valuePointer(entry), count: valueSize),
                                   flags: operation)
         retire(entry)
@@ -306,6 +439,10 @@ public final class LockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchecked
     package func remove(key: UnsafeRawBufferPointer,
                         inspecting inspect: (UnsafeRawBufferPointer) throws(MapError) -> Void) throws(MapError) {
         try checkKey(key, keySize)
+        guard !valuesInPlace else {
+            // Provider base maps (the only callers) never update in place.
+            throw MapError.notSupported.with(reason: "remove(inspecting:) needs a map without in-place values")
+        }
         let hash = self.hash(key)
         Epoch.enter()
         defer { Epoch.exit() }
@@ -324,8 +461,14 @@ public final class LockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchecked
         Epoch.enter()
         defer { Epoch.exit() }
         let entry = try unlink(key, hash: hash, operation: [])
-        // We alone removed `entry`: its value is the one the key had when it left the map.
-        value.baseAddress!.copyMemory(from: valuePointer(entry), byteCount: valueSize)
+        // We alone removed `entry`: its value is the one the key had when it left the map
+        // (in place: the one we sealed, after which no update can land).
+        if valuesInPlace {
+            var bits = seal(entry)
+            withUnsafeBytes(of: &bits) { value.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: valueSize) }
+        } else {
+            value.baseAddress!.copyMemory(from: valuePointer(entry), byteCount: valueSize)
+        }
         observer?.entryWasRemoved(key: key, value: UnsafeRawBufferPointer(start: valuePointer(entry), count: valueSize),
                                   flags: [])
         retire(entry)
