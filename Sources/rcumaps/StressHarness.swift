@@ -33,7 +33,8 @@ final class StressHarness<Map: RawMap>: Sendable {
 
     /// Bytes of a key: 8 for the byte hash maps, 4 (an index) otherwise.
     let keySize: Int
-    /// Bytes of a user value: 32 for the byte maps, 4 (a handle) for the object map.
+    /// Bytes of a user value: 32 for the byte maps (8 for the one-word kinds), 4 (a handle)
+    /// for the object map.
     let valueSize: Int
 
     init(kind: StressMapKind, map: Map, keys: Int, threads: Int, seed: UInt64,
@@ -120,6 +121,8 @@ final class StressHarness<Map: RawMap>: Sendable {
     func encode(_ token: UInt64, into buffer: UnsafeMutableRawPointer) {
         if isObjectMap {
             buffer.storeBytes(of: UInt32(truncatingIfNeeded: token), as: UInt32.self)
+        } else if kind.hasWordValues {
+            buffer.storeBytes(of: token, as: UInt64.self)
         } else {
             StressWords.encode(token, into: buffer)
         }
@@ -132,6 +135,11 @@ final class StressHarness<Map: RawMap>: Sendable {
         if let objects {
             let handle = value.loadUnaligned(as: UInt32.self)
             return objects.belongs(handle, toKey: index) ? UInt64(handle) : nil
+        }
+        if kind.hasWordValues {
+            // One word cannot tear; it must still be a token of this key.
+            let token = value.loadUnaligned(as: UInt64.self)
+            return isValid(token, key: index) ? token : nil
         }
         guard let token = StressWords.decode(value), isValid(token, key: index) else { return nil }
         return token
@@ -150,6 +158,9 @@ final class StressHarness<Map: RawMap>: Sendable {
             let handle = value.loadUnaligned(as: UInt32.self)
             guard let position = objects.index(of: handle) else { return "value \(handle) is not a handle of the run" }
             return "handle \(handle) (object \(position), group \(position % objects.groups)) does not belong to key \(index) (group \(index % objects.groups))"
+        }
+        if kind.hasWordValues {
+            return "value does not belong to key \(index): \(StressToken.describe(value.loadUnaligned(as: UInt64.self)))"
         }
         let tokens = (0..<StressWords.count).map { StressWords.token(value.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self), $0) }
         let words = (0..<StressWords.count).map { "0x" + String(value.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self), radix: 16) }
@@ -319,6 +330,7 @@ final class StressHarness<Map: RawMap>: Sendable {
         let seen: UInt64? = Epoch.withSection { section in
             guard let stored = try? map.lookupInPlace(key: key, in: section) else { return StressToken.absent }
             if isArray { return StressArrayWords.decodeWhole(stored.baseAddress!) }
+            if kind.hasWordValues { return StressArrayWords.load(stored.baseAddress!, 0) }
             return StressWords.decode(stored.baseAddress!)
         }
         if seen != token {
@@ -328,9 +340,9 @@ final class StressHarness<Map: RawMap>: Sendable {
     }
 }
 
-/// Reads of array slots in place: the slot's words are written with atomic stores, so they
-/// are read with atomic loads (helper mode bypasses the seqlock: words may come from
-/// different writes, each word is whole).
+/// Reads in place of array slots and of one-word hash values: their words are written with
+/// atomic stores (or exchanged), so they are read with atomic loads (for arrays helper mode
+/// bypasses the seqlock: words may come from different writes, each word is whole).
 enum StressArrayWords {
     @inline(__always)
     static func load(_ value: UnsafeMutableRawPointer, _ index: Int) -> UInt64 {

@@ -4,6 +4,10 @@ enum StressMapKind: String, CaseIterable, Sendable {
     case hashLockFree = "hash-lockfree"
     /// `BucketHashMap`: 8-byte keys, 32-byte values.
     case hashBucket = "hash-bucket"
+    /// `LockFreeHashMap`: 8-byte keys, 8-byte values (updated in place, sealed on delete).
+    case hashLockFreeWord = "hash-lockfree-8"
+    /// `BucketHashMap`: 8-byte keys, 8-byte values (exchanged in place).
+    case hashBucketWord = "hash-bucket-8"
     /// `ArrayMap`: `UInt32` index keys, 32-byte values (seqlocked slots).
     case array = "array"
     /// The sample provider's object map (custom type 4200 on the bucket-locked hash):
@@ -15,6 +19,8 @@ enum StressMapKind: String, CaseIterable, Sendable {
         switch self {
         case .hashLockFree: "LockFreeHashMap (rculfhash), 8-byte keys, 32-byte values"
         case .hashBucket: "BucketHashMap (per-bucket locks), 8-byte keys, 32-byte values"
+        case .hashLockFreeWord: "LockFreeHashMap, 8-byte keys, 8-byte values (updated in place)"
+        case .hashBucketWord: "BucketHashMap, 8-byte keys, 8-byte values (exchanged in place)"
         case .array: "ArrayMap, UInt32 index keys, 32-byte values"
         case .objectMap: "sample object map provider (type \(StressObjects.mapType.rawValue), bucket-locked base), handle values"
         }
@@ -22,6 +28,8 @@ enum StressMapKind: String, CaseIterable, Sendable {
 
     /// Whether the map is an array (no inserts or deletes; every index always has a value).
     var isArray: Bool { self == .array }
+    /// Whether values are one 8-byte word: the token itself, replaced in place by the map.
+    var hasWordValues: Bool { self == .hashLockFreeWord || self == .hashBucketWord }
 }
 
 /// What `rcumaps stress` runs, as parsed from the command line.

@@ -13,6 +13,8 @@ enum StressPools {
         switch kind {
         case .hashLockFree: PoolTag("sthl")
         case .hashBucket: PoolTag("sthb")
+        case .hashLockFreeWord: PoolTag("stlw")
+        case .hashBucketWord: PoolTag("stbw")
         case .array: PoolTag("star")
         case .objectMap: PoolTag("stom")
         }
@@ -146,7 +148,7 @@ func runStressMap(_ kind: StressMapKind, options: StressOptions, seed: UInt64, p
     let recorder = StressRecorder(label: kind.rawValue, echo: progress)
     let exercise: StressExercise
     switch kind {
-    case .hashLockFree, .hashBucket, .array:
+    case .hashLockFree, .hashBucket, .hashLockFreeWord, .hashBucketWord, .array:
         exercise = exerciseByteMap(kind, options: options, seed: seed, recorder: recorder, progress: progress)
         if !exercise.hung {
             // The map is gone; its deferred frees run after a grace period.
@@ -197,6 +199,16 @@ func exerciseByteMap(_ kind: StressMapKind, options: StressOptions, seed: UInt64
         case .hashBucket:
             let map = try BucketHashMap(MapDefinition(
                 type: .hash, keySize: 8, valueSize: StressWords.valueSize, maxEntries: hashEntries,
+                name: "stress", hashImplementation: .bucketLocked, poolTag: tag))
+            return drive(map, kind: kind, objects: nil, options: options, seed: seed, recorder: recorder, progress: progress)
+        case .hashLockFreeWord:
+            let map = try LockFreeHashMap(MapDefinition(
+                type: .hash, keySize: 8, valueSize: 8, maxEntries: hashEntries,
+                name: "stress", hashImplementation: .lockFree, poolTag: tag))
+            return drive(map, kind: kind, objects: nil, options: options, seed: seed, recorder: recorder, progress: progress)
+        case .hashBucketWord:
+            let map = try BucketHashMap(MapDefinition(
+                type: .hash, keySize: 8, valueSize: 8, maxEntries: hashEntries,
                 name: "stress", hashImplementation: .bucketLocked, poolTag: tag))
             return drive(map, kind: kind, objects: nil, options: options, seed: seed, recorder: recorder, progress: progress)
         case .array:

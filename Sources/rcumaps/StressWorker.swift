@@ -13,7 +13,7 @@ enum StressOperation: UInt8, CaseIterable {
     /// Weights out of 256, per map kind.
     static func weights(for kind: StressMapKind) -> [(StressOperation, Int)] {
         switch kind {
-        case .hashLockFree, .hashBucket:
+        case .hashLockFree, .hashBucket, .hashLockFreeWord, .hashBucketWord:
             [(.lookup, 56), (.helperLookup, 32), (.foreign, 8), (.updateAny, 36), (.updateNoExist, 36),
              (.updateExist, 24), (.helperUpdate, 12), (.delete, 24), (.helperDelete, 8), (.lookupAndDelete, 16), (.count, 4)]
         case .objectMap:
@@ -270,6 +270,7 @@ final class StressWorker<Map: RawMap> {
     func helperLookup(_ key: Int) {
         stats.helperLookups += 1
         let isArray = harness.isArray
+        let wordValues = harness.kind.hasWordValues
         let buffer = readBuffer
         let valueSize = harness.valueSize
         let code = outcome { () throws(MapError) in
@@ -283,8 +284,11 @@ final class StressWorker<Map: RawMap> {
                     for word in 0..<StressWords.count {
                         buffer.storeBytes(of: StressArrayWords.load(stored.baseAddress!, word), toByteOffset: word * 8, as: UInt64.self)
                     }
+                } else if wordValues {
+                    // One word, replaced in place by concurrent updates: read it atomically.
+                    buffer.storeBytes(of: StressArrayWords.load(stored.baseAddress!, 0), as: UInt64.self)
                 } else {
-                    // Hash entries are immutable once published (nobody writes in place here).
+                    // Wider hash values are immutable once published (replaced by new entries).
                     buffer.copyMemory(from: stored.baseAddress!, byteCount: valueSize)
                 }
             }

@@ -8,7 +8,7 @@ struct StressOptionsTests {
     @Test func defaultsAreAllMapsFor5SecondsWith4Threads() throws {
         #expect(try parseCommand(["stress"]) == .stress(StressOptions()))
         let defaults = StressOptions()
-        #expect(defaults.maps == [.hashLockFree, .hashBucket, .array, .objectMap])
+        #expect(defaults.maps == [.hashLockFree, .hashBucket, .hashLockFreeWord, .hashBucketWord, .array, .objectMap])
         #expect(defaults.duration == 5)
         #expect(defaults.threads == 4)
         #expect(defaults.keys == 1024)
