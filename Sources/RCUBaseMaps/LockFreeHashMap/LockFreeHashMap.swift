@@ -22,8 +22,9 @@ import Glibc
 ///   pair, an 8-byte-key entry is 40 bytes, the same 48-byte allocator chunk as without it.
 ///
 /// - Lookups: wait-free for readers (`cds_lfht_lookup` in an epoch).
-/// - `.noExist` is `cds_lfht_add_unique`, `.any` is `cds_lfht_add_replace`, `.exist` is
-///   `cds_lfht_replace`: exact semantics with no lock.
+/// - `.noExist` is a lookup then `cds_lfht_add_unique`; `.any` and `.exist` store in place
+///   or `cds_lfht_replace` a present key, and `.any` adds an absent one with
+///   `cds_lfht_add_unique`: exact semantics with no lock.
 /// - Capacity: an atomic count reserves a slot before a new key is published, so the map
 ///   never holds more than `maxEntries` keys; a full map still replaces existing keys.
 ///
