@@ -157,7 +157,7 @@ func runCell(
 ///
 /// The shapes the bench names have key and value types of their own (straight-line code,
 /// as the 8x8 baselines get); any other shape is built word by word.
-func measureHash<Map: BenchHashMap>(
+func measureHash<Map: RawMap>(
     _ map: Map, shape: BenchShape, _ workload: Workload, _ threads: Int, _ options: BenchOptions
 ) throws(MapError) -> Measurement? {
     let entries = options.entries

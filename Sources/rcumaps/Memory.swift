@@ -312,7 +312,7 @@ func memoryDefinition(entries: Int, shape: BenchShape, implementation: HashImple
 ///
 /// Keys and values are built word by word on the stack (the same bytes as the bench's),
 /// so filling allocates nothing but what the map does.
-func fillHashMap<Map: BenchHashMap>(_ map: Map, shape: BenchShape, entries: Int) throws(MapError) {
+func fillHashMap<Map: RawMap>(_ map: Map, shape: BenchShape, entries: Int) throws(MapError) {
     _ = try HashTarget(map: map, entries: entries, keys: WordKeys(words: shape.keyWords),
                        values: WordValues(words: shape.valueWords))
 }

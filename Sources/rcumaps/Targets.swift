@@ -75,59 +75,7 @@ func userUpdate<Map: RawMap, Key: BitwiseCopyable>(_ map: Map, key: Key, value: 
 /// with ``Key8`` and ``Value8`` this is the 8x8 benchmark every baseline runs too.
 /// Lookups are helper mode: one epoch section and one `lookupInPlace` per operation,
 /// which reads the whole stored value (``BenchValueMaker/fold(_:)``).
-/// A base hash map the bench drives, called the way user code that names its concrete type
-/// calls it.
-///
-/// Swift 6.3 does not devirtualize a call to a typed-throws protocol requirement
-/// (`throws(MapError)`, as all of ``RawMap``'s are) made from another module, even in fully
-/// specialised generic code: the loop would reach the map's inlinable lookup through the
-/// witness table, a metadata access and an indirect call per operation (3–4 ns of an 11 ns
-/// bucket-hash lookup, measured here). These conformances live in this module, so their
-/// witnesses devirtualize and inline: the loop gets the map's code as code written against
-/// `BucketHashMap` or `LockFreeHashMap` does. docs/performance.md has the figures.
-protocol BenchHashMap: RawMap {
-    func concreteLookupInPlace(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError)
-        -> UnsafeMutableRawBufferPointer
-    func concreteUpdate(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags)
-        throws(MapError)
-    func concreteDelete(key: UnsafeRawBufferPointer) throws(MapError)
-}
-
-extension BucketHashMap: BenchHashMap {
-    @inline(__always)
-    func concreteLookupInPlace(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError)
-        -> UnsafeMutableRawBufferPointer
-    {
-        try lookupInPlace(key: key, in: section)
-    }
-    @inline(__always)
-    func concreteUpdate(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags)
-        throws(MapError)
-    {
-        try update(key: key, value: value, flags: flags)
-    }
-    @inline(__always)
-    func concreteDelete(key: UnsafeRawBufferPointer) throws(MapError) { try delete(key: key) }
-}
-
-extension LockFreeHashMap: BenchHashMap {
-    @inline(__always)
-    func concreteLookupInPlace(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError)
-        -> UnsafeMutableRawBufferPointer
-    {
-        try lookupInPlace(key: key, in: section)
-    }
-    @inline(__always)
-    func concreteUpdate(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags)
-        throws(MapError)
-    {
-        try update(key: key, value: value, flags: flags)
-    }
-    @inline(__always)
-    func concreteDelete(key: UnsafeRawBufferPointer) throws(MapError) { try delete(key: key) }
-}
-
-struct HashTarget<Map: BenchHashMap, Keys: BenchKeyMaker, Values: BenchValueMaker>: BenchTarget {
+struct HashTarget<Map: RawMap, Keys: BenchKeyMaker, Values: BenchValueMaker>: BenchTarget {
     let map: Map
     let entries: Int
     let keys: Keys
@@ -155,11 +103,43 @@ struct HashTarget<Map: BenchHashMap, Keys: BenchKeyMaker, Values: BenchValueMake
         }
     }
 
+    // The map is called through its concrete type, as user code that names `BucketHashMap`
+    // or `LockFreeHashMap` calls it: Swift 6.3 does not devirtualize a typed-throws protocol
+    // requirement (all of `RawMap`'s) called from another module, even in specialised generic
+    // code, so through `RawMap` each operation would pay a metadata access and an indirect
+    // call (3–4 ns of an 11 ns bucket-hash lookup, measured here). `Map` is a final class:
+    // in each specialisation the casts below fold away, leaving one inlined call.
+
+    @inline(__always)
+    func concreteLookupInPlace(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError)
+        -> UnsafeMutableRawBufferPointer
+    {
+        if let map = map as? BucketHashMap { return try map.lookupInPlace(key: key, in: section) }
+        if let map = map as? LockFreeHashMap { return try map.lookupInPlace(key: key, in: section) }
+        return try map.lookupInPlace(key: key, in: section)
+    }
+
+    @inline(__always)
+    func concreteUpdate(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags)
+        throws(MapError)
+    {
+        if let map = map as? BucketHashMap { return try map.update(key: key, value: value, flags: flags) }
+        if let map = map as? LockFreeHashMap { return try map.update(key: key, value: value, flags: flags) }
+        try map.update(key: key, value: value, flags: flags)
+    }
+
+    @inline(__always)
+    func concreteDelete(key: UnsafeRawBufferPointer) throws(MapError) {
+        if let map = map as? BucketHashMap { return try map.delete(key: key) }
+        if let map = map as? LockFreeHashMap { return try map.delete(key: key) }
+        try map.delete(key: key)
+    }
+
     @inline(__always)
     func lookup(index: Int) -> UInt64? {
         keys.withKey(index) { key in
             Epoch.withSection { section in
-                guard let stored = try? map.concreteLookupInPlace(key: key, in: section) else { return nil }
+                guard let stored = try? concreteLookupInPlace(key: key, in: section) else { return nil }
                 return values.fold(UnsafeRawPointer(stored.baseAddress!))
             }
         }
@@ -168,7 +148,7 @@ struct HashTarget<Map: BenchHashMap, Keys: BenchKeyMaker, Values: BenchValueMake
     @inline(__always)
     func update(index: Int, value: UInt64) -> Bool {
         keys.withKey(index) { key in
-            values.withValue(value) { value in (try? map.concreteUpdate(key: key, value: value, flags: .any)) != nil }
+            values.withValue(value) { value in (try? concreteUpdate(key: key, value: value, flags: .any)) != nil }
         }
     }
 
@@ -176,14 +156,14 @@ struct HashTarget<Map: BenchHashMap, Keys: BenchKeyMaker, Values: BenchValueMake
     func insert(index: Int) -> Bool {
         keys.withKey(index) { key in
             values.withValue(BenchKeys.initialValue(index)) { value in
-                (try? map.concreteUpdate(key: key, value: value, flags: .noExist)) != nil
+                (try? concreteUpdate(key: key, value: value, flags: .noExist)) != nil
             }
         }
     }
 
     @inline(__always)
     func remove(index: Int) -> Bool {
-        keys.withKey(index) { key in (try? map.concreteDelete(key: key)) != nil }
+        keys.withKey(index) { key in (try? concreteDelete(key: key)) != nil }
     }
 }
 
