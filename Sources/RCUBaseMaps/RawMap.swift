@@ -22,10 +22,8 @@ import RCUEpoch
 /// protocol from another module they do not: Swift 6.3 does not devirtualize typed-throws
 /// requirements across modules, even in specialised generic code, so each call goes through
 /// the witness table (measured: 11.6 ns per bucket-hash lookup instead of 8.0). Generic
-/// code that must be fast can cast to the concrete class first (`if let map = map as?
-/// BucketHashMap { … }`: the cast folds away in each specialisation, as in the `rcumaps`
-/// tool's `HashTarget`), or conform the maps to a protocol of its own module, whose
-/// witnesses do inline.
+/// code should call ``inlinedLookupInPlace(key:in:)`` and ``inlinedLookup(key:into:)``,
+/// which compile to the built-in maps' inlined lookups once specialised.
 public protocol RawMap: AnyObject, Sendable {
     /// The definition the map was created with (value size as users see it).
     var definition: MapDefinition { get }

@@ -103,43 +103,12 @@ struct HashTarget<Map: RawMap, Keys: BenchKeyMaker, Values: BenchValueMaker>: Be
         }
     }
 
-    // The map is called through its concrete type, as user code that names `BucketHashMap`
-    // or `LockFreeHashMap` calls it: Swift 6.3 does not devirtualize a typed-throws protocol
-    // requirement (all of `RawMap`'s) called from another module, even in specialised generic
-    // code, so through `RawMap` each operation would pay a metadata access and an indirect
-    // call (3–4 ns of an 11 ns bucket-hash lookup, measured here). `Map` is a final class:
-    // in each specialisation the casts below fold away, leaving one inlined call.
-
-    @inline(__always)
-    func concreteLookupInPlace(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError)
-        -> UnsafeMutableRawBufferPointer
-    {
-        if let map = map as? BucketHashMap { return try map.lookupInPlace(key: key, in: section) }
-        if let map = map as? LockFreeHashMap { return try map.lookupInPlace(key: key, in: section) }
-        return try map.lookupInPlace(key: key, in: section)
-    }
-
-    @inline(__always)
-    func concreteUpdate(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags)
-        throws(MapError)
-    {
-        if let map = map as? BucketHashMap { return try map.update(key: key, value: value, flags: flags) }
-        if let map = map as? LockFreeHashMap { return try map.update(key: key, value: value, flags: flags) }
-        try map.update(key: key, value: value, flags: flags)
-    }
-
-    @inline(__always)
-    func concreteDelete(key: UnsafeRawBufferPointer) throws(MapError) {
-        if let map = map as? BucketHashMap { return try map.delete(key: key) }
-        if let map = map as? LockFreeHashMap { return try map.delete(key: key) }
-        try map.delete(key: key)
-    }
-
     @inline(__always)
     func lookup(index: Int) -> UInt64? {
         keys.withKey(index) { key in
             Epoch.withSection { section in
-                guard let stored = try? concreteLookupInPlace(key: key, in: section) else { return nil }
+                // Inlined: a call through `RawMap` would not be (see `RawMap.inlinedLookupInPlace`).
+                guard let stored = try? map.inlinedLookupInPlace(key: key, in: section) else { return nil }
                 return values.fold(UnsafeRawPointer(stored.baseAddress!))
             }
         }
@@ -148,7 +117,7 @@ struct HashTarget<Map: RawMap, Keys: BenchKeyMaker, Values: BenchValueMaker>: Be
     @inline(__always)
     func update(index: Int, value: UInt64) -> Bool {
         keys.withKey(index) { key in
-            values.withValue(value) { value in (try? concreteUpdate(key: key, value: value, flags: .any)) != nil }
+            values.withValue(value) { value in (try? map.update(key: key, value: value, flags: .any)) != nil }
         }
     }
 
@@ -156,14 +125,14 @@ struct HashTarget<Map: RawMap, Keys: BenchKeyMaker, Values: BenchValueMaker>: Be
     func insert(index: Int) -> Bool {
         keys.withKey(index) { key in
             values.withValue(BenchKeys.initialValue(index)) { value in
-                (try? concreteUpdate(key: key, value: value, flags: .noExist)) != nil
+                (try? map.update(key: key, value: value, flags: .noExist)) != nil
             }
         }
     }
 
     @inline(__always)
     func remove(index: Int) -> Bool {
-        keys.withKey(index) { key in (try? concreteDelete(key: key)) != nil }
+        keys.withKey(index) { key in (try? map.delete(key: key)) != nil }
     }
 }
 

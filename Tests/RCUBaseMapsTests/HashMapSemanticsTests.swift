@@ -221,6 +221,63 @@ struct HashMapSemanticsTests {
         #expect(map.count == 1)
     }
 
+    /// `inlinedLookupInPlace` / `inlinedLookup` agree with the requirements they stand in for,
+    /// called generically (specialised for each concrete type) and through `any RawMap`.
+    @Test func inlinedLookupsAgreeWithTheRequirements() throws {
+        func check<Map: RawMap>(_ map: Map, present: UInt64, absent: UInt64, expected: UInt64) throws {
+            try withUnsafeBytes(of: present) { key in
+                var copied: UInt64 = 0
+                try withUnsafeMutableBytes(of: &copied) { try map.inlinedLookup(key: key, into: $0) }
+                #expect(copied == expected)
+                let inPlace = try Epoch.withSection { (section) throws(MapError) in
+                    try map.inlinedLookupInPlace(key: key, in: section).load(as: UInt64.self)
+                }
+                #expect(inPlace == expected)
+            }
+            try withUnsafeBytes(of: absent) { key in
+                var copied: UInt64 = 0
+                #expect(throws: MapError.keyNotFound) {
+                    try withUnsafeMutableBytes(of: &copied) { try map.inlinedLookup(key: key, into: $0) }
+                }
+                #expect(throws: MapError.keyNotFound) {
+                    try Epoch.withSection { (section) throws(MapError) in _ = try map.inlinedLookupInPlace(key: key, in: section) }
+                }
+            }
+            // A wrong key size is EINVAL, as through the requirement.
+            try withUnsafeBytes(of: UInt16(1)) { key in
+                var copied: UInt64 = 0
+                #expect(throws: MapError.self) {
+                    try withUnsafeMutableBytes(of: &copied) { try map.inlinedLookup(key: key, into: $0) }
+                }
+            }
+        }
+        let definition = MapDefinition(type: .hash, keySize: 8, valueSize: 8, maxEntries: 16)
+        let bucket = try BucketHashMap(definition)
+        let lockFree = try LockFreeHashMap(definition)
+        for map in [bucket, lockFree] as [any RawMap] { try map.put(UInt64(3), UInt64(30)) }
+        try check(bucket, present: 3, absent: 4, expected: 30)
+        try check(lockFree, present: 3, absent: 4, expected: 30)
+        let array = try ArrayMap(MapDefinition(type: .array, keySize: 4, valueSize: 8, maxEntries: 4))
+        try array.put(UInt32(2), UInt64(20))
+        func checkArray<Map: RawMap>(_ map: Map) throws {
+            try withUnsafeBytes(of: UInt32(2)) { key in
+                var copied: UInt64 = 0
+                try withUnsafeMutableBytes(of: &copied) { try map.inlinedLookup(key: key, into: $0) }
+                #expect(copied == 20)
+            }
+            try withUnsafeBytes(of: UInt32(9)) { key in
+                var copied: UInt64 = 0
+                #expect(throws: MapError.keyNotFound) {
+                    try withUnsafeMutableBytes(of: &copied) { try map.inlinedLookup(key: key, into: $0) }
+                }
+            }
+        }
+        try checkArray(array)
+        // Through an existential: `Self` is the dynamic type, the same answers.
+        let existential: any RawMap = bucket
+        try check(existential, present: 3, absent: 4, expected: 30)
+    }
+
     @Test func lockFreeUpdatesOfOneWordValuesAreInPlace() throws {
         // 8-byte keys and values: an update of an existing key allocates nothing.
         let tag = uniqueTag()

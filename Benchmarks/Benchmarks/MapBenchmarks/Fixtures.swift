@@ -65,10 +65,11 @@ func withStackBytes<R>(_ count: Int, _ body: (UnsafeMutableRawBufferPointer) -> 
 
 /// A hash map (8-byte keys extended with zeros to `keySize`) prefilled with `entries` keys.
 ///
-/// Lookups call the map through its concrete type (``concreteLookupInPlace(key:in:)``), as
-/// user code that names `BucketHashMap` or `LockFreeHashMap` does: Swift 6.3 does not
-/// devirtualize a typed-throws protocol requirement (all of `RawMap`'s) called from another
-/// module, so through `RawMap` each lookup would pay a metadata access and an indirect call.
+/// Lookups use `RawMap.inlinedLookupInPlace` / `inlinedLookup`, which compile to the concrete
+/// map's inlinable code, as user code that names `BucketHashMap` or `LockFreeHashMap` gets:
+/// Swift 6.3 does not devirtualize a typed-throws protocol requirement (all of `RawMap`'s)
+/// called from another module, so through the plain requirement each lookup would pay a
+/// metadata access and an indirect call.
 final class HashFixture<Map: RawMap>: Sendable {
     let map: Map
     let keySize: Int
@@ -92,25 +93,6 @@ final class HashFixture<Map: RawMap>: Sendable {
         }
     }
 
-    /// `lookupInPlace` on the concrete map type. In each specialisation the casts fold away
-    /// (`Map` is a final class): one direct, inlined call remains.
-    @inline(__always)
-    func concreteLookupInPlace(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError)
-        -> UnsafeMutableRawBufferPointer
-    {
-        if let map = map as? BucketHashMap { return try map.lookupInPlace(key: key, in: section) }
-        if let map = map as? LockFreeHashMap { return try map.lookupInPlace(key: key, in: section) }
-        return try map.lookupInPlace(key: key, in: section)
-    }
-
-    /// `lookup(key:into:)` on the concrete map type, as ``concreteLookupInPlace(key:in:)``.
-    @inline(__always)
-    func concreteLookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
-        if let map = map as? BucketHashMap { return try map.lookup(key: key, into: value) }
-        if let map = map as? LockFreeHashMap { return try map.lookup(key: key, into: value) }
-        try map.lookup(key: key, into: value)
-    }
-
     /// One helper-mode lookup (an epoch section and `lookupInPlace`); 0 on a miss.
     /// 8-byte keys are passed straight from the stack, as the C baselines pass theirs.
     @inline(__always)
@@ -118,11 +100,11 @@ final class HashFixture<Map: RawMap>: Sendable {
         if keySize == 8 {
             var key = key
             return withUnsafeBytes(of: &key) { key in
-                Epoch.withSection { section in (try? self.concreteLookupInPlace(key: key, in: section))?.load(as: UInt64.self) ?? 0 }
+                Epoch.withSection { section in (try? map.inlinedLookupInPlace(key: key, in: section))?.load(as: UInt64.self) ?? 0 }
             }
         }
         return withKey(key) { key in
-            Epoch.withSection { section in (try? self.concreteLookupInPlace(key: key, in: section))?.load(as: UInt64.self) ?? 0 }
+            Epoch.withSection { section in (try? map.inlinedLookupInPlace(key: key, in: section))?.load(as: UInt64.self) ?? 0 }
         }
     }
 
@@ -131,7 +113,7 @@ final class HashFixture<Map: RawMap>: Sendable {
     func userLookup(_ key: UInt64) -> UInt64 {
         return withKey(key) { key in
             withStackBytes(valueSize) { value in
-                (try? self.concreteLookup(key: key, into: value)) != nil ? value.load(as: UInt64.self) : 0
+                (try? map.inlinedLookup(key: key, into: value)) != nil ? value.load(as: UInt64.self) : 0
             }
         }
     }
