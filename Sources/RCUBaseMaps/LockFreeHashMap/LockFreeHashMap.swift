@@ -55,8 +55,8 @@ public final class LockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchecked
     let observer: (any MapEntryObserver)?
     /// Allocates entries (headerless epoch blocks of `entrySize` bytes) and holds removed
     /// and replaced ones until their grace period: an entry of 8-byte keys and values is
-    /// 32 bytes, one 48-byte glibc chunk (16-byte keys: 40 bytes, also 48; 64-byte values:
-    /// 88 bytes, one 96-byte chunk).
+    /// 40 bytes with its in-place pair, one 48-byte glibc chunk (16-byte keys and 8-byte
+    /// values: 40 bytes, also 48; 64-byte values: 88 bytes, one 96-byte chunk).
     let retired: EpochRetireList
 
     @usableFromInline static let nodeSize = MemoryLayout<cds_lfht_node>.size
