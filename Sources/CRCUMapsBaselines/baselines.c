@@ -9,13 +9,7 @@
 
 /* ---------------------------------------------------------------- rculfhash */
 
-/* Baseline threads share RCUMaps' lazy registration (a thread registered twice would
- * corrupt liburcu's registry); the check is the same TLS test RCUMaps pays. */
-static inline void ensure_registered(void)
-{
-    if (__builtin_expect(!rcumaps_tls.registered, 0))
-        rcumaps_register_current_thread();
-}
+#define ensure_registered() rcumaps_baseline_ensure_registered()
 
 static void free_node(struct rcu_head *head)
 {

@@ -45,18 +45,6 @@ enum BenchKeys {
     }
 }
 
-/// One helper-mode lookup: an epoch section and `lookupInPlace`; `nil` on a miss.
-@inline(__always)
-func helperLookup<Map: RawMap, Key: BitwiseCopyable>(_ map: Map, key: Key) -> UInt64? {
-    var key = key
-    return withUnsafeBytes(of: &key) { key in
-        Epoch.withSection { section in
-            guard let stored = try? map.lookupInPlace(key: key, in: section) else { return nil }
-            return stored.loadUnaligned(as: UInt64.self)
-        }
-    }
-}
-
 /// One user-mode `update(.any)`; `false` if the map refused it.
 @inline(__always)
 func userUpdate<Map: RawMap, Key: BitwiseCopyable>(_ map: Map, key: Key, value: UInt64) -> Bool {

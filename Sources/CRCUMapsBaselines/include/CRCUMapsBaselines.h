@@ -28,6 +28,14 @@
 typedef struct rcumaps_baseline_lfht rcumaps_baseline_lfht_t;
 typedef struct rcumaps_baseline_oa rcumaps_baseline_oa_t;
 
+/* Baseline threads share RCUMaps' lazy registration (a thread registered twice would
+ * corrupt liburcu's registry): the same TLS test RCUMaps pays before a section. */
+static inline void rcumaps_baseline_ensure_registered(void)
+{
+    if (__builtin_expect(!rcumaps_tls.registered, 0))
+        rcumaps_register_current_thread();
+}
+
 /* A strong 64-bit mix (splitmix64 finaliser): what a C user would reach for. */
 static inline uint64_t rcumaps_baseline_mix64(uint64_t x)
 {
@@ -56,16 +64,12 @@ struct rcumaps_baseline_oa { struct rcumaps_baseline_oa_slot *slots; size_t mask
 rcumaps_baseline_lfht_t *rcumaps_baseline_lfht_create(size_t capacity);
 /* Inserts or replaces; 0 on success. */
 int rcumaps_baseline_lfht_insert(rcumaps_baseline_lfht_t *table, uint64_t key, uint64_t value);
-/* One operation: read lock, lookup, copy the value out, read unlock. 1 if found.
- * Threads register with liburcu on first use, through RCUMaps' registration (a thread
- * registered twice would corrupt liburcu's registry): the check is the TLS test RCUMaps
- * pays too. */
+/* One operation: read lock, lookup, copy the value out, read unlock. 1 if found. */
 static inline int rcumaps_baseline_lfht_lookup(rcumaps_baseline_lfht_t *table, uint64_t key, uint64_t *value)
 {
     struct cds_lfht_iter iter;
     int found = 0;
-    if (__builtin_expect(!rcumaps_tls.registered, 0))
-        rcumaps_register_current_thread();
+    rcumaps_baseline_ensure_registered();
     urcu_memb_read_lock();
     cds_lfht_lookup(table->ht, rcumaps_baseline_mix64(key), rcumaps_baseline_lfht_match, &key, &iter);
     struct cds_lfht_node *node = cds_lfht_iter_get_node(&iter);
