@@ -18,8 +18,9 @@ import Synchronization
 /// for a grace period before it is free again). Control words and links change only under
 /// the chain's lock and are published with release stores; readers load them acquiring.
 ///
-/// Overflow buckets stay allocated until the table is destroyed (memory stays bounded by
-/// the most entries, live and retired, a chain ever held).
+/// An overflow bucket left with no live or retired slot is unlinked and retired; the rest
+/// stay until the table is destroyed, when every bucket is retired through the epoch
+/// (memory stays bounded by the most entries, live and retired, a chain ever held).
 ///
 /// Concurrency: the table is shared by its map and by pending reclaim work items, which
 /// keep it alive until they have run.
@@ -95,17 +96,19 @@ final class BucketTable: @unchecked Sendable {
     let mapReleased = Atomic<Bool>(false)
 
     deinit {
-        // The map is gone (readers hold the map, so none is left) and so is every work item:
-        // no thread can reach this memory any more, so it is released at once. (Overflow
-        // buckets unlinked earlier were retired through the epoch when they were unlinked.)
+        // The map is gone and so is every work item, but a reader may still be reading a
+        // value it looked up in place: the map's last reference can be dropped inside the
+        // very section that holds such a pointer (on this thread or another). So the
+        // buckets go back to the allocator only after a grace period, like every other
+        // retired block. (Overflow buckets unlinked earlier were retired when unlinked.)
         for index in 0..<bucketCount {
             var next = overflow(bucket(index))
             while let current = next {
                 next = overflow(current)
-                EpochMemory.freeUnreachable(current)
+                EpochMemory.free(current)
             }
         }
-        EpochMemory.freeUnreachable(base, cacheAligned: true)
+        EpochMemory.freeCacheAligned(base)
     }
 
     /// Clears a bucket: header atomics initialised to 0, slots zeroed.
