@@ -95,7 +95,8 @@ let package = Package(
         // tests, the bench and docs/custom-maps.md.
         .target(
             name: "ObjectMapProvider",
-            dependencies: ["RCUMaps"],
+            // Every layer it uses, named (see RCUMapsTestSupport below).
+            dependencies: ["RCUEpoch", "RCUBaseMaps", "RCUMapProviders", "RCUMaps"],
             swiftSettings: swiftSettings
         ),
         // C baselines for the benchmarks (raw rculfhash, open addressing); not in any library product.
@@ -105,7 +106,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "rcumaps",
-            dependencies: ["RCUMaps", "ObjectMapProvider", "CRCUMapsBaselines"],
+            dependencies: ["RCUEpoch", "RCUBaseMaps", "RCUMapProviders", "RCUMaps", "ObjectMapProvider", "CRCUMapsBaselines"],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -128,7 +129,8 @@ let package = Package(
         ),
         .testTarget(
             name: "RCUMapProvidersTests",
-            dependencies: ["RCUMaps", "ObjectMapProvider", "CTestProvider", "RCUMapsTestSupport"],
+            dependencies: ["RCUEpoch", "RCUBaseMaps", "RCUMapProviders", "RCUMaps", "ObjectMapProvider", "CTestProvider",
+                           "RCUMapsTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

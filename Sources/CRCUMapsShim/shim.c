@@ -6,6 +6,7 @@
 #include "CRCUMapsShim.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <sched.h>
 #include <string.h>
@@ -51,6 +52,7 @@ void rcumaps_tsan_publish(const void *addr) { (void)addr; }
  * ------------------------------------------------------------------------- */
 
 __thread rcumaps_thread_state_t rcumaps_tls __attribute__((tls_model("initial-exec")));
+__thread rcumaps_callback_frames_t rcumaps_callback_frames __attribute__((tls_model("initial-exec")));
 
 /* registered == 1: we registered this thread and must unregister it at exit.
  * registered == 2: liburcu registered it (call_rcu worker); we never unregister. */
@@ -95,7 +97,30 @@ void rcumaps_mark_thread_registered(void)
 }
 
 void rcumaps_epoch_enter(void) { rcumaps_read_lock(); }
-void rcumaps_epoch_exit(void) { rcumaps_read_unlock(); }
+
+/* How many unbalanced epoch_exit calls were refused (all threads). */
+static unsigned long rcumaps_unbalanced_exits;
+
+void rcumaps_epoch_exit(void)
+{
+    /* An exit with no matching enter would wrap the nesting counter to UINT_MAX: every
+     * later section of this thread would then hold no read lock, and memory could be
+     * freed under it. Refuse it: the thread's state stays as it was. */
+    if (__builtin_expect(rcumaps_tls.nesting == 0, 0)) {
+        unsigned long seen = __atomic_fetch_add(&rcumaps_unbalanced_exits, 1, __ATOMIC_RELAXED);
+        if (seen < 8)
+            fprintf(stderr, "rcumaps: epoch_exit() without a matching epoch_enter() on this thread: "
+                            "ignored (a provider bug)%s\n",
+                    seen == 7 ? "; further reports suppressed" : "");
+        return;
+    }
+    rcumaps_read_unlock();
+}
+
+unsigned long rcumaps_unbalanced_exit_count(void)
+{
+    return __atomic_load_n(&rcumaps_unbalanced_exits, __ATOMIC_RELAXED);
+}
 
 void rcumaps_synchronize(void)
 {

@@ -117,7 +117,7 @@ public final class ObjectMapProvider: Sendable {
 
     static func release(_ object: UnsafeMutableRawPointer, client: MapClientServices) {
         let remaining = counter(object).pointee.wrappingSubtract(1, ordering: .acquiringAndReleasing).newValue
-        precondition(remaining >= 0, "object released more often than retained")
+        _rcumapsPrecondition(remaining >= 0, "object released more often than retained")
         if remaining == 0 { client.free(object) }  // readers in an epoch may still translate it
     }
 

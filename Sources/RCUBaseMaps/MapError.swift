@@ -47,6 +47,10 @@ public struct MapError: Error, Hashable, Sendable, CustomStringConvertible {
     public static let busy = MapError(code: EBUSY)
     /// The operation is not permitted. Corresponds to `EBPF_ACCESS_DENIED` / `-EPERM`.
     public static let permissionDenied = MapError(code: EPERM)
+    /// The operation would wait for a lock its own thread holds: a provider callback that
+    /// runs under its map's lock tried to write to that map. Corresponds to `-EDEADLK`
+    /// (eBPF-for-Windows and Linux have no such case: their callbacks cannot re-enter).
+    public static let wouldDeadlock = MapError(code: EDEADLK)
 
     /// Equal when the errno codes are equal (the reason is not compared).
     public static func == (lhs: MapError, rhs: MapError) -> Bool { lhs.code == rhs.code }
@@ -69,6 +73,7 @@ public struct MapError: Error, Hashable, Sendable, CustomStringConvertible {
         case ENOMEM: "ENOMEM"
         case EBUSY: "EBUSY"
         case EPERM: "EPERM"
+        case EDEADLK: "EDEADLK"
         default: "errno \(code)"
         }
     }

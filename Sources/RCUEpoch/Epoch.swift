@@ -61,13 +61,22 @@ public enum Epoch {
 
     /// Leaves an epoch entered with ``enter()``.
     ///
-    /// - Precondition: the calling thread is inside an epoch (checked in debug builds).
+    /// - Precondition: the calling thread is inside an epoch. An `exit()` with no matching
+    ///   ``enter()`` stops the program with a message, in every build configuration: going
+    ///   on would leave the thread's later sections without a read lock, so memory could be
+    ///   freed under them. (C providers' `epoch_exit` refuses it instead: see
+    ///   `rcumaps_provider.h`.)
     ///
     /// Concurrency: the thread that called ``enter()``. Wraps `urcu_memb_read_unlock`.
     @inlinable @inline(__always)
     public static func exit() {
-        assert(rcumaps_read_nesting() > 0, "Epoch.exit() called outside an epoch")
+        if _slowPath(rcumaps_read_nesting() == 0) { _unbalancedExit() }
         _epochReadUnlock()
+    }
+
+    @usableFromInline @inline(never)
+    static func _unbalancedExit() -> Never {
+        _rcumapsTrap("Epoch.exit() called outside an epoch: no matching Epoch.enter() on this thread")
     }
 
     /// Declares that the calling thread is already registered with liburcu-memb by code
@@ -98,7 +107,7 @@ public enum Epoch {
     /// Concurrency: any thread outside a section; blocks the caller (do not call it from
     /// a Swift concurrency task that must stay responsive). Wraps `urcu_memb_synchronize_rcu`.
     public static func synchronize() {
-        precondition(!isActive, "Epoch.synchronize() inside an epoch section would deadlock")
+        _rcumapsPrecondition(!isActive, "Epoch.synchronize() inside an epoch section would deadlock")
         rcumaps_synchronize()
     }
 
@@ -112,8 +121,8 @@ public enum Epoch {
     ///
     /// Concurrency: any other thread; blocks the caller. Wraps `urcu_memb_barrier`.
     public static func barrier() {
-        precondition(!isActive, "Epoch.barrier() inside an epoch section would deadlock")
-        precondition(!EpochMemory.isReclamationThread,
+        _rcumapsPrecondition(!isActive, "Epoch.barrier() inside an epoch section would deadlock")
+        _rcumapsPrecondition(!EpochMemory.isReclamationThread,
                      "Epoch.barrier() from a deferred work item would deadlock")
         EpochRetireList.flushAll()
         rcumaps_barrier()

@@ -33,27 +33,27 @@ public enum EpochMemory {
 
     /// Allocates `byteCount` bytes under `tag`, 8-byte aligned, uninitialised.
     ///
-    /// - Returns: The block, or `nil` when the allocator fails or `byteCount` exceeds
-    ///   ``maxBlockSize`` (callers report ENOMEM).
+    /// - Returns: The block, or `nil` when the allocator fails or `byteCount` is negative
+    ///   or exceeds ``maxBlockSize`` (callers report ENOMEM).
     ///
     /// Concurrency: any thread, inside or outside a section; takes no lock of ours.
     public static func allocate(byteCount: Int, tag: PoolTag) -> UnsafeMutableRawPointer? {
-        precondition(byteCount >= 0, "negative allocation size")
+        guard 0...maxBlockSize ~= byteCount else { return nil }
         if _FaultInjection.isActive, _FaultInjection.shouldFail(tag: tag) { return nil }
-        guard byteCount <= maxBlockSize, let base = malloc(byteCount + headerSize) else { return nil }
+        guard let base = malloc(byteCount + headerSize) else { return nil }
         return finishAllocation(base: base, userOffset: headerSize, size: byteCount + headerSize, flags: 0, tag: tag)
     }
 
     /// Allocates `byteCount` bytes under `tag`, 64-byte aligned and padded to a whole
     /// number of cache lines, uninitialised.
     ///
-    /// - Returns: The block, or `nil` when the allocator fails.
+    /// - Returns: The block, or `nil` when the allocator fails or `byteCount` is negative
+    ///   or exceeds ``maxBlockSize``.
     ///
     /// Concurrency: any thread.
     public static func allocateCacheAligned(byteCount: Int, tag: PoolTag) -> UnsafeMutableRawPointer? {
-        precondition(byteCount >= 0, "negative allocation size")
+        guard 0...maxBlockSize ~= byteCount else { return nil }
         if _FaultInjection.isActive, _FaultInjection.shouldFail(tag: tag) { return nil }
-        guard byteCount <= maxBlockSize else { return nil }
         let lines = max(1, (byteCount + cacheLineSize - 1) / cacheLineSize)
         let total = (lines + 1) * cacheLineSize
         guard let base = aligned_alloc(cacheLineSize, total) else { return nil }
@@ -135,7 +135,7 @@ public enum EpochMemory {
     /// Concurrency: any thread, including the reclamation thread.
     public static func freeUnreachable(_ block: UnsafeMutableRawPointer, cacheAligned: Bool = false) {
         let flags = Header(block: block).state.pointee.load(ordering: .relaxed)
-        precondition((flags & Flags.cacheAligned != 0) == cacheAligned,
+        _rcumapsPrecondition((flags & Flags.cacheAligned != 0) == cacheAligned,
                      cacheAligned ? "freeUnreachable(cacheAligned: true) of a block from allocate"
                                   : "freeUnreachable of a block from allocateCacheAligned")
         release(block)
@@ -145,7 +145,7 @@ public enum EpochMemory {
     private static func release(_ block: UnsafeMutableRawPointer) {
         let header = Header(block: block)
         let flags = header.state.pointee.bitwiseOr(Flags.retired, ordering: .relaxed).oldValue
-        precondition(flags & Flags.retired == 0, "epoch memory freed twice")
+        _rcumapsPrecondition(flags & Flags.retired == 0, "epoch memory freed twice")
         let slot = tagTable.slots + Header.slot(flags)
         slot.pointee.liveBytes.subtract(header.size, ordering: .relaxed)
         slot.pointee.liveAllocations.subtract(1, ordering: .relaxed)
@@ -236,8 +236,8 @@ public enum EpochMemory {
     static func retire(_ block: UnsafeMutableRawPointer, expectingCacheAligned: Bool) {
         let header = Header(block: block)
         let flags = header.state.pointee.bitwiseOr(Flags.retired, ordering: .relaxed).oldValue
-        precondition(flags & Flags.retired == 0, "epoch memory freed twice")
-        precondition((flags & Flags.cacheAligned != 0) == expectingCacheAligned,
+        _rcumapsPrecondition(flags & Flags.retired == 0, "epoch memory freed twice")
+        _rcumapsPrecondition((flags & Flags.cacheAligned != 0) == expectingCacheAligned,
                      expectingCacheAligned ? "freeCacheAligned of a block from allocate"
                                            : "free of a block from allocateCacheAligned")
         let slot = tagTable.slots + Header.slot(flags)

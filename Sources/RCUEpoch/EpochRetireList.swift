@@ -56,7 +56,7 @@ public final class EpochRetireList: Sendable {
     ///
     /// - Precondition: `0 < blockSize <= EpochMemory.maxBlockSize`.
     public init(blockSize: Int, tag: PoolTag) {
-        precondition(blockSize > 0 && blockSize <= EpochMemory.maxBlockSize, "EpochRetireList block size out of range")
+        _rcumapsPrecondition(blockSize > 0 && blockSize <= EpochMemory.maxBlockSize, "EpochRetireList block size out of range")
         self.blockSize = blockSize
         self.tag = tag
         slotIndex = EpochMemory.tagSlotIndex(tag)

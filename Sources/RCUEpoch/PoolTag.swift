@@ -16,7 +16,7 @@ public struct PoolTag: RawRepresentable, Hashable, Sendable, CustomStringConvert
     ///
     /// - Precondition: `fourCC` is exactly four ASCII characters.
     public init(_ fourCC: StaticString) {
-        precondition(fourCC.utf8CodeUnitCount == 4 && fourCC.isASCII,
+        _rcumapsPrecondition(fourCC.utf8CodeUnitCount == 4 && fourCC.isASCII,
                      "a pool tag is four ASCII characters")
         var value: UInt32 = 0
         fourCC.withUTF8Buffer { bytes in

@@ -139,6 +139,8 @@ nonisolated(unsafe) private let clientTable: UnsafeMutablePointer<rcumaps_client
         },
         epoch_enter: { rcumaps_epoch_enter() },
         epoch_exit: { rcumaps_epoch_exit() },
+        // size_t arrives as Int: sizes of 2^63 and up, such as (size_t)-1, are negative here,
+        // and the allocators answer nil (NULL) for them, as for any size over maxBlockSize.
         epoch_allocate_with_tag: { size, tag in EpochMemory.allocate(byteCount: size, tag: PoolTag(rawValue: tag)) },
         epoch_allocate_cache_aligned_with_tag: { size, tag in
             EpochMemory.allocateCacheAligned(byteCount: size, tag: PoolTag(rawValue: tag))

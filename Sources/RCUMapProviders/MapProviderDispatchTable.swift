@@ -35,7 +35,8 @@ public struct MapProviderDispatchTable: Sendable {
     /// After the base lookup found a stored value. With `updatesOriginalValue`, write the
     /// user-visible value to `outValue`. Throwing fails the lookup. For lookup-and-delete it
     /// runs on exactly the entry being removed, before it leaves the map (throwing leaves the
-    /// map unchanged).
+    /// map unchanged); it then runs under the base map's lock, and writes to the same map
+    /// from inside it fail with ``MapError/wouldDeadlock`` (EDEADLK).
     public var postprocessFindElement: (@Sendable (MapElementCall) throws(MapError) -> Void)?
 
     /// Before the base update. With `updatesOriginalValue`, write the stored value to
@@ -47,7 +48,9 @@ public struct MapProviderDispatchTable: Sendable {
     /// Deprecated: before a value leaves the map, under the base map's bucket lock (the
     /// slot's writer bit for arrays). Throwing refuses an explicit delete; for `.update` and
     /// `.mapCleanup` the error is ignored. Not available on ``ProviderBaseMap/hashLockFree``
-    /// (registration refuses it), which has no lock to run it under.
+    /// (registration refuses it), which has no lock to run it under. Writes to the same map
+    /// from inside it (which would wait for the lock this thread holds) fail with
+    /// ``MapError/wouldDeadlock`` (EDEADLK); lookups and writes to other maps work.
     public var preprocessElementDeletion: (@Sendable (MapElementDeletion) throws(MapError) -> Void)?
 
     /// Preferred: after a value left the map and the bucket lock was released — exactly

@@ -79,17 +79,28 @@ public final class MapProviderRegistry: Sendable {
         guard inserted else {
             throw MapError.alreadyExists.with(reason: "a provider is already registered for map type \(type.rawValue)")
         }
-        return MapProviderRegistration(type: type, registry: self)
+        return MapProviderRegistration(binding: binding, registry: self)
     }
 
-    /// Unregisters the provider of `type`.
+    /// Unregisters the provider of `type`, whoever registered it.
+    ///
+    /// Prefer ``MapProviderRegistration/unregister()``, which removes only its own
+    /// registration: after a provider unregistered and another registered the same type,
+    /// this removes the other one.
     ///
     /// - Throws: ``MapError/busy`` while maps of the type exist (the maps hold their
     ///   provider); ``MapError/keyNotFound`` if no provider is registered for it.
     public func unregister(type: MapType) throws(MapError) {
+        try unregister(type: type, only: nil)
+    }
+
+    /// Unregisters the provider of `type` if it is `only` (any provider when `only` is nil).
+    func unregister(type: MapType, only: ProviderBinding?) throws(MapError) {
         let outcome: MapError? = bindings.withLock { bindings in
-            guard let binding = bindings[type.rawValue] else {
-                return MapError.keyNotFound.with(reason: "no provider is registered for map type \(type.rawValue)")
+            guard let binding = bindings[type.rawValue], only == nil || binding === only else {
+                return only == nil
+                    ? MapError.keyNotFound.with(reason: "no provider is registered for map type \(type.rawValue)")
+                    : MapError.keyNotFound.with(reason: "this registration of map type \(type.rawValue) was already unregistered")
             }
             let live = binding.liveMaps.load(ordering: .acquiring)
             guard live == 0 else {
@@ -133,22 +144,30 @@ public final class MapProviderRegistry: Sendable {
 
 /// A provider's registration: unregister through it, reach the client services from it.
 ///
+/// A registration stands for one `register` call: it removes only what that call
+/// registered, never a later registration of the same type ID by someone else.
+///
 /// Concurrency: any thread.
 public final class MapProviderRegistration: Sendable {
     /// The custom type this registration serves.
-    public let type: MapType
+    public var type: MapType { binding.type }
+    private let binding: ProviderBinding
     private let registry: MapProviderRegistry
 
-    init(type: MapType, registry: MapProviderRegistry) {
-        self.type = type
+    init(binding: ProviderBinding, registry: MapProviderRegistry) {
+        self.binding = binding
         self.registry = registry
     }
 
     /// The services the library offers this provider (eBPF's client dispatch table).
     public var client: MapClientServices { MapClientServices() }
 
-    /// Unregisters the provider. Same as ``MapProviderRegistry/unregister(type:)``.
+    /// Unregisters this registration's provider.
+    ///
+    /// - Throws: ``MapError/busy`` while maps of the type exist; ``MapError/keyNotFound``
+    ///   if this registration was already unregistered (even if another provider has
+    ///   registered the same type since: that one stays).
     public func unregister() throws(MapError) {
-        try registry.unregister(type: type)
+        try registry.unregister(type: binding.type, only: binding)
     }
 }

@@ -1,3 +1,4 @@
+import CRCUMapsShim
 import RCUBaseMaps
 import RCUEpoch
 import Synchronization
@@ -110,6 +111,16 @@ public final class ProviderBackedMap: RawMap, @unchecked Sendable {
 
     // MARK: Checks
 
+    static let writeFromLockedCallback = MapError.wouldDeadlock.with(
+        reason: "a provider callback that runs under this map's lock (preprocessElementDeletion, or postprocessFindElement during a lookup-and-delete) cannot write to the same map")
+
+    /// Refuses a write on a thread that is inside one of this map's callbacks that run
+    /// under the base map's lock: the write would wait for that lock forever.
+    @inline(__always)
+    func checkNotInLockedCallback() throws(MapError) {
+        if _slowPath(rcumaps_callback_holds(hooks.identity) != 0) { throw Self.writeFromLockedCallback }
+    }
+
     @inline(__always)
     func checkSizes(key: UnsafeRawBufferPointer, value: Int?) throws(MapError) {
         guard key.count == definition.keySize, key.baseAddress != nil else {
@@ -194,6 +205,7 @@ public final class ProviderBackedMap: RawMap, @unchecked Sendable {
     func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
                 operation: MapOperationFlags,
                 baseUpdate: (UnsafeRawBufferPointer) throws(MapError) -> Void) throws(MapError) {
+        try checkNotInLockedCallback()
         try checkSizes(key: key, value: value.baseAddress == nil ? -1 : value.count)
         guard flags.isValid else { throw MapError.invalidArgument.with(reason: "invalid update flags \(flags.rawValue)") }
         Epoch.enter()
@@ -228,6 +240,7 @@ public final class ProviderBackedMap: RawMap, @unchecked Sendable {
 
     /// User-mode delete. Contract: ``RawMap/delete(key:)``.
     public func delete(key: UnsafeRawBufferPointer) throws(MapError) {
+        try checkNotInLockedCallback()
         try checkSizes(key: key, value: nil)
         try base.delete(key: key)
     }
@@ -235,6 +248,7 @@ public final class ProviderBackedMap: RawMap, @unchecked Sendable {
     /// Helper-mode delete (providers see `.helper`). Contract: ``RawMap/delete(key:in:)``.
     public func delete(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError) {
         guard !updatesOriginalValue else { throw Self.helperModeBlocked }
+        try checkNotInLockedCallback()
         try checkSizes(key: key, value: nil)
         try base.delete(key: key, in: section)
     }
@@ -250,18 +264,24 @@ public final class ProviderBackedMap: RawMap, @unchecked Sendable {
     /// - Throws: ``MapError/keyNotFound``; the find callback's error (map unchanged);
     ///   ``MapError/notSupported`` on an array base.
     public func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
+        try checkNotInLockedCallback()
         try checkSizes(key: key, value: value.baseAddress == nil ? -1 : value.count)
         Epoch.enter()
         defer { Epoch.exit() }
         let find = dispatch.postprocessFindElement
         let context = hooks.context
         let translates = updatesOriginalValue
+        let hooks = self.hooks
         try base.remove(key: key) { (stored) throws(MapError) in
-            if translates {
-                try find!(MapElementCall(context: context, key: key, inValue: stored, outValue: value, flags: []))
-            } else {
-                try find?(MapElementCall(context: context, key: key, inValue: stored, outValue: nil, flags: []))
-                value.copyMemory(from: stored)
+            // Under the bucket lock on the bucket-locked base: recorded as such on every base,
+            // so that a provider behaves the same whichever base it chose.
+            try hooks.underMapLock { () throws(MapError) in
+                if translates {
+                    try find!(MapElementCall(context: context, key: key, inValue: stored, outValue: value, flags: []))
+                } else {
+                    try find?(MapElementCall(context: context, key: key, inValue: stored, outValue: nil, flags: []))
+                    value.copyMemory(from: stored)
+                }
             }
         }
     }

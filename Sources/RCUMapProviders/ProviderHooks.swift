@@ -1,3 +1,4 @@
+import CRCUMapsShim
 import RCUBaseMaps
 import RCUEpoch
 
@@ -22,6 +23,20 @@ final class ProviderHooks: MapEntryObserver, Sendable {
         binding.liveMaps.wrappingSubtract(1, ordering: .acquiringAndReleasing)
     }
 
+    /// The map's identity for the per-thread record of callbacks run under its lock.
+    var identity: UnsafeRawPointer { UnsafeRawPointer(Unmanaged.passUnretained(self).toOpaque()) }
+
+    /// Runs `body` — a provider callback the base map calls while it holds a lock (a bucket
+    /// lock, an array slot) — recorded as such on this thread, so that the map's writes
+    /// from inside it fail with EDEADLK instead of waiting for that lock forever
+    /// (``ProviderBackedMap/checkNotInLockedCallback()``).
+    @inline(__always)
+    func underMapLock<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
+        rcumaps_callback_enter(identity)
+        defer { rcumaps_callback_leave() }
+        return try body()
+    }
+
     // Both deletion callbacks run inside an epoch, as the seeds promise providers (the
     // base maps call some of these outside one; entering is cheap and nests).
 
@@ -31,7 +46,11 @@ final class ProviderHooks: MapEntryObserver, Sendable {
         Epoch.enter()
         defer { Epoch.exit() }
         do {
-            try preprocess(MapElementDeletion(context: context, key: key, value: value, flags: flags))
+            // The bucket-locked and array bases call it with the entry's lock held (the
+            // lock-free base refuses the deprecated callback at registration).
+            try underMapLock { () throws(MapError) in
+                try preprocess(MapElementDeletion(context: context, key: key, value: value, flags: flags))
+            }
             return nil
         } catch {
             // Only an explicit delete may be refused.

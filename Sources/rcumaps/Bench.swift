@@ -115,7 +115,7 @@ func runBenchCells(_ options: BenchOptions, progress: Bool) throws(BenchFailure)
 func runCell(
     _ kind: MapKind, workload: Workload, threads: Int, shape: BenchShape = .standard, options: BenchOptions
 ) throws(BenchFailure) -> CellResult {
-    precondition(kind.supports(shape), "\(kind.rawValue) cannot run shape \(shape)")
+    _rcumapsPrecondition(kind.supports(shape), "\(kind.rawValue) cannot run shape \(shape)")
     let entries = options.entries
     let measured: Measurement?
     do {

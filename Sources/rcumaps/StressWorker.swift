@@ -33,7 +33,7 @@ enum StressOperation: UInt8, CaseIterable {
         for (operation, weight) in weights(for: kind) {
             table.append(contentsOf: repeatElement(operation, count: weight))
         }
-        precondition(table.count == 256, "stress operation weights must add up to 256")
+        _rcumapsPrecondition(table.count == 256, "stress operation weights must add up to 256")
         return table
     }
 }

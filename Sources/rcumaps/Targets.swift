@@ -73,7 +73,7 @@ struct HashTarget<Map: RawMap, Keys: BenchKeyMaker, Values: BenchValueMaker>: Be
     ///
     /// - Precondition: `map`'s key and value sizes are those of `keys` and `values`.
     init(map: Map, entries: Int, keys: Keys, values: Values) throws(MapError) {
-        precondition(map.definition.keySize == keys.byteCount && map.definition.valueSize == values.byteCount,
+        _rcumapsPrecondition(map.definition.keySize == keys.byteCount && map.definition.valueSize == values.byteCount,
                      "the map's key and value sizes differ from the bench shape")
         self.map = map
         self.entries = entries
@@ -218,7 +218,7 @@ final class RWLockDictTarget: BenchTarget, @unchecked Sendable {
         for index in 0..<entries { dictionary[BenchKeys.hashKey(index)] = BenchKeys.initialValue(index) }
         lock = .allocate(capacity: 1)
         lock.initialize(to: pthread_rwlock_t())
-        precondition(pthread_rwlock_init(lock, nil) == 0, "pthread_rwlock_init failed")
+        _rcumapsPrecondition(pthread_rwlock_init(lock, nil) == 0, "pthread_rwlock_init failed")
         self.entries = entries
     }
 

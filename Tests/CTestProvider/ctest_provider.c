@@ -182,6 +182,33 @@ int ctest_provider_allocate_via_client(uint32_t tag)
     return result;
 }
 
+int ctest_provider_allocate_huge_via_client(size_t size, uint32_t tag)
+{
+    const rcumaps_client_dispatch_table_t *table = __atomic_load_n(&client, __ATOMIC_ACQUIRE);
+    if (!table) return ENOENT;
+    void *plain = table->epoch_allocate_with_tag(size, tag);
+    void *aligned = table->epoch_allocate_cache_aligned_with_tag(size, tag);
+    if (plain) table->epoch_free(plain);
+    if (aligned) table->epoch_free_cache_aligned(aligned);
+    return (plain || aligned) ? EEXIST : 0;
+}
+
+int ctest_provider_exit_without_enter(void)
+{
+    const rcumaps_client_dispatch_table_t *table = __atomic_load_n(&client, __ATOMIC_ACQUIRE);
+    if (!table) return ENOENT;
+    table->epoch_exit();
+    return 0;
+}
+
+int ctest_provider_epoch_enter(void)
+{
+    const rcumaps_client_dispatch_table_t *table = __atomic_load_n(&client, __ATOMIC_ACQUIRE);
+    if (!table) return ENOENT;
+    table->epoch_enter();
+    return 0;
+}
+
 uint32_t ctest_provider_context_magic(const void *map)
 {
     const rcumaps_client_dispatch_table_t *table = __atomic_load_n(&client, __ATOMIC_ACQUIRE);

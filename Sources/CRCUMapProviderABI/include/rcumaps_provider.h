@@ -105,8 +105,12 @@ typedef struct rcumaps_client_dispatch_table {
      * the stored value in place. Call inside an epoch (EINVAL otherwise); *value is
      * valid until it ends. Every provider callback already runs inside one. */
     rcumaps_result_t (*find_element)(const void *map, const uint8_t *key, uint8_t **value);
+    /* Enter / leave an epoch (nestable). An epoch_exit with no matching epoch_enter on
+     * the calling thread is refused: it changes nothing and is reported on stderr. */
     void (*epoch_enter)(void);
     void (*epoch_exit)(void);
+    /* Epoch memory under `tag`; NULL when out of memory or for a size it cannot serve
+     * (above 4 GiB, (size_t)-1 included). */
     void *(*epoch_allocate_with_tag)(size_t size, uint32_t tag);
     void *(*epoch_allocate_cache_aligned_with_tag)(size_t size, uint32_t tag);
     void (*epoch_free)(void *memory);

@@ -114,9 +114,13 @@ static inline void rcumaps_ensure_registered(void)
         rcumaps_register_current_thread();
 }
 
-/* Out-of-line enter/exit, for C function-pointer tables (providers' client table). */
+/* Out-of-line enter/exit, for C function-pointer tables (providers' client table).
+ * rcumaps_epoch_exit refuses an exit with no matching enter on the calling thread:
+ * it changes nothing, reports it on stderr (the first 8 times in the process) and
+ * counts it (rcumaps_unbalanced_exit_count). */
 void rcumaps_epoch_enter(void);
 void rcumaps_epoch_exit(void);
+unsigned long rcumaps_unbalanced_exit_count(void);
 
 /* Wraps `urcu_memb_synchronize_rcu` (generic `synchronize_rcu`). */
 void rcumaps_synchronize(void);
@@ -124,6 +128,50 @@ void rcumaps_synchronize(void);
 void rcumaps_barrier(void);
 /* Wraps `urcu_memb_call_rcu` (generic `call_rcu`). */
 void rcumaps_call_rcu(struct rcu_head *head, void (*func)(struct rcu_head *head));
+
+/* ---------------------------------------------------------------------------
+ * Provider callbacks that run under a map's lock
+ *
+ * A provider callback that runs while its map holds a lock (a bucket lock, an array
+ * slot's writer bit) must not write to that map: the write would wait for the lock its
+ * own thread holds. The provider layer records, per thread, which maps are inside such a
+ * callback, and their write operations refuse to start there (EDEADLK). Eight nested
+ * callbacks are recorded; deeper ones are counted but not checked.
+ * ------------------------------------------------------------------------- */
+
+#define RCUMAPS_CALLBACK_FRAMES 8
+
+typedef struct rcumaps_callback_frames {
+    const void *maps[RCUMAPS_CALLBACK_FRAMES];
+    unsigned int depth;
+} rcumaps_callback_frames_t;
+
+extern __thread rcumaps_callback_frames_t rcumaps_callback_frames __attribute__((tls_model("initial-exec")));
+
+/* The calling thread starts running a callback while `map` holds a lock. */
+static inline void rcumaps_callback_enter(const void *map)
+{
+    unsigned int depth = rcumaps_callback_frames.depth;
+    if (depth < RCUMAPS_CALLBACK_FRAMES) rcumaps_callback_frames.maps[depth] = map;
+    rcumaps_callback_frames.depth = depth + 1;
+}
+
+/* The callback begun by the matching rcumaps_callback_enter has returned. */
+static inline void rcumaps_callback_leave(void)
+{
+    rcumaps_callback_frames.depth--;
+}
+
+/* Non-zero when the calling thread is inside a callback run under `map`'s lock. */
+static inline int rcumaps_callback_holds(const void *map)
+{
+    unsigned int depth = rcumaps_callback_frames.depth;
+    if (__builtin_expect(depth == 0, 1)) return 0;
+    if (depth > RCUMAPS_CALLBACK_FRAMES) depth = RCUMAPS_CALLBACK_FRAMES;
+    for (unsigned int i = 0; i < depth; i++)
+        if (rcumaps_callback_frames.maps[i] == map) return 1;
+    return 0;
+}
 
 /* ---------------------------------------------------------------------------
  * rculfhash entries

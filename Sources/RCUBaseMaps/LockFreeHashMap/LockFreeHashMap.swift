@@ -196,7 +196,7 @@ public final class LockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchecked
     func seal(_ entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>) -> UInt {
         var expected = currentPair(entry)
         while true {
-            precondition(expected.second == Self.live, "an in-place entry sealed twice")
+            _rcumapsPrecondition(expected.second == Self.live, "an in-place entry sealed twice")
             let (exchanged, original) = pair(entry).pointee.compareExchange(
                 expected: expected, desired: WordPair(first: expected.first, second: Self.sealed),
                 ordering: .acquiringAndReleasing)

@@ -25,7 +25,7 @@ package final class ThreadLock<Value>: @unchecked Sendable {
         mutex = .allocate(capacity: 1)
         mutex.initialize(to: pthread_mutex_t())
         let result = pthread_mutex_init(mutex, nil)
-        precondition(result == 0, "pthread_mutex_init failed: \(result)")
+        _rcumapsPrecondition(result == 0, "pthread_mutex_init failed: \(result)")
     }
 
     deinit {
@@ -38,10 +38,10 @@ package final class ThreadLock<Value>: @unchecked Sendable {
     @inline(__always)
     package func withLock<Result, Failure: Error>(_ body: (inout Value) throws(Failure) -> Result) throws(Failure) -> Result {
         let locked = pthread_mutex_lock(mutex)
-        precondition(locked == 0, "pthread_mutex_lock failed: \(locked)")
+        _rcumapsPrecondition(locked == 0, "pthread_mutex_lock failed: \(locked)")
         defer {
             let unlocked = pthread_mutex_unlock(mutex)
-            precondition(unlocked == 0, "pthread_mutex_unlock failed: \(unlocked)")
+            _rcumapsPrecondition(unlocked == 0, "pthread_mutex_unlock failed: \(unlocked)")
         }
         return try body(&value)
     }

@@ -9,6 +9,7 @@
  */
 #ifndef CTEST_PROVIDER_H
 #define CTEST_PROVIDER_H
+#include <stddef.h>
 #include <stdint.h>
 
 enum ctest_counter {
@@ -35,6 +36,14 @@ int ctest_provider_allocate_via_client(uint32_t tag);
 int ctest_provider_find_without_epoch(const void *map, uint32_t key);
 /* Registers a provider whose create callback returns INT_MIN (must not crash RCUMaps). */
 int ctest_provider_register_int_min(uint32_t map_type);
+
+/* Through the client table: allocate `size` bytes (plain and cache-aligned). Returns 0
+ * when both were refused with NULL, EEXIST when either succeeded (both are freed). */
+int ctest_provider_allocate_huge_via_client(size_t size, uint32_t tag);
+/* Through the client table: epoch_exit() with no epoch_enter() (a provider bug), and a
+ * bare epoch_enter() (the test pairs it with ctest_provider_exit_without_enter). */
+int ctest_provider_exit_without_enter(void);
+int ctest_provider_epoch_enter(void);
 
 /* The magic number in the map context the client table returns for `map`. */
 uint32_t ctest_provider_context_magic(const void *map);
