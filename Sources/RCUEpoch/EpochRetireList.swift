@@ -1,4 +1,5 @@
 import CRCUMapsShim
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -15,7 +16,10 @@ import Glibc
 /// A retired block stays readable by every section that could have seen it; it is freed
 /// after a grace period that begins once its batch is submitted: when the batch is full, on
 /// ``flush()``, on ``Epoch/barrier()`` (which flushes every list first) and when the list
-/// is deinitialised. Retirements gather in one buffer per CPU (a stripe, chosen by the CPU
+/// is deinitialised. A submission needs a small batch block; if none can be allocated, the
+/// blocks wait in a stripe for the next submission — or, when the list is being
+/// deinitialised, in a process-wide orphan list that the next ``Epoch/barrier()`` submits —
+/// so running out of memory delays reclamation but never leaks. Retirements gather in one buffer per CPU (a stripe, chosen by the CPU
 /// the retiring thread runs on, so writers on different CPUs never share a lock); until a
 /// submission at most `batchSize - 1` blocks wait in each of ``stripeCount`` stripes, so
 /// memory stays bounded; ``EpochTagStatistics/pendingBytes`` counts them from their
@@ -72,7 +76,19 @@ public final class EpochRetireList: Sendable {
 
     deinit {
         Self.registry.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(self)) }
-        flush()
+        // The stripes die with the list: blocks whose batch cannot be allocated now wait in
+        // the process-wide orphan list for the next flush (every Epoch.barrier() tries).
+        for stripe in stripes {
+            let all = stripe.withLock { list -> [UInt] in
+                let batch = list
+                list = []
+                return batch
+            }
+            if !all.isEmpty, !Self.submit(all, blockSize: blockSize, slotIndex: slotIndex) {
+                Self.orphans.withLock { $0.append(Orphan(blocks: all, blockSize: blockSize, slotIndex: slotIndex)) }
+                Self.orphanCount.add(1, ordering: .releasing)
+            }
+        }
     }
 
     /// Allocates a block of ``blockSize`` bytes, 16-byte aligned, uninitialised, accounted
@@ -106,7 +122,7 @@ public final class EpochRetireList: Sendable {
             list.reserveCapacity(Self.batchSize)
             return batch
         }
-        if let full { submit(full) }
+        if let full { submitOrReturn(full) }
     }
 
     /// Submits the blocks retired so far for reclamation after a grace period.
@@ -117,14 +133,45 @@ public final class EpochRetireList: Sendable {
                 list = []
                 return batch
             }
-            if !all.isEmpty { submit(all) }
+            if !all.isEmpty { submitOrReturn(all) }
         }
     }
 
-    /// Flushes every live list (``Epoch/barrier()`` calls this before waiting).
+    /// Flushes every live list and the orphaned blocks of lists already gone
+    /// (``Epoch/barrier()`` calls this before waiting).
     static func flushAll() {
         registry.withLock { lists in
             for list in lists.values { list.takeUnretainedValue().flush() }
+        }
+        submitOrphans()
+    }
+
+    /// Retired blocks of a list that was deinitialised while no batch block could be
+    /// allocated for them: still pending, submitted by a later ``flushAll()``.
+    struct Orphan {
+        var blocks: [UInt]
+        var blockSize: Int
+        var slotIndex: Int
+    }
+    private static let orphans = ThreadLock<[Orphan]>([])
+    private static let orphanCount = Atomic<Int>(0)
+
+    private static func submitOrphans() {
+        guard orphanCount.load(ordering: .acquiring) != 0 else { return }
+        orphans.withLock { orphans in
+            orphans.removeAll { orphan in
+                guard submit(orphan.blocks, blockSize: orphan.blockSize, slotIndex: orphan.slotIndex) else { return false }
+                orphanCount.subtract(1, ordering: .relaxed)
+                return true
+            }
+        }
+    }
+
+    /// Submits `blocks`, or, if no batch block can be allocated, puts them back in a stripe
+    /// for the next submission.
+    private func submitOrReturn(_ blocks: [UInt]) {
+        if !Self.submit(blocks, blockSize: blockSize, slotIndex: slotIndex) {
+            stripes[0].withLock { $0.append(contentsOf: blocks) }
         }
     }
 
@@ -132,18 +179,17 @@ public final class EpochRetireList: Sendable {
     /// `[count | blockSize | slotIndex | addresses…]`, which carries what the reclaim
     /// callback needs even if this list is gone by then. Its memory is accounted to
     /// ``PoolTag/workItem``, so that a fault injected on the owner's tag never stops a
-    /// retirement. If even that allocation fails, the blocks go back to a stripe for the
-    /// next submission.
-    private func submit(_ blocks: [UInt]) {
+    /// retirement. Returns `false` (nothing queued) if even that allocation fails.
+    private static func submit(_ blocks: [UInt], blockSize: Int, slotIndex: Int) -> Bool {
         guard let batch = EpochMemory.allocate(byteCount: 8 * (blocks.count + 3), tag: .workItem) else {
-            stripes[0].withLock { $0.append(contentsOf: blocks) }
-            return
+            return false
         }
         batch.storeBytes(of: blocks.count, as: Int.self)
         batch.storeBytes(of: blockSize, toByteOffset: 8, as: Int.self)
         batch.storeBytes(of: slotIndex, toByteOffset: 16, as: Int.self)
         blocks.withUnsafeBytes { (batch + 24).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
         EpochMemory.scheduleRetireBatch(batch)
+        return true
     }
 
     /// Reclaim callback of a batch block (after its grace period): frees its blocks.

@@ -1,0 +1,119 @@
+import RCUMaps
+import RCUMapsTestSupport
+import Testing
+
+/// Fault injection, swept: the first, second, third … allocation an operation makes fails,
+/// one at a time. Each failure is ENOMEM, leaves the map exactly as it was, and gives every
+/// byte back (the tag's settled statistics return to their prior values).
+@Suite("Fault-point sweeps")
+struct FaultSweepTests {
+    enum Kind: String, CaseIterable, Sendable {
+        case lockFree8, lockFreeWide, bucket8, bucketWideOneChain, array8, arrayWide
+
+        func definition(tag: PoolTag, maxEntries: Int = 64) -> MapDefinition {
+            switch self {
+            case .lockFree8: MapDefinition(type: .hash, keySize: 8, valueSize: 8, maxEntries: maxEntries, poolTag: tag)
+            case .lockFreeWide: MapDefinition(type: .hash, keySize: 16, valueSize: 40, maxEntries: maxEntries, poolTag: tag)
+            case .bucket8: MapDefinition(type: .hash, keySize: 8, valueSize: 8, maxEntries: maxEntries,
+                                         hashImplementation: .bucketLocked, poolTag: tag)
+            case .bucketWideOneChain: MapDefinition(type: .hash, keySize: 16, valueSize: 40, maxEntries: maxEntries,
+                                                    hashImplementation: .bucketLocked, poolTag: tag)
+            case .array8: MapDefinition(type: .array, keySize: 4, valueSize: 8, maxEntries: maxEntries, poolTag: tag)
+            case .arrayWide: MapDefinition(type: .array, keySize: 4, valueSize: 40, maxEntries: maxEntries, poolTag: tag)
+            }
+        }
+
+        func make(tag: PoolTag, maxEntries: Int = 64) throws -> any RawMap {
+            let definition = definition(tag: tag, maxEntries: maxEntries)
+            if self == .bucketWideOneChain {
+                // Every key in one chain: new keys and replacements need overflow buckets.
+                return try BucketHashMap(definition, observer: nil, bucketCount: 1)
+            }
+            return try MapRegistry.create(definition)
+        }
+
+        var isArray: Bool { self == .array8 || self == .arrayWide }
+    }
+
+    func key(_ map: any RawMap, _ index: Int) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: map.definition.keySize)
+        withUnsafeBytes(of: UInt32(index)) { for (i, b) in $0.enumerated() { bytes[i] = b } }
+        return bytes
+    }
+
+    func value(_ map: any RawMap, _ seed: Int) -> [UInt8] {
+        (0..<map.definition.valueSize).map { UInt8(truncatingIfNeeded: seed &* 31 &+ $0) }
+    }
+
+    func put(_ map: any RawMap, _ index: Int, _ seed: Int, _ flags: MapUpdateFlags = .any) throws {
+        try key(map, index).withUnsafeBytes { k in
+            try value(map, seed).withUnsafeBytes { v in try map.update(key: k, value: v, flags: flags) }
+        }
+    }
+
+    /// Creation: a failed allocation is ENOMEM and leaves nothing behind.
+    @Test(arguments: Kind.allCases)
+    func creation(_ kind: Kind) throws {
+        let tag = uniqueTag()
+        let points = try sweepFaultPoints({ try kind.make(tag: tag, maxEntries: 4_096) }) { point in
+            if case .failure(let error) = point.outcome { #expect(error as? MapError == .noMemory, "point \(point.index)") }
+            #expect(accountedFigures(tag) == (0, 0, 0), "point \(point.index)")
+        }
+        // The hash tables of the lock-free map are liburcu's own (not injectable).
+        #expect(points >= (kind == .lockFree8 || kind == .lockFreeWide ? 0 : 1))
+    }
+
+    /// A new key and a replacement of an existing one, in a map that already holds keys.
+    @Test(arguments: Kind.allCases)
+    func updates(_ kind: Kind) throws {
+        let tag = uniqueTag()
+        let map = try kind.make(tag: tag)
+        for index in 0..<5 { try put(map, index, index) }
+        var swept = 0
+        for (target, flags) in [(9, MapUpdateFlags.noExist), (2, .exist), (3, .any), (11, .any)] where !(kind.isArray && flags == .noExist) {
+            let before = try snapshot(of: map)
+            let figures = accountedFigures(tag)
+            swept += try sweepFaultPoints({ try put(map, target, 1_000 + target, flags) }) { point in
+                switch point.outcome {
+                case .failure(let error):
+                    #expect(error as? MapError == .noMemory, "point \(point.index): \(error)")
+                    #expect(try snapshot(of: map) == before, "point \(point.index)")
+                    #expect(accountedFigures(tag) == figures, "point \(point.index)")
+                case .success:
+                    // An allocation that may fail without failing the operation (a reclaim
+                    // work item): the update took effect; undo it for the next point.
+                    #expect(try snapshot(of: map)[key(map, target)] == value(map, 1_000 + target))
+                    if let old = before[key(map, target)] {
+                        try key(map, target).withUnsafeBytes { k in
+                            try old.withUnsafeBytes { v in try map.update(key: k, value: v, flags: .exist) }
+                        }
+                    } else {
+                        try key(map, target).withUnsafeBytes { try map.delete(key: $0) }
+                    }
+                    #expect(try snapshot(of: map) == before)
+                }
+            }
+        }
+        // Arrays and one-word replacements allocate nothing.
+        if kind == .lockFree8 || kind == .lockFreeWide || kind == .bucketWideOneChain { #expect(swept > 0) }
+    }
+
+    /// Teardown with allocations failing (retire batches), once or for good: nothing leaks,
+    /// every byte comes back once the allocator works again (blocks of a list that died
+    /// with no batch memory wait as orphans for the next barrier).
+    @Test(arguments: Kind.allCases, [false, true])
+    func teardown(_ kind: Kind, outOfMemoryForGood: Bool) throws {
+        let tag = uniqueTag()
+        var map: (any RawMap)? = nil
+        let points = try sweepFaultPoints(andEveryLater: outOfMemoryForGood, prepare: {
+            map = try kind.make(tag: tag)
+            for index in 0..<40 { try put(map!, index, index) }
+            if !kind.isArray { for index in 0..<20 { try key(map!, index).withUnsafeBytes { try map!.delete(key: $0) } } }
+        }, { map = nil }) { point in
+            #expect(accountedFigures(tag) == (0, 0, 0), "point \(point.index)")
+        }
+        map = nil
+        #expect(accountedFigures(tag) == (0, 0, 0))
+        if kind == .lockFree8 || kind == .lockFreeWide { #expect(points > 0) }
+    }
+}

@@ -1,0 +1,69 @@
+import RCUMaps
+
+/// Every entry of a map, as bytes (key → value), read through get-next-key and lookup
+/// (keys whose lookup says ENOENT are left out).
+public func snapshot(of map: any RawMap) throws -> [[UInt8]: [UInt8]] {
+    let keySize = map.definition.keySize
+    let valueSize = map.definition.valueSize
+    var entries: [[UInt8]: [UInt8]] = [:]
+    var cursor: [UInt8]?
+    var next = [UInt8](repeating: 0, count: keySize)
+    var value = [UInt8](repeating: 0, count: valueSize)
+    while true {
+        do {
+            if let current = cursor {
+                try current.withUnsafeBytes { k in try next.withUnsafeMutableBytes { try map.nextKey(after: k, into: $0) } }
+            } else {
+                try next.withUnsafeMutableBytes { try map.nextKey(after: nil, into: $0) }
+            }
+        } catch MapError.keyNotFound {
+            return entries
+        }
+        do {
+            try next.withUnsafeBytes { k in try value.withUnsafeMutableBytes { try map.lookup(key: k, into: $0) } }
+            entries[next] = value
+        } catch MapError.keyNotFound {
+            // Gone meanwhile, or (custom arrays) a slot whose provider has no value for it.
+        }
+        cursor = next
+    }
+}
+
+/// One step of a fault-point sweep: what the operation did with its `n`-th allocation failing.
+public struct FaultPoint<Result> {
+    /// The index of the failed allocation among those the operation made.
+    public var index: Int
+    /// What the operation returned or threw.
+    public var outcome: Swift.Result<Result, any Error>
+}
+
+/// Runs `operation` with its first, second, third … allocation (epoch layer, any tag, this
+/// thread) failing, one at a time, until it makes fewer allocations than the failing index.
+/// With `andEveryLater`, the allocator stays out of memory after the first failure.
+/// `check` sees each injected fault's outcome (and runs `restore` state checks itself);
+/// `prepare` runs before each attempt. Returns the number of fault points swept.
+@discardableResult
+public func sweepFaultPoints<Result>(
+    limit: Int = 64,
+    andEveryLater: Bool = false,
+    prepare: () throws -> Void = {},
+    _ operation: () throws -> Result,
+    check: (FaultPoint<Result>) throws -> Void
+) throws -> Int {
+    for index in 0..<limit {
+        try prepare()
+        let (outcome, injected) = _FaultInjection.failingOneAllocation(after: index, andEveryLater: andEveryLater) {
+            () -> Swift.Result<Result, any Error> in
+            do { return .success(try operation()) } catch { return .failure(error) }
+        }
+        guard injected else { return index }
+        try check(FaultPoint(index: index, outcome: outcome))
+    }
+    return limit
+}
+
+/// The figures of `tag` that must come back after a failed operation, once settled.
+public func accountedFigures(_ tag: PoolTag) -> (liveBytes: Int, pendingBytes: Int, liveAllocations: Int) {
+    let settled = settledStatistics(for: tag)
+    return (settled.liveBytes, settled.pendingBytes, settled.liveAllocations)
+}
