@@ -19,8 +19,10 @@ import Glibc
 /// is deinitialised. A submission needs a small batch block; if none can be allocated, the
 /// blocks wait in a stripe for the next submission — or, when the list is being
 /// deinitialised, in a process-wide orphan list that the next ``Epoch/barrier()`` submits —
-/// so running out of memory delays reclamation but never leaks. Retirements gather in one buffer per CPU (a stripe, chosen by the CPU
-/// the retiring thread runs on, so writers on different CPUs never share a lock); until a
+/// so running out of memory delays reclamation but never leaks.
+///
+/// Retirements gather in one buffer per CPU (a stripe, chosen by the CPU the retiring
+/// thread runs on, so writers on different CPUs never share a lock); until a
 /// submission at most `batchSize - 1` blocks wait in each of ``stripeCount`` stripes, so
 /// memory stays bounded; ``EpochTagStatistics/pendingBytes`` counts them from their
 /// retirement.
