@@ -90,6 +90,12 @@ public enum EpochMemory {
         Glibc.free(block)
     }
 
+    /// Bytes of the tag in table slot `slotIndex` that await reclamation (relaxed).
+    @inline(__always)
+    static func pendingBytes(slotIndex: Int) -> Int {
+        (tagTable.slots + slotIndex).pointee.pendingBytes.load(ordering: .relaxed)
+    }
+
     /// The table slot of `tag`'s counters.
     static func tagSlotIndex(_ tag: PoolTag) -> Int { tagTable.slotIndex(for: tag) }
 

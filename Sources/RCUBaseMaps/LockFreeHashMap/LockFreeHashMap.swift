@@ -284,6 +284,7 @@ public final class LockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchecked
         try checkKey(key, keySize)
         try checkValue(value, valueSize)
         let hash = self.hash(key)
+        defer { retired.throttleIfBehind() }  // after the section below has ended
         Epoch.enter()
         defer { Epoch.exit() }
         // `.noExist` on a present key is refused before anything is allocated. Looking
@@ -427,6 +428,7 @@ public final class LockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchecked
     func delete(key: UnsafeRawBufferPointer, operation: MapOperationFlags) throws(MapError) {
         try checkKey(key, keySize)
         let hash = self.hash(key)
+        defer { retired.throttleIfBehind() }
         Epoch.enter()
         defer { Epoch.exit() }
         let entry = try unlink(key, hash: hash, operation: operation)
@@ -445,6 +447,7 @@ public final class LockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchecked
             throw MapError.notSupported.with(reason: "remove(inspecting:) needs a map without in-place values")
         }
         let hash = self.hash(key)
+        defer { retired.throttleIfBehind() }
         Epoch.enter()
         defer { Epoch.exit() }
         // Entries are immutable once published: what `inspect` saw of `entry` is what leaves.
@@ -459,6 +462,7 @@ public final class LockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchecked
         try checkKey(key, keySize)
         try checkValue(value, valueSize)
         let hash = self.hash(key)
+        defer { retired.throttleIfBehind() }
         Epoch.enter()
         defer { Epoch.exit() }
         let entry = try unlink(key, hash: hash, operation: [])

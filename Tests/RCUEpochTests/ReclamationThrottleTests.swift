@@ -1,0 +1,68 @@
+import RCUEpoch
+import RCUMapsTestSupport
+import Synchronization
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Writers wait for reclamation when it falls far behind (back-pressure), so memory stays
+/// bounded when writers outnumber cores.
+@Suite("Reclamation back-pressure")
+struct ReclamationThrottleTests {
+    /// A reader holds grace periods back while a writer retires more than the threshold:
+    /// the writer's `throttleIfBehind()` waits until the reader has left and everything it
+    /// retired is reclaimed. Below the threshold it returns at once.
+    @Test func aWriterFarAheadOfReclamationWaitsForIt() {
+        let tag = uniqueTag()
+        let blockSize = 4_096
+        let list = EpochRetireList(blockSize: blockSize, tag: tag)
+        let readerInside = Atomic<Bool>(false)
+        let writerThrottling = Atomic<Bool>(false)
+        let readerLeft = Atomic<Bool>(false)
+        let returnedBeforeReaderLeft = Atomic<Bool>(false)
+        let pendingAfterThrottle = Atomic<Int>(-1)
+        let throttledBefore = EpochRetireList.throttledWrites
+        runOnThreads(2) { thread in
+            if thread == 0 {
+                Epoch.withSection { _ in
+                    readerInside.store(true, ordering: .releasing)
+                    while !writerThrottling.load(ordering: .acquiring) { usleep(1_000) }
+                    usleep(100_000)
+                    readerLeft.store(true, ordering: .releasing)
+                }
+            } else {
+                while !readerInside.load(ordering: .acquiring) { sched_yield() }
+                // Below the threshold: no wait.
+                for _ in 0..<16 { list.retire(list.allocate()!) }
+                list.throttleIfBehind()
+                let leftEarly = readerLeft.load(ordering: .acquiring)
+                #expect(!leftEarly)
+                // Far above it: the reader blocks every grace period, so nothing is reclaimed.
+                let count = EpochRetireList.throttleThreshold / blockSize + 256
+                for _ in 0..<count { list.retire(list.allocate()!) }
+                writerThrottling.store(true, ordering: .releasing)
+                list.throttleIfBehind()
+                if !readerLeft.load(ordering: .acquiring) { returnedBeforeReaderLeft.store(true, ordering: .relaxed) }
+                pendingAfterThrottle.store(EpochMemory.statistics(for: tag).pendingBytes, ordering: .relaxed)
+            }
+        }
+        let returnedEarly = returnedBeforeReaderLeft.load(ordering: .relaxed)
+        #expect(!returnedEarly)
+        let pending = pendingAfterThrottle.load(ordering: .relaxed)
+        #expect(pending == 0)
+        #expect(EpochRetireList.throttledWrites > throttledBefore)
+        #expect(settledStatistics(for: tag).liveBytes == 0)
+    }
+
+    /// Inside a section the writer may not wait: it returns at once, whatever the backlog.
+    @Test func insideASectionItNeverWaits() {
+        let tag = uniqueTag()
+        let list = EpochRetireList(blockSize: 1 << 20, tag: tag)
+        Epoch.withSection { _ in
+            for _ in 0..<(EpochRetireList.throttleThreshold >> 20) + 2 { list.retire(list.allocate()!) }
+            list.throttleIfBehind()  // would deadlock if it waited
+        }
+        #expect(settledStatistics(for: tag).liveBytes == 0)
+    }
+}
