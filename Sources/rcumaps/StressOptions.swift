@@ -44,6 +44,8 @@ struct StressOptions: Equatable, Sendable {
     var seed: UInt64?
     /// Size of the key space (array maps have exactly this many slots).
     var keys = 1024
+    /// Where to write the memory samples (CSV); `nil`: none are written.
+    var samples: String?
 
     /// Largest `--threads` (writer IDs are 8 bits, 0 is the prefill).
     static let maxThreads = 255
@@ -82,6 +84,10 @@ func parseStressCommand(_ arguments: [String]) throws(UsageError) -> Command {
                 throw UsageError(message: "\(name): '\(text)' is not an unsigned 64-bit integer")
             }
             options.seed = seed
+        case "--samples":
+            let path = try value()
+            guard !path.isEmpty else { throw UsageError(message: "\(name) needs a file path") }
+            options.samples = path
         default:
             return .unknown
         }

@@ -29,6 +29,10 @@ struct StressExercise: Sendable {
     var stats = StressStats()
     /// Threads did not reach a checkpoint or the end in time: they were left running.
     var hung = false
+    /// When the workers were started (``MonotonicClock`` nanoseconds; 0 if they never were).
+    var startedAt: UInt64 = 0
+    /// The largest RSS and pool-tag figures sampled from the start to the end of the run.
+    var memory = StressMemoryPeaks()
 }
 
 /// The outcome of stressing one map.
@@ -45,13 +49,23 @@ struct StressMapResult: Sendable {
     var operations: Int { exercise.operations }
     var seconds: Double { Double(exercise.nanoseconds) / 1e9 }
 
-    /// `PASS hash-bucket: 12.3M ops in 60.0 s (0.21 Mops/s), 60 checkpoints, 0 violations`.
+    /// `PASS hash-bucket: 12.3M ops in 60.0 s (0.21 Mops/s), 60 checkpoints, 0 violations, peak RSS 45.2 MiB`.
     var verdict: String {
         let rate = seconds > 0 ? Double(operations) / seconds / 1e6 : 0
         return "\(passed ? "PASS" : "FAIL") \(kind.rawValue): \(stressCount(operations)) ops in \(fixed(seconds, 1) ?? "-") s "
             + "(\(readable(rate)) Mops/s), \(exercise.checkpoints) checkpoints, \(violations) violation\(violations == 1 ? "" : "s")"
+            + (exercise.memory.residentBytes.map { ", peak RSS \(stressBytes($0))" } ?? "")
             + (exercise.hung ? ", threads stuck" : "")
     }
+
+    /// The map's pool tag at its sampled peaks (live, and awaiting reclamation).
+    var memoryDetails: String {
+        "  pool tag \(tag): peak \(stressBytes(exercise.memory.liveBytes)) live, "
+            + "peak \(stressBytes(exercise.memory.pendingBytes)) awaiting reclamation"
+    }
+
+    /// The pool tag the map's memory was accounted under.
+    var tag: PoolTag { StressPools.mapTag(kind) }
 
     /// What the workers did, by operation and outcome.
     var details: String {
@@ -108,13 +122,24 @@ func runStress(_ options: StressOptions) -> Int32 {
         + "\(fixed(options.duration, 1) ?? "-") s per map, \(cpuCount()) CPUs online")
     print("  repeat with: rcumaps stress --seed \(seed) --threads \(options.threads) --keys \(options.keys) "
         + "--duration \(options.duration) --map \(maps)")
+    var samples: StressSampleFile?
+    if let path = options.samples {
+        do {
+            samples = try StressSampleFile(path: path)
+        } catch {
+            writeToStandardError("rcumaps stress: error: \(error.message)\n")
+            return 1
+        }
+        print("  samples (CSV, about once a second) to \(path)")
+    }
     fflush(nil)
     var results: [StressMapResult] = []
     for kind in options.maps {
-        let result = runStressMap(kind, options: options, seed: seed, progress: true)
+        let result = runStressMap(kind, options: options, seed: seed, progress: true, samples: samples)
         results.append(result)
         print(result.verdict)
         print(result.details)
+        print(result.memoryDetails)
         if !result.byKind.isEmpty {
             print("  violations by kind: " + result.byKind.map { "\($0.0.rawValue) \($0.1)" }.joined(separator: ", "))
         }
@@ -131,10 +156,20 @@ func runStress(_ options: StressOptions) -> Int32 {
     let violations = results.reduce(0) { $0 + $1.violations }
     let operations = results.reduce(0) { $0 + $1.operations }
     let failed = results.filter { !$0.passed }.map(\.kind.rawValue)
-    let passed = failed.isEmpty && results.count == options.maps.count
+    var passed = failed.isEmpty && results.count == options.maps.count
+    if let samples {
+        if samples.close() {
+            print("  \(samples.rows) samples written to \(samples.path)")
+        } else {
+            print("  error: could not write every sample to \(samples.path)")
+            passed = false
+        }
+    }
+    let peaks = results.map { result in "\(result.kind.rawValue) \(result.exercise.memory.residentBytes.map(stressBytes) ?? "-")" }
     print("\(passed ? "PASS" : "FAIL"): \(results.count) map\(results.count == 1 ? "" : "s"), \(stressCount(operations)) ops, "
         + "\(violations) violation\(violations == 1 ? "" : "s")"
-        + (failed.isEmpty ? "" : " (failed: \(failed.joined(separator: ", ")))") + ", seed \(seed)")
+        + (failed.isEmpty ? "" : " (failed: \(failed.joined(separator: ", ")))") + ", seed \(seed)"
+        + "; peak RSS: \(peaks.joined(separator: ", "))")
     fflush(nil)
     return passed ? 0 : 1
 }
@@ -142,20 +177,29 @@ func runStress(_ options: StressOptions) -> Int32 {
 /// Stresses one map: builds it, runs the workers, checks it at every checkpoint and at the
 /// end, drops it, and checks that everything it held was released.
 ///
-/// - Parameter progress: print a progress line to stderr about once a second, and echo
-///   violations there as they happen.
-func runStressMap(_ kind: StressMapKind, options: StressOptions, seed: UInt64, progress: Bool) -> StressMapResult {
+/// - Parameters:
+///   - progress: print a progress line to stderr about once a second, and echo violations
+///     there as they happen.
+///   - samples: where to write a memory sample at the start, at every progress tick, at the
+///     end and once the map is released (peaks are sampled either way).
+func runStressMap(_ kind: StressMapKind, options: StressOptions, seed: UInt64, progress: Bool,
+                  samples: StressSampleFile? = nil) -> StressMapResult {
     let recorder = StressRecorder(label: kind.rawValue, echo: progress)
     let exercise: StressExercise
     switch kind {
     case .hashLockFree, .hashBucket, .hashLockFreeWord, .hashBucketWord, .array:
-        exercise = exerciseByteMap(kind, options: options, seed: seed, recorder: recorder, progress: progress)
+        exercise = exerciseByteMap(kind, options: options, seed: seed, recorder: recorder, progress: progress, samples: samples)
         if !exercise.hung {
             // The map is gone; its deferred frees run after a grace period.
             checkReleased(StressPools.mapTag(kind), what: "the map", recorder: recorder)
         }
     case .objectMap:
-        exercise = exerciseObjectMap(options: options, seed: seed, recorder: recorder, progress: progress)
+        exercise = exerciseObjectMap(options: options, seed: seed, recorder: recorder, progress: progress, samples: samples)
+    }
+    if let samples, !exercise.hung, exercise.startedAt != 0 {
+        let seconds = Double(MonotonicClock.nanoseconds() - exercise.startedAt) / 1e9
+        samples.write(.take(kind, .released, seconds: seconds, tag: StressPools.mapTag(kind),
+                            operations: exercise.operations, violations: recorder.violations))
     }
     return StressMapResult(kind: kind, exercise: exercise, violations: recorder.violations,
                            descriptions: recorder.descriptions, byKind: recorder.byKind)
@@ -186,7 +230,7 @@ func checkReleased(_ tag: PoolTag, what: String, recorder: StressRecorder) {
 /// released when this returns (unless threads are stuck).
 @inline(never)
 func exerciseByteMap(_ kind: StressMapKind, options: StressOptions, seed: UInt64,
-                     recorder: StressRecorder, progress: Bool) -> StressExercise {
+                     recorder: StressRecorder, progress: Bool, samples: StressSampleFile?) -> StressExercise {
     let tag = StressPools.mapTag(kind)
     let hashEntries = options.keys * 5 / 8
     do {
@@ -195,27 +239,32 @@ func exerciseByteMap(_ kind: StressMapKind, options: StressOptions, seed: UInt64
             let map = try LockFreeHashMap(MapDefinition(
                 type: .hash, keySize: 8, valueSize: StressWords.valueSize, maxEntries: hashEntries,
                 name: "stress", hashImplementation: .lockFree, poolTag: tag))
-            return drive(map, kind: kind, objects: nil, options: options, seed: seed, recorder: recorder, progress: progress)
+            return drive(map, kind: kind, objects: nil, options: options, seed: seed, recorder: recorder, progress: progress,
+                         samples: samples)
         case .hashBucket:
             let map = try BucketHashMap(MapDefinition(
                 type: .hash, keySize: 8, valueSize: StressWords.valueSize, maxEntries: hashEntries,
                 name: "stress", hashImplementation: .bucketLocked, poolTag: tag))
-            return drive(map, kind: kind, objects: nil, options: options, seed: seed, recorder: recorder, progress: progress)
+            return drive(map, kind: kind, objects: nil, options: options, seed: seed, recorder: recorder, progress: progress,
+                         samples: samples)
         case .hashLockFreeWord:
             let map = try LockFreeHashMap(MapDefinition(
                 type: .hash, keySize: 8, valueSize: 8, maxEntries: hashEntries,
                 name: "stress", hashImplementation: .lockFree, poolTag: tag))
-            return drive(map, kind: kind, objects: nil, options: options, seed: seed, recorder: recorder, progress: progress)
+            return drive(map, kind: kind, objects: nil, options: options, seed: seed, recorder: recorder, progress: progress,
+                         samples: samples)
         case .hashBucketWord:
             let map = try BucketHashMap(MapDefinition(
                 type: .hash, keySize: 8, valueSize: 8, maxEntries: hashEntries,
                 name: "stress", hashImplementation: .bucketLocked, poolTag: tag))
-            return drive(map, kind: kind, objects: nil, options: options, seed: seed, recorder: recorder, progress: progress)
+            return drive(map, kind: kind, objects: nil, options: options, seed: seed, recorder: recorder, progress: progress,
+                         samples: samples)
         case .array:
             let map = try ArrayMap(MapDefinition(
                 type: .array, keySize: 4, valueSize: StressWords.valueSize, maxEntries: options.keys,
                 name: "stress", poolTag: tag))
-            return drive(map, kind: kind, objects: nil, options: options, seed: seed, recorder: recorder, progress: progress)
+            return drive(map, kind: kind, objects: nil, options: options, seed: seed, recorder: recorder, progress: progress,
+                         samples: samples)
         case .objectMap:
             preconditionFailure("object maps are built by exerciseObjectMap")
         }
@@ -229,7 +278,8 @@ func exerciseByteMap(_ kind: StressMapKind, options: StressOptions, seed: UInt64
 /// stresses a map of it, drops the map and checks that every reference the map held was
 /// released exactly once, then closes the objects and checks that their memory is freed.
 @inline(never)
-func exerciseObjectMap(options: StressOptions, seed: UInt64, recorder: StressRecorder, progress: Bool) -> StressExercise {
+func exerciseObjectMap(options: StressOptions, seed: UInt64, recorder: StressRecorder, progress: Bool,
+                       samples: StressSampleFile?) -> StressExercise {
     let objects: StressObjects
     do {
         objects = try StressObjects(keys: options.keys)
@@ -237,7 +287,8 @@ func exerciseObjectMap(options: StressOptions, seed: UInt64, recorder: StressRec
         recorder.record(.setup, "cannot register the object map provider (type \(StressObjects.mapType.rawValue)) or open objects: \(error)")
         return StressExercise()
     }
-    let exercise = exerciseObjectMapInstance(objects, options: options, seed: seed, recorder: recorder, progress: progress)
+    let exercise = exerciseObjectMapInstance(objects, options: options, seed: seed, recorder: recorder, progress: progress,
+                                             samples: samples)
     if exercise.hung { return exercise }
     // The map is gone: its teardown released every entry's reference.
     if objects.provider.liveMaps != 0 {
@@ -262,11 +313,12 @@ func exerciseObjectMap(options: StressOptions, seed: UInt64, recorder: StressRec
 
 @inline(never)
 func exerciseObjectMapInstance(_ objects: StressObjects, options: StressOptions, seed: UInt64,
-                               recorder: StressRecorder, progress: Bool) -> StressExercise {
+                               recorder: StressRecorder, progress: Bool, samples: StressSampleFile?) -> StressExercise {
     do {
         let map = try objects.provider.makeMap(maxEntries: options.keys * 5 / 8, name: "stress",
                                                poolTag: StressPools.mapTag(.objectMap))
-        return drive(map, kind: .objectMap, objects: objects, options: options, seed: seed, recorder: recorder, progress: progress)
+        return drive(map, kind: .objectMap, objects: objects, options: options, seed: seed, recorder: recorder, progress: progress,
+                     samples: samples)
     } catch {
         recorder.record(.setup, "cannot create the object map: \(error)")
         return StressExercise()
@@ -278,9 +330,12 @@ func exerciseObjectMapInstance(_ objects: StressObjects, options: StressOptions,
 let stressWatchdog: UInt64 = 60_000_000_000
 
 /// Prefills `map`, runs the workers for the duration with a checkpoint about once a
-/// second, stops them and checks the map at rest.
+/// second, stops them and checks the map at rest. Samples memory (process RSS, the map's
+/// pool tag) as the workers start, at every tick and at the end, into the exercise's peaks
+/// and `samples`.
 func drive<Map: RawMap>(_ map: Map, kind: StressMapKind, objects: StressObjects?, options: StressOptions,
-                        seed: UInt64, recorder: StressRecorder, progress: Bool) -> StressExercise {
+                        seed: UInt64, recorder: StressRecorder, progress: Bool,
+                        samples: StressSampleFile? = nil) -> StressExercise {
     let harness = StressHarness(kind: kind, map: map, keys: options.keys, threads: options.threads, seed: seed,
                                 objects: objects, recorder: recorder)
     let control = harness.control
@@ -314,8 +369,19 @@ func drive<Map: RawMap>(_ map: Map, kind: StressMapKind, objects: StressObjects?
 
     let second: UInt64 = 1_000_000_000
     let checkpointTicks = max(1, options.keys / 32768)
+    let tag = map.definition.effectivePoolTag
+    @discardableResult
+    func sample(_ phase: StressSample.Phase, at seconds: Double) -> StressSample {
+        let taken = StressSample.take(kind, phase, seconds: seconds, tag: tag,
+                                      operations: control.operations, violations: recorder.violations)
+        exercise.memory.include(taken)
+        samples?.write(taken)
+        return taken
+    }
+    sample(.start, at: 0)
     let startedAt = MonotonicClock.nanoseconds()
     let endAt = startedAt + UInt64(options.duration * 1e9)
+    exercise.startedAt = startedAt
     control.start()
     var nextTick = startedAt + second
     var tick = 0
@@ -338,12 +404,15 @@ func drive<Map: RawMap>(_ map: Map, kind: StressMapKind, objects: StressObjects?
             harness.quiescentCheck("checkpoint \(exercise.checkpoints) at \(fixed(elapsed, 1) ?? "-") s")
             control.resumeAll(generation: exercise.checkpoints)
         }
+        let elapsed = Double(MonotonicClock.nanoseconds() - startedAt) / 1e9
+        let taken = sample(.run, at: elapsed)
         if progress {
-            let elapsed = Double(MonotonicClock.nanoseconds() - startedAt) / 1e9
-            let operations = control.operations
+            let operations = taken.operations
             writeToStandardError("[\(kind.rawValue)] \(fixed(elapsed, 1) ?? "-")/\(fixed(options.duration, 1) ?? "-") s  "
                 + "\(stressCount(operations)) ops  \(readable(Double(operations) / elapsed / 1e6)) Mops/s  "
-                + "violations \(recorder.violations)  checkpoints \(exercise.checkpoints)\n")
+                + "violations \(recorder.violations)  checkpoints \(exercise.checkpoints)"
+                + (taken.residentBytes.map { "  RSS \(stressBytes($0))" } ?? "")
+                + "  pending \(stressBytes(taken.pendingBytes))\n")
         }
         nextTick += second
     }
@@ -365,5 +434,6 @@ func drive<Map: RawMap>(_ map: Map, kind: StressMapKind, objects: StressObjects?
         recorder.record(.setup, "only \(collected.count) of \(options.threads) workers reported")
     }
     harness.quiescentCheck("final check", expected: collected.count == options.threads ? collected : nil)
+    sample(.end, at: Double(MonotonicClock.nanoseconds() - startedAt) / 1e9)
     return exercise
 }

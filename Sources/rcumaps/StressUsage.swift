@@ -6,8 +6,9 @@ func stressUsageText() -> String {
         USAGE: rcumaps stress [options]
 
         Runs many threads of mixed operations on each chosen map for --duration seconds,
-        checking invariants as it goes, and prints a verdict per map and overall. Progress
-        (about once a second) and violations, as they happen, go to stderr.
+        checking invariants as it goes, and prints a verdict per map (with the process's peak
+        RSS while the map ran) and overall. Progress (about once a second) and violations, as
+        they happen, go to stderr.
 
         Each worker (an OS thread with its own xorshift stream derived from --seed) mixes
         lookups, helper-mode in-place lookups, update(.any/.noExist/.exist), helper-mode
@@ -36,12 +37,29 @@ func stressUsageText() -> String {
           --threads N        worker threads, 1...\(StressOptions.maxThreads) (default: \(defaults.threads))
           --seed N           seed of the workers' random streams (default: from the clock, printed)
           --keys N           size of the key space, \(StressOptions.minKeys)...\(StressOptions.maxKeys) (default: \(defaults.keys))
+          --samples FILE     write memory samples to FILE as CSV (see SAMPLES; default: none)
           -h, --help         print this help
 
         MAPS:
         \(maps)
 
+        SAMPLES: --samples FILE gets a header line, then a row per map as its workers start,
+        at every progress tick (about once a second), at the end (workers stopped, final
+        check done) and once the map is dropped and its memory reclaimed:
+          seconds        seconds since the map's workers started
+          map            the map's name
+          phase          start, run, end or released
+          rss_bytes      the process's resident set size (/proc/self/statm; empty if unreadable)
+          heap_bytes     heap bytes in use (glibc mallinfo2; empty without glibc or under a
+                         sanitizer): RSS rising over a flat heap is memory malloc keeps
+          live_bytes     the map's pool tag: epoch memory allocated and not yet reclaimed
+          pending_bytes  of live_bytes, memory freed and awaiting reclamation (a grace period)
+          operations     operations done so far on the map
+          violations     violations recorded so far on the map
+        Rows are flushed as they are written. scripts/plot-soak.py draws them.
+
         EXIT STATUS: 0 when no map had a violation; 1 on any violation (or a map that could
-        not be built, or threads that could not be started or got stuck); 2 for a usage error.
+        not be built, threads that could not be started or got stuck, or a --samples file
+        that could not be written); 2 for a usage error.
         """
 }

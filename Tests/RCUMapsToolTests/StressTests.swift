@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 @testable import rcumaps
 import RCUMaps
 import Synchronization
@@ -13,6 +18,7 @@ struct StressOptionsTests {
         #expect(defaults.threads == 4)
         #expect(defaults.keys == 1024)
         #expect(defaults.seed == nil)
+        #expect(defaults.samples == nil)
         #expect(try parseCommand(["stress", "--help"]) == .stressHelp)
         #expect(try parseCommand(["stress", "-h"]) == .stressHelp)
         // No subcommand is still the bench.
@@ -22,7 +28,7 @@ struct StressOptionsTests {
     @Test func optionsAreParsed() throws {
         guard case let .stress(options) = try parseCommand(
             ["stress", "--map", "hash-bucket,object-map", "--duration=2.5", "--threads", "8",
-             "--seed", "18446744073709551615", "--keys=4096"])
+             "--seed", "18446744073709551615", "--keys=4096", "--samples", "/tmp/soak.csv"])
         else {
             Issue.record("not a stress command")
             return
@@ -32,6 +38,7 @@ struct StressOptionsTests {
         #expect(options.threads == 8)
         #expect(options.seed == UInt64.max)
         #expect(options.keys == 4096)
+        #expect(options.samples == "/tmp/soak.csv")
         guard case let .stress(single) = try parseCommand(["stress", "--map", "array"]) else {
             Issue.record("not a stress command")
             return
@@ -44,7 +51,7 @@ struct StressOptionsTests {
         ["stress", "--duration", "0"], ["stress", "--duration", "x"], ["stress", "--threads", "0"],
         ["stress", "--threads", "256"], ["stress", "--seed", "-1"], ["stress", "--seed", "abc"],
         ["stress", "--keys", "8"], ["stress", "--keys", "1048576"], ["stress", "extra"], ["stress", "--help=yes"],
-        ["stress", "--json"],
+        ["stress", "--json"], ["stress", "--samples"], ["stress", "--samples="],
     ])
     func badArgumentsAreUsageErrors(_ arguments: [String]) {
         #expect(throws: UsageError.self) { try parseCommand(arguments) }
@@ -53,7 +60,8 @@ struct StressOptionsTests {
     @Test func usageDescribesEveryMapAndOption() {
         let text = stressUsageText()
         for kind in StressMapKind.allCases { #expect(text.contains(kind.rawValue)) }
-        for option in ["--map", "--duration", "--threads", "--seed", "--keys", "--help"] { #expect(text.contains(option)) }
+        for option in ["--map", "--duration", "--threads", "--seed", "--keys", "--samples", "--help"] { #expect(text.contains(option)) }
+        for column in StressSample.csvHeader.split(separator: ",") { #expect(text.contains(column)) }
         #expect(usageText().contains("rcumaps stress"))
     }
 }
@@ -119,6 +127,119 @@ struct StressRunTests {
         #expect(second.byKind.filter { $0.0 != .countOvershoot }.isEmpty, "\(second.descriptions)")
         #expect(!MapProviderRegistry.shared.isRegistered(StressObjects.mapType))
     }
+
+    /// Two maps for 1.3 s into one samples file: a start row, a row per tick (one, at 1 s),
+    /// an end row and a released row per map, with figures that make sense.
+    @Test func samplesAreWrittenForAShortRun() throws {
+        let path = "/tmp/rcumaps-stress-samples-\(getpid()).csv"
+        defer { unlink(path) }
+        let file = try StressSampleFile(path: path)
+        var options = StressOptions()
+        options.duration = 1.3
+        options.threads = 2
+        options.keys = 256
+        let kinds: [StressMapKind] = [.hashLockFree, .objectMap]
+        let results = kinds.map { runStressMap($0, options: options, seed: 7, progress: false, samples: file) }
+        #expect(file.close())
+        let lines = (readTextFile(path) ?? "").split(separator: "\n").map(String.init)
+        #expect(lines.first == StressSample.csvHeader)
+        let rows = lines.dropFirst().map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        #expect(rows.count == file.rows)
+        let columns = StressSample.csvHeader.split(separator: ",").map(String.init)
+        #expect(rows.allSatisfy { $0.count == columns.count })
+        func column(_ name: String) -> Int { columns.firstIndex(of: name)! }
+        for (kind, result) in zip(kinds, results) {
+            #expect(result.byKind.filter { $0.0 != .countOvershoot }.isEmpty, "\(result.descriptions)")
+            let mine = rows.filter { $0.count == columns.count && $0[column("map")] == kind.rawValue }
+            let phases = mine.map { $0[column("phase")] }
+            #expect(phases.first == "start" && phases.suffix(2) == ["end", "released"], "\(phases)")
+            #expect(phases.dropFirst().dropLast(2).allSatisfy { $0 == "run" } && phases.count >= 4, "\(phases)")
+            guard phases.count >= 4 else { continue }
+            let seconds = mine.compactMap { Double($0[column("seconds")]) }
+            #expect(seconds.count == mine.count && seconds.first == 0 && seconds == seconds.sorted(), "\(seconds)")
+            #expect(seconds[seconds.count - 2] >= options.duration)
+            let rss = mine.compactMap { Int($0[column("rss_bytes")]) }
+            #expect(rss.count == mine.count && rss.allSatisfy { $0 > 1 << 20 }, "\(rss)")
+            if ProcessMemory.isAvailable {
+                let heap = mine.compactMap { Int($0[column("heap_bytes")]) }
+                #expect(heap.count == mine.count && heap.allSatisfy { $0 > 0 }, "\(heap)")
+            } else {
+                #expect(mine.allSatisfy { $0[column("heap_bytes")].isEmpty })
+            }
+            let live = mine.compactMap { Int($0[column("live_bytes")]) }
+            let pending = mine.compactMap { Int($0[column("pending_bytes")]) }
+            #expect(live.count == mine.count && pending.count == mine.count)
+            #expect(live.first! > 0, "a prefilled map holds epoch memory")
+            #expect(pending.allSatisfy { $0 >= 0 })
+            #expect(live.last == 0 && pending.last == 0, "released: \(mine.last!)")
+            let operations = mine.compactMap { Int($0[column("operations")]) }
+            #expect(operations.first == 0 && operations == operations.sorted() && operations.last == result.operations)
+            #expect(operations[1] > 0, "workers ran before the first tick")
+            let violations = mine.compactMap { Int($0[column("violations")]) }
+            #expect(violations == violations.sorted() && violations.last == result.violations)
+            // The peak is that of the samples taken while the map lived.
+            #expect(result.exercise.memory.residentBytes == rss.dropLast().max())
+            #expect(result.exercise.memory.liveBytes == live.dropLast().max())
+            #expect(result.verdict.contains("peak RSS \(stressBytes(rss.dropLast().max()!))"))
+        }
+    }
+}
+
+@Suite("rcumaps stress memory samples")
+struct StressSampleTests {
+    @Test func residentPagesAreTheSecondFieldOfStatm() {
+        func pages(_ text: String) -> Int? {
+            Array(text.utf8).withUnsafeBufferPointer { StressResident.residentPages(statm: $0) }
+        }
+        #expect(pages("123456 7890 321 12 0 4567 0\n") == 7890)
+        #expect(pages("1 2") == 2)
+        #expect(pages("") == nil)
+        #expect(pages("123456") == nil)
+        #expect(pages("123456 x 3") == nil)
+        #expect(StressResident.pageSize > 0)
+        // This process has touched at least a megabyte.
+        #expect((StressResident.bytes() ?? 0) > 1 << 20)
+    }
+
+    @Test func rowsAndPeaks() {
+        var sample = StressSample(map: .hashBucket, phase: .run, seconds: 1.0004, residentBytes: 12_345_678,
+                                  heapBytes: 5_000_000, liveBytes: 4096, pendingBytes: 128, operations: 999, violations: 0)
+        #expect(sample.csvRow == "1.000,hash-bucket,run,12345678,5000000,4096,128,999,0")
+        #expect(sample.csvRow.split(separator: ",").count == StressSample.csvHeader.split(separator: ",").count)
+        var peaks = StressMemoryPeaks()
+        peaks.include(sample)
+        sample.residentBytes = nil
+        sample.heapBytes = nil
+        sample.pendingBytes = 4096
+        #expect(sample.csvRow == "1.000,hash-bucket,run,,,4096,4096,999,0")
+        peaks.include(sample)
+        #expect(peaks == StressMemoryPeaks(residentBytes: 12_345_678, liveBytes: 4096, pendingBytes: 4096))
+        #expect(stressBytes(512) == "512 B")
+        #expect(stressBytes(1536) == "1.50 KiB")
+        #expect(stressBytes(47_395_635) == "45.2 MiB")
+    }
+
+    @Test func anUnwritableSamplesFileFailsTheRunBeforeItStarts() {
+        var options = StressOptions()
+        options.maps = [.array]
+        options.samples = "/nonexistent-directory/samples.csv"
+        #expect(runStress(options) == 1)
+        #expect(throws: StressSampleFile.OpenError.self) { try StressSampleFile(path: "/nonexistent-directory/samples.csv") }
+    }
+}
+
+/// The whole text of the file at `path`, or `nil` if it cannot be opened.
+func readTextFile(_ path: String) -> String? {
+    guard let file = fopen(path, "r") else { return nil }
+    defer { fclose(file) }
+    var bytes: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let got = fread(&buffer, 1, buffer.count, file)
+        guard got > 0 else { break }
+        bytes += buffer[..<got]
+    }
+    return String(decoding: bytes, as: UTF8.self)
 }
 
 /// A bucket-locked hash map that misbehaves on purpose, to show that the checker notices.
