@@ -28,7 +28,7 @@ rcumaps_baseline_lfht_t *rcumaps_baseline_lfht_create(size_t capacity)
     while (max < capacity && max < (1UL << 31)) max <<= 1;
     rcumaps_baseline_lfht_t *table = malloc(sizeof *table);
     if (!table) return NULL;
-    /* Same sizing as RCUMaps' LockFreeHashMap: buckets for the capacity up to 2^16. */
+    /* Same sizing as RCUMaps' RawLockFreeHashMap: buckets for the capacity up to 2^16. */
     table->ht = cds_lfht_new_flavor(max < 65536 ? max : 65536, 1, max,
                                     CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, &urcu_memb_flavor, NULL);
     if (!table->ht) { free(table); return NULL; }

@@ -64,7 +64,7 @@ public final class ObjectMapProvider: Sendable {
     }
 
     /// Creates a map of this provider's type: `UInt32` keys (or array indices), handle values.
-    public func makeMap(maxEntries: Int, name: String = "objects", poolTag: PoolTag? = nil) throws(MapError) -> ProviderBackedMap {
+    public func makeMap(maxEntries: Int, name: String = "objects", poolTag: PoolTag? = nil) throws(MapError) -> RawCustomMap {
         try MapProviderRegistry.shared.createMap(MapDefinition(
             type: registration.type, keySize: 4, valueSize: 4, maxEntries: maxEntries, name: name, poolTag: poolTag))
     }

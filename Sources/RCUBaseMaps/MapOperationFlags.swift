@@ -33,8 +33,8 @@ public struct MapOperationFlags: OptionSet, Hashable, Sendable, CustomStringConv
 ///
 /// Calling rules, per base map:
 /// - ``entryWillBeRemoved(key:value:flags:)`` runs *before* a value leaves the map — with the
-///   bucket lock held (``BucketHashMap``), holding the slot's writer bit (``ArrayMap``), or
-///   just before an unlink attempt (``LockFreeHashMap``, which has no lock: racing writers
+///   bucket lock held (``RawBucketHashMap``), holding the slot's writer bit (``RawArrayMap``), or
+///   just before an unlink attempt (``RawLockFreeHashMap``, which has no lock: racing writers
 ///   may each report the same value, so the provider layer allows no pre-deletion callback
 ///   there). Its error refuses an explicit delete; for `.update` and `.mapCleanup` it is ignored.
 /// - ``entryWasRemoved(key:value:flags:)`` runs *after* the value left the map and every

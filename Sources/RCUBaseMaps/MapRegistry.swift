@@ -34,11 +34,11 @@ public enum MapRegistry {
         switch definition.type {
         case .hash:
             switch definition.hashImplementation {
-            case .lockFree: return try LockFreeHashMap(definition)
-            case .bucketLocked: return try BucketHashMap(definition)
+            case .lockFree: return try RawLockFreeHashMap(definition)
+            case .bucketLocked: return try RawBucketHashMap(definition)
             }
         case .array:
-            return try ArrayMap(definition)
+            return try RawArrayMap(definition)
         case let type where type.isCustom:
             guard let factory = customTypeFactory.withLock({ $0 }) else {
                 throw MapError.invalidArgument.with(

@@ -11,7 +11,7 @@ import RCUEpoch
 /// comparisons fold away and the lookup is inlined; for any other map, or through
 /// `any RawMap`, they cost three metatype comparisons before the requirement is called.
 ///
-/// Code that names the concrete type (`BucketHashMap`, …) needs none of this.
+/// Code that names the concrete type (`RawBucketHashMap`, …) needs none of this.
 extension RawMap {
     /// ``lookupInPlace(key:in:)``, inlined for the built-in maps. Same contract: call it
     /// inside `section`; the returned bytes are borrowed until the section ends.
@@ -20,14 +20,14 @@ extension RawMap {
         -> UnsafeMutableRawBufferPointer
     {
         // Invariant of each `unsafeDowncast`: `Self` is exactly the type it converts to.
-        if Self.self == BucketHashMap.self {
-            return try unsafeDowncast(self, to: BucketHashMap.self).lookupInPlace(key: key, in: section)
+        if Self.self == RawBucketHashMap.self {
+            return try unsafeDowncast(self, to: RawBucketHashMap.self).lookupInPlace(key: key, in: section)
         }
-        if Self.self == LockFreeHashMap.self {
-            return try unsafeDowncast(self, to: LockFreeHashMap.self).lookupInPlace(key: key, in: section)
+        if Self.self == RawLockFreeHashMap.self {
+            return try unsafeDowncast(self, to: RawLockFreeHashMap.self).lookupInPlace(key: key, in: section)
         }
-        if Self.self == ArrayMap.self {
-            return try unsafeDowncast(self, to: ArrayMap.self).lookupInPlace(key: key, in: section)
+        if Self.self == RawArrayMap.self {
+            return try unsafeDowncast(self, to: RawArrayMap.self).lookupInPlace(key: key, in: section)
         }
         return try lookupInPlace(key: key, in: section)
     }
@@ -37,14 +37,14 @@ extension RawMap {
     @inlinable @inline(__always)
     public func inlinedLookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
         // Invariant of each `unsafeDowncast`: `Self` is exactly the type it converts to.
-        if Self.self == BucketHashMap.self {
-            return try unsafeDowncast(self, to: BucketHashMap.self).lookup(key: key, into: value)
+        if Self.self == RawBucketHashMap.self {
+            return try unsafeDowncast(self, to: RawBucketHashMap.self).lookup(key: key, into: value)
         }
-        if Self.self == LockFreeHashMap.self {
-            return try unsafeDowncast(self, to: LockFreeHashMap.self).lookup(key: key, into: value)
+        if Self.self == RawLockFreeHashMap.self {
+            return try unsafeDowncast(self, to: RawLockFreeHashMap.self).lookup(key: key, into: value)
         }
-        if Self.self == ArrayMap.self {
-            return try unsafeDowncast(self, to: ArrayMap.self).lookup(key: key, into: value)
+        if Self.self == RawArrayMap.self {
+            return try unsafeDowncast(self, to: RawArrayMap.self).lookup(key: key, into: value)
         }
         try lookup(key: key, into: value)
     }

@@ -18,7 +18,7 @@ import RCUEpoch
 ///   operations for data other threads update concurrently.
 ///
 /// Hot paths: the base maps' lookups are `@inlinable` and compile into a caller that names
-/// the concrete type (`BucketHashMap`, `LockFreeHashMap`, `ArrayMap`). Through this
+/// the concrete type (`RawBucketHashMap`, `RawLockFreeHashMap`, `RawArrayMap`). Through this
 /// protocol from another module they do not: Swift 6.3 does not devirtualize typed-throws
 /// requirements across modules, even in specialised generic code, so each call goes through
 /// the witness table (measured: 11.6 ns per bucket-hash lookup instead of 8.0). Generic

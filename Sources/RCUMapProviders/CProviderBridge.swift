@@ -103,13 +103,13 @@ func makeDispatchTable(from table: UnsafePointer<rcumaps_provider_dispatch_table
     return dispatch
 }
 
-extension ProviderBackedMap {
+extension RawCustomMap {
     /// The handle C providers pass to the client table (`find_element`, `map_context`).
     /// Unretained: valid while the Swift code that handed it out keeps the map alive.
     public var cHandle: UnsafeRawPointer { UnsafeRawPointer(Unmanaged.passUnretained(self).toOpaque()) }
 
-    static func fromCHandle(_ handle: UnsafeRawPointer) -> ProviderBackedMap {
-        Unmanaged<ProviderBackedMap>.fromOpaque(handle).takeUnretainedValue()
+    static func fromCHandle(_ handle: UnsafeRawPointer) -> RawCustomMap {
+        Unmanaged<RawCustomMap>.fromOpaque(handle).takeUnretainedValue()
     }
 }
 
@@ -124,7 +124,7 @@ nonisolated(unsafe) private let clientTable: UnsafeMutablePointer<rcumaps_client
         find_element: { map, key, value in
             // The returned pointer is only valid inside the caller's epoch: refuse without one.
             guard let map, let key, let value, Epoch.isActive else { return EINVAL }
-            let provider = ProviderBackedMap.fromCHandle(map)
+            let provider = RawCustomMap.fromCHandle(map)
             let keyBuffer = UnsafeRawBufferPointer(start: key, count: provider.definition.keySize)
             do throws(MapError) {
                 // The caller holds an epoch (contract); the nested section only satisfies the API.
@@ -149,7 +149,7 @@ nonisolated(unsafe) private let clientTable: UnsafeMutablePointer<rcumaps_client
         epoch_free_cache_aligned: { memory in if let memory { EpochMemory.freeCacheAligned(memory) } },
         map_context: { map in
             guard let map else { return nil }
-            return ProviderBackedMap.fromCHandle(map).providerContext.cPointer
+            return RawCustomMap.fromCHandle(map).providerContext.cPointer
         }))
     return table
 }()

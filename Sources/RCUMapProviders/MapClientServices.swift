@@ -14,7 +14,7 @@ public struct MapClientServices: Sendable {
     /// what a provider sees of its own storage. Valid until `section` ends.
     ///
     /// - Throws: ``MapError/keyNotFound``; ``MapError/invalidArgument`` for a wrong key size.
-    public func findElement(in map: ProviderBackedMap, key: UnsafeRawBufferPointer,
+    public func findElement(in map: RawCustomMap, key: UnsafeRawBufferPointer,
                             in section: borrowing EpochSection) throws(MapError) -> UnsafeMutableRawBufferPointer {
         try map.findStored(key: key, in: section)
     }
@@ -41,5 +41,5 @@ public struct MapClientServices: Sendable {
     public func freeCacheAligned(_ block: UnsafeMutableRawPointer) { EpochMemory.freeCacheAligned(block) }
 
     /// The context the provider returned when `map` was created (the seeds' `MAP_CONTEXT()`).
-    public func mapContext(of map: ProviderBackedMap) -> (any MapProviderContext)? { map.providerContext }
+    public func mapContext(of map: RawCustomMap) -> (any MapProviderContext)? { map.providerContext }
 }

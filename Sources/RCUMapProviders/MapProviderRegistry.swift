@@ -127,7 +127,7 @@ public final class MapProviderRegistry: Sendable {
     /// - Throws: ``MapError/invalidArgument`` for an unregistered type, a bad definition, or
     ///   an invalid stored value size; whatever `preprocessMapCreate` throws; the base map's
     ///   errors (``MapError/noMemory``, …).
-    public func createMap(_ definition: MapDefinition) throws(MapError) -> ProviderBackedMap {
+    public func createMap(_ definition: MapDefinition) throws(MapError) -> RawCustomMap {
         let binding: ProviderBinding? = bindings.withLock { bindings in
             guard let binding = bindings[definition.type.rawValue] else { return nil }
             binding.liveMaps.wrappingAdd(1, ordering: .acquiringAndReleasing)  // holds the provider
@@ -138,7 +138,7 @@ public final class MapProviderRegistry: Sendable {
                 reason: "no provider is registered for custom map type \(definition.type.rawValue)")
         }
         // On failure the map's initialiser has already uncounted itself.
-        return try ProviderBackedMap(definition, binding: binding)
+        return try RawCustomMap(definition, binding: binding)
     }
 }
 

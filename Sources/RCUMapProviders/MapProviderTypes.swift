@@ -7,11 +7,11 @@ public typealias MapProviderContext = AnyObject & Sendable
 
 /// The built-in map a custom type is stored in.
 public enum ProviderBaseMap: String, Hashable, Sendable, CaseIterable {
-    /// `HASH` on liburcu rculfhash (``LockFreeHashMap``).
+    /// `HASH` on liburcu rculfhash (``RawLockFreeHashMap``).
     case hashLockFree
-    /// `HASH` with per-bucket locks (``BucketHashMap``), the eBPF-for-Windows design.
+    /// `HASH` with per-bucket locks (``RawBucketHashMap``), the eBPF-for-Windows design.
     case hashBucketLocked
-    /// `ARRAY` (``ArrayMap``): every index always holds a value (initially all zero bytes),
+    /// `ARRAY` (``RawArrayMap``): every index always holds a value (initially all zero bytes),
     /// so deletion callbacks see displaced values — possibly those zeros — and cleanup
     /// reports every slot.
     case array

@@ -29,7 +29,7 @@ final class ProviderHooks: MapEntryObserver, Sendable {
     /// Runs `body` — a provider callback the base map calls while it holds a lock (a bucket
     /// lock, an array slot) — recorded as such on this thread, so that the map's writes
     /// from inside it fail with EDEADLK instead of waiting for that lock forever
-    /// (``ProviderBackedMap/checkNotInLockedCallback()``).
+    /// (``RawCustomMap/checkNotInLockedCallback()``).
     @inline(__always)
     func underMapLock<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
         rcumaps_callback_enter(identity)

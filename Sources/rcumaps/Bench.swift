@@ -121,13 +121,13 @@ func runCell(
     do {
         switch kind {
         case .hashLockFree:
-            let map = try LockFreeHashMap(hashDefinition(entries: entries, shape: shape, implementation: .lockFree))
+            let map = try RawLockFreeHashMap(hashDefinition(entries: entries, shape: shape, implementation: .lockFree))
             measured = try measureHash(map, shape: shape, workload, threads, options)
         case .hashBucket:
-            let map = try BucketHashMap(hashDefinition(entries: entries, shape: shape, implementation: .bucketLocked))
+            let map = try RawBucketHashMap(hashDefinition(entries: entries, shape: shape, implementation: .bucketLocked))
             measured = try measureHash(map, shape: shape, workload, threads, options)
         case .array:
-            let map = try ArrayMap(arrayDefinition(entries: entries))
+            let map = try RawArrayMap(arrayDefinition(entries: entries))
             measured = warmUpAndMeasure(try ArrayTarget(map: map, entries: entries), workload, threads, options)
         case .mutexDict:
             measured = warmUpAndMeasure(MutexDictTarget(entries: entries), workload, threads, options)

@@ -1,11 +1,11 @@
 /// The maps `rcumaps bench` can measure, by command-line name.
 enum MapKind: String, CaseIterable, Sendable {
-    /// `LockFreeHashMap` (liburcu `rculfhash`), keys and values of each `--shapes` (8x8 by default).
+    /// `RawLockFreeHashMap` (liburcu `rculfhash`), keys and values of each `--shapes` (8x8 by default).
     case hashLockFree = "hash-lockfree"
-    /// `BucketHashMap` (per-bucket locks, eBPF-for-Windows design), keys and values of each
+    /// `RawBucketHashMap` (per-bucket locks, eBPF-for-Windows design), keys and values of each
     /// `--shapes` (8x8 by default).
     case hashBucket = "hash-bucket"
-    /// `ArrayMap` with `UInt32` index keys `0..<entries` and `UInt64` values.
+    /// `RawArrayMap` with `UInt32` index keys `0..<entries` and `UInt64` values.
     case array = "array"
     /// Baseline: Swift `Synchronization.Mutex<[UInt64: UInt64]>`.
     case mutexDict = "mutex-dict"
@@ -50,9 +50,9 @@ enum MapKind: String, CaseIterable, Sendable {
     /// One line for `--help`.
     var summary: String {
         switch self {
-        case .hashLockFree: "LockFreeHashMap (rculfhash), keys and values of each --shapes"
-        case .hashBucket: "BucketHashMap (per-bucket locks), keys and values of each --shapes"
-        case .array: "ArrayMap, UInt32 index keys 0..<entries, UInt64 values"
+        case .hashLockFree: "RawLockFreeHashMap (rculfhash), keys and values of each --shapes"
+        case .hashBucket: "RawBucketHashMap (per-bucket locks), keys and values of each --shapes"
+        case .array: "RawArrayMap, UInt32 index keys 0..<entries, UInt64 values"
         case .mutexDict: "baseline: Mutex<[UInt64: UInt64]>"
         case .rwlockDict: "baseline: [UInt64: UInt64] behind a pthread reader-writer lock"
         case .cRculfhash: "baseline: liburcu rculfhash from C (read lock + lookup per op)"

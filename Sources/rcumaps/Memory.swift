@@ -280,11 +280,11 @@ func filledReading(_ subject: MemorySubject, shape: BenchShape, entries: Int) th
     do {
         switch subject {
         case .hashLockFree:
-            let map = try LockFreeHashMap(memoryDefinition(entries: entries, shape: shape, implementation: .lockFree))
+            let map = try RawLockFreeHashMap(memoryDefinition(entries: entries, shape: shape, implementation: .lockFree))
             try fillHashMap(map, shape: shape, entries: entries)
             reading = withExtendedLifetime(map) { ProcessMemory.settled() }
         case .hashBucket:
-            let map = try BucketHashMap(memoryDefinition(entries: entries, shape: shape, implementation: .bucketLocked))
+            let map = try RawBucketHashMap(memoryDefinition(entries: entries, shape: shape, implementation: .bucketLocked))
             try fillHashMap(map, shape: shape, entries: entries)
             reading = withExtendedLifetime(map) { ProcessMemory.settled() }
         case .swiftDict:
@@ -360,12 +360,12 @@ final class MemorySentinel {
         do {
             switch subject {
             case .hashLockFree:
-                let lockFree = try LockFreeHashMap(memoryDefinition(entries: entries, shape: shape,
+                let lockFree = try RawLockFreeHashMap(memoryDefinition(entries: entries, shape: shape,
                                                                     implementation: .lockFree))
                 try fillHashMap(lockFree, shape: shape, entries: entries)
                 map = lockFree
             case .hashBucket:
-                let bucket = try BucketHashMap(memoryDefinition(entries: entries, shape: shape,
+                let bucket = try RawBucketHashMap(memoryDefinition(entries: entries, shape: shape,
                                                                 implementation: .bucketLocked))
                 try fillHashMap(bucket, shape: shape, entries: entries)
                 map = bucket

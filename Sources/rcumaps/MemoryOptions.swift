@@ -1,8 +1,8 @@
 /// The maps `rcumaps memory` measures, by command-line name.
 enum MemorySubject: String, CaseIterable, Sendable {
-    /// `LockFreeHashMap` (liburcu `rculfhash`), keys and values of each shape.
+    /// `RawLockFreeHashMap` (liburcu `rculfhash`), keys and values of each shape.
     case hashLockFree = "hash-lockfree"
-    /// `BucketHashMap` (per-bucket locks), keys and values of each shape.
+    /// `RawBucketHashMap` (per-bucket locks), keys and values of each shape.
     case hashBucket = "hash-bucket"
     /// Baseline: a Swift `Dictionary<UInt64, UInt64>` created with `minimumCapacity` = entries (8x8 only).
     case swiftDict = "swift-dict"
@@ -18,8 +18,8 @@ enum MemorySubject: String, CaseIterable, Sendable {
     /// One line for `rcumaps memory --help`.
     var summary: String {
         switch self {
-        case .hashLockFree: "LockFreeHashMap (rculfhash), keys and values of each --shapes"
-        case .hashBucket: "BucketHashMap (per-bucket locks), keys and values of each --shapes"
+        case .hashLockFree: "RawLockFreeHashMap (rculfhash), keys and values of each --shapes"
+        case .hashBucket: "RawBucketHashMap (per-bucket locks), keys and values of each --shapes"
         case .swiftDict: "baseline: Dictionary<UInt64, UInt64>(minimumCapacity: entries), 8x8 only"
         case .cRculfhash: "baseline: liburcu rculfhash from C (48-byte malloc'd nodes), 8x8 only"
         }

@@ -1,14 +1,14 @@
 /// The maps `rcumaps stress` can exercise, by command-line name.
 enum StressMapKind: String, CaseIterable, Sendable {
-    /// `LockFreeHashMap`: 8-byte keys, 32-byte values.
+    /// `RawLockFreeHashMap`: 8-byte keys, 32-byte values.
     case hashLockFree = "hash-lockfree"
-    /// `BucketHashMap`: 8-byte keys, 32-byte values.
+    /// `RawBucketHashMap`: 8-byte keys, 32-byte values.
     case hashBucket = "hash-bucket"
-    /// `LockFreeHashMap`: 8-byte keys, 8-byte values (updated in place, sealed on delete).
+    /// `RawLockFreeHashMap`: 8-byte keys, 8-byte values (updated in place, sealed on delete).
     case hashLockFreeWord = "hash-lockfree-8"
-    /// `BucketHashMap`: 8-byte keys, 8-byte values (exchanged in place).
+    /// `RawBucketHashMap`: 8-byte keys, 8-byte values (exchanged in place).
     case hashBucketWord = "hash-bucket-8"
-    /// `ArrayMap`: `UInt32` index keys, 32-byte values (seqlocked slots).
+    /// `RawArrayMap`: `UInt32` index keys, 32-byte values (seqlocked slots).
     case array = "array"
     /// The sample provider's object map (custom type 4200 on the bucket-locked hash):
     /// `UInt32` keys, object-handle values, reference-counted objects.
@@ -17,11 +17,11 @@ enum StressMapKind: String, CaseIterable, Sendable {
     /// One line for `rcumaps stress --help`.
     var summary: String {
         switch self {
-        case .hashLockFree: "LockFreeHashMap (rculfhash), 8-byte keys, 32-byte values"
-        case .hashBucket: "BucketHashMap (per-bucket locks), 8-byte keys, 32-byte values"
-        case .hashLockFreeWord: "LockFreeHashMap, 8-byte keys, 8-byte values (updated in place)"
-        case .hashBucketWord: "BucketHashMap, 8-byte keys, 8-byte values (exchanged in place)"
-        case .array: "ArrayMap, UInt32 index keys, 32-byte values"
+        case .hashLockFree: "RawLockFreeHashMap (rculfhash), 8-byte keys, 32-byte values"
+        case .hashBucket: "RawBucketHashMap (per-bucket locks), 8-byte keys, 32-byte values"
+        case .hashLockFreeWord: "RawLockFreeHashMap, 8-byte keys, 8-byte values (updated in place)"
+        case .hashBucketWord: "RawBucketHashMap, 8-byte keys, 8-byte values (exchanged in place)"
+        case .array: "RawArrayMap, UInt32 index keys, 32-byte values"
         case .objectMap: "sample object map provider (type \(StressObjects.mapType.rawValue), bucket-locked base), handle values"
         }
     }

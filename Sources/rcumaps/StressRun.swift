@@ -236,31 +236,31 @@ func exerciseByteMap(_ kind: StressMapKind, options: StressOptions, seed: UInt64
     do {
         switch kind {
         case .hashLockFree:
-            let map = try LockFreeHashMap(MapDefinition(
+            let map = try RawLockFreeHashMap(MapDefinition(
                 type: .hash, keySize: 8, valueSize: StressWords.valueSize, maxEntries: hashEntries,
                 name: "stress", hashImplementation: .lockFree, poolTag: tag))
             return drive(map, kind: kind, objects: nil, options: options, seed: seed, recorder: recorder, progress: progress,
                          samples: samples)
         case .hashBucket:
-            let map = try BucketHashMap(MapDefinition(
+            let map = try RawBucketHashMap(MapDefinition(
                 type: .hash, keySize: 8, valueSize: StressWords.valueSize, maxEntries: hashEntries,
                 name: "stress", hashImplementation: .bucketLocked, poolTag: tag))
             return drive(map, kind: kind, objects: nil, options: options, seed: seed, recorder: recorder, progress: progress,
                          samples: samples)
         case .hashLockFreeWord:
-            let map = try LockFreeHashMap(MapDefinition(
+            let map = try RawLockFreeHashMap(MapDefinition(
                 type: .hash, keySize: 8, valueSize: 8, maxEntries: hashEntries,
                 name: "stress", hashImplementation: .lockFree, poolTag: tag))
             return drive(map, kind: kind, objects: nil, options: options, seed: seed, recorder: recorder, progress: progress,
                          samples: samples)
         case .hashBucketWord:
-            let map = try BucketHashMap(MapDefinition(
+            let map = try RawBucketHashMap(MapDefinition(
                 type: .hash, keySize: 8, valueSize: 8, maxEntries: hashEntries,
                 name: "stress", hashImplementation: .bucketLocked, poolTag: tag))
             return drive(map, kind: kind, objects: nil, options: options, seed: seed, recorder: recorder, progress: progress,
                          samples: samples)
         case .array:
-            let map = try ArrayMap(MapDefinition(
+            let map = try RawArrayMap(MapDefinition(
                 type: .array, keySize: 4, valueSize: StressWords.valueSize, maxEntries: options.keys,
                 name: "stress", poolTag: tag))
             return drive(map, kind: kind, objects: nil, options: options, seed: seed, recorder: recorder, progress: progress,

@@ -124,16 +124,16 @@ struct HashTarget<Map: RawMap, Keys: BenchKeyMaker, Values: BenchValueMaker>: Be
     }
 }
 
-/// An `ArrayMap` with `UInt32` index keys and `UInt64` values.
+/// An `RawArrayMap` with `UInt32` index keys and `UInt64` values.
 ///
 /// Lookups are user mode (`lookup(key:into:)`, a copy of the value): an array's storage
 /// lives as long as the map, so it needs no epoch section — the array a Swift user reads.
 struct ArrayTarget: BenchTarget {
-    let map: ArrayMap
+    let map: RawArrayMap
     let entries: Int
 
     /// Sets every slot of `map` (which has `entries` slots) to its initial value.
-    init(map: ArrayMap, entries: Int) throws(MapError) {
+    init(map: RawArrayMap, entries: Int) throws(MapError) {
         self.map = map
         self.entries = entries
         for index in 0..<entries {
@@ -379,7 +379,7 @@ struct EpochTarget: BenchTarget {
 /// blocked): base lookup, then the provider's find callback turns the stored pointer into
 /// the handle. Updates take a reference on the new object and release the displaced one.
 struct ObjectMapTarget: BenchTarget {
-    let map: ProviderBackedMap
+    let map: RawCustomMap
     let handles: [ObjectMapProvider.Handle]
     let entries: Int
 

@@ -4,7 +4,7 @@ import RCUMapsTestSupport
 import Synchronization
 import Testing
 
-/// `BucketHashMap` with every key in one chain of buckets (one first-level bucket), so
+/// `RawBucketHashMap` with every key in one chain of buckets (one first-level bucket), so
 /// overflow buckets, slot retirement and reclamation are exercised on every operation.
 @Suite("Bucket hash chains")
 struct BucketChainTests {
@@ -16,8 +16,8 @@ struct BucketChainTests {
         init(_ word: UInt64) { first = word; second = word }
     }
 
-    static func oneChain(maxEntries: Int, valueSize: Int = 16, tag: PoolTag = uniqueTag()) throws -> BucketHashMap {
-        try BucketHashMap(MapDefinition(type: .hash, keySize: 8, valueSize: valueSize, maxEntries: maxEntries,
+    static func oneChain(maxEntries: Int, valueSize: Int = 16, tag: PoolTag = uniqueTag()) throws -> RawBucketHashMap {
+        try RawBucketHashMap(MapDefinition(type: .hash, keySize: 8, valueSize: valueSize, maxEntries: maxEntries,
                                         hashImplementation: .bucketLocked, poolTag: tag),
                           observer: nil, bucketCount: 1)
     }

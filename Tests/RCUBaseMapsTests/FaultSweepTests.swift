@@ -27,7 +27,7 @@ struct FaultSweepTests {
             let definition = definition(tag: tag, maxEntries: maxEntries)
             if self == .bucketWideOneChain {
                 // Every key in one chain: new keys and replacements need overflow buckets.
-                return try BucketHashMap(definition, observer: nil, bucketCount: 1)
+                return try RawBucketHashMap(definition, observer: nil, bucketCount: 1)
             }
             return try MapRegistry.create(definition)
         }

@@ -252,12 +252,12 @@ struct HashMapSemanticsTests {
             }
         }
         let definition = MapDefinition(type: .hash, keySize: 8, valueSize: 8, maxEntries: 16)
-        let bucket = try BucketHashMap(definition)
-        let lockFree = try LockFreeHashMap(definition)
+        let bucket = try RawBucketHashMap(definition)
+        let lockFree = try RawLockFreeHashMap(definition)
         for map in [bucket, lockFree] as [any RawMap] { try map.put(UInt64(3), UInt64(30)) }
         try check(bucket, present: 3, absent: 4, expected: 30)
         try check(lockFree, present: 3, absent: 4, expected: 30)
-        let array = try ArrayMap(MapDefinition(type: .array, keySize: 4, valueSize: 8, maxEntries: 4))
+        let array = try RawArrayMap(MapDefinition(type: .array, keySize: 4, valueSize: 8, maxEntries: 4))
         try array.put(UInt32(2), UInt64(20))
         func checkArray<Map: RawMap>(_ map: Map) throws {
             try withUnsafeBytes(of: UInt32(2)) { key in

@@ -160,7 +160,7 @@ struct CProviderTests {
         let tag = uniqueTag()
         do {
             let map = try #require(try MapRegistry.create(MapDefinition(type: type, keySize: 4, valueSize: 4, maxEntries: 8,
-                                                                        poolTag: tag)) as? ProviderBackedMap)
+                                                                        poolTag: tag)) as? RawCustomMap)
             #expect(ctest_provider_count(Int32(CTEST_CREATES.rawValue)) >= creates + 1)
             #expect(map.storedValueSize == 8)
             try map.put(UInt32(3), UInt32(0x1234))

@@ -12,7 +12,7 @@ struct ProviderSemanticsTests {
     func storedValuesAreTranslatedBothWays(_ base: ProviderBaseMap) throws {
         let provider = RecordingProvider()
         let registration = try provider.register(base: base)
-        let map = try #require(try registration.makeMap(maxEntries: 16) as? ProviderBackedMap)
+        let map = try #require(try registration.makeMap(maxEntries: 16) as? RawCustomMap)
         #expect(map.storedValueSize == 8)
         #expect(map.definition.valueSize == 4)
         try map.put(UInt32(3), UInt32(77))
@@ -278,7 +278,7 @@ struct ProviderSemanticsTests {
 
     @Test func programTypesAreAssociatedThroughTheProvider() throws {
         let provider = RecordingProvider()
-        let map = try #require(try provider.register(base: .hashLockFree).makeMap() as? ProviderBackedMap)
+        let map = try #require(try provider.register(base: .hashLockFree).makeMap() as? RawCustomMap)
         let accepted = try #require(ProgramType("608c517c-6c52-4a26-b677-bb1c34425adf"))
         let refused = try #require(ProgramType("ff000000-0000-0000-0000-000000000000"))
         try map.associate(programType: accepted)
@@ -294,7 +294,7 @@ struct ProviderSemanticsTests {
     @Test func theClientServicesReachTheContextAndEpochMemory() throws {
         let provider = RecordingProvider()
         let registration = try provider.register(base: .hashBucketLocked)
-        let map = try #require(try registration.makeMap() as? ProviderBackedMap)
+        let map = try #require(try registration.makeMap() as? RawCustomMap)
         let client = registration.client
         let context = try #require(client.mapContext(of: map) as? RecordingProvider.Context)
         #expect(context === map.providerContext as? RecordingProvider.Context)

@@ -246,12 +246,12 @@ func readTextFile(_ path: String) -> String? {
 final class FaultyMap: RawMap {
     enum Fault: Sendable { case dropsUpdates, tearsValues, repeatsKeys }
 
-    let base: BucketHashMap
+    let base: RawBucketHashMap
     let fault: Fault
     let calls = Atomic<Int>(0)
 
     init(_ definition: MapDefinition, fault: Fault) throws(MapError) {
-        base = try BucketHashMap(definition)
+        base = try RawBucketHashMap(definition)
         self.fault = fault
     }
 

@@ -66,7 +66,7 @@ func withStackBytes<R>(_ count: Int, _ body: (UnsafeMutableRawBufferPointer) -> 
 /// A hash map (8-byte keys extended with zeros to `keySize`) prefilled with `entries` keys.
 ///
 /// Lookups use `RawMap.inlinedLookupInPlace` / `inlinedLookup`, which compile to the concrete
-/// map's inlinable code, as user code that names `BucketHashMap` or `LockFreeHashMap` gets:
+/// map's inlinable code, as user code that names `RawBucketHashMap` or `RawLockFreeHashMap` gets:
 /// Swift 6.3 does not devirtualize a typed-throws protocol requirement (all of `RawMap`'s)
 /// called from another module, so through the plain requirement each lookup would pay a
 /// metadata access and an indirect call.
@@ -148,9 +148,9 @@ final class HashFixture<Map: RawMap>: Sendable {
 }
 
 final class ArrayFixture: Sendable {
-    let map: ArrayMap
+    let map: RawArrayMap
     init(entries: Int) {
-        map = try! ArrayMap(MapDefinition(type: .array, keySize: 4, valueSize: 8, maxEntries: entries))
+        map = try! RawArrayMap(MapDefinition(type: .array, keySize: 4, valueSize: 8, maxEntries: entries))
     }
     /// User-mode lookup (a copy): an array needs no epoch section, as `rcumaps bench` reads it.
     @inline(__always)
@@ -196,7 +196,7 @@ final class SwiftArrayFixture: Sendable {
 }
 
 final class ObjectMapFixture: Sendable {
-    let map: ProviderBackedMap
+    let map: RawCustomMap
     init(entries: Int) {
         let provider = try! ObjectMapProvider(type: MapType(rawValue: 4300), base: .hashBucketLocked)
         map = try! provider.makeMap(maxEntries: entries)

@@ -31,8 +31,8 @@ let benchmarks: @Sendable () -> Void = {
         let size = entries == 16_384 ? "16K" : "1M"
         // 1M-entry tables miss every cache: a wider wall-clock tolerance (Tolerances.swift).
         let sized = Benchmark.Configuration(thresholds: entries == 16_384 ? Tolerance.readPath : Tolerance.memoryBoundReadPath)
-        hashLookupBenchmarks("hash-lockfree", .lockFree, LockFreeHashMap.self, entries: entries, size: size, sized)
-        hashLookupBenchmarks("hash-bucket", .bucketLocked, BucketHashMap.self, entries: entries, size: size, sized)
+        hashLookupBenchmarks("hash-lockfree", .lockFree, RawLockFreeHashMap.self, entries: entries, size: size, sized)
+        hashLookupBenchmarks("hash-bucket", .bucketLocked, RawBucketHashMap.self, entries: entries, size: size, sized)
         Benchmark("c-rculfhash.lookup-hit.\(size)", configuration: sized) { benchmark in
             let fixture = Fixtures.cLfht(entries: entries)
             benchmark.startMeasurement()
@@ -72,8 +72,8 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     let entries = 16_384
-    hashMapBenchmarks("hash-lockfree", .lockFree, LockFreeHashMap.self, entries: entries)
-    hashMapBenchmarks("hash-bucket", .bucketLocked, BucketHashMap.self, entries: entries)
+    hashMapBenchmarks("hash-lockfree", .lockFree, RawLockFreeHashMap.self, entries: entries)
+    hashMapBenchmarks("hash-bucket", .bucketLocked, RawBucketHashMap.self, entries: entries)
     Benchmark("c-rculfhash.read-mostly-90-10.16K", configuration: .init(thresholds: Tolerance.writePath())) { benchmark in
         let fixture = Fixtures.cLfht(entries: entries)
         benchmark.startMeasurement()

@@ -28,7 +28,7 @@ int ctest_provider_unregister(uint32_t map_type);
 uint64_t ctest_provider_count(int counter);
 
 /* Through the client dispatch table: enter an epoch, find `key` in `map` (a
- * ProviderBackedMap.cHandle), copy the 8 stored bytes to *stored, leave. */
+ * RawCustomMap.cHandle), copy the 8 stored bytes to *stored, leave. */
 int ctest_provider_find_via_client(const void *map, uint32_t key, uint64_t *stored);
 /* Through the client table: allocate (plain and cache-aligned) under `tag`, free both. */
 int ctest_provider_allocate_via_client(uint32_t tag);

@@ -12,7 +12,7 @@ import Synchronization
 /// ``MapProviderDispatchTable``).
 ///
 /// Concurrency: any number of readers and writers on any threads, as for the base map.
-public final class ProviderBackedMap: RawMap, @unchecked Sendable {
+public final class RawCustomMap: RawMap, @unchecked Sendable {
     // @unchecked Sendable: every stored property is immutable and Sendable, or a Mutex;
     // `hooks` is unowned(unsafe) (kept alive by `base`, which only this map owns).
 
@@ -68,9 +68,9 @@ public final class ProviderBackedMap: RawMap, @unchecked Sendable {
         baseDefinition.valueSize = created.actualValueSize
         baseDefinition.poolTag = definition.poolTag ?? PoolTag("rcuc")
         switch binding.base {
-        case .hashLockFree: base = try LockFreeHashMap(baseDefinition, observer: hooks)
-        case .hashBucketLocked: base = try BucketHashMap(baseDefinition, observer: hooks)
-        case .array: base = try ArrayMap(baseDefinition, observer: hooks)
+        case .hashLockFree: base = try RawLockFreeHashMap(baseDefinition, observer: hooks)
+        case .hashBucketLocked: base = try RawBucketHashMap(baseDefinition, observer: hooks)
+        case .array: base = try RawArrayMap(baseDefinition, observer: hooks)
         }
         self.definition = definition
         self.storedValueSize = created.actualValueSize

@@ -35,7 +35,7 @@ import Glibc
 ///
 /// Concurrency: any number of readers and writers on any threads. Readers take no lock
 /// and never write shared memory; writers of different buckets never contend.
-public final class BucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecked Sendable {
+public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecked Sendable {
     // @unchecked Sendable: buckets are read through atomics (control, overflow links) and
     // immutable live slots; they change only under their bucket's lock.
 
@@ -65,7 +65,7 @@ public final class BucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecked S
     package init(_ definition: MapDefinition, observer: (any MapEntryObserver)?,
                  bucketCount: Int? = nil) throws(MapError) {
         guard definition.type == .hash else {
-            throw MapError.invalidArgument.with(reason: "BucketHashMap serves BPF_MAP_TYPE_HASH, not \(definition.type)")
+            throw MapError.invalidArgument.with(reason: "RawBucketHashMap serves BPF_MAP_TYPE_HASH, not \(definition.type)")
         }
         try definition.validateHash()
         self.definition = definition

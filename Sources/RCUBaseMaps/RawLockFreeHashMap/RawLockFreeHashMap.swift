@@ -29,7 +29,7 @@ import Glibc
 ///   never holds more than `maxEntries` keys; a full map still replaces existing keys.
 ///
 /// Concurrency: any number of readers and writers on any threads.
-public final class LockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchecked Sendable {
+public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchecked Sendable {
     // @unchecked Sendable: `table` is only touched through liburcu's thread-safe API in
     // epochs; every other stored property is immutable or atomic.
 
@@ -77,7 +77,7 @@ public final class LockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchecked
     /// Creates an empty map whose removals are reported to `observer` (provider layer).
     package init(_ definition: MapDefinition, observer: (any MapEntryObserver)?) throws(MapError) {
         guard definition.type == .hash else {
-            throw MapError.invalidArgument.with(reason: "LockFreeHashMap serves BPF_MAP_TYPE_HASH, not \(definition.type)")
+            throw MapError.invalidArgument.with(reason: "RawLockFreeHashMap serves BPF_MAP_TYPE_HASH, not \(definition.type)")
         }
         try definition.validateHash()
         self.definition = definition

@@ -19,7 +19,7 @@ import Glibc
 /// straight to memory, as in eBPF, and bypass the counter.
 ///
 /// Concurrency: any number of readers and writers on any threads.
-public final class ArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sendable {
+public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sendable {
     // @unchecked Sendable: `storage` is allocated once and only accessed through atomics
     // (user mode) or as borrowed memory (helper mode, caller's responsibility).
 
@@ -54,7 +54,7 @@ public final class ArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sendab
     /// Creates an array whose displaced values are reported to `observer` (provider layer).
     package init(_ definition: MapDefinition, observer: (any MapEntryObserver)?) throws(MapError) {
         guard definition.type == .array else {
-            throw MapError.invalidArgument.with(reason: "ArrayMap serves BPF_MAP_TYPE_ARRAY, not \(definition.type)")
+            throw MapError.invalidArgument.with(reason: "RawArrayMap serves BPF_MAP_TYPE_ARRAY, not \(definition.type)")
         }
         try definition.validateArray()
         self.definition = definition

@@ -2,7 +2,7 @@ import CRCUMapsShim
 import RCUEpoch
 import Synchronization
 
-/// The bucket array of a ``BucketHashMap``: layout, slot access, publication, retirement
+/// The bucket array of a ``RawBucketHashMap``: layout, slot access, publication, retirement
 /// and the reclamation of retired slots.
 ///
 /// Bucket layout (`bucketStride` bytes, a multiple of 8; one cache line for 8- and 16-byte
@@ -162,7 +162,7 @@ final class BucketTable: @unchecked Sendable {
     }
 
     /// The value bytes of a place (borrowed: valid while its slot cannot be reused).
-    func value(of place: BucketHashMap.Place, count: Int) -> UnsafeRawBufferPointer {
+    func value(of place: RawBucketHashMap.Place, count: Int) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(start: slot(place.bucketPointer, place.slot) + valueOffset, count: count)
     }
 
@@ -212,7 +212,7 @@ final class BucketTable: @unchecked Sendable {
     }
 
     /// Replaces a one-word value in place; returns the bits it displaced.
-    func exchangeValue(at place: BucketHashMap.Place, with value: UnsafeRawPointer) -> UInt64 {
+    func exchangeValue(at place: RawBucketHashMap.Place, with value: UnsafeRawPointer) -> UInt64 {
         var bits: UInt64 = 0
         withUnsafeMutableBytes(of: &bits) { $0.baseAddress!.copyMemory(from: value, byteCount: valueSize) }
         return valueWord(slot(place.bucketPointer, place.slot)).pointee.exchange(bits, ordering: .acquiringAndReleasing)
@@ -238,7 +238,7 @@ final class BucketTable: @unchecked Sendable {
     }
 
     /// Makes a written slot live under `tag` (release: its pair is visible with it).
-    func publish(_ place: BucketHashMap.Place, tag: UInt64) {
+    func publish(_ place: RawBucketHashMap.Place, tag: UInt64) {
         let word = control(place.bucketPointer)
         let current = word.pointee.load(ordering: .acquiring)
         word.pointee.store(current | tag << UInt64(8 * place.slot), ordering: .releasing)
@@ -247,7 +247,7 @@ final class BucketTable: @unchecked Sendable {
     /// Unlinks a live slot and marks it retired, in one store. If no reclaim work item is
     /// pending for the bucket, the same store claims one: the caller must then call
     /// ``submitReclaim(_:lockIndex:)`` once it has released the lock (returns `true`).
-    func retire(_ place: BucketHashMap.Place) -> Bool {
+    func retire(_ place: RawBucketHashMap.Place) -> Bool {
         let word = control(place.bucketPointer)
         let current = word.pointee.load(ordering: .acquiring)
         let cleared = current & ~(0xFF << UInt64(8 * place.slot)) | 1 << (Self.retiredShift + UInt64(place.slot))
