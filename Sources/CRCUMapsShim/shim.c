@@ -15,6 +15,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include <urcu/list.h>
 
 /* ---------------------------------------------------------------------------
  * ThreadSanitizer
@@ -38,12 +39,14 @@ const int rcumaps_tsan_enabled = 1;
 void rcumaps_tsan_reader_exit(void) { __tsan_release(&rcumaps_tsan_grace_sync); }
 void rcumaps_tsan_after_grace_period(void) { __tsan_acquire(&rcumaps_tsan_grace_sync); }
 void rcumaps_tsan_publish(const void *addr) { __tsan_release((void *)addr); }
+void rcumaps_tsan_acquire_node(const void *addr) { __tsan_acquire((void *)addr); }
 #  define RCUMAPS_TSAN_ACQUIRE(addr) __tsan_acquire((void *)(addr))
 #else
 const int rcumaps_tsan_enabled = 0;
 void rcumaps_tsan_reader_exit(void) {}
 void rcumaps_tsan_after_grace_period(void) {}
 void rcumaps_tsan_publish(const void *addr) { (void)addr; }
+void rcumaps_tsan_acquire_node(const void *addr) { (void)addr; }
 #  define RCUMAPS_TSAN_ACQUIRE(addr) ((void)0)
 #endif
 
@@ -55,37 +58,213 @@ __thread rcumaps_thread_state_t rcumaps_tls __attribute__((tls_model("initial-ex
 __thread rcumaps_callback_frames_t rcumaps_callback_frames __attribute__((tls_model("initial-exec")));
 
 /* registered == 1: we registered this thread and must unregister it at exit.
- * registered == 2: liburcu registered it (call_rcu worker); we never unregister. */
-enum { RCUMAPS_REGISTERED_BY_US = 1, RCUMAPS_REGISTERED_BY_LIBURCU = 2 };
+ * registered == 2: liburcu registered it (a call_rcu worker, marked by our reclaim
+ *                  callback); we never unregister it.
+ * registered == 3: the application registered it (Epoch.adoptRegisteredThread); we never
+ *                  unregister it. */
+enum {
+    RCUMAPS_REGISTERED_BY_US = 1,
+    RCUMAPS_REGISTERED_BY_LIBURCU = 2,
+    RCUMAPS_REGISTERED_BY_APP = 3,
+};
 
 static pthread_key_t rcumaps_exit_key;
-static pthread_once_t rcumaps_exit_key_once = PTHREAD_ONCE_INIT;
+static pthread_once_t rcumaps_once = PTHREAD_ONCE_INIT;
 
-/* Runs when a thread that we registered exits (pthread key destructor).
+/* liburcu-memb's per-thread reader record (`struct urcu_reader` in
+ * urcu/static/urcu-common.h, the same in liburcu 0.12 to 0.15), mirrored here for its
+ * data-structure layout only (LGPL-2.1 section 5): a forked child must unlink the records
+ * of the threads that did not follow it into the child from liburcu's reader registry
+ * (see "fork" below). The layout is checked against the live record at every
+ * registration; if it ever differs, forked children refuse to use RCU instead of
+ * corrupting the registry. */
+struct rcumaps_urcu_reader_layout {
+    unsigned long ctr;
+    char need_mb;
+    struct cds_list_head node __attribute__((aligned(CAA_CACHE_LINE_SIZE)));
+    pthread_t tid;
+    unsigned int registered : 1;
+};
+extern __thread struct rcumaps_urcu_reader_layout urcu_memb_reader;
+
+/* One per thread that we registered or that was adopted, linked into rcumaps_records:
+ * the address of the thread's node in liburcu's registry (NULL for an adopted thread,
+ * whose registration is not ours), its call_rcu flag, and a registration number (for
+ * tests). Lives in the thread's TLS; linked and unlinked only with the registration gate
+ * entered and rcumaps_records_mutex held (or in a fork child's handler, single-threaded). */
+typedef struct rcumaps_thread_record {
+    struct rcumaps_thread_record *prev, *next; /* also written by neighbours' (un)linking */
+    struct cds_list_head *reader_node;
+    unsigned int *enqueuing;
+    unsigned long long id;
+    int linked; /* written by the owning thread only */
+} rcumaps_thread_record_t;
+
+static __thread rcumaps_thread_record_t rcumaps_record;
+/* Non-zero while the thread is inside urcu_memb_call_rcu: see rcumaps_call_rcu. */
+static __thread unsigned int rcumaps_enqueuing __attribute__((tls_model("initial-exec")));
+static rcumaps_thread_record_t rcumaps_records = { &rcumaps_records, &rcumaps_records, NULL, NULL, 0, 0 };
+static pthread_mutex_t rcumaps_records_mutex = PTHREAD_MUTEX_INITIALIZER;
+static unsigned long long rcumaps_last_registration_id;      /* under rcumaps_records_mutex */
+static int rcumaps_reader_layout_ok = 1;                       /* cleared if the check fails */
+
+/* Why RCUMaps cannot be used in this process (a child forked at a moment when its RCU
+ * state could not be made consistent), or 0. */
+enum {
+    RCUMAPS_CHILD_OK = 0,
+    RCUMAPS_CHILD_FORKED_IN_SECTION = 1,
+    RCUMAPS_CHILD_FORKED_ON_RECLAMATION_THREAD = 2,
+    RCUMAPS_CHILD_UNKNOWN_LIBURCU_LAYOUT = 3,
+};
+static int rcumaps_child_unusable;
+
+static void rcumaps_require_usable_process(const char *what)
+{
+    if (__builtin_expect(rcumaps_child_unusable == RCUMAPS_CHILD_OK, 1)) return;
+    const char *why =
+        rcumaps_child_unusable == RCUMAPS_CHILD_FORKED_IN_SECTION
+            ? "fork() was called inside an epoch section"
+        : rcumaps_child_unusable == RCUMAPS_CHILD_FORKED_ON_RECLAMATION_THREAD
+            ? "fork() was called on the reclamation thread"
+            : "liburcu's reader layout was not recognised";
+    fprintf(stderr, "rcumaps: %s in a forked child whose RCU state is unusable (%s); "
+                    "such a child may only read maps, then exec or _exit\n", what, why);
+    abort();
+}
+
+/* The registration gate: every registration, unregistration, grace period and barrier that
+ * RCUMaps starts runs inside it (`users` counts them); the fork handler closes it and waits
+ * until none is in flight, so that the child never inherits liburcu's registry lock, its
+ * grace-period lock or its queue of grace-period waiters from a thread that is not there.
+ * Only threads outside any read-side critical section enter it (a fork waits for sections).
+ * A Dekker pair of sequentially consistent atomics: an entering thread increments `users`
+ * then looks at `closed`, the forker sets `closed` then looks at `users`. */
+static unsigned int rcumaps_gate_users;
+static unsigned int rcumaps_gate_closed;
+
+void rcumaps_futex_wait(void *addr, uint32_t expected);
+void rcumaps_futex_wake(void *addr, int count);
+
+static void rcumaps_gate_leave(void)
+{
+    if (__atomic_sub_fetch(&rcumaps_gate_users, 1, __ATOMIC_SEQ_CST) == 0
+        && __atomic_load_n(&rcumaps_gate_closed, __ATOMIC_SEQ_CST))
+        rcumaps_futex_wake(&rcumaps_gate_users, 1);
+}
+
+static void rcumaps_gate_enter(void)
+{
+    for (;;) {
+        while (__atomic_load_n(&rcumaps_gate_closed, __ATOMIC_SEQ_CST))
+            rcumaps_futex_wait(&rcumaps_gate_closed, 1);
+        __atomic_add_fetch(&rcumaps_gate_users, 1, __ATOMIC_SEQ_CST);
+        if (!__atomic_load_n(&rcumaps_gate_closed, __ATOMIC_SEQ_CST)) return;
+        rcumaps_gate_leave(); /* a fork is starting: let it go first */
+    }
+}
+
+/* The forker: no new entry; wait for those in flight. */
+static void rcumaps_gate_close(void)
+{
+    __atomic_store_n(&rcumaps_gate_closed, 1, __ATOMIC_SEQ_CST);
+    unsigned int users;
+    while ((users = __atomic_load_n(&rcumaps_gate_users, __ATOMIC_SEQ_CST)) != 0)
+        rcumaps_futex_wait(&rcumaps_gate_users, users);
+}
+
+static void rcumaps_gate_open(void)
+{
+    __atomic_store_n(&rcumaps_gate_closed, 0, __ATOMIC_SEQ_CST);
+    rcumaps_futex_wake(&rcumaps_gate_closed, 0x7fffffff);
+}
+
+/* How many threads exited inside a section (all threads). */
+static unsigned long rcumaps_exits_inside_section;
+
+static void rcumaps_unlink_record(void)
+{
+    pthread_mutex_lock(&rcumaps_records_mutex);
+    rcumaps_record.prev->next = rcumaps_record.next;
+    rcumaps_record.next->prev = rcumaps_record.prev;
+    rcumaps_record.prev = rcumaps_record.next = NULL;
+    rcumaps_record.reader_node = NULL;
+    pthread_mutex_unlock(&rcumaps_records_mutex);
+    rcumaps_record.linked = 0;
+}
+
+static void rcumaps_link_record(struct cds_list_head *reader_node)
+{
+    pthread_mutex_lock(&rcumaps_records_mutex);
+    rcumaps_record.reader_node = reader_node;
+    rcumaps_record.enqueuing = &rcumaps_enqueuing;
+    rcumaps_record.id = ++rcumaps_last_registration_id;
+    rcumaps_record.next = &rcumaps_records;
+    rcumaps_record.prev = rcumaps_records.prev;
+    rcumaps_records.prev->next = &rcumaps_record;
+    rcumaps_records.prev = &rcumaps_record;
+    pthread_mutex_unlock(&rcumaps_records_mutex);
+    rcumaps_record.linked = 1;
+}
+
+/* Runs when a thread that we registered (or adopted) exits: the pthread key destructor.
  * If a later destructor of another library enters a section again, the thread is
  * registered anew and the key re-armed, so this runs again in the next round
  * (glibc runs PTHREAD_DESTRUCTOR_ITERATIONS = 4 rounds). */
 static void rcumaps_thread_exit(void *unused)
 {
     (void)unused;
-    if (rcumaps_tls.registered == RCUMAPS_REGISTERED_BY_US) {
-        urcu_memb_unregister_thread();
-        rcumaps_tls.registered = 0;
+    unsigned int registered = rcumaps_tls.registered;
+    int ours = registered == RCUMAPS_REGISTERED_BY_US;
+    if (!ours && !(registered == RCUMAPS_REGISTERED_BY_APP && rcumaps_record.linked)) return;
+    if (rcumaps_tls.nesting != 0) {
+        /* The thread returned (or called pthread_exit) inside a section: a bug of its code,
+         * but the section cannot outlive the thread. Leave it, so that liburcu never sees a
+         * registered reader unregister inside a read-side critical section (and so that this
+         * thread may wait at the gate below), then unregister as usual; grace periods stop
+         * waiting for it either way. */
+        unsigned long seen = __atomic_fetch_add(&rcumaps_exits_inside_section, 1, __ATOMIC_RELAXED);
+        if (seen < 8)
+            fprintf(stderr, "rcumaps: a thread exited inside an epoch section (depth %u): "
+                            "the section was ended for it%s\n",
+                    rcumaps_tls.nesting, seen == 7 ? "; further reports suppressed" : "");
         rcumaps_tls.nesting = 0;
+        rcumaps_tsan_reader_exit();
+        urcu_memb_read_unlock();
     }
+    if (ours) rcumaps_tls.registered = 0;
+    /* A forked child that cannot use RCU must not touch liburcu's registry either. */
+    if (rcumaps_child_unusable != RCUMAPS_CHILD_OK) return;
+    rcumaps_gate_enter();
+    rcumaps_unlink_record();
+    /* An adopted thread's registration is the application's: only its record goes. */
+    if (ours) urcu_memb_unregister_thread();
+    rcumaps_gate_leave();
 }
 
-static void rcumaps_make_exit_key(void)
+static void rcumaps_fork_prepare(void);
+static void rcumaps_fork_parent(void);
+static void rcumaps_fork_child(void);
+
+static void rcumaps_init_once(void)
 {
     int err = pthread_key_create(&rcumaps_exit_key, rcumaps_thread_exit);
     if (err != 0) abort(); /* cannot guarantee unregistration: refuse to go on */
+    err = pthread_atfork(rcumaps_fork_prepare, rcumaps_fork_parent, rcumaps_fork_child);
+    if (err != 0) abort(); /* a forked child would corrupt liburcu's registry */
 }
 
 void rcumaps_register_current_thread(void)
 {
     if (rcumaps_tls.registered) return;
-    pthread_once(&rcumaps_exit_key_once, rcumaps_make_exit_key);
+    rcumaps_require_usable_process("a thread registration");
+    pthread_once(&rcumaps_once, rcumaps_init_once);
+    rcumaps_gate_enter();
     urcu_memb_register_thread();
+    struct rcumaps_urcu_reader_layout *reader = &urcu_memb_reader;
+    if (!(reader->registered == 1 && pthread_equal(reader->tid, pthread_self())))
+        __atomic_store_n(&rcumaps_reader_layout_ok, 0, __ATOMIC_RELAXED);
+    rcumaps_link_record(&reader->node);
+    rcumaps_gate_leave();
     rcumaps_tls.registered = RCUMAPS_REGISTERED_BY_US;
     /* Any non-NULL value makes the destructor run at thread exit. */
     if (pthread_setspecific(rcumaps_exit_key, (void *)1) != 0) abort();
@@ -94,6 +273,43 @@ void rcumaps_register_current_thread(void)
 void rcumaps_mark_thread_registered(void)
 {
     if (!rcumaps_tls.registered) rcumaps_tls.registered = RCUMAPS_REGISTERED_BY_LIBURCU;
+}
+
+void rcumaps_adopt_registered_thread(void)
+{
+    if (rcumaps_tls.registered) return;
+    rcumaps_require_usable_process("a thread adoption");
+    pthread_once(&rcumaps_once, rcumaps_init_once);
+    /* A record (without a registry node: the registration is not ours) for its call_rcu
+     * flag, forgotten when the thread exits. */
+    rcumaps_gate_enter();
+    rcumaps_link_record(NULL);
+    rcumaps_gate_leave();
+    rcumaps_tls.registered = RCUMAPS_REGISTERED_BY_APP;
+    if (pthread_setspecific(rcumaps_exit_key, (void *)1) != 0) abort();
+}
+
+unsigned long long rcumaps_thread_registration_id(void)
+{
+    return rcumaps_record.linked ? rcumaps_record.id : 0;
+}
+
+int rcumaps_registration_is_live(unsigned long long id)
+{
+    int live = 0;
+    if (id == 0) return 0;
+    rcumaps_gate_enter();
+    pthread_mutex_lock(&rcumaps_records_mutex);
+    for (rcumaps_thread_record_t *r = rcumaps_records.next; r != &rcumaps_records; r = r->next)
+        if (r->id == id) { live = 1; break; }
+    pthread_mutex_unlock(&rcumaps_records_mutex);
+    rcumaps_gate_leave();
+    return live;
+}
+
+unsigned long rcumaps_thread_exits_inside_section_count(void)
+{
+    return __atomic_load_n(&rcumaps_exits_inside_section, __ATOMIC_RELAXED);
 }
 
 void rcumaps_epoch_enter(void) { rcumaps_read_lock(); }
@@ -124,14 +340,92 @@ unsigned long rcumaps_unbalanced_exit_count(void)
 
 void rcumaps_synchronize(void)
 {
+    rcumaps_require_usable_process("Epoch.synchronize()");
     rcumaps_ensure_registered();
+    /* The reclamation thread (a work item waiting for a grace period) bypasses the gate:
+     * the fork handler pauses it between batches of callbacks, so it is never inside a
+     * grace period at a fork, and it must not wait for a gate the forker holds while the
+     * forker waits for it to pause. */
+    if (rcumaps_tls.registered == RCUMAPS_REGISTERED_BY_LIBURCU) {
+        urcu_memb_synchronize_rcu();
+        return;
+    }
+    rcumaps_gate_enter();
     urcu_memb_synchronize_rcu();
+    rcumaps_gate_leave();
+}
+
+/* Callbacks queued while a fork was in progress (see rcumaps_enqueue), linked through
+ * their rcu_head; queued for real once the fork is over. A push is one compare-and-swap,
+ * so a fork never finds the stack half-changed. */
+static struct rcu_head *rcumaps_parked;
+
+static void rcumaps_unpark_all(void);
+
+/* liburcu's queue is wait-free: an enqueue is an exchange of the tail, then a store that
+ * links the old tail to the new node. A fork between the two would hand the child a cut
+ * queue, on which its reclamation thread would wait forever. So the fork handler waits
+ * until no thread is inside an enqueue (a Dekker pair: this thread's `rcumaps_enqueuing`
+ * flag against the gate's `closed` flag), and a thread that finds a fork in progress parks
+ * its callback instead of waiting (it may be inside a section that the fork waits for).
+ * The fork handlers queue the parked callbacks; a callback parked as the fork ends is
+ * queued by whichever of its parker and the forker sees the other's store. */
+static void rcumaps_enqueue(struct rcu_head *head, void (*func)(struct rcu_head *head))
+{
+    __atomic_store_n(&rcumaps_enqueuing, 1, __ATOMIC_SEQ_CST);
+    if (__builtin_expect(__atomic_load_n(&rcumaps_gate_closed, __ATOMIC_SEQ_CST) == 0, 1)) {
+        urcu_memb_call_rcu(head, func);
+        __atomic_store_n(&rcumaps_enqueuing, 0, __ATOMIC_RELEASE);
+        return;
+    }
+    __atomic_store_n(&rcumaps_enqueuing, 0, __ATOMIC_RELEASE);
+    head->func = func;
+    struct rcu_head *top = __atomic_load_n(&rcumaps_parked, __ATOMIC_RELAXED);
+    do {
+        head->next.next = (struct cds_wfcq_node *)top;
+    } while (!__atomic_compare_exchange_n(&rcumaps_parked, &top, head, 0, __ATOMIC_SEQ_CST,
+                                          __ATOMIC_RELAXED));
+    if (__atomic_load_n(&rcumaps_gate_closed, __ATOMIC_SEQ_CST) == 0) rcumaps_unpark_all();
+}
+
+/* Takes every parked callback; returns them oldest first. */
+static struct rcu_head *rcumaps_take_parked(void)
+{
+    struct rcu_head *list = __atomic_exchange_n(&rcumaps_parked, NULL, __ATOMIC_SEQ_CST);
+    struct rcu_head *oldest_first = NULL;
+    while (list) {
+        struct rcu_head *next = (struct rcu_head *)list->next.next;
+        list->next.next = (struct cds_wfcq_node *)oldest_first;
+        oldest_first = list;
+        list = next;
+    }
+    return oldest_first;
+}
+
+/* Queues the parked callbacks (parking them again if another fork has begun). */
+static void rcumaps_unpark_all(void)
+{
+    for (struct rcu_head *head = rcumaps_take_parked(), *next; head; head = next) {
+        next = (struct rcu_head *)head->next.next;
+        rcumaps_enqueue(head, head->func);
+    }
 }
 
 void rcumaps_barrier(void)
 {
+    rcumaps_require_usable_process("Epoch.barrier()");
     rcumaps_ensure_registered();
+    /* Inside the gate, so never during a fork (which waits for the barrier; the barrier
+     * needs only the reclamation thread, which the fork pauses after the gate is closed):
+     * callbacks parked by the last fork are queued now, if they are not yet, before the
+     * barrier's own — and a fork cannot interrupt these enqueues. */
+    rcumaps_gate_enter();
+    for (struct rcu_head *head = rcumaps_take_parked(), *next; head; head = next) {
+        next = (struct rcu_head *)head->next.next;
+        urcu_memb_call_rcu(head, head->func);
+    }
     urcu_memb_barrier();
+    rcumaps_gate_leave();
 }
 
 void rcumaps_call_rcu(struct rcu_head *head, void (*func)(struct rcu_head *head))
@@ -140,7 +434,200 @@ void rcumaps_call_rcu(struct rcu_head *head, void (*func)(struct rcu_head *head)
     /* What the retiring thread did before retiring happens before the reclamation
      * (liburcu's queue hand-off is invisible to TSan). */
     rcumaps_tsan_reader_exit();
-    urcu_memb_call_rcu(head, func);
+    /* liburcu's reclamation thread is paused between batches of callbacks by a fork, so
+     * it is never inside an enqueue then. */
+    if (rcumaps_tls.registered == RCUMAPS_REGISTERED_BY_LIBURCU) {
+        urcu_memb_call_rcu(head, func);
+        return;
+    }
+    rcumaps_enqueue(head, func);
+}
+
+/* ---------------------------------------------------------------------------
+ * fork
+ *
+ * liburcu's memb flavour supports fork() without exec only if every reader registration
+ * is released before the fork (rcu-api.md, "Interaction with fork()"); of its fork hooks it
+ * has only the call_rcu ones (urcu_memb_call_rcu_before_fork & co., which also pause the
+ * rculfhash resize worker). RCUMaps registers threads lazily and for their whole life, so
+ * it does the rest itself, from one pthread_atfork triple installed with the first
+ * registration:
+ *
+ * prepare (on the forking thread; glibc runs fork handlers one fork at a time):
+ *   1. skip everything if the forker is inside a section or is the reclamation thread
+ *      (waiting below could deadlock on itself): the child is then marked unusable;
+ *   2. register the forker and make sure call_rcu's default worker exists;
+ *   3. close the registration gate: wait for the registrations, unregistrations, grace
+ *      periods and barriers RCUMaps started (they need nothing the forker holds), admit
+ *      no new one;
+ *      then wait for the call_rcu enqueues in flight (a thread that finds the gate closed
+ *      parks its callback instead, see rcumaps_call_rcu);
+ *   4. urcu_memb_call_rcu_before_fork(): take call_rcu's mutex, let the call_rcu worker
+ *      finish its batch of callbacks (which may take map and epoch locks, so no such lock
+ *      is held by the forker yet) and pause it, unregistered; same for rculfhash's worker;
+ *   5. the participants' prepare handlers (their locks), outer layers (higher levels)
+ *      first, each level in reverse order of registration.
+ * parent: the participants' parent handlers, queue the parked callbacks,
+ *   urcu_memb_call_rcu_after_fork_parent, reopen the gate (and queue what was parked
+ *   meanwhile).
+ * child (single-threaded): unlink every other thread we registered from liburcu's reader
+ *   registry (they do not exist here, and glibc will reuse their stacks and TLS for new
+ *   threads), the participants' child handlers, urcu_memb_call_rcu_after_fork_child (a new
+ *   call_rcu worker, inheriting the callbacks still queued), reopen the gate, queue the
+ *   parked callbacks.
+ *
+ * Not covered: liburcu calls made directly by the application (its own registrations,
+ * grace periods and call_rcu), and rculfhash's resize requests, which a map's writer queues
+ * to rculfhash's worker with the same kind of two-store enqueue (a fork in the middle of
+ * one would stop that worker in the child: resizes, and destroying lock-free hash maps,
+ * would then wait forever).
+ *
+ * Requires glibc 2.24 or later, which takes malloc's locks after the prepare handlers: the
+ * call_rcu worker frees memory in its callbacks, and liburcu's documentation warns that
+ * with older allocators pausing it from an atfork handler could hang.
+ * ------------------------------------------------------------------------- */
+
+#define RCUMAPS_FORK_MAX_PARTICIPANTS 16
+#define RCUMAPS_FORK_MAX_LEVEL 3
+
+typedef struct rcumaps_fork_participant {
+    int level;
+    void (*prepare)(void);
+    void (*parent)(void);
+    void (*child)(void);
+} rcumaps_fork_participant_t;
+
+static rcumaps_fork_participant_t rcumaps_participants[RCUMAPS_FORK_MAX_PARTICIPANTS];
+static unsigned int rcumaps_participants_reserved; /* slots handed out */
+static unsigned int rcumaps_participants_published; /* slots filled, in order */
+
+/* Set by prepare, read by parent/child (glibc serialises fork handlers). */
+static int rcumaps_fork_prepared;
+static unsigned int rcumaps_fork_prepared_participants; /* participants prepared for this fork */
+static int rcumaps_fork_skip_reason;
+
+int rcumaps_fork_add_participant(int level, void (*prepare)(void), void (*parent)(void),
+                                 void (*child)(void))
+{
+    if (level < 0 || level > RCUMAPS_FORK_MAX_LEVEL || !prepare || !parent || !child) return -1;
+    pthread_once(&rcumaps_once, rcumaps_init_once);
+    unsigned int index = __atomic_fetch_add(&rcumaps_participants_reserved, 1, __ATOMIC_RELAXED);
+    if (index >= RCUMAPS_FORK_MAX_PARTICIPANTS) return -1;
+    rcumaps_participants[index] = (rcumaps_fork_participant_t){ level, prepare, parent, child };
+    /* Publish in order: wait for earlier reservations (never blocked) to be filled. */
+    while (__atomic_load_n(&rcumaps_participants_published, __ATOMIC_ACQUIRE) != index)
+        sched_yield();
+    __atomic_store_n(&rcumaps_participants_published, index + 1, __ATOMIC_RELEASE);
+    return 0;
+}
+
+static void rcumaps_fork_prepare(void)
+{
+    rcumaps_fork_prepared = 0;
+    rcumaps_fork_skip_reason = RCUMAPS_CHILD_OK;
+    if (rcumaps_child_unusable != RCUMAPS_CHILD_OK) {
+        rcumaps_fork_skip_reason = rcumaps_child_unusable; /* inherited by the grandchild */
+        return;
+    }
+    if (rcumaps_tls.nesting != 0) {
+        rcumaps_fork_skip_reason = RCUMAPS_CHILD_FORKED_IN_SECTION;
+        return;
+    }
+    if (rcumaps_tls.registered == RCUMAPS_REGISTERED_BY_LIBURCU) {
+        rcumaps_fork_skip_reason = RCUMAPS_CHILD_FORKED_ON_RECLAMATION_THREAD;
+        return;
+    }
+    if (!__atomic_load_n(&rcumaps_reader_layout_ok, __ATOMIC_RELAXED)) {
+        rcumaps_fork_skip_reason = RCUMAPS_CHILD_UNKNOWN_LIBURCU_LAYOUT;
+        return;
+    }
+    /* The forking thread queues the parked callbacks in the parent handler. */
+    rcumaps_ensure_registered();
+    /* Parked callbacks are queued before call_rcu's mutex is released (so that a barrier
+     * waiting for that mutex also waits for them): the default call_rcu data must exist
+     * by then, since creating it takes that mutex. */
+    (void)urcu_memb_get_default_call_rcu_data();
+    rcumaps_gate_close();
+    /* No registration in flight: the records are stable. Wait for the enqueues in flight. */
+    for (rcumaps_thread_record_t *r = rcumaps_records.next; r != &rcumaps_records; r = r->next)
+        while (__atomic_load_n(r->enqueuing, __ATOMIC_SEQ_CST) != 0) sched_yield();
+    urcu_memb_call_rcu_before_fork();
+    unsigned int count = __atomic_load_n(&rcumaps_participants_published, __ATOMIC_ACQUIRE);
+    rcumaps_fork_prepared_participants = count;
+    for (int level = RCUMAPS_FORK_MAX_LEVEL; level >= 0; level--)
+        for (unsigned int i = count; i-- > 0;)
+            if (rcumaps_participants[i].level == level) rcumaps_participants[i].prepare();
+    rcumaps_fork_prepared = 1;
+}
+
+static void rcumaps_fork_parent(void)
+{
+    if (!rcumaps_fork_prepared) return;
+    unsigned int count = rcumaps_fork_prepared_participants;
+    for (int level = 0; level <= RCUMAPS_FORK_MAX_LEVEL; level++)
+        for (unsigned int i = 0; i < count; i++)
+            if (rcumaps_participants[i].level == level) rcumaps_participants[i].parent();
+    /* Before call_rcu's mutex is released: a barrier waiting for it is then sure to find
+     * them queued. The gate is still closed: no fork can interrupt these enqueues. */
+    for (struct rcu_head *head = rcumaps_take_parked(), *next; head; head = next) {
+        next = (struct rcu_head *)head->next.next;
+        urcu_memb_call_rcu(head, head->func);
+    }
+    urcu_memb_call_rcu_after_fork_parent();
+    rcumaps_fork_prepared = 0;
+    rcumaps_gate_open();
+    rcumaps_unpark_all(); /* parked after the first look */
+}
+
+/* Unlinks from liburcu's reader registry every thread we registered but the caller: in
+ * the child they do not exist. Their records and registry nodes are in their TLS, which
+ * the child still maps until glibc reuses it for a new thread, so this must run before
+ * the child creates any thread. */
+static void rcumaps_forget_other_threads(void)
+{
+    rcumaps_thread_record_t *self = rcumaps_record.linked ? &rcumaps_record : NULL;
+    for (rcumaps_thread_record_t *r = rcumaps_records.next, *next; r != &rcumaps_records; r = next) {
+        next = r->next;
+        if (r != self && r->reader_node) cds_list_del(r->reader_node);
+    }
+    rcumaps_records.next = rcumaps_records.prev = &rcumaps_records;
+    if (self) {
+        self->next = self->prev = &rcumaps_records;
+        rcumaps_records.next = rcumaps_records.prev = self;
+    }
+}
+
+static void rcumaps_fork_child(void)
+{
+    if (!rcumaps_fork_prepared) {
+        if (rcumaps_fork_skip_reason != RCUMAPS_CHILD_OK) rcumaps_child_unusable = rcumaps_fork_skip_reason;
+        return;
+    }
+    rcumaps_forget_other_threads();
+    unsigned int count = rcumaps_fork_prepared_participants;
+    for (int level = 0; level <= RCUMAPS_FORK_MAX_LEVEL; level++)
+        for (unsigned int i = 0; i < count; i++)
+            if (rcumaps_participants[i].level == level) rcumaps_participants[i].child();
+    urcu_memb_call_rcu_after_fork_child();
+    rcumaps_fork_prepared = 0;
+    /* Every thread that was inside the gate is gone. */
+    __atomic_store_n(&rcumaps_gate_users, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&rcumaps_gate_closed, 0, __ATOMIC_SEQ_CST);
+    rcumaps_unpark_all(); /* parked in the parent, by threads or not */
+}
+
+int rcumaps_fork_participant_count(int level)
+{
+    unsigned int count = __atomic_load_n(&rcumaps_participants_published, __ATOMIC_ACQUIRE);
+    int found = 0;
+    for (unsigned int i = 0; i < count; i++)
+        if (rcumaps_participants[i].level == level) found++;
+    return found;
+}
+
+int rcumaps_process_is_usable(void)
+{
+    return rcumaps_child_unusable == RCUMAPS_CHILD_OK;
 }
 
 /* ---------------------------------------------------------------------------
@@ -172,6 +659,7 @@ static inline rcumaps_lfht_entry_t *entry_of(struct cds_lfht_node *node)
 
 struct cds_lfht *rcumaps_lfht_new(unsigned long init_size, unsigned long max_size)
 {
+    rcumaps_require_usable_process("creating a lock-free hash map");
     rcumaps_ensure_registered();
     return cds_lfht_new_flavor(init_size, 1, max_size,
                                CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
@@ -180,6 +668,7 @@ struct cds_lfht *rcumaps_lfht_new(unsigned long init_size, unsigned long max_siz
 
 int rcumaps_lfht_destroy(struct cds_lfht *ht)
 {
+    rcumaps_require_usable_process("destroying a lock-free hash map");
     rcumaps_ensure_registered();
     return cds_lfht_destroy(ht, NULL);
 }

@@ -21,10 +21,35 @@ public struct EpochSection: ~Copyable {
 /// Rules (liburcu's, enforced where they can be):
 /// - A section must not span an `await` (a task may resume on another thread). The
 ///   scoped API takes only synchronous closures, so it cannot.
-/// - ``synchronize()`` and ``barrier()`` must not be called inside a section (they would
+/// - ``synchronize()-9adyg`` and ``barrier()-129j7`` must not be called inside a section (they would
 ///   wait for the caller itself): they stop the program with a message if they are.
 /// - Memory freed through ``EpochMemory`` stays readable until every section that might
 ///   have seen it has ended.
+///
+/// ## Process life
+///
+/// - **Thread exit.** A thread is unregistered from liburcu when it exits. A thread that
+///   exits inside a section (an ``enter()`` without its ``exit()``) has the section ended
+///   for it first, with a message on standard error: grace periods never wait for a thread
+///   that is gone.
+/// - **Shutdown.** Nothing needs stopping: liburcu's reclamation thread never delays
+///   `exit`, and no thread of RCUMaps' outlives the work it was started for. Deferred frees
+///   and work items still queued when the process exits are simply not run (the memory
+///   goes back to the system with the process). Call ``barrier()-129j7`` before exiting when
+///   they must run — work items with effects outside the process, or statistics that must
+///   settle.
+/// - **fork().** A child of a fork (without exec) can use epochs and maps: RCUMaps pauses
+///   liburcu's workers and waits for the grace periods in flight before the fork, and in
+///   the child forgets the threads that did not follow it and starts a new reclamation
+///   thread, which also runs the deferred frees the parent had queued. A fork therefore
+///   waits, as ``synchronize()-9adyg`` does, for the sections in progress. In the child only
+///   the forking thread exists; blocks that other threads were about to retire stay
+///   allocated there. Do not fork inside a section or from a work item: such a fork cannot
+///   be prepared, and its child may only read maps, then `exec` or `_exit` (a grace period,
+///   a barrier or a new thread's first section stops it with a message). Threads that your
+///   code registered with liburcu itself (see ``adoptRegisteredThread()``) must be
+///   unregistered before a fork, as liburcu requires. docs/architecture.md ("Process life")
+///   lists what a child may do with maps that other threads were writing at the fork.
 public enum Epoch {
     /// Runs `body` inside an epoch and returns its result.
     ///
@@ -54,6 +79,7 @@ public enum Epoch {
     /// (C providers, hand-written fast paths). Never `await` between `enter()` and `exit()`.
     ///
     /// Concurrency: any thread; nestable. Wraps `urcu_memb_read_lock`.
+    @available(*, noasync, message: "a task may resume on another thread between enter() and exit(): use Epoch.withSection")
     @inlinable @inline(__always)
     public static func enter() {
         _epochReadLock()
@@ -68,6 +94,7 @@ public enum Epoch {
     ///   `rcumaps_provider.h`.)
     ///
     /// Concurrency: the thread that called ``enter()``. Wraps `urcu_memb_read_unlock`.
+    @available(*, noasync, message: "a task may resume on another thread between enter() and exit(): use Epoch.withSection")
     @inlinable @inline(__always)
     public static func exit() {
         if _slowPath(rcumaps_read_nesting() == 0) { _unbalancedExit() }
@@ -88,7 +115,7 @@ public enum Epoch {
     ///
     /// Concurrency: affects the calling thread only.
     public static func adoptRegisteredThread() {
-        rcumaps_mark_thread_registered()
+        rcumaps_adopt_registered_thread()
     }
 
     /// Whether the calling thread is inside an epoch.
@@ -106,6 +133,7 @@ public enum Epoch {
     ///
     /// Concurrency: any thread outside a section; blocks the caller (do not call it from
     /// a Swift concurrency task that must stay responsive). Wraps `urcu_memb_synchronize_rcu`.
+    @available(*, noasync, message: "blocks the thread: use `await Epoch.synchronize()`")
     public static func synchronize() {
         _rcumapsPrecondition(!isActive, "Epoch.synchronize() inside an epoch section would deadlock")
         rcumaps_synchronize()
@@ -120,10 +148,15 @@ public enum Epoch {
     ///   work item), where it would wait for itself.
     ///
     /// Concurrency: any other thread; blocks the caller. Wraps `urcu_memb_barrier`.
+    @available(*, noasync, message: "blocks the thread: use `await Epoch.barrier()`")
     public static func barrier() {
         _rcumapsPrecondition(!isActive, "Epoch.barrier() inside an epoch section would deadlock")
         _rcumapsPrecondition(!EpochMemory.isReclamationThread,
                      "Epoch.barrier() from a deferred work item would deadlock")
+        // Register before flushing: the flush submits batches (call_rcu) with the retire
+        // lists' registry lock held, and a registration there could wait for a fork in
+        // progress whose prepare handler waits for that lock.
+        rcumaps_ensure_registered()
         EpochRetireList.flushAll()
         rcumaps_barrier()
     }

@@ -15,10 +15,10 @@ import Glibc
 ///
 /// A retired block stays readable by every section that could have seen it; it is freed
 /// after a grace period that begins once its batch is submitted: when the batch is full, on
-/// ``flush()``, on ``Epoch/barrier()`` (which flushes every list first) and when the list
+/// ``flush()``, on ``Epoch/barrier()-129j7`` (which flushes every list first) and when the list
 /// is deinitialised. A submission needs a small batch block; if none can be allocated, the
 /// blocks wait in a stripe for the next submission — or, when the list is being
-/// deinitialised, in a process-wide orphan list that the next ``Epoch/barrier()`` submits —
+/// deinitialised, in a process-wide orphan list that the next ``Epoch/barrier()-129j7`` submits —
 /// so running out of memory delays reclamation but never leaks.
 ///
 /// Retirements gather in one buffer per CPU (a stripe, chosen by the CPU the retiring
@@ -38,7 +38,11 @@ import Glibc
 /// Concurrency: any thread, inside or outside a section; ``retire(_:)`` never blocks on a
 /// grace period.
 public final class EpochRetireList: Sendable {
-    /// Blocks per batch (the batch block is `8 × (batchSize + 3)` bytes).
+    /// Runs on every block of the list just before it is freed, after its grace period
+    /// (``EpochRetireList/init(blockSize:tag:finalizer:)``).
+    public typealias Finalizer = EpochBlockFinalizer
+
+    /// Blocks per batch (the batch block is `8 × (batchSize + 4)` bytes).
     public static let batchSize = 64
 
     /// Bytes of every block of this list.
@@ -47,6 +51,8 @@ public final class EpochRetireList: Sendable {
     public let tag: PoolTag
     /// `tag`'s slot in the statistics table.
     private let slotIndex: Int
+    /// Runs on each block before it is freed (after its grace period), if set.
+    public let finalizer: (any EpochBlockFinalizer)?
 
     /// Stripes of pending retirements (a power of two: the CPU count, at most 16).
     public let stripeCount: Int
@@ -54,17 +60,62 @@ public final class EpochRetireList: Sendable {
     /// Retired blocks not yet submitted, as addresses, one buffer per stripe.
     private let stripes: [ThreadLock<[UInt]>]
 
+    /// A list in the registry: weakly, for ``flushAll()`` (a list whose last reference is
+    /// being dropped reads as `nil`, so that `flushAll()` never holds the last reference and
+    /// never runs a `deinit` — which takes the registry's lock — under that lock), and
+    /// unretained, for the fork handlers (which must not retain or release anything).
+    private struct Entry {
+        weak var list: EpochRetireList?
+        let unretained: Unmanaged<EpochRetireList>
+    }
+
     /// Every live list, so that ``Epoch/barrier()`` can flush them. Lock order: this
     /// registry, then a list's stripes, one at a time.
-    private static let registry = ThreadLock<[ObjectIdentifier: Unmanaged<EpochRetireList>]>([:])
+    private static let registry: ThreadLock<[ObjectIdentifier: Entry]> = {
+        // A fork must not leave the child this registry's lock, a stripe's or the orphans'
+        // held by a thread that is not there (Epoch.barrier() takes them all).
+        EpochFork.addParticipant(level: .epoch, prepare: { EpochRetireList.lockAllForFork() },
+                                 parent: { EpochRetireList.unlockAllAfterFork() },
+                                 child: { EpochRetireList.unlockAllAfterFork() })
+        return ThreadLock([:])
+    }()
+
+    /// fork() prepare handler: the registry, every list's stripes, the orphans, in that
+    /// order (no thread takes the registry while holding another of them; none of them is
+    /// ever held while waiting for a grace period, a barrier or a registration).
+    private static func lockAllForFork() {
+        registry.lockForFork()
+        for entry in registry.valueLockedForFork.values {
+            for stripe in entry.unretained.takeUnretainedValue().stripes { stripe.lockForFork() }
+        }
+        orphans.lockForFork()
+    }
+
+    /// fork() parent and child handler: releases what ``lockAllForFork()`` took.
+    private static func unlockAllAfterFork() {
+        orphans.unlockAfterFork()
+        for entry in registry.valueLockedForFork.values {
+            for stripe in entry.unretained.takeUnretainedValue().stripes { stripe.unlockAfterFork() }
+        }
+        registry.unlockAfterFork()
+    }
 
     /// Creates a list for blocks of `blockSize` bytes accounted to `tag`.
     ///
     /// - Precondition: `0 < blockSize <= EpochMemory.maxBlockSize`.
-    public init(blockSize: Int, tag: PoolTag) {
+    ///
+    /// - Parameters:
+    ///   - blockSize: the size of every block, in bytes.
+    ///   - tag: the pool tag the blocks are accounted under.
+    ///   - finalizer: runs on every retired block just before it is freed, on the
+    ///     reclamation thread after the block's grace period (say, to deinitialize the Swift
+    ///     values a block holds). Blocks released with ``freeUnpublished(_:)`` do not pass
+    ///     through it.
+    public init(blockSize: Int, tag: PoolTag, finalizer: (any EpochBlockFinalizer)? = nil) {
         _rcumapsPrecondition(blockSize > 0 && blockSize <= EpochMemory.maxBlockSize, "EpochRetireList block size out of range")
         self.blockSize = blockSize
         self.tag = tag
+        self.finalizer = finalizer
         slotIndex = EpochMemory.tagSlotIndex(tag)
         let cpus = max(1, min(16, sysconf(Int32(_SC_NPROCESSORS_CONF))))
         stripeCount = 1 << (Int.bitWidth - (cpus - 1).leadingZeroBitCount)  // next power of two
@@ -73,7 +124,9 @@ public final class EpochRetireList: Sendable {
             buffer.reserveCapacity(Self.batchSize)
             return ThreadLock(buffer)
         }
-        Self.registry.withLock { $0[ObjectIdentifier(self)] = Unmanaged.passUnretained(self) }
+        Self.registry.withLock {
+            $0[ObjectIdentifier(self)] = Entry(list: self, unretained: Unmanaged.passUnretained(self))
+        }
     }
 
     deinit {
@@ -86,8 +139,10 @@ public final class EpochRetireList: Sendable {
                 list = []
                 return batch
             }
-            if !all.isEmpty, !Self.submit(all, blockSize: blockSize, slotIndex: slotIndex) {
-                Self.orphans.withLock { $0.append(Orphan(blocks: all, blockSize: blockSize, slotIndex: slotIndex)) }
+            if !all.isEmpty, !Self.submit(all, blockSize: blockSize, slotIndex: slotIndex, finalizer: finalizer) {
+                Self.orphans.withLock {
+                    $0.append(Orphan(blocks: all, blockSize: blockSize, slotIndex: slotIndex, finalizer: finalizer))
+                }
                 Self.orphanCount.add(1, ordering: .releasing)
             }
         }
@@ -133,7 +188,7 @@ public final class EpochRetireList: Sendable {
 
     /// Back-pressure for writers: when the bytes of this list's tag that await reclamation
     /// exceed ``throttleThreshold``, waits until everything retired so far has been
-    /// reclaimed (``Epoch/barrier()``). Returns at once otherwise, and always inside a
+    /// reclaimed (``Epoch/barrier()-129j7``). Returns at once otherwise, and always inside a
     /// section or on the reclamation thread, where it may not wait.
     ///
     /// liburcu reclaims on one worker thread. When writers outnumber the cores, that thread
@@ -175,9 +230,10 @@ public final class EpochRetireList: Sendable {
     /// Flushes every live list and the orphaned blocks of lists already gone
     /// (``Epoch/barrier()`` calls this before waiting).
     static func flushAll() {
-        registry.withLock { lists in
-            for list in lists.values { list.takeUnretainedValue().flush() }
-        }
+        // Strong references taken under the lock, used and dropped outside it: the last
+        // release of a list may happen here, and its deinit takes the registry's lock.
+        let lists = registry.withLock { $0.values.compactMap(\.list) }
+        for list in lists { list.flush() }
         submitOrphans()
     }
 
@@ -187,6 +243,7 @@ public final class EpochRetireList: Sendable {
         var blocks: [UInt]
         var blockSize: Int
         var slotIndex: Int
+        var finalizer: (any EpochBlockFinalizer)?
     }
     private static let orphans = ThreadLock<[Orphan]>([])
     private static let orphanCount = Atomic<Int>(0)
@@ -195,7 +252,8 @@ public final class EpochRetireList: Sendable {
         guard orphanCount.load(ordering: .acquiring) != 0 else { return }
         orphans.withLock { orphans in
             orphans.removeAll { orphan in
-                guard submit(orphan.blocks, blockSize: orphan.blockSize, slotIndex: orphan.slotIndex) else { return false }
+                guard submit(orphan.blocks, blockSize: orphan.blockSize, slotIndex: orphan.slotIndex,
+                             finalizer: orphan.finalizer) else { return false }
                 orphanCount.subtract(1, ordering: .relaxed)
                 return true
             }
@@ -205,36 +263,58 @@ public final class EpochRetireList: Sendable {
     /// Submits `blocks`, or, if no batch block can be allocated, puts them back in a stripe
     /// for the next submission.
     private func submitOrReturn(_ blocks: [UInt]) {
-        if !Self.submit(blocks, blockSize: blockSize, slotIndex: slotIndex) {
+        if !Self.submit(blocks, blockSize: blockSize, slotIndex: slotIndex, finalizer: finalizer) {
             stripes[0].withLock { $0.append(contentsOf: blocks) }
         }
     }
 
     /// Queues `blocks` behind one `rcu_head`: a batch block
-    /// `[count | blockSize | slotIndex | addresses…]`, which carries what the reclaim
-    /// callback needs even if this list is gone by then. Its memory is accounted to
-    /// ``PoolTag/workItem``, so that a fault injected on the owner's tag never stops a
-    /// retirement. Returns `false` (nothing queued) if even that allocation fails.
-    private static func submit(_ blocks: [UInt], blockSize: Int, slotIndex: Int) -> Bool {
-        guard let batch = EpochMemory.allocate(byteCount: 8 * (blocks.count + 3), tag: .workItem) else {
+    /// `[count | blockSize | slotIndex | finalizer | addresses…]`, which carries what the
+    /// reclaim callback needs even if this list is gone by then (the finalizer retained, once
+    /// per batch). Its memory is accounted to ``PoolTag/workItem``, so that a fault injected
+    /// on the owner's tag never stops a retirement. Returns `false` (nothing queued) if even
+    /// that allocation fails.
+    private static func submit(_ blocks: [UInt], blockSize: Int, slotIndex: Int,
+                               finalizer: (any EpochBlockFinalizer)?) -> Bool {
+        guard let batch = EpochMemory.allocate(byteCount: 8 * (blocks.count + 4), tag: .workItem) else {
             return false
         }
         batch.storeBytes(of: blocks.count, as: Int.self)
         batch.storeBytes(of: blockSize, toByteOffset: 8, as: Int.self)
         batch.storeBytes(of: slotIndex, toByteOffset: 16, as: Int.self)
-        blocks.withUnsafeBytes { (batch + 24).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        let box = finalizer.map { Unmanaged.passRetained(FinalizerBox($0)).toOpaque() }
+        batch.storeBytes(of: box, toByteOffset: 24, as: UnsafeMutableRawPointer?.self)
+        blocks.withUnsafeBytes { (batch + 32).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
         EpochMemory.scheduleRetireBatch(batch)
         return true
     }
 
-    /// Reclaim callback of a batch block (after its grace period): frees its blocks.
+    /// Reclaim callback of a batch block (after its grace period): finalizes and frees its
+    /// blocks.
     static func release(batch: UnsafeMutableRawPointer) {
         let count = batch.load(as: Int.self)
         let blockSize = batch.load(fromByteOffset: 8, as: Int.self)
         let slotIndex = batch.load(fromByteOffset: 16, as: Int.self)
+        let finalizer = batch.load(fromByteOffset: 24, as: UnsafeMutableRawPointer?.self)
+            .map { Unmanaged<FinalizerBox>.fromOpaque($0).takeRetainedValue().finalizer }
         for index in 0..<count {
-            let block = UnsafeMutableRawPointer(bitPattern: batch.load(fromByteOffset: 24 + 8 * index, as: UInt.self))!
+            let block = UnsafeMutableRawPointer(bitPattern: batch.load(fromByteOffset: 32 + 8 * index, as: UInt.self))!
+            finalizer?.finalize(block)
             EpochMemory.releaseHeaderless(block, byteCount: blockSize, slotIndex: slotIndex, wasPending: true)
         }
     }
+}
+
+/// Work done on each block of an ``EpochRetireList`` just before it is freed, after its
+/// grace period, on the reclamation thread: deinitialize what the block holds (Swift
+/// values with references). Must not block, and must not call ``Epoch/barrier()-129j7``.
+public protocol EpochBlockFinalizer: AnyObject, Sendable {
+    /// Finalizes one block (it is freed right after).
+    func finalize(_ block: UnsafeMutableRawPointer)
+}
+
+/// An existential finalizer in a class box, so a batch can hold it as one pointer.
+private final class FinalizerBox {
+    let finalizer: any EpochBlockFinalizer
+    init(_ finalizer: any EpochBlockFinalizer) { self.finalizer = finalizer }
 }

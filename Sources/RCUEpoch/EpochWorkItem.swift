@@ -8,7 +8,7 @@ import Synchronization
 /// tag given at creation.
 ///
 /// The callback runs on liburcu's reclamation thread: keep it short, do not block, and do
-/// not call ``Epoch/barrier()`` from it. It may enter sections and free epoch memory.
+/// not call ``Epoch/barrier()-129j7`` from it. It may enter sections and free epoch memory.
 ///
 /// Concurrency: an item may be created, scheduled and cancelled from any thread;
 /// scheduling and cancelling race safely (exactly one of them wins).

@@ -97,8 +97,8 @@ package enum _FaultInjection {
         var injected: Bool
         var persistent: Bool
 
-        // nonisolated(unsafe): created once under pthread_once semantics of a `let` global.
-        nonisolated(unsafe) static let key: pthread_key_t = {
+        /// Created once (a `static let` is initialised exactly once).
+        static let key: pthread_key_t = {
             var key = pthread_key_t()
             let result = pthread_key_create(&key) { pointer in
                 pointer?.assumingMemoryBound(to: ThreadPlan.self).deallocate()

@@ -53,7 +53,37 @@ struct EpochSectionTests {
             return await group.reduce(0, +)
         }
         #expect(sum == 200 + (0..<200).reduce(0, +))
-        await Task.detached { Epoch.synchronize() }.value
+        await Epoch.synchronize()
+    }
+
+    /// The async grace period waits for a section that was active when it started, without
+    /// blocking a thread: other tasks keep running on the pool meanwhile.
+    @Test func asyncSynchronizeWaitsForActiveReaders() async {
+        let readerInside = Atomic<Bool>(false)
+        let readerDone = Atomic<Bool>(false)
+        let reader = Thread {
+            Epoch.withSection { _ in
+                readerInside.store(true, ordering: .releasing)
+                usleep(100_000)
+                readerDone.store(true, ordering: .releasing)
+            }
+        }
+        reader.start()
+        while !readerInside.load(ordering: .acquiring) { await Task.yield() }
+        await Epoch.synchronize()
+        let doneBeforeGrace = readerDone.load(ordering: .acquiring)
+        #expect(doneBeforeGrace)
+    }
+
+    /// The async barrier runs every deferred free queued before it.
+    @Test func asyncBarrierRunsDeferredFrees() async throws {
+        let tag = uniqueTag()
+        for _ in 0..<100 {
+            let block = try #require(EpochMemory.allocate(byteCount: 64, tag: tag))
+            EpochMemory.free(block)
+        }
+        await Epoch.barrier()
+        #expect(EpochMemory.statistics(for: tag).liveBytes == 0)
     }
 
     @Test func synchronizeWaitsForActiveReaders() throws {

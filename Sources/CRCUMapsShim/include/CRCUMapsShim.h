@@ -35,7 +35,8 @@ extern "C" {
  * ------------------------------------------------------------------------- */
 
 /* Per-thread state. `registered` is non-zero once this thread is known to be
- * a registered liburcu reader (registered by us, or a liburcu call_rcu worker).
+ * a registered liburcu reader: 1 registered by us, 2 a liburcu call_rcu worker,
+ * 3 registered by the application (adopted).
  * `nesting` is the read-section depth as RCUMaps counts it. */
 typedef struct rcumaps_thread_state {
     unsigned int registered;
@@ -52,10 +53,64 @@ extern __thread rcumaps_thread_state_t rcumaps_tls __attribute__((tls_model("ini
 void rcumaps_register_current_thread(void);
 
 /* Marks the calling thread as an already-registered reader without calling
- * liburcu (used on liburcu's own call_rcu worker threads, which register
- * themselves, and on threads the application registered; see
- * Epoch.adoptRegisteredThread). We never unregister such a thread. */
+ * liburcu: used on liburcu's own call_rcu worker threads (which register
+ * themselves) by the reclaim callback; rcumaps_thread_is_liburcu_worker is then
+ * true. We never unregister such a thread. */
 void rcumaps_mark_thread_registered(void);
+
+/* The same for a thread the application registered with liburcu-memb itself
+ * (Epoch.adoptRegisteredThread): never registered nor unregistered by us, and not
+ * taken for the reclamation thread. */
+void rcumaps_adopt_registered_thread(void);
+
+/* ---------------------------------------------------------------------------
+ * Process life: thread exit, fork
+ *
+ * A thread we registered is unregistered by a pthread key destructor when it
+ * exits; one that exits inside a section has the section ended for it first
+ * (reported on stderr, the first 8 times, and counted).
+ *
+ * fork(): a pthread_atfork triple, installed with the first registration (or
+ * adoption, or participant), makes the child of a fork usable (see shim.c,
+ * "fork", and docs/architecture.md, "Process life"). A fork from inside a
+ * section, or from the reclamation thread, cannot be prepared: its child may
+ * only read maps, then exec or _exit; grace periods, barriers, registrations and
+ * lock-free hash map creation or destruction stop it with a message.
+ * ------------------------------------------------------------------------- */
+
+/* Registers fork handlers of an RCUMaps layer that owns locks a forked child
+ * could otherwise inherit held by a thread that does not exist there.
+ * `prepare` runs on the forking thread after RCUMaps has quiesced liburcu (no
+ * registration or grace period of ours in flight, liburcu's call_rcu and
+ * rculfhash workers paused); it takes the layer's locks. `parent` and `child`
+ * release them (in the child, the forking thread's continuation; pthread
+ * mutexes of the default type are simply unlocked, as POSIX's rationale for
+ * pthread_atfork does). Levels order layers: 0 = the epoch layer (innermost
+ * locks), 1 = maps and providers, up to 3; prepare handlers run from the
+ * highest level down (each level in reverse order of registration), parent and
+ * child handlers from level 0 up (in order of registration).
+ * Handlers must not enter a section, wait for a grace period or a barrier, or
+ * register the thread; the locks they take must never be held by a thread that
+ * waits for one of those (enter a section, or call rcumaps_ensure_registered,
+ * before taking them). At most 16 participants. Returns 0, or -1 if the level
+ * or a handler is invalid or the table is full. */
+int rcumaps_fork_add_participant(int level, void (*prepare)(void), void (*parent)(void),
+                                 void (*child)(void));
+
+/* How many participants of `level` are registered. */
+int rcumaps_fork_participant_count(int level);
+
+/* 1 unless this process is the child of a fork that could not be prepared. */
+int rcumaps_process_is_usable(void);
+
+/* How many threads exited inside a section (all threads, since start). */
+unsigned long rcumaps_thread_exits_inside_section_count(void);
+
+/* For tests: a number identifying the calling thread's registration by RCUMaps
+ * or adoption (0 if there is none), and whether a registration is still live
+ * (its thread has not exited). Call outside sections. */
+unsigned long long rcumaps_thread_registration_id(void);
+int rcumaps_registration_is_live(unsigned long long id);
 
 /* ThreadSanitizer: a reader leaving its section "releases" the grace-period
  * sync object; a reclaim callback "acquires" it before freeing. Empty unless
@@ -100,7 +155,7 @@ static inline unsigned int rcumaps_read_nesting(void)
 }
 
 /* Non-zero on liburcu's own (call_rcu worker) threads, where our reclaim
- * callbacks run. */
+ * callbacks run (once one has run there). */
 static inline int rcumaps_thread_is_liburcu_worker(void)
 {
     return rcumaps_tls.registered == 2;
@@ -234,8 +289,10 @@ unsigned long rcumaps_lfht_entry_order(const rcumaps_lfht_entry_t *entry);
 unsigned long rcumaps_lfht_order_of_hash(unsigned long hash);
 
 /* ThreadSanitizer publication edge for memory published through rculfhash
- * (whose stores are invisible to TSan). No-ops without TSan. */
+ * (whose stores are invisible to TSan): the publisher releases the address, a reader
+ * that found it through rculfhash acquires it. No-ops without TSan. */
 void rcumaps_tsan_publish(const void *addr);
+void rcumaps_tsan_acquire_node(const void *addr);
 
 /* Bytes the allocator really reserved for `ptr` (glibc `malloc_usable_size`,
  * which Swift's Glibc module does not export). */

@@ -45,4 +45,23 @@ package final class ThreadLock<Value>: @unchecked Sendable {
         }
         return try body(&value)
     }
+
+    // MARK: fork() (see EpochFork)
+
+    /// Takes the lock and keeps it: for a fork participant's `prepare` handler, which must
+    /// call ``unlockAfterFork()`` from its `parent` and `child` handlers.
+    package func lockForFork() {
+        let locked = pthread_mutex_lock(mutex)
+        _rcumapsPrecondition(locked == 0, "pthread_mutex_lock failed: \(locked)")
+    }
+
+    /// Releases a lock taken by ``lockForFork()``, in the parent or in the child (where the
+    /// forking thread goes on; a default pthread mutex is simply unlocked, as POSIX's
+    /// rationale for `pthread_atfork` does).
+    package func unlockAfterFork() {
+        pthread_mutex_unlock(mutex)
+    }
+
+    /// The value, for the holder of ``lockForFork()``.
+    package var valueLockedForFork: Value { value }
 }

@@ -1,0 +1,73 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// The epoch layer in Swift concurrency.
+//
+// Sections are synchronous (`Epoch.withSection`), so they can be used from any task: a task
+// never holds a section across an `await`. What must not run on a concurrency pool thread
+// is waiting: `synchronize()` and `barrier()` block their thread for a grace period or
+// more. Their async forms below wait without blocking any pool thread; the blocking forms
+// are `noasync`, as is the unscoped `enter()` / `exit()` pair (a task may resume on another
+// thread between them).
+
+extension Epoch {
+    /// Waits for a grace period without blocking a thread: returns once every section that
+    /// was active when it was called has ended.
+    ///
+    /// The wait is a callback liburcu runs after the grace period (`call_rcu`), which
+    /// resumes the task; no thread is parked meanwhile.
+    ///
+    /// - Precondition: the calling thread is not inside a section (checked, with a message).
+    ///
+    /// Concurrency: any task or thread. The async form of ``synchronize()``.
+    public static func synchronize() async {
+        _rcumapsPrecondition(!isActive, "await Epoch.synchronize() inside an epoch section would deadlock")
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let scheduled = afterGracePeriod { continuation.resume() }
+            if !scheduled {
+                // No memory for the callback: wait on a thread of our own instead.
+                runOnDetachedThread {
+                    Epoch.synchronize()
+                    continuation.resume()
+                }
+            }
+        }
+    }
+
+    /// Waits until every deferred free and work item scheduled before the call has run,
+    /// without blocking a pool thread (a short-lived thread of its own does the blocking
+    /// ``barrier()``).
+    ///
+    /// - Precondition: the calling thread is not inside a section.
+    ///
+    /// Concurrency: any task or thread. The async form of ``barrier()``.
+    public static func barrier() async {
+        _rcumapsPrecondition(!isActive, "await Epoch.barrier() inside an epoch section would deadlock")
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            runOnDetachedThread {
+                Epoch.barrier()
+                continuation.resume()
+            }
+        }
+    }
+}
+
+/// Runs `work` on a new detached thread (or, if none can be started, here).
+func runOnDetachedThread(_ work: @escaping @Sendable () -> Void) {
+    final class Box: @unchecked Sendable {  // @unchecked: handed to exactly one thread
+        let work: @Sendable () -> Void
+        init(_ work: @escaping @Sendable () -> Void) { self.work = work }
+    }
+    let context = Unmanaged.passRetained(Box(work)).toOpaque()
+    var thread = pthread_t()
+    let started = pthread_create(&thread, nil, { raw in
+        Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue().work()
+        return nil
+    }, context)
+    if started == 0 {
+        pthread_detach(thread)
+    } else {
+        Unmanaged<Box>.fromOpaque(context).takeRetainedValue().work()
+    }
+}

@@ -1,0 +1,590 @@
+// Process life: thread exit inside and outside a section, clean shutdown, fork().
+//
+// Everything that could hang runs in an exit test (a child process of the test runner)
+// with a watchdog (`alarm`): a hang then fails one test instead of stopping the suite.
+// fork() tests fork from inside the exit test's process, which is small; the forked
+// children report through their exit status and a pipe (see `forkChild`).
+import CRCUMapsShim
+import Foundation
+import RCUEpoch
+import RCUMaps
+import RCUMapsTestSupport
+import Synchronization
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// ThreadSanitizer kills the child of a multithreaded fork that starts a thread
+/// (`die_after_fork`), and a forked child's new reclamation thread is one: fork tests run
+/// under TSan only with `TSAN_OPTIONS=die_after_fork=0`.
+private let forkTestsCanRun: Bool =
+    rcumaps_tsan_enabled == 0
+    || (ProcessInfo.processInfo.environment["TSAN_OPTIONS"] ?? "").contains("die_after_fork=0")
+
+@Suite("Process life: thread exit")
+struct ThreadExitTests {
+    @Test func aThreadThatExitsOutsideASectionIsUnregistered() {
+        let state = Shared()
+        let thread = startThread {
+            Epoch.withSection { _ in }
+            state.id.store(Epoch._registrationID, ordering: .releasing)
+            state.go.waitUntilSet()
+        }
+        state.id.waitUntilNonZero()
+        let id = state.id.load(ordering: .acquiring)
+        #expect(Epoch._isRegistrationLive(id))
+        state.go.set()
+        pthread_join(thread, nil)
+        #expect(!Epoch._isRegistrationLive(id))
+        Epoch.synchronize()
+    }
+
+    @Test func aThreadThatExitsInsideASectionDoesNotBlockGracePeriods() async {
+        await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
+            alarm(120)  // watchdog: a grace period waiting for the dead thread would hang
+            runChecked {
+                let before = Epoch._threadExitsInsideSection
+                let state = Shared()
+                let tag = uniqueTag()
+                let block = EpochMemory.allocate(byteCount: 64, tag: tag)!
+                let address = UInt(bitPattern: block)
+                let leaver = startThread {
+                    Epoch.enter()
+                    Epoch.enter()
+                    state.id.store(Epoch._registrationID, ordering: .releasing)
+                    // Retired inside the section: reclaimed only after it ends.
+                    EpochMemory.free(UnsafeMutableRawPointer(bitPattern: address)!)
+                    // Returns at depth 2: the thread exits inside its section.
+                }
+                pthread_join(leaver, nil)
+                check(Epoch._threadExitsInsideSection == before + 1, "the exit inside a section was not counted")
+                check(!Epoch._isRegistrationLive(state.id.load(ordering: .acquiring)), "the thread is still registered")
+                // Grace periods do not wait for it, on another thread or on this one.
+                pthread_join(startThread { Epoch.synchronize() }, nil)
+                Epoch.synchronize()
+                let settled = settledStatistics(for: tag)
+                check(settled.liveBytes == 0 && settled.pendingBytes == 0, "the block retired in the section was not reclaimed")
+            }
+        }.map { result in
+            reportFailedChecks(result)
+            let text = String(decoding: result.standardErrorContent, as: UTF8.self)
+            #expect(text.contains("a thread exited inside an epoch section (depth 2)"))
+        }
+    }
+}
+
+@Suite("Process life: shutdown")
+struct ShutdownTests {
+    /// After work with every map type, retired memory, work items and a map dropped inside a
+    /// section (torn down on a helper thread), `Epoch.barrier()` runs every deferred free:
+    /// the statistics settle; then the process exits normally.
+    @Test func aBarrierRunsEveryDeferredFreeAndTheProcessExits() async {
+        await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
+            alarm(120)
+            let tags = (uniqueTag(), uniqueTag(), uniqueTag(), uniqueTag())
+            let ran = Shared()
+            runChecked {
+                // Lock-free hash with 16-byte values: replacements and deletes retire entries.
+                var lockFree: (any RawMap)? = try MapRegistry.create(MapDefinition(
+                    type: .hash, keySize: 8, valueSize: 16, maxEntries: 4096, poolTag: tags.0))
+                var bucket: (any RawMap)? = try MapRegistry.create(MapDefinition(
+                    type: .hash, keySize: 8, valueSize: 8, maxEntries: 4096, hashImplementation: .bucketLocked,
+                    poolTag: tags.1))
+                var array: (any RawMap)? = try MapRegistry.create(MapDefinition(
+                    type: .array, keySize: 4, valueSize: 32, maxEntries: 1024, poolTag: tags.2))
+                for key in 0..<2000 as Range<UInt64> {
+                    try lockFree!.put(key, (key, key))
+                    try bucket!.put(key, key)
+                    try array!.put(UInt32(key % 1024), (key, key, key, key))
+                }
+                for key in 0..<2000 as Range<UInt64> {
+                    try lockFree!.put(key, (key + 1, key))  // replaced: the old entry is retired
+                    if key % 2 == 0 {
+                        try lockFree!.remove(key)
+                        try bucket!.remove(key)
+                    }
+                }
+                for _ in 0..<100 {
+                    EpochMemory.free(EpochMemory.allocate(byteCount: 100, tag: tags.3)!)
+                    Epoch.afterGracePeriod(tag: tags.3) { ran.count.add(1, ordering: .relaxed) }
+                }
+                // The last reference dropped inside a section: torn down on a helper thread.
+                Epoch.withSection { _ in lockFree = nil }
+                bucket = nil
+                array = nil
+                let deadline = ContinuousClock.now + .seconds(60)
+                while true {
+                    Epoch.barrier()
+                    let all = [tags.0, tags.1, tags.2, tags.3].map { EpochMemory.statistics(for: $0) }
+                    if all.allSatisfy({ $0.liveBytes == 0 && $0.pendingBytes == 0 && $0.liveAllocations == 0 }) { break }
+                    check(ContinuousClock.now < deadline, "statistics did not settle: \(all)")
+                    usleep(1000)  // the helper thread may still be tearing the lock-free map down
+                }
+                check(ran.count.load(ordering: .relaxed) == 100, "not every work item ran")
+            }
+        }.map(reportFailedChecks)
+    }
+
+    /// Deferred frees and work items still queued at exit are not waited for: the process
+    /// exits at once (liburcu's reclamation thread never delays exit, and nothing of ours
+    /// joins a thread at exit).
+    @Test func theProcessExitsWithDeferredWorkStillQueued() async {
+        await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
+            alarm(60)
+            runChecked {
+                let tag = uniqueTag()
+                for _ in 0..<10_000 { EpochMemory.free(EpochMemory.allocate(byteCount: 64, tag: tag)!) }
+                Epoch.afterGracePeriod(tag: tag) { usleep(200_000) }
+                for _ in 0..<10_000 { EpochMemory.free(EpochMemory.allocate(byteCount: 64, tag: tag)!) }
+            }
+        }.map(reportFailedChecks)
+    }
+}
+
+@Suite("Process life: fork", .enabled(if: forkTestsCanRun, "ThreadSanitizer kills a forked child that starts a thread"))
+struct ForkTests {
+    /// The brief's scenario: maps of every kind, threads writing them and waiting for grace
+    /// periods, a fork in the middle; the child looks up, updates, deletes, waits for grace
+    /// periods and barriers, and its statistics settle. The parent goes on unaffected.
+    @Test func aChildUsesMapsForkedWhileThreadsWrite() async {
+        await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
+            alarm(120)
+            runChecked {
+                let shared = try SharedMaps()
+                let workers = Workers()
+                shared.startWriters(workers)
+                workers.waitForProgress(1000)
+                let parentQueued = shared.queueDeferredWork()
+                let child = forkChild {
+                    try shared.checkInChild(parentQueued: parentQueued)
+                }
+                // The parent goes on: its threads never stopped.
+                workers.waitForProgress(workers.progress + 1000)
+                workers.stopAndJoin()
+                checkExitedNormally(child)
+                try shared.checkInParent(parentQueued: parentQueued)
+            }
+        }.map(reportFailedChecks)
+    }
+
+    /// The parent keeps working across many forks: its writers run throughout, each child
+    /// does a little work and exits, and everything settles in the parent at the end.
+    @Test func theParentKeepsWorkingAcrossForks() async {
+        await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
+            alarm(120)
+            runChecked {
+                let shared = try SharedMaps()
+                let workers = Workers()
+                shared.startWriters(workers)
+                for round in 0..<8 {
+                    workers.waitForProgress(workers.progress + 200)
+                    let child = forkChild {
+                        Epoch.synchronize()
+                        try check(try shared.lockFree.get(UInt64(600), as: UInt64.self) == 600, "lookup in child", child: true)
+                        try shared.lockFree.put(UInt64(10_000 + round), UInt64(round))
+                        try shared.lockFree.remove(UInt64(10_000 + round))
+                        Epoch.barrier()
+                    }
+                    // Meanwhile the parent writes and waits for grace periods too.
+                    try shared.lockFree.put(UInt64(20_000 + round), UInt64(round))
+                    Epoch.synchronize()
+                    checkExitedNormally(child)
+                }
+                workers.stopAndJoin()
+                for round in 0..<8 {
+                    try check(try shared.lockFree.get(UInt64(20_000 + round), as: UInt64.self) == UInt64(round), "parent's write")
+                    check((try? shared.lockFree.get(UInt64(10_000 + round), as: UInt64.self)) == nil, "a child's write leaked into the parent")
+                    try shared.lockFree.remove(UInt64(20_000 + round))
+                }
+                try shared.checkSettledInParent()
+            }
+        }.map(reportFailedChecks)
+    }
+
+    /// A thread that was registered and inside a section at the fork does not exist in the
+    /// child: the child's grace periods must not wait for it, and new threads of the child
+    /// (which glibc gives the dead threads' stacks and TLS) register safely.
+    @Test func aChildForgetsTheThreadsThatDidNotFollowIt() async {
+        await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
+            alarm(120)
+            runChecked {
+                let shared = try SharedMaps()
+                // Idle reclamation thread, so that the fork need not wait for a grace period
+                // (it would wait for the reader below).
+                Epoch.barrier()
+                let state = Shared()
+                let reader = startThread {
+                    Epoch.withSection { _ in
+                        state.inside.set()
+                        state.go.waitUntilSet()
+                    }
+                }
+                state.inside.waitUntilSet()
+                let child = forkChild {
+                    Epoch.synchronize()  // hangs if the dead reader were still registered
+                    let registered = Shared()
+                    var threads: [pthread_t] = []
+                    for index in 0..<6 {
+                        threads.append(startThread {
+                            Epoch.withSection { _ in _ = try? shared.lockFree.get(UInt64(index), as: UInt64.self) }
+                            registered.count.add(1, ordering: .relaxed)
+                            Epoch.synchronize()
+                        })
+                    }
+                    for thread in threads { pthread_join(thread, nil) }
+                    check(registered.count.load(ordering: .relaxed) == 6, "threads of the child", child: true)
+                    try shared.checkInChild(parentQueued: nil)
+                }
+                checkExitedNormally(child)
+                state.go.set()
+                pthread_join(reader, nil)
+                Epoch.synchronize()
+                try shared.checkSettledInParent()
+            }
+        }.map(reportFailedChecks)
+    }
+
+    /// A fork inside a section cannot be prepared (the fork would have to wait for grace
+    /// periods that wait for the forker): the parent is unaffected, and the child may read
+    /// maps but stops with a message at its first grace period.
+    @Test func aChildForkedInsideASectionMayOnlyRead() async {
+        await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
+            alarm(120)
+            runChecked {
+                let shared = try SharedMaps()
+                Epoch.enter()
+                let pid = fork()
+                if pid == 0 {
+                    startChildWatchdog()
+                    let value = try? shared.lockFree.get(UInt64(7), as: UInt64.self)
+                    Epoch.exit()
+                    if value != 7 { _exit(2) }
+                    if EpochFork.processIsUsable { _exit(3) }
+                    Epoch.synchronize()  // stops the child with a message
+                    _exit(4)
+                }
+                Epoch.exit()
+                check(pid > 0, "fork failed")
+                let status = waitFor(ForkedChild(pid: pid, reports: -1)).status
+                check(status & 0x7f == SIGABRT, "the child was not stopped by abort(): status \(status)")
+                check(EpochFork.processIsUsable, "the parent must stay usable")
+                Epoch.synchronize()
+                try shared.checkSettledInParent()
+            }
+        }.map { result in
+            reportFailedChecks(result)
+            let text = String(decoding: result.standardErrorContent, as: UTF8.self)
+            #expect(text.contains("fork() was called inside an epoch section"))
+        }
+    }
+}
+
+// MARK: - Helpers (they run inside exit tests' child processes)
+
+/// Flags and counters shared with other threads.
+private final class Shared: Sendable {
+    let id = Atomic<UInt64>(0)
+    let count = Atomic<Int>(0)
+    let inside = Flag()
+    let go = Flag()
+}
+
+private final class Flag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .releasing) }
+    var isSet: Bool { value.load(ordering: .acquiring) }
+    func waitUntilSet() { while !isSet { usleep(500) } }
+}
+
+private extension Atomic where Value == UInt64 {
+    func waitUntilNonZero() { while load(ordering: .acquiring) == 0 { usleep(500) } }
+}
+
+/// Reports the checks that failed in an exit test's process (see ``check(_:_:child:)``).
+private func reportFailedChecks(_ result: ExitTest.Result) {
+    let text = String(decoding: result.standardErrorContent, as: UTF8.self)
+    if text.contains(failedCheckMarker) { Issue.record("\(text)") }
+}
+
+private let failedCheckMarker = "process-life check failed"
+
+/// Starts a joinable pthread running `body`.
+private func startThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
+    final class Box {
+        let body: @Sendable () -> Void
+        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+    }
+    let context = Unmanaged.passRetained(Box(body)).toOpaque()
+    var thread = pthread_t()
+    let result = pthread_create(&thread, nil, { raw in
+        Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue().body()
+        return nil
+    }, context)
+    precondition(result == 0, "pthread_create failed: \(result)")
+    return thread
+}
+
+/// Unless `condition` holds, writes a message on standard error and ends the process.
+///
+/// In an exit test's process the status is 0: Swift Testing hands an exit test's standard
+/// error back only when its exit condition was met, so the test expects success and
+/// reports the message it finds (``reportFailedChecks(_:)``). In a forked child of it
+/// (`child: true`) the status is 1, which the parent's check of the child's status reports.
+private func check(_ condition: @autoclosure () throws -> Bool, _ message: @autoclosure () -> String,
+                   child: Bool = false) rethrows {
+    guard try !condition() else { return }
+    var text = "\(failedCheckMarker)\(child ? " in the forked child" : ""): \(message())\n"
+    text.withUTF8 { _ = write(child ? childReportDescriptor : 2, $0.baseAddress, $0.count) }
+    if child { _exit(1) } else { exit(0) }
+}
+
+/// In a forked child: where its failed checks are reported (a pipe to the parent).
+nonisolated(unsafe) private var childReportDescriptor: Int32 = 2
+
+/// Runs `body`; an error stops the process with a failing status.
+private func runChecked(child: Bool = false, _ body: () throws -> Void) {
+    do { try body() } catch { check(false, "unexpected error \(error)", child: child) }
+}
+
+/// A forked child: its pid, and the read end of the pipe its failed checks are written to.
+private struct ForkedChild {
+    var pid: pid_t
+    var reports: Int32  // -1: none
+}
+
+/// Forks. The child (with a watchdog) runs `body` and `_exit`s: 0 if it returned, 1 if it
+/// threw or a check failed.
+private func forkChild(_ body: () throws -> Void) -> ForkedChild {
+    var pipeEnds: [Int32] = [0, 0]
+    check(pipe(&pipeEnds) == 0, "pipe failed: errno \(errno)")
+    let pid = fork()
+    if pid == 0 {
+        startChildWatchdog()
+        close(pipeEnds[0])
+        childReportDescriptor = pipeEnds[1]
+        runChecked(child: true, body)
+        _exit(0)
+    }
+    close(pipeEnds[1])
+    check(pid > 0, "fork failed: errno \(errno)")
+    return ForkedChild(pid: pid, reports: pipeEnds[0])
+}
+
+/// In a forked child: a watchdog that ends it by SIGALRM after 60 s (before its parent's,
+/// so that a hung child never outlives the exit test). The forking thread (a Swift
+/// concurrency thread) blocks most signals, and the child's only thread inherits its mask:
+/// unblock SIGALRM, or the watchdog would never fire.
+private func startChildWatchdog() {
+    var alarmOnly = sigset_t()
+    sigemptyset(&alarmOnly)
+    sigaddset(&alarmOnly, SIGALRM)
+    pthread_sigmask(SIG_UNBLOCK, &alarmOnly, nil)
+    alarm(60)
+}
+
+/// Waits for a child; returns its raw wait status and what it reported.
+private func waitFor(_ child: ForkedChild) -> (status: Int32, reports: String) {
+    var reports: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while child.reports >= 0 {
+        let count = read(child.reports, &buffer, buffer.count)
+        if count > 0 { reports += buffer[..<count]; continue }
+        if count < 0, errno == EINTR { continue }
+        break
+    }
+    if child.reports >= 0 { close(child.reports) }
+    var status: Int32 = 0
+    while waitpid(child.pid, &status, 0) < 0 {
+        check(errno == EINTR, "waitpid failed: errno \(errno)")
+    }
+    return (status, String(decoding: reports, as: UTF8.self))
+}
+
+private func checkExitedNormally(_ child: ForkedChild) {
+    let (status, reports) = waitFor(child)
+    let signal = status & 0x7f
+    check(signal == 0, "the forked child was killed by signal \(signal)\(signal == SIGALRM ? " (watchdog: it hung)" : "")")
+    check((status >> 8) & 0xff == 0, "the forked child exited with status \((status >> 8) & 0xff): \(reports)")
+}
+
+/// Background threads and their shared progress counter.
+private final class Workers: @unchecked Sendable {
+    // @unchecked: `threads` is only touched by the thread that owns this object.
+    let stop = Flag()
+    private let iterations = Atomic<Int>(0)
+    private var threads: [pthread_t] = []
+
+    var progress: Int { iterations.load(ordering: .relaxed) }
+    func tick() { iterations.add(1, ordering: .relaxed) }
+
+    func start(_ body: @escaping @Sendable (Workers) -> Void) {
+        threads.append(startThread { [self] in body(self) })
+    }
+
+    func waitForProgress(_ target: Int) {
+        while progress < target { usleep(200) }
+    }
+
+    func stopAndJoin() {
+        stop.set()
+        for thread in threads { pthread_join(thread, nil) }
+        threads = []
+    }
+}
+
+/// Maps of the three kinds, filled with keys 0..<1536 (value = key; the array: 0..<1024),
+/// that the fork tests share between the parent's threads and the child.
+///
+/// The parent's writers update keys 0..<512 in place (8-byte values), free epoch memory and
+/// wait for grace periods. The child may use every map, within the limits that
+/// docs/architecture.md ("Process life") gives for maps written at the fork: a bucket hash
+/// map's bucket lock, or an array slot, may be held by a writer that did not follow the
+/// child, so the child only reads the bucket map the writers use, and writes array slots
+/// they do not touch. Writers delete and re-insert lock-free hash keys 1024..<1536, which
+/// retires entries through the map's retire list (whose locks take part in fork()).
+private final class SharedMaps: Sendable {
+    let tags: (lockFree: PoolTag, bucket: PoolTag, array: PoolTag, memory: PoolTag, parent: PoolTag)
+    /// Whether the writers retire lock-free hash entries (see above).
+    let writersRetire: Bool
+    let lockFree: any RawMap
+    let bucket: any RawMap
+    let array: any RawMap
+
+    init() throws {
+        tags = (uniqueTag(), uniqueTag(), uniqueTag(), uniqueTag(), uniqueTag())
+        lockFree = try MapRegistry.create(MapDefinition(type: .hash, keySize: 8, valueSize: 8, maxEntries: 1 << 15,
+                                                        poolTag: tags.lockFree))
+        bucket = try MapRegistry.create(MapDefinition(type: .hash, keySize: 8, valueSize: 8, maxEntries: 1 << 15,
+                                                      hashImplementation: .bucketLocked, poolTag: tags.bucket))
+        array = try MapRegistry.create(MapDefinition(type: .array, keySize: 4, valueSize: 8, maxEntries: 1024,
+                                                     poolTag: tags.array))
+        for key in 0..<1536 as Range<UInt64> {
+            try lockFree.put(key, key)
+            try bucket.put(key, key)
+            if key < 1024 { try array.put(UInt32(key), key) }
+        }
+        writersRetire = EpochFork.participantCount(level: .epoch) > 0
+    }
+
+    /// Three writers: in-place updates of the lock-free hash and the array; updates of the
+    /// bucket hash; epoch memory freed (call_rcu) and grace periods awaited. Each also
+    /// reads inside sections.
+    func startWriters(_ workers: Workers) {
+        let maps = self
+        workers.start { workers in
+            var n: UInt64 = 0
+            while !workers.stop.isSet {
+                n &+= 1
+                let key = n % 512
+                try? maps.lockFree.put(key, key)
+                try? maps.array.put(UInt32(key), key)
+                if maps.writersRetire {
+                    try? maps.lockFree.remove(1024 + key)
+                    try? maps.lockFree.put(1024 + key, 1024 + key)
+                }
+                Epoch.withSection { _ in _ = try? maps.bucket.get(key + 512, as: UInt64.self) }
+                workers.tick()
+            }
+        }
+        workers.start { workers in
+            var n: UInt64 = 0
+            while !workers.stop.isSet {
+                n &+= 1
+                try? maps.bucket.put(n % 512, n % 512)
+                workers.tick()
+            }
+        }
+        workers.start { workers in
+            var n = 0
+            while !workers.stop.isSet {
+                n += 1
+                if let block = EpochMemory.allocate(byteCount: 48, tag: maps.tags.memory) { EpochMemory.free(block) }
+                if n % 64 == 0 { Epoch.synchronize() }
+                workers.tick()
+            }
+        }
+    }
+
+    /// Queued by the forking thread just before the fork: frees and a work item, which the
+    /// child's new reclamation thread must run if the parent's had not yet.
+    func queueDeferredWork() -> Shared {
+        let ran = Shared()
+        for _ in 0..<64 { EpochMemory.free(EpochMemory.allocate(byteCount: 80, tag: tags.parent)!) }
+        Epoch.afterGracePeriod(tag: tags.parent) { ran.count.add(1, ordering: .relaxed) }
+        return ran
+    }
+
+    /// In the forked child: every kind of operation, grace periods and barriers, and the
+    /// statistics settle.
+    func checkInChild(parentQueued: Shared?) throws {
+        // Lookups on every map.
+        try check(try lockFree.get(UInt64(600), as: UInt64.self) == 600, "lock-free lookup", child: true)
+        try check(try bucket.get(UInt64(600), as: UInt64.self) == 600, "bucket lookup", child: true)
+        try check(try array.get(UInt32(600), as: UInt64.self) == 600, "array lookup", child: true)
+        _ = try bucket.get(UInt64(100), as: UInt64.self)  // a key the writers update
+        // Updates and deletes on the maps the writers were using.
+        try lockFree.put(UInt64(600), UInt64(6000))
+        try check(try lockFree.get(UInt64(600), as: UInt64.self) == 6000, "lock-free update", child: true)
+        for key in 512..<768 as Range<UInt64> { try lockFree.remove(key) }  // retires entries
+        check((try? lockFree.get(UInt64(700), as: UInt64.self)) == nil, "lock-free delete", child: true)
+        for index in 512..<1024 as Range<UInt32> { try array.put(index, UInt64(index) * 3) }
+        try check(try array.get(UInt32(700), as: UInt64.self) == 2100, "array update", child: true)
+        // Maps of the child's own, under a tag of their own.
+        let own = uniqueTag()
+        do {
+            let maps: [any RawMap] = [
+                try MapRegistry.create(MapDefinition(type: .hash, keySize: 8, valueSize: 8, maxEntries: 4096, poolTag: own)),
+                try MapRegistry.create(MapDefinition(type: .hash, keySize: 8, valueSize: 8, maxEntries: 4096,
+                                                     hashImplementation: .bucketLocked, poolTag: own)),
+            ]
+            for map in maps {
+                for key in 0..<1000 as Range<UInt64> { try map.put(key, key) }
+                for key in 0..<1000 as Range<UInt64> where key % 3 == 0 { try map.remove(key) }
+                try check(try map.get(UInt64(1), as: UInt64.self) == 1, "child's own map", child: true)
+            }
+            let array = try MapRegistry.create(MapDefinition(type: .array, keySize: 4, valueSize: 8, maxEntries: 64, poolTag: own))
+            try array.put(UInt32(5), UInt64(55))
+            try check(try array.get(UInt32(5), as: UInt64.self) == 55, "child's own array", child: true)
+        }
+        Epoch.synchronize()
+        Epoch.barrier()
+        let settled = settledStatistics(for: own)
+        check(settled.liveBytes == 0 && settled.pendingBytes == 0 && settled.liveAllocations == 0,
+              "the child's own tag did not settle: \(settled)", child: true)
+        // (A writer that was retiring an entry at the fork may leave that one entry pending.)
+        let lockFreeTag = settledStatistics(for: tags.lockFree)
+        check(lockFreeTag.pendingBytes <= (writersRetire ? 64 : 0),
+              "retired entries not reclaimed in the child: \(lockFreeTag)", child: true)
+        // What the forking thread queued just before the fork has run (in the parent before
+        // the fork, or on the child's new reclamation thread).
+        if let parentQueued {
+            let parent = settledStatistics(for: tags.parent)
+            check(parent.liveBytes == 0 && parent.pendingBytes == 0, "the parent's queued frees: \(parent)", child: true)
+            check(parentQueued.count.load(ordering: .relaxed) == 1, "the parent's queued work item did not run", child: true)
+        }
+        // A block the writer thread was freeing at the fork may stay pending: at most one.
+        let memory = settledStatistics(for: tags.memory)
+        check(memory.pendingBytes <= 48 + EpochMemory.headerSize && memory.liveAllocations <= 1,
+              "the writers' frees: \(memory)", child: true)
+        check(EpochFork.processIsUsable, "the child must be usable", child: true)
+    }
+
+    /// In the parent after the child exited: the child's changes stayed in the child.
+    func checkInParent(parentQueued: Shared) throws {
+        try check(try lockFree.get(UInt64(600), as: UInt64.self) == 600, "the child's update leaked into the parent")
+        try check(try lockFree.get(UInt64(700), as: UInt64.self) == 700, "the child's delete leaked into the parent")
+        try check(try array.get(UInt32(700), as: UInt64.self) == 700, "the child's array update leaked into the parent")
+        try checkSettledInParent()
+        check(parentQueued.count.load(ordering: .relaxed) == 1, "the queued work item did not run in the parent")
+    }
+
+    func checkSettledInParent() throws {
+        Epoch.synchronize()
+        for tag in [tags.lockFree, tags.bucket, tags.array, tags.memory, tags.parent] {
+            let settled = settledStatistics(for: tag)
+            check(settled.pendingBytes == 0, "tag \(tag) did not settle in the parent: \(settled)")
+        }
+        try check(try lockFree.get(UInt64(1000), as: UInt64.self) == 1000, "lookup in the parent")
+    }
+}
