@@ -9,16 +9,70 @@ public enum HashImplementation: String, Hashable, Sendable, CaseIterable {
     case bucketLocked
 }
 
-/// Creation flags of a map (Linux `map_flags`). Unknown bits are rejected with EINVAL.
-public struct MapCreationFlags: OptionSet, Hashable, Sendable {
+/// Creation flags of a map (Linux `map_flags`, same bit values). Each map type accepts the
+/// flags Linux 6.18 accepts for it and refuses the rest with EINVAL; docs/linux-compatibility.md
+/// lists them per type.
+public struct MapCreationFlags: OptionSet, Hashable, Sendable, CustomStringConvertible {
     /// The raw value.
     public var rawValue: UInt32
     /// Wraps a raw value (not validated here: maps validate what they are given).
     public init(rawValue: UInt32) { self.rawValue = rawValue }
 
-    /// `BPF_F_NO_PREALLOC`: accepted by hash maps (which allocate per entry anyway);
-    /// rejected by arrays, as on Linux.
+    /// `BPF_F_NO_PREALLOC` (0x1): hash maps accept it (they allocate per entry anyway);
+    /// arrays refuse it, as on Linux.
     public static let noPrealloc = MapCreationFlags(rawValue: 1 << 0)
+    /// `BPF_F_NO_COMMON_LRU` (0x2): LRU hashes only.
+    public static let noCommonLRU = MapCreationFlags(rawValue: 1 << 1)
+    /// `BPF_F_NUMA_NODE` (0x4): place the map on ``MapDefinition/numaNode`` (implied when
+    /// that is set).
+    public static let numaNode = MapCreationFlags(rawValue: 1 << 2)
+    /// `BPF_F_RDONLY` (0x8): user mode (the syscall side) may only read: updates, deletes,
+    /// lookup-and-delete, write batches and freeze fail with EPERM.
+    public static let readOnly = MapCreationFlags(rawValue: 1 << 3)
+    /// `BPF_F_WRONLY` (0x10): user mode may only write: lookups, get-next-key, lookup
+    /// batches and lookup-and-delete fail with EPERM.
+    public static let writeOnly = MapCreationFlags(rawValue: 1 << 4)
+    /// `BPF_F_STACK_BUILD_ID` (0x20): stack-trace maps only (refused here).
+    public static let stackBuildID = MapCreationFlags(rawValue: 1 << 5)
+    /// `BPF_F_ZERO_SEED` (0x40), hash maps: hash with seed 0 instead of a random one, so the
+    /// iteration order repeats from run to run. For tests: a known seed lets anyone aim
+    /// keys at one bucket. (Linux requires CAP_SYS_ADMIN; a library has no such check.)
+    public static let zeroSeed = MapCreationFlags(rawValue: 1 << 6)
+    /// `BPF_F_RDONLY_PROG` (0x80): helper mode (the program side) may only read: helper-mode
+    /// updates and deletes fail with EACCES, as Linux's verifier refuses such programs.
+    public static let readOnlyProgram = MapCreationFlags(rawValue: 1 << 7)
+    /// `BPF_F_WRONLY_PROG` (0x100): helper mode may only write: helper-mode lookups fail
+    /// with EACCES.
+    public static let writeOnlyProgram = MapCreationFlags(rawValue: 1 << 8)
+    /// `BPF_F_CLONE` (0x200): socket-storage maps only (refused here).
+    public static let clone = MapCreationFlags(rawValue: 1 << 9)
+    /// `BPF_F_MMAPABLE` (0x400), arrays only: the values are laid out as Linux's mmap shows
+    /// them (one page-aligned block, `round_up(valueSize, 8)` apart, no per-slot sequence
+    /// word) and can be mapped directly (``RawArrayMap/mapStorage(writable:)``).
+    public static let mmapable = MapCreationFlags(rawValue: 1 << 10)
+    /// `BPF_F_PRESERVE_ELEMS` (0x800): perf-event arrays only (refused here).
+    public static let preserveElements = MapCreationFlags(rawValue: 1 << 11)
+    /// `BPF_F_INNER_MAP` (0x1000), arrays: accepted and kept, as Linux does (it relaxes a
+    /// verifier check on inner maps).
+    public static let innerMap = MapCreationFlags(rawValue: 1 << 12)
+
+    /// The user-mode and helper-mode access flags (Linux's `BPF_F_ACCESS_MASK`).
+    public static let accessFlags: MapCreationFlags = [.readOnly, .writeOnly, .readOnlyProgram, .writeOnlyProgram]
+
+    /// A readable form (`BPF_F_NO_PREALLOC|BPF_F_RDONLY`).
+    public var description: String {
+        let names: [(MapCreationFlags, String)] = [
+            (.noPrealloc, "BPF_F_NO_PREALLOC"), (.noCommonLRU, "BPF_F_NO_COMMON_LRU"), (.numaNode, "BPF_F_NUMA_NODE"),
+            (.readOnly, "BPF_F_RDONLY"), (.writeOnly, "BPF_F_WRONLY"), (.stackBuildID, "BPF_F_STACK_BUILD_ID"),
+            (.zeroSeed, "BPF_F_ZERO_SEED"), (.readOnlyProgram, "BPF_F_RDONLY_PROG"),
+            (.writeOnlyProgram, "BPF_F_WRONLY_PROG"), (.clone, "BPF_F_CLONE"), (.mmapable, "BPF_F_MMAPABLE"),
+            (.preserveElements, "BPF_F_PRESERVE_ELEMS"), (.innerMap, "BPF_F_INNER_MAP"),
+        ]
+        var parts = names.filter { contains($0.0) }.map(\.1)
+        let unknown = subtracting(MapCreationFlags(names.map(\.0)))
+        if !unknown.isEmpty { parts.append("0x" + String(unknown.rawValue, radix: 16)) }
+        return parts.isEmpty ? "0" : parts.joined(separator: "|")
+    }
 }
 
 /// What a map is: type, key and value sizes, capacity, flags, and a name.
@@ -45,12 +99,24 @@ public struct MapDefinition: Hashable, Sendable {
     public var hashImplementation: HashImplementation
     /// The pool tag the map's memory is accounted under (default: one per map type).
     public var poolTag: PoolTag?
+    /// The offset in the value of a 4-byte lock word — the userspace counterpart of a
+    /// `struct bpf_spin_lock` field in the value's BTF — or `nil`. With one:
+    /// - `BPF_F_LOCK` (``MapElementFlags/lock``) is accepted on lookups and updates: the copy
+    ///   happens with the element's lock held (helper-mode code takes the same lock with
+    ///   ``MapValueLock``);
+    /// - user-mode lookups return the lock word as 0, and updates never copy the caller's
+    ///   bytes into it (Linux's `copy_map_value` skips special fields);
+    /// - HASH and ARRAY only (other types: EOPNOTSUPP); not with `BPF_F_RDONLY_PROG` or
+    ///   `BPF_F_WRONLY_PROG` (EACCES); such a map cannot be frozen or mapped (ENOTSUPP).
+    ///
+    /// Must be a multiple of 4 with the word inside the value (EINVAL otherwise).
+    public var lockOffset: Int?
 
     /// A definition; nothing is validated until a map is created from it.
     public init(type: MapType, keySize: Int, valueSize: Int, maxEntries: Int,
                 flags: MapCreationFlags = [], name: String = "",
                 numaNode: Int? = nil, hashImplementation: HashImplementation = .lockFree,
-                poolTag: PoolTag? = nil) {
+                poolTag: PoolTag? = nil, lockOffset: Int? = nil) {
         self.type = type
         self.keySize = keySize
         self.valueSize = valueSize
@@ -60,14 +126,28 @@ public struct MapDefinition: Hashable, Sendable {
         self.numaNode = numaNode
         self.hashImplementation = hashImplementation
         self.poolTag = poolTag
+        self.lockOffset = lockOffset
     }
 
-    /// Largest key a hash map accepts (Linux `MAX_BPF_STACK`).
-    public static let maxKeySize = 512
-    /// Largest value any map accepts (Linux: `KMALLOC_MAX_SIZE` less overheads; 4 MiB here).
-    public static let maxValueSize = 4 << 20
+    /// Linux's `KMALLOC_MAX_SIZE` on x86-64 (4 MiB).
+    public static let kmallocMaxSize = 1 << 22
+    /// A hash map refuses `keySize + valueSize` from this up (E2BIG): `KMALLOC_MAX_SIZE`
+    /// less Linux 6.18's 48-byte `struct htab_elem`. There is no other key-size limit.
+    public static let maxHashKeyPlusValueSize = kmallocMaxSize - 48
+    /// Most entries a hash map may have (E2BIG beyond): Linux 6.18's bucket array of
+    /// `roundup_pow_of_two(max_entries)` 16-byte buckets must stay under 4 GiB.
+    public static let maxHashEntries = 1 << 27
+    /// Largest value an array accepts (E2BIG beyond): `INT_MAX`.
+    public static let maxArrayValueSize = Int(Int32.max)
+    /// Largest value the provider layer stores (a custom map's base value): the hash limit.
+    public static let maxValueSize = maxHashKeyPlusValueSize - 1
     /// Longest name (Linux `BPF_OBJ_NAME_LEN - 1`).
     public static let maxNameLength = 15
+
+    /// The flags a `HASH` map accepts (Linux `HTAB_CREATE_FLAG_MASK` without the LRU flag).
+    public static let hashFlags: MapCreationFlags = [.noPrealloc, .numaNode, .accessFlags, .zeroSeed]
+    /// The flags an `ARRAY` map accepts (Linux `ARRAY_CREATE_FLAG_MASK` for `ARRAY`).
+    public static let arrayFlags: MapCreationFlags = [.numaNode, .mmapable, .accessFlags, .innerMap]
 
     /// The tag the map's memory is accounted under.
     public var effectivePoolTag: PoolTag {
@@ -79,30 +159,13 @@ public struct MapDefinition: Hashable, Sendable {
         }
     }
 
-    /// Checks a definition in Linux's order: name, flags and zero sizes (EINVAL) first,
-    /// then sizes beyond the limits (E2BIG), then the NUMA node.
-    ///
-    /// - Parameters:
-    ///   - allowedFlags: the creation flags this map type accepts.
-    ///   - keySizeRule: the type's own key-size check, run after the zero checks.
-    func validate(allowedFlags: MapCreationFlags, keySizeRule: (Int) throws(MapError) -> Void) throws(MapError) {
-        guard name.utf8.count <= Self.maxNameLength,
-              name.utf8.allSatisfy({ $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".")
-                  || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0)
-                  || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0)
-                  || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) })
-        else { throw MapError.invalidArgument.with(reason: "map name must be at most 15 characters of [A-Za-z0-9_.]") }
-        guard allowedFlags.isSuperset(of: flags) else {
-            throw MapError.invalidArgument.with(reason: "unsupported map flags 0x\(String(flags.rawValue, radix: 16)) for \(type)")
-        }
-        guard maxEntries > 0, maxEntries <= Int(UInt32.max) else {
-            throw MapError.invalidArgument.with(reason: "maxEntries must be 1...\(UInt32.max), got \(maxEntries)")
-        }
-        guard keySize > 0 else { throw MapError.invalidArgument.with(reason: "keySize must be positive, got \(keySize)") }
-        guard valueSize > 0 else { throw MapError.invalidArgument.with(reason: "valueSize must be positive, got \(valueSize)") }
-        try keySizeRule(keySize)
-        guard valueSize <= Self.maxValueSize else {
-            throw MapError.outOfSpace.with(reason: "valueSize \(valueSize) exceeds \(Self.maxValueSize)")
+    // MARK: Validation, in Linux 6.18's order
+
+    /// The checks `map_create` makes before the type's own: read and write access together
+    /// (`BPF_F_RDONLY|BPF_F_WRONLY`), the NUMA node.
+    func validateCommon() throws(MapError) {
+        guard !flags.isSuperset(of: [.readOnly, .writeOnly]) else {
+            throw MapError.invalidArgument.with(reason: "BPF_F_RDONLY and BPF_F_WRONLY exclude each other")
         }
         if let numaNode {
             guard numaNode >= 0, numaNode < NUMATopology.nodeCount else {
@@ -112,21 +175,64 @@ public struct MapDefinition: Hashable, Sendable {
         }
     }
 
-    /// Checks a hash map definition (both implementations).
-    func validateHash() throws(MapError) {
-        try validate(allowedFlags: .noPrealloc) { (keySize) throws(MapError) in
-            guard keySize <= Self.maxKeySize else {
-                throw MapError.outOfSpace.with(reason: "keySize \(keySize) exceeds \(Self.maxKeySize)")
-            }
+    /// The checks `map_create` makes after the type's own: the name, then the lock word
+    /// (the BTF checks).
+    func validateNameAndLock(lockAllowed: Bool) throws(MapError) {
+        guard name.utf8.count <= Self.maxNameLength,
+              name.utf8.allSatisfy({ $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".")
+                  || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0)
+                  || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0)
+                  || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) })
+        else { throw MapError.invalidArgument.with(reason: "map name must be at most 15 characters of [A-Za-z0-9_.]") }
+        guard let lockOffset else { return }
+        guard lockOffset >= 0, lockOffset % 4 == 0, lockOffset + 4 <= valueSize else {
+            throw MapError.invalidArgument.with(
+                reason: "lockOffset \(lockOffset) must be a multiple of 4 with the 4-byte word inside the \(valueSize)-byte value")
+        }
+        guard flags.isDisjoint(with: [.readOnlyProgram, .writeOnlyProgram]) else {
+            throw MapError.accessDenied.with(reason: "a value with a lock word cannot be BPF_F_RDONLY_PROG or BPF_F_WRONLY_PROG")
+        }
+        guard lockAllowed else {
+            throw MapError.notSupported.with(reason: "\(type) values cannot hold a lock word")
         }
     }
 
-    /// Checks an array map definition.
-    func validateArray() throws(MapError) {
-        try validate(allowedFlags: []) { (keySize) throws(MapError) in
-            guard keySize == 4 else {
-                throw MapError.invalidArgument.with(reason: "array keys are 4-byte indices, got keySize \(keySize)")
-            }
+    /// Checks a hash map definition (both implementations), as Linux's
+    /// `htab_map_alloc_check` and `htab_map_alloc` do.
+    func validateHash() throws(MapError) {
+        try validateCommon()
+        guard Self.hashFlags.isSuperset(of: flags),
+              !flags.isSuperset(of: [.readOnlyProgram, .writeOnlyProgram]) else {
+            throw MapError.invalidArgument.with(reason: "map flags \(flags) are not valid for \(type)")
         }
+        guard maxEntries > 0, keySize > 0, valueSize > 0 else {
+            throw MapError.invalidArgument.with(
+                reason: "maxEntries, keySize and valueSize must be positive (got \(maxEntries), \(keySize), \(valueSize))")
+        }
+        let (sum, overflow) = keySize.addingReportingOverflow(valueSize)
+        guard !overflow, sum < Self.maxHashKeyPlusValueSize else {
+            throw MapError.outOfSpace.with(
+                reason: "keySize + valueSize must stay under \(Self.maxHashKeyPlusValueSize), got \(keySize) + \(valueSize)")
+        }
+        guard maxEntries <= Self.maxHashEntries else {
+            throw MapError.outOfSpace.with(reason: "a hash map holds at most \(Self.maxHashEntries) entries, got \(maxEntries)")
+        }
+        try validateNameAndLock(lockAllowed: true)
+    }
+
+    /// Checks an array map definition, as Linux's `array_map_alloc_check` does.
+    func validateArray() throws(MapError) {
+        try validateCommon()
+        guard maxEntries > 0, maxEntries <= Int(UInt32.max), keySize == 4, valueSize > 0,
+              Self.arrayFlags.isSuperset(of: flags), !flags.isSuperset(of: [.readOnlyProgram, .writeOnlyProgram]) else {
+            throw MapError.invalidArgument.with(reason: """
+                an array needs 4-byte keys, a positive value size, 1...\(UInt32.max) entries and flags among \
+                \(Self.arrayFlags) (got keySize \(keySize), valueSize \(valueSize), maxEntries \(maxEntries), flags \(flags))
+                """)
+        }
+        guard valueSize <= Self.maxArrayValueSize else {
+            throw MapError.outOfSpace.with(reason: "array values are at most \(Self.maxArrayValueSize) bytes, got \(valueSize)")
+        }
+        try validateNameAndLock(lockAllowed: true)
     }
 }

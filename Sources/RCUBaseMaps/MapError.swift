@@ -14,6 +14,9 @@ public struct MapError: Error, Hashable, Sendable, CustomStringConvertible {
     public let code: Int32
     /// Why, in words, when the library knows more than the code says.
     public let reason: String?
+    /// For a batch that failed part-way: how many elements it had done before the one that
+    /// failed (Linux's `count` out). Not part of equality.
+    public var elementsProcessed: Int?
 
     /// An error with a Linux errno `code` and an optional human-readable `reason`.
     @inlinable
@@ -23,7 +26,18 @@ public struct MapError: Error, Hashable, Sendable, CustomStringConvertible {
     }
 
     /// The same error with a detail attached.
-    public func with(reason: String) -> MapError { MapError(code: code, reason: reason) }
+    public func with(reason: String) -> MapError {
+        var error = MapError(code: code, reason: reason)
+        error.elementsProcessed = elementsProcessed
+        return error
+    }
+
+    /// The same error, from a batch that had done `count` elements.
+    public func with(elementsProcessed count: Int) -> MapError {
+        var error = self
+        error.elementsProcessed = count
+        return error
+    }
 
     /// The key is not in the map. Corresponds to `EBPF_KEY_NOT_FOUND` / `-ENOENT`.
     public static let keyNotFound = MapError(code: ENOENT)
@@ -47,6 +61,20 @@ public struct MapError: Error, Hashable, Sendable, CustomStringConvertible {
     public static let busy = MapError(code: EBUSY)
     /// The operation is not permitted. Corresponds to `EBPF_ACCESS_DENIED` / `-EPERM`.
     public static let permissionDenied = MapError(code: EPERM)
+    /// Access denied by the map's program-side flags (`BPF_F_RDONLY_PROG`,
+    /// `BPF_F_WRONLY_PROG`): a helper-mode access Linux's verifier refuses, a writable
+    /// mapping of a read-only-for-programs array, or a lock word with those flags.
+    /// Corresponds to `-EACCES`.
+    public static let accessDenied = MapError(code: EACCES)
+    /// No room for what the operation must return: a batch whose first bucket does not fit
+    /// in the buffers (retry with larger ones from the same cursor). Corresponds to
+    /// `-ENOSPC`.
+    public static let noSpace = MapError(code: ENOSPC)
+    /// The map type does not implement the operation, in Linux's kernel-internal errno
+    /// `ENOTSUPP` (524), which the bpf syscall returns for it: lookup-and-delete on an
+    /// array, batch operations a type lacks, freezing a map with a lock word. Not the same
+    /// as ``notSupported`` (`EOPNOTSUPP`, 95).
+    public static let unsupportedByMapType = MapError(code: 524)
     /// The operation would wait for a lock its own thread holds: a provider callback that
     /// runs under its map's lock tried to write to that map. Corresponds to `-EDEADLK`
     /// (eBPF-for-Windows and Linux have no such case: their callbacks cannot re-enter).
@@ -74,6 +102,9 @@ public struct MapError: Error, Hashable, Sendable, CustomStringConvertible {
         case EBUSY: "EBUSY"
         case EPERM: "EPERM"
         case EDEADLK: "EDEADLK"
+        case EACCES: "EACCES"
+        case ENOSPC: "ENOSPC"
+        case 524: "ENOTSUPP"
         default: "errno \(code)"
         }
     }

@@ -15,6 +15,10 @@ public struct MapOperationFlags: OptionSet, Hashable, Sendable, CustomStringConv
     /// The deletion is part of the map's teardown (`EBPF_MAP_OPERATION_MAP_CLEANUP`, 0x04).
     /// Must not fail.
     public static let mapCleanup = MapOperationFlags(rawValue: 0x04)
+    /// With ``update``: the deletion undoes an addition whose base update failed — the value
+    /// never was in the map. An RCUMaps extension (eBPF-for-Windows passes `UPDATE` alone):
+    /// providers that only test ``update`` see no difference.
+    public static let rollback = MapOperationFlags(rawValue: 0x08)
 
     /// A readable form, for logs and error messages.
     public var description: String {
@@ -22,6 +26,7 @@ public struct MapOperationFlags: OptionSet, Hashable, Sendable, CustomStringConv
         if contains(.helper) { names.append("HELPER") }
         if contains(.update) { names.append("UPDATE") }
         if contains(.mapCleanup) { names.append("MAP_CLEANUP") }
+        if contains(.rollback) { names.append("ROLLBACK") }
         return names.isEmpty ? "[]" : "[" + names.joined(separator: ", ") + "]"
     }
 }
@@ -68,21 +73,32 @@ package protocol ObservableBaseMap: RawMap {
 /// needs (`[]` in user mode, `.helper` in helper mode); this extension derives the public
 /// user- and helper-mode entry points of ``RawMap`` from it.
 protocol FlaggedWrites: RawMap {
+    /// The update, in user (`[]`) or helper (`.helper`) mode. When `displaced` is not nil
+    /// and the update replaced a value, that value is copied there (`valueSize` bytes) and
+    /// the result is `true`.
     func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
-                operation: MapOperationFlags) throws(MapError)
+                operation: MapOperationFlags, displaced: UnsafeMutableRawPointer?) throws(MapError) -> Bool
     func delete(key: UnsafeRawBufferPointer, operation: MapOperationFlags) throws(MapError)
 }
 
 extension FlaggedWrites {
     /// User-mode update. Contract: ``RawMap/update(key:value:flags:)``.
     public func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags) throws(MapError) {
-        try update(key: key, value: value, flags: flags, operation: [])
+        _ = try update(key: key, value: value, flags: flags, operation: [], displaced: nil)
+    }
+
+    /// User-mode update that reports the value it replaced. Contract:
+    /// ``RawMap/exchange(key:value:flags:into:)``.
+    public func exchange(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
+                         into displaced: UnsafeMutableRawBufferPointer) throws(MapError) -> Bool {
+        try checkValue(displaced, definition.valueSize)
+        return try update(key: key, value: value, flags: flags, operation: [], displaced: displaced.baseAddress!)
     }
 
     /// Helper-mode update (providers see `.helper`). Contract: ``RawMap/update(key:value:flags:in:)``.
     public func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
                        in section: borrowing EpochSection) throws(MapError) {
-        try update(key: key, value: value, flags: flags, operation: .helper)
+        _ = try update(key: key, value: value, flags: flags, operation: .helper, displaced: nil)
     }
 
     /// User-mode delete. Contract: ``RawMap/delete(key:)``.

@@ -15,8 +15,18 @@ public struct MapUpdateFlags: RawRepresentable, Hashable, Sendable, CustomString
     /// Replace only; ``MapError/keyNotFound`` if the key is absent (`BPF_EXIST`, 2).
     public static let exist = MapUpdateFlags(rawValue: 2)
 
-    /// Whether the value is one of the three flags.
-    public var isValid: Bool { rawValue <= 2 }
+    /// `BPF_F_LOCK` (4), combined with one of the three: update an existing element in
+    /// place with its lock word held (a map whose definition names one; EINVAL otherwise).
+    public static let lock = MapUpdateFlags(rawValue: 4)
+
+    /// Combines with `BPF_F_LOCK`.
+    public func union(_ other: MapUpdateFlags) -> MapUpdateFlags { MapUpdateFlags(rawValue: rawValue | other.rawValue) }
+
+    /// Whether `other`'s bits are all set.
+    public func contains(_ other: MapUpdateFlags) -> Bool { rawValue & other.rawValue == other.rawValue && other.rawValue != 0 }
+
+    /// Whether the value is one of the three flags, possibly with `BPF_F_LOCK`.
+    public var isValid: Bool { rawValue & ~4 <= 2 }
 
     /// A readable form, for logs and error messages.
     public var description: String {
@@ -24,6 +34,9 @@ public struct MapUpdateFlags: RawRepresentable, Hashable, Sendable, CustomString
         case 0: "BPF_ANY"
         case 1: "BPF_NOEXIST"
         case 2: "BPF_EXIST"
+        case 4: "BPF_F_LOCK"
+        case 5: "BPF_NOEXIST|BPF_F_LOCK"
+        case 6: "BPF_EXIST|BPF_F_LOCK"
         default: "invalid(\(rawValue))"
         }
     }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import RCUEpoch
 
 /// Lookups that inline the built-in maps' code into generic callers.
@@ -47,5 +50,29 @@ extension RawMap {
             return try unsafeDowncast(self, to: RawArrayMap.self).lookup(key: key, into: value)
         }
         try lookup(key: key, into: value)
+    }
+
+    /// ``lookup(key:into:)`` that answers an absent key with `false` instead of throwing
+    /// ENOENT, inlined for the built-in maps (a miss then builds no error).
+    @inlinable @inline(__always)
+    public func inlinedLookupIfPresent(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer)
+        throws(MapError) -> Bool
+    {
+        // Invariant of each `unsafeDowncast`: `Self` is exactly the type it converts to.
+        if Self.self == RawBucketHashMap.self {
+            return try unsafeDowncast(self, to: RawBucketHashMap.self).lookupIfPresent(key: key, into: value)
+        }
+        if Self.self == RawLockFreeHashMap.self {
+            return try unsafeDowncast(self, to: RawLockFreeHashMap.self).lookupIfPresent(key: key, into: value)
+        }
+        if Self.self == RawArrayMap.self {
+            return try unsafeDowncast(self, to: RawArrayMap.self).lookupIfPresent(key: key, into: value)
+        }
+        do {
+            try lookup(key: key, into: value)
+            return true
+        } catch where error.code == ENOENT {
+            return false
+        }
     }
 }

@@ -60,6 +60,25 @@ public protocol RawMap: AnyObject, Sendable {
     /// a displaced value is reclaimed after a grace period.
     func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags) throws(MapError)
 
+    /// ``update(key:value:flags:)`` that also reports the value it replaced: the one this
+    /// update displaced, atomically (never a value read before another writer's update).
+    ///
+    /// - Parameters:
+    ///   - key: the key, of the map's key size.
+    ///   - value: the value to store, of the map's value size.
+    ///   - flags: ``MapUpdateFlags/any``, ``MapUpdateFlags/noExist`` or ``MapUpdateFlags/exist``.
+    ///   - displaced: a buffer of the map's value size; receives the replaced value.
+    /// - Returns: `true` if a value was replaced (and copied to `displaced`); `false` when
+    ///   the key was new. Arrays always replace. Custom maps report the replaced value as
+    ///   the provider's find callback translates it, and `false` if it declines.
+    /// - Throws: as ``update(key:value:flags:)``; ``MapError/invalidArgument`` for a
+    ///   `displaced` buffer of the wrong size.
+    ///
+    /// Concurrency: as ``update(key:value:flags:)``. Not a Linux operation: it is what
+    /// `Dictionary.updateValue(_:forKey:)` returns, done atomically.
+    func exchange(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
+                  into displaced: UnsafeMutableRawBufferPointer) throws(MapError) -> Bool
+
     /// Removes `key`.
     ///
     /// - Throws: ``MapError/keyNotFound`` if absent; ``MapError/invalidArgument`` for a wrong
@@ -75,10 +94,18 @@ public protocol RawMap: AnyObject, Sendable {
     /// Writes the key following `key` in the map's iteration order into `nextKey`; with
     /// `key == nil`, the first key (Linux `BPF_MAP_GET_NEXT_KEY`).
     ///
-    /// - Throws: ``MapError/keyNotFound`` after the last key (or on an empty map).
+    /// A `key` that is not in the map: hash maps resume after the place it would have in
+    /// the iteration order, and if no key follows it, return the first key, as Linux does —
+    /// never ENOENT on a non-empty map — except that the bucket-locked hash, which still
+    /// sees a key deleted within the last grace period, ends the pass (ENOENT) when that
+    /// key was the last. Arrays, as Linux: an index beyond the last restarts at 0.
     ///
-    /// Stable under concurrent modification: a pass never crashes and never returns a key
-    /// twice; every key present for the whole pass is returned once.
+    /// - Throws: ``MapError/keyNotFound`` after the last key (or on an empty map);
+    ///   ``MapError/permissionDenied`` for a `BPF_F_WRONLY` map.
+    ///
+    /// Stable under concurrent modification: a pass never crashes, and a pass whose cursor
+    /// stays in the map never returns a key twice (``nextKeyInPass(after:into:)`` never
+    /// does); every key present for the whole pass is returned once.
     func nextKey(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer) throws(MapError)
 
     /// ``update(key:value:flags:)`` in helper mode: from inside an epoch, as an eBPF program
@@ -91,6 +118,83 @@ public protocol RawMap: AnyObject, Sendable {
 
     /// ``delete(key:)`` in helper mode (`bpf_map_delete_elem`). Providers see the `.helper` flag.
     func delete(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError)
+
+    // MARK: Operation flags (Linux's `flags` of the element commands)
+
+    /// ``lookup(key:into:)`` with Linux's lookup flags: `BPF_F_LOCK` copies the value with
+    /// its lock word held (a map with a ``MapDefinition/lockOffset``); any other flag is
+    /// EINVAL, checked before anything else, as Linux 6.18 does.
+    func lookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer,
+                flags: MapElementFlags) throws(MapError)
+
+    /// ``delete(key:)`` with flags: Linux's delete takes none, so any flag is EINVAL.
+    func delete(key: UnsafeRawBufferPointer, flags: MapElementFlags) throws(MapError)
+
+    /// ``lookupAndDelete(key:into:)`` with flags: `BPF_F_LOCK` (with a lock word) or EINVAL.
+    func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer,
+                         flags: MapElementFlags) throws(MapError)
+
+    /// The key after `key` in iteration order, never restarting a pass: like
+    /// ``nextKey(after:into:)``, except that a cursor no longer in the map resumes after the
+    /// place it had — ENOENT if nothing follows it — instead of at the first key. Iteration
+    /// (the typed maps' `Sequence`, batches) uses this: a pass never returns a key twice,
+    /// whatever is deleted meanwhile.
+    func nextKeyInPass(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer) throws(MapError)
+
+    // MARK: Access and freezing
+
+    /// What user mode and helper mode may do with the map (its creation flags).
+    var access: MapAccess { get }
+
+    /// Whether the map is frozen (``freeze()``).
+    var isFrozen: Bool { get }
+
+    /// Freezes the map (Linux `BPF_MAP_FREEZE`): from now on user-mode writes fail with
+    /// EPERM; helper mode is unaffected. A write in flight when it is called has finished
+    /// when it returns (it waits for a grace period).
+    ///
+    /// - Throws: ``MapError/permissionDenied`` (EPERM) for a `BPF_F_RDONLY` map or a second
+    ///   freeze; ``MapError/unsupportedByMapType`` (ENOTSUPP) when values hold a lock word;
+    ///   ``MapError/busy`` (EBUSY) while a writable mapping of an array exists, or inside an
+    ///   epoch section.
+    func freeze() throws(MapError)
+
+    // MARK: Batches (Linux's BPF_MAP_*_BATCH)
+
+    /// Copies up to `count` elements, starting at `cursor` (`nil`: the first), into `keys`
+    /// and `values` (each `count` elements long, packed). `BPF_MAP_LOOKUP_BATCH`.
+    ///
+    /// - Parameters:
+    ///   - elementFlags: `BPF_F_LOCK` or nothing.
+    ///   - flags: Linux's `batch.flags`: must be 0 for hash maps (EINVAL), ignored by arrays.
+    /// - Returns: The elements copied and where to resume; see ``MapBatchResult`` for
+    ///   ENOENT (end of the map) and ENOSPC.
+    /// - Throws: before doing anything: EPERM (`BPF_F_WRONLY`), EINVAL (flags, buffers).
+    func lookupBatch(from cursor: MapBatchCursor?, keys: UnsafeMutableRawBufferPointer,
+                     values: UnsafeMutableRawBufferPointer, count: Int, elementFlags: MapElementFlags,
+                     flags: UInt64) throws(MapError) -> MapBatchResult
+
+    /// ``lookupBatch(from:keys:values:count:elementFlags:flags:)`` that also removes every
+    /// element it returns, atomically per element (of concurrent passes, exactly one returns
+    /// each). `BPF_MAP_LOOKUP_AND_DELETE_BATCH`.
+    ///
+    /// - Throws: as the lookup batch, plus EPERM when the map is `BPF_F_RDONLY` or frozen,
+    ///   and ``MapError/unsupportedByMapType`` (ENOTSUPP) for arrays.
+    func lookupAndDeleteBatch(from cursor: MapBatchCursor?, keys: UnsafeMutableRawBufferPointer,
+                              values: UnsafeMutableRawBufferPointer, count: Int, elementFlags: MapElementFlags,
+                              flags: UInt64) throws(MapError) -> MapBatchResult
+
+    /// Stores `count` elements (`keys`, `values` packed), each as a user-mode update with
+    /// `elementFlags` (`BPF_ANY` behaviour; `BPF_F_LOCK` allowed; Linux 6.18 refuses
+    /// `BPF_NOEXIST`/`BPF_EXIST` here with EINVAL). Stops at the first failure.
+    /// `BPF_MAP_UPDATE_BATCH`.
+    func updateBatch(keys: UnsafeRawBufferPointer, values: UnsafeRawBufferPointer, count: Int,
+                     elementFlags: MapElementFlags, flags: UInt64) throws(MapError) -> MapBatchResult
+
+    /// Deletes `count` keys; stops at the first failure (ENOENT for an absent key).
+    /// `BPF_MAP_DELETE_BATCH`; ENOTSUPP for arrays.
+    func deleteBatch(keys: UnsafeRawBufferPointer, count: Int, elementFlags: MapElementFlags,
+                     flags: UInt64) throws(MapError) -> MapBatchResult
 }
 
 // MARK: - Argument checks shared by the implementations

@@ -12,9 +12,9 @@ public func snapshot(of map: any RawMap) throws -> [[UInt8]: [UInt8]] {
     while true {
         do {
             if let current = cursor {
-                try current.withUnsafeBytes { k in try next.withUnsafeMutableBytes { try map.nextKey(after: k, into: $0) } }
+                try current.withUnsafeBytes { k in try next.withUnsafeMutableBytes { try map.nextKeyInPass(after: k, into: $0) } }
             } else {
-                try next.withUnsafeMutableBytes { try map.nextKey(after: nil, into: $0) }
+                try next.withUnsafeMutableBytes { try map.nextKeyInPass(after: nil, into: $0) }
             }
         } catch MapError.keyNotFound {
             return entries

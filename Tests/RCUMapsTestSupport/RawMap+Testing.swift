@@ -41,16 +41,19 @@ extension RawMap {
         try copyOut(key, as: V.self) { try lookupAndDelete(key: $0, into: $1) }
     }
 
-    /// The key after `key` (or the first key), or nil at the end.
-    public func next<K: BitwiseCopyable>(after key: K?, as _: K.Type = K.self) throws -> K? {
+    /// The key after `key` (or the first key) in a pass, or nil at the end
+    /// (`nextKeyInPass`: never restarts the pass). `linuxRule` uses `nextKey` instead.
+    public func next<K: BitwiseCopyable>(after key: K?, as _: K.Type = K.self, linuxRule: Bool = false) throws -> K? {
         try withUnsafeTemporaryAllocation(of: K.self, capacity: 1) { out in
             let raw = UnsafeMutableRawBufferPointer(out)
             raw.initializeMemory(as: UInt8.self, repeating: 0)
             do {
                 if var key {
-                    try withUnsafeBytes(of: &key) { try nextKey(after: $0, into: raw) }
+                    try withUnsafeBytes(of: &key) {
+                        linuxRule ? try nextKey(after: $0, into: raw) : try nextKeyInPass(after: $0, into: raw)
+                    }
                 } else {
-                    try nextKey(after: nil, into: raw)
+                    linuxRule ? try nextKey(after: nil, into: raw) : try nextKeyInPass(after: nil, into: raw)
                 }
             } catch MapError.keyNotFound {
                 return nil

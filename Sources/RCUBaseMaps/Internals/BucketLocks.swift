@@ -14,13 +14,13 @@ import Synchronization
 /// Invariant: `words` holds `count` initialised atomics at stable addresses.
 ///
 /// Concurrency: any thread; not reentrant; a holder must not wait for a grace period.
-struct BucketLocks: ~Copyable {
+package struct BucketLocks: ~Copyable {
     let words: UnsafeMutablePointer<Atomic<UInt32>>
     let count: Int
 
     static let spins = 64
 
-    init(count: Int) {
+    package init(count: Int) {
         self.count = count
         words = .allocate(capacity: count)
         for index in 0..<count { (words + index).initialize(to: Atomic(0)) }
@@ -33,7 +33,7 @@ struct BucketLocks: ~Copyable {
 
     /// Runs `body` with lock `index` held.
     @inline(__always)
-    func withLock<Result>(_ index: Int, _ body: () throws(Never) -> Result) -> Result {
+    package func withLock<Result>(_ index: Int, _ body: () throws(Never) -> Result) -> Result {
         let word = words + index
         if !word.pointee.compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged {
             Self.lockContended(word)
@@ -44,6 +44,22 @@ struct BucketLocks: ~Copyable {
             }
         }
         return body()
+    }
+
+    /// Takes lock `index` (pair with ``unlock(_:)``; prefer ``withLock(_:_:)``).
+    package func lock(_ index: Int) {
+        let word = words + index
+        if !word.pointee.compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged {
+            Self.lockContended(word)
+        }
+    }
+
+    /// Releases lock `index`, taken with ``lock(_:)``.
+    package func unlock(_ index: Int) {
+        let word = words + index
+        if word.pointee.exchange(0, ordering: .releasing) == 2 {
+            rcumaps_futex_wake(UnsafeMutableRawPointer(word), 1)
+        }
     }
 
     /// Takes a lock another thread holds: spin a little, then sleep on the futex.

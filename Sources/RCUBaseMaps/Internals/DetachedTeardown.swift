@@ -8,7 +8,7 @@ import Glibc
 ///
 /// Used by map teardown: `cds_lfht_destroy` must not run in either context, and a map's
 /// last reference may be dropped there.
-func runWhereGracePeriodsMayBeAwaited(_ work: @escaping @Sendable () -> Void) {
+package func runWhereGracePeriodsMayBeAwaited(_ work: @escaping @Sendable () -> Void) {
     guard Epoch.isActive || EpochMemory.isReclamationThread else {
         work()
         return

@@ -10,13 +10,17 @@ import Glibc
 ///
 /// Semantics follow Linux: every index always has a value, so ``count`` is `maxEntries`;
 /// delete is EINVAL; lookup past the end is ENOENT; update past the end is E2BIG;
-/// `.noExist` is EEXIST; lookup-and-delete is not supported.
+/// `.noExist` is EEXIST; lookup-and-delete, and the lookup-and-delete and delete batches,
+/// are ENOTSUPP (524).
 ///
 /// Torn values: a value of at most 8 bytes is one atomic word. A larger value slot has a
 /// sequence counter in front (a seqlock): writers of one slot exclude each other through
 /// it, readers copy the value word by word with atomic loads and retry if a writer
 /// overlapped — readers never take a lock and never block a writer. Helper-mode writes go
-/// straight to memory, as in eBPF, and bypass the counter.
+/// straight to memory, as in eBPF, and bypass the counter. A `BPF_F_MMAPABLE` array has
+/// Linux's mmap layout instead — values `round_up(valueSize, 8)` apart with nothing in
+/// between, in page-aligned memory (``mapStorage(writable:)``) — so, as on Linux, a
+/// user-mode read of a value over 8 bytes can see a concurrent write half done.
 ///
 /// Concurrency: any number of readers and writers on any threads.
 public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sendable {
@@ -35,12 +39,30 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
     /// Offset of the value within a slot (0 or 8).
     @usableFromInline let valueOffset: Int
     let storageSize: Int
-    let numaPlaced: Bool
-    /// Invariant: `storageSize` bytes, 64-byte aligned, bound to `Atomic<UInt64>`.
+    /// Invariant: `storageSize` bytes, 64-byte aligned (page-aligned for `.pages`), bound to
+    /// `Atomic<UInt64>`, all zero at creation.
     @usableFromInline let storage: UnsafeMutableRawPointer
     /// The provider layer's hooks, if this map is the base of a custom map. With hooks,
     /// every slot has a sequence word (writers need exclusion to see the displaced value).
     let observer: (any MapEntryObserver)?
+    /// What user and helper mode may do (the access flags).
+    public let access: MapAccess
+    /// Frozen or not, and the writable mappings of the storage.
+    let freezeState = MapFreezeState()
+    /// The value's lock word, if the definition names one.
+    @usableFromInline let lockWord: LockWordCopy
+    /// How the storage was obtained (and how it goes back).
+    let placement: Placement
+
+    enum Placement {
+        /// Epoch memory (cache-aligned), freed after a grace period.
+        case epoch
+        /// libnuma memory on the requested node, freed after a grace period by a work item.
+        case numa
+        /// Anonymous pages (page-aligned: `BPF_F_MMAPABLE` arrays, and arrays too large for an
+        /// epoch block), unmapped after a grace period by a work item.
+        case pages
+    }
 
     /// Creates an array with every value zero.
     ///
@@ -62,29 +84,44 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
         maxEntries = definition.maxEntries
         paddedValueSize = roundUp8(valueSize)
         self.observer = observer
-        valueOffset = valueSize <= 8 && observer == nil ? 0 : 8
+        access = MapAccess(definition.flags)
+        lockWord = LockWordCopy(definition)
+        let mmapable = definition.flags.contains(.mmapable)
+        if mmapable, observer != nil {
+            throw MapError.invalidArgument.with(reason: "BPF_F_MMAPABLE arrays cannot be the base of a custom map")
+        }
+        // Linux's mmap layout has nothing between values; otherwise values over a word (and
+        // every value of a custom map's base) get a sequence word in front.
+        valueOffset = mmapable || (valueSize <= 8 && observer == nil) ? 0 : 8
         slotStride = paddedValueSize + valueOffset
         let (size, overflow) = maxEntries.multipliedReportingOverflow(by: slotStride)
-        // Linux refuses arrays of 4 GiB and more with ENOMEM (array_map_alloc).
-        guard !overflow, size <= EpochMemory.maxBlockSize else {
-            throw MapError.noMemory.with(reason: "array of \(maxEntries) × \(slotStride) bytes exceeds 4 GiB")
+        guard !overflow else {
+            throw MapError.noMemory.with(reason: "an array of \(maxEntries) × \(slotStride) bytes does not fit in memory")
         }
         storageSize = size
-        if let node = definition.numaNode, NUMATopology.nodeCount > 1,
+        if let node = definition.numaNode, !mmapable, NUMATopology.nodeCount > 1,
            let placed = rcumaps_numa_alloc_onnode(size, Int32(node)) {
             storage = placed
-            numaPlaced = true
+            placement = .numa
+            storage.initializeMemory(as: UInt8.self, repeating: 0, count: size)
+        } else if mmapable || size > EpochMemory.maxBlockSize {
+            // Fresh anonymous pages are zero: nothing to clear.
+            guard let pages = rcumaps_map_pages(size) else {
+                throw MapError.noMemory.with(reason: "no memory for an array of \(size) bytes")
+            }
+            storage = pages
+            placement = .pages
         } else {
             guard let block = EpochMemory.allocateCacheAligned(byteCount: size, tag: definition.effectivePoolTag) else {
                 throw MapError.noMemory
             }
             storage = block
-            numaPlaced = false
+            placement = .epoch
+            // Before the first touch: a big array on huge pages misses the TLB far less.
+            rcumaps_advise_huge_pages(storage, size)
+            storage.initializeMemory(as: UInt8.self, repeating: 0, count: size)
         }
-        // Before the first touch: a big array on huge pages misses the TLB far less.
-        if !numaPlaced { rcumaps_advise_huge_pages(storage, size) }
         // All-zero bytes are a valid `Atomic<UInt64>` of 0; bind once, access atomically after.
-        storage.initializeMemory(as: UInt8.self, repeating: 0, count: size)
         storage.bindMemory(to: Atomic<UInt64>.self, capacity: size / 8)
     }
 
@@ -99,19 +136,24 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
                 }
             }
         }
-        if numaPlaced {
-            // libnuma memory has no epoch header: free it after a grace period by work item.
+        switch placement {
+        case .epoch:
+            EpochMemory.freeCacheAligned(storage)
+        case .numa, .pages:
+            // No epoch header: give the memory back after a grace period by work item.
             let address = UInt(bitPattern: storage)
             let size = storageSize
-            let scheduled = Epoch.afterGracePeriod { rcumaps_numa_free(UnsafeMutableRawPointer(bitPattern: address), size) }
-            if !scheduled {
+            let numa = placement == .numa
+            let release: @Sendable () -> Void = {
+                let memory = UnsafeMutableRawPointer(bitPattern: address)
+                if numa { rcumaps_numa_free(memory, size) } else { rcumaps_unmap_pages(memory, size) }
+            }
+            if !Epoch.afterGracePeriod(release) {
                 runWhereGracePeriodsMayBeAwaited {
                     Epoch.synchronize()
-                    rcumaps_numa_free(UnsafeMutableRawPointer(bitPattern: address), size)
+                    release()
                 }
             }
-        } else {
-            EpochMemory.freeCacheAligned(storage)
         }
     }
 
@@ -184,14 +226,37 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
     /// Inlinable: a one-word value compiles into the caller as a bounds check and a load.
     @inlinable @inline(__always)
     public func lookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
+        if try !lookupIfPresent(key: key, into: value) { throw MapError.keyNotFound }
+    }
+
+    /// ``lookup(key:into:)`` that answers an absent key with `false` instead of ENOENT (no
+    /// error to build on a miss). Inlinable.
+    @inlinable @inline(__always)
+    public func lookupIfPresent(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) -> Bool {
+        try access.checkUserRead()
         let index = try self.index(key)
         try checkValue(value, valueSize)
-        guard index < maxEntries else { throw MapError.keyNotFound }
+        guard index < maxEntries else { return false }
         if valueOffset == 0 {
             copyOut(value.baseAddress!, from: slot(index))
         } else {
             copySequenced(value.baseAddress!, from: slot(index))
         }
+        lockWord.clear(in: value.baseAddress!)
+        return true
+    }
+
+    /// User-mode lookup with flags. Contract: ``RawMap/lookup(key:into:flags:)``.
+    public func lookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer,
+                       flags: MapElementFlags) throws(MapError) {
+        try checkElementFlags(flags, allowingLock: true)
+        guard flags.contains(.lock) else { return try lookup(key: key, into: value) }
+        try access.checkUserRead()
+        try requireLockWord()
+        let index = try self.index(key)
+        try checkValue(value, valueSize)
+        guard index < maxEntries else { throw MapError.keyNotFound }
+        lockWord.copyLocked(slot(index) + valueOffset, to: value.baseAddress!)
     }
 
     /// Copies a value guarded by its slot's sequence word (a seqlock read): retries while a
@@ -217,6 +282,7 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
     public func lookupInPlace(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError)
         -> UnsafeMutableRawBufferPointer
     {
+        try access.checkProgramRead()
         let index = try self.index(key)
         guard index < maxEntries else { throw MapError.keyNotFound }
         return UnsafeMutableRawBufferPointer(start: slot(index) + valueOffset, count: valueSize)
@@ -225,23 +291,59 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
     // MARK: Update
 
     func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
-                operation: MapOperationFlags) throws(MapError) {
-        try checkFlags(flags)
+                operation: MapOperationFlags, displaced: UnsafeMutableRawPointer?) throws(MapError) -> Bool {
+        // Linux's order: access (EPERM / EACCES), BPF_F_LOCK without a lock word, the copies
+        // of key and value, then the type's flag, index and NOEXIST checks.
+        let helper = operation.contains(.helper)
+        if helper { try access.checkProgramWrite() } else { try access.checkUserWrite(freezeState) }
+        if flags.contains(.lock) { try requireLockWord() }
         let index = try self.index(key)
         try checkValue(value, valueSize)
+        try checkFlags(flags)
         guard index < maxEntries else { throw MapError.outOfSpace }
-        if flags == .noExist { throw MapError.alreadyExists }
+        if flags.withoutLock == .noExist { throw MapError.alreadyExists }
+        // A user-mode write checks the freeze inside a section (see MapFreezeState).
+        Epoch.enter()
+        defer { Epoch.exit() }
+        if !helper { try access.checkUserWrite(freezeState) }
         let slot = self.slot(index)
+        if lockWord.exists {
+            writeKeepingLockWord(slot, value.baseAddress!, locked: flags.contains(.lock), displaced: displaced)
+            return true
+        }
         if valueOffset == 0 {
-            copyIn(slot, from: value.baseAddress!, releasing: true)
-            return
+            if let displaced, valueSize <= 8 {
+                // One word: exchanged, so the value reported is exactly the one replaced.
+                var bits: UInt64 = 0
+                withUnsafeMutableBytes(of: &bits) { $0.baseAddress!.copyMemory(from: value.baseAddress!, byteCount: valueSize) }
+                var old = word(slot).pointee.exchange(bits, ordering: .acquiringAndReleasing)
+                withUnsafeBytes(of: &old) { displaced.copyMemory(from: $0.baseAddress!, byteCount: valueSize) }
+            } else {
+                // (An mmapable array's wider values: copied word by word, as Linux copies them.)
+                if let displaced { copyOut(displaced, from: slot) }
+                copyIn(slot, from: value.baseAddress!, releasing: true)
+            }
+            return true
         }
         let sequence = word(slot)
         if let observer {
             replaceReporting(to: observer, key: key, slot: slot, value: value.baseAddress!,
-                             flags: operation.union(.update))
-            return
+                             flags: operation.union(.update), displaced: displaced)
+            return true
         }
+        writeSequenced(slot) {
+            // This writer alone changes the slot now: the value it replaces is stable.
+            if let displaced { copyOut(displaced, from: slot + 8) }
+            copyIn(slot + 8, from: value.baseAddress!, releasing: false)
+        }
+        _ = sequence
+        return true
+    }
+
+    /// Runs `write` as the slot's only writer, with its sequence word odd (readers retry).
+    @inline(__always)
+    func writeSequenced(_ slot: UnsafeMutableRawPointer, _ write: () -> Void) {
+        let sequence = word(slot)
         var spins = 0
         while true {
             let current = sequence.pointee.load(ordering: .relaxed)
@@ -249,12 +351,50 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
                sequence.pointee.compareExchange(expected: current, desired: current &+ 1,
                                                 ordering: .acquiring).exchanged {
                 atomicMemoryFence(ordering: .releasing)
-                copyIn(slot + 8, from: value.baseAddress!, releasing: false)
+                write()
                 sequence.pointee.store(current &+ 2, ordering: .releasing)
                 return
             }
             spins += 1
             if spins & 63 == 0 { sched_yield() }
+        }
+    }
+
+    /// Writes a value whose lock word must stay as it is (Linux's `copy_map_value` skips
+    /// it), optionally holding it (`BPF_F_LOCK`); the displaced copy has its lock word at 0.
+    func writeKeepingLockWord(_ slot: UnsafeMutableRawPointer, _ value: UnsafeRawPointer, locked: Bool,
+                              displaced: UnsafeMutableRawPointer?) {
+        let stored = slot + valueOffset
+        let write = {
+            if self.valueOffset == 0 {
+                // One word: swap in the new bits around the lock word's, atomically.
+                var bits: UInt64 = 0
+                withUnsafeMutableBytes(of: &bits) { $0.baseAddress!.copyMemory(from: value, byteCount: self.valueSize) }
+                let lockBits = self.lockWord.lockBits
+                let cell = self.word(stored)
+                var old = cell.pointee.load(ordering: .relaxed)
+                while true {
+                    let (exchanged, original) = cell.pointee.compareExchange(
+                        expected: old, desired: (bits & ~lockBits) | (old & lockBits), ordering: .acquiringAndReleasing)
+                    if exchanged { break }
+                    old = original
+                }
+                if let displaced {
+                    withUnsafeBytes(of: &old) { displaced.copyMemory(from: $0.baseAddress!, byteCount: self.valueSize) }
+                }
+            } else {
+                self.writeSequenced(slot) {
+                    if let displaced { self.copyOut(displaced, from: stored) }
+                    self.lockWord.copy(value, over: stored)
+                }
+            }
+            if let displaced { self.lockWord.clear(in: displaced) }
+        }
+        if locked {
+            MapValueLock.withLock(UnsafeMutableRawBufferPointer(start: stored, count: valueSize),
+                                  offset: lockWord.offset, write)
+        } else {
+            write()
         }
     }
 
@@ -267,7 +407,7 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
     /// `entryWillBeRemoved` while this writer holds the slot (other writers wait, readers do
     /// not), `entryWasRemoved` after the write and the slot's release.
     func replaceReporting(to observer: any MapEntryObserver, key: UnsafeRawBufferPointer, slot: UnsafeMutableRawPointer,
-                          value: UnsafeRawPointer, flags: MapOperationFlags) {
+                          value: UnsafeRawPointer, flags: MapOperationFlags, displaced: UnsafeMutableRawPointer?) {
         let sequence = word(slot)
         var spins = 0
         var current: UInt64
@@ -279,10 +419,12 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
             spins += 1
             if spins & 63 == 0 { sched_yield() }
         }
+        let reported = displaced
         // Only the holder of the writer bit changes the value: it is stable while we read it.
         withUnsafeTemporaryAllocation(byteCount: paddedValueSize, alignment: 8) { displaced in
             copyOut(displaced.baseAddress!, from: slot + 8)
             let old = UnsafeRawBufferPointer(start: displaced.baseAddress!, count: valueSize)
+            reported?.copyMemory(from: displaced.baseAddress!, byteCount: valueSize)
             _ = observer.entryWillBeRemoved(key: key, value: old, flags: flags)
             sequence.pointee.store((current &+ 1) | Self.writerBit, ordering: .relaxed)  // odd: readers retry
             atomicMemoryFence(ordering: .releasing)
@@ -292,28 +434,51 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
         }
     }
 
+    // MARK: Delete (not on arrays)
+
     func delete(key: UnsafeRawBufferPointer, operation: MapOperationFlags) throws(MapError) {
+        if operation.contains(.helper) { try access.checkProgramWrite() } else { try access.checkUserWrite(freezeState) }
         _ = try index(key)
         throw MapError.invalidArgument.with(reason: "array elements cannot be deleted")
+    }
+
+    /// User-mode delete with flags: Linux's delete takes none. Contract: ``RawMap/delete(key:flags:)``.
+    public func delete(key: UnsafeRawBufferPointer, flags: MapElementFlags) throws(MapError) {
+        try checkElementFlags(flags, allowingLock: false)
+        try delete(key: key, operation: [])
     }
 
     /// Atomic removal with an inspection of the removed value first. Contract: ``ObservableBaseMap``.
     package func remove(key: UnsafeRawBufferPointer,
                         inspecting inspect: (UnsafeRawBufferPointer) throws(MapError) -> Void) throws(MapError) {
         _ = try index(key)
-        throw MapError.notSupported.with(reason: "lookup-and-delete is not supported on arrays")
+        throw Self.noLookupAndDelete
     }
 
-    /// Atomic lookup-and-delete. Contract: ``RawMap/lookupAndDelete(key:into:)``.
+    static let noLookupAndDelete = MapError.unsupportedByMapType.with(reason: "lookup-and-delete is not supported on arrays")
+
+    /// Lookup-and-delete: ENOTSUPP on arrays, after Linux's checks. Contract: ``RawMap/lookupAndDelete(key:into:)``.
     public func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
+        try lookupAndDelete(key: key, into: value, flags: [])
+    }
+
+    /// Lookup-and-delete with flags: ENOTSUPP on arrays, after Linux's checks (flags
+    /// EINVAL, then EPERM, then `BPF_F_LOCK` without a lock word EINVAL).
+    public func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer,
+                                flags: MapElementFlags) throws(MapError) {
+        try checkElementFlags(flags, allowingLock: true)
+        try access.checkUserRead()
+        try access.checkUserWrite(freezeState)
+        if flags.contains(.lock) { try requireLockWord() }
         _ = try index(key)
-        throw MapError.notSupported.with(reason: "lookup-and-delete is not supported on arrays")
+        throw Self.noLookupAndDelete
     }
 
     // MARK: Iteration
 
     /// Get-next-key iteration. Contract: ``RawMap/nextKey(after:into:)``.
     public func nextKey(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer) throws(MapError) {
+        try access.checkUserRead()
         guard nextKey.count == 4, nextKey.baseAddress != nil else {
             throw MapError.invalidArgument.with(reason: "key buffer is \(nextKey.count) bytes, array keys are 4")
         }
@@ -327,4 +492,178 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
         }
         nextKey.baseAddress!.storeBytes(of: UInt32(next), as: UInt32.self)
     }
+
+    /// An array's keys never leave it: the same as ``nextKey(after:into:)``.
+    public func nextKeyInPass(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer) throws(MapError) {
+        try self.nextKey(after: key, into: nextKey)
+    }
+
+    // MARK: Freezing and mapping
+
+    /// Whether the map is frozen. Any thread.
+    public var isFrozen: Bool { freezeState.isFrozen }
+
+    /// Freezes the map. Contract: ``RawMap/freeze()``.
+    public func freeze() throws(MapError) {
+        try freezeState.freeze(access: access, lockWord: lockWord.exists)
+    }
+
+    /// The storage of a `BPF_F_MMAPABLE` array, mapped: what Linux's `mmap` of the map shows
+    /// — value `i` at byte `i × round_up(valueSize, 8)`, page-aligned — as directly
+    /// addressable memory.
+    ///
+    /// A writable mapping counts as a writer: the map cannot be frozen while one exists
+    /// (EBUSY), as on Linux. Drop the mapping (or call ``RawArrayMapping/unmap()``) when done.
+    ///
+    /// - Throws: ``MapError/invalidArgument`` (EINVAL) for an array without `BPF_F_MMAPABLE`;
+    ///   ``MapError/unsupportedByMapType`` (ENOTSUPP) when values hold a lock word; for a
+    ///   writable mapping, ``MapError/permissionDenied`` (EPERM) when frozen,
+    ///   ``MapError/accessDenied`` (EACCES) for `BPF_F_RDONLY_PROG`, `BPF_F_RDONLY` or
+    ///   `BPF_F_WRONLY` (a read-only mapping needs read access: EACCES for `BPF_F_WRONLY`).
+    ///
+    /// Concurrency: the memory is the map's own; writes through it are plain stores, seen
+    /// by readers with no ordering (use atomics for data others update concurrently).
+    public func mapStorage(writable: Bool) throws(MapError) -> RawArrayMapping {
+        guard placement == .pages, definition.flags.contains(.mmapable) else {
+            throw MapError.invalidArgument.with(reason: "only BPF_F_MMAPABLE arrays can be mapped")
+        }
+        guard !lockWord.exists else {
+            throw MapError.unsupportedByMapType.with(reason: "an array whose values hold a lock word cannot be mapped")
+        }
+        guard access.userRead else { throw MapError.accessDenied.with(reason: "a BPF_F_WRONLY map cannot be mapped") }
+        if writable {
+            guard access.userWrite, access.programWrite else {
+                throw MapError.accessDenied.with(reason: "a writable mapping of a BPF_F_RDONLY or BPF_F_RDONLY_PROG map")
+            }
+            try freezeState.addWritableMapping()
+        }
+        return RawArrayMapping(map: self, writable: writable)
+    }
+
+    func unmapped(writable: Bool) {
+        if writable { freezeState.removeWritableMapping() }
+    }
+
+    // MARK: Batches
+
+    /// `BPF_MAP_LOOKUP_BATCH` (Linux's generic batch: the cursor is the last index returned;
+    /// `flags` is ignored, as Linux ignores it here). Contract: ``RawMap/lookupBatch(from:keys:values:count:elementFlags:flags:)``.
+    public func lookupBatch(from cursor: MapBatchCursor?, keys: UnsafeMutableRawBufferPointer,
+                            values: UnsafeMutableRawBufferPointer, count: Int, elementFlags: MapElementFlags,
+                            flags: UInt64) throws(MapError) -> MapBatchResult {
+        let checks = BatchChecks(self)
+        try checks.access(read: true, write: false)
+        try checks.elementFlags(elementFlags)
+        try checks.buffer(count, keys.count, of: 4, "keys")
+        try checks.buffer(count, values.count, of: valueSize, "values")
+        guard count > 0 else { return MapBatchResult(count: 0, cursor: cursor, error: nil) }
+        var next = 0
+        if let cursor {
+            guard cursor.bytes.count == 4 else {
+                throw MapError.invalidArgument.with(reason: "the batch cursor is not one of this map's (\(cursor.bytes.count) bytes)")
+            }
+            let previous = cursor.bytes.withUnsafeBytes { Int($0.loadUnaligned(as: UInt32.self)) }
+            next = previous >= maxEntries ? 0 : previous + 1  // as get-next-key: out of range restarts
+        }
+        var done = 0
+        while done < count, next < maxEntries {
+            (keys.baseAddress! + done * 4).storeBytes(of: UInt32(next), as: UInt32.self)
+            let value = values.baseAddress! + done * valueSize
+            if elementFlags.contains(.lock) {
+                lockWord.copyLocked(slot(next) + valueOffset, to: value)
+            } else {
+                if valueOffset == 0 { copyOut(value, from: slot(next)) } else { copySequenced(value, from: slot(next)) }
+                lockWord.clear(in: value)
+            }
+            done += 1
+            next += 1
+        }
+        let out = done > 0 ? withUnsafeBytes(of: UInt32(next - 1)) { MapBatchCursor(bytes: Array($0)) } : cursor
+        return MapBatchResult(count: done, cursor: out, error: next >= maxEntries && done < count ? .keyNotFound : nil)
+    }
+
+    /// `BPF_MAP_LOOKUP_AND_DELETE_BATCH`: ENOTSUPP on arrays (after the access checks).
+    public func lookupAndDeleteBatch(from cursor: MapBatchCursor?, keys: UnsafeMutableRawBufferPointer,
+                                     values: UnsafeMutableRawBufferPointer, count: Int, elementFlags: MapElementFlags,
+                                     flags: UInt64) throws(MapError) -> MapBatchResult {
+        try unsupportedBatch(read: true, write: true, "lookup-and-delete")
+    }
+
+    /// `BPF_MAP_UPDATE_BATCH` (Linux's generic batch).
+    public func updateBatch(keys: UnsafeRawBufferPointer, values: UnsafeRawBufferPointer, count: Int,
+                            elementFlags: MapElementFlags, flags: UInt64) throws(MapError) -> MapBatchResult {
+        try genericUpdateBatch(keys: keys, values: values, count: count, elementFlags: elementFlags)
+    }
+
+    /// `BPF_MAP_DELETE_BATCH`: ENOTSUPP on arrays (after the access checks).
+    public func deleteBatch(keys: UnsafeRawBufferPointer, count: Int, elementFlags: MapElementFlags,
+                            flags: UInt64) throws(MapError) -> MapBatchResult {
+        try unsupportedBatch(read: false, write: true, "delete")
+    }
+
+    // MARK: Checks
+
+    @inline(__always)
+    func requireLockWord() throws(MapError) {
+        if !lockWord.exists { throw noLockWordError }
+    }
 }
+
+/// A mapping of a `BPF_F_MMAPABLE` array's storage (``RawArrayMap/mapStorage(writable:)``):
+/// the counterpart of Linux's `mmap` of the map.
+///
+/// The memory stays valid while the mapping exists (it keeps the map alive). A writable
+/// mapping keeps the map from being frozen until it is unmapped.
+///
+/// Concurrency: the mapping object may be used from any thread; what is written through
+/// it is plain memory.
+public final class RawArrayMapping: @unchecked Sendable {
+    // @unchecked Sendable: immutable after init except `mapped`, guarded by `state`.
+    /// The map whose storage this is.
+    public let map: RawArrayMap
+    /// Whether writes through ``bytes`` are allowed.
+    public let writable: Bool
+    private let state = Mutex<Bool>(true)
+
+    init(map: RawArrayMap, writable: Bool) {
+        self.map = map
+        self.writable = writable
+    }
+
+    deinit { unmap() }
+
+    /// The array's values: `maxEntries × round_up(valueSize, 8)` bytes, page-aligned.
+    /// Do not write through it unless the mapping is ``writable``.
+    public var bytes: UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(start: map.storage, count: map.storageSize)
+    }
+
+    /// Ends the mapping (a writable one stops keeping the map from being frozen). Using
+    /// ``bytes`` after this is a programming error. Idempotent.
+    public func unmap() {
+        let wasMapped = state.withLock { mapped in
+            defer { mapped = false }
+            return mapped
+        }
+        if wasMapped { map.unmapped(writable: writable) }
+    }
+}
+
+// MARK: - Flag checks shared by the maps
+
+extension MapUpdateFlags {
+    /// The flags without `BPF_F_LOCK`.
+    @inlinable var withoutLock: MapUpdateFlags { MapUpdateFlags(rawValue: rawValue & ~MapUpdateFlags.lock.rawValue) }
+}
+
+/// EINVAL for element flags other than `BPF_F_LOCK` (`allowingLock`) or any flag at all.
+@inline(__always)
+func checkElementFlags(_ flags: MapElementFlags, allowingLock: Bool) throws(MapError) {
+    let allowed: MapElementFlags = allowingLock ? .lock : []
+    guard flags.subtracting(allowed).isEmpty else {
+        throw MapError.invalidArgument.with(reason: "invalid flags \(flags.rawValue)\(allowingLock ? " (only BPF_F_LOCK)" : "")")
+    }
+}
+
+/// EINVAL for `BPF_F_LOCK` on a map whose values hold no lock word.
+let noLockWordError = MapError.invalidArgument.with(reason: "BPF_F_LOCK needs a map whose values hold a lock word (MapDefinition.lockOffset)")

@@ -211,11 +211,36 @@ final class BucketTable: @unchecked Sendable {
         }
     }
 
-    /// Replaces a one-word value in place; returns the bits it displaced.
-    func exchangeValue(at place: RawBucketHashMap.Place, with value: UnsafeRawPointer) -> UInt64 {
+    /// Replaces a one-word value in place; returns the bits it displaced. The bits in
+    /// `keeping` (a lock word's) keep their stored value.
+    func exchangeValue(at place: RawBucketHashMap.Place, with value: UnsafeRawPointer, keeping: UInt64 = 0) -> UInt64 {
         var bits: UInt64 = 0
         withUnsafeMutableBytes(of: &bits) { $0.baseAddress!.copyMemory(from: value, byteCount: valueSize) }
-        return valueWord(slot(place.bucketPointer, place.slot)).pointee.exchange(bits, ordering: .acquiringAndReleasing)
+        let word = valueWord(slot(place.bucketPointer, place.slot))
+        guard keeping != 0 else { return word.pointee.exchange(bits, ordering: .acquiringAndReleasing) }
+        var old = word.pointee.load(ordering: .relaxed)
+        while true {
+            let (exchanged, original) = word.pointee.compareExchange(
+                expected: old, desired: (bits & ~keeping) | (old & keeping), ordering: .acquiringAndReleasing)
+            if exchanged { return old }
+            old = original
+        }
+    }
+
+    /// Whether a retired (not yet reclaimed) slot of the chain of bucket `index` holds
+    /// `key`: the key was deleted or replaced within the last grace period or so.
+    func recentlyRetired(_ key: UnsafeRawPointer, inChainOf index: Int) -> Bool {
+        var found = false
+        forEachBucket(inChainOf: index) { bucket in
+            guard !found else { return }
+            let control = loadControl(bucket)
+            for slot in 0..<slotsPerBucket where control & (1 << (Self.retiredShift + UInt64(slot))) != 0
+                && keysEqual(self.slot(bucket, slot), key, count: keySize) {
+                found = true
+                return
+            }
+        }
+        return found
     }
 
     // MARK: Writers (caller holds the chain's lock)

@@ -9,7 +9,7 @@ import Glibc
 /// and values sit inline in cache-line buckets: a lookup is one hash, one bucket line
 /// and one key compare — no pointer to follow.
 ///
-/// Layout (``BucketTable``): `bucketCount` buckets in one cache-aligned block, preallocated
+/// Layout (`BucketTable`): `bucketCount` buckets in one cache-aligned block, preallocated
 /// for `maxEntries` (as Linux preallocates hash elements); a full bucket chains to an
 /// overflow bucket of the same layout. A bucket is
 /// - a control word: one tag byte per slot (`0x80 | 7 hash bits` when the slot is live,
@@ -51,6 +51,12 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
     @usableFromInline let table: BucketTable
     /// The provider layer's hooks, if this map is the base of a custom map.
     let observer: (any MapEntryObserver)?
+    /// What user and helper mode may do (the access flags).
+    public let access: MapAccess
+    /// Frozen or not.
+    let freezeState = MapFreezeState()
+    /// The value's lock word, if the definition names one.
+    @usableFromInline let lockWord: LockWordCopy
 
     /// Creates an empty map whose buckets hold `maxEntries` entries at two-thirds load.
     ///
@@ -74,8 +80,11 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
         maxEntries = definition.maxEntries
         capacity = CapacityGate(maxEntries: definition.maxEntries)
         tag = definition.effectivePoolTag
-        hasher = KeyHasher()
+        // BPF_F_ZERO_SEED: a fixed seed, so the iteration order repeats (for tests).
+        hasher = definition.flags.contains(.zeroSeed) ? KeyHasher(seed: 0) : KeyHasher()
         self.observer = observer
+        access = MapAccess(definition.flags)
+        lockWord = LockWordCopy(definition)
         table = try BucketTable(keySize: keySize, valueSize: valueSize, maxEntries: maxEntries, tag: tag,
                                 bucketCount: bucketCount)
     }
@@ -138,6 +147,33 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
     /// User-mode lookup. Contract: ``RawMap/lookup(key:into:)``. Inlinable.
     @inlinable @inline(__always)
     public func lookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
+        if try !lookupIfPresent(key: key, into: value) { throw MapError.keyNotFound }
+    }
+
+    /// ``lookup(key:into:)`` that answers an absent key with `false` instead of ENOENT (no
+    /// error to build on a miss). Inlinable.
+    @inlinable @inline(__always)
+    public func lookupIfPresent(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) -> Bool {
+        try access.checkUserRead()
+        try checkKey(key, keySize)
+        try checkValue(value, valueSize)
+        Epoch.enter()
+        defer { Epoch.exit() }
+        guard let entry = findSlot(key.baseAddress!, hash: hasher.hash(key.baseAddress!, count: keySize)) else {
+            return false
+        }
+        table.copyValue(from: entry, into: value.baseAddress!)
+        lockWord.clear(in: value.baseAddress!)
+        return true
+    }
+
+    /// User-mode lookup with flags. Contract: ``RawMap/lookup(key:into:flags:)``.
+    public func lookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer,
+                       flags: MapElementFlags) throws(MapError) {
+        try checkElementFlags(flags, allowingLock: true)
+        guard flags.contains(.lock) else { return try lookup(key: key, into: value) }
+        try access.checkUserRead()
+        if !lockWord.exists { throw noLockWordError }
         try checkKey(key, keySize)
         try checkValue(value, valueSize)
         Epoch.enter()
@@ -145,7 +181,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
         guard let entry = findSlot(key.baseAddress!, hash: hasher.hash(key.baseAddress!, count: keySize)) else {
             throw MapError.keyNotFound
         }
-        table.copyValue(from: entry, into: value.baseAddress!)
+        lockWord.copyLocked(entry + table.valueOffset, to: value.baseAddress!)
     }
 
     /// Helper-mode lookup, borrowed until `section` ends. Contract: ``RawMap/lookupInPlace(key:in:)``.
@@ -154,6 +190,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
     public func lookupInPlace(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError)
         -> UnsafeMutableRawBufferPointer
     {
+        try access.checkProgramRead()
         try checkKey(key, keySize)
         guard let entry = findSlot(key.baseAddress!, hash: hasher.hash(key.baseAddress!, count: keySize)) else {
             throw MapError.keyNotFound
@@ -226,26 +263,56 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
         return Place(overflow, 0)
     }
 
-    func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
-                operation: MapOperationFlags) throws(MapError) {
-        try checkFlags(flags)
+    func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags rawFlags: MapUpdateFlags,
+                operation: MapOperationFlags, displaced: UnsafeMutableRawPointer?) throws(MapError) -> Bool {
+        // Linux's order: access (EPERM / EACCES), BPF_F_LOCK without a lock word, the copies
+        // of key and value, then the type's flag check.
+        let helper = operation.contains(.helper)
+        if helper { try access.checkProgramWrite() } else { try access.checkUserWrite(freezeState) }
+        let locked = rawFlags.contains(.lock)
+        if locked, !lockWord.exists { throw noLockWordError }
         try checkKey(key, keySize)
         try checkValue(value, valueSize)
+        try checkFlags(rawFlags)
+        let flags = rawFlags.withoutLock
         let hash = hasher.hash(key.baseAddress!, count: keySize)
         let index = table.bucketIndex(hash)
         let tag = BucketTable.tag(hash)
         // The section keeps a displaced slot intact until its removal has been reported.
         Epoch.enter()
         defer { Epoch.exit() }
+        // A user-mode write checks the freeze inside its section (see MapFreezeState).
+        if !helper { try access.checkUserWrite(freezeState) }
         let outcome: Result<Displaced, MapError> = table.locks.withLock(index) {
             let old = locate(key.baseAddress!, hash: hash, index: index)
             if let old {
                 if flags == .noExist { return .failure(.alreadyExists) }
                 if table.valueIsOneWord {
-                    // One atomic word: replace it in place, no new slot, nothing to reclaim.
+                    // One atomic word: replace it in place, no new slot, nothing to reclaim (a
+                    // lock word in it keeps its bits).
                     _ = observer?.entryWillBeRemoved(key: key, value: table.value(of: old, count: valueSize),
                                                      flags: operation.union(.update))
-                    return .success(.word(table.exchangeValue(at: old, with: value.baseAddress!)))
+                    let stored = table.slot(old.bucketPointer, old.slot) + table.valueOffset
+                    if locked {
+                        var bits: UInt64 = 0
+                        MapValueLock.withLock(UnsafeMutableRawBufferPointer(start: stored, count: valueSize),
+                                              offset: lockWord.offset) {
+                            bits = table.exchangeValue(at: old, with: value.baseAddress!, keeping: lockWord.lockBits)
+                        }
+                        return .success(.word(bits))
+                    }
+                    return .success(.word(table.exchangeValue(at: old, with: value.baseAddress!, keeping: lockWord.lockBits)))
+                }
+                if locked {
+                    // BPF_F_LOCK on an existing element: written in place under its lock word,
+                    // as Linux does (readers without the lock may see it half written).
+                    let stored = table.slot(old.bucketPointer, old.slot) + table.valueOffset
+                    MapValueLock.withLock(UnsafeMutableRawBufferPointer(start: stored, count: valueSize),
+                                          offset: lockWord.offset) {
+                        displaced?.copyMemory(from: stored, byteCount: valueSize)
+                        lockWord.copy(value.baseAddress!, over: stored)
+                    }
+                    return .success(.inPlace)
                 }
             } else {
                 if flags == .exist { return .failure(.keyNotFound) }
@@ -255,6 +322,11 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
             guard let new = fillFreeSlot(index: index, key: key.baseAddress!, value: value.baseAddress!, replacing: old) else {
                 if old == nil { capacity.resolve(published: false) }
                 return .failure(.noMemory)
+            }
+            // A new element's lock word starts free, whatever the caller's bytes held there.
+            if lockWord.exists {
+                (table.slot(new.bucketPointer, new.slot) + table.valueOffset)
+                    .storeBytes(of: 0 as UInt32, toByteOffset: lockWord.offset, as: UInt32.self)
             }
             if let old {
                 // Deprecated-style providers hear of the displacement under the lock.
@@ -273,18 +345,30 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
         }
         switch try outcome.get() {
         case .nothing:
-            break
+            return false
+        case .inPlace:
+            if let displaced { lockWord.clear(in: displaced) }
+            return true
         case .word(var bits):
-            if let observer {
-                withUnsafeBytes(of: &bits) { bytes in
-                    observer.entryWasRemoved(key: key, value: UnsafeRawBufferPointer(rebasing: bytes[..<valueSize]),
-                                             flags: operation.union(.update))
+            withUnsafeBytes(of: &bits) { bytes in
+                if let displaced {
+                    displaced.copyMemory(from: bytes.baseAddress!, byteCount: valueSize)
+                    lockWord.clear(in: displaced)
                 }
+                observer?.entryWasRemoved(key: key, value: UnsafeRawBufferPointer(rebasing: bytes[..<valueSize]),
+                                          flags: operation.union(.update))
             }
-        case .slot(let displaced, let submitReclaim):
-            observer?.entryWasRemoved(key: key, value: table.value(of: displaced, count: valueSize),
-                                      flags: operation.union(.update))
-            if submitReclaim { table.submitReclaim(displaced.bucketPointer, lockIndex: index) }
+            return true
+        case .slot(let old, let submitReclaim):
+            // The retired slot is intact until a grace period after this section.
+            let oldValue = table.value(of: old, count: valueSize)
+            if let displaced {
+                displaced.copyMemory(from: oldValue.baseAddress!, byteCount: valueSize)
+                lockWord.clear(in: displaced)
+            }
+            observer?.entryWasRemoved(key: key, value: oldValue, flags: operation.union(.update))
+            if submitReclaim { table.submitReclaim(old.bucketPointer, lockIndex: index) }
+            return true
         }
     }
 
@@ -292,13 +376,23 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
     /// or a retired slot (intact until the reclaim after the next grace period).
     enum Displaced: Sendable {
         case nothing
+        /// Written in place under the value's lock word (`BPF_F_LOCK`).
+        case inPlace
         case word(UInt64)
         case slot(Place, submitReclaim: Bool)
     }
 
     func delete(key: UnsafeRawBufferPointer, operation: MapOperationFlags) throws(MapError) {
+        let helper = operation.contains(.helper)
+        if helper { try access.checkProgramWrite() } else { try access.checkUserWrite(freezeState) }
         try checkKey(key, keySize)
-        try remove(key, operation: operation) { _ in }
+        try remove(key, operation: operation, checkingFreeze: !helper) { _ in }
+    }
+
+    /// User-mode delete with flags: Linux's delete takes none. Contract: ``RawMap/delete(key:flags:)``.
+    public func delete(key: UnsafeRawBufferPointer, flags: MapElementFlags) throws(MapError) {
+        try checkElementFlags(flags, allowingLock: false)
+        try delete(key: key, operation: [])
     }
 
     /// Atomic removal with an inspection of the removed value first. Contract: ``ObservableBaseMap``.
@@ -310,25 +404,44 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
 
     /// Atomic lookup-and-delete. Contract: ``RawMap/lookupAndDelete(key:into:)``.
     public func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
+        try lookupAndDelete(key: key, into: value, flags: [])
+    }
+
+    /// Atomic lookup-and-delete with flags (`BPF_F_LOCK`: the copy holds the value's lock).
+    /// Contract: ``RawMap/lookupAndDelete(key:into:flags:)``.
+    public func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer,
+                                flags: MapElementFlags) throws(MapError) {
+        try checkElementFlags(flags, allowingLock: true)
+        try access.checkUserRead()
+        try access.checkUserWrite(freezeState)
+        let locked = flags.contains(.lock)
+        if locked, !lockWord.exists { throw noLockWordError }
         try checkKey(key, keySize)
         try checkValue(value, valueSize)
-        try remove(key, operation: []) { removed in
+        try remove(key, operation: [], checkingFreeze: true) { removed in
             // Only we removed it; the slot is retired, not reused before our section ends.
-            table.copyValue(from: UnsafeMutableRawPointer(mutating: removed.baseAddress!) - table.valueOffset,
-                            into: value.baseAddress!)
+            let stored = UnsafeMutableRawPointer(mutating: removed.baseAddress!)
+            if locked {
+                lockWord.copyLocked(stored, to: value.baseAddress!)
+            } else {
+                table.copyValue(from: stored - table.valueOffset, into: value.baseAddress!)
+                lockWord.clear(in: value.baseAddress!)
+            }
         }
     }
 
     /// Unlinks `key` under its bucket's lock (after `inspect` accepted it and the provider
     /// did not refuse), then, still inside an epoch section, hands its value to `removed`,
     /// reports the removal and schedules the slot's reclamation.
-    func remove(_ key: UnsafeRawBufferPointer, operation: MapOperationFlags,
+    func remove(_ key: UnsafeRawBufferPointer, operation: MapOperationFlags, checkingFreeze: Bool = false,
                 inspect: (UnsafeRawBufferPointer) throws(MapError) -> Void = { _ in },
                 removed: (UnsafeRawBufferPointer) -> Void) throws(MapError) {
         let hash = hasher.hash(key.baseAddress!, count: keySize)
         let index = table.bucketIndex(hash)
         Epoch.enter()
         defer { Epoch.exit() }
+        // A user-mode write checks the freeze inside its section (see MapFreezeState).
+        if checkingFreeze, freezeState.isFrozen { throw frozenError }
         let outcome: Result<(Place, Bool), MapError> = table.locks.withLock(index) {
             guard let place = locate(key.baseAddress!, hash: hash, index: index) else { return .failure(.keyNotFound) }
             let value = table.value(of: place, count: valueSize)
@@ -371,32 +484,230 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
     }
 
     /// Get-next-key iteration. Contract: ``RawMap/nextKey(after:into:)``.
+    ///
+    /// Order: (bucket index, key bytes). A cursor no longer in the map resumes after its
+    /// place; if nothing follows it, the pass ends (ENOENT) when the cursor was deleted
+    /// within the last grace period or so (its retired slot still holds it: deleted during
+    /// this pass), and otherwise restarts at the first key, as Linux does for a key that is
+    /// not in the map.
     public func nextKey(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer) throws(MapError) {
+        try self.nextKey(after: key, into: nextKey, restartingForUnknownCursor: true)
+    }
+
+    /// Get-next-key that never restarts a pass. Contract: ``RawMap/nextKeyInPass(after:into:)``.
+    public func nextKeyInPass(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer) throws(MapError) {
+        try self.nextKey(after: key, into: nextKey, restartingForUnknownCursor: false)
+    }
+
+    func nextKey(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer,
+                 restartingForUnknownCursor: Bool) throws(MapError) {
+        try access.checkUserRead()
         if let key { try checkKey(key, keySize) }
         guard nextKey.count == keySize, nextKey.baseAddress != nil else {
             throw MapError.invalidArgument.with(reason: "key buffer is \(nextKey.count) bytes, map keys are \(keySize)")
         }
         Epoch.enter()
         defer { Epoch.exit() }
-        // Order: (bucket index, key bytes). Resume strictly after the cursor's place,
-        // whether or not the cursor key is still in the map.
+        // Resume strictly after the cursor's place, whether or not the cursor key is still
+        // in the map.
         var index = 0
+        var cursorChain: Int?
         if let key {
             index = table.bucketIndex(hasher.hash(key.baseAddress!, count: keySize))
+            cursorChain = index
             if let found = smallestKey(inChainOf: index, after: key.baseAddress!) {
                 nextKey.baseAddress!.copyMemory(from: found, byteCount: keySize)
                 return
             }
             index += 1
         }
-        while index < table.bucketCount {
-            if let found = smallestKey(inChainOf: index, after: nil) {
-                nextKey.baseAddress!.copyMemory(from: found, byteCount: keySize)
-                return
-            }
-            index += 1
+        if let found = firstKey(fromChain: index) {
+            nextKey.baseAddress!.copyMemory(from: found, byteCount: keySize)
+            return
+        }
+        // Nothing follows the cursor's place.
+        if let key, let chain = cursorChain, restartingForUnknownCursor,
+           locate(key.baseAddress!, hash: hasher.hash(key.baseAddress!, count: keySize), index: chain) == nil,
+           !table.recentlyRetired(key.baseAddress!, inChainOf: chain),
+           let first = firstKey(fromChain: 0) {
+            nextKey.baseAddress!.copyMemory(from: first, byteCount: keySize)
+            return
         }
         throw MapError.keyNotFound
+    }
+
+    /// The first live key of the chains from `index` on. Caller holds an epoch.
+    func firstKey(fromChain index: Int) -> UnsafeRawPointer? {
+        var index = index
+        while index < table.bucketCount {
+            if let found = smallestKey(inChainOf: index, after: nil) { return found }
+            index += 1
+        }
+        return nil
+    }
+
+    // MARK: Freezing
+
+    /// Whether the map is frozen. Any thread.
+    public var isFrozen: Bool { freezeState.isFrozen }
+
+    /// Freezes the map. Contract: ``RawMap/freeze()``.
+    public func freeze() throws(MapError) {
+        try freezeState.freeze(access: access, lockWord: lockWord.exists)
+    }
+
+    // MARK: Batches
+
+    /// `BPF_MAP_LOOKUP_BATCH`, as Linux's hash maps do it: the cursor is a chain (bucket)
+    /// index, and whole chains are copied — a chain that does not fit in what is left of
+    /// `count` ends the call there (ENOSPC if it is the first). `flags` must be 0.
+    /// Contract: ``RawMap/lookupBatch(from:keys:values:count:elementFlags:flags:)``.
+    public func lookupBatch(from cursor: MapBatchCursor?, keys: UnsafeMutableRawBufferPointer,
+                            values: UnsafeMutableRawBufferPointer, count: Int, elementFlags: MapElementFlags,
+                            flags: UInt64) throws(MapError) -> MapBatchResult {
+        try chainBatch(from: cursor, keys: keys, values: values, count: count, elementFlags: elementFlags,
+                       flags: flags, removing: false)
+    }
+
+    /// `BPF_MAP_LOOKUP_AND_DELETE_BATCH`: as ``lookupBatch(from:keys:values:count:elementFlags:flags:)``,
+    /// removing each whole chain under its lock, so that of concurrent passes exactly one
+    /// returns each element.
+    public func lookupAndDeleteBatch(from cursor: MapBatchCursor?, keys: UnsafeMutableRawBufferPointer,
+                                     values: UnsafeMutableRawBufferPointer, count: Int, elementFlags: MapElementFlags,
+                                     flags: UInt64) throws(MapError) -> MapBatchResult {
+        try chainBatch(from: cursor, keys: keys, values: values, count: count, elementFlags: elementFlags,
+                       flags: flags, removing: true)
+    }
+
+    /// `BPF_MAP_UPDATE_BATCH` (Linux's generic batch: element by element).
+    public func updateBatch(keys: UnsafeRawBufferPointer, values: UnsafeRawBufferPointer, count: Int,
+                            elementFlags: MapElementFlags, flags: UInt64) throws(MapError) -> MapBatchResult {
+        try genericUpdateBatch(keys: keys, values: values, count: count, elementFlags: elementFlags)
+    }
+
+    /// `BPF_MAP_DELETE_BATCH` (Linux's generic batch: key by key).
+    public func deleteBatch(keys: UnsafeRawBufferPointer, count: Int, elementFlags: MapElementFlags,
+                            flags: UInt64) throws(MapError) -> MapBatchResult {
+        try genericDeleteBatch(keys: keys, count: count, elementFlags: elementFlags)
+    }
+
+    func chainBatch(from cursor: MapBatchCursor?, keys: UnsafeMutableRawBufferPointer,
+                    values: UnsafeMutableRawBufferPointer, count: Int, elementFlags: MapElementFlags,
+                    flags: UInt64, removing: Bool) throws(MapError) -> MapBatchResult {
+        if observer != nil {
+            // A custom map's base: element by element, so the provider hears of each removal.
+            return try genericLookupBatch(from: cursor, keys: keys, values: values, count: count,
+                                          elementFlags: elementFlags, removing: removing)
+        }
+        let checks = BatchChecks(self)
+        try checks.access(read: true, write: removing)
+        try checks.elementFlags(elementFlags)
+        guard flags == 0 else { throw MapError.invalidArgument.with(reason: "batch flags must be 0, got \(flags)") }
+        try checks.buffer(count, keys.count, of: keySize, "keys")
+        try checks.buffer(count, values.count, of: valueSize, "values")
+        guard count > 0 else { return MapBatchResult(count: 0, cursor: cursor, error: nil) }
+        var chain = 0
+        if let cursor {
+            guard cursor.bytes.count == 4 else {
+                throw MapError.invalidArgument.with(reason: "the batch cursor is not one of this map's (\(cursor.bytes.count) bytes)")
+            }
+            chain = Int(cursor.bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) })
+        }
+        guard chain < table.bucketCount else { return MapBatchResult(count: 0, cursor: cursor, error: .keyNotFound) }
+        let locked = elementFlags.contains(.lock)
+        var total = 0
+        var outcome: MapError?
+        Epoch.enter()
+        defer { Epoch.exit() }
+        if removing, freezeState.isFrozen { throw frozenError }
+        while true {
+            let room = count - total
+            let copied: Int? = removing
+                ? takeChain(chain, keys: keys, values: values, at: total, room: room, locked: locked)
+                : copyChain(chain, keys: keys, values: values, at: total, room: room, locked: locked)
+            guard let copied else {
+                // The chain does not fit: stop before it (ENOSPC if nothing was copied).
+                if total == 0 { outcome = .noSpace }
+                break
+            }
+            total += copied
+            chain += 1
+            if chain >= table.bucketCount {
+                outcome = .keyNotFound
+                break
+            }
+            if total == count {
+                // Full: the next call starts at this chain (ENOENT now if the rest is empty).
+                if firstKey(fromChain: chain) == nil {
+                    chain = table.bucketCount
+                    outcome = .keyNotFound
+                }
+                break
+            }
+        }
+        return MapBatchResult(count: total, cursor: withUnsafeBytes(of: UInt32(chain)) { MapBatchCursor(bytes: Array($0)) },
+                              error: outcome)
+    }
+
+    /// Copies the live entries of chain `index` to element `at` of the buffers, if they fit
+    /// in `room` elements; nil if they do not (nothing counted). Caller holds an epoch.
+    func copyChain(_ index: Int, keys: UnsafeMutableRawBufferPointer, values: UnsafeMutableRawBufferPointer,
+                   at start: Int, room: Int, locked: Bool) -> Int? {
+        var copied = 0
+        var fits = true
+        table.forEachBucket(inChainOf: index) { bucket in
+            guard fits else { return }
+            let control = table.loadControl(bucket)
+            for slot in 0..<table.slotsPerBucket where BucketTable.isLive(control, slot) {
+                guard copied < room else {
+                    fits = false
+                    return
+                }
+                copyEntry(table.slot(bucket, slot), to: start + copied, keys: keys, values: values, locked: locked)
+                copied += 1
+            }
+        }
+        return fits ? copied : nil
+    }
+
+    /// Copies and removes the live entries of chain `index`, under its lock, if they fit in
+    /// `room` elements; nil if they do not (nothing removed). Caller holds an epoch.
+    func takeChain(_ index: Int, keys: UnsafeMutableRawBufferPointer, values: UnsafeMutableRawBufferPointer,
+                   at start: Int, room: Int, locked: Bool) -> Int? {
+        var reclaim: [UnsafeMutableRawPointer] = []
+        let taken: Int? = table.locks.withLock(index) {
+            var places: [Place] = []
+            table.forEachBucket(inChainOf: index) { bucket in
+                let control = table.loadControl(bucket)
+                for slot in 0..<table.slotsPerBucket where BucketTable.isLive(control, slot) {
+                    places.append(Place(bucket, slot))
+                }
+            }
+            guard places.count <= room else { return nil }
+            for (offset, place) in places.enumerated() {
+                copyEntry(table.slot(place.bucketPointer, place.slot), to: start + offset, keys: keys, values: values,
+                          locked: locked)
+                capacity.beginRemoval()
+                if table.retire(place) { reclaim.append(place.bucketPointer) }
+                capacity.endRemoval(removed: true)
+            }
+            return places.count
+        }
+        for bucket in reclaim { table.submitReclaim(bucket, lockIndex: index) }
+        return taken
+    }
+
+    /// Copies one entry (key and value; the value's lock word cleared) to element `element`.
+    func copyEntry(_ entry: UnsafeMutableRawPointer, to element: Int, keys: UnsafeMutableRawBufferPointer,
+                   values: UnsafeMutableRawBufferPointer, locked: Bool) {
+        keys.baseAddress!.advanced(by: element * keySize).copyMemory(from: entry, byteCount: keySize)
+        let value = values.baseAddress!.advanced(by: element * valueSize)
+        if locked {
+            lockWord.copyLocked(entry + table.valueOffset, to: value)
+        } else {
+            table.copyValue(from: entry, into: value)
+            lockWord.clear(in: value)
+        }
     }
 }
 

@@ -7,7 +7,7 @@ import Glibc
 
 /// A `HASH` map on liburcu's lock-free, auto-resizing hash table (`rculfhash`).
 ///
-/// Each entry is one headerless epoch block (see ``EpochRetireList``): the `cds_lfht_node`,
+/// Each entry is one headerless epoch block (see ``/RCUEpoch/EpochRetireList``): the `cds_lfht_node`,
 /// the key (padded to 8 bytes) and the value. Two ways to update an existing key:
 ///
 /// - *Publish and retire* (keys or values over 8 bytes, and provider base maps): an entry's
@@ -58,6 +58,12 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
     /// 40 bytes with its in-place pair, one 48-byte glibc chunk (16-byte keys and 8-byte
     /// values: 40 bytes, also 48; 64-byte values: 88 bytes, one 96-byte chunk).
     let retired: EpochRetireList
+    /// What user and helper mode may do (the access flags).
+    public let access: MapAccess
+    /// Frozen or not.
+    let freezeState = MapFreezeState()
+    /// The value's lock word, if the definition names one.
+    @usableFromInline let lockWord: LockWordCopy
 
     @usableFromInline static let nodeSize = MemoryLayout<cds_lfht_node>.size
     /// The in-place (value, state) pair: two words, 16-byte aligned (malloc's alignment).
@@ -83,7 +89,11 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
         self.definition = definition
         keySize = definition.keySize
         valueSize = definition.valueSize
+        // (A value with a lock word is replaced whole, or written in place under the lock.)
         valuesInPlace = definition.keySize <= 8 && definition.valueSize <= 8 && observer == nil
+            && definition.lockOffset == nil
+        access = MapAccess(definition.flags)
+        lockWord = LockWordCopy(definition)
         if valuesInPlace {
             nodeOffset = Self.pairSize
             valueDelta = -Self.pairSize
@@ -97,7 +107,8 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
         capacity = CapacityGate(maxEntries: definition.maxEntries)
         tag = definition.effectivePoolTag
         retired = EpochRetireList(blockSize: entrySize, tag: tag)
-        hasher = KeyHasher()
+        // BPF_F_ZERO_SEED: a fixed seed, so the iteration order repeats (for tests).
+        hasher = definition.flags.contains(.zeroSeed) ? KeyHasher(seed: 0) : KeyHasher()
         self.observer = observer
         // Buckets for maxEntries at load ≤ 1 from the start, up to 2^16 (1 MiB of bucket
         // nodes); beyond that auto-resize grows the table as entries arrive. Short chains
@@ -177,17 +188,18 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
         return WordPair(first: words[0].load(ordering: .relaxed), second: words[1].load(ordering: .relaxed))
     }
 
-    /// Stores `bits` as the value of a live in-place entry; false if the entry is sealed
-    /// (unlinked: the key must be looked up again). Caller holds an epoch.
-    func storeInPlace(_ bits: UInt, in entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>) -> Bool {
+    /// Stores `bits` as the value of a live in-place entry and returns the bits it replaced;
+    /// nil if the entry is sealed (unlinked: the key must be looked up again). Caller holds
+    /// an epoch.
+    func storeInPlace(_ bits: UInt, in entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>) -> UInt? {
         var expected = currentPair(entry)
         while expected.second == Self.live {
             let (exchanged, original) = pair(entry).pointee.compareExchange(
                 expected: expected, desired: WordPair(first: bits, second: Self.live), ordering: .acquiringAndReleasing)
-            if exchanged { return true }
+            if exchanged { return expected.first }
             expected = original
         }
-        return false
+        return nil
     }
 
     /// Seals an in-place entry its caller has just unlinked, and returns its final value:
@@ -230,6 +242,10 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
                                    to: Atomic(WordPair(first: valueBits(value), second: Self.live)))
         } else {
             valuePointer(entry).copyMemory(from: value.baseAddress!, byteCount: valueSize)
+            // A new element's lock word starts free, whatever the caller's bytes held there.
+            if lockWord.exists {
+                valuePointer(entry).storeBytes(of: 0 as UInt32, toByteOffset: lockWord.offset, as: UInt32.self)
+            }
         }
         rcumaps_tsan_publish(UnsafeMutableRawPointer(entry))
         return entry
@@ -256,13 +272,39 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
     /// User-mode lookup. Contract: ``RawMap/lookup(key:into:)``. Inlinable.
     @inlinable @inline(__always)
     public func lookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
+        if try !lookupIfPresent(key: key, into: value) { throw MapError.keyNotFound }
+    }
+
+    /// ``lookup(key:into:)`` that answers an absent key with `false` instead of ENOENT (no
+    /// error to build on a miss). Inlinable.
+    @inlinable @inline(__always)
+    public func lookupIfPresent(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) -> Bool {
+        try access.checkUserRead()
+        try checkKey(key, keySize)
+        try checkValue(value, valueSize)
+        let hash = self.hash(key)
+        Epoch.enter()
+        defer { Epoch.exit() }
+        guard let entry = find(key, hash: hash) else { return false }
+        copyValue(of: entry, into: value.baseAddress!)
+        lockWord.clear(in: value.baseAddress!)
+        return true
+    }
+
+    /// User-mode lookup with flags. Contract: ``RawMap/lookup(key:into:flags:)``.
+    public func lookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer,
+                       flags: MapElementFlags) throws(MapError) {
+        try checkElementFlags(flags, allowingLock: true)
+        guard flags.contains(.lock) else { return try lookup(key: key, into: value) }
+        try access.checkUserRead()
+        if !lockWord.exists { throw noLockWordError }
         try checkKey(key, keySize)
         try checkValue(value, valueSize)
         let hash = self.hash(key)
         Epoch.enter()
         defer { Epoch.exit() }
         guard let entry = find(key, hash: hash) else { throw MapError.keyNotFound }
-        copyValue(of: entry, into: value.baseAddress!)
+        lockWord.copyLocked(valuePointer(entry), to: value.baseAddress!)
     }
 
     /// Helper-mode lookup, borrowed until `section` ends. Contract: ``RawMap/lookupInPlace(key:in:)``.
@@ -271,6 +313,7 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
     public func lookupInPlace(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError)
         -> UnsafeMutableRawBufferPointer
     {
+        try access.checkProgramRead()
         try checkKey(key, keySize)
         guard let entry = find(key, hash: hash(key)) else { throw MapError.keyNotFound }
         return UnsafeMutableRawBufferPointer(start: valuePointer(entry), count: valueSize)
@@ -278,44 +321,73 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
 
     // MARK: Update
 
-    func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
-                operation: MapOperationFlags) throws(MapError) {
-        try checkFlags(flags)
+    func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags rawFlags: MapUpdateFlags,
+                operation: MapOperationFlags, displaced: UnsafeMutableRawPointer?) throws(MapError) -> Bool {
+        // Linux's order: access (EPERM / EACCES), BPF_F_LOCK without a lock word, the copies
+        // of key and value, then the type's flag check.
+        let helper = operation.contains(.helper)
+        if helper { try access.checkProgramWrite() } else { try access.checkUserWrite(freezeState) }
+        let locked = rawFlags.contains(.lock)
+        if locked, !lockWord.exists { throw noLockWordError }
         try checkKey(key, keySize)
         try checkValue(value, valueSize)
+        try checkFlags(rawFlags)
+        let flags = rawFlags.withoutLock
         let hash = self.hash(key)
         defer { retired.throttleIfBehind() }  // after the section below has ended
         Epoch.enter()
         defer { Epoch.exit() }
+        // A user-mode write checks the freeze inside its section (see MapFreezeState).
+        if !helper { try access.checkUserWrite(freezeState) }
+        if locked, flags != .noExist, let entry = find(key, hash: hash) {
+            // BPF_F_LOCK on an existing element: written in place under its lock word, as
+            // Linux does (readers without the lock may see it half written).
+            let stored = valuePointer(entry)
+            MapValueLock.withLock(UnsafeMutableRawBufferPointer(start: stored, count: valueSize), offset: lockWord.offset) {
+                displaced?.copyMemory(from: stored, byteCount: valueSize)
+                lockWord.copy(value.baseAddress!, over: stored)
+            }
+            if let displaced { lockWord.clear(in: displaced) }
+            return true
+            // (If the element was removed meanwhile, the write lands in its retired copy —
+            // as a Linux BPF_F_LOCK update racing with a delete.)
+        }
         // `.noExist` on a present key is refused before anything is allocated. Looking
         // first also means an update of an existing key never holds a capacity slot.
         if flags == .noExist, find(key, hash: hash) != nil { throw MapError.alreadyExists }
         if valuesInPlace, flags != .noExist {
-            try updateInPlace(key, hash: hash, value: value, flags: flags)
-            return
+            return try updateInPlace(key, hash: hash, value: value, flags: flags, displaced: displaced)
         }
         let entry = try makeEntry(key: key, value: value)
+        let replaced: Bool
         switch flags {
         case .noExist:
             try insertNew(key, hash: hash, entry: entry)
+            replaced = false
         case .exist:
-            try replaceExisting(key, hash: hash, with: entry, operation: operation)
+            try replaceExisting(key, hash: hash, with: entry, operation: operation, displaced: displaced)
+            replaced = true
         default:
-            try insertOrReplace(key, hash: hash, entry: entry, operation: operation)
+            replaced = try insertOrReplace(key, hash: hash, entry: entry, operation: operation, displaced: displaced)
         }
+        if replaced, let displaced { lockWord.clear(in: displaced) }
+        return replaced
     }
 
     /// `.any` / `.exist` on an in-place map: stores the value into the key's live entry, or
     /// (`.any`) publishes a new entry if the key is absent. Caller holds an epoch.
     func updateInPlace(_ key: UnsafeRawBufferPointer, hash: UInt, value: UnsafeRawBufferPointer,
-                       flags: MapUpdateFlags) throws(MapError) {
+                       flags: MapUpdateFlags, displaced: UnsafeMutableRawPointer?) throws(MapError) -> Bool {
         let bits = valueBits(value)
         var fresh: UnsafeMutablePointer<rcumaps_lfht_entry_t>?
         while true {
             if let entry = find(key, hash: hash) {
-                if storeInPlace(bits, in: entry) {
+                if var old = storeInPlace(bits, in: entry) {
                     if let fresh { discard(fresh) }
-                    return
+                    if let displaced {
+                        withUnsafeBytes(of: &old) { displaced.copyMemory(from: $0.baseAddress!, byteCount: valueSize) }
+                    }
+                    return true
                 }
                 continue  // sealed: unlinked meanwhile, look again
             }
@@ -328,7 +400,7 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
             fresh = entry
             switch publishNew(key, hash: hash, entry: entry) {
             case .published:
-                return
+                return false
             case .exists:
                 continue  // inserted meanwhile: store into it (`entry` is unpublished)
             case .full:
@@ -340,11 +412,15 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
 
     /// Replaces `old` with `entry`; returns false if `old` left the map meanwhile. On
     /// success reports and retires `old`. Caller holds an epoch.
+    /// The replaced value is copied to `displaced` (if given) before it is reported.
     func replace(_ old: UnsafeMutablePointer<rcumaps_lfht_entry_t>, with entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>,
-                 hash: UInt, key: UnsafeRawBufferPointer, operation: MapOperationFlags) -> Bool {
+                 hash: UInt, key: UnsafeRawBufferPointer, operation: MapOperationFlags,
+                 displaced: UnsafeMutableRawPointer?) -> Bool {
         let oldValue = UnsafeRawBufferPointer(start: valuePointer(old), count: valueSize)
         _ = observer?.entryWillBeRemoved(key: key, value: oldValue, flags: operation.union(.update))
         guard rcumaps_lfht_replace(table, hash, keySize, old, entry) == 0 else { return false }
+        // Entries are immutable once published: this is the value the replace displaced.
+        displaced?.copyMemory(from: valuePointer(old), byteCount: valueSize)
         observer?.entryWasRemoved(key: key, value: oldValue, flags: operation.union(.update))
         retire(old)
         return true
@@ -391,15 +467,16 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
     /// room. Caller holds an epoch. Retries when it races with inserts and deletes of the
     /// same key; E2BIG only when the map is full and the key is absent.
     func insertOrReplace(_ key: UnsafeRawBufferPointer, hash: UInt,
-                         entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>, operation: MapOperationFlags) throws(MapError) {
+                         entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>, operation: MapOperationFlags,
+                         displaced: UnsafeMutableRawPointer?) throws(MapError) -> Bool {
         while true {
             if let old = find(key, hash: hash) {
-                if replace(old, with: entry, hash: hash, key: key, operation: operation) { return }
+                if replace(old, with: entry, hash: hash, key: key, operation: operation, displaced: displaced) { return true }
                 continue  // `old` left the map meanwhile: look again
             }
             switch publishNew(key, hash: hash, entry: entry) {
             case .published:
-                return
+                return false
             case .exists:
                 continue  // inserted meanwhile: go round and replace it (`entry` is unpublished)
             case .full:
@@ -412,13 +489,14 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
     /// Replaces the entry for `key` with `entry`; discards `entry` and throws ENOENT if
     /// the key is absent. Caller holds an epoch.
     func replaceExisting(_ key: UnsafeRawBufferPointer, hash: UInt,
-                         with entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>, operation: MapOperationFlags) throws(MapError) {
+                         with entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>, operation: MapOperationFlags,
+                         displaced: UnsafeMutableRawPointer?) throws(MapError) {
         while true {
             guard let old = find(key, hash: hash) else {
                 discard(entry)
                 throw MapError.keyNotFound
             }
-            if replace(old, with: entry, hash: hash, key: key, operation: operation) { return }
+            if replace(old, with: entry, hash: hash, key: key, operation: operation, displaced: displaced) { return }
             // `old` was removed or replaced meanwhile: look again.
         }
     }
@@ -426,16 +504,25 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
     // MARK: Delete
 
     func delete(key: UnsafeRawBufferPointer, operation: MapOperationFlags) throws(MapError) {
+        let helper = operation.contains(.helper)
+        if helper { try access.checkProgramWrite() } else { try access.checkUserWrite(freezeState) }
         try checkKey(key, keySize)
         let hash = self.hash(key)
         defer { retired.throttleIfBehind() }
         Epoch.enter()
         defer { Epoch.exit() }
+        if !helper, freezeState.isFrozen { throw frozenError }
         let entry = try unlink(key, hash: hash, operation: operation)
         if valuesInPlace { seal(entry) }
         observer?.entryWasRemoved(key: key, value: UnsafeRawBufferPointer(start: valuePointer(entry), count: valueSize),
                                   flags: operation)
         retire(entry)
+    }
+
+    /// User-mode delete with flags: Linux's delete takes none. Contract: ``RawMap/delete(key:flags:)``.
+    public func delete(key: UnsafeRawBufferPointer, flags: MapElementFlags) throws(MapError) {
+        try checkElementFlags(flags, allowingLock: false)
+        try delete(key: key, operation: [])
     }
 
     /// Atomic removal with an inspection of the removed value first. Contract: ``ObservableBaseMap``.
@@ -459,24 +546,47 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
 
     /// Atomic lookup-and-delete. Contract: ``RawMap/lookupAndDelete(key:into:)``.
     public func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
+        try lookupAndDelete(key: key, into: value, flags: [])
+    }
+
+    /// Atomic lookup-and-delete with flags (`BPF_F_LOCK`: the copy holds the value's lock).
+    /// Contract: ``RawMap/lookupAndDelete(key:into:flags:)``.
+    public func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer,
+                                flags: MapElementFlags) throws(MapError) {
+        try checkElementFlags(flags, allowingLock: true)
+        try access.checkUserRead()
+        try access.checkUserWrite(freezeState)
+        let locked = flags.contains(.lock)
+        if locked, !lockWord.exists { throw noLockWordError }
         try checkKey(key, keySize)
         try checkValue(value, valueSize)
         let hash = self.hash(key)
         defer { retired.throttleIfBehind() }
         Epoch.enter()
         defer { Epoch.exit() }
+        if freezeState.isFrozen { throw frozenError }
         let entry = try unlink(key, hash: hash, operation: [])
         // We alone removed `entry`: its value is the one the key had when it left the map
         // (in place: the one we sealed, after which no update can land).
-        if valuesInPlace {
-            var bits = seal(entry)
-            withUnsafeBytes(of: &bits) { value.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: valueSize) }
-        } else {
-            value.baseAddress!.copyMemory(from: valuePointer(entry), byteCount: valueSize)
-        }
+        copyRemovedValue(entry, into: value.baseAddress!, locked: locked)
         observer?.entryWasRemoved(key: key, value: UnsafeRawBufferPointer(start: valuePointer(entry), count: valueSize),
                                   flags: [])
         retire(entry)
+    }
+
+    /// Copies the value of an entry this thread has just unlinked (sealing it first when
+    /// values are in place); the lock word is cleared in the copy. Caller holds an epoch.
+    func copyRemovedValue(_ entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>, into value: UnsafeMutableRawPointer,
+                          locked: Bool) {
+        if valuesInPlace {
+            var bits = seal(entry)
+            withUnsafeBytes(of: &bits) { value.copyMemory(from: $0.baseAddress!, byteCount: valueSize) }
+        } else if locked {
+            lockWord.copyLocked(valuePointer(entry), to: value)
+        } else {
+            value.copyMemory(from: valuePointer(entry), byteCount: valueSize)
+            lockWord.clear(in: value)
+        }
     }
 
     /// Removes the entry for `key` and returns it (still readable in this epoch).
@@ -503,26 +613,151 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
 
     /// Get-next-key iteration. Contract: ``RawMap/nextKey(after:into:)``.
     public func nextKey(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer) throws(MapError) {
+        try self.nextKey(after: key, into: nextKey, restartingForUnknownCursor: true)
+    }
+
+    /// Get-next-key that never restarts a pass. Contract: ``RawMap/nextKeyInPass(after:into:)``.
+    public func nextKeyInPass(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer) throws(MapError) {
+        try self.nextKey(after: key, into: nextKey, restartingForUnknownCursor: false)
+    }
+
+    /// Order: rculfhash's split order. A cursor no longer in the map resumes after the place
+    /// its hash has in that order; if nothing follows, `restartingForUnknownCursor` returns
+    /// the first key, as Linux does for a key that is not in the map (this map cannot tell a
+    /// key deleted during the pass from one never inserted).
+    func nextKey(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer,
+                 restartingForUnknownCursor: Bool) throws(MapError) {
+        try access.checkUserRead()
         if let key { try checkKey(key, keySize) }
         guard nextKey.count == keySize, nextKey.baseAddress != nil else {
             throw MapError.invalidArgument.with(reason: "key buffer is \(nextKey.count) bytes, map keys are \(keySize)")
         }
         Epoch.enter()
         defer { Epoch.exit() }
-        let next: UnsafeMutablePointer<rcumaps_lfht_entry_t>?
-        if let key {
-            let hash = self.hash(key)
-            if let current = find(key, hash: hash) {
-                next = entry(after: current, skippingKey: key)
-            } else {
-                // The cursor key is gone: resume after the place it had in split order.
-                next = firstEntry(afterOrder: rcumaps_lfht_order_of_hash(hash))
-            }
+        guard let next = entry(resumingAfter: key, restartingForUnknownCursor: restartingForUnknownCursor) else {
+            throw MapError.keyNotFound
+        }
+        nextKey.baseAddress!.copyMemory(from: keyPointer(next), byteCount: keySize)
+    }
+
+    /// The entry get-next-key of `key` returns (nil: the end). Caller holds an epoch.
+    func entry(resumingAfter key: UnsafeRawBufferPointer?, restartingForUnknownCursor: Bool)
+        -> UnsafeMutablePointer<rcumaps_lfht_entry_t>?
+    {
+        guard let key else { return rcumaps_lfht_first(table) }
+        let hash = self.hash(key)
+        if let current = find(key, hash: hash) { return entry(after: current, skippingKey: key) }
+        // The cursor key is gone: resume after the place it had in split order.
+        if let next = firstEntry(afterOrder: rcumaps_lfht_order_of_hash(hash)) { return next }
+        return restartingForUnknownCursor ? rcumaps_lfht_first(table) : nil
+    }
+
+    // MARK: Freezing
+
+    /// Whether the map is frozen. Any thread.
+    public var isFrozen: Bool { freezeState.isFrozen }
+
+    /// Freezes the map. Contract: ``RawMap/freeze()``.
+    public func freeze() throws(MapError) {
+        try freezeState.freeze(access: access, lockWord: lockWord.exists)
+    }
+
+    // MARK: Batches
+
+    /// `BPF_MAP_LOOKUP_BATCH`: the cursor is the last key returned and the walk is
+    /// rculfhash's order, in one section per call (this table has no buckets to return
+    /// whole, so ENOSPC never happens). `flags` must be 0, as for Linux's hash maps.
+    /// Contract: ``RawMap/lookupBatch(from:keys:values:count:elementFlags:flags:)``.
+    public func lookupBatch(from cursor: MapBatchCursor?, keys: UnsafeMutableRawBufferPointer,
+                            values: UnsafeMutableRawBufferPointer, count: Int, elementFlags: MapElementFlags,
+                            flags: UInt64) throws(MapError) -> MapBatchResult {
+        try walkBatch(from: cursor, keys: keys, values: values, count: count, elementFlags: elementFlags,
+                      flags: flags, removing: false)
+    }
+
+    /// `BPF_MAP_LOOKUP_AND_DELETE_BATCH`: as the lookup batch, unlinking each entry it
+    /// returns (of concurrent passes, the one whose unlink wins returns it).
+    public func lookupAndDeleteBatch(from cursor: MapBatchCursor?, keys: UnsafeMutableRawBufferPointer,
+                                     values: UnsafeMutableRawBufferPointer, count: Int, elementFlags: MapElementFlags,
+                                     flags: UInt64) throws(MapError) -> MapBatchResult {
+        try walkBatch(from: cursor, keys: keys, values: values, count: count, elementFlags: elementFlags,
+                      flags: flags, removing: true)
+    }
+
+    /// `BPF_MAP_UPDATE_BATCH` (Linux's generic batch: element by element).
+    public func updateBatch(keys: UnsafeRawBufferPointer, values: UnsafeRawBufferPointer, count: Int,
+                            elementFlags: MapElementFlags, flags: UInt64) throws(MapError) -> MapBatchResult {
+        try genericUpdateBatch(keys: keys, values: values, count: count, elementFlags: elementFlags)
+    }
+
+    /// `BPF_MAP_DELETE_BATCH` (Linux's generic batch: key by key).
+    public func deleteBatch(keys: UnsafeRawBufferPointer, count: Int, elementFlags: MapElementFlags,
+                            flags: UInt64) throws(MapError) -> MapBatchResult {
+        try genericDeleteBatch(keys: keys, count: count, elementFlags: elementFlags)
+    }
+
+    func walkBatch(from cursor: MapBatchCursor?, keys: UnsafeMutableRawBufferPointer,
+                   values: UnsafeMutableRawBufferPointer, count: Int, elementFlags: MapElementFlags,
+                   flags: UInt64, removing: Bool) throws(MapError) -> MapBatchResult {
+        if observer != nil {
+            // A custom map's base: element by element, so the provider hears of each removal.
+            return try genericLookupBatch(from: cursor, keys: keys, values: values, count: count,
+                                          elementFlags: elementFlags, removing: removing)
+        }
+        let checks = BatchChecks(self)
+        try checks.access(read: true, write: removing)
+        try checks.elementFlags(elementFlags)
+        guard flags == 0 else { throw MapError.invalidArgument.with(reason: "batch flags must be 0, got \(flags)") }
+        try checks.buffer(count, keys.count, of: keySize, "keys")
+        try checks.buffer(count, values.count, of: valueSize, "values")
+        guard count > 0 else { return MapBatchResult(count: 0, cursor: cursor, error: nil) }
+        if let cursor, cursor.bytes.count != keySize {
+            throw MapError.invalidArgument.with(reason: "the batch cursor is not one of this map's (\(cursor.bytes.count) bytes)")
+        }
+        let locked = elementFlags.contains(.lock)
+        defer { if removing { retired.throttleIfBehind() } }
+        Epoch.enter()
+        defer { Epoch.exit() }
+        if removing, freezeState.isFrozen { throw frozenError }
+        var next: UnsafeMutablePointer<rcumaps_lfht_entry_t>?
+        if let cursor {
+            next = cursor.bytes.withUnsafeBytes { entry(resumingAfter: $0, restartingForUnknownCursor: false) }
         } else {
             next = rcumaps_lfht_first(table)
         }
-        guard let next else { throw MapError.keyNotFound }
-        nextKey.baseAddress!.copyMemory(from: keyPointer(next), byteCount: keySize)
+        var done = 0
+        while done < count, let entry = next {
+            next = rcumaps_lfht_next(table, entry)
+            let key = keys.baseAddress! + done * keySize
+            let value = values.baseAddress! + done * valueSize
+            if removing {
+                capacity.beginRemoval()
+                let unlinked = rcumaps_lfht_del(table, entry) == 0
+                capacity.endRemoval(removed: unlinked)
+                guard unlinked else { continue }  // removed or replaced by another thread
+                key.copyMemory(from: keyPointer(entry), byteCount: keySize)
+                copyRemovedValue(entry, into: value, locked: locked)
+                retire(entry)
+            } else {
+                // A replaced node's successor is its replacement (same key): skip it.
+                if done > 0, keysEqual(keyPointer(entry), keys.baseAddress! + (done - 1) * keySize, count: keySize) {
+                    continue
+                }
+                key.copyMemory(from: keyPointer(entry), byteCount: keySize)
+                if locked {
+                    lockWord.copyLocked(valuePointer(entry), to: value)
+                } else {
+                    copyValue(of: entry, into: value)
+                    lockWord.clear(in: value)
+                }
+            }
+            done += 1
+        }
+        let end = next == nil
+        let out = done > 0 ? MapBatchCursor(bytes: Array(UnsafeRawBufferPointer(start: keys.baseAddress! + (done - 1) * keySize,
+                                                                                 count: keySize)))
+                           : cursor
+        return MapBatchResult(count: done, cursor: out, error: end ? .keyNotFound : nil)
     }
 
     /// The entry after `entry` whose key is not `key`. Caller holds an epoch.

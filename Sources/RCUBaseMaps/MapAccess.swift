@@ -1,0 +1,168 @@
+import RCUEpoch
+import Synchronization
+
+/// What each side may do with a map: Linux's access flags, mapped onto the two access
+/// modes, and freezing.
+///
+/// | flag | refuses | with |
+/// |---|---|---|
+/// | `BPF_F_RDONLY` | user-mode writes: update, delete, lookup-and-delete, write batches, freeze | EPERM |
+/// | `BPF_F_WRONLY` | user-mode reads: lookup, get-next-key, lookup batches, lookup-and-delete | EPERM |
+/// | frozen (``RawMap/freeze()``) | user-mode writes, as `BPF_F_RDONLY` | EPERM |
+/// | `BPF_F_RDONLY_PROG` | helper-mode updates and deletes | EACCES |
+/// | `BPF_F_WRONLY_PROG` | helper-mode lookups | EACCES |
+///
+/// On Linux `BPF_F_RDONLY`/`WRONLY` belong to the file descriptor the creating process
+/// gets, and `*_PROG` are enforced by the verifier when a program is loaded; a userspace
+/// map has one handle and no verifier, so both become run-time checks of the mode an
+/// operation runs in. In-place writes through a helper-mode pointer cannot be checked:
+/// code that holds a `BPF_F_RDONLY_PROG` map's pointer must not write through it (a
+/// verifier would have refused it).
+///
+/// Concurrency: the flags are immutable; `frozen` is set once, atomically.
+public struct MapAccess: Sendable {
+    /// User mode may read (not `BPF_F_WRONLY`).
+    public let userRead: Bool
+    /// User mode may write (not `BPF_F_RDONLY`); a frozen map refuses writes besides.
+    public let userWrite: Bool
+    /// Helper mode may read (not `BPF_F_WRONLY_PROG`).
+    public let programRead: Bool
+    /// Helper mode may write (not `BPF_F_RDONLY_PROG`).
+    public let programWrite: Bool
+
+    /// The access a map created with `flags` gives.
+    public init(_ flags: MapCreationFlags) {
+        userRead = !flags.contains(.writeOnly)
+        userWrite = !flags.contains(.readOnly)
+        programRead = !flags.contains(.writeOnlyProgram)
+        programWrite = !flags.contains(.readOnlyProgram)
+    }
+}
+
+/// The mutable half of a map's access: whether it is frozen, and how many writable
+/// mappings of its storage exist (arrays with `BPF_F_MMAPABLE`). Each base map holds one.
+///
+/// How a freeze excludes writes in flight without counting them on every write (which
+/// every writer would contend on): a user-mode write checks ``isFrozen`` inside its epoch
+/// section, and ``freeze(access:lockWord:)`` sets the flag and then waits for a grace
+/// period. A write that saw the map unfrozen has finished when the freeze returns; a write
+/// that starts later sees it frozen.
+package final class MapFreezeState: Sendable {
+    private let frozen = Atomic<Bool>(false)
+    /// Writable mappings that exist now; bit 62 is set while a freeze is in progress.
+    private let writableMappings = Atomic<Int>(0)
+    private static let freezing = 1 << 62
+
+    package init() {}
+
+    /// Whether the map is frozen. Checked by user-mode writes inside their section.
+    @inline(__always)
+    package var isFrozen: Bool { frozen.load(ordering: .acquiring) }
+
+    /// Freezes the map (Linux `BPF_MAP_FREEZE`).
+    ///
+    /// - Throws: ``MapError/unsupportedByMapType`` (ENOTSUPP) for a map whose values hold a
+    ///   lock word; ``MapError/permissionDenied`` (EPERM) if user mode may not write
+    ///   (`BPF_F_RDONLY`) or the map is already frozen; ``MapError/busy`` (EBUSY) while a
+    ///   writable mapping of its storage exists, or when called inside an epoch section
+    ///   (where it cannot wait for writes in flight).
+    package func freeze(access: MapAccess, lockWord: Bool) throws(MapError) {
+        guard !lockWord else {
+            throw MapError.unsupportedByMapType.with(reason: "a map whose values hold a lock word cannot be frozen")
+        }
+        guard access.userWrite else { throw MapError.permissionDenied.with(reason: "the map is BPF_F_RDONLY") }
+        guard !frozen.load(ordering: .acquiring) else {
+            throw MapError.permissionDenied.with(reason: "the map is frozen already")
+        }
+        guard !Epoch.isActive else {
+            throw MapError.busy.with(reason: "a map cannot be frozen from inside an epoch section")
+        }
+        // Refuse while a writable mapping exists; hold off new ones while we freeze.
+        let (claimed, mappings) = writableMappings.compareExchange(expected: 0, desired: Self.freezing,
+                                                                   ordering: .acquiringAndReleasing)
+        guard claimed else {
+            throw MapError.busy.with(reason: "\(mappings & ~Self.freezing) writable mapping(s) of the map exist")
+        }
+        defer { writableMappings.subtract(Self.freezing, ordering: .releasing) }
+        guard !frozen.exchange(true, ordering: .acquiringAndReleasing) else {
+            throw MapError.permissionDenied.with(reason: "the map is frozen already")
+        }
+        // Writes that checked the flag before it was set are inside sections: wait for them.
+        Epoch.synchronize()
+    }
+
+    /// Counts a new writable mapping; refused on a frozen map (EPERM) and while a freeze is
+    /// in progress (EBUSY).
+    package func addWritableMapping() throws(MapError) {
+        var current = writableMappings.load(ordering: .acquiring)
+        while true {
+            guard current & Self.freezing == 0 else {
+                throw MapError.busy.with(reason: "the map is being frozen")
+            }
+            guard !frozen.load(ordering: .acquiring) else {
+                throw MapError.permissionDenied.with(reason: "a frozen map cannot be mapped writable")
+            }
+            let (exchanged, original) = writableMappings.compareExchange(
+                expected: current, desired: current + 1, ordering: .acquiringAndReleasing)
+            if exchanged { return }
+            current = original
+        }
+    }
+
+    /// Uncounts a writable mapping.
+    package func removeWritableMapping() {
+        writableMappings.subtract(1, ordering: .releasing)
+    }
+}
+
+// MARK: - The checks, shared by the maps (error paths out of line)
+
+extension MapAccess {
+    @inlinable @inline(__always)
+    package func checkUserRead() throws(MapError) {
+        if _slowPath(!userRead) { throw accessError("read", "BPF_F_WRONLY") }
+    }
+
+    @inline(__always)
+    package func checkUserWrite(_ state: MapFreezeState) throws(MapError) {
+        if _slowPath(!userWrite) { throw accessError("write", "BPF_F_RDONLY") }
+        if _slowPath(state.isFrozen) { throw frozenError }
+    }
+
+    @inlinable @inline(__always)
+    package func checkProgramRead() throws(MapError) {
+        if _slowPath(!programRead) { throw accessError("helper-mode read", "BPF_F_WRONLY_PROG") }
+    }
+
+    @inline(__always)
+    package func checkProgramWrite() throws(MapError) {
+        if _slowPath(!programWrite) { throw accessError("helper-mode write", "BPF_F_RDONLY_PROG") }
+    }
+}
+
+/// EPERM (user mode) or EACCES (helper mode) for an access the map's flags refuse.
+@usableFromInline @inline(never)
+func accessError(_ what: StaticString, _ flag: StaticString) -> MapError {
+    let helper = "\(what)".hasPrefix("helper")
+    return (helper ? MapError.accessDenied : MapError.permissionDenied).with(reason: "\(what) refused: the map is \(flag)")
+}
+
+/// EPERM for a user-mode write to a frozen map.
+@usableFromInline
+let frozenError = MapError.permissionDenied.with(reason: "the map is frozen")
+
+// MARK: - Operation flags
+
+/// Flags of lookups, deletes, lookup-and-delete and batches (Linux's per-element flags).
+///
+/// The only one is `BPF_F_LOCK`; any other bit is EINVAL, as on Linux.
+public struct MapElementFlags: OptionSet, Hashable, Sendable {
+    /// The raw value.
+    public var rawValue: UInt64
+    /// Wraps a raw value (not validated here: maps validate what they are given).
+    public init(rawValue: UInt64) { self.rawValue = rawValue }
+
+    /// `BPF_F_LOCK` (4): copy the value with the element's lock word held (a map whose
+    /// definition names one, ``MapDefinition/lockOffset``; EINVAL otherwise).
+    public static let lock = MapElementFlags(rawValue: 4)
+}

@@ -1,0 +1,193 @@
+import RCUEpoch
+
+/// Where a batch operation resumes: Linux's opaque `in_batch` / `out_batch`.
+///
+/// Pass `nil` to start a pass, then the ``MapBatchResult/cursor`` of each call to the next.
+/// What it holds depends on the map — a bucket index for the bucket-locked hash (as
+/// Linux's hash maps), the last key returned for arrays and the lock-free hash (as Linux's
+/// generic batches) — and is not for the caller to read.
+public struct MapBatchCursor: Hashable, Sendable {
+    /// The cursor's bytes, as the map wrote them.
+    public let bytes: [UInt8]
+
+    /// A cursor from bytes a map wrote (for callers that store cursors).
+    public init(bytes: [UInt8]) { self.bytes = bytes }
+}
+
+/// What a batch operation did: how many elements, where to resume, and the errno Linux
+/// returns for the call.
+///
+/// Lookup batches: ``error`` `nil` means the buffers are full and more may remain;
+/// ``MapError/keyNotFound`` (ENOENT) means the pass reached the end — `count` may still be
+/// above 0, and those elements are valid; ``MapError/noSpace`` (ENOSPC, bucket-locked hash
+/// only) means the next bucket alone does not fit in `count` elements: retry from
+/// ``cursor`` with larger buffers. Update and delete batches stop at the first failing
+/// element: `count` elements were done, and ``error`` is the failure of the element at index
+/// `count`.
+public struct MapBatchResult: Hashable, Sendable {
+    /// Elements done (copied, removed, stored), also when ``error`` is set.
+    public var count: Int
+    /// Where the next call resumes (`out_batch`); `nil` where Linux leaves `out_batch`
+    /// unwritten (no element was returned and nothing was passed).
+    public var cursor: MapBatchCursor?
+    /// The errno of the call, or `nil` for success (see the type's documentation).
+    public var error: MapError?
+
+    public init(count: Int, cursor: MapBatchCursor?, error: MapError?) {
+        self.count = count
+        self.cursor = cursor
+        self.error = error
+    }
+
+    /// Whether a lookup pass is over (ENOENT).
+    public var isEndOfMap: Bool { error == .keyNotFound }
+}
+
+// MARK: - Shared checks
+
+/// The checks every batch operation makes before it does anything, in Linux 6.18's order:
+/// access (EPERM), the operation's existence for the type (ENOTSUPP), element flags
+/// (EINVAL; `BPF_F_LOCK` only with a lock word), and the buffers (EINVAL for a buffer
+/// shorter than `count` elements, where Linux faults).
+package struct BatchChecks {
+    let map: any RawMap
+
+    package init(_ map: any RawMap) { self.map = map }
+
+    package func access(read: Bool, write: Bool) throws(MapError) {
+        let access = map.access
+        if read, !access.userRead { throw accessError("batch read", "BPF_F_WRONLY") }
+        if write, !access.userWrite { throw accessError("batch write", "BPF_F_RDONLY") }
+        if write, map.isFrozen { throw frozenError }
+    }
+
+    package func elementFlags(_ flags: MapElementFlags) throws(MapError) {
+        guard flags.subtracting(.lock).isEmpty else {
+            throw MapError.invalidArgument.with(reason: "batch element flags may only be BPF_F_LOCK, got \(flags.rawValue)")
+        }
+        if flags.contains(.lock), map.definition.lockOffset == nil {
+            throw MapError.invalidArgument.with(reason: "BPF_F_LOCK needs a map whose values hold a lock word")
+        }
+    }
+
+    package func buffer(_ count: Int, _ bytes: Int, of size: Int, _ what: StaticString) throws(MapError) {
+        guard count >= 0 else { throw MapError.invalidArgument.with(reason: "batch count \(count) is negative") }
+        let (needed, overflow) = count.multipliedReportingOverflow(by: size)
+        guard !overflow, bytes >= needed else {
+            throw MapError.invalidArgument.with(reason: "the \(what) buffer holds \(bytes) bytes, \(count) elements need \(needed)")
+        }
+    }
+}
+
+// MARK: - Generic batches (Linux's generic_map_*_batch)
+
+extension RawMap {
+    /// Linux's `generic_map_update_batch`: each element is a user-mode update with
+    /// `elementFlags` as its flags (0 or `BPF_F_LOCK`: Linux 6.18 refuses `BPF_NOEXIST` and
+    /// `BPF_EXIST` here); stops at the first failure. Access and flags are checked first.
+    package func genericUpdateBatch(keys: UnsafeRawBufferPointer, values: UnsafeRawBufferPointer, count: Int,
+                                    elementFlags: MapElementFlags) throws(MapError) -> MapBatchResult {
+        let checks = BatchChecks(self)
+        try checks.access(read: false, write: true)
+        try checks.elementFlags(elementFlags)
+        let keySize = definition.keySize
+        let valueSize = definition.valueSize
+        try checks.buffer(count, keys.count, of: keySize, "keys")
+        try checks.buffer(count, values.count, of: valueSize, "values")
+        let flags = MapUpdateFlags(rawValue: elementFlags.rawValue)
+        for index in 0..<count {
+            let key = UnsafeRawBufferPointer(rebasing: keys[index * keySize ..< (index + 1) * keySize])
+            let value = UnsafeRawBufferPointer(rebasing: values[index * valueSize ..< (index + 1) * valueSize])
+            do throws(MapError) {
+                try update(key: key, value: value, flags: flags)
+            } catch {
+                return MapBatchResult(count: index, cursor: nil, error: error)
+            }
+        }
+        return MapBatchResult(count: count, cursor: nil, error: nil)
+    }
+
+    /// Linux's `generic_map_delete_batch`: each key is a user-mode delete; stops at the
+    /// first failure (ENOENT for a missing key). Access and flags are checked first.
+    package func genericDeleteBatch(keys: UnsafeRawBufferPointer, count: Int,
+                                    elementFlags: MapElementFlags) throws(MapError) -> MapBatchResult {
+        let checks = BatchChecks(self)
+        try checks.access(read: false, write: true)
+        try checks.elementFlags(elementFlags)
+        let keySize = definition.keySize
+        try checks.buffer(count, keys.count, of: keySize, "keys")
+        for index in 0..<count {
+            do throws(MapError) {
+                try delete(key: UnsafeRawBufferPointer(rebasing: keys[index * keySize ..< (index + 1) * keySize]))
+            } catch {
+                return MapBatchResult(count: index, cursor: nil, error: error)
+            }
+        }
+        return MapBatchResult(count: count, cursor: nil, error: nil)
+    }
+
+    /// Linux's `generic_map_lookup_batch`, and the same walk removing each element for a
+    /// lookup-and-delete batch: the cursor is the last key returned; the walk is
+    /// ``nextKeyInPass(after:into:)`` (no key twice in a pass, even when the cursor was
+    /// deleted); a key that disappears between its get-next-key and its lookup is skipped.
+    ///
+    /// - Parameter removing: lookup-and-delete each element (atomic per element: of
+    ///   concurrent passes, exactly one returns each value).
+    package func genericLookupBatch(from cursor: MapBatchCursor?, keys: UnsafeMutableRawBufferPointer,
+                                    values: UnsafeMutableRawBufferPointer, count: Int, elementFlags: MapElementFlags,
+                                    removing: Bool) throws(MapError) -> MapBatchResult {
+        let checks = BatchChecks(self)
+        try checks.access(read: true, write: removing)
+        try checks.elementFlags(elementFlags)
+        let keySize = definition.keySize
+        let valueSize = definition.valueSize
+        try checks.buffer(count, keys.count, of: keySize, "keys")
+        try checks.buffer(count, values.count, of: valueSize, "values")
+        guard count > 0 else { return MapBatchResult(count: 0, cursor: cursor, error: nil) }
+        if let cursor, cursor.bytes.count != keySize {
+            throw MapError.invalidArgument.with(reason: "the batch cursor is not one of this map's (\(cursor.bytes.count) bytes)")
+        }
+        let previous = UnsafeMutableRawBufferPointer.allocate(byteCount: keySize, alignment: 16)
+        defer { previous.deallocate() }
+        var hasPrevious = false
+        if let cursor {
+            cursor.bytes.withUnsafeBytes { previous.copyMemory(from: $0) }
+            hasPrevious = true
+        }
+        var done = 0
+        var end = false
+        while done < count {
+            let key = UnsafeMutableRawBufferPointer(rebasing: keys[done * keySize ..< (done + 1) * keySize])
+            do throws(MapError) {
+                try nextKeyInPass(after: hasPrevious ? UnsafeRawBufferPointer(previous) : nil, into: key)
+            } catch {
+                end = true
+                break
+            }
+            previous.copyMemory(from: UnsafeRawBufferPointer(key))
+            hasPrevious = true
+            let value = UnsafeMutableRawBufferPointer(rebasing: values[done * valueSize ..< (done + 1) * valueSize])
+            do throws(MapError) {
+                if removing {
+                    try lookupAndDelete(key: UnsafeRawBufferPointer(key), into: value, flags: elementFlags)
+                } else {
+                    try lookup(key: UnsafeRawBufferPointer(key), into: value, flags: elementFlags)
+                }
+            } catch where error == .keyNotFound {
+                continue  // gone meanwhile: skip it
+            } catch {
+                return MapBatchResult(count: 0, cursor: nil, error: error)  // Linux writes no count here
+            }
+            done += 1
+        }
+        return MapBatchResult(count: done, cursor: done > 0 ? MapBatchCursor(bytes: Array(previous)) : cursor,
+                              error: end ? .keyNotFound : nil)
+    }
+
+    /// ENOTSUPP for a batch operation the map type lacks, after the access checks (Linux's
+    /// `bpf_map_do_batch` order).
+    package func unsupportedBatch(read: Bool, write: Bool, _ what: StaticString) throws(MapError) -> MapBatchResult {
+        try BatchChecks(self).access(read: read, write: write)
+        throw MapError.unsupportedByMapType.with(reason: "\(definition.type) has no \(what) batch")
+    }
+}

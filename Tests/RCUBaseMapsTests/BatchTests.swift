@@ -1,0 +1,229 @@
+import Foundation
+import RCUMaps
+import RCUMapsTestSupport
+import Synchronization
+import Testing
+
+/// Linux's batch operations (`BPF_MAP_*_BATCH`), errno for errno, on both HASH
+/// implementations and ARRAY; custom maps in RCUMapProvidersTests.
+@Suite("Batch operations")
+struct BatchTests {
+    typealias Kind = LinuxInterfaceTests.Kind
+
+    /// Buffers for `count` UInt32 keys and UInt64 values.
+    final class Buffers {
+        var keys: [UInt32]
+        var values: [UInt64]
+        init(_ count: Int) {
+            keys = .init(repeating: 0, count: count)
+            values = .init(repeating: 0, count: count)
+        }
+    }
+
+    func lookup(_ map: any RawMap, _ buffers: Buffers, from cursor: MapBatchCursor?, count: Int,
+                removing: Bool = false, elementFlags: MapElementFlags = [], flags: UInt64 = 0) throws -> MapBatchResult {
+        try buffers.keys.withUnsafeMutableBytes { k in
+            try buffers.values.withUnsafeMutableBytes { v in
+                removing
+                    ? try map.lookupAndDeleteBatch(from: cursor, keys: k, values: v, count: count, elementFlags: elementFlags, flags: flags)
+                    : try map.lookupBatch(from: cursor, keys: k, values: v, count: count, elementFlags: elementFlags, flags: flags)
+            }
+        }
+    }
+
+    func update(_ map: any RawMap, keys: [UInt32], values: [UInt64], elementFlags: MapElementFlags = []) throws -> MapBatchResult {
+        try keys.withUnsafeBytes { k in
+            try values.withUnsafeBytes { v in
+                try map.updateBatch(keys: k, values: v, count: keys.count, elementFlags: elementFlags, flags: 0)
+            }
+        }
+    }
+
+    func delete(_ map: any RawMap, keys: [UInt32]) throws -> MapBatchResult {
+        try keys.withUnsafeBytes { try map.deleteBatch(keys: $0, count: keys.count, elementFlags: [], flags: 0) }
+    }
+
+    func errno(_ body: () throws -> Void) -> Int32 {
+        do { try body(); return 0 } catch let error as MapError { return error.code } catch { return -1 }
+    }
+
+    /// A whole pass in small batches returns every element once; the last call is ENOENT.
+    @Test(arguments: Kind.allCases)
+    func aPassInBatchesReturnsEveryElementOnce(_ kind: Kind) throws {
+        let map = try LinuxInterfaceTests.make(kind, maxEntries: 300)
+        let keys = kind == .array ? Array(UInt32(0)..<300) : (0..<250).map { UInt32($0) &* 2_654_435_761 }
+        for key in keys { try map.put(key, UInt64(key) ^ 0xABCD) }
+        var seen: [UInt32: UInt64] = [:]
+        var cursor: MapBatchCursor?
+        let buffers = Buffers(16)
+        var calls = 0
+        while true {
+            let result = try lookup(map, buffers, from: cursor, count: 16)
+            calls += 1
+            #expect(result.count <= 16)
+            for index in 0..<result.count {
+                #expect(seen.updateValue(buffers.values[index], forKey: buffers.keys[index]) == nil, "a key came twice")
+            }
+            if result.isEndOfMap { break }
+            #expect(result.error == nil || result.error == .noSpace, "\(String(describing: result.error))")
+            cursor = result.cursor
+            if calls > 1_000 { Issue.record("the pass does not end"); break }
+        }
+        #expect(Set(seen.keys) == Set(keys))
+        for (key, value) in seen { #expect(value == UInt64(key) ^ 0xABCD) }
+        #expect(map.count == (kind == .array ? 300 : keys.count))
+    }
+
+    @Test(arguments: Kind.allCases)
+    func countZeroAndTheEndOfTheMap(_ kind: Kind) throws {
+        let map = try LinuxInterfaceTests.make(kind, maxEntries: 4)
+        if kind != .array { for key in UInt32(0)..<3 { try map.put(key, UInt64(key)) } }
+        let buffers = Buffers(8)
+        // count 0: nothing done, nothing written, no error.
+        let none = try lookup(map, buffers, from: nil, count: 0)
+        #expect(none == MapBatchResult(count: 0, cursor: nil, error: nil))
+        // Everything at once: ENOENT with the elements.
+        let all = try lookup(map, buffers, from: nil, count: 8)
+        #expect(all.error == .keyNotFound)
+        #expect(all.count == (kind == .array ? 4 : 3))
+        // From the end cursor: ENOENT, nothing.
+        let after = try lookup(map, buffers, from: all.cursor, count: 8)
+        #expect(after.error == .keyNotFound && after.count == 0)
+    }
+
+    @Test(arguments: Kind.allCases)
+    func flagsAndBuffersAreChecked(_ kind: Kind) throws {
+        let map = try LinuxInterfaceTests.make(kind)
+        let buffers = Buffers(4)
+        #expect(errno { _ = try lookup(map, buffers, from: nil, count: 4, elementFlags: MapElementFlags(rawValue: 1)) } == EINVAL)
+        #expect(errno { _ = try lookup(map, buffers, from: nil, count: 4, elementFlags: .lock) } == EINVAL)  // no lock word
+        // batch.flags: hash maps require 0; Linux's generic (array) batch ignores it.
+        #expect(errno { _ = try lookup(map, buffers, from: nil, count: 4, flags: 1) } == (kind == .array ? 0 : EINVAL))
+        #expect(errno { _ = try lookup(map, buffers, from: nil, count: 5) } == EINVAL)  // buffers hold 4
+        // Linux 6.18's update batch takes 0 or BPF_F_LOCK only: NOEXIST / EXIST are EINVAL.
+        #expect(errno { _ = try update(map, keys: [1], values: [1], elementFlags: MapElementFlags(rawValue: 1)) } == EINVAL)
+        #expect(errno { _ = try update(map, keys: [1], values: [1], elementFlags: MapElementFlags(rawValue: 2)) } == EINVAL)
+    }
+
+    /// Arrays have no lookup-and-delete or delete batch: ENOTSUPP (524), after the access checks.
+    @Test func arraysLackTheDeletingBatches() throws {
+        let map = try LinuxInterfaceTests.make(.array)
+        let buffers = Buffers(4)
+        #expect(errno { _ = try lookup(map, buffers, from: nil, count: 4, removing: true) } == 524)
+        #expect(errno { _ = try delete(map, keys: [1]) } == 524)
+        let readOnly = try LinuxInterfaceTests.make(.array, flags: .readOnly)
+        #expect(errno { _ = try delete(readOnly, keys: [1]) } == EPERM)
+        let writeOnly = try LinuxInterfaceTests.make(.array, flags: .writeOnly)
+        #expect(errno { _ = try lookup(writeOnly, buffers, from: nil, count: 4) } == EPERM)
+    }
+
+    /// Update and delete batches stop at the first failure and count what they did.
+    @Test(arguments: [Kind.lockFree, .bucket])
+    func updateAndDeleteBatchesStopAtTheFirstFailure(_ kind: Kind) throws {
+        let map = try LinuxInterfaceTests.make(kind, maxEntries: 4)
+        let stored = try update(map, keys: [1, 2, 3, 4, 5, 6], values: [10, 20, 30, 40, 50, 60])
+        #expect(stored == MapBatchResult(count: 4, cursor: nil, error: .outOfSpace))  // the 5th: full
+        #expect(map.count == 4)
+        let deleted = try delete(map, keys: [1, 2, 9, 3])
+        #expect(deleted == MapBatchResult(count: 2, cursor: nil, error: .keyNotFound))  // 9 is absent
+        #expect(map.count == 2)
+        #expect(try map.get(UInt32(3), as: UInt64.self) == 30)
+        let array = try LinuxInterfaceTests.make(.array, maxEntries: 4)
+        #expect(try update(array, keys: [0, 3, 4, 1], values: [1, 2, 3, 4]) == MapBatchResult(count: 2, cursor: nil, error: .outOfSpace))
+    }
+
+    /// The bucket-locked hash returns whole buckets, as Linux's hash maps: a bucket larger
+    /// than the room left ends the call there, ENOSPC if nothing was copied yet; a larger
+    /// buffer from the same cursor gets it.
+    @Test func bucketBatchesAreWholeBucketsAndENOSPC() throws {
+        let map = try RawBucketHashMap(MapDefinition(type: .hash, keySize: 4, valueSize: 8, maxEntries: 8,
+                                                     hashImplementation: .bucketLocked), observer: nil, bucketCount: 1)
+        for key in UInt32(0)..<5 { try map.put(key, UInt64(key)) }  // one chain of 5
+        let buffers = Buffers(8)
+        let small = try lookup(map, buffers, from: nil, count: 3)
+        #expect(small.error == .noSpace && small.count == 0)
+        let big = try lookup(map, buffers, from: small.cursor, count: 8)
+        #expect(big.count == 5 && big.error == .keyNotFound)
+    }
+
+    /// Lookup-and-delete batches racing with each other and with writers: no element is
+    /// returned twice or lost (everything inserted is either returned once or still there).
+    @Test(arguments: [Kind.lockFree, .bucket])
+    func concurrentLookupAndDeleteBatchesLoseNothing(_ kind: Kind) throws {
+        let map = try LinuxInterfaceTests.make(kind, maxEntries: 4_096)
+        let inserted = Mutex<[UInt32: UInt64]>([:])
+        let returned = Mutex<[UInt32: Int]>([:])
+        let duplicateValues = Atomic<Int>(0)
+        let rounds = 40
+        runOnThreads(4) { thread in
+            if thread < 2 {
+                // Writers: insert fresh keys (each key once, never reused).
+                for round in 0..<rounds {
+                    for index in 0..<50 {
+                        let key = UInt32(thread * 1_000_000 + round * 100 + index)
+                        if (try? map.put(key, UInt64(key) &* 3, flags: .noExist)) != nil {
+                            inserted.withLock { $0[key] = UInt64(key) &* 3 }
+                        }
+                    }
+                }
+            } else {
+                // Drainers: whole passes of lookup-and-delete batches.
+                let buffers = Buffers(32)
+                for _ in 0..<rounds {
+                    var cursor: MapBatchCursor?
+                    while let result = try? lookup(map, buffers, from: cursor, count: 32, removing: true) {
+                        returned.withLock { counts in
+                            for index in 0..<result.count {
+                                counts[buffers.keys[index], default: 0] += 1
+                                if buffers.values[index] != UInt64(buffers.keys[index]) &* 3 {
+                                    duplicateValues.add(1, ordering: .relaxed)
+                                }
+                            }
+                        }
+                        if result.error != nil && result.error != .noSpace { break }
+                        cursor = result.cursor
+                    }
+                }
+            }
+        }
+        let returnedCounts = returned.withLock { $0 }
+        #expect(!returnedCounts.isEmpty)
+        #expect(returnedCounts.values.allSatisfy { $0 == 1 }, "a key was returned twice")
+        #expect(duplicateValues.load(ordering: .relaxed) == 0)
+        // Whatever was not returned is still in the map; nothing else is.
+        let left = Set(try map.allKeys(as: UInt32.self))
+        let all = inserted.withLock { Set($0.keys) }
+        #expect(left.isDisjoint(with: returnedCounts.keys))
+        #expect(left.union(returnedCounts.keys) == all)
+        #expect(map.count == left.count)
+    }
+
+    /// Update batches racing with lookup batches: counts stay consistent, values whole.
+    @Test(arguments: Kind.allCases)
+    func updateBatchesRacingWithLookupBatchesStayConsistent(_ kind: Kind) throws {
+        let map = try LinuxInterfaceTests.make(kind, maxEntries: 256)
+        let torn = Atomic<Int>(0)
+        runOnThreads(3) { thread in
+            for round in 0..<200 {
+                if thread == 0 {
+                    let keys = (0..<64).map { UInt32(($0 * 7 + round) % 256) }
+                    _ = try? update(map, keys: keys, values: keys.map { UInt64($0) << 32 | UInt64($0) })
+                } else {
+                    let buffers = Buffers(64)
+                    var cursor: MapBatchCursor?
+                    while let result = try? lookup(map, buffers, from: cursor, count: 64) {
+                        for index in 0..<result.count where buffers.values[index] != 0 {
+                            if buffers.values[index] != UInt64(buffers.keys[index]) << 32 | UInt64(buffers.keys[index]) {
+                                torn.add(1, ordering: .relaxed)
+                            }
+                        }
+                        if result.error != nil { break }
+                        cursor = result.cursor
+                    }
+                }
+            }
+        }
+        #expect(torn.load(ordering: .relaxed) == 0)
+        #expect(map.count <= 256)
+    }
+}

@@ -1,0 +1,299 @@
+import Foundation
+import RCUMaps
+import RCUMapsTestSupport
+import Synchronization
+import Testing
+
+/// Linux 6.18's map interface beyond single elements — creation flags, access modes,
+/// freeze, operation flags, lock words, limits, get-next-key of an absent key — errno for
+/// errno on both HASH implementations and ARRAY. (Custom maps: LinuxInterfaceCustomMapTests.)
+@Suite("Linux map interface")
+struct LinuxInterfaceTests {
+    enum Kind: String, CaseIterable, Sendable { case lockFree, bucket, array }
+
+    static func definition(_ kind: Kind, valueSize: Int = 8, maxEntries: Int = 16,
+                           flags: MapCreationFlags = [], lockOffset: Int? = nil) -> MapDefinition {
+        switch kind {
+        case .lockFree: MapDefinition(type: .hash, keySize: 4, valueSize: valueSize, maxEntries: maxEntries, flags: flags,
+                                      hashImplementation: .lockFree, poolTag: uniqueTag(), lockOffset: lockOffset)
+        case .bucket: MapDefinition(type: .hash, keySize: 4, valueSize: valueSize, maxEntries: maxEntries, flags: flags,
+                                    hashImplementation: .bucketLocked, poolTag: uniqueTag(), lockOffset: lockOffset)
+        case .array: MapDefinition(type: .array, keySize: 4, valueSize: valueSize, maxEntries: maxEntries, flags: flags,
+                                   poolTag: uniqueTag(), lockOffset: lockOffset)
+        }
+    }
+
+    static func make(_ kind: Kind, valueSize: Int = 8, maxEntries: Int = 16, flags: MapCreationFlags = [],
+                     lockOffset: Int? = nil) throws(MapError) -> any RawMap {
+        try MapRegistry.create(definition(kind, valueSize: valueSize, maxEntries: maxEntries, flags: flags,
+                                          lockOffset: lockOffset))
+    }
+
+    func errno(_ body: () throws -> Void) -> Int32 {
+        do { try body(); return 0 } catch let error as MapError { return error.code } catch { return -1 }
+    }
+
+    // MARK: Creation flags
+
+    @Test func creationFlagsAsLinux() {
+        let hashOK: [MapCreationFlags] = [.noPrealloc, .numaNode, .readOnly, .writeOnly, .readOnlyProgram,
+                                          .writeOnlyProgram, .zeroSeed, [.noPrealloc, .readOnly, .zeroSeed]]
+        let hashEINVAL: [MapCreationFlags] = [.noCommonLRU, .mmapable, .innerMap, .clone, .stackBuildID,
+                                              .preserveElements, [.readOnly, .writeOnly],
+                                              [.readOnlyProgram, .writeOnlyProgram], MapCreationFlags(rawValue: 1 << 20)]
+        let arrayOK: [MapCreationFlags] = [.numaNode, .mmapable, .innerMap, .readOnly, .writeOnly, .readOnlyProgram,
+                                           .writeOnlyProgram, [.mmapable, .innerMap, .readOnlyProgram]]
+        let arrayEINVAL: [MapCreationFlags] = [.noPrealloc, .zeroSeed, .noCommonLRU, .preserveElements, .clone,
+                                               [.readOnly, .writeOnly], [.readOnlyProgram, .writeOnlyProgram]]
+        for kind in [Kind.lockFree, .bucket] {
+            for flags in hashOK { #expect(errno { _ = try Self.make(kind, flags: flags) } == 0, "\(kind) \(flags)") }
+            for flags in hashEINVAL { #expect(errno { _ = try Self.make(kind, flags: flags) } == EINVAL, "\(kind) \(flags)") }
+        }
+        for flags in arrayOK { #expect(errno { _ = try Self.make(.array, flags: flags) } == 0, "array \(flags)") }
+        for flags in arrayEINVAL { #expect(errno { _ = try Self.make(.array, flags: flags) } == EINVAL, "array \(flags)") }
+    }
+
+    /// BPF_F_ZERO_SEED: two maps with the same keys iterate in the same order.
+    @Test(arguments: [Kind.lockFree, .bucket])
+    func zeroSeedRepeatsTheOrder(_ kind: Kind) throws {
+        func order() throws -> [UInt32] {
+            let map = try Self.make(kind, maxEntries: 64, flags: .zeroSeed)
+            for key in UInt32(0)..<40 { try map.put(key &* 2_654_435_761, UInt64(key)) }
+            return try map.allKeys(as: UInt32.self)
+        }
+        #expect(try order() == order())
+    }
+
+    // MARK: Access modes
+
+    @Test(arguments: Kind.allCases)
+    func readOnlyRefusesUserWritesWithEPERM(_ kind: Kind) throws {
+        let map = try Self.make(kind, flags: .readOnly)
+        #expect(errno { try map.put(UInt32(1), UInt64(1)) } == EPERM)
+        #expect(errno { try map.remove(UInt32(1)) } == EPERM)
+        #expect(errno { _ = try map.take(UInt32(1), as: UInt64.self) } == EPERM)
+        #expect(errno { try map.freeze() } == EPERM)
+        // Reads work (ENOENT / a zero array value).
+        #expect(errno { _ = try map.get(UInt32(1), as: UInt64.self) } == (kind == .array ? 0 : ENOENT))
+        // Helper mode is not the user side: it may write.
+        let written = errno {
+            try withUnsafeBytes(of: UInt32(1)) { k in
+                try withUnsafeBytes(of: UInt64(5)) { v in
+                    try Epoch.withSection { (section) throws(MapError) in try map.update(key: k, value: v, flags: .any, in: section) }
+                }
+            }
+        }
+        #expect(written == 0)
+        #expect(try map.get(UInt32(1), as: UInt64.self) == 5)
+    }
+
+    @Test(arguments: Kind.allCases)
+    func writeOnlyRefusesUserReadsWithEPERM(_ kind: Kind) throws {
+        let map = try Self.make(kind, flags: .writeOnly)
+        try map.put(UInt32(1), UInt64(1))
+        #expect(errno { _ = try map.get(UInt32(1), as: UInt64.self) } == EPERM)
+        #expect(errno { _ = try map.next(after: nil as UInt32?) } == EPERM)
+        #expect(errno { _ = try map.take(UInt32(1), as: UInt64.self) } == EPERM)
+        if kind != .array { try map.remove(UInt32(1)) }
+    }
+
+    @Test(arguments: Kind.allCases)
+    func programFlagsRestrictHelperModeWithEACCES(_ kind: Kind) throws {
+        let readOnly = try Self.make(kind, flags: .readOnlyProgram)
+        let writeOnly = try Self.make(kind, flags: .writeOnlyProgram)
+        try readOnly.put(UInt32(1), UInt64(1))
+        try writeOnly.put(UInt32(1), UInt64(1))
+        try withUnsafeBytes(of: UInt32(1)) { k in
+            try withUnsafeBytes(of: UInt64(2)) { v in
+                Epoch.withSection { section in
+                    #expect(errno { try readOnly.update(key: k, value: v, flags: .any, in: section) } == EACCES)
+                    #expect(errno { try readOnly.delete(key: k, in: section) } == EACCES)
+                    #expect(errno { _ = try readOnly.lookupInPlace(key: k, in: section) } == 0)
+                    #expect(errno { _ = try writeOnly.lookupInPlace(key: k, in: section) } == EACCES)
+                    #expect(errno { try writeOnly.update(key: k, value: v, flags: .any, in: section) } == 0)
+                }
+            }
+        }
+        // User mode is not restricted by the program flags.
+        try readOnly.put(UInt32(2), UInt64(2))
+        #expect(try writeOnly.get(UInt32(1), as: UInt64.self) == 2)
+    }
+
+    // MARK: Freeze
+
+    @Test(arguments: Kind.allCases)
+    func freezeRefusesUserWritesOnly(_ kind: Kind) throws {
+        let map = try Self.make(kind)
+        try map.put(UInt32(1), UInt64(10))
+        #expect(!map.isFrozen)
+        try map.freeze()
+        #expect(map.isFrozen)
+        #expect(errno { try map.put(UInt32(2), UInt64(20)) } == EPERM)
+        #expect(errno { try map.put(UInt32(1), UInt64(11)) } == EPERM)
+        #expect(errno { try map.remove(UInt32(1)) } == EPERM)
+        #expect(errno { _ = try map.take(UInt32(1), as: UInt64.self) } == EPERM)
+        #expect(errno { try map.freeze() } == EPERM)   // a second freeze: EPERM, as Linux 6.18
+        #expect(try map.get(UInt32(1), as: UInt64.self) == 10)
+        #expect(try map.next(after: nil as UInt32?) != nil)
+        // Helper mode is unaffected.
+        let written = errno {
+            try withUnsafeBytes(of: UInt32(1)) { k in
+                try withUnsafeBytes(of: UInt64(12)) { v in
+                    try Epoch.withSection { (section) throws(MapError) in try map.update(key: k, value: v, flags: .any, in: section) }
+                }
+            }
+        }
+        #expect(written == 0)
+        #expect(try map.get(UInt32(1), as: UInt64.self) == 12)
+        // Batches that write are refused too; lookups are not.
+        var keys = [UInt32](repeating: 0, count: 4)
+        var values = [UInt64](repeating: 0, count: 4)
+        #expect(errno {
+            _ = try keys.withUnsafeBytes { k in try values.withUnsafeBytes { v in
+                try map.updateBatch(keys: k, values: v, count: 1, elementFlags: [], flags: 0) } }
+        } == EPERM)
+        let looked = try keys.withUnsafeMutableBytes { k in try values.withUnsafeMutableBytes { v in
+            try map.lookupBatch(from: nil, keys: k, values: v, count: 4, elementFlags: [], flags: 0) } }
+        #expect(looked.count >= 1)
+    }
+
+    /// Writers racing with a freeze: every write that reported success landed before the
+    /// freeze returned, and none after.
+    @Test(arguments: [Kind.lockFree, .bucket])
+    func writesInFlightFinishBeforeTheFreezeReturns(_ kind: Kind) throws {
+        let map = try Self.make(kind, maxEntries: 4_096)
+        let frozenAt = Atomic<Int>(-1)
+        let lateSuccess = Atomic<Int>(0)
+        let counter = Atomic<Int>(0)
+        runOnThreads(3) { thread in
+            if thread == 2 {
+                usleep(20_000)
+                try? map.freeze()
+                frozenAt.store(counter.load(ordering: .acquiring), ordering: .releasing)
+                return
+            }
+            for index in 0..<200_000 {
+                let ticket = counter.wrappingAdd(1, ordering: .acquiringAndReleasing).newValue
+                let stored = (try? map.put(UInt32(index % 2_000), UInt64(ticket))) != nil
+                let frozen = frozenAt.load(ordering: .acquiring)
+                if stored, frozen >= 0, ticket > frozen {
+                    lateSuccess.add(1, ordering: .relaxed)
+                }
+                if !stored { break }
+            }
+        }
+        #expect(map.isFrozen)
+        #expect(lateSuccess.load(ordering: .relaxed) == 0)
+    }
+
+    // MARK: Operation flags and lock words
+
+    @Test(arguments: Kind.allCases)
+    func invalidOperationFlagsAreEINVAL(_ kind: Kind) throws {
+        let map = try Self.make(kind)
+        try map.put(UInt32(1), UInt64(1))
+        try withUnsafeBytes(of: UInt32(1)) { key in
+            var out: UInt64 = 0
+            try withUnsafeMutableBytes(of: &out) { value in
+                for flags: UInt64 in [1, 2, 8, 1 << 40] {
+                    #expect(errno { try map.lookup(key: key, into: value, flags: MapElementFlags(rawValue: flags)) } == EINVAL)
+                    #expect(errno { try map.lookupAndDelete(key: key, into: value, flags: MapElementFlags(rawValue: flags)) } == EINVAL)
+                }
+                // Delete takes no flags at all, BPF_F_LOCK included.
+                #expect(errno { try map.delete(key: key, flags: .lock) } == EINVAL)
+                // BPF_F_LOCK without a lock word: EINVAL.
+                #expect(errno { try map.lookup(key: key, into: value, flags: .lock) } == EINVAL)
+                #expect(errno { try map.put(UInt32(1), UInt64(2), flags: MapUpdateFlags.any.union(.lock)) } == EINVAL)
+                #expect(errno { try map.put(UInt32(1), UInt64(2), flags: MapUpdateFlags(rawValue: 3)) } == EINVAL)
+                try map.lookup(key: key, into: value, flags: [])
+            }
+        }
+    }
+
+    /// A lock word in the value: user lookups read it as 0, updates never write it, and
+    /// BPF_F_LOCK copies hold it (a helper-mode holder makes them wait).
+    @Test(arguments: Kind.allCases)
+    func lockWordsAsBPFSpinLock(_ kind: Kind) throws {
+        struct Value: BitwiseCopyable, Equatable { var lock: UInt32 = 0; var pad: UInt32 = 0; var a: UInt64; var b: UInt64 }
+        let map = try Self.make(kind, valueSize: 24, lockOffset: 0)
+        try map.put(UInt32(1), Value(lock: 0xFFFF_FFFF, pad: 7, a: 1, b: 1))
+        #expect(try map.get(UInt32(1), as: Value.self) == Value(lock: 0, pad: 7, a: 1, b: 1))
+        try map.put(UInt32(1), Value(lock: 0x1234, pad: 7, a: 2, b: 2), flags: MapUpdateFlags.exist.union(.lock))
+        var out = Value(a: 0, b: 0)
+        try withUnsafeBytes(of: UInt32(1)) { key in
+            try withUnsafeMutableBytes(of: &out) { try map.lookup(key: key, into: $0, flags: .lock) }
+        }
+        #expect(out == Value(lock: 0, pad: 7, a: 2, b: 2))
+        // A helper holding the lock word keeps a BPF_F_LOCK update from tearing its view.
+        let torn = Atomic<Int>(0)
+        runOnThreads(2) { thread in
+            for round in 0..<2_000 {
+                if thread == 0 {
+                    try? map.put(UInt32(1), Value(a: UInt64(round), b: UInt64(round)), flags: MapUpdateFlags.any.union(.lock))
+                } else {
+                    withUnsafeBytes(of: UInt32(1)) { key in
+                        Epoch.withSection { section in
+                            guard let value = try? map.lookupInPlace(key: key, in: section) else { return }
+                            MapValueLock.withLock(value, offset: 0) {
+                                if value.load(fromByteOffset: 8, as: UInt64.self) != value.load(fromByteOffset: 16, as: UInt64.self) {
+                                    torn.add(1, ordering: .relaxed)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        #expect(torn.load(ordering: .relaxed) == 0)
+        // A lock word must fit, and is refused with the program flags; maps with one cannot freeze.
+        #expect(errno { _ = try Self.make(kind, valueSize: 8, lockOffset: 6) } == EINVAL)
+        #expect(errno { _ = try Self.make(kind, valueSize: 8, flags: .readOnlyProgram, lockOffset: 0) } == EACCES)
+        #expect(errno { try map.freeze() } == 524)
+    }
+
+    // MARK: Limits (Linux 6.18)
+
+    @Test func creationLimits() {
+        for kind in [Kind.lockFree, .bucket] {
+            let hash = Self.definition(kind)
+            func create(_ edit: (inout MapDefinition) -> Void) -> Int32 {
+                var definition = hash
+                edit(&definition)
+                return errno { _ = try MapRegistry.create(definition) }
+            }
+            #expect(create { $0.keySize = 4_096; $0.maxEntries = 4 } == 0)
+            #expect(create { $0.keySize = 65_535; $0.maxEntries = 1 } == 0)
+            #expect(create { $0.valueSize = MapDefinition.maxHashKeyPlusValueSize - 4 } == E2BIG)
+            #expect(create { $0.valueSize = 4 << 20 } == E2BIG)
+            #expect(create { $0.maxEntries = (1 << 27) + 1 } == E2BIG)
+            #expect(create { $0.maxEntries = 1 << 31 } == E2BIG)
+            #expect(create { $0.maxEntries = 0 } == EINVAL)
+            #expect(create { $0.keySize = 0; $0.valueSize = 4 << 20 } == EINVAL)
+            // Limits (E2BIG) come before the name check (EINVAL), as in Linux's map_create.
+            #expect(create { $0.valueSize = 4 << 20; $0.name = "bad name!" } == E2BIG)
+            #expect(create { $0.name = "bad name!" } == EINVAL)
+        }
+        #expect(errno { _ = try Self.make(.array, valueSize: (4 << 20) + 1, maxEntries: 1) } == 0)
+        #expect(errno { _ = try MapRegistry.create(MapDefinition(type: .array, keySize: 4, valueSize: Int(Int32.max) + 1,
+                                                                 maxEntries: 1)) } == E2BIG)
+    }
+
+    // MARK: get-next-key of an absent key
+
+    /// Linux returns the first key for a key not in a non-empty hash map: never ENOENT.
+    @Test(arguments: [Kind.lockFree, .bucket])
+    func nextKeyOfAnUnknownKeyIsNeverENOENT(_ kind: Kind) throws {
+        let map = try Self.make(kind, maxEntries: 256)
+        for key in UInt32(0)..<100 { try map.put(key, UInt64(key)) }
+        for probe in UInt32(1_000)..<1_400 {
+            #expect(try map.next(after: probe, linuxRule: true) != nil, "\(kind) \(probe)")
+        }
+        // In a pass (nextKeyInPass) the same cursor resumes after its place: for some of these
+        // probes nothing follows, and the pass ends instead of restarting.
+        var ends = 0
+        for probe in UInt32(1_000)..<1_400 where try map.next(after: probe) == nil { ends += 1 }
+        #expect(ends > 0)
+        let empty = try Self.make(kind)
+        #expect(try empty.next(after: UInt32(5), linuxRule: true) == nil)
+    }
+}
