@@ -13,7 +13,7 @@ public struct MapClientServices: Sendable {
     /// The stored value of `key` in `map`'s base map, in place, with no provider callback:
     /// what a provider sees of its own storage. Valid until `section` ends.
     ///
-    /// - Throws: ``MapError/keyNotFound``; ``MapError/invalidArgument`` for a wrong key size.
+    /// - Throws: ``/RCUBaseMaps/MapError/keyNotFound``; ``/RCUBaseMaps/MapError/invalidArgument`` for a wrong key size.
     public func findElement(in map: RawCustomMap, key: UnsafeRawBufferPointer,
                             in section: borrowing EpochSection) throws(MapError) -> UnsafeMutableRawBufferPointer {
         try map.findStored(key: key, in: section)
@@ -24,7 +24,7 @@ public struct MapClientServices: Sendable {
     /// Leaves an epoch entered with ``epochEnter()``.
     public func epochExit() { Epoch.exit() }
 
-    /// Epoch memory under `tag` (``EpochMemory/allocate(byteCount:tag:)``); `nil` when out of memory.
+    /// Epoch memory under `tag` (``/RCUEpoch/EpochMemory/allocate(byteCount:tag:)``); `nil` when out of memory.
     public func allocate(byteCount: Int, tag: PoolTag) -> UnsafeMutableRawPointer? {
         EpochMemory.allocate(byteCount: byteCount, tag: tag)
     }

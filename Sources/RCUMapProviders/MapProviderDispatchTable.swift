@@ -8,7 +8,7 @@ import RCUBaseMaps
 /// (deprecated) and ``postprocessElementDeletion`` (preferred). With
 /// ``MapProviderProperties/updatesOriginalValue`` the find and addition callbacks are
 /// required too. ``MapProviderRegistry/register(type:base:properties:dispatch:)`` checks all
-/// of this and refuses a table that breaks a rule with ``MapError/invalidArgument``.
+/// of this and refuses a table that breaks a rule with ``/RCUBaseMaps/MapError/invalidArgument``.
 ///
 /// Concurrency: callbacks run on the thread of the map operation that triggers them — every
 /// callback that receives a key or value inside an epoch — and may run concurrently for keys in different buckets (and, on the
@@ -36,7 +36,7 @@ public struct MapProviderDispatchTable: Sendable {
     /// user-visible value to `outValue`. Throwing fails the lookup. For lookup-and-delete it
     /// runs on exactly the entry being removed, before it leaves the map (throwing leaves the
     /// map unchanged); it then runs under the base map's lock, and writes to the same map
-    /// from inside it fail with ``MapError/wouldDeadlock`` (EDEADLK).
+    /// from inside it fail with ``/RCUBaseMaps/MapError/wouldDeadlock`` (EDEADLK).
     public var postprocessFindElement: (@Sendable (MapElementCall) throws(MapError) -> Void)?
 
     /// Before the base update. With `updatesOriginalValue`, write the stored value to
@@ -50,7 +50,7 @@ public struct MapProviderDispatchTable: Sendable {
     /// `.mapCleanup` the error is ignored. Not available on ``ProviderBaseMap/hashLockFree``
     /// (registration refuses it), which has no lock to run it under. Writes to the same map
     /// from inside it (which would wait for the lock this thread holds) fail with
-    /// ``MapError/wouldDeadlock`` (EDEADLK); lookups and writes to other maps work.
+    /// ``/RCUBaseMaps/MapError/wouldDeadlock`` (EDEADLK); lookups and writes to other maps work.
     public var preprocessElementDeletion: (@Sendable (MapElementDeletion) throws(MapError) -> Void)?
 
     /// Preferred: after a value left the map and the bucket lock was released — exactly
@@ -96,6 +96,14 @@ public struct MapProviderDispatchTable: Sendable {
                 reason: "set exactly one of preprocessElementDeletion (deprecated) and postprocessElementDeletion")
         default:
             break
+        }
+        if properties.validatesValues {
+            guard !properties.updatesOriginalValue else {
+                throw MapError.invalidArgument.with(reason: "validatesValues and updatesOriginalValue exclude each other")
+            }
+            guard preprocessElementAddition != nil else {
+                throw MapError.invalidArgument.with(reason: "validatesValues requires preprocessElementAddition")
+            }
         }
         if properties.updatesOriginalValue {
             var needed: [String] = []

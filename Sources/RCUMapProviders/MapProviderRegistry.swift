@@ -21,7 +21,7 @@ final class ProviderBinding: Sendable {
 
 /// The providers of custom map types (IDs 4096–65535).
 ///
-/// Registering a provider makes its type creatable through ``MapRegistry/create(_:)`` and
+/// Registering a provider makes its type creatable through ``/RCUBaseMaps/MapRegistry/create(_:)`` and
 /// ``createMap(_:)``. Unlike eBPF-for-Windows, where two providers of one type ID are
 /// undefined behaviour, a second registration of a type is refused.
 ///
@@ -29,15 +29,24 @@ final class ProviderBinding: Sendable {
 /// table of providers only (registration, unregistration, and the lookup that starts a map
 /// creation); provider callbacks and map operations never run under it.
 public final class MapProviderRegistry: Sendable {
-    /// The process-wide registry.
-    public static let shared = MapProviderRegistry()
+    /// The process-wide registry: the one ``/RCUBaseMaps/MapRegistry/create(_:)`` creates custom types
+    /// from, and the C ABI registers into.
+    public static let shared = MapProviderRegistry(installingFactory: ())
 
     private let bindings = ThreadLock<[UInt32: ProviderBinding]>([:])
 
-    private init() {
+    /// A registry of its own: types registered here are created only through it
+    /// (``createMap(_:)``, `CustomMap(type:maxEntries:registry:)`), never through
+    /// ``/RCUBaseMaps/MapRegistry/create(_:)``, and their IDs cannot collide with anyone else's.
+    ///
+    /// This is how tests that register providers run in parallel: each test makes its own
+    /// registry, and two tests may register the same type ID.
+    public init() {}
+
+    private init(installingFactory: Void) {
         // Custom types created through MapRegistry.create come here.
         MapRegistry.customTypeFactory.withLock { factory in
-            factory = { (definition) throws(MapError) -> any RawMap in
+            factory = MapRegistry.CustomTypeFactoryBox { (definition) throws(MapError) -> any RawMap in
                 try MapProviderRegistry.shared.createMap(definition)
             }
         }
@@ -53,8 +62,8 @@ public final class MapProviderRegistry: Sendable {
     ///     The deprecated `preprocessElementDeletion` is refused on ``ProviderBaseMap/hashLockFree``.
     /// - Returns: The registration, through which the provider unregisters and reaches the
     ///   client services (``MapClientServices``).
-    /// - Throws: ``MapError/invalidArgument`` for an ID outside 4096–65535 or a table that
-    ///   breaks a rule (the reason names it); ``MapError/alreadyExists`` if the type already
+    /// - Throws: ``/RCUBaseMaps/MapError/invalidArgument`` for an ID outside 4096–65535 or a table that
+    ///   breaks a rule (the reason names it); ``/RCUBaseMaps/MapError/alreadyExists`` if the type already
     ///   has a provider.
     @discardableResult
     public func register(type: MapType, base: ProviderBaseMap, properties: MapProviderProperties = .init(),
@@ -88,8 +97,8 @@ public final class MapProviderRegistry: Sendable {
     /// registration: after a provider unregistered and another registered the same type,
     /// this removes the other one.
     ///
-    /// - Throws: ``MapError/busy`` while maps of the type exist (the maps hold their
-    ///   provider); ``MapError/keyNotFound`` if no provider is registered for it.
+    /// - Throws: ``/RCUBaseMaps/MapError/busy`` while maps of the type exist (the maps hold their
+    ///   provider); ``/RCUBaseMaps/MapError/keyNotFound`` if no provider is registered for it.
     public func unregister(type: MapType) throws(MapError) {
         try unregister(type: type, only: nil)
     }
@@ -117,16 +126,16 @@ public final class MapProviderRegistry: Sendable {
         bindings.withLock { $0[type.rawValue] != nil }
     }
 
-    /// Creates a map of a registered custom type (``MapRegistry/create(_:)`` forwards here).
+    /// Creates a map of a registered custom type (``/RCUBaseMaps/MapRegistry/create(_:)`` forwards here).
     ///
     /// Order: `preprocessMapCreate` (which may change the stored value size and returns the
     /// map context), then the base map with the stored value size. If the provider's answer
     /// is invalid or the base map cannot be created, `postprocessMapDelete` releases the
     /// context and nothing is left behind.
     ///
-    /// - Throws: ``MapError/invalidArgument`` for an unregistered type, a bad definition, or
+    /// - Throws: ``/RCUBaseMaps/MapError/invalidArgument`` for an unregistered type, a bad definition, or
     ///   an invalid stored value size; whatever `preprocessMapCreate` throws; the base map's
-    ///   errors (``MapError/noMemory``, …).
+    ///   errors (``/RCUBaseMaps/MapError/noMemory``, …).
     public func createMap(_ definition: MapDefinition) throws(MapError) -> RawCustomMap {
         let binding: ProviderBinding? = bindings.withLock { bindings in
             guard let binding = bindings[definition.type.rawValue] else { return nil }
@@ -164,7 +173,7 @@ public final class MapProviderRegistration: Sendable {
 
     /// Unregisters this registration's provider.
     ///
-    /// - Throws: ``MapError/busy`` while maps of the type exist; ``MapError/keyNotFound``
+    /// - Throws: ``/RCUBaseMaps/MapError/busy`` while maps of the type exist; ``/RCUBaseMaps/MapError/keyNotFound``
     ///   if this registration was already unregistered (even if another provider has
     ///   registered the same type since: that one stays).
     public func unregister() throws(MapError) {

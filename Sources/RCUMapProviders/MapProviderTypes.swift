@@ -7,11 +7,11 @@ public typealias MapProviderContext = AnyObject & Sendable
 
 /// The built-in map a custom type is stored in.
 public enum ProviderBaseMap: String, Hashable, Sendable, CaseIterable {
-    /// `HASH` on liburcu rculfhash (``RawLockFreeHashMap``).
+    /// `HASH` on liburcu rculfhash (``/RCUBaseMaps/RawLockFreeHashMap``).
     case hashLockFree
-    /// `HASH` with per-bucket locks (``RawBucketHashMap``), the eBPF-for-Windows design.
+    /// `HASH` with per-bucket locks (``/RCUBaseMaps/RawBucketHashMap``), the eBPF-for-Windows design.
     case hashBucketLocked
-    /// `ARRAY` (``RawArrayMap``): every index always holds a value (initially all zero bytes),
+    /// `ARRAY` (``/RCUBaseMaps/RawArrayMap``): every index always holds a value (initially all zero bytes),
     /// so deletion callbacks see displaced values — possibly those zeros — and cleanup
     /// reports every slot.
     case array
@@ -25,11 +25,19 @@ public struct MapProviderProperties: Hashable, Sendable {
     /// The stored value differs from the value users pass and see: additions translate
     /// user → stored, finds translate stored → user. Requires the find, addition and a
     /// deletion callback, and blocks helper-mode CRUD (in-place access would expose the
-    /// stored form) with ``MapError/notSupported``.
+    /// stored form) with ``/RCUBaseMaps/MapError/notSupported``.
     public var updatesOriginalValue: Bool
 
-    public init(updatesOriginalValue: Bool = false) {
+    /// The addition callback may check and rewrite the user's value without changing its
+    /// form (clamp a field, fill a default): it gets ``MapElementCall/outValue`` holding a
+    /// copy of the value, and the map stores what it leaves there. Stored values stay the
+    /// values users see, so helper-mode access stays allowed. Needs the addition callback;
+    /// not with ``updatesOriginalValue``. An RCUMaps extension.
+    public var validatesValues: Bool
+
+    public init(updatesOriginalValue: Bool = false, validatesValues: Bool = false) {
         self.updatesOriginalValue = updatesOriginalValue
+        self.validatesValues = validatesValues
     }
 }
 
@@ -107,7 +115,8 @@ public struct MapElementCall {
     /// Find: the stored value. Addition: the value the user passed.
     public let inValue: UnsafeRawBufferPointer
     /// With `updatesOriginalValue`: find writes the user-visible value here, addition the
-    /// stored value. `nil` otherwise.
+    /// stored value. With `validatesValues`: addition gets a copy of the user's value here,
+    /// which it may rewrite. `nil` otherwise.
     public let outValue: UnsafeMutableRawBufferPointer?
     public let flags: MapOperationFlags
 }

@@ -68,7 +68,7 @@ final class ProviderHooks: MapEntryObserver, Sendable {
     /// Undoes a successful addition whose base update failed: the deletion callback with
     /// `.update`. The value never entered the map, so no bucket lock is held for it.
     func rollBack(key: UnsafeRawBufferPointer, storedValue: UnsafeRawBufferPointer, flags: MapOperationFlags) {
-        let flags = flags.union(.update)
+        let flags = flags.union([.update, .rollback])
         _ = entryWillBeRemoved(key: key, value: storedValue, flags: flags)
         entryWasRemoved(key: key, value: storedValue, flags: flags)
     }

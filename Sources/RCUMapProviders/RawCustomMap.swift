@@ -29,6 +29,7 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
     unowned(unsafe) let hooks: ProviderHooks
     let dispatch: MapProviderDispatchTable
     let updatesOriginalValue: Bool
+    let validatesValues: Bool
     private let programTypes = ThreadLock<[ProgramType]>([])
 
     init(_ definition: MapDefinition, binding: ProviderBinding) throws(MapError) {
@@ -45,6 +46,9 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
               definition.keySize <= Int(UInt32.max), definition.valueSize <= Int(UInt32.max),
               definition.maxEntries <= Int(UInt32.max) else {
             throw abandon(MapError.invalidArgument.with(reason: "key size, value size and maxEntries must be 1...2^32-1"))
+        }
+        guard definition.lockOffset == nil else {
+            throw abandon(MapError.invalidArgument.with(reason: "custom map values cannot hold a lock word"))
         }
         guard let create = binding.dispatch.preprocessMapCreate else { throw abandon(MapError.invalidArgument) }
         let created: MapCreateResult
@@ -78,6 +82,7 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
         self.hooks = hooks
         self.dispatch = binding.dispatch
         self.updatesOriginalValue = binding.properties.updatesOriginalValue
+        self.validatesValues = binding.properties.validatesValues
     }
 
     /// The context the provider returned for this map (the seeds' `MAP_CONTEXT()`).
@@ -141,8 +146,9 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
 
     // MARK: Lookup
 
-    /// User-mode lookup. Contract: ``RawMap/lookup(key:into:)``.
+    /// User-mode lookup. Contract: ``/RCUBaseMaps/RawMap/lookup(key:into:)``.
     public func lookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
+        try access.checkUserRead()
         try checkSizes(key: key, value: value.baseAddress == nil ? -1 : value.count)
         Epoch.enter()
         defer { Epoch.exit() }
@@ -165,7 +171,7 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
         }
     }
 
-    /// Helper-mode lookup, borrowed until `section` ends. Contract: ``RawMap/lookupInPlace(key:in:)``.
+    /// Helper-mode lookup, borrowed until `section` ends. Contract: ``/RCUBaseMaps/RawMap/lookupInPlace(key:in:)``.
     public func lookupInPlace(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError)
         -> UnsafeMutableRawBufferPointer
     {
@@ -182,14 +188,50 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
 
     // MARK: Update
 
-    /// User-mode update. Contract: ``RawMap/update(key:value:flags:)``.
+    /// User-mode update. Contract: ``/RCUBaseMaps/RawMap/update(key:value:flags:)``.
     public func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags) throws(MapError) {
         try update(key: key, value: value, flags: flags, operation: []) { (stored) throws(MapError) in
             try base.update(key: key, value: stored, flags: flags)
         }
     }
 
-    /// Helper-mode update (providers see `.helper`). Contract: ``RawMap/update(key:value:flags:in:)``.
+    /// User-mode update that reports the value it replaced. Contract:
+    /// ``/RCUBaseMaps/RawMap/exchange(key:value:flags:into:)``.
+    ///
+    /// The base map reports the stored value it displaced; a provider that transforms
+    /// values translates it back with its find callback, inside the same section (so the
+    /// stored value is still readable even though its deletion callback has run, as for a
+    /// concurrent lookup). If the find callback declines, the result is `false`.
+    public func exchange(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
+                         into displaced: UnsafeMutableRawBufferPointer) throws(MapError) -> Bool {
+        guard displaced.count == definition.valueSize, displaced.baseAddress != nil else {
+            throw MapError.invalidArgument.with(
+                reason: "value buffer is \(displaced.count) bytes, map values are \(definition.valueSize)")
+        }
+        Epoch.enter()
+        defer { Epoch.exit() }
+        return try withStoredBuffer { (storedOld) throws(MapError) -> Bool in
+            var replaced = false
+            try update(key: key, value: value, flags: flags, operation: []) { (stored) throws(MapError) in
+                replaced = try base.exchange(key: key, value: stored, flags: flags, into: storedOld)
+            }
+            guard replaced else { return false }
+            guard updatesOriginalValue else {
+                displaced.copyMemory(from: UnsafeRawBufferPointer(storedOld))
+                return true
+            }
+            do throws(MapError) {
+                try dispatch.postprocessFindElement!(MapElementCall(
+                    context: hooks.context, key: key, inValue: UnsafeRawBufferPointer(storedOld), outValue: displaced,
+                    flags: []))
+                return true
+            } catch {
+                return false
+            }
+        }
+    }
+
+    /// Helper-mode update (providers see `.helper`). Contract: ``/RCUBaseMaps/RawMap/update(key:value:flags:in:)``.
     public func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
                        in section: borrowing EpochSection) throws(MapError) {
         guard !updatesOriginalValue else { throw Self.helperModeBlocked }
@@ -206,6 +248,9 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
                 operation: MapOperationFlags,
                 baseUpdate: (UnsafeRawBufferPointer) throws(MapError) -> Void) throws(MapError) {
         try checkNotInLockedCallback()
+        // The base map's own checks, before any callback runs.
+        if operation.contains(.helper) { try access.checkProgramWrite() } else { try checkUserWrite() }
+        if flags.contains(.lock) { throw Self.noLockWord }
         try checkSizes(key: key, value: value.baseAddress == nil ? -1 : value.count)
         guard flags.isValid else { throw MapError.invalidArgument.with(reason: "invalid update flags \(flags.rawValue)") }
         Epoch.enter()
@@ -218,6 +263,19 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
                     try baseUpdate(UnsafeRawBufferPointer(stored))
                 } catch {
                     hooks.rollBack(key: key, storedValue: UnsafeRawBufferPointer(stored), flags: operation)
+                    throw error
+                }
+            }
+        } else if validatesValues {
+            // The provider may rewrite a copy of the value; the map stores what it leaves.
+            try withStoredBuffer { (checked) throws(MapError) in
+                checked.copyMemory(from: value)
+                try dispatch.preprocessElementAddition!(MapElementCall(
+                    context: hooks.context, key: key, inValue: value, outValue: checked, flags: operation))
+                do throws(MapError) {
+                    try baseUpdate(UnsafeRawBufferPointer(checked))
+                } catch {
+                    hooks.rollBack(key: key, storedValue: UnsafeRawBufferPointer(checked), flags: operation)
                     throw error
                 }
             }
@@ -238,14 +296,15 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
 
     // MARK: Delete
 
-    /// User-mode delete. Contract: ``RawMap/delete(key:)``.
+    /// User-mode delete. Contract: ``/RCUBaseMaps/RawMap/delete(key:)``.
     public func delete(key: UnsafeRawBufferPointer) throws(MapError) {
         try checkNotInLockedCallback()
+        try checkUserWrite()
         try checkSizes(key: key, value: nil)
         try base.delete(key: key)
     }
 
-    /// Helper-mode delete (providers see `.helper`). Contract: ``RawMap/delete(key:in:)``.
+    /// Helper-mode delete (providers see `.helper`). Contract: ``/RCUBaseMaps/RawMap/delete(key:in:)``.
     public func delete(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError) {
         guard !updatesOriginalValue else { throw Self.helperModeBlocked }
         try checkNotInLockedCallback()
@@ -261,10 +320,13 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
     /// lock on the bucket-locked base); if it refuses, nothing is removed. Then the entry is
     /// unlinked and the deletion callback runs.
     ///
-    /// - Throws: ``MapError/keyNotFound``; the find callback's error (map unchanged);
-    ///   ``MapError/notSupported`` on an array base.
+    /// - Throws: ``/RCUBaseMaps/MapError/keyNotFound``; the find callback's error (map unchanged);
+    ///   ``/RCUBaseMaps/MapError/notSupported`` on an array base.
     public func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
         try checkNotInLockedCallback()
+        try access.checkUserRead()
+        try checkUserWrite()
+        if baseKind == .array { throw MapError.unsupportedByMapType.with(reason: "lookup-and-delete is not supported on arrays") }
         try checkSizes(key: key, value: value.baseAddress == nil ? -1 : value.count)
         Epoch.enter()
         defer { Epoch.exit() }
@@ -288,9 +350,98 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
 
     // MARK: Iteration
 
-    /// Get-next-key iteration. Contract: ``RawMap/nextKey(after:into:)``.
+    /// Get-next-key iteration. Contract: ``/RCUBaseMaps/RawMap/nextKey(after:into:)``.
     public func nextKey(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer) throws(MapError) {
         try base.nextKey(after: key, into: nextKey)
+    }
+
+    /// Get-next-key that never restarts a pass. Contract: ``RawMap/nextKeyInPass(after:into:)``.
+    public func nextKeyInPass(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer) throws(MapError) {
+        try base.nextKeyInPass(after: key, into: nextKey)
+    }
+
+    // MARK: Flags
+
+    static let noLockWord = MapError.invalidArgument.with(reason: "BPF_F_LOCK: custom map values hold no lock word")
+
+    /// User-mode lookup with flags: custom maps hold no lock word, so any flag is EINVAL.
+    public func lookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer,
+                       flags: MapElementFlags) throws(MapError) {
+        guard flags.subtracting(.lock).isEmpty else { throw MapError.invalidArgument.with(reason: "invalid flags \(flags.rawValue)") }
+        try access.checkUserRead()
+        if flags.contains(.lock) { throw Self.noLockWord }
+        try lookup(key: key, into: value)
+    }
+
+    /// User-mode delete with flags: Linux's delete takes none.
+    public func delete(key: UnsafeRawBufferPointer, flags: MapElementFlags) throws(MapError) {
+        guard flags.isEmpty else { throw MapError.invalidArgument.with(reason: "invalid flags \(flags.rawValue)") }
+        try delete(key: key)
+    }
+
+    /// Lookup-and-delete with flags: custom maps hold no lock word, so any flag is EINVAL.
+    public func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer,
+                                flags: MapElementFlags) throws(MapError) {
+        guard flags.subtracting(.lock).isEmpty else { throw MapError.invalidArgument.with(reason: "invalid flags \(flags.rawValue)") }
+        try access.checkUserRead()
+        try checkUserWrite()
+        if flags.contains(.lock) { throw Self.noLockWord }
+        try lookupAndDelete(key: key, into: value)
+    }
+
+    // MARK: Access and freezing
+
+    /// What user and helper mode may do (the definition's access flags).
+    public var access: MapAccess { base.access }
+
+    /// Whether the map is frozen. Any thread.
+    public var isFrozen: Bool { base.isFrozen }
+
+    /// Freezes the map (its base map). Contract: ``RawMap/freeze()``.
+    public func freeze() throws(MapError) { try base.freeze() }
+
+    /// EPERM for a user-mode write the flags or a freeze refuse, before any callback runs.
+    func checkUserWrite() throws(MapError) {
+        guard access.userWrite else { throw MapError.permissionDenied.with(reason: "write refused: the map is BPF_F_RDONLY") }
+        guard !base.isFrozen else { throw MapError.permissionDenied.with(reason: "the map is frozen") }
+    }
+
+    // MARK: Batches — element by element, so every callback runs as for single operations
+
+    /// `BPF_MAP_LOOKUP_BATCH`, element by element through the provider's find callback (the
+    /// cursor is the last key returned). eBPF-for-Windows has no batches on custom maps.
+    public func lookupBatch(from cursor: MapBatchCursor?, keys: UnsafeMutableRawBufferPointer,
+                            values: UnsafeMutableRawBufferPointer, count: Int, elementFlags: MapElementFlags,
+                            flags: UInt64) throws(MapError) -> MapBatchResult {
+        try checkNotInLockedCallback()
+        return try genericLookupBatch(from: cursor, keys: keys, values: values, count: count,
+                                      elementFlags: elementFlags, removing: false)
+    }
+
+    /// `BPF_MAP_LOOKUP_AND_DELETE_BATCH`, element by element (find callback, then the
+    /// deletion callbacks, as for ``lookupAndDelete(key:into:)``); ENOTSUPP on an array base.
+    public func lookupAndDeleteBatch(from cursor: MapBatchCursor?, keys: UnsafeMutableRawBufferPointer,
+                                     values: UnsafeMutableRawBufferPointer, count: Int, elementFlags: MapElementFlags,
+                                     flags: UInt64) throws(MapError) -> MapBatchResult {
+        try checkNotInLockedCallback()
+        if baseKind == .array { return try unsupportedBatch(read: true, write: true, "lookup-and-delete") }
+        return try genericLookupBatch(from: cursor, keys: keys, values: values, count: count,
+                                      elementFlags: elementFlags, removing: true)
+    }
+
+    /// `BPF_MAP_UPDATE_BATCH`, element by element (addition callback, then the base update).
+    public func updateBatch(keys: UnsafeRawBufferPointer, values: UnsafeRawBufferPointer, count: Int,
+                            elementFlags: MapElementFlags, flags: UInt64) throws(MapError) -> MapBatchResult {
+        try checkNotInLockedCallback()
+        return try genericUpdateBatch(keys: keys, values: values, count: count, elementFlags: elementFlags)
+    }
+
+    /// `BPF_MAP_DELETE_BATCH`, key by key (deletion callbacks); ENOTSUPP on an array base.
+    public func deleteBatch(keys: UnsafeRawBufferPointer, count: Int, elementFlags: MapElementFlags,
+                            flags: UInt64) throws(MapError) -> MapBatchResult {
+        try checkNotInLockedCallback()
+        if baseKind == .array { return try unsupportedBatch(read: false, write: true, "delete") }
+        return try genericDeleteBatch(keys: keys, count: count, elementFlags: elementFlags)
     }
 
     // MARK: Client services

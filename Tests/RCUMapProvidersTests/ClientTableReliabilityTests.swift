@@ -78,7 +78,7 @@ struct ClientTableReliabilityTests {
     /// build configuration (it used to corrupt the counter in release builds).
     @Test func anUnbalancedSwiftExitStopsWithAMessage() async {
         await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
-            Epoch.exit()
+            exitWithoutEnter()
         }.map { result in
             let text = String(decoding: result.standardErrorContent, as: UTF8.self)
             #expect(text.contains("Epoch.exit() called outside an epoch"))
@@ -101,3 +101,6 @@ struct ClientTableReliabilityTests {
         }
     }
 }
+
+/// `Epoch.exit()` with no `enter()`, from synchronous code (exit-test bodies are async).
+func exitWithoutEnter() { Epoch.exit() }

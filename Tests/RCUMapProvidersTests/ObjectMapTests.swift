@@ -113,7 +113,7 @@ struct ObjectMapTests {
                     } catch MapError.keyNotFound {
                     } catch MapError.alreadyExists {
                     } catch MapError.invalidArgument where base == .array {   // array delete
-                    } catch MapError.notSupported where base == .array {      // array lookup-and-delete
+                    } catch MapError.unsupportedByMapType where base == .array {   // array lookup-and-delete (ENOTSUPP)
                     } catch {
                         failures.record("unexpected \(error)")
                     }

@@ -129,3 +129,23 @@ struct RegistrationTests {
         try registration.unregister()
     }
 }
+
+@Suite("MapRegistry custom-type creation")
+struct MapRegistryCreationTests {
+    /// Regression (found by fuzzing): every MapRegistry.create of a custom type wrapped the
+    /// stored factory closure in more reabstraction thunks, so creation slowed down
+    /// linearly and the 30-odd-thousandth overflowed the stack. 60 000 creations must run.
+    @Test func manyCustomCreationsStayCheap() throws {
+        let type = uniqueCustomType()
+        let registration = try MapProviderRegistry.shared.register(
+            type: type, base: .hashBucketLocked,
+            dispatch: MapProviderDispatchTable(
+                preprocessMapCreate: { (request) throws(MapError) in MapCreateResult(actualValueSize: request.valueSize) },
+                postprocessMapDelete: { _ in },
+                preprocessAssociateProgramType: { (_, _) throws(MapError) in },
+                postprocessElementDeletion: { _ in }))
+        defer { _ = try? registration.unregister() }
+        let definition = MapDefinition(type: type, keySize: 4, valueSize: 4, maxEntries: 1)
+        for _ in 0..<60_000 { _ = try MapRegistry.create(definition) }
+    }
+}

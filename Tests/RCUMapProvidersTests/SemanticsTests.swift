@@ -110,10 +110,10 @@ struct ProviderSemanticsTests {
             try map.put(UInt32(0), UInt32(5))
             try map.put(UInt32(0), UInt32(6))
             #expect(throws: MapError.invalidArgument) { try map.remove(UInt32(0)) }
-            #expect(throws: MapError.notSupported) { try map.take(UInt32(0), as: UInt32.self) }
+            #expect(throws: MapError.unsupportedByMapType) { try map.take(UInt32(0), as: UInt32.self) }
             #expect(throws: MapError.outOfSpace) { try map.put(UInt32(3), UInt32(1)) }  // past the end: rolled back
             let deletions = provider.recorded(.postDeletion)
-            #expect(deletions.map(\.flags) == [.update, .update, .update])
+            #expect(deletions.map(\.flags) == [.update, .update, [.update, .rollback]])
             #expect(deletions.map(\.value) == [0, 5, 1])  // initial zeros, then 5, then the rollback of 1
             provider.clear()
         }
@@ -155,9 +155,9 @@ struct ProviderSemanticsTests {
         #expect(throws: MapError.keyNotFound) { try map.put(UInt32(9), UInt32(40), flags: .exist) }
         #expect(provider.recorded(.addition).map(\.value) == [20, 30, 40])
         #expect(provider.recorded(.postDeletion) == [
-            .init(kind: .postDeletion, flags: .update, key: 2, value: 20),
-            .init(kind: .postDeletion, flags: .update, key: 1, value: 30),
-            .init(kind: .postDeletion, flags: .update, key: 9, value: 40),
+            .init(kind: .postDeletion, flags: [.update, .rollback], key: 2, value: 20),
+            .init(kind: .postDeletion, flags: [.update, .rollback], key: 1, value: 30),
+            .init(kind: .postDeletion, flags: [.update, .rollback], key: 9, value: 40),
         ])
         #expect(try map.get(UInt32(1), as: UInt32.self) == 10)
     }

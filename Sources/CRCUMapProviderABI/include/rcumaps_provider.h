@@ -33,6 +33,8 @@ extern "C" {
 #define RCUMAPS_MAP_OPERATION_HELPER 0x01u      /* from helper (program) mode */
 #define RCUMAPS_MAP_OPERATION_UPDATE 0x02u      /* displaced by a replace, or a rollback; must not fail */
 #define RCUMAPS_MAP_OPERATION_MAP_CLEANUP 0x04u /* map teardown; must not fail */
+#define RCUMAPS_MAP_OPERATION_ROLLBACK 0x08u    /* with UPDATE: undoing an addition whose base
+                                                   update failed (an RCUMaps extension) */
 
 /* Base maps a custom type can be stored in. */
 #define RCUMAPS_BASE_MAP_HASH_LOCK_FREE 1u

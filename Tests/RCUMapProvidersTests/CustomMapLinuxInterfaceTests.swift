@@ -1,0 +1,76 @@
+import Foundation
+import RCUMaps
+import RCUMapsTestSupport
+import Synchronization
+import Testing
+
+/// The Linux interface on custom maps: access flags and freeze refuse before any provider
+/// callback runs; batches run the callbacks element by element, as single operations do.
+@Suite("Custom maps: Linux interface")
+struct CustomMapLinuxInterfaceTests {
+    func makeMap(_ provider: RecordingProvider, base: ProviderBaseMap, flags: MapCreationFlags = [],
+                 maxEntries: Int = 64) throws -> any RawMap {
+        let registration = try provider.register(base: base)
+        return try MapRegistry.create(MapDefinition(type: registration.type, keySize: 4, valueSize: 4,
+                                                    maxEntries: maxEntries, flags: flags))
+    }
+
+    func errno(_ body: () throws -> Void) -> Int32 {
+        do { try body(); return 0 } catch let error as MapError { return error.code } catch { return -1 }
+    }
+
+    @Test(arguments: [ProviderBaseMap.hashLockFree, .hashBucketLocked, .array])
+    func refusalsComeBeforeCallbacks(_ base: ProviderBaseMap) throws {
+        let provider = RecordingProvider()
+        let readOnly = try makeMap(provider, base: base, flags: .readOnly)
+        provider.clear()
+        #expect(errno { try readOnly.put(UInt32(1), UInt32(1)) } == EPERM)
+        #expect(errno { try readOnly.remove(UInt32(1)) } == EPERM)
+        #expect(provider.recorded(.addition).isEmpty && provider.recorded(.postDeletion).isEmpty)
+        let writable = try makeMap(provider, base: base)
+        try writable.put(UInt32(1), UInt32(7))
+        try writable.freeze()
+        provider.clear()
+        #expect(errno { try writable.put(UInt32(1), UInt32(8)) } == EPERM)
+        #expect(provider.recorded(.addition).isEmpty)
+        #expect(try writable.get(UInt32(1), as: UInt32.self) == 7)
+        // Lock words are not available on custom maps; BPF_F_LOCK is EINVAL.
+        #expect(errno { try writable.put(UInt32(1), UInt32(8), flags: MapUpdateFlags.any.union(.lock)) } == EPERM)
+        let open = try makeMap(provider, base: base)
+        #expect(errno { try open.put(UInt32(1), UInt32(8), flags: MapUpdateFlags.any.union(.lock)) } == EINVAL)
+    }
+
+    @Test(arguments: [ProviderBaseMap.hashLockFree, .hashBucketLocked])
+    func batchesRunTheCallbacksPerElement(_ base: ProviderBaseMap) throws {
+        let provider = RecordingProvider()
+        let map = try makeMap(provider, base: base)
+        var keys: [UInt32] = Array(0..<10)
+        var values: [UInt32] = keys.map { $0 + 100 }
+        let stored = try keys.withUnsafeBytes { k in try values.withUnsafeBytes { v in
+            try map.updateBatch(keys: k, values: v, count: 10, elementFlags: [], flags: 0) } }
+        #expect(stored.count == 10 && stored.error == nil)
+        #expect(provider.recorded(.addition).count == 10)
+        provider.clear()
+        var outKeys = [UInt32](repeating: 0, count: 16)
+        var outValues = [UInt32](repeating: 0, count: 16)
+        let drained = try outKeys.withUnsafeMutableBytes { k in try outValues.withUnsafeMutableBytes { v in
+            try map.lookupAndDeleteBatch(from: nil, keys: k, values: v, count: 16, elementFlags: [], flags: 0) } }
+        #expect(drained.count == 10 && drained.error == .keyNotFound)
+        // Translated back by the find callback, and each deletion reported exactly once.
+        #expect(Dictionary(uniqueKeysWithValues: zip(outKeys.prefix(10), outValues.prefix(10))) ==
+                Dictionary(uniqueKeysWithValues: zip(keys, values)))
+        #expect(provider.recorded(.postDeletion).compactMap(\.key).sorted() == keys)
+        #expect(map.count == 0)
+        keys = []
+        values = []
+    }
+
+    @Test func arrayBasesLackTheDeletingBatches() throws {
+        let map = try makeMap(RecordingProvider(), base: .array)
+        var keys = [UInt32](repeating: 0, count: 4)
+        var values = [UInt32](repeating: 0, count: 4)
+        #expect(errno { _ = try keys.withUnsafeMutableBytes { k in try values.withUnsafeMutableBytes { v in
+            try map.lookupAndDeleteBatch(from: nil, keys: k, values: v, count: 4, elementFlags: [], flags: 0) } } } == 524)
+        #expect(errno { _ = try keys.withUnsafeBytes { try map.deleteBatch(keys: $0, count: 1, elementFlags: [], flags: 0) } } == 524)
+    }
+}
