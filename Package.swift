@@ -25,7 +25,7 @@ let swiftSettings: [SwiftSetting] = [
 
 let package = Package(
     name: "RCUMaps",
-    platforms: [.macOS(.v15)],
+    // Linux only (liburcu, libnuma, futexes); no Apple platform is declared.
     products: [
         .library(name: "RCUMaps", targets: ["RCUMaps"]),
         .library(name: "RCUEpoch", targets: ["RCUEpoch"]),
@@ -44,6 +44,11 @@ let package = Package(
                 """
         ),
         .default(enabledTraits: ["InlineReadSide"]),
+    ],
+    dependencies: [
+        // `swift package generate-documentation` (the DocC catalog, Sources/RCUMaps/RCUMaps.docc).
+        // A plugin only: nothing of it is linked into RCUMaps.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         .systemLibrary(
@@ -88,7 +93,7 @@ let package = Package(
         ),
         .target(
             name: "RCUMaps",
-            dependencies: ["RCUEpoch", "RCUBaseMaps", "RCUMapProviders"],
+            dependencies: ["RCUEpoch", "RCUBaseMaps", "RCUMapProviders", "CRCUMapsShim"],
             swiftSettings: swiftSettings
         ),
         // The sample provider (an XSKMAP-style object map): an example target, used by the
@@ -109,6 +114,14 @@ let package = Package(
             dependencies: ["RCUEpoch", "RCUBaseMaps", "RCUMapProviders", "RCUMaps", "ObjectMapProvider", "CRCUMapsBaselines"],
             swiftSettings: swiftSettings
         ),
+        // Examples (Examples/*/main.swift): `swift run FlowTableExample`, `RouteCacheExample`,
+        // `CustomProviderExample`. `swift test` builds and runs them (DocumentationExamplesTests).
+        .executableTarget(name: "FlowTableExample", dependencies: ["RCUMaps"], path: "Examples/FlowTable",
+                          swiftSettings: swiftSettings),
+        .executableTarget(name: "RouteCacheExample", dependencies: ["RCUMaps"], path: "Examples/RouteCache",
+                          swiftSettings: swiftSettings),
+        .executableTarget(name: "CustomProviderExample", dependencies: ["RCUMaps", "ObjectMapProvider"],
+                          path: "Examples/CustomProvider", swiftSettings: swiftSettings),
         .target(
             name: "RCUMapsTestSupport",
             // Name every layer it uses: a dependency reached only through RCUMaps'
@@ -136,6 +149,12 @@ let package = Package(
         .testTarget(
             name: "RCUMapsToolTests",
             dependencies: ["rcumaps"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RCUMapsTests",
+            dependencies: ["RCUEpoch", "RCUBaseMaps", "RCUMapProviders", "RCUMaps", "ObjectMapProvider",
+                           "RCUMapsTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -9,7 +9,7 @@ import Synchronization
 /// every way a value leaves the map — delete, replace, teardown, a failed update — releases
 /// its reference exactly once.
 ///
-/// Objects are epoch memory (``MapClientServices/allocate(byteCount:tag:)``) and are freed
+/// Objects are epoch memory (``/RCUMapProviders/MapClientServices/allocate(byteCount:tag:)``) and are freed
 /// through the epoch when their last reference goes, so a reader translating a pointer
 /// inside an epoch never touches freed memory.
 ///
@@ -52,7 +52,7 @@ public final class ObjectMapProvider: Sendable {
     /// Registers the object map provider for `type` on `base`; objects are accounted under
     /// `objectTag`.
     ///
-    /// - Throws: what ``MapProviderRegistry/register(type:base:properties:dispatch:)`` throws.
+    /// - Throws: what ``/RCUMapProviders/MapProviderRegistry/register(type:base:properties:dispatch:)`` throws.
     public init(type: MapType = ObjectMapProvider.defaultMapType,
                 base: ProviderBaseMap = .hashBucketLocked,
                 objectTag: PoolTag = ObjectMapProvider.defaultObjectTag) throws(MapError) {
@@ -76,7 +76,7 @@ public final class ObjectMapProvider: Sendable {
 
     /// Opens a new object and returns its handle; the caller holds one reference.
     ///
-    /// - Throws: ``MapError/noMemory``.
+    /// - Throws: ``/RCUBaseMaps/MapError/noMemory``.
     public func makeObject() throws(MapError) -> Handle {
         guard let object = state.client.allocate(byteCount: Self.objectSize, tag: state.objectTag) else {
             throw MapError.noMemory

@@ -1,23 +1,48 @@
 import RCUMaps
 import Testing
 
-/// The README's usage example, kept compiling and correct.
-@Suite("README example")
+/// The README's usage examples, kept compiling and correct (the lines between the markers
+/// are the README's, word for word).
+@Suite("README examples")
 struct ReadmeExampleTests {
-    @Test func readmeExampleWorks() throws {
-        let flows = try MapRegistry.create(MapDefinition(type: .hash, keySize: 8, valueSize: 8, maxEntries: 1 << 16))
-        var key: UInt64 = 42, value: UInt64 = 7
-        var seen: UInt64 = 0
-        try withUnsafeBytes(of: &key) { k in
-            try withUnsafeBytes(of: &value) { v in try flows.update(key: k, value: v, flags: .noExist) }
-            var out: UInt64 = 0
-            try withUnsafeMutableBytes(of: &out) { o in try flows.lookup(key: k, into: o) }   // user mode: a copy
-            try Epoch.withSection { section throws(MapError) in                                // helper mode: in place
-                let stored = try flows.lookupInPlace(key: k, in: section)
-                stored.storeBytes(of: out + 1, as: UInt64.self)
-            }
-            try withUnsafeMutableBytes(of: &seen) { o in try flows.lookup(key: k, into: o) }
-        }
-        #expect(seen == 8)
+    struct Flow: BitwiseCopyable, Hashable { var source: UInt32, destination: UInt32, ports: UInt32, proto: UInt32 }
+    struct Counters: BitwiseCopyable { var packets: UInt64 = 0, bytes: UInt64 = 0 }
+
+    @Test func typedMaps() throws {
+        let flow = Flow(source: 0x0A00_0001, destination: 0x0A00_0002, ports: 0x0050_1F90, proto: 6)
+        var printed = 0
+        func print(_ flow: Flow, _ packets: UInt64) { printed += 1; #expect(packets == 1) }
+        // README begin
+        let flows = try BucketHashMap<Flow, Counters>(maxEntries: 1 << 16)
+        try flows.updateValue(Counters(), forKey: flow)                  // insert or replace; returns the old value
+        let counters = flows[flow]                                       // a copy, or nil
+        try flows.upsertAtomicFields(forKey: flow, default: Counters()) { $0[\.packets].wrappingAdd(1, ordering: .relaxed) }
+        for (flow, counters) in flows { print(flow, counters.packets) } // each step self-contained
+        let removed = flows.removeValue(forKey: flow)                    // atomic lookup-and-delete
+        // README end
+        #expect(counters?.packets == 0)
+        #expect(printed == 1)
+        #expect(removed?.packets == 1)
+        #expect(flows.isEmpty)
+    }
+
+    struct Route: Sendable, Equatable {
+        var gateway: String
+        var metric: Int
+        func withMetric(_ metric: Int) -> Route { Route(gateway: gateway, metric: metric) }
+    }
+
+    @Test func rcuDictionary() {
+        let route = Route(gateway: "192.168.1.1", metric: 1)
+        var forwarded: Route?
+        func forward(via route: Route) { forwarded = route }
+        // README begin
+        let routes = RCUDictionary<String, Route>()
+        routes["10.0.0.0/8"] = route
+        if let route = routes["10.0.0.0/8"] { forward(via: route) }       // from any thread or task
+        routes.update(forKey: "10.0.0.0/8") { $0?.withMetric(5) }         // may retry: keep it pure
+        // README end
+        #expect(forwarded == route)
+        #expect(routes["10.0.0.0/8"]?.metric == 5)
     }
 }

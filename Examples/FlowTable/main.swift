@@ -1,0 +1,99 @@
+// A flow table: packet counters per 5-tuple, updated in place by several threads.
+//
+//     swift run FlowTableExample
+//
+// The typed map stores `Counters` inline in the map; each packet is one call that inserts
+// the flow if it is missing and then adds to its counters where they are stored, with
+// atomic adds, so no increment is lost however many threads count into the same flow.
+
+import Dispatch
+import RCUMaps
+import Synchronization
+
+/// A flow's key. Keys are hashed and compared as raw bytes, so a key type must have no
+/// padding: the fields below add up to exactly 16 bytes (`reserved` fills the byte that
+/// would otherwise be padding before `vlan`). A key type with padding is refused when the
+/// map is created (`MapError.invalidArgument`, with a reason naming the type).
+struct FlowKey: BitwiseCopyable, Hashable, Sendable {
+    var source: UInt32            // IPv4 addresses, host byte order
+    var destination: UInt32
+    var sourcePort: UInt16
+    var destinationPort: UInt16
+    var proto: UInt8              // 6 = TCP, 17 = UDP
+    var reserved: UInt8 = 0       // explicit: without it, a padding byte would sit here
+    var vlan: UInt16 = 0
+}
+
+/// A flow's value: two counters, each updated atomically in place.
+struct Counters: BitwiseCopyable, Sendable {
+    var packets: UInt64 = 0
+    var bytes: UInt64 = 0
+}
+
+extension AtomicFields where Value == Counters {
+    /// Counts one packet of `length` bytes into the counters where the map stores them.
+    /// Relaxed atomic adds: no increment is lost, and only the totals matter.
+    func countPacket(length: UInt64) {
+        self[\.packets].wrappingAdd(1, ordering: .relaxed)
+        self[\.bytes].wrappingAdd(length, ordering: .relaxed)
+    }
+}
+
+/// Counts `packetsPerWorker` packets on each of `workers` threads, spread over a few flows.
+/// Returns how many packets were dropped because the table was full.
+func countPackets(into flows: BucketHashMap<FlowKey, Counters>, workers: Int, packetsPerWorker: Int) -> Int {
+    let dropped = Atomic<Int>(0)
+    DispatchQueue.concurrentPerform(iterations: workers) { worker in
+        for packet in 0..<packetsPerWorker {
+            // A made-up packet of one of 8 flows (4 clients, 2 server ports), 64–1500 bytes.
+            // Every worker sees every flow, so threads count into the same entries at once.
+            let client = UInt32(packet % 4), port = UInt16(8000 + packet / 4 % 2)
+            let flow = FlowKey(source: 0x0A00_0001 + client, destination: 0xC000_0201,
+                               sourcePort: 40_000, destinationPort: port, proto: 6)
+            let length = UInt64(64 + (packet &* 37 &+ worker &* 101) % 1437)
+            do {
+                // The typical operation: insert the flow if it is missing, then count in place.
+                try flows.upsertAtomicFields(forKey: flow, default: Counters()) { $0.countPacket(length: length) }
+            } catch {
+                // MapError.outOfSpace (E2BIG): the table is full. A real flow table would
+                // expire idle flows; here the packet is just not counted.
+                dropped.add(1, ordering: .relaxed)
+            }
+        }
+    }
+    return dropped.load(ordering: .relaxed)
+}
+
+/// `a.b.c.d` for an address in host byte order.
+func dotted(_ address: UInt32) -> String {
+    [24, 16, 8, 0].map { String(address >> $0 & 0xFF) }.joined(separator: ".")
+}
+
+// A bounded table: at most 1024 flows, preallocated.
+let flows = try BucketHashMap<FlowKey, Counters>(maxEntries: 1024)
+
+let workers = 4, packetsPerWorker = 25_000
+let dropped = countPackets(into: flows, workers: workers, packetsPerWorker: packetsPerWorker)
+
+// Print the table. Iteration is get-next-key: it never repeats a flow, and is safe while
+// other threads keep writing (each row is a value some update stored whole).
+print("flow".padding(toLength: 40), "packets".leftPadded(10), "bytes".leftPadded(10))
+var totalPackets: UInt64 = 0
+for (flow, counters) in flows.sorted(by: { ($0.key.source, $0.key.destinationPort) < ($1.key.source, $1.key.destinationPort) }) {
+    let name = "\(dotted(flow.source)):\(flow.sourcePort) -> \(dotted(flow.destination)):\(flow.destinationPort)"
+    print(name.padding(toLength: 40), String(counters.packets).leftPadded(10), String(counters.bytes).leftPadded(10))
+    totalPackets += counters.packets
+}
+print("\(flows.count) flows, \(totalPackets) packets counted of \(workers * packetsPerWorker) sent, \(dropped) dropped")
+
+// One flow, read back with a copy (nil if the flow is absent).
+let first = FlowKey(source: 0x0A00_0001, destination: 0xC000_0201, sourcePort: 40_000, destinationPort: 8000, proto: 6)
+if let counters = flows[first] { print("first flow: \(counters.packets) packets, \(counters.bytes) bytes") }
+
+// Expire one flow: removeValue returns its last counters (exactly one thread would get them).
+if let last = flows.removeValue(forKey: first) { print("expired first flow after \(last.packets) packets") }
+
+extension String {
+    func padding(toLength length: Int) -> String { self + String(repeating: " ", count: max(0, length - count)) }
+    func leftPadded(_ length: Int) -> String { String(repeating: " ", count: max(0, length - count)) + self }
+}

@@ -1,0 +1,113 @@
+// A read-mostly route table, read from many tasks while a control-plane task changes it.
+//
+//     swift run RouteCacheExample
+//
+// `RCUDictionary` takes any `Hashable & Sendable` key and any `Sendable` value — here
+// structs holding `String`s, which the typed maps (fixed-size `BitwiseCopyable` values)
+// cannot store. Reads never lock and never wait for writers: a lookup is one line,
+// `routes[prefix]`, from any task or thread.
+
+import RCUMaps
+import Synchronization
+
+/// An IPv4 prefix such as 10.1.0.0/16.
+struct Prefix: Hashable, Sendable, CustomStringConvertible {
+    var network: UInt32
+    var length: Int
+
+    /// The prefix of `length` bits that contains `address`.
+    init(_ address: UInt32, _ length: Int) {
+        self.network = length == 0 ? 0 : address & ~(UInt32.max >> length)
+        self.length = length
+    }
+
+    var description: String {
+        [24, 16, 8, 0].map { String(network >> $0 & 0xFF) }.joined(separator: ".") + "/\(length)"
+    }
+}
+
+/// Where packets for a prefix go.
+struct Route: Sendable {
+    var nextHop: String
+    var interface: String
+}
+
+/// The route to `destination`: the longest of the table's prefixes (/24, /16, /8, /0) that
+/// contains it. Each step is one lock-free lookup that copies the route out.
+func route(to destination: UInt32, in routes: RCUDictionary<Prefix, Route>) -> Route? {
+    for length in [24, 16, 8, 0] {
+        if let route = routes[Prefix(destination, length)] { return route }
+    }
+    return nil
+}
+
+let routes: RCUDictionary<Prefix, Route> = [
+    Prefix(0, 0): Route(nextHop: "192.0.2.254", interface: "uplink"),
+    Prefix(0x0A00_0000, 8): Route(nextHop: "192.0.2.1", interface: "eth0"),      // 10.0.0.0/8
+    Prefix(0x0A01_0000, 16): Route(nextHop: "192.0.2.2", interface: "eth1"),     // 10.1.0.0/16
+    Prefix(0x0A01_0200, 24): Route(nextHop: "192.0.2.3", interface: "eth2"),     // 10.1.2.0/24
+]
+
+// Eight reader tasks resolve destinations while a control-plane task moves 10.1.0.0/16 back
+// and forth between two next hops. Readers see the old route or the new one, never a mix.
+let readers = 8, batches = 50, lookupsPerBatch = 1_000
+let readersRunning = Atomic<Int>(readers)
+let routeChanges = Atomic<Int>(0)
+let packetsPerInterface = await withTaskGroup(of: [String: Int].self) { group in
+    for reader in 0..<readers {
+        group.addTask {
+            var counts: [String: Int] = [:]
+            var seed = UInt32(reader + 1) &* 0x9E37_79B9
+            for _ in 0..<batches {
+                for _ in 0..<lookupsPerBatch {
+                    seed ^= seed << 13; seed ^= seed >> 17; seed ^= seed << 5
+                    let destination = 0x0A00_0000 | seed & 0x0003_FFFF      // in 10.0.0.0–10.3.255.255
+                    if let found = route(to: destination, in: routes) { counts[found.interface, default: 0] += 1 }
+                }
+                await Task.yield()                                         // let other tasks run
+            }
+            readersRunning.subtract(1, ordering: .relaxed)
+            return counts
+        }
+    }
+    group.addTask {
+        let prefix = Prefix(0x0A01_0000, 16)
+        while readersRunning.load(ordering: .relaxed) > 0 {
+            let change = routeChanges.add(1, ordering: .relaxed).newValue
+            routes[prefix] = change % 2 == 1
+                ? Route(nextHop: "192.0.2.9", interface: "eth3") : Route(nextHop: "192.0.2.2", interface: "eth1")
+            await Task.yield()
+        }
+        routes[prefix] = Route(nextHop: "192.0.2.2", interface: "eth1")
+        return [:]
+    }
+    var total: [String: Int] = [:]
+    for await counts in group { total.merge(counts, uniquingKeysWith: +) }
+    return total
+}
+print("lookups by interface:", packetsPerInterface.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+print("total:", packetsPerInterface.values.reduce(0, +), "of", readers * batches * lookupsPerBatch,
+      "while 10.1.0.0/16 changed", routeChanges.load(ordering: .relaxed), "times")
+
+/// Removes the route of `prefix`, then waits for a grace period: once `synchronize()`
+/// returns, every lookup that started before the removal has finished, so none can still
+/// return the old route — the point at which a router may tear the old next hop down.
+func withdraw(_ prefix: Prefix, from routes: RCUDictionary<Prefix, Route>) async -> Route? {
+    guard let old = routes.removeValue(forKey: prefix) else { return nil }
+    await Epoch.synchronize()        // the async form: suspends the task, blocks no thread
+    return old
+}
+
+if let withdrawn = await withdraw(Prefix(0x0A01_0200, 24), from: routes) {
+    print("withdrew 10.1.2.0/24 (via \(withdrawn.nextHop) on \(withdrawn.interface)); no lookup can return it any more")
+}
+print("10.1.2.7 now goes via", route(to: 0x0A01_0207, in: routes)?.interface ?? "nowhere")
+
+// The table, copied out (each entry is a value some write stored whole).
+for (prefix, route) in routes.snapshot().sorted(by: { ($0.key.length, $0.key.network) < ($1.key.length, $1.key.network) }) {
+    print("  \(prefix)".padding(20), "via \(route.nextHop) on \(route.interface)")
+}
+
+extension String {
+    func padding(_ length: Int) -> String { self + String(repeating: " ", count: max(0, length - count)) }
+}

@@ -1,0 +1,174 @@
+import RCUMaps
+
+/// A typed map of Swift objects, `Key` → `Object`, on a typed provider: the typed form of
+/// the sample object map. The map holds one strong reference per entry; readers get the
+/// object retained, lock-free.
+///
+/// ```swift
+/// final class Connection: Sendable { … }
+/// let connections = try ObjectMap<UInt32, Connection>(maxEntries: 4096)
+/// try connections.updateValue(connection, forKey: fd)
+/// connections[fd]?.send(bytes)                       // retained for as long as you hold it
+/// try connections.removeValue(forKey: fd)           // released once no reader can see it
+/// ```
+///
+/// How: the map stores each object's address (an 8-byte value) in a custom map whose
+/// provider (``ObjectReferenceProvider``) hears of every value that leaves the map —
+/// deleted, replaced or torn down — and releases that object's reference after a grace
+/// period. A reader turns an address back into a reference (a retain) inside the epoch
+/// section in which it found it, so the object cannot go away in between.
+///
+/// Concurrency: any number of readers and writers on any threads. `deinit`s of released
+/// objects run on the reclamation thread, after a grace period.
+public final class ObjectMap<Key: BitwiseCopyable & Sendable, Object: AnyObject & Sendable>: Sendable, Sequence {
+    /// The custom map underneath: object addresses as `UInt`.
+    public let addresses: CustomMap<Key, UInt>
+    /// The provider's registration (in a registry of the map's own, unless given one).
+    public let registration: TypedProviderRegistration<ObjectReferenceProvider<Key, Object>>
+
+    /// A map for at most `maxEntries` objects, on `base`, with a provider registered for it
+    /// alone (in a registry of its own, as custom type ``ObjectReferenceProvider/defaultType``).
+    public convenience init(maxEntries: Int, base: ProviderBaseMap = .hashBucketLocked) throws(MapError) {
+        let registration = try MapProviderRegistry().register(
+            ObjectReferenceProvider<Key, Object>(), type: ObjectReferenceProvider<Key, Object>.defaultType, base: base)
+        try self.init(registration: registration, maxEntries: maxEntries)
+    }
+
+    /// A map of the type `registration` serves (several maps can share one registration).
+    public init(registration: TypedProviderRegistration<ObjectReferenceProvider<Key, Object>>,
+                maxEntries: Int, name: String = "", poolTag: PoolTag? = nil) throws(MapError) {
+        self.registration = registration
+        addresses = try registration.makeMap(maxEntries: maxEntries, name: name, poolTag: poolTag)
+    }
+
+    /// The object stored under `key`, retained; `nil` when absent.
+    ///
+    /// Concurrency: lock-free; the object is retained inside the section that found it.
+    public subscript(key: Key) -> Object? {
+        Epoch.withSection { _ in
+            (try? addresses.value(forKey: key)).flatMap { $0 }.flatMap(Self.object)
+        }
+    }
+
+    /// Stores `object` under `key` (the map takes a reference), replacing any object there.
+    ///
+    /// - Returns: The object replaced (whose map reference is released after a grace
+    ///   period), or `nil` if the key was new.
+    /// - Throws: ``/RCUBaseMaps/MapError/outOfSpace`` for a new key in a full map; ``/RCUBaseMaps/MapError/noMemory``.
+    ///   On failure the map takes no reference.
+    @discardableResult
+    public func updateValue(_ object: Object, forKey key: Key) throws(MapError) -> Object? {
+        let address = Self.retain(object)
+        do {
+            // The displaced object is released after a grace period: turn it into a
+            // reference inside the same section.
+            return try Epoch.withSection { (_) throws(MapError) -> Object? in
+                try addresses.updateValue(address, forKey: key).flatMap(Self.object)
+            }
+        } catch {
+            Self.release(address)
+            throw error
+        }
+    }
+
+    /// Stores `object` under `key` only if the key is absent.
+    ///
+    /// - Returns: `true` if stored (the map took a reference); `false` if the key was taken.
+    @discardableResult
+    public func insertIfAbsent(_ object: Object, forKey key: Key) throws(MapError) -> Bool {
+        let address = Self.retain(object)
+        do {
+            if try addresses.insertIfAbsent(address, forKey: key) { return true }
+        } catch {
+            Self.release(address)
+            throw error
+        }
+        Self.release(address)
+        return false
+    }
+
+    /// Removes `key` and returns its object (of concurrent removers, exactly one gets it).
+    ///
+    /// - Throws: ``/RCUBaseMaps/MapError/invalidArgument`` on an array base (arrays cannot delete).
+    @discardableResult
+    public func removeValue(forKey key: Key) throws(MapError) -> Object? {
+        try Epoch.withSection { (_) throws(MapError) -> Object? in
+            try addresses.removeValue(forKey: key).flatMap(Self.object)
+        }
+    }
+
+    /// Entries in the map (a snapshot).
+    public var count: Int { addresses.count }
+
+    /// Whether the map holds no object (a snapshot).
+    public var isEmpty: Bool { addresses.isEmpty }
+
+    /// Most objects the map holds (`maxEntries`).
+    public var capacity: Int { addresses.capacity }
+
+    /// The keys, in the map's iteration order.
+    public var keys: KeyValueMapKeys<CustomMap<Key, UInt>> { addresses.keys }
+
+    /// Iterates the entries (objects retained as they are read).
+    public func makeIterator() -> Iterator { Iterator(map: self, keys: addresses.keys.makeIterator()) }
+
+    // MARK: Iteration
+
+    /// Iterates `(key, object)` pairs with get-next-key, each step self-contained (see
+    /// ``KeyValueMapIterator``); each object is retained inside the section that found it.
+    public struct Iterator: IteratorProtocol {
+        let map: ObjectMap
+        var keys: KeyValueMapKeys<CustomMap<Key, UInt>>.Iterator
+
+        public mutating func next() -> (key: Key, object: Object)? {
+            while let key = keys.next() {
+                if let object = map[key] { return (key, object) }
+            }
+            return nil
+        }
+    }
+
+    // MARK: References
+
+    static func retain(_ object: Object) -> UInt {
+        UInt(bitPattern: Unmanaged.passRetained(object).toOpaque())
+    }
+
+    static func release(_ address: UInt) {
+        Unmanaged<Object>.fromOpaque(UnsafeRawPointer(bitPattern: address)!).release()
+    }
+
+    /// A new reference to the object at `address` (nil for 0: an array slot never written).
+    /// Caller is inside the section in which it read the address from the map (the map's
+    /// reference is released only after it ends).
+    static func object(_ address: UInt) -> Object? {
+        UnsafeRawPointer(bitPattern: address).map { Unmanaged<Object>.fromOpaque($0).takeUnretainedValue() }
+    }
+}
+
+/// The typed provider of ``ObjectMap``: values are object addresses holding one reference
+/// each; every value that leaves the map has its reference released after a grace period
+/// (readers may still be turning the address into a reference until then).
+public struct ObjectReferenceProvider<Key: BitwiseCopyable & Sendable, Object: AnyObject & Sendable>: TypedMapProvider {
+    public typealias Value = UInt
+
+    /// The type ID an ``ObjectMap`` registers in a registry of its own.
+    public static var defaultType: MapType { MapType(rawValue: 4101) }
+
+    public static var mode: TypedProviderMode { .observing }
+
+    public init() {}
+
+    public func removed(_ stored: UInt, forKey key: Key, reason: RemovalReason, context: NoProviderContext) {
+        // An array slot never written holds 0: no object.
+        guard stored != 0 else { return }
+        let scheduled = Epoch.afterGracePeriod { ObjectMap<Key, Object>.release(stored) }
+        if !scheduled {
+            // No memory for a work item: wait for the grace period on a thread of its own.
+            runWhereGracePeriodsMayBeAwaited {
+                Epoch.synchronize()
+                ObjectMap<Key, Object>.release(stored)
+            }
+        }
+    }
+}

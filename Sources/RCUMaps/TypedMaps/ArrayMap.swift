@@ -1,0 +1,59 @@
+/// An `ARRAY` map: `count` preallocated values indexed by `UInt32`, as Linux's
+/// `BPF_MAP_TYPE_ARRAY`. Storage is ``/RCUBaseMaps/RawArrayMap``.
+///
+/// ```swift
+/// let counters = try ArrayMap<UInt64>(count: 256)
+/// counters.withAtomicFields(forKey: 7) { $0[\.self].wrappingAdd(1, ordering: .relaxed) }
+/// let total = counters.values.reduce(0, +)
+/// ```
+///
+/// Every index always holds a value: ``count`` is the number of slots, an index beyond
+/// them reads as `nil` and is refused by updates (``/RCUBaseMaps/MapError/outOfSpace``, E2BIG, as
+/// Linux). Slots cannot be deleted.
+///
+/// Concurrency: any number of readers and writers on any threads. Values of at most
+/// 8 bytes are single atomic words; larger ones are guarded by a per-slot sequence word,
+/// so user-mode reads are never torn. Reads need no epoch.
+public final class ArrayMap<Value: BitwiseCopyable & Sendable>: InPlaceKeyValueMap, Sequence {
+    public typealias Key = UInt32
+
+    /// The byte-level map underneath.
+    public let raw: RawArrayMap
+
+    /// `count` slots, each starting as all-zero bytes.
+    ///
+    /// - Precondition: all-zero bytes are a valid `Value` (integers, floating-point
+    ///   numbers, and structs and tuples of them). For other types (an enum without a case
+    ///   at zero, say) use ``init(count:repeating:name:numaNode:poolTag:)``.
+    /// - Throws: ``/RCUBaseMaps/MapError/invalidArgument`` for a value type aligned beyond 8 bytes or a
+    ///   bad definition; ``/RCUBaseMaps/MapError/noMemory`` (also for arrays of 4 GiB and more, as Linux).
+    public init(count: Int, name: String = "", numaNode: Int? = nil, poolTag: PoolTag? = nil) throws(MapError) {
+        raw = try RawArrayMap(.typed(.array, key: UInt32.self, value: Value.self, maxEntries: count,
+                                     flags: [], name: name, numaNode: numaNode, poolTag: poolTag))
+    }
+
+    /// `count` slots, each holding `initialValue`.
+    public convenience init(count: Int, repeating initialValue: Value, name: String = "", numaNode: Int? = nil,
+                            poolTag: PoolTag? = nil) throws(MapError) {
+        try self.init(count: count, name: name, numaNode: numaNode, poolTag: poolTag)
+        for index in 0..<UInt32(count) { try updateValue(initialValue, forKey: index) }
+    }
+
+    /// A typed view of an existing byte-level array (both views see the same slots).
+    public init(wrapping raw: RawArrayMap) throws(MapError) {
+        try MapDefinition.checkTyped(raw, key: UInt32.self, value: Value.self)
+        self.raw = raw
+    }
+
+    /// The value at `index`, copied out; `nil` beyond the last slot.
+    ///
+    /// Concurrency: any thread; no epoch needed (the slots live as long as the map).
+    @inlinable
+    public subscript(index: UInt32) -> Value? {
+        do {
+            return try value(forKey: index)
+        } catch {
+            typedMapInvariantBroken(error, "lookup")
+        }
+    }
+}

@@ -1,0 +1,62 @@
+import Synchronization
+
+/// An atomic view of a value stored in a map, in place (the typed form of a helper-mode
+/// pointer, as swift-atomics' `UnsafeAtomic(at:)` is for one word).
+///
+/// It is handed, borrowed, to the closures of ``InPlaceKeyValueMap/withAtomicFields(forKey:_:)``
+/// and ``InPlaceKeyValueMap/upsertAtomicFields(forKey:default:_:)``: it cannot be copied or
+/// kept, so the memory it points into never outlives the epoch section.
+///
+/// ```swift
+/// struct Counters: BitwiseCopyable { var packets: UInt64 = 0; var bytes: UInt64 = 0 }
+/// flows.withAtomicFields(forKey: flow) { counters in
+///     counters[\.packets].wrappingAdd(1, ordering: .relaxed)
+///     counters[\.bytes].wrappingAdd(1500, ordering: .relaxed)
+/// }
+/// counts.withAtomicFields(forKey: key) { $0[\.self].wrappingAdd(1, ordering: .relaxed) }  // the whole value
+/// ```
+///
+/// Concurrency: atomic operations on a field are atomic with respect to every other
+/// atomic operation on it, from any thread, and to the map's own one-word replacements
+/// (see ``InPlaceKeyValueMap`` for which maps replace values in place). Plain reads and
+/// writes (``value``) are not atomic.
+public struct AtomicFields<Value: BitwiseCopyable>: ~Copyable {
+    /// Invariant: points at a live `Value` in a map, 8-byte aligned, valid until the
+    /// section the view was made in ends.
+    @usableFromInline let base: UnsafeMutableRawPointer
+
+    @inlinable
+    init(_ base: UnsafeMutableRawPointer) { self.base = base }
+
+    /// The field at `field`, as an atomic.
+    ///
+    /// - Precondition: `field` names a stored property (or `\.self`), at an offset aligned
+    ///   for its type; checked, with a message, in every build.
+    @inlinable
+    public subscript<Field: AtomicRepresentable>(_ field: KeyPath<Value, Field>) -> Atomic<Field> {
+        unsafeAddress {
+            let offset = AtomicFields.checkedOffset(of: field, as: Field.self)
+            // The field's bytes are part of the stored value; only touched atomically by the
+            // views that address them.
+            return UnsafePointer((base + offset).assumingMemoryBound(to: Atomic<Field>.self))
+        }
+    }
+
+    /// The whole value, read and written with plain (non-atomic) loads and stores.
+    @inlinable
+    public var value: Value {
+        get { base.load(as: Value.self) }
+        nonmutating set { base.storeBytes(of: newValue, as: Value.self) }
+    }
+
+    @inlinable @inline(__always)
+    static func checkedOffset<Field: AtomicRepresentable>(of field: KeyPath<Value, Field>, as _: Field.Type) -> Int {
+        guard let offset = MemoryLayout<Value>.offset(of: field) else {
+            _rcumapsTrap("AtomicFields: \(field) is not a stored property of \(Value.self)")
+        }
+        _rcumapsPrecondition(offset % MemoryLayout<Atomic<Field>>.alignment == 0
+                                 && MemoryLayout<Atomic<Field>>.alignment <= TypedLayout.valueAlignment,
+                             "AtomicFields: \(field) at offset \(offset) is not aligned for an atomic \(Field.self)")
+        return offset
+    }
+}

@@ -1,0 +1,128 @@
+/// A `HASH` map of `Key` → `Value` with lock-free readers and one lock per bucket for
+/// writers, keys and values inline in cache-line buckets: the fastest lookups of the
+/// typed maps. Storage is ``/RCUBaseMaps/RawBucketHashMap``.
+///
+/// ```swift
+/// let routes = try BucketHashMap<UInt32, NextHop>(maxEntries: 1 << 16)
+/// try routes.updateValue(hop, forKey: prefix)
+/// if let hop = routes[prefix] { forward(to: hop) }
+/// ```
+///
+/// Bounded: a new key in a full map is refused (``/RCUBaseMaps/MapError/outOfSpace``, E2BIG), while
+/// existing keys can still be replaced. Values of at most 8 bytes are replaced in place.
+///
+/// Concurrency: any number of readers and writers on any threads; readers never lock
+/// and never write shared memory; writers of different buckets never contend. See
+/// ``InPlaceKeyValueMap`` for in-place access.
+public final class BucketHashMap<Key: BitwiseCopyable & Sendable, Value: BitwiseCopyable & Sendable>:
+    DynamicKeyValueMap, InPlaceKeyValueMap, Sequence
+{
+    /// The byte-level map underneath.
+    public let raw: RawBucketHashMap
+
+    /// An empty map for at most `maxEntries` entries (preallocated, as Linux preallocates).
+    ///
+    /// - Parameters:
+    ///   - maxEntries: the most entries the map holds; its buckets are allocated for them.
+    ///   - name: at most 15 characters of `[A-Za-z0-9_.]`, as Linux's map names.
+    ///   - numaNode: accepted for definitions ported from Linux; the buckets are placed
+    ///     by the allocator.
+    ///   - poolTag: the pool tag the map's memory is accounted under.
+    /// - Throws: ``/RCUBaseMaps/MapError/invalidArgument`` for a key type with padding, a value type
+    ///   aligned beyond 8 bytes, or a bad definition; ``/RCUBaseMaps/MapError/noMemory``.
+    public init(maxEntries: Int, name: String = "", numaNode: Int? = nil, poolTag: PoolTag? = nil) throws(MapError) {
+        raw = try RawBucketHashMap(.typed(.hash, key: Key.self, value: Value.self, maxEntries: maxEntries,
+                                          flags: [], name: name, numaNode: numaNode,
+                                          hashImplementation: .bucketLocked, poolTag: poolTag))
+    }
+
+    /// A typed view of an existing byte-level map (both views see the same entries).
+    ///
+    /// - Throws: ``/RCUBaseMaps/MapError/invalidArgument`` if the map's key and value sizes are not
+    ///   those of `Key` and `Value`, or their layouts are refused.
+    public init(wrapping raw: RawBucketHashMap) throws(MapError) {
+        try MapDefinition.checkTyped(raw, key: Key.self, value: Value.self)
+        self.raw = raw
+    }
+
+    /// The value stored under `key`, copied out; `nil` when absent.
+    ///
+    /// Concurrency: any thread; about as fast as the byte-level lookup (it compiles to it).
+    @inlinable
+    public subscript(key: Key) -> Value? {
+        do {
+            return try value(forKey: key)
+        } catch {
+            typedMapInvariantBroken(error, "lookup")
+        }
+    }
+
+    /// Removes `key` and returns the value it had, atomically (Linux's lookup-and-delete): of
+    /// several threads removing one key, exactly one gets the value; `nil` if absent.
+    /// (A built-in hash map's removal cannot fail otherwise, so this one does not throw.)
+    @inlinable @discardableResult
+    public func removeValue(forKey key: Key) -> Value? {
+        do {
+            return try takeValue(forKey: key)
+        } catch {
+            typedMapInvariantBroken(error, "lookupAndDelete")
+        }
+    }
+}
+
+/// A `HASH` map of `Key` → `Value` on liburcu's lock-free hash table (rculfhash): readers
+/// and writers never lock, the table resizes itself. Storage is ``/RCUBaseMaps/RawLockFreeHashMap``.
+///
+/// ```swift
+/// let sessions = try LockFreeHashMap<UInt64, Session>(maxEntries: 100_000)
+/// if try sessions.insertIfAbsent(session, forKey: id) { … }
+/// ```
+///
+/// Bounded by `maxEntries` like every map (E2BIG for a new key in a full map). Keys and
+/// values of at most 8 bytes are updated in place by compare-and-swap.
+///
+/// Concurrency: any number of readers and writers on any threads, none of them locking.
+public final class LockFreeHashMap<Key: BitwiseCopyable & Sendable, Value: BitwiseCopyable & Sendable>:
+    DynamicKeyValueMap, InPlaceKeyValueMap, Sequence
+{
+    /// The byte-level map underneath.
+    public let raw: RawLockFreeHashMap
+
+    /// An empty map for at most `maxEntries` entries.
+    ///
+    /// - Throws: ``/RCUBaseMaps/MapError/invalidArgument`` for a key type with padding, a value type
+    ///   aligned beyond 8 bytes, or a bad definition; ``/RCUBaseMaps/MapError/noMemory``.
+    public init(maxEntries: Int, name: String = "", numaNode: Int? = nil, poolTag: PoolTag? = nil) throws(MapError) {
+        raw = try RawLockFreeHashMap(.typed(.hash, key: Key.self, value: Value.self, maxEntries: maxEntries,
+                                            flags: [], name: name, numaNode: numaNode,
+                                            hashImplementation: .lockFree, poolTag: poolTag))
+    }
+
+    /// A typed view of an existing byte-level map (both views see the same entries).
+    public init(wrapping raw: RawLockFreeHashMap) throws(MapError) {
+        try MapDefinition.checkTyped(raw, key: Key.self, value: Value.self)
+        self.raw = raw
+    }
+
+    /// The value stored under `key`, copied out; `nil` when absent.
+    @inlinable
+    public subscript(key: Key) -> Value? {
+        do {
+            return try value(forKey: key)
+        } catch {
+            typedMapInvariantBroken(error, "lookup")
+        }
+    }
+
+    /// Removes `key` and returns the value it had, atomically (Linux's lookup-and-delete): of
+    /// several threads removing one key, exactly one gets the value; `nil` if absent.
+    /// (A built-in hash map's removal cannot fail otherwise, so this one does not throw.)
+    @inlinable @discardableResult
+    public func removeValue(forKey key: Key) -> Value? {
+        do {
+            return try takeValue(forKey: key)
+        } catch {
+            typedMapInvariantBroken(error, "lookupAndDelete")
+        }
+    }
+}

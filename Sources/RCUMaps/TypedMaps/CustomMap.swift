@@ -1,0 +1,80 @@
+/// A map of a custom type (a provider's, IDs 4096–65535) of `Key` → `Value`: the typed
+/// face of ``/RCUMapProviders/RawCustomMap``. Values are what users see; the provider may store something
+/// else (``/RCUMapProviders/MapProviderProperties/updatesOriginalValue``).
+///
+/// ```swift
+/// let registration = try MapProviderRegistry.shared.register(type: myType, base: .hashBucketLocked, dispatch: table)
+/// let map = try CustomMap<UInt32, UInt64>(type: myType, maxEntries: 1024)
+/// try map.updateValue(7, forKey: 1)
+/// let seven = try map[1]
+/// ```
+///
+/// Every operation may also fail with what the provider's callbacks throw, so lookups
+/// throw (a built-in map's do not). In-place access throws ``/RCUBaseMaps/MapError/notSupported`` when
+/// the provider transforms values (their stored form is not `Value`).
+///
+/// Concurrency: as the base map the provider chose; callbacks run on the calling thread.
+public final class CustomMap<Key: BitwiseCopyable & Sendable, Value: BitwiseCopyable & Sendable>: DynamicKeyValueMap, Sequence {
+    /// The byte-level map underneath.
+    public let raw: RawCustomMap
+
+    /// A new map of the custom `type`, created by `registry`'s provider for it.
+    ///
+    /// - Throws: ``/RCUBaseMaps/MapError/invalidArgument`` for an unregistered type, a key type with
+    ///   padding, a value type aligned beyond 8 bytes, or a bad definition; whatever the
+    ///   provider's `preprocessMapCreate` throws; ``/RCUBaseMaps/MapError/noMemory``.
+    public init(type: MapType, maxEntries: Int, name: String = "", poolTag: PoolTag? = nil,
+                registry: MapProviderRegistry = .shared) throws(MapError) {
+        raw = try registry.createMap(.typed(type, key: Key.self, value: Value.self, maxEntries: maxEntries,
+                                            flags: [], name: name, numaNode: nil, poolTag: poolTag))
+    }
+
+    /// A typed view of an existing custom map.
+    public init(wrapping raw: RawCustomMap) throws(MapError) {
+        try MapDefinition.checkTyped(raw, key: Key.self, value: Value.self)
+        self.raw = raw
+    }
+
+    /// The value stored under `key` as the provider presents it; `nil` when absent.
+    ///
+    /// - Throws: what the provider's find callback throws.
+    @inlinable
+    public subscript(key: Key) -> Value? {
+        get throws(MapError) { try value(forKey: key) }
+    }
+
+    /// Runs `body` on the value stored under `key`, in place, inside a new epoch section
+    /// (helper mode); `nil` if the key is absent.
+    ///
+    /// - Throws: ``/RCUBaseMaps/MapError/notSupported`` when the provider transforms values; what the
+    ///   provider's find callback throws; what `body` throws.
+    @discardableResult
+    public func withValue<Result>(forKey key: Key, _ body: (inout Value) throws -> Result) throws -> Result? {
+        try Epoch.withSection { (section) throws -> Result? in
+            guard let stored = try inPlace(key, in: section) else { return nil }
+            return try body(&stored.assumingMemoryBound(to: Value.self).pointee)
+        }
+    }
+
+    /// Runs `body` with an atomic view of the value stored under `key`, in place, inside a
+    /// new epoch section; `nil` if the key is absent. Throws as ``withValue(forKey:_:)``.
+    @discardableResult
+    public func withAtomicFields<Result>(forKey key: Key, _ body: (borrowing AtomicFields<Value>) throws -> Result)
+        throws -> Result?
+    {
+        try Epoch.withSection { (section) throws -> Result? in
+            guard let stored = try inPlace(key, in: section) else { return nil }
+            return try body(AtomicFields(stored))
+        }
+    }
+
+    func inPlace(_ key: Key, in section: borrowing EpochSection) throws(MapError) -> UnsafeMutableRawPointer? {
+        try withUnsafeBytes(of: key) { (keyBytes) throws(MapError) -> UnsafeMutableRawPointer? in
+            do throws(MapError) {
+                return try raw.lookupInPlace(key: keyBytes, in: section).baseAddress
+            } catch where error == .keyNotFound {
+                return nil
+            }
+        }
+    }
+}

@@ -1,0 +1,114 @@
+/// A batch of entries read from a typed map, and where the next batch starts.
+public struct MapBatch<Key, Value> {
+    /// The entries, in the map's batch order.
+    public var entries: [(key: Key, value: Value)]
+    /// Where the next batch starts (pass it to the next call).
+    public var cursor: MapBatchCursor?
+    /// Whether the pass reached the end of the map (Linux's ENOENT).
+    public var isComplete: Bool
+}
+
+extension KeyValueMap {
+    /// Reads up to `maxCount` entries in one call, starting at `cursor` (`nil`: the start):
+    /// Linux's `BPF_MAP_LOOKUP_BATCH`, typed. Call again with the returned cursor until
+    /// ``MapBatch/isComplete``.
+    ///
+    /// ```swift
+    /// var batch = try flows.lookupBatch(maxCount: 1024)
+    /// while true {
+    ///     for (flow, counters) in batch.entries { export(flow, counters) }
+    ///     if batch.isComplete { break }
+    ///     batch = try flows.lookupBatch(from: batch.cursor, maxCount: 1024)
+    /// }
+    /// ```
+    ///
+    /// A bucket of the bucket-locked hash that does not fit in `maxCount` is read whole
+    /// anyway (the buffers grow for it, where the byte level answers ENOSPC).
+    ///
+    /// - Throws: ``MapError/permissionDenied`` for a `BPF_F_WRONLY` map; a custom map's
+    ///   provider errors.
+    public func lookupBatch(from cursor: MapBatchCursor? = nil, maxCount: Int) throws(MapError) -> MapBatch<Key, Value> {
+        try batch(from: cursor, maxCount: maxCount, removing: false)
+    }
+
+    func batch(from cursor: MapBatchCursor?, maxCount: Int, removing: Bool) throws(MapError) -> MapBatch<Key, Value> {
+        var room = Swift.max(1, maxCount)
+        while true {
+            let keys = UnsafeMutableBufferPointer<Key>.allocate(capacity: room)
+            let values = UnsafeMutableBufferPointer<Value>.allocate(capacity: room)
+            defer {
+                keys.deallocate()
+                values.deallocate()
+            }
+            let keyBytes = UnsafeMutableRawBufferPointer(start: keys.baseAddress, count: room * MemoryLayout<Key>.size)
+            let valueBytes = UnsafeMutableRawBufferPointer(start: values.baseAddress, count: room * MemoryLayout<Value>.size)
+            // Keys and values are packed at their sizes (equal to their strides for keys; values
+            // are read back from the packed bytes).
+            let result = removing
+                ? try raw.lookupAndDeleteBatch(from: cursor, keys: keyBytes, values: valueBytes, count: room,
+                                               elementFlags: [], flags: 0)
+                : try raw.lookupBatch(from: cursor, keys: keyBytes, values: valueBytes, count: room,
+                                      elementFlags: [], flags: 0)
+            if result.error == .noSpace {
+                room *= 2  // a bucket larger than the room: read it whole
+                continue
+            }
+            if let error = result.error, error != .keyNotFound { throw error.with(elementsProcessed: result.count) }
+            var entries: [(key: Key, value: Value)] = []
+            entries.reserveCapacity(result.count)
+            for index in 0..<result.count {
+                let key = keyBytes.baseAddress!.loadUnaligned(fromByteOffset: index * MemoryLayout<Key>.size, as: Key.self)
+                let value = valueBytes.baseAddress!.loadUnaligned(fromByteOffset: index * MemoryLayout<Value>.size, as: Value.self)
+                entries.append((key, value))
+            }
+            return MapBatch(entries: entries, cursor: result.cursor ?? cursor, isComplete: result.isEndOfMap)
+        }
+    }
+
+    /// Stores every entry, in order, with `BPF_ANY` semantics: Linux's `BPF_MAP_UPDATE_BATCH`.
+    ///
+    /// - Throws: the first failure (``MapError/outOfSpace`` for a new key in a full map,
+    ///   …), with ``MapError/elementsProcessed`` the number of entries stored before it.
+    public func updateValues(_ entries: some Collection<(Key, Value)>) throws(MapError) {
+        let count = entries.count
+        guard count > 0 else { return }
+        let keys = UnsafeMutableRawBufferPointer.allocate(byteCount: count * MemoryLayout<Key>.size, alignment: 16)
+        let values = UnsafeMutableRawBufferPointer.allocate(byteCount: count * MemoryLayout<Value>.size, alignment: 16)
+        defer {
+            keys.deallocate()
+            values.deallocate()
+        }
+        for (index, (key, value)) in entries.enumerated() {
+            keys.storeBytes(of: key, toByteOffset: index * MemoryLayout<Key>.size, as: Key.self)
+            values.storeBytes(of: value, toByteOffset: index * MemoryLayout<Value>.size, as: Value.self)
+        }
+        let result = try raw.updateBatch(keys: UnsafeRawBufferPointer(keys), values: UnsafeRawBufferPointer(values),
+                                         count: count, elementFlags: [], flags: 0)
+        if let error = result.error { throw error.with(elementsProcessed: result.count) }
+    }
+}
+
+extension DynamicKeyValueMap {
+    /// Reads and removes up to `maxCount` entries in one call (of concurrent callers,
+    /// exactly one gets each entry): Linux's `BPF_MAP_LOOKUP_AND_DELETE_BATCH`, typed. Drain
+    /// a map by calling it until ``MapBatch/isComplete``.
+    public func removeBatch(from cursor: MapBatchCursor? = nil, maxCount: Int) throws(MapError) -> MapBatch<Key, Value> {
+        try batch(from: cursor, maxCount: maxCount, removing: true)
+    }
+
+    /// Removes every key, in order: Linux's `BPF_MAP_DELETE_BATCH`.
+    ///
+    /// - Throws: the first failure (``MapError/keyNotFound`` for an absent key), with
+    ///   ``MapError/elementsProcessed`` the number of keys removed before it.
+    public func removeValues(forKeys keys: some Collection<Key>) throws(MapError) {
+        let count = keys.count
+        guard count > 0 else { return }
+        let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: count * MemoryLayout<Key>.size, alignment: 16)
+        defer { bytes.deallocate() }
+        for (index, key) in keys.enumerated() {
+            bytes.storeBytes(of: key, toByteOffset: index * MemoryLayout<Key>.size, as: Key.self)
+        }
+        let result = try raw.deleteBatch(keys: UnsafeRawBufferPointer(bytes), count: count, elementFlags: [], flags: 0)
+        if let error = result.error { throw error.with(elementsProcessed: result.count) }
+    }
+}

@@ -1,0 +1,198 @@
+/// A typed map over a byte-level ``/RCUBaseMaps/RawMap``: keys and values are Swift values of fixed
+/// size, copied in and out, with the vocabulary of `Dictionary`.
+///
+/// The typed maps are ``BucketHashMap``, ``LockFreeHashMap``, ``ArrayMap`` and
+/// ``CustomMap``. Each wraps one byte-level map (``raw``), reachable for eBPF-style and C
+/// interoperation; the typed layer adds no state and no cost of its own (a typed lookup
+/// compiles to the byte-level map's inlined lookup).
+///
+/// Errors are ``/RCUBaseMaps/MapError`` values carrying Linux's errno; the typed API turns the ones a
+/// Swift user expects as answers into answers: an absent key is `nil`, an insert of a
+/// present key is `false`.
+///
+/// Concurrency: every map is safe for any number of readers and writers on any threads.
+/// Readers never take a lock. A value read out is one some update stored whole (never
+/// torn). In-place access (``InPlaceKeyValueMap/withValue(forKey:_:)`` and friends) borrows the map's memory
+/// for the duration of a closure inside an epoch section; the closure cannot let it escape.
+///
+/// Every typed map is a `Sequence` of `(key:, value:)` pairs (``KeyValueMapIterator``).
+public protocol KeyValueMap<Key, Value>: AnyObject, Sendable {
+    /// The key type: bytes with no padding (checked when the map is created).
+    associatedtype Key: BitwiseCopyable & Sendable
+    /// The value type: at most 8-byte aligned (checked when the map is created).
+    associatedtype Value: BitwiseCopyable & Sendable
+    /// The byte-level map underneath.
+    associatedtype Raw: RawMap
+
+    /// The byte-level map underneath: its key and value sizes are those of `Key` and `Value`.
+    /// Use it for batch-style byte access and C interoperation; what it stores is what the
+    /// typed map reads.
+    var raw: Raw { get }
+}
+
+extension KeyValueMap {
+    /// Entries in the map (for arrays, the number of slots). A snapshot under concurrent
+    /// updates.
+    @inlinable public var count: Int { raw.count }
+
+    /// Most entries the map holds (`maxEntries`).
+    @inlinable public var capacity: Int { raw.definition.maxEntries }
+
+    /// Whether the map holds no entry.
+    @inlinable public var isEmpty: Bool { raw.count == 0 }
+
+    /// The value stored under `key`, copied out; `nil` when the key is absent.
+    ///
+    /// - Throws: only what a custom map's provider throws from its find callback; never
+    ///   for a built-in map (whose typed subscript is therefore non-throwing).
+    ///
+    /// Concurrency: any thread; enters an epoch for the copy.
+    @inlinable @inline(__always)
+    public func value(forKey key: Key) throws(MapError) -> Value? {
+        try withUnsafeBytes(of: key) { (keyBytes) throws(MapError) -> Value? in
+            try withUnsafeTemporaryAllocation(of: Value.self, capacity: 1) { (value) throws(MapError) -> Value? in
+                let bytes = UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(value)[..<MemoryLayout<Value>.size])
+                guard try raw.inlinedLookupIfPresent(key: keyBytes, into: bytes) else { return nil }
+                // The map holds bytes that a `Value` was written as (or, for arrays, zeros).
+                return UnsafeMutableRawPointer(value.baseAddress!).load(as: Value.self)
+            }
+        }
+    }
+
+    /// Stores `value` under `key`, replacing any value there (`BPF_ANY`).
+    ///
+    /// - Returns: The value replaced — exactly the one this update displaced, atomically —
+    ///   or `nil` if the key was new.
+    /// - Throws: ``/RCUBaseMaps/MapError/outOfSpace`` (E2BIG) for a new key in a full map (an index out
+    ///   of range for arrays); ``/RCUBaseMaps/MapError/noMemory`` (the map is unchanged); a custom map's
+    ///   provider errors.
+    ///
+    /// Concurrency: any thread. Readers see the old value or the new one, never a mix.
+    @inlinable @discardableResult
+    public func updateValue(_ value: Value, forKey key: Key) throws(MapError) -> Value? {
+        try exchange(value, forKey: key, flags: .any)
+    }
+
+    /// Stores `value` under `key` only if the key holds a value already (`BPF_EXIST`).
+    ///
+    /// - Returns: The value replaced, or `nil` if the key was absent (nothing was stored).
+    /// - Throws: ``/RCUBaseMaps/MapError/noMemory``; a custom map's provider errors.
+    @inlinable @discardableResult
+    public func replaceValue(_ value: Value, forKey key: Key) throws(MapError) -> Value? {
+        do throws(MapError) {
+            return try exchange(value, forKey: key, flags: .exist)
+        } catch where error == .keyNotFound {
+            return nil
+        }
+    }
+
+    /// The update under `flags`, reporting what it displaced.
+    @inlinable
+    func exchange(_ value: Value, forKey key: Key, flags: MapUpdateFlags) throws(MapError) -> Value? {
+        try withUnsafeBytes(of: key) { (keyBytes) throws(MapError) -> Value? in
+            try withUnsafeBytes(of: value) { (valueBytes) throws(MapError) -> Value? in
+                try withUnsafeTemporaryAllocation(of: Value.self, capacity: 1) { (old) throws(MapError) -> Value? in
+                    let replaced = try raw.exchange(key: keyBytes, value: valueBytes, flags: flags,
+                                                    into: UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(old)[..<MemoryLayout<Value>.size]))
+                    return replaced ? UnsafeMutableRawPointer(old.baseAddress!).load(as: Value.self) : nil
+                }
+            }
+        }
+    }
+
+    /// A copy of every entry, as a dictionary. Not atomic: each entry is one some update
+    /// stored, read at some moment of the pass (see ``makeIterator()``).
+    public func snapshot() -> [Key: Value] where Key: Hashable {
+        var result: [Key: Value] = [:]
+        var entries = KeyValueMapIterator(self)
+        while let (key, value) = entries.next() { result[key] = value }
+        return result
+    }
+}
+
+/// Maps whose keys can be inserted and removed: the hash maps and custom maps (an array's
+/// slots always exist).
+public protocol DynamicKeyValueMap<Key, Value>: KeyValueMap {}
+
+extension DynamicKeyValueMap {
+    /// Stores `value` under `key` only if the key is absent (`BPF_NOEXIST`).
+    ///
+    /// - Returns: `true` if it was stored; `false` if the key held a value (left as it was).
+    /// - Throws: ``/RCUBaseMaps/MapError/outOfSpace`` (E2BIG) when the map is full; ``/RCUBaseMaps/MapError/noMemory``;
+    ///   a custom map's provider errors.
+    ///
+    /// Concurrency: of several threads inserting one absent key, exactly one gets `true`.
+    @inlinable @discardableResult
+    public func insertIfAbsent(_ value: Value, forKey key: Key) throws(MapError) -> Bool {
+        do {
+            try withUnsafeBytes(of: key) { (keyBytes) throws(MapError) in
+                try withUnsafeBytes(of: value) { (valueBytes) throws(MapError) in
+                    try raw.update(key: keyBytes, value: valueBytes, flags: .noExist)
+                }
+            }
+            return true
+        } catch where error == .alreadyExists {
+            return false
+        }
+    }
+
+    /// Removes `key` and returns the value it had, atomically (Linux's lookup-and-delete):
+    /// of several threads removing one key, exactly one gets the value.
+    ///
+    /// - Returns: The value removed, or `nil` if the key was absent.
+    /// - Throws: a custom map's provider errors (a refusing deletion callback, an array base).
+    @inlinable @discardableResult
+    public func removeValue(forKey key: Key) throws(MapError) -> Value? {
+        try takeValue(forKey: key)
+    }
+
+    /// Lookup-and-delete of `key`: the removed value, or nil if absent.
+    @inlinable
+    func takeValue(forKey key: Key) throws(MapError) -> Value? {
+        try withUnsafeBytes(of: key) { (keyBytes) throws(MapError) -> Value? in
+            try withUnsafeTemporaryAllocation(of: Value.self, capacity: 1) { (value) throws(MapError) -> Value? in
+                do throws(MapError) {
+                    try raw.lookupAndDelete(key: keyBytes, into: UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(value)[..<MemoryLayout<Value>.size]))
+                } catch where error == .keyNotFound {
+                    return nil
+                }
+                return UnsafeMutableRawPointer(value.baseAddress!).load(as: Value.self)
+            }
+        }
+    }
+}
+
+// MARK: - Shared construction
+
+extension MapDefinition {
+    /// The definition of a typed map of `Key` → `Value`, after checking their layouts.
+    static func typed<Key, Value>(_ type: MapType, key: Key.Type, value: Value.Type, maxEntries: Int,
+                                  flags: MapCreationFlags, name: String, numaNode: Int?,
+                                  hashImplementation: HashImplementation = .lockFree,
+                                  poolTag: PoolTag?) throws(MapError) -> MapDefinition {
+        try TypedLayout.checkKey(Key.self)
+        try TypedLayout.checkValue(Value.self)
+        return MapDefinition(type: type, keySize: MemoryLayout<Key>.size, valueSize: MemoryLayout<Value>.size,
+                             maxEntries: maxEntries, flags: flags, name: name, numaNode: numaNode,
+                             hashImplementation: hashImplementation, poolTag: poolTag)
+    }
+
+    /// Checks that an existing byte-level map can be viewed as `Key` → `Value`.
+    static func checkTyped<Key, Value>(_ raw: any RawMap, key: Key.Type, value: Value.Type) throws(MapError) {
+        try TypedLayout.checkKey(Key.self)
+        try TypedLayout.checkValue(Value.self)
+        let definition = raw.definition
+        guard definition.keySize == MemoryLayout<Key>.size, definition.valueSize == MemoryLayout<Value>.size else {
+            throw MapError.invalidArgument.with(reason: """
+                the map stores \(definition.keySize)-byte keys and \(definition.valueSize)-byte values, \
+                \(Key.self) is \(MemoryLayout<Key>.size) bytes and \(Value.self) is \(MemoryLayout<Value>.size)
+                """)
+        }
+    }
+}
+
+/// Stops the program: a byte-level error that a typed map's own checks rule out happened.
+@usableFromInline @inline(never)
+func typedMapInvariantBroken(_ error: MapError, _ operation: StaticString) -> Never {
+    _rcumapsTrap("\(operation) failed with \(error), which the typed map's layout checks rule out")
+}

@@ -1,0 +1,84 @@
+@_spi(Reflection) import Swift
+
+/// The layout rules of the typed maps' `Key` and `Value` types, checked once when a map is
+/// created.
+///
+/// A key is hashed and compared as raw bytes, so every byte of it must be data: a padding
+/// byte holds whatever was in memory when the key was built, and two equal keys would hash
+/// differently. Refused, with ``MapError/invalidArgument`` and a reason naming the type:
+/// - a key whose size differs from its stride (trailing padding: `(UInt64, UInt8)`);
+/// - a key with interior padding (`struct { var a: UInt8; var b: UInt32 }`), found by
+///   walking the type's stored fields — structs and tuples, recursively — through the
+///   standard library's reflection metadata;
+/// - a key or value of size 0.
+///
+/// What cannot be detected: padding inside an enum's payload, and the fields of a type
+/// whose metadata has no field records (some imported C structs). Such keys are checked
+/// for trailing padding only. Add explicit padding fields (`var reserved: UInt16 = 0`) to
+/// be safe.
+///
+/// Values are copied whole, so padding in them is harmless; but in-place access hands out
+/// typed pointers into the map, which aligns values to 8 bytes: a value type that needs
+/// more (SIMD vectors, `UInt128`) is refused.
+@usableFromInline
+enum TypedLayout {
+    /// Alignment every map gives its values in place.
+    @usableFromInline static let valueAlignment = 8
+
+    static func checkKey<Key>(_: Key.Type) throws(MapError) {
+        let size = MemoryLayout<Key>.size
+        guard size > 0 else {
+            throw MapError.invalidArgument.with(reason: "key type \(Key.self) has size 0")
+        }
+        guard size == MemoryLayout<Key>.stride else {
+            throw MapError.invalidArgument.with(reason: """
+                key type \(Key.self) has \(MemoryLayout<Key>.stride - size) bytes of trailing padding \
+                (size \(size), stride \(MemoryLayout<Key>.stride)): keys are hashed as bytes, and padding bytes \
+                are garbage; add explicit fields to fill it
+                """)
+        }
+        if let data = dataBytes(of: Key.self), data < size {
+            throw MapError.invalidArgument.with(reason: """
+                key type \(Key.self) has \(size - data) bytes of interior padding (\(data) bytes of fields in \
+                \(size)): keys are hashed as bytes, and padding bytes are garbage; reorder the fields (largest \
+                first) or add explicit padding fields
+                """)
+        }
+    }
+
+    static func checkValue<Value>(_: Value.Type) throws(MapError) {
+        guard MemoryLayout<Value>.size > 0 else {
+            throw MapError.invalidArgument.with(reason: "value type \(Value.self) has size 0")
+        }
+        guard MemoryLayout<Value>.alignment <= valueAlignment else {
+            throw MapError.invalidArgument.with(reason: """
+                value type \(Value.self) needs \(MemoryLayout<Value>.alignment)-byte alignment; maps align values \
+                in place to \(valueAlignment) bytes
+                """)
+        }
+    }
+
+    /// Bytes of `type` that belong to some field (all of them, for a type without padding),
+    /// or nil when the metadata cannot tell.
+    static func dataBytes(of type: Any.Type) -> Int? {
+        var total = 0
+        var known = true
+        let walked = _forEachField(of: type, options: []) { _, _, fieldType, kind in
+            switch kind {
+            case .struct, .tuple:
+                if let inner = dataBytes(of: fieldType) { total += inner } else { known = false }
+            default:
+                total += size(of: fieldType)
+            }
+            return known
+        }
+        guard walked, known else { return nil }
+        // A type with no fields at all (a builtin, or metadata without records): its size.
+        return total == 0 ? size(of: type) : total
+    }
+
+    static func size(of type: Any.Type) -> Int {
+        func size<T>(_: T.Type) -> Int { MemoryLayout<T>.size }
+        return _openExistential(type, do: size)
+    }
+}

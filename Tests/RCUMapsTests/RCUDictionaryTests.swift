@@ -1,0 +1,161 @@
+import RCUMaps
+import RCUMapsTestSupport
+import Synchronization
+import Testing
+
+/// Counts the lives of the objects of one test (tests run in parallel: each has its own).
+final class Census: Sendable {
+    let alive = Atomic<Int>(0)
+    let created = Atomic<Int>(0)
+    let deinitialized = Atomic<Int>(0)
+}
+
+/// An object that counts its lives: every instance must be deinitialized exactly once.
+final class Tracked: Sendable {
+    let id: Int
+    let census: Census
+    let payload: [Int]
+    /// Set on deinit; a second deinit (a double release) trips over it.
+    let dead = Atomic<Bool>(false)
+
+    init(_ id: Int, _ census: Census) {
+        self.id = id
+        self.census = census
+        payload = [id, id &* 2, id &* 3]
+        census.alive.add(1, ordering: .relaxed)
+        census.created.add(1, ordering: .relaxed)
+    }
+
+    deinit {
+        precondition(!dead.exchange(true, ordering: .relaxed), "Tracked \(id) deinitialized twice")
+        census.alive.subtract(1, ordering: .relaxed)
+        census.deinitialized.add(1, ordering: .relaxed)
+    }
+
+    /// Reading an object after it was freed shows up here (and under ASan).
+    var isIntact: Bool { payload == [id, id &* 2, id &* 3] && !dead.load(ordering: .relaxed) }
+}
+
+@Suite("RCUDictionary")
+struct RCUDictionaryTests {
+    @Test func dictionaryVocabulary() {
+        let routes = RCUDictionary<String, Int>()
+        #expect(routes.isEmpty)
+        routes["a"] = 1
+        routes["b"] = 2
+        #expect(routes["a"] == 1 && routes["b"] == 2 && routes["c"] == nil)
+        #expect(routes["c", default: 9] == 9)
+        #expect(routes.updateValue(10, forKey: "a") == 1)
+        #expect(routes.updateValue(3, forKey: "c") == nil)
+        #expect(routes.count == 3)
+        #expect(!routes.insertIfAbsent(99, forKey: "a"))
+        #expect(routes.insertIfAbsent(4, forKey: "d"))
+        #expect(routes.replaceValue(forKey: "a", ifCurrent: 10, with: 11))
+        #expect(!routes.replaceValue(forKey: "a", ifCurrent: 10, with: 12))
+        #expect(!routes.replaceValue(forKey: "zz", ifCurrent: 0, with: 1))
+        #expect(routes.update(forKey: "b") { ($0 ?? 0) + 40 } == 42)
+        #expect(routes.update(forKey: "e") { $0 == nil ? 5 : 6 } == 5)
+        #expect(routes.update(forKey: "e") { _ in nil } == nil)
+        #expect(routes["e"] == nil)
+        #expect(routes.removeValue(forKey: "d") == 4)
+        #expect(routes.removeValue(forKey: "d") == nil)
+        routes["c"] = nil
+        #expect(routes.dictionary == ["a": 11, "b": 42])
+        #expect(Set(routes.keys) == ["a", "b"])
+        #expect(routes.values.sorted() == [11, 42])
+        var seen: [String: Int] = [:]
+        for (key, value) in routes { seen[key] = value }
+        #expect(seen == ["a": 11, "b": 42])
+        routes.removeAll()
+        #expect(routes.isEmpty && routes["a"] == nil)
+        let literal: RCUDictionary = ["x": 1, "y": 2]
+        #expect(literal.count == 2 && literal["y"] == 2)
+    }
+
+    /// Grows well past its initial size, and back down.
+    @Test func growsAndShrinks() {
+        let numbers = RCUDictionary<Int, Int>()
+        for key in 0..<50_000 { numbers[key] = key &* 7 }
+        #expect(numbers.count == 50_000)
+        #expect((0..<50_000).allSatisfy { numbers[$0] == $0 &* 7 })
+        for key in 0..<49_990 { numbers.removeValue(forKey: key) }
+        #expect(numbers.count == 10)
+        #expect(numbers.dictionary == Dictionary(uniqueKeysWithValues: (49_990..<50_000).map { ($0, $0 &* 7) }))
+    }
+
+    /// Many threads replace and remove the same keys (class values) while readers read them:
+    /// every object's deinit runs exactly once, after a barrier none is left, and no reader
+    /// ever sees a freed object.
+    @Test func classValuesAreReleasedExactlyOnce() {
+        let census = Census()
+        let torn = Atomic<Int>(0)
+        do {
+            let objects = RCUDictionary<Int, Tracked>()
+            let keys = 32
+            let rounds = 5_000
+            runOnThreads(4) { thread in
+                var seed = UInt64(thread + 1) &* 0x9E37_79B9_7F4A_7C15
+                for round in 0..<rounds {
+                    seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17
+                    let key = Int(seed % UInt64(keys))
+                    switch (seed >> 32) % 6 {
+                    case 0: objects[key] = Tracked(round, census)
+                    case 1: _ = objects.updateValue(Tracked(round, census), forKey: key)
+                    case 2: _ = objects.removeValue(forKey: key)
+                    case 3: _ = objects.insertIfAbsent(Tracked(round, census), forKey: key)
+                    case 4: objects.update(forKey: key) { old in old == nil ? Tracked(round, census) : nil }
+                    default:
+                        if let object = objects[key], !object.isIntact { torn.add(1, ordering: .relaxed) }
+                    }
+                }
+            }
+            for (_, object) in objects where !object.isIntact { torn.add(1, ordering: .relaxed) }
+        }
+        // The dictionary is gone: its entries are retired; a barrier runs their release.
+        Epoch.barrier()
+        Epoch.barrier()
+        #expect(torn.load(ordering: .relaxed) == 0)
+        #expect(census.alive.load(ordering: .relaxed) == 0)
+        let made = census.created.load(ordering: .relaxed)
+        #expect(census.deinitialized.load(ordering: .relaxed) == made)
+        #expect(made > 0)
+    }
+
+    /// A reader that took a value keeps it alive however long it holds it, even after the
+    /// entry was removed and reclaimed.
+    @Test func aValueReadOutlivesItsEntry() {
+        let objects = RCUDictionary<String, Tracked>()
+        objects["k"] = Tracked(7, Census())
+        let held = objects["k"]
+        objects.removeValue(forKey: "k")
+        Epoch.barrier()
+        #expect(held?.isIntact == true && held?.id == 7)
+    }
+
+    /// Reads from Swift concurrency tasks (lock-free, no registration needed).
+    @Test func readsFromTasks() async {
+        let table = RCUDictionary<Int, String>()
+        for key in 0..<100 { table[key] = "v\(key)" }
+        let found = await withTaskGroup(of: Int.self) { group in
+            for task in 0..<8 {
+                group.addTask {
+                    var hits = 0
+                    for key in 0..<100 where table[(key + task) % 100] == "v\((key + task) % 100)" { hits += 1 }
+                    return hits
+                }
+            }
+            return await group.reduce(0, +)
+        }
+        #expect(found == 800)
+    }
+
+    /// Concurrent counting through update(forKey:): no increment is lost (the transform
+    /// retries when another writer got there first).
+    @Test func updateRetriesUntilItWins() {
+        let counts = RCUDictionary<String, Int>()
+        runOnThreads(4) { _ in
+            for _ in 0..<2_000 { counts.update(forKey: "hits") { ($0 ?? 0) + 1 } }
+        }
+        #expect(counts["hits"] == 8_000)
+    }
+}

@@ -1,0 +1,330 @@
+import RCUMaps
+import RCUMapsTestSupport
+import Synchronization
+import Testing
+
+struct FlowKey: BitwiseCopyable, Hashable, Sendable {
+    var source: UInt32
+    var destination: UInt32
+    var ports: UInt32
+    var proto: UInt32
+}
+
+struct Counters: BitwiseCopyable, Equatable, Sendable {
+    var packets: UInt64 = 0
+    var bytes: UInt64 = 0
+}
+
+enum Color: UInt8, BitwiseCopyable, Sendable { case red = 1, green, blue }
+
+enum Shape: BitwiseCopyable, Equatable, Sendable {
+    case circle(radius: UInt32)
+    case square(side: UInt16)
+}
+
+/// A key with interior padding: 3 bytes between `tag` and `value`.
+struct PaddedKey: BitwiseCopyable, Sendable { var tag: UInt8; var value: UInt32 }
+/// A key with trailing padding: size 9, stride 16.
+typealias TrailingPaddedKey = (UInt64, UInt8)
+/// A nested key with padding inside an inner struct.
+struct Inner: BitwiseCopyable, Sendable { var a: UInt16; var b: UInt64 }
+struct NestedPaddedKey: BitwiseCopyable, Sendable { var inner: Inner; var c: UInt64 }
+
+@Suite("Typed maps")
+struct TypedMapTests {
+    static let kinds = ["bucket", "lockFree"]
+
+    func hashMap<K: BitwiseCopyable & Sendable, V: BitwiseCopyable & Sendable>(
+        _ kind: String, _: K.Type, _: V.Type, maxEntries: Int = 64
+    ) throws -> any DynamicKeyValueMap<K, V> {
+        kind == "bucket" ? try BucketHashMap<K, V>(maxEntries: maxEntries) : try LockFreeHashMap<K, V>(maxEntries: maxEntries)
+    }
+
+    @Test(arguments: kinds)
+    func structsRoundTrip(_ kind: String) throws {
+        let flows = try hashMap(kind, FlowKey.self, Counters.self)
+        let key = FlowKey(source: 1, destination: 2, ports: 0x0050_1F90, proto: 6)
+        #expect(try flows.value(forKey: key) == nil)
+        #expect(try flows.updateValue(Counters(packets: 1, bytes: 60), forKey: key) == nil)
+        #expect(try flows.value(forKey: key) == Counters(packets: 1, bytes: 60))
+        // updateValue returns what it replaced.
+        #expect(try flows.updateValue(Counters(packets: 2, bytes: 120), forKey: key) == Counters(packets: 1, bytes: 60))
+        #expect(flows.count == 1)
+        #expect(try flows.removeValue(forKey: key) == Counters(packets: 2, bytes: 120))
+        #expect(try flows.removeValue(forKey: key) == nil)
+        #expect(flows.isEmpty)
+        #expect(flows.capacity == 64)
+    }
+
+    @Test(arguments: kinds)
+    func enumsAndTuplesRoundTrip(_ kind: String) throws {
+        let colors = try hashMap(kind, Color.self, Shape.self)
+        try colors.updateValue(.circle(radius: 5), forKey: .red)
+        try colors.updateValue(.square(side: 3), forKey: .blue)
+        #expect(try colors.value(forKey: .red) == .circle(radius: 5))
+        #expect(try colors.value(forKey: .blue) == .square(side: 3))
+        #expect(try colors.value(forKey: .green) == nil)
+        let pairs = try hashMap(kind, (UInt32, UInt32).self, (UInt64, Int8).self)
+        try pairs.updateValue((9, -1), forKey: (1, 2))
+        let got = try #require(try pairs.value(forKey: (1, 2)))
+        #expect(got.0 == 9 && got.1 == -1)
+        #expect(try pairs.value(forKey: (2, 1)) == nil)
+    }
+
+    @Test(arguments: kinds)
+    func insertIfAbsentAndReplaceValueFollowTheFlags(_ kind: String) throws {
+        let map = try hashMap(kind, UInt64.self, UInt64.self, maxEntries: 2)
+        #expect(try map.insertIfAbsent(10, forKey: 1))
+        #expect(try !map.insertIfAbsent(11, forKey: 1))   // NOEXIST on a present key: false, unchanged
+        #expect(try map.value(forKey: 1) == 10)
+        #expect(try map.replaceValue(12, forKey: 1) == 10)   // EXIST: returns the old value
+        #expect(try map.replaceValue(20, forKey: 2) == nil)   // EXIST on an absent key: nothing stored
+        #expect(try map.value(forKey: 2) == nil)
+        try map.updateValue(20, forKey: 2)
+        // Full: a new key is E2BIG, an existing one can still be replaced.
+        #expect(throws: MapError.outOfSpace) { try map.updateValue(30, forKey: 3) }
+        #expect(throws: MapError.outOfSpace) { try map.insertIfAbsent(30, forKey: 3) }
+        #expect(try map.updateValue(21, forKey: 2) == 20)
+    }
+
+    @Test func paddedKeysAreRefusedWithAClearMessage() {
+        func reason(_ body: () throws -> Void) -> String? {
+            do { try body(); return nil } catch let error as MapError where error == .invalidArgument {
+                return error.reason
+            } catch { return "\(error)" }
+        }
+        let interior = reason { _ = try BucketHashMap<PaddedKey, UInt64>(maxEntries: 4) }
+        #expect(interior?.contains("3 bytes of interior padding") == true, "\(interior ?? "accepted")")
+        #expect(interior?.contains("PaddedKey") == true)
+        let trailing = reason { _ = try LockFreeHashMap<TrailingPaddedKey, UInt64>(maxEntries: 4) }
+        #expect(trailing?.contains("7 bytes of trailing padding") == true, "\(trailing ?? "accepted")")
+        let nested = reason { _ = try BucketHashMap<NestedPaddedKey, UInt64>(maxEntries: 4) }
+        #expect(nested?.contains("6 bytes of interior padding") == true, "\(nested ?? "accepted")")
+        let custom = reason { _ = try CustomMap<PaddedKey, UInt64>(type: MapType(rawValue: 4999), maxEntries: 4) }
+        #expect(custom?.contains("interior padding") == true)
+        // Keys without padding are fine, however they are built.
+        #expect(reason { _ = try BucketHashMap<FlowKey, Counters>(maxEntries: 4) } == nil)
+        #expect(reason { _ = try BucketHashMap<(UInt32, UInt32), UInt8>(maxEntries: 4) } == nil)
+        // Values: padding is harmless, over-alignment is refused (in-place pointers are 8-aligned).
+        #expect(reason { _ = try BucketHashMap<UInt64, PaddedKey>(maxEntries: 4) } == nil)
+        let aligned = reason { _ = try BucketHashMap<UInt64, SIMD4<Float>>(maxEntries: 4) }
+        #expect(aligned?.contains("16-byte alignment") == true, "\(aligned ?? "accepted")")
+    }
+
+    @Test func wrappingChecksSizes() throws {
+        let raw = try RawBucketHashMap(MapDefinition(type: .hash, keySize: 8, valueSize: 16, maxEntries: 8,
+                                                     hashImplementation: .bucketLocked))
+        #expect(throws: MapError.invalidArgument) { _ = try BucketHashMap<UInt64, UInt64>(wrapping: raw) }
+        let typed = try BucketHashMap<UInt64, Counters>(wrapping: raw)
+        try typed.updateValue(Counters(packets: 3, bytes: 4), forKey: 9)
+        // Both views see the same entry.
+        #expect(try raw.get(UInt64(9), as: Counters.self) == Counters(packets: 3, bytes: 4))
+    }
+
+    @Test func inPlaceAccessAndUpsert() throws {
+        func check<M: DynamicKeyValueMap & InPlaceKeyValueMap>(_ flows: M) throws where M.Key == UInt32, M.Value == Counters {
+            // upsert inserts the default once, then runs the body in place each time.
+            for _ in 0..<3 {
+                try flows.upsert(forKey: 7, default: Counters()) { $0.packets += 1; $0.bytes += 60 }
+            }
+            #expect(try flows.value(forKey: 7) == Counters(packets: 3, bytes: 180))
+            #expect(flows.count == 1)
+        }
+        try check(BucketHashMap<UInt32, Counters>(maxEntries: 8))
+        try check(LockFreeHashMap<UInt32, Counters>(maxEntries: 8))
+    }
+
+    @Test func bucketInPlaceViewsAndIteration() throws {
+        let counts = try BucketHashMap<UInt64, UInt64>(maxEntries: 128)
+        for key in UInt64(0)..<100 { try counts.updateValue(key, forKey: key) }
+        let changed = counts.withValue(forKey: 5) { (value: inout UInt64) -> UInt64 in
+            value += 100
+            return value
+        }
+        #expect(changed == 105)
+        #expect(counts.withValue(forKey: 500) { $0 += 1 } == nil)
+        #expect(counts.withAtomicFields(forKey: 6) { $0[\.self].wrappingAdd(10, ordering: .relaxed).newValue } == 16)
+        #expect(counts[6] == 16)
+        // Iteration: every key once; keys, values, a snapshot, a pass in one section.
+        var seen = Set<UInt64>()
+        for (key, value) in counts {
+            #expect(seen.insert(key).inserted)
+            #expect(value == counts[key])
+        }
+        #expect(seen.count == 100)
+        #expect(Set(counts.keys) == Set(0..<100))
+        let expectedSum: UInt64 = (0..<100).reduce(0, +) + 100 + 10
+        let sum: UInt64 = counts.values.reduce(0, +)
+        #expect(sum == expectedSum)
+        let snapshot = counts.snapshot()
+        #expect(snapshot.count == 100 && snapshot[5] == 105)
+        counts.forEachInPlace { _, value in value = 1 }
+        #expect(counts.values.allSatisfy { $0 == 1 })
+    }
+
+    @Test func atomicFieldsOfAStruct() throws {
+        let flows = try LockFreeHashMap<FlowKey, Counters>(maxEntries: 16)
+        let key = FlowKey(source: 1, destination: 1, ports: 1, proto: 17)
+        try flows.upsertAtomicFields(forKey: key, default: Counters()) { fields in
+            fields[\.packets].wrappingAdd(2, ordering: .relaxed)
+            fields[\.bytes].store(99, ordering: .relaxed)
+            fields.value.bytes += 1
+        }
+        #expect(flows[key] == Counters(packets: 2, bytes: 100))
+    }
+
+    @Test func arrays() throws {
+        let counters = try ArrayMap<UInt64>(count: 8)
+        #expect(counters.count == 8 && counters.capacity == 8)
+        #expect(counters[3] == 0)
+        #expect(counters[8] == nil)   // beyond the last slot
+        #expect(try counters.updateValue(5, forKey: 3) == 0)   // arrays always replace
+        #expect(try counters.replaceValue(6, forKey: 3) == 5)
+        #expect(throws: MapError.outOfSpace) { try counters.updateValue(1, forKey: 8) }
+        #expect(counters.withAtomicFields(forKey: 3) { $0[\.self].wrappingAdd(1, ordering: .relaxed).newValue } == 7)
+        #expect(Array(counters.keys) == Array(0..<8))
+        #expect(counters.values.reduce(0, +) == 7)
+        let colors = try ArrayMap<Color>(count: 4, repeating: .green)
+        #expect(colors.values.allSatisfy { $0 == .green })
+        let wide = try ArrayMap<Counters>(count: 2)
+        try wide.updateValue(Counters(packets: 1, bytes: 2), forKey: 1)
+        #expect(wide[1] == Counters(packets: 1, bytes: 2))
+        #expect(try wide.updateValue(Counters(), forKey: 1) == Counters(packets: 1, bytes: 2))
+    }
+
+    /// Many threads count into shared entries through the atomic view: nothing is lost.
+    @Test func concurrentAtomicUpsertsLoseNothing() throws {
+        func check<M: DynamicKeyValueMap & InPlaceKeyValueMap & Sequence>(_ map: M) where M.Key == UInt32, M.Value == Counters {
+            let threads = 4
+            let perThread = 5_000
+            let keys = 16
+            runOnThreads(threads) { thread in
+                for index in 0..<perThread {
+                    let key = UInt32((index &* 7 &+ thread) % keys)
+                    _ = try? map.upsertAtomicFields(forKey: key, default: Counters()) {
+                        $0[\.packets].wrappingAdd(1, ordering: .relaxed)
+                        $0[\.bytes].wrappingAdd(2, ordering: .relaxed)
+                    }
+                }
+            }
+            var total = Counters()
+            for counters in map.values {
+                total.packets += counters.packets
+                total.bytes += counters.bytes
+            }
+            #expect(total == Counters(packets: UInt64(threads * perThread), bytes: UInt64(2 * threads * perThread)))
+            #expect(map.count == keys)
+        }
+        check(try BucketHashMap<UInt32, Counters>(maxEntries: 64))
+        check(try LockFreeHashMap<UInt32, Counters>(maxEntries: 64))
+    }
+
+    /// Of many threads removing the same keys, exactly one gets each value.
+    @Test(arguments: kinds)
+    func removeValueHandsEachValueToOneThread(_ kind: String) throws {
+        let map = try hashMap(kind, UInt64.self, UInt64.self, maxEntries: 4_096)
+        for key in UInt64(0)..<2_000 { try map.updateValue(key &* 3, forKey: key) }
+        let taken = Atomic<Int>(0)
+        let sum = Atomic<UInt64>(0)
+        runOnThreads(4) { _ in
+            for key in UInt64(0)..<2_000 {
+                if let value = try? map.removeValue(forKey: key) {
+                    taken.add(1, ordering: .relaxed)
+                    sum.add(value, ordering: .relaxed)
+                }
+            }
+        }
+        #expect(taken.load(ordering: .relaxed) == 2_000)
+        #expect(sum.load(ordering: .relaxed) == (0..<2_000).reduce(0) { $0 + $1 * 3 })
+        #expect(map.isEmpty)
+    }
+
+    /// updateValue reports each displaced value to exactly one writer: the sum of what all
+    /// writers displaced plus what is left equals the sum of what they wrote.
+    @Test func updateValueReportsEachDisplacedValueOnce() throws {
+        func check<M: KeyValueMap & Sequence>(_ map: M) throws where M.Key == UInt32, M.Value == UInt64 {
+            let keys = 8
+            for key in 0..<UInt32(keys) { try map.updateValue(0, forKey: key) }
+            let displaced = Atomic<UInt64>(0)
+            let written = Atomic<UInt64>(0)
+            runOnThreads(4) { thread in
+                for index in 0..<4_000 {
+                    let value = UInt64(thread * 100_000 + index + 1)
+                    written.add(value, ordering: .relaxed)
+                    if let old = try? map.updateValue(value, forKey: UInt32(index % keys)) {
+                        displaced.add(old, ordering: .relaxed)
+                    }
+                }
+            }
+            var left: UInt64 = 0
+            for value in map.values { left += value }
+            #expect(displaced.load(ordering: .relaxed) + left == written.load(ordering: .relaxed))
+        }
+        try check(BucketHashMap<UInt32, UInt64>(maxEntries: 16))
+        try check(LockFreeHashMap<UInt32, UInt64>(maxEntries: 16))
+        try check(ArrayMap<UInt64>(count: 8))
+        // Wider values take the publish-and-retire paths.
+        func checkWide<M: KeyValueMap & Sequence>(_ map: M) throws where M.Key == UInt32, M.Value == Counters {
+            for key in UInt32(0)..<4 { try map.updateValue(Counters(), forKey: key) }
+            let displaced = Atomic<UInt64>(0)
+            let written = Atomic<UInt64>(0)
+            runOnThreads(4) { thread in
+                for index in 0..<2_000 {
+                    let value = UInt64(thread * 100_000 + index + 1)
+                    written.add(value, ordering: .relaxed)
+                    if let old = try? map.updateValue(Counters(packets: value, bytes: value), forKey: UInt32(index % 4)) {
+                        #expect(old.packets == old.bytes)
+                        displaced.add(old.packets, ordering: .relaxed)
+                    }
+                }
+            }
+            var left: UInt64 = 0
+            for value in map.values { left += value.packets }
+            #expect(displaced.load(ordering: .relaxed) + left == written.load(ordering: .relaxed))
+        }
+        try checkWide(BucketHashMap<UInt32, Counters>(maxEntries: 16))
+        try checkWide(LockFreeHashMap<UInt32, Counters>(maxEntries: 16))
+        try checkWide(ArrayMap<Counters>(count: 4))
+    }
+
+    @Test func typedBatches() throws {
+        func check<M: DynamicKeyValueMap>(_ map: M) throws where M.Key == UInt32, M.Value == Counters {
+            try map.updateValues((0..<100).map { (UInt32($0), Counters(packets: UInt64($0), bytes: 1)) })
+            var seen: [UInt32: Counters] = [:]
+            var batch = try map.lookupBatch(maxCount: 7)
+            while true {
+                for (key, value) in batch.entries { #expect(seen.updateValue(value, forKey: key) == nil) }
+                if batch.isComplete { break }
+                batch = try map.lookupBatch(from: batch.cursor, maxCount: 7)
+            }
+            #expect(seen.count == 100 && seen[42] == Counters(packets: 42, bytes: 1))
+            try map.removeValues(forKeys: Array(0..<10))
+            do {
+                try map.removeValues(forKeys: [10, 11, 5, 12])
+                Issue.record("removing an absent key succeeded")
+            } catch {
+                #expect(error == .keyNotFound && error.elementsProcessed == 2)
+            }
+            var drained = 0
+            var removal = try map.removeBatch(maxCount: 16)
+            while true {
+                drained += removal.entries.count
+                if removal.isComplete { break }
+                removal = try map.removeBatch(from: removal.cursor, maxCount: 16)
+            }
+            #expect(drained == 88 && map.isEmpty)
+            do {
+                try map.updateValues((0..<200).map { (UInt32($0), Counters()) })
+                Issue.record("a full map took 200 entries")
+            } catch {
+                #expect(error == .outOfSpace && error.elementsProcessed == 128)
+            }
+        }
+        try check(BucketHashMap<UInt32, Counters>(maxEntries: 128))
+        try check(LockFreeHashMap<UInt32, Counters>(maxEntries: 128))
+        let array = try ArrayMap<UInt64>(count: 10)
+        try array.updateValues((0..<10).map { (UInt32($0), UInt64($0) * 2) })
+        let all = try array.lookupBatch(maxCount: 100)
+        #expect(all.isComplete && all.entries.map(\.value) == (0..<10).map { UInt64($0) * 2 })
+    }
+}

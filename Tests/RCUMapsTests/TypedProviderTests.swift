@@ -1,0 +1,179 @@
+import ObjectMapProvider
+import RCUMaps
+import RCUMapsTestSupport
+import Synchronization
+import Testing
+
+/// Records what a typed provider hears.
+final class RemovalLog: Sendable {
+    let entries = Mutex<[(key: UInt32, stored: UInt64, reason: RemovalReason)]>([])
+    func record(_ key: UInt32, _ stored: UInt64, _ reason: RemovalReason) {
+        entries.withLock { $0.append((key, stored, reason)) }
+    }
+    var reasons: [RemovalReason] { entries.withLock { $0.map(\.reason) } }
+}
+
+/// Validating: clamps values to a limit, refuses 0; keeps in-place access.
+struct ClampingProvider: TypedMapProvider {
+    typealias Key = UInt32
+    typealias Value = UInt64
+    static var mode: TypedProviderMode { .validating }
+    let log: RemovalLog
+    let limit: UInt64 = 1_000
+
+    func validate(_ value: inout UInt64, forKey key: UInt32, context: NoProviderContext) throws(MapError) {
+        guard value != 0 else { throw MapError.invalidArgument.with(reason: "zero is not a limit") }
+        value = Swift.min(value, limit)
+    }
+
+    func removed(_ stored: UInt64, forKey key: UInt32, reason: RemovalReason, context: NoProviderContext) {
+        log.record(key, stored, reason)
+    }
+}
+
+/// Transforming: stores values complemented, with a per-map context counting maps.
+struct ComplementingProvider: TypedMapProvider {
+    typealias Key = UInt32
+    typealias Value = UInt64
+    final class Context: Sendable {
+        let maxEntries: Int
+        init(maxEntries: Int) { self.maxEntries = maxEntries }
+    }
+    static var mode: TypedProviderMode { .transforming }
+    let log: RemovalLog
+    let counter = ContextCounter()
+    final class ContextCounter: Sendable { let live = Atomic<Int>(0) }
+
+    func makeContext(maxEntries: Int) throws(MapError) -> Context {
+        counter.live.add(1, ordering: .relaxed)
+        return Context(maxEntries: maxEntries)
+    }
+    func destroyContext(_ context: Context) { counter.live.subtract(1, ordering: .relaxed) }
+    func store(_ value: UInt64, forKey key: UInt32, context: Context) throws(MapError) -> UInt64 { ~value }
+    func load(_ stored: UInt64, forKey key: UInt32, context: Context) throws(MapError) -> UInt64 { ~stored }
+    func removed(_ stored: UInt64, forKey key: UInt32, reason: RemovalReason, context: Context) {
+        log.record(key, ~stored, reason)
+    }
+}
+
+@Suite("Typed providers")
+struct TypedProviderTests {
+    @Test(arguments: [ProviderBaseMap.hashBucketLocked, .hashLockFree])
+    func validatingProvidersCheckAndClampKeepingInPlaceAccess(_ base: ProviderBaseMap) throws {
+        let log = RemovalLog()
+        // A registry of the test's own: type 4200 may be registered by other tests at once.
+        let registry = MapProviderRegistry()
+        let registration = try registry.register(ClampingProvider(log: log), type: MapType(rawValue: 4200), base: base)
+        do {
+            let limits = try registration.makeMap(maxEntries: 16)
+            try limits.updateValue(50, forKey: 1)
+            try limits.updateValue(5_000, forKey: 2)   // clamped
+            #expect(try limits[1] == 50 && limits[2] == 1_000)
+            #expect(throws: MapError.invalidArgument) { try limits.updateValue(0, forKey: 3) }
+            #expect(try limits[3] == nil)
+            // In place: the stored form is the user form.
+            #expect(try limits.withValue(forKey: 1) { (value: inout UInt64) -> UInt64 in value += 1; return value } == 51)
+            #expect(try limits.updateValue(7, forKey: 1) == 51)
+            #expect(try limits.removeValue(forKey: 2) == 1_000)
+        }
+        // replaced (51), deleted (1000), then teardown (7).
+        #expect(log.reasons == [.replaced, .deleted, .teardown])
+        #expect(log.entries.withLock { $0.map(\.stored) } == [51, 1_000, 7])
+        try registration.unregister()
+    }
+
+    @Test func transformingProvidersTranslateBothWaysAndBlockInPlace() throws {
+        let log = RemovalLog()
+        let registry = MapProviderRegistry()
+        let provider = ComplementingProvider(log: log)
+        let registration = try registry.register(provider, type: MapType(rawValue: 4200), base: .hashBucketLocked)
+        do {
+            let map = try registration.makeMap(maxEntries: 4)
+            #expect(provider.counter.live.load(ordering: .relaxed) == 1)
+            try map.updateValue(1, forKey: 10)
+            #expect(try map[10] == 1)
+            #expect(try map.raw.get(UInt32(10), as: UInt64.self) == 1)   // user-mode byte lookups translate too
+            #expect(try map.updateValue(2, forKey: 10) == 1)            // the displaced value, translated
+            #expect(throws: MapError.notSupported) { try map.withValue(forKey: 10) { $0 += 1 } }
+            // A full map: the addition was accepted, the base update failed → rolled back.
+            for key in UInt32(20)..<23 { try map.updateValue(UInt64(key), forKey: key) }
+            #expect(throws: MapError.outOfSpace) { try map.updateValue(99, forKey: 30) }
+        }
+        #expect(provider.counter.live.load(ordering: .relaxed) == 0)
+        let reasons = log.reasons
+        #expect(reasons.first == .replaced)
+        #expect(reasons.contains(.rolledBack))
+        #expect(reasons.filter { $0 == .teardown }.count == 4)
+        #expect(log.entries.withLock { $0.first { $0.reason == .rolledBack }?.stored } == 99)
+    }
+
+    /// Two registries hold the same type ID without colliding; MapRegistry.create sees only
+    /// the shared one.
+    @Test func scopedRegistriesAreIndependent() throws {
+        let first = MapProviderRegistry()
+        let second = MapProviderRegistry()
+        let type = MapType(rawValue: 4242)
+        let a = try first.register(ClampingProvider(log: RemovalLog()), type: type, base: .hashBucketLocked)
+        let b = try second.register(ComplementingProvider(log: RemovalLog()), type: type, base: .hashLockFree)
+        #expect(throws: MapError.alreadyExists) { _ = try first.register(ClampingProvider(log: RemovalLog()), type: type, base: .array) }
+        #expect(!MapProviderRegistry.shared.isRegistered(type))
+        #expect(throws: MapError.invalidArgument) {
+            _ = try MapRegistry.create(MapDefinition(type: type, keySize: 4, valueSize: 8, maxEntries: 4))
+        }
+        #expect(try a.makeMap(maxEntries: 4).raw.baseKind == .hashBucketLocked)
+        #expect(try b.makeMap(maxEntries: 4).raw.baseKind == .hashLockFree)
+        try a.unregister()
+        try b.unregister()
+    }
+
+    @Test func objectMapHoldsOneReferencePerEntry() throws {
+        let census = Census()
+        do {
+            let objects = try ObjectMap<UInt32, Tracked>(maxEntries: 8)
+            try objects.updateValue(Tracked(1, census), forKey: 1)
+            #expect(objects[1]?.id == 1)
+            let replaced = try objects.updateValue(Tracked(2, census), forKey: 1)
+            #expect(replaced?.id == 1 && replaced?.isIntact == true)
+            #expect(try objects.insertIfAbsent(Tracked(3, census), forKey: 3))
+            #expect(try !objects.insertIfAbsent(Tracked(4, census), forKey: 3))
+            #expect(try objects.removeValue(forKey: 3)?.id == 3)
+            #expect(objects[3] == nil)
+            #expect(objects.count == 1)
+            // A full map takes no reference on failure.
+            for key in UInt32(10)..<17 { try objects.updateValue(Tracked(Int(key), census), forKey: key) }
+            #expect(throws: MapError.outOfSpace) { try objects.updateValue(Tracked(99, census), forKey: 99) }
+        }
+        Epoch.barrier()
+        Epoch.barrier()
+        #expect(census.alive.load(ordering: .relaxed) == 0)
+        #expect(census.created.load(ordering: .relaxed) == census.deinitialized.load(ordering: .relaxed))
+    }
+
+    /// Many threads swap and remove objects while readers use them: every object dies
+    /// exactly once, and no reader sees a dead one.
+    @Test(arguments: [ProviderBaseMap.hashBucketLocked, .hashLockFree])
+    func objectMapUnderContention(_ base: ProviderBaseMap) throws {
+        let census = Census()
+        let broken = Atomic<Int>(0)
+        do {
+            let objects = try ObjectMap<UInt32, Tracked>(maxEntries: 64, base: base)
+            runOnThreads(4) { thread in
+                var random = XorShift(seed: UInt64(thread + 7))
+                for round in 0..<3_000 {
+                    let key = UInt32(random.next() % 16)
+                    switch random.next() % 4 {
+                    case 0: _ = try? objects.updateValue(Tracked(round, census), forKey: key)
+                    case 1: _ = try? objects.removeValue(forKey: key)
+                    case 2: _ = try? objects.insertIfAbsent(Tracked(round, census), forKey: key)
+                    default: if let object = objects[key], !object.isIntact { broken.add(1, ordering: .relaxed) }
+                    }
+                }
+            }
+        }
+        Epoch.barrier()
+        Epoch.barrier()
+        #expect(broken.load(ordering: .relaxed) == 0)
+        #expect(census.alive.load(ordering: .relaxed) == 0)
+        #expect(census.created.load(ordering: .relaxed) == census.deinitialized.load(ordering: .relaxed))
+    }
+}
