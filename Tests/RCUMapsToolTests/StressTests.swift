@@ -277,6 +277,11 @@ final class FaultyMap: RawMap {
         try base.update(key: key, value: value, flags: flags)
     }
 
+    func exchange(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
+                  into displaced: UnsafeMutableRawBufferPointer) throws(MapError) -> Bool {
+        try base.exchange(key: key, value: value, flags: flags, into: displaced)
+    }
+
     func delete(key: UnsafeRawBufferPointer) throws(MapError) { try base.delete(key: key) }
 
     func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
@@ -298,6 +303,40 @@ final class FaultyMap: RawMap {
 
     func delete(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError) {
         try base.delete(key: key, in: section)
+    }
+
+    // The rest of RawMap, passed through unchanged.
+    func lookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer, flags: MapElementFlags) throws(MapError) {
+        try base.lookup(key: key, into: value, flags: flags)
+    }
+    func delete(key: UnsafeRawBufferPointer, flags: MapElementFlags) throws(MapError) { try base.delete(key: key, flags: flags) }
+    func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer,
+                         flags: MapElementFlags) throws(MapError) {
+        try base.lookupAndDelete(key: key, into: value, flags: flags)
+    }
+    func nextKeyInPass(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer) throws(MapError) {
+        try base.nextKeyInPass(after: key, into: nextKey)
+    }
+    var access: MapAccess { base.access }
+    var isFrozen: Bool { base.isFrozen }
+    func freeze() throws(MapError) { try base.freeze() }
+    func lookupBatch(from cursor: MapBatchCursor?, keys: UnsafeMutableRawBufferPointer, values: UnsafeMutableRawBufferPointer,
+                     count: Int, elementFlags: MapElementFlags, flags: UInt64) throws(MapError) -> MapBatchResult {
+        try base.lookupBatch(from: cursor, keys: keys, values: values, count: count, elementFlags: elementFlags, flags: flags)
+    }
+    func lookupAndDeleteBatch(from cursor: MapBatchCursor?, keys: UnsafeMutableRawBufferPointer,
+                              values: UnsafeMutableRawBufferPointer, count: Int, elementFlags: MapElementFlags,
+                              flags: UInt64) throws(MapError) -> MapBatchResult {
+        try base.lookupAndDeleteBatch(from: cursor, keys: keys, values: values, count: count,
+                                      elementFlags: elementFlags, flags: flags)
+    }
+    func updateBatch(keys: UnsafeRawBufferPointer, values: UnsafeRawBufferPointer, count: Int,
+                     elementFlags: MapElementFlags, flags: UInt64) throws(MapError) -> MapBatchResult {
+        try base.updateBatch(keys: keys, values: values, count: count, elementFlags: elementFlags, flags: flags)
+    }
+    func deleteBatch(keys: UnsafeRawBufferPointer, count: Int, elementFlags: MapElementFlags,
+                     flags: UInt64) throws(MapError) -> MapBatchResult {
+        try base.deleteBatch(keys: keys, count: count, elementFlags: elementFlags, flags: flags)
     }
 }
 
