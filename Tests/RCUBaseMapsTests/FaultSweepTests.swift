@@ -116,4 +116,53 @@ struct FaultSweepTests {
         #expect(accountedFigures(tag) == (0, 0, 0))
         if kind == .lockFree8 || kind == .lockFreeWide { #expect(points > 0) }
     }
+
+    /// Batches with one allocation failing: an update batch stops at the element whose
+    /// allocation failed (ENOMEM, `count` = the elements stored before it, exactly those in
+    /// the map); a lookup-and-delete batch needs no memory of its own and loses nothing.
+    @Test(arguments: [Kind.lockFreeWide, .bucketWideOneChain])
+    func batches(_ kind: Kind) throws {
+        let tag = uniqueTag()
+        let map = try kind.make(tag: tag)
+        let count = 8
+        let keySize = map.definition.keySize
+        let valueSize = map.definition.valueSize
+        var keys = [UInt8](repeating: 0, count: count * keySize)
+        var values = [UInt8](repeating: 0, count: count * valueSize)
+        for index in 0..<count {
+            keys.replaceSubrange(index * keySize ..< (index + 1) * keySize, with: key(map, 100 + index))
+            values.replaceSubrange(index * valueSize ..< (index + 1) * valueSize, with: value(map, index))
+        }
+        var swept = 0
+        swept += try sweepFaultPoints(prepare: {
+            // Start each point from an empty map.
+            for index in 0..<count { try? key(map, 100 + index).withUnsafeBytes { try map.delete(key: $0) } }
+        }, {
+            try keys.withUnsafeBytes { k in try values.withUnsafeBytes { v in
+                try map.updateBatch(keys: k, values: v, count: count, elementFlags: [], flags: 0) } }
+        }) { point in
+            guard case .success(let result) = point.outcome else { Issue.record("threw: \(point.outcome)"); return }
+            let stored = try snapshot(of: map)
+            if let error = result.error {
+                #expect(error == .noMemory, "point \(point.index)")
+                #expect(stored.count == result.count, "point \(point.index)")
+            } else {
+                #expect(stored.count == count)
+            }
+            for index in 0..<result.count { #expect(stored[key(map, 100 + index)] == value(map, index)) }
+        }
+        #expect(swept > 0)
+        // Lookup-and-delete batches: the map drains completely whatever fails.
+        for index in 0..<count { try put(map, 100 + index, index) }
+        var outKeys = [UInt8](repeating: 0, count: 16 * keySize)
+        var outValues = [UInt8](repeating: 0, count: 16 * valueSize)
+        _ = try sweepFaultPoints(andEveryLater: true, {
+            try outKeys.withUnsafeMutableBytes { k in try outValues.withUnsafeMutableBytes { v in
+                try map.lookupAndDeleteBatch(from: nil, keys: k, values: v, count: 16, elementFlags: [], flags: 0) } }
+        }) { point in
+            if case .failure(let error) = point.outcome { Issue.record("threw \(error) at point \(point.index)") }
+        }
+        #expect(map.count == 0)
+        if kind == .lockFreeWide { #expect(accountedFigures(tag) == (0, 0, 0)) }  // every entry reclaimed
+    }
 }
