@@ -151,8 +151,8 @@ struct BatchTests {
     @Test(arguments: [Kind.lockFree, .bucket])
     func concurrentLookupAndDeleteBatchesLoseNothing(_ kind: Kind) throws {
         let map = try LinuxInterfaceTests.make(kind, maxEntries: 4_096)
-        let inserted = Mutex<[UInt32: UInt64]>([:])
-        let returned = Mutex<[UInt32: Int]>([:])
+        let inserted = ThreadLock<[UInt32: UInt64]>([:])
+        let returned = ThreadLock<[UInt32: Int]>([:])
         let duplicateValues = Atomic<Int>(0)
         let rounds = 40
         runOnThreads(4) { thread in

@@ -74,7 +74,7 @@ struct MapLifetimeTests {
             let holder = Holder(try MapRegistry.create(MapDefinition(
                 type: .hash, keySize: 8, valueSize: 8, maxEntries: 4_096, hashImplementation: implementation, poolTag: tag)))
             for key in UInt64(0)..<512 { try holder.map!.put(key, key &* 3) }
-            let map = Mutex<(any RawMap)?>(holder.map)
+            let map = ThreadLock<(any RawMap)?>(holder.map)
             holder.map = nil
             let bad = Atomic<Int>(0)
             runOnThreads(2) { thread in

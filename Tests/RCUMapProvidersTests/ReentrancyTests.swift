@@ -9,8 +9,8 @@ import Testing
 struct ReentrancyTests {
     /// The map a callback writes back into: set once the map exists.
     final class Target: @unchecked Sendable {
-        let map = Mutex<(any RawMap)?>(nil)
-        let innerErrors = Mutex<[MapError]>([])
+        let map = ThreadLock<(any RawMap)?>(nil)
+        let innerErrors = ThreadLock<[MapError]>([])
         func record(_ error: MapError) { innerErrors.withLock { $0.append(error) } }
     }
 

@@ -6,7 +6,7 @@ import Testing
 
 /// Records what a typed provider hears.
 final class RemovalLog: Sendable {
-    let entries = Mutex<[(key: UInt32, stored: UInt64, reason: RemovalReason)]>([])
+    let entries = ThreadLock<[(key: UInt32, stored: UInt64, reason: RemovalReason)]>([])
     func record(_ key: UInt32, _ stored: UInt64, _ reason: RemovalReason) {
         entries.withLock { $0.append((key, stored, reason)) }
     }

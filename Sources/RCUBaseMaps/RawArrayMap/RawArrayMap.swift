@@ -180,7 +180,8 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
     @inlinable @inline(__always)
     func copyOut(_ value: UnsafeMutableRawPointer, from source: UnsafeMutableRawPointer) {
         if valueSize == 8 {
-            value.storeBytes(of: word(source).pointee.load(ordering: .relaxed), as: UInt64.self)
+            // Acquiring: the releasing store of a one-word update publishes what it refers to.
+            value.storeBytes(of: word(source).pointee.load(ordering: .acquiring), as: UInt64.self)
             return
         }
         var offset = 0

@@ -202,9 +202,10 @@ final class BucketTable: @unchecked Sendable {
     @inlinable @inline(__always)
     func copyValue(from slot: UnsafeMutableRawPointer, into destination: UnsafeMutableRawPointer) {
         if valueSize == 8 {
-            destination.storeBytes(of: valueWord(slot).pointee.load(ordering: .relaxed), as: UInt64.self)
+            // Acquiring: a value replaced in place (an exchange) publishes what it points to.
+            destination.storeBytes(of: valueWord(slot).pointee.load(ordering: .acquiring), as: UInt64.self)
         } else if valueIsOneWord {
-            var bits = valueWord(slot).pointee.load(ordering: .relaxed)
+            var bits = valueWord(slot).pointee.load(ordering: .acquiring)
             withUnsafeBytes(of: &bits) { destination.copyMemory(from: $0.baseAddress!, byteCount: valueSize) }
         } else {
             destination.copyMemory(from: slot + valueOffset, byteCount: valueSize)

@@ -165,7 +165,8 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
     @inlinable @inline(__always)
     func copyValue(of entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>, into destination: UnsafeMutableRawPointer) {
         if valuesInPlace {
-            var bits = valuePointer(entry).assumingMemoryBound(to: Atomic<UInt64>.self).pointee.load(ordering: .relaxed)
+            // Acquiring: an in-place update (a compare-and-swap) publishes what the value refers to.
+            var bits = valuePointer(entry).assumingMemoryBound(to: Atomic<UInt64>.self).pointee.load(ordering: .acquiring)
             withUnsafeBytes(of: &bits) { destination.copyMemory(from: $0.baseAddress!, byteCount: valueSize) }
         } else {
             destination.copyMemory(from: valuePointer(entry), byteCount: valueSize)
