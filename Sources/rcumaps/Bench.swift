@@ -71,6 +71,8 @@ func runBench(_ options: BenchOptions) -> Int32 {
     print(options.json ? report.json() : report.table())
 
     var status: Int32 = 0
+    // (A batch-lookup cell counts a pass that did not return every key once, or a call that
+    // failed, as missed lookups.)
     for cell in cells where cell.misses > 0 || cell.failedUpdates > 0 {
         writeToStandardError("rcumaps: warning: \(cell.map.rawValue) \(cell.workload.rawValue) \(cell.shape) "
             + "\(cell.threads) threads: \(cell.misses) lookups missed, \(cell.failedUpdates) updates failed (expected none)\n")
@@ -120,17 +122,33 @@ func runCell(
     let measured: Measurement?
     do {
         switch kind {
-        case .hashLockFree:
+        case .hashLockFree, .hashLockFreeUser:
             let map = try RawLockFreeHashMap(hashDefinition(entries: entries, shape: shape, implementation: .lockFree))
-            measured = try measureHash(map, shape: shape, workload, threads, options)
-        case .hashBucket:
+            measured = try measureHash(map, shape: shape, userMode: kind == .hashLockFreeUser, workload, threads, options)
+        case .hashBucket, .hashBucketUser:
             let map = try RawBucketHashMap(hashDefinition(entries: entries, shape: shape, implementation: .bucketLocked))
-            measured = try measureHash(map, shape: shape, workload, threads, options)
+            measured = try measureHash(map, shape: shape, userMode: kind == .hashBucketUser, workload, threads, options)
         case .array:
             let map = try RawArrayMap(arrayDefinition(entries: entries))
             measured = warmUpAndMeasure(try ArrayTarget(map: map, entries: entries), workload, threads, options)
+        case .typedLockFree:
+            let target = try TypedTarget<LockFreeHashMap<UInt64, UInt64>>(entries: entries)
+            measured = warmUpAndMeasure(target, workload, threads, options)
+        case .typedBucket:
+            let target = try TypedTarget<BucketHashMap<UInt64, UInt64>>(entries: entries)
+            measured = warmUpAndMeasure(target, workload, threads, options)
+        case .typedArray:
+            measured = warmUpAndMeasure(try TypedTarget<ArrayMap<UInt64>>(entries: entries), workload, threads, options)
         case .mutexDict:
-            measured = warmUpAndMeasure(MutexDictTarget(entries: entries), workload, threads, options)
+            measured = warmUpAndMeasure(MutexDictTarget(WordSchema(entries: entries)), workload, threads, options)
+        case .rcuDictObject:
+            measured = warmUpAndMeasure(try RCUDictionaryTarget(ObjectSchema(entries: entries)), workload, threads, options)
+        case .mutexDictObject:
+            measured = warmUpAndMeasure(MutexDictTarget(ObjectSchema(entries: entries)), workload, threads, options)
+        case .rcuDictString:
+            measured = warmUpAndMeasure(try RCUDictionaryTarget(StringSchema(entries: entries)), workload, threads, options)
+        case .mutexDictString:
+            measured = warmUpAndMeasure(MutexDictTarget(StringSchema(entries: entries)), workload, threads, options)
         case .rwlockDict:
             measured = warmUpAndMeasure(RWLockDictTarget(entries: entries), workload, threads, options)
         case .cRculfhash:
@@ -150,33 +168,43 @@ func runCell(
     guard let measured else { throw .threads(threads) }
     return CellResult(map: kind, workload: workload, shape: shape, threads: threads, entries: entries,
                       operations: measured.operations, wallNanoseconds: measured.wallNanoseconds,
-                      misses: measured.misses, failedUpdates: measured.failedUpdates)
+                      misses: measured.misses, failedUpdates: measured.failedUpdates, calls: measured.calls)
 }
 
-/// Prefills `map` (whose key and value sizes are `shape`'s) and measures `workload` on it.
+/// Prefills `map` (whose key and value sizes are `shape`'s) and measures `workload` on it,
+/// with user-mode lookups (``UserModeLookup``) or helper-mode ones (``HelperModeLookup``).
+func measureHash<Map: RawMap>(
+    _ map: Map, shape: BenchShape, userMode: Bool, _ workload: Workload, _ threads: Int, _ options: BenchOptions
+) throws(MapError) -> Measurement? {
+    userMode
+        ? try measureHash(map, shape: shape, mode: UserModeLookup.self, workload, threads, options)
+        : try measureHash(map, shape: shape, mode: HelperModeLookup.self, workload, threads, options)
+}
+
+/// ``measureHash(_:shape:userMode:_:_:_:)`` with the lookup mode as a type.
 ///
 /// The shapes the bench names have key and value types of their own (straight-line code,
 /// as the 8x8 baselines get); any other shape is built word by word.
-func measureHash<Map: RawMap>(
-    _ map: Map, shape: BenchShape, _ workload: Workload, _ threads: Int, _ options: BenchOptions
+func measureHash<Map: RawMap, Mode: HashLookupMode>(
+    _ map: Map, shape: BenchShape, mode: Mode.Type, _ workload: Workload, _ threads: Int, _ options: BenchOptions
 ) throws(MapError) -> Measurement? {
     let entries = options.entries
     switch (shape.keyBytes, shape.valueBytes) {
     case (8, 8):
-        let target = try HashTarget(map: map, entries: entries, keys: Key8(), values: Value8())
+        let target = try HashTarget(map: map, entries: entries, keys: Key8(), values: Value8(), mode: mode)
         return warmUpAndMeasure(target, workload, threads, options)
     case (16, 8):
-        let target = try HashTarget(map: map, entries: entries, keys: Key16(), values: Value8())
+        let target = try HashTarget(map: map, entries: entries, keys: Key16(), values: Value8(), mode: mode)
         return warmUpAndMeasure(target, workload, threads, options)
     case (8, 64):
-        let target = try HashTarget(map: map, entries: entries, keys: Key8(), values: Value64())
+        let target = try HashTarget(map: map, entries: entries, keys: Key8(), values: Value64(), mode: mode)
         return warmUpAndMeasure(target, workload, threads, options)
     case (16, 64):
-        let target = try HashTarget(map: map, entries: entries, keys: Key16(), values: Value64())
+        let target = try HashTarget(map: map, entries: entries, keys: Key16(), values: Value64(), mode: mode)
         return warmUpAndMeasure(target, workload, threads, options)
     default:
         let target = try HashTarget(map: map, entries: entries, keys: WordKeys(words: shape.keyWords),
-                                    values: WordValues(words: shape.valueWords))
+                                    values: WordValues(words: shape.valueWords), mode: mode)
         return warmUpAndMeasure(target, workload, threads, options)
     }
 }
@@ -188,9 +216,10 @@ func measureHash<Map: RawMap>(
 func warmUpAndMeasure<Target: BenchTarget>(
     _ target: Target, _ workload: Workload, _ threads: Int, _ options: BenchOptions
 ) -> Measurement? {
-    guard measure(target, workload: workload, threads: threads, duration: min(0.1, options.duration / 5)) != nil
+    guard measure(target, workload: workload, threads: threads, duration: min(0.1, options.duration / 5),
+                  batchSize: options.batchSize) != nil
     else { return nil }
-    return measure(target, workload: workload, threads: threads, duration: options.duration)
+    return measure(target, workload: workload, threads: threads, duration: options.duration, batchSize: options.batchSize)
 }
 
 /// Number of CPUs online.

@@ -24,25 +24,127 @@ enum MapKind: String, CaseIterable, Sendable {
     /// every helper-mode lookup.
     case epoch = "epoch"
 
+    // The comparison kinds below run only when named (``runsByDefault``); each of the
+    // typed and dictionary rows has a ``counterpart`` measured the same way.
+
+    /// `RawLockFreeHashMap` with user-mode lookups (`lookup(key:into:)`, a copy): the
+    /// byte-level operation under `typed-lockfree`'s subscript.
+    case hashLockFreeUser = "hash-lockfree-user"
+    /// `LockFreeHashMap<UInt64, UInt64>`: typed subscript lookups, `updateValue` updates.
+    case typedLockFree = "typed-lockfree"
+    /// `RawBucketHashMap` with user-mode lookups (`lookup(key:into:)`, a copy): the
+    /// byte-level operation under `typed-bucket`'s subscript.
+    case hashBucketUser = "hash-bucket-user"
+    /// `BucketHashMap<UInt64, UInt64>`: typed subscript lookups, `updateValue` updates.
+    case typedBucket = "typed-bucket"
+    /// `ArrayMap<UInt64>`: typed subscript lookups (its byte-level counterpart is `array`,
+    /// whose lookups are user mode already).
+    case typedArray = "typed-array"
+    /// `RCUDictionary<Int, BenchObject>` (a final class): lookups return the object, retained.
+    case rcuDictObject = "rcu-dict-object"
+    /// Baseline for `rcu-dict-object`: `Mutex<[Int: BenchObject]>`, same keys and objects.
+    case mutexDictObject = "mutex-dict-object"
+    /// `RCUDictionary<String, Int>`, keys of 16 to 24 characters.
+    case rcuDictString = "rcu-dict-string"
+    /// Baseline for `rcu-dict-string`: `Mutex<[String: Int]>`, same keys.
+    case mutexDictString = "mutex-dict-string"
+
     /// The baselines the report has a ratio column for, in column order.
     static let baselines: [MapKind] = [.mutexDict, .rwlockDict, .cRculfhash, .cOpenAddressing, .swiftArray]
+
+    /// What `rcumaps bench` runs when `--maps` is not given: every kind but the comparison
+    /// kinds (``runsByDefault``).
+    static let defaults: [MapKind] = allCases.filter(\.runsByDefault)
+
+    /// Whether this kind runs without being named in `--maps`: the comparison kinds (typed
+    /// maps, user-mode byte-level rows, dictionaries) run only when asked for.
+    var runsByDefault: Bool {
+        switch self {
+        case .hashLockFree, .hashBucket, .array, .mutexDict, .rwlockDict, .cRculfhash, .cOpenAddressing, .swiftArray,
+             .objectMap, .epoch:
+            true
+        case .hashLockFreeUser, .typedLockFree, .hashBucketUser, .typedBucket, .typedArray,
+             .rcuDictObject, .mutexDictObject, .rcuDictString, .mutexDictString:
+            false
+        }
+    }
+
+    /// The kind this one is compared with in the report's `vs counterpart` column: the same
+    /// operation one layer down (a typed map against its byte-level map in user mode), or
+    /// the `Mutex` dictionary holding the same keys and values.
+    var counterpart: MapKind? {
+        switch self {
+        case .typedLockFree: .hashLockFreeUser
+        case .typedBucket: .hashBucketUser
+        case .typedArray: .array
+        case .rcuDictObject: .mutexDictObject
+        case .rcuDictString: .mutexDictString
+        default: nil
+        }
+    }
 
     /// Whether this kind can run `workload` (unsynchronised baselines cannot take writers;
     /// arrays have no inserts or deletes; the epoch row has no map at all).
     func supports(_ workload: Workload) -> Bool {
-        switch (self, workload) {
+        // The batch workloads run on the byte-level maps that have batch operations of their
+        // own (their single-operation counterparts: ``counterpart(in:)``).
+        if workload.isBatch { return runsBatches }
+        return switch (self, workload) {
         case (.cOpenAddressing, .readMostly), (.cOpenAddressing, .churn),
              (.swiftArray, .readMostly), (.swiftArray, .churn),
              (.array, .churn), (.epoch, .churn), (.epoch, .lookupMiss):
+            false
+        // Updates only: nothing to update on the read-only baselines, and the epoch row's
+        // "update" is its lookup again.
+        case (.cOpenAddressing, .update), (.swiftArray, .update), (.epoch, .update):
+            false
+        // The typed rows and their user-mode counterparts compare lookups: their churn and
+        // their updates would repeat the byte-level maps' own rows.
+        case (.hashLockFreeUser, .churn), (.typedLockFree, .churn), (.hashBucketUser, .churn),
+             (.typedBucket, .churn), (.typedArray, .churn),
+             (.hashLockFreeUser, .update), (.typedLockFree, .update), (.hashBucketUser, .update),
+             (.typedBucket, .update), (.typedArray, .update):
             false
         default:
             true
         }
     }
 
-    /// Whether this kind runs every key/value shape (`--shapes`): only our hash maps do;
-    /// the baselines, the array, the object map and the epoch row are 8x8 only.
-    var runsEveryShape: Bool { self == .hashLockFree || self == .hashBucket }
+    /// Whether this kind runs the batch workloads (``Workload/isBatch``): the byte-level
+    /// maps whose batch operations are their own (`lookupBatch`, `updateBatch`).
+    var runsBatches: Bool {
+        switch self {
+        case .hashLockFree, .hashBucket, .array: true
+        default: false
+        }
+    }
+
+    /// The cell a row of this kind running `workload` is compared with in the report's
+    /// `vs counterpart` column: the same workload on ``counterpart``, or, for a batch
+    /// workload, the same elements one operation at a time — `batch-lookup` against the
+    /// user-mode lookups of the same map (`hash-bucket-user`, `hash-lockfree-user`, `array`;
+    /// a batch copies values out, as they do), `batch-update` against `update` on the same map.
+    func counterpart(in workload: Workload) -> BenchCounterpart? {
+        guard let single = workload.singleOperation else {
+            return counterpart.map { BenchCounterpart(map: $0, workload: workload) }
+        }
+        guard runsBatches else { return nil }
+        switch (self, single) {
+        case (.hashLockFree, .lookup): return BenchCounterpart(map: .hashLockFreeUser, workload: single)
+        case (.hashBucket, .lookup): return BenchCounterpart(map: .hashBucketUser, workload: single)
+        default: return BenchCounterpart(map: self, workload: single)
+        }
+    }
+
+    /// Whether this kind runs every key/value shape (`--shapes`): only our hash maps do
+    /// (helper and user mode); the baselines, the array, the typed maps, the dictionaries,
+    /// the object map and the epoch row are 8x8 only.
+    var runsEveryShape: Bool {
+        switch self {
+        case .hashLockFree, .hashBucket, .hashLockFreeUser, .hashBucketUser: true
+        default: false
+        }
+    }
 
     /// Whether this kind can run keys and values of `shape`.
     func supports(_ shape: BenchShape) -> Bool { runsEveryShape || shape == .standard }
@@ -60,6 +162,59 @@ enum MapKind: String, CaseIterable, Sendable {
         case .swiftArray: "baseline: plain [UInt64] load (readers only)"
         case .objectMap: "custom type (sample object map provider), UInt32 keys, handle values"
         case .epoch: "no map: one empty Epoch.withSection (enter + exit) per operation"
+        case .hashLockFreeUser: "RawLockFreeHashMap, user-mode lookups (a copy), keys and values of each --shapes"
+        case .typedLockFree: "LockFreeHashMap<UInt64, UInt64>, subscript lookups (vs hash-lockfree-user)"
+        case .hashBucketUser: "RawBucketHashMap, user-mode lookups (a copy), keys and values of each --shapes"
+        case .typedBucket: "BucketHashMap<UInt64, UInt64>, subscript lookups (vs hash-bucket-user)"
+        case .typedArray: "ArrayMap<UInt64>, subscript lookups (vs array)"
+        case .rcuDictObject: "RCUDictionary<Int, BenchObject>, lookups return the object (vs mutex-dict-object)"
+        case .mutexDictObject: "baseline: Mutex<[Int: BenchObject]>"
+        case .rcuDictString: "RCUDictionary<String, Int>, 16- to 24-character keys (vs mutex-dict-string)"
+        case .mutexDictString: "baseline: Mutex<[String: Int]>"
+        }
+    }
+}
+
+/// A cell a row is compared with (``MapKind/counterpart(in:)``): a map kind and a workload,
+/// at the row's shape and thread count.
+struct BenchCounterpart: Equatable, Sendable {
+    let map: MapKind
+    let workload: Workload
+}
+
+/// Names `--maps` takes for several kinds at once.
+enum MapGroup: String, CaseIterable, Sendable {
+    /// What runs without `--maps` (``MapKind/defaults``).
+    case standard = "default"
+    /// The typed maps, each after its byte-level counterpart in user mode.
+    case typed = "typed"
+    /// The `RCUDictionary` rows, each before its `Mutex` dictionary baseline.
+    case dictionary = "dictionary"
+    /// The maps of the batch workloads, each hash map after its user-mode row (the batch
+    /// rows' single-lookup counterparts; `array`'s lookups are user mode already).
+    case batch = "batch"
+    /// Every kind.
+    case all = "all"
+
+    /// The kinds of the group, in table order.
+    var kinds: [MapKind] {
+        switch self {
+        case .standard: MapKind.defaults
+        case .typed: [.hashLockFreeUser, .typedLockFree, .hashBucketUser, .typedBucket, .array, .typedArray]
+        case .dictionary: [.rcuDictObject, .mutexDictObject, .rcuDictString, .mutexDictString]
+        case .batch: [.hashLockFreeUser, .hashLockFree, .hashBucketUser, .hashBucket, .array]
+        case .all: MapKind.allCases
+        }
+    }
+
+    /// One line for `--help`.
+    var summary: String {
+        switch self {
+        case .standard: "what runs without --maps: every kind above the comparison kinds"
+        case .typed: MapGroup.typed.kinds.map(\.rawValue).joined(separator: ",")
+        case .dictionary: MapGroup.dictionary.kinds.map(\.rawValue).joined(separator: ",")
+        case .batch: MapGroup.batch.kinds.map(\.rawValue).joined(separator: ",")
+        case .all: "every kind"
         }
     }
 }
@@ -75,6 +230,44 @@ enum Workload: String, CaseIterable, Sendable {
     /// 50% inserts of new keys, 50% deletes, over twice the prefilled key space.
     case churn = "churn"
 
+    // The workloads below run only when named (``runsByDefault``).
+
+    /// Updates only (`.any`), of random existing keys: one `update` per operation, the
+    /// single-operation counterpart of `batch-update`.
+    case update = "update"
+    /// Whole passes over the map: `lookupBatch` of `--batch-size` elements per call, from
+    /// the start of the map to its end, then again; every element's value is read.
+    /// Counted per element.
+    case batchLookup = "batch-lookup"
+    /// `updateBatch` of `--batch-size` random existing keys (`.any`) per call. Counted per
+    /// element.
+    case batchUpdate = "batch-update"
+
+    /// What `rcumaps bench` runs when `--workloads` is not given.
+    static let defaults: [Workload] = allCases.filter(\.runsByDefault)
+
+    /// Whether this workload runs without being named in `--workloads`: the update and
+    /// batch workloads run only when asked for.
+    var runsByDefault: Bool {
+        switch self {
+        case .lookup, .lookupMiss, .readMostly, .churn: true
+        case .update, .batchLookup, .batchUpdate: false
+        }
+    }
+
+    /// Whether operations are batch calls, counted per element (`--batch-size` elements per call).
+    var isBatch: Bool { singleOperation != nil }
+
+    /// For a batch workload, the workload doing the same elements one operation at a time
+    /// (``MapKind/counterpart(in:)`` names the map); nil for the others.
+    var singleOperation: Workload? {
+        switch self {
+        case .batchLookup: .lookup
+        case .batchUpdate: .update
+        case .lookup, .lookupMiss, .readMostly, .churn, .update: nil
+        }
+    }
+
     /// One line for `--help`.
     var summary: String {
         switch self {
@@ -82,14 +275,46 @@ enum Workload: String, CaseIterable, Sendable {
         case .lookupMiss: "100% lookups, all misses (keys never inserted)"
         case .readMostly: "90% lookups / 10% updates (.any) of existing keys"
         case .churn: "50% inserts (.noExist) / 50% deletes over 2x the prefilled key space"
+        case .update: "100% updates (.any) of existing keys, one per operation"
+        case .batchLookup: "whole passes of lookupBatch, --batch-size elements a call (per element; vs lookup)"
+        case .batchUpdate: "updateBatch of --batch-size existing keys a call (per element; vs update)"
         }
     }
 
-    /// Out of 65536, how many operations are updates (10% for `read-mostly`).
+    /// Out of 65536, how many operations are updates (10% for `read-mostly`, all for `update`).
     var updatesPer65536: UInt64 {
         switch self {
-        case .lookup, .lookupMiss, .churn: 0
+        case .lookup, .lookupMiss, .churn, .batchLookup, .batchUpdate: 0
         case .readMostly: 6554
+        case .update: 65536
+        }
+    }
+}
+
+/// Names `--workloads` takes for several workloads at once.
+enum WorkloadGroup: String, CaseIterable, Sendable {
+    /// What runs without `--workloads` (``Workload/defaults``).
+    case standard = "default"
+    /// Each batch workload after its single-operation counterpart.
+    case batch = "batch"
+    /// Every workload.
+    case all = "all"
+
+    /// The workloads of the group, in table order.
+    var workloads: [Workload] {
+        switch self {
+        case .standard: Workload.defaults
+        case .batch: [.lookup, .batchLookup, .update, .batchUpdate]
+        case .all: Workload.allCases
+        }
+    }
+
+    /// One line for `--help`.
+    var summary: String {
+        switch self {
+        case .standard: Workload.defaults.map(\.rawValue).joined(separator: ",")
+        case .batch: WorkloadGroup.batch.workloads.map(\.rawValue).joined(separator: ",")
+        case .all: "every workload"
         }
     }
 }

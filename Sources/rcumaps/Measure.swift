@@ -1,3 +1,5 @@
+import RCUMaps
+
 /// One measured cell: a map, a workload, a key/value shape, a thread count.
 struct CellResult: Sendable {
     let map: MapKind
@@ -15,6 +17,14 @@ struct CellResult: Sendable {
     let misses: Int
     /// Updates the map refused (should be zero).
     let failedUpdates: Int
+    /// Batch calls made by all threads (batch workloads; 0 for the others, whose
+    /// operations are single calls).
+    var calls: Int = 0
+
+    /// Elements per batch call (batch workloads), nil for the others.
+    var elementsPerCall: Double? {
+        workload.isBatch && calls > 0 ? Double(operations) / Double(calls) : nil
+    }
 
     /// Wall-clock nanoseconds per operation per thread: `wall × threads / operations`.
     var nanosecondsPerOperation: Double? {
@@ -37,6 +47,8 @@ struct Measurement: Sendable {
     var misses: Int
     /// Updates the map refused.
     var failedUpdates: Int
+    /// Batch calls made (batch workloads).
+    var calls: Int = 0
 }
 
 /// Operations between two checks of the stop signal.
@@ -47,14 +59,17 @@ let operationsPerBatch = 64
 /// Threads start together on a barrier; the calling thread sleeps for the duration,
 /// then signals stop and joins them.
 ///
+/// - Parameter batchSize: elements per call of a batch workload.
 /// - Returns: The measurements, or `nil` if a thread could not be started.
 func measure<Target: BenchTarget>(
-    _ target: Target, workload: Workload, threads: Int, duration: Double
+    _ target: Target, workload: Workload, threads: Int, duration: Double, batchSize: Int = 1024
 ) -> Measurement? {
     let control = CellControl()
     var workers: [OSThread] = []
     for index in 0..<threads {
-        guard let thread = OSThread({ control.report(runWorker(target, workload: workload, stream: index, control: control)) })
+        guard let thread = OSThread({
+            control.report(runWorker(target, workload: workload, stream: index, control: control, batchSize: batchSize))
+        })
         else {
             control.waitForArrivals(workers.count)
             control.stop()
@@ -77,27 +92,45 @@ func measure<Target: BenchTarget>(
     return Measurement(operations: results.reduce(0) { $0 + $1.operations },
                        wallNanoseconds: finishedAt > startedAt ? finishedAt - startedAt : 0,
                        misses: results.reduce(0) { $0 + $1.misses },
-                       failedUpdates: results.reduce(0) { $0 + $1.failedUpdates })
+                       failedUpdates: results.reduce(0) { $0 + $1.failedUpdates },
+                       calls: results.reduce(0) { $0 + $1.calls })
 }
 
 /// One worker thread's loop: waits for the start, then runs batches until told to stop.
 ///
-/// - `lookup` / `read-mostly`: keys are the prefilled ones; a lookup that misses is counted
-///   in `misses` (there should be none).
+/// - `lookup` / `read-mostly` / `update`: keys are the prefilled ones; a lookup that misses
+///   is counted in `misses` (there should be none).
 /// - `lookup-miss`: keys are never inserted; a lookup that *hits* is counted in `misses`.
 /// - `churn`: keys range over twice the prefilled set; half the operations insert
 ///   (`.noExist`), half delete. Refusals (present / absent) are part of the workload.
+/// - `batch-lookup`: one `lookupBatch` call of `batchSize` elements between two checks of
+///   the stop signal, each resuming where the last stopped; at the end of the map the next
+///   pass starts. Every element counts as an operation. A pass that does not return every
+///   prefilled key exactly once (by count), and a call that fails, count in `misses`.
+/// - `batch-update`: `batchSize` random prefilled keys with random values, then one
+///   `updateBatch` call; elements it did not store count in `failedUpdates`.
 func runWorker<Target: BenchTarget>(
-    _ target: Target, workload: Workload, stream: Int, control: CellControl
+    _ target: Target, workload: Workload, stream: Int, control: CellControl, batchSize: Int = 1024
 ) -> WorkerResult {
     var random = XorShiftRandom(stream: stream)
     let bound = UInt64(target.entries)
     let updateThreshold = workload.updatesPer65536
     var result = WorkerResult()
+    // The batch buffers, made before the start signal (not timed).
+    var buffers: BatchBuffers?
+    if workload.isBatch {
+        guard let element = target.batchElementBytes else {
+            _rcumapsTrap("\(Target.self) has no batch operations (MapKind.supports)")
+        }
+        buffers = BatchBuffers(capacity: batchSize, keyBytes: element.key, valueBytes: element.value)
+    }
+    defer { buffers?.deallocate() }
+    var cursor: MapBatchCursor?
+    var passElements = 0
     control.arriveAndWait()
     while !control.shouldStop {
         switch workload {
-        case .lookup, .readMostly:
+        case .lookup, .readMostly, .update:
             for _ in 0..<operationsPerBatch {
                 let bits = random.next()
                 let index = XorShiftRandom.index(bits, below: bound)
@@ -109,6 +142,7 @@ func runWorker<Target: BenchTarget>(
                     result.misses &+= 1
                 }
             }
+            result.operations &+= operationsPerBatch
         case .lookupMiss:
             for _ in 0..<operationsPerBatch {
                 let index = target.entries + XorShiftRandom.index(random.next(), below: bound)
@@ -117,6 +151,7 @@ func runWorker<Target: BenchTarget>(
                     result.misses &+= 1
                 }
             }
+            result.operations &+= operationsPerBatch
         case .churn:
             for _ in 0..<operationsPerBatch {
                 let bits = random.next()
@@ -127,8 +162,44 @@ func runWorker<Target: BenchTarget>(
                     result.checksum &+= target.remove(index: index) ? 2 : 0
                 }
             }
+            result.operations &+= operationsPerBatch
+        case .batchLookup:
+            let buffers = buffers.unsafelyUnwrapped
+            result.calls &+= 1
+            guard let outcome = target.lookupBatch(from: cursor, into: buffers) else {
+                // The map threw: count it, and start a new pass.
+                result.misses &+= 1
+                cursor = nil
+                passElements = 0
+                continue
+            }
+            for element in 0..<outcome.count { result.checksum &+= target.foldBatchValue(buffers, at: element) }
+            result.operations &+= outcome.count
+            passElements &+= outcome.count
+            if outcome.isEndOfMap || outcome.error != nil {
+                // The end of a pass (or ENOSPC: a bucket larger than --batch-size, which this
+                // loop cannot step over): every prefilled key once, or the difference is missed.
+                if !outcome.isEndOfMap || passElements != target.entries {
+                    result.misses &+= Swift.max(1, abs(target.entries - passElements))
+                }
+                cursor = nil
+                passElements = 0
+            } else {
+                cursor = outcome.cursor
+            }
+        case .batchUpdate:
+            let buffers = buffers.unsafelyUnwrapped
+            for element in 0..<batchSize {
+                let bits = random.next()
+                target.storeBatchElement(index: XorShiftRandom.index(bits, below: bound), seed: bits, at: element,
+                                         in: buffers)
+            }
+            result.calls &+= 1
+            let stored = target.updateBatch(buffers, count: batchSize)?.count ?? 0
+            result.failedUpdates &+= batchSize - stored
+            result.checksum &+= UInt64(stored)
+            result.operations &+= batchSize
         }
-        result.operations &+= operationsPerBatch
     }
     result.finishedAt = MonotonicClock.nanoseconds()
     return result

@@ -314,7 +314,7 @@ func memoryDefinition(entries: Int, shape: BenchShape, implementation: HashImple
 /// so filling allocates nothing but what the map does.
 func fillHashMap<Map: RawMap>(_ map: Map, shape: BenchShape, entries: Int) throws(MapError) {
     _ = try HashTarget(map: map, entries: entries, keys: WordKeys(words: shape.keyWords),
-                       values: WordValues(words: shape.valueWords))
+                       values: WordValues(words: shape.valueWords), mode: HelperModeLookup.self)
 }
 
 /// A `[UInt64: UInt64]` created with `minimumCapacity` = `entries` (as a map gets

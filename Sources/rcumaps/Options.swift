@@ -6,10 +6,13 @@ struct BenchOptions: Equatable, Sendable {
     var duration: Double = 0.5
     /// Entries prefilled into each map (and each hash map's `maxEntries`).
     var entries: Int = 16384
-    /// Maps to measure, in order.
-    var maps: [MapKind] = MapKind.allCases
-    /// Workloads to run, in order.
-    var workloads: [Workload] = Workload.allCases
+    /// Maps to measure, in order (the comparison kinds only when named: ``MapKind/defaults``).
+    var maps: [MapKind] = MapKind.defaults
+    /// Workloads to run, in order (the update and batch workloads only when named:
+    /// ``Workload/defaults``).
+    var workloads: [Workload] = Workload.defaults
+    /// Elements per call of the batch workloads (`batch-lookup`, `batch-update`).
+    var batchSize: Int = 1024
     /// Key/value shapes to run, in order (shapes other than 8x8 run only our hash maps).
     var shapes: [BenchShape] = [.standard]
     /// Print a JSON array instead of the table.
@@ -21,6 +24,8 @@ struct BenchOptions: Equatable, Sendable {
     static let maxDuration = 3600.0
     /// Largest accepted `--entries` (2^26).
     static let maxEntries = 1 << 26
+    /// Largest accepted `--batch-size` (2^20).
+    static let maxBatchSize = 1 << 20
 }
 
 /// What the command line asked for.
@@ -80,13 +85,11 @@ func parseCommand(_ arguments: [String]) throws(UsageError) -> Command {
         case "--entries":
             options.entries = try parseInt(try value(), option: name, in: 1...BenchOptions.maxEntries)
         case "--maps":
-            options.maps = try parseList(try value(), option: name) { (text) throws(UsageError) in
-                try parseName(text, option: name, as: MapKind.self)
-            }
+            options.maps = try parseMaps(try value(), option: name)
         case "--workloads":
-            options.workloads = try parseList(try value(), option: name) { (text) throws(UsageError) in
-                try parseName(text, option: name, as: Workload.self)
-            }
+            options.workloads = try parseWorkloads(try value(), option: name)
+        case "--batch-size":
+            options.batchSize = try parseInt(try value(), option: name, in: 1...BenchOptions.maxBatchSize)
         case "--shapes":
             options.shapes = try parseShapes(try value(), option: name)
         default:
@@ -135,6 +138,38 @@ func forEachOption(
 /// Parses a comma-separated list of key/value shapes (`8x8,16x8`).
 func parseShapes(_ text: String, option: String) throws(UsageError) -> [BenchShape] {
     try parseList(text, option: option) { (item) throws(UsageError) in try BenchShape.parse(item, option: option) }
+}
+
+/// Parses a comma-separated list of map kinds and group names (``MapGroup``: `typed`
+/// stands for its kinds), dropping repeats but keeping order.
+func parseMaps(_ text: String, option: String) throws(UsageError) -> [MapKind] {
+    let items = try parseList(text, option: option) { (item) throws(UsageError) -> [MapKind] in
+        if let group = MapGroup(rawValue: item) { return group.kinds }
+        guard let kind = MapKind(rawValue: item) else {
+            let known = (MapKind.allCases.map(\.rawValue) + MapGroup.allCases.map(\.rawValue)).joined(separator: ", ")
+            throw UsageError(message: "\(option): unknown name '\(item)' (choose from \(known))")
+        }
+        return [kind]
+    }
+    var kinds: [MapKind] = []
+    for kind in items.joined() where !kinds.contains(kind) { kinds.append(kind) }
+    return kinds
+}
+
+/// Parses a comma-separated list of workloads and group names (``WorkloadGroup``: `batch`
+/// stands for its workloads), dropping repeats but keeping order.
+func parseWorkloads(_ text: String, option: String) throws(UsageError) -> [Workload] {
+    let items = try parseList(text, option: option) { (item) throws(UsageError) -> [Workload] in
+        if let group = WorkloadGroup(rawValue: item) { return group.workloads }
+        guard let workload = Workload(rawValue: item) else {
+            let known = (Workload.allCases.map(\.rawValue) + WorkloadGroup.allCases.map(\.rawValue)).joined(separator: ", ")
+            throw UsageError(message: "\(option): unknown name '\(item)' (choose from \(known))")
+        }
+        return [workload]
+    }
+    var workloads: [Workload] = []
+    for workload in items.joined() where !workloads.contains(workload) { workloads.append(workload) }
+    return workloads
 }
 
 /// Parses a comma-separated, non-empty list, dropping repeats but keeping order.

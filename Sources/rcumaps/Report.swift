@@ -20,10 +20,40 @@ struct BenchReport {
     /// Baselines that were run, in column order.
     var baselinesRun: [MapKind] { MapKind.baselines.filter { kind in cells.contains { $0.map == kind } } }
 
+    /// The cell `cell` is compared with in the `vs counterpart` column
+    /// (``MapKind/counterpart(in:)``: the counterpart kind at the same workload, or a batch
+    /// workload's single-operation workload), at the same shape and thread count, if it was run.
+    func counterpartCell(for cell: CellResult) -> CellResult? {
+        guard let counterpart = cell.map.counterpart(in: cell.workload) else { return nil }
+        return cells.first {
+            $0.map == counterpart.map && $0.workload == counterpart.workload && $0.shape == cell.shape
+                && $0.threads == cell.threads
+        }
+    }
+
+    /// Throughput of `cell` divided by its counterpart's (``counterpartCell(for:)``): nil if
+    /// the kind has none or it was not run. For a batch workload, elements per second over
+    /// single operations per second: how many times faster per element.
+    func counterpartRatio(for cell: CellResult) -> Double? {
+        guard let other = counterpartCell(for: cell), other.megaOperationsPerSecond > 0 else { return nil }
+        return cell.megaOperationsPerSecond / other.megaOperationsPerSecond
+    }
+
+    /// Whether some cell's counterpart was run: the report then has a `vs counterpart` column.
+    var hasCounterparts: Bool {
+        cells.contains { counterpartCell(for: $0) != nil }
+    }
+
+    /// Whether a batch workload was run: the header names the batch size.
+    var hasBatches: Bool { cells.contains { $0.workload.isBatch } }
+
     /// The human-readable table, with a header line and a legend.
     func table() -> String {
         let baselines = baselinesRun
-        var rows = [["map", "workload", "shape", "threads", "ns/op", "Mops/s"] + baselines.map { "vs \($0.rawValue)" }]
+        let counterparts = hasCounterparts
+        var rows = [["map", "workload", "shape", "threads", "ns/op", "Mops/s"] + baselines.map { "vs \($0.rawValue)" }
+            + (counterparts ? ["vs counterpart"] : [])]
+        func ratioText(_ ratio: Double?) -> String { ratio.map { readable($0) + "x" } ?? "-" }
         for cell in cells {
             rows.append([
                 cell.map.rawValue,
@@ -32,16 +62,29 @@ struct BenchReport {
                 String(cell.threads),
                 readable(cell.nanosecondsPerOperation),
                 readable(cell.megaOperationsPerSecond),
-            ] + baselines.map { baseline in ratio(for: cell, to: baseline).map { readable($0) + "x" } ?? "-" })
+            ] + baselines.map { ratioText(ratio(for: cell, to: $0)) }
+                + (counterparts ? [ratioText(counterpartRatio(for: cell))] : []))
         }
+        let pairs = MapKind.allCases.compactMap { kind in kind.counterpart.map { "\(kind.rawValue) to \($0.rawValue)" } }
+        let batchPairs = MapKind.allCases.filter(\.runsBatches).compactMap { kind in
+            kind.counterpart(in: .batchLookup).map { "\(kind.rawValue) batch-lookup to \($0.map.rawValue) lookup" }
+        } + ["batch-update to update on the same map"]
+        let batches = hasBatches
         let legend = [
             ("shape", "key bytes x value bytes; lookups read the whole value"),
             ("ns/op", "wall-clock ns per operation per thread (duration x threads / ops)"),
             ("Mops/s", "total throughput of all threads, millions of operations per second"),
             ("vs X", "throughput ratio to baseline X at the same workload, shape and thread count (- : X did not run it)"),
         ].map { pad($0.0, 8) + $0.1 }
+            + (batches
+                ? [pad("batch-*", 8) + "an operation is an element: ns/op and Mops/s are per element, "
+                    + "\(options.batchSize) elements per call"] : [])
+            + (counterparts
+                ? ["vs counterpart  the same ratio to the row's counterpart: " + pairs.joined(separator: ", ")
+                    + (batches ? "; per element, " + batchPairs.joined(separator: ", ") : "")] : [])
+        let batchSize = batches ? ", batches of \(options.batchSize)" : ""
         return """
-            rcumaps bench: \(options.entries) entries, \(options.duration) s per cell, \(cpuCount()) CPUs online
+            rcumaps bench: \(options.entries) entries, \(options.duration) s per cell, \(cpuCount()) CPUs online\(batchSize)
             \(renderColumns(rows))
 
             \(legend.joined(separator: "\n"))
@@ -49,8 +92,21 @@ struct BenchReport {
     }
 
     /// A JSON array with one object per cell.
+    ///
+    /// `ratios` has one entry per baseline run and, when some counterpart was run, one named
+    /// `counterpart` (its map is the cell's `counterpart` field; for a batch workload, its
+    /// workload is `counterpartWorkload`). Batch cells also give `batchSize` and
+    /// `elementsPerCall` (what the calls returned on average; whole buckets for the
+    /// bucket-locked hash); their `operations` are elements.
     func json() -> String {
+        let counterparts = hasCounterparts
         let objects = cells.map { cell in
+            let counterpart = cell.map.counterpart(in: cell.workload)
+            let counterpartField = counterparts
+                ? (cell.workload.isBatch ? ["\"counterpartWorkload\": \(counterpart.map { jsonString($0.workload.rawValue) } ?? "null")"] : [])
+                    + ["\"counterpart\": \(counterpart.map { jsonString($0.map.rawValue) } ?? "null")"] : []
+            let batchFields = cell.workload.isBatch
+                ? ["\"batchSize\": \(options.batchSize)", "\"elementsPerCall\": \(jsonNumber(cell.elementsPerCall, 1))"] : []
             let fields = [
                 "\"map\": \(jsonString(cell.map.rawValue))",
                 "\"workload\": \(jsonString(cell.workload.rawValue))",
@@ -63,11 +119,12 @@ struct BenchReport {
                 "\"seconds\": \(jsonNumber(Double(cell.wallNanoseconds) / 1e9, 6))",
                 "\"nsPerOp\": \(jsonNumber(cell.nanosecondsPerOperation, 3))",
                 "\"mopsPerSecond\": \(jsonNumber(cell.megaOperationsPerSecond, 3))",
-                "\"ratios\": {" + baselinesRun.map { "\(jsonString($0.rawValue)): \(jsonNumber(ratio(for: cell, to: $0), 3))" }
+                "\"ratios\": {" + (baselinesRun.map { "\(jsonString($0.rawValue)): \(jsonNumber(ratio(for: cell, to: $0), 3))" }
+                    + (counterparts ? ["\"counterpart\": \(jsonNumber(counterpartRatio(for: cell), 3))"] : []))
                     .joined(separator: ", ") + "}",
                 "\"misses\": \(cell.misses)",
                 "\"failedUpdates\": \(cell.failedUpdates)",
-            ]
+            ] + batchFields + counterpartField
             return "  {" + fields.joined(separator: ", ") + "}"
         }
         return objects.isEmpty ? "[]" : "[\n" + objects.joined(separator: ",\n") + "\n]"

@@ -132,6 +132,9 @@ protocol BenchValueMaker: Sendable {
     ) throws(Failure) -> Result
     /// The wrapping sum of every word of the stored value at `stored` (which need not be aligned).
     func fold(_ stored: UnsafeRawPointer) -> UInt64
+    /// Calls `body` with room for one value on the stack (zeroed), for a user-mode lookup to
+    /// copy into.
+    func withOutput<Result>(_ body: (UnsafeMutableRawBufferPointer) -> Result) -> Result
 }
 
 /// 8-byte values: the seed itself.
@@ -148,6 +151,12 @@ struct Value8: BenchValueMaker {
 
     @inline(__always)
     func fold(_ stored: UnsafeRawPointer) -> UInt64 { stored.loadUnaligned(as: UInt64.self) }
+
+    @inline(__always)
+    func withOutput<Result>(_ body: (UnsafeMutableRawBufferPointer) -> Result) -> Result {
+        var value: UInt64 = 0
+        return withUnsafeMutableBytes(of: &value) { body($0) }
+    }
 }
 
 /// 64-byte values: eight words, all read by every lookup.
@@ -170,6 +179,12 @@ struct Value64: BenchValueMaker {
         for word in 0..<8 { sum &+= stored.loadUnaligned(fromByteOffset: word * 8, as: UInt64.self) }
         return sum
     }
+
+    @inline(__always)
+    func withOutput<Result>(_ body: (UnsafeMutableRawBufferPointer) -> Result) -> Result {
+        var value: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+        return withUnsafeMutableBytes(of: &value) { body($0) }
+    }
 }
 
 /// Values of any multiple of 8 bytes, built word by word in a stack buffer.
@@ -191,6 +206,14 @@ struct WordValues: BenchValueMaker {
         var sum: UInt64 = 0
         for word in 0..<words { sum &+= stored.loadUnaligned(fromByteOffset: word * 8, as: UInt64.self) }
         return sum
+    }
+
+    @inline(__always)
+    func withOutput<Result>(_ body: (UnsafeMutableRawBufferPointer) -> Result) -> Result {
+        withUnsafeTemporaryAllocation(of: UInt64.self, capacity: words) { buffer in
+            buffer.initialize(repeating: 0)
+            return body(UnsafeMutableRawBufferPointer(buffer))
+        }
     }
 }
 

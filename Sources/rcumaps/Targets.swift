@@ -4,7 +4,6 @@ import ObjectMapProvider
 import Glibc
 #endif
 import RCUMaps
-import Synchronization
 
 /// A prefilled map under measurement, addressed by key index `0..<entries`.
 ///
@@ -21,12 +20,74 @@ protocol BenchTarget: Sendable {
     func insert(index: Int) -> Bool
     /// Deletes the key at `index`; `false` if it was absent.
     func remove(index: Int) -> Bool
+
+    // Batch workloads (``Workload/isBatch``): only targets of ``MapKind/runsBatches`` kinds.
+
+    /// The sizes of one key and one value in the batch buffers; nil if the target has no
+    /// batch operations.
+    var batchElementBytes: (key: Int, value: Int)? { get }
+    /// One `lookupBatch` call resuming at `cursor` (nil: the start of the map), for up to
+    /// `buffers.capacity` elements; nil if the map threw.
+    func lookupBatch(from cursor: MapBatchCursor?, into buffers: BatchBuffers) -> MapBatchResult?
+    /// The value at element `element` of `buffers`, folded (every word of it read).
+    func foldBatchValue(_ buffers: BatchBuffers, at element: Int) -> UInt64
+    /// Writes the key at `index` and the value made from `seed` at element `element` of `buffers`.
+    func storeBatchElement(index: Int, seed: UInt64, at element: Int, in buffers: BatchBuffers)
+    /// One `updateBatch` call (`.any`) of the first `count` elements of `buffers`; nil if
+    /// the map threw.
+    func updateBatch(_ buffers: BatchBuffers, count: Int) -> MapBatchResult?
 }
 
 extension BenchTarget {
     // Targets that cannot run churn never get these calls (MapKind.supports).
     func insert(index: Int) -> Bool { false }
     func remove(index: Int) -> Bool { false }
+
+    // Nor do targets without batch operations get these.
+    var batchElementBytes: (key: Int, value: Int)? { nil }
+    func lookupBatch(from cursor: MapBatchCursor?, into buffers: BatchBuffers) -> MapBatchResult? { nil }
+    func foldBatchValue(_ buffers: BatchBuffers, at element: Int) -> UInt64 { 0 }
+    func storeBatchElement(index: Int, seed: UInt64, at element: Int, in buffers: BatchBuffers) {}
+    func updateBatch(_ buffers: BatchBuffers, count: Int) -> MapBatchResult? { nil }
+}
+
+/// One worker thread's buffers for the batch workloads: `capacity` keys and as many values,
+/// each packed at its size, as Linux's `batch.keys` / `batch.values`. Call ``deallocate()``
+/// once.
+struct BatchBuffers {
+    /// Elements the buffers hold: the `count` of every batch call.
+    let capacity: Int
+    /// Bytes of one key.
+    let keyBytes: Int
+    /// Bytes of one value.
+    let valueBytes: Int
+    /// `capacity` keys.
+    let keys: UnsafeMutableRawBufferPointer
+    /// `capacity` values.
+    let values: UnsafeMutableRawBufferPointer
+
+    init(capacity: Int, keyBytes: Int, valueBytes: Int) {
+        self.capacity = capacity
+        self.keyBytes = keyBytes
+        self.valueBytes = valueBytes
+        keys = .allocate(byteCount: capacity * keyBytes, alignment: 64)
+        values = .allocate(byteCount: capacity * valueBytes, alignment: 64)
+        keys.initializeMemory(as: UInt8.self, repeating: 0)
+        values.initializeMemory(as: UInt8.self, repeating: 0)
+    }
+
+    func deallocate() {
+        keys.deallocate()
+        values.deallocate()
+    }
+
+    /// Where the key of element `element` is.
+    @inline(__always)
+    func key(at element: Int) -> UnsafeMutableRawPointer { keys.baseAddress.unsafelyUnwrapped + element * keyBytes }
+
+    /// Where the value of element `element` is.
+    @inline(__always)
+    func value(at element: Int) -> UnsafeMutableRawPointer { values.baseAddress.unsafelyUnwrapped + element * valueBytes }
 }
 
 /// The keys the benchmark uses.
@@ -57,13 +118,52 @@ func userUpdate<Map: RawMap, Key: BitwiseCopyable>(_ map: Map, key: Key, value: 
     }
 }
 
+/// How a ``HashTarget`` looks a key up.
+protocol HashLookupMode: Sendable {
+    /// Looks `key` up in `map` and returns the value found, folded (``BenchValueMaker/fold(_:)``:
+    /// every word of it is read); nil on a miss.
+    static func lookup<Map: RawMap, Values: BenchValueMaker>(
+        _ map: Map, key: UnsafeRawBufferPointer, values: Values) -> UInt64?
+}
+
+/// Helper mode (`hash-lockfree`, `hash-bucket`): one epoch section and one `lookupInPlace`
+/// per operation, reading the value where the map stores it.
+enum HelperModeLookup: HashLookupMode {
+    @inline(__always)
+    static func lookup<Map: RawMap, Values: BenchValueMaker>(
+        _ map: Map, key: UnsafeRawBufferPointer, values: Values
+    ) -> UInt64? {
+        Epoch.withSection { section in
+            // Inlined: a call through `RawMap` would not be (see `RawMap.inlinedLookupInPlace`).
+            guard let stored = try? map.inlinedLookupInPlace(key: key, in: section) else { return nil }
+            return values.fold(UnsafeRawPointer(stored.baseAddress!))
+        }
+    }
+}
+
+/// User mode (`hash-lockfree-user`, `hash-bucket-user`): `lookup(key:into:)` copies the value
+/// into a stack buffer (the map enters and leaves its own epoch section): the byte-level
+/// operation a typed map's subscript performs.
+enum UserModeLookup: HashLookupMode {
+    @inline(__always)
+    static func lookup<Map: RawMap, Values: BenchValueMaker>(
+        _ map: Map, key: UnsafeRawBufferPointer, values: Values
+    ) -> UInt64? {
+        values.withOutput { value in
+            // Inlined, as above (`RawMap.inlinedLookup`): the concrete map's `lookup(key:into:)`.
+            guard (try? map.inlinedLookup(key: key, into: value)) != nil else { return nil }
+            return values.fold(UnsafeRawPointer(value.baseAddress!))
+        }
+    }
+}
+
 /// A hash map (either implementation) with keys and values of one shape (``BenchShape``).
 ///
 /// `Keys` and `Values` build the keys and values (``BenchKeyMaker``, ``BenchValueMaker``);
 /// with ``Key8`` and ``Value8`` this is the 8x8 benchmark every baseline runs too.
-/// Lookups are helper mode: one epoch section and one `lookupInPlace` per operation,
-/// which reads the whole stored value (``BenchValueMaker/fold(_:)``).
-struct HashTarget<Map: RawMap, Keys: BenchKeyMaker, Values: BenchValueMaker>: BenchTarget {
+/// Lookups are `Mode`'s: helper mode (``HelperModeLookup``) or user mode (``UserModeLookup``);
+/// either reads the whole stored value (``BenchValueMaker/fold(_:)``).
+struct HashTarget<Map: RawMap, Keys: BenchKeyMaker, Values: BenchValueMaker, Mode: HashLookupMode>: BenchTarget {
     let map: Map
     let entries: Int
     let keys: Keys
@@ -72,7 +172,7 @@ struct HashTarget<Map: RawMap, Keys: BenchKeyMaker, Values: BenchValueMaker>: Be
     /// Prefills `map` with `entries` keys (`.noExist`) and checks its count.
     ///
     /// - Precondition: `map`'s key and value sizes are those of `keys` and `values`.
-    init(map: Map, entries: Int, keys: Keys, values: Values) throws(MapError) {
+    init(map: Map, entries: Int, keys: Keys, values: Values, mode _: Mode.Type) throws(MapError) {
         _rcumapsPrecondition(map.definition.keySize == keys.byteCount && map.definition.valueSize == values.byteCount,
                      "the map's key and value sizes differ from the bench shape")
         self.map = map
@@ -93,13 +193,7 @@ struct HashTarget<Map: RawMap, Keys: BenchKeyMaker, Values: BenchValueMaker>: Be
 
     @inline(__always)
     func lookup(index: Int) -> UInt64? {
-        keys.withKey(index) { key in
-            Epoch.withSection { section in
-                // Inlined: a call through `RawMap` would not be (see `RawMap.inlinedLookupInPlace`).
-                guard let stored = try? map.inlinedLookupInPlace(key: key, in: section) else { return nil }
-                return values.fold(UnsafeRawPointer(stored.baseAddress!))
-            }
-        }
+        keys.withKey(index) { key in Mode.lookup(map, key: key, values: values) }
     }
 
     @inline(__always)
@@ -121,6 +215,35 @@ struct HashTarget<Map: RawMap, Keys: BenchKeyMaker, Values: BenchValueMaker>: Be
     @inline(__always)
     func remove(index: Int) -> Bool {
         keys.withKey(index) { key in (try? map.delete(key: key)) != nil }
+    }
+
+    var batchElementBytes: (key: Int, value: Int)? { (keys.byteCount, values.byteCount) }
+
+    // One call through `RawMap` per batch (a witness-table call, once per `--batch-size`
+    // elements): the batch operations have no inlinable form.
+    @inline(__always)
+    func lookupBatch(from cursor: MapBatchCursor?, into buffers: BatchBuffers) -> MapBatchResult? {
+        try? map.lookupBatch(from: cursor, keys: buffers.keys, values: buffers.values, count: buffers.capacity,
+                             elementFlags: [], flags: 0)
+    }
+
+    @inline(__always)
+    func foldBatchValue(_ buffers: BatchBuffers, at element: Int) -> UInt64 {
+        values.fold(UnsafeRawPointer(buffers.value(at: element)))
+    }
+
+    @inline(__always)
+    func storeBatchElement(index: Int, seed: UInt64, at element: Int, in buffers: BatchBuffers) {
+        keys.withKey(index) { key in buffers.key(at: element).copyMemory(from: key.baseAddress!, byteCount: key.count) }
+        values.withValue(seed) { value in
+            buffers.value(at: element).copyMemory(from: value.baseAddress!, byteCount: value.count)
+        }
+    }
+
+    @inline(__always)
+    func updateBatch(_ buffers: BatchBuffers, count: Int) -> MapBatchResult? {
+        try? map.updateBatch(keys: UnsafeRawBufferPointer(buffers.keys), values: UnsafeRawBufferPointer(buffers.values),
+                             count: count, elementFlags: [], flags: 0)
     }
 }
 
@@ -157,51 +280,30 @@ struct ArrayTarget: BenchTarget {
     func update(index: Int, value: UInt64) -> Bool {
         userUpdate(map, key: UInt32(truncatingIfNeeded: index), value: value)
     }
-}
 
-/// The baseline: a Swift dictionary behind a `Synchronization.Mutex`, same keys as the hash maps.
-final class MutexDictTarget: BenchTarget {
-    let storage: Mutex<[UInt64: UInt64]>
-    let entries: Int
+    var batchElementBytes: (key: Int, value: Int)? { (4, 8) }
 
-    /// Creates the dictionary prefilled with `entries` keys.
-    init(entries: Int) {
-        var dictionary: [UInt64: UInt64] = [:]
-        dictionary.reserveCapacity(entries)
-        for index in 0..<entries {
-            dictionary[BenchKeys.hashKey(index)] = BenchKeys.initialValue(index)
-        }
-        storage = Mutex(dictionary)
-        self.entries = entries
+    @inline(__always)
+    func lookupBatch(from cursor: MapBatchCursor?, into buffers: BatchBuffers) -> MapBatchResult? {
+        try? map.lookupBatch(from: cursor, keys: buffers.keys, values: buffers.values, count: buffers.capacity,
+                             elementFlags: [], flags: 0)
     }
 
     @inline(__always)
-    func lookup(index: Int) -> UInt64? {
-        let key = BenchKeys.hashKey(index)
-        return storage.withLock { $0[key] }
+    func foldBatchValue(_ buffers: BatchBuffers, at element: Int) -> UInt64 {
+        buffers.value(at: element).loadUnaligned(as: UInt64.self)
     }
 
     @inline(__always)
-    func update(index: Int, value: UInt64) -> Bool {
-        let key = BenchKeys.hashKey(index)
-        storage.withLock { $0[key] = value }
-        return true
+    func storeBatchElement(index: Int, seed: UInt64, at element: Int, in buffers: BatchBuffers) {
+        buffers.key(at: element).storeBytes(of: UInt32(truncatingIfNeeded: index), as: UInt32.self)
+        buffers.value(at: element).storeBytes(of: seed, as: UInt64.self)
     }
 
     @inline(__always)
-    func insert(index: Int) -> Bool {
-        let key = BenchKeys.hashKey(index)
-        return storage.withLock { dictionary in
-            guard dictionary[key] == nil else { return false }
-            dictionary[key] = BenchKeys.initialValue(index)
-            return true
-        }
-    }
-
-    @inline(__always)
-    func remove(index: Int) -> Bool {
-        let key = BenchKeys.hashKey(index)
-        return storage.withLock { $0.removeValue(forKey: key) != nil }
+    func updateBatch(_ buffers: BatchBuffers, count: Int) -> MapBatchResult? {
+        try? map.updateBatch(keys: UnsafeRawBufferPointer(buffers.keys), values: UnsafeRawBufferPointer(buffers.values),
+                             count: count, elementFlags: [], flags: 0)
     }
 }
 

@@ -46,6 +46,8 @@ struct WorkerResult: Sendable {
     var misses = 0
     /// Updates the map refused (should be zero).
     var failedUpdates = 0
+    /// Batch calls made (batch workloads).
+    var calls = 0
     /// Sum of looked-up values, so the optimiser must perform the lookups.
     var checksum: UInt64 = 0
     /// When the worker saw the stop signal (``MonotonicClock/nanoseconds()``).

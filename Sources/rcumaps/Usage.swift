@@ -1,8 +1,14 @@
 /// The text `--help` prints (and usage errors print after their message).
 func usageText() -> String {
     let defaults = BenchOptions()
-    let maps = MapKind.allCases.map { "    \(pad($0.rawValue, 19))\($0.summary)" }.joined(separator: "\n")
-    let workloads = Workload.allCases.map { "    \(pad($0.rawValue, 19))\($0.summary)" }.joined(separator: "\n")
+    let maps = MapKind.defaults.map { "    \(pad($0.rawValue, 19))\($0.summary)" }.joined(separator: "\n")
+    let comparisons = MapKind.allCases.filter { !$0.runsByDefault }.map { "    \(pad($0.rawValue, 19))\($0.summary)" }
+        .joined(separator: "\n")
+    let groups = MapGroup.allCases.map { "    \(pad($0.rawValue, 19))\($0.summary)" }.joined(separator: "\n")
+    let workloads = Workload.defaults.map { "    \(pad($0.rawValue, 19))\($0.summary)" }.joined(separator: "\n")
+    let namedWorkloads = Workload.allCases.filter { !$0.runsByDefault }.map { "    \(pad($0.rawValue, 19))\($0.summary)" }
+        .joined(separator: "\n")
+    let workloadGroups = WorkloadGroup.allCases.map { "    \(pad($0.rawValue, 19))\($0.summary)" }.joined(separator: "\n")
     return """
         USAGE: rcumaps [bench] [options]
                rcumaps stress [options]    (see `rcumaps stress --help`)
@@ -20,6 +26,21 @@ func usageText() -> String {
         baseline, churn on an array, a shape other than 8x8 on anything but our hash maps)
         are skipped.
 
+        The comparison maps run only when named in --maps (or by a group): the typed maps
+        (subscript lookups, updateValue updates) after the same byte-level map in user mode
+        (lookup(key:into:), a copy, as the subscript does), and RCUDictionary before a Mutex
+        dictionary with the same keys and values. The `vs counterpart` column gives each
+        typed or RCUDictionary row's throughput ratio to its counterpart.
+
+        The batch workloads (only when named; --maps batch --workloads batch runs each
+        beside its single-operation counterpart) run on hash-lockfree, hash-bucket and
+        array, --batch-size elements per call, and count elements: ns/op and Mops/s are per
+        element. batch-lookup walks the whole map with lookupBatch, pass after pass; its
+        counterpart is the user-mode lookup row (hash-lockfree-user, hash-bucket-user,
+        array). batch-update stores --batch-size random existing keys per updateBatch call;
+        its counterpart is the update workload on the same map. A bucket larger than
+        --batch-size (ENOSPC) counts as a miss.
+
         --shapes sets the hash maps' key and value sizes, <keyBytes>x<valueBytes>, each a
         multiple of 8 (keys up to \(BenchShape.maxKeyBytes) bytes, values up to \(BenchShape.maxValueBytes)). Word 0 of a key is
         the 8x8 key; further words are derived from the key's index, so keys stay distinct.
@@ -30,8 +51,9 @@ func usageText() -> String {
           --threads LIST     thread counts, comma-separated (default: \(defaults.threads.map(String.init).joined(separator: ",")))
           --duration S       seconds per cell (default: \(defaults.duration))
           --entries N        prefilled entries; hash maps get maxEntries = 2N (default: \(defaults.entries))
-          --maps LIST        maps to measure, comma-separated (default: all)
-          --workloads LIST   workloads to run, comma-separated (default: all)
+          --maps LIST        maps or groups to measure, comma-separated (default: the group default)
+          --workloads LIST   workloads or groups to run, comma-separated (default: the group default)
+          --batch-size N     elements per call of the batch workloads (default: \(defaults.batchSize))
           --shapes LIST      key/value shapes, comma-separated, e.g. 8x8,16x8,8x64 (default: \(defaults.shapes.map(\.description).joined(separator: ",")))
           --json             print a JSON array of cell results instead of the table
           -h, --help         print this help
@@ -39,14 +61,28 @@ func usageText() -> String {
         MAPS:
         \(maps)
 
+        COMPARISON MAPS (only when named):
+        \(comparisons)
+
+        GROUPS (for --maps):
+        \(groups)
+
         WORKLOADS:
         \(workloads)
+
+        WORKLOADS RUN ONLY WHEN NAMED:
+        \(namedWorkloads)
+
+        GROUPS (for --workloads):
+        \(workloadGroups)
 
         COLUMNS:
           ns/op          wall-clock nanoseconds per operation per thread: duration x threads / ops
           Mops/s         total throughput of all threads, millions of operations per second
           shape          key bytes x value bytes
           vs mutex-dict  throughput ratio to mutex-dict at the same workload, shape and thread count
+          vs counterpart the same ratio to the row's counterpart (typed-bucket to hash-bucket-user, ...;
+                         per element, hash-bucket batch-lookup to hash-bucket-user lookup, ...)
 
         EXIT STATUS: 0 on success; 1 if a map could not be built, a thread could not be
         started, a lookup missed or an update failed; 2 for a usage error.

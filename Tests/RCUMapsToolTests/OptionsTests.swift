@@ -29,7 +29,7 @@ struct OptionsTests {
     @Test(arguments: [
         ["--bogus"], ["stress", "--bogus"], ["--threads", "0"], ["--threads", "1,,2"], ["--threads", "x"],
         ["--duration"], ["--duration", "-1"], ["--duration", "nan"], ["--entries", "0"],
-        ["--maps", "foo"], ["--workloads", "lookup,bar"], ["bench", "extra"],
+        ["--maps", "foo"], ["--maps", "typed,foo"], ["--maps", "typed,"], ["--workloads", "lookup,bar"], ["bench", "extra"],
     ])
     func badArgumentsAreUsageErrors(_ arguments: [String]) {
         #expect(throws: UsageError.self) { try parseCommand(arguments) }

@@ -68,14 +68,14 @@ struct ShapePlanTests {
         let plan = benchPlan(options)
         let standard = plan.filter { $0.shape == .standard }
         let others = plan.filter { $0.shape != .standard }
-        #expect(Set(standard.map(\.map)) == Set(MapKind.allCases))
+        #expect(Set(standard.map(\.map)) == Set(MapKind.defaults))
         #expect(Set(others.map(\.map)) == [.hashLockFree, .hashBucket])
-        // Every workload and thread count, both hash maps, two other shapes.
-        #expect(others.count == Workload.allCases.count * 2 * 2 * 2)
+        // Every default workload and thread count, both hash maps, two other shapes.
+        #expect(others.count == Workload.defaults.count * 2 * 2 * 2)
         #expect(plan.allSatisfy { $0.map.supports($0.workload) && $0.map.supports($0.shape) })
         // Table order: workload, threads, shape, map.
         #expect(plan.first == BenchStep(workload: .lookup, threads: 1, shape: .standard, map: .hashLockFree))
-        #expect(plan[MapKind.allCases.count] == BenchStep(workload: .lookup, threads: 1,
+        #expect(plan[MapKind.defaults.count] == BenchStep(workload: .lookup, threads: 1,
                                                           shape: BenchShape(keyBytes: 16, valueBytes: 8),
                                                           map: .hashLockFree))
         options.maps = [.mutexDict, .swiftArray]

@@ -49,6 +49,45 @@ enum Fixtures {
     }
     static func swiftArray(entries: Int) -> SwiftArrayFixture { cached("swift-array-\(entries)") { SwiftArrayFixture(entries: entries) } }
     static func objectMap(entries: Int) -> ObjectMapFixture { cached("object-\(entries)") { ObjectMapFixture(entries: entries) } }
+
+    // The typed maps are views of the byte-level fixtures' maps (`init(wrapping:)`): a typed
+    // benchmark reads the very table its byte-level counterpart reads.
+    static func typedBucket(entries: Int) -> BucketHashMap<UInt64, UInt64> {
+        cached("typed-bucket-\(entries)") {
+            try! BucketHashMap(wrapping: hash(.bucketLocked, as: RawBucketHashMap.self, entries: entries).map)
+        }
+    }
+    static func typedLockFree(entries: Int) -> LockFreeHashMap<UInt64, UInt64> {
+        cached("typed-lockfree-\(entries)") {
+            try! LockFreeHashMap(wrapping: hash(.lockFree, as: RawLockFreeHashMap.self, entries: entries).map)
+        }
+    }
+    static func typedArray(entries: Int) -> ArrayMap<UInt64> {
+        cached("typed-array-\(entries)") { try! ArrayMap(wrapping: array(entries: entries).map) }
+    }
+
+    static func objectDictionaries(entries: Int) -> DictionaryFixture<Int, BenchObject> {
+        cached("dictionaries-object-\(entries)") {
+            let objects = (0..<entries).map { BenchObject(id: UInt64($0)) }
+            return DictionaryFixture(entries: entries, key: { Int(truncatingIfNeeded: Keys.key($0)) }, value: { objects[$0] })
+        }
+    }
+    static func stringDictionaries(entries: Int) -> DictionaryFixture<String, Int> {
+        cached("dictionaries-string-\(entries)") {
+            DictionaryFixture(entries: entries, key: Keys.string, value: { $0 })
+        }
+    }
+}
+
+extension Keys {
+    /// The string key of `index`, as `rcumaps bench`'s `rcu-dict-string` builds it: a prefix of
+    /// 0 to 8 characters and the 16 hex digits of ``key(_:)`` (16 to 24 ASCII characters, too
+    /// long for a small string), e.g. `session:0d2dd0b7bca50b29`.
+    static func string(_ index: Int) -> String {
+        let prefixes = ["", "k", "id", "key", "user", "flow:", "tenant", "account", "session:"]
+        let hex = String(key(index), radix: 16)
+        return prefixes[index % prefixes.count] + String(repeating: "0", count: 16 - hex.count) + hex
+    }
 }
 
 /// Calls `body` with `count` (≤ 64) zeroed bytes on the stack, 8-byte aligned.
@@ -108,9 +147,17 @@ final class HashFixture<Map: RawMap>: Sendable {
         }
     }
 
-    /// One user-mode lookup (a copy of the value); 0 on a miss.
+    /// One user-mode lookup (a copy of the value); 0 on a miss. 8-byte keys and values are
+    /// passed straight from the stack, as a typed map's subscript passes them.
     @inline(__always)
     func userLookup(_ key: UInt64) -> UInt64 {
+        if keySize == 8 && valueSize == 8 {
+            var key = key
+            var value: UInt64 = 0
+            return withUnsafeBytes(of: &key) { key in
+                withUnsafeMutableBytes(of: &value) { out in (try? map.inlinedLookup(key: key, into: out)) != nil }
+            } ? value : 0
+        }
         return withKey(key) { key in
             withStackBytes(valueSize) { value in
                 (try? map.inlinedLookup(key: key, into: value)) != nil ? value.load(as: UInt64.self) : 0
@@ -144,6 +191,133 @@ final class HashFixture<Map: RawMap>: Sendable {
             }
         }
         return count
+    }
+}
+
+// MARK: - Batches
+
+/// Entries of the batch benchmarks' maps: exactly a million, so that `scalingFactor .mega`
+/// turns one pass into per-element figures.
+let batchPassEntries = 1_000_000
+
+/// Elements per batch call (as `rcumaps bench --batch-size`'s default).
+let batchSize = 1024
+
+/// Key and value buffers for batch calls: `capacity` elements, each packed at its size, as
+/// Linux's `batch.keys` / `batch.values`. Call ``deallocate()`` once.
+struct BatchBuffers {
+    let capacity: Int
+    let keyBytes: Int
+    let valueBytes: Int
+    let keys: UnsafeMutableRawBufferPointer
+    let values: UnsafeMutableRawBufferPointer
+
+    init(capacity: Int, keyBytes: Int, valueBytes: Int) {
+        self.capacity = capacity
+        self.keyBytes = keyBytes
+        self.valueBytes = valueBytes
+        keys = .allocate(byteCount: capacity * keyBytes, alignment: 64)
+        values = .allocate(byteCount: capacity * valueBytes, alignment: 64)
+        keys.initializeMemory(as: UInt8.self, repeating: 0)
+        values.initializeMemory(as: UInt8.self, repeating: 0)
+    }
+
+    func deallocate() {
+        keys.deallocate()
+        values.deallocate()
+    }
+}
+
+extension RawMap {
+    /// One `lookupBatch` pass over the whole map, `buffers.capacity` elements per call, every
+    /// value (8 bytes) read into a checksum.
+    ///
+    /// - Precondition: the pass returns `entries` elements and ends with ENOENT (checked
+    ///   after the pass: a wrong benchmark stops rather than reports).
+    @inline(__always)
+    func batchLookupPass(_ buffers: BatchBuffers, entries: Int) -> UInt64 {
+        var cursor: MapBatchCursor?
+        var elements = 0
+        var checksum: UInt64 = 0
+        while true {
+            let result: MapBatchResult
+            do {
+                result = try lookupBatch(from: cursor, keys: buffers.keys, values: buffers.values,
+                                         count: buffers.capacity, elementFlags: [], flags: 0)
+            } catch {
+                preconditionFailure("lookupBatch failed: \(error)")
+            }
+            for element in 0..<result.count {
+                checksum &+= buffers.values.load(fromByteOffset: element * 8, as: UInt64.self)
+            }
+            elements += result.count
+            if let error = result.error {
+                precondition(error == .keyNotFound && elements == entries,
+                             "a batch pass returned \(elements) of \(entries) elements, then \(error)")
+                return checksum
+            }
+            cursor = result.cursor
+        }
+    }
+
+    /// One `updateBatch` pass (`.any`) over keys `0..<entries` (`key(index)` writes key
+    /// `index` at `at`), `buffers.capacity` per call, every value `value ^ index`; returns the
+    /// elements stored.
+    @inline(__always)
+    func batchUpdatePass(_ buffers: BatchBuffers, entries: Int, value: UInt64,
+                         key: (Int, UnsafeMutableRawPointer) -> Void) -> Int {
+        var stored = 0
+        var start = 0
+        while start < entries {
+            let count = Swift.min(buffers.capacity, entries - start)
+            for element in 0..<count {
+                key(start + element, buffers.keys.baseAddress! + element * buffers.keyBytes)
+                buffers.values.storeBytes(of: value ^ UInt64(start + element), toByteOffset: element * 8, as: UInt64.self)
+            }
+            let result = try? updateBatch(keys: UnsafeRawBufferPointer(buffers.keys),
+                                          values: UnsafeRawBufferPointer(buffers.values),
+                                          count: count, elementFlags: [], flags: 0)
+            stored += result?.count ?? 0
+            start += count
+        }
+        return stored
+    }
+}
+
+extension HashFixture {
+    /// ``RawMap/batchLookupPass(_:entries:)`` on this fixture's map (8-byte keys and values).
+    func batchLookupPass(_ buffers: BatchBuffers, entries: Int) -> UInt64 {
+        map.batchLookupPass(buffers, entries: entries)
+    }
+
+    /// ``RawMap/batchUpdatePass(_:entries:value:key:)`` over the prefilled keys
+    /// (``Keys/key(_:)`` of `0..<entries`).
+    func batchUpdatePass(_ buffers: BatchBuffers, entries: Int, value: UInt64) -> Int {
+        map.batchUpdatePass(buffers, entries: entries, value: value) { index, key in
+            key.storeBytes(of: Keys.key(index), as: UInt64.self)
+        }
+    }
+}
+
+extension ArrayFixture {
+    /// ``RawMap/batchLookupPass(_:entries:)`` on this fixture's map.
+    func batchLookupPass(_ buffers: BatchBuffers, entries: Int) -> UInt64 {
+        map.batchLookupPass(buffers, entries: entries)
+    }
+
+    /// ``RawMap/batchUpdatePass(_:entries:value:key:)`` over every index.
+    func batchUpdatePass(_ buffers: BatchBuffers, entries: Int, value: UInt64) -> Int {
+        map.batchUpdatePass(buffers, entries: entries, value: value) { index, key in
+            key.storeBytes(of: UInt32(truncatingIfNeeded: index), as: UInt32.self)
+        }
+    }
+
+    /// One user-mode `update(.any)` of index `index`.
+    @inline(__always)
+    func update(_ index: UInt32, _ value: UInt64) -> Bool {
+        withUnsafeBytes(of: index) { key in
+            withUnsafeBytes(of: value) { value in (try? map.update(key: key, value: value, flags: .any)) != nil }
+        }
     }
 }
 
@@ -216,5 +390,32 @@ final class ObjectMapFixture: Sendable {
             let found = withUnsafeMutableBytes(of: &handle) { out in (try? map.lookup(key: key, into: out)) != nil }
             return found ? handle : nil
         }
+    }
+}
+
+/// The class values of the `*-dict-object` benchmarks: a lookup returns one, retained.
+final class BenchObject: Sendable {
+    let id: UInt64
+    init(id: UInt64) { self.id = id }
+}
+
+/// An `RCUDictionary` and a `Mutex<Dictionary>` with the same `entries` entries, and the keys
+/// lookups use: copies built apart from the stored keys (for strings, separate buffers, so
+/// that a comparison compares bytes, as for keys that come from outside).
+final class DictionaryFixture<Key: Hashable & Sendable, Value: Sendable>: Sendable {
+    let rcu: RCUDictionary<Key, Value>
+    let mutex: Mutex<[Key: Value]>
+    let probes: [Key]
+
+    init(entries: Int, key: (Int) -> Key, value: (Int) -> Value) {
+        rcu = RCUDictionary(minimumCapacity: entries)
+        var dictionary: [Key: Value] = [:]
+        dictionary.reserveCapacity(entries)
+        for index in 0..<entries {
+            rcu[key(index)] = value(index)
+            dictionary[key(index)] = value(index)
+        }
+        mutex = Mutex(dictionary)
+        probes = (0..<entries).map(key)
     }
 }

@@ -64,6 +64,7 @@ let benchmarks: @Sendable () -> Void = {
             benchmark.startMeasurement()
             for step in benchmark.scaledIterations { blackHole(fixture.lookup(UInt32(Keys.index(step, entries)))) }
         }
+        typedLookupBenchmarks(entries: entries, size: size, sized)
         Benchmark("swift-array.load.\(size)", configuration: sized) { benchmark in
             let fixture = Fixtures.swiftArray(entries: entries)
             benchmark.startMeasurement()
@@ -101,9 +102,153 @@ let benchmarks: @Sendable () -> Void = {
         benchmark.startMeasurement()
         for step in benchmark.scaledIterations { blackHole(fixture.lookup(UInt32(Keys.index(step, entries)))) }
     }
+    dictionaryLookupBenchmarks(entries: entries)
+    batchBenchmarks()
 }
 
-/// Lookup hits and misses on a hash map of concrete type `Map`, `entries` keys.
+/// Batch operations against the same elements one operation at a time, per element, on maps
+/// of exactly 1,000,000 entries (8-byte keys and values; hash maps with `maxEntries` twice
+/// that, as the 1M lookup fixtures): one iteration is one pass over every key, and
+/// `scalingFactor .mega` makes the printed figures per element (the stored thresholds, as
+/// always, per iteration: per pass).
+///
+/// - `*.batch-lookup-pass.1M`: `lookupBatch` of ``batchSize`` elements per call from the start
+///   of the map to its end (every value read into a checksum), against
+///   `*.user-mode-lookup-pass.1M` (`array.lookup-pass.1M`): a user-mode lookup (a copy) of
+///   every key, in key-index order.
+/// - `*.batch-update-pass.1M`: `updateBatch` of ``batchSize`` keys per call over every key, in
+///   key-index order, against `*.update-pass.1M`: one `update(.any)` per key, same order.
+func batchBenchmarks() {
+    let entries = batchPassEntries
+    // A pass takes milliseconds (tens to hundreds on a table that misses the caches): more time
+    // than the default second, for enough iterations to give a p90.
+    let read = Benchmark.Configuration(scalingFactor: .mega, maxDuration: .seconds(2),
+                                       thresholds: Tolerance.memoryBoundReadPath)
+    // `lookupBatch` allocates its cursor (`MapBatchCursor.bytes`, an array) on every call:
+    // about entries / batchSize mallocs per pass, steady.
+    let batchRead = Benchmark.Configuration(scalingFactor: .mega, maxDuration: .seconds(2),
+                                            thresholds: Tolerance.batchReadPath)
+    let write = Benchmark.Configuration(scalingFactor: .mega, maxDuration: .seconds(2),
+                                        thresholds: Tolerance.writePath())
+    hashBatchBenchmarks("hash-lockfree", .lockFree, RawLockFreeHashMap.self, entries: entries,
+                        read: read, batchRead: batchRead, write: write)
+    hashBatchBenchmarks("hash-bucket", .bucketLocked, RawBucketHashMap.self, entries: entries,
+                        read: read, batchRead: batchRead, write: write)
+    Benchmark("array.batch-lookup-pass.1M", configuration: batchRead) { benchmark in
+        let fixture = Fixtures.array(entries: entries)
+        let buffers = BatchBuffers(capacity: batchSize, keyBytes: 4, valueBytes: 8)
+        defer { buffers.deallocate() }
+        benchmark.startMeasurement()
+        blackHole(fixture.batchLookupPass(buffers, entries: entries))
+    }
+    Benchmark("array.lookup-pass.1M", configuration: read) { benchmark in
+        let fixture = Fixtures.array(entries: entries)
+        benchmark.startMeasurement()
+        var checksum: UInt64 = 0
+        for index in 0..<entries { checksum &+= fixture.lookup(UInt32(index)) ?? 0 }
+        blackHole(checksum)
+    }
+    Benchmark("array.batch-update-pass.1M", configuration: write) { benchmark in
+        let fixture = Fixtures.array(entries: entries)
+        let buffers = BatchBuffers(capacity: batchSize, keyBytes: 4, valueBytes: 8)
+        defer { buffers.deallocate() }
+        benchmark.startMeasurement()
+        blackHole(fixture.batchUpdatePass(buffers, entries: entries, value: 1))
+    }
+    Benchmark("array.update-pass.1M", configuration: write) { benchmark in
+        let fixture = Fixtures.array(entries: entries)
+        benchmark.startMeasurement()
+        var stored = 0
+        for index in 0..<entries { stored &+= fixture.update(UInt32(index), UInt64(index)) ? 1 : 0 }
+        blackHole(stored)
+    }
+}
+
+/// ``batchBenchmarks()`` for a hash map of concrete type `Map`.
+func hashBatchBenchmarks<Map: RawMap>(_ name: String, _ implementation: HashImplementation, _: Map.Type, entries: Int,
+                                      read: Benchmark.Configuration, batchRead: Benchmark.Configuration,
+                                      write: Benchmark.Configuration) {
+    Benchmark("\(name).batch-lookup-pass.1M", configuration: batchRead) { benchmark in
+        let fixture = Fixtures.hash(implementation, as: Map.self, entries: entries)
+        let buffers = BatchBuffers(capacity: batchSize, keyBytes: 8, valueBytes: 8)
+        defer { buffers.deallocate() }
+        benchmark.startMeasurement()
+        blackHole(fixture.batchLookupPass(buffers, entries: entries))
+    }
+    Benchmark("\(name).user-mode-lookup-pass.1M", configuration: read) { benchmark in
+        let fixture = Fixtures.hash(implementation, as: Map.self, entries: entries)
+        benchmark.startMeasurement()
+        var checksum: UInt64 = 0
+        for index in 0..<entries { checksum &+= fixture.userLookup(Keys.key(index)) }
+        blackHole(checksum)
+    }
+    Benchmark("\(name).batch-update-pass.1M", configuration: write) { benchmark in
+        let fixture = Fixtures.hash(implementation, as: Map.self, entries: entries)
+        let buffers = BatchBuffers(capacity: batchSize, keyBytes: 8, valueBytes: 8)
+        defer { buffers.deallocate() }
+        benchmark.startMeasurement()
+        blackHole(fixture.batchUpdatePass(buffers, entries: entries, value: 1))
+    }
+    Benchmark("\(name).update-pass.1M", configuration: write) { benchmark in
+        let fixture = Fixtures.hash(implementation, as: Map.self, entries: entries)
+        benchmark.startMeasurement()
+        for index in 0..<entries { fixture.update(Keys.key(index), UInt64(index)) }
+    }
+}
+
+/// The typed maps' subscripts (a copy out: user mode), each beside its byte-level
+/// counterpart (`hash-*.user-mode-lookup.*`, `array.lookup.*`), on the same table.
+func typedLookupBenchmarks(entries: Int, size: String, _ configuration: Benchmark.Configuration) {
+    Benchmark("typed-lockfree.user-mode-lookup.\(size)", configuration: configuration) { benchmark in
+        let map = Fixtures.typedLockFree(entries: entries)
+        benchmark.startMeasurement()
+        for step in benchmark.scaledIterations { blackHole(map[Keys.hit(step, entries)]) }
+    }
+    Benchmark("typed-bucket.user-mode-lookup.\(size)", configuration: configuration) { benchmark in
+        let map = Fixtures.typedBucket(entries: entries)
+        benchmark.startMeasurement()
+        for step in benchmark.scaledIterations { blackHole(map[Keys.hit(step, entries)]) }
+    }
+    Benchmark("typed-array.lookup.\(size)", configuration: configuration) { benchmark in
+        let map = Fixtures.typedArray(entries: entries)
+        benchmark.startMeasurement()
+        for step in benchmark.scaledIterations { blackHole(map[UInt32(Keys.index(step, entries))]) }
+    }
+}
+
+/// `RCUDictionary` against `Mutex<Dictionary>`, one thread, lookups that hit: `Int` keys with
+/// class values (the object is returned, retained) and 16- to 24-character `String` keys.
+func dictionaryLookupBenchmarks(entries: Int) {
+    Benchmark("rcu-dict-object.lookup-hit.16K") { benchmark in
+        let fixture = Fixtures.objectDictionaries(entries: entries)
+        benchmark.startMeasurement()
+        for step in benchmark.scaledIterations { blackHole(fixture.rcu[Int(truncatingIfNeeded: Keys.hit(step, entries))]) }
+    }
+    Benchmark("mutex-dict-object.lookup-hit.16K") { benchmark in
+        let fixture = Fixtures.objectDictionaries(entries: entries)
+        benchmark.startMeasurement()
+        for step in benchmark.scaledIterations {
+            let key = Int(truncatingIfNeeded: Keys.hit(step, entries))
+            blackHole(fixture.mutex.withLock { $0[key] })
+        }
+    }
+    Benchmark("rcu-dict-string.lookup-hit.16K") { benchmark in
+        let fixture = Fixtures.stringDictionaries(entries: entries)
+        benchmark.startMeasurement()
+        for step in benchmark.scaledIterations { blackHole(fixture.rcu[fixture.probes[Keys.index(step, entries)]]) }
+    }
+    Benchmark("mutex-dict-string.lookup-hit.16K") { benchmark in
+        let fixture = Fixtures.stringDictionaries(entries: entries)
+        benchmark.startMeasurement()
+        for step in benchmark.scaledIterations {
+            let key = fixture.probes[Keys.index(step, entries)]
+            blackHole(fixture.mutex.withLock { $0[key] })
+        }
+    }
+}
+
+/// Lookup hits and misses (helper mode) and user-mode lookups on a hash map of concrete type
+/// `Map`, `entries` keys.
 func hashLookupBenchmarks<Map: RawMap>(_ name: String, _ implementation: HashImplementation, _: Map.Type,
                                        entries: Int, size: String, _ configuration: Benchmark.Configuration) {
     Benchmark("\(name).lookup-hit.\(size)", configuration: configuration) { benchmark in
@@ -116,15 +261,15 @@ func hashLookupBenchmarks<Map: RawMap>(_ name: String, _ implementation: HashImp
         benchmark.startMeasurement()
         for step in benchmark.scaledIterations { blackHole(fixture.helperLookup(Keys.miss(step, entries))) }
     }
-}
-
-/// The other access modes, shapes and workloads on a hash map of concrete type `Map`.
-func hashMapBenchmarks<Map: RawMap>(_ name: String, _ implementation: HashImplementation, _: Map.Type, entries: Int) {
-    Benchmark("\(name).user-mode-lookup.16K") { benchmark in
+    Benchmark("\(name).user-mode-lookup.\(size)", configuration: configuration) { benchmark in
         let fixture = Fixtures.hash(implementation, as: Map.self, entries: entries)
         benchmark.startMeasurement()
         for step in benchmark.scaledIterations { blackHole(fixture.userLookup(Keys.hit(step, entries))) }
     }
+}
+
+/// The other access modes, shapes and workloads on a hash map of concrete type `Map`.
+func hashMapBenchmarks<Map: RawMap>(_ name: String, _ implementation: HashImplementation, _: Map.Type, entries: Int) {
     Benchmark("\(name).16-byte-key-lookup.16K") { benchmark in
         let fixture = Fixtures.hash(implementation, as: Map.self, entries: entries, keySize: 16)
         benchmark.startMeasurement()

@@ -1,0 +1,193 @@
+import RCUMaps
+import Synchronization
+
+/// The keys and values of one dictionary row (`mutex-dict`, `rcu-dict-*`, `mutex-dict-*`),
+/// by bench index: an `RCUDictionary` row and its `Mutex` baseline share one schema type.
+protocol DictionarySchema: Sendable {
+    associatedtype Key: Hashable & Sendable
+    associatedtype Value: Sendable
+    /// Prefilled keys: indices `0..<entries` (lookup misses and churn reach `2 * entries`).
+    var entries: Int { get }
+    /// The key of index `index` (`0..<2 * entries`) that operations use.
+    func key(_ index: Int) -> Key
+    /// The key of index `index` as the prefill stores it: equal to ``key(_:)``.
+    func prefillKey(_ index: Int) -> Key
+    /// The value stored for `seed` (``BenchKeys/initialValue(_:)`` of the index when
+    /// prefilling or inserting; random bits when updating).
+    func value(_ seed: UInt64) -> Value
+    /// What a lookup adds to its thread's checksum.
+    func fold(_ value: Value) -> UInt64
+}
+
+extension DictionarySchema {
+    @inline(__always)
+    func prefillKey(_ index: Int) -> Key { key(index) }
+}
+
+/// `mutex-dict`: the hash maps' 8-byte keys (``BenchKeys/hashKey(_:)``) and `UInt64` values.
+struct WordSchema: DictionarySchema {
+    let entries: Int
+
+    @inline(__always)
+    func key(_ index: Int) -> UInt64 { BenchKeys.hashKey(index) }
+    @inline(__always)
+    func value(_ seed: UInt64) -> UInt64 { seed }
+    @inline(__always)
+    func fold(_ value: UInt64) -> UInt64 { value }
+}
+
+/// The class values of `rcu-dict-object` and `mutex-dict-object`.
+final class BenchObject: Sendable {
+    let id: UInt64
+
+    init(id: UInt64) { self.id = id }
+}
+
+/// `rcu-dict-object`, `mutex-dict-object`: `Int` keys (the bits of ``BenchKeys/hashKey(_:)``),
+/// ``BenchObject`` values. A lookup returns the object, retained, and reads its `id`.
+struct ObjectSchema: DictionarySchema {
+    let entries: Int
+    /// One object per prefilled key, made up front: an update stores one of them, so
+    /// neither side allocates an object per operation.
+    let objects: [BenchObject]
+
+    init(entries: Int) {
+        self.entries = entries
+        objects = (0..<entries).map { BenchObject(id: BenchKeys.initialValue($0)) }
+    }
+
+    @inline(__always)
+    func key(_ index: Int) -> Int { Int(truncatingIfNeeded: BenchKeys.hashKey(index)) }
+    @inline(__always)
+    func value(_ seed: UInt64) -> BenchObject { objects[Int(seed % UInt64(objects.count))] }
+    @inline(__always)
+    func fold(_ value: BenchObject) -> UInt64 { value.id }
+}
+
+/// `rcu-dict-string`, `mutex-dict-string`: `String` keys of 16 to 24 ASCII characters
+/// (``key(forIndex:)``), `Int` values.
+///
+/// The keys operations use are built up front (building one per operation would cost more
+/// than the lookup); the prefill stores separately built copies, so every comparison of a
+/// probe with a stored key compares bytes, as for keys that come from outside.
+struct StringSchema: DictionarySchema {
+    let entries: Int
+    /// The keys of indices `0..<2 * entries`.
+    let keys: [String]
+
+    init(entries: Int) {
+        self.entries = entries
+        keys = (0..<2 * entries).map(Self.key(forIndex:))
+    }
+
+    /// A prefix of 0 to 8 characters (chosen by the index) and the 16 hex digits of
+    /// ``BenchKeys/hashKey(_:)``: distinct, not sequential, too long for a small string
+    /// (15 bytes), e.g. `session:0d2dd0b7bca50b29`.
+    static func key(forIndex index: Int) -> String {
+        let prefixes = ["", "k", "id", "key", "user", "flow:", "tenant", "account", "session:"]
+        let hex = String(BenchKeys.hashKey(index), radix: 16)
+        return prefixes[index % prefixes.count] + String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
+    @inline(__always)
+    func key(_ index: Int) -> String { keys[index] }
+    func prefillKey(_ index: Int) -> String { Self.key(forIndex: index) }
+    @inline(__always)
+    func value(_ seed: UInt64) -> Int { Int(truncatingIfNeeded: seed) }
+    @inline(__always)
+    func fold(_ value: Int) -> UInt64 { UInt64(truncatingIfNeeded: value) }
+}
+
+/// An `RCUDictionary` (`rcu-dict-object`, `rcu-dict-string`): subscript lookups,
+/// `updateValue` updates, `insertIfAbsent` inserts and `removeValue` deletes.
+struct RCUDictionaryTarget<Schema: DictionarySchema>: BenchTarget {
+    let dictionary: RCUDictionary<Schema.Key, Schema.Value>
+    let schema: Schema
+
+    var entries: Int { schema.entries }
+
+    /// A dictionary sized for the schema's entries, prefilled with them and checked by count.
+    init(_ schema: Schema) throws(MapError) {
+        self.schema = schema
+        dictionary = RCUDictionary(minimumCapacity: schema.entries)
+        for index in 0..<schema.entries {
+            dictionary.updateValue(schema.value(BenchKeys.initialValue(index)), forKey: schema.prefillKey(index))
+        }
+        guard dictionary.count == schema.entries else {
+            throw MapError.invalidArgument.with(
+                reason: "prefilled \(schema.entries) keys but the dictionary counts \(dictionary.count)")
+        }
+    }
+
+    @inline(__always)
+    func lookup(index: Int) -> UInt64? {
+        dictionary[schema.key(index)].map { schema.fold($0) }
+    }
+
+    @inline(__always)
+    func update(index: Int, value: UInt64) -> Bool {
+        dictionary.updateValue(schema.value(value), forKey: schema.key(index))
+        return true
+    }
+
+    @inline(__always)
+    func insert(index: Int) -> Bool {
+        dictionary.insertIfAbsent(schema.value(BenchKeys.initialValue(index)), forKey: schema.key(index))
+    }
+
+    @inline(__always)
+    func remove(index: Int) -> Bool {
+        dictionary.removeValue(forKey: schema.key(index)) != nil
+    }
+}
+
+/// The baseline: a Swift dictionary behind a `Synchronization.Mutex` (`mutex-dict` with
+/// ``WordSchema``, the same keys as the hash maps; `mutex-dict-object`, `mutex-dict-string`).
+final class MutexDictTarget<Schema: DictionarySchema>: BenchTarget {
+    let storage: Mutex<[Schema.Key: Schema.Value]>
+    let schema: Schema
+
+    var entries: Int { schema.entries }
+
+    /// Creates the dictionary prefilled with the schema's entries.
+    init(_ schema: Schema) {
+        var dictionary: [Schema.Key: Schema.Value] = [:]
+        dictionary.reserveCapacity(schema.entries)
+        for index in 0..<schema.entries {
+            dictionary[schema.prefillKey(index)] = schema.value(BenchKeys.initialValue(index))
+        }
+        storage = Mutex(dictionary)
+        self.schema = schema
+    }
+
+    @inline(__always)
+    func lookup(index: Int) -> UInt64? {
+        let key = schema.key(index)
+        return storage.withLock { $0[key] }.map { schema.fold($0) }
+    }
+
+    @inline(__always)
+    func update(index: Int, value: UInt64) -> Bool {
+        let key = schema.key(index)
+        let value = schema.value(value)
+        storage.withLock { $0[key] = value }
+        return true
+    }
+
+    @inline(__always)
+    func insert(index: Int) -> Bool {
+        let key = schema.key(index)
+        let value = schema.value(BenchKeys.initialValue(index))
+        return storage.withLock { dictionary in
+            guard dictionary[key] == nil else { return false }
+            dictionary[key] = value
+            return true
+        }
+    }
+
+    @inline(__always)
+    func remove(index: Int) -> Bool {
+        let key = schema.key(index)
+        return storage.withLock { $0.removeValue(forKey: key) != nil }
+    }
+}
