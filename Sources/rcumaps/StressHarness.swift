@@ -225,7 +225,7 @@ final class StressHarness<Map: RawMap>: Sendable {
                 var steps = 0
                 pass: while true {
                     do throws(MapError) {
-                        try map.nextKey(after: hasCursor ? UnsafeRawBufferPointer(start: cursor.baseAddress!, count: keySize) : nil,
+                        try map.nextKeyInPass(after: hasCursor ? UnsafeRawBufferPointer(start: cursor.baseAddress!, count: keySize) : nil,
                                         into: UnsafeMutableRawBufferPointer(start: keyBuffer.baseAddress!, count: keySize))
                     } catch where error == .keyNotFound {
                         break pass

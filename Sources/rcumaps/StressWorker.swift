@@ -485,7 +485,8 @@ final class StressWorker<Map: RawMap> {
 
     // MARK: Iteration
 
-    /// One whole `nextKey` pass, checked. Returns the number of `nextKey` calls.
+    /// One whole get-next-key pass (`nextKeyInPass`, which never restarts), checked. Returns
+    /// the number of calls.
     @discardableResult
     func iterationPass() -> Int {
         stats.passes += 1
@@ -503,7 +504,7 @@ final class StressWorker<Map: RawMap> {
             stats.passKeys += 1
             calls += 1
             let code = outcome { () throws(MapError) in
-                try map.nextKey(after: hasCursor ? UnsafeRawBufferPointer(start: cursorBuffer, count: keySize) : nil,
+                try map.nextKeyInPass(after: hasCursor ? UnsafeRawBufferPointer(start: cursorBuffer, count: keySize) : nil,
                                 into: UnsafeMutableRawBufferPointer(start: keyBuffer, count: keySize))
             }
             if code == ENOENT { break }
