@@ -7,11 +7,55 @@ import RCUEpoch
 /// Linux's hash maps), the last key returned for arrays and the lock-free hash (as Linux's
 /// generic batches) — and is not for the caller to read.
 public struct MapBatchCursor: Hashable, Sendable {
-    /// The cursor's bytes, as the map wrote them.
-    public let bytes: [UInt8]
+    /// Up to 16 bytes stored inline (no allocation per batch call); longer cursors (the last
+    /// key of a map with keys over 16 bytes) in `heap`.
+    private let low: UInt64
+    private let high: UInt64
+    private let count: Int
+    private let heap: [UInt8]?
 
     /// A cursor from bytes a map wrote (for callers that store cursors).
-    public init(bytes: [UInt8]) { self.bytes = bytes }
+    public init(bytes: [UInt8]) {
+        self = bytes.withUnsafeBytes { MapBatchCursor($0) }
+    }
+
+    /// A cursor holding `bytes`.
+    package init(_ bytes: UnsafeRawBufferPointer) {
+        count = bytes.count
+        if bytes.count <= 16 {
+            var words: (UInt64, UInt64) = (0, 0)
+            withUnsafeMutableBytes(of: &words) { $0.copyMemory(from: bytes) }
+            (low, high) = words
+            heap = nil
+        } else {
+            (low, high) = (0, 0)
+            heap = Array(bytes)
+        }
+    }
+
+    /// A cursor holding a 4-byte index (a bucket or an array slot).
+    package init(index: UInt32) {
+        low = UInt64(index)
+        high = 0
+        count = 4
+        heap = nil
+    }
+
+    /// The cursor's bytes, as the map wrote them.
+    public var bytes: [UInt8] { withBytes { Array($0) } }
+
+    /// Runs `body` with the cursor's bytes.
+    package func withBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+        if let heap { return heap.withUnsafeBytes(body) }
+        var words = (low, high)
+        return withUnsafeBytes(of: &words) { body(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
+    }
+
+    /// The byte count.
+    package var byteCount: Int { count }
+
+    /// The 4-byte index the cursor holds, or nil if it holds something else.
+    package var index: UInt32? { count == 4 && heap == nil ? UInt32(truncatingIfNeeded: low) : nil }
 }
 
 /// What a batch operation did: how many elements, where to resume, and the errno Linux
@@ -144,14 +188,14 @@ extension RawMap {
         try checks.buffer(count, keys.count, of: keySize, "keys")
         try checks.buffer(count, values.count, of: valueSize, "values")
         guard count > 0 else { return MapBatchResult(count: 0, cursor: cursor, error: nil) }
-        if let cursor, cursor.bytes.count != keySize {
-            throw MapError.invalidArgument.with(reason: "the batch cursor is not one of this map's (\(cursor.bytes.count) bytes)")
+        if let cursor, cursor.byteCount != keySize {
+            throw MapError.invalidArgument.with(reason: "the batch cursor is not one of this map's (\(cursor.byteCount) bytes)")
         }
         let previous = UnsafeMutableRawBufferPointer.allocate(byteCount: keySize, alignment: 16)
         defer { previous.deallocate() }
         var hasPrevious = false
         if let cursor {
-            cursor.bytes.withUnsafeBytes { previous.copyMemory(from: $0) }
+            cursor.withBytes { previous.copyMemory(from: $0) }
             hasPrevious = true
         }
         var done = 0
@@ -180,7 +224,7 @@ extension RawMap {
             }
             done += 1
         }
-        return MapBatchResult(count: done, cursor: done > 0 ? MapBatchCursor(bytes: Array(previous)) : cursor,
+        return MapBatchResult(count: done, cursor: done > 0 ? MapBatchCursor(UnsafeRawBufferPointer(previous)) : cursor,
                               error: end ? .keyNotFound : nil)
     }
 

@@ -154,6 +154,7 @@ struct BatchTests {
         let inserted = ThreadLock<[UInt32: UInt64]>([:])
         let returned = ThreadLock<[UInt32: Int]>([:])
         let duplicateValues = Atomic<Int>(0)
+        let writersDone = Atomic<Int>(0)
         let rounds = 40
         runOnThreads(4) { thread in
             if thread < 2 {
@@ -166,10 +167,15 @@ struct BatchTests {
                         }
                     }
                 }
+                writersDone.add(1, ordering: .releasing)
             } else {
                 // Drainers: whole passes of lookup-and-delete batches.
+                // At least `rounds` passes, and on until both writers are done (a drainer
+                // that started first must not finish before anything was inserted).
                 let buffers = Buffers(32)
-                for _ in 0..<rounds {
+                var passes = 0
+                while passes < rounds || writersDone.load(ordering: .acquiring) < 2 {
+                    passes += 1
                     var cursor: MapBatchCursor?
                     while let result = try? lookup(map, buffers, from: cursor, count: 32, removing: true) {
                         returned.withLock { counts in

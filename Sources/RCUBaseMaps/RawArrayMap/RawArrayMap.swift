@@ -560,26 +560,33 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
         guard count > 0 else { return MapBatchResult(count: 0, cursor: cursor, error: nil) }
         var next = 0
         if let cursor {
-            guard cursor.bytes.count == 4 else {
-                throw MapError.invalidArgument.with(reason: "the batch cursor is not one of this map's (\(cursor.bytes.count) bytes)")
+            guard let index = cursor.index else {
+                throw MapError.invalidArgument.with(reason: "the batch cursor is not one of this map's (\(cursor.byteCount) bytes)")
             }
-            let previous = cursor.bytes.withUnsafeBytes { Int($0.loadUnaligned(as: UInt32.self)) }
+            let previous = Int(index)
             next = previous >= maxEntries ? 0 : previous + 1  // as get-next-key: out of range restarts
         }
-        var done = 0
-        while done < count, next < maxEntries {
-            (keys.baseAddress! + done * 4).storeBytes(of: UInt32(next), as: UInt32.self)
-            let value = values.baseAddress! + done * valueSize
-            if elementFlags.contains(.lock) {
-                lockWord.copyLocked(slot(next) + valueOffset, to: value)
-            } else {
-                if valueOffset == 0 { copyOut(value, from: slot(next)) } else { copySequenced(value, from: slot(next)) }
-                lockWord.clear(in: value)
-            }
-            done += 1
-            next += 1
+        // The flags are checked once per batch, not per element.
+        let done = min(count, maxEntries - next)
+        let keyBase = keys.baseAddress.unsafelyUnwrapped
+        let valueBase = values.baseAddress.unsafelyUnwrapped
+        for element in 0..<done {
+            (keyBase + element &* 4).storeBytes(of: UInt32(truncatingIfNeeded: next &+ element), as: UInt32.self)
         }
-        let out = done > 0 ? withUnsafeBytes(of: UInt32(next - 1)) { MapBatchCursor(bytes: Array($0)) } : cursor
+        if elementFlags.contains(.lock) {
+            for element in 0..<done {
+                lockWord.copyLocked(slot(next &+ element) + valueOffset, to: valueBase + element &* valueSize)
+            }
+        } else if valueOffset == 0 {
+            for element in 0..<done { copyOut(valueBase + element &* valueSize, from: slot(next &+ element)) }
+        } else {
+            for element in 0..<done { copySequenced(valueBase + element &* valueSize, from: slot(next &+ element)) }
+        }
+        if lockWord.exists, !elementFlags.contains(.lock) {
+            for element in 0..<done { lockWord.clear(in: valueBase + element &* valueSize) }
+        }
+        next += done
+        let out = done > 0 ? MapBatchCursor(index: UInt32(next - 1)) : cursor
         return MapBatchResult(count: done, cursor: out, error: next >= maxEntries && done < count ? .keyNotFound : nil)
     }
 

@@ -608,10 +608,10 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
         guard count > 0 else { return MapBatchResult(count: 0, cursor: cursor, error: nil) }
         var chain = 0
         if let cursor {
-            guard cursor.bytes.count == 4 else {
-                throw MapError.invalidArgument.with(reason: "the batch cursor is not one of this map's (\(cursor.bytes.count) bytes)")
+            guard let index = cursor.index else {
+                throw MapError.invalidArgument.with(reason: "the batch cursor is not one of this map's (\(cursor.byteCount) bytes)")
             }
-            chain = Int(cursor.bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) })
+            chain = Int(index)
         }
         guard chain < table.bucketCount else { return MapBatchResult(count: 0, cursor: cursor, error: .keyNotFound) }
         let locked = elementFlags.contains(.lock)
@@ -645,7 +645,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
                 break
             }
         }
-        return MapBatchResult(count: total, cursor: withUnsafeBytes(of: UInt32(chain)) { MapBatchCursor(bytes: Array($0)) },
+        return MapBatchResult(count: total, cursor: MapBatchCursor(index: UInt32(chain)),
                               error: outcome)
     }
 
@@ -654,20 +654,20 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
     func copyChain(_ index: Int, keys: UnsafeMutableRawBufferPointer, values: UnsafeMutableRawBufferPointer,
                    at start: Int, room: Int, locked: Bool) -> Int? {
         var copied = 0
-        var fits = true
-        table.forEachBucket(inChainOf: index) { bucket in
-            guard fits else { return }
-            let control = table.loadControl(bucket)
-            for slot in 0..<table.slotsPerBucket where BucketTable.isLive(control, slot) {
-                guard copied < room else {
-                    fits = false
-                    return
-                }
-                copyEntry(table.slot(bucket, slot), to: start + copied, keys: keys, values: values, locked: locked)
-                copied += 1
+        var current: UnsafeMutableRawPointer? = table.bucket(index)
+        while let bucket = current {
+            // One bit (0x80) per live slot's tag byte; lowest slot first.
+            var live = table.loadControl(bucket) & table.liveTagBits
+            while live != 0 {
+                guard copied < room else { return nil }
+                let slot = live.trailingZeroBitCount &>> 3
+                live &= live &- 1
+                copyEntry(table.slot(bucket, slot), to: start &+ copied, keys: keys, values: values, locked: locked)
+                copied &+= 1
             }
+            current = table.overflow(bucket)
         }
-        return fits ? copied : nil
+        return copied
     }
 
     /// Copies and removes the live entries of chain `index`, under its lock, if they fit in
@@ -698,10 +698,18 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
     }
 
     /// Copies one entry (key and value; the value's lock word cleared) to element `element`.
+    @inline(__always)
     func copyEntry(_ entry: UnsafeMutableRawPointer, to element: Int, keys: UnsafeMutableRawBufferPointer,
                    values: UnsafeMutableRawBufferPointer, locked: Bool) {
-        keys.baseAddress!.advanced(by: element * keySize).copyMemory(from: entry, byteCount: keySize)
-        let value = values.baseAddress!.advanced(by: element * valueSize)
+        let key = keys.baseAddress.unsafelyUnwrapped + element &* keySize
+        if keySize == 4 {
+            key.storeBytes(of: entry.load(as: UInt32.self), as: UInt32.self)
+        } else if keySize == 8 {
+            key.storeBytes(of: entry.load(as: UInt64.self), as: UInt64.self)
+        } else {
+            key.copyMemory(from: entry, byteCount: keySize)
+        }
+        let value = values.baseAddress.unsafelyUnwrapped + element &* valueSize
         if locked {
             lockWord.copyLocked(entry + table.valueOffset, to: value)
         } else {

@@ -712,8 +712,8 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
         try checks.buffer(count, keys.count, of: keySize, "keys")
         try checks.buffer(count, values.count, of: valueSize, "values")
         guard count > 0 else { return MapBatchResult(count: 0, cursor: cursor, error: nil) }
-        if let cursor, cursor.bytes.count != keySize {
-            throw MapError.invalidArgument.with(reason: "the batch cursor is not one of this map's (\(cursor.bytes.count) bytes)")
+        if let cursor, cursor.byteCount != keySize {
+            throw MapError.invalidArgument.with(reason: "the batch cursor is not one of this map's (\(cursor.byteCount) bytes)")
         }
         let locked = elementFlags.contains(.lock)
         defer { if removing { retired.throttleIfBehind() } }
@@ -722,7 +722,7 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
         if removing, freezeState.isFrozen { throw frozenError }
         var next: UnsafeMutablePointer<rcumaps_lfht_entry_t>?
         if let cursor {
-            next = cursor.bytes.withUnsafeBytes { entry(resumingAfter: $0, restartingForUnknownCursor: false) }
+            next = cursor.withBytes { entry(resumingAfter: $0, restartingForUnknownCursor: false) }
         } else {
             next = rcumaps_lfht_first(table)
         }
@@ -755,8 +755,8 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
             done += 1
         }
         let end = next == nil
-        let out = done > 0 ? MapBatchCursor(bytes: Array(UnsafeRawBufferPointer(start: keys.baseAddress! + (done - 1) * keySize,
-                                                                                 count: keySize)))
+        let out = done > 0 ? MapBatchCursor(UnsafeRawBufferPointer(start: keys.baseAddress! + (done - 1) * keySize,
+                                                                   count: keySize))
                            : cursor
         return MapBatchResult(count: done, cursor: out, error: end ? .keyNotFound : nil)
     }
