@@ -115,7 +115,7 @@ public final class ObjectMap<Key: BitwiseCopyable & Sendable, Object: AnyObject 
     // MARK: Iteration
 
     /// Iterates `(key, object)` pairs with get-next-key, each step self-contained (see
-    /// ``KeyValueMapIterator``); each object is retained inside the section that found it.
+    /// ``/RCUMaps/KeyValueMapIterator``); each object is retained inside the section that found it.
     public struct Iterator: IteratorProtocol {
         let map: ObjectMap
         var keys: KeyValueMapKeys<CustomMap<Key, UInt>>.Iterator

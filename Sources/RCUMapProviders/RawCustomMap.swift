@@ -355,7 +355,7 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
         try base.nextKey(after: key, into: nextKey)
     }
 
-    /// Get-next-key that never restarts a pass. Contract: ``RawMap/nextKeyInPass(after:into:)``.
+    /// Get-next-key that never restarts a pass. Contract: ``/RCUBaseMaps/RawMap/nextKeyInPass(after:into:)``.
     public func nextKeyInPass(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer) throws(MapError) {
         try base.nextKeyInPass(after: key, into: nextKey)
     }
@@ -397,7 +397,7 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
     /// Whether the map is frozen. Any thread.
     public var isFrozen: Bool { base.isFrozen }
 
-    /// Freezes the map (its base map). Contract: ``RawMap/freeze()``.
+    /// Freezes the map (its base map). Contract: ``/RCUBaseMaps/RawMap/freeze()``.
     public func freeze() throws(MapError) { try base.freeze() }
 
     /// EPERM for a user-mode write the flags or a freeze refuse, before any callback runs.

@@ -26,7 +26,7 @@ import Glibc
 ///   in different stripes do not contend.
 /// - A replaced or removed node is released after a grace period — once no reader can
 ///   still be reading it — on the reclamation thread, where the key's and value's `deinit`s
-///   (if any) run. ``Epoch/barrier()`` waits for them.
+///   (if any) run. ``/RCUEpoch/Epoch/barrier()-129j7`` waits for them.
 /// - Unbounded: the bucket array doubles when entries average four a bucket and halves
 ///   when they fall under one in two; the resize takes every stripe (writers wait for it,
 ///   readers do not: they keep reading the old array until they next look). An allocation
@@ -38,7 +38,7 @@ import Glibc
 ///
 /// Concurrency: every method may be called from any thread and from Swift concurrency
 /// tasks; reads never wait, writes wait only for a writer of the same stripe, a resize, or
-/// (rarely) reclamation that fell far behind (``EpochRetireList/throttleIfBehind()``).
+/// (rarely) reclamation that fell far behind (``/RCUEpoch/EpochRetireList/throttleIfBehind()``).
 public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sendable {
     // @unchecked Sendable: the table pointer is atomic; tables change only under the stripe
     // locks and are retired through the epoch; nodes are immutable once published and

@@ -25,7 +25,7 @@ extension KeyValueMap {
     /// A bucket of the bucket-locked hash that does not fit in `maxCount` is read whole
     /// anyway (the buffers grow for it, where the byte level answers ENOSPC).
     ///
-    /// - Throws: ``MapError/permissionDenied`` for a `BPF_F_WRONLY` map; a custom map's
+    /// - Throws: ``/RCUBaseMaps/MapError/permissionDenied`` for a `BPF_F_WRONLY` map; a custom map's
     ///   provider errors.
     public func lookupBatch(from cursor: MapBatchCursor? = nil, maxCount: Int) throws(MapError) -> MapBatch<Key, Value> {
         try batch(from: cursor, maxCount: maxCount, removing: false)
@@ -67,8 +67,8 @@ extension KeyValueMap {
 
     /// Stores every entry, in order, with `BPF_ANY` semantics: Linux's `BPF_MAP_UPDATE_BATCH`.
     ///
-    /// - Throws: the first failure (``MapError/outOfSpace`` for a new key in a full map,
-    ///   …), with ``MapError/elementsProcessed`` the number of entries stored before it.
+    /// - Throws: the first failure (``/RCUBaseMaps/MapError/outOfSpace`` for a new key in a full map,
+    ///   …), with ``/RCUBaseMaps/MapError/elementsProcessed`` the number of entries stored before it.
     public func updateValues(_ entries: some Collection<(Key, Value)>) throws(MapError) {
         let count = entries.count
         guard count > 0 else { return }
@@ -98,8 +98,8 @@ extension DynamicKeyValueMap {
 
     /// Removes every key, in order: Linux's `BPF_MAP_DELETE_BATCH`.
     ///
-    /// - Throws: the first failure (``MapError/keyNotFound`` for an absent key), with
-    ///   ``MapError/elementsProcessed`` the number of keys removed before it.
+    /// - Throws: the first failure (``/RCUBaseMaps/MapError/keyNotFound`` for an absent key), with
+    ///   ``/RCUBaseMaps/MapError/elementsProcessed`` the number of keys removed before it.
     public func removeValues(forKeys keys: some Collection<Key>) throws(MapError) {
         let count = keys.count
         guard count > 0 else { return }
