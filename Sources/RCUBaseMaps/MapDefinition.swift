@@ -185,7 +185,7 @@ public struct MapDefinition: Hashable, Sendable {
                   || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) })
         else { throw MapError.invalidArgument.with(reason: "map name must be at most 15 characters of [A-Za-z0-9_.]") }
         guard let lockOffset else { return }
-        guard lockOffset >= 0, lockOffset % 4 == 0, lockOffset + 4 <= valueSize else {
+        guard lockOffset >= 0, lockOffset % 4 == 0, lockOffset <= valueSize - 4 else {
             throw MapError.invalidArgument.with(
                 reason: "lockOffset \(lockOffset) must be a multiple of 4 with the 4-byte word inside the \(valueSize)-byte value")
         }

@@ -220,7 +220,14 @@ extension RawMap {
             } catch where error == .keyNotFound {
                 continue  // gone meanwhile: skip it
             } catch {
-                return MapBatchResult(count: 0, cursor: nil, error: error)  // Linux writes no count here
+                guard removing, done > 0 else {
+                    return MapBatchResult(count: 0, cursor: nil, error: error)  // Linux writes no count here
+                }
+                // The elements removed before the refusal are gone from the map: hand them
+                // back (count = those), as update and delete batches stop at their first
+                // failure, with a cursor past the refused element (it stays in the map).
+                // Linux's generic batch reports no count here, but it never removes.
+                return MapBatchResult(count: done, cursor: MapBatchCursor(UnsafeRawBufferPointer(previous)), error: error)
             }
             done += 1
         }

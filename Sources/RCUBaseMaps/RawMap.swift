@@ -165,6 +165,11 @@ public protocol RawMap: AnyObject, Sendable {
     /// and `values` (each `count` elements long, packed). `BPF_MAP_LOOKUP_BATCH`.
     ///
     /// - Parameters:
+    ///   - cursor: Where to resume: the ``MapBatchResult/cursor`` of the previous call, or
+    ///     `nil` to start at the first element. Opaque; valid only for this map.
+    ///   - keys: Room for `count` keys of `keySize` bytes each, packed.
+    ///   - values: Room for `count` values of `valueSize` bytes each, packed.
+    ///   - count: The most elements to copy (Linux's `batch.count` in); at least 1.
     ///   - elementFlags: `BPF_F_LOCK` or nothing.
     ///   - flags: Linux's `batch.flags`: must be 0 for hash maps (EINVAL), ignored by arrays.
     /// - Returns: The elements copied and where to resume; see ``MapBatchResult`` for
@@ -177,6 +182,11 @@ public protocol RawMap: AnyObject, Sendable {
     /// ``lookupBatch(from:keys:values:count:elementFlags:flags:)`` that also removes every
     /// element it returns, atomically per element (of concurrent passes, exactly one returns
     /// each). `BPF_MAP_LOOKUP_AND_DELETE_BATCH`.
+    ///
+    /// An element a custom map's provider refuses (its find or pre-deletion callback fails
+    /// with anything but ENOENT) stops the call: the result holds the elements removed
+    /// before it (`count`), that error, and a cursor past the refused element, which stays
+    /// in the map — nothing removed goes unreturned.
     ///
     /// - Throws: as the lookup batch, plus EPERM when the map is `BPF_F_RDONLY` or frozen,
     ///   and ``MapError/unsupportedByMapType`` (ENOTSUPP) for arrays.

@@ -13,7 +13,11 @@ public struct MapClientServices: Sendable {
     /// The stored value of `key` in `map`'s base map, in place, with no provider callback:
     /// what a provider sees of its own storage. Valid until `section` ends.
     ///
-    /// - Throws: ``/RCUBaseMaps/MapError/keyNotFound``; ``/RCUBaseMaps/MapError/invalidArgument`` for a wrong key size.
+    /// It is the base map's helper-mode lookup, so the map's access flags apply: on a
+    /// `BPF_F_WRONLY_PROG` map it fails with ``/RCUBaseMaps/MapError/accessDenied`` (EACCES).
+    ///
+    /// - Throws: ``/RCUBaseMaps/MapError/keyNotFound``; ``/RCUBaseMaps/MapError/invalidArgument`` for a wrong key size;
+    ///   ``/RCUBaseMaps/MapError/accessDenied`` on a `BPF_F_WRONLY_PROG` map.
     public func findElement(in map: RawCustomMap, key: UnsafeRawBufferPointer,
                             in section: borrowing EpochSection) throws(MapError) -> UnsafeMutableRawBufferPointer {
         try map.findStored(key: key, in: section)

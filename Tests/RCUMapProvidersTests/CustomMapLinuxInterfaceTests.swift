@@ -65,6 +65,42 @@ struct CustomMapLinuxInterfaceTests {
         values = []
     }
 
+    /// A lookup-and-delete batch that meets an element the provider refuses after removing
+    /// others stops there, hands back what it removed (count = those) and resumes after the
+    /// refused element: nothing leaves the map unreturned (found by FuzzMapOperations: the
+    /// call answered count 0, and the elements it had removed were lost).
+    @Test(arguments: [ProviderBaseMap.hashLockFree, .hashBucketLocked])
+    func aRefusalInALookupAndDeleteBatchLosesNothing(_ base: ProviderBaseMap) throws {
+        let provider = RecordingProvider()
+        let map = try makeMap(provider, base: base)
+        for key in UInt32(0)..<16 { try map.put(key, key + 100) }
+        // Refuse the element in the middle of the walk, so that others come before it.
+        let order: [UInt32] = try map.allKeys()
+        let refused = order[8]
+        provider.refusedFindKey.store(refused, ordering: .relaxed)
+        var keys = [UInt32](repeating: 0, count: 16)
+        var values = [UInt32](repeating: 0, count: 16)
+        let first = try keys.withUnsafeMutableBytes { k in try values.withUnsafeMutableBytes { v in
+            try map.lookupAndDeleteBatch(from: nil, keys: k, values: v, count: 16, elementFlags: [], flags: 0) } }
+        #expect(first.error == .permissionDenied && first.count == 8)
+        #expect(Array(keys.prefix(8)) == Array(order.prefix(8)) && values.prefix(8).elementsEqual(order.prefix(8).map { $0 + 100 }))
+        #expect(map.count == 8)
+        let cursor = try #require(first.cursor)
+        let rest = try keys.withUnsafeMutableBytes { k in try values.withUnsafeMutableBytes { v in
+            try map.lookupAndDeleteBatch(from: cursor, keys: k, values: v, count: 16, elementFlags: [], flags: 0) } }
+        #expect(rest.error == .keyNotFound && rest.count == 7)
+        #expect(Set(keys.prefix(7)) == Set(order.suffix(7)))
+        #expect(map.count == 1)
+        provider.refusedFindKey.store(0xFFFF_FFFF, ordering: .relaxed)
+        #expect(try map.get(refused, as: UInt32.self) == refused + 100)
+        // A plain lookup batch keeps Linux's rule: a failing element fails the call, count 0.
+        provider.refusedFindKey.store(refused, ordering: .relaxed)
+        try map.put(refused &+ 1_000, UInt32(1))
+        let lookup = try keys.withUnsafeMutableBytes { k in try values.withUnsafeMutableBytes { v in
+            try map.lookupBatch(from: nil, keys: k, values: v, count: 16, elementFlags: [], flags: 0) } }
+        #expect(lookup.error == .permissionDenied && lookup.count == 0 && lookup.cursor == nil)
+    }
+
     @Test func arrayBasesLackTheDeletingBatches() throws {
         let map = try makeMap(RecordingProvider(), base: .array)
         var keys = [UInt32](repeating: 0, count: 4)

@@ -44,6 +44,8 @@ final class RecordingProvider: Sendable {
     let wrongStoredSize = Atomic<Int>(0)
     /// When set, postprocessFindElement fails with EPERM.
     let failFind = Atomic<Bool>(false)
+    /// postprocessFindElement fails with EPERM for this key.
+    let refusedFindKey = Atomic<UInt32>(0xFFFF_FFFF)
     /// When set, the deprecated pre-deletion callback looks its own key up (user mode) in this map.
     let lookupFromPreDeletion = ThreadLock<(any RawMap)?>(nil)
 
@@ -93,6 +95,9 @@ final class RecordingProvider: Sendable {
             postprocessFindElement: { [self] (call) throws(MapError) in
                 record(.find, flags: call.flags, key: call.key, value: call.inValue)
                 if failFind.load(ordering: .relaxed) { throw MapError.permissionDenied }
+                if call.key.loadUnaligned(as: UInt32.self) == refusedFindKey.load(ordering: .relaxed) {
+                    throw MapError.permissionDenied
+                }
                 guard let out = call.outValue else { return }
                 let value = call.inValue.loadUnaligned(as: UInt32.self)
                 let check = call.inValue.loadUnaligned(fromByteOffset: 4, as: UInt32.self)

@@ -105,7 +105,8 @@ typedef struct rcumaps_client_dispatch_table {
     uint32_t size;
     /* Looks `key` up in the base map of `map` (a handle from RCUMaps) and returns
      * the stored value in place. Call inside an epoch (EINVAL otherwise); *value is
-     * valid until it ends. Every provider callback already runs inside one. */
+     * valid until it ends. Every provider callback already runs inside one. It is the
+     * base map's helper-mode lookup: EACCES on a BPF_F_WRONLY_PROG map. */
     rcumaps_result_t (*find_element)(const void *map, const uint8_t *key, uint8_t **value);
     /* Enter / leave an epoch (nestable). An epoch_exit with no matching epoch_enter on
      * the calling thread is refused: it changes nothing and is reported on stderr. */

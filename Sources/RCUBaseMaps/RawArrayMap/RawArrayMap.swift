@@ -368,21 +368,9 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
         let stored = slot + valueOffset
         let write = {
             if self.valueOffset == 0 {
-                // One word: swap in the new bits around the lock word's, atomically.
-                var bits: UInt64 = 0
-                withUnsafeMutableBytes(of: &bits) { $0.baseAddress!.copyMemory(from: value, byteCount: self.valueSize) }
-                let lockBits = self.lockWord.lockBits
-                let cell = self.word(stored)
-                var old = cell.pointee.load(ordering: .relaxed)
-                while true {
-                    let (exchanged, original) = cell.pointee.compareExchange(
-                        expected: old, desired: (bits & ~lockBits) | (old & lockBits), ordering: .acquiringAndReleasing)
-                    if exchanged { break }
-                    old = original
-                }
-                if let displaced {
-                    withUnsafeBytes(of: &old) { displaced.copyMemory(from: $0.baseAddress!, byteCount: self.valueSize) }
-                }
+                // No sequence word (a one-word value, or an mmapable array's value of any
+                // size): stored word by word, as Linux copies such values.
+                self.exchangeWordsKeepingLock(stored, from: value, displaced: displaced)
             } else {
                 self.writeSequenced(slot) {
                     if let displaced { self.copyOut(displaced, from: stored) }
@@ -396,6 +384,44 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
                                   offset: lockWord.offset, write)
         } else {
             write()
+        }
+    }
+
+    /// Stores `value` into a value with no sequence word, word by word with atomic
+    /// exchanges (releasing: each publishes what it refers to), never changing the lock
+    /// word's bits: the word holding them is swapped with a compare-exchange that keeps them,
+    /// so a concurrent `BPF_F_LOCK` holder's lock survives. The replaced bytes go to
+    /// `displaced` word by word (a concurrent writer may interleave, as on Linux).
+    ///
+    /// Invariant: `stored` is 8-aligned and its slot is `valueSize` rounded up to 8 bytes,
+    /// so every word written lies inside the slot; the partial last word's bytes past
+    /// `valueSize` are zero in what is stored and never copied out.
+    func exchangeWordsKeepingLock(_ stored: UnsafeMutableRawPointer, from value: UnsafeRawPointer,
+                                  displaced: UnsafeMutableRawPointer?) {
+        let lockWordOffset = lockWord.offset & ~7
+        let lockBits = UInt64(UInt32.max) << UInt64(8 * (lockWord.offset & 7))
+        var offset = 0
+        while offset < valueSize {
+            let length = min(8, valueSize - offset)
+            var bits: UInt64 = 0
+            withUnsafeMutableBytes(of: &bits) { $0.baseAddress!.copyMemory(from: value + offset, byteCount: length) }
+            let cell = word(stored + offset)
+            var old: UInt64
+            if offset == lockWordOffset {
+                old = cell.pointee.load(ordering: .relaxed)
+                while true {
+                    let (exchanged, original) = cell.pointee.compareExchange(
+                        expected: old, desired: (bits & ~lockBits) | (old & lockBits), ordering: .acquiringAndReleasing)
+                    if exchanged { break }
+                    old = original
+                }
+            } else {
+                old = cell.pointee.exchange(bits, ordering: .acquiringAndReleasing)
+            }
+            if let displaced {
+                withUnsafeBytes(of: &old) { (displaced + offset).copyMemory(from: $0.baseAddress!, byteCount: length) }
+            }
+            offset += 8
         }
     }
 

@@ -1,0 +1,355 @@
+import CFuzzSupport
+import FuzzSupport
+import RCUMaps
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// FuzzMapDefinitions: `MapRegistry.create` with fuzzed definitions — every type ID class
+/// (HASH, ARRAY, reserved built-ins, unregistered and registered custom types, IDs out of
+/// range), sizes and capacities from zero and negative to Int.max (around Linux 6.18's
+/// limits: key + value under 4 MiB − 48 and 2^27 entries for hashes, INT_MAX array
+/// values), every creation flag (access flags, zero seed, mmapable, …), names (UTF-8
+/// included), NUMA nodes, both hash implementations, pool tags, lock words — against a
+/// model of Linux 6.18's validation order (MapDefinition.validateHash / validateArray:
+/// RDONLY|WRONLY and the NUMA node; the type's flags, zero sizes EINVAL; the size limits
+/// E2BIG; the name EINVAL; the lock word EINVAL / EACCES), then the allocation. A map that
+/// is created then runs a few operations against the reference model, with its odd sizes
+/// and flags.
+func makeTarget() -> FuzzTarget {
+    FuzzTarget(name: "FuzzMapDefinitions", settleEvery: 512, seeds: mapDefinitionSeeds) { input in
+        runMapDefinition(&input)
+    }
+}
+
+let maxValueSize = MapDefinition.maxValueSize
+let maxKeyPlusValue = MapDefinition.maxHashKeyPlusValueSize
+let maxBlockSize = EpochMemory.maxBlockSize
+/// Maps whose storage would take more than this are not created (their validation is
+/// still checked when it fails before any allocation), to keep inputs fast and libFuzzer's
+/// malloc limit out of the way.
+let allocationLimit = 4 << 20
+
+enum CustomKind { case object, cTransform, cIdentity, swift }
+
+func customKind(_ type: MapType) -> (CustomKind, ProviderBaseMap)? {
+    for base in SharedProviders.bases {
+        if type == SharedProviders.objectType(base) { return (.object, base) }
+        if type == SharedProviders.cTransformType(base) { return (.cTransform, base) }
+        if type == SharedProviders.cIdentityType(base) { return (.cIdentity, base) }
+        if base != .hashLockFree, type == SharedProviders.swiftType(base) { return (.swift, base) }
+    }
+    return nil
+}
+
+let nameCharacters = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.".utf8)
+let badNameCharacters: [[UInt8]] = [Array("-".utf8), Array(" ".utf8), Array("/".utf8), [0], Array("é".utf8), [0xFF],
+                                    Array("€".utf8)]
+
+/// Interesting creation flags (a selector past the list reads raw bits).
+let flagChoices: [MapCreationFlags] = [
+    [], [], [], .noPrealloc, .noCommonLRU, .clone,
+    .readOnly, .writeOnly, [.readOnly, .writeOnly], .readOnlyProgram, .writeOnlyProgram,
+    [.readOnlyProgram, .writeOnlyProgram], [.readOnly, .writeOnlyProgram], .zeroSeed, [.zeroSeed, .noPrealloc],
+    .mmapable, [.mmapable, .readOnly], [.mmapable, .writeOnly], [.mmapable, .readOnlyProgram], .innerMap,
+    .numaNode, .stackBuildID, .preserveElements, MapCreationFlags(rawValue: 1 << 13), MapCreationFlags(rawValue: 1 << 31),
+]
+
+func decodeDefinition(_ input: inout FuzzInput) -> MapDefinition {
+    let type: UInt32 = input.pick([1, 1, 1, 2, 2, 2, 3, 8, 14, 0, 15, 4095, 4096, 4100, 4101, 4102, 4110, 4111, 4112,
+                                   4120, 4121, 4122, 4130, 4131, 65535, 65536]) { $0.u32() }
+    let sizes: [Int] = [0, -1, 1, 2, 4, 8, 16, 64, 512, 513, 1024, Int(UInt32.max), Int(UInt32.max) + 1, .max, .min]
+    // Keys around the hash's key + value limit (with 4- or 8-byte values: one under, one at).
+    var keySize = input.pick(sizes + [4, 4, 8, 4096, 1 << 21, maxKeyPlusValue - 8, maxKeyPlusValue - 5]) { Int($0.u16()) }
+    var valueSize = input.pick(sizes + [4, 4, 9, 4096, maxValueSize, maxValueSize + 1, 1 << 21, 1 << 22,
+                                        Int(Int32.max), Int(Int32.max) + 1, 12]) { Int($0.u16()) }
+    let maxEntries = input.pick([0, -5, 1, 2, 3, 64, 1000, 65536, 1 << 20, Int(UInt32.max), Int(UInt32.max) + 1, .max, .min,
+                                 1, 16, MapDefinition.maxHashEntries, MapDefinition.maxHashEntries + 1, 4096]) {
+        $0.bool() ? Int($0.u16()) : Int($0.u32())
+    }
+    if keySize == 1024, input.byte() & 1 == 1 { keySize = Int(input.u32()) }
+    if valueSize == 1024, input.byte() & 1 == 1 { valueSize = Int(input.u32()) }
+    let flags = input.pick(flagChoices) { MapCreationFlags(rawValue: $0.u32() & ($0.bool() ? 0x1FFF : .max)) }
+    var name: [UInt8] = []
+    let nameLength = Int(input.byte() % 20)
+    for _ in 0..<nameLength {
+        let choice = Int(input.byte())
+        if choice < 0xF0 { name.append(nameCharacters[choice % nameCharacters.count]) }
+        else { name += badNameCharacters[choice % badNameCharacters.count] }
+    }
+    let numaNode: Int? = input.pick([nil, nil, nil, 0, 1, -1, NUMATopology.nodeCount, .max]) { Int($0.byte()) }
+    let implementation: HashImplementation = input.bool() ? .bucketLocked : .lockFree
+    let poolTag: PoolTag? = input.pick([nil, nil, FuzzTags.hashLockFree]) { PoolTag(rawValue: $0.u32() | 0x8000_0000) }
+    // A lock word: none mostly; inside the value, at its end, past it, misaligned, negative.
+    var lockOffset: Int? = input.pick([nil, nil, nil, 0, 0, 4, 8, valueSize &- 4, valueSize &- 2, valueSize, -4, 2,
+                                       Int.max, Int.min]) { Int($0.u16()) }
+    if let offset = lockOffset, offset > Int.max - 4, offset % 4 == 0 || input.bool() {
+        // (Fixed defect 7: a multiple of 4 within 4 of Int.max trapped in the validation.)
+        lockOffset = input.bool() ? Int.max - 3 : Int.max - 4
+    }
+    return MapDefinition(type: MapType(rawValue: type), keySize: keySize, valueSize: valueSize, maxEntries: maxEntries,
+                         flags: flags, name: String(decoding: name, as: UTF8.self), numaNode: numaNode,
+                         hashImplementation: implementation, poolTag: poolTag, lockOffset: lockOffset)
+}
+
+/// The outcome the model predicts: an errno, or success with the bytes the map's storage
+/// takes up front (nil: not known to be small — the map is then not created).
+enum Predicted {
+    case failure(Int32)
+    case success(bytes: Int?)
+}
+
+func roundUp8(_ n: Int) -> Int { (n + 7) & ~7 }
+
+func nameIsValid(_ name: String) -> Bool {
+    name.utf8.count <= 15 && name.utf8.allSatisfy { nameCharacters.contains($0) }
+}
+
+/// Linux 6.18's checks around the type's own (MapDefinition.validateCommon, then
+/// validateNameAndLock): RDONLY|WRONLY together and the NUMA node first; the name, then the
+/// lock word (inside the value, 4-aligned: EINVAL; with the program access flags: EACCES)
+/// after the type's size limits.
+func validateCommon(_ d: MapDefinition) -> Int32? {
+    if d.flags.isSuperset(of: [.readOnly, .writeOnly]) { return EINVAL }
+    if let node = d.numaNode, node < 0 || node >= NUMATopology.nodeCount { return EINVAL }
+    return nil
+}
+
+func validateNameAndLock(_ d: MapDefinition, valueSize: Int) -> Int32? {
+    if !nameIsValid(d.name) { return EINVAL }
+    guard let offset = d.lockOffset else { return nil }
+    if offset < 0 || offset % 4 != 0 || offset > valueSize - 4 { return EINVAL }
+    if !d.flags.isDisjoint(with: [.readOnlyProgram, .writeOnlyProgram]) { return EACCES }
+    return nil
+}
+
+/// HASH (both implementations): flags among NO_PREALLOC, NUMA_NODE, the access flags and
+/// ZERO_SEED (not both program access flags), positive sizes (EINVAL); key + value under
+/// 4 MiB − 48, at most 2^27 entries (E2BIG); then the name and lock word.
+func validateHash(_ d: MapDefinition, valueSize: Int) -> Int32? {
+    if let error = validateCommon(d) { return error }
+    if !MapDefinition.hashFlags.isSuperset(of: d.flags) || d.flags.isSuperset(of: [.readOnlyProgram, .writeOnlyProgram]) {
+        return EINVAL
+    }
+    if d.maxEntries <= 0 || d.keySize <= 0 || valueSize <= 0 { return EINVAL }
+    let (sum, overflow) = d.keySize.addingReportingOverflow(valueSize)
+    if overflow || sum >= maxKeyPlusValue { return E2BIG }
+    if d.maxEntries > MapDefinition.maxHashEntries { return E2BIG }
+    return validateNameAndLock(d, valueSize: valueSize)
+}
+
+/// ARRAY: 4-byte keys, positive values, 1...2^32-1 entries, flags among NUMA_NODE,
+/// MMAPABLE, INNER_MAP and the access flags (EINVAL); values up to INT_MAX (E2BIG); then
+/// the name and lock word.
+func validateArray(_ d: MapDefinition, valueSize: Int) -> Int32? {
+    if let error = validateCommon(d) { return error }
+    if d.maxEntries <= 0 || d.maxEntries > Int(UInt32.max) || d.keySize != 4 || valueSize <= 0
+        || !MapDefinition.arrayFlags.isSuperset(of: d.flags) || d.flags.isSuperset(of: [.readOnlyProgram, .writeOnlyProgram]) {
+        return EINVAL
+    }
+    if valueSize > MapDefinition.maxArrayValueSize { return E2BIG }
+    return validateNameAndLock(d, valueSize: valueSize)
+}
+
+/// Bytes allocated at creation: ARRAY exactly (maxEntries × stride; values over a word, and
+/// every value of a custom map's base, get a sequence word; an mmapable array none; a
+/// product past Int.max is ENOMEM); the bucket-locked HASH by its table sizing (BucketTable:
+/// buckets for maxEntries at 2/3 or 3/4 load, at most 2^22 first-level buckets); the
+/// lock-free HASH a small table. nil: the product overflows.
+func storageBytes(_ d: MapDefinition, isArray: Bool, bucketLocked: Bool, valueSize: Int, observed: Bool) -> Int? {
+    if isArray {
+        let sequenced = !d.flags.contains(.mmapable) && (valueSize > 8 || observed)
+        let stride = roundUp8(valueSize) + (sequenced ? 8 : 0)
+        let (bytes, overflow) = d.maxEntries.multipliedReportingOverflow(by: stride)
+        return overflow ? nil : bytes
+    }
+    guard bucketLocked else { return 0 }
+    let slotStride = roundUp8(d.keySize) + roundUp8(valueSize)
+    let perLine = (64 - 16) / slotStride
+    let slots = perLine >= 2 ? min(perLine, 6) : 6
+    let bucketStride = perLine >= 2 ? 64 : 16 + slots * slotStride
+    let (numerator, denominator) = perLine >= 2 ? (2, 3) : (3, 4)
+    let (scaled, overflow) = d.maxEntries.multipliedReportingOverflow(by: denominator)
+    let perBucket = numerator * slots
+    let wanted = overflow ? 1 << 22 : (scaled + perBucket - 1) / perBucket
+    let buckets = max(1, min(wanted, 1 << 22))
+    let (bytes, tooBig) = buckets.multipliedReportingOverflow(by: bucketStride)
+    return tooBig ? .max : bytes
+}
+
+/// Creation of a validated base map: an array whose storage size overflows is ENOMEM; a
+/// bucket table past the largest epoch block is ENOMEM; an array too large for a block goes
+/// to anonymous pages (success, if the system has them: not created here).
+func allocation(_ d: MapDefinition, isArray: Bool, bucketLocked: Bool, valueSize: Int, observed: Bool) -> Predicted {
+    guard let bytes = storageBytes(d, isArray: isArray, bucketLocked: bucketLocked, valueSize: valueSize, observed: observed)
+    else { return .failure(ENOMEM) }
+    if !isArray, bytes > maxBlockSize { return .failure(ENOMEM) }
+    return .success(bytes: bytes)
+}
+
+func predict(_ d: MapDefinition) -> Predicted {
+    let raw = d.type.rawValue
+    if raw == 1 || raw == 2 {
+        let isArray = raw == 2
+        let error = isArray ? validateArray(d, valueSize: d.valueSize) : validateHash(d, valueSize: d.valueSize)
+        if let error { return .failure(error) }
+        return allocation(d, isArray: isArray, bucketLocked: d.hashImplementation == .bucketLocked,
+                          valueSize: d.valueSize, observed: false)
+    }
+    if d.type.isCustom {
+        guard let (kind, base) = customKind(d.type) else { return .failure(EINVAL) }  // no provider
+        // RawCustomMap: sizes the provider is told about must be 1...2^32-1; no lock word.
+        for size in [d.keySize, d.valueSize, d.maxEntries] where size <= 0 || size > Int(UInt32.max) {
+            return .failure(EINVAL)
+        }
+        if d.lockOffset != nil { return .failure(EINVAL) }
+        // The create callback and the stored size it chooses.
+        let stored: Int
+        switch kind {
+        case .object:
+            guard d.valueSize == 4 else { return .failure(EINVAL) }
+            stored = 8
+        case .cTransform: stored = (d.valueSize &+ 8) & 0xFFFF_FFFF  // a uint32_t: wraps past 2^32
+        case .cIdentity, .swift: stored = d.valueSize
+        }
+        if stored == 0 || stored > maxValueSize { return .failure(EINVAL) }
+        // Then the base map checks the definition with the stored size; an array base
+        // cannot be mmapable.
+        let isArray = base == .array
+        let error = isArray ? validateArray(d, valueSize: stored) : validateHash(d, valueSize: stored)
+        if let error { return .failure(error) }
+        if isArray, d.flags.contains(.mmapable) { return .failure(EINVAL) }
+        return allocation(d, isArray: isArray, bucketLocked: base == .hashBucketLocked, valueSize: stored, observed: true)
+    }
+    if raw >= 3, raw <= 14 { return .failure(EOPNOTSUPP) }
+    return .failure(EINVAL)
+}
+
+func runMapDefinition(_ input: inout FuzzInput) {
+    let providers = SharedProviders.shared
+    let definition = decodeDefinition(&input)
+    let predicted = predict(definition)
+    let custom = customKind(definition.type)
+    // Provider bindings: counts start at zero; C transforms store value + 8 bytes.
+    for base in SharedProviders.bases {
+        fzp_binding_reset(providers.cTransform[base]!)
+        fzp_binding_reset(providers.cIdentity[base]!)
+        providers.swift[base]?.reset()
+    }
+    let denied: UInt32 = definition.flags.contains(.writeOnlyProgram) ? 1 : 0
+    if let (kind, base) = custom, kind == .cTransform {
+        var behavior = SharedProviders.transformBehavior(userValueSize: definition.valueSize)
+        behavior.find_element_may_be_denied = denied
+        fzp_binding_set_behavior(providers.cTransform[base]!, &behavior)
+    }
+    if let (kind, base) = custom, kind == .cIdentity {
+        var behavior = SharedProviders.identityBehavior
+        behavior.find_element_may_be_denied = denied
+        fzp_binding_set_behavior(providers.cIdentity[base]!, &behavior)
+    }
+    if case .success(let bytes) = predicted, bytes.map({ $0 > allocationLimit }) ?? true {
+        trace("\(definition): predicted success with \(bytes.map { "\($0)" } ?? "?") bytes: not created")
+        return
+    }
+    trace("\(definition): predicted \(predicted)")
+    if case .success = predicted, isExercisable(definition, custom: custom) {
+        // The exerciser creates the map (a failure stops the run) and drops it at the end.
+        exercise(definition, custom: custom, &input)
+    } else {
+        createAndDrop(definition, predicted: predicted, custom: custom)
+    }
+    // Every provider context created was deleted (also when the base map refused).
+    for base in SharedProviders.bases {
+        for binding in [providers.cTransform[base]!, providers.cIdentity[base]!] {
+            let stats = fzp_binding_stats(binding)
+            fuzzCheck(stats.creates == stats.map_deletes && stats.live_contexts == 0,
+                      "C provider: \(stats.creates) creates, \(stats.map_deletes) map deletes after create(\(definition))")
+        }
+        if let swift = providers.swift[base] {
+            fuzzCheck(swift.creates == swift.mapDeletes, "Swift provider: \(swift.creates) creates, \(swift.mapDeletes) deletes")
+        }
+    }
+    let objects = providers.objects.values.map(\.liveMaps).reduce(0, +)
+    fuzzCheck(objects == 0, "the object map provider counts \(objects) live maps")
+}
+
+/// Creates the map and drops it at once, its C provider (if any) told that the deletions it
+/// sees next are the teardown's.
+func createAndDrop(_ definition: MapDefinition, predicted: Predicted, custom: (CustomKind, ProviderBaseMap)?) {
+    var binding: OpaquePointer?
+    if let (kind, base) = custom {
+        if kind == .cTransform { binding = SharedProviders.shared.cTransform[base] }
+        if kind == .cIdentity { binding = SharedProviders.shared.cIdentity[base] }
+    }
+    func create() {
+        let created = createMap(definition)
+        switch (predicted, created) {
+        case (.failure(let code), .failure(let error)):
+            fuzzCheck(error.code == code, "create(\(definition)): \(error), model expects \(errnoName(code))")
+        case (.failure(let code), .success):
+            fuzzFail("create(\(definition)) succeeded, model expects \(errnoName(code))")
+        case (.success, .failure(let error)):
+            fuzzFail("create(\(definition)): \(error), model expects success")
+        case (.success, .success(let map)):
+            fuzzCheck(map.definition == definition, "the map's definition \(map.definition) is not the one it was created with")
+        }
+        withExtendedLifetime(created) {
+            if let binding { fzp_binding_set_phase(binding, 0, 1) }
+        }
+    }
+    create()  // the map is gone when this returns
+    if let binding { fzp_binding_set_phase(binding, 0, 0) }
+}
+
+/// Object maps need handles for values, and huge keys and values megabytes per operation:
+/// those maps are only created and dropped.
+func isExercisable(_ definition: MapDefinition, custom: (CustomKind, ProviderBaseMap)?) -> Bool {
+    if let (kind, _) = custom, kind == .object { return false }
+    return definition.keySize <= 65536 && definition.valueSize <= 65536 && definition.maxEntries <= 65536
+}
+
+/// A few operations on a new map of this definition against the reference model.
+func exercise(_ definition: MapDefinition, custom: (CustomKind, ProviderBaseMap)?, _ input: inout FuzzInput) {
+    let providers = SharedProviders.shared
+    let isArray = custom.map { $0.1 == .array } ?? (definition.type == .array)
+    let bucket = custom.map { $0.1 == .hashBucketLocked } ?? (definition.hashImplementation == .bucketLocked)
+    let modelBase: MapModel.Base = isArray ? .array : bucket ? .bucket : .lockFree
+    var rules: ProviderRules?
+    var hooks = ExerciseHooks()
+    switch custom {
+    case nil, (.object, _)?: break
+    case (.cTransform, let base)?:
+        let behavior = SharedProviders.transformBehavior(userValueSize: definition.valueSize)
+        rules = CProvider.rules(behavior, present: SharedProviders.transformPresent,
+                                storedSize: definition.valueSize + 8, userSize: definition.valueSize)
+        hooks.attach(CProviderChecks(binding: providers.cTransform[base]!, transforms: true,
+                                     storedSize: definition.valueSize + 8))
+    case (.cIdentity, let base)?:
+        rules = CProvider.rules(SharedProviders.identityBehavior, present: SharedProviders.identityPresent(base),
+                                storedSize: definition.valueSize, userSize: definition.valueSize)
+        hooks.attach(CProviderChecks(binding: providers.cIdentity[base]!, transforms: false,
+                                     storedSize: definition.valueSize))
+    case (.swift, _)?:
+        rules = SwiftProviderState.rules
+    }
+    let attach = hooks.mapCreated
+    hooks.mapCreated = { map in
+        fuzzCheck(map.definition == definition, "the map's definition \(map.definition) is not the one it was created with")
+        attach(map)
+    }
+    let exerciser = MapExerciser(
+        makeMap: {
+            switch createMap(definition) {
+            case .success(let map): return map
+            case .failure(let error): fuzzFail("create(\(definition)): \(error), model expects success")
+            }
+        },
+        makeModel: {
+            MapModel(base: modelBase, custom: custom != nil, keySize: definition.keySize, valueSize: definition.valueSize,
+                     maxEntries: definition.maxEntries, flags: definition.flags, lockOffset: definition.lockOffset,
+                     rules: rules)
+        },
+        hooks: hooks)
+    exerciser.maxOperations = 24
+    exerciser.run(&input)
+}

@@ -1,0 +1,86 @@
+import CFuzzSupport
+import RCUMaps
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One fuzz target: what it does with an input, and the seeds it writes for its corpus.
+public struct FuzzTarget {
+    public let name: String
+    /// Runs one input. Every map it makes is gone when it returns.
+    public let run: (inout FuzzInput) -> Void
+    /// The seed corpus: (file name, bytes).
+    public let seeds: () -> [(String, [UInt8])]
+    /// Every this many inputs, and at the end of a replay, wait for every deferred free and
+    /// check that the epoch's per-tag accounting is back to zero bytes (no leak).
+    public let settleEvery: Int
+
+    public init(name: String, settleEvery: Int = 1024, seeds: @escaping () -> [(String, [UInt8])],
+                run: @escaping (inout FuzzInput) -> Void) {
+        self.name = name
+        self.run = run
+        self.seeds = seeds
+        self.settleEvery = settleEvery
+    }
+}
+
+// The fuzzer calls back on one thread, one input at a time.
+nonisolated(unsafe) private var activeTarget: FuzzTarget?
+nonisolated(unsafe) private var inputsRun = 0
+
+/// The entry point of a fuzz target (call it from main.swift's top-level code, which SwiftPM
+/// compiles as `<module>_main`, the symbol the executable's `main` is defined as).
+///
+/// - `--write-seeds DIR`: writes the seed corpus and exits.
+/// - `--replay PATH...`: runs each input file once (works without libFuzzer).
+/// - otherwise: libFuzzer's command line (`-max_total_time=60 CORPUS_DIR`, …).
+public func fuzzMain(_ target: FuzzTarget) -> Int32 {
+    activeTarget = target
+    let arguments = CommandLine.arguments
+    if arguments.count >= 3, arguments[1] == "--write-seeds" {
+        return writeSeeds(target, to: arguments[2])
+    }
+    let result = rcf_main(CommandLine.argc, CommandLine.unsafeArgv) { data, size in
+        guard let target = activeTarget else { return 0 }
+        var input = FuzzInput(size > 0 ? Array(UnsafeBufferPointer(start: data, count: size)) : [])
+        target.run(&input)
+        inputsRun += 1
+        if inputsRun % target.settleEvery == 0 { checkEpochMemorySettles(after: "\(inputsRun) inputs") }
+        return 0
+    }
+    if result == 0, arguments.count >= 2, arguments[1] == "--replay" {
+        checkEpochMemorySettles(after: "the replay")
+    }
+    return result
+}
+
+private func writeSeeds(_ target: FuzzTarget, to directory: String) -> Int32 {
+    mkdir(directory, 0o755)
+    var written = 0
+    for (name, bytes) in target.seeds() {
+        let path = directory + "/" + name
+        let result = bytes.withUnsafeBufferPointer { rcf_write_file(path, $0.baseAddress, $0.count) }
+        guard result == 0 else {
+            writeToStandardError("cannot write \(path): errno \(result)\n")
+            return 1
+        }
+        written += 1
+    }
+    writeToStandardError("\(target.name): wrote \(written) seeds to \(directory)\n")
+    return 0
+}
+
+/// Waits for every deferred free, then checks that no pool tag still holds live bytes: every
+/// map the targets made is gone by now, so anything left is a leak of epoch memory (or of a
+/// provider's epoch allocations). A bucket-hash reclaim can retire memory in turn, so this
+/// waits several rounds before it calls a leak a leak.
+public func checkEpochMemorySettles(after what: String) {
+    var live: [EpochTagStatistics] = []
+    for _ in 0..<16 {
+        Epoch.barrier()
+        live = EpochMemory.allStatistics().filter { $0.liveBytes != 0 || $0.liveAllocations != 0 }
+        if live.isEmpty { return }
+    }
+    fuzzFail("epoch memory still live after \(what) and 16 barriers: "
+        + live.map { "\($0.tag): \($0.liveBytes) bytes in \($0.liveAllocations) blocks" }.joined(separator: "; "))
+}
