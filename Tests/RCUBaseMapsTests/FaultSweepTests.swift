@@ -55,7 +55,7 @@ struct FaultSweepTests {
     @Test(arguments: Kind.allCases)
     func creation(_ kind: Kind) throws {
         let tag = uniqueTag()
-        let points = try sweepFaultPoints({ try kind.make(tag: tag, maxEntries: 4_096) }) { point in
+        let points = try sweepFaultPoints("\(kind)", { try kind.make(tag: tag, maxEntries: 4_096) }) { point in
             if case .failure(let error) = point.outcome { #expect(error as? MapError == .noMemory, "point \(point.index)") }
             #expect(accountedFigures(tag) == (0, 0, 0), "point \(point.index)")
         }
@@ -73,7 +73,7 @@ struct FaultSweepTests {
         for (target, flags) in [(9, MapUpdateFlags.noExist), (2, .exist), (3, .any), (11, .any)] where !(kind.isArray && flags == .noExist) {
             let before = try snapshot(of: map)
             let figures = accountedFigures(tag)
-            swept += try sweepFaultPoints({ try put(map, target, 1_000 + target, flags) }) { point in
+            swept += try sweepFaultPoints("\(kind) \(flags == .noExist ? "new key" : flags == .exist ? "replace" : "any") \(target)", { try put(map, target, 1_000 + target, flags) }) { point in
                 switch point.outcome {
                 case .failure(let error):
                     #expect(error as? MapError == .noMemory, "point \(point.index): \(error)")
@@ -105,7 +105,7 @@ struct FaultSweepTests {
     func teardown(_ kind: Kind, outOfMemoryForGood: Bool) throws {
         let tag = uniqueTag()
         var map: (any RawMap)? = nil
-        let points = try sweepFaultPoints(andEveryLater: outOfMemoryForGood, prepare: {
+        let points = try sweepFaultPoints("\(kind)\(outOfMemoryForGood ? " out of memory for good" : "")", andEveryLater: outOfMemoryForGood, prepare: {
             map = try kind.make(tag: tag)
             for index in 0..<40 { try put(map!, index, index) }
             if !kind.isArray { for index in 0..<20 { try key(map!, index).withUnsafeBytes { try map!.delete(key: $0) } } }
@@ -134,7 +134,7 @@ struct FaultSweepTests {
             values.replaceSubrange(index * valueSize ..< (index + 1) * valueSize, with: value(map, index))
         }
         var swept = 0
-        swept += try sweepFaultPoints(prepare: {
+        swept += try sweepFaultPoints("\(kind) update batch", prepare: {
             // Start each point from an empty map.
             for index in 0..<count { try? key(map, 100 + index).withUnsafeBytes { try map.delete(key: $0) } }
         }, {
@@ -156,7 +156,7 @@ struct FaultSweepTests {
         for index in 0..<count { try put(map, 100 + index, index) }
         var outKeys = [UInt8](repeating: 0, count: 16 * keySize)
         var outValues = [UInt8](repeating: 0, count: 16 * valueSize)
-        _ = try sweepFaultPoints(andEveryLater: true, {
+        _ = try sweepFaultPoints("\(kind) lookup-and-delete batch", andEveryLater: true, {
             try outKeys.withUnsafeMutableBytes { k in try outValues.withUnsafeMutableBytes { v in
                 try map.lookupAndDeleteBatch(from: nil, keys: k, values: v, count: 16, elementFlags: [], flags: 0) } }
         }) { point in

@@ -59,7 +59,7 @@ struct ProviderFaultSweepTests {
             for (key, flags) in [(UInt32(9), MapUpdateFlags.any), (2, .exist), (3, .any)] {
                 let before = try snapshot(of: map)
                 let figures = (accountedFigures(boxTag), accountedFigures(mapTag))
-                swept += try sweepFaultPoints({ try map.put(key, UInt64(key) * 100, flags: flags) }) { point in
+                swept += try sweepFaultPoints("\(base) key \(key)", { try map.put(key, UInt64(key) * 100, flags: flags) }) { point in
                     switch point.outcome {
                     case .failure(let error):
                         #expect(error as? MapError == .noMemory, "point \(point.index): \(error)")
@@ -95,7 +95,7 @@ struct ProviderFaultSweepTests {
             try map.put(UInt32(1), first)
             let before = try snapshot(of: map)
             let figures = accountedFigures(mapTag)
-            _ = try sweepFaultPoints({ try map.put(UInt32(1), second) }) { point in
+            _ = try sweepFaultPoints("\(base) object replace", { try map.put(UInt32(1), second) }) { point in
                 if case .failure(let error) = point.outcome {
                     #expect(error as? MapError == .noMemory)
                     #expect(try snapshot(of: map) == before)

@@ -1,4 +1,6 @@
+import Foundation
 import RCUMaps
+import Testing
 
 /// Every entry of a map, as bytes (key → value), read through get-next-key and lookup
 /// (keys whose lookup says ENOENT are left out).
@@ -42,8 +44,12 @@ public struct FaultPoint<Result> {
 /// With `andEveryLater`, the allocator stays out of memory after the first failure.
 /// `check` sees each injected fault's outcome (and runs `restore` state checks itself);
 /// `prepare` runs before each attempt. Returns the number of fault points swept.
+///
+/// With `RCUMAPS_FAULT_REPORT=FILE` in the environment, each sweep appends a line to FILE:
+/// the test's name, `label` and the number of fault points (docs/reliability.md counts them).
 @discardableResult
 public func sweepFaultPoints<Result>(
+    _ label: String = "",
     limit: Int = 64,
     andEveryLater: Bool = false,
     prepare: () throws -> Void = {},
@@ -56,10 +62,22 @@ public func sweepFaultPoints<Result>(
             () -> Swift.Result<Result, any Error> in
             do { return .success(try operation()) } catch { return .failure(error) }
         }
-        guard injected else { return index }
+        guard injected else {
+            reportFaultPoints(label, index)
+            return index
+        }
         try check(FaultPoint(index: index, outcome: outcome))
     }
+    reportFaultPoints(label, limit)
     return limit
+}
+
+private func reportFaultPoints(_ label: String, _ points: Int) {
+    guard let path = ProcessInfo.processInfo.environment["RCUMAPS_FAULT_REPORT"] else { return }
+    let line = "\(Test.current?.name ?? "?")\t\(label)\t\(points)\n"
+    guard let file = fopen(path, "a") else { return }
+    fputs(line, file)
+    fclose(file)
 }
 
 /// The figures of `tag` that must come back after a failed operation, once settled.
