@@ -43,6 +43,22 @@ struct BenchShape: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
+/// The keys the benchmark (and `rcumaps memory`) uses.
+enum BenchKeys {
+    /// The hash key for `index`: scrambled by a large odd multiplier (a bijection on
+    /// `UInt64`), so keys are distinct and not sequential.
+    @inline(__always)
+    static func hashKey(_ index: Int) -> UInt64 {
+        (UInt64(truncatingIfNeeded: index) &+ 1) &* 0x9E37_79B9_7F4A_7C15
+    }
+
+    /// The value prefilled under `index`.
+    @inline(__always)
+    static func initialValue(_ index: Int) -> UInt64 {
+        UInt64(truncatingIfNeeded: index) ^ 0x5555_5555_5555_5555
+    }
+}
+
 extension BenchKeys {
     /// Word `word` of the key for `index`. Word 0 is ``hashKey(_:)`` (a bijection of the
     /// index, so keys of any width stay distinct); further words are other mixes of the

@@ -6,38 +6,6 @@ import Musl
 import RCUMaps
 import Synchronization
 
-/// An OS thread running one closure; call ``join()`` exactly once.
-struct OSThread {
-    private let handle: pthread_t
-
-    /// The closure a new thread runs, handed to `pthread_create` as its argument.
-    private final class Body: Sendable {
-        let run: @Sendable () -> Void
-        init(_ run: @escaping @Sendable () -> Void) { self.run = run }
-    }
-
-    /// Starts a thread running `body`; `nil` if the system refused (`pthread_create` failed).
-    init?(_ body: @escaping @Sendable () -> Void) {
-        let context = Unmanaged.passRetained(Body(body)).toOpaque()
-        var handle = pthread_t()
-        let status = pthread_create(&handle, nil, { context in
-            guard let context else { return nil }
-            Unmanaged<Body>.fromOpaque(context).takeRetainedValue().run()
-            return nil
-        }, context)
-        guard status == 0 else {
-            Unmanaged<Body>.fromOpaque(context).release()
-            return nil
-        }
-        self.handle = handle
-    }
-
-    /// Waits for the thread to finish.
-    func join() {
-        _ = pthread_join(handle, nil)
-    }
-}
-
 /// What one worker thread measured.
 struct WorkerResult: Sendable {
     /// Operations completed.

@@ -221,8 +221,3 @@ func warmUpAndMeasure<Target: BenchTarget>(
     else { return nil }
     return measure(target, workload: workload, threads: threads, duration: options.duration, batchSize: options.batchSize)
 }
-
-/// Number of CPUs online.
-func cpuCount() -> Int {
-    max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
-}

@@ -90,22 +90,6 @@ struct BatchBuffers {
     func value(at element: Int) -> UnsafeMutableRawPointer { values.baseAddress.unsafelyUnwrapped + element * valueBytes }
 }
 
-/// The keys the benchmark uses.
-enum BenchKeys {
-    /// The hash key for `index`: scrambled by a large odd multiplier (a bijection on
-    /// `UInt64`), so keys are distinct and not sequential.
-    @inline(__always)
-    static func hashKey(_ index: Int) -> UInt64 {
-        (UInt64(truncatingIfNeeded: index) &+ 1) &* 0x9E37_79B9_7F4A_7C15
-    }
-
-    /// The value prefilled under `index`.
-    @inline(__always)
-    static func initialValue(_ index: Int) -> UInt64 {
-        UInt64(truncatingIfNeeded: index) ^ 0x5555_5555_5555_5555
-    }
-}
-
 /// One user-mode `update(.any)`; `false` if the map refused it.
 @inline(__always)
 func userUpdate<Map: RawMap, Key: BitwiseCopyable>(_ map: Map, key: Key, value: UInt64) -> Bool {
