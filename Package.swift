@@ -49,6 +49,8 @@ let package = Package(
         // `swift package generate-documentation` (the DocC catalog, Sources/RCUMaps/RCUMaps.docc).
         // A plugin only: nothing of it is linked into RCUMaps.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
+        // The rcumaps tool's command line (subcommands, options, help, errors).
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
         .systemLibrary(
@@ -111,7 +113,8 @@ let package = Package(
         ),
         .executableTarget(
             name: "rcumaps",
-            dependencies: ["RCUEpoch", "RCUBaseMaps", "RCUMapProviders", "RCUMaps", "ObjectMapProvider", "CRCUMapsBaselines"],
+            dependencies: ["RCUEpoch", "RCUBaseMaps", "RCUMapProviders", "RCUMaps", "ObjectMapProvider", "CRCUMapsBaselines",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
         // Examples (Examples/*/main.swift): `swift run FlowTableExample`, `RouteCacheExample`,
@@ -148,7 +151,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RCUMapsToolTests",
-            dependencies: ["rcumaps"],
+            dependencies: ["rcumaps", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -4,31 +4,19 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import ArgumentParser
 
+// RCUMapsCommand.main(), except that a usage error exits with status 2.
+var command: any ParsableCommand
 do {
-    switch try parseCommand(Array(CommandLine.arguments.dropFirst())) {
-    case .help:
-        print(usageText())
-        exit(0)
-    case let .bench(options):
-        exit(runBench(options))
-    case .stressHelp:
-        print(stressUsageText())
-        exit(0)
-    case let .stress(options):
-        exit(runStress(options))
-    case .memoryHelp:
-        print(memoryUsageText())
-        exit(0)
-    case let .memory(options):
-        exit(runMemory(options))
-    }
+    command = try RCUMapsCommand.parseAsRoot()
 } catch {
-    let usage = switch CommandLine.arguments.dropFirst().first {
-    case "stress": stressUsageText()
-    case "memory": memoryUsageText()
-    default: usageText()
-    }
-    writeToStandardError("rcumaps: error: \(error.message)\n\n\(usage)\n")
-    exit(2)
+    guard RCUMapsCommand.exitCode(for: error) == .validationFailure else { RCUMapsCommand.exit(withError: error) }
+    writeToStandardError(RCUMapsCommand.fullMessage(for: error) + "\n")
+    exit(RCUMapsCommand.usageErrorStatus)
+}
+do {
+    try command.run()
+} catch {
+    RCUMapsCommand.exit(withError: error)
 }

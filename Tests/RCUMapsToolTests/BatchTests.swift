@@ -19,10 +19,7 @@ struct BatchWorkloadTests {
     }
 
     @Test func workloadsTakeNamesAndGroups() throws {
-        func parsed(_ arguments: [String]) throws -> BenchOptions {
-            guard case let .bench(options) = try parseCommand(arguments) else { throw UsageError(message: "not bench") }
-            return options
-        }
+        let parsed = benchOptions
         #expect(try parsed(["--workloads", "batch"]).workloads == [.lookup, .batchLookup, .update, .batchUpdate])
         #expect(try parsed(["--workloads", "default"]).workloads == Workload.defaults)
         #expect(try parsed(["--workloads", "all"]).workloads == Workload.allCases)
@@ -34,14 +31,10 @@ struct BatchWorkloadTests {
         #expect(try parsed(["--maps", "batch"]).maps == [.hashLockFreeUser, .hashLockFree, .hashBucketUser, .hashBucket, .array])
         for bad in [["--batch-size", "0"], ["--batch-size", "x"], ["--batch-size", "\(BenchOptions.maxBatchSize + 1)"],
                     ["--batch-size"], ["--workloads", "batch,bogus"], ["--workloads", "batch-lookups"]] {
-            #expect(throws: UsageError.self, "\(bad)") { try parseCommand(bad) }
+            #expect(usageError(bad) != nil, "\(bad)")
         }
-        do {
-            _ = try parseCommand(["--workloads", "bogus"])
-            Issue.record("accepted an unknown workload")
-        } catch {
-            #expect(error.message.contains("batch-lookup") && error.message.contains("default"))
-        }
+        let message = try #require(usageError(["--workloads", "bogus"]), "accepted an unknown workload")
+        #expect(message.contains("batch-lookup") && message.contains("default"))
     }
 
     @Test func batchWorkloadsRunOnTheByteLevelMapsWithBatches() {
@@ -83,8 +76,7 @@ struct BatchWorkloadTests {
     }
 
     @Test func batchGroupPlan() throws {
-        guard case var .bench(options) = try parseCommand(["--maps", "batch", "--workloads", "batch", "--threads", "1"])
-        else { return }
+        var options = try benchOptions(["--maps", "batch", "--workloads", "batch", "--threads", "1"])
         options.shapes = [.standard]
         let plan = benchPlan(options).map { "\($0.map.rawValue) \($0.workload.rawValue)" }
         #expect(plan == [
@@ -135,9 +127,9 @@ struct BatchWorkloadTests {
     }
 
     @Test func usageListsBatchWorkloadsAndTheOption() {
-        let text = usageText()
+        let text = help(for: BenchCommand.self)
         for workload in Workload.allCases { #expect(text.contains(workload.rawValue)) }
-        for group in WorkloadGroup.allCases { #expect(text.contains("    \(group.rawValue) ")) }
+        for group in WorkloadGroup.allCases { #expect(text.contains("  \(group.rawValue) ")) }
         #expect(text.contains("--batch-size"))
         #expect(text.contains("WORKLOADS RUN ONLY WHEN NAMED"))
     }

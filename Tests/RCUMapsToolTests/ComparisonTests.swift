@@ -17,10 +17,7 @@ struct ComparisonKindTests {
     }
 
     @Test func mapsTakeKindsAndGroups() throws {
-        func maps(_ text: String) throws -> [MapKind] {
-            guard case let .bench(options) = try parseCommand(["--maps", text]) else { return [] }
-            return options.maps
-        }
+        func maps(_ text: String) throws -> [MapKind] { try benchOptions(["--maps", text]).maps }
         #expect(try maps("typed") == [.hashLockFreeUser, .typedLockFree, .hashBucketUser, .typedBucket, .array, .typedArray])
         #expect(try maps("dictionary") == [.rcuDictObject, .mutexDictObject, .rcuDictString, .mutexDictString])
         #expect(try maps("all") == MapKind.allCases)
@@ -31,13 +28,9 @@ struct ComparisonKindTests {
         #expect(try maps("typed-bucket, typed") == [.typedBucket, .hashLockFreeUser, .typedLockFree, .hashBucketUser,
                                                      .array, .typedArray])
         #expect(try maps("default,typed").count == MapKind.defaults.count + 5)
-        do {
-            _ = try parseCommand(["--maps", "typed,bogus"])
-            Issue.record("accepted an unknown map")
-        } catch {
-            #expect(error.message.contains("unknown name 'bogus'"))
-            #expect(error.message.contains("typed-bucket") && error.message.contains("dictionary"))
-        }
+        let message = try #require(usageError(["--maps", "typed,bogus"]), "accepted an unknown map")
+        #expect(message.contains("unknown name 'bogus'"))
+        #expect(message.contains("typed-bucket") && message.contains("dictionary"))
     }
 
     @Test func everyCounterpartRunsWhatItsRowRuns() {
@@ -129,9 +122,9 @@ struct ComparisonKindTests {
     }
 
     @Test func usageListsComparisonKindsAndGroups() {
-        let text = usageText()
+        let text = help(for: BenchCommand.self)
         for kind in MapKind.allCases { #expect(text.contains(kind.rawValue)) }
-        for group in MapGroup.allCases { #expect(text.contains("    \(group.rawValue) ")) }
+        for group in MapGroup.allCases { #expect(text.contains("  \(group.rawValue) ")) }
         #expect(text.contains("vs counterpart"))
     }
 }

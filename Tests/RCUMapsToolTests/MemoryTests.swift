@@ -8,27 +8,27 @@ import Testing
 @Suite("rcumaps memory command line")
 struct MemoryOptionsTests {
     @Test func defaultsAreBothHashMapsThreeShapesAnd100000Entries() throws {
-        #expect(try parseCommand(["memory"]) == .memory(MemoryOptions()))
+        #expect(try memoryOptions(["memory"]) == MemoryOptions())
         let defaults = MemoryOptions()
         #expect(defaults.shapes.map(\.description) == ["8x8", "16x8", "8x64"])
         #expect(defaults.entries == [100_000])
         #expect(defaults.maps == [.hashLockFree, .hashBucket, .swiftDict, .cRculfhash])
         #expect(!defaults.json)
-        #expect(try parseCommand(["memory", "--help"]) == .memoryHelp)
-        #expect(try parseCommand(["memory", "-h"]) == .memoryHelp)
+        #expect(try asksForHelp(["memory", "--help"]))
+        #expect(try asksForHelp(["memory", "-h"]))
+        #expect(printsHelp(MemoryCommand.self, ["--help"]))
+        #expect(printsHelp(MemoryCommand.self, ["-h"]))
     }
 
     @Test func optionsAreParsed() throws {
-        guard case let .memory(options) = try parseCommand(
+        let options = try memoryOptions(
             ["memory", "--entries", "16384,1000000", "--shapes=16x8", "--maps", "hash-bucket,c-rculfhash", "--json"])
-        else {
-            Issue.record("not a memory command")
-            return
-        }
         #expect(options.entries == [16384, 1_000_000])
         #expect(options.shapes == [BenchShape(keyBytes: 16, valueBytes: 8)])
         #expect(options.maps == [.hashBucket, .cRculfhash])
         #expect(options.json)
+        // `--map` is the same option as `--maps`.
+        #expect(try memoryOptions(["memory", "--map", "swift-dict"]).maps == [.swiftDict])
     }
 
     @Test(arguments: [
@@ -38,11 +38,11 @@ struct MemoryOptionsTests {
         ["memory", "--json=yes"],
     ])
     func badArgumentsAreUsageErrors(_ arguments: [String]) {
-        #expect(throws: UsageError.self) { try parseCommand(arguments) }
+        #expect(usageError(arguments) != nil)
     }
 
     @Test func usageDescribesEveryMapAndOption() {
-        let text = memoryUsageText()
+        let text = help(for: MemoryCommand.self)
         for subject in MemorySubject.allCases { #expect(text.contains(subject.rawValue)) }
         for option in ["--entries", "--shapes", "--maps", "--json", "--help", "mallinfo2", "Epoch.barrier()"] {
             #expect(text.contains(option))

@@ -4,35 +4,86 @@ import Testing
 @Suite("rcumaps command line")
 struct OptionsTests {
     @Test func noArgumentsRunsTheDefaultBench() throws {
-        #expect(try parseCommand([]) == .bench(BenchOptions()))
-        #expect(try parseCommand(["bench"]) == .bench(BenchOptions()))
-        #expect(try parseCommand(["--help"]) == .help)
-        #expect(try parseCommand(["help"]) == .help)
+        #expect(try benchOptions([]) == BenchOptions())
+        #expect(try benchOptions(["bench"]) == BenchOptions())
+        #expect(try asksForHelp(["--help"]))
+        #expect(try asksForHelp(["-h"]))
+        #expect(try asksForHelp(["help"]))
+        #expect(try asksForHelp(["bench", "--help"]))
+        #expect(printsHelp(BenchCommand.self, ["--help"]))
+        #expect(printsHelp(RCUMapsCommand.self, ["-h"]))
     }
 
     @Test func optionsAreParsed() throws {
-        guard case let .bench(options) = try parseCommand(
+        let options = try benchOptions(
             ["bench", "--threads", "1,2,4", "--duration=0.25", "--entries", "1000",
              "--maps", "hash-bucket,mutex-dict", "--workloads", "lookup", "--json"])
-        else {
-            Issue.record("not a bench command")
-            return
-        }
         #expect(options.threads == [1, 2, 4])
         #expect(options.duration == 0.25)
         #expect(options.entries == 1000)
         #expect(options.maps == [.hashBucket, .mutexDict])
         #expect(options.workloads == [.lookup])
         #expect(options.json)
+        // Without the subcommand name, the options are the bench's.
+        #expect(try benchOptions(["--threads", "1", "--duration", "0.2", "--maps", "hash-bucket"])
+            == BenchOptions(threads: [1], duration: 0.2, maps: [.hashBucket]))
+        // Repeats in a list are dropped, order kept; a repeated option's last value wins.
+        #expect(try benchOptions(["--threads", "4, 1,4"]).threads == [4, 1])
+        #expect(try benchOptions(["--entries", "5", "--entries=7"]).entries == 7)
     }
 
     @Test(arguments: [
         ["--bogus"], ["stress", "--bogus"], ["--threads", "0"], ["--threads", "1,,2"], ["--threads", "x"],
         ["--duration"], ["--duration", "-1"], ["--duration", "nan"], ["--entries", "0"],
         ["--maps", "foo"], ["--maps", "typed,foo"], ["--maps", "typed,"], ["--workloads", "lookup,bar"], ["bench", "extra"],
+        ["extra"], ["--threads", "1025"], ["--duration", "3601"], ["--entries", "\(BenchOptions.maxEntries + 1)"],
+        ["--json=yes"], ["--maps", "--json"],
     ])
     func badArgumentsAreUsageErrors(_ arguments: [String]) {
-        #expect(throws: UsageError.self) { try parseCommand(arguments) }
+        #expect(usageError(arguments) != nil)
+    }
+
+    @Test func usageErrorsNameTheOptionAndWhatIsWrong() throws {
+        let threads = try #require(usageError(["--threads", "0"]))
+        #expect(threads.contains("--threads") && threads.contains("0 is out of range 1...1024"))
+        // The value is the next argument whatever it looks like, as before ArgumentParser.
+        let duration = try #require(usageError(["--duration", "-1"]))
+        #expect(duration.contains("--duration") && duration.contains("-1 must be more than 0 and at most 3600"))
+        #expect(try #require(usageError(["--threads", "1,,2"])).contains("empty item in '1,,2'"))
+        #expect(try #require(usageError(["--duration"])).contains("--duration"))
+    }
+
+    /// The command lines README.md, docs/, Benchmarks/README.md, scripts/ and the tool's own
+    /// output (stress's "repeat with" line) give: each parses into the command they mean.
+    @Test func documentedCommandLinesParse() throws {
+        let bench: [[String]] = [
+            [],  // scripts/run.sh without arguments
+            ["bench", "--json", "--duration", "1", "--threads", "1,2"],
+            ["bench", "--json", "--threads", "1,2"],
+            ["bench", "--json", "--duration", "1", "--threads", "1,2", "--workloads", "read-mostly"],
+            ["bench", "--json", "--duration", "1", "--threads", "1,2", "--entries", "1000000", "--workloads", "lookup",
+             "--maps", "hash-lockfree,hash-bucket,mutex-dict,c-rculfhash,c-open-addressing"],
+            ["bench", "--duration", "1", "--threads", "1,2", "--shapes", "8x8,16x8,8x64", "--maps", "hash-lockfree,hash-bucket",
+             "--workloads", "lookup,read-mostly"],
+            ["bench", "--json", "--duration", "1", "--threads", "1,2", "--workloads", "lookup,read-mostly",
+             "--maps", "hash-lockfree,hash-bucket,array,object-map,mutex-dict,rwlock-dict,c-rculfhash,c-open-addressing"],
+            ["bench", "--workloads", "batch"],
+            ["--duration", "0.2", "--threads", "1", "--maps", "hash-bucket"],
+        ]
+        for arguments in bench { #expect(throws: Never.self, "\(arguments)") { try benchOptions(arguments) } }
+        #expect(try benchOptions(bench[4]).entries == 1_000_000)
+        #expect(try benchOptions(bench[5]).shapes.map(\.description) == ["8x8", "16x8", "8x64"])
+        #expect(try memoryOptions(["memory", "--entries", "16384,1000000"]).entries == [16384, 1_000_000])
+        #expect(try stressOptions(["stress", "--duration", "60"]).duration == 60)
+        #expect(try stressOptions(["stress", "--duration", "60", "--threads", "4"]).threads == 4)
+        #expect(try stressOptions(["stress", "--duration", "10", "--threads", "4"]).duration == 10)
+        #expect(try stressOptions(["stress", "--seed", "826731184", "--threads", "2", "--keys", "1024", "--duration", "1.0",
+                                   "--map", "array"])
+            == StressOptions(maps: [.array], duration: 1, threads: 2, seed: 826_731_184, keys: 1024))
+        // `bash scripts/run.sh bench --help`, `rcumaps --help`, `rcumaps memory --help`, `rcumaps stress --help`.
+        for arguments in [["bench", "--help"], ["--help"], ["memory", "--help"], ["stress", "--help"]] {
+            #expect(try asksForHelp(arguments), "\(arguments)")
+        }
     }
 
     @Test func ratiosAreAgainstTheBaselineAtTheSameCell() {

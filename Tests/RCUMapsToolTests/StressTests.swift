@@ -11,7 +11,7 @@ import Testing
 @Suite("rcumaps stress command line")
 struct StressOptionsTests {
     @Test func defaultsAreAllMapsFor5SecondsWith4Threads() throws {
-        #expect(try parseCommand(["stress"]) == .stress(StressOptions()))
+        #expect(try stressOptions(["stress"]) == StressOptions())
         let defaults = StressOptions()
         #expect(defaults.maps == [.hashLockFree, .hashBucket, .hashLockFreeWord, .hashBucketWord, .array, .objectMap])
         #expect(defaults.duration == 5)
@@ -19,50 +19,65 @@ struct StressOptionsTests {
         #expect(defaults.keys == 1024)
         #expect(defaults.seed == nil)
         #expect(defaults.samples == nil)
-        #expect(try parseCommand(["stress", "--help"]) == .stressHelp)
-        #expect(try parseCommand(["stress", "-h"]) == .stressHelp)
+        #expect(try asksForHelp(["stress", "--help"]))
+        #expect(try asksForHelp(["stress", "-h"]))
+        #expect(try asksForHelp(["help", "stress"]))
+        #expect(printsHelp(StressCommand.self, ["--help"]))
+        #expect(printsHelp(StressCommand.self, ["-h"]))
         // No subcommand is still the bench.
-        #expect(try parseCommand([]) == .bench(BenchOptions()))
+        #expect(try benchOptions([]) == BenchOptions())
     }
 
     @Test func optionsAreParsed() throws {
-        guard case let .stress(options) = try parseCommand(
+        let options = try stressOptions(
             ["stress", "--map", "hash-bucket,object-map", "--duration=2.5", "--threads", "8",
              "--seed", "18446744073709551615", "--keys=4096", "--samples", "/tmp/soak.csv"])
-        else {
-            Issue.record("not a stress command")
-            return
-        }
         #expect(options.maps == [.hashBucket, .objectMap])
         #expect(options.duration == 2.5)
         #expect(options.threads == 8)
         #expect(options.seed == UInt64.max)
         #expect(options.keys == 4096)
         #expect(options.samples == "/tmp/soak.csv")
-        guard case let .stress(single) = try parseCommand(["stress", "--map", "array"]) else {
-            Issue.record("not a stress command")
-            return
-        }
-        #expect(single.maps == [.array])
+        #expect(try stressOptions(["stress", "--map", "array"]).maps == [.array])
+        // `--maps` is the same option as `--map`.
+        #expect(try stressOptions(["stress", "--maps", "array,hash-bucket-8"]).maps == [.array, .hashBucketWord])
+        // scripts/soak.sh's invocation.
+        let soak = try stressOptions(["stress", "--duration", "600", "--threads", "8", "--seed", "12345",
+                                      "--samples", "/tmp/rcumaps-soak-12345.csv"])
+        #expect(soak == StressOptions(duration: 600, threads: 8, seed: 12345, samples: "/tmp/rcumaps-soak-12345.csv"))
     }
 
     @Test(arguments: [
         ["stress", "--bogus"], ["stress", "--map"], ["stress", "--map", "mutex-dict"], ["stress", "--map", "array,"],
         ["stress", "--duration", "0"], ["stress", "--duration", "x"], ["stress", "--threads", "0"],
         ["stress", "--threads", "256"], ["stress", "--seed", "-1"], ["stress", "--seed", "abc"],
-        ["stress", "--keys", "8"], ["stress", "--keys", "1048576"], ["stress", "extra"], ["stress", "--help=yes"],
-        ["stress", "--json"], ["stress", "--samples"], ["stress", "--samples="],
+        ["stress", "--keys", "8"], ["stress", "--keys", "1048576"], ["stress", "extra"],
+        ["stress", "--json"], ["stress", "--samples"], ["stress", "--samples="], ["stress", "--samples", ""],
     ])
     func badArgumentsAreUsageErrors(_ arguments: [String]) {
-        #expect(throws: UsageError.self) { try parseCommand(arguments) }
+        #expect(usageError(arguments) != nil)
+    }
+
+    /// `--help=yes` was refused by the hand-written parser ("--help takes no value");
+    /// ArgumentParser recognises the help flag whatever follows `=`, and prints help.
+    @Test func helpWithAValueAsksForHelp() throws {
+        #expect(try asksForHelp(["stress", "--help=yes"]))
+    }
+
+    @Test func usageErrorsNameTheOptionAndWhatIsWrong() throws {
+        #expect(try #require(usageError(["stress", "--threads", "256"])).contains("256 is out of range 1...255"))
+        #expect(try #require(usageError(["stress", "--seed", "-1"])).contains("'-1' is not an unsigned 64-bit integer"))
+        #expect(try #require(usageError(["stress", "--samples", ""])).contains("--samples"))
+        let map = try #require(usageError(["stress", "--map", "mutex-dict"]))
+        #expect(map.contains("unknown name 'mutex-dict'") && map.contains("object-map"))
     }
 
     @Test func usageDescribesEveryMapAndOption() {
-        let text = stressUsageText()
+        let text = help(for: StressCommand.self)
         for kind in StressMapKind.allCases { #expect(text.contains(kind.rawValue)) }
         for option in ["--map", "--duration", "--threads", "--seed", "--keys", "--samples", "--help"] { #expect(text.contains(option)) }
         for column in StressSample.csvHeader.split(separator: ",") { #expect(text.contains(column)) }
-        #expect(usageText().contains("rcumaps stress"))
+        #expect(rootHelp().contains("rcumaps stress"))
     }
 }
 

@@ -211,9 +211,9 @@ enum MapGroup: String, CaseIterable, Sendable {
     var summary: String {
         switch self {
         case .standard: "what runs without --maps: every kind above the comparison kinds"
-        case .typed: MapGroup.typed.kinds.map(\.rawValue).joined(separator: ",")
-        case .dictionary: MapGroup.dictionary.kinds.map(\.rawValue).joined(separator: ",")
-        case .batch: MapGroup.batch.kinds.map(\.rawValue).joined(separator: ",")
+        case .typed: MapGroup.typed.kinds.map(\.rawValue).joined(separator: ", ")
+        case .dictionary: MapGroup.dictionary.kinds.map(\.rawValue).joined(separator: ", ")
+        case .batch: MapGroup.batch.kinds.map(\.rawValue).joined(separator: ", ")
         case .all: "every kind"
         }
     }
@@ -312,8 +312,8 @@ enum WorkloadGroup: String, CaseIterable, Sendable {
     /// One line for `--help`.
     var summary: String {
         switch self {
-        case .standard: Workload.defaults.map(\.rawValue).joined(separator: ",")
-        case .batch: WorkloadGroup.batch.workloads.map(\.rawValue).joined(separator: ",")
+        case .standard: Workload.defaults.map(\.rawValue).joined(separator: ", ")
+        case .batch: WorkloadGroup.batch.workloads.map(\.rawValue).joined(separator: ", ")
         case .all: "every workload"
         }
     }

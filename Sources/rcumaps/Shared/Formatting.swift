@@ -22,6 +22,11 @@ func readable(_ value: Double?) -> String {
     return fixed(value, digits) ?? "-"
 }
 
+/// `text` padded with spaces on the right to `width` characters (one space after a longer text).
+func pad(_ text: String, _ width: Int) -> String {
+    text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count)
+}
+
 /// Renders rows as columns: the first column left-aligned, the others right-aligned.
 func renderColumns(_ rows: [[String]]) -> String {
     let columnCount = rows.map(\.count).max() ?? 0

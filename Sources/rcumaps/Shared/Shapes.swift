@@ -1,3 +1,5 @@
+import ArgumentParser
+
 /// The sizes of a hash map's keys and values, written `<keyBytes>x<valueBytes>` (`16x8`).
 ///
 /// Both sizes are multiples of 8 bytes: keys and values are built from 64-bit words
@@ -26,18 +28,17 @@ struct BenchShape: Hashable, Sendable, CustomStringConvertible {
 
     /// Parses `<keyBytes>x<valueBytes>`; sizes must be multiples of 8 within the limits.
     ///
-    /// - Throws: a ``UsageError`` naming `option` and saying what is wrong.
-    static func parse(_ text: String, option: String) throws(UsageError) -> BenchShape {
+    /// - Throws: a `ValidationError` saying what is wrong (ArgumentParser adds the option).
+    static func parse(_ text: String) throws(ValidationError) -> BenchShape {
         let parts = text.split(separator: "x", omittingEmptySubsequences: false)
         guard parts.count == 2, let key = Int(parts[0]), let value = Int(parts[1]) else {
-            throw UsageError(message: "\(option): '\(text)' is not a shape (expected <keyBytes>x<valueBytes>, e.g. 16x8)")
+            throw ValidationError("'\(text)' is not a shape (expected <keyBytes>x<valueBytes>, e.g. 16x8)")
         }
         guard key >= 8, key <= maxKeyBytes, key % 8 == 0 else {
-            throw UsageError(message: "\(option): key size \(key) in '\(text)' must be a multiple of 8 from 8 to \(maxKeyBytes)")
+            throw ValidationError("key size \(key) in '\(text)' must be a multiple of 8 from 8 to \(maxKeyBytes)")
         }
         guard value >= 8, value <= maxValueBytes, value % 8 == 0 else {
-            throw UsageError(
-                message: "\(option): value size \(value) in '\(text)' must be a multiple of 8 from 8 to \(maxValueBytes)")
+            throw ValidationError("value size \(value) in '\(text)' must be a multiple of 8 from 8 to \(maxValueBytes)")
         }
         return BenchShape(keyBytes: key, valueBytes: value)
     }

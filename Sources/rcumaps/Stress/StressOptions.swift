@@ -32,7 +32,8 @@ enum StressMapKind: String, CaseIterable, Sendable {
     var hasWordValues: Bool { self == .hashLockFreeWord || self == .hashBucketWord }
 }
 
-/// What `rcumaps stress` runs, as parsed from the command line.
+/// What `rcumaps stress` runs: the parsed command line (``StressCommand/options``), or built
+/// directly by tests.
 struct StressOptions: Equatable, Sendable {
     /// Maps to stress, one after the other.
     var maps: [StressMapKind] = StressMapKind.allCases
@@ -53,45 +54,4 @@ struct StressOptions: Equatable, Sendable {
     static let minKeys = 16
     /// Largest `--keys` (keys and foreign keys fit the 20-bit key field of a value).
     static let maxKeys = 1 << 19
-}
-
-/// Parses the arguments after `stress`.
-///
-/// Options take their value as the next argument or after `=` (`--duration 1` or `--duration=1`).
-func parseStressCommand(_ arguments: [String]) throws(UsageError) -> Command {
-    var options = StressOptions()
-    var help = false
-    try forEachOption(arguments[...], unknown: "unknown stress option") { (token, value) throws(UsageError) in
-        let name = token.name
-        switch name {
-        case "-h", "--help":
-            try token.noValue()
-            help = true
-            return .stop
-        case "--map", "--maps":
-            options.maps = try parseList(try value(), option: name) { (text) throws(UsageError) in
-                try parseName(text, option: name, as: StressMapKind.self)
-            }
-        case "--duration":
-            options.duration = try parseSeconds(try value(), option: name)
-        case "--threads":
-            options.threads = try parseInt(try value(), option: name, in: 1...StressOptions.maxThreads)
-        case "--keys":
-            options.keys = try parseInt(try value(), option: name, in: StressOptions.minKeys...StressOptions.maxKeys)
-        case "--seed":
-            let text = try value()
-            guard let seed = UInt64(text) else {
-                throw UsageError(message: "\(name): '\(text)' is not an unsigned 64-bit integer")
-            }
-            options.seed = seed
-        case "--samples":
-            let path = try value()
-            guard !path.isEmpty else { throw UsageError(message: "\(name) needs a file path") }
-            options.samples = path
-        default:
-            return .unknown
-        }
-        return .handled
-    }
-    return help ? .stressHelp : .stress(options)
 }

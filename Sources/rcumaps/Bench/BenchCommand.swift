@@ -1,0 +1,184 @@
+import ArgumentParser
+
+/// The defaults `rcumaps bench`'s options start from.
+private let defaults = BenchOptions()
+
+/// `rcumaps bench`, the default subcommand: measures the maps against the baselines
+/// (``runBench(_:)``).
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure the maps' throughput against baselines.",
+        usage: "rcumaps [bench] [<options>]",
+        discussion: benchDiscussion()
+    )
+
+    // Every option takes the next argument as its value whatever it looks like
+    // (`.unconditional`), as the tool's own parser did before ArgumentParser: `--duration -1`
+    // is refused as out of range rather than as a missing value.
+    @Option(parsing: .unconditional,
+            help: ArgumentHelp("Thread counts, comma-separated, each 1...\(BenchOptions.maxThreads) "
+                                   + "(default: \(defaults.threads.map(String.init).joined(separator: ","))).",
+                               valueName: "list"),
+            transform: { text in
+                try parseList(text) { (item) throws(ValidationError) in try parseInt(item, in: 1...BenchOptions.maxThreads) }
+            })
+    var threads: [Int] = defaults.threads
+
+    @Option(parsing: .unconditional,
+            help: ArgumentHelp("Seconds per cell, more than 0 and at most \(Int(BenchOptions.maxDuration)) "
+                                   + "(default: \(defaults.duration)).",
+                               valueName: "seconds"),
+            transform: { try parseSeconds($0) })
+    var duration: Double = defaults.duration
+
+    @Option(parsing: .unconditional,
+            help: ArgumentHelp("Prefilled entries, 1...\(BenchOptions.maxEntries); hash maps get maxEntries = 2N "
+                                   + "(default: \(defaults.entries)).",
+                               valueName: "n"),
+            transform: { try parseInt($0, in: 1...BenchOptions.maxEntries) })
+    var entries: Int = defaults.entries
+
+    @Option(parsing: .unconditional,
+            help: ArgumentHelp("Maps or groups to measure, comma-separated (see MAPS and GROUPS above; "
+                                   + "default: the group default).",
+                               valueName: "list"),
+            transform: { try parseMaps($0) })
+    var maps: [MapKind] = defaults.maps
+
+    @Option(parsing: .unconditional,
+            help: ArgumentHelp("Workloads or groups to run, comma-separated (see WORKLOADS above; "
+                                   + "default: the group default).",
+                               valueName: "list"),
+            transform: { try parseWorkloads($0) })
+    var workloads: [Workload] = defaults.workloads
+
+    @Option(parsing: .unconditional,
+            help: ArgumentHelp("Elements per call of the batch workloads, 1...\(BenchOptions.maxBatchSize) "
+                                   + "(default: \(defaults.batchSize)).",
+                               valueName: "n"),
+            transform: { try parseInt($0, in: 1...BenchOptions.maxBatchSize) })
+    var batchSize: Int = defaults.batchSize
+
+    @Option(parsing: .unconditional,
+            help: ArgumentHelp("Key/value shapes, comma-separated, e.g. 8x8,16x8,8x64 "
+                                   + "(default: \(defaults.shapes.map(\.description).joined(separator: ","))).",
+                               valueName: "list"),
+            transform: { try parseShapes($0) })
+    var shapes: [BenchShape] = defaults.shapes
+
+    @Flag(help: "Print a JSON array of cell results instead of the table.")
+    var json = false
+
+    /// The parsed command line, as ``runBench(_:)`` takes it.
+    var options: BenchOptions {
+        BenchOptions(threads: threads, duration: duration, entries: entries, maps: maps, workloads: workloads,
+                     batchSize: batchSize, shapes: shapes, json: json)
+    }
+
+    /// Runs the bench; a run that fails exits with ``runBench(_:)``'s status.
+    func run() throws {
+        let status = runBench(options)
+        if status != 0 { throw ExitCode(status) }
+    }
+}
+
+/// Parses a comma-separated list of map kinds and group names (``MapGroup``: `typed`
+/// stands for its kinds), dropping repeats but keeping order.
+func parseMaps(_ text: String) throws(ValidationError) -> [MapKind] {
+    let items = try parseList(text) { (item) throws(ValidationError) -> [MapKind] in
+        if let group = MapGroup(rawValue: item) { return group.kinds }
+        guard let kind = MapKind(rawValue: item) else {
+            let known = (MapKind.allCases.map(\.rawValue) + MapGroup.allCases.map(\.rawValue)).joined(separator: ", ")
+            throw ValidationError("unknown name '\(item)' (choose from \(known))")
+        }
+        return [kind]
+    }
+    var kinds: [MapKind] = []
+    for kind in items.joined() where !kinds.contains(kind) { kinds.append(kind) }
+    return kinds
+}
+
+/// Parses a comma-separated list of workloads and group names (``WorkloadGroup``: `batch`
+/// stands for its workloads), dropping repeats but keeping order.
+func parseWorkloads(_ text: String) throws(ValidationError) -> [Workload] {
+    let items = try parseList(text) { (item) throws(ValidationError) -> [Workload] in
+        if let group = WorkloadGroup(rawValue: item) { return group.workloads }
+        guard let workload = Workload(rawValue: item) else {
+            let known = (Workload.allCases.map(\.rawValue) + WorkloadGroup.allCases.map(\.rawValue)).joined(separator: ", ")
+            throw ValidationError("unknown name '\(item)' (choose from \(known))")
+        }
+        return [workload]
+    }
+    var workloads: [Workload] = []
+    for workload in items.joined() where !workloads.contains(workload) { workloads.append(workload) }
+    return workloads
+}
+
+/// What `rcumaps bench --help` explains above its options: how cells are measured, the
+/// maps, workloads and groups by name, the table's columns and the exit status.
+func benchDiscussion() -> String {
+    let nameWidth = (MapKind.allCases.map(\.rawValue) + Workload.allCases.map(\.rawValue)).map(\.count).max() ?? 0
+    func rows<Name: RawRepresentable>(_ names: [Name], _ summary: (Name) -> String) -> String
+    where Name.RawValue == String {
+        HelpText.table(names.map { (name: $0.rawValue, text: summary($0)) }, nameWidth: nameWidth)
+    }
+    return [
+        HelpText.paragraph("""
+            Measures RCUMaps' maps against baselines (Swift Mutex and reader-writer-lock \
+            dictionaries, raw C rculfhash, C open addressing, a plain Swift array) and prints a \
+            table with a throughput ratio column per baseline. With no subcommand, rcumaps runs \
+            `bench`. Each cell (map x workload x shape x thread count) gets a fresh map prefilled \
+            with --entries keys; its threads start together and run for --duration seconds of \
+            wall-clock time, after an untimed warm-up of a fifth of that (at most 0.1 s). Hash \
+            lookups run in helper mode: one epoch section and one lookupInPlace per operation; \
+            array lookups are user-mode lookup (a copy; arrays need no epoch section); updates \
+            are user-mode update(.any). Combinations a map cannot run (writers on a read-only \
+            baseline, churn on an array, a shape other than 8x8 on anything but our hash maps) \
+            are skipped.
+            """),
+        HelpText.paragraph("""
+            The comparison maps run only when named in --maps (or by a group): the typed maps \
+            (subscript lookups, updateValue updates) after the same byte-level map in user mode \
+            (lookup(key:into:), a copy, as the subscript does), and RCUDictionary before a Mutex \
+            dictionary with the same keys and values. The `vs counterpart` column gives each \
+            typed or RCUDictionary row's throughput ratio to its counterpart.
+            """),
+        HelpText.paragraph("""
+            The batch workloads (only when named; --maps batch --workloads batch runs each \
+            beside its single-operation counterpart) run on hash-lockfree, hash-bucket and \
+            array, --batch-size elements per call, and count elements: ns/op and Mops/s are per \
+            element. batch-lookup walks the whole map with lookupBatch, pass after pass; its \
+            counterpart is the user-mode lookup row (hash-lockfree-user, hash-bucket-user, \
+            array). batch-update stores --batch-size random existing keys per updateBatch call; \
+            its counterpart is the update workload on the same map. A bucket larger than \
+            --batch-size (ENOSPC) counts as a miss.
+            """),
+        HelpText.paragraph("""
+            --shapes sets the hash maps' key and value sizes, <keyBytes>x<valueBytes>, each a \
+            multiple of 8 (keys up to \(BenchShape.maxKeyBytes) bytes, values up to \
+            \(BenchShape.maxValueBytes)). Word 0 of a key is the 8x8 key; further words are \
+            derived from the key's index, so keys stay distinct. Values are filled from the \
+            index, and every lookup reads the whole value (all its words go into a checksum). \
+            Ratio columns compare cells of the same shape only.
+            """),
+        HelpText.section("MAPS:", rows(MapKind.defaults, \.summary)),
+        HelpText.section("COMPARISON MAPS (only when named):", rows(MapKind.allCases.filter { !$0.runsByDefault }, \.summary)),
+        HelpText.section("GROUPS (for --maps):", rows(MapGroup.allCases, \.summary)),
+        HelpText.section("WORKLOADS:", rows(Workload.defaults, \.summary)),
+        HelpText.section("WORKLOADS RUN ONLY WHEN NAMED:", rows(Workload.allCases.filter { !$0.runsByDefault }, \.summary)),
+        HelpText.section("GROUPS (for --workloads):", rows(WorkloadGroup.allCases, \.summary)),
+        HelpText.section("COLUMNS:", HelpText.table([
+            ("ns/op", "wall-clock nanoseconds per operation per thread: duration x threads / ops"),
+            ("Mops/s", "total throughput of all threads, millions of operations per second"),
+            ("shape", "key bytes x value bytes"),
+            ("vs mutex-dict", "throughput ratio to mutex-dict at the same workload, shape and thread count"),
+            ("vs counterpart", "the same ratio to the row's counterpart (typed-bucket to hash-bucket-user, ...; "
+                + "per element, hash-bucket batch-lookup to hash-bucket-user lookup, ...)"),
+        ])),
+        HelpText.paragraph("""
+            EXIT STATUS: 0 on success; 1 if a map could not be built, a thread could not be \
+            started, a lookup missed or an update failed; 2 for a usage error.
+            """),
+    ].joined(separator: "\n\n")
+}

@@ -1,0 +1,30 @@
+/// What `rcumaps bench` runs: the parsed command line (``BenchCommand/options``), or built
+/// directly by tests.
+struct BenchOptions: Equatable, Sendable {
+    /// Thread counts to measure each map and workload at, in order.
+    var threads: [Int] = [1, 2]
+    /// Seconds of measurement per cell.
+    var duration: Double = 0.5
+    /// Entries prefilled into each map (and each hash map's `maxEntries`).
+    var entries: Int = 16384
+    /// Maps to measure, in order (the comparison kinds only when named: ``MapKind/defaults``).
+    var maps: [MapKind] = MapKind.defaults
+    /// Workloads to run, in order (the update and batch workloads only when named:
+    /// ``Workload/defaults``).
+    var workloads: [Workload] = Workload.defaults
+    /// Elements per call of the batch workloads (`batch-lookup`, `batch-update`).
+    var batchSize: Int = 1024
+    /// Key/value shapes to run, in order (shapes other than 8x8 run only our hash maps).
+    var shapes: [BenchShape] = [.standard]
+    /// Print a JSON array instead of the table.
+    var json = false
+
+    /// Largest accepted `--threads` entry.
+    static let maxThreads = 1024
+    /// Largest accepted `--duration`, in seconds (for `rcumaps stress` too).
+    static let maxDuration = 3600.0
+    /// Largest accepted `--entries` (2^26; for `rcumaps memory` too).
+    static let maxEntries = 1 << 26
+    /// Largest accepted `--batch-size` (2^20).
+    static let maxBatchSize = 1 << 20
+}

@@ -1,0 +1,137 @@
+import ArgumentParser
+
+/// The defaults `rcumaps stress`'s options start from.
+private let defaults = StressOptions()
+
+/// `rcumaps stress`: many threads of mixed operations on each chosen map, checking
+/// invariants continuously (``runStress(_:)``).
+struct StressCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stress",
+        abstract: "Check the maps' invariants under many threads of mixed operations.",
+        usage: "rcumaps stress [<options>]",
+        discussion: stressDiscussion()
+    )
+
+    // Every option takes the next argument as its value whatever it looks like
+    // (`.unconditional`), as the tool's own parser did before ArgumentParser: `--duration -1`
+    // is refused as out of range rather than as a missing value.
+    @Option(name: [.customLong("map"), .customLong("maps")],
+            parsing: .unconditional,
+            help: ArgumentHelp("Maps to stress, comma-separated (see MAPS above; default: all, one after the other).",
+                               valueName: "list"),
+            transform: { text in
+                try parseList(text) { (item) throws(ValidationError) in try parseName(item, as: StressMapKind.self) }
+            })
+    var maps: [StressMapKind] = defaults.maps
+
+    @Option(parsing: .unconditional,
+            help: ArgumentHelp("Seconds per map, more than 0 and at most \(Int(BenchOptions.maxDuration)) "
+                                   + "(default: \(fixed(defaults.duration, 0) ?? "5")).",
+                               valueName: "seconds"),
+            transform: { try parseSeconds($0) })
+    var duration: Double = defaults.duration
+
+    @Option(parsing: .unconditional,
+            help: ArgumentHelp("Worker threads, 1...\(StressOptions.maxThreads) (default: \(defaults.threads)).",
+                               valueName: "n"),
+            transform: { try parseInt($0, in: 1...StressOptions.maxThreads) })
+    var threads: Int = defaults.threads
+
+    @Option(parsing: .unconditional,
+            help: ArgumentHelp("Seed of the workers' random streams (default: from the clock, printed).", valueName: "n"),
+            transform: { text in
+                guard let seed = UInt64(text) else { throw ValidationError("'\(text)' is not an unsigned 64-bit integer") }
+                return seed
+            })
+    var seed: UInt64? = defaults.seed
+
+    @Option(parsing: .unconditional,
+            help: ArgumentHelp("Size of the key space, \(StressOptions.minKeys)...\(StressOptions.maxKeys) "
+                                   + "(default: \(defaults.keys)).",
+                               valueName: "n"),
+            transform: { try parseInt($0, in: StressOptions.minKeys...StressOptions.maxKeys) })
+    var keys: Int = defaults.keys
+
+    @Option(parsing: .unconditional,
+            help: ArgumentHelp("Write memory samples to <file> as CSV (see SAMPLES above; default: none).",
+                               valueName: "file"),
+            completion: .file(),
+            transform: { path in
+                guard !path.isEmpty else { throw ValidationError("the path is empty") }
+                return path
+            })
+    var samples: String? = defaults.samples
+
+    /// The parsed command line, as ``runStress(_:)`` takes it.
+    var options: StressOptions {
+        StressOptions(maps: maps, duration: duration, threads: threads, seed: seed, keys: keys, samples: samples)
+    }
+
+    /// Runs the stress test; a run that fails exits with ``runStress(_:)``'s status.
+    func run() throws {
+        let status = runStress(options)
+        if status != 0 { throw ExitCode(status) }
+    }
+}
+
+/// What `rcumaps stress --help` explains above its options: the operations, the checks,
+/// the maps, the samples file and the exit status.
+func stressDiscussion() -> String {
+    [
+        HelpText.paragraph("""
+            Runs many threads of mixed operations on each chosen map for --duration seconds, \
+            checking invariants as it goes, and prints a verdict per map (with the process's \
+            peak RSS while the map ran) and overall. Progress (about once a second) and \
+            violations, as they happen, go to stderr.
+            """),
+        HelpText.paragraph("""
+            Each worker (an OS thread with its own xorshift stream derived from --seed) mixes \
+            lookups, helper-mode in-place lookups, update(.any/.noExist/.exist), helper-mode \
+            updates and deletes, delete, lookup-and-delete, operations on keys never inserted, \
+            count checks and whole get-next-key iteration passes. A quarter of the keys are \
+            stable (prefilled, replaced but never deleted); the rest churn. Half the keys are \
+            each owned by one worker, the only one that writes them, so it knows their content \
+            at every moment. Hash maps have maxEntries = 5/8 of the keys, so they run full.
+            """),
+        HelpText.paragraph("""
+            Checked continuously: every value read is whole (not torn) and belongs to its key; \
+            an owned key holds exactly what its owner last stored (no lost or phantom values, \
+            every errno as predicted); a stable key is never missing; one writer's values never \
+            go back in time for a reader; an iteration pass returns no key twice and every key \
+            present throughout it; count stays between the stable keys and maxEntries; no \
+            unexpected errno. About once a second the workers pause at a checkpoint and the \
+            quiescent map is checked whole: count equals the keys iteration finds, lookups agree \
+            with iteration, every value is whole, and (object map) every object's reference \
+            count is 1 + the entries holding it. At the end, the same, then the map is dropped: \
+            its pool tag must return to 0 live bytes within \(releaseBarrierRounds) rounds of \
+            Epoch.barrier() (a reclaim callback may retire memory in turn); for the object map \
+            every reference count must return to 1 and, once the objects are closed, their \
+            memory too.
+            """),
+        HelpText.section("MAPS:", HelpText.table(StressMapKind.allCases.map { (name: $0.rawValue, text: $0.summary) })),
+        HelpText.paragraph("""
+            SAMPLES: --samples <file> gets a header line, then a row per map as its workers start, \
+            at every progress tick (about once a second), at the end (workers stopped, final \
+            check done) and once the map is dropped and its memory reclaimed:
+            """)
+            + "\n" + HelpText.table([
+                ("seconds", "seconds since the map's workers started"),
+                ("map", "the map's name"),
+                ("phase", "start, run, end or released"),
+                ("rss_bytes", "the process's resident set size (/proc/self/statm; empty if unreadable)"),
+                ("heap_bytes", "heap bytes in use (glibc mallinfo2; empty without glibc or under a sanitizer): "
+                    + "RSS rising over a flat heap is memory malloc keeps"),
+                ("live_bytes", "the map's pool tag: epoch memory allocated and not yet reclaimed"),
+                ("pending_bytes", "of live_bytes, memory freed and awaiting reclamation (a grace period)"),
+                ("operations", "operations done so far on the map"),
+                ("violations", "violations recorded so far on the map"),
+            ])
+            + "\nRows are flushed as they are written. scripts/plot-soak.py draws them.",
+        HelpText.paragraph("""
+            EXIT STATUS: 0 when no map had a violation; 1 on any violation (or a map that could \
+            not be built, threads that could not be started or got stuck, or a --samples file \
+            that could not be written); 2 for a usage error.
+            """),
+    ].joined(separator: "\n\n")
+}
