@@ -14,6 +14,7 @@ import Synchronization
 /// Invariant: `words` holds `count` initialised atomics at stable addresses.
 ///
 /// Concurrency: any thread; not reentrant; a holder must not wait for a grace period.
+@usableFromInline
 package struct BucketLocks: ~Copyable {
     let words: UnsafeMutablePointer<Atomic<UInt32>>
     let count: Int
@@ -47,6 +48,7 @@ package struct BucketLocks: ~Copyable {
     }
 
     /// Takes lock `index` (pair with ``unlock(_:)``; prefer ``withLock(_:_:)``).
+    @usableFromInline
     package func lock(_ index: Int) {
         let word = words + index
         if !word.pointee.compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged {
@@ -55,6 +57,7 @@ package struct BucketLocks: ~Copyable {
     }
 
     /// Releases lock `index`, taken with ``lock(_:)``.
+    @usableFromInline
     package func unlock(_ index: Int) {
         let word = words + index
         if word.pointee.exchange(0, ordering: .releasing) == 2 {

@@ -118,12 +118,19 @@ struct DictionaryTable {
     // MARK: Writers (caller holds the chain's stripe lock, or every stripe)
 
     /// Where a node is stored: a bucket and a slot.
+    @usableFromInline
     struct Place {
-        let bucket: UnsafeMutableRawPointer
-        let slot: Int
+        @usableFromInline let bucket: UnsafeMutableRawPointer
+        @usableFromInline let slot: Int
+
+        @inlinable init(bucket: UnsafeMutableRawPointer, slot: Int) {
+            self.bucket = bucket
+            self.slot = slot
+        }
     }
 
     /// The place of the node `matches` accepts in the chain of `hash`.
+    @inlinable
     func locate(_ hash: Int, _ matches: (UInt) -> Bool) -> Place? {
         let tag = Self.tag(hash)
         var bucket: UnsafeMutableRawPointer? = self.bucket(hash)
@@ -140,6 +147,7 @@ struct DictionaryTable {
 
     /// Stores `node` (of `hash`) in a free slot of its chain, chaining a new overflow bucket
     /// if every slot is taken; false without memory for one.
+    @usableFromInline
     func insert(_ node: UInt, hash: Int) -> Bool {
         var bucket = self.bucket(hash)
         while true {
@@ -167,6 +175,7 @@ struct DictionaryTable {
     }
 
     /// Empties a place: the tag first (readers stop looking), then the pointer.
+    @inlinable
     func clear(_ place: Place) {
         let control = Self.control(place.bucket)
         let current = control.pointee.load(ordering: .relaxed)

@@ -50,14 +50,14 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     @usableFromInline let keyOffset: Int
     @usableFromInline let valueOffset: Int
     @usableFromInline let nodes: EpochRetireList
-    let layout: DictionaryNodeLayout<Key, Value>
+    @usableFromInline let layout: DictionaryNodeLayout<Key, Value>
     /// One lock per stripe; chain `i` belongs to stripe `i & stripeMask`.
-    let locks: BucketLocks
+    @usableFromInline let locks: BucketLocks
     /// Entries per stripe, one 64-byte line each (changed under the stripe's lock).
-    let counts: UnsafeMutableRawPointer
-    let stripeMask: Int
+    @usableFromInline let counts: UnsafeMutableRawPointer
+    @usableFromInline let stripeMask: Int
     /// Fewest buckets (at least one chain per stripe).
-    let minimumBuckets: Int
+    @usableFromInline let minimumBuckets: Int
     /// Set while one writer resizes (the others do not queue up behind it).
     let resizing = Atomic<Bool>(false)
 
@@ -180,7 +180,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     ///
     /// - Returns: The value replaced — exactly the one this write displaced — or `nil`
     ///   if the key was new.
-    @discardableResult
+    @inlinable @discardableResult
     public func updateValue(_ value: Value, forKey key: Key) -> Value? {
         let hash = key.hashValue
         let node = makeNode(key, value, hash: hash)
@@ -201,7 +201,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// - Returns: `true` if it was stored; `false` if the key had a value (left as it was).
     ///
     /// Concurrency: of several threads inserting one absent key, exactly one gets `true`.
-    @discardableResult
+    @inlinable @discardableResult
     public func insertIfAbsent(_ value: Value, forKey key: Key) -> Bool {
         if contains(key) { return false }  // a present key costs no allocation
         let hash = key.hashValue
@@ -219,7 +219,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// one gets it.
     ///
     /// - Returns: The value removed, or `nil` if the key had none.
-    @discardableResult
+    @inlinable @discardableResult
     public func removeValue(forKey key: Key) -> Value? {
         let hash = key.hashValue
         return write(hash) { table, stripe -> Value? in
@@ -242,6 +242,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     ///
     /// Concurrency: linearizable: if it returns `true`, `expected` was the value at the
     /// moment `newValue` took its place.
+    @inlinable
     public func replaceValue(forKey key: Key, ifCurrent expected: Value, with newValue: Value) -> Bool
     where Value: Equatable {
         let hash = key.hashValue
@@ -271,7 +272,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// computing the new value.
     ///
     /// - Returns: The value stored (or `nil` if the key ends up absent).
-    @discardableResult
+    @inlinable @discardableResult
     public func update(forKey key: Key, _ transform: (Value?) throws -> Value?) rethrows -> Value? {
         let hash = key.hashValue
         while true {
@@ -344,12 +345,13 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
 
     // MARK: Internals
 
-    @inline(__always)
+    @inlinable @inline(__always)
     func stripeCount(_ stripe: Int) -> UnsafeMutablePointer<Atomic<Int>> {
         (counts + stripe &* 64).assumingMemoryBound(to: Atomic<Int>.self)
     }
 
     /// A new, unpublished node for `key` and `value`.
+    @inlinable
     func makeNode(_ key: Key, _ value: Value, hash: Int) -> UInt {
         guard let block = nodes.allocate() else { _rcumapsTrap("RCUDictionary: out of memory for an entry") }
         return UInt(bitPattern: layout.initialize(block, key: key, value: value, hash: hash))
@@ -358,13 +360,20 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// Runs `body` on the current table with the stripe of `hash` locked, inside an epoch
     /// section; then grows or shrinks the table if its stripe's count says so, and lets
     /// reclamation catch up if it fell far behind.
+    ///
+    /// Inlinable, as every write is: specialised in the caller, a write makes no generic
+    /// runtime calls (metadata lookups of `R` and of the closure's tuples); unspecialised,
+    /// those made the write three times the instructions.
+    @inlinable
     func write<R>(_ hash: Int, _ body: (DictionaryTable, Int) -> R) -> R {
         let stripe = hash & stripeMask
-        let (result, buckets): (R, Int) = Epoch.withSection { _ in
-            locks.withLock(stripe) {
-                let table = currentTable
-                return (body(table, stripe), table.bucketCount)
-            }
+        var buckets = 0
+        let result: R = Epoch.withSection { _ in
+            locks.lock(stripe)
+            defer { locks.unlock(stripe) }
+            let table = currentTable
+            buckets = table.bucketCount
+            return body(table, stripe)
         }
         // Entries average about the same in every stripe: one stripe's count tells the load.
         let perStripe = stripeCount(stripe).pointee.load(ordering: .relaxed)
@@ -377,6 +386,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     }
 
     /// Stores a new node in its chain (caller holds its stripe) and counts it.
+    @inlinable
     func insert(_ node: UInt, hash: Int, into table: DictionaryTable, stripe: Int) {
         guard table.insert(node, hash: hash) else { _rcumapsTrap("RCUDictionary: out of memory for a bucket") }
         stripeCount(stripe).pointee.wrappingAdd(1, ordering: .relaxed)
@@ -384,6 +394,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
 
     /// Rebuilds the bucket array at about two entries a bucket, with every stripe held;
     /// readers keep reading the old array, which is retired after a grace period.
+    @usableFromInline
     func resize() {
         guard resizing.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return }
         defer { resizing.store(false, ordering: .releasing) }
@@ -432,10 +443,11 @@ extension RCUDictionary: ExpressibleByDictionaryLiteral {
 /// change while it is reachable; key and value are deinitialized exactly once — by
 /// ``finalize(_:)`` after a grace period, or by ``destroyUnpublished(_:in:)`` for a node
 /// never published.
+@usableFromInline
 final class DictionaryNodeLayout<Key: Hashable & Sendable, Value: Sendable>: EpochBlockFinalizer {
-    let keyOffset: Int
-    let valueOffset: Int
-    let size: Int
+    @usableFromInline let keyOffset: Int
+    @usableFromInline let valueOffset: Int
+    @usableFromInline let size: Int
 
     init() {
         let header = MemoryLayout<Int>.size
@@ -447,6 +459,7 @@ final class DictionaryNodeLayout<Key: Hashable & Sendable, Value: Sendable>: Epo
                              "RCUDictionary: keys and values aligned beyond 16 bytes are not supported")
     }
 
+    @inlinable
     func initialize(_ block: UnsafeMutableRawPointer, key: Key, value: Value, hash: Int) -> UnsafeMutableRawPointer {
         block.initializeMemory(as: Int.self, to: hash)
         (block + keyOffset).initializeMemory(as: Key.self, to: key)
@@ -456,6 +469,7 @@ final class DictionaryNodeLayout<Key: Hashable & Sendable, Value: Sendable>: Epo
     }
 
     /// Deinitializes and frees a node that was never published.
+    @usableFromInline
     func destroyUnpublished(_ node: UInt, in list: EpochRetireList) {
         let block = UnsafeMutableRawPointer(bitPattern: node)!
         finalize(block)
@@ -464,6 +478,7 @@ final class DictionaryNodeLayout<Key: Hashable & Sendable, Value: Sendable>: Epo
 
     /// Deinitializes a retired node's key and value (the reclamation thread, after its
     /// grace period).
+    @usableFromInline
     func finalize(_ block: UnsafeMutableRawPointer) {
         (block + keyOffset).assumingMemoryBound(to: Key.self).deinitialize(count: 1)
         (block + valueOffset).assumingMemoryBound(to: Value.self).deinitialize(count: 1)
