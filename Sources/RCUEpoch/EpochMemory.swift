@@ -80,6 +80,11 @@ public enum EpochMemory {
         (tagTable.slots + slotIndex).pointee.pendingBytes.add(byteCount, ordering: .relaxed)
     }
 
+    /// Accounts a reference of a list of references as released (8 pending bytes less).
+    static func accountReferenceReleased(slotIndex: Int) {
+        (tagTable.slots + slotIndex).pointee.pendingBytes.subtract(8, ordering: .relaxed)
+    }
+
     /// Accounts a headerless block out and gives it back to the allocator.
     static func releaseHeaderless(_ block: UnsafeMutableRawPointer, byteCount: Int, slotIndex: Int,
                                   wasPending: Bool) {

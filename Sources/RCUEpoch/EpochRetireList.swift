@@ -45,7 +45,8 @@ public final class EpochRetireList: Sendable {
     /// Blocks per batch (the batch block is `8 × (batchSize + 4)` bytes).
     public static let batchSize = 64
 
-    /// Bytes of every block of this list.
+    /// Bytes of every block of this list; 0 for a list of references
+    /// (``init(referencesWithTag:finalizer:)``), whose pointers are not the list's to free.
     public let blockSize: Int
     /// The tag every block of this list is accounted to.
     public let tag: PoolTag
@@ -111,8 +112,13 @@ public final class EpochRetireList: Sendable {
     ///     reclamation thread after the block's grace period (say, to deinitialize the Swift
     ///     values a block holds). Blocks released with ``freeUnpublished(_:)`` do not pass
     ///     through it.
-    public init(blockSize: Int, tag: PoolTag, finalizer: (any EpochBlockFinalizer)? = nil) {
+    public convenience init(blockSize: Int, tag: PoolTag, finalizer: (any EpochBlockFinalizer)? = nil) {
         _rcumapsPrecondition(blockSize > 0 && blockSize <= EpochMemory.maxBlockSize, "EpochRetireList block size out of range")
+        self.init(validatedBlockSize: blockSize, tag: tag, finalizer: finalizer)
+    }
+
+    /// The designated initializer; a `blockSize` of 0 makes a list of references.
+    private init(validatedBlockSize blockSize: Int, tag: PoolTag, finalizer: (any EpochBlockFinalizer)?) {
         self.blockSize = blockSize
         self.tag = tag
         self.finalizer = finalizer
@@ -127,6 +133,22 @@ public final class EpochRetireList: Sendable {
         Self.registry.withLock {
             $0[ObjectIdentifier(self)] = Entry(list: self, unretained: Unmanaged.passUnretained(self))
         }
+    }
+
+    /// Creates a list of references: pointers the list does not own (say, Swift objects a
+    /// structure let go of), each handed to `finalizer` after a grace period and never
+    /// freed, allocated or accounted by the list (``allocate()`` and ``freeUnpublished(_:)``
+    /// must not be used; each pending reference counts as 8 bytes of
+    /// ``EpochTagStatistics/pendingBytes``). This is how a structure defers the release of an object a reader
+    /// may still be retaining: ``retire(_:)`` the object's address, and release it in
+    /// `finalizer`.
+    ///
+    /// - Parameters:
+    ///   - tag: the tag the list is known by (no bytes are accounted to it).
+    ///   - finalizer: runs on every retired pointer, on the reclamation thread after its
+    ///     grace period.
+    public convenience init(referencesWithTag tag: PoolTag, finalizer: any EpochBlockFinalizer) {
+        self.init(validatedBlockSize: 0, tag: tag, finalizer: finalizer)
     }
 
     deinit {
@@ -166,9 +188,12 @@ public final class EpochRetireList: Sendable {
     /// Retires a block of this list whose owner has unpublished it (no reader can newly
     /// find it).
     ///
-    /// - Precondition: `block` came from this list's ``allocate()`` and is retired once.
+    /// - Precondition: `block` came from this list's ``allocate()`` (for a list of references:
+    ///   is a reference the caller gives up) and is retired once.
     public func retire(_ block: UnsafeMutableRawPointer) {
-        EpochMemory.accountHeaderlessRetired(byteCount: blockSize, slotIndex: slotIndex)
+        // A reference counts as one word pending (so that ``throttleIfBehind()`` sees a
+        // backlog of them too); a block as its size.
+        EpochMemory.accountHeaderlessRetired(byteCount: blockSize != 0 ? blockSize : 8, slotIndex: slotIndex)
         // Any stripe is correct; the current CPU's is the one no other running thread uses.
         let stripe = stripes[Int(rcumaps_current_cpu()) & (stripeCount - 1)]
         let full: [UInt]? = stripe.withLock { list in
@@ -300,7 +325,12 @@ public final class EpochRetireList: Sendable {
         for index in 0..<count {
             let block = UnsafeMutableRawPointer(bitPattern: batch.load(fromByteOffset: 32 + 8 * index, as: UInt.self))!
             finalizer?.finalize(block)
-            EpochMemory.releaseHeaderless(block, byteCount: blockSize, slotIndex: slotIndex, wasPending: true)
+            // A list of references (blockSize 0) does not own its pointers.
+            if blockSize != 0 {
+                EpochMemory.releaseHeaderless(block, byteCount: blockSize, slotIndex: slotIndex, wasPending: true)
+            } else {
+                EpochMemory.accountReferenceReleased(slotIndex: slotIndex)
+            }
         }
     }
 }

@@ -158,4 +158,66 @@ struct RCUDictionaryTests {
         }
         #expect(counts["hits"] == 8_000)
     }
+
+    /// One-word values are replaced in place: every value written is displaced exactly once
+    /// (by `updateValue`, which returns it) or is the one left at the end, and increments by
+    /// compare-and-replace and by `update(forKey:)` racing in-place replacements lose nothing.
+    @Test func inPlaceReplacementsDisplaceEachValueOnce() {
+        let table = RCUDictionary<String, Int>()
+        let displaced = ThreadLock<[Int]>([])
+        table["k"] = -1
+        runOnThreads(4) { thread in
+            var mine: [Int] = []
+            for round in 0..<3_000 {
+                if let old = table.updateValue(thread * 1_000_000 + round, forKey: "k") { mine.append(old) }
+            }
+            displaced.withLock { $0.append(contentsOf: mine) }
+        }
+        var seen = displaced.withLock { $0 }
+        seen.append(table["k"]!)
+        let written = [-1] + (0..<4).flatMap { thread in (0..<3_000).map { thread * 1_000_000 + $0 } }
+        #expect(seen.sorted() == written.sorted())
+
+        table["n"] = 0
+        runOnThreads(4) { thread in
+            for _ in 0..<2_000 {
+                if thread % 2 == 0 {
+                    table.update(forKey: "n") { ($0 ?? 0) + 1 }
+                } else {
+                    while true {
+                        let current = table["n"]!
+                        if table.replaceValue(forKey: "n", ifCurrent: current, with: current + 1) { break }
+                    }
+                }
+            }
+        }
+        #expect(table["n"] == 8_000)
+    }
+
+    /// Objects replaced in place by compare-and-replace and `update(forKey:)` are released
+    /// exactly once, after readers are done with them.
+    @Test func objectsReplacedInPlaceAreReleasedOnce() {
+        let census = Census()
+        do {
+            let table = RCUDictionary<Int, Tracked>()
+            for key in 0..<8 { table[key] = Tracked(key, census) }
+            runOnThreads(4) { thread in
+                for round in 0..<3_000 {
+                    let key = (thread + round) % 8
+                    if round % 3 == 0 {
+                        table.update(forKey: key) { _ in Tracked(round, census) }
+                    } else if round % 3 == 1 {
+                        _ = table.updateValue(Tracked(round, census), forKey: key)
+                    } else if let object = table[key] {
+                        #expect(object.isIntact)
+                    }
+                }
+            }
+            #expect(table.count == 8)
+        }
+        Epoch.barrier()
+        Epoch.barrier()
+        #expect(census.alive.load(ordering: .relaxed) == 0)
+        #expect(census.deinitialized.load(ordering: .relaxed) == census.created.load(ordering: .relaxed))
+    }
 }

@@ -27,6 +27,9 @@ import Glibc
 /// - A replaced or removed node is released after a grace period — once no reader can
 ///   still be reading it — on the reclamation thread, where the key's and value's `deinit`s
 ///   (if any) run. ``/RCUEpoch/Epoch/barrier()-129j7`` waits for them.
+/// - A value of one word — 8 bytes of plain data (`Int`, `Double`) or a class reference —
+///   is replaced in place, with an atomic exchange, and costs no allocation; a reference
+///   replaced so is released after a grace period too. Other values get a new node.
 /// - Unbounded: the bucket array doubles when entries average four a bucket and halves
 ///   when they fall under one in two; the resize takes every stripe (writers wait for it,
 ///   readers do not: they keep reading the old array until they next look). An allocation
@@ -50,6 +53,11 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     @usableFromInline let keyOffset: Int
     @usableFromInline let valueOffset: Int
     @usableFromInline let nodes: EpochRetireList
+    /// How a present key's value is replaced (see ``DictionaryValueStorage``).
+    @usableFromInline let storage: DictionaryValueStorage
+    /// References replaced in place (``DictionaryValueStorage/objectWord``), released after
+    /// a grace period; `nil` for the other kinds of value.
+    @usableFromInline let replacedObjects: EpochRetireList?
     @usableFromInline let layout: DictionaryNodeLayout<Key, Value>
     /// One lock per stripe; chain `i` belongs to stripe `i & stripeMask`.
     @usableFromInline let locks: BucketLocks
@@ -70,6 +78,9 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         keyOffset = layout.keyOffset
         valueOffset = layout.valueOffset
         nodes = EpochRetireList(blockSize: layout.size, tag: PoolTag("rcud"), finalizer: layout)
+        storage = DictionaryValueStorage(for: Value.self)
+        replacedObjects = storage == .objectWord
+            ? EpochRetireList(referencesWithTag: PoolTag("rcuo"), finalizer: DictionaryObjectReleaser()) : nil
         let cpus = Swift.max(1, Swift.min(64, sysconf(Int32(_SC_NPROCESSORS_CONF))))
         let stripes = Swift.max(16, Self.powerOfTwo(atLeast: 4 * cpus))
         stripeMask = stripes - 1
@@ -169,9 +180,50 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         (UnsafeRawPointer(bitPattern: node)! + keyOffset).assumingMemoryBound(to: Key.self).pointee
     }
 
+    /// A copy of `node`'s value (retained, for a reference). Caller holds an epoch section
+    /// or the node's stripe.
     @inlinable @inline(__always)
     func value(of node: UInt) -> Value {
-        (UnsafeRawPointer(bitPattern: node)! + valueOffset).assumingMemoryBound(to: Value.self).pointee
+        if storage == .node {
+            return (UnsafeRawPointer(bitPattern: node)! + valueOffset).assumingMemoryBound(to: Value.self).pointee
+        }
+        // One word replaced in place: read atomically (acquiring: the writer's release
+        // publishes what a reference points to), then copied. A reference read here is
+        // released, once replaced, only after a grace period: it is alive to be retained.
+        return decode(valueWord(node).pointee.load(ordering: .acquiring))
+    }
+
+    /// The value word of a node whose value is one word (``DictionaryValueStorage/node`` excepted).
+    @inlinable @inline(__always)
+    func valueWord(_ node: UInt) -> UnsafeMutablePointer<Atomic<UInt>> {
+        (UnsafeMutableRawPointer(bitPattern: node)! + valueOffset).assumingMemoryBound(to: Atomic<UInt>.self)
+    }
+
+    /// A copy of the value whose bits are `bits` (a retained copy, for a reference; the
+    /// bits keep their own).
+    @inlinable @inline(__always)
+    func decode(_ bits: UInt) -> Value {
+        var word = bits
+        return withUnsafeBytes(of: &word) { $0.load(as: Value.self) }
+    }
+
+    /// The bits of `value` for a value word, owning what the word owns (a retain, for a
+    /// reference).
+    @inlinable @inline(__always)
+    func ownedBits(_ value: Value) -> UInt {
+        storage == .objectWord
+            ? UInt(bitPattern: Unmanaged.passRetained(value as AnyObject).toOpaque())
+            : unsafeBitCast(value, to: UInt.self)
+    }
+
+    /// Replaces `node`'s value in place (caller holds its stripe) and returns the value it
+    /// displaced; a displaced reference is released after a grace period.
+    @inlinable @inline(__always)
+    func exchangeValue(of node: UInt, with value: Value) -> Value {
+        let old = valueWord(node).pointee.exchange(ownedBits(value), ordering: .acquiringAndReleasing)
+        let displaced = decode(old)
+        if storage == .objectWord { replacedObjects!.retire(UnsafeMutableRawPointer(bitPattern: old)!) }
+        return displaced
     }
 
     // MARK: Writing
@@ -183,6 +235,17 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     @inlinable @discardableResult
     public func updateValue(_ value: Value, forKey key: Key) -> Value? {
         let hash = key.hashValue
+        if storage != .node {
+            // A present key's one-word value is replaced in place: no node, no allocation.
+            let replaced: Value?? = write(hash) { table, _ -> Value?? in
+                guard let place = table.locate(hash, { self.nodeHash($0) == hash && self.key(of: $0) == key }) else {
+                    return .none
+                }
+                return .some(exchangeValue(of: DictionaryTable.slot(place.bucket, place.slot).pointee.load(ordering: .relaxed),
+                                           with: value))
+            }
+            if let replaced { return replaced }
+        }
         let node = makeNode(key, value, hash: hash)
         return write(hash) { table, stripe -> Value? in
             if let place = table.locate(hash, { self.nodeHash($0) == hash && self.key(of: $0) == key }) {
@@ -246,6 +309,17 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     public func replaceValue(forKey key: Key, ifCurrent expected: Value, with newValue: Value) -> Bool
     where Value: Equatable {
         let hash = key.hashValue
+        if storage != .node {
+            return write(hash) { table, _ -> Bool in
+                guard let place = table.locate(hash, { self.nodeHash($0) == hash && self.key(of: $0) == key }) else {
+                    return false
+                }
+                let node = DictionaryTable.slot(place.bucket, place.slot).pointee.load(ordering: .relaxed)
+                guard self.value(of: node) == expected else { return false }
+                _ = exchangeValue(of: node, with: newValue)
+                return true
+            }
+        }
         let node = makeNode(key, newValue, hash: hash)
         let replaced = write(hash) { table, _ -> Bool in
             guard let place = table.locate(hash, { self.nodeHash($0) == hash && self.key(of: $0) == key }) else {
@@ -275,25 +349,39 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     @inlinable @discardableResult
     public func update(forKey key: Key, _ transform: (Value?) throws -> Value?) rethrows -> Value? {
         let hash = key.hashValue
+        let inPlace = storage != .node
         while true {
-            let current: (node: UInt, value: Value)? = Epoch.withSection { _ in
-                find(key, hash: hash).map { ($0, value(of: $0)) }
+            // The node, its value word (one-word values: replaced in place, so the node
+            // alone does not tell a change) and a copy of the value.
+            let current: (node: UInt, bits: UInt, value: Value)? = Epoch.withSection { _ in
+                find(key, hash: hash).map { node in
+                    let bits = inPlace ? valueWord(node).pointee.load(ordering: .acquiring) : 0
+                    return (node, bits, inPlace ? decode(bits) : value(of: node))
+                }
             }
             let updated = try transform(current?.value)
-            let node = updated.map { makeNode(key, $0, hash: hash) }
+            // A new node, unless a one-word value replaces the current one in place.
+            let node = updated.flatMap { inPlace && current != nil ? nil : makeNode(key, $0, hash: hash) }
             let committed = write(hash) { table, stripe -> Bool in
                 let place = table.locate(hash, { self.nodeHash($0) == hash && self.key(of: $0) == key })
                 let stored = place.map { DictionaryTable.slot($0.bucket, $0.slot).pointee.load(ordering: .relaxed) }
                 guard stored == current?.node else { return false }  // changed meanwhile
+                if inPlace, let stored, valueWord(stored).pointee.load(ordering: .relaxed) != current!.bits {
+                    return false  // replaced in place meanwhile
+                }
                 switch (place, node) {
                 case (nil, nil):
                     break
                 case (nil, let node?):
                     insert(node, hash: hash, into: table, stripe: stripe)
                 case (let place?, nil):
-                    table.clear(place)
-                    stripeCount(stripe).pointee.wrappingSubtract(1, ordering: .relaxed)
-                    nodes.retire(UnsafeMutableRawPointer(bitPattern: stored!)!)
+                    if inPlace, let updated {
+                        _ = exchangeValue(of: stored!, with: updated)
+                    } else {
+                        table.clear(place)
+                        stripeCount(stripe).pointee.wrappingSubtract(1, ordering: .relaxed)
+                        nodes.retire(UnsafeMutableRawPointer(bitPattern: stored!)!)
+                    }
                 case (let place?, let node?):
                     DictionaryTable.slot(place.bucket, place.slot).pointee.store(node, ordering: .releasing)
                     nodes.retire(UnsafeMutableRawPointer(bitPattern: stored!)!)
@@ -382,6 +470,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
             resize()
         }
         nodes.throttleIfBehind()
+        replacedObjects?.throttleIfBehind()
         return result
     }
 
@@ -482,5 +571,41 @@ final class DictionaryNodeLayout<Key: Hashable & Sendable, Value: Sendable>: Epo
     func finalize(_ block: UnsafeMutableRawPointer) {
         (block + keyOffset).assumingMemoryBound(to: Key.self).deinitialize(count: 1)
         (block + valueOffset).assumingMemoryBound(to: Value.self).deinitialize(count: 1)
+    }
+}
+
+/// How an ``RCUDictionary`` replaces the value of a present key.
+///
+/// Readers copy a value inside an epoch section while writers may replace it, so a value
+/// must not change under a reader mid-copy. A value of one machine word can be replaced
+/// in place, atomically, where anything larger needs a new node (and the old one retired).
+@usableFromInline
+enum DictionaryValueStorage: UInt8, Sendable {
+    /// A new node replaces the old one, which is retired (values of any type).
+    case node
+    /// Eight bytes of plain data (`Int`, `Double`, …): replaced with an atomic exchange
+    /// in the node.
+    case plainWord
+    /// A strong reference to a class instance: replaced with an atomic exchange in the
+    /// node; the reference replaced is released after a grace period (a reader may be
+    /// about to retain it).
+    case objectWord
+
+    init<Value>(for _: Value.Type) {
+        guard MemoryLayout<Value>.size == 8, MemoryLayout<Value>.alignment == 8 else { self = .node; return }
+        if _isPOD(Value.self) {
+            self = .plainWord
+        } else if Value.self is AnyObject.Type {
+            self = .objectWord
+        } else {
+            self = .node
+        }
+    }
+}
+
+/// Releases the references an ``RCUDictionary`` replaced in place, after their grace period.
+final class DictionaryObjectReleaser: EpochBlockFinalizer {
+    func finalize(_ block: UnsafeMutableRawPointer) {
+        Unmanaged<AnyObject>.fromOpaque(block).release()
     }
 }
