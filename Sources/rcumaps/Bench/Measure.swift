@@ -96,7 +96,8 @@ func measure<Target: BenchTarget>(
                        calls: results.reduce(0) { $0 + $1.calls })
 }
 
-/// One worker thread's loop: waits for the start, then runs batches until told to stop.
+/// One worker thread's loop: waits for the start, then runs batches until told to stop
+/// (at least one).
 ///
 /// - `lookup` / `read-mostly` / `update`: keys are the prefilled ones; a lookup that misses
 ///   is counted in `misses` (there should be none).
@@ -128,7 +129,9 @@ func runWorker<Target: BenchTarget>(
     var cursor: MapBatchCursor?
     var passElements = 0
     control.arriveAndWait()
-    while !control.shouldStop {
+    // At least one batch per worker: under load a thread may first run after the stop
+    // signal, and a cell must not report no operation for it.
+    repeat {
         switch workload {
         case .lookup, .readMostly, .update:
             for _ in 0..<operationsPerBatch {
@@ -200,7 +203,7 @@ func runWorker<Target: BenchTarget>(
             result.checksum &+= UInt64(stored)
             result.operations &+= batchSize
         }
-    }
+    } while !control.shouldStop
     result.finishedAt = MonotonicClock.nanoseconds()
     return result
 }
