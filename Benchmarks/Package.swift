@@ -7,7 +7,9 @@
 //   swift package benchmark --filter "hash-bucket.*"    # a subset
 //
 // The C baselines (raw rculfhash, open addressing) come from the parent package's
-// CRCUMapsBaselines target, measured in the same run as the maps.
+// CRCUMapsBaselines target, measured in the same run as the maps. The peer maps (ConcurrencyKit
+// ck_ht, libcuckoo, oneTBB concurrent_hash_map) are the CPeerMaps target below, built only here:
+// RCUMaps' own package never links them. Install them first with ./install-peers.sh.
 import PackageDescription
 
 let package = Package(
@@ -28,10 +30,21 @@ let package = Package(
                 .product(name: "RCUMaps", package: "RCUMaps"),
                 .product(name: "CRCUMapsBaselines", package: "RCUMaps"),
                 .product(name: "ObjectMapProvider", package: "RCUMaps"),
+                "CPeerMaps",
             ],
             path: "Benchmarks/MapBenchmarks",
             swiftSettings: [.swiftLanguageMode(.v6)],
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
-    ]
+        // C interface (include/CPeerMaps.h, plain C) over ck_ht (C) and libcuckoo and TBB (C++).
+        .target(
+            name: "CPeerMaps",
+            path: "Sources/CPeerMaps",
+            linkerSettings: [
+                .linkedLibrary("ck"),   // libck-dev
+                .linkedLibrary("tbb"),  // libtbb-dev; libcuckoo is header-only
+            ]
+        ),
+    ],
+    cxxLanguageStandard: .cxx17
 )

@@ -49,6 +49,10 @@ enum Fixtures {
     }
     static func swiftArray(entries: Int) -> SwiftArrayFixture { cached("swift-array-\(entries)") { SwiftArrayFixture(entries: entries) } }
     static func objectMap(entries: Int) -> ObjectMapFixture { cached("object-\(entries)") { ObjectMapFixture(entries: entries) } }
+    /// A peer map (CPeerMaps: ck_ht, libcuckoo, TBB) prefilled as the C baselines are.
+    static func peer<Map: PeerMap>(_: Map.Type, entries: Int) -> Map {
+        cached("peer-\(Map.name)-\(entries)") { Map(prefilledWith: entries) }
+    }
 
     // The typed maps are views of the byte-level fixtures' maps (`init(wrapping:)`): a typed
     // benchmark reads the very table its byte-level counterpart reads.

@@ -1,7 +1,10 @@
-// RCUMaps benchmarks: every base map and access mode against the baselines, single-threaded,
-// measured by package-benchmark (wall clock, throughput, mallocs). Multi-threaded scaling is
-// `rcumaps bench`'s job. Each benchmark iteration does 1,000 operations (scalingFactor .kilo),
-// so "ns" per iteration / 1,000 = ns per operation.
+// RCUMaps benchmarks: every base map and access mode against the baselines, and the hash maps
+// against the peer maps (ck_ht, libcuckoo, TBB: PeerMaps.swift), single-threaded, measured by
+// package-benchmark (wall clock, throughput, mallocs). Multi-threaded scaling is `rcumaps
+// bench`'s job. Each benchmark iteration does 1,000 operations (scalingFactor .kilo), so "ns"
+// per iteration / 1,000 = ns per operation. `benchmark.scaledIterations` is `0..<1000` in every
+// iteration, so an iteration visits the same 1,000 keys (`Keys.hit(0..<1000, entries)`) as
+// the one before: at 1M entries the table is large but the keys probed stay in the caches.
 //
 // Names are `map.workload.size`, without spaces or slashes: package-benchmark 1.38.1 writes
 // threshold files under a name with those replaced by `_` but looks them up under the raw name
@@ -29,7 +32,8 @@ let benchmarks: @Sendable () -> Void = {
 
     for entries in [16_384, 1 << 20] {
         let size = entries == 16_384 ? "16K" : "1M"
-        // 1M-entry tables miss every cache: a wider wall-clock tolerance (Tolerances.swift).
+        // 1M-entry tables: a wider wall-clock tolerance (Tolerances.swift). Their 1,000 keys per
+        // iteration are the same in every iteration (see the top of this file).
         let sized = Benchmark.Configuration(thresholds: entries == 16_384 ? Tolerance.readPath : Tolerance.memoryBoundReadPath)
         hashLookupBenchmarks("hash-lockfree", .lockFree, RawLockFreeHashMap.self, entries: entries, size: size, sized)
         hashLookupBenchmarks("hash-bucket", .bucketLocked, RawBucketHashMap.self, entries: entries, size: size, sized)
@@ -51,6 +55,12 @@ let benchmarks: @Sendable () -> Void = {
                 blackHole(value)
             }
         }
+        // Updates of existing keys and deletes and re-inserts, on RCUMaps' hash maps, raw
+        // rculfhash and the peer maps (PeerMaps.swift), the same operations at either size.
+        hashWriteBenchmarks("hash-lockfree", .lockFree, RawLockFreeHashMap.self, entries: entries, size: size)
+        hashWriteBenchmarks("hash-bucket", .bucketLocked, RawBucketHashMap.self, entries: entries, size: size)
+        cLfhtWriteBenchmarks(entries: entries, size: size)
+        peerBenchmarks(entries: entries, size: size, lookup: sized)
         Benchmark("mutex-dict.lookup-hit.\(size)", configuration: sized) { benchmark in
             let fixture = Fixtures.mutexDictionary(entries: entries)
             benchmark.startMeasurement()
@@ -75,18 +85,6 @@ let benchmarks: @Sendable () -> Void = {
     let entries = 16_384
     hashMapBenchmarks("hash-lockfree", .lockFree, RawLockFreeHashMap.self, entries: entries)
     hashMapBenchmarks("hash-bucket", .bucketLocked, RawBucketHashMap.self, entries: entries)
-    Benchmark("c-rculfhash.read-mostly-90-10.16K", configuration: .init(thresholds: Tolerance.writePath())) { benchmark in
-        let fixture = Fixtures.cLfht(entries: entries)
-        benchmark.startMeasurement()
-        for step in benchmark.scaledIterations {
-            if step % 10 == 0 {
-                blackHole(rcumaps_baseline_lfht_update(fixture.table, Keys.hit(step, entries), UInt64(step)))
-            } else {
-                var value: UInt64 = 0
-                blackHole(rcumaps_baseline_lfht_lookup(fixture.table, Keys.hit(step, entries), &value))
-            }
-        }
-    }
     Benchmark("mutex-dict.read-mostly-90-10.16K", configuration: .init(thresholds: Tolerance.writePath())) { benchmark in
         let fixture = Fixtures.mutexDictionary(entries: entries)
         benchmark.startMeasurement()
@@ -268,20 +266,14 @@ func hashLookupBenchmarks<Map: RawMap>(_ name: String, _ implementation: HashImp
     }
 }
 
-/// The other access modes, shapes and workloads on a hash map of concrete type `Map`.
-func hashMapBenchmarks<Map: RawMap>(_ name: String, _ implementation: HashImplementation, _: Map.Type, entries: Int) {
-    Benchmark("\(name).16-byte-key-lookup.16K") { benchmark in
-        let fixture = Fixtures.hash(implementation, as: Map.self, entries: entries, keySize: 16)
-        benchmark.startMeasurement()
-        for step in benchmark.scaledIterations { blackHole(fixture.helperLookup(Keys.hit(step, entries))) }
-    }
-    Benchmark("\(name).64-byte-value-user-mode-lookup.16K") { benchmark in
-        let fixture = Fixtures.hash(implementation, as: Map.self, entries: entries, valueSize: 64)
-        benchmark.startMeasurement()
-        for step in benchmark.scaledIterations { blackHole(fixture.userLookup(Keys.hit(step, entries))) }
-    }
-    // Updates of existing keys: the lock-free hash allocates an element per update.
-    Benchmark("\(name).read-mostly-90-10.16K", configuration: .init(thresholds: Tolerance.writePath())) { benchmark in
+/// Writes on a hash map of concrete type `Map`, `entries` keys: `read-mostly-90-10` (one update
+/// of an existing key in ten operations, helper-mode lookups otherwise) and `churn-50-50`
+/// (delete a prefilled key, then insert it again). The peer maps (PeerMaps.swift) and raw
+/// rculfhash run the same operations on the same keys.
+func hashWriteBenchmarks<Map: RawMap>(_ name: String, _ implementation: HashImplementation, _: Map.Type,
+                                      entries: Int, size: String) {
+    // Updates of existing keys (8-byte values, replaced in place: no allocation in either map).
+    Benchmark("\(name).read-mostly-90-10.\(size)", configuration: .init(thresholds: Tolerance.writePath())) { benchmark in
         let fixture = Fixtures.hash(implementation, as: Map.self, entries: entries)
         benchmark.startMeasurement()
         for step in benchmark.scaledIterations {
@@ -293,7 +285,7 @@ func hashMapBenchmarks<Map: RawMap>(_ name: String, _ implementation: HashImplem
     // The lock-free hash allocates an element per insert; the bucket hash allocates in bursts.
     let churnAllocations = implementation == .lockFree ? Tolerance.writeAllocations : Tolerance.burstyWriteAllocations
     let churn = Benchmark.Configuration(thresholds: Tolerance.writePath(allocations: churnAllocations))
-    Benchmark("\(name).churn-50-50.16K", configuration: churn) { benchmark in
+    Benchmark("\(name).churn-50-50.\(size)", configuration: churn) { benchmark in
         let fixture = Fixtures.hash(implementation, as: Map.self, entries: entries)
         benchmark.startMeasurement()
         for step in benchmark.scaledIterations {
@@ -301,6 +293,51 @@ func hashMapBenchmarks<Map: RawMap>(_ name: String, _ implementation: HashImplem
             let key = Keys.hit(step / 2, entries)
             if step & 1 == 0 { fixture.delete(key) } else { fixture.insert(key) }
         }
+    }
+}
+
+/// ``hashWriteBenchmarks(_:_:_:entries:size:)``'s workloads on raw rculfhash (CRCUMapsBaselines):
+/// `cds_lfht_add_replace` (a new node per update, the old one freed after a grace period),
+/// `cds_lfht_del` and `cds_lfht_add_unique`.
+func cLfhtWriteBenchmarks(entries: Int, size: String) {
+    Benchmark("c-rculfhash.read-mostly-90-10.\(size)", configuration: .init(thresholds: Tolerance.writePath())) { benchmark in
+        let fixture = Fixtures.cLfht(entries: entries)
+        benchmark.startMeasurement()
+        for step in benchmark.scaledIterations {
+            if step % 10 == 0 {
+                blackHole(rcumaps_baseline_lfht_update(fixture.table, Keys.hit(step, entries), UInt64(step)))
+            } else {
+                var value: UInt64 = 0
+                blackHole(rcumaps_baseline_lfht_lookup(fixture.table, Keys.hit(step, entries), &value))
+            }
+        }
+    }
+    Benchmark("c-rculfhash.churn-50-50.\(size)", configuration: .init(thresholds: Tolerance.writePath())) { benchmark in
+        let fixture = Fixtures.cLfht(entries: entries)
+        benchmark.startMeasurement()
+        for step in benchmark.scaledIterations {
+            // Delete a prefilled key, then put it back: the map's size stays the same.
+            let key = Keys.hit(step / 2, entries)
+            if step & 1 == 0 {
+                blackHole(rcumaps_baseline_lfht_delete(fixture.table, key))
+            } else {
+                blackHole(rcumaps_baseline_lfht_insert_unique(fixture.table, key, key))
+            }
+        }
+    }
+}
+
+/// The other access modes, shapes and workloads on a hash map of concrete type `Map`.
+func hashMapBenchmarks<Map: RawMap>(_ name: String, _ implementation: HashImplementation, _: Map.Type, entries: Int) {
+    Benchmark("\(name).16-byte-key-lookup.16K") { benchmark in
+        let fixture = Fixtures.hash(implementation, as: Map.self, entries: entries, keySize: 16)
+        benchmark.startMeasurement()
+        for step in benchmark.scaledIterations { blackHole(fixture.helperLookup(Keys.hit(step, entries))) }
+    }
+    Benchmark("\(name).64-byte-value-user-mode-lookup.16K") { benchmark in
+        let fixture = Fixtures.hash(implementation, as: Map.self, entries: entries, valueSize: 64)
+        benchmark.startMeasurement()
+        for step in benchmark.scaledIterations { blackHole(fixture.userLookup(Keys.hit(step, entries))) }
     }
     Benchmark("\(name).iteration.16K", configuration: .init(scalingFactor: .one, maxIterations: 200)) { benchmark in
         let fixture = Fixtures.hash(implementation, as: Map.self, entries: entries)
