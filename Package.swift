@@ -51,6 +51,8 @@ let package = Package(
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
         // The rcumaps tool's command line (subcommands, options, help, errors).
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // The rcumaps tool's write-latency percentiles (`rcumaps bench --latency`).
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         .systemLibrary(
@@ -114,7 +116,8 @@ let package = Package(
         .executableTarget(
             name: "rcumaps",
             dependencies: ["RCUEpoch", "RCUBaseMaps", "RCUMapProviders", "RCUMaps", "ObjectMapProvider", "CRCUMapsBaselines",
-                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                           .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                           .product(name: "Histogram", package: "hdrhistogram-swift")],
             swiftSettings: swiftSettings
         ),
         // Examples (Examples/*/main.swift): `swift run FlowTableExample`, `RouteCacheExample`,

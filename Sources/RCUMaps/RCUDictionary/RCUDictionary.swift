@@ -211,9 +211,13 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// reference).
     @inlinable @inline(__always)
     func ownedBits(_ value: Value) -> UInt {
-        storage == .objectWord
-            ? UInt(bitPattern: Unmanaged.passRetained(value as AnyObject).toOpaque())
-            : unsafeBitCast(value, to: UInt.self)
+        let bits = unsafeBitCast(value, to: UInt.self)
+        if storage == .objectWord {
+            // The reference's own retain, which the word keeps (no `as AnyObject`: in a
+            // specialised caller that cast still went through swift_dynamicCast).
+            _ = Unmanaged<AnyObject>.fromOpaque(UnsafeRawPointer(bitPattern: bits)!).retain()
+        }
+        return bits
     }
 
     /// Replaces `node`'s value in place (caller holds its stripe) and returns the value it

@@ -168,7 +168,8 @@ func runCell(
     guard let measured else { throw .threads(threads) }
     return CellResult(map: kind, workload: workload, shape: shape, threads: threads, entries: entries,
                       operations: measured.operations, wallNanoseconds: measured.wallNanoseconds,
-                      misses: measured.misses, failedUpdates: measured.failedUpdates, calls: measured.calls)
+                      misses: measured.misses, failedUpdates: measured.failedUpdates, calls: measured.calls,
+                      writeLatency: measured.writeLatency)
 }
 
 /// Prefills `map` (whose key and value sizes are `shape`'s) and measures `workload` on it,
@@ -219,5 +220,6 @@ func warmUpAndMeasure<Target: BenchTarget>(
     guard measure(target, workload: workload, threads: threads, duration: min(0.1, options.duration / 5),
                   batchSize: options.batchSize) != nil
     else { return nil }
-    return measure(target, workload: workload, threads: threads, duration: options.duration, batchSize: options.batchSize)
+    return measure(target, workload: workload, threads: threads, duration: options.duration, batchSize: options.batchSize,
+                   latency: options.latency)
 }

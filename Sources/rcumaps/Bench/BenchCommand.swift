@@ -70,10 +70,17 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Print a JSON array of cell results instead of the table.")
     var json = false
 
+    @Flag(help: ArgumentHelp("Time every write and report its latency percentiles (p50, p99, p99.9, max).",
+                             discussion: "Each update, insert and delete is timed with the monotonic clock (about "
+                                 + "20 ns a reading, so throughput drops where writes are frequent) into an "
+                                 + "HdrHistogram per thread (3 significant digits). A grace-period stall shows in "
+                                 + "the tail, not in the mean. Batch workloads are not timed."))
+    var latency = false
+
     /// The parsed command line, as ``runBench(_:)`` takes it.
     var options: BenchOptions {
         BenchOptions(threads: threads, duration: duration, entries: entries, maps: maps, workloads: workloads,
-                     batchSize: batchSize, shapes: shapes, json: json)
+                     batchSize: batchSize, shapes: shapes, json: json, latency: latency)
     }
 
     /// Runs the bench; a run that fails exits with ``runBench(_:)``'s status.

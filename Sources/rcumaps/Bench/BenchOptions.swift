@@ -18,6 +18,8 @@ struct BenchOptions: Equatable, Sendable {
     var shapes: [BenchShape] = [.standard]
     /// Print a JSON array instead of the table.
     var json = false
+    /// Time every write (update, insert, delete) and report its percentiles.
+    var latency = false
 
     /// Largest accepted `--threads` entry.
     static let maxThreads = 1024

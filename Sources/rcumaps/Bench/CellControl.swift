@@ -1,3 +1,4 @@
+import Histogram
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -20,6 +21,8 @@ struct WorkerResult: Sendable {
     var checksum: UInt64 = 0
     /// When the worker saw the stop signal (``MonotonicClock/nanoseconds()``).
     var finishedAt: UInt64 = 0
+    /// Nanoseconds of each write (`--latency` only).
+    var writeLatency: Histogram<UInt64>?
 }
 
 /// Start barrier, stop signal and result collection shared by a cell's threads.

@@ -1,3 +1,4 @@
+import Histogram
 import RCUMaps
 
 /// One measured cell: a map, a workload, a key/value shape, a thread count.
@@ -20,6 +21,8 @@ struct CellResult: Sendable {
     /// Batch calls made by all threads (batch workloads; 0 for the others, whose
     /// operations are single calls).
     var calls: Int = 0
+    /// Percentiles of the writes' latency (`--latency`, workloads with writes).
+    var writeLatency: LatencySummary? = nil
 
     /// Elements per batch call (batch workloads), nil for the others.
     var elementsPerCall: Double? {
@@ -37,6 +40,36 @@ struct CellResult: Sendable {
     }
 }
 
+/// Percentiles of one cell's write latencies, in nanoseconds, from every thread's
+/// HdrHistogram (3 significant digits).
+struct LatencySummary: Sendable, Equatable {
+    /// Writes timed.
+    var count: UInt64
+    var p50: UInt64
+    var p99: UInt64
+    var p999: UInt64
+    var max: UInt64
+
+    /// The summary of `histogram`, or nil when it recorded nothing.
+    init?(_ histogram: Histogram<UInt64>) {
+        guard histogram.totalCount > 0 else { return nil }
+        count = histogram.totalCount
+        p50 = histogram.valueAtPercentile(50)
+        p99 = histogram.valueAtPercentile(99)
+        p999 = histogram.valueAtPercentile(99.9)
+        max = histogram.max
+    }
+
+    init(count: UInt64, p50: UInt64, p99: UInt64, p999: UInt64, max: UInt64) {
+        (self.count, self.p50, self.p99, self.p999, self.max) = (count, p50, p99, p999, max)
+    }
+
+    /// A histogram for one worker's writes: 1 ns to an hour, 3 significant digits.
+    static func makeHistogram() -> Histogram<UInt64> {
+        Histogram(highestTrackableValue: 3_600_000_000_000, numberOfSignificantValueDigits: .three)
+    }
+}
+
 /// What one timed run of a cell's threads counted.
 struct Measurement: Sendable {
     /// Operations completed by all threads.
@@ -49,6 +82,8 @@ struct Measurement: Sendable {
     var failedUpdates: Int
     /// Batch calls made (batch workloads).
     var calls: Int = 0
+    /// Write latencies (`--latency`).
+    var writeLatency: LatencySummary? = nil
 }
 
 /// Operations between two checks of the stop signal.
@@ -62,13 +97,15 @@ let operationsPerBatch = 64
 /// - Parameter batchSize: elements per call of a batch workload.
 /// - Returns: The measurements, or `nil` if a thread could not be started.
 func measure<Target: BenchTarget>(
-    _ target: Target, workload: Workload, threads: Int, duration: Double, batchSize: Int = 1024
+    _ target: Target, workload: Workload, threads: Int, duration: Double, batchSize: Int = 1024,
+    latency: Bool = false
 ) -> Measurement? {
     let control = CellControl()
     var workers: [OSThread] = []
     for index in 0..<threads {
         guard let thread = OSThread({
-            control.report(runWorker(target, workload: workload, stream: index, control: control, batchSize: batchSize))
+            control.report(runWorker(target, workload: workload, stream: index, control: control, batchSize: batchSize,
+                                     latency: latency))
         })
         else {
             control.waitForArrivals(workers.count)
@@ -89,11 +126,16 @@ func measure<Target: BenchTarget>(
     let results = control.results
     keepAlive(results.reduce(0) { $0 ^ $1.checksum })
     let finishedAt = results.map(\.finishedAt).max() ?? startedAt
+    var latencies: Histogram<UInt64>?
+    for histogram in results.compactMap(\.writeLatency) {
+        if latencies == nil { latencies = histogram } else { latencies!.add(histogram) }
+    }
     return Measurement(operations: results.reduce(0) { $0 + $1.operations },
                        wallNanoseconds: finishedAt > startedAt ? finishedAt - startedAt : 0,
                        misses: results.reduce(0) { $0 + $1.misses },
                        failedUpdates: results.reduce(0) { $0 + $1.failedUpdates },
-                       calls: results.reduce(0) { $0 + $1.calls })
+                       calls: results.reduce(0) { $0 + $1.calls },
+                       writeLatency: latencies.flatMap(LatencySummary.init))
 }
 
 /// One worker thread's loop: waits for the start, then runs batches until told to stop
@@ -110,8 +152,12 @@ func measure<Target: BenchTarget>(
 ///   prefilled key exactly once (by count), and a call that fails, count in `misses`.
 /// - `batch-update`: `batchSize` random prefilled keys with random values, then one
 ///   `updateBatch` call; elements it did not store count in `failedUpdates`.
+///
+/// With `latency`, every write (update, insert, delete; not batches) is timed into the
+/// result's `writeLatency` histogram.
 func runWorker<Target: BenchTarget>(
-    _ target: Target, workload: Workload, stream: Int, control: CellControl, batchSize: Int = 1024
+    _ target: Target, workload: Workload, stream: Int, control: CellControl, batchSize: Int = 1024,
+    latency: Bool = false
 ) -> WorkerResult {
     var random = XorShiftRandom(stream: stream)
     let bound = UInt64(target.entries)
@@ -128,6 +174,16 @@ func runWorker<Target: BenchTarget>(
     defer { buffers?.deallocate() }
     var cursor: MapBatchCursor?
     var passElements = 0
+    var histogram: Histogram<UInt64>? = latency ? LatencySummary.makeHistogram() : nil
+    /// Runs one write, timed when `latency` is set.
+    @inline(__always)
+    func timed<R>(_ write: () -> R) -> R {
+        guard latency else { return write() }
+        let start = MonotonicClock.nanoseconds()
+        let result = write()
+        _ = histogram!.record(MonotonicClock.nanoseconds() &- start)
+        return result
+    }
     control.arriveAndWait()
     // At least one batch per worker: under load a thread may first run after the stop
     // signal, and a cell must not report no operation for it.
@@ -138,7 +194,7 @@ func runWorker<Target: BenchTarget>(
                 let bits = random.next()
                 let index = XorShiftRandom.index(bits, below: bound)
                 if bits & 0xFFFF < updateThreshold {
-                    if !target.update(index: index, value: bits) { result.failedUpdates &+= 1 }
+                    if !timed({ target.update(index: index, value: bits) }) { result.failedUpdates &+= 1 }
                 } else if let value = target.lookup(index: index) {
                     result.checksum &+= value
                 } else {
@@ -160,9 +216,9 @@ func runWorker<Target: BenchTarget>(
                 let bits = random.next()
                 let index = XorShiftRandom.index(bits, below: bound * 2)
                 if bits >> 63 == 0 {
-                    result.checksum &+= target.insert(index: index) ? 1 : 0
+                    result.checksum &+= timed({ target.insert(index: index) }) ? 1 : 0
                 } else {
-                    result.checksum &+= target.remove(index: index) ? 2 : 0
+                    result.checksum &+= timed({ target.remove(index: index) }) ? 2 : 0
                 }
             }
             result.operations &+= operationsPerBatch
@@ -205,5 +261,6 @@ func runWorker<Target: BenchTarget>(
         }
     } while !control.shouldStop
     result.finishedAt = MonotonicClock.nanoseconds()
+    result.writeLatency = histogram
     return result
 }

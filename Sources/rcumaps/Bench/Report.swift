@@ -51,9 +51,15 @@ struct BenchReport {
     func table() -> String {
         let baselines = baselinesRun
         let counterparts = hasCounterparts
+        let latency = options.latency
         var rows = [["map", "workload", "shape", "threads", "ns/op", "Mops/s"] + baselines.map { "vs \($0.rawValue)" }
-            + (counterparts ? ["vs counterpart"] : [])]
+            + (counterparts ? ["vs counterpart"] : [])
+            + (latency ? ["write p50", "p99", "p99.9", "max"] : [])]
         func ratioText(_ ratio: Double?) -> String { ratio.map { readable($0) + "x" } ?? "-" }
+        func latencyText(_ summary: LatencySummary?) -> [String] {
+            guard let summary else { return ["-", "-", "-", "-"] }
+            return [summary.p50, summary.p99, summary.p999, summary.max].map { readable(Double($0)) }
+        }
         for cell in cells {
             rows.append([
                 cell.map.rawValue,
@@ -63,7 +69,8 @@ struct BenchReport {
                 readable(cell.nanosecondsPerOperation),
                 readable(cell.megaOperationsPerSecond),
             ] + baselines.map { ratioText(ratio(for: cell, to: $0)) }
-                + (counterparts ? [ratioText(counterpartRatio(for: cell))] : []))
+                + (counterparts ? [ratioText(counterpartRatio(for: cell))] : [])
+                + (latency ? latencyText(cell.writeLatency) : []))
         }
         let pairs = MapKind.allCases.compactMap { kind in kind.counterpart.map { "\(kind.rawValue) to \($0.rawValue)" } }
         let batchPairs = MapKind.allCases.filter(\.runsBatches).compactMap { kind in
@@ -79,6 +86,9 @@ struct BenchReport {
             + (batches
                 ? [pad("batch-*", 8) + "an operation is an element: ns/op and Mops/s are per element, "
                     + "\(options.batchSize) elements per call"] : [])
+            + (latency
+                ? [pad("write p*", 8) + "latency of one write (update, insert, delete), ns: percentiles and maximum "
+                    + "over every thread's writes (- : no write timed)"] : [])
             + (counterparts
                 ? ["vs counterpart  the same ratio to the row's counterpart: " + pairs.joined(separator: ", ")
                     + (batches ? "; per element, " + batchPairs.joined(separator: ", ") : "")] : [])
@@ -89,6 +99,13 @@ struct BenchReport {
 
             \(legend.joined(separator: "\n"))
             """
+    }
+
+    /// The `writeLatency` field of a cell's JSON object: nanoseconds, or null.
+    func latencyField(_ summary: LatencySummary?) -> String {
+        guard let summary else { return "\"writeLatency\": null" }
+        return "\"writeLatency\": {\"count\": \(summary.count), \"p50\": \(summary.p50), \"p99\": \(summary.p99), "
+            + "\"p999\": \(summary.p999), \"max\": \(summary.max)}"
     }
 
     /// A JSON array with one object per cell.
@@ -124,7 +141,7 @@ struct BenchReport {
                     .joined(separator: ", ") + "}",
                 "\"misses\": \(cell.misses)",
                 "\"failedUpdates\": \(cell.failedUpdates)",
-            ] + batchFields + counterpartField
+            ] + batchFields + counterpartField + (options.latency ? [latencyField(cell.writeLatency)] : [])
             return "  {" + fields.joined(separator: ", ") + "}"
         }
         return objects.isEmpty ? "[]" : "[\n" + objects.joined(separator: ",\n") + "\n]"
