@@ -37,8 +37,11 @@ public final class ObjectMapProvider: Sendable {
 
     /// Per-provider state shared with the callbacks.
     final class State: Sendable {
-        /// Open objects by handle (the "handle table"), as object addresses.
-        let table = ThreadLock<(next: Handle, objects: [Handle: UInt])>((1, [:]))
+        /// Open objects by handle (the "handle table"), as object addresses: read without a
+        /// lock (an element addition looks its handle up here), written by open and close.
+        let table = RCUDictionary<Handle, UInt>()
+        /// The next handle to give out.
+        let nextHandle = Atomic<Handle>(1)
         let client = MapClientServices()
         let mapsAlive = Atomic<Int>(0)
         let associationsRefused = Atomic<Int>(0)
@@ -71,24 +74,22 @@ public final class ObjectMapProvider: Sendable {
 
     // MARK: Objects
 
-    /// Object layout: reference count (atomic Int) | handle (UInt32).
-    static let objectSize = 16
+    /// Object layout: reference count (atomic Int) | handle (UInt32), in a cache line of
+    /// its own, so that retaining one object never slows down the readers of another.
+    static let objectSize = 64
 
     /// Opens a new object and returns its handle; the caller holds one reference.
     ///
     /// - Throws: ``/RCUBaseMaps/MapError/noMemory``.
     public func makeObject() throws(MapError) -> Handle {
-        guard let object = state.client.allocate(byteCount: Self.objectSize, tag: state.objectTag) else {
+        guard let object = state.client.allocateCacheAligned(byteCount: Self.objectSize, tag: state.objectTag) else {
             throw MapError.noMemory
         }
         object.bindMemory(to: Atomic<Int>.self, capacity: 1).initialize(to: Atomic(1))
-        return state.table.withLock { table in
-            let handle = table.next
-            table.next &+= 1
-            (object + 8).storeBytes(of: handle, as: Handle.self)
-            table.objects[handle] = UInt(bitPattern: object)
-            return handle
-        }
+        let handle = state.nextHandle.wrappingAdd(1, ordering: .relaxed).oldValue
+        (object + 8).storeBytes(of: handle, as: Handle.self)
+        state.table[handle] = UInt(bitPattern: object)  // publishes the initialised object
+        return handle
     }
 
     /// Closes a handle: drops the caller's reference. Maps that hold the object keep it alive.
@@ -96,15 +97,16 @@ public final class ObjectMapProvider: Sendable {
     /// - Returns: `false` if the handle is not open.
     @discardableResult
     public func close(_ handle: Handle) -> Bool {
-        guard let address = state.table.withLock({ $0.objects.removeValue(forKey: handle) }) else { return false }
+        guard let address = state.table.removeValue(forKey: handle) else { return false }
         Self.release(UnsafeMutableRawPointer(bitPattern: address)!, client: state.client)
         return true
     }
 
     /// The reference count of an open object (`nil` once closed).
     public func referenceCount(of handle: Handle) -> Int? {
-        state.table.withLock { table in
-            table.objects[handle].map { Self.counter(UnsafeMutableRawPointer(bitPattern: $0)!).pointee.load(ordering: .acquiring) }
+        // In a section: a concurrent close may free the object, but only after a grace period.
+        Epoch.withSection { _ in
+            state.table[handle].map { Self.counter(UnsafeMutableRawPointer(bitPattern: $0)!).pointee.load(ordering: .acquiring) }
         }
     }
 
@@ -115,10 +117,24 @@ public final class ObjectMapProvider: Sendable {
         object.assumingMemoryBound(to: Atomic<Int>.self)
     }
 
+    /// Takes a reference to `object` unless its count already reached zero (it is being
+    /// freed: a grace period after). Caller is inside an epoch section.
+    static func tryRetain(_ object: UnsafeMutableRawPointer) -> Bool {
+        let count = counter(object)
+        var current = count.pointee.load(ordering: .relaxed)
+        while current > 0 {
+            let (exchanged, original) = count.pointee.compareExchange(
+                expected: current, desired: current + 1, ordering: .acquiringAndReleasing)
+            if exchanged { return true }
+            current = original
+        }
+        return false
+    }
+
     static func release(_ object: UnsafeMutableRawPointer, client: MapClientServices) {
         let remaining = counter(object).pointee.wrappingSubtract(1, ordering: .acquiringAndReleasing).newValue
         _rcumapsPrecondition(remaining >= 0, "object released more often than retained")
-        if remaining == 0 { client.free(object) }  // readers in an epoch may still translate it
+        if remaining == 0 { client.freeCacheAligned(object) }  // readers in an epoch may still translate it
     }
 
     // MARK: Callbacks
@@ -154,13 +170,12 @@ public final class ObjectMapProvider: Sendable {
                 // handle → stored pointer, taking a reference for the map.
                 guard let out = call.outValue else { return }
                 let handle = call.inValue.loadUnaligned(as: Handle.self)
-                let address: UInt? = state.table.withLock { table in
-                    guard let address = table.objects[handle] else { return nil }
-                    // Retain under the table lock: a concurrent close cannot free it first.
-                    counter(UnsafeMutableRawPointer(bitPattern: address)!).pointee.wrappingAdd(1, ordering: .relaxed)
-                    return address
+                // No lock: the callback runs inside an epoch section, so an object a
+                // concurrent close is dropping is not freed under us; it is taken only while
+                // its count is above zero (a count that reached zero never rises again).
+                guard let address = state.table[handle], tryRetain(UnsafeMutableRawPointer(bitPattern: address)!) else {
+                    throw MapError.invalidArgument.with(reason: "handle \(handle) is not open")
                 }
-                guard let address else { throw MapError.invalidArgument.with(reason: "handle \(handle) is not open") }
                 out.storeBytes(of: address, as: UInt.self)
             },
             postprocessElementDeletion: { call in

@@ -11,7 +11,7 @@ struct ComparisonKindTests {
         #expect(MapKind.defaults == [.hashLockFree, .hashBucket, .array, .mutexDict, .rwlockDict, .cRculfhash,
                                      .cOpenAddressing, .swiftArray, .objectMap, .epoch])
         let comparisons: Set<MapKind> = [.hashLockFreeUser, .typedLockFree, .hashBucketUser, .typedBucket, .typedArray,
-                                         .rcuDictObject, .mutexDictObject, .rcuDictString, .mutexDictString]
+                                         .rcuDictObject, .mutexDictObject, .rcuDictString, .mutexDictString, .passThrough]
         #expect(Set(MapKind.allCases.filter { !$0.runsByDefault }) == comparisons)
         #expect(benchPlan(BenchOptions()).allSatisfy { $0.map.runsByDefault })
     }
@@ -20,6 +20,7 @@ struct ComparisonKindTests {
         func maps(_ text: String) throws -> [MapKind] { try benchOptions(["--maps", text]).maps }
         #expect(try maps("typed") == [.hashLockFreeUser, .typedLockFree, .hashBucketUser, .typedBucket, .array, .typedArray])
         #expect(try maps("dictionary") == [.rcuDictObject, .mutexDictObject, .rcuDictString, .mutexDictString])
+        #expect(try maps("custom") == [.hashBucket, .passThrough, .objectMap])
         #expect(try maps("all") == MapKind.allCases)
         #expect(try maps("default") == MapKind.defaults)
         // Repeats are dropped, order kept, kinds and groups mixed.

@@ -50,3 +50,27 @@ struct LatencyTests {
         #expect(!plain.table().contains("write p50") && !plain.json().contains("writeLatency"))
     }
 }
+
+/// `pass-through`: the provider layer against its base, every workload, with a ratio.
+@Suite("rcumaps bench pass-through provider", .serialized)
+struct PassThroughTests {
+    @Test func theProviderLayerRunsBesideItsBase() throws {
+        var options = BenchOptions()
+        options.maps = MapGroup.custom.kinds
+        options.workloads = [.lookup, .readMostly, .churn, .update]
+        options.threads = [1, 2]
+        options.entries = 256
+        options.duration = 0.02
+        let cells = try runBenchCells(options, progress: false)
+        let passThrough = cells.filter { $0.map == .passThrough }
+        #expect(passThrough.count == 4 * 2)
+        let report = BenchReport(options: options, cells: cells)
+        for cell in passThrough {
+            #expect(cell.operations > 0 && cell.misses == 0 && cell.failedUpdates == 0, "\(cell.workload) \(cell.threads)")
+            #expect(report.counterpartRatio(for: cell) != nil, "\(cell.workload) \(cell.threads)")
+        }
+        // Its maps are of the registered type, on the bucket-locked base.
+        let map = try PassThroughProvider.makeMap(entries: 16)
+        #expect(map.definition.type == PassThroughProvider.type && map.baseKind == .hashBucketLocked)
+    }
+}

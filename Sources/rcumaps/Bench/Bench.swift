@@ -159,6 +159,9 @@ func runCell(
             measured = warmUpAndMeasure(SwiftArrayTarget(entries: entries), workload, threads, options)
         case .objectMap:
             measured = warmUpAndMeasure(try ObjectMapTarget(entries: entries), workload, threads, options)
+        case .passThrough:
+            measured = try measureHash(try PassThroughProvider.makeMap(entries: entries), shape: shape, userMode: false,
+                                       workload, threads, options)
         case .epoch:
             measured = warmUpAndMeasure(EpochTarget(entries: entries), workload, threads, options)
         }

@@ -48,6 +48,9 @@ enum MapKind: String, CaseIterable, Sendable {
     case rcuDictString = "rcu-dict-string"
     /// Baseline for `rcu-dict-string`: `Mutex<[String: Int]>`, same keys.
     case mutexDictString = "mutex-dict-string"
+    /// A custom map on the bucket-locked hash whose provider's callbacks change nothing:
+    /// the provider layer's own cost against its base (`hash-bucket`, helper-mode lookups).
+    case passThrough = "pass-through"
 
     /// The baselines the report has a ratio column for, in column order.
     static let baselines: [MapKind] = [.mutexDict, .rwlockDict, .cRculfhash, .cOpenAddressing, .swiftArray]
@@ -64,7 +67,7 @@ enum MapKind: String, CaseIterable, Sendable {
              .objectMap, .epoch:
             true
         case .hashLockFreeUser, .typedLockFree, .hashBucketUser, .typedBucket, .typedArray,
-             .rcuDictObject, .mutexDictObject, .rcuDictString, .mutexDictString:
+             .rcuDictObject, .mutexDictObject, .rcuDictString, .mutexDictString, .passThrough:
             false
         }
     }
@@ -79,6 +82,7 @@ enum MapKind: String, CaseIterable, Sendable {
         case .typedArray: .array
         case .rcuDictObject: .mutexDictObject
         case .rcuDictString: .mutexDictString
+        case .passThrough: .hashBucket
         default: nil
         }
     }
@@ -171,6 +175,7 @@ enum MapKind: String, CaseIterable, Sendable {
         case .mutexDictObject: "baseline: Mutex<[Int: BenchObject]>"
         case .rcuDictString: "RCUDictionary<String, Int>, 16- to 24-character keys (vs mutex-dict-string)"
         case .mutexDictString: "baseline: Mutex<[String: Int]>"
+        case .passThrough: "custom type on hash-bucket whose callbacks change nothing (vs hash-bucket)"
         }
     }
 }
@@ -193,6 +198,8 @@ enum MapGroup: String, CaseIterable, Sendable {
     /// The maps of the batch workloads, each hash map after its user-mode row (the batch
     /// rows' single-lookup counterparts; `array`'s lookups are user mode already).
     case batch = "batch"
+    /// The provider layer: its base map, a pass-through custom map on it, the object map.
+    case custom = "custom"
     /// Every kind.
     case all = "all"
 
@@ -203,6 +210,7 @@ enum MapGroup: String, CaseIterable, Sendable {
         case .typed: [.hashLockFreeUser, .typedLockFree, .hashBucketUser, .typedBucket, .array, .typedArray]
         case .dictionary: [.rcuDictObject, .mutexDictObject, .rcuDictString, .mutexDictString]
         case .batch: [.hashLockFreeUser, .hashLockFree, .hashBucketUser, .hashBucket, .array]
+        case .custom: [.hashBucket, .passThrough, .objectMap]
         case .all: MapKind.allCases
         }
     }
@@ -214,6 +222,7 @@ enum MapGroup: String, CaseIterable, Sendable {
         case .typed: MapGroup.typed.kinds.map(\.rawValue).joined(separator: ", ")
         case .dictionary: MapGroup.dictionary.kinds.map(\.rawValue).joined(separator: ", ")
         case .batch: MapGroup.batch.kinds.map(\.rawValue).joined(separator: ", ")
+        case .custom: MapGroup.custom.kinds.map(\.rawValue).joined(separator: ", ")
         case .all: "every kind"
         }
     }
