@@ -160,9 +160,9 @@ public struct MapElementFlags: OptionSet, Hashable, Sendable {
     /// The raw value.
     public var rawValue: UInt64
     /// Wraps a raw value (not validated here: maps validate what they are given).
-    public init(rawValue: UInt64) { self.rawValue = rawValue }
+    @inlinable public init(rawValue: UInt64) { self.rawValue = rawValue }
 
     /// `BPF_F_LOCK` (4): copy the value with the element's lock word held (a map whose
     /// definition names one, ``MapDefinition/lockOffset``; EINVAL otherwise).
-    public static let lock = MapElementFlags(rawValue: 4)
+    @inlinable public static var lock: MapElementFlags { MapElementFlags(rawValue: 4) }
 }

@@ -5,20 +5,20 @@ public struct MapOperationFlags: OptionSet, Hashable, Sendable, CustomStringConv
     /// The raw value.
     public var rawValue: UInt32
     /// Wraps a raw value (not validated here: maps validate what they are given).
-    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
 
     /// The operation comes from helper (program) mode (`EBPF_MAP_OPERATION_HELPER`, 0x01).
-    public static let helper = MapOperationFlags(rawValue: 0x01)
+    @inlinable public static var helper: MapOperationFlags { MapOperationFlags(rawValue: 0x01) }
     /// The deletion is a value displaced by an update, or the rollback of an addition whose
     /// base update failed (`EBPF_MAP_OPERATION_UPDATE`, 0x02). Must not fail.
-    public static let update = MapOperationFlags(rawValue: 0x02)
+    @inlinable public static var update: MapOperationFlags { MapOperationFlags(rawValue: 0x02) }
     /// The deletion is part of the map's teardown (`EBPF_MAP_OPERATION_MAP_CLEANUP`, 0x04).
     /// Must not fail.
-    public static let mapCleanup = MapOperationFlags(rawValue: 0x04)
+    @inlinable public static var mapCleanup: MapOperationFlags { MapOperationFlags(rawValue: 0x04) }
     /// With ``update``: the deletion undoes an addition whose base update failed — the value
     /// never was in the map. An RCUMaps extension (eBPF-for-Windows passes `UPDATE` alone):
     /// providers that only test ``update`` see no difference.
-    public static let rollback = MapOperationFlags(rawValue: 0x08)
+    @inlinable public static var rollback: MapOperationFlags { MapOperationFlags(rawValue: 0x08) }
 
     /// A readable form, for logs and error messages.
     public var description: String {

@@ -6,18 +6,18 @@ public struct MapUpdateFlags: RawRepresentable, Hashable, Sendable, CustomString
     public var rawValue: UInt64
 
     /// Wraps a raw value (not validated here: maps validate what they are given).
-    public init(rawValue: UInt64) { self.rawValue = rawValue }
+    @inlinable public init(rawValue: UInt64) { self.rawValue = rawValue }
 
     /// Create the entry or replace it (`BPF_ANY`, 0).
-    public static let any = MapUpdateFlags(rawValue: 0)
+    @inlinable public static var any: MapUpdateFlags { MapUpdateFlags(rawValue: 0) }
     /// Create only; ``MapError/alreadyExists`` if the key exists (`BPF_NOEXIST`, 1).
-    public static let noExist = MapUpdateFlags(rawValue: 1)
+    @inlinable public static var noExist: MapUpdateFlags { MapUpdateFlags(rawValue: 1) }
     /// Replace only; ``MapError/keyNotFound`` if the key is absent (`BPF_EXIST`, 2).
-    public static let exist = MapUpdateFlags(rawValue: 2)
+    @inlinable public static var exist: MapUpdateFlags { MapUpdateFlags(rawValue: 2) }
 
     /// `BPF_F_LOCK` (4), combined with one of the three: update an existing element in
     /// place with its lock word held (a map whose definition names one; EINVAL otherwise).
-    public static let lock = MapUpdateFlags(rawValue: 4)
+    @inlinable public static var lock: MapUpdateFlags { MapUpdateFlags(rawValue: 4) }
 
     /// Combines with `BPF_F_LOCK`.
     public func union(_ other: MapUpdateFlags) -> MapUpdateFlags { MapUpdateFlags(rawValue: rawValue | other.rawValue) }
