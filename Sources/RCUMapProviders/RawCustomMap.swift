@@ -27,6 +27,12 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
     /// long as `self`; a checked `unowned` would cost an atomic refcount operation on every
     /// access, which all threads would contend on.
     unowned(unsafe) let hooks: ProviderHooks
+    /// The provider's context as callbacks receive it (``MapElementCall/context``), read
+    /// from `self` rather than through `hooks`: a retain of the context around a callback
+    /// is a write every thread shares (one such pair, around an opaque call, made a
+    /// pass-through lookup 3.4× its base). unowned(unsafe): `hooks` holds it, and lives as
+    /// long as `self`.
+    unowned(unsafe) let callContext: (any MapProviderContext)?
     let dispatch: MapProviderDispatchTable
     let updatesOriginalValue: Bool
     let validatesValues: Bool
@@ -80,6 +86,7 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
         self.storedValueSize = created.actualValueSize
         self.baseKind = binding.base
         self.hooks = hooks
+        callContext = created.context
         self.dispatch = binding.dispatch
         self.updatesOriginalValue = binding.properties.updatesOriginalValue
         self.validatesValues = binding.properties.validatesValues
@@ -156,13 +163,13 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
             try withStoredBuffer { (stored) throws(MapError) in
                 try base.lookup(key: key, into: stored)
                 try dispatch.postprocessFindElement!(MapElementCall(
-                    context: hooks.context, key: key, inValue: UnsafeRawBufferPointer(stored), outValue: value, flags: []))
+                    context: callContext, key: key, inValue: UnsafeRawBufferPointer(stored), outValue: value, flags: []))
             }
         } else if let find = dispatch.postprocessFindElement {
             // Into a copy first: if the callback refuses, the caller's buffer is untouched.
             try withStoredBuffer { (stored) throws(MapError) in
                 try base.lookup(key: key, into: stored)
-                try find(MapElementCall(context: hooks.context, key: key, inValue: UnsafeRawBufferPointer(stored),
+                try find(MapElementCall(context: callContext, key: key, inValue: UnsafeRawBufferPointer(stored),
                                         outValue: nil, flags: []))
                 value.copyMemory(from: UnsafeRawBufferPointer(stored))
             }
@@ -179,7 +186,7 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
         try checkSizes(key: key, value: nil)
         let stored = try base.lookupInPlace(key: key, in: section)
         try dispatch.postprocessFindElement?(MapElementCall(
-            context: hooks.context, key: key, inValue: UnsafeRawBufferPointer(stored), outValue: nil, flags: .helper))
+            context: callContext, key: key, inValue: UnsafeRawBufferPointer(stored), outValue: nil, flags: .helper))
         return stored
     }
 
@@ -222,7 +229,7 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
             }
             do throws(MapError) {
                 try dispatch.postprocessFindElement!(MapElementCall(
-                    context: hooks.context, key: key, inValue: UnsafeRawBufferPointer(storedOld), outValue: displaced,
+                    context: callContext, key: key, inValue: UnsafeRawBufferPointer(storedOld), outValue: displaced,
                     flags: []))
                 return true
             } catch {
@@ -258,7 +265,7 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
         if updatesOriginalValue {
             try withStoredBuffer { (stored) throws(MapError) in
                 try dispatch.preprocessElementAddition!(MapElementCall(
-                    context: hooks.context, key: key, inValue: value, outValue: stored, flags: operation))
+                    context: callContext, key: key, inValue: value, outValue: stored, flags: operation))
                 do throws(MapError) {
                     try baseUpdate(UnsafeRawBufferPointer(stored))
                 } catch {
@@ -271,7 +278,7 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
             try withStoredBuffer { (checked) throws(MapError) in
                 checked.copyMemory(from: value)
                 try dispatch.preprocessElementAddition!(MapElementCall(
-                    context: hooks.context, key: key, inValue: value, outValue: checked, flags: operation))
+                    context: callContext, key: key, inValue: value, outValue: checked, flags: operation))
                 do throws(MapError) {
                     try baseUpdate(UnsafeRawBufferPointer(checked))
                 } catch {
@@ -284,7 +291,7 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
                 try baseUpdate(value)
                 return
             }
-            try addition(MapElementCall(context: hooks.context, key: key, inValue: value, outValue: nil, flags: operation))
+            try addition(MapElementCall(context: callContext, key: key, inValue: value, outValue: nil, flags: operation))
             do throws(MapError) {
                 try baseUpdate(value)
             } catch {
@@ -331,7 +338,7 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
         Epoch.enter()
         defer { Epoch.exit() }
         let find = dispatch.postprocessFindElement
-        let context = hooks.context
+        unowned(unsafe) let context = callContext
         let translates = updatesOriginalValue
         let hooks = self.hooks
         try base.remove(key: key) { (stored) throws(MapError) in
