@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Installs the system packages RCUMaps builds against (liburcu-dev, libnuma-dev)
 # when they are missing. Debian/Ubuntu (apt-get); uses sudo when not root.
+#
+#   bash scripts/install-deps.sh               # what RCUMaps needs
+#   bash scripts/install-deps.sh PACKAGE...    # other Debian packages, the same way
+#                                              # (Benchmarks/install-peers.sh)
 set -euo pipefail
 
-packages=(liburcu-dev libnuma-dev)
+default_packages=(liburcu-dev libnuma-dev)
+if [ $# -gt 0 ]; then packages=("$@"); else packages=("${default_packages[@]}"); fi
 
 have_all() {
     if command -v dpkg-query >/dev/null 2>&1; then
@@ -12,7 +17,9 @@ have_all() {
         done
         return 0
     fi
-    # Not a dpkg system: accept whatever pkg-config and the compiler can find.
+    # Not a dpkg system: for RCUMaps' own packages, accept whatever pkg-config and the
+    # compiler can find; other packages cannot be checked here.
+    [ "${packages[*]}" = "${default_packages[*]}" ] || return 1
     pkg-config --exists liburcu-memb liburcu-cds 2>/dev/null && echo '#include <numa.h>' | cc -E - >/dev/null 2>&1
 }
 
@@ -21,7 +28,7 @@ if have_all; then
 fi
 
 if ! command -v apt-get >/dev/null 2>&1; then
-    echo "error: ${packages[*]} are missing and apt-get is not available; install liburcu (>= 0.13) and libnuma development files by hand" >&2
+    echo "error: ${packages[*]} are missing and apt-get is not available; install them (for RCUMaps: liburcu >= 0.13 and libnuma development files) by hand" >&2
     exit 1
 fi
 
