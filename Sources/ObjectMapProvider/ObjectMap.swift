@@ -150,15 +150,20 @@ public final class ObjectMap<Key: BitwiseCopyable & Sendable, Object: AnyObject 
 /// each; every value that leaves the map has its reference released after a grace period
 /// (readers may still be turning the address into a reference until then).
 public struct ObjectReferenceProvider<Key: BitwiseCopyable & Sendable, Object: AnyObject & Sendable>: TypedMapProvider {
+    /// The stored value: an object's address, holding one reference.
     public typealias Value = UInt
 
     /// The type ID an ``ObjectMap`` registers in a registry of its own.
     public static var defaultType: MapType { MapType(rawValue: 4101) }
 
+    /// Observing: values are stored as given (no transformation); removals are reported.
     public static var mode: TypedProviderMode { .observing }
 
+    /// A provider (stateless: everything it needs is in the values).
     public init() {}
 
+    /// Releases the reference a value that left the map held, after a grace period, on the
+    /// reclamation thread. Called by the provider layer, exactly once per value.
     public func removed(_ stored: UInt, forKey key: Key, reason: RemovalReason, context: NoProviderContext) {
         // An array slot never written holds 0: no object.
         guard stored != 0 else { return }

@@ -77,6 +77,8 @@ public struct MapBatchResult: Hashable, Sendable {
     /// The errno of the call, or `nil` for success (see the type's documentation).
     public var error: MapError?
 
+    /// A result: `count` elements done, where to resume, and the call's errno (maps and
+    /// tests make them; users read them).
     public init(count: Int, cursor: MapBatchCursor?, error: MapError?) {
         self.count = count
         self.cursor = cursor

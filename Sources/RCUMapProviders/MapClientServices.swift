@@ -8,6 +8,7 @@ import RCUEpoch
 /// Concurrency: every method may be called from any thread, including from inside provider
 /// callbacks (which already run inside an epoch where the contract says so).
 public struct MapClientServices: Sendable {
+    /// The services (stateless: every call goes to the library).
     public init() {}
 
     /// The stored value of `key` in `map`'s base map, in place, with no provider callback:

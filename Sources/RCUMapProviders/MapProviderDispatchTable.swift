@@ -57,6 +57,8 @@ public struct MapProviderDispatchTable: Sendable {
     /// once per value, also under concurrent replaces of one key. Cannot fail.
     public var postprocessElementDeletion: (@Sendable (MapElementDeletion) -> Void)?
 
+    /// A table of `version` with the given callbacks (`nil`: absent); registration checks
+    /// which are required (see each callback).
     public init(version: UInt32 = MapProviderDispatchTable.currentVersion,
                 preprocessMapCreate: (@Sendable (MapCreateRequest) throws(MapError) -> MapCreateResult)? = nil,
                 postprocessMapDelete: (@Sendable ((any MapProviderContext)?) -> Void)? = nil,

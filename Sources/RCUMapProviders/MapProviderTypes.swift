@@ -35,6 +35,7 @@ public struct MapProviderProperties: Hashable, Sendable {
     /// not with ``updatesOriginalValue``. An RCUMaps extension.
     public var validatesValues: Bool
 
+    /// Properties: by default the provider neither transforms nor validates values.
     public init(updatesOriginalValue: Bool = false, validatesValues: Bool = false) {
         self.updatesOriginalValue = updatesOriginalValue
         self.validatesValues = validatesValues
@@ -83,10 +84,13 @@ public struct ProgramType: Hashable, Sendable, CustomStringConvertible {
 
 /// What `preprocessMapCreate` is asked.
 public struct MapCreateRequest: Hashable, Sendable {
+    /// The custom type being created.
     public var type: MapType
+    /// The key size users asked for.
     public var keySize: Int
     /// The value size users asked for.
     public var valueSize: Int
+    /// The map's capacity.
     public var maxEntries: Int
 }
 
@@ -98,6 +102,8 @@ public struct MapCreateResult: Sendable {
     /// The provider's per-map context.
     public var context: (any MapProviderContext)?
 
+    /// An answer: the stored value size and, optionally, a per-map context (retained by the
+    /// map until `postprocessMapDelete`).
     public init(actualValueSize: Int, context: (any MapProviderContext)? = nil) {
         self.actualValueSize = actualValueSize
         self.context = context

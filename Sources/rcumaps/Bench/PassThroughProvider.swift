@@ -6,7 +6,7 @@ import RCUMaps
 /// not update the original value, so they are allowed).
 enum PassThroughProvider {
     /// The map type, registered once per process.
-    static let type = MapType(rawValue: 4101)
+    static let type = MapType(rawValue: 4102)
 
     /// The registration, made on first use.
     static let registration: Result<MapProviderRegistration, MapError> = Result { () throws(MapError) in
