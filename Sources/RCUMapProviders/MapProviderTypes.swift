@@ -117,6 +117,7 @@ public struct MapElementCall {
     /// The map's provider context. Borrowed (`unowned(unsafe)`): the map keeps it alive for
     /// the call, and not retaining it keeps threads from contending on its reference count.
     public unowned(unsafe) let context: (any MapProviderContext)?
+    /// The element's key (the map's key size), borrowed for the call.
     public let key: UnsafeRawBufferPointer
     /// Find: the stored value. Addition: the value the user passed.
     public let inValue: UnsafeRawBufferPointer
@@ -124,6 +125,7 @@ public struct MapElementCall {
     /// stored value. With `validatesValues`: addition gets a copy of the user's value here,
     /// which it may rewrite. `nil` otherwise.
     public let outValue: UnsafeMutableRawBufferPointer?
+    /// Why the callback runs: `.helper` in helper mode, none in user mode.
     public let flags: MapOperationFlags
 }
 
@@ -133,6 +135,7 @@ public struct MapElementCall {
 public struct MapElementDeletion {
     /// The map's provider context, borrowed for the call (see ``MapElementCall/context``).
     public unowned(unsafe) let context: (any MapProviderContext)?
+    /// The key of the element leaving the map, borrowed for the call.
     public let key: UnsafeRawBufferPointer
     /// The stored value leaving the map.
     public let value: UnsafeRawBufferPointer

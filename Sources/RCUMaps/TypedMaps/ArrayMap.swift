@@ -15,6 +15,7 @@
 /// 8 bytes are single atomic words; larger ones are guarded by a per-slot sequence word,
 /// so user-mode reads are never torn. Reads need no epoch.
 public final class ArrayMap<Value: BitwiseCopyable & Sendable>: InPlaceKeyValueMap, Sequence {
+    /// Array indices, `0..<capacity`, as Linux's ARRAY keys.
     public typealias Key = UInt32
 
     /// The byte-level map underneath.

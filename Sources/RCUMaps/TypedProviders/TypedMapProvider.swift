@@ -107,20 +107,30 @@ public enum RemovalReason: Sendable, Hashable {
 
 /// The context of a provider that keeps no per-map state.
 public final class NoProviderContext: Sendable {
+    /// An empty context.
     public init() {}
 }
 
+/// Defaults, so that a provider implements only the callbacks it needs. Each runs where the
+/// requirement it stands for says (the provider layer calls them, inside an epoch section).
 extension TypedMapProvider {
+    /// Default: nothing to destroy.
     public func destroyContext(_ context: Context) {}
+    /// Default: every program type may use the map.
     public func associate(_ programType: ProgramType, context: Context) throws(MapError) {}
+    /// Default: every value is accepted as it is.
     public func validate(_ value: inout Value, forKey key: Key, context: Context) throws(MapError) {}
+    /// Default: removals need no work.
     public func removed(_ stored: Stored, forKey key: Key, reason: RemovalReason, context: Context) {}
+    /// Default for a provider that stores values as given (`Stored == Value`); a
+    /// transforming provider must implement it (this one stops the program with a message).
     public func store(_ value: Value, forKey key: Key, context: Context) throws(MapError) -> Stored {
         guard Stored.self == Value.self else {
             _rcumapsTrap("\(Self.self): a transforming provider must implement store(_:forKey:context:)")
         }
         return unsafeBitCast(value, to: Stored.self)
     }
+    /// Default for a provider that stores values as given (see ``store(_:forKey:context:)``).
     public func load(_ stored: Stored, forKey key: Key, context: Context) throws(MapError) -> Value {
         guard Stored.self == Value.self else {
             _rcumapsTrap("\(Self.self): a transforming provider must implement load(_:forKey:context:)")
@@ -130,6 +140,7 @@ extension TypedMapProvider {
 }
 
 extension TypedMapProvider where Context == NoProviderContext {
+    /// Default for a provider without per-map state: an empty context.
     public func makeContext(maxEntries: Int) throws(MapError) -> NoProviderContext { NoProviderContext() }
 }
 
