@@ -465,6 +465,39 @@ private final class SharedMaps: Sendable {
             if key < 1024 { try array.put(UInt32(key), key) }
         }
         writersRetire = EpochFork.participantCount(level: .epoch) > 0
+        try Self.warmUp()
+    }
+
+    /// Runs, before any thread starts, every kind of call a forked child makes, on maps of
+    /// its own. A child of a multithreaded process inherits the Swift runtime's one-time
+    /// initialisations (`swift_once`: generic metadata, globals) as they were at the fork; one
+    /// that another thread was running then never completes in the child, which would hang
+    /// on it. Done here first, each of them is complete before the writers start (seen once
+    /// in the full suite, and always under ThreadSanitizer, before this warm-up existed).
+    static func warmUp() throws {
+        let tag = uniqueTag()
+        do {
+            let maps: [any RawMap] = [
+                try MapRegistry.create(MapDefinition(type: .hash, keySize: 8, valueSize: 8, maxEntries: 64, poolTag: tag)),
+                try MapRegistry.create(MapDefinition(type: .hash, keySize: 8, valueSize: 8, maxEntries: 64,
+                                                     hashImplementation: .bucketLocked, poolTag: tag)),
+            ]
+            for map in maps {
+                try map.put(UInt64(1), UInt64(1))
+                try map.put(UInt64(1), UInt64(2))
+                _ = try map.get(UInt64(1), as: UInt64.self)
+                try map.remove(UInt64(1))
+                _ = try? map.get(UInt64(1), as: UInt64.self)
+            }
+            let array = try MapRegistry.create(MapDefinition(type: .array, keySize: 4, valueSize: 8, maxEntries: 4, poolTag: tag))
+            try array.put(UInt32(1), UInt64(1))
+            _ = try array.get(UInt32(1), as: UInt64.self)
+        }
+        EpochMemory.free(EpochMemory.allocate(byteCount: 80, tag: tag)!)
+        Epoch.synchronize()
+        Epoch.barrier()
+        _ = settledStatistics(for: tag)
+        _ = EpochFork.processIsUsable
     }
 
     /// Three writers: in-place updates of the lock-free hash and the array; updates of the
