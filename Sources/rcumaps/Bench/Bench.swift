@@ -78,6 +78,12 @@ func runBench(_ options: BenchOptions) -> Int32 {
             + "\(cell.threads) threads: \(cell.misses) lookups missed, \(cell.failedUpdates) updates failed (expected none)\n")
         status = 1
     }
+    // A churn cell whose writes never change the map measures refusals only.
+    for cell in cells where cell.workload == .churn && cell.operations > 0 && cell.changes == 0 {
+        writeToStandardError("rcumaps: warning: \(cell.map.rawValue) churn \(cell.shape) \(cell.threads) threads: "
+            + "none of \(cell.operations) writes changed the map (expected about half)\n")
+        status = 1
+    }
     return status
 }
 
@@ -172,7 +178,7 @@ func runCell(
     return CellResult(map: kind, workload: workload, shape: shape, threads: threads, entries: entries,
                       operations: measured.operations, wallNanoseconds: measured.wallNanoseconds,
                       misses: measured.misses, failedUpdates: measured.failedUpdates, calls: measured.calls,
-                      writeLatency: measured.writeLatency)
+                      changes: measured.changes, writeLatency: measured.writeLatency)
 }
 
 /// Prefills `map` (whose key and value sizes are `shape`'s) and measures `workload` on it,

@@ -17,6 +17,8 @@ struct WorkerResult: Sendable {
     var failedUpdates = 0
     /// Batch calls made (batch workloads).
     var calls = 0
+    /// Churn writes that changed the map: inserts that stored a key, deletes that removed one.
+    var changes = 0
     /// Sum of looked-up values, so the optimiser must perform the lookups.
     var checksum: UInt64 = 0
     /// When the worker saw the stop signal (``MonotonicClock/nanoseconds()``).

@@ -21,6 +21,9 @@ struct CellResult: Sendable {
     /// Batch calls made by all threads (batch workloads; 0 for the others, whose
     /// operations are single calls).
     var calls: Int = 0
+    /// Churn writes that changed the map (an insert that stored, a delete that removed): about
+    /// half of them once the map has settled at half its key space.
+    var changes: Int = 0
     /// Percentiles of the writes' latency (`--latency`, workloads with writes).
     var writeLatency: LatencySummary? = nil
 
@@ -82,6 +85,8 @@ struct Measurement: Sendable {
     var failedUpdates: Int
     /// Batch calls made (batch workloads).
     var calls: Int = 0
+    /// Churn writes that changed the map.
+    var changes: Int = 0
     /// Write latencies (`--latency`).
     var writeLatency: LatencySummary? = nil
 }
@@ -135,6 +140,7 @@ func measure<Target: BenchTarget>(
                        misses: results.reduce(0) { $0 + $1.misses },
                        failedUpdates: results.reduce(0) { $0 + $1.failedUpdates },
                        calls: results.reduce(0) { $0 + $1.calls },
+                       changes: results.reduce(0) { $0 + $1.changes },
                        writeLatency: latencies.flatMap(LatencySummary.init))
 }
 
@@ -214,12 +220,11 @@ func runWorker<Target: BenchTarget>(
         case .churn:
             for _ in 0..<operationsPerBatch {
                 let bits = random.next()
+                // The index comes from bits 32..<64 (its top bit picks the half of the key
+                // space), so the choice between insert and delete must not: bit 0 makes it.
                 let index = XorShiftRandom.index(bits, below: bound * 2)
-                if bits >> 63 == 0 {
-                    result.checksum &+= timed({ target.insert(index: index) }) ? 1 : 0
-                } else {
-                    result.checksum &+= timed({ target.remove(index: index) }) ? 2 : 0
-                }
+                let changed = bits & 1 == 0 ? timed({ target.insert(index: index) }) : timed({ target.remove(index: index) })
+                result.changes &+= changed ? 1 : 0
             }
             result.operations &+= operationsPerBatch
         case .batchLookup:

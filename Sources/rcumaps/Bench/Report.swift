@@ -141,7 +141,7 @@ struct BenchReport {
                     .joined(separator: ", ") + "}",
                 "\"misses\": \(cell.misses)",
                 "\"failedUpdates\": \(cell.failedUpdates)",
-            ] + batchFields + counterpartField + (options.latency ? [latencyField(cell.writeLatency)] : [])
+            ] + (cell.workload == .churn ? ["\"changes\": \(cell.changes)"] : []) + batchFields + counterpartField + (options.latency ? [latencyField(cell.writeLatency)] : [])
             return "  {" + fields.joined(separator: ", ") + "}"
         }
         return objects.isEmpty ? "[]" : "[\n" + objects.joined(separator: ",\n") + "\n]"
