@@ -22,8 +22,15 @@ import Synchronization
 /// stay until the table is destroyed, when every bucket is retired through the epoch
 /// (memory stays bounded by the most entries, live and retired, a chain ever held).
 ///
-/// Concurrency: the table is shared by its map and by pending reclaim work items, which
-/// keep it alive until they have run.
+/// Retired slots go back to the free pool in batches: the first retirement in a bucket
+/// claims the bucket's *scheduled* bit and hands the bucket, with the slots retired so far,
+/// to the table's ``reclaimList`` (an ``EpochRetireList`` of references, so 64 buckets share
+/// one `rcu_head`); after a grace period the list's finalizer frees those slots under the
+/// chain's lock and hands the bucket back if more were retired meanwhile.
+///
+/// Concurrency: the table is shared by its map and by the reclaim list's pending batches,
+/// which hold it weakly: once the map and the table are gone, they leave the buckets to the
+/// table's teardown.
 @usableFromInline
 final class BucketTable: @unchecked Sendable {
     // @unchecked Sendable: see the type's documentation for which memory is touched how.
@@ -54,6 +61,8 @@ final class BucketTable: @unchecked Sendable {
     @usableFromInline let base: UnsafeMutableRawPointer
     /// One lock per first-level bucket (a chain shares its first bucket's lock).
     let locks: BucketLocks
+    /// Buckets whose retired slots await a grace period (see the type's documentation).
+    let reclaimList: EpochRetireList
 
     /// Allocates and clears the buckets for `maxEntries` entries (at two-thirds or three-quarters load).
     init(keySize: Int, valueSize: Int, maxEntries: Int, tag: PoolTag, bucketCount requested: Int? = nil) throws(MapError) {
@@ -86,9 +95,12 @@ final class BucketTable: @unchecked Sendable {
         rcumaps_advise_huge_pages(block, size)
         base = block
         locks = BucketLocks(count: bucketCount)
+        let reclaimer = SlotReclaimer()
+        reclaimList = EpochRetireList(referencesWithTag: tag, finalizer: reclaimer)
         for index in 0..<bucketCount {
             Self.initialize(base + index * bucketStride, size: bucketStride)
         }
+        reclaimer.table = self
     }
 
     /// Set when the map is gone: pending reclaim work items then finish without
@@ -282,11 +294,21 @@ final class BucketTable: @unchecked Sendable {
         return claims
     }
 
-    /// A new, cleared overflow bucket, or nil when out of memory.
-    func allocateOverflowBucket() -> UnsafeMutableRawPointer? {
-        guard let bucket = EpochMemory.allocate(byteCount: bucketStride, tag: tag) else { return nil }
+    /// A new, cleared overflow bucket for the chain of lock `lockIndex`, or nil when out of
+    /// memory. The chain's lock index is stored in a word after the bucket's slots, for the
+    /// reclamation of its retired slots (``reclaimRetiredSlots(_:)``).
+    func allocateOverflowBucket(lockIndex: Int) -> UnsafeMutableRawPointer? {
+        guard let bucket = EpochMemory.allocate(byteCount: bucketStride + 8, tag: tag) else { return nil }
         Self.initialize(bucket, size: bucketStride)
+        (bucket + bucketStride).storeBytes(of: lockIndex, as: Int.self)
         return bucket
+    }
+
+    /// The lock index of the chain `bucket` belongs to.
+    func lockIndex(of bucket: UnsafeMutableRawPointer) -> Int {
+        let offset = bucket - base
+        if offset >= 0, offset < bucketCount &* bucketStride { return offset / bucketStride }
+        return (bucket + bucketStride).load(as: Int.self)
     }
 
     /// Appends `overflow` to the chain after `last` (release: publishes its contents).
@@ -296,41 +318,45 @@ final class BucketTable: @unchecked Sendable {
 
     // MARK: Reclamation
 
-    /// Returns `bucket`'s retired slots to the free pool after a grace period: queues the
-    /// work item whose scheduled bit ``retire(_:)`` claimed. Call after releasing the lock
-    /// (`lockIndex` is the chain's); never blocks. The slots it frees are those retired
-    /// before this call, hence before the grace period it waits for.
-    func submitReclaim(_ bucket: UnsafeMutableRawPointer, lockIndex: Int) {
+    /// Where the retired mask sits in a reference handed to ``reclaimList``: above every
+    /// user-space address bit (Linux gives user space at most 56 bits, with 5-level paging).
+    static let referenceMaskShift: UInt = 57
+
+    /// Returns `bucket`'s retired slots to the free pool after a grace period: hands the
+    /// bucket, whose scheduled bit ``retire(_:)`` claimed, to ``reclaimList`` with the slots
+    /// retired so far. Call after releasing the chain's lock; never blocks. The slots it
+    /// frees are those retired before this call, hence before the grace period its batch
+    /// waits for (which begins when the batch is submitted, later).
+    func submitReclaim(_ bucket: UnsafeMutableRawPointer, lockIndex _: Int) {
         let retired = (control(bucket).pointee.load(ordering: .acquiring) &>> Self.retiredShift) & 0x3F
         let address = UInt(bitPattern: bucket)
-        let submitted = Epoch.afterGracePeriod(tag: tag) { [self] in
-            reclaim(UnsafeMutableRawPointer(bitPattern: address)!, lockIndex: lockIndex, retired: retired)
-        }
-        if !submitted {
-            // No memory for the work item: the slots stay retired until the next retirement
-            // in this bucket schedules one.
-            locks.withLock(lockIndex) {
-                let word = control(bucket)
-                word.pointee.store(word.pointee.load(ordering: .acquiring) & ~Self.scheduledBit, ordering: .releasing)
-            }
-        }
+        // Invariant: user-space addresses fit in 56 bits, so the mask and the address share
+        // one word without overlapping.
+        _rcumapsPrecondition(address >> Self.referenceMaskShift == 0, "bucket address beyond 56 bits")
+        reclaimList.retire(UnsafeMutableRawPointer(bitPattern: address | UInt(retired) << Self.referenceMaskShift)!)
     }
 
-    /// Work item body: frees the `retired` slots; reschedules for slots retired since.
-    /// An overflow bucket left with no live or retired slot is unlinked and retired itself,
-    /// so chains shrink back after a burst.
-    private func reclaim(_ bucket: UnsafeMutableRawPointer, lockIndex: Int, retired: UInt64) {
+    /// The reclaim list's finalizer body (on the reclamation thread, after the grace period
+    /// of the batch that holds `reference`): frees the retired slots the reference names;
+    /// hands the bucket back for slots retired since. An overflow bucket left with no live
+    /// or retired slot is unlinked and retired itself, so chains shrink back after a burst.
+    func reclaimRetiredSlots(_ reference: UnsafeMutableRawPointer) {
+        let word = UInt(bitPattern: reference)
+        let retired = UInt64(word >> Self.referenceMaskShift)
+        let bucket = UnsafeMutableRawPointer(bitPattern: word & (1 << Self.referenceMaskShift - 1))!
+        // Once the map is gone, the table's teardown frees whole chains instead.
+        guard !mapReleased.load(ordering: .acquiring) else { return }
+        let lockIndex = lockIndex(of: bucket)
         let again = locks.withLock(lockIndex) { () -> Bool in
             let word = control(bucket)
             var current = word.pointee.load(ordering: .acquiring) & ~(retired << Self.retiredShift)
             let remaining = (current &>> Self.retiredShift) & 0x3F
             if remaining == 0 { current &= ~Self.scheduledBit }
             word.pointee.store(current, ordering: .releasing)
-            // (Once the map is gone, the table's teardown frees whole chains instead.)
-            if current == 0, !mapReleased.load(ordering: .acquiring) { unlinkIfOverflow(bucket, lockIndex: lockIndex) }
+            if current == 0 { unlinkIfOverflow(bucket, lockIndex: lockIndex) }
             return remaining != 0
         }
-        if again, !mapReleased.load(ordering: .acquiring) { submitReclaim(bucket, lockIndex: lockIndex) }
+        if again { submitReclaim(bucket, lockIndex: lockIndex) }
     }
 
     /// Unlinks an empty overflow bucket from its chain and frees it after a grace period
@@ -346,5 +372,18 @@ final class BucketTable: @unchecked Sendable {
             }
             previous = next
         }
+    }
+}
+
+/// The finalizer of a ``BucketTable``'s reclaim list. It holds the table weakly: the table
+/// owns the list, and a pending batch must not keep a table alive whose map is gone (the
+/// table's teardown frees the buckets).
+final class SlotReclaimer: EpochBlockFinalizer, @unchecked Sendable {
+    // @unchecked Sendable: `table` is set once, in the table's initializer, before the list
+    // can hold any reference (so before any finalizer call); read-only afterwards.
+    weak var table: BucketTable?
+
+    func finalize(_ block: UnsafeMutableRawPointer) {
+        table?.reclaimRetiredSlots(block)
     }
 }

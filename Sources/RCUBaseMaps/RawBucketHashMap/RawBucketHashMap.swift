@@ -256,7 +256,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
             table.write(key: key, value: value, into: table.slot(place.bucketPointer, place.slot))
             return place
         }
-        guard let overflow = table.allocateOverflowBucket() else { return nil }
+        guard let overflow = table.allocateOverflowBucket(lockIndex: index) else { return nil }
         table.write(key: key, value: value, into: table.slot(overflow, 0))
         // Publishing the link publishes the bucket's contents; the slot's tag is set by the caller.
         table.link(overflow, after: last)

@@ -17,7 +17,9 @@ import Musl
 /// Concurrency: any thread; not reentrant; never call it from inside its own `withLock`.
 package final class ThreadLock<Value>: @unchecked Sendable {
     // @unchecked Sendable: `value` is only touched with `mutex` held.
-    private var value: Value
+    // Unchecked exclusivity: the mutex already makes every access exclusive, and the dynamic
+    // check cost more than the lock itself on hot paths (EpochRetireList.retire).
+    @exclusivity(unchecked) private var value: Value
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
 
     package init(_ value: Value) {
