@@ -127,6 +127,16 @@ public struct MapElementCall {
     public let outValue: UnsafeMutableRawBufferPointer?
     /// Why the callback runs: `.helper` in helper mode, none in user mode.
     public let flags: MapOperationFlags
+
+    @usableFromInline
+    init(context: (any MapProviderContext)?, key: UnsafeRawBufferPointer, inValue: UnsafeRawBufferPointer,
+         outValue: UnsafeMutableRawBufferPointer?, flags: MapOperationFlags) {
+        self.context = context
+        self.key = key
+        self.inValue = inValue
+        self.outValue = outValue
+        self.flags = flags
+    }
 }
 
 /// The arguments of the element-deletion callbacks.

@@ -118,6 +118,15 @@ enum HelperModeLookup: HashLookupMode {
         _ map: Map, key: UnsafeRawBufferPointer, values: Values
     ) -> UInt64? {
         Epoch.withSection { section in
+            // A custom map is called by its concrete type, as code that names it does: its
+            // helper-mode lookup is inlinable (RCUBaseMaps' `inlinedLookupInPlace` cannot know
+            // it, the provider layer being above the base maps). Invariant of the downcast:
+            // `Map` is exactly `RawCustomMap`.
+            if Map.self == RawCustomMap.self {
+                guard let stored = try? unsafeDowncast(map, to: RawCustomMap.self).lookupInPlace(key: key, in: section)
+                else { return nil }
+                return values.fold(UnsafeRawPointer(stored.baseAddress!))
+            }
             // Inlined: a call through `RawMap` would not be (see `RawMap.inlinedLookupInPlace`).
             guard let stored = try? map.inlinedLookupInPlace(key: key, in: section) else { return nil }
             return values.fold(UnsafeRawPointer(stored.baseAddress!))
