@@ -759,6 +759,15 @@ int rcumaps_numa_node_count(void)
     return max >= 0 ? max + 1 : 1;
 }
 
+unsigned int rcumaps_assign_thread_stripe(void)
+{
+    static unsigned int next_stripe;
+    unsigned int stripe = __atomic_fetch_add(&next_stripe, 1, __ATOMIC_RELAXED);
+    /* Stored + 1 (0 means unassigned); a wrap after 2^32 threads reuses numbers, harmlessly. */
+    rcumaps_tls.stripe = stripe + 1 != 0 ? stripe + 1 : 1;
+    return rcumaps_tls.stripe - 1;
+}
+
 int rcumaps_current_cpu(void)
 {
     int cpu = sched_getcpu();

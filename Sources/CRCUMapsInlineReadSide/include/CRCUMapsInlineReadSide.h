@@ -34,7 +34,8 @@ typedef struct rcumaps_inline_thread_state {
     unsigned int nesting;
 } rcumaps_inline_thread_state_t;
 
-/* The same TLS object as CRCUMapsShim's rcumaps_tls, viewed with this layout. */
+/* The same TLS object as CRCUMapsShim's rcumaps_tls, viewed with this layout (a prefix
+ * of CRCUMapsShim's: its later fields are not touched here). */
 extern __thread rcumaps_inline_thread_state_t rcumaps_tls __asm__("rcumaps_tls")
     __attribute__((tls_model("initial-exec")));
 void rcumaps_register_current_thread(void);

@@ -41,6 +41,8 @@ extern "C" {
 typedef struct rcumaps_thread_state {
     unsigned int registered;
     unsigned int nesting;
+    /* 0 until rcumaps_thread_stripe() first runs on the thread, then its stripe + 1. */
+    unsigned int stripe;
 } rcumaps_thread_state_t;
 
 /* initial-exec: a direct %fs-relative access instead of a __tls_get_addr call on
@@ -311,6 +313,19 @@ int rcumaps_numa_node_count(void);
 int rcumaps_numa_current_node(void);
 /* CPU the caller currently runs on (0 if unknown). */
 int rcumaps_current_cpu(void);
+
+/* Slow path of rcumaps_thread_stripe: numbers the calling thread (round-robin over the
+ * process's threads, in the order they first ask) and records it. */
+unsigned int rcumaps_assign_thread_stripe(void);
+
+/* A number fixed for the calling thread's life, for per-thread striped counters: threads
+ * that ask get 0, 1, 2, ... in turn, so a few writer threads use distinct stripes without a
+ * system call per operation (sched_getcpu costs tens of instructions). */
+static inline __attribute__((always_inline)) unsigned int rcumaps_thread_stripe(void)
+{
+    unsigned int stripe = rcumaps_tls.stripe;
+    return stripe != 0 ? stripe - 1 : rcumaps_assign_thread_stripe();
+}
 /* Memory on `node` (page-aligned), or NULL. Free with rcumaps_numa_free. */
 void *rcumaps_numa_alloc_onnode(size_t size, int node);
 void rcumaps_numa_free(void *ptr, size_t size);

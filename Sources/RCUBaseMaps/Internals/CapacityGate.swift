@@ -1,74 +1,185 @@
+import CRCUMapsShim
 import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// `maxEntries` enforcement shared by the hash maps: a count of entries plus a count of
-/// changes in flight, so that a map reports E2BIG only when it is really full.
+/// `maxEntries` enforcement shared by the hash maps: a count that never exceeds
+/// `maxEntries`, kept without a write that every writer thread shares.
 ///
-/// A new key first *reserves* a slot by compare-and-swap (the count never exceeds
-/// `maxEntries`, not even transiently, so the map is never over its bound), then publishes
-/// and resolves the reservation. A removal is counted
-/// out only after its unlink. Between those steps the count can be one off in either
-/// direction (a reservation for a key a racing thread inserts first; a key already unlinked
-/// but not yet counted out). A reservation that fails therefore waits — yielding — while any
-/// change is in flight, instead of reporting a spurious E2BIG. In-flight changes never block,
-/// so the wait is short; it only ever happens when the map is at its bound.
+/// The global `count` holds the entries plus *credits*: units a thread took (or freed) but
+/// has not used, parked in its stripe. A new key takes a credit from its thread's stripe,
+/// or a batch of credits from `count` (never past `maxEntries`); a removal, or a reservation
+/// that was not published, parks its unit in the stripe as a credit (a stripe with too many
+/// gives a batch back). So `count` never exceeds `maxEntries`, not even transiently, and
+/// entries = `count` - the credits. Writers on different threads touch only their own
+/// stripe's cache line on the common path (before this, every insert and delete wrote two
+/// shared counters: two-thread churn ran slower than one thread).
+///
+/// Between a reservation and its resolution, and between an unlink and its credit, the
+/// changing thread is *in flight* (counted in its stripe). A reservation that finds the map
+/// full as counted first takes back every parked credit; if there is none, it waits —
+/// yielding — while any change is in flight, instead of reporting a spurious E2BIG. In-flight
+/// changes never block, so the wait is short; it only ever happens when the map is full.
+///
+/// Stripes are per thread (``rcumaps_thread_stripe()``, round-robin), not per CPU: a
+/// thread keeps its stripe, and the sums over stripes are what the rules use, so two
+/// threads sharing one stripe only share a cache line.
 struct CapacityGate: ~Copyable {
     let maxEntries: Int
+    /// Entries plus parked credits; never above `maxEntries`.
     let count = Atomic<Int>(0)
-    let inFlight = Atomic<Int>(0)
+    /// Credits a stripe takes from `count` at once (1 for small maps, where parked credits
+    /// would be a large share of the capacity).
+    let batch: Int
+    let stripeMask: Int
+    /// Invariant: `stripeMask + 1` stripes of ``stripeStride`` bytes, 64-byte aligned, each
+    /// holding two initialised atomics: credits (offset 0) and in-flight changes (offset 8).
+    private let stripes: UnsafeMutableRawPointer
 
-    init(maxEntries: Int) { self.maxEntries = maxEntries }
+    private static let stripeStride = 64
+
+    init(maxEntries: Int) {
+        self.maxEntries = maxEntries
+        let cpus = max(1, min(16, sysconf(Int32(_SC_NPROCESSORS_CONF))))
+        let stripeCount = 1 << (Int.bitWidth - (cpus - 1).leadingZeroBitCount)  // next power of two
+        stripeMask = stripeCount - 1
+        // Parked credits stay below 3 batches a stripe: at most 1/16 of the capacity.
+        batch = max(1, min(64, maxEntries / (48 * stripeCount)))
+        stripes = UnsafeMutableRawPointer.allocate(byteCount: stripeCount * Self.stripeStride, alignment: 64)
+        for index in 0..<stripeCount {
+            let stripe = stripes + index * Self.stripeStride
+            stripe.bindMemory(to: Atomic<Int>.self, capacity: 2).initialize(to: Atomic(0))
+            (stripe + 8).assumingMemoryBound(to: Atomic<Int>.self).initialize(to: Atomic(0))
+        }
+    }
+
+    deinit {
+        stripes.deallocate()
+    }
+
+    @inline(__always)
+    private func credits(_ index: Int) -> UnsafeMutablePointer<Atomic<Int>> {
+        (stripes + index &* Self.stripeStride).assumingMemoryBound(to: Atomic<Int>.self)
+    }
+
+    @inline(__always)
+    private func inFlight(_ index: Int) -> UnsafeMutablePointer<Atomic<Int>> {
+        (stripes + index &* Self.stripeStride + 8).assumingMemoryBound(to: Atomic<Int>.self)
+    }
+
+    /// The calling thread's stripe.
+    @inline(__always)
+    private var ownStripe: Int { Int(rcumaps_thread_stripe()) & stripeMask }
 
     /// Entries in the map (a snapshot).
-    var entries: Int { count.load(ordering: .relaxed) }
+    var entries: Int {
+        var parked = 0
+        for index in 0...stripeMask { parked += credits(index).pointee.load(ordering: .relaxed) }
+        return min(maxEntries, max(0, count.load(ordering: .relaxed) - parked))
+    }
 
     enum Outcome { case reserved, exists, full }
 
     /// Reserves a slot for a new key. `keyExists` is asked whenever the map looks full
     /// (Linux reports an existing key before a full map). A `.reserved` outcome must be
-    /// followed by ``resolve(published:)``.
+    /// followed by ``resolve(published:)``, on the same thread.
     func reserve(keyExists: () -> Bool) -> Outcome {
+        let stripe = ownStripe
+        let credit = credits(stripe)
+        let flight = inFlight(stripe)
         while true {
-            // Only a thread that may bump the count announces itself: a waiter that sees the
-            // map full stays out of `inFlight`, or waiters would keep each other waiting
+            // Only a thread that may get a slot announces itself: a waiter that sees the map
+            // full stays out of the in-flight counts, or waiters would keep each other waiting
             // (with more threads than cores, and bucket locks held, that collapsed throughput).
-            if count.load(ordering: .acquiring) < maxEntries {
-                inFlight.wrappingAdd(1, ordering: .acquiringAndReleasing)
+            if credit.pointee.load(ordering: .relaxed) > 0 || count.load(ordering: .acquiring) < maxEntries {
+                flight.pointee.wrappingAdd(1, ordering: .acquiringAndReleasing)
+                var parked = credit.pointee.load(ordering: .acquiring)
+                while parked > 0 {
+                    let (exchanged, original) = credit.pointee.compareExchange(
+                        expected: parked, desired: parked - 1, ordering: .acquiringAndReleasing)
+                    if exchanged { return .reserved }
+                    parked = original
+                }
                 // Compare-and-swap, never add-then-undo: `count` must never read above maxEntries.
                 var current = count.load(ordering: .acquiring)
                 while current < maxEntries {
+                    let taken = min(batch, maxEntries - current)
                     let (exchanged, original) = count.compareExchange(
-                        expected: current, desired: current + 1, ordering: .acquiringAndReleasing)
-                    if exchanged { return .reserved }
+                        expected: current, desired: current + taken, ordering: .acquiringAndReleasing)
+                    if exchanged {
+                        // Parked while still in flight, so a waiter that drains finds them.
+                        if taken > 1 { credit.pointee.wrappingAdd(taken - 1, ordering: .acquiringAndReleasing) }
+                        return .reserved
+                    }
                     current = original
                 }
-                inFlight.wrappingSubtract(1, ordering: .acquiringAndReleasing)
+                flight.pointee.wrappingSubtract(1, ordering: .acquiringAndReleasing)
             }
+            // Full as counted: the credits parked in other stripes are room too.
+            if drainCredits() > 0 { continue }
             if keyExists() { return .exists }
-            if inFlight.load(ordering: .acquiring) == 0, count.load(ordering: .acquiring) >= maxEntries {
-                // A racing insert of this very key may have published and resolved between
-                // the first look and the in-flight check: it publishes before it resolves,
-                // so a second look after seeing no change in flight finds it.
-                return keyExists() ? .exists : .full
+            if changesInFlight() == 0 {
+                // A change that ended just now parked its credit before leaving the in-flight
+                // count: a second drain finds it. Then a racing insert of this very key may have
+                // published and resolved since the first look: it publishes before it
+                // resolves, so a second look after seeing no change in flight finds it.
+                if drainCredits() > 0 { continue }
+                if count.load(ordering: .acquiring) >= maxEntries { return keyExists() ? .exists : .full }
+                continue
             }
             sched_yield()
         }
     }
 
-    /// Ends a reservation: kept if the key was published, returned otherwise.
+    /// Ends a reservation: kept if the key was published, parked as a credit otherwise.
     func resolve(published: Bool) {
-        if !published { count.wrappingSubtract(1, ordering: .acquiringAndReleasing) }
-        inFlight.wrappingSubtract(1, ordering: .acquiringAndReleasing)
+        let stripe = ownStripe
+        if !published { park(stripe) }
+        inFlight(stripe).pointee.wrappingSubtract(1, ordering: .acquiringAndReleasing)
     }
 
     /// Announces a removal attempt (before the unlink).
-    func beginRemoval() { inFlight.wrappingAdd(1, ordering: .acquiringAndReleasing) }
+    func beginRemoval() {
+        inFlight(ownStripe).pointee.wrappingAdd(1, ordering: .acquiringAndReleasing)
+    }
 
-    /// Ends a removal attempt: counts the entry out if it was unlinked.
+    /// Ends a removal attempt: parks the entry's unit as a credit if it was unlinked.
     func endRemoval(removed: Bool) {
-        if removed { count.wrappingSubtract(1, ordering: .acquiringAndReleasing) }
-        inFlight.wrappingSubtract(1, ordering: .acquiringAndReleasing)
+        let stripe = ownStripe
+        if removed { park(stripe) }
+        inFlight(stripe).pointee.wrappingSubtract(1, ordering: .acquiringAndReleasing)
+    }
+
+    /// Parks one unit in `stripe`; a stripe holding more than two batches gives one back.
+    @inline(__always)
+    private func park(_ stripe: Int) {
+        let credit = credits(stripe)
+        let parked = credit.pointee.wrappingAdd(1, ordering: .acquiringAndReleasing).newValue
+        if parked > 2 * batch,
+           credit.pointee.compareExchange(expected: parked, desired: parked - batch,
+                                          ordering: .acquiringAndReleasing).exchanged {
+            count.wrappingSubtract(batch, ordering: .acquiringAndReleasing)
+        }
+    }
+
+    /// Moves every parked credit back to `count`; returns how many there were.
+    private func drainCredits() -> Int {
+        var drained = 0
+        for index in 0...stripeMask {
+            let taken = credits(index).pointee.exchange(0, ordering: .acquiringAndReleasing)
+            if taken > 0 {
+                count.wrappingSubtract(taken, ordering: .acquiringAndReleasing)
+                drained += taken
+            }
+        }
+        return drained
+    }
+
+    /// Changes in flight over every stripe.
+    private func changesInFlight() -> Int {
+        var total = 0
+        for index in 0...stripeMask { total &+= inFlight(index).pointee.load(ordering: .acquiring) }
+        return total
     }
 }
