@@ -670,4 +670,41 @@ struct QueueStackMapTests {
         #expect(poppedCount.load(ordering: .relaxed) == total)
         #expect(map.count == 0)
     }
+
+    /// Once `freeze()` returns, no user-mode push or pop in flight can still land: with only
+    /// user-mode traffic, the elements present when it returns stay exactly as they are.
+    @Test(arguments: Kind.allCases)
+    func freezeWaitsForPushesAndPopsInFlight(_ kind: Kind) throws {
+        for round in 0..<5 {
+            let map = try Self.make(kind, maxEntries: 64)
+            let frozen = Atomic<Bool>(false)
+            let snapshot = Atomic<Int>(-1)
+            let failures = Failures()
+            runOnThreads(3) { thread in
+                if thread == 2 {
+                    for _ in 0..<UInt64(round * 20) { sched_yield() }
+                    do { try map.freeze() } catch { return failures.record("freeze: \(error)") }
+                    var values: [UInt64] = []
+                    var value: UInt64 = 0
+                    // Peek works on a frozen map; the count and the next element must not move.
+                    if (try? withUnsafeMutableBytes(of: &value) { try map.peek(into: $0) }) != nil { values.append(value) }
+                    snapshot.store(map.count << 32 | Int(truncatingIfNeeded: values.first ?? 0xFFFF_FFFF), ordering: .relaxed)
+                    frozen.store(true, ordering: .releasing)
+                    return
+                }
+                var counter: UInt64 = 0
+                while !frozen.load(ordering: .acquiring) {
+                    counter &+= 1
+                    let code = self.errno {
+                        if thread == 0 || counter % 3 == 0 { try self.push(map, counter & 0xFFFF_FFF, flags: .exist) } else { _ = try self.pop(map) }
+                    }
+                    if code != 0, code != ENOENT, code != EPERM { return failures.record("errno \(code)") }
+                }
+            }
+            #expect(failures.all.isEmpty, "\(failures.all)")
+            var value: UInt64 = 0
+            let next = (try? withUnsafeMutableBytes(of: &value) { try map.peek(into: $0) }) != nil ? Int(value) : 0xFFFF_FFFF
+            #expect(snapshot.load(ordering: .relaxed) == map.count << 32 | next, "round \(round)")
+        }
+    }
 }

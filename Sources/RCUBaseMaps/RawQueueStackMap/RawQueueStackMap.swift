@@ -50,6 +50,7 @@ import Glibc
 /// all: pop and peek of an empty map (ENOENT) and a push without `BPF_EXIST` into a full
 /// one (E2BIG) are decided from one atomic load of head and tail. Values are copied, never
 /// borrowed: nothing a caller holds points into the map, so no epoch is needed to read.
+/// A freeze excludes user-mode pushes and pops in flight through the lock (``freeze()``).
 public final class RawQueueStackMap: RawMap, @unchecked Sendable {
     // @unchecked Sendable: the ring's slots are only read and written with the header's lock
     // held; the header's words are atomics; everything else is immutable.
@@ -188,6 +189,18 @@ public final class RawQueueStackMap: RawMap, @unchecked Sendable {
     @inline(__always)
     func next(_ index: Int) -> Int { index + 1 == slotCount ? 0 : index + 1 }
 
+    /// Copies one value (`valueSize` bytes) from `source` to `destination`; an 8- or 4-byte
+    /// value as one unaligned load and store instead of a call to `memmove`. Called with
+    /// the lock held, on a slot and a caller's buffer of `valueSize` bytes each.
+    @inline(__always)
+    func copyValue(to destination: UnsafeMutableRawPointer, from source: UnsafeRawPointer) {
+        switch valueSize {
+        case 8: destination.storeBytes(of: source.loadUnaligned(as: UInt64.self), as: UInt64.self)
+        case 4: destination.storeBytes(of: source.loadUnaligned(as: UInt32.self), as: UInt32.self)
+        default: destination.copyMemory(from: source, byteCount: valueSize)
+        }
+    }
+
     @inline(__always)
     func lock() {
         if !lockWord.pointee.compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged {
@@ -204,17 +217,23 @@ public final class RawQueueStackMap: RawMap, @unchecked Sendable {
 
     /// Linux's `queue_stack_map_push_elem` after its flag check: writes `value` at the head;
     /// a full ring refuses (E2BIG) unless `replace`, which first drops the element at the
-    /// tail (the oldest), copying it to `displaced` when given.
+    /// tail (the oldest), copying it to `displaced` when given. A `user` push checks the
+    /// freeze again with the lock held (see ``freeze()``).
     ///
     /// - Returns: whether an element was dropped.
     @inline(__always)
-    func pushChecked(_ value: UnsafeRawPointer, replace: Bool, displaced: UnsafeMutableRawPointer?) throws(MapError) -> Bool {
+    func pushChecked(_ value: UnsafeRawPointer, replace: Bool, displaced: UnsafeMutableRawPointer?,
+                     user: Bool) throws(MapError) -> Bool {
         if !replace {
             // Full without the lock: a push can only be refused, linearised at this load.
             let (head, tail) = Self.unpack(state.pointee.load(ordering: .acquiring))
             if next(head) == tail { throw Self.full }
         }
         lock()
+        if user, freezeState.isFrozen {
+            unlock()
+            throw frozenError
+        }
         var (head, tail) = Self.unpack(state.pointee.load(ordering: .relaxed))
         var dropped = false
         if next(head) == tail {
@@ -222,11 +241,11 @@ public final class RawQueueStackMap: RawMap, @unchecked Sendable {
                 unlock()
                 throw Self.full
             }
-            if let displaced { displaced.copyMemory(from: slot(tail), byteCount: valueSize) }
+            if let displaced { copyValue(to: displaced, from: slot(tail)) }
             tail = next(tail)
             dropped = true
         }
-        slot(head).copyMemory(from: value, byteCount: valueSize)
+        copyValue(to: slot(head), from: value)
         head = next(head)
         state.pointee.store(Self.pack(head: head, tail: tail), ordering: .releasing)
         unlock()
@@ -234,15 +253,20 @@ public final class RawQueueStackMap: RawMap, @unchecked Sendable {
     }
 
     /// Linux's `__queue_map_get` / `__stack_map_get`: copies the element a pop would take
-    /// into `value` and, if `delete`, removes it.
+    /// into `value` and, if `delete`, removes it. A `userPop` checks the freeze again with
+    /// the lock held (see ``freeze()``).
     ///
     /// - Returns: `false` if the map is empty (`value` untouched).
     @inline(__always)
-    func get(into value: UnsafeMutableRawPointer, delete: Bool) -> Bool {
+    func get(into value: UnsafeMutableRawPointer, delete: Bool, userPop: Bool = false) throws(MapError) -> Bool {
         // Empty without the lock: linearised at this load.
         let (head, tail) = Self.unpack(state.pointee.load(ordering: .acquiring))
         if head == tail { return false }
         lock()
+        if userPop, freezeState.isFrozen {
+            unlock()
+            throw frozenError
+        }
         var (h, t) = Self.unpack(state.pointee.load(ordering: .relaxed))
         if h == t {
             unlock()
@@ -250,11 +274,11 @@ public final class RawQueueStackMap: RawMap, @unchecked Sendable {
         }
         switch kind {
         case .queue:
-            value.copyMemory(from: slot(t), byteCount: valueSize)
+            copyValue(to: value, from: slot(t))
             if delete { t = next(t) }
         case .stack:
             let top = h == 0 ? slotCount - 1 : h - 1
-            value.copyMemory(from: slot(top), byteCount: valueSize)
+            copyValue(to: value, from: slot(top))
             if delete { h = top }
         }
         if delete { state.pointee.store(Self.pack(head: h, tail: t), ordering: .releasing) }
@@ -336,11 +360,7 @@ public final class RawQueueStackMap: RawMap, @unchecked Sendable {
         if flags.contains(.lock) { throw noLockWordError }
         try checkValue(value, valueSize)
         let replace = try checkPushFlags(flags)
-        // The freeze is checked again inside a section (see MapFreezeState).
-        Epoch.enter()
-        defer { Epoch.exit() }
-        try access.checkUserWrite(freezeState)
-        return try pushChecked(value.baseAddress!, replace: replace, displaced: displaced)
+        return try pushChecked(value.baseAddress!, replace: replace, displaced: displaced, user: true)
     }
 
     // MARK: Helper mode (as an eBPF program calls the helpers)
@@ -358,7 +378,7 @@ public final class RawQueueStackMap: RawMap, @unchecked Sendable {
         try access.checkProgramWrite()
         try checkValue(value, valueSize)
         let replace = try checkPushFlags(flags)
-        _ = try pushChecked(value.baseAddress!, replace: replace, displaced: nil)
+        _ = try pushChecked(value.baseAddress!, replace: replace, displaced: nil, user: false)
     }
 
     /// `bpf_map_pop_elem`: ``pop(into:)`` in helper mode. A frozen map still allows it.
@@ -386,7 +406,7 @@ public final class RawQueueStackMap: RawMap, @unchecked Sendable {
     }
 
     func helperGet(into value: UnsafeMutableRawBufferPointer, delete: Bool) throws(MapError) {
-        guard get(into: value.baseAddress!, delete: delete) else {
+        guard try get(into: value.baseAddress!, delete: delete) else {
             value.initializeMemory(as: UInt8.self, repeating: 0)
             throw Self.empty
         }
@@ -410,7 +430,7 @@ public final class RawQueueStackMap: RawMap, @unchecked Sendable {
         if flags.contains(.lock) { throw noLockWordError }
         try checkNoKey(key)
         try checkValue(value, valueSize)
-        if !get(into: value.baseAddress!, delete: false) { throw Self.empty }
+        if try !get(into: value.baseAddress!, delete: false) { throw Self.empty }
     }
 
     /// Helper-mode in-place lookup: EINVAL. Linux's verifier refuses `bpf_map_lookup_elem`
@@ -471,10 +491,7 @@ public final class RawQueueStackMap: RawMap, @unchecked Sendable {
         }
         try checkNoKey(key)
         try checkValue(value, valueSize)
-        Epoch.enter()
-        defer { Epoch.exit() }
-        try access.checkUserWrite(freezeState)  // inside a section (see MapFreezeState)
-        if !get(into: value.baseAddress!, delete: true) { throw Self.empty }
+        if try !get(into: value.baseAddress!, delete: true, userPop: true) { throw Self.empty }
     }
 
     // MARK: RawMap: delete, get-next-key (EINVAL)
@@ -519,8 +536,16 @@ public final class RawQueueStackMap: RawMap, @unchecked Sendable {
 
     /// Freezes the map: user-mode push and pop fail with EPERM afterwards; peek and helper
     /// mode are unaffected. Contract: ``RawMap/freeze()``.
+    ///
+    /// How a push or pop in flight is excluded without an epoch section on every one: a
+    /// user-mode push or pop reads the frozen flag again with the ring's lock held, and the
+    /// freeze, after setting the flag, takes and releases that lock once. A push or pop that
+    /// saw the map unfrozen held the lock until it was done, so it has finished when this
+    /// returns; one that takes the lock later sees the flag.
     public func freeze() throws(MapError) {
         try freezeState.freeze(access: access, lockWord: false)
+        lock()
+        unlock()
     }
 
     // MARK: Batches: none (ENOTSUPP after the access checks, as Linux's BPF_DO_BATCH)
