@@ -12,6 +12,10 @@ import Synchronization
 /// | `BPF_F_RDONLY_PROG` | helper-mode updates and deletes | EACCES |
 /// | `BPF_F_WRONLY_PROG` | helper-mode lookups | EACCES |
 ///
+/// Queues and stacks (``RawQueueStackMap``) apply the rows to their operations as Linux
+/// does: push is a write, peek a read, pop both; `BPF_F_RDONLY_PROG` refuses helper push and
+/// pop, and `BPF_F_WRONLY_PROG` refuses nothing (peek and pop copy into the caller's buffer).
+///
 /// On Linux `BPF_F_RDONLY`/`WRONLY` belong to the file descriptor the creating process
 /// gets, and `*_PROG` are enforced by the verifier when a program is loaded; a userspace
 /// map has one handle and no verifier, so both become run-time checks of the mode an

@@ -83,11 +83,12 @@ public struct MapCreationFlags: OptionSet, Hashable, Sendable, CustomStringConve
 public struct MapDefinition: Hashable, Sendable {
     /// The map type ID.
     public var type: MapType
-    /// Key size in bytes. Arrays: 4 (a `UInt32` index).
+    /// Key size in bytes. Arrays: 4 (a `UInt32` index). Queues and stacks: 0 (no key).
     public var keySize: Int
     /// Value size in bytes, as users see it.
     public var valueSize: Int
-    /// Capacity. Hash maps refuse new keys beyond it (E2BIG); arrays have exactly this many slots.
+    /// Capacity. Hash maps refuse new keys beyond it (E2BIG); arrays have exactly this many slots;
+    /// queues and stacks hold at most this many elements.
     public var maxEntries: Int
     /// Creation flags.
     public var flags: MapCreationFlags
@@ -106,7 +107,8 @@ public struct MapDefinition: Hashable, Sendable {
     ///   ``MapValueLock``);
     /// - user-mode lookups return the lock word as 0, and updates never copy the caller's
     ///   bytes into it (Linux's `copy_map_value` skips special fields);
-    /// - HASH and ARRAY only (other types: EOPNOTSUPP); not with `BPF_F_RDONLY_PROG` or
+    /// - HASH and ARRAY only (QUEUE and STACK: EINVAL, as Linux refuses their value BTF;
+    ///   custom maps: EINVAL; other types: EOPNOTSUPP); not with `BPF_F_RDONLY_PROG` or
     ///   `BPF_F_WRONLY_PROG` (EACCES); such a map cannot be frozen or mapped (ENOTSUPP).
     ///
     /// Must be a multiple of 4 with the word inside the value (EINVAL otherwise).
@@ -148,12 +150,17 @@ public struct MapDefinition: Hashable, Sendable {
     public static let hashFlags: MapCreationFlags = [.noPrealloc, .numaNode, .accessFlags, .zeroSeed]
     /// The flags an `ARRAY` map accepts (Linux `ARRAY_CREATE_FLAG_MASK` for `ARRAY`).
     public static let arrayFlags: MapCreationFlags = [.numaNode, .mmapable, .accessFlags, .innerMap]
+    /// The flags a `QUEUE` or `STACK` map accepts (Linux `QUEUE_STACK_CREATE_FLAG_MASK`:
+    /// `BPF_F_NUMA_NODE` and the access flags).
+    public static let queueStackFlags: MapCreationFlags = [.numaNode, .accessFlags]
 
     /// The tag the map's memory is accounted under.
     public var effectivePoolTag: PoolTag {
         if let poolTag { return poolTag }
         switch type {
         case .array: return PoolTag("rcua")
+        case .queue: return PoolTag("rcuq")
+        case .stack: return PoolTag("rcus")
         case .hash: return hashImplementation == .lockFree ? PoolTag("rcuh") : PoolTag("rcub")
         default: return .general
         }
@@ -178,12 +185,7 @@ public struct MapDefinition: Hashable, Sendable {
     /// The checks `map_create` makes after the type's own: the name, then the lock word
     /// (the BTF checks).
     func validateNameAndLock(lockAllowed: Bool) throws(MapError) {
-        guard name.utf8.count <= Self.maxNameLength,
-              name.utf8.allSatisfy({ $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".")
-                  || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0)
-                  || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0)
-                  || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) })
-        else { throw MapError.invalidArgument.with(reason: "map name must be at most 15 characters of [A-Za-z0-9_.]") }
+        try validateName()
         guard let lockOffset else { return }
         guard lockOffset >= 0, lockOffset % 4 == 0, lockOffset <= valueSize - 4 else {
             throw MapError.invalidArgument.with(
@@ -195,6 +197,16 @@ public struct MapDefinition: Hashable, Sendable {
         guard lockAllowed else {
             throw MapError.notSupported.with(reason: "\(type) values cannot hold a lock word")
         }
+    }
+
+    /// The name check of `map_create` (`bpf_obj_name_cpy`): EINVAL.
+    func validateName() throws(MapError) {
+        guard name.utf8.count <= Self.maxNameLength,
+              name.utf8.allSatisfy({ $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".")
+                  || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0)
+                  || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0)
+                  || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) })
+        else { throw MapError.invalidArgument.with(reason: "map name must be at most 15 characters of [A-Za-z0-9_.]") }
     }
 
     /// Checks a hash map definition (both implementations), as Linux's
@@ -234,5 +246,33 @@ public struct MapDefinition: Hashable, Sendable {
             throw MapError.outOfSpace.with(reason: "array values are at most \(Self.maxArrayValueSize) bytes, got \(valueSize)")
         }
         try validateNameAndLock(lockAllowed: true)
+    }
+
+    /// Checks a `QUEUE` or `STACK` definition, as Linux 6.18's `queue_stack_map_alloc_check`
+    /// and `map_create` do: `maxEntries` 0, `keySize` ≠ 0, `valueSize` 0, a flag outside
+    /// ``queueStackFlags`` or both program access flags → EINVAL; `maxEntries` beyond
+    /// `UInt32.max` (Linux's `max_entries` is a `u32`) → EINVAL; `valueSize` over
+    /// ``kmallocMaxSize`` → E2BIG; then the name (EINVAL); then a lock word → EINVAL — on
+    /// Linux a value BTF on a map with no key type is refused by `map_check_btf` unless the
+    /// type has a `map_check_btf` of its own, which queue and stack do not.
+    func validateQueueStack() throws(MapError) {
+        try validateCommon()
+        guard maxEntries > 0, maxEntries <= Int(UInt32.max), keySize == 0, valueSize > 0,
+              Self.queueStackFlags.isSuperset(of: flags),
+              !flags.isSuperset(of: [.readOnlyProgram, .writeOnlyProgram]) else {
+            throw MapError.invalidArgument.with(reason: """
+                a \(type) needs keySize 0, a positive value size, 1...\(UInt32.max) entries and flags among \
+                \(Self.queueStackFlags) without both program access flags (got keySize \(keySize), valueSize \
+                \(valueSize), maxEntries \(maxEntries), flags \(flags))
+                """)
+        }
+        guard valueSize <= Self.kmallocMaxSize else {
+            throw MapError.outOfSpace.with(
+                reason: "\(type) values are at most \(Self.kmallocMaxSize) bytes (KMALLOC_MAX_SIZE), got \(valueSize)")
+        }
+        try validateName()
+        guard lockOffset == nil else {
+            throw MapError.invalidArgument.with(reason: "\(type) values cannot hold a lock word (Linux refuses their value BTF)")
+        }
     }
 }

@@ -7,7 +7,7 @@ func mapDefinitionSeeds() -> [(String, [UInt8])] {
     // Selectors into the lists of Target.swift.
     // type: 0 hash, 3 array, 6 reserved (3), 9 ID 0, 12 unregistered custom 4096, 13 object
     //   map (bucket), 16 C transform (lock-free), 18 C transform (array), 19 C identity,
-    //   22 Swift (bucket), 24 65535.
+    //   22 Swift (bucket), 24 65535, 26 QUEUE, 27 STACK.
     // key/value size: 0 zero, 1 -1, 2 1, 3 2, 4 4, 5 8, 6 16, 8 512, 9 513, 12 2^32, 13 Int.max;
     //   key also: 20 (4 MiB − 48) − 8, 21 (4 MiB − 48) − 5; value also: 17 9, 18 4096,
     //   19 4 MiB − 49, 20 4 MiB − 48, 23 INT_MAX, 24 INT_MAX + 1.
@@ -23,6 +23,11 @@ func mapDefinitionSeeds() -> [(String, [UInt8])] {
                                            30, 1, 1, 20, 1, 2, 3, 11]) -> [UInt8] {
         [type, key, value, entries, flags, UInt8(name.count)] + name + [numa, bucket, tag, lock] + operations
     }
+    // Pushes (0 ANY, 1 EXIST, 2 fuzzed flags + selector), pops and peeks (3, 4), helper push
+    // (5 + selector), pop and peek (6, 7), delete (8), get-next-key (9), freeze (10), batch
+    // (11), wrong sizes and keys (12 + a byte), pop with flags (13 + selector).
+    let queueOperations: [UInt8] = [0, 1, 1, 4, 3, 5, 2, 6, 7, 2, 3, 1, 5, 0, 8, 9, 11, 12, 1, 13, 0,
+                                    13, 1, 10, 0, 3, 5, 0, 6, 7, 3]
     return [
         ("seed-hash-lockfree", definition(type: 0)),
         ("seed-hash-bucket", definition(type: 0, bucket: 1)),
@@ -96,5 +101,22 @@ func mapDefinitionSeeds() -> [(String, [UInt8])] {
         ("seed-bad-name-and-too-big", definition(type: 0, key: 2, value: 20, name: [0xF0])),
         ("seed-numa-out-of-range", definition(type: 3, key: 4, numa: 6)),
         ("seed-custom-bad-size", definition(type: 13, key: 4, value: 5)),
+        // QUEUE and STACK: valid ones run queue operations (opcodes of exerciseQueueStack).
+        ("seed-queue", definition(type: 26, key: 0, entries: 2, operations: queueOperations)),
+        ("seed-stack", definition(type: 27, key: 0, entries: 2, operations: queueOperations)),
+        ("seed-queue-odd-values", definition(type: 26, key: 0, value: 17, entries: 5, operations: queueOperations)),
+        ("seed-stack-4-mib-values", definition(type: 27, key: 0, value: 22, entries: 2, operations: [0, 3])),
+        ("seed-queue-rdonly-prog", definition(type: 26, key: 0, entries: 2, flags: 9, operations: queueOperations)),
+        ("seed-stack-wronly", definition(type: 27, key: 0, entries: 2, flags: 7, operations: queueOperations)),
+        ("seed-queue-rdonly", definition(type: 26, key: 0, entries: 2, flags: 6, operations: queueOperations)),
+        ("seed-stack-key-4", definition(type: 27, key: 4)),
+        ("seed-queue-zero-value", definition(type: 26, key: 0, value: 0)),
+        ("seed-queue-value-past-kmalloc", definition(type: 26, key: 0, value: 23)),
+        ("seed-stack-entries-2-32", definition(type: 27, key: 0, entries: 10)),
+        ("seed-queue-entries-2-32-minus-1", definition(type: 26, key: 0, entries: 9)),
+        ("seed-stack-no-prealloc", definition(type: 27, key: 0, flags: 3)),
+        ("seed-queue-both-prog", definition(type: 26, key: 0, flags: 11)),
+        ("seed-stack-lock-word", definition(type: 27, key: 0, lock: 3)),
+        ("seed-queue-bad-name-and-too-big", definition(type: 26, key: 0, value: 23, name: [0xF0])),
     ]
 }

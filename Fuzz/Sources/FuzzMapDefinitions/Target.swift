@@ -56,8 +56,9 @@ let flagChoices: [MapCreationFlags] = [
 ]
 
 func decodeDefinition(_ input: inout FuzzInput) -> MapDefinition {
+    // (QUEUE 10 and STACK 12 come last: the seeds' selectors of the others stay as they were.)
     let type: UInt32 = input.pick([1, 1, 1, 2, 2, 2, 3, 8, 14, 0, 15, 4095, 4096, 4100, 4101, 4102, 4110, 4111, 4112,
-                                   4120, 4121, 4122, 4130, 4131, 65535, 65536]) { $0.u32() }
+                                   4120, 4121, 4122, 4130, 4131, 65535, 65536, 10, 12]) { $0.u32() }
     let sizes: [Int] = [0, -1, 1, 2, 4, 8, 16, 64, 512, 513, 1024, Int(UInt32.max), Int(UInt32.max) + 1, .max, .min]
     // Keys around the hash's key + value limit (with 4- or 8-byte values: one under, one at).
     var keySize = input.pick(sizes + [4, 4, 8, 4096, 1 << 21, maxKeyPlusValue - 8, maxKeyPlusValue - 5]) { Int($0.u16()) }
@@ -187,8 +188,32 @@ func allocation(_ d: MapDefinition, isArray: Bool, bucketLocked: Bool, valueSize
     return .success(bytes: bytes)
 }
 
+/// QUEUE and STACK, as Linux 6.18's `queue_stack_map_alloc_check` and `map_create`: key size
+/// 0, positive value size, 1...2^32-1 entries, flags among NUMA_NODE and the access flags
+/// (never both program access flags) — else EINVAL; values over KMALLOC_MAX_SIZE (4 MiB) E2BIG;
+/// then the name (EINVAL); then a lock word: EINVAL (Linux's map_check_btf refuses value BTF
+/// on a map with no key type and no map_check_btf of its own).
+func validateQueueStack(_ d: MapDefinition) -> Int32? {
+    if let error = validateCommon(d) { return error }
+    let allowed: MapCreationFlags = [.numaNode, .readOnly, .writeOnly, .readOnlyProgram, .writeOnlyProgram]
+    if d.maxEntries <= 0 || d.maxEntries > Int(UInt32.max) || d.keySize != 0 || d.valueSize <= 0
+        || !allowed.isSuperset(of: d.flags) || d.flags.isSuperset(of: [.readOnlyProgram, .writeOnlyProgram]) {
+        return EINVAL
+    }
+    if d.valueSize > 1 << 22 { return E2BIG }
+    if !nameIsValid(d.name) { return EINVAL }
+    if d.lockOffset != nil { return EINVAL }
+    return nil
+}
+
 func predict(_ d: MapDefinition) -> Predicted {
     let raw = d.type.rawValue
+    if raw == 10 || raw == 12 {
+        if let error = validateQueueStack(d) { return .failure(error) }
+        // A 64-byte header and Linux's max_entries + 1 slots of value_size bytes (at most
+        // 2^32 × 4 MiB: no overflow); an allocation that fails would be ENOMEM.
+        return .success(bytes: 64 + (d.maxEntries + 1) * d.valueSize)
+    }
     if raw == 1 || raw == 2 {
         let isArray = raw == 2
         let error = isArray ? validateArray(d, valueSize: d.valueSize) : validateHash(d, valueSize: d.valueSize)
@@ -252,7 +277,9 @@ func runMapDefinition(_ input: inout FuzzInput) {
         return
     }
     trace("\(definition): predicted \(predicted)")
-    if case .success = predicted, isExercisable(definition, custom: custom) {
+    if case .success = predicted, definition.type == .queue || definition.type == .stack {
+        exerciseQueueStack(definition, &input)
+    } else if case .success = predicted, isExercisable(definition, custom: custom) {
         // The exerciser creates the map (a failure stops the run) and drops it at the end.
         exercise(definition, custom: custom, &input)
     } else {
@@ -352,4 +379,250 @@ func exercise(_ definition: MapDefinition, custom: (CustomKind, ProviderBaseMap)
         hooks: hooks)
     exerciser.maxOperations = 24
     exerciser.run(&input)
+}
+
+/// A few operations on a new QUEUE or STACK against a model — an array of values, oldest
+/// first — with Linux 6.18's rules (RawQueueStackMap): user and helper push / pop / peek,
+/// `BPF_EXIST` overwriting the oldest, push flags, access flags and freeze, delete and
+/// get-next-key (EINVAL), batches (ENOTSUPP), non-empty keys and wrong-sized buffers.
+func exerciseQueueStack(_ definition: MapDefinition, _ input: inout FuzzInput) {
+    let created: any RawMap
+    switch createMap(definition) {
+    case .success(let map): created = map
+    case .failure(let error): fuzzFail("create(\(definition)): \(error), model expects success")
+    }
+    guard let map = created as? RawQueueStackMap else { fuzzFail("create(\(definition)) made a \(type(of: created))") }
+    fuzzCheck(map.definition == definition, "the map's definition \(map.definition) is not the one it was created with")
+    let exerciser = QueueStackExerciser(map)
+    for _ in 0..<24 where !input.isExhausted {
+        exerciser.step(&input)
+        fuzzCheck(map.count == exerciser.model.count, "count \(map.count), model \(exerciser.model.count) on \(definition)")
+    }
+}
+
+/// The state of ``exerciseQueueStack(_:_:)``: the map, its model, and one method per operation.
+final class QueueStackExerciser {
+    let map: RawQueueStackMap
+    let definition: MapDefinition
+    let isStack: Bool
+    let size: Int
+    let capacity: Int
+    let userRead: Bool
+    let programWrite: Bool
+    let readOnly: Bool
+    var frozen = false
+    var model: [[UInt8]] = []
+    var serial: UInt64 = 0
+    let noKey = UnsafeRawBufferPointer(start: nil, count: 0)
+
+    init(_ map: RawQueueStackMap) {
+        self.map = map
+        definition = map.definition
+        isStack = definition.type == .stack
+        size = definition.valueSize
+        capacity = definition.maxEntries
+        userRead = !definition.flags.contains(.writeOnly)
+        programWrite = !definition.flags.contains(.readOnlyProgram)
+        readOnly = definition.flags.contains(.readOnly)
+    }
+
+    var userWrite: Bool { !readOnly && !frozen }
+
+    func code(_ body: () throws -> Void) -> Int32 {
+        do { try body(); return 0 } catch let error as MapError { return error.code } catch { return -1 }
+    }
+
+    func expect(_ what: String, _ got: Int32, _ expected: Int32) {
+        fuzzCheck(got == expected, "\(what) on \(definition): \(errnoName(got)), model expects \(errnoName(expected))")
+    }
+
+    func nextValue() -> [UInt8] {
+        serial &+= 1
+        var value = [UInt8](repeating: 0, count: size)
+        for index in 0..<size { value[index] = UInt8(truncatingIfNeeded: serial &+ UInt64(index) &* 31) }
+        return value
+    }
+
+    /// The model's push; `replace` is BPF_EXIST. Returns the dropped value and the errno.
+    func modelPush(_ value: [UInt8], replace: Bool) -> ([UInt8]?, Int32) {
+        if model.count == capacity {
+            guard replace else { return (nil, E2BIG) }
+            let dropped = model.removeFirst()
+            model.append(value)
+            return (dropped, 0)
+        }
+        model.append(value)
+        return (nil, 0)
+    }
+
+    func modelGet(delete: Bool) -> [UInt8]? {
+        guard !model.isEmpty else { return nil }
+        let value = isStack ? model[model.count - 1] : model[0]
+        if delete {
+            if isStack { model.removeLast() } else { model.removeFirst() }
+        }
+        return value
+    }
+
+    /// Push flags as Linux checks them: BPF_NOEXIST or anything above BPF_EXIST is EINVAL.
+    func pushFlagsValid(_ raw: UInt64) -> Bool { raw & 1 == 0 && raw <= 2 }
+
+    func step(_ input: inout FuzzInput) {
+        let operation = input.byte() % 14
+        switch operation {
+        case 0: userPush(0)
+        case 1: userPush(2)
+        case 2: userPush(input.pick([0, 1, 2, 3, 4, 6, 8]) { $0.u64() })
+        case 3: userGet(pops: true)
+        case 4: userGet(pops: false)
+        case 5: helperPush(input.pick([0, 0, 2, 2, 1, 4, 3]))
+        case 6: helperGet(pops: true)
+        case 7: helperGet(pops: false)
+        case 8: delete()
+        case 9: nextKey()
+        case 10: freeze()
+        case 11: batch()
+        case 12: wrongSizes(larger: input.bool())
+        default: popWithFlags(input.pick([4, 1, 8]))
+        }
+    }
+
+    /// User push through `exchange` (which reports what a BPF_EXIST push dropped).
+    func userPush(_ raw: UInt64) {
+        let value = nextValue()
+        var displaced = [UInt8](repeating: 0xEE, count: size)
+        var dropped = false
+        let got = code {
+            try value.withUnsafeBytes { bytes in
+                try displaced.withUnsafeMutableBytes { out in
+                    dropped = try map.exchange(key: noKey, value: bytes, flags: MapUpdateFlags(rawValue: raw), into: out)
+                }
+            }
+        }
+        var expected: Int32 = 0
+        var expectedDrop: [UInt8]? = nil
+        if !userWrite { expected = EPERM }
+        else if !pushFlagsValid(raw) { expected = EINVAL }
+        else { (expectedDrop, expected) = modelPush(value, replace: raw == 2) }
+        expect("push(flags \(raw))", got, expected)
+        if got == 0 {
+            fuzzCheck(dropped == (expectedDrop != nil), "push(flags \(raw)) reported dropped \(dropped)")
+            if let expectedDrop { fuzzCheck(displaced == expectedDrop, "push(BPF_EXIST) reported the wrong dropped value") }
+        }
+    }
+
+    func userGet(pops: Bool) {
+        var out = [UInt8](repeating: 0xEE, count: size)
+        let got = code {
+            try out.withUnsafeMutableBytes { bytes in
+                if pops { try map.pop(into: bytes) } else { try map.peek(into: bytes) }
+            }
+        }
+        var expected: Int32 = EPERM
+        var value: [UInt8]? = nil
+        if userRead && (!pops || userWrite) {
+            value = modelGet(delete: pops)
+            expected = value == nil ? ENOENT : 0
+        }
+        expect(pops ? "pop" : "peek", got, expected)
+        if let value { fuzzCheck(out == value, "\(pops ? "pop" : "peek") returned the wrong value") }
+        if expected != 0 { fuzzCheck(out.allSatisfy { $0 == 0xEE }, "a failed user \(pops ? "pop" : "peek") wrote the buffer") }
+    }
+
+    func helperPush(_ raw: UInt64) {
+        let value = nextValue()
+        let got = code {
+            try value.withUnsafeBytes { bytes in
+                try Epoch.withSection { (section) throws(MapError) in
+                    try map.push(bytes, flags: MapUpdateFlags(rawValue: raw), in: section)
+                }
+            }
+        }
+        var expected: Int32 = EACCES
+        if programWrite { expected = pushFlagsValid(raw) ? modelPush(value, replace: raw == 2).1 : EINVAL }
+        expect("helper push(flags \(raw))", got, expected)
+    }
+
+    /// Helper pop / peek: an empty map zeroes the buffer.
+    func helperGet(pops: Bool) {
+        var out = [UInt8](repeating: 0xEE, count: size)
+        let got = code {
+            try out.withUnsafeMutableBytes { bytes in
+                try Epoch.withSection { (section) throws(MapError) in
+                    if pops { try map.pop(into: bytes, in: section) } else { try map.peek(into: bytes, in: section) }
+                }
+            }
+        }
+        let what = pops ? "helper pop" : "helper peek"
+        if pops, !programWrite {
+            expect(what, got, EACCES)
+        } else if let value = modelGet(delete: pops) {
+            expect(what, got, 0)
+            fuzzCheck(out == value, "\(what) returned the wrong value")
+        } else {
+            expect(what, got, ENOENT)
+            fuzzCheck(out.allSatisfy { $0 == 0 }, "\(what) of an empty map left the buffer unzeroed")
+        }
+    }
+
+    /// Delete: EPERM without write access, else EINVAL; helper mode EACCES / EINVAL.
+    func delete() {
+        expect("delete", code { try map.delete(key: noKey) }, userWrite ? EINVAL : EPERM)
+        let helper = code { try Epoch.withSection { (section) throws(MapError) in try map.delete(key: noKey, in: section) } }
+        expect("helper delete", helper, programWrite ? EINVAL : EACCES)
+    }
+
+    func nextKey() {
+        var next = [UInt8](repeating: 0, count: 8)
+        let got = code { try next.withUnsafeMutableBytes { bytes in try map.nextKey(after: nil, into: bytes) } }
+        expect("get-next-key", got, userRead ? EINVAL : EPERM)
+    }
+
+    func freeze() {
+        let got = code { try map.freeze() }
+        expect("freeze", got, userWrite ? 0 : EPERM)
+        if got == 0 { frozen = true }
+        fuzzCheck(map.isFrozen == frozen, "isFrozen is \(map.isFrozen), model \(frozen)")
+    }
+
+    /// Batches: the access checks, then ENOTSUPP.
+    func batch() {
+        var keys = [UInt8](repeating: 0, count: 8)
+        var values = [UInt8](repeating: 0, count: size)
+        let got = code {
+            _ = try keys.withUnsafeMutableBytes { k in
+                try values.withUnsafeMutableBytes { v in
+                    try map.lookupAndDeleteBatch(from: nil, keys: k, values: v, count: 1, elementFlags: [], flags: 0)
+                }
+            }
+        }
+        expect("lookup-and-delete batch", got, userRead && userWrite ? 524 : EPERM)
+    }
+
+    /// A wrong-sized value buffer, and a non-empty key: EINVAL after the access checks.
+    func wrongSizes(larger: Bool) {
+        let wrongSize = larger ? size + 1 : size - 1
+        var out = [UInt8](repeating: 0, count: wrongSize)
+        let got = code { try out.withUnsafeMutableBytes { bytes in try map.peek(into: bytes) } }
+        expect("peek into \(wrongSize) bytes", got, userRead ? EINVAL : EPERM)
+        let value = nextValue()
+        let key = [UInt8](repeating: 1, count: 4)
+        let keyed = code {
+            try key.withUnsafeBytes { key in
+                try value.withUnsafeBytes { bytes in try map.update(key: key, value: bytes, flags: .any) }
+            }
+        }
+        expect("push with a 4-byte key", keyed, userWrite ? EINVAL : EPERM)
+    }
+
+    /// Pop with flags: BPF_F_LOCK passes the first check (then EPERM or EINVAL); others EINVAL.
+    func popWithFlags(_ raw: UInt64) {
+        var out = [UInt8](repeating: 0, count: size)
+        let got = code {
+            try out.withUnsafeMutableBytes { bytes in
+                try map.lookupAndDelete(key: noKey, into: bytes, flags: MapElementFlags(rawValue: raw))
+            }
+        }
+        expect("pop(flags \(raw))", got, raw != 4 ? EINVAL : userRead && userWrite ? EINVAL : EPERM)
+    }
 }
