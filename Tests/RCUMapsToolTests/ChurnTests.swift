@@ -9,14 +9,23 @@ import Testing
 @Suite("rcumaps bench churn", .serialized)
 struct ChurnTests {
     @Test func aboutHalfOfTheWritesChangeTheMap() throws {
-        var options = BenchOptions()
-        options.maps = [.hashBucket, .hashLockFree, .mutexDict, .cRculfhash, .objectMap]
-        options.workloads = [.churn]
-        options.threads = [1, 2]
-        options.entries = 256
-        options.duration = 0.05
-        let cells = try runBenchCells(options, progress: false)
-        #expect(cells.count == options.maps.count * 2)
+        // RCUMaps' maps at 1 and 2 threads; the baselines at 1 thread only: their
+        // synchronisation (the standard library's Mutex, liburcu's grace periods driven from
+        // C) is not instrumented, so ThreadSanitizer would report their writers racing.
+        var ours = BenchOptions()
+        ours.maps = [.hashBucket, .hashLockFree, .objectMap]
+        ours.threads = [1, 2]
+        var baselines = BenchOptions()
+        baselines.maps = [.mutexDict, .cRculfhash]
+        baselines.threads = [1]
+        var cells: [CellResult] = []
+        for var options in [ours, baselines] {
+            options.workloads = [.churn]
+            options.entries = 256
+            options.duration = 0.05
+            cells += try runBenchCells(options, progress: false)
+        }
+        #expect(cells.count == 3 * 2 + 2)
         for cell in cells {
             let name = "\(cell.map.rawValue) \(cell.threads) threads"
             #expect(cell.operations > 0, "\(name)")
@@ -24,7 +33,7 @@ struct ChurnTests {
             #expect(cell.changes * 4 >= cell.operations, "\(name): \(cell.changes) of \(cell.operations)")
             #expect(cell.changes * 4 <= cell.operations * 3, "\(name): \(cell.changes) of \(cell.operations)")
         }
-        let json = BenchReport(options: options, cells: cells).json()
+        let json = BenchReport(options: ours, cells: cells).json()
         #expect(json.contains("\"changes\": "))
     }
 }
