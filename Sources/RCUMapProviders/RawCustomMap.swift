@@ -233,9 +233,23 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
 
     /// User-mode update. Contract: ``/RCUBaseMaps/RawMap/update(key:value:flags:)``.
     public func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags) throws(MapError) {
+        let map = Unmanaged.passUnretained(self)
         try update(key: key, value: value, flags: flags, operation: []) { (stored) throws(MapError) in
-            try base.update(key: key, value: stored, flags: flags)
+            try Self.guaranteed(map) { (map) throws(MapError) in try map.base.update(key: key, value: stored, flags: flags) }
         }
+    }
+
+    /// Runs `body` with the map behind `map`, without retaining it: for the closures a write
+    /// hands to ``update(key:value:flags:operation:baseUpdate:)``. A closure that captures
+    /// `self` retained and released the map around every write — a reference-count write
+    /// every thread shares. Invariant: the caller's `self` keeps the map alive.
+    @inline(__always)
+    static func guaranteed<R>(_ map: Unmanaged<RawCustomMap>,
+                              _ body: (RawCustomMap) throws(MapError) -> R) throws(MapError) -> R {
+        // (`_withUnsafeGuaranteedRef` does not forward typed throws: a Result carries the error.)
+        try map._withUnsafeGuaranteedRef { map -> Result<R, MapError> in
+            do throws(MapError) { return .success(try body(map)) } catch { return .failure(error) }
+        }.get()
     }
 
     /// User-mode update that reports the value it replaced. Contract:
@@ -278,9 +292,12 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
     public func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
                        in section: borrowing EpochSection) throws(MapError) {
         guard !updatesOriginalValue else { throw Self.helperModeBlocked }
+        let map = Unmanaged.passUnretained(self)
         try update(key: key, value: value, flags: flags, operation: .helper) { (stored) throws(MapError) in
             try Epoch.withSection { (section) throws(MapError) in
-                try base.update(key: key, value: stored, flags: flags, in: section)
+                try Self.guaranteed(map) { (map) throws(MapError) in
+                    try map.base.update(key: key, value: stored, flags: flags, in: section)
+                }
             }
         }
     }
