@@ -64,7 +64,7 @@ package protocol ObservableBaseMap: RawMap {
     /// removed. Then the observer's removal notifications run as for a delete.
     ///
     /// - Throws: ``MapError/keyNotFound``; whatever `inspect` or a refusing observer throws;
-    ///   ``MapError/notSupported`` on arrays.
+    ///   ``MapError/unsupportedByMapType`` (ENOTSUPP, 524) on arrays.
     func remove(key: UnsafeRawBufferPointer,
                 inspecting inspect: (UnsafeRawBufferPointer) throws(MapError) -> Void) throws(MapError)
 }

@@ -381,7 +381,7 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
     /// unlinked and the deletion callback runs.
     ///
     /// - Throws: ``/RCUBaseMaps/MapError/keyNotFound``; the find callback's error (map unchanged);
-    ///   ``/RCUBaseMaps/MapError/notSupported`` on an array base.
+    ///   ``/RCUBaseMaps/MapError/unsupportedByMapType`` (ENOTSUPP, 524) on an array base.
     public func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
         try checkNotInLockedCallback()
         try access.checkUserRead()

@@ -68,7 +68,7 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
     ///
     /// - Throws: ``MapError/invalidArgument`` (key size not 4, zero sizes, flags),
     ///   ``MapError/outOfSpace`` (value size beyond the limit), ``MapError/noMemory``
-    ///   (no memory, or the array would reach 4 GiB, as Linux).
+    ///   (the storage cannot be allocated; arrays beyond one epoch block live on anonymous pages).
     public convenience init(_ definition: MapDefinition) throws(MapError) {
         try self.init(definition, observer: nil)
     }

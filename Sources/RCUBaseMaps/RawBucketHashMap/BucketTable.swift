@@ -72,7 +72,7 @@ final class BucketTable: @unchecked Sendable {
         keyStride = roundUp8(keySize)
         valueOffset = keyStride
         slotStride = keyStride + roundUp8(valueSize)
-        // As many slots as fill one cache line, at least 2 (small pairs), else 4.
+        // As many slots as fill one cache line, at least 2 (small pairs), else 6 (several lines).
         let perLine = (64 - Self.headerSize) / slotStride
         slotsPerBucket = perLine >= 2 ? min(perLine, Self.maxSlotsPerBucket) : Self.maxSlotsPerBucket
         bucketStride = perLine >= 2 ? 64 : Self.headerSize + slotsPerBucket * slotStride

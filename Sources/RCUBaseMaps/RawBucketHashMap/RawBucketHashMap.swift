@@ -30,8 +30,9 @@ import Glibc
 ///   so it never fails for lack of memory.
 ///
 /// A retired slot is not reused until a grace period has passed, so a reader that matched
-/// its key keeps reading that key's value: one epoch work item per bucket and grace
-/// period returns the bucket's retired slots to the free pool.
+/// its key keeps reading that key's value: the bucket goes to the table's reclaim list (an
+/// ``/RCUEpoch/EpochRetireList`` of references, 64 buckets to a grace period), which then
+/// returns its retired slots to the free pool.
 ///
 /// Concurrency: any number of readers and writers on any threads. Readers take no lock
 /// and never write shared memory; writers of different buckets never contend.
@@ -47,7 +48,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
     let tag: PoolTag
     @usableFromInline let hasher: KeyHasher
     let capacity: CapacityGate
-    /// The buckets, their locks and their reclamation; shared with pending work items.
+    /// The buckets, their locks and their reclamation (its reclaim list holds the table weakly).
     @usableFromInline let table: BucketTable
     /// The provider layer's hooks, if this map is the base of a custom map.
     let observer: (any MapEntryObserver)?

@@ -27,7 +27,7 @@ public final class ArrayMap<Value: BitwiseCopyable & Sendable>: InPlaceKeyValueM
     ///   numbers, and structs and tuples of them). For other types (an enum without a case
     ///   at zero, say) use ``init(count:repeating:name:numaNode:poolTag:)``.
     /// - Throws: ``/RCUBaseMaps/MapError/invalidArgument`` for a value type aligned beyond 8 bytes or a
-    ///   bad definition; ``/RCUBaseMaps/MapError/noMemory`` (also for arrays of 4 GiB and more, as Linux).
+    ///   bad definition; ``/RCUBaseMaps/MapError/noMemory`` when the storage cannot be allocated.
     public init(count: Int, name: String = "", numaNode: Int? = nil, poolTag: PoolTag? = nil) throws(MapError) {
         raw = try RawArrayMap(.typed(.array, key: UInt32.self, value: Value.self, maxEntries: count,
                                      flags: [], name: name, numaNode: numaNode, poolTag: poolTag))
