@@ -111,5 +111,6 @@ struct LockWordCopy: Sendable {
     }
 
     /// The bits of a one-word value (at most 8 bytes) that belong to the lock word.
+    @inlinable
     var lockBits: UInt64 { offset >= 0 ? UInt64(UInt32.max) << UInt64(8 * offset) : 0 }
 }

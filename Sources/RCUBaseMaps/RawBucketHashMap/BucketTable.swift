@@ -227,8 +227,7 @@ final class BucketTable: @unchecked Sendable {
     /// Replaces a one-word value in place; returns the bits it displaced. The bits in
     /// `keeping` (a lock word's) keep their stored value.
     func exchangeValue(at place: RawBucketHashMap.Place, with value: UnsafeRawPointer, keeping: UInt64 = 0) -> UInt64 {
-        var bits: UInt64 = 0
-        withUnsafeMutableBytes(of: &bits) { $0.baseAddress!.copyMemory(from: value, byteCount: valueSize) }
+        let bits = oneWord(value)
         let word = valueWord(slot(place.bucketPointer, place.slot))
         guard keeping != 0 else { return word.pointee.exchange(bits, ordering: .acquiringAndReleasing) }
         var old = word.pointee.load(ordering: .relaxed)
@@ -258,15 +257,27 @@ final class BucketTable: @unchecked Sendable {
 
     // MARK: Writers (caller holds the chain's lock)
 
+    /// A value of at most 8 bytes as the word it is stored as (zero above its bytes); an
+    /// 8-byte value is one unaligned load, not a call to `memcpy`.
+    @inline(__always)
+    func oneWord(_ value: UnsafeRawPointer) -> UInt64 {
+        if valueSize == 8 { return value.loadUnaligned(as: UInt64.self) }
+        var bits: UInt64 = 0
+        withUnsafeMutableBytes(of: &bits) { $0.baseAddress!.copyMemory(from: value, byteCount: valueSize) }
+        return bits
+    }
+
     /// Writes a pair into a free slot (not yet visible to readers) and zeroes its padding.
     func write(key: UnsafeRawPointer, value: UnsafeRawPointer, into slot: UnsafeMutableRawPointer) {
-        slot.copyMemory(from: key, byteCount: keySize)
-        if keyStride > keySize { (slot + keySize).initializeMemory(as: UInt8.self, repeating: 0, count: keyStride - keySize) }
+        if keySize == 8 {
+            slot.storeBytes(of: key.loadUnaligned(as: UInt64.self), as: UInt64.self)
+        } else {
+            slot.copyMemory(from: key, byteCount: keySize)
+            if keyStride > keySize { (slot + keySize).initializeMemory(as: UInt8.self, repeating: 0, count: keyStride - keySize) }
+        }
         if valueIsOneWord {
             // The word readers load atomically and writers exchange in place.
-            var bits: UInt64 = 0
-            withUnsafeMutableBytes(of: &bits) { $0.baseAddress!.copyMemory(from: value, byteCount: valueSize) }
-            valueWord(slot).pointee.store(bits, ordering: .relaxed)
+            valueWord(slot).pointee.store(oneWord(value), ordering: .relaxed)
             return
         }
         let valueStart = slot + valueOffset
