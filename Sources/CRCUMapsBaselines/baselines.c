@@ -159,11 +159,6 @@ void rcumaps_baseline_wfcq_destroy(rcumaps_baseline_wfcq_t *queue)
 
 /* -------------------------------------------------------------- lfstack */
 
-void rcumaps_baseline_lfs_free_node(struct rcu_head *head)
-{
-    free(caa_container_of(head, struct rcumaps_baseline_lfs_node, rcu));
-}
-
 rcumaps_baseline_lfs_t *rcumaps_baseline_lfs_create(void)
 {
     void *memory = NULL;
@@ -175,14 +170,11 @@ rcumaps_baseline_lfs_t *rcumaps_baseline_lfs_create(void)
 
 void rcumaps_baseline_lfs_destroy(rcumaps_baseline_lfs_t *stack)
 {
-    ensure_registered();
-    /* Nobody pops any more: the nodes left are freed at once. */
+    /* Nobody pushes or pops any more: the nodes left are freed at once. */
     struct cds_lfs_head *head = __cds_lfs_pop_all(&stack->stack);
     struct cds_lfs_node *node, *next;
     cds_lfs_for_each_safe(head, node, next)
         free(caa_container_of(node, struct rcumaps_baseline_lfs_node, node));
-    /* Popped nodes whose call_rcu frees are pending are freed before the stack goes. */
-    urcu_memb_barrier();
     cds_lfs_destroy(&stack->stack);
     free(stack);
 }

@@ -8,9 +8,8 @@
  *  - an unsynchronised open-addressing table (linear probing, load <= 1/2): the
  *    floor under any hash lookup;
  *  - liburcu's wfcqueue (wait-free enqueue, dequeue under the queue's own mutex)
- *    and lfstack (lock-free push, pop in a read-side section with nodes freed
- *    through call_rcu): the peers of RCUMaps' QUEUE and STACK maps, one malloc'd
- *    node per push, freed after its pop.
+ *    and lfstack (lock-free push, pop under the stack's own mutex): the peers of
+ *    RCUMaps' QUEUE and STACK maps, one malloc'd node per push, freed after its pop.
  *
  * Keys and values are 8 bytes. Key 0 is reserved (empty slot) in the open-addressing
  * table. Not part of the RCUMaps library.
@@ -166,7 +165,6 @@ static inline int rcumaps_baseline_wfcq_pop(rcumaps_baseline_wfcq_t *queue, uint
 
 struct rcumaps_baseline_lfs_node {
     struct cds_lfs_node node;
-    struct rcu_head rcu;
     uint64_t value;
 };
 
@@ -177,11 +175,8 @@ typedef struct rcumaps_baseline_lfs {
 
 /* An empty stack. NULL on failure. */
 rcumaps_baseline_lfs_t *rcumaps_baseline_lfs_create(void);
-/* Frees every node left and the stack, after the frees already scheduled have run. No
- * other thread may use it any more. */
+/* Frees every node left and the stack. No other thread may use it any more. */
 void rcumaps_baseline_lfs_destroy(rcumaps_baseline_lfs_t *stack);
-/* The call_rcu callback that frees a popped node. */
-void rcumaps_baseline_lfs_free_node(struct rcu_head *head);
 
 /* Pushes `value` in a new node (lock-free). 0 on success, -1 without memory. Any thread. */
 static inline int rcumaps_baseline_lfs_push(rcumaps_baseline_lfs_t *stack, uint64_t value)
@@ -194,20 +189,18 @@ static inline int rcumaps_baseline_lfs_push(rcumaps_baseline_lfs_t *stack, uint6
     return 0;
 }
 
-/* Pops the newest value into `*value`: 1, or 0 when empty. Lock-free: lfstack.h's first
- * way for several poppers, __cds_lfs_pop inside a read-side section, the node freed
- * through call_rcu (another popper may still read its `next` until a grace period). */
+/* Pops the newest value into `*value` and frees its node: 1, or 0 when empty.
+ * cds_lfs_pop_blocking takes the stack's pop mutex (lfstack.h's second way for several
+ * poppers), so no other popper can still be reading the node: it is freed at once. (The
+ * first way, __cds_lfs_pop in a read-side section with each node freed through call_rcu,
+ * is lock-free but measured 7x slower here: a call_rcu per pop; docs/performance.md.) */
 static inline int rcumaps_baseline_lfs_pop(rcumaps_baseline_lfs_t *stack, uint64_t *value)
 {
-    rcumaps_baseline_ensure_registered();
-    urcu_memb_read_lock();
-    struct cds_lfs_node *node = __cds_lfs_pop(&stack->stack);
-    urcu_memb_read_unlock();
+    struct cds_lfs_node *node = cds_lfs_pop_blocking(&stack->stack);
     if (!node) return 0;
     struct rcumaps_baseline_lfs_node *entry = caa_container_of(node, struct rcumaps_baseline_lfs_node, node);
-    /* The node is ours since the pop: only its `next` may still be read by others. */
     *value = entry->value;
-    urcu_memb_call_rcu(&entry->rcu, rcumaps_baseline_lfs_free_node);
+    free(entry);
     return 1;
 }
 

@@ -57,7 +57,7 @@ enum MapKind: String, CaseIterable, Sendable {
     case cWfcqueue = "c-wfcqueue"
     /// `RawQueueStackMap` STACK: user-mode `push` and `pop` of one `UInt64` (push-pop only).
     case stack = "stack"
-    /// Baseline for `stack`: liburcu's lfstack from C (malloc'd nodes, freed through call_rcu).
+    /// Baseline for `stack`: liburcu's lfstack from C (malloc'd nodes, pops under its mutex).
     case cLfstack = "c-lfstack"
     /// Baseline for `queue` and `stack`: a swift-collections `Deque<UInt64>` behind a `Mutex`.
     case mutexDeque = "mutex-deque"
@@ -202,7 +202,7 @@ enum MapKind: String, CaseIterable, Sendable {
         case .queue: "RawQueueStackMap QUEUE, user-mode push + pop of UInt64 (vs c-wfcqueue)"
         case .cWfcqueue: "baseline: liburcu wfcqueue from C (malloc'd node per push, dequeue mutex)"
         case .stack: "RawQueueStackMap STACK, user-mode push + pop of UInt64 (vs c-lfstack)"
-        case .cLfstack: "baseline: liburcu lfstack from C (malloc'd node per push, pop under RCU, call_rcu free)"
+        case .cLfstack: "baseline: liburcu lfstack from C (malloc'd node per push, pop mutex)"
         case .mutexDeque: "baseline: Mutex<Deque<UInt64>> (swift-collections), append + popFirst"
         }
     }

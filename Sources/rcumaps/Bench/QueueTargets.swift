@@ -81,10 +81,10 @@ final class CWfcqueueTarget: BenchTarget, @unchecked Sendable {
 }
 
 /// Baseline `c-lfstack`: liburcu's lfstack driven from C (a malloc'd node per push,
-/// lock-free push; pop in a read-side section, the node freed through call_rcu).
+/// lock-free push; pop under the stack's mutex, the node freed at once).
 final class CLfstackTarget: BenchTarget, @unchecked Sendable {
-    // @unchecked Sendable: lfstack is safe for concurrent pushers, and for concurrent poppers
-    // popping inside read-side sections with nodes freed after a grace period (what the pop does).
+    // @unchecked Sendable: lfstack is safe for concurrent pushers, and (with its pop mutex,
+    // which the pop takes) concurrent poppers.
     let stack: UnsafeMutablePointer<rcumaps_baseline_lfs_t>
     let entries: Int
 
