@@ -92,8 +92,9 @@ enum MapKind: String, CaseIterable, Sendable {
     }
 
     /// The kind this one is compared with in the report's `vs counterpart` column: the same
-    /// operation one layer down (a typed map against its byte-level map in user mode), or
-    /// the `Mutex` dictionary holding the same keys and values.
+    /// operation one layer down (a typed map against its byte-level map in user mode), the
+    /// `Mutex` dictionary holding the same keys and values, or liburcu's own structure of
+    /// the kind (`queue` against wfcqueue, `stack` against lfstack).
     var counterpart: MapKind? {
         switch self {
         case .typedLockFree: .hashLockFreeUser

@@ -182,11 +182,12 @@ final class QueueStressHarness<Queue: StressQueue>: Sendable {
             for token in removedTokens { markRemoved(token, in: &bits, "\(label), removed by a consumer") }
             let expected = producers.reduce(0) { $0 + $1.pushed.load(ordering: .relaxed) - $1.removed.load(ordering: .relaxed) }
             let counted = queue.count
-            // Drain, checking each element.
+            // Drain, checking each element: at most capacity + 1 pops, so that a queue whose
+            // pops remove nothing cannot keep the check going.
             var drained: [UInt64] = []
             var lastSequence = [Int64](repeating: -1, count: threads + 1)
             withUnsafeTemporaryAllocation(byteCount: StressWords.valueSize, alignment: 8) { buffer in
-                while drained.count <= queue.capacity {
+                for _ in 0...queue.capacity {
                     do throws(MapError) {
                         try queue.pop(into: buffer)
                     } catch {
