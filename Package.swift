@@ -53,6 +53,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         // The rcumaps tool's write-latency percentiles (`rcumaps bench --latency`).
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        // The rcumaps tool's `mutex-deque` baseline (`Mutex<Deque<UInt64>>`, against QUEUE and
+        // STACK). The tool's dependency only: no library target depends on it.
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
     ],
     targets: [
         .systemLibrary(
@@ -108,7 +111,8 @@ let package = Package(
             dependencies: ["RCUEpoch", "RCUBaseMaps", "RCUMapProviders", "RCUMaps"],
             swiftSettings: swiftSettings
         ),
-        // C baselines for the benchmarks (raw rculfhash, open addressing); not in any library product.
+        // C baselines for the benchmarks (raw rculfhash, open addressing, liburcu's wfcqueue and
+        // lfstack); not in the RCUMaps library product.
         .target(
             name: "CRCUMapsBaselines",
             dependencies: ["CRCUMapsShim", "CRCUMapsInlineReadSide"]
@@ -117,7 +121,8 @@ let package = Package(
             name: "rcumaps",
             dependencies: ["RCUEpoch", "RCUBaseMaps", "RCUMapProviders", "RCUMaps", "ObjectMapProvider", "CRCUMapsBaselines",
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                           .product(name: "Histogram", package: "hdrhistogram-swift")],
+                           .product(name: "Histogram", package: "hdrhistogram-swift"),
+                           .product(name: "DequeModule", package: "swift-collections")],
             swiftSettings: swiftSettings
         ),
         // Examples (Examples/*/main.swift): `swift run FlowTableExample`, `RouteCacheExample`,

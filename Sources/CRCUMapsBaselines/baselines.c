@@ -138,6 +138,47 @@ void rcumaps_baseline_oa_destroy(rcumaps_baseline_oa_t *table)
     free(table);
 }
 
+/* ------------------------------------------------------------- wfcqueue */
+
+rcumaps_baseline_wfcq_t *rcumaps_baseline_wfcq_create(void)
+{
+    void *memory = NULL;
+    if (posix_memalign(&memory, 64, sizeof(rcumaps_baseline_wfcq_t)) != 0) return NULL;
+    rcumaps_baseline_wfcq_t *queue = memory;
+    cds_wfcq_init(&queue->head, &queue->tail);
+    return queue;
+}
+
+void rcumaps_baseline_wfcq_destroy(rcumaps_baseline_wfcq_t *queue)
+{
+    uint64_t value;
+    while (rcumaps_baseline_wfcq_pop(queue, &value)) {}
+    cds_wfcq_destroy(&queue->head, &queue->tail);
+    free(queue);
+}
+
+/* -------------------------------------------------------------- lfstack */
+
+rcumaps_baseline_lfs_t *rcumaps_baseline_lfs_create(void)
+{
+    void *memory = NULL;
+    if (posix_memalign(&memory, 64, sizeof(rcumaps_baseline_lfs_t)) != 0) return NULL;
+    rcumaps_baseline_lfs_t *stack = memory;
+    cds_lfs_init(&stack->stack);
+    return stack;
+}
+
+void rcumaps_baseline_lfs_destroy(rcumaps_baseline_lfs_t *stack)
+{
+    /* Nobody pushes or pops any more: the nodes left are freed at once. */
+    struct cds_lfs_head *head = __cds_lfs_pop_all(&stack->stack);
+    struct cds_lfs_node *node, *next;
+    cds_lfs_for_each_safe(head, node, next)
+        free(caa_container_of(node, struct rcumaps_baseline_lfs_node, node));
+    cds_lfs_destroy(&stack->stack);
+    free(stack);
+}
+
 /* ---------------------------------------------------------------------------
  * Heap figures for `rcumaps memory`
  * ------------------------------------------------------------------------- */

@@ -13,7 +13,8 @@ struct StressOptionsTests {
     @Test func defaultsAreAllMapsFor5SecondsWith4Threads() throws {
         #expect(try stressOptions(["stress"]) == StressOptions())
         let defaults = StressOptions()
-        #expect(defaults.maps == [.hashLockFree, .hashBucket, .hashLockFreeWord, .hashBucketWord, .array, .objectMap])
+        #expect(defaults.maps == [.hashLockFree, .hashBucket, .hashLockFreeWord, .hashBucketWord, .array, .objectMap,
+                                  .queue, .stack])
         #expect(defaults.duration == 5)
         #expect(defaults.threads == 4)
         #expect(defaults.keys == 1024)
@@ -112,7 +113,8 @@ struct StressValueTests {
 /// Serialized: the runs check per-tag memory and register the provider type 4200.
 @Suite("rcumaps stress runs", .serialized)
 struct StressRunTests {
-    @Test(arguments: StressMapKind.allCases)
+    // Queues and stacks have checks and counts of their own (QueueStressTests).
+    @Test(arguments: StressMapKind.allCases.filter { !$0.isQueueStack })
     func shortRunHasNoViolations(_ kind: StressMapKind) {
         var options = StressOptions()
         options.maps = [kind]

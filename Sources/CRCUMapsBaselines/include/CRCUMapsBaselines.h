@@ -6,14 +6,21 @@
  *    lock inlined with _LGPL_SOURCE as in RCUMaps' default build): one read-side
  *    section + cds_lfht_lookup per operation;
  *  - an unsynchronised open-addressing table (linear probing, load <= 1/2): the
- *    floor under any hash lookup.
+ *    floor under any hash lookup;
+ *  - liburcu's wfcqueue (wait-free enqueue, dequeue under the queue's own mutex)
+ *    and lfstack (lock-free push, pop under the stack's own mutex): the peers of
+ *    RCUMaps' QUEUE and STACK maps, one malloc'd node per push, freed after its pop.
  *
  * Keys and values are 8 bytes. Key 0 is reserved (empty slot) in the open-addressing
  * table. Not part of the RCUMaps library.
  *
  * The two lookups are `static inline` here, so that a Swift caller compiles them into
  * its loop exactly as it inlines RCUMaps' @inlinable lookups: both sides of a ratio pay
- * the same call overhead (none). Writers stay out of line in baselines.c.
+ * the same call overhead (none). Writers stay out of line in baselines.c. The queue and
+ * stack pushes and pops are `static inline` too, with liburcu's own inline wfcqueue and
+ * lfstack code (_LGPL_SOURCE, defined by the first include): what a C user of liburcu
+ * compiles into a loop. That LGPL code is compiled into the rcumaps tool (and the
+ * Benchmarks package) only; no library product of RCUMaps includes this target.
  */
 #ifndef CRCUMAPS_BASELINES_H
 #define CRCUMAPS_BASELINES_H
@@ -22,8 +29,11 @@
  * as RCUMaps' default build) and declares RCUMaps' per-thread registration state. */
 #include "CRCUMapsInlineReadSide.h"
 #include <urcu/rculfhash.h>
+#include <urcu/wfcqueue.h>
+#include <urcu/lfstack.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 typedef struct rcumaps_baseline_lfht rcumaps_baseline_lfht_t;
 typedef struct rcumaps_baseline_oa rcumaps_baseline_oa_t;
@@ -101,6 +111,98 @@ static inline int rcumaps_baseline_oa_lookup(const rcumaps_baseline_oa_t *table,
     }
 }
 void rcumaps_baseline_oa_destroy(rcumaps_baseline_oa_t *table);
+
+/* ------------------------------------------------------------- wfcqueue */
+
+struct rcumaps_baseline_wfcq_node {
+    struct cds_wfcq_node node;
+    uint64_t value;
+};
+
+/* Head and tail on cache lines of their own (wfcqueue.h: no false sharing between
+ * enqueuers and dequeuers): each padded to 64 bytes, the whole allocated 64-byte aligned
+ * by the create function. (Padding, not an aligned attribute: Swift does not import
+ * over-aligned C structs.) */
+typedef struct rcumaps_baseline_wfcq {
+    union { struct cds_wfcq_head head; char head_line[64]; };
+    union { struct cds_wfcq_tail tail; char tail_line[64]; };
+} rcumaps_baseline_wfcq_t;
+_Static_assert(sizeof(struct cds_wfcq_head) <= 64 && sizeof(struct cds_wfcq_tail) <= 64,
+               "wfcqueue head or tail larger than a cache line");
+
+/* An empty queue. NULL on failure. */
+rcumaps_baseline_wfcq_t *rcumaps_baseline_wfcq_create(void);
+/* Frees every node left and the queue. No other thread may use it any more. */
+void rcumaps_baseline_wfcq_destroy(rcumaps_baseline_wfcq_t *queue);
+
+/* Enqueues `value` in a new node (wait-free). 0 on success, -1 without memory.
+ * Any thread, concurrently with every other push and pop. */
+static inline int rcumaps_baseline_wfcq_push(rcumaps_baseline_wfcq_t *queue, uint64_t value)
+{
+    struct rcumaps_baseline_wfcq_node *node = malloc(sizeof *node);
+    if (!node) return -1;
+    cds_wfcq_node_init(&node->node);
+    node->value = value;
+    cds_wfcq_enqueue(&queue->head, &queue->tail, &node->node);
+    return 0;
+}
+
+/* Dequeues the oldest value into `*value` and frees its node: 1, or 0 when empty.
+ * cds_wfcq_dequeue_blocking takes the queue's dequeue mutex (wfcqueue's rule for several
+ * dequeuers) and waits for an enqueue in progress to link its node, so the node it returns
+ * is referenced by nobody and is freed at once (no grace period needed). */
+static inline int rcumaps_baseline_wfcq_pop(rcumaps_baseline_wfcq_t *queue, uint64_t *value)
+{
+    struct cds_wfcq_node *node = cds_wfcq_dequeue_blocking(&queue->head, &queue->tail);
+    if (!node) return 0;
+    struct rcumaps_baseline_wfcq_node *entry = caa_container_of(node, struct rcumaps_baseline_wfcq_node, node);
+    *value = entry->value;
+    free(entry);
+    return 1;
+}
+
+/* -------------------------------------------------------------- lfstack */
+
+struct rcumaps_baseline_lfs_node {
+    struct cds_lfs_node node;
+    uint64_t value;
+};
+
+/* Allocated 64-byte aligned by the create function: the head on a cache line of its own. */
+typedef struct rcumaps_baseline_lfs {
+    union { struct cds_lfs_stack stack; char line[64]; };
+} rcumaps_baseline_lfs_t;
+
+/* An empty stack. NULL on failure. */
+rcumaps_baseline_lfs_t *rcumaps_baseline_lfs_create(void);
+/* Frees every node left and the stack. No other thread may use it any more. */
+void rcumaps_baseline_lfs_destroy(rcumaps_baseline_lfs_t *stack);
+
+/* Pushes `value` in a new node (lock-free). 0 on success, -1 without memory. Any thread. */
+static inline int rcumaps_baseline_lfs_push(rcumaps_baseline_lfs_t *stack, uint64_t value)
+{
+    struct rcumaps_baseline_lfs_node *node = malloc(sizeof *node);
+    if (!node) return -1;
+    cds_lfs_node_init(&node->node);
+    node->value = value;
+    cds_lfs_push(&stack->stack, &node->node);
+    return 0;
+}
+
+/* Pops the newest value into `*value` and frees its node: 1, or 0 when empty.
+ * cds_lfs_pop_blocking takes the stack's pop mutex (lfstack.h's second way for several
+ * poppers), so no other popper can still be reading the node: it is freed at once. (The
+ * first way, __cds_lfs_pop in a read-side section with each node freed through call_rcu,
+ * is lock-free but measured 7x slower here: a call_rcu per pop; docs/performance.md.) */
+static inline int rcumaps_baseline_lfs_pop(rcumaps_baseline_lfs_t *stack, uint64_t *value)
+{
+    struct cds_lfs_node *node = cds_lfs_pop_blocking(&stack->stack);
+    if (!node) return 0;
+    struct rcumaps_baseline_lfs_node *entry = caa_container_of(node, struct rcumaps_baseline_lfs_node, node);
+    *value = entry->value;
+    free(entry);
+    return 1;
+}
 
 /* For `rcumaps memory`: glibc's heap bytes in use, `mallinfo2()`'s uordblks + hblkhd
  * (chunks of every arena, headers included, plus blocks malloc mmapped on its own);

@@ -74,8 +74,10 @@ func runBench(_ options: BenchOptions) -> Int32 {
     // (A batch-lookup cell counts a pass that did not return every key once, or a call that
     // failed, as missed lookups.)
     for cell in cells where cell.misses > 0 || cell.failedUpdates > 0 {
+        let (missed, failed) = cell.workload == .pushPop ? ("pops found it empty", "pushes refused")
+                                                         : ("lookups missed", "updates failed")
         writeToStandardError("rcumaps: warning: \(cell.map.rawValue) \(cell.workload.rawValue) \(cell.shape) "
-            + "\(cell.threads) threads: \(cell.misses) lookups missed, \(cell.failedUpdates) updates failed (expected none)\n")
+            + "\(cell.threads) threads: \(cell.misses) \(missed), \(cell.failedUpdates) \(failed) (expected none)\n")
         status = 1
     }
     // A churn cell whose writes never change the map measures refusals only.
@@ -170,6 +172,16 @@ func runCell(
                                        workload, threads, options)
         case .epoch:
             measured = warmUpAndMeasure(EpochTarget(entries: entries), workload, threads, options)
+        case .queue:
+            measured = warmUpAndMeasure(try QueueStackTarget(.queue, entries: entries), workload, threads, options)
+        case .stack:
+            measured = warmUpAndMeasure(try QueueStackTarget(.stack, entries: entries), workload, threads, options)
+        case .cWfcqueue:
+            measured = warmUpAndMeasure(try CWfcqueueTarget(entries: entries), workload, threads, options)
+        case .cLfstack:
+            measured = warmUpAndMeasure(try CLfstackTarget(entries: entries), workload, threads, options)
+        case .mutexDeque:
+            measured = warmUpAndMeasure(MutexDequeTarget(entries: entries), workload, threads, options)
         }
     } catch {
         throw .map(kind, error)

@@ -162,6 +162,15 @@ func benchDiscussion() -> String {
             --batch-size (ENOSPC) counts as a miss.
             """),
         HelpText.paragraph("""
+            Queues and stacks (only when named; --maps queues runs them all) run one workload, \
+            push-pop, and nothing else runs it: each operation pushes one UInt64 and then pops \
+            one, and is counted once (ns/op and Mops/s are per pair). Each starts with --entries \
+            values, so no pop finds it empty; a refused push or an empty pop is reported and \
+            fails the run. queue and stack are RawQueueStackMap in user mode; their counterparts \
+            are liburcu's wfcqueue and lfstack driven from C (a malloc'd node per push), and \
+            mutex-deque (a Mutex<Deque<UInt64>>, append and popFirst) has a ratio column.
+            """),
+        HelpText.paragraph("""
             --shapes sets the hash maps' key and value sizes, <keyBytes>x<valueBytes>, each a \
             multiple of 8 (keys up to \(BenchShape.maxKeyBytes) bytes, values up to \
             \(BenchShape.maxValueBytes)). Word 0 of a key is the 8x8 key; further words are \
@@ -180,12 +189,13 @@ func benchDiscussion() -> String {
             ("Mops/s", "total throughput of all threads, millions of operations per second"),
             ("shape", "key bytes x value bytes"),
             ("vs mutex-dict", "throughput ratio to mutex-dict at the same workload, shape and thread count"),
-            ("vs counterpart", "the same ratio to the row's counterpart (typed-bucket to hash-bucket-user, ...; "
-                + "per element, hash-bucket batch-lookup to hash-bucket-user lookup, ...)"),
+            ("vs counterpart", "the same ratio to the row's counterpart (typed-bucket to hash-bucket-user, "
+                + "queue to c-wfcqueue, ...; per element, hash-bucket batch-lookup to hash-bucket-user lookup, ...)"),
         ])),
         HelpText.paragraph("""
             EXIT STATUS: 0 on success; 1 if a map could not be built, a thread could not be \
-            started, a lookup missed or an update failed; 2 for a usage error.
+            started, a lookup missed, an update or push failed or a pop found its queue or \
+            stack empty; 2 for a usage error.
             """),
     ].joined(separator: "\n\n")
 }

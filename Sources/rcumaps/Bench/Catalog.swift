@@ -51,9 +51,19 @@ enum MapKind: String, CaseIterable, Sendable {
     /// A custom map on the bucket-locked hash whose provider's callbacks change nothing:
     /// the provider layer's own cost against its base (`hash-bucket`, helper-mode lookups).
     case passThrough = "pass-through"
+    /// `RawQueueStackMap` QUEUE: user-mode `push` and `pop` of one `UInt64` (push-pop only).
+    case queue = "queue"
+    /// Baseline for `queue`: liburcu's wfcqueue from C (malloc'd nodes).
+    case cWfcqueue = "c-wfcqueue"
+    /// `RawQueueStackMap` STACK: user-mode `push` and `pop` of one `UInt64` (push-pop only).
+    case stack = "stack"
+    /// Baseline for `stack`: liburcu's lfstack from C (malloc'd nodes, pops under its mutex).
+    case cLfstack = "c-lfstack"
+    /// Baseline for `queue` and `stack`: a swift-collections `Deque<UInt64>` behind a `Mutex`.
+    case mutexDeque = "mutex-deque"
 
     /// The baselines the report has a ratio column for, in column order.
-    static let baselines: [MapKind] = [.mutexDict, .rwlockDict, .cRculfhash, .cOpenAddressing, .swiftArray]
+    static let baselines: [MapKind] = [.mutexDict, .rwlockDict, .cRculfhash, .cOpenAddressing, .swiftArray, .mutexDeque]
 
     /// What `rcumaps bench` runs when `--maps` is not given: every kind but the comparison
     /// kinds (``runsByDefault``).
@@ -67,14 +77,24 @@ enum MapKind: String, CaseIterable, Sendable {
              .objectMap, .epoch:
             true
         case .hashLockFreeUser, .typedLockFree, .hashBucketUser, .typedBucket, .typedArray,
-             .rcuDictObject, .mutexDictObject, .rcuDictString, .mutexDictString, .passThrough:
+             .rcuDictObject, .mutexDictObject, .rcuDictString, .mutexDictString, .passThrough,
+             .queue, .cWfcqueue, .stack, .cLfstack, .mutexDeque:
             false
         }
     }
 
+    /// Whether this kind is a queue or a stack: it runs the push-pop workload, and only that.
+    var runsPushPop: Bool {
+        switch self {
+        case .queue, .cWfcqueue, .stack, .cLfstack, .mutexDeque: true
+        default: false
+        }
+    }
+
     /// The kind this one is compared with in the report's `vs counterpart` column: the same
-    /// operation one layer down (a typed map against its byte-level map in user mode), or
-    /// the `Mutex` dictionary holding the same keys and values.
+    /// operation one layer down (a typed map against its byte-level map in user mode), the
+    /// `Mutex` dictionary holding the same keys and values, or liburcu's own structure of
+    /// the kind (`queue` against wfcqueue, `stack` against lfstack).
     var counterpart: MapKind? {
         switch self {
         case .typedLockFree: .hashLockFreeUser
@@ -83,6 +103,8 @@ enum MapKind: String, CaseIterable, Sendable {
         case .rcuDictObject: .mutexDictObject
         case .rcuDictString: .mutexDictString
         case .passThrough: .hashBucket
+        case .queue: .cWfcqueue
+        case .stack: .cLfstack
         default: nil
         }
     }
@@ -93,6 +115,8 @@ enum MapKind: String, CaseIterable, Sendable {
         // The batch workloads run on the byte-level maps that have batch operations of their
         // own (their single-operation counterparts: ``counterpart(in:)``).
         if workload.isBatch { return runsBatches }
+        // Queues and stacks run push-pop, and nothing else runs it.
+        if runsPushPop || workload == .pushPop { return runsPushPop && workload == .pushPop }
         return switch (self, workload) {
         case (.cOpenAddressing, .readMostly), (.cOpenAddressing, .churn),
              (.swiftArray, .readMostly), (.swiftArray, .churn),
@@ -176,6 +200,11 @@ enum MapKind: String, CaseIterable, Sendable {
         case .rcuDictString: "RCUDictionary<String, Int>, 16- to 24-character keys (vs mutex-dict-string)"
         case .mutexDictString: "baseline: Mutex<[String: Int]>"
         case .passThrough: "custom type on hash-bucket whose callbacks change nothing (vs hash-bucket)"
+        case .queue: "RawQueueStackMap QUEUE, user-mode push + pop of UInt64 (vs c-wfcqueue)"
+        case .cWfcqueue: "baseline: liburcu wfcqueue from C (malloc'd node per push, dequeue mutex)"
+        case .stack: "RawQueueStackMap STACK, user-mode push + pop of UInt64 (vs c-lfstack)"
+        case .cLfstack: "baseline: liburcu lfstack from C (malloc'd node per push, pop mutex)"
+        case .mutexDeque: "baseline: Mutex<Deque<UInt64>> (swift-collections), append + popFirst"
         }
     }
 }
@@ -200,6 +229,8 @@ enum MapGroup: String, CaseIterable, Sendable {
     case batch = "batch"
     /// The provider layer: its base map, a pass-through custom map on it, the object map.
     case custom = "custom"
+    /// QUEUE and STACK, each before its liburcu counterpart, and the `Mutex<Deque>` baseline.
+    case queues = "queues"
     /// Every kind.
     case all = "all"
 
@@ -211,6 +242,7 @@ enum MapGroup: String, CaseIterable, Sendable {
         case .dictionary: [.rcuDictObject, .mutexDictObject, .rcuDictString, .mutexDictString]
         case .batch: [.hashLockFreeUser, .hashLockFree, .hashBucketUser, .hashBucket, .array]
         case .custom: [.hashBucket, .passThrough, .objectMap]
+        case .queues: [.queue, .cWfcqueue, .stack, .cLfstack, .mutexDeque]
         case .all: MapKind.allCases
         }
     }
@@ -223,6 +255,7 @@ enum MapGroup: String, CaseIterable, Sendable {
         case .dictionary: MapGroup.dictionary.kinds.map(\.rawValue).joined(separator: ", ")
         case .batch: MapGroup.batch.kinds.map(\.rawValue).joined(separator: ", ")
         case .custom: MapGroup.custom.kinds.map(\.rawValue).joined(separator: ", ")
+        case .queues: MapGroup.queues.kinds.map(\.rawValue).joined(separator: ", ")
         case .all: "every kind"
         }
     }
@@ -238,6 +271,11 @@ enum Workload: String, CaseIterable, Sendable {
     case readMostly = "read-mostly"
     /// 50% inserts of new keys, 50% deletes, over twice the prefilled key space.
     case churn = "churn"
+    /// Queues and stacks only (``MapKind/runsPushPop``): each operation pushes one 8-byte
+    /// value, then pops one; an operation is the *pair*. The queue or stack holds the
+    /// prefilled values throughout, so pops never find it empty. Runs by default, but no
+    /// default map runs it: `--maps queues` is enough to run it.
+    case pushPop = "push-pop"
 
     // The workloads below run only when named (``runsByDefault``).
 
@@ -259,7 +297,7 @@ enum Workload: String, CaseIterable, Sendable {
     /// batch workloads run only when asked for.
     var runsByDefault: Bool {
         switch self {
-        case .lookup, .lookupMiss, .readMostly, .churn: true
+        case .lookup, .lookupMiss, .readMostly, .churn, .pushPop: true
         case .update, .batchLookup, .batchUpdate: false
         }
     }
@@ -273,7 +311,7 @@ enum Workload: String, CaseIterable, Sendable {
         switch self {
         case .batchLookup: .lookup
         case .batchUpdate: .update
-        case .lookup, .lookupMiss, .readMostly, .churn, .update: nil
+        case .lookup, .lookupMiss, .readMostly, .churn, .update, .pushPop: nil
         }
     }
 
@@ -284,6 +322,7 @@ enum Workload: String, CaseIterable, Sendable {
         case .lookupMiss: "100% lookups, all misses (keys never inserted)"
         case .readMostly: "90% lookups / 10% updates (.any) of existing keys"
         case .churn: "50% inserts (.noExist) / 50% deletes over 2x the prefilled key space"
+        case .pushPop: "push one UInt64, then pop one (queues and stacks only; an operation is the pair)"
         case .update: "100% updates (.any) of existing keys, one per operation"
         case .batchLookup: "whole passes of lookupBatch, --batch-size elements a call (per element; vs lookup)"
         case .batchUpdate: "updateBatch of --batch-size existing keys a call (per element; vs update)"
@@ -293,7 +332,7 @@ enum Workload: String, CaseIterable, Sendable {
     /// Out of 65536, how many operations are updates (10% for `read-mostly`, all for `update`).
     var updatesPer65536: UInt64 {
         switch self {
-        case .lookup, .lookupMiss, .churn, .batchLookup, .batchUpdate: 0
+        case .lookup, .lookupMiss, .churn, .batchLookup, .batchUpdate, .pushPop: 0
         case .readMostly: 6554
         case .update: 65536
         }

@@ -158,8 +158,11 @@ func measure<Target: BenchTarget>(
 ///   prefilled key exactly once (by count), and a call that fails, count in `misses`.
 /// - `batch-update`: `batchSize` random prefilled keys with random values, then one
 ///   `updateBatch` call; elements it did not store count in `failedUpdates`.
+/// - `push-pop`: push a random value, then pop one; one operation per pair. A refused push
+///   counts in `failedUpdates`, a pop that finds the queue or stack empty in `misses`
+///   (neither should happen: the target holds its prefilled values throughout).
 ///
-/// With `latency`, every write (update, insert, delete; not batches) is timed into the
+/// With `latency`, every write (update, insert, delete, push; not batches) is timed into the
 /// result's `writeLatency` histogram.
 func runWorker<Target: BenchTarget>(
     _ target: Target, workload: Workload, stream: Int, control: CellControl, batchSize: Int = 1024,
@@ -251,6 +254,17 @@ func runWorker<Target: BenchTarget>(
             } else {
                 cursor = outcome.cursor
             }
+        case .pushPop:
+            for _ in 0..<operationsPerBatch {
+                let bits = random.next()
+                if !timed({ target.push(bits) }) { result.failedUpdates &+= 1 }
+                if let value = target.pop() {
+                    result.checksum &+= value
+                } else {
+                    result.misses &+= 1
+                }
+            }
+            result.operations &+= operationsPerBatch
         case .batchUpdate:
             let buffers = buffers.unsafelyUnwrapped
             for element in 0..<batchSize {

@@ -47,6 +47,9 @@ struct BenchReport {
     /// Whether a batch workload was run: the header names the batch size.
     var hasBatches: Bool { cells.contains { $0.workload.isBatch } }
 
+    /// Whether the push-pop workload was run: the legend says what its operation is.
+    var hasPushPop: Bool { cells.contains { $0.workload == .pushPop } }
+
     /// The human-readable table, with a header line and a legend.
     func table() -> String {
         let baselines = baselinesRun
@@ -86,9 +89,12 @@ struct BenchReport {
             + (batches
                 ? [pad("batch-*", 8) + "an operation is an element: ns/op and Mops/s are per element, "
                     + "\(options.batchSize) elements per call"] : [])
+            + (hasPushPop
+                ? [pad("push-pop", 8) + "an operation is one push and one pop (a pair): ns/op and Mops/s are per pair"]
+                : [])
             + (latency
-                ? [pad("write p*", 8) + "latency of one write (update, insert, delete), ns: percentiles and maximum "
-                    + "over every thread's writes (- : no write timed)"] : [])
+                ? [pad("write p*", 8) + "latency of one write (update, insert, delete, push), ns: percentiles and "
+                    + "maximum over every thread's writes (- : no write timed)"] : [])
             + (counterparts
                 ? ["vs counterpart  the same ratio to the row's counterpart: " + pairs.joined(separator: ", ")
                     + (batches ? "; per element, " + batchPairs.joined(separator: ", ") : "")] : [])

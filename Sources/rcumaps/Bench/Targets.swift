@@ -36,6 +36,13 @@ protocol BenchTarget: Sendable {
     /// One `updateBatch` call (`.any`) of the first `count` elements of `buffers`; nil if
     /// the map threw.
     func updateBatch(_ buffers: BatchBuffers, count: Int) -> MapBatchResult?
+
+    // The push-pop workload (``Workload/pushPop``): only targets of ``MapKind/runsPushPop`` kinds.
+
+    /// Pushes `value`; `false` if the queue or stack refused it.
+    func push(_ value: UInt64) -> Bool
+    /// Pops one value; nil if the queue or stack was empty.
+    func pop() -> UInt64?
 }
 
 extension BenchTarget {
@@ -49,6 +56,10 @@ extension BenchTarget {
     func foldBatchValue(_ buffers: BatchBuffers, at element: Int) -> UInt64 { 0 }
     func storeBatchElement(index: Int, seed: UInt64, at element: Int, in buffers: BatchBuffers) {}
     func updateBatch(_ buffers: BatchBuffers, count: Int) -> MapBatchResult? { nil }
+
+    // Nor do targets other than queues and stacks get these.
+    func push(_ value: UInt64) -> Bool { false }
+    func pop() -> UInt64? { nil }
 }
 
 /// One worker thread's buffers for the batch workloads: `capacity` keys and as many values,

@@ -109,6 +109,22 @@ func stressDiscussion() -> String {
             every reference count must return to 1 and, once the objects are closed, their \
             memory too.
             """),
+        HelpText.paragraph("""
+            queue and stack have no keys: each worker is a producer and a consumer, pushing its \
+            own values in sequence (1 in 16 pushes with BPF_EXIST, dropping the oldest element \
+            of a full map), popping, peeking and reading the count, with a share of pushes that \
+            changes every few batches so that the map runs empty and full. The map holds at \
+            most --keys 32-byte values and starts half full. Checked continuously: every value \
+            popped, peeked or dropped is whole, one of the run's and was pushed; for a queue, \
+            each producer's values leave in push order for every consumer; count stays within \
+            0...maxEntries; no unexpected errno (push E2BIG, pop and peek ENOENT). At every \
+            checkpoint, no value was removed twice, and the map, drained, holds exactly pushed \
+            minus removed values, none removed before, each producer's in push order (queue) \
+            or reverse push order (stack); then it is pushed back. At the end, every value \
+            pushed was removed exactly once or is still in the map. The checker keeps a bit \
+            per value pushed (1 MiB per 8 million) and 8 bytes per value removed since the last \
+            checkpoint: the process's RSS grows with the run.
+            """),
         HelpText.section("MAPS:", HelpText.table(StressMapKind.allCases.map { (name: $0.rawValue, text: $0.summary) })),
         HelpText.paragraph("""
             SAMPLES: --samples <file> gets a header line, then a row per map as its workers start, \

@@ -114,6 +114,13 @@ enum StressViolation: String, CaseIterable, Sendable {
     case references = "object reference counts"
     case memory = "memory not released"
     case setup = "setup, threads or provider"
+    /// Queues and stacks: a value popped (or dropped by an overwriting push) twice, or
+    /// still in the map after it was removed.
+    case duplicate = "value removed twice"
+    /// Queues and stacks: a value pushed that was never removed and is not in the map.
+    case lost = "value lost"
+    /// Queues and stacks: a producer's values out of FIFO (queue) or LIFO (stack at rest) order.
+    case order = "order (FIFO / LIFO)"
 }
 
 /// Collects invariant violations from every thread: all are counted (by kind), the first

@@ -13,6 +13,10 @@ enum StressMapKind: String, CaseIterable, Sendable {
     /// The sample provider's object map (custom type 4200 on the bucket-locked hash):
     /// `UInt32` keys, object-handle values, reference-counted objects.
     case objectMap = "object-map"
+    /// `RawQueueStackMap` QUEUE: 32-byte values, `--keys` elements at most.
+    case queue = "queue"
+    /// `RawQueueStackMap` STACK: 32-byte values, `--keys` elements at most.
+    case stack = "stack"
 
     /// One line for `rcumaps stress --help`.
     var summary: String {
@@ -23,6 +27,8 @@ enum StressMapKind: String, CaseIterable, Sendable {
         case .hashBucketWord: "RawBucketHashMap, 8-byte keys, 8-byte values (exchanged in place)"
         case .array: "RawArrayMap, UInt32 index keys, 32-byte values"
         case .objectMap: "sample object map provider (type \(StressObjects.mapType.rawValue), bucket-locked base), handle values"
+        case .queue: "RawQueueStackMap QUEUE, 32-byte values, at most --keys elements (producers and consumers)"
+        case .stack: "RawQueueStackMap STACK, 32-byte values, at most --keys elements (producers and consumers)"
         }
     }
 
@@ -30,6 +36,8 @@ enum StressMapKind: String, CaseIterable, Sendable {
     var isArray: Bool { self == .array }
     /// Whether values are one 8-byte word: the token itself, replaced in place by the map.
     var hasWordValues: Bool { self == .hashLockFreeWord || self == .hashBucketWord }
+    /// Whether the map is a queue or a stack (no keys: push, pop, peek; its own workers and checks).
+    var isQueueStack: Bool { self == .queue || self == .stack }
 }
 
 /// What `rcumaps stress` runs: the parsed command line (``StressCommand/options``), or built
@@ -43,7 +51,8 @@ struct StressOptions: Equatable, Sendable {
     var threads = 4
     /// Seed of the workers' random streams; `nil`: chosen from the clock (and printed).
     var seed: UInt64?
-    /// Size of the key space (array maps have exactly this many slots).
+    /// Size of the key space (array maps have exactly this many slots; queues and stacks
+    /// hold at most this many elements).
     var keys = 1024
     /// Where to write the memory samples (CSV); `nil`: none are written.
     var samples: String?

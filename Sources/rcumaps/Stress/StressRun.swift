@@ -17,6 +17,8 @@ enum StressPools {
         case .hashBucketWord: PoolTag("stbw")
         case .array: PoolTag("star")
         case .objectMap: PoolTag("stom")
+        case .queue: PoolTag("stqu")
+        case .stack: PoolTag("stst")
         }
     }
 }
@@ -33,6 +35,11 @@ struct StressExercise: Sendable {
     var startedAt: UInt64 = 0
     /// The largest RSS and pool-tag figures sampled from the start to the end of the run.
     var memory = StressMemoryPeaks()
+    /// Queues and stacks: what the workers did (``stats`` stays empty).
+    var queueStats = QueueStressStats()
+    /// Queues and stacks: values pushed (the prefill's included) and removed (popped or
+    /// dropped by an overwriting push) by the end, and the elements left then.
+    var queueTotals: (pushed: Int, removed: Int, left: Int)?
 }
 
 /// The outcome of stressing one map.
@@ -69,6 +76,7 @@ struct StressMapResult: Sendable {
 
     /// What the workers did, by operation and outcome.
     var details: String {
+        if kind.isQueueStack { return queueDetails }
         let s = exercise.stats
         var parts = [
             "lookups \(stressCount(s.lookups)) (\(percent(s.lookupHits, s.lookups)) found)",
@@ -91,6 +99,25 @@ struct StressMapResult: Sendable {
     }
 }
 
+extension StressMapResult {
+    /// What the workers of a queue or stack run did, and the final accounting.
+    var queueDetails: String {
+        let s = exercise.queueStats
+        var parts = [
+            "pushes \(stressCount(s.pushes)) (stored \(percent(s.pushesStored, s.pushes)), E2BIG \(percent(s.pushesFull, s.pushes)); "
+                + "\(stressCount(s.overwritingPushes)) with BPF_EXIST, \(stressCount(s.overwrites)) dropped the oldest)",
+            "pops \(stressCount(s.pops)) (\(percent(s.popsFound, s.pops)) found)",
+            "peeks \(stressCount(s.peeks)) (\(percent(s.peeksFound, s.peeks)) found)",
+            "count checks \(stressCount(s.countChecks))",
+        ]
+        if let totals = exercise.queueTotals {
+            parts.append("values pushed \(stressCount(totals.pushed)) = removed \(stressCount(totals.removed)) "
+                + "+ left \(stressCount(totals.left))\(totals.pushed == totals.removed + totals.left ? "" : " (MISMATCH)")")
+        }
+        return "  " + parts.joined(separator: ", ")
+    }
+}
+
 /// `n` as `12.3M`, `45.6k` or `789`.
 func stressCount(_ value: Int) -> String {
     if value >= 1_000_000 { return readable(Double(value) / 1e6) + "M" }
@@ -98,7 +125,7 @@ func stressCount(_ value: Int) -> String {
     return String(value)
 }
 
-private func percent(_ part: Int, _ whole: Int) -> String {
+fileprivate func percent(_ part: Int, _ whole: Int) -> String {
     whole > 0 ? "\(Int((Double(part) * 100 / Double(whole)).rounded()))%" : "-"
 }
 
@@ -195,6 +222,10 @@ func runStressMap(_ kind: StressMapKind, options: StressOptions, seed: UInt64, p
         }
     case .objectMap:
         exercise = exerciseObjectMap(options: options, seed: seed, recorder: recorder, progress: progress, samples: samples)
+    case .queue, .stack:
+        exercise = exerciseQueueStack(kind, options: options, seed: seed, recorder: recorder, progress: progress,
+                                      samples: samples)
+        if !exercise.hung { checkReleased(StressPools.mapTag(kind), what: "the map", recorder: recorder) }
     }
     if let samples, !exercise.hung, exercise.startedAt != 0 {
         let seconds = Double(MonotonicClock.nanoseconds() - exercise.startedAt) / 1e9
@@ -267,6 +298,8 @@ func exerciseByteMap(_ kind: StressMapKind, options: StressOptions, seed: UInt64
                          samples: samples)
         case .objectMap:
             preconditionFailure("object maps are built by exerciseObjectMap")
+        case .queue, .stack:
+            preconditionFailure("queues and stacks are built by exerciseQueueStack")
         }
     } catch {
         recorder.record(.setup, "cannot create the \(kind.rawValue) map: \(error)")

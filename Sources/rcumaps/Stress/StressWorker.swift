@@ -24,6 +24,8 @@ enum StressOperation: UInt8, CaseIterable {
             // Arrays refuse inserts, deletes and lookup-and-delete: rare, refused.
             [(.lookup, 72), (.helperLookup, 48), (.foreign, 8), (.updateAny, 56), (.updateNoExist, 8),
              (.updateExist, 40), (.helperUpdate, 12), (.delete, 4), (.helperDelete, 2), (.lookupAndDelete, 2), (.count, 4)]
+        case .queue, .stack:
+            preconditionFailure("queues and stacks have workers of their own (QueueStressWorker)")
         }
     }
 
