@@ -129,8 +129,8 @@ public final class RawPerCPUArrayMap: RawMap, @unchecked Sendable {
         valueOffset = valueSize <= 8 ? 0 : 8
         slotStride = paddedValueSize + valueOffset
         let (block, overflow) = maxEntries.multipliedReportingOverflow(by: slotStride)
-        let (size, overflow2) = ((block + 63) & ~63).multipliedReportingOverflow(by: possibleCPUCount)
-        guard !overflow, !overflow2 else {
+        let (size, overflow2) = ((overflow ? 0 : block + 63) & ~63).multipliedReportingOverflow(by: possibleCPUCount)
+        guard !overflow, block <= Int.max - 63, !overflow2 else {
             throw MapError.noMemory.with(reason: "a per-CPU array of \(maxEntries) × \(slotStride) bytes × \(possibleCPUCount) CPUs does not fit in memory")
         }
         cpuStride = (block + 63) & ~63
@@ -193,6 +193,10 @@ public final class RawPerCPUArrayMap: RawMap, @unchecked Sendable {
         let cpu = Int(rcumaps_current_cpu())
         return cpu < possibleCPUCount ? cpu : cpu % possibleCPUCount
     }
+
+    /// Pins the calling thread to `cpu` (`sched_setaffinity`); false if the system refuses.
+    /// For tests that check which CPU's slot helper mode touches.
+    package static func pinCurrentThread(toCPU cpu: Int) -> Bool { rcumaps_pin_current_thread(Int32(cpu)) == 0 }
 
     @inlinable @inline(__always)
     func word(_ pointer: UnsafeMutableRawPointer) -> UnsafeMutablePointer<Atomic<UInt64>> {
