@@ -774,6 +774,15 @@ int rcumaps_current_cpu(void)
     return cpu >= 0 ? cpu : 0;
 }
 
+int rcumaps_pin_current_thread(int cpu)
+{
+    if (cpu < 0 || cpu >= CPU_SETSIZE) return EINVAL;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return sched_setaffinity(0, sizeof set, &set) == 0 ? 0 : errno;
+}
+
 int rcumaps_numa_current_node(void)
 {
     if (numa_available() < 0) return 0;

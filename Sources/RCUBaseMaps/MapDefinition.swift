@@ -153,12 +153,17 @@ public struct MapDefinition: Hashable, Sendable {
     /// The flags a `QUEUE` or `STACK` map accepts (Linux `QUEUE_STACK_CREATE_FLAG_MASK`:
     /// `BPF_F_NUMA_NODE` and the access flags).
     public static let queueStackFlags: MapCreationFlags = [.numaNode, .accessFlags]
+    /// The flags a `PERCPU_ARRAY` map accepts: the access flags. Linux's
+    /// `ARRAY_CREATE_FLAG_MASK` also holds `BPF_F_NUMA_NODE`, `BPF_F_MMAPABLE` and
+    /// `BPF_F_INNER_MAP`, but `array_map_alloc_check` refuses each for a per-CPU array (EINVAL).
+    public static let perCPUArrayFlags: MapCreationFlags = [.accessFlags]
 
     /// The tag the map's memory is accounted under.
     public var effectivePoolTag: PoolTag {
         if let poolTag { return poolTag }
         switch type {
         case .array: return PoolTag("rcua")
+        case .perCPUArray: return PoolTag("rcup")
         case .queue: return PoolTag("rcuq")
         case .stack: return PoolTag("rcus")
         case .hash: return hashImplementation == .lockFree ? PoolTag("rcuh") : PoolTag("rcub")
@@ -246,6 +251,38 @@ public struct MapDefinition: Hashable, Sendable {
             throw MapError.outOfSpace.with(reason: "array values are at most \(Self.maxArrayValueSize) bytes, got \(valueSize)")
         }
         try validateNameAndLock(lockAllowed: true)
+    }
+
+    /// Checks a `PERCPU_ARRAY` definition, as Linux 6.18's `array_map_alloc_check` does for
+    /// it: `maxEntries` 0 (or beyond `UInt32.max`), `keySize` ≠ 4, `valueSize` 0, a flag
+    /// outside ``perCPUArrayFlags`` (`BPF_F_MMAPABLE`, `BPF_F_INNER_MAP` and
+    /// `BPF_F_PRESERVE_ELEMS` included), both program access flags, or a NUMA node
+    /// (``numaNode`` or `BPF_F_NUMA_NODE`) → EINVAL; `valueSize` over `INT_MAX`, or
+    /// `round_up(valueSize, 8)` over `PCPU_MIN_UNIT_SIZE` (32768) → E2BIG; then the name
+    /// (EINVAL); then a lock word: EACCES with a program access flag, else EOPNOTSUPP —
+    /// `map_check_btf` allows `bpf_spin_lock` only in HASH, ARRAY and the storage maps.
+    func validatePerCPUArray() throws(MapError) {
+        try validateCommon()
+        guard maxEntries > 0, maxEntries <= Int(UInt32.max), keySize == 4, valueSize > 0,
+              Self.perCPUArrayFlags.isSuperset(of: flags),
+              !flags.isSuperset(of: [.readOnlyProgram, .writeOnlyProgram]) else {
+            throw MapError.invalidArgument.with(reason: """
+                a per-CPU array needs 4-byte keys, a positive value size, 1...\(UInt32.max) entries and flags among \
+                \(Self.perCPUArrayFlags) without both program access flags (got keySize \(keySize), valueSize \
+                \(valueSize), maxEntries \(maxEntries), flags \(flags))
+                """)
+        }
+        guard numaNode == nil else {
+            throw MapError.invalidArgument.with(reason: "a per-CPU array cannot be placed on a NUMA node")
+        }
+        guard valueSize <= Self.maxArrayValueSize else {
+            throw MapError.outOfSpace.with(reason: "array values are at most \(Self.maxArrayValueSize) bytes, got \(valueSize)")
+        }
+        guard (valueSize + 7) & ~7 <= 32768 else {
+            throw MapError.outOfSpace.with(
+                reason: "per-CPU values are at most 32768 bytes rounded up to 8 (PCPU_MIN_UNIT_SIZE), got \(valueSize)")
+        }
+        try validateNameAndLock(lockAllowed: false)
     }
 
     /// Checks a `QUEUE` or `STACK` definition, as Linux 6.18's `queue_stack_map_alloc_check`

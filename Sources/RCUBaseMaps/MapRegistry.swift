@@ -4,8 +4,8 @@ import Synchronization
 /// Creates maps from definitions and owns the type-ID space.
 ///
 /// - IDs 1–4095 are built-in types. This release serves `HASH` (both implementations,
-///   chosen by ``MapDefinition/hashImplementation``), `ARRAY`, `QUEUE` and `STACK`
-///   (``RawQueueStackMap``); the other built-in IDs are reserved and refused with
+///   chosen by ``MapDefinition/hashImplementation``), `ARRAY`, `PERCPU_ARRAY`
+///   (``RawPerCPUArrayMap``), `QUEUE` and `STACK` (``RawQueueStackMap``); the other built-in IDs are reserved and refused with
 ///   ``MapError/notSupported``.
 /// - IDs 4096–65535 are custom types served by providers (`MapProviderRegistry` in the
 ///   provider layer). Creating one for which no provider is registered is refused with
@@ -33,7 +33,7 @@ public enum MapRegistry {
     }
 
     /// Built-in types this release can create.
-    public static let supportedBuiltInTypes: [MapType] = [.hash, .array, .queue, .stack]
+    public static let supportedBuiltInTypes: [MapType] = [.hash, .array, .perCPUArray, .queue, .stack]
 
     /// Creates a map for `definition`.
     ///
@@ -51,6 +51,8 @@ public enum MapRegistry {
             }
         case .array:
             return try RawArrayMap(definition)
+        case .perCPUArray:
+            return try RawPerCPUArrayMap(definition)
         case .queue, .stack:
             return try RawQueueStackMap(definition)
         case let type where type.isCustom:

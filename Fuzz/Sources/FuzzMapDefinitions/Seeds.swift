@@ -7,7 +7,7 @@ func mapDefinitionSeeds() -> [(String, [UInt8])] {
     // Selectors into the lists of Target.swift.
     // type: 0 hash, 3 array, 6 reserved (3), 9 ID 0, 12 unregistered custom 4096, 13 object
     //   map (bucket), 16 C transform (lock-free), 18 C transform (array), 19 C identity,
-    //   22 Swift (bucket), 24 65535, 26 QUEUE, 27 STACK.
+    //   22 Swift (bucket), 24 65535, 26 QUEUE, 27 STACK, 28 PERCPU_ARRAY.
     // key/value size: 0 zero, 1 -1, 2 1, 3 2, 4 4, 5 8, 6 16, 8 512, 9 513, 12 2^32, 13 Int.max;
     //   key also: 20 (4 MiB − 48) − 8, 21 (4 MiB − 48) − 5; value also: 17 9, 18 4096,
     //   19 4 MiB − 49, 20 4 MiB − 48, 23 INT_MAX, 24 INT_MAX + 1.
@@ -118,5 +118,19 @@ func mapDefinitionSeeds() -> [(String, [UInt8])] {
         ("seed-queue-both-prog", definition(type: 26, key: 0, flags: 11)),
         ("seed-stack-lock-word", definition(type: 27, key: 0, lock: 3)),
         ("seed-queue-bad-name-and-too-big", definition(type: 26, key: 0, value: 23, name: [0xF0])),
+        // PERCPU_ARRAY: created and dropped (its operations are PerCPUArrayMapTests').
+        ("seed-percpu-array", definition(type: 28, key: 4, operations: [])),
+        ("seed-percpu-array-odd-values", definition(type: 28, key: 4, value: 17, entries: 6, operations: [])),
+        ("seed-percpu-array-4096-values", definition(type: 28, key: 4, value: 18, operations: [])),
+        ("seed-percpu-array-key-8", definition(type: 28, operations: [])),
+        ("seed-percpu-array-mmapable", definition(type: 28, key: 4, flags: 15, operations: [])),
+        ("seed-percpu-array-inner-map", definition(type: 28, key: 4, flags: 19, operations: [])),
+        ("seed-percpu-array-numa-flag", definition(type: 28, key: 4, flags: 20, operations: [])),
+        ("seed-percpu-array-numa-node", definition(type: 28, key: 4, numa: 3, operations: [])),
+        ("seed-percpu-array-rdonly", definition(type: 28, key: 4, flags: 6, operations: [])),
+        ("seed-percpu-array-int-max", definition(type: 28, key: 4, value: 23, operations: [])),
+        ("seed-percpu-array-lock-word", definition(type: 28, key: 4, lock: 3, operations: [])),
+        ("seed-percpu-array-lock-word-rdonly-prog", definition(type: 28, key: 4, flags: 9, lock: 3, operations: [])),
+        ("seed-percpu-array-entries-2-32", definition(type: 28, key: 4, entries: 10, operations: [])),
     ]
 }

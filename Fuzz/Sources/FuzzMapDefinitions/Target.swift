@@ -56,9 +56,10 @@ let flagChoices: [MapCreationFlags] = [
 ]
 
 func decodeDefinition(_ input: inout FuzzInput) -> MapDefinition {
-    // (QUEUE 10 and STACK 12 come last: the seeds' selectors of the others stay as they were.)
+    // (QUEUE 10, STACK 12 and PERCPU_ARRAY 5 come last: the seeds' selectors of the others
+    // stay as they were.)
     let type: UInt32 = input.pick([1, 1, 1, 2, 2, 2, 3, 8, 14, 0, 15, 4095, 4096, 4100, 4101, 4102, 4110, 4111, 4112,
-                                   4120, 4121, 4122, 4130, 4131, 65535, 65536, 10, 12]) { $0.u32() }
+                                   4120, 4121, 4122, 4130, 4131, 65535, 65536, 10, 12, 5]) { $0.u32() }
     let sizes: [Int] = [0, -1, 1, 2, 4, 8, 16, 64, 512, 513, 1024, Int(UInt32.max), Int(UInt32.max) + 1, .max, .min]
     // Keys around the hash's key + value limit (with 4- or 8-byte values: one under, one at).
     var keySize = input.pick(sizes + [4, 4, 8, 4096, 1 << 21, maxKeyPlusValue - 8, maxKeyPlusValue - 5]) { Int($0.u16()) }
@@ -206,8 +207,38 @@ func validateQueueStack(_ d: MapDefinition) -> Int32? {
     return nil
 }
 
+/// PERCPU_ARRAY, as Linux 6.18's `array_map_alloc_check` for a per-CPU array: 4-byte keys,
+/// positive values, 1...2^32-1 entries, flags among the access flags only (NUMA_NODE,
+/// MMAPABLE, INNER_MAP refused), not both program access flags, no NUMA node — else EINVAL;
+/// values over INT_MAX, or round_up(valueSize, 8) over 32768, E2BIG; then the name (EINVAL);
+/// then a lock word: EINVAL / EACCES as for any map, else EOPNOTSUPP (no spin lock in
+/// per-CPU values).
+func validatePerCPUArray(_ d: MapDefinition) -> Int32? {
+    if let error = validateCommon(d) { return error }
+    let allowed: MapCreationFlags = [.readOnly, .writeOnly, .readOnlyProgram, .writeOnlyProgram]
+    if d.maxEntries <= 0 || d.maxEntries > Int(UInt32.max) || d.keySize != 4 || d.valueSize <= 0
+        || !allowed.isSuperset(of: d.flags) || d.flags.isSuperset(of: [.readOnlyProgram, .writeOnlyProgram])
+        || d.numaNode != nil {
+        return EINVAL
+    }
+    if d.valueSize > MapDefinition.maxArrayValueSize || roundUp8(d.valueSize) > 32768 { return E2BIG }
+    if let error = validateNameAndLock(d, valueSize: d.valueSize) { return error }
+    if d.lockOffset != nil { return EOPNOTSUPP }
+    return nil
+}
+
 func predict(_ d: MapDefinition) -> Predicted {
     let raw = d.type.rawValue
+    if raw == 5 {
+        if let error = validatePerCPUArray(d) { return .failure(error) }
+        // One block per possible CPU of maxEntries slots (a sequence word before values over
+        // a word), each block rounded up to 64 bytes; an overflowing product is ENOMEM.
+        let stride = roundUp8(d.valueSize) + (d.valueSize > 8 ? 8 : 0)
+        let (block, overflow) = d.maxEntries.multipliedReportingOverflow(by: stride)
+        guard !overflow, block <= Int.max - 63 else { return .failure(ENOMEM) }
+        let (bytes, tooBig) = ((block + 63) & ~63).multipliedReportingOverflow(by: RawPerCPUArrayMap.possibleCPUs)
+        return tooBig ? .failure(ENOMEM) : .success(bytes: bytes)
+    }
     if raw == 10 || raw == 12 {
         if let error = validateQueueStack(d) { return .failure(error) }
         // A 64-byte header and Linux's max_entries + 1 slots of value_size bytes (at most
@@ -332,6 +363,9 @@ func createAndDrop(_ definition: MapDefinition, predicted: Predicted, custom: (C
 /// those maps are only created and dropped.
 func isExercisable(_ definition: MapDefinition, custom: (CustomKind, ProviderBaseMap)?) -> Bool {
     if let (kind, _) = custom, kind == .object { return false }
+    // PERCPU_ARRAY's user-mode values are per-CPU arrays: not the reference model's layout
+    // (its semantics are tested in PerCPUArrayMapTests); created and dropped only.
+    if definition.type == .perCPUArray { return false }
     return definition.keySize <= 65536 && definition.valueSize <= 65536 && definition.maxEntries <= 65536
 }
 

@@ -313,6 +313,9 @@ int rcumaps_numa_node_count(void);
 int rcumaps_numa_current_node(void);
 /* CPU the caller currently runs on (0 if unknown). */
 int rcumaps_current_cpu(void);
+/* Pins the calling thread to `cpu` (sched_setaffinity): 0 on success, else an errno
+ * (EINVAL for a CPU the thread may not run on). For tests of per-CPU maps. */
+int rcumaps_pin_current_thread(int cpu);
 
 /* Slow path of rcumaps_thread_stripe: numbers the calling thread (round-robin over the
  * process's threads, in the order they first ask) and records it. */

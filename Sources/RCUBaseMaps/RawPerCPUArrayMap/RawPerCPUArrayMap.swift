@@ -1,0 +1,538 @@
+import CRCUMapsShim
+import RCUEpoch
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A `PERCPU_ARRAY` map (Linux `BPF_MAP_TYPE_PERCPU_ARRAY`, type 6): an ``RawArrayMap``
+/// whose every index holds one value per *possible* CPU (``possibleCPUCount``).
+///
+/// Semantics follow Linux 6.18 (`kernel/bpf/arraymap.c`), errno for errno:
+/// - **User mode** (the syscall side) sees all CPUs at once. A lookup copies every CPU's
+///   value into a buffer of ``userValueSize`` bytes — `round_up(valueSize, 8)` per CPU, CPU
+///   by CPU — and an update copies the same layout in, for every CPU. As Linux copies
+///   `round_up(valueSize, 8)` bytes per CPU, the padding bytes read back are the last ones a
+///   user-mode update wrote (zero at first); helper-mode updates leave them alone.
+///   Update flags: `BPF_NOEXIST` → EEXIST (every index exists); any flag beyond `BPF_EXIST`,
+///   `BPF_F_LOCK` included, → EINVAL. An index past the end: update E2BIG, lookup ENOENT.
+///   Delete → EINVAL; lookup-and-delete → ENOTSUPP (524). Get-next-key, freezing and the
+///   access flags as ``RawArrayMap``; batch lookup and update as ARRAY's, with the per-CPU
+///   value layout per element; the delete and lookup-and-delete batches are ENOTSUPP.
+/// - **Helper mode** (the program side) sees the calling CPU's slot only:
+///   ``lookupInPlace(key:in:)`` returns a pointer to it, valid for the section, and
+///   ``update(key:value:flags:in:)`` writes it alone (`valueSize` bytes).
+///
+/// A buffer of the wrong size is EINVAL here; Linux trusts the user pointer (and faults).
+///
+/// **Thread migration.** Linux runs a program with preemption (or migration) disabled, so
+/// a CPU's slot has one writer at a time. A userspace thread can move to another CPU in the
+/// middle of an operation, so two threads may touch one CPU's slot at once. That is made
+/// safe the same way ``RawArrayMap`` makes concurrent writers safe: a value of at most 8
+/// bytes is one atomic word; a larger one has a per-slot sequence word (a seqlock), so a
+/// user-mode read never sees a torn value. Read-modify-write through the helper-mode
+/// pointer must use atomics (the typed layer's `AtomicFields`): then the result stays
+/// exact — an increment is never lost; a thread that migrated between reading the CPU
+/// number and incrementing merely counts into the slot of the CPU it ran on before, and
+/// a sum over all CPUs is the same.
+///
+/// Layout: CPU-major. Each CPU has its own block of `maxEntries` slots, padded to 64 bytes
+/// (a cache line), so no two CPUs' slots share a line — the point of the type.
+/// Memory: `possibleCPUCount × round_up(maxEntries × slotStride, 64)` bytes, where
+/// `slotStride` is `round_up(valueSize, 8)` plus 8 for a value over 8 bytes.
+/// (Not done: NUMA-local placement of each CPU's block; Linux refuses a NUMA node for
+/// this type, and the blocks come from the map's own allocation.)
+///
+/// Concurrency: any number of readers and writers on any threads.
+public final class RawPerCPUArrayMap: RawMap, @unchecked Sendable {
+    // @unchecked Sendable: `storage` is allocated once and only accessed through atomics
+    // (user mode) or as borrowed memory (helper mode, caller's responsibility).
+
+    /// The definition the map was created with. Immutable; any thread.
+    public let definition: MapDefinition
+    @usableFromInline let valueSize: Int
+    @usableFromInline let maxEntries: Int
+    /// `round_up(valueSize, 8)`: the bytes per CPU in a user-mode value.
+    public let paddedValueSize: Int
+    /// Slots per index: the number of possible CPUs.
+    public let possibleCPUCount: Int
+    /// Bytes per slot: the padded value, plus a sequence word in front when the value
+    /// exceeds 8 bytes.
+    @usableFromInline let slotStride: Int
+    /// Offset of the value within a slot (0 or 8).
+    @usableFromInline let valueOffset: Int
+    /// Bytes per CPU block (a multiple of 64).
+    @usableFromInline let cpuStride: Int
+    let storageSize: Int
+    /// Invariant: `storageSize` bytes, 64-byte aligned, bound to `Atomic<UInt64>`, zero at creation.
+    @usableFromInline let storage: UnsafeMutableRawPointer
+    /// What user and helper mode may do (the access flags).
+    public let access: MapAccess
+    let freezeState = MapFreezeState()
+    let onPages: Bool
+
+    /// The number of possible CPUs, as libbpf's `libbpf_num_possible_cpus()` counts them:
+    /// the CPUs listed in `/sys/devices/system/cpu/possible` (`0-3`, `0,2-5`), or
+    /// `sysconf(_SC_NPROCESSORS_CONF)` when that file cannot be read. Read once.
+    public static let possibleCPUs: Int = {
+        if let text = readSmallFile("/sys/devices/system/cpu/possible"), let count = parseCPUList(text), count > 0 {
+            return count
+        }
+        return max(1, sysconf(Int32(_SC_NPROCESSORS_CONF)))
+    }()
+
+    /// Counts the CPUs in a kernel CPU list (`0-3,8,10-11`); nil if malformed.
+    package static func parseCPUList(_ text: String) -> Int? {
+        var count = 0
+        for part in text.split(whereSeparator: { $0 == "," || $0 == "\n" || $0 == " " }) {
+            let bounds = part.split(separator: "-")
+            guard let low = Int(bounds[0]) else { return nil }
+            let high = bounds.count > 1 ? Int(bounds[1]) : low
+            guard let high, high >= low, bounds.count <= 2 else { return nil }
+            count += high - low + 1
+        }
+        return count
+    }
+
+    static func readSmallFile(_ path: String) -> String? {
+        guard let file = fopen(path, "r") else { return nil }
+        defer { fclose(file) }
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let read = fread(&buffer, 1, buffer.count - 1, file)
+        guard read > 0 else { return nil }
+        return String(decoding: buffer[..<read].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Linux's `PCPU_MIN_UNIT_SIZE`: `round_up(valueSize, 8)` beyond it is E2BIG.
+    public static let maxPaddedValueSize = 32768
+
+    /// Creates a per-CPU array with every value zero on every CPU.
+    ///
+    /// - Throws: ``MapError/invalidArgument`` (EINVAL: key size not 4, zero sizes or
+    ///   entries, flags outside ``MapDefinition/perCPUArrayFlags``, both program access
+    ///   flags, a NUMA node given, a bad name); ``MapError/outOfSpace`` (E2BIG: value size
+    ///   over `INT_MAX`, or `round_up(valueSize, 8)` over 32768); ``MapError/notSupported``
+    ///   (EOPNOTSUPP: a lock word, as Linux refuses `bpf_spin_lock` in per-CPU values);
+    ///   ``MapError/noMemory``.
+    public init(_ definition: MapDefinition) throws(MapError) {
+        guard definition.type == .perCPUArray else {
+            throw MapError.invalidArgument.with(
+                reason: "RawPerCPUArrayMap serves BPF_MAP_TYPE_PERCPU_ARRAY, not \(definition.type)")
+        }
+        try definition.validatePerCPUArray()
+        self.definition = definition
+        valueSize = definition.valueSize
+        maxEntries = definition.maxEntries
+        paddedValueSize = roundUp8(valueSize)
+        possibleCPUCount = Self.possibleCPUs
+        access = MapAccess(definition.flags)
+        valueOffset = valueSize <= 8 ? 0 : 8
+        slotStride = paddedValueSize + valueOffset
+        let (block, overflow) = maxEntries.multipliedReportingOverflow(by: slotStride)
+        let (size, overflow2) = ((overflow ? 0 : block + 63) & ~63).multipliedReportingOverflow(by: possibleCPUCount)
+        guard !overflow, block <= Int.max - 63, !overflow2 else {
+            throw MapError.noMemory.with(reason: "a per-CPU array of \(maxEntries) × \(slotStride) bytes × \(possibleCPUCount) CPUs does not fit in memory")
+        }
+        cpuStride = (block + 63) & ~63
+        storageSize = size
+        if size > EpochMemory.maxBlockSize {
+            guard let pages = rcumaps_map_pages(size) else {
+                throw MapError.noMemory.with(reason: "no memory for a per-CPU array of \(size) bytes")
+            }
+            storage = pages
+            onPages = true
+        } else {
+            guard let memory = EpochMemory.allocateCacheAligned(byteCount: size, tag: definition.effectivePoolTag) else {
+                throw MapError.noMemory
+            }
+            storage = memory
+            onPages = false
+            storage.initializeMemory(as: UInt8.self, repeating: 0, count: size)
+        }
+        storage.bindMemory(to: Atomic<UInt64>.self, capacity: size / 8)
+    }
+
+    deinit {
+        if onPages {
+            let address = UInt(bitPattern: storage)
+            let size = storageSize
+            let release: @Sendable () -> Void = { rcumaps_unmap_pages(UnsafeMutableRawPointer(bitPattern: address), size) }
+            if !Epoch.afterGracePeriod(release) {
+                runWhereGracePeriodsMayBeAwaited {
+                    Epoch.synchronize()
+                    release()
+                }
+            }
+        } else {
+            EpochMemory.freeCacheAligned(storage)
+        }
+    }
+
+    /// Entries in the map: `maxEntries` (every index exists). Any thread.
+    public var count: Int { maxEntries }
+
+    /// Bytes of a user-mode value: `round_up(valueSize, 8) × possibleCPUCount`.
+    public var userValueSize: Int { paddedValueSize * possibleCPUCount }
+
+    // MARK: Slots
+
+    @inlinable @inline(__always)
+    func index(_ key: UnsafeRawBufferPointer) throws(MapError) -> Int {
+        try checkKey(key, 4)
+        return Int(key.baseAddress!.loadUnaligned(as: UInt32.self))
+    }
+
+    /// The slot of `index` on `cpu` (sequence word first for a wide value).
+    @inlinable @inline(__always)
+    func slot(_ index: Int, cpu: Int) -> UnsafeMutableRawPointer { storage + cpu &* cpuStride + index &* slotStride }
+
+    /// The slot number of the calling thread's CPU (`sched_getcpu`; a CPU number beyond the
+    /// possible count, which a sparse possible mask could give, wraps around).
+    @inlinable @inline(__always)
+    public var currentCPUSlot: Int {
+        let cpu = Int(rcumaps_current_cpu())
+        return cpu < possibleCPUCount ? cpu : cpu % possibleCPUCount
+    }
+
+    /// Pins the calling thread to `cpu` (`sched_setaffinity`); false if the system refuses.
+    /// For tests that check which CPU's slot helper mode touches.
+    package static func pinCurrentThread(toCPU cpu: Int) -> Bool { rcumaps_pin_current_thread(Int32(cpu)) == 0 }
+
+    @inlinable @inline(__always)
+    func word(_ pointer: UnsafeMutableRawPointer) -> UnsafeMutablePointer<Atomic<UInt64>> {
+        pointer.assumingMemoryBound(to: Atomic<UInt64>.self)
+    }
+
+    /// Copies `paddedValueSize` bytes of one CPU's slot out (whole words, atomic loads; a
+    /// wide value under its sequence word).
+    func copySlotOut(_ destination: UnsafeMutableRawPointer, from slot: UnsafeMutableRawPointer) {
+        if valueOffset == 0 {
+            destination.storeBytes(of: word(slot).pointee.load(ordering: .acquiring), as: UInt64.self)
+            return
+        }
+        let sequence = word(slot)
+        var spins = 0
+        while true {
+            let before = sequence.pointee.load(ordering: .acquiring)
+            if before & 1 == 0 {
+                var offset = 0
+                while offset < paddedValueSize {
+                    destination.storeBytes(of: word(slot + 8 + offset).pointee.load(ordering: .relaxed),
+                                           toByteOffset: offset, as: UInt64.self)
+                    offset += 8
+                }
+                atomicMemoryFence(ordering: .acquiring)
+                if sequence.pointee.load(ordering: .relaxed) == before { return }
+            }
+            spins += 1
+            if spins & 63 == 0 { sched_yield() }
+        }
+    }
+
+    /// Runs `write` as the wide slot's only writer, its sequence word odd meanwhile.
+    @inline(__always)
+    func writeSequenced(_ slot: UnsafeMutableRawPointer, _ write: () -> Void) {
+        let sequence = word(slot)
+        var spins = 0
+        while true {
+            let current = sequence.pointee.load(ordering: .relaxed)
+            if current & 1 == 0,
+               sequence.pointee.compareExchange(expected: current, desired: current &+ 1, ordering: .acquiring).exchanged {
+                atomicMemoryFence(ordering: .releasing)
+                write()
+                sequence.pointee.store(current &+ 2, ordering: .releasing)
+                return
+            }
+            spins += 1
+            if spins & 63 == 0 { sched_yield() }
+        }
+    }
+
+    /// Writes `length` bytes of `source` into the value at `value`; a partial last word keeps
+    /// the slot's other bytes (the padding). `exclusive`: the caller holds the slot's
+    /// sequence word, so plain load-merge-store is enough; otherwise a compare-exchange.
+    func storeBytes(_ value: UnsafeMutableRawPointer, from source: UnsafeRawPointer, length: Int,
+                    exclusive: Bool, displaced: UnsafeMutableRawPointer?) {
+        var offset = 0
+        while offset < length {
+            let cell = word(value + offset)
+            let count = min(8, length - offset)
+            if count == 8 {
+                let bits = source.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+                let old = exclusive ? cell.pointee.load(ordering: .relaxed) : cell.pointee.exchange(bits, ordering: .acquiringAndReleasing)
+                if exclusive { cell.pointee.store(bits, ordering: .relaxed) }
+                displaced?.storeBytes(of: old, toByteOffset: offset, as: UInt64.self)
+            } else {
+                var bits: UInt64 = 0
+                withUnsafeMutableBytes(of: &bits) { $0.baseAddress!.copyMemory(from: source + offset, byteCount: count) }
+                let keep: UInt64 = ~0 << UInt64(8 * count)  // little-endian: the high bytes are the padding
+                var old = cell.pointee.load(ordering: .relaxed)
+                if exclusive {
+                    cell.pointee.store((old & keep) | bits, ordering: .relaxed)
+                } else {
+                    while true {
+                        let (exchanged, original) = cell.pointee.compareExchange(
+                            expected: old, desired: (old & keep) | bits, ordering: .acquiringAndReleasing)
+                        if exchanged { break }
+                        old = original
+                    }
+                }
+                displaced?.storeBytes(of: old, toByteOffset: offset, as: UInt64.self)
+            }
+            offset += 8
+        }
+    }
+
+    /// Writes one CPU's slot: `length` bytes (`paddedValueSize` from user mode, `valueSize`
+    /// from helper mode), reporting the padded old value to `displaced`.
+    func writeSlot(_ slot: UnsafeMutableRawPointer, from source: UnsafeRawPointer, length: Int,
+                   displaced: UnsafeMutableRawPointer?) {
+        if valueOffset == 0 {
+            storeBytes(slot, from: source, length: length, exclusive: false, displaced: displaced)
+        } else {
+            writeSequenced(slot) {
+                storeBytes(slot + 8, from: source, length: length, exclusive: true, displaced: displaced)
+            }
+        }
+    }
+
+    // MARK: Lookup
+
+    /// User-mode lookup: every CPU's value, `round_up(valueSize, 8)` bytes apart, into a
+    /// buffer of ``userValueSize`` bytes. Contract: ``RawMap/lookup(key:into:)``.
+    public func lookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
+        try access.checkUserRead()
+        let index = try self.index(key)
+        try checkValue(value, userValueSize)
+        guard index < maxEntries else { throw MapError.keyNotFound }
+        copyAll(index, to: value.baseAddress!)
+    }
+
+    func copyAll(_ index: Int, to destination: UnsafeMutableRawPointer) {
+        for cpu in 0..<possibleCPUCount {
+            copySlotOut(destination + cpu &* paddedValueSize, from: slot(index, cpu: cpu))
+        }
+    }
+
+    /// User-mode lookup with flags: any flag is EINVAL (`BPF_F_LOCK` too: no lock word),
+    /// the access check between them, as Linux's `map_lookup_elem`.
+    public func lookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer,
+                       flags: MapElementFlags) throws(MapError) {
+        try checkElementFlags(flags, allowingLock: true)
+        try access.checkUserRead()
+        if flags.contains(.lock) { throw noLockWordError }
+        try lookup(key: key, into: value)
+    }
+
+    /// Helper-mode lookup: the calling CPU's value (`valueSize` bytes), borrowed until
+    /// `section` ends. See the type's notes on thread migration: modify it with atomics.
+    @inlinable
+    public func lookupInPlace(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError)
+        -> UnsafeMutableRawBufferPointer
+    {
+        try access.checkProgramRead()
+        let index = try self.index(key)
+        guard index < maxEntries else { throw MapError.keyNotFound }
+        return UnsafeMutableRawBufferPointer(start: slot(index, cpu: currentCPUSlot) + valueOffset, count: valueSize)
+    }
+
+    /// The value of `index` on slot `cpu`, in place (helper mode on a chosen CPU's slot, as
+    /// `bpf_map_lookup_percpu_elem` does). `cpu` beyond the last → ENOENT, as Linux.
+    public func lookupInPlace(key: UnsafeRawBufferPointer, cpu: Int, in section: borrowing EpochSection) throws(MapError)
+        -> UnsafeMutableRawBufferPointer
+    {
+        try access.checkProgramRead()
+        let index = try self.index(key)
+        guard index < maxEntries, cpu >= 0, cpu < possibleCPUCount else { throw MapError.keyNotFound }
+        return UnsafeMutableRawBufferPointer(start: slot(index, cpu: cpu) + valueOffset, count: valueSize)
+    }
+
+    // MARK: Update
+
+    /// User-mode update of every CPU's value from a buffer of ``userValueSize`` bytes.
+    /// Contract: ``RawMap/update(key:value:flags:)``.
+    public func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags) throws(MapError) {
+        try userUpdate(key: key, value: value, flags: flags, displaced: nil)
+    }
+
+    /// User-mode update that also reports every CPU's replaced value (the layout of a
+    /// lookup), slot by slot. Always `true`: every index exists. Not a Linux operation.
+    public func exchange(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
+                         into displaced: UnsafeMutableRawBufferPointer) throws(MapError) -> Bool {
+        try checkValue(displaced, userValueSize)
+        try userUpdate(key: key, value: value, flags: flags, displaced: displaced.baseAddress!)
+        return true
+    }
+
+    func userUpdate(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
+                    displaced: UnsafeMutableRawPointer?) throws(MapError) {
+        // Linux's order: access (EPERM), BPF_F_LOCK without a lock word (EINVAL), key and
+        // value, then bpf_percpu_array_update: flags > BPF_EXIST, index (E2BIG), NOEXIST.
+        try access.checkUserWrite(freezeState)
+        if flags.contains(.lock) { throw noLockWordError }
+        let index = try self.index(key)
+        try checkValue(value, userValueSize)
+        try checkFlags(flags)
+        guard index < maxEntries else { throw MapError.outOfSpace }
+        if flags == .noExist { throw MapError.alreadyExists }
+        // A user-mode write checks the freeze inside a section (see MapFreezeState).
+        Epoch.enter()
+        defer { Epoch.exit() }
+        try access.checkUserWrite(freezeState)
+        for cpu in 0..<possibleCPUCount {
+            writeSlot(slot(index, cpu: cpu), from: value.baseAddress! + cpu &* paddedValueSize, length: paddedValueSize,
+                      displaced: displaced.map { $0 + cpu &* paddedValueSize })
+        }
+    }
+
+    /// Helper-mode update: writes the calling CPU's value only (`valueSize` bytes; the
+    /// padding bytes stay). Flags as Linux's `array_map_update_elem`: beyond `BPF_EXIST`
+    /// (besides `BPF_F_LOCK`) EINVAL, index E2BIG, `BPF_NOEXIST` EEXIST, `BPF_F_LOCK` EINVAL.
+    public func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
+                       in section: borrowing EpochSection) throws(MapError) {
+        try access.checkProgramWrite()
+        let index = try self.index(key)
+        try checkValue(value, valueSize)
+        try checkFlags(flags)
+        guard index < maxEntries else { throw MapError.outOfSpace }
+        if flags.withoutLock == .noExist { throw MapError.alreadyExists }
+        if flags.contains(.lock) { throw noLockWordError }
+        writeSlot(slot(index, cpu: currentCPUSlot), from: value.baseAddress!, length: valueSize, displaced: nil)
+    }
+
+    // MARK: Delete (EINVAL), lookup-and-delete (ENOTSUPP)
+
+    /// User-mode delete: EINVAL after the access checks, as Linux.
+    public func delete(key: UnsafeRawBufferPointer) throws(MapError) {
+        try access.checkUserWrite(freezeState)
+        _ = try index(key)
+        throw MapError.invalidArgument.with(reason: "per-CPU array elements cannot be deleted")
+    }
+
+    /// User-mode delete with flags: any flag EINVAL first.
+    public func delete(key: UnsafeRawBufferPointer, flags: MapElementFlags) throws(MapError) {
+        try checkElementFlags(flags, allowingLock: false)
+        try delete(key: key)
+    }
+
+    /// Helper-mode delete: EINVAL (EACCES for `BPF_F_RDONLY_PROG`).
+    public func delete(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError) {
+        try access.checkProgramWrite()
+        _ = try index(key)
+        throw MapError.invalidArgument.with(reason: "per-CPU array elements cannot be deleted")
+    }
+
+    /// Lookup-and-delete: ENOTSUPP (524) after Linux's checks.
+    public func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
+        try lookupAndDelete(key: key, into: value, flags: [])
+    }
+
+    /// Lookup-and-delete with flags: flags beyond `BPF_F_LOCK` EINVAL, then EPERM, then
+    /// `BPF_F_LOCK` EINVAL (no lock word), then the key, then ENOTSUPP.
+    public func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer,
+                                flags: MapElementFlags) throws(MapError) {
+        try checkElementFlags(flags, allowingLock: true)
+        try access.checkUserRead()
+        try access.checkUserWrite(freezeState)
+        if flags.contains(.lock) { throw noLockWordError }
+        _ = try index(key)
+        throw MapError.unsupportedByMapType.with(reason: "lookup-and-delete is not supported on per-CPU arrays")
+    }
+
+    // MARK: Iteration
+
+    /// Get-next-key, as ARRAY: an out-of-range cursor restarts at 0; the last index ends the pass.
+    public func nextKey(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer) throws(MapError) {
+        try access.checkUserRead()
+        guard nextKey.count == 4, nextKey.baseAddress != nil else {
+            throw MapError.invalidArgument.with(reason: "key buffer is \(nextKey.count) bytes, array keys are 4")
+        }
+        var next = 0
+        if let key {
+            let index = try self.index(key)
+            if index >= maxEntries { next = 0 } else if index == maxEntries - 1 { throw MapError.keyNotFound } else { next = index + 1 }
+        }
+        nextKey.baseAddress!.storeBytes(of: UInt32(next), as: UInt32.self)
+    }
+
+    /// The same as ``nextKey(after:into:)``: indices never leave the map.
+    public func nextKeyInPass(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer) throws(MapError) {
+        try self.nextKey(after: key, into: nextKey)
+    }
+
+    // MARK: Freezing
+
+    /// Whether the map is frozen. Any thread.
+    public var isFrozen: Bool { freezeState.isFrozen }
+
+    /// Freezes the map: user-mode writes fail with EPERM afterwards. Contract: ``RawMap/freeze()``.
+    public func freeze() throws(MapError) {
+        try freezeState.freeze(access: access, lockWord: false)
+    }
+
+    // MARK: Batches
+
+    /// `BPF_MAP_LOOKUP_BATCH`, as ARRAY's (the cursor is the last index returned), each
+    /// value ``userValueSize`` bytes.
+    public func lookupBatch(from cursor: MapBatchCursor?, keys: UnsafeMutableRawBufferPointer,
+                            values: UnsafeMutableRawBufferPointer, count: Int, elementFlags: MapElementFlags,
+                            flags: UInt64) throws(MapError) -> MapBatchResult {
+        let checks = BatchChecks(self)
+        try checks.access(read: true, write: false)
+        try checks.elementFlags(elementFlags)
+        try checks.buffer(count, keys.count, of: 4, "keys")
+        try checks.buffer(count, values.count, of: userValueSize, "values")
+        guard count > 0 else { return MapBatchResult(count: 0, cursor: cursor, error: nil) }
+        var next = 0
+        if let cursor {
+            guard let index = cursor.index else {
+                throw MapError.invalidArgument.with(reason: "the batch cursor is not one of this map's (\(cursor.byteCount) bytes)")
+            }
+            let previous = Int(index)
+            next = previous >= maxEntries ? 0 : previous + 1
+        }
+        let done = min(count, maxEntries - next)
+        for element in 0..<done {
+            (keys.baseAddress! + element &* 4).storeBytes(of: UInt32(truncatingIfNeeded: next &+ element), as: UInt32.self)
+            copyAll(next &+ element, to: values.baseAddress! + element &* userValueSize)
+        }
+        next += done
+        let out = done > 0 ? MapBatchCursor(index: UInt32(next - 1)) : cursor
+        return MapBatchResult(count: done, cursor: out, error: next >= maxEntries && done < count ? .keyNotFound : nil)
+    }
+
+    /// `BPF_MAP_LOOKUP_AND_DELETE_BATCH`: ENOTSUPP (after the access checks).
+    public func lookupAndDeleteBatch(from cursor: MapBatchCursor?, keys: UnsafeMutableRawBufferPointer,
+                                     values: UnsafeMutableRawBufferPointer, count: Int, elementFlags: MapElementFlags,
+                                     flags: UInt64) throws(MapError) -> MapBatchResult {
+        try unsupportedBatch(read: true, write: true, "lookup-and-delete")
+    }
+
+    /// `BPF_MAP_UPDATE_BATCH` (Linux's generic batch): each element a user-mode update of
+    /// every CPU, values ``userValueSize`` bytes apart; stops at the first failure.
+    public func updateBatch(keys: UnsafeRawBufferPointer, values: UnsafeRawBufferPointer, count: Int,
+                            elementFlags: MapElementFlags, flags: UInt64) throws(MapError) -> MapBatchResult {
+        let checks = BatchChecks(self)
+        try checks.access(read: false, write: true)
+        try checks.elementFlags(elementFlags)
+        try checks.buffer(count, keys.count, of: 4, "keys")
+        try checks.buffer(count, values.count, of: userValueSize, "values")
+        let flags = MapUpdateFlags(rawValue: elementFlags.rawValue)
+        for index in 0..<count {
+            let key = UnsafeRawBufferPointer(rebasing: keys[index * 4 ..< (index + 1) * 4])
+            let value = UnsafeRawBufferPointer(rebasing: values[index * userValueSize ..< (index + 1) * userValueSize])
+            do throws(MapError) {
+                try update(key: key, value: value, flags: flags)
+            } catch {
+                return MapBatchResult(count: index, cursor: nil, error: error)
+            }
+        }
+        return MapBatchResult(count: count, cursor: nil, error: nil)
+    }
+
+    /// `BPF_MAP_DELETE_BATCH`: ENOTSUPP (after the access checks).
+    public func deleteBatch(keys: UnsafeRawBufferPointer, count: Int, elementFlags: MapElementFlags,
+                            flags: UInt64) throws(MapError) -> MapBatchResult {
+        try unsupportedBatch(read: false, write: true, "delete")
+    }
+}

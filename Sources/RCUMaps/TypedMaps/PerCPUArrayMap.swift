@@ -1,0 +1,216 @@
+import Synchronization
+
+/// A `PERCPU_ARRAY` map: `count` indices, each holding one `Value` per possible CPU, as
+/// Linux's `BPF_MAP_TYPE_PERCPU_ARRAY`. Storage is ``/RCUBaseMaps/RawPerCPUArrayMap``.
+///
+/// ```swift
+/// let packets = try PerCPUArrayMap<UInt64>(count: 16)
+/// packets.withAtomicFields(at: 3) { $0[\.self].wrappingAdd(1, ordering: .relaxed) }  // this CPU's slot
+/// let total = packets.sum(at: 3)                                                     // over all CPUs
+/// ```
+///
+/// The two sides of the map, as on Linux:
+/// - the *user-mode* side (``values(at:)``, ``setValues(_:at:)``, ``setValue(_:at:)``)
+///   reads or writes every CPU's value of an index at once, one element per possible CPU
+///   (``possibleCPUCount``);
+/// - the *helper-mode* side (``withAtomicFields(at:_:)``, ``withValue(at:_:)``,
+///   ``updateCurrentCPUValue(_:at:)``) touches only the calling CPU's value, in place: no
+///   other CPU writes that cache line, so counters scale with threads.
+///
+/// Every index always exists: an index beyond the last reads as `nil` and is refused by
+/// writes (``/RCUBaseMaps/MapError/outOfSpace``, E2BIG, as Linux). Indices cannot be deleted.
+///
+/// Concurrency: any number of readers and writers on any threads. A thread can migrate to
+/// another CPU in the middle of a helper-mode operation, so two threads may share one CPU's
+/// value: change it in place only with atomics (``withAtomicFields(at:_:)``). Atomic
+/// read-modify-writes stay exact — none is lost; one made just after a migration counts in
+/// the previous CPU's value, which a sum over CPUs does not notice. Values of at most 8
+/// bytes are single atomic words; larger ones have a per-slot sequence word, so user-mode
+/// reads and whole-value writes are never torn. ``withValue(at:_:)`` hands out the value
+/// with plain (non-atomic) access: use it only where no other thread can run on that CPU's
+/// value (or for reads that tolerate a torn value).
+public final class PerCPUArrayMap<Value: BitwiseCopyable & Sendable>: Sendable {
+    /// Array indices, `0..<count`, as Linux's PERCPU_ARRAY keys.
+    public typealias Key = UInt32
+
+    /// The byte-level map underneath.
+    public let raw: RawPerCPUArrayMap
+
+    /// `count` indices, every CPU's value starting as all-zero bytes.
+    ///
+    /// - Precondition: all-zero bytes are a valid `Value` (integers, floating-point numbers,
+    ///   structs and tuples of them).
+    /// - Throws: ``/RCUBaseMaps/MapError/invalidArgument`` for a value type aligned beyond
+    ///   8 bytes or a bad definition; ``/RCUBaseMaps/MapError/outOfSpace`` for a `Value`
+    ///   over 32768 bytes; ``/RCUBaseMaps/MapError/noMemory``.
+    public init(count: Int, name: String = "", poolTag: PoolTag? = nil) throws(MapError) {
+        raw = try RawPerCPUArrayMap(.typed(.perCPUArray, key: UInt32.self, value: Value.self, maxEntries: count,
+                                           flags: [], name: name, numaNode: nil, poolTag: poolTag))
+    }
+
+    /// A typed view of an existing byte-level per-CPU array (both views see the same values).
+    public init(wrapping raw: RawPerCPUArrayMap) throws(MapError) {
+        try MapDefinition.checkTyped(raw, key: UInt32.self, value: Value.self)
+        self.raw = raw
+    }
+
+    /// The number of indices (`maxEntries`).
+    @inlinable public var count: Int { raw.count }
+
+    /// Values per index: the number of possible CPUs.
+    @inlinable public var possibleCPUCount: Int { raw.possibleCPUCount }
+
+    // MARK: User mode: every CPU
+
+    /// Every CPU's value at `index`, CPU 0 first; `nil` beyond the last index.
+    ///
+    /// Concurrency: any thread; each CPU's value is one some write stored whole.
+    public func values(at index: UInt32) -> [Value]? {
+        let stride = raw.paddedValueSize
+        do {
+            return try withUnsafeTemporaryAllocation(byteCount: raw.userValueSize, alignment: 8) {
+                (buffer) throws(MapError) -> [Value]? in
+                let found = try withUnsafeBytes(of: index) { (key) throws(MapError) -> Bool in
+                    do throws(MapError) {
+                        try raw.lookup(key: key, into: buffer)
+                        return true
+                    } catch where error == .keyNotFound {
+                        return false
+                    }
+                }
+                guard found else { return nil }
+                // Each CPU's bytes are those of a `Value` some write stored (or zeros).
+                return (0..<raw.possibleCPUCount).map { buffer.load(fromByteOffset: $0 * stride, as: Value.self) }
+            }
+        } catch {
+            typedMapInvariantBroken(error, "lookup")
+        }
+    }
+
+    /// Every CPU's value at `index` (``values(at:)``).
+    public subscript(index: UInt32) -> [Value]? { values(at: index) }
+
+    /// Stores `values[cpu]` as CPU `cpu`'s value at `index`, for every CPU (a user-mode
+    /// update, `BPF_ANY`).
+    ///
+    /// - Throws: ``/RCUBaseMaps/MapError/invalidArgument`` when `values` does not hold
+    ///   ``possibleCPUCount`` elements; ``/RCUBaseMaps/MapError/outOfSpace`` (E2BIG) for an
+    ///   index beyond the last; ``/RCUBaseMaps/MapError/permissionDenied`` once frozen.
+    ///
+    /// Concurrency: any thread; each CPU's value is replaced whole (the CPUs one after another).
+    public func setValues(_ values: [Value], at index: UInt32) throws(MapError) {
+        guard values.count == raw.possibleCPUCount else {
+            throw MapError.invalidArgument.with(reason: "\(values.count) values for \(raw.possibleCPUCount) possible CPUs")
+        }
+        try store(at: index) { buffer in
+            for (cpu, value) in values.enumerated() {
+                buffer.storeBytes(of: value, toByteOffset: cpu * raw.paddedValueSize, as: Value.self)
+            }
+        }
+    }
+
+    /// Stores `value` as every CPU's value at `index` (a user-mode update, `BPF_ANY`).
+    /// Throws as ``setValues(_:at:)``.
+    public func setValue(_ value: Value, at index: UInt32) throws(MapError) {
+        try store(at: index) { buffer in
+            for cpu in 0..<raw.possibleCPUCount {
+                buffer.storeBytes(of: value, toByteOffset: cpu * raw.paddedValueSize, as: Value.self)
+            }
+        }
+    }
+
+    func store(at index: UInt32, _ fill: (UnsafeMutableRawBufferPointer) -> Void) throws(MapError) {
+        try withUnsafeTemporaryAllocation(byteCount: raw.userValueSize, alignment: 8) { (buffer) throws(MapError) in
+            buffer.initializeMemory(as: UInt8.self, repeating: 0)
+            fill(buffer)
+            try withUnsafeBytes(of: index) { (key) throws(MapError) in
+                try raw.update(key: key, value: UnsafeRawBufferPointer(buffer), flags: .any)
+            }
+        }
+    }
+
+    // MARK: Helper mode: the calling CPU's value
+
+    /// Runs `body` with an atomic view of the calling CPU's value at `index`, in place,
+    /// inside a new epoch section.
+    ///
+    /// - Returns: What `body` returned, or `nil` beyond the last index.
+    ///
+    /// Concurrency: any thread. Atomic operations through the view are exact even if the
+    /// thread migrates meanwhile (see the type's notes).
+    @inlinable @discardableResult
+    public func withAtomicFields<Result, Failure: Error>(
+        at index: UInt32, _ body: (borrowing AtomicFields<Value>) throws(Failure) -> Result
+    ) throws(Failure) -> Result? {
+        try Epoch.withSection { (section) throws(Failure) -> Result? in
+            try withAtomicFields(at: index, in: section, body)
+        }
+    }
+
+    /// ``withAtomicFields(at:_:)`` inside a section the caller already holds (helper mode).
+    @inlinable @discardableResult
+    public func withAtomicFields<Result, Failure: Error>(
+        at index: UInt32, in section: borrowing EpochSection, _ body: (borrowing AtomicFields<Value>) throws(Failure) -> Result
+    ) throws(Failure) -> Result? {
+        guard let stored = currentCPUValue(index, in: section) else { return nil }
+        return try body(AtomicFields(stored))
+    }
+
+    /// Runs `body` on the calling CPU's value at `index`, in place, with plain access,
+    /// inside a new epoch section (as an eBPF program's `bpf_map_lookup_elem`).
+    ///
+    /// - Returns: What `body` returned, or `nil` beyond the last index.
+    ///
+    /// Concurrency: another thread may be on the same CPU's value (after a migration): a
+    /// plain read-modify-write here can lose its update or be torn. Use
+    /// ``withAtomicFields(at:_:)`` for counters.
+    @inlinable @discardableResult
+    public func withValue<Result, Failure: Error>(
+        at index: UInt32, _ body: (inout Value) throws(Failure) -> Result
+    ) throws(Failure) -> Result? {
+        try Epoch.withSection { (section) throws(Failure) -> Result? in
+            guard let stored = currentCPUValue(index, in: section) else { return nil }
+            return try body(&stored.assumingMemoryBound(to: Value.self).pointee)
+        }
+    }
+
+    /// Replaces the calling CPU's value at `index` whole (a helper-mode update, `BPF_ANY`):
+    /// other CPUs' values are untouched.
+    ///
+    /// - Throws: ``/RCUBaseMaps/MapError/outOfSpace`` (E2BIG) beyond the last index;
+    ///   ``/RCUBaseMaps/MapError/accessDenied`` (EACCES) for a `BPF_F_RDONLY_PROG` map.
+    ///
+    /// Concurrency: any thread; never torn for readers (one word, or under the slot's sequence word).
+    public func updateCurrentCPUValue(_ value: Value, at index: UInt32) throws(MapError) {
+        try withUnsafeBytes(of: index) { (key) throws(MapError) in
+            try withUnsafeBytes(of: value) { (bytes) throws(MapError) in
+                try Epoch.withSection { (section) throws(MapError) in
+                    try raw.update(key: key, value: bytes, flags: .any, in: section)
+                }
+            }
+        }
+    }
+
+    @inlinable @inline(__always)
+    func currentCPUValue(_ index: UInt32, in section: borrowing EpochSection) -> UnsafeMutableRawPointer? {
+        do {
+            return try withUnsafeBytes(of: index) { (key) throws(MapError) -> UnsafeMutableRawPointer? in
+                do throws(MapError) {
+                    return try raw.lookupInPlace(key: key, in: section).baseAddress
+                } catch where error == .keyNotFound {
+                    return nil
+                }
+            }
+        } catch {
+            typedMapInvariantBroken(error, "in-place lookup")
+        }
+    }
+}
+
+extension PerCPUArrayMap where Value: FixedWidthInteger {
+    /// The sum over every CPU's value at `index` (wrapping on overflow); `nil` beyond the
+    /// last index. A snapshot: CPUs are read one after another.
+    public func sum(at index: UInt32) -> Value? {
+        values(at: index)?.reduce(0, &+)
+    }
+}
