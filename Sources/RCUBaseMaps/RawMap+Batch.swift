@@ -131,13 +131,15 @@ extension RawMap {
     /// Linux's `generic_map_update_batch`: each element is a user-mode update with
     /// `elementFlags` as its flags (0 or `BPF_F_LOCK`: Linux 6.18 refuses `BPF_NOEXIST` and
     /// `BPF_EXIST` here); stops at the first failure. Access and flags are checked first.
+    /// `valueSize` is one element's value in `values` (the definition's, unless the map's
+    /// user-mode values are larger: a per-CPU map's hold every CPU's).
     package func genericUpdateBatch(keys: UnsafeRawBufferPointer, values: UnsafeRawBufferPointer, count: Int,
-                                    elementFlags: MapElementFlags) throws(MapError) -> MapBatchResult {
+                                    elementFlags: MapElementFlags, valueSize: Int? = nil) throws(MapError) -> MapBatchResult {
         let checks = BatchChecks(self)
         try checks.access(read: false, write: true)
         try checks.elementFlags(elementFlags)
         let keySize = definition.keySize
-        let valueSize = definition.valueSize
+        let valueSize = valueSize ?? definition.valueSize
         try checks.buffer(count, keys.count, of: keySize, "keys")
         try checks.buffer(count, values.count, of: valueSize, "values")
         let flags = MapUpdateFlags(rawValue: elementFlags.rawValue)

@@ -512,22 +512,8 @@ public final class RawPerCPUArrayMap: RawMap, @unchecked Sendable {
     /// every CPU, values ``userValueSize`` bytes apart; stops at the first failure.
     public func updateBatch(keys: UnsafeRawBufferPointer, values: UnsafeRawBufferPointer, count: Int,
                             elementFlags: MapElementFlags, flags: UInt64) throws(MapError) -> MapBatchResult {
-        let checks = BatchChecks(self)
-        try checks.access(read: false, write: true)
-        try checks.elementFlags(elementFlags)
-        try checks.buffer(count, keys.count, of: 4, "keys")
-        try checks.buffer(count, values.count, of: userValueSize, "values")
-        let flags = MapUpdateFlags(rawValue: elementFlags.rawValue)
-        for index in 0..<count {
-            let key = UnsafeRawBufferPointer(rebasing: keys[index * 4 ..< (index + 1) * 4])
-            let value = UnsafeRawBufferPointer(rebasing: values[index * userValueSize ..< (index + 1) * userValueSize])
-            do throws(MapError) {
-                try update(key: key, value: value, flags: flags)
-            } catch {
-                return MapBatchResult(count: index, cursor: nil, error: error)
-            }
-        }
-        return MapBatchResult(count: count, cursor: nil, error: nil)
+        try genericUpdateBatch(keys: keys, values: values, count: count, elementFlags: elementFlags,
+                               valueSize: userValueSize)
     }
 
     /// `BPF_MAP_DELETE_BATCH`: ENOTSUPP (after the access checks).

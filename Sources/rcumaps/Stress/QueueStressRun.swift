@@ -30,29 +30,9 @@ func driveQueue<Queue: StressQueue>(_ queue: Queue, kind: StressMapKind, options
     harness.prefill()
     harness.quiescentCheck("after prefill", final: false)
 
-    let reports = ThreadLock<[QueueStressStats]>([])
-    var workers: [OSThread] = []
-    for index in 0..<options.threads {
-        guard let thread = OSThread({
-            let worker = QueueStressWorker(harness: harness, index: index)
-            worker.run()
-            let report = worker.report
-            reports.withLock { $0.append(report) }
-        }) else {
-            recorder.record(.setup, "cannot start worker thread \(index)")
-            _ = control.waitForArrivals(workers.count, timeout: stressWatchdog)
-            control.stop()
-            control.start()
-            for worker in workers { worker.join() }
-            return exercise
-        }
-        workers.append(thread)
-    }
-    guard control.waitForArrivals(options.threads, timeout: stressWatchdog) else {
-        recorder.record(.setup, "worker threads did not start within \(stressWatchdog / 1_000_000_000) s")
-        exercise.hung = true
-        return exercise
-    }
+    guard let (workers, reports) = startStressWorkers(options.threads, control: control, recorder: recorder,
+                                                      exercise: &exercise, { index in let worker = QueueStressWorker(harness: harness, index: index); worker.run(); return worker.report })
+    else { return exercise }
 
     let second: UInt64 = 1_000_000_000
     let tag = StressPools.mapTag(kind)

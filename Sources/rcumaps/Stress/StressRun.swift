@@ -358,6 +358,39 @@ func exerciseObjectMapInstance(_ objects: StressObjects, options: StressOptions,
     }
 }
 
+/// Starts `count` worker threads, each running `work(index)` and keeping what it returns
+/// in `reports`, and waits until all have arrived at `control`'s start barrier. Returns nil
+/// (recorded as a setup failure) when a thread cannot start — the ones started are then
+/// released, stopped and joined — or when they do not all arrive within ``stressWatchdog``
+/// (`exercise.hung` is then set).
+func startStressWorkers<Report: Sendable>(
+    _ count: Int, control: StressControl, recorder: StressRecorder, exercise: inout StressExercise,
+    _ work: @escaping @Sendable (Int) -> Report
+) -> (workers: [OSThread], reports: ThreadLock<[Report]>)? {
+    let reports = ThreadLock<[Report]>([])
+    var workers: [OSThread] = []
+    for index in 0..<count {
+        guard let thread = OSThread({
+            let report = work(index)
+            reports.withLock { $0.append(report) }
+        }) else {
+            recorder.record(.setup, "cannot start worker thread \(index)")
+            _ = control.waitForArrivals(workers.count, timeout: stressWatchdog)
+            control.stop()
+            control.start()
+            for worker in workers { worker.join() }
+            return nil
+        }
+        workers.append(thread)
+    }
+    guard control.waitForArrivals(count, timeout: stressWatchdog) else {
+        recorder.record(.setup, "worker threads did not start within \(stressWatchdog / 1_000_000_000) s")
+        exercise.hung = true
+        return nil
+    }
+    return (workers, reports)
+}
+
 /// How long the coordinator waits for workers to reach a checkpoint or the end before it
 /// declares them stuck (deadlock or livelock).
 let stressWatchdog: UInt64 = 60_000_000_000
@@ -376,29 +409,9 @@ func drive<Map: RawMap>(_ map: Map, kind: StressMapKind, objects: StressObjects?
     harness.prefill()
     harness.quiescentCheck("after prefill")
 
-    let reports = ThreadLock<[StressWorkerReport]>([])
-    var workers: [OSThread] = []
-    for index in 0..<options.threads {
-        guard let thread = OSThread({
-            let worker = StressWorker(harness: harness, index: index)
-            worker.run()
-            let report = worker.report
-            reports.withLock { $0.append(report) }
-        }) else {
-            recorder.record(.setup, "cannot start worker thread \(index)")
-            _ = control.waitForArrivals(workers.count, timeout: stressWatchdog)
-            control.stop()
-            control.start()
-            for worker in workers { worker.join() }
-            return exercise
-        }
-        workers.append(thread)
-    }
-    guard control.waitForArrivals(options.threads, timeout: stressWatchdog) else {
-        recorder.record(.setup, "worker threads did not start within \(stressWatchdog / 1_000_000_000) s")
-        exercise.hung = true
-        return exercise
-    }
+    guard let (workers, reports) = startStressWorkers(options.threads, control: control, recorder: recorder,
+                                                      exercise: &exercise, { index in let worker = StressWorker(harness: harness, index: index); worker.run(); return worker.report })
+    else { return exercise }
 
     let second: UInt64 = 1_000_000_000
     let checkpointTicks = max(1, options.keys / 32768)
