@@ -45,4 +45,18 @@ struct ReadmeExampleTests {
         #expect(forwarded == route)
         #expect(routes["10.0.0.0/8"]?.metric == 5)
     }
+
+    @Test func queuesAndPerCPUCounters() throws {
+        // README begin
+        let events = try QueueMap<UInt64>(capacity: 1024)
+        try events.push(42)                                              // any thread; E2BIG when full
+        let next = try events.pop()                                      // the oldest, or nil when empty
+        let hits = try PerCPUArrayMap<UInt64>(count: 16)
+        hits.withAtomicFields(at: 3) { $0[\.self].wrappingAdd(1, ordering: .relaxed) } // this CPU's value
+        let total = hits.sum(at: 3)                                      // over every CPU
+        // README end
+        #expect(next == 42)
+        #expect(try events.pop() == nil)
+        #expect(total == 1)
+    }
 }
