@@ -74,17 +74,8 @@ func driveQueue<Queue: StressQueue>(_ queue: Queue, kind: StressMapKind, options
         }
         nextTick += second
     }
-    control.stop()
-    guard control.waitForFinish(timeout: stressWatchdog) else {
-        recorder.record(.setup, "workers did not stop within \(stressWatchdog / 1_000_000_000) s (deadlock or livelock?)")
-        exercise.operations = control.operations
-        exercise.nanoseconds = MonotonicClock.nanoseconds() - startedAt
-        exercise.hung = true
-        return exercise
-    }
-    for worker in workers { worker.join() }
-    exercise.nanoseconds = MonotonicClock.nanoseconds() - startedAt
-    exercise.operations = control.operations
+    guard stopStressWorkers(workers, control: control, recorder: recorder, startedAt: startedAt,
+                            exercise: &exercise) else { return exercise }
     let collected = reports.withLock { $0 }
     exercise.queueStats = collected.reduce(QueueStressStats()) { $0 + $1 }
     if collected.count != options.threads {

@@ -391,6 +391,26 @@ func startStressWorkers<Report: Sendable>(
     return (workers, reports)
 }
 
+/// Signals the workers started by ``startStressWorkers(_:control:recorder:exercise:_:)`` to
+/// stop, waits for them (at most ``stressWatchdog``) and joins them, recording the run's
+/// operations and duration in `exercise`. Returns `false` (recorded as a setup failure,
+/// `exercise.hung` set, the threads left running) when they do not stop in time.
+func stopStressWorkers(_ workers: [OSThread], control: StressControl, recorder: StressRecorder,
+                       startedAt: UInt64, exercise: inout StressExercise) -> Bool {
+    control.stop()
+    guard control.waitForFinish(timeout: stressWatchdog) else {
+        recorder.record(.setup, "workers did not stop within \(stressWatchdog / 1_000_000_000) s (deadlock or livelock?)")
+        exercise.operations = control.operations
+        exercise.nanoseconds = MonotonicClock.nanoseconds() - startedAt
+        exercise.hung = true
+        return false
+    }
+    for worker in workers { worker.join() }
+    exercise.nanoseconds = MonotonicClock.nanoseconds() - startedAt
+    exercise.operations = control.operations
+    return true
+}
+
 /// How long the coordinator waits for workers to reach a checkpoint or the end before it
 /// declares them stuck (deadlock or livelock).
 let stressWatchdog: UInt64 = 60_000_000_000
@@ -462,17 +482,8 @@ func drive<Map: RawMap>(_ map: Map, kind: StressMapKind, objects: StressObjects?
         }
         nextTick += second
     }
-    control.stop()
-    guard control.waitForFinish(timeout: stressWatchdog) else {
-        recorder.record(.setup, "workers did not stop within \(stressWatchdog / 1_000_000_000) s (deadlock or livelock?)")
-        exercise.operations = control.operations
-        exercise.nanoseconds = MonotonicClock.nanoseconds() - startedAt
-        exercise.hung = true
-        return exercise
-    }
-    for worker in workers { worker.join() }
-    exercise.nanoseconds = MonotonicClock.nanoseconds() - startedAt
-    exercise.operations = control.operations
+    guard stopStressWorkers(workers, control: control, recorder: recorder, startedAt: startedAt,
+                            exercise: &exercise) else { return exercise }
 
     let collected = reports.withLock { $0 }.sorted { $0.index < $1.index }
     exercise.stats = collected.reduce(StressStats()) { $0 + $1.stats }
