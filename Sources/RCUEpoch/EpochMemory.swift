@@ -62,43 +62,26 @@ public enum EpochMemory {
 
     // MARK: Headerless blocks (EpochRetireList)
 
-    /// Allocates `byteCount` bytes with no header, accounted to the tag in table slot
-    /// `slotIndex` (an ``EpochRetireList`` keeps the size and tag its blocks share).
+    /// Allocates `byteCount` bytes with no header, accounted to the tag whose counters are
+    /// `slot` (an ``EpochRetireList`` keeps the size and tag its blocks share).
     /// 16-byte aligned (glibc `malloc`); `nil` when the allocator fails.
-    static func allocateHeaderless(byteCount: Int, slotIndex: Int, tag: PoolTag) -> UnsafeMutableRawPointer? {
+    static func allocateHeaderless(byteCount: Int, counters slot: UnsafeMutablePointer<TagCounters>,
+                                   tag: PoolTag) -> UnsafeMutableRawPointer? {
         if _FaultInjection.isActive, _FaultInjection.shouldFail(tag: tag) { return nil }
         guard let block = malloc(byteCount) else { return nil }
-        let slot = tagTable.slots + slotIndex
         slot.pointee.liveBytes.add(byteCount, ordering: .relaxed)
         slot.pointee.allocations.add(1, ordering: .relaxed)
         slot.pointee.liveAllocations.add(1, ordering: .relaxed)
         return block
     }
 
-    /// Accounts a headerless block as retired: pending until its grace period ends.
-    static func accountHeaderlessRetired(byteCount: Int, slotIndex: Int) {
-        (tagTable.slots + slotIndex).pointee.pendingBytes.add(byteCount, ordering: .relaxed)
-    }
-
-    /// Accounts a reference of a list of references as released (8 pending bytes less).
-    static func accountReferenceReleased(slotIndex: Int) {
-        (tagTable.slots + slotIndex).pointee.pendingBytes.subtract(8, ordering: .relaxed)
-    }
-
-    /// Accounts a headerless block out and gives it back to the allocator.
-    static func releaseHeaderless(_ block: UnsafeMutableRawPointer, byteCount: Int, slotIndex: Int,
-                                  wasPending: Bool) {
-        let slot = tagTable.slots + slotIndex
-        if wasPending { slot.pointee.pendingBytes.subtract(byteCount, ordering: .relaxed) }
-        slot.pointee.liveBytes.subtract(byteCount, ordering: .relaxed)
-        slot.pointee.liveAllocations.subtract(1, ordering: .relaxed)
-        Glibc.free(block)
-    }
-
-    /// Bytes of the tag in table slot `slotIndex` that await reclamation (relaxed).
-    @inline(__always)
-    static func pendingBytes(slotIndex: Int) -> Int {
-        (tagTable.slots + slotIndex).pointee.pendingBytes.load(ordering: .relaxed)
+    /// Accounts `count` headerless blocks of `byteCount` bytes each out (the allocator has
+    /// them back, or is about to): one update of each counter for a whole batch.
+    static func accountHeaderlessReleased(count: Int, byteCount: Int, counters slot: UnsafeMutablePointer<TagCounters>,
+                                          wasPending: Bool) {
+        if wasPending { slot.pointee.pendingBytes.subtract(count * byteCount, ordering: .relaxed) }
+        slot.pointee.liveBytes.subtract(count * byteCount, ordering: .relaxed)
+        slot.pointee.liveAllocations.subtract(count, ordering: .relaxed)
     }
 
     /// The table slot of `tag`'s counters.

@@ -21,11 +21,13 @@ import Glibc
 /// deinitialised, in a process-wide orphan list that the next ``Epoch/barrier()-129j7`` submits —
 /// so running out of memory delays reclamation but never leaks.
 ///
-/// Retirements gather in one buffer per CPU (a stripe, chosen by the CPU the retiring
-/// thread runs on, so writers on different CPUs never share a lock); until a
-/// submission at most `batchSize - 1` blocks wait in each of ``stripeCount`` stripes, so
-/// memory stays bounded; ``EpochTagStatistics/pendingBytes`` counts them from their
-/// retirement.
+/// Retirements gather in ``stripeCount`` fixed buffers (stripes) chosen by the retiring
+/// thread's stripe number (`rcumaps_thread_stripe`: threads are numbered in turn, so up to
+/// ``stripeCount`` writer threads never share a stripe, and no system call picks one); a
+/// stripe is a futex lock, a count and room for `batchSize` addresses, and a retirement
+/// takes its lock only to store one address. Until a submission at most `batchSize - 1`
+/// blocks wait in each stripe, so memory stays bounded; ``EpochTagStatistics/pendingBytes``
+/// counts them from their retirement.
 ///
 /// Without a header there is no per-block state, so misuse is not caught: the owner must
 /// retire each published block exactly once (the lock-free hash map retires an entry only
@@ -37,7 +39,10 @@ import Glibc
 ///
 /// Concurrency: any thread, inside or outside a section; ``retire(_:)`` never blocks on a
 /// grace period.
-public final class EpochRetireList: Sendable {
+public final class EpochRetireList: @unchecked Sendable {
+    // @unchecked Sendable: besides immutable and Sendable state, the list holds raw memory:
+    // its stripes (each read and written only under its own lock) and the process-wide
+    // counters of its tag (atomics, never freed).
     /// Runs on every block of the list just before it is freed, after its grace period
     /// (``EpochRetireList/init(blockSize:tag:finalizer:)``).
     public typealias Finalizer = EpochBlockFinalizer
@@ -58,8 +63,20 @@ public final class EpochRetireList: Sendable {
     /// Stripes of pending retirements (a power of two: the CPU count, at most 16).
     public let stripeCount: Int
 
-    /// Retired blocks not yet submitted, as addresses, one buffer per stripe.
-    private let stripes: [ThreadLock<[UInt]>]
+    /// Retired blocks not yet submitted, as addresses: `stripeCount` stripes of
+    /// ``stripeBytes`` each, cache-aligned. A stripe: at offset 0 its ``FutexLock`` word, at
+    /// 8 the number of addresses it holds (changed under the lock), from 16 up to
+    /// ``batchSize`` addresses.
+    ///
+    /// Invariant: allocated in `init`, freed in `deinit`; a stripe's count and addresses are
+    /// read and written only under its lock.
+    private let stripeMemory: UnsafeMutableRawPointer
+    private static let stripeBytes = (16 + 8 * batchSize + 63) / 64 * 64
+    /// Blocks whose batch could not be allocated (out of memory), for the next submission.
+    private let unsubmitted = ThreadLock<[UInt]>([])
+    /// The counters of `tag` (cached: the table is a global, whose every access is a
+    /// `swift_once` check).
+    private let counters: UnsafeMutablePointer<TagCounters>
 
     /// A list in the registry: weakly, for ``flushAll()`` (a list whose last reference is
     /// being dropped reads as `nil`, so that `flushAll()` never holds the last reference and
@@ -87,7 +104,9 @@ public final class EpochRetireList: Sendable {
     private static func lockAllForFork() {
         registry.lockForFork()
         for entry in registry.valueLockedForFork.values {
-            for stripe in entry.unretained.takeUnretainedValue().stripes { stripe.lockForFork() }
+            let list = entry.unretained.takeUnretainedValue()
+            for stripe in 0..<list.stripeCount { FutexLock.lock(list.lockWord(stripe)) }
+            list.unsubmitted.lockForFork()
         }
         orphans.lockForFork()
     }
@@ -96,7 +115,9 @@ public final class EpochRetireList: Sendable {
     private static func unlockAllAfterFork() {
         orphans.unlockAfterFork()
         for entry in registry.valueLockedForFork.values {
-            for stripe in entry.unretained.takeUnretainedValue().stripes { stripe.unlockAfterFork() }
+            let list = entry.unretained.takeUnretainedValue()
+            list.unsubmitted.unlockAfterFork()
+            for stripe in 0..<list.stripeCount { FutexLock.unlock(list.lockWord(stripe)) }
         }
         registry.unlockAfterFork()
     }
@@ -123,12 +144,14 @@ public final class EpochRetireList: Sendable {
         self.tag = tag
         self.finalizer = finalizer
         slotIndex = EpochMemory.tagSlotIndex(tag)
+        counters = tagTable.slots + slotIndex
         let cpus = max(1, min(16, sysconf(Int32(_SC_NPROCESSORS_CONF))))
         stripeCount = 1 << (Int.bitWidth - (cpus - 1).leadingZeroBitCount)  // next power of two
-        stripes = (0..<stripeCount).map { _ in
-            var buffer: [UInt] = []
-            buffer.reserveCapacity(Self.batchSize)
-            return ThreadLock(buffer)
+        stripeMemory = UnsafeMutableRawPointer.allocate(byteCount: stripeCount * Self.stripeBytes,
+                                                         alignment: EpochMemory.cacheLineSize)
+        for stripe in 0..<stripeCount {
+            (stripeMemory + stripe * Self.stripeBytes).initializeMemory(as: Atomic<UInt32>.self, to: Atomic(0))
+            (stripeMemory + stripe * Self.stripeBytes + 8).initializeMemory(as: Int.self, repeating: 0, count: 1)
         }
         Self.registry.withLock {
             $0[ObjectIdentifier(self)] = Entry(list: self, unretained: Unmanaged.passUnretained(self))
@@ -155,19 +178,16 @@ public final class EpochRetireList: Sendable {
         Self.registry.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(self)) }
         // The stripes die with the list: blocks whose batch cannot be allocated now wait in
         // the process-wide orphan list for the next flush (every Epoch.barrier() tries).
-        for stripe in stripes {
-            let all = stripe.withLock { list -> [UInt] in
-                let batch = list
-                list = []
-                return batch
+        flush()
+        let left = unsubmitted.withLock { $0 }
+        if !left.isEmpty {
+            Self.orphans.withLock {
+                $0.append(Orphan(blocks: left, blockSize: blockSize, slotIndex: slotIndex, finalizer: finalizer))
             }
-            if !all.isEmpty, !Self.submit(all, blockSize: blockSize, slotIndex: slotIndex, finalizer: finalizer) {
-                Self.orphans.withLock {
-                    $0.append(Orphan(blocks: all, blockSize: blockSize, slotIndex: slotIndex, finalizer: finalizer))
-                }
-                Self.orphanCount.add(1, ordering: .releasing)
-            }
+            Self.orphanCount.add(1, ordering: .releasing)
         }
+        for stripe in 0..<stripeCount { lockWord(stripe).deinitialize(count: 1) }
+        stripeMemory.deallocate()
     }
 
     /// Allocates a block of ``blockSize`` bytes, 16-byte aligned, uninitialised, accounted
@@ -176,13 +196,14 @@ public final class EpochRetireList: Sendable {
     ///
     /// - Returns: The block, or `nil` when the allocator fails (callers report ENOMEM).
     public func allocate() -> UnsafeMutableRawPointer? {
-        EpochMemory.allocateHeaderless(byteCount: blockSize, slotIndex: slotIndex, tag: tag)
+        EpochMemory.allocateHeaderless(byteCount: blockSize, counters: counters, tag: tag)
     }
 
     /// Releases, at once, a block of this list that was never published (no reader can
     /// have seen it).
     public func freeUnpublished(_ block: UnsafeMutableRawPointer) {
-        EpochMemory.releaseHeaderless(block, byteCount: blockSize, slotIndex: slotIndex, wasPending: false)
+        EpochMemory.accountHeaderlessReleased(count: 1, byteCount: blockSize, counters: counters, wasPending: false)
+        Glibc.free(block)
     }
 
     /// Retires a block of this list whose owner has unpublished it (no reader can newly
@@ -193,18 +214,45 @@ public final class EpochRetireList: Sendable {
     public func retire(_ block: UnsafeMutableRawPointer) {
         // A reference counts as one word pending (so that ``throttleIfBehind()`` sees a
         // backlog of them too); a block as its size.
-        EpochMemory.accountHeaderlessRetired(byteCount: blockSize != 0 ? blockSize : 8, slotIndex: slotIndex)
-        // Any stripe is correct; the current CPU's is the one no other running thread uses.
-        let stripe = stripes[Int(rcumaps_current_cpu()) & (stripeCount - 1)]
-        let full: [UInt]? = stripe.withLock { list in
-            list.append(UInt(bitPattern: block))
-            guard list.count >= Self.batchSize else { return nil }
-            let batch = list
-            list = []
-            list.reserveCapacity(Self.batchSize)
-            return batch
+        counters.pointee.pendingBytes.add(blockSize != 0 ? blockSize : 8, ordering: .relaxed)
+        // Any stripe is correct; the thread's own is the one no other writer uses (while
+        // there are no more writer threads than stripes).
+        let stripe = Int(rcumaps_thread_stripe()) & (stripeCount &- 1)
+        let lock = lockWord(stripe)
+        FutexLock.lock(lock)
+        let count = stripeCountWord(stripe)
+        addresses(stripe)[count.pointee] = UInt(bitPattern: block)
+        count.pointee &+= 1
+        guard count.pointee == Self.batchSize else {
+            FutexLock.unlock(lock)
+            return
         }
-        if let full { submitOrReturn(full) }
+        // Full: take the batch out under the lock, submit it outside (submission allocates
+        // and calls call_rcu, which a fork handler may be holding up).
+        withUnsafeTemporaryAllocation(of: UInt.self, capacity: Self.batchSize) { batch in
+            _ = batch.initialize(fromContentsOf: UnsafeBufferPointer(start: addresses(stripe), count: Self.batchSize))
+            count.pointee = 0
+            FutexLock.unlock(lock)
+            submitOrKeep(UnsafeBufferPointer(batch))
+        }
+    }
+
+    /// The lock word of stripe `stripe`.
+    @inline(__always)
+    private func lockWord(_ stripe: Int) -> UnsafeMutablePointer<Atomic<UInt32>> {
+        (stripeMemory + stripe &* Self.stripeBytes).assumingMemoryBound(to: Atomic<UInt32>.self)
+    }
+
+    /// How many addresses stripe `stripe` holds (under its lock).
+    @inline(__always)
+    private func stripeCountWord(_ stripe: Int) -> UnsafeMutablePointer<Int> {
+        (stripeMemory + stripe &* Self.stripeBytes + 8).assumingMemoryBound(to: Int.self)
+    }
+
+    /// The addresses of stripe `stripe` (under its lock).
+    @inline(__always)
+    private func addresses(_ stripe: Int) -> UnsafeMutablePointer<UInt> {
+        (stripeMemory + stripe &* Self.stripeBytes + 16).bindMemory(to: UInt.self, capacity: Self.batchSize)
     }
 
     /// Bytes of one tag awaiting reclamation beyond which writers wait for it
@@ -225,7 +273,7 @@ public final class EpochRetireList: Sendable {
     /// Concurrency: any thread; costs one relaxed load when reclamation keeps up.
     @inline(__always)
     public func throttleIfBehind() {
-        let pending = EpochMemory.pendingBytes(slotIndex: slotIndex)
+        let pending = counters.pointee.pendingBytes.load(ordering: .relaxed)
         if _slowPath(pending > Self.throttleThreshold) { Self.waitForReclamation() }
     }
 
@@ -242,14 +290,21 @@ public final class EpochRetireList: Sendable {
 
     /// Submits the blocks retired so far for reclamation after a grace period.
     public func flush() {
-        for stripe in stripes {
-            let all = stripe.withLock { list -> [UInt] in
-                let batch = list
-                list = []
-                return batch
+        withUnsafeTemporaryAllocation(of: UInt.self, capacity: Self.batchSize) { batch in
+            for stripe in 0..<stripeCount {
+                FutexLock.lock(lockWord(stripe))
+                let count = stripeCountWord(stripe).pointee
+                _ = batch.initialize(fromContentsOf: UnsafeBufferPointer(start: addresses(stripe), count: count))
+                stripeCountWord(stripe).pointee = 0
+                FutexLock.unlock(lockWord(stripe))
+                if count > 0 { submitOrKeep(UnsafeBufferPointer(rebasing: batch[..<count])) }
             }
-            if !all.isEmpty { submitOrReturn(all) }
         }
+        let left = unsubmitted.withLock { list -> [UInt] in
+            defer { list = [] }
+            return list
+        }
+        if !left.isEmpty { left.withUnsafeBufferPointer { submitOrKeep($0) } }
     }
 
     /// Flushes every live list and the orphaned blocks of lists already gone
@@ -277,19 +332,20 @@ public final class EpochRetireList: Sendable {
         guard orphanCount.load(ordering: .acquiring) != 0 else { return }
         orphans.withLock { orphans in
             orphans.removeAll { orphan in
-                guard submit(orphan.blocks, blockSize: orphan.blockSize, slotIndex: orphan.slotIndex,
-                             finalizer: orphan.finalizer) else { return false }
+                guard orphan.blocks.withUnsafeBufferPointer({
+                    submit($0, blockSize: orphan.blockSize, slotIndex: orphan.slotIndex, finalizer: orphan.finalizer)
+                }) else { return false }
                 orphanCount.subtract(1, ordering: .relaxed)
                 return true
             }
         }
     }
 
-    /// Submits `blocks`, or, if no batch block can be allocated, puts them back in a stripe
-    /// for the next submission.
-    private func submitOrReturn(_ blocks: [UInt]) {
+    /// Submits `blocks`, or, if no batch block can be allocated, keeps them for the next
+    /// submission (``flush()``).
+    private func submitOrKeep(_ blocks: UnsafeBufferPointer<UInt>) {
         if !Self.submit(blocks, blockSize: blockSize, slotIndex: slotIndex, finalizer: finalizer) {
-            stripes[0].withLock { $0.append(contentsOf: blocks) }
+            unsubmitted.withLock { $0.append(contentsOf: blocks) }
         }
     }
 
@@ -299,7 +355,7 @@ public final class EpochRetireList: Sendable {
     /// per batch). Its memory is accounted to ``PoolTag/workItem``, so that a fault injected
     /// on the owner's tag never stops a retirement. Returns `false` (nothing queued) if even
     /// that allocation fails.
-    private static func submit(_ blocks: [UInt], blockSize: Int, slotIndex: Int,
+    private static func submit(_ blocks: UnsafeBufferPointer<UInt>, blockSize: Int, slotIndex: Int,
                                finalizer: (any EpochBlockFinalizer)?) -> Bool {
         guard let batch = EpochMemory.allocate(byteCount: 8 * (blocks.count + 4), tag: .workItem) else {
             return false
@@ -309,7 +365,7 @@ public final class EpochRetireList: Sendable {
         batch.storeBytes(of: slotIndex, toByteOffset: 16, as: Int.self)
         let box = finalizer.map { Unmanaged.passRetained(FinalizerBox($0)).toOpaque() }
         batch.storeBytes(of: box, toByteOffset: 24, as: UnsafeMutableRawPointer?.self)
-        blocks.withUnsafeBytes { (batch + 32).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        (batch + 32).copyMemory(from: blocks.baseAddress!, byteCount: 8 * blocks.count)
         EpochMemory.scheduleRetireBatch(batch)
         return true
     }
@@ -322,15 +378,17 @@ public final class EpochRetireList: Sendable {
         let slotIndex = batch.load(fromByteOffset: 16, as: Int.self)
         let finalizer = batch.load(fromByteOffset: 24, as: UnsafeMutableRawPointer?.self)
             .map { Unmanaged<FinalizerBox>.fromOpaque($0).takeRetainedValue().finalizer }
+        let counters = tagTable.slots + slotIndex
         for index in 0..<count {
             let block = UnsafeMutableRawPointer(bitPattern: batch.load(fromByteOffset: 32 + 8 * index, as: UInt.self))!
             finalizer?.finalize(block)
             // A list of references (blockSize 0) does not own its pointers.
-            if blockSize != 0 {
-                EpochMemory.releaseHeaderless(block, byteCount: blockSize, slotIndex: slotIndex, wasPending: true)
-            } else {
-                EpochMemory.accountReferenceReleased(slotIndex: slotIndex)
-            }
+            if blockSize != 0 { Glibc.free(block) }
+        }
+        if blockSize != 0 {
+            EpochMemory.accountHeaderlessReleased(count: count, byteCount: blockSize, counters: counters, wasPending: true)
+        } else {
+            counters.pointee.pendingBytes.subtract(8 * count, ordering: .relaxed)  // 8 bytes a reference
         }
     }
 }

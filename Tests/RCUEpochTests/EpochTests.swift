@@ -386,11 +386,16 @@ struct EpochRetireListTests {
         #expect(EpochMemory.statistics(for: tag).liveAllocations == 0)
     }
 
+    /// More threads than stripes, so threads share a stripe's lock: every block retired is
+    /// finalized exactly once (none lost or doubled by the stripes' buffers), and all of them
+    /// are reclaimed.
     @Test func manyThreadsRetireThroughOneList() {
         let tag = uniqueTag()
-        let list = EpochRetireList(blockSize: 48, tag: tag)
+        let seen = FinalizedValues()
+        let list = EpochRetireList(blockSize: 48, tag: tag, finalizer: seen)
         #expect(list.stripeCount.nonzeroBitCount == 1 && list.stripeCount <= 16)
-        runOnThreads(4) { thread in
+        let threads = 2 * list.stripeCount + 1
+        runOnThreads(threads) { thread in
             for index in 0..<5000 {
                 guard let block = list.allocate() else { continue }
                 block.storeBytes(of: UInt64(thread * 5000 + index), as: UInt64.self)
@@ -400,6 +405,19 @@ struct EpochRetireListTests {
         let settled = settledStatistics(for: tag)
         #expect(settled.liveBytes == 0)
         #expect(settled.pendingBytes == 0)
-        #expect(settled.allocationCount == 20_000)
+        #expect(settled.allocationCount == threads * 5000)
+        let counts = seen.counts.withLock { $0 }
+        #expect(counts.count == threads * 5000)
+        #expect(counts.values.allSatisfy { $0 == 1 })
+    }
+}
+
+/// Counts the first word of every block it finalizes.
+private final class FinalizedValues: EpochBlockFinalizer {
+    let counts = Mutex<[UInt64: Int]>([:])
+
+    func finalize(_ block: UnsafeMutableRawPointer) {
+        let value = block.load(as: UInt64.self)
+        counts.withLock { $0[value, default: 0] += 1 }
     }
 }

@@ -203,16 +203,12 @@ public final class RawQueueStackMap: RawMap, @unchecked Sendable {
 
     @inline(__always)
     func lock() {
-        if !lockWord.pointee.compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged {
-            BucketLocks.lockContended(lockWord)
-        }
+        FutexLock.lock(lockWord)
     }
 
     @inline(__always)
     func unlock() {
-        if lockWord.pointee.exchange(0, ordering: .releasing) == 2 {
-            rcumaps_futex_wake(UnsafeMutableRawPointer(lockWord), 1)
-        }
+        FutexLock.unlock(lockWord)
     }
 
     /// Linux's `queue_stack_map_push_elem` after its flag check: writes `value` at the head;

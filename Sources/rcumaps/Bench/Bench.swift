@@ -231,16 +231,19 @@ func measureHash<Map: RawMap, Mode: HashLookupMode>(
     }
 }
 
-/// Runs `workload` untimed for a fifth of the duration (at most 0.1 s), then measures it.
+/// Runs `workload` untimed for a fifth of the duration (at most 0.1 s), then measures it
+/// (with `--operations`: measures it at once, for that many operations per thread).
 ///
 /// The warm-up lets caches fill and lets background work the prefill started (the
 /// lock-free table's auto-resize, deferred frees) finish before the timed run.
 func warmUpAndMeasure<Target: BenchTarget>(
     _ target: Target, _ workload: Workload, _ threads: Int, _ options: BenchOptions
 ) -> Measurement? {
-    guard measure(target, workload: workload, threads: threads, duration: min(0.1, options.duration / 5),
-                  batchSize: options.batchSize) != nil
-    else { return nil }
+    if options.operations == nil {
+        guard measure(target, workload: workload, threads: threads, duration: min(0.1, options.duration / 5),
+                      batchSize: options.batchSize) != nil
+        else { return nil }
+    }
     return measure(target, workload: workload, threads: threads, duration: options.duration, batchSize: options.batchSize,
-                   latency: options.latency)
+                   latency: options.latency, operations: options.operations)
 }

@@ -77,10 +77,21 @@ struct BenchCommand: ParsableCommand {
                                  + "the tail, not in the mean. Batch workloads are not timed."))
     var latency = false
 
+    @Option(parsing: .unconditional,
+            help: ArgumentHelp("Run exactly n operations per thread in each cell instead of --duration seconds, "
+                                   + "with no warm-up, 1...\(BenchOptions.maxOperations) (rounded up to a whole "
+                                   + "batch: 64 operations, or --batch-size elements).",
+                               discussion: "For instruction counts: under valgrind --tool=callgrind, the difference "
+                                   + "between two runs of n and 2n operations, divided by n, is the instructions per "
+                                   + "operation, repeatable where wall time is not (prefill and start-up cancel out).",
+                               valueName: "n"),
+            transform: { try parseInt($0, in: 1...BenchOptions.maxOperations) })
+    var operations: Int?
+
     /// The parsed command line, as ``runBench(_:)`` takes it.
     var options: BenchOptions {
         BenchOptions(threads: threads, duration: duration, entries: entries, maps: maps, workloads: workloads,
-                     batchSize: batchSize, shapes: shapes, json: json, latency: latency)
+                     batchSize: batchSize, shapes: shapes, json: json, latency: latency, operations: operations)
     }
 
     /// Runs the bench; a run that fails exits with ``runBench(_:)``'s status.

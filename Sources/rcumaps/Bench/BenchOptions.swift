@@ -20,6 +20,9 @@ struct BenchOptions: Equatable, Sendable {
     var json = false
     /// Time every write (update, insert, delete) and report its percentiles.
     var latency = false
+    /// Operations per thread per cell, instead of ``duration`` (no warm-up): for instruction
+    /// counts under `valgrind --tool=callgrind`, where wall time means nothing.
+    var operations: Int?
 
     /// Largest accepted `--threads` entry.
     static let maxThreads = 1024
@@ -29,4 +32,6 @@ struct BenchOptions: Equatable, Sendable {
     static let maxEntries = 1 << 26
     /// Largest accepted `--batch-size` (2^20).
     static let maxBatchSize = 1 << 20
+    /// Largest accepted `--operations` (2^40).
+    static let maxOperations = 1 << 40
 }

@@ -33,6 +33,10 @@ final class CellControl: Sendable {
     private let started = Atomic<Bool>(false)
     private let stopped = Atomic<Bool>(false)
     private let collected = ThreadLock<[WorkerResult]>([])
+    /// Operations after which a worker stops by itself (0: only when told to).
+    let operationLimit: Int
+
+    init(operationLimit: Int = 0) { self.operationLimit = operationLimit }
 
     /// Called by a worker: announces it is ready and waits until all are released.
     func arriveAndWait() {
@@ -51,9 +55,12 @@ final class CellControl: Sendable {
     /// Tells the workers to finish.
     func stop() { stopped.store(true, ordering: .relaxed) }
 
-    /// Whether workers should finish (checked every batch of operations).
+    /// Whether a worker that has run `operations` should finish (checked every batch of
+    /// operations): told to, or past the operation limit.
     @inline(__always)
-    var shouldStop: Bool { stopped.load(ordering: .relaxed) }
+    func shouldStop(after operations: Int) -> Bool {
+        stopped.load(ordering: .relaxed) || (operationLimit > 0 && operations >= operationLimit)
+    }
 
     /// Records one worker's result.
     func report(_ result: WorkerResult) { collected.withLock { $0.append(result) } }

@@ -94,18 +94,19 @@ struct Measurement: Sendable {
 /// Operations between two checks of the stop signal.
 let operationsPerBatch = 64
 
-/// Runs `workload` on `target` with `threads` OS threads for `duration` seconds.
+/// Runs `workload` on `target` with `threads` OS threads for `duration` seconds, or for
+/// `operations` operations per thread.
 ///
 /// Threads start together on a barrier; the calling thread sleeps for the duration,
-/// then signals stop and joins them.
+/// then signals stop and joins them (with `operations`, each thread stops by itself).
 ///
 /// - Parameter batchSize: elements per call of a batch workload.
 /// - Returns: The measurements, or `nil` if a thread could not be started.
 func measure<Target: BenchTarget>(
     _ target: Target, workload: Workload, threads: Int, duration: Double, batchSize: Int = 1024,
-    latency: Bool = false
+    latency: Bool = false, operations: Int? = nil
 ) -> Measurement? {
-    let control = CellControl()
+    let control = CellControl(operationLimit: operations ?? 0)
     var workers: [OSThread] = []
     for index in 0..<threads {
         guard let thread = OSThread({
@@ -124,8 +125,10 @@ func measure<Target: BenchTarget>(
     control.waitForArrivals(threads)
     let startedAt = MonotonicClock.nanoseconds()
     control.start()
-    MonotonicClock.sleep(until: startedAt + UInt64(duration * 1e9))
-    control.stop()
+    if operations == nil {
+        MonotonicClock.sleep(until: startedAt + UInt64(duration * 1e9))
+        control.stop()
+    }
     for worker in workers { worker.join() }
 
     let results = control.results
@@ -278,7 +281,7 @@ func runWorker<Target: BenchTarget>(
             result.checksum &+= UInt64(stored)
             result.operations &+= batchSize
         }
-    } while !control.shouldStop
+    } while !control.shouldStop(after: result.operations)
     result.finishedAt = MonotonicClock.nanoseconds()
     result.writeLatency = histogram
     return result
