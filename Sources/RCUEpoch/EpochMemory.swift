@@ -140,7 +140,7 @@ public enum EpochMemory {
         let header = Header(block: block)
         let flags = header.state.pointee.bitwiseOr(Flags.retired, ordering: .relaxed).oldValue
         _rcumapsPrecondition(flags & Flags.retired == 0, "epoch memory freed twice")
-        let slot = tagTable.slots + Header.slot(flags)
+        let slot = tagTable.counters(Header.slot(flags))
         slot.pointee.liveBytes.subtract(header.size, ordering: .relaxed)
         slot.pointee.liveAllocations.subtract(1, ordering: .relaxed)
         Glibc.free(header.base(flags: flags))
@@ -220,7 +220,7 @@ public enum EpochMemory {
         header.size = size
         (header.raw + 20).initializeMemory(as: Atomic<UInt32>.self,
                                            to: Atomic(flags | UInt32(slotIndex) << Flags.slotShift))
-        let slot = tagTable.slots + slotIndex
+        let slot = tagTable.counters(slotIndex)
         slot.pointee.liveBytes.add(size, ordering: .relaxed)
         slot.pointee.allocations.add(1, ordering: .relaxed)
         slot.pointee.liveAllocations.add(1, ordering: .relaxed)
@@ -234,7 +234,7 @@ public enum EpochMemory {
         _rcumapsPrecondition((flags & Flags.cacheAligned != 0) == expectingCacheAligned,
                      expectingCacheAligned ? "freeCacheAligned of a block from allocate"
                                            : "free of a block from allocateCacheAligned")
-        let slot = tagTable.slots + Header.slot(flags)
+        let slot = tagTable.counters(Header.slot(flags))
         slot.pointee.pendingBytes.add(header.size, ordering: .relaxed)
         rcumaps_call_rcu(header.rcuHead, epochReclaim)
     }
@@ -265,7 +265,7 @@ private func epochReclaim(_ head: UnsafeMutablePointer<rcu_head>?) {
         EpochRetireList.release(batch: header.block)
     }
     let size = header.size
-    let slot = tagTable.slots + EpochMemory.Header.slot(flags)
+    let slot = tagTable.counters(EpochMemory.Header.slot(flags))
     slot.pointee.pendingBytes.subtract(size, ordering: .relaxed)
     slot.pointee.liveBytes.subtract(size, ordering: .relaxed)
     slot.pointee.liveAllocations.subtract(1, ordering: .relaxed)

@@ -74,9 +74,17 @@ public final class EpochRetireList: @unchecked Sendable {
     private static let stripeBytes = (16 + 8 * batchSize + 63) / 64 * 64
     /// Blocks whose batch could not be allocated (out of memory), for the next submission.
     private let unsubmitted = ThreadLock<[UInt]>([])
-    /// The counters of `tag` (cached: the table is a global, whose every access is a
-    /// `swift_once` check).
-    private let counters: UnsafeMutablePointer<TagCounters>
+    /// Stripe 0 of the counters of `tag`, and the table's stripe count (cached: the table
+    /// is a global, whose every access is a `swift_once` check).
+    private let firstCounters: UnsafeMutablePointer<TagCounters>
+    private let counterStripes: Int
+    /// Set when a submission finds more than ``throttleThreshold`` bytes of the tag
+    /// awaiting reclamation; cleared once writers have waited (``throttleIfBehind()``).
+    private let behind = Atomic<Bool>(false)
+
+    /// The calling thread's copy of the tag's counters.
+    @inline(__always)
+    private var counters: UnsafeMutablePointer<TagCounters> { TagTable.counters(firstCounters, stripes: counterStripes) }
 
     /// A list in the registry: weakly, for ``flushAll()`` (a list whose last reference is
     /// being dropped reads as `nil`, so that `flushAll()` never holds the last reference and
@@ -144,7 +152,8 @@ public final class EpochRetireList: @unchecked Sendable {
         self.tag = tag
         self.finalizer = finalizer
         slotIndex = EpochMemory.tagSlotIndex(tag)
-        counters = tagTable.slots + slotIndex
+        firstCounters = tagTable.slots + slotIndex
+        counterStripes = tagTable.stripes
         let cpus = max(1, min(16, sysconf(Int32(_SC_NPROCESSORS_CONF))))
         stripeCount = 1 << (Int.bitWidth - (cpus - 1).leadingZeroBitCount)  // next power of two
         stripeMemory = UnsafeMutableRawPointer.allocate(byteCount: stripeCount * Self.stripeBytes,
@@ -270,18 +279,21 @@ public final class EpochRetireList: @unchecked Sendable {
     /// after leaving their section, so the backlog stays under the threshold (plus what
     /// retires during one barrier) at the cost of a stall now and then for the writer.
     ///
+    /// The backlog is measured when a batch is submitted (every ``batchSize`` retirements
+    /// of a stripe), so it may exceed the threshold by a batch per stripe before writers wait.
+    ///
     /// Concurrency: any thread; costs one relaxed load when reclamation keeps up.
     @inline(__always)
     public func throttleIfBehind() {
-        let pending = counters.pointee.pendingBytes.load(ordering: .relaxed)
-        if _slowPath(pending > Self.throttleThreshold) { Self.waitForReclamation() }
+        if _slowPath(behind.load(ordering: .relaxed)) { waitForReclamation() }
     }
 
     @inline(never)
-    private static func waitForReclamation() {
+    private func waitForReclamation() {
         guard !Epoch.isActive, !EpochMemory.isReclamationThread else { return }
-        throttleCount.add(1, ordering: .relaxed)
+        Self.throttleCount.add(1, ordering: .relaxed)
         Epoch.barrier()
+        behind.store(false, ordering: .relaxed)
     }
 
     /// How many times writers have waited in ``throttleIfBehind()`` (process-wide).
@@ -347,6 +359,7 @@ public final class EpochRetireList: @unchecked Sendable {
         if !Self.submit(blocks, blockSize: blockSize, slotIndex: slotIndex, finalizer: finalizer) {
             unsubmitted.withLock { $0.append(contentsOf: blocks) }
         }
+        if tagTable.pendingBytes(slotIndex) > Self.throttleThreshold { behind.store(true, ordering: .relaxed) }
     }
 
     /// Queues `blocks` behind one `rcu_head`: a batch block
@@ -378,7 +391,7 @@ public final class EpochRetireList: @unchecked Sendable {
         let slotIndex = batch.load(fromByteOffset: 16, as: Int.self)
         let finalizer = batch.load(fromByteOffset: 24, as: UnsafeMutableRawPointer?.self)
             .map { Unmanaged<FinalizerBox>.fromOpaque($0).takeRetainedValue().finalizer }
-        let counters = tagTable.slots + slotIndex
+        let counters = tagTable.counters(slotIndex)
         for index in 0..<count {
             let block = UnsafeMutableRawPointer(bitPattern: batch.load(fromByteOffset: 32 + 8 * index, as: UInt.self))!
             finalizer?.finalize(block)

@@ -1,4 +1,8 @@
+import CRCUMapsShim
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Memory accounting for one ``PoolTag``.
 ///
@@ -43,15 +47,43 @@ struct TagCounters: ~Copyable {
 
 /// The process-wide table of per-tag counters: open addressing, insert-only, lock-free.
 /// The last slot collects every tag that finds the table full.
+///
+/// Each tag's counters come in ``stripes`` copies, one per thread stripe
+/// (`rcumaps_thread_stripe`), so that threads allocating and retiring under one tag (every
+/// writer of a map) do not all write one cache line: a writer updates its stripe's copy, a
+/// reader of the figures sums the copies (a copy alone may go negative: a block allocated
+/// by one thread is reclaimed by another). The tag's key lives in stripe 0.
 final class TagTable: @unchecked Sendable {
     // @unchecked: `slots` is allocated once, never freed or moved, and every field in
     // it is an atomic.
     static let capacity = 1024
+    /// Copies of the table (a power of two: the CPU count, at most 16).
+    let stripes: Int
+    /// Invariant: `capacity × stripes` counters, stripe-major (stripe `s` of slot `i` at
+    /// `s × capacity + i`), zero-filled by `calloc` — all-zero bytes are a valid
+    /// `TagCounters` (every field an atomic integer at 0), so pages of stripes no thread
+    /// uses are never touched.
     let slots: UnsafeMutablePointer<TagCounters>
 
     init() {
-        slots = .allocate(capacity: Self.capacity)
-        for index in 0..<Self.capacity { (slots + index).initialize(to: TagCounters()) }
+        let cpus = max(1, min(16, sysconf(Int32(_SC_NPROCESSORS_CONF))))
+        stripes = 1 << (Int.bitWidth - (cpus - 1).leadingZeroBitCount)  // next power of two
+        guard let memory = calloc(Self.capacity * stripes, MemoryLayout<TagCounters>.stride) else {
+            _rcumapsTrap("RCUEpoch: out of memory for the statistics table")
+        }
+        slots = memory.bindMemory(to: TagCounters.self, capacity: Self.capacity * stripes)
+    }
+
+    /// The counters of slot `index` the calling thread updates (its stripe's copy).
+    @inline(__always)
+    func counters(_ index: Int) -> UnsafeMutablePointer<TagCounters> {
+        Self.counters(slots + index, stripes: stripes)
+    }
+
+    /// The calling thread's copy of the counters whose stripe-0 copy is `first`.
+    @inline(__always)
+    static func counters(_ first: UnsafeMutablePointer<TagCounters>, stripes: Int) -> UnsafeMutablePointer<TagCounters> {
+        first + (Int(rcumaps_thread_stripe()) & (stripes &- 1)) &* capacity
     }
 
     /// The slot of `tag`, claiming a free one on first use.
@@ -72,14 +104,22 @@ final class TagTable: @unchecked Sendable {
         return Self.capacity - 1
     }
 
+    /// The bytes awaiting reclamation under slot `index`: the sum of its copies.
+    func pendingBytes(_ index: Int) -> Int {
+        var total = 0
+        for stripe in 0..<stripes { total &+= slots[stripe * Self.capacity + index].pendingBytes.load(ordering: .relaxed) }
+        return total
+    }
+
     func snapshot(_ index: Int, tag: PoolTag) -> EpochTagStatistics {
-        let slot = slots + index
-        var statistics = EpochTagStatistics(
-            tag: tag,
-            liveBytes: slot.pointee.liveBytes.load(ordering: .relaxed),
-            pendingBytes: slot.pointee.pendingBytes.load(ordering: .relaxed),
-            allocationCount: slot.pointee.allocations.load(ordering: .relaxed),
-            liveAllocations: slot.pointee.liveAllocations.load(ordering: .relaxed))
+        var statistics = EpochTagStatistics(tag: tag)
+        for stripe in 0..<stripes {
+            let slot = slots + stripe * Self.capacity + index
+            statistics.liveBytes &+= slot.pointee.liveBytes.load(ordering: .relaxed)
+            statistics.pendingBytes &+= slot.pointee.pendingBytes.load(ordering: .relaxed)
+            statistics.allocationCount &+= slot.pointee.allocations.load(ordering: .relaxed)
+            statistics.liveAllocations &+= slot.pointee.liveAllocations.load(ordering: .relaxed)
+        }
         statistics.isShared = index == Self.capacity - 1
         return statistics
     }
