@@ -85,40 +85,88 @@ struct RCUDictionaryTests {
 
     /// Many threads replace and remove the same keys (class values) while readers read them:
     /// every object's deinit runs exactly once, after a barrier none is left, and no reader
-    /// ever sees a freed object.
+    /// ever sees a freed object. Once per slot layout: integer keys with the reference in
+    /// the slot, string keys in nodes with the reference in the slot, and a two-word value
+    /// (reference and integer) in nodes.
     @Test func classValuesAreReleasedExactlyOnce() {
+        churnObjects(key: { $0 }, wrap: { $0 }, unwrap: { $0 })
+        churnObjects(key: { "key-\($0)" }, wrap: { $0 }, unwrap: { $0 })
+        churnObjects(key: { $0 }, wrap: { ($0, $0.id) }, unwrap: { $0.1 == $0.0.id ? $0.0 : nil })
+    }
+
+    private func churnObjects<Key: Hashable & Sendable, Value: Sendable>(
+        key makeKey: @escaping @Sendable (Int) -> Key, wrap: @escaping @Sendable (Tracked) -> Value,
+        unwrap: @escaping @Sendable (Value) -> Tracked?
+    ) {
         let census = Census()
         let torn = Atomic<Int>(0)
         do {
-            let objects = RCUDictionary<Int, Tracked>()
+            let objects = RCUDictionary<Key, Value>()
             let keys = 32
             let rounds = 5_000
             runOnThreads(4) { thread in
                 var seed = UInt64(thread + 1) &* 0x9E37_79B9_7F4A_7C15
                 for round in 0..<rounds {
                     seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17
-                    let key = Int(seed % UInt64(keys))
+                    let key = makeKey(Int(seed % UInt64(keys)))
                     switch (seed >> 32) % 6 {
-                    case 0: objects[key] = Tracked(round, census)
-                    case 1: _ = objects.updateValue(Tracked(round, census), forKey: key)
+                    case 0: objects[key] = wrap(Tracked(round, census))
+                    case 1: _ = objects.updateValue(wrap(Tracked(round, census)), forKey: key)
                     case 2: _ = objects.removeValue(forKey: key)
-                    case 3: _ = objects.insertIfAbsent(Tracked(round, census), forKey: key)
-                    case 4: objects.update(forKey: key) { old in old == nil ? Tracked(round, census) : nil }
+                    case 3: _ = objects.insertIfAbsent(wrap(Tracked(round, census)), forKey: key)
+                    case 4: objects.update(forKey: key) { old in old == nil ? wrap(Tracked(round, census)) : nil }
                     default:
-                        if let object = objects[key], !object.isIntact { torn.add(1, ordering: .relaxed) }
+                        if let value = objects[key], unwrap(value)?.isIntact != true { torn.add(1, ordering: .relaxed) }
                     }
                 }
             }
-            for (_, object) in objects where !object.isIntact { torn.add(1, ordering: .relaxed) }
+            for (_, value) in objects where unwrap(value)?.isIntact != true { torn.add(1, ordering: .relaxed) }
         }
         // The dictionary is gone: its entries are retired; a barrier runs their release.
         Epoch.barrier()
         Epoch.barrier()
-        #expect(torn.load(ordering: .relaxed) == 0)
-        #expect(census.alive.load(ordering: .relaxed) == 0)
+        #expect(torn.load(ordering: .relaxed) == 0, "\(Key.self) → \(Value.self)")
+        #expect(census.alive.load(ordering: .relaxed) == 0, "\(Key.self) → \(Value.self)")
         let made = census.created.load(ordering: .relaxed)
-        #expect(census.deinitialized.load(ordering: .relaxed) == made)
+        #expect(census.deinitialized.load(ordering: .relaxed) == made, "\(Key.self) → \(Value.self)")
         #expect(made > 0)
+    }
+
+    /// Integer keys live in the slots themselves, where a slot emptied by one key is reused
+    /// by another: readers racing removals and reinsertions of neighbouring keys never get
+    /// another key's value, and the extremes of each key type (0, negative, the largest)
+    /// are keys like any other.
+    @Test func slotsReusedByOtherKeysNeverMixThemUp() {
+        let table = RCUDictionary<Int, Int>()
+        let wrong = Atomic<Int>(0)
+        // A value is its key × 10^6 plus the writer's round (< 10^6): another key's value
+        // is out of that key's range.
+        @Sendable func belongs(_ value: Int, to key: Int) -> Bool { (0..<1_000_000).contains(value - key &* 1_000_000) }
+        // Few keys, many removals: slots are emptied and refilled all the time.
+        runOnThreads(4) { thread in
+            var seed = UInt64(thread + 7) &* 0x9E37_79B9_7F4A_7C15
+            for round in 0..<150_000 {
+                seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17
+                let key = Int(seed % 24) - 12  // negative keys and 0 included
+                if thread < 2 {
+                    if seed >> 40 & 1 == 0 { table[key] = key &* 1_000_000 + round } else { table.removeValue(forKey: key) }
+                } else if let value = table[key], !belongs(value, to: key) {
+                    wrong.add(1, ordering: .relaxed)
+                }
+            }
+        }
+        #expect(wrong.load(ordering: .relaxed) == 0)
+        for (key, value) in table { #expect(belongs(value, to: key), "key \(key) holds \(value)") }
+
+        let small = RCUDictionary<Int8, UInt>()
+        for key in Int8.min...Int8.max { small[key] = UInt(UInt8(bitPattern: key)) + 1 }
+        #expect(small.count == 256)
+        #expect((Int8.min...Int8.max).allSatisfy { small[$0] == UInt(UInt8(bitPattern: $0)) + 1 })
+        #expect(small.removeValue(forKey: 0) == 1 && small[0] == nil && small[-1] == 256)
+        let wide = RCUDictionary<UInt64, Int>()
+        wide[.max] = 1
+        wide[0] = 2
+        #expect(wide[.max] == 1 && wide[0] == 2 && wide[1] == nil && wide.count == 2)
     }
 
     /// A reader that took a value keeps it alive however long it holds it, even after the

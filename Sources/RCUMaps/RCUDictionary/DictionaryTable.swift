@@ -2,22 +2,27 @@ import CRCUMapsShim
 import RCUEpoch
 import Synchronization
 
-/// The bucket array of an ``RCUDictionary``: cache-line buckets of node pointers, with a
-/// 7-bit hash tag per slot so a lookup compares keys only where the tag matches.
+/// The bucket array of an ``RCUDictionary``: cache-line buckets of three two-word slots,
+/// with a 7-bit hash tag per slot so a lookup looks only at slots whose tag matches.
 ///
 /// Layout: a 64-byte header (bucket count) followed by `bucketCount` 64-byte buckets:
 ///
-///     offset 0   control  Atomic<UInt64>  bytes 0..<6: slot tags (0 = empty)
+///     offset 0   control  Atomic<UInt64>  bytes 0..<3: slot tags (0 = empty)
 ///     offset 8   overflow Atomic<UInt>    the next bucket of the chain, or 0
-///     offset 16  slots    6 × Atomic<UInt> node addresses (0 = empty)
+///     offset 16  slots    3 × (key word, value word), each an Atomic<UInt>
 ///
-/// Nodes are immutable once published: an update swaps a slot's pointer to a new node, a
-/// delete clears the tag, then the pointer. Readers load the control word, then each
-/// matching slot's pointer, and compare the full key through the node: a slot reused for
-/// another key between the two loads just fails the comparison, so reuse needs no grace
-/// period. The buckets of chain `i` change only under the writer stripe `i mod stripes`.
+/// What the words hold depends on the dictionary (``RCUDictionary/SlotLayout``): the key
+/// word is the key's own bits (integer keys) or the address of an immutable node holding
+/// the key (and, for values that are not one word, the value); the value word is the value's
+/// bits (one-word values) or unused.
 ///
-/// A table is replaced whole when the dictionary grows or shrinks (the same node pointers,
+/// A writer fills a slot's value word, then its key word, then its tag (each a release
+/// store); a delete clears the tag, then the key word. A reader loads the control word, then
+/// the key word and value word of each slot whose tag matches, then checks the tag and key
+/// word again: if both are unchanged, the two words it read belong together. The buckets of
+/// chain `i` change only under the writer stripe `i mod stripes`.
+///
+/// A table is replaced whole when the dictionary grows or shrinks (the same slot words,
 /// rehashed into a new table, published with one release store); the old table and its
 /// overflow buckets are retired through the epoch, so a reader still walking it is safe.
 ///
@@ -29,10 +34,10 @@ struct DictionaryTable {
 
     @usableFromInline static let headerSize = 64
     @usableFromInline static let bucketSize = 64
-    @usableFromInline static let slotsPerBucket = 6
+    @usableFromInline static let slotsPerBucket = 3
     @usableFromInline static let byteOnes: UInt64 = 0x0101_0101_0101_0101
-    /// `0x80` in each of the six tag bytes.
-    @usableFromInline static let liveTagBits: UInt64 = 0x0000_8080_8080_8080
+    /// `0x80` in each of the three tag bytes.
+    @usableFromInline static let liveTagBits: UInt64 = 0x0000_0000_0080_8080
     static let tag = PoolTag("rcdt")
 
     @inlinable init(_ base: UnsafeMutableRawPointer) { self.base = base }
@@ -70,19 +75,34 @@ struct DictionaryTable {
         (bucket + 8).assumingMemoryBound(to: Atomic<UInt>.self)
     }
 
+    /// The key word of slot `index` of `bucket`.
     @inlinable @inline(__always)
-    static func slot(_ bucket: UnsafeMutableRawPointer, _ index: Int) -> UnsafeMutablePointer<Atomic<UInt>> {
-        (bucket + (16 &+ index &* 8)).assumingMemoryBound(to: Atomic<UInt>.self)
+    static func keyWord(_ bucket: UnsafeMutableRawPointer, _ index: Int) -> UnsafeMutablePointer<Atomic<UInt>> {
+        (bucket + (16 &+ index &* 16)).assumingMemoryBound(to: Atomic<UInt>.self)
+    }
+
+    /// The value word of slot `index` of `bucket`.
+    @inlinable @inline(__always)
+    static func valueWord(_ bucket: UnsafeMutableRawPointer, _ index: Int) -> UnsafeMutablePointer<Atomic<UInt>> {
+        (bucket + (24 &+ index &* 16)).assumingMemoryBound(to: Atomic<UInt>.self)
     }
 
     /// The tag of `hash`: its top 7 bits with the high bit set (the bucket uses the low bits).
     @inlinable @inline(__always)
     static func tag(_ hash: Int) -> UInt64 { 0x80 | (UInt64(bitPattern: Int64(hash)) >> 57) }
 
-    /// Calls `body` with the node address of every live slot of chain `chain` whose tag
-    /// matches `hash` (any live slot when `hash` is nil), until it returns `true`.
+    /// Whether slot `index` of `bucket` still shows `tag` and holds `key` in its key word:
+    /// a reader's check that the words it read from the slot belong together.
     @inlinable @inline(__always)
-    func forEachCandidate(inChainOf hash: Int, _ body: (UInt) -> Bool) -> Bool {
+    static func stillHolds(_ bucket: UnsafeMutableRawPointer, _ index: Int, tag: UInt64, key: UInt) -> Bool {
+        let control = Self.control(bucket).pointee.load(ordering: .acquiring)
+        return (control >> UInt64(8 &* index)) & 0xFF == tag && keyWord(bucket, index).pointee.load(ordering: .relaxed) == key
+    }
+
+    /// Calls `body` with the bucket and slot index of every slot of chain `hash` whose tag
+    /// matches, until it returns `true`. Caller holds an epoch section.
+    @inlinable @inline(__always)
+    func forEachCandidate(inChainOf hash: Int, _ body: (UnsafeMutableRawPointer, Int) -> Bool) -> Bool {
         let pattern = Self.tag(hash) &* Self.byteOnes
         var bucket = self.bucket(hash)
         while true {
@@ -90,8 +110,7 @@ struct DictionaryTable {
             let difference = control ^ pattern
             var candidates = (difference &- Self.byteOnes) & ~difference & Self.liveTagBits
             while candidates != 0 {
-                let node = Self.slot(bucket, candidates.trailingZeroBitCount &>> 3).pointee.load(ordering: .acquiring)
-                if node != 0, body(node) { return true }
+                if body(bucket, candidates.trailingZeroBitCount &>> 3) { return true }
                 candidates &= candidates &- 1
             }
             guard let next = UnsafeMutableRawPointer(bitPattern: Self.overflowLink(bucket).pointee.load(ordering: .acquiring))
@@ -100,15 +119,16 @@ struct DictionaryTable {
         }
     }
 
-    /// Calls `body` with every live node address in the table. Caller holds an epoch.
-    func forEachNode(_ body: (UInt) -> Void) {
+    /// Calls `body` with the bucket, slot index and tag of every live slot in the table.
+    /// Caller holds an epoch section (or every stripe).
+    func forEachSlot(_ body: (UnsafeMutableRawPointer, Int, UInt64) -> Void) {
         for index in 0..<bucketCount {
             var bucket: UnsafeMutableRawPointer? = base + Self.headerSize + index * Self.bucketSize
             while let current = bucket {
                 let control = Self.control(current).pointee.load(ordering: .acquiring)
-                for slot in 0..<Self.slotsPerBucket where (control >> UInt64(8 * slot)) & 0xFF != 0 {
-                    let node = Self.slot(current, slot).pointee.load(ordering: .acquiring)
-                    if node != 0 { body(node) }
+                for slot in 0..<Self.slotsPerBucket {
+                    let tag = (control >> UInt64(8 * slot)) & 0xFF
+                    if tag != 0 { body(current, slot, tag) }
                 }
                 bucket = UnsafeMutableRawPointer(bitPattern: Self.overflowLink(current).pointee.load(ordering: .acquiring))
             }
@@ -117,7 +137,7 @@ struct DictionaryTable {
 
     // MARK: Writers (caller holds the chain's stripe lock, or every stripe)
 
-    /// Where a node is stored: a bucket and a slot.
+    /// Where an entry is stored: a bucket and a slot.
     @usableFromInline
     struct Place {
         @usableFromInline let bucket: UnsafeMutableRawPointer
@@ -127,9 +147,14 @@ struct DictionaryTable {
             self.bucket = bucket
             self.slot = slot
         }
+
+        /// The slot's key word.
+        @inlinable var keyWord: UnsafeMutablePointer<Atomic<UInt>> { DictionaryTable.keyWord(bucket, slot) }
+        /// The slot's value word.
+        @inlinable var valueWord: UnsafeMutablePointer<Atomic<UInt>> { DictionaryTable.valueWord(bucket, slot) }
     }
 
-    /// The place of the node `matches` accepts in the chain of `hash`.
+    /// The place of the entry whose key word `matches` accepts in the chain of `hash`.
     @inlinable
     func locate(_ hash: Int, _ matches: (UInt) -> Bool) -> Place? {
         let tag = Self.tag(hash)
@@ -137,24 +162,26 @@ struct DictionaryTable {
         while let current = bucket {
             let control = Self.control(current).pointee.load(ordering: .relaxed)
             for slot in 0..<Self.slotsPerBucket where (control >> UInt64(8 * slot)) & 0xFF == tag {
-                let node = Self.slot(current, slot).pointee.load(ordering: .relaxed)
-                if node != 0, matches(node) { return Place(bucket: current, slot: slot) }
+                if matches(Self.keyWord(current, slot).pointee.load(ordering: .relaxed)) {
+                    return Place(bucket: current, slot: slot)
+                }
             }
             bucket = UnsafeMutableRawPointer(bitPattern: Self.overflowLink(current).pointee.load(ordering: .relaxed))
         }
         return nil
     }
 
-    /// Stores `node` (of `hash`) in a free slot of its chain, chaining a new overflow bucket
-    /// if every slot is taken; false without memory for one.
+    /// Stores an entry (its key word and value word, of `hash`) in a free slot of its chain,
+    /// chaining a new overflow bucket if every slot is taken; false without memory for one.
     @usableFromInline
-    func insert(_ node: UInt, hash: Int) -> Bool {
+    func insert(key: UInt, value: UInt, hash: Int) -> Bool {
         var bucket = self.bucket(hash)
         while true {
             let control = Self.control(bucket).pointee.load(ordering: .relaxed)
             for slot in 0..<Self.slotsPerBucket where (control >> UInt64(8 * slot)) & 0xFF == 0 {
-                // The pointer first, then the tag that makes readers look at it.
-                Self.slot(bucket, slot).pointee.store(node, ordering: .releasing)
+                // The words first, then the tag that makes readers look at them.
+                Self.valueWord(bucket, slot).pointee.store(value, ordering: .releasing)
+                Self.keyWord(bucket, slot).pointee.store(key, ordering: .releasing)
                 Self.control(bucket).pointee.store(control | Self.tag(hash) << UInt64(8 * slot), ordering: .releasing)
                 return true
             }
@@ -166,7 +193,8 @@ struct DictionaryTable {
                 return false
             }
             Self.initializeBucket(overflow)
-            Self.slot(overflow, 0).pointee.store(node, ordering: .relaxed)
+            Self.valueWord(overflow, 0).pointee.store(value, ordering: .relaxed)
+            Self.keyWord(overflow, 0).pointee.store(key, ordering: .relaxed)
             Self.control(overflow).pointee.store(Self.tag(hash), ordering: .relaxed)
             // Publishing the link publishes the bucket's contents.
             Self.overflowLink(bucket).pointee.store(UInt(bitPattern: overflow), ordering: .releasing)
@@ -174,13 +202,15 @@ struct DictionaryTable {
         }
     }
 
-    /// Empties a place: the tag first (readers stop looking), then the pointer.
+    /// Empties a place: the tag first (readers stop looking), then the key word (a reader
+    /// that read the slot before checks it again and sees the change). The value word keeps
+    /// its bits, which the slot no longer owns.
     @inlinable
     func clear(_ place: Place) {
         let control = Self.control(place.bucket)
         let current = control.pointee.load(ordering: .relaxed)
         control.pointee.store(current & ~(0xFF << UInt64(8 * place.slot)), ordering: .releasing)
-        Self.slot(place.bucket, place.slot).pointee.store(0, ordering: .releasing)
+        place.keyWord.pointee.store(0, ordering: .releasing)
     }
 
     /// Retires the table and its overflow buckets (after a grace period). The table must be

@@ -19,18 +19,21 @@ import Glibc
 /// ```
 ///
 /// - Reads never lock, never write shared memory and never block: a lookup enters an epoch
-///   section, finds the entry in a cache-line bucket (a 7-bit tag per slot filters the key
-///   comparisons) and copies (retains) its value before leaving.
-/// - Each entry is an immutable node. A write publishes a new node, or unlinks one, under
-///   one of the dictionary's writer stripes (a lock per group of buckets): writers of keys
-///   in different stripes do not contend.
-/// - A replaced or removed node is released after a grace period — once no reader can
-///   still be reading it — on the reclamation thread, where the key's and value's `deinit`s
-///   (if any) run. ``/RCUEpoch/Epoch/barrier()-129j7`` waits for them.
-/// - A value of one word — 8 bytes of plain data (`Int`, `Double`) or a class reference —
-///   is replaced in place, with an atomic exchange, and costs no allocation; a reference
-///   replaced so is released after a grace period too. Other values get a new node.
-/// - Unbounded: the bucket array doubles when entries average four a bucket and halves
+///   section, finds the entry in a cache-line bucket of three slots (a 7-bit tag per slot
+///   filters the key comparisons) and copies (retains) its value before leaving.
+/// - Where an entry lives depends on its types. A value of one word — 8 bytes of plain data
+///   (`Int`, `Double`) or a class reference — is kept in the slot itself and replaced in
+///   place, with an atomic exchange; with an integer key (`Int`, `UInt32`, …) the key is in
+///   the slot too, so such an entry is no allocation at all and a lookup reads one cache
+///   line of the dictionary. Other keys live in an immutable node the slot points to, and
+///   other values in that node, which a write replaces whole.
+/// - Writes happen under one of the dictionary's writer stripes (a lock per group of
+///   buckets): writers of keys in different stripes do not contend.
+/// - A replaced or removed node, and a class reference taken out of a slot, is released
+///   after a grace period — once no reader can still be reading it — on the reclamation
+///   thread, where the key's and value's `deinit`s (if any) run.
+///   ``/RCUEpoch/Epoch/barrier()-129j7`` waits for them.
+/// - Unbounded: the bucket array doubles when entries average three a bucket and halves
 ///   when they fall under one in two; the resize takes every stripe (writers wait for it,
 ///   readers do not: they keep reading the old array until they next look). An allocation
 ///   failure stops the program, as for `Dictionary`.
@@ -49,16 +52,19 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
 
     /// The current bucket array (a ``DictionaryTable`` base address).
     @usableFromInline let table = Atomic<UInt>(0)
+    /// What a slot's two words hold.
+    @usableFromInline let layout: SlotLayout
+    /// How a present key's value is replaced (see ``DictionaryValueStorage``).
+    @usableFromInline let storage: DictionaryValueStorage
     /// Offsets of the key and the value in a node (the hash is at 0).
     @usableFromInline let keyOffset: Int
     @usableFromInline let valueOffset: Int
+    /// The nodes of ``SlotLayout/nodeKey`` and ``SlotLayout/node`` dictionaries.
     @usableFromInline let nodes: EpochRetireList
-    /// How a present key's value is replaced (see ``DictionaryValueStorage``).
-    @usableFromInline let storage: DictionaryValueStorage
-    /// References replaced in place (``DictionaryValueStorage/objectWord``), released after
-    /// a grace period; `nil` for the other kinds of value.
+    /// References taken out of value words (replaced or removed), released after a grace
+    /// period; `nil` unless values are class references kept in slots.
     @usableFromInline let replacedObjects: EpochRetireList?
-    @usableFromInline let layout: DictionaryNodeLayout<Key, Value>
+    @usableFromInline let nodeLayout: DictionaryNodeLayout<Key, Value>
     /// One lock per stripe; chain `i` belongs to stripe `i & stripeMask`.
     @usableFromInline let locks: BucketLocks
     /// Entries per stripe, one 64-byte line each (changed under the stripe's lock).
@@ -69,16 +75,28 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// Set while one writer resizes (the others do not queue up behind it).
     let resizing = Atomic<Bool>(false)
 
+    /// What the two words of a slot hold.
+    @usableFromInline
+    enum SlotLayout: UInt8, Sendable {
+        /// Integer keys and one-word values: the key's bits and the value's bits. No node.
+        case inline
+        /// One-word values, other keys: a node holding the hash and the key, and the value's bits.
+        case nodeKey
+        /// Other values: a node holding the hash, the key and the value; the value word is unused.
+        case node
+    }
+
     /// An empty dictionary.
     ///
     /// - Parameter minimumCapacity: entries to size the bucket array for up front (it
     ///   grows and shrinks by itself anyway).
     public init(minimumCapacity: Int = 0) {
-        layout = DictionaryNodeLayout()
-        keyOffset = layout.keyOffset
-        valueOffset = layout.valueOffset
-        nodes = EpochRetireList(blockSize: layout.size, tag: PoolTag("rcud"), finalizer: layout)
         storage = DictionaryValueStorage(for: Value.self)
+        layout = storage == .node ? .node : Self.keysFitInline ? .inline : .nodeKey
+        nodeLayout = DictionaryNodeLayout(includesValue: layout == .node)
+        keyOffset = nodeLayout.keyOffset
+        valueOffset = nodeLayout.valueOffset
+        nodes = EpochRetireList(blockSize: nodeLayout.size, tag: PoolTag("rcud"), finalizer: nodeLayout)
         replacedObjects = storage == .objectWord
             ? EpochRetireList(referencesWithTag: PoolTag("rcuo"), finalizer: DictionaryObjectReleaser()) : nil
         let cpus = Swift.max(1, Swift.min(64, sysconf(Int32(_SC_NPROCESSORS_CONF))))
@@ -95,13 +113,23 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         table.store(UInt(bitPattern: first.base), ordering: .releasing)
     }
 
+    /// Whether keys are kept in the slots themselves: the standard library's integers of at
+    /// most 8 bytes, whose `==` compares exactly their bits (floating-point keys are not:
+    /// `0.0 == -0.0`).
+    static var keysFitInline: Bool {
+        Key.self == Int.self || Key.self == UInt.self || Key.self == Int64.self || Key.self == UInt64.self
+            || Key.self == Int32.self || Key.self == UInt32.self || Key.self == Int16.self || Key.self == UInt16.self
+            || Key.self == Int8.self || Key.self == UInt8.self
+    }
+
     deinit {
-        // No reader or writer holds the dictionary: retire every node and the table (a
+        // No reader or writer holds the dictionary: retire every entry and the table (a
         // reader that dropped it inside a section still reads them until the section ends).
         let current = currentTable
-        current.forEachNode { nodes.retire(UnsafeMutableRawPointer(bitPattern: $0)!) }
+        current.forEachSlot { bucket, slot, _ in retireEntry(at: DictionaryTable.Place(bucket: bucket, slot: slot)) }
         current.retire()
         nodes.flush()
+        replacedObjects?.flush()
         for stripe in 0...stripeMask { (counts + stripe * 64).assumingMemoryBound(to: Atomic<Int>.self).deinitialize(count: 1) }
         counts.deallocate()
     }
@@ -126,8 +154,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
             let hash = key.hashValue
             Epoch.enter()
             defer { Epoch.exit() }
-            guard let node = find(key, hash: hash) else { return nil }
-            return value(of: node)
+            return read(key, hash: hash)?.value
         }
         set {
             if let newValue { updateValue(newValue, forKey: key) } else { removeValue(forKey: key) }
@@ -160,47 +187,100 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// Whether the dictionary holds no entry (see ``count``).
     public var isEmpty: Bool { count == 0 }
 
-    /// The node of `key`, or nil. Caller holds an epoch section.
+    /// The two words of `key`'s slot, read so that they belong together (a slot emptied or
+    /// reused between the reads is read again), or nil. Caller holds an epoch section.
     @inlinable @inline(__always)
-    func find(_ key: Key, hash: Int) -> UInt? {
-        var found: UInt?
-        _ = currentTable.forEachCandidate(inChainOf: hash) { node in
-            guard nodeHash(node) == hash, self.key(of: node) == key else { return false }
-            found = node
-            return true
+    func find(_ key: Key, hash: Int) -> (key: UInt, value: UInt)? {
+        let tag = DictionaryTable.tag(hash)
+        let probe = layout == .inline ? encode(key) : 0
+        while true {
+            var found: (key: UInt, value: UInt)?
+            var changed = false
+            _ = currentTable.forEachCandidate(inChainOf: hash) { bucket, slot in
+                let keyBits = DictionaryTable.keyWord(bucket, slot).pointee.load(ordering: .acquiring)
+                guard layout == .inline ? keyBits == probe : keyBits != 0 && nodeMatches(keyBits, key, hash) else { return false }
+                if layout == .node {
+                    // Nodes are immutable and outlive the section: no second look needed.
+                    found = (keyBits, 0)
+                    return true
+                }
+                let valueBits = DictionaryTable.valueWord(bucket, slot).pointee.load(ordering: .acquiring)
+                if DictionaryTable.stillHolds(bucket, slot, tag: tag, key: keyBits) {
+                    found = (keyBits, valueBits)
+                } else {
+                    changed = true
+                }
+                return true
+            }
+            if !changed { return found }
         }
-        return found
+    }
+
+    /// `key`'s value, copied (retained), with the slot words it was read from. Caller holds
+    /// an epoch section.
+    @inlinable @inline(__always)
+    func read(_ key: Key, hash: Int) -> (words: (key: UInt, value: UInt), value: Value)? {
+        guard let words = find(key, hash: hash) else { return nil }
+        return (words, layout == .node ? nodeValue(words.key) : decode(words.value))
+    }
+
+    /// Whether the node at `node` holds `key` (of `hash`).
+    @inlinable @inline(__always)
+    func nodeMatches(_ node: UInt, _ key: Key, _ hash: Int) -> Bool {
+        nodeHash(node) == hash && self.key(ofNode: node) == key
+    }
+
+    /// Whether the key word `keyBits` (of a slot whose tag matches `hash`) holds `key`.
+    /// Caller holds the chain's stripe, or an epoch section.
+    @inlinable @inline(__always)
+    func keyWordMatches(_ keyBits: UInt, _ key: Key, _ hash: Int) -> Bool {
+        layout == .inline ? keyBits == encode(key) : nodeMatches(keyBits, key, hash)
     }
 
     @inlinable @inline(__always)
     func nodeHash(_ node: UInt) -> Int { UnsafeRawPointer(bitPattern: node)!.load(as: Int.self) }
 
     @inlinable @inline(__always)
-    func key(of node: UInt) -> Key {
+    func key(ofNode node: UInt) -> Key {
         (UnsafeRawPointer(bitPattern: node)! + keyOffset).assumingMemoryBound(to: Key.self).pointee
     }
 
-    /// A copy of `node`'s value (retained, for a reference). Caller holds an epoch section
-    /// or the node's stripe.
+    /// The key a slot's key word stands for.
     @inlinable @inline(__always)
-    func value(of node: UInt) -> Value {
-        if storage == .node {
-            return (UnsafeRawPointer(bitPattern: node)! + valueOffset).assumingMemoryBound(to: Value.self).pointee
-        }
-        // One word replaced in place: read atomically (acquiring: the writer's release
-        // publishes what a reference points to), then copied. A reference read here is
-        // released, once replaced, only after a grace period: it is alive to be retained.
-        return decode(valueWord(node).pointee.load(ordering: .acquiring))
+    func key(ofKeyWord keyBits: UInt) -> Key {
+        layout == .inline ? decodeKey(keyBits) : key(ofNode: keyBits)
     }
 
-    /// The value word of a node whose value is one word (``DictionaryValueStorage/node`` excepted).
+    /// The hash of the key a slot's key word stands for.
+    @inlinable
+    func hash(ofKeyWord keyBits: UInt) -> Int {
+        layout == .inline ? decodeKey(keyBits).hashValue : nodeHash(keyBits)
+    }
+
+    /// A copy of a ``SlotLayout/node`` node's value. Caller holds an epoch section or the
+    /// node's stripe.
     @inlinable @inline(__always)
-    func valueWord(_ node: UInt) -> UnsafeMutablePointer<Atomic<UInt>> {
-        (UnsafeMutableRawPointer(bitPattern: node)! + valueOffset).assumingMemoryBound(to: Atomic<UInt>.self)
+    func nodeValue(_ node: UInt) -> Value {
+        (UnsafeRawPointer(bitPattern: node)! + valueOffset).assumingMemoryBound(to: Value.self).pointee
+    }
+
+    /// An inline key's bits (zero-extended).
+    @inlinable @inline(__always)
+    func encode(_ key: Key) -> UInt {
+        var bits: UInt = 0
+        withUnsafeMutableBytes(of: &bits) { $0.storeBytes(of: key, as: Key.self) }
+        return bits
+    }
+
+    @inlinable @inline(__always)
+    func decodeKey(_ bits: UInt) -> Key {
+        withUnsafeBytes(of: bits) { $0.load(as: Key.self) }
     }
 
     /// A copy of the value whose bits are `bits` (a retained copy, for a reference; the
-    /// bits keep their own).
+    /// bits keep their own). For a reference, the caller must know it alive: read from a
+    /// slot inside a section (a reference taken out of a slot is released only after a
+    /// grace period), or under the slot's stripe.
     @inlinable @inline(__always)
     func decode(_ bits: UInt) -> Value {
         var word = bits
@@ -220,14 +300,46 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         return bits
     }
 
-    /// Replaces `node`'s value in place (caller holds its stripe) and returns the value it
-    /// displaced; a displaced reference is released after a grace period.
+    /// Gives up what value bits taken out of a slot own: a reference is released after a
+    /// grace period (a reader may be about to retain it).
     @inlinable @inline(__always)
-    func exchangeValue(of node: UInt, with value: Value) -> Value {
-        let old = valueWord(node).pointee.exchange(ownedBits(value), ordering: .acquiringAndReleasing)
+    func retireValueBits(_ bits: UInt) {
+        if storage == .objectWord { replacedObjects!.retire(UnsafeMutableRawPointer(bitPattern: bits)!) }
+    }
+
+    /// Replaces the value in a place in place (caller holds its stripe; one-word values)
+    /// and returns the value it displaced.
+    @inlinable @inline(__always)
+    func exchangeValue(at place: DictionaryTable.Place, with value: Value) -> Value {
+        let old = place.valueWord.pointee.exchange(ownedBits(value), ordering: .acquiringAndReleasing)
         let displaced = decode(old)
-        if storage == .objectWord { replacedObjects!.retire(UnsafeMutableRawPointer(bitPattern: old)!) }
+        retireValueBits(old)
         return displaced
+    }
+
+    /// Retires what a place held (its words, read before it was cleared, or of a table
+    /// that dies): its node and, for a value kept in the slot, the value. Caller held the
+    /// place's stripe, every stripe, or is deinit.
+    @inlinable
+    func retireEntry(key keyBits: UInt, value valueBits: UInt) {
+        if layout != .node { retireValueBits(valueBits) }
+        if layout != .inline { nodes.retire(UnsafeMutableRawPointer(bitPattern: keyBits)!) }
+    }
+
+    /// Retires what a live place holds (see ``retireEntry(key:value:)``).
+    @inlinable
+    func retireEntry(at place: DictionaryTable.Place) {
+        retireEntry(key: place.keyWord.pointee.load(ordering: .relaxed), value: place.valueWord.pointee.load(ordering: .relaxed))
+    }
+
+    /// Empties a place (caller holds its stripe), uncounts it and retires what it held.
+    @inlinable
+    func remove(_ place: DictionaryTable.Place, from table: DictionaryTable, stripe: Int) {
+        let keyBits = place.keyWord.pointee.load(ordering: .relaxed)
+        let valueBits = place.valueWord.pointee.load(ordering: .relaxed)
+        table.clear(place)
+        stripeCount(stripe).pointee.wrappingSubtract(1, ordering: .relaxed)
+        retireEntry(key: keyBits, value: valueBits)
     }
 
     // MARK: Writing
@@ -239,28 +351,37 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     @inlinable @discardableResult
     public func updateValue(_ value: Value, forKey key: Key) -> Value? {
         let hash = key.hashValue
-        if storage != .node {
-            // A present key's one-word value is replaced in place: no node, no allocation.
-            let replaced: Value?? = write(hash) { table, _ -> Value?? in
-                guard let place = table.locate(hash, { self.nodeHash($0) == hash && self.key(of: $0) == key }) else {
-                    return .none
+        if layout != .node {
+            // A present key's value is replaced in place; a new integer key needs no node.
+            let done: Value?? = write(hash) { table, stripe -> Value?? in
+                if let place = table.locate(hash, { self.keyWordMatches($0, key, hash) }) {
+                    return .some(exchangeValue(at: place, with: value))
                 }
-                return .some(exchangeValue(of: DictionaryTable.slot(place.bucket, place.slot).pointee.load(ordering: .relaxed),
-                                           with: value))
+                guard layout == .inline else { return .none }
+                insert(key: encode(key), value: ownedBits(value), hash: hash, into: table, stripe: stripe)
+                return .some(nil)
             }
-            if let replaced { return replaced }
+            if let done { return done }
         }
+        // A new node: for a new key (``SlotLayout/nodeKey``) or every write (``SlotLayout/node``).
         let node = makeNode(key, value, hash: hash)
-        return write(hash) { table, stripe -> Value? in
-            if let place = table.locate(hash, { self.nodeHash($0) == hash && self.key(of: $0) == key }) {
-                let old = DictionaryTable.slot(place.bucket, place.slot).pointee.exchange(node, ordering: .acquiringAndReleasing)
-                let displaced = self.value(of: old)
+        var unused = false
+        let displaced = write(hash) { table, stripe -> Value? in
+            if let place = table.locate(hash, { self.nodeMatches($0, key, hash) }) {
+                if layout == .nodeKey {
+                    unused = true  // another writer inserted the key meanwhile
+                    return exchangeValue(at: place, with: value)
+                }
+                let old = place.keyWord.pointee.exchange(node, ordering: .acquiringAndReleasing)
+                let displaced = nodeValue(old)
                 nodes.retire(UnsafeMutableRawPointer(bitPattern: old)!)
                 return displaced
             }
-            insert(node, hash: hash, into: table, stripe: stripe)
+            insert(key: node, value: layout == .nodeKey ? ownedBits(value) : 0, hash: hash, into: table, stripe: stripe)
             return nil
         }
+        if unused { nodeLayout.destroyUnpublished(node, in: nodes) }
+        return displaced
     }
 
     /// Stores `value` under `key` only if the key has no value.
@@ -272,13 +393,17 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     public func insertIfAbsent(_ value: Value, forKey key: Key) -> Bool {
         if contains(key) { return false }  // a present key costs no allocation
         let hash = key.hashValue
-        let node = makeNode(key, value, hash: hash)
+        let node = layout == .inline ? 0 : makeNode(key, value, hash: hash)
         let inserted = write(hash) { table, stripe -> Bool in
-            if table.locate(hash, { self.nodeHash($0) == hash && self.key(of: $0) == key }) != nil { return false }
-            insert(node, hash: hash, into: table, stripe: stripe)
+            if table.locate(hash, { self.keyWordMatches($0, key, hash) }) != nil { return false }
+            switch layout {
+            case .inline: insert(key: encode(key), value: ownedBits(value), hash: hash, into: table, stripe: stripe)
+            case .nodeKey: insert(key: node, value: ownedBits(value), hash: hash, into: table, stripe: stripe)
+            case .node: insert(key: node, value: 0, hash: hash, into: table, stripe: stripe)
+            }
             return true
         }
-        if !inserted { layout.destroyUnpublished(node, in: nodes) }
+        if !inserted && node != 0 { nodeLayout.destroyUnpublished(node, in: nodes) }
         return inserted
     }
 
@@ -290,14 +415,11 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     public func removeValue(forKey key: Key) -> Value? {
         let hash = key.hashValue
         return write(hash) { table, stripe -> Value? in
-            guard let place = table.locate(hash, { self.nodeHash($0) == hash && self.key(of: $0) == key }) else {
-                return nil
-            }
-            let node = DictionaryTable.slot(place.bucket, place.slot).pointee.load(ordering: .relaxed)
-            table.clear(place)
-            stripeCount(stripe).pointee.wrappingSubtract(1, ordering: .relaxed)
-            let removed = self.value(of: node)
-            nodes.retire(UnsafeMutableRawPointer(bitPattern: node)!)
+            guard let place = table.locate(hash, { self.keyWordMatches($0, key, hash) }) else { return nil }
+            let removed = layout == .node
+                ? nodeValue(place.keyWord.pointee.load(ordering: .relaxed))
+                : decode(place.valueWord.pointee.load(ordering: .relaxed))
+            remove(place, from: table, stripe: stripe)
             return removed
         }
     }
@@ -313,30 +435,25 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     public func replaceValue(forKey key: Key, ifCurrent expected: Value, with newValue: Value) -> Bool
     where Value: Equatable {
         let hash = key.hashValue
-        if storage != .node {
+        if layout != .node {
             return write(hash) { table, _ -> Bool in
-                guard let place = table.locate(hash, { self.nodeHash($0) == hash && self.key(of: $0) == key }) else {
-                    return false
-                }
-                let node = DictionaryTable.slot(place.bucket, place.slot).pointee.load(ordering: .relaxed)
-                guard self.value(of: node) == expected else { return false }
-                _ = exchangeValue(of: node, with: newValue)
+                guard let place = table.locate(hash, { self.keyWordMatches($0, key, hash) }),
+                      decode(place.valueWord.pointee.load(ordering: .relaxed)) == expected
+                else { return false }
+                _ = exchangeValue(at: place, with: newValue)
                 return true
             }
         }
         let node = makeNode(key, newValue, hash: hash)
         let replaced = write(hash) { table, _ -> Bool in
-            guard let place = table.locate(hash, { self.nodeHash($0) == hash && self.key(of: $0) == key }) else {
-                return false
-            }
-            let slot = DictionaryTable.slot(place.bucket, place.slot)
-            let old = slot.pointee.load(ordering: .relaxed)
-            guard self.value(of: old) == expected else { return false }
-            slot.pointee.store(node, ordering: .releasing)
+            guard let place = table.locate(hash, { self.nodeMatches($0, key, hash) }) else { return false }
+            let old = place.keyWord.pointee.load(ordering: .relaxed)
+            guard nodeValue(old) == expected else { return false }
+            place.keyWord.pointee.store(node, ordering: .releasing)
             nodes.retire(UnsafeMutableRawPointer(bitPattern: old)!)
             return true
         }
-        if !replaced { layout.destroyUnpublished(node, in: nodes) }
+        if !replaced { nodeLayout.destroyUnpublished(node, in: nodes) }
         return replaced
     }
 
@@ -353,47 +470,46 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     @inlinable @discardableResult
     public func update(forKey key: Key, _ transform: (Value?) throws -> Value?) rethrows -> Value? {
         let hash = key.hashValue
-        let inPlace = storage != .node
         while true {
-            // The node, its value word (one-word values: replaced in place, so the node
-            // alone does not tell a change) and a copy of the value.
-            let current: (node: UInt, bits: UInt, value: Value)? = Epoch.withSection { _ in
-                find(key, hash: hash).map { node in
-                    let bits = inPlace ? valueWord(node).pointee.load(ordering: .acquiring) : 0
-                    return (node, bits, inPlace ? decode(bits) : value(of: node))
+            // The slot's words (a one-word value is replaced in place, so the key word alone
+            // does not tell a change) and a copy of the value.
+            let current = Epoch.withSection { _ in read(key, hash: hash) }
+            let updated = try transform(current?.value)
+            // A new node, unless the slot keeps the value (a present key, or an integer key).
+            let node: UInt? = updated.flatMap { value in
+                switch layout {
+                case .inline: nil
+                case .nodeKey: current == nil ? makeNode(key, value, hash: hash) : nil
+                case .node: makeNode(key, value, hash: hash)
                 }
             }
-            let updated = try transform(current?.value)
-            // A new node, unless a one-word value replaces the current one in place.
-            let node = updated.flatMap { inPlace && current != nil ? nil : makeNode(key, $0, hash: hash) }
             let committed = write(hash) { table, stripe -> Bool in
-                let place = table.locate(hash, { self.nodeHash($0) == hash && self.key(of: $0) == key })
-                let stored = place.map { DictionaryTable.slot($0.bucket, $0.slot).pointee.load(ordering: .relaxed) }
-                guard stored == current?.node else { return false }  // changed meanwhile
-                if inPlace, let stored, valueWord(stored).pointee.load(ordering: .relaxed) != current!.bits {
-                    return false  // replaced in place meanwhile
+                let place = table.locate(hash, { self.keyWordMatches($0, key, hash) })
+                // Changed meanwhile: another entry, or another value in the same slot.
+                guard place?.keyWord.pointee.load(ordering: .relaxed) == current?.words.key else { return false }
+                if layout != .node, let place, place.valueWord.pointee.load(ordering: .relaxed) != current!.words.value {
+                    return false
                 }
-                switch (place, node) {
+                switch (place, updated) {
                 case (nil, nil):
                     break
-                case (nil, let node?):
-                    insert(node, hash: hash, into: table, stripe: stripe)
+                case (nil, let value?):
+                    let keyBits = layout == .inline ? encode(key) : node!
+                    insert(key: keyBits, value: layout == .node ? 0 : ownedBits(value), hash: hash, into: table, stripe: stripe)
                 case (let place?, nil):
-                    if inPlace, let updated {
-                        _ = exchangeValue(of: stored!, with: updated)
+                    remove(place, from: table, stripe: stripe)
+                case (let place?, let value?):
+                    if layout == .node {
+                        let old = place.keyWord.pointee.exchange(node!, ordering: .acquiringAndReleasing)
+                        nodes.retire(UnsafeMutableRawPointer(bitPattern: old)!)
                     } else {
-                        table.clear(place)
-                        stripeCount(stripe).pointee.wrappingSubtract(1, ordering: .relaxed)
-                        nodes.retire(UnsafeMutableRawPointer(bitPattern: stored!)!)
+                        _ = exchangeValue(at: place, with: value)
                     }
-                case (let place?, let node?):
-                    DictionaryTable.slot(place.bucket, place.slot).pointee.store(node, ordering: .releasing)
-                    nodes.retire(UnsafeMutableRawPointer(bitPattern: stored!)!)
                 }
                 return true
             }
             if committed { return updated }
-            if let node { layout.destroyUnpublished(node, in: nodes) }
+            if let node { nodeLayout.destroyUnpublished(node, in: nodes) }
         }
     }
 
@@ -401,7 +517,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     public func removeAll() {
         for stripe in 0...stripeMask { locks.lock(stripe) }
         let current = currentTable
-        current.forEachNode { nodes.retire(UnsafeMutableRawPointer(bitPattern: $0)!) }
+        current.forEachSlot { bucket, slot, _ in retireEntry(at: DictionaryTable.Place(bucket: bucket, slot: slot)) }
         guard let empty = DictionaryTable.make(bucketCount: minimumBuckets) else {
             _rcumapsTrap("RCUDictionary: out of memory for \(minimumBuckets) buckets")
         }
@@ -410,6 +526,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         for stripe in (0...stripeMask).reversed() { locks.unlock(stripe) }
         current.retire()
         nodes.throttleIfBehind()
+        replacedObjects?.throttleIfBehind()
     }
 
     // MARK: Iteration
@@ -421,7 +538,13 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         var entries: [(key: Key, value: Value)] = []
         entries.reserveCapacity(count)
         Epoch.withSection { _ in
-            currentTable.forEachNode { entries.append((key(of: $0), value(of: $0))) }
+            currentTable.forEachSlot { bucket, slot, tag in
+                let keyBits = DictionaryTable.keyWord(bucket, slot).pointee.load(ordering: .acquiring)
+                let valueBits = DictionaryTable.valueWord(bucket, slot).pointee.load(ordering: .acquiring)
+                // Emptied (or reused) since the control word was read: not there for the whole pass.
+                guard DictionaryTable.stillHolds(bucket, slot, tag: tag, key: keyBits) else { return }
+                entries.append((key(ofKeyWord: keyBits), layout == .node ? nodeValue(keyBits) : decode(valueBits)))
+            }
         }
         return entries
     }
@@ -442,11 +565,11 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         (counts + stripe &* 64).assumingMemoryBound(to: Atomic<Int>.self)
     }
 
-    /// A new, unpublished node for `key` and `value`.
+    /// A new, unpublished node for `key` (and `value`, for ``SlotLayout/node``).
     @inlinable
     func makeNode(_ key: Key, _ value: Value, hash: Int) -> UInt {
         guard let block = nodes.allocate() else { _rcumapsTrap("RCUDictionary: out of memory for an entry") }
-        return UInt(bitPattern: layout.initialize(block, key: key, value: value, hash: hash))
+        return UInt(bitPattern: nodeLayout.initialize(block, key: key, value: value, hash: hash))
     }
 
     /// Runs `body` on the current table with the stripe of `hash` locked, inside an epoch
@@ -470,22 +593,22 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         // Entries average about the same in every stripe: one stripe's count tells the load.
         let perStripe = stripeCount(stripe).pointee.load(ordering: .relaxed)
         let stripes = stripeMask + 1
-        if perStripe > 4 * buckets / stripes + 4 || (buckets > minimumBuckets && perStripe * stripes * 2 < buckets) {
+        if perStripe > 3 * buckets / stripes + 4 || (buckets > minimumBuckets && perStripe * stripes * 2 < buckets) {
             resize()
         }
-        nodes.throttleIfBehind()
+        if layout != .inline { nodes.throttleIfBehind() }
         replacedObjects?.throttleIfBehind()
         return result
     }
 
-    /// Stores a new node in its chain (caller holds its stripe) and counts it.
+    /// Stores a new entry's words in its chain (caller holds its stripe) and counts it.
     @inlinable
-    func insert(_ node: UInt, hash: Int, into table: DictionaryTable, stripe: Int) {
-        guard table.insert(node, hash: hash) else { _rcumapsTrap("RCUDictionary: out of memory for a bucket") }
+    func insert(key: UInt, value: UInt, hash: Int, into table: DictionaryTable, stripe: Int) {
+        guard table.insert(key: key, value: value, hash: hash) else { _rcumapsTrap("RCUDictionary: out of memory for a bucket") }
         stripeCount(stripe).pointee.wrappingAdd(1, ordering: .relaxed)
     }
 
-    /// Rebuilds the bucket array at about two entries a bucket, with every stripe held;
+    /// Rebuilds the bucket array at one or two entries a bucket, with every stripe held;
     /// readers keep reading the old array, which is retired after a grace period.
     @usableFromInline
     func resize() {
@@ -497,7 +620,13 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         var replaced = false
         if wanted != old.bucketCount, let new = DictionaryTable.make(bucketCount: wanted) {
             var complete = true
-            old.forEachNode { node in if complete { complete = new.insert(node, hash: nodeHash(node)) } }
+            old.forEachSlot { bucket, slot, _ in
+                guard complete else { return }
+                let keyBits = DictionaryTable.keyWord(bucket, slot).pointee.load(ordering: .relaxed)
+                let valueBits = DictionaryTable.valueWord(bucket, slot).pointee.load(ordering: .relaxed)
+                // The words move to the new table, with what they own.
+                complete = new.insert(key: keyBits, value: valueBits, hash: hash(ofKeyWord: keyBits))
+            }
             if complete {
                 table.store(UInt(bitPattern: new.base), ordering: .releasing)
                 replaced = true
@@ -528,7 +657,8 @@ extension RCUDictionary: ExpressibleByDictionaryLiteral {
 
 // MARK: - Nodes
 
-/// The layout of a dictionary node: the key's hash (8 bytes), then the key and the value
+/// The layout of a dictionary node: the key's hash (8 bytes), then the key and — for a
+/// ``RCUDictionary/SlotLayout/node`` dictionary, whose values are not one word — the value,
 /// at their alignments. Nodes come from the dictionary's ``EpochRetireList`` (malloc'd,
 /// 16-byte aligned); this object deinitializes retired ones after their grace period.
 ///
@@ -541,22 +671,26 @@ final class DictionaryNodeLayout<Key: Hashable & Sendable, Value: Sendable>: Epo
     @usableFromInline let keyOffset: Int
     @usableFromInline let valueOffset: Int
     @usableFromInline let size: Int
+    /// Whether nodes hold the value (else the dictionary keeps it in the slot).
+    @usableFromInline let includesValue: Bool
 
-    init() {
+    init(includesValue: Bool) {
+        self.includesValue = includesValue
         let header = MemoryLayout<Int>.size
         keyOffset = (header + MemoryLayout<Key>.alignment - 1) & ~(MemoryLayout<Key>.alignment - 1)
         let afterKey = keyOffset + MemoryLayout<Key>.size
         valueOffset = (afterKey + MemoryLayout<Value>.alignment - 1) & ~(MemoryLayout<Value>.alignment - 1)
-        size = Swift.max(valueOffset + MemoryLayout<Value>.size, header)
+        size = Swift.max(includesValue ? valueOffset + MemoryLayout<Value>.size : afterKey, header)
         _rcumapsPrecondition(Swift.max(MemoryLayout<Key>.alignment, MemoryLayout<Value>.alignment) <= 16,
                              "RCUDictionary: keys and values aligned beyond 16 bytes are not supported")
     }
 
+    /// Initializes a node for `key` (and `value`, if nodes hold values).
     @inlinable
     func initialize(_ block: UnsafeMutableRawPointer, key: Key, value: Value, hash: Int) -> UnsafeMutableRawPointer {
         block.initializeMemory(as: Int.self, to: hash)
         (block + keyOffset).initializeMemory(as: Key.self, to: key)
-        (block + valueOffset).initializeMemory(as: Value.self, to: value)
+        if includesValue { (block + valueOffset).initializeMemory(as: Value.self, to: value) }
         rcumaps_tsan_publish(block)
         return block
     }
@@ -574,25 +708,26 @@ final class DictionaryNodeLayout<Key: Hashable & Sendable, Value: Sendable>: Epo
     @usableFromInline
     func finalize(_ block: UnsafeMutableRawPointer) {
         (block + keyOffset).assumingMemoryBound(to: Key.self).deinitialize(count: 1)
-        (block + valueOffset).assumingMemoryBound(to: Value.self).deinitialize(count: 1)
+        if includesValue { (block + valueOffset).assumingMemoryBound(to: Value.self).deinitialize(count: 1) }
     }
 }
 
 /// How an ``RCUDictionary`` replaces the value of a present key.
 ///
 /// Readers copy a value inside an epoch section while writers may replace it, so a value
-/// must not change under a reader mid-copy. A value of one machine word can be replaced
-/// in place, atomically, where anything larger needs a new node (and the old one retired).
+/// must not change under a reader mid-copy. A value of one machine word can be kept in a
+/// slot and replaced in place, atomically, where anything larger needs a new node (and the
+/// old one retired).
 @usableFromInline
 enum DictionaryValueStorage: UInt8, Sendable {
     /// A new node replaces the old one, which is retired (values of any type).
     case node
-    /// Eight bytes of plain data (`Int`, `Double`, …): replaced with an atomic exchange
-    /// in the node.
+    /// Eight bytes of plain data (`Int`, `Double`, …): kept in the slot, replaced with an
+    /// atomic exchange.
     case plainWord
-    /// A strong reference to a class instance: replaced with an atomic exchange in the
-    /// node; the reference replaced is released after a grace period (a reader may be
-    /// about to retain it).
+    /// A strong reference to a class instance: kept in the slot, replaced with an atomic
+    /// exchange; the reference replaced (or removed) is released after a grace period (a
+    /// reader may be about to retain it).
     case objectWord
 
     init<Value>(for _: Value.Type) {
