@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Instructions per operation of bench cells, counted by callgrind: repeatable on a shared,
-# noisy machine where wall time is not.
+# Instructions (and, with CACHE_SIM=1, simulated cache misses) per operation of bench
+# cells, counted by callgrind: repeatable on a shared, noisy machine where wall time is not.
 #
 #   bash scripts/instructions-per-op.sh BINARY WORKLOAD MAP [MAP...]
 #
-# BINARY is a release build of rcumaps (say .build/release/rcumaps). For each map, the
-# bench runs WORKLOAD on one thread twice under callgrind, for N and 2N operations
-# (N = $OPERATIONS, default 200000); (instructions(2N) - instructions(N)) / N is what one
-# operation costs: prefill, start-up and exit cancel out. Extra bench options (say
-# --entries 1000000) go in $BENCH_OPTIONS.
+# BINARY is a release build of rcumaps (say .build/release/rcumaps; a copy without its
+# debug information is what runs: valgrind 3.19 cannot read Swift's DWARF 5). For each map,
+# the bench runs WORKLOAD on one thread twice under callgrind, for N and 2N operations
+# (N = $OPERATIONS, default 200000); (count(2N) - count(N)) / N is what one operation
+# costs: prefill, start-up and exit cancel out. Extra bench options (say --entries 1000000)
+# go in $BENCH_OPTIONS.
+#
+# CACHE_SIM=1 adds callgrind's cache simulation: L1 data misses (a 32 KiB, 8-way L1) and
+# last-level misses, the last level being a 1 MiB, 16-way cache (this machine's L2 per
+# core; $LL overrides, as size,associativity,line). A miss there is a trip to L3 or memory.
 set -euo pipefail
 if [ $# -lt 3 ]; then
     echo "usage: $0 BINARY WORKLOAD MAP [MAP...]" >&2
@@ -20,15 +25,31 @@ command -v valgrind >/dev/null || { echo "$0: valgrind is not installed (apt-get
 n=${OPERATIONS:-200000}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-total() {  # total instructions of one callgrind run of $1 operations on map $2
-    valgrind --tool=callgrind --callgrind-out-file="$work/out" "$binary" bench --maps "$2" --workloads "$workload" \
-        --threads 1 --operations "$1" ${BENCH_OPTIONS:-} >/dev/null 2>"$work/log" \
+strip --strip-debug -o "$work/rcumaps" "$binary"
+binary=$work/rcumaps
+simulate=()
+if [ "${CACHE_SIM:-0}" = 1 ]; then simulate=(--cache-sim=yes --D1=32768,8,64 "--LL=${LL:-1048576,16,64}"); fi
+totals() {  # "events" and "totals" lines of one callgrind run of $1 operations on map $2
+    valgrind --tool=callgrind "${simulate[@]}" --callgrind-out-file="$work/out" "$binary" bench --maps "$2" \
+        --workloads "$workload" --threads 1 --operations "$1" ${BENCH_OPTIONS:-} >/dev/null 2>"$work/log" \
         || { cat "$work/log" >&2; exit 1; }
-    awk '/^(summary|totals):/ { print $2; exit }' "$work/out"
+    grep -E '^(events|summary|totals):' "$work/out" | head -2
 }
-printf '%-22s %-12s %12s\n' map workload "instr/op"
+if [ ${#simulate[@]} -gt 0 ]; then
+    printf '%-22s %-12s %10s %10s %10s\n' map workload "instr/op" "L1 miss/op" "LL miss/op"
+else
+    printf '%-22s %-12s %10s\n' map workload "instr/op"
+fi
 for map in "$@"; do
-    one=$(total "$n" "$map")
-    two=$(total $((2 * n)) "$map")
-    awk -v one="$one" -v two="$two" -v n="$n" -v map="$map" -v w="$workload" 'BEGIN { printf "%-22s %-12s %12.1f\n", map, w, (two - one) / n }'
+    { totals "$n" "$map"; totals $((2 * n)) "$map"; } | awk -v n="$n" -v map="$map" -v w="$workload" '
+        /^events:/ { for (i = 2; i <= NF; i++) name[i] = $i; next }
+        { run++; for (i = 2; i <= NF; i++) value[run, name[i]] = $i }
+        function per(event) { return (value[2, event] - value[1, event]) / n }
+        END {
+            if ((1, "D1mr") in value)
+                printf "%-22s %-12s %10.1f %10.2f %10.2f\n", map, w, per("Ir"),
+                    per("D1mr") + per("D1mw"), per("DLmr") + per("DLmw")
+            else
+                printf "%-22s %-12s %10.1f\n", map, w, per("Ir")
+        }'
 done
