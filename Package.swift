@@ -119,7 +119,8 @@ let package = Package(
         ),
         .executableTarget(
             name: "rcumaps",
-            dependencies: ["RCUEpoch", "RCUBaseMaps", "RCUMapProviders", "RCUMaps", "ObjectMapProvider", "CRCUMapsBaselines",
+            dependencies: ["CRCUMapsShim", "RCUEpoch", "RCUBaseMaps", "RCUMapProviders", "RCUMaps", "ObjectMapProvider",
+                           "CRCUMapsBaselines",
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Histogram", package: "hdrhistogram-swift"),
                            .product(name: "DequeModule", package: "swift-collections")],

@@ -145,6 +145,9 @@ struct TypedMapTests {
         #expect(counts.withValue(forKey: 500) { $0 += 1 } == nil)
         #expect(counts.withAtomicFields(forKey: 6) { $0[\.self].wrappingAdd(10, ordering: .relaxed).newValue } == 16)
         #expect(counts[6] == 16)
+        // The whole value without a key path: the same atomic.
+        #expect(counts.withAtomicFields(forKey: 6) { $0[.whole].wrappingAdd(1, ordering: .relaxed).newValue } == 17)
+        #expect(counts.withAtomicFields(forKey: 6) { $0[\.self].load(ordering: .relaxed) } == 17)
         // Iteration: every key once; keys, values, a snapshot, a pass in one section.
         var seen = Set<UInt64>()
         for (key, value) in counts {
@@ -153,7 +156,7 @@ struct TypedMapTests {
         }
         #expect(seen.count == 100)
         #expect(Set(counts.keys) == Set(0..<100))
-        let expectedSum: UInt64 = (0..<100).reduce(0, +) + 100 + 10
+        let expectedSum: UInt64 = (0..<100).reduce(0, +) + 100 + 10 + 1
         let sum: UInt64 = counts.values.reduce(0, +)
         #expect(sum == expectedSum)
         let snapshot = counts.snapshot()

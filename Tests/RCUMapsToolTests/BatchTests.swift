@@ -7,7 +7,7 @@ import Testing
 @Suite("rcumaps bench batch workloads")
 struct BatchWorkloadTests {
     @Test func batchAndUpdateWorkloadsRunOnlyWhenNamed() throws {
-        #expect(Workload.defaults == [.lookup, .lookupMiss, .readMostly, .churn, .pushPop])
+        #expect(Workload.defaults == [.lookup, .lookupMiss, .readMostly, .churn, .pushPop, .increment])
         #expect(BenchOptions().workloads == Workload.defaults)
         #expect(BenchOptions().batchSize == 1024)
         #expect(Set(Workload.allCases.filter { !$0.runsByDefault }) == [.update, .batchLookup, .batchUpdate])

@@ -12,7 +12,8 @@ struct ComparisonKindTests {
                                      .cOpenAddressing, .swiftArray, .objectMap, .epoch])
         let comparisons: Set<MapKind> = [.hashLockFreeUser, .typedLockFree, .hashBucketUser, .typedBucket, .typedArray,
                                          .rcuDictObject, .mutexDictObject, .rcuDictString, .mutexDictString, .passThrough,
-                                         .queue, .cWfcqueue, .stack, .cLfstack, .mutexDeque]
+                                         .queue, .cWfcqueue, .stack, .cLfstack, .mutexDeque, .perCPUArray,
+                                         .threadLocalCounter]
         #expect(Set(MapKind.allCases.filter { !$0.runsByDefault }) == comparisons)
         #expect(benchPlan(BenchOptions()).allSatisfy { $0.map.runsByDefault })
     }
@@ -55,7 +56,7 @@ struct ComparisonKindTests {
             #expect(kind.supports(.lookup) && kind.supports(.lookupMiss) && kind.supports(.readMostly))
         }
         for kind in [MapKind.rcuDictObject, .mutexDictObject, .rcuDictString, .mutexDictString] {
-            #expect(Workload.allCases.filter { !$0.isBatch && $0 != .pushPop }.allSatisfy(kind.supports))
+            #expect(Workload.allCases.filter { !$0.isBatch && !$0.isDedicated }.allSatisfy(kind.supports))
             #expect(!kind.runsEveryShape)
         }
         #expect(MapKind.hashBucketUser.runsEveryShape && MapKind.hashLockFreeUser.runsEveryShape)
@@ -178,8 +179,9 @@ struct ComparisonRunTests {
     @Test func dictionariesEveryWorkload() throws {
         // RCUDictionary at two threads. The Mutex baselines at one: ThreadSanitizer cannot see
         // Synchronization.Mutex hand-offs (docs/architecture.md) and this test runs under it.
-        // Every workload but the batch ones (byte-level maps only) and push-pop (queues and stacks).
-        let workloads = Workload.allCases.filter { !$0.isBatch && $0 != .pushPop }
+        // Every workload but the batch ones (byte-level maps only) and the dedicated ones
+        // (push-pop for queues and stacks, increment for per-CPU counters).
+        let workloads = Workload.allCases.filter { !$0.isBatch && !$0.isDedicated }
         var rcuOptions = tinyOptions([.rcuDictObject, .rcuDictString], threads: [1, 2])
         rcuOptions.workloads = workloads
         let rcu = try runBenchCells(rcuOptions, progress: false)

@@ -59,9 +59,9 @@ struct ShapePlanTests {
         let others = plan.filter { $0.shape != .standard }
         #expect(Set(standard.map(\.map)) == Set(MapKind.defaults))
         #expect(Set(others.map(\.map)) == [.hashLockFree, .hashBucket])
-        // Every default workload but push-pop (queues and stacks only) and thread count, both
-        // hash maps, two other shapes.
-        #expect(others.count == Workload.defaults.filter { $0 != .pushPop }.count * 2 * 2 * 2)
+        // Every default workload but the dedicated ones (push-pop, increment) and thread count,
+        // both hash maps, two other shapes.
+        #expect(others.count == Workload.defaults.filter { !$0.isDedicated }.count * 2 * 2 * 2)
         #expect(plan.allSatisfy { $0.map.supports($0.workload) && $0.map.supports($0.shape) })
         // Table order: workload, threads, shape, map.
         #expect(plan.first == BenchStep(workload: .lookup, threads: 1, shape: .standard, map: .hashLockFree))
@@ -170,8 +170,8 @@ struct ShapeRunTests {
         let shape = BenchShape(keyBytes: 16, valueBytes: 8)
         let options = tinyOptions([shape], workloads: Workload.allCases)
         let cells = try runBenchCells(options, progress: false)
-        // Every workload but push-pop (queues and stacks only).
-        let workloads = Workload.allCases.filter { $0 != .pushPop }
+        // Every workload but the dedicated ones (push-pop, increment).
+        let workloads = Workload.allCases.filter { !$0.isDedicated }
         #expect(cells.count == workloads.count * 2)
         for workload in workloads {
             #expect(Set(cells.filter { $0.workload == workload }.map(\.map)) == [.hashLockFree, .hashBucket])

@@ -182,6 +182,10 @@ func runCell(
             measured = warmUpAndMeasure(try CLfstackTarget(entries: entries), workload, threads, options)
         case .mutexDeque:
             measured = warmUpAndMeasure(MutexDequeTarget(entries: entries), workload, threads, options)
+        case .perCPUArray:
+            measured = warmUpAndMeasure(try PerCPUCounterTarget(entries: entries), workload, threads, options)
+        case .threadLocalCounter:
+            measured = warmUpAndMeasure(ThreadLocalCounterTarget(entries: entries), workload, threads, options)
         }
     } catch {
         throw .map(kind, error)

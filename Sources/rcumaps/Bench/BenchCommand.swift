@@ -182,6 +182,9 @@ func benchDiscussion() -> String {
             mutex-deque (a Mutex<Deque<UInt64>>, append and popFirst) has a ratio column.
             """),
         HelpText.paragraph("""
+            Per-CPU counters (only when named; --maps percpu runs both) run one workload,             increment, and nothing else runs it: each operation adds 1 to the counter of a             random index in 0..<--entries. percpu-array is a PerCPUArrayMap<UInt64> in helper             mode (an epoch section, the calling CPU's slot found in place, one relaxed atomic             add); its counterpart, thread-local, is a counter array each thread owns,             incremented with a plain load and store.
+            """),
+        HelpText.paragraph("""
             --shapes sets the hash maps' key and value sizes, <keyBytes>x<valueBytes>, each a \
             multiple of 8 (keys up to \(BenchShape.maxKeyBytes) bytes, values up to \
             \(BenchShape.maxValueBytes)). Word 0 of a key is the 8x8 key; further words are \

@@ -61,6 +61,12 @@ enum MapKind: String, CaseIterable, Sendable {
     case cLfstack = "c-lfstack"
     /// Baseline for `queue` and `stack`: a swift-collections `Deque<UInt64>` behind a `Mutex`.
     case mutexDeque = "mutex-deque"
+    /// `PerCPUArrayMap<UInt64>` (PERCPU_ARRAY): helper-mode increments of the calling CPU's
+    /// counter, through `withAtomicFields` (increment only).
+    case perCPUArray = "percpu-array"
+    /// Baseline for `percpu-array`: a plain counter array owned by each thread, incremented
+    /// without atomics (increment only).
+    case threadLocalCounter = "thread-local"
 
     /// The baselines the report has a ratio column for, in column order.
     static let baselines: [MapKind] = [.mutexDict, .rwlockDict, .cRculfhash, .cOpenAddressing, .swiftArray, .mutexDeque]
@@ -78,18 +84,23 @@ enum MapKind: String, CaseIterable, Sendable {
             true
         case .hashLockFreeUser, .typedLockFree, .hashBucketUser, .typedBucket, .typedArray,
              .rcuDictObject, .mutexDictObject, .rcuDictString, .mutexDictString, .passThrough,
-             .queue, .cWfcqueue, .stack, .cLfstack, .mutexDeque:
+             .queue, .cWfcqueue, .stack, .cLfstack, .mutexDeque, .perCPUArray, .threadLocalCounter:
             false
         }
     }
 
-    /// Whether this kind is a queue or a stack: it runs the push-pop workload, and only that.
-    var runsPushPop: Bool {
+    /// The one workload this kind runs, if it runs only one (``Workload/isDedicated``):
+    /// push-pop for queues and stacks, increment for per-CPU counters.
+    var dedicatedWorkload: Workload? {
         switch self {
-        case .queue, .cWfcqueue, .stack, .cLfstack, .mutexDeque: true
-        default: false
+        case .queue, .cWfcqueue, .stack, .cLfstack, .mutexDeque: .pushPop
+        case .perCPUArray, .threadLocalCounter: .increment
+        default: nil
         }
     }
+
+    /// Whether this kind is a queue or a stack: it runs the push-pop workload, and only that.
+    var runsPushPop: Bool { dedicatedWorkload == .pushPop }
 
     /// The kind this one is compared with in the report's `vs counterpart` column: the same
     /// operation one layer down (a typed map against its byte-level map in user mode), the
@@ -105,6 +116,7 @@ enum MapKind: String, CaseIterable, Sendable {
         case .passThrough: .hashBucket
         case .queue: .cWfcqueue
         case .stack: .cLfstack
+        case .perCPUArray: .threadLocalCounter
         default: nil
         }
     }
@@ -115,8 +127,8 @@ enum MapKind: String, CaseIterable, Sendable {
         // The batch workloads run on the byte-level maps that have batch operations of their
         // own (their single-operation counterparts: ``counterpart(in:)``).
         if workload.isBatch { return runsBatches }
-        // Queues and stacks run push-pop, and nothing else runs it.
-        if runsPushPop || workload == .pushPop { return runsPushPop && workload == .pushPop }
+        // Queues and stacks run push-pop, per-CPU counters increment, and nothing else runs them.
+        if dedicatedWorkload != nil || workload.isDedicated { return dedicatedWorkload == workload }
         return switch (self, workload) {
         case (.cOpenAddressing, .readMostly), (.cOpenAddressing, .churn),
              (.swiftArray, .readMostly), (.swiftArray, .churn),
@@ -205,6 +217,8 @@ enum MapKind: String, CaseIterable, Sendable {
         case .stack: "RawQueueStackMap STACK, user-mode push + pop of UInt64 (vs c-lfstack)"
         case .cLfstack: "baseline: liburcu lfstack from C (malloc'd node per push, pop mutex)"
         case .mutexDeque: "baseline: Mutex<Deque<UInt64>> (swift-collections), append + popFirst"
+        case .perCPUArray: "PerCPUArrayMap<UInt64>, helper-mode atomic increment of this CPU's counter (vs thread-local)"
+        case .threadLocalCounter: "baseline: a counter array per thread, plain increments"
         }
     }
 }
@@ -231,6 +245,8 @@ enum MapGroup: String, CaseIterable, Sendable {
     case custom = "custom"
     /// QUEUE and STACK, each before its liburcu counterpart, and the `Mutex<Deque>` baseline.
     case queues = "queues"
+    /// PERCPU_ARRAY counters, before the thread-local counter baseline.
+    case perCPU = "percpu"
     /// Every kind.
     case all = "all"
 
@@ -243,6 +259,7 @@ enum MapGroup: String, CaseIterable, Sendable {
         case .batch: [.hashLockFreeUser, .hashLockFree, .hashBucketUser, .hashBucket, .array]
         case .custom: [.hashBucket, .passThrough, .objectMap]
         case .queues: [.queue, .cWfcqueue, .stack, .cLfstack, .mutexDeque]
+        case .perCPU: [.perCPUArray, .threadLocalCounter]
         case .all: MapKind.allCases
         }
     }
@@ -256,6 +273,7 @@ enum MapGroup: String, CaseIterable, Sendable {
         case .batch: MapGroup.batch.kinds.map(\.rawValue).joined(separator: ", ")
         case .custom: MapGroup.custom.kinds.map(\.rawValue).joined(separator: ", ")
         case .queues: MapGroup.queues.kinds.map(\.rawValue).joined(separator: ", ")
+        case .perCPU: MapGroup.perCPU.kinds.map(\.rawValue).joined(separator: ", ")
         case .all: "every kind"
         }
     }
@@ -276,6 +294,10 @@ enum Workload: String, CaseIterable, Sendable {
     /// prefilled values throughout, so pops never find it empty. Runs by default, but no
     /// default map runs it: `--maps queues` is enough to run it.
     case pushPop = "push-pop"
+    /// Per-CPU counters only (``MapKind/dedicatedWorkload``): each operation adds 1 to the
+    /// counter of a random index, in place. Runs by default, but no default map runs it:
+    /// `--maps percpu` is enough to run it.
+    case increment = "increment"
 
     // The workloads below run only when named (``runsByDefault``).
 
@@ -297,7 +319,7 @@ enum Workload: String, CaseIterable, Sendable {
     /// batch workloads run only when asked for.
     var runsByDefault: Bool {
         switch self {
-        case .lookup, .lookupMiss, .readMostly, .churn, .pushPop: true
+        case .lookup, .lookupMiss, .readMostly, .churn, .pushPop, .increment: true
         case .update, .batchLookup, .batchUpdate: false
         }
     }
@@ -305,13 +327,17 @@ enum Workload: String, CaseIterable, Sendable {
     /// Whether operations are batch calls, counted per element (`--batch-size` elements per call).
     var isBatch: Bool { singleOperation != nil }
 
+    /// Whether only the kinds made for it run this workload (``MapKind/dedicatedWorkload``),
+    /// and they run nothing else.
+    var isDedicated: Bool { self == .pushPop || self == .increment }
+
     /// For a batch workload, the workload doing the same elements one operation at a time
     /// (``MapKind/counterpart(in:)`` names the map); nil for the others.
     var singleOperation: Workload? {
         switch self {
         case .batchLookup: .lookup
         case .batchUpdate: .update
-        case .lookup, .lookupMiss, .readMostly, .churn, .update, .pushPop: nil
+        case .lookup, .lookupMiss, .readMostly, .churn, .update, .pushPop, .increment: nil
         }
     }
 
@@ -323,6 +349,7 @@ enum Workload: String, CaseIterable, Sendable {
         case .readMostly: "90% lookups / 10% updates (.any) of existing keys"
         case .churn: "50% inserts (.noExist) / 50% deletes over 2x the prefilled key space"
         case .pushPop: "push one UInt64, then pop one (queues and stacks only; an operation is the pair)"
+        case .increment: "add 1 to the counter of a random index, in place (per-CPU counters only)"
         case .update: "100% updates (.any) of existing keys, one per operation"
         case .batchLookup: "whole passes of lookupBatch, --batch-size elements a call (per element; vs lookup)"
         case .batchUpdate: "updateBatch of --batch-size existing keys a call (per element; vs update)"
@@ -332,7 +359,7 @@ enum Workload: String, CaseIterable, Sendable {
     /// Out of 65536, how many operations are updates (10% for `read-mostly`, all for `update`).
     var updatesPer65536: UInt64 {
         switch self {
-        case .lookup, .lookupMiss, .churn, .batchLookup, .batchUpdate, .pushPop: 0
+        case .lookup, .lookupMiss, .churn, .batchLookup, .batchUpdate, .pushPop, .increment: 0
         case .readMostly: 6554
         case .update: 65536
         }

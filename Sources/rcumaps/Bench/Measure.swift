@@ -161,6 +161,8 @@ func measure<Target: BenchTarget>(
 ///   prefilled key exactly once (by count), and a call that fails, count in `misses`.
 /// - `batch-update`: `batchSize` random prefilled keys with random values, then one
 ///   `updateBatch` call; elements it did not store count in `failedUpdates`.
+/// - `increment`: add 1 to the counter of a random index in `0..<entries`; a refusal counts
+///   in `failedUpdates` (there should be none).
 /// - `push-pop`: push a random value, then pop one; one operation per pair. A refused push
 ///   counts in `failedUpdates`, a pop that finds the queue or stack empty in `misses`
 ///   (neither should happen: the target holds its prefilled values throughout).
@@ -257,6 +259,11 @@ func runWorker<Target: BenchTarget>(
             } else {
                 cursor = outcome.cursor
             }
+        case .increment:
+            for _ in 0..<operationsPerBatch {
+                if !target.increment(index: XorShiftRandom.index(random.next(), below: bound)) { result.failedUpdates &+= 1 }
+            }
+            result.operations &+= operationsPerBatch
         case .pushPop:
             for _ in 0..<operationsPerBatch {
                 let bits = random.next()

@@ -43,6 +43,11 @@ protocol BenchTarget: Sendable {
     func push(_ value: UInt64) -> Bool
     /// Pops one value; nil if the queue or stack was empty.
     func pop() -> UInt64?
+
+    // The increment workload (``Workload/increment``): only per-CPU counter targets.
+
+    /// Adds 1 to the calling thread's (or CPU's) counter at `index`; `false` if the map refused.
+    func increment(index: Int) -> Bool
 }
 
 extension BenchTarget {
@@ -60,6 +65,9 @@ extension BenchTarget {
     // Nor do targets other than queues and stacks get these.
     func push(_ value: UInt64) -> Bool { false }
     func pop() -> UInt64? { nil }
+
+    // Nor do targets other than per-CPU counters get this.
+    func increment(index: Int) -> Bool { false }
 }
 
 /// One worker thread's buffers for the batch workloads: `capacity` keys and as many values,

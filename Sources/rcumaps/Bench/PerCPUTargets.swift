@@ -1,0 +1,80 @@
+import CRCUMapsShim
+import RCUMaps
+import Synchronization
+
+// The `increment` workload's targets (``Workload/increment``): a PERCPU_ARRAY's counters,
+// incremented in helper mode, and the floor under them, a counter array each thread owns.
+
+/// `percpu-array`: a `PerCPUArrayMap<UInt64>` of `entries` counters; an operation adds 1 to
+/// the calling CPU's counter at the index, as an eBPF program's
+/// `__sync_fetch_and_add(bpf_map_lookup_elem(...), 1)`: one epoch section, the CPU's slot
+/// found in place, one relaxed atomic add.
+struct PerCPUCounterTarget: BenchTarget {
+    let map: PerCPUArrayMap<UInt64>
+    let entries: Int
+
+    init(entries: Int) throws(MapError) {
+        map = try PerCPUArrayMap(count: entries, name: "bench")
+        self.entries = entries
+    }
+
+    func lookup(index: Int) -> UInt64? { nil }
+    func update(index: Int, value: UInt64) -> Bool { false }
+
+    @inline(__always)
+    func increment(index: Int) -> Bool {
+        map.withAtomicFields(at: UInt32(truncatingIfNeeded: index)) { $0[.whole].wrappingAdd(1, ordering: .relaxed) } != nil
+    }
+}
+
+/// `thread-local`: what a counter costs with no sharing at all: each thread increments its
+/// own array of `entries` counters with a plain load and store — no atomic read-modify-write,
+/// no section. A thread finds its array by its stripe number (`rcumaps_thread_stripe`, given
+/// to threads in turn), modulo ``arrayCount``; the array is made on its first increment.
+final class ThreadLocalCounterTarget: BenchTarget, @unchecked Sendable {
+    // @unchecked Sendable: an array is written only by the threads whose stripe number picks
+    // it: one per cell while a cell runs at most `arrayCount` threads at a time (threads are
+    // numbered consecutively); the slots that hold the arrays are atomics.
+    let entries: Int
+    /// Arrays, at most: a cell of more threads shares some (and its counts race).
+    static let arrayCount = 64
+    /// `arrayCount` words: 0, or the address of a thread's array (cache-aligned).
+    private let arrays: UnsafeMutablePointer<Atomic<UInt>>
+
+    init(entries: Int) {
+        self.entries = entries
+        arrays = .allocate(capacity: Self.arrayCount)
+        for index in 0..<Self.arrayCount { (arrays + index).initialize(to: Atomic(0)) }
+    }
+
+    deinit {
+        for index in 0..<Self.arrayCount {
+            UnsafeMutableRawPointer(bitPattern: arrays[index].load(ordering: .acquiring))?.deallocate()
+        }
+        arrays.deinitialize(count: Self.arrayCount)
+        arrays.deallocate()
+    }
+
+    func lookup(index: Int) -> UInt64? { nil }
+    func update(index: Int, value: UInt64) -> Bool { false }
+
+    @inline(__always)
+    func increment(index: Int) -> Bool {
+        let slot = arrays + Int(rcumaps_thread_stripe()) % Self.arrayCount
+        let array = UnsafeMutablePointer<UInt64>(bitPattern: slot.pointee.load(ordering: .acquiring)) ?? makeArray(slot)
+        array[index] &+= 1
+        return true
+    }
+
+    /// The calling thread's array, made and installed on first use.
+    @inline(never)
+    private func makeArray(_ slot: UnsafeMutablePointer<Atomic<UInt>>) -> UnsafeMutablePointer<UInt64> {
+        let array = UnsafeMutableRawPointer.allocate(byteCount: entries * 8, alignment: 64)
+        let counters = array.initializeMemory(as: UInt64.self, repeating: 0, count: entries)
+        let (installed, current) = slot.pointee.compareExchange(expected: 0, desired: UInt(bitPattern: counters),
+                                                                ordering: .acquiringAndReleasing)
+        if installed { return counters }
+        array.deallocate()
+        return UnsafeMutablePointer(bitPattern: current)!
+    }
+}

@@ -1,0 +1,54 @@
+@testable import rcumaps
+import RCUMaps
+import Testing
+
+/// `rcumaps bench`'s per-CPU counters: the `increment` workload on `percpu-array` against a
+/// counter array each thread owns.
+@Suite("rcumaps bench per-CPU counters")
+struct PerCPUBenchTests {
+    @Test func perCPUKindsRunOnlyIncrementAndOnlyWhenNamed() throws {
+        let kinds: [MapKind] = [.perCPUArray, .threadLocalCounter]
+        #expect(try benchOptions(["--maps", "percpu"]).maps == kinds)
+        #expect(MapKind.allCases.filter { $0.dedicatedWorkload == .increment } == kinds)
+        for kind in MapKind.allCases {
+            #expect(kind.supports(.increment) == kinds.contains(kind), "\(kind)")
+            for workload in Workload.allCases where workload != .increment {
+                #expect(!kinds.contains(kind) || !kind.supports(workload), "\(kind) \(workload)")
+            }
+        }
+        #expect(MapKind.perCPUArray.counterpart == .threadLocalCounter)
+        // increment runs by default, but no default map runs it.
+        #expect(Workload.increment.runsByDefault && Workload.increment.isDedicated)
+        #expect(!benchPlan(BenchOptions()).contains { $0.workload == .increment })
+        let plan = benchPlan(try benchOptions(["--maps", "percpu", "--threads", "1,2"]))
+        #expect(plan.count == 2 * 2 && plan.allSatisfy { $0.workload == .increment })
+    }
+
+    /// Both kinds run, every increment is accepted, and a row gets its counterpart ratio.
+    @Test func incrementCellsRun() throws {
+        var options = BenchOptions()
+        options.maps = MapGroup.perCPU.kinds
+        options.threads = [1]
+        options.entries = 64
+        options.duration = 0.02
+        let cells = try runBenchCells(options, progress: false)
+        #expect(cells.map(\.map) == [.perCPUArray, .threadLocalCounter])
+        for cell in cells {
+            #expect(cell.workload == .increment && cell.operations > 0 && cell.failedUpdates == 0, "\(cell)")
+        }
+        let report = BenchReport(options: options, cells: cells)
+        #expect(report.hasCounterparts)
+    }
+
+    /// A thread's counters are its own, and a fixed number of operations lands exactly
+    /// (`--operations`): one thread's increments all count, none is lost.
+    @Test func fixedOperationCountsLandExactly() throws {
+        let target = try PerCPUCounterTarget(entries: 4)
+        var options = BenchOptions()
+        options.operations = 640
+        let measured = try #require(warmUpAndMeasure(target, .increment, 1, options))
+        #expect(measured.operations == 640)
+        let total = (0..<4).reduce(UInt64(0)) { $0 + (target.map.sum(at: UInt32($1)) ?? 0) }
+        #expect(total == 640)
+    }
+}
