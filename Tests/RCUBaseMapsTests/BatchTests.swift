@@ -105,6 +105,59 @@ struct BatchTests {
         #expect(errno { _ = try update(map, keys: [1], values: [1], elementFlags: MapElementFlags(rawValue: 2)) } == EINVAL)
     }
 
+    /// An array's batch lookup returns, for every value layout (one word, padded, with a
+    /// sequence word, an mmapable array's values back to back), the bytes single lookups
+    /// return, into unaligned buffers, resuming from cursors in the middle of the array.
+    @Test(arguments: [4, 8, 12, 16], [false, true])
+    func arrayBatchesCopyEveryValueLayout(_ valueSize: Int, _ mmapable: Bool) throws {
+        let flags: MapCreationFlags = mmapable ? .mmapable : []
+        let entries = 37
+        let map = try LinuxInterfaceTests.make(.array, valueSize: valueSize, maxEntries: entries, flags: flags)
+        func valueBytes(_ index: Int) -> [UInt8] { (0..<valueSize).map { UInt8(truncatingIfNeeded: index &* 31 &+ $0 &* 7 &+ 1) } }
+        for index in 0..<entries {
+            var key = UInt32(index)
+            try withUnsafeBytes(of: &key) { key in
+                try valueBytes(index).withUnsafeBytes { try map.update(key: key, value: $0, flags: .any) }
+            }
+        }
+        // One byte in: neither buffer is aligned for its keys or values.
+        var keys = [UInt8](repeating: 0xEE, count: 1 + entries * 4 + 1)
+        var values = [UInt8](repeating: 0xEE, count: 1 + entries * valueSize + 1)
+        for batch in [1, 3, 5, 8, 13] {
+            var cursor: MapBatchCursor?
+            var next = 0
+            var calls = 0
+            while true {
+                for index in keys.indices { keys[index] = 0xEE }
+                for index in values.indices { values[index] = 0xEE }
+                let result = try keys.withUnsafeMutableBytes { k in
+                    try values.withUnsafeMutableBytes { v in
+                        try map.lookupBatch(from: cursor, keys: UnsafeMutableRawBufferPointer(rebasing: k[1...]),
+                                            values: UnsafeMutableRawBufferPointer(rebasing: v[1...]), count: batch,
+                                            elementFlags: [], flags: 0)
+                    }
+                }
+                calls += 1
+                #expect(result.count == min(batch, entries - next))
+                for element in 0..<result.count {
+                    let key = keys[1 + element * 4 ..< 1 + element * 4 + 4].withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }
+                    #expect(Int(key) == next + element)
+                    #expect(Array(values[1 + element * valueSize ..< 1 + (element + 1) * valueSize]) == valueBytes(next + element),
+                            "value \(next + element) of \(valueSize) bytes, batches of \(batch)")
+                }
+                // Nothing outside the elements returned is written.
+                #expect(values[1 + result.count * valueSize ..< values.count].allSatisfy { $0 == 0xEE } && values[0] == 0xEE)
+                #expect(keys[1 + result.count * 4 ..< keys.count].allSatisfy { $0 == 0xEE } && keys[0] == 0xEE)
+                next += result.count
+                if result.isEndOfMap { break }
+                #expect(result.error == nil)
+                cursor = result.cursor
+                if calls > entries + 2 { Issue.record("the pass does not end"); break }
+            }
+            #expect(next == entries)
+        }
+    }
+
     /// Arrays have no lookup-and-delete or delete batch: ENOTSUPP (524), after the access checks.
     @Test func arraysLackTheDeletingBatches() throws {
         let map = try LinuxInterfaceTests.make(.array)
