@@ -8,7 +8,8 @@ import Glibc
 /// instead of walking rculfhash's split-ordered list node by node (one dependent cache miss
 /// per node, bucket nodes included; the sweep's misses are independent and overlap).
 ///
-/// Every published entry holds one slot from its publication until it is unlinked. A slot is
+/// Every published entry holds one slot from just before its publication until it is
+/// unlinked. A slot is
 /// one word: an entry's address (even, non-zero), or, free, its link in the free stack
 /// (`next << 1 | 1`, `next` being the slot below it + 1, or 0), or 0 (never used). Entries
 /// of such a map never move (updates store into them), so an entry keeps its slot for as
@@ -16,16 +17,19 @@ import Glibc
 ///
 /// Rules (``RawLockFreeHashMap`` keeps them):
 /// - A writer takes a slot (``take()``) only while it holds a capacity unit for a new key
-///   (between the capacity gate's reservation and its resolution), fills it
-///   (``publish(_:at:)``) only after `cds_lfht_add_unique` published the entry, and gives
-///   it back (``release(_:)``) when the publication failed, or after unlinking and sealing
-///   the entry (the thread whose unlink succeeded, alone) — always before returning the
-///   capacity unit. So slots in use never exceed the units the gate counts, at most
-///   `maxEntries`: ``take()`` always finds one.
-/// - Readers (batches) load slots inside an epoch section. A non-zero slot is an entry that
-///   was published; it stays readable until the section ends (a slot is cleared before its
-///   entry is retired, and retired entries are freed after a grace period). Whether it is
-///   still in the map is the entry's own state (sealed or not).
+///   (between the capacity gate's reservation and its resolution) and fills it
+///   (``publish(_:at:)``) *before* `cds_lfht_add_unique`, so that whoever finds the entry
+///   in the table finds its slot filled. It gives the slot back (``release(_:)``) when the
+///   publication failed, and otherwise the thread whose unlink of the entry succeeded does,
+///   after sealing it — always before the capacity unit goes back. So slots in use never
+///   exceed the units the gate counts, at most `maxEntries`: ``take()`` always finds one
+///   (the map adds 64 spare slots as a margin).
+/// - An entry that was ever in a slot is freed only after a grace period, published or not:
+///   a sweep may have read its address.
+/// - Readers (batches) load slots inside an epoch section. An even non-zero slot is an
+///   entry, readable until the section ends (a slot is emptied before its entry is
+///   retired). Whether the entry is in the map is its own state: published (its
+///   `cds_lfht_add_unique` succeeded) and not sealed (unlinked), and still in this slot.
 /// - Slots live in chunks made as the high-water mark grows, freed with the map.
 ///
 /// Concurrency: any number of writers and readers; no operation waits for another.
@@ -36,7 +40,7 @@ final class EntrySlots: @unchecked Sendable {
     /// Slots per chunk (a power of two): 4,096, or fewer for a small map.
     let chunkSize: Int
     let chunkShift: Int
-    /// Slots in all (`maxEntries`).
+    /// Slots in all (`maxEntries` and the map's margin).
     let capacity: Int
     /// Invariant: `chunkCount` words, each 0 or the address of a chunk of `chunkSize` slot
     /// words (`Atomic<UInt>`, zeroed when made); installed once, never changed after.
@@ -120,14 +124,14 @@ final class EntrySlots: @unchecked Sendable {
                 if bumped { return mark }
                 mark = current
             }
-            // Every slot is in use or being given back by a thread between its unlink and
-            // its release (which returns a slot before its capacity unit): look again.
+            // None free: impossible while the rules hold (the caller's unit has no slot, so
+            // one is free); look again rather than fail an insert.
             spins += 1
             if spins & 63 == 0 { sched_yield() }
         }
     }
 
-    /// Stores `entry` (just published) in `slot`, for sweeps to find.
+    /// Stores `entry` in `slot`, for sweeps to find (before its publication: see the rules).
     func publish(_ entry: UnsafeMutableRawPointer, at slot: Int) {
         word(slot).pointee.store(UInt(bitPattern: entry), ordering: .releasing)
     }
