@@ -4,8 +4,10 @@ import RCUEpoch
 ///
 /// Pass `nil` to start a pass, then the ``MapBatchResult/cursor`` of each call to the next.
 /// What it holds depends on the map — a bucket index for the bucket-locked hash (as
-/// Linux's hash maps), the last key returned for arrays and the lock-free hash (as Linux's
-/// generic batches) — and is not for the caller to read.
+/// Linux's hash maps), the last index returned for arrays and the last key returned for
+/// the lock-free hash (as Linux's generic batches), except a lock-free hash with values in
+/// place (keys and values of at most 8 bytes, no lock word), whose cursor is the next entry
+/// slot to sweep — and is not for the caller to read.
 public struct MapBatchCursor: Hashable, Sendable {
     /// Up to 16 bytes stored inline (no allocation per batch call); longer cursors (the last
     /// key of a map with keys over 16 bytes) in `heap`.

@@ -105,6 +105,59 @@ struct BatchTests {
         #expect(errno { _ = try update(map, keys: [1], values: [1], elementFlags: MapElementFlags(rawValue: 2)) } == EINVAL)
     }
 
+    /// An array's batch lookup returns, for every value layout (one word, padded, with a
+    /// sequence word, an mmapable array's values back to back), the bytes single lookups
+    /// return, into unaligned buffers, resuming from cursors in the middle of the array.
+    @Test(arguments: [4, 8, 12, 16], [false, true])
+    func arrayBatchesCopyEveryValueLayout(_ valueSize: Int, _ mmapable: Bool) throws {
+        let flags: MapCreationFlags = mmapable ? .mmapable : []
+        let entries = 37
+        let map = try LinuxInterfaceTests.make(.array, valueSize: valueSize, maxEntries: entries, flags: flags)
+        func valueBytes(_ index: Int) -> [UInt8] { (0..<valueSize).map { UInt8(truncatingIfNeeded: index &* 31 &+ $0 &* 7 &+ 1) } }
+        for index in 0..<entries {
+            var key = UInt32(index)
+            try withUnsafeBytes(of: &key) { key in
+                try valueBytes(index).withUnsafeBytes { try map.update(key: key, value: $0, flags: .any) }
+            }
+        }
+        // One byte in: neither buffer is aligned for its keys or values.
+        var keys = [UInt8](repeating: 0xEE, count: 1 + entries * 4 + 1)
+        var values = [UInt8](repeating: 0xEE, count: 1 + entries * valueSize + 1)
+        for batch in [1, 3, 5, 8, 13] {
+            var cursor: MapBatchCursor?
+            var next = 0
+            var calls = 0
+            while true {
+                for index in keys.indices { keys[index] = 0xEE }
+                for index in values.indices { values[index] = 0xEE }
+                let result = try keys.withUnsafeMutableBytes { k in
+                    try values.withUnsafeMutableBytes { v in
+                        try map.lookupBatch(from: cursor, keys: UnsafeMutableRawBufferPointer(rebasing: k[1...]),
+                                            values: UnsafeMutableRawBufferPointer(rebasing: v[1...]), count: batch,
+                                            elementFlags: [], flags: 0)
+                    }
+                }
+                calls += 1
+                #expect(result.count == min(batch, entries - next))
+                for element in 0..<result.count {
+                    let key = keys[1 + element * 4 ..< 1 + element * 4 + 4].withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }
+                    #expect(Int(key) == next + element)
+                    #expect(Array(values[1 + element * valueSize ..< 1 + (element + 1) * valueSize]) == valueBytes(next + element),
+                            "value \(next + element) of \(valueSize) bytes, batches of \(batch)")
+                }
+                // Nothing outside the elements returned is written.
+                #expect(values[1 + result.count * valueSize ..< values.count].allSatisfy { $0 == 0xEE } && values[0] == 0xEE)
+                #expect(keys[1 + result.count * 4 ..< keys.count].allSatisfy { $0 == 0xEE } && keys[0] == 0xEE)
+                next += result.count
+                if result.isEndOfMap { break }
+                #expect(result.error == nil)
+                cursor = result.cursor
+                if calls > entries + 2 { Issue.record("the pass does not end"); break }
+            }
+            #expect(next == entries)
+        }
+    }
+
     /// Arrays have no lookup-and-delete or delete batch: ENOTSUPP (524), after the access checks.
     @Test func arraysLackTheDeletingBatches() throws {
         let map = try LinuxInterfaceTests.make(.array)
@@ -202,6 +255,97 @@ struct BatchTests {
         #expect(left.isDisjoint(with: returnedCounts.keys))
         #expect(left.union(returnedCounts.keys) == all)
         #expect(map.count == left.count)
+    }
+
+    /// Lookup passes racing with writers that insert and delete fresh keys and update the
+    /// stable ones in place: every key present for the whole pass comes exactly once, with a
+    /// value some update stored; no key comes twice (no key is ever inserted again).
+    @Test(arguments: [Kind.lockFree, .bucket])
+    func lookupPassesReturnKeysPresentThroughoutExactlyOnce(_ kind: Kind) throws {
+        let map = try LinuxInterfaceTests.make(kind, maxEntries: 2_048)
+        let stable = (0..<500).map { UInt32($0) &* 2_654_435_761 | 1 }  // odd: writers' keys are even
+        for key in stable { try map.put(key, UInt64(key)) }
+        let problems = ThreadLock<[String]>([])
+        let writersDone = Atomic<Int>(0)
+        runOnThreads(4) { thread in
+            if thread < 2 {
+                // Writers: fresh even keys in and out (at most ~400 at once, under maxEntries),
+                // and in-place updates of the stable keys (value: key + round << 32).
+                for round in 0..<60 {
+                    let fresh = (0..<200).map { UInt32(thread * 100_000_000 + round * 1_000 + $0) << 1 }
+                    for key in fresh { _ = try? map.put(key, UInt64(key), flags: .noExist) }
+                    for key in stable.prefix(64) { _ = try? map.put(key, UInt64(key) | UInt64(round) << 32, flags: .exist) }
+                    for key in fresh { _ = withUnsafeBytes(of: key) { try? map.delete(key: $0) } }
+                }
+                writersDone.add(1, ordering: .releasing)
+            } else {
+                let buffers = Buffers(32)
+                var passes = 0
+                while passes < 5 || writersDone.load(ordering: .acquiring) < 2 {
+                    passes += 1
+                    var counts: [UInt32: Int] = [:]
+                    var cursor: MapBatchCursor?
+                    var calls = 0
+                    while let result = try? lookup(map, buffers, from: cursor, count: 32) {
+                        calls += 1
+                        for index in 0..<result.count {
+                            let key = buffers.keys[index]
+                            counts[key, default: 0] += 1
+                            if buffers.values[index] & 0xFFFF_FFFF != UInt64(key) {
+                                problems.withLock { $0.append("key \(key) came with value \(buffers.values[index])") }
+                            }
+                        }
+                        if result.isEndOfMap { break }
+                        if result.error != nil && result.error != .noSpace {
+                            problems.withLock { $0.append("a call failed: \(String(describing: result.error))") }
+                            break
+                        }
+                        cursor = result.cursor
+                        if calls > 10_000 { problems.withLock { $0.append("a pass does not end") }; break }
+                    }
+                    let twice = counts.filter { $0.value > 1 }.map(\.key)
+                    let missing = stable.filter { counts[$0] != 1 }
+                    if !twice.isEmpty || !missing.isEmpty {
+                        problems.withLock { $0.append("pass \(passes): \(twice.count) keys twice, \(missing.count) stable keys not once") }
+                    }
+                }
+            }
+        }
+        #expect(problems.withLock { $0 } == [])
+        #expect(map.count == stable.count)
+    }
+
+    /// The lock-free hash's slots are reused as keys come and go, and a map filled to
+    /// `maxEntries` again and again still fits (a slot goes back with every delete):
+    /// each pass returns exactly the keys in the map; drained by lookup-and-delete batches.
+    @Test func lockFreeBatchesSurviveRefillsAtCapacity() throws {
+        let map = try LinuxInterfaceTests.make(.lockFree, maxEntries: 64)
+        let buffers = Buffers(7)
+        func pass(removing: Bool) throws -> [UInt32: UInt64] {
+            var seen: [UInt32: UInt64] = [:]
+            var cursor: MapBatchCursor?
+            while true {
+                let result = try lookup(map, buffers, from: cursor, count: 7, removing: removing)
+                for index in 0..<result.count {
+                    #expect(seen.updateValue(buffers.values[index], forKey: buffers.keys[index]) == nil, "a key came twice")
+                }
+                if result.isEndOfMap { return seen }
+                #expect(result.error == nil)
+                cursor = result.cursor
+            }
+        }
+        for round in UInt32(0)..<40 {
+            let keys = (0..<64).map { round &* 1_000 &+ $0 }
+            for key in keys { try map.put(key, UInt64(key) &* 5, flags: .noExist) }
+            #expect(throws: MapError.outOfSpace) { try map.put(UInt32.max, UInt64(0), flags: .noExist) }
+            // Half out one by one, then a pass; the rest drained by a lookup-and-delete pass.
+            for key in keys where key % 2 == 0 { try withUnsafeBytes(of: key) { try map.delete(key: $0) } }
+            let odd = Dictionary(uniqueKeysWithValues: keys.filter { $0 % 2 == 1 }.map { ($0, UInt64($0) &* 5) })
+            #expect(try pass(removing: false) == odd)
+            #expect(try pass(removing: true) == odd)
+            #expect(map.count == 0)
+            #expect(try pass(removing: false).isEmpty)
+        }
     }
 
     /// Update batches racing with lookup batches: counts stay consistent, values whole.

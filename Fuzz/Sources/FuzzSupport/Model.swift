@@ -146,8 +146,14 @@ public final class MapModel {
     public var transforms: Bool { rules?.transforms == true }
     /// The bucket-locked builtin hash: batches return whole chains, the cursor is a chain index.
     public var chainBatches: Bool { base == .bucket && !isCustom }
+    /// The builtin lock-free hash with values in place (keys and values of at most 8 bytes,
+    /// no lock word): batches sweep the entry slots, the cursor is a slot index, and the
+    /// order is the slots' (which the model does not know).
+    public var slotBatches: Bool {
+        base == .lockFree && !isCustom && keySize <= 8 && valueSize <= 8 && lockOffset == nil
+    }
     /// Bytes of a batch cursor.
-    public var cursorSize: Int { isArray || chainBatches ? 4 : keySize }
+    public var cursorSize: Int { isArray || chainBatches || slotBatches ? 4 : keySize }
 
     /// The value with its lock word cleared (what user mode reads, what the map keeps).
     public func normalize(_ value: [UInt8]) -> [UInt8] {

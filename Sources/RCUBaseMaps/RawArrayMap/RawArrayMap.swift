@@ -198,6 +198,38 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
         }
     }
 
+    /// Copies `count` consecutive storage words starting at `source` to `destination` (which
+    /// may be unaligned) with relaxed atomic loads, then one acquiring fence: each word is read
+    /// whole, and the fence orders what the caller reads after the copy as acquiring loads
+    /// would (a one-word update's releasing store publishes what its value refers to).
+    ///
+    /// Invariant: `source ..< source + 8 × count` lies in `storage` (8-byte aligned words,
+    /// bound to `Atomic<UInt64>`); `destination` holds `8 × count` bytes. Unrolled by four: a
+    /// batch lookup of an array is this loop, plus the keys.
+    @inline(__always)
+    func copyWordsOut(to destination: UnsafeMutableRawPointer, from source: UnsafeMutableRawPointer, count: Int) {
+        let words = source.assumingMemoryBound(to: Atomic<UInt64>.self)
+        var index = 0
+        while index &+ 4 <= count {
+            let four = words + index
+            let first = four.pointee.load(ordering: .relaxed)
+            let second = (four + 1).pointee.load(ordering: .relaxed)
+            let third = (four + 2).pointee.load(ordering: .relaxed)
+            let fourth = (four + 3).pointee.load(ordering: .relaxed)
+            destination.storeBytes(of: first, toByteOffset: index &* 8, as: UInt64.self)
+            destination.storeBytes(of: second, toByteOffset: index &* 8 &+ 8, as: UInt64.self)
+            destination.storeBytes(of: third, toByteOffset: index &* 8 &+ 16, as: UInt64.self)
+            destination.storeBytes(of: fourth, toByteOffset: index &* 8 &+ 24, as: UInt64.self)
+            index &+= 4
+        }
+        while index < count {
+            destination.storeBytes(of: (words + index).pointee.load(ordering: .relaxed), toByteOffset: index &* 8,
+                                   as: UInt64.self)
+            index &+= 1
+        }
+        atomicMemoryFence(ordering: .acquiring)
+    }
+
     /// Copies a value into a slot word by word with atomic stores (releasing ones when
     /// the slot has no sequence word to publish it).
     @inline(__always)
@@ -596,13 +628,18 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
         let done = min(count, maxEntries - next)
         let keyBase = keys.baseAddress.unsafelyUnwrapped
         let valueBase = values.baseAddress.unsafelyUnwrapped
+        // Keys are consecutive indices (the buffer may be unaligned: byte-offset stores).
         for element in 0..<done {
-            (keyBase + element &* 4).storeBytes(of: UInt32(truncatingIfNeeded: next &+ element), as: UInt32.self)
+            keyBase.storeBytes(of: UInt32(truncatingIfNeeded: next &+ element), toByteOffset: element &* 4, as: UInt32.self)
         }
         if elementFlags.contains(.lock) {
             for element in 0..<done {
                 lockWord.copyLocked(slot(next &+ element) + valueOffset, to: valueBase + element &* valueSize)
             }
+        } else if valueOffset == 0 && paddedValueSize == valueSize {
+            // The slots of these elements are their values back to back (no sequence word, no
+            // padding), as the values buffer wants them: one run of words.
+            copyWordsOut(to: valueBase, from: slot(next), count: done &* (valueSize / 8))
         } else if valueOffset == 0 {
             for element in 0..<done { copyOut(valueBase + element &* valueSize, from: slot(next &+ element)) }
         } else {

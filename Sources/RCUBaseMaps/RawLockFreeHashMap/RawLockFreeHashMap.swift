@@ -27,6 +27,13 @@ import Glibc
 ///   `cds_lfht_add_unique`: exact semantics with no lock.
 /// - Capacity: an atomic count reserves a slot before a new key is published, so the map
 ///   never holds more than `maxEntries` keys; a full map still replaces existing keys.
+/// - Batch lookups, in place: every entry also holds an *entry slot* (``EntrySlots``: one
+///   word per slot, 8 bytes per entry at the map's peak count, in chunks of up to 4,096),
+///   taken with its capacity unit and given back when it is unlinked. Lookup and
+///   lookup-and-delete batches sweep the slots (cursor: the next slot), their loads
+///   independent of each other, instead of following rculfhash's list. Other maps' batches
+///   walk the list (cursor: the last key). Either way a key present for the whole pass is
+///   returned exactly once, and no key twice unless it was deleted and inserted again.
 ///
 /// Concurrency: any number of readers and writers on any threads.
 public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchecked Sendable {
@@ -64,13 +71,22 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
     let freezeState = MapFreezeState()
     /// The value's lock word, if the definition names one.
     @usableFromInline let lockWord: LockWordCopy
+    /// Stable positions of the entries, which batch lookups sweep (in-place maps only: their
+    /// entries never move; see ``EntrySlots``).
+    let slots: EntrySlots?
 
     @usableFromInline static let nodeSize = MemoryLayout<cds_lfht_node>.size
     /// The in-place (value, state) pair: two words, 16-byte aligned (malloc's alignment).
     static let pairSize = 16
-    /// State word of an in-place entry: live, or sealed by the thread that unlinked it.
+    /// State word of an in-place entry: bit 0 sealed (by the thread that unlinked it), bit 1
+    /// published (its `cds_lfht_add_unique` succeeded: batches return only such entries),
+    /// bit 2 slotted (it was put in a slot: unpublished, it is retired, not freed, since a
+    /// batch may have read its address), then its slot (``EntrySlots``). Live: not sealed.
     static let live: UInt = 0
     static let sealed: UInt = 1
+    static let published: UInt = 2
+    static let slotted: UInt = 4
+    static let slotShift = 3
 
     /// Creates an empty map.
     ///
@@ -107,6 +123,16 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
         capacity = CapacityGate(maxEntries: definition.maxEntries)
         tag = definition.effectivePoolTag
         retired = EpochRetireList(blockSize: entrySize, tag: tag)
+        if valuesInPlace {
+            // Slots in use never exceed the capacity units held (slots go back before their
+            // unit: see EntrySlots); the 64 spare slots are only a margin.
+            guard let slots = EntrySlots(capacity: definition.maxEntries + 64) else {
+                throw MapError.noMemory.with(reason: "no memory for the entry slots")
+            }
+            self.slots = slots
+        } else {
+            slots = nil
+        }
         // BPF_F_ZERO_SEED: a fixed seed, so the iteration order repeats (for tests).
         hasher = definition.flags.contains(.zeroSeed) ? KeyHasher(seed: 0) : KeyHasher()
         self.observer = observer
@@ -194,13 +220,35 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
     /// an epoch.
     func storeInPlace(_ bits: UInt, in entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>) -> UInt? {
         var expected = currentPair(entry)
-        while expected.second == Self.live {
+        while expected.second & Self.sealed == 0 {
             let (exchanged, original) = pair(entry).pointee.compareExchange(
-                expected: expected, desired: WordPair(first: bits, second: Self.live), ordering: .acquiringAndReleasing)
+                expected: expected, desired: WordPair(first: bits, second: expected.second),
+                ordering: .acquiringAndReleasing)
             if exchanged { return expected.first }
             expected = original
         }
         return nil
+    }
+
+    /// Sets `bits` in the state word of an in-place entry unless it is sealed; returns
+    /// whether it did. Caller holds an epoch.
+    @discardableResult
+    func markState(_ bits: UInt, of entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>) -> Bool {
+        var expected = currentPair(entry)
+        while expected.second & Self.sealed == 0 {
+            let (exchanged, original) = pair(entry).pointee.compareExchange(
+                expected: expected, desired: WordPair(first: expected.first, second: expected.second | bits),
+                ordering: .acquiringAndReleasing)
+            if exchanged { return true }
+            expected = original
+        }
+        return false
+    }
+
+    /// The state word of an in-place entry (see ``sealed``).
+    @inline(__always)
+    func state(_ entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>) -> UnsafeMutablePointer<Atomic<UInt>> {
+        (UnsafeMutableRawPointer(entry) - Self.pairSize).assumingMemoryBound(to: Atomic<UInt>.self) + 1
     }
 
     /// Seals an in-place entry its caller has just unlinked, and returns its final value:
@@ -209,13 +257,23 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
     func seal(_ entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>) -> UInt {
         var expected = currentPair(entry)
         while true {
-            _rcumapsPrecondition(expected.second == Self.live, "an in-place entry sealed twice")
+            _rcumapsPrecondition(expected.second & Self.sealed == 0, "an in-place entry sealed twice")
             let (exchanged, original) = pair(entry).pointee.compareExchange(
-                expected: expected, desired: WordPair(first: expected.first, second: Self.sealed),
+                expected: expected, desired: WordPair(first: expected.first, second: expected.second | Self.sealed),
                 ordering: .acquiringAndReleasing)
             if exchanged { return expected.first }
             expected = original
         }
+    }
+
+    /// Seals an in-place entry this thread has just unlinked and gives its slot back (before
+    /// the caller returns the capacity unit); returns its final value. Every published
+    /// in-place entry has a slot, filled before its publication. Caller holds an epoch.
+    @discardableResult
+    func sealUnlinked(_ entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>) -> UInt {
+        let value = seal(entry)
+        if let slots { slots.release(Int(state(entry).pointee.load(ordering: .relaxed) >> Self.slotShift)) }
+        return value
     }
 
     /// `value` (at most 8 bytes) as the bits of a value word.
@@ -252,8 +310,14 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
         return entry
     }
 
+    /// Frees an entry that was never published (or failed to be); one that was in a slot
+    /// goes through a grace period, as a batch may have read its address there.
     @inline(__always)
     func discard(_ entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>) {
+        if slots != nil, state(entry).pointee.load(ordering: .relaxed) & Self.slotted != 0 {
+            retire(entry)
+            return
+        }
         retired.freeUnpublished(UnsafeMutableRawPointer(entry) - nodeOffset)
     }
 
@@ -407,6 +471,9 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
             case .full:
                 discard(entry)
                 throw MapError.outOfSpace
+            case .noMemory:
+                discard(entry)
+                throw MapError.noMemory
             }
         }
     }
@@ -442,10 +509,13 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
         case .full:
             discard(entry)
             throw MapError.outOfSpace
+        case .noMemory:
+            discard(entry)
+            throw MapError.noMemory
         }
     }
 
-    enum Publication { case published, exists, full }
+    enum Publication { case published, exists, full, noMemory }
 
     /// Reserves a capacity slot and publishes `entry` as a new key (`cds_lfht_add_unique`).
     /// `.exists` when the key is (or became) present — `entry` is then unpublished and still
@@ -458,7 +528,27 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
         case .full:
             return .full
         case .reserved:
+            guard let slots else {
+                let published = rcumaps_lfht_add_unique(table, hash, keySize, entry) == entry
+                capacity.resolve(published: published)
+                return published ? .published : .exists
+            }
+            // In place: the entry takes a slot, filled before the publication so that any
+            // thread that finds the entry (and may unlink it) finds its slot filled: the one
+            // whose unlink succeeds gives the slot back (`sealUnlinked`).
+            guard let slot = slots.take() else {
+                capacity.resolve(published: false)
+                return .noMemory
+            }
+            state(entry).pointee.store(UInt(slot) << Self.slotShift | Self.slotted, ordering: .relaxed)
+            slots.publish(UnsafeMutableRawPointer(entry), at: slot)
             let published = rcumaps_lfht_add_unique(table, hash, keySize, entry) == entry
+            if published {
+                // From now on batches return it (unless a delete sealed it already).
+                markState(Self.published, of: entry)
+            } else {
+                slots.release(slot)  // never findable: the slot is still ours
+            }
             capacity.resolve(published: published)
             return published ? .published : .exists
         }
@@ -483,6 +573,9 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
             case .full:
                 discard(entry)
                 throw MapError.outOfSpace
+            case .noMemory:
+                discard(entry)
+                throw MapError.noMemory
             }
         }
     }
@@ -513,8 +606,7 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
         Epoch.enter()
         defer { Epoch.exit() }
         if !helper, freezeState.isFrozen { throw frozenError }
-        let entry = try unlink(key, hash: hash, operation: operation)
-        if valuesInPlace { seal(entry) }
+        let entry = try unlink(key, hash: hash, operation: operation)  // sealed if in place
         observer?.entryWasRemoved(key: key, value: UnsafeRawBufferPointer(start: valuePointer(entry), count: valueSize),
                                   flags: operation)
         retire(entry)
@@ -575,12 +667,12 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
         retire(entry)
     }
 
-    /// Copies the value of an entry this thread has just unlinked (sealing it first when
-    /// values are in place); the lock word is cleared in the copy. Caller holds an epoch.
+    /// Copies the value of an entry this thread has just unlinked (and, in place, sealed:
+    /// ``sealUnlinked(_:)``); the lock word is cleared in the copy. Caller holds an epoch.
     func copyRemovedValue(_ entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>, into value: UnsafeMutableRawPointer,
                           locked: Bool) {
         if valuesInPlace {
-            var bits = seal(entry)
+            var bits = currentPair(entry).first  // sealed: final
             withUnsafeBytes(of: &bits) { value.copyMemory(from: $0.baseAddress!, byteCount: valueSize) }
         } else if locked {
             lockWord.copyLocked(valuePointer(entry), to: value)
@@ -590,7 +682,8 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
         }
     }
 
-    /// Removes the entry for `key` and returns it (still readable in this epoch).
+    /// Removes the entry for `key` and returns it (still readable in this epoch); an
+    /// in-place entry is sealed, and its slot given back, before its capacity unit.
     func unlink(_ key: UnsafeRawBufferPointer, hash: UInt, operation: MapOperationFlags,
                 inspect: (UnsafeRawBufferPointer) throws(MapError) -> Void = { _ in })
         throws(MapError) -> UnsafeMutablePointer<rcumaps_lfht_entry_t>
@@ -604,6 +697,7 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
             }
             capacity.beginRemoval()
             let removed = rcumaps_lfht_del(table, entry) == 0
+            if removed, valuesInPlace { sealUnlinked(entry) }
             capacity.endRemoval(removed: removed)
             if removed { return entry }
             // Removed or replaced concurrently: look again.
@@ -665,9 +759,11 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
 
     // MARK: Batches
 
-    /// `BPF_MAP_LOOKUP_BATCH`: the cursor is the last key returned and the walk is
-    /// rculfhash's order, in one section per call (this table has no buckets to return
-    /// whole, so ENOSPC never happens). `flags` must be 0, as for Linux's hash maps.
+    /// `BPF_MAP_LOOKUP_BATCH`, in one section per call (this table has no buckets to return
+    /// whole, so ENOSPC never happens): with values in place, a sweep of the entry slots
+    /// whose cursor is the next slot (``sweepBatch(_:from:keys:values:count:removing:)``);
+    /// otherwise the cursor is the last key returned and the walk is rculfhash's order.
+    /// `flags` must be 0, as for Linux's hash maps.
     /// Contract: ``RawMap/lookupBatch(from:keys:values:count:elementFlags:flags:)``.
     public func lookupBatch(from cursor: MapBatchCursor?, keys: UnsafeMutableRawBufferPointer,
                             values: UnsafeMutableRawBufferPointer, count: Int, elementFlags: MapElementFlags,
@@ -712,6 +808,9 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
         try checks.buffer(count, keys.count, of: keySize, "keys")
         try checks.buffer(count, values.count, of: valueSize, "values")
         guard count > 0 else { return MapBatchResult(count: 0, cursor: cursor, error: nil) }
+        if let slots {
+            return try sweepBatch(slots, from: cursor, keys: keys, values: values, count: count, removing: removing)
+        }
         if let cursor, cursor.byteCount != keySize {
             throw MapError.invalidArgument.with(reason: "the batch cursor is not one of this map's (\(cursor.byteCount) bytes)")
         }
@@ -734,6 +833,7 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
             if removing {
                 capacity.beginRemoval()
                 let unlinked = rcumaps_lfht_del(table, entry) == 0
+                if unlinked, valuesInPlace { sealUnlinked(entry) }
                 capacity.endRemoval(removed: unlinked)
                 guard unlinked else { continue }  // removed or replaced by another thread
                 key.copyMemory(from: keyPointer(entry), byteCount: keySize)
@@ -759,6 +859,77 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
                                                                    count: keySize))
                            : cursor
         return MapBatchResult(count: done, cursor: out, error: end ? .keyNotFound : nil)
+    }
+
+    /// A batch of an in-place map: a sweep of the entry slots (``EntrySlots``) from the
+    /// cursor, which is the next slot to look at. Checks are the caller's (`walkBatch`).
+    ///
+    /// Order is slot order. An entry keeps its slot for as long as its key is in the map, so
+    /// a key present for the whole pass (inserted before it began, not deleted before it
+    /// ended) is returned exactly once; a key inserted or deleted during the pass may or may
+    /// not be, and one deleted and inserted again may come twice. An entry counts from the
+    /// end of its publication until it is sealed (just after its unlink). The sweep's
+    /// loads are independent (no list to follow), so their cache misses overlap.
+    func sweepBatch(_ slots: EntrySlots, from cursor: MapBatchCursor?, keys: UnsafeMutableRawBufferPointer,
+                    values: UnsafeMutableRawBufferPointer, count: Int, removing: Bool) throws(MapError) -> MapBatchResult {
+        var slot = 0
+        if let cursor {
+            guard let index = cursor.index else {
+                throw MapError.invalidArgument.with(reason: "the batch cursor is not one of this map's (\(cursor.byteCount) bytes)")
+            }
+            slot = Int(index)
+        }
+        defer { if removing { retired.throttleIfBehind() } }
+        Epoch.enter()
+        defer { Epoch.exit() }
+        if removing, freezeState.isFrozen { throw frozenError }
+        let end = slots.end
+        let keyBase = keys.baseAddress.unsafelyUnwrapped
+        let valueBase = values.baseAddress.unsafelyUnwrapped
+        let mask = slots.chunkSize - 1
+        var done = 0
+        while done < count, slot < end {
+            let chunkEnd = Swift.min(end, (slot | mask) + 1)
+            guard let words = slots.entryWords(ofChunk: slot >> slots.chunkShift) else {
+                slot = chunkEnd  // not made yet: no entry there
+                continue
+            }
+            while done < count, slot < chunkEnd {
+                let here = slot
+                slot += 1
+                // Acquiring: pairs with the slot's releasing store, after the entry was built.
+                let address = words[here & mask].load(ordering: .acquiring)
+                guard address != 0, address & 1 == 0 else { continue }  // never used, or free
+                // Invariant: an even non-zero slot is an entry block's node, valid until this
+                // section ends (slots are emptied before their entry is retired).
+                let entry = UnsafeMutablePointer<rcumaps_lfht_entry_t>(bitPattern: address).unsafelyUnwrapped
+                let flags = state(entry).pointee.load(ordering: .relaxed)
+                // Published, not sealed, and still this slot's (an entry read from a slot it
+                // has left, then slotted again elsewhere, would come twice).
+                guard flags & (Self.published | Self.sealed) == Self.published, flags >> Self.slotShift == here else {
+                    continue
+                }
+                let key = keyBase + done &* keySize
+                let value = valueBase + done &* valueSize
+                if removing {
+                    capacity.beginRemoval()
+                    let unlinked = rcumaps_lfht_del(table, entry) == 0
+                    var bits: UInt = 0
+                    if unlinked { bits = sealUnlinked(entry) }
+                    capacity.endRemoval(removed: unlinked)
+                    guard unlinked else { continue }  // deleted by another thread meanwhile
+                    key.copyMemory(from: keyPointer(entry), byteCount: keySize)
+                    withUnsafeBytes(of: &bits) { value.copyMemory(from: $0.baseAddress!, byteCount: valueSize) }
+                    retire(entry)
+                } else {
+                    key.copyMemory(from: keyPointer(entry), byteCount: keySize)
+                    copyValue(of: entry, into: value)
+                }
+                done += 1
+            }
+        }
+        let out = done > 0 || cursor != nil ? MapBatchCursor(index: UInt32(truncatingIfNeeded: slot)) : nil
+        return MapBatchResult(count: done, cursor: out, error: slot >= end ? .keyNotFound : nil)
     }
 
     /// The entry after `entry` whose key is not `key`. Caller holds an epoch.
