@@ -52,7 +52,7 @@ struct ReadmeExampleTests {
         try events.push(42)                                              // any thread; E2BIG when full
         let next = try events.pop()                                      // the oldest, or nil when empty
         let hits = try PerCPUArrayMap<UInt64>(count: 16)
-        hits.withAtomicFields(at: 3) { $0[.whole].wrappingAdd(1, ordering: .relaxed) }  // this CPU's value
+        hits.withAtomicFields(at: 3) { $0[\.self].wrappingAdd(1, ordering: .relaxed) } // this CPU's value
         let total = hits.sum(at: 3)                                      // over every CPU
         // README end
         #expect(next == 42)

@@ -27,7 +27,7 @@ import Glibc
 ///   `cds_lfht_add_unique`: exact semantics with no lock.
 /// - Capacity: an atomic count reserves a slot before a new key is published, so the map
 ///   never holds more than `maxEntries` keys; a full map still replaces existing keys.
-/// - Batch lookups, in place: every entry also holds an *entry slot* (``EntrySlots``: one
+/// - Batch lookups, in place: every entry also holds an *entry slot* (`EntrySlots`: one
 ///   word per slot, 8 bytes per entry at the map's peak count, in chunks of up to 4,096),
 ///   taken with its capacity unit and given back when it is unlinked. Lookup and
 ///   lookup-and-delete batches sweep the slots (cursor: the next slot), their loads
@@ -72,7 +72,7 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
     /// The value's lock word, if the definition names one.
     @usableFromInline let lockWord: LockWordCopy
     /// Stable positions of the entries, which batch lookups sweep (in-place maps only: their
-    /// entries never move; see ``EntrySlots``).
+    /// entries never move; see `EntrySlots`).
     let slots: EntrySlots?
 
     @usableFromInline static let nodeSize = MemoryLayout<cds_lfht_node>.size
@@ -81,7 +81,7 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
     /// State word of an in-place entry: bit 0 sealed (by the thread that unlinked it), bit 1
     /// published (its `cds_lfht_add_unique` succeeded: batches return only such entries),
     /// bit 2 slotted (it was put in a slot: unpublished, it is retired, not freed, since a
-    /// batch may have read its address), then its slot (``EntrySlots``). Live: not sealed.
+    /// batch may have read its address), then its slot (`EntrySlots`). Live: not sealed.
     static let live: UInt = 0
     static let sealed: UInt = 1
     static let published: UInt = 2
@@ -761,7 +761,7 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
 
     /// `BPF_MAP_LOOKUP_BATCH`, in one section per call (this table has no buckets to return
     /// whole, so ENOSPC never happens): with values in place, a sweep of the entry slots
-    /// whose cursor is the next slot (``sweepBatch(_:from:keys:values:count:removing:)``);
+    /// whose cursor is the next slot (`sweepBatch(_:from:keys:values:count:removing:)`);
     /// otherwise the cursor is the last key returned and the walk is rculfhash's order.
     /// `flags` must be 0, as for Linux's hash maps.
     /// Contract: ``RawMap/lookupBatch(from:keys:values:count:elementFlags:flags:)``.
@@ -861,7 +861,7 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
         return MapBatchResult(count: done, cursor: out, error: end ? .keyNotFound : nil)
     }
 
-    /// A batch of an in-place map: a sweep of the entry slots (``EntrySlots``) from the
+    /// A batch of an in-place map: a sweep of the entry slots (`EntrySlots`) from the
     /// cursor, which is the next slot to look at. Checks are the caller's (`walkBatch`).
     ///
     /// Order is slot order. An entry keeps its slot for as long as its key is in the map, so

@@ -13,7 +13,7 @@ import Synchronization
 ///     counters[\.packets].wrappingAdd(1, ordering: .relaxed)
 ///     counters[\.bytes].wrappingAdd(1500, ordering: .relaxed)
 /// }
-/// counts.withAtomicFields(forKey: key) { $0[.whole].wrappingAdd(1, ordering: .relaxed) }  // the whole value
+/// counts.withAtomicFields(forKey: key) { $0[\.self].wrappingAdd(1, ordering: .relaxed) }  // the whole value
 /// ```
 ///
 /// Concurrency: atomic operations on a field are atomic with respect to every other
@@ -50,55 +50,29 @@ public struct AtomicFields<Value: BitwiseCopyable>: ~Copyable {
     }
 
     /// The offset of `field`, checked. With a key path literal and a concrete `Value`, the
-    /// optimizer folds the offset to a constant and drops both checks and the key path
-    /// itself: no key path object is made (and retained, a write to memory every thread
-    /// shares) per access. So the checks must not mention `field` outside their cold,
-    /// never-inlined failure paths.
+    /// optimizer folds the offset to a constant, drops both checks, and with them the key
+    /// path itself: no key path object is made (and retained: a write to memory every thread
+    /// shares) per access. That only happens if nothing else uses `field`, so the failure
+    /// messages name the types, not the key path (Swift 6.3 keeps a key path alive for a use
+    /// in a branch it later removes).
     @inlinable @inline(__always)
     static func checkedOffset<Field: AtomicRepresentable>(of field: KeyPath<Value, Field>, as _: Field.Type) -> Int {
-        guard let offset = MemoryLayout<Value>.offset(of: field) else { notStored(field) }
+        guard let offset = MemoryLayout<Value>.offset(of: field) else { notStored(Field.self) }
         if _slowPath(offset % MemoryLayout<Atomic<Field>>.alignment != 0
                          || MemoryLayout<Atomic<Field>>.alignment > TypedLayout.valueAlignment) {
-            misaligned(field, offset)
+            misaligned(Field.self, at: offset)
         }
         return offset
     }
 
     @usableFromInline @inline(never)
-    static func notStored<Field>(_ field: KeyPath<Value, Field>) -> Never {
-        _rcumapsTrap("AtomicFields: \(field) is not a stored property of \(Value.self)")
+    static func notStored<Field>(_: Field.Type) -> Never {
+        _rcumapsTrap("AtomicFields: a key path to a \(Field.self) in \(Value.self) is not a stored property "
+                         + "(or \\.self)")
     }
 
     @usableFromInline @inline(never)
-    static func misaligned<Field>(_ field: KeyPath<Value, Field>, _ offset: Int) -> Never {
-        _rcumapsTrap("AtomicFields: \(field) at offset \(offset) is not aligned for an atomic \(Field.self)")
-    }
-}
-
-/// The one name of ``AtomicFields``' whole-value subscript: `fields[.whole]`.
-public enum AtomicWholeValue: Sendable {
-    /// The whole value.
-    case whole
-}
-
-extension AtomicFields where Value: AtomicRepresentable {
-    /// The whole value, as one atomic, when it is one (`UInt64`, `Int`, …): what
-    /// `self[\.self]` is, without a key path.
-    ///
-    /// ```swift
-    /// packets.withAtomicFields(at: 3) { $0[.whole].wrappingAdd(1, ordering: .relaxed) }
-    /// ```
-    ///
-    /// Prefer it on hot paths. A key path literal passed to the key path subscript from
-    /// another module is still made at run time in Swift 6.3 — `swift_getKeyPath`, then a
-    /// retain and a release of the one object every thread shares — even though its offset
-    /// folds to a constant: about 60 instructions an access, and a write to shared memory
-    /// that kept per-CPU counters from scaling (`rcumaps bench --maps percpu`).
-    @inlinable
-    public subscript(_: AtomicWholeValue) -> Atomic<Value> {
-        unsafeAddress {
-            // The value's bytes are the atomic's; only touched atomically by the views that address them.
-            UnsafePointer(base.assumingMemoryBound(to: Atomic<Value>.self))
-        }
+    static func misaligned<Field>(_: Field.Type, at offset: Int) -> Never {
+        _rcumapsTrap("AtomicFields: the \(Field.self) at offset \(offset) of \(Value.self) is not aligned for an atomic")
     }
 }

@@ -5,7 +5,7 @@ import Synchronization
 ///
 /// ```swift
 /// let packets = try PerCPUArrayMap<UInt64>(count: 16)
-/// packets.withAtomicFields(at: 3) { $0[.whole].wrappingAdd(1, ordering: .relaxed) }  // this CPU's slot
+/// packets.withAtomicFields(at: 3) { $0[\.self].wrappingAdd(1, ordering: .relaxed) }  // this CPU's slot
 /// let total = packets.sum(at: 3)                                                     // over all CPUs
 /// ```
 ///

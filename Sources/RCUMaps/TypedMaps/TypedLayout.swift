@@ -23,7 +23,7 @@
 @usableFromInline
 enum TypedLayout {
     /// Alignment every map gives its values in place.
-    @usableFromInline static let valueAlignment = 8
+    @inlinable static var valueAlignment: Int { 8 }
 
     static func checkKey<Key>(_: Key.Type) throws(MapError) {
         let size = MemoryLayout<Key>.size

@@ -23,7 +23,7 @@ struct PerCPUCounterTarget: BenchTarget {
 
     @inline(__always)
     func increment(index: Int) -> Bool {
-        map.withAtomicFields(at: UInt32(truncatingIfNeeded: index)) { $0[.whole].wrappingAdd(1, ordering: .relaxed) } != nil
+        map.withAtomicFields(at: UInt32(truncatingIfNeeded: index)) { $0[\.self].wrappingAdd(1, ordering: .relaxed) } != nil
     }
 }
 
