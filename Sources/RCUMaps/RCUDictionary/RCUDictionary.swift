@@ -157,7 +157,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
             return read(key, hash: hash)?.value
         }
         set {
-            if let newValue { updateValue(newValue, forKey: key) } else { removeValue(forKey: key) }
+            if let newValue { _ = store(newValue, forKey: key, returningDisplaced: false) } else { removeValue(forKey: key) }
         }
     }
 
@@ -311,8 +311,15 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// and returns the value it displaced.
     @inlinable @inline(__always)
     func exchangeValue(at place: DictionaryTable.Place, with value: Value) -> Value {
+        exchangeValue(at: place, with: value, returningDisplaced: true)!
+    }
+
+    /// ``exchangeValue(at:with:)``, copying the displaced value out only if asked (a copy of
+    /// a reference is a retain, and its release later).
+    @inlinable @inline(__always)
+    func exchangeValue(at place: DictionaryTable.Place, with value: Value, returningDisplaced: Bool) -> Value? {
         let old = place.valueWord.pointee.exchange(ownedBits(value), ordering: .acquiringAndReleasing)
-        let displaced = decode(old)
+        let displaced = returningDisplaced ? decode(old) : nil
         retireValueBits(old)
         return displaced
     }
@@ -350,12 +357,20 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     ///   if the key was new.
     @inlinable @discardableResult
     public func updateValue(_ value: Value, forKey key: Key) -> Value? {
+        store(value, forKey: key, returningDisplaced: true)
+    }
+
+    /// Stores `value` under `key`; returns the value displaced if `returningDisplaced` (the
+    /// subscript's setter does not ask: it spares the copy, a retain and a release for a
+    /// reference).
+    @inlinable
+    func store(_ value: Value, forKey key: Key, returningDisplaced: Bool) -> Value? {
         let hash = key.hashValue
         if layout != .node {
             // A present key's value is replaced in place; a new integer key needs no node.
             let done: Value?? = write(hash) { table, stripe -> Value?? in
                 if let place = table.locate(hash, { self.keyWordMatches($0, key, hash) }) {
-                    return .some(exchangeValue(at: place, with: value))
+                    return .some(exchangeValue(at: place, with: value, returningDisplaced: returningDisplaced))
                 }
                 guard layout == .inline else { return .none }
                 insert(key: encode(key), value: ownedBits(value), hash: hash, into: table, stripe: stripe)
@@ -370,10 +385,10 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
             if let place = table.locate(hash, { self.nodeMatches($0, key, hash) }) {
                 if layout == .nodeKey {
                     unused = true  // another writer inserted the key meanwhile
-                    return exchangeValue(at: place, with: value)
+                    return exchangeValue(at: place, with: value, returningDisplaced: returningDisplaced)
                 }
                 let old = place.keyWord.pointee.exchange(node, ordering: .acquiringAndReleasing)
-                let displaced = nodeValue(old)
+                let displaced = returningDisplaced ? nodeValue(old) : nil
                 nodes.retire(UnsafeMutableRawPointer(bitPattern: old)!)
                 return displaced
             }

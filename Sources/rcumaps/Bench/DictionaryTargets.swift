@@ -98,8 +98,8 @@ struct StringSchema: DictionarySchema {
     func fold(_ value: Int) -> UInt64 { UInt64(truncatingIfNeeded: value) }
 }
 
-/// An `RCUDictionary` (`rcu-dict-object`, `rcu-dict-string`): subscript lookups,
-/// `updateValue` updates, `insertIfAbsent` inserts and `removeValue` deletes.
+/// An `RCUDictionary` (`rcu-dict-object`, `rcu-dict-string`): subscript lookups, subscript
+/// updates (as the Mutex dictionary's), `insertIfAbsent` inserts and `removeValue` deletes.
 struct RCUDictionaryTarget<Schema: DictionarySchema>: BenchTarget {
     let dictionary: RCUDictionary<Schema.Key, Schema.Value>
     let schema: Schema
@@ -126,7 +126,8 @@ struct RCUDictionaryTarget<Schema: DictionarySchema>: BenchTarget {
 
     @inline(__always)
     func update(index: Int, value: UInt64) -> Bool {
-        dictionary.updateValue(schema.value(value), forKey: schema.key(index))
+        // The subscript's setter, as the Mutex dictionary's update (neither returns the old value).
+        dictionary[schema.key(index)] = schema.value(value)
         return true
     }
 
