@@ -1,3 +1,4 @@
+import CRCUMapsShim
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -9,9 +10,9 @@ import Glibc
 /// per node, bucket nodes included; the sweep's misses are independent and overlap).
 ///
 /// Every published entry holds one slot from just before its publication until it is
-/// unlinked. A slot is
-/// one word: an entry's address (even, non-zero), or, free, its link in the free stack
-/// (`next << 1 | 1`, `next` being the slot below it + 1, or 0), or 0 (never used). Entries
+/// unlinked. A slot is one word: an entry's address (even, non-zero), or, free, its link in
+/// a free stack, one per thread stripe (`next << 1 | 1`, `next` being the slot below it + 1,
+/// or 0), or 0 (never used). Entries
 /// of such a map never move (updates store into them), so an entry keeps its slot for as
 /// long as its key is in the map. 8 bytes per slot, in chunks made as slots are first used.
 ///
@@ -46,11 +47,18 @@ final class EntrySlots: @unchecked Sendable {
     /// words (`Atomic<UInt>`, zeroed when made); installed once, never changed after.
     private let chunks: UnsafeMutablePointer<Atomic<UInt>>
     private let chunkCount: Int
-    /// Slots handed out at least once: every slot below it is in use or on the free stack.
+    /// Slots handed out at least once: every slot below it is in use or on a free stack.
     private let highWater = Atomic<Int>(0)
-    /// The free stack (Treiber): `tag << 32 | (slot + 1)`, 0 when empty. The tag changes on
-    /// every push so that a pop racing with a pop and a push of the same slot fails (ABA).
-    private let freeTop = Atomic<UInt64>(0)
+    /// The free stacks (Treiber), one per thread stripe (`rcumaps_thread_stripe`), each on
+    /// a cache line of its own, so that writers giving slots back and taking them do not
+    /// all write one word: each top is `tag << 32 | (slot + 1)`, 0 when empty. The tag
+    /// changes on every push so that a pop racing with a pop and a push of the same slot
+    /// fails (ABA). A slot is on at most one stack.
+    ///
+    /// Invariant: `stackCount` tops, 64 bytes apart, initialised atomics.
+    private let stacks: UnsafeMutableRawPointer
+    /// A power of two: the CPU count, at most 16.
+    private let stackCount: Int
 
     /// Slots for `capacity` entries; nil if there is no memory for the chunk table.
     init?(capacity: Int) {
@@ -62,14 +70,34 @@ final class EntrySlots: @unchecked Sendable {
         chunkCount = (capacity + chunkSize - 1) >> shift
         // Zeroed words are valid atomics of 0 (8 bytes per 4,096 entries).
         guard let table = calloc(chunkCount, MemoryLayout<UInt>.stride) else { return nil }
+        let cpus = max(1, min(16, sysconf(Int32(_SC_NPROCESSORS_CONF))))
+        stackCount = 1 << (Int.bitWidth - (cpus - 1).leadingZeroBitCount)  // next power of two
+        guard let tops = aligned_alloc(64, 64 * stackCount) else {
+            free(table)
+            return nil
+        }
         chunks = table.bindMemory(to: Atomic<UInt>.self, capacity: chunkCount)
+        stacks = tops
+        for stack in 0..<stackCount { (stacks + 64 * stack).initializeMemory(as: Atomic<UInt64>.self, to: Atomic(0)) }
     }
+
+    /// The top of free stack `stack`.
+    @inline(__always)
+    private func top(_ stack: Int) -> UnsafeMutablePointer<Atomic<UInt64>> {
+        (stacks + 64 &* stack).assumingMemoryBound(to: Atomic<UInt64>.self)
+    }
+
+    /// The free stack of the calling thread.
+    @inline(__always)
+    private var ownStack: Int { Int(rcumaps_thread_stripe()) & (stackCount &- 1) }
 
     deinit {
         for index in 0..<chunkCount {
             if let chunk = UnsafeMutableRawPointer(bitPattern: chunks[index].load(ordering: .acquiring)) { free(chunk) }
         }
         free(chunks)
+        for stack in 0..<stackCount { top(stack).deinitialize(count: 1) }
+        free(stacks)
     }
 
     /// Slots handed out so far: a sweep covers `0 ..< end` (a snapshot).
@@ -100,21 +128,15 @@ final class EntrySlots: @unchecked Sendable {
     }
 
     /// A free slot, or nil if there is no memory for its chunk. The caller holds a capacity
-    /// unit with no slot (see the type's rules): one is free, on the stack or above the
-    /// high-water mark.
+    /// unit with no slot (see the type's rules): one is free, on a stack or above the
+    /// high-water mark. The calling thread's stack first, then the others (so the slots
+    /// stay dense and sweeps short), then a new slot.
     func take() -> Int? {
         var spins = 0
+        let own = ownStack
         while true {
-            var top = freeTop.load(ordering: .acquiring)
-            while top & 0xFFFF_FFFF != 0 {
-                let slot = Int(top & 0xFFFF_FFFF) - 1
-                // A stale word (the slot was popped meanwhile, perhaps filled, perhaps pushed
-                // again) fails the compare-and-swap: the top is another slot, or its tag changed.
-                let next = UInt64(word(slot).pointee.load(ordering: .relaxed) >> 1) & 0xFFFF_FFFF
-                let (popped, current) = freeTop.compareExchange(
-                    expected: top, desired: (top & ~0xFFFF_FFFF) | next, ordering: .acquiringAndReleasing)
-                if popped { return slot }
-                top = current
+            for offset in 0..<stackCount {
+                if let slot = pop(own ^ offset) { return slot }
             }
             var mark = highWater.load(ordering: .relaxed)
             while mark < capacity {
@@ -125,10 +147,29 @@ final class EntrySlots: @unchecked Sendable {
                 mark = current
             }
             // None free: impossible while the rules hold (the caller's unit has no slot, so
-            // one is free); look again rather than fail an insert.
+            // one is free), unless it moved between stacks while we looked; look again
+            // rather than fail an insert.
             spins += 1
             if spins & 63 == 0 { sched_yield() }
         }
+    }
+
+    /// Pops a slot off free stack `stack`, or nil if it is empty.
+    @inline(__always)
+    private func pop(_ stack: Int) -> Int? {
+        let top = self.top(stack)
+        var current = top.pointee.load(ordering: .acquiring)
+        while current & 0xFFFF_FFFF != 0 {
+            let slot = Int(current & 0xFFFF_FFFF) - 1
+            // A stale word (the slot was popped meanwhile, perhaps filled, perhaps pushed
+            // again) fails the compare-and-swap: the top is another slot, or its tag changed.
+            let next = UInt64(word(slot).pointee.load(ordering: .relaxed) >> 1) & 0xFFFF_FFFF
+            let (popped, seen) = top.pointee.compareExchange(
+                expected: current, desired: (current & ~0xFFFF_FFFF) | next, ordering: .acquiringAndReleasing)
+            if popped { return slot }
+            current = seen
+        }
+        return nil
     }
 
     /// Stores `entry` in `slot`, for sweeps to find (before its publication: see the rules).
@@ -136,15 +177,16 @@ final class EntrySlots: @unchecked Sendable {
         word(slot).pointee.store(UInt(bitPattern: entry), ordering: .releasing)
     }
 
-    /// Empties `slot` and puts it on the free stack (its word becomes its link: odd, so
-    /// sweeps skip it).
+    /// Empties `slot` and puts it on the calling thread's free stack (its word becomes its
+    /// link: odd, so sweeps skip it).
     func release(_ slot: Int) {
         let word = self.word(slot)
-        var top = freeTop.load(ordering: .relaxed)
+        let freeTop = top(ownStack)
+        var top = freeTop.pointee.load(ordering: .relaxed)
         while true {
             word.pointee.store(UInt(top & 0xFFFF_FFFF) << 1 | 1, ordering: .releasing)
             let tag = (top >> 32) &+ 1
-            let (pushed, current) = freeTop.compareExchange(
+            let (pushed, current) = freeTop.pointee.compareExchange(
                 expected: top, desired: tag << 32 | UInt64(slot + 1), ordering: .acquiringAndReleasing)
             if pushed { return }
             top = current
