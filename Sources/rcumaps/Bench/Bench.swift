@@ -235,6 +235,9 @@ func measureHash<Map: RawMap, Mode: HashLookupMode>(
     }
 }
 
+/// The first random stream of warm-up threads (measured threads use streams from 0).
+let warmUpStreams = 1 << 20
+
 /// Runs `workload` untimed for a fifth of the duration (at most 0.1 s), then measures it
 /// (with `--operations`: measures it at once, for that many operations per thread).
 ///
@@ -244,8 +247,10 @@ func warmUpAndMeasure<Target: BenchTarget>(
     _ target: Target, _ workload: Workload, _ threads: Int, _ options: BenchOptions
 ) -> Measurement? {
     if options.operations == nil {
+        // Streams of their own: a warm-up drawing the measurement's keys would leave the
+        // measurement to replay its writes first (churn: inserts of keys just inserted).
         guard measure(target, workload: workload, threads: threads, duration: min(0.1, options.duration / 5),
-                      batchSize: options.batchSize) != nil
+                      batchSize: options.batchSize, firstStream: warmUpStreams) != nil
         else { return nil }
     }
     return measure(target, workload: workload, threads: threads, duration: options.duration, batchSize: options.batchSize,

@@ -99,19 +99,20 @@ let operationsPerBatch = 64
 ///
 /// Threads start together on a barrier; the calling thread sleeps for the duration,
 /// then signals stop and joins them (with `operations`, each thread stops by itself).
+/// Thread `i` draws its keys from random stream `firstStream + i`.
 ///
 /// - Parameter batchSize: elements per call of a batch workload.
 /// - Returns: The measurements, or `nil` if a thread could not be started.
 func measure<Target: BenchTarget>(
     _ target: Target, workload: Workload, threads: Int, duration: Double, batchSize: Int = 1024,
-    latency: Bool = false, operations: Int? = nil
+    latency: Bool = false, operations: Int? = nil, firstStream: Int = 0
 ) -> Measurement? {
     let control = CellControl(operationLimit: operations ?? 0)
     var workers: [OSThread] = []
     for index in 0..<threads {
         guard let thread = OSThread({
-            control.report(runWorker(target, workload: workload, stream: index, control: control, batchSize: batchSize,
-                                     latency: latency))
+            control.report(runWorker(target, workload: workload, stream: firstStream + index, control: control,
+                                     batchSize: batchSize, latency: latency))
         })
         else {
             control.waitForArrivals(workers.count)
