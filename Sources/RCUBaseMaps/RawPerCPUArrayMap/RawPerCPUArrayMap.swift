@@ -336,6 +336,19 @@ public final class RawPerCPUArrayMap: RawMap, @unchecked Sendable {
         return UnsafeMutableRawBufferPointer(start: slot(index, cpu: currentCPUSlot) + valueOffset, count: valueSize)
     }
 
+    /// ``lookupInPlace(key:in:)`` for an index the caller has as a number (the typed map):
+    /// the calling CPU's value at `index`, in place, borrowed until `section` ends; nil
+    /// beyond the last index (where the byte-level lookup throws ENOENT). No key buffer to
+    /// check, and inlined into the caller: a helper-mode counter's whole path.
+    @inlinable @inline(__always)
+    package func currentCPUValue(at index: UInt32, in section: borrowing EpochSection) throws(MapError)
+        -> UnsafeMutableRawPointer?
+    {
+        try access.checkProgramRead()
+        guard Int(index) < maxEntries else { return nil }
+        return slot(Int(index), cpu: currentCPUSlot) + valueOffset
+    }
+
     /// The value of `index` on slot `cpu`, in place (helper mode on a chosen CPU's slot, as
     /// `bpf_map_lookup_percpu_elem` does). `cpu` beyond the last → ENOENT, as Linux.
     public func lookupInPlace(key: UnsafeRawBufferPointer, cpu: Int, in section: borrowing EpochSection) throws(MapError)

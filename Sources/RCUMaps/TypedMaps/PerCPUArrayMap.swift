@@ -194,13 +194,7 @@ public final class PerCPUArrayMap<Value: BitwiseCopyable & Sendable>: Sendable {
     @inlinable @inline(__always)
     func currentCPUValue(_ index: UInt32, in section: borrowing EpochSection) -> UnsafeMutableRawPointer? {
         do {
-            return try withUnsafeBytes(of: index) { (key) throws(MapError) -> UnsafeMutableRawPointer? in
-                do throws(MapError) {
-                    return try raw.lookupInPlace(key: key, in: section).baseAddress
-                } catch where error == .keyNotFound {
-                    return nil
-                }
-            }
+            return try raw.currentCPUValue(at: index, in: section)
         } catch {
             typedMapInvariantBroken(error, "in-place lookup")
         }
