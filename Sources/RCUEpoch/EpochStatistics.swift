@@ -24,6 +24,10 @@ public struct EpochTagStatistics: Hashable, Sendable {
     /// of all of them.
     public var isShared: Bool = false
 
+    /// Figures for `tag` as given (``EpochMemory/statistics(for:)`` makes the real ones;
+    /// this is for comparing with them, say in tests).
+    ///
+    /// Concurrency: a plain value; any thread.
     public init(tag: PoolTag, liveBytes: Int = 0, pendingBytes: Int = 0,
                 allocationCount: Int = 0, liveAllocations: Int = 0) {
         self.tag = tag
