@@ -221,12 +221,15 @@ public final class EpochRetireList: @unchecked Sendable {
     /// - Precondition: `block` came from this list's ``allocate()`` (for a list of references:
     ///   is a reference the caller gives up) and is retired once.
     public func retire(_ block: UnsafeMutableRawPointer) {
+        // The thread's stripe number, once: it picks the copy of the counters and the buffer.
+        let threadStripe = Int(rcumaps_thread_stripe())
         // A reference counts as one word pending (so that ``throttleIfBehind()`` sees a
         // backlog of them too); a block as its size.
-        counters.pointee.pendingBytes.add(blockSize != 0 ? blockSize : 8, ordering: .relaxed)
+        TagTable.counters(firstCounters, stripes: counterStripes, threadStripe: threadStripe).pointee.pendingBytes
+            .add(blockSize != 0 ? blockSize : 8, ordering: .relaxed)
         // Any stripe is correct; the thread's own is the one no other writer uses (while
         // there are no more writer threads than stripes).
-        let stripe = Int(rcumaps_thread_stripe()) & (stripeCount &- 1)
+        let stripe = threadStripe & (stripeCount &- 1)
         let lock = lockWord(stripe)
         FutexLock.lock(lock)
         let count = stripeCountWord(stripe)

@@ -87,7 +87,14 @@ final class TagTable: @unchecked Sendable {
     /// The calling thread's copy of the counters whose stripe-0 copy is `first`.
     @inline(__always)
     static func counters(_ first: UnsafeMutablePointer<TagCounters>, stripes: Int) -> UnsafeMutablePointer<TagCounters> {
-        first + (Int(rcumaps_thread_stripe()) & (stripes &- 1)) &* capacity
+        counters(first, stripes: stripes, threadStripe: Int(rcumaps_thread_stripe()))
+    }
+
+    /// The copy of thread stripe `threadStripe` (a caller that has the number already).
+    @inline(__always)
+    static func counters(_ first: UnsafeMutablePointer<TagCounters>, stripes: Int,
+                         threadStripe: Int) -> UnsafeMutablePointer<TagCounters> {
+        first + (threadStripe & (stripes &- 1)) &* capacity
     }
 
     /// The slot of `tag`, claiming a free one on first use.
