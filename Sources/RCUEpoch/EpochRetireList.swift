@@ -395,11 +395,17 @@ public final class EpochRetireList: @unchecked Sendable {
         let finalizer = batch.load(fromByteOffset: 24, as: UnsafeMutableRawPointer?.self)
             .map { Unmanaged<FinalizerBox>.fromOpaque($0).takeRetainedValue().finalizer }
         let counters = tagTable.counters(slotIndex)
-        for index in 0..<count {
-            let block = UnsafeMutableRawPointer(bitPattern: batch.load(fromByteOffset: 32 + 8 * index, as: UInt.self))!
-            finalizer?.finalize(block)
-            // A list of references (blockSize 0) does not own its pointers.
-            if blockSize != 0 { Glibc.free(block) }
+        @inline(__always) func block(_ index: Int) -> UnsafeMutableRawPointer {
+            UnsafeMutableRawPointer(bitPattern: batch.load(fromByteOffset: 32 &+ 8 &* index, as: UInt.self))!
+        }
+        if let finalizer {
+            // One retain of the finalizer for the batch (the optional, unwrapped in the loop,
+            // was retained and released around every call).
+            for index in 0..<count { finalizer.finalize(block(index)) }
+        }
+        // A list of references (blockSize 0) does not own its pointers.
+        if blockSize != 0 {
+            for index in 0..<count { Glibc.free(block(index)) }
         }
         if blockSize != 0 {
             EpochMemory.accountHeaderlessReleased(count: count, byteCount: blockSize, counters: counters, wasPending: true)

@@ -70,10 +70,17 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// Entries per stripe, one 64-byte line each (changed under the stripe's lock).
     @usableFromInline let counts: UnsafeMutableRawPointer
     @usableFromInline let stripeMask: Int
+    /// log2 of the stripe count: buckets per stripe is `bucketCount >> stripeShift`.
+    @usableFromInline let stripeShift: Int
     /// Fewest buckets (at least one chain per stripe).
     @usableFromInline let minimumBuckets: Int
     /// Set while one writer resizes (the others do not queue up behind it).
     let resizing = Atomic<Bool>(false)
+    /// Whether keys are the standard library's integers, hashed by ``hash(of:)`` from their
+    /// bits with ``seed`` rather than with `hashValue`.
+    @usableFromInline let hashesKeyBits: Bool
+    /// This dictionary's random seed for integer keys.
+    @usableFromInline let seed: UInt
 
     /// What the two words of a slot hold.
     @usableFromInline
@@ -93,6 +100,8 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     public init(minimumCapacity: Int = 0) {
         storage = DictionaryValueStorage(for: Value.self)
         layout = storage == .node ? .node : Self.keysFitInline ? .inline : .nodeKey
+        hashesKeyBits = Self.keysFitInline
+        seed = UInt.random(in: .min ... .max)
         nodeLayout = DictionaryNodeLayout(includesValue: layout == .node)
         keyOffset = nodeLayout.keyOffset
         valueOffset = nodeLayout.valueOffset
@@ -102,6 +111,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         let cpus = Swift.max(1, Swift.min(64, sysconf(Int32(_SC_NPROCESSORS_CONF))))
         let stripes = Swift.max(16, Self.powerOfTwo(atLeast: 4 * cpus))
         stripeMask = stripes - 1
+        stripeShift = stripes.trailingZeroBitCount
         minimumBuckets = stripes
         locks = BucketLocks(count: stripes)
         counts = UnsafeMutableRawPointer.allocate(byteCount: stripes * 64, alignment: 64)
@@ -151,7 +161,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     @inlinable
     public subscript(key: Key) -> Value? {
         get {
-            let hash = key.hashValue
+            let hash = self.hash(of: key)
             Epoch.enter()
             defer { Epoch.exit() }
             return read(key, hash: hash)?.value
@@ -170,7 +180,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// Whether `key` has a value.
     @inlinable
     public func contains(_ key: Key) -> Bool {
-        let hash = key.hashValue
+        let hash = self.hash(of: key)
         Epoch.enter()
         defer { Epoch.exit() }
         return find(key, hash: hash) != nil
@@ -224,6 +234,25 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         return (words, layout == .node ? nodeValue(words.key) : decode(words.value))
     }
 
+    /// The hash of `key`: `hashValue` (the standard library's seeded SipHash), except for
+    /// integer keys, whose bits are xored with the dictionary's random seed and then mixed
+    /// by two multiply–xorshift rounds (MurmurHash3's 64-bit finaliser, about 10
+    /// instructions against SipHash's 90): a change in any bit of the key reaches both the
+    /// low bits (the bucket) and the top bits (the slot tag).
+    @inlinable @inline(__always)
+    func hash(of key: Key) -> Int {
+        hashesKeyBits ? hash(ofIntegerBits: encode(key)) : key.hashValue
+    }
+
+    /// The hash of the integer key whose bits (zero-extended) are `bits`.
+    @inlinable @inline(__always)
+    func hash(ofIntegerBits bits: UInt) -> Int {
+        var mixed = UInt64(bits ^ seed)
+        mixed = (mixed ^ (mixed &>> 33)) &* 0xFF51_AFD7_ED55_8CCD
+        mixed = (mixed ^ (mixed &>> 33)) &* 0xC4CE_B9FE_1A85_EC53
+        return Int(truncatingIfNeeded: mixed ^ (mixed &>> 33))
+    }
+
     /// Whether the node at `node` holds `key` (of `hash`).
     @inlinable @inline(__always)
     func nodeMatches(_ node: UInt, _ key: Key, _ hash: Int) -> Bool {
@@ -254,7 +283,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// The hash of the key a slot's key word stands for.
     @inlinable
     func hash(ofKeyWord keyBits: UInt) -> Int {
-        layout == .inline ? decodeKey(keyBits).hashValue : nodeHash(keyBits)
+        layout == .inline ? hash(ofIntegerBits: keyBits) : nodeHash(keyBits)
     }
 
     /// A copy of a ``SlotLayout/node`` node's value. Caller holds an epoch section or the
@@ -287,17 +316,17 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         return withUnsafeBytes(of: &word) { $0.load(as: Value.self) }
     }
 
-    /// The bits of `value` for a value word, owning what the word owns (a retain, for a
-    /// reference).
+    /// The bits of `value` for a value word, owning what the word owns (for a reference, a
+    /// retain). `value` is consumed: a caller that passes its last use of an owned value
+    /// hands its retain over (the optimiser pairs the retain here with the release of
+    /// `value`, so none is made); one that keeps using the value pays a copy.
     @inlinable @inline(__always)
-    func ownedBits(_ value: Value) -> UInt {
-        let bits = unsafeBitCast(value, to: UInt.self)
-        if storage == .objectWord {
-            // The reference's own retain, which the word keeps (no `as AnyObject`: in a
-            // specialised caller that cast still went through swift_dynamicCast).
-            _ = Unmanaged<AnyObject>.fromOpaque(UnsafeRawPointer(bitPattern: bits)!).retain()
-        }
-        return bits
+    func ownedBits(_ value: consuming Value) -> UInt {
+        guard storage == .objectWord else { return unsafeBitCast(value, to: UInt.self) }
+        // No `as AnyObject`: in a specialised caller that cast still went through
+        // swift_dynamicCast; `unsafeBitCast` to a class type keeps the reference's identity,
+        // which the retain/release pairing needs.
+        return UInt(bitPattern: Unmanaged<AnyObject>.passRetained(unsafeBitCast(value, to: AnyObject.self)).toOpaque())
     }
 
     /// Gives up what value bits taken out of a slot own: a reference is released after a
@@ -318,7 +347,15 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// a reference is a retain, and its release later).
     @inlinable @inline(__always)
     func exchangeValue(at place: DictionaryTable.Place, with value: Value, returningDisplaced: Bool) -> Value? {
-        let old = place.valueWord.pointee.exchange(ownedBits(value), ordering: .acquiringAndReleasing)
+        exchangeValue(at: place, withBits: ownedBits(value), returningDisplaced: returningDisplaced)
+    }
+
+    /// Stores value bits that own their value (``ownedBits(_:)``) in a place (caller holds
+    /// its stripe; one-word values) and retires the bits they displace, copying the
+    /// displaced value out only if asked.
+    @inlinable @inline(__always)
+    func exchangeValue(at place: DictionaryTable.Place, withBits bits: UInt, returningDisplaced: Bool) -> Value? {
+        let old = place.valueWord.pointee.exchange(bits, ordering: .acquiringAndReleasing)
         let displaced = returningDisplaced ? decode(old) : nil
         retireValueBits(old)
         return displaced
@@ -362,41 +399,61 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
 
     /// Stores `value` under `key`; returns the value displaced if `returningDisplaced` (the
     /// subscript's setter does not ask: it spares the copy, a retain and a release for a
-    /// reference).
+    /// reference). `value` is consumed: a value kept in the slot takes over its retain.
     @inlinable
-    func store(_ value: Value, forKey key: Key, returningDisplaced: Bool) -> Value? {
-        let hash = key.hashValue
-        if layout != .node {
-            // A present key's value is replaced in place; a new integer key needs no node.
-            let done: Value?? = write(hash) { table, stripe -> Value?? in
-                if let place = table.locate(hash, { self.keyWordMatches($0, key, hash) }) {
-                    return .some(exchangeValue(at: place, with: value, returningDisplaced: returningDisplaced))
-                }
-                guard layout == .inline else { return .none }
-                insert(key: encode(key), value: ownedBits(value), hash: hash, into: table, stripe: stripe)
-                return .some(nil)
+    func store(_ value: consuming Value, forKey key: Key, returningDisplaced: Bool) -> Value? {
+        let hash = self.hash(of: key)
+        guard layout != .node else { return storeNode(value, forKey: key, hash: hash, returningDisplaced: returningDisplaced) }
+        // The value's word, made before any lock is taken: the slot keeps what `value` owned.
+        let bits = ownedBits(value)
+        // A present key's value is replaced in place; a new integer key needs no node.
+        let done: Value?? = write(hash) { table, stripe -> Value?? in
+            if let place = table.locate(hash, { self.keyWordMatches($0, key, hash) }) {
+                return .some(exchangeValue(at: place, withBits: bits, returningDisplaced: returningDisplaced))
             }
-            if let done { return done }
+            guard layout == .inline else { return .none }
+            insert(key: encode(key), value: bits, hash: hash, into: table, stripe: stripe)
+            return .some(nil)
         }
-        // A new node: for a new key (``SlotLayout/nodeKey``) or every write (``SlotLayout/node``).
-        let node = makeNode(key, value, hash: hash)
+        if let done { return done }
+        return storeNewNodeKey(bits, forKey: key, hash: hash, returningDisplaced: returningDisplaced)
+    }
+
+    /// The rest of ``store(_:forKey:returningDisplaced:)`` for a key a
+    /// ``SlotLayout/nodeKey`` dictionary did not hold: a node for the key, in a new slot with
+    /// the value's word `bits` (or, if another writer inserted the key meanwhile, the word
+    /// replaces its value). Kept out of line: the replacing path stays small.
+    @inlinable @inline(never)
+    func storeNewNodeKey(_ bits: UInt, forKey key: Key, hash: Int, returningDisplaced: Bool) -> Value? {
+        let node = makeNode(key, nil, hash: hash)
         var unused = false
         let displaced = write(hash) { table, stripe -> Value? in
             if let place = table.locate(hash, { self.nodeMatches($0, key, hash) }) {
-                if layout == .nodeKey {
-                    unused = true  // another writer inserted the key meanwhile
-                    return exchangeValue(at: place, with: value, returningDisplaced: returningDisplaced)
-                }
+                unused = true  // another writer inserted the key meanwhile
+                return exchangeValue(at: place, withBits: bits, returningDisplaced: returningDisplaced)
+            }
+            insert(key: node, value: bits, hash: hash, into: table, stripe: stripe)
+            return nil
+        }
+        if unused { nodeLayout.destroyUnpublished(node, in: nodes) }
+        return displaced
+    }
+
+    /// ``store(_:forKey:returningDisplaced:)`` for a ``SlotLayout/node`` dictionary: a new
+    /// node holding the key and the value replaces the old one, which is retired.
+    @inlinable
+    func storeNode(_ value: consuming Value, forKey key: Key, hash: Int, returningDisplaced: Bool) -> Value? {
+        let node = makeNode(key, value, hash: hash)
+        return write(hash) { table, stripe -> Value? in
+            if let place = table.locate(hash, { self.nodeMatches($0, key, hash) }) {
                 let old = place.keyWord.pointee.exchange(node, ordering: .acquiringAndReleasing)
                 let displaced = returningDisplaced ? nodeValue(old) : nil
                 nodes.retire(UnsafeMutableRawPointer(bitPattern: old)!)
                 return displaced
             }
-            insert(key: node, value: layout == .nodeKey ? ownedBits(value) : 0, hash: hash, into: table, stripe: stripe)
+            insert(key: node, value: 0, hash: hash, into: table, stripe: stripe)
             return nil
         }
-        if unused { nodeLayout.destroyUnpublished(node, in: nodes) }
-        return displaced
     }
 
     /// Stores `value` under `key` only if the key has no value.
@@ -407,7 +464,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     @inlinable @discardableResult
     public func insertIfAbsent(_ value: Value, forKey key: Key) -> Bool {
         if contains(key) { return false }  // a present key costs no allocation
-        let hash = key.hashValue
+        let hash = self.hash(of: key)
         let node = layout == .inline ? 0 : makeNode(key, value, hash: hash)
         let inserted = write(hash) { table, stripe -> Bool in
             if table.locate(hash, { self.keyWordMatches($0, key, hash) }) != nil { return false }
@@ -428,7 +485,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// - Returns: The value removed, or `nil` if the key had none.
     @inlinable @discardableResult
     public func removeValue(forKey key: Key) -> Value? {
-        let hash = key.hashValue
+        let hash = self.hash(of: key)
         return write(hash) { table, stripe -> Value? in
             guard let place = table.locate(hash, { self.keyWordMatches($0, key, hash) }) else { return nil }
             let removed = layout == .node
@@ -449,7 +506,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     @inlinable
     public func replaceValue(forKey key: Key, ifCurrent expected: Value, with newValue: Value) -> Bool
     where Value: Equatable {
-        let hash = key.hashValue
+        let hash = self.hash(of: key)
         if layout != .node {
             return write(hash) { table, _ -> Bool in
                 guard let place = table.locate(hash, { self.keyWordMatches($0, key, hash) }),
@@ -484,7 +541,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// - Returns: The value stored (or `nil` if the key ends up absent).
     @inlinable @discardableResult
     public func update(forKey key: Key, _ transform: (Value?) throws -> Value?) rethrows -> Value? {
-        let hash = key.hashValue
+        let hash = self.hash(of: key)
         while true {
             // The slot's words (a one-word value is replaced in place, so the key word alone
             // does not tell a change) and a copy of the value.
@@ -582,7 +639,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
 
     /// A new, unpublished node for `key` (and `value`, for ``SlotLayout/node``).
     @inlinable
-    func makeNode(_ key: Key, _ value: Value, hash: Int) -> UInt {
+    func makeNode(_ key: Key, _ value: consuming Value?, hash: Int) -> UInt {
         guard let block = nodes.allocate() else { _rcumapsTrap("RCUDictionary: out of memory for an entry") }
         return UInt(bitPattern: nodeLayout.initialize(block, key: key, value: value, hash: hash))
     }
@@ -593,8 +650,9 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     ///
     /// Inlinable, as every write is: specialised in the caller, a write makes no generic
     /// runtime calls (metadata lookups of `R` and of the closure's tuples); unspecialised,
-    /// those made the write three times the instructions.
-    @inlinable
+    /// those made the write three times the instructions. Always inlined: a call would pass
+    /// the body as a closure context, retaining what it captures.
+    @inlinable @inline(__always)
     func write<R>(_ hash: Int, _ body: (DictionaryTable, Int) -> R) -> R {
         let stripe = hash & stripeMask
         var buckets = 0
@@ -606,9 +664,11 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
             return body(table, stripe)
         }
         // Entries average about the same in every stripe: one stripe's count tells the load.
+        // (Shifts, not a division: both counts are powers of two, and a 64-bit division
+        // takes tens of cycles on every write.)
         let perStripe = stripeCount(stripe).pointee.load(ordering: .relaxed)
-        let stripes = stripeMask + 1
-        if perStripe > 3 * buckets / stripes + 4 || (buckets > minimumBuckets && perStripe * stripes * 2 < buckets) {
+        let bucketsPerStripe = buckets &>> stripeShift
+        if perStripe > 3 &* bucketsPerStripe &+ 4 || (buckets > minimumBuckets && perStripe &* 2 < bucketsPerStripe) {
             resize()
         }
         if layout != .inline { nodes.throttleIfBehind() }
@@ -702,10 +762,10 @@ final class DictionaryNodeLayout<Key: Hashable & Sendable, Value: Sendable>: Epo
 
     /// Initializes a node for `key` (and `value`, if nodes hold values).
     @inlinable
-    func initialize(_ block: UnsafeMutableRawPointer, key: Key, value: Value, hash: Int) -> UnsafeMutableRawPointer {
+    func initialize(_ block: UnsafeMutableRawPointer, key: Key, value: consuming Value?, hash: Int) -> UnsafeMutableRawPointer {
         block.initializeMemory(as: Int.self, to: hash)
         (block + keyOffset).initializeMemory(as: Key.self, to: key)
-        if includesValue { (block + valueOffset).initializeMemory(as: Value.self, to: value) }
+        if includesValue, let value { (block + valueOffset).initializeMemory(as: Value.self, to: value) }
         rcumaps_tsan_publish(block)
         return block
     }
