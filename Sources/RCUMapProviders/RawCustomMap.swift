@@ -96,6 +96,7 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
             bucketBase = nil
         }
         self.definition = definition
+        self.access = base.access
         self.storedValueSize = created.actualValueSize
         self.baseKind = binding.base
         self.hooks = hooks
@@ -451,8 +452,10 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
 
     // MARK: Access and freezing
 
-    /// What user and helper mode may do (the definition's access flags).
-    public var access: MapAccess { base.access }
+    /// What user and helper mode may do (the definition's access flags, fixed at creation:
+    /// kept here so that every write's check does not ask the base map through its
+    /// existential).
+    public let access: MapAccess
 
     /// Whether the map is frozen. Any thread.
     public var isFrozen: Bool { base.isFrozen }
