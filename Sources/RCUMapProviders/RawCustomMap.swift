@@ -202,7 +202,8 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
         -> UnsafeMutableRawBufferPointer
     {
         guard !updatesOriginalValue else { throw Self.helperModeBlocked }
-        try checkSizes(key: key, value: nil)
+        // No size check of its own: the base map's lookup checks the key (the same size,
+        // with the same error) before the find callback can run.
         // Invariant: `base` (owned by `self`) keeps the unmanaged reference alive.
         let stored = if let bucketBase {
             // (`_withUnsafeGuaranteedRef` does not forward typed throws: a Result carries the error.)

@@ -27,6 +27,13 @@ import Glibc
 ///   the slot too, so such an entry is no allocation at all and a lookup reads one cache
 ///   line of the dictionary. Other keys live in an immutable node the slot points to, and
 ///   other values in that node, which a write replaces whole.
+/// - Keys are hashed with their `hashValue` (the standard library's per-process seeded
+///   SipHash), except the standard library's integer types: their bits are mixed with a
+///   random seed of this dictionary by a multiply–xorshift finaliser, a tenth of SipHash's
+///   instructions. It spreads any keys over the buckets, but unlike SipHash it is not
+///   designed to withstand an attacker who picks keys to collide after learning the seed
+///   from timing; a dictionary keyed by untrusted integers that must resist that can wrap
+///   them in a struct (its `hashValue` is used).
 /// - Writes happen under one of the dictionary's writer stripes (a lock per group of
 ///   buckets): writers of keys in different stripes do not contend.
 /// - A replaced or removed node, and a class reference taken out of a slot, is released
