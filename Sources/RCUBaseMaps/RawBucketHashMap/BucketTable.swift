@@ -248,6 +248,24 @@ final class BucketTable: @unchecked Sendable {
         }
     }
 
+    /// The bits of a one-word value outside the bytes `slice` (which lies in `0..<8`).
+    static func bitsOutside(_ slice: Range<Int>) -> UInt64 {
+        let width = UInt64(8 * slice.count)
+        let inside: UInt64 = width >= 64 ? ~0 : ((1 << width) - 1) << UInt64(8 * slice.lowerBound)
+        return ~inside
+    }
+
+    /// Copies the value bytes of `source` outside `slice` into the value of `destination`, a
+    /// slot written but not yet published. Caller holds the chain's lock.
+    func copyValue(from source: RawBucketHashMap.Place, to destination: RawBucketHashMap.Place, except slice: Range<Int>) {
+        let from = slot(source.bucketPointer, source.slot) + valueOffset
+        let to = slot(destination.bucketPointer, destination.slot) + valueOffset
+        if slice.lowerBound > 0 { to.copyMemory(from: from, byteCount: slice.lowerBound) }
+        if slice.upperBound < valueSize {
+            (to + slice.upperBound).copyMemory(from: from + slice.upperBound, byteCount: valueSize - slice.upperBound)
+        }
+    }
+
     /// Whether a retired (not yet reclaimed) slot of the chain of bucket `index` holds
     /// `key`: the key was deleted or replaced within the last grace period or so.
     func recentlyRetired(_ key: UnsafeRawPointer, inChainOf index: Int) -> Bool {

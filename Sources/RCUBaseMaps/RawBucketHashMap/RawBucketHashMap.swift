@@ -313,6 +313,17 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
 
     func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags rawFlags: MapUpdateFlags,
                 operation: MapOperationFlags, displaced: UnsafeMutableRawPointer?) throws(MapError) -> Bool {
+        try update(key: key, value: value, flags: rawFlags, operation: operation, displaced: displaced, writing: nil)
+    }
+
+    /// The update, writing only the bytes `slice` of `value` over an existing entry's value
+    /// (nil: all of it). The per-CPU hash's helper mode writes one CPU's value this way:
+    /// under the bucket lock, the new pair takes the other bytes from the pair it replaces,
+    /// so concurrent writes of other CPUs' values are not undone; a new key takes `value`
+    /// whole (the caller zeroes the other CPUs' values, as Linux does).
+    func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags rawFlags: MapUpdateFlags,
+                operation: MapOperationFlags, displaced: UnsafeMutableRawPointer?,
+                writing slice: Range<Int>?) throws(MapError) -> Bool {
         // Linux's order: access (EPERM / EACCES), BPF_F_LOCK without a lock word, the copies
         // of key and value, then the type's flag check.
         let helper = operation.contains(.helper)
@@ -351,7 +362,8 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
                         }
                         return .success(.word(bits))
                     }
-                    return .success(.word(table.exchangeValue(at: old, with: value.baseAddress!, keeping: lockWord.lockBits)))
+                    let keeping = lockWord.lockBits | (slice.map(BucketTable.bitsOutside) ?? 0)
+                    return .success(.word(table.exchangeValue(at: old, with: value.baseAddress!, keeping: keeping)))
                 }
                 if locked {
                     // BPF_F_LOCK on an existing element: written in place under its lock word,
@@ -378,6 +390,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
                 if old == nil { capacity.resolve(published: false) }
                 return .failure(.noMemory)
             }
+            if let slice, let old { table.copyValue(from: old, to: new, except: slice) }
             // A new element's lock word starts free, whatever the caller's bytes held there.
             if lockWord.exists {
                 (table.slot(new.bucketPointer, new.slot) + table.valueOffset)
