@@ -34,7 +34,7 @@ import Glibc
 /// ``/RCUEpoch/EpochRetireList`` of references, 64 buckets to a grace period), which then
 /// returns its retired slots to the free pool.
 ///
-/// `LRU_HASH` (Linux `BPF_MAP_TYPE_LRU_HASH`) is this map with a ``RecencyClock``: a new
+/// `LRU_HASH` (Linux `BPF_MAP_TYPE_LRU_HASH`) is this map with a `RecencyClock`: a new
 /// key in a full map evicts an entry not used recently instead of failing with E2BIG (see
 /// there for the CLOCK sweep and the referenced bits lookups set). The key just written is
 /// present when the update returns, and the count never exceeds `maxEntries`: a writer
@@ -344,78 +344,76 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
         if !helper { try access.checkUserWrite(freezeState) }
         var outcome: Result<Displaced, MapError>
         repeat {
-        outcome = table.locks.withLock(index) {
-            let old = locate(key.baseAddress!, hash: hash, index: index)
-            if let old {
-                if flags == .noExist { return .failure(.alreadyExists) }
-                if table.valueIsOneWord {
-                    // One atomic word: replace it in place, no new slot, nothing to reclaim (a
-                    // lock word in it keeps its bits).
-                    _ = observer?.entryWillBeRemoved(key: key, value: table.value(of: old, count: valueSize),
-                                                     flags: operation.union(.update))
-                    let stored = table.slot(old.bucketPointer, old.slot) + table.valueOffset
+            outcome = table.locks.withLock(index) {
+                let old = locate(key.baseAddress!, hash: hash, index: index)
+                if let old {
+                    if flags == .noExist { return .failure(.alreadyExists) }
+                    if table.valueIsOneWord {
+                        // One atomic word: replace it in place, no new slot, nothing to reclaim (a
+                        // lock word in it keeps its bits).
+                        _ = observer?.entryWillBeRemoved(key: key, value: table.value(of: old, count: valueSize),
+                                                         flags: operation.union(.update))
+                        let stored = table.slot(old.bucketPointer, old.slot) + table.valueOffset
+                        if locked {
+                            var bits: UInt64 = 0
+                            MapValueLock.withLock(UnsafeMutableRawBufferPointer(start: stored, count: valueSize),
+                                                  offset: lockWord.offset) {
+                                bits = table.exchangeValue(at: old, with: value.baseAddress!, keeping: lockWord.lockBits)
+                            }
+                            return .success(.word(bits))
+                        }
+                        let keeping = lockWord.lockBits | (slice.map(BucketTable.bitsOutside) ?? 0)
+                        return .success(.word(table.exchangeValue(at: old, with: value.baseAddress!, keeping: keeping)))
+                    }
                     if locked {
-                        var bits: UInt64 = 0
+                        // BPF_F_LOCK on an existing element: written in place under its lock word,
+                        // as Linux does (readers without the lock may see it half written).
+                        let stored = table.slot(old.bucketPointer, old.slot) + table.valueOffset
                         MapValueLock.withLock(UnsafeMutableRawBufferPointer(start: stored, count: valueSize),
                                               offset: lockWord.offset) {
-                            bits = table.exchangeValue(at: old, with: value.baseAddress!, keeping: lockWord.lockBits)
+                            displaced?.copyMemory(from: stored, byteCount: valueSize)
+                            lockWord.copy(value.baseAddress!, over: stored)
                         }
-                        return .success(.word(bits))
+                        return .success(.inPlace)
                     }
-                    let keeping = lockWord.lockBits | (slice.map(BucketTable.bitsOutside) ?? 0)
-                    return .success(.word(table.exchangeValue(at: old, with: value.baseAddress!, keeping: keeping)))
-                }
-                if locked {
-                    // BPF_F_LOCK on an existing element: written in place under its lock word,
-                    // as Linux does (readers without the lock may see it half written).
-                    let stored = table.slot(old.bucketPointer, old.slot) + table.valueOffset
-                    MapValueLock.withLock(UnsafeMutableRawBufferPointer(start: stored, count: valueSize),
-                                          offset: lockWord.offset) {
-                        displaced?.copyMemory(from: stored, byteCount: valueSize)
-                        lockWord.copy(value.baseAddress!, over: stored)
-                    }
-                    return .success(.inPlace)
-                }
-            } else {
-                if flags == .exist { return .failure(.keyNotFound) }
-                // The key is absent and stays so while we hold its bucket's lock.
-                if tracksRecency {
-                    // Full: evict with this lock released (below), then look again.
-                    guard capacity.reserveIfRoom() else { return .success(.needsRoom) }
                 } else {
-                    guard case .reserved = capacity.reserve(keyExists: { false }) else { return .failure(.outOfSpace) }
+                    if flags == .exist { return .failure(.keyNotFound) }
+                    // The key is absent and stays so while we hold its bucket's lock.
+                    if tracksRecency {
+                        // Full: evict with this lock released (below), then look again.
+                        guard capacity.reserveIfRoom() else { return .success(.needsRoom) }
+                    } else {
+                        guard case .reserved = capacity.reserve(keyExists: { false }) else { return .failure(.outOfSpace) }
+                    }
                 }
+                guard let new = fillFreeSlot(index: index, key: key.baseAddress!, value: value.baseAddress!, replacing: old) else {
+                    if old == nil { capacity.resolve(published: false) }
+                    return .failure(.noMemory)
+                }
+                if let slice, let old { table.copyValue(from: old, to: new, except: slice) }
+                // A new element's lock word starts free, whatever the caller's bytes held there.
+                if lockWord.exists {
+                    (table.slot(new.bucketPointer, new.slot) + table.valueOffset)
+                        .storeBytes(of: 0 as UInt32, toByteOffset: lockWord.offset, as: UInt32.self)
+                }
+                if let old {
+                    // Deprecated-style providers hear of the displacement under the lock.
+                    _ = observer?.entryWillBeRemoved(key: key, value: table.value(of: old, count: valueSize),
+                                                     flags: operation.union(.update))
+                }
+                // New pair first, old one second: a reader sees one or the other, or both for
+                // an instant (both hold whole values), never neither.
+                table.publish(new, tag: tag, referenced: tracksRecency)
+                guard let old else {
+                    capacity.resolve(published: true)
+                    return .success(.nothing)
+                }
+                let claimedReclaim = table.retire(old)
+                return .success(.slot(old, submitReclaim: claimedReclaim))
             }
-            guard let new = fillFreeSlot(index: index, key: key.baseAddress!, value: value.baseAddress!, replacing: old) else {
-                if old == nil { capacity.resolve(published: false) }
-                return .failure(.noMemory)
-            }
-            if let slice, let old { table.copyValue(from: old, to: new, except: slice) }
-            // A new element's lock word starts free, whatever the caller's bytes held there.
-            if lockWord.exists {
-                (table.slot(new.bucketPointer, new.slot) + table.valueOffset)
-                    .storeBytes(of: 0 as UInt32, toByteOffset: lockWord.offset, as: UInt32.self)
-            }
-            if let old {
-                // Deprecated-style providers hear of the displacement under the lock.
-                _ = observer?.entryWillBeRemoved(key: key, value: table.value(of: old, count: valueSize),
-                                                 flags: operation.union(.update))
-            }
-            // New pair first, old one second: a reader sees one or the other, or both for
-            // an instant (both hold whole values), never neither.
-            table.publish(new, tag: tag, referenced: tracksRecency)
-            guard let old else {
-                capacity.resolve(published: true)
-                return .success(.nothing)
-            }
-            let claimedReclaim = table.retire(old)
-            return .success(.slot(old, submitReclaim: claimedReclaim))
-        }
-            if case .success(.needsRoom) = outcome {
-                evictLeastRecentlyUsed()
-                continue
-            }
-            break
+            // A full LRU map: evict with no lock held, then try again.
+            guard case .success(.needsRoom) = outcome else { break }
+            evictLeastRecentlyUsed()
         } while true
         switch try outcome.get() {
         case .needsRoom:

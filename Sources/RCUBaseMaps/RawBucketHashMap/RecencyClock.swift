@@ -124,12 +124,12 @@ extension BucketTable {
 
 extension RawBucketHashMap {
     /// Ticks the eviction hands have made (0 for a `HASH`), and the fewest ticks between an
-    /// entry's insert and its eviction (see ``RecencyClock``). For tests.
+    /// entry's insert and its eviction (see `RecencyClock`). For tests.
     package var evictionTicks: (ticks: Int, guaranteedDistance: Int) {
         (recency?.ticks ?? 0, recency?.guaranteedDistance ?? 0)
     }
 
-    /// Evicts one entry of a full LRU map (see ``RecencyClock``): advances the calling
+    /// Evicts one entry of a full LRU map (see `RecencyClock`): advances the calling
     /// thread's hand chain by chain, each under its lock, until a chain yields a victim;
     /// retires it and parks its unit in this thread's capacity stripe, where the caller's
     /// next reservation finds it. Caller is inside an epoch section and holds no lock.

@@ -344,9 +344,10 @@ enum Workload: String, CaseIterable, Sendable {
     /// Whether operations are batch calls, counted per element (`--batch-size` elements per call).
     var isBatch: Bool { singleOperation != nil }
 
-    /// Whether only the kinds made for it run this workload (``MapKind/dedicatedWorkload``),
-    /// and they run nothing else.
-    var isDedicated: Bool { self == .pushPop || self == .increment }
+    /// Whether only the kinds made for it run this workload: push-pop and increment
+    /// (``MapKind/dedicatedWorkload``: those kinds run nothing else) and insert-full (LRU
+    /// maps, which run the hash workloads too).
+    var isDedicated: Bool { self == .pushPop || self == .increment || self == .insertFull }
 
     /// For a batch workload, the workload doing the same elements one operation at a time
     /// (``MapKind/counterpart(in:)`` names the map); nil for the others.

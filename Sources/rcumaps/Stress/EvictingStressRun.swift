@@ -42,9 +42,12 @@ func exerciseEvictingHash(_ kind: StressMapKind, options: StressOptions, seed: U
     }
     let control = StressControl(threads: options.threads)
     var exercise = StressExercise()
-    guard let (workers, _) = startStressWorkers(options.threads, control: control, recorder: recorder, exercise: &exercise, { index in
-        EvictingStressWorker(target: target, index: index, threads: options.threads, seed: seed, control: control,
-                             recorder: recorder).run()
+    guard let (workers, reports) = startStressWorkers(options.threads, control: control, recorder: recorder,
+                                                      exercise: &exercise, { index in
+        let worker = EvictingStressWorker(target: target, index: index, threads: options.threads, seed: seed,
+                                          control: control, recorder: recorder)
+        worker.run()
+        return worker.stats
     }) else { return exercise }
     let tag = StressPools.mapTag(kind)
     func sample(_ phase: StressSample.Phase, at seconds: Double) -> StressSample {
@@ -74,6 +77,7 @@ func exerciseEvictingHash(_ kind: StressMapKind, options: StressOptions, seed: U
     }
     guard stopStressWorkers(workers, control: control, recorder: recorder, startedAt: startedAt, exercise: &exercise)
     else { return exercise }
+    exercise.stats = reports.withLock { $0 }.reduce(StressStats()) { $0 + $1 }
     target.finalCheck(recorder: recorder)
     _ = sample(.end, at: Double(MonotonicClock.nanoseconds() - startedAt) / 1e9)
     return exercise
@@ -131,6 +135,8 @@ final class EvictingStressWorker {
     /// Keys written so far (the next key's sequence number).
     var sequence: UInt64 = 0
     var values: [UInt64]
+    /// What this worker did (lookups, updates stored, deletes done, count checks).
+    var stats = StressStats()
 
     init(target: EvictingStressTarget, index: Int, threads: Int, seed: UInt64, control: StressControl,
          recorder: StressRecorder) {
@@ -154,6 +160,7 @@ final class EvictingStressWorker {
         control.arriveAndWait()
         while !control.shouldStop {
             for _ in 0..<stressBatch { step() }
+            stats.operations &+= stressBatch
             control.addOperations(stressBatch)
         }
         control.finish()
@@ -167,8 +174,11 @@ final class EvictingStressWorker {
             lookUpAny(helper: choice < 128)
         } else if choice < 240 {
             deleteOwn()
-        } else if target.map.count > target.maxEntries {
-            recorder.record(.countOvershoot, "count \(target.map.count) above maxEntries \(target.maxEntries)")
+        } else {
+            stats.countChecks += 1
+            if target.map.count > target.maxEntries {
+                recorder.record(.countOvershoot, "count \(target.map.count) above maxEntries \(target.maxEntries)")
+            }
         }
     }
 
@@ -194,6 +204,9 @@ final class EvictingStressWorker {
             recorder.record(.errno, "update of own key \(key) failed: \(error)")
             return
         }
+        stats.updates += 1
+        stats.updatesStored += 1
+        stats.selfChecks += 1
         let present = withUnsafeBytes(of: key) { k in values.withUnsafeMutableBytes { (try? target.map.lookup(key: k, into: $0)) != nil } }
         if !present {
             let moved = target.storage.evictionTicks.ticks &- before.ticks
@@ -211,6 +224,7 @@ final class EvictingStressWorker {
         let worker = Int(bits % UInt64(threads))
         let key = UInt64(worker) << 40 | (bits >> 24) % (target.isLRU ? max(1, sequence) : ownRange)
         let mark = EvictingStressTarget.mark(key)
+        if helper { stats.helperLookups += 1 } else { stats.lookups += 1 }
         withUnsafeBytes(of: key) { k in
             if helper {
                 Epoch.withSection { section in
@@ -230,9 +244,11 @@ final class EvictingStressWorker {
     func deleteOwn() {
         guard sequence > 0 else { return }
         let key = self.key(random.next() % sequence)
+        stats.deletes += 1
         withUnsafeBytes(of: key) { k in
             do throws(MapError) {
                 try target.map.delete(key: k)
+                stats.deletesDone += 1
             } catch where error == .keyNotFound {
             } catch {
                 recorder.record(.errno, "delete of own key \(key) failed: \(error)")
