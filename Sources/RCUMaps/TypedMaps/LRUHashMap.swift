@@ -8,7 +8,7 @@
 /// if let seen = flows[flow] { … }              // marks the entry recently used
 /// ```
 ///
-/// The key just written is present when the update returns, and ``KeyValueMap/count``
+/// The key just written is present when the update returns, and `count`
 /// never exceeds `maxEntries`, also under concurrent writers. Every lookup (subscript,
 /// in-place access) marks its entry recently used: one atomic OR the first time after an
 /// eviction pass, nothing after that, and never a lock.

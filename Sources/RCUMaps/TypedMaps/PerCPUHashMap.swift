@@ -10,11 +10,11 @@
 /// ```
 ///
 /// The two sides of the map, as on Linux:
-/// - the *user-mode* side (``values(forKey:)``, ``setValues(_:forKey:)``,
+/// - the *user-mode* side (``values(forKey:)``, ``setValues(_:forKey:flags:)``,
 ///   ``setValue(_:forKey:)``, ``removeValues(forKey:)``) reads or writes every CPU's value
 ///   of a key at once, one element per possible CPU (``possibleCPUCount``);
 /// - the *helper-mode* side (``withAtomicFields(forKey:_:)``,
-///   ``updateCurrentCPUValue(_:forKey:)``) touches only the calling CPU's value.
+///   ``updateCurrentCPUValue(_:forKey:flags:)``) touches only the calling CPU's value.
 ///
 /// Bounded: a new key in a full `PERCPU_HASH` is refused (E2BIG); with `lru: true`
 /// (`LRU_PERCPU_HASH`) it evicts an entry not used recently instead.
