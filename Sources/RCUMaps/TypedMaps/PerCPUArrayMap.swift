@@ -66,22 +66,9 @@ public final class PerCPUArrayMap<Value: BitwiseCopyable & Sendable>: Sendable {
     ///
     /// Concurrency: any thread; each CPU's value is one some write stored whole.
     public func values(at index: UInt32) -> [Value]? {
-        do {
-            return try layout.withBuffer { (buffer) throws(MapError) -> [Value]? in
-                let found = try withUnsafeBytes(of: index) { (key) throws(MapError) -> Bool in
-                    do throws(MapError) {
-                        try raw.lookup(key: key, into: buffer)
-                        return true
-                    } catch where error == .keyNotFound {
-                        return false
-                    }
-                }
-                guard found else { return nil }
-                // Each CPU's bytes are those of a `Value` some write stored (or zeros).
-                return layout.values(in: buffer)
-            }
-        } catch {
-            typedMapInvariantBroken(error, "lookup")
+        // Each CPU's bytes are those of a `Value` some write stored (or zeros).
+        layout.read("lookup") { (buffer) throws(MapError) in
+            try withUnsafeBytes(of: index) { (key) throws(MapError) in try raw.lookup(key: key, into: buffer) }
         }
     }
 

@@ -76,20 +76,8 @@ public final class PerCPUHashMap<Key: BitwiseCopyable & Sendable, Value: Bitwise
     /// Concurrency: any thread; the values are those of one update (or helper-mode writes
     /// of single CPUs' values since).
     public func values(forKey key: Key) -> [Value]? {
-        do {
-            return try layout.withBuffer { (buffer) throws(MapError) -> [Value]? in
-                let found = try withUnsafeBytes(of: key) { (key) throws(MapError) -> Bool in
-                    do throws(MapError) {
-                        try raw.lookup(key: key, into: buffer)
-                        return true
-                    } catch where error == .keyNotFound {
-                        return false
-                    }
-                }
-                return found ? layout.values(in: buffer) : nil
-            }
-        } catch {
-            typedMapInvariantBroken(error, "lookup")
+        layout.read("lookup") { (buffer) throws(MapError) in
+            try withUnsafeBytes(of: key) { (key) throws(MapError) in try raw.lookup(key: key, into: buffer) }
         }
     }
 
@@ -128,20 +116,8 @@ public final class PerCPUHashMap<Key: BitwiseCopyable & Sendable, Value: Bitwise
     /// `nil` if absent. Concurrency: any thread; of several removers, exactly one gets them.
     @discardableResult
     public func removeValues(forKey key: Key) -> [Value]? {
-        do {
-            return try layout.withBuffer { (buffer) throws(MapError) -> [Value]? in
-                let found = try withUnsafeBytes(of: key) { (key) throws(MapError) -> Bool in
-                    do throws(MapError) {
-                        try raw.lookupAndDelete(key: key, into: buffer)
-                        return true
-                    } catch where error == .keyNotFound {
-                        return false
-                    }
-                }
-                return found ? layout.values(in: buffer) : nil
-            }
-        } catch {
-            typedMapInvariantBroken(error, "lookupAndDelete")
+        layout.read("lookupAndDelete") { (buffer) throws(MapError) in
+            try withUnsafeBytes(of: key) { (key) throws(MapError) in try raw.lookupAndDelete(key: key, into: buffer) }
         }
     }
 

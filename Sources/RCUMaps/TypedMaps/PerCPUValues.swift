@@ -20,6 +20,25 @@ struct PerCPUValues<Value: BitwiseCopyable>: Sendable {
         }
     }
 
+    /// Every CPU's value that `copy` writes into a zeroed buffer of the layout; `nil` when
+    /// `copy` throws ENOENT (an absent key or index). Any other error breaks the typed maps'
+    /// invariants (sizes they checked at creation) and traps, naming `operation`.
+    func read(_ operation: StaticString,
+              _ copy: (UnsafeMutableRawBufferPointer) throws(MapError) -> Void) -> [Value]? {
+        do {
+            return try withBuffer { (buffer) throws(MapError) -> [Value]? in
+                do throws(MapError) {
+                    try copy(buffer)
+                } catch where error == .keyNotFound {
+                    return nil
+                }
+                return values(in: buffer)
+            }
+        } catch {
+            typedMapInvariantBroken(error, operation)
+        }
+    }
+
     /// Every CPU's value in `buffer` (bytes some write stored whole, or zeros).
     func values(in buffer: UnsafeMutableRawBufferPointer) -> [Value] {
         (0..<cpus).map { buffer.load(fromByteOffset: $0 * stride, as: Value.self) }
