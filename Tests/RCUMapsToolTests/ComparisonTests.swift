@@ -13,7 +13,7 @@ struct ComparisonKindTests {
         let comparisons: Set<MapKind> = [.hashLockFreeUser, .typedLockFree, .hashBucketUser, .typedBucket, .typedArray,
                                          .rcuDictObject, .mutexDictObject, .rcuDictString, .mutexDictString, .passThrough,
                                          .queue, .cWfcqueue, .stack, .cLfstack, .mutexDeque, .perCPUArray,
-                                         .threadLocalCounter, .lruHash]
+                                         .threadLocalCounter, .lruHash, .perCPUHash]
         #expect(Set(MapKind.allCases.filter { !$0.runsByDefault }) == comparisons)
         #expect(benchPlan(BenchOptions()).allSatisfy { $0.map.runsByDefault })
     }

@@ -190,6 +190,8 @@ func runCell(
             measured = warmUpAndMeasure(MutexDequeTarget(entries: entries), workload, threads, options)
         case .perCPUArray:
             measured = warmUpAndMeasure(try PerCPUCounterTarget(entries: entries), workload, threads, options)
+        case .perCPUHash:
+            measured = warmUpAndMeasure(try PerCPUHashCounterTarget(entries: entries), workload, threads, options)
         case .threadLocalCounter:
             measured = warmUpAndMeasure(ThreadLocalCounterTarget(entries: entries), workload, threads, options)
         }

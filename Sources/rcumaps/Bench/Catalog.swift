@@ -71,6 +71,10 @@ enum MapKind: String, CaseIterable, Sendable {
     /// prefilled. Helper-mode lookups (each sets its entry's referenced bit if clear), as
     /// `hash-bucket`; `insert-full` inserts evict (vs `hash-bucket`'s `update` replaces).
     case lruHash = "lru-hash"
+    /// `PerCPUHashMap<UInt64, UInt64>` (PERCPU_HASH) with keys `0..<entries`: helper-mode
+    /// increments of the calling CPU's value of a key, through `withAtomicFields(forKey:)`
+    /// (increment only; vs `thread-local`).
+    case perCPUHash = "percpu-hash"
 
     /// The baselines the report has a ratio column for, in column order.
     static let baselines: [MapKind] = [.mutexDict, .rwlockDict, .cRculfhash, .cOpenAddressing, .swiftArray, .mutexDeque]
@@ -88,7 +92,8 @@ enum MapKind: String, CaseIterable, Sendable {
             true
         case .hashLockFreeUser, .typedLockFree, .hashBucketUser, .typedBucket, .typedArray,
              .rcuDictObject, .mutexDictObject, .rcuDictString, .mutexDictString, .passThrough,
-             .queue, .cWfcqueue, .stack, .cLfstack, .mutexDeque, .perCPUArray, .threadLocalCounter, .lruHash:
+             .queue, .cWfcqueue, .stack, .cLfstack, .mutexDeque, .perCPUArray, .threadLocalCounter, .lruHash,
+             .perCPUHash:
             false
         }
     }
@@ -98,7 +103,7 @@ enum MapKind: String, CaseIterable, Sendable {
     var dedicatedWorkload: Workload? {
         switch self {
         case .queue, .cWfcqueue, .stack, .cLfstack, .mutexDeque: .pushPop
-        case .perCPUArray, .threadLocalCounter: .increment
+        case .perCPUArray, .perCPUHash, .threadLocalCounter: .increment
         default: nil
         }
     }
@@ -120,7 +125,7 @@ enum MapKind: String, CaseIterable, Sendable {
         case .passThrough: .hashBucket
         case .queue: .cWfcqueue
         case .stack: .cLfstack
-        case .perCPUArray: .threadLocalCounter
+        case .perCPUArray, .perCPUHash: .threadLocalCounter
         case .lruHash: .hashBucket
         default: nil
         }
@@ -229,6 +234,7 @@ enum MapKind: String, CaseIterable, Sendable {
         case .perCPUArray: "PerCPUArrayMap<UInt64>, helper-mode atomic increment of this CPU's counter (vs thread-local)"
         case .threadLocalCounter: "baseline: a counter array per thread, plain increments"
         case .lruHash: "RawBucketHashMap as LRU_HASH, full (maxEntries = --entries), helper-mode lookups (vs hash-bucket)"
+        case .perCPUHash: "PerCPUHashMap<UInt64, UInt64>, helper-mode atomic increment of this CPU's value of a key (vs thread-local)"
         }
     }
 }
@@ -255,7 +261,7 @@ enum MapGroup: String, CaseIterable, Sendable {
     case custom = "custom"
     /// QUEUE and STACK, each before its liburcu counterpart, and the `Mutex<Deque>` baseline.
     case queues = "queues"
-    /// PERCPU_ARRAY counters, before the thread-local counter baseline.
+    /// PERCPU_ARRAY and PERCPU_HASH counters, before the thread-local counter baseline.
     case perCPU = "percpu"
     /// LRU_HASH after the bucket-locked hash it is built on (its comparison rows).
     case lru = "lru"
@@ -271,7 +277,7 @@ enum MapGroup: String, CaseIterable, Sendable {
         case .batch: [.hashLockFreeUser, .hashLockFree, .hashBucketUser, .hashBucket, .array]
         case .custom: [.hashBucket, .passThrough, .objectMap]
         case .queues: [.queue, .cWfcqueue, .stack, .cLfstack, .mutexDeque]
-        case .perCPU: [.perCPUArray, .threadLocalCounter]
+        case .perCPU: [.perCPUArray, .perCPUHash, .threadLocalCounter]
         case .lru: [.hashBucket, .lruHash]
         case .all: MapKind.allCases
         }
