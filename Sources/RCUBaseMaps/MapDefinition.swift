@@ -21,7 +21,8 @@ public struct MapCreationFlags: OptionSet, Hashable, Sendable, CustomStringConve
     /// `BPF_F_NO_PREALLOC` (0x1): hash maps accept it (they allocate per entry anyway);
     /// arrays refuse it, as on Linux.
     public static let noPrealloc = MapCreationFlags(rawValue: 1 << 0)
-    /// `BPF_F_NO_COMMON_LRU` (0x2): LRU hashes only.
+    /// `BPF_F_NO_COMMON_LRU` (0x2): LRU hashes only (EINVAL on other types): one eviction
+    /// hand per CPU, and `maxEntries` rounded to a multiple of the possible CPUs.
     public static let noCommonLRU = MapCreationFlags(rawValue: 1 << 1)
     /// `BPF_F_NUMA_NODE` (0x4): place the map on ``MapDefinition/numaNode`` (implied when
     /// that is set).
@@ -167,6 +168,9 @@ public struct MapDefinition: Hashable, Sendable {
         case .queue: return PoolTag("rcuq")
         case .stack: return PoolTag("rcus")
         case .hash: return hashImplementation == .lockFree ? PoolTag("rcuh") : PoolTag("rcub")
+        case .lruHash: return PoolTag("rcul")
+        case .perCPUHash: return PoolTag("rcuc")
+        case .lruPerCPUHash: return PoolTag("rcuL")
         default: return .general
         }
     }
@@ -214,13 +218,34 @@ public struct MapDefinition: Hashable, Sendable {
         else { throw MapError.invalidArgument.with(reason: "map name must be at most 15 characters of [A-Za-z0-9_.]") }
     }
 
-    /// Checks a hash map definition (both implementations), as Linux's
-    /// `htab_map_alloc_check` and `htab_map_alloc` do.
+    /// Checks a definition of any of the four hash types (`HASH` with either implementation,
+    /// `LRU_HASH`, `PERCPU_HASH`, `LRU_PERCPU_HASH`), as Linux 6.18's `htab_map_alloc_check`
+    /// and `htab_map_alloc` do, in their order: a flag outside ``hashFlags`` (plus
+    /// `BPF_F_NO_COMMON_LRU` for the LRU types), or both program access flags → EINVAL;
+    /// `BPF_F_NO_COMMON_LRU` on a type without LRU → EINVAL; an LRU type with
+    /// `BPF_F_NO_PREALLOC` → ENOTSUPP (524); a NUMA node on a per-CPU type or with per-CPU
+    /// LRU lists → EINVAL; zero sizes or entries → EINVAL; `keySize + valueSize` from
+    /// ``maxHashKeyPlusValueSize`` → E2BIG; per-CPU `round_up(valueSize, 8)` over
+    /// `PCPU_MIN_UNIT_SIZE` (32768) → E2BIG; too many entries → E2BIG; the name; a lock word
+    /// (HASH only: EOPNOTSUPP for the others, as `map_check_btf` allows `bpf_spin_lock`
+    /// only in HASH, ARRAY and the storage maps).
     func validateHash() throws(MapError) {
         try validateCommon()
-        guard Self.hashFlags.isSuperset(of: flags),
+        let lru = type == .lruHash || type == .lruPerCPUHash
+        let perCPU = type == .perCPUHash || type == .lruPerCPUHash
+        guard Self.hashFlags.union(.noCommonLRU).isSuperset(of: flags),
               !flags.isSuperset(of: [.readOnlyProgram, .writeOnlyProgram]) else {
             throw MapError.invalidArgument.with(reason: "map flags \(flags) are not valid for \(type)")
+        }
+        let perCPULists = flags.contains(.noCommonLRU)
+        guard lru || !perCPULists else {
+            throw MapError.invalidArgument.with(reason: "BPF_F_NO_COMMON_LRU is for LRU hash maps, not \(type)")
+        }
+        guard !lru || !flags.contains(.noPrealloc) else {
+            throw MapError.unsupportedByMapType.with(reason: "an LRU hash is always preallocated: BPF_F_NO_PREALLOC is not supported")
+        }
+        guard !(perCPU || perCPULists) || (numaNode == nil && !flags.contains(.numaNode)) else {
+            throw MapError.invalidArgument.with(reason: "\(type) with per-CPU values or LRU lists cannot be placed on a NUMA node")
         }
         guard maxEntries > 0, keySize > 0, valueSize > 0 else {
             throw MapError.invalidArgument.with(
@@ -231,10 +256,14 @@ public struct MapDefinition: Hashable, Sendable {
             throw MapError.outOfSpace.with(
                 reason: "keySize + valueSize must stay under \(Self.maxHashKeyPlusValueSize), got \(keySize) + \(valueSize)")
         }
+        guard !perCPU || roundUp8(valueSize) <= RawPerCPUArrayMap.maxPaddedValueSize else {
+            throw MapError.outOfSpace.with(
+                reason: "per-CPU values are at most 32768 bytes rounded up to 8 (PCPU_MIN_UNIT_SIZE), got \(valueSize)")
+        }
         guard maxEntries <= Self.maxHashEntries else {
             throw MapError.outOfSpace.with(reason: "a hash map holds at most \(Self.maxHashEntries) entries, got \(maxEntries)")
         }
-        try validateNameAndLock(lockAllowed: true)
+        try validateNameAndLock(lockAllowed: type == .hash)
     }
 
     /// Checks an array map definition, as Linux's `array_map_alloc_check` does.

@@ -5,7 +5,8 @@ import Synchronization
 ///
 /// - IDs 1–4095 are built-in types. This release serves `HASH` (both implementations,
 ///   chosen by ``MapDefinition/hashImplementation``), `ARRAY`, `PERCPU_ARRAY`
-///   (``RawPerCPUArrayMap``), `QUEUE` and `STACK` (``RawQueueStackMap``); the other built-in IDs are reserved and refused with
+///   (``RawPerCPUArrayMap``), `LRU_HASH` (``RawBucketHashMap`` with eviction),
+///   `PERCPU_HASH` and `LRU_PERCPU_HASH` (``RawPerCPUHashMap``), `QUEUE` and `STACK` (``RawQueueStackMap``); the other built-in IDs are reserved and refused with
 ///   ``MapError/notSupported``.
 /// - IDs 4096–65535 are custom types served by providers (`MapProviderRegistry` in the
 ///   provider layer). Creating one for which no provider is registered is refused with
@@ -33,7 +34,9 @@ public enum MapRegistry {
     }
 
     /// Built-in types this release can create.
-    public static let supportedBuiltInTypes: [MapType] = [.hash, .array, .perCPUArray, .queue, .stack]
+    public static let supportedBuiltInTypes: [MapType] = [
+        .hash, .array, .perCPUHash, .perCPUArray, .lruHash, .queue, .lruPerCPUHash, .stack,
+    ]
 
     /// Creates a map for `definition`.
     ///
@@ -49,6 +52,10 @@ public enum MapRegistry {
             case .lockFree: return try RawLockFreeHashMap(definition)
             case .bucketLocked: return try RawBucketHashMap(definition)
             }
+        case .lruHash:
+            return try RawBucketHashMap(definition)
+        case .perCPUHash, .lruPerCPUHash:
+            return try RawPerCPUHashMap(definition)
         case .array:
             return try RawArrayMap(definition)
         case .perCPUArray:

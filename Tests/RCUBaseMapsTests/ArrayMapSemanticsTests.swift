@@ -216,7 +216,7 @@ struct MapDefinitionTests {
             }
         }
         #expect(throws: MapError.notSupported) {
-            try MapRegistry.create(MapDefinition(type: .lruHash, keySize: 4, valueSize: 4, maxEntries: 1))
+            try MapRegistry.create(MapDefinition(type: .hashOfMaps, keySize: 4, valueSize: 4, maxEntries: 1))
         }
     }
 

@@ -10,7 +10,7 @@ struct BatchWorkloadTests {
         #expect(Workload.defaults == [.lookup, .lookupMiss, .readMostly, .churn, .pushPop, .increment])
         #expect(BenchOptions().workloads == Workload.defaults)
         #expect(BenchOptions().batchSize == 1024)
-        #expect(Set(Workload.allCases.filter { !$0.runsByDefault }) == [.update, .batchLookup, .batchUpdate])
+        #expect(Set(Workload.allCases.filter { !$0.runsByDefault }) == [.update, .batchLookup, .batchUpdate, .insertFull])
         #expect(benchPlan(BenchOptions()).allSatisfy { $0.workload.runsByDefault })
         #expect(Workload.allCases.filter(\.isBatch) == [.batchLookup, .batchUpdate])
         #expect(Workload.batchLookup.singleOperation == .lookup)

@@ -13,7 +13,7 @@ struct ComparisonKindTests {
         let comparisons: Set<MapKind> = [.hashLockFreeUser, .typedLockFree, .hashBucketUser, .typedBucket, .typedArray,
                                          .rcuDictObject, .mutexDictObject, .rcuDictString, .mutexDictString, .passThrough,
                                          .queue, .cWfcqueue, .stack, .cLfstack, .mutexDeque, .perCPUArray,
-                                         .threadLocalCounter]
+                                         .threadLocalCounter, .lruHash, .perCPUHash]
         #expect(Set(MapKind.allCases.filter { !$0.runsByDefault }) == comparisons)
         #expect(benchPlan(BenchOptions()).allSatisfy { $0.map.runsByDefault })
     }
@@ -36,15 +36,20 @@ struct ComparisonKindTests {
         #expect(message.contains("typed-bucket") && message.contains("dictionary"))
     }
 
-    @Test func everyCounterpartRunsWhatItsRowRuns() {
+    @Test func everyCounterpartRunsWhatItsRowRuns() throws {
         for kind in MapKind.allCases {
             guard let counterpart = kind.counterpart else { continue }
             #expect(counterpart.counterpart == nil)
             for workload in Workload.allCases where kind.supports(workload) {
-                #expect(counterpart.supports(workload), "\(counterpart) cannot run \(workload) for \(kind)")
+                // The cell compared with: the same workload, or for insert-full, HASH's update.
+                let cell = try #require(kind.counterpart(in: workload))
+                #expect(cell.map == counterpart)
+                #expect(counterpart.supports(cell.workload), "\(counterpart) cannot run \(cell.workload) for \(kind)")
             }
             #expect(counterpart.supports(BenchShape.standard))
         }
+        #expect(MapKind.lruHash.counterpart(in: .insertFull) == BenchCounterpart(map: .hashBucket, workload: .update))
+        #expect(MapKind.allCases.filter { $0.supports(.insertFull) } == [.lruHash])
         #expect(MapKind.typedBucket.counterpart == .hashBucketUser)
         #expect(MapKind.typedLockFree.counterpart == .hashLockFreeUser)
         #expect(MapKind.typedArray.counterpart == .array)

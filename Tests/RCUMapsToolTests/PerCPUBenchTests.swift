@@ -7,9 +7,9 @@ import Testing
 @Suite("rcumaps bench per-CPU counters")
 struct PerCPUBenchTests {
     @Test func perCPUKindsRunOnlyIncrementAndOnlyWhenNamed() throws {
-        let kinds: [MapKind] = [.perCPUArray, .threadLocalCounter]
+        let kinds: [MapKind] = [.perCPUArray, .perCPUHash, .threadLocalCounter]
         #expect(try benchOptions(["--maps", "percpu"]).maps == kinds)
-        #expect(MapKind.allCases.filter { $0.dedicatedWorkload == .increment } == kinds)
+        #expect(Set(MapKind.allCases.filter { $0.dedicatedWorkload == .increment }) == Set(kinds))
         for kind in MapKind.allCases {
             #expect(kind.supports(.increment) == kinds.contains(kind), "\(kind)")
             for workload in Workload.allCases where workload != .increment {
@@ -17,11 +17,12 @@ struct PerCPUBenchTests {
             }
         }
         #expect(MapKind.perCPUArray.counterpart == .threadLocalCounter)
+        #expect(MapKind.perCPUHash.counterpart == .threadLocalCounter)
         // increment runs by default, but no default map runs it.
         #expect(Workload.increment.runsByDefault && Workload.increment.isDedicated)
         #expect(!benchPlan(BenchOptions()).contains { $0.workload == .increment })
         let plan = benchPlan(try benchOptions(["--maps", "percpu", "--threads", "1,2"]))
-        #expect(plan.count == 2 * 2 && plan.allSatisfy { $0.workload == .increment })
+        #expect(plan.count == 3 * 2 && plan.allSatisfy { $0.workload == .increment })
     }
 
     /// Both kinds run, every increment is accepted, and a row gets its counterpart ratio.
@@ -32,7 +33,7 @@ struct PerCPUBenchTests {
         options.entries = 64
         options.duration = 0.02
         let cells = try runBenchCells(options, progress: false)
-        #expect(cells.map(\.map) == [.perCPUArray, .threadLocalCounter])
+        #expect(cells.map(\.map) == [.perCPUArray, .perCPUHash, .threadLocalCounter])
         for cell in cells {
             #expect(cell.workload == .increment && cell.operations > 0 && cell.failedUpdates == 0, "\(cell)")
         }
@@ -50,5 +51,9 @@ struct PerCPUBenchTests {
         #expect(measured.operations == 640)
         let total = (0..<4).reduce(UInt64(0)) { $0 + (target.map.sum(at: UInt32($1)) ?? 0) }
         #expect(total == 640)
+        let hash = try PerCPUHashCounterTarget(entries: 4)
+        let hashMeasured = try #require(warmUpAndMeasure(hash, .increment, 1, options))
+        #expect(hashMeasured.operations == 640)
+        #expect((0..<4).reduce(UInt64(0)) { $0 + (hash.map.sum(forKey: UInt64($1)) ?? 0) } == 640)
     }
 }

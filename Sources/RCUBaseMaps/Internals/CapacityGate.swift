@@ -86,36 +86,8 @@ struct CapacityGate: ~Copyable {
     /// followed by ``resolve(published:)``, on the same thread.
     func reserve(keyExists: () -> Bool) -> Outcome {
         let stripe = ownStripe
-        let credit = credits(stripe)
-        let flight = inFlight(stripe)
         while true {
-            // Only a thread that may get a slot announces itself: a waiter that sees the map
-            // full stays out of the in-flight counts, or waiters would keep each other waiting
-            // (with more threads than cores, and bucket locks held, that collapsed throughput).
-            if credit.pointee.load(ordering: .relaxed) > 0 || count.load(ordering: .acquiring) < maxEntries {
-                flight.pointee.wrappingAdd(1, ordering: .acquiringAndReleasing)
-                var parked = credit.pointee.load(ordering: .acquiring)
-                while parked > 0 {
-                    let (exchanged, original) = credit.pointee.compareExchange(
-                        expected: parked, desired: parked - 1, ordering: .acquiringAndReleasing)
-                    if exchanged { return .reserved }
-                    parked = original
-                }
-                // Compare-and-swap, never add-then-undo: `count` must never read above maxEntries.
-                var current = count.load(ordering: .acquiring)
-                while current < maxEntries {
-                    let taken = min(batch, maxEntries - current)
-                    let (exchanged, original) = count.compareExchange(
-                        expected: current, desired: current + taken, ordering: .acquiringAndReleasing)
-                    if exchanged {
-                        // Parked while still in flight, so a waiter that drains finds them.
-                        if taken > 1 { credit.pointee.wrappingAdd(taken - 1, ordering: .acquiringAndReleasing) }
-                        return .reserved
-                    }
-                    current = original
-                }
-                flight.pointee.wrappingSubtract(1, ordering: .acquiringAndReleasing)
-            }
+            if takeUnit(stripe) { return .reserved }
             // Full as counted: the credits parked in other stripes are room too.
             if drainCredits() > 0 { continue }
             if keyExists() { return .exists }
@@ -130,6 +102,55 @@ struct CapacityGate: ~Copyable {
             }
             sched_yield()
         }
+    }
+
+    /// Reserves a slot for a new key if the map has room, never waiting: a unit from the
+    /// thread's stripe or from `count`, else the credits parked in other stripes. `false`
+    /// means full as counted (changes in flight may free room a moment later): an LRU map
+    /// then evicts instead. A `true` must be followed by ``resolve(published:)``.
+    func reserveIfRoom() -> Bool {
+        let stripe = ownStripe
+        while true {
+            if takeUnit(stripe) { return true }
+            if drainCredits() == 0 { return false }
+        }
+    }
+
+    /// Takes one unit for `stripe`'s thread, announcing it in flight; `false` (and not in
+    /// flight) when the map is full as counted and the stripe holds no credit.
+    @inline(__always)
+    private func takeUnit(_ stripe: Int) -> Bool {
+        let credit = credits(stripe)
+        let flight = inFlight(stripe)
+        // Only a thread that may get a slot announces itself: a waiter that sees the map
+        // full stays out of the in-flight counts, or waiters would keep each other waiting
+        // (with more threads than cores, and bucket locks held, that collapsed throughput).
+        guard credit.pointee.load(ordering: .relaxed) > 0 || count.load(ordering: .acquiring) < maxEntries else {
+            return false
+        }
+        flight.pointee.wrappingAdd(1, ordering: .acquiringAndReleasing)
+        var parked = credit.pointee.load(ordering: .acquiring)
+        while parked > 0 {
+            let (exchanged, original) = credit.pointee.compareExchange(
+                expected: parked, desired: parked - 1, ordering: .acquiringAndReleasing)
+            if exchanged { return true }
+            parked = original
+        }
+        // Compare-and-swap, never add-then-undo: `count` must never read above maxEntries.
+        var current = count.load(ordering: .acquiring)
+        while current < maxEntries {
+            let taken = min(batch, maxEntries - current)
+            let (exchanged, original) = count.compareExchange(
+                expected: current, desired: current + taken, ordering: .acquiringAndReleasing)
+            if exchanged {
+                // Parked while still in flight, so a waiter that drains finds them.
+                if taken > 1 { credit.pointee.wrappingAdd(taken - 1, ordering: .acquiringAndReleasing) }
+                return true
+            }
+            current = original
+        }
+        flight.pointee.wrappingSubtract(1, ordering: .acquiringAndReleasing)
+        return false
     }
 
     /// Ends a reservation: kept if the key was published, parked as a credit otherwise.
@@ -166,7 +187,8 @@ struct CapacityGate: ~Copyable {
     /// Moves every parked credit back to `count`; returns how many there were.
     private func drainCredits() -> Int {
         var drained = 0
-        for index in 0...stripeMask {
+        // A stripe with nothing parked is only read: a full LRU map drains on every insert.
+        for index in 0...stripeMask where credits(index).pointee.load(ordering: .acquiring) > 0 {
             let taken = credits(index).pointee.exchange(0, ordering: .acquiringAndReleasing)
             if taken > 0 {
                 count.wrappingSubtract(taken, ordering: .acquiringAndReleasing)

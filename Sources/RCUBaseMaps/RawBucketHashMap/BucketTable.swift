@@ -11,6 +11,8 @@ import Synchronization
 ///     offset 0   control  Atomic<UInt64>  bytes 0..<slotsPerBucket: slot tags (0 = not live)
 ///                                         bits 48..<48+slotsPerBucket: slot retired
 ///                                         bit 56: a reclaim work item is scheduled
+///                                         bits 57..<57+slotsPerBucket: slot recently used
+///                                         (LRU maps only; see `RecencyClock`)
 ///     offset 8   overflow Atomic<UInt>    address of the next bucket of the chain, or 0
 ///     offset 16  slots    slotsPerBucket × [key padded to 8 | value padded to 8]
 ///
@@ -40,6 +42,13 @@ final class BucketTable: @unchecked Sendable {
     @usableFromInline static let headerSize = 16
     static let retiredShift: UInt64 = 48
     static let scheduledBit: UInt64 = 1 << 56
+    /// The first *referenced* bit (LRU maps): set by a lookup that finds the slot's bit clear,
+    /// cleared by the eviction sweep. Readers set it with an atomic OR; a writer's plain store
+    /// of the control word under the lock may drop one set concurrently — a lost hint of
+    /// recency, never a lost entry (the bits only choose eviction victims).
+    @usableFromInline static let referencedShift: UInt64 = 57
+    /// Every slot's referenced bit.
+    static let referencedMask: UInt64 = 0x3F << referencedShift
     @usableFromInline static let byteOnes: UInt64 = 0x0101_0101_0101_0101
     /// Most first-level buckets (as the eBPF-for-Windows table's bound on its bucket count).
     static let maxBucketCount = 1 << 22
@@ -239,6 +248,24 @@ final class BucketTable: @unchecked Sendable {
         }
     }
 
+    /// The bits of a one-word value outside the bytes `slice` (which lies in `0..<8`).
+    static func bitsOutside(_ slice: Range<Int>) -> UInt64 {
+        let width = UInt64(8 * slice.count)
+        let inside: UInt64 = width >= 64 ? ~0 : ((1 << width) - 1) << UInt64(8 * slice.lowerBound)
+        return ~inside
+    }
+
+    /// Copies the value bytes of `source` outside `slice` into the value of `destination`, a
+    /// slot written but not yet published. Caller holds the chain's lock.
+    func copyValue(from source: RawBucketHashMap.Place, to destination: RawBucketHashMap.Place, except slice: Range<Int>) {
+        let from = slot(source.bucketPointer, source.slot) + valueOffset
+        let to = slot(destination.bucketPointer, destination.slot) + valueOffset
+        if slice.lowerBound > 0 { to.copyMemory(from: from, byteCount: slice.lowerBound) }
+        if slice.upperBound < valueSize {
+            (to + slice.upperBound).copyMemory(from: from + slice.upperBound, byteCount: valueSize - slice.upperBound)
+        }
+    }
+
     /// Whether a retired (not yet reclaimed) slot of the chain of bucket `index` holds
     /// `key`: the key was deleted or replaced within the last grace period or so.
     func recentlyRetired(_ key: UnsafeRawPointer, inChainOf index: Int) -> Bool {
@@ -286,11 +313,14 @@ final class BucketTable: @unchecked Sendable {
         if padding > 0 { (valueStart + valueSize).initializeMemory(as: UInt8.self, repeating: 0, count: padding) }
     }
 
-    /// Makes a written slot live under `tag` (release: its pair is visible with it).
-    func publish(_ place: RawBucketHashMap.Place, tag: UInt64) {
+    /// Makes a written slot live under `tag` (release: its pair is visible with it). An LRU
+    /// map publishes it `referenced` (a new entry outlives the eviction hand's next pass); a
+    /// stale referenced bit a late reader left on the reused slot is cleared otherwise.
+    func publish(_ place: RawBucketHashMap.Place, tag: UInt64, referenced: Bool = false) {
         let word = control(place.bucketPointer)
-        let current = word.pointee.load(ordering: .acquiring)
-        word.pointee.store(current | tag << UInt64(8 * place.slot), ordering: .releasing)
+        let bit: UInt64 = 1 << (Self.referencedShift + UInt64(place.slot))
+        let current = word.pointee.load(ordering: .acquiring) & ~bit
+        word.pointee.store(current | tag << UInt64(8 * place.slot) | (referenced ? bit : 0), ordering: .releasing)
     }
 
     /// Unlinks a live slot and marks it retired, in one store. If no reclaim work item is
@@ -364,7 +394,8 @@ final class BucketTable: @unchecked Sendable {
             let remaining = (current &>> Self.retiredShift) & 0x3F
             if remaining == 0 { current &= ~Self.scheduledBit }
             word.pointee.store(current, ordering: .releasing)
-            if current == 0 { unlinkIfOverflow(bucket, lockIndex: lockIndex) }
+            // Referenced bits a late reader set on a retired slot do not keep a bucket alive.
+            if current & ~Self.referencedMask == 0 { unlinkIfOverflow(bucket, lockIndex: lockIndex) }
             return remaining != 0
         }
         if again { submitReclaim(bucket, lockIndex: lockIndex) }

@@ -34,8 +34,17 @@ import Glibc
 /// ``/RCUEpoch/EpochRetireList`` of references, 64 buckets to a grace period), which then
 /// returns its retired slots to the free pool.
 ///
-/// Concurrency: any number of readers and writers on any threads. Readers take no lock
-/// and never write shared memory; writers of different buckets never contend.
+/// `LRU_HASH` (Linux `BPF_MAP_TYPE_LRU_HASH`) is this map with a `RecencyClock`: a new
+/// key in a full map evicts an entry not used recently instead of failing with E2BIG (see
+/// there for the CLOCK sweep and the referenced bits lookups set). The key just written is
+/// present when the update returns, and the count never exceeds `maxEntries`: a writer
+/// that finds the map full evicts one entry (taking the victim chain's lock, with its own
+/// released) and takes the unit the eviction freed before it inserts.
+///
+/// Concurrency: any number of readers and writers on any threads. Readers take no lock;
+/// on a `HASH` they never write shared memory, on an `LRU_HASH` at most one atomic OR the
+/// first time an entry is used after an eviction pass; writers of different buckets never
+/// contend (an evicting LRU writer also advances the shared eviction hand).
 public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecked Sendable {
     // @unchecked Sendable: buckets are read through atomics (control, overflow links) and
     // immutable live slots; they change only under their bucket's lock.
@@ -58,11 +67,20 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
     let freezeState = MapFreezeState()
     /// The value's lock word, if the definition names one.
     @usableFromInline let lockWord: LockWordCopy
+    /// The eviction state of an `LRU_HASH`; nil for a `HASH`.
+    let recency: RecencyClock?
+    /// Whether lookups set referenced bits (`recency != nil`, read on the hot path).
+    @usableFromInline let tracksRecency: Bool
 
-    /// Creates an empty map whose buckets hold `maxEntries` entries at two-thirds load.
+    /// Creates an empty `HASH` or `LRU_HASH` map whose buckets hold `maxEntries` entries at
+    /// two-thirds load.
+    ///
+    /// With `BPF_F_NO_COMMON_LRU`, `maxEntries` is rounded up to a multiple of the possible
+    /// CPUs (down if that overflows `UInt32`), as Linux does; ``definition`` shows the result.
     ///
     /// - Throws: ``MapError/invalidArgument`` or ``MapError/outOfSpace`` for a bad definition,
-    ///   ``MapError/noMemory`` if the buckets cannot be allocated.
+    ///   ``MapError/unsupportedByMapType`` (ENOTSUPP) for an `LRU_HASH` with
+    ///   `BPF_F_NO_PREALLOC`, ``MapError/noMemory`` if the buckets cannot be allocated.
     public convenience init(_ definition: MapDefinition) throws(MapError) {
         try self.init(definition, observer: nil)
     }
@@ -71,10 +89,17 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
     /// `bucketCount` overrides the sizing (tests use one bucket to build long chains).
     package init(_ definition: MapDefinition, observer: (any MapEntryObserver)?,
                  bucketCount: Int? = nil) throws(MapError) {
-        guard definition.type == .hash else {
-            throw MapError.invalidArgument.with(reason: "RawBucketHashMap serves BPF_MAP_TYPE_HASH, not \(definition.type)")
+        guard definition.type == .hash || definition.type == .lruHash else {
+            throw MapError.invalidArgument.with(
+                reason: "RawBucketHashMap serves BPF_MAP_TYPE_HASH and BPF_MAP_TYPE_LRU_HASH, not \(definition.type)")
         }
         try definition.validateHash()
+        var definition = definition
+        let lru = definition.type == .lruHash
+        if lru, definition.flags.contains(.noCommonLRU) {
+            definition.maxEntries = Self.perCPUListEntries(definition.maxEntries)
+        }
+        precondition(!lru || observer == nil, "an LRU hash is not a provider base: evictions would bypass the provider")
         self.definition = definition
         keySize = definition.keySize
         valueSize = definition.valueSize
@@ -88,6 +113,16 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
         lockWord = LockWordCopy(definition)
         table = try BucketTable(keySize: keySize, valueSize: valueSize, maxEntries: maxEntries, tag: tag,
                                 bucketCount: bucketCount)
+        recency = lru ? RecencyClock(bucketCount: table.bucketCount, perCPU: definition.flags.contains(.noCommonLRU)) : nil
+        tracksRecency = lru
+    }
+
+    /// Linux's `maxEntries` for per-CPU LRU lists: a multiple of the possible CPUs, so that
+    /// every CPU's list gets the same share (rounded down if rounding up passes `UInt32`).
+    package static func perCPUListEntries(_ requested: Int) -> Int {
+        let cpus = RawPerCPUArrayMap.possibleCPUs
+        let up = (requested + cpus - 1) / cpus * cpus
+        return up <= Int(UInt32.max) ? up : requested / cpus * cpus
     }
 
     deinit {
@@ -136,13 +171,25 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
             let difference = control ^ pattern
             var candidates = (difference &- BucketTable.byteOnes) & ~difference & table.liveTagBits
             while candidates != 0 {
-                let entry = table.slot(bucket, candidates.trailingZeroBitCount &>> 3)
-                if keysEqual(entry, key, count: keySize) { return entry }
+                let slot = candidates.trailingZeroBitCount &>> 3
+                let entry = table.slot(bucket, slot)
+                if keysEqual(entry, key, count: keySize) {
+                    if tracksRecency { markReferenced(bucket, slot: slot, control: control) }
+                    return entry
+                }
                 candidates &= candidates &- 1
             }
             guard let next = table.overflow(bucket) else { return nil }
             bucket = next
         }
+    }
+
+    /// Sets a live slot's referenced bit (LRU maps), unless `control`, the bucket's control
+    /// word as just loaded, shows it set already: a hot entry costs its readers no write.
+    @inlinable @inline(__always)
+    func markReferenced(_ bucket: UnsafeMutableRawPointer, slot: Int, control: UInt64) {
+        let bit: UInt64 = 1 &<< (BucketTable.referencedShift &+ UInt64(truncatingIfNeeded: slot))
+        if control & bit == 0 { table.control(bucket).pointee.bitwiseOr(bit, ordering: .relaxed) }
     }
 
     /// User-mode lookup. Contract: ``RawMap/lookup(key:into:)``. Inlinable.
@@ -266,6 +313,17 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
 
     func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags rawFlags: MapUpdateFlags,
                 operation: MapOperationFlags, displaced: UnsafeMutableRawPointer?) throws(MapError) -> Bool {
+        try update(key: key, value: value, flags: rawFlags, operation: operation, displaced: displaced, writing: nil)
+    }
+
+    /// The update, writing only the bytes `slice` of `value` over an existing entry's value
+    /// (nil: all of it). The per-CPU hash's helper mode writes one CPU's value this way:
+    /// under the bucket lock, the new pair takes the other bytes from the pair it replaces,
+    /// so concurrent writes of other CPUs' values are not undone; a new key takes `value`
+    /// whole (the caller zeroes the other CPUs' values, as Linux does).
+    func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags rawFlags: MapUpdateFlags,
+                operation: MapOperationFlags, displaced: UnsafeMutableRawPointer?,
+                writing slice: Range<Int>?) throws(MapError) -> Bool {
         // Linux's order: access (EPERM / EACCES), BPF_F_LOCK without a lock word, the copies
         // of key and value, then the type's flag check.
         let helper = operation.contains(.helper)
@@ -284,67 +342,82 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
         defer { Epoch.exit() }
         // A user-mode write checks the freeze inside its section (see MapFreezeState).
         if !helper { try access.checkUserWrite(freezeState) }
-        let outcome: Result<Displaced, MapError> = table.locks.withLock(index) {
-            let old = locate(key.baseAddress!, hash: hash, index: index)
-            if let old {
-                if flags == .noExist { return .failure(.alreadyExists) }
-                if table.valueIsOneWord {
-                    // One atomic word: replace it in place, no new slot, nothing to reclaim (a
-                    // lock word in it keeps its bits).
-                    _ = observer?.entryWillBeRemoved(key: key, value: table.value(of: old, count: valueSize),
-                                                     flags: operation.union(.update))
-                    let stored = table.slot(old.bucketPointer, old.slot) + table.valueOffset
+        var outcome: Result<Displaced, MapError>
+        repeat {
+            outcome = table.locks.withLock(index) {
+                let old = locate(key.baseAddress!, hash: hash, index: index)
+                if let old {
+                    if flags == .noExist { return .failure(.alreadyExists) }
+                    if table.valueIsOneWord {
+                        // One atomic word: replace it in place, no new slot, nothing to reclaim (a
+                        // lock word in it keeps its bits).
+                        _ = observer?.entryWillBeRemoved(key: key, value: table.value(of: old, count: valueSize),
+                                                         flags: operation.union(.update))
+                        let stored = table.slot(old.bucketPointer, old.slot) + table.valueOffset
+                        if locked {
+                            var bits: UInt64 = 0
+                            MapValueLock.withLock(UnsafeMutableRawBufferPointer(start: stored, count: valueSize),
+                                                  offset: lockWord.offset) {
+                                bits = table.exchangeValue(at: old, with: value.baseAddress!, keeping: lockWord.lockBits)
+                            }
+                            return .success(.word(bits))
+                        }
+                        let keeping = lockWord.lockBits | (slice.map(BucketTable.bitsOutside) ?? 0)
+                        return .success(.word(table.exchangeValue(at: old, with: value.baseAddress!, keeping: keeping)))
+                    }
                     if locked {
-                        var bits: UInt64 = 0
+                        // BPF_F_LOCK on an existing element: written in place under its lock word,
+                        // as Linux does (readers without the lock may see it half written).
+                        let stored = table.slot(old.bucketPointer, old.slot) + table.valueOffset
                         MapValueLock.withLock(UnsafeMutableRawBufferPointer(start: stored, count: valueSize),
                                               offset: lockWord.offset) {
-                            bits = table.exchangeValue(at: old, with: value.baseAddress!, keeping: lockWord.lockBits)
+                            displaced?.copyMemory(from: stored, byteCount: valueSize)
+                            lockWord.copy(value.baseAddress!, over: stored)
                         }
-                        return .success(.word(bits))
+                        return .success(.inPlace)
                     }
-                    return .success(.word(table.exchangeValue(at: old, with: value.baseAddress!, keeping: lockWord.lockBits)))
-                }
-                if locked {
-                    // BPF_F_LOCK on an existing element: written in place under its lock word,
-                    // as Linux does (readers without the lock may see it half written).
-                    let stored = table.slot(old.bucketPointer, old.slot) + table.valueOffset
-                    MapValueLock.withLock(UnsafeMutableRawBufferPointer(start: stored, count: valueSize),
-                                          offset: lockWord.offset) {
-                        displaced?.copyMemory(from: stored, byteCount: valueSize)
-                        lockWord.copy(value.baseAddress!, over: stored)
+                } else {
+                    if flags == .exist { return .failure(.keyNotFound) }
+                    // The key is absent and stays so while we hold its bucket's lock.
+                    if tracksRecency {
+                        // Full: evict with this lock released (below), then look again.
+                        guard capacity.reserveIfRoom() else { return .success(.needsRoom) }
+                    } else {
+                        guard case .reserved = capacity.reserve(keyExists: { false }) else { return .failure(.outOfSpace) }
                     }
-                    return .success(.inPlace)
                 }
-            } else {
-                if flags == .exist { return .failure(.keyNotFound) }
-                // The key is absent and stays so while we hold its bucket's lock.
-                guard case .reserved = capacity.reserve(keyExists: { false }) else { return .failure(.outOfSpace) }
+                guard let new = fillFreeSlot(index: index, key: key.baseAddress!, value: value.baseAddress!, replacing: old) else {
+                    if old == nil { capacity.resolve(published: false) }
+                    return .failure(.noMemory)
+                }
+                if let slice, let old { table.copyValue(from: old, to: new, except: slice) }
+                // A new element's lock word starts free, whatever the caller's bytes held there.
+                if lockWord.exists {
+                    (table.slot(new.bucketPointer, new.slot) + table.valueOffset)
+                        .storeBytes(of: 0 as UInt32, toByteOffset: lockWord.offset, as: UInt32.self)
+                }
+                if let old {
+                    // Deprecated-style providers hear of the displacement under the lock.
+                    _ = observer?.entryWillBeRemoved(key: key, value: table.value(of: old, count: valueSize),
+                                                     flags: operation.union(.update))
+                }
+                // New pair first, old one second: a reader sees one or the other, or both for
+                // an instant (both hold whole values), never neither.
+                table.publish(new, tag: tag, referenced: tracksRecency)
+                guard let old else {
+                    capacity.resolve(published: true)
+                    return .success(.nothing)
+                }
+                let claimedReclaim = table.retire(old)
+                return .success(.slot(old, submitReclaim: claimedReclaim))
             }
-            guard let new = fillFreeSlot(index: index, key: key.baseAddress!, value: value.baseAddress!, replacing: old) else {
-                if old == nil { capacity.resolve(published: false) }
-                return .failure(.noMemory)
-            }
-            // A new element's lock word starts free, whatever the caller's bytes held there.
-            if lockWord.exists {
-                (table.slot(new.bucketPointer, new.slot) + table.valueOffset)
-                    .storeBytes(of: 0 as UInt32, toByteOffset: lockWord.offset, as: UInt32.self)
-            }
-            if let old {
-                // Deprecated-style providers hear of the displacement under the lock.
-                _ = observer?.entryWillBeRemoved(key: key, value: table.value(of: old, count: valueSize),
-                                                 flags: operation.union(.update))
-            }
-            // New pair first, old one second: a reader sees one or the other, or both for
-            // an instant (both hold whole values), never neither.
-            table.publish(new, tag: tag)
-            guard let old else {
-                capacity.resolve(published: true)
-                return .success(.nothing)
-            }
-            let claimedReclaim = table.retire(old)
-            return .success(.slot(old, submitReclaim: claimedReclaim))
-        }
+            // A full LRU map: evict with no lock held, then try again.
+            guard case .success(.needsRoom) = outcome else { break }
+            evictLeastRecentlyUsed()
+        } while true
         switch try outcome.get() {
+        case .needsRoom:
+            preconditionFailure("an update that needs room evicts and tries again")
         case .nothing:
             return false
         case .inPlace:
@@ -381,6 +454,8 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
         case inPlace
         case word(UInt64)
         case slot(Place, submitReclaim: Bool)
+        /// An LRU map is full: evict, then try again (nothing was changed).
+        case needsRoom
     }
 
     func delete(key: UnsafeRawBufferPointer, operation: MapOperationFlags) throws(MapError) {

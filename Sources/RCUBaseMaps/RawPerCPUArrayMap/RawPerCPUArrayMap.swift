@@ -189,7 +189,12 @@ public final class RawPerCPUArrayMap: RawMap, @unchecked Sendable {
     /// The slot number of the calling thread's CPU (`sched_getcpu`; a CPU number beyond the
     /// possible count, which a sparse possible mask could give, wraps around).
     @inlinable @inline(__always)
-    public var currentCPUSlot: Int {
+    public var currentCPUSlot: Int { Self.currentCPUSlot(of: possibleCPUCount) }
+
+    /// The calling thread's CPU as a slot number below `possibleCPUCount` (shared with the
+    /// per-CPU hashes).
+    @inlinable @inline(__always)
+    package static func currentCPUSlot(of possibleCPUCount: Int) -> Int {
         let cpu = Int(rcumaps_current_cpu())
         return cpu < possibleCPUCount ? cpu : cpu % possibleCPUCount
     }

@@ -66,24 +66,9 @@ public final class PerCPUArrayMap<Value: BitwiseCopyable & Sendable>: Sendable {
     ///
     /// Concurrency: any thread; each CPU's value is one some write stored whole.
     public func values(at index: UInt32) -> [Value]? {
-        let stride = raw.paddedValueSize
-        do {
-            return try withUnsafeTemporaryAllocation(byteCount: raw.userValueSize, alignment: 8) {
-                (buffer) throws(MapError) -> [Value]? in
-                let found = try withUnsafeBytes(of: index) { (key) throws(MapError) -> Bool in
-                    do throws(MapError) {
-                        try raw.lookup(key: key, into: buffer)
-                        return true
-                    } catch where error == .keyNotFound {
-                        return false
-                    }
-                }
-                guard found else { return nil }
-                // Each CPU's bytes are those of a `Value` some write stored (or zeros).
-                return (0..<raw.possibleCPUCount).map { buffer.load(fromByteOffset: $0 * stride, as: Value.self) }
-            }
-        } catch {
-            typedMapInvariantBroken(error, "lookup")
+        // Each CPU's bytes are those of a `Value` some write stored (or zeros).
+        layout.read("lookup") { (buffer) throws(MapError) in
+            try withUnsafeBytes(of: index) { (key) throws(MapError) in try raw.lookup(key: key, into: buffer) }
         }
     }
 
@@ -99,30 +84,21 @@ public final class PerCPUArrayMap<Value: BitwiseCopyable & Sendable>: Sendable {
     ///
     /// Concurrency: any thread; each CPU's value is replaced whole (the CPUs one after another).
     public func setValues(_ values: [Value], at index: UInt32) throws(MapError) {
-        guard values.count == raw.possibleCPUCount else {
-            throw MapError.invalidArgument.with(reason: "\(values.count) values for \(raw.possibleCPUCount) possible CPUs")
-        }
-        try store(at: index) { buffer in
-            for (cpu, value) in values.enumerated() {
-                buffer.storeBytes(of: value, toByteOffset: cpu * raw.paddedValueSize, as: Value.self)
-            }
-        }
+        try store(at: index) { (buffer) throws(MapError) in try layout.store(values, in: buffer) }
     }
 
     /// Stores `value` as every CPU's value at `index` (a user-mode update, `BPF_ANY`).
     /// Throws as ``setValues(_:at:)``.
     public func setValue(_ value: Value, at index: UInt32) throws(MapError) {
-        try store(at: index) { buffer in
-            for cpu in 0..<raw.possibleCPUCount {
-                buffer.storeBytes(of: value, toByteOffset: cpu * raw.paddedValueSize, as: Value.self)
-            }
-        }
+        try store(at: index) { buffer in layout.store(repeating: value, in: buffer) }
     }
 
-    func store(at index: UInt32, _ fill: (UnsafeMutableRawBufferPointer) -> Void) throws(MapError) {
-        try withUnsafeTemporaryAllocation(byteCount: raw.userValueSize, alignment: 8) { (buffer) throws(MapError) in
-            buffer.initializeMemory(as: UInt8.self, repeating: 0)
-            fill(buffer)
+    /// The user-mode layout of an index's values.
+    var layout: PerCPUValues<Value> { PerCPUValues(stride: raw.paddedValueSize, cpus: raw.possibleCPUCount) }
+
+    func store(at index: UInt32, _ fill: (UnsafeMutableRawBufferPointer) throws(MapError) -> Void) throws(MapError) {
+        try layout.withBuffer { (buffer) throws(MapError) in
+            try fill(buffer)
             try withUnsafeBytes(of: index) { (key) throws(MapError) in
                 try raw.update(key: key, value: UnsafeRawBufferPointer(buffer), flags: .any)
             }

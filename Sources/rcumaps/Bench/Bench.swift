@@ -136,6 +136,12 @@ func runCell(
         case .hashBucket, .hashBucketUser:
             let map = try RawBucketHashMap(hashDefinition(entries: entries, shape: shape, implementation: .bucketLocked))
             measured = try measureHash(map, shape: shape, userMode: kind == .hashBucketUser, workload, threads, options)
+        case .lruHash:
+            var definition = hashDefinition(entries: entries, shape: shape, implementation: .bucketLocked)
+            definition.type = .lruHash
+            definition.maxEntries = entries
+            measured = try measureHash(try RawBucketHashMap(definition), shape: shape, userMode: false, workload, threads,
+                                       options)
         case .array:
             let map = try RawArrayMap(arrayDefinition(entries: entries))
             measured = warmUpAndMeasure(try ArrayTarget(map: map, entries: entries), workload, threads, options)
@@ -184,6 +190,8 @@ func runCell(
             measured = warmUpAndMeasure(MutexDequeTarget(entries: entries), workload, threads, options)
         case .perCPUArray:
             measured = warmUpAndMeasure(try PerCPUCounterTarget(entries: entries), workload, threads, options)
+        case .perCPUHash:
+            measured = warmUpAndMeasure(try PerCPUHashCounterTarget(entries: entries), workload, threads, options)
         case .threadLocalCounter:
             measured = warmUpAndMeasure(ThreadLocalCounterTarget(entries: entries), workload, threads, options)
         }

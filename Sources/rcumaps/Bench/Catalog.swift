@@ -67,6 +67,14 @@ enum MapKind: String, CaseIterable, Sendable {
     /// Baseline for `percpu-array`: a plain counter array owned by each thread, incremented
     /// without atomics (increment only).
     case threadLocalCounter = "thread-local"
+    /// `RawBucketHashMap` serving `LRU_HASH`, 8x8, `maxEntries` = `--entries`: full once
+    /// prefilled. Helper-mode lookups (each sets its entry's referenced bit if clear), as
+    /// `hash-bucket`; `insert-full` inserts evict (vs `hash-bucket`'s `update` replaces).
+    case lruHash = "lru-hash"
+    /// `PerCPUHashMap<UInt64, UInt64>` (PERCPU_HASH) with keys `0..<entries`: helper-mode
+    /// increments of the calling CPU's value of a key, through `withAtomicFields(forKey:)`
+    /// (increment only; vs `thread-local`).
+    case perCPUHash = "percpu-hash"
 
     /// The baselines the report has a ratio column for, in column order.
     static let baselines: [MapKind] = [.mutexDict, .rwlockDict, .cRculfhash, .cOpenAddressing, .swiftArray, .mutexDeque]
@@ -84,7 +92,8 @@ enum MapKind: String, CaseIterable, Sendable {
             true
         case .hashLockFreeUser, .typedLockFree, .hashBucketUser, .typedBucket, .typedArray,
              .rcuDictObject, .mutexDictObject, .rcuDictString, .mutexDictString, .passThrough,
-             .queue, .cWfcqueue, .stack, .cLfstack, .mutexDeque, .perCPUArray, .threadLocalCounter:
+             .queue, .cWfcqueue, .stack, .cLfstack, .mutexDeque, .perCPUArray, .threadLocalCounter, .lruHash,
+             .perCPUHash:
             false
         }
     }
@@ -94,7 +103,7 @@ enum MapKind: String, CaseIterable, Sendable {
     var dedicatedWorkload: Workload? {
         switch self {
         case .queue, .cWfcqueue, .stack, .cLfstack, .mutexDeque: .pushPop
-        case .perCPUArray, .threadLocalCounter: .increment
+        case .perCPUArray, .perCPUHash, .threadLocalCounter: .increment
         default: nil
         }
     }
@@ -116,7 +125,8 @@ enum MapKind: String, CaseIterable, Sendable {
         case .passThrough: .hashBucket
         case .queue: .cWfcqueue
         case .stack: .cLfstack
-        case .perCPUArray: .threadLocalCounter
+        case .perCPUArray, .perCPUHash: .threadLocalCounter
+        case .lruHash: .hashBucket
         default: nil
         }
     }
@@ -127,6 +137,8 @@ enum MapKind: String, CaseIterable, Sendable {
         // The batch workloads run on the byte-level maps that have batch operations of their
         // own (their single-operation counterparts: ``counterpart(in:)``).
         if workload.isBatch { return runsBatches }
+        // Only an LRU map inserts into a full map (every insert evicts); it runs no batches.
+        if workload == .insertFull { return self == .lruHash }
         // Queues and stacks run push-pop, per-CPU counters increment, and nothing else runs them.
         if dedicatedWorkload != nil || workload.isDedicated { return dedicatedWorkload == workload }
         return switch (self, workload) {
@@ -165,6 +177,8 @@ enum MapKind: String, CaseIterable, Sendable {
     /// user-mode lookups of the same map (`hash-bucket-user`, `hash-lockfree-user`, `array`;
     /// a batch copies values out, as they do), `batch-update` against `update` on the same map.
     func counterpart(in workload: Workload) -> BenchCounterpart? {
+        // An LRU insert that evicts against the base hash's replace of an existing key.
+        if workload == .insertFull { return BenchCounterpart(map: .hashBucket, workload: .update) }
         guard let single = workload.singleOperation else {
             return counterpart.map { BenchCounterpart(map: $0, workload: workload) }
         }
@@ -219,6 +233,8 @@ enum MapKind: String, CaseIterable, Sendable {
         case .mutexDeque: "baseline: Mutex<Deque<UInt64>> (swift-collections), append + popFirst"
         case .perCPUArray: "PerCPUArrayMap<UInt64>, helper-mode atomic increment of this CPU's counter (vs thread-local)"
         case .threadLocalCounter: "baseline: a counter array per thread, plain increments"
+        case .lruHash: "RawBucketHashMap as LRU_HASH, full (maxEntries = --entries), helper-mode lookups (vs hash-bucket)"
+        case .perCPUHash: "PerCPUHashMap<UInt64, UInt64>, helper-mode atomic increment of this CPU's value of a key (vs thread-local)"
         }
     }
 }
@@ -245,8 +261,10 @@ enum MapGroup: String, CaseIterable, Sendable {
     case custom = "custom"
     /// QUEUE and STACK, each before its liburcu counterpart, and the `Mutex<Deque>` baseline.
     case queues = "queues"
-    /// PERCPU_ARRAY counters, before the thread-local counter baseline.
+    /// PERCPU_ARRAY and PERCPU_HASH counters, before the thread-local counter baseline.
     case perCPU = "percpu"
+    /// LRU_HASH after the bucket-locked hash it is built on (its comparison rows).
+    case lru = "lru"
     /// Every kind.
     case all = "all"
 
@@ -259,7 +277,8 @@ enum MapGroup: String, CaseIterable, Sendable {
         case .batch: [.hashLockFreeUser, .hashLockFree, .hashBucketUser, .hashBucket, .array]
         case .custom: [.hashBucket, .passThrough, .objectMap]
         case .queues: [.queue, .cWfcqueue, .stack, .cLfstack, .mutexDeque]
-        case .perCPU: [.perCPUArray, .threadLocalCounter]
+        case .perCPU: [.perCPUArray, .perCPUHash, .threadLocalCounter]
+        case .lru: [.hashBucket, .lruHash]
         case .all: MapKind.allCases
         }
     }
@@ -274,6 +293,7 @@ enum MapGroup: String, CaseIterable, Sendable {
         case .custom: MapGroup.custom.kinds.map(\.rawValue).joined(separator: ", ")
         case .queues: MapGroup.queues.kinds.map(\.rawValue).joined(separator: ", ")
         case .perCPU: MapGroup.perCPU.kinds.map(\.rawValue).joined(separator: ", ")
+        case .lru: MapGroup.lru.kinds.map(\.rawValue).joined(separator: ", ")
         case .all: "every kind"
         }
     }
@@ -311,6 +331,9 @@ enum Workload: String, CaseIterable, Sendable {
     /// `updateBatch` of `--batch-size` random existing keys (`.any`) per call. Counted per
     /// element.
     case batchUpdate = "batch-update"
+    /// LRU maps only: inserts (`.any`) of keys never inserted before into the full map, so
+    /// every one evicts an entry. Compared with `update` on `hash-bucket` (replaces).
+    case insertFull = "insert-full"
 
     /// What `rcumaps bench` runs when `--workloads` is not given.
     static let defaults: [Workload] = allCases.filter(\.runsByDefault)
@@ -320,16 +343,17 @@ enum Workload: String, CaseIterable, Sendable {
     var runsByDefault: Bool {
         switch self {
         case .lookup, .lookupMiss, .readMostly, .churn, .pushPop, .increment: true
-        case .update, .batchLookup, .batchUpdate: false
+        case .update, .batchLookup, .batchUpdate, .insertFull: false
         }
     }
 
     /// Whether operations are batch calls, counted per element (`--batch-size` elements per call).
     var isBatch: Bool { singleOperation != nil }
 
-    /// Whether only the kinds made for it run this workload (``MapKind/dedicatedWorkload``),
-    /// and they run nothing else.
-    var isDedicated: Bool { self == .pushPop || self == .increment }
+    /// Whether only the kinds made for it run this workload: push-pop and increment
+    /// (``MapKind/dedicatedWorkload``: those kinds run nothing else) and insert-full (LRU
+    /// maps, which run the hash workloads too).
+    var isDedicated: Bool { self == .pushPop || self == .increment || self == .insertFull }
 
     /// For a batch workload, the workload doing the same elements one operation at a time
     /// (``MapKind/counterpart(in:)`` names the map); nil for the others.
@@ -337,7 +361,7 @@ enum Workload: String, CaseIterable, Sendable {
         switch self {
         case .batchLookup: .lookup
         case .batchUpdate: .update
-        case .lookup, .lookupMiss, .readMostly, .churn, .update, .pushPop, .increment: nil
+        case .lookup, .lookupMiss, .readMostly, .churn, .update, .pushPop, .increment, .insertFull: nil
         }
     }
 
@@ -353,13 +377,14 @@ enum Workload: String, CaseIterable, Sendable {
         case .update: "100% updates (.any) of existing keys, one per operation"
         case .batchLookup: "whole passes of lookupBatch, --batch-size elements a call (per element; vs lookup)"
         case .batchUpdate: "updateBatch of --batch-size existing keys a call (per element; vs update)"
+        case .insertFull: "inserts of new keys into a full LRU map, each evicting (lru-hash only; vs hash-bucket update)"
         }
     }
 
     /// Out of 65536, how many operations are updates (10% for `read-mostly`, all for `update`).
     var updatesPer65536: UInt64 {
         switch self {
-        case .lookup, .lookupMiss, .churn, .batchLookup, .batchUpdate, .pushPop, .increment: 0
+        case .lookup, .lookupMiss, .churn, .batchLookup, .batchUpdate, .pushPop, .increment, .insertFull: 0
         case .readMostly: 6554
         case .update: 65536
         }

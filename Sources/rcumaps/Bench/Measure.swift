@@ -217,6 +217,13 @@ func runWorker<Target: BenchTarget>(
                 }
             }
             result.operations &+= operationsPerBatch
+        case .insertFull:
+            // Keys no thread inserted before: above the churn key space, one range per stream.
+            for _ in 0..<operationsPerBatch {
+                let index = 2 * target.entries + stream << 40 + result.operations
+                if !timed({ target.insert(index: index) }) { result.failedUpdates &+= 1 }
+                result.operations &+= 1
+            }
         case .lookupMiss:
             for _ in 0..<operationsPerBatch {
                 let index = target.entries + XorShiftRandom.index(random.next(), below: bound)

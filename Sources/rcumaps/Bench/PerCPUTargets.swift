@@ -27,6 +27,28 @@ struct PerCPUCounterTarget: BenchTarget {
     }
 }
 
+/// `percpu-hash`: a `PerCPUHashMap<UInt64, UInt64>` holding keys `0..<entries`; an
+/// operation adds 1 to the calling CPU's value of the key at the index: one epoch section,
+/// a hash lookup of the entry, the CPU's value found in it, one relaxed atomic add.
+struct PerCPUHashCounterTarget: BenchTarget {
+    let map: PerCPUHashMap<UInt64, UInt64>
+    let entries: Int
+
+    init(entries: Int) throws(MapError) {
+        map = try PerCPUHashMap(maxEntries: entries, name: "bench")
+        for key in 0..<UInt64(entries) { try map.setValue(0, forKey: key) }
+        self.entries = entries
+    }
+
+    func lookup(index: Int) -> UInt64? { nil }
+    func update(index: Int, value: UInt64) -> Bool { false }
+
+    @inline(__always)
+    func increment(index: Int) -> Bool {
+        map.withAtomicFields(forKey: UInt64(truncatingIfNeeded: index)) { $0[\.self].wrappingAdd(1, ordering: .relaxed) } != nil
+    }
+}
+
 /// `thread-local`: what a counter costs with no sharing at all: each thread increments its
 /// own array of `entries` counters with a plain load and store — no atomic read-modify-write,
 /// no section. A thread finds its array by its stripe number (`rcumaps_thread_stripe`, given

@@ -17,6 +17,13 @@ enum StressMapKind: String, CaseIterable, Sendable {
     case queue = "queue"
     /// `RawQueueStackMap` STACK: 32-byte values, `--keys` elements at most.
     case stack = "stack"
+    /// `RawBucketHashMap` as LRU_HASH: 8-byte keys and values, `--keys / 4` entries, fresh
+    /// keys (nearly every insert evicts).
+    case lruHash = "lru-hash"
+    /// `RawPerCPUHashMap` as PERCPU_HASH: 8-byte keys, an 8-byte value per CPU, `--keys` entries.
+    case perCPUHash = "percpu-hash"
+    /// `RawPerCPUHashMap` as LRU_PERCPU_HASH: as `lru-hash`, a value per CPU.
+    case lruPerCPUHash = "lru-percpu-hash"
 
     /// One line for `rcumaps stress --help`.
     var summary: String {
@@ -29,6 +36,9 @@ enum StressMapKind: String, CaseIterable, Sendable {
         case .objectMap: "sample object map provider (type \(StressObjects.mapType.rawValue), bucket-locked base), handle values"
         case .queue: "RawQueueStackMap QUEUE, 32-byte values, at most --keys elements (producers and consumers)"
         case .stack: "RawQueueStackMap STACK, 32-byte values, at most --keys elements (producers and consumers)"
+        case .lruHash: "RawBucketHashMap LRU_HASH, 8-byte keys and values, --keys / 4 entries, evicting writers"
+        case .perCPUHash: "RawPerCPUHashMap PERCPU_HASH, an 8-byte value per CPU, user- and helper-mode writers"
+        case .lruPerCPUHash: "RawPerCPUHashMap LRU_PERCPU_HASH, an 8-byte value per CPU, --keys / 4 entries, evicting writers"
         }
     }
 
@@ -38,6 +48,8 @@ enum StressMapKind: String, CaseIterable, Sendable {
     var hasWordValues: Bool { self == .hashLockFreeWord || self == .hashBucketWord }
     /// Whether the map is a queue or a stack (no keys: push, pop, peek; its own workers and checks).
     var isQueueStack: Bool { self == .queue || self == .stack }
+    /// Whether the map is an LRU or per-CPU hash (its own workers and checks: ``exerciseEvictingHash``).
+    var isEvictingOrPerCPUHash: Bool { self == .lruHash || self == .perCPUHash || self == .lruPerCPUHash }
 }
 
 /// What `rcumaps stress` runs: the parsed command line (``StressCommand/options``), or built

@@ -19,6 +19,9 @@ enum StressPools {
         case .objectMap: PoolTag("stom")
         case .queue: PoolTag("stqu")
         case .stack: PoolTag("stst")
+        case .lruHash: PoolTag("stlr")
+        case .perCPUHash: PoolTag("stpc")
+        case .lruPerCPUHash: PoolTag("stlp")
         }
     }
 }
@@ -226,6 +229,10 @@ func runStressMap(_ kind: StressMapKind, options: StressOptions, seed: UInt64, p
         exercise = exerciseQueueStack(kind, options: options, seed: seed, recorder: recorder, progress: progress,
                                       samples: samples)
         if !exercise.hung { checkReleased(StressPools.mapTag(kind), what: "the map", recorder: recorder) }
+    case .lruHash, .perCPUHash, .lruPerCPUHash:
+        exercise = exerciseEvictingHash(kind, options: options, seed: seed, recorder: recorder, progress: progress,
+                                        samples: samples)
+        if !exercise.hung { checkReleased(StressPools.mapTag(kind), what: "the map", recorder: recorder) }
     }
     if let samples, !exercise.hung, exercise.startedAt != 0 {
         let seconds = Double(MonotonicClock.nanoseconds() - exercise.startedAt) / 1e9
@@ -300,6 +307,8 @@ func exerciseByteMap(_ kind: StressMapKind, options: StressOptions, seed: UInt64
             preconditionFailure("object maps are built by exerciseObjectMap")
         case .queue, .stack:
             preconditionFailure("queues and stacks are built by exerciseQueueStack")
+        case .lruHash, .perCPUHash, .lruPerCPUHash:
+            preconditionFailure("LRU and per-CPU hashes are built by exerciseEvictingHash")
         }
     } catch {
         recorder.record(.setup, "cannot create the \(kind.rawValue) map: \(error)")

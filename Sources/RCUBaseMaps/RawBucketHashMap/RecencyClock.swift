@@ -1,0 +1,166 @@
+import CRCUMapsShim
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The eviction state of an LRU map (`LRU_HASH`, `LRU_PERCPU_HASH`): CLOCK, or second
+/// chance, over the bucket table.
+///
+/// Recency lives in the buckets' control words: one *referenced* bit per slot
+/// (``BucketTable/referencedShift``). A lookup that finds its slot's bit clear sets it with
+/// one atomic OR; a lookup that finds it set writes nothing, so a hot entry is read-only
+/// for its readers, and no lookup takes a lock or touches a word shared by every thread.
+/// A new entry is published referenced.
+///
+/// Eviction: a writer that needs room in a full map advances a *hand* over the first-level
+/// buckets (one atomic add per bucket visited), and under each chain's lock clears the
+/// referenced bits of its live slots and evicts the first slot whose bit was already clear
+/// — an entry not looked up since the hand last passed. A writer sweeps the bucket its
+/// tick of the hand named only while the tick is fresh: if the hand has moved on by more
+/// than half its span when the writer holds the lock (the writer was preempted, or waited
+/// for the lock), the tick is dropped. So an entry is evicted only on a second pass over it
+/// after its insert or last use, by a later tick, and the hand moves on by at least
+/// ``guaranteedDistance`` ticks (``ticks``) between an insert and the eviction of that entry.
+/// A writer whose two laps find no victim (every entry used again in between) yields and
+/// tries again: under lookups of every entry faster than the sweep, inserts wait.
+///
+/// `BPF_F_NO_COMMON_LRU`: each CPU gets its own hand over its own share of the buckets
+/// (CPU `c` of `n` sweeps buckets `c·B/n ..< (c+1)·B/n`), so evicting writers on different
+/// CPUs share no hand; a hand with no victim in its share moves on to the other CPUs' hands.
+/// Capacity stays global (see docs/linux-compatibility.md).
+///
+/// Concurrency: any thread. Invariant: `hands` holds `partitions` initialised atomics,
+/// 64 bytes apart (no two CPUs' hands share a cache line).
+final class RecencyClock: @unchecked Sendable {
+    // @unchecked Sendable: `hands` is allocated once and only accessed through atomics.
+    let bucketCount: Int
+    /// Hands: 1 (common LRU) or one per possible CPU (`BPF_F_NO_COMMON_LRU`).
+    let partitions: Int
+    private let hands: UnsafeMutableRawPointer
+    private static let handStride = 64
+
+    init(bucketCount: Int, perCPU: Bool) {
+        self.bucketCount = bucketCount
+        // A partition needs at least one bucket.
+        partitions = perCPU ? max(1, min(RawPerCPUArrayMap.possibleCPUs, bucketCount)) : 1
+        hands = UnsafeMutableRawPointer.allocate(byteCount: partitions * Self.handStride, alignment: 64)
+        for index in 0..<partitions {
+            (hands + index * Self.handStride).bindMemory(to: Atomic<Int>.self, capacity: 1).initialize(to: Atomic(0))
+        }
+    }
+
+    deinit {
+        hands.deallocate()
+    }
+
+    /// Ticks of every hand so far, summed (a snapshot; each hand writes only itself).
+    var ticks: Int {
+        var total = 0
+        for partition in 0..<partitions { total &+= hand(partition).pointee.load(ordering: .acquiring) }
+        return total
+    }
+
+    /// Ticks of the hands between an entry's insert (or last use) and its eviction, at least:
+    /// half the smallest span (see the type's documentation).
+    var guaranteedDistance: Int { span(of: 0).count / 2 }
+
+    private func hand(_ partition: Int) -> UnsafeMutablePointer<Atomic<Int>> {
+        (hands + partition * Self.handStride).assumingMemoryBound(to: Atomic<Int>.self)
+    }
+
+    /// The hand of the calling thread: its CPU's with `BPF_F_NO_COMMON_LRU`, else the one.
+    var currentPartition: Int {
+        guard partitions > 1 else { return 0 }
+        let cpu = Int(rcumaps_current_cpu())
+        return (cpu < 0 ? 0 : cpu) % partitions
+    }
+
+    /// The buckets hand `partition` sweeps (never empty: `partitions <= bucketCount`).
+    func span(of partition: Int) -> Range<Int> {
+        (partition * bucketCount / partitions)..<((partition + 1) * bucketCount / partitions)
+    }
+
+    /// Moves hand `partition` on by one bucket of its span; returns that bucket and the tick.
+    func advance(_ partition: Int) -> (bucket: Int, tick: Int) {
+        let span = span(of: partition)
+        let step = hand(partition).pointee.wrappingAdd(1, ordering: .acquiringAndReleasing).oldValue
+        return (span.lowerBound + Int(UInt(bitPattern: step) % UInt(span.count)), step)
+    }
+
+    /// Whether `tick` of hand `partition` may still be swept: the hand has not moved on by
+    /// more than half its span since (call with the tick's bucket locked). Were a stale tick
+    /// swept, a later tick of the same bucket could have swept first, and the pair would
+    /// evict an entry inserted between them after two passes but no lap.
+    func isFresh(_ tick: Int, of partition: Int) -> Bool {
+        hand(partition).pointee.load(ordering: .acquiring) &- tick <= span(of: partition).count / 2
+    }
+}
+
+extension BucketTable {
+    /// One step of the CLOCK sweep, under the lock of chain `index`: clears the referenced
+    /// bits of the chain's slots and returns the first live slot whose bit was already clear,
+    /// or nil.
+    func clockVictim(inChainOf index: Int) -> RawBucketHashMap.Place? {
+        var victim: RawBucketHashMap.Place?
+        forEachBucket(inChainOf: index) { bucket in
+            let word = control(bucket)
+            let current = word.pointee.load(ordering: .acquiring)
+            if victim == nil {
+                for slot in 0..<slotsPerBucket where Self.isLive(current, slot)
+                    && current & (1 << (Self.referencedShift + UInt64(slot))) == 0 {
+                    victim = RawBucketHashMap.Place(bucket, slot)
+                    break
+                }
+            }
+            // An AND, not a store: readers may be setting bits meanwhile (they only OR).
+            if current & Self.referencedMask != 0 {
+                word.pointee.bitwiseAnd(~Self.referencedMask, ordering: .relaxed)
+            }
+        }
+        return victim
+    }
+}
+
+extension RawBucketHashMap {
+    /// Ticks the eviction hands have made (0 for a `HASH`), and the fewest ticks between an
+    /// entry's insert and its eviction (see `RecencyClock`). For tests.
+    package var evictionTicks: (ticks: Int, guaranteedDistance: Int) {
+        (recency?.ticks ?? 0, recency?.guaranteedDistance ?? 0)
+    }
+
+    /// Evicts one entry of a full LRU map (see `RecencyClock`): advances the calling
+    /// thread's hand chain by chain, each under its lock, until a chain yields a victim;
+    /// retires it and parks its unit in this thread's capacity stripe, where the caller's
+    /// next reservation finds it. Caller is inside an epoch section and holds no lock.
+    /// With per-CPU hands, a hand whose buckets yield no victim in two laps (its share of
+    /// the entries went to the other CPUs) hands over to the next CPU's hand; when every
+    /// hand has made two laps with no victim, the thread yields (the caller tries again).
+    func evictLeastRecentlyUsed() {
+        guard let recency else { return }
+        let own = recency.currentPartition
+        for offset in 0..<recency.partitions {
+            if evictOne(recency, partition: (own + offset) % recency.partitions) { return }
+        }
+        sched_yield()
+    }
+
+    /// Up to two laps of hand `partition`; whether it evicted an entry.
+    private func evictOne(_ recency: RecencyClock, partition: Int) -> Bool {
+        for _ in 0..<(2 * recency.span(of: partition).count) {
+            let (index, tick) = recency.advance(partition)
+            let evicted: (Place, Bool)? = table.locks.withLock(index) {
+                guard recency.isFresh(tick, of: partition),
+                      let place = table.clockVictim(inChainOf: index) else { return nil }
+                capacity.beginRemoval()
+                let claimedReclaim = table.retire(place)
+                capacity.endRemoval(removed: true)
+                return (place, claimedReclaim)
+            }
+            guard let (place, submitReclaim) = evicted else { continue }
+            if submitReclaim { table.submitReclaim(place.bucketPointer, lockIndex: index) }
+            return true
+        }
+        return false
+    }
+}

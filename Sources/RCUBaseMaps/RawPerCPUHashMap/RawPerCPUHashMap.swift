@@ -1,0 +1,224 @@
+import RCUEpoch
+
+/// A `PERCPU_HASH` or `LRU_PERCPU_HASH` map (Linux `BPF_MAP_TYPE_PERCPU_HASH`, type 5, and
+/// `BPF_MAP_TYPE_LRU_PERCPU_HASH`, type 10): a hash whose every key holds one value per
+/// *possible* CPU (``RawPerCPUArrayMap/possibleCPUs``).
+///
+/// Storage is a ``RawBucketHashMap`` (a `HASH`, or an `LRU_HASH` for the LRU type, with its
+/// eviction, `BPF_F_NO_COMMON_LRU` included) whose values are the user-mode layout: for each
+/// CPU in turn, its value rounded up to 8 bytes. So everything user mode does is that map's
+/// operation on ``userValueSize``-byte values, and this type adds helper mode on top:
+/// - **User mode** (the syscall side) sees all CPUs at once: lookups, updates, batches and
+///   lookup-and-delete copy ``userValueSize`` bytes — `round_up(valueSize, 8)` per CPU, CPU
+///   by CPU — in and out. Padding bytes are stored as the update gave them and read back
+///   as stored, as Linux copies `round_up(valueSize, 8)` bytes per CPU both ways. An update
+///   replaces every CPU's value at once: readers see the old values or the new, never a mix.
+/// - **Helper mode** (the program side) sees the calling CPU's value only:
+///   ``lookupInPlace(key:in:)`` returns it in place (`valueSize` bytes, borrowed for the
+///   section), and ``update(key:value:flags:in:)`` writes it alone: a new key gets zeroes on
+///   every other CPU (as Linux), an existing key keeps the other CPUs' values — taken under
+///   the bucket lock from the pair it replaces, so a concurrent helper-mode write of another
+///   CPU's value is never undone by an update of this one.
+///
+/// Errors are the base hash's, errno for errno with Linux 6.18's `kernel/bpf/hashtab.c`:
+/// creation as ``MapDefinition`` documents for the hash family (`round_up(valueSize, 8)`
+/// over 32768 → E2BIG, a NUMA node → EINVAL, a lock word → EOPNOTSUPP); `BPF_F_LOCK` on an
+/// element command → EINVAL (no lock word); flags beyond `BPF_EXIST` → EINVAL.
+///
+/// **Thread migration.** Linux runs a program with migration disabled, so one CPU's value
+/// has one writer at a time. A userspace thread can move to another CPU between reading its
+/// CPU number and using the slot, so two threads may write one CPU's value at once. That
+/// stays safe: the slot is memory of the entry like any other (valid for the section
+/// whatever CPU the thread is on), an update of a CPU's value is made under the bucket lock
+/// (two such updates are ordered, the later wins, as on one CPU), and read-modify-write
+/// through the in-place pointer must use atomics (the typed layer's `AtomicFields`), so no
+/// increment is lost — a migrated thread merely counts into the slot of the CPU it ran on
+/// before, and a sum over the CPUs is the same.
+///
+/// Memory per entry: the base hash's slot, key rounded up to 8 plus ``userValueSize``
+/// (all CPUs' values inline in the entry, where Linux keeps a pointer to per-CPU memory);
+/// NUMA-local placement of each CPU's value is not done (Linux refuses a NUMA node for the
+/// per-CPU types; its per-CPU allocator places each CPU's copy on that CPU's node).
+///
+/// Concurrency: any number of readers and writers on any threads, as the base hash.
+public final class RawPerCPUHashMap: RawMap {
+    /// The definition the map was created with (`valueSize` as one CPU's value; `maxEntries`
+    /// rounded for per-CPU LRU lists). Immutable; any thread.
+    public let definition: MapDefinition
+    /// The hash underneath, with ``userValueSize``-byte values. Any thread.
+    public let storage: RawBucketHashMap
+    /// `round_up(valueSize, 8)`: the bytes per CPU in a user-mode value.
+    public let paddedValueSize: Int
+    /// Values per key: the number of possible CPUs.
+    public let possibleCPUCount: Int
+    let valueSize: Int
+
+    /// Creates an empty per-CPU hash.
+    ///
+    /// - Throws: as ``MapDefinition`` documents for the hash family: EINVAL, E2BIG,
+    ///   ENOTSUPP (`LRU_PERCPU_HASH` with `BPF_F_NO_PREALLOC`), EOPNOTSUPP (a lock word);
+    ///   ``MapError/noMemory``.
+    public init(_ definition: MapDefinition) throws(MapError) {
+        guard definition.type == .perCPUHash || definition.type == .lruPerCPUHash else {
+            throw MapError.invalidArgument.with(
+                reason: "RawPerCPUHashMap serves BPF_MAP_TYPE_PERCPU_HASH and BPF_MAP_TYPE_LRU_PERCPU_HASH, not \(definition.type)")
+        }
+        try definition.validateHash()
+        possibleCPUCount = RawPerCPUArrayMap.possibleCPUs
+        paddedValueSize = roundUp8(definition.valueSize)
+        valueSize = definition.valueSize
+        var base = definition
+        base.type = definition.type == .lruPerCPUHash ? .lruHash : .hash
+        base.hashImplementation = .bucketLocked
+        base.valueSize = paddedValueSize * possibleCPUCount
+        base.poolTag = definition.effectivePoolTag
+        storage = try RawBucketHashMap(base)
+        var shown = definition
+        shown.maxEntries = storage.definition.maxEntries
+        self.definition = shown
+    }
+
+    /// Bytes of a user-mode value: `round_up(valueSize, 8) × possibleCPUCount`.
+    public var userValueSize: Int { paddedValueSize * possibleCPUCount }
+
+    /// Entries in the map (a snapshot). Any thread.
+    public var count: Int { storage.count }
+
+    /// What user and helper mode may do (the access flags). Any thread.
+    public var access: MapAccess { storage.access }
+
+    /// Whether the map is frozen. Any thread.
+    public var isFrozen: Bool { storage.isFrozen }
+
+    /// The calling CPU's value in an entry's all-CPU value: bytes `cpu × padded ..< + valueSize`.
+    @inline(__always)
+    var currentCPUBytes: Range<Int> {
+        let start = RawPerCPUArrayMap.currentCPUSlot(of: possibleCPUCount) * paddedValueSize
+        return start..<(start + valueSize)
+    }
+
+    // MARK: Helper mode: the calling CPU's value
+
+    /// Helper-mode lookup: the calling CPU's value (`valueSize` bytes), borrowed until
+    /// `section` ends; an LRU map marks the entry used. See the type's notes on thread
+    /// migration: modify it with atomics. Contract: ``RawMap/lookupInPlace(key:in:)``.
+    public func lookupInPlace(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError)
+        -> UnsafeMutableRawBufferPointer
+    {
+        let all = try storage.lookupInPlace(key: key, in: section)
+        let own = currentCPUBytes
+        return UnsafeMutableRawBufferPointer(rebasing: all[own])
+    }
+
+    /// Helper-mode update of the calling CPU's value (`valueSize` bytes): see the type's
+    /// documentation for the other CPUs' values. Contract: ``RawMap/update(key:value:flags:in:)``.
+    public func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
+                       in section: borrowing EpochSection) throws(MapError) {
+        try access.checkProgramWrite()
+        try checkValue(value, valueSize)
+        let own = currentCPUBytes
+        // The all-CPU value of a new key: zeroes, and this CPU's value (its padding zero too).
+        try withUnsafeTemporaryAllocation(byteCount: userValueSize, alignment: 8) { (whole) throws(MapError) in
+            whole.initializeMemory(as: UInt8.self, repeating: 0)
+            whole.baseAddress!.advanced(by: own.lowerBound).copyMemory(from: value.baseAddress!, byteCount: valueSize)
+            _ = try storage.update(key: key, value: UnsafeRawBufferPointer(whole), flags: flags, operation: .helper,
+                                   displaced: nil, writing: own)
+        }
+    }
+
+    /// Helper-mode delete (`bpf_map_delete_elem`). Contract: ``RawMap/delete(key:in:)``.
+    public func delete(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError) {
+        try storage.delete(key: key, in: section)
+    }
+
+    // MARK: User mode: every CPU's value (the base hash's operations)
+
+    /// Copies every CPU's value (``userValueSize`` bytes). Contract: ``RawMap/lookup(key:into:)``.
+    public func lookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
+        try storage.lookup(key: key, into: value)
+    }
+
+    /// ``lookup(key:into:)`` with flags (`BPF_F_LOCK` is EINVAL: no lock word).
+    public func lookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer,
+                       flags: MapElementFlags) throws(MapError) {
+        try storage.lookup(key: key, into: value, flags: flags)
+    }
+
+    /// Stores every CPU's value (``userValueSize`` bytes). Contract: ``RawMap/update(key:value:flags:)``.
+    public func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags) throws(MapError) {
+        try storage.update(key: key, value: value, flags: flags)
+    }
+
+    /// Stores every CPU's value and reports the ones replaced. Contract: ``RawMap/exchange(key:value:flags:into:)``.
+    public func exchange(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
+                         into displaced: UnsafeMutableRawBufferPointer) throws(MapError) -> Bool {
+        try storage.exchange(key: key, value: value, flags: flags, into: displaced)
+    }
+
+    /// Removes `key`. Contract: ``RawMap/delete(key:)``.
+    public func delete(key: UnsafeRawBufferPointer) throws(MapError) {
+        try storage.delete(key: key)
+    }
+
+    /// ``delete(key:)`` with flags (any flag is EINVAL). Contract: ``RawMap/delete(key:flags:)``.
+    public func delete(key: UnsafeRawBufferPointer, flags: MapElementFlags) throws(MapError) {
+        try storage.delete(key: key, flags: flags)
+    }
+
+    /// Atomic removal, copying every CPU's value out. Contract: ``RawMap/lookupAndDelete(key:into:)``.
+    public func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
+        try storage.lookupAndDelete(key: key, into: value)
+    }
+
+    /// ``lookupAndDelete(key:into:)`` with flags. Contract: ``RawMap/lookupAndDelete(key:into:flags:)``.
+    public func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer,
+                                flags: MapElementFlags) throws(MapError) {
+        try storage.lookupAndDelete(key: key, into: value, flags: flags)
+    }
+
+    /// Get-next-key, as the base hash. Contract: ``RawMap/nextKey(after:into:)``.
+    public func nextKey(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer) throws(MapError) {
+        try storage.nextKey(after: key, into: nextKey)
+    }
+
+    /// Get-next-key within a pass. Contract: ``RawMap/nextKeyInPass(after:into:)``.
+    public func nextKeyInPass(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer) throws(MapError) {
+        try storage.nextKeyInPass(after: key, into: nextKey)
+    }
+
+    /// Freezes user-mode writes. Contract: ``RawMap/freeze()``.
+    public func freeze() throws(MapError) {
+        try storage.freeze()
+    }
+
+    /// `BPF_MAP_LOOKUP_BATCH`, values in the all-CPU layout. Contract:
+    /// ``RawMap/lookupBatch(from:keys:values:count:elementFlags:flags:)``.
+    public func lookupBatch(from cursor: MapBatchCursor?, keys: UnsafeMutableRawBufferPointer,
+                            values: UnsafeMutableRawBufferPointer, count: Int, elementFlags: MapElementFlags,
+                            flags: UInt64) throws(MapError) -> MapBatchResult {
+        try storage.lookupBatch(from: cursor, keys: keys, values: values, count: count, elementFlags: elementFlags,
+                                flags: flags)
+    }
+
+    /// `BPF_MAP_LOOKUP_AND_DELETE_BATCH`, values in the all-CPU layout. Contract:
+    /// ``RawMap/lookupAndDeleteBatch(from:keys:values:count:elementFlags:flags:)``.
+    public func lookupAndDeleteBatch(from cursor: MapBatchCursor?, keys: UnsafeMutableRawBufferPointer,
+                                     values: UnsafeMutableRawBufferPointer, count: Int, elementFlags: MapElementFlags,
+                                     flags: UInt64) throws(MapError) -> MapBatchResult {
+        try storage.lookupAndDeleteBatch(from: cursor, keys: keys, values: values, count: count,
+                                         elementFlags: elementFlags, flags: flags)
+    }
+
+    /// `BPF_MAP_UPDATE_BATCH`, values in the all-CPU layout. Contract:
+    /// ``RawMap/updateBatch(keys:values:count:elementFlags:flags:)``.
+    public func updateBatch(keys: UnsafeRawBufferPointer, values: UnsafeRawBufferPointer, count: Int,
+                            elementFlags: MapElementFlags, flags: UInt64) throws(MapError) -> MapBatchResult {
+        try storage.updateBatch(keys: keys, values: values, count: count, elementFlags: elementFlags, flags: flags)
+    }
+
+    /// `BPF_MAP_DELETE_BATCH`. Contract: ``RawMap/deleteBatch(keys:count:elementFlags:flags:)``.
+    public func deleteBatch(keys: UnsafeRawBufferPointer, count: Int, elementFlags: MapElementFlags,
+                            flags: UInt64) throws(MapError) -> MapBatchResult {
+        try storage.deleteBatch(keys: keys, count: count, elementFlags: elementFlags, flags: flags)
+    }
+}

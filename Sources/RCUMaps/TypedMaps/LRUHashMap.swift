@@ -1,0 +1,69 @@
+/// An `LRU_HASH` map of `Key` → `Value`: a bounded cache. A new key in a full map evicts an
+/// entry not used recently instead of being refused. Storage is
+/// ``/RCUBaseMaps/RawBucketHashMap`` with CLOCK eviction.
+///
+/// ```swift
+/// let flows = try LRUHashMap<FlowKey, FlowStats>(maxEntries: 1 << 16)
+/// try flows.updateValue(stats, forKey: flow)   // never E2BIG: evicts when full
+/// if let seen = flows[flow] { … }              // marks the entry recently used
+/// ```
+///
+/// The key just written is present when the update returns, and `count`
+/// never exceeds `maxEntries`, also under concurrent writers. Every lookup (subscript,
+/// in-place access) marks its entry recently used: one atomic OR the first time after an
+/// eviction pass, nothing after that, and never a lock.
+///
+/// Concurrency: any number of readers and writers on any threads; readers never lock;
+/// writers lock one bucket, and a writer that evicts also locks the victim's bucket (never
+/// both at once). See ``InPlaceKeyValueMap`` for in-place access.
+public final class LRUHashMap<Key: BitwiseCopyable & Sendable, Value: BitwiseCopyable & Sendable>:
+    DynamicKeyValueMap, InPlaceKeyValueMap, Sequence
+{
+    /// The byte-level map underneath. Any thread.
+    public let raw: RawBucketHashMap
+
+    /// An empty cache for at most `maxEntries` entries (preallocated, as Linux does).
+    ///
+    /// - Parameters:
+    ///   - maxEntries: the most entries the map holds. With `perCPULists`, rounded up to a
+    ///     multiple of the possible CPUs, as Linux does.
+    ///   - perCPULists: `BPF_F_NO_COMMON_LRU`: one eviction hand per CPU.
+    ///   - name: at most 15 characters of `[A-Za-z0-9_.]`, as Linux's map names.
+    ///   - poolTag: the pool tag the map's memory is accounted under.
+    /// - Throws: ``/RCUBaseMaps/MapError/invalidArgument`` for a key type with padding, a value
+    ///   type aligned beyond 8 bytes, or a bad definition; ``/RCUBaseMaps/MapError/noMemory``.
+    ///
+    /// Concurrency: any thread.
+    public init(maxEntries: Int, perCPULists: Bool = false, name: String = "", poolTag: PoolTag? = nil) throws(MapError) {
+        raw = try RawBucketHashMap(.typed(.lruHash, key: Key.self, value: Value.self, maxEntries: maxEntries,
+                                          flags: perCPULists ? .noCommonLRU : [], name: name, numaNode: nil,
+                                          hashImplementation: .bucketLocked, poolTag: poolTag))
+    }
+
+    /// A typed view of an existing byte-level `LRU_HASH` (both views see the same entries).
+    ///
+    /// - Throws: ``/RCUBaseMaps/MapError/invalidArgument`` if the map is not an `LRU_HASH`, or its
+    ///   key and value sizes are not those of `Key` and `Value`.
+    ///
+    /// Concurrency: any thread.
+    public init(wrapping raw: RawBucketHashMap) throws(MapError) {
+        guard raw.definition.type == .lruHash else {
+            throw MapError.invalidArgument.with(reason: "LRUHashMap wraps an LRU_HASH, not \(raw.definition.type)")
+        }
+        try MapDefinition.checkTyped(raw, key: Key.self, value: Value.self)
+        self.raw = raw
+    }
+
+    /// The value stored under `key`, copied out; `nil` when absent (or evicted). Marks the
+    /// entry recently used.
+    ///
+    /// Concurrency: any thread; never locks.
+    @inlinable
+    public subscript(key: Key) -> Value? {
+        do {
+            return try value(forKey: key)
+        } catch {
+            typedMapInvariantBroken(error, "lookup")
+        }
+    }
+}

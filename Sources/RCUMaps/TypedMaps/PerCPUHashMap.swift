@@ -1,0 +1,177 @@
+/// A `PERCPU_HASH` or `LRU_PERCPU_HASH` map of `Key` → one `Value` per possible CPU, as
+/// Linux's `BPF_MAP_TYPE_PERCPU_HASH` / `BPF_MAP_TYPE_LRU_PERCPU_HASH`. Storage is
+/// ``/RCUBaseMaps/RawPerCPUHashMap``.
+///
+/// ```swift
+/// let perFlow = try PerCPUHashMap<FlowKey, UInt64>(maxEntries: 1 << 16)
+/// try perFlow.updateCurrentCPUValue(1, forKey: flow)           // this CPU's value; others 0
+/// perFlow.withAtomicFields(forKey: flow) { $0[\.self].wrappingAdd(1, ordering: .relaxed) }
+/// let total = perFlow.sum(forKey: flow)                        // over all CPUs
+/// ```
+///
+/// The two sides of the map, as on Linux:
+/// - the *user-mode* side (``values(forKey:)``, ``setValues(_:forKey:flags:)``,
+///   ``setValue(_:forKey:)``, ``removeValues(forKey:)``) reads or writes every CPU's value
+///   of a key at once, one element per possible CPU (``possibleCPUCount``);
+/// - the *helper-mode* side (``withAtomicFields(forKey:_:)``,
+///   ``updateCurrentCPUValue(_:forKey:flags:)``) touches only the calling CPU's value.
+///
+/// Bounded: a new key in a full `PERCPU_HASH` is refused (E2BIG); with `lru: true`
+/// (`LRU_PERCPU_HASH`) it evicts an entry not used recently instead.
+///
+/// Concurrency: any number of readers and writers on any threads; readers never lock. A
+/// thread can migrate to another CPU in the middle of a helper-mode operation, so two
+/// threads may share one CPU's value: change it in place only with atomics
+/// (``withAtomicFields(forKey:_:)``), which stay exact — an increment made just after a
+/// migration counts in the previous CPU's value, which a sum does not notice. A user-mode
+/// write replaces every CPU's value at once (readers see all old or all new values); a
+/// helper-mode write of the calling CPU's value keeps the other CPUs' values.
+public final class PerCPUHashMap<Key: BitwiseCopyable & Sendable, Value: BitwiseCopyable & Sendable>: Sendable {
+    /// The byte-level map underneath. Any thread.
+    public let raw: RawPerCPUHashMap
+
+    /// An empty map for at most `maxEntries` keys, every CPU's value of a new key starting
+    /// as all-zero bytes where a write does not set it.
+    ///
+    /// - Parameters:
+    ///   - maxEntries: the most keys the map holds.
+    ///   - lru: `LRU_PERCPU_HASH`: a full map evicts instead of refusing.
+    ///   - perCPULists: with `lru`, `BPF_F_NO_COMMON_LRU` (one eviction hand per CPU).
+    ///   - name: at most 15 characters of `[A-Za-z0-9_.]`.
+    ///   - poolTag: the pool tag the map's memory is accounted under.
+    /// - Throws: ``/RCUBaseMaps/MapError/invalidArgument`` for a key type with padding, a
+    ///   value type aligned beyond 8 bytes, or a bad definition;
+    ///   ``/RCUBaseMaps/MapError/outOfSpace`` for a `Value` over 32768 bytes;
+    ///   ``/RCUBaseMaps/MapError/noMemory``.
+    ///
+    /// Concurrency: any thread.
+    public init(maxEntries: Int, lru: Bool = false, perCPULists: Bool = false, name: String = "",
+                poolTag: PoolTag? = nil) throws(MapError) {
+        raw = try RawPerCPUHashMap(.typed(lru ? .lruPerCPUHash : .perCPUHash, key: Key.self, value: Value.self,
+                                          maxEntries: maxEntries, flags: perCPULists ? .noCommonLRU : [],
+                                          name: name, numaNode: nil, poolTag: poolTag))
+    }
+
+    /// A typed view of an existing byte-level per-CPU hash (both views see the same values).
+    ///
+    /// - Throws: ``/RCUBaseMaps/MapError/invalidArgument`` if its key and value sizes are not
+    ///   those of `Key` and `Value`. Concurrency: any thread.
+    public init(wrapping raw: RawPerCPUHashMap) throws(MapError) {
+        try MapDefinition.checkTyped(raw, key: Key.self, value: Value.self)
+        self.raw = raw
+    }
+
+    /// Keys in the map (a snapshot). Any thread.
+    public var count: Int { raw.count }
+
+    /// Values per key: the number of possible CPUs. Any thread.
+    public var possibleCPUCount: Int { raw.possibleCPUCount }
+
+    var layout: PerCPUValues<Value> { PerCPUValues(stride: raw.paddedValueSize, cpus: raw.possibleCPUCount) }
+
+    // MARK: User mode: every CPU
+
+    /// Every CPU's value of `key`, CPU 0 first; `nil` when absent.
+    ///
+    /// Concurrency: any thread; the values are those of one update (or helper-mode writes
+    /// of single CPUs' values since).
+    public func values(forKey key: Key) -> [Value]? {
+        layout.read("lookup") { (buffer) throws(MapError) in
+            try withUnsafeBytes(of: key) { (key) throws(MapError) in try raw.lookup(key: key, into: buffer) }
+        }
+    }
+
+    /// Every CPU's value of `key` (``values(forKey:)``). Any thread.
+    public subscript(key: Key) -> [Value]? { values(forKey: key) }
+
+    /// Stores `values[cpu]` as CPU `cpu`'s value of `key`, for every CPU at once (a
+    /// user-mode update with `flags`).
+    ///
+    /// - Throws: ``/RCUBaseMaps/MapError/invalidArgument`` unless `values` holds one value
+    ///   per possible CPU; ``/RCUBaseMaps/MapError/outOfSpace`` (E2BIG) for a new key in a
+    ///   full `PERCPU_HASH`; EEXIST / ENOENT for `.noExist` / `.exist`; EPERM once frozen.
+    ///
+    /// Concurrency: any thread; readers see every CPU's old value or every new one.
+    public func setValues(_ values: [Value], forKey key: Key, flags: MapUpdateFlags = .any) throws(MapError) {
+        try store(key, flags: flags) { (buffer) throws(MapError) in try layout.store(values, in: buffer) }
+    }
+
+    /// Stores `value` as every CPU's value of `key` (a user-mode update, `BPF_ANY`). Throws
+    /// as ``setValues(_:forKey:flags:)``. Concurrency: as there.
+    public func setValue(_ value: Value, forKey key: Key) throws(MapError) {
+        try store(key, flags: .any) { buffer in layout.store(repeating: value, in: buffer) }
+    }
+
+    func store(_ key: Key, flags: MapUpdateFlags,
+               _ fill: (UnsafeMutableRawBufferPointer) throws(MapError) -> Void) throws(MapError) {
+        try layout.withBuffer { (buffer) throws(MapError) in
+            try fill(buffer)
+            try withUnsafeBytes(of: key) { (key) throws(MapError) in
+                try raw.update(key: key, value: UnsafeRawBufferPointer(buffer), flags: flags)
+            }
+        }
+    }
+
+    /// Removes `key` and returns every CPU's value it had, atomically (lookup-and-delete);
+    /// `nil` if absent. Concurrency: any thread; of several removers, exactly one gets them.
+    @discardableResult
+    public func removeValues(forKey key: Key) -> [Value]? {
+        layout.read("lookupAndDelete") { (buffer) throws(MapError) in
+            try withUnsafeBytes(of: key) { (key) throws(MapError) in try raw.lookupAndDelete(key: key, into: buffer) }
+        }
+    }
+
+    // MARK: Helper mode: the calling CPU's value
+
+    /// Runs `body` with an atomic view of the calling CPU's value of `key`, in place, inside
+    /// a new epoch section; an LRU map marks the entry used.
+    ///
+    /// - Returns: What `body` returned, or `nil` when `key` is absent.
+    ///
+    /// Concurrency: any thread. Atomic operations through the view are exact even if the
+    /// thread migrates meanwhile (see the type's notes).
+    @discardableResult
+    public func withAtomicFields<Result, Failure: Error>(
+        forKey key: Key, _ body: (borrowing AtomicFields<Value>) throws(Failure) -> Result
+    ) throws(Failure) -> Result? {
+        try Epoch.withSection { (section) throws(Failure) -> Result? in
+            let stored: UnsafeMutableRawBufferPointer? = withUnsafeBytes(of: key) { key in
+                do throws(MapError) {
+                    return try raw.lookupInPlace(key: key, in: section)
+                } catch where error == .keyNotFound {
+                    return nil
+                } catch {
+                    typedMapInvariantBroken(error, "in-place lookup")
+                }
+            }
+            guard let stored else { return nil }
+            return try body(AtomicFields(stored.baseAddress!))
+        }
+    }
+
+    /// Stores `value` as the calling CPU's value of `key` (a helper-mode update with
+    /// `flags`): a new key's other CPUs hold zeros, an existing key's keep their values.
+    ///
+    /// - Throws: ``/RCUBaseMaps/MapError/outOfSpace`` (E2BIG) for a new key in a full
+    ///   `PERCPU_HASH`; EEXIST / ENOENT for `.noExist` / `.exist`;
+    ///   ``/RCUBaseMaps/MapError/accessDenied`` (EACCES) for a `BPF_F_RDONLY_PROG` map.
+    ///
+    /// Concurrency: any thread; never undoes another CPU's concurrent write.
+    public func updateCurrentCPUValue(_ value: Value, forKey key: Key, flags: MapUpdateFlags = .any) throws(MapError) {
+        try withUnsafeBytes(of: key) { (key) throws(MapError) in
+            try withUnsafeBytes(of: value) { (bytes) throws(MapError) in
+                try Epoch.withSection { (section) throws(MapError) in
+                    try raw.update(key: key, value: bytes, flags: flags, in: section)
+                }
+            }
+        }
+    }
+}
+
+extension PerCPUHashMap where Value: FixedWidthInteger {
+    /// The sum over every CPU's value of `key` (wrapping on overflow); `nil` when absent.
+    /// Concurrency: any thread; a snapshot of one update's values and later per-CPU writes.
+    public func sum(forKey key: Key) -> Value? {
+        values(forKey: key)?.reduce(0, &+)
+    }
+}

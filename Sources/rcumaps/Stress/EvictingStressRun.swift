@@ -1,0 +1,258 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import RCUMaps
+import Synchronization
+
+/// `rcumaps stress` for LRU_HASH, PERCPU_HASH and LRU_PERCPU_HASH: 8-byte keys, one 8-byte
+/// value per CPU (one for LRU_HASH).
+///
+/// Each worker writes keys of its own (`worker << 40 | sequence`): fresh keys on the LRU
+/// types (the map is a quarter of `--keys`, so nearly every insert evicts), a range of
+/// `maxEntries / threads` keys reused round after round on PERCPU_HASH (never full). Every
+/// value a key ever holds, on every CPU, is the key's *mark* (a function of the key) or 0
+/// (a CPU a helper-mode insert did not write). Invariants, checked as the workers go:
+/// - `count` never exceeds `maxEntries` (every worker samples it);
+/// - the key a worker has just written is present, with its mark — on the LRU types unless
+///   the eviction hands moved on by their guaranteed distance meanwhile;
+/// - a lookup of any key, in user or helper mode, finds its mark or 0 on each CPU: never
+///   another key's value, never a torn one;
+/// - no operation fails with an errno the map should not return.
+@inline(never)
+func exerciseEvictingHash(_ kind: StressMapKind, options: StressOptions, seed: UInt64, recorder: StressRecorder,
+                          progress: Bool, samples: StressSampleFile?) -> StressExercise {
+    let type: MapType = switch kind {
+    case .lruHash: .lruHash
+    case .lruPerCPUHash: .lruPerCPUHash
+    default: .perCPUHash
+    }
+    let maxEntries = type == .perCPUHash ? options.keys : max(16, options.keys / 4)
+    let definition = MapDefinition(type: type, keySize: 8, valueSize: 8, maxEntries: maxEntries, name: "stress",
+                                   hashImplementation: .bucketLocked, poolTag: StressPools.mapTag(kind))
+    let target: EvictingStressTarget
+    do {
+        switch try MapRegistry.create(definition) {
+        case let map as RawBucketHashMap: target = EvictingStressTarget(map: map, storage: map, cpus: 1)
+        case let map as RawPerCPUHashMap: target = EvictingStressTarget(map: map, storage: map.storage, cpus: map.possibleCPUCount)
+        default: preconditionFailure("\(type) is served by RawBucketHashMap or RawPerCPUHashMap")
+        }
+    } catch {
+        recorder.record(.setup, "cannot create the \(kind.rawValue) map: \(error)")
+        return StressExercise()
+    }
+    let control = StressControl(threads: options.threads)
+    var exercise = StressExercise()
+    guard let (workers, reports) = startStressWorkers(options.threads, control: control, recorder: recorder,
+                                                      exercise: &exercise, { index in
+        let worker = EvictingStressWorker(target: target, index: index, threads: options.threads, seed: seed,
+                                          control: control, recorder: recorder)
+        worker.run()
+        return worker.stats
+    }) else { return exercise }
+    let tag = StressPools.mapTag(kind)
+    func sample(_ phase: StressSample.Phase, at seconds: Double) -> StressSample {
+        let taken = StressSample.take(kind, phase, seconds: seconds, tag: tag, operations: control.operations,
+                                      violations: recorder.violations)
+        exercise.memory.include(taken)
+        samples?.write(taken)
+        return taken
+    }
+    _ = sample(.start, at: 0)
+    let startedAt = MonotonicClock.nanoseconds()
+    let endAt = startedAt + UInt64(options.duration * 1e9)
+    exercise.startedAt = startedAt
+    control.start()
+    var nextTick = startedAt + 1_000_000_000
+    while true {
+        let deadline = min(nextTick, endAt)
+        MonotonicClock.sleep(until: deadline)
+        if deadline == endAt { break }
+        let elapsed = Double(MonotonicClock.nanoseconds() - startedAt) / 1e9
+        let taken = sample(.run, at: elapsed)
+        if progress {
+            writeToStandardError("[\(kind.rawValue)] \(fixed(elapsed, 1) ?? "-")/\(fixed(options.duration, 1) ?? "-") s  "
+                + "\(stressCount(taken.operations)) ops  violations \(recorder.violations)  count \(target.map.count)\n")
+        }
+        nextTick += 1_000_000_000
+    }
+    guard stopStressWorkers(workers, control: control, recorder: recorder, startedAt: startedAt, exercise: &exercise)
+    else { return exercise }
+    exercise.stats = reports.withLock { $0 }.reduce(StressStats()) { $0 + $1 }
+    target.finalCheck(recorder: recorder)
+    _ = sample(.end, at: Double(MonotonicClock.nanoseconds() - startedAt) / 1e9)
+    return exercise
+}
+
+/// The map under test: its byte-level interface, the bucket hash underneath (for the
+/// eviction hands), and the values per key.
+struct EvictingStressTarget: Sendable {
+    let map: any RawMap
+    let storage: RawBucketHashMap
+    let cpus: Int
+
+    var maxEntries: Int { map.definition.maxEntries }
+    var isLRU: Bool { storage.definition.type == .lruHash }
+
+    /// The value every CPU holds for `key` (0 is the other value a CPU may hold).
+    static func mark(_ key: UInt64) -> UInt64 { (key &* 0x9E37_79B9_7F4A_7C15) | 1 }
+
+    /// Checks, with the workers stopped, that the count is within bounds and every entry
+    /// holds its mark.
+    func finalCheck(recorder: StressRecorder) {
+        if map.count > maxEntries { recorder.record(.count, "final count \(map.count) above maxEntries \(maxEntries)") }
+        var cursor: UInt64?
+        var seen = 0
+        var next: UInt64 = 0
+        var values = [UInt64](repeating: 0, count: cpus)
+        while true {
+            let found: Bool = withUnsafeMutableBytes(of: &next) { nextBytes in
+                if var current = cursor {
+                    return withUnsafeBytes(of: &current) { (try? map.nextKeyInPass(after: $0, into: nextBytes)) != nil }
+                }
+                return (try? map.nextKeyInPass(after: nil, into: nextBytes)) != nil
+            }
+            guard found else { break }
+            seen += 1
+            cursor = next
+            let key = next
+            let looked = withUnsafeBytes(of: key) { k in values.withUnsafeMutableBytes { (try? map.lookup(key: k, into: $0)) != nil } }
+            if looked, values.contains(where: { $0 != 0 && $0 != Self.mark(key) }) {
+                recorder.record(.value, "final pass: key \(key) holds \(values)")
+            }
+        }
+        if seen > maxEntries { recorder.record(.count, "final pass saw \(seen) keys, maxEntries \(maxEntries)") }
+    }
+}
+
+/// One worker of ``exerciseEvictingHash(_:options:seed:recorder:progress:samples:)``.
+final class EvictingStressWorker {
+    let target: EvictingStressTarget
+    let index: Int
+    let threads: Int
+    let control: StressControl
+    let recorder: StressRecorder
+    var random: XorShiftRandom
+    /// Keys written so far (the next key's sequence number).
+    var sequence: UInt64 = 0
+    var values: [UInt64]
+    /// What this worker did (lookups, updates stored, deletes done, count checks).
+    var stats = StressStats()
+
+    init(target: EvictingStressTarget, index: Int, threads: Int, seed: UInt64, control: StressControl,
+         recorder: StressRecorder) {
+        self.target = target
+        self.index = index
+        self.threads = threads
+        self.control = control
+        self.recorder = recorder
+        random = XorShiftRandom(stream: Int(truncatingIfNeeded: seed) &+ index)
+        values = [UInt64](repeating: 0, count: target.cpus)
+    }
+
+    /// Keys a PERCPU_HASH worker cycles through (its share of maxEntries).
+    var ownRange: UInt64 { UInt64(max(1, target.maxEntries / threads)) }
+
+    func key(_ sequence: UInt64) -> UInt64 {
+        UInt64(index) << 40 | (target.isLRU ? sequence : sequence % ownRange)
+    }
+
+    func run() {
+        control.arriveAndWait()
+        while !control.shouldStop {
+            for _ in 0..<stressBatch { step() }
+            stats.operations &+= stressBatch
+            control.addOperations(stressBatch)
+        }
+        control.finish()
+    }
+
+    func step() {
+        let choice = random.next() & 0xFF
+        if choice < 96 {
+            writeAndCheck(helper: choice < 24)
+        } else if choice < 208 {
+            lookUpAny(helper: choice < 128)
+        } else if choice < 240 {
+            deleteOwn()
+        } else {
+            stats.countChecks += 1
+            if target.map.count > target.maxEntries {
+                recorder.record(.countOvershoot, "count \(target.map.count) above maxEntries \(target.maxEntries)")
+            }
+        }
+    }
+
+    /// Writes a key of this worker, then looks it up: present with its mark (unless evicted
+    /// after the hands moved on by their guaranteed distance).
+    func writeAndCheck(helper: Bool) {
+        let key = self.key(sequence)
+        sequence &+= 1
+        let mark = EvictingStressTarget.mark(key)
+        let before = target.storage.evictionTicks
+        do {
+            try withUnsafeBytes(of: key) { k in
+                if helper {
+                    try withUnsafeBytes(of: mark) { v in
+                        try Epoch.withSection { section in try target.map.update(key: k, value: v, flags: .any, in: section) }
+                    }
+                } else {
+                    for cpu in values.indices { values[cpu] = mark }
+                    try values.withUnsafeBytes { v in try target.map.update(key: k, value: v, flags: .any) }
+                }
+            }
+        } catch {
+            recorder.record(.errno, "update of own key \(key) failed: \(error)")
+            return
+        }
+        stats.updates += 1
+        stats.updatesStored += 1
+        stats.selfChecks += 1
+        let present = withUnsafeBytes(of: key) { k in values.withUnsafeMutableBytes { (try? target.map.lookup(key: k, into: $0)) != nil } }
+        if !present {
+            let moved = target.storage.evictionTicks.ticks &- before.ticks
+            if !target.isLRU || moved < before.guaranteedDistance {
+                recorder.record(.ownKey, "key \(key) missing right after its update (hands moved \(moved) < \(before.guaranteedDistance))")
+            }
+        } else if values.contains(where: { $0 != 0 && $0 != mark }) || !values.contains(mark) {
+            recorder.record(.value, "key \(key) just written holds \(values), mark \(mark)")
+        }
+    }
+
+    /// Looks up a key some worker wrote, in user or helper mode: its mark or 0 on each CPU.
+    func lookUpAny(helper: Bool) {
+        let bits = random.next()
+        let worker = Int(bits % UInt64(threads))
+        let key = UInt64(worker) << 40 | (bits >> 24) % (target.isLRU ? max(1, sequence) : ownRange)
+        let mark = EvictingStressTarget.mark(key)
+        if helper { stats.helperLookups += 1 } else { stats.lookups += 1 }
+        withUnsafeBytes(of: key) { k in
+            if helper {
+                Epoch.withSection { section in
+                    guard let own = try? target.map.lookupInPlace(key: k, in: section) else { return }
+                    // Atomic: another worker on this CPU may be writing it in place.
+                    let word = own.baseAddress!.assumingMemoryBound(to: Atomic<UInt64>.self).pointee.load(ordering: .relaxed)
+                    if word != 0, word != mark { recorder.record(.value, "helper lookup of key \(key) found \(word)") }
+                }
+            } else if (try? values.withUnsafeMutableBytes { try target.map.lookup(key: k, into: $0) }) != nil,
+                      values.contains(where: { $0 != 0 && $0 != mark }) {
+                recorder.record(.value, "lookup of key \(key) found \(values)")
+            }
+        }
+    }
+
+    /// Deletes a key this worker wrote (absent is fine: evicted or deleted before).
+    func deleteOwn() {
+        guard sequence > 0 else { return }
+        let key = self.key(random.next() % sequence)
+        stats.deletes += 1
+        withUnsafeBytes(of: key) { k in
+            do throws(MapError) {
+                try target.map.delete(key: k)
+                stats.deletesDone += 1
+            } catch where error == .keyNotFound {
+            } catch {
+                recorder.record(.errno, "delete of own key \(key) failed: \(error)")
+            }
+        }
+    }
+}

@@ -1,0 +1,178 @@
+import Foundation
+import RCUMaps
+import RCUMapsTestSupport
+import Synchronization
+import Testing
+
+/// `LRU_HASH` (RawBucketHashMap with a RecencyClock), errno for errno with Linux 6.18's
+/// `kernel/bpf/hashtab.c`: creation refusals, eviction instead of E2BIG, the update flags,
+/// recency from lookups, `BPF_F_NO_COMMON_LRU`, and, under concurrent writers, the bound
+/// on the count and the presence of the key each writer has just written.
+@Suite("LRU_HASH")
+struct LRUHashMapTests {
+    final class Counters: Sendable {
+        let overCount = Atomic<Int>(0)
+        let lostFresh = Atomic<Int>(0)
+        let errors = Atomic<Int>(0)
+        let done = Atomic<Int>(0)
+    }
+
+    static func definition(maxEntries: Int = 64, flags: MapCreationFlags = [.zeroSeed], keySize: Int = 8,
+                           valueSize: Int = 8, numaNode: Int? = nil, lockOffset: Int? = nil) -> MapDefinition {
+        MapDefinition(type: .lruHash, keySize: keySize, valueSize: valueSize, maxEntries: maxEntries, flags: flags,
+                      numaNode: numaNode, poolTag: uniqueTag(), lockOffset: lockOffset)
+    }
+
+    static func make(maxEntries: Int = 64, flags: MapCreationFlags = [.zeroSeed]) throws -> RawBucketHashMap {
+        try MapRegistry.create(definition(maxEntries: maxEntries, flags: flags)) as! RawBucketHashMap
+    }
+
+    func errno(_ body: () throws -> Void) -> Int32 {
+        do { try body(); return 0 } catch let error as MapError { return error.code } catch { return -1 }
+    }
+
+    @Test func isServedAndNamed() {
+        #expect(MapRegistry.supportedBuiltInTypes.contains(.lruHash))
+        #expect(MapType.lruHash.linuxTypeID == 9)
+    }
+
+    @Test func creationRefusalsAsLinux() {
+        func create(_ definition: MapDefinition) -> Int32 { errno { _ = try MapRegistry.create(definition) } }
+        #expect(create(Self.definition(flags: .noPrealloc)) == 524)             // ENOTSUPP
+        #expect(create(Self.definition(flags: .mmapable)) == EINVAL)
+        #expect(create(Self.definition(flags: [.readOnlyProgram, .writeOnlyProgram])) == EINVAL)
+        #expect(create(Self.definition(maxEntries: 0)) == EINVAL)
+        #expect(create(Self.definition(keySize: 0)) == EINVAL)
+        #expect(create(Self.definition(valueSize: 0)) == EINVAL)
+        #expect(create(Self.definition(keySize: MapDefinition.maxHashKeyPlusValueSize)) == E2BIG)
+        #expect(create(Self.definition(maxEntries: MapDefinition.maxHashEntries + 1)) == E2BIG)
+        // Per-CPU LRU lists cannot be placed on a node; a common-LRU map can.
+        #expect(create(Self.definition(flags: .noCommonLRU, numaNode: 0)) == EINVAL)
+        #expect(create(Self.definition(numaNode: 0)) == 0)
+        // map_check_btf: bpf_spin_lock only in HASH, ARRAY and the storage maps.
+        #expect(create(Self.definition(lockOffset: 0)) == EOPNOTSUPP)
+        // BPF_F_NO_COMMON_LRU is for the LRU types only.
+        var hash = Self.definition(flags: .noCommonLRU)
+        hash.type = .hash
+        #expect(create(hash) == EINVAL)
+        hash.hashImplementation = .bucketLocked
+        #expect(create(hash) == EINVAL)
+    }
+
+    @Test func perCPUListsRoundMaxEntriesToTheCPUs() throws {
+        let cpus = RawPerCPUArrayMap.possibleCPUs
+        let map = try Self.make(maxEntries: cpus + 1, flags: [.zeroSeed, .noCommonLRU])
+        #expect(map.definition.maxEntries == 2 * cpus)
+        let common = try Self.make(maxEntries: cpus + 1)
+        #expect(common.definition.maxEntries == cpus + 1)
+        // Beyond UInt32.max rounding up would overflow Linux's u32: rounded down instead.
+        #expect(RawBucketHashMap.perCPUListEntries(Int(UInt32.max)) % cpus == 0)
+        #expect(RawBucketHashMap.perCPUListEntries(Int(UInt32.max)) <= Int(UInt32.max))
+    }
+
+    @Test(arguments: [MapCreationFlags.zeroSeed, [.zeroSeed, .noCommonLRU]])
+    func aFullMapEvictsInsteadOfRefusing(flags: MapCreationFlags) throws {
+        let map = try Self.make(maxEntries: 32, flags: flags)
+        let maxEntries = map.definition.maxEntries
+        for key in 0..<UInt64(10 * maxEntries) {
+            try map.put(key, key &* 3)
+            // The key just written is present, with its value; the map never grows past its bound.
+            #expect(try map.get(key, as: UInt64.self) == key &* 3)
+            #expect(map.count <= maxEntries)
+        }
+        #expect(map.count == maxEntries)
+        #expect(try map.allKeys(as: UInt64.self).count == maxEntries)
+    }
+
+    @Test func updateFlagsAsLinux() throws {
+        let map = try Self.make(maxEntries: 4)
+        try map.put(UInt64(1), UInt64(10))
+        #expect(errno { try map.put(UInt64(1), UInt64(11), flags: .noExist) } == EEXIST)
+        #expect(errno { try map.put(UInt64(2), UInt64(20), flags: .exist) } == ENOENT)
+        #expect(errno { try map.put(UInt64(1), UInt64(12), flags: MapUpdateFlags(rawValue: 4)) } == EINVAL)  // BPF_F_LOCK
+        #expect(errno { try map.put(UInt64(1), UInt64(12), flags: MapUpdateFlags(rawValue: 8)) } == EINVAL)
+        try map.put(UInt64(1), UInt64(13), flags: .exist)
+        #expect(try map.get(UInt64(1), as: UInt64.self) == 13)
+        // A replace in a full map evicts nothing (Linux may evict another entry here).
+        for key in UInt64(2)...4 { try map.put(key, key) }
+        try map.put(UInt64(3), UInt64(33))
+        #expect(Set(try map.allKeys(as: UInt64.self)) == [1, 2, 3, 4])
+        #expect(try map.take(UInt64(3), as: UInt64.self) == 33)
+        #expect(errno { try map.remove(UInt64(3)) } == ENOENT)
+        #expect(map.count == 3)
+    }
+
+    @Test func entriesLookedUpSinceTheLastSweepSurviveEviction() throws {
+        let maxEntries = 1024
+        let map = try Self.make(maxEntries: maxEntries)
+        for key in 0..<UInt64(maxEntries) { try map.put(key, key) }
+        // One more: the hand clears every referenced bit (new entries start referenced),
+        // then evicts one entry.
+        try map.put(UInt64(maxEntries), 0)
+        let survivors = try map.allKeys(as: UInt64.self).filter { $0 < UInt64(maxEntries) }
+        let used = Set(survivors.filter { $0 % 2 == 0 })
+        for key in used { _ = try map.get(key, as: UInt64.self) }
+        for key in UInt64(2 * maxEntries)..<UInt64(2 * maxEntries + maxEntries / 16) { try map.put(key, key) }
+        // The hand evicts only entries no lookup used since it last passed.
+        let remaining = Set(try map.allKeys(as: UInt64.self))
+        #expect(used.isSubset(of: remaining))
+        #expect(map.count == maxEntries)
+    }
+
+    @Test func helperModeLookupsRefreshToo() throws {
+        let map = try Self.make(maxEntries: 256)
+        for key in 0..<UInt64(256) { try map.put(key, key) }
+        try map.put(UInt64(1000), 0)  // a full sweep: every referenced bit now clear
+        let survivors = try map.allKeys(as: UInt64.self).filter { $0 < 256 }
+        let used = survivors.filter { $0 % 3 == 0 }
+        Epoch.withSection { section in
+            for key in used {
+                withUnsafeBytes(of: key) { bytes in _ = try? map.lookupInPlace(key: bytes, in: section) }
+            }
+        }
+        for key in UInt64(2000)..<UInt64(2016) { try map.put(key, key) }
+        #expect(Set(used).isSubset(of: Set(try map.allKeys(as: UInt64.self))))
+    }
+
+    /// Several writers insert fresh keys into a small map while a sampler checks the count;
+    /// each writer looks up the key it has just written. A just-written key may be evicted
+    /// by another writer only after the hands have moved on by the clock's guaranteed
+    /// distance since the write, so a miss with less in between is a violation (as is a
+    /// count above maxEntries).
+    @Test(arguments: [MapCreationFlags.zeroSeed, [.zeroSeed, .noCommonLRU]])
+    func concurrentWritersKeepTheBoundAndTheirOwnKeys(flags: MapCreationFlags) async throws {
+        let map = try Self.make(maxEntries: 256, flags: flags)
+        let maxEntries = map.definition.maxEntries
+        let writers = 4
+        let perWriter = 20_000
+        let counters = Counters()
+        await withTaskGroup(of: Void.self) { group in
+            for writer in 0..<writers {
+                group.addTask {
+                    for index in 0..<perWriter {
+                        let key = UInt64(writer) << 32 | UInt64(index)
+                        let before = map.evictionTicks
+                        do {
+                            try map.put(key, key)
+                            let present = (try? map.get(key, as: UInt64.self)) == key
+                            if !present, map.evictionTicks.ticks - before.ticks < before.guaranteedDistance { counters.lostFresh.wrappingAdd(1, ordering: .relaxed) }
+                        } catch {
+                            counters.errors.wrappingAdd(1, ordering: .relaxed)
+                        }
+                    }
+                    counters.done.wrappingAdd(1, ordering: .releasing)
+                }
+            }
+            group.addTask {
+                while counters.done.load(ordering: .acquiring) < writers {
+                    if map.count > maxEntries { counters.overCount.wrappingAdd(1, ordering: .relaxed) }
+                }
+            }
+        }
+        #expect(counters.overCount.load(ordering: .relaxed) == 0)
+        #expect(counters.lostFresh.load(ordering: .relaxed) == 0)
+        #expect(counters.errors.load(ordering: .relaxed) == 0)
+        #expect(map.count == maxEntries)
+        #expect(try map.allKeys(as: UInt64.self).count == maxEntries)
+    }
+}

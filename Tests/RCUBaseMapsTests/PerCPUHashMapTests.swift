@@ -1,0 +1,192 @@
+import Foundation
+import RCUMaps
+import RCUMapsTestSupport
+import Synchronization
+import Testing
+
+/// `PERCPU_HASH` and `LRU_PERCPU_HASH` (RawPerCPUHashMap), errno for errno with Linux 6.18's
+/// `kernel/bpf/hashtab.c`: creation refusals, the user-mode all-CPU value layout with its
+/// padding, helper mode on the calling CPU's value (a new key zeroes the others, an update
+/// keeps them), LRU eviction, and per-CPU slot isolation under concurrent writers.
+@Suite("PERCPU_HASH and LRU_PERCPU_HASH")
+struct PerCPUHashMapTests {
+    final class Shared: Sendable {
+        let pinned = Mutex<[Int]>([])
+        let wrong = Atomic<Int>(0)
+        let writersDone = Atomic<Int>(0)
+    }
+
+    static func definition(_ type: MapType = .perCPUHash, valueSize: Int = 8, maxEntries: Int = 16,
+                           flags: MapCreationFlags = [], numaNode: Int? = nil, lockOffset: Int? = nil) -> MapDefinition {
+        MapDefinition(type: type, keySize: 8, valueSize: valueSize, maxEntries: maxEntries, flags: flags,
+                      numaNode: numaNode, poolTag: uniqueTag(), lockOffset: lockOffset)
+    }
+
+    static func make(_ type: MapType = .perCPUHash, valueSize: Int = 8, maxEntries: Int = 16,
+                     flags: MapCreationFlags = []) throws -> RawPerCPUHashMap {
+        try MapRegistry.create(definition(type, valueSize: valueSize, maxEntries: maxEntries, flags: flags))
+            as! RawPerCPUHashMap
+    }
+
+    func errno(_ body: () throws -> Void) -> Int32 {
+        do { try body(); return 0 } catch let error as MapError { return error.code } catch { return -1 }
+    }
+
+    /// User-mode lookup of `key`: every CPU's value, as words.
+    func words(_ map: RawPerCPUHashMap, _ key: UInt64) throws -> [UInt64] {
+        var out = [UInt64](repeating: 0xEEEE, count: map.userValueSize / 8)
+        try withUnsafeBytes(of: key) { k in try out.withUnsafeMutableBytes { try map.lookup(key: k, into: $0) } }
+        return out
+    }
+
+    func putAll(_ map: RawPerCPUHashMap, _ key: UInt64, _ words: [UInt64], flags: MapUpdateFlags = .any) throws {
+        try withUnsafeBytes(of: key) { k in try words.withUnsafeBytes { try map.update(key: k, value: $0, flags: flags) } }
+    }
+
+    /// Helper-mode update of the calling CPU's value.
+    func putOwn(_ map: RawPerCPUHashMap, _ key: UInt64, _ value: UInt64, flags: MapUpdateFlags = .any) throws {
+        try Epoch.withSection { section in
+            try withUnsafeBytes(of: key) { k in
+                try withUnsafeBytes(of: value) { try map.update(key: k, value: $0, flags: flags, in: section) }
+            }
+        }
+    }
+
+    @Test func areServedAndNamed() {
+        #expect(MapRegistry.supportedBuiltInTypes.contains(.perCPUHash))
+        #expect(MapRegistry.supportedBuiltInTypes.contains(.lruPerCPUHash))
+        #expect(MapType.perCPUHash.linuxTypeID == 5)
+        #expect(MapType.lruPerCPUHash.linuxTypeID == 10)
+    }
+
+    @Test(arguments: [MapType.perCPUHash, .lruPerCPUHash])
+    func creationRefusalsAsLinux(type: MapType) {
+        func create(_ definition: MapDefinition) -> Int32 { errno { _ = try MapRegistry.create(definition) } }
+        #expect(create(Self.definition(type, valueSize: 32768)) == 0)
+        #expect(create(Self.definition(type, valueSize: 32769)) == E2BIG)   // round_up(·, 8) > PCPU_MIN_UNIT_SIZE
+        #expect(create(Self.definition(type, valueSize: 0)) == EINVAL)
+        #expect(create(Self.definition(type, maxEntries: 0)) == EINVAL)
+        #expect(create(Self.definition(type, numaNode: 0)) == EINVAL)
+        #expect(create(Self.definition(type, flags: .numaNode)) == EINVAL)
+        #expect(create(Self.definition(type, lockOffset: 0)) == EOPNOTSUPP)
+        #expect(create(Self.definition(type, flags: .mmapable)) == EINVAL)
+        if type == .lruPerCPUHash {
+            #expect(create(Self.definition(type, flags: .noPrealloc)) == 524)
+            #expect(create(Self.definition(type, flags: .noCommonLRU)) == 0)
+        } else {
+            #expect(create(Self.definition(type, flags: .noPrealloc)) == 0)
+            #expect(create(Self.definition(type, flags: .noCommonLRU)) == EINVAL)
+        }
+    }
+
+    @Test func userModeCopiesEveryCPUsValueWithItsPadding() throws {
+        let map = try Self.make(valueSize: 4)
+        #expect(map.paddedValueSize == 8)
+        #expect(map.userValueSize == 8 * map.possibleCPUCount)
+        // Each CPU's 8 bytes, padding included, come back as stored.
+        let stored = (0..<map.possibleCPUCount).map { UInt64(0xA0A0_0000_0000_0000) | UInt64($0 + 1) }
+        try putAll(map, 7, stored)
+        #expect(try words(map, 7) == stored)
+        // A buffer of one CPU's value is the wrong size for user mode.
+        #expect(errno { try withUnsafeBytes(of: UInt64(7)) { k in
+            try withUnsafeBytes(of: UInt32(1)) { try map.update(key: k, value: $0, flags: .any) } } } == EINVAL)
+        #expect(errno { try putAll(map, 7, stored, flags: .noExist) } == EEXIST)
+        #expect(errno { try putAll(map, 8, stored, flags: .exist) } == ENOENT)
+        #expect(errno { try putAll(map, 7, stored, flags: MapUpdateFlags(rawValue: 4)) } == EINVAL)   // BPF_F_LOCK
+        var out = [UInt8](repeating: 0, count: map.userValueSize)
+        #expect(errno { try withUnsafeBytes(of: UInt64(7)) { k in
+            try out.withUnsafeMutableBytes { try map.lookup(key: k, into: $0, flags: .lock) } } } == EINVAL)
+        #expect(errno { try withUnsafeBytes(of: UInt64(7)) { k in
+            try out.withUnsafeMutableBytes { try map.lookupAndDelete(key: k, into: $0) } } } == 0)
+        #expect(out.withUnsafeBytes { Array($0.bindMemory(to: UInt64.self)) } == stored)
+        #expect(map.count == 0)
+    }
+
+    @Test func aFullPerCPUHashRefusesAndTheLRUOneEvicts() throws {
+        let plain = try Self.make(maxEntries: 4)
+        let lru = try Self.make(.lruPerCPUHash, maxEntries: 4)
+        let value = [UInt64](repeating: 1, count: plain.possibleCPUCount)
+        for key in UInt64(0)..<4 {
+            try putAll(plain, key, value)
+            try putAll(lru, key, value)
+        }
+        #expect(errno { try putAll(plain, 99, value) } == E2BIG)
+        for key in UInt64(100)..<200 {
+            try putAll(lru, key, value)
+            #expect(try words(lru, key) == value)
+            #expect(lru.count <= 4)
+        }
+    }
+
+    /// Pinned to each allowed CPU in turn, a helper-mode write lands in that CPU's value
+    /// alone: a new key zeroes the other CPUs' values, a later update keeps them.
+    @Test(arguments: [MapType.perCPUHash, .lruPerCPUHash])
+    func helperModeTouchesTheCallingCPUsValueOnly(type: MapType) throws {
+        let map = try Self.make(type)
+        let shared = Shared()
+        try putAll(map, 1, [UInt64](repeating: 5, count: map.possibleCPUCount))
+        runOnThreads(1) { _ in
+            for cpu in 0..<map.possibleCPUCount where RawPerCPUArrayMap.pinCurrentThread(toCPU: cpu) {
+                try? self.putOwn(map, 1, UInt64(100 + cpu))
+                try? self.putOwn(map, 2, UInt64(200 + cpu))
+                try? Epoch.withSection { section in
+                    let own = try withUnsafeBytes(of: UInt64(1)) { try map.lookupInPlace(key: $0, in: section) }
+                    if own.count != 8 || own.load(as: UInt64.self) != UInt64(100 + cpu) {
+                        shared.wrong.wrappingAdd(1, ordering: .relaxed)
+                    }
+                }
+                shared.pinned.withLock { $0.append(cpu) }
+            }
+        }
+        #expect(shared.wrong.load(ordering: .relaxed) == 0)
+        let pinned = shared.pinned.withLock { $0 }
+        guard !pinned.isEmpty else { return }  // no CPU could be pinned: nothing to check
+        let key1 = try words(map, 1), key2 = try words(map, 2)
+        for cpu in 0..<map.possibleCPUCount {
+            #expect(key1[cpu] == (pinned.contains(cpu) ? UInt64(100 + cpu) : 5), "CPU \(cpu)")
+            #expect(key2[cpu] == (pinned.contains(cpu) ? UInt64(200 + cpu) : 0), "CPU \(cpu)")
+        }
+        #expect(throws: MapError.alreadyExists) { try putOwn(map, 1, 0, flags: .noExist) }
+        #expect(throws: MapError.keyNotFound) { try putOwn(map, 3, 0, flags: .exist) }
+    }
+
+    /// One thread per CPU, pinned, each writing its own CPU's value of one shared key in
+    /// helper mode (updates and atomic in-place increments), while user-mode readers check
+    /// every snapshot: a CPU's value only ever holds what its own thread wrote. At the end,
+    /// each CPU's value is its thread's last.
+    @Test(arguments: [MapType.perCPUHash, .lruPerCPUHash])
+    func concurrentWritersOfDifferentCPUsStayIsolated(type: MapType) throws {
+        let map = try Self.make(type, maxEntries: 64)
+        let cpus = map.possibleCPUCount
+        try putAll(map, 9, (0..<cpus).map { UInt64($0) << 48 })
+        let shared = Shared()
+        let rounds = 2_000
+        runOnThreads(cpus + 1) { thread in
+            if thread == cpus {
+                // Reader: CPU c's value always carries c in its top 16 bits.
+                while shared.writersDone.load(ordering: .acquiring) < cpus {
+                    guard let all = try? self.words(map, 9) else { shared.wrong.wrappingAdd(1, ordering: .relaxed); continue }
+                    for cpu in 0..<cpus where all[cpu] >> 48 != UInt64(cpu) { shared.wrong.wrappingAdd(1, ordering: .relaxed) }
+                }
+                return
+            }
+            defer { shared.writersDone.wrappingAdd(1, ordering: .releasing) }
+            guard RawPerCPUArrayMap.pinCurrentThread(toCPU: thread) else { return }
+            shared.pinned.withLock { $0.append(thread) }
+            for round in 1...rounds {
+                let mine = UInt64(thread) << 48 | UInt64(round) << 8
+                if (try? self.putOwn(map, 9, mine, flags: .exist)) == nil { shared.wrong.wrappingAdd(1, ordering: .relaxed) }
+                Epoch.withSection { section in
+                    guard let own = try? withUnsafeBytes(of: UInt64(9), { try map.lookupInPlace(key: $0, in: section) })
+                    else { return }
+                    own.baseAddress!.assumingMemoryBound(to: Atomic<UInt64>.self).pointee.wrappingAdd(1, ordering: .relaxed)
+                }
+            }
+        }
+        #expect(shared.wrong.load(ordering: .relaxed) == 0)
+        let final = try words(map, 9)
+        for cpu in shared.pinned.withLock({ $0 }) {
+            #expect(final[cpu] == UInt64(cpu) << 48 | UInt64(rounds) << 8 | 1, "CPU \(cpu)")
+        }
+    }
+}
