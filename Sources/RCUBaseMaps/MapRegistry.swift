@@ -5,7 +5,7 @@ import Synchronization
 ///
 /// - IDs 1–4095 are built-in types. This release serves `HASH` (both implementations,
 ///   chosen by ``MapDefinition/hashImplementation``), `ARRAY`, `PERCPU_ARRAY`
-///   (``RawPerCPUArrayMap``), `QUEUE` and `STACK` (``RawQueueStackMap``); the other built-in IDs are reserved and refused with
+///   (``RawPerCPUArrayMap``), `LPM_TRIE` (``RawLPMTrieMap``), `QUEUE` and `STACK` (``RawQueueStackMap``); the other built-in IDs are reserved and refused with
 ///   ``MapError/notSupported``.
 /// - IDs 4096–65535 are custom types served by providers (`MapProviderRegistry` in the
 ///   provider layer). Creating one for which no provider is registered is refused with
@@ -33,7 +33,7 @@ public enum MapRegistry {
     }
 
     /// Built-in types this release can create.
-    public static let supportedBuiltInTypes: [MapType] = [.hash, .array, .perCPUArray, .queue, .stack]
+    public static let supportedBuiltInTypes: [MapType] = [.hash, .array, .perCPUArray, .lpmTrie, .queue, .stack]
 
     /// Creates a map for `definition`.
     ///
@@ -53,6 +53,8 @@ public enum MapRegistry {
             return try RawArrayMap(definition)
         case .perCPUArray:
             return try RawPerCPUArrayMap(definition)
+        case .lpmTrie:
+            return try RawLPMTrieMap(definition)
         case .queue, .stack:
             return try RawQueueStackMap(definition)
         case let type where type.isCustom:
