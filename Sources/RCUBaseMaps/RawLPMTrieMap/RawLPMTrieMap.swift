@@ -463,6 +463,31 @@ public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
         }
     }
 
+    /// ``nextKeyInPass(after:into:)`` that also copies the stored prefix's value into
+    /// `value` (``definition``'s value size), in the same step under the writer lock, so the
+    /// pair is one the map held. For the typed map's iteration.
+    package func nextEntryInPass(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer,
+                                 value: UnsafeMutableRawPointer) throws(MapError) {
+        try access.checkUserRead()
+        try checkKey(UnsafeRawBufferPointer(nextKey), definition.keySize)
+        var cursor: Int?
+        if let key {
+            let length = try checkedPrefix(key)
+            if length <= maxPrefixLength { cursor = length }
+        }
+        try writerLock.withLock { _ throws(MapError) in
+            let found: UnsafeMutableRawPointer?
+            if let length = cursor, let key {
+                found = tree.successor(length: length, data: key.baseAddress! + 4)
+            } else {
+                found = tree.first(after: -1)
+            }
+            guard let found else { throw MapError.keyNotFound }
+            writeKey(found, into: nextKey)
+            value.copyMemory(from: layout.value(found), byteCount: layout.valueSize)
+        }
+    }
+
     // MARK: Freezing
 
     /// Whether the map is frozen. Any thread.

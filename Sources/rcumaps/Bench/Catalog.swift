@@ -67,6 +67,15 @@ enum MapKind: String, CaseIterable, Sendable {
     /// Baseline for `percpu-array`: a plain counter array owned by each thread, incremented
     /// without atomics (increment only).
     case threadLocalCounter = "thread-local"
+    /// `RawLPMTrieMap` (LPM_TRIE) of `entries` random IPv4 prefixes: user-mode longest-prefix
+    /// lookups of addresses inside them (lookup only).
+    case lpmIPv4 = "lpm-ipv4"
+    /// Baseline for `lpm-ipv4`: a binary Patricia trie in C (Linux's algorithm), same prefixes.
+    case cPatriciaIPv4 = "c-patricia-ipv4"
+    /// `RawLPMTrieMap` of `entries` random IPv6 prefixes (/16 to /64), as `lpm-ipv4`.
+    case lpmIPv6 = "lpm-ipv6"
+    /// Baseline for `lpm-ipv6`: the C Patricia trie with the same prefixes.
+    case cPatriciaIPv6 = "c-patricia-ipv6"
 
     /// The baselines the report has a ratio column for, in column order.
     static let baselines: [MapKind] = [.mutexDict, .rwlockDict, .cRculfhash, .cOpenAddressing, .swiftArray, .mutexDeque]
@@ -84,7 +93,8 @@ enum MapKind: String, CaseIterable, Sendable {
             true
         case .hashLockFreeUser, .typedLockFree, .hashBucketUser, .typedBucket, .typedArray,
              .rcuDictObject, .mutexDictObject, .rcuDictString, .mutexDictString, .passThrough,
-             .queue, .cWfcqueue, .stack, .cLfstack, .mutexDeque, .perCPUArray, .threadLocalCounter:
+             .queue, .cWfcqueue, .stack, .cLfstack, .mutexDeque, .perCPUArray, .threadLocalCounter,
+             .lpmIPv4, .cPatriciaIPv4, .lpmIPv6, .cPatriciaIPv6:
             false
         }
     }
@@ -95,6 +105,7 @@ enum MapKind: String, CaseIterable, Sendable {
         switch self {
         case .queue, .cWfcqueue, .stack, .cLfstack, .mutexDeque: .pushPop
         case .perCPUArray, .threadLocalCounter: .increment
+        case .lpmIPv4, .cPatriciaIPv4, .lpmIPv6, .cPatriciaIPv6: .lookup
         default: nil
         }
     }
@@ -117,6 +128,8 @@ enum MapKind: String, CaseIterable, Sendable {
         case .queue: .cWfcqueue
         case .stack: .cLfstack
         case .perCPUArray: .threadLocalCounter
+        case .lpmIPv4: .cPatriciaIPv4
+        case .lpmIPv6: .cPatriciaIPv6
         default: nil
         }
     }
@@ -219,6 +232,10 @@ enum MapKind: String, CaseIterable, Sendable {
         case .mutexDeque: "baseline: Mutex<Deque<UInt64>> (swift-collections), append + popFirst"
         case .perCPUArray: "PerCPUArrayMap<UInt64>, helper-mode atomic increment of this CPU's counter (vs thread-local)"
         case .threadLocalCounter: "baseline: a counter array per thread, plain increments"
+        case .lpmIPv4: "RawLPMTrieMap, longest-prefix lookups on --entries random IPv4 prefixes (vs c-patricia-ipv4)"
+        case .cPatriciaIPv4: "baseline: binary Patricia trie in C (Linux's lpm_trie algorithm), same IPv4 prefixes"
+        case .lpmIPv6: "RawLPMTrieMap, longest-prefix lookups on --entries random IPv6 prefixes (vs c-patricia-ipv6)"
+        case .cPatriciaIPv6: "baseline: binary Patricia trie in C (Linux's lpm_trie algorithm), same IPv6 prefixes"
         }
     }
 }
@@ -247,6 +264,8 @@ enum MapGroup: String, CaseIterable, Sendable {
     case queues = "queues"
     /// PERCPU_ARRAY counters, before the thread-local counter baseline.
     case perCPU = "percpu"
+    /// LPM_TRIE lookups on IPv4 and IPv6 prefixes, each before its C Patricia trie baseline.
+    case lpm = "lpm"
     /// Every kind.
     case all = "all"
 
@@ -260,6 +279,7 @@ enum MapGroup: String, CaseIterable, Sendable {
         case .custom: [.hashBucket, .passThrough, .objectMap]
         case .queues: [.queue, .cWfcqueue, .stack, .cLfstack, .mutexDeque]
         case .perCPU: [.perCPUArray, .threadLocalCounter]
+        case .lpm: [.lpmIPv4, .cPatriciaIPv4, .lpmIPv6, .cPatriciaIPv6]
         case .all: MapKind.allCases
         }
     }
@@ -274,6 +294,7 @@ enum MapGroup: String, CaseIterable, Sendable {
         case .custom: MapGroup.custom.kinds.map(\.rawValue).joined(separator: ", ")
         case .queues: MapGroup.queues.kinds.map(\.rawValue).joined(separator: ", ")
         case .perCPU: MapGroup.perCPU.kinds.map(\.rawValue).joined(separator: ", ")
+        case .lpm: MapGroup.lpm.kinds.map(\.rawValue).joined(separator: ", ")
         case .all: "every kind"
         }
     }
