@@ -17,6 +17,9 @@ enum StressMapKind: String, CaseIterable, Sendable {
     case queue = "queue"
     /// `RawQueueStackMap` STACK: 32-byte values, `--keys` elements at most.
     case stack = "stack"
+    /// `RawLPMTrieMap` LPM_TRIE: IPv4 prefixes, `--keys` routes (half stable, half coming
+    /// and going), 8-byte values.
+    case lpmTrie = "lpm-trie"
 
     /// One line for `rcumaps stress --help`.
     var summary: String {
@@ -29,6 +32,7 @@ enum StressMapKind: String, CaseIterable, Sendable {
         case .objectMap: "sample object map provider (type \(StressObjects.mapType.rawValue), bucket-locked base), handle values"
         case .queue: "RawQueueStackMap QUEUE, 32-byte values, at most --keys elements (producers and consumers)"
         case .stack: "RawQueueStackMap STACK, 32-byte values, at most --keys elements (producers and consumers)"
+        case .lpmTrie: "RawLPMTrieMap LPM_TRIE, IPv4, --keys routes (half stable), lookups checked by brute force"
         }
     }
 

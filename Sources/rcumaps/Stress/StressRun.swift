@@ -19,6 +19,7 @@ enum StressPools {
         case .objectMap: PoolTag("stom")
         case .queue: PoolTag("stqu")
         case .stack: PoolTag("stst")
+        case .lpmTrie: PoolTag("stlp")
         }
     }
 }
@@ -226,6 +227,9 @@ func runStressMap(_ kind: StressMapKind, options: StressOptions, seed: UInt64, p
         exercise = exerciseQueueStack(kind, options: options, seed: seed, recorder: recorder, progress: progress,
                                       samples: samples)
         if !exercise.hung { checkReleased(StressPools.mapTag(kind), what: "the map", recorder: recorder) }
+    case .lpmTrie:
+        exercise = exerciseLPMTrie(options: options, seed: seed, recorder: recorder, progress: progress)
+        checkReleased(StressPools.mapTag(kind), what: "the map", recorder: recorder)
     }
     if let samples, !exercise.hung, exercise.startedAt != 0 {
         let seconds = Double(MonotonicClock.nanoseconds() - exercise.startedAt) / 1e9
@@ -300,6 +304,8 @@ func exerciseByteMap(_ kind: StressMapKind, options: StressOptions, seed: UInt64
             preconditionFailure("object maps are built by exerciseObjectMap")
         case .queue, .stack:
             preconditionFailure("queues and stacks are built by exerciseQueueStack")
+        case .lpmTrie:
+            preconditionFailure("LPM tries are built by exerciseLPMTrie")
         }
     } catch {
         recorder.record(.setup, "cannot create the \(kind.rawValue) map: \(error)")

@@ -26,6 +26,8 @@ enum StressOperation: UInt8, CaseIterable {
              (.updateExist, 40), (.helperUpdate, 12), (.delete, 4), (.helperDelete, 2), (.lookupAndDelete, 2), (.count, 4)]
         case .queue, .stack:
             preconditionFailure("queues and stacks have workers of their own (QueueStressWorker)")
+        case .lpmTrie:
+            preconditionFailure("LPM tries have workers of their own (runLPMStressWorker)")
         }
     }
 
