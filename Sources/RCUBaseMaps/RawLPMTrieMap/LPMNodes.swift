@@ -38,7 +38,9 @@ struct LPMEntryLayout: Sendable {
 ///  32 ..< 64   runBits    4 × UInt64   bit s set: a run of slots with one best entry starts at s
 ///                                      (bit 0 always set)
 ///  64          depth, childCount, runCount, ownCount: 4 × UInt16
-///  72          path: the data bytes 0 ..< depth every prefix below shares, padded to 8
+///  72          childBase, runBase: 4 × UInt8 each, the set bits of the bitmap's words
+///              before word w (so a rank is one population count, not up to four)
+///  80          path: the data bytes 0 ..< depth every prefix below shares, padded to 8
 ///  then        children: childCount node addresses, in slot order
 ///  then        runs: runCount entry addresses (0: no prefix of this node covers the run)
 ///  then        own: ownCount entry addresses, the prefixes this node holds (for queries
@@ -55,11 +57,8 @@ struct LPMEntryLayout: Sendable {
 /// changed node to the root and publish a new root), so readers need no ordering beyond the
 /// acquiring load of the root.
 enum LPMNode {
-    static let headerSize = 72
+    static let headerSize = 80
 
-    @inline(__always) static func words(_ node: UnsafeRawPointer) -> UnsafePointer<UInt64> {
-        node.assumingMemoryBound(to: UInt64.self)
-    }
     @inline(__always) static func depth(_ node: UnsafeRawPointer) -> Int { Int(node.load(fromByteOffset: 64, as: UInt16.self)) }
     @inline(__always) static func childCount(_ node: UnsafeRawPointer) -> Int { Int(node.load(fromByteOffset: 66, as: UInt16.self)) }
     @inline(__always) static func runCount(_ node: UnsafeRawPointer) -> Int { Int(node.load(fromByteOffset: 68, as: UInt16.self)) }
@@ -69,18 +68,27 @@ enum LPMNode {
         node + headerSize + ((depth + 7) & ~7)
     }
 
-    /// Bits of `bitmap` (4 words) strictly below `slot`, and whether `slot`'s own bit is set.
+    /// The child bitmap's set bits strictly below `slot`, and whether `slot`'s bit is set:
+    /// one population count of the slot's word plus the stored count of the words before it.
+    /// (Baseline x86-64 has no POPCNT instruction: each count is a dozen instructions.)
     @inline(__always)
-    static func rank(_ bitmap: UnsafePointer<UInt64>, _ slot: Int) -> (below: Int, isSet: Bool) {
+    static func childRank(_ node: UnsafeRawPointer, _ slot: Int) -> (below: Int, isSet: Bool) {
         let word = slot &>> 6
-        let bit = slot & 63
-        let current = bitmap[word]
-        var below = (current & ((1 &<< UInt64(bit)) &- 1)).nonzeroBitCount
-        // Whole words before `word`: at most three popcounts, no memory beyond the line.
-        if word > 0 { below &+= bitmap[0].nonzeroBitCount }
-        if word > 1 { below &+= bitmap[1].nonzeroBitCount }
-        if word > 2 { below &+= bitmap[2].nonzeroBitCount }
-        return (below, (current &>> UInt64(bit)) & 1 != 0)
+        let bit = UInt64(slot & 63)
+        let current = node.load(fromByteOffset: word &<< 3, as: UInt64.self)
+        let base = Int(node.load(fromByteOffset: 72 &+ word, as: UInt8.self))
+        return (base &+ (current & ((1 &<< bit) &- 1)).nonzeroBitCount, (current &>> bit) & 1 != 0)
+    }
+
+    /// The index of the run holding `slot`: the run bitmap's set bits at or below it, less
+    /// one (bit 0 is always set).
+    @inline(__always)
+    static func runIndex(_ node: UnsafeRawPointer, _ slot: Int) -> Int {
+        let word = slot &>> 6
+        let bit = UInt64(slot & 63)
+        let current = node.load(fromByteOffset: 32 &+ word &<< 3, as: UInt64.self)
+        let base = Int(node.load(fromByteOffset: 76 &+ word, as: UInt8.self))
+        return base &+ (current & ((2 &<< bit) &- 1)).nonzeroBitCount &- 1
     }
 
     /// Bytes of a node at `depth` with the given counts.

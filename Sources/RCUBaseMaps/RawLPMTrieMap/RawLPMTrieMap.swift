@@ -111,14 +111,10 @@ public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
                 return scanOwn(node, depth: depth, data, length: length) ?? best
             }
             let slot = Int(data.load(fromByteOffset: depth, as: UInt8.self))
-            let words = LPMNode.words(node)
             let children = LPMNode.children(node, depth: depth)
             let childCount = LPMNode.childCount(node)
-            let (childIndex, hasChild) = LPMNode.rank(words, slot)
-            // The run holding `slot` is the last one starting at or before it (bit 0 is
-            // always set, so there is one).
-            let (runsBelow, runStarts) = LPMNode.rank(words + 4, slot)
-            let runIndex = runStarts ? runsBelow : runsBelow &- 1
+            let (childIndex, hasChild) = LPMNode.childRank(node, slot)
+            let runIndex = LPMNode.runIndex(node, slot)
             if let entry = (children + 8 &* (childCount &+ runIndex)).load(as: UnsafeRawPointer?.self) { best = entry }
             guard hasChild else { return best }
             let child = (children + 8 &* childIndex).load(as: UnsafeRawPointer.self)
@@ -202,7 +198,12 @@ public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
         guard prefixLength <= maxPrefixLength else { return false }
         return Epoch.withSection { _ in
             guard let entry = longestMatch(data, length: prefixLength) else { return false }
-            value.copyMemory(from: layout.value(entry), byteCount: layout.valueSize)
+            if layout.valueSize == 8 {
+                // The common 8-byte value: one load and one store, no memcpy call.
+                value.storeBytes(of: layout.value(entry).load(as: UInt64.self), as: UInt64.self)
+            } else {
+                value.copyMemory(from: layout.value(entry), byteCount: layout.valueSize)
+            }
             return true
         }
     }
