@@ -25,10 +25,10 @@ import Synchronization
 ///   are Linux's generic ones.
 ///
 /// Design: a multibit trie of 8-bit strides with compressed nodes (bitmaps and rank
-/// counting, path compression; ``LPMNode``) that readers walk in an epoch section without
+/// counting, path compression; `LPMNode`) that readers walk in an epoch section without
 /// a lock or a store — one node per data byte at most, instead of one per bit. Writers
 /// serialise on one lock (as Linux's spinlock), keep a writer-side tree
-/// (``LPMWriterNode``), copy the published nodes on the path of a change, publish a new
+/// (`LPMWriterNode`), copy the published nodes on the path of a change, publish a new
 /// root with one release store and retire the replaced nodes and entries through the epoch.
 ///
 /// Concurrency: any number of readers and writers on any threads. Lookups (both modes) take
