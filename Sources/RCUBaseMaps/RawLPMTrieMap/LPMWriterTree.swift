@@ -23,6 +23,9 @@ final class LPMWriterNode {
     @exclusivity(unchecked) var children: [(slot: UInt8, node: LPMWriterNode)] = []
     /// The published block while significant.
     @exclusivity(unchecked) var published: UnsafeMutableRawPointer?
+    /// The block built for this node by the operation in progress, not yet published (nil
+    /// between operations).
+    @exclusivity(unchecked) var pending: UnsafeMutableRawPointer?
 
     init(depth: Int, path: [UInt8]) {
         self.depth = depth
@@ -152,16 +155,16 @@ struct LPMNodeBuilder {
     let tag: PoolTag
 
     /// Where a reader arrives when it follows the slot leading to `node`: the node's block
-    /// if it is significant (from `fresh` when rebuilt in this operation), else its only
-    /// child's target.
-    static func target(_ node: LPMWriterNode, _ fresh: [ObjectIdentifier: UnsafeMutableRawPointer]) -> UnsafeMutableRawPointer {
+    /// if it is significant (its `pending` one when rebuilt in this operation), else its
+    /// only child's target.
+    static func target(_ node: LPMWriterNode) -> UnsafeMutableRawPointer {
         var node = node
         while !node.isSignificant { node = node.children[0].node }
-        return fresh[ObjectIdentifier(node)] ?? node.published!
+        return node.pending ?? node.published!
     }
 
     /// A new block for `node`, unpublished; nil when memory runs out.
-    func build(_ node: LPMWriterNode, _ fresh: [ObjectIdentifier: UnsafeMutableRawPointer]) -> UnsafeMutableRawPointer? {
+    func build(_ node: LPMWriterNode) -> UnsafeMutableRawPointer? {
         // The best entry per slot: shorter prefixes first, longer ones overwrite them
         // (`own` is sorted by index, which sorts by length).
         var best = [UnsafeMutableRawPointer?](repeating: nil, count: 256)
@@ -200,7 +203,7 @@ struct LPMNodeBuilder {
         node.path.withUnsafeBytes { if !$0.isEmpty { (block + LPMNode.headerSize).copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
         var cursor = UnsafeMutableRawPointer(mutating: LPMNode.children(block, depth: node.depth))
         for (_, child) in node.children {
-            cursor.storeBytes(of: Self.target(child, fresh), as: UnsafeMutableRawPointer.self)
+            cursor.storeBytes(of: Self.target(child), as: UnsafeMutableRawPointer.self)
             cursor += 8
         }
         for run in runs {

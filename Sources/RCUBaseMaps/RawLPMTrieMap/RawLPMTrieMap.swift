@@ -77,7 +77,7 @@ public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
         access = MapAccess(definition.flags)
         tag = definition.effectivePoolTag
         tree = LPMWriterNode(depth: 0, path: [])
-        guard let block = LPMNodeBuilder(tag: tag).build(tree, [:]) else { throw MapError.noMemory }
+        guard let block = LPMNodeBuilder(tag: tag).build(tree) else { throw MapError.noMemory }
         tree.published = block
         root.store(UInt(bitPattern: block), ordering: .releasing)
     }
@@ -324,20 +324,23 @@ public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
     /// - Throws: ``MapError/noMemory`` with nothing published and nothing retired.
     func republish(_ nodes: [LPMWriterNode], removed: [LPMWriterNode]) throws(MapError) {
         let builder = LPMNodeBuilder(tag: tag)
-        var fresh: [ObjectIdentifier: UnsafeMutableRawPointer] = [:]
         for node in nodes.reversed() where node.isSignificant {
-            guard let block = builder.build(node, fresh) else {
-                for (_, block) in fresh { EpochMemory.freeUnpublished(block) }
+            guard let block = builder.build(node) else {
+                for node in nodes {
+                    if let block = node.pending { EpochMemory.freeUnpublished(block) }
+                    node.pending = nil
+                }
                 throw MapError.noMemory
             }
-            fresh[ObjectIdentifier(node)] = block
+            node.pending = block
         }
         // Publication: every new block is fully written; the release store orders them
         // before any reader's acquiring load of the new root.
-        root.store(UInt(bitPattern: fresh[ObjectIdentifier(tree)]!), ordering: .releasing)
+        root.store(UInt(bitPattern: tree.pending!), ordering: .releasing)
         for node in nodes + removed {
             if let old = node.published { EpochMemory.freeCacheAligned(old) }
-            node.published = fresh[ObjectIdentifier(node)]
+            node.published = node.pending
+            node.pending = nil
         }
     }
 
