@@ -1,4 +1,5 @@
 import RCUEpoch
+import Synchronization
 
 // The memory the readers of an LPM trie walk: immutable blocks, published through one root
 // pointer and retired through the epoch. The writer-side bookkeeping that decides what the
@@ -53,9 +54,11 @@ struct LPMEntryLayout: Sendable {
 /// nodes in between held no prefix and one child); a reader then compares the skipped bytes
 /// with the child's path.
 ///
-/// Invariant: a node never changes after its publication (writers copy the path from the
-/// changed node to the root and publish a new root), so readers need no ordering beyond the
-/// acquiring load of the root.
+/// Invariant: after its publication a node changes in one way only: a writer may store, with
+/// release ordering, a new subtree's address into one of its child slots (a change below a
+/// node whose own layout is unchanged); readers load child slots with acquire ordering. All
+/// else — bitmaps, counts, path, runs, own prefixes — is immutable; a change to them
+/// publishes a new copy of the node.
 enum LPMNode {
     static let headerSize = 80
 
@@ -89,6 +92,14 @@ enum LPMNode {
         let current = node.load(fromByteOffset: 32 &+ word &<< 3, as: UInt64.self)
         let base = Int(node.load(fromByteOffset: 76 &+ word, as: UInt8.self))
         return base &+ (current & ((2 &<< bit) &- 1)).nonzeroBitCount &- 1
+    }
+
+    /// Child slot `index` of a node's children: an atomic word, since a writer may store a
+    /// new subtree into it while readers walk the node (the one field that changes after
+    /// publication).
+    @inline(__always)
+    static func childSlot(_ children: UnsafeMutableRawPointer, _ index: Int) -> UnsafeMutablePointer<Atomic<UInt>> {
+        (children + 8 &* index).assumingMemoryBound(to: Atomic<UInt>.self)
     }
 
     /// Bytes of a node at `depth` with the given counts.

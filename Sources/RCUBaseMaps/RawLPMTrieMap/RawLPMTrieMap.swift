@@ -117,7 +117,9 @@ public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
             let runIndex = LPMNode.runIndex(node, slot)
             if let entry = (children + 8 &* (childCount &+ runIndex)).load(as: UnsafeRawPointer?.self) { best = entry }
             guard hasChild else { return best }
-            let child = (children + 8 &* childIndex).load(as: UnsafeRawPointer.self)
+            // Acquiring: a writer may just have stored a new subtree into this slot.
+            let child = UnsafeRawPointer(bitPattern: LPMNode.childSlot(UnsafeMutableRawPointer(mutating: children), childIndex)
+                .pointee.load(ordering: .acquiring))!
             let childDepth = LPMNode.depth(child)
             // The child's prefixes are at least 8 * childDepth + 1 bits long.
             if length < 8 &* childDepth &+ 1 { return best }
@@ -294,7 +296,7 @@ public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
                 }
                 nodes[depth].setEntry(index, entry)
                 do throws(MapError) {
-                    try republish(nodes, removed: [])
+                    try republish(nodes, removed: [], from: existingCount - 1)
                 } catch {
                     // Undo: the tree as it was (nothing was published).
                     nodes[depth].setEntry(index, existing)
@@ -317,16 +319,25 @@ public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
         }
     }
 
-    /// Rebuilds the published blocks of `nodes` (a path from the root, every one of them
-    /// still in the tree) and publishes them with one store of the root; retires the blocks
-    /// they replace and those of `removed` (nodes just taken out of the tree).
+    /// Publishes a change: rebuilds the blocks of `nodes[from...]` (the path's nodes whose
+    /// prefixes or children changed, and everything below them on the path), then makes
+    /// readers see them with **one** release store — into the slot of the nearest
+    /// significant ancestor that did not change (its children, bitmaps and prefixes are the
+    /// same; only where that slot leads changes), or into the root pointer when the root
+    /// itself was rebuilt. Retires the blocks replaced and those of `removed` (nodes just
+    /// taken out of the tree).
+    ///
+    /// Readers therefore see the whole change or none of it. Rebuilding only the changed
+    /// part keeps an insert deep in the trie from copying the large root and second-level
+    /// nodes.
     ///
     /// - Throws: ``MapError/noMemory`` with nothing published and nothing retired.
-    func republish(_ nodes: [LPMWriterNode], removed: [LPMWriterNode]) throws(MapError) {
+    func republish(_ nodes: [LPMWriterNode], removed: [LPMWriterNode], from: Int) throws(MapError) {
         let builder = LPMNodeBuilder(tag: tag)
-        for node in nodes.reversed() where node.isSignificant {
+        let rebuilt = nodes[from...]
+        for node in rebuilt.reversed() where node.isSignificant {
             guard let block = builder.build(node) else {
-                for node in nodes {
+                for node in rebuilt {
                     if let block = node.pending { EpochMemory.freeUnpublished(block) }
                     node.pending = nil
                 }
@@ -335,9 +346,22 @@ public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
             node.pending = block
         }
         // Publication: every new block is fully written; the release store orders them
-        // before any reader's acquiring load of the new root.
-        root.store(UInt(bitPattern: tree.pending!), ordering: .releasing)
-        for node in nodes + removed {
+        // before any reader's acquiring load of the pointer it changes.
+        var parent = from - 1
+        while parent >= 0, !nodes[parent].isSignificant { parent -= 1 }
+        if parent < 0 {
+            root.store(UInt(bitPattern: tree.pending!), ordering: .releasing)
+        } else {
+            // The unchanged ancestor's slot on the path now leads to the rebuilt nodes.
+            let block = nodes[parent].published!
+            let slot = nodes[parent + 1].path[parent]
+            let (index, hasChild) = LPMNode.childRank(block, Int(slot))
+            _rcumapsPrecondition(hasChild, "LPM trie: an unchanged node lost the child on the path")
+            let children = UnsafeMutableRawPointer(mutating: LPMNode.children(block, depth: parent))
+            LPMNode.childSlot(children, index).pointee.store(
+                UInt(bitPattern: LPMNodeBuilder.target(nodes[parent + 1])), ordering: .releasing)
+        }
+        for node in Array(rebuilt) + removed {
             if let old = node.published { EpochMemory.freeCacheAligned(old) }
             node.published = node.pending
             node.pending = nil
@@ -383,7 +407,7 @@ public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
                 removed.append(node)
             }
             do throws(MapError) {
-                try republish(nodes, removed: removed)
+                try republish(nodes, removed: removed, from: nodes.count - 1)
             } catch {
                 for node in removed.reversed() { nodes.append(node) }
                 for position in 1..<nodes.count { nodes[position - 1].setChild(nodes[position].path[position - 1], nodes[position]) }
