@@ -28,8 +28,9 @@ import Synchronization
 /// counting, path compression; `LPMNode`) that readers walk in an epoch section without
 /// a lock or a store — one node per data byte at most, instead of one per bit. Writers
 /// serialise on one lock (as Linux's spinlock), keep a writer-side tree
-/// (`LPMWriterNode`), copy the published nodes on the path of a change, publish a new
-/// root with one release store and retire the replaced nodes and entries through the epoch.
+/// (`LPMWriterNode`), copy the published nodes a change touches, publish them with one
+/// release store (a child slot of the nearest unchanged node, or the root) and retire the
+/// replaced nodes and entries through the epoch.
 ///
 /// Concurrency: any number of readers and writers on any threads. Lookups (both modes) take
 /// no lock. Updates, deletes, get-next-key and batches take the writer lock.
