@@ -177,7 +177,8 @@ func hex(_ address: UInt32) -> String { "\(address >> 24).\(address >> 16 & 0xFF
 /// Builds the IPv4 LPM_TRIE, runs `--threads` workers for the duration, checks the
 /// quiescent map, drops it. See the invariants at the top of this file.
 @inline(never)
-func exerciseLPMTrie(options: StressOptions, seed: UInt64, recorder: StressRecorder, progress: Bool) -> StressExercise {
+func exerciseLPMTrie(options: StressOptions, seed: UInt64, recorder: StressRecorder, progress: Bool,
+                     samples: StressSampleFile?) -> StressExercise {
     var exercise = StressExercise()
     let routes = LPMStressRoutes(count: options.keys, seed: seed)
     let map: RawLPMTrieMap
@@ -194,6 +195,15 @@ func exerciseLPMTrie(options: StressOptions, seed: UInt64, recorder: StressRecor
             recorder.record(.setup, "prefill of stable route \(index): \(error)")
         }
     }
+    let tag = StressPools.mapTag(.lpmTrie)
+    /// A memory sample (the map's pool tag, RSS), kept for the peaks and written to `--samples`.
+    func sample(_ phase: StressSample.Phase, at seconds: Double) {
+        let taken = StressSample.take(.lpmTrie, phase, seconds: seconds, tag: tag,
+                                      operations: shared.operations.load(ordering: .relaxed), violations: recorder.violations)
+        exercise.memory.include(taken)
+        samples?.write(taken)
+    }
+    sample(.start, at: 0)
     let startedAt = MonotonicClock.nanoseconds()
     exercise.startedAt = startedAt
     var threads: [OSThread] = []
@@ -210,6 +220,7 @@ func exerciseLPMTrie(options: StressOptions, seed: UInt64, recorder: StressRecor
         let deadline = min(nextTick, endAt)
         MonotonicClock.sleep(until: deadline)
         if deadline == endAt { break }
+        sample(.run, at: Double(MonotonicClock.nanoseconds() - startedAt) / 1e9)
         if progress {
             let elapsed = Double(MonotonicClock.nanoseconds() - startedAt) / 1e9
             let done = shared.operations.load(ordering: .relaxed)
@@ -254,6 +265,7 @@ func exerciseLPMTrie(options: StressOptions, seed: UInt64, recorder: StressRecor
         }
     }
     exercise.checkpoints = 1
+    sample(.end, at: Double(MonotonicClock.nanoseconds() - startedAt) / 1e9)
     return exercise
 }
 

@@ -228,7 +228,7 @@ func runStressMap(_ kind: StressMapKind, options: StressOptions, seed: UInt64, p
                                       samples: samples)
         if !exercise.hung { checkReleased(StressPools.mapTag(kind), what: "the map", recorder: recorder) }
     case .lpmTrie:
-        exercise = exerciseLPMTrie(options: options, seed: seed, recorder: recorder, progress: progress)
+        exercise = exerciseLPMTrie(options: options, seed: seed, recorder: recorder, progress: progress, samples: samples)
         checkReleased(StressPools.mapTag(kind), what: "the map", recorder: recorder)
     }
     if let samples, !exercise.hung, exercise.startedAt != 0 {
