@@ -215,3 +215,155 @@ int rcumaps_heap_figures_see_malloc(void)
     free(probe);
     return after - before >= (long long)size;
 }
+
+/* ------------------------------------------------------------- LPM Patricia trie */
+
+struct lpm_node {
+    struct lpm_node *child[2];
+    uint32_t prefix_len;
+    uint32_t intermediate;  /* 1: a branching point, not a stored prefix */
+    uint64_t value;
+    uint8_t data[];         /* data_size bytes, big-endian bit order */
+};
+
+struct rcumaps_baseline_lpm {
+    struct lpm_node *root;
+    size_t data_size;
+    uint32_t max_len;
+};
+
+static inline int lpm_bit(const uint8_t *data, uint32_t index)
+{
+    return (data[index / 8] >> (7 - index % 8)) & 1;
+}
+
+/* How many leading bits of `a` and `b` agree, at most `limit`: 8, then 4, 2 and 1 bytes
+ * at a time, each step one XOR and a count of leading zeros. */
+static inline uint32_t lpm_common_bits(const uint8_t *a, const uint8_t *b, size_t size, uint32_t limit)
+{
+    uint32_t bits = 0;
+    size_t i = 0;
+    while (size >= i + 8) {
+        uint64_t x, y;
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
+        uint64_t diff = __builtin_bswap64(x ^ y);
+        if (diff) { bits += (uint32_t)__builtin_clzll(diff); return bits < limit ? bits : limit; }
+        bits += 64;
+        if (bits >= limit) return limit;
+        i += 8;
+    }
+    if (size >= i + 4) {
+        uint32_t x, y;
+        memcpy(&x, a + i, 4);
+        memcpy(&y, b + i, 4);
+        uint32_t diff = __builtin_bswap32(x ^ y);
+        if (diff) { bits += (uint32_t)__builtin_clz(diff); return bits < limit ? bits : limit; }
+        bits += 32;
+        if (bits >= limit) return limit;
+        i += 4;
+    }
+    while (size > i) {
+        uint8_t diff = a[i] ^ b[i];
+        if (diff) { bits += (uint32_t)__builtin_clz((unsigned)diff) - 24; return bits < limit ? bits : limit; }
+        bits += 8;
+        if (bits >= limit) return limit;
+        i += 1;
+    }
+    return bits < limit ? bits : limit;
+}
+
+rcumaps_baseline_lpm_t *rcumaps_baseline_lpm_create(size_t data_size)
+{
+    if (data_size < 1 || data_size > 256) return NULL;
+    rcumaps_baseline_lpm_t *trie = calloc(1, sizeof *trie);
+    if (!trie) return NULL;
+    trie->data_size = data_size;
+    trie->max_len = (uint32_t)(data_size * 8);
+    return trie;
+}
+
+static struct lpm_node *lpm_new_node(const rcumaps_baseline_lpm_t *trie, uint32_t prefix_len, const uint8_t *data,
+                                     uint64_t value, uint32_t intermediate)
+{
+    struct lpm_node *node = malloc(sizeof *node + trie->data_size);
+    if (!node) return NULL;
+    node->child[0] = node->child[1] = NULL;
+    node->prefix_len = prefix_len;
+    node->intermediate = intermediate;
+    node->value = value;
+    memcpy(node->data, data, trie->data_size);
+    return node;
+}
+
+int rcumaps_baseline_lpm_insert(rcumaps_baseline_lpm_t *trie, uint32_t prefix_len, const uint8_t *data, uint64_t value)
+{
+    if (prefix_len > trie->max_len) return -1;
+    struct lpm_node **slot = &trie->root;
+    struct lpm_node *node;
+    uint32_t common = 0;
+    /* Descend while the node's whole prefix is a proper prefix of the new one. */
+    while ((node = *slot)) {
+        common = lpm_common_bits(node->data, data, trie->data_size,
+                                 node->prefix_len < prefix_len ? node->prefix_len : prefix_len);
+        if (common != node->prefix_len || node->prefix_len == prefix_len) break;
+        slot = &node->child[lpm_bit(data, node->prefix_len)];
+    }
+    if (!node) {
+        *slot = lpm_new_node(trie, prefix_len, data, value, 0);
+        return *slot ? 0 : -1;
+    }
+    if (node->prefix_len == common && node->prefix_len == prefix_len) {
+        /* The same prefix (stored, or a branching point that becomes a stored prefix). */
+        node->value = value;
+        node->intermediate = 0;
+        return 0;
+    }
+    struct lpm_node *fresh = lpm_new_node(trie, prefix_len, data, value, 0);
+    if (!fresh) return -1;
+    if (common == prefix_len) {
+        /* The new prefix covers the node: it becomes the node's parent. */
+        fresh->child[lpm_bit(node->data, common)] = node;
+        *slot = fresh;
+        return 0;
+    }
+    /* They part at bit `common`: a branching point holds both. */
+    struct lpm_node *branch = lpm_new_node(trie, common, node->data, 0, 1);
+    if (!branch) { free(fresh); return -1; }
+    int side = lpm_bit(data, common);
+    branch->child[side] = fresh;
+    branch->child[!side] = node;
+    *slot = branch;
+    return 0;
+}
+
+int rcumaps_baseline_lpm_lookup(const rcumaps_baseline_lpm_t *trie, const uint8_t *data, uint64_t *value)
+{
+    const struct lpm_node *found = NULL;
+    const struct lpm_node *node = trie->root;
+    while (node) {
+        uint32_t common = lpm_common_bits(node->data, data, trie->data_size, node->prefix_len);
+        if (common < node->prefix_len) break;
+        if (!node->intermediate) found = node;
+        if (node->prefix_len == trie->max_len) break;
+        node = node->child[lpm_bit(data, node->prefix_len)];
+    }
+    if (!found) return 0;
+    *value = found->value;
+    return 1;
+}
+
+static void lpm_free(struct lpm_node *node)
+{
+    if (!node) return;
+    lpm_free(node->child[0]);
+    lpm_free(node->child[1]);
+    free(node);
+}
+
+void rcumaps_baseline_lpm_destroy(rcumaps_baseline_lpm_t *trie)
+{
+    if (!trie) return;
+    lpm_free(trie->root);
+    free(trie);
+}

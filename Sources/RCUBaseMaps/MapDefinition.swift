@@ -165,6 +165,7 @@ public struct MapDefinition: Hashable, Sendable {
         switch type {
         case .array: return PoolTag("rcua")
         case .perCPUArray: return PoolTag("rcup")
+        case .lpmTrie: return PoolTag("rcul")
         case .queue: return PoolTag("rcuq")
         case .stack: return PoolTag("rcus")
         case .hash: return hashImplementation == .lockFree ? PoolTag("rcuh") : PoolTag("rcub")

@@ -6,7 +6,8 @@ import Synchronization
 /// - IDs 1–4095 are built-in types. This release serves `HASH` (both implementations,
 ///   chosen by ``MapDefinition/hashImplementation``), `ARRAY`, `PERCPU_ARRAY`
 ///   (``RawPerCPUArrayMap``), `LRU_HASH` (``RawBucketHashMap`` with eviction),
-///   `PERCPU_HASH` and `LRU_PERCPU_HASH` (``RawPerCPUHashMap``), `QUEUE` and `STACK` (``RawQueueStackMap``); the other built-in IDs are reserved and refused with
+///   `PERCPU_HASH` and `LRU_PERCPU_HASH` (``RawPerCPUHashMap``), `LPM_TRIE` (``RawLPMTrieMap``),
+///   `QUEUE` and `STACK` (``RawQueueStackMap``); the other built-in IDs are reserved and refused with
 ///   ``MapError/notSupported``.
 /// - IDs 4096–65535 are custom types served by providers (`MapProviderRegistry` in the
 ///   provider layer). Creating one for which no provider is registered is refused with
@@ -35,7 +36,7 @@ public enum MapRegistry {
 
     /// Built-in types this release can create.
     public static let supportedBuiltInTypes: [MapType] = [
-        .hash, .array, .perCPUHash, .perCPUArray, .lruHash, .queue, .lruPerCPUHash, .stack,
+        .hash, .array, .perCPUHash, .perCPUArray, .lruHash, .lpmTrie, .queue, .lruPerCPUHash, .stack,
     ]
 
     /// Creates a map for `definition`.
@@ -60,6 +61,8 @@ public enum MapRegistry {
             return try RawArrayMap(definition)
         case .perCPUArray:
             return try RawPerCPUArrayMap(definition)
+        case .lpmTrie:
+            return try RawLPMTrieMap(definition)
         case .queue, .stack:
             return try RawQueueStackMap(definition)
         case let type where type.isCustom:

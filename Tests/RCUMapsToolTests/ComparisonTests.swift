@@ -13,7 +13,8 @@ struct ComparisonKindTests {
         let comparisons: Set<MapKind> = [.hashLockFreeUser, .typedLockFree, .hashBucketUser, .typedBucket, .typedArray,
                                          .rcuDictObject, .mutexDictObject, .rcuDictString, .mutexDictString, .passThrough,
                                          .queue, .cWfcqueue, .stack, .cLfstack, .mutexDeque, .perCPUArray,
-                                         .threadLocalCounter, .lruHash, .perCPUHash]
+                                         .threadLocalCounter, .lruHash, .perCPUHash, .lpmIPv4, .cPatriciaIPv4, .lpmIPv6,
+                                         .cPatriciaIPv6]
         #expect(Set(MapKind.allCases.filter { !$0.runsByDefault }) == comparisons)
         #expect(benchPlan(BenchOptions()).allSatisfy { $0.map.runsByDefault })
     }
@@ -23,6 +24,7 @@ struct ComparisonKindTests {
         #expect(try maps("typed") == [.hashLockFreeUser, .typedLockFree, .hashBucketUser, .typedBucket, .array, .typedArray])
         #expect(try maps("dictionary") == [.rcuDictObject, .mutexDictObject, .rcuDictString, .mutexDictString])
         #expect(try maps("custom") == [.hashBucket, .passThrough, .objectMap])
+        #expect(try maps("lpm") == [.lpmIPv4, .cPatriciaIPv4, .lpmIPv6, .cPatriciaIPv6])
         #expect(try maps("all") == MapKind.allCases)
         #expect(try maps("default") == MapKind.defaults)
         // Repeats are dropped, order kept, kinds and groups mixed.

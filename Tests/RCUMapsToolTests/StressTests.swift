@@ -14,7 +14,7 @@ struct StressOptionsTests {
         #expect(try stressOptions(["stress"]) == StressOptions())
         let defaults = StressOptions()
         #expect(defaults.maps == [.hashLockFree, .hashBucket, .hashLockFreeWord, .hashBucketWord, .array, .objectMap,
-                                  .queue, .stack, .lruHash, .perCPUHash, .lruPerCPUHash])
+                                  .queue, .stack, .lruHash, .perCPUHash, .lruPerCPUHash, .lpmTrie])
         #expect(defaults.duration == 5)
         #expect(defaults.threads == 4)
         #expect(defaults.keys == 1024)

@@ -215,4 +215,26 @@ int rcumaps_heap_figures_see_malloc(void);
  * Returns 0 when the C library has no malloc_trim. */
 int rcumaps_heap_trim(void);
 
+/* ------------------------------------------------------------- LPM Patricia trie */
+
+/* The peer of RCUMaps' LPM_TRIE lookups: a binary Patricia trie with Linux's algorithm
+ * (kernel/bpf/lpm_trie.c): one node per stored prefix plus intermediate nodes where two
+ * branches part, one bit decided per node, path-compressed; a lookup walks from the root,
+ * compares the node's prefix with the key a word at a time, remembers the last
+ * non-intermediate node that matched, and descends by the key's next bit. Written for the
+ * benchmark from the algorithm's description, not copied. Writers are single-threaded (the
+ * benchmark fills it before it measures); lookups take no read-side section, as nothing
+ * changes while they run — which only favours the baseline. */
+typedef struct rcumaps_baseline_lpm rcumaps_baseline_lpm_t;
+
+/* An empty trie for keys of `data_size` bytes (1...256); NULL without memory. */
+rcumaps_baseline_lpm_t *rcumaps_baseline_lpm_create(size_t data_size);
+/* Stores `value` under the prefix (`prefix_len` bits of `data`), replacing a stored one.
+ * Returns 0, or -1 (prefix too long, no memory). */
+int rcumaps_baseline_lpm_insert(rcumaps_baseline_lpm_t *trie, uint32_t prefix_len, const uint8_t *data,
+                                uint64_t value);
+/* Longest-prefix match of all of `data`'s bits: 1 and the value in `*value`, or 0. */
+int rcumaps_baseline_lpm_lookup(const rcumaps_baseline_lpm_t *trie, const uint8_t *data, uint64_t *value);
+void rcumaps_baseline_lpm_destroy(rcumaps_baseline_lpm_t *trie);
+
 #endif

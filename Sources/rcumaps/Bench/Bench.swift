@@ -194,6 +194,12 @@ func runCell(
             measured = warmUpAndMeasure(try PerCPUHashCounterTarget(entries: entries), workload, threads, options)
         case .threadLocalCounter:
             measured = warmUpAndMeasure(ThreadLocalCounterTarget(entries: entries), workload, threads, options)
+        case .lpmIPv4, .lpmIPv6:
+            let routes = LPMBenchRoutes(kind == .lpmIPv4 ? .ipv4 : .ipv6, entries: entries)
+            measured = warmUpAndMeasure(try LPMTrieTarget(routes), workload, threads, options)
+        case .cPatriciaIPv4, .cPatriciaIPv6:
+            let routes = LPMBenchRoutes(kind == .cPatriciaIPv4 ? .ipv4 : .ipv6, entries: entries)
+            measured = warmUpAndMeasure(try CPatriciaTarget(routes), workload, threads, options)
         }
     } catch {
         throw .map(kind, error)

@@ -75,6 +75,15 @@ enum MapKind: String, CaseIterable, Sendable {
     /// increments of the calling CPU's value of a key, through `withAtomicFields(forKey:)`
     /// (increment only; vs `thread-local`).
     case perCPUHash = "percpu-hash"
+    /// `RawLPMTrieMap` (LPM_TRIE) of `entries` random IPv4 prefixes: user-mode longest-prefix
+    /// lookups of addresses inside them (lookup only).
+    case lpmIPv4 = "lpm-ipv4"
+    /// Baseline for `lpm-ipv4`: a binary Patricia trie in C (Linux's algorithm), same prefixes.
+    case cPatriciaIPv4 = "c-patricia-ipv4"
+    /// `RawLPMTrieMap` of `entries` random IPv6 prefixes (/16 to /64), as `lpm-ipv4`.
+    case lpmIPv6 = "lpm-ipv6"
+    /// Baseline for `lpm-ipv6`: the C Patricia trie with the same prefixes.
+    case cPatriciaIPv6 = "c-patricia-ipv6"
 
     /// The baselines the report has a ratio column for, in column order.
     static let baselines: [MapKind] = [.mutexDict, .rwlockDict, .cRculfhash, .cOpenAddressing, .swiftArray, .mutexDeque]
@@ -93,7 +102,7 @@ enum MapKind: String, CaseIterable, Sendable {
         case .hashLockFreeUser, .typedLockFree, .hashBucketUser, .typedBucket, .typedArray,
              .rcuDictObject, .mutexDictObject, .rcuDictString, .mutexDictString, .passThrough,
              .queue, .cWfcqueue, .stack, .cLfstack, .mutexDeque, .perCPUArray, .threadLocalCounter, .lruHash,
-             .perCPUHash:
+             .perCPUHash, .lpmIPv4, .cPatriciaIPv4, .lpmIPv6, .cPatriciaIPv6:
             false
         }
     }
@@ -104,6 +113,7 @@ enum MapKind: String, CaseIterable, Sendable {
         switch self {
         case .queue, .cWfcqueue, .stack, .cLfstack, .mutexDeque: .pushPop
         case .perCPUArray, .perCPUHash, .threadLocalCounter: .increment
+        case .lpmIPv4, .cPatriciaIPv4, .lpmIPv6, .cPatriciaIPv6: .lookup
         default: nil
         }
     }
@@ -127,6 +137,8 @@ enum MapKind: String, CaseIterable, Sendable {
         case .stack: .cLfstack
         case .perCPUArray, .perCPUHash: .threadLocalCounter
         case .lruHash: .hashBucket
+        case .lpmIPv4: .cPatriciaIPv4
+        case .lpmIPv6: .cPatriciaIPv6
         default: nil
         }
     }
@@ -235,6 +247,10 @@ enum MapKind: String, CaseIterable, Sendable {
         case .threadLocalCounter: "baseline: a counter array per thread, plain increments"
         case .lruHash: "RawBucketHashMap as LRU_HASH, full (maxEntries = --entries), helper-mode lookups (vs hash-bucket)"
         case .perCPUHash: "PerCPUHashMap<UInt64, UInt64>, helper-mode atomic increment of this CPU's value of a key (vs thread-local)"
+        case .lpmIPv4: "RawLPMTrieMap, longest-prefix lookups on --entries random IPv4 prefixes (vs c-patricia-ipv4)"
+        case .cPatriciaIPv4: "baseline: binary Patricia trie in C (Linux's lpm_trie algorithm), same IPv4 prefixes"
+        case .lpmIPv6: "RawLPMTrieMap, longest-prefix lookups on --entries random IPv6 prefixes (vs c-patricia-ipv6)"
+        case .cPatriciaIPv6: "baseline: binary Patricia trie in C (Linux's lpm_trie algorithm), same IPv6 prefixes"
         }
     }
 }
@@ -265,6 +281,8 @@ enum MapGroup: String, CaseIterable, Sendable {
     case perCPU = "percpu"
     /// LRU_HASH after the bucket-locked hash it is built on (its comparison rows).
     case lru = "lru"
+    /// LPM_TRIE lookups on IPv4 and IPv6 prefixes, each before its C Patricia trie baseline.
+    case lpm = "lpm"
     /// Every kind.
     case all = "all"
 
@@ -279,6 +297,7 @@ enum MapGroup: String, CaseIterable, Sendable {
         case .queues: [.queue, .cWfcqueue, .stack, .cLfstack, .mutexDeque]
         case .perCPU: [.perCPUArray, .perCPUHash, .threadLocalCounter]
         case .lru: [.hashBucket, .lruHash]
+        case .lpm: [.lpmIPv4, .cPatriciaIPv4, .lpmIPv6, .cPatriciaIPv6]
         case .all: MapKind.allCases
         }
     }
@@ -294,6 +313,7 @@ enum MapGroup: String, CaseIterable, Sendable {
         case .queues: MapGroup.queues.kinds.map(\.rawValue).joined(separator: ", ")
         case .perCPU: MapGroup.perCPU.kinds.map(\.rawValue).joined(separator: ", ")
         case .lru: MapGroup.lru.kinds.map(\.rawValue).joined(separator: ", ")
+        case .lpm: MapGroup.lpm.kinds.map(\.rawValue).joined(separator: ", ")
         case .all: "every kind"
         }
     }

@@ -24,6 +24,9 @@ enum StressMapKind: String, CaseIterable, Sendable {
     case perCPUHash = "percpu-hash"
     /// `RawPerCPUHashMap` as LRU_PERCPU_HASH: as `lru-hash`, a value per CPU.
     case lruPerCPUHash = "lru-percpu-hash"
+    /// `RawLPMTrieMap` LPM_TRIE: IPv4 prefixes, `--keys` routes (half stable, half coming
+    /// and going), 8-byte values.
+    case lpmTrie = "lpm-trie"
 
     /// One line for `rcumaps stress --help`.
     var summary: String {
@@ -39,6 +42,7 @@ enum StressMapKind: String, CaseIterable, Sendable {
         case .lruHash: "RawBucketHashMap LRU_HASH, 8-byte keys and values, --keys / 4 entries, evicting writers"
         case .perCPUHash: "RawPerCPUHashMap PERCPU_HASH, an 8-byte value per CPU, user- and helper-mode writers"
         case .lruPerCPUHash: "RawPerCPUHashMap LRU_PERCPU_HASH, an 8-byte value per CPU, --keys / 4 entries, evicting writers"
+        case .lpmTrie: "RawLPMTrieMap LPM_TRIE, IPv4, --keys routes (half stable), lookups checked by brute force"
         }
     }
 

@@ -22,6 +22,7 @@ enum StressPools {
         case .lruHash: PoolTag("stlr")
         case .perCPUHash: PoolTag("stpc")
         case .lruPerCPUHash: PoolTag("stlp")
+        case .lpmTrie: PoolTag("stlm")
         }
     }
 }
@@ -233,6 +234,9 @@ func runStressMap(_ kind: StressMapKind, options: StressOptions, seed: UInt64, p
         exercise = exerciseEvictingHash(kind, options: options, seed: seed, recorder: recorder, progress: progress,
                                         samples: samples)
         if !exercise.hung { checkReleased(StressPools.mapTag(kind), what: "the map", recorder: recorder) }
+    case .lpmTrie:
+        exercise = exerciseLPMTrie(options: options, seed: seed, recorder: recorder, progress: progress, samples: samples)
+        checkReleased(StressPools.mapTag(kind), what: "the map", recorder: recorder)
     }
     if let samples, !exercise.hung, exercise.startedAt != 0 {
         let seconds = Double(MonotonicClock.nanoseconds() - exercise.startedAt) / 1e9
@@ -309,6 +313,8 @@ func exerciseByteMap(_ kind: StressMapKind, options: StressOptions, seed: UInt64
             preconditionFailure("queues and stacks are built by exerciseQueueStack")
         case .lruHash, .perCPUHash, .lruPerCPUHash:
             preconditionFailure("LRU and per-CPU hashes are built by exerciseEvictingHash")
+        case .lpmTrie:
+            preconditionFailure("LPM tries are built by exerciseLPMTrie")
         }
     } catch {
         recorder.record(.setup, "cannot create the \(kind.rawValue) map: \(error)")

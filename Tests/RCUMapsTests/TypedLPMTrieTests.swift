@@ -1,0 +1,80 @@
+import RCUMaps
+import RCUMapsTestSupport
+import Testing
+
+/// The typed LPM trie: IPv4 and IPv6 prefixes, one-line routes and lookups, round trips of
+/// the key types through their bytes and text, and the errors of the byte-level map.
+@Suite("Typed LPM_TRIE")
+struct TypedLPMTrieTests {
+    @Test func ipv4RoutesAndLookups() throws {
+        let routes = try LPMTrieMap<IPv4Prefix, UInt32>(capacity: 8, poolTag: uniqueTag())
+        #expect(routes.longestMatch(IPv4Prefix("10.1.2.3")!) == nil)
+        #expect(try routes.updateValue(1, for: IPv4Prefix("10.0.0.0/8")!) == nil)
+        try routes.updateValue(2, for: IPv4Prefix("10.1.0.0/16")!)
+        try routes.updateValue(3, for: IPv4Prefix("0.0.0.0/0")!)
+        #expect(routes.longestMatch(IPv4Prefix("10.1.2.3")!) == 2)
+        #expect(routes.longestMatch(IPv4Prefix("10.2.2.3")!) == 1)
+        #expect(routes.longestMatch(IPv4Prefix("11.2.2.3")!) == 3)
+        // A shorter query reaches only prefixes no longer than it.
+        #expect(routes.longestMatch(IPv4Prefix("10.1.2.3/12")!) == 1)
+        #expect(try routes.updateValue(4, for: IPv4Prefix(10, 1, 99, 99, prefixLength: 16)) == 2)
+        #expect(try routes.insert(5, for: IPv4Prefix("10.1.0.0/16")!) == false)
+        #expect(try routes.insert(5, for: IPv4Prefix("10.1.2.0/24")!) == true)
+        #expect(routes.count == 4)
+        #expect(routes.snapshot().map(\.prefix.description) == ["10.1.2.0/24", "10.1.99.99/16", "10.0.0.0/8", "0.0.0.0/0"])
+        #expect(routes.snapshot().map(\.value) == [5, 4, 1, 3])
+        #expect(try routes.remove(IPv4Prefix("10.1.0.0/16")!) == true)
+        #expect(try routes.remove(IPv4Prefix("10.1.0.0/16")!) == false)
+        #expect(routes.longestMatch(IPv4Prefix("10.1.3.3")!) == 1)
+        do {
+            _ = try routes.updateValue(1, for: IPv4Prefix(address: 0, prefixLength: 33))
+            Issue.record("a /33 was stored")
+        } catch {
+            #expect(error == .invalidArgument)
+        }
+    }
+
+    @Test func fullTrieRefusesNewPrefixesWithENOSPC() throws {
+        let routes = try LPMTrieMap<IPv4Prefix, UInt64>(capacity: 1, poolTag: uniqueTag())
+        try routes.updateValue(1, for: IPv4Prefix("10.0.0.0/8")!)
+        do {
+            try routes.updateValue(2, for: IPv4Prefix("11.0.0.0/8")!)
+            Issue.record("a full trie took a new prefix")
+        } catch {
+            #expect(error == .noSpace)
+        }
+        #expect(try routes.updateValue(3, for: IPv4Prefix("10.0.0.0/8")!) == 1)
+    }
+
+    @Test func ipv6RoutesAndLookups() throws {
+        let routes = try LPMTrieMap<IPv6Prefix, UInt64>(capacity: 8, poolTag: uniqueTag())
+        try routes.updateValue(32, for: IPv6Prefix("2001:db8::/32")!)
+        try routes.updateValue(48, for: IPv6Prefix("2001:db8:1::/48")!)
+        try routes.updateValue(128, for: IPv6Prefix("2001:db8:1::7")!)
+        #expect(routes.longestMatch(IPv6Prefix("2001:db8:1::7")!) == 128)
+        #expect(routes.longestMatch(IPv6Prefix("2001:db8:1::8")!) == 48)
+        #expect(routes.longestMatch(IPv6Prefix("2001:db8:2::8")!) == 32)
+        #expect(routes.longestMatch(IPv6Prefix("2001:db9::1")!) == nil)
+        #expect(routes.snapshot().map(\.prefix.description) == ["2001:db8:1::7/128", "2001:db8:1::/48", "2001:db8::/32"])
+    }
+
+    @Test func keysRoundTripThroughBytesAndText() throws {
+        let v4 = try #require(IPv4Prefix("192.168.7.1/23"))
+        #expect(v4.address == 0xC0A8_0701 && v4.prefixLength == 23 && v4.description == "192.168.7.1/23")
+        #expect(v4.withKeyBytes { Array($0) } == [23, 0, 0, 0, 192, 168, 7, 1])
+        #expect(v4.withKeyBytes { IPv4Prefix(keyBytes: $0) } == v4)
+        #expect(IPv4Prefix("1.2.3.4/33") == nil && IPv4Prefix("1.2.3") == nil && IPv4Prefix("1.2.3.4/8/8") == nil)
+        let v6 = try #require(IPv6Prefix("2001:db8::ff00:42:8329/64"))
+        #expect(v6.high == 0x2001_0DB8_0000_0000 && v6.low == 0x0000_FF00_0042_8329 && v6.prefixLength == 64)
+        #expect(v6.withKeyBytes { Array($0) } == [64, 0, 0, 0, 0x20, 0x01, 0x0D, 0xB8, 0, 0, 0, 0, 0, 0, 0xFF, 0, 0, 0x42, 0x83, 0x29])
+        #expect(v6.withKeyBytes { IPv6Prefix(keyBytes: $0) } == v6)
+        #expect(v6.description == "2001:db8::ff00:42:8329/64")
+        #expect(IPv6Prefix("2001:db8::/129") == nil && IPv6Prefix("not an address") == nil)
+        // The typed view and the byte-level map see the same routes.
+        let routes = try LPMTrieMap<IPv6Prefix, UInt64>(capacity: 4, poolTag: uniqueTag())
+        try routes.updateValue(9, for: v6)
+        let view = try LPMTrieMap<IPv6Prefix, UInt64>(wrapping: routes.raw)
+        #expect(view.longestMatch(IPv6Prefix(high: v6.high, low: 1)) == 9)
+        #expect(throws: MapError.invalidArgument) { _ = try LPMTrieMap<IPv4Prefix, UInt64>(wrapping: routes.raw) }
+    }
+}
