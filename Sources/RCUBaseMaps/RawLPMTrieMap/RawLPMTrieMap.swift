@@ -473,23 +473,7 @@ public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
     /// The key after `key` in postorder, never restarting: a cursor no longer stored resumes
     /// after the place it would have. Contract: ``RawMap/nextKeyInPass(after:into:)``.
     public func nextKeyInPass(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer) throws(MapError) {
-        try access.checkUserRead()
-        try checkKey(UnsafeRawBufferPointer(nextKey), definition.keySize)
-        var cursor: Int?
-        if let key {
-            let length = try checkedPrefix(key)
-            if length <= maxPrefixLength { cursor = length }
-        }
-        try writerLock.withLock { _ throws(MapError) in
-            let found: UnsafeMutableRawPointer?
-            if let length = cursor, let key {
-                found = tree.successor(length: length, data: key.baseAddress! + 4)
-            } else {
-                found = tree.first(after: -1)
-            }
-            guard let found else { throw MapError.keyNotFound }
-            writeKey(found, into: nextKey)
-        }
+        try nextInPass(after: key, into: nextKey, value: nil)
     }
 
     /// ``nextKeyInPass(after:into:)`` that also copies the stored prefix's value into
@@ -497,6 +481,12 @@ public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
     /// pair is one the map held. For the typed map's iteration.
     package func nextEntryInPass(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer,
                                  value: UnsafeMutableRawPointer) throws(MapError) {
+        try nextInPass(after: key, into: nextKey, value: value)
+    }
+
+    /// The step of both: the key after `key` into `nextKey`, and its value into `value` if given.
+    private func nextInPass(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer,
+                            value: UnsafeMutableRawPointer?) throws(MapError) {
         try access.checkUserRead()
         try checkKey(UnsafeRawBufferPointer(nextKey), definition.keySize)
         var cursor: Int?
@@ -513,7 +503,7 @@ public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
             }
             guard let found else { throw MapError.keyNotFound }
             writeKey(found, into: nextKey)
-            value.copyMemory(from: layout.value(found), byteCount: layout.valueSize)
+            value?.copyMemory(from: layout.value(found), byteCount: layout.valueSize)
         }
     }
 
