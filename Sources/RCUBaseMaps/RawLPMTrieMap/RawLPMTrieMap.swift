@@ -52,7 +52,10 @@ public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
     /// The published root block (never 0 after init).
     let root = Atomic<UInt>(0)
     let entries = Atomic<Int>(0)
-    let writerLock = Mutex<Void>(())
+    /// Serialises writers (and the walks that read the writer-side tree). A pthread mutex
+    /// (`ThreadLock`), not `Synchronization.Mutex`, whose futex the thread sanitizer does not
+    /// see: under it, TSan reported the writers' accesses to the writer-side tree as races.
+    let writerLock = ThreadLock<Void>(())
     /// Writer-side tree; only with `writerLock` held.
     var tree: LPMWriterNode
 
