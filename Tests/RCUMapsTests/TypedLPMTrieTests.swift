@@ -34,6 +34,20 @@ struct TypedLPMTrieTests {
         }
     }
 
+    /// A length beyond `UInt32` is refused as too long, not wrapped around to a short prefix
+    /// (1 << 32 | 8 used to store a /8, and 1 << 32 a default route matching everything).
+    @Test(arguments: [1 << 32, 1 << 32 | 8, -1])
+    func outOfRangeLengthsAreRefusedNotWrapped(length: Int) throws {
+        let routes = try LPMTrieMap<IPv4Prefix, UInt32>(capacity: 4, poolTag: uniqueTag())
+        #expect(throws: MapError.invalidArgument) { try routes.updateValue(1, for: IPv4Prefix(address: 0x0A00_0000, prefixLength: length)) }
+        #expect(throws: MapError.invalidArgument) { try routes.insert(1, for: IPv4Prefix(address: 0x0A00_0000, prefixLength: length)) }
+        #expect(routes.count == 0)
+        #expect(routes.longestMatch(IPv4Prefix(address: 0x0A01_0203, prefixLength: length)) == nil)
+        let routes6 = try LPMTrieMap<IPv6Prefix, UInt32>(capacity: 4, poolTag: uniqueTag())
+        #expect(throws: MapError.invalidArgument) { try routes6.updateValue(1, for: IPv6Prefix(high: 1, low: 0, prefixLength: length)) }
+        #expect(routes6.count == 0)
+    }
+
     @Test func fullTrieRefusesNewPrefixesWithENOSPC() throws {
         let routes = try LPMTrieMap<IPv4Prefix, UInt64>(capacity: 1, poolTag: uniqueTag())
         try routes.updateValue(1, for: IPv4Prefix("10.0.0.0/8")!)

@@ -63,11 +63,13 @@ public struct IPv4Prefix: LPMTrieKey, CustomStringConvertible {
         self.init(address: UInt32(bigEndian: address.s_addr), prefixLength: length)
     }
 
-    /// Calls `body` with the 8 key bytes (length, then the address big-endian).
+    /// Calls `body` with the 8 key bytes (length, then the address big-endian). A length
+    /// outside `0...UInt32.max` is written as `UInt32.max`, which every operation refuses
+    /// as too long (not wrapped around to a shorter prefix).
     public func withKeyBytes<Result, Failure: Error>(
         _ body: (UnsafeRawBufferPointer) throws(Failure) -> Result
     ) throws(Failure) -> Result {
-        let key = (UInt32(truncatingIfNeeded: prefixLength), address.bigEndian)
+        let key = (UInt32(exactly: prefixLength) ?? .max, address.bigEndian)
         return try withUnsafeBytes(of: key) { (bytes) throws(Failure) -> Result in try body(bytes) }
     }
 
@@ -122,12 +124,13 @@ public struct IPv6Prefix: LPMTrieKey, CustomStringConvertible {
         self.init(high: words.0, low: words.1, prefixLength: length)
     }
 
-    /// Calls `body` with the 20 key bytes (length, then the address big-endian).
+    /// Calls `body` with the 20 key bytes (length, then the address big-endian); a length
+    /// out of range is written as `UInt32.max`, as for ``IPv4Prefix``.
     public func withKeyBytes<Result, Failure: Error>(
         _ body: (UnsafeRawBufferPointer) throws(Failure) -> Result
     ) throws(Failure) -> Result {
         // Five 4-byte words: no padding between the length and the address.
-        let key = (UInt32(truncatingIfNeeded: prefixLength),
+        let key = (UInt32(exactly: prefixLength) ?? .max,
                    UInt32(truncatingIfNeeded: high >> 32).bigEndian, UInt32(truncatingIfNeeded: high).bigEndian,
                    UInt32(truncatingIfNeeded: low >> 32).bigEndian, UInt32(truncatingIfNeeded: low).bigEndian)
         return try withUnsafeBytes(of: key) { (bytes) throws(Failure) -> Result in try body(bytes) }
@@ -215,8 +218,15 @@ public final class LPMTrieMap<Key: LPMTrieKey, Value: BitwiseCopyable & Sendable
     public func longestMatch(_ query: Key) -> Value? {
         withUnsafeTemporaryAllocation(of: Value.self, capacity: 1) { buffer -> Value? in
             let slot = UnsafeMutableRawPointer(buffer.baseAddress!)
+            let keySize = raw.definition.keySize
             let found = query.withKeyBytes { key -> Bool in
-                (try? raw.lookupUnchecked(data: key.baseAddress! + 4, prefixLength: query.prefixLength, into: slot)) ?? false
+                // The unchecked lookup reads `keySize` bytes: a conformance that hands over
+                // fewer would have it read beyond them.
+                _rcumapsPrecondition(key.count == keySize && key.baseAddress != nil,
+                                     "LPMTrieMap: \(Key.self).withKeyBytes gave \(key.count) bytes, the trie's keys are \(keySize)")
+                // The length as the bytes carry it, as updates and removals see it.
+                let length = Int(key.loadUnaligned(as: UInt32.self))
+                return (try? raw.lookupUnchecked(data: key.baseAddress! + 4, prefixLength: length, into: slot)) ?? false
             }
             return found ? slot.load(as: Value.self) : nil
         }
