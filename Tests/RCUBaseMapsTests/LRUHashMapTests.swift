@@ -84,6 +84,21 @@ struct LRUHashMapTests {
         #expect(try map.allKeys(as: UInt64.self).count == maxEntries)
     }
 
+    /// Maps of one bucket (per hand): every insert into the full map evicts; none spins. A hand
+    /// over a single bucket used to find every tick stale, so the first eviction never ended.
+    @Test(arguments: zip([1, 2, 3, 1, 2], [MapCreationFlags.zeroSeed, .zeroSeed, .zeroSeed,
+                                           [.zeroSeed, .noCommonLRU], [.zeroSeed, .noCommonLRU]]))
+    func tinyMapsEvict(maxEntries: Int, flags: MapCreationFlags) throws {
+        let map = try Self.make(maxEntries: maxEntries, flags: flags)
+        let bound = map.definition.maxEntries
+        for key in 0..<UInt64(8 * bound + 8) {
+            try map.put(key, key &+ 100)
+            #expect(try map.get(key, as: UInt64.self) == key &+ 100)
+            #expect(try map.allKeys(as: UInt64.self).count <= bound)
+        }
+        #expect(try map.allKeys(as: UInt64.self).count == bound)
+    }
+
     @Test func updateFlagsAsLinux() throws {
         let map = try Self.make(maxEntries: 4)
         try map.put(UInt64(1), UInt64(10))

@@ -376,6 +376,24 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
                         }
                         return .success(.inPlace)
                     }
+                    if let slice {
+                        // One CPU's value of a per-CPU hash (helper mode): written in place,
+                        // 8 bytes at a time with atomic stores, padding included, as Linux's
+                        // `pcpu_copy_value`. A new pair that copied the other CPUs' values
+                        // would lose what their threads add in place meanwhile (atomically,
+                        // through `lookupInPlace`) to the pair it retires.
+                        let stored = table.slot(old.bucketPointer, old.slot) + table.valueOffset
+                        let start = slice.lowerBound, end = Swift.min((slice.upperBound + 7) & ~7, (valueSize + 7) & ~7)
+                        precondition(start & 7 == 0 && Int(bitPattern: stored) & 7 == 0,
+                                     "a per-CPU value starts on an 8-byte boundary")
+                        var offset = start
+                        while offset < end {
+                            (stored + offset).assumingMemoryBound(to: Atomic<UInt64>.self).pointee
+                                .store((value.baseAddress! + offset).loadUnaligned(as: UInt64.self), ordering: .relaxed)
+                            offset &+= 8
+                        }
+                        return .success(.inPlace)
+                    }
                 } else {
                     if flags == .exist { return .failure(.keyNotFound) }
                     // The key is absent and stays so while we hold its bucket's lock.

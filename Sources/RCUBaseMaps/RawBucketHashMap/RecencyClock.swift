@@ -91,9 +91,13 @@ final class RecencyClock: @unchecked Sendable {
     /// Whether `tick` of hand `partition` may still be swept: the hand has not moved on by
     /// more than half its span since (call with the tick's bucket locked). Were a stale tick
     /// swept, a later tick of the same bucket could have swept first, and the pair would
-    /// evict an entry inserted between them after two passes but no lap.
+    /// evict an entry inserted between them after two passes but no lap. The hand is
+    /// already one past `tick` (`advance` returns the old value): a tick with no later one
+    /// is always fresh, also in a span of one bucket, where half the span is 0 (with `<=
+    /// span / 2` alone, no tick there was ever fresh, and the first eviction of a map of
+    /// one bucket, `maxEntries` 1 or 2, spun forever).
     func isFresh(_ tick: Int, of partition: Int) -> Bool {
-        hand(partition).pointee.load(ordering: .acquiring) &- tick <= span(of: partition).count / 2
+        hand(partition).pointee.load(ordering: .acquiring) &- tick <= Swift.max(1, span(of: partition).count / 2)
     }
 }
 

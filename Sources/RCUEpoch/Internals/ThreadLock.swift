@@ -19,8 +19,11 @@ package final class ThreadLock<Value>: @unchecked Sendable {
     // @unchecked Sendable: `value` is only touched with `mutex` held.
     // Unchecked exclusivity: the mutex already makes every access exclusive, and the dynamic
     // check cost more than the lock itself on hot paths (EpochRetireList.retire).
-    @exclusivity(unchecked) private var value: Value
+    // `mutex` before `value`: a zero-sized `value` (a `ThreadLock<Void>`) has the address of
+    // the field after it, and the thread sanitizer then took the inout access of `value`
+    // inside the lock and another thread's read of `mutex` before locking for a race.
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    @exclusivity(unchecked) private var value: Value
 
     package init(_ value: Value) {
         self.value = value
