@@ -318,9 +318,10 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
 
     /// The update, writing only the bytes `slice` of `value` over an existing entry's value
     /// (nil: all of it). The per-CPU hash's helper mode writes one CPU's value this way:
-    /// under the bucket lock, the new pair takes the other bytes from the pair it replaces,
-    /// so concurrent writes of other CPUs' values are not undone; a new key takes `value`
-    /// whole (the caller zeroes the other CPUs' values, as Linux does).
+    /// under the bucket lock, in place, 8 bytes at a time with atomic stores (the other
+    /// CPUs' bytes are not touched, so nothing their threads change in place meanwhile is
+    /// undone); a new key takes `value` whole (the caller zeroes the other CPUs' values, as
+    /// Linux does).
     func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags rawFlags: MapUpdateFlags,
                 operation: MapOperationFlags, displaced: UnsafeMutableRawPointer?,
                 writing slice: Range<Int>?) throws(MapError) -> Bool {

@@ -16,9 +16,12 @@ import RCUEpoch
 /// - **Helper mode** (the program side) sees the calling CPU's value only:
 ///   ``lookupInPlace(key:in:)`` returns it in place (`valueSize` bytes, borrowed for the
 ///   section), and ``update(key:value:flags:in:)`` writes it alone: a new key gets zeroes on
-///   every other CPU (as Linux), an existing key keeps the other CPUs' values — taken under
-///   the bucket lock from the pair it replaces, so a concurrent helper-mode write of another
-///   CPU's value is never undone by an update of this one.
+///   every other CPU (as Linux), an existing key's value for the calling CPU is written in
+///   place under the bucket lock, 8 bytes at a time with atomic stores, as Linux's
+///   `pcpu_copy_value`: the other CPUs' values are not touched, so neither a concurrent
+///   helper-mode update of another CPU's value nor an atomic increment made in place is
+///   ever undone (a user-mode reader may see one CPU's value of more than 8 bytes half
+///   written, as on Linux).
 ///
 /// Errors are the base hash's, errno for errno with Linux 6.18's `kernel/bpf/hashtab.c`:
 /// creation as ``MapDefinition`` documents for the hash family (`round_up(valueSize, 8)`
@@ -30,7 +33,9 @@ import RCUEpoch
 /// CPU number and using the slot, so two threads may write one CPU's value at once. That
 /// stays safe: the slot is memory of the entry like any other (valid for the section
 /// whatever CPU the thread is on), an update of a CPU's value is made under the bucket lock
-/// (two such updates are ordered, the later wins, as on one CPU), and read-modify-write
+/// (two such updates are ordered, the later wins, as on one CPU; each 8-byte word is one
+/// atomic store, so an update racing an in-place increment of the same word leaves one of
+/// them, as on Linux), and read-modify-write
 /// through the in-place pointer must use atomics (the typed layer's `AtomicFields`), so no
 /// increment is lost — a migrated thread merely counts into the slot of the CPU it ran on
 /// before, and a sum over the CPUs is the same.
