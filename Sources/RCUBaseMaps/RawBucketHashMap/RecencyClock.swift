@@ -133,6 +133,11 @@ extension RawBucketHashMap {
         (recency?.ticks ?? 0, recency?.guaranteedDistance ?? 0)
     }
 
+    /// Units the capacity gate has handed out (entries, those being inserted, and the
+    /// credits evictions parked), not clamped to `maxEntries` as `count` is: the bound
+    /// the gate keeps. For tests.
+    package var capacityUnitsInUse: Int { capacity.count.load(ordering: .relaxed) }
+
     /// Evicts one entry of a full LRU map (see `RecencyClock`): advances the calling
     /// thread's hand chain by chain, each under its lock, until a chain yields a victim;
     /// retires it and parks its unit in this thread's capacity stripe, where the caller's
