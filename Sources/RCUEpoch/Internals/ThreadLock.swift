@@ -19,11 +19,8 @@ package final class ThreadLock<Value>: @unchecked Sendable {
     // @unchecked Sendable: `value` is only touched with `mutex` held.
     // Unchecked exclusivity: the mutex already makes every access exclusive, and the dynamic
     // check cost more than the lock itself on hot paths (EpochRetireList.retire).
-    // `mutex` before `value`: a zero-sized `value` (a `ThreadLock<Void>`) has the address of
-    // the field after it, and the thread sanitizer then took the inout access of `value`
-    // inside the lock and another thread's read of `mutex` before locking for a race.
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     @exclusivity(unchecked) private var value: Value
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
 
     package init(_ value: Value) {
         self.value = value
@@ -47,6 +44,14 @@ package final class ThreadLock<Value>: @unchecked Sendable {
         defer {
             let unlocked = pthread_mutex_unlock(mutex)
             _rcumapsPrecondition(unlocked == 0, "pthread_mutex_unlock failed: \(unlocked)")
+        }
+        if MemoryLayout<Value>.size == 0 {
+            // A lock with no value (`ThreadLock<Void>`): `body` gets a local. The thread
+            // sanitizer records an inout access of a zero-sized stored property at the
+            // object's own address, and reported it as racing with other threads' reads of
+            // the object's header (method calls on the lock before they take it).
+            var nothing = value
+            return try body(&nothing)
         }
         return try body(&value)
     }
