@@ -377,7 +377,7 @@ struct LPMTrieMapTests {
     // MARK: Concurrency
 
     /// Writers insert and delete volatile prefixes and replace stable ones while readers look
-    /// up random addresses. Values name their prefix. Every answer must be the longest
+    /// up random addresses with random query lengths. Values name their prefix. Every answer must be the longest
     /// stable prefix matching the address, or a volatile prefix that matches it and is
     /// longer — never a shorter prefix, one that does not match, or nothing while a stable
     /// prefix matches.
@@ -433,17 +433,22 @@ struct LPMTrieMapTests {
             var count = 0
             while !deadline.hasPassed || count < 200 {
                 let address: [UInt8] = [10, UInt8(random.next() % 4), UInt8(truncatingIfNeeded: random.next()), UInt8(truncatingIfNeeded: random.next())]
-                // The brute-force scan over the stable prefixes.
+                // A query length of 8...32: shorter queries end inside a stride, where the
+                // walk scans a node's own prefixes (the /8 always matches).
+                let queryLength = 8 + Int(random.next() % 25)
+                // The brute-force scan over the stable prefixes no longer than the query.
                 var stableBest = -1
-                for index in 0..<stableCount where routes[index].length > (stableBest < 0 ? -1 : routes[stableBest].length)
+                for index in 0..<stableCount where routes[index].length <= queryLength
+                    && routes[index].length > (stableBest < 0 ? -1 : routes[stableBest].length)
                     && LPMModel.masked(address, routes[index].length) == routes[index].data { stableBest = index }
                 do {
-                    let index = Int(try Self.get(map, Self.key(32, address)) >> 32)
+                    let index = Int(try Self.get(map, Self.key(queryLength, address)) >> 32)
                     guard index < routes.count else { failures.record("value \(index) names no prefix"); continue }
                     let route = routes[index]
                     if index < stableCount {
                         if index != stableBest { failures.record("\(address): stable \(index), expected \(stableBest)") }
-                    } else if LPMModel.masked(address, route.length) != route.data || route.length <= routes[stableBest].length {
+                    } else if LPMModel.masked(address, route.length) != route.data || route.length <= routes[stableBest].length
+                                || route.length > queryLength {
                         failures.record("\(address): volatile \(index) /\(route.length) does not beat stable \(stableBest)")
                     }
                 } catch {
