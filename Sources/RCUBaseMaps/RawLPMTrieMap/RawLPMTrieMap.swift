@@ -446,17 +446,22 @@ public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
         nextKey.baseAddress!.copyMemory(from: entry, byteCount: 4 + dataSize)
     }
 
+    /// The checks of a get-next-key step (user read access, the output buffer's size) and
+    /// the cursor's prefix length: nil to start at the first key (no cursor, or one whose
+    /// `prefixLen` exceeds the data).
+    private func nextKeyCursor(_ key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer) throws(MapError) -> Int? {
+        try access.checkUserRead()
+        try checkKey(UnsafeRawBufferPointer(nextKey), definition.keySize)
+        guard let key else { return nil }
+        let length = try checkedPrefix(key)
+        return length <= maxPrefixLength ? length : nil
+    }
+
     /// Get-next-key in Linux's postorder. A `key` that is not stored (host bits beyond its
     /// `prefixLen` do not count), or whose `prefixLen` exceeds the data, restarts at the first
     /// key. Contract: ``RawMap/nextKey(after:into:)``.
     public func nextKey(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer) throws(MapError) {
-        try access.checkUserRead()
-        try checkKey(UnsafeRawBufferPointer(nextKey), definition.keySize)
-        var cursor: Int?
-        if let key {
-            let length = try checkedPrefix(key)
-            if length <= maxPrefixLength { cursor = length }
-        }
+        let cursor = try nextKeyCursor(key, into: nextKey)
         try writerLock.withLock { _ throws(MapError) in
             var next: UnsafeMutableRawPointer?
             if let length = cursor, let key {
@@ -490,13 +495,7 @@ public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
     /// The step of both: the key after `key` into `nextKey`, and its value into `value` if given.
     private func nextInPass(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer,
                             value: UnsafeMutableRawPointer?) throws(MapError) {
-        try access.checkUserRead()
-        try checkKey(UnsafeRawBufferPointer(nextKey), definition.keySize)
-        var cursor: Int?
-        if let key {
-            let length = try checkedPrefix(key)
-            if length <= maxPrefixLength { cursor = length }
-        }
+        let cursor = try nextKeyCursor(key, into: nextKey)
         try writerLock.withLock { _ throws(MapError) in
             let found: UnsafeMutableRawPointer?
             if let length = cursor, let key {
