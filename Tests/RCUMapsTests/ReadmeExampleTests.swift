@@ -59,4 +59,21 @@ struct ReadmeExampleTests {
         #expect(try events.pop() == nil)
         #expect(total == 1)
     }
+
+    @Test func lruPerCPUHashAndRoutes() throws {
+        // README begin
+        let recent = try LRUHashMap<UInt64, UInt64>(maxEntries: 1024)
+        try recent.updateValue(7, forKey: 42)                            // a full cache evicts, never refuses
+        let seen = recent[42]                                            // marks the entry recently used
+        let perKey = try PerCPUHashMap<UInt64, UInt64>(maxEntries: 1024)
+        try perKey.updateCurrentCPUValue(1, forKey: 42)                  // this CPU's value; the others 0
+        let sum = perKey.sum(forKey: 42)                                 // over every CPU
+        let routes4 = try LPMTrieMap<IPv4Prefix, UInt32>(capacity: 1024)
+        try routes4.updateValue(7, for: IPv4Prefix("10.0.0.0/8")!)       // exact prefix
+        let hop = routes4.longestMatch(IPv4Prefix("10.1.2.3")!)          // the longest covering route
+        // README end
+        #expect(seen == 7)
+        #expect(sum == 1)
+        #expect(hop == 7)
+    }
 }
