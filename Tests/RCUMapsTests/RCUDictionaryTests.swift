@@ -268,4 +268,35 @@ struct RCUDictionaryTests {
         #expect(census.alive.load(ordering: .relaxed) == 0)
         #expect(census.deinitialized.load(ordering: .relaxed) == census.created.load(ordering: .relaxed))
     }
+
+    /// `String` keys are found by their UTF-8 bytes when the node keeps them, and by `==`
+    /// otherwise: canonically equivalent spellings (different bytes, one string) find one
+    /// entry, keys too long for the node's bytes still match, and a key that is a prefix of
+    /// another is another key. Once with values in the slot and once with values in nodes.
+    @Test func stringKeysMatchByBytesAndByEquivalence() {
+        let precomposed = "caf\u{E9}"            // é as one scalar
+        let decomposed = "cafe\u{301}"           // e + combining acute accent
+        let kelvin = "\u{212A}"                  // KELVIN SIGN, canonically "K"
+        let long = String(repeating: "abcdefghij", count: 12)  // 120 bytes: beyond a node's copy
+        #expect(precomposed == decomposed && Array(precomposed.utf8) != Array(decomposed.utf8))
+        func check<Value: Equatable & Sendable>(_ make: (Int) -> Value) {
+            let table = RCUDictionary<String, Value>()
+            table[precomposed] = make(1)
+            #expect(table[decomposed] == make(1))
+            table[decomposed] = make(2)
+            #expect(table.count == 1 && table[precomposed] == make(2))
+            table["K"] = make(3)
+            #expect(table[kelvin] == make(3))
+            #expect(!table.insertIfAbsent(make(4), forKey: kelvin))
+            table[long] = make(5)
+            #expect(table[String(repeating: "abcdefghij", count: 12)] == make(5))
+            #expect(table[String(long.dropLast())] == nil && table[long + "k"] == nil)
+            table[""] = make(6)
+            #expect(table[""] == make(6) && table["c"] == nil && table["caf"] == nil)
+            #expect(table.removeValue(forKey: decomposed) == make(2) && table[precomposed] == nil)
+            #expect(Set(table.keys) == ["K", long, ""])
+        }
+        check { $0 }                          // Int: values in the slot, keys in nodes
+        check { [$0, $0 &+ 1] }               // [Int]: keys and values in nodes
+    }
 }

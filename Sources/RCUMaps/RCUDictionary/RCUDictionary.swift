@@ -26,7 +26,10 @@ import Glibc
 ///   place, with an atomic exchange; with an integer key (`Int`, `UInt32`, …) the key is in
 ///   the slot too, so such an entry is no allocation at all and a lookup reads one cache
 ///   line of the dictionary. Other keys live in an immutable node the slot points to, and
-///   other values in that node, which a write replaces whole.
+///   other values in that node, which a write replaces whole. A `String` key's node (one
+///   64-byte line) also keeps the key's UTF-8 bytes when they fit (32 bytes and more,
+///   depending on the value), so a lookup compares bytes in the node instead of reading the
+///   stored string's buffer (canonically equivalent spellings still match through `==`).
 /// - Keys are hashed with their `hashValue` (the standard library's per-process seeded
 ///   SipHash), except the standard library's integer types: their bits are mixed with a
 ///   random seed of this dictionary by a multiply–xorshift finaliser, a tenth of SipHash's
@@ -261,9 +264,17 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     }
 
     /// Whether the node at `node` holds `key` (of `hash`).
+    ///
+    /// A `String` key whose UTF-8 bytes the node keeps (``DictionaryNodeLayout/keyBytesOffset``)
+    /// is compared with those bytes first: equal bytes are equal strings, and the stored
+    /// string's own buffer — one more dependent cache miss — is not read. Different bytes
+    /// can still be equal strings (canonically equivalent Unicode, `"\u{212A}" == "K"`), so
+    /// those go on to `==`, as does every other key type.
     @inlinable @inline(__always)
     func nodeMatches(_ node: UInt, _ key: Key, _ hash: Int) -> Bool {
-        nodeHash(node) == hash && self.key(ofNode: node) == key
+        guard nodeHash(node) == hash else { return false }
+        if Key.self == String.self, nodeLayout.keyBytesEqual(UnsafeRawPointer(bitPattern: node)!, key) { return true }
+        return self.key(ofNode: node) == key
     }
 
     /// Whether the key word `keyBits` (of a slot whose tag matches `hash`) holds `key`.
@@ -756,13 +767,31 @@ final class DictionaryNodeLayout<Key: Hashable & Sendable, Value: Sendable>: Epo
     /// Whether nodes hold the value (else the dictionary keeps it in the slot).
     @usableFromInline let includesValue: Bool
 
+    /// For `String` keys: where the node keeps the key's UTF-8 byte count (an `Int`, -1 when
+    /// the key is longer than ``keyBytesCapacity``), followed by the bytes themselves; 0 for
+    /// other keys.
+    @usableFromInline let keyBytesOffset: Int
+    /// The longest `String` key, in UTF-8 bytes, whose bytes a node keeps: what fills the
+    /// node up to a 64-byte cache line (at least 32). Longer keys are compared with `==`.
+    @usableFromInline let keyBytesCapacity: Int
+
     init(includesValue: Bool) {
         self.includesValue = includesValue
         let header = MemoryLayout<Int>.size
         keyOffset = (header + MemoryLayout<Key>.alignment - 1) & ~(MemoryLayout<Key>.alignment - 1)
         let afterKey = keyOffset + MemoryLayout<Key>.size
         valueOffset = (afterKey + MemoryLayout<Value>.alignment - 1) & ~(MemoryLayout<Value>.alignment - 1)
-        size = Swift.max(includesValue ? valueOffset + MemoryLayout<Value>.size : afterKey, header)
+        let end = Swift.max(includesValue ? valueOffset + MemoryLayout<Value>.size : afterKey, header)
+        if Key.self == String.self {
+            keyBytesOffset = (end + 7) & ~7
+            let lineEnd = (keyBytesOffset + 8 + 32 + 63) & ~63
+            keyBytesCapacity = lineEnd - keyBytesOffset - 8
+            size = lineEnd
+        } else {
+            keyBytesOffset = 0
+            keyBytesCapacity = 0
+            size = end
+        }
         _rcumapsPrecondition(Swift.max(MemoryLayout<Key>.alignment, MemoryLayout<Value>.alignment) <= 16,
                              "RCUDictionary: keys and values aligned beyond 16 bytes are not supported")
     }
@@ -773,8 +802,35 @@ final class DictionaryNodeLayout<Key: Hashable & Sendable, Value: Sendable>: Epo
         block.initializeMemory(as: Int.self, to: hash)
         (block + keyOffset).initializeMemory(as: Key.self, to: key)
         if includesValue, let value { (block + valueOffset).initializeMemory(as: Value.self, to: value) }
+        if Key.self == String.self {
+            // The key's bytes (when they fit), so that lookups need not read the string's buffer.
+            var string = unsafeBitCast(key, to: String.self)
+            let capacity = keyBytesCapacity
+            let stored = string.withUTF8 { bytes -> Int in
+                guard bytes.count <= capacity else { return -1 }
+                if let source = bytes.baseAddress {
+                    (block + keyBytesOffset + 8).copyMemory(from: source, byteCount: bytes.count)
+                }
+                return bytes.count
+            }
+            (block + keyBytesOffset).initializeMemory(as: Int.self, to: stored)
+        }
         rcumaps_tsan_publish(block)
         return block
+    }
+
+    /// Whether the UTF-8 bytes a `String`-keyed node keeps are `key`'s (`false` also when
+    /// the node keeps none: the key was too long). Equal bytes mean equal strings; `false`
+    /// does not mean different strings (see ``RCUDictionary/nodeMatches(_:_:_:)``). Only for
+    /// `Key == String`; the node is immutable and alive (caller's section or stripe).
+    @inlinable @inline(__always)
+    func keyBytesEqual(_ node: UnsafeRawPointer, _ key: Key) -> Bool {
+        let stored = node.load(fromByteOffset: keyBytesOffset, as: Int.self)
+        guard stored >= 0 else { return false }
+        var probe = unsafeBitCast(key, to: String.self)
+        return probe.withUTF8 { bytes in
+            bytes.count == stored && (stored == 0 || memcmp(bytes.baseAddress!, node + keyBytesOffset + 8, stored) == 0)
+        }
     }
 
     /// Deinitializes and frees a node that was never published.
