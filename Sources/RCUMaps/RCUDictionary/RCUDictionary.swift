@@ -827,10 +827,10 @@ final class DictionaryNodeLayout<Key: Hashable & Sendable, Value: Sendable>: Epo
     func keyBytesEqual(_ node: UnsafeRawPointer, _ key: Key) -> Bool {
         let stored = node.load(fromByteOffset: keyBytesOffset, as: Int.self)
         guard stored >= 0 else { return false }
-        var probe = unsafeBitCast(key, to: String.self)
-        return probe.withUTF8 { bytes in
+        let equal = unsafeBitCast(key, to: String.self).utf8.withContiguousStorageIfAvailable { bytes in
             bytes.count == stored && (stored == 0 || memcmp(bytes.baseAddress!, node + keyBytesOffset + 8, stored) == 0)
         }
+        return equal ?? false
     }
 
     /// Deinitializes and frees a node that was never published.
