@@ -74,6 +74,11 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
     /// Stable positions of the entries, which batch lookups sweep (in-place maps only: their
     /// entries never move; see `EntrySlots`).
     let slots: EntrySlots?
+    /// ``slots``, unretained, for the write paths: the map holds `slots` for its whole life,
+    /// so a call through this reference needs no retain and release around it — which Swift
+    /// otherwise makes around each call on the optional stored reference, a write to the
+    /// slots object's header that every writing thread shares.
+    let unretainedSlots: Unmanaged<EntrySlots>?
 
     @usableFromInline static let nodeSize = MemoryLayout<cds_lfht_node>.size
     /// The in-place (value, state) pair: two words, 16-byte aligned (malloc's alignment).
@@ -130,8 +135,10 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
                 throw MapError.noMemory.with(reason: "no memory for the entry slots")
             }
             self.slots = slots
+            unretainedSlots = Unmanaged.passUnretained(slots)
         } else {
             slots = nil
+            unretainedSlots = nil
         }
         // BPF_F_ZERO_SEED: a fixed seed, so the iteration order repeats (for tests).
         hasher = definition.flags.contains(.zeroSeed) ? KeyHasher(seed: 0) : KeyHasher()
@@ -272,7 +279,10 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
     @discardableResult
     func sealUnlinked(_ entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>) -> UInt {
         let value = seal(entry)
-        if let slots { slots.release(Int(state(entry).pointee.load(ordering: .relaxed) >> Self.slotShift)) }
+        if let slots = unretainedSlots {
+            let slot = Int(state(entry).pointee.load(ordering: .relaxed) >> Self.slotShift)
+            slots._withUnsafeGuaranteedRef { $0.release(slot) }
+        }
         return value
     }
 
@@ -522,13 +532,15 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
     /// the caller's; `.full` when the map is really full. Caller holds an epoch.
     func publishNew(_ key: UnsafeRawBufferPointer, hash: UInt,
                     entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>) -> Publication {
-        switch capacity.reserve(keyExists: { find(key, hash: hash) != nil }) {
+        // `self` unretained in the closure: the caller's reference keeps the map alive, and a
+        // retain would be a write to the map's header that every writing thread shares.
+        switch capacity.reserve(keyExists: { [unowned(unsafe) self] in find(key, hash: hash) != nil }) {
         case .exists:
             return .exists
         case .full:
             return .full
         case .reserved:
-            guard let slots else {
+            guard let slots = unretainedSlots else {
                 let published = rcumaps_lfht_add_unique(table, hash, keySize, entry) == entry
                 capacity.resolve(published: published)
                 return published ? .published : .exists
@@ -536,18 +548,18 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
             // In place: the entry takes a slot, filled before the publication so that any
             // thread that finds the entry (and may unlink it) finds its slot filled: the one
             // whose unlink succeeds gives the slot back (`sealUnlinked`).
-            guard let slot = slots.take() else {
+            guard let slot = slots._withUnsafeGuaranteedRef({ $0.take() }) else {
                 capacity.resolve(published: false)
                 return .noMemory
             }
             state(entry).pointee.store(UInt(slot) << Self.slotShift | Self.slotted, ordering: .relaxed)
-            slots.publish(UnsafeMutableRawPointer(entry), at: slot)
+            slots._withUnsafeGuaranteedRef { $0.publish(UnsafeMutableRawPointer(entry), at: slot) }
             let published = rcumaps_lfht_add_unique(table, hash, keySize, entry) == entry
             if published {
                 // From now on batches return it (unless a delete sealed it already).
                 markState(Self.published, of: entry)
             } else {
-                slots.release(slot)  // never findable: the slot is still ours
+                slots._withUnsafeGuaranteedRef { $0.release(slot) }  // never findable: the slot is still ours
             }
             capacity.resolve(published: published)
             return published ? .published : .exists
