@@ -47,6 +47,13 @@ public final class ObjectMapProvider: Sendable {
         let associationsRefused = Atomic<Int>(0)
         let objectTag: PoolTag
         init(objectTag: PoolTag) { self.objectTag = objectTag }
+
+        /// The state behind a callback's context, unretained: every map of this provider
+        /// has its `State` as context, and the map keeps it alive while callbacks run.
+        @inline(__always)
+        static func of(_ context: (any MapProviderContext)?) -> Unmanaged<State> {
+            Unmanaged.passUnretained(unsafeDowncast(context.unsafelyUnwrapped, to: State.self))
+        }
     }
 
     /// A program type the sample refuses to associate with (to demonstrate refusal).
@@ -166,6 +173,9 @@ public final class ObjectMapProvider: Sendable {
                 }
                 out.storeBytes(of: (object + 8).load(as: Handle.self), as: Handle.self)
             },
+            // The per-element callbacks reach `state` through the call's context (the map's
+            // context, set above), not by capturing it: Swift retains a closure's captured
+            // context around every call, and that count is one word every thread writes.
             preprocessElementAddition: { (call) throws(MapError) in
                 // handle → stored pointer, taking a reference for the map.
                 guard let out = call.outValue else { return }
@@ -173,7 +183,8 @@ public final class ObjectMapProvider: Sendable {
                 // No lock: the callback runs inside an epoch section, so an object a
                 // concurrent close is dropping is not freed under us; it is taken only while
                 // its count is above zero (a count that reached zero never rises again).
-                guard let address = state.table[handle], tryRetain(UnsafeMutableRawPointer(bitPattern: address)!) else {
+                let address = State.of(call.context)._withUnsafeGuaranteedRef { $0.table[handle] }
+                guard let address, tryRetain(UnsafeMutableRawPointer(bitPattern: address)!) else {
                     throw MapError.invalidArgument.with(reason: "handle \(handle) is not open")
                 }
                 out.storeBytes(of: address, as: UInt.self)
@@ -183,7 +194,7 @@ public final class ObjectMapProvider: Sendable {
                 // the entry's reference goes, exactly once.
                 let address = call.value.loadUnaligned(as: UInt.self)
                 if let object = UnsafeMutableRawPointer(bitPattern: address) {
-                    release(object, client: state.client)
+                    State.of(call.context)._withUnsafeGuaranteedRef { release(object, client: $0.client) }
                 }
             })
     }

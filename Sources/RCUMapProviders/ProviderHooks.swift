@@ -59,10 +59,11 @@ final class ProviderHooks: MapEntryObserver, Sendable {
     }
 
     func entryWasRemoved(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapOperationFlags) {
-        guard let postprocess = binding.dispatch.postprocessElementDeletion else { return }
+        guard binding.dispatch.postprocessElementDeletion != nil else { return }
         Epoch.enter()
         defer { Epoch.exit() }
-        postprocess(MapElementDeletion(context: context, key: key, value: value, flags: flags))
+        // Called in place, not bound to a local (which retains the closure's context).
+        binding.dispatch.postprocessElementDeletion!(MapElementDeletion(context: context, key: key, value: value, flags: flags))
     }
 
     /// Undoes a successful addition whose base update failed: the deletion callback with

@@ -342,11 +342,14 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
                 }
             }
         } else {
-            guard let addition = dispatch.preprocessElementAddition else {
+            guard dispatch.preprocessElementAddition != nil else {
                 try baseUpdate(value)
                 return
             }
-            try addition(MapElementCall(context: callContext, key: key, inValue: value, outValue: nil, flags: operation))
+            // Called in place, not bound to a local: a local copy retains the closure's
+            // context, one object every writing thread shares.
+            try dispatch.preprocessElementAddition!(
+                MapElementCall(context: callContext, key: key, inValue: value, outValue: nil, flags: operation))
             do throws(MapError) {
                 try baseUpdate(value)
             } catch {
