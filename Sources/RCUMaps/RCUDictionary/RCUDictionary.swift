@@ -265,7 +265,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
 
     /// Whether the node at `node` holds `key` (of `hash`).
     ///
-    /// A `String` key whose UTF-8 bytes the node keeps (``DictionaryNodeLayout/keyBytesOffset``)
+    /// A `String` key whose UTF-8 bytes the node keeps (`DictionaryNodeLayout.keyBytesOffset`)
     /// is compared with those bytes first: equal bytes are equal strings, and the stored
     /// string's own buffer — one more dependent cache miss — is not read. Different bytes
     /// can still be equal strings (canonically equivalent Unicode, `"\u{212A}" == "K"`), so
@@ -821,7 +821,7 @@ final class DictionaryNodeLayout<Key: Hashable & Sendable, Value: Sendable>: Epo
 
     /// Whether the UTF-8 bytes a `String`-keyed node keeps are `key`'s (`false` also when
     /// the node keeps none: the key was too long). Equal bytes mean equal strings; `false`
-    /// does not mean different strings (see ``RCUDictionary/nodeMatches(_:_:_:)``). Only for
+    /// does not mean different strings (see `RCUDictionary.nodeMatches`). Only for
     /// `Key == String`; the node is immutable and alive (caller's section or stripe).
     @inlinable @inline(__always)
     func keyBytesEqual(_ node: UnsafeRawPointer, _ key: Key) -> Bool {
