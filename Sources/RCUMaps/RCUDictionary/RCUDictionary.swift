@@ -26,8 +26,8 @@ import Glibc
 ///   place, with an atomic exchange; with an integer key (`Int`, `UInt32`, …) the key is in
 ///   the slot too, so such an entry is no allocation at all and a lookup reads one cache
 ///   line of the dictionary. Other keys live in an immutable node the slot points to, and
-///   other values in that node, which a write replaces whole. A `String` key's node (one
-///   64-byte line) also keeps the key's UTF-8 bytes when they fit (32 bytes and more,
+///   other values in that node, which a write replaces whole. A `String` key's node (64
+///   bytes, more with a large value) also keeps the key's UTF-8 bytes when they fit (32 bytes and more,
 ///   depending on the value), so a lookup compares bytes in the node instead of reading the
 ///   stored string's buffer (canonically equivalent spellings still match through `==`).
 /// - Keys are hashed with their `hashValue` (the standard library's per-process seeded
@@ -772,7 +772,7 @@ final class DictionaryNodeLayout<Key: Hashable & Sendable, Value: Sendable>: Epo
     /// other keys.
     @usableFromInline let keyBytesOffset: Int
     /// The longest `String` key, in UTF-8 bytes, whose bytes a node keeps: what fills the
-    /// node up to a 64-byte cache line (at least 32). Longer keys are compared with `==`.
+    /// node up to a multiple of 64 bytes (at least 32). Longer keys are compared with `==`.
     @usableFromInline let keyBytesCapacity: Int
 
     init(includesValue: Bool) {
