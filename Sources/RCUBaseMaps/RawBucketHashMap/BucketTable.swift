@@ -13,12 +13,22 @@ import Synchronization
 ///                                         bit 56: a reclaim work item is scheduled
 ///                                         bits 57..<57+slotsPerBucket: slot recently used
 ///                                         (LRU maps only; see `RecencyClock`)
-///     offset 8   overflow Atomic<UInt>    address of the next bucket of the chain, or 0
+///     offset 8   overflow Atomic<UInt>    bits 0..<56: address of the next bucket of the
+///                                         chain, or 0
+///                                         bit 62: the chain's lock is held (first-level
+///                                         buckets only; see `lockChain(_:)`)
+///                                         bit 63: a writer sleeps on that lock
 ///     offset 16  slots    slotsPerBucket × [key padded to 8 | value padded to 8]
 ///
 /// A slot is *free* (tag 0, not retired), *live* (tag set) or *retired* (unlinked, waiting
 /// for a grace period before it is free again). Control words and links change only under
 /// the chain's lock and are published with release stores; readers load them acquiring.
+///
+/// The chain's lock lives in its first bucket's overflow word, so a writer's lock, its
+/// walk and its update of a one-bucket chain touch one cache line (a lock array beside
+/// the buckets cost a second cache miss per write at a million entries). Readers mask the
+/// lock bits off the link (``overflow(_:)``); writers change a first-level link with atomic
+/// read-modify-writes that keep them.
 ///
 /// An overflow bucket left with no live or retired slot is unlinked and retired; the rest
 /// stay until the table is destroyed, when every bucket is retired through the epoch
@@ -68,8 +78,6 @@ final class BucketTable: @unchecked Sendable {
     /// Invariant: `bucketCount × bucketStride` bytes, 64-byte aligned; every bucket's header
     /// initialised as two atomics.
     @usableFromInline let base: UnsafeMutableRawPointer
-    /// One lock per first-level bucket (a chain shares its first bucket's lock).
-    let locks: BucketLocks
     /// Buckets whose retired slots await a grace period (see the type's documentation).
     let reclaimList: EpochRetireList
 
@@ -103,7 +111,6 @@ final class BucketTable: @unchecked Sendable {
         // Before the first touch below: a big table on huge pages misses the TLB far less.
         rcumaps_advise_huge_pages(block, size)
         base = block
-        locks = BucketLocks(count: bucketCount)
         let reclaimer = SlotReclaimer()
         reclaimList = EpochRetireList(referencesWithTag: tag, finalizer: reclaimer)
         for index in 0..<bucketCount {
@@ -171,10 +178,14 @@ final class BucketTable: @unchecked Sendable {
         (bucket + 8).assumingMemoryBound(to: Atomic<UInt>.self)
     }
 
+    /// The address bits of an overflow word (user-space addresses fit in 56 bits, also
+    /// with 5-level paging); the bits above hold the chain's lock.
+    @usableFromInline static let linkAddressMask: UInt = 1 << 56 - 1
+
     /// The next bucket of the chain (acquiring: its contents are published with the link).
     @inlinable @inline(__always)
     func overflow(_ bucket: UnsafeMutableRawPointer) -> UnsafeMutableRawPointer? {
-        UnsafeMutableRawPointer(bitPattern: overflowLink(bucket).pointee.load(ordering: .acquiring))
+        UnsafeMutableRawPointer(bitPattern: overflowLink(bucket).pointee.load(ordering: .acquiring) & Self.linkAddressMask)
     }
 
     @inlinable @inline(__always)
@@ -205,6 +216,68 @@ final class BucketTable: @unchecked Sendable {
         while let bucket = current {
             body(bucket)
             current = overflow(bucket)
+        }
+    }
+
+    // MARK: Chain locks
+
+    /// The lock bit of a first-level bucket's overflow word.
+    static let chainLockedBit: UInt = 1 << 62
+    /// Set by a writer that sleeps on the lock; its holder's release then wakes one.
+    static let chainWaitersBit: UInt = 1 << 63
+
+    /// Runs `body` holding the lock of the chain of first-level bucket `index`.
+    @inline(__always)
+    func withChainLock<Result>(_ index: Int, _ body: () throws(Never) -> Result) -> Result {
+        lockChain(index)
+        defer { unlockChain(index) }
+        return body()
+    }
+
+    /// Takes the lock of chain `index`: one atomic OR on the first bucket's overflow word
+    /// when it is free (the line the writer reads next). As ``FutexLock``: a waiter spins a
+    /// little, then sleeps on the futex of the word's upper half.
+    /// Not reentrant; a holder must not wait for a grace period.
+    @inline(__always)
+    func lockChain(_ index: Int) {
+        let word = overflowLink(bucket(index))
+        if word.pointee.bitwiseOr(Self.chainLockedBit, ordering: .acquiring).oldValue & Self.chainLockedBit != 0 {
+            lockChainContended(word)
+        }
+    }
+
+    /// Releases the lock of chain `index`, waking one sleeper if any marked itself.
+    @inline(__always)
+    func unlockChain(_ index: Int) {
+        let word = overflowLink(bucket(index))
+        let old = word.pointee.bitwiseAnd(~(Self.chainLockedBit | Self.chainWaitersBit), ordering: .releasing).oldValue
+        if old & Self.chainWaitersBit != 0 { rcumaps_futex_wake(Self.futexHalf(word), 1) }
+    }
+
+    /// The upper 32 bits of an overflow word (little-endian: at byte offset 4), which hold
+    /// the lock bits: the word a sleeper waits on.
+    @inline(__always)
+    static func futexHalf(_ word: UnsafeMutablePointer<Atomic<UInt>>) -> UnsafeMutableRawPointer {
+        UnsafeMutableRawPointer(word) + 4
+    }
+
+    @inline(never)
+    func lockChainContended(_ word: UnsafeMutablePointer<Atomic<UInt>>) {
+        for _ in 0..<FutexLock.spins {
+            if word.pointee.load(ordering: .relaxed) & Self.chainLockedBit == 0,
+               word.pointee.bitwiseOr(Self.chainLockedBit, ordering: .acquiring).oldValue & Self.chainLockedBit == 0 {
+                return
+            }
+            rcumaps_cpu_relax()
+        }
+        // Mark the lock contended and sleep until it is free; taking it here leaves the
+        // waiters bit set, so its release wakes the next sleeper (at worst one spurious wake).
+        while true {
+            let old = word.pointee.bitwiseOr(Self.chainLockedBit | Self.chainWaitersBit, ordering: .acquiring).oldValue
+            if old & Self.chainLockedBit == 0 { return }
+            // Sleeps only while the upper half is unchanged (still locked, waiters marked).
+            let upper = UInt32(truncatingIfNeeded: (old | Self.chainLockedBit | Self.chainWaitersBit) >> 32)
+            rcumaps_futex_wait(Self.futexHalf(word), upper)
         }
     }
 
@@ -353,8 +426,12 @@ final class BucketTable: @unchecked Sendable {
     }
 
     /// Appends `overflow` to the chain after `last` (release: publishes its contents).
+    /// `last` links nowhere yet: an OR sets the address and keeps the lock bits of a
+    /// first-level bucket, which a waiting writer may change meanwhile.
     func link(_ overflow: UnsafeMutableRawPointer, after last: UnsafeMutableRawPointer) {
-        overflowLink(last).pointee.store(UInt(bitPattern: overflow), ordering: .releasing)
+        let address = UInt(bitPattern: overflow)
+        _rcumapsPrecondition(address & ~Self.linkAddressMask == 0, "bucket address beyond 56 bits")
+        overflowLink(last).pointee.bitwiseOr(address, ordering: .releasing)
     }
 
     // MARK: Reclamation
@@ -388,7 +465,7 @@ final class BucketTable: @unchecked Sendable {
         // Once the map is gone, the table's teardown frees whole chains instead.
         guard !mapReleased.load(ordering: .acquiring) else { return }
         let lockIndex = lockIndex(of: bucket)
-        let again = locks.withLock(lockIndex) { () -> Bool in
+        let again = withChainLock(lockIndex) { () -> Bool in
             let word = control(bucket)
             var current = word.pointee.load(ordering: .acquiring) & ~(retired << Self.retiredShift)
             let remaining = (current &>> Self.retiredShift) & 0x3F
@@ -407,8 +484,11 @@ final class BucketTable: @unchecked Sendable {
         var previous = bucket(lockIndex)
         while let next = overflow(previous) {
             if next == empty {
-                overflowLink(previous).pointee.store(overflowLink(empty).pointee.load(ordering: .acquiring),
-                                                     ordering: .releasing)
+                // The address bits of `previous` are `empty`'s: an XOR turns them into the
+                // next bucket's (or 0) and keeps the lock bits. Release: `previous` is
+                // still published.
+                let after = overflowLink(empty).pointee.load(ordering: .acquiring) & Self.linkAddressMask
+                overflowLink(previous).pointee.bitwiseXor(UInt(bitPattern: empty) ^ after, ordering: .releasing)
                 EpochMemory.free(empty)
                 return
             }

@@ -345,7 +345,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
         if !helper { try access.checkUserWrite(freezeState) }
         var outcome: Result<Displaced, MapError>
         repeat {
-            outcome = table.locks.withLock(index) {
+            outcome = table.withChainLock(index) {
                 let old = locate(key.baseAddress!, hash: hash, index: index)
                 if let old {
                     if flags == .noExist { return .failure(.alreadyExists) }
@@ -537,7 +537,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
         defer { Epoch.exit() }
         // A user-mode write checks the freeze inside its section (see MapFreezeState).
         if checkingFreeze, freezeState.isFrozen { throw frozenError }
-        let outcome: Result<(Place, Bool), MapError> = table.locks.withLock(index) {
+        let outcome: Result<(Place, Bool), MapError> = table.withChainLock(index) {
             guard let place = locate(key.baseAddress!, hash: hash, index: index) else { return .failure(.keyNotFound) }
             let value = table.value(of: place, count: valueSize)
             do throws(MapError) {
@@ -770,7 +770,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
     func takeChain(_ index: Int, keys: UnsafeMutableRawBufferPointer, values: UnsafeMutableRawBufferPointer,
                    at start: Int, room: Int, locked: Bool) -> Int? {
         var reclaim: [UnsafeMutableRawPointer] = []
-        let taken: Int? = table.locks.withLock(index) {
+        let taken: Int? = table.withChainLock(index) {
             var places: [Place] = []
             table.forEachBucket(inChainOf: index) { bucket in
                 let control = table.loadControl(bucket)
