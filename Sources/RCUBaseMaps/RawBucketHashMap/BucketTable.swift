@@ -8,7 +8,10 @@ import Synchronization
 /// Bucket layout (`bucketStride` bytes, a multiple of 8; one cache line for 8- and 16-byte
 /// keys with 8-byte values):
 ///
-///     offset 0   control  Atomic<UInt64>  bytes 0..<slotsPerBucket: slot tags (0 = not live)
+///     offset 0   control  Atomic<UInt64>  bytes 0..<slotsPerBucket: slot tags (0x80 set:
+///                                         live; 0: free or retired in an overflow bucket;
+///                                         1...127: the reclaim stamp of a slot retired in
+///                                         a first-level bucket, see below)
 ///                                         bits 48..<48+slotsPerBucket: slot retired
 ///                                         bit 56: a reclaim work item is scheduled
 ///                                         bits 57..<57+slotsPerBucket: slot recently used
@@ -34,7 +37,24 @@ import Synchronization
 /// stay until the table is destroyed, when every bucket is retired through the epoch
 /// (memory stays bounded by the most entries, live and retired, a chain ever held).
 ///
-/// Retired slots go back to the free pool in batches: the first retirement in a bucket
+/// A slot retired in a first-level bucket stays there, stamped with the table's reclaim
+/// generation (``retire(_:)``), and the chain's own writers reuse it once two generations
+/// have completed since (``fillFreeSlot``'s caller asks ``isReusable(_:slot:)``): no work
+/// item, no second visit of the bucket. A generation is one ``EpochWorkItem``, posted one
+/// after another while writers ask for them (``requestGenerations(through:)``); the
+/// stamp, taken inside the retiring writer's section, is the count of items posted then,
+/// `P`. Item `P + 1` is posted after that read, so its grace period waits for the writer's
+/// section, in which the slot was unlinked; item `P + 2` is posted after item `P + 1` ran,
+/// so after the unlinking, and its grace period waits for every reader that could have
+/// seen the slot live. Hence a slot stamped `P` is reusable once item `P + 2` has run.
+/// Stamps are `P mod 127 + 1` (a tag byte without its live bit): a stamp more than 126
+/// generations old reads as a younger one, which only delays its reuse, and writers that
+/// find such a slot ask for more generations. Readers never consider a stamped slot: a
+/// lookup's tag always has its high bit set, so the tag compare never matches a stamp.
+///
+/// Retired slots of overflow buckets go back to the free pool in batches (an overflow
+/// bucket left empty must be unlinked, which only a visit after the grace period can do):
+/// the first retirement in such a bucket
 /// claims the bucket's *scheduled* bit and hands the bucket, with the slots retired so far,
 /// to the table's ``reclaimList`` (an ``EpochRetireList`` of references, so 64 buckets share
 /// one `rcu_head`); after a grace period the list's finalizer frees those slots under the
@@ -202,7 +222,12 @@ final class BucketTable: @unchecked Sendable {
     static func tagByte(_ control: UInt64, _ slot: Int) -> UInt64 { (control &>> UInt64(8 * slot)) & 0xFF }
 
     @inline(__always)
-    static func isLive(_ control: UInt64, _ slot: Int) -> Bool { tagByte(control, slot) != 0 }
+    static func isLive(_ control: UInt64, _ slot: Int) -> Bool { tagByte(control, slot) & 0x80 != 0 }
+
+    @inline(__always)
+    static func isRetired(_ control: UInt64, _ slot: Int) -> Bool {
+        control & (1 << (retiredShift + UInt64(slot))) != 0
+    }
 
     @inline(__always)
     static func isFree(_ control: UInt64, _ slot: Int) -> Bool {
@@ -346,8 +371,9 @@ final class BucketTable: @unchecked Sendable {
         forEachBucket(inChainOf: index) { bucket in
             guard !found else { return }
             let control = loadControl(bucket)
-            for slot in 0..<slotsPerBucket where control & (1 << (Self.retiredShift + UInt64(slot))) != 0
-                && keysEqual(self.slot(bucket, slot), key, count: keySize) {
+            for slot in 0..<slotsPerBucket where Self.isRetired(control, slot)
+                && keysEqual(self.slot(bucket, slot), key, count: keySize)
+                && !(isFirstLevel(bucket) && isReusable(control, slot: slot)) {
                 found = true
                 return
             }
@@ -388,21 +414,37 @@ final class BucketTable: @unchecked Sendable {
 
     /// Makes a written slot live under `tag` (release: its pair is visible with it). An LRU
     /// map publishes it `referenced` (a new entry outlives the eviction hand's next pass); a
-    /// stale referenced bit a late reader left on the reused slot is cleared otherwise.
+    /// stale referenced bit a late reader left on the reused slot is cleared otherwise. A
+    /// reused retired slot loses its stamp and retired bit in the same store.
     func publish(_ place: RawBucketHashMap.Place, tag: UInt64, referenced: Bool = false) {
         let word = control(place.bucketPointer)
         let bit: UInt64 = 1 << (Self.referencedShift + UInt64(place.slot))
-        let current = word.pointee.load(ordering: .acquiring) & ~bit
+        let clear = bit | 0xFF << UInt64(8 * place.slot) | 1 << (Self.retiredShift + UInt64(place.slot))
+        let current = word.pointee.load(ordering: .acquiring) & ~clear
         word.pointee.store(current | tag << UInt64(8 * place.slot) | (referenced ? bit : 0), ordering: .releasing)
     }
 
-    /// Unlinks a live slot and marks it retired, in one store. If no reclaim work item is
-    /// pending for the bucket, the same store claims one: the caller must then call
-    /// ``submitReclaim(_:lockIndex:)`` once it has released the lock (returns `true`).
+    /// Unlinks a live slot and marks it retired, in one store. Caller holds the chain's
+    /// lock and is inside an epoch section (the stamp's guarantee rests on it).
+    ///
+    /// In a first-level bucket the slot is stamped with the reclaim generation and stays
+    /// for the chain's writers to reuse (returns `false`). In an overflow bucket, if no
+    /// reclaim work item is pending for the bucket, the same store claims one: the caller
+    /// must then call ``submitReclaim(_:lockIndex:)`` once it has released the lock
+    /// (returns `true`).
     func retire(_ place: RawBucketHashMap.Place) -> Bool {
         let word = control(place.bucketPointer)
         let current = word.pointee.load(ordering: .acquiring)
-        let cleared = current & ~(0xFF << UInt64(8 * place.slot)) | 1 << (Self.retiredShift + UInt64(place.slot))
+        let shift = UInt64(8 * place.slot)
+        if isFirstLevel(place.bucketPointer) {
+            let posted = generationsPosted.load(ordering: .acquiring)
+            let stamped = current & ~(0xFF << shift) | Self.stamp(posted) << shift
+                | 1 << (Self.retiredShift + UInt64(place.slot))
+            word.pointee.store(stamped, ordering: .releasing)
+            requestGenerations(through: posted &+ 2)
+            return false
+        }
+        let cleared = current & ~(0xFF << shift) | 1 << (Self.retiredShift + UInt64(place.slot))
         let claims = current & Self.scheduledBit == 0
         word.pointee.store(cleared | Self.scheduledBit, ordering: .releasing)
         return claims
@@ -432,6 +474,84 @@ final class BucketTable: @unchecked Sendable {
         let address = UInt(bitPattern: overflow)
         _rcumapsPrecondition(address & ~Self.linkAddressMask == 0, "bucket address beyond 56 bits")
         overflowLink(last).pointee.bitwiseOr(address, ordering: .releasing)
+    }
+
+    // MARK: Reclaim generations (first-level buckets)
+
+    /// Generation work items posted so far (the stamp of a retirement is this count,
+    /// read inside the retiring writer's section).
+    let generationsPosted = Atomic<UInt64>(0)
+    /// The count of posted items that have run (items run one at a time, in order).
+    let generationsCompleted = Atomic<UInt64>(0)
+    /// The count writers need to reach; items are posted while `generationsCompleted` is
+    /// below it.
+    let generationsWanted = Atomic<UInt64>(0)
+    /// Whether an item is posted and has not run yet (at most one is).
+    let generationInFlight = Atomic<Bool>(false)
+
+    /// Whether `bucket` is a first-level bucket (its retired slots are stamped).
+    @inline(__always)
+    func isFirstLevel(_ bucket: UnsafeMutableRawPointer) -> Bool {
+        let offset = bucket - base
+        return offset >= 0 && offset < bucketCount &* bucketStride
+    }
+
+    /// The stamp of a retirement while `posted` items have been posted: 1...127.
+    @inline(__always)
+    static func stamp(_ posted: UInt64) -> UInt64 { posted % 127 &+ 1 }
+
+    /// Whether retired slot `slot` of a first-level bucket, whose control word is
+    /// `control`, may be written again: two generations have completed since its stamp.
+    /// A stamp is read as the latest count at most `posted` with that stamp, so an old one
+    /// may read as younger than it is (never as older).
+    func isReusable(_ control: UInt64, slot: Int) -> Bool {
+        let stamp = Self.tagByte(control, slot)
+        // Completed first: a count posted later is only larger, which errs on the safe side.
+        let completed = generationsCompleted.load(ordering: .acquiring)
+        let posted = generationsPosted.load(ordering: .acquiring)
+        let age = (posted % 127 &+ 127 &- (stamp &- 1)) % 127
+        return completed >= posted &- age &+ 2
+    }
+
+    /// Asks for generation items to be posted until `target` of them have run. Cheap when
+    /// another writer asked for as much already (one load). Never blocks.
+    func requestGenerations(through target: UInt64) {
+        var wanted = generationsWanted.load(ordering: .relaxed)
+        guard wanted < target else { return }
+        while wanted < target {
+            let (exchanged, original) = generationsWanted.compareExchange(
+                expected: wanted, desired: target, ordering: .sequentiallyConsistent)
+            if exchanged { break }
+            wanted = original
+        }
+        postGenerationIfIdle()
+    }
+
+    /// Posts the next generation item unless one is in flight. Sequentially consistent
+    /// against ``finishGeneration()``: a writer that raised `generationsWanted` and finds
+    /// an item in flight is seen by that item's check, so no request is lost.
+    func postGenerationIfIdle() {
+        guard !generationInFlight.load(ordering: .sequentiallyConsistent),
+              generationInFlight.compareExchange(expected: false, desired: true,
+                                                 ordering: .sequentiallyConsistent).exchanged else { return }
+        // The item before the count: a count must never run ahead of a posted item. With
+        // no memory for it, nothing is posted; the next request tries again.
+        guard let item = EpochWorkItem({ [weak self] in self?.finishGeneration() }) else {
+            generationInFlight.store(false, ordering: .sequentiallyConsistent)
+            return
+        }
+        generationsPosted.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        item.schedule()
+    }
+
+    /// A generation item's callback (reclamation thread, after its grace period): counts
+    /// it completed and posts the next if writers want more.
+    func finishGeneration() {
+        // Only the item in flight changes the posted count, so it is this item's number.
+        let number = generationsPosted.load(ordering: .acquiring)
+        generationsCompleted.store(number, ordering: .releasing)
+        generationInFlight.store(false, ordering: .sequentiallyConsistent)
+        if generationsWanted.load(ordering: .sequentiallyConsistent) > number { postGenerationIfIdle() }
     }
 
     // MARK: Reclamation

@@ -290,6 +290,8 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
         var place: Place?
         var last = table.bucket(index)
         var reachedOld = replacing == nil
+        var waiting = false
+        let first = table.bucket(index)
         table.forEachBucket(inChainOf: index) { bucket in
             last = bucket
             if !reachedOld { reachedOld = UInt(bitPattern: bucket) == replacing!.bucket }
@@ -299,11 +301,24 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
                 place = Place(bucket, slot)
                 return
             }
+            // A first-level bucket keeps its retired slots: reuse one whose stamp is two
+            // generations old (see BucketTable).
+            guard bucket == first else { return }
+            for slot in 0..<table.slotsPerBucket where BucketTable.isRetired(control, slot) {
+                if table.isReusable(control, slot: slot) {
+                    place = Place(bucket, slot)
+                    return
+                }
+                waiting = true
+            }
         }
         if let place {
             table.write(key: key, value: value, into: table.slot(place.bucketPointer, place.slot))
             return place
         }
+        // Slots waiting for generations while the chain grows: make sure generations advance
+        // (a stamp over 126 generations old reads as a young one until they do).
+        if waiting { table.requestGenerations(through: table.generationsPosted.load(ordering: .relaxed) &+ 2) }
         guard let overflow = table.allocateOverflowBucket(lockIndex: index) else { return nil }
         table.write(key: key, value: value, into: table.slot(overflow, 0))
         // Publishing the link publishes the bucket's contents; the slot's tag is set by the caller.
