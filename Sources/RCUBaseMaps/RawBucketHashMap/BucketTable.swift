@@ -365,7 +365,9 @@ final class BucketTable: @unchecked Sendable {
     }
 
     /// Whether a retired (not yet reclaimed) slot of the chain of bucket `index` holds
-    /// `key`: the key was deleted or replaced within the last grace period or so.
+    /// `key`: the key was deleted or replaced within the last grace period or so (in a
+    /// first-level bucket: until the first generation item posted after it has run, which
+    /// an `Epoch.barrier()` waits for).
     func recentlyRetired(_ key: UnsafeRawPointer, inChainOf index: Int) -> Bool {
         var found = false
         forEachBucket(inChainOf: index) { bucket in
@@ -373,7 +375,7 @@ final class BucketTable: @unchecked Sendable {
             let control = loadControl(bucket)
             for slot in 0..<slotsPerBucket where Self.isRetired(control, slot)
                 && keysEqual(self.slot(bucket, slot), key, count: keySize)
-                && !(isFirstLevel(bucket) && isReusable(control, slot: slot)) {
+                && !(isFirstLevel(bucket) && isReusable(control, slot: slot, generations: 1)) {
                 found = true
                 return
             }
@@ -501,16 +503,17 @@ final class BucketTable: @unchecked Sendable {
     static func stamp(_ posted: UInt64) -> UInt64 { posted % 127 &+ 1 }
 
     /// Whether retired slot `slot` of a first-level bucket, whose control word is
-    /// `control`, may be written again: two generations have completed since its stamp.
-    /// A stamp is read as the latest count at most `posted` with that stamp, so an old one
-    /// may read as younger than it is (never as older).
-    func isReusable(_ control: UInt64, slot: Int) -> Bool {
+    /// `control`, may be written again: `generations` (two; fewer only for questions that
+    /// are not about reuse) have completed since its stamp. A stamp is read as the latest
+    /// count at most `posted` with that stamp, so an old one may read as younger than it is
+    /// (never as older).
+    func isReusable(_ control: UInt64, slot: Int, generations: UInt64 = 2) -> Bool {
         let stamp = Self.tagByte(control, slot)
         // Completed first: a count posted later is only larger, which errs on the safe side.
         let completed = generationsCompleted.load(ordering: .acquiring)
         let posted = generationsPosted.load(ordering: .acquiring)
         let age = (posted % 127 &+ 127 &- (stamp &- 1)) % 127
-        return completed >= posted &- age &+ 2
+        return completed >= posted &- age &+ generations
     }
 
     /// Asks for generation items to be posted until `target` of them have run. Cheap when

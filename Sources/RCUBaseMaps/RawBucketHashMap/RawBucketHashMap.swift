@@ -30,9 +30,11 @@ import Glibc
 ///   so it never fails for lack of memory.
 ///
 /// A retired slot is not reused until a grace period has passed, so a reader that matched
-/// its key keeps reading that key's value: the bucket goes to the table's reclaim list (an
+/// its key keeps reading that key's value: in a first-level bucket the slot is stamped with
+/// the table's reclaim generation and the chain's writers reuse it once two generations
+/// have completed; an overflow bucket goes to the table's reclaim list (an
 /// ``/RCUEpoch/EpochRetireList`` of references, 64 buckets to a grace period), which then
-/// returns its retired slots to the free pool.
+/// returns its retired slots to the free pool (see `BucketTable`).
 ///
 /// `LRU_HASH` (Linux `BPF_MAP_TYPE_LRU_HASH`) is this map with a `RecencyClock`: a new
 /// key in a full map evicts an entry not used recently instead of failing with E2BIG (see
