@@ -517,10 +517,18 @@ final class BucketTable: @unchecked Sendable {
     }
 
     /// Asks for generation items to be posted until `target` of them have run. Cheap when
-    /// another writer asked for as much already (one load). Never blocks.
+    /// another writer asked for as much already and an item is in flight (two loads).
+    /// Never blocks.
     func requestGenerations(through target: UInt64) {
         var wanted = generationsWanted.load(ordering: .relaxed)
-        guard wanted < target else { return }
+        guard wanted < target else {
+            // Asked for already. Normally an item is in flight, or the one that asked posts
+            // it; but if a post found no memory for its item, nothing is in flight and
+            // nothing will be: post it now.
+            if !generationInFlight.load(ordering: .relaxed),
+               generationsCompleted.load(ordering: .relaxed) < wanted { postGenerationIfIdle() }
+            return
+        }
         while wanted < target {
             let (exchanged, original) = generationsWanted.compareExchange(
                 expected: wanted, desired: target, ordering: .sequentiallyConsistent)
