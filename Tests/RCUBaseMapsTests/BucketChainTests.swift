@@ -76,6 +76,77 @@ struct BucketChainTests {
         for key: UInt64 in 2..<9 { #expect(try map.get(key, as: Pair.self) == Pair(key &* 10)) }
     }
 
+    /// A slot retired in a first-level bucket is reused by the chain's writers once two
+    /// reclaim generations have run (no reclaim work item visits it): once they have, new
+    /// keys take the retired slots instead of chaining an overflow bucket. A barrier waits
+    /// for the generation item in flight, which posts the next: the second delete's stamp
+    /// (one item posted) needs items 2 and 3, so three barriers.
+    @Test func retiredFirstLevelSlotsAreReusedAfterTheirGenerations() throws {
+        let map = try Self.oneChain(maxEntries: 4)
+        try map.put(UInt64(1), Pair(1))
+        try map.put(UInt64(2), Pair(2))  // the first bucket's two slots are live
+        try map.remove(UInt64(1))
+        try map.remove(UInt64(2))
+        try Epoch.withSection { section in
+            // Not before the generations: the retired slots are not reused, a third key chains.
+            try map.put(UInt64(5), Pair(5))
+            #expect(map.overflowBucketCount == 1)
+            try map.remove(UInt64(5))
+            _ = section
+        }
+        for _ in 0..<3 { Epoch.barrier() }
+        try map.put(UInt64(3), Pair(3))
+        try map.put(UInt64(4), Pair(4))
+        #expect(map.overflowBucketCount == 0)
+        #expect(try map.get(UInt64(3), as: Pair.self) == Pair(3))
+        #expect(try map.get(UInt64(4), as: Pair.self) == Pair(4))
+        // A key deleted two generations ago no longer counts as deleted during a pass.
+        #expect(try map.allKeys(as: UInt64.self).sorted() == [3, 4])
+    }
+
+    /// Readers hold helper-mode pointers into a few chains while writers delete, insert
+    /// and replace (16-byte values: every replace takes a new slot) the same keys as fast
+    /// as they can: a retired slot must not be written again while a section that may hold
+    /// it lasts, so the bytes behind a pointer stay its key's until the section ends.
+    @Test func heldPointersKeepTheirKeysBytesUnderChurn() throws {
+        let map = try RawBucketHashMap(
+            MapDefinition(type: .hash, keySize: 8, valueSize: 16, maxEntries: 32, hashImplementation: .bucketLocked,
+                          poolTag: uniqueTag()),
+            observer: nil, bucketCount: 2)
+        let keys: [UInt64] = Array(0..<12)
+        let failures = Failures()
+        let deadline = Deadline(after: stressDuration)
+        runOnThreads(4) { thread in
+            var random = XorShift(seed: UInt64(thread + 1))
+            while !deadline.hasPassed {
+                let key = keys[Int(random.next() % UInt64(keys.count))]
+                if thread < 2 {
+                    // Writers: delete, insert or replace, always with the key's own pair.
+                    switch random.next() % 3 {
+                    case 0: try? map.remove(key)
+                    case 1: try? map.put(key, Pair(key), flags: .noExist)
+                    default: try? map.put(key, Pair(key), flags: .exist)
+                    }
+                    continue
+                }
+                // Readers: hold a pointer for a while, re-reading it.
+                Epoch.withSection { section in
+                    guard let held = try? withUnsafeBytes(of: key, { try map.lookupInPlace(key: $0, in: section) }) else {
+                        return
+                    }
+                    for _ in 0..<200 {
+                        let value = held.load(as: Pair.self)
+                        if value != Pair(key) {
+                            failures.record("key \(key): held bytes became \(value) within the section")
+                            return
+                        }
+                    }
+                }
+            }
+        }
+        #expect(failures.all.isEmpty, "\(failures.all.prefix(5))")
+    }
+
     /// Replacing a key that lives late in the chain while earlier slots free up: a reader
     /// must always find the key (the new pair is never placed ahead of the old one).
     @Test func readersNeverMissAKeyBeingReplaced() throws {

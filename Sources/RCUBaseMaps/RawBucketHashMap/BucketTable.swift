@@ -8,23 +8,53 @@ import Synchronization
 /// Bucket layout (`bucketStride` bytes, a multiple of 8; one cache line for 8- and 16-byte
 /// keys with 8-byte values):
 ///
-///     offset 0   control  Atomic<UInt64>  bytes 0..<slotsPerBucket: slot tags (0 = not live)
+///     offset 0   control  Atomic<UInt64>  bytes 0..<slotsPerBucket: slot tags (0x80 set:
+///                                         live; 0: free or retired in an overflow bucket;
+///                                         1...127: the reclaim stamp of a slot retired in
+///                                         a first-level bucket, see below)
 ///                                         bits 48..<48+slotsPerBucket: slot retired
 ///                                         bit 56: a reclaim work item is scheduled
 ///                                         bits 57..<57+slotsPerBucket: slot recently used
 ///                                         (LRU maps only; see `RecencyClock`)
-///     offset 8   overflow Atomic<UInt>    address of the next bucket of the chain, or 0
+///     offset 8   overflow Atomic<UInt>    bits 0..<56: address of the next bucket of the
+///                                         chain, or 0
+///                                         bit 62: the chain's lock is held (first-level
+///                                         buckets only; see `lockChain(_:)`)
+///                                         bit 63: a writer sleeps on that lock
 ///     offset 16  slots    slotsPerBucket × [key padded to 8 | value padded to 8]
 ///
 /// A slot is *free* (tag 0, not retired), *live* (tag set) or *retired* (unlinked, waiting
 /// for a grace period before it is free again). Control words and links change only under
 /// the chain's lock and are published with release stores; readers load them acquiring.
 ///
+/// The chain's lock lives in its first bucket's overflow word, so a writer's lock, its
+/// walk and its update of a one-bucket chain touch one cache line (a lock array beside
+/// the buckets cost a second cache miss per write at a million entries). Readers mask the
+/// lock bits off the link (``overflow(_:)``); writers change a first-level link with atomic
+/// read-modify-writes that keep them.
+///
 /// An overflow bucket left with no live or retired slot is unlinked and retired; the rest
 /// stay until the table is destroyed, when every bucket is retired through the epoch
 /// (memory stays bounded by the most entries, live and retired, a chain ever held).
 ///
-/// Retired slots go back to the free pool in batches: the first retirement in a bucket
+/// A slot retired in a first-level bucket stays there, stamped with the table's reclaim
+/// generation (``retire(_:)``), and the chain's own writers reuse it once two generations
+/// have completed since (``fillFreeSlot``'s caller asks ``isReusable(_:slot:)``): no work
+/// item, no second visit of the bucket. A generation is one ``EpochWorkItem``, posted one
+/// after another while writers ask for them (``requestGenerations(through:)``); the
+/// stamp, taken inside the retiring writer's section, is the count of items posted then,
+/// `P`. Item `P + 1` is posted after that read, so its grace period waits for the writer's
+/// section, in which the slot was unlinked; item `P + 2` is posted after item `P + 1` ran,
+/// so after the unlinking, and its grace period waits for every reader that could have
+/// seen the slot live. Hence a slot stamped `P` is reusable once item `P + 2` has run.
+/// Stamps are `P mod 127 + 1` (a tag byte without its live bit): a stamp more than 126
+/// generations old reads as a younger one, which only delays its reuse, and writers that
+/// find such a slot ask for more generations. Readers never consider a stamped slot: a
+/// lookup's tag always has its high bit set, so the tag compare never matches a stamp.
+///
+/// Retired slots of overflow buckets go back to the free pool in batches (an overflow
+/// bucket left empty must be unlinked, which only a visit after the grace period can do):
+/// the first retirement in such a bucket
 /// claims the bucket's *scheduled* bit and hands the bucket, with the slots retired so far,
 /// to the table's ``reclaimList`` (an ``EpochRetireList`` of references, so 64 buckets share
 /// one `rcu_head`); after a grace period the list's finalizer frees those slots under the
@@ -68,8 +98,6 @@ final class BucketTable: @unchecked Sendable {
     /// Invariant: `bucketCount × bucketStride` bytes, 64-byte aligned; every bucket's header
     /// initialised as two atomics.
     @usableFromInline let base: UnsafeMutableRawPointer
-    /// One lock per first-level bucket (a chain shares its first bucket's lock).
-    let locks: BucketLocks
     /// Buckets whose retired slots await a grace period (see the type's documentation).
     let reclaimList: EpochRetireList
 
@@ -103,7 +131,6 @@ final class BucketTable: @unchecked Sendable {
         // Before the first touch below: a big table on huge pages misses the TLB far less.
         rcumaps_advise_huge_pages(block, size)
         base = block
-        locks = BucketLocks(count: bucketCount)
         let reclaimer = SlotReclaimer()
         reclaimList = EpochRetireList(referencesWithTag: tag, finalizer: reclaimer)
         for index in 0..<bucketCount {
@@ -171,10 +198,14 @@ final class BucketTable: @unchecked Sendable {
         (bucket + 8).assumingMemoryBound(to: Atomic<UInt>.self)
     }
 
+    /// The address bits of an overflow word (user-space addresses fit in 56 bits, also
+    /// with 5-level paging); the bits above hold the chain's lock.
+    @usableFromInline static let linkAddressMask: UInt = 1 << 56 - 1
+
     /// The next bucket of the chain (acquiring: its contents are published with the link).
     @inlinable @inline(__always)
     func overflow(_ bucket: UnsafeMutableRawPointer) -> UnsafeMutableRawPointer? {
-        UnsafeMutableRawPointer(bitPattern: overflowLink(bucket).pointee.load(ordering: .acquiring))
+        UnsafeMutableRawPointer(bitPattern: overflowLink(bucket).pointee.load(ordering: .acquiring) & Self.linkAddressMask)
     }
 
     @inlinable @inline(__always)
@@ -191,7 +222,12 @@ final class BucketTable: @unchecked Sendable {
     static func tagByte(_ control: UInt64, _ slot: Int) -> UInt64 { (control &>> UInt64(8 * slot)) & 0xFF }
 
     @inline(__always)
-    static func isLive(_ control: UInt64, _ slot: Int) -> Bool { tagByte(control, slot) != 0 }
+    static func isLive(_ control: UInt64, _ slot: Int) -> Bool { tagByte(control, slot) & 0x80 != 0 }
+
+    @inline(__always)
+    static func isRetired(_ control: UInt64, _ slot: Int) -> Bool {
+        control & (1 << (retiredShift + UInt64(slot))) != 0
+    }
 
     @inline(__always)
     static func isFree(_ control: UInt64, _ slot: Int) -> Bool {
@@ -205,6 +241,68 @@ final class BucketTable: @unchecked Sendable {
         while let bucket = current {
             body(bucket)
             current = overflow(bucket)
+        }
+    }
+
+    // MARK: Chain locks
+
+    /// The lock bit of a first-level bucket's overflow word.
+    static let chainLockedBit: UInt = 1 << 62
+    /// Set by a writer that sleeps on the lock; its holder's release then wakes one.
+    static let chainWaitersBit: UInt = 1 << 63
+
+    /// Runs `body` holding the lock of the chain of first-level bucket `index`.
+    @inline(__always)
+    func withChainLock<Result>(_ index: Int, _ body: () throws(Never) -> Result) -> Result {
+        lockChain(index)
+        defer { unlockChain(index) }
+        return body()
+    }
+
+    /// Takes the lock of chain `index`: one atomic OR on the first bucket's overflow word
+    /// when it is free (the line the writer reads next). As ``FutexLock``: a waiter spins a
+    /// little, then sleeps on the futex of the word's upper half.
+    /// Not reentrant; a holder must not wait for a grace period.
+    @inline(__always)
+    func lockChain(_ index: Int) {
+        let word = overflowLink(bucket(index))
+        if word.pointee.bitwiseOr(Self.chainLockedBit, ordering: .acquiring).oldValue & Self.chainLockedBit != 0 {
+            lockChainContended(word)
+        }
+    }
+
+    /// Releases the lock of chain `index`, waking one sleeper if any marked itself.
+    @inline(__always)
+    func unlockChain(_ index: Int) {
+        let word = overflowLink(bucket(index))
+        let old = word.pointee.bitwiseAnd(~(Self.chainLockedBit | Self.chainWaitersBit), ordering: .releasing).oldValue
+        if old & Self.chainWaitersBit != 0 { rcumaps_futex_wake(Self.futexHalf(word), 1) }
+    }
+
+    /// The upper 32 bits of an overflow word (little-endian: at byte offset 4), which hold
+    /// the lock bits: the word a sleeper waits on.
+    @inline(__always)
+    static func futexHalf(_ word: UnsafeMutablePointer<Atomic<UInt>>) -> UnsafeMutableRawPointer {
+        UnsafeMutableRawPointer(word) + 4
+    }
+
+    @inline(never)
+    func lockChainContended(_ word: UnsafeMutablePointer<Atomic<UInt>>) {
+        for _ in 0..<FutexLock.spins {
+            if word.pointee.load(ordering: .relaxed) & Self.chainLockedBit == 0,
+               word.pointee.bitwiseOr(Self.chainLockedBit, ordering: .acquiring).oldValue & Self.chainLockedBit == 0 {
+                return
+            }
+            rcumaps_cpu_relax()
+        }
+        // Mark the lock contended and sleep until it is free; taking it here leaves the
+        // waiters bit set, so its release wakes the next sleeper (at worst one spurious wake).
+        while true {
+            let old = word.pointee.bitwiseOr(Self.chainLockedBit | Self.chainWaitersBit, ordering: .acquiring).oldValue
+            if old & Self.chainLockedBit == 0 { return }
+            // Sleeps only while the upper half is unchanged (still locked, waiters marked).
+            let upper = UInt32(truncatingIfNeeded: (old | Self.chainLockedBit | Self.chainWaitersBit) >> 32)
+            rcumaps_futex_wait(Self.futexHalf(word), upper)
         }
     }
 
@@ -267,14 +365,17 @@ final class BucketTable: @unchecked Sendable {
     }
 
     /// Whether a retired (not yet reclaimed) slot of the chain of bucket `index` holds
-    /// `key`: the key was deleted or replaced within the last grace period or so.
+    /// `key`: the key was deleted or replaced within the last grace period or so (in a
+    /// first-level bucket: until the first generation item posted after it has run, which
+    /// an `Epoch.barrier()` waits for).
     func recentlyRetired(_ key: UnsafeRawPointer, inChainOf index: Int) -> Bool {
         var found = false
         forEachBucket(inChainOf: index) { bucket in
             guard !found else { return }
             let control = loadControl(bucket)
-            for slot in 0..<slotsPerBucket where control & (1 << (Self.retiredShift + UInt64(slot))) != 0
-                && keysEqual(self.slot(bucket, slot), key, count: keySize) {
+            for slot in 0..<slotsPerBucket where Self.isRetired(control, slot)
+                && keysEqual(self.slot(bucket, slot), key, count: keySize)
+                && !(isFirstLevel(bucket) && isReusable(control, slot: slot, generations: 1)) {
                 found = true
                 return
             }
@@ -315,21 +416,37 @@ final class BucketTable: @unchecked Sendable {
 
     /// Makes a written slot live under `tag` (release: its pair is visible with it). An LRU
     /// map publishes it `referenced` (a new entry outlives the eviction hand's next pass); a
-    /// stale referenced bit a late reader left on the reused slot is cleared otherwise.
+    /// stale referenced bit a late reader left on the reused slot is cleared otherwise. A
+    /// reused retired slot loses its stamp and retired bit in the same store.
     func publish(_ place: RawBucketHashMap.Place, tag: UInt64, referenced: Bool = false) {
         let word = control(place.bucketPointer)
         let bit: UInt64 = 1 << (Self.referencedShift + UInt64(place.slot))
-        let current = word.pointee.load(ordering: .acquiring) & ~bit
+        let clear = bit | 0xFF << UInt64(8 * place.slot) | 1 << (Self.retiredShift + UInt64(place.slot))
+        let current = word.pointee.load(ordering: .acquiring) & ~clear
         word.pointee.store(current | tag << UInt64(8 * place.slot) | (referenced ? bit : 0), ordering: .releasing)
     }
 
-    /// Unlinks a live slot and marks it retired, in one store. If no reclaim work item is
-    /// pending for the bucket, the same store claims one: the caller must then call
-    /// ``submitReclaim(_:lockIndex:)`` once it has released the lock (returns `true`).
+    /// Unlinks a live slot and marks it retired, in one store. Caller holds the chain's
+    /// lock and is inside an epoch section (the stamp's guarantee rests on it).
+    ///
+    /// In a first-level bucket the slot is stamped with the reclaim generation and stays
+    /// for the chain's writers to reuse (returns `false`). In an overflow bucket, if no
+    /// reclaim work item is pending for the bucket, the same store claims one: the caller
+    /// must then call ``submitReclaim(_:lockIndex:)`` once it has released the lock
+    /// (returns `true`).
     func retire(_ place: RawBucketHashMap.Place) -> Bool {
         let word = control(place.bucketPointer)
         let current = word.pointee.load(ordering: .acquiring)
-        let cleared = current & ~(0xFF << UInt64(8 * place.slot)) | 1 << (Self.retiredShift + UInt64(place.slot))
+        let shift = UInt64(8 * place.slot)
+        if isFirstLevel(place.bucketPointer) {
+            let posted = generationsPosted.load(ordering: .acquiring)
+            let stamped = current & ~(0xFF << shift) | Self.stamp(posted) << shift
+                | 1 << (Self.retiredShift + UInt64(place.slot))
+            word.pointee.store(stamped, ordering: .releasing)
+            requestGenerations(through: posted &+ 2)
+            return false
+        }
+        let cleared = current & ~(0xFF << shift) | 1 << (Self.retiredShift + UInt64(place.slot))
         let claims = current & Self.scheduledBit == 0
         word.pointee.store(cleared | Self.scheduledBit, ordering: .releasing)
         return claims
@@ -353,8 +470,99 @@ final class BucketTable: @unchecked Sendable {
     }
 
     /// Appends `overflow` to the chain after `last` (release: publishes its contents).
+    /// `last` links nowhere yet: an OR sets the address and keeps the lock bits of a
+    /// first-level bucket, which a waiting writer may change meanwhile.
     func link(_ overflow: UnsafeMutableRawPointer, after last: UnsafeMutableRawPointer) {
-        overflowLink(last).pointee.store(UInt(bitPattern: overflow), ordering: .releasing)
+        let address = UInt(bitPattern: overflow)
+        _rcumapsPrecondition(address & ~Self.linkAddressMask == 0, "bucket address beyond 56 bits")
+        overflowLink(last).pointee.bitwiseOr(address, ordering: .releasing)
+    }
+
+    // MARK: Reclaim generations (first-level buckets)
+
+    /// Generation work items posted so far (the stamp of a retirement is this count,
+    /// read inside the retiring writer's section).
+    let generationsPosted = Atomic<UInt64>(0)
+    /// The count of posted items that have run (items run one at a time, in order).
+    let generationsCompleted = Atomic<UInt64>(0)
+    /// The count writers need to reach; items are posted while `generationsCompleted` is
+    /// below it.
+    let generationsWanted = Atomic<UInt64>(0)
+    /// Whether an item is posted and has not run yet (at most one is).
+    let generationInFlight = Atomic<Bool>(false)
+
+    /// Whether `bucket` is a first-level bucket (its retired slots are stamped).
+    @inline(__always)
+    func isFirstLevel(_ bucket: UnsafeMutableRawPointer) -> Bool {
+        let offset = bucket - base
+        return offset >= 0 && offset < bucketCount &* bucketStride
+    }
+
+    /// The stamp of a retirement while `posted` items have been posted: 1...127.
+    @inline(__always)
+    static func stamp(_ posted: UInt64) -> UInt64 { posted % 127 &+ 1 }
+
+    /// Whether retired slot `slot` of a first-level bucket, whose control word is
+    /// `control`, may be written again: `generations` (two; fewer only for questions that
+    /// are not about reuse) have completed since its stamp. A stamp is read as the latest
+    /// count at most `posted` with that stamp, so an old one may read as younger than it is
+    /// (never as older).
+    func isReusable(_ control: UInt64, slot: Int, generations: UInt64 = 2) -> Bool {
+        let stamp = Self.tagByte(control, slot)
+        // Completed first: a count posted later is only larger, which errs on the safe side.
+        let completed = generationsCompleted.load(ordering: .acquiring)
+        let posted = generationsPosted.load(ordering: .acquiring)
+        let age = (posted % 127 &+ 127 &- (stamp &- 1)) % 127
+        return completed >= posted &- age &+ generations
+    }
+
+    /// Asks for generation items to be posted until `target` of them have run. Cheap when
+    /// another writer asked for as much already and an item is in flight (two loads).
+    /// Never blocks.
+    func requestGenerations(through target: UInt64) {
+        var wanted = generationsWanted.load(ordering: .relaxed)
+        guard wanted < target else {
+            // Asked for already. Normally an item is in flight, or the one that asked posts
+            // it; but if a post found no memory for its item, nothing is in flight and
+            // nothing will be: post it now.
+            if !generationInFlight.load(ordering: .relaxed),
+               generationsCompleted.load(ordering: .relaxed) < wanted { postGenerationIfIdle() }
+            return
+        }
+        while wanted < target {
+            let (exchanged, original) = generationsWanted.compareExchange(
+                expected: wanted, desired: target, ordering: .sequentiallyConsistent)
+            if exchanged { break }
+            wanted = original
+        }
+        postGenerationIfIdle()
+    }
+
+    /// Posts the next generation item unless one is in flight. Sequentially consistent
+    /// against ``finishGeneration()``: a writer that raised `generationsWanted` and finds
+    /// an item in flight is seen by that item's check, so no request is lost.
+    func postGenerationIfIdle() {
+        guard !generationInFlight.load(ordering: .sequentiallyConsistent),
+              generationInFlight.compareExchange(expected: false, desired: true,
+                                                 ordering: .sequentiallyConsistent).exchanged else { return }
+        // The item before the count: a count must never run ahead of a posted item. With
+        // no memory for it, nothing is posted; the next request tries again.
+        guard let item = EpochWorkItem({ [weak self] in self?.finishGeneration() }) else {
+            generationInFlight.store(false, ordering: .sequentiallyConsistent)
+            return
+        }
+        generationsPosted.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        item.schedule()
+    }
+
+    /// A generation item's callback (reclamation thread, after its grace period): counts
+    /// it completed and posts the next if writers want more.
+    func finishGeneration() {
+        // Only the item in flight changes the posted count, so it is this item's number.
+        let number = generationsPosted.load(ordering: .acquiring)
+        generationsCompleted.store(number, ordering: .releasing)
+        generationInFlight.store(false, ordering: .sequentiallyConsistent)
+        if generationsWanted.load(ordering: .sequentiallyConsistent) > number { postGenerationIfIdle() }
     }
 
     // MARK: Reclamation
@@ -388,7 +596,7 @@ final class BucketTable: @unchecked Sendable {
         // Once the map is gone, the table's teardown frees whole chains instead.
         guard !mapReleased.load(ordering: .acquiring) else { return }
         let lockIndex = lockIndex(of: bucket)
-        let again = locks.withLock(lockIndex) { () -> Bool in
+        let again = withChainLock(lockIndex) { () -> Bool in
             let word = control(bucket)
             var current = word.pointee.load(ordering: .acquiring) & ~(retired << Self.retiredShift)
             let remaining = (current &>> Self.retiredShift) & 0x3F
@@ -407,8 +615,11 @@ final class BucketTable: @unchecked Sendable {
         var previous = bucket(lockIndex)
         while let next = overflow(previous) {
             if next == empty {
-                overflowLink(previous).pointee.store(overflowLink(empty).pointee.load(ordering: .acquiring),
-                                                     ordering: .releasing)
+                // The address bits of `previous` are `empty`'s: an XOR turns them into the
+                // next bucket's (or 0) and keeps the lock bits. Release: `previous` is
+                // still published.
+                let after = overflowLink(empty).pointee.load(ordering: .acquiring) & Self.linkAddressMask
+                overflowLink(previous).pointee.bitwiseXor(UInt(bitPattern: empty) ^ after, ordering: .releasing)
                 EpochMemory.free(empty)
                 return
             }

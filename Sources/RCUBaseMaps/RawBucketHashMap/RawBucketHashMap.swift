@@ -30,9 +30,11 @@ import Glibc
 ///   so it never fails for lack of memory.
 ///
 /// A retired slot is not reused until a grace period has passed, so a reader that matched
-/// its key keeps reading that key's value: the bucket goes to the table's reclaim list (an
+/// its key keeps reading that key's value: in a first-level bucket the slot is stamped with
+/// the table's reclaim generation and the chain's writers reuse it once two generations
+/// have completed; an overflow bucket goes to the table's reclaim list (an
 /// ``/RCUEpoch/EpochRetireList`` of references, 64 buckets to a grace period), which then
-/// returns its retired slots to the free pool.
+/// returns its retired slots to the free pool (see `BucketTable`).
 ///
 /// `LRU_HASH` (Linux `BPF_MAP_TYPE_LRU_HASH`) is this map with a `RecencyClock`: a new
 /// key in a full map evicts an entry not used recently instead of failing with E2BIG (see
@@ -290,6 +292,8 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
         var place: Place?
         var last = table.bucket(index)
         var reachedOld = replacing == nil
+        var waiting = false
+        let first = table.bucket(index)
         table.forEachBucket(inChainOf: index) { bucket in
             last = bucket
             if !reachedOld { reachedOld = UInt(bitPattern: bucket) == replacing!.bucket }
@@ -299,11 +303,24 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
                 place = Place(bucket, slot)
                 return
             }
+            // A first-level bucket keeps its retired slots: reuse one whose stamp is two
+            // generations old (see BucketTable).
+            guard bucket == first else { return }
+            for slot in 0..<table.slotsPerBucket where BucketTable.isRetired(control, slot) {
+                if table.isReusable(control, slot: slot) {
+                    place = Place(bucket, slot)
+                    return
+                }
+                waiting = true
+            }
         }
         if let place {
             table.write(key: key, value: value, into: table.slot(place.bucketPointer, place.slot))
             return place
         }
+        // Slots waiting for generations while the chain grows: make sure generations advance
+        // (a stamp over 126 generations old reads as a young one until they do).
+        if waiting { table.requestGenerations(through: table.generationsPosted.load(ordering: .relaxed) &+ 2) }
         guard let overflow = table.allocateOverflowBucket(lockIndex: index) else { return nil }
         table.write(key: key, value: value, into: table.slot(overflow, 0))
         // Publishing the link publishes the bucket's contents; the slot's tag is set by the caller.
@@ -345,7 +362,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
         if !helper { try access.checkUserWrite(freezeState) }
         var outcome: Result<Displaced, MapError>
         repeat {
-            outcome = table.locks.withLock(index) {
+            outcome = table.withChainLock(index) {
                 let old = locate(key.baseAddress!, hash: hash, index: index)
                 if let old {
                     if flags == .noExist { return .failure(.alreadyExists) }
@@ -537,7 +554,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
         defer { Epoch.exit() }
         // A user-mode write checks the freeze inside its section (see MapFreezeState).
         if checkingFreeze, freezeState.isFrozen { throw frozenError }
-        let outcome: Result<(Place, Bool), MapError> = table.locks.withLock(index) {
+        let outcome: Result<(Place, Bool), MapError> = table.withChainLock(index) {
             guard let place = locate(key.baseAddress!, hash: hash, index: index) else { return .failure(.keyNotFound) }
             let value = table.value(of: place, count: valueSize)
             do throws(MapError) {
@@ -770,7 +787,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
     func takeChain(_ index: Int, keys: UnsafeMutableRawBufferPointer, values: UnsafeMutableRawBufferPointer,
                    at start: Int, room: Int, locked: Bool) -> Int? {
         var reclaim: [UnsafeMutableRawPointer] = []
-        let taken: Int? = table.locks.withLock(index) {
+        let taken: Int? = table.withChainLock(index) {
             var places: [Place] = []
             table.forEachBucket(inChainOf: index) { bucket in
                 let control = table.loadControl(bucket)

@@ -158,7 +158,7 @@ extension RawBucketHashMap {
     private func evictOne(_ recency: RecencyClock, partition: Int) -> Bool {
         for _ in 0..<(2 * recency.span(of: partition).count) {
             let (index, tick) = recency.advance(partition)
-            let evicted: (Place, Bool)? = table.locks.withLock(index) {
+            let evicted: (Place, Bool)? = table.withChainLock(index) {
                 guard recency.isFresh(tick, of: partition),
                       let place = table.clockVictim(inChainOf: index) else { return nil }
                 capacity.beginRemoval()

@@ -17,7 +17,7 @@ import Synchronization
 @usableFromInline
 package enum FutexLock {
     /// Spins before a waiter sleeps.
-    static let spins = 64
+    package static let spins = 64
 
     /// Takes the lock of `word`.
     @inlinable @inline(__always)
