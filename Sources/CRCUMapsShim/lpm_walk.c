@@ -57,7 +57,7 @@ LPM_INLINE const uint8_t *lpm_scan_own(const uint8_t *node, size_t depth, int di
                                        const uint8_t *data, size_t length)
 {
     const uint8_t *own = direct
-        ? node + lpm_u16(node, 72)
+        ? node + lpm_direct_slots(depth) + 16 * 256
         : node + lpm_after_path(depth) + 8 * ((size_t)lpm_u16(node, 66) + lpm_u16(node, 68));
     const uint8_t *best = NULL;
     long best_length = -1;
@@ -74,43 +74,30 @@ LPM_INLINE const uint8_t *lpm_scan_own(const uint8_t *node, size_t depth, int di
     return best;
 }
 
-/* `values`: also load the best match's value word from the node's value array (a
- * constant in each instantiation, so the walk without it has no trace of it). */
-LPM_INLINE const void *lpm_walk(const uint8_t *root, const uint8_t *data, size_t length, int values,
-                                size_t value_offset, size_t value_size, uint64_t *value)
+LPM_INLINE const void *lpm_walk(const uint8_t *root, const uint8_t *data, size_t length)
 {
     const uint8_t *node = root;
     size_t depth = 0;
     int direct = 1;
     const uint8_t *best = NULL;
-    uint64_t best_value = 0;
     for (;;) {
         if (length < 8 * depth + 8) {
             const uint8_t *own = lpm_scan_own(node, depth, direct, data, length);
-            if (own) {
-                if (values) memcpy(value, own + value_offset, value_size);
-                return own;
-            }
-            if (values && best) *value = best_value;
-            return best;
+            return own ? own : best;
         }
         unsigned slot = data[depth];
         uintptr_t word;
         if (direct) {
             /* One 16-byte slot: the child word and the slot's best entry, one cache line. */
-            const uint8_t *slots = node + lpm_direct_slots(depth);
-            const uint8_t *at = slots + 16 * (size_t)slot;
+            const uint8_t *at = node + lpm_direct_slots(depth) + 16 * (size_t)slot;
             const uint8_t *entry = lpm_ptr(at + 8);
             if (entry) {
                 best = entry;
-                if (values)
-                    memcpy(&best_value, slots + 16 * 256 + 8 * (size_t)slot, 8);
-                else
-                    __builtin_prefetch(entry);
+                __builtin_prefetch(entry);
             }
             /* Acquiring: a writer may just have stored a new subtree into this slot. */
             word = __atomic_load_n((const uintptr_t *)at, __ATOMIC_ACQUIRE);
-            if (word == 0) break;
+            if (word == 0) return best;
         } else {
             unsigned w = slot >> 6, bit = slot & 63;
             uint64_t child_bits, run_bits;
@@ -123,14 +110,9 @@ LPM_INLINE const void *lpm_walk(const uint8_t *root, const uint8_t *data, size_t
             const uint8_t *entry = lpm_ptr(children + 8 * (child_count + run_index));
             if (entry) {
                 best = entry;
-                if (values) {
-                    size_t before = child_count + lpm_u16(node, 68) + lpm_u16(node, 70);
-                    memcpy(&best_value, children + 8 * (before + run_index), 8);
-                } else {
-                    __builtin_prefetch(entry);
-                }
+                __builtin_prefetch(entry);
             }
-            if (((child_bits >> bit) & 1) == 0) break;
+            if (((child_bits >> bit) & 1) == 0) return best;
             word = __atomic_load_n((const uintptr_t *)(children + 8 * child_index), __ATOMIC_ACQUIRE);
         }
         const uint8_t *child = (const uint8_t *)(word & ~(uintptr_t)RCUMAPS_LPM_TAG_MASK);
@@ -139,42 +121,27 @@ LPM_INLINE const void *lpm_walk(const uint8_t *root, const uint8_t *data, size_t
             ? (size_t)(lpm_u16(child, 64) & ~RCUMAPS_LPM_DIRECT_FLAG)
             : depth + 1 + delta;
         /* The child's prefixes are at least 8 * child_depth + 1 bits long. */
-        if (length < 8 * child_depth + 1) break;
+        if (length < 8 * child_depth + 1) return best;
         /* Skipped strides held nothing: the key must still follow the child's path. */
         if (child_depth > depth + 1 &&
             memcmp(data + depth + 1, child + RCUMAPS_LPM_HEADER_SIZE + depth + 1, child_depth - depth - 1) != 0)
-            break;
+            return best;
         node = child;
         depth = child_depth;
         direct = (int)(word & 1);
     }
-    if (values && best) *value = best_value;
-    return best;
 }
 
 static const void *lpm_walk_generic(const uint8_t *root, const uint8_t *data, size_t length)
 {
-    return lpm_walk(root, data, length, 0, 0, 0, NULL);
-}
-
-static const void *lpm_walk_values_generic(const uint8_t *root, const uint8_t *data, size_t length,
-                                           size_t value_offset, size_t value_size, uint64_t *value)
-{
-    return lpm_walk(root, data, length, 1, value_offset, value_size, value);
+    return lpm_walk(root, data, length);
 }
 
 #if defined(__x86_64__)
 __attribute__((target("popcnt")))
 static const void *lpm_walk_popcnt(const uint8_t *root, const uint8_t *data, size_t length)
 {
-    return lpm_walk(root, data, length, 0, 0, 0, NULL);
-}
-
-__attribute__((target("popcnt")))
-static const void *lpm_walk_values_popcnt(const uint8_t *root, const uint8_t *data, size_t length,
-                                          size_t value_offset, size_t value_size, uint64_t *value)
-{
-    return lpm_walk(root, data, length, 1, value_offset, value_size, value);
+    return lpm_walk(root, data, length);
 }
 
 /* Set once, before main (a constructor), read-only afterwards. */
@@ -194,13 +161,4 @@ const void *rcumaps_lpm_longest_match(const void *root, const uint8_t *data, siz
     if (lpm_has_popcnt) return lpm_walk_popcnt(root, data, length);
 #endif
     return lpm_walk_generic(root, data, length);
-}
-
-const void *rcumaps_lpm_longest_match_value(const void *root, const uint8_t *data, size_t length,
-                                            size_t value_offset, size_t value_size, uint64_t *value)
-{
-#if defined(__x86_64__)
-    if (lpm_has_popcnt) return lpm_walk_values_popcnt(root, data, length, value_offset, value_size, value);
-#endif
-    return lpm_walk_values_generic(root, data, length, value_offset, value_size, value);
 }

@@ -369,9 +369,7 @@ static inline __attribute__((always_inline)) void rcumaps_cpu_relax(void)
  * to 8. A compressed node has its child and run bitmaps in bytes 0..63, then after the
  * path its child words, run entries and own entries; a direct-indexed node has, at the
  * path's end rounded up to 16, 256 slots of {child word, best entry} (16 bytes each), then
- * (in a trie whose values take at most 8 bytes) 256 value words, then its own entries,
- * whose offset is the uint16 at byte 72. In such a trie a compressed node ends with a value
- * word (the value, zero-padded) per run, in their order. A child word is the child block's address with, in its low 6 bits:
+ * its own entries. A child word is the child block's address with, in its low 6 bits:
  * bit 0, the child is direct-indexed; bits 1...5, min(child depth - parent depth - 1, 31)
  * (31: read the depth from the child). 0: no child. */
 #define RCUMAPS_LPM_HEADER_SIZE 80
@@ -385,13 +383,6 @@ static inline __attribute__((always_inline)) void rcumaps_cpu_relax(void)
  * loads only, child words with acquire ordering (writers store them with release). Uses
  * the POPCNT instruction where the CPU has it (checked once, at load time). */
 const void *rcumaps_lpm_longest_match(const void *root, const uint8_t *data, size_t length);
-/* The same walk in a trie with value words (values of at most 8 bytes): on a match, also
- * stores its value into *value — the best run's or slot's value word, or (for a prefix
- * found among a node's own) `value_size` bytes copied from the entry at `value_offset`.
- * The value word is loaded beside the entry address, not after it: one dependent cache
- * miss less per lookup. */
-const void *rcumaps_lpm_longest_match_value(const void *root, const uint8_t *data, size_t length,
-                                            size_t value_offset, size_t value_size, uint64_t *value);
 
 #ifdef __cplusplus
 }

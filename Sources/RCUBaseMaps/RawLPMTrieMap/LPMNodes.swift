@@ -52,24 +52,14 @@ struct LPMEntryLayout: Sendable {
 ///  then        runs: runCount entry addresses (0: no prefix of this node covers the run)
 ///  then        own: ownCount entry addresses, the prefixes this node holds (for queries
 ///              whose prefix length ends inside this stride, and for nothing else)
-///  then        values (tries with values of at most 8 bytes): runCount value words, each
-///              run's best value zero-padded (0 for a run without one)
 /// Direct-indexed:
 ///   0 ..< 64   unused (zero)
-///  64          depth | 0x8000, childCount, 0, ownCount: 4 × UInt16
-///  72          ownOffset: UInt16, where `own` starts; 74 ..< 80 zero
+///  64          depth | 0x8000, childCount, 0, ownCount: 4 × UInt16; 72 ..< 80 zero
 ///  80          path, padded to 8
 ///  then        from the next multiple of 16: 256 slots of 16 bytes, {child word (0: no
 ///              child), the slot's best entry (0: none)}
-///  then        values (tries with values of at most 8 bytes): 256 value words
 ///  then        own: ownCount entry addresses
 /// ```
-///
-/// *Value words* put a small value beside its entry's address: a reader loads both at
-/// once instead of the entry and then its value (one dependent cache miss less per lookup).
-/// They are copies: user-mode lookups read them only while no helper-mode lookup has handed
-/// out a value to write in place (``RawLPMTrieMap/lookupInPlace(key:in:)``); after that, the
-/// entries.
 ///
 /// A *child word* is the child block's address (blocks are 64-byte aligned) with, in its
 /// low 6 bits: bit 0 set when the child is direct-indexed, bits 1...5 the strides skipped,
@@ -146,18 +136,13 @@ enum LPMNode {
     }
 
     /// Bytes of a compressed node at `depth` with the given counts.
-    static func byteCount(depth: Int, children: Int, runs: Int, own: Int, values: Bool) -> Int {
-        headerSize + ((depth + 7) & ~7) + 8 * (children + runs + own + (values ? runs : 0))
-    }
-
-    /// Where a direct-indexed node at `depth` has its own entries.
-    static func directOwnOffset(depth: Int, values: Bool) -> Int {
-        ((headerSize + ((depth + 7) & ~7) + 15) & ~15) + 16 * 256 + (values ? 8 * 256 : 0)
+    static func byteCount(depth: Int, children: Int, runs: Int, own: Int) -> Int {
+        headerSize + ((depth + 7) & ~7) + 8 * (children + runs + own)
     }
 
     /// Bytes of a direct-indexed node at `depth` holding `own` prefixes.
-    static func directByteCount(depth: Int, own: Int, values: Bool) -> Int {
-        directOwnOffset(depth: depth, values: values) + 8 * own
+    static func directByteCount(depth: Int, own: Int) -> Int {
+        ((headerSize + ((depth + 7) & ~7) + 15) & ~15) + 16 * 256 + 8 * own
     }
 }
 

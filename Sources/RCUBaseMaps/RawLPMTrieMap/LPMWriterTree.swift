@@ -153,16 +153,6 @@ final class LPMWriterNode {
 /// Builds published blocks for writer nodes.
 struct LPMNodeBuilder {
     let tag: PoolTag
-    /// The entries' layout; nodes carry value words when its values take at most 8 bytes.
-    let layout: LPMEntryLayout
-    var values: Bool { layout.valueSize <= 8 }
-
-    /// An entry's value as a value word, zero-padded; 0 for none.
-    func valueWord(_ entry: UnsafeMutableRawPointer?) -> UInt64 {
-        var word: UInt64 = 0
-        if let entry { withUnsafeMutableBytes(of: &word) { $0.baseAddress!.copyMemory(from: layout.value(entry), byteCount: layout.valueSize) } }
-        return word
-    }
 
     /// Where a reader arrives when it follows the slot leading to `node`: the node's block
     /// if it is significant (its `pending` one when rebuilt in this operation), else its
@@ -201,8 +191,7 @@ struct LPMNodeBuilder {
         }
         var childBits: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
         for (slot, _) in node.children { setBit(&childBits, Int(slot)) }
-        let size = LPMNode.byteCount(depth: node.depth, children: node.children.count, runs: runs.count, own: node.own.count,
-                                     values: values)
+        let size = LPMNode.byteCount(depth: node.depth, children: node.children.count, runs: runs.count, own: node.own.count)
         guard let block = EpochMemory.allocateCacheAligned(byteCount: size, tag: tag) else { return nil }
         // Initialise every byte before publication (the block is reachable by nobody yet).
         block.initializeMemory(as: UInt8.self, repeating: 0, count: size)
@@ -227,34 +216,25 @@ struct LPMNodeBuilder {
             cursor.storeBytes(of: UInt(bitPattern: run), as: UInt.self)
             cursor += 8
         }
-        cursor = storeOwn(node, at: cursor)
-        if values {
-            for run in runs {
-                cursor.storeBytes(of: valueWord(run), as: UInt64.self)
-                cursor += 8
-            }
-        }
+        storeOwn(node, at: cursor)
         return block
     }
 
     /// A direct-indexed block for `node`, whose per-slot best entries are `best`.
     private func buildDirect(_ node: LPMWriterNode, best: [UnsafeMutableRawPointer?]) -> UnsafeMutableRawPointer? {
-        let size = LPMNode.directByteCount(depth: node.depth, own: node.own.count, values: values)
-        let ownOffset = LPMNode.directOwnOffset(depth: node.depth, values: values)
+        let size = LPMNode.directByteCount(depth: node.depth, own: node.own.count)
         guard let block = EpochMemory.allocateCacheAligned(byteCount: size, tag: tag) else { return nil }
         // Initialise every byte before publication (the block is reachable by nobody yet).
         block.initializeMemory(as: UInt8.self, repeating: 0, count: size)
         writeHeader(block, node, depthField: node.depth | LPMNode.directFlag, runs: 0)
-        block.storeBytes(of: UInt16(ownOffset), toByteOffset: 72, as: UInt16.self)
         let slots = UnsafeMutableRawPointer(mutating: LPMNode.directSlots(block, depth: node.depth))
         for (slot, child) in node.children {
             (slots + 16 * Int(slot)).storeBytes(of: Self.childWord(child, depth: node.depth), as: UInt.self)
         }
         for slot in 0..<256 {
             (slots + 16 * slot + 8).storeBytes(of: UInt(bitPattern: best[slot]), as: UInt.self)
-            if values { (slots + 16 * 256 + 8 * slot).storeBytes(of: valueWord(best[slot]), as: UInt64.self) }
         }
-        storeOwn(node, at: block + ownOffset)
+        storeOwn(node, at: slots + 16 * 256)
         return block
     }
 
@@ -267,15 +247,12 @@ struct LPMNodeBuilder {
         node.path.withUnsafeBytes { if !$0.isEmpty { (block + LPMNode.headerSize).copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
     }
 
-    /// Stores the own entries from `start`; returns where they end.
-    @discardableResult
-    private func storeOwn(_ node: LPMWriterNode, at start: UnsafeMutableRawPointer) -> UnsafeMutableRawPointer {
+    private func storeOwn(_ node: LPMWriterNode, at start: UnsafeMutableRawPointer) {
         var cursor = start
         for (_, entry) in node.own {
             cursor.storeBytes(of: entry, as: UnsafeMutableRawPointer.self)
             cursor += 8
         }
-        return cursor
     }
 
     private func setBit(_ bits: inout (UInt64, UInt64, UInt64, UInt64), _ slot: Int) {

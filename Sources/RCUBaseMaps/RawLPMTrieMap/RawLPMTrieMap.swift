@@ -25,11 +25,9 @@ import Synchronization
 ///   at the first key. Lookup-and-delete and its batch → ENOTSUPP (524); the other batches
 ///   are Linux's generic ones.
 ///
-/// Design: a multibit trie of 8-bit strides — direct-indexed nodes for the root and dense
-/// strides, compressed nodes (bitmaps and rank counting) for the others, path compression;
-/// `LPMNode` — that readers walk in an epoch section without a lock or a store, one node
-/// per data byte at most, instead of one per bit (the walk is C: `lpm_walk.c`). Values of
-/// at most 8 bytes are also copied beside the entries' addresses in the nodes. Writers
+/// Design: a multibit trie of 8-bit strides with compressed nodes (bitmaps and rank
+/// counting, path compression; `LPMNode`) that readers walk in an epoch section without
+/// a lock or a store — one node per data byte at most, instead of one per bit. Writers
 /// serialise on one lock (as Linux's spinlock), keep a writer-side tree
 /// (`LPMWriterNode`), copy the published nodes a change touches, publish them with one
 /// release store (a child slot of the nearest unchanged node, or the root) and retire the
@@ -55,11 +53,6 @@ public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
     /// The published root block (never 0 after init).
     let root = Atomic<UInt>(0)
     let entries = Atomic<Int>(0)
-    /// Set (for good) once a helper-mode lookup has handed out a value it may write in
-    /// place: from then on user-mode lookups copy values from entries, not from the nodes'
-    /// value words (see ``LPMNode``). A helper's write after the store happens after it, so
-    /// a lookup that happens after the write sees the flag.
-    let valuesWrittenInPlace = Atomic<Bool>(false)
     /// Serialises writers (and the walks that read the writer-side tree). A pthread mutex
     /// (`ThreadLock`), not `Synchronization.Mutex`, whose futex the thread sanitizer does not
     /// see: under it, TSan reported the writers' accesses to the writer-side tree as races.
@@ -89,7 +82,7 @@ public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
         access = MapAccess(definition.flags)
         tag = definition.effectivePoolTag
         tree = LPMWriterNode(depth: 0, path: [])
-        guard let block = LPMNodeBuilder(tag: tag, layout: layout).build(tree) else { throw MapError.noMemory }
+        guard let block = LPMNodeBuilder(tag: tag).build(tree) else { throw MapError.noMemory }
         tree.published = block
         root.store(UInt(bitPattern: block), ordering: .releasing)
     }
@@ -123,34 +116,6 @@ public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
                                   data.assumingMemoryBound(to: UInt8.self), length)
     }
 
-    /// The longest match's value copied into `value` (``definition``'s value size): from
-    /// the node's value word where the trie has them and no helper writes values in place,
-    /// else from the entry. False when nothing matches. Precondition: inside a section;
-    /// `length` ≤ ``maxPrefixLength``.
-    @inline(__always)
-    func copyLongestMatch(_ data: UnsafeRawPointer, length: Int, into value: UnsafeMutableRawPointer) -> Bool {
-        if layout.valueSize <= 8, !valuesWrittenInPlace.load(ordering: .relaxed) {
-            var word: UInt64 = 0
-            guard rcumaps_lpm_longest_match_value(UnsafeRawPointer(bitPattern: root.load(ordering: .acquiring))!,
-                                                  data.assumingMemoryBound(to: UInt8.self), length,
-                                                  layout.valueOffset, layout.valueSize, &word) != nil else { return false }
-            if layout.valueSize == 8 {
-                value.storeBytes(of: word, as: UInt64.self)
-            } else {
-                withUnsafeBytes(of: word) { value.copyMemory(from: $0.baseAddress!, byteCount: layout.valueSize) }
-            }
-            return true
-        }
-        guard let entry = longestMatch(data, length: length) else { return false }
-        if layout.valueSize == 8 {
-            // The common 8-byte value: one load and one store, no memcpy call.
-            value.storeBytes(of: layout.value(entry).load(as: UInt64.self), as: UInt64.self)
-        } else {
-            value.copyMemory(from: layout.value(entry), byteCount: layout.valueSize)
-        }
-        return true
-    }
-
     @inline(__always)
     func checkedPrefix(_ key: UnsafeRawBufferPointer) throws(MapError) -> Int {
         try checkKey(key, definition.keySize)
@@ -166,7 +131,9 @@ public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
         try checkValue(value, layout.valueSize)
         guard length <= maxPrefixLength else { throw MapError.keyNotFound }
         let found: Bool = Epoch.withSection { _ in
-            copyLongestMatch(key.baseAddress! + 4, length: length, into: value.baseAddress!)
+            guard let entry = longestMatch(key.baseAddress! + 4, length: length) else { return false }
+            value.baseAddress!.copyMemory(from: layout.value(entry), byteCount: layout.valueSize)
+            return true
         }
         if !found { throw MapError.keyNotFound }
     }
@@ -181,9 +148,6 @@ public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
     }
 
     /// Helper-mode lookup: the longest match's value in place, borrowed until `section` ends.
-    /// Where program writes are allowed, the first call makes user-mode lookups of this map
-    /// read values from the entries from then on (they may be written in place), no longer
-    /// from the nodes' value words.
     public func lookupInPlace(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError)
         -> UnsafeMutableRawBufferPointer
     {
@@ -191,12 +155,6 @@ public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
         let length = try checkedPrefix(key)
         guard length <= maxPrefixLength, let entry = longestMatch(key.baseAddress! + 4, length: length) else {
             throw MapError.keyNotFound
-        }
-        // The caller may write the value in place: user-mode lookups stop reading the
-        // nodes' value words, which would not see the write (relaxed: the store precedes
-        // the caller's writes in this thread, see `valuesWrittenInPlace`).
-        if access.programWrite, !valuesWrittenInPlace.load(ordering: .relaxed) {
-            valuesWrittenInPlace.store(true, ordering: .relaxed)
         }
         return UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer(mutating: layout.value(entry)), count: layout.valueSize)
     }
@@ -207,7 +165,16 @@ public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
     package func lookupUnchecked(data: UnsafeRawPointer, prefixLength: Int, into value: UnsafeMutableRawPointer) throws(MapError) -> Bool {
         try access.checkUserRead()
         guard prefixLength <= maxPrefixLength else { return false }
-        return Epoch.withSection { _ in copyLongestMatch(data, length: prefixLength, into: value) }
+        return Epoch.withSection { _ in
+            guard let entry = longestMatch(data, length: prefixLength) else { return false }
+            if layout.valueSize == 8 {
+                // The common 8-byte value: one load and one store, no memcpy call.
+                value.storeBytes(of: layout.value(entry).load(as: UInt64.self), as: UInt64.self)
+            } else {
+                value.copyMemory(from: layout.value(entry), byteCount: layout.valueSize)
+            }
+            return true
+        }
     }
 
     // MARK: Update and delete (writer lock)
@@ -333,7 +300,7 @@ public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
     ///
     /// - Throws: ``MapError/noMemory`` with nothing published and nothing retired.
     func republish(_ nodes: [LPMWriterNode], removed: [LPMWriterNode], from: Int) throws(MapError) {
-        let builder = LPMNodeBuilder(tag: tag, layout: layout)
+        let builder = LPMNodeBuilder(tag: tag)
         let rebuilt = nodes[from...]
         for node in rebuilt.reversed() where node.isSignificant {
             guard let block = builder.build(node) else {
