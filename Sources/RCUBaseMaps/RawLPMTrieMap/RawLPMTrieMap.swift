@@ -25,9 +25,10 @@ import Synchronization
 ///   at the first key. Lookup-and-delete and its batch → ENOTSUPP (524); the other batches
 ///   are Linux's generic ones.
 ///
-/// Design: a multibit trie of 8-bit strides with compressed nodes (bitmaps and rank
-/// counting, path compression; `LPMNode`) that readers walk in an epoch section without
-/// a lock or a store — one node per data byte at most, instead of one per bit. Writers
+/// Design: a multibit trie of 8-bit strides — direct-indexed nodes for the root and dense
+/// strides, compressed nodes (bitmaps and rank counting) for the others, path compression;
+/// `LPMNode` — that readers walk in an epoch section without a lock or a store, one node
+/// per data byte at most, instead of one per bit (the walk is C: `lpm_walk.c`). Writers
 /// serialise on one lock (as Linux's spinlock), keep a writer-side tree
 /// (`LPMWriterNode`), copy the published nodes a change touches, publish them with one
 /// release store (a child slot of the nearest unchanged node, or the root) and retire the
