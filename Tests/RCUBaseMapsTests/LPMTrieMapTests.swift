@@ -364,7 +364,7 @@ struct LPMTrieMapTests {
     /// compressed nodes and away; after every step of both phases a sample of lookups (with
     /// random query lengths) must equal the brute-force answer.
     ///
-    /// Value sizes: 8 and 3 (the nodes carry value words), 12 (they do not).
+    /// Value sizes 8, 3 and 12 (the 8-byte fast path and the copies of other sizes).
     @Test(arguments: [(4, 8), (16, 12), (4, 3)])
     func denseStridesMatchTheBruteForceModel(dataSize: Int, valueSize: Int) throws {
         let map = try Self.make(dataSize: dataSize, valueSize: valueSize, maxEntries: 2000)
@@ -410,8 +410,8 @@ struct LPMTrieMapTests {
         let kinds = map.publishedNodeKinds
         #expect(kinds.direct >= 3, "the root and dense nodes are direct-indexed: \(kinds)")
         #expect(try Self.allKeys(map) == model.order.map { Self.key($0.length, model.stored[$0]!.data) })
-        // A helper-mode write in place: user-mode lookups see it (they stop reading the
-        // nodes' value words, copies made before the write).
+        // A helper-mode write in place: user-mode lookups see it (no copy of a value may
+        // be kept anywhere but in its entry).
         let (written, _) = try #require(model.stored.first)
         let writtenKey = Self.key(written.length, written.bits)
         try writtenKey.withUnsafeBytes { key in
