@@ -1,4 +1,5 @@
 import Foundation
+import RCUBaseMaps
 import RCUMaps
 import RCUMapsTestSupport
 import Synchronization
@@ -356,6 +357,81 @@ struct LPMTrieMapTests {
         for prefix in model.order { try Self.delete(map, Self.key(prefix.length, prefix.bits)) }
         #expect(map.count == 0)
         #expect(Self.errno { _ = try Self.next(map, after: nil) } == ENOENT)
+    }
+
+    /// Dense strides: enough prefixes under two leading bytes that the depth-1 nodes and a
+    /// depth-2 node become direct-indexed, then all deleted in random order so they go back to
+    /// compressed nodes and away; after every step of both phases a sample of lookups (with
+    /// random query lengths) must equal the brute-force answer.
+    ///
+    /// Value sizes 8, 3 and 12 (the 8-byte fast path and the copies of other sizes).
+    @Test(arguments: [(4, 8), (16, 12), (4, 3)])
+    func denseStridesMatchTheBruteForceModel(dataSize: Int, valueSize: Int) throws {
+        let map = try Self.make(dataSize: dataSize, valueSize: valueSize, maxEntries: 2000)
+        func value(_ number: UInt64) -> [UInt8] {
+            (0..<valueSize).map { UInt8(truncatingIfNeeded: number >> (8 * UInt64($0 % 8))) }
+        }
+        var model = LPMModel(dataSize: dataSize)
+        var random = XorShift(seed: UInt64(dataSize) &* 0x51_7CC1)
+        func randomData() -> [UInt8] {
+            (0..<dataSize).map { index in
+                switch index {
+                case 0: UInt8(random.next() % 2)        // two depth-1 nodes
+                case 1: random.next() % 2 == 0 ? 0 : UInt8(truncatingIfNeeded: random.next())  // one dense depth-2 node
+                default: UInt8(truncatingIfNeeded: random.next())
+                }
+            }
+        }
+        func check(_ step: String) {
+            for _ in 0..<8 {
+                let data = randomData()
+                let length = Int(random.next() % UInt64(dataSize * 8 + 1))
+                let best = model.longestMatch(data, length: length)
+                var answer: [UInt8]?
+                let code = Self.errno { answer = try map.get(bytes: Self.key(length, data)) }
+                if let best {
+                    #expect(code == 0 && answer == model.stored[best]!.value, "lookup \(step)")
+                } else {
+                    #expect(code == ENOENT, "lookup \(step)")
+                }
+            }
+        }
+        var step = 0
+        while model.stored.count < 1500 {
+            let data = randomData()
+            let length = 1 + Int(random.next() % UInt64(min(dataSize * 8, 32)))
+            let prefix = LPMModel.Prefix(length: length, bits: LPMModel.masked(data, length))
+            let value = value(UInt64(step))
+            try map.put(bytes: Self.key(length, data), value)
+            model.stored[prefix] = (data, value)
+            step += 1
+            if step % 16 == 0 { check("insert \(step)") }
+        }
+        let kinds = map.publishedNodeKinds
+        #expect(kinds.direct >= 3, "the root and dense nodes are direct-indexed: \(kinds)")
+        #expect(try Self.allKeys(map) == model.order.map { Self.key($0.length, model.stored[$0]!.data) })
+        // A helper-mode write in place: user-mode lookups see it (no copy of a value may
+        // be kept anywhere but in its entry).
+        let (written, _) = try #require(model.stored.first)
+        let writtenKey = Self.key(written.length, written.bits)
+        try writtenKey.withUnsafeBytes { key in
+            try Epoch.withSection { section in
+                let stored = try map.lookupInPlace(key: key, in: section)
+                value(0xAB_CDEF).withUnsafeBytes { stored.copyMemory(from: $0) }
+            }
+        }
+        model.stored[written]!.value = value(0xAB_CDEF)
+        #expect(try map.get(bytes: writtenKey) == value(0xAB_CDEF))
+        check("after a write in place")
+        var remaining = Array(model.stored.keys)
+        while !remaining.isEmpty {
+            let prefix = remaining.remove(at: Int(random.next() % UInt64(remaining.count)))
+            try Self.delete(map, Self.key(prefix.length, prefix.bits))
+            model.stored[prefix] = nil
+            if remaining.count % 16 == 0 { check("delete, \(remaining.count) left") }
+        }
+        #expect(map.count == 0)
+        #expect(map.publishedNodeKinds == (direct: 1, compressed: 0))
     }
 
     @Test func memoryIsReturned() throws {

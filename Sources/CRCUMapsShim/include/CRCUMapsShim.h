@@ -358,6 +358,32 @@ static inline __attribute__((always_inline)) void rcumaps_cpu_relax(void)
 #endif
 }
 
+/* ---------------------------------------------------------------------------
+ * LPM trie: the readers' walk (RCUBaseMaps' RawLPMTrieMap; layout in LPMNodes.swift)
+ * ------------------------------------------------------------------------- */
+
+/* The published node layout both languages read. Every node block is 64-byte aligned.
+ * Bytes 64..79 of every node: depth (uint16, bit 15 set for a direct-indexed node), child
+ * count, run count, own count (uint16 each), then (compressed nodes) the child and run
+ * bitmaps' set bits before each of their 4 words (uint8 each). Byte 80: the path, padded
+ * to 8. A compressed node has its child and run bitmaps in bytes 0..63, then after the
+ * path its child words, run entries and own entries; a direct-indexed node has, at the
+ * path's end rounded up to 16, 256 slots of {child word, best entry} (16 bytes each), then
+ * its own entries. A child word is the child block's address with, in its low 6 bits:
+ * bit 0, the child is direct-indexed; bits 1...5, min(child depth - parent depth - 1, 31)
+ * (31: read the depth from the child). 0: no child. */
+#define RCUMAPS_LPM_HEADER_SIZE 80
+#define RCUMAPS_LPM_DIRECT_FLAG 0x8000
+#define RCUMAPS_LPM_TAG_MASK 63
+#define RCUMAPS_LPM_FAR_DELTA 31
+
+/* The entry of the longest prefix stored in the trie at `root` (a direct-indexed node at
+ * depth 0) that matches the first `length` bits of `data` (length <= 8 x the data size), or
+ * NULL. Call inside an epoch read section; the entry stays valid until it ends. Lock-free:
+ * loads only, child words with acquire ordering (writers store them with release). Uses
+ * the POPCNT instruction where the CPU has it (checked once, at load time). */
+const void *rcumaps_lpm_longest_match(const void *root, const uint8_t *data, size_t length);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,3 +1,4 @@
+import CRCUMapsShim
 import RCUEpoch
 import Synchronization
 
@@ -33,8 +34,13 @@ struct LPMEntryLayout: Sendable {
 }
 
 /// The layout of a published node: one 8-bit stride of the key (byte `depth` of the data).
+/// Two kinds — a *compressed* node (bitmaps and rank counting, for the sparse nodes, which
+/// are most of them) and a *direct-indexed* node (256 slots, for the root and dense nodes:
+/// one cache line per step instead of two). The layout is shared with the readers' walk in
+/// C (`rcumaps_lpm_longest_match`, CRCUMapsShim), whose header states it too.
 ///
 /// ```
+/// Compressed:
 ///   0 ..< 32   childBits  4 × UInt64   bit s set: slot s leads to a child node
 ///  32 ..< 64   runBits    4 × UInt64   bit s set: a run of slots with one best entry starts at s
 ///                                      (bit 0 always set)
@@ -42,38 +48,62 @@ struct LPMEntryLayout: Sendable {
 ///  72          childBase, runBase: 4 × UInt8 each, the set bits of the bitmap's words
 ///              before word w (so a rank is one population count, not up to four)
 ///  80          path: the data bytes 0 ..< depth every prefix below shares, padded to 8
-///  then        children: childCount node addresses, in slot order
+///  then        children: childCount child words, in slot order
 ///  then        runs: runCount entry addresses (0: no prefix of this node covers the run)
 ///  then        own: ownCount entry addresses, the prefixes this node holds (for queries
 ///              whose prefix length ends inside this stride, and for nothing else)
+/// Direct-indexed:
+///   0 ..< 64   unused (zero)
+///  64          depth | 0x8000, childCount, 0, ownCount: 4 × UInt16; 72 ..< 80 zero
+///  80          path, padded to 8
+///  then        from the next multiple of 16: 256 slots of 16 bytes, {child word (0: no
+///              child), the slot's best entry (0: none)}
+///  then        own: ownCount entry addresses
 /// ```
+///
+/// A *child word* is the child block's address (blocks are 64-byte aligned) with, in its
+/// low 6 bits: bit 0 set when the child is direct-indexed, bits 1...5 the strides skipped,
+/// `min(childDepth - depth - 1, 31)` (31: read the child's depth field). A reader so knows
+/// which byte indexes the child, and its kind, before the child's first cache line arrives.
 ///
 /// A node at depth `d` holds the prefixes of lengths `8d + 1 ... 8d + 8` (the root also
 /// `/0`) whose first `8d` bits are its path. A slot's *best* entry is the longest of them
 /// that covers the slot's 8 bits. A child may sit deeper than `d + 1` (path compression: the
 /// nodes in between held no prefix and one child); a reader then compares the skipped bytes
-/// with the child's path.
+/// with the child's path. The root is always direct-indexed (4 KiB); another node is when
+/// its child words and runs number at least ``directThreshold``.
 ///
 /// Invariant: after its publication a node changes in one way only: a writer may store, with
-/// release ordering, a new subtree's address into one of its child slots (a change below a
-/// node whose own layout is unchanged); readers load child slots with acquire ordering. All
-/// else — bitmaps, counts, path, runs, own prefixes — is immutable; a change to them
-/// publishes a new copy of the node.
+/// release ordering, a new child word into one of its child slots (a change below a node
+/// whose own layout is unchanged); readers load child slots with acquire ordering. All
+/// else — bitmaps, counts, path, runs, best entries, own prefixes — is immutable; a change to
+/// them publishes a new copy of the node.
 enum LPMNode {
-    static let headerSize = 80
+    static let headerSize = Int(RCUMAPS_LPM_HEADER_SIZE)
+    static let directFlag = Int(RCUMAPS_LPM_DIRECT_FLAG)
+    static let farDelta = Int(RCUMAPS_LPM_FAR_DELTA)
+    /// Child words plus runs from which a non-root node is direct-indexed: its compressed
+    /// form would take at least 1 KiB, a quarter of the direct one's slots.
+    static let directThreshold = 128
 
-    @inline(__always) static func depth(_ node: UnsafeRawPointer) -> Int { Int(node.load(fromByteOffset: 64, as: UInt16.self)) }
-    @inline(__always) static func childCount(_ node: UnsafeRawPointer) -> Int { Int(node.load(fromByteOffset: 66, as: UInt16.self)) }
-    @inline(__always) static func runCount(_ node: UnsafeRawPointer) -> Int { Int(node.load(fromByteOffset: 68, as: UInt16.self)) }
-    @inline(__always) static func ownCount(_ node: UnsafeRawPointer) -> Int { Int(node.load(fromByteOffset: 70, as: UInt16.self)) }
+    @inline(__always) static func depth(_ node: UnsafeRawPointer) -> Int {
+        Int(node.load(fromByteOffset: 64, as: UInt16.self)) & ~directFlag
+    }
+    @inline(__always) static func isDirect(_ node: UnsafeRawPointer) -> Bool {
+        Int(node.load(fromByteOffset: 64, as: UInt16.self)) & directFlag != 0
+    }
     @inline(__always) static func path(_ node: UnsafeRawPointer) -> UnsafeRawPointer { node + headerSize }
+    /// A compressed node's child words (the path's end).
     @inline(__always) static func children(_ node: UnsafeRawPointer, depth: Int) -> UnsafeRawPointer {
         node + headerSize + ((depth + 7) & ~7)
     }
+    /// A direct-indexed node's 256 slots of 16 bytes.
+    @inline(__always) static func directSlots(_ node: UnsafeRawPointer, depth: Int) -> UnsafeRawPointer {
+        node + ((headerSize + ((depth + 7) & ~7) + 15) & ~15)
+    }
 
-    /// The child bitmap's set bits strictly below `slot`, and whether `slot`'s bit is set:
-    /// one population count of the slot's word plus the stored count of the words before it.
-    /// (Baseline x86-64 has no POPCNT instruction: each count is a dozen instructions.)
+    /// The child bitmap's set bits strictly below `slot`, and whether `slot`'s bit is set
+    /// (compressed nodes).
     @inline(__always)
     static func childRank(_ node: UnsafeRawPointer, _ slot: Int) -> (below: Int, isSet: Bool) {
         let word = slot &>> 6
@@ -83,40 +113,37 @@ enum LPMNode {
         return (base &+ (current & ((1 &<< bit) &- 1)).nonzeroBitCount, (current &>> bit) & 1 != 0)
     }
 
-    /// The index of the run holding `slot`: the run bitmap's set bits at or below it, less
-    /// one (bit 0 is always set).
-    @inline(__always)
-    static func runIndex(_ node: UnsafeRawPointer, _ slot: Int) -> Int {
-        let word = slot &>> 6
-        let bit = UInt64(slot & 63)
-        let current = node.load(fromByteOffset: 32 &+ word &<< 3, as: UInt64.self)
-        let base = Int(node.load(fromByteOffset: 76 &+ word, as: UInt8.self))
-        return base &+ (current & ((2 &<< bit) &- 1)).nonzeroBitCount &- 1
+    /// The atomic child word that `slot` of a published node leads through, or nil when the
+    /// slot has no child. The one field of a node that changes after publication.
+    static func childSlot(_ node: UnsafeMutableRawPointer, depth: Int, slot: Int) -> UnsafeMutablePointer<Atomic<UInt>>? {
+        if isDirect(node) {
+            return (UnsafeMutableRawPointer(mutating: directSlots(node, depth: depth)) + 16 &* slot)
+                .assumingMemoryBound(to: Atomic<UInt>.self)
+        }
+        let (index, isSet) = childRank(node, slot)
+        guard isSet else { return nil }
+        return (UnsafeMutableRawPointer(mutating: children(node, depth: depth)) + 8 &* index)
+            .assumingMemoryBound(to: Atomic<UInt>.self)
     }
 
-    /// Child slot `index` of a node's children: an atomic word, since a writer may store a
-    /// new subtree into it while readers walk the node (the one field that changes after
-    /// publication).
-    @inline(__always)
-    static func childSlot(_ children: UnsafeMutableRawPointer, _ index: Int) -> UnsafeMutablePointer<Atomic<UInt>> {
-        (children + 8 &* index).assumingMemoryBound(to: Atomic<UInt>.self)
+    /// The child word of a slot of a node at `depth` that leads to `child`, a block at
+    /// `childDepth`.
+    static func childWord(_ child: UnsafeMutableRawPointer, depth: Int, childDepth: Int) -> UInt {
+        let address = UInt(bitPattern: child)
+        _rcumapsPrecondition(address & UInt(RCUMAPS_LPM_TAG_MASK) == 0, "LPM trie: a node block is not 64-byte aligned")
+        let delta = UInt(min(childDepth - depth - 1, farDelta))
+        return address | delta &<< 1 | (isDirect(child) ? 1 : 0)
     }
 
-    /// Bytes of a node at `depth` with the given counts.
+    /// Bytes of a compressed node at `depth` with the given counts.
     static func byteCount(depth: Int, children: Int, runs: Int, own: Int) -> Int {
         headerSize + ((depth + 7) & ~7) + 8 * (children + runs + own)
     }
-}
 
-/// Whether the first `length` bits of `a` and `b` are equal.
-@inline(__always)
-func lpmBitsEqual(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ length: Int) -> Bool {
-    let whole = length &>> 3
-    if whole > 0, memcmp(a, b, whole) != 0 { return false }
-    let rest = length & 7
-    if rest == 0 { return true }
-    let mask = UInt8(truncatingIfNeeded: 0xFF00 &>> rest)
-    return (a.load(fromByteOffset: whole, as: UInt8.self) ^ b.load(fromByteOffset: whole, as: UInt8.self)) & mask == 0
+    /// Bytes of a direct-indexed node at `depth` holding `own` prefixes.
+    static func directByteCount(depth: Int, own: Int) -> Int {
+        ((headerSize + ((depth + 7) & ~7) + 15) & ~15) + 16 * 256 + 8 * own
+    }
 }
 
 #if canImport(Glibc)

@@ -163,7 +163,14 @@ struct LPMNodeBuilder {
         return node.pending ?? node.published!
     }
 
-    /// A new block for `node`, unpublished; nil when memory runs out.
+    /// The child word (see ``LPMNode``) a node at `depth` stores for its child `node`.
+    static func childWord(_ node: LPMWriterNode, depth: Int) -> UInt {
+        let block = target(node)
+        return LPMNode.childWord(block, depth: depth, childDepth: LPMNode.depth(block))
+    }
+
+    /// A new block for `node`, unpublished; nil when memory runs out. Direct-indexed for the
+    /// root and when child words and runs number ``LPMNode/directThreshold`` or more.
     func build(_ node: LPMWriterNode) -> UnsafeMutableRawPointer? {
         // The best entry per slot: shorter prefixes first, longer ones overwrite them
         // (`own` is sorted by index, which sorts by length).
@@ -179,6 +186,9 @@ struct LPMNodeBuilder {
             setBit(&runBits, slot)
             runs.append(best[slot])
         }
+        if node.depth == 0 || node.children.count + runs.count >= LPMNode.directThreshold {
+            return buildDirect(node, best: best)
+        }
         var childBits: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
         for (slot, _) in node.children { setBit(&childBits, Int(slot)) }
         let size = LPMNode.byteCount(depth: node.depth, children: node.children.count, runs: runs.count, own: node.own.count)
@@ -187,10 +197,7 @@ struct LPMNodeBuilder {
         block.initializeMemory(as: UInt8.self, repeating: 0, count: size)
         withUnsafeBytes(of: childBits) { block.copyMemory(from: $0.baseAddress!, byteCount: 32) }
         withUnsafeBytes(of: runBits) { (block + 32).copyMemory(from: $0.baseAddress!, byteCount: 32) }
-        block.storeBytes(of: UInt16(node.depth), toByteOffset: 64, as: UInt16.self)
-        block.storeBytes(of: UInt16(node.children.count), toByteOffset: 66, as: UInt16.self)
-        block.storeBytes(of: UInt16(runs.count), toByteOffset: 68, as: UInt16.self)
-        block.storeBytes(of: UInt16(node.own.count), toByteOffset: 70, as: UInt16.self)
+        writeHeader(block, node, depthField: node.depth, runs: runs.count)
         withUnsafeBytes(of: (childBits, runBits)) { words in
             for (offset, first) in [(72, 0), (76, 4)] {
                 var total = 0
@@ -200,21 +207,52 @@ struct LPMNodeBuilder {
                 }
             }
         }
-        node.path.withUnsafeBytes { if !$0.isEmpty { (block + LPMNode.headerSize).copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
         var cursor = UnsafeMutableRawPointer(mutating: LPMNode.children(block, depth: node.depth))
         for (_, child) in node.children {
-            cursor.storeBytes(of: Self.target(child), as: UnsafeMutableRawPointer.self)
+            cursor.storeBytes(of: Self.childWord(child, depth: node.depth), as: UInt.self)
             cursor += 8
         }
         for run in runs {
             cursor.storeBytes(of: UInt(bitPattern: run), as: UInt.self)
             cursor += 8
         }
+        storeOwn(node, at: cursor)
+        return block
+    }
+
+    /// A direct-indexed block for `node`, whose per-slot best entries are `best`.
+    private func buildDirect(_ node: LPMWriterNode, best: [UnsafeMutableRawPointer?]) -> UnsafeMutableRawPointer? {
+        let size = LPMNode.directByteCount(depth: node.depth, own: node.own.count)
+        guard let block = EpochMemory.allocateCacheAligned(byteCount: size, tag: tag) else { return nil }
+        // Initialise every byte before publication (the block is reachable by nobody yet).
+        block.initializeMemory(as: UInt8.self, repeating: 0, count: size)
+        writeHeader(block, node, depthField: node.depth | LPMNode.directFlag, runs: 0)
+        let slots = UnsafeMutableRawPointer(mutating: LPMNode.directSlots(block, depth: node.depth))
+        for (slot, child) in node.children {
+            (slots + 16 * Int(slot)).storeBytes(of: Self.childWord(child, depth: node.depth), as: UInt.self)
+        }
+        for slot in 0..<256 {
+            (slots + 16 * slot + 8).storeBytes(of: UInt(bitPattern: best[slot]), as: UInt.self)
+        }
+        storeOwn(node, at: slots + 16 * 256)
+        return block
+    }
+
+    /// Depth field, counts and path: the parts of the header both kinds share.
+    private func writeHeader(_ block: UnsafeMutableRawPointer, _ node: LPMWriterNode, depthField: Int, runs: Int) {
+        block.storeBytes(of: UInt16(depthField), toByteOffset: 64, as: UInt16.self)
+        block.storeBytes(of: UInt16(node.children.count), toByteOffset: 66, as: UInt16.self)
+        block.storeBytes(of: UInt16(runs), toByteOffset: 68, as: UInt16.self)
+        block.storeBytes(of: UInt16(node.own.count), toByteOffset: 70, as: UInt16.self)
+        node.path.withUnsafeBytes { if !$0.isEmpty { (block + LPMNode.headerSize).copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
+    }
+
+    private func storeOwn(_ node: LPMWriterNode, at start: UnsafeMutableRawPointer) {
+        var cursor = start
         for (_, entry) in node.own {
             cursor.storeBytes(of: entry, as: UnsafeMutableRawPointer.self)
             cursor += 8
         }
-        return block
     }
 
     private func setBit(_ bits: inout (UInt64, UInt64, UInt64, UInt64), _ slot: Int) {

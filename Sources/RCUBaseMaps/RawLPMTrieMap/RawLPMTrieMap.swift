@@ -1,3 +1,4 @@
+import CRCUMapsShim
 import RCUEpoch
 import Synchronization
 
@@ -24,9 +25,10 @@ import Synchronization
 ///   at the first key. Lookup-and-delete and its batch → ENOTSUPP (524); the other batches
 ///   are Linux's generic ones.
 ///
-/// Design: a multibit trie of 8-bit strides with compressed nodes (bitmaps and rank
-/// counting, path compression; `LPMNode`) that readers walk in an epoch section without
-/// a lock or a store — one node per data byte at most, instead of one per bit. Writers
+/// Design: a multibit trie of 8-bit strides — direct-indexed nodes for the root and dense
+/// strides, compressed nodes (bitmaps and rank counting) for the others, path compression;
+/// `LPMNode` — that readers walk in an epoch section without a lock or a store, one node
+/// per data byte at most, instead of one per bit (the walk is C: `lpm_walk.c`). Writers
 /// serialise on one lock (as Linux's spinlock), keep a writer-side tree
 /// (`LPMWriterNode`), copy the published nodes a change touches, publish them with one
 /// release store (a child slot of the nearest unchanged node, or the root) and retire the
@@ -104,53 +106,15 @@ public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
     ///
     /// Precondition: inside a section (the entry is valid until it ends); `length` ≤
     /// ``maxPrefixLength``.
+    ///
+    /// The walk is `rcumaps_lpm_longest_match` (C, CRCUMapsShim): per stride one 16-byte
+    /// slot of a direct-indexed node, or a compressed node's bitmap word and then its child
+    /// word and run entry — with a POPCNT instruction where the CPU has one. It loads child
+    /// words with acquire ordering and stores nothing.
+    @inline(__always)
     func longestMatch(_ data: UnsafeRawPointer, length: Int) -> UnsafeRawPointer? {
-        var node = UnsafeRawPointer(bitPattern: root.load(ordering: .acquiring))!
-        var depth = 0
-        var best: UnsafeRawPointer?
-        while true {
-            if length < 8 &* depth &+ 8 {
-                // The query ends inside this stride: only the node's own prefixes no longer
-                // than it can match (the per-slot best may be longer).
-                return scanOwn(node, depth: depth, data, length: length) ?? best
-            }
-            let slot = Int(data.load(fromByteOffset: depth, as: UInt8.self))
-            let children = LPMNode.children(node, depth: depth)
-            let childCount = LPMNode.childCount(node)
-            let (childIndex, hasChild) = LPMNode.childRank(node, slot)
-            let runIndex = LPMNode.runIndex(node, slot)
-            if let entry = (children + 8 &* (childCount &+ runIndex)).load(as: UnsafeRawPointer?.self) { best = entry }
-            guard hasChild else { return best }
-            // Acquiring: a writer may just have stored a new subtree into this slot.
-            let child = UnsafeRawPointer(bitPattern: LPMNode.childSlot(UnsafeMutableRawPointer(mutating: children), childIndex)
-                .pointee.load(ordering: .acquiring))!
-            let childDepth = LPMNode.depth(child)
-            // The child's prefixes are at least 8 * childDepth + 1 bits long.
-            if length < 8 &* childDepth &+ 1 { return best }
-            if childDepth > depth &+ 1 {
-                // Skipped strides held nothing: the key must still follow the child's path.
-                let skipped = LPMNode.path(child) + (depth &+ 1)
-                if memcmp(data + (depth &+ 1), skipped, childDepth &- depth &- 1) != 0 { return best }
-            }
-            node = child
-            depth = childDepth
-        }
-    }
-
-    /// The longest of `node`'s own prefixes no longer than `length` that matches `data`.
-    func scanOwn(_ node: UnsafeRawPointer, depth: Int, _ data: UnsafeRawPointer, length: Int) -> UnsafeRawPointer? {
-        let own = LPMNode.children(node, depth: depth) + 8 * (LPMNode.childCount(node) + LPMNode.runCount(node))
-        var best: UnsafeRawPointer?
-        var bestLength = -1
-        for index in 0..<LPMNode.ownCount(node) {
-            let entry = (own + 8 * index).load(as: UnsafeRawPointer.self)
-            let entryLength = LPMEntryLayout.prefixLen(entry)
-            if entryLength <= length, entryLength > bestLength, lpmBitsEqual(LPMEntryLayout.data(entry), data, entryLength) {
-                best = entry
-                bestLength = entryLength
-            }
-        }
-        return best
+        rcumaps_lpm_longest_match(UnsafeRawPointer(bitPattern: root.load(ordering: .acquiring))!,
+                                  data.assumingMemoryBound(to: UInt8.self), length)
     }
 
     @inline(__always)
@@ -359,11 +323,11 @@ public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
             // The unchanged ancestor's slot on the path now leads to the rebuilt nodes.
             let block = nodes[parent].published!
             let slot = nodes[parent + 1].path[parent]
-            let (index, hasChild) = LPMNode.childRank(block, Int(slot))
-            _rcumapsPrecondition(hasChild, "LPM trie: an unchanged node lost the child on the path")
-            let children = UnsafeMutableRawPointer(mutating: LPMNode.children(block, depth: parent))
-            LPMNode.childSlot(children, index).pointee.store(
-                UInt(bitPattern: LPMNodeBuilder.target(nodes[parent + 1])), ordering: .releasing)
+            guard let word = LPMNode.childSlot(block, depth: parent, slot: Int(slot)) else {
+                _rcumapsPrecondition(false, "LPM trie: an unchanged node lost the child on the path")
+                return
+            }
+            word.pointee.store(LPMNodeBuilder.childWord(nodes[parent + 1], depth: parent), ordering: .releasing)
         }
         for node in Array(rebuilt) + removed {
             if let old = node.published { EpochMemory.freeCacheAligned(old) }
@@ -506,6 +470,20 @@ public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
             guard let found else { throw MapError.keyNotFound }
             writeKey(found, into: nextKey)
             value?.copyMemory(from: layout.value(found), byteCount: layout.valueSize)
+        }
+    }
+
+    // MARK: Introspection (tests)
+
+    /// The published nodes by kind: direct-indexed and compressed. Takes the writer lock.
+    package var publishedNodeKinds: (direct: Int, compressed: Int) {
+        writerLock.withLock { _ in
+            var kinds = (direct: 0, compressed: 0)
+            tree.forEachNode { node in
+                guard let block = node.published else { return }
+                if LPMNode.isDirect(block) { kinds.direct += 1 } else { kinds.compressed += 1 }
+            }
+            return kinds
         }
     }
 
