@@ -112,7 +112,9 @@ struct DocumentationExamplesTests {
         let sessions = RCUDictionary<String, Session>()
         sessions["tok-1"] = Session(user: "alice", roles: ["admin"])
         if let session = sessions["tok-1"] { print(session.user) }
+        let roleCount = sessions.withValue(forKey: "tok-1") { $0.roles.count }   // borrowed, not copied
         sessions.update(forKey: "tok-1") { old in old.map { Session(user: $0.user, roles: []) } }
+        #expect(roleCount == 1)
         #expect(printed == ["alice"])
         #expect(sessions["tok-1"]?.roles == [])
     }

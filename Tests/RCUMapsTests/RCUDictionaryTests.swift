@@ -116,7 +116,12 @@ struct RCUDictionaryTests {
                     case 3: _ = objects.insertIfAbsent(wrap(Tracked(round, census)), forKey: key)
                     case 4: objects.update(forKey: key) { old in old == nil ? wrap(Tracked(round, census)) : nil }
                     default:
-                        if let value = objects[key], unwrap(value)?.isIntact != true { torn.add(1, ordering: .relaxed) }
+                        if round & 1 == 0 {
+                            if let value = objects[key], unwrap(value)?.isIntact != true { torn.add(1, ordering: .relaxed) }
+                        } else if objects.withValue(forKey: key, { unwrap($0)?.isIntact }) == .some(false) {
+                            // Borrowed, not retained: the object must still be whole.
+                            torn.add(1, ordering: .relaxed)
+                        }
                     }
                 }
             }
@@ -262,6 +267,41 @@ struct RCUDictionaryTests {
                 }
             }
             #expect(table.count == 8)
+        }
+        Epoch.barrier()
+        Epoch.barrier()
+        #expect(census.alive.load(ordering: .relaxed) == 0)
+        #expect(census.deinitialized.load(ordering: .relaxed) == census.created.load(ordering: .relaxed))
+    }
+
+    /// `withValue(forKey:)` lends the stored value to its body, in every slot layout: one-word
+    /// values in the slot (integers, references) with integer or node keys, and values in
+    /// nodes; a missing key runs nothing and gives `nil`; errors thrown by the body come out
+    /// typed.
+    @Test func withValueLendsTheStoredValue() throws {
+        let census = Census()
+        do {
+            let counters = RCUDictionary<Int, Int>()
+            counters[7] = 70
+            #expect(counters.withValue(forKey: 7) { $0 + 1 } == 71)
+            #expect(counters.withValue(forKey: 8) { _ in Issue.record("ran for a missing key") } == nil)
+            let objects = RCUDictionary<Int, Tracked>()
+            objects[1] = Tracked(1, census)
+            #expect(objects.withValue(forKey: 1) { $0.isIntact ? $0.id : -1 } == 1)
+            let named = RCUDictionary<String, Tracked>()
+            named["one"] = Tracked(11, census)
+            #expect(named.withValue(forKey: "one") { $0.payload } == [11, 22, 33])
+            let lists = RCUDictionary<String, [Int]>()
+            lists["l"] = [1, 2, 3]
+            #expect(lists.withValue(forKey: "l") { $0.reduce(0, +) } == 6)
+            #expect(lists.withValue(forKey: "m") { $0.count } == nil)
+            // The body may keep a copy beyond the call (a retain of its own).
+            let kept = objects.withValue(forKey: 1) { copy $0 }
+            objects[1] = nil
+            Epoch.barrier()
+            #expect(kept?.isIntact == true && census.alive.load(ordering: .relaxed) == 2)
+            struct Refused: Error, Equatable {}
+            #expect(throws: Refused.self) { try counters.withValue(forKey: 7) { (_) throws(Refused) in throw Refused() } }
         }
         Epoch.barrier()
         Epoch.barrier()

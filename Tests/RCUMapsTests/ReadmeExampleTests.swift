@@ -40,6 +40,8 @@ struct ReadmeExampleTests {
         let routes = RCUDictionary<String, Route>()
         routes["10.0.0.0/8"] = route
         if let route = routes["10.0.0.0/8"] { forward(via: route) }       // from any thread or task
+        let metric = routes.withValue(forKey: "10.0.0.0/8") { $0.metric } // borrowed, not copied
+        #expect(metric == 1)
         routes.update(forKey: "10.0.0.0/8") { $0?.withMetric(5) }         // may retry: keep it pure
         // README end
         #expect(forwarded == route)

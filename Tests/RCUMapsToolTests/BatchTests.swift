@@ -47,7 +47,8 @@ struct BatchWorkloadTests {
         // Single updates: every map that takes writers, but the comparison rows that would
         // repeat the byte-level maps' updates.
         for kind in [MapKind.hashLockFree, .hashBucket, .array, .mutexDict, .rwlockDict, .cRculfhash, .objectMap,
-                     .rcuDictObject, .mutexDictObject, .rcuDictString, .mutexDictString] {
+                     .rcuDictObject, .mutexDictObject, .rcuDictObjectField, .mutexDictObjectField, .rcuDictString,
+                     .mutexDictString] {
             #expect(kind.supports(.update), "\(kind)")
         }
         for kind in [MapKind.cOpenAddressing, .swiftArray, .epoch, .hashLockFreeUser, .hashBucketUser, .typedLockFree,

@@ -11,7 +11,8 @@ struct ComparisonKindTests {
         #expect(MapKind.defaults == [.hashLockFree, .hashBucket, .array, .mutexDict, .rwlockDict, .cRculfhash,
                                      .cOpenAddressing, .swiftArray, .objectMap, .epoch])
         let comparisons: Set<MapKind> = [.hashLockFreeUser, .typedLockFree, .hashBucketUser, .typedBucket, .typedArray,
-                                         .rcuDictObject, .mutexDictObject, .rcuDictString, .mutexDictString, .passThrough,
+                                         .rcuDictObject, .mutexDictObject, .rcuDictObjectField, .mutexDictObjectField,
+                                         .rcuDictString, .mutexDictString, .passThrough,
                                          .queue, .cWfcqueue, .stack, .cLfstack, .mutexDeque, .perCPUArray,
                                          .threadLocalCounter, .lruHash, .perCPUHash, .lpmIPv4, .cPatriciaIPv4, .lpmIPv6,
                                          .cPatriciaIPv6]
@@ -22,13 +23,15 @@ struct ComparisonKindTests {
     @Test func mapsTakeKindsAndGroups() throws {
         func maps(_ text: String) throws -> [MapKind] { try benchOptions(["--maps", text]).maps }
         #expect(try maps("typed") == [.hashLockFreeUser, .typedLockFree, .hashBucketUser, .typedBucket, .array, .typedArray])
-        #expect(try maps("dictionary") == [.rcuDictObject, .mutexDictObject, .rcuDictString, .mutexDictString])
+        #expect(try maps("dictionary") == [.rcuDictObject, .mutexDictObject, .rcuDictObjectField, .mutexDictObjectField,
+                                           .rcuDictString, .mutexDictString])
         #expect(try maps("custom") == [.hashBucket, .passThrough, .objectMap])
         #expect(try maps("lpm") == [.lpmIPv4, .cPatriciaIPv4, .lpmIPv6, .cPatriciaIPv6])
         #expect(try maps("all") == MapKind.allCases)
         #expect(try maps("default") == MapKind.defaults)
         // Repeats are dropped, order kept, kinds and groups mixed.
         #expect(try maps("mutex-dict,dictionary,rcu-dict-object") == [.mutexDict, .rcuDictObject, .mutexDictObject,
+                                                                        .rcuDictObjectField, .mutexDictObjectField,
                                                                         .rcuDictString, .mutexDictString])
         #expect(try maps("typed-bucket, typed") == [.typedBucket, .hashLockFreeUser, .typedLockFree, .hashBucketUser,
                                                      .array, .typedArray])
@@ -56,13 +59,15 @@ struct ComparisonKindTests {
         #expect(MapKind.typedLockFree.counterpart == .hashLockFreeUser)
         #expect(MapKind.typedArray.counterpart == .array)
         #expect(MapKind.rcuDictObject.counterpart == .mutexDictObject)
+        #expect(MapKind.rcuDictObjectField.counterpart == .mutexDictObjectField)
         #expect(MapKind.rcuDictString.counterpart == .mutexDictString)
         // The typed rows compare lookups; their churn would repeat the byte-level rows'.
         for kind in [MapKind.hashLockFreeUser, .typedLockFree, .hashBucketUser, .typedBucket, .typedArray] {
             #expect(!kind.supports(.churn))
             #expect(kind.supports(.lookup) && kind.supports(.lookupMiss) && kind.supports(.readMostly))
         }
-        for kind in [MapKind.rcuDictObject, .mutexDictObject, .rcuDictString, .mutexDictString] {
+        for kind in [MapKind.rcuDictObject, .mutexDictObject, .rcuDictObjectField, .mutexDictObjectField, .rcuDictString,
+                     .mutexDictString] {
             #expect(Workload.allCases.filter { !$0.isBatch && !$0.isDedicated }.allSatisfy(kind.supports))
             #expect(!kind.runsEveryShape)
         }
@@ -189,15 +194,16 @@ struct ComparisonRunTests {
         // Every workload but the batch ones (byte-level maps only) and the dedicated ones
         // (push-pop for queues and stacks, increment for per-CPU counters).
         let workloads = Workload.allCases.filter { !$0.isBatch && !$0.isDedicated }
-        var rcuOptions = tinyOptions([.rcuDictObject, .rcuDictString], threads: [1, 2])
+        var rcuOptions = tinyOptions([.rcuDictObject, .rcuDictObjectField, .rcuDictString], threads: [1, 2])
         rcuOptions.workloads = workloads
         let rcu = try runBenchCells(rcuOptions, progress: false)
-        #expect(rcu.count == workloads.count * 2 * 2)
+        #expect(rcu.count == workloads.count * 3 * 2)
         check(rcu)
-        var mutexOptions = tinyOptions([.mutexDictObject, .mutexDictString, .mutexDict], threads: [1])
+        var mutexOptions = tinyOptions([.mutexDictObject, .mutexDictObjectField, .mutexDictString, .mutexDict],
+                                       threads: [1])
         mutexOptions.workloads = workloads
         let mutex = try runBenchCells(mutexOptions, progress: false)
-        #expect(mutex.count == workloads.count * 3)
+        #expect(mutex.count == workloads.count * 4)
         check(mutex)
     }
 }

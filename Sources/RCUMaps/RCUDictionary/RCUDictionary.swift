@@ -50,7 +50,9 @@ import Glibc
 ///
 /// Values are copied out whole: a `struct` value is read as a consistent copy, a class
 /// reference is retained before the section ends, so the object outlives any concurrent
-/// removal for as long as the reader holds it.
+/// removal for as long as the reader holds it. ``withValue(forKey:_:)`` lends the stored
+/// value to a closure instead: a class reference is not retained, so readers of the same
+/// objects on several cores write nothing shared and scale.
 ///
 /// Concurrency: every method may be called from any thread and from Swift concurrency
 /// tasks; reads never wait, writes wait only for a writer of the same stripe, a resize, or
@@ -167,7 +169,9 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// The value stored under `key`, or `nil`. Setting stores (`nil` removes).
     ///
     /// Concurrency: reading takes no lock: it copies (retains) the value inside an epoch
-    /// section. Setting is ``updateValue(_:forKey:)`` / ``removeValue(forKey:)``.
+    /// section. Setting is ``updateValue(_:forKey:)`` / ``removeValue(forKey:)``. To read
+    /// a field of a class value without retaining the object (a write to it that every
+    /// core reading the object takes turns on), use ``withValue(forKey:_:)``.
     @inlinable
     public subscript(key: Key) -> Value? {
         get {
@@ -194,6 +198,56 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         Epoch.enter()
         defer { Epoch.exit() }
         return find(key, hash: hash) != nil
+    }
+
+    /// Runs `body` with the value stored under `key`, borrowed, not copied; returns its
+    /// result, or `nil` if the key has no value.
+    ///
+    /// ```swift
+    /// let port = sessions.withValue(forKey: id) { $0.port }   // no retain of the session
+    /// ```
+    ///
+    /// The subscript returns a class reference retained: a write to the object's reference
+    /// count, so two cores that look up the same objects take turns on those cache lines.
+    /// Reading a field here writes nothing shared, and lookups of it scale with the cores.
+    ///
+    /// Concurrency: lock-free, from any thread or task. `body` runs inside an epoch section
+    /// (the value cannot be released while it runs): keep it short, and do not wait in it
+    /// for a grace period (``/RCUEpoch/Epoch/synchronize()``) or for another thread. The
+    /// value is the one stored when the key was found; a concurrent write may replace it
+    /// while `body` runs (`body` still sees the one it was given). `body` may copy the
+    /// value out (a retain, for a reference) to keep it beyond the call.
+    @inlinable @inline(__always)
+    public func withValue<Result, Failure: Error>(
+        forKey key: Key, _ body: (borrowing Value) throws(Failure) -> Result
+    ) throws(Failure) -> Result? {
+        let hash = self.hash(of: key)
+        Epoch.enter()
+        defer { Epoch.exit() }
+        guard let words = find(key, hash: hash) else { return nil }
+        if layout == .node {
+            // Nodes are immutable and live until a grace period after they are retired.
+            return try body((UnsafeRawPointer(bitPattern: words.key)! + valueOffset).assumingMemoryBound(to: Value.self).pointee)
+        }
+        if storage == .objectWord {
+            // A reference lent as a guaranteed one, neither retained nor released: the
+            // object lives until a grace period after the slot gives it up (retireValueBits).
+            var failure: Failure?
+            let result: Result? = Unmanaged<AnyObject>.fromOpaque(UnsafeRawPointer(bitPattern: words.value)!)
+                ._withUnsafeGuaranteedRef { object in
+                    do throws(Failure) { return try body(unsafeBitCast(object, to: Value.self)) } catch {
+                        failure = error
+                        return nil
+                    }
+                }
+            if let failure { throw failure }
+            return result
+        }
+        // A one-word value of plain data: its bits, lent to `body` from a local word.
+        return try withUnsafeTemporaryAllocation(of: Value.self, capacity: 1) { (buffer) throws(Failure) -> Result in
+            UnsafeMutableRawPointer(buffer.baseAddress!).storeBytes(of: words.value, as: UInt.self)
+            return try body(buffer[0])
+        }
     }
 
     /// Entries in the dictionary: a snapshot under concurrent writes (exact when writers

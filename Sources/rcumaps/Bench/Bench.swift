@@ -159,6 +159,12 @@ func runCell(
             measured = warmUpAndMeasure(try RCUDictionaryTarget(ObjectSchema(entries: entries)), workload, threads, options)
         case .mutexDictObject:
             measured = warmUpAndMeasure(MutexDictTarget(ObjectSchema(entries: entries)), workload, threads, options)
+        case .rcuDictObjectField:
+            let target = try RCUDictionaryTarget(ObjectSchema(entries: entries), borrowsValues: true)
+            measured = warmUpAndMeasure(target, workload, threads, options)
+        case .mutexDictObjectField:
+            let target = MutexDictTarget(ObjectSchema(entries: entries), borrowsValues: true)
+            measured = warmUpAndMeasure(target, workload, threads, options)
         case .rcuDictString:
             measured = warmUpAndMeasure(try RCUDictionaryTarget(StringSchema(entries: entries)), workload, threads, options)
         case .mutexDictString:

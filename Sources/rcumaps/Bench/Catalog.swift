@@ -44,6 +44,12 @@ enum MapKind: String, CaseIterable, Sendable {
     case rcuDictObject = "rcu-dict-object"
     /// Baseline for `rcu-dict-object`: `Mutex<[Int: BenchObject]>`, same keys and objects.
     case mutexDictObject = "mutex-dict-object"
+    /// `RCUDictionary<Int, BenchObject>`, lookups that read the object's field through
+    /// `withValue(forKey:)`, borrowed (no retain); updates, inserts, deletes as `rcu-dict-object`.
+    case rcuDictObjectField = "rcu-dict-object-field"
+    /// Baseline for `rcu-dict-object-field`: `Mutex<[Int: BenchObject]>`, reading the field
+    /// inside `withLock`.
+    case mutexDictObjectField = "mutex-dict-object-field"
     /// `RCUDictionary<String, Int>`, keys of 16 to 24 characters.
     case rcuDictString = "rcu-dict-string"
     /// Baseline for `rcu-dict-string`: `Mutex<[String: Int]>`, same keys.
@@ -100,7 +106,8 @@ enum MapKind: String, CaseIterable, Sendable {
              .objectMap, .epoch:
             true
         case .hashLockFreeUser, .typedLockFree, .hashBucketUser, .typedBucket, .typedArray,
-             .rcuDictObject, .mutexDictObject, .rcuDictString, .mutexDictString, .passThrough,
+             .rcuDictObject, .mutexDictObject, .rcuDictObjectField, .mutexDictObjectField, .rcuDictString,
+             .mutexDictString, .passThrough,
              .queue, .cWfcqueue, .stack, .cLfstack, .mutexDeque, .perCPUArray, .threadLocalCounter, .lruHash,
              .perCPUHash, .lpmIPv4, .cPatriciaIPv4, .lpmIPv6, .cPatriciaIPv6:
             false
@@ -131,6 +138,7 @@ enum MapKind: String, CaseIterable, Sendable {
         case .typedBucket: .hashBucketUser
         case .typedArray: .array
         case .rcuDictObject: .mutexDictObject
+        case .rcuDictObjectField: .mutexDictObjectField
         case .rcuDictString: .mutexDictString
         case .passThrough: .hashBucket
         case .queue: .cWfcqueue
@@ -235,6 +243,8 @@ enum MapKind: String, CaseIterable, Sendable {
         case .typedArray: "ArrayMap<UInt64>, subscript lookups (vs array)"
         case .rcuDictObject: "RCUDictionary<Int, BenchObject>, lookups return the object (vs mutex-dict-object)"
         case .mutexDictObject: "baseline: Mutex<[Int: BenchObject]>"
+        case .rcuDictObjectField: "RCUDictionary<Int, BenchObject>, lookups read a field, borrowed (vs mutex-dict-object-field)"
+        case .mutexDictObjectField: "baseline: Mutex<[Int: BenchObject]>, the field read inside withLock"
         case .rcuDictString: "RCUDictionary<String, Int>, 16- to 24-character keys (vs mutex-dict-string)"
         case .mutexDictString: "baseline: Mutex<[String: Int]>"
         case .passThrough: "custom type on hash-bucket whose callbacks change nothing (vs hash-bucket)"
@@ -291,7 +301,8 @@ enum MapGroup: String, CaseIterable, Sendable {
         switch self {
         case .standard: MapKind.defaults
         case .typed: [.hashLockFreeUser, .typedLockFree, .hashBucketUser, .typedBucket, .array, .typedArray]
-        case .dictionary: [.rcuDictObject, .mutexDictObject, .rcuDictString, .mutexDictString]
+        case .dictionary: [.rcuDictObject, .mutexDictObject, .rcuDictObjectField, .mutexDictObjectField, .rcuDictString,
+                           .mutexDictString]
         case .batch: [.hashLockFreeUser, .hashLockFree, .hashBucketUser, .hashBucket, .array]
         case .custom: [.hashBucket, .passThrough, .objectMap]
         case .queues: [.queue, .cWfcqueue, .stack, .cLfstack, .mutexDeque]

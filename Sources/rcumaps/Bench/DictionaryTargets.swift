@@ -98,17 +98,21 @@ struct StringSchema: DictionarySchema {
     func fold(_ value: Int) -> UInt64 { UInt64(truncatingIfNeeded: value) }
 }
 
-/// An `RCUDictionary` (`rcu-dict-object`, `rcu-dict-string`): subscript lookups, subscript
-/// updates (as the Mutex dictionary's), `insertIfAbsent` inserts and `removeValue` deletes.
+/// An `RCUDictionary` (`rcu-dict-object`, `rcu-dict-object-field`, `rcu-dict-string`):
+/// subscript lookups (or `withValue(forKey:)`, borrowed), subscript updates (as the Mutex
+/// dictionary's), `insertIfAbsent` inserts and `removeValue` deletes.
 struct RCUDictionaryTarget<Schema: DictionarySchema>: BenchTarget {
     let dictionary: RCUDictionary<Schema.Key, Schema.Value>
     let schema: Schema
+    /// Whether lookups fold the value borrowed (`withValue(forKey:)`) instead of a copy (the subscript).
+    let borrowsValues: Bool
 
     var entries: Int { schema.entries }
 
     /// A dictionary sized for the schema's entries, prefilled with them and checked by count.
-    init(_ schema: Schema) throws(MapError) {
+    init(_ schema: Schema, borrowsValues: Bool = false) throws(MapError) {
         self.schema = schema
+        self.borrowsValues = borrowsValues
         dictionary = RCUDictionary(minimumCapacity: schema.entries)
         for index in 0..<schema.entries {
             dictionary.updateValue(schema.value(BenchKeys.initialValue(index)), forKey: schema.prefillKey(index))
@@ -121,7 +125,10 @@ struct RCUDictionaryTarget<Schema: DictionarySchema>: BenchTarget {
 
     @inline(__always)
     func lookup(index: Int) -> UInt64? {
-        dictionary[schema.key(index)].map { schema.fold($0) }
+        if borrowsValues {
+            return dictionary.withValue(forKey: schema.key(index)) { (value: borrowing Schema.Value) in schema.fold(value) }
+        }
+        return dictionary[schema.key(index)].map { schema.fold($0) }
     }
 
     @inline(__always)
@@ -143,15 +150,19 @@ struct RCUDictionaryTarget<Schema: DictionarySchema>: BenchTarget {
 }
 
 /// The baseline: a Swift dictionary behind a `Synchronization.Mutex` (`mutex-dict` with
-/// ``WordSchema``, the same keys as the hash maps; `mutex-dict-object`, `mutex-dict-string`).
+/// ``WordSchema``, the same keys as the hash maps; `mutex-dict-object`,
+/// `mutex-dict-object-field`, `mutex-dict-string`).
 final class MutexDictTarget<Schema: DictionarySchema>: BenchTarget {
     let storage: Mutex<[Schema.Key: Schema.Value]>
     let schema: Schema
+    /// Whether lookups fold the value inside `withLock` instead of returning a copy of it.
+    let borrowsValues: Bool
 
     var entries: Int { schema.entries }
 
     /// Creates the dictionary prefilled with the schema's entries.
-    init(_ schema: Schema) {
+    init(_ schema: Schema, borrowsValues: Bool = false) {
+        self.borrowsValues = borrowsValues
         var dictionary: [Schema.Key: Schema.Value] = [:]
         dictionary.reserveCapacity(schema.entries)
         for index in 0..<schema.entries {
@@ -164,6 +175,7 @@ final class MutexDictTarget<Schema: DictionarySchema>: BenchTarget {
     @inline(__always)
     func lookup(index: Int) -> UInt64? {
         let key = schema.key(index)
+        if borrowsValues { return storage.withLock { $0[key].map { schema.fold($0) } } }
         return storage.withLock { $0[key] }.map { schema.fold($0) }
     }
 
