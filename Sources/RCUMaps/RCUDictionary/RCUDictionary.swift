@@ -213,7 +213,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     ///
     /// Concurrency: lock-free, from any thread or task. `body` runs inside an epoch section
     /// (the value cannot be released while it runs): keep it short, and do not wait in it
-    /// for a grace period (``/RCUEpoch/Epoch/synchronize()``) or for another thread. The
+    /// for a grace period (``/RCUEpoch/Epoch/synchronize()-9adyg``) or for another thread. The
     /// value is the one stored when the key was found; a concurrent write may replace it
     /// while `body` runs (`body` still sees the one it was given). `body` may copy the
     /// value out (a retain, for a reference) to keep it beyond the call.
