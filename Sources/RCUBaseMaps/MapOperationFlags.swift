@@ -48,6 +48,9 @@ public struct MapOperationFlags: OptionSet, Hashable, Sendable, CustomStringConv
 /// Both run for explicit deletes (flags `[]` or `.helper`), displaced values (`.update`) and
 /// teardown (`.mapCleanup`).
 package protocol MapEntryObserver: AnyObject, Sendable {
+    /// Whether ``entryWillBeRemoved(key:value:flags:)`` does anything: read once, when a base
+    /// map is made; if not, the map does not call it on writes (only at teardown).
+    var wantsAdvanceNotice: Bool { get }
     func entryWillBeRemoved(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer,
                             flags: MapOperationFlags) -> MapError?
     func entryWasRemoved(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapOperationFlags)

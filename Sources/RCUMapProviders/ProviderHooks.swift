@@ -12,10 +12,20 @@ import RCUEpoch
 final class ProviderHooks: MapEntryObserver, Sendable {
     let binding: ProviderBinding
     let context: (any MapProviderContext)?
+    /// The provider's `postprocessElementDeletion`, or nil, and the same callback as a
+    /// non-optional closure (a no-op if there is none): called from this `let`, its context
+    /// is borrowed, while unwrapping the optional retained and released the context around
+    /// every call.
+    let hasPostDeletion: Bool
+    let postDeletion: @Sendable (MapElementDeletion) -> Void
 
     init(binding: ProviderBinding, context: (any MapProviderContext)?) {
         self.binding = binding
         self.context = context
+        hasPostDeletion = binding.dispatch.postprocessElementDeletion != nil
+        // `if let`, not `??`: through the generic `??` the closure came back wrapped in two
+        // reabstraction thunks, each run per call.
+        if let callback = binding.dispatch.postprocessElementDeletion { postDeletion = callback } else { postDeletion = { _ in } }
     }
 
     deinit {
@@ -36,6 +46,10 @@ final class ProviderHooks: MapEntryObserver, Sendable {
         defer { rcumaps_callback_leave() }
         return try body()
     }
+
+    /// Whether the provider has a pre-deletion callback (the deprecated
+    /// `preprocessElementDeletion`): without one, base maps skip `entryWillBeRemoved`.
+    var wantsAdvanceNotice: Bool { binding.dispatch.preprocessElementDeletion != nil }
 
     // Both deletion callbacks run inside an epoch, as the seeds promise providers (the
     // base maps call some of these outside one; entering is cheap and nests).
@@ -59,11 +73,11 @@ final class ProviderHooks: MapEntryObserver, Sendable {
     }
 
     func entryWasRemoved(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapOperationFlags) {
-        guard binding.dispatch.postprocessElementDeletion != nil else { return }
+        guard hasPostDeletion else { return }
         Epoch.enter()
         defer { Epoch.exit() }
         // Called in place, not bound to a local (which retains the closure's context).
-        binding.dispatch.postprocessElementDeletion!(MapElementDeletion(context: context, key: key, value: value, flags: flags))
+        postDeletion(MapElementDeletion(context: context, key: key, value: value, flags: flags))
     }
 
     /// Undoes a successful addition whose base update failed: the deletion callback with

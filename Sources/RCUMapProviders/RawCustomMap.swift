@@ -33,6 +33,8 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
     /// long as `self`; a checked `unowned` would cost an atomic refcount operation on every
     /// access, which all threads would contend on.
     unowned(unsafe) let hooks: ProviderHooks
+    /// `hooks`, for calls that must not retain them (``rollBack(key:storedValue:flags:)``).
+    let unmanagedHooks: Unmanaged<ProviderHooks>
     /// The provider's context as callbacks receive it (``MapElementCall/context``), read
     /// from `self` rather than through `hooks`: a retain of the context around a callback
     /// is a write every thread shares (one such pair, around an opaque call, made a
@@ -40,6 +42,12 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
     /// long as `self`.
     @usableFromInline unowned(unsafe) let callContext: (any MapProviderContext)?
     @usableFromInline let dispatch: MapProviderDispatchTable
+    /// `dispatch.preprocessElementAddition` as a non-optional closure (a no-op if there is
+    /// none; `hasAddition` says which), for the plain write path: called from this `let`,
+    /// its context is borrowed, while unwrapping the optional retained and released the
+    /// context around every write.
+    let addition: @Sendable (MapElementCall) throws(MapError) -> Void
+    let hasAddition: Bool
     @usableFromInline let updatesOriginalValue: Bool
     let validatesValues: Bool
     private let programTypes = ThreadLock<[ProgramType]>([])
@@ -100,8 +108,18 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
         self.storedValueSize = created.actualValueSize
         self.baseKind = binding.base
         self.hooks = hooks
+        unmanagedHooks = Unmanaged.passUnretained(hooks)
         callContext = created.context
         self.dispatch = binding.dispatch
+        // `if let`, not `??`: through the generic `??` the closure came back wrapped in
+        // reabstraction thunks, each run per call.
+        if let callback = binding.dispatch.preprocessElementAddition {
+            addition = callback
+            hasAddition = true
+        } else {
+            addition = { _ throws(MapError) in }
+            hasAddition = false
+        }
         self.updatesOriginalValue = binding.properties.updatesOriginalValue
         self.validatesValues = binding.properties.validatesValues
     }
@@ -317,46 +335,49 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
         guard flags.isValid else { throw MapError.invalidArgument.with(reason: "invalid update flags \(flags.rawValue)") }
         Epoch.enter()
         defer { Epoch.exit() }
-        if updatesOriginalValue {
+        if updatesOriginalValue || validatesValues {
+            // The provider writes the stored value (updatesOriginalValue), or may rewrite a
+            // copy of the caller's (validatesValues); the map stores what it leaves. The
+            // closure reaches `self` unretained: capturing it retained and released the map
+            // around every write, a write every thread's writes shared.
+            let map = Unmanaged.passUnretained(self)
+            let validates = !updatesOriginalValue
             try withStoredBuffer { (stored) throws(MapError) in
-                try dispatch.preprocessElementAddition!(MapElementCall(
-                    context: callContext, key: key, inValue: value, outValue: stored, flags: operation))
-                do throws(MapError) {
-                    try baseUpdate(UnsafeRawBufferPointer(stored))
-                } catch {
-                    hooks.rollBack(key: key, storedValue: UnsafeRawBufferPointer(stored), flags: operation)
-                    throw error
-                }
-            }
-        } else if validatesValues {
-            // The provider may rewrite a copy of the value; the map stores what it leaves.
-            try withStoredBuffer { (checked) throws(MapError) in
-                checked.copyMemory(from: value)
-                try dispatch.preprocessElementAddition!(MapElementCall(
-                    context: callContext, key: key, inValue: value, outValue: checked, flags: operation))
-                do throws(MapError) {
-                    try baseUpdate(UnsafeRawBufferPointer(checked))
-                } catch {
-                    hooks.rollBack(key: key, storedValue: UnsafeRawBufferPointer(checked), flags: operation)
-                    throw error
+                try Self.guaranteed(map) { (map) throws(MapError) in
+                    if validates { stored.copyMemory(from: value) }
+                    try map.addition(MapElementCall(
+                        context: map.callContext, key: key, inValue: value, outValue: stored, flags: operation))
+                    do throws(MapError) {
+                        try baseUpdate(UnsafeRawBufferPointer(stored))
+                    } catch {
+                        map.rollBack(key: key, storedValue: UnsafeRawBufferPointer(stored), flags: operation)
+                        throw error
+                    }
                 }
             }
         } else {
-            guard dispatch.preprocessElementAddition != nil else {
+            guard hasAddition else {
                 try baseUpdate(value)
                 return
             }
-            // Called in place, not bound to a local: a local copy retains the closure's
-            // context, one object every writing thread shares.
-            try dispatch.preprocessElementAddition!(
-                MapElementCall(context: callContext, key: key, inValue: value, outValue: nil, flags: operation))
+            // Called from the stored `let`, not bound to a local: a local copy retains the
+            // closure's context, one object every writing thread shares.
+            try addition(MapElementCall(context: callContext, key: key, inValue: value, outValue: nil, flags: operation))
             do throws(MapError) {
                 try baseUpdate(value)
             } catch {
-                hooks.rollBack(key: key, storedValue: value, flags: operation)
+                rollBack(key: key, storedValue: value, flags: operation)
                 throw error
             }
         }
+    }
+
+    /// The hooks' roll-back of an addition whose base update failed, without retaining the
+    /// hooks (a call through the `unowned(unsafe)` reference retained and released them: a
+    /// write every thread's refused inserts shared). Invariant: `base` keeps them alive.
+    @inline(__always)
+    func rollBack(key: UnsafeRawBufferPointer, storedValue: UnsafeRawBufferPointer, flags: MapOperationFlags) {
+        unmanagedHooks._withUnsafeGuaranteedRef { $0.rollBack(key: key, storedValue: storedValue, flags: flags) }
     }
 
     // MARK: Delete
@@ -464,13 +485,23 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
     /// Whether the map is frozen. Any thread.
     public var isFrozen: Bool { base.isFrozen }
 
+    /// Set once ``freeze()`` has frozen the base map (only this map reaches its base): the
+    /// writes' early check reads it here, not through the base map's existential.
+    let frozen = Atomic<Bool>(false)
+
     /// Freezes the map (its base map). Contract: ``/RCUBaseMaps/RawMap/freeze()``.
-    public func freeze() throws(MapError) { try base.freeze() }
+    public func freeze() throws(MapError) {
+        try base.freeze()
+        frozen.store(true, ordering: .releasing)
+    }
 
     /// EPERM for a user-mode write the flags or a freeze refuse, before any callback runs.
+    /// (A write racing a freeze may pass this check: the base map's own check, inside the
+    /// write's section, then refuses it, and the addition is rolled back.)
+    @inline(__always)
     func checkUserWrite() throws(MapError) {
         guard access.userWrite else { throw MapError.permissionDenied.with(reason: "write refused: the map is BPF_F_RDONLY") }
-        guard !base.isFrozen else { throw MapError.permissionDenied.with(reason: "the map is frozen") }
+        guard !frozen.load(ordering: .acquiring) else { throw MapError.permissionDenied.with(reason: "the map is frozen") }
     }
 
     // MARK: Batches — element by element, so every callback runs as for single operations

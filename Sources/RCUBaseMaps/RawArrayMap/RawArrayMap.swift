@@ -45,6 +45,9 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
     /// The provider layer's hooks, if this map is the base of a custom map. With hooks,
     /// every slot has a sequence word (writers need exclusion to see the displaced value).
     let observer: (any MapEntryObserver)?
+    /// `observer` if it wants to hear of removals in advance (``MapEntryObserver/wantsAdvanceNotice``),
+    /// else nil: a write does not make a call that does nothing.
+    let advanceObserver: (any MapEntryObserver)?
     /// What user and helper mode may do (the access flags).
     public let access: MapAccess
     /// Frozen or not, and the writable mappings of the storage.
@@ -84,6 +87,7 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
         maxEntries = definition.maxEntries
         paddedValueSize = roundUp8(valueSize)
         self.observer = observer
+        advanceObserver = observer?.wantsAdvanceNotice == true ? observer : nil
         access = MapAccess(definition.flags)
         lockWord = LockWordCopy(definition)
         let mmapable = definition.flags.contains(.mmapable)
@@ -484,7 +488,7 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
             copyOut(displaced.baseAddress!, from: slot + 8)
             let old = UnsafeRawBufferPointer(start: displaced.baseAddress!, count: valueSize)
             reported?.copyMemory(from: displaced.baseAddress!, byteCount: valueSize)
-            _ = observer.entryWillBeRemoved(key: key, value: old, flags: flags)
+            if advanceObserver != nil { _ = observer.entryWillBeRemoved(key: key, value: old, flags: flags) }
             sequence.pointee.store((current &+ 1) | Self.writerBit, ordering: .relaxed)  // odd: readers retry
             atomicMemoryFence(ordering: .releasing)
             copyIn(slot + 8, from: value, releasing: false)

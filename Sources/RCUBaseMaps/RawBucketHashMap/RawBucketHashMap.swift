@@ -63,6 +63,9 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
     @usableFromInline let table: BucketTable
     /// The provider layer's hooks, if this map is the base of a custom map.
     let observer: (any MapEntryObserver)?
+    /// `observer` if it wants to hear of removals in advance (``MapEntryObserver/wantsAdvanceNotice``),
+    /// else nil: a write does not make a call that does nothing.
+    let advanceObserver: (any MapEntryObserver)?
     /// What user and helper mode may do (the access flags).
     public let access: MapAccess
     /// Frozen or not.
@@ -111,6 +114,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
         // BPF_F_ZERO_SEED: a fixed seed, so the iteration order repeats (for tests).
         hasher = definition.flags.contains(.zeroSeed) ? KeyHasher(seed: 0) : KeyHasher()
         self.observer = observer
+        advanceObserver = observer?.wantsAdvanceNotice == true ? observer : nil
         access = MapAccess(definition.flags)
         lockWord = LockWordCopy(definition)
         table = try BucketTable(keySize: keySize, valueSize: valueSize, maxEntries: maxEntries, tag: tag,
@@ -369,7 +373,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
                     if table.valueIsOneWord {
                         // One atomic word: replace it in place, no new slot, nothing to reclaim (a
                         // lock word in it keeps its bits).
-                        _ = observer?.entryWillBeRemoved(key: key, value: table.value(of: old, count: valueSize),
+                        _ = advanceObserver?.entryWillBeRemoved(key: key, value: table.value(of: old, count: valueSize),
                                                          flags: operation.union(.update))
                         let stored = table.slot(old.bucketPointer, old.slot) + table.valueOffset
                         if locked {
@@ -434,7 +438,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
                 }
                 if let old {
                     // Deprecated-style providers hear of the displacement under the lock.
-                    _ = observer?.entryWillBeRemoved(key: key, value: table.value(of: old, count: valueSize),
+                    _ = advanceObserver?.entryWillBeRemoved(key: key, value: table.value(of: old, count: valueSize),
                                                      flags: operation.union(.update))
                 }
                 // New pair first, old one second: a reader sees one or the other, or both for
@@ -562,7 +566,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
             } catch {
                 return .failure(error)
             }
-            if let refusal = observer?.entryWillBeRemoved(key: key, value: value, flags: operation) {
+            if let refusal = advanceObserver?.entryWillBeRemoved(key: key, value: value, flags: operation) {
                 return .failure(refusal)
             }
             capacity.beginRemoval()

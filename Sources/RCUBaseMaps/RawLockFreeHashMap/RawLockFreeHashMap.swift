@@ -60,6 +60,9 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
     let capacity: CapacityGate
     /// The provider layer's hooks, if this map is the base of a custom map.
     let observer: (any MapEntryObserver)?
+    /// `observer` if it wants to hear of removals in advance (``MapEntryObserver/wantsAdvanceNotice``),
+    /// else nil: a write does not make a call that does nothing.
+    let advanceObserver: (any MapEntryObserver)?
     /// Allocates entries (headerless epoch blocks of `entrySize` bytes) and holds removed
     /// and replaced ones until their grace period: an entry of 8-byte keys and values is
     /// 40 bytes with its in-place pair, one 48-byte glibc chunk (16-byte keys and 8-byte
@@ -143,6 +146,7 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
         // BPF_F_ZERO_SEED: a fixed seed, so the iteration order repeats (for tests).
         hasher = definition.flags.contains(.zeroSeed) ? KeyHasher(seed: 0) : KeyHasher()
         self.observer = observer
+        advanceObserver = observer?.wantsAdvanceNotice == true ? observer : nil
         // Buckets for maxEntries at load ≤ 1 from the start, up to 2^16 (1 MiB of bucket
         // nodes); beyond that auto-resize grows the table as entries arrive. Short chains
         // are what makes rculfhash lookups fast: its auto-resize only reacts to long chains.
@@ -495,7 +499,7 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
                  hash: UInt, key: UnsafeRawBufferPointer, operation: MapOperationFlags,
                  displaced: UnsafeMutableRawPointer?) -> Bool {
         let oldValue = UnsafeRawBufferPointer(start: valuePointer(old), count: valueSize)
-        _ = observer?.entryWillBeRemoved(key: key, value: oldValue, flags: operation.union(.update))
+        _ = advanceObserver?.entryWillBeRemoved(key: key, value: oldValue, flags: operation.union(.update))
         guard rcumaps_lfht_replace(table, hash, keySize, old, entry) == 0 else { return false }
         // Entries are immutable once published: this is the value the replace displaced.
         displaced?.copyMemory(from: valuePointer(old), byteCount: valueSize)
@@ -703,7 +707,7 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
         while true {
             guard let entry = find(key, hash: hash) else { throw MapError.keyNotFound }
             try inspect(UnsafeRawBufferPointer(start: valuePointer(entry), count: valueSize))
-            if let refusal = observer?.entryWillBeRemoved(
+            if let refusal = advanceObserver?.entryWillBeRemoved(
                 key: key, value: UnsafeRawBufferPointer(start: valuePointer(entry), count: valueSize), flags: operation) {
                 throw refusal
             }
