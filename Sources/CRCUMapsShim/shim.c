@@ -7,6 +7,8 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
 #include <pthread.h>
 #include <sched.h>
 #include <string.h>
@@ -411,10 +413,22 @@ static void rcumaps_unpark_all(void)
     }
 }
 
+static void rcumaps_gp_driver_wait(void);
+static void rcumaps_barrier_urcu(void);
+
 void rcumaps_barrier(void)
 {
     rcumaps_require_usable_process("Epoch.barrier()");
     rcumaps_ensure_registered();
+    /* The grace-period driver's callbacks first (outside the gate, which the driver needs
+     * for its grace periods), and again after liburcu's, which may have queued more. */
+    rcumaps_gp_driver_wait();
+    rcumaps_barrier_urcu();
+    rcumaps_gp_driver_wait();
+}
+
+static void rcumaps_barrier_urcu(void)
+{
     /* Inside the gate, so never during a fork (which waits for the barrier; the barrier
      * needs only the reclamation thread, which the fork pauses after the gate is closed):
      * callbacks parked by the last fork are queued now, if they are not yet, before the
@@ -444,6 +458,169 @@ void rcumaps_call_rcu(struct rcu_head *head, void (*func)(struct rcu_head *head)
 }
 
 /* ---------------------------------------------------------------------------
+ * Grace-period driver
+ *
+ * A thread of RCUMaps' own that runs the callbacks queued with rcumaps_gp_driver_enqueue
+ * after a grace period, like liburcu's call_rcu worker but without its 10 ms nap after
+ * every batch: while callbacks keep arriving it starts the next grace period after a
+ * short nap (rcumaps_gp_driver_nap_ns, RCUMAPS_GP_DRIVER_NAP_US in the environment); when
+ * none is queued it sleeps on a condition variable. Meant for short callbacks whose
+ * latency matters (the bucket hash's reclaim generations), not for memory reclamation.
+ *
+ * Loop: note the newest queued callback (under rcumaps_gp_mutex), wait for a grace period
+ * (urcu_memb_synchronize_rcu, outside any section and holding no lock, through the
+ * registration gate like any thread we registered), then — holding rcumaps_gp_run_mutex —
+ * unlink the callbacks up to the noted one and run them in order. Each was queued before
+ * the grace period began, so every section active when it was queued has ended.
+ *
+ * ThreadSanitizer: an enqueue releases the grace-period sync object (as rcumaps_call_rcu
+ * does); the callbacks acquire it (epochReclaim does, as for call_rcu callbacks).
+ *
+ * fork: the prepare handler takes rcumaps_gp_run_mutex (after the gate is closed, so the
+ * driver is not inside a grace period, and before the participants' locks, which the
+ * callbacks may take) and, after the participants' locks, rcumaps_gp_mutex; in the child
+ * the driver thread is gone, the callbacks it had not run are still queued, and a new
+ * driver is started for them (once the gate is open again).
+ * ------------------------------------------------------------------------- */
+
+static pthread_mutex_t rcumaps_gp_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t rcumaps_gp_run_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t rcumaps_gp_work = PTHREAD_COND_INITIALIZER;   /* the driver waits */
+static pthread_cond_t rcumaps_gp_done = PTHREAD_COND_INITIALIZER;   /* barriers wait */
+/* Under rcumaps_gp_mutex: the queue (linked through head->next.next), counts of callbacks
+ * queued and run (for barriers), and whether the driver thread exists / is waiting. */
+static struct rcu_head *rcumaps_gp_first, *rcumaps_gp_last;
+static unsigned long long rcumaps_gp_queued, rcumaps_gp_ran;
+static int rcumaps_gp_started, rcumaps_gp_idle;
+static long rcumaps_gp_driver_nap_ns = -1; /* read from the environment by the driver */
+static __thread int rcumaps_gp_is_driver __attribute__((tls_model("initial-exec")));
+
+int rcumaps_thread_is_gp_driver(void) { return rcumaps_gp_is_driver; }
+
+static void *rcumaps_gp_driver_main(void *unused)
+{
+    (void)unused;
+    rcumaps_gp_is_driver = 1;
+    rcumaps_ensure_registered();
+    long nap = rcumaps_gp_driver_nap_ns;
+    for (;;) {
+        pthread_mutex_lock(&rcumaps_gp_mutex);
+        while (!rcumaps_gp_first) {
+            rcumaps_gp_idle = 1;
+            pthread_cond_wait(&rcumaps_gp_work, &rcumaps_gp_mutex);
+            rcumaps_gp_idle = 0;
+        }
+        struct rcu_head *noted = rcumaps_gp_last;
+        pthread_mutex_unlock(&rcumaps_gp_mutex);
+
+        rcumaps_synchronize();
+
+        pthread_mutex_lock(&rcumaps_gp_run_mutex);
+        pthread_mutex_lock(&rcumaps_gp_mutex);
+        struct rcu_head *batch = rcumaps_gp_first;
+        rcumaps_gp_first = (struct rcu_head *)noted->next.next;
+        if (!rcumaps_gp_first) rcumaps_gp_last = NULL;
+        noted->next.next = NULL;
+        pthread_mutex_unlock(&rcumaps_gp_mutex);
+        unsigned long long count = 0;
+        for (struct rcu_head *head = batch, *next; head; head = next) {
+            next = (struct rcu_head *)head->next.next;
+            head->func(head);
+            count++;
+        }
+        pthread_mutex_lock(&rcumaps_gp_mutex);
+        rcumaps_gp_ran += count;
+        int more = rcumaps_gp_first != NULL;
+        pthread_cond_broadcast(&rcumaps_gp_done);
+        pthread_mutex_unlock(&rcumaps_gp_mutex);
+        pthread_mutex_unlock(&rcumaps_gp_run_mutex);
+        if (more && nap > 0) {
+            struct timespec pause = { nap / 1000000000L, nap % 1000000000L };
+            while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {}
+        }
+    }
+    return NULL;
+}
+
+/* Starts the driver thread. Caller holds rcumaps_gp_mutex. */
+static void rcumaps_gp_start_locked(void)
+{
+    if (rcumaps_gp_driver_nap_ns < 0) {
+        const char *text = getenv("RCUMAPS_GP_DRIVER_NAP_US");
+        long micros = text ? strtol(text, NULL, 10) : 1000;
+        rcumaps_gp_driver_nap_ns = (micros < 0 ? 0 : micros) * 1000L;
+    }
+    pthread_attr_t attributes;
+    pthread_attr_init(&attributes);
+    pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
+    pthread_t thread;
+    int err = pthread_create(&thread, &attributes, rcumaps_gp_driver_main, NULL);
+    pthread_attr_destroy(&attributes);
+    if (err != 0) {
+        fprintf(stderr, "rcumaps: cannot start the grace-period driver thread (%s)\n", strerror(err));
+        abort();
+    }
+    rcumaps_gp_started = 1;
+}
+
+void rcumaps_gp_driver_enqueue(struct rcu_head *head, void (*func)(struct rcu_head *head))
+{
+    rcumaps_require_usable_process("a grace-period work item");
+    /* What the caller did before happens before the callback (see above). */
+    rcumaps_tsan_reader_exit();
+    head->func = func;
+    head->next.next = NULL;
+    pthread_mutex_lock(&rcumaps_gp_mutex);
+    if (rcumaps_gp_last) rcumaps_gp_last->next.next = (struct cds_wfcq_node *)head;
+    else rcumaps_gp_first = head;
+    rcumaps_gp_last = head;
+    rcumaps_gp_queued++;
+    if (!rcumaps_gp_started) rcumaps_gp_start_locked();
+    else if (rcumaps_gp_idle) pthread_cond_signal(&rcumaps_gp_work);
+    pthread_mutex_unlock(&rcumaps_gp_mutex);
+}
+
+/* Waits until every callback queued before the call has run. Not from the driver. */
+static void rcumaps_gp_driver_wait(void)
+{
+    pthread_mutex_lock(&rcumaps_gp_mutex);
+    unsigned long long target = rcumaps_gp_queued;
+    while (rcumaps_gp_ran < target) pthread_cond_wait(&rcumaps_gp_done, &rcumaps_gp_mutex);
+    pthread_mutex_unlock(&rcumaps_gp_mutex);
+}
+
+/* Before the participants' prepare handlers: the callbacks, which the driver runs with
+ * this lock held, may take their locks. */
+static void rcumaps_gp_fork_prepare_run(void)
+{
+    pthread_mutex_lock(&rcumaps_gp_run_mutex);
+}
+
+/* After them: the queue's lock is a leaf (its holders wait for nothing), and a thread
+ * holding one of their locks may be about to queue a callback. */
+static void rcumaps_gp_fork_prepare_queue(void)
+{
+    pthread_mutex_lock(&rcumaps_gp_mutex);
+}
+
+static void rcumaps_gp_fork_parent(void)
+{
+    pthread_mutex_unlock(&rcumaps_gp_mutex);
+    pthread_mutex_unlock(&rcumaps_gp_run_mutex);
+}
+
+static void rcumaps_gp_fork_child(void)
+{
+    pthread_mutex_init(&rcumaps_gp_mutex, NULL);
+    pthread_mutex_init(&rcumaps_gp_run_mutex, NULL);
+    pthread_cond_init(&rcumaps_gp_work, NULL);
+    pthread_cond_init(&rcumaps_gp_done, NULL);
+    rcumaps_gp_started = 0;
+    rcumaps_gp_idle = 0;
+    if (rcumaps_gp_first) rcumaps_gp_start_locked();
+}
+
+/* ---------------------------------------------------------------------------
  * fork
  *
  * liburcu's memb flavour supports fork() without exec only if every reader registration
@@ -465,8 +642,10 @@ void rcumaps_call_rcu(struct rcu_head *head, void (*func)(struct rcu_head *head)
  *   4. urcu_memb_call_rcu_before_fork(): take call_rcu's mutex, let the call_rcu worker
  *      finish its batch of callbacks (which may take map and epoch locks, so no such lock
  *      is held by the forker yet) and pause it, unregistered; same for rculfhash's worker;
+ *   4b. take the grace-period driver's run lock (it finishes its batch of callbacks);
  *   5. the participants' prepare handlers (their locks), outer layers (higher levels)
  *      first, each level in reverse order of registration.
+ *   6. the driver's queue lock (a leaf).
  * parent: the participants' parent handlers, queue the parked callbacks,
  *   urcu_memb_call_rcu_after_fork_parent, reopen the gate (and queue what was parked
  *   meanwhile).
@@ -533,7 +712,7 @@ static void rcumaps_fork_prepare(void)
         rcumaps_fork_skip_reason = RCUMAPS_CHILD_FORKED_IN_SECTION;
         return;
     }
-    if (rcumaps_tls.registered == RCUMAPS_REGISTERED_BY_LIBURCU) {
+    if (rcumaps_tls.registered == RCUMAPS_REGISTERED_BY_LIBURCU || rcumaps_gp_is_driver) {
         rcumaps_fork_skip_reason = RCUMAPS_CHILD_FORKED_ON_RECLAMATION_THREAD;
         return;
     }
@@ -552,11 +731,13 @@ static void rcumaps_fork_prepare(void)
     for (rcumaps_thread_record_t *r = rcumaps_records.next; r != &rcumaps_records; r = r->next)
         while (__atomic_load_n(r->enqueuing, __ATOMIC_SEQ_CST) != 0) sched_yield();
     urcu_memb_call_rcu_before_fork();
+    rcumaps_gp_fork_prepare_run();
     unsigned int count = __atomic_load_n(&rcumaps_participants_published, __ATOMIC_ACQUIRE);
     rcumaps_fork_prepared_participants = count;
     for (int level = RCUMAPS_FORK_MAX_LEVEL; level >= 0; level--)
         for (unsigned int i = count; i-- > 0;)
             if (rcumaps_participants[i].level == level) rcumaps_participants[i].prepare();
+    rcumaps_gp_fork_prepare_queue();
     rcumaps_fork_prepared = 1;
 }
 
@@ -574,6 +755,7 @@ static void rcumaps_fork_parent(void)
         urcu_memb_call_rcu(head, head->func);
     }
     urcu_memb_call_rcu_after_fork_parent();
+    rcumaps_gp_fork_parent();
     rcumaps_fork_prepared = 0;
     rcumaps_gate_open();
     rcumaps_unpark_all(); /* parked after the first look */
@@ -613,6 +795,8 @@ static void rcumaps_fork_child(void)
     /* Every thread that was inside the gate is gone. */
     __atomic_store_n(&rcumaps_gate_users, 0, __ATOMIC_SEQ_CST);
     __atomic_store_n(&rcumaps_gate_closed, 0, __ATOMIC_SEQ_CST);
+    /* After the gate is open: the new driver registers (enters the gate) first thing. */
+    rcumaps_gp_fork_child();
     rcumaps_unpark_all(); /* parked in the parent, by threads or not */
 }
 

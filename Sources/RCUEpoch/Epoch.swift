@@ -33,7 +33,9 @@ public struct EpochSection: ~Copyable {
 ///   for it first, with a message on standard error: grace periods never wait for a thread
 ///   that is gone.
 /// - **Shutdown.** Nothing needs stopping: liburcu's reclamation thread never delays
-///   `exit`, and no thread of RCUMaps' outlives the work it was started for. Deferred frees
+///   `exit`, nor does the epoch layer's grace-period driver (a detached thread, started
+///   with the first ``EpochWorkItem/scheduleOnGracePeriodDriver()`` item, that sleeps when
+///   it has nothing to run); no other thread of RCUMaps' outlives the work it was started for. Deferred frees
 ///   and work items still queued when the process exits are simply not run (the memory
 ///   goes back to the system with the process). Call ``barrier()-129j7`` before exiting when
 ///   they must run — work items with effects outside the process, or statistics that must
@@ -140,7 +142,9 @@ public enum Epoch {
     }
 
     /// Waits until every deferred free and work item scheduled before the call has run,
-    /// including the blocks waiting in ``EpochRetireList``s (they are submitted first).
+    /// including the blocks waiting in ``EpochRetireList``s (they are submitted first) and
+    /// the items queued on the grace-period driver (waited for before and after liburcu's
+    /// barrier, so driver items that liburcu's callbacks queue are waited for too).
     ///
     /// Use it at teardown (tests, process shutdown) to see memory statistics settle.
     ///
@@ -148,6 +152,8 @@ public enum Epoch {
     ///   work item), where it would wait for itself.
     ///
     /// Concurrency: any other thread; blocks the caller. Wraps `urcu_memb_barrier`.
+    /// Not from the grace-period driver thread either (``EpochMemory/isReclamationThread``
+    /// is true there).
     @available(*, noasync, message: "blocks the thread: use `await Epoch.barrier()`")
     public static func barrier() {
         _rcumapsPrecondition(!isActive, "Epoch.barrier() inside an epoch section would deadlock")

@@ -169,7 +169,9 @@ public enum EpochMemory {
         return result
     }
 
-    /// Whether the calling thread is liburcu's reclamation (call_rcu) thread.
+    /// Whether the calling thread is liburcu's reclamation (call_rcu) thread, or the
+    /// grace-period driver thread that runs ``EpochWorkItem/scheduleOnGracePeriodDriver()``
+    /// items.
     public static var isReclamationThread: Bool { _isReclamationThread }
 
     // MARK: - Internals
@@ -239,15 +241,27 @@ public enum EpochMemory {
         rcumaps_call_rcu(header.rcuHead, epochReclaim)
     }
 
-    /// Queues a work-item block (see ``EpochWorkItem``) for after a grace period.
-    static func scheduleWork(_ block: UnsafeMutableRawPointer) {
+    /// Queues a work-item block (see ``EpochWorkItem``) for after a grace period: on
+    /// liburcu's reclamation thread, or, with `onDriver`, on the grace-period driver thread
+    /// (no 10 ms nap between grace periods; see `rcumaps_gp_driver_enqueue`).
+    static func scheduleWork(_ block: UnsafeMutableRawPointer, onDriver: Bool = false) {
         let header = Header(block: block)
         _ = header.state.pointee.bitwiseOr(Flags.workItem, ordering: .relaxed)
-        retire(block, expectingCacheAligned: false)
+        guard onDriver else {
+            retire(block, expectingCacheAligned: false)
+            return
+        }
+        let flags = header.state.pointee.bitwiseOr(Flags.retired, ordering: .relaxed).oldValue
+        _rcumapsPrecondition(flags & Flags.retired == 0, "epoch memory freed twice")
+        tagTable.counters(Header.slot(flags)).pointee.pendingBytes.add(header.size, ordering: .relaxed)
+        // Same callback as liburcu's: it acquires the grace-period edge for ThreadSanitizer.
+        rcumaps_gp_driver_enqueue(header.rcuHead, epochReclaim)
     }
 }
 
-var _isReclamationThread: Bool { rcumaps_thread_is_liburcu_worker() != 0 }
+/// liburcu's call_rcu worker or the grace-period driver: threads that run callbacks after
+/// grace periods, where waiting for one (a barrier, a lock-free map's teardown) is forbidden.
+var _isReclamationThread: Bool { rcumaps_thread_is_liburcu_worker() != 0 || rcumaps_thread_is_gp_driver() != 0 }
 
 /// liburcu's reclaim callback for every epoch block. Runs on a call_rcu worker thread
 /// after a grace period. Must be a nonisolated C function (a closure from an actor-isolated

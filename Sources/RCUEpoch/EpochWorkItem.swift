@@ -54,6 +54,32 @@ public final class EpochWorkItem: Sendable {
         return true
     }
 
+    /// Queues the callback for after a grace period, to run on the epoch layer's
+    /// grace-period driver thread instead of liburcu's reclamation thread.
+    ///
+    /// liburcu's call_rcu worker naps 10 ms after every batch of callbacks, so a chain of
+    /// items each scheduling the next (the bucket hash's reclaim generations) advances at
+    /// most one step per 10 ms. The driver waits for a grace period (`synchronize_rcu`) as
+    /// soon as items are queued, runs them, and starts the next grace period after a short
+    /// nap (1 ms; `RCUMAPS_GP_DRIVER_NAP_US` overrides) while more keep arriving; it sleeps
+    /// when none is queued. Same guarantee as ``schedule()``: the callback runs after every
+    /// section active at the call has ended. ``Epoch/barrier()-129j7`` waits for these
+    /// items too. The same rules apply to the callback (short, no blocking, no barrier).
+    /// Not API: for the bucket hash's generation items, whose latency bounds slot reuse.
+    ///
+    /// - Returns: `false` if the item was already scheduled or cancelled.
+    ///
+    /// Concurrency: any thread, inside or outside a section; takes a short mutex, never
+    /// waits for a grace period.
+    @discardableResult
+    package func scheduleOnGracePeriodDriver() -> Bool {
+        guard state.compareExchange(expected: State.idle.rawValue, desired: State.scheduled.rawValue,
+                                    ordering: .acquiringAndReleasing).exchanged else { return false }
+        block.storeBytes(of: Unmanaged.passRetained(self).toOpaque(), as: UnsafeMutableRawPointer.self)
+        EpochMemory.scheduleWork(block, onDriver: true)
+        return true
+    }
+
     /// Cancels an item that has not been scheduled; its callback will never run.
     ///
     /// - Returns: `false` if it was already scheduled (it will run) or cancelled.

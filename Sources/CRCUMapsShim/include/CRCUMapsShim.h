@@ -185,6 +185,13 @@ void rcumaps_synchronize(void);
 void rcumaps_barrier(void);
 /* Wraps `urcu_memb_call_rcu` (generic `call_rcu`). */
 void rcumaps_call_rcu(struct rcu_head *head, void (*func)(struct rcu_head *head));
+/* Like rcumaps_call_rcu, but the callback runs on RCUMaps' grace-period driver thread,
+ * which starts the next grace period soon after a batch instead of napping 10 ms as
+ * liburcu's call_rcu worker does (see shim.c, "Grace-period driver"). For short callbacks
+ * whose latency matters; rcumaps_barrier also waits for them. Takes a short mutex. */
+void rcumaps_gp_driver_enqueue(struct rcu_head *head, void (*func)(struct rcu_head *head));
+/* Non-zero on the grace-period driver thread. */
+int rcumaps_thread_is_gp_driver(void);
 
 /* ---------------------------------------------------------------------------
  * Provider callbacks that run under a map's lock

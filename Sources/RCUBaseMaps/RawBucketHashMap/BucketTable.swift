@@ -41,7 +41,10 @@ import Synchronization
 /// generation (``retire(_:)``), and the chain's own writers reuse it once two generations
 /// have completed since (``fillFreeSlot``'s caller asks ``isReusable(_:slot:)``): no work
 /// item, no second visit of the bucket. A generation is one ``EpochWorkItem``, posted one
-/// after another while writers ask for them (``requestGenerations(through:)``); the
+/// after another while writers ask for them (``requestGenerations(through:)``), run by the
+/// epoch layer's grace-period driver (``EpochWorkItem/scheduleOnGracePeriodDriver()``:
+/// liburcu's call_rcu worker naps 10 ms between batches, which held a retired slot for
+/// 20 ms or more and filled chains with retired slots under churn); the
 /// stamp, taken inside the retiring writer's section, is the count of items posted then,
 /// `P`. Item `P + 1` is posted after that read, so its grace period waits for the writer's
 /// section, in which the slot was unlinked; item `P + 2` is posted after item `P + 1` ran,
@@ -552,7 +555,9 @@ final class BucketTable: @unchecked Sendable {
             return
         }
         generationsPosted.wrappingAdd(1, ordering: .sequentiallyConsistent)
-        item.schedule()
+        // On the grace-period driver: liburcu's worker naps 10 ms between batches, so
+        // generations (two per slot reuse) would advance one per 10 ms at best.
+        item.scheduleOnGracePeriodDriver()
     }
 
     /// A generation item's callback (reclamation thread, after its grace period): counts
