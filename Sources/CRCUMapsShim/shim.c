@@ -513,6 +513,11 @@ static void *rcumaps_gp_driver_main(void *unused)
         struct rcu_head *noted = rcumaps_gp_last;
         pthread_mutex_unlock(&rcumaps_gp_mutex);
 
+        /* A callback that left a section open would make this wait for itself. */
+        if (__builtin_expect(rcumaps_tls.nesting != 0, 0)) {
+            fprintf(stderr, "rcumaps: a grace-period work item returned inside an epoch section\n");
+            abort();
+        }
         rcumaps_synchronize();
 
         pthread_mutex_lock(&rcumaps_gp_run_mutex);
