@@ -34,7 +34,7 @@ public struct EpochSection: ~Copyable {
 ///   that is gone.
 /// - **Shutdown.** Nothing needs stopping: liburcu's reclamation thread never delays
 ///   `exit`, nor does the epoch layer's grace-period driver (a detached thread, started
-///   with the first ``EpochWorkItem/scheduleOnGracePeriodDriver()`` item, that sleeps when
+///   with the first `EpochWorkItem.scheduleOnGracePeriodDriver()` item, that sleeps when
 ///   it has nothing to run); no other thread of RCUMaps' outlives the work it was started for. Deferred frees
 ///   and work items still queued when the process exits are simply not run (the memory
 ///   goes back to the system with the process). Call ``barrier()-129j7`` before exiting when

@@ -170,7 +170,7 @@ public enum EpochMemory {
     }
 
     /// Whether the calling thread is liburcu's reclamation (call_rcu) thread, or the
-    /// grace-period driver thread that runs ``EpochWorkItem/scheduleOnGracePeriodDriver()``
+    /// grace-period driver thread that runs `EpochWorkItem.scheduleOnGracePeriodDriver()`
     /// items.
     public static var isReclamationThread: Bool { _isReclamationThread }
 

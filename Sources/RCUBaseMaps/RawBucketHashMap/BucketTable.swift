@@ -42,7 +42,7 @@ import Synchronization
 /// have completed since (``fillFreeSlot``'s caller asks ``isReusable(_:slot:)``): no work
 /// item, no second visit of the bucket. A generation is one ``EpochWorkItem``, posted one
 /// after another while writers ask for them (``requestGenerations(through:)``), run by the
-/// epoch layer's grace-period driver (``EpochWorkItem/scheduleOnGracePeriodDriver()``:
+/// epoch layer's grace-period driver (`EpochWorkItem.scheduleOnGracePeriodDriver()`:
 /// liburcu's call_rcu worker naps 10 ms between batches, which held a retired slot for
 /// 20 ms or more and filled chains with retired slots under churn); the
 /// stamp, taken inside the retiring writer's section, is the count of items posted then,
