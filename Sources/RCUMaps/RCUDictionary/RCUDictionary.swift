@@ -243,11 +243,8 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
             if let failure { throw failure }
             return result
         }
-        // A one-word value of plain data: its bits, lent to `body` from a local word.
-        return try withUnsafeTemporaryAllocation(of: Value.self, capacity: 1) { (buffer) throws(Failure) -> Result in
-            UnsafeMutableRawPointer(buffer.baseAddress!).storeBytes(of: words.value, as: UInt.self)
-            return try body(buffer[0])
-        }
+        // A one-word value of plain data: a copy of its bits is all there is to lend.
+        return try body(decode(words.value))
     }
 
     /// Entries in the dictionary: a snapshot under concurrent writes (exact when writers
