@@ -31,12 +31,14 @@ import Glibc
 ///   depending on the value), so a lookup compares bytes in the node instead of reading the
 ///   stored string's buffer (canonically equivalent spellings still match through `==`).
 /// - Keys are hashed with their `hashValue` (the standard library's per-process seeded
-///   SipHash), except the standard library's integer types: their bits are mixed with a
-///   random seed of this dictionary by a multiply–xorshift finaliser, a tenth of SipHash's
-///   instructions. It spreads any keys over the buckets, but unlike SipHash it is not
-///   designed to withstand an attacker who picks keys to collide after learning the seed
-///   from timing; a dictionary keyed by untrusted integers that must resist that can wrap
-///   them in a struct (its `hashValue` is used).
+///   SipHash), except the standard library's integer types and `String`: an integer's bits
+///   are mixed with a random seed of this dictionary by a multiply–xorshift finaliser, a
+///   string's UTF-8 bytes (of its ASCII equivalent, if it has one, so canonically
+///   equivalent spellings still hash alike) by a seeded multiply–fold hash; each costs
+///   about a tenth of SipHash's instructions. They spread any keys over the buckets, but
+///   unlike SipHash they are not designed to withstand an attacker who picks keys to
+///   collide after learning the seed from timing; a dictionary keyed by untrusted integers
+///   or strings that must resist that can wrap them in a struct (its `hashValue` is used).
 /// - Writes happen under one of the dictionary's writer stripes (a lock per group of
 ///   buckets): writers of keys in different stripes do not contend.
 /// - A replaced or removed node, and a class reference taken out of a slot, is released
@@ -91,7 +93,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// Whether keys are the standard library's integers, hashed by ``hash(of:)`` from their
     /// bits with ``seed`` rather than with `hashValue`.
     @usableFromInline let hashesKeyBits: Bool
-    /// This dictionary's random seed for integer keys.
+    /// This dictionary's random seed for integer and `String` keys.
     @usableFromInline let seed: UInt
 
     /// What the two words of a slot hold.
@@ -299,10 +301,14 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// integer keys, whose bits are xored with the dictionary's random seed and then mixed
     /// by two multiply–xorshift rounds (MurmurHash3's 64-bit finaliser, about 10
     /// instructions against SipHash's 90): a change in any bit of the key reaches both the
-    /// low bits (the bucket) and the top bits (the slot tag).
+    /// low bits (the bucket) and the top bits (the slot tag); and `String` keys, whose
+    /// UTF-8 bytes are hashed with the seed by ``StringKeyHash`` (about 40 instructions for
+    /// 24 bytes against 300 for `hashValue`), canonical equivalence kept.
     @inlinable @inline(__always)
     func hash(of key: Key) -> Int {
-        hashesKeyBits ? hash(ofIntegerBits: encode(key)) : key.hashValue
+        if hashesKeyBits { return hash(ofIntegerBits: encode(key)) }
+        if Key.self == String.self { return StringKeyHash.hash(unsafeBitCast(key, to: String.self), seed: seed) }
+        return key.hashValue
     }
 
     /// The hash of the integer key whose bits (zero-extended) are `bits`.

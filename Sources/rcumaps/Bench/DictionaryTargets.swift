@@ -17,11 +17,14 @@ protocol DictionarySchema: Sendable {
     func value(_ seed: UInt64) -> Value
     /// What a lookup adds to its thread's checksum.
     func fold(_ value: Value) -> UInt64
+    /// The schema the worker thread of random stream `stream` uses (``BenchTarget/forWorker(stream:)``).
+    func forWorker(stream: Int) -> Self
 }
 
 extension DictionarySchema {
     @inline(__always)
     func prefillKey(_ index: Int) -> Key { key(index) }
+    func forWorker(stream: Int) -> Self { self }
 }
 
 /// `mutex-dict`: the hash maps' 8-byte keys (``BenchKeys/hashKey(_:)``) and `UInt64` values.
@@ -69,7 +72,11 @@ struct ObjectSchema: DictionarySchema {
 ///
 /// The keys operations use are built up front (building one per operation would cost more
 /// than the lookup); the prefill stores separately built copies, so every comparison of a
-/// probe with a stored key compares bytes, as for keys that come from outside.
+/// probe with a stored key compares bytes, as for keys that come from outside. Each worker
+/// thread gets its own copies (``forWorker(stream:)``), as a server's threads probe with keys
+/// parsed from their own requests: passing a `String` retains its buffer, and threads that
+/// shared one set of probe strings would write the same reference counts, a cost of the
+/// bench and not of either dictionary (it halved two-thread lookups of both).
 struct StringSchema: DictionarySchema {
     let entries: Int
     /// The keys of indices `0..<2 * entries`.
@@ -78,6 +85,16 @@ struct StringSchema: DictionarySchema {
     init(entries: Int) {
         self.entries = entries
         keys = (0..<2 * entries).map(Self.key(forIndex:))
+    }
+
+    init(entries: Int, keys: [String]) {
+        self.entries = entries
+        self.keys = keys
+    }
+
+    /// A schema whose probe keys are new strings (their own buffers) equal to these.
+    func forWorker(stream: Int) -> StringSchema {
+        StringSchema(entries: entries, keys: keys.map { String(decoding: Array($0.utf8), as: UTF8.self) })
     }
 
     /// A prefix of 0 to 8 characters (chosen by the index) and the 16 hex digits of
@@ -108,6 +125,17 @@ struct RCUDictionaryTarget<Schema: DictionarySchema>: BenchTarget {
     let borrowsValues: Bool
 
     var entries: Int { schema.entries }
+
+    private init(dictionary: RCUDictionary<Schema.Key, Schema.Value>, schema: Schema, borrowsValues: Bool) {
+        self.dictionary = dictionary
+        self.schema = schema
+        self.borrowsValues = borrowsValues
+    }
+
+    /// The same dictionary, with the worker's schema (its own probe keys).
+    func forWorker(stream: Int) -> Self {
+        Self(dictionary: dictionary, schema: schema.forWorker(stream: stream), borrowsValues: borrowsValues)
+    }
 
     /// A dictionary sized for the schema's entries, prefilled with them and checked by count.
     init(_ schema: Schema, borrowsValues: Bool = false) throws(MapError) {
@@ -152,8 +180,15 @@ struct RCUDictionaryTarget<Schema: DictionarySchema>: BenchTarget {
 /// The baseline: a Swift dictionary behind a `Synchronization.Mutex` (`mutex-dict` with
 /// ``WordSchema``, the same keys as the hash maps; `mutex-dict-object`,
 /// `mutex-dict-object-field`, `mutex-dict-string`).
-final class MutexDictTarget<Schema: DictionarySchema>: BenchTarget {
-    let storage: Mutex<[Schema.Key: Schema.Value]>
+struct MutexDictTarget<Schema: DictionarySchema>: BenchTarget {
+    /// The Mutex the workers share (a class holds it: `Mutex` cannot be copied).
+    final class Storage: Sendable {
+        let mutex: Mutex<[Schema.Key: Schema.Value]>
+
+        init(_ dictionary: [Schema.Key: Schema.Value]) { mutex = Mutex(dictionary) }
+    }
+
+    let shared: Storage
     let schema: Schema
     /// Whether lookups fold the value inside `withLock` instead of returning a copy of it.
     let borrowsValues: Bool
@@ -168,22 +203,33 @@ final class MutexDictTarget<Schema: DictionarySchema>: BenchTarget {
         for index in 0..<schema.entries {
             dictionary[schema.prefillKey(index)] = schema.value(BenchKeys.initialValue(index))
         }
-        storage = Mutex(dictionary)
+        shared = Storage(dictionary)
         self.schema = schema
+    }
+
+    private init(shared: Storage, schema: Schema, borrowsValues: Bool) {
+        self.shared = shared
+        self.schema = schema
+        self.borrowsValues = borrowsValues
+    }
+
+    /// The same dictionary, with the worker's schema (its own probe keys).
+    func forWorker(stream: Int) -> Self {
+        Self(shared: shared, schema: schema.forWorker(stream: stream), borrowsValues: borrowsValues)
     }
 
     @inline(__always)
     func lookup(index: Int) -> UInt64? {
         let key = schema.key(index)
-        if borrowsValues { return storage.withLock { $0[key].map { schema.fold($0) } } }
-        return storage.withLock { $0[key] }.map { schema.fold($0) }
+        if borrowsValues { return shared.mutex.withLock { $0[key].map { schema.fold($0) } } }
+        return shared.mutex.withLock { $0[key] }.map { schema.fold($0) }
     }
 
     @inline(__always)
     func update(index: Int, value: UInt64) -> Bool {
         let key = schema.key(index)
         let value = schema.value(value)
-        storage.withLock { $0[key] = value }
+        shared.mutex.withLock { $0[key] = value }
         return true
     }
 
@@ -191,7 +237,7 @@ final class MutexDictTarget<Schema: DictionarySchema>: BenchTarget {
     func insert(index: Int) -> Bool {
         let key = schema.key(index)
         let value = schema.value(BenchKeys.initialValue(index))
-        return storage.withLock { dictionary in
+        return shared.mutex.withLock { dictionary in
             guard dictionary[key] == nil else { return false }
             dictionary[key] = value
             return true
@@ -201,6 +247,6 @@ final class MutexDictTarget<Schema: DictionarySchema>: BenchTarget {
     @inline(__always)
     func remove(index: Int) -> Bool {
         let key = schema.key(index)
-        return storage.withLock { $0.removeValue(forKey: key) != nil }
+        return shared.mutex.withLock { $0.removeValue(forKey: key) != nil }
     }
 }

@@ -174,6 +174,7 @@ func runWorker<Target: BenchTarget>(
     _ target: Target, workload: Workload, stream: Int, control: CellControl, batchSize: Int = 1024,
     latency: Bool = false
 ) -> WorkerResult {
+    let target = target.forWorker(stream: stream)
     var random = XorShiftRandom(stream: stream)
     let bound = UInt64(target.entries)
     let updateThreshold = workload.updatesPer65536

@@ -48,6 +48,11 @@ protocol BenchTarget: Sendable {
 
     /// Adds 1 to the calling thread's (or CPU's) counter at `index`; `false` if the map refused.
     func increment(index: Int) -> Bool
+
+    /// What the worker thread of random stream `stream` operates on, made before the cell
+    /// starts: the target itself, or (the `String`-keyed dictionary rows) a copy holding that
+    /// thread's own copies of the probe keys.
+    func forWorker(stream: Int) -> Self
 }
 
 extension BenchTarget {
@@ -68,6 +73,8 @@ extension BenchTarget {
 
     // Nor do targets other than per-CPU counters get this.
     func increment(index: Int) -> Bool { false }
+
+    func forWorker(stream: Int) -> Self { self }
 }
 
 /// One worker thread's buffers for the batch workloads: `capacity` keys and as many values,
