@@ -324,6 +324,10 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
 
     /// Addition callback, then `baseUpdate` with the stored value; rolls the addition back
     /// through the deletion callback (`.update`) if the base update fails.
+    ///
+    /// Always inlined into its callers (this module's writes): called, `baseUpdate` was a
+    /// closure value reached through two reabstraction thunks per write.
+    @inline(__always)
     func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
                 operation: MapOperationFlags,
                 baseUpdate: (UnsafeRawBufferPointer) throws(MapError) -> Void) throws(MapError) {
