@@ -14,7 +14,7 @@ struct StressOptionsTests {
         #expect(try stressOptions(["stress"]) == StressOptions())
         let defaults = StressOptions()
         #expect(defaults.maps == [.hashLockFree, .hashBucket, .hashLockFreeWord, .hashBucketWord, .array, .objectMap,
-                                  .queue, .stack, .lruHash, .perCPUHash, .lruPerCPUHash, .lpmTrie])
+                                  .queue, .stack, .lruHash, .perCPUArray, .perCPUHash, .lruPerCPUHash, .lpmTrie])
         #expect(defaults.duration == 5)
         #expect(defaults.threads == 4)
         #expect(defaults.keys == 1024)
@@ -128,9 +128,39 @@ struct StressRunTests {
         #expect(result.exercise.stats.lookups > 0)
         #expect(result.exercise.stats.updatesStored > 0)
         #expect(result.exercise.stats.passes > 0 || result.exercise.stats.passKeys == 0)
-        if kind != .array {
+        if kind != .array && kind != .perCPUArray {
             #expect(result.exercise.stats.deletesDone + result.exercise.stats.lookupAndDeletesDone > 0)
         }
+    }
+
+    /// The PERCPU_ARRAY run's final check: a counter whose sum over the CPUs differs from the
+    /// workers' tallies (an increment lost or counted twice) and a foreign value are violations.
+    @Test func perCPUArrayFinalCheckCatchesLostIncrementsAndForeignValues() throws {
+        let map = try RawPerCPUArrayMap(MapDefinition(type: .perCPUArray, keySize: 4, valueSize: 8, maxEntries: 8,
+                                                      name: "check"))
+        // Counter 1 (of 0..<4): three increments in helper mode.
+        for _ in 0..<3 {
+            withUnsafeBytes(of: UInt32(1)) { key in
+                Epoch.withSection { section in
+                    let slot = try! map.lookupInPlace(key: key, in: section)
+                    slot.baseAddress!.assumingMemoryBound(to: Atomic<UInt64>.self).pointee.wrappingAdd(1, ordering: .relaxed)
+                }
+            }
+        }
+        let exact = StressRecorder(label: "check", echo: false)
+        PerCPUArrayStressWorker.finalCheck(map, tallies: [[0, 2, 0, 0], [0, 1, 0, 0]], recorder: exact)
+        #expect(exact.violations == 0, "\(exact.descriptions)")
+        let lost = StressRecorder(label: "check", echo: false)
+        PerCPUArrayStressWorker.finalCheck(map, tallies: [[0, 2, 0, 0], [0, 2, 0, 0]], recorder: lost)
+        #expect(lost.byKind.map(\.0) == [.consistency])
+        // Owned index 5 holding index 6's mark on every CPU.
+        let foreign = [UInt64](repeating: PerCPUArrayStressWorker.mark(6, 1), count: map.possibleCPUCount)
+        try withUnsafeBytes(of: UInt32(5)) { key in
+            try foreign.withUnsafeBytes { value in try map.update(key: key, value: value, flags: .any) }
+        }
+        let wrong = StressRecorder(label: "check", echo: false)
+        PerCPUArrayStressWorker.finalCheck(map, tallies: [[0, 3, 0, 0]], recorder: wrong)
+        #expect(wrong.byKind.map(\.0) == [.value])
     }
 
     @Test func objectMapProviderIsUnregisteredAfterARun() {

@@ -20,6 +20,9 @@ enum StressMapKind: String, CaseIterable, Sendable {
     /// `RawBucketHashMap` as LRU_HASH: 8-byte keys and values, `--keys / 4` entries, fresh
     /// keys (nearly every insert evicts).
     case lruHash = "lru-hash"
+    /// `RawPerCPUArrayMap` PERCPU_ARRAY: `UInt32` index keys, an 8-byte value per CPU,
+    /// `--keys` entries (helper-mode counters and owned indices).
+    case perCPUArray = "percpu-array"
     /// `RawPerCPUHashMap` as PERCPU_HASH: 8-byte keys, an 8-byte value per CPU, `--keys` entries.
     case perCPUHash = "percpu-hash"
     /// `RawPerCPUHashMap` as LRU_PERCPU_HASH: as `lru-hash`, a value per CPU.
@@ -40,6 +43,7 @@ enum StressMapKind: String, CaseIterable, Sendable {
         case .queue: "RawQueueStackMap QUEUE, 32-byte values, at most --keys elements (producers and consumers)"
         case .stack: "RawQueueStackMap STACK, 32-byte values, at most --keys elements (producers and consumers)"
         case .lruHash: "RawBucketHashMap LRU_HASH, 8-byte keys and values, --keys / 4 entries, evicting writers"
+        case .perCPUArray: "RawPerCPUArrayMap PERCPU_ARRAY, an 8-byte value per CPU, helper-mode counters summed exactly"
         case .perCPUHash: "RawPerCPUHashMap PERCPU_HASH, an 8-byte value per CPU, user- and helper-mode writers"
         case .lruPerCPUHash: "RawPerCPUHashMap LRU_PERCPU_HASH, an 8-byte value per CPU, --keys / 4 entries, evicting writers"
         case .lpmTrie: "RawLPMTrieMap LPM_TRIE, IPv4, --keys routes (half stable), lookups checked by brute force"

@@ -20,6 +20,7 @@ enum StressPools {
         case .queue: PoolTag("stqu")
         case .stack: PoolTag("stst")
         case .lruHash: PoolTag("stlr")
+        case .perCPUArray: PoolTag("stpa")
         case .perCPUHash: PoolTag("stpc")
         case .lruPerCPUHash: PoolTag("stlp")
         case .lpmTrie: PoolTag("stlm")
@@ -234,6 +235,9 @@ func runStressMap(_ kind: StressMapKind, options: StressOptions, seed: UInt64, p
         exercise = exerciseEvictingHash(kind, options: options, seed: seed, recorder: recorder, progress: progress,
                                         samples: samples)
         if !exercise.hung { checkReleased(StressPools.mapTag(kind), what: "the map", recorder: recorder) }
+    case .perCPUArray:
+        exercise = exercisePerCPUArray(options: options, seed: seed, recorder: recorder, progress: progress, samples: samples)
+        if !exercise.hung { checkReleased(StressPools.mapTag(kind), what: "the map", recorder: recorder) }
     case .lpmTrie:
         exercise = exerciseLPMTrie(options: options, seed: seed, recorder: recorder, progress: progress, samples: samples)
         checkReleased(StressPools.mapTag(kind), what: "the map", recorder: recorder)
@@ -313,6 +317,8 @@ func exerciseByteMap(_ kind: StressMapKind, options: StressOptions, seed: UInt64
             preconditionFailure("queues and stacks are built by exerciseQueueStack")
         case .lruHash, .perCPUHash, .lruPerCPUHash:
             preconditionFailure("LRU and per-CPU hashes are built by exerciseEvictingHash")
+        case .perCPUArray:
+            preconditionFailure("per-CPU arrays are built by exercisePerCPUArray")
         case .lpmTrie:
             preconditionFailure("LPM tries are built by exerciseLPMTrie")
         }

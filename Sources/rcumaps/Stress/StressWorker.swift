@@ -28,6 +28,8 @@ enum StressOperation: UInt8, CaseIterable {
             preconditionFailure("queues and stacks have workers of their own (QueueStressWorker)")
         case .lruHash, .perCPUHash, .lruPerCPUHash:
             preconditionFailure("LRU and per-CPU hashes have workers of their own (EvictingStressWorker)")
+        case .perCPUArray:
+            preconditionFailure("per-CPU arrays have workers of their own (PerCPUArrayStressWorker)")
         case .lpmTrie:
             preconditionFailure("LPM tries have workers of their own (runLPMStressWorker)")
         }

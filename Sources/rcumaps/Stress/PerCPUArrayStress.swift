@@ -1,0 +1,326 @@
+import RCUMaps
+import Synchronization
+
+/// `rcumaps stress` for PERCPU_ARRAY: `UInt32` indices, an 8-byte value per possible CPU,
+/// `--keys` entries. The indices are split in two halves.
+///
+/// - *Counters* (the lower half): workers add 1 to random counters in helper mode — the
+///   calling CPU's slot, through `lookupInPlace` and an atomic add, as a program's
+///   `bpf_map_lookup_elem` and `__sync_fetch_and_add` do — and each keeps its own tally per
+///   counter. A user-mode read of a counter (every CPU's slot) must sum to at least the
+///   reader's own tally and never to less than the same reader saw before. At the end, with
+///   the workers stopped, each counter's sum over the CPUs must equal the sum of every
+///   worker's tally for it: no increment lost or counted twice, whichever CPU a thread ran
+///   on or moved to in the middle of an increment.
+/// - *Owned* (the upper half): index `i` is written only by worker `i % threads`, in user
+///   mode (every CPU's slot) or in helper mode (its CPU's slot), always with a *mark* of the
+///   index and a generation. The owner reads back what it wrote (user mode: every CPU holds
+///   the new mark; helper mode: some CPU does, and the rest hold older marks of the index or
+///   0); any other reader finds on every CPU 0 or a mark of that index, never another
+///   index's value or a torn one.
+///
+/// Errnos, as Linux returns them: an index at or past `maxEntries` is ENOENT on lookup and
+/// E2BIG on update; `BPF_NOEXIST` is EEXIST; a delete is EINVAL.
+@inline(never)
+func exercisePerCPUArray(options: StressOptions, seed: UInt64, recorder: StressRecorder, progress: Bool,
+                         samples: StressSampleFile?) -> StressExercise {
+    let kind = StressMapKind.perCPUArray
+    let tag = StressPools.mapTag(kind)
+    let map: RawPerCPUArrayMap
+    do {
+        map = try RawPerCPUArrayMap(MapDefinition(type: .perCPUArray, keySize: 4, valueSize: 8, maxEntries: options.keys,
+                                                  name: "stress", poolTag: tag))
+    } catch {
+        recorder.record(.setup, "cannot create the percpu-array map: \(error)")
+        return StressExercise()
+    }
+    let control = StressControl(threads: options.threads)
+    var exercise = StressExercise()
+    guard let (workers, reports) = startStressWorkers(options.threads, control: control, recorder: recorder,
+                                                      exercise: &exercise, { index in
+        let worker = PerCPUArrayStressWorker(map: map, index: index, threads: options.threads, seed: seed,
+                                             control: control, recorder: recorder)
+        worker.run()
+        return PerCPUArrayStressReport(stats: worker.stats, tally: worker.tally)
+    }) else { return exercise }
+    func sample(_ phase: StressSample.Phase, at seconds: Double) -> StressSample {
+        let taken = StressSample.take(kind, phase, seconds: seconds, tag: tag, operations: control.operations,
+                                      violations: recorder.violations)
+        exercise.memory.include(taken)
+        samples?.write(taken)
+        return taken
+    }
+    _ = sample(.start, at: 0)
+    let startedAt = MonotonicClock.nanoseconds()
+    let endAt = startedAt + UInt64(options.duration * 1e9)
+    exercise.startedAt = startedAt
+    control.start()
+    var nextTick = startedAt + 1_000_000_000
+    while true {
+        let deadline = min(nextTick, endAt)
+        MonotonicClock.sleep(until: deadline)
+        if deadline == endAt { break }
+        let elapsed = Double(MonotonicClock.nanoseconds() - startedAt) / 1e9
+        let taken = sample(.run, at: elapsed)
+        if progress {
+            writeToStandardError("[\(kind.rawValue)] \(fixed(elapsed, 1) ?? "-")/\(fixed(options.duration, 1) ?? "-") s  "
+                + "\(stressCount(taken.operations)) ops  violations \(recorder.violations)\n")
+        }
+        nextTick += 1_000_000_000
+    }
+    guard stopStressWorkers(workers, control: control, recorder: recorder, startedAt: startedAt, exercise: &exercise)
+    else { return exercise }
+    let finished = reports.withLock { $0 }
+    exercise.stats = finished.reduce(StressStats()) { $0 + $1.stats }
+    PerCPUArrayStressWorker.finalCheck(map, tallies: finished.map(\.tally), recorder: recorder)
+    _ = sample(.end, at: Double(MonotonicClock.nanoseconds() - startedAt) / 1e9)
+    return exercise
+}
+
+/// What one PERCPU_ARRAY worker leaves: its statistics and its increments per counter.
+struct PerCPUArrayStressReport: Sendable {
+    let stats: StressStats
+    let tally: [UInt64]
+}
+
+/// One worker of ``exercisePerCPUArray(options:seed:recorder:progress:samples:)``.
+final class PerCPUArrayStressWorker {
+    let map: RawPerCPUArrayMap
+    let index: Int
+    let threads: Int
+    let control: StressControl
+    let recorder: StressRecorder
+    var random: XorShiftRandom
+    /// Counters: `0..<counters`; owned indices: `counters..<maxEntries`.
+    let counters: Int
+    /// This worker's increments per counter.
+    var tally: [UInt64]
+    /// The largest sum this worker read per counter.
+    var seen: [UInt64]
+    /// The generation of this worker's last write per index (owned indices only).
+    var generation: [UInt64]
+    /// One user-mode value: every CPU's 8 bytes.
+    var values: [UInt64]
+    var stats = StressStats()
+
+    init(map: RawPerCPUArrayMap, index: Int, threads: Int, seed: UInt64, control: StressControl,
+         recorder: StressRecorder) {
+        self.map = map
+        self.index = index
+        self.threads = threads
+        self.control = control
+        self.recorder = recorder
+        random = XorShiftRandom(stream: Int(truncatingIfNeeded: seed) &+ index)
+        counters = map.definition.maxEntries / 2
+        tally = [UInt64](repeating: 0, count: counters)
+        seen = [UInt64](repeating: 0, count: counters)
+        generation = [UInt64](repeating: 0, count: map.definition.maxEntries)
+        values = [UInt64](repeating: 0, count: map.possibleCPUCount)
+    }
+
+    /// The value an owner writes to `index` in generation `generation`: the index in the top
+    /// 24 bits, the generation below, never 0.
+    static func mark(_ index: Int, _ generation: UInt64) -> UInt64 {
+        UInt64(index) << 40 | (generation & 0xFF_FFFF_FFFF)
+    }
+
+    /// Whether `value` is 0 or a mark of `index`.
+    static func belongs(_ value: UInt64, to index: Int) -> Bool {
+        value == 0 || (value >> 40 == UInt64(index) && value & 0xFF_FFFF_FFFF != 0)
+    }
+
+    func run() {
+        control.arriveAndWait()
+        while !control.shouldStop {
+            for _ in 0..<stressBatch { step() }
+            stats.operations &+= stressBatch
+            control.addOperations(stressBatch)
+        }
+        control.finish()
+    }
+
+    func step() {
+        let bits = random.next()
+        let choice = bits & 0xFF
+        if choice < 112 {
+            increment(Int((bits >> 8) % UInt64(counters)))
+        } else if choice < 160 {
+            readCounter(Int((bits >> 8) % UInt64(counters)))
+        } else if choice < 208 {
+            writeOwned(helper: choice < 176, bits: bits)
+        } else if choice < 248 {
+            readOwned(Int(UInt64(counters) + (bits >> 8) % UInt64(map.definition.maxEntries - counters)), helper: choice < 228)
+        } else {
+            refusals(bits)
+        }
+    }
+
+    /// Helper mode: +1 on the calling CPU's slot of `counter`.
+    func increment(_ counter: Int) {
+        let key = UInt32(counter)
+        stats.helperLookups += 1
+        let done: Bool = withUnsafeBytes(of: key) { k in
+            Epoch.withSection { section in
+                guard let slot = try? map.lookupInPlace(key: k, in: section) else { return false }
+                // Atomic: another thread may be on (or have migrated to) the same CPU.
+                slot.baseAddress!.assumingMemoryBound(to: Atomic<UInt64>.self).pointee.wrappingAdd(1, ordering: .relaxed)
+                return true
+            }
+        }
+        if done {
+            stats.helperLookupHits += 1
+            tally[counter] &+= 1
+        } else {
+            recorder.record(.errno, "helper lookup of counter \(counter) failed")
+        }
+    }
+
+    /// User mode: the sum over the CPUs covers this worker's own increments and never shrinks.
+    func readCounter(_ counter: Int) {
+        stats.lookups += 1
+        guard lookUp(counter) else { return }
+        stats.lookupHits += 1
+        let sum = values.reduce(0, &+)
+        if sum < tally[counter] {
+            recorder.record(.ownKey, "counter \(counter) sums to \(sum), below this worker's own \(tally[counter]) increments")
+        }
+        if sum < seen[counter] {
+            recorder.record(.timeTravel, "counter \(counter) sums to \(sum) after \(seen[counter])")
+        }
+        seen[counter] = max(seen[counter], sum)
+    }
+
+    /// Writes one of this worker's owned indices and reads it back.
+    func writeOwned(helper: Bool, bits: UInt64) {
+        // This worker's indices: those at or past `counters` whose remainder by `threads` is
+        // its own index, from `first` on, every `threads`-th one.
+        let first = counters + (index - counters % threads + threads) % threads
+        guard first < map.definition.maxEntries else { return }
+        let owned = (map.definition.maxEntries - first + threads - 1) / threads
+        let target = first + Int((bits >> 8) % UInt64(owned)) * threads
+        generation[target] &+= 1
+        let mark = Self.mark(target, generation[target])
+        let key = UInt32(target)
+        stats.updates += 1
+        do {
+            try withUnsafeBytes(of: key) { k in
+                if helper {
+                    try withUnsafeBytes(of: mark) { v in
+                        try Epoch.withSection { (section) in try map.update(key: k, value: v, flags: .any, in: section) }
+                    }
+                } else {
+                    for cpu in values.indices { values[cpu] = mark }
+                    try values.withUnsafeBytes { v in try map.update(key: k, value: v, flags: .exist) }
+                }
+            }
+        } catch {
+            recorder.record(.errno, "update of owned index \(target) failed: \(error)")
+            return
+        }
+        stats.updatesStored += 1
+        stats.selfChecks += 1
+        guard lookUp(target) else { return }
+        let current = values.filter { $0 == mark }.count
+        let stale = values.contains { !Self.belongs($0, to: target) || ($0 != 0 && $0 & 0xFF_FFFF_FFFF > generation[target]) }
+        if stale || (helper ? current == 0 : current != values.count) {
+            recorder.record(.ownKey, "owned index \(target) just written with \(mark) (\(helper ? "helper" : "user") mode) holds \(values)")
+        }
+    }
+
+    /// Reads an owned index (any worker's): 0 or a mark of it on every CPU.
+    func readOwned(_ target: Int, helper: Bool) {
+        if helper {
+            stats.helperLookups += 1
+            let key = UInt32(target)
+            let word: UInt64? = withUnsafeBytes(of: key) { k in
+                Epoch.withSection { section in
+                    guard let slot = try? map.lookupInPlace(key: k, in: section) else { return nil }
+                    return slot.baseAddress!.assumingMemoryBound(to: Atomic<UInt64>.self).pointee.load(ordering: .relaxed)
+                }
+            }
+            guard let word else {
+                recorder.record(.errno, "helper lookup of index \(target) failed")
+                return
+            }
+            stats.helperLookupHits += 1
+            if !Self.belongs(word, to: target) { recorder.record(.value, "helper lookup of index \(target) found \(word)") }
+            return
+        }
+        stats.lookups += 1
+        guard lookUp(target) else { return }
+        stats.lookupHits += 1
+        if values.contains(where: { !Self.belongs($0, to: target) }) {
+            recorder.record(.value, "lookup of index \(target) found \(values)")
+        }
+    }
+
+    /// User-mode lookup of `target` into `values`; records a failure.
+    func lookUp(_ target: Int) -> Bool {
+        let key = UInt32(target)
+        do {
+            try withUnsafeBytes(of: key) { k in
+                try values.withUnsafeMutableBytes { v in try map.lookup(key: k, into: v) }
+            }
+            return true
+        } catch {
+            recorder.record(.errno, "lookup of index \(target) failed: \(error)")
+            return false
+        }
+    }
+
+    /// What the map must refuse, with Linux's errnos.
+    func refusals(_ bits: UInt64) {
+        stats.refusals += 1
+        let outside = UInt32(map.definition.maxEntries) &+ UInt32(truncatingIfNeeded: bits >> 40) % 1000
+        let inside = UInt32((bits >> 8) % UInt64(map.definition.maxEntries))
+        func expect(_ expected: MapError, _ what: String, _ body: () throws -> Void) {
+            do {
+                try body()
+                recorder.record(.errno, "\(what) succeeded; Linux returns \(expected)")
+            } catch where (error as? MapError) == expected {
+            } catch {
+                recorder.record(.errno, "\(what) failed with \(error); Linux returns \(expected)")
+            }
+        }
+        withUnsafeBytes(of: outside) { k in
+            expect(.keyNotFound, "lookup of index \(outside)") {
+                try values.withUnsafeMutableBytes { v in try map.lookup(key: k, into: v) }
+            }
+            expect(.outOfSpace, "update of index \(outside)") {
+                try values.withUnsafeBytes { v in try map.update(key: k, value: v, flags: .any) }
+            }
+        }
+        withUnsafeBytes(of: inside) { k in
+            expect(.alreadyExists, "BPF_NOEXIST update of index \(inside)") {
+                try values.withUnsafeBytes { v in try map.update(key: k, value: v, flags: .noExist) }
+            }
+            expect(.invalidArgument, "delete of index \(inside)") { try map.delete(key: k) }
+        }
+    }
+
+    /// With the workers stopped: each counter sums, over the CPUs, to every worker's
+    /// increments of it, and each owned index holds 0 or its own marks.
+    static func finalCheck(_ map: RawPerCPUArrayMap, tallies: [[UInt64]], recorder: StressRecorder) {
+        var values = [UInt64](repeating: 0, count: map.possibleCPUCount)
+        for target in 0..<map.definition.maxEntries {
+            let key = UInt32(target)
+            do {
+                try withUnsafeBytes(of: key) { k in
+                    try values.withUnsafeMutableBytes { v in try map.lookup(key: k, into: v) }
+                }
+            } catch {
+                recorder.record(.errno, "final lookup of index \(target) failed: \(error)")
+                continue
+            }
+            if target < map.definition.maxEntries / 2 {
+                let expected = tallies.reduce(0) { $0 &+ $1[target] }
+                let sum = values.reduce(0, &+)
+                if sum != expected {
+                    recorder.record(.consistency, "counter \(target) sums to \(sum) over the CPUs; the workers added \(expected)")
+                }
+            } else if values.contains(where: { !belongs($0, to: target) }) {
+                recorder.record(.value, "final pass: index \(target) holds \(values)")
+            }
+        }
+    }
+}
