@@ -13,6 +13,7 @@
 #include <sched.h>
 #include <string.h>
 #include <numa.h>
+#include <numaif.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -988,6 +989,47 @@ void *rcumaps_numa_alloc_onnode(size_t size, int node)
 void rcumaps_numa_free(void *ptr, size_t size)
 {
     numa_free(ptr, size);
+}
+
+int rcumaps_numa_node_of_cpu(int cpu)
+{
+    if (numa_available() < 0 || cpu < 0) return 0;
+    int node = numa_node_of_cpu(cpu);
+    return node >= 0 ? node : 0;
+}
+
+int rcumaps_numa_prefer_node(void *addr, size_t size, int node)
+{
+    enum { words = 16, bits_per_word = 8 * sizeof(unsigned long) };
+    if (numa_available() < 0) return ENOSYS;
+    if (node < 0 || node >= words * (int)bits_per_word) return EINVAL;
+    unsigned long mask[words] = { 0 };
+    mask[node / bits_per_word] = 1UL << (node % bits_per_word);
+    /* MPOL_PREFERRED: the pages go to `node` when first touched, and elsewhere if it is full
+     * (MPOL_BIND would fail the allocation instead). */
+    return mbind(addr, size, MPOL_PREFERRED, mask, words * bits_per_word, 0) == 0 ? 0 : errno;
+}
+
+int rcumaps_numa_preferred_node_of_address(void *addr)
+{
+    enum { words = 16, bits_per_word = 8 * sizeof(unsigned long) };
+    if (numa_available() < 0) return -2;
+    int mode = -1;
+    unsigned long mask[words] = { 0 };
+    if (get_mempolicy(&mode, mask, words * bits_per_word, addr, MPOL_F_ADDR) != 0) return -2;
+    if (mode != MPOL_PREFERRED) return -1;
+    for (int node = 0; node < words * (int)bits_per_word; node++) {
+        if (mask[node / bits_per_word] & (1UL << (node % bits_per_word))) return node;
+    }
+    return -1;
+}
+
+int rcumaps_numa_node_of_address(void *addr)
+{
+    int node = -1;
+    if (numa_available() < 0) return -1;
+    if (get_mempolicy(&node, NULL, 0, addr, MPOL_F_NODE | MPOL_F_ADDR) != 0) return -1;
+    return node;
 }
 
 /* ---------------------------------------------------------------------------

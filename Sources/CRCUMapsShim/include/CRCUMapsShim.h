@@ -339,6 +339,19 @@ static inline __attribute__((always_inline)) unsigned int rcumaps_thread_stripe(
 /* Memory on `node` (page-aligned), or NULL. Free with rcumaps_numa_free. */
 void *rcumaps_numa_alloc_onnode(size_t size, int node);
 void rcumaps_numa_free(void *ptr, size_t size);
+/* NUMA node of `cpu` (0 when NUMA is unavailable or the CPU's node is unknown). */
+int rcumaps_numa_node_of_cpu(int cpu);
+/* Asks the kernel to put the pages of [addr, addr + size) (page-aligned, not yet touched) on
+ * `node` when they are first touched, or on another node when `node` is full (mbind,
+ * MPOL_PREFERRED). 0 on success, else an errno (ENOSYS without NUMA; EPERM where a seccomp
+ * profile refuses mbind). The memory is usable either way. */
+int rcumaps_numa_prefer_node(void *addr, size_t size, int node);
+/* NUMA node of the page holding `addr` (get_mempolicy MPOL_F_NODE | MPOL_F_ADDR; a page not
+ * yet touched is allocated by the query), or -1 when unavailable. For tests. */
+int rcumaps_numa_node_of_address(void *addr);
+/* The node of the preferred policy (rcumaps_numa_prefer_node) covering `addr`; -1 when its
+ * policy is another one, -2 when the policy cannot be read. For tests. */
+int rcumaps_numa_preferred_node_of_address(void *addr);
 
 /* Asks the kernel to back the 2 MiB-aligned part of [addr, addr + size) with transparent
  * huge pages (madvise MADV_HUGEPAGE), before it is first touched: a large table then costs

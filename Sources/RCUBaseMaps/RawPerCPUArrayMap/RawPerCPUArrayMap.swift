@@ -40,8 +40,12 @@ import Glibc
 /// (a cache line), so no two CPUs' slots share a line — the point of the type.
 /// Memory: `possibleCPUCount × round_up(maxEntries × slotStride, 64)` bytes, where
 /// `slotStride` is `round_up(valueSize, 8)` plus 8 for a value over 8 bytes.
-/// (Not done: NUMA-local placement of each CPU's block; Linux refuses a NUMA node for
-/// this type, and the blocks come from the map's own allocation.)
+/// On a machine with several NUMA nodes each CPU's block starts on a page of its own, and
+/// the kernel is asked (`mbind`, preferred policy) to put its pages on that CPU's node when
+/// they are first touched, as Linux's per-CPU allocator keeps each CPU's copy local. One
+/// mapping holds every block; a node that is full, or a kernel (or seccomp profile) that
+/// refuses `mbind`, leaves the pages wherever the kernel puts them. Linux refuses a NUMA
+/// node in the definition (`BPF_F_NUMA_NODE`) for this type, and so does this map.
 ///
 /// Concurrency: any number of readers and writers on any threads.
 public final class RawPerCPUArrayMap: RawMap, @unchecked Sendable {
@@ -61,8 +65,12 @@ public final class RawPerCPUArrayMap: RawMap, @unchecked Sendable {
     @usableFromInline let slotStride: Int
     /// Offset of the value within a slot (0 or 8).
     @usableFromInline let valueOffset: Int
-    /// Bytes per CPU block (a multiple of 64).
+    /// Bytes per CPU block (a multiple of 64; of the page size when the blocks are placed on
+    /// their CPUs' NUMA nodes).
     @usableFromInline let cpuStride: Int
+    /// The NUMA node each CPU's block was placed on (the kernel was asked to put its pages
+    /// there), by CPU slot; nil when the blocks were not placed (one NUMA node).
+    package let cpuBlockNodes: [Int]?
     let storageSize: Int
     /// Invariant: `storageSize` bytes, 64-byte aligned, bound to `Atomic<UInt64>`, zero at creation.
     @usableFromInline let storage: UnsafeMutableRawPointer
@@ -114,7 +122,14 @@ public final class RawPerCPUArrayMap: RawMap, @unchecked Sendable {
     ///   over `INT_MAX`, or `round_up(valueSize, 8)` over 32768); ``MapError/notSupported``
     ///   (EOPNOTSUPP: a lock word, as Linux refuses `bpf_spin_lock` in per-CPU values);
     ///   ``MapError/noMemory``.
-    public init(_ definition: MapDefinition) throws(MapError) {
+    public convenience init(_ definition: MapDefinition) throws(MapError) {
+        try self.init(definition, placingBlocksOnNodes: NUMATopology.nodeCount > 1)
+    }
+
+    /// Creates the map, placing each CPU's block on its CPU's NUMA node when
+    /// `placingBlocksOnNodes` (the public initializer does so when there are several nodes;
+    /// tests force it on a machine with one).
+    package init(_ definition: MapDefinition, placingBlocksOnNodes: Bool) throws(MapError) {
         guard definition.type == .perCPUArray else {
             throw MapError.invalidArgument.with(
                 reason: "RawPerCPUArrayMap serves BPF_MAP_TYPE_PERCPU_ARRAY, not \(definition.type)")
@@ -133,6 +148,35 @@ public final class RawPerCPUArrayMap: RawMap, @unchecked Sendable {
         guard !overflow, block <= Int.max - 63, !overflow2 else {
             throw MapError.noMemory.with(reason: "a per-CPU array of \(maxEntries) × \(slotStride) bytes × \(possibleCPUCount) CPUs does not fit in memory")
         }
+        if placingBlocksOnNodes {
+            // A page per CPU block at least, so that each block's pages can have a node of
+            // their own; mapped pages are not touched (or placed) until first written.
+            let page = max(64, sysconf(Int32(_SC_PAGESIZE)))
+            guard block <= Int.max - page else {
+                throw MapError.noMemory.with(reason: "a per-CPU array block of \(block) bytes does not fit in memory")
+            }
+            let stride = (block + page - 1) / page * page
+            let (pagedSize, pagedOverflow) = stride.multipliedReportingOverflow(by: possibleCPUCount)
+            guard !pagedOverflow, let pages = rcumaps_map_pages(pagedSize) else {
+                throw MapError.noMemory.with(reason: "no memory for a per-CPU array of \(possibleCPUCount) blocks of \(stride) bytes")
+            }
+            cpuStride = stride
+            storageSize = pagedSize
+            storage = pages
+            onPages = true
+            var nodes: [Int] = []
+            nodes.reserveCapacity(possibleCPUCount)
+            for cpu in 0..<possibleCPUCount {
+                let node = Int(rcumaps_numa_node_of_cpu(Int32(cpu)))
+                // A refusal leaves the block where the kernel puts it: still correct, only not local.
+                _ = rcumaps_numa_prefer_node(pages + cpu * cpuStride, cpuStride, Int32(node))
+                nodes.append(node)
+            }
+            cpuBlockNodes = nodes
+            storage.bindMemory(to: Atomic<UInt64>.self, capacity: pagedSize / 8)
+            return
+        }
+        cpuBlockNodes = nil
         cpuStride = (block + 63) & ~63
         storageSize = size
         if size > EpochMemory.maxBlockSize {

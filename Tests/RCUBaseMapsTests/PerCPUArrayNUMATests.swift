@@ -1,0 +1,75 @@
+import CRCUMapsShim
+import RCUMaps
+import RCUMapsTestSupport
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// PERCPU_ARRAY's NUMA placement: with several nodes each CPU's block starts on a page of
+/// its own and its pages are asked for on that CPU's node. Forced here (this machine may
+/// have one node, where every CPU's node is 0): the layout, the node the kernel reports for
+/// each block once touched, and that the map behaves as an unplaced one.
+@Suite("PERCPU_ARRAY NUMA placement")
+struct PerCPUArrayNUMATests {
+    static func definition(valueSize: Int, maxEntries: Int) -> MapDefinition {
+        MapDefinition(type: .perCPUArray, keySize: 4, valueSize: valueSize, maxEntries: maxEntries, name: "numa",
+                      poolTag: uniqueTag())
+    }
+
+    @Test(arguments: [(8, 3), (24, 1000), (8, 600)])
+    func placedBlocksArePageAlignedOnTheirCPUsNodesAndBehaveAlike(valueSize: Int, maxEntries: Int) throws {
+        let placed = try RawPerCPUArrayMap(Self.definition(valueSize: valueSize, maxEntries: maxEntries),
+                                           placingBlocksOnNodes: true)
+        let plain = try RawPerCPUArrayMap(Self.definition(valueSize: valueSize, maxEntries: maxEntries),
+                                          placingBlocksOnNodes: false)
+        let cpus = placed.possibleCPUCount
+        let nodes = try #require(placed.cpuBlockNodes)
+        #expect(plain.cpuBlockNodes == nil)
+        #expect(nodes == (0..<cpus).map { Int(rcumaps_numa_node_of_cpu(Int32($0))) })
+        // Every index of every CPU written through user mode, then read back on both maps.
+        let width = placed.paddedValueSize
+        for index in 0..<maxEntries {
+            var value = [UInt8](repeating: 0, count: placed.userValueSize)
+            for cpu in 0..<cpus {
+                for byte in 0..<valueSize { value[cpu * width + byte] = UInt8(truncatingIfNeeded: index &* 7 &+ cpu &* 31 &+ byte) }
+            }
+            try withUnsafeBytes(of: UInt32(index)) { key in
+                try value.withUnsafeBytes { bytes in
+                    try placed.update(key: key, value: bytes, flags: .any)
+                    try plain.update(key: key, value: bytes, flags: .any)
+                }
+                var fromPlaced = [UInt8](repeating: 0, count: placed.userValueSize)
+                var fromPlain = fromPlaced
+                try fromPlaced.withUnsafeMutableBytes { try placed.lookup(key: key, into: $0) }
+                try fromPlain.withUnsafeMutableBytes { try plain.lookup(key: key, into: $0) }
+                #expect(fromPlaced == fromPlain && fromPlaced == value, "index \(index)")
+            }
+        }
+        // Each block's first and last index: on a page boundary apart, and where the kernel
+        // reports its page (when it reports at all: without NUMA support it cannot).
+        let page = sysconf(Int32(_SC_PAGESIZE))
+        // Whether this process may set a memory policy at all (a seccomp profile can refuse
+        // mbind): tried on a scratch page.
+        let scratch = try #require(mmap(nil, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0))
+        defer { munmap(scratch, page) }
+        let policiesWork = rcumaps_numa_prefer_node(scratch, page, 0) == 0
+        for cpu in 0..<cpus {
+            try Epoch.withSection { section in
+                for index in [0, maxEntries - 1] {
+                    let slot = try withUnsafeBytes(of: UInt32(index)) { key in
+                        try placed.lookupInPlace(key: key, cpu: cpu, in: section)
+                    }
+                    let address = UnsafeMutableRawPointer(mutating: slot.baseAddress!)
+                    if index == 0 { #expect(Int(bitPattern: address) % page <= 8, "CPU \(cpu)'s block starts a page") }
+                    // The policy the map set on the block's pages.
+                    let preferred = Int(rcumaps_numa_preferred_node_of_address(address))
+                    #expect(preferred == nodes[cpu] || !policiesWork,
+                            "CPU \(cpu), index \(index): preferred node \(preferred), asked for \(nodes[cpu])")
+                    let node = Int(rcumaps_numa_node_of_address(address))
+                    #expect(node == -1 || node == nodes[cpu], "CPU \(cpu), index \(index): node \(node), asked for \(nodes[cpu])")
+                }
+            }
+        }
+    }
+}
