@@ -138,7 +138,7 @@ extension MapAccess {
         if _slowPath(!programRead) { throw accessError("helper-mode read", "BPF_F_WRONLY_PROG") }
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     package func checkProgramWrite() throws(MapError) {
         if _slowPath(!programWrite) { throw accessError("helper-mode write", "BPF_F_RDONLY_PROG") }
     }

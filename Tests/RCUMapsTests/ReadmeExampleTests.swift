@@ -54,7 +54,7 @@ struct ReadmeExampleTests {
         try events.push(42)                                              // any thread; E2BIG when full
         let next = try events.pop()                                      // the oldest, or nil when empty
         let hits = try PerCPUArrayMap<UInt64>(count: 16)
-        hits.withAtomicFields(at: 3) { $0[\.self].wrappingAdd(1, ordering: .relaxed) } // this CPU's value
+        hits.add(1, at: 3)                                               // this CPU's value, no atomic
         let total = hits.sum(at: 3)                                      // over every CPU
         // README end
         #expect(next == 42)

@@ -324,6 +324,98 @@ int rcumaps_current_cpu(void);
  * (EINVAL for a CPU the thread may not run on). For tests of per-CPU maps. */
 int rcumaps_pin_current_thread(int cpu);
 
+/* ---------------------------------------------------------------------------
+ * Restartable sequences (rseq): a per-CPU add without an atomic instruction
+ * ------------------------------------------------------------------------- */
+
+#if defined(__x86_64__) && defined(__GLIBC__) && \
+    (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))
+#include <sys/rseq.h>
+#define RCUMAPS_HAVE_RSEQ 1
+#else
+#define RCUMAPS_HAVE_RSEQ 0
+#endif
+
+/* Adds `delta` to the 8-byte word at `base + cpu * stride`, where `cpu` is the CPU the
+ * calling thread runs on, with a plain (not locked) add, as an eBPF program's `*value +=
+ * delta` on a per-CPU map with preemption off: the read of the CPU number and the add are
+ * one restartable sequence, which the kernel restarts from the top if the thread is
+ * preempted, migrated or signalled before the add, so the add always runs on the CPU whose
+ * word it changes and two such adds of one word never overlap. Returns 0 when done; -1
+ * when not (rseq not registered for the thread — glibc older than 2.35, disabled with
+ * GLIBC_TUNABLES=glibc.pthread.rseq=0, or refused, as under valgrind —, a CPU number not
+ * below `cpus`, or another architecture than x86-64): the caller then adds atomically.
+ *
+ * The word must be 8-byte aligned. A locked (atomic) add to the same word from a thread on
+ * another CPU can overlap a plain add here and be lost: every change of such words must
+ * go through this function (or accept that, as Linux's programs do with user-space writes).
+ * Glibc registers rseq with the signature 0x53053053; the abort handler is preceded by it,
+ * inside a ud1 instruction as the kernel's selftests and librseq lay it out. */
+static inline __attribute__((always_inline))
+int rcumaps_rseq_add_u64(void *base, size_t stride, uint64_t delta, unsigned int cpus)
+{
+#if RCUMAPS_HAVE_RSEQ
+    if (__rseq_size == 0) return -1;
+    char *thread_pointer;
+    __asm__("movq %%fs:0, %0" : "=r"(thread_pointer));
+    struct rseq *area = (struct rseq *)(thread_pointer + __rseq_offset);
+    for (;;) {
+        __asm__ __volatile__ goto(
+            ".pushsection __rseq_cs, \"aw\"\n\t"
+            ".balign 32\n\t"
+            "3:\n\t"
+            ".long 0, 0\n\t"                      /* version, flags */
+            ".quad 1f, (2f - 1f), 4f\n\t"         /* start, post-commit offset, abort */
+            ".popsection\n\t"
+            "leaq 3b(%%rip), %%rax\n\t"
+            "movq %%rax, %[cs]\n\t"               /* arm the sequence */
+            "1:\n\t"
+            "movl %[cpu_id], %%eax\n\t"
+            "cmpl %[cpus], %%eax\n\t"             /* also catches -1 / -2 (not registered) */
+            "jae %l[outside]\n\t"
+            "imulq %[stride], %%rax\n\t"
+            "addq %[delta], (%[base], %%rax, 1)\n\t"  /* the commit: one instruction */
+            "2:\n\t"
+            ".pushsection __rseq_failure, \"ax\"\n\t"
+            ".byte 0x0f, 0xb9, 0x3d\n\t"
+            ".long 0x53053053\n\t"                /* RSEQ_SIG, just before the abort label */
+            "4:\n\t"
+            "jmp %l[restart]\n\t"
+            ".popsection\n\t"
+            :
+            : [cs] "m"(area->rseq_cs), [cpu_id] "m"(area->cpu_id), [cpus] "r"(cpus),
+              [stride] "r"(stride), [delta] "r"(delta), [base] "r"(base)
+            : "memory", "cc", "rax"
+            : restart, outside);
+        return 0;
+    restart:;
+    }
+outside:
+    return -1;
+#else
+    (void)base;
+    (void)stride;
+    (void)delta;
+    (void)cpus;
+    return -1;
+#endif
+}
+
+/* Whether rcumaps_rseq_add_u64 can run its restartable sequence on the calling thread
+ * (rseq registered, a CPU number known). For tests and diagnostics. */
+static inline int rcumaps_rseq_available(void)
+{
+#if RCUMAPS_HAVE_RSEQ
+    if (__rseq_size == 0) return 0;
+    char *thread_pointer;
+    __asm__("movq %%fs:0, %0" : "=r"(thread_pointer));
+    const struct rseq *area = (const struct rseq *)(thread_pointer + __rseq_offset);
+    return (int)__atomic_load_n(&area->cpu_id, __ATOMIC_RELAXED) >= 0;
+#else
+    return 0;
+#endif
+}
+
 /* Slow path of rcumaps_thread_stripe: numbers the calling thread (round-robin over the
  * process's threads, in the order they first ask) and records it. */
 unsigned int rcumaps_assign_thread_stripe(void);

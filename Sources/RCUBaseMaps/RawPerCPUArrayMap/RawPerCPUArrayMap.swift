@@ -68,6 +68,10 @@ public final class RawPerCPUArrayMap: RawMap, @unchecked Sendable {
     /// Bytes per CPU block (a multiple of 64; of the page size when the blocks are placed on
     /// their CPUs' NUMA nodes).
     @usableFromInline let cpuStride: Int
+    /// Whether ``addToCurrentCPUWord(_:at:)`` adds in a restartable sequence: the possible
+    /// CPUs are exactly `0..<possibleCPUCount` (no gaps: every CPU number is its own slot),
+    /// and the map was not made to add atomically (tests).
+    @usableFromInline let restartableAdds: Bool
     /// The NUMA node each CPU's block was placed on (the kernel was asked to put its pages
     /// there), by CPU slot; nil when the blocks were not placed (one NUMA node).
     package let cpuBlockNodes: [Int]?
@@ -88,6 +92,27 @@ public final class RawPerCPUArrayMap: RawMap, @unchecked Sendable {
         }
         return max(1, sysconf(Int32(_SC_NPROCESSORS_CONF)))
     }()
+
+    /// Whether the possible CPUs are numbered `0..<possibleCPUs` with no gap (`0-3`, not
+    /// `0,2-5`): then a CPU's number is its slot, and no two CPUs share one. Read once.
+    public static let possibleCPUsAreDense: Bool = {
+        guard let text = readSmallFile("/sys/devices/system/cpu/possible") else { return false }
+        return cpuListIsDense(text)
+    }()
+
+    /// Whether a kernel CPU list names exactly `0 ... n - 1` for some n ≥ 1.
+    package static func cpuListIsDense(_ text: String) -> Bool {
+        guard let count = parseCPUList(text), count > 0 else { return false }
+        var highest = -1, lowest = Int.max
+        for part in text.split(whereSeparator: { $0 == "," || $0 == "\n" || $0 == " " }) {
+            for bound in part.split(separator: "-") {
+                guard let number = Int(bound) else { return false }
+                highest = max(highest, number)
+                lowest = min(lowest, number)
+            }
+        }
+        return lowest == 0 && highest == count - 1
+    }
 
     /// Counts the CPUs in a kernel CPU list (`0-3,8,10-11`); nil if malformed.
     package static func parseCPUList(_ text: String) -> Int? {
@@ -128,8 +153,10 @@ public final class RawPerCPUArrayMap: RawMap, @unchecked Sendable {
 
     /// Creates the map, placing each CPU's block on its CPU's NUMA node when
     /// `placingBlocksOnNodes` (the public initializer does so when there are several nodes;
-    /// tests force it on a machine with one).
-    package init(_ definition: MapDefinition, placingBlocksOnNodes: Bool) throws(MapError) {
+    /// tests force it on a machine with one), and adding counters in restartable sequences
+    /// unless `restartableAdds` is false (tests of the atomic path).
+    package init(_ definition: MapDefinition, placingBlocksOnNodes: Bool, restartableAdds: Bool = true) throws(MapError) {
+        self.restartableAdds = restartableAdds && Self.possibleCPUsAreDense
         guard definition.type == .perCPUArray else {
             throw MapError.invalidArgument.with(
                 reason: "RawPerCPUArrayMap serves BPF_MAP_TYPE_PERCPU_ARRAY, not \(definition.type)")
@@ -396,6 +423,42 @@ public final class RawPerCPUArrayMap: RawMap, @unchecked Sendable {
         try access.checkProgramRead()
         guard Int(index) < maxEntries else { return nil }
         return slot(Int(index), cpu: currentCPUSlot) + valueOffset
+    }
+
+    /// Adds `delta` to the calling CPU's value at `index`, an 8-byte word (helper mode, as an
+    /// eBPF program's `*value += delta` on a per-CPU map). Returns false beyond the last index.
+    ///
+    /// With no epoch section and no atomic instruction: the map's storage lives as long as
+    /// the map (the caller holds it), and on x86-64 with glibc 2.35 or later the CPU number
+    /// and the add are one restartable sequence (`rcumaps_rseq_add_u64`): the kernel restarts
+    /// it if the thread is preempted, migrated or signalled before the add, so each add runs
+    /// on the CPU whose value it changes and two of them never overlap — exact without a
+    /// lock, as Linux's programs are with preemption off. Elsewhere (no rseq, a CPU list with
+    /// gaps) it adds atomically.
+    ///
+    /// Concurrency: any thread. Exact as long as every helper-mode change of the index's
+    /// values goes through this method: an atomic add through ``lookupInPlace(key:in:)``'s
+    /// pointer by a thread that migrated to another CPU meanwhile can overlap a plain add
+    /// here and one of the two be lost. User-mode writes race with it as Linux's syscall
+    /// writes race with programs' increments (each value stays whole).
+    ///
+    /// - Throws: ``MapError/accessDenied`` (EACCES) when programs may not write the map
+    ///   (`BPF_F_RDONLY_PROG`); ``MapError/invalidArgument`` when values are not 8 bytes.
+    @inlinable @inline(__always)
+    package func addToCurrentCPUWord(_ delta: UInt64, at index: UInt32) throws(MapError) -> Bool {
+        try access.checkProgramWrite()
+        guard valueSize == 8 else {
+            throw MapError.invalidArgument.with(reason: "per-CPU adds need 8-byte values, this map's are \(valueSize)")
+        }
+        guard Int(index) < maxEntries else { return false }
+        // Invariant: slot `index` of CPU 0; CPU c's is `cpuStride * c` further, all 8-aligned.
+        let first = storage + Int(index) &* slotStride
+        if restartableAdds,
+           rcumaps_rseq_add_u64(first, cpuStride, delta, UInt32(truncatingIfNeeded: possibleCPUCount)) == 0 {
+            return true
+        }
+        word(first + currentCPUSlot &* cpuStride).pointee.wrappingAdd(delta, ordering: .relaxed)
+        return true
     }
 
     /// The value of `index` on slot `cpu`, in place (helper mode on a chosen CPU's slot, as

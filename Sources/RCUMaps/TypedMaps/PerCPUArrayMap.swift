@@ -5,24 +5,27 @@ import Synchronization
 ///
 /// ```swift
 /// let packets = try PerCPUArrayMap<UInt64>(count: 16)
-/// packets.withAtomicFields(at: 3) { $0[\.self].wrappingAdd(1, ordering: .relaxed) }  // this CPU's slot
-/// let total = packets.sum(at: 3)                                                     // over all CPUs
+/// packets.add(1, at: 3)                    // this CPU's counter (a restartable sequence, no atomic)
+/// let total = packets.sum(at: 3)           // over all CPUs
 /// ```
 ///
 /// The two sides of the map, as on Linux:
 /// - the *user-mode* side (``values(at:)``, ``setValues(_:at:)``, ``setValue(_:at:)``)
 ///   reads or writes every CPU's value of an index at once, one element per possible CPU
 ///   (``possibleCPUCount``);
-/// - the *helper-mode* side (``withAtomicFields(at:_:)``, ``withValue(at:_:)``,
-///   ``updateCurrentCPUValue(_:at:)``) touches only the calling CPU's value, in place: no
-///   other CPU writes that cache line, so counters scale with threads.
+/// - the *helper-mode* side (`add(_:at:)` for integer counters,
+///   ``withAtomicFields(at:_:)``, ``withValue(at:_:)``, ``updateCurrentCPUValue(_:at:)``)
+///   touches only the calling CPU's value, in place: no other CPU writes that cache line, so
+///   counters scale with threads.
 ///
 /// Every index always exists: an index beyond the last reads as `nil` and is refused by
 /// writes (``/RCUBaseMaps/MapError/outOfSpace``, E2BIG, as Linux). Indices cannot be deleted.
 ///
 /// Concurrency: any number of readers and writers on any threads. A thread can migrate to
 /// another CPU in the middle of a helper-mode operation, so two threads may share one CPU's
-/// value: change it in place only with atomics (``withAtomicFields(at:_:)``). Atomic
+/// value: change it in place only with `add(_:at:)` (integer counters: a restartable
+/// sequence the kernel restarts on migration) or with atomics (``withAtomicFields(at:_:)``),
+/// not both on one index (an atomic add from a migrated thread can overlap a plain one). Atomic
 /// read-modify-writes stay exact — none is lost; one made just after a migration counts in
 /// the previous CPU's value, which a sum over CPUs does not notice. Values of at most 8
 /// bytes are single atomic words; larger ones have a per-slot sequence word, so user-mode
@@ -174,6 +177,64 @@ public final class PerCPUArrayMap<Value: BitwiseCopyable & Sendable>: Sendable {
         } catch {
             typedMapInvariantBroken(error, "in-place lookup")
         }
+    }
+}
+
+// MARK: Counters: adds without an atomic instruction
+
+extension PerCPUArrayMap {
+    /// The restartable per-CPU add of the 8-byte integer counters (`add(_:at:)`).
+    @inlinable @inline(__always)
+    func addWord(_ delta: UInt64, at index: UInt32) -> Bool {
+        do {
+            return try raw.addToCurrentCPUWord(delta, at: index)
+        } catch {
+            // A wrapped map whose programs may not write (`BPF_F_RDONLY_PROG`).
+            return false
+        }
+    }
+}
+
+extension PerCPUArrayMap where Value == UInt64 {
+    /// Adds `delta` (wrapping) to the calling CPU's counter at `index`, as an eBPF program's
+    /// `*counter += delta`: the fastest way to count per CPU.
+    ///
+    /// ```swift
+    /// let packets = try PerCPUArrayMap<UInt64>(count: 16)
+    /// packets.add(1, at: 3)                    // this CPU's counter
+    /// let total = packets.sum(at: 3)           // over all CPUs
+    /// ```
+    ///
+    /// - Returns: false beyond the last index, or when the map refuses program writes (a
+    ///   wrapped `BPF_F_RDONLY_PROG` map).
+    ///
+    /// No epoch section and, on x86-64 with glibc 2.35 or later, no atomic instruction: the
+    /// CPU number and a plain add form one restartable sequence (rseq), which the kernel
+    /// restarts if the thread is preempted, migrated or signalled before the add, so each
+    /// add runs on the CPU whose counter it changes. Elsewhere it adds atomically.
+    ///
+    /// Concurrency: any thread. Exact as long as every helper-mode change of the index's
+    /// counters goes through `add`: an atomic add through ``withAtomicFields(at:_:)`` by a
+    /// thread that migrated meanwhile can overlap a plain add and one of the two be lost —
+    /// use one or the other for an index. User-mode writes (``setValues(_:at:)``) race with
+    /// adds as Linux's syscall writes race with programs' increments.
+    @inlinable @inline(__always) @discardableResult
+    public func add(_ delta: UInt64, at index: UInt32) -> Bool { addWord(delta, at: index) }
+}
+
+extension PerCPUArrayMap where Value == Int64 {
+    /// Adds `delta` (wrapping) to the calling CPU's counter at `index`; see
+    /// `add(_:at:)` on `UInt64` counters.
+    @inlinable @inline(__always) @discardableResult
+    public func add(_ delta: Int64, at index: UInt32) -> Bool { addWord(UInt64(bitPattern: delta), at: index) }
+}
+
+extension PerCPUArrayMap where Value == Int {
+    /// Adds `delta` (wrapping) to the calling CPU's counter at `index`; see
+    /// `add(_:at:)` on `UInt64` counters.
+    @inlinable @inline(__always) @discardableResult
+    public func add(_ delta: Int, at index: UInt32) -> Bool {
+        addWord(UInt64(UInt(bitPattern: delta)), at: index)
     }
 }
 

@@ -68,7 +68,7 @@ enum MapKind: String, CaseIterable, Sendable {
     /// Baseline for `queue` and `stack`: a swift-collections `Deque<UInt64>` behind a `Mutex`.
     case mutexDeque = "mutex-deque"
     /// `PerCPUArrayMap<UInt64>` (PERCPU_ARRAY): helper-mode increments of the calling CPU's
-    /// counter, through `withAtomicFields` (increment only).
+    /// counter, through `add(_:at:)` (a restartable sequence; increment only).
     case perCPUArray = "percpu-array"
     /// Baseline for `percpu-array`: a plain counter array owned by each thread, incremented
     /// without atomics (increment only).
@@ -253,7 +253,7 @@ enum MapKind: String, CaseIterable, Sendable {
         case .stack: "RawQueueStackMap STACK, user-mode push + pop of UInt64 (vs c-lfstack)"
         case .cLfstack: "baseline: liburcu lfstack from C (malloc'd node per push, pop mutex)"
         case .mutexDeque: "baseline: Mutex<Deque<UInt64>> (swift-collections), append + popFirst"
-        case .perCPUArray: "PerCPUArrayMap<UInt64>, helper-mode atomic increment of this CPU's counter (vs thread-local)"
+        case .perCPUArray: "PerCPUArrayMap<UInt64>, add(1, at:) to this CPU's counter, rseq (vs thread-local)"
         case .threadLocalCounter: "baseline: a counter array per thread, plain increments"
         case .lruHash: "RawBucketHashMap as LRU_HASH, full (maxEntries = --entries), helper-mode lookups (vs hash-bucket)"
         case .perCPUHash: "PerCPUHashMap<UInt64, UInt64>, helper-mode atomic increment of this CPU's value of a key (vs thread-local)"

@@ -1,0 +1,119 @@
+import CRCUMapsShim
+import RCUMaps
+import RCUMapsTestSupport
+import Synchronization
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `PerCPUArrayMap.add(_:at:)`: a per-CPU counter add in a restartable sequence (no atomic
+/// instruction), or an atomic add where rseq is unavailable. Many threads that keep moving
+/// between CPUs must still sum exactly; each add must land in the calling CPU's value.
+@Suite("PerCPUArrayMap add")
+struct PerCPUCounterAddTests {
+
+    /// `threads` threads add to random indices, each re-pinning itself to another CPU every
+    /// 257 adds (forced migrations) or yielding (preemptions); the sums over the CPUs must
+    /// equal the adds made, index by index.
+    static func addFromMigratingThreads(_ map: PerCPUArrayMap<UInt64>, threads: Int, adds: Int) -> (sums: [UInt64], made: [UInt64]) {
+        let indices = map.count
+        let tallies = Mutex<[UInt64]>([UInt64](repeating: 0, count: indices))
+        let cpus = map.possibleCPUCount
+        runOnThreads(threads) { thread in
+            var random = UInt64(thread) &* 0x9E37_79B9_7F4A_7C15 | 1
+            var made = [UInt64](repeating: 0, count: indices)
+            for step in 0..<adds {
+                random ^= random << 13; random ^= random >> 7; random ^= random << 17
+                let index = Int(random % UInt64(indices))
+                let delta = random >> 60 + 1
+                #expect(map.add(delta, at: UInt32(index)))
+                made[index] &+= delta
+                if step % 257 == 0 {
+                    if thread % 2 == 0 {
+                        _ = RawPerCPUArrayMap.pinCurrentThread(toCPU: Int(random >> 32) % cpus)
+                    } else {
+                        sched_yield()
+                    }
+                }
+            }
+            tallies.withLock { for index in 0..<indices { $0[index] &+= made[index] } }
+        }
+        let sums = (0..<indices).map { map.sum(at: UInt32($0))! }
+        return (sums, tallies.withLock { $0 })
+    }
+
+    @Test func addsFromMigratingThreadsSumExactly() throws {
+        let map = try PerCPUArrayMap<UInt64>(count: 5, poolTag: uniqueTag())
+        let (sums, made) = Self.addFromMigratingThreads(map, threads: 6, adds: 100_000)
+        #expect(sums == made)
+    }
+
+    @Test func theAtomicPathSumsExactlyToo() throws {
+        let raw = try RawPerCPUArrayMap(MapDefinition(type: .perCPUArray, keySize: 4, valueSize: 8, maxEntries: 5,
+                                                      name: "atomic", poolTag: uniqueTag()),
+                                        placingBlocksOnNodes: false, restartableAdds: false)
+        let map = try PerCPUArrayMap<UInt64>(wrapping: raw)
+        let (sums, made) = Self.addFromMigratingThreads(map, threads: 4, adds: 50_000)
+        #expect(sums == made)
+    }
+
+    /// On this kind of machine (x86-64, glibc 2.35 or later) the sequence runs; where rseq
+    /// is unavailable it reports so and the map adds atomically.
+    @Test func theRestartableSequenceRunsWhereRseqIsRegistered() {
+        var words = [UInt64](repeating: 0, count: 16)
+        let cpu = Int(rcumaps_current_cpu())
+        let done = words.withUnsafeMutableBytes { bytes in
+            rcumaps_rseq_add_u64(bytes.baseAddress!, 8, 5, 16)
+        }
+        if rcumaps_rseq_available() != 0 {
+            #expect(done == 0)
+            // Added to the word of the CPU it ran on (the thread may have moved since
+            // `cpu` was read, so look for the one word that changed).
+            #expect(words.filter { $0 != 0 } == [5])
+            #expect(cpu < 16)
+        } else {
+            #expect(done == -1)
+            #expect(words.allSatisfy { $0 == 0 })
+        }
+        // A CPU number beyond `cpus` is refused, not written.
+        let refused = words.withUnsafeMutableBytes { bytes in rcumaps_rseq_add_u64(bytes.baseAddress!, 8, 1, 0) }
+        #expect(refused == -1)
+    }
+
+    @Test func anAddGoesToTheCallingCPUsValue() throws {
+        let map = try PerCPUArrayMap<Int>(count: 2, poolTag: uniqueTag())
+        let cpus = map.possibleCPUCount
+        let pinnedCPUs = Mutex<[Int]>([])
+        runOnThreads(1) { _ in
+            for cpu in 0..<cpus where RawPerCPUArrayMap.pinCurrentThread(toCPU: cpu) {
+                #expect(map.add(cpu + 1, at: 1))
+                #expect(map.add(-1, at: 1))
+                pinnedCPUs.withLock { $0.append(cpu) }
+            }
+        }
+        let pinned = pinnedCPUs.withLock { $0 }
+        #expect(!pinned.isEmpty)
+        let values = try #require(map.values(at: 1))
+        for cpu in 0..<cpus { #expect(values[cpu] == (pinned.contains(cpu) ? cpu : 0), "CPU \(cpu)") }
+        #expect(map.values(at: 0) == [Int](repeating: 0, count: cpus))
+        #expect(!map.add(1, at: 2))
+        let signed = try PerCPUArrayMap<Int64>(count: 1, poolTag: uniqueTag())
+        #expect(signed.add(-7, at: 0) && signed.add(2, at: 0))
+        #expect(signed.sum(at: 0) == -5)
+    }
+
+    @Test func aMapProgramsMayNotWriteRefusesAdds() throws {
+        let raw = try RawPerCPUArrayMap(MapDefinition(type: .perCPUArray, keySize: 4, valueSize: 8, maxEntries: 1,
+                                                      flags: .readOnlyProgram, name: "ro", poolTag: uniqueTag()))
+        let map = try PerCPUArrayMap<UInt64>(wrapping: raw)
+        #expect(!map.add(1, at: 0))
+        #expect(map.sum(at: 0) == 0)
+    }
+
+    @Test(arguments: [("0-3", true), ("0", true), ("0-1\n", true), ("0,1,2", true), ("0,2-5", false),
+                      ("1-3", false), ("0-3,8", false), ("", false), ("x", false)])
+    func denseCPUListsAreRecognised(_ list: String, _ dense: Bool) {
+        #expect(RawPerCPUArrayMap.cpuListIsDense(list) == dense)
+    }
+}
