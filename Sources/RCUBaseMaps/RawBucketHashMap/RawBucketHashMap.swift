@@ -117,8 +117,13 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
         advanceObserver = observer?.wantsAdvanceNotice == true ? observer : nil
         access = MapAccess(definition.flags)
         lockWord = LockWordCopy(definition)
-        table = try BucketTable(keySize: keySize, valueSize: valueSize, maxEntries: maxEntries, tag: tag,
-                                bucketCount: bucketCount)
+        // An LRU map runs full, and every insert into it retires the slot of the entry it
+        // evicts, which waits for two reclaim generations before it is free again: sized
+        // for twice `maxEntries` (the capacity gate still holds it to `maxEntries`), its
+        // chains keep room for those slots instead of spilling into overflow buckets that
+        // every later insert walks.
+        table = try BucketTable(keySize: keySize, valueSize: valueSize, maxEntries: lru ? 2 * maxEntries : maxEntries,
+                                tag: tag, bucketCount: bucketCount)
         recency = lru ? RecencyClock(bucketCount: table.bucketCount, perCPU: definition.flags.contains(.noCommonLRU)) : nil
         tracksRecency = lru
     }

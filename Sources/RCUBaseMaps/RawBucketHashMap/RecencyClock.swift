@@ -78,7 +78,9 @@ final class RecencyClock: @unchecked Sendable {
 
     /// The buckets hand `partition` sweeps (never empty: `partitions <= bucketCount`).
     func span(of partition: Int) -> Range<Int> {
-        (partition * bucketCount / partitions)..<((partition + 1) * bucketCount / partitions)
+        // One hand (the common LRU) sweeps every bucket: no divisions on each step.
+        if partitions == 1 { return 0..<bucketCount }
+        return (partition * bucketCount / partitions)..<((partition + 1) * bucketCount / partitions)
     }
 
     /// Moves hand `partition` on by one bucket of its span; returns that bucket and the tick.
