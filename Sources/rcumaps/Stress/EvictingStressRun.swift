@@ -40,46 +40,19 @@ func exerciseEvictingHash(_ kind: StressMapKind, options: StressOptions, seed: U
         recorder.record(.setup, "cannot create the \(kind.rawValue) map: \(error)")
         return StressExercise()
     }
-    let control = StressControl(threads: options.threads)
     var exercise = StressExercise()
-    guard let (workers, reports) = startStressWorkers(options.threads, control: control, recorder: recorder,
-                                                      exercise: &exercise, { index in
-        let worker = EvictingStressWorker(target: target, index: index, threads: options.threads, seed: seed,
-                                          control: control, recorder: recorder)
-        worker.run()
-        return worker.stats
-    }) else { return exercise }
-    let tag = StressPools.mapTag(kind)
-    func sample(_ phase: StressSample.Phase, at seconds: Double) -> StressSample {
-        let taken = StressSample.take(kind, phase, seconds: seconds, tag: tag, operations: control.operations,
-                                      violations: recorder.violations)
-        exercise.memory.include(taken)
-        samples?.write(taken)
-        return taken
-    }
-    _ = sample(.start, at: 0)
-    let startedAt = MonotonicClock.nanoseconds()
-    let endAt = startedAt + UInt64(options.duration * 1e9)
-    exercise.startedAt = startedAt
-    control.start()
-    var nextTick = startedAt + 1_000_000_000
-    while true {
-        let deadline = min(nextTick, endAt)
-        MonotonicClock.sleep(until: deadline)
-        if deadline == endAt { break }
-        let elapsed = Double(MonotonicClock.nanoseconds() - startedAt) / 1e9
-        let taken = sample(.run, at: elapsed)
-        if progress {
-            writeToStandardError("[\(kind.rawValue)] \(fixed(elapsed, 1) ?? "-")/\(fixed(options.duration, 1) ?? "-") s  "
-                + "\(stressCount(taken.operations)) ops  violations \(recorder.violations)  count \(target.map.count)\n")
-        }
-        nextTick += 1_000_000_000
-    }
-    guard stopStressWorkers(workers, control: control, recorder: recorder, startedAt: startedAt, exercise: &exercise)
-    else { return exercise }
-    exercise.stats = reports.withLock { $0 }.reduce(StressStats()) { $0 + $1 }
+    guard let (reports, sampling, startedAt) = runStressWorkers(
+        kind, options: options, recorder: recorder, samples: samples, progress: progress, exercise: &exercise,
+        status: { "  count \(target.map.count)" },
+        { index, control in
+            let worker = EvictingStressWorker(target: target, index: index, threads: options.threads, seed: seed,
+                                              control: control, recorder: recorder)
+            worker.run()
+            return worker.stats
+        }) else { return exercise }
+    exercise.stats = reports.reduce(StressStats()) { $0 + $1 }
     target.finalCheck(recorder: recorder)
-    _ = sample(.end, at: Double(MonotonicClock.nanoseconds() - startedAt) / 1e9)
+    sampling.take(.end, at: Double(MonotonicClock.nanoseconds() - startedAt) / 1e9, into: &exercise)
     return exercise
 }
 

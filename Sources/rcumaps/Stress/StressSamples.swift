@@ -178,3 +178,69 @@ func stressBytes(_ bytes: Int) -> String {
     }
     return unit == 0 ? "\(bytes) B" : "\(readable(value)) \(units[unit])"
 }
+
+/// The memory samples of one run (`--samples`): taken at the start, about once a second and
+/// at the end, folded into the exercise's peaks and written to the samples file.
+struct StressSampling {
+    let kind: StressMapKind
+    let control: StressControl
+    let recorder: StressRecorder
+    let file: StressSampleFile?
+
+    @discardableResult
+    func take(_ phase: StressSample.Phase, at seconds: Double, into exercise: inout StressExercise) -> StressSample {
+        let taken = StressSample.take(kind, phase, seconds: seconds, tag: StressPools.mapTag(kind),
+                                      operations: control.operations, violations: recorder.violations)
+        exercise.memory.include(taken)
+        file?.write(taken)
+        return taken
+    }
+}
+
+/// The coordinator of a run without checkpoints (LRU and per-CPU maps): samples at the start,
+/// starts the workers, samples about once a second (with a progress line, `status()`
+/// appended, when `progress`) and returns when `options.duration` has passed, with the
+/// start time (also in `exercise.startedAt`).
+func runStressClock(_ sampling: StressSampling, options: StressOptions, progress: Bool,
+                    exercise: inout StressExercise, status: () -> String = { "" }) -> UInt64 {
+    sampling.take(.start, at: 0, into: &exercise)
+    let startedAt = MonotonicClock.nanoseconds()
+    let endAt = startedAt + UInt64(options.duration * 1e9)
+    exercise.startedAt = startedAt
+    sampling.control.start()
+    var nextTick = startedAt + 1_000_000_000
+    while true {
+        let deadline = min(nextTick, endAt)
+        MonotonicClock.sleep(until: deadline)
+        if deadline == endAt { break }
+        let elapsed = Double(MonotonicClock.nanoseconds() - startedAt) / 1e9
+        let taken = sampling.take(.run, at: elapsed, into: &exercise)
+        if progress {
+            writeToStandardError("[\(sampling.kind.rawValue)] \(fixed(elapsed, 1) ?? "-")/\(fixed(options.duration, 1) ?? "-") s  "
+                + "\(stressCount(taken.operations)) ops  violations \(sampling.recorder.violations)\(status())\n")
+        }
+        nextTick += 1_000_000_000
+    }
+    return startedAt
+}
+
+/// A run without checkpoints, from start to stop: starts `options.threads` workers, each
+/// running `work(index, control)` and returning its report, runs the clock
+/// (``runStressClock(_:options:progress:exercise:status:)``) and stops them. Returns the
+/// reports, the sampling (for the final sample) and the start time; nil, with `exercise`
+/// filled in, when the workers could not be started or did not stop.
+func runStressWorkers<Report: Sendable>(
+    _ kind: StressMapKind, options: StressOptions, recorder: StressRecorder, samples: StressSampleFile?,
+    progress: Bool, exercise: inout StressExercise, status: () -> String = { "" },
+    _ work: @escaping @Sendable (Int, StressControl) -> Report
+) -> (reports: [Report], sampling: StressSampling, startedAt: UInt64)? {
+    let control = StressControl(threads: options.threads)
+    guard let (workers, reports) = startStressWorkers(options.threads, control: control, recorder: recorder,
+                                                      exercise: &exercise, { index in work(index, control) })
+    else { return nil }
+    let sampling = StressSampling(kind: kind, control: control, recorder: recorder, file: samples)
+    let startedAt = runStressClock(sampling, options: options, progress: progress, exercise: &exercise, status: status)
+    guard stopStressWorkers(workers, control: control, recorder: recorder, startedAt: startedAt, exercise: &exercise)
+    else { return nil }
+    return (reports.withLock { $0 }, sampling, startedAt)
+}
