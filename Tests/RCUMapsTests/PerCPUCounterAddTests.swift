@@ -111,6 +111,42 @@ struct PerCPUCounterAddTests {
         #expect(map.sum(at: 0) == 0)
     }
 
+    /// PERCPU_HASH and LRU_PERCPU_HASH: the same migrating adds to a few keys sum exactly;
+    /// an absent key is not added to.
+    @Test(arguments: [false, true])
+    func perCPUHashAddsFromMigratingThreadsSumExactly(lru: Bool) throws {
+        let map = try PerCPUHashMap<UInt64, UInt64>(maxEntries: 16, lru: lru, poolTag: uniqueTag())
+        let keys: [UInt64] = [3, 7, 11]
+        for key in keys { try map.updateCurrentCPUValue(0, forKey: key) }
+        let cpus = map.possibleCPUCount
+        let tallies = Mutex<[UInt64]>([0, 0, 0])
+        runOnThreads(4) { thread in
+            var random = UInt64(thread + 1) &* 0x9E37_79B9_7F4A_7C15
+            var made: [UInt64] = [0, 0, 0]
+            for step in 0..<50_000 {
+                random ^= random << 13; random ^= random >> 7; random ^= random << 17
+                let which = Int(random % 3)
+                #expect(map.add(1, forKey: keys[which]))
+                made[which] &+= 1
+                if step % 257 == 0 {
+                    if thread % 2 == 0 {
+                        _ = RawPerCPUArrayMap.pinCurrentThread(toCPU: Int(random >> 32) % cpus)
+                    } else {
+                        sched_yield()
+                    }
+                }
+            }
+            tallies.withLock { for index in 0..<3 { $0[index] &+= made[index] } }
+        }
+        #expect(keys.map { map.sum(forKey: $0)! } == tallies.withLock { $0 })
+        #expect(!map.add(1, forKey: 99))
+        #expect(map.values(forKey: 99) == nil)
+        let signed = try PerCPUHashMap<UInt32, Int64>(maxEntries: 2, poolTag: uniqueTag())
+        try signed.updateCurrentCPUValue(10, forKey: 1)
+        #expect(signed.add(-15, forKey: 1))
+        #expect(signed.sum(forKey: 1) == -5)
+    }
+
     @Test(arguments: [("0-3", true), ("0", true), ("0-1\n", true), ("0,1,2", true), ("0,2-5", false),
                       ("1-3", false), ("0-3,8", false), ("", false), ("x", false)])
     func denseCPUListsAreRecognised(_ list: String, _ dense: Bool) {

@@ -1,4 +1,6 @@
+import CRCUMapsShim
 import RCUEpoch
+import Synchronization
 
 /// A `PERCPU_HASH` or `LRU_PERCPU_HASH` map (Linux `BPF_MAP_TYPE_PERCPU_HASH`, type 5, and
 /// `BPF_MAP_TYPE_LRU_PERCPU_HASH`, type 10): a hash whose every key holds one value per
@@ -113,6 +115,42 @@ public final class RawPerCPUHashMap: RawMap {
         let all = try storage.lookupInPlace(key: key, in: section)
         let own = currentCPUBytes
         return UnsafeMutableRawBufferPointer(rebasing: all[own])
+    }
+
+    /// Adds `delta` to the calling CPU's value of `key`, an 8-byte word, inside `section`
+    /// (helper mode, as an eBPF program's `*value += delta`; an LRU map marks the entry
+    /// used). Returns false when `key` is absent.
+    ///
+    /// The CPU number and a plain add form one restartable sequence where rseq is available
+    /// (see ``RawPerCPUArrayMap/addToCurrentCPUWord(_:at:)``), an atomic add elsewhere.
+    /// Concurrency: any thread. Exact as long as every helper-mode change of the key's
+    /// values goes through this method (an atomic add through ``lookupInPlace(key:in:)``'s
+    /// pointer from a thread that migrated meanwhile can overlap a plain add); an add racing
+    /// with a user-mode write or a delete of the key can be lost, as a Linux program's can.
+    ///
+    /// - Throws: ``MapError/accessDenied`` (EACCES) when programs may not write the map;
+    ///   ``MapError/invalidArgument`` for values not of 8 bytes or a key of the wrong size.
+    package func addToCurrentCPUWord(_ delta: UInt64, key: UnsafeRawBufferPointer,
+                                     in section: borrowing EpochSection) throws(MapError) -> Bool {
+        try access.checkProgramWrite()
+        guard valueSize == 8 else {
+            throw MapError.invalidArgument.with(reason: "per-CPU adds need 8-byte values, this map's are \(valueSize)")
+        }
+        let all: UnsafeMutableRawBufferPointer
+        do {
+            all = try storage.lookupInPlace(key: key, in: section)
+        } catch where error == .keyNotFound {
+            return false
+        }
+        // Invariant: CPU c's value is the 8 bytes at `paddedValueSize × c` (8-aligned, as the
+        // bucket slots' values are), valid until `section` ends.
+        if RawPerCPUArrayMap.possibleCPUsAreDense,
+           rcumaps_rseq_add_u64(all.baseAddress!, paddedValueSize, delta, UInt32(truncatingIfNeeded: possibleCPUCount)) == 0 {
+            return true
+        }
+        (all.baseAddress! + currentCPUBytes.lowerBound).assumingMemoryBound(to: Atomic<UInt64>.self).pointee
+            .wrappingAdd(delta, ordering: .relaxed)
+        return true
     }
 
     /// Helper-mode update of the calling CPU's value (`valueSize` bytes): see the type's

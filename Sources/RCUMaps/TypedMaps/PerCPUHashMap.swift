@@ -5,7 +5,7 @@
 /// ```swift
 /// let perFlow = try PerCPUHashMap<FlowKey, UInt64>(maxEntries: 1 << 16)
 /// try perFlow.updateCurrentCPUValue(1, forKey: flow)           // this CPU's value; others 0
-/// perFlow.withAtomicFields(forKey: flow) { $0[\.self].wrappingAdd(1, ordering: .relaxed) }
+/// perFlow.add(1, forKey: flow)                                // this CPU's counter, no atomic
 /// let total = perFlow.sum(forKey: flow)                        // over all CPUs
 /// ```
 ///
@@ -21,8 +21,9 @@
 ///
 /// Concurrency: any number of readers and writers on any threads; readers never lock. A
 /// thread can migrate to another CPU in the middle of a helper-mode operation, so two
-/// threads may share one CPU's value: change it in place only with atomics
-/// (``withAtomicFields(forKey:_:)``), which stay exact — an increment made just after a
+/// threads may share one CPU's value: change it in place only with `add(_:forKey:)`
+/// (integer counters, a restartable sequence) or with atomics
+/// (``withAtomicFields(forKey:_:)``), not both on one key; either stays exact — an increment made just after a
 /// migration counts in the previous CPU's value, which a sum does not notice. A user-mode
 /// write replaces every CPU's value at once (readers see all old or all new values); a
 /// helper-mode write of the calling CPU's value keeps the other CPUs' values.
@@ -166,6 +167,62 @@ public final class PerCPUHashMap<Key: BitwiseCopyable & Sendable, Value: Bitwise
             }
         }
     }
+}
+
+// MARK: Counters: adds without an atomic instruction
+
+extension PerCPUHashMap {
+    /// The per-CPU add of the 8-byte integer counters (`add(_:forKey:)`), in its own section.
+    func addWord(_ delta: UInt64, forKey key: Key) -> Bool {
+        withUnsafeBytes(of: key) { key in
+            Epoch.withSection { section in
+                do {
+                    return try raw.addToCurrentCPUWord(delta, key: key, in: section)
+                } catch {
+                    // A map whose programs may not write (`BPF_F_RDONLY_PROG`).
+                    return false
+                }
+            }
+        }
+    }
+}
+
+extension PerCPUHashMap where Value == UInt64 {
+    /// Adds `delta` (wrapping) to the calling CPU's counter of `key`, as an eBPF program's
+    /// `*counter += delta`; an LRU map marks the entry used.
+    ///
+    /// ```swift
+    /// perFlow.add(1, forKey: flow)             // this CPU's counter of an existing key
+    /// ```
+    ///
+    /// - Returns: false when `key` is absent (add it first, with
+    ///   ``updateCurrentCPUValue(_:forKey:flags:)``), or when the map refuses program writes.
+    ///
+    /// The CPU number and a plain add form one restartable sequence (rseq, x86-64 with glibc
+    /// 2.35 or later), which the kernel restarts if the thread is preempted, migrated or
+    /// signalled before the add; elsewhere the add is atomic. The key's lookup runs in an
+    /// epoch section of its own.
+    ///
+    /// Concurrency: any thread. Exact as long as every helper-mode change of the key's
+    /// counters goes through `add`: do not mix it with ``withAtomicFields(forKey:_:)`` on one
+    /// key (an atomic add by a thread that migrated meanwhile can overlap a plain one). An add
+    /// racing with a user-mode write or a delete of the key can be lost, as on Linux.
+    @discardableResult
+    public func add(_ delta: UInt64, forKey key: Key) -> Bool { addWord(delta, forKey: key) }
+}
+
+extension PerCPUHashMap where Value == Int64 {
+    /// Adds `delta` (wrapping) to the calling CPU's counter of `key`; see `add(_:forKey:)` on
+    /// `UInt64` counters.
+    @discardableResult
+    public func add(_ delta: Int64, forKey key: Key) -> Bool { addWord(UInt64(bitPattern: delta), forKey: key) }
+}
+
+extension PerCPUHashMap where Value == Int {
+    /// Adds `delta` (wrapping) to the calling CPU's counter of `key`; see `add(_:forKey:)` on
+    /// `UInt64` counters.
+    @discardableResult
+    public func add(_ delta: Int, forKey key: Key) -> Bool { addWord(UInt64(UInt(bitPattern: delta)), forKey: key) }
 }
 
 extension PerCPUHashMap where Value: FixedWidthInteger {

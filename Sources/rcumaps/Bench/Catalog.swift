@@ -78,7 +78,7 @@ enum MapKind: String, CaseIterable, Sendable {
     /// `hash-bucket`; `insert-full` inserts evict (vs `hash-bucket`'s `update` replaces).
     case lruHash = "lru-hash"
     /// `PerCPUHashMap<UInt64, UInt64>` (PERCPU_HASH) with keys `0..<entries`: helper-mode
-    /// increments of the calling CPU's value of a key, through `withAtomicFields(forKey:)`
+    /// increments of the calling CPU's value of a key, through `add(_:forKey:)`
     /// (increment only; vs `thread-local`).
     case perCPUHash = "percpu-hash"
     /// `RawLPMTrieMap` (LPM_TRIE) of `entries` random IPv4 prefixes: user-mode longest-prefix
@@ -256,7 +256,7 @@ enum MapKind: String, CaseIterable, Sendable {
         case .perCPUArray: "PerCPUArrayMap<UInt64>, add(1, at:) to this CPU's counter, rseq (vs thread-local)"
         case .threadLocalCounter: "baseline: a counter array per thread, plain increments"
         case .lruHash: "RawBucketHashMap as LRU_HASH, full (maxEntries = --entries), helper-mode lookups (vs hash-bucket)"
-        case .perCPUHash: "PerCPUHashMap<UInt64, UInt64>, helper-mode atomic increment of this CPU's value of a key (vs thread-local)"
+        case .perCPUHash: "PerCPUHashMap<UInt64, UInt64>, add(1, forKey:) to this CPU's value of a key, rseq (vs thread-local)"
         case .lpmIPv4: "RawLPMTrieMap, longest-prefix lookups on --entries random IPv4 prefixes (vs c-patricia-ipv4)"
         case .cPatriciaIPv4: "baseline: binary Patricia trie in C (Linux's lpm_trie algorithm), same IPv4 prefixes"
         case .lpmIPv6: "RawLPMTrieMap, longest-prefix lookups on --entries random IPv6 prefixes (vs c-patricia-ipv6)"
