@@ -130,13 +130,7 @@ final class EvictingStressWorker {
     }
 
     func run() {
-        control.arriveAndWait()
-        while !control.shouldStop {
-            for _ in 0..<stressBatch { step() }
-            stats.operations &+= stressBatch
-            control.addOperations(stressBatch)
-        }
-        control.finish()
+        stats.operations &+= control.runBatches { step() }
     }
 
     func step() {

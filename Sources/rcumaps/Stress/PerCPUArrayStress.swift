@@ -102,13 +102,7 @@ final class PerCPUArrayStressWorker {
     }
 
     func run() {
-        control.arriveAndWait()
-        while !control.shouldStop {
-            for _ in 0..<stressBatch { step() }
-            stats.operations &+= stressBatch
-            control.addOperations(stressBatch)
-        }
-        control.finish()
+        stats.operations &+= control.runBatches { step() }
     }
 
     func step() {

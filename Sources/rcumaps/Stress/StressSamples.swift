@@ -244,3 +244,20 @@ func runStressWorkers<Report: Sendable>(
     else { return nil }
     return (reports.withLock { $0 }, sampling, startedAt)
 }
+
+extension StressControl {
+    /// A worker of a run without checkpoints: waits for the start, runs `step` in batches of
+    /// ``stressBatch`` (counting them into the run's operations) until the stop, then
+    /// reports that it finished. Returns the operations this worker did.
+    func runBatches(_ step: () -> Void) -> Int {
+        arriveAndWait()
+        var operations = 0
+        while !shouldStop {
+            for _ in 0..<stressBatch { step() }
+            operations &+= stressBatch
+            addOperations(stressBatch)
+        }
+        finish()
+        return operations
+    }
+}
