@@ -76,11 +76,13 @@ struct BucketChainTests {
         for key: UInt64 in 2..<9 { #expect(try map.get(key, as: Pair.self) == Pair(key &* 10)) }
     }
 
-    /// A slot retired in a first-level bucket is reused by the chain's writers once two
-    /// reclaim generations have run (no reclaim work item visits it): once they have, new
-    /// keys take the retired slots instead of chaining an overflow bucket. A barrier waits
-    /// for the generation item in flight, which posts the next: the second delete's stamp
-    /// (one item posted) needs items 2 and 3, so three barriers.
+    /// A slot retired in a first-level bucket is reused by the chain's writers once the
+    /// reclaim generation posted after its unlinking has run (no reclaim work item visits
+    /// it): new keys then take the retired slots instead of chaining an overflow bucket.
+    /// The second delete's stamp is 1 (item 1 was posted by the first), so it needs item 2;
+    /// one barrier waits for item 1 and then for item 2, which item 1 posts when it runs.
+    /// (Before the stamp was read after the unlinking, reuse waited for item 3, and one
+    /// barrier left the fourth key chaining an overflow bucket.)
     @Test func retiredFirstLevelSlotsAreReusedAfterTheirGenerations() throws {
         let map = try Self.oneChain(maxEntries: 4)
         try map.put(UInt64(1), Pair(1))
@@ -96,14 +98,31 @@ struct BucketChainTests {
             try map.remove(UInt64(5))
             _ = section
         }
-        for _ in 0..<3 { Epoch.barrier() }
+        Epoch.barrier()
         try map.put(UInt64(3), Pair(3))
         try map.put(UInt64(4), Pair(4))
         #expect(map.overflowBucketCount == 0)
         #expect(try map.get(UInt64(3), as: Pair.self) == Pair(3))
         #expect(try map.get(UInt64(4), as: Pair.self) == Pair(4))
-        // A key deleted two generations ago no longer counts as deleted during a pass.
+        // A key deleted a generation ago no longer counts as deleted during a pass.
         #expect(try map.allKeys(as: UInt64.self).sorted() == [3, 4])
+    }
+
+    /// The reuse rule on its numbers: a slot retired while `P` generation items had been
+    /// posted (the count read after its unlinking) is reusable once item `P + 1` has run,
+    /// not before, also across the stamps' wrap at 127 and long after its stamp. Whether one
+    /// generation is enough for readers that saw the slot live is what
+    /// ``heldPointersKeepTheirKeysBytesUnderChurn()`` checks.
+    @Test(arguments: [0, 5, 126, 127, 1000] as [UInt64])
+    func aRetiredSlotIsReusableAfterTheNextGeneration(retiredAt: UInt64) {
+        for posted in retiredAt...(retiredAt + 3) {
+            #expect(!RawBucketHashMap.retiredSlotIsReusable(retiredAt: retiredAt, posted: posted, completed: retiredAt))
+            #expect(RawBucketHashMap.retiredSlotIsReusable(retiredAt: retiredAt, posted: posted, completed: retiredAt + 1),
+                    "posted \(posted)")
+        }
+        // 126 generations later the stamp still reads as its own count.
+        #expect(RawBucketHashMap.retiredSlotIsReusable(retiredAt: retiredAt, posted: retiredAt + 126,
+                                                       completed: retiredAt + 125))
     }
 
     /// Readers hold helper-mode pointers into a few chains while writers delete, insert

@@ -38,18 +38,18 @@ import Synchronization
 /// (memory stays bounded by the most entries, live and retired, a chain ever held).
 ///
 /// A slot retired in a first-level bucket stays there, stamped with the table's reclaim
-/// generation (``retire(_:)``), and the chain's own writers reuse it once two generations
-/// have completed since (``fillFreeSlot``'s caller asks ``isReusable(_:slot:)``): no work
+/// generation (``retire(_:)``), and the chain's own writers reuse it once one generation
+/// has completed since (``fillFreeSlot``'s caller asks ``isReusable(_:slot:)``): no work
 /// item, no second visit of the bucket. A generation is one ``EpochWorkItem``, posted one
 /// after another while writers ask for them (``requestGenerations(through:)``), run by the
 /// epoch layer's grace-period driver (`EpochWorkItem.scheduleOnGracePeriodDriver()`:
 /// liburcu's call_rcu worker naps 10 ms between batches, which held a retired slot for
 /// 20 ms or more and filled chains with retired slots under churn); the
-/// stamp, taken inside the retiring writer's section, is the count of items posted then,
-/// `P`. Item `P + 1` is posted after that read, so its grace period waits for the writer's
-/// section, in which the slot was unlinked; item `P + 2` is posted after item `P + 1` ran,
-/// so after the unlinking, and its grace period waits for every reader that could have
-/// seen the slot live. Hence a slot stamped `P` is reusable once item `P + 2` has run.
+/// stamp is the count of items posted, `P`, read by the retiring writer after it unlinked
+/// the slot (an atomic exchange of the control word, a full barrier, then the load). Item
+/// `P + 1` is posted after that read, so after the unlinking, and its grace period waits
+/// for every reader that could have seen the slot live. Hence a slot stamped `P` is
+/// reusable once item `P + 1` has run.
 /// Stamps are `P mod 127 + 1` (a tag byte without its live bit): a stamp more than 126
 /// generations old reads as a younger one, which only delays its reuse, and writers that
 /// find such a slot ask for more generations. Readers never consider a stamped slot: a
@@ -442,11 +442,18 @@ final class BucketTable: @unchecked Sendable {
         let current = word.pointee.load(ordering: .acquiring)
         let shift = UInt64(8 * place.slot)
         if isFirstLevel(place.bucketPointer) {
-            let posted = generationsPosted.load(ordering: .acquiring)
-            let stamped = current & ~(0xFF << shift) | Self.stamp(posted) << shift
-                | 1 << (Self.retiredShift + UInt64(place.slot))
-            word.pointee.store(stamped, ordering: .releasing)
-            requestGenerations(through: posted &+ 2)
+            // Unlink first (tag cleared, retired bit set), with a full barrier; only then
+            // read the count of generations posted. An item posted after that read is
+            // posted after the unlinking, so its grace period covers every reader that saw
+            // the slot live: the slot is reusable once the next item has run. (Read before
+            // the unlinking, the count could be one an item posted in between already
+            // included, and reuse had to wait for two items.) No reader matches the
+            // unstamped tag byte meanwhile, and only this lock holder reads the stamp.
+            let unlinked = current & ~(0xFF << shift) | 1 << (Self.retiredShift + UInt64(place.slot))
+            _ = word.pointee.exchange(unlinked, ordering: .sequentiallyConsistent)
+            let posted = generationsPosted.load(ordering: .sequentiallyConsistent)
+            word.pointee.store(unlinked | Self.stamp(posted) << shift, ordering: .releasing)
+            requestGenerations(through: posted &+ 1)
             return false
         }
         let cleared = current & ~(0xFF << shift) | 1 << (Self.retiredShift + UInt64(place.slot))
@@ -506,15 +513,22 @@ final class BucketTable: @unchecked Sendable {
     static func stamp(_ posted: UInt64) -> UInt64 { posted % 127 &+ 1 }
 
     /// Whether retired slot `slot` of a first-level bucket, whose control word is
-    /// `control`, may be written again: `generations` (two; fewer only for questions that
-    /// are not about reuse) have completed since its stamp. A stamp is read as the latest
+    /// `control`, may be written again: `generations` (one) have completed since its stamp. A stamp is read as the latest
     /// count at most `posted` with that stamp, so an old one may read as younger than it is
     /// (never as older).
-    func isReusable(_ control: UInt64, slot: Int, generations: UInt64 = 2) -> Bool {
-        let stamp = Self.tagByte(control, slot)
+    func isReusable(_ control: UInt64, slot: Int, generations: UInt64 = 1) -> Bool {
         // Completed first: a count posted later is only larger, which errs on the safe side.
         let completed = generationsCompleted.load(ordering: .acquiring)
         let posted = generationsPosted.load(ordering: .acquiring)
+        return Self.isReusable(stamp: Self.tagByte(control, slot), posted: posted, completed: completed,
+                               generations: generations)
+    }
+
+    /// The rule of ``isReusable(_:slot:generations:)`` on its numbers: a slot stamped
+    /// `stamp` (``stamp(_:)`` of the count `P` posted when it was retired, read as the
+    /// latest count at most `posted` with that stamp) is reusable once `completed` reaches
+    /// `P + generations`.
+    static func isReusable(stamp: UInt64, posted: UInt64, completed: UInt64, generations: UInt64 = 1) -> Bool {
         let age = (posted % 127 &+ 127 &- (stamp &- 1)) % 127
         return completed >= posted &- age &+ generations
     }

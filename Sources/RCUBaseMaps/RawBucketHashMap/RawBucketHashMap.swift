@@ -31,8 +31,8 @@ import Glibc
 ///
 /// A retired slot is not reused until a grace period has passed, so a reader that matched
 /// its key keeps reading that key's value: in a first-level bucket the slot is stamped with
-/// the table's reclaim generation and the chain's writers reuse it once two generations
-/// have completed; an overflow bucket goes to the table's reclaim list (an
+/// the table's reclaim generation and the chain's writers reuse it once the next generation
+/// has completed; an overflow bucket goes to the table's reclaim list (an
 /// ``/RCUEpoch/EpochRetireList`` of references, 64 buckets to a grace period), which then
 /// returns its retired slots to the free pool (see `BucketTable`).
 ///
@@ -118,7 +118,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
         access = MapAccess(definition.flags)
         lockWord = LockWordCopy(definition)
         // An LRU map runs full, and every insert into it retires the slot of the entry it
-        // evicts, which waits for two reclaim generations before it is free again: sized
+        // evicts, which waits for a reclaim generation before it is free again: sized
         // for twice `maxEntries` (the capacity gate still holds it to `maxEntries`), its
         // chains keep room for those slots instead of spilling into overflow buckets that
         // every later insert walks.
@@ -158,6 +158,13 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
     public var count: Int { capacity.entries }
 
     /// Buckets in use beyond the first-level ones (a snapshot; for tests and diagnostics).
+    /// Whether a first-level slot retired while `retiredAt` reclaim generations had been
+    /// posted may be written again once `posted` have been posted and `completed` have run
+    /// (the table's reuse rule, for tests).
+    package static func retiredSlotIsReusable(retiredAt: UInt64, posted: UInt64, completed: UInt64) -> Bool {
+        BucketTable.isReusable(stamp: BucketTable.stamp(retiredAt), posted: posted, completed: completed)
+    }
+
     package var overflowBucketCount: Int {
         Epoch.withSection { _ in
             var total = 0
@@ -312,8 +319,8 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
                 place = Place(bucket, slot)
                 return
             }
-            // A first-level bucket keeps its retired slots: reuse one whose stamp is two
-            // generations old (see BucketTable).
+            // A first-level bucket keeps its retired slots: reuse one whose stamp is a
+            // generation old (see BucketTable).
             guard bucket == first else { return }
             for slot in 0..<table.slotsPerBucket where BucketTable.isRetired(control, slot) {
                 if table.isReusable(control, slot: slot) {
@@ -329,7 +336,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
         }
         // Slots waiting for generations while the chain grows: make sure generations advance
         // (a stamp over 126 generations old reads as a young one until they do).
-        if waiting { table.requestGenerations(through: table.generationsPosted.load(ordering: .relaxed) &+ 2) }
+        if waiting { table.requestGenerations(through: table.generationsPosted.load(ordering: .relaxed) &+ 1) }
         guard let overflow = table.allocateOverflowBucket(lockIndex: index) else { return nil }
         table.write(key: key, value: value, into: table.slot(overflow, 0))
         // Publishing the link publishes the bucket's contents; the slot's tag is set by the caller.
