@@ -186,6 +186,49 @@ struct LinuxInterfaceTests {
         #expect(lateSuccess.load(ordering: .relaxed) == 0)
     }
 
+    /// Deleters and inserters racing with a freeze (on the bucket hash, plain deletes and
+    /// updates hold no epoch section and check the freeze under their chain's lock, which
+    /// the freeze then takes once): the map's contents when the freeze returns are its
+    /// contents for good (no write in flight lands later), and writers are refused with
+    /// EPERM only once the map is frozen.
+    @Test(arguments: [Kind.lockFree, .bucket])
+    func deletesInFlightFinishBeforeTheFreezeReturns(_ kind: Kind) throws {
+        let keys = 512
+        let map = try Self.make(kind, maxEntries: 4_096)
+        for key in 0..<keys { try map.put(UInt32(key), UInt64(key)) }
+        @Sendable func contents() -> [UInt64?] {
+            (0..<keys).map { key in try? map.get(UInt32(key), as: UInt64.self) }
+        }
+        let atFreeze = Mutex<[UInt64?]>([])
+        let refusedBeforeFreeze = Atomic<Int>(0)
+        runOnThreads(3) { thread in
+            if thread == 2 {
+                usleep(20_000)
+                try? map.freeze()
+                let snapshot = contents()
+                atFreeze.withLock { $0 = snapshot }
+                return
+            }
+            var index = thread
+            while true {
+                let key = UInt32(index % keys)
+                let code = errno {
+                    if index & 2 == 0 { try map.remove(key) } else { try map.put(key, UInt64(index), flags: .noExist) }
+                }
+                if code == EPERM {
+                    if !map.isFrozen { refusedBeforeFreeze.add(1, ordering: .relaxed) }
+                    break
+                }
+                index &+= 2
+            }
+        }
+        #expect(map.isFrozen)
+        #expect(refusedBeforeFreeze.load(ordering: .relaxed) == 0)
+        #expect(atFreeze.withLock { $0 } == contents())
+        #expect(errno { try map.remove(UInt32(1)) } == EPERM)
+        #expect(errno { try map.put(UInt32(1), UInt64(1), flags: .noExist) } == EPERM)
+    }
+
     // MARK: Operation flags and lock words
 
     @Test(arguments: Kind.allCases)

@@ -429,8 +429,8 @@ final class BucketTable: @unchecked Sendable {
         word.pointee.store(current | tag << UInt64(8 * place.slot) | (referenced ? bit : 0), ordering: .releasing)
     }
 
-    /// Unlinks a live slot and marks it retired, in one store. Caller holds the chain's
-    /// lock and is inside an epoch section (the stamp's guarantee rests on it).
+    /// Unlinks a live slot and marks it retired. Caller holds the chain's lock (a section
+    /// is not needed: the stamp is read after the unlinking).
     ///
     /// In a first-level bucket the slot is stamped with the reclaim generation and stays
     /// for the chain's writers to reuse (returns `false`). In an overflow bucket, if no

@@ -36,6 +36,17 @@ import Glibc
 /// ``/RCUEpoch/EpochRetireList`` of references, 64 buckets to a grace period), which then
 /// returns its retired slots to the free pool (see `BucketTable`).
 ///
+/// Writes without a section: an update or delete that reports nothing after its lock (no
+/// observer, no copy of a displaced or removed value) holds no epoch section of its own.
+/// The chain's lock alone keeps the chain's buckets in place (an LRU eviction, too, visits
+/// each chain under its lock), and the reclaim stamp is read after the unlinking, so
+/// nothing such a write does needs one. A grace
+/// period then never waits for such a writer: on cores that writers keep busy, the
+/// grace-period thread preempts one, and if it was inside a section liburcu's
+/// `synchronize_rcu` waited (interrupting the other core with `membarrier` over and over)
+/// until the scheduler gave the writer its core back. Such writes check a freeze under the
+/// chain's lock instead of inside a section, and ``freeze()`` takes every chain's lock once.
+///
 /// `LRU_HASH` (Linux `BPF_MAP_TYPE_LRU_HASH`) is this map with a `RecencyClock`: a new
 /// key in a full map evicts an entry not used recently instead of failing with E2BIG (see
 /// there for the CLOCK sweep and the referenced bits lookups set). The key just written is
@@ -371,14 +382,21 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
         let hash = hasher.hash(key.baseAddress!, count: keySize)
         let index = table.bucketIndex(hash)
         let tag = BucketTable.tag(hash)
-        // The section keeps a displaced slot intact until its removal has been reported.
-        Epoch.enter()
-        defer { Epoch.exit() }
-        // A user-mode write checks the freeze inside its section (see MapFreezeState).
-        if !helper { try access.checkUserWrite(freezeState) }
+        // The section keeps a displaced slot intact until its removal has been reported,
+        // after the lock. A write that reports nothing (no observer, no copy of the old
+        // value) reads nothing after the lock and holds no section (see "Writes without a
+        // section" in the type's notes; an LRU eviction works under each chain's lock).
+        let holdsSection = observer != nil || displaced != nil
+        if holdsSection { Epoch.enter() }
+        defer { if holdsSection { Epoch.exit() } }
+        // A user-mode write checks the freeze inside its section (see MapFreezeState), or,
+        // without one, under the chain's lock (see ``freeze()``).
+        if !helper, holdsSection { try access.checkUserWrite(freezeState) }
+        let checksFreezeUnderLock = !helper && !holdsSection
         var outcome: Result<Displaced, MapError>
         repeat {
             outcome = table.withChainLock(index) {
+                if checksFreezeUnderLock, freezeState.isFrozen { return .failure(frozenError) }
                 let old = locate(key.baseAddress!, hash: hash, index: index)
                 if let old {
                     if flags == .noExist { return .failure(.alreadyExists) }
@@ -514,7 +532,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
         let helper = operation.contains(.helper)
         if helper { try access.checkProgramWrite() } else { try access.checkUserWrite(freezeState) }
         try checkKey(key, keySize)
-        try remove(key, operation: operation, checkingFreeze: !helper) { _ in }
+        try remove(key, operation: operation, checkingFreeze: !helper, readsRemovedValue: false) { _ in }
     }
 
     /// User-mode delete with flags: Linux's delete takes none. Contract: ``RawMap/delete(key:flags:)``.
@@ -561,16 +579,25 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
     /// Unlinks `key` under its bucket's lock (after `inspect` accepted it and the provider
     /// did not refuse), then, still inside an epoch section, hands its value to `removed`,
     /// reports the removal and schedules the slot's reclamation.
+    ///
+    /// `readsRemovedValue: false` promises that `removed` ignores the value: with no
+    /// observer either, nothing reads the slot after the lock and the removal holds no
+    /// section (see "Writes without a section" in the type's notes).
     func remove(_ key: UnsafeRawBufferPointer, operation: MapOperationFlags, checkingFreeze: Bool = false,
+                readsRemovedValue: Bool = true,
                 inspect: (UnsafeRawBufferPointer) throws(MapError) -> Void = { _ in },
                 removed: (UnsafeRawBufferPointer) -> Void) throws(MapError) {
         let hash = hasher.hash(key.baseAddress!, count: keySize)
         let index = table.bucketIndex(hash)
-        Epoch.enter()
-        defer { Epoch.exit() }
-        // A user-mode write checks the freeze inside its section (see MapFreezeState).
-        if checkingFreeze, freezeState.isFrozen { throw frozenError }
+        let holdsSection = readsRemovedValue || observer != nil
+        if holdsSection { Epoch.enter() }
+        defer { if holdsSection { Epoch.exit() } }
+        // A user-mode write checks the freeze inside its section (see MapFreezeState), or,
+        // without one, under the chain's lock (see ``freeze()``).
+        if checkingFreeze, holdsSection, freezeState.isFrozen { throw frozenError }
+        let checksFreezeUnderLock = checkingFreeze && !holdsSection
         let outcome: Result<(Place, Bool), MapError> = table.withChainLock(index) {
+            if checksFreezeUnderLock, freezeState.isFrozen { return .failure(frozenError) }
             guard let place = locate(key.baseAddress!, hash: hash, index: index) else { return .failure(.keyNotFound) }
             let value = table.value(of: place, count: valueSize)
             do throws(MapError) {
@@ -587,9 +614,11 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
             return .success((place, claimedReclaim))
         }
         let (place, submitReclaim) = try outcome.get()
-        let value = table.value(of: place, count: valueSize)
-        removed(value)
-        observer?.entryWasRemoved(key: key, value: value, flags: operation)
+        if holdsSection {
+            let value = table.value(of: place, count: valueSize)
+            removed(value)
+            observer?.entryWasRemoved(key: key, value: value, flags: operation)
+        }
         if submitReclaim { table.submitReclaim(place.bucketPointer, lockIndex: index) }
     }
 
@@ -680,8 +709,14 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
     public var isFrozen: Bool { freezeState.isFrozen }
 
     /// Freezes the map. Contract: ``RawMap/freeze()``.
+    ///
+    /// Writes that hold a section checked the flag inside it, and the freeze waits for a
+    /// grace period; writes without one (see the type's notes) check it under their
+    /// chain's lock, so the freeze then takes and releases every chain's lock once: a
+    /// write that saw the map unfrozen has finished with that lock.
     public func freeze() throws(MapError) {
         try freezeState.freeze(access: access, lockWord: lockWord.exists)
+        for index in 0..<table.bucketCount { table.withChainLock(index) {} }
     }
 
     // MARK: Batches

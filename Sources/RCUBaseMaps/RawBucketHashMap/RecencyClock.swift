@@ -143,7 +143,8 @@ extension RawBucketHashMap {
     /// Evicts one entry of a full LRU map (see `RecencyClock`): advances the calling
     /// thread's hand chain by chain, each under its lock, until a chain yields a victim;
     /// retires it and parks its unit in this thread's capacity stripe, where the caller's
-    /// next reservation finds it. Caller is inside an epoch section and holds no lock.
+    /// next reservation finds it. Caller holds no lock (and needs no section: each chain
+    /// is visited under its lock).
     /// With per-CPU hands, a hand whose buckets yield no victim in two laps (its share of
     /// the entries went to the other CPUs) hands over to the next CPU's hand; when every
     /// hand has made two laps with no victim, the thread yields (the caller tries again).
