@@ -36,8 +36,10 @@ import Glibc
 /// ``/RCUEpoch/EpochRetireList`` of references, 64 buckets to a grace period), which then
 /// returns its retired slots to the free pool (see `BucketTable`).
 ///
-/// Writes without a section: an update or delete that reports nothing after its lock (no
-/// observer, no copy of a displaced or removed value) holds no epoch section of its own.
+/// Writes without a section: an update or delete that reads no slot after its lock holds
+/// no epoch section of its own — one that reports nothing (no observer, no copy of the
+/// displaced or removed value), or one of a map with one-word values (8 bytes or fewer, no
+/// lock word), whose old value is copied under the lock.
 /// The chain's lock alone keeps the chain's buckets in place (an LRU eviction, too, visits
 /// each chain under its lock), and the reclaim stamp is read after the unlinking, so
 /// nothing such a write does needs one. A grace
@@ -386,7 +388,9 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
         // after the lock. A write that reports nothing (no observer, no copy of the old
         // value) reads nothing after the lock and holds no section (see "Writes without a
         // section" in the type's notes; an LRU eviction works under each chain's lock).
-        let holdsSection = observer != nil || displaced != nil
+        // A one-word value is exchanged in place and its old bits come out of the lock
+        // (`.word`): only larger values, replaced by a new slot, read the old one after it.
+        let holdsSection = (observer != nil || displaced != nil) && !table.valueIsOneWord
         if holdsSection { Epoch.enter() }
         defer { if holdsSection { Epoch.exit() } }
         // A user-mode write checks the freeze inside its section (see MapFreezeState), or,
@@ -565,12 +569,12 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
         try checkKey(key, keySize)
         try checkValue(value, valueSize)
         try remove(key, operation: [], checkingFreeze: true) { removed in
-            // Only we removed it; the slot is retired, not reused before our section ends.
-            let stored = UnsafeMutableRawPointer(mutating: removed.baseAddress!)
+            // Only we removed it: `removed` is the retired slot's value, not reused before
+            // our section ends, or a copy of a one-word value taken under the lock.
             if locked {
-                lockWord.copyLocked(stored, to: value.baseAddress!)
+                lockWord.copyLocked(UnsafeMutableRawPointer(mutating: removed.baseAddress!), to: value.baseAddress!)
             } else {
-                table.copyValue(from: stored - table.valueOffset, into: value.baseAddress!)
+                value.baseAddress!.copyMemory(from: removed.baseAddress!, byteCount: valueSize)
                 lockWord.clear(in: value.baseAddress!)
             }
         }
@@ -589,14 +593,19 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
                 removed: (UnsafeRawBufferPointer) -> Void) throws(MapError) {
         let hash = hasher.hash(key.baseAddress!, count: keySize)
         let index = table.bucketIndex(hash)
-        let holdsSection = readsRemovedValue || observer != nil
+        // A one-word value (without a lock word, which a helper-mode holder may still hold
+        // in the slot) is copied under the lock and handed on from the copy: the slot is
+        // not read after the lock, and no section is needed for it either.
+        let copiesWord = table.valueIsOneWord && !lockWord.exists
+        let reportsValue = readsRemovedValue || observer != nil
+        let holdsSection = reportsValue && !copiesWord
         if holdsSection { Epoch.enter() }
         defer { if holdsSection { Epoch.exit() } }
         // A user-mode write checks the freeze inside its section (see MapFreezeState), or,
         // without one, under the chain's lock (see ``freeze()``).
         if checkingFreeze, holdsSection, freezeState.isFrozen { throw frozenError }
         let checksFreezeUnderLock = checkingFreeze && !holdsSection
-        let outcome: Result<(Place, Bool), MapError> = table.withChainLock(index) {
+        let outcome: Result<(Place, Bool, UInt64), MapError> = table.withChainLock(index) {
             if checksFreezeUnderLock, freezeState.isFrozen { return .failure(frozenError) }
             guard let place = locate(key.baseAddress!, hash: hash, index: index) else { return .failure(.keyNotFound) }
             let value = table.value(of: place, count: valueSize)
@@ -608,16 +617,25 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
             if let refusal = advanceObserver?.entryWillBeRemoved(key: key, value: value, flags: operation) {
                 return .failure(refusal)
             }
+            let word = copiesWord && reportsValue
+                ? table.valueWord(table.slot(place.bucketPointer, place.slot)).pointee.load(ordering: .acquiring) : 0
             capacity.beginRemoval()
             let claimedReclaim = table.retire(place)
             capacity.endRemoval(removed: true)
-            return .success((place, claimedReclaim))
+            return .success((place, claimedReclaim, word))
         }
-        let (place, submitReclaim) = try outcome.get()
+        let (place, submitReclaim, word) = try outcome.get()
         if holdsSection {
             let value = table.value(of: place, count: valueSize)
             removed(value)
             observer?.entryWasRemoved(key: key, value: value, flags: operation)
+        } else if reportsValue {
+            var bits = word
+            withUnsafeBytes(of: &bits) { bytes in
+                let value = UnsafeRawBufferPointer(rebasing: bytes[..<valueSize])
+                removed(value)
+                observer?.entryWasRemoved(key: key, value: value, flags: operation)
+            }
         }
         if submitReclaim { table.submitReclaim(place.bucketPointer, lockIndex: index) }
     }
