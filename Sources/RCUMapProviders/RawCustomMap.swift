@@ -337,8 +337,11 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
         if flags.contains(.lock) { throw Self.noLockWord }
         try checkSizes(key: key, value: value.baseAddress == nil ? -1 : value.count)
         guard flags.isValid else { throw MapError.invalidArgument.with(reason: "invalid update flags \(flags.rawValue)") }
-        Epoch.enter()
-        defer { Epoch.exit() }
+        // The provider's callbacks run inside an epoch, each in a section of its own; the
+        // base update runs in none of ours (a bucket-locked base holds one only where it
+        // reads a slot after its lock), so that a writer preempted there never holds up a
+        // grace period. What the addition callback leaves in the stored value goes into the
+        // map and must outlive any section anyway.
         if updatesOriginalValue || validatesValues {
             // The provider writes the stored value (updatesOriginalValue), or may rewrite a
             // copy of the caller's (validatesValues); the map stores what it leaves. The
@@ -349,8 +352,12 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
             try withStoredBuffer { (stored) throws(MapError) in
                 try Self.guaranteed(map) { (map) throws(MapError) in
                     if validates { stored.copyMemory(from: value) }
-                    try map.addition(MapElementCall(
-                        context: map.callContext, key: key, inValue: value, outValue: stored, flags: operation))
+                    do {
+                        Epoch.enter()
+                        defer { Epoch.exit() }
+                        try map.addition(MapElementCall(
+                            context: map.callContext, key: key, inValue: value, outValue: stored, flags: operation))
+                    }
                     do throws(MapError) {
                         try baseUpdate(UnsafeRawBufferPointer(stored))
                     } catch {
@@ -366,7 +373,11 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
             }
             // Called from the stored `let`, not bound to a local: a local copy retains the
             // closure's context, one object every writing thread shares.
-            try addition(MapElementCall(context: callContext, key: key, inValue: value, outValue: nil, flags: operation))
+            do {
+                Epoch.enter()
+                defer { Epoch.exit() }
+                try addition(MapElementCall(context: callContext, key: key, inValue: value, outValue: nil, flags: operation))
+            }
             do throws(MapError) {
                 try baseUpdate(value)
             } catch {
