@@ -513,9 +513,9 @@ final class BucketTable: @unchecked Sendable {
     static func stamp(_ posted: UInt64) -> UInt64 { posted % 127 &+ 1 }
 
     /// Whether retired slot `slot` of a first-level bucket, whose control word is
-    /// `control`, may be written again: `generations` (one) have completed since its stamp. A stamp is read as the latest
-    /// count at most `posted` with that stamp, so an old one may read as younger than it is
-    /// (never as older).
+    /// `control`, may be written again: `generations` (one) have completed since its
+    /// stamp. A stamp is read as the latest count at most `posted` with that stamp, so an
+    /// old one may read as younger than it is (never as older).
     func isReusable(_ control: UInt64, slot: Int, generations: UInt64 = 1) -> Bool {
         // Completed first: a count posted later is only larger, which errs on the safe side.
         let completed = generationsCompleted.load(ordering: .acquiring)

@@ -170,7 +170,6 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
     /// Entries in the map: a snapshot under concurrent updates. Any thread.
     public var count: Int { capacity.entries }
 
-    /// Buckets in use beyond the first-level ones (a snapshot; for tests and diagnostics).
     /// Whether a first-level slot retired while `retiredAt` reclaim generations had been
     /// posted may be written again once `posted` have been posted and `completed` have run
     /// (the table's reuse rule, for tests).
@@ -178,6 +177,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
         BucketTable.isReusable(stamp: BucketTable.stamp(retiredAt), posted: posted, completed: completed)
     }
 
+    /// Buckets in use beyond the first-level ones (a snapshot; for tests and diagnostics).
     package var overflowBucketCount: Int {
         Epoch.withSection { _ in
             var total = 0
@@ -581,8 +581,9 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
     }
 
     /// Unlinks `key` under its bucket's lock (after `inspect` accepted it and the provider
-    /// did not refuse), then, still inside an epoch section, hands its value to `removed`,
-    /// reports the removal and schedules the slot's reclamation.
+    /// did not refuse), then hands its value to `removed` (the retired slot's, read inside
+    /// an epoch section, or a one-word copy taken under the lock), reports the removal and
+    /// schedules the slot's reclamation.
     ///
     /// `readsRemovedValue: false` promises that `removed` ignores the value: with no
     /// observer either, nothing reads the slot after the lock and the removal holds no
