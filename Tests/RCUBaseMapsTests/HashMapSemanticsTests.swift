@@ -234,7 +234,7 @@ struct HashMapSemanticsTests {
                 }
                 #expect(inPlace == expected)
             }
-            try withUnsafeBytes(of: absent) { key in
+            withUnsafeBytes(of: absent) { key in
                 var copied: UInt64 = 0
                 #expect(throws: MapError.keyNotFound) {
                     try withUnsafeMutableBytes(of: &copied) { try map.inlinedLookup(key: key, into: $0) }
@@ -244,7 +244,7 @@ struct HashMapSemanticsTests {
                 }
             }
             // A wrong key size is EINVAL, as through the requirement.
-            try withUnsafeBytes(of: UInt16(1)) { key in
+            withUnsafeBytes(of: UInt16(1)) { key in
                 var copied: UInt64 = 0
                 #expect(throws: MapError.self) {
                     try withUnsafeMutableBytes(of: &copied) { try map.inlinedLookup(key: key, into: $0) }
@@ -265,7 +265,7 @@ struct HashMapSemanticsTests {
                 try withUnsafeMutableBytes(of: &copied) { try map.inlinedLookup(key: key, into: $0) }
                 #expect(copied == 20)
             }
-            try withUnsafeBytes(of: UInt32(9)) { key in
+            withUnsafeBytes(of: UInt32(9)) { key in
                 var copied: UInt64 = 0
                 #expect(throws: MapError.keyNotFound) {
                     try withUnsafeMutableBytes(of: &copied) { try map.inlinedLookup(key: key, into: $0) }
