@@ -125,6 +125,55 @@ struct BucketChainTests {
                                                        completed: retiredAt + 125))
     }
 
+    /// The reuse rule against its definition, over every stamp a count can leave: a slot
+    /// retired at count P is reusable exactly when `completed` > P, as long as fewer than
+    /// 127 items have been posted since (its stamp then reads as its own count).
+    @Test func theReuseRuleIsItsDefinitionForEveryRecentRetirement() {
+        var mismatches: [String] = []
+        for retiredAt in UInt64(0)..<300 {
+            for posted in retiredAt...(retiredAt + 126) {
+                for completed in (posted >= 130 ? posted - 130 : 0)...posted {
+                    let reusable = RawBucketHashMap.retiredSlotIsReusable(retiredAt: retiredAt, posted: posted,
+                                                                          completed: completed)
+                    if reusable != (completed > retiredAt), mismatches.count < 5 {
+                        mismatches.append("retired at \(retiredAt), posted \(posted), completed \(completed)")
+                    }
+                }
+            }
+        }
+        #expect(mismatches.isEmpty, "\(mismatches)")
+    }
+
+    /// The one-step free-slot test against the slot-by-slot definition (tag byte 0 and
+    /// retired bit clear), on control words whose slot bytes are free, stamped (1...127) or
+    /// live (0x80...0xFF), with random retired, scheduled and referenced bits.
+    @Test(arguments: [2, 3, 6])
+    func theFirstFreeSlotIsTheLowestEmptyUnretiredOne(slotsPerBucket: Int) {
+        var random = XorShift(seed: UInt64(slotsPerBucket))
+        var mismatches: [String] = []
+        for _ in 0..<200_000 {
+            var control: UInt64 = 0
+            for slot in 0..<slotsPerBucket {
+                let byte: UInt64 = switch random.next() % 4 {
+                case 0, 1: 0
+                case 2: 1 + random.next() % 127
+                default: 0x80 | random.next() % 128
+                }
+                control |= byte << UInt64(8 * slot)
+            }
+            control |= (random.next() & 0x1FF) << 48  // retired bits (and two unused ones), scheduled bit
+            control |= (random.next() & 0x7F) << 57  // referenced bits
+            let expected = (0..<slotsPerBucket).first { slot in
+                (control >> UInt64(8 * slot)) & 0xFF == 0 && control & (1 << (48 + UInt64(slot))) == 0
+            }
+            let found = RawBucketHashMap.firstFreeSlot(control: control, slotsPerBucket: slotsPerBucket)
+            if found != expected, mismatches.count < 5 {
+                mismatches.append(String(control, radix: 16) + ": \(String(describing: found)) for \(String(describing: expected))")
+            }
+        }
+        #expect(mismatches.isEmpty, "\(mismatches)")
+    }
+
     /// Readers hold helper-mode pointers into a few chains while writers delete, insert
     /// and replace (16-byte values: every replace takes a new slot) the same keys as fast
     /// as they can: a retired slot must not be written again while a section that may hold

@@ -232,9 +232,41 @@ final class BucketTable: @unchecked Sendable {
         control & (1 << (retiredShift + UInt64(slot))) != 0
     }
 
+    /// One bit (a byte's high bit) per slot whose tag may equal the tag repeated in every byte
+    /// of `pattern` (``tag(_:)`` times ``byteOnes``): a SWAR zero-byte test on
+    /// `control ^ pattern`. A borrow can flag a byte above a true match, but only a live one
+    /// (a flagged byte's high bit equals the tag's): the key compare rejects it. Retired
+    /// and free slots, whose high bit is clear, are never flagged.
+    @inlinable @inline(__always)
+    func tagMatches(_ control: UInt64, pattern: UInt64) -> UInt64 {
+        let difference = control ^ pattern
+        return (difference &- Self.byteOnes) & ~difference & liveTagBits
+    }
+
+    /// The lowest free slot of a bucket whose control word is `control` (tag byte 0 and
+    /// not retired), or nil.
     @inline(__always)
-    static func isFree(_ control: UInt64, _ slot: Int) -> Bool {
-        tagByte(control, slot) == 0 && control & (1 << (retiredShift + UInt64(slot))) == 0
+    func firstFreeSlot(_ control: UInt64) -> Int? { Self.firstFreeSlot(control, liveTagBits: liveTagBits) }
+
+    /// ``firstFreeSlot(_:)`` for a bucket whose slot bytes are those of `liveTagBits`.
+    @inline(__always)
+    static func firstFreeSlot(_ control: UInt64, liveTagBits: UInt64) -> Int? {
+        // A byte's high bit is set exactly when the byte is 0 (no borrows: each byte's low
+        // seven bits plus 0x7F cannot carry out of the byte).
+        let low = byteOnes &* 0x7F
+        var zero = ~(((control & low) &+ low) | control | low) & liveTagBits
+        while zero != 0 {
+            let slot = zero.trailingZeroBitCount &>> 3
+            if control & (1 &<< (retiredShift &+ UInt64(slot))) == 0 { return slot }
+            zero &= zero &- 1
+        }
+        return nil
+    }
+
+    /// One bit per retired slot (bit `slot`) of a bucket whose control word is `control`.
+    @inline(__always)
+    func retiredSlots(_ control: UInt64) -> UInt64 {
+        (control &>> Self.retiredShift) & (1 &<< UInt64(slotsPerBucket) &- 1)
     }
 
     /// Calls `body` with each bucket of the chain starting at bucket `index`.
@@ -336,6 +368,7 @@ final class BucketTable: @unchecked Sendable {
 
     /// Replaces a one-word value in place; returns the bits it displaced. The bits in
     /// `keeping` (a lock word's) keep their stored value.
+    @inline(__always)
     func exchangeValue(at place: RawBucketHashMap.Place, with value: UnsafeRawPointer, keeping: UInt64 = 0) -> UInt64 {
         let bits = oneWord(value)
         let word = valueWord(slot(place.bucketPointer, place.slot))
@@ -512,16 +545,42 @@ final class BucketTable: @unchecked Sendable {
     @inline(__always)
     static func stamp(_ posted: UInt64) -> UInt64 { posted % 127 &+ 1 }
 
+    /// The generation counts, read once, for deciding on several retired slots of a chain
+    /// (the rule of ``isReusable(stamp:posted:completed:generations:)``, its modulo taken
+    /// once).
+    struct ReuseClock {
+        /// `posted mod 127`.
+        let postedResidue: UInt64
+        /// Generations posted but not yet completed.
+        let pending: UInt64
+
+        /// Whether a slot stamped `stamp` may be written again: its age (generations posted
+        /// since, read as the youngest count with that stamp) is at least `pending` plus
+        /// `generations` — that is, `generations` have completed since it was retired.
+        @inline(__always)
+        func allowsReuse(stamp: UInt64, generations: UInt64 = 1) -> Bool {
+            // (posted - (stamp - 1)) mod 127, from the residue: 1...253 before the reduction.
+            var age = postedResidue &+ 128 &- stamp
+            if age >= 127 { age &-= 127 }
+            return age >= pending &+ generations
+        }
+    }
+
+    /// The ``ReuseClock`` now. Completed is read first: a count posted later is only
+    /// larger, which errs on the safe side.
+    @inline(__always)
+    func reuseClock() -> ReuseClock {
+        let completed = generationsCompleted.load(ordering: .acquiring)
+        let posted = generationsPosted.load(ordering: .acquiring)
+        return ReuseClock(postedResidue: posted % 127, pending: posted &- completed)
+    }
+
     /// Whether retired slot `slot` of a first-level bucket, whose control word is
     /// `control`, may be written again: `generations` (one) have completed since its
     /// stamp. A stamp is read as the latest count at most `posted` with that stamp, so an
     /// old one may read as younger than it is (never as older).
     func isReusable(_ control: UInt64, slot: Int, generations: UInt64 = 1) -> Bool {
-        // Completed first: a count posted later is only larger, which errs on the safe side.
-        let completed = generationsCompleted.load(ordering: .acquiring)
-        let posted = generationsPosted.load(ordering: .acquiring)
-        return Self.isReusable(stamp: Self.tagByte(control, slot), posted: posted, completed: completed,
-                               generations: generations)
+        reuseClock().allowsReuse(stamp: Self.tagByte(control, slot), generations: generations)
     }
 
     /// The rule of ``isReusable(_:slot:generations:)`` on its numbers: a slot stamped
@@ -529,8 +588,7 @@ final class BucketTable: @unchecked Sendable {
     /// latest count at most `posted` with that stamp) is reusable once `completed` reaches
     /// `P + generations`.
     static func isReusable(stamp: UInt64, posted: UInt64, completed: UInt64, generations: UInt64 = 1) -> Bool {
-        let age = (posted % 127 &+ 127 &- (stamp &- 1)) % 127
-        return completed >= posted &- age &+ generations
+        ReuseClock(postedResidue: posted % 127, pending: posted &- completed).allowsReuse(stamp: stamp, generations: generations)
     }
 
     /// Asks for generation items to be posted until `target` of them have run. Cheap when

@@ -177,6 +177,15 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
         BucketTable.isReusable(stamp: BucketTable.stamp(retiredAt), posted: posted, completed: completed)
     }
 
+    /// The slot a writer fills first in a bucket of `slotsPerBucket` slots whose control
+    /// word is `control` (the lowest free one: tag byte 0, not retired), or nil (the
+    /// table's one-step test, for tests).
+    package static func firstFreeSlot(control: UInt64, slotsPerBucket: Int) -> Int? {
+        var liveTagBits: UInt64 = 0
+        for slot in 0..<slotsPerBucket { liveTagBits |= 0x80 << UInt64(8 * slot) }
+        return BucketTable.firstFreeSlot(control, liveTagBits: liveTagBits)
+    }
+
     /// Buckets in use beyond the first-level ones (a snapshot; for tests and diagnostics).
     package var overflowBucketCount: Int {
         Epoch.withSection { _ in
@@ -197,10 +206,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
         var bucket = table.bucket(table.bucketIndex(hash))
         while true {
             let control = table.loadControl(bucket)
-            // Bytes of `control` equal to the tag (SWAR zero-byte test on control ^ pattern;
-            // a borrow can flag a byte above a match, which the key compare then rejects).
-            let difference = control ^ pattern
-            var candidates = (difference &- BucketTable.byteOnes) & ~difference & table.liveTagBits
+            var candidates = table.tagMatches(control, pattern: pattern)
             while candidates != 0 {
                 let slot = candidates.trailingZeroBitCount &>> 3
                 let entry = table.slot(bucket, slot)
@@ -294,19 +300,23 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
     }
 
     /// The live place of `key` in the chain of bucket `index`. Caller holds its lock.
+    ///
+    /// Each bucket's tags are matched in one step (as ``findSlot(_:hash:)`` does), and the
+    /// walk stops at the first match: a chain holds a key at most once.
+    @inline(__always)
     func locate(_ key: UnsafeRawPointer, hash: UInt64, index: Int) -> Place? {
-        let tag = BucketTable.tag(hash)
-        var found: Place?
-        table.forEachBucket(inChainOf: index) { bucket in
-            guard found == nil else { return }
-            let control = table.loadControl(bucket)
-            for slot in 0..<table.slotsPerBucket where BucketTable.tagByte(control, slot) == tag
-                && keysEqual(table.slot(bucket, slot), key, count: keySize) {
-                found = Place(bucket, slot)
-                return
+        let pattern = BucketTable.tag(hash) &* BucketTable.byteOnes
+        var bucket = table.bucket(index)
+        while true {
+            var candidates = table.tagMatches(table.loadControl(bucket), pattern: pattern)
+            while candidates != 0 {
+                let slot = candidates.trailingZeroBitCount &>> 3
+                if keysEqual(table.slot(bucket, slot), key, count: keySize) { return Place(bucket, slot) }
+                candidates &= candidates &- 1
             }
+            guard let next = table.overflow(bucket) else { return nil }
+            bucket = next
         }
-        return found
     }
 
     /// Writes `key` and `value` into a free slot of the chain of bucket `index`, chaining a
@@ -318,30 +328,37 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
     /// the old slot was retired it found the old pair, and if after, the new pair (published
     /// first) is still ahead of it. A new pair earlier in the chain could be missed by both.
     func fillFreeSlot(index: Int, key: UnsafeRawPointer, value: UnsafeRawPointer, replacing: Place?) -> Place? {
-        var place: Place?
-        var last = table.bucket(index)
+        let first = table.bucket(index)
+        var bucket = first
         var reachedOld = replacing == nil
         var waiting = false
-        let first = table.bucket(index)
-        table.forEachBucket(inChainOf: index) { bucket in
-            last = bucket
+        var place: Place?
+        search: while true {
             if !reachedOld { reachedOld = UInt(bitPattern: bucket) == replacing!.bucket }
-            guard place == nil, reachedOld else { return }
-            let control = table.loadControl(bucket)
-            for slot in 0..<table.slotsPerBucket where BucketTable.isFree(control, slot) {
-                place = Place(bucket, slot)
-                return
-            }
-            // A first-level bucket keeps its retired slots: reuse one whose stamp is a
-            // generation old (see BucketTable).
-            guard bucket == first else { return }
-            for slot in 0..<table.slotsPerBucket where BucketTable.isRetired(control, slot) {
-                if table.isReusable(control, slot: slot) {
+            if reachedOld {
+                let control = table.loadControl(bucket)
+                if let slot = table.firstFreeSlot(control) {
                     place = Place(bucket, slot)
-                    return
+                    break search
                 }
-                waiting = true
+                // A first-level bucket keeps its retired slots: reuse one whose stamp is a
+                // generation old (see BucketTable).
+                var retired = bucket == first ? table.retiredSlots(control) : 0
+                if retired != 0 {
+                    let clock = table.reuseClock()
+                    repeat {
+                        let slot = retired.trailingZeroBitCount
+                        if clock.allowsReuse(stamp: BucketTable.tagByte(control, slot)) {
+                            place = Place(bucket, slot)
+                            break search
+                        }
+                        waiting = true
+                        retired &= retired &- 1
+                    } while retired != 0
+                }
             }
+            guard let next = table.overflow(bucket) else { break }
+            bucket = next
         }
         if let place {
             table.write(key: key, value: value, into: table.slot(place.bucketPointer, place.slot))
@@ -352,8 +369,9 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
         if waiting { table.requestGenerations(through: table.generationsPosted.load(ordering: .relaxed) &+ 1) }
         guard let overflow = table.allocateOverflowBucket(lockIndex: index) else { return nil }
         table.write(key: key, value: value, into: table.slot(overflow, 0))
-        // Publishing the link publishes the bucket's contents; the slot's tag is set by the caller.
-        table.link(overflow, after: last)
+        // Publishing the link publishes the bucket's contents; the slot's tag is set by the
+        // caller. `bucket` is the chain's last bucket.
+        table.link(overflow, after: bucket)
         return Place(overflow, 0)
     }
 
