@@ -34,10 +34,16 @@ struct CapacityGate: ~Copyable {
     let batch: Int
     let stripeMask: Int
     /// Invariant: `stripeMask + 1` stripes of ``stripeStride`` bytes, 64-byte aligned, each
-    /// holding two initialised atomics: credits (offset 0) and in-flight changes (offset 8).
+    /// holding one initialised `Atomic<Int>`, the stripe's *word*: its parked credits in the
+    /// low 32 bits and its changes in flight in the high bits (both never negative, and
+    /// far below 2^31). One word, so that a change takes a credit and announces itself in
+    /// flight — or parks a credit and leaves — in one atomic operation.
     private let stripes: UnsafeMutableRawPointer
 
     private static let stripeStride = 64
+    /// One change in flight, in a stripe's word.
+    private static let flightUnit = 1 << 32
+    private static let creditMask = flightUnit - 1
 
     init(maxEntries: Int) {
         self.maxEntries = maxEntries
@@ -48,9 +54,7 @@ struct CapacityGate: ~Copyable {
         batch = max(1, min(64, maxEntries / (48 * stripeCount)))
         stripes = UnsafeMutableRawPointer.allocate(byteCount: stripeCount * Self.stripeStride, alignment: 64)
         for index in 0..<stripeCount {
-            let stripe = stripes + index * Self.stripeStride
-            stripe.bindMemory(to: Atomic<Int>.self, capacity: 2).initialize(to: Atomic(0))
-            (stripe + 8).assumingMemoryBound(to: Atomic<Int>.self).initialize(to: Atomic(0))
+            (stripes + index * Self.stripeStride).bindMemory(to: Atomic<Int>.self, capacity: 1).initialize(to: Atomic(0))
         }
     }
 
@@ -59,14 +63,12 @@ struct CapacityGate: ~Copyable {
     }
 
     @inline(__always)
-    private func credits(_ index: Int) -> UnsafeMutablePointer<Atomic<Int>> {
+    private func word(_ index: Int) -> UnsafeMutablePointer<Atomic<Int>> {
         (stripes + index &* Self.stripeStride).assumingMemoryBound(to: Atomic<Int>.self)
     }
 
     @inline(__always)
-    private func inFlight(_ index: Int) -> UnsafeMutablePointer<Atomic<Int>> {
-        (stripes + index &* Self.stripeStride + 8).assumingMemoryBound(to: Atomic<Int>.self)
-    }
+    private static func credits(_ word: Int) -> Int { word & creditMask }
 
     /// The calling thread's stripe.
     @inline(__always)
@@ -75,7 +77,7 @@ struct CapacityGate: ~Copyable {
     /// Entries in the map (a snapshot).
     var entries: Int {
         var parked = 0
-        for index in 0...stripeMask { parked += credits(index).pointee.load(ordering: .relaxed) }
+        for index in 0...stripeMask { parked += Self.credits(word(index).pointee.load(ordering: .relaxed)) }
         return min(maxEntries, max(0, count.load(ordering: .relaxed) - parked))
     }
 
@@ -92,7 +94,7 @@ struct CapacityGate: ~Copyable {
             if drainCredits() > 0 { continue }
             if keyExists() { return .exists }
             if changesInFlight() == 0 {
-                // A change that ended just now parked its credit before leaving the in-flight
+                // A change that ended just now parked its credit as it left the in-flight
                 // count: a second drain finds it. Then a racing insert of this very key may have
                 // published and resolved since the first look: it publishes before it
                 // resolves, so a second look after seeing no change in flight finds it.
@@ -120,66 +122,70 @@ struct CapacityGate: ~Copyable {
     /// flight) when the map is full as counted and the stripe holds no credit.
     @inline(__always)
     private func takeUnit(_ stripe: Int) -> Bool {
-        let credit = credits(stripe)
-        let flight = inFlight(stripe)
+        let word = word(stripe)
+        // A parked credit: taken and announced in flight in one exchange.
+        var current = word.pointee.load(ordering: .acquiring)
+        while Self.credits(current) > 0 {
+            let (exchanged, original) = word.pointee.compareExchange(
+                expected: current, desired: current &- 1 &+ Self.flightUnit, ordering: .acquiringAndReleasing)
+            if exchanged { return true }
+            current = original
+        }
         // Only a thread that may get a slot announces itself: a waiter that sees the map
         // full stays out of the in-flight counts, or waiters would keep each other waiting
         // (with more threads than cores, and bucket locks held, that collapsed throughput).
-        guard credit.pointee.load(ordering: .relaxed) > 0 || count.load(ordering: .acquiring) < maxEntries else {
-            return false
-        }
-        flight.pointee.wrappingAdd(1, ordering: .acquiringAndReleasing)
-        var parked = credit.pointee.load(ordering: .acquiring)
-        while parked > 0 {
-            let (exchanged, original) = credit.pointee.compareExchange(
-                expected: parked, desired: parked - 1, ordering: .acquiringAndReleasing)
-            if exchanged { return true }
-            parked = original
-        }
+        guard count.load(ordering: .acquiring) < maxEntries else { return false }
+        word.pointee.wrappingAdd(Self.flightUnit, ordering: .acquiringAndReleasing)
         // Compare-and-swap, never add-then-undo: `count` must never read above maxEntries.
-        var current = count.load(ordering: .acquiring)
-        while current < maxEntries {
-            let taken = min(batch, maxEntries - current)
+        var counted = count.load(ordering: .acquiring)
+        while counted < maxEntries {
+            let taken = min(batch, maxEntries - counted)
             let (exchanged, original) = count.compareExchange(
-                expected: current, desired: current + taken, ordering: .acquiringAndReleasing)
+                expected: counted, desired: counted + taken, ordering: .acquiringAndReleasing)
             if exchanged {
                 // Parked while still in flight, so a waiter that drains finds them.
-                if taken > 1 { credit.pointee.wrappingAdd(taken - 1, ordering: .acquiringAndReleasing) }
+                if taken > 1 { word.pointee.wrappingAdd(taken - 1, ordering: .acquiringAndReleasing) }
                 return true
             }
-            current = original
+            counted = original
         }
-        flight.pointee.wrappingSubtract(1, ordering: .acquiringAndReleasing)
+        word.pointee.wrappingSubtract(Self.flightUnit, ordering: .acquiringAndReleasing)
         return false
     }
 
     /// Ends a reservation: kept if the key was published, parked as a credit otherwise.
     func resolve(published: Bool) {
         let stripe = ownStripe
-        if !published { park(stripe) }
-        inFlight(stripe).pointee.wrappingSubtract(1, ordering: .acquiringAndReleasing)
+        if published {
+            word(stripe).pointee.wrappingSubtract(Self.flightUnit, ordering: .acquiringAndReleasing)
+        } else {
+            parkAndLeave(stripe)
+        }
     }
 
     /// Announces a removal attempt (before the unlink).
     func beginRemoval() {
-        inFlight(ownStripe).pointee.wrappingAdd(1, ordering: .acquiringAndReleasing)
+        word(ownStripe).pointee.wrappingAdd(Self.flightUnit, ordering: .acquiringAndReleasing)
     }
 
     /// Ends a removal attempt: parks the entry's unit as a credit if it was unlinked.
     func endRemoval(removed: Bool) {
         let stripe = ownStripe
-        if removed { park(stripe) }
-        inFlight(stripe).pointee.wrappingSubtract(1, ordering: .acquiringAndReleasing)
+        if removed {
+            parkAndLeave(stripe)
+        } else {
+            word(stripe).pointee.wrappingSubtract(Self.flightUnit, ordering: .acquiringAndReleasing)
+        }
     }
 
-    /// Parks one unit in `stripe`; a stripe holding more than two batches gives one back.
+    /// Parks one unit in `stripe` and leaves its in-flight count, in one atomic add; a
+    /// stripe holding more than two batches gives one back.
     @inline(__always)
-    private func park(_ stripe: Int) {
-        let credit = credits(stripe)
-        let parked = credit.pointee.wrappingAdd(1, ordering: .acquiringAndReleasing).newValue
-        if parked > 2 * batch,
-           credit.pointee.compareExchange(expected: parked, desired: parked - batch,
-                                          ordering: .acquiringAndReleasing).exchanged {
+    private func parkAndLeave(_ stripe: Int) {
+        let word = word(stripe)
+        let after = word.pointee.wrappingAdd(1 &- Self.flightUnit, ordering: .acquiringAndReleasing).newValue
+        if Self.credits(after) > 2 * batch,
+           word.pointee.compareExchange(expected: after, desired: after - batch, ordering: .acquiringAndReleasing).exchanged {
             count.wrappingSubtract(batch, ordering: .acquiringAndReleasing)
         }
     }
@@ -188,11 +194,19 @@ struct CapacityGate: ~Copyable {
     private func drainCredits() -> Int {
         var drained = 0
         // A stripe with nothing parked is only read: a full LRU map drains on every insert.
-        for index in 0...stripeMask where credits(index).pointee.load(ordering: .acquiring) > 0 {
-            let taken = credits(index).pointee.exchange(0, ordering: .acquiringAndReleasing)
-            if taken > 0 {
-                count.wrappingSubtract(taken, ordering: .acquiringAndReleasing)
-                drained += taken
+        for index in 0...stripeMask {
+            let word = word(index)
+            var current = word.pointee.load(ordering: .acquiring)
+            while Self.credits(current) > 0 {
+                let (exchanged, original) = word.pointee.compareExchange(
+                    expected: current, desired: current & ~Self.creditMask, ordering: .acquiringAndReleasing)
+                if exchanged {
+                    let taken = Self.credits(current)
+                    count.wrappingSubtract(taken, ordering: .acquiringAndReleasing)
+                    drained += taken
+                    break
+                }
+                current = original
             }
         }
         return drained
@@ -201,7 +215,7 @@ struct CapacityGate: ~Copyable {
     /// Changes in flight over every stripe.
     private func changesInFlight() -> Int {
         var total = 0
-        for index in 0...stripeMask { total &+= inFlight(index).pointee.load(ordering: .acquiring) }
+        for index in 0...stripeMask { total &+= word(index).pointee.load(ordering: .acquiring) >> 32 }
         return total
     }
 }
