@@ -106,15 +106,21 @@ struct MemoryFigureTests {
     }
 }
 
-/// In-process measurements. Other suites (and other test targets) may allocate at the same
-/// time, so a measurement that looks disturbed is retried a few times before it counts.
+/// In-process measurements. Other suites (and other test targets) may allocate and free at
+/// the same time, so a measurement that looks disturbed is retried, a little apart, until it
+/// is clean or 20 attempts have been made (under a full parallel test run, five attempts in
+/// a row were once all disturbed).
 @Suite("rcumaps memory runs", .serialized,
        .enabled(if: ProcessMemory.isAvailable, "heap figures unavailable (a sanitizer replaces malloc)"))
 struct MemoryRunTests {
-    /// Tries `attempt` up to five times until `isClean` accepts its result; returns the last.
+    /// Tries `attempt` up to 20 times, 0.1 s apart, until `isClean` accepts its result;
+    /// returns the last.
     func measured<Result>(_ attempt: () throws -> Result, isClean: (Result) -> Bool) rethrows -> Result {
         var result = try attempt()
-        for _ in 1..<5 where !isClean(result) { result = try attempt() }
+        for _ in 1..<20 where !isClean(result) {
+            usleep(100_000)
+            result = try attempt()
+        }
         return result
     }
 
