@@ -470,6 +470,14 @@ static inline __attribute__((always_inline)) void rcumaps_cpu_relax(void)
 #endif
 }
 
+/* Starts fetching the cache line at `addr` for writing (a hint: no effect on memory, and
+ * none on correctness). A writer calls it as soon as it knows which line it will lock, so
+ * that the miss overlaps the work before the lock. */
+static inline __attribute__((always_inline)) void rcumaps_prefetch_for_write(const void *addr)
+{
+    __builtin_prefetch(addr, 1, 3);
+}
+
 /* ---------------------------------------------------------------------------
  * LPM trie: the readers' walk (RCUBaseMaps' RawLPMTrieMap; layout in LPMNodes.swift)
  * ------------------------------------------------------------------------- */

@@ -396,11 +396,14 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
         let locked = rawFlags.contains(.lock)
         if locked, !lockWord.exists { throw noLockWordError }
         try checkKey(key, keySize)
+        // The chain's first bucket, whose line the lock below takes: fetched while the rest
+        // of the checks run (at a million entries it is almost always a cache miss).
+        let hash = hasher.hash(key.baseAddress!, count: keySize)
+        let index = table.bucketIndex(hash)
+        rcumaps_prefetch_for_write(table.bucket(index))
         try checkValue(value, valueSize)
         try checkFlags(rawFlags)
         let flags = rawFlags.withoutLock
-        let hash = hasher.hash(key.baseAddress!, count: keySize)
-        let index = table.bucketIndex(hash)
         let tag = BucketTable.tag(hash)
         // The section keeps a displaced slot intact until its removal has been reported,
         // after the lock. A write that reports nothing (no observer, no copy of the old
@@ -612,6 +615,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
                 removed: (UnsafeRawBufferPointer) -> Void) throws(MapError) {
         let hash = hasher.hash(key.baseAddress!, count: keySize)
         let index = table.bucketIndex(hash)
+        rcumaps_prefetch_for_write(table.bucket(index))
         // A one-word value (without a lock word, which a helper-mode holder may still hold
         // in the slot) is copied under the lock and handed on from the copy: the slot is
         // not read after the lock, and no section is needed for it either.
