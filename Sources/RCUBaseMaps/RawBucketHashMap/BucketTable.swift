@@ -39,7 +39,7 @@ import Synchronization
 ///
 /// A slot retired in a first-level bucket stays there, stamped with the table's reclaim
 /// generation (``retire(_:)``), and the chain's own writers reuse it once one generation
-/// has completed since (``fillFreeSlot``'s caller asks ``isReusable(_:slot:)``): no work
+/// has completed since (`fillFreeSlot` asks a `ReuseClock`, the rule of `isReusable`): no work
 /// item, no second visit of the bucket. A generation is one ``EpochWorkItem``, posted one
 /// after another while writers ask for them (``requestGenerations(through:)``), run by the
 /// epoch layer's grace-period driver (`EpochWorkItem.scheduleOnGracePeriodDriver()`:
