@@ -202,18 +202,27 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
     /// The live slot holding `key`, or nil. Caller holds an epoch (or the bucket's lock).
     @inlinable @inline(__always)
     func findSlot(_ key: UnsafeRawPointer, hash: UInt64) -> UnsafeMutableRawPointer? {
+        guard let match = firstMatch(key, hash: hash, inChainOf: table.bucketIndex(hash)) else { return nil }
+        if tracksRecency { markReferenced(match.bucket, slot: match.slot, control: match.control) }
+        return table.slot(match.bucket, match.slot)
+    }
+
+    /// The bucket and slot where `key` is live in the chain of bucket `index`, and that
+    /// bucket's control word as loaded, or nil: each bucket's tags are matched in one step,
+    /// and the walk stops at the first match (a chain holds a key at most once). Caller
+    /// holds an epoch, or the chain's lock.
+    @inlinable @inline(__always)
+    func firstMatch(_ key: UnsafeRawPointer, hash: UInt64, inChainOf index: Int)
+        -> (bucket: UnsafeMutableRawPointer, slot: Int, control: UInt64)?
+    {
         let pattern = BucketTable.tag(hash) &* BucketTable.byteOnes
-        var bucket = table.bucket(table.bucketIndex(hash))
+        var bucket = table.bucket(index)
         while true {
             let control = table.loadControl(bucket)
             var candidates = table.tagMatches(control, pattern: pattern)
             while candidates != 0 {
                 let slot = candidates.trailingZeroBitCount &>> 3
-                let entry = table.slot(bucket, slot)
-                if keysEqual(entry, key, count: keySize) {
-                    if tracksRecency { markReferenced(bucket, slot: slot, control: control) }
-                    return entry
-                }
+                if keysEqual(table.slot(bucket, slot), key, count: keySize) { return (bucket, slot, control) }
                 candidates &= candidates &- 1
             }
             guard let next = table.overflow(bucket) else { return nil }
@@ -300,23 +309,9 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
     }
 
     /// The live place of `key` in the chain of bucket `index`. Caller holds its lock.
-    ///
-    /// Each bucket's tags are matched in one step (as ``findSlot(_:hash:)`` does), and the
-    /// walk stops at the first match: a chain holds a key at most once.
     @inline(__always)
     func locate(_ key: UnsafeRawPointer, hash: UInt64, index: Int) -> Place? {
-        let pattern = BucketTable.tag(hash) &* BucketTable.byteOnes
-        var bucket = table.bucket(index)
-        while true {
-            var candidates = table.tagMatches(table.loadControl(bucket), pattern: pattern)
-            while candidates != 0 {
-                let slot = candidates.trailingZeroBitCount &>> 3
-                if keysEqual(table.slot(bucket, slot), key, count: keySize) { return Place(bucket, slot) }
-                candidates &= candidates &- 1
-            }
-            guard let next = table.overflow(bucket) else { return nil }
-            bucket = next
-        }
+        firstMatch(key, hash: hash, inChainOf: index).map { Place($0.bucket, $0.slot) }
     }
 
     /// Writes `key` and `value` into a free slot of the chain of bucket `index`, chaining a
