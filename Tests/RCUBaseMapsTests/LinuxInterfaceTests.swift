@@ -103,8 +103,8 @@ struct LinuxInterfaceTests {
         let writeOnly = try Self.make(kind, flags: .writeOnlyProgram)
         try readOnly.put(UInt32(1), UInt64(1))
         try writeOnly.put(UInt32(1), UInt64(1))
-        try withUnsafeBytes(of: UInt32(1)) { k in
-            try withUnsafeBytes(of: UInt64(2)) { v in
+        withUnsafeBytes(of: UInt32(1)) { k in
+            withUnsafeBytes(of: UInt64(2)) { v in
                 Epoch.withSection { section in
                     #expect(errno { try readOnly.update(key: k, value: v, flags: .any, in: section) } == EACCES)
                     #expect(errno { try readOnly.delete(key: k, in: section) } == EACCES)

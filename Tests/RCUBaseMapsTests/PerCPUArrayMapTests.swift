@@ -243,13 +243,13 @@ struct PerCPUArrayMapTests {
         #expect(errno { try update(writeOnly, 0, value) } == 0)
         #expect(errno { _ = try writeOnly.next(after: nil as UInt32?) } == EPERM)
         let readOnlyProgram = try Self.make(flags: .readOnlyProgram)
-        try Epoch.withSection { section in
+        Epoch.withSection { section in
             #expect(errno { try withUnsafeBytes(of: UInt32(0)) { key in
                 try [UInt8](repeating: 1, count: 8).withUnsafeBytes {
                     try readOnlyProgram.update(key: key, value: $0, flags: .any, in: section) } } } == EACCES)
         }
         let writeOnlyProgram = try Self.make(flags: .writeOnlyProgram)
-        try Epoch.withSection { section in
+        Epoch.withSection { section in
             #expect(errno { _ = try withUnsafeBytes(of: UInt32(0)) { try writeOnlyProgram.lookupInPlace(key: $0, in: section) } } == EACCES)
         }
     }
