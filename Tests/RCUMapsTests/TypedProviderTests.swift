@@ -107,6 +107,50 @@ struct TypedProviderTests {
         #expect(log.entries.withLock { $0.first { $0.reason == .rolledBack }?.stored } == 99)
     }
 
+    /// The hooks read keys and values as the provider's types: a map of the type made with
+    /// other sizes (through `CustomMap` of other types, or a byte-level definition) is
+    /// refused, instead of having its keys and values read and written out of bounds.
+    @Test func mapsWithOtherSizesThanTheProvidersAreRefused() throws {
+        let registry = MapProviderRegistry()
+        let log = RemovalLog()
+        let type = MapType(rawValue: 4200)
+        let registration = try registry.register(ComplementingProvider(log: log), type: type, base: .hashBucketLocked)
+        let provider = registration.provider
+        #expect(throws: MapError.invalidArgument) {
+            _ = try CustomMap<UInt8, UInt64>(type: type, maxEntries: 4, registry: registry)   // 1-byte keys
+        }
+        #expect(throws: MapError.invalidArgument) {
+            _ = try CustomMap<UInt32, UInt8>(type: type, maxEntries: 4, registry: registry)   // 1-byte values
+        }
+        #expect(throws: MapError.invalidArgument) {
+            _ = try registry.createMap(MapDefinition(type: type, keySize: 16, valueSize: 8, maxEntries: 4))
+        }
+        // A refused map left nothing behind: no context, and the type can be unregistered.
+        #expect(provider.counter.live.load(ordering: .relaxed) == 0)
+        let map = try registration.makeMap(maxEntries: 4)
+        try map.updateValue(7, forKey: 1)
+        #expect(try map[1] == 7)
+    }
+
+    /// Outside the transforming mode the map stores user values as they are, and the
+    /// removal hook reads them as `Stored`: a `Stored` of another type, even of the same
+    /// size, is refused at registration.
+    @Test func storedMustBeValueOutsideTheTransformingMode() throws {
+        struct Reinterpreting: TypedMapProvider {
+            typealias Key = UInt32
+            typealias Value = UInt8
+            typealias Stored = Bool
+            static var mode: TypedProviderMode { .observing }
+            func store(_ value: UInt8, forKey key: UInt32, context: NoProviderContext) throws(MapError) -> Bool { value != 0 }
+            func load(_ stored: Bool, forKey key: UInt32, context: NoProviderContext) throws(MapError) -> UInt8 { stored ? 1 : 0 }
+        }
+        let registry = MapProviderRegistry()
+        #expect(throws: MapError.invalidArgument) {
+            _ = try registry.register(Reinterpreting(), type: MapType(rawValue: 4201), base: .hashBucketLocked)
+        }
+        #expect(!registry.isRegistered(MapType(rawValue: 4201)))
+    }
+
     /// Two registries hold the same type ID without colliding; MapRegistry.create sees only
     /// the shared one.
     @Test func scopedRegistriesAreIndependent() throws {

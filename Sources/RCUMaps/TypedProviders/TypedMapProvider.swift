@@ -181,8 +181,11 @@ extension MapProviderRegistry {
     /// Registers a typed provider for the custom `type`, stored in `base`.
     ///
     /// - Throws: ``/RCUBaseMaps/MapError/invalidArgument`` for an ID outside 4096–65535, a key type with
-    ///   padding or a value type aligned beyond 8 bytes; ``/RCUBaseMaps/MapError/alreadyExists`` if the
-    ///   type already has a provider in this registry.
+    ///   padding, a value type aligned beyond 8 bytes, or a `Stored` type other than `Value` outside
+    ///   the ``TypedProviderMode/transforming`` mode; ``/RCUBaseMaps/MapError/alreadyExists`` if the
+    ///   type already has a provider in this registry. Maps of the type must then be made with the
+    ///   provider's key and value sizes (``TypedProviderRegistration/makeMap(maxEntries:name:poolTag:)``
+    ///   does): a map with other sizes is refused with ``/RCUBaseMaps/MapError/invalidArgument``.
     public func register<Provider: TypedMapProvider>(_ provider: Provider, type: MapType, base: ProviderBaseMap)
         throws(MapError) -> TypedProviderRegistration<Provider>
     {
@@ -190,9 +193,12 @@ extension MapProviderRegistry {
         try TypedLayout.checkValue(Provider.Value.self)
         try TypedLayout.checkValue(Provider.Stored.self)
         let mode = Provider.mode
-        guard mode == .transforming || MemoryLayout<Provider.Stored>.size == MemoryLayout<Provider.Value>.size else {
+        // Outside `.transforming` the map stores user values as they are, and the removal
+        // hook reads them back as `Stored`: only the same type is sound (bytes of one type
+        // read as another of the same size can be an invalid enum case or `Bool`).
+        guard mode == .transforming || Provider.Stored.self == Provider.Value.self else {
             throw MapError.invalidArgument.with(
-                reason: "\(Provider.self): Stored and Value differ in size; use the .transforming mode")
+                reason: "\(Provider.self): Stored (\(Provider.Stored.self)) is not Value (\(Provider.Value.self)); only the .transforming mode may store another type")
         }
         let registration = try register(
             type: type, base: base,
@@ -218,6 +224,14 @@ struct TypedDispatch<Provider: TypedMapProvider> {
         let provider = self.provider
         var table = MapProviderDispatchTable(
             preprocessMapCreate: { (request) throws(MapError) -> MapCreateResult in
+                // Every hook reads keys and values as the provider's types: a map made with
+                // other sizes (a `CustomMap` of other types, or a byte-level definition) would
+                // have them read and written out of bounds.
+                guard request.keySize == MemoryLayout<Provider.Key>.size,
+                      request.valueSize == MemoryLayout<Provider.Value>.size else {
+                    throw MapError.invalidArgument.with(
+                        reason: "\(Provider.self) serves \(MemoryLayout<Provider.Key>.size)-byte keys and \(MemoryLayout<Provider.Value>.size)-byte values, not \(request.keySize) and \(request.valueSize)")
+                }
                 let context = try provider.makeContext(maxEntries: request.maxEntries)
                 return MapCreateResult(actualValueSize: MemoryLayout<Provider.Stored>.size, context: context)
             },
