@@ -48,6 +48,21 @@ struct TypedLPMTrieTests {
         #expect(routes6.count == 0)
     }
 
+    /// A value type whose size is less than its stride (here 9 bytes in 16) round-trips
+    /// through every write: the displaced value's buffer is one value, not one stride.
+    @Test func valuesShorterThanTheirStrideRoundTrip() throws {
+        struct Route: BitwiseCopyable, Equatable { var nextHop: UInt64; var metric: UInt8 }
+        #expect(MemoryLayout<Route>.size < MemoryLayout<Route>.stride)
+        let routes = try LPMTrieMap<IPv4Prefix, Route>(capacity: 4, poolTag: uniqueTag())
+        let prefix = IPv4Prefix("10.0.0.0/8")!
+        #expect(try routes.updateValue(Route(nextHop: 1, metric: 2), for: prefix) == nil)
+        #expect(try routes.updateValue(Route(nextHop: 3, metric: 4), for: prefix) == Route(nextHop: 1, metric: 2))
+        #expect(try routes.insert(Route(nextHop: 5, metric: 6), for: IPv4Prefix("10.1.0.0/16")!))
+        #expect(routes.longestMatch(IPv4Prefix("10.1.2.3")!) == Route(nextHop: 5, metric: 6))
+        #expect(routes.longestMatch(IPv4Prefix("10.2.2.3")!) == Route(nextHop: 3, metric: 4))
+        #expect(routes.snapshot().map(\.value) == [Route(nextHop: 5, metric: 6), Route(nextHop: 3, metric: 4)])
+    }
+
     @Test func fullTrieRefusesNewPrefixesWithENOSPC() throws {
         let routes = try LPMTrieMap<IPv4Prefix, UInt64>(capacity: 1, poolTag: uniqueTag())
         try routes.updateValue(1, for: IPv4Prefix("10.0.0.0/8")!)

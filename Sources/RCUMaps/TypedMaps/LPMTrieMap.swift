@@ -246,7 +246,9 @@ public final class LPMTrieMap<Key: LPMTrieKey, Value: BitwiseCopyable & Sendable
         return try withUnsafeTemporaryAllocation(of: Value.self, capacity: 1) { (old) throws(MapError) -> Value? in
             let replaced = try prefix.withKeyBytes { (key) throws(MapError) -> Bool in
                 try withUnsafeBytes(of: &value) { (bytes) throws(MapError) -> Bool in
-                    try raw.exchange(key: key, value: bytes, flags: .any, into: UnsafeMutableRawBufferPointer(old))
+                    // `Value`'s size, not its stride: the trie checks the buffer is one value.
+                    try raw.exchange(key: key, value: bytes, flags: .any,
+                                     into: UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(old)[..<MemoryLayout<Value>.size]))
                 }
             }
             return replaced ? UnsafeMutableRawPointer(old.baseAddress!).load(as: Value.self) : nil
