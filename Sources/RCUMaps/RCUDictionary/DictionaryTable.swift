@@ -7,7 +7,8 @@ import Synchronization
 ///
 /// Layout: a 64-byte header (bucket count) followed by `bucketCount` 64-byte buckets:
 ///
-///     offset 0   control  Atomic<UInt64>  bytes 0..<3: slot tags (0 = empty)
+///     offset 0   control  Atomic<UInt64>  bytes 0..<3: slot tags (0 = empty);
+///                                         bits 24..<64: the bucket's change count
 ///     offset 8   overflow Atomic<UInt>    the next bucket of the chain, or 0
 ///     offset 16  slots    3 × (key word, value word), each an Atomic<UInt>
 ///
@@ -17,10 +18,17 @@ import Synchronization
 /// bits (one-word values) or unused.
 ///
 /// A writer fills a slot's value word, then its key word, then its tag (each a release
-/// store); a delete clears the tag, then the key word. A reader loads the control word, then
-/// the key word and value word of each slot whose tag matches, then checks the tag and key
-/// word again: if both are unchanged, the two words it read belong together. The buckets of
-/// chain `i` change only under the writer stripe `i mod stripes`.
+/// store); a delete clears the tag, then the key word. Both add one to the bucket's change
+/// count in the same store of the control word. A reader loads the control word, then the
+/// key word and value word of each slot whose tag matches, then loads the control word
+/// again: if it is unchanged, no slot of the bucket was emptied or filled in between, so the
+/// two words it read belong together. (Comparing the tag and the key word alone is not
+/// enough for integer keys, whose key word is the key itself: between the reader's loads the
+/// slot could be emptied, filled with another key of the same tag, emptied and filled with
+/// the first key again, and the value read would be the other key's.) A value word replaced
+/// in place (one-word values) and a node replaced in place (``RCUDictionary/SlotLayout/node``)
+/// leave the count alone: the slot still holds the same key. The buckets of chain `i` change
+/// only under the writer stripe `i mod stripes`.
 ///
 /// A table is replaced whole when the dictionary grows or shrinks (the same slot words,
 /// rehashed into a new table, published with one release store); the old table and its
@@ -39,6 +47,9 @@ struct DictionaryTable {
     /// `0x80` in each of the three tag bytes.
     @usableFromInline static let liveTagBits: UInt64 = 0x0000_0000_0080_8080
     static let tag = PoolTag("rcdt")
+    /// One change of a bucket's change count (the control word's bits 24 and up, which wrap
+    /// around after 2^40 changes).
+    @usableFromInline static let changeUnit: UInt64 = 1 << 24
 
     @inlinable init(_ base: UnsafeMutableRawPointer) { self.base = base }
 
@@ -91,18 +102,19 @@ struct DictionaryTable {
     @inlinable @inline(__always)
     static func tag(_ hash: Int) -> UInt64 { 0x80 | (UInt64(bitPattern: Int64(hash)) >> 57) }
 
-    /// Whether slot `index` of `bucket` still shows `tag` and holds `key` in its key word:
-    /// a reader's check that the words it read from the slot belong together.
+    /// Whether `bucket`'s control word is still `control`, the one loaded before a slot's
+    /// words were (with acquiring loads): no slot of the bucket was emptied or filled since,
+    /// so the words read from the slot belong together.
     @inlinable @inline(__always)
-    static func stillHolds(_ bucket: UnsafeMutableRawPointer, _ index: Int, tag: UInt64, key: UInt) -> Bool {
-        let control = Self.control(bucket).pointee.load(ordering: .acquiring)
-        return (control >> UInt64(8 &* index)) & 0xFF == tag && keyWord(bucket, index).pointee.load(ordering: .relaxed) == key
+    static func unchanged(_ bucket: UnsafeMutableRawPointer, since control: UInt64) -> Bool {
+        Self.control(bucket).pointee.load(ordering: .acquiring) == control
     }
 
-    /// Calls `body` with the bucket and slot index of every slot of chain `hash` whose tag
-    /// matches, until it returns `true`. Caller holds an epoch section.
+    /// Calls `body` with the bucket, slot index and the bucket's control word (as loaded
+    /// before the call) of every slot of chain `hash` whose tag matches, until it returns
+    /// `true`. Caller holds an epoch section.
     @inlinable @inline(__always)
-    func forEachCandidate(inChainOf hash: Int, _ body: (UnsafeMutableRawPointer, Int) -> Bool) -> Bool {
+    func forEachCandidate(inChainOf hash: Int, _ body: (UnsafeMutableRawPointer, Int, UInt64) -> Bool) -> Bool {
         let pattern = Self.tag(hash) &* Self.byteOnes
         var bucket = self.bucket(hash)
         while true {
@@ -110,7 +122,7 @@ struct DictionaryTable {
             let difference = control ^ pattern
             var candidates = (difference &- Self.byteOnes) & ~difference & Self.liveTagBits
             while candidates != 0 {
-                if body(bucket, candidates.trailingZeroBitCount &>> 3) { return true }
+                if body(bucket, candidates.trailingZeroBitCount &>> 3, control) { return true }
                 candidates &= candidates &- 1
             }
             guard let next = UnsafeMutableRawPointer(bitPattern: Self.overflowLink(bucket).pointee.load(ordering: .acquiring))
@@ -119,8 +131,9 @@ struct DictionaryTable {
         }
     }
 
-    /// Calls `body` with the bucket, slot index and tag of every live slot in the table.
-    /// Caller holds an epoch section (or every stripe).
+    /// Calls `body` with the bucket, slot index and the bucket's control word (as loaded
+    /// before the call) of every live slot in the table. Caller holds an epoch section (or
+    /// every stripe).
     func forEachSlot(_ body: (UnsafeMutableRawPointer, Int, UInt64) -> Void) {
         for index in 0..<bucketCount {
             var bucket: UnsafeMutableRawPointer? = base + Self.headerSize + index * Self.bucketSize
@@ -128,7 +141,7 @@ struct DictionaryTable {
                 let control = Self.control(current).pointee.load(ordering: .acquiring)
                 for slot in 0..<Self.slotsPerBucket {
                     let tag = (control >> UInt64(8 * slot)) & 0xFF
-                    if tag != 0 { body(current, slot, tag) }
+                    if tag != 0 { body(current, slot, control) }
                 }
                 bucket = UnsafeMutableRawPointer(bitPattern: Self.overflowLink(current).pointee.load(ordering: .acquiring))
             }
@@ -182,7 +195,8 @@ struct DictionaryTable {
                 // The words first, then the tag that makes readers look at them.
                 Self.valueWord(bucket, slot).pointee.store(value, ordering: .releasing)
                 Self.keyWord(bucket, slot).pointee.store(key, ordering: .releasing)
-                Self.control(bucket).pointee.store(control | Self.tag(hash) << UInt64(8 * slot), ordering: .releasing)
+                Self.control(bucket).pointee.store((control | Self.tag(hash) << UInt64(8 * slot)) &+ Self.changeUnit,
+                                                   ordering: .releasing)
                 return true
             }
             if let next = UnsafeMutableRawPointer(bitPattern: Self.overflowLink(bucket).pointee.load(ordering: .relaxed)) {
@@ -202,14 +216,15 @@ struct DictionaryTable {
         }
     }
 
-    /// Empties a place: the tag first (readers stop looking), then the key word (a reader
-    /// that read the slot before checks it again and sees the change). The value word keeps
-    /// its bits, which the slot no longer owns.
+    /// Empties a place: the tag first, with a change of the bucket's change count (readers
+    /// stop looking, and a reader that read the slot before sees the change when it loads
+    /// the control word again), then the key word. The value word keeps its bits, which the
+    /// slot no longer owns.
     @inlinable
     func clear(_ place: Place) {
         let control = Self.control(place.bucket)
         let current = control.pointee.load(ordering: .relaxed)
-        control.pointee.store(current & ~(0xFF << UInt64(8 * place.slot)), ordering: .releasing)
+        control.pointee.store((current & ~(0xFF << UInt64(8 * place.slot))) &+ Self.changeUnit, ordering: .releasing)
         place.keyWord.pointee.store(0, ordering: .releasing)
     }
 

@@ -103,7 +103,10 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         case inline
         /// One-word values, other keys: a node holding the hash and the key, and the value's bits.
         case nodeKey
-        /// Other values: a node holding the hash, the key and the value; the value word is unused.
+        /// Other values: a node holding the hash, the key and the value; the value word holds
+        /// the *stamp* of the write that stored the node (``nextStamp(_:)``), which
+        /// ``update(forKey:_:)`` compares: a node's address alone can come back for another
+        /// node once the first is freed.
         case node
     }
 
@@ -129,7 +132,10 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         minimumBuckets = stripes
         locks = BucketLocks(count: stripes)
         counts = UnsafeMutableRawPointer.allocate(byteCount: stripes * 64, alignment: 64)
-        for stripe in 0..<stripes { (counts + stripe * 64).initializeMemory(as: Atomic<Int>.self, to: Atomic(0)) }
+        for stripe in 0..<stripes {
+            (counts + stripe * 64).initializeMemory(as: Atomic<Int>.self, to: Atomic(0))
+            (counts + stripe * 64 + 8).initializeMemory(as: Atomic<UInt>.self, to: Atomic(0))
+        }
         let buckets = Swift.max(stripes, Self.powerOfTwo(atLeast: Swift.min(1 << 24, Swift.max(0, minimumCapacity) / 2)))
         guard let first = DictionaryTable.make(bucketCount: buckets) else {
             _rcumapsTrap("RCUDictionary: out of memory for \(buckets) buckets")
@@ -154,7 +160,10 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         current.retire()
         nodes.flush()
         replacedObjects?.flush()
-        for stripe in 0...stripeMask { (counts + stripe * 64).assumingMemoryBound(to: Atomic<Int>.self).deinitialize(count: 1) }
+        for stripe in 0...stripeMask {
+            (counts + stripe * 64).assumingMemoryBound(to: Atomic<Int>.self).deinitialize(count: 1)
+            (counts + stripe * 64 + 8).assumingMemoryBound(to: Atomic<UInt>.self).deinitialize(count: 1)
+        }
         counts.deallocate()
     }
 
@@ -260,25 +269,26 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// Whether the dictionary holds no entry (see ``count``).
     public var isEmpty: Bool { count == 0 }
 
-    /// The two words of `key`'s slot, read so that they belong together (a slot emptied or
-    /// reused between the reads is read again), or nil. Caller holds an epoch section.
+    /// The two words of `key`'s slot, read so that they belong together (a bucket whose
+    /// slots were emptied or filled between the reads is read again), or nil. Caller holds
+    /// an epoch section.
     @inlinable @inline(__always)
     func find(_ key: Key, hash: Int) -> (key: UInt, value: UInt)? {
-        let tag = DictionaryTable.tag(hash)
         let probe = layout == .inline ? encode(key) : 0
         while true {
             var found: (key: UInt, value: UInt)?
             var changed = false
-            _ = currentTable.forEachCandidate(inChainOf: hash) { bucket, slot in
+            _ = currentTable.forEachCandidate(inChainOf: hash) { bucket, slot, control in
                 let keyBits = DictionaryTable.keyWord(bucket, slot).pointee.load(ordering: .acquiring)
                 guard layout == .inline ? keyBits == probe : keyBits != 0 && nodeMatches(keyBits, key, hash) else { return false }
+                let valueBits = DictionaryTable.valueWord(bucket, slot).pointee.load(ordering: .acquiring)
                 if layout == .node {
-                    // Nodes are immutable and outlive the section: no second look needed.
-                    found = (keyBits, 0)
+                    // Nodes are immutable and outlive the section: no second look needed. (The
+                    // stamp may be newer than the node; ``update(forKey:_:)`` then retries.)
+                    found = (keyBits, valueBits)
                     return true
                 }
-                let valueBits = DictionaryTable.valueWord(bucket, slot).pointee.load(ordering: .acquiring)
-                if DictionaryTable.stillHolds(bucket, slot, tag: tag, key: keyBits) {
+                if DictionaryTable.unchanged(bucket, since: control) {
                     found = (keyBits, valueBits)
                 } else {
                     changed = true
@@ -521,12 +531,12 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         let node = makeNode(key, value, hash: hash)
         return write(hash) { table, stripe -> Value? in
             if let place = table.locate(hash, { self.nodeMatches($0, key, hash) }) {
-                let old = place.keyWord.pointee.exchange(node, ordering: .acquiringAndReleasing)
+                let old = replaceNode(at: place, with: node, stripe: stripe)
                 let displaced = returningDisplaced ? nodeValue(old) : nil
                 nodes.retire(UnsafeMutableRawPointer(bitPattern: old)!)
                 return displaced
             }
-            insert(key: node, value: 0, hash: hash, into: table, stripe: stripe)
+            insert(key: node, value: nextStamp(stripe), hash: hash, into: table, stripe: stripe)
             return nil
         }
     }
@@ -546,7 +556,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
             switch layout {
             case .inline: insert(key: encode(key), value: ownedBits(value), hash: hash, into: table, stripe: stripe)
             case .nodeKey: insert(key: node, value: ownedBits(value), hash: hash, into: table, stripe: stripe)
-            case .node: insert(key: node, value: 0, hash: hash, into: table, stripe: stripe)
+            case .node: insert(key: node, value: nextStamp(stripe), hash: hash, into: table, stripe: stripe)
             }
             return true
         }
@@ -592,11 +602,10 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
             }
         }
         let node = makeNode(key, newValue, hash: hash)
-        let replaced = write(hash) { table, _ -> Bool in
-            guard let place = table.locate(hash, { self.nodeMatches($0, key, hash) }) else { return false }
-            let old = place.keyWord.pointee.load(ordering: .relaxed)
-            guard nodeValue(old) == expected else { return false }
-            place.keyWord.pointee.store(node, ordering: .releasing)
+        let replaced = write(hash) { table, stripe -> Bool in
+            guard let place = table.locate(hash, { self.nodeMatches($0, key, hash) }),
+                  nodeValue(place.keyWord.pointee.load(ordering: .relaxed)) == expected else { return false }
+            let old = replaceNode(at: place, with: node, stripe: stripe)
             nodes.retire(UnsafeMutableRawPointer(bitPattern: old)!)
             return true
         }
@@ -618,8 +627,10 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     public func update(forKey key: Key, _ transform: (Value?) throws -> Value?) rethrows -> Value? {
         let hash = self.hash(of: key)
         while true {
-            // The slot's words (a one-word value is replaced in place, so the key word alone
-            // does not tell a change) and a copy of the value.
+            // The slot's words and a copy of the value. The key word alone does not tell a
+            // change: a one-word value is replaced in place, and a node's address can come
+            // back for a new node once the section has ended and the old one is freed; the
+            // value word (a one-word value, or the node's stamp) tells.
             let current = Epoch.withSection { _ in read(key, hash: hash) }
             let updated = try transform(current?.value)
             // A new node, unless the slot keeps the value (a present key, or an integer key).
@@ -632,22 +643,21 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
             }
             let committed = write(hash) { table, stripe -> Bool in
                 let place = table.locate(hash, { self.keyWordMatches($0, key, hash) })
-                // Changed meanwhile: another entry, or another value in the same slot.
+                // Changed meanwhile: another entry, or another value (or node) in the same slot.
                 guard place?.keyWord.pointee.load(ordering: .relaxed) == current?.words.key else { return false }
-                if layout != .node, let place, place.valueWord.pointee.load(ordering: .relaxed) != current!.words.value {
-                    return false
-                }
+                if let place, place.valueWord.pointee.load(ordering: .relaxed) != current!.words.value { return false }
                 switch (place, updated) {
                 case (nil, nil):
                     break
                 case (nil, let value?):
                     let keyBits = layout == .inline ? encode(key) : node!
-                    insert(key: keyBits, value: layout == .node ? 0 : ownedBits(value), hash: hash, into: table, stripe: stripe)
+                    insert(key: keyBits, value: layout == .node ? nextStamp(stripe) : ownedBits(value), hash: hash,
+                           into: table, stripe: stripe)
                 case (let place?, nil):
                     remove(place, from: table, stripe: stripe)
                 case (let place?, let value?):
                     if layout == .node {
-                        let old = place.keyWord.pointee.exchange(node!, ordering: .acquiringAndReleasing)
+                        let old = replaceNode(at: place, with: node!, stripe: stripe)
                         nodes.retire(UnsafeMutableRawPointer(bitPattern: old)!)
                     } else {
                         _ = exchangeValue(at: place, with: value)
@@ -685,12 +695,27 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         var entries: [(key: Key, value: Value)] = []
         entries.reserveCapacity(count)
         Epoch.withSection { _ in
-            currentTable.forEachSlot { bucket, slot, tag in
-                let keyBits = DictionaryTable.keyWord(bucket, slot).pointee.load(ordering: .acquiring)
-                let valueBits = DictionaryTable.valueWord(bucket, slot).pointee.load(ordering: .acquiring)
-                // Emptied (or reused) since the control word was read: not there for the whole pass.
-                guard DictionaryTable.stillHolds(bucket, slot, tag: tag, key: keyBits) else { return }
-                entries.append((key(ofKeyWord: keyBits), layout == .node ? nodeValue(keyBits) : decode(valueBits)))
+            currentTable.forEachSlot { bucket, slot, loaded in
+                var control = loaded
+                while true {
+                    // Emptied since: its key was not there for the whole pass.
+                    guard (control >> UInt64(8 &* slot)) & 0xFF != 0 else { return }
+                    let keyBits = DictionaryTable.keyWord(bucket, slot).pointee.load(ordering: .acquiring)
+                    if layout == .node {
+                        // An immutable node that outlives the section: its key and value belong
+                        // together, whatever replaced it in the slot since.
+                        if keyBits != 0 { entries.append((key(ofNode: keyBits), nodeValue(keyBits))) }
+                        return
+                    }
+                    let valueBits = DictionaryTable.valueWord(bucket, slot).pointee.load(ordering: .acquiring)
+                    if DictionaryTable.unchanged(bucket, since: control) {
+                        entries.append((key(ofKeyWord: keyBits), decode(valueBits)))
+                        return
+                    }
+                    // Another slot of the bucket (or this one) was emptied or filled between
+                    // the loads: read the slot again rather than skip a key that stayed.
+                    control = DictionaryTable.control(bucket).pointee.load(ordering: .acquiring)
+                }
             }
         }
         return entries
@@ -710,6 +735,28 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     @inlinable @inline(__always)
     func stripeCount(_ stripe: Int) -> UnsafeMutablePointer<Atomic<Int>> {
         (counts + stripe &* 64).assumingMemoryBound(to: Atomic<Int>.self)
+    }
+
+    /// A new stamp for a ``SlotLayout/node`` slot's value word, from `stripe`'s counter
+    /// (caller holds the stripe). A key always maps to the same stripe, so each write of a
+    /// key stores a stamp larger than any before it: a slot's (node, stamp) pair never
+    /// repeats, even when a freed node's address comes back.
+    @inlinable @inline(__always)
+    func nextStamp(_ stripe: Int) -> UInt {
+        // A load and a store, not an atomic add: the stripe's lock orders its writers.
+        let counter = (counts + (stripe &* 64 &+ 8)).assumingMemoryBound(to: Atomic<UInt>.self)
+        let stamp = counter.pointee.load(ordering: .relaxed) &+ 1
+        counter.pointee.store(stamp, ordering: .relaxed)
+        return stamp
+    }
+
+    /// Puts `node` in a ``SlotLayout/node`` place in place of its node, with a new stamp
+    /// stored first (a reader that sees the new node sees the new stamp); returns the node
+    /// it displaced (caller holds `stripe`, and retires it).
+    @inlinable @inline(__always)
+    func replaceNode(at place: DictionaryTable.Place, with node: UInt, stripe: Int) -> UInt {
+        place.valueWord.pointee.store(nextStamp(stripe), ordering: .releasing)
+        return place.keyWord.pointee.exchange(node, ordering: .acquiringAndReleasing)
     }
 
     /// A new, unpublished node for `key` (and `value`, for ``SlotLayout/node``).
@@ -762,7 +809,13 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// readers keep reading the old array, which is retired after a grace period.
     @usableFromInline
     func resize() {
-        guard resizing.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return }
+        // One stripe over its share while the whole table is not (keys whose hashes crowd
+        // into a few stripes) asks for the size the table has: nothing to do, and no reason
+        // to take every stripe's lock on each such write.
+        // (The table's size is read in a section: another resize may retire it meanwhile.)
+        guard Swift.max(minimumBuckets, Self.powerOfTwo(atLeast: count / 2))
+                != Epoch.withSection({ _ in currentTable.bucketCount }),
+              resizing.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return }
         defer { resizing.store(false, ordering: .releasing) }
         for stripe in 0...stripeMask { locks.lock(stripe) }
         let old = currentTable

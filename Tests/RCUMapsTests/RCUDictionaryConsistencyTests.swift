@@ -1,0 +1,143 @@
+@testable import RCUMaps
+import RCUMapsTestSupport
+import Synchronization
+import Testing
+
+/// A value of two words: an `RCUDictionary` keeps it in a node (``RCUDictionary/SlotLayout/node``).
+struct TwoWords: Equatable, Sendable {
+    var count: UInt64
+    var check: UInt64
+}
+
+/// What a reader relies on when it reads a slot's two words without a lock, and what
+/// `update(forKey:)` relies on when it commits: the words it read belong together, and a
+/// write it did not see shows.
+@Suite("RCUDictionary consistency")
+struct RCUDictionaryConsistencyTests {
+    /// Integer keys are their own key words, so a reader's second look at the tag and the
+    /// key word cannot tell that the slot was emptied, filled with another key of the same
+    /// tag, emptied and filled with the first key again between its loads. The bucket's
+    /// change count can: every fill and every emptying changes the control word.
+    @Test func anEmptiedAndRefilledSlotShowsInTheControlWord() throws {
+        let table = RCUDictionary<Int, Int>()
+        let bucketCount = table.currentTable.bucketCount
+        func place(_ key: Int) -> (bucket: Int, tag: UInt64) {
+            let hash = table.hash(of: key)
+            return (hash & (bucketCount - 1), DictionaryTable.tag(hash))
+        }
+        // Two keys of the same bucket and tag (one pair in about 2^11 for 16 buckets).
+        let first = 1
+        let other = try #require((2..<1_000_000).first { place($0) == place(first) })
+        table[first] = 10
+        let bucket = table.currentTable.bucket(table.hash(of: first))
+        let control = DictionaryTable.control(bucket).pointee.load(ordering: .acquiring)
+        let keyWord = DictionaryTable.keyWord(bucket, 0).pointee.load(ordering: .acquiring)
+        #expect(keyWord == table.encode(first))
+        #expect(DictionaryTable.unchanged(bucket, since: control))
+        table.removeValue(forKey: first)
+        table[other] = 20
+        #expect(DictionaryTable.keyWord(bucket, 0).pointee.load(ordering: .acquiring) == table.encode(other))
+        table.removeValue(forKey: other)
+        table[first] = 30
+        // The same key word in the same slot, with the same tag: only the count tells.
+        #expect(DictionaryTable.keyWord(bucket, 0).pointee.load(ordering: .acquiring) == keyWord)
+        let now = DictionaryTable.control(bucket).pointee.load(ordering: .acquiring)
+        #expect(now & 0xFF_FFFF == control & 0xFF_FFFF)
+        #expect(!DictionaryTable.unchanged(bucket, since: control))
+        // A value replaced in place keeps the count: the slot holds the same key.
+        let settled = now
+        table[first] = 40
+        #expect(DictionaryTable.unchanged(bucket, since: settled))
+        #expect(table[first] == 40)
+    }
+
+    /// `update(forKey:)` runs its closure outside any section, so the node it read from may
+    /// be freed and its address given to a newer node of the same key before it commits.
+    /// Node values therefore commit against the slot's stamp too: no increment is lost.
+    @Test func updatesOfNodeValuesLoseNoIncrement() {
+        let counts = RCUDictionary<String, TwoWords>()
+        #expect(counts.layout == .node)
+        let threads = 4, rounds = 20_000
+        runOnThreads(threads) { _ in
+            for _ in 0..<rounds {
+                counts.update(forKey: "hits") { old in
+                    let count = (old?.count ?? 0) + 1
+                    return TwoWords(count: count, check: ~count)
+                }
+            }
+        }
+        let final = counts["hits"]
+        #expect(final?.count == UInt64(threads * rounds))
+        #expect(final.map { $0.check == ~$0.count } == true)
+    }
+
+    /// The interleaving above, made to happen: the first run of the closure replaces the
+    /// key's node until a new node gets the address of the node the closure was given (freed
+    /// after a grace period, its memory comes back from the allocator). Comparing addresses
+    /// alone, the commit would then go through on top of the newer value; with the stamp it
+    /// fails and the closure runs again on the newer value.
+    @Test func anUpdateSeesANodeAddressThatCameBack() throws {
+        let table = RCUDictionary<String, TwoWords>()
+        // Nodes are freed on the reclamation thread, whose first frees of a size stay in its
+        // own allocation cache (glibc's tcache): churn first, so that later frees go back
+        // to the arena, where this thread's allocations find them.
+        for round in 0..<300 { table["k"] = TwoWords(count: UInt64(round), check: 0) }
+        Epoch.barrier()
+        table["k"] = TwoWords(count: 0, check: ~0)
+        let hash = table.hash(of: "k")
+        func nodeAddress() -> UInt? { Epoch.withSection { _ in table.find("k", hash: hash)?.key } }
+        let original = try #require(nodeAddress())
+        var runs = 0
+        var reused = false
+        table.update(forKey: "k") { old in
+            runs += 1
+            if runs == 1 {
+                for _ in 0..<500 where !reused {
+                    table["k"] = TwoWords(count: 100, check: ~100)
+                    Epoch.barrier()  // the replaced nodes are freed
+                    reused = nodeAddress() == original
+                }
+            }
+            let count = (old?.count ?? 0) + 1
+            return TwoWords(count: count, check: ~count)
+        }
+        // An allocator that never hands the address back (the sanitizers' quarantine) leaves
+        // nothing to check.
+        guard reused else { return }
+        #expect(runs == 2)
+        #expect(table["k"] == TwoWords(count: 101, check: ~101))
+    }
+
+    /// A node replaced in its slot while a snapshot passes is still the same key: the
+    /// snapshot lists it (before, it compared the slot's node with the one it had read and
+    /// skipped the key when the node had been replaced in between). And a slot whose bucket
+    /// changes around it (integer keys: other keys of the bucket come and go) is read again,
+    /// not skipped.
+    @Test func snapshotsListKeysPresentForTheWholePass() {
+        let strings = RCUDictionary<String, String>()
+        strings["hot"] = "0"
+        let integers = RCUDictionary<Int, Int>()
+        integers[0] = 0
+        let stop = Atomic<Bool>(false)
+        let missing = Atomic<Int>(0)
+        runOnThreads(2) { thread in
+            if thread == 0 {
+                var round = 0
+                while !stop.load(ordering: .relaxed) {
+                    round += 1
+                    strings["hot"] = String(round)
+                    // Neighbours of key 0 fill and empty slots of the same buckets.
+                    let neighbour = 1 + round % 64
+                    if round & 1 == 0 { integers[neighbour] = round } else { integers.removeValue(forKey: neighbour) }
+                }
+            } else {
+                for _ in 0..<100_000 {
+                    if !strings.snapshot().contains(where: { $0.key == "hot" }) { missing.add(1, ordering: .relaxed) }
+                    if !integers.snapshot().contains(where: { $0.key == 0 }) { missing.add(1, ordering: .relaxed) }
+                }
+                stop.store(true, ordering: .relaxed)
+            }
+        }
+        #expect(missing.load(ordering: .relaxed) == 0)
+    }
+}
