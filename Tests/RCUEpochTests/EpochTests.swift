@@ -207,6 +207,21 @@ struct EpochMemoryTests {
         }
     }
 
+    /// An `exit()` inside `withSection` with no `enter()` of its own ends the section early;
+    /// `withSection` stops the program instead of wrapping the thread's depth around (which
+    /// left every later section of the thread without a read lock).
+    @Test func anUnbalancedExitInsideWithSectionStopsTheProgram() async {
+        await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            Epoch.withSection { _ in Epoch.exit() }
+        }
+        // Balanced pairs inside a section are fine.
+        Epoch.withSection { _ in
+            Epoch.enter()
+            Epoch.exit()
+        }
+        #expect(!Epoch.isActive)
+    }
+
     @Test func manyThreadsAllocateAndFreeConcurrently() {
         let tag = uniqueTag()
         runOnThreads(4) { thread in
