@@ -199,6 +199,44 @@ struct BatchTests {
         #expect(big.count == 5 && big.error == .keyNotFound)
     }
 
+    /// A replace of a value over 8 bytes publishes the new pair before it retires the old
+    /// one; a lookup batch that reads the chain between the two must still return the key
+    /// once (Linux's batches lock each bucket and never return a key twice).
+    @Test func bucketBatchesReturnAKeyBeingReplacedOnce() throws {
+        let map = try RawBucketHashMap(MapDefinition(type: .hash, keySize: 4, valueSize: 16, maxEntries: 8,
+                                                     hashImplementation: .bucketLocked), observer: nil, bucketCount: 1)
+        for key in UInt32(1)...3 { try map.put(key, (UInt64(key), UInt64(key))) }
+        let stop = Atomic<Bool>(false)
+        let duplicates = Atomic<Int>(0)
+        let incomplete = Atomic<Int>(0)
+        runOnThreads(2) { thread in
+            if thread == 0 {
+                var round: UInt64 = 0
+                while !stop.load(ordering: .relaxed) {
+                    round &+= 1
+                    try? map.put(UInt32(1), (round, round))
+                }
+            } else {
+                var keys = [UInt32](repeating: 0, count: 8)
+                var values = [UInt64](repeating: 0, count: 16)
+                for _ in 0..<20_000 {
+                    let result = keys.withUnsafeMutableBytes { k in
+                        values.withUnsafeMutableBytes { v in
+                            try? map.lookupBatch(from: nil, keys: k, values: v, count: 8, elementFlags: [], flags: 0)
+                        }
+                    }
+                    guard let result else { incomplete.add(1, ordering: .relaxed); continue }
+                    let returned = keys[..<result.count]
+                    if Set(returned).count != returned.count { duplicates.add(1, ordering: .relaxed) }
+                    if Set(returned) != [1, 2, 3] { incomplete.add(1, ordering: .relaxed) }
+                }
+                stop.store(true, ordering: .relaxed)
+            }
+        }
+        #expect(duplicates.load(ordering: .relaxed) == 0)
+        #expect(incomplete.load(ordering: .relaxed) == 0)
+    }
+
     /// Lookup-and-delete batches racing with each other and with writers: no element is
     /// returned twice or lost (everything inserted is either returned once or still there).
     @Test(arguments: [Kind.lockFree, .bucket])

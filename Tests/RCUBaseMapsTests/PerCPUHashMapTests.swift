@@ -104,6 +104,29 @@ struct PerCPUHashMapTests {
         #expect(map.count == 0)
     }
 
+    /// A helper-mode write copies the value's own bytes into the calling CPU's slot and
+    /// leaves the padding after them as it was (Linux's `pcpu_copy_value` copies
+    /// `value_size` bytes for one CPU); a user-mode write sets the padding, and a user-mode
+    /// lookup returns it.
+    @Test(arguments: [MapType.perCPUHash, .lruPerCPUHash])
+    func helperModeWritesLeaveThePaddingAsItWas(type: MapType) throws {
+        let map = try Self.make(type, valueSize: 4)
+        let stored = (0..<map.possibleCPUCount).map { UInt64(0xA0A0_B0B0_0000_0000) | UInt64($0 + 1) }
+        try putAll(map, 7, stored)
+        try Epoch.withSection { section in
+            try withUnsafeBytes(of: UInt64(7)) { k in
+                try withUnsafeBytes(of: UInt32(0xC0DE)) { try map.update(key: k, value: $0, flags: .exist, in: section) }
+            }
+        }
+        let after = try words(map, 7)
+        // Every CPU's padding is as the user-mode write left it.
+        #expect(after.allSatisfy { $0 >> 32 == 0xA0A0_B0B0 })
+        // One CPU's value (the writer's, wherever it ran) is the new one; the others are kept.
+        let changed = after.indices.filter { after[$0] != stored[$0] }
+        #expect(changed.count == 1)
+        #expect(changed.allSatisfy { after[$0] & 0xFFFF_FFFF == 0xC0DE })
+    }
+
     @Test func aFullPerCPUHashRefusesAndTheLRUOneEvicts() throws {
         let plain = try Self.make(maxEntries: 4)
         let lru = try Self.make(.lruPerCPUHash, maxEntries: 4)

@@ -153,15 +153,21 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
         table.mapReleased.store(true, ordering: .releasing)
         // No reader can hold the map any more: report what is left to the provider.
         guard let observer else { return }
-        for index in 0..<table.bucketCount {
-            table.forEachBucket(inChainOf: index) { bucket in
-                let control = table.loadControl(bucket)
-                for slot in 0..<table.slotsPerBucket where BucketTable.isLive(control, slot) {
-                    let entry = table.slot(bucket, slot)
-                    let key = UnsafeRawBufferPointer(start: entry, count: keySize)
-                    let value = UnsafeRawBufferPointer(start: entry + table.valueOffset, count: valueSize)
-                    _ = observer.entryWillBeRemoved(key: key, value: value, flags: .mapCleanup)
-                    observer.entryWasRemoved(key: key, value: value, flags: .mapCleanup)
+        // In a section: a reclaim work item that saw the map still alive just before the
+        // flag was set may yet unlink and retire an emptied overflow bucket of a chain this
+        // walk is in; the section keeps that bucket readable until the walk is done.
+        // (Callbacks run in sections anyway: see `ProviderHooks`.)
+        Epoch.withSection { _ in
+            for index in 0..<table.bucketCount {
+                table.forEachBucket(inChainOf: index) { bucket in
+                    let control = table.loadControl(bucket)
+                    for slot in 0..<table.slotsPerBucket where BucketTable.isLive(control, slot) {
+                        let entry = table.slot(bucket, slot)
+                        let key = UnsafeRawBufferPointer(start: entry, count: keySize)
+                        let value = UnsafeRawBufferPointer(start: entry + table.valueOffset, count: valueSize)
+                        _ = observer.entryWillBeRemoved(key: key, value: value, flags: .mapCleanup)
+                        observer.entryWasRemoved(key: key, value: value, flags: .mapCleanup)
+                    }
                 }
             }
         }
@@ -450,8 +456,9 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
                     }
                     if let slice {
                         // One CPU's value of a per-CPU hash (helper mode): written in place,
-                        // 8 bytes at a time with atomic stores, padding included, as Linux's
-                        // `pcpu_copy_value`. A new pair that copied the other CPUs' values
+                        // 8 bytes at a time with atomic stores; the padding after the value
+                        // keeps its bytes, as Linux's `pcpu_copy_value` copies `value_size`
+                        // bytes for one CPU. A new pair that copied the other CPUs' values
                         // would lose what their threads add in place meanwhile (atomically,
                         // through `lookupInPlace`) to the pair it retires.
                         let stored = table.slot(old.bucketPointer, old.slot) + table.valueOffset
@@ -460,8 +467,16 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
                                      "a per-CPU value starts on an 8-byte boundary")
                         var offset = start
                         while offset < end {
-                            (stored + offset).assumingMemoryBound(to: Atomic<UInt64>.self).pointee
-                                .store((value.baseAddress! + offset).loadUnaligned(as: UInt64.self), ordering: .relaxed)
+                            let word = (stored + offset).assumingMemoryBound(to: Atomic<UInt64>.self)
+                            var incoming = (value.baseAddress! + offset).loadUnaligned(as: UInt64.self)
+                            let valueBytes = slice.upperBound &- offset
+                            if valueBytes < 8 {
+                                // The last word: its bytes past the value (little-endian: the
+                                // high ones) are padding, kept as they are.
+                                let padding = ~UInt64(0) &<< UInt64(8 &* valueBytes)
+                                incoming = incoming & ~padding | word.pointee.load(ordering: .relaxed) & padding
+                            }
+                            word.pointee.store(incoming, ordering: .relaxed)
                             offset &+= 8
                         }
                         return .success(.inPlace)
@@ -503,7 +518,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
             }
             // A full LRU map: evict with no lock held, then try again.
             guard case .success(.needsRoom) = outcome else { break }
-            evictLeastRecentlyUsed()
+            evictLeastRecentlyUsed(forUserWrite: checksFreezeUnderLock)
         } while true
         switch try outcome.get() {
         case .needsRoom:
@@ -850,23 +865,31 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
 
     /// Copies the live entries of chain `index` to element `at` of the buffers, if they fit
     /// in `room` elements; nil if they do not (nothing counted). Caller holds an epoch.
+    ///
+    /// Under the chain's lock, as Linux's batches copy each bucket under its lock: read
+    /// without it, a chain can show a key twice or not at all — a replace of a value over
+    /// 8 bytes publishes the new pair (possibly in an earlier bucket of the chain) before it
+    /// retires the old one, and a pass reading the buckets one after the other can see both
+    /// pairs, or neither. So a batch returns each key present for the whole pass once.
     func copyChain(_ index: Int, keys: UnsafeMutableRawBufferPointer, values: UnsafeMutableRawBufferPointer,
                    at start: Int, room: Int, locked: Bool) -> Int? {
-        var copied = 0
-        var current: UnsafeMutableRawPointer? = table.bucket(index)
-        while let bucket = current {
-            // One bit (0x80) per live slot's tag byte; lowest slot first.
-            var live = table.loadControl(bucket) & table.liveTagBits
-            while live != 0 {
-                guard copied < room else { return nil }
-                let slot = live.trailingZeroBitCount &>> 3
-                live &= live &- 1
-                copyEntry(table.slot(bucket, slot), to: start &+ copied, keys: keys, values: values, locked: locked)
-                copied &+= 1
+        table.withChainLock(index) { () -> Int? in
+            var copied = 0
+            var current: UnsafeMutableRawPointer? = table.bucket(index)
+            while let bucket = current {
+                // One bit (0x80) per live slot's tag byte; lowest slot first.
+                var live = table.loadControl(bucket) & table.liveTagBits
+                while live != 0 {
+                    guard copied < room else { return nil }
+                    let slot = live.trailingZeroBitCount &>> 3
+                    live &= live &- 1
+                    copyEntry(table.slot(bucket, slot), to: start &+ copied, keys: keys, values: values, locked: locked)
+                    copied &+= 1
+                }
+                current = table.overflow(bucket)
             }
-            current = table.overflow(bucket)
+            return copied
         }
-        return copied
     }
 
     /// Copies and removes the live entries of chain `index`, under its lock, if they fit in

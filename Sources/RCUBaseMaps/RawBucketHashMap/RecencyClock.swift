@@ -148,20 +148,38 @@ extension RawBucketHashMap {
     /// With per-CPU hands, a hand whose buckets yield no victim in two laps (its share of
     /// the entries went to the other CPUs) hands over to the next CPU's hand; when every
     /// hand has made two laps with no victim, the thread yields (the caller tries again).
-    func evictLeastRecentlyUsed() {
+    ///
+    /// - Parameter forUserWrite: the eviction makes room for a user-mode write that checks
+    ///   the freeze under its chain's lock (it holds no section): it evicts nothing once the
+    ///   map is frozen, checked under each victim chain's lock. `freeze()` takes every chain
+    ///   lock once after setting the flag, so no eviction for such a write happens after it
+    ///   returns (the write then fails with EPERM on its next locked pass). Program-mode
+    ///   writes go on evicting: a frozen map is read-only for user space only.
+    func evictLeastRecentlyUsed(forUserWrite: Bool) {
         guard let recency else { return }
         let own = recency.currentPartition
         for offset in 0..<recency.partitions {
-            if evictOne(recency, partition: (own + offset) % recency.partitions) { return }
+            switch evictOne(recency, partition: (own + offset) % recency.partitions, forUserWrite: forUserWrite) {
+            case .evicted, .frozen: return
+            case .none: continue
+            }
         }
         sched_yield()
     }
 
-    /// Up to two laps of hand `partition`; whether it evicted an entry.
-    private func evictOne(_ recency: RecencyClock, partition: Int) -> Bool {
+    private enum Eviction { case evicted, none, frozen }
+
+    /// Up to two laps of hand `partition`: whether it evicted an entry, found none, or
+    /// stopped because the map is frozen (`forUserWrite` only).
+    private func evictOne(_ recency: RecencyClock, partition: Int, forUserWrite: Bool) -> Eviction {
         for _ in 0..<(2 * recency.span(of: partition).count) {
             let (index, tick) = recency.advance(partition)
+            var frozen = false
             let evicted: (Place, Bool)? = table.withChainLock(index) {
+                if forUserWrite, freezeState.isFrozen {
+                    frozen = true
+                    return nil
+                }
                 guard recency.isFresh(tick, of: partition),
                       let place = table.clockVictim(inChainOf: index) else { return nil }
                 capacity.beginRemoval()
@@ -169,10 +187,11 @@ extension RawBucketHashMap {
                 capacity.endRemoval(removed: true)
                 return (place, claimedReclaim)
             }
+            if frozen { return .frozen }
             guard let (place, submitReclaim) = evicted else { continue }
             if submitReclaim { table.submitReclaim(place.bucketPointer, lockIndex: index) }
-            return true
+            return .evicted
         }
-        return false
+        return .none
     }
 }
