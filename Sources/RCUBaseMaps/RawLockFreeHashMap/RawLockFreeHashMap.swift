@@ -311,6 +311,12 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
         let entry = (block + nodeOffset).bindMemory(to: rcumaps_lfht_entry_t.self, capacity: 1)
         keyPointer(entry).copyMemory(from: key.baseAddress!, byteCount: keySize)
         if valuesInPlace {
+            // The pair is updated with a 16-byte compare-and-swap, which faults on an address
+            // that is not 16-byte aligned. malloc's blocks are (glibc, musl, jemalloc,
+            // mimalloc, the sanitizers' allocators); an interposed allocator that aligns to 8
+            // would otherwise crash later, on the first update of the entry.
+            _rcumapsPrecondition(Int(bitPattern: block) & 15 == 0,
+                                 "RawLockFreeHashMap: the allocator returned an entry that is not 16-byte aligned")
             block.initializeMemory(as: Atomic<WordPair>.self,
                                    to: Atomic(WordPair(first: valueBits(value), second: Self.live)))
         } else {
