@@ -2,6 +2,9 @@ import CRCUMapsShim
 import RCUBaseMaps
 import RCUEpoch
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A map of a custom type: a built-in base map with the provider's callbacks layered on it.
 ///
@@ -50,7 +53,13 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
     let hasAddition: Bool
     @usableFromInline let updatesOriginalValue: Bool
     let validatesValues: Bool
-    private let programTypes = ThreadLock<[ProgramType]>([])
+    /// Program types associated, and those whose association a thread is asking the
+    /// provider about (by the asking thread's `pthread_self()`).
+    private struct Associations {
+        var types: [ProgramType] = []
+        var pending: [ProgramType: UInt] = [:]
+    }
+    private let programTypes = ThreadLock(Associations())
 
     init(_ definition: MapDefinition, binding: ProviderBinding) throws(MapError) {
         let request = MapCreateRequest(type: definition.type, keySize: definition.keySize,
@@ -128,26 +137,51 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
     public var providerContext: (any MapProviderContext)? { hooks.context }
 
     /// Program types associated so far, in order.
-    public var associatedProgramTypes: [ProgramType] { programTypes.withLock { $0 } }
+    public var associatedProgramTypes: [ProgramType] { programTypes.withLock { $0.types } }
 
     /// Associates a program type with the map, after the provider's
     /// `preprocessAssociateProgramType` accepts it. Associating a type twice is a no-op.
     ///
-    /// - Throws: whatever the provider throws to refuse it.
+    /// Of several threads associating one new type, one asks the provider and the others
+    /// wait for its answer (the provider is asked once, and asked again only if it refused).
+    /// The provider is called with no lock held: its callback may read
+    /// ``associatedProgramTypes`` and associate other types; associating the type it is
+    /// being asked about, from inside that callback, fails with EDEADLK.
+    ///
+    /// - Throws: whatever the provider throws to refuse it;
+    ///   ``/RCUBaseMaps/MapError/wouldDeadlock`` from inside the provider's callback for the same type.
     public func associate(programType: ProgramType) throws(MapError) {
-        // Under the map's lock, so that two threads associating one new type call the
-        // provider once.
-        let outcome: MapError? = programTypes.withLock { types in
-            if types.contains(programType) { return nil }
-            do throws(MapError) {
-                try dispatch.preprocessAssociateProgramType?(hooks.context, programType)
-            } catch {
-                return error
+        enum Claim { case associated, asking, waiting, reentered }
+        let thread = UInt(pthread_self())
+        while true {
+            let claim = programTypes.withLock { state -> Claim in
+                if state.types.contains(programType) { return .associated }
+                if let asker = state.pending[programType] { return asker == thread ? .reentered : .waiting }
+                state.pending[programType] = thread
+                return .asking
             }
-            types.append(programType)
-            return nil
+            switch claim {
+            case .associated:
+                return
+            case .reentered:
+                throw MapError.wouldDeadlock.with(
+                    reason: "associating \(programType) from inside the provider's callback for \(programType)")
+            case .waiting:
+                sched_yield()
+            case .asking:
+                do throws(MapError) {
+                    try dispatch.preprocessAssociateProgramType?(hooks.context, programType)
+                } catch {
+                    programTypes.withLock { $0.pending[programType] = nil }
+                    throw error
+                }
+                programTypes.withLock { state in
+                    state.pending[programType] = nil
+                    state.types.append(programType)
+                }
+                return
+            }
         }
-        if let outcome { throw outcome }
     }
 
     /// Entries in the map: a snapshot under concurrent updates (arrays: `maxEntries`). Any thread.

@@ -291,6 +291,53 @@ struct ProviderSemanticsTests {
         #expect(ProgramType(bytes: [1, 2, 3]) == nil)
     }
 
+    /// The provider's association callback runs with no lock of the map held: it can read
+    /// the map's associated types and associate other types; associating the very type it
+    /// is being asked about fails with EDEADLK instead of waiting on itself forever. Threads
+    /// associating one new type at once ask the provider once.
+    @Test func theAssociationCallbackMayUseItsMap() throws {
+        final class Box: Sendable {
+            let map = ThreadLock<RawCustomMap?>(nil)
+            let calls = Atomic<Int>(0)
+            let seen = ThreadLock<[[ProgramType]]>([])
+            let reentry = ThreadLock<MapError?>(nil)
+        }
+        let box = Box()
+        let first = try #require(ProgramType("11111111-0000-0000-0000-000000000001"))
+        let second = try #require(ProgramType("11111111-0000-0000-0000-000000000002"))
+        let dispatch = MapProviderDispatchTable(
+            preprocessMapCreate: { (request) throws(MapError) in MapCreateResult(actualValueSize: request.valueSize) },
+            postprocessMapDelete: { _ in },
+            preprocessAssociateProgramType: { (_, type) throws(MapError) in
+                box.calls.wrappingAdd(1, ordering: .relaxed)
+                guard type == first, let map = box.map.withLock({ $0 }) else { return }
+                box.seen.withLock { $0.append(map.associatedProgramTypes) }
+                do throws(MapError) { try map.associate(programType: first) } catch {
+                    box.reentry.withLock { $0 = error }
+                }
+                try map.associate(programType: second)
+            },
+            postprocessElementDeletion: { _ in })
+        let map = try #require(try MapProviderRegistry.shared.register(type: uniqueCustomType(), base: .hashBucketLocked,
+                                                                       dispatch: dispatch)
+            .makeMap(maxEntries: 16) as? RawCustomMap)
+        box.map.withLock { $0 = map }
+        let finished = Atomic<Int>(0)
+        // On a thread of its own, so that a regression hangs that thread, not the test.
+        Thread {
+            runOnThreads(3) { _ in try? map.associate(programType: first) }
+            finished.store(1, ordering: .releasing)
+        }.start()
+        let deadline = ContinuousClock.now + .seconds(20)
+        while finished.load(ordering: .acquiring) == 0 && ContinuousClock.now < deadline { usleep(1_000) }
+        try #require(finished.load(ordering: .acquiring) == 1, "association from inside the callback hung")
+        box.map.withLock { $0 = nil }
+        #expect(box.reentry.withLock { $0 } == .wouldDeadlock)
+        #expect(box.seen.withLock { $0 } == [[]])
+        #expect(Set(map.associatedProgramTypes) == [first, second])
+        #expect(box.calls.load(ordering: .relaxed) == 2)   // `first` once, `second` once
+    }
+
     @Test func theClientServicesReachTheContextAndEpochMemory() throws {
         let provider = RecordingProvider()
         let registration = try provider.register(base: .hashBucketLocked)
