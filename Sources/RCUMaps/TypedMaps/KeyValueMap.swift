@@ -102,6 +102,11 @@ extension KeyValueMap {
 
     /// A copy of every entry, as a dictionary. Not atomic: each entry is one some update
     /// stored, read at some moment of the pass (see ``makeIterator()``).
+    ///
+    /// The map tells keys apart by their bytes, the dictionary by `==`: keys that are equal
+    /// with different bytes (`0.0` and `-0.0` as `Double`, or a type whose `==` ignores some
+    /// fields) are two entries of the map and one of the dictionary, which keeps the value
+    /// met last. Iterate the map itself (``makeIterator()``) to see every entry.
     public func snapshot() -> [Key: Value] where Key: Hashable {
         var result: [Key: Value] = [:]
         var entries = KeyValueMapIterator(self)
