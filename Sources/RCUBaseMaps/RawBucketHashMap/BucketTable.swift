@@ -269,6 +269,17 @@ final class BucketTable: @unchecked Sendable {
         (control &>> Self.retiredShift) & (1 &<< UInt64(slotsPerBucket) &- 1)
     }
 
+    /// Whether the chain of first-level bucket `index` is one bucket with no live slot, read
+    /// without its lock: a snapshot, true at the moment of the reads (a key in an overflow
+    /// bucket keeps the link set, and a replace publishes its new slot before it retires the
+    /// old one, so a key that is in the chain throughout always shows).
+    @inline(__always)
+    func isEmptySingleBucketChain(_ index: Int) -> Bool {
+        let first = bucket(index)
+        return loadControl(first) & liveTagBits == 0
+            && overflowLink(first).pointee.load(ordering: .acquiring) & Self.linkAddressMask == 0
+    }
+
     /// Calls `body` with each bucket of the chain starting at bucket `index`.
     @inline(__always)
     func forEachBucket(inChainOf index: Int, _ body: (UnsafeMutableRawPointer) -> Void) {

@@ -871,9 +871,14 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
     /// 8 bytes publishes the new pair (possibly in an earlier bucket of the chain) before it
     /// retires the old one, and a pass reading the buckets one after the other can see both
     /// pairs, or neither. So a batch returns each key present for the whole pass once.
+    ///
+    /// A chain that is one bucket with no live slot is passed over without the lock: no key
+    /// was in it when its two words were read (a replace publishes before it retires, so a
+    /// key being replaced always shows), and a key that stays in the map stays in its chain.
     func copyChain(_ index: Int, keys: UnsafeMutableRawBufferPointer, values: UnsafeMutableRawBufferPointer,
                    at start: Int, room: Int, locked: Bool) -> Int? {
-        table.withChainLock(index) { () -> Int? in
+        if table.isEmptySingleBucketChain(index) { return 0 }
+        return table.withChainLock(index) { () -> Int? in
             var copied = 0
             var current: UnsafeMutableRawPointer? = table.bucket(index)
             while let bucket = current {
@@ -893,9 +898,11 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
     }
 
     /// Copies and removes the live entries of chain `index`, under its lock, if they fit in
-    /// `room` elements; nil if they do not (nothing removed). Caller holds an epoch.
+    /// `room` elements; nil if they do not (nothing removed). Caller holds an epoch. An
+    /// empty one-bucket chain is passed over without the lock (see ``copyChain(_:keys:values:at:room:locked:)``).
     func takeChain(_ index: Int, keys: UnsafeMutableRawBufferPointer, values: UnsafeMutableRawBufferPointer,
                    at start: Int, room: Int, locked: Bool) -> Int? {
+        if table.isEmptySingleBucketChain(index) { return 0 }
         var reclaim: [UnsafeMutableRawPointer] = []
         let taken: Int? = table.withChainLock(index) {
             var places: [Place] = []
