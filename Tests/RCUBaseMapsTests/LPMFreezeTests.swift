@@ -1,0 +1,34 @@
+import Foundation
+@testable import RCUBaseMaps
+import RCUMaps
+import RCUMapsTestSupport
+import Synchronization
+import Testing
+
+/// `freeze()` on an LPM trie waits for a user-mode write in flight: such a write checks the
+/// freeze under the trie's writer lock, outside any epoch section, so the grace period
+/// `freeze()` waits for does not wait for it.
+@Suite("LPM_TRIE and freeze")
+struct LPMFreezeTests {
+    /// A thread holds the writer lock as a write that saw the map unfrozen does while it
+    /// builds and publishes its blocks; `freeze()` returns only after it let go (before,
+    /// it returned at once and the write then published into the frozen map).
+    @Test func freezeWaitsForTheWriteInFlight() throws {
+        let map = try LPMTrieMapTests.make()
+        try LPMTrieMapTests.put(map, LPMTrieMapTests.ipv4(10, 0, 0, 0, 8), 1)
+        let holding = Atomic<Bool>(false)
+        let released = Atomic<Bool>(false)
+        Thread {
+            map.writerLock.withLock { _ in
+                holding.store(true, ordering: .releasing)
+                usleep(200_000)
+                released.store(true, ordering: .releasing)
+            }
+        }.start()
+        while !holding.load(ordering: .acquiring) { usleep(1_000) }
+        try map.freeze()
+        let writerDone = released.load(ordering: .acquiring)
+        #expect(writerDone, "freeze() returned while a writer held the writer lock")
+        #expect(LPMTrieMapTests.errno { try LPMTrieMapTests.put(map, LPMTrieMapTests.ipv4(11, 0, 0, 0, 8), 2) } == EPERM)
+    }
+}
