@@ -52,6 +52,14 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
     public let access: MapAccess
     /// Frozen or not, and the writable mappings of the storage.
     let freezeState = MapFreezeState()
+    /// Writers of a value stored without a sequence word and wider than one word (an
+    /// mmapable array's values over 8 bytes, with or without a lock word) hold the lock of
+    /// their index's stripe: the value is copied word by word, and two writers interleaving
+    /// would both report the same displaced value (``exchange(key:value:flags:into:)``) and
+    /// lose another. Writes through a mapping take no lock, as on Linux.
+    let wideValueWriters = BucketLocks(count: 64)
+    /// Whether writes take ``wideValueWriters``.
+    let writesWordByWord: Bool
     /// The value's lock word, if the definition names one.
     @usableFromInline let lockWord: LockWordCopy
     /// How the storage was obtained (and how it goes back).
@@ -97,6 +105,7 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
         // Linux's mmap layout has nothing between values; otherwise values over a word (and
         // every value of a custom map's base) get a sequence word in front.
         valueOffset = mmapable || (valueSize <= 8 && observer == nil) ? 0 : 8
+        writesWordByWord = valueOffset == 0 && valueSize > 8
         slotStride = paddedValueSize + valueOffset
         let (size, overflow) = maxEntries.multipliedReportingOverflow(by: slotStride)
         guard !overflow else {
@@ -329,21 +338,26 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
 
     func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
                 operation: MapOperationFlags, displaced: UnsafeMutableRawPointer?) throws(MapError) -> Bool {
-        // Linux's order: access (EPERM / EACCES), BPF_F_LOCK without a lock word, the copies
-        // of key and value, then the type's flag, index and NOEXIST checks.
+        // Linux's order: access (EPERM / EACCES), BPF_F_LOCK without a lock word (the
+        // syscall's own check), the copies of key and value, then `array_map_update_elem`'s
+        // flag, index and NOEXIST checks, then its own BPF_F_LOCK check — the only one a
+        // helper-mode write meets, after the others.
         let helper = operation.contains(.helper)
         if helper { try access.checkProgramWrite() } else { try access.checkUserWrite(freezeState) }
-        if flags.contains(.lock) { try requireLockWord() }
+        if !helper, flags.contains(.lock) { try requireLockWord() }
         let index = try self.index(key)
         try checkValue(value, valueSize)
         try checkFlags(flags)
         guard index < maxEntries else { throw MapError.outOfSpace }
         if flags.withoutLock == .noExist { throw MapError.alreadyExists }
+        if helper, flags.contains(.lock) { try requireLockWord() }
         // A user-mode write checks the freeze inside a section (see MapFreezeState).
         Epoch.enter()
         defer { Epoch.exit() }
         if !helper { try access.checkUserWrite(freezeState) }
         let slot = self.slot(index)
+        if writesWordByWord { wideValueWriters.lock(index & 63) }
+        defer { if writesWordByWord { wideValueWriters.unlock(index & 63) } }
         if lockWord.exists {
             writeKeepingLockWord(slot, value.baseAddress!, locked: flags.contains(.lock), displaced: displaced)
             return true
@@ -578,28 +592,38 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
     /// A writable mapping counts as a writer: the map cannot be frozen while one exists
     /// (EBUSY), as on Linux. Drop the mapping (or call ``RawArrayMapping/unmap()``) when done.
     ///
-    /// - Throws: ``MapError/invalidArgument`` (EINVAL) for an array without `BPF_F_MMAPABLE`;
+    /// - Throws: in Linux's order (the file's access mode, checked before `bpf_map_mmap`,
+    ///   then `bpf_map_mmap`, then `array_map_mmap`): ``MapError/accessDenied`` (EACCES) for
+    ///   `BPF_F_WRONLY`, and for a writable mapping of a `BPF_F_RDONLY` map;
     ///   ``MapError/unsupportedByMapType`` (ENOTSUPP) when values hold a lock word; for a
-    ///   writable mapping, ``MapError/permissionDenied`` (EPERM) when frozen,
-    ///   ``MapError/accessDenied`` (EACCES) for `BPF_F_RDONLY_PROG`, `BPF_F_RDONLY` or
-    ///   `BPF_F_WRONLY` (a read-only mapping needs read access: EACCES for `BPF_F_WRONLY`).
+    ///   writable mapping, ``MapError/permissionDenied`` (EPERM) when frozen, then
+    ///   ``MapError/accessDenied`` (EACCES) for `BPF_F_RDONLY_PROG`;
+    ///   ``MapError/invalidArgument`` (EINVAL) for an array without `BPF_F_MMAPABLE`;
+    ///   ``MapError/busy`` (EBUSY) while a freeze is in progress.
     ///
     /// Concurrency: the memory is the map's own; writes through it are plain stores, seen
     /// by readers with no ordering (use atomics for data others update concurrently).
     public func mapStorage(writable: Bool) throws(MapError) -> RawArrayMapping {
-        guard placement == .pages, definition.flags.contains(.mmapable) else {
-            throw MapError.invalidArgument.with(reason: "only BPF_F_MMAPABLE arrays can be mapped")
+        guard access.userRead else { throw MapError.accessDenied.with(reason: "a BPF_F_WRONLY map cannot be mapped") }
+        if writable, !access.userWrite {
+            throw MapError.accessDenied.with(reason: "a writable mapping of a BPF_F_RDONLY map")
         }
         guard !lockWord.exists else {
             throw MapError.unsupportedByMapType.with(reason: "an array whose values hold a lock word cannot be mapped")
         }
-        guard access.userRead else { throw MapError.accessDenied.with(reason: "a BPF_F_WRONLY map cannot be mapped") }
         if writable {
-            guard access.userWrite, access.programWrite else {
-                throw MapError.accessDenied.with(reason: "a writable mapping of a BPF_F_RDONLY or BPF_F_RDONLY_PROG map")
+            guard !freezeState.isFrozen else {
+                throw MapError.permissionDenied.with(reason: "a frozen map cannot be mapped writable")
             }
-            try freezeState.addWritableMapping()
+            guard access.programWrite else {
+                throw MapError.accessDenied.with(reason: "a writable mapping of a BPF_F_RDONLY_PROG map")
+            }
         }
+        guard placement == .pages, definition.flags.contains(.mmapable) else {
+            throw MapError.invalidArgument.with(reason: "only BPF_F_MMAPABLE arrays can be mapped")
+        }
+        // Counted last: the freeze is checked again here, atomically with the count.
+        if writable { try freezeState.addWritableMapping() }
         return RawArrayMapping(map: self, writable: writable)
     }
 

@@ -1,0 +1,130 @@
+import Foundation
+import RCUMaps
+import Synchronization
+import RCUMapsTestSupport
+import Testing
+
+/// `BPF_F_MMAPABLE` arrays mapped with `mapStorage(writable:)` (Linux's `mmap` of the map fd),
+/// and the order of an ARRAY update's checks in helper mode, errno for errno with Linux 6.18
+/// (`syscall.c` `bpf_map_mmap`, `arraymap.c` `array_map_mmap` and `array_map_update_elem`).
+@Suite("ARRAY mappings and helper-mode check order")
+struct ArrayMappingTests {
+    static func array(flags: MapCreationFlags = [.mmapable], valueSize: Int = 8, lockOffset: Int? = nil) throws -> RawArrayMap {
+        try #require(try MapRegistry.create(MapDefinition(type: .array, keySize: 4, valueSize: valueSize, maxEntries: 4,
+                                                          flags: flags, poolTag: uniqueTag(), lockOffset: lockOffset))
+            as? RawArrayMap)
+    }
+
+    func errno(_ body: () throws -> Void) -> Int32 {
+        do { try body(); return 0 } catch let error as MapError { return error.code } catch { return -1 }
+    }
+
+    /// The mapping shows value `i` at byte `i × round_up(valueSize, 8)`; what is written
+    /// through a writable one is what lookups read; a writable mapping keeps the map from
+    /// being frozen (EBUSY) until it is unmapped; a frozen map maps read-only only.
+    @Test func aMappingIsTheArraysStorage() throws {
+        let map = try Self.array()
+        for index in UInt32(0)..<4 { try map.put(index, UInt64(index) * 11) }
+        let writable = try map.mapStorage(writable: true)
+        #expect(writable.bytes.count >= 4 * 8)
+        #expect((0..<4).map { writable.bytes.load(fromByteOffset: $0 * 8, as: UInt64.self) } == [0, 11, 22, 33])
+        writable.bytes.storeBytes(of: 99, toByteOffset: 2 * 8, as: UInt64.self)
+        #expect(try map.get(UInt32(2), as: UInt64.self) == 99)
+        #expect(errno { try map.freeze() } == EBUSY)
+        writable.unmap()
+        try map.freeze()
+        #expect(errno { _ = try map.mapStorage(writable: true) } == EPERM)
+        let readOnly = try map.mapStorage(writable: false)
+        #expect(readOnly.bytes.load(fromByteOffset: 2 * 8, as: UInt64.self) == 99)
+    }
+
+    /// Linux checks the file's access mode (EACCES) before `bpf_map_mmap`, which refuses a
+    /// map with a lock word (ENOTSUPP), then a writable mapping of a frozen map (EPERM) or of
+    /// a `BPF_F_RDONLY_PROG` one (EACCES); only then does `array_map_mmap` refuse an array
+    /// without `BPF_F_MMAPABLE` (EINVAL).
+    @Test func mappingRefusalsComeInLinuxsOrder() throws {
+        #expect(errno { _ = try Self.array(flags: [.mmapable, .writeOnly]).mapStorage(writable: false) } == EACCES)
+        #expect(errno { _ = try Self.array(flags: [.mmapable, .readOnly]).mapStorage(writable: true) } == EACCES)
+        #expect(errno { _ = try Self.array(flags: [.mmapable, .readOnly]).mapStorage(writable: false) } == 0)
+        // A lock word: ENOTSUPP, mmapable or not.
+        #expect(errno { _ = try Self.array(flags: [], valueSize: 16, lockOffset: 8).mapStorage(writable: false) } == 524)
+        // Frozen, writable: EPERM before EINVAL (not mmapable) and before EACCES (RDONLY_PROG).
+        let plain = try Self.array(flags: [])
+        try plain.freeze()
+        #expect(errno { _ = try plain.mapStorage(writable: true) } == EPERM)
+        let readOnlyProgram = try Self.array(flags: [.mmapable, .readOnlyProgram])
+        #expect(errno { _ = try readOnlyProgram.mapStorage(writable: true) } == EACCES)
+        try readOnlyProgram.freeze()
+        #expect(errno { _ = try readOnlyProgram.mapStorage(writable: true) } == EPERM)
+        // Not mmapable, nothing else wrong: EINVAL.
+        #expect(errno { _ = try Self.array(flags: []).mapStorage(writable: false) } == EINVAL)
+    }
+
+    /// An mmapable array's wider values have no sequence word and are copied word by word;
+    /// exchanges of one slot from several threads still report each replaced value exactly
+    /// once: the displaced values and the one left are the first and every one written.
+    @Test(arguments: [nil, 8] as [Int?])
+    func exchangesOfWideMappedValuesReportEachValueOnce(lockOffset: Int?) throws {
+        let map = try Self.array(valueSize: 24, lockOffset: lockOffset)
+        struct Wide: Equatable, Sendable { var a: UInt64; var b: UInt64; var c: UInt64 }
+        // The lock word (if any) is at bytes 8..<12: values keep it zero there.
+        @Sendable func wide(_ n: UInt64) -> Wide { Wide(a: n, b: 0, c: ~n) }
+        try map.put(UInt32(0), wide(0))
+        let displaced = ThreadLock<[UInt64]>([])
+        let torn = Atomic<Int>(0)
+        let threads = 3, rounds = 20_000
+        runOnThreads(threads) { thread in
+            var mine: [UInt64] = []
+            for round in 0..<rounds {
+                var value = wide(UInt64(thread + 1) << 32 | UInt64(round + 1))
+                var old = Wide(a: 0, b: 0, c: 0)
+                let replaced = (try? withUnsafeBytes(of: UInt32(0)) { key in
+                    try withUnsafeBytes(of: &value) { new in
+                        try withUnsafeMutableBytes(of: &old) { try map.exchange(key: key, value: new, flags: .any, into: $0) }
+                    }
+                }) ?? false
+                if replaced {
+                    if old.c != ~old.a { torn.wrappingAdd(1, ordering: .relaxed) }
+                    mine.append(old.a)
+                }
+            }
+            displaced.withLock { $0 += mine }
+        }
+        let final = try map.get(UInt32(0), as: Wide.self)
+        let seen = displaced.withLock { $0 } + [final.a]
+        var expected: [UInt64] = [0]
+        for thread in 0..<threads { for round in 0..<rounds { expected.append(UInt64(thread + 1) << 32 | UInt64(round + 1)) } }
+        let tornValues = torn.load(ordering: .relaxed)
+        #expect(tornValues == 0)
+        let missing = Set(expected).subtracting(seen).count
+        let duplicated = seen.count - Set(seen).count
+        #expect(missing == 0 && duplicated == 0 && seen.count == expected.count,
+                "\(missing) values never reported, \(duplicated) reported twice")
+    }
+
+    /// A helper-mode update meets only `array_map_update_elem`'s checks: flags, the index
+    /// (E2BIG), NOEXIST (EEXIST), and only then `BPF_F_LOCK` without a lock word (EINVAL);
+    /// a user-mode update meets the syscall's lock check first.
+    @Test func helperModeUpdatesCheckTheLockFlagLast() throws {
+        let map = try Self.array(flags: [])
+        func update(_ index: UInt32, _ flags: MapUpdateFlags, helper: Bool) -> Int32 {
+            errno {
+                try withUnsafeBytes(of: index) { key in
+                    try withUnsafeBytes(of: UInt64(1)) { value in
+                        if helper {
+                            try Epoch.withSection { section in try map.update(key: key, value: value, flags: flags, in: section) }
+                        } else {
+                            try map.update(key: key, value: value, flags: flags)
+                        }
+                    }
+                }
+            }
+        }
+        let noExistLocked = MapUpdateFlags(rawValue: MapUpdateFlags.noExist.rawValue | MapUpdateFlags.lock.rawValue)
+        #expect(update(0, noExistLocked, helper: true) == EEXIST)
+        #expect(update(9, .lock, helper: true) == E2BIG)
+        #expect(update(0, .lock, helper: true) == EINVAL)
+        #expect(update(0, noExistLocked, helper: false) == EINVAL)
+        #expect(update(9, .lock, helper: false) == EINVAL)
+    }
+}
