@@ -210,9 +210,15 @@ extension RawMap {
             let key = UnsafeMutableRawBufferPointer(rebasing: keys[done * keySize ..< (done + 1) * keySize])
             do throws(MapError) {
                 try nextKeyInPass(after: hasPrevious ? UnsafeRawBufferPointer(previous) : nil, into: key)
-            } catch {
+            } catch where error == .keyNotFound {
                 end = true
                 break
+            } catch {
+                // Another failure of get-next-key (a custom map's provider) is the batch's
+                // error, with the elements copied so far, as Linux's generic batch returns it;
+                // reported as the end of the map, it would pass for a complete pass.
+                return MapBatchResult(count: done, cursor: done > 0 ? MapBatchCursor(UnsafeRawBufferPointer(previous)) : cursor,
+                                      error: error)
             }
             previous.copyMemory(from: UnsafeRawBufferPointer(key))
             hasPrevious = true
