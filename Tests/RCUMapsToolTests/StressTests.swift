@@ -133,6 +133,34 @@ struct StressRunTests {
         }
     }
 
+    /// More threads than keys: the PERCPU_HASH run, whose workers each cycle through keys of
+    /// their own and treat a full map as a violation, gets room for one key per worker (it
+    /// reported thousands of E2BIG "violations" with --keys 16 --threads 32). Its lookups
+    /// find keys, and say so.
+    @Test func perCPUHashRunsWithMoreThreadsThanKeys() {
+        var options = StressOptions()
+        options.maps = [.perCPUHash]
+        options.duration = 0.2
+        options.threads = 8
+        options.keys = 4
+        let result = runStressMap(.perCPUHash, options: options, seed: 3, progress: false)
+        #expect(result.byKind.isEmpty, "violations: \(result.byKind) — \(result.descriptions)")
+        #expect(result.passed)
+        #expect(result.exercise.stats.lookupHits + result.exercise.stats.helperLookupHits > 0)
+    }
+
+    /// A run too short for one batch of operations checked nothing: it is not a pass (it
+    /// printed PASS with 0 operations for `--duration 1e-9`).
+    @Test func aRunThatDidNothingDoesNotPass() {
+        var exercise = StressExercise()
+        let idle = StressMapResult(kind: .hashBucket, exercise: exercise, violations: 0, descriptions: [], byKind: [])
+        #expect(!idle.passed)
+        #expect(idle.verdict.hasPrefix("FAIL") && idle.verdict.contains("nothing ran"))
+        exercise.operations = 1
+        let busy = StressMapResult(kind: .hashBucket, exercise: exercise, violations: 0, descriptions: [], byKind: [])
+        #expect(busy.passed && busy.verdict.hasPrefix("PASS"))
+    }
+
     /// The PERCPU_ARRAY run's final check: a counter whose sum over the CPUs differs from the
     /// workers' tallies (an increment lost or counted twice) and a foreign value are violations.
     @Test func perCPUArrayFinalCheckCatchesLostIncrementsAndForeignValues() throws {

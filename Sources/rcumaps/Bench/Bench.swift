@@ -51,8 +51,15 @@ func benchPlan(_ options: BenchOptions) -> [BenchStep] {
 /// Cells run in table order (``benchPlan(_:)``). Each reports progress on stderr; the
 /// table (or JSON) goes to stdout at the end.
 ///
-/// - Returns: The exit status: 0, or 1 if a cell failed or a lookup missed.
+/// - Returns: The exit status: 0, 1 if a cell failed or a lookup missed, 2 if the options
+///   leave no cell to run.
 func runBench(_ options: BenchOptions) -> Int32 {
+    guard !benchPlan(options).isEmpty else {
+        writeToStandardError("rcumaps: error: none of the maps (\(options.maps.map(\.rawValue).joined(separator: ", "))) runs "
+            + "any of the workloads (\(options.workloads.map(\.rawValue).joined(separator: ", "))) in the shapes asked for: "
+            + "nothing to measure (rcumaps bench --help lists which maps run which workloads)\n")
+        return 2
+    }
     let standardOnly = options.maps.filter { !$0.runsEveryShape }
     let otherShapes = options.shapes.filter { $0 != .standard }
     if !standardOnly.isEmpty, !otherShapes.isEmpty {

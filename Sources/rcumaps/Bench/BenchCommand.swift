@@ -182,7 +182,14 @@ func benchDiscussion() -> String {
             mutex-deque (a Mutex<Deque<UInt64>>, append and popFirst) has a ratio column.
             """),
         HelpText.paragraph("""
-            Per-CPU counters (only when named; --maps percpu runs both) run one workload,             increment, and nothing else runs it: each operation adds 1 to the counter of a             random index in 0..<--entries. percpu-array is a PerCPUArrayMap<UInt64> in helper             mode (an epoch section, the calling CPU's slot found in place, one relaxed atomic             add); its counterpart, thread-local, is a counter array each thread owns,             incremented with a plain load and store.
+            Per-CPU counters (only when named; --maps percpu runs percpu-array, percpu-hash \
+            and their counterpart thread-local) run one workload, increment, and nothing else \
+            runs it: each operation adds 1 to the counter of a random index (percpu-array) or \
+            key (percpu-hash) in 0..<--entries. percpu-array is a PerCPUArrayMap<UInt64> in \
+            helper mode (an epoch section, the calling CPU's slot found in place, one relaxed \
+            atomic add); percpu-hash is a PerCPUHashMap<UInt64, UInt64>, add(1, forKey:) to \
+            this CPU's value of the key. Their counterpart, thread-local, is a counter array \
+            each thread owns, incremented with a plain load and store.
             """),
         HelpText.paragraph("""
             --shapes sets the hash maps' key and value sizes, <keyBytes>x<valueBytes>, each a \

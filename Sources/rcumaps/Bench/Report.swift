@@ -100,7 +100,7 @@ struct BenchReport {
                     + (batches ? "; per element, " + batchPairs.joined(separator: ", ") : "")] : [])
         let batchSize = batches ? ", batches of \(options.batchSize)" : ""
         return """
-            rcumaps bench: \(options.entries) entries, \(options.duration) s per cell, \(cpuCount()) CPUs online\(batchSize)
+            rcumaps bench: \(options.entries) entries, \(options.operations.map { "\($0) operations per thread per cell" } ?? "\(options.duration) s per cell"), \(cpuCount()) CPUs online\(batchSize)
             \(renderColumns(rows))
 
             \(legend.joined(separator: "\n"))
@@ -117,8 +117,8 @@ struct BenchReport {
     /// A JSON array with one object per cell.
     ///
     /// `ratios` has one entry per baseline run and, when some counterpart was run, one named
-    /// `counterpart` (its map is the cell's `counterpart` field; for a batch workload, its
-    /// workload is `counterpartWorkload`). Batch cells also give `batchSize` and
+    /// `counterpart` (its map is the cell's `counterpart` field; when its workload is not
+    /// the cell's — batch workloads, `insert-full` — that workload is `counterpartWorkload`). Batch cells also give `batchSize` and
     /// `elementsPerCall` (what the calls returned on average; whole buckets for the
     /// bucket-locked hash); their `operations` are elements.
     func json() -> String {
@@ -126,7 +126,8 @@ struct BenchReport {
         let objects = cells.map { cell in
             let counterpart = cell.map.counterpart(in: cell.workload)
             let counterpartField = counterparts
-                ? (cell.workload.isBatch ? ["\"counterpartWorkload\": \(counterpart.map { jsonString($0.workload.rawValue) } ?? "null")"] : [])
+                ? (cell.workload.isBatch || counterpart.map({ $0.workload != cell.workload }) == true
+                    ? ["\"counterpartWorkload\": \(counterpart.map { jsonString($0.workload.rawValue) } ?? "null")"] : [])
                     + ["\"counterpart\": \(counterpart.map { jsonString($0.map.rawValue) } ?? "null")"] : []
             let batchFields = cell.workload.isBatch
                 ? ["\"batchSize\": \(options.batchSize)", "\"elementsPerCall\": \(jsonNumber(cell.elementsPerCall, 1))"] : []

@@ -210,8 +210,14 @@ func memoryPlan(_ options: MemoryOptions) -> [MemoryStep] {
 /// Runs `rcumaps memory` and prints its report.
 ///
 /// - Returns: The exit status: 0 once every cell is measured (whether or not the target
-///   is met), 1 if one could not be.
+///   is met), 1 if one could not be, 2 if the options leave nothing to measure.
 func runMemory(_ options: MemoryOptions) -> Int32 {
+    guard !memoryPlan(options).isEmpty else {
+        writeToStandardError("rcumaps: error: none of the maps (\(options.maps.map(\.rawValue).joined(separator: ", "))) "
+            + "is measured in the shapes asked for (\(options.shapes.map(\.description).joined(separator: ", "))): "
+            + "nothing to measure (the baselines run only 8x8)\n")
+        return 2
+    }
     let cells: [MemoryCell]
     do {
         cells = try measureMemory(options, progress: true)

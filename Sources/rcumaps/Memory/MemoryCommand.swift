@@ -34,7 +34,7 @@ struct MemoryCommand: ParsableCommand {
 
     @Option(name: [.customLong("maps"), .customLong("map")],
             parsing: .unconditional,
-            help: ArgumentHelp("Maps to measure, comma-separated (see MAPS above; default: all).", valueName: "list"),
+            help: ArgumentHelp("Maps to measure, comma-separated (see MAPS above; default: every map).", valueName: "list"),
             transform: { text in
                 try parseList(text) { (item) throws(ValidationError) in try parseName(item, as: MemorySubject.self) }
             })

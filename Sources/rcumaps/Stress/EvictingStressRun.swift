@@ -26,7 +26,9 @@ func exerciseEvictingHash(_ kind: StressMapKind, options: StressOptions, seed: U
     case .lruPerCPUHash: .lruPerCPUHash
     default: .perCPUHash
     }
-    let maxEntries = type == .perCPUHash ? options.keys : max(16, options.keys / 4)
+    // PERCPU_HASH: room for at least one key per worker (each cycles through its own share
+    // and the map is never full, so E2BIG is a violation).
+    let maxEntries = type == .perCPUHash ? max(options.keys, options.threads) : max(16, options.keys / 4)
     let definition = MapDefinition(type: type, keySize: 8, valueSize: 8, maxEntries: maxEntries, name: "stress",
                                    hashImplementation: .bucketLocked, poolTag: StressPools.mapTag(kind))
     let target: EvictingStressTarget
@@ -196,13 +198,16 @@ final class EvictingStressWorker {
             if helper {
                 Epoch.withSection { section in
                     guard let own = try? target.map.lookupInPlace(key: k, in: section) else { return }
+                    stats.helperLookupHits += 1
                     // Atomic: another worker on this CPU may be writing it in place.
                     let word = own.baseAddress!.assumingMemoryBound(to: Atomic<UInt64>.self).pointee.load(ordering: .relaxed)
                     if word != 0, word != mark { recorder.record(.value, "helper lookup of key \(key) found \(word)") }
                 }
-            } else if (try? values.withUnsafeMutableBytes { try target.map.lookup(key: k, into: $0) }) != nil,
-                      values.contains(where: { $0 != 0 && $0 != mark }) {
-                recorder.record(.value, "lookup of key \(key) found \(values)")
+            } else if (try? values.withUnsafeMutableBytes { try target.map.lookup(key: k, into: $0) }) != nil {
+                stats.lookupHits += 1
+                if values.contains(where: { $0 != 0 && $0 != mark }) {
+                    recorder.record(.value, "lookup of key \(key) found \(values)")
+                }
             }
         }
     }

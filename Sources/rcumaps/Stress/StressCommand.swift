@@ -18,7 +18,7 @@ struct StressCommand: ParsableCommand {
     // is refused as out of range rather than as a missing value.
     @Option(name: [.customLong("map"), .customLong("maps")],
             parsing: .unconditional,
-            help: ArgumentHelp("Maps to stress, comma-separated (see MAPS above; default: all, one after the other).",
+            help: ArgumentHelp("Maps to stress, comma-separated (see MAPS above; default: every map, one after the other).",
                                valueName: "list"),
             transform: { text in
                 try parseList(text) { (item) throws(ValidationError) in try parseName(item, as: StressMapKind.self) }
@@ -86,7 +86,9 @@ func stressDiscussion() -> String {
             violations, as they happen, go to stderr.
             """),
         HelpText.paragraph("""
-            Each worker (an OS thread with its own xorshift stream derived from --seed) mixes \
+            The key-value maps (hash-lockfree, hash-bucket, hash-lockfree-8, hash-bucket-8, array, \
+            object-map): \
+            each worker (an OS thread with its own xorshift stream derived from --seed) mixes \
             lookups, helper-mode in-place lookups, update(.any/.noExist/.exist), helper-mode \
             updates and deletes, delete, lookup-and-delete, operations on keys never inserted, \
             count checks and whole get-next-key iteration passes. A quarter of the keys are \
@@ -95,7 +97,7 @@ func stressDiscussion() -> String {
             at every moment. Hash maps have maxEntries = 5/8 of the keys, so they run full.
             """),
         HelpText.paragraph("""
-            Checked continuously: every value read is whole (not torn) and belongs to its key; \
+            Checked continuously on those maps: every value read is whole (not torn) and belongs to its key; \
             an owned key holds exactly what its owner last stored (no lost or phantom values, \
             every errno as predicted); a stable key is never missing; one writer's values never \
             go back in time for a reader; an iteration pass returns no key twice and every key \
@@ -108,6 +110,18 @@ func stressDiscussion() -> String {
             Epoch.barrier() (a reclaim callback may retire memory in turn); for the object map \
             every reference count must return to 1 and, once the objects are closed, their \
             memory too.
+            """),
+        HelpText.paragraph("""
+            The other maps run workloads of their own. lru-hash, lru-percpu-hash and percpu-hash: \
+            each worker writes keys of its own (fresh keys on the LRU types, nearly every insert \
+            evicting; a share of the entries reused round after round on percpu-hash, never \
+            full), looks up any worker's keys in user and helper mode and deletes its own; \
+            checked: count never above maxEntries, the key just written present with its mark \
+            (LRU: unless the hands moved their guaranteed distance), every value read the key's \
+            mark or 0 on each CPU. percpu-array: helper-mode counters summed exactly at the end \
+            (no increment lost or doubled) and indices owned by one worker each, read back as \
+            written. lpm-trie: lookups (70 %) checked against a brute-force scan of the routes, \
+            volatile routes inserted and deleted, stable ones replaced, and iteration passes.
             """),
         HelpText.paragraph("""
             queue and stack have no keys: each worker is a producer and a consumer, pushing its \

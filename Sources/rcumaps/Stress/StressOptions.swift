@@ -17,13 +17,14 @@ enum StressMapKind: String, CaseIterable, Sendable {
     case queue = "queue"
     /// `RawQueueStackMap` STACK: 32-byte values, `--keys` elements at most.
     case stack = "stack"
-    /// `RawBucketHashMap` as LRU_HASH: 8-byte keys and values, `--keys / 4` entries, fresh
+    /// `RawBucketHashMap` as LRU_HASH: 8-byte keys and values, `max(16, --keys / 4)` entries, fresh
     /// keys (nearly every insert evicts).
     case lruHash = "lru-hash"
     /// `RawPerCPUArrayMap` PERCPU_ARRAY: `UInt32` index keys, an 8-byte value per CPU,
     /// `--keys` entries (helper-mode counters and owned indices).
     case perCPUArray = "percpu-array"
-    /// `RawPerCPUHashMap` as PERCPU_HASH: 8-byte keys, an 8-byte value per CPU, `--keys` entries.
+    /// `RawPerCPUHashMap` as PERCPU_HASH: 8-byte keys, an 8-byte value per CPU, `--keys`
+    /// entries (at least one per thread).
     case perCPUHash = "percpu-hash"
     /// `RawPerCPUHashMap` as LRU_PERCPU_HASH: as `lru-hash`, a value per CPU.
     case lruPerCPUHash = "lru-percpu-hash"
@@ -42,10 +43,10 @@ enum StressMapKind: String, CaseIterable, Sendable {
         case .objectMap: "sample object map provider (type \(StressObjects.mapType.rawValue), bucket-locked base), handle values"
         case .queue: "RawQueueStackMap QUEUE, 32-byte values, at most --keys elements (producers and consumers)"
         case .stack: "RawQueueStackMap STACK, 32-byte values, at most --keys elements (producers and consumers)"
-        case .lruHash: "RawBucketHashMap LRU_HASH, 8-byte keys and values, --keys / 4 entries, evicting writers"
+        case .lruHash: "RawBucketHashMap LRU_HASH, 8-byte keys and values, max(16, --keys / 4) entries, evicting writers"
         case .perCPUArray: "RawPerCPUArrayMap PERCPU_ARRAY, an 8-byte value per CPU, helper-mode counters summed exactly"
-        case .perCPUHash: "RawPerCPUHashMap PERCPU_HASH, an 8-byte value per CPU, user- and helper-mode writers"
-        case .lruPerCPUHash: "RawPerCPUHashMap LRU_PERCPU_HASH, an 8-byte value per CPU, --keys / 4 entries, evicting writers"
+        case .perCPUHash: "RawPerCPUHashMap PERCPU_HASH, an 8-byte value per CPU, --keys entries (at least --threads), user- and helper-mode writers"
+        case .lruPerCPUHash: "RawPerCPUHashMap LRU_PERCPU_HASH, an 8-byte value per CPU, max(16, --keys / 4) entries, evicting writers"
         case .lpmTrie: "RawLPMTrieMap LPM_TRIE, IPv4, --keys routes (half stable), lookups checked by brute force"
         }
     }

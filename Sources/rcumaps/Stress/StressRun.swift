@@ -57,7 +57,9 @@ struct StressMapResult: Sendable {
     /// Violations by kind.
     let byKind: [(StressViolation, Int)]
 
-    var passed: Bool { violations == 0 && !exercise.hung }
+    /// No violation, no stuck thread, and something ran: a run that did no operation
+    /// (a duration too short for one batch) checked nothing and does not pass.
+    var passed: Bool { violations == 0 && !exercise.hung && exercise.operations > 0 }
     var operations: Int { exercise.operations }
     var seconds: Double { Double(exercise.nanoseconds) / 1e9 }
 
@@ -68,6 +70,7 @@ struct StressMapResult: Sendable {
             + "(\(readable(rate)) Mops/s), \(exercise.checkpoints) checkpoints, \(violations) violation\(violations == 1 ? "" : "s")"
             + (exercise.memory.residentBytes.map { ", peak RSS \(stressBytes($0))" } ?? "")
             + (exercise.hung ? ", threads stuck" : "")
+            + (exercise.operations == 0 ? ", nothing ran (a longer --duration checks something)" : "")
     }
 
     /// The map's pool tag at its sampled peaks (live, and awaiting reclamation).

@@ -1,0 +1,40 @@
+import Foundation
+@testable import rcumaps
+import RCUMaps
+import Testing
+
+/// What `rcumaps bench` and `rcumaps memory` say about a run: an error when the options
+/// leave nothing to run, a header that names what each cell ran, and a JSON counterpart
+/// that names the workload it was measured on.
+@Suite("rcumaps reports")
+struct ReportTests {
+    /// Options that leave no cell (maps that run none of the workloads, or none of the
+    /// shapes) are an error with exit status 2, not an empty table with status 0.
+    @Test func optionsThatLeaveNothingToRunAreAnError() throws {
+        let bench = try benchOptions(["--maps", "queue", "--workloads", "lookup"])
+        #expect(benchPlan(bench).isEmpty)
+        #expect(runBench(bench) == 2)
+        let memory = try memoryOptions(["memory", "--maps", "swift-dict", "--shapes", "16x8"])
+        #expect(memoryPlan(memory).isEmpty)
+        #expect(runMemory(memory) == 2)
+    }
+
+    /// With `--operations`, the header gives the operations per thread (it gave the unused
+    /// duration); an `insert-full` cell's JSON names the workload of its counterpart
+    /// (`hash-bucket`'s `update`), as batch cells do.
+    @Test func theReportSaysWhatEachCellRan() throws {
+        let options = try benchOptions(["--maps", "lru", "--workloads", "update,insert-full", "--threads", "1",
+                                        "--operations", "2000", "--entries", "256"])
+        let cells = try runBenchCells(options, progress: false)
+        let report = BenchReport(options: options, cells: cells)
+        #expect(report.table().contains("2000 operations per thread per cell"))
+        #expect(!report.table().contains(" s per cell"))
+        let objects = try #require(try JSONSerialization.jsonObject(with: Data(report.json().utf8)) as? [[String: Any]])
+        let insertFull = try #require(objects.first { $0["workload"] as? String == "insert-full" })
+        #expect(insertFull["counterpart"] as? String == "hash-bucket")
+        #expect(insertFull["counterpartWorkload"] as? String == "update")
+        let update = try #require(objects.first { $0["workload"] as? String == "update" && $0["map"] as? String == "lru-hash" })
+        #expect(update["counterpart"] as? String == "hash-bucket")
+        #expect(update["counterpartWorkload"] == nil)
+    }
+}
