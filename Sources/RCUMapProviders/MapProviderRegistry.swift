@@ -98,7 +98,9 @@ public final class MapProviderRegistry: Sendable {
     /// this removes the other one.
     ///
     /// - Throws: ``/RCUBaseMaps/MapError/busy`` while maps of the type exist (the maps hold their
-    ///   provider); ``/RCUBaseMaps/MapError/keyNotFound`` if no provider is registered for it.
+    ///   provider; a map exists until its `postprocessMapDelete` has returned, so an
+    ///   unregister from inside that callback fails); ``/RCUBaseMaps/MapError/keyNotFound`` if
+    ///   no provider is registered for it.
     public func unregister(type: MapType) throws(MapError) {
         try unregister(type: type, only: nil)
     }

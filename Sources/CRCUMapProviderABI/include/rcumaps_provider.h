@@ -127,8 +127,10 @@ typedef struct rcumaps_client_dispatch_table {
 rcumaps_result_t rcumaps_register_provider(const rcumaps_provider_registration_t *registration,
                                            const rcumaps_client_dispatch_table_t **client);
 
-/* Unregisters the provider of map_type. EBUSY while maps of the type exist;
- * ENOENT if none is registered. */
+/* Unregisters the provider of map_type. EBUSY while maps of the type exist — a map
+ * exists until its postprocess_map_delete has returned, so an unregister from inside that
+ * callback (or racing it) fails with EBUSY: unregister after the callback, once the
+ * provider's own count of its maps is zero. ENOENT if none is registered. */
 rcumaps_result_t rcumaps_unregister_provider(uint32_t map_type);
 
 #ifdef __cplusplus
