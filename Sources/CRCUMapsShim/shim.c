@@ -1063,3 +1063,12 @@ void rcumaps_advise_huge_pages(void *addr, size_t size)
     (void)size;
 #endif
 }
+
+void rcumaps_section_underflow(void)
+{
+    /* Undo the wrap first, so that nothing run while the process stops sees a bogus depth. */
+    rcumaps_tls.nesting = 0;
+    fprintf(stderr, "rcumaps: an epoch section was left more times than it was entered "
+                    "(an Epoch.exit() inside Epoch.withSection, with no Epoch.enter() of its own)\n");
+    abort();
+}

@@ -71,19 +71,11 @@ public enum Epoch {
         _ body: (borrowing EpochSection) throws(Failure) -> Result
     ) throws(Failure) -> Result {
         _epochReadLock()
-        defer {
-            // An `exit()` inside the body that had no `enter()` of its own left this section
-            // already: unlocking again would wrap the depth around and leave every later
-            // section of the thread without a read lock.
-            if _slowPath(rcumaps_read_nesting() == 0) { _sectionEndedEarly() }
-            _epochReadUnlock()
-        }
+        // (An `exit()` inside the body with no `enter()` of its own ends this section early;
+        // the unlock below then finds the depth at 0 and stops the program, see
+        // `rcumaps_section_underflow`.)
+        defer { _epochReadUnlock() }
         return try body(EpochSection())
-    }
-
-    @usableFromInline @inline(never)
-    static func _sectionEndedEarly() -> Never {
-        _rcumapsTrap("Epoch.withSection: an Epoch.exit() inside the section had no matching Epoch.enter()")
     }
 
     /// Enters an epoch without a scope. Pair with ``exit()`` on the same thread.

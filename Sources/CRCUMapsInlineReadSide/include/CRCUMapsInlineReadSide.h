@@ -40,6 +40,7 @@ extern __thread rcumaps_inline_thread_state_t rcumaps_tls __asm__("rcumaps_tls")
     __attribute__((tls_model("initial-exec")));
 void rcumaps_register_current_thread(void);
 void rcumaps_tsan_reader_exit(void);
+void rcumaps_section_underflow(void) __attribute__((noreturn, cold));
 extern const int rcumaps_tsan_enabled;
 
 /* Inlined `_urcu_memb_read_lock`, registering the thread first if needed. */
@@ -53,15 +54,21 @@ static inline __attribute__((always_inline)) void rcumaps_inline_read_lock(void)
     }
 }
 
-/* Leaves a read-side critical section; the outermost exit is inlined `_urcu_memb_read_unlock`. */
+/* Leaves a read-side critical section; the outermost exit is inlined `_urcu_memb_read_unlock`.
+ * Leaving one more time than entered stops the program (`rcumaps_section_underflow`,
+ * checked on the nested branch only). */
 static inline __attribute__((always_inline)) void rcumaps_inline_read_unlock(void)
 {
+    /* (The nested branch reads the depth again, with an atomic load the compiler does not
+     * fold into the decrement: the outermost exit stays one `dec` in memory and a branch.) */
     if (--rcumaps_tls.nesting == 0) {
         /* TSan: release before unlocking, so that every access of the section is ordered
          * before the reclamation that the end of the section may allow. */
         if (__builtin_expect(rcumaps_tsan_enabled, 0))
             rcumaps_tsan_reader_exit();
         urcu_memb_read_unlock();
+    } else if (__builtin_expect(__atomic_load_n(&rcumaps_tls.nesting, __ATOMIC_RELAXED) == (unsigned int)-1, 0)) {
+        rcumaps_section_underflow();
     }
 }
 

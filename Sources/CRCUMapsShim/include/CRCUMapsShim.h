@@ -138,15 +138,26 @@ static inline __attribute__((always_inline)) void rcumaps_read_lock(void)
     }
 }
 
-/* Leaves a read-side critical section; the outermost exit wraps `urcu_memb_read_unlock`. */
+/* Stops the program: a section was left more times than it was entered (an
+ * `Epoch.exit()` inside `Epoch.withSection` with no `enter()` of its own). Going on would
+ * leave every later section of the thread without a read lock. */
+void rcumaps_section_underflow(void) __attribute__((noreturn, cold));
+
+/* Leaves a read-side critical section; the outermost exit wraps `urcu_memb_read_unlock`.
+ * Leaving one more time than entered stops the program (checked on the nested branch
+ * only: the outermost exit, the common one, pays nothing for it). */
 static inline __attribute__((always_inline)) void rcumaps_read_unlock(void)
 {
+    /* (The nested branch reads the depth again, with an atomic load the compiler does not
+     * fold into the decrement: the outermost exit stays one `dec` in memory and a branch.) */
     if (--rcumaps_tls.nesting == 0) {
         /* TSan: release before unlocking, so that every access of the section is ordered
          * before the reclamation that the end of the section may allow. */
         if (__builtin_expect(rcumaps_tsan_enabled, 0))
             rcumaps_tsan_reader_exit();
         urcu_memb_read_unlock();
+    } else if (__builtin_expect(__atomic_load_n(&rcumaps_tls.nesting, __ATOMIC_RELAXED) == (unsigned int)-1, 0)) {
+        rcumaps_section_underflow();
     }
 }
 
