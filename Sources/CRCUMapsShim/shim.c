@@ -315,17 +315,28 @@ unsigned long rcumaps_thread_exits_inside_section_count(void)
     return __atomic_load_n(&rcumaps_exits_inside_section, __ATOMIC_RELAXED);
 }
 
-void rcumaps_epoch_enter(void) { rcumaps_read_lock(); }
+/* Sections this thread entered through the client table's epoch_enter and has not left:
+ * the provider's own, counted apart from the thread's whole depth. A provider callback
+ * already runs inside the host's section, so the whole depth cannot tell a provider's
+ * stray exit from a balanced one there. */
+static __thread unsigned int rcumaps_client_epoch_depth;
+
+void rcumaps_epoch_enter(void)
+{
+    rcumaps_read_lock();
+    rcumaps_client_epoch_depth++;
+}
 
 /* How many unbalanced epoch_exit calls were refused (all threads). */
 static unsigned long rcumaps_unbalanced_exits;
 
 void rcumaps_epoch_exit(void)
 {
-    /* An exit with no matching enter would wrap the nesting counter to UINT_MAX: every
-     * later section of this thread would then hold no read lock, and memory could be
-     * freed under it. Refuse it: the thread's state stays as it was. */
-    if (__builtin_expect(rcumaps_tls.nesting == 0, 0)) {
+    /* An exit with no matching enter would end a section someone else entered (the host's,
+     * around a callback), or wrap the nesting counter to UINT_MAX: either way memory could
+     * be freed under code that believes itself protected. Refuse it: the thread's state
+     * stays as it was. */
+    if (__builtin_expect(rcumaps_client_epoch_depth == 0 || rcumaps_tls.nesting == 0, 0)) {
         unsigned long seen = __atomic_fetch_add(&rcumaps_unbalanced_exits, 1, __ATOMIC_RELAXED);
         if (seen < 8)
             fprintf(stderr, "rcumaps: epoch_exit() without a matching epoch_enter() on this thread: "
@@ -333,6 +344,7 @@ void rcumaps_epoch_exit(void)
                     seen == 7 ? "; further reports suppressed" : "");
         return;
     }
+    rcumaps_client_epoch_depth--;
     rcumaps_read_unlock();
 }
 

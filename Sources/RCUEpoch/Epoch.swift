@@ -71,9 +71,11 @@ public enum Epoch {
         _ body: (borrowing EpochSection) throws(Failure) -> Result
     ) throws(Failure) -> Result {
         _epochReadLock()
-        // (An `exit()` inside the body with no `enter()` of its own ends this section early;
-        // the unlock below then finds the depth at 0 and stops the program, see
-        // `rcumaps_section_underflow`.)
+        // (An `exit()` inside the body with no `enter()` of its own ends this section early.
+        // In an outermost section the unlock below then finds the depth at 0 and stops the
+        // program (`rcumaps_section_underflow`); inside another section it ends the
+        // enclosing one instead, and the program stops only when the outermost ends. Pair
+        // every `exit()` with an `enter()`.)
         defer { _epochReadUnlock() }
         return try body(EpochSection())
     }

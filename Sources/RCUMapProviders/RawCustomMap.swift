@@ -145,18 +145,25 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
     /// Of several threads associating one new type, one asks the provider and the others
     /// wait for its answer (the provider is asked once, and asked again only if it refused).
     /// The provider is called with no lock held: its callback may read
-    /// ``associatedProgramTypes`` and associate other types; associating the type it is
-    /// being asked about, from inside that callback, fails with EDEADLK.
+    /// ``associatedProgramTypes`` and associate other types. From inside that callback,
+    /// associating the type it is being asked about, or a type another thread's callback is
+    /// being asked about (two callbacks could wait for each other), fails with EDEADLK.
     ///
     /// - Throws: whatever the provider throws to refuse it;
     ///   ``/RCUBaseMaps/MapError/wouldDeadlock`` from inside the provider's callback for the same type.
     public func associate(programType: ProgramType) throws(MapError) {
-        enum Claim { case associated, asking, waiting, reentered }
+        enum Claim { case associated, asking, waiting, reentered, crossed }
         let thread = UInt(pthread_self())
+        var waits = 0
         while true {
             let claim = programTypes.withLock { state -> Claim in
                 if state.types.contains(programType) { return .associated }
-                if let asker = state.pending[programType] { return asker == thread ? .reentered : .waiting }
+                if let asker = state.pending[programType] {
+                    if asker == thread { return .reentered }
+                    // This thread is inside a callback of its own (it asks about another
+                    // type) and would wait for a thread that may be waiting for it in turn.
+                    return state.pending.values.contains(thread) ? .crossed : .waiting
+                }
                 state.pending[programType] = thread
                 return .asking
             }
@@ -166,8 +173,13 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
             case .reentered:
                 throw MapError.wouldDeadlock.with(
                     reason: "associating \(programType) from inside the provider's callback for \(programType)")
+            case .crossed:
+                throw MapError.wouldDeadlock.with(
+                    reason: "associating \(programType) from inside a provider callback while another thread's callback associates it")
             case .waiting:
-                sched_yield()
+                // The asking thread is in the provider's callback: yield, then nap.
+                waits += 1
+                if waits < 64 { sched_yield() } else { usleep(100) }
             case .asking:
                 do throws(MapError) {
                     try dispatch.preprocessAssociateProgramType?(hooks.context, programType)

@@ -74,6 +74,27 @@ struct ClientTableReliabilityTests {
         #expect(Epoch.nesting == 0)
     }
 
+    /// Inside a section the provider did not enter (every callback runs in one the library
+    /// entered), an `epoch_exit()` with no `epoch_enter()` of the provider's is refused too:
+    /// the host's section stays (before, it ended it early, and the host went on unprotected).
+    @Test func anUnbalancedExitInsideTheHostsSectionIsRefused() throws {
+        try #require(Self.registered)
+        let before = rcumaps_unbalanced_exit_count()
+        let depth = Epoch.withSection { _ in
+            _ = ctest_provider_exit_without_enter()
+            return Epoch.nesting
+        }
+        #expect(depth == 1)
+        #expect(rcumaps_unbalanced_exit_count() == before + 1)
+        #expect(Epoch.nesting == 0)
+        // A balanced pair inside the host's section is not refused.
+        Epoch.withSection { _ in
+            _ = ctest_provider_epoch_enter()
+            _ = ctest_provider_exit_without_enter()
+        }
+        #expect(rcumaps_unbalanced_exit_count() == before + 1)
+    }
+
     /// Swift's `Epoch.exit()` without `enter()` stops the program with a message, in every
     /// build configuration (it used to corrupt the counter in release builds).
     @Test func anUnbalancedSwiftExitStopsWithAMessage() async {

@@ -338,6 +338,50 @@ struct ProviderSemanticsTests {
         #expect(box.calls.load(ordering: .relaxed) == 2)   // `first` once, `second` once
     }
 
+    /// Two threads inside the association callbacks of two types, each associating the
+    /// other's type: waiting would hang both (each waits for the other's answer). The second
+    /// association fails with EDEADLK instead, and both calls return.
+    @Test func crossedAssociationsFailInsteadOfWaitingForEachOther() throws {
+        final class Box: Sendable {
+            let map = ThreadLock<RawCustomMap?>(nil)
+            let inside = Atomic<Int>(0)
+            let innerErrors = ThreadLock<[MapError]>([])
+        }
+        let box = Box()
+        let first = try #require(ProgramType("22222222-0000-0000-0000-000000000001"))
+        let second = try #require(ProgramType("22222222-0000-0000-0000-000000000002"))
+        let dispatch = MapProviderDispatchTable(
+            preprocessMapCreate: { (request) throws(MapError) in MapCreateResult(actualValueSize: request.valueSize) },
+            postprocessMapDelete: { _ in },
+            preprocessAssociateProgramType: { (_, type) throws(MapError) in
+                guard let map = box.map.withLock({ $0 }) else { return }
+                // Both threads inside a callback before either goes on.
+                box.inside.wrappingAdd(1, ordering: .acquiringAndReleasing)
+                let deadline = ContinuousClock.now + .seconds(5)
+                while box.inside.load(ordering: .acquiring) < 2 && ContinuousClock.now < deadline { sched_yield() }
+                do throws(MapError) { try map.associate(programType: type == first ? second : first) } catch {
+                    box.innerErrors.withLock { $0.append(error) }
+                }
+            },
+            postprocessElementDeletion: { _ in })
+        let map = try #require(try MapProviderRegistry.shared.register(type: uniqueCustomType(), base: .hashBucketLocked,
+                                                                       dispatch: dispatch)
+            .makeMap(maxEntries: 16) as? RawCustomMap)
+        box.map.withLock { $0 = map }
+        let finished = Atomic<Int>(0)
+        Thread {
+            runOnThreads(2) { thread in try? map.associate(programType: thread == 0 ? first : second) }
+            finished.store(1, ordering: .releasing)
+        }.start()
+        let deadline = ContinuousClock.now + .seconds(20)
+        while finished.load(ordering: .acquiring) == 0 && ContinuousClock.now < deadline { usleep(1_000) }
+        try #require(finished.load(ordering: .acquiring) == 1, "two crossed associations waited for each other")
+        box.map.withLock { $0 = nil }
+        let errors = box.innerErrors.withLock { $0 }
+        #expect(!errors.isEmpty && errors.allSatisfy { $0 == .wouldDeadlock })
+        #expect(Set(map.associatedProgramTypes) == [first, second])
+    }
+
     @Test func theClientServicesReachTheContextAndEpochMemory() throws {
         let provider = RecordingProvider()
         let registration = try provider.register(base: .hashBucketLocked)

@@ -109,7 +109,9 @@ typedef struct rcumaps_client_dispatch_table {
      * base map's helper-mode lookup: EACCES on a BPF_F_WRONLY_PROG map. */
     rcumaps_result_t (*find_element)(const void *map, const uint8_t *key, uint8_t **value);
     /* Enter / leave an epoch (nestable). An epoch_exit with no matching epoch_enter on
-     * the calling thread is refused: it changes nothing and is reported on stderr. */
+     * the calling thread is refused — also inside a callback, which runs in a section the
+     * library entered (not the provider's to leave): it changes nothing and is reported
+     * on stderr. */
     void (*epoch_enter)(void);
     void (*epoch_exit)(void);
     /* Epoch memory under `tag`; NULL when out of memory or for a size it cannot serve

@@ -183,9 +183,10 @@ static inline void rcumaps_ensure_registered(void)
 }
 
 /* Out-of-line enter/exit, for C function-pointer tables (providers' client table).
- * rcumaps_epoch_exit refuses an exit with no matching enter on the calling thread:
- * it changes nothing, reports it on stderr (the first 8 times in the process) and
- * counts it (rcumaps_unbalanced_exit_count). */
+ * rcumaps_epoch_exit refuses an exit with no matching rcumaps_epoch_enter on the calling
+ * thread — also inside a section the host entered (a provider callback's): it changes
+ * nothing, reports it on stderr (the first 8 times in the process) and counts it
+ * (rcumaps_unbalanced_exit_count). */
 void rcumaps_epoch_enter(void);
 void rcumaps_epoch_exit(void);
 unsigned long rcumaps_unbalanced_exit_count(void);

@@ -868,7 +868,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
     ///
     /// Under the chain's lock, as Linux's batches copy each bucket under its lock: read
     /// without it, a chain can show a key twice or not at all — a replace of a value over
-    /// 8 bytes publishes the new pair (possibly in an earlier bucket of the chain) before it
+    /// 8 bytes publishes the new pair (in the old pair's bucket or a later one) before it
     /// retires the old one, and a pass reading the buckets one after the other can see both
     /// pairs, or neither. So a batch returns each key present for the whole pass once.
     ///

@@ -15,7 +15,8 @@ import Synchronization
 /// What the words hold depends on the dictionary (``RCUDictionary/SlotLayout``): the key
 /// word is the key's own bits (integer keys) or the address of an immutable node holding
 /// the key (and, for values that are not one word, the value); the value word is the value's
-/// bits (one-word values) or unused.
+/// bits (one-word values) or the stamp of the write that stored the node
+/// (``RCUDictionary/SlotLayout/node``).
 ///
 /// A writer fills a slot's value word, then its key word, then its tag (each a release
 /// store); a delete clears the tag, then the key word. Both add one to the bucket's change

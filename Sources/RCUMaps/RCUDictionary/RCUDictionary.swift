@@ -18,9 +18,10 @@ import Glibc
 /// routes.update(forKey: "10.0.0.0/8") { old in old?.withMetric(5) }
 /// ```
 ///
-/// - Reads never lock, never write shared memory and never block: a lookup enters an epoch
-///   section, finds the entry in a cache-line bucket of three slots (a 7-bit tag per slot
-///   filters the key comparisons) and copies (retains) its value before leaving.
+/// - Reads never lock and never write shared memory: a lookup enters an epoch section, finds
+///   the entry in a cache-line bucket of three slots (a 7-bit tag per slot filters the key
+///   comparisons) and copies (retains) its value before leaving. They are lock-free, not
+///   wait-free: a read whose bucket had a slot filled or emptied while it read reads again.
 /// - Where an entry lives depends on its types. A value of one word — 8 bytes of plain data
 ///   (`Int`, `Double`) or a class reference — is kept in the slot itself and replaced in
 ///   place, with an atomic exchange; with an integer key (`Int`, `UInt32`, …) the key is in
