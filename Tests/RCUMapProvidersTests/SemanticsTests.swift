@@ -291,93 +291,99 @@ struct ProviderSemanticsTests {
         #expect(ProgramType(bytes: [1, 2, 3]) == nil)
     }
 
-    /// The provider's association callback runs with no lock of the map held: it can read
-    /// the map's associated types and associate other types; associating the very type it
-    /// is being asked about fails with EDEADLK instead of waiting on itself forever. Threads
-    /// associating one new type at once ask the provider once.
-    @Test func theAssociationCallbackMayUseItsMap() throws {
-        final class Box: Sendable {
-            let map = ThreadLock<RawCustomMap?>(nil)
-            let calls = Atomic<Int>(0)
-            let seen = ThreadLock<[[ProgramType]]>([])
-            let reentry = ThreadLock<MapError?>(nil)
+    /// A bucket-hash custom map whose provider answers each association with `associate`,
+    /// which gets the map (once it is made) and the type asked about.
+    func associationMap(_ associate: @escaping @Sendable (RawCustomMap, ProgramType) throws(MapError) -> Void)
+        throws -> RawCustomMap
+    {
+        // Weak: the map holds the provider's callbacks, which must not hold the map (a cycle
+        // the leak sanitizer would report).
+        final class Made: @unchecked Sendable {
+            // @unchecked: set once, before any association; weak loads are atomic.
+            weak var map: RawCustomMap?
         }
-        let box = Box()
-        let first = try #require(ProgramType("11111111-0000-0000-0000-000000000001"))
-        let second = try #require(ProgramType("11111111-0000-0000-0000-000000000002"))
+        let made = Made()
         let dispatch = MapProviderDispatchTable(
             preprocessMapCreate: { (request) throws(MapError) in MapCreateResult(actualValueSize: request.valueSize) },
             postprocessMapDelete: { _ in },
             preprocessAssociateProgramType: { (_, type) throws(MapError) in
-                box.calls.wrappingAdd(1, ordering: .relaxed)
-                guard type == first, let map = box.map.withLock({ $0 }) else { return }
-                box.seen.withLock { $0.append(map.associatedProgramTypes) }
-                do throws(MapError) { try map.associate(programType: first) } catch {
-                    box.reentry.withLock { $0 = error }
-                }
-                try map.associate(programType: second)
+                guard let map = made.map else { return }
+                try associate(map, type)
             },
             postprocessElementDeletion: { _ in })
         let map = try #require(try MapProviderRegistry.shared.register(type: uniqueCustomType(), base: .hashBucketLocked,
                                                                        dispatch: dispatch)
             .makeMap(maxEntries: 16) as? RawCustomMap)
-        box.map.withLock { $0 = map }
+        made.map = map
+        return map
+    }
+
+    /// Runs `body` on `threads` threads, themselves on a thread of their own so that a hang
+    /// stops that thread and not the test; false if they did not all return within 20 s.
+    func allReturn(threads: Int, _ body: @escaping @Sendable (Int) -> Void) -> Bool {
         let finished = Atomic<Int>(0)
-        // On a thread of its own, so that a regression hangs that thread, not the test.
         Thread {
-            runOnThreads(3) { _ in try? map.associate(programType: first) }
+            runOnThreads(threads, body)
             finished.store(1, ordering: .releasing)
         }.start()
         let deadline = ContinuousClock.now + .seconds(20)
         while finished.load(ordering: .acquiring) == 0 && ContinuousClock.now < deadline { usleep(1_000) }
-        try #require(finished.load(ordering: .acquiring) == 1, "association from inside the callback hung")
-        box.map.withLock { $0 = nil }
-        #expect(box.reentry.withLock { $0 } == .wouldDeadlock)
-        #expect(box.seen.withLock { $0 } == [[]])
+        return finished.load(ordering: .acquiring) == 1
+    }
+
+    /// The provider's association callback runs with no lock of the map held: it can read
+    /// the map's associated types and associate other types; associating the very type it
+    /// is being asked about fails with EDEADLK instead of waiting on itself forever. Threads
+    /// associating one new type at once ask the provider once.
+    @Test func theAssociationCallbackMayUseItsMap() throws {
+        final class Record: Sendable {
+            let calls = Atomic<Int>(0)
+            let seen = ThreadLock<[[ProgramType]]>([])
+            let reentry = ThreadLock<MapError?>(nil)
+        }
+        let record = Record()
+        let first = try #require(ProgramType("11111111-0000-0000-0000-000000000001"))
+        let second = try #require(ProgramType("11111111-0000-0000-0000-000000000002"))
+        let map = try associationMap { (map, type) throws(MapError) in
+            record.calls.wrappingAdd(1, ordering: .relaxed)
+            guard type == first else { return }
+            record.seen.withLock { $0.append(map.associatedProgramTypes) }
+            do throws(MapError) { try map.associate(programType: first) } catch {
+                record.reentry.withLock { $0 = error }
+            }
+            try map.associate(programType: second)
+        }
+        try #require(allReturn(threads: 3) { _ in try? map.associate(programType: first) },
+                     "association from inside the callback hung")
+        #expect(record.reentry.withLock { $0 } == .wouldDeadlock)
+        #expect(record.seen.withLock { $0 } == [[]])
         #expect(Set(map.associatedProgramTypes) == [first, second])
-        #expect(box.calls.load(ordering: .relaxed) == 2)   // `first` once, `second` once
+        #expect(record.calls.load(ordering: .relaxed) == 2)   // `first` once, `second` once
     }
 
     /// Two threads inside the association callbacks of two types, each associating the
     /// other's type: waiting would hang both (each waits for the other's answer). The second
     /// association fails with EDEADLK instead, and both calls return.
     @Test func crossedAssociationsFailInsteadOfWaitingForEachOther() throws {
-        final class Box: Sendable {
-            let map = ThreadLock<RawCustomMap?>(nil)
+        final class Record: Sendable {
             let inside = Atomic<Int>(0)
             let innerErrors = ThreadLock<[MapError]>([])
         }
-        let box = Box()
+        let record = Record()
         let first = try #require(ProgramType("22222222-0000-0000-0000-000000000001"))
         let second = try #require(ProgramType("22222222-0000-0000-0000-000000000002"))
-        let dispatch = MapProviderDispatchTable(
-            preprocessMapCreate: { (request) throws(MapError) in MapCreateResult(actualValueSize: request.valueSize) },
-            postprocessMapDelete: { _ in },
-            preprocessAssociateProgramType: { (_, type) throws(MapError) in
-                guard let map = box.map.withLock({ $0 }) else { return }
-                // Both threads inside a callback before either goes on.
-                box.inside.wrappingAdd(1, ordering: .acquiringAndReleasing)
-                let deadline = ContinuousClock.now + .seconds(5)
-                while box.inside.load(ordering: .acquiring) < 2 && ContinuousClock.now < deadline { sched_yield() }
-                do throws(MapError) { try map.associate(programType: type == first ? second : first) } catch {
-                    box.innerErrors.withLock { $0.append(error) }
-                }
-            },
-            postprocessElementDeletion: { _ in })
-        let map = try #require(try MapProviderRegistry.shared.register(type: uniqueCustomType(), base: .hashBucketLocked,
-                                                                       dispatch: dispatch)
-            .makeMap(maxEntries: 16) as? RawCustomMap)
-        box.map.withLock { $0 = map }
-        let finished = Atomic<Int>(0)
-        Thread {
-            runOnThreads(2) { thread in try? map.associate(programType: thread == 0 ? first : second) }
-            finished.store(1, ordering: .releasing)
-        }.start()
-        let deadline = ContinuousClock.now + .seconds(20)
-        while finished.load(ordering: .acquiring) == 0 && ContinuousClock.now < deadline { usleep(1_000) }
-        try #require(finished.load(ordering: .acquiring) == 1, "two crossed associations waited for each other")
-        box.map.withLock { $0 = nil }
-        let errors = box.innerErrors.withLock { $0 }
+        let map = try associationMap { (map, type) throws(MapError) in
+            // Both threads inside a callback before either goes on.
+            record.inside.wrappingAdd(1, ordering: .acquiringAndReleasing)
+            let deadline = ContinuousClock.now + .seconds(5)
+            while record.inside.load(ordering: .acquiring) < 2 && ContinuousClock.now < deadline { sched_yield() }
+            do throws(MapError) { try map.associate(programType: type == first ? second : first) } catch {
+                record.innerErrors.withLock { $0.append(error) }
+            }
+        }
+        try #require(allReturn(threads: 2) { thread in try? map.associate(programType: thread == 0 ? first : second) },
+                     "two crossed associations waited for each other")
+        let errors = record.innerErrors.withLock { $0 }
         #expect(!errors.isEmpty && errors.allSatisfy { $0 == .wouldDeadlock })
         #expect(Set(map.associatedProgramTypes) == [first, second])
     }
