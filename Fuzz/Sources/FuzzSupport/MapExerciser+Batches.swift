@@ -610,11 +610,15 @@ extension MapExerciser {
         case 0, 1:
             let writable = input.bool()
             let expectation: Expectation
-            if !model.flags.contains(.mmapable) { expectation = .fail(EINVAL) }
+            // Linux's order: the fd's access mode (EACCES), then bpf_map_mmap (ENOTSUPP for a
+            // lock word; writable: EPERM frozen, EACCES for RDONLY_PROG), then
+            // array_map_mmap (EINVAL without BPF_F_MMAPABLE).
+            if !model.userRead { expectation = .fail(EACCES) }
+            else if writable, model.flags.contains(.readOnly) { expectation = .fail(EACCES) }
             else if model.lockOffset != nil { expectation = .fail(ENOTSUPP) }
-            else if !model.userRead { expectation = .fail(EACCES) }
-            else if writable, model.flags.contains(.readOnly) || !model.programWrite { expectation = .fail(EACCES) }
             else if writable, model.frozen { expectation = .fail(EPERM) }
+            else if writable, !model.programWrite { expectation = .fail(EACCES) }
+            else if !model.flags.contains(.mmapable) { expectation = .fail(EINVAL) }
             else { expectation = .succeed(value: nil) }
             let result = attempt { () throws(MapError) in try array.mapStorage(writable: writable) }
             if check("mapStorage(writable: \(writable))", expectation, result.map { _ in nil }), case .success(let mapping) = result {
