@@ -16,7 +16,9 @@ import Musl
 ///
 /// Each block carries a hidden 24-byte header in front of it (the eBPF `header--` trick):
 /// the `rcu_head` that queues it for reclamation, its tag, and its state. Freeing a block
-/// twice, or with the wrong function for its kind, stops the program with a message.
+/// twice before its reclamation, or with the wrong function for its kind, stops the program
+/// with a message; a second free after the block went back to the allocator cannot be
+/// detected (as with `free`, it is undefined).
 /// Small blocks of one size (hash entries) can go without any header: an
 /// ``EpochRetireList`` allocates them, keeps the size and tag for all of them, and retires
 /// them in batches.

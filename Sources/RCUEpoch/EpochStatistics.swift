@@ -6,8 +6,9 @@ import Glibc
 
 /// Memory accounting for one ``PoolTag``.
 ///
-/// Bytes are what the allocator really handed out for the tag (header and allocator
-/// rounding included), so they are the memory the tag costs the process.
+/// Bytes are what was asked of the allocator for the tag: each block's size with its hidden
+/// header (or the cache-line total for cache-aligned blocks). The allocator's own rounding
+/// is not counted (a 40-byte request takes a 48-byte glibc chunk).
 public struct EpochTagStatistics: Hashable, Sendable {
     /// The tag these figures belong to.
     public var tag: PoolTag
