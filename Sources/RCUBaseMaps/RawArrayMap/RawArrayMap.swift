@@ -56,8 +56,9 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
     /// mmapable array's values over 8 bytes, with or without a lock word) hold the lock of
     /// their index's stripe: the value is copied word by word, and two writers interleaving
     /// would both report the same displaced value (``exchange(key:value:flags:into:)``) and
-    /// lose another. Writes through a mapping take no lock, as on Linux.
-    let wideValueWriters = BucketLocks(count: 64)
+    /// lose another. Writes through a mapping take no lock, as on Linux. (No locks are
+    /// allocated for the other arrays.)
+    let wideValueWriters: BucketLocks
     /// Whether writes take ``wideValueWriters``.
     let writesWordByWord: Bool
     /// The value's lock word, if the definition names one.
@@ -106,6 +107,7 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
         // every value of a custom map's base) get a sequence word in front.
         valueOffset = mmapable || (valueSize <= 8 && observer == nil) ? 0 : 8
         writesWordByWord = valueOffset == 0 && valueSize > 8
+        wideValueWriters = BucketLocks(count: writesWordByWord ? 64 : 0)
         slotStride = paddedValueSize + valueOffset
         let (size, overflow) = maxEntries.multipliedReportingOverflow(by: slotStride)
         guard !overflow else {
