@@ -15,6 +15,12 @@ import PackageDescription
 let package = Package(
     name: "RCUMapsBenchmarks",
     platforms: [.macOS(.v15)],
+    products: [
+        // The peers as a shared library for `rcumaps bench --peers-library` (the multi-threaded
+        // runs of the root package's tool, which never links them):
+        //   swift build -c release --product RCUMapsPeers   # .build/release/libRCUMapsPeers.so
+        .library(name: "RCUMapsPeers", type: .dynamic, targets: ["CPeerMaps"]),
+    ],
     dependencies: [
         // Named explicitly: a path dependency's identity is otherwise its folder's name,
         // which depends on where the repository was cloned.

@@ -60,6 +60,15 @@ func runBench(_ options: BenchOptions) -> Int32 {
             + "nothing to measure (rcumaps bench --help lists which maps run which workloads)\n")
         return 2
     }
+    // The peer maps' library, checked before the first cell rather than at its cell.
+    for kind in options.maps where kind.peerSymbolPrefix != nil {
+        do {
+            _ = try PeerFunctions.load(kind, from: options.peersLibrary)
+        } catch {
+            writeToStandardError("rcumaps: error: \(error)\n")
+            return 2
+        }
+    }
     let standardOnly = options.maps.filter { !$0.runsEveryShape }
     let otherShapes = options.shapes.filter { $0 != .standard }
     if !standardOnly.isEmpty, !otherShapes.isEmpty {
@@ -135,7 +144,7 @@ func runCell(
     _rcumapsPrecondition(kind.supports(shape), "\(kind.rawValue) cannot run shape \(shape)")
     let entries = options.entries
     let measured: Measurement?
-    do {
+    do throws(MapError) {
         switch kind {
         case .hashLockFree, .hashLockFreeUser:
             let map = try RawLockFreeHashMap(hashDefinition(entries: entries, shape: shape, implementation: .lockFree))
@@ -213,6 +222,14 @@ func runCell(
         case .cPatriciaIPv4, .cPatriciaIPv6:
             let routes = LPMBenchRoutes(kind == .cPatriciaIPv4 ? .ipv4 : .ipv6, entries: entries)
             measured = warmUpAndMeasure(try CPatriciaTarget(routes), workload, threads, options)
+        case .ckHT, .libcuckoo, .tbbHashMap:
+            let target: Result<PeerTarget, PeerLibraryError> = Result { () throws(PeerLibraryError) in
+                try PeerTarget(try PeerFunctions.load(kind, from: options.peersLibrary), name: kind.rawValue, entries: entries)
+            }
+            switch target {
+            case let .success(target): measured = warmUpAndMeasure(target, workload, threads, options)
+            case let .failure(error): throw MapError.invalidArgument.with(reason: error.description)
+            }
         }
     } catch {
         throw .map(kind, error)

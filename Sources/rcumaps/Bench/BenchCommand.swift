@@ -88,10 +88,18 @@ struct BenchCommand: ParsableCommand {
             transform: { try parseInt($0, in: 1...BenchOptions.maxOperations) })
     var operations: Int?
 
+    @Option(help: ArgumentHelp("The peer maps' shared library (ck-ht, libcuckoo, tbb-hash-map; group peers).",
+                               discussion: "RCUMaps never links the peers: build them in the Benchmarks package "
+                                   + "(cd Benchmarks && ./install-peers.sh && swift build -c release --product "
+                                   + "RCUMapsPeers) and pass Benchmarks/.build/release/libRCUMapsPeers.so.",
+                               valueName: "path"))
+    var peersLibrary: String?
+
     /// The parsed command line, as ``runBench(_:)`` takes it.
     var options: BenchOptions {
         BenchOptions(threads: threads, duration: duration, entries: entries, maps: maps, workloads: workloads,
-                     batchSize: batchSize, shapes: shapes, json: json, latency: latency, operations: operations)
+                     batchSize: batchSize, shapes: shapes, json: json, latency: latency, operations: operations,
+                     peersLibrary: peersLibrary)
     }
 
     /// Runs the bench; a run that fails exits with ``runBench(_:)``'s status.

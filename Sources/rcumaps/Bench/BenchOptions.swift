@@ -23,6 +23,9 @@ struct BenchOptions: Equatable, Sendable {
     /// Operations per thread per cell, instead of ``duration`` (no warm-up): for instruction
     /// counts under `valgrind --tool=callgrind`, where wall time means nothing.
     var operations: Int?
+    /// The Benchmarks package's RCUMapsPeers shared library, where the peer maps
+    /// (``MapKind/peerSymbolPrefix``) come from; nil: no peer map can run.
+    var peersLibrary: String?
 
     /// Largest accepted `--threads` entry.
     static let maxThreads = 1024

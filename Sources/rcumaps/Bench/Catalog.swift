@@ -91,8 +91,19 @@ enum MapKind: String, CaseIterable, Sendable {
     /// Baseline for `lpm-ipv6`: the C Patricia trie with the same prefixes.
     case cPatriciaIPv6 = "c-patricia-ipv6"
 
+    // The peer maps (only when named, and with `--peers-library`: ``PeerFunctions``), 8x8.
+
+    /// Peer: ConcurrencyKit's `ck_ht` (direct mode, lookups in `ck_epoch` sections, writers
+    /// serialised by a mutex: ck_ht is single-writer).
+    case ckHT = "ck-ht"
+    /// Peer: libcuckoo's `cuckoohash_map<uint64_t, uint64_t>`.
+    case libcuckoo = "libcuckoo"
+    /// Peer: oneTBB's `concurrent_hash_map<uint64_t, uint64_t>`.
+    case tbbHashMap = "tbb-hash-map"
+
     /// The baselines the report has a ratio column for, in column order.
-    static let baselines: [MapKind] = [.mutexDict, .rwlockDict, .cRculfhash, .cOpenAddressing, .swiftArray, .mutexDeque]
+    static let baselines: [MapKind] = [.mutexDict, .rwlockDict, .cRculfhash, .cOpenAddressing, .swiftArray, .mutexDeque,
+                                       .libcuckoo]
 
     /// What `rcumaps bench` runs when `--maps` is not given: every kind but the comparison
     /// kinds (``runsByDefault``).
@@ -109,8 +120,19 @@ enum MapKind: String, CaseIterable, Sendable {
              .rcuDictObject, .mutexDictObject, .rcuDictObjectField, .mutexDictObjectField, .rcuDictString,
              .mutexDictString, .passThrough,
              .queue, .cWfcqueue, .stack, .cLfstack, .mutexDeque, .perCPUArray, .threadLocalCounter, .lruHash,
-             .perCPUHash, .lpmIPv4, .cPatriciaIPv4, .lpmIPv6, .cPatriciaIPv6:
+             .perCPUHash, .lpmIPv4, .cPatriciaIPv4, .lpmIPv6, .cPatriciaIPv6, .ckHT, .libcuckoo, .tbbHashMap:
             false
+        }
+    }
+
+    /// For a peer map, the prefix of its functions in the RCUMapsPeers library
+    /// (`<prefix>_create`, ...; ``PeerFunctions``); nil for every other kind.
+    var peerSymbolPrefix: String? {
+        switch self {
+        case .ckHT: "rcumaps_peer_ckht"
+        case .libcuckoo: "rcumaps_peer_cuckoo"
+        case .tbbHashMap: "rcumaps_peer_tbb"
+        default: nil
         }
     }
 
@@ -261,6 +283,9 @@ enum MapKind: String, CaseIterable, Sendable {
         case .cPatriciaIPv4: "baseline: binary Patricia trie in C (Linux's lpm_trie algorithm), same IPv4 prefixes"
         case .lpmIPv6: "RawLPMTrieMap, longest-prefix lookups on --entries random IPv6 prefixes (vs c-patricia-ipv6)"
         case .cPatriciaIPv6: "baseline: binary Patricia trie in C (Linux's lpm_trie algorithm), same IPv6 prefixes"
+        case .ckHT: "peer: ConcurrencyKit ck_ht, one writer at a time (needs --peers-library)"
+        case .libcuckoo: "peer: libcuckoo cuckoohash_map (needs --peers-library)"
+        case .tbbHashMap: "peer: oneTBB concurrent_hash_map (needs --peers-library)"
         }
     }
 }
@@ -293,7 +318,10 @@ enum MapGroup: String, CaseIterable, Sendable {
     case lru = "lru"
     /// LPM_TRIE lookups on IPv4 and IPv6 prefixes, each before its C Patricia trie baseline.
     case lpm = "lpm"
-    /// Every kind.
+    /// The field: both RCUMaps hashes, raw rculfhash, the Mutex dictionary and the three peer
+    /// maps (which need `--peers-library`).
+    case peers = "peers"
+    /// Every kind but the peer maps (which need `--peers-library`; group `peers`).
     case all = "all"
 
     /// The kinds of the group, in table order.
@@ -309,7 +337,8 @@ enum MapGroup: String, CaseIterable, Sendable {
         case .perCPU: [.perCPUArray, .perCPUHash, .threadLocalCounter]
         case .lru: [.hashBucket, .lruHash]
         case .lpm: [.lpmIPv4, .cPatriciaIPv4, .lpmIPv6, .cPatriciaIPv6]
-        case .all: MapKind.allCases
+        case .peers: [.hashBucket, .hashLockFree, .cRculfhash, .mutexDict, .ckHT, .libcuckoo, .tbbHashMap]
+        case .all: MapKind.allCases.filter { $0.peerSymbolPrefix == nil }
         }
     }
 
@@ -325,7 +354,8 @@ enum MapGroup: String, CaseIterable, Sendable {
         case .perCPU: MapGroup.perCPU.kinds.map(\.rawValue).joined(separator: ", ")
         case .lru: MapGroup.lru.kinds.map(\.rawValue).joined(separator: ", ")
         case .lpm: MapGroup.lpm.kinds.map(\.rawValue).joined(separator: ", ")
-        case .all: "every kind"
+        case .peers: MapGroup.peers.kinds.map(\.rawValue).joined(separator: ", ")
+        case .all: "every kind but the peer maps (they need --peers-library: group peers)"
         }
     }
 }

@@ -1,0 +1,129 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+@testable import rcumaps
+import Synchronization
+import Testing
+
+/// The peer maps of `rcumaps bench` (ck-ht, libcuckoo, tbb-hash-map): loaded from the
+/// Benchmarks package's shared library through `--peers-library`, each operation a call
+/// through a C function pointer. The real library is not built by this package's tests, so
+/// the targets run here on a stand-in peer with the same C contract (`FakePeer`).
+@Suite("rcumaps bench peer maps", .serialized)
+struct PeerMapTests {
+    @Test func theOptionNamesTheLibrary() throws {
+        #expect(try benchOptions(["--maps", "peers"]).peersLibrary == nil)
+        let options = try benchOptions(["--maps", "libcuckoo", "--peers-library", "/opt/peers/libRCUMapsPeers.so"])
+        #expect(options.maps == [.libcuckoo])
+        #expect(options.peersLibrary == "/opt/peers/libRCUMapsPeers.so")
+        #expect(MapKind.baselines.last == .libcuckoo)
+        for kind in [MapKind.ckHT, .libcuckoo, .tbbHashMap] {
+            #expect(!kind.runsByDefault)
+            #expect(kind.supports(.churn) && kind.supports(.readMostly) && kind.supports(.lookupMiss))
+            #expect(!kind.supports(.batchLookup) && !kind.supports(.pushPop) && !kind.supports(.insertFull))
+            #expect(!kind.supports(BenchShape(keyBytes: 16, valueBytes: 8)))
+        }
+    }
+
+    @Test func aMissingOrWrongLibraryIsAUsageErrorBeforeAnyCell() throws {
+        var options = BenchOptions()
+        options.maps = [.hashBucket, .libcuckoo]
+        options.workloads = [.lookup]
+        options.threads = [1]
+        options.duration = 0.01
+        // No library: exit status 2 at once (the hash-bucket cell does not run first).
+        #expect(runBench(options) == 2)
+        options.peersLibrary = "/nonexistent/libRCUMapsPeers.so"
+        #expect(runBench(options) == 2)
+
+        func loadError(_ kind: MapKind, _ path: String?) -> String? {
+            do {
+                _ = try PeerFunctions.load(kind, from: path)
+                return nil
+            } catch {
+                return error.description
+            }
+        }
+        #expect(loadError(.tbbHashMap, nil)?.contains("--peers-library") == true)
+        #expect(loadError(.tbbHashMap, nil)?.contains("swift build -c release --product RCUMapsPeers") == true)
+        #expect(loadError(.ckHT, "/nonexistent/libRCUMapsPeers.so")?.contains("cannot load the peer maps") == true)
+        // A library that loads but is not the peers' (the C library is always there).
+        #expect(loadError(.libcuckoo, "libc.so.6")?.contains("has no rcumaps_peer_cuckoo_create") == true)
+        #expect(loadError(.hashBucket, "libc.so.6")?.contains("not a peer map") == true)
+    }
+
+    @Test func aPeerTargetPrefillsAndAnswersThroughItsFunctions() throws {
+        let target = try PeerTarget(FakePeer.functions, name: "fake", entries: 100)
+        #expect(FakePeer.table(target.table).count == 100)
+        #expect(target.lookup(index: 7) == BenchKeys.initialValue(7))
+        #expect(target.lookup(index: 100) == nil)
+        #expect(!target.insert(index: 7))
+        #expect(target.remove(index: 7))
+        #expect(!target.remove(index: 7))
+        #expect(target.lookup(index: 7) == nil)
+        #expect(target.insert(index: 7))
+        #expect(target.update(index: 7, value: 42))
+        #expect(target.lookup(index: 7) == 42)
+        #expect(FakePeer.table(target.table).count == 100)
+
+        // A churn cell through the peer's functions (one thread: the stand-in's Mutex is not
+        // instrumented for ThreadSanitizer): about half of the writes change the map.
+        let measured = try #require(measure(target, workload: .churn, threads: 1, duration: 0.05))
+        #expect(measured.operations > 0)
+        #expect(measured.changes * 4 >= measured.operations && measured.changes * 4 <= measured.operations * 3)
+        let counted = FakePeer.table(target.table).count
+        #expect(counted >= 0 && counted <= 200)
+    }
+
+    @Test func aPeerThatFailsItsPrefillIsReported() throws {
+        var functions = FakePeer.functions
+        functions = PeerFunctions(create: functions.create, lookup: functions.lookup, upsert: functions.upsert,
+                                  insert: { _, _, _ in -1 }, remove: functions.remove, count: functions.count,
+                                  destroy: functions.destroy)
+        #expect(throws: PeerLibraryError.self) { try PeerTarget(functions, name: "fake", entries: 10) }
+        let noTable = PeerFunctions(create: { _ in nil }, lookup: functions.lookup, upsert: functions.upsert,
+                                    insert: functions.insert, remove: functions.remove, count: functions.count,
+                                    destroy: functions.destroy)
+        do {
+            _ = try PeerTarget(noTable, name: "fake", entries: 10)
+            Issue.record("a table that could not be created was accepted")
+        } catch {
+            #expect(error.description.contains("cannot create a table for 20 entries"))
+        }
+    }
+}
+
+/// A stand-in peer with CPeerMaps.h's contract: a `Mutex<[UInt64: UInt64]>` behind C
+/// function pointers; the table handle is the retained box.
+final class FakePeer: Sendable {
+    let map = Mutex<[UInt64: UInt64]>([:])
+
+    static func table(_ handle: OpaquePointer?) -> FakePeer {
+        Unmanaged<FakePeer>.fromOpaque(UnsafeRawPointer(handle!)).takeUnretainedValue()
+    }
+
+    var count: Int { map.withLock { $0.count } }
+
+    static let functions = PeerFunctions(
+        create: { _ in OpaquePointer(Unmanaged.passRetained(FakePeer()).toOpaque()) },
+        lookup: { handle, key, value in
+            guard let found = FakePeer.table(handle).map.withLock({ $0[key] }) else { return 0 }
+            value!.pointee = found
+            return 1
+        },
+        upsert: { handle, key, value in
+            FakePeer.table(handle).map.withLock { $0[key] = value }
+            return 0
+        },
+        insert: { handle, key, value in
+            FakePeer.table(handle).map.withLock { map in
+                guard map[key] == nil else { return 0 }
+                map[key] = value
+                return 1
+            }
+        },
+        remove: { handle, key in FakePeer.table(handle).map.withLock { $0.removeValue(forKey: key) } != nil ? 1 : 0 },
+        count: { handle in FakePeer.table(handle).count },
+        destroy: { handle in Unmanaged<FakePeer>.fromOpaque(UnsafeRawPointer(handle!)).release() }
+    )
+}
