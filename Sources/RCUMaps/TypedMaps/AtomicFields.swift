@@ -31,7 +31,12 @@ public struct AtomicFields<Value: BitwiseCopyable>: ~Copyable {
     /// The field at `field`, as an atomic.
     ///
     /// - Precondition: `field` names a stored property (or `\.self`), at an offset aligned
-    ///   for its type; checked, with a message, in every build.
+    ///   for its type, of a type whose atomic form is its own bytes: an integer, `Bool`, a
+    ///   floating-point type or an `OptionSet` of the same size as its atomic form (checked,
+    ///   with a message, in every build). An enum is refused even when it is
+    ///   `AtomicRepresentable`: its atomic form is its raw value, while the value in the map
+    ///   holds the enum's own bits (often fewer bytes), so an atomic store would write past
+    ///   the field or leave bits that are not an enum case.
     @inlinable
     public subscript<Field: AtomicRepresentable>(_ field: KeyPath<Value, Field>) -> Atomic<Field> {
         unsafeAddress {
@@ -58,11 +63,31 @@ public struct AtomicFields<Value: BitwiseCopyable>: ~Copyable {
     @inlinable @inline(__always)
     static func checkedOffset<Field: AtomicRepresentable>(of field: KeyPath<Value, Field>, as _: Field.Type) -> Int {
         guard let offset = MemoryLayout<Value>.offset(of: field) else { notStored(Field.self) }
+        // Folded away for a concrete `Field` (metatype checks and sizes are constants).
+        if _slowPath(!storesItsAtomicForm(Field.self)) { notItsOwnAtomicForm(Field.self) }
         if _slowPath(offset % MemoryLayout<Atomic<Field>>.alignment != 0
                          || MemoryLayout<Atomic<Field>>.alignment > TypedLayout.valueAlignment) {
             misaligned(Field.self, at: offset)
         }
         return offset
+    }
+
+    /// Whether a `Field` in memory is bit for bit its atomic representation: the types whose
+    /// `AtomicRepresentable` conformance stores the value itself, at its own size. (Types
+    /// conforming through `RawRepresentable` store their raw value instead; only an option
+    /// set's raw value is also its storage.)
+    @inlinable @inline(__always)
+    static func storesItsAtomicForm<Field: AtomicRepresentable>(_: Field.Type) -> Bool {
+        guard MemoryLayout<Field>.size == MemoryLayout<Field.AtomicRepresentation>.size else { return false }
+        return Field.self is any FixedWidthInteger.Type || Field.self == Bool.self
+            || Field.self is any BinaryFloatingPoint.Type || Field.self is any OptionSet.Type
+    }
+
+    @usableFromInline @inline(never)
+    static func notItsOwnAtomicForm<Field>(_: Field.Type) -> Never {
+        _rcumapsTrap("AtomicFields: a \(Field.self) in \(Value.self) cannot be viewed as an atomic in place: its "
+                         + "atomic form is not its stored bytes (only integers, Bool, floating-point types and "
+                         + "option sets of their atomic form's size are; an enum's atomic form is its raw value)")
     }
 
     @usableFromInline @inline(never)
