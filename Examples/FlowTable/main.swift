@@ -91,7 +91,7 @@ let first = FlowKey(source: 0x0A00_0001, destination: 0xC000_0201, sourcePort: 4
 if let counters = flows[first] { print("first flow: \(counters.packets) packets, \(counters.bytes) bytes") }
 
 // Expire one flow: removeValue returns its last counters (exactly one thread would get them).
-if let last = flows.removeValue(forKey: first) { print("expired first flow after \(last.packets) packets") }
+if let last = try flows.removeValue(forKey: first) { print("expired first flow after \(last.packets) packets") }
 
 extension String {
     func padding(toLength length: Int) -> String { self + String(repeating: " ", count: max(0, length - count)) }

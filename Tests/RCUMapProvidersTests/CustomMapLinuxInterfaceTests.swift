@@ -101,6 +101,32 @@ struct CustomMapLinuxInterfaceTests {
         #expect(lookup.error == .permissionDenied && lookup.count == 0 && lookup.cursor == nil)
     }
 
+    /// The typed removing batch on a custom map: a provider's refusal midway must not lose
+    /// the entries the call already removed (found by review, 2026-12-03: the typed layer
+    /// threw, and the 8 entries removed before the refusal were gone from the map and from
+    /// the answer).
+    @Test(arguments: [ProviderBaseMap.hashLockFree, .hashBucketLocked])
+    func aTypedRemoveBatchHandsBackWhatItRemovedBeforeARefusal(_ base: ProviderBaseMap) throws {
+        let provider = RecordingProvider()
+        let raw = try #require(try makeMap(provider, base: base) as? RawCustomMap)
+        let map = try CustomMap<UInt32, UInt32>(wrapping: raw)
+        for key in UInt32(0)..<16 { try map.updateValue(key + 100, forKey: key) }
+        let order: [UInt32] = try raw.allKeys()
+        provider.refusedFindKey.store(order[8], ordering: .relaxed)
+        let first = try map.removeBatch(maxCount: 16)
+        #expect(first.entries.map(\.key) == Array(order.prefix(8)))
+        #expect(first.entries.allSatisfy { $0.value == $0.key + 100 })
+        #expect(!first.isComplete && first.failure == .permissionDenied)
+        #expect(map.count == 8)
+        // The refused element stays; the next call continues after it.
+        let rest = try map.removeBatch(from: first.cursor, maxCount: 16)
+        #expect(rest.isComplete && rest.failure == nil && rest.entries.count == 7)
+        #expect(Set(first.entries.map(\.key) + rest.entries.map(\.key)) == Set(0..<16).subtracting([order[8]]))
+        #expect(map.count == 1)
+        provider.refusedFindKey.store(0xFFFF_FFFF, ordering: .relaxed)
+        #expect(try map.removeValue(forKey: order[8]) == order[8] + 100)
+    }
+
     @Test func arrayBasesLackTheDeletingBatches() throws {
         let map = try makeMap(RecordingProvider(), base: .array)
         var keys = [UInt32](repeating: 0, count: 4)

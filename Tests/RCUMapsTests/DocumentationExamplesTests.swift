@@ -75,7 +75,7 @@ struct DocumentationExamplesTests {
         try stock.updateValue(12, forKey: 42)             // insert or replace; returns the old value
         let inserted = try stock.insertIfAbsent(5, forKey: 7)   // false if 7 was already there
         if let count = stock[42] { print("item 42: \(count) in stock") }   // a copy; nil if absent
-        let sold = stock.removeValue(forKey: 42)           // atomic: of two removers, one gets 12
+        let sold = try stock.removeValue(forKey: 42)       // atomic: of two removers, one gets 12
         for (item, count) in stock { print(item, count) }  // never repeats a key
         #expect(inserted)
         #expect(sold == 12)

@@ -18,7 +18,7 @@ struct ReadmeExampleTests {
         let counters = flows[flow]                                       // a copy, or nil
         try flows.upsertAtomicFields(forKey: flow, default: Counters()) { $0[\.packets].wrappingAdd(1, ordering: .relaxed) }
         for (flow, counters) in flows { print(flow, counters.packets) } // each step self-contained
-        let removed = flows.removeValue(forKey: flow)                    // atomic lookup-and-delete
+        let removed = try flows.removeValue(forKey: flow)                // atomic lookup-and-delete
         // README end
         #expect(counters?.packets == 0)
         #expect(printed == 1)

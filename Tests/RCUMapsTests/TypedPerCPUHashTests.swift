@@ -17,7 +17,7 @@ struct TypedPerCPUHashTests {
         #expect(throws: MapError.invalidArgument) { try map.setValues([1], forKey: 2) }
         #expect(throws: MapError.alreadyExists) { try map.setValues(values, forKey: 1, flags: .noExist) }
         try map.setValue(7, forKey: 2)
-        #expect(map.removeValues(forKey: 2) == Array(repeating: 7, count: map.possibleCPUCount))
+        #expect(try map.removeValues(forKey: 2) == Array(repeating: 7, count: map.possibleCPUCount))
         #expect(map[2] == nil)
         #expect(map.count == 1)
     }

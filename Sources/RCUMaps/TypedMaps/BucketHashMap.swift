@@ -56,18 +56,6 @@ public final class BucketHashMap<Key: BitwiseCopyable & Sendable, Value: Bitwise
             typedMapInvariantBroken(error, "lookup")
         }
     }
-
-    /// Removes `key` and returns the value it had, atomically (Linux's lookup-and-delete): of
-    /// several threads removing one key, exactly one gets the value; `nil` if absent.
-    /// (A built-in hash map's removal cannot fail otherwise, so this one does not throw.)
-    @inlinable @discardableResult
-    public func removeValue(forKey key: Key) -> Value? {
-        do {
-            return try takeValue(forKey: key)
-        } catch {
-            typedMapInvariantBroken(error, "lookupAndDelete")
-        }
-    }
 }
 
 /// A `HASH` map of `Key` → `Value` on liburcu's lock-free hash table (rculfhash): readers
@@ -111,18 +99,6 @@ public final class LockFreeHashMap<Key: BitwiseCopyable & Sendable, Value: Bitwi
             return try value(forKey: key)
         } catch {
             typedMapInvariantBroken(error, "lookup")
-        }
-    }
-
-    /// Removes `key` and returns the value it had, atomically (Linux's lookup-and-delete): of
-    /// several threads removing one key, exactly one gets the value; `nil` if absent.
-    /// (A built-in hash map's removal cannot fail otherwise, so this one does not throw.)
-    @inlinable @discardableResult
-    public func removeValue(forKey key: Key) -> Value? {
-        do {
-            return try takeValue(forKey: key)
-        } catch {
-            typedMapInvariantBroken(error, "lookupAndDelete")
         }
     }
 }

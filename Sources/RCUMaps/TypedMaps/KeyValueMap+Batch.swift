@@ -6,6 +6,11 @@ public struct MapBatch<Key, Value> {
     public var cursor: MapBatchCursor?
     /// Whether the pass reached the end of the map (Linux's ENOENT).
     public var isComplete: Bool
+    /// Why a removing batch (``DynamicKeyValueMap/removeBatch(from:maxCount:)``) stopped
+    /// early after removing the entries it returns: an element failed (a custom map's
+    /// provider refused it). That element stays in the map; ``cursor`` continues after it.
+    /// `nil` otherwise (a batch that fails before removing anything throws instead).
+    public var failure: MapError? = nil
 }
 
 extension KeyValueMap {
@@ -53,7 +58,13 @@ extension KeyValueMap {
                 room *= 2  // a bucket larger than the room: read it whole
                 continue
             }
-            if let error = result.error, error != .keyNotFound { throw error.with(elementsProcessed: result.count) }
+            // A removing batch that fails after some elements (a custom map's provider refusing
+            // one) has removed those already: they are returned with the failure (thrown,
+            // they would be lost with it).
+            if let error = result.error, error != .keyNotFound, !(removing && result.count > 0) {
+                throw error.with(elementsProcessed: result.count)
+            }
+            let failure = result.error == .keyNotFound ? nil : result.error
             var entries: [(key: Key, value: Value)] = []
             entries.reserveCapacity(result.count)
             for index in 0..<result.count {
@@ -61,7 +72,8 @@ extension KeyValueMap {
                 let value = valueBytes.baseAddress!.loadUnaligned(fromByteOffset: index * MemoryLayout<Value>.size, as: Value.self)
                 entries.append((key, value))
             }
-            return MapBatch(entries: entries, cursor: result.cursor ?? cursor, isComplete: result.isEndOfMap)
+            return MapBatch(entries: entries, cursor: result.cursor ?? cursor, isComplete: result.isEndOfMap && failure == nil,
+                            failure: failure)
         }
     }
 
@@ -92,6 +104,11 @@ extension DynamicKeyValueMap {
     /// Reads and removes up to `maxCount` entries in one call (of concurrent callers,
     /// exactly one gets each entry): Linux's `BPF_MAP_LOOKUP_AND_DELETE_BATCH`, typed. Drain
     /// a map by calling it until ``MapBatch/isComplete``.
+    ///
+    /// - Throws: ``/RCUBaseMaps/MapError/permissionDenied`` for a frozen map; a custom map's
+    ///   provider errors. A call that fails after removing some entries returns them instead,
+    ///   with the failure in ``MapBatch/failure`` (the failing element stays in the map, and
+    ///   the cursor continues after it).
     public func removeBatch(from cursor: MapBatchCursor? = nil, maxCount: Int) throws(MapError) -> MapBatch<Key, Value> {
         try batch(from: cursor, maxCount: maxCount, removing: true)
     }

@@ -145,7 +145,9 @@ extension DynamicKeyValueMap {
     /// of several threads removing one key, exactly one gets the value.
     ///
     /// - Returns: The value removed, or `nil` if the key was absent.
-    /// - Throws: a custom map's provider errors (a refusing deletion callback, an array base).
+    /// - Throws: ``/RCUBaseMaps/MapError/permissionDenied`` (EPERM) once the map is frozen
+    ///   (`raw.freeze()`), as Linux refuses user-mode writes to a frozen map; a custom map's
+    ///   provider errors (a refusing deletion callback, an array base).
     @inlinable @discardableResult
     public func removeValue(forKey key: Key) throws(MapError) -> Value? {
         try takeValue(forKey: key)
@@ -191,6 +193,14 @@ extension MapDefinition {
             throw MapError.invalidArgument.with(reason: """
                 the map stores \(definition.keySize)-byte keys and \(definition.valueSize)-byte values, \
                 \(Key.self) is \(MemoryLayout<Key>.size) bytes and \(Value.self) is \(MemoryLayout<Value>.size)
+                """)
+        }
+        // The typed calls that cannot throw (subscripts, lookups in place) read in user and
+        // helper mode: a map that refuses either is used through its byte-level API.
+        guard definition.flags.isDisjoint(with: MapCreationFlags.accessFlags) else {
+            throw MapError.invalidArgument.with(reason: """
+                the map was created with access flags (\(definition.flags.intersection(MapCreationFlags.accessFlags))): \
+                a typed view reads and writes in user and helper mode; use the byte-level map
                 """)
         }
     }

@@ -115,10 +115,17 @@ public final class PerCPUHashMap<Key: BitwiseCopyable & Sendable, Value: Bitwise
 
     /// Removes `key` and returns every CPU's value it had, atomically (lookup-and-delete);
     /// `nil` if absent. Concurrency: any thread; of several removers, exactly one gets them.
+    ///
+    /// - Throws: ``/RCUBaseMaps/MapError/permissionDenied`` (EPERM) once the map is frozen.
     @discardableResult
-    public func removeValues(forKey key: Key) -> [Value]? {
-        layout.read("lookupAndDelete") { (buffer) throws(MapError) in
-            try withUnsafeBytes(of: key) { (key) throws(MapError) in try raw.lookupAndDelete(key: key, into: buffer) }
+    public func removeValues(forKey key: Key) throws(MapError) -> [Value]? {
+        try layout.withBuffer { (buffer) throws(MapError) -> [Value]? in
+            do throws(MapError) {
+                try withUnsafeBytes(of: key) { (key) throws(MapError) in try raw.lookupAndDelete(key: key, into: buffer) }
+            } catch where error == .keyNotFound {
+                return nil
+            }
+            return layout.values(in: buffer)
         }
     }
 
