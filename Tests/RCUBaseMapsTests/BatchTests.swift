@@ -237,6 +237,55 @@ struct BatchTests {
         #expect(incomplete.load(ordering: .relaxed) == 0)
     }
 
+    /// A lock-free lookup-and-delete pass over the list (values over 8 bytes: no entry-slot
+    /// sweep) while another thread replaces its keys (`.exist`: never adds one): every key is
+    /// removed by the pass, as Linux's batch removes each bucket whole. Found by review,
+    /// 2026-12-03: the walk read an entry's successor before unlinking it, so a replace in
+    /// between (which links the replacement right after the entry) hid the key from the pass.
+    @Test func lockFreeLookupAndDeleteBatchesRemoveAKeyBeingReplaced() throws {
+        let map = try RawLockFreeHashMap(MapDefinition(type: .hash, keySize: 4, valueSize: 16, maxEntries: 64))
+        let stop = Atomic<Bool>(false)
+        let leftBehind = Atomic<Int>(0)
+        let duplicates = Atomic<Int>(0)
+        runOnThreads(2) { thread in
+            if thread == 0 {
+                var round: UInt64 = 0
+                while !stop.load(ordering: .relaxed) {
+                    round &+= 1
+                    for key in UInt32(1)...8 { try? map.put(key, (round, round), flags: .exist) }
+                }
+            } else {
+                var keys = [UInt32](repeating: 0, count: 16)
+                var values = [UInt64](repeating: 0, count: 32)
+                for _ in 0..<5_000 {
+                    for key in UInt32(1)...8 { try? map.put(key, (UInt64(0), UInt64(0))) }
+                    var cursor: MapBatchCursor?
+                    var returned: [UInt32] = []
+                    while true {
+                        let result = keys.withUnsafeMutableBytes { k in
+                            values.withUnsafeMutableBytes { v in
+                                try? map.lookupAndDeleteBatch(from: cursor, keys: k, values: v, count: 16,
+                                                              elementFlags: [], flags: 0)
+                            }
+                        }
+                        guard let result else { break }
+                        returned += keys[..<result.count]
+                        cursor = result.cursor ?? cursor
+                        if result.error == .keyNotFound || result.count == 0 { break }
+                    }
+                    if Set(returned).count != returned.count { duplicates.add(1, ordering: .relaxed) }
+                    for key in UInt32(1)...8 where (try? map.get(key, as: (UInt64, UInt64).self)) != nil {
+                        leftBehind.add(1, ordering: .relaxed)
+                        try? map.remove(key)
+                    }
+                }
+                stop.store(true, ordering: .relaxed)
+            }
+        }
+        #expect(leftBehind.load(ordering: .relaxed) == 0)
+        #expect(duplicates.load(ordering: .relaxed) == 0)
+    }
+
     /// Lookup-and-delete batches racing with each other and with writers: no element is
     /// returned twice or lost (everything inserted is either returned once or still there).
     @Test(arguments: [Kind.lockFree, .bucket])

@@ -1,5 +1,10 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 @testable import RCUBaseMaps
+import RCUEpoch
 import RCUMapsTestSupport
+import Synchronization
 import Testing
 
 /// `CapacityGate`, the maxEntries bound of the hash maps, under interleavings that
@@ -76,5 +81,71 @@ struct CapacityGateTests {
             #expect(shared.gate.reserve(keyExists: { false }) == .full)
             #expect(shared.gate.count.load(ordering: .relaxed) == 1000)
         }
+    }
+
+    /// A drain that has taken a stripe's credits but not yet returned them to `count` is a
+    /// change in flight: a reservation meanwhile waits for it, and gets its room. Found by
+    /// review, 2026-12-03: the credits were in neither place for that moment, and a
+    /// reservation on a map with room reported E2BIG. Replayed with the drainer paused in
+    /// that window (threads whose stripes differ: the round-robin stripes are retried until
+    /// they do).
+    @Test func aReservationWaitsForADrainInProgress() throws {
+        final class Scenario: @unchecked Sendable {
+            // @unchecked: the gate is shared as every map shares its own, through atomics.
+            let gate: CapacityGate
+            let stripes = ThreadLock<[Int]>([-1, -1])
+            let parked = Atomic<Bool>(false)
+            let open = Atomic<Bool>(false)
+            let abandoned = Atomic<Bool>(false)
+            let waiterOutcome = ThreadLock<CapacityGate.Outcome?>(nil)
+            init(pause: @escaping @Sendable () -> Void) { gate = CapacityGate(maxEntries: 2, drainPause: pause) }
+        }
+        for _ in 0..<16 {
+            final class Box: @unchecked Sendable { var scenario: Scenario? }
+            let box = Box()
+            let scenario = Scenario(pause: {
+                box.scenario?.open.store(true, ordering: .releasing)
+                usleep(100_000)  // the window: the waiter decides in it
+            })
+            box.scenario = scenario
+            for _ in 0..<2 {
+                #expect(scenario.gate.reserve(keyExists: { false }) == .reserved)
+                scenario.gate.resolve(published: true)
+            }
+            runOnThreads(2) { thread in
+                let stripe = scenario.gate.ownStripe
+                scenario.stripes.withLock { $0[thread] = stripe }
+                if thread == 1 {
+                    // The waiter: two removals park two credits in its stripe.
+                    for _ in 0..<2 {
+                        scenario.gate.beginRemoval()
+                        scenario.gate.endRemoval(removed: true)
+                    }
+                    scenario.parked.store(true, ordering: .releasing)
+                    while !scenario.open.load(ordering: .acquiring) {
+                        if scenario.abandoned.load(ordering: .acquiring) { return }
+                        sched_yield()
+                    }
+                    let outcome = scenario.gate.reserve(keyExists: { false })
+                    scenario.waiterOutcome.withLock { $0 = outcome }
+                    if outcome == .reserved { scenario.gate.resolve(published: true) }
+                } else {
+                    // The drainer: finds the map full in its own stripe and drains the waiter's.
+                    while !scenario.parked.load(ordering: .acquiring) { sched_yield() }
+                    let stripes = scenario.stripes.withLock { $0 }
+                    guard stripes[0] != stripes[1] else {
+                        scenario.abandoned.store(true, ordering: .releasing)
+                        return
+                    }
+                    #expect(scenario.gate.reserve(keyExists: { false }) == .reserved)
+                    scenario.gate.resolve(published: true)
+                }
+            }
+            if scenario.abandoned.load(ordering: .acquiring) { continue }
+            #expect(scenario.waiterOutcome.withLock { $0 } == .reserved)
+            #expect(scenario.gate.entries == 2)
+            return
+        }
+        Issue.record("no two threads with different stripes in 16 tries")
     }
 }

@@ -40,13 +40,18 @@ struct CapacityGate: ~Copyable {
     /// flight — or parks a credit and leaves — in one atomic operation.
     private let stripes: UnsafeMutableRawPointer
 
+    /// Tests only: runs inside ``drainCredits()`` after a stripe's credits were taken and
+    /// before they are returned to `count` (the window a waiter must see as in flight).
+    let drainPause: (@Sendable () -> Void)?
+
     private static let stripeStride = 64
     /// One change in flight, in a stripe's word.
     private static let flightUnit = 1 << 32
     private static let creditMask = flightUnit - 1
 
-    init(maxEntries: Int) {
+    init(maxEntries: Int, drainPause: (@Sendable () -> Void)? = nil) {
         self.maxEntries = maxEntries
+        self.drainPause = drainPause
         let cpus = max(1, min(16, sysconf(Int32(_SC_NPROCESSORS_CONF))))
         let stripeCount = 1 << (Int.bitWidth - (cpus - 1).leadingZeroBitCount)  // next power of two
         stripeMask = stripeCount - 1
@@ -72,7 +77,7 @@ struct CapacityGate: ~Copyable {
 
     /// The calling thread's stripe.
     @inline(__always)
-    private var ownStripe: Int { Int(rcumaps_thread_stripe()) & stripeMask }
+    var ownStripe: Int { Int(rcumaps_thread_stripe()) & stripeMask }
 
     /// Entries in the map (a snapshot).
     var entries: Int {
@@ -191,7 +196,12 @@ struct CapacityGate: ~Copyable {
     }
 
     /// Moves every parked credit back to `count`; returns how many there were.
-    private func drainCredits() -> Int {
+    ///
+    /// While a stripe's credits are on their way (taken from the stripe, not yet taken off
+    /// `count`), the drainer counts as in flight in that stripe: a reservation that finds
+    /// the map full as counted then waits for it instead of reporting a spurious E2BIG
+    /// (found by review, 2026-12-03: the credits were in neither place for that moment).
+    func drainCredits() -> Int {
         var drained = 0
         // A stripe with nothing parked is only read: a full LRU map drains on every insert.
         for index in 0...stripeMask {
@@ -199,10 +209,13 @@ struct CapacityGate: ~Copyable {
             var current = word.pointee.load(ordering: .acquiring)
             while Self.credits(current) > 0 {
                 let (exchanged, original) = word.pointee.compareExchange(
-                    expected: current, desired: current & ~Self.creditMask, ordering: .acquiringAndReleasing)
+                    expected: current, desired: (current & ~Self.creditMask) &+ Self.flightUnit,
+                    ordering: .acquiringAndReleasing)
                 if exchanged {
                     let taken = Self.credits(current)
+                    drainPause?()
                     count.wrappingSubtract(taken, ordering: .acquiringAndReleasing)
+                    word.pointee.wrappingSubtract(Self.flightUnit, ordering: .acquiringAndReleasing)
                     drained += taken
                     break
                 }

@@ -849,7 +849,6 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
         }
         var done = 0
         while done < count, let entry = next {
-            next = rcumaps_lfht_next(table, entry)
             let key = keys.baseAddress! + done * keySize
             let value = values.baseAddress! + done * valueSize
             if removing {
@@ -857,11 +856,18 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
                 let unlinked = rcumaps_lfht_del(table, entry) == 0
                 if unlinked, valuesInPlace { sealUnlinked(entry) }
                 capacity.endRemoval(removed: unlinked)
+                // The successor is read after the unlink attempt, from the node itself (its
+                // link is frozen once it is removed): a replace that won against us linked its
+                // replacement, the same key, right after `entry`, so the walk visits it next.
+                // Read before, it skipped the key, which then stayed in the map though the
+                // pass never saw it leave.
+                next = rcumaps_lfht_next(table, entry)
                 guard unlinked else { continue }  // removed or replaced by another thread
                 key.copyMemory(from: keyPointer(entry), byteCount: keySize)
                 copyRemovedValue(entry, into: value, locked: locked)
                 retire(entry)
             } else {
+                next = rcumaps_lfht_next(table, entry)
                 // A replaced node's successor is its replacement (same key): skip it.
                 if done > 0, keysEqual(keyPointer(entry), keys.baseAddress! + (done - 1) * keySize, count: keySize) {
                     continue
