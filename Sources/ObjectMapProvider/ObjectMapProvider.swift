@@ -87,16 +87,31 @@ public final class ObjectMapProvider: Sendable {
 
     /// Opens a new object and returns its handle; the caller holds one reference.
     ///
-    /// - Throws: ``/RCUBaseMaps/MapError/noMemory``.
+    /// Handles count up from 1 and wrap around after `UInt32.max`, skipping 0 and every
+    /// handle still open (after 2^32 opens, a wrapped counter overwrote an open handle's
+    /// entry: that object was never freed and its owner's `close` released another's).
+    ///
+    /// - Throws: ``/RCUBaseMaps/MapError/noMemory``; ``/RCUBaseMaps/MapError/outOfSpace``
+    ///   (E2BIG) if every handle is open.
     public func makeObject() throws(MapError) -> Handle {
         guard let object = state.client.allocateCacheAligned(byteCount: Self.objectSize, tag: state.objectTag) else {
             throw MapError.noMemory
         }
         object.bindMemory(to: Atomic<Int>.self, capacity: 1).initialize(to: Atomic(1))
-        let handle = state.nextHandle.wrappingAdd(1, ordering: .relaxed).oldValue
-        (object + 8).storeBytes(of: handle, as: Handle.self)
-        state.table[handle] = UInt(bitPattern: object)  // publishes the initialised object
-        return handle
+        for _ in 0...UInt64(Handle.max) {
+            let handle = state.nextHandle.wrappingAdd(1, ordering: .relaxed).oldValue
+            if handle == 0 { continue }
+            (object + 8).storeBytes(of: handle, as: Handle.self)
+            // Publishes the initialised object, unless the handle is still open.
+            if state.table.insertIfAbsent(UInt(bitPattern: object), forKey: handle) { return handle }
+        }
+        state.client.freeCacheAligned(object)
+        throw MapError.outOfSpace.with(reason: "every object handle is open")
+    }
+
+    /// Tests only: the next handle ``makeObject()`` tries.
+    func setNextHandle(_ handle: Handle) {
+        state.nextHandle.store(handle, ordering: .relaxed)
     }
 
     /// Closes a handle: drops the caller's reference. Maps that hold the object keep it alive.

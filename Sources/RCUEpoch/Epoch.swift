@@ -136,13 +136,18 @@ public enum Epoch {
     /// Waits for a grace period: returns once every section that was active when it was
     /// called has ended.
     ///
-    /// - Precondition: not inside a section (it would wait for itself).
+    /// - Precondition: not inside a section (it would wait for itself), and not from a work
+    ///   item on the epoch layer's grace-period driver thread (which runs its items holding a
+    ///   lock that a `fork()` in progress waits for, while the fork holds the grace periods'
+    ///   gate this call waits at).
     ///
     /// Concurrency: any thread outside a section; blocks the caller (do not call it from
     /// a Swift concurrency task that must stay responsive). Wraps `urcu_memb_synchronize_rcu`.
     @available(*, noasync, message: "blocks the thread: use `await Epoch.synchronize()`")
     public static func synchronize() {
         _rcumapsPrecondition(!isActive, "Epoch.synchronize() inside an epoch section would deadlock")
+        _rcumapsPrecondition(rcumaps_thread_is_gp_driver() == 0,
+                             "Epoch.synchronize() from a work item on the grace-period driver could deadlock with a fork")
         rcumaps_synchronize()
     }
 

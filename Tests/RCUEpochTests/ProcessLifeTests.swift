@@ -142,6 +142,25 @@ struct ShutdownTests {
     }
 }
 
+@Suite("Process life: the grace-period driver")
+struct GracePeriodDriverTests {
+    /// A work item on the grace-period driver that waits for a grace period stops with a
+    /// message: the driver runs its items holding a lock a fork in progress waits for, while
+    /// the fork holds the gate `synchronize` waits at (found by review, 2026-12-03; no
+    /// public API schedules there, so this guards the package's own items).
+    @Test func synchronizeFromADriverWorkItemStops() async {
+        await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            alarm(60)
+            let item = EpochWorkItem { Epoch.synchronize() }!
+            _ = item.scheduleOnGracePeriodDriver()
+            sleep(30)  // not reached: the item stops the process after a grace period
+        }.map { result in
+            let message = String(decoding: result.standardErrorContent, as: UTF8.self)
+            #expect(message.contains("from a work item on the grace-period driver"), "\(message)")
+        }
+    }
+}
+
 @Suite("Process life: fork", .enabled(if: forkTestsCanRun, "ThreadSanitizer kills a forked child that starts a thread"))
 struct ForkTests {
     /// The brief's scenario: maps of every kind, threads writing them and waiting for grace

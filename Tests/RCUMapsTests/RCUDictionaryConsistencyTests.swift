@@ -12,6 +12,30 @@ struct TwoWords: Equatable, Sendable {
 /// What a reader relies on when it reads a slot's two words without a lock, and what
 /// `update(forKey:)` relies on when it commits: the words it read belong together, and a
 /// write it did not see shows.
+/// `minimumCapacity` is a floor for the bucket array (found by review, 2026-12-03: the first
+/// write shrank a table sized for 100,000 entries back to one chain per stripe, and filling it
+/// then rehashed about twelve times).
+@Suite("RCUDictionary capacity")
+struct RCUDictionaryCapacityTests {
+    @Test func theMinimumCapacityOutlivesTheFirstWrites() {
+        let dictionary = RCUDictionary<Int, Int>(minimumCapacity: 100_000)
+        let before = dictionary.currentTable.bucketCount
+        #expect(before >= 32_768)
+        dictionary[1] = 1
+        dictionary[2] = 2
+        #expect(dictionary.currentTable.bucketCount == before)
+        dictionary.removeValue(forKey: 1)
+        dictionary.removeValue(forKey: 2)
+        #expect(dictionary.currentTable.bucketCount == before)
+        // Growing past it still works, and shrinking stops at it.
+        for key in 0..<300_000 { dictionary[key] = key }
+        #expect(dictionary.currentTable.bucketCount > before)
+        for key in 0..<300_000 { dictionary.removeValue(forKey: key) }
+        #expect(dictionary.currentTable.bucketCount == before)
+        #expect(dictionary.count == 0)
+    }
+}
+
 @Suite("RCUDictionary consistency")
 struct RCUDictionaryConsistencyTests {
     /// Integer keys are their own key words, so a reader's second look at the tag and the

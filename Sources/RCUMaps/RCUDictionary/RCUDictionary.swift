@@ -87,7 +87,8 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     @usableFromInline let stripeMask: Int
     /// log2 of the stripe count: buckets per stripe is `bucketCount >> stripeShift`.
     @usableFromInline let stripeShift: Int
-    /// Fewest buckets (at least one chain per stripe).
+    /// Fewest buckets: at least one chain per stripe, and what `minimumCapacity` asked for
+    /// (the table never shrinks below it).
     @usableFromInline let minimumBuckets: Int
     /// Set while one writer resizes (the others do not queue up behind it).
     let resizing = Atomic<Bool>(false)
@@ -113,8 +114,8 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
 
     /// An empty dictionary.
     ///
-    /// - Parameter minimumCapacity: entries to size the bucket array for up front (it
-    ///   grows and shrinks by itself anyway).
+    /// - Parameter minimumCapacity: entries to size the bucket array for up front; it grows
+    ///   beyond that by itself, and shrinks back only as far as that.
     public init(minimumCapacity: Int = 0) {
         storage = DictionaryValueStorage(for: Value.self)
         layout = storage == .node ? .node : Self.keysFitInline ? .inline : .nodeKey
@@ -130,14 +131,16 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         let stripes = Swift.max(16, Self.powerOfTwo(atLeast: 4 * cpus))
         stripeMask = stripes - 1
         stripeShift = stripes.trailingZeroBitCount
-        minimumBuckets = stripes
+        let buckets = Swift.max(stripes, Self.powerOfTwo(atLeast: Swift.min(1 << 24, Swift.max(0, minimumCapacity) / 2)))
+        // Before: the stripe count, and the first write shrank a table sized for
+        // `minimumCapacity` back to it (found by review, 2026-12-03).
+        minimumBuckets = buckets
         locks = BucketLocks(count: stripes)
         counts = UnsafeMutableRawPointer.allocate(byteCount: stripes * 64, alignment: 64)
         for stripe in 0..<stripes {
             (counts + stripe * 64).initializeMemory(as: Atomic<Int>.self, to: Atomic(0))
             (counts + stripe * 64 + 8).initializeMemory(as: Atomic<UInt>.self, to: Atomic(0))
         }
-        let buckets = Swift.max(stripes, Self.powerOfTwo(atLeast: Swift.min(1 << 24, Swift.max(0, minimumCapacity) / 2)))
         guard let first = DictionaryTable.make(bucketCount: buckets) else {
             _rcumapsTrap("RCUDictionary: out of memory for \(buckets) buckets")
         }
