@@ -22,6 +22,24 @@ struct BucketChainTests {
                           observer: nil, bucketCount: 1)
     }
 
+    /// Get-next-key of a cursor deleted from an overflow bucket long ago restarts the pass,
+    /// as Linux does. Found by review, 2026-12-03: the overflow slot stayed marked retired
+    /// until its reclaim batch (64 buckets) was submitted, so the key counted as "deleted
+    /// during this pass" through any number of grace periods, and the pass ended (ENOENT).
+    @Test func aCursorDeletedFromAnOverflowBucketLongAgoRestartsThePass() throws {
+        let map = try Self.oneChain(maxEntries: 8)
+        try map.put(UInt64(1), Pair(1))
+        try map.put(UInt64(2), Pair(2))
+        try map.put(UInt64(3), Pair(3))  // the first bucket holds two: an overflow bucket
+        try map.remove(UInt64(3))
+        for _ in 0..<3 { Epoch.synchronize() }  // long ago (a barrier would flush the batch)
+        var next = UInt64(0)
+        try withUnsafeBytes(of: UInt64(3)) { cursor in
+            try withUnsafeMutableBytes(of: &next) { try map.nextKey(after: cursor, into: $0) }
+        }
+        #expect(next == 1 || next == 2)
+    }
+
     /// Memory is needed only for an overflow bucket (and a reclaim work item): a full chain
     /// with no memory refuses new keys and replacements with ENOMEM, unchanged.
     @Test func aFullChainWithoutMemoryIsENOMEMAndUnchanged() throws {

@@ -411,23 +411,26 @@ final class BucketTable: @unchecked Sendable {
         }
     }
 
-    /// Whether a retired (not yet reclaimed) slot of the chain of bucket `index` holds
-    /// `key`: the key was deleted or replaced within the last grace period or so (in a
-    /// first-level bucket: until the first generation item posted after it has run, which
-    /// an `Epoch.barrier()` waits for).
+    /// Whether a retired slot of the first-level bucket `index` still holds `key`: the key
+    /// was deleted or replaced there within the last grace period or so (until the first
+    /// generation item posted after it has run, which an `Epoch.barrier()` waits for).
+    ///
+    /// Takes the chain's lock: a retired slot that has become reusable may be refilled by a
+    /// writer at any moment, and its key bytes are only stable under that lock. Overflow
+    /// buckets are not asked: their retired slots stay marked until the reclaim list's
+    /// batch runs, which can be long after (found by review, 2026-12-03: a key deleted from
+    /// an overflow bucket long before counted as deleted during the pass).
     func recentlyRetired(_ key: UnsafeRawPointer, inChainOf index: Int) -> Bool {
-        var found = false
-        forEachBucket(inChainOf: index) { bucket in
-            guard !found else { return }
-            let control = loadControl(bucket)
+        withChainLock(index) {
+            let first = bucket(index)
+            let control = loadControl(first)
             for slot in 0..<slotsPerBucket where Self.isRetired(control, slot)
-                && keysEqual(self.slot(bucket, slot), key, count: keySize)
-                && !(isFirstLevel(bucket) && isReusable(control, slot: slot, generations: 1)) {
-                found = true
-                return
+                && !isReusable(control, slot: slot, generations: 1)
+                && keysEqual(self.slot(first, slot), key, count: keySize) {
+                return true
             }
+            return false
         }
-        return found
     }
 
     // MARK: Writers (caller holds the chain's lock)

@@ -695,9 +695,10 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
     ///
     /// Order: (bucket index, key bytes). A cursor no longer in the map resumes after its
     /// place; if nothing follows it, the pass ends (ENOENT) when the cursor was deleted
-    /// within the last grace period or so (its retired slot still holds it: deleted during
-    /// this pass), and otherwise restarts at the first key, as Linux does for a key that is
-    /// not in the map.
+    /// within the last grace period or so (its retired slot in the chain's first bucket still
+    /// holds it: deleted during this pass), and otherwise restarts at the first key, as
+    /// Linux does for a key that is not in the map (a key deleted from an overflow bucket
+    /// always restarts).
     public func nextKey(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer) throws(MapError) {
         try self.nextKey(after: key, into: nextKey, restartingForUnknownCursor: true)
     }
