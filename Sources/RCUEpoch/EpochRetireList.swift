@@ -17,7 +17,7 @@ import Glibc
 /// after a grace period that begins once its batch is submitted: when the batch is full, on
 /// ``flush()``, on ``Epoch/barrier()-129j7`` (which flushes every list first) and when the list
 /// is deinitialised. A submission needs a small batch block; if none can be allocated, the
-/// blocks wait in a stripe for the next submission — or, when the list is being
+/// blocks are kept and go out with the list's next submission that succeeds — or, when the list is being
 /// deinitialised, in a process-wide orphan list that the next ``Epoch/barrier()-129j7`` submits —
 /// so running out of memory delays reclamation but never leaks.
 ///
@@ -74,6 +74,9 @@ public final class EpochRetireList: @unchecked Sendable {
     private static let stripeBytes = (16 + 8 * batchSize + 63) / 64 * 64
     /// Blocks whose batch could not be allocated (out of memory), for the next submission.
     private let unsubmitted = ThreadLock<[UInt]>([])
+    /// Whether ``unsubmitted`` may hold blocks (set and cleared under its lock; read without
+    /// it as a hint, so that a submission costs no lock while memory is fine).
+    private let hasUnsubmitted = Atomic<Bool>(false)
     /// Stripe 0 of the counters of `tag`, and the table's stripe count (cached: the table
     /// is a global, whose every access is a `swift_once` check).
     private let firstCounters: UnsafeMutablePointer<TagCounters>
@@ -315,7 +318,13 @@ public final class EpochRetireList: @unchecked Sendable {
                 if count > 0 { submitOrKeep(UnsafeBufferPointer(rebasing: batch[..<count])) }
             }
         }
+        submitKept()
+    }
+
+    /// Submits the blocks kept when no batch block could be allocated (``submitOrKeep(_:)``).
+    private func submitKept() {
         let left = unsubmitted.withLock { list -> [UInt] in
+            hasUnsubmitted.store(false, ordering: .relaxed)
             defer { list = [] }
             return list
         }
@@ -357,10 +366,17 @@ public final class EpochRetireList: @unchecked Sendable {
     }
 
     /// Submits `blocks`, or, if no batch block can be allocated, keeps them for the next
-    /// submission (``flush()``).
+    /// submission that succeeds (a full batch's, or ``flush()``'s), which takes them along.
+    /// (Until 2026-12-03 only a flush did: after a moment without memory, a list that seldom
+    /// flushes kept them pending until the next `Epoch.barrier()`. Found by review.)
     private func submitOrKeep(_ blocks: UnsafeBufferPointer<UInt>) {
         if !Self.submit(blocks, blockSize: blockSize, slotIndex: slotIndex, finalizer: finalizer) {
-            unsubmitted.withLock { $0.append(contentsOf: blocks) }
+            unsubmitted.withLock {
+                $0.append(contentsOf: blocks)
+                hasUnsubmitted.store(true, ordering: .relaxed)
+            }
+        } else if hasUnsubmitted.load(ordering: .relaxed) {
+            submitKept()
         }
         if tagTable.pendingBytes(slotIndex) > Self.throttleThreshold { behind.store(true, ordering: .relaxed) }
     }

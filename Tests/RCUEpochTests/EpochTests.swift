@@ -392,6 +392,33 @@ struct EpochRetireListTests {
         #expect(settled.allocationCount == 10)
     }
 
+    /// Blocks kept because their batch block could not be allocated go out with the list's
+    /// next full batch, without a flush or a barrier (found by review, 2026-12-03: they
+    /// waited for `flush()`, which a busy list's writers never call).
+    @Test func blocksKeptWithoutMemoryGoWithTheNextBatch() throws {
+        let tag = uniqueTag()
+        let list = EpochRetireList(blockSize: 16, tag: tag)
+        let batch = EpochRetireList.batchSize
+        var blocks: [UnsafeMutableRawPointer] = []
+        for _ in 0..<(2 * batch) { blocks.append(try #require(list.allocate())) }
+        // The first full batch's submission finds no memory for its batch block: kept.
+        // (This thread's stripe fills on its 64th retire; nothing else allocates meanwhile.)
+        let (_, injected) = _FaultInjection.failingOneAllocation(after: 0) {
+            for block in blocks[..<batch] { list.retire(block) }
+        }
+        #expect(injected)
+        #expect(EpochMemory.statistics(for: tag).pendingBytes == 16 * batch)
+        // The second full batch takes the first along.
+        for block in blocks[batch...] { list.retire(block) }
+        var reclaimed = false
+        for _ in 0..<500 where !reclaimed {
+            Epoch.synchronize()
+            usleep(2_000)
+            reclaimed = EpochMemory.statistics(for: tag).liveAllocations == 0
+        }
+        #expect(reclaimed, "\(EpochMemory.statistics(for: tag))")
+    }
+
     @Test func anInjectedFaultFailsAllocation() {
         let tag = uniqueTag()
         let list = EpochRetireList(blockSize: 16, tag: tag)
