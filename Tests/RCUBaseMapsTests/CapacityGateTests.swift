@@ -96,6 +96,7 @@ struct CapacityGateTests {
             let stripes = ThreadLock<[Int]>([-1, -1])
             let parked = Atomic<Bool>(false)
             let open = Atomic<Bool>(false)
+            let waiterReserving = Atomic<Bool>(false)
             let abandoned = Atomic<Bool>(false)
             let waiterOutcome = ThreadLock<CapacityGate.Outcome?>(nil)
             init(pause: @escaping @Sendable () -> Void) { gate = CapacityGate(maxEntries: 2, drainPause: pause) }
@@ -104,8 +105,15 @@ struct CapacityGateTests {
             final class Box: @unchecked Sendable { var scenario: Scenario? }
             let box = Box()
             let scenario = Scenario(pause: {
-                box.scenario?.open.store(true, ordering: .releasing)
-                usleep(100_000)  // the window: the waiter decides in it
+                // The window: the waiter reserves in it (it decides within microseconds with
+                // the old code; with the fix it waits for the drain to end).
+                guard let scenario = box.scenario else { return }
+                scenario.open.store(true, ordering: .releasing)
+                while !scenario.waiterReserving.load(ordering: .acquiring) {
+                    if scenario.abandoned.load(ordering: .acquiring) { return }
+                    sched_yield()
+                }
+                usleep(50_000)
             })
             box.scenario = scenario
             for _ in 0..<2 {
@@ -126,6 +134,7 @@ struct CapacityGateTests {
                         if scenario.abandoned.load(ordering: .acquiring) { return }
                         sched_yield()
                     }
+                    scenario.waiterReserving.store(true, ordering: .releasing)
                     let outcome = scenario.gate.reserve(keyExists: { false })
                     scenario.waiterOutcome.withLock { $0 = outcome }
                     if outcome == .reserved { scenario.gate.resolve(published: true) }

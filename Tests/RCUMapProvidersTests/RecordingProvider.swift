@@ -44,10 +44,17 @@ final class RecordingProvider: Sendable {
     let wrongStoredSize = Atomic<Int>(0)
     /// When set, postprocessFindElement fails with EPERM.
     let failFind = Atomic<Bool>(false)
-    /// postprocessFindElement fails with EPERM for this key.
+    /// postprocessFindElement fails for this key, with EPERM (or `refusalIsNoSpace`: ENOSPC).
     let refusedFindKey = Atomic<UInt32>(0xFFFF_FFFF)
+    /// The refusal of `refusedFindKey` is ENOSPC instead of EPERM (the errno a bucket-locked
+    /// batch also answers, for a bucket larger than its room).
+    let refusalIsNoSpace = Atomic<Bool>(false)
     /// When set, the deprecated pre-deletion callback looks its own key up (user mode) in this map.
     let lookupFromPreDeletion = ThreadLock<(any RawMap)?>(nil)
+    /// When set, the deprecated pre-deletion callback asks this map for the key after
+    /// `0xFFFF_FFFF` (absent, the last place of a chain) and records the answer.
+    let nextKeyFromPreDeletion = ThreadLock<(any RawMap)?>(nil)
+    let nextKeysSeen = ThreadLock<[UInt32?]>([])
 
     init(updatesOriginalValue: Bool = true, usesDeprecatedDeletion: Bool = false,
          rejectedValue: UInt32 = 0xDEAD, protectedKey: UInt32 = 0xFFFF_FFFF) {
@@ -96,7 +103,7 @@ final class RecordingProvider: Sendable {
                 record(.find, flags: call.flags, key: call.key, value: call.inValue)
                 if failFind.load(ordering: .relaxed) { throw MapError.permissionDenied }
                 if call.key.loadUnaligned(as: UInt32.self) == refusedFindKey.load(ordering: .relaxed) {
-                    throw MapError.permissionDenied
+                    throw refusalIsNoSpace.load(ordering: .relaxed) ? MapError.noSpace : MapError.permissionDenied
                 }
                 guard let out = call.outValue else { return }
                 let value = call.inValue.loadUnaligned(as: UInt32.self)
@@ -118,6 +125,13 @@ final class RecordingProvider: Sendable {
                 if call.key.loadUnaligned(as: UInt32.self) == protectedKey { throw MapError.permissionDenied }
                 if let map = lookupFromPreDeletion.withLock({ $0 }) {
                     _ = try? map.get(call.key.loadUnaligned(as: UInt32.self), as: UInt32.self)
+                }
+                if let map = nextKeyFromPreDeletion.withLock({ $0 }) {
+                    var next = UInt32(0)
+                    let found = withUnsafeBytes(of: UInt32.max) { cursor in
+                        withUnsafeMutableBytes(of: &next) { (try? map.nextKey(after: cursor, into: $0)) != nil }
+                    }
+                    nextKeysSeen.withLock { $0.append(found ? next : nil) }
                 }
             }
         } else {

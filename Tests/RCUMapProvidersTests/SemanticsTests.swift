@@ -186,6 +186,24 @@ struct ProviderSemanticsTests {
         #expect(provider.recorded(.preDeletion).map(\.flags) == [.update, .update])
     }
 
+    /// Get-next-key from a callback that runs under its chain's lock, on a cursor that is
+    /// absent and last in that chain: the bucket hash then asks whether the cursor was just
+    /// deleted, a check that briefly took the chain's lock (2026-12-03, found by review of
+    /// that day's fix) and so waited for itself. It only tries the lock now, and restarts.
+    @Test func getNextKeyFromACallbackUnderTheChainLockReturns() async {
+        await #expect(processExitsWith: .success) {
+            alarm(60)  // watchdog: the deadlock hangs
+            let provider = RecordingProvider(usesDeprecatedDeletion: true)
+            let map = try! provider.register(base: .hashBucketLocked).makeMap(maxEntries: 2)  // one chain
+            try! map.put(UInt32(1), UInt32(10))
+            try! map.put(UInt32(2), UInt32(20))
+            provider.nextKeyFromPreDeletion.withLock { $0 = map }
+            try! map.remove(UInt32(1))
+            let seen = provider.nextKeysSeen.withLock { $0 }
+            precondition(seen.count == 1 && (seen[0] == 1 || seen[0] == 2), "next keys \(seen)")
+        }
+    }
+
     @Test(arguments: hashBases)
     func aRefusedTranslationLeavesLookupAndDeleteWithoutEffect(_ base: ProviderBaseMap) throws {
         let provider = RecordingProvider()

@@ -52,6 +52,28 @@ struct AtomicFieldsTests {
         #expect(map[0] == Mixed(flag: false, small: 0, half: 0, word: 0, wide: 0, ratio: 0, modes: []))
     }
 
+    struct Owned: BitwiseCopyable, @unchecked Sendable {
+        var owner: UnsafeMutableRawPointer?
+        var id: ObjectIdentifier?
+        var count: UInt32 = 0
+    }
+
+    /// Pointer fields are their own atomic form (the day's first version of the check
+    /// refused them; found by review of that fix).
+    @Test func pointerFieldsAreViewedAsAtomics() throws {
+        let map = try ArrayMap<Owned>(count: 1)
+        let box = UnsafeMutableRawPointer.allocate(byteCount: 8, alignment: 8)
+        defer { box.deallocate() }
+        let identifier = ObjectIdentifier(Owned.self as Any.Type)
+        map.withAtomicFields(forKey: 0) { fields in
+            #expect(fields[\.owner].compareExchange(expected: nil, desired: box, ordering: .acquiringAndReleasing).exchanged)
+            fields[\.id].store(identifier, ordering: .relaxed)
+            fields[\.count].wrappingAdd(3, ordering: .relaxed)
+        }
+        let stored = try #require(map[0])
+        #expect(stored.owner == box && stored.id == identifier && stored.count == 3)
+    }
+
     @Test func anEnumFieldIsRefusedWithAMessage() async {
         await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
             let jobs = try! ArrayMap<Job>(count: 1)

@@ -9,9 +9,6 @@ struct TwoWords: Equatable, Sendable {
     var check: UInt64
 }
 
-/// What a reader relies on when it reads a slot's two words without a lock, and what
-/// `update(forKey:)` relies on when it commits: the words it read belong together, and a
-/// write it did not see shows.
 /// `minimumCapacity` is a floor for the bucket array (found by review, 2026-12-03: the first
 /// write shrank a table sized for 100,000 entries back to one chain per stripe, and filling it
 /// then rehashed about twelve times).
@@ -36,6 +33,9 @@ struct RCUDictionaryCapacityTests {
     }
 }
 
+/// What a reader relies on when it reads a slot's two words without a lock, and what
+/// `update(forKey:)` relies on when it commits: the words it read belong together, and a
+/// write it did not see shows.
 @Suite("RCUDictionary consistency")
 struct RCUDictionaryConsistencyTests {
     /// Integer keys are their own key words, so a reader's second look at the tag and the

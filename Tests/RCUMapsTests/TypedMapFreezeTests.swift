@@ -30,8 +30,8 @@ struct TypedMapFreezeTests {
         #expect(perCPU[1] == Array(repeating: 1, count: perCPU.possibleCPUCount))
     }
 
-    @Test func aTypedViewRefusesAMapWithAccessFlags() throws {
-        for flags: MapCreationFlags in [.readOnly, .writeOnly, .readOnlyProgram, .writeOnlyProgram] {
+    @Test func aTypedViewRefusesAMapThatRefusesReads() throws {
+        for flags: MapCreationFlags in [.writeOnly, .writeOnlyProgram] {
             let raw = try RawBucketHashMap(MapDefinition(type: .hash, keySize: 4, valueSize: 8, maxEntries: 8, flags: flags,
                                                          hashImplementation: .bucketLocked, poolTag: uniqueTag()))
             do {
@@ -39,9 +39,17 @@ struct TypedMapFreezeTests {
                 Issue.record("a typed view of a map with \(flags) was made")
             } catch {
                 #expect(error == .invalidArgument)
-                #expect(error.reason?.contains("access flags") == true, "\(error)")
+                #expect(error.reason?.contains("refuse reads") == true, "\(error)")
             }
         }
+        // Flags that refuse writes are kept: the typed writes throw EPERM.
+        let readOnly = try RawBucketHashMap(MapDefinition(type: .hash, keySize: 4, valueSize: 8, maxEntries: 8,
+                                                          flags: .readOnly, hashImplementation: .bucketLocked,
+                                                          poolTag: uniqueTag()))
+        let readOnlyView = try BucketHashMap<UInt32, UInt64>(wrapping: readOnly)
+        #expect(throws: MapError.permissionDenied) { try readOnlyView.updateValue(1, forKey: 1) }
+        #expect(throws: MapError.permissionDenied) { try readOnlyView.removeValue(forKey: 1) }
+        #expect(readOnlyView[1] == nil)
         // Without them, the same map is wrapped.
         let raw = try RawBucketHashMap(MapDefinition(type: .hash, keySize: 4, valueSize: 8, maxEntries: 8,
                                                      hashImplementation: .bucketLocked, poolTag: uniqueTag()))

@@ -317,6 +317,13 @@ final class BucketTable: @unchecked Sendable {
         }
     }
 
+    /// Takes the lock of chain `index` if it is free; `false` (nothing changed) if it is held.
+    @inline(__always)
+    func tryLockChain(_ index: Int) -> Bool {
+        overflowLink(bucket(index)).pointee.bitwiseOr(Self.chainLockedBit, ordering: .acquiring).oldValue
+            & Self.chainLockedBit == 0
+    }
+
     /// Releases the lock of chain `index`, waking one sleeper if any marked itself.
     @inline(__always)
     func unlockChain(_ index: Int) {
@@ -415,22 +422,24 @@ final class BucketTable: @unchecked Sendable {
     /// was deleted or replaced there within the last grace period or so (until the first
     /// generation item posted after it has run, which an `Epoch.barrier()` waits for).
     ///
-    /// Takes the chain's lock: a retired slot that has become reusable may be refilled by a
-    /// writer at any moment, and its key bytes are only stable under that lock. Overflow
+    /// Tries the chain's lock: a retired slot that has become reusable may be refilled by a
+    /// writer at any moment, and its key bytes are only stable under that lock. It never
+    /// waits for it (a provider callback that runs under this very lock may ask for the
+    /// next key): a busy chain answers `false`, and the pass restarts, as Linux's does. Overflow
     /// buckets are not asked: their retired slots stay marked until the reclaim list's
     /// batch runs, which can be long after (found by review, 2026-12-03: a key deleted from
     /// an overflow bucket long before counted as deleted during the pass).
     func recentlyRetired(_ key: UnsafeRawPointer, inChainOf index: Int) -> Bool {
-        withChainLock(index) {
-            let first = bucket(index)
-            let control = loadControl(first)
-            for slot in 0..<slotsPerBucket where Self.isRetired(control, slot)
-                && !isReusable(control, slot: slot, generations: 1)
-                && keysEqual(self.slot(first, slot), key, count: keySize) {
-                return true
-            }
-            return false
+        guard tryLockChain(index) else { return false }
+        defer { unlockChain(index) }
+        let first = bucket(index)
+        let control = loadControl(first)
+        for slot in 0..<slotsPerBucket where Self.isRetired(control, slot)
+            && !isReusable(control, slot: slot, generations: 1)
+            && keysEqual(self.slot(first, slot), key, count: keySize) {
+            return true
         }
+        return false
     }
 
     // MARK: Writers (caller holds the chain's lock)

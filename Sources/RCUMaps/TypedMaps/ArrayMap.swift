@@ -41,6 +41,10 @@ public final class ArrayMap<Value: BitwiseCopyable & Sendable>: InPlaceKeyValueM
     }
 
     /// A typed view of an existing byte-level array (both views see the same slots).
+    ///
+    /// A map created with `BPF_F_WRONLY` or `BPF_F_WRONLY_PROG` is refused (EINVAL): the typed
+    /// reads (subscripts, in-place closures) do not throw. Flags that refuse writes are kept
+    /// (the typed writes throw EPERM).
     public init(wrapping raw: RawArrayMap) throws(MapError) {
         try MapDefinition.checkTyped(raw, key: UInt32.self, value: Value.self)
         self.raw = raw

@@ -32,7 +32,9 @@ public struct AtomicFields<Value: BitwiseCopyable>: ~Copyable {
     ///
     /// - Precondition: `field` names a stored property (or `\.self`), at an offset aligned
     ///   for its type, of a type whose atomic form is its own bytes: an integer, `Bool`, a
-    ///   floating-point type or an `OptionSet` of the same size as its atomic form (checked,
+    ///   floating-point type, an `OptionSet` of the same size as its atomic form, or a
+    ///   pointer (`Unsafe…Pointer`, `OpaquePointer`, `Unmanaged`, `ObjectIdentifier`, and
+    ///   their optionals) (checked,
     ///   with a message, in every build). An enum is refused even when it is
     ///   `AtomicRepresentable`: its atomic form is its raw value, while the value in the map
     ///   holds the enum's own bits (often fewer bytes), so an atomic store would write past
@@ -81,13 +83,15 @@ public struct AtomicFields<Value: BitwiseCopyable>: ~Copyable {
         guard MemoryLayout<Field>.size == MemoryLayout<Field.AtomicRepresentation>.size else { return false }
         return Field.self is any FixedWidthInteger.Type || Field.self == Bool.self
             || Field.self is any BinaryFloatingPoint.Type || Field.self is any OptionSet.Type
+            || Field.self is any _AtomicFieldStoresItsBytes.Type
     }
 
     @usableFromInline @inline(never)
     static func notItsOwnAtomicForm<Field>(_: Field.Type) -> Never {
         _rcumapsTrap("AtomicFields: a \(Field.self) in \(Value.self) cannot be viewed as an atomic in place: its "
-                         + "atomic form is not its stored bytes (only integers, Bool, floating-point types and "
-                         + "option sets of their atomic form's size are; an enum's atomic form is its raw value)")
+                         + "atomic form is not its stored bytes (only integers, Bool, floating-point types, "
+                         + "pointers and option sets of their atomic form's size are; an enum's atomic form is "
+                         + "its raw value)")
     }
 
     @usableFromInline @inline(never)
@@ -101,3 +105,17 @@ public struct AtomicFields<Value: BitwiseCopyable>: ~Copyable {
         _rcumapsTrap("AtomicFields: the \(Field.self) at offset \(offset) of \(Value.self) is not aligned for an atomic")
     }
 }
+
+/// The pointer-like `AtomicRepresentable` types whose atomic form is their own bits
+/// (``AtomicFields``' check; integers, `Bool`, floating point and option sets are told apart
+/// by their standard protocols).
+@usableFromInline protocol _AtomicFieldStoresItsBytes {}
+extension UnsafeRawPointer: _AtomicFieldStoresItsBytes {}
+extension UnsafeMutableRawPointer: _AtomicFieldStoresItsBytes {}
+extension UnsafePointer: _AtomicFieldStoresItsBytes {}
+extension UnsafeMutablePointer: _AtomicFieldStoresItsBytes {}
+extension OpaquePointer: _AtomicFieldStoresItsBytes {}
+extension Unmanaged: _AtomicFieldStoresItsBytes {}
+extension ObjectIdentifier: _AtomicFieldStoresItsBytes {}
+/// `nil` is the zero word both in memory and in the atomic form of these optionals.
+extension Optional: _AtomicFieldStoresItsBytes where Wrapped: _AtomicFieldStoresItsBytes & AtomicOptionalRepresentable {}

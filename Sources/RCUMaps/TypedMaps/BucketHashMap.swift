@@ -40,6 +40,10 @@ public final class BucketHashMap<Key: BitwiseCopyable & Sendable, Value: Bitwise
     ///
     /// - Throws: ``/RCUBaseMaps/MapError/invalidArgument`` if the map's key and value sizes are not
     ///   those of `Key` and `Value`, or their layouts are refused.
+    ///
+    /// A map created with `BPF_F_WRONLY` or `BPF_F_WRONLY_PROG` is refused (EINVAL): the typed
+    /// reads (subscripts, in-place closures) do not throw. Flags that refuse writes are kept
+    /// (the typed writes throw EPERM).
     public init(wrapping raw: RawBucketHashMap) throws(MapError) {
         try MapDefinition.checkTyped(raw, key: Key.self, value: Value.self)
         self.raw = raw
@@ -87,6 +91,10 @@ public final class LockFreeHashMap<Key: BitwiseCopyable & Sendable, Value: Bitwi
     }
 
     /// A typed view of an existing byte-level map (both views see the same entries).
+    ///
+    /// A map created with `BPF_F_WRONLY` or `BPF_F_WRONLY_PROG` is refused (EINVAL): the typed
+    /// reads (subscripts, in-place closures) do not throw. Flags that refuse writes are kept
+    /// (the typed writes throw EPERM).
     public init(wrapping raw: RawLockFreeHashMap) throws(MapError) {
         try MapDefinition.checkTyped(raw, key: Key.self, value: Value.self)
         self.raw = raw

@@ -30,6 +30,10 @@ public final class CustomMap<Key: BitwiseCopyable & Sendable, Value: BitwiseCopy
     }
 
     /// A typed view of an existing custom map.
+    ///
+    /// A map created with `BPF_F_WRONLY` or `BPF_F_WRONLY_PROG` is refused (EINVAL): the typed
+    /// reads (subscripts, in-place closures) do not throw. Flags that refuse writes are kept
+    /// (the typed writes throw EPERM).
     public init(wrapping raw: RawCustomMap) throws(MapError) {
         try MapDefinition.checkTyped(raw, key: Key.self, value: Value.self)
         self.raw = raw

@@ -196,11 +196,13 @@ extension MapDefinition {
                 """)
         }
         // The typed calls that cannot throw (subscripts, lookups in place) read in user and
-        // helper mode: a map that refuses either is used through its byte-level API.
-        guard definition.flags.isDisjoint(with: MapCreationFlags.accessFlags) else {
+        // helper mode: a map that refuses either is used through its byte-level API. (Flags
+        // that refuse writes are fine: the typed writes throw EPERM.)
+        let readRefusals = definition.flags.intersection([.writeOnly, .writeOnlyProgram])
+        guard readRefusals.isEmpty else {
             throw MapError.invalidArgument.with(reason: """
-                the map was created with access flags (\(definition.flags.intersection(MapCreationFlags.accessFlags))): \
-                a typed view reads and writes in user and helper mode; use the byte-level map
+                the map was created with access flags that refuse reads (\(readRefusals)): a typed view reads \
+                in user and helper mode without throwing; use the byte-level map
                 """)
         }
     }

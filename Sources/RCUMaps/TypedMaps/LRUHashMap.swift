@@ -46,6 +46,10 @@ public final class LRUHashMap<Key: BitwiseCopyable & Sendable, Value: BitwiseCop
     ///   key and value sizes are not those of `Key` and `Value`.
     ///
     /// Concurrency: any thread.
+    ///
+    /// A map created with `BPF_F_WRONLY` or `BPF_F_WRONLY_PROG` is refused (EINVAL): the typed
+    /// reads (subscripts, in-place closures) do not throw. Flags that refuse writes are kept
+    /// (the typed writes throw EPERM).
     public init(wrapping raw: RawBucketHashMap) throws(MapError) {
         guard raw.definition.type == .lruHash else {
             throw MapError.invalidArgument.with(reason: "LRUHashMap wraps an LRU_HASH, not \(raw.definition.type)")

@@ -52,6 +52,10 @@ public final class PerCPUArrayMap<Value: BitwiseCopyable & Sendable>: Sendable {
     }
 
     /// A typed view of an existing byte-level per-CPU array (both views see the same values).
+    ///
+    /// A map created with `BPF_F_WRONLY` or `BPF_F_WRONLY_PROG` is refused (EINVAL): the typed
+    /// reads (subscripts, in-place closures) do not throw. Flags that refuse writes are kept
+    /// (the typed writes throw EPERM).
     public init(wrapping raw: RawPerCPUArrayMap) throws(MapError) {
         try MapDefinition.checkTyped(raw, key: UInt32.self, value: Value.self)
         self.raw = raw

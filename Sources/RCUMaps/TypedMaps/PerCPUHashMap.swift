@@ -57,6 +57,10 @@ public final class PerCPUHashMap<Key: BitwiseCopyable & Sendable, Value: Bitwise
     ///
     /// - Throws: ``/RCUBaseMaps/MapError/invalidArgument`` if its key and value sizes are not
     ///   those of `Key` and `Value`. Concurrency: any thread.
+    ///
+    /// A map created with `BPF_F_WRONLY` or `BPF_F_WRONLY_PROG` is refused (EINVAL): the typed
+    /// reads (subscripts, in-place closures) do not throw. Flags that refuse writes are kept
+    /// (the typed writes throw EPERM).
     public init(wrapping raw: RawPerCPUHashMap) throws(MapError) {
         try MapDefinition.checkTyped(raw, key: Key.self, value: Value.self)
         self.raw = raw
