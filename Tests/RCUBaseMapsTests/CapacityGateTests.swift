@@ -102,7 +102,8 @@ struct CapacityGateTests {
             init(pause: @escaping @Sendable () -> Void) { gate = CapacityGate(maxEntries: 2, drainPause: pause) }
         }
         for _ in 0..<16 {
-            final class Box: @unchecked Sendable { var scenario: Scenario? }
+            // Weak: the scenario holds the gate, which holds the pause closure, which holds the box.
+            final class Box: @unchecked Sendable { weak var scenario: Scenario? }
             let box = Box()
             let scenario = Scenario(pause: {
                 // The window: the waiter reserves in it (it decides within microseconds with
