@@ -387,6 +387,10 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
     /// CPUs' bytes are not touched, so nothing their threads change in place meanwhile is
     /// undone); a new key takes `value` whole (the caller zeroes the other CPUs' values, as
     /// Linux does).
+    ///
+    /// Always inlined into its two callers, so that the common update (`slice` nil) is
+    /// compiled without the per-CPU slice path.
+    @inline(__always)
     func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags rawFlags: MapUpdateFlags,
                 operation: MapOperationFlags, displaced: UnsafeMutableRawPointer?,
                 writing slice: Range<Int>?) throws(MapError) -> Bool {
