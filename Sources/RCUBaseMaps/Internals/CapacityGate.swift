@@ -201,7 +201,7 @@ struct CapacityGate: ~Copyable {
     /// `count`), the drainer counts as in flight in that stripe: a reservation that finds
     /// the map full as counted then waits for it instead of reporting a spurious E2BIG
     /// (found by review, 2026-12-03: the credits were in neither place for that moment).
-    func drainCredits() -> Int {
+    private func drainCredits() -> Int {
         var drained = 0
         // A stripe with nothing parked is only read: a full LRU map drains on every insert.
         for index in 0...stripeMask {

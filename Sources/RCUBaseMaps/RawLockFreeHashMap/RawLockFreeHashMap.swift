@@ -70,9 +70,12 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
     let retired: EpochRetireList
     /// What user and helper mode may do (the access flags).
     public let access: MapAccess
-    /// Tests only: runs in an in-place insert right after its entry is linked into the
-    /// table and before it is marked published (set before the map is shared).
+    #if DEBUG
+    /// Tests only (debug builds: release inserts do not look for it): runs in an in-place
+    /// insert right after its entry is linked into the table and before it is marked
+    /// published (set before the map is shared).
     var afterLinkingNewEntry: (@Sendable () -> Void)?
+    #endif
     /// Frozen or not.
     let freezeState = MapFreezeState()
     /// The value's lock word, if the definition names one.
@@ -569,7 +572,9 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
             slots._withUnsafeGuaranteedRef { $0.publish(UnsafeMutableRawPointer(entry), at: slot) }
             let published = rcumaps_lfht_add_unique(table, hash, keySize, entry) == entry
             if published {
+                #if DEBUG
                 afterLinkingNewEntry?()
+                #endif
                 // From now on batches return it without asking the table (unless a delete
                 // sealed it already); until then a sweep asks (``sweepBatch``).
                 markState(Self.published, of: entry)
