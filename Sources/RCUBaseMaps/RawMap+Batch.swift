@@ -5,9 +5,13 @@ import RCUEpoch
 /// Pass `nil` to start a pass, then the ``MapBatchResult/cursor`` of each call to the next.
 /// What it holds depends on the map — a bucket index for the bucket-locked hash (as
 /// Linux's hash maps), the last index returned for arrays and the last key returned for
-/// the lock-free hash (as Linux's generic batches), except a lock-free hash with values in
-/// place (keys and values of at most 8 bytes, no lock word), whose cursor is the next entry
-/// slot to sweep — and is not for the caller to read.
+/// the lock-free hash and custom maps (as Linux's generic batches), except a lock-free hash
+/// with values in place (keys and values of at most 8 bytes, no lock word), whose cursor
+/// is the next entry slot to sweep — and is not for the caller to read. A lookup-and-delete
+/// batch over keys returns the key it would have taken next instead, followed by one marker
+/// byte: the key it returned last is gone from the map, and a lock-free hash finds the
+/// place of a missing key only by walking its list from the head (each call would cost
+/// time proportional to the whole map). Either form resumes a pass of either kind.
 public struct MapBatchCursor: Hashable, Sendable {
     /// Up to 16 bytes stored inline (no allocation per batch call); longer cursors (the last
     /// key of a map with keys over 16 bytes) in `heap`.
@@ -58,6 +62,36 @@ public struct MapBatchCursor: Hashable, Sendable {
 
     /// The 4-byte index the cursor holds, or nil if it holds something else.
     package var index: UInt32? { count == 4 && heap == nil ? UInt32(truncatingIfNeeded: low) : nil }
+
+    /// The marker byte after the key of a cursor that resumes *at* its key.
+    static let resumesAtKeyMarker: UInt8 = 1
+
+    /// A cursor that resumes a pass of keys at `key` itself (returned first, if it is still
+    /// in the map), where a cursor of the key's bytes alone resumes after it.
+    package init(resumingAt key: UnsafeRawBufferPointer) {
+        self = withUnsafeTemporaryAllocation(byteCount: key.count + 1, alignment: 8) { bytes in
+            bytes.copyMemory(from: key)
+            bytes[key.count] = Self.resumesAtKeyMarker
+            return MapBatchCursor(UnsafeRawBufferPointer(bytes))
+        }
+    }
+
+    /// Runs `body` with the key of a cursor of a pass over keys of `keySize` bytes, and
+    /// whether the pass resumes at that key (``init(resumingAt:)``) or after it.
+    ///
+    /// - Throws: ``MapError/invalidArgument`` for a cursor of neither form.
+    package func withResumeKey<R>(keySize: Int,
+                                  _ body: (_ key: UnsafeRawBufferPointer, _ resumesAtKey: Bool) -> R) throws(MapError) -> R {
+        let result: R? = withBytes { bytes in
+            if bytes.count == keySize { return body(bytes, false) }
+            guard bytes.count == keySize + 1, bytes[keySize] == Self.resumesAtKeyMarker else { return nil }
+            return body(UnsafeRawBufferPointer(rebasing: bytes[..<keySize]), true)
+        }
+        guard let result else {
+            throw MapError.invalidArgument.with(reason: "the batch cursor is not one of this map's (\(count) bytes)")
+        }
+        return result
+    }
 }
 
 /// What a batch operation did: how many elements, where to resume, and the errno Linux
@@ -181,6 +215,12 @@ extension RawMap {
     /// ``nextKeyInPass(after:into:)`` (no key twice in a pass, even when the cursor was
     /// deleted); a key that disappears between its get-next-key and its lookup is skipped.
     ///
+    /// A removing walk reads each element's successor before it removes the element, and
+    /// returns a cursor that resumes at the successor (``MapBatchCursor/init(resumingAt:)``):
+    /// get-next-key after a key that is gone finds its place, in a lock-free hash, only by
+    /// walking the list from its head, which made draining a map cost time quadratic in its
+    /// size.
+    ///
     /// - Parameter removing: lookup-and-delete each element (atomic per element: of
     ///   concurrent passes, exactly one returns each value).
     package func genericLookupBatch(from cursor: MapBatchCursor?, keys: UnsafeMutableRawBufferPointer,
@@ -194,34 +234,63 @@ extension RawMap {
         try checks.buffer(count, keys.count, of: keySize, "keys")
         try checks.buffer(count, values.count, of: valueSize, "values")
         guard count > 0 else { return MapBatchResult(count: 0, cursor: cursor, error: nil) }
-        if let cursor, cursor.byteCount != keySize {
-            throw MapError.invalidArgument.with(reason: "the batch cursor is not one of this map's (\(cursor.byteCount) bytes)")
-        }
+        // `previous`: the last key handled (returned or skipped); `upcoming`: the key to take
+        // next without asking get-next-key (a cursor that resumes at a key, or the successor
+        // a removing walk read before it removed `previous`).
         let previous = UnsafeMutableRawBufferPointer.allocate(byteCount: keySize, alignment: 16)
         defer { previous.deallocate() }
+        let upcoming = UnsafeMutableRawBufferPointer.allocate(byteCount: keySize, alignment: 16)
+        defer { upcoming.deallocate() }
         var hasPrevious = false
+        var hasUpcoming = false
+        var upcomingIsEnd = false
         if let cursor {
-            cursor.withBytes { previous.copyMemory(from: $0) }
-            hasPrevious = true
+            try cursor.withResumeKey(keySize: keySize) { key, resumesAtKey in
+                if resumesAtKey {
+                    upcoming.copyMemory(from: key)
+                    hasUpcoming = true
+                } else {
+                    previous.copyMemory(from: key)
+                    hasPrevious = true
+                }
+            }
         }
         var done = 0
         var end = false
         while done < count {
             let key = UnsafeMutableRawBufferPointer(rebasing: keys[done * keySize ..< (done + 1) * keySize])
-            do throws(MapError) {
-                try nextKeyInPass(after: hasPrevious ? UnsafeRawBufferPointer(previous) : nil, into: key)
-            } catch where error == .keyNotFound {
+            if hasUpcoming {
+                key.copyMemory(from: UnsafeRawBufferPointer(upcoming))
+                hasUpcoming = false
+            } else if upcomingIsEnd {
                 end = true
                 break
-            } catch {
-                // Another failure of get-next-key (a custom map's provider) is the batch's
-                // error, with the elements copied so far, as Linux's generic batch returns it;
-                // reported as the end of the map, it would pass for a complete pass.
-                return MapBatchResult(count: done, cursor: done > 0 ? MapBatchCursor(UnsafeRawBufferPointer(previous)) : cursor,
-                                      error: error)
+            } else {
+                do throws(MapError) {
+                    try nextKeyInPass(after: hasPrevious ? UnsafeRawBufferPointer(previous) : nil, into: key)
+                } catch where error == .keyNotFound {
+                    end = true
+                    break
+                } catch {
+                    // Another failure of get-next-key (a custom map's provider) is the batch's
+                    // error, with the elements copied so far, as Linux's generic batch returns
+                    // it; reported as the end of the map, it would pass for a complete pass.
+                    return MapBatchResult(count: done, cursor: done > 0 ? MapBatchCursor(UnsafeRawBufferPointer(previous)) : cursor,
+                                          error: error)
+                }
             }
             previous.copyMemory(from: UnsafeRawBufferPointer(key))
             hasPrevious = true
+            if removing {
+                // The successor, while this key is still in the map. A failure other than
+                // the end is left to the next element's own get-next-key, which reports it.
+                do throws(MapError) {
+                    try nextKeyInPass(after: UnsafeRawBufferPointer(key), into: upcoming)
+                    hasUpcoming = true
+                } catch {
+                    upcomingIsEnd = error == .keyNotFound
+                }
+            }
             let value = UnsafeMutableRawBufferPointer(rebasing: values[done * valueSize ..< (done + 1) * valueSize])
             do throws(MapError) {
                 if removing {
@@ -243,8 +312,17 @@ extension RawMap {
             }
             done += 1
         }
-        return MapBatchResult(count: done, cursor: done > 0 ? MapBatchCursor(UnsafeRawBufferPointer(previous)) : cursor,
-                              error: end ? .keyNotFound : nil)
+        // A removing walk whose last successor read found none is at the end of the map.
+        if upcomingIsEnd, !hasUpcoming { end = true }
+        let out: MapBatchCursor?
+        if done == 0 {
+            out = cursor
+        } else if hasUpcoming {
+            out = MapBatchCursor(resumingAt: UnsafeRawBufferPointer(upcoming))
+        } else {
+            out = MapBatchCursor(UnsafeRawBufferPointer(previous))
+        }
+        return MapBatchResult(count: done, cursor: out, error: end ? .keyNotFound : nil)
     }
 
     /// ENOTSUPP for a batch operation the map type lacks, after the access checks (Linux's

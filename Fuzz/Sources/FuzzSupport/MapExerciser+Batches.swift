@@ -215,7 +215,7 @@ extension MapExerciser {
             let cursor = pass.cursor
             let what = "\(pass.kind) batch of \(count) from \(cursor.map { hex($0.bytes) } ?? "nil") (element flags \(elementFlags.rawValue), flags \(flags), buffers \(mode): \(keys.count)/\(values.count) bytes)"
             let refusal = model.batchPrecheck(pass.kind, elementFlags: elementFlags, flags: flags, count: count,
-                                              keyBytes: keys.count, valueBytes: values.count, cursorLength: cursor?.bytes.count)
+                                              keyBytes: keys.count, valueBytes: values.count, cursor: cursor?.bytes)
             var prediction: BatchPrediction?
             if refusal == nil, count > 0, !model.chainBatches, !model.slotBatches {
                 let predicted = predictBatch(map, pass.kind, from: cursor, count: count, elementFlags: elementFlags)
@@ -325,6 +325,10 @@ extension MapExerciser {
                 start = index >= model.maxEntries ? 0 : index + 1
             }
             return start < model.maxEntries ? MapModel.key(index: UInt32(start)) : nil
+        }
+        if let cursor, let key = model.resumesAtKey(cursor.bytes) {
+            // A cursor that resumes at its key: the key itself if it is still there.
+            return model.entries[key] != nil ? key : walkNext(map, after: key)
         }
         return walkNext(map, after: cursor?.bytes)
     }
@@ -468,7 +472,7 @@ extension MapExerciser {
         let keyBuffer = inputBuffer(keys, keyLength, mode), valueBuffer = inputBuffer(values, valueSize, mode)
         let what = "update batch of \(count) (element flags \(elementFlags.rawValue), buffers \(mode): \(keyBuffer.count)/\(valueBuffer.count) bytes)"
         let refusal = model.batchPrecheck(.update, elementFlags: elementFlags, flags: flags, count: count,
-                                          keyBytes: keyBuffer.count, valueBytes: valueBuffer.count, cursorLength: nil)
+                                          keyBytes: keyBuffer.count, valueBytes: valueBuffer.count, cursor: nil)
         // The model, element by element (the map must agree, or the input fails).
         var done = 0
         var failure: Expectation?
@@ -504,7 +508,7 @@ extension MapExerciser {
         let keyBuffer = inputBuffer(keys, keyLength, mode)
         let what = "delete batch of \(count) (element flags \(elementFlags.rawValue), buffer \(mode): \(keyBuffer.count) bytes)"
         let refusal = model.batchPrecheck(.delete, elementFlags: elementFlags, flags: flags, count: count,
-                                          keyBytes: keyBuffer.count, valueBytes: 0, cursorLength: nil)
+                                          keyBytes: keyBuffer.count, valueBytes: 0, cursor: nil)
         var done = 0
         var failure: Expectation?
         if refusal == nil {

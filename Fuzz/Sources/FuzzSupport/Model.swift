@@ -155,6 +155,19 @@ public final class MapModel {
     /// Bytes of a batch cursor.
     public var cursorSize: Int { isArray || chainBatches || slotBatches ? 4 : keySize }
 
+    /// Whether a batch cursor has one of this map's forms: `cursorSize` bytes, or, where
+    /// cursors are keys, a key and the marker byte 1 (a cursor that resumes at its key,
+    /// which lookup-and-delete batches return).
+    public func cursorIsValid(_ cursor: [UInt8]) -> Bool {
+        cursor.count == cursorSize || (resumesAtKey(cursor) != nil)
+    }
+
+    /// The key of a cursor that resumes at its key (a key and the marker byte 1), else nil.
+    public func resumesAtKey(_ cursor: [UInt8]) -> [UInt8]? {
+        guard !(isArray || chainBatches || slotBatches), cursor.count == keySize + 1, cursor.last == 1 else { return nil }
+        return Array(cursor.prefix(keySize))
+    }
+
     /// The value with its lock word cleared (what user mode reads, what the map keeps).
     public func normalize(_ value: [UInt8]) -> [UInt8] {
         guard let lockOffset else { return value }
@@ -362,9 +375,9 @@ public final class MapModel {
     // MARK: Batches
 
     /// The checks a batch makes before it touches an element, in each map's order; nil if
-    /// it gets that far. `cursorLength`: the bytes of the cursor passed (nil: none).
+    /// it gets that far. `cursor`: the bytes of the cursor passed (nil: none).
     public func batchPrecheck(_ kind: BatchKind, elementFlags: MapElementFlags, flags: UInt64, count: Int,
-                              keyBytes: Int, valueBytes: Int, cursorLength: Int?) -> Int32? {
+                              keyBytes: Int, valueBytes: Int, cursor: [UInt8]?) -> Int32? {
         // Access (EPERM), read before write.
         if kind.reads, !userRead { return EPERM }
         if kind.writes, !userWrite { return EPERM }
@@ -382,7 +395,7 @@ public final class MapModel {
         }
         if count < 0 || short(keyBytes, isArray ? 4 : keySize) { return EINVAL }
         if kind != .delete, short(valueBytes, valueSize) { return EINVAL }
-        if kind.reads, count > 0, let cursorLength, cursorLength != cursorSize { return EINVAL }
+        if kind.reads, count > 0, let cursor, !cursorIsValid(cursor) { return EINVAL }
         return nil
     }
 

@@ -75,6 +75,9 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
     /// insert right after its entry is linked into the table and before it is marked
     /// published (set before the map is shared).
     var afterLinkingNewEntry: (@Sendable () -> Void)?
+    /// Tests only: how many times a pass looked for a place in split order by walking the
+    /// list from its head (`firstEntry(afterOrder:)`).
+    let walksFromTheHead = Atomic<Int>(0)
     #endif
     /// Frozen or not.
     let freezeState = MapFreezeState()
@@ -767,6 +770,14 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
         nextKey.baseAddress!.copyMemory(from: keyPointer(next), byteCount: keySize)
     }
 
+    /// The entry a pass resumed *at* `key` continues with: `key`'s own entry, or if the key
+    /// is gone, the first after its place in split order (nil: the end). Caller holds an epoch.
+    func entry(resumingAt key: UnsafeRawBufferPointer) -> UnsafeMutablePointer<rcumaps_lfht_entry_t>? {
+        let hash = self.hash(key)
+        if let current = find(key, hash: hash) { return current }
+        return firstEntry(afterOrder: rcumaps_lfht_order_of_hash(hash))
+    }
+
     /// The entry get-next-key of `key` returns (nil: the end). Caller holds an epoch.
     func entry(resumingAfter key: UnsafeRawBufferPointer?, restartingForUnknownCursor: Bool)
         -> UnsafeMutablePointer<rcumaps_lfht_entry_t>?
@@ -843,9 +854,7 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
         if let slots {
             return try sweepBatch(slots, from: cursor, keys: keys, values: values, count: count, removing: removing)
         }
-        if let cursor, cursor.byteCount != keySize {
-            throw MapError.invalidArgument.with(reason: "the batch cursor is not one of this map's (\(cursor.byteCount) bytes)")
-        }
+        if let cursor { try cursor.withResumeKey(keySize: keySize) { _, _ in } }  // EINVAL before anything else
         let locked = elementFlags.contains(.lock)
         defer { if removing { retired.throttleIfBehind() } }
         Epoch.enter()
@@ -853,7 +862,9 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
         if removing, freezeState.isFrozen { throw frozenError }
         var next: UnsafeMutablePointer<rcumaps_lfht_entry_t>?
         if let cursor {
-            next = cursor.withBytes { entry(resumingAfter: $0, restartingForUnknownCursor: false) }
+            next = try cursor.withResumeKey(keySize: keySize) { key, resumesAtKey in
+                resumesAtKey ? entry(resumingAt: key) : entry(resumingAfter: key, restartingForUnknownCursor: false)
+            }
         } else {
             next = rcumaps_lfht_first(table)
         }
@@ -893,9 +904,17 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
             done += 1
         }
         let end = next == nil
-        let out = done > 0 ? MapBatchCursor(UnsafeRawBufferPointer(start: keys.baseAddress! + (done - 1) * keySize,
-                                                                   count: keySize))
-                           : cursor
+        let out: MapBatchCursor?
+        if removing, done > 0, let next {
+            // The last key returned is gone: resume at the entry after it, which the next call
+            // finds by its key at once (resuming after a missing key walks the list from its
+            // head, and draining a map in batches would cost time quadratic in its size).
+            out = MapBatchCursor(resumingAt: UnsafeRawBufferPointer(start: keyPointer(next), count: keySize))
+        } else if done > 0 {
+            out = MapBatchCursor(UnsafeRawBufferPointer(start: keys.baseAddress! + (done - 1) * keySize, count: keySize))
+        } else {
+            out = cursor
+        }
         return MapBatchResult(count: done, cursor: out, error: end ? .keyNotFound : nil)
     }
 
@@ -991,7 +1010,14 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
     }
 
     /// The first entry whose split-order key is greater than `order`. Caller holds an epoch.
+    ///
+    /// A walk from the head of the list: rculfhash has no way to seek to a place in split
+    /// order other than a key's own node. Passes avoid it where they can (a removing batch
+    /// resumes at the next key, not after the one it removed).
     func firstEntry(afterOrder order: UInt) -> UnsafeMutablePointer<rcumaps_lfht_entry_t>? {
+        #if DEBUG
+        walksFromTheHead.add(1, ordering: .relaxed)
+        #endif
         var entry = rcumaps_lfht_first(table)
         while let current = entry, rcumaps_lfht_entry_order(current) <= order {
             entry = rcumaps_lfht_next(table, current)
