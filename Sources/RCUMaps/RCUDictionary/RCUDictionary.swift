@@ -678,11 +678,16 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     public func removeAll() {
         for stripe in 0...stripeMask { locks.lock(stripe) }
         let current = currentTable
-        current.forEachSlot { bucket, slot, _ in retireEntry(at: DictionaryTable.Place(bucket: bucket, slot: slot)) }
         guard let empty = DictionaryTable.make(bucketCount: minimumBuckets) else {
             _rcumapsTrap("RCUDictionary: out of memory for \(minimumBuckets) buckets")
         }
         table.store(UInt(bitPattern: empty.base), ordering: .releasing)
+        // Retired only once no new reader can reach them: a retire list hands a full batch
+        // to liburcu at once, and its grace period covers only the readers already inside a
+        // section. Retired while the old table was still published, an entry could be
+        // released under a reader that found it after that batch's grace period began.
+        // (The old table itself stays intact until `current.retire()` below.)
+        current.forEachSlot { bucket, slot, _ in retireEntry(at: DictionaryTable.Place(bucket: bucket, slot: slot)) }
         for stripe in 0...stripeMask { stripeCount(stripe).pointee.store(0, ordering: .relaxed) }
         for stripe in (0...stripeMask).reversed() { locks.unlock(stripe) }
         current.retire()
