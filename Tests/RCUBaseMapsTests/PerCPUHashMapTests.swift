@@ -54,6 +54,26 @@ struct PerCPUHashMapTests {
         }
     }
 
+    /// LRU_PERCPU_HASH: a helper-mode update of an existing key writes the CPU's value in
+    /// place and is a use, as Linux's `bpf_lru_node_set_ref` makes it: the key survives the
+    /// hand's next pass (it was evicted as readily as an idle key).
+    @Test func helperModeUpdatesRefreshAnLRUEntry() throws {
+        let maxEntries = 1024
+        let map = try Self.make(.lruPerCPUHash, maxEntries: maxEntries)
+        let cpus = map.userValueSize / 8
+        for key in 0..<UInt64(maxEntries) { try putAll(map, key, [UInt64](repeating: key, count: cpus)) }
+        try putAll(map, UInt64(maxEntries), [UInt64](repeating: 0, count: cpus))  // a full sweep
+        let survivors = try map.allKeys(as: UInt64.self).filter { $0 < UInt64(maxEntries) }
+        let updated = Set(survivors.filter { $0 % 2 == 0 })
+        for key in updated { try putOwn(map, key, key &+ 7, flags: .exist) }
+        for key in UInt64(2 * maxEntries)..<UInt64(2 * maxEntries + maxEntries / 16) {
+            try putAll(map, key, [UInt64](repeating: key, count: cpus))
+        }
+        let remaining = Set(try map.allKeys(as: UInt64.self))
+        let evicted = updated.subtracting(remaining)
+        #expect(evicted.count == 0, "\(evicted.count) of \(updated.count) updated keys evicted")
+    }
+
     @Test func areServedAndNamed() {
         #expect(MapRegistry.supportedBuiltInTypes.contains(.perCPUHash))
         #expect(MapRegistry.supportedBuiltInTypes.contains(.lruPerCPUHash))

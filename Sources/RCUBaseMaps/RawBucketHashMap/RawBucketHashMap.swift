@@ -430,6 +430,14 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
                 let old = locate(key.baseAddress!, hash: hash, index: index)
                 if let old {
                     if flags == .noExist { return .failure(.alreadyExists) }
+                    // An LRU map's write in place is a use, as a lookup is: the entry survives
+                    // the eviction hand's next pass. (A new slot is published referenced;
+                    // Linux installs a new node, or, for a per-CPU LRU's value written in
+                    // place, sets the node's reference bit.)
+                    if tracksRecency, table.valueIsOneWord || locked || slice != nil {
+                        markReferenced(old.bucketPointer, slot: old.slot,
+                                       control: table.control(old.bucketPointer).pointee.load(ordering: .relaxed))
+                    }
                     if table.valueIsOneWord {
                         // One atomic word: replace it in place, no new slot, nothing to reclaim (a
                         // lock word in it keeps its bits).
