@@ -325,33 +325,31 @@ public final class RawPerCPUArrayMap: RawMap, @unchecked Sendable {
     }
 
     /// Writes `length` bytes of `source` into the value at `value`; a partial last word keeps
-    /// the slot's other bytes (the padding). `exclusive`: the caller holds the slot's
-    /// sequence word, so plain load-merge-store is enough; otherwise a compare-exchange.
+    /// the slot's other bytes (the padding). Every word is written atomically — an exchange,
+    /// or a compare-exchange for the partial last one — also under the slot's sequence word:
+    /// that word holds off other sequenced writers only, not the in-place atomic writes of
+    /// helpers (`lookupInPlace`, `withAtomicFields`), so a plain load and store lost an
+    /// increment that landed between them, from both the map and `displaced`.
     func storeBytes(_ value: UnsafeMutableRawPointer, from source: UnsafeRawPointer, length: Int,
-                    exclusive: Bool, displaced: UnsafeMutableRawPointer?) {
+                    displaced: UnsafeMutableRawPointer?) {
         var offset = 0
         while offset < length {
             let cell = word(value + offset)
             let count = min(8, length - offset)
             if count == 8 {
                 let bits = source.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
-                let old = exclusive ? cell.pointee.load(ordering: .relaxed) : cell.pointee.exchange(bits, ordering: .acquiringAndReleasing)
-                if exclusive { cell.pointee.store(bits, ordering: .relaxed) }
+                let old = cell.pointee.exchange(bits, ordering: .acquiringAndReleasing)
                 displaced?.storeBytes(of: old, toByteOffset: offset, as: UInt64.self)
             } else {
                 var bits: UInt64 = 0
                 withUnsafeMutableBytes(of: &bits) { $0.baseAddress!.copyMemory(from: source + offset, byteCount: count) }
                 let keep: UInt64 = ~0 << UInt64(8 * count)  // little-endian: the high bytes are the padding
                 var old = cell.pointee.load(ordering: .relaxed)
-                if exclusive {
-                    cell.pointee.store((old & keep) | bits, ordering: .relaxed)
-                } else {
-                    while true {
-                        let (exchanged, original) = cell.pointee.compareExchange(
-                            expected: old, desired: (old & keep) | bits, ordering: .acquiringAndReleasing)
-                        if exchanged { break }
-                        old = original
-                    }
+                while true {
+                    let (exchanged, original) = cell.pointee.compareExchange(
+                        expected: old, desired: (old & keep) | bits, ordering: .acquiringAndReleasing)
+                    if exchanged { break }
+                    old = original
                 }
                 displaced?.storeBytes(of: old, toByteOffset: offset, as: UInt64.self)
             }
@@ -364,10 +362,10 @@ public final class RawPerCPUArrayMap: RawMap, @unchecked Sendable {
     func writeSlot(_ slot: UnsafeMutableRawPointer, from source: UnsafeRawPointer, length: Int,
                    displaced: UnsafeMutableRawPointer?) {
         if valueOffset == 0 {
-            storeBytes(slot, from: source, length: length, exclusive: false, displaced: displaced)
+            storeBytes(slot, from: source, length: length, displaced: displaced)
         } else {
             writeSequenced(slot) {
-                storeBytes(slot + 8, from: source, length: length, exclusive: true, displaced: displaced)
+                storeBytes(slot + 8, from: source, length: length, displaced: displaced)
             }
         }
     }

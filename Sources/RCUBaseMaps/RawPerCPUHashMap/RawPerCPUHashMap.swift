@@ -39,8 +39,15 @@ import Synchronization
 /// atomic store, so an update racing an in-place increment of the same word leaves one of
 /// them, as on Linux), and read-modify-write
 /// through the in-place pointer must use atomics (the typed layer's `AtomicFields`), so no
-/// increment is lost — a migrated thread merely counts into the slot of the CPU it ran on
-/// before, and a sum over the CPUs is the same.
+/// increment is lost to another increment — a migrated thread merely counts into the slot
+/// of the CPU it ran on before, and a sum over the CPUs is the same.
+///
+/// **User-mode writes of an existing key** (`update`, `exchange`) publish a new slot with
+/// every CPU's value and retire the old one, so a reader sees all old or all new values.
+/// An in-place increment through a pointer to the old slot that lands after the copy is
+/// lost: it is neither in the map nor in `exchange`'s displaced values. (Linux overwrites
+/// the values in place, where an increment just before the write is overwritten.) Harvest
+/// counters without loss with PERCPU_ARRAY, whose `exchange` swaps each word atomically.
 ///
 /// Memory per entry: the base hash's slot, key rounded up to 8 plus ``userValueSize``
 /// (all CPUs' values inline in the entry, where Linux keeps a pointer to per-CPU memory);
