@@ -215,4 +215,31 @@ struct LRUHashMapTests {
         #expect(map.count == maxEntries)
         #expect(try map.allKeys(as: UInt64.self).count == maxEntries)
     }
+
+    /// Writers race to insert the same new keys into a full map: an eviction hands its
+    /// unit of capacity to the writer that made it, and a writer whose key turned up
+    /// meanwhile (another writer inserted it) gives that unit back. Nothing stays in flight,
+    /// and the map ends full, with as many keys as it counts.
+    @Test(arguments: [MapCreationFlags.zeroSeed, [.zeroSeed, .noCommonLRU]])
+    func writersRacingForTheSameKeysLoseNoRoom(flags: MapCreationFlags) throws {
+        let map = try Self.make(maxEntries: 128, flags: flags)
+        let maxEntries = map.definition.maxEntries
+        for key in 0..<UInt64(maxEntries) { try map.put(key, key) }
+        let errors = Atomic<Int>(0)
+        runOnThreads(4) { thread in
+            for round in 0..<3_000 {
+                // Each round's 4 keys, inserted by every thread in a different order.
+                for offset in 0..<4 {
+                    let key = UInt64(1_000 + round * 4 + (offset + thread) % 4)
+                    if (try? map.put(key, key)) == nil { errors.add(1, ordering: .relaxed) }
+                }
+            }
+        }
+        #expect(errors.load(ordering: .relaxed) == 0)
+        #expect(map.capacityChangesInFlight == 0)
+        #expect(map.capacityUnitsInUse <= maxEntries)
+        #expect(map.count == maxEntries)
+        #expect(try map.allKeys(as: UInt64.self).count == maxEntries)
+    }
+
 }

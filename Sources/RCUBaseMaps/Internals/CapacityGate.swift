@@ -183,6 +183,15 @@ struct CapacityGate: ~Copyable {
         }
     }
 
+    /// Ends a removal whose unit goes straight to a new key of the same thread (an LRU
+    /// eviction that makes room for an insert): the thread stays in flight, now with a
+    /// reservation, which it ends with ``resolve(published:)`` — published, or parked as a
+    /// credit if the key was not inserted after all. No credit is parked and none taken
+    /// back, so no other thread can take the room the eviction made. Nothing to change in
+    /// the counts: the removal's unit is already counted and in flight.
+    @inline(__always)
+    func keepRemovedUnitAsReservation() {}
+
     /// Parks one unit in `stripe` and leaves its in-flight count, in one atomic add; a
     /// stripe holding more than two batches gives one back.
     @inline(__always)
@@ -226,7 +235,7 @@ struct CapacityGate: ~Copyable {
     }
 
     /// Changes in flight over every stripe.
-    private func changesInFlight() -> Int {
+    func changesInFlight() -> Int {
         var total = 0
         for index in 0...stripeMask { total &+= word(index).pointee.load(ordering: .acquiring) >> 32 }
         return total

@@ -424,6 +424,11 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
         if !helper, holdsSection { try access.checkUserWrite(freezeState) }
         let checksFreezeUnderLock = !helper && !holdsSection
         var outcome: Result<Displaced, MapError>
+        // An LRU eviction for this write hands it the victim's unit of capacity as its
+        // reservation (in flight, as from `reserveIfRoom`); one not used for a new key (the
+        // key turned up meanwhile, the map froze) goes back as a credit.
+        var evictedUnit = false
+        defer { if evictedUnit { capacity.resolve(published: false) } }
         repeat {
             outcome = table.withChainLock(index) {
                 if checksFreezeUnderLock, freezeState.isFrozen { return .failure(frozenError) }
@@ -498,7 +503,11 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
                     // The key is absent and stays so while we hold its bucket's lock.
                     if tracksRecency {
                         // Full: evict with this lock released (below), then look again.
-                        guard capacity.reserveIfRoom() else { return .success(.needsRoom) }
+                        if evictedUnit {
+                            evictedUnit = false  // this insert's reservation now
+                        } else {
+                            guard capacity.reserveIfRoom() else { return .success(.needsRoom) }
+                        }
                     } else {
                         guard case .reserved = capacity.reserve(keyExists: { false }) else { return .failure(.outOfSpace) }
                     }
@@ -530,7 +539,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
             }
             // A full LRU map: evict with no lock held, then try again.
             guard case .success(.needsRoom) = outcome else { break }
-            evictLeastRecentlyUsed(forUserWrite: checksFreezeUnderLock)
+            evictedUnit = evictLeastRecentlyUsed(forUserWrite: checksFreezeUnderLock)
         } while true
         switch try outcome.get() {
         case .needsRoom:
