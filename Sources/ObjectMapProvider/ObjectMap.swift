@@ -13,7 +13,7 @@ import RCUMaps
 /// ```
 ///
 /// How: the map stores each object's address (an 8-byte value) in a custom map whose
-/// provider (``ObjectReferenceProvider``) hears of every value that leaves the map —
+/// provider (`ObjectReferenceProvider`, internal) hears of every value that leaves the map —
 /// deleted, replaced or torn down — and releases that object's reference after a grace
 /// period. A reader turns an address back into a reference (a retain) inside the epoch
 /// section in which it found it, so the object cannot go away in between.
@@ -21,21 +21,26 @@ import RCUMaps
 /// Concurrency: any number of readers and writers on any threads. `deinit`s of released
 /// objects run on the reclamation thread, after a grace period.
 public final class ObjectMap<Key: BitwiseCopyable & Sendable, Object: AnyObject & Sendable>: Sendable, Sequence {
-    /// The custom map underneath: object addresses as `UInt`.
-    public let addresses: CustomMap<Key, UInt>
-    /// The provider's registration (in a registry of the map's own, unless given one).
-    public let registration: TypedProviderRegistration<ObjectReferenceProvider<Key, Object>>
+    /// The custom map underneath: object addresses as `UInt`, each holding one reference.
+    ///
+    /// Not public, nor is its provider or registration: through them any integer could be
+    /// stored as an address, then read back as an object or released (found by review: a
+    /// forged address crashed the process), and an in-place write would replace an address
+    /// without its reference being taken or given back.
+    let addresses: CustomMap<Key, UInt>
+    /// The provider's registration, in a registry of the map's own.
+    let registration: TypedProviderRegistration<ObjectReferenceProvider<Key, Object>>
 
     /// A map for at most `maxEntries` objects, on `base`, with a provider registered for it
-    /// alone (in a registry of its own, as custom type ``ObjectReferenceProvider/defaultType``).
+    /// alone (in a registry of its own, as custom type 4101).
     public convenience init(maxEntries: Int, base: ProviderBaseMap = .hashBucketLocked) throws(MapError) {
         let registration = try MapProviderRegistry().register(
             ObjectReferenceProvider<Key, Object>(), type: ObjectReferenceProvider<Key, Object>.defaultType, base: base)
         try self.init(registration: registration, maxEntries: maxEntries)
     }
 
-    /// A map of the type `registration` serves (several maps can share one registration).
-    public init(registration: TypedProviderRegistration<ObjectReferenceProvider<Key, Object>>,
+    /// A map of the type `registration` serves.
+    init(registration: TypedProviderRegistration<ObjectReferenceProvider<Key, Object>>,
                 maxEntries: Int, name: String = "", poolTag: PoolTag? = nil) throws(MapError) {
         self.registration = registration
         addresses = try registration.makeMap(maxEntries: maxEntries, name: name, poolTag: poolTag)
@@ -148,8 +153,9 @@ public final class ObjectMap<Key: BitwiseCopyable & Sendable, Object: AnyObject 
 
 /// The typed provider of ``ObjectMap``: values are object addresses holding one reference
 /// each; every value that leaves the map has its reference released after a grace period
-/// (readers may still be turning the address into a reference until then).
-public struct ObjectReferenceProvider<Key: BitwiseCopyable & Sendable, Object: AnyObject & Sendable>: TypedMapProvider {
+/// (readers may still be turning the address into a reference until then). Internal: a
+/// map of its type accepts any integer as an address (see ``ObjectMap``).
+struct ObjectReferenceProvider<Key: BitwiseCopyable & Sendable, Object: AnyObject & Sendable>: TypedMapProvider {
     /// The stored value: an object's address, holding one reference.
     public typealias Value = UInt
 

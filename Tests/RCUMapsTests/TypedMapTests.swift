@@ -329,5 +329,12 @@ struct TypedMapTests {
         try array.updateValues((0..<10).map { (UInt32($0), UInt64($0) * 2) })
         let all = try array.lookupBatch(maxCount: 100)
         #expect(all.isComplete && all.entries.map(\.value) == (0..<10).map { UInt64($0) * 2 })
+        // Any count, `.max` included: "everything" (it trapped allocating `.max` elements).
+        let everything = try array.lookupBatch(maxCount: .max)
+        #expect(everything.isComplete && everything.entries.count == 10)
+        let hash = try BucketHashMap<UInt64, UInt64>(maxEntries: 16)
+        try hash.updateValue(5, forKey: 1)
+        let drained = try hash.removeBatch(maxCount: Int.max)
+        #expect(drained.isComplete && drained.entries.map(\.key) == [1] && hash.isEmpty)
     }
 }

@@ -37,7 +37,10 @@ extension KeyValueMap {
     }
 
     func batch(from cursor: MapBatchCursor?, maxCount: Int, removing: Bool) throws(MapError) -> MapBatch<Key, Value> {
-        var room = Swift.max(1, maxCount)
+        // Room for at most the map's capacity and one: `maxCount` may be anything (`.max`
+        // trapped in the allocation; found by review), no call returns more entries than the
+        // map holds, and the one more lets a call that returns them all also report the end.
+        var room = Swift.min(Swift.max(1, maxCount), Swift.max(1, raw.definition.maxEntries) &+ 1)
         while true {
             let keys = UnsafeMutableBufferPointer<Key>.allocate(capacity: room)
             let values = UnsafeMutableBufferPointer<Value>.allocate(capacity: room)

@@ -56,6 +56,12 @@ public final class PerCPUArrayMap<Value: BitwiseCopyable & Sendable>: Sendable {
     /// A map created with `BPF_F_WRONLY` or `BPF_F_WRONLY_PROG` is refused (EINVAL): the typed
     /// reads (subscripts, in-place closures) do not throw. Flags that refuse writes are kept
     /// (the typed writes throw EPERM).
+    ///
+    /// - Precondition: every key and value the map holds is a valid `Key` and `Value`: the
+    ///   view reads their bytes as those types, and only sizes and layouts can be checked.
+    ///   Integers, floating-point numbers, and structs and tuples of them accept any bytes;
+    ///   bytes another view or a C program wrote are undefined behaviour read as `Bool`, an
+    ///   enum or an `Optional` (a byte 2 read as `Bool?` is `nil`).
     public init(wrapping raw: RawPerCPUArrayMap) throws(MapError) {
         try MapDefinition.checkTyped(raw, key: UInt32.self, value: Value.self)
         self.raw = raw

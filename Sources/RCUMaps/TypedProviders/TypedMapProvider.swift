@@ -62,6 +62,15 @@ public protocol TypedMapProvider: Sendable {
     /// A value left the map: deleted, replaced, rolled back (an update that failed after
     /// ``store(_:forKey:context:)`` or ``validate(_:forKey:context:)`` accepted it) or
     /// torn down with the map. Exactly once per value, after the map's lock is released.
+    ///
+    /// On an array base (``/RCUMapProviders/ProviderBaseMap/array``) every slot holds a
+    /// value from the map's creation, as Linux's arrays do: all-zero bytes, which `store`
+    /// never produced. They are reported too — ``RemovalReason/replaced`` at a slot's first
+    /// write, ``RemovalReason/teardown`` for a slot never written — and, in transforming
+    /// mode, ``load(_:forKey:context:)`` reads them from a slot never written. On an array
+    /// base, use a `Stored` type whose all-zero bytes are a valid value that means "nothing"
+    /// (the object map stores address 0 for no object); all-zero bytes of another type
+    /// (`ObjectIdentifier`, an enum without a zero case) are undefined behaviour.
     func removed(_ stored: Stored, forKey key: Key, reason: RemovalReason, context: Context)
 }
 
