@@ -426,10 +426,11 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
         var outcome: Result<Displaced, MapError>
         // An LRU eviction for this write hands it the victim's unit of capacity as its
         // reservation (in flight, as from `reserveIfRoom`); one not used for a new key (the
-        // key turned up meanwhile, the map froze) goes back as a credit.
+        // key turned up meanwhile, the map froze) goes back as a credit. (A flag captured by
+        // value, not a variable the closure writes: that cost every update 20 instructions.)
         var evictedUnit = false
-        defer { if evictedUnit { capacity.resolve(published: false) } }
         repeat {
+            let holdsEvictedUnit = evictedUnit
             outcome = table.withChainLock(index) {
                 if checksFreezeUnderLock, freezeState.isFrozen { return .failure(frozenError) }
                 let old = locate(key.baseAddress!, hash: hash, index: index)
@@ -503,9 +504,8 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
                     // The key is absent and stays so while we hold its bucket's lock.
                     if tracksRecency {
                         // Full: evict with this lock released (below), then look again.
-                        if evictedUnit {
-                            evictedUnit = false  // this insert's reservation now
-                        } else {
+                        // With an evicted unit, this insert's reservation is that unit.
+                        if _fastPath(!holdsEvictedUnit) {
                             guard capacity.reserveIfRoom() else { return .success(.needsRoom) }
                         }
                     } else {
@@ -537,6 +537,9 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
                 let claimedReclaim = table.retire(old)
                 return .success(.slot(old, submitReclaim: claimedReclaim))
             }
+            // The evicted unit went into a new key's slot (published, or resolved after a
+            // failed allocation) or it goes back now.
+            if _slowPath(holdsEvictedUnit), !Self.usedTheReservation(outcome) { capacity.resolve(published: false) }
             // A full LRU map: evict with no lock held, then try again.
             guard case .success(.needsRoom) = outcome else { break }
             evictedUnit = evictLeastRecentlyUsed(forUserWrite: checksFreezeUnderLock)
@@ -569,6 +572,17 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
             observer?.entryWasRemoved(key: key, value: oldValue, flags: operation.union(.update))
             if submitReclaim { table.submitReclaim(old.bucketPointer, lockIndex: index) }
             return true
+        }
+    }
+
+    /// Whether a locked pass that held a reservation used it: it inserted a new key (`.nothing`)
+    /// or resolved it after failing to allocate a slot (ENOMEM). Every other outcome comes
+    /// before the reservation is used: a present key, `EXIST` on an absent one, a freeze.
+    static func usedTheReservation(_ outcome: Result<Displaced, MapError>) -> Bool {
+        switch outcome {
+        case .success(.nothing): true
+        case .failure(let error): error.code == MapError.noMemory.code
+        default: false
         }
     }
 
