@@ -275,15 +275,21 @@ public final class EpochRetireList: @unchecked Sendable {
     public static let throttleThreshold = 16 << 20
 
     /// Back-pressure for writers: when the bytes of this list's tag that await reclamation
-    /// exceed ``throttleThreshold``, waits until everything retired so far has been
-    /// reclaimed (``Epoch/barrier()-129j7``). Returns at once otherwise, and always inside a
-    /// section or on the reclamation thread, where it may not wait.
+    /// exceed ``throttleThreshold``, waits until they are back under it, for at most
+    /// ``throttleWaitLimit`` (polling every 200 µs). Returns at once otherwise, and always
+    /// inside a section or on the reclamation thread, where it may not wait.
+    ///
+    /// It does not wait for everything queued to be reclaimed (``Epoch/barrier()-129j7``, as
+    /// it did before 2026-12-03): that waits for every callback queued before it, among
+    /// them, perhaps, an object's `deinit` (an `ObjectMap` releasing what it held) that takes
+    /// a lock the writer holds — a deadlock. Bounded, a reclamation stuck that way costs a
+    /// throttled writer the limit, and the writer goes on.
     ///
     /// liburcu reclaims on one worker thread. When writers outnumber the cores, that thread
     /// gets a small share of the CPU and retirement can outrun it without bound (seen: about
     /// 6 MiB/s of backlog with 8 writers on 2 cores). Writers that retire memory call this
     /// after leaving their section, so the backlog stays under the threshold (plus what
-    /// retires during one barrier) at the cost of a stall now and then for the writer.
+    /// retires during one wait) at the cost of a stall now and then for the writer.
     ///
     /// The backlog is measured when a batch is submitted (every ``batchSize`` retirements
     /// of a stripe), so it may exceed the threshold by a batch per stripe before writers wait.
@@ -298,9 +304,16 @@ public final class EpochRetireList: @unchecked Sendable {
     private func waitForReclamation() {
         guard !Epoch.isActive, !EpochMemory.isReclamationThread else { return }
         Self.throttleCount.add(1, ordering: .relaxed)
-        Epoch.barrier()
+        let clock = ContinuousClock()
+        let start = clock.now
+        while tagTable.pendingBytes(slotIndex) > Self.throttleThreshold, clock.now - start < Self.throttleWaitLimit {
+            usleep(200)
+        }
         behind.store(false, ordering: .relaxed)
     }
+
+    /// The longest a writer waits in ``throttleIfBehind()``: 250 ms.
+    public static let throttleWaitLimit: Duration = .milliseconds(250)
 
     /// How many times writers have waited in ``throttleIfBehind()`` (process-wide).
     public static var throttledWrites: Int { throttleCount.load(ordering: .relaxed) }

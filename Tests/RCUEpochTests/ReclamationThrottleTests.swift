@@ -11,8 +11,8 @@ import Glibc
 @Suite("Reclamation back-pressure")
 struct ReclamationThrottleTests {
     /// A reader holds grace periods back while a writer retires more than the threshold:
-    /// the writer's `throttleIfBehind()` waits until the reader has left and everything it
-    /// retired is reclaimed. Below the threshold it returns at once.
+    /// the writer's `throttleIfBehind()` waits until the reader has left and the backlog is
+    /// back under the threshold. Below the threshold it returns at once.
     @Test func aWriterFarAheadOfReclamationWaitsForIt() {
         let tag = uniqueTag()
         let blockSize = 4_096
@@ -50,8 +50,42 @@ struct ReclamationThrottleTests {
         let returnedEarly = returnedBeforeReaderLeft.load(ordering: .relaxed)
         #expect(!returnedEarly)
         let pending = pendingAfterThrottle.load(ordering: .relaxed)
-        #expect(pending == 0)
+        #expect(pending >= 0 && pending <= EpochRetireList.throttleThreshold)
         #expect(EpochRetireList.throttledWrites > throttledBefore)
+        #expect(settledStatistics(for: tag).liveBytes == 0)
+    }
+
+    /// A writer that holds a lock which a callback queued before its backlog needs (an
+    /// object's `deinit` run after a grace period) is not made to wait for that callback:
+    /// the throttle waits for the backlog, at most `throttleWaitLimit`, then goes on. It
+    /// waited for every queued callback (`Epoch.barrier()`), and deadlocked.
+    @Test func aWriterHoldingALockACallbackNeedsIsNotDeadlocked() {
+        let tag = uniqueTag()
+        let blockSize = 4_096
+        let list = EpochRetireList(blockSize: blockSize, tag: tag)
+        let lockHeld = Atomic<Bool>(true)  // the writer's own lock, which the callback takes
+        let throttleReturned = Atomic<Bool>(false)
+        let watchdogFired = Atomic<Bool>(false)
+        runOnThreads(2) { thread in
+            if thread == 0 {
+                // The callback: waits for the writer's lock, as a deinit taking it would.
+                Epoch.afterGracePeriod { while lockHeld.load(ordering: .acquiring) { usleep(1_000) } }
+                let count = EpochRetireList.throttleThreshold / blockSize + 256
+                for _ in 0..<count { list.retire(list.allocate()!) }
+                list.throttleIfBehind()
+                throttleReturned.store(true, ordering: .releasing)
+                lockHeld.store(false, ordering: .releasing)
+            } else {
+                // Watchdog: after 20 s, let the callback go (a deadlock, on the old code).
+                for _ in 0..<2_000 where !throttleReturned.load(ordering: .acquiring) { usleep(10_000) }
+                if !throttleReturned.load(ordering: .acquiring) {
+                    watchdogFired.store(true, ordering: .relaxed)
+                    lockHeld.store(false, ordering: .releasing)
+                }
+            }
+        }
+        let deadlocked = watchdogFired.load(ordering: .relaxed)
+        #expect(!deadlocked)
         #expect(settledStatistics(for: tag).liveBytes == 0)
     }
 
