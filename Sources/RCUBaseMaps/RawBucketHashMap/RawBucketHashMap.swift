@@ -513,7 +513,9 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
                     }
                 }
                 guard let new = fillFreeSlot(index: index, key: key.baseAddress!, value: value.baseAddress!, replacing: old) else {
-                    if old == nil { capacity.resolve(published: false) }
+                    // The reservation (a new key's, or an evicted unit this replace does not
+                    // need) goes back; `usedTheReservation` counts ENOMEM as resolved here.
+                    if old == nil || holdsEvictedUnit { capacity.resolve(published: false) }
                     return .failure(.noMemory)
                 }
                 if let slice, let old { table.copyValue(from: old, to: new, except: slice) }
@@ -575,9 +577,10 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
         }
     }
 
-    /// Whether a locked pass that held a reservation used it: it inserted a new key (`.nothing`)
-    /// or resolved it after failing to allocate a slot (ENOMEM). Every other outcome comes
-    /// before the reservation is used: a present key, `EXIST` on an absent one, a freeze.
+    /// Whether a locked pass that held an evicted unit used it: it inserted a new key
+    /// (`.nothing`) or resolved it after failing to allocate a slot (ENOMEM, also for a key
+    /// that turned up meanwhile). Every other outcome leaves it unused: a present key
+    /// replaced, `NOEXIST` on a present key, `EXIST` on an absent one, a freeze.
     static func usedTheReservation(_ outcome: Result<Displaced, MapError>) -> Bool {
         switch outcome {
         case .success(.nothing): true
