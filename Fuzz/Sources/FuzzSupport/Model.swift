@@ -157,14 +157,15 @@ public final class MapModel {
 
     /// Whether a batch cursor has one of this map's forms: `cursorSize` bytes, or, where
     /// cursors are keys, a key and the marker byte 1 (a cursor that resumes at its key,
-    /// which lookup-and-delete batches return).
+    /// which lookup-and-delete batches return). A custom map's cursors are keys on every
+    /// base, an array's included: its batches are the generic walk of get-next-key.
     public func cursorIsValid(_ cursor: [UInt8]) -> Bool {
         cursor.count == cursorSize || (resumesAtKey(cursor) != nil)
     }
 
     /// The key of a cursor that resumes at its key (a key and the marker byte 1), else nil.
     public func resumesAtKey(_ cursor: [UInt8]) -> [UInt8]? {
-        guard !(isArray || chainBatches || slotBatches), cursor.count == keySize + 1, cursor.last == 1 else { return nil }
+        guard !((isArray && !isCustom) || chainBatches || slotBatches), cursor.count == keySize + 1, cursor.last == 1 else { return nil }
         return Array(cursor.prefix(keySize))
     }
 
