@@ -9,11 +9,10 @@ import Synchronization
 /// keys with 8-byte values):
 ///
 ///     offset 0   control  Atomic<UInt64>  bytes 0..<slotsPerBucket: slot tags (0x80 set:
-///                                         live; 0: free or retired in an overflow bucket;
-///                                         1...127: the reclaim stamp of a slot retired in
-///                                         a first-level bucket, see below)
+///                                         live; 0: free; 1...127: the reclaim stamp of
+///                                         a retired slot, see below)
 ///                                         bits 48..<48+slotsPerBucket: slot retired
-///                                         bit 56: a reclaim work item is scheduled
+///                                         bit 56: unused
 ///                                         bits 57..<57+slotsPerBucket: slot recently used
 ///                                         (LRU maps only; see `RecencyClock`)
 ///     offset 8   overflow Atomic<UInt>    bits 0..<56: address of the next bucket of the
@@ -33,13 +32,15 @@ import Synchronization
 /// lock bits off the link (``overflow(_:)``); writers change a first-level link with atomic
 /// read-modify-writes that keep them.
 ///
-/// An overflow bucket left with no live or retired slot is unlinked and retired; the rest
-/// stay until the table is destroyed, when every bucket is retired through the epoch
-/// (memory stays bounded by the most entries, live and retired, a chain ever held).
+/// An overflow bucket left with no live slot is unlinked at once by the writer that retired
+/// its last one, and freed after a grace period (readers may still be walking through it;
+/// its retired slots go with it). The rest stay until the table is destroyed, when every
+/// bucket is retired through the epoch (memory stays bounded by the most entries, live and
+/// retired, a chain ever held).
 ///
-/// A slot retired in a first-level bucket stays there, stamped with the table's reclaim
-/// generation (``retire(_:)``), and the chain's own writers reuse it once one generation
-/// has completed since (`fillFreeSlot` asks a `ReuseClock`, the rule of `isReusable`): no work
+/// A retired slot stays in its bucket, stamped with the table's reclaim generation
+/// (``retire(_:chain:)``), and the chain's own writers reuse it once one generation has
+/// completed since (`fillFreeSlot` asks a `ReuseClock`, the rule of `isReusable`): no work
 /// item, no second visit of the bucket. A generation is one ``EpochWorkItem``, posted one
 /// after another while writers ask for them (``requestGenerations(through:)``), run by the
 /// epoch layer's grace-period driver (`EpochWorkItem.scheduleOnGracePeriodDriver()`:
@@ -55,26 +56,24 @@ import Synchronization
 /// find such a slot ask for more generations. Readers never consider a stamped slot: a
 /// lookup's tag always has its high bit set, so the tag compare never matches a stamp.
 ///
-/// Retired slots of overflow buckets go back to the free pool in batches (an overflow
-/// bucket left empty must be unlinked, which only a visit after the grace period can do):
-/// the first retirement in such a bucket
-/// claims the bucket's *scheduled* bit and hands the bucket, with the slots retired so far,
-/// to the table's ``reclaimList`` (an ``EpochRetireList`` of references, so 64 buckets share
-/// one `rcu_head`); after a grace period the list's finalizer frees those slots under the
-/// chain's lock and hands the bucket back if more were retired meanwhile.
+/// Overflow buckets are stamped the same way. (Until 2026-12-03 their retired slots went
+/// back to the free pool through a reclaim list, a batch of 64 buckets per grace period,
+/// and the empty ones were unlinked there. A replace must put its new pair in the old
+/// pair's bucket or a later one (see `fillFreeSlot`), so a key that once moved to an
+/// overflow bucket stayed in overflow buckets, and every replace of it chained a new one
+/// while the list's batch waited: with 16-byte values, replaces ran at 2 M a second
+/// against 30 M for 8-byte values replaced in place.)
 ///
-/// Concurrency: the table is shared by its map and by the reclaim list's pending batches,
-/// which hold it weakly: once the map and the table are gone, they leave the buckets to the
-/// table's teardown.
+/// Concurrency: the table is shared by its map and by a pending generation item, which
+/// holds it weakly.
 @usableFromInline
 final class BucketTable: @unchecked Sendable {
     // @unchecked Sendable: see the type's documentation for which memory is touched how.
 
-    /// At most 6 slots: 6 tag bytes, then the retired bits (byte 6) and the scheduled bit.
+    /// At most 6 slots: 6 tag bytes, then the retired bits (byte 6).
     static let maxSlotsPerBucket = 6
     @usableFromInline static let headerSize = 16
     static let retiredShift: UInt64 = 48
-    static let scheduledBit: UInt64 = 1 << 56
     /// The first *referenced* bit (LRU maps): set by a lookup that finds the slot's bit clear,
     /// cleared by the eviction sweep. Readers set it with an atomic OR; a writer's plain store
     /// of the control word under the lock may drop one set concurrently — a lost hint of
@@ -101,8 +100,6 @@ final class BucketTable: @unchecked Sendable {
     /// Invariant: `bucketCount × bucketStride` bytes, 64-byte aligned; every bucket's header
     /// initialised as two atomics.
     @usableFromInline let base: UnsafeMutableRawPointer
-    /// Buckets whose retired slots await a grace period (see the type's documentation).
-    let reclaimList: EpochRetireList
 
     /// Allocates and clears the buckets for `maxEntries` entries (at two-thirds or three-quarters load).
     init(keySize: Int, valueSize: Int, maxEntries: Int, tag: PoolTag, bucketCount requested: Int? = nil) throws(MapError) {
@@ -112,13 +109,21 @@ final class BucketTable: @unchecked Sendable {
         keyStride = roundUp8(keySize)
         valueOffset = keyStride
         slotStride = keyStride + roundUp8(valueSize)
-        // As many slots as fill one cache line, at least 2 (small pairs), else 6 (several lines).
+        // As many slots as fill one cache line, at least 3 (small pairs), else 6 (several
+        // lines). Two slots to a line are too few when a replace takes a new slot (values
+        // over 8 bytes): a bucket whose two keys are live sends every replace of either to
+        // an overflow bucket, and a key in an overflow bucket never comes back (see
+        // `fillFreeSlot`). With 16-byte values, a third of the keys of a map at a third of
+        // its capacity lived in overflow buckets, each replace of one chaining a cold
+        // bucket; such pairs take two lines, four to a bucket, instead.
         let perLine = (64 - Self.headerSize) / slotStride
-        slotsPerBucket = perLine >= 2 ? min(perLine, Self.maxSlotsPerBucket) : Self.maxSlotsPerBucket
-        bucketStride = perLine >= 2 ? 64 : Self.headerSize + slotsPerBucket * slotStride
+        let oneLine = perLine >= 3 || (perLine == 2 && valueSize <= 8)
+        slotsPerBucket = oneLine ? min(perLine, Self.maxSlotsPerBucket)
+            : perLine == 2 ? (128 - Self.headerSize) / slotStride : Self.maxSlotsPerBucket
+        bucketStride = oneLine ? 64 : perLine == 2 ? 128 : Self.headerSize + slotsPerBucket * slotStride
         // Load at maxEntries: 2/3 for pairs that share a cache line (lookups stay in one line),
         // 3/4 for larger pairs, whose empty slots would otherwise dominate the memory.
-        let (loadNumerator, loadDenominator) = perLine >= 2 ? (2, 3) : (3, 4)
+        let (loadNumerator, loadDenominator) = oneLine ? (2, 3) : (3, 4)
         let (scaled, overflow) = maxEntries.multipliedReportingOverflow(by: loadDenominator)
         let perBucket = loadNumerator * slotsPerBucket
         let wanted = overflow ? Self.maxBucketCount : (scaled + perBucket - 1) / perBucket
@@ -134,20 +139,13 @@ final class BucketTable: @unchecked Sendable {
         // Before the first touch below: a big table on huge pages misses the TLB far less.
         rcumaps_advise_huge_pages(block, size)
         base = block
-        let reclaimer = SlotReclaimer()
-        reclaimList = EpochRetireList(referencesWithTag: tag, finalizer: reclaimer)
         for index in 0..<bucketCount {
             Self.initialize(base + index * bucketStride, size: bucketStride)
         }
-        reclaimer.table = self
     }
 
-    /// Set when the map is gone: pending reclaim work items then finish without
-    /// rescheduling, so the table is released by the last one already queued.
-    let mapReleased = Atomic<Bool>(false)
-
     deinit {
-        // The map is gone and so is every work item, but a reader may still be reading a
+        // The map is gone, but a reader may still be reading a
         // value it looked up in place: the map's last reference can be dropped inside the
         // very section that holds such a pointer (on this thread or another). So the
         // buckets go back to the allocator only after a grace period, like every other
@@ -418,28 +416,31 @@ final class BucketTable: @unchecked Sendable {
         }
     }
 
-    /// Whether a retired slot of the first-level bucket `index` still holds `key`: the key
-    /// was deleted or replaced there within the last grace period or so (until the first
+    /// Whether a retired slot of the chain of bucket `index` still holds `key`: the key was
+    /// deleted or replaced there within the last grace period or so (until the first
     /// generation item posted after it has run, which an `Epoch.barrier()` waits for).
     ///
     /// Tries the chain's lock: a retired slot that has become reusable may be refilled by a
     /// writer at any moment, and its key bytes are only stable under that lock. It never
     /// waits for it (a provider callback that runs under this very lock may ask for the
-    /// next key): a busy chain answers `false`, and the pass restarts, as Linux's does. Overflow
-    /// buckets are not asked: their retired slots stay marked until the reclaim list's
-    /// batch runs, which can be long after (found by review, 2026-12-03: a key deleted from
-    /// an overflow bucket long before counted as deleted during the pass).
+    /// next key): a busy chain answers `false`, and the pass restarts, as Linux's does. An
+    /// overflow bucket that lost its last live slot has left the chain with its retired
+    /// slots: a key retired there answers `false` too.
     func recentlyRetired(_ key: UnsafeRawPointer, inChainOf index: Int) -> Bool {
         guard tryLockChain(index) else { return false }
         defer { unlockChain(index) }
-        let first = bucket(index)
-        let control = loadControl(first)
-        for slot in 0..<slotsPerBucket where Self.isRetired(control, slot)
-            && !isReusable(control, slot: slot, generations: 1)
-            && keysEqual(self.slot(first, slot), key, count: keySize) {
-            return true
+        var found = false
+        forEachBucket(inChainOf: index) { bucket in
+            guard !found else { return }
+            let control = loadControl(bucket)
+            for slot in 0..<slotsPerBucket where Self.isRetired(control, slot)
+                && !isReusable(control, slot: slot, generations: 1)
+                && keysEqual(self.slot(bucket, slot), key, count: keySize) {
+                found = true
+                return
+            }
         }
-        return false
+        return found
     }
 
     // MARK: Writers (caller holds the chain's lock)
@@ -485,54 +486,61 @@ final class BucketTable: @unchecked Sendable {
         word.pointee.store(current | tag << UInt64(8 * place.slot) | (referenced ? bit : 0), ordering: .releasing)
     }
 
-    /// Unlinks a live slot and marks it retired. Caller holds the chain's lock (a section
-    /// is not needed: the stamp is read after the unlinking).
+    /// Unlinks a live slot of chain `index` and marks it retired. Caller holds the chain's
+    /// lock (a section is not needed: the stamp is read after the unlinking).
     ///
-    /// In a first-level bucket the slot is stamped with the reclaim generation and stays
-    /// for the chain's writers to reuse (returns `false`). In an overflow bucket, if no
-    /// reclaim work item is pending for the bucket, the same store claims one: the caller
-    /// must then call ``submitReclaim(_:lockIndex:)`` once it has released the lock
-    /// (returns `true`).
-    func retire(_ place: RawBucketHashMap.Place) -> Bool {
+    /// The slot stays in its bucket, stamped with the reclaim generation, for the chain's
+    /// writers to reuse once the next generation has run. An overflow bucket left with no
+    /// live slot is unlinked from the chain instead and freed after a grace period.
+    func retire(_ place: RawBucketHashMap.Place, chain index: Int) {
         let word = control(place.bucketPointer)
         let current = word.pointee.load(ordering: .acquiring)
         let shift = UInt64(8 * place.slot)
-        if isFirstLevel(place.bucketPointer) {
-            // Unlink first (tag cleared, retired bit set), with a full barrier; only then
-            // read the count of generations posted. An item posted after that read is
-            // posted after the unlinking, so its grace period covers every reader that saw
-            // the slot live: the slot is reusable once the next item has run. (Read before
-            // the unlinking, the count could be one an item posted in between already
-            // included, and reuse had to wait for two items.) No reader matches the
-            // unstamped tag byte meanwhile, and only this lock holder reads the stamp.
-            let unlinked = current & ~(0xFF << shift) | 1 << (Self.retiredShift + UInt64(place.slot))
-            _ = word.pointee.exchange(unlinked, ordering: .sequentiallyConsistent)
-            let posted = generationsPosted.load(ordering: .sequentiallyConsistent)
-            word.pointee.store(unlinked | Self.stamp(posted) << shift, ordering: .releasing)
-            requestGenerations(through: posted &+ 1)
-            return false
+        // Unlink first (tag cleared, retired bit set), with a full barrier; only then read
+        // the count of generations posted. An item posted after that read is posted after
+        // the unlinking, so its grace period covers every reader that saw the slot live:
+        // the slot is reusable once the next item has run. (Read before the unlinking, the
+        // count could be one an item posted in between already included, and reuse had to
+        // wait for two items.) No reader matches the unstamped tag byte meanwhile, and only
+        // a holder of this lock reads the stamp.
+        let unlinked = current & ~(0xFF << shift) | 1 << (Self.retiredShift + UInt64(place.slot))
+        _ = word.pointee.exchange(unlinked, ordering: .sequentiallyConsistent)
+        if unlinked & liveTagBits == 0, !isFirstLevel(place.bucketPointer) {
+            // Nothing live is left: the bucket leaves the chain, and its retired slots with
+            // it (freed a grace period from now, so no stamp is needed).
+            unlinkOverflow(place.bucketPointer, chain: index)
+            return
         }
-        let cleared = current & ~(0xFF << shift) | 1 << (Self.retiredShift + UInt64(place.slot))
-        let claims = current & Self.scheduledBit == 0
-        word.pointee.store(cleared | Self.scheduledBit, ordering: .releasing)
-        return claims
+        let posted = generationsPosted.load(ordering: .sequentiallyConsistent)
+        word.pointee.store(unlinked | Self.stamp(posted) << shift, ordering: .releasing)
+        requestGenerations(through: posted &+ 1)
     }
 
-    /// A new, cleared overflow bucket for the chain of lock `lockIndex`, or nil when out of
-    /// memory. The chain's lock index is stored in a word after the bucket's slots, for the
-    /// reclamation of its retired slots (``reclaimRetiredSlots(_:)``).
-    func allocateOverflowBucket(lockIndex: Int) -> UnsafeMutableRawPointer? {
-        guard let bucket = EpochMemory.allocate(byteCount: bucketStride + 8, tag: tag) else { return nil }
+    /// Unlinks overflow bucket `empty` from chain `index` and frees it after a grace period
+    /// (readers may still be walking through it: its link stays as it was, so they go on to
+    /// the rest of the chain). Caller holds the chain's lock.
+    private func unlinkOverflow(_ empty: UnsafeMutableRawPointer, chain index: Int) {
+        var previous = bucket(index)
+        while let next = overflow(previous) {
+            if next == empty {
+                // The address bits of `previous` are `empty`'s: an XOR turns them into the
+                // next bucket's (or 0) and keeps the lock bits of a first-level bucket.
+                // Release: `previous` is still published.
+                let after = overflowLink(empty).pointee.load(ordering: .acquiring) & Self.linkAddressMask
+                overflowLink(previous).pointee.bitwiseXor(UInt(bitPattern: empty) ^ after, ordering: .releasing)
+                EpochMemory.free(empty)
+                return
+            }
+            previous = next
+        }
+        preconditionFailure("an overflow bucket that is not in its chain")
+    }
+
+    /// A new, cleared overflow bucket, or nil when out of memory.
+    func allocateOverflowBucket() -> UnsafeMutableRawPointer? {
+        guard let bucket = EpochMemory.allocate(byteCount: bucketStride, tag: tag) else { return nil }
         Self.initialize(bucket, size: bucketStride)
-        (bucket + bucketStride).storeBytes(of: lockIndex, as: Int.self)
         return bucket
-    }
-
-    /// The lock index of the chain `bucket` belongs to.
-    func lockIndex(of bucket: UnsafeMutableRawPointer) -> Int {
-        let offset = bucket - base
-        if offset >= 0, offset < bucketCount &* bucketStride { return offset / bucketStride }
-        return (bucket + bucketStride).load(as: Int.self)
     }
 
     /// Appends `overflow` to the chain after `last` (release: publishes its contents).
@@ -663,80 +671,5 @@ final class BucketTable: @unchecked Sendable {
         generationsCompleted.store(number, ordering: .releasing)
         generationInFlight.store(false, ordering: .sequentiallyConsistent)
         if generationsWanted.load(ordering: .sequentiallyConsistent) > number { postGenerationIfIdle() }
-    }
-
-    // MARK: Reclamation
-
-    /// Where the retired mask sits in a reference handed to ``reclaimList``: above every
-    /// user-space address bit (Linux gives user space at most 56 bits, with 5-level paging).
-    static let referenceMaskShift: UInt = 57
-
-    /// Returns `bucket`'s retired slots to the free pool after a grace period: hands the
-    /// bucket, whose scheduled bit ``retire(_:)`` claimed, to ``reclaimList`` with the slots
-    /// retired so far. Call after releasing the chain's lock; never blocks. The slots it
-    /// frees are those retired before this call, hence before the grace period its batch
-    /// waits for (which begins when the batch is submitted, later).
-    func submitReclaim(_ bucket: UnsafeMutableRawPointer, lockIndex _: Int) {
-        let retired = (control(bucket).pointee.load(ordering: .acquiring) &>> Self.retiredShift) & 0x3F
-        let address = UInt(bitPattern: bucket)
-        // Invariant: user-space addresses fit in 56 bits, so the mask and the address share
-        // one word without overlapping.
-        _rcumapsPrecondition(address >> Self.referenceMaskShift == 0, "bucket address beyond 56 bits")
-        reclaimList.retire(UnsafeMutableRawPointer(bitPattern: address | UInt(retired) << Self.referenceMaskShift)!)
-    }
-
-    /// The reclaim list's finalizer body (on the reclamation thread, after the grace period
-    /// of the batch that holds `reference`): frees the retired slots the reference names;
-    /// hands the bucket back for slots retired since. An overflow bucket left with no live
-    /// or retired slot is unlinked and retired itself, so chains shrink back after a burst.
-    func reclaimRetiredSlots(_ reference: UnsafeMutableRawPointer) {
-        let word = UInt(bitPattern: reference)
-        let retired = UInt64(word >> Self.referenceMaskShift)
-        let bucket = UnsafeMutableRawPointer(bitPattern: word & (1 << Self.referenceMaskShift - 1))!
-        // Once the map is gone, the table's teardown frees whole chains instead.
-        guard !mapReleased.load(ordering: .acquiring) else { return }
-        let lockIndex = lockIndex(of: bucket)
-        let again = withChainLock(lockIndex) { () -> Bool in
-            let word = control(bucket)
-            var current = word.pointee.load(ordering: .acquiring) & ~(retired << Self.retiredShift)
-            let remaining = (current &>> Self.retiredShift) & 0x3F
-            if remaining == 0 { current &= ~Self.scheduledBit }
-            word.pointee.store(current, ordering: .releasing)
-            // Referenced bits a late reader set on a retired slot do not keep a bucket alive.
-            if current & ~Self.referencedMask == 0 { unlinkIfOverflow(bucket, lockIndex: lockIndex) }
-            return remaining != 0
-        }
-        if again { submitReclaim(bucket, lockIndex: lockIndex) }
-    }
-
-    /// Unlinks an empty overflow bucket from its chain and frees it after a grace period
-    /// (readers may still be walking through it). Caller holds the chain's lock.
-    private func unlinkIfOverflow(_ empty: UnsafeMutableRawPointer, lockIndex: Int) {
-        var previous = bucket(lockIndex)
-        while let next = overflow(previous) {
-            if next == empty {
-                // The address bits of `previous` are `empty`'s: an XOR turns them into the
-                // next bucket's (or 0) and keeps the lock bits. Release: `previous` is
-                // still published.
-                let after = overflowLink(empty).pointee.load(ordering: .acquiring) & Self.linkAddressMask
-                overflowLink(previous).pointee.bitwiseXor(UInt(bitPattern: empty) ^ after, ordering: .releasing)
-                EpochMemory.free(empty)
-                return
-            }
-            previous = next
-        }
-    }
-}
-
-/// The finalizer of a ``BucketTable``'s reclaim list. It holds the table weakly: the table
-/// owns the list, and a pending batch must not keep a table alive whose map is gone (the
-/// table's teardown frees the buckets).
-final class SlotReclaimer: EpochBlockFinalizer, @unchecked Sendable {
-    // @unchecked Sendable: `table` is set once, in the table's initializer, before the list
-    // can hold any reference (so before any finalizer call); read-only afterwards.
-    weak var table: BucketTable?
-
-    func finalize(_ block: UnsafeMutableRawPointer) {
-        table?.reclaimRetiredSlots(block)
     }
 }

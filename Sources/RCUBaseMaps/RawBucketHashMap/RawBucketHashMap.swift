@@ -13,7 +13,7 @@ import Glibc
 /// for `maxEntries` (as Linux preallocates hash elements); a full bucket chains to an
 /// overflow bucket of the same layout. A bucket is
 /// - a control word: one tag byte per slot (`0x80 | 7 hash bits` when the slot is live,
-///   0 when not), a *retired* bit per slot, a *reclaim scheduled* bit;
+///   0 when free, a reclaim stamp when retired), a *retired* bit per slot;
 /// - the address of its overflow bucket, or 0;
 /// - `slotsPerBucket` slots of `[key padded to 8 | value padded to 8]`.
 ///
@@ -30,11 +30,10 @@ import Glibc
 ///   so it never fails for lack of memory.
 ///
 /// A retired slot is not reused until a grace period has passed, so a reader that matched
-/// its key keeps reading that key's value: in a first-level bucket the slot is stamped with
-/// the table's reclaim generation and the chain's writers reuse it once the next generation
-/// has completed; an overflow bucket goes to the table's reclaim list (an
-/// ``/RCUEpoch/EpochRetireList`` of references, 64 buckets to a grace period), which then
-/// returns its retired slots to the free pool (see `BucketTable`).
+/// its key keeps reading that key's value: the slot is stamped with the table's reclaim
+/// generation and the chain's writers reuse it once the next generation has completed; an
+/// overflow bucket left with no live slot leaves the chain at once and is freed after a
+/// grace period (see `BucketTable`).
 ///
 /// Writes without a section: an update or delete that reads no slot after its lock holds
 /// no epoch section of its own — one that reports nothing (no observer, no copy of the
@@ -72,7 +71,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
     let tag: PoolTag
     @usableFromInline let hasher: KeyHasher
     let capacity: CapacityGate
-    /// The buckets, their locks and their reclamation (its reclaim list holds the table weakly).
+    /// The buckets, their locks and their reclamation (a pending generation item holds the table weakly).
     @usableFromInline let table: BucketTable
     /// The provider layer's hooks, if this map is the base of a custom map.
     let observer: (any MapEntryObserver)?
@@ -150,13 +149,9 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
     }
 
     deinit {
-        table.mapReleased.store(true, ordering: .releasing)
         // No reader can hold the map any more: report what is left to the provider.
         guard let observer else { return }
-        // In a section: a reclaim work item that saw the map still alive just before the
-        // flag was set may yet unlink and retire an emptied overflow bucket of a chain this
-        // walk is in; the section keeps that bucket readable until the walk is done.
-        // (Callbacks run in sections anyway: see `ProviderHooks`.)
+        // In a section, as provider callbacks run (see `ProviderHooks`).
         Epoch.withSection { _ in
             for index in 0..<table.bucketCount {
                 table.forEachBucket(inChainOf: index) { bucket in
@@ -192,6 +187,9 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
         return BucketTable.firstFreeSlot(control, liveTagBits: liveTagBits)
     }
 
+    /// Slots in each bucket (the table's geometry; for tests and diagnostics).
+    package var slotsPerBucket: Int { table.slotsPerBucket }
+
     /// Buckets in use beyond the first-level ones (a snapshot; for tests and diagnostics).
     package var overflowBucketCount: Int {
         Epoch.withSection { _ in
@@ -200,6 +198,18 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
                 table.forEachBucket(inChainOf: index) { _ in total += 1 }
             }
             return total - table.bucketCount
+        }
+    }
+
+    /// Waits until every reclaim generation writers have asked for so far has run, so that
+    /// every slot retired before the call is reusable — without `Epoch.barrier()`, which
+    /// also flushes every retire list. Call outside a section (a generation waits for
+    /// every reader). For tests.
+    package func waitForReclaimGenerations() {
+        let wanted = table.generationsWanted.load(ordering: .acquiring)
+        while table.generationsCompleted.load(ordering: .acquiring) < wanted {
+            table.requestGenerations(through: wanted)
+            usleep(200)
         }
     }
 
@@ -342,9 +352,9 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
                     place = Place(bucket, slot)
                     break search
                 }
-                // A first-level bucket keeps its retired slots: reuse one whose stamp is a
-                // generation old (see BucketTable).
-                var retired = bucket == first ? table.retiredSlots(control) : 0
+                // A bucket keeps its retired slots: reuse one whose stamp is a generation
+                // old (see BucketTable).
+                var retired = table.retiredSlots(control)
                 if retired != 0 {
                     let clock = table.reuseClock()
                     repeat {
@@ -368,7 +378,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
         // Slots waiting for generations while the chain grows: make sure generations advance
         // (a stamp over 126 generations old reads as a young one until they do).
         if waiting { table.requestGenerations(through: table.generationsPosted.load(ordering: .relaxed) &+ 1) }
-        guard let overflow = table.allocateOverflowBucket(lockIndex: index) else { return nil }
+        guard let overflow = table.allocateOverflowBucket() else { return nil }
         table.write(key: key, value: value, into: table.slot(overflow, 0))
         // Publishing the link publishes the bucket's contents; the slot's tag is set by the
         // caller. `bucket` is the chain's last bucket.
@@ -536,8 +546,8 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
                     capacity.resolve(published: true)
                     return .success(.nothing)
                 }
-                let claimedReclaim = table.retire(old)
-                return .success(.slot(old, submitReclaim: claimedReclaim))
+                table.retire(old, chain: index)
+                return .success(.slot(old))
             }
             // The evicted unit went into a new key's slot (published, or resolved after a
             // failed allocation) or it goes back now.
@@ -564,7 +574,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
                                           flags: operation.union(.update))
             }
             return true
-        case .slot(let old, let submitReclaim):
+        case .slot(let old):
             // The retired slot is intact until a grace period after this section.
             let oldValue = table.value(of: old, count: valueSize)
             if let displaced {
@@ -572,7 +582,6 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
                 lockWord.clear(in: displaced)
             }
             observer?.entryWasRemoved(key: key, value: oldValue, flags: operation.union(.update))
-            if submitReclaim { table.submitReclaim(old.bucketPointer, lockIndex: index) }
             return true
         }
     }
@@ -596,7 +605,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
         /// Written in place under the value's lock word (`BPF_F_LOCK`).
         case inPlace
         case word(UInt64)
-        case slot(Place, submitReclaim: Bool)
+        case slot(Place)
         /// An LRU map is full: evict, then try again (nothing was changed).
         case needsRoom
     }
@@ -676,7 +685,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
         // without one, under the chain's lock (see ``freeze()``).
         if checkingFreeze, holdsSection, freezeState.isFrozen { throw frozenError }
         let checksFreezeUnderLock = checkingFreeze && !holdsSection
-        let outcome: Result<(Place, Bool, UInt64), MapError> = table.withChainLock(index) {
+        let outcome: Result<(Place, UInt64), MapError> = table.withChainLock(index) {
             if checksFreezeUnderLock, freezeState.isFrozen { return .failure(frozenError) }
             guard let place = locate(key.baseAddress!, hash: hash, index: index) else { return .failure(.keyNotFound) }
             let value = table.value(of: place, count: valueSize)
@@ -691,11 +700,11 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
             let word = copiesWord && reportsValue
                 ? table.valueWord(table.slot(place.bucketPointer, place.slot)).pointee.load(ordering: .acquiring) : 0
             capacity.beginRemoval()
-            let claimedReclaim = table.retire(place)
+            table.retire(place, chain: index)
             capacity.endRemoval(removed: true)
-            return .success((place, claimedReclaim, word))
+            return .success((place, word))
         }
-        let (place, submitReclaim, word) = try outcome.get()
+        let (place, word) = try outcome.get()
         if holdsSection {
             let value = table.value(of: place, count: valueSize)
             removed(value)
@@ -708,7 +717,6 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
                 observer?.entryWasRemoved(key: key, value: value, flags: operation)
             }
         }
-        if submitReclaim { table.submitReclaim(place.bucketPointer, lockIndex: index) }
     }
 
     // MARK: Iteration
@@ -942,7 +950,6 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
     func takeChain(_ index: Int, keys: UnsafeMutableRawBufferPointer, values: UnsafeMutableRawBufferPointer,
                    at start: Int, room: Int, locked: Bool) -> Int? {
         if table.isEmptySingleBucketChain(index) { return 0 }
-        var reclaim: [UnsafeMutableRawPointer] = []
         let taken: Int? = table.withChainLock(index) {
             var places: [Place] = []
             table.forEachBucket(inChainOf: index) { bucket in
@@ -956,12 +963,11 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
                 copyEntry(table.slot(place.bucketPointer, place.slot), to: start + offset, keys: keys, values: values,
                           locked: locked)
                 capacity.beginRemoval()
-                if table.retire(place) { reclaim.append(place.bucketPointer) }
+                table.retire(place, chain: index)
                 capacity.endRemoval(removed: true)
             }
             return places.count
         }
-        for bucket in reclaim { table.submitReclaim(bucket, lockIndex: index) }
         return taken
     }
 

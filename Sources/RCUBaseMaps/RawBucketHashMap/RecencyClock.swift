@@ -187,21 +187,20 @@ extension RawBucketHashMap {
         for _ in 0..<(2 * recency.span(of: partition).count) {
             let (index, tick) = recency.advance(partition)
             var frozen = false
-            let evicted: (Place, Bool)? = table.withChainLock(index) {
+            let evicted: Bool = table.withChainLock(index) {
                 if forUserWrite, freezeState.isFrozen {
                     frozen = true
-                    return nil
+                    return false
                 }
                 guard recency.isFresh(tick, of: partition),
-                      let place = table.clockVictim(inChainOf: index) else { return nil }
+                      let place = table.clockVictim(inChainOf: index) else { return false }
                 capacity.beginRemoval()
-                let claimedReclaim = table.retire(place)
+                table.retire(place, chain: index)
                 capacity.keepRemovedUnitAsReservation()
-                return (place, claimedReclaim)
+                return true
             }
             if frozen { return .frozen }
-            guard let (place, submitReclaim) = evicted else { continue }
-            if submitReclaim { table.submitReclaim(place.bucketPointer, lockIndex: index) }
+            guard evicted else { continue }
             return .evicted
         }
         return .none
