@@ -190,6 +190,9 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
     /// Slots in each bucket (the table's geometry; for tests and diagnostics).
     package var slotsPerBucket: Int { table.slotsPerBucket }
 
+    /// Bytes of each bucket, an overflow bucket's allocation less its header (for tests).
+    package var bucketBytes: Int { table.bucketStride }
+
     /// Buckets in use beyond the first-level ones (a snapshot; for tests and diagnostics).
     package var overflowBucketCount: Int {
         Epoch.withSection { _ in
