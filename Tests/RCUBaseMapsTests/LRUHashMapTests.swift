@@ -134,27 +134,6 @@ struct LRUHashMapTests {
         #expect(map.count == maxEntries)
     }
 
-    /// An evicting insert sweeps a few chains under its own chain's lock and falls back to
-    /// the blocking sweep (its lock released) only when they yield no victim: right after
-    /// a fill every entry is referenced, and the first eviction needs a whole lap; the
-    /// inserts after it find their victims under their lock. (The map's seed is zero, so
-    /// the layout, and this count, are the same every run.)
-    @Test func evictingInsertsSweepUnderTheirOwnLockFirst() throws {
-        let maxEntries = 1024
-        let map = try Self.make(maxEntries: maxEntries)
-        for key in 0..<UInt64(maxEntries) { try map.put(key, key) }
-        #expect(map.blockingEvictionCount == 0)
-        try map.put(UInt64(maxEntries), 0)
-        #expect(map.blockingEvictionCount == 1)
-        #expect(map.evictionTicks.ticks > RawBucketHashMap.evictionTriesUnderLock)
-        for key in UInt64(maxEntries + 1)...UInt64(maxEntries + 256) {
-            try map.put(key, key)
-            #expect(try map.get(key, as: UInt64.self) == key)
-        }
-        #expect(map.blockingEvictionCount == 1)
-        #expect(map.count == maxEntries)
-    }
-
     /// An update of an existing key is a use too, whatever the value's size: a one-word
     /// value is written in place, a larger one gets a new slot, and either way the key
     /// survives the hand's next pass. In-place writes left the referenced bit as it was, so

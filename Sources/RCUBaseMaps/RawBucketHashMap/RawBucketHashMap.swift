@@ -52,10 +52,8 @@ import Glibc
 /// key in a full map evicts an entry not used recently instead of failing with E2BIG (see
 /// there for the CLOCK sweep and the referenced bits lookups set). The key just written is
 /// present when the update returns, and the count never exceeds `maxEntries`: a writer
-/// that finds the map full evicts one entry and takes the unit the eviction freed before it
-/// inserts — under its own chain's lock when the victim chains' locks are free at once
-/// (`evictHoldingChain`), else with its own lock released (taking each victim chain's
-/// lock, `evictLeastRecentlyUsed`).
+/// that finds the map full evicts one entry (taking the victim chain's lock, with its own
+/// released) and takes the unit the eviction freed before it inserts.
 ///
 /// Concurrency: any number of readers and writers on any threads. Readers take no lock;
 /// on a `HASH` they never write shared memory, on an `LRU_HASH` at most one atomic OR the
@@ -88,9 +86,6 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
     @usableFromInline let lockWord: LockWordCopy
     /// The eviction state of an `LRU_HASH`; nil for a `HASH`.
     let recency: RecencyClock?
-    /// Evictions made the blocking way, with the writer's own lock released (an LRU map's
-    /// slow path; for tests).
-    let blockingEvictions = Atomic<Int>(0)
     /// Whether lookups set referenced bits (`recency != nil`, read on the hot path).
     @usableFromInline let tracksRecency: Bool
 
@@ -521,11 +516,10 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
                     if flags == .exist { return .failure(.keyNotFound) }
                     // The key is absent and stays so while we hold its bucket's lock.
                     if tracksRecency {
-                        // Full: evict, keeping this lock if the hand's next chains are free
-                        // (or are this one), else with it released (below), then look again.
-                        // Either way the evicted unit is this insert's reservation.
-                        if _fastPath(!holdsEvictedUnit), !capacity.reserveIfRoom() {
-                            guard evictHoldingChain(index) else { return .success(.needsRoom) }
+                        // Full: evict with this lock released (below), then look again.
+                        // With an evicted unit, this insert's reservation is that unit.
+                        if _fastPath(!holdsEvictedUnit) {
+                            guard capacity.reserveIfRoom() else { return .success(.needsRoom) }
                         }
                     } else {
                         guard case .reserved = capacity.reserve(keyExists: { false }) else { return .failure(.outOfSpace) }

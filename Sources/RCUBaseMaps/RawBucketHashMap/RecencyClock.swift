@@ -135,10 +135,6 @@ extension RawBucketHashMap {
         (recency?.ticks ?? 0, recency?.guaranteedDistance ?? 0)
     }
 
-    /// Evictions the blocking way so far (``evictLeastRecentlyUsed(forUserWrite:)``), after
-    /// ``evictHoldingChain(_:)`` found no victim under the writer's lock. For tests.
-    package var blockingEvictionCount: Int { blockingEvictions.load(ordering: .relaxed) }
-
     /// Units the capacity gate has handed out (entries, those being inserted, and the
     /// credits evictions parked), not clamped to `maxEntries` as `count` is: the bound
     /// the gate keeps. For tests.
@@ -171,7 +167,6 @@ extension RawBucketHashMap {
     ///   and must end with ``CapacityGate/resolve(published:)``.
     func evictLeastRecentlyUsed(forUserWrite: Bool) -> Bool {
         guard let recency else { return false }
-        blockingEvictions.add(1, ordering: .relaxed)
         let own = recency.currentPartition
         for offset in 0..<recency.partitions {
             switch evictOne(recency, partition: (own + offset) % recency.partitions, forUserWrite: forUserWrite) {
@@ -183,41 +178,6 @@ extension RawBucketHashMap {
         sched_yield()
         return false
     }
-
-    /// Evicts one entry of a full LRU map for an insert into chain `own`, whose lock the
-    /// caller holds: up to ``evictionTriesUnderLock`` ticks of the calling thread's hand,
-    /// each sweeping its chain only if that chain is `own` or its lock is free at once (a
-    /// busy chain is passed over this lap: it keeps its entries and referenced bits, so the
-    /// CLOCK rule still holds). Returns whether it evicted an entry, whose unit the caller
-    /// now holds as its reservation (see ``evictLeastRecentlyUsed(forUserWrite:)``); if not,
-    /// the caller releases its lock and evicts the blocking way.
-    ///
-    /// One locked pass instead of two for most evicting inserts: before, every one took
-    /// its own chain's lock, found the map full, released it, evicted, and took it again
-    /// to look the key up a second time. Never waits for a lock while holding one, so no
-    /// lock order is needed. A user-mode write checked the freeze under `own`'s lock and
-    /// still holds it, so `freeze()` (which takes every chain's lock once after setting
-    /// its flag) has not returned: evicting for it is still allowed.
-    func evictHoldingChain(_ own: Int) -> Bool {
-        guard let recency else { return false }
-        let partition = recency.currentPartition
-        for _ in 0..<Self.evictionTriesUnderLock {
-            let (index, tick) = recency.advance(partition)
-            let foreign = index != own
-            guard !foreign || table.tryLockChain(index) else { continue }
-            defer { if foreign { table.unlockChain(index) } }
-            guard recency.isFresh(tick, of: partition), let place = table.clockVictim(inChainOf: index) else { continue }
-            capacity.beginRemoval()
-            table.retire(place, chain: index)
-            capacity.keepRemovedUnitAsReservation()
-            return true
-        }
-        return false
-    }
-
-    /// Ticks ``evictHoldingChain(_:)`` makes before it leaves the eviction to the blocking
-    /// way (the hand finds a victim in about 1.7 chains on a map under steady inserts).
-    package static let evictionTriesUnderLock = 8
 
     private enum Eviction { case evicted, none, frozen }
 
