@@ -16,7 +16,8 @@ import Synchronization
 /// - the key a worker has just written is present, with its mark — on the LRU types unless
 ///   the eviction hands moved on by their guaranteed distance meanwhile;
 /// - a lookup of any key, in user or helper mode, finds its mark or 0 on each CPU: never
-///   another key's value, never a torn one;
+///   another key's value, never a torn one (on the LRU types lookups and deletes pick
+///   recent keys, about a fifth of which are still in the map);
 /// - no operation fails with an errno the map should not return.
 @inline(never)
 func exerciseEvictingHash(_ kind: StressMapKind, options: StressOptions, seed: UInt64, recorder: StressRecorder,
@@ -188,10 +189,22 @@ final class EvictingStressWorker {
     }
 
     /// Looks up a key some worker wrote, in user or helper mode: its mark or 0 on each CPU.
+    /// On an LRU map, one of the worker's recent keys (the `2 × maxEntries / threads` before
+    /// this worker's own sequence number; workers write at about the same rate), so that
+    /// lookups find entries and check their values: drawn from every key a worker ever
+    /// wrote, almost none was still in the map.
     func lookUpAny(helper: Bool) {
         let bits = random.next()
         let worker = Int(bits % UInt64(threads))
-        let key = UInt64(worker) << 40 | (bits >> 24) % (target.isLRU ? max(1, sequence) : ownRange)
+        let index: UInt64
+        if target.isLRU {
+            let window = UInt64(max(1, 2 * target.maxEntries / threads))
+            let offset = (bits >> 24) % min(window, max(1, sequence))
+            index = sequence > offset ? sequence &- 1 &- offset : 0
+        } else {
+            index = (bits >> 24) % ownRange
+        }
+        let key = UInt64(worker) << 40 | index
         let mark = EvictingStressTarget.mark(key)
         if helper { stats.helperLookups += 1 } else { stats.lookups += 1 }
         withUnsafeBytes(of: key) { k in
@@ -212,10 +225,12 @@ final class EvictingStressWorker {
         }
     }
 
-    /// Deletes a key this worker wrote (absent is fine: evicted or deleted before).
+    /// Deletes a key this worker wrote (absent is fine: evicted or deleted before); on an
+    /// LRU map one of its recent ones, as ``lookUpAny(helper:)`` looks up.
     func deleteOwn() {
         guard sequence > 0 else { return }
-        let key = self.key(random.next() % sequence)
+        let window = target.isLRU ? UInt64(max(1, 2 * target.maxEntries / threads)) : sequence
+        let key = self.key(sequence &- 1 &- random.next() % min(window, sequence))
         stats.deletes += 1
         withUnsafeBytes(of: key) { k in
             do throws(MapError) {

@@ -115,7 +115,8 @@ func stressDiscussion() -> String {
             The other maps run workloads of their own. lru-hash, lru-percpu-hash and percpu-hash: \
             each worker writes keys of its own (fresh keys on the LRU types, nearly every insert \
             evicting; a share of the entries reused round after round on percpu-hash, never \
-            full), looks up any worker's keys in user and helper mode and deletes its own; \
+            full), looks up any worker's keys in user and helper mode and deletes its own (on \
+            the LRU types, recent ones); \
             checked: count never above maxEntries, the key just written present with its mark \
             (LRU: unless the hands moved their guaranteed distance), every value read the key's \
             mark or 0 on each CPU. percpu-array: helper-mode counters summed exactly at the end \
