@@ -45,11 +45,8 @@ public final class BucketHashMap<Key: BitwiseCopyable & Sendable, Value: Bitwise
     /// reads (subscripts, in-place closures) do not throw. Flags that refuse writes are kept
     /// (the typed writes throw EPERM).
     ///
-    /// - Precondition: every key and value the map holds is a valid `Key` and `Value`: the
-    ///   view reads their bytes as those types, and only sizes and layouts can be checked.
-    ///   Integers, floating-point numbers, and structs and tuples of them accept any bytes;
-    ///   bytes another view or a C program wrote are undefined behaviour read as `Bool`, an
-    ///   enum or an `Optional` (a byte 2 read as `Bool?` is `nil`).
+    /// - Precondition: the map holds only valid values of the view's types (see
+    ///   <doc:TypedMaps#Bytes-the-view-did-not-write>).
     public init(wrapping raw: RawBucketHashMap) throws(MapError) {
         try MapDefinition.checkTyped(raw, key: Key.self, value: Value.self)
         self.raw = raw
@@ -102,11 +99,8 @@ public final class LockFreeHashMap<Key: BitwiseCopyable & Sendable, Value: Bitwi
     /// reads (subscripts, in-place closures) do not throw. Flags that refuse writes are kept
     /// (the typed writes throw EPERM).
     ///
-    /// - Precondition: every key and value the map holds is a valid `Key` and `Value`: the
-    ///   view reads their bytes as those types, and only sizes and layouts can be checked.
-    ///   Integers, floating-point numbers, and structs and tuples of them accept any bytes;
-    ///   bytes another view or a C program wrote are undefined behaviour read as `Bool`, an
-    ///   enum or an `Optional` (a byte 2 read as `Bool?` is `nil`).
+    /// - Precondition: the map holds only valid values of the view's types (see
+    ///   <doc:TypedMaps#Bytes-the-view-did-not-write>).
     public init(wrapping raw: RawLockFreeHashMap) throws(MapError) {
         try MapDefinition.checkTyped(raw, key: Key.self, value: Value.self)
         self.raw = raw

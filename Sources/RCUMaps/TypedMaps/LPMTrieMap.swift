@@ -197,11 +197,8 @@ public final class LPMTrieMap<Key: LPMTrieKey, Value: BitwiseCopyable & Sendable
     /// - Throws: ``/RCUBaseMaps/MapError/invalidArgument`` when its key or value size is
     ///   not `Key`'s or `Value`'s.
     ///
-    /// - Precondition: every key and value the map holds is a valid `Key` and `Value`: the
-    ///   view reads their bytes as those types, and only sizes and layouts can be checked.
-    ///   Integers, floating-point numbers, and structs and tuples of them accept any bytes;
-    ///   bytes another view or a C program wrote are undefined behaviour read as `Bool`, an
-    ///   enum or an `Optional` (a byte 2 read as `Bool?` is `nil`).
+    /// - Precondition: the map holds only valid values of the view's types (see
+    ///   <doc:TypedMaps#Bytes-the-view-did-not-write>).
     public init(wrapping raw: RawLPMTrieMap) throws(MapError) {
         guard raw.definition.keySize == 4 + Key.dataSize, raw.definition.valueSize == MemoryLayout<Value>.size,
               MemoryLayout<Value>.alignment <= 8 else {

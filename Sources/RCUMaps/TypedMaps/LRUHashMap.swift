@@ -51,11 +51,8 @@ public final class LRUHashMap<Key: BitwiseCopyable & Sendable, Value: BitwiseCop
     /// reads (subscripts, in-place closures) do not throw. Flags that refuse writes are kept
     /// (the typed writes throw EPERM).
     ///
-    /// - Precondition: every key and value the map holds is a valid `Key` and `Value`: the
-    ///   view reads their bytes as those types, and only sizes and layouts can be checked.
-    ///   Integers, floating-point numbers, and structs and tuples of them accept any bytes;
-    ///   bytes another view or a C program wrote are undefined behaviour read as `Bool`, an
-    ///   enum or an `Optional` (a byte 2 read as `Bool?` is `nil`).
+    /// - Precondition: the map holds only valid values of the view's types (see
+    ///   <doc:TypedMaps#Bytes-the-view-did-not-write>).
     public init(wrapping raw: RawBucketHashMap) throws(MapError) {
         guard raw.definition.type == .lruHash else {
             throw MapError.invalidArgument.with(reason: "LRUHashMap wraps an LRU_HASH, not \(raw.definition.type)")

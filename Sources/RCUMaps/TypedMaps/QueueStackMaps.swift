@@ -188,11 +188,8 @@ public final class QueueMap<Value: BitwiseCopyable & Sendable>: PushPopMap {
     /// - Throws: ``/RCUBaseMaps/MapError/invalidArgument`` if `raw` is a stack or its value size
     ///   is not `Value`'s.
     ///
-    /// - Precondition: every key and value the map holds is a valid `Key` and `Value`: the
-    ///   view reads their bytes as those types, and only sizes and layouts can be checked.
-    ///   Integers, floating-point numbers, and structs and tuples of them accept any bytes;
-    ///   bytes another view or a C program wrote are undefined behaviour read as `Bool`, an
-    ///   enum or an `Optional` (a byte 2 read as `Bool?` is `nil`).
+    /// - Precondition: the map holds only valid values of the view's types (see
+    ///   <doc:TypedMaps#Bytes-the-view-did-not-write>).
     public init(wrapping raw: RawQueueStackMap) throws(MapError) {
         try MapDefinition.checkPushPop(raw, type: .queue, value: Value.self)
         self.raw = raw
@@ -236,11 +233,8 @@ public final class StackMap<Value: BitwiseCopyable & Sendable>: PushPopMap {
     /// - Throws: ``/RCUBaseMaps/MapError/invalidArgument`` if `raw` is a queue or its value size
     ///   is not `Value`'s.
     ///
-    /// - Precondition: every key and value the map holds is a valid `Key` and `Value`: the
-    ///   view reads their bytes as those types, and only sizes and layouts can be checked.
-    ///   Integers, floating-point numbers, and structs and tuples of them accept any bytes;
-    ///   bytes another view or a C program wrote are undefined behaviour read as `Bool`, an
-    ///   enum or an `Optional` (a byte 2 read as `Bool?` is `nil`).
+    /// - Precondition: the map holds only valid values of the view's types (see
+    ///   <doc:TypedMaps#Bytes-the-view-did-not-write>).
     public init(wrapping raw: RawQueueStackMap) throws(MapError) {
         try MapDefinition.checkPushPop(raw, type: .stack, value: Value.self)
         self.raw = raw
