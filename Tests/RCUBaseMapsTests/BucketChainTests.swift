@@ -155,6 +155,56 @@ struct BucketChainTests {
         #expect(map.count == Int(late))
     }
 
+    /// An emptied overflow bucket, unlinked at once, is kept and becomes the chain's next
+    /// overflow bucket once the generation posted after its unlinking has run — not
+    /// before, while a reader that may have walked into it is still in its section.
+    /// Allocations fail throughout: the first overflow after the delete is ENOMEM, the
+    /// second takes the spare. (Until 2026-12-03 each such bucket went back to the
+    /// allocator through `call_rcu`, and the next overflow allocated a new one: half the
+    /// inserts of a full LRU map.)
+    @Test func anEmptiedOverflowBucketIsReusedOnceItsGenerationHasRun() throws {
+        let tag = uniqueTag()
+        let map = try Self.oneChain(maxEntries: 16, tag: tag)
+        let late = try Self.fillFirstBucket(map)  // every slot of the first bucket is live
+        try map.put(late, Pair(late))  // an overflow bucket
+        #expect(map.overflowBucketCount == 1)
+        _FaultInjection.failAllocations(tag: tag)
+        defer { _FaultInjection.disarm(tag: tag) }
+        try Epoch.withSection { section in
+            // A section open since before the delete: the generation the spare waits for
+            // cannot complete while it lasts.
+            try map.remove(late)
+            #expect(map.overflowBucketCount == 0)
+            #expect(map.spareOverflowBuckets.count == 1)
+            #expect(throws: MapError.noMemory) { try map.put(late + 1, Pair(late + 1)) }
+            _ = section
+        }
+        map.waitForReclaimGenerations()
+        try map.put(late + 1, Pair(late + 1))
+        #expect(map.overflowBucketCount == 1)
+        #expect(map.spareOverflowBuckets.count == 0)
+        #expect(try map.get(late + 1, as: Pair.self) == Pair(late + 1))
+        #expect(throws: MapError.keyNotFound) { try map.get(late, as: Pair.self) }
+        for key in 1..<late { #expect(try map.get(key, as: Pair.self) == Pair(key)) }
+    }
+
+    /// The spares are bounded: a chain of many overflow buckets emptied at once keeps at
+    /// most a stripe's share and frees the rest, and the map's next keys reuse them.
+    @Test func sparesAreBoundedAndReused() throws {
+        let map = try Self.oneChain(maxEntries: 200)
+        for key: UInt64 in 0..<200 { try map.put(key, Pair(key)) }
+        let overflowing = map.overflowBucketCount
+        let (_, perStripe) = map.spareOverflowBuckets
+        #expect(overflowing > perStripe)
+        for key: UInt64 in 0..<200 { try map.remove(key) }
+        #expect(map.overflowBucketCount == 0)
+        #expect(map.spareOverflowBuckets.count == perStripe)  // one thread: one stripe
+        map.waitForReclaimGenerations()
+        for key: UInt64 in 1000..<1200 { try map.put(key, Pair(key)) }
+        #expect(map.spareOverflowBuckets.count == 0)
+        for key: UInt64 in 1000..<1200 { #expect(try map.get(key, as: Pair.self) == Pair(key)) }
+    }
+
     /// The reuse rule on its numbers: a slot retired while `P` generation items had been
     /// posted (the count read after its unlinking) is reusable once item `P + 1` has run,
     /// not before, also across the stamps' wrap at 127 and long after its stamp. Whether one

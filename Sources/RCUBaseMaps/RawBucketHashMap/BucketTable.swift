@@ -33,10 +33,12 @@ import Synchronization
 /// read-modify-writes that keep them.
 ///
 /// An overflow bucket left with no live slot is unlinked at once by the writer that retired
-/// its last one, and freed after a grace period (readers may still be walking through it;
-/// its retired slots go with it). The rest stay until the table is destroyed, when every
-/// bucket is retired through the epoch (memory stays bounded by the most entries, live and
-/// retired, a chain ever held).
+/// its last one (readers may still be walking through it; its retired slots go with it),
+/// and kept in a pool of spares (``SpareBuckets``) for the next chain that overflows once
+/// the generation after the unlinking has run, or, with the pool full, freed after a grace
+/// period. The rest stay until the table is destroyed, when every bucket is retired
+/// through the epoch (memory stays bounded by the most entries, live and retired, a chain
+/// ever held, and the pool's fixed capacity).
 ///
 /// A retired slot stays in its bucket, stamped with the table's reclaim generation
 /// (``retire(_:chain:)``), and the chain's own writers reuse it once one generation has
@@ -139,6 +141,7 @@ final class BucketTable: @unchecked Sendable {
         // Before the first touch below: a big table on huge pages misses the TLB far less.
         rcumaps_advise_huge_pages(block, size)
         base = block
+        spares = SpareBuckets(bucketCount: bucketCount)
         for index in 0..<bucketCount {
             Self.initialize(base + index * bucketStride, size: bucketStride)
         }
@@ -491,7 +494,8 @@ final class BucketTable: @unchecked Sendable {
     ///
     /// The slot stays in its bucket, stamped with the reclaim generation, for the chain's
     /// writers to reuse once the next generation has run. An overflow bucket left with no
-    /// live slot is unlinked from the chain instead and freed after a grace period.
+    /// live slot is unlinked from the chain instead and kept as a spare, or freed after a
+    /// grace period.
     func retire(_ place: RawBucketHashMap.Place, chain index: Int) {
         let word = control(place.bucketPointer)
         let current = word.pointee.load(ordering: .acquiring)
@@ -516,9 +520,10 @@ final class BucketTable: @unchecked Sendable {
         requestGenerations(through: posted &+ 1)
     }
 
-    /// Unlinks overflow bucket `empty` from chain `index` and frees it after a grace period
-    /// (readers may still be walking through it: its link stays as it was, so they go on to
-    /// the rest of the chain). Caller holds the chain's lock.
+    /// Unlinks overflow bucket `empty` from chain `index`, keeps it as a spare or frees it
+    /// after a grace period (readers may still be walking through it: its link stays as it
+    /// was until it is reused, so they go on to the rest of the chain). Caller holds the
+    /// chain's lock.
     private func unlinkOverflow(_ empty: UnsafeMutableRawPointer, chain index: Int) {
         var previous = bucket(index)
         while let next = overflow(previous) {
@@ -526,9 +531,18 @@ final class BucketTable: @unchecked Sendable {
                 // The address bits of `previous` are `empty`'s: an XOR turns them into the
                 // next bucket's (or 0) and keeps the lock bits of a first-level bucket.
                 // Release: `previous` is still published.
+                // Sequentially consistent: a full barrier before the count of generations
+                // is read below, as in `retire(_:chain:)`.
                 let after = overflowLink(empty).pointee.load(ordering: .acquiring) & Self.linkAddressMask
-                overflowLink(previous).pointee.bitwiseXor(UInt(bitPattern: empty) ^ after, ordering: .releasing)
-                EpochMemory.free(empty)
+                overflowLink(previous).pointee.bitwiseXor(UInt(bitPattern: empty) ^ after, ordering: .sequentiallyConsistent)
+                // Kept for the next overflow bucket a chain needs, once the generation after
+                // this count has run (see SpareBuckets); freed if the pool has no room.
+                let posted = generationsPosted.load(ordering: .sequentiallyConsistent)
+                if let spares, spares.keep(empty, posted: posted) {
+                    requestGenerations(through: posted &+ 1)
+                } else {
+                    EpochMemory.free(empty)
+                }
                 return
             }
             previous = next
@@ -536,12 +550,23 @@ final class BucketTable: @unchecked Sendable {
         preconditionFailure("an overflow bucket that is not in its chain")
     }
 
-    /// A new, cleared overflow bucket, or nil when out of memory.
+    /// A new, cleared overflow bucket: a spare whose generation has run, or a new block;
+    /// nil when out of memory.
     func allocateOverflowBucket() -> UnsafeMutableRawPointer? {
-        guard let bucket = EpochMemory.allocate(byteCount: bucketStride, tag: tag) else { return nil }
+        let bucket: UnsafeMutableRawPointer
+        if let spare = spares?.take(completed: generationsCompleted.load(ordering: .acquiring)) {
+            bucket = spare
+        } else {
+            guard let block = EpochMemory.allocate(byteCount: bucketStride, tag: tag) else { return nil }
+            bucket = block
+        }
         Self.initialize(bucket, size: bucketStride)
         return bucket
     }
+
+    /// Overflow buckets unlinked from their chains, for reuse (nil if there was no memory
+    /// for the pool).
+    let spares: SpareBuckets?
 
     /// Appends `overflow` to the chain after `last` (release: publishes its contents).
     /// `last` links nowhere yet: an OR sets the address and keeps the lock bits of a

@@ -204,6 +204,12 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
         }
     }
 
+    /// Overflow buckets unlinked from their chains and kept for reuse (``SpareBuckets``), and
+    /// how many each thread stripe may keep (a snapshot; for tests and diagnostics).
+    package var spareOverflowBuckets: (count: Int, perStripe: Int) {
+        (table.spares?.count ?? 0, table.spares?.capacity ?? 0)
+    }
+
     /// Waits until every reclaim generation writers have asked for so far has run, so that
     /// every slot retired before the call is reusable — without `Epoch.barrier()`, which
     /// also flushes every retire list. Call outside a section (a generation waits for
