@@ -14,7 +14,8 @@ import Glibc
 /// A new entry is published referenced.
 ///
 /// Eviction: a writer that needs room in a full map advances a *hand* over the first-level
-/// buckets (one atomic add per bucket visited), and under each chain's lock clears the
+/// buckets (one atomic add per bucket visited, or per claim of up to 64 buckets in the
+/// common LRU: see ``advance(_:)``), and under each chain's lock clears the
 /// referenced bits of its live slots and evicts the first slot whose bit was already clear
 /// — an entry not looked up since the hand last passed. A writer sweeps the bucket its
 /// tick of the hand named only while the tick is fresh: if the hand has moved on by more
@@ -40,6 +41,16 @@ final class RecencyClock: @unchecked Sendable {
     private let hands: UnsafeMutableRawPointer
     private static let handStride = 64
 
+    /// Ticks a writer of the common LRU claims from the hand at once: 64, or a sixteenth of
+    /// a lap in a smaller map; 1 (no claims) for per-CPU hands and maps of under 64 buckets.
+    /// See ``advance(_:)``.
+    let claimSize: Int
+    /// The common LRU's claims, one per thread stripe (`rcumaps_thread_stripe`), 64 bytes
+    /// apart: word 0 a try-lock (`Atomic<Int>`, 0 free), word 1 the claim's next tick, word 2
+    /// its end (words 1 and 2 are touched only with the lock held). Nil without claims.
+    private let claims: UnsafeMutableRawPointer?
+    private let claimStripes: Int
+
     init(bucketCount: Int, perCPU: Bool) {
         self.bucketCount = bucketCount
         // A partition needs at least one bucket.
@@ -48,10 +59,31 @@ final class RecencyClock: @unchecked Sendable {
         for index in 0..<partitions {
             (hands + index * Self.handStride).bindMemory(to: Atomic<Int>.self, capacity: 1).initialize(to: Atomic(0))
         }
+        if partitions == 1, bucketCount >= 64 {
+            let cpus = max(1, min(16, sysconf(Int32(_SC_NPROCESSORS_CONF))))
+            claimStripes = 1 << (Int.bitWidth - (cpus - 1).leadingZeroBitCount)  // next power of two
+            claimSize = min(64, bucketCount / 16)
+            let memory = UnsafeMutableRawPointer.allocate(byteCount: claimStripes * 64, alignment: 64)
+            for stripe in 0..<claimStripes {
+                (memory + stripe * 64).initializeMemory(as: Atomic<Int>.self, to: Atomic(0))
+                (memory + stripe * 64 + 8).initializeMemory(as: Int.self, repeating: 0, count: 2)
+            }
+            claims = memory
+        } else {
+            claimStripes = 0
+            claimSize = 1
+            claims = nil
+        }
     }
 
     deinit {
         hands.deallocate()
+        if let claims {
+            for stripe in 0..<claimStripes {
+                (claims + stripe * 64).assumingMemoryBound(to: Atomic<Int>.self).deinitialize(count: 1)
+            }
+            claims.deallocate()
+        }
     }
 
     /// Ticks of every hand so far, summed (a snapshot; each hand writes only itself).
@@ -84,8 +116,33 @@ final class RecencyClock: @unchecked Sendable {
     }
 
     /// Moves hand `partition` on by one bucket of its span; returns that bucket and the tick.
+    ///
+    /// The common LRU's writers claim ``claimSize`` ticks of the hand at a time, one claim
+    /// per thread stripe, and take their ticks from it in order. With one tick per atomic
+    /// add, two evicting threads took turns on the hand's cache line and on the lines of
+    /// neighbouring buckets, and a lock of the next bucket waited for the other core's copy
+    /// of its line (42 % of the sweep's samples at two threads); with claims, each sweeps a
+    /// run of its own. A claimed tick is swept only while fresh (``isFresh(_:of:)``), as
+    /// any tick, so the guaranteed distance holds; a claim gone stale (the hand moved on by
+    /// half a lap since) is dropped for a new one. A writer whose stripe's claim is in use
+    /// by another thread takes a single tick.
     func advance(_ partition: Int) -> (bucket: Int, tick: Int) {
         let span = span(of: partition)
+        if let claims {
+            let base = claims + (Int(rcumaps_thread_stripe()) & (claimStripes &- 1)) &* 64
+            let lock = base.assumingMemoryBound(to: Atomic<Int>.self)
+            if lock.pointee.exchange(1, ordering: .acquiring) == 0 {
+                var next = base.load(fromByteOffset: 8, as: Int.self)
+                if next == base.load(fromByteOffset: 16, as: Int.self)
+                    || hand(partition).pointee.load(ordering: .relaxed) &- next > span.count / 2 {
+                    next = hand(partition).pointee.wrappingAdd(claimSize, ordering: .acquiringAndReleasing).oldValue
+                    base.storeBytes(of: next &+ claimSize, toByteOffset: 16, as: Int.self)
+                }
+                base.storeBytes(of: next &+ 1, toByteOffset: 8, as: Int.self)
+                lock.pointee.store(0, ordering: .releasing)
+                return (span.lowerBound + Int(UInt(bitPattern: next) % UInt(span.count)), next)
+            }
+        }
         let step = hand(partition).pointee.wrappingAdd(1, ordering: .acquiringAndReleasing).oldValue
         return (span.lowerBound + Int(UInt(bitPattern: step) % UInt(span.count)), step)
     }
