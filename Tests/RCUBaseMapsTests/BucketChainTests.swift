@@ -31,6 +31,18 @@ struct BucketChainTests {
         return slots + 1
     }
 
+    /// A one-chain map whose first bucket is full and whose key `late` sits alone in an
+    /// overflow bucket; then every allocation under `tag` fails (the caller disarms it).
+    static func overflowingChain(maxEntries: Int) throws -> (map: RawBucketHashMap, late: UInt64, tag: PoolTag) {
+        let tag = uniqueTag()
+        let map = try oneChain(maxEntries: maxEntries, tag: tag)
+        let late = try fillFirstBucket(map)  // every slot of the first bucket is live
+        try map.put(late, Pair(late))  // an overflow bucket
+        #expect(map.overflowBucketCount == 1)
+        _FaultInjection.failAllocations(tag: tag)
+        return (map, late, tag)
+    }
+
     /// Get-next-key of a cursor deleted from an overflow bucket long ago restarts the pass,
     /// as Linux does. Found by review, 2026-12-03: the overflow slot stayed marked retired
     /// until its reclaim batch (64 buckets) was submitted, so the key counted as "deleted
@@ -138,12 +150,7 @@ struct BucketChainTests {
     /// bucket: 16-byte values were replaced at 2 M a second. Generations alone now make
     /// the slots reusable.
     @Test func aKeyInAnOverflowBucketIsReplacedInPlaceOfItsRetiredSlots() throws {
-        let tag = uniqueTag()
-        let map = try Self.oneChain(maxEntries: 8, tag: tag)
-        let late = try Self.fillFirstBucket(map)  // every slot of the first bucket is live
-        try map.put(late, Pair(late))  // an overflow bucket
-        #expect(map.overflowBucketCount == 1)
-        _FaultInjection.failAllocations(tag: tag)
+        let (map, late, tag) = try Self.overflowingChain(maxEntries: 8)
         defer { _FaultInjection.disarm(tag: tag) }
         for version: UInt64 in 1...40 {
             map.waitForReclaimGenerations()
@@ -163,12 +170,7 @@ struct BucketChainTests {
     /// allocator through `call_rcu`, and the next overflow allocated a new one: half the
     /// inserts of a full LRU map.)
     @Test func anEmptiedOverflowBucketIsReusedOnceItsGenerationHasRun() throws {
-        let tag = uniqueTag()
-        let map = try Self.oneChain(maxEntries: 16, tag: tag)
-        let late = try Self.fillFirstBucket(map)  // every slot of the first bucket is live
-        try map.put(late, Pair(late))  // an overflow bucket
-        #expect(map.overflowBucketCount == 1)
-        _FaultInjection.failAllocations(tag: tag)
+        let (map, late, tag) = try Self.overflowingChain(maxEntries: 16)
         defer { _FaultInjection.disarm(tag: tag) }
         try Epoch.withSection { section in
             // A section open since before the delete: the generation the spare waits for
