@@ -52,8 +52,7 @@ struct CapacityGate: ~Copyable {
     init(maxEntries: Int, drainPause: (@Sendable () -> Void)? = nil) {
         self.maxEntries = maxEntries
         self.drainPause = drainPause
-        let cpus = max(1, min(16, sysconf(Int32(_SC_NPROCESSORS_CONF))))
-        let stripeCount = 1 << (Int.bitWidth - (cpus - 1).leadingZeroBitCount)  // next power of two
+        let stripeCount = ThreadStripes.count()
         stripeMask = stripeCount - 1
         // Parked credits stay below 3 batches a stripe: at most 1/16 of the capacity.
         batch = max(1, min(64, maxEntries / (48 * stripeCount)))

@@ -45,11 +45,9 @@ final class RecencyClock: @unchecked Sendable {
     /// a lap in a smaller map; 1 (no claims) for per-CPU hands and maps of under 64 buckets.
     /// See ``advance(_:)``.
     let claimSize: Int
-    /// The common LRU's claims, one per thread stripe (`rcumaps_thread_stripe`), 64 bytes
-    /// apart: word 0 a try-lock (`Atomic<Int>`, 0 free), word 1 the claim's next tick, word 2
-    /// its end (words 1 and 2 are touched only with the lock held). Nil without claims.
-    private let claims: UnsafeMutableRawPointer?
-    private let claimStripes: Int
+    /// The common LRU's claims, one per thread stripe: word 0 the claim's next tick, word 1
+    /// its end. Nil without claims.
+    private let claims: TryLockedStripes?
 
     init(bucketCount: Int, perCPU: Bool) {
         self.bucketCount = bucketCount
@@ -59,31 +57,13 @@ final class RecencyClock: @unchecked Sendable {
         for index in 0..<partitions {
             (hands + index * Self.handStride).bindMemory(to: Atomic<Int>.self, capacity: 1).initialize(to: Atomic(0))
         }
-        if partitions == 1, bucketCount >= 64 {
-            let cpus = max(1, min(16, sysconf(Int32(_SC_NPROCESSORS_CONF))))
-            claimStripes = 1 << (Int.bitWidth - (cpus - 1).leadingZeroBitCount)  // next power of two
-            claimSize = min(64, bucketCount / 16)
-            let memory = UnsafeMutableRawPointer.allocate(byteCount: claimStripes * 64, alignment: 64)
-            for stripe in 0..<claimStripes {
-                (memory + stripe * 64).initializeMemory(as: Atomic<Int>.self, to: Atomic(0))
-                (memory + stripe * 64 + 8).initializeMemory(as: Int.self, repeating: 0, count: 2)
-            }
-            claims = memory
-        } else {
-            claimStripes = 0
-            claimSize = 1
-            claims = nil
-        }
+        // Without memory for the claims, every tick is taken alone.
+        claims = partitions == 1 && bucketCount >= 64 ? TryLockedStripes() : nil
+        claimSize = claims == nil ? 1 : min(64, bucketCount / 16)
     }
 
     deinit {
         hands.deallocate()
-        if let claims {
-            for stripe in 0..<claimStripes {
-                (claims + stripe * 64).assumingMemoryBound(to: Atomic<Int>.self).deinitialize(count: 1)
-            }
-            claims.deallocate()
-        }
     }
 
     /// Ticks of every hand so far, summed (a snapshot; each hand writes only itself).
@@ -128,20 +108,17 @@ final class RecencyClock: @unchecked Sendable {
     /// by another thread takes a single tick.
     func advance(_ partition: Int) -> (bucket: Int, tick: Int) {
         let span = span(of: partition)
-        if let claims {
-            let base = claims + (Int(rcumaps_thread_stripe()) & (claimStripes &- 1)) &* 64
-            let lock = base.assumingMemoryBound(to: Atomic<Int>.self)
-            if lock.pointee.exchange(1, ordering: .acquiring) == 0 {
-                var next = base.load(fromByteOffset: 8, as: Int.self)
-                if next == base.load(fromByteOffset: 16, as: Int.self)
-                    || hand(partition).pointee.load(ordering: .relaxed) &- next > span.count / 2 {
-                    next = hand(partition).pointee.wrappingAdd(claimSize, ordering: .acquiringAndReleasing).oldValue
-                    base.storeBytes(of: next &+ claimSize, toByteOffset: 16, as: Int.self)
-                }
-                base.storeBytes(of: next &+ 1, toByteOffset: 8, as: Int.self)
-                lock.pointee.store(0, ordering: .releasing)
-                return (span.lowerBound + Int(UInt(bitPattern: next) % UInt(span.count)), next)
+        if let tick = claims?.withOwnStripeIfFree({ claim in
+            var next = claim.load(as: Int.self)
+            if next == claim.load(fromByteOffset: 8, as: Int.self)
+                || hand(partition).pointee.load(ordering: .relaxed) &- next > span.count / 2 {
+                next = hand(partition).pointee.wrappingAdd(claimSize, ordering: .acquiringAndReleasing).oldValue
+                claim.storeBytes(of: next &+ claimSize, toByteOffset: 8, as: Int.self)
             }
+            claim.storeBytes(of: next &+ 1, as: Int.self)
+            return next
+        }) {
+            return (span.lowerBound + Int(UInt(bitPattern: tick) % UInt(span.count)), tick)
         }
         let step = hand(partition).pointee.wrappingAdd(1, ordering: .acquiringAndReleasing).oldValue
         return (span.lowerBound + Int(UInt(bitPattern: step) % UInt(span.count)), step)

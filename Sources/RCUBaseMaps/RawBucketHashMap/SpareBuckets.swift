@@ -20,22 +20,18 @@ import Glibc
 /// reached the bucket through its chain. A bucket is handed out only then; the others wait
 /// in the pool, in the order they came.
 ///
-/// One pool per thread stripe (`rcumaps_thread_stripe`), each a ring of up to `capacity`
-/// entries behind a try-lock, the ring allocated when the stripe first keeps a bucket (a
-/// map whose chains never overflow pays 64 bytes a stripe): a writer that finds its
-/// stripe's lock taken, its ring full, or no bucket ready, uses the allocator as before, so
-/// no writer ever waits here. At most `stripeCount × capacity` buckets are held; the
-/// table's deinit frees them.
+/// One pool per thread stripe (``TryLockedStripes``), each a ring of up to `capacity`
+/// entries, allocated when the stripe first keeps a bucket (a map whose chains never
+/// overflow pays 64 bytes a stripe): a writer that finds its stripe's lock taken, its ring
+/// full, or no bucket ready, uses the allocator as before, so no writer ever waits here. At
+/// most `stripes.count × capacity` buckets are held; the table's deinit frees them.
 ///
-/// Invariant: `stripes` holds `stripeCount` stripes of 64 bytes, 64-byte aligned: word 0
-/// the lock (`Atomic<Int>`, 0 free), word 1 the ring's head, word 2 its count, word 3 the
-/// ring (nil until the first bucket is kept): `capacity` entries of (bucket address,
-/// generations posted at its unlinking). Words 1 to 3 and the ring are touched only with
-/// the lock held.
+/// Invariant: a stripe's word 0 is the ring's head, word 1 its count, word 2 the ring (0
+/// until the stripe first keeps a bucket): `capacity` entries of (bucket address,
+/// generations posted at its unlinking).
 final class SpareBuckets: @unchecked Sendable {
-    // @unchecked Sendable: the stripes are touched only under their locks (see above).
-    private let stripes: UnsafeMutableRawPointer
-    private let stripeCount: Int
+    // @unchecked Sendable: the stripes' words and rings are touched only under their locks.
+    private let stripes: TryLockedStripes
     /// Entries per stripe.
     let capacity: Int
 
@@ -44,62 +40,43 @@ final class SpareBuckets: @unchecked Sendable {
     /// buckets they hold). Nil without memory for the stripes (the table then allocates
     /// every overflow bucket).
     init?(bucketCount: Int) {
-        let cpus = max(1, min(16, sysconf(Int32(_SC_NPROCESSORS_CONF))))
-        stripeCount = 1 << (Int.bitWidth - (cpus - 1).leadingZeroBitCount)  // next power of two
-        capacity = min(4096, max(8, bucketCount / 4 / stripeCount))
-        guard let memory = aligned_alloc(64, stripeCount * 64) else { return nil }
-        stripes = memory
-        for stripe in 0..<stripeCount {
-            let base = stripes + stripe * 64
-            base.initializeMemory(as: Atomic<Int>.self, to: Atomic(0))
-            (base + 8).initializeMemory(as: Int.self, repeating: 0, count: 3)
-        }
+        guard let stripes = TryLockedStripes() else { return nil }
+        self.stripes = stripes
+        capacity = min(4096, max(8, bucketCount / 4 / stripes.count))
     }
 
     deinit {
         // A bucket still waiting for its generation may be read by a section that walked
         // into it before it was unlinked: back to the allocator after a grace period.
-        for stripe in 0..<stripeCount {
-            let base = stripes + stripe * 64
-            if let ring = UnsafeMutableRawPointer(bitPattern: base.load(fromByteOffset: 24, as: Int.self)) {
-                let head = base.load(fromByteOffset: 8, as: Int.self), count = base.load(fromByteOffset: 16, as: Int.self)
+        for stripe in 0..<stripes.count {
+            stripes.withStripe(stripe) { words in
+                guard let ring = UnsafeMutableRawPointer(bitPattern: words.load(fromByteOffset: 16, as: Int.self)) else { return }
+                let head = words.load(as: Int.self), count = words.load(fromByteOffset: 8, as: Int.self)
                 for offset in 0..<count {
                     EpochMemory.free((ring + 16 * ((head + offset) % capacity)).load(as: UnsafeMutableRawPointer.self))
                 }
                 free(ring)
             }
-            base.assumingMemoryBound(to: Atomic<Int>.self).deinitialize(count: 1)
         }
-        free(stripes)
-    }
-
-    /// Runs `body` on the calling thread's stripe if its lock is free at once; nil if not.
-    @inline(__always)
-    private func withOwnStripe<T>(_ body: (UnsafeMutableRawPointer) -> T) -> T? {
-        let base = stripes + (Int(rcumaps_thread_stripe()) & (stripeCount &- 1)) &* 64
-        let lock = base.assumingMemoryBound(to: Atomic<Int>.self)
-        guard lock.pointee.exchange(1, ordering: .acquiring) == 0 else { return nil }
-        defer { lock.pointee.store(0, ordering: .releasing) }
-        return body(base)
     }
 
     /// Keeps `bucket`, unlinked from its chain while `posted` generations had been posted
     /// (read after the unlinking). False if the calling thread's pool is full or busy, or
     /// there is no memory for its ring: the caller frees the bucket as before.
     func keep(_ bucket: UnsafeMutableRawPointer, posted: UInt64) -> Bool {
-        withOwnStripe { base in
-            let head = base.load(fromByteOffset: 8, as: Int.self), count = base.load(fromByteOffset: 16, as: Int.self)
+        stripes.withOwnStripeIfFree { words in
+            let head = words.load(as: Int.self), count = words.load(fromByteOffset: 8, as: Int.self)
             guard count < capacity else { return false }
-            var ring = UnsafeMutableRawPointer(bitPattern: base.load(fromByteOffset: 24, as: Int.self))
+            var ring = UnsafeMutableRawPointer(bitPattern: words.load(fromByteOffset: 16, as: Int.self))
             if ring == nil {
                 guard let made = malloc(16 * capacity) else { return false }
-                base.storeBytes(of: Int(bitPattern: made), toByteOffset: 24, as: Int.self)
+                words.storeBytes(of: Int(bitPattern: made), toByteOffset: 16, as: Int.self)
                 ring = made
             }
             let entry = ring.unsafelyUnwrapped + 16 &* ((head &+ count) % capacity)
             entry.storeBytes(of: bucket, as: UnsafeMutableRawPointer.self)
             entry.storeBytes(of: posted, toByteOffset: 8, as: UInt64.self)
-            base.storeBytes(of: count &+ 1, toByteOffset: 16, as: Int.self)
+            words.storeBytes(of: count &+ 1, toByteOffset: 8, as: Int.self)
             return true
         } ?? false
     }
@@ -108,34 +85,23 @@ final class SpareBuckets: @unchecked Sendable {
     /// unlinked (`completed > posted`), else nil. Its contents are as they were; the caller
     /// clears it.
     func take(completed: UInt64) -> UnsafeMutableRawPointer? {
-        withOwnStripe { base -> UnsafeMutableRawPointer? in
-            let head = base.load(fromByteOffset: 8, as: Int.self), count = base.load(fromByteOffset: 16, as: Int.self)
+        stripes.withOwnStripeIfFree { words -> UnsafeMutableRawPointer? in
+            let head = words.load(as: Int.self), count = words.load(fromByteOffset: 8, as: Int.self)
             guard count > 0 else { return nil }
             // A count above 0 means the ring was made.
-            let entry = UnsafeMutableRawPointer(bitPattern: base.load(fromByteOffset: 24, as: Int.self)).unsafelyUnwrapped
+            let entry = UnsafeMutableRawPointer(bitPattern: words.load(fromByteOffset: 16, as: Int.self)).unsafelyUnwrapped
                 + 16 &* head
             guard completed > entry.load(fromByteOffset: 8, as: UInt64.self) else { return nil }
-            base.storeBytes(of: (head &+ 1) % capacity, toByteOffset: 8, as: Int.self)
-            base.storeBytes(of: count &- 1, toByteOffset: 16, as: Int.self)
+            words.storeBytes(of: (head &+ 1) % capacity, as: Int.self)
+            words.storeBytes(of: count &- 1, toByteOffset: 8, as: Int.self)
             return entry.load(as: UnsafeMutableRawPointer.self)
         } ?? nil
     }
 
     /// Buckets held, in all stripes (a snapshot, for tests and memory reports).
     var count: Int {
-        var total = 0
-        for stripe in 0..<stripeCount {
-            total += withStripe(stripe) { $0.load(fromByteOffset: 16, as: Int.self) }
+        (0..<stripes.count).reduce(0) { total, stripe in
+            total + stripes.withStripe(stripe) { $0.load(fromByteOffset: 8, as: Int.self) }
         }
-        return total
-    }
-
-    /// Runs `body` on stripe `stripe`, waiting for its lock.
-    private func withStripe<T>(_ stripe: Int, _ body: (UnsafeMutableRawPointer) -> T) -> T {
-        let base = stripes + stripe * 64
-        let lock = base.assumingMemoryBound(to: Atomic<Int>.self)
-        while lock.pointee.exchange(1, ordering: .acquiring) != 0 { sched_yield() }
-        defer { lock.pointee.store(0, ordering: .releasing) }
-        return body(base)
     }
 }

@@ -70,8 +70,7 @@ final class EntrySlots: @unchecked Sendable {
         chunkCount = (capacity + chunkSize - 1) >> shift
         // Zeroed words are valid atomics of 0 (8 bytes per 4,096 entries).
         guard let table = calloc(chunkCount, MemoryLayout<UInt>.stride) else { return nil }
-        let cpus = max(1, min(16, sysconf(Int32(_SC_NPROCESSORS_CONF))))
-        stackCount = 1 << (Int.bitWidth - (cpus - 1).leadingZeroBitCount)  // next power of two
+        stackCount = ThreadStripes.count()
         guard let tops = aligned_alloc(64, 64 * stackCount) else {
             free(table)
             return nil
