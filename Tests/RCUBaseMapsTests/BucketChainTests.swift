@@ -167,8 +167,8 @@ struct BucketChainTests {
     /// before, while a reader that may have walked into it is still in its section.
     /// Allocations fail throughout: the first overflow after the delete is ENOMEM, the
     /// second takes the spare. (Until 2026-12-03 each such bucket went back to the
-    /// allocator through `call_rcu`, and the next overflow allocated a new one: half the
-    /// inserts of a full LRU map.)
+    /// allocator through `call_rcu`, and the next overflow allocated a new one: one evicting
+    /// insert in ten into a full LRU map.)
     @Test func anEmptiedOverflowBucketIsReusedOnceItsGenerationHasRun() throws {
         let (map, late, tag) = try Self.overflowingChain(maxEntries: 16)
         defer { _FaultInjection.disarm(tag: tag) }
