@@ -188,8 +188,12 @@ final class EvictingStressWorker {
         }
     }
 
+    /// On an LRU map, how many of a worker's latest keys lookups and deletes pick from: its
+    /// share of twice `maxEntries` (about a fifth of them are still in the map).
+    var recentWindow: UInt64 { UInt64(max(1, 2 * target.maxEntries / threads)) }
+
     /// Looks up a key some worker wrote, in user or helper mode: its mark or 0 on each CPU.
-    /// On an LRU map, one of the worker's recent keys (the `2 × maxEntries / threads` before
+    /// On an LRU map, one of the worker's recent keys (the ``recentWindow`` before
     /// this worker's own sequence number; workers write at about the same rate), so that
     /// lookups find entries and check their values: drawn from every key a worker ever
     /// wrote, almost none was still in the map.
@@ -198,8 +202,7 @@ final class EvictingStressWorker {
         let worker = Int(bits % UInt64(threads))
         let index: UInt64
         if target.isLRU {
-            let window = UInt64(max(1, 2 * target.maxEntries / threads))
-            let offset = (bits >> 24) % min(window, max(1, sequence))
+            let offset = (bits >> 24) % min(recentWindow, max(1, sequence))
             index = sequence > offset ? sequence &- 1 &- offset : 0
         } else {
             index = (bits >> 24) % ownRange
@@ -229,7 +232,7 @@ final class EvictingStressWorker {
     /// LRU map one of its recent ones, as ``lookUpAny(helper:)`` looks up.
     func deleteOwn() {
         guard sequence > 0 else { return }
-        let window = target.isLRU ? UInt64(max(1, 2 * target.maxEntries / threads)) : sequence
+        let window = target.isLRU ? recentWindow : sequence
         let key = self.key(sequence &- 1 &- random.next() % min(window, sequence))
         stats.deletes += 1
         withUnsafeBytes(of: key) { k in
