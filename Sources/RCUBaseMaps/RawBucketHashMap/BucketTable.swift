@@ -538,7 +538,9 @@ final class BucketTable: @unchecked Sendable {
                 // Kept for the next overflow bucket a chain needs, once the generation after
                 // this count has run (see SpareBuckets); freed if the pool has no room.
                 let posted = generationsPosted.load(ordering: .sequentiallyConsistent)
-                if let spares, spares.keep(empty, posted: posted) {
+                // Optional chaining borrows the pool; `if let` retained and released it
+                // around the call, writes to its header that every thread's unlinks shared.
+                if spares?.keep(empty, posted: posted) == true {
                     requestGenerations(through: posted &+ 1)
                 } else {
                     EpochMemory.free(empty)

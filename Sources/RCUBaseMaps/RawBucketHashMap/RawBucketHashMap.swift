@@ -86,6 +86,9 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
     @usableFromInline let lockWord: LockWordCopy
     /// The eviction state of an `LRU_HASH`; nil for a `HASH`.
     let recency: RecencyClock?
+    /// `recency` without a reference count, for the eviction sweep (see
+    /// `evictLeastRecentlyUsed(forUserWrite:)`).
+    let unretainedRecency: Unmanaged<RecencyClock>?
     /// Whether lookups set referenced bits (`recency != nil`, read on the hot path).
     @usableFromInline let tracksRecency: Bool
 
@@ -137,6 +140,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
         table = try BucketTable(keySize: keySize, valueSize: valueSize, maxEntries: lru ? 2 * maxEntries : maxEntries,
                                 tag: tag, bucketCount: bucketCount)
         recency = lru ? RecencyClock(bucketCount: table.bucketCount, perCPU: definition.flags.contains(.noCommonLRU)) : nil
+        unretainedRecency = recency.map { Unmanaged.passUnretained($0) }
         tracksRecency = lru
     }
 

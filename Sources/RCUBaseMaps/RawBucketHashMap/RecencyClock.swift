@@ -200,17 +200,25 @@ extension RawBucketHashMap {
     /// - Returns: whether it evicted an entry, whose unit the caller now holds in flight
     ///   and must end with ``CapacityGate/resolve(published:)``.
     func evictLeastRecentlyUsed(forUserWrite: Bool) -> Bool {
-        guard let recency else { return false }
-        let own = recency.currentPartition
-        for offset in 0..<recency.partitions {
-            switch evictOne(recency, partition: (own + offset) % recency.partitions, forUserWrite: forUserWrite) {
-            case .evicted: return true
-            case .frozen: return false
-            case .none: continue
+        // The clock reached unretained: a strong reference bound here was retained and
+        // released around every sweep, two writes to the clock's header that every evicting
+        // thread shared. Invariant: `recency` keeps it alive as long as `self`.
+        guard let clock = unretainedRecency else { return false }
+        let swept = clock._withUnsafeGuaranteedRef { recency -> Eviction in
+            let own = recency.currentPartition
+            for offset in 0..<recency.partitions {
+                let eviction = evictOne(recency, partition: (own + offset) % recency.partitions, forUserWrite: forUserWrite)
+                if eviction != .none { return eviction }
             }
+            return .none
         }
-        sched_yield()
-        return false
+        switch swept {
+        case .evicted: return true
+        case .frozen: return false
+        case .none:
+            sched_yield()
+            return false
+        }
     }
 
     private enum Eviction { case evicted, none, frozen }
