@@ -138,6 +138,109 @@ void rcumaps_baseline_oa_destroy(rcumaps_baseline_oa_t *table)
     free(table);
 }
 
+/* ------------------------------------------------ open addressing behind a rwlock */
+
+rcumaps_baseline_rwoa_t *rcumaps_baseline_rwoa_create(size_t capacity)
+{
+    size_t size = 16;
+    while (size < capacity * 2) size <<= 1;
+    rcumaps_baseline_rwoa_t *table = malloc(sizeof *table);
+    if (!table) return NULL;
+    table->table.slots = calloc(size, sizeof(struct rcumaps_baseline_oa_slot));
+    if (!table->table.slots || pthread_rwlock_init(&table->lock, NULL) != 0) {
+        free(table->table.slots);
+        free(table);
+        return NULL;
+    }
+    table->table.mask = size - 1;
+    table->count = 0;
+    table->capacity = capacity;
+    return table;
+}
+
+/* The slot holding `key`, or the empty slot that ends its probe sequence. Lock held. */
+static size_t rwoa_find(const struct rcumaps_baseline_oa *table, uint64_t key)
+{
+    size_t index = rcumaps_baseline_mix64(key) & table->mask;
+    while (table->slots[index].key != 0 && table->slots[index].key != key) index = (index + 1) & table->mask;
+    return index;
+}
+
+int rcumaps_baseline_rwoa_insert_unique(rcumaps_baseline_rwoa_t *table, uint64_t key, uint64_t value)
+{
+    if (key == 0) return -1;
+    int result;
+    pthread_rwlock_wrlock(&table->lock);
+    size_t index = rwoa_find(&table->table, key);
+    if (table->table.slots[index].key == key) {
+        result = 0;
+    } else if (table->count >= table->capacity) {
+        result = -1;
+    } else {
+        table->table.slots[index].key = key;
+        table->table.slots[index].value = value;
+        table->count++;
+        result = 1;
+    }
+    pthread_rwlock_unlock(&table->lock);
+    return result;
+}
+
+int rcumaps_baseline_rwoa_update(rcumaps_baseline_rwoa_t *table, uint64_t key, uint64_t value)
+{
+    if (key == 0) return -1;
+    int result = -1;
+    pthread_rwlock_wrlock(&table->lock);
+    size_t index = rwoa_find(&table->table, key);
+    if (table->table.slots[index].key == key) {
+        table->table.slots[index].value = value;
+        result = 0;
+    }
+    pthread_rwlock_unlock(&table->lock);
+    return result;
+}
+
+int rcumaps_baseline_rwoa_delete(rcumaps_baseline_rwoa_t *table, uint64_t key)
+{
+    if (key == 0) return 0;
+    struct rcumaps_baseline_oa *oa = &table->table;
+    pthread_rwlock_wrlock(&table->lock);
+    size_t hole = rwoa_find(oa, key);
+    if (oa->slots[hole].key != key) {
+        pthread_rwlock_unlock(&table->lock);
+        return 0;
+    }
+    /* Backward shift: a key after the hole moves into it unless its home slot lies
+     * cyclically in (hole, next], where the probe from its home still reaches it. */
+    for (size_t next = (hole + 1) & oa->mask; oa->slots[next].key != 0; next = (next + 1) & oa->mask) {
+        size_t home = rcumaps_baseline_mix64(oa->slots[next].key) & oa->mask;
+        int stays = hole <= next ? (hole < home && home <= next) : (hole < home || home <= next);
+        if (stays) continue;
+        oa->slots[hole] = oa->slots[next];
+        hole = next;
+    }
+    oa->slots[hole].key = 0;
+    oa->slots[hole].value = 0;
+    table->count--;
+    pthread_rwlock_unlock(&table->lock);
+    return 1;
+}
+
+size_t rcumaps_baseline_rwoa_count(rcumaps_baseline_rwoa_t *table)
+{
+    pthread_rwlock_rdlock(&table->lock);
+    size_t count = table->count;
+    pthread_rwlock_unlock(&table->lock);
+    return count;
+}
+
+void rcumaps_baseline_rwoa_destroy(rcumaps_baseline_rwoa_t *table)
+{
+    pthread_rwlock_destroy(&table->lock);
+    free(table->table.slots);
+    free(table);
+}
+
 /* ------------------------------------------------------------- wfcqueue */
 
 rcumaps_baseline_wfcq_t *rcumaps_baseline_wfcq_create(void)

@@ -15,7 +15,7 @@ struct ComparisonKindTests {
                                          .rcuDictString, .mutexDictString, .passThrough,
                                          .queue, .cWfcqueue, .stack, .cLfstack, .mutexDeque, .perCPUArray,
                                          .threadLocalCounter, .lruHash, .perCPUHash, .lpmIPv4, .cPatriciaIPv4, .lpmIPv6,
-                                         .cPatriciaIPv6, .ckHT, .libcuckoo, .tbbHashMap]
+                                         .cPatriciaIPv6, .ckHT, .libcuckoo, .tbbHashMap, .cRWLockOpenAddressing]
         #expect(Set(MapKind.allCases.filter { !$0.runsByDefault }) == comparisons)
         #expect(benchPlan(BenchOptions()).allSatisfy { $0.map.runsByDefault })
     }
@@ -27,9 +27,12 @@ struct ComparisonKindTests {
                                            .rcuDictString, .mutexDictString])
         #expect(try maps("custom") == [.hashBucket, .passThrough, .objectMap])
         #expect(try maps("lpm") == [.lpmIPv4, .cPatriciaIPv4, .lpmIPv6, .cPatriciaIPv6])
-        // `all` leaves out the peer maps, which need --peers-library; `peers` names them.
+        // `all` leaves out the library peers, which need --peers-library; `peers` names them,
+        // and the lock-based open addressing built into the tool.
         #expect(try maps("all") == MapKind.allCases.filter { $0.peerSymbolPrefix == nil })
-        #expect(try maps("peers") == [.hashBucket, .hashLockFree, .cRculfhash, .mutexDict, .ckHT, .libcuckoo, .tbbHashMap])
+        #expect(try maps("all").contains(.cRWLockOpenAddressing))
+        #expect(try maps("peers") == [.hashBucket, .hashLockFree, .cRculfhash, .mutexDict, .cRWLockOpenAddressing,
+                                      .ckHT, .libcuckoo, .tbbHashMap])
         #expect(try maps("default") == MapKind.defaults)
         // Repeats are dropped, order kept, kinds and groups mixed.
         #expect(try maps("mutex-dict,dictionary,rcu-dict-object") == [.mutexDict, .rcuDictObject, .mutexDictObject,

@@ -127,3 +127,45 @@ final class FakePeer: Sendable {
         destroy: { handle in Unmanaged<FakePeer>.fromOpaque(UnsafeRawPointer(handle!)).release() }
     )
 }
+
+/// The single-lock open-addressing peer (`c-rwlock-oa`), built into the tool: its deletes
+/// shift keys back instead of leaving tombstones, which a wrong shift would break for
+/// keys that collide. Checked against a `Set` model.
+@Suite("rcumaps bench rwlock open addressing")
+struct RWLockOpenAddressingTests {
+    @Test func randomInsertsAndDeletesAgreeWithAModel() throws {
+        // 64 keys in 256 slots: with random keys, long collision runs that wrap the table.
+        let target = try CRWLockOpenAddressingTarget(entries: 64)
+        var present = Set(0..<64)
+        var random = SystemRandomNumberGenerator()
+        for step in 0..<20_000 {
+            let index = Int.random(in: 0..<128, using: &random)
+            switch step % 3 {
+            case 0: #expect(target.insert(index: index) == present.insert(index).inserted)
+            case 1: #expect(target.remove(index: index) == (present.remove(index) != nil))
+            default: #expect(target.update(index: index, value: UInt64(step)) == present.contains(index))
+            }
+            if step % 97 == 0 {
+                for probe in 0..<128 { #expect((target.lookup(index: probe) != nil) == present.contains(probe)) }
+                #expect(target.count == present.count)
+            }
+        }
+        // At capacity (twice the prefill: every churn key) an insert of a new key is refused.
+        for index in 0..<128 { _ = target.insert(index: index) }
+        #expect(target.count == 128)
+        #expect(!target.insert(index: 500))
+        #expect(target.lookup(index: 500) == nil && target.lookup(index: 127) != nil)
+    }
+
+    @Test func itRunsTheHashWorkloadsOnTwoThreads() throws {
+        let kind = MapKind.cRWLockOpenAddressing
+        #expect(!kind.runsByDefault && kind.peerSymbolPrefix == nil)
+        #expect(kind.supports(.churn) && kind.supports(.readMostly) && kind.supports(.update) && kind.supports(.lookupMiss))
+        #expect(!kind.supports(.batchLookup) && !kind.supports(.insertFull))
+        let target = try CRWLockOpenAddressingTarget(entries: 1_000)
+        let measured = try #require(measure(target, workload: .churn, threads: 2, duration: 0.05))
+        #expect(measured.operations > 0)
+        #expect(measured.changes * 4 >= measured.operations && measured.changes * 4 <= measured.operations * 3)
+        #expect(target.count > 0 && target.count <= 2_000)
+    }
+}

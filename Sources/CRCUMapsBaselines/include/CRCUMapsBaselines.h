@@ -7,6 +7,9 @@
  *    section + cds_lfht_lookup per operation;
  *  - an unsynchronised open-addressing table (linear probing, load <= 1/2): the
  *    floor under any hash lookup;
+ *  - the same table behind one pthread reader-writer lock, with inserts and deletes
+ *    (backward-shift deletion, no tombstones): the single-lock open-addressing peer of
+ *    issue 13's field, what a C programmer writes when a lock is good enough;
  *  - liburcu's wfcqueue (wait-free enqueue, dequeue under the queue's own mutex)
  *    and lfstack (lock-free push, pop under the stack's own mutex): the peers of
  *    RCUMaps' QUEUE and STACK maps, one malloc'd node per push, freed after its pop.
@@ -31,6 +34,7 @@
 #include <urcu/rculfhash.h>
 #include <urcu/wfcqueue.h>
 #include <urcu/lfstack.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -111,6 +115,39 @@ static inline int rcumaps_baseline_oa_lookup(const rcumaps_baseline_oa_t *table,
     }
 }
 void rcumaps_baseline_oa_destroy(rcumaps_baseline_oa_t *table);
+
+/* ------------------------------------------------ open addressing behind a rwlock */
+
+/* The open-addressing table above behind one `pthread_rwlock_t`: lookups share the read
+ * lock, writers take it exclusively. At most `capacity` keys (load <= 1/2); deletes shift
+ * the keys after the hole back (linear probing without tombstones), so probe sequences
+ * stay as short after churn as after a fill. */
+typedef struct rcumaps_baseline_rwoa {
+    pthread_rwlock_t lock;
+    struct rcumaps_baseline_oa table;
+    size_t count;
+    size_t capacity;
+} rcumaps_baseline_rwoa_t;
+
+/* Room for `capacity` keys. NULL on failure. */
+rcumaps_baseline_rwoa_t *rcumaps_baseline_rwoa_create(size_t capacity);
+/* Inserts if absent: 1 inserted, 0 present, -1 full (or key 0, which is reserved). */
+int rcumaps_baseline_rwoa_insert_unique(rcumaps_baseline_rwoa_t *table, uint64_t key, uint64_t value);
+/* Replaces the value of an existing key: 0 replaced, -1 absent. */
+int rcumaps_baseline_rwoa_update(rcumaps_baseline_rwoa_t *table, uint64_t key, uint64_t value);
+/* Deletes: 1 deleted, 0 absent. */
+int rcumaps_baseline_rwoa_delete(rcumaps_baseline_rwoa_t *table, uint64_t key);
+/* Keys in the table (under the read lock). */
+size_t rcumaps_baseline_rwoa_count(rcumaps_baseline_rwoa_t *table);
+void rcumaps_baseline_rwoa_destroy(rcumaps_baseline_rwoa_t *table);
+/* One operation: read lock, probe, copy the value out, unlock. 1 if found. */
+static inline int rcumaps_baseline_rwoa_lookup(rcumaps_baseline_rwoa_t *table, uint64_t key, uint64_t *value)
+{
+    pthread_rwlock_rdlock(&table->lock);
+    int found = key != 0 && rcumaps_baseline_oa_lookup(&table->table, key, value);
+    pthread_rwlock_unlock(&table->lock);
+    return found;
+}
 
 /* ------------------------------------------------------------- wfcqueue */
 

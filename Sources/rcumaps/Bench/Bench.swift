@@ -191,6 +191,8 @@ func runCell(
             measured = warmUpAndMeasure(try CRculfhashTarget(entries: entries), workload, threads, options)
         case .cOpenAddressing:
             measured = warmUpAndMeasure(try COpenAddressingTarget(entries: entries), workload, threads, options)
+        case .cRWLockOpenAddressing:
+            measured = warmUpAndMeasure(try CRWLockOpenAddressingTarget(entries: entries), workload, threads, options)
         case .swiftArray:
             measured = warmUpAndMeasure(SwiftArrayTarget(entries: entries), workload, threads, options)
         case .objectMap:

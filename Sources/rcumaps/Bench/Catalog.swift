@@ -100,6 +100,9 @@ enum MapKind: String, CaseIterable, Sendable {
     case libcuckoo = "libcuckoo"
     /// Peer: oneTBB's `concurrent_hash_map<uint64_t, uint64_t>`.
     case tbbHashMap = "tbb-hash-map"
+    /// Peer: open addressing in C (linear probing, backward-shift deletes) behind one
+    /// pthread reader-writer lock. Built into the tool: needs no `--peers-library`.
+    case cRWLockOpenAddressing = "c-rwlock-oa"
 
     /// The baselines the report has a ratio column for, in column order.
     static let baselines: [MapKind] = [.mutexDict, .rwlockDict, .cRculfhash, .cOpenAddressing, .swiftArray, .mutexDeque,
@@ -120,7 +123,8 @@ enum MapKind: String, CaseIterable, Sendable {
              .rcuDictObject, .mutexDictObject, .rcuDictObjectField, .mutexDictObjectField, .rcuDictString,
              .mutexDictString, .passThrough,
              .queue, .cWfcqueue, .stack, .cLfstack, .mutexDeque, .perCPUArray, .threadLocalCounter, .lruHash,
-             .perCPUHash, .lpmIPv4, .cPatriciaIPv4, .lpmIPv6, .cPatriciaIPv6, .ckHT, .libcuckoo, .tbbHashMap:
+             .perCPUHash, .lpmIPv4, .cPatriciaIPv4, .lpmIPv6, .cPatriciaIPv6, .ckHT, .libcuckoo, .tbbHashMap,
+             .cRWLockOpenAddressing:
             false
         }
     }
@@ -255,6 +259,7 @@ enum MapKind: String, CaseIterable, Sendable {
         case .rwlockDict: "baseline: [UInt64: UInt64] behind a pthread reader-writer lock"
         case .cRculfhash: "baseline: liburcu rculfhash from C (read lock + lookup per op)"
         case .cOpenAddressing: "baseline: unsynchronised open addressing in C (readers only)"
+        case .cRWLockOpenAddressing: "peer: open addressing in C behind one pthread reader-writer lock"
         case .swiftArray: "baseline: plain [UInt64] load (readers only)"
         case .objectMap: "custom type (sample object map provider), UInt32 keys, handle values"
         case .epoch: "no map: one empty Epoch.withSection (enter + exit) per operation"
@@ -318,10 +323,10 @@ enum MapGroup: String, CaseIterable, Sendable {
     case lru = "lru"
     /// LPM_TRIE lookups on IPv4 and IPv6 prefixes, each before its C Patricia trie baseline.
     case lpm = "lpm"
-    /// The field: both RCUMaps hashes, raw rculfhash, the Mutex dictionary and the three peer
-    /// maps (which need `--peers-library`).
+    /// The field: both RCUMaps hashes, raw rculfhash, the Mutex dictionary, open addressing
+    /// behind a reader-writer lock and the three library peers (which need `--peers-library`).
     case peers = "peers"
-    /// Every kind but the peer maps (which need `--peers-library`; group `peers`).
+    /// Every kind but the library peers (which need `--peers-library`; group `peers`).
     case all = "all"
 
     /// The kinds of the group, in table order.
@@ -337,7 +342,8 @@ enum MapGroup: String, CaseIterable, Sendable {
         case .perCPU: [.perCPUArray, .perCPUHash, .threadLocalCounter]
         case .lru: [.hashBucket, .lruHash]
         case .lpm: [.lpmIPv4, .cPatriciaIPv4, .lpmIPv6, .cPatriciaIPv6]
-        case .peers: [.hashBucket, .hashLockFree, .cRculfhash, .mutexDict, .ckHT, .libcuckoo, .tbbHashMap]
+        case .peers: [.hashBucket, .hashLockFree, .cRculfhash, .mutexDict, .cRWLockOpenAddressing, .ckHT, .libcuckoo,
+                      .tbbHashMap]
         case .all: MapKind.allCases.filter { $0.peerSymbolPrefix == nil }
         }
     }
@@ -355,7 +361,7 @@ enum MapGroup: String, CaseIterable, Sendable {
         case .lru: MapGroup.lru.kinds.map(\.rawValue).joined(separator: ", ")
         case .lpm: MapGroup.lpm.kinds.map(\.rawValue).joined(separator: ", ")
         case .peers: MapGroup.peers.kinds.map(\.rawValue).joined(separator: ", ")
-        case .all: "every kind but the peer maps (they need --peers-library: group peers)"
+        case .all: "every kind but ck-ht, libcuckoo and tbb-hash-map (they need --peers-library: group peers)"
         }
     }
 }

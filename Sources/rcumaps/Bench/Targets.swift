@@ -448,6 +448,51 @@ final class COpenAddressingTarget: BenchTarget, @unchecked Sendable {
     func update(index: Int, value: UInt64) -> Bool { false }
 }
 
+/// Peer: open addressing in C behind one pthread reader-writer lock, with writers (issue
+/// 13's single-lock open-addressing table).
+final class CRWLockOpenAddressingTarget: BenchTarget, @unchecked Sendable {
+    // @unchecked Sendable: the C table takes its reader-writer lock around every operation.
+    let table: UnsafeMutablePointer<rcumaps_baseline_rwoa_t>
+    let entries: Int
+
+    init(entries: Int) throws(MapError) {
+        // Room for every churn key (twice the prefilled set), as the hash maps have.
+        guard let table = rcumaps_baseline_rwoa_create(entries * 2) else { throw MapError.noMemory }
+        self.table = table
+        self.entries = entries
+        for index in 0..<entries {
+            guard rcumaps_baseline_rwoa_insert_unique(table, BenchKeys.hashKey(index), BenchKeys.initialValue(index)) == 1
+            else { throw MapError.noMemory }
+        }
+    }
+
+    deinit { rcumaps_baseline_rwoa_destroy(table) }
+
+    /// Keys in the table.
+    var count: Int { rcumaps_baseline_rwoa_count(table) }
+
+    @inline(__always)
+    func lookup(index: Int) -> UInt64? {
+        var value: UInt64 = 0
+        return rcumaps_baseline_rwoa_lookup(table, BenchKeys.hashKey(index), &value) != 0 ? value : nil
+    }
+
+    @inline(__always)
+    func update(index: Int, value: UInt64) -> Bool {
+        rcumaps_baseline_rwoa_update(table, BenchKeys.hashKey(index), value) == 0
+    }
+
+    @inline(__always)
+    func insert(index: Int) -> Bool {
+        rcumaps_baseline_rwoa_insert_unique(table, BenchKeys.hashKey(index), BenchKeys.initialValue(index)) == 1
+    }
+
+    @inline(__always)
+    func remove(index: Int) -> Bool {
+        rcumaps_baseline_rwoa_delete(table, BenchKeys.hashKey(index)) == 1
+    }
+}
+
 /// Baseline: a plain Swift `[UInt64]` (lookups only), indices as for the array map.
 final class SwiftArrayTarget: BenchTarget, @unchecked Sendable {
     // @unchecked Sendable: filled before the threads start, then only read.
