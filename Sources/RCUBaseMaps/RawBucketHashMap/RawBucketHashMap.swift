@@ -526,10 +526,13 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
                     if flags == .exist { return .failure(.keyNotFound) }
                     // The key is absent and stays so while we hold its bucket's lock.
                     if tracksRecency {
-                        // Full: evict with this lock released (below), then look again.
-                        // With an evicted unit, this insert's reservation is that unit.
-                        if _fastPath(!holdsEvictedUnit) {
-                            guard capacity.reserveIfRoom() else { return .success(.needsRoom) }
+                        // Full: evict while holding this lock if the hand's next chains are
+                        // free, else with this lock released (below), then look again. With
+                        // an evicted unit, this insert's reservation is that unit.
+                        if _fastPath(!holdsEvictedUnit), !capacity.reserveIfRoom() {
+                            guard evictHolding(index, forUserWrite: checksFreezeUnderLock) else {
+                                return .success(.needsRoom)
+                            }
                         }
                     } else {
                         guard case .reserved = capacity.reserve(keyExists: { false }) else { return .failure(.outOfSpace) }

@@ -223,6 +223,44 @@ extension RawBucketHashMap {
 
     private enum Eviction { case evicted, none, frozen }
 
+    /// Ticks ``evictHolding(_:forUserWrite:)`` sweeps before it gives up (an eviction takes
+    /// two on average: a new entry is published referenced, so its bucket is cleared on one
+    /// lap and yields its victim on the next).
+    static let ticksUnderChainLock = 8
+
+    /// Evicts one entry for a new key of chain `held`, whose lock the caller holds, so that
+    /// the insert needs one locked pass instead of two (one to find the map full, one after
+    /// the eviction): the sweep of ``evictLeastRecentlyUsed(forUserWrite:)`` on the calling
+    /// CPU's hand, except that it only *tries* the lock of every other chain — a writer that
+    /// holds a chain lock must never wait for another, or two of them could wait for each
+    /// other — and sweeps chain `held` under the lock it already holds. A chain whose lock
+    /// is taken is passed over: its tick is spent and its entries keep their referenced bits
+    /// until the hand's next lap, which only lets them live longer. Gives up after
+    /// ``ticksUnderChainLock`` ticks, or when the map is frozen (`forUserWrite`); the caller
+    /// then releases its lock and evicts the general way, which also handles the yield.
+    ///
+    /// - Returns: whether it evicted an entry, whose unit the caller now holds in flight as
+    ///   its reservation (see ``evictLeastRecentlyUsed(forUserWrite:)``).
+    func evictHolding(_ held: Int, forUserWrite: Bool) -> Bool {
+        guard let clock = unretainedRecency else { return false }
+        return clock._withUnsafeGuaranteedRef { recency -> Bool in
+            let partition = recency.currentPartition
+            for _ in 0..<Self.ticksUnderChainLock {
+                let (index, tick) = recency.advance(partition)
+                let own = index == held
+                if !own, !table.tryLockChain(index) { continue }
+                defer { if !own { table.unlockChain(index) } }
+                if forUserWrite, freezeState.isFrozen { return false }
+                guard recency.isFresh(tick, of: partition), let place = table.clockVictim(inChainOf: index) else { continue }
+                capacity.beginRemoval()
+                table.retire(place, chain: index)
+                capacity.keepRemovedUnitAsReservation()
+                return true
+            }
+            return false
+        }
+    }
+
     /// Up to two laps of hand `partition`: whether it evicted an entry, found none, or
     /// stopped because the map is frozen (`forUserWrite` only).
     private func evictOne(_ recency: RecencyClock, partition: Int, forUserWrite: Bool) -> Eviction {
