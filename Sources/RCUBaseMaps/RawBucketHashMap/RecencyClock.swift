@@ -15,7 +15,8 @@ import Glibc
 ///
 /// Eviction: a writer that needs room in a full map advances a *hand* over the first-level
 /// buckets (one atomic add per bucket visited, or per claim of up to 64 buckets in the
-/// common LRU: see ``advance(_:)``), and under each chain's lock clears the
+/// common LRU: see ``advance(_:)``; first while it holds its own chain's lock, trying the
+/// others': `RawBucketHashMap.evictHolding`), and under each chain's lock clears the
 /// referenced bits of its live slots and evicts the first slot whose bit was already clear
 /// — an entry not looked up since the hand last passed. A writer sweeps the bucket its
 /// tick of the hand named only while the tick is fresh: if the hand has moved on by more
