@@ -142,22 +142,31 @@ extension BucketTable {
     /// One step of the CLOCK sweep, under the lock of chain `index`: clears the referenced
     /// bits of the chain's slots and returns the first live slot whose bit was already clear,
     /// or nil.
+    @inline(__always)
     func clockVictim(inChainOf index: Int) -> RawBucketHashMap.Place? {
         var victim: RawBucketHashMap.Place?
-        forEachBucket(inChainOf: index) { bucket in
+        var current: UnsafeMutableRawPointer? = bucket(index)
+        while let bucket = current {
             let word = control(bucket)
-            let current = word.pointee.load(ordering: .acquiring)
+            let control = word.pointee.load(ordering: .acquiring)
             if victim == nil {
-                for slot in 0..<slotsPerBucket where Self.isLive(current, slot)
-                    && current & (1 << (Self.referencedShift + UInt64(slot))) == 0 {
-                    victim = RawBucketHashMap.Place(bucket, slot)
-                    break
+                // Only the live slots (a tag byte's high bit; a free or retired slot's byte
+                // has it clear), lowest first: about one a bucket in a full LRU map.
+                var live = control & liveTagBits
+                while live != 0 {
+                    let slot = live.trailingZeroBitCount &>> 3
+                    if control & (1 &<< (Self.referencedShift &+ UInt64(slot))) == 0 {
+                        victim = RawBucketHashMap.Place(bucket, slot)
+                        break
+                    }
+                    live &= live &- 1
                 }
             }
             // An AND, not a store: readers may be setting bits meanwhile (they only OR).
-            if current & Self.referencedMask != 0 {
+            if control & Self.referencedMask != 0 {
                 word.pointee.bitwiseAnd(~Self.referencedMask, ordering: .relaxed)
             }
+            current = overflow(bucket)
         }
         return victim
     }
