@@ -260,12 +260,11 @@ extension RawBucketHashMap {
                 let own = index == held
                 if !own, !table.tryLockChain(index) { continue }
                 defer { if !own { table.unlockChain(index) } }
-                if forUserWrite, freezeState.isFrozen { return false }
-                guard recency.isFresh(tick, of: partition), let place = table.clockVictim(inChainOf: index) else { continue }
-                capacity.beginRemoval()
-                table.retire(place, chain: index)
-                capacity.keepRemovedUnitAsReservation()
-                return true
+                switch sweepLocked(recency, chain: index, tick: tick, partition: partition, forUserWrite: forUserWrite) {
+                case .evicted: return true
+                case .frozen: return false
+                case .none: continue
+                }
             }
             return false
         }
@@ -276,23 +275,26 @@ extension RawBucketHashMap {
     private func evictOne(_ recency: RecencyClock, partition: Int, forUserWrite: Bool) -> Eviction {
         for _ in 0..<(2 * recency.span(of: partition).count) {
             let (index, tick) = recency.advance(partition)
-            var frozen = false
-            let evicted: Bool = table.withChainLock(index) {
-                if forUserWrite, freezeState.isFrozen {
-                    frozen = true
-                    return false
-                }
-                guard recency.isFresh(tick, of: partition),
-                      let place = table.clockVictim(inChainOf: index) else { return false }
-                capacity.beginRemoval()
-                table.retire(place, chain: index)
-                capacity.keepRemovedUnitAsReservation()
-                return true
+            let eviction = table.withChainLock(index) {
+                sweepLocked(recency, chain: index, tick: tick, partition: partition, forUserWrite: forUserWrite)
             }
-            if frozen { return .frozen }
-            guard evicted else { continue }
-            return .evicted
+            if eviction != .none { return eviction }
         }
         return .none
+    }
+
+    /// One tick of a sweep, with chain `index` locked by the caller: nothing once the map is
+    /// frozen (`forUserWrite`) or if the tick went stale; else clears the chain's referenced
+    /// bits and evicts its victim, if any, keeping the freed unit as the caller's
+    /// reservation.
+    @inline(__always)
+    private func sweepLocked(_ recency: RecencyClock, chain index: Int, tick: Int, partition: Int,
+                             forUserWrite: Bool) -> Eviction {
+        if forUserWrite, freezeState.isFrozen { return .frozen }
+        guard recency.isFresh(tick, of: partition), let place = table.clockVictim(inChainOf: index) else { return .none }
+        capacity.beginRemoval()
+        table.retire(place, chain: index)
+        capacity.keepRemovedUnitAsReservation()
+        return .evicted
     }
 }
