@@ -87,7 +87,7 @@ package final class MapFreezeState: Sendable {
         guard claimed else {
             throw MapError.busy.with(reason: "\(mappings & ~Self.freezing) writable mapping(s) of the map exist")
         }
-        defer { writableMappings.subtract(Self.freezing, ordering: .releasing) }
+        defer { writableMappings.wrappingSubtract(Self.freezing, ordering: .releasing) }
         guard !frozen.exchange(true, ordering: .acquiringAndReleasing) else {
             throw MapError.permissionDenied.with(reason: "the map is frozen already")
         }
@@ -115,7 +115,7 @@ package final class MapFreezeState: Sendable {
 
     /// Uncounts a writable mapping.
     package func removeWritableMapping() {
-        writableMappings.subtract(1, ordering: .releasing)
+        writableMappings.wrappingSubtract(1, ordering: .releasing)
     }
 }
 

@@ -111,6 +111,6 @@ struct LockWordCopy: Sendable {
     }
 
     /// The bits of a one-word value (at most 8 bytes) that belong to the lock word.
-    @inlinable
+    @inlinable @inline(__always)  // (called, not inlined, in the bucket hash's update)
     var lockBits: UInt64 { offset >= 0 ? UInt64(UInt32.max) << UInt64(8 * offset) : 0 }
 }

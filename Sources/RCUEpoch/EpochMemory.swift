@@ -71,9 +71,9 @@ public enum EpochMemory {
                                    tag: PoolTag) -> UnsafeMutableRawPointer? {
         if _FaultInjection.isActive, _FaultInjection.shouldFail(tag: tag) { return nil }
         guard let block = malloc(byteCount) else { return nil }
-        slot.pointee.liveBytes.add(byteCount, ordering: .relaxed)
-        slot.pointee.allocations.add(1, ordering: .relaxed)
-        slot.pointee.liveAllocations.add(1, ordering: .relaxed)
+        slot.pointee.liveBytes.wrappingAdd(byteCount, ordering: .relaxed)
+        slot.pointee.allocations.wrappingAdd(1, ordering: .relaxed)
+        slot.pointee.liveAllocations.wrappingAdd(1, ordering: .relaxed)
         return block
     }
 
@@ -81,9 +81,9 @@ public enum EpochMemory {
     /// them back, or is about to): one update of each counter for a whole batch.
     static func accountHeaderlessReleased(count: Int, byteCount: Int, counters slot: UnsafeMutablePointer<TagCounters>,
                                           wasPending: Bool) {
-        if wasPending { slot.pointee.pendingBytes.subtract(count * byteCount, ordering: .relaxed) }
-        slot.pointee.liveBytes.subtract(count * byteCount, ordering: .relaxed)
-        slot.pointee.liveAllocations.subtract(count, ordering: .relaxed)
+        if wasPending { slot.pointee.pendingBytes.wrappingSubtract(count * byteCount, ordering: .relaxed) }
+        slot.pointee.liveBytes.wrappingSubtract(count * byteCount, ordering: .relaxed)
+        slot.pointee.liveAllocations.wrappingSubtract(count, ordering: .relaxed)
     }
 
     /// The table slot of `tag`'s counters.
@@ -143,8 +143,8 @@ public enum EpochMemory {
         let flags = header.state.pointee.bitwiseOr(Flags.retired, ordering: .relaxed).oldValue
         _rcumapsPrecondition(flags & Flags.retired == 0, "epoch memory freed twice")
         let slot = tagTable.counters(Header.slot(flags))
-        slot.pointee.liveBytes.subtract(header.size, ordering: .relaxed)
-        slot.pointee.liveAllocations.subtract(1, ordering: .relaxed)
+        slot.pointee.liveBytes.wrappingSubtract(header.size, ordering: .relaxed)
+        slot.pointee.liveAllocations.wrappingSubtract(1, ordering: .relaxed)
         Glibc.free(header.base(flags: flags))
     }
 
@@ -225,9 +225,9 @@ public enum EpochMemory {
         (header.raw + 20).initializeMemory(as: Atomic<UInt32>.self,
                                            to: Atomic(flags | UInt32(slotIndex) << Flags.slotShift))
         let slot = tagTable.counters(slotIndex)
-        slot.pointee.liveBytes.add(size, ordering: .relaxed)
-        slot.pointee.allocations.add(1, ordering: .relaxed)
-        slot.pointee.liveAllocations.add(1, ordering: .relaxed)
+        slot.pointee.liveBytes.wrappingAdd(size, ordering: .relaxed)
+        slot.pointee.allocations.wrappingAdd(1, ordering: .relaxed)
+        slot.pointee.liveAllocations.wrappingAdd(1, ordering: .relaxed)
         return block
     }
 
@@ -239,7 +239,7 @@ public enum EpochMemory {
                      expectingCacheAligned ? "freeCacheAligned of a block from allocate"
                                            : "free of a block from allocateCacheAligned")
         let slot = tagTable.counters(Header.slot(flags))
-        slot.pointee.pendingBytes.add(header.size, ordering: .relaxed)
+        slot.pointee.pendingBytes.wrappingAdd(header.size, ordering: .relaxed)
         rcumaps_call_rcu(header.rcuHead, epochReclaim)
     }
 
@@ -255,7 +255,7 @@ public enum EpochMemory {
         }
         let flags = header.state.pointee.bitwiseOr(Flags.retired, ordering: .relaxed).oldValue
         _rcumapsPrecondition(flags & Flags.retired == 0, "epoch memory freed twice")
-        tagTable.counters(Header.slot(flags)).pointee.pendingBytes.add(header.size, ordering: .relaxed)
+        tagTable.counters(Header.slot(flags)).pointee.pendingBytes.wrappingAdd(header.size, ordering: .relaxed)
         // Same callback as liburcu's: it acquires the grace-period edge for ThreadSanitizer.
         rcumaps_gp_driver_enqueue(header.rcuHead, epochReclaim)
     }
@@ -282,8 +282,8 @@ private func epochReclaim(_ head: UnsafeMutablePointer<rcu_head>?) {
     }
     let size = header.size
     let slot = tagTable.counters(EpochMemory.Header.slot(flags))
-    slot.pointee.pendingBytes.subtract(size, ordering: .relaxed)
-    slot.pointee.liveBytes.subtract(size, ordering: .relaxed)
-    slot.pointee.liveAllocations.subtract(1, ordering: .relaxed)
+    slot.pointee.pendingBytes.wrappingSubtract(size, ordering: .relaxed)
+    slot.pointee.liveBytes.wrappingSubtract(size, ordering: .relaxed)
+    slot.pointee.liveAllocations.wrappingSubtract(1, ordering: .relaxed)
     Glibc.free(header.base(flags: flags))
 }

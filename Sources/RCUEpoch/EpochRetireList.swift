@@ -196,7 +196,7 @@ public final class EpochRetireList: @unchecked Sendable {
             Self.orphans.withLock {
                 $0.append(Orphan(blocks: left, blockSize: blockSize, slotIndex: slotIndex, finalizer: finalizer))
             }
-            Self.orphanCount.add(1, ordering: .releasing)
+            Self.orphanCount.wrappingAdd(1, ordering: .releasing)
         }
         for stripe in 0..<stripeCount { lockWord(stripe).deinitialize(count: 1) }
         stripeMemory.deallocate()
@@ -229,7 +229,7 @@ public final class EpochRetireList: @unchecked Sendable {
         // A reference counts as one word pending (so that ``throttleIfBehind()`` sees a
         // backlog of them too); a block as its size.
         TagTable.counters(firstCounters, stripes: counterStripes, threadStripe: threadStripe).pointee.pendingBytes
-            .add(blockSize != 0 ? blockSize : 8, ordering: .relaxed)
+            .wrappingAdd(blockSize != 0 ? blockSize : 8, ordering: .relaxed)
         // Any stripe is correct; the thread's own is the one no other writer uses (while
         // there are no more writer threads than stripes).
         let stripe = threadStripe & (stripeCount &- 1)
@@ -303,7 +303,7 @@ public final class EpochRetireList: @unchecked Sendable {
     @inline(never)
     private func waitForReclamation() {
         guard !Epoch.isActive, !EpochMemory.isReclamationThread else { return }
-        Self.throttleCount.add(1, ordering: .relaxed)
+        Self.throttleCount.wrappingAdd(1, ordering: .relaxed)
         let clock = ContinuousClock()
         let start = clock.now
         while tagTable.pendingBytes(slotIndex) > Self.throttleThreshold, clock.now - start < Self.throttleWaitLimit {
@@ -372,7 +372,7 @@ public final class EpochRetireList: @unchecked Sendable {
                 guard orphan.blocks.withUnsafeBufferPointer({
                     submit($0, blockSize: orphan.blockSize, slotIndex: orphan.slotIndex, finalizer: orphan.finalizer)
                 }) else { return false }
-                orphanCount.subtract(1, ordering: .relaxed)
+                orphanCount.wrappingSubtract(1, ordering: .relaxed)
                 return true
             }
         }
@@ -439,7 +439,7 @@ public final class EpochRetireList: @unchecked Sendable {
         if blockSize != 0 {
             EpochMemory.accountHeaderlessReleased(count: count, byteCount: blockSize, counters: counters, wasPending: true)
         } else {
-            counters.pointee.pendingBytes.subtract(8 * count, ordering: .relaxed)  // 8 bytes a reference
+            counters.pointee.pendingBytes.wrappingSubtract(8 * count, ordering: .relaxed)  // 8 bytes a reference
         }
     }
 }

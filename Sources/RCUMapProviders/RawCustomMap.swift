@@ -301,17 +301,35 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
     public func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags) throws(MapError) {
         let map = Unmanaged.passUnretained(self)
         try update(key: key, value: value, flags: flags, operation: []) { (stored) throws(MapError) in
-            try Self.guaranteed(map) { (map) throws(MapError) in try map.base.update(key: key, value: stored, flags: flags) }
+            try Self.guaranteed(map) { (map) throws(MapError) in try map.baseUpdate(key: key, value: stored, flags: flags) }
         }
     }
 
-    /// Runs `body` with the map behind `map`, without retaining it: for the closures a write
-    /// hands to ``update(key:value:flags:operation:baseUpdate:)``. A closure that captures
-    /// `self` retained and released the map around every write — a reference-count write
-    /// every thread shares. Invariant: the caller's `self` keeps the map alive.
+    /// The base map's user-mode update; a bucket-locked base is called by its concrete type
+    /// (through the existential, each write went through two more witness thunks).
     @inline(__always)
-    static func guaranteed<R>(_ map: Unmanaged<RawCustomMap>,
-                              _ body: (RawCustomMap) throws(MapError) -> R) throws(MapError) -> R {
+    func baseUpdate(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags) throws(MapError) {
+        guard let bucketBase else { return try base.update(key: key, value: value, flags: flags) }
+        // Invariant: `base` (owned by `self`) keeps the unmanaged reference alive.
+        try Self.guaranteed(bucketBase) { (bucket) throws(MapError) in try bucket.update(key: key, value: value, flags: flags) }
+    }
+
+    /// The base map's user-mode delete, as ``baseUpdate(key:value:flags:)``.
+    @inline(__always)
+    func baseDelete(key: UnsafeRawBufferPointer) throws(MapError) {
+        guard let bucketBase else { return try base.delete(key: key) }
+        // Invariant: `base` (owned by `self`) keeps the unmanaged reference alive.
+        try Self.guaranteed(bucketBase) { (bucket) throws(MapError) in try bucket.delete(key: key) }
+    }
+
+    /// Runs `body` with the map behind `map` (this map, or its base), without retaining it:
+    /// for the closures a write hands to ``update(key:value:flags:operation:baseUpdate:)``. A
+    /// closure that captures `self` retained and released the map around every write — a
+    /// reference-count write every thread shares. Invariant: the caller's `self` keeps the
+    /// map alive (it owns its base).
+    @inline(__always)
+    static func guaranteed<Map: AnyObject, R>(_ map: Unmanaged<Map>,
+                                              _ body: (Map) throws(MapError) -> R) throws(MapError) -> R {
         // (`_withUnsafeGuaranteedRef` does not forward typed throws: a Result carries the error.)
         try map._withUnsafeGuaranteedRef { map -> Result<R, MapError> in
             do throws(MapError) { return .success(try body(map)) } catch { return .failure(error) }
@@ -448,7 +466,7 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
         try checkNotInLockedCallback()
         try checkUserWrite()
         try checkSizes(key: key, value: nil)
-        try base.delete(key: key)
+        try baseDelete(key: key)
     }
 
     /// Helper-mode delete (providers see `.helper`). Contract: ``/RCUBaseMaps/RawMap/delete(key:in:)``.

@@ -278,7 +278,7 @@ public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
                     EpochMemory.free(existing)
                     return true
                 }
-                entries.add(1, ordering: .relaxed)
+                entries.wrappingAdd(1, ordering: .relaxed)
                 return false
             }
         } catch {
@@ -382,7 +382,7 @@ public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
                 nodes[depth].setEntry(index, existing)
                 throw error
             }
-            entries.subtract(1, ordering: .relaxed)
+            entries.wrappingSubtract(1, ordering: .relaxed)
             EpochMemory.free(existing)
         }
     }
