@@ -24,20 +24,6 @@
 #ifndef CRCUMAPS_INLINE_READ_SIDE_H
 #define CRCUMAPS_INLINE_READ_SIDE_H
 
-/* liburcu's read-side functions are `static inline`, which leaves inlining to the
- * compiler's cost model: in large Swift functions (a custom map's write path) it kept
- * `_urcu_memb_read_unlock` as a call (about 20 instructions a section, measured with
- * callgrind). Declared here first with `always_inline`, their definitions below inherit
- * it, down to the test whether a grace period waits for a wake-up; the wake-up
- * itself (a futex call) stays a call. */
-static inline __attribute__((always_inline)) void _urcu_memb_read_lock(void);
-static inline __attribute__((always_inline)) void _urcu_memb_read_lock_update(unsigned long tmp);
-static inline __attribute__((always_inline)) void _urcu_memb_read_unlock(void);
-static inline __attribute__((always_inline)) void _urcu_memb_read_unlock_update_and_wakeup(unsigned long tmp);
-static inline __attribute__((always_inline)) void urcu_memb_smp_mb_slave(void);
-struct urcu_gp;
-static inline __attribute__((always_inline)) void urcu_common_wake_up_gp(struct urcu_gp *gp);
-
 #ifndef _LGPL_SOURCE
 #define _LGPL_SOURCE 1
 #endif
