@@ -338,6 +338,7 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
 
     // MARK: Update
 
+    @usableFromInline
     func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
                 operation: MapOperationFlags, displaced: UnsafeMutableRawPointer?) throws(MapError) -> Bool {
         // Linux's order: access (EPERM / EACCES), BPF_F_LOCK without a lock word (the
@@ -515,6 +516,7 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
 
     // MARK: Delete (not on arrays)
 
+    @usableFromInline
     func delete(key: UnsafeRawBufferPointer, operation: MapOperationFlags) throws(MapError) {
         if operation.contains(.helper) { try access.checkProgramWrite() } else { try access.checkUserWrite(freezeState) }
         _ = try index(key)

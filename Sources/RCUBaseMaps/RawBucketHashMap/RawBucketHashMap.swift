@@ -627,24 +627,6 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
         case needsRoom
     }
 
-    /// User-mode update. Contract: ``RawMap/update(key:value:flags:)``.
-    ///
-    /// Declared on the class, and inlinable, rather than taken from ``FlaggedWrites``'
-    /// extension: that generic method reached the class's update through two witness
-    /// thunks (on the bucket hash, 29 of the 347 instructions of an 8-byte replace,
-    /// callgrind); this is one direct call.
-    @inlinable
-    public func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags) throws(MapError) {
-        _ = try update(key: key, value: value, flags: flags, operation: [], displaced: nil)
-    }
-
-    /// User-mode delete. Contract: ``RawMap/delete(key:)``. On the class for the reason
-    /// ``update(key:value:flags:)`` is.
-    @inlinable
-    public func delete(key: UnsafeRawBufferPointer) throws(MapError) {
-        try delete(key: key, operation: [])
-    }
-
     @usableFromInline
     func delete(key: UnsafeRawBufferPointer, operation: MapOperationFlags) throws(MapError) {
         let helper = operation.contains(.helper)
