@@ -109,9 +109,12 @@ final class EntrySlots: @unchecked Sendable {
         UnsafeMutablePointer(bitPattern: chunks[index].load(ordering: .acquiring))
     }
 
-    /// The word of `slot`, whose chunk exists.
+    /// The word of `slot`, whose chunk exists. (Masking shifts and wrapping arithmetic:
+    /// `0 <= slot < capacity` and `chunkShift < 64`, so neither can overflow, and the
+    /// checked forms cost a third of a slot's take.)
+    @inline(__always)
     private func word(_ slot: Int) -> UnsafeMutablePointer<Atomic<UInt>> {
-        entryWords(ofChunk: slot >> chunkShift).unsafelyUnwrapped + (slot & (chunkSize - 1))
+        entryWords(ofChunk: slot &>> chunkShift).unsafelyUnwrapped + (slot & (chunkSize &- 1))
     }
 
     /// Makes chunk `index` if no thread has; false if there is no memory for it.
@@ -139,7 +142,7 @@ final class EntrySlots: @unchecked Sendable {
             }
             var mark = highWater.load(ordering: .relaxed)
             while mark < capacity {
-                guard ensureChunk(mark >> chunkShift) else { return nil }
+                guard ensureChunk(mark &>> chunkShift) else { return nil }
                 let (bumped, current) = highWater.compareExchange(expected: mark, desired: mark + 1,
                                                                   ordering: .acquiringAndReleasing)
                 if bumped { return mark }
@@ -172,6 +175,7 @@ final class EntrySlots: @unchecked Sendable {
     }
 
     /// Stores `entry` in `slot`, for sweeps to find (before its publication: see the rules).
+    @inline(__always)
     func publish(_ entry: UnsafeMutableRawPointer, at slot: Int) {
         word(slot).pointee.store(UInt(bitPattern: entry), ordering: .releasing)
     }
