@@ -21,6 +21,24 @@
 #include <urcu/list.h>
 
 /* ---------------------------------------------------------------------------
+ * AddressSanitizer: whether this build has it (recycled blocks would hide their
+ * use after a free from it, so EpochRetireList does not recycle under it).
+ * ------------------------------------------------------------------------- */
+#if defined(__has_feature)
+#  if __has_feature(address_sanitizer)
+#    define RCUMAPS_ASAN 1
+#  endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#  define RCUMAPS_ASAN 1
+#endif
+#ifdef RCUMAPS_ASAN
+const int rcumaps_asan_enabled = 1;
+#else
+const int rcumaps_asan_enabled = 0;
+#endif
+
+/* ---------------------------------------------------------------------------
  * ThreadSanitizer
  * ------------------------------------------------------------------------- */
 #if defined(__has_feature)

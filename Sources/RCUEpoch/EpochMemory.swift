@@ -68,13 +68,20 @@ public enum EpochMemory {
     /// `slot` (an ``EpochRetireList`` keeps the size and tag its blocks share).
     /// 16-byte aligned (glibc `malloc`); `nil` when the allocator fails.
     static func allocateHeaderless(byteCount: Int, counters slot: UnsafeMutablePointer<TagCounters>,
-                                   tag: PoolTag) -> UnsafeMutableRawPointer? {
-        if _FaultInjection.isActive, _FaultInjection.shouldFail(tag: tag) { return nil }
+                                   tag: PoolTag, injectable: Bool = true) -> UnsafeMutableRawPointer? {
+        if injectable, _FaultInjection.isActive, _FaultInjection.shouldFail(tag: tag) { return nil }
         guard let block = malloc(byteCount) else { return nil }
+        accountHeaderlessAllocated(byteCount: byteCount, counters: slot)
+        return block
+    }
+
+    /// Accounts one headerless block of `byteCount` bytes in (allocated, or taken back from
+    /// an ``EpochRetireList``'s recycled blocks).
+    @inline(__always)
+    static func accountHeaderlessAllocated(byteCount: Int, counters slot: UnsafeMutablePointer<TagCounters>) {
         slot.pointee.liveBytes.wrappingAdd(byteCount, ordering: .relaxed)
         slot.pointee.allocations.wrappingAdd(1, ordering: .relaxed)
         slot.pointee.liveAllocations.wrappingAdd(1, ordering: .relaxed)
-        return block
     }
 
     /// Accounts `count` headerless blocks of `byteCount` bytes each out (the allocator has

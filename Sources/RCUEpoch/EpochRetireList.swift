@@ -44,10 +44,10 @@ public final class EpochRetireList: @unchecked Sendable {
     // its stripes (each read and written only under its own lock) and the process-wide
     // counters of its tag (atomics, never freed).
     /// Runs on every block of the list just before it is freed, after its grace period
-    /// (``EpochRetireList/init(blockSize:tag:finalizer:)``).
+    /// (``EpochRetireList/init(blockSize:tag:finalizer:recycling:)``).
     public typealias Finalizer = EpochBlockFinalizer
 
-    /// Blocks per batch (the batch block is `8 × (batchSize + 4)` bytes).
+    /// Blocks per batch (the batch block is `8 × (batchSize + 5)` bytes).
     public static let batchSize = 64
 
     /// Bytes of every block of this list; 0 for a list of references
@@ -66,12 +66,20 @@ public final class EpochRetireList: @unchecked Sendable {
     /// Retired blocks not yet submitted, as addresses: `stripeCount` stripes of
     /// ``stripeBytes`` each, cache-aligned. A stripe: at offset 0 its ``FutexLock`` word, at
     /// 8 the number of addresses it holds (changed under the lock), from 16 up to
-    /// ``batchSize`` addresses.
+    /// ``batchSize`` addresses; then, at ``cacheOffset``, the number of recycled blocks the
+    /// stripe holds for its next allocations and up to ``batchSize`` of their addresses
+    /// (used only when the list recycles).
     ///
-    /// Invariant: allocated in `init`, freed in `deinit`; a stripe's count and addresses are
-    /// read and written only under its lock.
+    /// Invariant: allocated in `init`, freed in `deinit`; a stripe's counts and addresses are
+    /// written only under its lock, and read under it (the count of recycled blocks, an
+    /// atomic, is also read without it as a hint). A cached address is a block of the list
+    /// whose grace period is over, owned by the stripe until an allocation takes it.
     private let stripeMemory: UnsafeMutableRawPointer
-    private static let stripeBytes = (16 + 8 * batchSize + 63) / 64 * 64
+    private static let cacheOffset = 16 + 8 * batchSize
+    private static let stripeBytes = (cacheOffset + 8 + 8 * batchSize + 63) / 64 * 64
+    /// Where blocks whose grace period is over wait for the next allocations, if this list
+    /// recycles (``init(blockSize:tag:finalizer:recycling:)``).
+    private let recycled: EpochRecycledBlocks?
     /// Blocks whose batch could not be allocated (out of memory), for the next submission.
     private let unsubmitted = ThreadLock<[UInt]>([])
     /// Whether ``unsubmitted`` may hold blocks (set and cleared under its lock; read without
@@ -117,6 +125,7 @@ public final class EpochRetireList: @unchecked Sendable {
         for entry in registry.valueLockedForFork.values {
             let list = entry.unretained.takeUnretainedValue()
             for stripe in 0..<list.stripeCount { FutexLock.lock(list.lockWord(stripe)) }
+            list.recycled?.lockForFork()  // after the stripes: a stripe refills under its lock
             list.unsubmitted.lockForFork()
         }
         orphans.lockForFork()
@@ -128,6 +137,7 @@ public final class EpochRetireList: @unchecked Sendable {
         for entry in registry.valueLockedForFork.values {
             let list = entry.unretained.takeUnretainedValue()
             list.unsubmitted.unlockAfterFork()
+            list.recycled?.unlockAfterFork()
             for stripe in 0..<list.stripeCount { FutexLock.unlock(list.lockWord(stripe)) }
         }
         registry.unlockAfterFork()
@@ -144,16 +154,32 @@ public final class EpochRetireList: @unchecked Sendable {
     ///     reclamation thread after the block's grace period (say, to deinitialize the Swift
     ///     values a block holds). Blocks released with ``freeUnpublished(_:)`` do not pass
     ///     through it.
-    public convenience init(blockSize: Int, tag: PoolTag, finalizer: (any EpochBlockFinalizer)? = nil) {
+    ///   - recycling: how many blocks whose grace period is over the list may keep for its
+    ///     next ``allocate()`` calls instead of freeing them (0, the default: none). Worth it
+    ///     for a list that allocates about as fast as it retires (a hash map under churn):
+    ///     the reclamation thread frees what writers allocate, which glibc serves only
+    ///     through its slow path. Kept blocks are accounted as reclaimed; they are freed
+    ///     when the list is. Builds with AddressSanitizer never recycle, so that a use of a
+    ///     retired block after its grace period is still caught.
+    public convenience init(blockSize: Int, tag: PoolTag, finalizer: (any EpochBlockFinalizer)? = nil,
+                            recycling: Int = 0) {
         _rcumapsPrecondition(blockSize > 0 && blockSize <= EpochMemory.maxBlockSize, "EpochRetireList block size out of range")
-        self.init(validatedBlockSize: blockSize, tag: tag, finalizer: finalizer)
+        _rcumapsPrecondition(recycling >= 0, "EpochRetireList: a negative recycling limit")
+        self.init(validatedBlockSize: blockSize, tag: tag, finalizer: finalizer,
+                  recycling: Self.recyclingIsAvailable ? recycling : 0)
     }
 
+    /// Whether lists made with a `recycling` limit recycle in this build (`false` under
+    /// AddressSanitizer, which must see a retired block freed to catch a later use of it).
+    public static let recyclingIsAvailable = rcumaps_asan_enabled == 0
+
     /// The designated initializer; a `blockSize` of 0 makes a list of references.
-    private init(validatedBlockSize blockSize: Int, tag: PoolTag, finalizer: (any EpochBlockFinalizer)?) {
+    private init(validatedBlockSize blockSize: Int, tag: PoolTag, finalizer: (any EpochBlockFinalizer)?,
+                 recycling: Int = 0) {
         self.blockSize = blockSize
         self.tag = tag
         self.finalizer = finalizer
+        recycled = recycling > 0 ? EpochRecycledBlocks(limit: recycling) : nil
         slotIndex = EpochMemory.tagSlotIndex(tag)
         firstCounters = tagTable.slots + slotIndex
         counterStripes = tagTable.stripes
@@ -164,6 +190,7 @@ public final class EpochRetireList: @unchecked Sendable {
         for stripe in 0..<stripeCount {
             (stripeMemory + stripe * Self.stripeBytes).initializeMemory(as: Atomic<UInt32>.self, to: Atomic(0))
             (stripeMemory + stripe * Self.stripeBytes + 8).initializeMemory(as: Int.self, repeating: 0, count: 1)
+            (stripeMemory + stripe * Self.stripeBytes + Self.cacheOffset).initializeMemory(as: Atomic<Int>.self, to: Atomic(0))
         }
         Self.registry.withLock {
             $0[ObjectIdentifier(self)] = Entry(list: self, unretained: Unmanaged.passUnretained(self))
@@ -198,7 +225,21 @@ public final class EpochRetireList: @unchecked Sendable {
             }
             Self.orphanCount.wrappingAdd(1, ordering: .releasing)
         }
-        for stripe in 0..<stripeCount { lockWord(stripe).deinitialize(count: 1) }
+        // Recycled blocks are the list's alone (batches still in flight keep nothing once the
+        // pool is closed); they were accounted as reclaimed when they were kept.
+        if let recycled {
+            recycled.close()
+            for stripe in 0..<stripeCount {
+                FutexLock.lock(lockWord(stripe))  // (no one else can: for the sanitizer's ordering)
+                let cached = cacheCountWord(stripe).pointee.load(ordering: .relaxed)
+                for index in 0..<cached { free(UnsafeMutableRawPointer(bitPattern: cache(stripe)[index])) }
+                FutexLock.unlock(lockWord(stripe))
+            }
+        }
+        for stripe in 0..<stripeCount {
+            lockWord(stripe).deinitialize(count: 1)
+            cacheCountWord(stripe).deinitialize(count: 1)
+        }
         stripeMemory.deallocate()
     }
 
@@ -207,8 +248,54 @@ public final class EpochRetireList: @unchecked Sendable {
     /// published, release it with ``freeUnpublished(_:)``.
     ///
     /// - Returns: The block, or `nil` when the allocator fails (callers report ENOMEM).
+    ///
+    /// A list that recycles (``init(blockSize:tag:finalizer:recycling:)``) hands out a block
+    /// whose grace period is over when its stripe or the list keeps one: the stripe's lock
+    /// taken and given back, no call into the allocator.
     public func allocate() -> UnsafeMutableRawPointer? {
-        EpochMemory.allocateHeaderless(byteCount: blockSize, counters: counters, tag: tag)
+        if let recycled {
+            if _FaultInjection.isActive, _FaultInjection.shouldFail(tag: tag) { return nil }
+            if let block = takeRecycled(recycled) { return block }
+            return EpochMemory.allocateHeaderless(byteCount: blockSize, counters: counters, tag: tag, injectable: false)
+        }
+        return EpochMemory.allocateHeaderless(byteCount: blockSize, counters: counters, tag: tag)
+    }
+
+    /// Blocks recycled and not yet handed out again, in the list and its stripes (a
+    /// snapshot; 0 for a list that does not recycle). For tests and reports.
+    package var recycledBlockCount: Int {
+        guard let recycled else { return 0 }
+        var total = recycled.keptCount
+        for stripe in 0..<stripeCount { total += cacheCountWord(stripe).pointee.load(ordering: .relaxed) }
+        return total
+    }
+
+    /// A recycled block from the calling thread's stripe (refilled from `recycled` when it
+    /// has none), accounted as allocated; nil if none is kept anywhere.
+    @inline(__always)
+    private func takeRecycled(_ recycled: EpochRecycledBlocks) -> UnsafeMutableRawPointer? {
+        let threadStripe = Int(rcumaps_thread_stripe())
+        let stripe = threadStripe & (stripeCount &- 1)
+        let cached = cacheCountWord(stripe)
+        // Nothing here and nothing kept (as last seen): no lock. A block kept just now waits
+        // for the next allocation.
+        if cached.pointee.load(ordering: .relaxed) == 0, recycled.available.load(ordering: .relaxed) == 0 { return nil }
+        let lock = lockWord(stripe)
+        FutexLock.lock(lock)
+        var count = cached.pointee.load(ordering: .relaxed)
+        if count == 0 { count = recycled.take(into: cache(stripe), count: Self.batchSize) }
+        guard count > 0 else {
+            FutexLock.unlock(lock)
+            return nil
+        }
+        count &-= 1
+        cached.pointee.store(count, ordering: .relaxed)
+        let block = UnsafeMutableRawPointer(bitPattern: cache(stripe)[count]).unsafelyUnwrapped
+        FutexLock.unlock(lock)
+        EpochMemory.accountHeaderlessAllocated(
+            byteCount: blockSize,
+            counters: TagTable.counters(firstCounters, stripes: counterStripes, threadStripe: threadStripe))
+        return block
     }
 
     /// Releases, at once, a block of this list that was never published (no reader can
@@ -268,6 +355,18 @@ public final class EpochRetireList: @unchecked Sendable {
     @inline(__always)
     private func addresses(_ stripe: Int) -> UnsafeMutablePointer<UInt> {
         (stripeMemory + stripe &* Self.stripeBytes + 16).bindMemory(to: UInt.self, capacity: Self.batchSize)
+    }
+
+    /// How many recycled blocks stripe `stripe` holds (changed under its lock).
+    @inline(__always)
+    private func cacheCountWord(_ stripe: Int) -> UnsafeMutablePointer<Atomic<Int>> {
+        (stripeMemory + stripe &* Self.stripeBytes + Self.cacheOffset).assumingMemoryBound(to: Atomic<Int>.self)
+    }
+
+    /// The recycled blocks of stripe `stripe` (under its lock).
+    @inline(__always)
+    private func cache(_ stripe: Int) -> UnsafeMutablePointer<UInt> {
+        (stripeMemory + stripe &* Self.stripeBytes + Self.cacheOffset + 8).bindMemory(to: UInt.self, capacity: Self.batchSize)
     }
 
     /// Bytes of one tag awaiting reclamation beyond which writers wait for it
@@ -383,7 +482,7 @@ public final class EpochRetireList: @unchecked Sendable {
     /// (Until 2026-12-03 only a flush did: after a moment without memory, a list that seldom
     /// flushes kept them pending until the next `Epoch.barrier()`. Found by review.)
     private func submitOrKeep(_ blocks: UnsafeBufferPointer<UInt>) {
-        if !Self.submit(blocks, blockSize: blockSize, slotIndex: slotIndex, finalizer: finalizer) {
+        if !Self.submit(blocks, blockSize: blockSize, slotIndex: slotIndex, finalizer: finalizer, recycled: recycled) {
             unsubmitted.withLock {
                 $0.append(contentsOf: blocks)
                 hasUnsubmitted.store(true, ordering: .relaxed)
@@ -395,14 +494,14 @@ public final class EpochRetireList: @unchecked Sendable {
     }
 
     /// Queues `blocks` behind one `rcu_head`: a batch block
-    /// `[count | blockSize | slotIndex | finalizer | addresses…]`, which carries what the
-    /// reclaim callback needs even if this list is gone by then (the finalizer retained, once
-    /// per batch). Its memory is accounted to ``PoolTag/workItem``, so that a fault injected
-    /// on the owner's tag never stops a retirement. Returns `false` (nothing queued) if even
-    /// that allocation fails.
+    /// `[count | blockSize | slotIndex | finalizer | recycled | addresses…]`, which carries
+    /// what the reclaim callback needs even if this list is gone by then (the finalizer and
+    /// the keeper of recycled blocks retained, once per batch). Its memory is accounted to
+    /// ``PoolTag/workItem``, so that a fault injected on the owner's tag never stops a
+    /// retirement. Returns `false` (nothing queued) if even that allocation fails.
     private static func submit(_ blocks: UnsafeBufferPointer<UInt>, blockSize: Int, slotIndex: Int,
-                               finalizer: (any EpochBlockFinalizer)?) -> Bool {
-        guard let batch = EpochMemory.allocate(byteCount: 8 * (blocks.count + 4), tag: .workItem) else {
+                               finalizer: (any EpochBlockFinalizer)?, recycled: EpochRecycledBlocks? = nil) -> Bool {
+        guard let batch = EpochMemory.allocate(byteCount: 8 * (blocks.count + 5), tag: .workItem) else {
             return false
         }
         batch.storeBytes(of: blocks.count, as: Int.self)
@@ -410,22 +509,26 @@ public final class EpochRetireList: @unchecked Sendable {
         batch.storeBytes(of: slotIndex, toByteOffset: 16, as: Int.self)
         let box = finalizer.map { Unmanaged.passRetained(FinalizerBox($0)).toOpaque() }
         batch.storeBytes(of: box, toByteOffset: 24, as: UnsafeMutableRawPointer?.self)
-        (batch + 32).copyMemory(from: blocks.baseAddress!, byteCount: 8 * blocks.count)
+        let keeper = recycled.map { Unmanaged.passRetained($0).toOpaque() }
+        batch.storeBytes(of: keeper, toByteOffset: 32, as: UnsafeMutableRawPointer?.self)
+        (batch + 40).copyMemory(from: blocks.baseAddress!, byteCount: 8 * blocks.count)
         EpochMemory.scheduleRetireBatch(batch)
         return true
     }
 
-    /// Reclaim callback of a batch block (after its grace period): finalizes and frees its
-    /// blocks.
+    /// Reclaim callback of a batch block (after its grace period): finalizes its blocks, and
+    /// frees them or, for a list that recycles, keeps what its keeper has room for.
     static func release(batch: UnsafeMutableRawPointer) {
         let count = batch.load(as: Int.self)
         let blockSize = batch.load(fromByteOffset: 8, as: Int.self)
         let slotIndex = batch.load(fromByteOffset: 16, as: Int.self)
         let finalizer = batch.load(fromByteOffset: 24, as: UnsafeMutableRawPointer?.self)
             .map { Unmanaged<FinalizerBox>.fromOpaque($0).takeRetainedValue().finalizer }
+        let recycled = batch.load(fromByteOffset: 32, as: UnsafeMutableRawPointer?.self)
+            .map { Unmanaged<EpochRecycledBlocks>.fromOpaque($0).takeRetainedValue() }
         let counters = tagTable.counters(slotIndex)
         @inline(__always) func block(_ index: Int) -> UnsafeMutableRawPointer {
-            UnsafeMutableRawPointer(bitPattern: batch.load(fromByteOffset: 32 &+ 8 &* index, as: UInt.self))!
+            UnsafeMutableRawPointer(bitPattern: batch.load(fromByteOffset: 40 &+ 8 &* index, as: UInt.self))!
         }
         if let finalizer {
             // One retain of the finalizer for the batch (the optional, unwrapped in the loop,
@@ -434,7 +537,9 @@ public final class EpochRetireList: @unchecked Sendable {
         }
         // A list of references (blockSize 0) does not own its pointers.
         if blockSize != 0 {
-            for index in 0..<count { Glibc.free(block(index)) }
+            // Kept from the front; the rest (the keeper full, or closed with its list) freed.
+            let kept = recycled?.keep(batch + 40, count: count) ?? 0
+            for index in kept..<count { Glibc.free(block(index)) }
         }
         if blockSize != 0 {
             EpochMemory.accountHeaderlessReleased(count: count, byteCount: blockSize, counters: counters, wasPending: true)

@@ -121,6 +121,8 @@ void rcumaps_tsan_reader_exit(void);
 void rcumaps_tsan_after_grace_period(void);
 /* Non-zero when the shim was compiled with ThreadSanitizer. */
 extern const int rcumaps_tsan_enabled;
+/* Non-zero when the shim was compiled with AddressSanitizer. */
+extern const int rcumaps_asan_enabled;
 
 /* ---------------------------------------------------------------------------
  * Read side (safe, non-LGPL: calls into liburcu-memb.so)

@@ -139,7 +139,12 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
         maxEntries = definition.maxEntries
         capacity = CapacityGate(maxEntries: definition.maxEntries)
         tag = definition.effectivePoolTag
-        retired = EpochRetireList(blockSize: entrySize, tag: tag)
+        // Entries whose grace period is over are kept for the next inserts, as many as the
+        // map holds (at least 256, at most 65,536: 3 MiB of 48-byte entries): a grace period
+        // ends for all the entries retired during it at once, and the inserts that follow
+        // take them.
+        retired = EpochRetireList(blockSize: entrySize, tag: tag,
+                                  recycling: Swift.min(1 << 16, Swift.max(256, definition.maxEntries)))
         if valuesInPlace {
             // Slots in use never exceed the capacity units held (slots go back before their
             // unit: see EntrySlots); the 64 spare slots are only a margin.

@@ -1,0 +1,96 @@
+import CRCUMapsShim
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Blocks of one ``EpochRetireList`` whose grace period is over, kept for the list's next
+/// allocations instead of going back to the allocator.
+///
+/// Why: a retired block is freed on the reclamation thread and the next one allocated on a
+/// writer thread, so glibc's per-thread cache never has one: each allocation took
+/// `_int_malloc`'s slow path and its arena lock (about 130 instructions, a tenth of a
+/// lock-free hash's churn operation), each free the same on the other side. A recycled
+/// block costs the writer an uncontended lock of its stripe (see
+/// ``EpochRetireList/allocate()``).
+///
+/// The reclamation thread pushes whole batches (``keep(_:count:)``); a writer's stripe takes
+/// up to a batch at once (``take(into:count:)``). At most ``limit`` blocks wait here; the
+/// rest are freed as before. Blocks here are accounted as reclaimed (released from the tag's
+/// live figures) and as allocated again when taken, so the statistics read as without
+/// recycling; the memory held here is at most `limit × blockSize` bytes per list.
+///
+/// Lifetime: owned by its list and retained by every batch in flight (a batch may finish
+/// its grace period after the list is gone). ``close()`` (the list's `deinit`) frees what
+/// is kept and makes later ``keep(_:count:)`` calls keep nothing.
+///
+/// Concurrency: any thread; every access under ``lock``, a pthread mutex held only to copy
+/// addresses. Lock order: a list's stripe, then this lock.
+final class EpochRecycledBlocks: @unchecked Sendable {
+    // @unchecked Sendable: `addresses`, `count` and `closed` are only touched with `lock`.
+    /// The most blocks kept.
+    let limit: Int
+    private let lock: ThreadLock<Void>
+    /// Invariant: `limit` words, the first `count` of them addresses of blocks of the list's
+    /// size whose grace period is over (no reader can hold them), owned by nobody else.
+    private let addresses: UnsafeMutablePointer<UInt>
+    private var count = 0
+    private var closed = false
+    /// `count`, readable without the lock: a hint, so that an allocation finds out there is
+    /// nothing to take without taking the lock (a list that only grows never locks it).
+    let available = Atomic<Int>(0)
+
+    init(limit: Int) {
+        self.limit = limit
+        lock = ThreadLock(())
+        addresses = .allocate(capacity: limit)
+    }
+
+    deinit {
+        // Closed by the list, or never used: either way nothing is kept.
+        for index in 0..<count { free(UnsafeMutableRawPointer(bitPattern: addresses[index])) }
+        addresses.deallocate()
+    }
+
+    /// Keeps as many of `blocks` (`count` addresses, their grace period over) as there is
+    /// room for, from the front; returns how many it kept. The caller frees the rest.
+    func keep(_ blocks: UnsafeRawPointer, count total: Int) -> Int {
+        lock.withLock { _ in
+            if closed { return 0 }
+            let kept = Swift.min(total, limit - count)
+            (addresses + count).initialize(from: blocks.assumingMemoryBound(to: UInt.self), count: kept)
+            count += kept
+            available.store(count, ordering: .relaxed)
+            return kept
+        }
+    }
+
+    /// How many blocks are kept (a snapshot).
+    var keptCount: Int { lock.withLock { _ in count } }
+
+    /// Moves up to `wanted` kept addresses into `destination`; returns how many.
+    func take(into destination: UnsafeMutablePointer<UInt>, count wanted: Int) -> Int {
+        lock.withLock { _ in
+            let taken = Swift.min(wanted, count)
+            count -= taken
+            available.store(count, ordering: .relaxed)
+            destination.initialize(from: addresses + count, count: taken)
+            return taken
+        }
+    }
+
+    /// Frees every kept block; later ``keep(_:count:)`` calls keep nothing.
+    func close() {
+        lock.withLock { _ in
+            closed = true
+            for index in 0..<count { free(UnsafeMutableRawPointer(bitPattern: addresses[index])) }
+            count = 0
+            available.store(0, ordering: .relaxed)
+        }
+    }
+
+    /// fork() prepare handler of the owning list (see ``EpochRetireList``).
+    func lockForFork() { lock.lockForFork() }
+    /// fork() parent and child handler.
+    func unlockAfterFork() { lock.unlockAfterFork() }
+}
