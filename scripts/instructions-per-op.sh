@@ -14,6 +14,11 @@
 # CACHE_SIM=1 adds callgrind's cache simulation: L1 data misses (a 32 KiB, 8-way L1) and
 # last-level misses, the last level being a 1 MiB, 16-way cache (this machine's L2 per
 # core; $LL overrides, as size,associativity,line). A miss there is a trip to L3 or memory.
+#
+# FAIR_SCHED=1 runs valgrind with --fair-sched=yes. Valgrind runs one thread at a time;
+# without it, the epoch layer's grace-period thread gets the lock only now and then, so
+# reclamation (and anything recycled after a grace period) lags far behind the writer and
+# the counts of write workloads vary by about 5 % from run to run.
 set -euo pipefail
 if [ $# -lt 3 ]; then
     echo "usage: $0 BINARY WORKLOAD MAP [MAP...]" >&2
@@ -29,6 +34,7 @@ strip --strip-debug -o "$work/rcumaps" "$binary"
 binary=$work/rcumaps
 simulate=()
 if [ "${CACHE_SIM:-0}" = 1 ]; then simulate=(--cache-sim=yes --D1=32768,8,64 "--LL=${LL:-1048576,16,64}"); fi
+if [ "${FAIR_SCHED:-0}" = 1 ]; then simulate+=(--fair-sched=yes); fi
 totals() {  # "events" and "totals" lines of one callgrind run of $1 operations on map $2
     valgrind --tool=callgrind "${simulate[@]}" --callgrind-out-file="$work/out" "$binary" bench --maps "$2" \
         --workloads "$workload" --threads 1 --operations "$1" ${BENCH_OPTIONS:-} >/dev/null 2>"$work/log" \
