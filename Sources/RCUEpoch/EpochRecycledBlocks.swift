@@ -9,10 +9,9 @@ import Glibc
 ///
 /// Why: a retired block is freed on the reclamation thread and the next one allocated on a
 /// writer thread, so glibc's per-thread cache never has one: each allocation took
-/// `_int_malloc`'s slow path and its arena lock (about 130 instructions, a tenth of a
-/// lock-free hash's churn operation), each free the same on the other side. A recycled
-/// block costs the writer an uncontended lock of its stripe (see
-/// ``EpochRetireList/allocate()``).
+/// `_int_malloc`'s slow path and its arena lock (about 130 instructions for a lock-free hash
+/// entry), each free the same on the other side. A recycled block costs the writer an
+/// uncontended lock of its stripe (see ``EpochRetireList/allocate()``).
 ///
 /// The reclamation thread pushes whole batches (``keep(_:count:)``); a writer's stripe takes
 /// up to a batch at once (``take(into:count:)``). At most ``limit`` blocks wait here; the
@@ -58,7 +57,7 @@ final class EpochRecycledBlocks: @unchecked Sendable {
         lock.withLock { _ in
             if closed { return 0 }
             let kept = Swift.min(total, limit - count)
-            (addresses + count).initialize(from: blocks.assumingMemoryBound(to: UInt.self), count: kept)
+            UnsafeMutableRawPointer(addresses + count).copyMemory(from: blocks, byteCount: 8 * kept)
             count += kept
             available.store(count, ordering: .relaxed)
             return kept

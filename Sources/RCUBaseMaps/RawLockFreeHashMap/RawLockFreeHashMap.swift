@@ -140,9 +140,9 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
         capacity = CapacityGate(maxEntries: definition.maxEntries)
         tag = definition.effectivePoolTag
         // Entries whose grace period is over are kept for the next inserts, as many as the
-        // map holds (at least 256, at most 65,536: 3 MiB of 48-byte entries): a grace period
-        // ends for all the entries retired during it at once, and the inserts that follow
-        // take them.
+        // map holds (at least 256, at most 65,536: 3 MiB for 8-byte keys and values): a
+        // grace period ends for all the entries retired during it at once, and the inserts
+        // that follow take them.
         retired = EpochRetireList(blockSize: entrySize, tag: tag,
                                   recycling: Swift.min(1 << 16, Swift.max(256, definition.maxEntries)))
         if valuesInPlace {
