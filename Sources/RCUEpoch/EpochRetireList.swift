@@ -173,6 +173,15 @@ public final class EpochRetireList: @unchecked Sendable {
     /// AddressSanitizer, which must see a retired block freed to catch a later use of it).
     public static let recyclingIsAvailable = rcumaps_asan_enabled == 0
 
+    /// A list that recycles even under AddressSanitizer: for the tests of recycling itself,
+    /// so that the sanitizer checks the list's own bookkeeping too.
+    package static func recyclingEvenUnderSanitizers(blockSize: Int, tag: PoolTag,
+                                                     finalizer: (any EpochBlockFinalizer)? = nil,
+                                                     recycling: Int) -> EpochRetireList {
+        _rcumapsPrecondition(blockSize > 0 && blockSize <= EpochMemory.maxBlockSize, "EpochRetireList block size out of range")
+        return EpochRetireList(validatedBlockSize: blockSize, tag: tag, finalizer: finalizer, recycling: recycling)
+    }
+
     /// The designated initializer; a `blockSize` of 0 makes a list of references.
     private init(validatedBlockSize blockSize: Int, tag: PoolTag, finalizer: (any EpochBlockFinalizer)?,
                  recycling: Int = 0) {

@@ -454,15 +454,24 @@ struct EpochRetireListTests {
     }
 }
 
+/// The lists here recycle even under AddressSanitizer (which public lists do not), so that
+/// the sanitizer checks recycling's own bookkeeping.
 @Suite("Recycled blocks of retire lists")
 struct EpochRetireListRecyclingTests {
+    /// Public lists recycle except under AddressSanitizer.
+    @Test func recyclingIsOffOnlyUnderAddressSanitizer() throws {
+        let list = EpochRetireList(blockSize: 16, tag: uniqueTag(), recycling: 64)
+        list.retire(try #require(list.allocate()))
+        Epoch.barrier()
+        #expect((list.recycledBlockCount == 1) == EpochRetireList.recyclingIsAvailable)
+    }
+
     /// Blocks whose grace period is over come back from `allocate()`: the same addresses,
     /// accounted as allocated again, with the statistics as without recycling.
     @Test func blocksComeBackAfterTheirGracePeriod() throws {
-        try #require(EpochRetireList.recyclingIsAvailable, "AddressSanitizer builds do not recycle")
         let tag = uniqueTag()
         let batch = EpochRetireList.batchSize
-        let list = EpochRetireList(blockSize: 48, tag: tag, recycling: 4 * batch)
+        let list = EpochRetireList.recyclingEvenUnderSanitizers(blockSize: 48, tag: tag, recycling: 4 * batch)
         var retired = Set<UInt>()
         for _ in 0..<(2 * batch) {
             let block = try #require(list.allocate())
@@ -492,10 +501,9 @@ struct EpochRetireListRecyclingTests {
 
     /// At most `recycling` blocks wait; the rest of a batch is freed as without recycling.
     @Test func theListKeepsNoMoreThanItsLimit() throws {
-        try #require(EpochRetireList.recyclingIsAvailable, "AddressSanitizer builds do not recycle")
         let tag = uniqueTag()
         let batch = EpochRetireList.batchSize
-        let list = EpochRetireList(blockSize: 32, tag: tag, recycling: 10)
+        let list = EpochRetireList.recyclingEvenUnderSanitizers(blockSize: 32, tag: tag, recycling: 10)
         var retired = Set<UInt>()
         for _ in 0..<batch {
             let block = try #require(list.allocate())
@@ -518,7 +526,7 @@ struct EpochRetireListRecyclingTests {
     /// An injected allocation failure fails a recycled allocation as well.
     @Test func anInjectedFaultFailsARecycledAllocation() throws {
         let tag = uniqueTag()
-        let list = EpochRetireList(blockSize: 16, tag: tag, recycling: 256)
+        let list = EpochRetireList.recyclingEvenUnderSanitizers(blockSize: 16, tag: tag, recycling: 256)
         for _ in 0..<EpochRetireList.batchSize { list.retire(try #require(list.allocate())) }
         _ = settledStatistics(for: tag)
         _FaultInjection.failAllocations(tag: tag, after: 0)
@@ -535,7 +543,7 @@ struct EpochRetireListRecyclingTests {
         let tag = uniqueTag()
         let seen = FinalizedValues()
         do {
-            let list = EpochRetireList(blockSize: 48, tag: tag, finalizer: seen, recycling: 512)
+            let list = EpochRetireList.recyclingEvenUnderSanitizers(blockSize: 48, tag: tag, finalizer: seen, recycling: 512)
             let threads = 2 * list.stripeCount + 1
             let clashes = Atomic<Int>(0)
             runOnThreads(threads) { thread in
