@@ -17,7 +17,8 @@ import Glibc
 /// up to a batch at once (``take(into:count:)``). At most ``limit`` blocks wait here; the
 /// rest are freed as before. Blocks here are accounted as reclaimed (released from the tag's
 /// live figures) and as allocated again when taken, so the statistics read as without
-/// recycling; the memory held here is at most `limit × blockSize` bytes per list.
+/// recycling; the memory held here is at most `limit × (blockSize + 8)` bytes per list (the
+/// array of addresses grows with what is kept).
 ///
 /// Lifetime: owned by its list and retained by every batch in flight (a batch may finish
 /// its grace period after the list is gone). ``close()`` (the list's `deinit`) frees what
@@ -30,9 +31,12 @@ final class EpochRecycledBlocks: @unchecked Sendable {
     /// The most blocks kept.
     let limit: Int
     private let lock: ThreadLock<Void>
-    /// Invariant: `limit` words, the first `count` of them addresses of blocks of the list's
-    /// size whose grace period is over (no reader can hold them), owned by nobody else.
-    private let addresses: UnsafeMutablePointer<UInt>
+    /// Invariant: `capacity` words (nil while 0; grown as blocks come, up to `limit`, so a
+    /// list that never churns holds none), the first `count` of them addresses of blocks of
+    /// the list's size whose grace period is over (no reader can hold them), owned by
+    /// nobody else.
+    private var addresses: UnsafeMutablePointer<UInt>?
+    private var capacity = 0
     private var count = 0
     private var closed = false
     /// `count`, readable without the lock: a hint, so that an allocation finds out there is
@@ -42,13 +46,31 @@ final class EpochRecycledBlocks: @unchecked Sendable {
     init(limit: Int) {
         self.limit = limit
         lock = ThreadLock(())
-        addresses = .allocate(capacity: limit)
     }
 
     deinit {
         // Closed by the list, or never used: either way nothing is kept.
-        for index in 0..<count { free(UnsafeMutableRawPointer(bitPattern: addresses[index])) }
-        addresses.deallocate()
+        freeKept()
+        free(addresses)
+    }
+
+    /// Frees the kept blocks (under the lock, or from `deinit`).
+    private func freeKept() {
+        for index in 0..<count { free(UnsafeMutableRawPointer(bitPattern: addresses.unsafelyUnwrapped[index])) }
+        count = 0
+    }
+
+    /// Makes room for `wanted` addresses if it can (never above `limit`, at least doubling);
+    /// returns the room there is. Under the lock.
+    private func room(for wanted: Int) -> Int {
+        if wanted > capacity, capacity < limit {
+            let grown = Swift.min(limit, Swift.max(wanted, 2 * capacity, 256))
+            if let memory = realloc(addresses, grown * MemoryLayout<UInt>.stride) {
+                addresses = memory.bindMemory(to: UInt.self, capacity: grown)
+                capacity = grown
+            }
+        }
+        return capacity
     }
 
     /// Keeps as many of `blocks` (`count` addresses, their grace period over) as there is
@@ -56,8 +78,9 @@ final class EpochRecycledBlocks: @unchecked Sendable {
     func keep(_ blocks: UnsafeRawPointer, count total: Int) -> Int {
         lock.withLock { _ in
             if closed { return 0 }
-            let kept = Swift.min(total, limit - count)
-            UnsafeMutableRawPointer(addresses + count).copyMemory(from: blocks, byteCount: 8 * kept)
+            let kept = Swift.min(total, room(for: count + total) - count)
+            guard kept > 0 else { return 0 }
+            UnsafeMutableRawPointer(addresses.unsafelyUnwrapped + count).copyMemory(from: blocks, byteCount: 8 * kept)
             count += kept
             available.store(count, ordering: .relaxed)
             return kept
@@ -71,9 +94,10 @@ final class EpochRecycledBlocks: @unchecked Sendable {
     func take(into destination: UnsafeMutablePointer<UInt>, count wanted: Int) -> Int {
         lock.withLock { _ in
             let taken = Swift.min(wanted, count)
+            guard taken > 0 else { return 0 }
             count -= taken
             available.store(count, ordering: .relaxed)
-            destination.initialize(from: addresses + count, count: taken)
+            destination.initialize(from: addresses.unsafelyUnwrapped + count, count: taken)
             return taken
         }
     }
@@ -82,8 +106,7 @@ final class EpochRecycledBlocks: @unchecked Sendable {
     func close() {
         lock.withLock { _ in
             closed = true
-            for index in 0..<count { free(UnsafeMutableRawPointer(bitPattern: addresses[index])) }
-            count = 0
+            freeKept()
             available.store(0, ordering: .relaxed)
         }
     }
