@@ -18,7 +18,9 @@ import Glibc
 /// rest are freed as before. Blocks here are accounted as reclaimed (released from the tag's
 /// live figures) and as allocated again when taken, so the statistics read as without
 /// recycling; the memory held here is at most `limit × (blockSize + 8)` bytes per list (the
-/// array of addresses grows with what is kept).
+/// array of addresses grows with what is kept), and each of the list's stripes may hold up
+/// to ``EpochRetireList/batchSize`` more blocks taken from here for its next allocations
+/// (until the list goes, for a stripe whose threads stopped allocating).
 ///
 /// Lifetime: owned by its list and retained by every batch in flight (a batch may finish
 /// its grace period after the list is gone). ``close()`` (the list's `deinit`) frees what
@@ -102,14 +104,31 @@ final class EpochRecycledBlocks: @unchecked Sendable {
         }
     }
 
-    /// Frees every kept block; later ``keep(_:count:)`` calls keep nothing.
+    /// Frees every kept block and the array of their addresses; later ``keep(_:count:)``
+    /// calls keep nothing. The lock is held only to take the blocks out (a fork waits for
+    /// it: see ``EpochRetireList``'s `deinit`), the blocks are freed outside it.
     func close() {
-        lock.withLock { _ in
+        let (kept, keptCount) = lock.withLock { _ -> (UnsafeMutablePointer<UInt>?, Int) in
             closed = true
-            freeKept()
             available.store(0, ordering: .relaxed)
+            defer {
+                addresses = nil
+                capacity = 0
+                count = 0
+            }
+            return (addresses, count)
         }
+        for index in 0..<keptCount { free(UnsafeMutableRawPointer(bitPattern: kept.unsafelyUnwrapped[index])) }
+        free(kept)
+        #if DEBUG
+        afterClosing?()
+        #endif
     }
+
+    #if DEBUG
+    /// Tests: runs at the end of ``close()``.
+    package var afterClosing: (() -> Void)?
+    #endif
 
     /// fork() prepare handler of the owning list (see ``EpochRetireList``).
     func lockForFork() { lock.lockForFork() }

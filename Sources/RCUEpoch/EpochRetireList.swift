@@ -223,7 +223,11 @@ public final class EpochRetireList: @unchecked Sendable {
     }
 
     deinit {
-        Self.registry.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(self)) }
+        // The list leaves the registry last, just before its stripes go: until then the fork
+        // handlers take its locks, so a fork waits for ``EpochRecycledBlocks/close()`` (which
+        // batches in flight share with the reclamation thread) instead of copying its lock
+        // held into the child, where the first of those batches would wait for it forever.
+        // (`flushAll()` does not see the list meanwhile: its weak reference reads nil.)
         // The stripes die with the list: blocks whose batch cannot be allocated now wait in
         // the process-wide orphan list for the next flush (every Epoch.barrier() tries).
         flush()
@@ -245,6 +249,7 @@ public final class EpochRetireList: @unchecked Sendable {
                 FutexLock.unlock(lockWord(stripe))
             }
         }
+        Self.registry.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(self)) }
         for stripe in 0..<stripeCount {
             lockWord(stripe).deinitialize(count: 1)
             cacheCountWord(stripe).deinitialize(count: 1)
@@ -269,6 +274,16 @@ public final class EpochRetireList: @unchecked Sendable {
         }
         return EpochMemory.allocateHeaderless(byteCount: blockSize, counters: counters, tag: tag)
     }
+
+    #if DEBUG
+    /// Tests: `body` runs when this list's keeper of recycled blocks has closed (in the
+    /// list's `deinit`); never, for a list that does not recycle.
+    package func whenRecycledBlocksClose(_ body: @escaping () -> Void) { recycled?.afterClosing = body }
+
+    /// Tests: whether the list `id` names is in the registry that ``Epoch/barrier()-129j7``
+    /// flushes and the fork handlers lock.
+    package static func isRegistered(_ id: ObjectIdentifier) -> Bool { registry.withLock { $0[id] != nil } }
+    #endif
 
     /// Blocks recycled and not yet handed out again, in the list and its stripes (a
     /// snapshot; 0 for a list that does not recycle). For tests and reports.

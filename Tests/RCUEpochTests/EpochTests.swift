@@ -529,10 +529,33 @@ struct EpochRetireListRecyclingTests {
         let list = EpochRetireList.recyclingEvenUnderSanitizers(blockSize: 16, tag: tag, recycling: 256)
         for _ in 0..<EpochRetireList.batchSize { list.retire(try #require(list.allocate())) }
         _ = settledStatistics(for: tag)
+        try #require(list.recycledBlockCount == EpochRetireList.batchSize)
         _FaultInjection.failAllocations(tag: tag, after: 0)
-        defer { _FaultInjection.disarm(tag: tag) }
         #expect(list.allocate() == nil)
+        _FaultInjection.disarm(tag: tag)
         #expect(EpochMemory.statistics(for: tag).liveAllocations == 0)
+        // The kept blocks were there all along: disarmed, the next allocation takes one.
+        let block = try #require(list.allocate())
+        #expect(list.recycledBlockCount == EpochRetireList.batchSize - 1)
+        list.retire(block)
+    }
+
+    /// A dropped list stays in the registry (whose lists the fork handlers lock) until its
+    /// keeper of recycled blocks has closed: a fork meanwhile waits for the keeper's lock
+    /// instead of copying it, held, into the child, where a batch still in flight would wait
+    /// for it forever when its grace period ends.
+    @Test func aListLeavesTheRegistryAfterItsKeeperCloses() throws {
+        let tag = uniqueTag()
+        let registeredWhenClosed = Mutex<Bool?>(nil)
+        do {
+            let list = EpochRetireList.recyclingEvenUnderSanitizers(blockSize: 16, tag: tag, recycling: 256)
+            let id = ObjectIdentifier(list)
+            #expect(EpochRetireList.isRegistered(id))
+            list.whenRecycledBlocksClose { registeredWhenClosed.withLock { $0 = EpochRetireList.isRegistered(id) } }
+            for _ in 0..<(EpochRetireList.batchSize + 3) { list.retire(try #require(list.allocate())) }
+        }
+        #expect(registeredWhenClosed.withLock { $0 } == true)
+        #expect(settledStatistics(for: tag).liveAllocations == 0)
     }
 
     /// Threads allocating and retiring through one recycling list, more of them than
@@ -557,13 +580,22 @@ struct EpochRetireListRecyclingTests {
                 }
             }
             #expect(clashes.load(ordering: .relaxed) == 0)
-            #expect(list.stripeCount >= 1)
+            // Blocks were kept after their grace period (and so handed out again above).
+            Epoch.barrier()
+            #expect(list.recycledBlockCount > 0)
+            // And the list goes with batches in flight.
+            for _ in 0..<(EpochRetireList.batchSize + 7) {
+                guard let block = list.allocate() else { continue }
+                block.storeBytes(of: UInt64.max, as: UInt64.self)
+                list.retire(block)
+            }
         }
         let settled = settledStatistics(for: tag)
         #expect(settled.liveBytes == 0 && settled.pendingBytes == 0)
         let counts = seen.counts.withLock { $0 }
-        #expect(counts.count == (2 * EpochRetireListRecyclingTests.stripes + 1) * 5000)
-        #expect(counts.values.allSatisfy { $0 == 1 })
+        #expect(counts.count == (2 * EpochRetireListRecyclingTests.stripes + 1) * 5000 + 1)
+        #expect(counts.filter { $0.key != UInt64.max }.values.allSatisfy { $0 == 1 })
+        #expect(counts[UInt64.max] == EpochRetireList.batchSize + 7)
     }
 
     static var stripes: Int { EpochRetireList(blockSize: 8, tag: uniqueTag()).stripeCount }
