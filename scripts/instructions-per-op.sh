@@ -41,7 +41,7 @@ totals() {  # "events" and "totals" lines of one callgrind run of $1 operations 
         || { cat "$work/log" >&2; exit 1; }
     grep -E '^(events|summary|totals):' "$work/out" | head -2
 }
-if [ ${#simulate[@]} -gt 0 ]; then
+if [ "${CACHE_SIM:-0}" = 1 ]; then
     printf '%-22s %-12s %10s %10s %10s\n' map workload "instr/op" "L1 miss/op" "LL miss/op"
 else
     printf '%-22s %-12s %10s\n' map workload "instr/op"
