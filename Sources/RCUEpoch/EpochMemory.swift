@@ -159,8 +159,12 @@ public enum EpochMemory {
     /// requested size plus its header (and, for cache-aligned blocks, the padding).
     ///
     /// Concurrency: any thread; the figures are a racy snapshot while others allocate.
+    /// ``EpochTagStatistics/recycledBytes`` takes the retire lists' registry lock and the
+    /// lock of each recycling list's keeper of blocks, briefly.
     public static func statistics(for tag: PoolTag) -> EpochTagStatistics {
-        tagTable.snapshot(tagTable.slotIndex(for: tag), tag: tag)
+        var statistics = tagTable.snapshot(tagTable.slotIndex(for: tag), tag: tag)
+        statistics.recycledBytes = EpochRetireList.recycledBytes(tag: tag)
+        return statistics
     }
 
     /// How many tags get counters of their own; later tags share one set (see
@@ -175,6 +179,8 @@ public enum EpochMemory {
             guard key != 0 else { continue }
             result.append(tagTable.snapshot(index, tag: PoolTag(rawValue: UInt32(truncatingIfNeeded: key))))
         }
+        let recycled = EpochRetireList.recycledBytesByTag()
+        for index in result.indices { result[index].recycledBytes = recycled[result[index].tag] ?? 0 }
         return result
     }
 

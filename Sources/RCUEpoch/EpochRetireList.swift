@@ -285,6 +285,27 @@ public final class EpochRetireList: @unchecked Sendable {
     package static func isRegistered(_ id: ObjectIdentifier) -> Bool { registry.withLock { $0[id] != nil } }
     #endif
 
+    /// Bytes of the blocks the live lists of `tag` keep for reuse (a snapshot):
+    /// ``EpochTagStatistics/recycledBytes``.
+    static func recycledBytes(tag: PoolTag) -> Int {
+        recycledBytesByTag(only: tag)[tag] ?? 0
+    }
+
+    /// Bytes of the blocks the live lists keep for reuse, by tag (of `only`'s lists alone,
+    /// if given). Strong references taken under the registry's lock, read and dropped
+    /// outside it (the last release of a list may happen here, and its deinit takes that
+    /// lock).
+    static func recycledBytesByTag(only: PoolTag? = nil) -> [PoolTag: Int] {
+        // Every list kept until after the lock (filtered under it, a list released there
+        // could be the last reference).
+        let lists = registry.withLock { $0.values.compactMap(\.list) }
+        var bytes: [PoolTag: Int] = [:]
+        for list in lists where list.recycled != nil && (only == nil || list.tag == only) {
+            bytes[list.tag, default: 0] += list.recycledBlockCount * list.blockSize
+        }
+        return bytes
+    }
+
     /// Blocks recycled and not yet handed out again, in the list and its stripes (a
     /// snapshot; 0 for a list that does not recycle). For tests and reports.
     package var recycledBlockCount: Int {

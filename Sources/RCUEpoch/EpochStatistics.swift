@@ -20,6 +20,12 @@ public struct EpochTagStatistics: Hashable, Sendable {
     public var allocationCount: Int
     /// Allocations not yet reclaimed.
     public var liveAllocations: Int
+    /// Bytes of blocks whose grace period is over that the tag's retire lists keep for their
+    /// next allocations instead of freeing them
+    /// (``EpochRetireList/init(blockSize:tag:finalizer:recycling:)``). Not part of
+    /// ``liveBytes`` (they were reclaimed), but the process still holds them, until a list
+    /// hands them out again or goes.
+    public var recycledBytes: Int = 0
     /// `true` when more than ``EpochMemory/maxTrackedTags`` tags are in use and this one
     /// shares the overflow counters with the other late tags: the figures are then totals
     /// of all of them.
@@ -30,12 +36,13 @@ public struct EpochTagStatistics: Hashable, Sendable {
     ///
     /// Concurrency: a plain value; any thread.
     public init(tag: PoolTag, liveBytes: Int = 0, pendingBytes: Int = 0,
-                allocationCount: Int = 0, liveAllocations: Int = 0) {
+                allocationCount: Int = 0, liveAllocations: Int = 0, recycledBytes: Int = 0) {
         self.tag = tag
         self.liveBytes = liveBytes
         self.pendingBytes = pendingBytes
         self.allocationCount = allocationCount
         self.liveAllocations = liveAllocations
+        self.recycledBytes = recycledBytes
     }
 }
 

@@ -460,10 +460,12 @@ struct EpochRetireListTests {
 struct EpochRetireListRecyclingTests {
     /// Public lists recycle except under AddressSanitizer.
     @Test func recyclingIsOffOnlyUnderAddressSanitizer() throws {
-        let list = EpochRetireList(blockSize: 16, tag: uniqueTag(), recycling: 64)
+        let tag = uniqueTag()
+        let list = EpochRetireList(blockSize: 16, tag: tag, recycling: 64)
         list.retire(try #require(list.allocate()))
         Epoch.barrier()
         #expect((list.recycledBlockCount == 1) == EpochRetireList.recyclingIsAvailable)
+        #expect(EpochMemory.statistics(for: tag).recycledBytes == (EpochRetireList.recyclingIsAvailable ? 16 : 0))
     }
 
     /// Blocks whose grace period is over come back from `allocate()`: the same addresses,
@@ -482,6 +484,9 @@ struct EpochRetireListRecyclingTests {
         let settled = settledStatistics(for: tag)
         #expect(settled.liveAllocations == 0 && settled.liveBytes == 0 && settled.pendingBytes == 0)
         #expect(list.recycledBlockCount == 2 * batch)
+        // Kept, they are not live but still the process's: the statistics say how much.
+        #expect(settled.recycledBytes == 2 * batch * 48)
+        #expect(EpochMemory.allStatistics().first { $0.tag == tag }?.recycledBytes == 2 * batch * 48)
         var again = Set<UInt>()
         for _ in 0..<(2 * batch) {
             let block = try #require(list.allocate())
@@ -490,13 +495,16 @@ struct EpochRetireListRecyclingTests {
         #expect(again == retired)
         let live = EpochMemory.statistics(for: tag)
         #expect(live.liveAllocations == 2 * batch && live.liveBytes == 2 * batch * 48)
+        #expect(live.recycledBytes == 0)
         #expect(live.allocationCount == 4 * batch)
         // The next one is new memory.
         let fresh = try #require(list.allocate())
         #expect(!retired.contains(UInt(bitPattern: fresh)))
         for address in again { list.retire(UnsafeMutableRawPointer(bitPattern: address)!) }
         list.retire(fresh)
-        #expect(settledStatistics(for: tag).liveAllocations == 0)
+        let end = settledStatistics(for: tag)
+        #expect(end.liveAllocations == 0)
+        #expect(end.recycledBytes == (2 * batch + 1) * 48)
     }
 
     /// At most `recycling` blocks wait; the rest of a batch is freed as without recycling.
@@ -510,7 +518,7 @@ struct EpochRetireListRecyclingTests {
             retired.insert(UInt(bitPattern: block))
             list.retire(block)
         }
-        _ = settledStatistics(for: tag)
+        #expect(settledStatistics(for: tag).recycledBytes == 10 * 32)
         #expect(list.recycledBlockCount == 10)
         var taken: [UnsafeMutableRawPointer] = []
         for _ in 0..<10 {
@@ -555,7 +563,8 @@ struct EpochRetireListRecyclingTests {
             for _ in 0..<(EpochRetireList.batchSize + 3) { list.retire(try #require(list.allocate())) }
         }
         #expect(registeredWhenClosed.withLock { $0 } == true)
-        #expect(settledStatistics(for: tag).liveAllocations == 0)
+        let settled = settledStatistics(for: tag)
+        #expect(settled.liveAllocations == 0 && settled.recycledBytes == 0)
     }
 
     /// Threads allocating and retiring through one recycling list, more of them than

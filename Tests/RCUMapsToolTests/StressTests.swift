@@ -279,16 +279,18 @@ struct StressSampleTests {
     @Test func rowsAndPeaks() {
         var sample = StressSample(map: .hashBucket, phase: .run, seconds: 1.0004, residentBytes: 12_345_678,
                                   heapBytes: 5_000_000, liveBytes: 4096, pendingBytes: 128, operations: 999, violations: 0)
-        #expect(sample.csvRow == "1.000,hash-bucket,run,12345678,5000000,4096,128,999,0")
+        #expect(sample.csvRow == "1.000,hash-bucket,run,12345678,5000000,4096,128,999,0,0")
         #expect(sample.csvRow.split(separator: ",").count == StressSample.csvHeader.split(separator: ",").count)
         var peaks = StressMemoryPeaks()
         peaks.include(sample)
         sample.residentBytes = nil
         sample.heapBytes = nil
         sample.pendingBytes = 4096
-        #expect(sample.csvRow == "1.000,hash-bucket,run,,,4096,4096,999,0")
+        sample.recycledBytes = 2048
+        #expect(sample.csvRow == "1.000,hash-bucket,run,,,4096,4096,999,0,2048")
         peaks.include(sample)
-        #expect(peaks == StressMemoryPeaks(residentBytes: 12_345_678, liveBytes: 4096, pendingBytes: 4096))
+        #expect(peaks == StressMemoryPeaks(residentBytes: 12_345_678, liveBytes: 4096, pendingBytes: 4096,
+                                           recycledBytes: 2048))
         #expect(stressBytes(512) == "512 B")
         #expect(stressBytes(1536) == "1.50 KiB")
         #expect(stressBytes(47_395_635) == "45.2 MiB")

@@ -157,6 +157,8 @@ func stressDiscussion() -> String {
                 ("pending_bytes", "of live_bytes, memory freed and awaiting reclamation (a grace period)"),
                 ("operations", "operations done so far on the map"),
                 ("violations", "violations recorded so far on the map"),
+                ("recycled_bytes", "the pool tag's blocks kept for reuse after their grace period "
+                    + "(not in live_bytes; the lock-free hash recycles its entries)"),
             ])
             + "\nRows are flushed as they are written. scripts/plot-soak.py draws them.",
         HelpText.paragraph("""

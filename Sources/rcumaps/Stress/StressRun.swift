@@ -73,10 +73,13 @@ struct StressMapResult: Sendable {
             + (exercise.operations == 0 ? ", nothing ran (a longer --duration checks something)" : "")
     }
 
-    /// The map's pool tag at its sampled peaks (live, and awaiting reclamation).
+    /// The map's pool tag at its sampled peaks (live, awaiting reclamation, and kept for
+    /// reuse where the map recycles).
     var memoryDetails: String {
         "  pool tag \(tag): peak \(stressBytes(exercise.memory.liveBytes)) live, "
             + "peak \(stressBytes(exercise.memory.pendingBytes)) awaiting reclamation"
+            + (exercise.memory.recycledBytes > 0
+               ? ", peak \(stressBytes(exercise.memory.recycledBytes)) kept for reuse" : "")
     }
 
     /// The pool tag the map's memory was accounted under.

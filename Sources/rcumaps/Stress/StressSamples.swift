@@ -85,16 +85,19 @@ struct StressSample: Equatable, Sendable {
     var operations: Int
     /// Violations recorded so far for the map.
     var violations: Int
+    /// The pool tag's blocks kept for reuse after their grace period (not in ``liveBytes``;
+    /// the lock-free hash recycles its entries).
+    var recycledBytes: Int = 0
 
     /// The first line of the CSV file.
-    static let csvHeader = "seconds,map,phase,rss_bytes,heap_bytes,live_bytes,pending_bytes,operations,violations"
+    static let csvHeader = "seconds,map,phase,rss_bytes,heap_bytes,live_bytes,pending_bytes,operations,violations,recycled_bytes"
 
     /// The sample as a CSV line (no newline); empty `rss_bytes` or `heap_bytes` when they
     /// could not be measured.
     var csvRow: String {
         [fixed(seconds, 3) ?? "", map.rawValue, phase.rawValue, residentBytes.map(String.init) ?? "",
          heapBytes.map(String.init) ?? "", String(liveBytes), String(pendingBytes), String(operations),
-         String(violations)].joined(separator: ",")
+         String(violations), String(recycledBytes)].joined(separator: ",")
     }
 
     /// A sample now: RSS from ``StressResident``, the heap from ``ProcessMemory``, `tag`'s
@@ -105,7 +108,7 @@ struct StressSample: Equatable, Sendable {
         return StressSample(map: map, phase: phase, seconds: seconds, residentBytes: StressResident.bytes(),
                             heapBytes: ProcessMemory.isAvailable ? ProcessMemory.heapBytes() : nil,
                             liveBytes: statistics.liveBytes, pendingBytes: statistics.pendingBytes,
-                            operations: operations, violations: violations)
+                            operations: operations, violations: violations, recycledBytes: statistics.recycledBytes)
     }
 }
 
@@ -114,11 +117,13 @@ struct StressMemoryPeaks: Sendable, Equatable {
     var residentBytes: Int?
     var liveBytes = 0
     var pendingBytes = 0
+    var recycledBytes = 0
 
     mutating func include(_ sample: StressSample) {
         if let resident = sample.residentBytes { residentBytes = max(residentBytes ?? 0, resident) }
         liveBytes = max(liveBytes, sample.liveBytes)
         pendingBytes = max(pendingBytes, sample.pendingBytes)
+        recycledBytes = max(recycledBytes, sample.recycledBytes)
     }
 }
 
