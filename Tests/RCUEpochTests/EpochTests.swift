@@ -328,8 +328,13 @@ struct EpochRetireListTests {
         let live = EpochMemory.statistics(for: tag)
         #expect(live.liveAllocations == count)
         #expect(live.liveBytes == count * 32)
-        for block in blocks { list.retire(block) }
-        #expect(EpochMemory.statistics(for: tag).pendingBytes == count * 32)
+        // Inside a section, so that the two full batches that go out on their own cannot
+        // finish their grace period before the figure is read (on a loaded machine the
+        // reclamation thread could free the first one in between).
+        Epoch.withSection { _ in
+            for block in blocks { list.retire(block) }
+            #expect(EpochMemory.statistics(for: tag).pendingBytes == count * 32)
+        }
         // Two full batches went out on their own; the last 5 wait for a flush, which
         // Epoch.barrier() performs.
         let settled = settledStatistics(for: tag)
@@ -410,8 +415,13 @@ struct EpochRetireListTests {
         #expect(EpochMemory.statistics(for: tag).pendingBytes == 16 * batch)
         // The second full batch takes the first along.
         for block in blocks[batch...] { list.retire(block) }
+        // Waited for with a deadline, not a count of rounds: tests running beside this one
+        // may hold the reclamation thread up for a while (one blocks it for 250 ms on
+        // purpose). No barrier: it flushes, which would hide the defect.
         var reclaimed = false
-        for _ in 0..<500 where !reclaimed {
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(30)
+        while !reclaimed, clock.now < deadline {
             Epoch.synchronize()
             usleep(2_000)
             reclaimed = EpochMemory.statistics(for: tag).liveAllocations == 0
