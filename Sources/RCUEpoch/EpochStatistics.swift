@@ -24,7 +24,7 @@ public struct EpochTagStatistics: Hashable, Sendable {
     /// next allocations instead of freeing them
     /// (``EpochRetireList/init(blockSize:tag:finalizer:recycling:)``). Not part of
     /// ``liveBytes`` (they were reclaimed), but the process still holds them, until a list
-    /// hands them out again or goes.
+    /// hands them out again or goes. Always the tag's own, also when ``isShared``.
     public var recycledBytes: Int = 0
     /// `true` when more than ``EpochMemory/maxTrackedTags`` tags are in use and this one
     /// shares the overflow counters with the other late tags: the figures are then totals
