@@ -15,6 +15,9 @@
 # last-level misses, the last level being a 1 MiB, 16-way cache (this machine's L2 per
 # core; $LL overrides, as size,associativity,line). A miss there is a trip to L3 or memory.
 #
+# BY_FUNCTION=K also prints, for each map, the K functions that cost one operation the most
+# instructions (and misses, with CACHE_SIM=1), by scripts/callgrind-by-function.py.
+#
 # FAIR_SCHED=1 runs valgrind with --fair-sched=yes. Valgrind runs one thread at a time;
 # without it, the epoch layer's grace-period thread gets the lock only now and then, so
 # reclamation (and anything recycled after a grace period) lags far behind the writer and
@@ -35,11 +38,11 @@ binary=$work/rcumaps
 simulate=()
 if [ "${CACHE_SIM:-0}" = 1 ]; then simulate=(--cache-sim=yes --D1=32768,8,64 "--LL=${LL:-1048576,16,64}"); fi
 if [ "${FAIR_SCHED:-0}" = 1 ]; then simulate+=(--fair-sched=yes); fi
-totals() {  # "events" and "totals" lines of one callgrind run of $1 operations on map $2
-    valgrind --tool=callgrind "${simulate[@]}" --callgrind-out-file="$work/out" "$binary" bench --maps "$2" \
+totals() {  # "events" and "totals" lines of one callgrind run of $1 operations on map $2, kept in $work/out.$3
+    valgrind --tool=callgrind "${simulate[@]}" --callgrind-out-file="$work/out.$3" "$binary" bench --maps "$2" \
         --workloads "$workload" --threads 1 --operations "$1" ${BENCH_OPTIONS:-} >/dev/null 2>"$work/log" \
         || { cat "$work/log" >&2; exit 1; }
-    grep -E '^(events|summary|totals):' "$work/out" | head -2
+    grep -E '^(events|summary|totals):' "$work/out.$3" | head -2
 }
 if [ "${CACHE_SIM:-0}" = 1 ]; then
     printf '%-22s %-12s %10s %10s %10s\n' map workload "instr/op" "L1 miss/op" "LL miss/op"
@@ -47,7 +50,7 @@ else
     printf '%-22s %-12s %10s\n' map workload "instr/op"
 fi
 for map in "$@"; do
-    { totals "$n" "$map"; totals $((2 * n)) "$map"; } | awk -v n="$n" -v map="$map" -v w="$workload" '
+    { totals "$n" "$map" 1; totals $((2 * n)) "$map" 2; } | awk -v n="$n" -v map="$map" -v w="$workload" '
         /^events:/ { for (i = 2; i <= NF; i++) name[i] = $i; next }
         { run++; for (i = 2; i <= NF; i++) value[run, name[i]] = $i }
         function per(event) { return (value[2, event] - value[1, event]) / n }
@@ -58,4 +61,7 @@ for map in "$@"; do
             else
                 printf "%-22s %-12s %10.1f\n", map, w, per("Ir")
         }'
+    if [ -n "${BY_FUNCTION:-}" ]; then
+        python3 "$(dirname "$0")/callgrind-by-function.py" "$work/out.1" "$work/out.2" "$n" "$BY_FUNCTION"
+    fi
 done
