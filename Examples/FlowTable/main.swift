@@ -93,6 +93,11 @@ if let counters = flows[first] { print("first flow: \(counters.packets) packets,
 // Expire one flow: removeValue returns its last counters (exactly one thread would get them).
 if let last = try flows.removeValue(forKey: first) { print("expired first flow after \(last.packets) packets") }
 
+// The table's memory as the epoch layer accounts it (every map under the same pool tag):
+// live, awaiting a grace period, and kept for reuse.
+let memory = EpochMemory.statistics(for: flows.raw.definition.effectivePoolTag)
+print("pool tag \(memory.tag): \(memory.liveBytes) bytes live, \(memory.pendingBytes) awaiting reclamation, \(memory.recycledBytes) kept for reuse")
+
 extension String {
     func padding(toLength length: Int) -> String { self + String(repeating: " ", count: max(0, length - count)) }
     func leftPadded(_ length: Int) -> String { String(repeating: " ", count: max(0, length - count)) + self }

@@ -397,6 +397,7 @@ struct ExampleProgramTests {
         #expect(status == 0, "\(output)")
         #expect(output.contains("8 flows, 100000 packets counted of 100000 sent, 0 dropped"), "\(output)")
         #expect(output.contains("expired first flow after 12500 packets"), "\(output)")
+        #expect(output.contains("pool tag rcub: ") && output.contains(" kept for reuse"), "\(output)")
     }
 
     @Test(.enabled(if: built, "the example products are not built next to the test bundle"))
