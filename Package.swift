@@ -144,7 +144,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RCUEpochTests",
-            dependencies: ["RCUEpoch", "RCUMapsTestSupport"],
+            dependencies: ["RCUEpoch", "CRCUMapsShim", "RCUMapsTestSupport"],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -76,6 +76,9 @@ void rcumaps_tsan_acquire_node(const void *addr) { (void)addr; }
  * ------------------------------------------------------------------------- */
 
 __thread rcumaps_thread_state_t rcumaps_tls __attribute__((tls_model("initial-exec")));
+/* CRCUMapsInlineReadSide views this object with the same first four fields. */
+_Static_assert(offsetof(rcumaps_thread_state_t, nesting) == 4 && offsetof(rcumaps_thread_state_t, fast_read) == 12,
+               "rcumaps_thread_state_t: CRCUMapsInlineReadSide.h's view must match");
 __thread rcumaps_callback_frames_t rcumaps_callback_frames __attribute__((tls_model("initial-exec")));
 
 /* registered == 1: we registered this thread and must unregister it at exit.
@@ -252,7 +255,10 @@ static void rcumaps_thread_exit(void *unused)
         rcumaps_tsan_reader_exit();
         urcu_memb_read_unlock();
     }
-    if (ours) rcumaps_tls.registered = 0;
+    if (ours) {
+        rcumaps_tls.registered = 0;
+        rcumaps_tls.fast_read = 0;
+    }
     /* A forked child that cannot use RCU must not touch liburcu's registry either. */
     if (rcumaps_child_unusable != RCUMAPS_CHILD_OK) return;
     rcumaps_gate_enter();

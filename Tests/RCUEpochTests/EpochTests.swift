@@ -1,3 +1,4 @@
+import CRCUMapsShim
 import Foundation
 import RCUEpoch
 import RCUMapsTestSupport
@@ -126,6 +127,101 @@ struct EpochSectionTests {
         let sawCorruptionValue = sawCorruption.load(ordering: .relaxed)
         #expect(!sawCorruptionValue)
         #expect(settledStatistics(for: tag).liveBytes == 0)
+    }
+}
+
+/// The read side's fast path (CRCUMapsInlineReadSide) writes liburcu's reader counter
+/// itself; a liburcu read lock the caller takes directly (a C library's, or the
+/// application's own after `Epoch.adoptRegisteredThread()`) must nest with it either way.
+@Suite("Epoch sections and direct liburcu read locks")
+struct EpochDirectReadLockTests {
+    @Test func aSectionInsideADirectReadLockLeavesItHeld() {
+        Epoch.withSection { _ in }  // registers the thread with liburcu
+        #expect(urcu_memb_read_ongoing() == 0)
+        Epoch.withSection { _ in #expect(urcu_memb_read_ongoing() != 0) }
+        #expect(urcu_memb_read_ongoing() == 0)
+
+        urcu_memb_read_lock()
+        Epoch.withSection { _ in Epoch.withSection { _ in } }
+        Epoch.enter()
+        Epoch.exit()
+        #expect(urcu_memb_read_ongoing() != 0)
+        // A grace period that starts now still waits for the direct lock.
+        let graceElapsed = Atomic<Bool>(false)
+        let updater = Thread {
+            Epoch.synchronize()
+            graceElapsed.store(true, ordering: .releasing)
+        }
+        updater.start()
+        usleep(50_000)
+        let elapsedWhileHeld = graceElapsed.load(ordering: .acquiring)
+        urcu_memb_read_unlock()
+        #expect(urcu_memb_read_ongoing() == 0)
+        let deadline = Date().addingTimeInterval(30)
+        while !graceElapsed.load(ordering: .acquiring), Date() < deadline { usleep(1000) }
+        #expect(!elapsedWhileHeld)
+        let elapsed = graceElapsed.load(ordering: .acquiring)
+        #expect(elapsed)
+    }
+
+    @Test func aDirectReadLockInsideASectionEndsWithIt() {
+        Epoch.withSection { _ in
+            urcu_memb_read_lock()
+            #expect(urcu_memb_read_ongoing() != 0)
+            urcu_memb_read_unlock()
+            #expect(urcu_memb_read_ongoing() != 0)
+        }
+        #expect(urcu_memb_read_ongoing() == 0)
+        // And the next sections take the fast path again: a grace period does not wait
+        // for this thread between them.
+        for _ in 0..<3 {
+            Epoch.withSection { _ in }
+            Epoch.synchronize()
+        }
+        #expect(urcu_memb_read_ongoing() == 0)
+    }
+
+    /// Many threads in short sections while grace periods run back to back: each grace
+    /// period must wait for every section that began before it (a reader that sees a block
+    /// freed meanwhile is a broken section), and none may wait forever.
+    @Test func shortSectionsOnManyThreadsAgainstBackToBackGracePeriods() {
+        let stop = Atomic<Bool>(false)
+        let current = Atomic<UInt>(0)
+        let corrupted = Atomic<Int>(0)
+        let tag = uniqueTag()
+        guard let first = EpochMemory.allocate(byteCount: 64, tag: tag) else {
+            Issue.record("no memory")
+            return
+        }
+        first.initializeMemory(as: UInt64.self, repeating: 0xC0FFEE, count: 8)
+        current.store(UInt(bitPattern: first), ordering: .releasing)
+        runOnThreads(4) { thread in
+            if thread == 0 {
+                for _ in 0..<300 {
+                    guard let next = EpochMemory.allocate(byteCount: 64, tag: tag) else { continue }
+                    next.initializeMemory(as: UInt64.self, repeating: 0xC0FFEE, count: 8)
+                    let old = current.exchange(UInt(bitPattern: next), ordering: .acquiringAndReleasing)
+                    let block = UnsafeMutableRawPointer(bitPattern: old)!
+                    Epoch.synchronize()
+                    // No section that could see `old` is still running: poison it, then free.
+                    block.initializeMemory(as: UInt64.self, repeating: 0xDEAD, count: 8)
+                    EpochMemory.free(block)
+                }
+                stop.store(true, ordering: .releasing)
+            } else {
+                while !stop.load(ordering: .acquiring) {
+                    Epoch.withSection { _ in
+                        let block = UnsafeRawPointer(bitPattern: current.load(ordering: .acquiring))!
+                        for word in 0..<8 where block.load(fromByteOffset: word * 8, as: UInt64.self) != 0xC0FFEE {
+                            corrupted.wrappingAdd(1, ordering: .relaxed)
+                        }
+                    }
+                }
+            }
+        }
+        EpochMemory.free(UnsafeMutableRawPointer(bitPattern: current.load(ordering: .acquiring))!)
+        let corruptedValue = corrupted.load(ordering: .relaxed)
+        #expect(corruptedValue == 0)
     }
 }
 

@@ -1,17 +1,29 @@
 /*
- * CRCUMapsInlineReadSide — the read-side fast path with liburcu's own inline
- * read lock and unlock (compiled with _LGPL_SOURCE). Selected by the package
- * trait `InlineReadSide`, which is on by default.
+ * CRCUMapsInlineReadSide — the read-side fast path, inlined into its Swift callers.
+ * Selected by the package trait `InlineReadSide`, which is on by default.
  *
- * Licence: only liburcu's read-side functions are compiled into the caller:
- * `_urcu_memb_read_lock`, `_urcu_memb_read_unlock` and their helpers
- * (urcu/static/urcu-memb.h, urcu/static/urcu-common.h). Each is under ten
- * lines; liburcu's header states that they "are intended to be usable by
- * non-LGPL code, as called out in LGPL" (LGPL-2.1 section 5: small inline
- * functions of ten lines or less). Nothing else of liburcu is inlined: the
- * grace-period, call_rcu and hash-table code stay calls into the shared
- * libraries. See README, "Licence and the read-side trait". Building without
- * the trait (`--disable-default-traits`) uses CRCUMapsShim's call-only path.
+ * The outermost enter and exit of a section follow liburcu-memb's read-side protocol
+ * directly: the thread's reader counter (`urcu_memb_reader.ctr`) takes the grace-period
+ * counter on entry and drops its nesting count on exit, then the grace-period waiter is
+ * woken if it waits. That is what `_urcu_memb_read_lock` / `_urcu_memb_read_unlock` do;
+ * written here, the fast path tests one per-thread word (`fast_read`: registered,
+ * sys_membarrier, no ThreadSanitizer) instead of re-reading liburcu's sys_membarrier flag
+ * at each of its three barriers and testing the registration and the TSan build
+ * separately. Everything else — registering the thread, liburcu's own read lock when
+ * it does not use sys_membarrier (real fences) or when a liburcu read lock the caller
+ * took directly is already held, TSan's annotations — takes the slow path, out of line,
+ * which calls liburcu's read lock and unlock.
+ *
+ * Licence: what is compiled into the caller from liburcu's headers (read with
+ * _LGPL_SOURCE) is data-structure layouts, macros and small inline functions:
+ * `struct urcu_reader` / `struct urcu_gp`, `URCU_GP_COUNT` / `URCU_GP_CTR_NEST_MASK`,
+ * the `cmm_*` barrier macros, `urcu_common_wake_up_gp` and, in the slow path,
+ * `_urcu_memb_read_lock` / `_urcu_memb_read_unlock`; each function is under ten lines,
+ * and liburcu's header states that the read-side ones "are intended to be usable by
+ * non-LGPL code, as called out in LGPL" (LGPL-2.1 section 5). The grace-period,
+ * call_rcu and hash-table code stay calls into the shared libraries. See README,
+ * "Licence and the read-side trait". Building without the trait
+ * (`--disable-default-traits`) uses CRCUMapsShim's call-only path.
  *
  * The header must be compiled against the liburcu headers of the installed
  * library's major version (it always is: pkg-config finds both).
@@ -19,7 +31,7 @@
  * This header deliberately includes no other RCUMaps header: urcu-memb.h must
  * be read here with _LGPL_SOURCE defined, which an earlier include of it
  * (through CRCUMapsShim) would prevent. The per-thread state below is the same
- * object as in CRCUMapsShim.h (same layout, defined in shim.c).
+ * object as in CRCUMapsShim.h (same layout, defined in shim.c, which checks it).
  */
 #ifndef CRCUMAPS_INLINE_READ_SIDE_H
 #define CRCUMAPS_INLINE_READ_SIDE_H
@@ -32,41 +44,64 @@
 typedef struct rcumaps_inline_thread_state {
     unsigned int registered;
     unsigned int nesting;
+    unsigned int stripe;
+    unsigned int fast_read;
 } rcumaps_inline_thread_state_t;
 
-/* The same TLS object as CRCUMapsShim's rcumaps_tls, viewed with this layout (a prefix
- * of CRCUMapsShim's: its later fields are not touched here). */
+/* The same TLS object as CRCUMapsShim's rcumaps_tls, viewed with this layout (the first
+ * four fields of CRCUMapsShim's, in the same order; shim.c checks the offsets). */
 extern __thread rcumaps_inline_thread_state_t rcumaps_tls __asm__("rcumaps_tls")
     __attribute__((tls_model("initial-exec")));
 void rcumaps_register_current_thread(void);
-void rcumaps_tsan_reader_exit(void);
 void rcumaps_section_underflow(void) __attribute__((noreturn, cold));
-extern const int rcumaps_tsan_enabled;
+/* The slow paths (inline_read_side.c): registration, liburcu's own read lock and
+ * unlock, TSan's annotations; the lock also sets `fast_read` when it applies. */
+void rcumaps_inline_read_lock_slow(void);
+void rcumaps_inline_read_unlock_slow(void);
 
-/* Inlined `_urcu_memb_read_lock`, registering the thread first if needed. */
+/* Enters a read-side critical section, registering the thread first if needed. */
 static inline __attribute__((always_inline)) void rcumaps_inline_read_lock(void)
 {
-    /* Only the outermost section calls liburcu: it covers the nested ones. */
+    /* Only the outermost section touches liburcu's reader: it covers the nested ones. */
     if (rcumaps_tls.nesting++ == 0) {
-        if (__builtin_expect(!rcumaps_tls.registered, 0))
-            rcumaps_register_current_thread();
-        urcu_memb_read_lock();
+        /* Fast path: `fast_read` (so registered, with sys_membarrier) and no liburcu read
+         * lock held already (the reader counter's nesting count is zero). With
+         * sys_membarrier the grace period orders this store against the updater, so a
+         * compiler barrier is the read side's whole fence (urcu_memb_smp_mb_slave). */
+        if (__builtin_expect(rcumaps_tls.fast_read != 0, 1)
+            && __builtin_expect((_CMM_LOAD_SHARED(URCU_TLS(urcu_memb_reader).ctr) & URCU_GP_CTR_NEST_MASK) == 0, 1)) {
+            cmm_barrier();
+            _CMM_STORE_SHARED(URCU_TLS(urcu_memb_reader).ctr, _CMM_LOAD_SHARED(urcu_memb_gp.ctr));
+            cmm_barrier();
+        } else {
+            rcumaps_inline_read_lock_slow();
+        }
     }
 }
 
-/* Leaves a read-side critical section; the outermost exit is inlined `_urcu_memb_read_unlock`.
- * Leaving one more time than entered stops the program (`rcumaps_section_underflow`,
- * checked on the nested branch only). */
+/* Leaves a read-side critical section. Leaving one more time than entered stops the
+ * program (`rcumaps_section_underflow`, checked on the nested branch only). */
 static inline __attribute__((always_inline)) void rcumaps_inline_read_unlock(void)
 {
     /* (The nested branch reads the depth again, with an atomic load the compiler does not
      * fold into the decrement: the outermost exit stays one `dec` in memory and a branch.) */
     if (--rcumaps_tls.nesting == 0) {
-        /* TSan: release before unlocking, so that every access of the section is ordered
-         * before the reclamation that the end of the section may allow. */
-        if (__builtin_expect(rcumaps_tsan_enabled, 0))
-            rcumaps_tsan_reader_exit();
-        urcu_memb_read_unlock();
+        if (__builtin_expect(rcumaps_tls.fast_read != 0, 1)) {
+            /* Drop one nesting level of the reader counter (to zero, unless the caller
+             * holds a liburcu read lock of its own around this section), then wake a
+             * grace period that waits for readers. Waking it while such an outer lock is
+             * still held only makes it look at the readers again. Compiler barriers, as
+             * above: the section's accesses before the store, the store before the
+             * waiter's futex is read. */
+            unsigned long counter = _CMM_LOAD_SHARED(URCU_TLS(urcu_memb_reader).ctr);
+            cmm_barrier();
+            _CMM_STORE_SHARED(URCU_TLS(urcu_memb_reader).ctr, counter - URCU_GP_COUNT);
+            cmm_barrier();
+            urcu_common_wake_up_gp(&urcu_memb_gp);
+            cmm_barrier();
+        } else {
+            rcumaps_inline_read_unlock_slow();
+        }
     } else if (__builtin_expect(__atomic_load_n(&rcumaps_tls.nesting, __ATOMIC_RELAXED) == (unsigned int)-1, 0)) {
         rcumaps_section_underflow();
     }

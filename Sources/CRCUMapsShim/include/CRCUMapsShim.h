@@ -43,6 +43,11 @@ typedef struct rcumaps_thread_state {
     unsigned int nesting;
     /* 0 until rcumaps_thread_stripe() first runs on the thread, then its stripe + 1. */
     unsigned int stripe;
+    /* Non-zero when CRCUMapsInlineReadSide's outermost lock and unlock may take their
+     * fast path: the thread is registered, liburcu uses sys_membarrier (its read-side
+     * barriers are compiler barriers) and the shim is not built for ThreadSanitizer.
+     * Set by that target's slow path, cleared here with `registered`. */
+    unsigned int fast_read;
 } rcumaps_thread_state_t;
 
 /* initial-exec: a direct %fs-relative access instead of a __tls_get_addr call on
