@@ -81,6 +81,27 @@ package protocol ObservableBaseMap: RawMap {
 /// directly. (Not inlinable, the extension's method reached the class's update through two
 /// witness thunks: 29 of the 347 instructions of the bucket hash's 8-byte replace,
 /// callgrind.)
+/// What a write did: added a new key, replaced a present key's value, or was refused
+/// because the key's presence contradicts its flags (`.noExist` on a present key, `.exist`
+/// on an absent one). The throwing entry points turn a refusal into Linux's errno
+/// (``replacedOrThrow(_:)``); ``RawMap/insertIfAbsent(key:value:)`` answers it with `false`,
+/// without building and throwing an error.
+@usableFromInline
+enum WriteResult: Sendable, Equatable {
+    case added, replaced, refused
+
+    /// Whether a value was replaced; a refusal is thrown as the errno Linux gives for
+    /// `flags`: EEXIST for `.noExist`, ENOENT for `.exist`.
+    @inlinable
+    func replacedOrThrow(_ flags: MapUpdateFlags) throws(MapError) -> Bool {
+        switch self {
+        case .added: return false
+        case .replaced: return true
+        case .refused: throw flags.withoutLock == .noExist ? MapError.alreadyExists : MapError.keyNotFound
+        }
+    }
+}
+
 @usableFromInline
 protocol FlaggedWrites: RawMap {
     /// The update, in user (`[]`) or helper (`.helper`) mode. When `displaced` is not nil

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import RCUEpoch
 
 /// A byte-level map: the base every map type is built on.
@@ -85,11 +88,42 @@ public protocol RawMap: AnyObject, Sendable {
     ///   key size, and always for arrays (as Linux).
     func delete(key: UnsafeRawBufferPointer) throws(MapError)
 
+    /// ``update(key:value:flags:)`` with ``MapUpdateFlags/noExist`` that answers a present
+    /// key with `false` instead of throwing ``MapError/alreadyExists``.
+    ///
+    /// For code that expects the key to be present often (a flow table that inserts the
+    /// key of every packet): the hashes return the refusal without building and throwing an
+    /// error. Every other error is thrown as ``update(key:value:flags:)`` throws it.
+    ///
+    /// - Returns: `true` if `value` was stored under the new key; `false` if the key held a
+    ///   value (left as it was). Arrays always answer `false`: every index holds a value.
+    ///
+    /// Concurrency: as ``update(key:value:flags:)``; of several threads inserting one absent
+    /// key, exactly one gets `true`.
+    func insertIfAbsent(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) throws(MapError) -> Bool
+
+    /// ``delete(key:)`` that answers an absent key with `false` instead of throwing
+    /// ``MapError/keyNotFound``.
+    ///
+    /// - Returns: `true` if this call removed the key. Every other error is thrown as
+    ///   ``delete(key:)`` throws it (arrays: ``MapError/invalidArgument``).
+    ///
+    /// Concurrency: as ``delete(key:)``; of several threads deleting one key, exactly one
+    /// gets `true`.
+    func deleteIfPresent(key: UnsafeRawBufferPointer) throws(MapError) -> Bool
+
     /// Atomically removes `key` and copies out the value it had: of several concurrent
     /// callers for one key, exactly one gets the value.
     ///
     /// - Throws: ``MapError/keyNotFound`` if absent; ``MapError/notSupported`` for arrays.
     func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError)
+
+    /// ``lookupAndDelete(key:into:)`` that answers an absent key with `false` instead of
+    /// throwing ``MapError/keyNotFound`` (`value` is then left as it was).
+    ///
+    /// Concurrency: as ``lookupAndDelete(key:into:)``.
+    func lookupAndDeleteIfPresent(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError)
+        -> Bool
 
     /// Writes the key following `key` in the map's iteration order into `nextKey`; with
     /// `key == nil`, the first key (Linux `BPF_MAP_GET_NEXT_KEY`).
@@ -241,3 +275,40 @@ func checkFlags(_ flags: MapUpdateFlags) throws(MapError) {
 /// Rounds `n` up to a multiple of 8.
 @inline(__always)
 func roundUp8(_ n: Int) -> Int { (n + 7) & ~7 }
+
+/// The refusal-returning forms for maps that implement only the throwing ones (custom maps,
+/// arrays, the other built-in types): the error is caught. The two hashes implement them
+/// without throwing.
+extension RawMap {
+    /// ``RawMap/insertIfAbsent(key:value:)`` through ``update(key:value:flags:)``.
+    public func insertIfAbsent(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) throws(MapError) -> Bool {
+        do {
+            try update(key: key, value: value, flags: .noExist)
+            return true
+        } catch where error.code == EEXIST {
+            return false
+        }
+    }
+
+    /// ``RawMap/deleteIfPresent(key:)`` through ``delete(key:)``.
+    public func deleteIfPresent(key: UnsafeRawBufferPointer) throws(MapError) -> Bool {
+        do {
+            try delete(key: key)
+            return true
+        } catch where error.code == ENOENT {
+            return false
+        }
+    }
+
+    /// ``RawMap/lookupAndDeleteIfPresent(key:into:)`` through ``lookupAndDelete(key:into:)``.
+    public func lookupAndDeleteIfPresent(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError)
+        -> Bool
+    {
+        do {
+            try lookupAndDelete(key: key, into: value)
+            return true
+        } catch where error.code == ENOENT {
+            return false
+        }
+    }
+}

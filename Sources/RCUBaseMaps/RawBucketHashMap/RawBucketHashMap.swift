@@ -403,6 +403,13 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
     func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags rawFlags: MapUpdateFlags,
                 operation: MapOperationFlags, displaced: UnsafeMutableRawPointer?) throws(MapError) -> Bool {
         try update(key: key, value: value, flags: rawFlags, operation: operation, displaced: displaced, writing: nil)
+            .replacedOrThrow(rawFlags)
+    }
+
+    /// `.noExist` update that answers a present key with `false`. Contract:
+    /// ``RawMap/insertIfAbsent(key:value:)``.
+    public func insertIfAbsent(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) throws(MapError) -> Bool {
+        try update(key: key, value: value, flags: .noExist, operation: [], displaced: nil, writing: nil) != .refused
     }
 
     /// The update, writing only the bytes `slice` of `value` over an existing entry's value
@@ -417,7 +424,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
     @inline(__always)
     func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags rawFlags: MapUpdateFlags,
                 operation: MapOperationFlags, displaced: UnsafeMutableRawPointer?,
-                writing slice: Range<Int>?) throws(MapError) -> Bool {
+                writing slice: Range<Int>?) throws(MapError) -> WriteResult {
         // Linux's order: access (EPERM / EACCES), BPF_F_LOCK without a lock word, the copies
         // of key and value, then the type's flag check.
         let helper = operation.contains(.helper)
@@ -459,7 +466,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
                 if checksFreezeUnderLock, freezeState.isFrozen { return .failure(frozenError) }
                 let old = locate(key.baseAddress!, hash: hash, index: index)
                 if let old {
-                    if flags == .noExist { return .failure(.alreadyExists) }
+                    if flags == .noExist { return .success(.refused) }
                     // An LRU map's write in place is a use, as a lookup is: the entry survives
                     // the eviction hand's next pass. (A new slot is published referenced;
                     // Linux installs a new node, or, for a per-CPU LRU's value written in
@@ -524,7 +531,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
                         return .success(.inPlace)
                     }
                 } else {
-                    if flags == .exist { return .failure(.keyNotFound) }
+                    if flags == .exist { return .success(.refused) }
                     // The key is absent and stays so while we hold its bucket's lock.
                     if tracksRecency {
                         // Full: evict while holding this lock if the hand's next chains are
@@ -576,11 +583,13 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
         switch try outcome.get() {
         case .needsRoom:
             preconditionFailure("an update that needs room evicts and tries again")
+        case .refused:
+            return .refused
         case .nothing:
-            return false
+            return .added
         case .inPlace:
             if let displaced { lockWord.clear(in: displaced) }
-            return true
+            return .replaced
         case .word(var bits):
             withUnsafeBytes(of: &bits) { bytes in
                 if let displaced {
@@ -590,7 +599,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
                 observer?.entryWasRemoved(key: key, value: UnsafeRawBufferPointer(rebasing: bytes[..<valueSize]),
                                           flags: operation.union(.update))
             }
-            return true
+            return .replaced
         case .slot(let old):
             // The retired slot is intact until a grace period after this section.
             let oldValue = table.value(of: old, count: valueSize)
@@ -599,7 +608,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
                 lockWord.clear(in: displaced)
             }
             observer?.entryWasRemoved(key: key, value: oldValue, flags: operation.union(.update))
-            return true
+            return .replaced
         }
     }
 
@@ -616,8 +625,10 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
     }
 
     /// What an update displaced: nothing (a new key), a one-word value replaced in place,
-    /// or a retired slot (intact until the reclaim after the next grace period).
+    /// or a retired slot (intact until the reclaim after the next grace period); or that it
+    /// was refused (`NOEXIST` on a present key, `EXIST` on an absent one: nothing changed).
     enum Displaced: Sendable {
+        case refused
         case nothing
         /// Written in place under the value's lock word (`BPF_F_LOCK`).
         case inPlace
@@ -632,7 +643,16 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
         let helper = operation.contains(.helper)
         if helper { try access.checkProgramWrite() } else { try access.checkUserWrite(freezeState) }
         try checkKey(key, keySize)
-        try remove(key, operation: operation, checkingFreeze: !helper, readsRemovedValue: false) { _ in }
+        if try !remove(key, operation: operation, checkingFreeze: !helper, readsRemovedValue: false, removed: { _ in }) {
+            throw MapError.keyNotFound
+        }
+    }
+
+    /// Delete that answers an absent key with `false`. Contract: ``RawMap/deleteIfPresent(key:)``.
+    public func deleteIfPresent(key: UnsafeRawBufferPointer) throws(MapError) -> Bool {
+        try access.checkUserWrite(freezeState)
+        try checkKey(key, keySize)
+        return try remove(key, operation: [], checkingFreeze: true, readsRemovedValue: false, removed: { _ in })
     }
 
     /// User-mode delete with flags: Linux's delete takes none. Contract: ``RawMap/delete(key:flags:)``.
@@ -645,7 +665,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
     package func remove(key: UnsafeRawBufferPointer,
                         inspecting inspect: (UnsafeRawBufferPointer) throws(MapError) -> Void) throws(MapError) {
         try checkKey(key, keySize)
-        try remove(key, operation: [], inspect: inspect) { _ in }
+        if try !remove(key, operation: [], inspect: inspect, removed: { _ in }) { throw MapError.keyNotFound }
     }
 
     /// Atomic lookup-and-delete. Contract: ``RawMap/lookupAndDelete(key:into:)``.
@@ -657,6 +677,19 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
     /// Contract: ``RawMap/lookupAndDelete(key:into:flags:)``.
     public func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer,
                                 flags: MapElementFlags) throws(MapError) {
+        if try !lookupAndDeleteIfPresent(key: key, into: value, flags: flags) { throw MapError.keyNotFound }
+    }
+
+    /// Lookup-and-delete that answers an absent key with `false`. Contract:
+    /// ``RawMap/lookupAndDeleteIfPresent(key:into:)``.
+    public func lookupAndDeleteIfPresent(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError)
+        -> Bool
+    {
+        try lookupAndDeleteIfPresent(key: key, into: value, flags: [])
+    }
+
+    func lookupAndDeleteIfPresent(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer,
+                                  flags: MapElementFlags) throws(MapError) -> Bool {
         try checkElementFlags(flags, allowingLock: true)
         try access.checkUserRead()
         try access.checkUserWrite(freezeState)
@@ -664,7 +697,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
         if locked, !lockWord.exists { throw noLockWordError }
         try checkKey(key, keySize)
         try checkValue(value, valueSize)
-        try remove(key, operation: [], checkingFreeze: true) { removed in
+        return try remove(key, operation: [], checkingFreeze: true) { removed in
             // Only we removed it: `removed` is the retired slot's value, not reused before
             // our section ends, or a copy of a one-word value taken under the lock.
             if locked {
@@ -687,7 +720,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
     func remove(_ key: UnsafeRawBufferPointer, operation: MapOperationFlags, checkingFreeze: Bool = false,
                 readsRemovedValue: Bool = true,
                 inspect: (UnsafeRawBufferPointer) throws(MapError) -> Void = { _ in },
-                removed: (UnsafeRawBufferPointer) -> Void) throws(MapError) {
+                removed: (UnsafeRawBufferPointer) -> Void) throws(MapError) -> Bool {
         let hash = hasher.hash(key.baseAddress!, count: keySize)
         let index = table.bucketIndex(hash)
         rcumaps_prefetch_for_write(table.bucket(index))
@@ -703,9 +736,9 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
         // without one, under the chain's lock (see ``freeze()``).
         if checkingFreeze, holdsSection, freezeState.isFrozen { throw frozenError }
         let checksFreezeUnderLock = checkingFreeze && !holdsSection
-        let outcome: Result<(Place, UInt64), MapError> = table.withChainLock(index) {
+        let outcome: Result<(Place, UInt64)?, MapError> = table.withChainLock(index) {
             if checksFreezeUnderLock, freezeState.isFrozen { return .failure(frozenError) }
-            guard let place = locate(key.baseAddress!, hash: hash, index: index) else { return .failure(.keyNotFound) }
+            guard let place = locate(key.baseAddress!, hash: hash, index: index) else { return .success(nil) }
             let value = table.value(of: place, count: valueSize)
             do throws(MapError) {
                 try inspect(value)
@@ -722,7 +755,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
             capacity.endRemoval(removed: true)
             return .success((place, word))
         }
-        let (place, word) = try outcome.get()
+        guard let (place, word) = try outcome.get() else { return false }
         if holdsSection {
             let value = table.value(of: place, count: valueSize)
             removed(value)
@@ -735,6 +768,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
                 observer?.entryWasRemoved(key: key, value: value, flags: operation)
             }
         }
+        return true
     }
 
     // MARK: Iteration

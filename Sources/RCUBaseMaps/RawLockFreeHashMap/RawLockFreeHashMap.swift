@@ -441,6 +441,21 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
     @usableFromInline
     func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags rawFlags: MapUpdateFlags,
                 operation: MapOperationFlags, displaced: UnsafeMutableRawPointer?) throws(MapError) -> Bool {
+        try write(key: key, value: value, flags: rawFlags, operation: operation, displaced: displaced)
+            .replacedOrThrow(rawFlags)
+    }
+
+    /// `.noExist` update that answers a present key with `false`. Contract:
+    /// ``RawMap/insertIfAbsent(key:value:)``.
+    public func insertIfAbsent(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) throws(MapError) -> Bool {
+        try write(key: key, value: value, flags: .noExist, operation: [], displaced: nil) != .refused
+    }
+
+    /// The update; a refusal (`.noExist` on a present key, `.exist` on an absent one) is
+    /// returned, not thrown.
+    @inline(__always)
+    func write(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags rawFlags: MapUpdateFlags,
+               operation: MapOperationFlags, displaced: UnsafeMutableRawPointer?) throws(MapError) -> WriteResult {
         // Linux's order: access (EPERM / EACCES), BPF_F_LOCK without a lock word, the copies
         // of key and value, then the type's flag check.
         let helper = operation.contains(.helper)
@@ -466,13 +481,13 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
                 lockWord.copy(value.baseAddress!, over: stored)
             }
             if let displaced { lockWord.clear(in: displaced) }
-            return true
+            return .replaced
             // (If the element was removed meanwhile, the write lands in its retired copy —
             // as a Linux BPF_F_LOCK update racing with a delete.)
         }
         // `.noExist` on a present key is refused before anything is allocated. Looking
         // first also means an update of an existing key never holds a capacity slot.
-        if flags == .noExist, find(key, hash: hash) != nil { throw MapError.alreadyExists }
+        if flags == .noExist, find(key, hash: hash) != nil { return .refused }
         if valuesInPlace, flags != .noExist {
             return try updateInPlace(key, hash: hash, value: value, flags: flags, displaced: displaced)
         }
@@ -480,22 +495,24 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
         let replaced: Bool
         switch flags {
         case .noExist:
-            try insertNew(key, hash: hash, entry: entry)
+            guard try insertNew(key, hash: hash, entry: entry) else { return .refused }
             replaced = false
         case .exist:
-            try replaceExisting(key, hash: hash, with: entry, operation: operation, displaced: displaced)
+            guard replaceExisting(key, hash: hash, with: entry, operation: operation, displaced: displaced) else {
+                return .refused
+            }
             replaced = true
         default:
             replaced = try insertOrReplace(key, hash: hash, entry: entry, operation: operation, displaced: displaced)
         }
         if replaced, let displaced { lockWord.clear(in: displaced) }
-        return replaced
+        return replaced ? .replaced : .added
     }
 
     /// `.any` / `.exist` on an in-place map: stores the value into the key's live entry, or
     /// (`.any`) publishes a new entry if the key is absent. Caller holds an epoch.
     func updateInPlace(_ key: UnsafeRawBufferPointer, hash: UInt, value: UnsafeRawBufferPointer,
-                       flags: MapUpdateFlags, displaced: UnsafeMutableRawPointer?) throws(MapError) -> Bool {
+                       flags: MapUpdateFlags, displaced: UnsafeMutableRawPointer?) throws(MapError) -> WriteResult {
         let bits = valueBits(value)
         var fresh: UnsafeMutablePointer<rcumaps_lfht_entry_t>?
         while true {
@@ -505,20 +522,20 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
                     if let displaced {
                         withUnsafeBytes(of: &old) { displaced.copyMemory(from: $0.baseAddress!, byteCount: valueSize) }
                     }
-                    return true
+                    return .replaced
                 }
                 continue  // sealed: unlinked meanwhile, look again
             }
             guard flags != .exist else {
                 if let fresh { discard(fresh) }
-                throw MapError.keyNotFound
+                return .refused
             }
             let entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>
             if let fresh { entry = fresh } else { entry = try makeEntry(key: key, value: value) }
             fresh = entry
             switch publishNew(key, hash: hash, entry: entry) {
             case .published:
-                return false
+                return .added
             case .exists:
                 continue  // inserted meanwhile: store into it (`entry` is unpublished)
             case .full:
@@ -551,14 +568,15 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
     /// just looked the key up and not found it (``update(key:value:flags:operation:)``), so
     /// an update of an existing key never holds a capacity slot and never makes a
     /// concurrent insert fail with E2BIG; a key inserted since is caught by `publishNew`.
+    /// `false` (and `entry` discarded) when the key is present.
     func insertNew(_ key: UnsafeRawBufferPointer, hash: UInt,
-                   entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>) throws(MapError) {
+                   entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>) throws(MapError) -> Bool {
         switch publishNew(key, hash: hash, entry: entry) {
         case .published:
-            return
+            return true
         case .exists:
             discard(entry)
-            throw MapError.alreadyExists
+            return false
         case .full:
             discard(entry)
             throw MapError.outOfSpace
@@ -639,17 +657,17 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
         }
     }
 
-    /// Replaces the entry for `key` with `entry`; discards `entry` and throws ENOENT if
+    /// Replaces the entry for `key` with `entry`; discards `entry` and returns `false` if
     /// the key is absent. Caller holds an epoch.
     func replaceExisting(_ key: UnsafeRawBufferPointer, hash: UInt,
                          with entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>, operation: MapOperationFlags,
-                         displaced: UnsafeMutableRawPointer?) throws(MapError) {
+                         displaced: UnsafeMutableRawPointer?) -> Bool {
         while true {
             guard let old = find(key, hash: hash) else {
                 discard(entry)
-                throw MapError.keyNotFound
+                return false
             }
-            if replace(old, with: entry, hash: hash, key: key, operation: operation, displaced: displaced) { return }
+            if replace(old, with: entry, hash: hash, key: key, operation: operation, displaced: displaced) { return true }
             // `old` was removed or replaced meanwhile: look again.
         }
     }
@@ -658,6 +676,17 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
 
     @usableFromInline
     func delete(key: UnsafeRawBufferPointer, operation: MapOperationFlags) throws(MapError) {
+        if try !remove(key, operation: operation) { throw MapError.keyNotFound }
+    }
+
+    /// Delete that answers an absent key with `false`. Contract: ``RawMap/deleteIfPresent(key:)``.
+    public func deleteIfPresent(key: UnsafeRawBufferPointer) throws(MapError) -> Bool {
+        try remove(key, operation: [])
+    }
+
+    /// The delete; `false` if the key is absent.
+    @inline(__always)
+    func remove(_ key: UnsafeRawBufferPointer, operation: MapOperationFlags) throws(MapError) -> Bool {
         let helper = operation.contains(.helper)
         if helper { try access.checkProgramWrite() } else { try access.checkUserWrite(freezeState) }
         try checkKey(key, keySize)
@@ -666,10 +695,11 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
         Epoch.enter()
         defer { Epoch.exit() }
         if !helper, freezeState.isFrozen { throw frozenError }
-        let entry = try unlink(key, hash: hash, operation: operation)  // sealed if in place
+        guard let entry = try unlink(key, hash: hash, operation: operation) else { return false }  // sealed if in place
         observer?.entryWasRemoved(key: key, value: UnsafeRawBufferPointer(start: valuePointer(entry), count: valueSize),
                                   flags: operation)
         retire(entry)
+        return true
     }
 
     /// User-mode delete with flags: Linux's delete takes none. Contract: ``RawMap/delete(key:flags:)``.
@@ -691,7 +721,7 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
         Epoch.enter()
         defer { Epoch.exit() }
         // Entries are immutable once published: what `inspect` saw of `entry` is what leaves.
-        let entry = try unlink(key, hash: hash, operation: [], inspect: inspect)
+        guard let entry = try unlink(key, hash: hash, operation: [], inspect: inspect) else { throw MapError.keyNotFound }
         observer?.entryWasRemoved(key: key, value: UnsafeRawBufferPointer(start: valuePointer(entry), count: valueSize),
                                   flags: [])
         retire(entry)
@@ -706,6 +736,19 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
     /// Contract: ``RawMap/lookupAndDelete(key:into:flags:)``.
     public func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer,
                                 flags: MapElementFlags) throws(MapError) {
+        if try !lookupAndDeleteIfPresent(key: key, into: value, flags: flags) { throw MapError.keyNotFound }
+    }
+
+    /// Lookup-and-delete that answers an absent key with `false`. Contract:
+    /// ``RawMap/lookupAndDeleteIfPresent(key:into:)``.
+    public func lookupAndDeleteIfPresent(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError)
+        -> Bool
+    {
+        try lookupAndDeleteIfPresent(key: key, into: value, flags: [])
+    }
+
+    func lookupAndDeleteIfPresent(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer,
+                                  flags: MapElementFlags) throws(MapError) -> Bool {
         try checkElementFlags(flags, allowingLock: true)
         try access.checkUserRead()
         try access.checkUserWrite(freezeState)
@@ -718,13 +761,14 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
         Epoch.enter()
         defer { Epoch.exit() }
         if freezeState.isFrozen { throw frozenError }
-        let entry = try unlink(key, hash: hash, operation: [])
+        guard let entry = try unlink(key, hash: hash, operation: []) else { return false }
         // We alone removed `entry`: its value is the one the key had when it left the map
         // (in place: the one we sealed, after which no update can land).
         copyRemovedValue(entry, into: value.baseAddress!, locked: locked)
         observer?.entryWasRemoved(key: key, value: UnsafeRawBufferPointer(start: valuePointer(entry), count: valueSize),
                                   flags: [])
         retire(entry)
+        return true
     }
 
     /// Copies the value of an entry this thread has just unlinked (and, in place, sealed:
@@ -742,14 +786,15 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
         }
     }
 
-    /// Removes the entry for `key` and returns it (still readable in this epoch); an
-    /// in-place entry is sealed, and its slot given back, before its capacity unit.
+    /// Removes the entry for `key` and returns it (still readable in this epoch), or nil if
+    /// the key is absent; an in-place entry is sealed, and its slot given back, before its
+    /// capacity unit.
     func unlink(_ key: UnsafeRawBufferPointer, hash: UInt, operation: MapOperationFlags,
                 inspect: (UnsafeRawBufferPointer) throws(MapError) -> Void = { _ in })
-        throws(MapError) -> UnsafeMutablePointer<rcumaps_lfht_entry_t>
+        throws(MapError) -> UnsafeMutablePointer<rcumaps_lfht_entry_t>?
     {
         while true {
-            guard let entry = find(key, hash: hash) else { throw MapError.keyNotFound }
+            guard let entry = find(key, hash: hash) else { return nil }
             try inspect(UnsafeRawBufferPointer(start: valuePointer(entry), count: valueSize))
             if let refusal = advanceObserver?.entryWillBeRemoved(
                 key: key, value: UnsafeRawBufferPointer(start: valuePointer(entry), count: valueSize), flags: operation) {

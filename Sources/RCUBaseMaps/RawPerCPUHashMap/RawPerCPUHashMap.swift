@@ -172,7 +172,7 @@ public final class RawPerCPUHashMap: RawMap {
             whole.initializeMemory(as: UInt8.self, repeating: 0)
             whole.baseAddress!.advanced(by: own.lowerBound).copyMemory(from: value.baseAddress!, byteCount: valueSize)
             _ = try storage.update(key: key, value: UnsafeRawBufferPointer(whole), flags: flags, operation: .helper,
-                                   displaced: nil, writing: own)
+                                   displaced: nil, writing: own).replacedOrThrow(flags)
         }
     }
 

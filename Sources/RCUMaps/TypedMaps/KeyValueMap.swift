@@ -129,15 +129,10 @@ extension DynamicKeyValueMap {
     /// Concurrency: of several threads inserting one absent key, exactly one gets `true`.
     @inlinable @discardableResult
     public func insertIfAbsent(_ value: Value, forKey key: Key) throws(MapError) -> Bool {
-        do {
-            try withUnsafeBytes(of: key) { (keyBytes) throws(MapError) in
-                try withUnsafeBytes(of: value) { (valueBytes) throws(MapError) in
-                    try raw.update(key: keyBytes, value: valueBytes, flags: .noExist)
-                }
+        try withUnsafeBytes(of: key) { (keyBytes) throws(MapError) -> Bool in
+            try withUnsafeBytes(of: value) { (valueBytes) throws(MapError) -> Bool in
+                try raw.insertIfAbsent(key: keyBytes, value: valueBytes)
             }
-            return true
-        } catch where error == .alreadyExists {
-            return false
         }
     }
 
@@ -158,11 +153,8 @@ extension DynamicKeyValueMap {
     func takeValue(forKey key: Key) throws(MapError) -> Value? {
         try withUnsafeBytes(of: key) { (keyBytes) throws(MapError) -> Value? in
             try withUnsafeTemporaryAllocation(of: Value.self, capacity: 1) { (value) throws(MapError) -> Value? in
-                do throws(MapError) {
-                    try raw.lookupAndDelete(key: keyBytes, into: UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(value)[..<MemoryLayout<Value>.size]))
-                } catch where error == .keyNotFound {
-                    return nil
-                }
+                let bytes = UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(value)[..<MemoryLayout<Value>.size])
+                guard try raw.lookupAndDeleteIfPresent(key: keyBytes, into: bytes) else { return nil }
                 return UnsafeMutableRawPointer(value.baseAddress!).load(as: Value.self)
             }
         }

@@ -1,0 +1,158 @@
+import RCUMaps
+import RCUMapsTestSupport
+import Synchronization
+import Testing
+
+/// `insertIfAbsent(key:value:)`, `deleteIfPresent(key:)` and
+/// `lookupAndDeleteIfPresent(key:into:)`: the refusal (EEXIST, ENOENT) comes back as
+/// `false`; every other error is thrown as the throwing forms throw it. The two hashes
+/// implement them without throwing; the other types go through the protocol's defaults.
+@Suite("Refusals returned, not thrown")
+struct RefusalFormTests {
+    /// Both hashes, with a one-word value (exchanged in place) and a 24-byte one (a new
+    /// slot or entry per write), and the LRU hash (the bucket hash with recency).
+    static let shapes: [(type: MapType, implementation: HashImplementation, valueSize: Int)] = [
+        (.hash, .bucketLocked, 8), (.hash, .bucketLocked, 24),
+        (.hash, .lockFree, 8), (.hash, .lockFree, 24),
+        (.lruHash, .bucketLocked, 8),
+    ]
+
+    func makeMap(_ shape: (type: MapType, implementation: HashImplementation, valueSize: Int),
+                 maxEntries: Int = 64) throws -> any RawMap {
+        try MapRegistry.create(MapDefinition(type: shape.type, keySize: 8, valueSize: shape.valueSize,
+                                             maxEntries: maxEntries, hashImplementation: shape.implementation,
+                                             poolTag: uniqueTag()))
+    }
+
+    func bytes(_ seed: UInt8, count: Int) -> [UInt8] { (0..<count).map { seed &+ UInt8($0) } }
+
+    @Test(arguments: 0..<shapes.count)
+    func refusalsAreFalseAndChangeNothing(_ index: Int) throws {
+        let shape = Self.shapes[index]
+        let map = try makeMap(shape)
+        let size = shape.valueSize
+        var key: UInt64 = 7
+        let first = bytes(1, count: size), second = bytes(100, count: size)
+        try withUnsafeBytes(of: &key) { key in
+            #expect(try first.withUnsafeBytes { try map.insertIfAbsent(key: key, value: $0) } == true)
+            #expect(try second.withUnsafeBytes { try map.insertIfAbsent(key: key, value: $0) } == false)
+            #expect(map.count == 1)
+            var out = [UInt8](repeating: 0, count: size)
+            try out.withUnsafeMutableBytes { try map.lookup(key: key, into: $0) }
+            #expect(out == first)   // the refused insert left the value as it was
+
+            #expect(try map.deleteIfPresent(key: key) == true)
+            #expect(try map.deleteIfPresent(key: key) == false)
+            #expect(map.count == 0)
+
+            try first.withUnsafeBytes { try map.update(key: key, value: $0, flags: .noExist) }
+            var taken = [UInt8](repeating: 0xEE, count: size)
+            #expect(try taken.withUnsafeMutableBytes { try map.lookupAndDeleteIfPresent(key: key, into: $0) } == true)
+            #expect(taken == first)
+            var untouched = [UInt8](repeating: 0xEE, count: size)
+            #expect(try untouched.withUnsafeMutableBytes { try map.lookupAndDeleteIfPresent(key: key, into: $0) } == false)
+            #expect(untouched == [UInt8](repeating: 0xEE, count: size))
+            #expect(map.count == 0)
+
+            // The throwing forms still throw the refusals as Linux's errnos.
+            #expect(throws: MapError.keyNotFound) { try map.delete(key: key) }
+            #expect(throws: MapError.keyNotFound) { try first.withUnsafeBytes { try map.update(key: key, value: $0, flags: .exist) } }
+            try first.withUnsafeBytes { try map.update(key: key, value: $0, flags: .noExist) }
+            #expect(throws: MapError.alreadyExists) { try first.withUnsafeBytes { try map.update(key: key, value: $0, flags: .noExist) } }
+            #expect(throws: MapError.keyNotFound) {
+                var other: UInt64 = 8
+                try withUnsafeBytes(of: &other) { other in
+                    try untouched.withUnsafeMutableBytes { try map.lookupAndDelete(key: other, into: $0) }
+                }
+            }
+        }
+    }
+
+    func insert(_ map: any RawMap, _ key: UInt64, _ value: [UInt8]) throws -> Bool {
+        var key = key
+        return try withUnsafeBytes(of: &key) { key in
+            try value.withUnsafeBytes { value in try map.insertIfAbsent(key: key, value: value) }
+        }
+    }
+
+    func delete(_ map: any RawMap, _ key: UInt64) throws(MapError) -> Bool {
+        var key = key
+        return try withUnsafeBytes(of: &key) { (key) throws(MapError) -> Bool in try map.deleteIfPresent(key: key) }
+    }
+
+    @Test(arguments: 0..<shapes.count)
+    func otherErrorsAreStillThrown(_ index: Int) throws {
+        let shape = Self.shapes[index]
+        let map = try makeMap(shape, maxEntries: 2)
+        let value = bytes(3, count: shape.valueSize)
+        let wrongKey: [UInt8] = [1, 2, 3]
+        #expect(throws: MapError.invalidArgument) {
+            try wrongKey.withUnsafeBytes { key in
+                try value.withUnsafeBytes { value in _ = try map.insertIfAbsent(key: key, value: value) }
+            }
+        }
+        #expect(throws: MapError.invalidArgument) {
+            try wrongKey.withUnsafeBytes { key in _ = try map.deleteIfPresent(key: key) }
+        }
+        #expect(try insert(map, 1, value))
+        #expect(try insert(map, 2, value))
+        // Full: a present key is still a refusal (Linux checks EEXIST first), a new key is
+        // E2BIG — except on the LRU hash, which evicts.
+        #expect(try insert(map, 1, value) == false)
+        if shape.type == .hash {
+            #expect(throws: MapError.outOfSpace) { _ = try insert(map, 3, value) }
+        }
+        try map.freeze()
+        #expect(throws: MapError.permissionDenied) { _ = try insert(map, 9, value) }
+        #expect(throws: MapError.permissionDenied) { _ = try delete(map, 1) }
+    }
+
+    /// The protocol's defaults (here an ARRAY): every index holds a value, so an insert is
+    /// always refused, and a delete is EINVAL as Linux has it.
+    @Test func arraysGoThroughTheDefaults() throws {
+        let map = try MapRegistry.create(MapDefinition(type: .array, keySize: 4, valueSize: 8, maxEntries: 4,
+                                                       poolTag: uniqueTag()))
+        var key: UInt32 = 1
+        var value: UInt64 = 5
+        let inserted = try withUnsafeBytes(of: &key) { (key) throws(MapError) -> Bool in
+            try withUnsafeBytes(of: &value) { (value) throws(MapError) -> Bool in try map.insertIfAbsent(key: key, value: value) }
+        }
+        #expect(inserted == false)
+        #expect(throws: MapError.invalidArgument) {
+            try withUnsafeBytes(of: &key) { (key) throws(MapError) in _ = try map.deleteIfPresent(key: key) }
+        }
+    }
+
+    /// Of threads inserting the same absent keys, exactly one gets `true` per key; of
+    /// threads deleting them, exactly one gets `true` per key.
+    @Test(arguments: 0..<shapes.count)
+    func eachKeyIsInsertedAndDeletedByExactlyOneThread(_ index: Int) throws {
+        let shape = Self.shapes[index]
+        let keys = 512
+        let map = try makeMap(shape, maxEntries: keys)
+        let inserted = Atomic<Int>(0)
+        let deleted = Atomic<Int>(0)
+        let size = shape.valueSize
+        for round in 0..<4 {
+            runOnThreads(4) { thread in
+                let value = [UInt8](repeating: UInt8(thread), count: size)
+                value.withUnsafeBytes { value in
+                    for key in 0..<UInt64(keys) {
+                        let won = withUnsafeBytes(of: key) { (try? map.insertIfAbsent(key: $0, value: value)) ?? false }
+                        if won { inserted.add(1, ordering: .relaxed) }
+                    }
+                }
+            }
+            #expect(inserted.load(ordering: .relaxed) == keys * (round + 1))
+            #expect(map.count == keys)
+            runOnThreads(4) { _ in
+                for key in 0..<UInt64(keys) {
+                    let won = withUnsafeBytes(of: key) { (try? map.deleteIfPresent(key: $0)) ?? false }
+                    if won { deleted.add(1, ordering: .relaxed) }
+                }
+            }
+            #expect(deleted.load(ordering: .relaxed) == keys * (round + 1))
+            #expect(map.count == 0)
+        }
+    }
+}
