@@ -3,6 +3,18 @@
  * already holds a liburcu read lock taken directly. */
 #include "CRCUMapsInlineReadSide.h"
 
+/* The slow paths call liburcu's read lock and unlock in liburcu-memb.so, not the inline
+ * versions that _LGPL_SOURCE maps these names to: under ThreadSanitizer this file is
+ * instrumented, and liburcu's inline code (plain accesses to the grace-period futex that
+ * are atomic on x86 but not to TSan) would be reported as races; the shared library is not
+ * instrumented. The slow path is rare everywhere else (a thread's first section, a
+ * machine without sys_membarrier, a liburcu read lock held around the section), so the
+ * call costs nothing that matters. */
+#undef urcu_memb_read_lock
+#undef urcu_memb_read_unlock
+void urcu_memb_read_lock(void);
+void urcu_memb_read_unlock(void);
+
 void rcumaps_tsan_reader_exit(void);
 extern const int rcumaps_tsan_enabled;
 

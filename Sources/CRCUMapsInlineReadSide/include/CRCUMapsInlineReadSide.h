@@ -12,15 +12,15 @@
  * separately. Everything else — registering the thread, liburcu's own read lock when
  * it does not use sys_membarrier (real fences) or when a liburcu read lock the caller
  * took directly is already held, TSan's annotations — takes the slow path, out of line,
- * which calls liburcu's read lock and unlock.
+ * which calls liburcu's read lock and unlock in the shared library.
  *
  * Licence: what is compiled into the caller from liburcu's headers (read with
  * _LGPL_SOURCE) is data-structure layouts, macros and small inline functions:
  * `struct urcu_reader` / `struct urcu_gp`, `URCU_GP_COUNT` / `URCU_GP_CTR_NEST_MASK`,
- * the `cmm_*` barrier macros, `urcu_common_wake_up_gp` and, in the slow path,
- * `_urcu_memb_read_lock` / `_urcu_memb_read_unlock`; each function is under ten lines,
- * and liburcu's header states that the read-side ones "are intended to be usable by
- * non-LGPL code, as called out in LGPL" (LGPL-2.1 section 5). The grace-period,
+ * the `cmm_*` barrier macros and `urcu_common_wake_up_gp` (under ten lines; liburcu's
+ * header states that its read-side functions "are intended to be usable by non-LGPL code,
+ * as called out in LGPL", LGPL-2.1 section 5). The slow path calls liburcu's read lock
+ * and unlock in liburcu-memb.so (inline_read_side.c). The grace-period,
  * call_rcu and hash-table code stay calls into the shared libraries. See README,
  * "Licence and the read-side trait". Building without the trait
  * (`--disable-default-traits`) uses CRCUMapsShim's call-only path.
