@@ -300,8 +300,25 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
     /// User-mode update. Contract: ``/RCUBaseMaps/RawMap/update(key:value:flags:)``.
     public func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags) throws(MapError) {
         let map = Unmanaged.passUnretained(self)
-        try update(key: key, value: value, flags: flags, operation: []) { (stored) throws(MapError) in
+        _ = try update(key: key, value: value, flags: flags, operation: []) { (stored) throws(MapError) -> Bool in
             try Self.guaranteed(map) { (map) throws(MapError) in try map.baseUpdate(key: key, value: stored, flags: flags) }
+            return true
+        }
+    }
+
+    /// `.noExist` update that answers a present key with `false` (the addition is rolled
+    /// back through the deletion callback, as for EEXIST). Contract:
+    /// ``/RCUBaseMaps/RawMap/insertIfAbsent(key:value:)``.
+    public func insertIfAbsent(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) throws(MapError) -> Bool {
+        let map = Unmanaged.passUnretained(self)
+        return try update(key: key, value: value, flags: .noExist, operation: []) { (stored) throws(MapError) -> Bool in
+            try Self.guaranteed(map) { (map) throws(MapError) -> Bool in
+                guard let bucketBase = map.bucketBase else { return try map.base.insertIfAbsent(key: key, value: stored) }
+                // Invariant: `base` (owned by `map`) keeps the unmanaged reference alive.
+                return try Self.guaranteed(bucketBase) { (bucket) throws(MapError) -> Bool in
+                    try bucket.insertIfAbsent(key: key, value: stored)
+                }
+            }
         }
     }
 
@@ -353,8 +370,9 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
         defer { Epoch.exit() }
         return try withStoredBuffer { (storedOld) throws(MapError) -> Bool in
             var replaced = false
-            try update(key: key, value: value, flags: flags, operation: []) { (stored) throws(MapError) in
+            _ = try update(key: key, value: value, flags: flags, operation: []) { (stored) throws(MapError) -> Bool in
                 replaced = try base.exchange(key: key, value: stored, flags: flags, into: storedOld)
+                return true
             }
             guard replaced else { return false }
             guard updatesOriginalValue else {
@@ -377,24 +395,26 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
                        in section: borrowing EpochSection) throws(MapError) {
         guard !updatesOriginalValue else { throw Self.helperModeBlocked }
         let map = Unmanaged.passUnretained(self)
-        try update(key: key, value: value, flags: flags, operation: .helper) { (stored) throws(MapError) in
+        _ = try update(key: key, value: value, flags: flags, operation: .helper) { (stored) throws(MapError) -> Bool in
             try Epoch.withSection { (section) throws(MapError) in
                 try Self.guaranteed(map) { (map) throws(MapError) in
                     try map.base.update(key: key, value: stored, flags: flags, in: section)
                 }
             }
+            return true
         }
     }
 
     /// Addition callback, then `baseUpdate` with the stored value; rolls the addition back
-    /// through the deletion callback (`.update`) if the base update fails.
+    /// through the deletion callback (`.update`) if the base update fails, or refuses
+    /// (returns `false`: a present key for `insertIfAbsent`). Returns what `baseUpdate` did.
     ///
     /// Always inlined into its callers (this module's writes): called, `baseUpdate` was a
     /// closure value reached through two reabstraction thunks per write.
     @inline(__always)
     func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
                 operation: MapOperationFlags,
-                baseUpdate: (UnsafeRawBufferPointer) throws(MapError) -> Void) throws(MapError) {
+                baseUpdate: (UnsafeRawBufferPointer) throws(MapError) -> Bool) throws(MapError) -> Bool {
         try checkNotInLockedCallback()
         // The base map's own checks, before any callback runs.
         if operation.contains(.helper) { try access.checkProgramWrite() } else { try checkUserWrite() }
@@ -413,8 +433,8 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
             // around every write, a write every thread's writes shared.
             let map = Unmanaged.passUnretained(self)
             let validates = !updatesOriginalValue
-            try withStoredBuffer { (stored) throws(MapError) in
-                try Self.guaranteed(map) { (map) throws(MapError) in
+            return try withStoredBuffer { (stored) throws(MapError) -> Bool in
+                try Self.guaranteed(map) { (map) throws(MapError) -> Bool in
                     if validates { stored.copyMemory(from: value) }
                     do {
                         Epoch.enter()
@@ -422,19 +442,19 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
                         try map.addition(MapElementCall(
                             context: map.callContext, key: key, inValue: value, outValue: stored, flags: operation))
                     }
+                    let done: Bool
                     do throws(MapError) {
-                        try baseUpdate(UnsafeRawBufferPointer(stored))
+                        done = try baseUpdate(UnsafeRawBufferPointer(stored))
                     } catch {
                         map.rollBack(key: key, storedValue: UnsafeRawBufferPointer(stored), flags: operation)
                         throw error
                     }
+                    if !done { map.rollBack(key: key, storedValue: UnsafeRawBufferPointer(stored), flags: operation) }
+                    return done
                 }
             }
         } else {
-            guard hasAddition else {
-                try baseUpdate(value)
-                return
-            }
+            guard hasAddition else { return try baseUpdate(value) }
             // Called from the stored `let`, not bound to a local: a local copy retains the
             // closure's context, one object every writing thread shares.
             do {
@@ -442,12 +462,15 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
                 defer { Epoch.exit() }
                 try addition(MapElementCall(context: callContext, key: key, inValue: value, outValue: nil, flags: operation))
             }
+            let done: Bool
             do throws(MapError) {
-                try baseUpdate(value)
+                done = try baseUpdate(value)
             } catch {
                 rollBack(key: key, storedValue: value, flags: operation)
                 throw error
             }
+            if !done { rollBack(key: key, storedValue: value, flags: operation) }
+            return done
         }
     }
 
@@ -467,6 +490,16 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
         try checkUserWrite()
         try checkSizes(key: key, value: nil)
         try baseDelete(key: key)
+    }
+
+    /// Delete that answers an absent key with `false`. Contract: ``/RCUBaseMaps/RawMap/deleteIfPresent(key:)``.
+    public func deleteIfPresent(key: UnsafeRawBufferPointer) throws(MapError) -> Bool {
+        try checkNotInLockedCallback()
+        try checkUserWrite()
+        try checkSizes(key: key, value: nil)
+        guard let bucketBase else { return try base.deleteIfPresent(key: key) }
+        // Invariant: `base` (owned by `self`) keeps the unmanaged reference alive.
+        return try Self.guaranteed(bucketBase) { (bucket) throws(MapError) -> Bool in try bucket.deleteIfPresent(key: key) }
     }
 
     /// Helper-mode delete (providers see `.helper`). Contract: ``/RCUBaseMaps/RawMap/delete(key:in:)``.

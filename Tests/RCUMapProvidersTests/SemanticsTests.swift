@@ -162,6 +162,38 @@ struct ProviderSemanticsTests {
         #expect(try map.get(UInt32(1), as: UInt32.self) == 10)
     }
 
+    /// The refusal-returning forms roll a refused addition back exactly as the throwing
+    /// forms do, and report a delete of an absent key as `false` with no callback.
+    @Test(arguments: hashBases)
+    func refusalsReturnedAreRolledBackToo(_ base: ProviderBaseMap) throws {
+        let provider = RecordingProvider()
+        let map = try provider.register(base: base).makeMap(maxEntries: 4)
+        try map.put(UInt32(1), UInt32(10))
+        provider.clear()
+        func insert(_ key: UInt32, _ value: UInt32) throws -> Bool {
+            try withUnsafeBytes(of: key) { key in
+                try withUnsafeBytes(of: value) { value in try map.insertIfAbsent(key: key, value: value) }
+            }
+        }
+        func delete(_ key: UInt32) throws -> Bool {
+            try withUnsafeBytes(of: key) { key in try map.deleteIfPresent(key: key) }
+        }
+        #expect(try insert(1, 30) == false)
+        #expect(try insert(2, 20) == true)
+        #expect(provider.recorded(.addition).map(\.value) == [30, 20])
+        #expect(provider.recorded(.postDeletion) == [
+            .init(kind: .postDeletion, flags: [.update, .rollback], key: 1, value: 30),
+        ])
+        #expect(try map.get(UInt32(1), as: UInt32.self) == 10)
+        provider.clear()
+        #expect(try delete(9) == false)
+        #expect(provider.recorded(.postDeletion).isEmpty)
+        #expect(try delete(2) == true)
+        #expect(provider.recorded(.postDeletion).map(\.key) == [2])
+        #expect(try delete(2) == false)
+        #expect(map.count == 1)
+    }
+
     @Test func theDeprecatedDeletionCallbackIsRefusedOnTheLockFreeBase() {
         let provider = RecordingProvider(usesDeprecatedDeletion: true)
         do {
