@@ -158,4 +158,77 @@ struct CapacityGateTests {
         }
         Issue.record("no two threads with different stripes in 16 tries")
     }
+
+    /// The same window when a removal parks a credit in a stripe that holds more than two
+    /// batches, which gives one batch back to the count: a reservation made meanwhile, by a
+    /// thread that drained the stripe's other credits and filled the map to its last unit,
+    /// reported E2BIG with a unit still on its way back (defect 41 in docs/reliability.md).
+    @Test func aReservationWaitsForACreditBatchOnItsWayBack() throws {
+        final class Scenario: @unchecked Sendable {
+            // @unchecked: the gate is shared as every map shares its own, through atomics.
+            let gate: CapacityGate
+            let stripes = ThreadLock<[Int]>([-1, -1])
+            let open = Atomic<Bool>(false)
+            let waiterReserving = Atomic<Bool>(false)
+            let abandoned = Atomic<Bool>(false)
+            let outcomes = ThreadLock<[CapacityGate.Outcome]>([])
+            init(pause: @escaping @Sendable () -> Void) { gate = CapacityGate(maxEntries: 3, givebackPause: pause) }
+        }
+        for _ in 0..<16 {
+            // Weak: the scenario holds the gate, which holds the pause closure, which holds the box.
+            final class Box: @unchecked Sendable { weak var scenario: Scenario? }
+            let box = Box()
+            let scenario = Scenario(pause: {
+                guard let scenario = box.scenario else { return }
+                scenario.open.store(true, ordering: .releasing)
+                while !scenario.waiterReserving.load(ordering: .acquiring) {
+                    if scenario.abandoned.load(ordering: .acquiring) { return }
+                    sched_yield()
+                }
+                usleep(50_000)
+            })
+            box.scenario = scenario
+            #expect(scenario.gate.batch == 1)
+            for _ in 0..<3 {
+                #expect(scenario.gate.reserve(keyExists: { false }) == .reserved)
+                scenario.gate.resolve(published: true)
+            }
+            runOnThreads(2) { thread in
+                let stripe = scenario.gate.ownStripe
+                scenario.stripes.withLock { $0[thread] = stripe }
+                if thread == 0 {
+                    // The giver: three removals park three credits in its stripe; the third
+                    // gives one back to the count, and pauses on the way.
+                    while scenario.stripes.withLock({ $0[1] }) < 0 { sched_yield() }
+                    guard scenario.stripes.withLock({ $0[0] != $0[1] }) else {
+                        scenario.abandoned.store(true, ordering: .releasing)
+                        return
+                    }
+                    for _ in 0..<3 {
+                        scenario.gate.beginRemoval()
+                        scenario.gate.endRemoval(removed: true)
+                    }
+                } else {
+                    // The waiter, in the window: drains the giver's two other credits and
+                    // fills the map with them, then asks for the last unit.
+                    while !scenario.open.load(ordering: .acquiring) {
+                        if scenario.abandoned.load(ordering: .acquiring) { return }
+                        sched_yield()
+                    }
+                    for attempt in 0..<3 {
+                        if attempt == 2 { scenario.waiterReserving.store(true, ordering: .releasing) }
+                        let outcome = scenario.gate.reserve(keyExists: { false })
+                        scenario.outcomes.withLock { $0.append(outcome) }
+                        if outcome == .reserved { scenario.gate.resolve(published: true) }
+                    }
+                }
+            }
+            if scenario.abandoned.load(ordering: .acquiring) { continue }
+            #expect(scenario.outcomes.withLock { $0 } == [.reserved, .reserved, .reserved])
+            #expect(scenario.gate.entries == 3)
+            #expect(scenario.gate.changesInFlight() == 0)
+            return
+        }
+        Issue.record("no two threads with different stripes in 16 tries")
+    }
 }

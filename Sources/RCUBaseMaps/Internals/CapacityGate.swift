@@ -43,15 +43,19 @@ struct CapacityGate: ~Copyable {
     /// Tests only: runs inside ``drainCredits()`` after a stripe's credits were taken and
     /// before they are returned to `count` (the window a waiter must see as in flight).
     let drainPause: (@Sendable () -> Void)?
+    /// Tests only: the same window in ``parkAndLeave(_:)``, when a stripe with too many
+    /// credits gives a batch back to `count`.
+    let givebackPause: (@Sendable () -> Void)?
 
     private static let stripeStride = 64
     /// One change in flight, in a stripe's word.
     private static let flightUnit = 1 << 32
     private static let creditMask = flightUnit - 1
 
-    init(maxEntries: Int, drainPause: (@Sendable () -> Void)? = nil) {
+    init(maxEntries: Int, drainPause: (@Sendable () -> Void)? = nil, givebackPause: (@Sendable () -> Void)? = nil) {
         self.maxEntries = maxEntries
         self.drainPause = drainPause
+        self.givebackPause = givebackPause
         let stripeCount = ThreadStripes.count()
         stripeMask = stripeCount - 1
         // Parked credits stay below 3 batches a stripe: at most 1/16 of the capacity.
@@ -193,13 +197,22 @@ struct CapacityGate: ~Copyable {
 
     /// Parks one unit in `stripe` and leaves its in-flight count, in one atomic add; a
     /// stripe holding more than two batches gives one back.
+    ///
+    /// The batch given back is on its way for a moment (taken from the stripe, not yet off
+    /// `count`): the thread counts as in flight again until it has arrived, as a drainer
+    /// does, so that a reservation that finds the map full then waits instead of reporting
+    /// a spurious E2BIG (found by the address-sanitizer run of 2026-12-04 under load: the
+    /// object map's churn on the lock-free base, 8 keys in a map of 8, saw E2BIG).
     @inline(__always)
     private func parkAndLeave(_ stripe: Int) {
         let word = word(stripe)
         let after = word.pointee.wrappingAdd(1 &- Self.flightUnit, ordering: .acquiringAndReleasing).newValue
         if Self.credits(after) > 2 * batch,
-           word.pointee.compareExchange(expected: after, desired: after - batch, ordering: .acquiringAndReleasing).exchanged {
+           word.pointee.compareExchange(expected: after, desired: after &- batch &+ Self.flightUnit,
+                                        ordering: .acquiringAndReleasing).exchanged {
+            givebackPause?()
             count.wrappingSubtract(batch, ordering: .acquiringAndReleasing)
+            word.pointee.wrappingSubtract(Self.flightUnit, ordering: .acquiringAndReleasing)
         }
     }
 
