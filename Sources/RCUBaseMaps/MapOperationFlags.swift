@@ -144,3 +144,35 @@ extension FlaggedWrites {
         try delete(key: key, operation: .helper)
     }
 }
+
+/// The hashes' lookup-and-delete entry points, derived from one implementation with flags
+/// that answers an absent key with `false`.
+@usableFromInline
+protocol RemovalIfPresent: RawMap {
+    /// Lookup-and-delete with flags (`BPF_F_LOCK`: the copy holds the value's lock);
+    /// `false` if the key is absent (`value` untouched).
+    func lookupAndDeleteIfPresent(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer,
+                                  flags: MapElementFlags) throws(MapError) -> Bool
+}
+
+extension RemovalIfPresent {
+    /// Atomic lookup-and-delete. Contract: ``RawMap/lookupAndDelete(key:into:)``.
+    public func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
+        try lookupAndDelete(key: key, into: value, flags: [])
+    }
+
+    /// Atomic lookup-and-delete with flags (`BPF_F_LOCK`: the copy holds the value's lock).
+    /// Contract: ``RawMap/lookupAndDelete(key:into:flags:)``.
+    public func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer,
+                                flags: MapElementFlags) throws(MapError) {
+        if try !lookupAndDeleteIfPresent(key: key, into: value, flags: flags) { throw MapError.keyNotFound }
+    }
+
+    /// Lookup-and-delete that answers an absent key with `false`. Contract:
+    /// ``RawMap/lookupAndDeleteIfPresent(key:into:)``.
+    public func lookupAndDeleteIfPresent(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError)
+        -> Bool
+    {
+        try lookupAndDeleteIfPresent(key: key, into: value, flags: [])
+    }
+}

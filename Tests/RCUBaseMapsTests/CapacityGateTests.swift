@@ -90,70 +90,45 @@ struct CapacityGateTests {
     /// that window (threads whose stripes differ: the round-robin stripes are retried until
     /// they do).
     @Test func aReservationWaitsForADrainInProgress() throws {
-        final class Scenario: @unchecked Sendable {
-            // @unchecked: the gate is shared as every map shares its own, through atomics.
-            let gate: CapacityGate
+        for _ in 0..<16 {
+            let window = PausedWindow()
+            let shared = SharedGate(CapacityGate(maxEntries: 2, drainPause: { window.pause() }))
             let stripes = ThreadLock<[Int]>([-1, -1])
             let parked = Atomic<Bool>(false)
-            let open = Atomic<Bool>(false)
-            let waiterReserving = Atomic<Bool>(false)
-            let abandoned = Atomic<Bool>(false)
             let waiterOutcome = ThreadLock<CapacityGate.Outcome?>(nil)
-            init(pause: @escaping @Sendable () -> Void) { gate = CapacityGate(maxEntries: 2, drainPause: pause) }
-        }
-        for _ in 0..<16 {
-            // Weak: the scenario holds the gate, which holds the pause closure, which holds the box.
-            final class Box: @unchecked Sendable { weak var scenario: Scenario? }
-            let box = Box()
-            let scenario = Scenario(pause: {
-                // The window: the waiter reserves in it (it decides within microseconds with
-                // the old code; with the fix it waits for the drain to end).
-                guard let scenario = box.scenario else { return }
-                scenario.open.store(true, ordering: .releasing)
-                while !scenario.waiterReserving.load(ordering: .acquiring) {
-                    if scenario.abandoned.load(ordering: .acquiring) { return }
-                    sched_yield()
-                }
-                usleep(50_000)
-            })
-            box.scenario = scenario
             for _ in 0..<2 {
-                #expect(scenario.gate.reserve(keyExists: { false }) == .reserved)
-                scenario.gate.resolve(published: true)
+                #expect(shared.gate.reserve(keyExists: { false }) == .reserved)
+                shared.gate.resolve(published: true)
             }
             runOnThreads(2) { thread in
-                let stripe = scenario.gate.ownStripe
-                scenario.stripes.withLock { $0[thread] = stripe }
+                let stripe = shared.gate.ownStripe
+                stripes.withLock { $0[thread] = stripe }
                 if thread == 1 {
                     // The waiter: two removals park two credits in its stripe.
                     for _ in 0..<2 {
-                        scenario.gate.beginRemoval()
-                        scenario.gate.endRemoval(removed: true)
+                        shared.gate.beginRemoval()
+                        shared.gate.endRemoval(removed: true)
                     }
-                    scenario.parked.store(true, ordering: .releasing)
-                    while !scenario.open.load(ordering: .acquiring) {
-                        if scenario.abandoned.load(ordering: .acquiring) { return }
-                        sched_yield()
-                    }
-                    scenario.waiterReserving.store(true, ordering: .releasing)
-                    let outcome = scenario.gate.reserve(keyExists: { false })
-                    scenario.waiterOutcome.withLock { $0 = outcome }
-                    if outcome == .reserved { scenario.gate.resolve(published: true) }
+                    parked.store(true, ordering: .releasing)
+                    guard window.waitUntilOpen() else { return }
+                    window.waiterReserving.store(true, ordering: .releasing)
+                    let outcome = shared.gate.reserve(keyExists: { false })
+                    waiterOutcome.withLock { $0 = outcome }
+                    if outcome == .reserved { shared.gate.resolve(published: true) }
                 } else {
                     // The drainer: finds the map full in its own stripe and drains the waiter's.
-                    while !scenario.parked.load(ordering: .acquiring) { sched_yield() }
-                    let stripes = scenario.stripes.withLock { $0 }
-                    guard stripes[0] != stripes[1] else {
-                        scenario.abandoned.store(true, ordering: .releasing)
+                    while !parked.load(ordering: .acquiring) { sched_yield() }
+                    guard stripes.withLock({ $0[0] != $0[1] }) else {
+                        window.abandoned.store(true, ordering: .releasing)
                         return
                     }
-                    #expect(scenario.gate.reserve(keyExists: { false }) == .reserved)
-                    scenario.gate.resolve(published: true)
+                    #expect(shared.gate.reserve(keyExists: { false }) == .reserved)
+                    shared.gate.resolve(published: true)
                 }
             }
-            if scenario.abandoned.load(ordering: .acquiring) { continue }
-            #expect(scenario.waiterOutcome.withLock { $0 } == .reserved)
-            #expect(scenario.gate.entries == 2)
+            if window.abandoned.load(ordering: .acquiring) { continue }
+            #expect(waiterOutcome.withLock { $0 } == .reserved)
+            #expect(shared.gate.entries == 2)
             return
         }
         Issue.record("no two threads with different stripes in 16 tries")
@@ -164,71 +139,85 @@ struct CapacityGateTests {
     /// thread that drained the stripe's other credits and filled the map to its last unit,
     /// reported E2BIG with a unit still on its way back (defect 41 in docs/reliability.md).
     @Test func aReservationWaitsForACreditBatchOnItsWayBack() throws {
-        final class Scenario: @unchecked Sendable {
-            // @unchecked: the gate is shared as every map shares its own, through atomics.
-            let gate: CapacityGate
-            let stripes = ThreadLock<[Int]>([-1, -1])
-            let open = Atomic<Bool>(false)
-            let waiterReserving = Atomic<Bool>(false)
-            let abandoned = Atomic<Bool>(false)
-            let outcomes = ThreadLock<[CapacityGate.Outcome]>([])
-            init(pause: @escaping @Sendable () -> Void) { gate = CapacityGate(maxEntries: 3, givebackPause: pause) }
-        }
         for _ in 0..<16 {
-            // Weak: the scenario holds the gate, which holds the pause closure, which holds the box.
-            final class Box: @unchecked Sendable { weak var scenario: Scenario? }
-            let box = Box()
-            let scenario = Scenario(pause: {
-                guard let scenario = box.scenario else { return }
-                scenario.open.store(true, ordering: .releasing)
-                while !scenario.waiterReserving.load(ordering: .acquiring) {
-                    if scenario.abandoned.load(ordering: .acquiring) { return }
-                    sched_yield()
-                }
-                usleep(50_000)
-            })
-            box.scenario = scenario
-            #expect(scenario.gate.batch == 1)
+            let window = PausedWindow()
+            let shared = SharedGate(CapacityGate(maxEntries: 3, givebackPause: { window.pause() }))
+            let stripes = ThreadLock<[Int]>([-1, -1])
+            let outcomes = ThreadLock<[CapacityGate.Outcome]>([])
+            #expect(shared.gate.batch == 1)
             for _ in 0..<3 {
-                #expect(scenario.gate.reserve(keyExists: { false }) == .reserved)
-                scenario.gate.resolve(published: true)
+                #expect(shared.gate.reserve(keyExists: { false }) == .reserved)
+                shared.gate.resolve(published: true)
             }
             runOnThreads(2) { thread in
-                let stripe = scenario.gate.ownStripe
-                scenario.stripes.withLock { $0[thread] = stripe }
+                let stripe = shared.gate.ownStripe
+                stripes.withLock { $0[thread] = stripe }
                 if thread == 0 {
                     // The giver: three removals park three credits in its stripe; the third
                     // gives one back to the count, and pauses on the way.
-                    while scenario.stripes.withLock({ $0[1] }) < 0 { sched_yield() }
-                    guard scenario.stripes.withLock({ $0[0] != $0[1] }) else {
-                        scenario.abandoned.store(true, ordering: .releasing)
+                    while stripes.withLock({ $0[1] }) < 0 { sched_yield() }
+                    guard stripes.withLock({ $0[0] != $0[1] }) else {
+                        window.abandoned.store(true, ordering: .releasing)
                         return
                     }
                     for _ in 0..<3 {
-                        scenario.gate.beginRemoval()
-                        scenario.gate.endRemoval(removed: true)
+                        shared.gate.beginRemoval()
+                        shared.gate.endRemoval(removed: true)
                     }
                 } else {
                     // The waiter, in the window: drains the giver's two other credits and
                     // fills the map with them, then asks for the last unit.
-                    while !scenario.open.load(ordering: .acquiring) {
-                        if scenario.abandoned.load(ordering: .acquiring) { return }
-                        sched_yield()
-                    }
+                    guard window.waitUntilOpen() else { return }
                     for attempt in 0..<3 {
-                        if attempt == 2 { scenario.waiterReserving.store(true, ordering: .releasing) }
-                        let outcome = scenario.gate.reserve(keyExists: { false })
-                        scenario.outcomes.withLock { $0.append(outcome) }
-                        if outcome == .reserved { scenario.gate.resolve(published: true) }
+                        if attempt == 2 { window.waiterReserving.store(true, ordering: .releasing) }
+                        let outcome = shared.gate.reserve(keyExists: { false })
+                        outcomes.withLock { $0.append(outcome) }
+                        if outcome == .reserved { shared.gate.resolve(published: true) }
                     }
                 }
             }
-            if scenario.abandoned.load(ordering: .acquiring) { continue }
-            #expect(scenario.outcomes.withLock { $0 } == [.reserved, .reserved, .reserved])
-            #expect(scenario.gate.entries == 3)
-            #expect(scenario.gate.changesInFlight() == 0)
+            if window.abandoned.load(ordering: .acquiring) { continue }
+            #expect(outcomes.withLock { $0 } == [.reserved, .reserved, .reserved])
+            #expect(shared.gate.entries == 3)
+            #expect(shared.gate.changesInFlight() == 0)
             return
         }
         Issue.record("no two threads with different stripes in 16 tries")
     }
+}
+
+/// A window in which a thread of a capacity-gate scenario is paused (a test hook of the
+/// gate calls ``pause()``): it opens, waits until the waiter has started the reservation the
+/// window must hold up, then stays open 50 ms more — the old code decided within
+/// microseconds, the fixed one waits for the window to close.
+final class PausedWindow: Sendable {
+    let open = Atomic<Bool>(false)
+    let waiterReserving = Atomic<Bool>(false)
+    /// Set when the scenario cannot run (both threads got the same stripe).
+    let abandoned = Atomic<Bool>(false)
+
+    func pause() {
+        open.store(true, ordering: .releasing)
+        while !waiterReserving.load(ordering: .acquiring) {
+            if abandoned.load(ordering: .acquiring) { return }
+            sched_yield()
+        }
+        usleep(50_000)
+    }
+
+    /// Waits until the window opens; `false` if the scenario was abandoned.
+    func waitUntilOpen() -> Bool {
+        while !open.load(ordering: .acquiring) {
+            if abandoned.load(ordering: .acquiring) { return false }
+            sched_yield()
+        }
+        return true
+    }
+}
+
+/// A gate shared by a scenario's threads, as every map shares its own.
+final class SharedGate: @unchecked Sendable {
+    // @unchecked: the gate is used only through its atomics.
+    let gate: CapacityGate
+    init(_ gate: consuming CapacityGate) { self.gate = gate }
 }

@@ -59,7 +59,7 @@ import Glibc
 /// on a `HASH` they never write shared memory, on an `LRU_HASH` at most one atomic OR the
 /// first time an entry is used after an eviction pass; writers of different buckets never
 /// contend (an evicting LRU writer also advances the shared eviction hand).
-public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecked Sendable {
+public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIfPresent, @unchecked Sendable {
     // @unchecked Sendable: buckets are read through atomics (control, overflow links) and
     // immutable live slots; they change only under their bucket's lock.
 
@@ -668,26 +668,9 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, @unchecke
         if try !remove(key, operation: [], inspect: inspect, removed: { _ in }) { throw MapError.keyNotFound }
     }
 
-    /// Atomic lookup-and-delete. Contract: ``RawMap/lookupAndDelete(key:into:)``.
-    public func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
-        try lookupAndDelete(key: key, into: value, flags: [])
-    }
-
-    /// Atomic lookup-and-delete with flags (`BPF_F_LOCK`: the copy holds the value's lock).
-    /// Contract: ``RawMap/lookupAndDelete(key:into:flags:)``.
-    public func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer,
-                                flags: MapElementFlags) throws(MapError) {
-        if try !lookupAndDeleteIfPresent(key: key, into: value, flags: flags) { throw MapError.keyNotFound }
-    }
-
-    /// Lookup-and-delete that answers an absent key with `false`. Contract:
-    /// ``RawMap/lookupAndDeleteIfPresent(key:into:)``.
-    public func lookupAndDeleteIfPresent(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError)
-        -> Bool
-    {
-        try lookupAndDeleteIfPresent(key: key, into: value, flags: [])
-    }
-
+    /// Lookup-and-delete with flags; `false` if absent. Contract: ``RemovalIfPresent``
+    /// (which derives the public lookup-and-delete entry points from it).
+    @usableFromInline
     func lookupAndDeleteIfPresent(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer,
                                   flags: MapElementFlags) throws(MapError) -> Bool {
         try checkElementFlags(flags, allowingLock: true)

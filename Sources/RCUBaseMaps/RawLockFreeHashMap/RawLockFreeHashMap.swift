@@ -36,7 +36,7 @@ import Glibc
 ///   returned exactly once, and no key twice unless it was deleted and inserted again.
 ///
 /// Concurrency: any number of readers and writers on any threads.
-public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchecked Sendable {
+public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, RemovalIfPresent, @unchecked Sendable {
     // @unchecked Sendable: `table` is only touched through liburcu's thread-safe API in
     // epochs; every other stored property is immutable or atomic.
 
@@ -727,26 +727,9 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, @unchec
         retire(entry)
     }
 
-    /// Atomic lookup-and-delete. Contract: ``RawMap/lookupAndDelete(key:into:)``.
-    public func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
-        try lookupAndDelete(key: key, into: value, flags: [])
-    }
-
-    /// Atomic lookup-and-delete with flags (`BPF_F_LOCK`: the copy holds the value's lock).
-    /// Contract: ``RawMap/lookupAndDelete(key:into:flags:)``.
-    public func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer,
-                                flags: MapElementFlags) throws(MapError) {
-        if try !lookupAndDeleteIfPresent(key: key, into: value, flags: flags) { throw MapError.keyNotFound }
-    }
-
-    /// Lookup-and-delete that answers an absent key with `false`. Contract:
-    /// ``RawMap/lookupAndDeleteIfPresent(key:into:)``.
-    public func lookupAndDeleteIfPresent(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError)
-        -> Bool
-    {
-        try lookupAndDeleteIfPresent(key: key, into: value, flags: [])
-    }
-
+    /// Lookup-and-delete with flags; `false` if absent. Contract: ``RemovalIfPresent``
+    /// (which derives the public lookup-and-delete entry points from it).
+    @usableFromInline
     func lookupAndDeleteIfPresent(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer,
                                   flags: MapElementFlags) throws(MapError) -> Bool {
         try checkElementFlags(flags, allowingLock: true)
