@@ -280,7 +280,7 @@ func roundUp8(_ n: Int) -> Int { (n + 7) & ~7 }
 /// arrays, the other built-in types): the error is caught. The two hashes implement them
 /// without throwing.
 extension RawMap {
-    /// ``RawMap/insertIfAbsent(key:value:)`` through ``update(key:value:flags:)``.
+    /// ``RawMap/insertIfAbsent(key:value:)`` through ``RawMap/update(key:value:flags:)``.
     public func insertIfAbsent(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) throws(MapError) -> Bool {
         do {
             try update(key: key, value: value, flags: .noExist)
@@ -290,7 +290,7 @@ extension RawMap {
         }
     }
 
-    /// ``RawMap/deleteIfPresent(key:)`` through ``delete(key:)``.
+    /// ``RawMap/deleteIfPresent(key:)`` through ``RawMap/delete(key:)``.
     public func deleteIfPresent(key: UnsafeRawBufferPointer) throws(MapError) -> Bool {
         do {
             try delete(key: key)
@@ -300,7 +300,7 @@ extension RawMap {
         }
     }
 
-    /// ``RawMap/lookupAndDeleteIfPresent(key:into:)`` through ``lookupAndDelete(key:into:)``.
+    /// ``RawMap/lookupAndDeleteIfPresent(key:into:)`` through ``RawMap/lookupAndDelete(key:into:)``.
     public func lookupAndDeleteIfPresent(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError)
         -> Bool
     {

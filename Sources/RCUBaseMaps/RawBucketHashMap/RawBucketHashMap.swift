@@ -668,7 +668,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         if try !remove(key, operation: [], inspect: inspect, removed: { _ in }) { throw MapError.keyNotFound }
     }
 
-    /// Lookup-and-delete with flags; `false` if absent. Contract: ``RemovalIfPresent``
+    /// Lookup-and-delete with flags; `false` if absent. Contract: `RemovalIfPresent`
     /// (which derives the public lookup-and-delete entry points from it).
     @usableFromInline
     func lookupAndDeleteIfPresent(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer,

@@ -727,7 +727,7 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
         retire(entry)
     }
 
-    /// Lookup-and-delete with flags; `false` if absent. Contract: ``RemovalIfPresent``
+    /// Lookup-and-delete with flags; `false` if absent. Contract: `RemovalIfPresent`
     /// (which derives the public lookup-and-delete entry points from it).
     @usableFromInline
     func lookupAndDeleteIfPresent(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer,
