@@ -18,11 +18,17 @@ final class ProviderHooks: MapEntryObserver, Sendable {
     /// every call.
     let hasPostDeletion: Bool
     let postDeletion: @Sendable (MapElementDeletion) -> Void
+    /// Whether the provider has the deprecated `preprocessElementDeletion`: read once, so
+    /// that a roll-back without one neither calls ``entryWillBeRemoved(key:value:flags:)``
+    /// nor destroys the `MapError?` it returns (an outlined destroy through the runtime's
+    /// generic value witnesses, about 27 instructions a roll-back).
+    let hasPreDeletion: Bool
 
     init(binding: ProviderBinding, context: (any MapProviderContext)?) {
         self.binding = binding
         self.context = context
         hasPostDeletion = binding.dispatch.postprocessElementDeletion != nil
+        hasPreDeletion = binding.dispatch.preprocessElementDeletion != nil
         // `if let`, not `??`: through the generic `??` the closure came back wrapped in two
         // reabstraction thunks, each run per call.
         if let callback = binding.dispatch.postprocessElementDeletion { postDeletion = callback } else { postDeletion = { _ in } }
@@ -49,7 +55,7 @@ final class ProviderHooks: MapEntryObserver, Sendable {
 
     /// Whether the provider has a pre-deletion callback (the deprecated
     /// `preprocessElementDeletion`): without one, base maps skip `entryWillBeRemoved`.
-    var wantsAdvanceNotice: Bool { binding.dispatch.preprocessElementDeletion != nil }
+    var wantsAdvanceNotice: Bool { hasPreDeletion }
 
     // Both deletion callbacks run inside an epoch, as the seeds promise providers (the
     // base maps call some of these outside one; entering is cheap and nests).
@@ -89,7 +95,7 @@ final class ProviderHooks: MapEntryObserver, Sendable {
     /// `.update`. The value never entered the map, so no bucket lock is held for it.
     func rollBack(key: UnsafeRawBufferPointer, storedValue: UnsafeRawBufferPointer, flags: MapOperationFlags) {
         let flags = flags.union([.update, .rollback])
-        _ = entryWillBeRemoved(key: key, value: storedValue, flags: flags)
+        if hasPreDeletion { _ = entryWillBeRemoved(key: key, value: storedValue, flags: flags) }
         entryWasRemoved(key: key, value: storedValue, flags: flags)
     }
 }
