@@ -47,6 +47,55 @@ struct CapacityGateTests {
         #expect(gate.entries == 0)
     }
 
+    /// ``CapacityGate/claim()``, the bucket hash's count of a new key whose publication
+    /// cannot fail: counted at once, never left in flight (nothing to resolve), and mixed
+    /// with reservations, removals and other threads' credits the map still fills to
+    /// exactly maxEntries, and no further.
+    @Test func claimsCountAtOnceAndFillTheMapExactly() {
+        final class Shared: @unchecked Sendable {
+            let gate = CapacityGate(maxEntries: 1000)
+        }
+        let shared = Shared()
+        #expect(shared.gate.batch > 1, "a map this size takes credits in batches")
+        runOnThreads(1) { _ in
+            for _ in 0..<5 {
+                let claimed = shared.gate.claim()
+                #expect(claimed)
+            }
+            #expect(shared.gate.changesInFlight() == 0)
+            #expect(shared.gate.entries == 5)
+            #expect(shared.gate.reserve(keyExists: { false }) == .reserved)
+            shared.gate.resolve(published: true)
+            for _ in 0..<3 {
+                shared.gate.beginRemoval()
+                shared.gate.endRemoval(removed: true)
+            }
+            #expect(shared.gate.entries == 3)
+        }
+        runOnThreads(1) { _ in
+            var claimed = 0
+            while shared.gate.claim() { claimed += 1 }
+            #expect(claimed == 997)
+            #expect(shared.gate.entries == 1000)
+            #expect(shared.gate.changesInFlight() == 0)
+        }
+        runOnThreads(1) { _ in
+            let claimed = shared.gate.claim()
+            #expect(!claimed)
+            #expect(shared.gate.reserve(keyExists: { false }) == .full)
+            #expect(shared.gate.count.load(ordering: .relaxed) == 1000)
+        }
+        let small = CapacityGate(maxEntries: 1)
+        let first = small.claim(), second = small.claim()
+        #expect(first && !second)
+        #expect(small.entries == 1)
+        small.beginRemoval()
+        small.endRemoval(removed: true)
+        let third = small.claim()
+        #expect(third)
+        #expect(small.entries == 1)
+    }
+
     /// Credits one thread parked (the rest of a batch it took, the units of its removals)
     /// are room for another: a thread that finds the map full as counted takes them back, so
     /// the map still fills to exactly maxEntries, and no further.

@@ -107,6 +107,68 @@ struct RefusalFormTests {
         #expect(throws: MapError.permissionDenied) { _ = try delete(map, 1) }
     }
 
+    /// An insert refused because the map is full leaves nothing behind: the bucket hash
+    /// fills the new key's slot before it counts the key (``CapacityGate/claim()``), and a
+    /// slot whose key was refused is never published. The key is not found, not iterated,
+    /// not counted, and the map takes it once there is room.
+    @Test(arguments: 0..<shapes.count)
+    func anInsertRefusedForAFullMapLeavesNoTrace(_ index: Int) throws {
+        let shape = Self.shapes[index]
+        guard shape.type == .hash else { return }  // the LRU hash evicts instead
+        let map = try makeMap(shape, maxEntries: 3)
+        let value = bytes(9, count: shape.valueSize)
+        for key: UInt64 in 1...3 { #expect(try insert(map, key, value)) }
+        for round in 0..<20 {
+            #expect(throws: MapError.outOfSpace) { _ = try insert(map, 100 + UInt64(round), value) }
+        }
+        #expect(map.count == 3)
+        var seen: Set<UInt64> = []
+        var cursor: UInt64?
+        while true {
+            var next: UInt64 = 0
+            do throws(MapError) {
+                try withUnsafeMutableBytes(of: &next) { (next) throws(MapError) in
+                    guard var current = cursor else { return try map.nextKey(after: nil, into: next) }
+                    try withUnsafeBytes(of: &current) { (current) throws(MapError) in try map.nextKey(after: current, into: next) }
+                }
+            } catch {
+                #expect(error == MapError.keyNotFound)
+                break
+            }
+            seen.insert(next)
+            cursor = next
+        }
+        #expect(seen == [1, 2, 3])
+        var out = [UInt8](repeating: 0, count: shape.valueSize)
+        #expect(throws: MapError.keyNotFound) {
+            var key: UInt64 = 100
+            try withUnsafeBytes(of: &key) { key in try out.withUnsafeMutableBytes { try map.lookup(key: key, into: $0) } }
+        }
+        #expect(try delete(map, 2))
+        #expect(try insert(map, 100, value))
+        #expect(map.count == 3)
+        var key: UInt64 = 100
+        try withUnsafeBytes(of: &key) { key in try out.withUnsafeMutableBytes { try map.lookup(key: key, into: $0) } }
+        #expect(out == value)
+    }
+
+    /// A new key's lock word starts free, whatever the caller's bytes hold there (as for
+    /// `update`): `insertIfAbsent` stores the value around it.
+    @Test func anInsertedValuesLockWordStartsFree() throws {
+        let map = try MapRegistry.create(MapDefinition(type: .hash, keySize: 8, valueSize: 16, maxEntries: 8,
+                                                       hashImplementation: .bucketLocked, poolTag: uniqueTag(),
+                                                       lockOffset: 0))
+        let value: [UInt8] = [0xFF, 0xFF, 0xFF, 0xFF] + (4..<16).map { UInt8($0) }
+        #expect(try insert(map, 5, value))
+        var key: UInt64 = 5
+        let stored = withUnsafeBytes(of: &key) { key in
+            Epoch.withSection { section in
+                (try? map.lookupInPlace(key: key, in: section)).map { Array(UnsafeRawBufferPointer($0)) }
+            }
+        }
+        #expect(stored == [0, 0, 0, 0] + (4..<16).map { UInt8($0) })
+    }
+
     /// The protocol's defaults (here an ARRAY): every index holds a value, so an insert is
     /// always refused, and a delete is EINVAL as Linux has it.
     @Test func arraysGoThroughTheDefaults() throws {

@@ -126,6 +126,40 @@ struct CapacityGate: ~Copyable {
         }
     }
 
+    /// Counts a new key whose publication can no longer fail: the caller holds the key's
+    /// chain lock, has found the key absent and has filled its slot, and publishes it next.
+    /// `false`: the map is full (E2BIG).
+    ///
+    /// The common case takes one credit parked in the thread's stripe in one exchange and
+    /// never announces itself in flight: with nothing left that could fail, no reservation
+    /// has to wait for it to end, so there is nothing to resolve (one atomic operation an
+    /// insert fewer than ``reserve(keyExists:)`` and ``resolve(published:)``). The key is
+    /// counted a moment before it is visible, as Linux counts an element (`htab->count`,
+    /// or the element taken from its free list) before linking it: an insert elsewhere
+    /// that finds the map full in that moment is answered E2BIG for a key that is being
+    /// published, never for room that is on its way back. Without a credit in the
+    /// stripe: ``reserve(keyExists:)`` (the key is known absent), resolved at once.
+    @inline(__always)
+    func claim() -> Bool {
+        let word = word(ownStripe)
+        var current = word.pointee.load(ordering: .relaxed)
+        while Self.credits(current) > 0 {
+            let (exchanged, original) = word.pointee.compareExchange(
+                expected: current, desired: current &- 1, ordering: .acquiringAndReleasing)
+            if exchanged { return true }
+            current = original
+        }
+        return claimWithoutCredit()
+    }
+
+    /// ``claim()`` when the thread's stripe holds no credit.
+    @inline(never)
+    private func claimWithoutCredit() -> Bool {
+        guard case .reserved = reserve(keyExists: { false }) else { return false }
+        resolve(published: true)
+        return true
+    }
+
     /// Takes one unit for `stripe`'s thread, announcing it in flight; `false` (and not in
     /// flight) when the map is full as counted and the stripe holds no credit.
     @inline(__always)

@@ -409,7 +409,58 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     /// `.noExist` update that answers a present key with `false`. Contract:
     /// ``RawMap/insertIfAbsent(key:value:)``.
     public func insertIfAbsent(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) throws(MapError) -> Bool {
+        // An LRU map may have to evict, with the lock released and taken again: the general path.
+        if tracksRecency { return try evictingInsertIfAbsent(key: key, value: value) }
+        return try insertNew(key: key, value: value)
+    }
+
+    /// ``insertIfAbsent(key:value:)`` of an LRU map, which may have to evict (with the lock
+    /// released and taken again): the general update. Not inlined, so that the common
+    /// insert keeps a small frame.
+    @inline(never)
+    private func evictingInsertIfAbsent(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) throws(MapError) -> Bool {
         try update(key: key, value: value, flags: .noExist, operation: [], displaced: nil, writing: nil) != .refused
+    }
+
+    /// What ``insertNew(key:value:)``'s locked pass did.
+    private enum Insertion { case inserted, present, frozen, full, noMemory }
+
+    /// ``insertIfAbsent(key:value:)`` of a map that does not evict: one locked pass, the
+    /// general update's checks and errors in Linux's order, with nothing displaced — so no
+    /// section, nothing reported to an observer, nothing to reclaim. The unit of capacity is
+    /// claimed after the slot is filled, when the publication that follows cannot fail
+    /// (``CapacityGate/claim()``). An unpublished slot that was filled for a refused key
+    /// stays free (its tag is never set; a reused retired slot keeps its stamp).
+    @inline(__always)
+    private func insertNew(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) throws(MapError) -> Bool {
+        try access.checkUserWrite(freezeState)
+        try checkKey(key, keySize)
+        let hash = hasher.hash(key.baseAddress!, count: keySize)
+        let index = table.bucketIndex(hash)
+        rcumaps_prefetch_for_write(table.bucket(index))
+        try checkValue(value, valueSize)
+        let insertion: Insertion = table.withChainLock(index) {
+            // No section is held: the freeze is checked under the chain's lock (see ``freeze()``).
+            if freezeState.isFrozen { return .frozen }
+            if locate(key.baseAddress!, hash: hash, index: index) != nil { return .present }
+            guard let new = fillFreeSlot(index: index, key: key.baseAddress!, value: value.baseAddress!, replacing: nil)
+            else { return .noMemory }
+            guard capacity.claim() else { return .full }
+            // A new element's lock word starts free, whatever the caller's bytes held there.
+            if lockWord.exists {
+                (table.slot(new.bucketPointer, new.slot) + table.valueOffset)
+                    .storeBytes(of: 0 as UInt32, toByteOffset: lockWord.offset, as: UInt32.self)
+            }
+            table.publish(new, tag: BucketTable.tag(hash))
+            return .inserted
+        }
+        switch insertion {
+        case .inserted: return true
+        case .present: return false
+        case .frozen: throw frozenError
+        case .full: throw MapError.outOfSpace
+        case .noMemory: throw MapError.noMemory
+        }
     }
 
     /// The update, writing only the bytes `slice` of `value` over an existing entry's value
@@ -700,6 +751,11 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     /// `readsRemovedValue: false` promises that `removed` ignores the value: with no
     /// observer either, nothing reads the slot after the lock and the removal holds no
     /// section (see "Writes without a section" in the type's notes).
+    ///
+    /// Always inlined into its four callers, so that each gets its own closures and flags
+    /// folded in: called, the common delete ran both closures as indirect calls and kept
+    /// the section and observer paths (about 40 instructions a delete).
+    @inline(__always)
     func remove(_ key: UnsafeRawBufferPointer, operation: MapOperationFlags, checkingFreeze: Bool = false,
                 readsRemovedValue: Bool = true,
                 inspect: (UnsafeRawBufferPointer) throws(MapError) -> Void = { _ in },
