@@ -152,6 +152,59 @@ struct RefusalFormTests {
         #expect(out == value)
     }
 
+    /// `update` and `exchange` on a full map, as Linux: a present key is replaced (with any
+    /// flag but NOEXIST) and its old value reported; an absent one is E2BIG with ANY, ENOENT
+    /// with EXIST; NOEXIST on a present key is EEXIST; a frozen map refuses with EPERM. (The
+    /// bucket hash's one-word values take their own path, ``RawBucketHashMap``'s
+    /// `updateWord`; the other shapes the general one.)
+    @Test(arguments: 0..<shapes.count)
+    func updatesOfAFullMapFollowLinux(_ index: Int) throws {
+        let shape = Self.shapes[index]
+        guard shape.type == .hash else { return }  // the LRU hash evicts instead
+        let map = try makeMap(shape, maxEntries: 2)
+        let size = shape.valueSize
+        func put(_ key: UInt64, _ seed: UInt8, _ flags: MapUpdateFlags) throws {
+            var key = key
+            let value = bytes(seed, count: size)
+            try withUnsafeBytes(of: &key) { key in
+                try value.withUnsafeBytes { value in try map.update(key: key, value: value, flags: flags) }
+            }
+        }
+        func exchange(_ key: UInt64, _ seed: UInt8) throws -> [UInt8]? {
+            var key = key
+            let value = bytes(seed, count: size)
+            var old = [UInt8](repeating: 0, count: size)
+            let replaced = try withUnsafeBytes(of: &key) { key in
+                try value.withUnsafeBytes { value in
+                    try old.withUnsafeMutableBytes { old in try map.exchange(key: key, value: value, flags: .any, into: old) }
+                }
+            }
+            return replaced ? old : nil
+        }
+        try put(1, 10, .any)
+        #expect(try exchange(2, 20) == nil)  // a new key: nothing replaced
+        #expect(map.count == 2)
+        try put(1, 11, .any)
+        try put(1, 12, .exist)
+        #expect(try exchange(1, 13) == bytes(12, count: size))
+        #expect(try exchange(2, 21) == bytes(20, count: size))
+        #expect(throws: MapError.outOfSpace) { try put(3, 30, .any) }
+        #expect(throws: MapError.keyNotFound) { try put(3, 30, .exist) }
+        #expect(throws: MapError.alreadyExists) { try put(1, 14, .noExist) }
+        #expect(throws: MapError.invalidArgument) { try put(1, 14, MapUpdateFlags(rawValue: 3)) }
+        #expect(map.count == 2)
+        var out = [UInt8](repeating: 0, count: size)
+        var key: UInt64 = 1
+        try withUnsafeBytes(of: &key) { key in try out.withUnsafeMutableBytes { try map.lookup(key: key, into: $0) } }
+        #expect(out == bytes(13, count: size))
+        #expect(try delete(map, 2))
+        try put(3, 30, .noExist)
+        #expect(map.count == 2)
+        try map.freeze()
+        #expect(throws: MapError.permissionDenied) { try put(1, 15, .any) }
+        #expect(throws: MapError.permissionDenied) { _ = try exchange(3, 31) }
+    }
+
     /// A new key's lock word starts free, whatever the caller's bytes hold there (as for
     /// `update`): `insertIfAbsent` stores the value around it.
     @Test func anInsertedValuesLockWordStartsFree() throws {

@@ -91,6 +91,10 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     let unretainedRecency: Unmanaged<RecencyClock>?
     /// Whether lookups set referenced bits (`recency != nil`, read on the hot path).
     @usableFromInline let tracksRecency: Bool
+    /// Whether a user-mode write without `BPF_F_LOCK` takes the one-word path
+    /// (``updateWord(key:value:flags:displaced:)``): no eviction, a one-word value without a
+    /// lock word, no provider that must hear of a displacement under the lock.
+    let writesWords: Bool
 
     /// Creates an empty `HASH` or `LRU_HASH` map whose buckets hold `maxEntries` entries at
     /// two-thirds load.
@@ -142,6 +146,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         recency = lru ? RecencyClock(bucketCount: table.bucketCount, perCPU: definition.flags.contains(.noCommonLRU)) : nil
         unretainedRecency = recency.map { Unmanaged.passUnretained($0) }
         tracksRecency = lru
+        writesWords = !lru && table.valueIsOneWord && !lockWord.exists && advanceObserver == nil
     }
 
     /// Linux's `maxEntries` for per-CPU LRU lists: a multiple of the possible CPUs, so that
@@ -402,8 +407,20 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     @usableFromInline
     func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags rawFlags: MapUpdateFlags,
                 operation: MapOperationFlags, displaced: UnsafeMutableRawPointer?) throws(MapError) -> Bool {
-        try update(key: key, value: value, flags: rawFlags, operation: operation, displaced: displaced, writing: nil)
+        if writesWords, operation.isEmpty, !rawFlags.contains(.lock) {
+            return try updateWord(key: key, value: value, flags: rawFlags, displaced: displaced).replacedOrThrow(rawFlags)
+        }
+        return try generalUpdate(key: key, value: value, flags: rawFlags, operation: operation, displaced: displaced)
             .replacedOrThrow(rawFlags)
+    }
+
+    /// The update of every other case (helper mode, `BPF_F_LOCK`, a lock word, values over
+    /// one word, an LRU map, a provider with a pre-deletion callback). Not inlined, so that
+    /// the one-word path keeps a small frame.
+    @inline(never)
+    func generalUpdate(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
+                       operation: MapOperationFlags, displaced: UnsafeMutableRawPointer?) throws(MapError) -> WriteResult {
+        try update(key: key, value: value, flags: flags, operation: operation, displaced: displaced, writing: nil)
     }
 
     /// `.noExist` update that answers a present key with `false`. Contract:
@@ -422,15 +439,76 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         try update(key: key, value: value, flags: .noExist, operation: [], displaced: nil, writing: nil) != .refused
     }
 
-    /// What ``insertNew(key:value:)``'s locked pass did.
-    private enum Insertion { case inserted, present, frozen, full, noMemory }
+    /// What a locked pass of ``insertNew(key:value:)`` or ``updateWord(key:value:flags:displaced:)`` did.
+    private enum LeanWrite { case inserted, refused, replaced(UInt64), frozen, full, noMemory }
+
+    /// Publishes `key` (absent: the caller holds its chain's lock and looked) with `value`:
+    /// the slot is filled first and the key counted after (``CapacityGate/claim()``), when
+    /// the publication that follows cannot fail. A slot filled for a key refused as E2BIG
+    /// is never published (its tag is never set; a reused retired slot keeps its stamp).
+    @inline(__always)
+    private func publishAbsent(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, hash: UInt64,
+                               index: Int) -> LeanWrite {
+        guard let new = fillFreeSlot(index: index, key: key.baseAddress!, value: value.baseAddress!, replacing: nil)
+        else { return .noMemory }
+        guard capacity.claim() else { return .full }
+        // A new element's lock word starts free, whatever the caller's bytes held there.
+        if lockWord.exists {
+            (table.slot(new.bucketPointer, new.slot) + table.valueOffset)
+                .storeBytes(of: 0 as UInt32, toByteOffset: lockWord.offset, as: UInt32.self)
+        }
+        table.publish(new, tag: BucketTable.tag(hash))
+        return .inserted
+    }
+
+    /// The user-mode update of a map that ``writesWords``: one locked pass that exchanges a
+    /// present key's value word in place, or publishes an absent key
+    /// (``publishAbsent(_:_:hash:index:)``); no section (the old value comes out of the
+    /// lock as bits), the general update's checks and errors in Linux's order. The
+    /// displaced value goes to `displaced` and to the observer after the lock, as the
+    /// general path's `.word` outcome does.
+    @inline(__always)
+    private func updateWord(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
+                            displaced: UnsafeMutableRawPointer?) throws(MapError) -> WriteResult {
+        try access.checkUserWrite(freezeState)
+        try checkKey(key, keySize)
+        let hash = hasher.hash(key.baseAddress!, count: keySize)
+        let index = table.bucketIndex(hash)
+        rcumaps_prefetch_for_write(table.bucket(index))
+        try checkValue(value, valueSize)
+        try checkFlags(flags)
+        let write: LeanWrite = table.withChainLock(index) {
+            // No section is held: the freeze is checked under the chain's lock (see ``freeze()``).
+            if freezeState.isFrozen { return .frozen }
+            if let old = locate(key.baseAddress!, hash: hash, index: index) {
+                if flags == .noExist { return .refused }
+                return .replaced(table.exchangeValue(at: old, with: value.baseAddress!))
+            }
+            if flags == .exist { return .refused }
+            return publishAbsent(key, value, hash: hash, index: index)
+        }
+        switch write {
+        case .inserted: return .added
+        case .refused: return .refused
+        case .replaced(var bits):
+            if displaced != nil || observer != nil {
+                withUnsafeBytes(of: &bits) { bytes in
+                    displaced?.copyMemory(from: bytes.baseAddress!, byteCount: valueSize)
+                    observer?.entryWasRemoved(key: key, value: UnsafeRawBufferPointer(rebasing: bytes[..<valueSize]),
+                                              flags: .update)
+                }
+            }
+            return .replaced
+        case .frozen: throw frozenError
+        case .full: throw MapError.outOfSpace
+        case .noMemory: throw MapError.noMemory
+        }
+    }
 
     /// ``insertIfAbsent(key:value:)`` of a map that does not evict: one locked pass, the
     /// general update's checks and errors in Linux's order, with nothing displaced — so no
-    /// section, nothing reported to an observer, nothing to reclaim. The unit of capacity is
-    /// claimed after the slot is filled, when the publication that follows cannot fail
-    /// (``CapacityGate/claim()``). An unpublished slot that was filled for a refused key
-    /// stays free (its tag is never set; a reused retired slot keeps its stamp).
+    /// section, nothing reported to an observer, nothing to reclaim — and the key published
+    /// by ``publishAbsent(_:_:hash:index:)``.
     @inline(__always)
     private func insertNew(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) throws(MapError) -> Bool {
         try access.checkUserWrite(freezeState)
@@ -439,24 +517,15 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         let index = table.bucketIndex(hash)
         rcumaps_prefetch_for_write(table.bucket(index))
         try checkValue(value, valueSize)
-        let insertion: Insertion = table.withChainLock(index) {
+        let write: LeanWrite = table.withChainLock(index) {
             // No section is held: the freeze is checked under the chain's lock (see ``freeze()``).
             if freezeState.isFrozen { return .frozen }
-            if locate(key.baseAddress!, hash: hash, index: index) != nil { return .present }
-            guard let new = fillFreeSlot(index: index, key: key.baseAddress!, value: value.baseAddress!, replacing: nil)
-            else { return .noMemory }
-            guard capacity.claim() else { return .full }
-            // A new element's lock word starts free, whatever the caller's bytes held there.
-            if lockWord.exists {
-                (table.slot(new.bucketPointer, new.slot) + table.valueOffset)
-                    .storeBytes(of: 0 as UInt32, toByteOffset: lockWord.offset, as: UInt32.self)
-            }
-            table.publish(new, tag: BucketTable.tag(hash))
-            return .inserted
+            if locate(key.baseAddress!, hash: hash, index: index) != nil { return .refused }
+            return publishAbsent(key, value, hash: hash, index: index)
         }
-        switch insertion {
+        switch write {
         case .inserted: return true
-        case .present: return false
+        case .refused, .replaced: return false
         case .frozen: throw frozenError
         case .full: throw MapError.outOfSpace
         case .noMemory: throw MapError.noMemory
