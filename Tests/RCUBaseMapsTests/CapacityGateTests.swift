@@ -48,69 +48,47 @@ struct CapacityGateTests {
     }
 
     /// ``CapacityGate/claim()``, the bucket hash's count of a new key whose publication
-    /// cannot fail: counted at once, never left in flight (nothing to resolve), and mixed
-    /// with reservations, removals and other threads' credits the map still fills to
-    /// exactly maxEntries, and no further.
-    @Test func claimsCountAtOnceAndFillTheMapExactly() {
-        final class Shared: @unchecked Sendable {
-            let gate = CapacityGate(maxEntries: 1000)
-        }
-        let shared = Shared()
-        #expect(shared.gate.batch > 1, "a map this size takes credits in batches")
-        runOnThreads(1) { _ in
-            for _ in 0..<5 {
-                let claimed = shared.gate.claim()
-                #expect(claimed)
-            }
-            #expect(shared.gate.changesInFlight() == 0)
-            #expect(shared.gate.entries == 5)
-            #expect(shared.gate.reserve(keyExists: { false }) == .reserved)
-            shared.gate.resolve(published: true)
-            for _ in 0..<3 {
-                shared.gate.beginRemoval()
-                shared.gate.endRemoval(removed: true)
-            }
-            #expect(shared.gate.entries == 3)
-        }
-        runOnThreads(1) { _ in
-            var claimed = 0
-            while shared.gate.claim() { claimed += 1 }
-            #expect(claimed == 997)
-            #expect(shared.gate.entries == 1000)
-            #expect(shared.gate.changesInFlight() == 0)
-        }
-        runOnThreads(1) { _ in
-            let claimed = shared.gate.claim()
-            #expect(!claimed)
-            #expect(shared.gate.reserve(keyExists: { false }) == .full)
-            #expect(shared.gate.count.load(ordering: .relaxed) == 1000)
-        }
-        let small = CapacityGate(maxEntries: 1)
-        let first = small.claim(), second = small.claim()
+    /// cannot fail: counted at once and never left in flight (nothing to resolve); a full
+    /// map refuses it, and a removal's unit makes room for it again.
+    @Test func aClaimCountsAtOnceAndNeverStaysInFlight() {
+        let gate = CapacityGate(maxEntries: 1)
+        let first = gate.claim(), second = gate.claim()
         #expect(first && !second)
-        #expect(small.entries == 1)
-        small.beginRemoval()
-        small.endRemoval(removed: true)
-        let third = small.claim()
+        #expect(gate.entries == 1)
+        #expect(gate.changesInFlight() == 0)
+        #expect(gate.reserve(keyExists: { false }) == .full)
+        gate.beginRemoval()
+        gate.endRemoval(removed: true)
+        let third = gate.claim()
         #expect(third)
-        #expect(small.entries == 1)
+        #expect(gate.entries == 1)
+        #expect(gate.changesInFlight() == 0)
     }
 
     /// Credits one thread parked (the rest of a batch it took, the units of its removals)
     /// are room for another: a thread that finds the map full as counted takes them back, so
-    /// the map still fills to exactly maxEntries, and no further.
-    @Test func creditsParkedByOneThreadAreRoomForAnother() {
+    /// the map still fills to exactly maxEntries, and no further — with new keys counted by
+    /// a reservation and its resolution, or by ``CapacityGate/claim()`` (`claims`), as the
+    /// bucket hash's inserts are.
+    @Test(arguments: [false, true])
+    func creditsParkedByOneThreadAreRoomForAnother(claims: Bool) {
         final class Shared: @unchecked Sendable {
             let gate = CapacityGate(maxEntries: 1000)
+            let claims: Bool
+            init(claims: Bool) { self.claims = claims }
+            /// Counts one new key; false when the map is full.
+            func insertOne() -> Bool {
+                if claims { return gate.claim() }
+                guard gate.reserve(keyExists: { false }) == .reserved else { return false }
+                gate.resolve(published: true)
+                return true
+            }
         }
-        let shared = Shared()
+        let shared = Shared(claims: claims)
         #expect(shared.gate.batch > 1, "a map this size takes credits in batches")
         // Each run is a new thread, hence (round-robin) another stripe than the last one.
         runOnThreads(1) { _ in
-            for _ in 0..<5 {
-                #expect(shared.gate.reserve(keyExists: { false }) == .reserved)
-                shared.gate.resolve(published: true)
-            }
+            for _ in 0..<5 { #expect(shared.insertOne()) }
             for _ in 0..<2 {
                 shared.gate.beginRemoval()
                 shared.gate.endRemoval(removed: true)
@@ -119,12 +97,10 @@ struct CapacityGateTests {
         }
         runOnThreads(1) { _ in
             var reserved = 0
-            while shared.gate.reserve(keyExists: { false }) == .reserved {
-                shared.gate.resolve(published: true)
-                reserved += 1
-            }
+            while shared.insertOne() { reserved += 1 }
             #expect(reserved == 997)
             #expect(shared.gate.entries == 1000)
+            #expect(shared.gate.changesInFlight() == 0)
         }
         runOnThreads(1) { _ in
             #expect(shared.gate.reserve(keyExists: { false }) == .full)

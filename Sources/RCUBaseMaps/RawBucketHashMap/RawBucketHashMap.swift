@@ -91,9 +91,9 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     let unretainedRecency: Unmanaged<RecencyClock>?
     /// Whether lookups set referenced bits (`recency != nil`, read on the hot path).
     @usableFromInline let tracksRecency: Bool
-    /// Whether a user-mode write without `BPF_F_LOCK` takes the one-word path
-    /// (``updateWord(key:value:flags:displaced:)``): no eviction, a one-word value without a
-    /// lock word, no provider that must hear of a displacement under the lock.
+    /// Whether a user-mode update without `BPF_F_LOCK` takes the one-pass path
+    /// (``writeInOnePass(key:value:flags:displaced:)``): no eviction, a one-word value without
+    /// a lock word, no provider that must hear of a displacement under the lock.
     let writesWords: Bool
 
     /// Creates an empty `HASH` or `LRU_HASH` map whose buckets hold `maxEntries` entries at
@@ -408,7 +408,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags rawFlags: MapUpdateFlags,
                 operation: MapOperationFlags, displaced: UnsafeMutableRawPointer?) throws(MapError) -> Bool {
         if writesWords, operation.isEmpty, !rawFlags.contains(.lock) {
-            return try updateWord(key: key, value: value, flags: rawFlags, displaced: displaced).replacedOrThrow(rawFlags)
+            return try writeInOnePass(key: key, value: value, flags: rawFlags, displaced: displaced).replacedOrThrow(rawFlags)
         }
         return try generalUpdate(key: key, value: value, flags: rawFlags, operation: operation, displaced: displaced)
             .replacedOrThrow(rawFlags)
@@ -428,7 +428,8 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     public func insertIfAbsent(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) throws(MapError) -> Bool {
         // An LRU map may have to evict, with the lock released and taken again: the general path.
         if tracksRecency { return try evictingInsertIfAbsent(key: key, value: value) }
-        return try insertNew(key: key, value: value)
+        // NOEXIST never replaces: the one-pass write serves any value size here.
+        return try writeInOnePass(key: key, value: value, flags: .noExist, displaced: nil) != .refused
     }
 
     /// ``insertIfAbsent(key:value:)`` of an LRU map, which may have to evict (with the lock
@@ -439,7 +440,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         try update(key: key, value: value, flags: .noExist, operation: [], displaced: nil, writing: nil) != .refused
     }
 
-    /// What a locked pass of ``insertNew(key:value:)`` or ``updateWord(key:value:flags:displaced:)`` did.
+    /// What a locked pass of ``writeInOnePass(key:value:flags:displaced:)`` did.
     private enum LeanWrite { case inserted, refused, replaced(UInt64), frozen, full, noMemory }
 
     /// Publishes `key` (absent: the caller holds its chain's lock and looked) with `value`:
@@ -461,14 +462,15 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         return .inserted
     }
 
-    /// The user-mode update of a map that ``writesWords``: one locked pass that exchanges a
-    /// present key's value word in place, or publishes an absent key
-    /// (``publishAbsent(_:_:hash:index:)``); no section (the old value comes out of the
-    /// lock as bits), the general update's checks and errors in Linux's order. The
-    /// displaced value goes to `displaced` and to the observer after the lock, as the
-    /// general path's `.word` outcome does.
+    /// A user-mode write in one locked pass: exchanges a present key's value word in place,
+    /// or publishes an absent key (``publishAbsent(_:_:hash:index:)``); no section (the old
+    /// value comes out of the lock as bits), the general update's checks and errors in
+    /// Linux's order. The displaced value goes to `displaced` and to the observer after the
+    /// lock, as the general path's `.word` outcome does. For the updates of a map that
+    /// ``writesWords``, and for `insertIfAbsent` (NOEXIST, which never replaces) of any map
+    /// that does not evict.
     @inline(__always)
-    private func updateWord(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
+    private func writeInOnePass(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
                             displaced: UnsafeMutableRawPointer?) throws(MapError) -> WriteResult {
         try access.checkUserWrite(freezeState)
         try checkKey(key, keySize)
@@ -505,32 +507,6 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         }
     }
 
-    /// ``insertIfAbsent(key:value:)`` of a map that does not evict: one locked pass, the
-    /// general update's checks and errors in Linux's order, with nothing displaced — so no
-    /// section, nothing reported to an observer, nothing to reclaim — and the key published
-    /// by ``publishAbsent(_:_:hash:index:)``.
-    @inline(__always)
-    private func insertNew(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) throws(MapError) -> Bool {
-        try access.checkUserWrite(freezeState)
-        try checkKey(key, keySize)
-        let hash = hasher.hash(key.baseAddress!, count: keySize)
-        let index = table.bucketIndex(hash)
-        rcumaps_prefetch_for_write(table.bucket(index))
-        try checkValue(value, valueSize)
-        let write: LeanWrite = table.withChainLock(index) {
-            // No section is held: the freeze is checked under the chain's lock (see ``freeze()``).
-            if freezeState.isFrozen { return .frozen }
-            if locate(key.baseAddress!, hash: hash, index: index) != nil { return .refused }
-            return publishAbsent(key, value, hash: hash, index: index)
-        }
-        switch write {
-        case .inserted: return true
-        case .refused, .replaced: return false
-        case .frozen: throw frozenError
-        case .full: throw MapError.outOfSpace
-        case .noMemory: throw MapError.noMemory
-        }
-    }
 
     /// The update, writing only the bytes `slice` of `value` over an existing entry's value
     /// (nil: all of it). The per-CPU hash's helper mode writes one CPU's value this way:
