@@ -462,6 +462,22 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         return .inserted
     }
 
+    /// A write's checks after the access check, in Linux's order (the key, the value, the
+    /// flags), and the key's hash and chain. The chain's first bucket, whose line the write's
+    /// lock takes, is fetched while the value and flags are checked (at a million entries it
+    /// is almost always a cache miss).
+    @inline(__always)
+    func checkedChain(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer,
+                      flags: MapUpdateFlags) throws(MapError) -> (hash: UInt64, index: Int) {
+        try checkKey(key, keySize)
+        let hash = hasher.hash(key.baseAddress!, count: keySize)
+        let index = table.bucketIndex(hash)
+        rcumaps_prefetch_for_write(table.bucket(index))
+        try checkValue(value, valueSize)
+        try checkFlags(flags)
+        return (hash, index)
+    }
+
     /// A user-mode write in one locked pass: exchanges a present key's value word in place,
     /// or publishes an absent key (``publishAbsent(_:_:hash:index:)``); no section (the old
     /// value comes out of the lock as bits), the general update's checks and errors in
@@ -473,12 +489,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     private func writeInOnePass(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
                             displaced: UnsafeMutableRawPointer?) throws(MapError) -> WriteResult {
         try access.checkUserWrite(freezeState)
-        try checkKey(key, keySize)
-        let hash = hasher.hash(key.baseAddress!, count: keySize)
-        let index = table.bucketIndex(hash)
-        rcumaps_prefetch_for_write(table.bucket(index))
-        try checkValue(value, valueSize)
-        try checkFlags(flags)
+        let (hash, index) = try checkedChain(key: key, value: value, flags: flags)
         let write: LeanWrite = table.withChainLock(index) {
             // No section is held: the freeze is checked under the chain's lock (see ``freeze()``).
             if freezeState.isFrozen { return .frozen }
@@ -527,14 +538,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         if helper { try access.checkProgramWrite() } else { try access.checkUserWrite(freezeState) }
         let locked = rawFlags.contains(.lock)
         if locked, !lockWord.exists { throw noLockWordError }
-        try checkKey(key, keySize)
-        // The chain's first bucket, whose line the lock below takes: fetched while the rest
-        // of the checks run (at a million entries it is almost always a cache miss).
-        let hash = hasher.hash(key.baseAddress!, count: keySize)
-        let index = table.bucketIndex(hash)
-        rcumaps_prefetch_for_write(table.bucket(index))
-        try checkValue(value, valueSize)
-        try checkFlags(rawFlags)
+        let (hash, index) = try checkedChain(key: key, value: value, flags: rawFlags)
         let flags = rawFlags.withoutLock
         let tag = BucketTable.tag(hash)
         // The section keeps a displaced slot intact until its removal has been reported,
