@@ -94,7 +94,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     /// Whether a user-mode update without `BPF_F_LOCK` takes the one-pass path
     /// (``writeInOnePass(key:value:flags:displaced:)``): no eviction, a one-word value without
     /// a lock word, no provider that must hear of a displacement under the lock.
-    let writesWords: Bool
+    @usableFromInline let writesWords: Bool
 
     /// Creates an empty `HASH` or `LRU_HASH` map whose buckets hold `maxEntries` entries at
     /// two-thirds load.
@@ -404,23 +404,34 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         return Place(overflow, 0)
     }
 
-    @usableFromInline
+    /// Inlinable, so that a caller's choice between the two paths is a test and a call:
+    /// called, this function's frame and typed-throws plumbing cost 27 instructions a write.
+    @inlinable
     func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags rawFlags: MapUpdateFlags,
                 operation: MapOperationFlags, displaced: UnsafeMutableRawPointer?) throws(MapError) -> Bool {
         if writesWords, operation.isEmpty, !rawFlags.contains(.lock) {
-            return try writeInOnePass(key: key, value: value, flags: rawFlags, displaced: displaced).replacedOrThrow(rawFlags)
+            return try updateInOnePass(key: key, value: value, flags: rawFlags, displaced: displaced)
         }
         return try generalUpdate(key: key, value: value, flags: rawFlags, operation: operation, displaced: displaced)
-            .replacedOrThrow(rawFlags)
+    }
+
+    /// The update of a map that ``writesWords``. Not inlined, as ``generalUpdate(key:value:flags:operation:displaced:)``:
+    /// the choice between the two stays a test and a call (inlined, either path's frame and
+    /// spills were paid by both: 36 instructions an LRU update).
+    @usableFromInline @inline(never)
+    func updateInOnePass(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
+                         displaced: UnsafeMutableRawPointer?) throws(MapError) -> Bool {
+        try writeInOnePass(key: key, value: value, flags: flags, displaced: displaced).replacedOrThrow(flags)
     }
 
     /// The update of every other case (helper mode, `BPF_F_LOCK`, a lock word, values over
     /// one word, an LRU map, a provider with a pre-deletion callback). Not inlined, so that
-    /// the one-word path keeps a small frame.
-    @inline(never)
+    /// the one-pass path keeps a small frame.
+    @usableFromInline @inline(never)
     func generalUpdate(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
-                       operation: MapOperationFlags, displaced: UnsafeMutableRawPointer?) throws(MapError) -> WriteResult {
+                       operation: MapOperationFlags, displaced: UnsafeMutableRawPointer?) throws(MapError) -> Bool {
         try update(key: key, value: value, flags: flags, operation: operation, displaced: displaced, writing: nil)
+            .replacedOrThrow(flags)
     }
 
     /// `.noExist` update that answers a present key with `false`. Contract:
