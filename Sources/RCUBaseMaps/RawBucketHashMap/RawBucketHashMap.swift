@@ -48,6 +48,13 @@ import Glibc
 /// until the scheduler gave the writer its core back. Such writes check a freeze under the
 /// chain's lock instead of inside a section, and ``freeze()`` takes every chain's lock once.
 ///
+/// Writes in one pass: ``insertIfAbsent(key:value:)`` of a map that does not evict, and the
+/// user-mode updates of a map with one-word values (no lock word, no provider that hears of
+/// a displacement under the lock), take one locked pass of their own — the value word
+/// exchanged in place, or the new key's slot filled and then counted
+/// (`CapacityGate.claim`) and published — instead of the general update, which serves
+/// helper mode, `BPF_F_LOCK`, wider values and LRU maps.
+///
 /// `LRU_HASH` (Linux `BPF_MAP_TYPE_LRU_HASH`) is this map with a `RecencyClock`: a new
 /// key in a full map evicts an entry not used recently instead of failing with E2BIG (see
 /// there for the CLOCK sweep and the referenced bits lookups set). The key just written is
