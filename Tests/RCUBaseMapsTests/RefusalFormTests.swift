@@ -155,8 +155,8 @@ struct RefusalFormTests {
     /// `update` and `exchange` on a full map, as Linux: a present key is replaced (with any
     /// flag but NOEXIST) and its old value reported; an absent one is E2BIG with ANY, ENOENT
     /// with EXIST; NOEXIST on a present key is EEXIST; a frozen map refuses with EPERM. (The
-    /// bucket hash's one-word values take their own path, ``RawBucketHashMap``'s
-    /// `updateWord`; the other shapes the general one.)
+    /// bucket hash's one-word values take its one-pass write, `writeInOnePass`; the other
+    /// shapes the general update.)
     @Test(arguments: 0..<shapes.count)
     func updatesOfAFullMapFollowLinux(_ index: Int) throws {
         let shape = Self.shapes[index]

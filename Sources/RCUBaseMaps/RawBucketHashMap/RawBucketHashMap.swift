@@ -505,7 +505,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     /// that does not evict.
     @inline(__always)
     private func writeInOnePass(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
-                            displaced: UnsafeMutableRawPointer?) throws(MapError) -> WriteResult {
+                                displaced: UnsafeMutableRawPointer?) throws(MapError) -> WriteResult {
         try access.checkUserWrite(freezeState)
         let (hash, index) = try checkedChain(key: key, value: value, flags: flags)
         let write: LeanWrite = table.withChainLock(index) {
@@ -535,7 +535,6 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         case .noMemory: throw MapError.noMemory
         }
     }
-
 
     /// The update, writing only the bytes `slice` of `value` over an existing entry's value
     /// (nil: all of it). The per-CPU hash's helper mode writes one CPU's value this way:
