@@ -78,10 +78,7 @@ struct CapacityGateTests {
             init(claims: Bool) { self.claims = claims }
             /// Counts one new key; false when the map is full.
             func insertOne() -> Bool {
-                if claims { return gate.claim() }
-                guard gate.reserve(keyExists: { false }) == .reserved else { return false }
-                gate.resolve(published: true)
-                return true
+                claims ? gate.claim() : gate.reserveAndPublish()
             }
         }
         let shared = Shared(claims: claims)
@@ -122,8 +119,8 @@ struct CapacityGateTests {
             let parked = Atomic<Bool>(false)
             let waiterOutcome = ThreadLock<CapacityGate.Outcome?>(nil)
             for _ in 0..<2 {
-                #expect(shared.gate.reserve(keyExists: { false }) == .reserved)
-                shared.gate.resolve(published: true)
+                let published = shared.gate.reserveAndPublish()
+                #expect(published)
             }
             runOnThreads(2) { thread in
                 let stripe = shared.gate.ownStripe
@@ -147,8 +144,8 @@ struct CapacityGateTests {
                         window.abandoned.store(true, ordering: .releasing)
                         return
                     }
-                    #expect(shared.gate.reserve(keyExists: { false }) == .reserved)
-                    shared.gate.resolve(published: true)
+                    let published = shared.gate.reserveAndPublish()
+                    #expect(published)
                 }
             }
             if window.abandoned.load(ordering: .acquiring) { continue }
@@ -171,8 +168,8 @@ struct CapacityGateTests {
             let outcomes = ThreadLock<[CapacityGate.Outcome]>([])
             #expect(shared.gate.batch == 1)
             for _ in 0..<3 {
-                #expect(shared.gate.reserve(keyExists: { false }) == .reserved)
-                shared.gate.resolve(published: true)
+                let published = shared.gate.reserveAndPublish()
+                #expect(published)
             }
             runOnThreads(2) { thread in
                 let stripe = shared.gate.ownStripe
@@ -236,6 +233,16 @@ final class PausedWindow: Sendable {
             if abandoned.load(ordering: .acquiring) { return false }
             sched_yield()
         }
+        return true
+    }
+}
+
+extension CapacityGate {
+    /// A new key counted the way the hashes' general path counts it: reserved, then
+    /// resolved as published; `false` (nothing counted) when the reservation is refused.
+    func reserveAndPublish() -> Bool {
+        guard reserve(keyExists: { false }) == .reserved else { return false }
+        resolve(published: true)
         return true
     }
 }
