@@ -36,3 +36,8 @@ void rcumaps_inline_read_unlock_slow(void)
     if (rcumaps_tsan_enabled) rcumaps_tsan_reader_exit();
     urcu_memb_read_unlock();
 }
+
+void rcumaps_inline_wake_up_gp(void)
+{
+    urcu_common_wake_up_gp(&urcu_memb_gp);
+}
