@@ -481,12 +481,17 @@ final class BucketTable: @unchecked Sendable {
     /// map publishes it `referenced` (a new entry outlives the eviction hand's next pass); a
     /// stale referenced bit a late reader left on the reused slot is cleared otherwise. A
     /// reused retired slot loses its stamp and retired bit in the same store.
+    ///
+    /// Masking shifts (`&<<`) here and in ``retire(_:chain:)``: every shift is below 64
+    /// (a slot is below `maxSlotsPerBucket`), and Swift's `<<` tested each for overshift
+    /// (about 25 instructions a publish, 15 a retire).
     func publish(_ place: RawBucketHashMap.Place, tag: UInt64, referenced: Bool = false) {
         let word = control(place.bucketPointer)
-        let bit: UInt64 = 1 << (Self.referencedShift + UInt64(place.slot))
-        let clear = bit | 0xFF << UInt64(8 * place.slot) | 1 << (Self.retiredShift + UInt64(place.slot))
+        let slot = UInt64(truncatingIfNeeded: place.slot)
+        let bit: UInt64 = 1 &<< (Self.referencedShift &+ slot)
+        let clear = bit | 0xFF &<< (8 &* slot) | 1 &<< (Self.retiredShift &+ slot)
         let current = word.pointee.load(ordering: .acquiring) & ~clear
-        word.pointee.store(current | tag << UInt64(8 * place.slot) | (referenced ? bit : 0), ordering: .releasing)
+        word.pointee.store(current | tag &<< (8 &* slot) | (referenced ? bit : 0), ordering: .releasing)
     }
 
     /// Unlinks a live slot of chain `index` and marks it retired. Caller holds the chain's
@@ -499,7 +504,7 @@ final class BucketTable: @unchecked Sendable {
     func retire(_ place: RawBucketHashMap.Place, chain index: Int) {
         let word = control(place.bucketPointer)
         let current = word.pointee.load(ordering: .acquiring)
-        let shift = UInt64(8 * place.slot)
+        let shift = 8 &* UInt64(truncatingIfNeeded: place.slot)
         // Unlink first (tag cleared, retired bit set), with a full barrier; only then read
         // the count of generations posted. An item posted after that read is posted after
         // the unlinking, so its grace period covers every reader that saw the slot live:
@@ -507,7 +512,7 @@ final class BucketTable: @unchecked Sendable {
         // count could be one an item posted in between already included, and reuse had to
         // wait for two items.) No reader matches the unstamped tag byte meanwhile, and only
         // a holder of this lock reads the stamp.
-        let unlinked = current & ~(0xFF << shift) | 1 << (Self.retiredShift + UInt64(place.slot))
+        let unlinked = current & ~(0xFF &<< shift) | 1 &<< (Self.retiredShift &+ UInt64(truncatingIfNeeded: place.slot))
         _ = word.pointee.exchange(unlinked, ordering: .sequentiallyConsistent)
         if unlinked & liveTagBits == 0, !isFirstLevel(place.bucketPointer) {
             // Nothing live is left: the bucket leaves the chain, and its retired slots with
@@ -516,7 +521,7 @@ final class BucketTable: @unchecked Sendable {
             return
         }
         let posted = generationsPosted.load(ordering: .sequentiallyConsistent)
-        word.pointee.store(unlinked | Self.stamp(posted) << shift, ordering: .releasing)
+        word.pointee.store(unlinked | Self.stamp(posted) &<< shift, ordering: .releasing)
         requestGenerations(through: posted &+ 1)
     }
 
