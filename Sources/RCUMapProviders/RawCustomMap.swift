@@ -221,10 +221,26 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
         }
     }
 
+    /// Runs `body` with a stored value's worth of stack memory, zeroed unless `zeroed` is
+    /// false (a lookup's copy overwrites every byte before anything reads it; zeroing it
+    /// was a `memset` call a lookup).
+    ///
+    /// A stored value of up to 64 bytes (most: an object handle, a counter, a small struct)
+    /// takes a buffer of a fixed size, which the compiler lays out in the caller's frame:
+    /// one of the stored value's own size was a dynamic stack allocation, about 15
+    /// instructions a call.
     @inline(__always)
-    func withStoredBuffer<R>(_ body: (UnsafeMutableRawBufferPointer) throws(MapError) -> R) throws(MapError) -> R {
-        try withUnsafeTemporaryAllocation(byteCount: storedValueSize, alignment: 16) { raw throws(MapError) in
-            raw.initializeMemory(as: UInt8.self, repeating: 0)
+    func withStoredBuffer<R>(zeroed: Bool = true,
+                             _ body: (UnsafeMutableRawBufferPointer) throws(MapError) -> R) throws(MapError) -> R {
+        if storedValueSize <= 64 {
+            return try withUnsafeTemporaryAllocation(byteCount: 64, alignment: 16) { raw throws(MapError) in
+                let stored = UnsafeMutableRawBufferPointer(rebasing: raw[..<storedValueSize])
+                if zeroed { stored.initializeMemory(as: UInt8.self, repeating: 0) }
+                return try body(stored)
+            }
+        }
+        return try withUnsafeTemporaryAllocation(byteCount: storedValueSize, alignment: 16) { raw throws(MapError) in
+            if zeroed { raw.initializeMemory(as: UInt8.self, repeating: 0) }
             return try body(raw)
         }
     }
@@ -235,37 +251,42 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
     public func lookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
         try access.checkUserRead()
         try checkSizes(key: key, value: value.baseAddress == nil ? -1 : value.count)
-        Epoch.enter()
-        defer { Epoch.exit() }
-        if updatesOriginalValue {
-            try withStoredBuffer { (stored) throws(MapError) in
-                try baseLookup(key: key, into: stored)
-                try dispatch.postprocessFindElement!(MapElementCall(
-                    context: callContext, key: key, inValue: UnsafeRawBufferPointer(stored), outValue: value, flags: []))
+        try Epoch.withSection { (section) throws(MapError) in
+            if updatesOriginalValue {
+                try withStoredBuffer(zeroed: false) { (stored) throws(MapError) in
+                    try baseLookup(key: key, into: stored, in: section)
+                    try dispatch.postprocessFindElement!(MapElementCall(
+                        context: callContext, key: key, inValue: UnsafeRawBufferPointer(stored), outValue: value, flags: []))
+                }
+            } else if let find = dispatch.postprocessFindElement {
+                // Into a copy first: if the callback refuses, the caller's buffer is untouched.
+                try withStoredBuffer(zeroed: false) { (stored) throws(MapError) in
+                    try baseLookup(key: key, into: stored, in: section)
+                    try find(MapElementCall(context: callContext, key: key, inValue: UnsafeRawBufferPointer(stored),
+                                            outValue: nil, flags: []))
+                    value.copyMemory(from: UnsafeRawBufferPointer(stored))
+                }
+            } else {
+                try baseLookup(key: key, into: value, in: section)
             }
-        } else if let find = dispatch.postprocessFindElement {
-            // Into a copy first: if the callback refuses, the caller's buffer is untouched.
-            try withStoredBuffer { (stored) throws(MapError) in
-                try baseLookup(key: key, into: stored)
-                try find(MapElementCall(context: callContext, key: key, inValue: UnsafeRawBufferPointer(stored),
-                                        outValue: nil, flags: []))
-                value.copyMemory(from: UnsafeRawBufferPointer(stored))
-            }
-        } else {
-            try baseLookup(key: key, into: value)
         }
     }
 
-    /// The base map's user-mode lookup; a bucket-locked base is called by its concrete type,
-    /// whose lookup is inlined here. Through the existential, the base's protocol witness
-    /// ran the lookup with its section's C read lock and unlock as calls (Swift marks the
-    /// calls a witness thunk makes `noinline`): 248 of an object-map lookup's 475
-    /// instructions.
+    /// The base map's user-mode lookup, from inside the caller's section with the access
+    /// and sizes checked (``lookup(key:into:)``); a bucket-locked base is called by its
+    /// concrete type, whose copy is inlined here without its checks or a section of its own.
+    /// Through the existential, the base's protocol witness ran the lookup with its section's
+    /// C read lock and unlock as calls (Swift marks the calls a witness thunk makes
+    /// `noinline`): 248 of an object-map lookup's 475 instructions.
     @inline(__always)
-    func baseLookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
+    func baseLookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer,
+                    in section: borrowing EpochSection) throws(MapError) {
         guard let bucketBase else { return try base.lookup(key: key, into: value) }
         // Invariant: `base` (owned by `self`) keeps the unmanaged reference alive.
-        try Self.guaranteed(bucketBase) { (bucket) throws(MapError) in try bucket.lookup(key: key, into: value) }
+        let found = bucketBase._withUnsafeGuaranteedRef { bucket in
+            bucket.copyValue(key: key, into: value.baseAddress!, in: section)
+        }
+        if !found { throw MapError.keyNotFound }
     }
 
     /// Helper-mode lookup, borrowed until `section` ends. Contract: ``/RCUBaseMaps/RawMap/lookupInPlace(key:in:)``.

@@ -34,6 +34,43 @@ struct ProviderSemanticsTests {
         #expect(provider.recorded(.addition).isEmpty)
     }
 
+    /// A transforming provider whose stored value is `storedSize` bytes (each 4-byte lane the
+    /// user value XOR its lane's index): a user-mode lookup must hand the find callback every
+    /// byte of the stored value, whatever the size (up to 64 bytes the layer's buffer has a
+    /// fixed size, beyond it the stored value's own, and neither is zeroed for a lookup).
+    @Test(arguments: ProviderBaseMap.allCases, [12, 64, 100])
+    func wholeStoredValuesReachTheFindCallback(_ base: ProviderBaseMap, storedSize: Int) throws {
+        let dispatch = MapProviderDispatchTable(
+            preprocessMapCreate: { _ in MapCreateResult(actualValueSize: storedSize) },
+            postprocessMapDelete: { _ in },
+            preprocessAssociateProgramType: { _, _ in },
+            postprocessFindElement: { (call) throws(MapError) in
+                guard let out = call.outValue else { return }
+                let value = call.inValue.loadUnaligned(as: UInt32.self)
+                for lane in 0..<(storedSize / 4) where call.inValue.loadUnaligned(fromByteOffset: 4 * lane, as: UInt32.self)
+                    != value ^ UInt32(lane) {
+                    throw MapError.invalidArgument
+                }
+                out.storeBytes(of: value, as: UInt32.self)
+            },
+            preprocessElementAddition: { (call) throws(MapError) in
+                guard let out = call.outValue else { return }
+                let value = call.inValue.loadUnaligned(as: UInt32.self)
+                for lane in 0..<(storedSize / 4) { out.storeBytes(of: value ^ UInt32(lane), toByteOffset: 4 * lane, as: UInt32.self) }
+            },
+            postprocessElementDeletion: { _ in })
+        let registration = try MapProviderRegistry.shared.register(
+            type: uniqueCustomType(), base: base, properties: MapProviderProperties(updatesOriginalValue: true),
+            dispatch: dispatch)
+        let map = try #require(try registration.makeMap(maxEntries: 32) as? RawCustomMap)
+        #expect(map.storedValueSize == storedSize)
+        for key in UInt32(0)..<20 { try map.put(key, 1000 + key * 7) }
+        for key in UInt32(0)..<20 { #expect(try map.get(key, as: UInt32.self) == 1000 + key * 7) }
+        try map.put(UInt32(4), UInt32(0xFFFF_0000))
+        #expect(try map.get(UInt32(4), as: UInt32.self) == 0xFFFF_0000)
+        if base != .array { #expect(throws: MapError.keyNotFound) { try map.get(UInt32(25), as: UInt32.self) } }
+    }
+
     @Test(arguments: ProviderBaseMap.allCases)
     func helperModeIsBlockedWhenTheProviderUpdatesTheOriginalValue(_ base: ProviderBaseMap) throws {
         let provider = RecordingProvider()
