@@ -1,3 +1,4 @@
+import Foundation
 import RCUMaps
 import RCUMapsTestSupport
 import Testing
@@ -96,6 +97,58 @@ struct FaultSweepTests {
         }
         // Arrays and one-word replacements allocate nothing.
         if kind == .lockFree8 || kind == .lockFreeWide || kind == .bucketWideOneChain { #expect(swept > 0) }
+    }
+
+    /// An evicting insert into a full LRU map whose only chain then needs an overflow
+    /// bucket (a reader on another thread holds a section, so the evicted slot waits for
+    /// its generation), with every allocation failing: ENOMEM, and the evicted entry's unit
+    /// of capacity comes back as room — none left in flight, and the next insert takes it
+    /// without evicting anyone.
+    @Test
+    func evictingInsertsGiveTheirUnitBackOnNoMemory() throws {
+        let tag = uniqueTag()
+        let maxEntries = 6
+        let definition = MapDefinition(type: .lruHash, keySize: 8, valueSize: 40, maxEntries: maxEntries, poolTag: tag)
+        // One chain of six slots.
+        let map = try RawBucketHashMap(definition, observer: nil, bucketCount: 1)
+        for index in 0..<maxEntries { try put(map, index, index) }
+        let entered = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
+        let reader = Thread {
+            Epoch.withSection { _ in
+                entered.signal()
+                release.wait()
+            }
+        }
+        reader.start()
+        entered.wait()
+        func insert(_ index: Int) throws -> Bool {
+            try key(map, index).withUnsafeBytes { k in
+                try value(map, index).withUnsafeBytes { v in try map.insertIfAbsent(key: k, value: v) }
+            }
+        }
+        _FaultInjection.failAllocations(tag: tag)
+        #expect(throws: MapError.noMemory) { try insert(100) }
+        _FaultInjection.disarm(tag: tag)
+        #expect(map.capacityChangesInFlight == 0)
+        #expect(map.capacityUnitsInUse == maxEntries)
+        let survivors = try snapshot(of: map)
+        #expect(survivors.count == maxEntries - 1)
+        // The room the failed insert made is there: the next key goes in, no one evicted.
+        #expect(try insert(101))
+        let after = try snapshot(of: map)
+        #expect(after.count == maxEntries)
+        for (key, value) in survivors { #expect(after[key] == value) }
+        #expect(map.capacityChangesInFlight == 0)
+        release.signal()
+        map.waitForReclaimGenerations()
+        // Full again: every new key goes in, evicting, and the map stays at maxEntries.
+        for index in 1_000..<1_000 + 3 * maxEntries {
+            #expect(try insert(index))
+            #expect(try snapshot(of: map)[key(map, index)] == value(map, index))
+        }
+        #expect(try snapshot(of: map).count == maxEntries)
+        #expect(map.capacityChangesInFlight == 0)
     }
 
     /// Teardown with allocations failing (retire batches), once or for good: nothing leaks,

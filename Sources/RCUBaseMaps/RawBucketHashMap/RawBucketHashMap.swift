@@ -466,12 +466,56 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         return try writeInOnePass(key: key, value: value, flags: .noExist, displaced: nil) != .refused
     }
 
-    /// ``insertIfAbsent(key:value:)`` of an LRU map, which may have to evict (with the lock
-    /// released and taken again): the general update. Not inlined, so that the common
-    /// insert keeps a small frame.
+    /// ``insertIfAbsent(key:value:)`` of an LRU map, which may have to evict. Not inlined, so
+    /// that the common insert keeps a small frame.
+    ///
+    /// One locked pass when the map has room or the hand's next chains yield a victim while
+    /// the key's chain stays locked (``evictHolding(_:forUserWrite:announced:)``): the steps
+    /// the general update takes for a new key of an LRU map, in its order, without its
+    /// machinery for replaces, lock words, per-CPU slices and retries, and without
+    /// announcing the evicted unit in flight (two atomic operations on the capacity gate an
+    /// insert fewer). When the sweep under the lock finds no victim, the general update
+    /// makes room with no lock held and tries again.
     @inline(never)
     private func evictingInsertIfAbsent(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) throws(MapError) -> Bool {
-        try update(key: key, value: value, flags: .noExist, operation: [], displaced: nil, writing: nil) != .refused
+        try access.checkUserWrite(freezeState)
+        let (hash, index) = try checkedChain(key: key, value: value, flags: .noExist)
+        let write: LeanWrite? = table.withChainLock(index) {
+            // No section is held: the freeze is checked under the chain's lock (see ``freeze()``).
+            if freezeState.isFrozen { return .frozen }
+            if locate(key.baseAddress!, hash: hash, index: index) != nil { return .refused }
+            // A unit of room reserved (in flight), or an evicted entry's unit, still counted,
+            // handed to this key without touching the gate; neither: the general path.
+            var inFlight = true
+            if !capacity.reserveIfRoom() {
+                guard evictHolding(index, forUserWrite: true, announced: false) else { return nil }
+                inFlight = false
+            }
+            guard let new = fillFreeSlot(index: index, key: key.baseAddress!, value: value.baseAddress!, replacing: nil) else {
+                // The unit goes back as a credit (an evicted one by way of the in-flight count).
+                if !inFlight { capacity.beginRemoval() }
+                capacity.resolve(published: false)
+                return .noMemory
+            }
+            // A new element's lock word starts free, whatever the caller's bytes held there.
+            if lockWord.exists {
+                (table.slot(new.bucketPointer, new.slot) + table.valueOffset)
+                    .storeBytes(of: 0 as UInt32, toByteOffset: lockWord.offset, as: UInt32.self)
+            }
+            // Published referenced: a new entry outlives the hand's next pass.
+            table.publish(new, tag: BucketTable.tag(hash), referenced: true)
+            if inFlight { capacity.resolve(published: true) }
+            return .inserted
+        }
+        switch write {
+        case .inserted: return true
+        case .refused: return false
+        case .frozen: throw frozenError
+        case .noMemory: throw MapError.noMemory
+        case .full, .replaced: preconditionFailure("an LRU insert neither fails for room nor replaces")
+        case nil:
+            return try update(key: key, value: value, flags: .noExist, operation: [], displaced: nil, writing: nil) != .refused
+        }
     }
 
     /// What a locked pass of ``writeInOnePass(key:value:flags:displaced:)`` did.

@@ -90,6 +90,8 @@ final class RecencyClock: @unchecked Sendable {
     }
 
     /// The buckets hand `partition` sweeps (never empty: `partitions <= bucketCount`).
+    /// Inlined: called, it was 13 instructions a tick.
+    @inline(__always)
     func span(of partition: Int) -> Range<Int> {
         // One hand (the common LRU) sweeps every bucket: no divisions on each step.
         if partitions == 1 { return 0..<bucketCount }
@@ -249,9 +251,18 @@ extension RawBucketHashMap {
     /// ``ticksUnderChainLock`` ticks, or when the map is frozen (`forUserWrite`); the caller
     /// then releases its lock and evicts the general way, which also handles the yield.
     ///
+    /// - Parameter announced: whether the evicted unit is announced in flight, to be ended
+    ///   with ``CapacityGate/resolve(published:)`` (the general update's protocol). Without
+    ///   (the one-pass insert, which publishes its key under the same lock), the unit stays
+    ///   counted and is never in flight: it goes from the victim to the new key with no
+    ///   atomic operation on the gate — nothing waits on an LRU map's units in flight, as
+    ///   its inserts evict instead of answering E2BIG. A caller that then fails to insert
+    ///   gives the unit back as a credit (``CapacityGate/beginRemoval()`` and
+    ///   ``CapacityGate/resolve(published:)`` with `false`).
     /// - Returns: whether it evicted an entry, whose unit the caller now holds in flight as
-    ///   its reservation (see ``evictLeastRecentlyUsed(forUserWrite:)``).
-    func evictHolding(_ held: Int, forUserWrite: Bool) -> Bool {
+    ///   its reservation (see ``evictLeastRecentlyUsed(forUserWrite:)``), or, not
+    ///   `announced`, holds counted.
+    func evictHolding(_ held: Int, forUserWrite: Bool, announced: Bool = true) -> Bool {
         guard let clock = unretainedRecency else { return false }
         return clock._withUnsafeGuaranteedRef { recency -> Bool in
             let partition = recency.currentPartition
@@ -260,7 +271,8 @@ extension RawBucketHashMap {
                 let own = index == held
                 if !own, !table.tryLockChain(index) { continue }
                 defer { if !own { table.unlockChain(index) } }
-                switch sweepLocked(recency, chain: index, tick: tick, partition: partition, forUserWrite: forUserWrite) {
+                switch sweepLocked(recency, chain: index, tick: tick, partition: partition, forUserWrite: forUserWrite,
+                                   announced: announced) {
                 case .evicted: return true
                 case .frozen: return false
                 case .none: continue
@@ -276,7 +288,8 @@ extension RawBucketHashMap {
         for _ in 0..<(2 * recency.span(of: partition).count) {
             let (index, tick) = recency.advance(partition)
             let eviction = table.withChainLock(index) {
-                sweepLocked(recency, chain: index, tick: tick, partition: partition, forUserWrite: forUserWrite)
+                sweepLocked(recency, chain: index, tick: tick, partition: partition, forUserWrite: forUserWrite,
+                            announced: true)
             }
             if eviction != .none { return eviction }
         }
@@ -286,13 +299,13 @@ extension RawBucketHashMap {
     /// One tick of a sweep, with chain `index` locked by the caller: nothing once the map is
     /// frozen (`forUserWrite`) or if the tick went stale; else clears the chain's referenced
     /// bits and evicts its victim, if any, keeping the freed unit as the caller's
-    /// reservation.
+    /// reservation (in flight if `announced`; see ``evictHolding(_:forUserWrite:announced:)``).
     @inline(__always)
     private func sweepLocked(_ recency: RecencyClock, chain index: Int, tick: Int, partition: Int,
-                             forUserWrite: Bool) -> Eviction {
+                             forUserWrite: Bool, announced: Bool) -> Eviction {
         if forUserWrite, freezeState.isFrozen { return .frozen }
         guard recency.isFresh(tick, of: partition), let place = table.clockVictim(inChainOf: index) else { return .none }
-        capacity.beginRemoval()
+        if announced { capacity.beginRemoval() }
         table.retire(place, chain: index)
         capacity.keepRemovedUnitAsReservation()
         return .evicted
