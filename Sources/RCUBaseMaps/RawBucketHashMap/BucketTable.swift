@@ -506,6 +506,7 @@ final class BucketTable: @unchecked Sendable {
     /// writers to reuse once the next generation has run. An overflow bucket left with no
     /// live slot is unlinked from the chain instead and kept as a spare, or freed after a
     /// grace period.
+    @inline(__always)
     func retire(_ place: RawBucketHashMap.Place, chain index: Int) {
         let word = control(place.bucketPointer)
         let current = word.pointee.load(ordering: .acquiring)

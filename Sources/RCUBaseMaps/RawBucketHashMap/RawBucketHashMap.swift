@@ -379,6 +379,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     /// later one: a reader walks the chain in order, so if it passed the old bucket before
     /// the old slot was retired it found the old pair, and if after, the new pair (published
     /// first) is still ahead of it. A new pair earlier in the chain could be missed by both.
+    @inline(__always)
     func fillFreeSlot(index: Int, key: UnsafeRawPointer, value: UnsafeRawPointer, replacing: Place?) -> Place? {
         let first = table.bucket(index)
         var bucket = first
