@@ -80,7 +80,8 @@ struct LockWordCopy: Sendable {
 
     @inlinable var exists: Bool { offset >= 0 }
 
-    /// Zeroes the lock word in a copy handed to a user.
+    /// Zeroes the lock word in a copy handed to a user, or in a new element's stored value
+    /// (a new element's lock word starts free, whatever the caller's bytes held there).
     @inlinable @inline(__always)
     func clear(in value: UnsafeMutableRawPointer) {
         if _slowPath(offset >= 0) { value.storeBytes(of: 0 as UInt32, toByteOffset: offset, as: UInt32.self) }

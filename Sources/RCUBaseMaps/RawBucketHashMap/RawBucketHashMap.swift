@@ -499,10 +499,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
                 return .noMemory
             }
             // A new element's lock word starts free, whatever the caller's bytes held there.
-            if lockWord.exists {
-                (table.slot(new.bucketPointer, new.slot) + table.valueOffset)
-                    .storeBytes(of: 0 as UInt32, toByteOffset: lockWord.offset, as: UInt32.self)
-            }
+            lockWord.clear(in: table.slot(new.bucketPointer, new.slot) + table.valueOffset)
             // Published referenced: a new entry outlives the hand's next pass.
             table.publish(new, tag: BucketTable.tag(hash), referenced: true)
             if inFlight { capacity.resolve(published: true) }
@@ -533,10 +530,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         else { return .noMemory }
         guard capacity.claim() else { return .full }
         // A new element's lock word starts free, whatever the caller's bytes held there.
-        if lockWord.exists {
-            (table.slot(new.bucketPointer, new.slot) + table.valueOffset)
-                .storeBytes(of: 0 as UInt32, toByteOffset: lockWord.offset, as: UInt32.self)
-        }
+        lockWord.clear(in: table.slot(new.bucketPointer, new.slot) + table.valueOffset)
         table.publish(new, tag: BucketTable.tag(hash))
         return .inserted
     }
@@ -732,10 +726,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
                 }
                 if let slice, let old { table.copyValue(from: old, to: new, except: slice) }
                 // A new element's lock word starts free, whatever the caller's bytes held there.
-                if lockWord.exists {
-                    (table.slot(new.bucketPointer, new.slot) + table.valueOffset)
-                        .storeBytes(of: 0 as UInt32, toByteOffset: lockWord.offset, as: UInt32.self)
-                }
+                lockWord.clear(in: table.slot(new.bucketPointer, new.slot) + table.valueOffset)
                 if let old {
                     // Deprecated-style providers hear of the displacement under the lock.
                     _ = advanceObserver?.entryWillBeRemoved(key: key, value: table.value(of: old, count: valueSize),
