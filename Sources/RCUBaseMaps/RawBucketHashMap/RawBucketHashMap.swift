@@ -53,7 +53,9 @@ import Glibc
 /// a displacement under the lock), take one locked pass of their own — the value word
 /// exchanged in place, or the new key's slot filled and then counted
 /// (`CapacityGate.claim`) and published — instead of the general update, which serves
-/// helper mode, `BPF_F_LOCK`, wider values and LRU maps.
+/// helper mode, `BPF_F_LOCK`, wider values and LRU maps' replaces. An LRU map's
+/// `insertIfAbsent` takes a pass of its own too (reserve, or evict under the key's chain
+/// lock, then publish), and the general update only when that sweep finds no victim.
 ///
 /// `LRU_HASH` (Linux `BPF_MAP_TYPE_LRU_HASH`) is this map with a `RecencyClock`: a new
 /// key in a full map evicts an entry not used recently instead of failing with E2BIG (see
