@@ -158,6 +158,46 @@ struct LRUHashMapTests {
         #expect(map.count == maxEntries)
     }
 
+    /// A full map's insert-if-absent uses the room a delete freed before it evicts anything,
+    /// also when the freed unit sits in another thread's stripe of the capacity gate (a
+    /// delete parks it in its own thread's stripe; the insert's check for room, made before
+    /// its sweep, reads every stripe).
+    @Test func insertsIfAbsentTakeFreedRoomBeforeEvicting() throws {
+        let maxEntries = 256
+        let map = try Self.make(maxEntries: maxEntries)
+        for key in 0..<UInt64(maxEntries) { try map.put(key, key) }
+        var expected = Set(0..<UInt64(maxEntries))
+        for round in 0..<8 {
+            let victim = UInt64(round * 31)
+            let deletedElsewhere = round % 2 == 0
+            if deletedElsewhere {
+                let done = DispatchSemaphore(value: 0)
+                let deleter = Thread {
+                    _ = withUnsafeBytes(of: victim) { try? map.deleteIfPresent(key: $0) }
+                    done.signal()
+                }
+                deleter.start()
+                done.wait()
+            } else {
+                _ = try withUnsafeBytes(of: victim) { try map.deleteIfPresent(key: $0) }
+            }
+            expected.remove(victim)
+            let key = UInt64(10_000 + round)
+            let ticks = map.evictionTicks.ticks
+            let inserted = try withUnsafeBytes(of: key) { bytes in try map.insertIfAbsent(key: bytes, value: bytes) }
+            #expect(inserted)
+            expected.insert(key)
+            #expect(map.evictionTicks.ticks == ticks, "round \(round): the insert swept instead of taking the freed room")
+            #expect(Set(try map.allKeys(as: UInt64.self)) == expected, "round \(round)")
+        }
+        // Full again: the next new key evicts.
+        let ticks = map.evictionTicks.ticks
+        let key = UInt64(20_000)
+        #expect(try withUnsafeBytes(of: key) { bytes in try map.insertIfAbsent(key: bytes, value: bytes) })
+        #expect(map.evictionTicks.ticks > ticks)
+        #expect(map.count == maxEntries)
+    }
+
     @Test func helperModeLookupsRefreshToo() throws {
         let map = try Self.make(maxEntries: 256)
         for key in 0..<UInt64(256) { try map.put(key, key) }

@@ -490,7 +490,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
             // A unit of room reserved (in flight), or an evicted entry's unit, still counted,
             // handed to this key without touching the gate; neither: the general path.
             var inFlight = true
-            if !capacity.reserveIfRoom() {
+            if capacity.hasNoRoom() || !capacity.reserveIfRoom() {
                 guard evictHolding(index, forUserWrite: true, announced: false) else { return nil }
                 inFlight = false
             }
