@@ -37,7 +37,33 @@ void rcumaps_inline_read_unlock_slow(void)
     urcu_memb_read_unlock();
 }
 
-void rcumaps_inline_wake_up_gp(void)
+/* A grace period waits only for readers in an *old* section: one whose reader counter,
+ * taken from the grace-period counter at its start, has the other phase bit than the
+ * grace-period counter has now (liburcu's URCU_READER_ACTIVE_OLD; a section that began
+ * under the current phase is not waited for until the next flip, when it is old). So the
+ * end of a section that began under the current phase has no one to wake, and waking
+ * anyway did harm: liburcu's waiter, once it has spun its active attempts, announces
+ * itself (futex -1), looks at the readers and sleeps only if the futex is still -1; on two
+ * cores, where the grace-period thread runs by preempting a worker that may be inside an
+ * old section, the other worker's exits from its own current-phase sections reset the
+ * futex to 0 again and again, so the waiter never slept: it looped on sys_membarrier (an
+ * interrupt of the other core each time) until the scheduler gave the preempted worker
+ * its core back (the object map's churn on two threads, 2026-12-04: 62 membarriers a grace
+ * period, and 11,000 futex wakes from the two workers in 10 M operations).
+ *
+ * Why skipping is safe. The waiter stores the flipped phase (phase 2), or leaves it (phase
+ * 1), with a full barrier before it sets the futex to -1; this thread read -1, so its load
+ * of the grace-period counter below, ordered after that read by a read barrier (on x86 a
+ * compiler barrier: loads stay in order there), sees that phase or a later one. If it sees
+ * the phase the section began under, the waiter that set -1 is not waiting for this section
+ * in its current phase.
+ * If a later flip happened in between, the waiter finished the phase in which this section
+ * was old, which it can only do having seen this section end (or a new one begin). The
+ * store that ended the section precedes the futex load here exactly as liburcu's protocol
+ * has it; only the decision to wake changes. */
+void rcumaps_inline_wake_up_gp(unsigned long counter)
 {
+    cmm_smp_rmb();
+    if (((counter ^ CMM_LOAD_SHARED(urcu_memb_gp.ctr)) & URCU_GP_CTR_PHASE) == 0) return;
     urcu_common_wake_up_gp(&urcu_memb_gp);
 }

@@ -130,6 +130,46 @@ struct EpochSectionTests {
     }
 }
 
+extension EpochSectionTests {
+    /// A grace period that sleeps waiting for a reader is woken by that reader's exit, while
+    /// the exits of sections that began after the grace period's phase flip (which it does
+    /// not wait for) leave it asleep (inline_read_side.c). Each round one thread holds a
+    /// section for 10 ms, a second waits for a grace period, and two more enter and leave
+    /// short sections all the while: the wait must last until the long section ends (it
+    /// began before the grace period) and must end then (a lost wake-up hangs here).
+    @Test func aSleepingGracePeriodIsWokenByTheReaderItWaitsFor() {
+        for round in 0..<20 {
+            let readerInside = Atomic<Bool>(false)
+            let readerDone = Atomic<Bool>(false)
+            let graceDone = Atomic<Bool>(false)
+            let early = Atomic<Bool>(false)
+            let shortSections = Atomic<Int>(0)
+            runOnThreads(4) { thread in
+                switch thread {
+                case 0:
+                    Epoch.withSection { _ in
+                        readerInside.store(true, ordering: .releasing)
+                        usleep(10_000)
+                        readerDone.store(true, ordering: .releasing)
+                    }
+                case 1:
+                    while !readerInside.load(ordering: .acquiring) { sched_yield() }
+                    Epoch.synchronize()
+                    if !readerDone.load(ordering: .acquiring) { early.store(true, ordering: .relaxed) }
+                    graceDone.store(true, ordering: .releasing)
+                default:
+                    while !graceDone.load(ordering: .acquiring) {
+                        Epoch.withSection { _ in shortSections.wrappingAdd(1, ordering: .relaxed) }
+                    }
+                }
+            }
+            let earlyValue = early.load(ordering: .relaxed)
+            #expect(!earlyValue, "round \(round): the grace period ended inside the section it waited for")
+            #expect(shortSections.load(ordering: .relaxed) > 0)
+        }
+    }
+}
+
 /// The read side's fast path (CRCUMapsInlineReadSide) writes liburcu's reader counter
 /// itself; a liburcu read lock the caller takes directly (a C library's, or the
 /// application's own after `Epoch.adoptRegisteredThread()`) must nest with it either way.

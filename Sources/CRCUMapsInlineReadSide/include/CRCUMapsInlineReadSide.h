@@ -59,9 +59,11 @@ void rcumaps_section_underflow(void) __attribute__((noreturn, cold));
  * unlock, TSan's annotations; the lock also sets `fast_read` when it applies. */
 void rcumaps_inline_read_lock_slow(void);
 void rcumaps_inline_read_unlock_slow(void);
-/* Wakes the grace period that waits on `urcu_memb_gp.futex` (liburcu's
- * `urcu_common_wake_up_gp`, called out of line: it runs only when a grace period sleeps). */
-void rcumaps_inline_wake_up_gp(void) __attribute__((cold));
+/* Called when a grace period has announced that it may sleep on `urcu_memb_gp.futex`:
+ * wakes it (liburcu's `urcu_common_wake_up_gp`, out of line) if the section that just
+ * ended, whose reader counter was `counter`, is one it may be waiting for — one that began
+ * under the other phase than the grace-period counter's now. See inline_read_side.c. */
+void rcumaps_inline_wake_up_gp(unsigned long counter) __attribute__((cold));
 
 /* Enters a read-side critical section, registering the thread first if needed. */
 static inline __attribute__((always_inline)) void rcumaps_inline_read_lock(void)
@@ -104,7 +106,7 @@ static inline __attribute__((always_inline)) void rcumaps_inline_read_unlock(voi
             /* liburcu's `urcu_common_wake_up_gp`, its test written here: a `static inline`
              * the compiler may outline, and did in 147 of RCUMaps' functions (a call and a
              * frame, about 9 instructions, on every section's exit there). */
-            if (__builtin_expect(uatomic_read(&urcu_memb_gp.futex) == -1, 0)) rcumaps_inline_wake_up_gp();
+            if (__builtin_expect(uatomic_read(&urcu_memb_gp.futex) == -1, 0)) rcumaps_inline_wake_up_gp(counter);
             cmm_barrier();
         } else {
             rcumaps_inline_read_unlock_slow();
