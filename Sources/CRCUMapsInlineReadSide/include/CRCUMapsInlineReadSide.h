@@ -5,7 +5,9 @@
  * The outermost enter and exit of a section follow liburcu-memb's read-side protocol
  * directly: the thread's reader counter (`urcu_memb_reader.ctr`) takes the grace-period
  * counter on entry and drops its nesting count on exit, then the grace-period waiter is
- * woken if it waits. That is what `_urcu_memb_read_lock` / `_urcu_memb_read_unlock` do;
+ * woken if it sleeps. That is what `_urcu_memb_read_lock` / `_urcu_memb_read_unlock` do,
+ * except that the wake is skipped when the waiter is not waiting for this section (see
+ * rcumaps_inline_wake_up_gp in inline_read_side.c);
  * written here, the fast path tests one per-thread word (`fast_read`: registered,
  * sys_membarrier, no ThreadSanitizer) instead of re-reading liburcu's sys_membarrier flag
  * at each of its three barriers and testing the registration and the TSan build
@@ -16,8 +18,8 @@
  *
  * Licence: what is compiled into the caller from liburcu's headers (read with
  * _LGPL_SOURCE) is data-structure layouts, macros and small inline functions:
- * `struct urcu_reader` / `struct urcu_gp`, `URCU_GP_COUNT` / `URCU_GP_CTR_NEST_MASK`,
- * the `cmm_*` barrier macros and `urcu_common_wake_up_gp` (its test inline, its call in
+ * `struct urcu_reader` / `struct urcu_gp`, `URCU_GP_COUNT` / `URCU_GP_CTR_NEST_MASK` /
+ * `URCU_GP_CTR_PHASE`, the `cmm_*` barrier macros and `urcu_common_wake_up_gp` (its test inline, its call in
  * inline_read_side.c) — under ten lines; liburcu's header states that its read-side
  * functions "are intended to be usable by non-LGPL code, as called out in LGPL",
  * LGPL-2.1 section 5. The slow path calls liburcu's read lock
