@@ -56,11 +56,11 @@ void rcumaps_inline_read_unlock_slow(void)
  * of the grace-period counter below, ordered after that read by a read barrier (on x86 a
  * compiler barrier: loads stay in order there), sees that phase or a later one. If it sees
  * the phase the section began under, the waiter that set -1 is not waiting for this section
- * in its current phase.
- * If a later flip happened in between, the waiter finished the phase in which this section
- * was old, which it can only do having seen this section end (or a new one begin). The
- * store that ended the section precedes the futex load here exactly as liburcu's protocol
- * has it; only the decision to wake changes. */
+ * in its current phase. If a later flip happened in between, the waiter finished the phase
+ * in which this section was old, which it can only do having seen this section end (or a
+ * new one begin). The store that ended the section precedes the futex load here exactly as
+ * liburcu's protocol has it; only the decision to wake changes. Readers that take the slow
+ * path (liburcu's own unlock: ThreadSanitizer builds, no sys_membarrier) wake as before. */
 void rcumaps_inline_wake_up_gp(unsigned long counter)
 {
     cmm_smp_rmb();

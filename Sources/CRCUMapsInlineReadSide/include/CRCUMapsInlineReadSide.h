@@ -19,10 +19,10 @@
  * Licence: what is compiled into the caller from liburcu's headers (read with
  * _LGPL_SOURCE) is data-structure layouts, macros and small inline functions:
  * `struct urcu_reader` / `struct urcu_gp`, `URCU_GP_COUNT` / `URCU_GP_CTR_NEST_MASK` /
- * `URCU_GP_CTR_PHASE`, the `cmm_*` barrier macros and `urcu_common_wake_up_gp` (its test inline, its call in
- * inline_read_side.c) — under ten lines; liburcu's header states that its read-side
- * functions "are intended to be usable by non-LGPL code, as called out in LGPL",
- * LGPL-2.1 section 5. The slow path calls liburcu's read lock
+ * `URCU_GP_CTR_PHASE`, the `cmm_*` barrier macros and `urcu_common_wake_up_gp` (its test
+ * inline, its call in inline_read_side.c) — under ten lines; liburcu's header states that
+ * its read-side functions "are intended to be usable by non-LGPL code, as called out in
+ * LGPL", LGPL-2.1 section 5. The slow path calls liburcu's read lock
  * and unlock in liburcu-memb.so (inline_read_side.c). The grace-period,
  * call_rcu and hash-table code stay calls into the shared libraries. See README,
  * "Licence and the read-side trait". Building without the trait
