@@ -136,36 +136,41 @@ extension EpochSectionTests {
     /// not wait for) leave it asleep (inline_read_side.c). Each round one thread holds a
     /// section for 10 ms, a second waits for a grace period, and two more enter and leave
     /// short sections all the while: the wait must last until the long section ends (it
-    /// began before the grace period) and must end then (a lost wake-up hangs here).
-    @Test func aSleepingGracePeriodIsWokenByTheReaderItWaitsFor() {
-        for round in 0..<20 {
-            let readerInside = Atomic<Bool>(false)
-            let readerDone = Atomic<Bool>(false)
-            let graceDone = Atomic<Bool>(false)
-            let early = Atomic<Bool>(false)
-            let shortSections = Atomic<Int>(0)
-            runOnThreads(4) { thread in
-                switch thread {
-                case 0:
-                    Epoch.withSection { _ in
-                        readerInside.store(true, ordering: .releasing)
-                        usleep(10_000)
-                        readerDone.store(true, ordering: .releasing)
-                    }
-                case 1:
-                    while !readerInside.load(ordering: .acquiring) { sched_yield() }
-                    Epoch.synchronize()
-                    if !readerDone.load(ordering: .acquiring) { early.store(true, ordering: .relaxed) }
-                    graceDone.store(true, ordering: .releasing)
-                default:
-                    while !graceDone.load(ordering: .acquiring) {
-                        Epoch.withSection { _ in shortSections.wrappingAdd(1, ordering: .relaxed) }
+    /// began before the grace period) and must end then. A lost wake-up would hang, so the
+    /// rounds run in an exit test with a watchdog (`alarm`), as the process-life tests do.
+    @Test func aSleepingGracePeriodIsWokenByTheReaderItWaitsFor() async {
+        await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
+            alarm(120)  // watchdog: a grace period no reader wakes would hang
+            for round in 0..<20 {
+                let readerInside = Atomic<Bool>(false)
+                let readerDone = Atomic<Bool>(false)
+                let graceDone = Atomic<Bool>(false)
+                let early = Atomic<Bool>(false)
+                let shortSections = Atomic<Int>(0)
+                runOnThreads(4) { thread in
+                    switch thread {
+                    case 0:
+                        Epoch.withSection { _ in
+                            readerInside.store(true, ordering: .releasing)
+                            usleep(10_000)
+                            readerDone.store(true, ordering: .releasing)
+                        }
+                    case 1:
+                        while !readerInside.load(ordering: .acquiring) { sched_yield() }
+                        Epoch.synchronize()
+                        if !readerDone.load(ordering: .acquiring) { early.store(true, ordering: .relaxed) }
+                        graceDone.store(true, ordering: .releasing)
+                    default:
+                        while !graceDone.load(ordering: .acquiring) {
+                            Epoch.withSection { _ in shortSections.wrappingAdd(1, ordering: .relaxed) }
+                        }
                     }
                 }
+                if early.load(ordering: .relaxed) || shortSections.load(ordering: .relaxed) == 0 {
+                    FileHandle.standardError.write(Data("round \(round): the grace period ended inside the section it waited for\n".utf8))
+                    exit(1)
+                }
             }
-            let earlyValue = early.load(ordering: .relaxed)
-            #expect(!earlyValue, "round \(round): the grace period ended inside the section it waited for")
-            #expect(shortSections.load(ordering: .relaxed) > 0)
         }
     }
 }
