@@ -111,17 +111,24 @@ final class RecencyClock: @unchecked Sendable {
     /// by another thread takes a single tick.
     func advance(_ partition: Int) -> (bucket: Int, tick: Int) {
         let span = span(of: partition)
-        if let tick = claims?.withOwnStripeIfFree({ claim in
+        // A claim's words: 0 its next tick, 1 its end, 2 the next tick's bucket (claims exist
+        // for the common LRU only, whose span is every bucket): the bucket of a tick is
+        // divided out once a claim, and its successors counted on, wrapping at the span's end.
+        if let claimed = claims?.withOwnStripeIfFree({ claim -> (bucket: Int, tick: Int) in
             var next = claim.load(as: Int.self)
+            var bucket = claim.load(fromByteOffset: 16, as: Int.self)
             if next == claim.load(fromByteOffset: 8, as: Int.self)
                 || hand(partition).pointee.load(ordering: .relaxed) &- next > span.count / 2 {
                 next = hand(partition).pointee.wrappingAdd(claimSize, ordering: .acquiringAndReleasing).oldValue
                 claim.storeBytes(of: next &+ claimSize, toByteOffset: 8, as: Int.self)
+                bucket = Int(UInt(bitPattern: next) % UInt(span.count))
             }
             claim.storeBytes(of: next &+ 1, as: Int.self)
-            return next
+            let following = bucket &+ 1
+            claim.storeBytes(of: following == span.count ? 0 : following, toByteOffset: 16, as: Int.self)
+            return (bucket, next)
         }) {
-            return (span.lowerBound + Int(UInt(bitPattern: tick) % UInt(span.count)), tick)
+            return claimed
         }
         let step = hand(partition).pointee.wrappingAdd(1, ordering: .acquiringAndReleasing).oldValue
         return (span.lowerBound + Int(UInt(bitPattern: step) % UInt(span.count)), step)
