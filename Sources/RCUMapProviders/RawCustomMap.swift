@@ -458,10 +458,13 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
         // base update runs in none of ours (a bucket-locked base holds one only where it
         // reads a slot after its lock), so that a writer preempted there never holds up a
         // grace period. (Measured on 2026-12-04: one section from the addition callback to
-        // the end of the base update saved 41 instructions an update but made two-thread
-        // churn 1.46× slower, grace periods waiting for the longer sections; see
-        // docs/performance.md, seventh session.) What the addition callback leaves in the
-        // stored value goes into the map and must outlive any section anyway.
+        // the end of the base update saved 32–41 instructions an update but made two-thread
+        // churn 1.46× slower, grace periods waiting for the longer sections; after the read
+        // side stopped waking grace periods that do not wait for the ending section, it was
+        // neutral there, with three times the membarrier calls, and faster only for
+        // one-thread updates; see docs/performance.md, seventh and eighth sessions.) What
+        // the addition callback leaves in the stored value goes into the map and must
+        // outlive any section anyway.
         if updatesOriginalValue || validatesValues {
             // The provider writes the stored value (updatesOriginalValue), or may rewrite a
             // copy of the caller's (validatesValues); the map stores what it leaves. The
