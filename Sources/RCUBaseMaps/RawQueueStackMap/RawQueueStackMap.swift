@@ -44,8 +44,10 @@ import Glibc
 /// bytes, no padding; plus one spare slot and the 64-byte header per map.
 ///
 /// Concurrency: any number of producers and consumers on any threads, in either mode.
-/// Every push, pop and peek takes one short lock (a futex lock that spins briefly, then
-/// sleeps) and copies the value in or out under it: each operation is atomic, so nothing
+/// Every push, pop and peek takes one short lock (a futex lock whose waiters back off
+/// exponentially, then sleep: ``FutexLock/lockBackingOff(_:)``; not fair, a thread may
+/// finish a burst of operations while another waits) and copies the value in or out under
+/// it: each operation is atomic, so nothing
 /// pushed is lost or returned twice, and no value is torn. Three answers need no lock at
 /// all: pop and peek of an empty map (ENOENT) and a push without `BPF_EXIST` into a full
 /// one (E2BIG) are decided from one atomic load of head and tail. Values are copied, never
@@ -201,9 +203,12 @@ public final class RawQueueStackMap: RawMap, @unchecked Sendable {
         }
     }
 
+    /// Takes the ring's lock. Every operation of every thread takes this one lock, so a
+    /// waiter backs off rather than taking it the moment it is free (which moved the lock's
+    /// and the ring's lines between the cores at every operation).
     @inline(__always)
     func lock() {
-        FutexLock.lock(lockWord)
+        FutexLock.lockBackingOff(lockWord)
     }
 
     @inline(__always)
