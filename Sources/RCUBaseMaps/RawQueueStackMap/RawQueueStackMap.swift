@@ -339,7 +339,12 @@ public final class RawQueueStackMap: RawMap, @unchecked Sendable {
     ///
     /// Concurrency: any thread; of concurrent pops, each element goes to exactly one.
     public func pop(into value: UnsafeMutableRawBufferPointer) throws(MapError) {
-        try lookupAndDelete(key: UnsafeRawBufferPointer(start: nil, count: 0), into: value, flags: [])
+        // ``lookupAndDelete(key:into:flags:)``'s checks for no flags and no key, inlined
+        // here (called through it, a pop was three calls deep).
+        try access.checkUserRead()
+        try access.checkUserWrite(freezeState)
+        try checkValue(value, valueSize)
+        if try !get(into: value.baseAddress!, delete: true, userPop: true) { throw Self.empty }
     }
 
     /// Copies the next element — what ``pop(into:)`` would return — into `value`, leaving
@@ -353,6 +358,7 @@ public final class RawQueueStackMap: RawMap, @unchecked Sendable {
         try lookup(key: UnsafeRawBufferPointer(start: nil, count: 0), into: value, flags: [])
     }
 
+    @inline(__always)
     func userPush(_ value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
                   displaced: UnsafeMutableRawPointer?) throws(MapError) -> Bool {
         // Linux's order (map_update_elem, then the push): EPERM, BPF_F_LOCK without a lock
