@@ -93,15 +93,21 @@ struct ComparisonKindTests {
     @Test func stringKeysAreLongDistinctAndStoredApart() {
         let schema = StringSchema(entries: 1000)
         #expect(schema.keys.count == 2000)
-        #expect(Set(schema.keys).count == 2000)
+        #expect(Set(schema.keys.buffer).count == 2000)
         for index in [0, 1, 8, 9, 999, 1000, 1999] {
             let key = schema.key(index)
             #expect((16...24).contains(key.utf8.count), "\(key)")
             #expect(key.utf8.allSatisfy { $0 < 128 })
             #expect(key.hasSuffix(String(BenchKeys.hashKey(index), radix: 16)))
             #expect(schema.prefillKey(index) == key)
+            #expect(schema.withKey(index) { $0 } == key)
         }
-        #expect(Set(schema.keys.map(\.utf8.count)) == Set(16...24))
+        // A worker's probe keys are equal strings in buffers of their own.
+        let worker = schema.forWorker(stream: 1)
+        #expect(Array(worker.keys.buffer) == Array(schema.keys.buffer))
+        #expect(worker.keys.buffer[5].utf8.withContiguousStorageIfAvailable { $0.baseAddress }
+            != schema.keys.buffer[5].utf8.withContiguousStorageIfAvailable { $0.baseAddress })
+        #expect(Set(schema.keys.buffer.map(\.utf8.count)) == Set(16...24))
         #expect(StringSchema.key(forIndex: 8) == "session:" + String(BenchKeys.hashKey(8), radix: 16))
         let objects = ObjectSchema(entries: 64)
         #expect(Set(objects.objects.map(\.id)).count == 64)

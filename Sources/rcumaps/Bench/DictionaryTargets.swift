@@ -19,12 +19,18 @@ protocol DictionarySchema: Sendable {
     func fold(_ value: Value) -> UInt64
     /// The schema the worker thread of random stream `stream` uses (``BenchTarget/forWorker(stream:)``).
     func forWorker(stream: Int) -> Self
+    /// Runs `body` with the key of index `index` borrowed, as a caller passes a key it owns
+    /// (one parsed from its request): every operation of both dictionaries takes its key so.
+    func withKey<Result>(_ index: Int, _ body: (Key) -> Result) -> Result
 }
 
 extension DictionarySchema {
     @inline(__always)
     func prefillKey(_ index: Int) -> Key { key(index) }
     func forWorker(stream: Int) -> Self { self }
+    /// Integer keys: a copy is the key's bits.
+    @inline(__always)
+    func withKey<Result>(_ index: Int, _ body: (Key) -> Result) -> Result { body(key(index)) }
 }
 
 /// `mutex-dict`: the hash maps' 8-byte keys (``BenchKeys/hashKey(_:)``) and `UInt64` values.
@@ -74,28 +80,51 @@ struct ObjectSchema: DictionarySchema {
 /// than the lookup); the prefill stores separately built copies, so every comparison of a
 /// probe with a stored key compares bytes, as for keys that come from outside. Each worker
 /// thread gets its own copies (``forWorker(stream:)``), as a server's threads probe with keys
-/// parsed from their own requests: passing a `String` retains its buffer, and threads that
-/// shared one set of probe strings would write the same reference counts, a cost of the
-/// bench and not of either dictionary (it halved two-thread lookups of both).
+/// parsed from their own requests, and operations borrow them (``withKey(_:_:)``), as a
+/// server passes the key it owns: copied out of a shared array, each probe was a retain and
+/// a release of its buffer, two atomic read-modify-writes a lookup that neither dictionary
+/// makes (see docs/performance.md, 2026-12-04, ninth session).
 struct StringSchema: DictionarySchema {
     let entries: Int
     /// The keys of indices `0..<2 * entries`.
-    let keys: [String]
+    let keys: ProbeKeys
+
+    /// Strings kept in a buffer that operations borrow from (an array's subscript returns a
+    /// copy, retained; a buffer pointer's is an addressor).
+    final class ProbeKeys: Sendable {
+        // Invariant: `buffer` is initialised for its whole count until deinit; never mutated.
+        nonisolated(unsafe) let buffer: UnsafeMutableBufferPointer<String>
+
+        init(_ keys: [String]) {
+            buffer = .allocate(capacity: keys.count)
+            _ = buffer.initialize(from: keys)
+        }
+
+        deinit {
+            buffer.deinitialize()
+            buffer.deallocate()
+        }
+
+        var count: Int { buffer.count }
+    }
 
     init(entries: Int) {
         self.entries = entries
-        keys = (0..<2 * entries).map(Self.key(forIndex:))
+        keys = ProbeKeys((0..<2 * entries).map(Self.key(forIndex:)))
     }
 
-    init(entries: Int, keys: [String]) {
+    init(entries: Int, keys: ProbeKeys) {
         self.entries = entries
         self.keys = keys
     }
 
     /// A schema whose probe keys are new strings (their own buffers) equal to these.
     func forWorker(stream: Int) -> StringSchema {
-        StringSchema(entries: entries, keys: keys.map { String(decoding: Array($0.utf8), as: UTF8.self) })
+        StringSchema(entries: entries, keys: ProbeKeys(keys.buffer.map { String(decoding: Array($0.utf8), as: UTF8.self) }))
     }
+
+    @inline(__always)
+    func withKey<Result>(_ index: Int, _ body: (String) -> Result) -> Result { body(keys.buffer[index]) }
 
     /// A prefix of 0 to 8 characters (chosen by the index) and the 16 hex digits of
     /// ``BenchKeys/hashKey(_:)``: distinct, not sequential, too long for a small string
@@ -107,7 +136,7 @@ struct StringSchema: DictionarySchema {
     }
 
     @inline(__always)
-    func key(_ index: Int) -> String { keys[index] }
+    func key(_ index: Int) -> String { keys.buffer[index] }
     func prefillKey(_ index: Int) -> String { Self.key(forIndex: index) }
     @inline(__always)
     func value(_ seed: UInt64) -> Int { Int(truncatingIfNeeded: seed) }
@@ -153,27 +182,31 @@ struct RCUDictionaryTarget<Schema: DictionarySchema>: BenchTarget {
 
     @inline(__always)
     func lookup(index: Int) -> UInt64? {
-        if borrowsValues {
-            return dictionary.withValue(forKey: schema.key(index)) { (value: borrowing Schema.Value) in schema.fold(value) }
+        schema.withKey(index) { key in
+            if borrowsValues {
+                return dictionary.withValue(forKey: key) { (value: borrowing Schema.Value) in schema.fold(value) }
+            }
+            return dictionary[key].map { schema.fold($0) }
         }
-        return dictionary[schema.key(index)].map { schema.fold($0) }
     }
 
     @inline(__always)
     func update(index: Int, value: UInt64) -> Bool {
         // The subscript's setter, as the Mutex dictionary's update (neither returns the old value).
-        dictionary[schema.key(index)] = schema.value(value)
+        let value = schema.value(value)
+        schema.withKey(index) { key in dictionary[key] = value }
         return true
     }
 
     @inline(__always)
     func insert(index: Int) -> Bool {
-        dictionary.insertIfAbsent(schema.value(BenchKeys.initialValue(index)), forKey: schema.key(index))
+        let value = schema.value(BenchKeys.initialValue(index))
+        return schema.withKey(index) { key in dictionary.insertIfAbsent(value, forKey: key) }
     }
 
     @inline(__always)
     func remove(index: Int) -> Bool {
-        dictionary.removeValue(forKey: schema.key(index)) != nil
+        schema.withKey(index) { key in dictionary.removeValue(forKey: key) != nil }
     }
 }
 
@@ -220,33 +253,33 @@ struct MutexDictTarget<Schema: DictionarySchema>: BenchTarget {
 
     @inline(__always)
     func lookup(index: Int) -> UInt64? {
-        let key = schema.key(index)
-        if borrowsValues { return shared.mutex.withLock { $0[key].map { schema.fold($0) } } }
-        return shared.mutex.withLock { $0[key] }.map { schema.fold($0) }
+        schema.withKey(index) { key in
+            if borrowsValues { return shared.mutex.withLock { $0[key].map { schema.fold($0) } } }
+            return shared.mutex.withLock { $0[key] }.map { schema.fold($0) }
+        }
     }
 
     @inline(__always)
     func update(index: Int, value: UInt64) -> Bool {
-        let key = schema.key(index)
         let value = schema.value(value)
-        shared.mutex.withLock { $0[key] = value }
+        schema.withKey(index) { key in shared.mutex.withLock { $0[key] = value } }
         return true
     }
 
     @inline(__always)
     func insert(index: Int) -> Bool {
-        let key = schema.key(index)
         let value = schema.value(BenchKeys.initialValue(index))
-        return shared.mutex.withLock { dictionary in
-            guard dictionary[key] == nil else { return false }
-            dictionary[key] = value
-            return true
+        return schema.withKey(index) { key in
+            shared.mutex.withLock { dictionary in
+                guard dictionary[key] == nil else { return false }
+                dictionary[key] = value
+                return true
+            }
         }
     }
 
     @inline(__always)
     func remove(index: Int) -> Bool {
-        let key = schema.key(index)
-        return shared.mutex.withLock { $0.removeValue(forKey: key) != nil }
+        schema.withKey(index) { key in shared.mutex.withLock { $0.removeValue(forKey: key) != nil } }
     }
 }
