@@ -48,27 +48,32 @@ package enum FutexLock {
     }
 
     /// Checks of the word a backing-off waiter makes before it sleeps.
-    package static let backoffRounds = 16
-    /// Most `pause`s between two checks of a backing-off waiter: the wait doubles from one
-    /// up to this, so a waiter spins at most 2,303 `pause`s (about 57 µs where a `pause`
-    /// takes 25 ns, as on this project's AMD EPYC machine) before it sleeps.
+    package static let backoffRounds = 11
+    /// `pause`s before a backing-off waiter's first check; the wait doubles from there.
+    package static let backoffStart = 32
+    /// Most `pause`s between two checks of a backing-off waiter: with ``backoffStart`` and
+    /// ``backoffRounds``, a waiter spins at most 2,272 `pause`s (32 + 64 + 128 + 8 × 256;
+    /// about 57 µs where a `pause` takes 25 ns, as on this project's AMD EPYC machine)
+    /// before it sleeps.
     package static let backoffCap = 256
 
-    /// Takes a lock another thread holds, checking it after 1, 2, 4, … `pause`s (at most
-    /// ``backoffCap`` between two checks, ``backoffRounds`` checks), then sleeping on the
-    /// futex as ``lockContended(_:)`` does.
+    /// Takes a lock another thread holds, checking it after 32, 64, 128, then every 256
+    /// `pause`s (``backoffStart``, doubling up to ``backoffCap``; ``backoffRounds`` checks),
+    /// then sleeping on the futex as ``lockContended(_:)`` does.
     ///
     /// Why: a waiter that checks after every `pause` (``lockContended(_:)``) takes the lock
     /// as soon as the holder lets it go, so under two threads that push and pop without a
     /// break the lock's line, and the ring's, moved between the cores at every operation
     /// (`rcumaps bench --maps queues --threads 2`: 8–15 M pairs a second, about
     /// `Mutex<Deque>`'s rate). Backing off lets the holder run a burst of operations on
-    /// lines its core already has (22–35 M pairs a second on the same machine; see
-    /// docs/performance.md). The lock is not fair: a waiter may see a burst of the
-    /// holder's operations before it gets in, and sleeps after about 57 µs of trying.
+    /// lines its core already has; a first check after one `pause` still changed hands
+    /// often (26–47 M pairs a second), a first check after 32 far less (47–72). See
+    /// docs/performance.md. The lock is not fair: a waiter may see a burst of the holder's
+    /// operations before it gets in, waits at least 32 `pause`s once it finds the lock held,
+    /// and sleeps after about 57 µs of trying.
     @usableFromInline @inline(never)
     package static func lockContendedBackingOff(_ word: UnsafeMutablePointer<Atomic<UInt32>>) {
-        var pauses = 1
+        var pauses = backoffStart
         for _ in 0..<backoffRounds {
             for _ in 0..<pauses { rcumaps_cpu_relax() }
             if word.pointee.load(ordering: .relaxed) == 0,
