@@ -45,10 +45,10 @@ import Glibc
 ///
 /// Concurrency: any number of producers and consumers on any threads, in either mode.
 /// Every push, pop and peek takes one short lock (a futex lock whose waiters back off
-/// exponentially, then sleep: ``FutexLock/lockBackingOff(_:)``; not fair, a thread may
+/// exponentially, then sleep: `FutexLock.lockBackingOff`; not fair, a thread may
 /// finish a burst of operations while another waits) and copies the value in or out under
-/// it: each operation is atomic, so nothing
-/// pushed is lost or returned twice, and no value is torn. Three answers need no lock at
+/// it: each operation is atomic, so nothing pushed is lost or returned twice, and no value
+/// is torn. Three answers need no lock at
 /// all: pop and peek of an empty map (ENOENT) and a push without `BPF_EXIST` into a full
 /// one (E2BIG) are decided from one atomic load of head and tail. Values are copied, never
 /// borrowed: nothing a caller holds points into the map, so no epoch is needed to read.
