@@ -59,7 +59,7 @@ package enum FutexLock {
 
     /// Takes a lock another thread holds, checking it after 32, 64, 128, then every 256
     /// `pause`s (``backoffStart``, doubling up to ``backoffCap``; ``backoffRounds`` checks),
-    /// then sleeping on the futex as ``lockContended(_:)`` does.
+    /// then sleeping on the futex as ``lockContended(_:)`` does (``sleepUntilTaken(_:)``).
     ///
     /// Why: a waiter that checks after every `pause` (``lockContended(_:)``) takes the lock
     /// as soon as the holder lets it go, so under two threads that push and pop without a
@@ -82,10 +82,7 @@ package enum FutexLock {
             }
             pauses = Swift.min(pauses &* 2, backoffCap)
         }
-        // As ``lockContended(_:)``: mark the lock contended and sleep until it is free.
-        while word.pointee.exchange(2, ordering: .acquiring) != 0 {
-            rcumaps_futex_wait(UnsafeMutableRawPointer(word), 2)
-        }
+        sleepUntilTaken(word)
     }
 
     /// Takes a lock another thread holds: spin a little, then sleep on the futex.
@@ -98,8 +95,14 @@ package enum FutexLock {
             }
             rcumaps_cpu_relax()
         }
-        // Mark the lock contended (2) and sleep until it is free; taking it from 0 here
-        // leaves it at 2, so its release wakes the next sleeper (at worst one spurious wake).
+        sleepUntilTaken(word)
+    }
+
+    /// The end of both contended paths: marks the lock contended (2) and sleeps until it is
+    /// free; taking it from 0 here leaves it at 2, so its release wakes the next sleeper (at
+    /// worst one spurious wake).
+    @inline(__always)
+    static func sleepUntilTaken(_ word: UnsafeMutablePointer<Atomic<UInt32>>) {
         while word.pointee.exchange(2, ordering: .acquiring) != 0 {
             rcumaps_futex_wait(UnsafeMutableRawPointer(word), 2)
         }
