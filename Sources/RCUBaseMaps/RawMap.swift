@@ -70,7 +70,9 @@ public protocol RawMap: AnyObject, Sendable {
     ///   - key: the key, of the map's key size.
     ///   - value: the value to store, of the map's value size.
     ///   - flags: ``MapUpdateFlags/any``, ``MapUpdateFlags/noExist`` or ``MapUpdateFlags/exist``.
-    ///   - displaced: a buffer of the map's value size; receives the replaced value.
+    ///   - displaced: a buffer of the map's value size; receives the replaced value. It may
+    ///     be `value`'s own buffer: the new value is taken before the old one is written
+    ///     there (a swap).
     /// - Returns: `true` if a value was replaced (and copied to `displaced`); `false` when
     ///   the key was new. Arrays always replace. Custom maps report the replaced value as
     ///   the provider's find callback translates it, and `false` if it declines.

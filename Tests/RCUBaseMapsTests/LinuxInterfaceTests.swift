@@ -327,6 +327,35 @@ struct LinuxInterfaceTests {
         }
     }
 
+    /// `exchange` whose `displaced` buffer is its `value` buffer swaps the two: the map gets
+    /// the new value, the buffer the old one — with and without a lock word, for one-word
+    /// values and wider ones (found by review on the queue map, which copied the old value
+    /// out over the new one before reading it).
+    @Test(arguments: Kind.allCases, [8, 24])
+    func exchangeThroughOneBufferSwaps(_ kind: Kind, valueSize: Int) throws {
+        for lockOffset in [nil, valueSize - 4] as [Int?] {
+            let map = try Self.make(kind, valueSize: valueSize, lockOffset: lockOffset)
+            let old = [UInt8](repeating: 0x11, count: valueSize)
+            var buffer = [UInt8](repeating: 0x22, count: valueSize)
+            var expectedOld = old
+            var expectedNew = buffer
+            if let lockOffset {  // the lock word is never copied in, and reads as 0
+                expectedOld.replaceSubrange(lockOffset..<lockOffset + 4, with: [0, 0, 0, 0])
+                expectedNew.replaceSubrange(lockOffset..<lockOffset + 4, with: [0, 0, 0, 0])
+            }
+            try withUnsafeBytes(of: UInt32(3)) { key in
+                try old.withUnsafeBytes { try map.update(key: key, value: $0, flags: .any) }
+                let replaced = try buffer.withUnsafeMutableBytes { bytes in
+                    try map.exchange(key: key, value: UnsafeRawBufferPointer(bytes), flags: .any, into: bytes)
+                }
+                var stored = [UInt8](repeating: 0, count: valueSize)
+                try stored.withUnsafeMutableBytes { try map.lookup(key: key, into: $0) }
+                #expect(replaced && buffer == expectedOld && stored == expectedNew,
+                        "\(kind), \(valueSize)-byte values, lock word at \(lockOffset.map(String.init) ?? "none")")
+            }
+        }
+    }
+
     // MARK: Limits (Linux 6.18)
 
     @Test func creationLimits() {

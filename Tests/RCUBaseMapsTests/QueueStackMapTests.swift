@@ -228,6 +228,22 @@ struct QueueStackMapTests {
         #expect(try drain(map) == (kind == .queue ? [30, 40] : [40, 30]))
     }
 
+    /// `exchange` with one buffer for the new element and the dropped one swaps them: the
+    /// new element goes in, the oldest comes out (found by review: the dropped element was
+    /// copied out first, over the new one, so the ring got it back and the new one was lost).
+    @Test(arguments: Kind.allCases)
+    func exchangeThroughOneBufferSwaps(_ kind: Kind) throws {
+        let map = try Self.make(kind, maxEntries: 2)
+        try push(map, 1)
+        try push(map, 2)
+        var element: UInt64 = 99
+        let dropped = try withUnsafeMutableBytes(of: &element) { buffer in
+            try map.exchange(key: Self.noKey, value: UnsafeRawBufferPointer(buffer), flags: .exist, into: buffer)
+        }
+        #expect(dropped && element == 1)
+        #expect(try drain(map) == (kind == .queue ? [2, 99] : [99, 2]))
+    }
+
     /// Pushes and pops far around the ring, with value sizes that are not multiples of 8.
     @Test(arguments: Kind.allCases, [1, 3, 8, 13, 64])
     func wrapsAroundTheRing(_ kind: Kind, valueSize: Int) throws {

@@ -168,7 +168,8 @@ public final class RawQueueStackMap: RawMap, @unchecked Sendable {
 
     // MARK: The ring
 
-    /// The lock word: 0 free, 1 held, 2 held with sleepers (``BucketLocks``' protocol).
+    /// The lock word: 0 free, 1 held, 2 held with sleepers (`FutexLock`'s protocol, taken with
+    /// its `lockBackingOff`).
     @inline(__always)
     var lockWord: UnsafeMutablePointer<Atomic<UInt32>> { storage.assumingMemoryBound(to: Atomic<UInt32>.self) }
 
@@ -236,17 +237,20 @@ public final class RawQueueStackMap: RawMap, @unchecked Sendable {
             throw frozenError
         }
         var (head, tail) = Self.unpack(state.pointee.load(ordering: .relaxed))
-        var dropped = false
-        if next(head) == tail {
-            guard replace else {
-                unlock()
-                throw Self.full
-            }
+        let dropped = next(head) == tail
+        if dropped, !replace {
+            unlock()
+            throw Self.full
+        }
+        // The new element first, then the dropped one out (a full ring's head and tail slots
+        // differ): a caller whose `value` and `displaced` are one buffer swaps them. The other
+        // order overwrote `value` with the dropped element before it was read, so the ring
+        // got the dropped element back and the new one was lost (found by review).
+        copyValue(to: slot(head), from: value)
+        if dropped {
             if let displaced { copyValue(to: displaced, from: slot(tail)) }
             tail = next(tail)
-            dropped = true
         }
-        copyValue(to: slot(head), from: value)
         head = next(head)
         state.pointee.store(Self.pack(head: head, tail: tail), ordering: .releasing)
         unlock()
