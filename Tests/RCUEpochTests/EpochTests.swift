@@ -162,7 +162,7 @@ extension EpochSectionTests {
                         graceDone.store(true, ordering: .releasing)
                     default:
                         while !graceDone.load(ordering: .acquiring) {
-                            Epoch.withSection { _ in shortSections.wrappingAdd(1, ordering: .relaxed) }
+                            Epoch.withSection { _ in _ = shortSections.wrappingAdd(1, ordering: .relaxed) }
                         }
                     }
                 }

@@ -9,9 +9,11 @@ import Synchronization
 /// cores and a preempted holder, writers burned their time slices spinning (`rcumaps stress
 /// --keys 16 --threads 8` on 2 cores ran at 0.06 Mops/s) — and the second costs a call and
 /// about 55 instructions a lock and unlock. Here an uncontended lock is one compare-exchange
-/// and an unlock one exchange; a waiter spins a few dozen `pause`s, then sleeps until the
-/// holder wakes it. The word's acquire and release are Swift atomics, so ThreadSanitizer
-/// sees the ordering the lock provides.
+/// and an unlock one exchange; a waiter of ``lock(_:)`` spins a few dozen `pause`s, then
+/// sleeps until the holder wakes it; a waiter of ``lockBackingOff(_:)`` checks the word
+/// eleven times with exponentially longer `pause` runs between checks (2,272 `pause`s,
+/// about 57 µs here) before it sleeps. The word's acquire and release are Swift atomics, so
+/// ThreadSanitizer sees the ordering the lock provides.
 ///
 /// Concurrency: any thread; not reentrant; a holder must not wait for a grace period.
 @usableFromInline
@@ -27,8 +29,8 @@ package enum FutexLock {
         }
     }
 
-    /// Releases the lock of `word`, taken with ``lock(_:)`` (or, after a `fork`, in the
-    /// parent or the child).
+    /// Releases the lock of `word`, taken with ``lock(_:)`` or ``lockBackingOff(_:)`` (or,
+    /// after a `fork`, in the parent or the child).
     @inlinable @inline(__always)
     package static func unlock(_ word: UnsafeMutablePointer<Atomic<UInt32>>) {
         if word.pointee.exchange(0, ordering: .releasing) == 2 {
