@@ -33,6 +33,36 @@ struct RCUDictionaryCapacityTests {
     }
 }
 
+/// The table's size bound and the nodes' layout for `String` keys.
+@Suite("RCUDictionary layout")
+struct RCUDictionaryLayoutTests {
+    /// The largest table is the largest power of two of buckets that fits one epoch block:
+    /// twice as many would not (writes past it stop asking for a resize, which could only fail).
+    @Test func theLargestTableFitsOneBlock() {
+        let bytes = DictionaryTable.headerSize + DictionaryTable.maxBucketCount * DictionaryTable.bucketSize
+        #expect(bytes <= EpochMemory.maxBlockSize)
+        #expect(DictionaryTable.headerSize + 2 * DictionaryTable.maxBucketCount * DictionaryTable.bucketSize > EpochMemory.maxBlockSize)
+    }
+
+    /// A `String` key's node keeps the key's bytes in what is left of its last cache line, at
+    /// least 16 bytes: a small value in the node no longer doubles it to 128 bytes (found by
+    /// review). Keys just within and just beyond the bytes kept round-trip either way.
+    @Test func stringKeyNodesFillTheirLastLine() {
+        #expect(RCUDictionary<String, Int>().nodeLayout.size == 64)           // value in the slot
+        #expect(RCUDictionary<String, Int>().nodeLayout.keyBytesCapacity == 32)
+        #expect(RCUDictionary<String, [Int]>().nodeLayout.size == 64)         // 8-byte value in the node
+        #expect(RCUDictionary<String, [Int]>().nodeLayout.keyBytesCapacity == 24)
+        #expect(RCUDictionary<String, Bool>().nodeLayout.size == 64)
+        #expect(RCUDictionary<String, TwoWords>().nodeLayout.keyBytesCapacity >= 16)
+        let table = RCUDictionary<String, [Int]>()
+        let keys = (20...30).map { String(repeating: "k", count: $0) }
+        for (index, key) in keys.enumerated() { table[key] = [index] }
+        for (index, key) in keys.enumerated() {
+            #expect(table[key] == [index] && table[String(key.dropLast()) + "j"] == nil, "\(key.utf8.count) bytes")
+        }
+    }
+}
+
 /// What a reader relies on when it reads a slot's two words without a lock, and what
 /// `update(forKey:)` relies on when it commits: the words it read belong together, and a
 /// write it did not see shows.

@@ -44,6 +44,10 @@ struct DictionaryTable {
     @usableFromInline static let headerSize = 64
     @usableFromInline static let bucketSize = 64
     @usableFromInline static let slotsPerBucket = 3
+    /// The most buckets a table has: the largest power of two whose table (header included)
+    /// fits one epoch block, `EpochMemory.maxBlockSize` (4 GiB less two cache lines) —
+    /// 2^25, a 2 GiB table (a test checks both bounds).
+    @inlinable static var maxBucketCount: Int { 1 << 25 }
     @usableFromInline static let byteOnes: UInt64 = 0x0101_0101_0101_0101
     /// `0x80` in each of the three tag bytes.
     @usableFromInline static let liveTagBits: UInt64 = 0x0000_0000_0080_8080
@@ -230,7 +234,8 @@ struct DictionaryTable {
     }
 
     /// Retires the table and its overflow buckets (after a grace period). The table must be
-    /// unpublished. Caller holds every stripe (or is the dictionary's deinit).
+    /// unpublished, so that no writer reaches it any more (a resize or `removeAll` that
+    /// replaced it, after releasing the stripes; or the dictionary's deinit).
     func retire() {
         for index in 0..<bucketCount {
             var next = UnsafeMutableRawPointer(bitPattern: Self.overflowLink(base + Self.headerSize + index * Self.bucketSize)

@@ -21,16 +21,19 @@ import Glibc
 /// - Reads never lock and never write shared memory: a lookup enters an epoch section, finds
 ///   the entry in a cache-line bucket of three slots (a 7-bit tag per slot filters the key
 ///   comparisons) and copies (retains) its value before leaving. They are lock-free, not
-///   wait-free: a read whose bucket had a slot filled or emptied while it read reads again.
+///   wait-free: a read whose bucket had a slot filled or emptied while it read reads again
+///   (except where keys and values both live in immutable nodes, which need no second look).
 /// - Where an entry lives depends on its types. A value of one word — 8 bytes of plain data
 ///   (`Int`, `Double`) or a class reference — is kept in the slot itself and replaced in
 ///   place, with an atomic exchange; with an integer key (`Int`, `UInt32`, …) the key is in
 ///   the slot too, so such an entry is no allocation at all and a lookup reads one cache
 ///   line of the dictionary. Other keys live in an immutable node the slot points to, and
-///   other values in that node, which a write replaces whole. A `String` key's node (64
-///   bytes, more with a large value) also keeps the key's UTF-8 bytes when they fit (32 bytes and more,
-///   depending on the value), so a lookup compares bytes in the node instead of reading the
-///   stored string's buffer (canonically equivalent spellings still match through `==`).
+///   other values in that node, which a write replaces whole. A `String` key's node also
+///   keeps the key's UTF-8 bytes when they fit — what fills the node's last cache line, at
+///   least 16 bytes: 32 with a value in the slot (a 64-byte node), 24 with an 8-byte value in
+///   the node (64 bytes too), more in the second line of a larger value's node — so a lookup
+///   compares bytes in the node instead of reading the stored string's buffer (canonically
+///   equivalent spellings still match through `==`).
 /// - Keys are hashed with their `hashValue` (the standard library's per-process seeded
 ///   SipHash), except the standard library's integer types and `String`: an integer's bits
 ///   are mixed with a random seed of this dictionary by a multiply–xorshift finaliser, a
@@ -46,10 +49,13 @@ import Glibc
 ///   after a grace period — once no reader can still be reading it — on the reclamation
 ///   thread, where the key's and value's `deinit`s (if any) run.
 ///   ``/RCUEpoch/Epoch/barrier()-129j7`` waits for them.
-/// - Unbounded: the bucket array doubles when entries average three a bucket and halves
-///   when they fall under one in two; the resize takes every stripe (writers wait for it,
-///   readers do not: they keep reading the old array until they next look). An allocation
-///   failure stops the program, as for `Dictionary`.
+/// - Unbounded: when entries average more than three a bucket, or fewer than one in two,
+///   the bucket array is rebuilt at one or two entries a bucket; the resize takes every
+///   stripe (writers wait for it, outside any epoch section, so reclamation goes on;
+///   readers do not wait: they keep reading the old array until they next look). The array
+///   stops growing at 2^25 buckets (a 2 GiB block, about 100 million entries at three a
+///   bucket); beyond that, chains of overflow buckets grow instead. An allocation failure
+///   stops the program, as for `Dictionary`.
 ///
 /// Values are copied out whole: a `struct` value is read as a consistent copy, a class
 /// reference is retained before the section ends, so the object outlives any concurrent
@@ -114,8 +120,9 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
 
     /// An empty dictionary.
     ///
-    /// - Parameter minimumCapacity: entries to size the bucket array for up front; it grows
-    ///   beyond that by itself, and shrinks back only as far as that.
+    /// - Parameter minimumCapacity: entries to size the bucket array for up front (at most
+    ///   2^24 buckets' worth); it grows beyond that by itself, and shrinks back only as far
+    ///   as that.
     public init(minimumCapacity: Int = 0) {
         storage = DictionaryValueStorage(for: Value.self)
         layout = storage == .node ? .node : Self.keysFitInline ? .inline : .nodeKey
@@ -621,10 +628,12 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// of the key: `transform` gets the current value (or `nil`) and returns the new one
     /// (`nil` removes the key).
     ///
-    /// `transform` runs outside any lock, so it may run more than once: if another thread
-    /// changes the key between the read and the write, the write is abandoned and
-    /// `transform` runs again on the newer value. Keep it free of side effects other than
-    /// computing the new value.
+    /// `transform` runs outside any lock, so it may run more than once: if the key's slot
+    /// changed between the read and the write, the write is abandoned and `transform` runs
+    /// again on the newer value. (A one-word value replaced and then put back, or a key
+    /// removed and inserted again with the same one-word value, counts as unchanged: the
+    /// write still replaces exactly the value `transform` was given.) Keep it free of side
+    /// effects other than computing the new value.
     ///
     /// - Returns: The value stored (or `nil` if the key ends up absent).
     @inlinable @discardableResult
@@ -779,6 +788,12 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// section; then grows or shrinks the table if its stripe's count says so, and lets
     /// reclamation catch up if it fell far behind.
     ///
+    /// The lock is taken before the section is entered: a writer waiting for its stripe —
+    /// behind a resize, which holds every stripe while it rehashes — waits outside any
+    /// section, so grace periods, and the reclamation of every map in the process, go on
+    /// meanwhile. (Under the stripe's lock the table cannot be replaced nor the chain's
+    /// nodes retired by anyone else; the section covers what `body` reads of the rest.)
+    ///
     /// Inlinable, as every write is: specialised in the caller, a write makes no generic
     /// runtime calls (metadata lookups of `R` and of the closure's tuples); unspecialised,
     /// those made the write three times the instructions. Always inlined: a call would pass
@@ -787,19 +802,22 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     func write<R>(_ hash: Int, _ body: (DictionaryTable, Int) -> R) -> R {
         let stripe = hash & stripeMask
         var buckets = 0
+        locks.lock(stripe)
         let result: R = Epoch.withSection { _ in
-            locks.lock(stripe)
-            defer { locks.unlock(stripe) }
             let table = currentTable
             buckets = table.bucketCount
             return body(table, stripe)
         }
+        locks.unlock(stripe)
         // Entries average about the same in every stripe: one stripe's count tells the load.
         // (Shifts, not a division: both counts are powers of two, and a 64-bit division
         // takes tens of cycles on every write.)
         let perStripe = stripeCount(stripe).pointee.load(ordering: .relaxed)
         let bucketsPerStripe = buckets &>> stripeShift
-        if perStripe > 3 &* bucketsPerStripe &+ 4 || (buckets > minimumBuckets && perStripe &* 2 < bucketsPerStripe) {
+        // (A table at its largest size grows no more: without the bound, every write past
+        // it took every stripe's lock to find that out.)
+        if (perStripe > 3 &* bucketsPerStripe &+ 4 && buckets < DictionaryTable.maxBucketCount)
+            || (buckets > minimumBuckets && perStripe &* 2 < bucketsPerStripe) {
             resize()
         }
         if layout != .inline { nodes.throttleIfBehind() }
@@ -814,6 +832,12 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         stripeCount(stripe).pointee.wrappingAdd(1, ordering: .relaxed)
     }
 
+    /// The bucket count for the entries counted now: one or two entries a bucket, within
+    /// `minimumBuckets ... DictionaryTable.maxBucketCount`.
+    var wantedBucketCount: Int {
+        Swift.min(DictionaryTable.maxBucketCount, Swift.max(minimumBuckets, Self.powerOfTwo(atLeast: count / 2)))
+    }
+
     /// Rebuilds the bucket array at one or two entries a bucket, with every stripe held;
     /// readers keep reading the old array, which is retired after a grace period.
     @usableFromInline
@@ -822,29 +846,30 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         // into a few stripes) asks for the size the table has: nothing to do, and no reason
         // to take every stripe's lock on each such write.
         // (The table's size is read in a section: another resize may retire it meanwhile.)
-        guard Swift.max(minimumBuckets, Self.powerOfTwo(atLeast: count / 2))
-                != Epoch.withSection({ _ in currentTable.bucketCount }),
+        guard wantedBucketCount != Epoch.withSection({ _ in currentTable.bucketCount }),
               resizing.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return }
         defer { resizing.store(false, ordering: .releasing) }
         for stripe in 0...stripeMask { locks.lock(stripe) }
         let old = currentTable
-        let wanted = Swift.max(minimumBuckets, Self.powerOfTwo(atLeast: count / 2))
+        let wanted = wantedBucketCount
         var replaced = false
-        if wanted != old.bucketCount, let new = DictionaryTable.make(bucketCount: wanted) {
-            var complete = true
+        if wanted != old.bucketCount {
+            // Out of memory stops the program, as an insert's overflow bucket does. (Keeping the
+            // old array instead, every later write found the table due for a resize and took
+            // every stripe's lock again to fail again.)
+            guard let new = DictionaryTable.make(bucketCount: wanted) else {
+                _rcumapsTrap("RCUDictionary: out of memory for a table of \(wanted) buckets")
+            }
             old.forEachSlot { bucket, slot, _ in
-                guard complete else { return }
                 let keyBits = DictionaryTable.keyWord(bucket, slot).pointee.load(ordering: .relaxed)
                 let valueBits = DictionaryTable.valueWord(bucket, slot).pointee.load(ordering: .relaxed)
                 // The words move to the new table, with what they own.
-                complete = new.insert(key: keyBits, value: valueBits, hash: hash(ofKeyWord: keyBits))
+                guard new.insert(key: keyBits, value: valueBits, hash: hash(ofKeyWord: keyBits)) else {
+                    _rcumapsTrap("RCUDictionary: out of memory for a bucket while resizing")
+                }
             }
-            if complete {
-                table.store(UInt(bitPattern: new.base), ordering: .releasing)
-                replaced = true
-            } else {
-                new.retire()  // no memory for its overflow buckets: keep the old array
-            }
+            table.store(UInt(bitPattern: new.base), ordering: .releasing)
+            replaced = true
         }
         for stripe in (0...stripeMask).reversed() { locks.unlock(stripe) }
         if replaced { old.retire() }
@@ -891,7 +916,8 @@ final class DictionaryNodeLayout<Key: Hashable & Sendable, Value: Sendable>: Epo
     /// other keys.
     @usableFromInline let keyBytesOffset: Int
     /// The longest `String` key, in UTF-8 bytes, whose bytes a node keeps: what fills the
-    /// node up to a multiple of 64 bytes (at least 32). Longer keys are compared with `==`.
+    /// node up to a multiple of 64 bytes (at least 16; 32 for a node without its value, 24
+    /// for a node with an 8-byte value). Longer keys are compared with `==`.
     @usableFromInline let keyBytesCapacity: Int
 
     init(includesValue: Bool) {
@@ -903,7 +929,7 @@ final class DictionaryNodeLayout<Key: Hashable & Sendable, Value: Sendable>: Epo
         let end = Swift.max(includesValue ? valueOffset + MemoryLayout<Value>.size : afterKey, header)
         if Key.self == String.self {
             keyBytesOffset = (end + 7) & ~7
-            let lineEnd = (keyBytesOffset + 8 + 32 + 63) & ~63
+            let lineEnd = (keyBytesOffset + 8 + 16 + 63) & ~63
             keyBytesCapacity = lineEnd - keyBytesOffset - 8
             size = lineEnd
         } else {

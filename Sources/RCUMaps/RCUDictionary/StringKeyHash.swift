@@ -49,9 +49,10 @@ enum StringKeyHash {
     /// The hash of `bytes` with `seed`, or nil when a byte is not ASCII.
     ///
     /// Sixteen bytes a step, each step one 64×64→128-bit multiply of the two words (each
-    /// xored with the running state and a constant); the last 1–15 bytes are read as two
-    /// (possibly overlapping) words, and the length goes into the final step, so strings
-    /// that differ only in length or in an overlap region still differ.
+    /// xored with the running state and a constant); the last 1–16 bytes are read as two
+    /// (possibly overlapping) words — of 8 bytes, or of 4 for 4 to 8 bytes, and 1 to 3
+    /// bytes one by one — and the length goes into the final step, so strings that differ
+    /// only in length or in an overlap region still differ.
     @inlinable @inline(__always)
     static func asciiHash(_ bytes: UnsafeRawBufferPointer, seed: UInt) -> Int? {
         let count = bytes.count
