@@ -88,6 +88,9 @@ func makeDispatchTable(from table: UnsafePointer<rcumaps_provider_dispatch_table
     }
     if let deletion = copy.preprocess_element_deletion {
         dispatch.preprocessElementDeletion = { (call) throws(MapError) in
+            let teardown = call.flags.contains(.mapCleanup)
+            if teardown { rcumaps_teardown_enter() }
+            defer { if teardown { rcumaps_teardown_leave() } }
             try check(deletion(UnsafeMutableRawPointer(bitPattern: binding), call.context.cPointer,
                                call.key.count, call.key.baseAddress?.assumingMemoryBound(to: UInt8.self),
                                call.value.count, call.value.baseAddress?.assumingMemoryBound(to: UInt8.self), call.flags.rawValue))
@@ -95,6 +98,11 @@ func makeDispatchTable(from table: UnsafePointer<rcumaps_provider_dispatch_table
     }
     if let deletion = copy.postprocess_element_deletion {
         dispatch.postprocessElementDeletion = { call in
+            // A teardown's deletions run while the map is destroyed: the client table's
+            // calls that take its handle refuse meanwhile (below).
+            let teardown = call.flags.contains(.mapCleanup)
+            if teardown { rcumaps_teardown_enter() }
+            defer { if teardown { rcumaps_teardown_leave() } }
             deletion(UnsafeMutableRawPointer(bitPattern: binding), call.context.cPointer,
                      call.key.count, call.key.baseAddress?.assumingMemoryBound(to: UInt8.self),
                      call.value.count, call.value.baseAddress?.assumingMemoryBound(to: UInt8.self), call.flags.rawValue)
@@ -123,7 +131,9 @@ nonisolated(unsafe) private let clientTable: UnsafeMutablePointer<rcumaps_client
         size: UInt32(MemoryLayout<rcumaps_client_dispatch_table_t>.size),
         find_element: { map, key, value in
             // The returned pointer is only valid inside the caller's epoch: refuse without one.
-            guard let map, let key, let value, Epoch.isActive else { return EINVAL }
+            // Refused too from a teardown's deletion callback, where the map is being
+            // destroyed (its handle no longer names a live map: found by review).
+            guard let map, let key, let value, Epoch.isActive, rcumaps_teardown_depth() == 0 else { return EINVAL }
             let provider = RawCustomMap.fromCHandle(map)
             let keyBuffer = UnsafeRawBufferPointer(start: key, count: provider.definition.keySize)
             do throws(MapError) {
@@ -148,7 +158,7 @@ nonisolated(unsafe) private let clientTable: UnsafeMutablePointer<rcumaps_client
         epoch_free: { memory in if let memory { EpochMemory.free(memory) } },
         epoch_free_cache_aligned: { memory in if let memory { EpochMemory.freeCacheAligned(memory) } },
         map_context: { map in
-            guard let map else { return nil }
+            guard let map, rcumaps_teardown_depth() == 0 else { return nil }
             return RawCustomMap.fromCHandle(map).providerContext.cPointer
         }))
     return table

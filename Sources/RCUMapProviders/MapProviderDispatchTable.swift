@@ -34,9 +34,13 @@ public struct MapProviderDispatchTable: Sendable {
 
     /// After the base lookup found a stored value. With `updatesOriginalValue`, write the
     /// user-visible value to `outValue`. Throwing fails the lookup. For lookup-and-delete it
-    /// runs on exactly the entry being removed, before it leaves the map (throwing leaves the
-    /// map unchanged); it then runs under the base map's lock, and writes to the same map
-    /// from inside it fail with ``/RCUBaseMaps/MapError/wouldDeadlock`` (EDEADLK).
+    /// runs on the entry being removed, before it leaves the map (throwing leaves the map
+    /// unchanged); it then runs under the base map's lock, and writes to the same map from
+    /// inside it fail with ``/RCUBaseMaps/MapError/wouldDeadlock`` (EDEADLK). On the
+    /// lock-free base it runs again if another thread replaced the key meanwhile (only its
+    /// last run is for the entry removed): keep it free of side effects. Throwing
+    /// ``/RCUBaseMaps/MapError/keyNotFound`` hides the element: a lookup reports ENOENT,
+    /// and a batch skips it (a lookup-and-delete batch leaves it in the map).
     public var postprocessFindElement: (@Sendable (MapElementCall) throws(MapError) -> Void)?
 
     /// Before the base update. With `updatesOriginalValue`, write the stored value to

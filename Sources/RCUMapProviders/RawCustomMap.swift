@@ -145,9 +145,11 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
     /// Of several threads associating one new type, one asks the provider and the others
     /// wait for its answer (the provider is asked once, and asked again only if it refused).
     /// The provider is called with no lock held: its callback may read
-    /// ``associatedProgramTypes`` and associate other types. From inside that callback,
-    /// associating the type it is being asked about, or a type another thread's callback is
-    /// being asked about (two callbacks could wait for each other), fails with EDEADLK.
+    /// ``associatedProgramTypes`` and associate other types, on this map or another. From
+    /// inside such a callback (of any custom map), associating the type it is being asked
+    /// about, or a type another thread's callback is being asked about for the map named
+    /// (two callbacks could wait for each other, on one map or across two), fails with
+    /// EDEADLK.
     ///
     /// - Throws: whatever the provider throws to refuse it;
     ///   ``/RCUBaseMaps/MapError/wouldDeadlock`` from inside the provider's callback for the same type.
@@ -160,9 +162,12 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
                 if state.types.contains(programType) { return .associated }
                 if let asker = state.pending[programType] {
                     if asker == thread { return .reentered }
-                    // This thread is inside a callback of its own (it asks about another
-                    // type) and would wait for a thread that may be waiting for it in turn.
-                    return state.pending.values.contains(thread) ? .crossed : .waiting
+                    // This thread is inside an association callback of its own — of this map
+                    // (asking about another type) or of another map — and would wait for a
+                    // thread that may be waiting for it in turn. (Looking only at this map's
+                    // pending types, two threads crossing between two maps waited for each
+                    // other forever: found by review.)
+                    return rcumaps_association_depth() > 0 ? .crossed : .waiting
                 }
                 state.pending[programType] = thread
                 return .asking
@@ -182,6 +187,8 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
                 if waits < 64 { sched_yield() } else { usleep(100) }
             case .asking:
                 do throws(MapError) {
+                    rcumaps_association_enter()
+                    defer { rcumaps_association_leave() }
                     try dispatch.preprocessAssociateProgramType?(hooks.context, programType)
                 } catch {
                     programTypes.withLock { $0.pending[programType] = nil }
@@ -255,8 +262,14 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
             if updatesOriginalValue {
                 try withStoredBuffer(zeroed: false) { (stored) throws(MapError) in
                     try baseLookup(key: key, into: stored, in: section)
-                    try dispatch.postprocessFindElement!(MapElementCall(
-                        context: callContext, key: key, inValue: UnsafeRawBufferPointer(stored), outValue: value, flags: []))
+                    // Translated into a copy first, as below: a callback that refuses after
+                    // writing part of its answer leaves the caller's buffer untouched.
+                    try withUnsafeTemporaryAllocation(byteCount: value.count, alignment: 16) { (answer) throws(MapError) in
+                        try dispatch.postprocessFindElement!(MapElementCall(
+                            context: callContext, key: key, inValue: UnsafeRawBufferPointer(stored), outValue: answer,
+                            flags: []))
+                        value.copyMemory(from: UnsafeRawBufferPointer(answer))
+                    }
                 }
             } else if let find = dispatch.postprocessFindElement {
                 // Into a copy first: if the callback refuses, the caller's buffer is untouched.
@@ -553,9 +566,13 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
     /// exactly one gets it.
     ///
     /// Order, as in eBPF-for-Windows but atomic: the find callback translates the stored
-    /// value of exactly the entry being removed, *before* it leaves the map (under the bucket
-    /// lock on the bucket-locked base); if it refuses, nothing is removed. Then the entry is
-    /// unlinked and the deletion callback runs.
+    /// value of the entry being removed, *before* it leaves the map (under the bucket lock
+    /// on the bucket-locked base, where it runs once); if it refuses, nothing is removed.
+    /// Then the entry is unlinked and the deletion callback runs. On the lock-free base the
+    /// entry can change between the callback and the unlink (another thread replaces or
+    /// deletes the key): the callback then runs again on the newer entry, or the call ends
+    /// with ENOENT — so it may run more than once, and only its last run is for the entry
+    /// removed. `value` receives that run's answer only once the entry is removed.
     ///
     /// - Throws: ``/RCUBaseMaps/MapError/keyNotFound``; the find callback's error (map unchanged);
     ///   ``/RCUBaseMaps/MapError/unsupportedByMapType`` (ENOTSUPP, 524) on an array base.
@@ -571,17 +588,23 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
         unowned(unsafe) let context = callContext
         let translates = updatesOriginalValue
         let hooks = self.hooks
-        try base.remove(key: key) { (stored) throws(MapError) in
-            // Under the bucket lock on the bucket-locked base: recorded as such on every base,
-            // so that a provider behaves the same whichever base it chose.
-            try hooks.underMapLock { () throws(MapError) in
-                if translates {
-                    try find!(MapElementCall(context: context, key: key, inValue: stored, outValue: value, flags: []))
-                } else {
-                    try find?(MapElementCall(context: context, key: key, inValue: stored, outValue: nil, flags: []))
-                    value.copyMemory(from: stored)
+        // The answer goes to a copy, handed to the caller once the entry is removed: the
+        // lock-free base may run the callback on an entry it then fails to remove (see
+        // above), and the caller's buffer is not the place for a stale answer.
+        try withUnsafeTemporaryAllocation(byteCount: value.count, alignment: 16) { (answer) throws(MapError) in
+            try base.remove(key: key) { (stored) throws(MapError) in
+                // Under the bucket lock on the bucket-locked base: recorded as such on every
+                // base, so that a provider behaves the same whichever base it chose.
+                try hooks.underMapLock { () throws(MapError) in
+                    if translates {
+                        try find!(MapElementCall(context: context, key: key, inValue: stored, outValue: answer, flags: []))
+                    } else {
+                        try find?(MapElementCall(context: context, key: key, inValue: stored, outValue: nil, flags: []))
+                        answer.copyMemory(from: stored)
+                    }
                 }
             }
+            value.copyMemory(from: UnsafeRawBufferPointer(answer))
         }
     }
 

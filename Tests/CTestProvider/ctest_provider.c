@@ -81,10 +81,25 @@ static rcumaps_result_t addition(void *binding, void *map_context, size_t key_si
     return 0;
 }
 
+/* The map whose teardown ctest_provider_probe_teardown watches (its handle and context), and
+ * what the client table answered there. */
+static const void *probe_map;
+static void *probe_context;
+static int probe_find_result = -1, probe_context_result = -1;
+
 static void deletion(void *binding, void *map_context, size_t key_size, const uint8_t *key,
                      size_t value_size, const uint8_t *value, uint32_t flags)
 {
     (void)binding; (void)map_context; (void)key_size; (void)key; (void)value_size; (void)value;
+    if ((flags & RCUMAPS_MAP_OPERATION_MAP_CLEANUP) && probe_context && map_context == probe_context) {
+        const rcumaps_client_dispatch_table_t *table = __atomic_load_n(&client, __ATOMIC_ACQUIRE);
+        uint8_t *found = NULL;
+        table->epoch_enter();
+        probe_find_result = table->find_element(probe_map, key, &found);
+        table->epoch_exit();
+        probe_context_result = table->map_context(probe_map) == NULL ? 0 : 1;
+        probe_context = NULL;
+    }
     bump(CTEST_DELETIONS);
     if (flags & RCUMAPS_MAP_OPERATION_UPDATE) bump(CTEST_DELETIONS_UPDATE);
     if (flags & RCUMAPS_MAP_OPERATION_MAP_CLEANUP) bump(CTEST_DELETIONS_CLEANUP);
@@ -216,6 +231,17 @@ uint32_t ctest_provider_context_magic(const void *map)
     const struct ctest_context *context = table->map_context(map);
     return context ? context->magic : 0;
 }
+
+void ctest_provider_probe_teardown(const void *map)
+{
+    const rcumaps_client_dispatch_table_t *table = __atomic_load_n(&client, __ATOMIC_ACQUIRE);
+    probe_find_result = probe_context_result = -1;
+    probe_map = map;
+    probe_context = table ? table->map_context(map) : NULL;
+}
+
+int ctest_provider_probe_find_result(void) { return probe_find_result; }
+int ctest_provider_probe_context_result(void) { return probe_context_result; }
 
 int ctest_provider_find_without_epoch(const void *map, uint32_t key)
 {

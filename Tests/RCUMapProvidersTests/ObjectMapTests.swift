@@ -189,6 +189,24 @@ struct CProviderTests {
         #expect(ctest_provider_count(Int32(CTEST_DELETIONS_UPDATE.rawValue)) >= 1)
     }
 
+    /// A teardown's deletion callbacks run while the map is destroyed: the client table's
+    /// find_element and map_context, given that map's handle there, refuse (EINVAL, NULL)
+    /// instead of reaching a map half torn down (found by review).
+    @Test func theClientTableRefusesAMapBeingTornDown() throws {
+        let type = uniqueCustomType()
+        #expect(ctest_provider_register(type.rawValue, RCUMAPS_BASE_MAP_HASH_BUCKET_LOCKED) == 0)
+        defer { _ = ctest_provider_unregister(type.rawValue) }
+        do {
+            let map = try #require(try MapRegistry.create(MapDefinition(type: type, keySize: 4, valueSize: 4, maxEntries: 8))
+                as? RawCustomMap)
+            try map.put(UInt32(3), UInt32(0x1234))
+            ctest_provider_probe_teardown(map.cHandle)
+            #expect(ctest_provider_probe_context_result() == -1)  // not torn down yet
+        }
+        #expect(ctest_provider_probe_find_result() == EINVAL)
+        #expect(ctest_provider_probe_context_result() == 0)
+    }
+
     @Test func malformedCRegistrationsAreRefused() {
         for variant: Int32 in 0...6 {
             #expect(ctest_provider_register_malformed(variant, uniqueCustomType().rawValue) == EINVAL, "variant \(variant)")

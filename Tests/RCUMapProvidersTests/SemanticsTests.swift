@@ -71,6 +71,44 @@ struct ProviderSemanticsTests {
         if base != .array { #expect(throws: MapError.keyNotFound) { try map.get(UInt32(25), as: UInt32.self) } }
     }
 
+    /// A translating find callback that writes part of its answer and then refuses leaves
+    /// the caller's buffer as it was, for a lookup and for a lookup-and-delete (whose entry
+    /// stays): its answer goes to a copy first (found by review: it was written straight into
+    /// the caller's buffer, which a refusal left half written).
+    @Test(arguments: ProviderBaseMap.allCases)
+    func aRefusingTranslationLeavesTheCallersBufferUntouched(_ base: ProviderBaseMap) throws {
+        let dispatch = MapProviderDispatchTable(
+            preprocessMapCreate: { request in MapCreateResult(actualValueSize: request.valueSize) },
+            postprocessMapDelete: { _ in },
+            preprocessAssociateProgramType: { _, _ in },
+            postprocessFindElement: { (call) throws(MapError) in
+                guard let out = call.outValue else { return }
+                out.copyMemory(from: call.inValue)
+                // Key 7's value is refused after the answer is written.
+                if call.key.loadUnaligned(as: UInt32.self) == 7 { throw MapError.permissionDenied }
+            },
+            preprocessElementAddition: { (call) throws(MapError) in
+                if let out = call.outValue { out.copyMemory(from: call.inValue) }
+            },
+            postprocessElementDeletion: { _ in })
+        let registration = try MapProviderRegistry.shared.register(
+            type: uniqueCustomType(), base: base, properties: MapProviderProperties(updatesOriginalValue: true),
+            dispatch: dispatch)
+        let map = try #require(try registration.makeMap(maxEntries: 16) as? RawCustomMap)
+        try map.put(UInt32(7), UInt32(0x1111_2222))
+        var buffer: UInt32 = 0xAAAA_AAAA
+        try withUnsafeBytes(of: UInt32(7)) { key in
+            try withUnsafeMutableBytes(of: &buffer) { value in
+                #expect(throws: MapError.permissionDenied) { try map.lookup(key: key, into: value) }
+                if base != .array {
+                    #expect(throws: MapError.permissionDenied) { try map.lookupAndDelete(key: key, into: value) }
+                }
+            }
+        }
+        #expect(buffer == 0xAAAA_AAAA)
+        #expect(map.count == (base == .array ? 16 : 1))
+    }
+
     @Test(arguments: ProviderBaseMap.allCases)
     func helperModeIsBlockedWhenTheProviderUpdatesTheOriginalValue(_ base: ProviderBaseMap) throws {
         let provider = RecordingProvider()
@@ -473,6 +511,44 @@ struct ProviderSemanticsTests {
         let errors = record.innerErrors.withLock { $0 }
         #expect(!errors.isEmpty && errors.allSatisfy { $0 == .wouldDeadlock })
         #expect(Set(map.associatedProgramTypes) == [first, second])
+    }
+
+    /// The same across two maps: a thread inside the first map's callback associates a type
+    /// with the second map while another thread, inside the second map's callback, associates
+    /// one with the first. Each waited for the other's answer forever (found by review: only
+    /// the map's own pending types were looked at); now the inner associations fail with
+    /// EDEADLK, and both calls return.
+    @Test func associationsCrossingTwoMapsFailInsteadOfWaitingForEachOther() throws {
+        final class Record: @unchecked Sendable {
+            // @unchecked: `maps` is set once, before any association.
+            let inside = Atomic<Int>(0)
+            let innerErrors = ThreadLock<[MapError]>([])
+            weak var first: RawCustomMap?
+            weak var second: RawCustomMap?
+        }
+        let record = Record()
+        let first = try #require(ProgramType("33333333-0000-0000-0000-000000000001"))
+        let second = try #require(ProgramType("33333333-0000-0000-0000-000000000002"))
+        // Each map's callback, asked about its own type, associates the other type with the other map.
+        let callback: @Sendable (RawCustomMap, ProgramType) throws(MapError) -> Void = { (map, type) throws(MapError) in
+            record.inside.wrappingAdd(1, ordering: .acquiringAndReleasing)
+            let deadline = ContinuousClock.now + .seconds(5)
+            while record.inside.load(ordering: .acquiring) < 2 && ContinuousClock.now < deadline { sched_yield() }
+            guard let other = map === record.first ? record.second : record.first else { return }
+            do throws(MapError) { try other.associate(programType: type == first ? second : first) } catch {
+                record.innerErrors.withLock { $0.append(error) }
+            }
+        }
+        let firstMap = try associationMap(callback)
+        let secondMap = try associationMap(callback)
+        record.first = firstMap
+        record.second = secondMap
+        try #require(allReturn(threads: 2) { thread in
+            if thread == 0 { try? firstMap.associate(programType: first) } else { try? secondMap.associate(programType: second) }
+        }, "two associations crossing two maps waited for each other")
+        let errors = record.innerErrors.withLock { $0 }
+        #expect(!errors.isEmpty && errors.allSatisfy { $0 == .wouldDeadlock })
+        #expect(firstMap.associatedProgramTypes.contains(first) && secondMap.associatedProgramTypes.contains(second))
     }
 
     @Test func theClientServicesReachTheContextAndEpochMemory() throws {

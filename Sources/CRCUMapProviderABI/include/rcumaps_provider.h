@@ -66,8 +66,12 @@ typedef struct rcumaps_provider_dispatch_table {
                                                           const uint8_t program_type[16]);
     /* After a lookup found the stored value (in_value). With updates_original_value,
      * writes the user-visible value to out_value; otherwise out_value is NULL. For a
-     * lookup-and-delete it runs on exactly the entry being removed, before it leaves
-     * the map; a failure leaves the map unchanged. */
+     * lookup-and-delete it runs on the entry being removed, before it leaves the map; a
+     * failure leaves the map unchanged. On the lock-free base it runs again if another
+     * thread replaced the key meanwhile (only its last run is for the entry removed):
+     * keep it free of side effects. A failure with ENOENT hides the element: a lookup
+     * reports ENOENT, and a batch skips the element (a lookup-and-delete batch leaves it
+     * in the map). */
     rcumaps_result_t (*postprocess_find_element)(void *binding_context, void *map_context, size_t key_size,
                                                  const uint8_t *key, size_t in_value_size, const uint8_t *in_value,
                                                  size_t out_value_size, uint8_t *out_value, uint32_t flags);

@@ -227,6 +227,13 @@ int rcumaps_thread_is_gp_driver(void);
 typedef struct rcumaps_callback_frames {
     const void *maps[RCUMAPS_CALLBACK_FRAMES];
     unsigned int depth;
+    /* Program-type association callbacks (`RawCustomMap.associate`) the thread is inside,
+     * of any map: no lock is held there, but a thread inside one must not wait for
+     * another thread's association (that thread may be waiting for this one's). */
+    unsigned int associating;
+    /* Deletion callbacks of a map's teardown (MAP_CLEANUP) the thread is inside: the map
+     * is being destroyed, so the client table's calls that take its handle refuse. */
+    unsigned int tearing_down;
 } rcumaps_callback_frames_t;
 
 extern __thread rcumaps_callback_frames_t rcumaps_callback_frames __attribute__((tls_model("initial-exec")));
@@ -244,6 +251,18 @@ static inline void rcumaps_callback_leave(void)
 {
     rcumaps_callback_frames.depth--;
 }
+
+/* The calling thread starts (enter) or has returned from (leave) a provider's program-type
+ * association callback; the depth is how many it is inside, of any map. */
+static inline void rcumaps_association_enter(void) { rcumaps_callback_frames.associating++; }
+static inline void rcumaps_association_leave(void) { rcumaps_callback_frames.associating--; }
+static inline unsigned int rcumaps_association_depth(void) { return rcumaps_callback_frames.associating; }
+
+/* The calling thread starts (enter) or has returned from (leave) a deletion callback of a
+ * map's teardown; the depth is how many it is inside. */
+static inline void rcumaps_teardown_enter(void) { rcumaps_callback_frames.tearing_down++; }
+static inline void rcumaps_teardown_leave(void) { rcumaps_callback_frames.tearing_down--; }
+static inline unsigned int rcumaps_teardown_depth(void) { return rcumaps_callback_frames.tearing_down; }
 
 /* Non-zero when the calling thread is inside a callback run under `map`'s lock. */
 static inline int rcumaps_callback_holds(const void *map)

@@ -45,6 +45,13 @@ int ctest_provider_allocate_huge_via_client(size_t size, uint32_t tag);
 int ctest_provider_exit_without_enter(void);
 int ctest_provider_epoch_enter(void);
 
+/* Watches `map`'s teardown: its first MAP_CLEANUP deletion calls find_element and
+ * map_context with the map's handle; the results are kept (-1 until then): the
+ * find_element result, and 1 if map_context returned a context, 0 if NULL. */
+void ctest_provider_probe_teardown(const void *map);
+int ctest_provider_probe_find_result(void);
+int ctest_provider_probe_context_result(void);
+
 /* The magic number in the map context the client table returns for `map`. */
 uint32_t ctest_provider_context_magic(const void *map);
 
