@@ -98,15 +98,22 @@ final class BucketTable: @unchecked Sendable {
     @usableFromInline let liveTagBits: UInt64
     let keySize: Int
     @usableFromInline let valueSize: Int
+    /// Whether values are copied out 8 bytes at a time with atomic loads: a per-CPU hash's,
+    /// whose words helper mode changes in place (atomic stores and adds) while user mode
+    /// copies them (see ``copyValueBytes(_:into:)``).
+    @usableFromInline let copiesWordByWord: Bool
     let tag: PoolTag
     /// Invariant: `bucketCount × bucketStride` bytes, 64-byte aligned; every bucket's header
     /// initialised as two atomics.
     @usableFromInline let base: UnsafeMutableRawPointer
 
     /// Allocates and clears the buckets for `maxEntries` entries (at two-thirds or three-quarters load).
-    init(keySize: Int, valueSize: Int, maxEntries: Int, tag: PoolTag, bucketCount requested: Int? = nil) throws(MapError) {
+    init(keySize: Int, valueSize: Int, maxEntries: Int, tag: PoolTag, bucketCount requested: Int? = nil,
+         copiesWordByWord: Bool = false) throws(MapError) {
         self.keySize = keySize
         self.valueSize = valueSize
+        precondition(!copiesWordByWord || valueSize & 7 == 0, "values copied word by word are whole words")
+        self.copiesWordByWord = copiesWordByWord
         self.tag = tag
         keyStride = roundUp8(keySize)
         valueOffset = keyStride
@@ -381,7 +388,26 @@ final class BucketTable: @unchecked Sendable {
             var bits = valueWord(slot).pointee.load(ordering: .acquiring)
             withUnsafeBytes(of: &bits) { destination.copyMemory(from: $0.baseAddress!, byteCount: valueSize) }
         } else {
-            destination.copyMemory(from: slot + valueOffset, byteCount: valueSize)
+            copyValueBytes(slot + valueOffset, into: destination)
+        }
+    }
+
+    /// Copies a value wider than a word (`valueSize` bytes at `source`, a slot's value) out.
+    /// A per-CPU hash's values (``copiesWordByWord``) go 8 bytes at a time with atomic loads,
+    /// as Linux's `bpf_long_memcpy` copies them: helper mode changes those words in place,
+    /// and `memcpy` gives no word its atomicity (glibc copies large blocks with `rep movsb`),
+    /// so a counter could be read torn (found by review). Other values are never written in
+    /// place by the map, and are copied with `memcpy`, as Linux's `copy_map_value` does.
+    @inlinable @inline(__always)
+    func copyValueBytes(_ source: UnsafeRawPointer, into destination: UnsafeMutableRawPointer) {
+        guard copiesWordByWord else { return destination.copyMemory(from: source, byteCount: valueSize) }
+        var offset = 0
+        while offset < valueSize {
+            // Invariant: per-CPU values start 8-byte aligned (the slot's value offset is a
+            // multiple of 8) and are whole words; helper mode binds them as Atomic<UInt64>.
+            let word = UnsafeMutableRawPointer(mutating: source + offset).assumingMemoryBound(to: Atomic<UInt64>.self)
+            destination.storeBytes(of: word.pointee.load(ordering: .relaxed), toByteOffset: offset, as: UInt64.self)
+            offset &+= 8
         }
     }
 

@@ -61,8 +61,10 @@ import Glibc
 /// key in a full map evicts an entry not used recently instead of failing with E2BIG (see
 /// there for the CLOCK sweep and the referenced bits lookups set). The key just written is
 /// present when the update returns, and the count never exceeds `maxEntries`: a writer
-/// that finds the map full evicts one entry (taking the victim chain's lock, with its own
-/// released) and takes the unit the eviction freed before it inserts.
+/// that finds the map full evicts one entry (holding its own chain's lock, it only tries
+/// the victim chain's and passes over one that is taken; the general path, which holds
+/// no lock while it sweeps, waits for each) and takes the unit the eviction freed before
+/// it inserts.
 ///
 /// Concurrency: any number of readers and writers on any threads. Readers take no lock;
 /// on a `HASH` they never write shared memory, on an `LRU_HASH` at most one atomic OR the
@@ -120,8 +122,10 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
 
     /// Creates an empty map whose removals are reported to `observer` (provider layer).
     /// `bucketCount` overrides the sizing (tests use one bucket to build long chains).
+    /// `perCPUValues`: values are a per-CPU hash's (``RawPerCPUHashMap``), whose words helper
+    /// mode changes in place: user mode copies them a word at a time.
     package init(_ definition: MapDefinition, observer: (any MapEntryObserver)?,
-                 bucketCount: Int? = nil) throws(MapError) {
+                 bucketCount: Int? = nil, perCPUValues: Bool = false) throws(MapError) {
         guard definition.type == .hash || definition.type == .lruHash else {
             throw MapError.invalidArgument.with(
                 reason: "RawBucketHashMap serves BPF_MAP_TYPE_HASH and BPF_MAP_TYPE_LRU_HASH, not \(definition.type)")
@@ -151,7 +155,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         // chains keep room for those slots instead of spilling into overflow buckets that
         // every later insert walks.
         table = try BucketTable(keySize: keySize, valueSize: valueSize, maxEntries: lru ? 2 * maxEntries : maxEntries,
-                                tag: tag, bucketCount: bucketCount)
+                                tag: tag, bucketCount: bucketCount, copiesWordByWord: perCPUValues)
         recency = lru ? RecencyClock(bucketCount: table.bucketCount, perCPU: definition.flags.contains(.noCommonLRU)) : nil
         unretainedRecency = recency.map { Unmanaged.passUnretained($0) }
         tracksRecency = lru
@@ -622,11 +626,16 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         // A one-word value is exchanged in place and its old bits come out of the lock
         // (`.word`): only larger values, replaced by a new slot, read the old one after it.
         let holdsSection = (observer != nil || displaced != nil) && !table.valueIsOneWord
-        if holdsSection { Epoch.enter() }
-        defer { if holdsSection { Epoch.exit() } }
+        // The section is held from each locked pass to the end, but not while a full LRU
+        // map's write evicts (below): that sweep may take two laps of chain locks and yield
+        // between them, and every grace period in the process would wait for it (found by
+        // review). A pass that needs room retires nothing, so nothing read after the lock
+        // depends on a section held across the eviction.
+        var inSection = false
+        defer { if inSection { Epoch.exit() } }
         // A user-mode write checks the freeze inside its section (see MapFreezeState), or,
-        // without one, under the chain's lock (see ``freeze()``).
-        if !helper, holdsSection { try access.checkUserWrite(freezeState) }
+        // without one, under the chain's lock (see ``freeze()``); a write whose section was
+        // left for an eviction checks it again in its new section.
         let checksFreezeUnderLock = !helper && !holdsSection
         var outcome: Result<Displaced, MapError>
         // An LRU eviction for this write hands it the victim's unit of capacity as its
@@ -636,6 +645,15 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         var evictedUnit = false
         repeat {
             let holdsEvictedUnit = evictedUnit
+            if holdsSection, !inSection {
+                Epoch.enter()
+                inSection = true
+                if !helper, freezeState.isFrozen {
+                    // The unit an eviction freed for this write goes back as a credit.
+                    if holdsEvictedUnit { capacity.resolve(published: false) }
+                    throw frozenError
+                }
+            }
             outcome = table.withChainLock(index) {
                 if checksFreezeUnderLock, freezeState.isFrozen { return .failure(frozenError) }
                 let old = locate(key.baseAddress!, hash: hash, index: index)
@@ -747,9 +765,14 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
             // The evicted unit went into a new key's slot (published, or resolved after a
             // failed allocation) or it goes back now.
             if _slowPath(holdsEvictedUnit), !Self.usedTheReservation(outcome) { capacity.resolve(published: false) }
-            // A full LRU map: evict with no lock held, then try again.
+            // A full LRU map: evict with no lock held and no section, then try again. (A user
+            // write's sweep checks the freeze under each victim chain's lock.)
             guard case .success(.needsRoom) = outcome else { break }
-            evictedUnit = evictLeastRecentlyUsed(forUserWrite: checksFreezeUnderLock)
+            if inSection {
+                Epoch.exit()
+                inSection = false
+            }
+            evictedUnit = evictLeastRecentlyUsed(forUserWrite: !helper)
         } while true
         switch try outcome.get() {
         case .needsRoom:
@@ -775,7 +798,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
             // The retired slot is intact until a grace period after this section.
             let oldValue = table.value(of: old, count: valueSize)
             if let displaced {
-                displaced.copyMemory(from: oldValue.baseAddress!, byteCount: valueSize)
+                table.copyValueBytes(oldValue.baseAddress!, into: displaced)
                 lockWord.clear(in: displaced)
             }
             observer?.entryWasRemoved(key: key, value: oldValue, flags: operation.union(.update))
@@ -857,7 +880,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
             if locked {
                 lockWord.copyLocked(UnsafeMutableRawPointer(mutating: removed.baseAddress!), to: value.baseAddress!)
             } else {
-                value.baseAddress!.copyMemory(from: removed.baseAddress!, byteCount: valueSize)
+                table.copyValueBytes(removed.baseAddress!, into: value.baseAddress!)
                 lockWord.clear(in: value.baseAddress!)
             }
         }

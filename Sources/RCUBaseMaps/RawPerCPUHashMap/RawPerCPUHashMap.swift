@@ -86,7 +86,7 @@ public final class RawPerCPUHashMap: RawMap {
         base.hashImplementation = .bucketLocked
         base.valueSize = paddedValueSize * possibleCPUCount
         base.poolTag = definition.effectivePoolTag
-        storage = try RawBucketHashMap(base)
+        storage = try RawBucketHashMap(base, observer: nil, perCPUValues: true)
         var shown = definition
         shown.maxEntries = storage.definition.maxEntries
         self.definition = shown

@@ -14,8 +14,9 @@
 /// eviction pass, nothing after that, and never a lock.
 ///
 /// Concurrency: any number of readers and writers on any threads; readers never lock;
-/// writers lock one bucket, and a writer that evicts also locks the victim's bucket (never
-/// both at once). See ``InPlaceKeyValueMap`` for in-place access.
+/// writers lock one bucket; a writer that evicts holds its own bucket's lock and only
+/// *tries* the victim's (it passes over a bucket whose lock is taken: it never waits for
+/// a second lock). See ``InPlaceKeyValueMap`` for in-place access.
 public final class LRUHashMap<Key: BitwiseCopyable & Sendable, Value: BitwiseCopyable & Sendable>:
     DynamicKeyValueMap, InPlaceKeyValueMap, Sequence
 {
