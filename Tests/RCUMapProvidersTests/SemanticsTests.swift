@@ -71,12 +71,13 @@ struct ProviderSemanticsTests {
         if base != .array { #expect(throws: MapError.keyNotFound) { try map.get(UInt32(25), as: UInt32.self) } }
     }
 
-    /// A translating find callback that writes part of its answer and then refuses leaves
-    /// the caller's buffer as it was, for a lookup and for a lookup-and-delete (whose entry
-    /// stays): its answer goes to a copy first (found by review: it was written straight into
-    /// the caller's buffer, which a refusal left half written).
+    /// A translating find callback that writes part of its answer and then refuses leaves the
+    /// caller's buffer of a lookup-and-delete as it was, and the entry in the map: the answer
+    /// goes to a copy first, handed over only once the entry is removed (found by review: on
+    /// the lock-free base an answer for an entry not removed could reach the caller). A
+    /// lookup's callback writes into the caller's buffer directly, as eBPF-for-Windows'.
     @Test(arguments: ProviderBaseMap.allCases)
-    func aRefusingTranslationLeavesTheCallersBufferUntouched(_ base: ProviderBaseMap) throws {
+    func aRefusingTranslationLeavesALookupAndDeleteUntouched(_ base: ProviderBaseMap) throws {
         let dispatch = MapProviderDispatchTable(
             preprocessMapCreate: { request in MapCreateResult(actualValueSize: request.valueSize) },
             postprocessMapDelete: { _ in },
@@ -97,16 +98,14 @@ struct ProviderSemanticsTests {
         let map = try #require(try registration.makeMap(maxEntries: 16) as? RawCustomMap)
         try map.put(UInt32(7), UInt32(0x1111_2222))
         var buffer: UInt32 = 0xAAAA_AAAA
-        try withUnsafeBytes(of: UInt32(7)) { key in
-            try withUnsafeMutableBytes(of: &buffer) { value in
-                #expect(throws: MapError.permissionDenied) { try map.lookup(key: key, into: value) }
-                if base != .array {
-                    #expect(throws: MapError.permissionDenied) { try map.lookupAndDelete(key: key, into: value) }
-                }
+        guard base != .array else { return }  // arrays have no lookup-and-delete
+        _ = withUnsafeBytes(of: UInt32(7)) { key in
+            withUnsafeMutableBytes(of: &buffer) { value in
+                #expect(throws: MapError.permissionDenied) { try map.lookupAndDelete(key: key, into: value) }
             }
         }
         #expect(buffer == 0xAAAA_AAAA)
-        #expect(map.count == (base == .array ? 16 : 1))
+        #expect(map.count == 1)
     }
 
     @Test(arguments: ProviderBaseMap.allCases)
