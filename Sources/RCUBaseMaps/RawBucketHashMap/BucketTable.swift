@@ -434,17 +434,6 @@ final class BucketTable: @unchecked Sendable {
         return ~inside
     }
 
-    /// Copies the value bytes of `source` outside `slice` into the value of `destination`, a
-    /// slot written but not yet published. Caller holds the chain's lock.
-    func copyValue(from source: RawBucketHashMap.Place, to destination: RawBucketHashMap.Place, except slice: Range<Int>) {
-        let from = slot(source.bucketPointer, source.slot) + valueOffset
-        let to = slot(destination.bucketPointer, destination.slot) + valueOffset
-        if slice.lowerBound > 0 { to.copyMemory(from: from, byteCount: slice.lowerBound) }
-        if slice.upperBound < valueSize {
-            (to + slice.upperBound).copyMemory(from: from + slice.upperBound, byteCount: valueSize - slice.upperBound)
-        }
-    }
-
     /// Whether a retired slot of the chain of bucket `index` still holds `key`: the key was
     /// deleted or replaced there within the last grace period or so (until the first
     /// generation item posted after it has run, which an `Epoch.barrier()` waits for).

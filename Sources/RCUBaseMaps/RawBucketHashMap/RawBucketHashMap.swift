@@ -744,7 +744,6 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
                     if old == nil || holdsEvictedUnit { capacity.resolve(published: false) }
                     return .failure(.noMemory)
                 }
-                if let slice, let old { table.copyValue(from: old, to: new, except: slice) }
                 // A new element's lock word starts free, whatever the caller's bytes held there.
                 lockWord.clear(in: table.slot(new.bucketPointer, new.slot) + table.valueOffset)
                 if let old {
