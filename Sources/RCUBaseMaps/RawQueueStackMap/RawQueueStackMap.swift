@@ -237,19 +237,23 @@ public final class RawQueueStackMap: RawMap, @unchecked Sendable {
             throw frozenError
         }
         var (head, tail) = Self.unpack(state.pointee.load(ordering: .relaxed))
-        let dropped = next(head) == tail
-        if dropped, !replace {
-            unlock()
-            throw Self.full
-        }
-        // The new element first, then the dropped one out (a full ring's head and tail slots
-        // differ): a caller whose `value` and `displaced` are one buffer swaps them. The other
-        // order overwrote `value` with the dropped element before it was read, so the ring
-        // got the dropped element back and the new one was lost (found by review).
-        copyValue(to: slot(head), from: value)
-        if dropped {
+        var dropped = false
+        if next(head) == tail {
+            guard replace else {
+                unlock()
+                throw Self.full
+            }
+            // The new element first, then the dropped one out (a full ring's head and tail
+            // slots differ): a caller whose `value` and `displaced` are one buffer swaps them.
+            // The other order overwrote `value` with the dropped element before it was read,
+            // so the ring got the dropped element back and the new one was lost (found by
+            // review).
+            copyValue(to: slot(head), from: value)
             if let displaced { copyValue(to: displaced, from: slot(tail)) }
             tail = next(tail)
+            dropped = true
+        } else {
+            copyValue(to: slot(head), from: value)
         }
         head = next(head)
         state.pointee.store(Self.pack(head: head, tail: tail), ordering: .releasing)
