@@ -1,5 +1,6 @@
 @testable import RCUMaps
 import RCUMapsTestSupport
+import Foundation
 import Synchronization
 import Testing
 
@@ -60,6 +61,49 @@ struct RCUDictionaryLayoutTests {
         for (index, key) in keys.enumerated() {
             #expect(table[key] == [index] && table[String(key.dropLast()) + "j"] == nil, "\(key.utf8.count) bytes")
         }
+    }
+}
+
+/// Writers and grace periods.
+@Suite("RCUDictionary writers")
+struct RCUDictionaryWriterTests {
+    /// A writer waiting for its stripe (behind a resize, here behind the test holding the
+    /// stripe's lock) waits outside any epoch section: a grace period meanwhile ends. It took
+    /// the lock inside its section, and every grace period in the process waited for the
+    /// stripe (found by review).
+    @Test func aWriterWaitsForItsStripeOutsideAnySection() {
+        final class Progress: Sendable {
+            let writerStarted = Atomic<Bool>(false)
+            let writerDone = Atomic<Bool>(false)
+            let graceDone = Atomic<Bool>(false)
+        }
+        let dictionary = RCUDictionary<Int, Int>()
+        let progress = Progress()
+        let key = 12_345
+        let stripe = dictionary.hash(of: key) & dictionary.stripeMask
+        dictionary.locks.lock(stripe)
+        Thread {
+            progress.writerStarted.store(true, ordering: .releasing)
+            dictionary[key] = 1
+            progress.writerDone.store(true, ordering: .releasing)
+        }.start()
+        while !progress.writerStarted.load(ordering: .acquiring) { sched_yield() }
+        usleep(20_000)  // the writer is waiting for the stripe by now
+        let writerWaits = !progress.writerDone.load(ordering: .acquiring)
+        #expect(writerWaits)
+        Thread {
+            Epoch.synchronize()
+            progress.graceDone.store(true, ordering: .releasing)
+        }.start()
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !progress.graceDone.load(ordering: .acquiring) && ContinuousClock.now < deadline { usleep(1_000) }
+        let graceEnded = progress.graceDone.load(ordering: .acquiring)
+        #expect(graceEnded, "a grace period waited for a writer waiting for its stripe")
+        dictionary.locks.unlock(stripe)
+        while !progress.writerDone.load(ordering: .acquiring) || !progress.graceDone.load(ordering: .acquiring) {
+            usleep(1_000)
+        }
+        #expect(dictionary[key] == 1)
     }
 }
 

@@ -708,7 +708,10 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
 
     /// Every entry, copied (keys and values retained) in one epoch section. Not atomic with
     /// respect to concurrent writers: each entry is one some write stored, and a key
-    /// present for the whole pass is included once.
+    /// present for the whole pass is included once. A key removed and inserted again while
+    /// the pass runs may be missed, or — unlike `Dictionary` — listed twice (from its old
+    /// slot and its new one): do not build a `Dictionary(uniqueKeysWithValues:)` from it
+    /// while writers run; ``dictionary`` keeps one entry per key.
     public func snapshot() -> [(key: Key, value: Value)] {
         var entries: [(key: Key, value: Value)] = []
         entries.reserveCapacity(count)
