@@ -61,6 +61,21 @@ void rcumaps_inline_read_unlock_slow(void)
  * new one begin). The store that ended the section precedes the futex load here exactly as
  * liburcu's protocol has it; only the decision to wake changes. Readers that take the slow
  * path (liburcu's own unlock: ThreadSanitizer builds, no sys_membarrier) wake as before. */
+/* Wakes a sleeping grace-period waiter whatever it waits for: called after a thread is
+ * unregistered (shim.c, rcumaps_thread_exit). A thread that exits holding a liburcu read
+ * lock of its own is unregistered while its reader counter still says active; the waiter,
+ * which rescans only when woken, used to be woken by any reader's exit, but with the skip
+ * above only by the end of a section it waits for, and none is left (found by review). */
+void rcumaps_inline_wake_up_gp_always(void)
+{
+    /* Under ThreadSanitizer every section takes liburcu's own unlock, which wakes at each
+     * exit (no skip to make up for), and this file's plain accesses to the futex would be
+     * reported as races between two exiting threads. */
+    if (rcumaps_tsan_enabled) return;
+    cmm_smp_mb();
+    urcu_common_wake_up_gp(&urcu_memb_gp);
+}
+
 void rcumaps_inline_wake_up_gp(unsigned long counter)
 {
     cmm_smp_rmb();

@@ -230,6 +230,10 @@ static void rcumaps_link_record(struct cds_list_head *reader_node)
     rcumaps_record.linked = 1;
 }
 
+/* CRCUMapsInlineReadSide's, when the InlineReadSide trait links it in (weak: absent
+ * without the trait, where liburcu's own read unlock wakes grace periods at every exit). */
+extern void rcumaps_inline_wake_up_gp_always(void) __attribute__((weak));
+
 /* Runs when a thread that we registered (or adopted) exits: the pthread key destructor.
  * If a later destructor of another library enters a section again, the thread is
  * registered anew and the key re-armed, so this runs again in the next round
@@ -266,6 +270,10 @@ static void rcumaps_thread_exit(void *unused)
     /* An adopted thread's registration is the application's: only its record goes. */
     if (ours) urcu_memb_unregister_thread();
     rcumaps_gate_leave();
+    /* A grace period may be asleep waiting for this thread (one that held a liburcu read
+     * lock of its own to the end); it rescans readers only when woken. With the inlined
+     * read side (which wakes it only at the end of a section it waits for), wake it. */
+    if (ours && rcumaps_inline_wake_up_gp_always) rcumaps_inline_wake_up_gp_always();
 }
 
 static void rcumaps_fork_prepare(void);
@@ -314,6 +322,25 @@ void rcumaps_adopt_registered_thread(void)
     rcumaps_gate_leave();
     rcumaps_tls.registered = RCUMAPS_REGISTERED_BY_APP;
     if (pthread_setspecific(rcumaps_exit_key, (void *)1) != 0) abort();
+}
+
+void rcumaps_release_adopted_thread(void)
+{
+    if (rcumaps_tls.registered != RCUMAPS_REGISTERED_BY_APP) return;
+    if (rcumaps_tls.nesting != 0) {
+        fprintf(stderr, "rcumaps: Epoch.releaseAdoptedThread() inside an epoch section\n");
+        abort();
+    }
+    if (rcumaps_child_unusable == RCUMAPS_CHILD_OK) {
+        rcumaps_gate_enter();
+        rcumaps_unlink_record();
+        rcumaps_gate_leave();
+    }
+    /* Without these, the read side's fast path went on writing the reader counter of a
+     * thread the application then unregistered: grace periods no longer waited for its
+     * sections (found by review). */
+    rcumaps_tls.fast_read = 0;
+    rcumaps_tls.registered = 0;
 }
 
 unsigned long long rcumaps_thread_registration_id(void)
@@ -387,11 +414,14 @@ void rcumaps_synchronize(void)
      * forker waits for it to pause. */
     if (rcumaps_tls.registered == RCUMAPS_REGISTERED_BY_LIBURCU) {
         urcu_memb_synchronize_rcu();
-        return;
+    } else {
+        rcumaps_gate_enter();
+        urcu_memb_synchronize_rcu();
+        rcumaps_gate_leave();
     }
-    rcumaps_gate_enter();
-    urcu_memb_synchronize_rcu();
-    rcumaps_gate_leave();
+    /* TSan: every reader's exit before this grace period happens before what the caller
+     * frees after it (as for the reclamation thread's callbacks). */
+    rcumaps_tsan_after_grace_period();
 }
 
 /* Callbacks queued while a fork was in progress (see rcumaps_enqueue), linked through
@@ -481,6 +511,9 @@ static void rcumaps_barrier_urcu(void)
 
 void rcumaps_call_rcu(struct rcu_head *head, void (*func)(struct rcu_head *head))
 {
+    /* In a child forked inside a section no reclamation thread will ever run it: a retired
+     * block would leak and an awaited grace period never end (found by review). */
+    rcumaps_require_usable_process("a retirement (memory or work waiting for a grace period)");
     rcumaps_ensure_registered();
     /* What the retiring thread did before retiring happens before the reclamation
      * (liburcu's queue hand-off is invisible to TSan). */
@@ -590,7 +623,8 @@ static void rcumaps_gp_start_locked(void)
     if (rcumaps_gp_driver_nap_ns < 0) {
         const char *text = getenv("RCUMAPS_GP_DRIVER_NAP_US");
         long micros = text ? strtol(text, NULL, 10) : 1000;
-        rcumaps_gp_driver_nap_ns = (micros < 0 ? 0 : micros) * 1000L;
+        /* At most a second: a larger value overflowed the product below. */
+        rcumaps_gp_driver_nap_ns = (micros < 0 ? 0 : micros > 1000000 ? 1000000 : micros) * 1000L;
     }
     pthread_attr_t attributes;
     pthread_attr_init(&attributes);

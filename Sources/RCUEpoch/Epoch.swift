@@ -43,15 +43,20 @@ public struct EpochSection: ~Copyable {
 /// - **fork().** A child of a fork (without exec) can use epochs and maps: RCUMaps pauses
 ///   liburcu's workers and waits for the grace periods in flight before the fork, and in
 ///   the child forgets the threads that did not follow it and starts a new reclamation
-///   thread, which also runs the deferred frees the parent had queued. A fork therefore
+///   thread, which also runs the deferred frees the parent had queued — and its queued work
+///   items, which therefore run in both processes (mind items with effects outside the
+///   process). A fork therefore
 ///   waits, as ``synchronize()-9adyg`` does, for the sections in progress. In the child only
 ///   the forking thread exists; blocks that other threads were about to retire stay
 ///   allocated there. Do not fork inside a section or from a work item: such a fork cannot
 ///   be prepared, and its child may only read maps, then `exec` or `_exit` (a grace period,
 ///   a barrier or a new thread's first section stops it with a message). Threads that your
 ///   code registered with liburcu itself (see ``adoptRegisteredThread()``) must be
-///   unregistered before a fork, as liburcu requires. docs/architecture.md ("Process life")
-///   lists what a child may do with maps that other threads were writing at the fork.
+///   released (``releaseAdoptedThread()``) and unregistered before a fork, as liburcu
+///   requires. Fork from one thread at a time: a fork inside a section waits for glibc's
+///   fork lock while another thread's fork, holding it, waits for a grace period that
+///   waits for that section. docs/architecture.md ("Process life") lists what a child may
+///   do with maps that other threads were writing at the fork.
 public enum Epoch {
     /// Runs `body` inside an epoch and returns its result.
     ///
@@ -120,9 +125,24 @@ public enum Epoch {
     ///
     /// Threads RCUMaps registers itself need nothing: registration is automatic.
     ///
+    /// Before your code unregisters such a thread from liburcu (at the latest before a
+    /// fork, as liburcu requires), call ``releaseAdoptedThread()``.
+    ///
     /// Concurrency: affects the calling thread only.
     public static func adoptRegisteredThread() {
         rcumaps_adopt_registered_thread()
+    }
+
+    /// Undoes ``adoptRegisteredThread()``: call it on an adopted thread, outside any section,
+    /// before your code unregisters the thread from liburcu. RCUMaps forgets the thread; its
+    /// next section, if any, registers it anew as RCUMaps' own. Without it, the thread's
+    /// sections would go on marking a liburcu reader that grace periods no longer wait for.
+    ///
+    /// - Precondition: not inside an epoch section (the program stops with a message).
+    ///
+    /// Concurrency: affects the calling thread only. No effect on a thread not adopted.
+    public static func releaseAdoptedThread() {
+        rcumaps_release_adopted_thread()
     }
 
     /// Whether the calling thread is inside an epoch.

@@ -12,7 +12,8 @@ import Musl
 /// once the memory has been unpublished (no new reader can find it), retire it with
 /// ``free(_:)`` / ``freeCacheAligned(_:)``. The memory stays readable by every section
 /// that could have seen it, and is returned to the allocator after they end — by
-/// liburcu's `call_rcu` worker, never by the caller, who never blocks.
+/// liburcu's `call_rcu` worker, never by the caller, who never waits for a grace period
+/// (a thread's first call may wait briefly to register it, or for a fork in progress).
 ///
 /// Each block carries a hidden 24-byte header in front of it (the eBPF `header--` trick):
 /// the `rcu_head` that queues it for reclamation, its tag, and its state. Freeing a block
@@ -107,7 +108,9 @@ public enum EpochMemory {
     /// - Precondition: the block is unpublished (no reader can newly find it) and has not
     ///   been freed before.
     ///
-    /// Concurrency: any thread, inside or outside a section; never blocks. Wraps `call_rcu`.
+    /// Concurrency: any thread, inside or outside a section; never waits for a grace period
+    /// (a thread's first call registers it, which waits for a fork in progress). Wraps
+    /// `call_rcu`.
     public static func free(_ block: UnsafeMutableRawPointer) {
         retire(block, expectingCacheAligned: false)
     }

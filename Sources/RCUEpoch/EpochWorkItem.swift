@@ -43,7 +43,8 @@ public final class EpochWorkItem: Sendable {
     ///
     /// - Returns: `false` if the item was already scheduled or cancelled.
     ///
-    /// Concurrency: any thread, inside or outside a section; never blocks.
+    /// Concurrency: any thread, inside or outside a section; never waits for a grace period
+    /// (a thread's first call registers it, which waits for a fork in progress).
     @discardableResult
     public func schedule() -> Bool {
         guard state.compareExchange(expected: State.idle.rawValue, desired: State.scheduled.rawValue,
@@ -102,7 +103,9 @@ extension Epoch {
     ///
     /// - Returns: `false` if the work item could not be allocated (nothing was scheduled).
     ///
-    /// Concurrency: any thread; never blocks. See ``EpochWorkItem`` for what `work` may do.
+    /// Concurrency: any thread; never waits for a grace period (a thread's first call
+    /// registers it, which waits for a fork in progress). See ``EpochWorkItem`` for what
+    /// `work` may do.
     @discardableResult
     public static func afterGracePeriod(tag: PoolTag = .workItem,
                                         _ work: @escaping @Sendable () -> Void) -> Bool {

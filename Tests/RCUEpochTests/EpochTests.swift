@@ -209,6 +209,43 @@ struct EpochDirectReadLockTests {
         #expect(elapsed)
     }
 
+    /// An adopted thread released before the application unregisters it from liburcu:
+    /// its next section registers it anew, and a grace period waits for that section. (An
+    /// adopted thread kept the fast path after the application unregistered it, and its
+    /// sections marked a reader grace periods no longer waited for: found by review.)
+    @Test func aReleasedAdoptedThreadIsProtectedAgainAfterItsUnregistration() {
+        final class Result: Sendable {
+            let graceEndedInside = Atomic<Bool>(true)
+            let done = Atomic<Bool>(false)
+        }
+        let result = Result()
+        Thread {
+            urcu_memb_register_thread()
+            Epoch.adoptRegisteredThread()
+            Epoch.withSection { _ in }      // the fast path is on for this thread
+            Epoch.releaseAdoptedThread()
+            urcu_memb_unregister_thread()   // the application's own unregistration
+            let graceEnded = Atomic<Bool>(false)
+            Epoch.withSection { _ in
+                let updater = Thread {
+                    Epoch.synchronize()
+                    graceEnded.store(true, ordering: .releasing)
+                }
+                updater.start()
+                usleep(50_000)
+                result.graceEndedInside.store(graceEnded.load(ordering: .acquiring), ordering: .relaxed)
+            }
+            while !graceEnded.load(ordering: .acquiring) { usleep(1_000) }
+            result.done.store(true, ordering: .releasing)
+        }.start()
+        let deadline = Date().addingTimeInterval(30)
+        while !result.done.load(ordering: .acquiring), Date() < deadline { usleep(1_000) }
+        let finished = result.done.load(ordering: .acquiring)
+        let endedInside = result.graceEndedInside.load(ordering: .relaxed)
+        #expect(finished)
+        #expect(!endedInside, "a grace period ended during the released thread's section")
+    }
+
     @Test func aDirectReadLockInsideASectionEndsWithIt() {
         Epoch.withSection { _ in
             urcu_memb_read_lock()

@@ -297,6 +297,36 @@ struct ForkTests {
             #expect(text.contains("fork() was called inside an epoch section"))
         }
     }
+
+    /// The same child's first retirement stops it too: no reclamation thread will ever run
+    /// in it, so the block would leak and a grace period awaited through it never end
+    /// (found by review: `EpochMemory.free` and the async `Epoch.synchronize()` queued work
+    /// there silently).
+    @Test func aChildForkedInsideASectionStopsAtItsFirstRetirement() async {
+        await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
+            alarm(120)
+            runChecked {
+                Epoch.enter()
+                let pid = fork()
+                if pid == 0 {
+                    startChildWatchdog()
+                    Epoch.exit()
+                    guard let block = EpochMemory.allocate(byteCount: 64, tag: PoolTag("fkrt")) else { _exit(2) }
+                    EpochMemory.free(block)  // stops the child with a message
+                    _exit(4)
+                }
+                Epoch.exit()
+                check(pid > 0, "fork failed")
+                let status = waitFor(ForkedChild(pid: pid, reports: -1)).status
+                check(status & 0x7f == SIGABRT, "the child was not stopped by abort(): status \(status)")
+                check(EpochFork.processIsUsable, "the parent must stay usable")
+            }
+        }.map { result in
+            reportFailedChecks(result)
+            let text = String(decoding: result.standardErrorContent, as: UTF8.self)
+            #expect(text.contains("a retirement (memory or work waiting for a grace period)"))
+        }
+    }
 }
 
 // MARK: - Helpers (they run inside exit tests' child processes)

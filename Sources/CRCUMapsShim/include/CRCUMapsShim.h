@@ -70,6 +70,11 @@ void rcumaps_mark_thread_registered(void);
  * taken for the reclamation thread. */
 void rcumaps_adopt_registered_thread(void);
 
+/* Undoes rcumaps_adopt_registered_thread before the application unregisters the thread
+ * from liburcu itself: RCUMaps forgets it (its next section registers it anew, as RCUMaps'
+ * own). Stops the program inside a section. No effect on a thread not adopted. */
+void rcumaps_release_adopted_thread(void);
+
 /* ---------------------------------------------------------------------------
  * Process life: thread exit, fork
  *
