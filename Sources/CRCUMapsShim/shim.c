@@ -471,13 +471,20 @@ static struct rcu_head *rcumaps_take_parked(void)
     return oldest_first;
 }
 
+/* Threads between taking the parked callbacks and queuing them (rcumaps_unpark_all): a
+ * barrier that found none parked waits for them, or it could return before callbacks
+ * queued before it ran (found by review). */
+static unsigned long rcumaps_unparking;
+
 /* Queues the parked callbacks (parking them again if another fork has begun). */
 static void rcumaps_unpark_all(void)
 {
+    __atomic_fetch_add(&rcumaps_unparking, 1, __ATOMIC_SEQ_CST);
     for (struct rcu_head *head = rcumaps_take_parked(), *next; head; head = next) {
         next = (struct rcu_head *)head->next.next;
         rcumaps_enqueue(head, head->func);
     }
+    __atomic_fetch_sub(&rcumaps_unparking, 1, __ATOMIC_RELEASE);
 }
 
 static void rcumaps_gp_driver_wait(void);
@@ -505,6 +512,9 @@ static void rcumaps_barrier_urcu(void)
         next = (struct rcu_head *)head->next.next;
         urcu_memb_call_rcu(head, head->func);
     }
+    /* Callbacks another thread took from the parked stack first: queued soon (the gate,
+     * held here, keeps a new fork from parking them again). */
+    while (__atomic_load_n(&rcumaps_unparking, __ATOMIC_SEQ_CST) != 0) sched_yield();
     urcu_memb_barrier();
     rcumaps_gate_leave();
 }

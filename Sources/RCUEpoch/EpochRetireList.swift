@@ -379,10 +379,19 @@ public final class EpochRetireList: @unchecked Sendable {
         withUnsafeTemporaryAllocation(of: UInt.self, capacity: Self.batchSize) { batch in
             _ = batch.initialize(fromContentsOf: UnsafeBufferPointer(start: addresses(stripe), count: Self.batchSize))
             count.pointee = 0
+            Self.submissionsInFlight.wrappingAdd(1, ordering: .relaxed)  // before the stripe shows empty
             FutexLock.unlock(lock)
             submitOrKeep(UnsafeBufferPointer(batch))
+            Self.submissionsInFlight.wrappingSubtract(1, ordering: .releasing)
         }
     }
+
+    /// Batches taken out of a stripe (or out of the blocks kept unsubmitted) and not yet
+    /// queued for reclamation. ``flushAll()`` — so ``Epoch/barrier()-129j7`` — waits until
+    /// none is left: a barrier that found the stripes empty while another thread was still
+    /// submitting blocks retired before it returned before they were reclaimed (found by
+    /// review).
+    private static let submissionsInFlight = Atomic<Int>(0)
 
     /// The lock word of stripe `stripe`.
     @inline(__always)
@@ -448,6 +457,11 @@ public final class EpochRetireList: @unchecked Sendable {
     private func waitForReclamation() {
         guard !Epoch.isActive, !EpochMemory.isReclamationThread else { return }
         Self.throttleCount.wrappingAdd(1, ordering: .relaxed)
+        // The blocks still in the stripes count as pending too, and only a submission gets
+        // them reclaimed: with large blocks, a batch short of full in each stripe could keep
+        // the backlog over the threshold for good, and every writer waited the whole limit
+        // (found by review).
+        flush()
         let clock = ContinuousClock()
         let start = clock.now
         while tagTable.pendingBytes(slotIndex) > Self.throttleThreshold, clock.now - start < Self.throttleWaitLimit {
@@ -471,8 +485,12 @@ public final class EpochRetireList: @unchecked Sendable {
                 let count = stripeCountWord(stripe).pointee
                 _ = batch.initialize(fromContentsOf: UnsafeBufferPointer(start: addresses(stripe), count: count))
                 stripeCountWord(stripe).pointee = 0
+                if count > 0 { Self.submissionsInFlight.wrappingAdd(1, ordering: .relaxed) }
                 FutexLock.unlock(lockWord(stripe))
-                if count > 0 { submitOrKeep(UnsafeBufferPointer(rebasing: batch[..<count])) }
+                if count > 0 {
+                    submitOrKeep(UnsafeBufferPointer(rebasing: batch[..<count]))
+                    Self.submissionsInFlight.wrappingSubtract(1, ordering: .releasing)
+                }
             }
         }
         submitKept()
@@ -482,10 +500,14 @@ public final class EpochRetireList: @unchecked Sendable {
     private func submitKept() {
         let left = unsubmitted.withLock { list -> [UInt] in
             hasUnsubmitted.store(false, ordering: .relaxed)
+            if !list.isEmpty { Self.submissionsInFlight.wrappingAdd(1, ordering: .relaxed) }
             defer { list = [] }
             return list
         }
-        if !left.isEmpty { left.withUnsafeBufferPointer { submitOrKeep($0) } }
+        if !left.isEmpty {
+            left.withUnsafeBufferPointer { submitOrKeep($0) }
+            Self.submissionsInFlight.wrappingSubtract(1, ordering: .releasing)
+        }
     }
 
     /// Flushes every live list and the orphaned blocks of lists already gone
@@ -496,6 +518,12 @@ public final class EpochRetireList: @unchecked Sendable {
         let lists = registry.withLock { $0.values.compactMap(\.list) }
         for list in lists { list.flush() }
         submitOrphans()
+        // Batches other threads took out of the stripes before this flush found them empty.
+        var spins = 0
+        while submissionsInFlight.load(ordering: .acquiring) != 0 {
+            spins += 1
+            if spins < 64 { sched_yield() } else { usleep(50) }
+        }
     }
 
     /// Retired blocks of a list that was deinitialised while no batch block could be
