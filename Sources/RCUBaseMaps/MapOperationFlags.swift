@@ -124,7 +124,18 @@ extension FlaggedWrites {
     public func exchange(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
                          into displaced: UnsafeMutableRawBufferPointer) throws(MapError) -> Bool {
         try checkValue(displaced, definition.valueSize)
-        return try update(key: key, value: value, flags: flags, operation: [], displaced: displaced.baseAddress!)
+        let out = displaced.baseAddress!
+        if let start = value.baseAddress, out < start + value.count, start < out + displaced.count {
+            // `displaced` overlaps `value` (a caller swapping through one buffer): some writes
+            // copy the old value out before they read the new one (a BPF_F_LOCK write in
+            // place, an array's values wider than a word), so the new value is copied aside
+            // first (found by review: the map got its old value back).
+            return try withUnsafeTemporaryAllocation(byteCount: value.count, alignment: 16) { (copy) throws(MapError) in
+                copy.copyMemory(from: value)
+                return try update(key: key, value: UnsafeRawBufferPointer(copy), flags: flags, operation: [], displaced: out)
+            }
+        }
+        return try update(key: key, value: value, flags: flags, operation: [], displaced: out)
     }
 
     /// Helper-mode update (providers see `.helper`). Contract: ``RawMap/update(key:value:flags:in:)``.

@@ -328,12 +328,15 @@ struct LinuxInterfaceTests {
     }
 
     /// `exchange` whose `displaced` buffer is its `value` buffer swaps the two: the map gets
-    /// the new value, the buffer the old one — with and without a lock word, for one-word
-    /// values and wider ones (found by review on the queue map, which copied the old value
-    /// out over the new one before reading it).
+    /// the new value, the buffer the old one — with and without a lock word (and with
+    /// `BPF_F_LOCK`, which writes in place under it), for one-word values and wider ones
+    /// (found by review on the queue map, which copied the old value out over the new one
+    /// before reading it, then on the array and, with `BPF_F_LOCK`, on both hashes).
     @Test(arguments: Kind.allCases, [8, 24])
     func exchangeThroughOneBufferSwaps(_ kind: Kind, valueSize: Int) throws {
-        for lockOffset in [nil, valueSize - 4] as [Int?] {
+        let cases: [(lockOffset: Int?, flags: MapUpdateFlags)] =
+            [(nil, MapUpdateFlags.any), (valueSize - 4, MapUpdateFlags.any), (valueSize - 4, MapUpdateFlags.any.union(.lock))]
+        for (lockOffset, flags) in cases {
             let map = try Self.make(kind, valueSize: valueSize, lockOffset: lockOffset)
             let old = [UInt8](repeating: 0x11, count: valueSize)
             var buffer = [UInt8](repeating: 0x22, count: valueSize)
@@ -346,12 +349,12 @@ struct LinuxInterfaceTests {
             try withUnsafeBytes(of: UInt32(3)) { key in
                 try old.withUnsafeBytes { try map.update(key: key, value: $0, flags: .any) }
                 let replaced = try buffer.withUnsafeMutableBytes { bytes in
-                    try map.exchange(key: key, value: UnsafeRawBufferPointer(bytes), flags: .any, into: bytes)
+                    try map.exchange(key: key, value: UnsafeRawBufferPointer(bytes), flags: flags, into: bytes)
                 }
                 var stored = [UInt8](repeating: 0, count: valueSize)
                 try stored.withUnsafeMutableBytes { try map.lookup(key: key, into: $0) }
                 #expect(replaced && buffer == expectedOld && stored == expectedNew,
-                        "\(kind), \(valueSize)-byte values, lock word at \(lockOffset.map(String.init) ?? "none")")
+                        "\(kind), \(valueSize)-byte values, lock word at \(lockOffset.map(String.init) ?? "none"), flags \(flags)")
             }
         }
     }

@@ -336,5 +336,12 @@ struct TypedMapTests {
         try hash.updateValue(5, forKey: 1)
         let drained = try hash.removeBatch(maxCount: Int.max)
         #expect(drained.isComplete && drained.entries.map(\.key) == [1] && hash.isEmpty)
+        // A large map: one call returns at most `largestBatch` entries (its buffers were sized
+        // for the map's capacity, gigabytes for the largest maps), the next ones the rest.
+        let large = try ArrayMap<UInt64>(count: ArrayMap<UInt64>.largestBatch + 10)
+        let first = try large.lookupBatch(maxCount: .max)
+        #expect(!first.isComplete && first.entries.count == ArrayMap<UInt64>.largestBatch)
+        let rest = try large.lookupBatch(from: first.cursor, maxCount: .max)
+        #expect(rest.isComplete && rest.entries.count == 10)
     }
 }

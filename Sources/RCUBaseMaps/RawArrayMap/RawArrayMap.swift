@@ -354,16 +354,6 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
         guard index < maxEntries else { throw MapError.outOfSpace }
         if flags.withoutLock == .noExist { throw MapError.alreadyExists }
         if helper, flags.contains(.lock) { try requireLockWord() }
-        if let displaced, displaced < value.baseAddress! + valueSize, value.baseAddress! < displaced + valueSize {
-            // `displaced` overlaps `value` (a caller swapping through one buffer): the new value
-            // is copied aside first, since a value wider than a word is copied out of the slot
-            // before the new one is copied in (found by review: the slot got the old value back).
-            return try withUnsafeTemporaryAllocation(byteCount: valueSize, alignment: 8) { (copy) throws(MapError) in
-                copy.baseAddress!.copyMemory(from: value.baseAddress!, byteCount: valueSize)
-                return try update(key: key, value: UnsafeRawBufferPointer(copy), flags: flags, operation: operation,
-                                  displaced: displaced)
-            }
-        }
         // A user-mode write checks the freeze inside a section (see MapFreezeState).
         Epoch.enter()
         defer { Epoch.exit() }

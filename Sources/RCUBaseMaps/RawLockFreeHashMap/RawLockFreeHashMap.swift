@@ -472,18 +472,42 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
         defer { Epoch.exit() }
         // A user-mode write checks the freeze inside its section (see MapFreezeState).
         if !helper { try access.checkUserWrite(freezeState) }
-        if locked, flags != .noExist, let entry = find(key, hash: hash) {
-            // BPF_F_LOCK on an existing element: written in place under its lock word, as
-            // Linux does (readers without the lock may see it half written).
-            let stored = valuePointer(entry)
-            MapValueLock.withLock(UnsafeMutableRawBufferPointer(start: stored, count: valueSize), offset: lockWord.offset) {
-                displaced?.copyMemory(from: stored, byteCount: valueSize)
-                lockWord.copy(value.baseAddress!, over: stored)
+        if locked, flags != .noExist {
+            while true {
+                if let entry = find(key, hash: hash) {
+                    // BPF_F_LOCK on an existing element: written in place under its lock word,
+                    // as Linux does (readers without the lock may see it half written).
+                    let stored = valuePointer(entry)
+                    MapValueLock.withLock(UnsafeMutableRawBufferPointer(start: stored, count: valueSize),
+                                          offset: lockWord.offset) {
+                        displaced?.copyMemory(from: stored, byteCount: valueSize)
+                        lockWord.copy(value.baseAddress!, over: stored)
+                    }
+                    if let displaced { lockWord.clear(in: displaced) }
+                    return .replaced
+                    // (If the element was removed meanwhile, the write lands in its retired copy —
+                    // as a Linux BPF_F_LOCK update racing with a delete.)
+                }
+                if flags == .exist { return .refused }
+                // An absent key: a new element — unless the key turned up meanwhile, which is
+                // then written in place under its lock, as Linux looks again under the bucket
+                // lock. (Through the general `.any` path below, a key inserted between the two
+                // looks was replaced by a new element, and a holder of the old one's lock lost
+                // its writes: found by review.)
+                let entry = try makeEntry(key: key, value: value)
+                switch publishNew(key, hash: hash, entry: entry) {
+                case .published:
+                    return .added
+                case .exists:
+                    discard(entry)
+                case .full:
+                    discard(entry)
+                    throw MapError.outOfSpace
+                case .noMemory:
+                    discard(entry)
+                    throw MapError.noMemory
+                }
             }
-            if let displaced { lockWord.clear(in: displaced) }
-            return .replaced
-            // (If the element was removed meanwhile, the write lands in its retired copy —
-            // as a Linux BPF_F_LOCK update racing with a delete.)
         }
         // `.noExist` on a present key is refused before anything is allocated. Looking
         // first also means an update of an existing key never holds a capacity slot.

@@ -28,7 +28,9 @@ extension KeyValueMap {
     /// ```
     ///
     /// A bucket of the bucket-locked hash that does not fit in `maxCount` is read whole
-    /// anyway (the buffers grow for it, where the byte level answers ENOSPC).
+    /// anyway (the buffers grow for it, where the byte level answers ENOSPC). One call
+    /// returns at most ``largestBatch`` entries whatever `maxCount` asks (more take more
+    /// calls): its buffers are allocated for the count it may return.
     ///
     /// - Throws: ``/RCUBaseMaps/MapError/permissionDenied`` for a `BPF_F_WRONLY` map; a custom map's
     ///   provider errors.
@@ -36,11 +38,18 @@ extension KeyValueMap {
         try batch(from: cursor, maxCount: maxCount, removing: false)
     }
 
+    /// The most entries one batch call returns (65,536), whatever its `maxCount`; a bucket
+    /// larger than that is still returned whole.
+    public static var largestBatch: Int { 1 << 16 }
+
     func batch(from cursor: MapBatchCursor?, maxCount: Int, removing: Bool) throws(MapError) -> MapBatch<Key, Value> {
         // Room for at most the map's capacity and one: `maxCount` may be anything (`.max`
         // trapped in the allocation; found by review), no call returns more entries than the
         // map holds, and the one more lets a call that returns them all also report the end.
-        var room = Swift.min(Swift.max(1, maxCount), Swift.max(1, raw.definition.maxEntries) &+ 1)
+        // And at most `largestBatch`: sized for a large map's capacity, `.max` allocated
+        // gigabytes on every call and stopped the program when malloc refused (found by
+        // review: 32 GiB for an array of 2^32-1 eight-byte values).
+        var room = Swift.min(Swift.max(1, maxCount), Swift.max(1, raw.definition.maxEntries) &+ 1, Self.largestBatch)
         while true {
             let keys = UnsafeMutableBufferPointer<Key>.allocate(capacity: room)
             let values = UnsafeMutableBufferPointer<Value>.allocate(capacity: room)
