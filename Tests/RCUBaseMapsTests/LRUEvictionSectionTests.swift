@@ -17,7 +17,6 @@ struct LRUEvictionSectionTests {
         final class Progress: Sendable {
             let writerStarted = Atomic<Bool>(false)
             let writerDone = Atomic<Bool>(false)
-            let graceDone = Atomic<Bool>(false)
         }
         let map = try #require(try MapRegistry.create(MapDefinition(type: .lruHash, keySize: 8, valueSize: 16, maxEntries: 8))
             as? RawBucketHashMap)
@@ -52,18 +51,11 @@ struct LRUEvictionSectionTests {
         usleep(50_000)  // the writer is sweeping, waiting for a chain the test holds
         let writerWaits = !progress.writerDone.load(ordering: .acquiring)
         #expect(writerWaits)
-        Thread {
-            Epoch.synchronize()
-            progress.graceDone.store(true, ordering: .releasing)
-        }.start()
-        let deadline = ContinuousClock.now + .seconds(10)
-        while !progress.graceDone.load(ordering: .acquiring) && ContinuousClock.now < deadline { usleep(1_000) }
-        let graceEnded = progress.graceDone.load(ordering: .acquiring)
-        #expect(graceEnded, "a grace period waited for an update sweeping for a victim")
+        let grace = GracePeriodProbe()
+        #expect(grace.ends(within: 10), "a grace period waited for an update sweeping for a victim")
         for index in others { table.unlockChain(index) }
-        while !progress.writerDone.load(ordering: .acquiring) || !progress.graceDone.load(ordering: .acquiring) {
-            usleep(1_000)
-        }
+        grace.waitUntilEnded()
+        while !progress.writerDone.load(ordering: .acquiring) { usleep(1_000) }
         let stored = try map.get(newKey, as: (UInt64, UInt64).self)
         #expect(stored.0 == newKey && stored.1 == newKey)
         #expect(map.count == 8)

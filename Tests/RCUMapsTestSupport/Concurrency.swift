@@ -75,3 +75,30 @@ public struct Deadline: Sendable {
     public init(after duration: Duration) { end = .now + duration }
     public var hasPassed: Bool { ContinuousClock.now >= end }
 }
+
+/// A grace period (`Epoch.synchronize()`) started on a thread of its own, for tests that
+/// check whether it waits for something the test holds: ask ``ends(within:)`` while it
+/// holds it, release it, then ``waitUntilEnded()``.
+public final class GracePeriodProbe: Sendable {
+    private let ended = Atomic<Bool>(false)
+
+    /// Starts the grace period.
+    public init() {
+        Thread { [self] in
+            Epoch.synchronize()
+            ended.store(true, ordering: .releasing)
+        }.start()
+    }
+
+    /// Whether the grace period ended within `seconds`.
+    public func ends(within seconds: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while !ended.load(ordering: .acquiring), Date() < deadline { usleep(1_000) }
+        return ended.load(ordering: .acquiring)
+    }
+
+    /// Waits until the grace period has ended.
+    public func waitUntilEnded() {
+        while !ended.load(ordering: .acquiring) { usleep(1_000) }
+    }
+}

@@ -75,7 +75,6 @@ struct RCUDictionaryWriterTests {
         final class Progress: Sendable {
             let writerStarted = Atomic<Bool>(false)
             let writerDone = Atomic<Bool>(false)
-            let graceDone = Atomic<Bool>(false)
         }
         let dictionary = RCUDictionary<Int, Int>()
         let progress = Progress()
@@ -91,18 +90,11 @@ struct RCUDictionaryWriterTests {
         usleep(20_000)  // the writer is waiting for the stripe by now
         let writerWaits = !progress.writerDone.load(ordering: .acquiring)
         #expect(writerWaits)
-        Thread {
-            Epoch.synchronize()
-            progress.graceDone.store(true, ordering: .releasing)
-        }.start()
-        let deadline = ContinuousClock.now + .seconds(10)
-        while !progress.graceDone.load(ordering: .acquiring) && ContinuousClock.now < deadline { usleep(1_000) }
-        let graceEnded = progress.graceDone.load(ordering: .acquiring)
-        #expect(graceEnded, "a grace period waited for a writer waiting for its stripe")
+        let grace = GracePeriodProbe()
+        #expect(grace.ends(within: 10), "a grace period waited for a writer waiting for its stripe")
         dictionary.locks.unlock(stripe)
-        while !progress.writerDone.load(ordering: .acquiring) || !progress.graceDone.load(ordering: .acquiring) {
-            usleep(1_000)
-        }
+        grace.waitUntilEnded()
+        while !progress.writerDone.load(ordering: .acquiring) { usleep(1_000) }
         #expect(dictionary[key] == 1)
     }
 }
