@@ -245,6 +245,8 @@ struct LPMTrieMapTests {
         #expect(try Self.next(map, after: Self.ipv4(192, 168, 64, 0, 24)) == Self.ipv4(10, 0, 0, 0, 8))
         #expect(try Self.next(map, after: Self.ipv4(192, 168, 1, 0, 33)) == Self.ipv4(10, 0, 0, 0, 8))
         #expect(try Self.next(map, after: Self.ipv4(192, 168, 64, 0, 24), inPass: true) == Self.ipv4(192, 168, 128, 0, 24))
+        // A too-long cursor never came from the map: a pass that never restarts ends there.
+        #expect(Self.errno { _ = try Self.next(map, after: Self.ipv4(192, 168, 1, 0, 33), inPass: true) } == ENOENT)
         // Host bits of a stored cursor do not matter.
         #expect(try Self.next(map, after: Self.ipv4(192, 168, 1, 99, 24)) == Self.ipv4(192, 168, 128, 0, 24))
         #expect(Self.errno { _ = try Self.next(map, after: Self.ipv4(0, 0, 0, 0, 0)) } == ENOENT)

@@ -443,7 +443,8 @@ public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
     }
 
     /// The key after `key` in postorder, never restarting: a cursor no longer stored resumes
-    /// after the place it would have. Contract: ``RawMap/nextKeyInPass(after:into:)``.
+    /// after the place it would have; one whose `prefixLen` exceeds the data ends the pass
+    /// (ENOENT). Contract: ``RawMap/nextKeyInPass(after:into:)``.
     public func nextKeyInPass(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer) throws(MapError) {
         try nextInPass(after: key, into: nextKey, value: nil)
     }
@@ -460,6 +461,10 @@ public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
     private func nextInPass(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer,
                             value: UnsafeMutableRawPointer?) throws(MapError) {
         let cursor = try nextKeyCursor(key, into: nextKey)
+        // A cursor whose `prefixLen` exceeds the data never came from the map: the pass ends
+        // there (ENOENT) rather than restarting, which this entry point never does (it
+        // restarted at the first key, as `nextKey` does: found by review).
+        if key != nil, cursor == nil { throw MapError.keyNotFound }
         try writerLock.withLock { _ throws(MapError) in
             let found: UnsafeMutableRawPointer?
             if let length = cursor, let key {

@@ -770,7 +770,9 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
         if freezeState.isFrozen { throw frozenError }
         guard let entry = try unlink(key, hash: hash, operation: []) else { return false }
         // We alone removed `entry`: its value is the one the key had when it left the map
-        // (in place: the one we sealed, after which no update can land).
+        // (in place: the one we sealed, after which no map update can land — though a
+        // helper-mode store through a pointer taken before the removal can, until that
+        // section ends, and is read here: an in-place increment then is not lost).
         copyRemovedValue(entry, into: value.baseAddress!, locked: locked)
         observer?.entryWasRemoved(key: key, value: UnsafeRawBufferPointer(start: valuePointer(entry), count: valueSize),
                                   flags: [])
