@@ -165,7 +165,8 @@ public enum EpochMemory {
     /// ``EpochTagStatistics/recycledBytes`` takes the retire lists' registry lock and the
     /// lock of each recycling list's keeper of blocks, briefly.
     public static func statistics(for tag: PoolTag) -> EpochTagStatistics {
-        var statistics = tagTable.snapshot(tagTable.slotIndex(for: tag), tag: tag)
+        var statistics = tagTable.existingSlotIndex(for: tag).map { tagTable.snapshot($0, tag: tag) }
+            ?? EpochTagStatistics(tag: tag)
         statistics.recycledBytes = EpochRetireList.recycledBytes(tag: tag)
         return statistics
     }

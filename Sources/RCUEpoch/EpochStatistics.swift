@@ -123,6 +123,23 @@ final class TagTable: @unchecked Sendable {
         return Self.capacity - 1
     }
 
+    /// The slot of `tag` without claiming one: nil for a tag never used (its probe reaches
+    /// a free slot first; slots are never given back), the overflow slot for a tag used
+    /// after every slot was taken. For readers of statistics: claiming a slot for each tag
+    /// asked about pushed the tags actually used into the shared counters (found by review).
+    func existingSlotIndex(for tag: PoolTag) -> Int? {
+        let key = UInt64(1) << 32 | UInt64(tag.rawValue)
+        let probed = Self.capacity - 1
+        var index = Int(truncatingIfNeeded: (tag.rawValue &* 0x9E37_79B1) >> 16) % probed
+        for _ in 0..<probed {
+            let current = slots[index].key.load(ordering: .acquiring)
+            if current == key { return index }
+            if current == 0 { return nil }
+            index = index + 1 == probed ? 0 : index + 1
+        }
+        return Self.capacity - 1
+    }
+
     /// The bytes awaiting reclamation under slot `index`: the sum of its copies.
     func pendingBytes(_ index: Int) -> Int {
         var total = 0

@@ -87,6 +87,19 @@ struct EpochSectionTests {
         #expect(EpochMemory.statistics(for: tag).liveBytes == 0)
     }
 
+    /// Asking about a tag never used reads zeros and claims no counters: it claimed a slot
+    /// of the tag table, and 1,023 questions pushed the tags actually used into the shared
+    /// overflow counters (found by review).
+    @Test func statisticsOfAnUnusedTagClaimNoCounters() {
+        let asked = (0..<20).map { _ in uniqueTag() }
+        for tag in asked {
+            let statistics = EpochMemory.statistics(for: tag)
+            #expect(statistics.liveBytes == 0 && statistics.allocationCount == 0 && !statistics.isShared)
+        }
+        let tracked = Set(EpochMemory.allStatistics().map(\.tag.rawValue))
+        #expect(asked.allSatisfy { !tracked.contains($0.rawValue) }, "a tag only asked about got counters")
+    }
+
     @Test func synchronizeWaitsForActiveReaders() throws {
         // A reader holds a section and a pointer to a block; another thread retires the block
         // and waits for a grace period. It cannot finish while the reader is inside, and the
