@@ -42,6 +42,26 @@ struct TypedMapFreezeTests {
                 #expect(error.reason?.contains("refuse reads") == true, "\(error)")
             }
         }
+        // A map programs may not write, one whose values hold a lock word, and an LRU_HASH are
+        // refused too: the view writes values whole in place (found by review: over the lock
+        // word, or through the program side's pointers), and an LRU map evicts where a
+        // BucketHashMap answers E2BIG.
+        let refused: [(MapDefinition, String)] = [
+            (MapDefinition(type: .hash, keySize: 4, valueSize: 8, maxEntries: 8, flags: .readOnlyProgram,
+                           hashImplementation: .bucketLocked, poolTag: uniqueTag()), "BPF_F_RDONLY_PROG"),
+            (MapDefinition(type: .hash, keySize: 4, valueSize: 8, maxEntries: 8,
+                           hashImplementation: .bucketLocked, poolTag: uniqueTag(), lockOffset: 0), "lock word"),
+            (MapDefinition(type: .lruHash, keySize: 4, valueSize: 8, maxEntries: 8, poolTag: uniqueTag()), "LRUHashMap"),
+        ]
+        for (definition, reason) in refused {
+            let raw = try RawBucketHashMap(definition)
+            do {
+                _ = try BucketHashMap<UInt32, UInt64>(wrapping: raw)
+                Issue.record("a typed view of a map refusing it (\(reason)) was made")
+            } catch {
+                #expect(error == .invalidArgument && error.reason?.contains(reason) == true, "\(error)")
+            }
+        }
         // Flags that refuse writes are kept: the typed writes throw EPERM.
         let readOnly = try RawBucketHashMap(MapDefinition(type: .hash, keySize: 4, valueSize: 8, maxEntries: 8,
                                                           flags: .readOnly, hashImplementation: .bucketLocked,

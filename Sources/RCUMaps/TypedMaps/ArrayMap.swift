@@ -43,13 +43,15 @@ public final class ArrayMap<Value: BitwiseCopyable & Sendable>: InPlaceKeyValueM
     /// A typed view of an existing byte-level array (both views see the same slots).
     ///
     /// A map created with `BPF_F_WRONLY` or `BPF_F_WRONLY_PROG` is refused (EINVAL): the typed
-    /// reads (subscripts, in-place closures) do not throw. Flags that refuse writes are kept
-    /// (the typed writes throw EPERM).
+    /// reads (subscripts, in-place closures) do not throw. `BPF_F_RDONLY` is kept (the typed
+    /// writes throw EPERM); `BPF_F_RDONLY_PROG` and a lock word are refused (EINVAL): the
+    /// view's in-place closures write values whole, from user code.
     ///
     /// - Precondition: the map holds only valid values of the view's types (see
     ///   <doc:TypedMaps#Bytes-the-view-did-not-write>).
     public init(wrapping raw: RawArrayMap) throws(MapError) {
         try MapDefinition.checkTyped(raw, key: UInt32.self, value: Value.self)
+        try MapDefinition.checkInPlaceWrites(raw)
         self.raw = raw
     }
 

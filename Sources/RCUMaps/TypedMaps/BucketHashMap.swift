@@ -42,13 +42,19 @@ public final class BucketHashMap<Key: BitwiseCopyable & Sendable, Value: Bitwise
     ///   those of `Key` and `Value`, or their layouts are refused.
     ///
     /// A map created with `BPF_F_WRONLY` or `BPF_F_WRONLY_PROG` is refused (EINVAL): the typed
-    /// reads (subscripts, in-place closures) do not throw. Flags that refuse writes are kept
-    /// (the typed writes throw EPERM).
+    /// reads (subscripts, in-place closures) do not throw. `BPF_F_RDONLY` is kept (the typed
+    /// writes throw EPERM); `BPF_F_RDONLY_PROG` and a lock word are refused (EINVAL): the
+    /// view's in-place closures write values whole, from user code.
     ///
     /// - Precondition: the map holds only valid values of the view's types (see
     ///   <doc:TypedMaps#Bytes-the-view-did-not-write>).
     public init(wrapping raw: RawBucketHashMap) throws(MapError) {
+        // An LRU_HASH evicts where this view's documentation promises E2BIG: `LRUHashMap`.
+        guard raw.definition.type == .hash else {
+            throw MapError.invalidArgument.with(reason: "a BucketHashMap wraps a HASH, not \(raw.definition.type): use LRUHashMap")
+        }
         try MapDefinition.checkTyped(raw, key: Key.self, value: Value.self)
+        try MapDefinition.checkInPlaceWrites(raw)
         self.raw = raw
     }
 
@@ -96,13 +102,15 @@ public final class LockFreeHashMap<Key: BitwiseCopyable & Sendable, Value: Bitwi
     /// A typed view of an existing byte-level map (both views see the same entries).
     ///
     /// A map created with `BPF_F_WRONLY` or `BPF_F_WRONLY_PROG` is refused (EINVAL): the typed
-    /// reads (subscripts, in-place closures) do not throw. Flags that refuse writes are kept
-    /// (the typed writes throw EPERM).
+    /// reads (subscripts, in-place closures) do not throw. `BPF_F_RDONLY` is kept (the typed
+    /// writes throw EPERM); `BPF_F_RDONLY_PROG` and a lock word are refused (EINVAL): the
+    /// view's in-place closures write values whole, from user code.
     ///
     /// - Precondition: the map holds only valid values of the view's types (see
     ///   <doc:TypedMaps#Bytes-the-view-did-not-write>).
     public init(wrapping raw: RawLockFreeHashMap) throws(MapError) {
         try MapDefinition.checkTyped(raw, key: Key.self, value: Value.self)
+        try MapDefinition.checkInPlaceWrites(raw)
         self.raw = raw
     }
 

@@ -107,7 +107,12 @@ extension InPlaceKeyValueMap {
     func inPlace(_ key: Key, in section: borrowing EpochSection) -> UnsafeMutableRawPointer? {
         withUnsafeBytes(of: key) { (keyBytes) -> UnsafeMutableRawPointer? in
             do throws(MapError) {
-                return try raw.inlinedLookupInPlace(key: keyBytes, in: section).baseAddress
+                let stored = try raw.inlinedLookupInPlace(key: keyBytes, in: section)
+                // The bytes are bound to `Value` and written whole: a map whose values are
+                // not `Value`'s size (a conformance of your own that skipped the layout
+                // checks of the built-in initialisers) would be written out of bounds.
+                if _slowPath(stored.count != MemoryLayout<Value>.size) { typedValueSizeMismatch(stored.count, Value.self) }
+                return stored.baseAddress
             } catch where error == .keyNotFound {
                 return nil
             } catch {

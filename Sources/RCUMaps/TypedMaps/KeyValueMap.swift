@@ -177,6 +177,23 @@ extension MapDefinition {
     }
 
     /// Checks that an existing byte-level map can be viewed as `Key` → `Value`.
+    /// The checks of a typed view that writes values in place (``InPlaceKeyValueMap``:
+    /// `withValue`, `upsert`, atomic fields), beyond ``checkTyped(_:key:value:)``'s: those
+    /// writes go through helper-mode pointers, so a map whose program side may not write
+    /// (`BPF_F_RDONLY_PROG`) would be written anyway, and a value written whole would
+    /// overwrite a lock word (`bpf_spin_lock`) another thread may hold (found by review).
+    static func checkInPlaceWrites(_ raw: any RawMap) throws(MapError) {
+        let definition = raw.definition
+        if definition.flags.contains(.readOnlyProgram) {
+            throw MapError.invalidArgument.with(reason: "the map was created with BPF_F_RDONLY_PROG: a typed view "
+                + "writes values in place from user code; use the byte-level map")
+        }
+        if definition.lockOffset != nil {
+            throw MapError.invalidArgument.with(reason: "the map's values hold a lock word: a typed view writes "
+                + "values whole in place, over the lock; use the byte-level map (BPF_F_LOCK)")
+        }
+    }
+
     static func checkTyped<Key, Value>(_ raw: any RawMap, key: Key.Type, value: Value.Type) throws(MapError) {
         try TypedLayout.checkKey(Key.self)
         try TypedLayout.checkValue(Value.self)
@@ -198,6 +215,13 @@ extension MapDefinition {
                 """)
         }
     }
+}
+
+/// Stops the program: a map's stored values are not the size of the view's `Value` (an
+/// in-place access would write out of bounds).
+@usableFromInline @inline(never)
+func typedValueSizeMismatch<Value>(_ size: Int, _: Value.Type) -> Never {
+    _rcumapsTrap("a typed map's values are \(size) bytes, \(Value.self) is \(MemoryLayout<Value>.size): in-place access refused")
 }
 
 /// Stops the program: a byte-level error that a typed map's own checks rule out happened.

@@ -49,8 +49,9 @@ public final class LRUHashMap<Key: BitwiseCopyable & Sendable, Value: BitwiseCop
     /// Concurrency: any thread.
     ///
     /// A map created with `BPF_F_WRONLY` or `BPF_F_WRONLY_PROG` is refused (EINVAL): the typed
-    /// reads (subscripts, in-place closures) do not throw. Flags that refuse writes are kept
-    /// (the typed writes throw EPERM).
+    /// reads (subscripts, in-place closures) do not throw. `BPF_F_RDONLY` is kept (the typed
+    /// writes throw EPERM); `BPF_F_RDONLY_PROG` and a lock word are refused (EINVAL): the
+    /// view's in-place closures write values whole, from user code.
     ///
     /// - Precondition: the map holds only valid values of the view's types (see
     ///   <doc:TypedMaps#Bytes-the-view-did-not-write>).
@@ -59,6 +60,7 @@ public final class LRUHashMap<Key: BitwiseCopyable & Sendable, Value: BitwiseCop
             throw MapError.invalidArgument.with(reason: "LRUHashMap wraps an LRU_HASH, not \(raw.definition.type)")
         }
         try MapDefinition.checkTyped(raw, key: Key.self, value: Value.self)
+        try MapDefinition.checkInPlaceWrites(raw)
         self.raw = raw
     }
 
