@@ -261,8 +261,13 @@ public struct MapDefinition: Hashable, Sendable {
             throw MapError.outOfSpace.with(
                 reason: "per-CPU values are at most 32768 bytes rounded up to 8 (PCPU_MIN_UNIT_SIZE), got \(valueSize)")
         }
-        guard maxEntries <= Self.maxHashEntries else {
-            throw MapError.outOfSpace.with(reason: "a hash map holds at most \(Self.maxHashEntries) entries, got \(maxEntries)")
+        // Per-CPU LRU lists: Linux rounds maxEntries to a multiple of the possible CPUs before
+        // it sizes the buckets, so the bound applies to the rounded count (found by review:
+        // 2^27 - 1 entries on 12 CPUs rounds past the bound, E2BIG on Linux).
+        let entries = perCPULists ? RawBucketHashMap.perCPUListEntries(maxEntries) : maxEntries
+        guard entries <= Self.maxHashEntries else {
+            throw MapError.outOfSpace.with(reason: "a hash map holds at most \(Self.maxHashEntries) entries, got \(entries)"
+                + (entries == maxEntries ? "" : " (\(maxEntries) rounded to a multiple of the possible CPUs)"))
         }
         try validateNameAndLock(lockAllowed: type == .hash)
     }

@@ -81,6 +81,8 @@ struct PerCPUArrayMapTests {
         #expect(RawPerCPUArrayMap.parseCPUList("0,2-5,8\n") == 6)
         #expect(RawPerCPUArrayMap.parseCPUList("x") == nil)
         #expect(RawPerCPUArrayMap.parseCPUList("3-1") == nil)
+        #expect(RawPerCPUArrayMap.parseCPUList("-") == nil)      // trapped (found by review)
+        #expect(RawPerCPUArrayMap.parseCPUList("0,-\n") == nil)
     }
 
     @Test func creationRefusalsAreLinuxs() {

@@ -119,7 +119,8 @@ public final class RawPerCPUArrayMap: RawMap, @unchecked Sendable {
         var count = 0
         for part in text.split(whereSeparator: { $0 == "," || $0 == "\n" || $0 == " " }) {
             let bounds = part.split(separator: "-")
-            guard let low = Int(bounds[0]) else { return nil }
+            // (A part of just "-" splits into nothing: malformed, not a trap.)
+            guard let first = bounds.first, let low = Int(first) else { return nil }
             let high = bounds.count > 1 ? Int(bounds[1]) : low
             guard let high, high >= low, bounds.count <= 2 else { return nil }
             count += high - low + 1
@@ -171,7 +172,8 @@ public final class RawPerCPUArrayMap: RawMap, @unchecked Sendable {
         valueOffset = valueSize <= 8 ? 0 : 8
         slotStride = paddedValueSize + valueOffset
         let (block, overflow) = maxEntries.multipliedReportingOverflow(by: slotStride)
-        let (size, overflow2) = ((overflow ? 0 : block + 63) & ~63).multipliedReportingOverflow(by: possibleCPUCount)
+        let (size, overflow2) = ((overflow || block > Int.max - 63 ? 0 : block + 63) & ~63)
+            .multipliedReportingOverflow(by: possibleCPUCount)
         guard !overflow, block <= Int.max - 63, !overflow2 else {
             throw MapError.noMemory.with(reason: "a per-CPU array of \(maxEntries) × \(slotStride) bytes × \(possibleCPUCount) CPUs does not fit in memory")
         }
