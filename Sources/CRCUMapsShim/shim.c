@@ -878,8 +878,10 @@ static void rcumaps_fork_child(void)
             if (rcumaps_participants[i].level == level) rcumaps_participants[i].child();
     urcu_memb_call_rcu_after_fork_child();
     rcumaps_fork_prepared = 0;
-    /* Every thread that was inside the gate is gone. */
+    /* Every thread that was inside the gate is gone, and every thread that was queuing
+     * parked callbacks (a count it left raised would hold every barrier here forever). */
     __atomic_store_n(&rcumaps_gate_users, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&rcumaps_unparking, 0, __ATOMIC_SEQ_CST);
     __atomic_store_n(&rcumaps_gate_closed, 0, __ATOMIC_SEQ_CST);
     /* After the gate is open: the new driver registers (enters the gate) first thing. */
     rcumaps_gp_fork_child();

@@ -113,7 +113,7 @@ public final class EpochRetireList: @unchecked Sendable {
         // held by a thread that is not there (Epoch.barrier() takes them all).
         EpochFork.addParticipant(level: .epoch, prepare: { EpochRetireList.lockAllForFork() },
                                  parent: { EpochRetireList.unlockAllAfterFork() },
-                                 child: { EpochRetireList.unlockAllAfterFork() })
+                                 child: { EpochRetireList.unlockAllAfterForkInChild() })
         return ThreadLock([:])
     }()
 
@@ -129,6 +129,14 @@ public final class EpochRetireList: @unchecked Sendable {
             list.unsubmitted.lockForFork()
         }
         orphans.lockForFork()
+    }
+
+    /// fork() child handler: ``unlockAllAfterFork()``, and no batch is in flight any more —
+    /// the threads that were submitting one are not in the child, and a count they left
+    /// raised would keep every ``flushAll()`` (and `Epoch.barrier()`) there waiting forever.
+    private static func unlockAllAfterForkInChild() {
+        unlockAllAfterFork()
+        submissionsInFlight.store(0, ordering: .relaxed)
     }
 
     /// fork() parent and child handler: releases what ``lockAllForFork()`` took.
