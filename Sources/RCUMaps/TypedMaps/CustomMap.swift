@@ -33,7 +33,7 @@ public final class CustomMap<Key: BitwiseCopyable & Sendable, Value: BitwiseCopy
     ///
     /// A map created with `BPF_F_WRONLY` or `BPF_F_WRONLY_PROG` is refused (EINVAL): the typed
     /// reads (subscripts, in-place closures) do not throw. Flags that refuse writes are kept
-    /// (the typed writes throw EPERM).
+    /// (the typed writes throw EPERM; a custom map's values are not written in place).
     ///
     /// - Precondition: the map holds only valid values of the view's types (see
     ///   <doc:TypedMaps#Bytes-the-view-did-not-write>).

@@ -54,8 +54,11 @@ public final class PerCPUArrayMap<Value: BitwiseCopyable & Sendable>: Sendable {
     /// A typed view of an existing byte-level per-CPU array (both views see the same values).
     ///
     /// A map created with `BPF_F_WRONLY` or `BPF_F_WRONLY_PROG` is refused (EINVAL): the typed
-    /// reads (subscripts, in-place closures) do not throw. Flags that refuse writes are kept
-    /// (the typed writes throw EPERM).
+    /// reads (subscripts, in-place closures) do not throw. Flags that refuse writes are kept:
+    /// the typed user-mode writes throw EPERM, and with `BPF_F_RDONLY_PROG` the helper-mode
+    /// ones refuse (`add` returns `false`, `updateCurrentCPUValue` throws EACCES) — but the
+    /// in-place closures (`withValue`, atomic fields) write the calling CPU's value without
+    /// that check: do not use them on such a map.
     ///
     /// - Precondition: the map holds only valid values of the view's types (see
     ///   <doc:TypedMaps#Bytes-the-view-did-not-write>).

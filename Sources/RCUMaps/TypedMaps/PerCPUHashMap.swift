@@ -59,8 +59,11 @@ public final class PerCPUHashMap<Key: BitwiseCopyable & Sendable, Value: Bitwise
     ///   those of `Key` and `Value`. Concurrency: any thread.
     ///
     /// A map created with `BPF_F_WRONLY` or `BPF_F_WRONLY_PROG` is refused (EINVAL): the typed
-    /// reads (subscripts, in-place closures) do not throw. Flags that refuse writes are kept
-    /// (the typed writes throw EPERM).
+    /// reads (subscripts, in-place closures) do not throw. Flags that refuse writes are kept:
+    /// the typed user-mode writes throw EPERM, and with `BPF_F_RDONLY_PROG` the helper-mode
+    /// ones refuse (`add` returns `false`, `updateCurrentCPUValue` throws EACCES) — but the
+    /// in-place closures (`withAtomicFields`) write the calling CPU's value without
+    /// that check: do not use them on such a map.
     ///
     /// - Precondition: the map holds only valid values of the view's types (see
     ///   <doc:TypedMaps#Bytes-the-view-did-not-write>).
