@@ -138,6 +138,14 @@ public enum Epoch {
     /// next section, if any, registers it anew as RCUMaps' own. Without it, the thread's
     /// sections would go on marking a liburcu reader that grace periods no longer wait for.
     ///
+    /// ```swift
+    /// urcu_memb_register_thread()      // your code's own registration
+    /// Epoch.adoptRegisteredThread()
+    /// // ... sections, map reads ...
+    /// Epoch.releaseAdoptedThread()
+    /// urcu_memb_unregister_thread()    // then yours (before a fork, at the latest)
+    /// ```
+    ///
     /// - Precondition: not inside an epoch section (the program stops with a message).
     ///
     /// Concurrency: affects the calling thread only. No effect on a thread not adopted.
