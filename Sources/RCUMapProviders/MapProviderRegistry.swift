@@ -9,14 +9,62 @@ final class ProviderBinding: Sendable {
     let base: ProviderBaseMap
     let properties: MapProviderProperties
     let dispatch: MapProviderDispatchTable
+    /// The Swift types a typed provider reads keys and values as; nil for a byte-level one.
+    let valueTypes: ProviderValueTypes?
     let liveMaps = Atomic<Int>(0)
 
-    init(type: MapType, base: ProviderBaseMap, properties: MapProviderProperties, dispatch: MapProviderDispatchTable) {
+    init(type: MapType, base: ProviderBaseMap, properties: MapProviderProperties, dispatch: MapProviderDispatchTable,
+         valueTypes: ProviderValueTypes? = nil) {
         self.type = type
         self.base = base
         self.properties = properties
         self.dispatch = dispatch
+        self.valueTypes = valueTypes
     }
+}
+
+/// The Swift types a typed provider (RCUMaps' `TypedMapProvider`) reads its maps' keys and
+/// user values as, recorded at its registration. A typed view (`CustomMap<Key, Value>`) of
+/// the provider's maps must use these very types: sizes alone would let a `UInt8` view read
+/// a provider's `Bool` values (bytes other than 0 and 1 are then invalid `Bool`s).
+///
+/// Concurrency: an immutable value; any thread.
+package struct ProviderValueTypes: Sendable, Equatable, CustomStringConvertible {
+    /// The key type's identity.
+    package let key: ObjectIdentifier
+    /// The user value type's identity.
+    package let value: ObjectIdentifier
+    /// `Key → Value`, for messages.
+    package let description: String
+
+    /// The identities of `Key` and `Value`.
+    package init<Key, Value>(key: Key.Type, value: Value.Type) {
+        self.key = ObjectIdentifier(key)
+        self.value = ObjectIdentifier(value)
+        description = "\(Key.self) → \(Value.self)"
+    }
+
+    /// Same types (the description is derived from them).
+    package static func == (lhs: Self, rhs: Self) -> Bool { lhs.key == rhs.key && lhs.value == rhs.value }
+
+    /// Throws ``/RCUBaseMaps/MapError/invalidArgument`` unless `view` is `served`: the typed
+    /// refusal of a view of a typed provider's map with other types (nil `served`: a
+    /// byte-level provider, whose sizes its create callback checks).
+    package static func check(view: ProviderValueTypes, servedBy served: ProviderValueTypes?,
+                              type: MapType) throws(MapError) {
+        guard let served, served != view else { return }
+        throw MapError.invalidArgument.with(reason: """
+            the provider of map type \(type.rawValue) serves \(served), not \(view): a typed view of its maps \
+            must use the provider's Key and Value types (values of another type of the same size may be \
+            invalid); use the byte-level map
+            """)
+    }
+}
+
+extension RawCustomMap {
+    /// The types the map's provider reads keys and values as, when it is a typed provider
+    /// (nil for a byte-level one). Concurrency: immutable; any thread.
+    package var providerValueTypes: ProviderValueTypes? { hooks.binding.valueTypes }
 }
 
 /// The providers of custom map types (IDs 4096–65535).
@@ -68,6 +116,14 @@ public final class MapProviderRegistry: Sendable {
     @discardableResult
     public func register(type: MapType, base: ProviderBaseMap, properties: MapProviderProperties = .init(),
                          dispatch: MapProviderDispatchTable) throws(MapError) -> MapProviderRegistration {
+        try register(type: type, base: base, properties: properties, dispatch: dispatch, valueTypes: nil)
+    }
+
+    /// ``register(type:base:properties:dispatch:)``, recording the Swift types a typed
+    /// provider reads keys and values as (``createMap(_:expecting:)`` checks them).
+    package func register(type: MapType, base: ProviderBaseMap, properties: MapProviderProperties,
+                          dispatch: MapProviderDispatchTable,
+                          valueTypes: ProviderValueTypes?) throws(MapError) -> MapProviderRegistration {
         guard type.isCustom else {
             throw MapError.invalidArgument.with(
                 reason: "custom map type IDs are \(MapType.customRange.lowerBound)...\(MapType.customRange.upperBound), got \(type.rawValue)")
@@ -79,7 +135,8 @@ public final class MapProviderRegistry: Sendable {
             throw MapError.invalidArgument.with(
                 reason: "the deprecated preprocessElementDeletion needs a locked base (hashBucketLocked or array); use postprocessElementDeletion with hashLockFree")
         }
-        let binding = ProviderBinding(type: type, base: base, properties: properties, dispatch: dispatch)
+        let binding = ProviderBinding(type: type, base: base, properties: properties, dispatch: dispatch,
+                                      valueTypes: valueTypes)
         let inserted = bindings.withLock { bindings in
             guard bindings[type.rawValue] == nil else { return false }
             bindings[type.rawValue] = binding
@@ -139,15 +196,30 @@ public final class MapProviderRegistry: Sendable {
     ///   an invalid stored value size; whatever `preprocessMapCreate` throws; the base map's
     ///   errors (``/RCUBaseMaps/MapError/noMemory``, …).
     public func createMap(_ definition: MapDefinition) throws(MapError) -> RawCustomMap {
-        let binding: ProviderBinding? = bindings.withLock { bindings in
-            guard let binding = bindings[definition.type.rawValue] else { return nil }
+        try createMap(definition, expecting: nil)
+    }
+
+    /// ``createMap(_:)`` for a typed view of `viewTypes` (nil: byte-level, unchecked): a
+    /// typed provider that serves other types is refused with
+    /// ``/RCUBaseMaps/MapError/invalidArgument`` before any of its callbacks runs.
+    package func createMap(_ definition: MapDefinition,
+                           expecting viewTypes: ProviderValueTypes?) throws(MapError) -> RawCustomMap {
+        let found: Result<ProviderBinding, MapError> = bindings.withLock { bindings in
+            guard let binding = bindings[definition.type.rawValue] else {
+                return .failure(MapError.invalidArgument.with(
+                    reason: "no provider is registered for custom map type \(definition.type.rawValue)"))
+            }
+            if let viewTypes {
+                do throws(MapError) {
+                    try ProviderValueTypes.check(view: viewTypes, servedBy: binding.valueTypes, type: definition.type)
+                } catch {
+                    return .failure(error)
+                }
+            }
             binding.liveMaps.wrappingAdd(1, ordering: .acquiringAndReleasing)  // holds the provider
-            return binding
+            return .success(binding)
         }
-        guard let binding else {
-            throw MapError.invalidArgument.with(
-                reason: "no provider is registered for custom map type \(definition.type.rawValue)")
-        }
+        let binding = try found.get()
         // On failure the map's initialiser has already uncounted itself.
         return try RawCustomMap(definition, binding: binding)
     }

@@ -132,6 +132,43 @@ struct TypedProviderTests {
         #expect(try map[1] == 7)
     }
 
+    /// A typed provider's maps are viewed with its own `Key` and `Value` types, not any of the
+    /// same sizes: a `UInt8` view of a provider's `Bool` values would read bytes other than 0
+    /// and 1 as `Bool` (found by review). Byte-level access by sizes still works.
+    @Test func typedViewsOfOtherTypesOfTheSameSizesAreRefused() throws {
+        struct Flags: TypedMapProvider {
+            typealias Key = UInt32
+            typealias Value = Bool
+            static var mode: TypedProviderMode { .observing }
+            let contexts = ContextCount()
+            final class ContextCount: Sendable { let made = Atomic<Int>(0) }
+            func makeContext(maxEntries: Int) throws(MapError) -> NoProviderContext {
+                contexts.made.add(1, ordering: .relaxed)
+                return NoProviderContext()
+            }
+        }
+        let registry = MapProviderRegistry()
+        let type = MapType(rawValue: 4202)
+        let registration = try registry.register(Flags(), type: type, base: .hashBucketLocked)
+        #expect(throws: MapError.invalidArgument) {
+            _ = try CustomMap<UInt32, UInt8>(type: type, maxEntries: 4, registry: registry)   // same sizes
+        }
+        #expect(throws: MapError.invalidArgument) {
+            _ = try CustomMap<Int32, Bool>(type: type, maxEntries: 4, registry: registry)
+        }
+        // Refused before the provider was asked for a context.
+        #expect(registration.provider.contexts.made.load(ordering: .relaxed) == 0)
+        let flags = try registration.makeMap(maxEntries: 4)
+        try flags.updateValue(true, forKey: 1)
+        #expect(throws: MapError.invalidArgument) { _ = try CustomMap<UInt32, UInt8>(wrapping: flags.raw) }
+        #expect(try CustomMap<UInt32, Bool>(wrapping: flags.raw)[1] == true)
+        // Byte-level maps of the type are made and read by size.
+        let bytes = try registry.createMap(MapDefinition(type: type, keySize: 4, valueSize: 1, maxEntries: 4))
+        try bytes.put(UInt32(2), UInt8(1))
+        #expect(try bytes.get(UInt32(2), as: UInt8.self) == 1)
+        #expect(try flags.raw.get(UInt32(1), as: UInt8.self) == 1)
+    }
+
     /// Outside the transforming mode the map stores user values as they are, and the
     /// removal hook reads them as `Stored`: a `Stored` of another type, even of the same
     /// size, is refused at registration.

@@ -21,24 +21,31 @@ public final class CustomMap<Key: BitwiseCopyable & Sendable, Value: BitwiseCopy
     /// A new map of the custom `type`, created by `registry`'s provider for it.
     ///
     /// - Throws: ``/RCUBaseMaps/MapError/invalidArgument`` for an unregistered type, a key type with
-    ///   padding, a value type aligned beyond 8 bytes, or a bad definition; whatever the
+    ///   padding, a value type aligned beyond 8 bytes, a type whose ``TypedMapProvider`` serves
+    ///   other `Key` or `Value` types (even of the same sizes: a `UInt8` view of `Bool` values
+    ///   is refused, before any provider callback runs), or a bad definition; whatever the
     ///   provider's `preprocessMapCreate` throws; ``/RCUBaseMaps/MapError/noMemory``.
     public init(type: MapType, maxEntries: Int, name: String = "", poolTag: PoolTag? = nil,
                 registry: MapProviderRegistry = .shared) throws(MapError) {
         raw = try registry.createMap(.typed(type, key: Key.self, value: Value.self, maxEntries: maxEntries,
-                                            flags: [], name: name, numaNode: nil, poolTag: poolTag))
+                                            flags: [], name: name, numaNode: nil, poolTag: poolTag),
+                                     expecting: ProviderValueTypes(key: Key.self, value: Value.self))
     }
 
     /// A typed view of an existing custom map.
     ///
     /// A map created with `BPF_F_WRONLY` or `BPF_F_WRONLY_PROG` is refused (EINVAL): the typed
     /// reads (subscripts, in-place closures) do not throw. Flags that refuse writes are kept
-    /// (the typed writes throw EPERM; a custom map's values are not written in place).
+    /// (the typed writes throw EPERM; a custom map's values are not written in place). A map
+    /// of a ``TypedMapProvider`` is refused (EINVAL) unless `Key` and `Value` are the
+    /// provider's types: sizes alone do not make its values valid ones of the view's type.
     ///
     /// - Precondition: the map holds only valid values of the view's types (see
     ///   <doc:TypedMaps#Bytes-the-view-did-not-write>).
     public init(wrapping raw: RawCustomMap) throws(MapError) {
         try MapDefinition.checkTyped(raw, key: Key.self, value: Value.self)
+        try ProviderValueTypes.check(view: ProviderValueTypes(key: Key.self, value: Value.self),
+                                     servedBy: raw.providerValueTypes, type: raw.definition.type)
         self.raw = raw
     }
 

@@ -192,9 +192,11 @@ extension MapProviderRegistry {
     /// - Throws: ``/RCUBaseMaps/MapError/invalidArgument`` for an ID outside 4096–65535, a key type with
     ///   padding, a value type aligned beyond 8 bytes, or a `Stored` type other than `Value` outside
     ///   the ``TypedProviderMode/transforming`` mode; ``/RCUBaseMaps/MapError/alreadyExists`` if the
-    ///   type already has a provider in this registry. Maps of the type must then be made with the
-    ///   provider's key and value sizes (``TypedProviderRegistration/makeMap(maxEntries:name:poolTag:)``
-    ///   does): a map with other sizes is refused with ``/RCUBaseMaps/MapError/invalidArgument``.
+    ///   type already has a provider in this registry. Typed maps of the type must then be made with
+    ///   the provider's `Key` and `Value` types
+    ///   (``TypedProviderRegistration/makeMap(maxEntries:name:poolTag:)`` does), byte-level ones
+    ///   with their sizes: a ``CustomMap`` of other types (even of the same sizes) or a definition
+    ///   of other sizes is refused with ``/RCUBaseMaps/MapError/invalidArgument``.
     public func register<Provider: TypedMapProvider>(_ provider: Provider, type: MapType, base: ProviderBaseMap)
         throws(MapError) -> TypedProviderRegistration<Provider>
     {
@@ -213,7 +215,8 @@ extension MapProviderRegistry {
             type: type, base: base,
             properties: MapProviderProperties(updatesOriginalValue: mode == .transforming,
                                               validatesValues: mode == .validating),
-            dispatch: TypedDispatch(provider).table)
+            dispatch: TypedDispatch(provider).table,
+            valueTypes: ProviderValueTypes(key: Provider.Key.self, value: Provider.Value.self))
         return TypedProviderRegistration(registration: registration, registry: self, provider: provider)
     }
 }
