@@ -112,6 +112,11 @@ public struct MapBatchResult: Hashable, Sendable {
     public var cursor: MapBatchCursor?
     /// The errno of the call, or `nil` for success (see the type's documentation).
     public var error: MapError?
+    /// Whether ``error`` is the bucket-locked hash's ENOSPC for a bucket larger than the
+    /// buffers (retry with larger ones), rather than an element's own failure with ENOSPC (a
+    /// custom map's provider refusing it, which larger buffers would only ask again). Set by
+    /// the map; not part of equality.
+    package var needsLargerBuffers = false
 
     /// A result: `count` elements done, where to resume, and the call's errno (maps and
     /// tests make them; users read them).
@@ -119,6 +124,19 @@ public struct MapBatchResult: Hashable, Sendable {
         self.count = count
         self.cursor = cursor
         self.error = error
+    }
+
+    /// The same count, cursor and error: the call's answer (the map's internal note on why
+    /// an ENOSPC happened is not compared).
+    public static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.count == rhs.count && lhs.cursor == rhs.cursor && lhs.error == rhs.error
+    }
+
+    /// Hashes the count, cursor and error (the parts ``==(_:_:)`` compares).
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(count)
+        hasher.combine(cursor)
+        hasher.combine(error)
     }
 
     /// Whether a lookup pass is over (ENOENT).

@@ -131,6 +131,48 @@ struct CustomMapLinuxInterfaceTests {
         #expect(try map.removeValue(forKey: order[8]) == order[8] + 100)
     }
 
+    /// A provider's ENOSPC on the first element of a typed batch is its refusal, not the
+    /// bucket-locked hash's "bucket larger than the buffers": the typed batch throws it at
+    /// once (found by review, 2026-12-04: it asked again with doubled buffers up to the
+    /// capacity, running the find callback for the refused element each time — 11 times in
+    /// a map of 1,024). A genuine bucket larger than the room still grows the buffers.
+    @Test(arguments: [ProviderBaseMap.hashLockFree, .hashBucketLocked])
+    func aTypedBatchThrowsAProvidersNoSpaceOnTheFirstElementAtOnce(_ base: ProviderBaseMap) throws {
+        let provider = RecordingProvider()
+        provider.refusalIsNoSpace.store(true, ordering: .relaxed)
+        let raw = try #require(try makeMap(provider, base: base, maxEntries: 1_024) as? RawCustomMap)
+        let map = try CustomMap<UInt32, UInt32>(wrapping: raw)
+        for key in UInt32(0)..<4 { try map.updateValue(key + 100, forKey: key) }
+        let keys: [UInt32] = try raw.allKeys()
+        let first = try #require(keys.first)
+        provider.refusedFindKey.store(first, ordering: .relaxed)
+        for removing in [true, false] {
+            provider.clear()
+            do throws(MapError) {
+                _ = try removing ? map.removeBatch(maxCount: 1) : map.lookupBatch(maxCount: 1)
+                Issue.record("the refusal was not thrown")
+            } catch {
+                #expect(error == .noSpace && error.elementsProcessed == 0)
+            }
+            #expect(provider.recorded(.find).filter { $0.key == first }.count == 1, "removing: \(removing)")
+        }
+        #expect(map.count == 4)
+
+        // The bucket-locked hash's own ENOSPC: one entry a call asked, whole buckets returned.
+        let hash = try BucketHashMap<UInt32, UInt32>(maxEntries: 64)
+        for key in UInt32(0)..<48 { try hash.updateValue(key, forKey: key) }
+        var drained: [UInt32] = []
+        var largest = 0
+        var batch = try hash.removeBatch(maxCount: 1)
+        while true {
+            drained += batch.entries.map(\.key)
+            largest = Swift.max(largest, batch.entries.count)
+            if batch.isComplete { break }
+            batch = try hash.removeBatch(from: batch.cursor, maxCount: 1)
+        }
+        #expect(drained.sorted() == Array(0..<48) && largest > 1 && hash.count == 0)
+    }
+
     @Test func arrayBasesLackTheDeletingBatches() throws {
         let map = try makeMap(RecordingProvider(), base: .array)
         var keys = [UInt32](repeating: 0, count: 4)

@@ -1139,8 +1139,9 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
                 break
             }
         }
-        return MapBatchResult(count: total, cursor: MapBatchCursor(index: UInt32(chain)),
-                              error: outcome)
+        var result = MapBatchResult(count: total, cursor: MapBatchCursor(index: UInt32(chain)), error: outcome)
+        result.needsLargerBuffers = outcome == .noSpace
+        return result
     }
 
     /// Copies the live entries of chain `index` to element `at` of the buffers, if they fit

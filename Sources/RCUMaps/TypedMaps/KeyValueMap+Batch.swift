@@ -67,12 +67,14 @@ extension KeyValueMap {
                 : try raw.lookupBatch(from: cursor, keys: keyBytes, values: valueBytes, count: room,
                                       elementFlags: [], flags: 0)
             // The bucket-locked hash answers ENOSPC, with nothing processed, for a bucket larger
-            // than the room: read it whole (no bucket holds more than the map's capacity).
-            // Any other ENOSPC (a custom map's provider refusing an element) is a failure as
-            // any other. (Before 2026-12-03, a provider's ENOSPC after some removed entries
-            // lost them and then doubled the room forever; found by review.)
+            // than the room, and says so (`needsLargerBuffers`): read it whole (no bucket holds
+            // more than the map's capacity). Any other ENOSPC (a custom map's provider refusing
+            // an element) is a failure as any other. (Before 2026-12-03, a provider's ENOSPC
+            // after some removed entries lost them and then doubled the room forever; until
+            // 2026-12-05 one on the first element was asked again with doubled buffers up to
+            // the capacity before it was thrown; both found by review.)
             let capacity = Swift.max(1, raw.definition.maxEntries)
-            if result.error == .noSpace, result.count == 0, room < capacity {
+            if result.needsLargerBuffers, result.error == .noSpace, result.count == 0, room < capacity {
                 room = Swift.min(room * 2, capacity)
                 continue
             }
