@@ -1031,6 +1031,13 @@ int rcumaps_numa_node_count(void)
     return max >= 0 ? max + 1 : 1;
 }
 
+int rcumaps_numa_node_is_configured(int node)
+{
+    if (numa_available() < 0) return node == 0;
+    if (node < 0 || node > numa_max_node() || numa_nodes_ptr == NULL) return 0;
+    return numa_bitmask_isbitset(numa_nodes_ptr, (unsigned int)node) ? 1 : 0;
+}
+
 unsigned int rcumaps_assign_thread_stripe(void)
 {
     static unsigned int next_stripe;

@@ -185,10 +185,20 @@ public struct MapDefinition: Hashable, Sendable {
             throw MapError.invalidArgument.with(reason: "BPF_F_RDONLY and BPF_F_WRONLY exclude each other")
         }
         if let numaNode {
-            guard numaNode >= 0, numaNode < NUMATopology.nodeCount else {
-                throw MapError.invalidArgument.with(
-                    reason: "numaNode \(numaNode) out of range 0..<\(NUMATopology.nodeCount)")
-            }
+            try Self.checkNUMANode(numaNode, nodeCount: NUMATopology.nodeCount, isOnline: NUMATopology.isOnline)
+        }
+    }
+
+    /// Linux's check of a map's NUMA node: below the node count (`nr_node_ids`) and online
+    /// (`node_online`), else EINVAL. `isOnline` answers for nodes below `nodeCount` (libnuma's
+    /// configured nodes; a parameter so that tests can describe a machine with an offline
+    /// node). Concurrency: as `isOnline`; any thread.
+    package static func checkNUMANode(_ node: Int, nodeCount: Int, isOnline: (Int) -> Bool) throws(MapError) {
+        guard node >= 0, node < nodeCount else {
+            throw MapError.invalidArgument.with(reason: "numaNode \(node) out of range 0..<\(nodeCount)")
+        }
+        guard isOnline(node) else {
+            throw MapError.invalidArgument.with(reason: "numaNode \(node) is offline (not among libnuma's configured nodes)")
         }
     }
 

@@ -35,6 +35,32 @@ struct LinuxInterfaceTests {
 
     // MARK: Creation flags
 
+    /// Linux's `map_create` refuses a NUMA node that is not online (`node_online`), not only
+    /// one at or past `nr_node_ids` (found by review, 2026-12-04: a node below
+    /// `numa_max_node()` but not configured was accepted). The machine may have one node, so
+    /// the rule is also checked on a described machine with nodes 0 and 2 online.
+    @Test func anOfflineNUMANodeIsRefused() throws {
+        let online: Set<Int> = [0, 2]
+        for node in [-1, 1, 3, 4] {
+            #expect(throws: MapError.invalidArgument, "node \(node)") {
+                try MapDefinition.checkNUMANode(node, nodeCount: 3, isOnline: online.contains)
+            }
+        }
+        for node in online { try MapDefinition.checkNUMANode(node, nodeCount: 3, isOnline: online.contains) }
+        // This machine, as libnuma sees it: node 0 is online; every node below the count that
+        // libnuma does not report configured is refused, on every kind of map.
+        #expect(NUMATopology.isOnline(0) && !NUMATopology.isOnline(-1) && !NUMATopology.isOnline(NUMATopology.nodeCount))
+        for kind in Kind.allCases {
+            for node in 0..<NUMATopology.nodeCount {
+                var definition = Self.definition(kind)
+                definition.numaNode = node
+                let made = Result { () throws(MapError) in try MapRegistry.create(definition) }
+                #expect((try? made.get()) != nil || !NUMATopology.isOnline(node), "\(kind) node \(node)")
+                if !NUMATopology.isOnline(node) { #expect(throws: MapError.invalidArgument) { try made.get() } }
+            }
+        }
+    }
+
     @Test func creationFlagsAsLinux() {
         let hashOK: [MapCreationFlags] = [.noPrealloc, .numaNode, .readOnly, .writeOnly, .readOnlyProgram,
                                           .writeOnlyProgram, .zeroSeed, [.noPrealloc, .readOnly, .zeroSeed]]

@@ -117,7 +117,7 @@ func nameIsValid(_ name: String) -> Bool {
 /// after the type's size limits.
 func validateCommon(_ d: MapDefinition) -> Int32? {
     if d.flags.isSuperset(of: [.readOnly, .writeOnly]) { return EINVAL }
-    if let node = d.numaNode, node < 0 || node >= NUMATopology.nodeCount { return EINVAL }
+    if let node = d.numaNode, node < 0 || node >= NUMATopology.nodeCount || !NUMATopology.isOnline(node) { return EINVAL }
     return nil
 }
 

@@ -359,6 +359,10 @@ static inline size_t rcumaps_malloc_usable_size(void *ptr)
 
 /* Number of NUMA nodes (1 when libnuma reports NUMA unavailable). */
 int rcumaps_numa_node_count(void);
+/* 1 if `node` is one libnuma reports configured (numa_nodes_ptr: the nodes the kernel has
+ * online, as Linux's node_online() checks at map creation), else 0. Without NUMA, node 0
+ * only. */
+int rcumaps_numa_node_is_configured(int node);
 /* NUMA node of the CPU the caller runs on (0 when unavailable). */
 int rcumaps_numa_current_node(void);
 /* CPU the caller currently runs on (0 if unknown). */
