@@ -1,4 +1,5 @@
 import Foundation
+import RCUBaseMaps
 import RCUMaps
 import RCUMapsTestSupport
 import Synchronization
@@ -73,6 +74,28 @@ struct PerCPUArrayMapTests {
         #expect(map.count == 4)
         // Every value starts at zero on every CPU.
         #expect(try lookup(map, 3) == [UInt8](repeating: 0, count: map.userValueSize))
+    }
+
+    /// A per-CPU value whose size is not a multiple of 8 is written a word at a time, the
+    /// padding after it kept (the array's user-mode writes, the per-CPU hash's helper-mode
+    /// writes and one CPU's slice of a one-word value): the masks pick those bytes by their
+    /// place in memory, where they assumed a little-endian machine (found by review,
+    /// 2026-12-04). Checked for both byte orders, and through memory on this machine.
+    @Test func partialWordMasksFollowTheByteOrder() {
+        // Little-endian: byte i of the word in memory is bits 8i..<8i+8.
+        #expect(WordBytes.mask(0..<3, littleEndian: true) == 0x0000_0000_00FF_FFFF)
+        #expect(WordBytes.mask(2..<4, littleEndian: true) == 0x0000_0000_FFFF_0000)
+        // Big-endian: byte 0 is the most significant.
+        #expect(WordBytes.mask(0..<3, littleEndian: false) == 0xFFFF_FF00_0000_0000)
+        #expect(WordBytes.mask(2..<4, littleEndian: false) == 0x0000_FFFF_0000_0000)
+        #expect(WordBytes.mask(0..<8, littleEndian: false) == ~0 && WordBytes.mask(0..<0) == 0)
+        // This machine: the mask's bytes in memory are 0xFF exactly at the range.
+        for lower in 0..<8 {
+            for upper in lower...8 {
+                let bytes = withUnsafeBytes(of: WordBytes.mask(lower..<upper)) { Array($0) }
+                #expect(bytes == (0..<8).map { (lower..<upper).contains($0) ? 0xFF : 0 }, "\(lower)..<\(upper)")
+            }
+        }
     }
 
     @Test func cpuListsParseAsTheKernelWritesThem() {

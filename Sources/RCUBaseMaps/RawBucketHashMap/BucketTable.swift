@@ -427,12 +427,9 @@ final class BucketTable: @unchecked Sendable {
         }
     }
 
-    /// The bits of a one-word value outside the bytes `slice` (which lies in `0..<8`).
-    static func bitsOutside(_ slice: Range<Int>) -> UInt64 {
-        let width = UInt64(8 * slice.count)
-        let inside: UInt64 = width >= 64 ? ~0 : ((1 << width) - 1) << UInt64(8 * slice.lowerBound)
-        return ~inside
-    }
+    /// The bits of a one-word value outside the bytes `slice` (which lies in `0..<8`, in
+    /// memory order).
+    static func bitsOutside(_ slice: Range<Int>) -> UInt64 { ~WordBytes.mask(slice) }
 
     /// Whether a retired slot of the chain of bucket `index` still holds `key`: the key was
     /// deleted or replaced there within the last grace period or so (until the first

@@ -712,9 +712,9 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
                             var incoming = (value.baseAddress! + offset).loadUnaligned(as: UInt64.self)
                             let valueBytes = slice.upperBound &- offset
                             if valueBytes < 8 {
-                                // The last word: its bytes past the value (little-endian: the
-                                // high ones) are padding, kept as they are.
-                                let padding = ~UInt64(0) &<< UInt64(8 &* valueBytes)
+                                // The last word: its bytes past the value (in memory) are
+                                // padding, kept as they are.
+                                let padding = ~WordBytes.mask(0..<valueBytes)
                                 incoming = incoming & ~padding | word.pointee.load(ordering: .relaxed) & padding
                             }
                             word.pointee.store(incoming, ordering: .relaxed)

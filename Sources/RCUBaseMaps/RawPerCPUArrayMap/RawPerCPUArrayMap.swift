@@ -345,7 +345,7 @@ public final class RawPerCPUArrayMap: RawMap, @unchecked Sendable {
             } else {
                 var bits: UInt64 = 0
                 withUnsafeMutableBytes(of: &bits) { $0.baseAddress!.copyMemory(from: source + offset, byteCount: count) }
-                let keep: UInt64 = ~0 << UInt64(8 * count)  // little-endian: the high bytes are the padding
+                let keep = ~WordBytes.mask(0..<count)  // the padding: the word's bytes past the value, in memory
                 var old = cell.pointee.load(ordering: .relaxed)
                 while true {
                     let (exchanged, original) = cell.pointee.compareExchange(
