@@ -60,6 +60,54 @@ struct BucketChainTests {
         #expect((1..<late).contains(next))
     }
 
+    /// A new key in a full map is refused E2BIG before the chain grows, on the one-pass write
+    /// (8-byte values: `update` and `insertIfAbsent`), as on the general one: no empty
+    /// overflow bucket is left linked, and with no memory the answer is still E2BIG, as
+    /// Linux's (which checks the count before it allocates). Found by review, 2026-12-05: the
+    /// one-pass write filled a slot of a new bucket first and counted the key after, so each
+    /// chain kept one empty bucket after a refusal (until the map was destroyed), and a
+    /// refusal under memory pressure was ENOMEM.
+    @Test func aFullMapRefusesANewKeyBeforeItsChainGrows() throws {
+        let tag = uniqueTag()
+        let probe = try Self.oneChain(maxEntries: 1, valueSize: 8)
+        let capacity = 4 * probe.slotsPerBucket  // four whole buckets
+        let map = try Self.oneChain(maxEntries: capacity, valueSize: 8, tag: tag)
+        for key in 1...UInt64(capacity) { try map.put(key, key) }
+        let buckets = map.overflowBucketCount
+        #expect(buckets == 3)
+        let fresh = UInt64(capacity + 1)
+        #expect(throws: MapError.outOfSpace) { try map.put(fresh, fresh) }
+        #expect(throws: MapError.outOfSpace) { try map.put(fresh, fresh, flags: .noExist) }
+        #expect(map.overflowBucketCount == buckets)
+        _FaultInjection.failAllocations(tag: tag)
+        #expect(throws: MapError.outOfSpace) { try map.put(fresh, fresh) }
+        #expect(throws: MapError.outOfSpace) { try map.put(fresh, fresh, flags: .noExist) }
+        _FaultInjection.disarm(tag: tag)
+        for key in 1...UInt64(capacity) { try map.remove(key) }
+        #expect(map.count == 0)
+        #expect(map.overflowBucketCount == 0)
+    }
+
+    /// A new key that was counted but found no memory for its chain's new bucket gives its
+    /// unit of room back: once memory is back, the map still takes `maxEntries` keys.
+    @Test func aNewKeyWithoutMemoryForItsBucketGivesItsRoomBack() throws {
+        let tag = uniqueTag()
+        let probe = try Self.oneChain(maxEntries: 1, valueSize: 8)
+        let slots = probe.slotsPerBucket
+        let map = try Self.oneChain(maxEntries: 2 * slots, valueSize: 8, tag: tag)
+        for key in 1...UInt64(slots) { try map.put(key, key) }  // the first bucket is full
+        _FaultInjection.failAllocations(tag: tag)
+        for _ in 0..<(4 * slots) {
+            #expect(throws: MapError.noMemory) { try map.put(UInt64(100), UInt64(100)) }
+            #expect(throws: MapError.noMemory) { try map.put(UInt64(100), UInt64(100), flags: .noExist) }
+        }
+        _FaultInjection.disarm(tag: tag)
+        #expect(map.count == slots)
+        for key in UInt64(slots + 1)...UInt64(2 * slots) { try map.put(key, key) }
+        #expect(map.count == 2 * slots)
+        #expect(throws: MapError.outOfSpace) { try map.put(UInt64(1_000), UInt64(1)) }
+    }
+
     /// Memory is needed only for an overflow bucket (and a reclaim work item): a full chain
     /// with no memory refuses new keys and replacements with ENOMEM, unchanged.
     @Test func aFullChainWithoutMemoryIsENOMEMAndUnchanged() throws {

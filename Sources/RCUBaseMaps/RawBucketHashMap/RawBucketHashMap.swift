@@ -378,15 +378,19 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     }
 
     /// Writes `key` and `value` into a free slot of the chain of bucket `index`, chaining a
-    /// new overflow bucket if every slot is live or retired. The slot is not yet published.
-    /// Caller holds the chain's lock. Returns nil when no memory is left for an overflow bucket.
+    /// new overflow bucket if every slot is live or retired and `mayGrow` allows it (asked
+    /// once, just before; a caller that counts the key only after filling its slot counts it
+    /// there, so that a full map's refusal links no bucket it would then keep). The slot is
+    /// not yet published. Caller holds the chain's lock. Returns nil when `mayGrow` refused or
+    /// no memory is left for an overflow bucket.
     ///
     /// A replacement (`replacing` is the old place) goes into the old place's bucket or a
     /// later one: a reader walks the chain in order, so if it passed the old bucket before
     /// the old slot was retired it found the old pair, and if after, the new pair (published
     /// first) is still ahead of it. A new pair earlier in the chain could be missed by both.
     @inline(__always)
-    func fillFreeSlot(index: Int, key: UnsafeRawPointer, value: UnsafeRawPointer, replacing: Place?) -> Place? {
+    func fillFreeSlot(index: Int, key: UnsafeRawPointer, value: UnsafeRawPointer, replacing: Place?,
+                      mayGrow: () -> Bool = { true }) -> Place? {
         let first = table.bucket(index)
         var bucket = first
         var reachedOld = replacing == nil
@@ -426,7 +430,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         // Slots waiting for generations while the chain grows: make sure generations advance
         // (a stamp over 126 generations old reads as a young one until they do).
         if waiting { table.requestGenerations(through: table.generationsPosted.load(ordering: .relaxed) &+ 1) }
-        guard let overflow = table.allocateOverflowBucket() else { return nil }
+        guard mayGrow(), let overflow = table.allocateOverflowBucket() else { return nil }
         table.write(key: key, value: value, into: table.slot(overflow, 0))
         // Publishing the link publishes the bucket's contents; the slot's tag is set by the
         // caller. `bucket` is the chain's last bucket.
@@ -529,12 +533,25 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     /// the slot is filled first and the key counted after (``CapacityGate/claim()``), when
     /// the publication that follows cannot fail. A slot filled for a key refused as E2BIG
     /// is never published (its tag is never set; a reused retired slot keeps its stamp).
+    /// A chain with no slot to fill counts the key first, and grows only if it was counted:
+    /// a full map's refusal links no overflow bucket (it stayed linked, empty, until the
+    /// map was destroyed), and answers E2BIG before it allocates, as Linux does (not
+    /// ENOMEM when memory is short).
     @inline(__always)
     private func publishAbsent(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, hash: UInt64,
                                index: Int) -> LeanWrite {
-        guard let new = fillFreeSlot(index: index, key: key.baseAddress!, value: value.baseAddress!, replacing: nil)
-        else { return .noMemory }
-        guard capacity.claim() else { return .full }
+        // nil: no slot was needed from a new bucket; else whether the key was counted for one.
+        var claimedToGrow: Bool?
+        guard let new = fillFreeSlot(index: index, key: key.baseAddress!, value: value.baseAddress!, replacing: nil,
+                                     mayGrow: { claimedToGrow = capacity.claim(); return claimedToGrow! })
+        else {
+            // Not counted (the map is full), or counted with no memory for the bucket: then
+            // the unit goes back as a credit.
+            guard claimedToGrow == true else { return .full }
+            capacity.giveBackClaim()
+            return .noMemory
+        }
+        if claimedToGrow == nil { guard capacity.claim() else { return .full } }
         // A new element's lock word starts free, whatever the caller's bytes held there.
         lockWord.clear(in: table.slot(new.bucketPointer, new.slot) + table.valueOffset)
         table.publish(new, tag: BucketTable.tag(hash))
