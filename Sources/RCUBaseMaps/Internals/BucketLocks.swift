@@ -1,8 +1,11 @@
 import RCUEpoch
 import Synchronization
 
-/// One 4-byte lock per bucket of the bucket hash: a ``FutexLock`` word each (see there for
-/// why not `Synchronization.Mutex`).
+/// An array of 4-byte locks: a ``FutexLock`` word each (see there for why not
+/// `Synchronization.Mutex`). `RCUDictionary` takes one per stripe of chains, and the array
+/// map's writers of values wider than a word one per group of slots. (The bucket hash does
+/// not use it: its chain locks are bits of each chain's first overflow word, see
+/// `BucketTable.lockChain`.)
 ///
 /// Invariant: `words` holds `count` initialised atomics at stable addresses.
 ///

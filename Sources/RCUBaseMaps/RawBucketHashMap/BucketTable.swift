@@ -378,7 +378,9 @@ final class BucketTable: @unchecked Sendable {
     }
 
     /// Copies the value of a live (or retired) slot out. A one-word value is loaded
-    /// atomically (it may be replaced in place); a larger one never changes while readable.
+    /// atomically (it may be replaced in place); a larger one is copied by
+    /// ``copyValueBytes(_:into:)`` (written in place only by a `BPF_F_LOCK` update, under
+    /// the value's lock word, and by helper-mode writes of one CPU's value).
     @inlinable @inline(__always)
     func copyValue(from slot: UnsafeMutableRawPointer, into destination: UnsafeMutableRawPointer) {
         if valueSize == 8 {
@@ -396,8 +398,10 @@ final class BucketTable: @unchecked Sendable {
     /// A per-CPU hash's values (``copiesWordByWord``) go 8 bytes at a time with atomic loads,
     /// as Linux's `bpf_long_memcpy` copies them: helper mode changes those words in place,
     /// and `memcpy` gives no word its atomicity (glibc copies large blocks with `rep movsb`),
-    /// so a counter could be read torn (found by review). Other values are never written in
-    /// place by the map, and are copied with `memcpy`, as Linux's `copy_map_value` does.
+    /// so a counter could be read torn (found by review). Other values are copied with
+    /// `memcpy`, as Linux's `copy_map_value` does: the map writes them in place only under
+    /// their lock word (`BPF_F_LOCK`), and a reader that does not take it may see a mix of
+    /// the old and the new bytes, as on Linux.
     @inlinable @inline(__always)
     func copyValueBytes(_ source: UnsafeRawPointer, into destination: UnsafeMutableRawPointer) {
         guard copiesWordByWord else { return destination.copyMemory(from: source, byteCount: valueSize) }
@@ -602,10 +606,10 @@ final class BucketTable: @unchecked Sendable {
         overflowLink(last).pointee.bitwiseOr(address, ordering: .releasing)
     }
 
-    // MARK: Reclaim generations (first-level buckets)
+    // MARK: Reclaim generations
 
     /// Generation work items posted so far (the stamp of a retirement is this count,
-    /// read inside the retiring writer's section).
+    /// read by the retiring writer under its chain's lock, after the unlink's full barrier).
     let generationsPosted = Atomic<UInt64>(0)
     /// The count of posted items that have run (items run one at a time, in order).
     let generationsCompleted = Atomic<UInt64>(0)
@@ -615,7 +619,8 @@ final class BucketTable: @unchecked Sendable {
     /// Whether an item is posted and has not run yet (at most one is).
     let generationInFlight = Atomic<Bool>(false)
 
-    /// Whether `bucket` is a first-level bucket (its retired slots are stamped).
+    /// Whether `bucket` is a first-level bucket (one of the table's, never freed; an
+    /// overflow bucket can leave its chain).
     @inline(__always)
     func isFirstLevel(_ bucket: UnsafeMutableRawPointer) -> Bool {
         let offset = bucket - base
@@ -656,7 +661,7 @@ final class BucketTable: @unchecked Sendable {
         return ReuseClock(postedResidue: posted % 127, pending: posted &- completed)
     }
 
-    /// Whether retired slot `slot` of a first-level bucket, whose control word is
+    /// Whether retired slot `slot` of a bucket, whose control word is
     /// `control`, may be written again: `generations` (one) have completed since its
     /// stamp. A stamp is read as the latest count at most `posted` with that stamp, so an
     /// old one may read as younger than it is (never as older).

@@ -17,14 +17,18 @@ import Glibc
 /// - the address of its overflow bucket, or 0;
 /// - `slotsPerBucket` slots of `[key padded to 8 | value padded to 8]`.
 ///
-/// A live slot never changes (other than through helper-mode writes): it is the
-/// immutable pair of a key and one value, as a Linux hash element is.
+/// A live slot's key never changes; its value changes in place only by an exchange of a
+/// one-word value (atomic: a reader sees the old or the new word), a `BPF_F_LOCK` update
+/// (under the value's lock word; a reader without the lock may see a mix, as on Linux) and
+/// helper-mode writes. Otherwise it is the pair of a key and one value, as a Linux hash
+/// element is.
 ///
 /// Writers hold the bucket's lock (a chain shares its first bucket's lock):
 /// - a new key is written into a free slot, then published by setting its tag in the
 ///   control word (release store);
-/// - replacing a value writes the new pair into another free slot and publishes it, then
-///   retires the old slot; readers see the old or the new pair, never a mix, and a
+/// - replacing a value wider than a word writes the new pair into another free slot and
+///   publishes it, then retires the old slot; readers see the old or the new pair, never
+///   a mix, and a
 ///   helper-mode pointer to the old value keeps reading it until its section ends;
 /// - delete clears the tag and marks the slot retired, in one store: it never allocates,
 ///   so it never fails for lack of memory.
@@ -32,8 +36,9 @@ import Glibc
 /// A retired slot is not reused until a grace period has passed, so a reader that matched
 /// its key keeps reading that key's value: the slot is stamped with the table's reclaim
 /// generation and the chain's writers reuse it once the next generation has completed; an
-/// overflow bucket left with no live slot leaves the chain at once and is freed after a
-/// grace period (see `BucketTable`).
+/// overflow bucket left with no live slot leaves the chain at once and is kept as a spare
+/// for the next chain that grows, or freed after a grace period (see `BucketTable` and
+/// `SpareBuckets`).
 ///
 /// Writes without a section: an update or delete that reads no slot after its lock holds
 /// no epoch section of its own — one that reports nothing (no observer, no copy of the
@@ -991,10 +996,13 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     ///
     /// Order: (bucket index, key bytes). A cursor no longer in the map resumes after its
     /// place; if nothing follows it, the pass ends (ENOENT) when the cursor was deleted
-    /// within the last grace period or so (its retired slot in the chain's first bucket still
-    /// holds it: deleted during this pass), and otherwise restarts at the first key, as
-    /// Linux does for a key that is not in the map (a key deleted from an overflow bucket
-    /// always restarts).
+    /// within the last grace period or so (a retired slot of its chain still holds it:
+    /// deleted during this pass), and otherwise restarts at the first key, as Linux does for
+    /// a key that is not in the map. A key deleted from an overflow bucket that then emptied
+    /// restarts (the bucket left the chain with its slots). A retired slot's age is a 7-bit
+    /// stamp: one whose chain no write has touched since reads as recent again for one
+    /// generation in 127, and a cursor deleted long ago from it ends the pass then instead of
+    /// restarting.
     public func nextKey(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer) throws(MapError) {
         try self.nextKey(after: key, into: nextKey, restartingForUnknownCursor: true)
     }
