@@ -169,7 +169,11 @@ extension EpochSectionTests {
                             readerDone.store(true, ordering: .releasing)
                         }
                     case 1:
-                        while !readerInside.load(ordering: .acquiring) { sched_yield() }
+                        // Once the short sections run too (on a loaded machine their threads
+                        // could start only after the grace period had ended).
+                        while !readerInside.load(ordering: .acquiring) || shortSections.load(ordering: .relaxed) == 0 {
+                            sched_yield()
+                        }
                         Epoch.synchronize()
                         if !readerDone.load(ordering: .acquiring) { early.store(true, ordering: .relaxed) }
                         graceDone.store(true, ordering: .releasing)
