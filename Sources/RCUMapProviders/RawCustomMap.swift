@@ -482,9 +482,20 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
         try checkNotInLockedCallback()
         // The base map's own checks, before any callback runs.
         if operation.contains(.helper) { try access.checkProgramWrite() } else { try checkUserWrite() }
-        if flags.contains(.lock) { throw Self.noLockWord }
+        // A helper-mode write to an array base meets only `array_map_update_elem`'s checks,
+        // whose BPF_F_LOCK check comes after the index and NOEXIST ones (below); the
+        // syscall side checks the flag first.
+        let lockCheckedLast = operation.contains(.helper) && baseKind == .array
+        if flags.contains(.lock), !lockCheckedLast { throw Self.noLockWord }
         try checkSizes(key: key, value: value.baseAddress == nil ? -1 : value.count)
         guard flags.isValid else { throw MapError.invalidArgument.with(reason: "invalid update flags \(flags.rawValue)") }
+        if flags.contains(.lock) {
+            guard key.loadUnaligned(as: UInt32.self) < UInt32(truncatingIfNeeded: definition.maxEntries) else {
+                throw MapError.outOfSpace
+            }
+            if flags.rawValue & ~MapUpdateFlags.lock.rawValue == MapUpdateFlags.noExist.rawValue { throw MapError.alreadyExists }
+            throw Self.noLockWord
+        }
         // The provider's callbacks run inside an epoch, each in a section of its own; the
         // base update runs in none of ours (a bucket-locked base holds one only where it
         // reads a slot after its lock), so that a writer preempted there never holds up a

@@ -173,6 +173,36 @@ struct CustomMapLinuxInterfaceTests {
         #expect(drained.sorted() == Array(0..<48) && largest > 1 && hash.count == 0)
     }
 
+    /// A helper-mode update with `BPF_F_LOCK` of a custom map on an array base meets
+    /// `array_map_update_elem`'s order — the index (E2BIG) and NOEXIST (EEXIST) before the
+    /// missing lock word (EINVAL) — and no callback runs; user mode and hash bases check
+    /// the flag first, as the syscall does. Found by review, 2026-12-04 (the provider layer
+    /// checked the flag first in both modes).
+    @Test(arguments: [ProviderBaseMap.array, .hashBucketLocked, .hashLockFree])
+    func aHelperModeLockedArrayUpdateChecksTheIndexFirst(_ base: ProviderBaseMap) throws {
+        let provider = RecordingProvider(updatesOriginalValue: false)  // helper mode is allowed
+        let map = try makeMap(provider, base: base, maxEntries: 8)
+        provider.clear()
+        func helperPut(_ key: UInt32, _ flags: MapUpdateFlags) -> Int32 {
+            errno {
+                try withUnsafeBytes(of: key) { k in
+                    try withUnsafeBytes(of: UInt32(1)) { v in
+                        try Epoch.withSection { (section) throws(MapError) in
+                            try map.update(key: k, value: v, flags: flags, in: section)
+                        }
+                    }
+                }
+            }
+        }
+        let array = base == .array
+        #expect(helperPut(8, MapUpdateFlags.any.union(.lock)) == (array ? E2BIG : EINVAL))
+        #expect(helperPut(1, MapUpdateFlags.noExist.union(.lock)) == (array ? EEXIST : EINVAL))
+        #expect(helperPut(1, MapUpdateFlags.exist.union(.lock)) == EINVAL)
+        #expect(helperPut(1, MapUpdateFlags(rawValue: 3 | MapUpdateFlags.lock.rawValue)) == EINVAL)
+        #expect(errno { try map.put(UInt32(8), UInt32(1), flags: MapUpdateFlags.any.union(.lock)) } == EINVAL)
+        #expect(provider.recorded(.addition).isEmpty)
+    }
+
     @Test func arrayBasesLackTheDeletingBatches() throws {
         let map = try makeMap(RecordingProvider(), base: .array)
         var keys = [UInt32](repeating: 0, count: 4)

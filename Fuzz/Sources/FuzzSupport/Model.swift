@@ -234,18 +234,23 @@ public final class MapModel {
             return .fail(EPERM)
         }
         let lockWithoutWord = flags.rawValue & MapUpdateFlags.lock.rawValue != 0 && (isCustom || lockOffset == nil)
-        // A helper-mode ARRAY update meets only array_map_update_elem's checks, whose
-        // BPF_F_LOCK check comes after the index and NOEXIST ones; the syscall side (and the
-        // provider layer) checks it first.
-        let lockCheckedLast = helper && isArray && !isCustom
+        // A helper-mode ARRAY update (and one of a custom map on an array base) meets only
+        // array_map_update_elem's checks, whose BPF_F_LOCK check comes after the index and
+        // NOEXIST ones; the syscall side checks it first. The provider layer makes those
+        // checks before any callback runs: such a write always fails.
+        let lockCheckedLast = helper && isArray
         if lockWithoutWord, !lockCheckedLast { return .fail(EINVAL) }
         guard flags.isValid else { return .fail(EINVAL) }
-        if let rules, let error = rules.additionError(key, value) { return .fail(error) }
         let plain = MapUpdateFlags(rawValue: flags.rawValue & ~MapUpdateFlags.lock.rawValue)
+        if lockWithoutWord {
+            guard Int(Self.index(key)) < maxEntries else { return .fail(E2BIG) }
+            if plain == .noExist { return .fail(EEXIST) }
+            return .fail(EINVAL)
+        }
+        if let rules, let error = rules.additionError(key, value) { return .fail(error) }
         if isArray {
             guard Int(Self.index(key)) < maxEntries else { return .fail(E2BIG) }
             if plain == .noExist { return .fail(EEXIST) }
-            if lockWithoutWord { return .fail(EINVAL) }
             return .succeed(value: nil)
         }
         if entries[key] != nil {
