@@ -15,6 +15,29 @@ struct TwoWords: Equatable, Sendable {
 /// then rehashed about twelve times).
 @Suite("RCUDictionary capacity")
 struct RCUDictionaryCapacityTests {
+    /// A key whose `hashValue` the test filters: only those in one stripe are used.
+    struct Crowded: Hashable, Sendable { var id: Int }
+
+    /// Keys whose hashes all fall in one stripe, growing it far over its share while the
+    /// table is not over its size: the writes count every stripe's entries to decide on a
+    /// resize once in several writes, not on each (found by review, 2026-12-04: every write
+    /// of the crowded stripe summed all stripes' counts and found nothing to do). Shrinking
+    /// back (the stripe then under its share) is amortised the same way; every key stays
+    /// readable.
+    @Test func aCrowdedStripeDoesNotCountEveryStripeOnEachWrite() {
+        let dictionary = RCUDictionary<Crowded, Int>()
+        let keys = (0..<200_000).lazy.map(Crowded.init).filter { $0.hashValue & dictionary.stripeMask == 0 }.prefix(4_000)
+        for key in keys { dictionary[key] = key.id }
+        let growing = dictionary.resizeChecks.load(ordering: .relaxed)
+        #expect(dictionary.count == 4_000)
+        #expect(growing < 4_000 / 4, "\(growing) resize checks for 4,000 writes")
+        for key in keys { #expect(dictionary[key] == key.id) }
+        for key in keys { dictionary.removeValue(forKey: key) }
+        let shrinking = dictionary.resizeChecks.load(ordering: .relaxed) - growing
+        #expect(dictionary.count == 0)
+        #expect(shrinking < 4_000 / 4, "\(shrinking) resize checks for 4,000 removals")
+    }
+
     @Test func theMinimumCapacityOutlivesTheFirstWrites() {
         let dictionary = RCUDictionary<Int, Int>(minimumCapacity: 100_000)
         let before = dictionary.currentTable.bucketCount

@@ -88,7 +88,10 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     @usableFromInline let nodeLayout: DictionaryNodeLayout<Key, Value>
     /// One lock per stripe; chain `i` belongs to stripe `i & stripeMask`.
     @usableFromInline let locks: BucketLocks
-    /// Entries per stripe, one 64-byte line each (changed under the stripe's lock).
+    /// Entries per stripe, one 64-byte line each (changed under the stripe's lock): at +0
+    /// the count, at +8 the stripe's stamp counter (``nextStamp(_:)``), at +16 and +24 the
+    /// table size and the count at which a write of the stripe last found no resize due
+    /// (``resizeCheckIsDue(_:perStripe:buckets:)``).
     @usableFromInline let counts: UnsafeMutableRawPointer
     @usableFromInline let stripeMask: Int
     /// log2 of the stripe count: buckets per stripe is `bucketCount >> stripeShift`.
@@ -98,6 +101,8 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     @usableFromInline let minimumBuckets: Int
     /// Set while one writer resizes (the others do not queue up behind it).
     let resizing = Atomic<Bool>(false)
+    /// How many times a write counted every stripe's entries to decide on a resize (tests).
+    let resizeChecks = Atomic<Int>(0)
     /// Whether keys are the standard library's integers, hashed by ``hash(of:)`` from their
     /// bits with ``seed`` rather than with `hashValue`.
     @usableFromInline let hashesKeyBits: Bool
@@ -147,6 +152,8 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         for stripe in 0..<stripes {
             (counts + stripe * 64).initializeMemory(as: Atomic<Int>.self, to: Atomic(0))
             (counts + stripe * 64 + 8).initializeMemory(as: Atomic<UInt>.self, to: Atomic(0))
+            (counts + stripe * 64 + 16).initializeMemory(as: Atomic<Int>.self, to: Atomic(0))
+            (counts + stripe * 64 + 24).initializeMemory(as: Atomic<Int>.self, to: Atomic(0))
         }
         guard let first = DictionaryTable.make(bucketCount: buckets) else {
             _rcumapsTrap("RCUDictionary: out of memory for \(buckets) buckets")
@@ -174,6 +181,8 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         for stripe in 0...stripeMask {
             (counts + stripe * 64).assumingMemoryBound(to: Atomic<Int>.self).deinitialize(count: 1)
             (counts + stripe * 64 + 8).assumingMemoryBound(to: Atomic<UInt>.self).deinitialize(count: 1)
+            (counts + stripe * 64 + 16).assumingMemoryBound(to: Atomic<Int>.self).deinitialize(count: 1)
+            (counts + stripe * 64 + 24).assumingMemoryBound(to: Atomic<Int>.self).deinitialize(count: 1)
         }
         counts.deallocate()
     }
@@ -820,8 +829,9 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         // (A table at its largest size grows no more: without the bound, every write past
         // it took every stripe's lock to find that out.)
         if (perStripe > 3 &* bucketsPerStripe &+ 4 && buckets < DictionaryTable.maxBucketCount)
-            || (buckets > minimumBuckets && perStripe &* 2 < bucketsPerStripe) {
-            resize()
+            || (buckets > minimumBuckets && perStripe &* 2 < bucketsPerStripe),
+           resizeCheckIsDue(stripe, perStripe: perStripe, buckets: buckets) {
+            resize(checkedBy: stripe, perStripe: perStripe)
         }
         if layout != .inline { nodes.throttleIfBehind() }
         replacedObjects?.throttleIfBehind()
@@ -841,16 +851,41 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         Swift.min(DictionaryTable.maxBucketCount, Swift.max(minimumBuckets, Self.powerOfTwo(atLeast: count / 2)))
     }
 
-    /// Rebuilds the bucket array at one or two entries a bucket, with every stripe held;
-    /// readers keep reading the old array, which is retired after a grace period.
+    /// Whether a write of `stripe`, whose count `perStripe` says the table of `buckets` may be
+    /// due for a resize, should count every stripe to decide. Not when a write of the stripe
+    /// found no resize due at this table size and a count within `max(8, buckets per
+    /// stripe)` of this one: one stripe over (or under) its share while the whole table is
+    /// not (keys whose `hashValue`s crowd a few stripes) summed every stripe's count on each
+    /// of its writes (found by review, 2026-12-04); now once in that many.
     @usableFromInline
-    func resize() {
+    func resizeCheckIsDue(_ stripe: Int, perStripe: Int, buckets: Int) -> Bool {
+        let line = counts + stripe &* 64
+        guard line.advanced(by: 16).assumingMemoryBound(to: Atomic<Int>.self).pointee.load(ordering: .relaxed) == buckets
+        else { return true }
+        let checkedAt = line.advanced(by: 24).assumingMemoryBound(to: Atomic<Int>.self).pointee.load(ordering: .relaxed)
+        let drift = perStripe > checkedAt ? perStripe &- checkedAt : checkedAt &- perStripe
+        return drift >= Swift.max(8, buckets &>> stripeShift)
+    }
+
+    /// Rebuilds the bucket array at one or two entries a bucket, with every stripe held;
+    /// readers keep reading the old array, which is retired after a grace period. Called by
+    /// a write of `stripe` whose count was `perStripe`.
+    @usableFromInline
+    func resize(checkedBy stripe: Int, perStripe: Int) {
+        resizeChecks.wrappingAdd(1, ordering: .relaxed)
         // One stripe over its share while the whole table is not (keys whose hashes crowd
         // into a few stripes) asks for the size the table has: nothing to do, and no reason
-        // to take every stripe's lock on each such write.
+        // to take every stripe's lock on each such write; the stripe notes it
+        // (``resizeCheckIsDue(_:perStripe:buckets:)``).
         // (The table's size is read in a section: another resize may retire it meanwhile.)
-        guard wantedBucketCount != Epoch.withSection({ _ in currentTable.bucketCount }),
-              resizing.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return }
+        let current = Epoch.withSection({ _ in currentTable.bucketCount })
+        guard wantedBucketCount != current else {
+            let line = counts + stripe &* 64
+            line.advanced(by: 24).assumingMemoryBound(to: Atomic<Int>.self).pointee.store(perStripe, ordering: .relaxed)
+            line.advanced(by: 16).assumingMemoryBound(to: Atomic<Int>.self).pointee.store(current, ordering: .relaxed)
+            return
+        }
+        guard resizing.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return }
         defer { resizing.store(false, ordering: .releasing) }
         for stripe in 0...stripeMask { locks.lock(stripe) }
         let old = currentTable
