@@ -321,7 +321,15 @@ func readTextFile(_ path: String) -> String? {
 
 /// A bucket-locked hash map that misbehaves on purpose, to show that the checker notices.
 final class FaultyMap: RawMap {
-    enum Fault: Sendable { case dropsUpdates, tearsValues, repeatsKeys }
+    enum Fault: Sendable {
+        case dropsUpdates, tearsValues, repeatsKeys
+        /// On a shared churn key (no owner to notice, may be absent), a lookup-and-delete
+        /// returns the value and leaves it in the map: a second one can return it again.
+        case popsWithoutRemoving
+        /// On a shared churn key, a `BPF_NOEXIST` insert of a present key replaces its value
+        /// and succeeds: two inserts win one absent episode.
+        case noExistReplaces
+    }
 
     let base: RawBucketHashMap
     let fault: Fault
@@ -335,6 +343,13 @@ final class FaultyMap: RawMap {
     /// True once every 16 calls: often enough to be caught quickly even in slow
     /// (sanitizer) builds, rarely enough that most operations behave.
     func strikes() -> Bool { calls.wrappingAdd(1, ordering: .relaxed).newValue & 15 == 0 }
+
+    /// Whether `key` is one of the stress run's shared churn keys: no owner (``StressHarness/owner(_:)``)
+    /// and not stable (``StressHarness/isStable(_:)``), so only the "exactly one wins"
+    /// checks (``StressContest``) can notice a fault on it.
+    func isShared(_ key: UnsafeRawBufferPointer) -> Bool {
+        StressKeys.index(ofHashKey: key.loadUnaligned(as: UInt64.self)).map { $0 & 4 == 0 && $0 & 3 != 0 } ?? false
+    }
 
     var definition: MapDefinition { base.definition }
     var count: Int { base.count }
@@ -351,6 +366,10 @@ final class FaultyMap: RawMap {
 
     func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags) throws(MapError) {
         if fault == .dropsUpdates, flags == .any, strikes() { return }  // "succeeds" without storing
+        if fault == .noExistReplaces, flags == .noExist, isShared(key), strikes() {
+            try base.update(key: key, value: value, flags: .any)
+            return
+        }
         try base.update(key: key, value: value, flags: flags)
     }
 
@@ -362,6 +381,10 @@ final class FaultyMap: RawMap {
     func delete(key: UnsafeRawBufferPointer) throws(MapError) { try base.delete(key: key) }
 
     func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
+        if fault == .popsWithoutRemoving, isShared(key), strikes() {
+            try base.lookup(key: key, into: value)
+            return
+        }
         try base.lookupAndDelete(key: key, into: value)
     }
 
@@ -423,6 +446,9 @@ struct StressCheckerTests {
         (FaultyMap.Fault.dropsUpdates, StressViolation.ownKey),
         (FaultyMap.Fault.tearsValues, StressViolation.value),
         (FaultyMap.Fault.repeatsKeys, StressViolation.iteration),
+        (FaultyMap.Fault.popsWithoutRemoving, StressViolation.duplicate),
+        (FaultyMap.Fault.popsWithoutRemoving, StressViolation.twoWinners),
+        (FaultyMap.Fault.noExistReplaces, StressViolation.twoWinners),
     ])
     func faultyMapIsCaught(_ fault: FaultyMap.Fault, _ expected: StressViolation) throws {
         var options = StressOptions()

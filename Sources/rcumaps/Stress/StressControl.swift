@@ -115,12 +115,16 @@ enum StressViolation: String, CaseIterable, Sendable {
     case memory = "memory not released"
     case setup = "setup, threads or provider"
     /// Queues and stacks: a value popped (or dropped by an overwriting push) twice, or
-    /// still in the map after it was removed.
+    /// still in the map after it was removed. Key-value maps: a value returned by two
+    /// lookup-and-deletes, or still in the map after one returned it (``StressContest``).
     case duplicate = "value removed twice"
     /// Queues and stacks: a value pushed that was never removed and is not in the map.
     case lost = "value lost"
     /// Queues and stacks: a producer's values out of FIFO (queue) or LIFO (stack at rest) order.
     case order = "order (FIFO / LIFO)"
+    /// Key-value maps: two `BPF_NOEXIST` inserts won one absent episode of a contested key,
+    /// or two removals one present episode (``StressContest``).
+    case twoWinners = "two winners of one race"
 }
 
 /// Collects invariant violations from every thread: all are counted (by kind), the first

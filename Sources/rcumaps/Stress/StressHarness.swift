@@ -16,7 +16,11 @@ import Synchronization
 ///   are prefilled;
 /// - *owned* keys (`i & 4 != 0`) are written only by worker `(i >> 3) % threads`, which
 ///   therefore knows exactly what each must hold (or that it is absent) at every moment;
-///   the other keys are *shared*: every worker writes them.
+///   the other keys are *shared*: every worker writes them;
+/// - *contested* keys (`i % 8 == 3`, shared churn keys never prefilled) are never written
+///   with `.any` (workers turn it into `BPF_NOEXIST`): only a `NOEXIST` insert creates
+///   them, so exactly one of the inserts racing on an absent one may win, and exactly one
+///   of the removals racing on a present one (``StressContest``);
 /// - *foreign* keys (indices `keys..<2*keys`) are never inserted.
 final class StressHarness<Map: RawMap>: Sendable {
     let kind: StressMapKind
@@ -30,6 +34,9 @@ final class StressHarness<Map: RawMap>: Sendable {
     let objects: StressObjects?
     let control: StressControl
     let recorder: StressRecorder
+    /// "Exactly one wins": the workers' balances on contested keys and the tokens their
+    /// lookup-and-deletes returned, settled at every quiescent check.
+    let contest: StressContest
 
     /// Bytes of a key: 8 for the byte hash maps, 4 (an index) otherwise.
     let keySize: Int
@@ -48,6 +55,7 @@ final class StressHarness<Map: RawMap>: Sendable {
         self.objects = objects
         self.recorder = recorder
         control = StressControl(threads: threads)
+        contest = StressContest(keys: keys)
         keySize = map.definition.keySize
         valueSize = map.definition.valueSize
         stableCount = kind.isArray ? keys : (keys + 3) / 4
@@ -66,6 +74,11 @@ final class StressHarness<Map: RawMap>: Sendable {
     /// The worker that owns key `index`, or `nil` for a shared key.
     @inline(__always)
     func owner(_ index: Int) -> Int? { index & 4 != 0 ? (index >> 3) % threads : nil }
+
+    /// Whether key `index` is contested: shared, churned, not prefilled and never written
+    /// with `.any`, so that only a `BPF_NOEXIST` insert creates it (see the layout above).
+    @inline(__always)
+    func isContested(_ index: Int) -> Bool { !isArray && index & 7 == 3 }
 
     /// Whether the prefill stores key `index`.
     @inline(__always)
@@ -213,6 +226,9 @@ final class StressHarness<Map: RawMap>: Sendable {
     /// - Every key of the key space: found by lookup exactly when the pass found it, with a
     ///   whole value that belongs to it; the helper-mode lookup agrees (byte maps).
     /// - Foreign keys are absent.
+    /// - "Exactly one wins" (``StressContest``): no value was returned by two
+    ///   lookup-and-deletes since the last check, none of them is still in the map, and every
+    ///   contested key's insert and removal wins balance to its presence.
     /// - `expected` (at the end): every owned key holds exactly what its owner last stored.
     /// - Object map: every object's reference count is 1 (the run's handle) plus the
     ///   number of entries holding it.
@@ -258,6 +274,7 @@ final class StressHarness<Map: RawMap>: Sendable {
                 if found > maxEntries {
                     recorder.record(.count, "\(label): \(found) keys in a map of maxEntries \(maxEntries)")
                 }
+                var held = [UInt64](repeating: StressToken.absent, count: keys)
                 var holders = [Int](repeating: 0, count: objects?.handles.count ?? 0)
                 var missingStable: [Int] = []
                 for index in 0..<keys {
@@ -281,6 +298,7 @@ final class StressHarness<Map: RawMap>: Sendable {
                     } catch {
                         recorder.record(.errno, "\(label): lookup of key \(index) failed: \(error)")
                     }
+                    held[index] = token
                     if token != StressToken.absent, let owner = owner(index), hasVersions {
                         let writer = StressToken.writer(token)
                         if writer != 0 && writer != owner + 1 {
@@ -299,6 +317,7 @@ final class StressHarness<Map: RawMap>: Sendable {
                             + "its owner (worker \(owner)) last stored \(StressToken.describe(expected[owner].expected[index]))")
                     }
                 }
+                contest.settle(label, present: present, held: held, isContested: isContested, recorder: recorder)
                 if !missingStable.isEmpty {
                     recorder.record(.stableKey, "\(label): \(missingStable.count) stable key(s) missing, first \(missingStable.prefix(8).map(String.init).joined(separator: ", "))")
                 }

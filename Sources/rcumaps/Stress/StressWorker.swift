@@ -62,7 +62,10 @@ let stressBatch = 64
 /// - an iteration pass returns no key twice, every stable key, every key of its own that
 ///   is present and none of its own that is absent;
 /// - `count` stays within `stable keys...maxEntries` (arrays: exactly `keys`);
-/// - only the errno each operation may return.
+/// - only the errno each operation may return;
+/// - "exactly one wins" on shared keys, settled at quiescent checks (``StressContest``): the
+///   worker turns `.any` writes of contested keys into `BPF_NOEXIST`, counts the inserts and
+///   removals of contested keys it won and keeps the tokens its lookup-and-deletes returned.
 final class StressWorker<Map: RawMap> {
     let harness: StressHarness<Map>
     let map: Map
@@ -80,6 +83,11 @@ final class StressWorker<Map: RawMap> {
     /// Per key: the number of the last pass that returned it.
     var seenInPass: [UInt32]
     var passNumber: UInt32 = 0
+    /// Per key: `BPF_NOEXIST` inserts won minus removals won on contested keys since the
+    /// last deposit.
+    var balance: [Int32]
+    /// Tokens this worker's lookup-and-deletes returned since the last deposit (byte maps).
+    var removedTokens: [UInt64] = []
     let keyBuffer: UnsafeMutableRawPointer
     let cursorBuffer: UnsafeMutableRawPointer
     let valueBuffer: UnsafeMutableRawPointer
@@ -96,6 +104,7 @@ final class StressWorker<Map: RawMap> {
         expected = (0..<harness.keys).map { harness.owner($0) == index ? harness.prefillToken($0) : StressToken.absent }
         lastSeen = [UInt64](repeating: StressToken.absent, count: harness.keys)
         seenInPass = [UInt32](repeating: 0, count: harness.keys)
+        balance = [Int32](repeating: 0, count: harness.keys)
         keyBuffer = .allocate(byteCount: 8, alignment: 8)
         cursorBuffer = .allocate(byteCount: 8, alignment: 8)
         valueBuffer = .allocate(byteCount: max(harness.valueSize, 8), alignment: 8)
@@ -122,6 +131,7 @@ final class StressWorker<Map: RawMap> {
             if requested != generation {
                 generation = requested
                 checkOwnKeys()
+                harness.contest.deposit(balances: &balance, removed: &removedTokens)
                 control.pause(generation: generation)
                 continue
             }
@@ -136,6 +146,7 @@ final class StressWorker<Map: RawMap> {
             control.addOperations(stressBatch)
         }
         checkOwnKeys()
+        harness.contest.deposit(balances: &balance, removed: &removedTokens)
         control.finish()
     }
 
@@ -369,8 +380,11 @@ final class StressWorker<Map: RawMap> {
         }
     }
 
-    func update(_ key: Int, flags: MapUpdateFlags, helper: Bool, bits: UInt64) {
+    func update(_ key: Int, flags requested: MapUpdateFlags, helper: Bool, bits: UInt64) {
         stats.updates += 1
+        // Contested keys are never written with `.any`: only a NOEXIST insert creates them.
+        let contested = harness.isContested(key)
+        let flags = requested == .any && contested ? MapUpdateFlags.noExist : requested
         version += 1
         let token = harness.newToken(key: key, writer: writer, version: version, choice: Int(truncatingIfNeeded: bits >> 16))
         harness.encode(token, into: valueBuffer)
@@ -396,6 +410,7 @@ final class StressWorker<Map: RawMap> {
         case 0:
             stats.updatesStored += 1
             if flags == .noExist {
+                if contested { balance[key] &+= 1 }
                 if stable { violation(.stableKey, "\(name) of stable key \(key) succeeded: the key was missing") }
                 if mine && had { violation(.ownKey, "\(name) of own key \(key) succeeded, but it held \(StressToken.describe(expected[key]))") }
             } else if flags == .exist, mine, !had {
@@ -439,6 +454,7 @@ final class StressWorker<Map: RawMap> {
         switch code {
         case 0:
             stats.deletesDone += 1
+            if harness.isContested(key) { balance[key] &-= 1 }
             if mine {
                 if expected[key] == StressToken.absent { violation(.ownKey, "\(name) of own absent key \(key) succeeded") }
                 expected[key] = StressToken.absent
@@ -468,7 +484,10 @@ final class StressWorker<Map: RawMap> {
         switch code {
         case 0:
             stats.lookupAndDeletesDone += 1
-            observe(key, readBuffer, via: "lookupAndDelete")
+            if harness.isContested(key) { balance[key] &-= 1 }
+            if let token = observe(key, readBuffer, via: "lookupAndDelete"), harness.hasVersions {
+                removedTokens.append(token)
+            }
             if mine { expected[key] = StressToken.absent }
         case ENOENT:
             if mine && expected[key] != StressToken.absent {
