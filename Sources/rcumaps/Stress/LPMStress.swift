@@ -6,18 +6,31 @@ import Synchronization
 //
 // The routes are fixed before the run: *stable* prefixes (`--keys / 2`, under 10.0.0.0/8,
 // which is one of them) stay stored for the whole run and are only replaced (`BPF_EXIST`,
-// which must succeed); *volatile* prefixes (as many, /12 to /32) come and go. A value names
-// its prefix (index << 32 | a generation). Invariants:
+// which must succeed); *volatile* prefixes (as many, /12 to /32) come and go, inserted
+// only with `BPF_NOEXIST`. A value is a ``StressToken``: the route's index, the writer (0:
+// the prefill) and the writer's version, which only grows. Stable routes of odd index are
+// *owned*, each replaced only by worker `(index / 2) % threads`; the others are shared.
+// Invariants:
 // - a lookup of an address answers the longest stable prefix covering it, or a volatile
 //   prefix that covers it and is longer — never a shorter prefix, one that does not cover
 //   the address, or nothing;
+// - the answer's value is a token of the route answered, by a writer that may write it
+//   (never the prefill's on a volatile route; the owner's or the prefill's on an owned
+//   route); on an owned route read by its owner, exactly the token it last stored;
+// - values never go back in time for one reader: on an owned route no version older than
+//   one the reader saw before; on a shared route no older version of the same writer;
 // - a stable replace never fails; an insert never meets ENOSPC (the capacity holds every
 //   route); other errnos are only those of races (EEXIST, ENOENT on volatile prefixes);
 // - an iteration pass (nextKeyInPass) returns keys in strictly increasing postorder, every
 //   stable prefix exactly once;
 // - at the end (workers stopped), the count equals the stable prefixes plus the volatile
 //   ones iteration finds, and every lookup of every route's address matches a brute-force
-//   scan over the routes stored then;
+//   scan over the routes stored then; every route holds a value of its own (an owned one
+//   exactly what its owner last stored); exactly one insert won each absent episode of a
+//   volatile route and one delete each present one: per route, the inserts won minus the
+//   deletes won over all workers are 1 if it is stored, 0 if not;
+// - a worker stuck in an operation is reported (`stressWatchdog` after the stop), not
+//   waited for;
 // - once the map is dropped, its pool tag returns to 0 live bytes.
 
 /// The routes of an LPM stress run.
@@ -50,21 +63,34 @@ struct LPMStressRoutes: Sendable {
 
     func covers(_ index: Int, _ address: UInt32) -> Bool { address & Self.mask(lengths[index]) == data[index] }
 
+    /// The worker that alone replaces stable route `index` (odd indices), or nil (shared or
+    /// volatile).
+    func owner(_ index: Int, threads: Int) -> Int? {
+        index < stableCount && index & 1 == 1 ? (index / 2) % threads : nil
+    }
+
+    /// Owned stable routes per owner slot: route `2 * (worker + k * threads) + 1` for
+    /// `k < ownedCount(worker, threads)`.
+    func ownedCount(_ worker: Int, threads: Int) -> Int {
+        let slots = stableCount / 2
+        return worker < slots ? (slots - worker + threads - 1) / threads : 0
+    }
+
     static func key(_ length: Int, _ address: UInt32) -> (UInt32, UInt32) { (UInt32(length), address.bigEndian) }
 }
 
-/// Shared state of the workers.
-final class LPMStressShared: Sendable {
-    let map: RawLPMTrieMap
+/// Shared state of the workers: the map, the routes and the checks that need no
+/// per-worker state.
+final class LPMStressShared<Map: RawMap>: Sendable {
+    let map: Map
     let routes: LPMStressRoutes
+    let threads: Int
     let recorder: StressRecorder
-    let stop = Atomic<Bool>(false)
-    let operations = Atomic<Int>(0)
-    let stats = Mutex<StressStats>(StressStats())
 
-    init(map: RawLPMTrieMap, routes: LPMStressRoutes, recorder: StressRecorder) {
+    init(map: Map, routes: LPMStressRoutes, threads: Int, recorder: StressRecorder) {
         self.map = map
         self.routes = routes
+        self.threads = threads
         self.recorder = recorder
     }
 
@@ -77,9 +103,10 @@ final class LPMStressShared: Sendable {
         return value
     }
 
-    func store(_ index: Int, generation: UInt64, flags: MapUpdateFlags) throws(MapError) {
+    /// Stores `token` (a ``StressToken`` of route `index`) under route `index`.
+    func store(_ index: Int, token: UInt64, flags: MapUpdateFlags) throws(MapError) {
         var key = LPMStressRoutes.key(routes.lengths[index], routes.data[index])
-        var value = UInt64(index) << 32 | generation & 0xFFFF_FFFF
+        var value = token
         try withUnsafeBytes(of: &key) { (key) throws(MapError) in
             try withUnsafeBytes(of: &value) { (value) throws(MapError) in try map.update(key: key, value: value, flags: flags) }
         }
@@ -99,23 +126,14 @@ final class LPMStressShared: Sendable {
         return best
     }
 
-    /// Checks one lookup answer against the stable routes.
-    func checkLookup(_ address: UInt32, volatileAllowed: Bool) -> Bool {
-        let best = stableBest(address)
-        let index: Int
-        do { index = Int(try lookup(address) >> 32) } catch {
-            recorder.record(.stableKey, "lookup \(hex(address)): \(error), but stable route \(best) covers it")
-            return false
-        }
-        guard index < routes.lengths.count, routes.covers(index, address) else {
-            recorder.record(.value, "lookup \(hex(address)) answered route \(index), which does not cover it")
-            return false
-        }
-        if index < routes.stableCount {
-            if index != best { recorder.record(.value, "lookup \(hex(address)) answered stable route \(index), expected \(best)") }
-        } else if !volatileAllowed || routes.lengths[index] <= routes.lengths[best] {
-            recorder.record(.value, "lookup \(hex(address)) answered volatile route \(index) /\(routes.lengths[index]) over stable \(best) /\(routes.lengths[best])")
-        }
+    /// Whether `token` is a value some writer may have stored under route `index`: its
+    /// route, a worker or the prefill (version 0, stable routes only), and on an owned
+    /// route the owner or the prefill.
+    func mayHold(_ index: Int, _ token: UInt64) -> Bool {
+        let writer = StressToken.writer(token)
+        guard StressToken.key(token) == index, writer <= threads else { return false }
+        if writer == 0 { return index < routes.stableCount && StressToken.version(token) == 0 }
+        if let owner = routes.owner(index, threads: threads) { return writer == owner + 1 }
         return true
     }
 
@@ -174,12 +192,181 @@ final class LPMStressShared: Sendable {
 
 func hex(_ address: UInt32) -> String { "\(address >> 24).\(address >> 16 & 0xFF).\(address >> 8 & 0xFF).\(address & 0xFF)" }
 
-/// Builds the IPv4 LPM_TRIE, runs `--threads` workers for the duration, checks the
-/// quiescent map, drops it. See the invariants at the top of this file.
+/// What an LPM worker leaves: its statistics, per route the inserts it won minus the
+/// deletes it won, and what it last stored under each stable route it owns.
+struct LPMStressReport: Sendable {
+    let worker: Int
+    let stats: StressStats
+    let balance: [Int32]
+    /// Per route: the token this worker last stored if it owns the route, else ``StressToken/absent``.
+    let expected: [UInt64]
+}
+
+/// One worker of an LPM run: a mix of checked lookups (70 %), volatile inserts and deletes
+/// (10 % each), stable replaces (9 %: half of them of its own routes, if it owns any) and,
+/// rarely, an iteration pass or a count check.
+final class LPMStressWorker<Map: RawMap> {
+    let shared: LPMStressShared<Map>
+    let routes: LPMStressRoutes
+    let worker: Int
+    var random: XorShiftRandom
+    var stats = StressStats()
+    /// This worker's version: one more per write, so two writes never share a token.
+    var version: UInt64 = 0
+    /// Per route: the token this worker last stored if it owns the route.
+    var expected: [UInt64]
+    /// Per route: the last token this worker's lookups returned (``StressToken/absent``: none).
+    var lastSeen: [UInt64]
+    /// Per route: inserts won minus deletes won.
+    var balance: [Int32]
+    let ownedCount: Int
+
+    init(shared: LPMStressShared<Map>, worker: Int, seed: UInt64) {
+        self.shared = shared
+        let routes = shared.routes
+        self.routes = routes
+        self.worker = worker
+        random = XorShiftRandom(stream: Int(truncatingIfNeeded: seed &+ UInt64(worker) &* 7919))
+        let threads = shared.threads
+        expected = routes.lengths.indices.map { index in
+            routes.owner(index, threads: threads) == worker ? StressToken.make(key: index, writer: 0, version: 0) : StressToken.absent
+        }
+        lastSeen = [UInt64](repeating: StressToken.absent, count: routes.lengths.count)
+        balance = [Int32](repeating: 0, count: routes.lengths.count)
+        ownedCount = routes.ownedCount(worker, threads: threads)
+    }
+
+    var report: LPMStressReport { LPMStressReport(worker: worker, stats: stats, balance: balance, expected: expected) }
+
+    var recorder: StressRecorder { shared.recorder }
+
+    func step() {
+        let bits = random.next()
+        let choice = bits % 100
+        let volatileCount = routes.lengths.count - routes.stableCount
+        if choice < 70 {
+            // An address inside a random route, or anywhere in 10.0.0.0/14.
+            let index = Int((bits >> 8) % UInt64(routes.lengths.count))
+            let address = bits & 0x100 == 0
+                ? routes.data[index] | UInt32(truncatingIfNeeded: bits >> 32) & ~LPMStressRoutes.mask(routes.lengths[index])
+                : 0x0A00_0000 | UInt32(truncatingIfNeeded: bits >> 32) & 0x0003_FFFF
+            stats.lookups += 1
+            if checkLookup(address, volatileAllowed: true) { stats.lookupHits += 1 }
+        } else if choice < 80 {
+            insertVolatile(routes.stableCount + Int((bits >> 8) % UInt64(volatileCount)))
+        } else if choice < 90 {
+            deleteVolatile(routes.stableCount + Int((bits >> 8) % UInt64(volatileCount)))
+        } else if choice < 99 {
+            replaceStable(bits)
+        } else if bits & 0xF00 == 0 {
+            stats.passes += 1
+            stats.passKeys += shared.iterationPass()
+        } else {
+            stats.countChecks += 1
+            let count = shared.map.count
+            if count < routes.stableCount || count > routes.lengths.count {
+                recorder.record(.count, "count \(count) outside \(routes.stableCount)...\(routes.lengths.count)")
+            }
+        }
+    }
+
+    func insertVolatile(_ index: Int) {
+        stats.updates += 1
+        version += 1
+        do {
+            try shared.store(index, token: StressToken.make(key: index, writer: worker + 1, version: version), flags: .noExist)
+            stats.updatesStored += 1
+            balance[index] &+= 1
+        } catch where error == .alreadyExists {
+            stats.updatesExisting += 1
+        } catch {
+            recorder.record(.errno, "insert of volatile route \(index): \(error)")
+        }
+    }
+
+    func deleteVolatile(_ index: Int) {
+        stats.deletes += 1
+        do {
+            try shared.delete(index)
+            stats.deletesDone += 1
+            balance[index] &-= 1
+        } catch where error == .keyNotFound {
+        } catch {
+            recorder.record(.errno, "delete of volatile route \(index): \(error)")
+        }
+    }
+
+    /// Replaces one of this worker's own stable routes or a shared one (odd `bits >> 40`,
+    /// if it owns any).
+    func replaceStable(_ bits: UInt64) {
+        let index: Int
+        if ownedCount > 0, (bits >> 40) & 1 == 1 {
+            index = 2 * (worker + Int((bits >> 8) % UInt64(ownedCount)) * shared.threads) + 1
+        } else {
+            index = 2 * Int((bits >> 8) % UInt64((routes.stableCount + 1) / 2))
+        }
+        stats.updates += 1
+        version += 1
+        let token = StressToken.make(key: index, writer: worker + 1, version: version)
+        do {
+            try shared.store(index, token: token, flags: .exist)
+            stats.updatesStored += 1
+            if expected[index] != StressToken.absent { expected[index] = token }
+        } catch {
+            recorder.record(.stableKey, "replace of stable route \(index): \(error)")
+        }
+    }
+
+    /// Checks one lookup answer: the route against the stable routes, its value against
+    /// the route, the owner's record and what this worker saw before.
+    func checkLookup(_ address: UInt32, volatileAllowed: Bool) -> Bool {
+        let best = shared.stableBest(address)
+        let token: UInt64
+        do { token = try shared.lookup(address) } catch {
+            recorder.record(.stableKey, "lookup \(hex(address)): \(error), but stable route \(best) covers it")
+            return false
+        }
+        let index = StressToken.key(token)
+        guard index < routes.lengths.count, routes.covers(index, address) else {
+            recorder.record(.value, "lookup \(hex(address)) answered route \(index), which does not cover it")
+            return false
+        }
+        if index < routes.stableCount {
+            if index != best { recorder.record(.value, "lookup \(hex(address)) answered stable route \(index), expected \(best)") }
+        } else if !volatileAllowed || routes.lengths[index] <= routes.lengths[best] {
+            recorder.record(.value, "lookup \(hex(address)) answered volatile route \(index) /\(routes.lengths[index]) over stable \(best) /\(routes.lengths[best])")
+        }
+        observe(index, token, via: "lookup \(hex(address))")
+        return true
+    }
+
+    /// Checks a value read under route `index`: one some writer may have stored there, on
+    /// an owned route of this worker exactly the last stored, and not older than the last
+    /// this worker saw (owned routes: any older version; shared ones: an older version of
+    /// the same writer).
+    func observe(_ index: Int, _ token: UInt64, via operation: @autoclosure () -> String) {
+        guard shared.mayHold(index, token) else {
+            recorder.record(.value, "\(operation()): route \(index) holds \(StressToken.describe(token)), which no writer may store there")
+            return
+        }
+        if expected[index] != StressToken.absent, token != expected[index] {
+            recorder.record(.ownKey, "\(operation()): own route \(index) holds \(StressToken.describe(token)), "
+                + "last stored \(StressToken.describe(expected[index]))")
+        }
+        let last = lastSeen[index]
+        if last != StressToken.absent, StressToken.version(token) < StressToken.version(last),
+           routes.owner(index, threads: shared.threads) != nil || StressToken.writer(token) == StressToken.writer(last) {
+            recorder.record(.timeTravel, "\(operation()): route \(index) holds \(StressToken.describe(token)) after this worker "
+                + "saw \(StressToken.describe(last)): the value went back in time")
+        }
+        lastSeen[index] = token
+    }
+}
+
+/// Builds the IPv4 LPM_TRIE and stresses it (``exerciseLPMMap(_:options:seed:recorder:progress:samples:watchdog:)``).
 @inline(never)
 func exerciseLPMTrie(options: StressOptions, seed: UInt64, recorder: StressRecorder, progress: Bool,
                      samples: StressSampleFile?) -> StressExercise {
-    var exercise = StressExercise()
     let routes = LPMStressRoutes(count: options.keys, seed: seed)
     let map: RawLPMTrieMap
     do {
@@ -187,55 +374,51 @@ func exerciseLPMTrie(options: StressOptions, seed: UInt64, recorder: StressRecor
                                               flags: .noPrealloc, name: "stress", poolTag: StressPools.mapTag(.lpmTrie)))
     } catch {
         recorder.record(.setup, "cannot create the lpm-trie map: \(error)")
-        return exercise
+        return StressExercise()
     }
-    let shared = LPMStressShared(map: map, routes: routes, recorder: recorder)
+    return exerciseLPMMap(map, options: options, seed: seed, recorder: recorder, progress: progress, samples: samples)
+}
+
+/// Prefills the stable routes of `map` (an empty IPv4 LPM trie of room for
+/// `LPMStressRoutes(count: options.keys, seed: seed)`), runs `--threads` workers for the
+/// duration (a worker stuck `watchdog` ns after the stop is reported, `exercise.hung`),
+/// then checks the quiescent map. See the invariants at the top of this file.
+func exerciseLPMMap<Map: RawMap>(_ map: Map, options: StressOptions, seed: UInt64, recorder: StressRecorder,
+                                 progress: Bool, samples: StressSampleFile?,
+                                 watchdog: UInt64 = stressWatchdog) -> StressExercise {
+    var exercise = StressExercise()
+    let routes = LPMStressRoutes(count: options.keys, seed: seed)
+    let shared = LPMStressShared(map: map, routes: routes, threads: options.threads, recorder: recorder)
     for index in 0..<routes.stableCount {
-        do { try shared.store(index, generation: 0, flags: .noExist) } catch {
+        do { try shared.store(index, token: StressToken.make(key: index, writer: 0, version: 0), flags: .noExist) } catch {
             recorder.record(.setup, "prefill of stable route \(index): \(error)")
         }
     }
-    let tag = StressPools.mapTag(.lpmTrie)
-    /// A memory sample (the map's pool tag, RSS), kept for the peaks and written to `--samples`.
-    func sample(_ phase: StressSample.Phase, at seconds: Double) {
-        let taken = StressSample.take(.lpmTrie, phase, seconds: seconds, tag: tag,
-                                      operations: shared.operations.load(ordering: .relaxed), violations: recorder.violations)
-        exercise.memory.include(taken)
-        samples?.write(taken)
+    guard let (finished, sampling, startedAt) = runStressWorkers(
+        .lpmTrie, options: options, recorder: recorder, samples: samples, progress: progress, exercise: &exercise,
+        watchdog: watchdog,
+        { index, control in
+            let worker = LPMStressWorker(shared: shared, worker: index, seed: seed)
+            worker.stats.operations &+= control.runBatches { worker.step() }
+            return worker.report
+        }) else { return exercise }
+    let reports = finished.sorted { $0.worker < $1.worker }
+    exercise.stats = reports.reduce(StressStats()) { $0 + $1.stats }
+    if reports.count != options.threads {
+        recorder.record(.setup, "only \(reports.count) of \(options.threads) workers reported")
     }
-    sample(.start, at: 0)
-    let startedAt = MonotonicClock.nanoseconds()
-    exercise.startedAt = startedAt
-    var threads: [OSThread] = []
-    for worker in 0..<options.threads {
-        guard let thread = OSThread({ runLPMStressWorker(shared, worker: worker, seed: seed) }) else {
-            recorder.record(.setup, "cannot start worker \(worker)")
-            break
-        }
-        threads.append(thread)
-    }
-    let endAt = startedAt + UInt64(options.duration * 1e9)
-    var nextTick = startedAt + 1_000_000_000
-    while true {
-        let deadline = min(nextTick, endAt)
-        MonotonicClock.sleep(until: deadline)
-        if deadline == endAt { break }
-        sample(.run, at: Double(MonotonicClock.nanoseconds() - startedAt) / 1e9)
-        if progress {
-            let elapsed = Double(MonotonicClock.nanoseconds() - startedAt) / 1e9
-            let done = shared.operations.load(ordering: .relaxed)
-            writeToStandardError("[lpm-trie] \(fixed(elapsed, 1) ?? "-")/\(fixed(options.duration, 1) ?? "-") s  "
-                + "\(stressCount(done)) ops  \(readable(Double(done) / elapsed / 1e6)) Mops/s  violations \(recorder.violations)\n")
-        }
-        nextTick += 1_000_000_000
-    }
-    shared.stop.store(true, ordering: .releasing)
-    for thread in threads { thread.join() }
-    exercise.nanoseconds = MonotonicClock.nanoseconds() - startedAt
-    exercise.operations = shared.operations.load(ordering: .relaxed)
-    exercise.stats = shared.stats.withLock { $0 }
+    finalLPMCheck(shared, reports: reports.count == options.threads ? reports : nil)
+    exercise.checkpoints = 1
+    sampling.take(.end, at: Double(MonotonicClock.nanoseconds() - startedAt) / 1e9, into: &exercise)
+    return exercise
+}
 
-    // Quiescent: the stored routes, from iteration, against count and a brute-force scan.
+/// With the workers stopped: the stored routes, from iteration, against count and a
+/// brute-force scan; every stored route's value (an owned one exactly as its owner last
+/// stored it); and, with every worker's report, each volatile route's inserts won minus
+/// deletes won against whether it is stored. `reports`: every worker's, by worker index.
+func finalLPMCheck<Map: RawMap>(_ shared: LPMStressShared<Map>, reports: [LPMStressReport]?) {
+    let map = shared.map, routes = shared.routes, recorder = shared.recorder
     var stored: [Int] = []
     var cursor: (UInt32, UInt32)?
     while true {
@@ -260,79 +443,39 @@ func exerciseLPMTrie(options: StressOptions, seed: UInt64, recorder: StressRecor
             best = index
         }
         let answer = try? shared.lookup(address)
-        if answer.map({ Int($0 >> 32) }) != best {
-            recorder.record(.consistency, "final lookup \(hex(address)): \(answer.map { String($0 >> 32) } ?? "ENOENT"), brute force \(best.map(String.init) ?? "none")")
+        if answer.map({ StressToken.key($0) }) != best {
+            recorder.record(.consistency, "final lookup \(hex(address)): \(answer.map { String(StressToken.key($0)) } ?? "ENOENT"), brute force \(best.map(String.init) ?? "none")")
         }
     }
-    exercise.checkpoints = 1
-    sample(.end, at: Double(MonotonicClock.nanoseconds() - startedAt) / 1e9)
-    return exercise
-}
-
-/// One worker: a mix of checked lookups (70 %), volatile inserts and deletes (10 % each),
-/// stable replaces (9 %) and, rarely, an iteration pass.
-func runLPMStressWorker(_ shared: LPMStressShared, worker: Int, seed: UInt64) {
-    var random = XorShiftRandom(stream: Int(truncatingIfNeeded: seed &+ UInt64(worker) &* 7919))
-    var stats = StressStats()
-    let routes = shared.routes
-    let volatileCount = routes.lengths.count - routes.stableCount
-    var generation: UInt64 = UInt64(worker) << 24
-    while !shared.stop.load(ordering: .relaxed) {
-        for _ in 0..<256 {
-            let bits = random.next()
-            let choice = bits % 100
-            generation &+= 1
-            if choice < 70 {
-                // An address inside a random route, or anywhere in 10.0.0.0/14.
-                let index = Int((bits >> 8) % UInt64(routes.lengths.count))
-                let address = bits & 0x100 == 0
-                    ? routes.data[index] | UInt32(truncatingIfNeeded: bits >> 32) & ~LPMStressRoutes.mask(routes.lengths[index])
-                    : 0x0A00_0000 | UInt32(truncatingIfNeeded: bits >> 32) & 0x0003_FFFF
-                stats.lookups += 1
-                if shared.checkLookup(address, volatileAllowed: true) { stats.lookupHits += 1 }
-            } else if choice < 80 {
-                let index = routes.stableCount + Int((bits >> 8) % UInt64(volatileCount))
-                stats.updates += 1
-                do {
-                    try shared.store(index, generation: generation, flags: .noExist)
-                    stats.updatesStored += 1
-                } catch where error == .alreadyExists {
-                    stats.updatesExisting += 1
-                } catch {
-                    shared.recorder.record(.errno, "insert of volatile route \(index): \(error)")
-                }
-            } else if choice < 90 {
-                let index = routes.stableCount + Int((bits >> 8) % UInt64(volatileCount))
-                stats.deletes += 1
-                do {
-                    try shared.delete(index)
-                    stats.deletesDone += 1
-                } catch where error == .keyNotFound {
-                } catch {
-                    shared.recorder.record(.errno, "delete of volatile route \(index): \(error)")
-                }
-            } else if choice < 99 {
-                let index = Int((bits >> 8) % UInt64(routes.stableCount))
-                stats.updates += 1
-                do {
-                    try shared.store(index, generation: generation, flags: .exist)
-                    stats.updatesStored += 1
-                } catch {
-                    shared.recorder.record(.stableKey, "replace of stable route \(index): \(error)")
-                }
-            } else if bits & 0xF00 == 0 {
-                stats.passes += 1
-                stats.passKeys += shared.iterationPass()
-            } else {
-                stats.countChecks += 1
-                let count = shared.map.count
-                if count < routes.stableCount || count > routes.lengths.count {
-                    shared.recorder.record(.count, "count \(count) outside \(routes.stableCount)...\(routes.lengths.count)")
-                }
+    var isStored = [Bool](repeating: false, count: routes.lengths.count)
+    for index in stored { isStored[index] = true }
+    for index in stored {
+        // A lookup of the route's own address answers it or a longer route: read it by
+        // its exact key instead (an LPM lookup of a /n key ignores longer routes).
+        var key = LPMStressRoutes.key(routes.lengths[index], routes.data[index])
+        var token: UInt64 = 0
+        do {
+            try withUnsafeBytes(of: &key) { (key) throws(MapError) in
+                try withUnsafeMutableBytes(of: &token) { (value) throws(MapError) in try map.lookup(key: key, into: value) }
             }
+        } catch {
+            recorder.record(.consistency, "final lookup of stored route \(index) by its own prefix: \(error)")
+            continue
         }
-        shared.operations.add(256, ordering: .relaxed)
-        stats.operations += 256
+        if !shared.mayHold(index, token) {
+            recorder.record(.value, "final check: route \(index) holds \(StressToken.describe(token)), which no writer may store there")
+        } else if let reports, let owner = routes.owner(index, threads: shared.threads), owner < reports.count,
+                  reports[owner].expected[index] != token {
+            recorder.record(.ownKey, "final check: route \(index) holds \(StressToken.describe(token)), its owner (worker \(owner)) "
+                + "last stored \(StressToken.describe(reports[owner].expected[index]))")
+        }
     }
-    shared.stats.withLock { $0 = $0 + stats }
+    guard let reports else { return }
+    for index in routes.stableCount..<routes.lengths.count {
+        let balance = reports.reduce(0) { $0 + Int($1.balance[index]) }
+        if balance != (isStored[index] ? 1 : 0) {
+            recorder.record(.twoWinners, "final check: volatile route \(index) is \(isStored[index] ? "stored" : "absent"), but the "
+                + "NOEXIST inserts won minus the deletes won come to \(balance) (two winners of one race)")
+        }
+    }
 }

@@ -81,6 +81,9 @@ final class StressControl: Sendable {
 
     var operations: Int { operationCount.load(ordering: .relaxed) }
 
+    /// Workers that have left their loop.
+    var finished: Int { finishedWorkers.load(ordering: .acquiring) }
+
     // MARK: Waiting
 
     /// Sleeps briefly (50 µs): waiting threads must not take the CPU from the others.

@@ -246,7 +246,7 @@ func runStressMap(_ kind: StressMapKind, options: StressOptions, seed: UInt64, p
         if !exercise.hung { checkReleased(StressPools.mapTag(kind), what: "the map", recorder: recorder) }
     case .lpmTrie:
         exercise = exerciseLPMTrie(options: options, seed: seed, recorder: recorder, progress: progress, samples: samples)
-        checkReleased(StressPools.mapTag(kind), what: "the map", recorder: recorder)
+        if !exercise.hung { checkReleased(StressPools.mapTag(kind), what: "the map", recorder: recorder) }
     }
     if let samples, !exercise.hung, exercise.startedAt != 0 {
         let seconds = Double(MonotonicClock.nanoseconds() - exercise.startedAt) / 1e9
@@ -394,11 +394,11 @@ func exerciseObjectMapInstance(_ objects: StressObjects, options: StressOptions,
 /// Starts `count` worker threads, each running `work(index)` and keeping what it returns
 /// in `reports`, and waits until all have arrived at `control`'s start barrier. Returns nil
 /// (recorded as a setup failure) when a thread cannot start — the ones started are then
-/// released, stopped and joined — or when they do not all arrive within ``stressWatchdog``
+/// released, stopped and joined — or when they do not all arrive within `watchdog` ns
 /// (`exercise.hung` is then set).
 func startStressWorkers<Report: Sendable>(
     _ count: Int, control: StressControl, recorder: StressRecorder, exercise: inout StressExercise,
-    _ work: @escaping @Sendable (Int) -> Report
+    watchdog: UInt64 = stressWatchdog, _ work: @escaping @Sendable (Int) -> Report
 ) -> (workers: [OSThread], reports: ThreadLock<[Report]>)? {
     let reports = ThreadLock<[Report]>([])
     var workers: [OSThread] = []
@@ -408,7 +408,7 @@ func startStressWorkers<Report: Sendable>(
             reports.withLock { $0.append(report) }
         }) else {
             recorder.record(.setup, "cannot start worker thread \(index)")
-            _ = control.waitForArrivals(workers.count, timeout: stressWatchdog)
+            _ = control.waitForArrivals(workers.count, timeout: watchdog)
             control.stop()
             control.start()
             for worker in workers { worker.join() }
@@ -416,8 +416,8 @@ func startStressWorkers<Report: Sendable>(
         }
         workers.append(thread)
     }
-    guard control.waitForArrivals(count, timeout: stressWatchdog) else {
-        recorder.record(.setup, "worker threads did not start within \(stressWatchdog / 1_000_000_000) s")
+    guard control.waitForArrivals(count, timeout: watchdog) else {
+        recorder.record(.setup, "worker threads did not start within \(stressSeconds(watchdog)) s")
         exercise.hung = true
         return nil
     }
@@ -425,14 +425,15 @@ func startStressWorkers<Report: Sendable>(
 }
 
 /// Signals the workers started by ``startStressWorkers(_:control:recorder:exercise:_:)`` to
-/// stop, waits for them (at most ``stressWatchdog``) and joins them, recording the run's
+/// stop, waits for them (at most `watchdog` ns) and joins them, recording the run's
 /// operations and duration in `exercise`. Returns `false` (recorded as a setup failure,
 /// `exercise.hung` set, the threads left running) when they do not stop in time.
 func stopStressWorkers(_ workers: [OSThread], control: StressControl, recorder: StressRecorder,
-                       startedAt: UInt64, exercise: inout StressExercise) -> Bool {
+                       startedAt: UInt64, exercise: inout StressExercise, watchdog: UInt64 = stressWatchdog) -> Bool {
     control.stop()
-    guard control.waitForFinish(timeout: stressWatchdog) else {
-        recorder.record(.setup, "workers did not stop within \(stressWatchdog / 1_000_000_000) s (deadlock or livelock?)")
+    guard control.waitForFinish(timeout: watchdog) else {
+        recorder.record(.setup, "\(control.threads - control.finished) of \(control.threads) workers did not stop within "
+            + "\(stressSeconds(watchdog)) s (deadlock or livelock?)")
         exercise.operations = control.operations
         exercise.nanoseconds = MonotonicClock.nanoseconds() - startedAt
         exercise.hung = true
@@ -447,6 +448,11 @@ func stopStressWorkers(_ workers: [OSThread], control: StressControl, recorder: 
 /// How long the coordinator waits for workers to reach a checkpoint or the end before it
 /// declares them stuck (deadlock or livelock).
 let stressWatchdog: UInt64 = 60_000_000_000
+
+/// `nanoseconds` in seconds, for messages (`60`, `0.5`).
+func stressSeconds(_ nanoseconds: UInt64) -> String {
+    nanoseconds % 1_000_000_000 == 0 ? String(nanoseconds / 1_000_000_000) : fixed(Double(nanoseconds) / 1e9, 1) ?? "-"
+}
 
 /// Prefills `map`, runs the workers for the duration with a checkpoint about once a
 /// second, stops them and checks the map at rest. Samples memory (process RSS, the map's

@@ -233,19 +233,22 @@ func runStressClock(_ sampling: StressSampling, options: StressOptions, progress
 /// running `work(index, control)` and returning its report, runs the clock
 /// (``runStressClock(_:options:progress:exercise:status:)``) and stops them. Returns the
 /// reports, the sampling (for the final sample) and the start time; nil, with `exercise`
-/// filled in, when the workers could not be started or did not stop.
+/// filled in, when the workers could not be started or did not stop: a worker stuck in an
+/// operation for `watchdog` ns after the stop is reported (`exercise.hung`) rather than
+/// waited for.
 func runStressWorkers<Report: Sendable>(
     _ kind: StressMapKind, options: StressOptions, recorder: StressRecorder, samples: StressSampleFile?,
-    progress: Bool, exercise: inout StressExercise, status: () -> String = { "" },
+    progress: Bool, exercise: inout StressExercise, status: () -> String = { "" }, watchdog: UInt64 = stressWatchdog,
     _ work: @escaping @Sendable (Int, StressControl) -> Report
 ) -> (reports: [Report], sampling: StressSampling, startedAt: UInt64)? {
     let control = StressControl(threads: options.threads)
     guard let (workers, reports) = startStressWorkers(options.threads, control: control, recorder: recorder,
-                                                      exercise: &exercise, { index in work(index, control) })
+                                                      exercise: &exercise, watchdog: watchdog, { index in work(index, control) })
     else { return nil }
     let sampling = StressSampling(kind: kind, control: control, recorder: recorder, file: samples)
     let startedAt = runStressClock(sampling, options: options, progress: progress, exercise: &exercise, status: status)
-    guard stopStressWorkers(workers, control: control, recorder: recorder, startedAt: startedAt, exercise: &exercise)
+    guard stopStressWorkers(workers, control: control, recorder: recorder, startedAt: startedAt, exercise: &exercise,
+                            watchdog: watchdog)
     else { return nil }
     return (reports.withLock { $0 }, sampling, startedAt)
 }
