@@ -10,14 +10,19 @@ import Synchronization
 /// Each worker writes keys of its own (`worker << 40 | sequence`): fresh keys on the LRU
 /// types (the map is a quarter of `--keys`, so nearly every insert evicts), a range of
 /// `maxEntries / threads` keys reused round after round on PERCPU_HASH (never full). Every
-/// value a key ever holds, on every CPU, is the key's *mark* (a function of the key) or 0
-/// (a CPU a helper-mode insert did not write). Invariants, checked as the workers go:
+/// value a key ever holds, on every CPU, is one of the key's *marks* — a tag of the key and
+/// the *generation* of the write (the writer's sequence number + 1, which only grows) — or
+/// 0 (a CPU a helper-mode insert did not write). Invariants, checked as the workers go:
 /// - `count` never exceeds `maxEntries` (every worker samples it);
-/// - the key a worker has just written is present, with its mark — on the LRU types unless
+/// - the key a worker has just written is present with the new mark — on every CPU after a
+///   user-mode write, on some CPU (the others 0 or older marks) after a helper-mode one;
+///   never only older marks (a stale value), never a newer one — on the LRU types unless
 ///   the eviction hands moved on by their guaranteed distance meanwhile;
-/// - a lookup of any key, in user or helper mode, finds its mark or 0 on each CPU: never
-///   another key's value, never a torn one (on the LRU types lookups and deletes pick
-///   recent keys, about a fifth of which are still in the map);
+/// - a lookup of any key, in user or helper mode, finds a mark of that key or 0 on each
+///   CPU: never another key's value, never a torn one (on the LRU types lookups and
+///   deletes pick recent keys, about a fifth of which are still in the map);
+/// - PERCPU_HASH, whose keys are written again and again: the newest generation a
+///   user-mode lookup finds among the CPUs never goes back for one reader;
 /// - no operation fails with an errno the map should not return.
 @inline(never)
 func exerciseEvictingHash(_ kind: StressMapKind, options: StressOptions, seed: UInt64, recorder: StressRecorder,
@@ -35,14 +40,24 @@ func exerciseEvictingHash(_ kind: StressMapKind, options: StressOptions, seed: U
     let target: EvictingStressTarget
     do {
         switch try MapRegistry.create(definition) {
-        case let map as RawBucketHashMap: target = EvictingStressTarget(map: map, storage: map, cpus: 1)
-        case let map as RawPerCPUHashMap: target = EvictingStressTarget(map: map, storage: map.storage, cpus: map.possibleCPUCount)
+        case let map as RawBucketHashMap:
+            target = EvictingStressTarget(map: map, storage: map, cpus: 1, threads: options.threads)
+        case let map as RawPerCPUHashMap:
+            target = EvictingStressTarget(map: map, storage: map.storage, cpus: map.possibleCPUCount, threads: options.threads)
         default: preconditionFailure("\(type) is served by RawBucketHashMap or RawPerCPUHashMap")
         }
     } catch {
         recorder.record(.setup, "cannot create the \(kind.rawValue) map: \(error)")
         return StressExercise()
     }
+    return exerciseEvictingTarget(target, kind: kind, options: options, seed: seed, recorder: recorder, progress: progress,
+                                  samples: samples)
+}
+
+/// Runs the workers of ``exerciseEvictingHash(_:options:seed:recorder:progress:samples:)``
+/// on `target` for the duration, then checks it at rest.
+func exerciseEvictingTarget(_ target: EvictingStressTarget, kind: StressMapKind, options: StressOptions, seed: UInt64,
+                            recorder: StressRecorder, progress: Bool, samples: StressSampleFile?) -> StressExercise {
     var exercise = StressExercise()
     guard let (reports, sampling, startedAt) = runStressWorkers(
         kind, options: options, recorder: recorder, samples: samples, progress: progress, exercise: &exercise,
@@ -65,12 +80,38 @@ struct EvictingStressTarget: Sendable {
     let map: any RawMap
     let storage: RawBucketHashMap
     let cpus: Int
+    let threads: Int
 
     var maxEntries: Int { map.definition.maxEntries }
     var isLRU: Bool { storage.definition.type == .lruHash }
 
-    /// The value every CPU holds for `key` (0 is the other value a CPU may hold).
-    static func mark(_ key: UInt64) -> UInt64 { (key &* 0x9E37_79B9_7F4A_7C15) | 1 }
+    /// Keys a PERCPU_HASH worker cycles through (its share of maxEntries).
+    var ownRange: UInt64 { UInt64(max(1, maxEntries / threads)) }
+
+    /// Generations: 1 ..< 2^40.
+    static let generationMask: UInt64 = (1 << 40) - 1
+
+    /// The mark of `key` in generation `generation` (never 0): a tag of the key in the top
+    /// 24 bits, the generation below.
+    static func mark(_ key: UInt64, generation: UInt64) -> UInt64 { tag(key) << 40 | generation & generationMask }
+
+    static func tag(_ key: UInt64) -> UInt64 { (key &* 0x9E37_79B9_7F4A_7C15) >> 40 }
+
+    /// The generation of `value` if it is a mark `key` may hold — its tag, and the
+    /// generation of a write of that key (the key's low 40 bits are the writer's sequence
+    /// number on the LRU types, the sequence number modulo ``ownRange`` on PERCPU_HASH) —
+    /// or nil (0, another key's value, a torn one).
+    func generation(of value: UInt64, key: UInt64) -> UInt64? {
+        let generation = value & Self.generationMask
+        guard value >> 40 == Self.tag(key), generation != 0 else { return nil }
+        let slot = key & Self.generationMask
+        return (isLRU ? generation - 1 == slot : (generation - 1) % ownRange == slot) ? generation : nil
+    }
+
+    /// Whether every value of `values` is 0 or a mark of `key`.
+    func holdsOnlyMarks(_ values: [UInt64], of key: UInt64) -> Bool {
+        !values.contains { $0 != 0 && generation(of: $0, key: key) == nil }
+    }
 
     /// Checks, with the workers stopped, that the count is within bounds and every entry
     /// holds its mark.
@@ -107,7 +148,7 @@ struct EvictingStressTarget: Sendable {
             }
             do {
                 try withUnsafeBytes(of: key) { k in try values.withUnsafeMutableBytes { try map.lookup(key: k, into: $0) } }
-                if values.contains(where: { $0 != 0 && $0 != Self.mark(key) }) {
+                if !holdsOnlyMarks(values, of: key) {
                     recorder.record(.value, "final pass: key \(key) holds \(values)")
                 }
             } catch {
@@ -130,6 +171,9 @@ final class EvictingStressWorker {
     /// Keys written so far (the next key's sequence number).
     var sequence: UInt64 = 0
     var values: [UInt64]
+    /// PERCPU_HASH: per key (`worker * ownRange + index`), the newest generation a
+    /// user-mode lookup of this worker found.
+    var newestSeen: [UInt64]
     /// What this worker did (lookups, updates stored, deletes done, count checks).
     var stats = StressStats()
 
@@ -142,10 +186,10 @@ final class EvictingStressWorker {
         self.recorder = recorder
         random = XorShiftRandom(stream: Int(truncatingIfNeeded: seed) &+ index)
         values = [UInt64](repeating: 0, count: target.cpus)
+        newestSeen = [UInt64](repeating: 0, count: target.isLRU ? 0 : threads * Int(target.ownRange))
     }
 
-    /// Keys a PERCPU_HASH worker cycles through (its share of maxEntries).
-    var ownRange: UInt64 { UInt64(max(1, target.maxEntries / threads)) }
+    var ownRange: UInt64 { target.ownRange }
 
     func key(_ sequence: UInt64) -> UInt64 {
         UInt64(index) << 40 | (target.isLRU ? sequence : sequence % ownRange)
@@ -171,12 +215,13 @@ final class EvictingStressWorker {
         }
     }
 
-    /// Writes a key of this worker, then looks it up: present with its mark (unless evicted
-    /// after the hands moved on by their guaranteed distance).
+    /// Writes a key of this worker, then looks it up: present with the new mark (unless
+    /// evicted after the hands moved on by their guaranteed distance).
     func writeAndCheck(helper: Bool) {
         let key = self.key(sequence)
         sequence &+= 1
-        let mark = EvictingStressTarget.mark(key)
+        let generation = sequence
+        let mark = EvictingStressTarget.mark(key, generation: generation)
         let before = target.storage.evictionTicks
         do {
             try withUnsafeBytes(of: key) { k in
@@ -202,12 +247,17 @@ final class EvictingStressWorker {
             if !target.isLRU || moved < before.guaranteedDistance {
                 recorder.record(.ownKey, "key \(key) missing right after its update (hands moved \(moved) < \(before.guaranteedDistance))")
             }
-        } else if values.contains(where: { $0 != 0 && $0 != mark }) || !values.contains(mark)
+        } else if !target.holdsOnlyMarks(values, of: key) {
+            recorder.record(.value, "key \(key) just written holds \(values), mark \(mark)")
+        } else if !values.contains(mark)
                     // A user-mode write stores every CPU's value: each holds the mark now (only
                     // this worker writes its keys). With "some CPU", a write that reached one
                     // CPU only passed (found by review of the checker).
-                    || (!helper && values.contains(where: { $0 != mark })) {
-            recorder.record(.value, "key \(key) just written holds \(values), mark \(mark)")
+                    || (!helper && values.contains(where: { $0 != mark }))
+                    // Only this worker writes the key, and the generations it writes grow.
+                    || values.contains(where: { (target.generation(of: $0, key: key) ?? 0) > generation }) {
+            recorder.record(.ownKey, "key \(key) just written with generation \(generation) (\(helper ? "helper" : "user") mode) "
+                + "holds generations \(values.map { target.generation(of: $0, key: key) ?? 0 })")
         }
     }
 
@@ -231,7 +281,6 @@ final class EvictingStressWorker {
             index = (bits >> 24) % ownRange
         }
         let key = UInt64(worker) << 40 | index
-        let mark = EvictingStressTarget.mark(key)
         if helper { stats.helperLookups += 1 } else { stats.lookups += 1 }
         withUnsafeBytes(of: key) { k in
             if helper {
@@ -240,15 +289,34 @@ final class EvictingStressWorker {
                     stats.helperLookupHits += 1
                     // Atomic: another worker on this CPU may be writing it in place.
                     let word = own.baseAddress!.assumingMemoryBound(to: Atomic<UInt64>.self).pointee.load(ordering: .relaxed)
-                    if word != 0, word != mark { recorder.record(.value, "helper lookup of key \(key) found \(word)") }
+                    if word != 0, target.generation(of: word, key: key) == nil {
+                        recorder.record(.value, "helper lookup of key \(key) found \(word)")
+                    }
                 }
             } else if (try? values.withUnsafeMutableBytes { try target.map.lookup(key: k, into: $0) }) != nil {
                 stats.lookupHits += 1
-                if values.contains(where: { $0 != 0 && $0 != mark }) {
+                if !target.holdsOnlyMarks(values, of: key) {
                     recorder.record(.value, "lookup of key \(key) found \(values)")
+                } else if !target.isLRU {
+                    checkNewest(slot: worker * Int(ownRange) + Int(index), key: key)
                 }
             }
         }
+    }
+
+    /// PERCPU_HASH: the newest generation among the CPUs of `values` (just read from `key`)
+    /// is not older than the newest this worker found there before. Each write of the key
+    /// has a newer generation than every write before it and either replaces every CPU's
+    /// value (user mode), or one CPU's (helper mode on a present key), or creates the key
+    /// (after a delete), so the newest generation present only grows.
+    func checkNewest(slot: Int, key: UInt64) {
+        var newest: UInt64 = 0
+        for value in values { newest = max(newest, target.generation(of: value, key: key) ?? 0) }
+        if newest < newestSeen[slot] {
+            recorder.record(.timeTravel, "lookup of key \(key) found generations \(values.map { target.generation(of: $0, key: key) ?? 0 }) "
+                + "after this worker found generation \(newestSeen[slot]): the value went back in time")
+        }
+        newestSeen[slot] = max(newestSeen[slot], newest)
     }
 
     /// Deletes a key this worker wrote (absent is fine: evicted or deleted before); on an

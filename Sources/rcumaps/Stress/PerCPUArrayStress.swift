@@ -17,7 +17,8 @@ import Synchronization
 ///   index and a generation. The owner reads back what it wrote (user mode: every CPU holds
 ///   the new mark; helper mode: some CPU does, and the rest hold older marks of the index or
 ///   0); any other reader finds on every CPU 0 or a mark of that index, never another
-///   index's value or a torn one.
+///   index's value or a torn one, and in user mode never a newest generation (among the
+///   CPUs) older than the newest it found there before.
 ///
 /// Errnos, as Linux returns them: an index at or past `maxEntries` is ENOENT on lookup and
 /// E2BIG on update; `BPF_NOEXIST` is EEXIST; a delete is EINVAL.
@@ -71,6 +72,9 @@ final class PerCPUArrayStressWorker {
     var seen: [UInt64]
     /// The generation of this worker's last write per index (owned indices only).
     var generation: [UInt64]
+    /// Per index: the newest generation a user-mode read of this worker found among the
+    /// CPUs (owned indices only).
+    var newestSeen: [UInt64]
     /// One user-mode value: every CPU's 8 bytes.
     var values: [UInt64]
     var stats = StressStats()
@@ -87,6 +91,7 @@ final class PerCPUArrayStressWorker {
         tally = [UInt64](repeating: 0, count: counters)
         seen = [UInt64](repeating: 0, count: counters)
         generation = [UInt64](repeating: 0, count: map.definition.maxEntries)
+        newestSeen = [UInt64](repeating: 0, count: map.definition.maxEntries)
         values = [UInt64](repeating: 0, count: map.possibleCPUCount)
     }
 
@@ -193,7 +198,11 @@ final class PerCPUArrayStressWorker {
         }
     }
 
-    /// Reads an owned index (any worker's): 0 or a mark of it on every CPU.
+    /// Reads an owned index (any worker's): 0 or a mark of it on every CPU; in user mode, a
+    /// newest generation not older than the newest this worker found before. (A slot only
+    /// ever gets newer generations: its owner's, which grow; so does the newest of them.
+    /// Not in helper mode: the thread may have moved to a CPU the owner wrote less
+    /// recently.)
     func readOwned(_ target: Int, helper: Bool) {
         if helper {
             stats.helperLookups += 1
@@ -217,7 +226,14 @@ final class PerCPUArrayStressWorker {
         stats.lookupHits += 1
         if values.contains(where: { !Self.belongs($0, to: target) }) {
             recorder.record(.value, "lookup of index \(target) found \(values)")
+            return
         }
+        let newest = values.reduce(0) { max($0, $1 & 0xFF_FFFF_FFFF) }
+        if newest < newestSeen[target] {
+            recorder.record(.timeTravel, "lookup of index \(target) found generations \(values.map { $0 & 0xFF_FFFF_FFFF }) "
+                + "after this worker found generation \(newestSeen[target]): the value went back in time")
+        }
+        newestSeen[target] = max(newestSeen[target], newest)
     }
 
     /// User-mode lookup of `target` into `values`; records a failure.

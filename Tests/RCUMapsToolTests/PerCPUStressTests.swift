@@ -1,0 +1,92 @@
+@testable import rcumaps
+import RCUMaps
+import Synchronization
+import Testing
+
+/// A PERCPU_HASH whose user-mode lookups sometimes answer the values the key's latest
+/// user-mode update displaced: the right key, every CPU an old value of it. Before the
+/// values carried a generation, they equalled the new ones and nothing noticed.
+final class StalePerCPUMap: ForwardingMap, @unchecked Sendable {
+    /// Per key: the values (every CPU's) its latest user-mode update displaced.
+    let displaced = Mutex<[UInt64: [UInt8]]>([:])
+
+    override func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags) throws(MapError) {
+        var old = [UInt8](repeating: 0, count: value.count)
+        let found = old.withUnsafeMutableBytes { buffer in (try? base.lookup(key: key, into: buffer)) != nil }
+        try base.update(key: key, value: value, flags: flags)
+        let name = key.loadUnaligned(as: UInt64.self)
+        displaced.withLock { $0[name] = found ? old : nil }
+    }
+
+    override func lookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
+        try base.lookup(key: key, into: value)
+        guard strikes(), let old = displaced.withLock({ $0[key.loadUnaligned(as: UInt64.self)] }) else { return }
+        old.withUnsafeBytes { value.copyMemory(from: $0) }
+    }
+}
+
+@Suite("rcumaps stress: generations in per-CPU values", .serialized)
+struct PerCPUStressGenerationTests {
+    /// PERCPU_HASH answering stale values: the writer reading back its key (an older
+    /// generation than it just wrote) and readers (a generation older than one they saw).
+    @Test(arguments: [StressViolation.ownKey, .timeTravel])
+    func stalePerCPUHashValuesAreCaught(_ expected: StressViolation) throws {
+        var options = StressOptions()
+        options.maps = [.perCPUHash]
+        options.duration = 0.3
+        options.threads = 2
+        options.keys = 64
+        let base = try RawPerCPUHashMap(MapDefinition(type: .perCPUHash, keySize: 8, valueSize: 8, maxEntries: options.keys,
+                                                      name: "stale", hashImplementation: .bucketLocked))
+        let target = EvictingStressTarget(map: StalePerCPUMap(base: base), storage: base.storage, cpus: base.possibleCPUCount,
+                                          threads: options.threads)
+        let recorder = StressRecorder(label: "stale", echo: false)
+        let exercise = exerciseEvictingTarget(target, kind: .perCPUHash, options: options, seed: 3, recorder: recorder,
+                                              progress: false, samples: nil)
+        #expect(!exercise.hung)
+        #expect(recorder.byKind.contains { $0.0 == expected }, "\(recorder.byKind) \(recorder.descriptions)")
+        #expect(!recorder.byKind.contains { $0.0 == .value }, "\(recorder.descriptions)")
+    }
+
+    /// Marks tell their key and generation apart: a mark of another key, or a generation
+    /// no write of the key has, is not one the key may hold.
+    @Test func perCPUHashMarksNameTheirKeyAndGeneration() throws {
+        let base = try RawPerCPUHashMap(MapDefinition(type: .perCPUHash, keySize: 8, valueSize: 8, maxEntries: 64,
+                                                      name: "marks", hashImplementation: .bucketLocked))
+        let target = EvictingStressTarget(map: base, storage: base.storage, cpus: base.possibleCPUCount, threads: 2)
+        // Worker 1's key of index 5: sequences 5, 37, 69, … (ownRange 32), generations one more.
+        let key = UInt64(1) << 40 | 5
+        #expect(target.ownRange == 32)
+        #expect(target.generation(of: EvictingStressTarget.mark(key, generation: 6), key: key) == 6)
+        #expect(target.generation(of: EvictingStressTarget.mark(key, generation: 38), key: key) == 38)
+        #expect(target.generation(of: EvictingStressTarget.mark(key, generation: 7), key: key) == nil)
+        #expect(target.generation(of: EvictingStressTarget.mark(key + 1, generation: 6), key: key) == nil)
+        #expect(target.generation(of: 0, key: key) == nil)
+        #expect(target.holdsOnlyMarks([0, EvictingStressTarget.mark(key, generation: 38)], of: key))
+    }
+
+    /// A PERCPU_ARRAY reader that found generation 5 of an owned index and then finds 3
+    /// reports the value going back in time; 7 after that is fine.
+    @Test func perCPUArrayReaderCatchesAnOlderGeneration() throws {
+        let map = try RawPerCPUArrayMap(MapDefinition(type: .perCPUArray, keySize: 4, valueSize: 8, maxEntries: 8,
+                                                      name: "older"))
+        let recorder = StressRecorder(label: "older", echo: false)
+        let reader = PerCPUArrayStressWorker(map: map, index: 1, threads: 2, seed: 1, control: StressControl(threads: 2),
+                                             recorder: recorder)
+        func write(_ generation: UInt64) throws {
+            let values = [UInt64](repeating: PerCPUArrayStressWorker.mark(4, generation), count: map.possibleCPUCount)
+            try withUnsafeBytes(of: UInt32(4)) { key in
+                try values.withUnsafeBytes { value in try map.update(key: key, value: value, flags: .any) }
+            }
+        }
+        try write(5)
+        reader.readOwned(4, helper: false)
+        #expect(recorder.violations == 0, "\(recorder.descriptions)")
+        try write(3)
+        reader.readOwned(4, helper: false)
+        #expect(recorder.byKind.map(\.0) == [.timeTravel], "\(recorder.descriptions)")
+        try write(7)
+        reader.readOwned(4, helper: false)
+        #expect(recorder.violations == 1, "\(recorder.descriptions)")
+    }
+}
