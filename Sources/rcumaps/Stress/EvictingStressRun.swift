@@ -81,12 +81,23 @@ struct EvictingStressTarget: Sendable {
     let storage: RawBucketHashMap
     let cpus: Int
     let threads: Int
-
-    var maxEntries: Int { map.definition.maxEntries }
-    var isLRU: Bool { storage.definition.type == .lruHash }
-
+    // Kept rather than read from the definitions on every check: a `MapDefinition` (with
+    // its name) is copied out of the map on each read, which cost the run a third of its
+    // throughput when the value checks read it for every CPU's value.
+    let maxEntries: Int
+    let isLRU: Bool
     /// Keys a PERCPU_HASH worker cycles through (its share of maxEntries).
-    var ownRange: UInt64 { UInt64(max(1, maxEntries / threads)) }
+    let ownRange: UInt64
+
+    init(map: any RawMap, storage: RawBucketHashMap, cpus: Int, threads: Int) {
+        self.map = map
+        self.storage = storage
+        self.cpus = cpus
+        self.threads = threads
+        maxEntries = map.definition.maxEntries
+        isLRU = storage.definition.type == .lruHash
+        ownRange = UInt64(max(1, maxEntries / threads))
+    }
 
     /// Generations: 1 ..< 2^40.
     static let generationMask: UInt64 = (1 << 40) - 1

@@ -94,7 +94,9 @@ func stressDiscussion() -> String {
             count checks and whole get-next-key iteration passes. A quarter of the keys are \
             stable (prefilled, replaced but never deleted); the rest churn. Half the keys are \
             each owned by one worker, the only one that writes them, so it knows their content \
-            at every moment. Hash maps have maxEntries = 5/8 of the keys, so they run full.
+            at every moment; the others are shared, and an eighth (contested keys) are never \
+            written with .any: only a BPF_NOEXIST insert creates them. Hash maps have \
+            maxEntries = 5/8 of the keys, so they run full.
             """),
         HelpText.paragraph("""
             Checked continuously on those maps: every value read is whole (not torn) and belongs to its key; \
@@ -105,7 +107,10 @@ func stressDiscussion() -> String {
             unexpected errno. About once a second the workers pause at a checkpoint and the \
             quiescent map is checked whole: count equals the keys iteration finds, lookups agree \
             with iteration, every value is whole, and (object map) every object's reference \
-            count is 1 + the entries holding it. At the end, the same, then the map is dropped: \
+            count is 1 + the entries holding it. Exactly one wins: no value was returned by two \
+            lookup-and-deletes or is still in the map after one returned it, and on each \
+            contested key the NOEXIST inserts won minus the removals won is 1 if it is \
+            present, 0 if not. At the end, the same, then the map is dropped: \
             its pool tag must return to 0 live bytes within \(releaseBarrierRounds) rounds of \
             Epoch.barrier() (a reclaim callback may retire memory in turn); for the object map \
             every reference count must return to 1 and, once the objects are closed, their \
@@ -117,12 +122,19 @@ func stressDiscussion() -> String {
             evicting; a share of the entries reused round after round on percpu-hash, never \
             full), looks up any worker's keys in user and helper mode and deletes its own (on \
             the LRU types, recent ones); \
-            checked: count never above maxEntries, the key just written present with its mark \
-            (LRU: unless the hands moved their guaranteed distance), every value read the key's \
-            mark or 0 on each CPU. percpu-array: helper-mode counters summed exactly at the end \
-            (no increment lost or doubled) and indices owned by one worker each, read back as \
-            written. lpm-trie: lookups (70 %) checked against a brute-force scan of the routes, \
-            volatile routes inserted and deleted, stable ones replaced, and iteration passes.
+            checked: count never above maxEntries, the key just written present with its mark, \
+            which carries the write's generation (LRU: unless the hands moved their guaranteed \
+            distance), every value read a mark of the key or 0 on each CPU, and (percpu-hash) \
+            the newest generation a reader finds never older than one it found before. \
+            percpu-array: helper-mode counters summed exactly at the end (no increment lost or \
+            doubled) and indices owned by one worker each, read back as written, their newest \
+            generation never going back for a reader. lpm-trie: lookups (70 %) checked \
+            against a brute-force scan of the routes, volatile routes inserted (BPF_NOEXIST) \
+            and deleted, stable ones replaced (half of them each by one owner), and iteration \
+            passes; values carry their route, writer and version: an owner reads back what it \
+            stored, no reader sees a version older than one it saw, and at the end each \
+            volatile route's inserts won minus deletes won is 1 if stored, 0 if not. Workers \
+            still stuck \(stressWatchdog / 1_000_000_000) s after the stop are reported, not waited for.
             """),
         HelpText.paragraph("""
             queue and stack have no keys: each worker is a producer and a consumer, pushing its \
