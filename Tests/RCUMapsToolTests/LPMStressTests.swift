@@ -25,7 +25,7 @@ final class FaultyLPMMap: ForwardingMap, @unchecked Sendable {
     /// ``Fault/stalls``: lookups wait until this is cleared.
     let stalled = Atomic<Bool>(true)
     /// ``Fault/staleReads``: per route index, the value its latest replace displaced.
-    let displaced = Mutex<[Int: UInt64]>([:])
+    let displaced = ThreadLock<[Int: UInt64]>([:])  // not `Mutex`: TSan cannot see it hand over (ThreadLock)
 
     init(routes: LPMStressRoutes, fault: Fault) throws(MapError) {
         self.fault = fault

@@ -34,6 +34,12 @@ struct OSThread {
     func join() {
         _ = pthread_join(handle, nil)
     }
+
+    /// Gives the thread up instead of joining it (its resources go when it finishes): for a
+    /// thread that may never finish. Call it instead of ``join()``, exactly once.
+    func detach() {
+        _ = pthread_detach(handle)
+    }
 }
 
 /// Number of CPUs online.

@@ -60,6 +60,7 @@ func driveQueue<Queue: StressQueue>(_ queue: Queue, kind: StressMapKind, options
             exercise.operations = control.operations
             exercise.nanoseconds = MonotonicClock.nanoseconds() - startedAt
             exercise.hung = true
+            for worker in workers { worker.detach() }  // left running (see stopStressWorkers)
             return exercise
         }
         let elapsed = Double(MonotonicClock.nanoseconds() - startedAt) / 1e9

@@ -419,6 +419,7 @@ func startStressWorkers<Report: Sendable>(
     guard control.waitForArrivals(count, timeout: watchdog) else {
         recorder.record(.setup, "worker threads did not start within \(stressSeconds(watchdog)) s")
         exercise.hung = true
+        for worker in workers { worker.detach() }  // left running (see stopStressWorkers)
         return nil
     }
     return (workers, reports)
@@ -427,7 +428,7 @@ func startStressWorkers<Report: Sendable>(
 /// Signals the workers started by ``startStressWorkers(_:control:recorder:exercise:_:)`` to
 /// stop, waits for them (at most `watchdog` ns) and joins them, recording the run's
 /// operations and duration in `exercise`. Returns `false` (recorded as a setup failure,
-/// `exercise.hung` set, the threads left running) when they do not stop in time.
+/// `exercise.hung` set, the threads left running, detached) when they do not stop in time.
 func stopStressWorkers(_ workers: [OSThread], control: StressControl, recorder: StressRecorder,
                        startedAt: UInt64, exercise: inout StressExercise, watchdog: UInt64 = stressWatchdog) -> Bool {
     control.stop()
@@ -437,6 +438,9 @@ func stopStressWorkers(_ workers: [OSThread], control: StressControl, recorder: 
         exercise.operations = control.operations
         exercise.nanoseconds = MonotonicClock.nanoseconds() - startedAt
         exercise.hung = true
+        // Not joined (they may never finish); detached, so that those that do are not
+        // left as zombies (the thread sanitizer reported them as leaked).
+        for worker in workers { worker.detach() }
         return false
     }
     for worker in workers { worker.join() }
@@ -503,6 +507,7 @@ func drive<Map: RawMap>(_ map: Map, kind: StressMapKind, objects: StressObjects?
                 exercise.operations = control.operations
                 exercise.nanoseconds = MonotonicClock.nanoseconds() - startedAt
                 exercise.hung = true
+                for worker in workers { worker.detach() }  // left running (see stopStressWorkers)
                 return exercise
             }
             let elapsed = Double(MonotonicClock.nanoseconds() - startedAt) / 1e9
