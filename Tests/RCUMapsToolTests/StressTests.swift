@@ -320,7 +320,7 @@ func readTextFile(_ path: String) -> String? {
 }
 
 /// A bucket-locked hash map that misbehaves on purpose, to show that the checker notices.
-final class FaultyMap: RawMap {
+final class FaultyMap: ForwardingMap, @unchecked Sendable {
     enum Fault: Sendable {
         case dropsUpdates, tearsValues, repeatsKeys
         /// On a shared churn key (no owner to notice, may be absent), a lookup-and-delete
@@ -331,18 +331,12 @@ final class FaultyMap: RawMap {
         case noExistReplaces
     }
 
-    let base: RawBucketHashMap
     let fault: Fault
-    let calls = Atomic<Int>(0)
 
     init(_ definition: MapDefinition, fault: Fault) throws(MapError) {
-        base = try RawBucketHashMap(definition)
         self.fault = fault
+        super.init(base: try RawBucketHashMap(definition))
     }
-
-    /// True once every 16 calls: often enough to be caught quickly even in slow
-    /// (sanitizer) builds, rarely enough that most operations behave.
-    func strikes() -> Bool { calls.wrappingAdd(1, ordering: .relaxed).newValue & 15 == 0 }
 
     /// Whether `key` is one of the stress run's shared churn keys: no owner (``StressHarness/owner(_:)``)
     /// and not stable (``StressHarness/isStable(_:)``), so only the "exactly one wins"
@@ -351,20 +345,12 @@ final class FaultyMap: RawMap {
         StressKeys.index(ofHashKey: key.loadUnaligned(as: UInt64.self)).map { $0 & 4 == 0 && $0 & 3 != 0 } ?? false
     }
 
-    var definition: MapDefinition { base.definition }
-    var count: Int { base.count }
-
-    func lookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
+    override func lookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
         try base.lookup(key: key, into: value)
         if fault == .tearsValues, strikes() { value.storeBytes(of: 0xDEAD, toByteOffset: 8, as: UInt64.self) }
     }
 
-    func lookupInPlace(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError)
-        -> UnsafeMutableRawBufferPointer {
-        try base.lookupInPlace(key: key, in: section)
-    }
-
-    func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags) throws(MapError) {
+    override func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags) throws(MapError) {
         if fault == .dropsUpdates, flags == .any, strikes() { return }  // "succeeds" without storing
         if fault == .noExistReplaces, flags == .noExist, isShared(key), strikes() {
             try base.update(key: key, value: value, flags: .any)
@@ -373,14 +359,7 @@ final class FaultyMap: RawMap {
         try base.update(key: key, value: value, flags: flags)
     }
 
-    func exchange(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
-                  into displaced: UnsafeMutableRawBufferPointer) throws(MapError) -> Bool {
-        try base.exchange(key: key, value: value, flags: flags, into: displaced)
-    }
-
-    func delete(key: UnsafeRawBufferPointer) throws(MapError) { try base.delete(key: key) }
-
-    func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
+    override func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
         if fault == .popsWithoutRemoving, isShared(key), strikes() {
             try base.lookup(key: key, into: value)
             return
@@ -388,55 +367,12 @@ final class FaultyMap: RawMap {
         try base.lookupAndDelete(key: key, into: value)
     }
 
-    func nextKey(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer) throws(MapError) {
+    override func nextKey(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer) throws(MapError) {
         if fault == .repeatsKeys, let key, strikes() {  // hands back the cursor key again
             nextKey.copyMemory(from: key)
             return
         }
         try base.nextKey(after: key, into: nextKey)
-    }
-
-    func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
-                in section: borrowing EpochSection) throws(MapError) {
-        try base.update(key: key, value: value, flags: flags, in: section)
-    }
-
-    func delete(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError) {
-        try base.delete(key: key, in: section)
-    }
-
-    // The rest of RawMap, passed through unchanged.
-    func lookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer, flags: MapElementFlags) throws(MapError) {
-        try base.lookup(key: key, into: value, flags: flags)
-    }
-    func delete(key: UnsafeRawBufferPointer, flags: MapElementFlags) throws(MapError) { try base.delete(key: key, flags: flags) }
-    func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer,
-                         flags: MapElementFlags) throws(MapError) {
-        try base.lookupAndDelete(key: key, into: value, flags: flags)
-    }
-    func nextKeyInPass(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer) throws(MapError) {
-        try base.nextKeyInPass(after: key, into: nextKey)
-    }
-    var access: MapAccess { base.access }
-    var isFrozen: Bool { base.isFrozen }
-    func freeze() throws(MapError) { try base.freeze() }
-    func lookupBatch(from cursor: MapBatchCursor?, keys: UnsafeMutableRawBufferPointer, values: UnsafeMutableRawBufferPointer,
-                     count: Int, elementFlags: MapElementFlags, flags: UInt64) throws(MapError) -> MapBatchResult {
-        try base.lookupBatch(from: cursor, keys: keys, values: values, count: count, elementFlags: elementFlags, flags: flags)
-    }
-    func lookupAndDeleteBatch(from cursor: MapBatchCursor?, keys: UnsafeMutableRawBufferPointer,
-                              values: UnsafeMutableRawBufferPointer, count: Int, elementFlags: MapElementFlags,
-                              flags: UInt64) throws(MapError) -> MapBatchResult {
-        try base.lookupAndDeleteBatch(from: cursor, keys: keys, values: values, count: count,
-                                      elementFlags: elementFlags, flags: flags)
-    }
-    func updateBatch(keys: UnsafeRawBufferPointer, values: UnsafeRawBufferPointer, count: Int,
-                     elementFlags: MapElementFlags, flags: UInt64) throws(MapError) -> MapBatchResult {
-        try base.updateBatch(keys: keys, values: values, count: count, elementFlags: elementFlags, flags: flags)
-    }
-    func deleteBatch(keys: UnsafeRawBufferPointer, count: Int, elementFlags: MapElementFlags,
-                     flags: UInt64) throws(MapError) -> MapBatchResult {
-        try base.deleteBatch(keys: keys, count: count, elementFlags: elementFlags, flags: flags)
     }
 }
 
