@@ -28,8 +28,8 @@ import Glibc
 ///   control word (release store);
 /// - replacing a value wider than a word writes the new pair into another free slot and
 ///   publishes it, then retires the old slot; readers see the old or the new pair, never
-///   a mix, and a
-///   helper-mode pointer to the old value keeps reading it until its section ends;
+///   a mix, and a helper-mode pointer to the old value keeps reading it until its section
+///   ends;
 /// - delete clears the tag and marks the slot retired, in one store: it never allocates,
 ///   so it never fails for lack of memory.
 ///
