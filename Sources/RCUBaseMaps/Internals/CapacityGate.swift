@@ -246,7 +246,10 @@ struct CapacityGate: ~Copyable {
     /// reservation, which it ends with ``resolve(published:)`` — published, or parked as a
     /// credit if the key was not inserted after all. No credit is parked and none taken
     /// back, so no other thread can take the room the eviction made. Nothing to change in
-    /// the counts: the removal's unit is already counted and in flight.
+    /// the counts: the removal's unit is already counted and in flight. (An eviction that
+    /// never announced itself — `evictHolding(_:forUserWrite:announced:)` with `announced:
+    /// false` — is not in flight: its caller publishes the key without ``resolve(published:)``,
+    /// or announces the removal with ``beginRemoval()`` before resolving it unpublished.)
     @inline(__always)
     func keepRemovedUnitAsReservation() {}
 
