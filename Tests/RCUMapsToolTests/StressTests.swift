@@ -410,3 +410,36 @@ struct StressCheckerTests {
         #expect(caught, "violations per run: \(seen)")
     }
 }
+
+/// ``StressContest``'s check across quiescent checks: a value a lookup-and-delete returns
+/// after a check, when the same writer's value of that key of the same or a newer version
+/// was removed before it, came back (it was replaced or removed already).
+@Suite("rcumaps stress: values that come back across a check")
+struct StressContestAcrossChecksTests {
+    /// Settles one interval in which lookup-and-deletes returned `tokens` (key 3 absent and
+    /// uncontested), and returns the kinds recorded.
+    static func settle(_ contest: StressContest, _ tokens: [UInt64], _ recorder: StressRecorder) {
+        var balances = [Int32](repeating: 0, count: contest.keys)
+        var removed = tokens
+        contest.deposit(balances: &balances, removed: &removed)
+        contest.settle("check", present: [Bool](repeating: false, count: contest.keys),
+                       held: [UInt64](repeating: StressToken.absent, count: contest.keys),
+                       isContested: { _ in false }, recorder: recorder)
+    }
+
+    @Test func aValueReturnedOnBothSidesOfACheckIsCaught() {
+        let contest = StressContest(keys: 8)
+        let recorder = StressRecorder(label: "contest", echo: false)
+        Self.settle(contest, [StressToken.make(key: 3, writer: 1, version: 5)], recorder)
+        #expect(recorder.byKind.isEmpty)
+        // Newer versions of the same writer, and any version of another writer: no violation.
+        Self.settle(contest, [StressToken.make(key: 3, writer: 1, version: 7), StressToken.make(key: 3, writer: 2, version: 1)],
+                    recorder)
+        #expect(recorder.byKind.isEmpty, "\(recorder.descriptions)")
+        // The same token again, and an older one of that writer: both came back.
+        Self.settle(contest, [StressToken.make(key: 3, writer: 1, version: 7), StressToken.make(key: 3, writer: 1, version: 6)],
+                    recorder)
+        #expect(recorder.byKind.map(\.0) == [.duplicate], "\(recorder.descriptions)")
+        #expect(recorder.descriptions.first?.contains("2 value(s)") == true, "\(recorder.descriptions)")
+    }
+}

@@ -15,18 +15,22 @@ import RCUMaps
 ///   hand over the tokens their lookup-and-deletes returned (byte maps; object-map
 ///   handles are not unique); at every quiescent check no token may have been returned
 ///   twice, and none may still be in the map.
-///
-/// Not caught: a value returned once before a checkpoint and again after it (the tokens
-/// are kept from one quiescent check to the next), unless the map still holds it at that
-/// checkpoint.
+/// - Across checks: for each key and writer, the newest version a lookup-and-delete
+///   returned before the last check is kept. A token returned since with a version no
+///   newer is a value that came back: the writer stored that key's versions in order, one
+///   value a key at a time, so once its newer value had been in the map (it was removed
+///   from there), the older one was gone for good — replaced or removed — and no token is
+///   ever written twice.
 final class StressContest: Sendable {
     let keys: Int
-    /// The workers' deposits since the start (balances) and since the last check (tokens).
-    private let deposits: ThreadLock<(balances: [Int], removed: [UInt64])>
+    /// The workers' deposits since the start (balances) and since the last check (tokens),
+    /// and per key and writer (`key << 8 | writer`) the newest version removed before the
+    /// last check, plus one (0: none).
+    private let deposits: ThreadLock<(balances: [Int], removed: [UInt64], newestRemoved: [UInt64])>
 
     init(keys: Int) {
         self.keys = keys
-        deposits = ThreadLock(([Int](repeating: 0, count: keys), []))
+        deposits = ThreadLock(([Int](repeating: 0, count: keys), [], [UInt64](repeating: 0, count: keys << 8)))
     }
 
     /// Adds a worker's balances and tokens (at a checkpoint pause and at the end) and
@@ -62,6 +66,29 @@ final class StressContest: Sendable {
             for key in 0..<keys where held[key] != StressToken.absent && Self.contains(state.removed, held[key]) {
                 recorder.record(.duplicate, "\(label): key \(key) holds \(StressToken.describe(held[key])), "
                     + "which a lookup-and-delete returned (removed) before")
+            }
+            // Values that came back across a check (the newest versions removed before it
+            // first, then this interval's).
+            var cameBack = 0
+            var firstBack: UInt64?
+            for token in state.removed {
+                let slot = StressToken.key(token) << 8 | StressToken.writer(token)
+                guard slot < state.newestRemoved.count else { continue }
+                if StressToken.version(token) < state.newestRemoved[slot] {
+                    cameBack += 1
+                    if firstBack == nil { firstBack = token }
+                }
+            }
+            if let firstBack {
+                let slot = StressToken.key(firstBack) << 8 | StressToken.writer(firstBack)
+                recorder.record(.duplicate, "\(label): \(cameBack) value(s) returned by a lookup-and-delete after the "
+                    + "same writer's value of version \(state.newestRemoved[slot] - 1) or newer had been removed before a "
+                    + "check, first \(StressToken.describe(firstBack)) (a removed or replaced value came back)")
+            }
+            for token in state.removed {
+                let slot = StressToken.key(token) << 8 | StressToken.writer(token)
+                guard slot < state.newestRemoved.count else { continue }
+                state.newestRemoved[slot] = max(state.newestRemoved[slot], StressToken.version(token) + 1)
             }
             state.removed.removeAll(keepingCapacity: true)
             for key in 0..<keys where isContested(key) {
