@@ -283,11 +283,7 @@ struct ForkTests {
                     Epoch.synchronize()  // stops the child with a message
                     _exit(4)
                 }
-                Epoch.exit()
-                check(pid > 0, "fork failed")
-                let status = waitFor(ForkedChild(pid: pid, reports: -1)).status
-                check(status & 0x7f == SIGABRT, "the child was not stopped by abort(): status \(status)")
-                check(EpochFork.processIsUsable, "the parent must stay usable")
+                checkChildForkedInsideASectionAborted(pid)
                 Epoch.synchronize()
                 try shared.checkSettledInParent()
             }
@@ -315,11 +311,7 @@ struct ForkTests {
                     EpochMemory.free(block)  // stops the child with a message
                     _exit(4)
                 }
-                Epoch.exit()
-                check(pid > 0, "fork failed")
-                let status = waitFor(ForkedChild(pid: pid, reports: -1)).status
-                check(status & 0x7f == SIGABRT, "the child was not stopped by abort(): status \(status)")
-                check(EpochFork.processIsUsable, "the parent must stay usable")
+                checkChildForkedInsideASectionAborted(pid)
             }
         }.map { result in
             reportFailedChecks(result)
@@ -672,4 +664,14 @@ private final class SharedMaps: Sendable {
         }
         try check(try lockFree.get(UInt64(1000), as: UInt64.self) == 1000, "lookup in the parent")
     }
+}
+
+/// The parent's side of a fork made inside a section whose child must stop itself with
+/// `abort()`: leaves the section, waits for the child and checks how it ended.
+private func checkChildForkedInsideASectionAborted(_ pid: pid_t) {
+    Epoch.exit()
+    check(pid > 0, "fork failed")
+    let status = waitFor(ForkedChild(pid: pid, reports: -1)).status
+    check(status & 0x7f == SIGABRT, "the child was not stopped by abort(): status \(status)")
+    check(EpochFork.processIsUsable, "the parent must stay usable")
 }

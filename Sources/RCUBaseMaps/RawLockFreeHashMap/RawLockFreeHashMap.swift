@@ -495,17 +495,14 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
                 // looks was replaced by a new element, and a holder of the old one's lock lost
                 // its writes: found by review.)
                 let entry = try makeEntry(key: key, value: value)
-                switch publishNew(key, hash: hash, entry: entry) {
+                let publication = publishNew(key, hash: hash, entry: entry)
+                switch publication {
                 case .published:
                     return .added
                 case .exists:
                     discard(entry)
-                case .full:
-                    discard(entry)
-                    throw MapError.outOfSpace
-                case .noMemory:
-                    discard(entry)
-                    throw MapError.noMemory
+                case .full, .noMemory:
+                    try abandon(entry, after: publication)
                 }
             }
         }
@@ -557,17 +554,14 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
             let entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>
             if let fresh { entry = fresh } else { entry = try makeEntry(key: key, value: value) }
             fresh = entry
-            switch publishNew(key, hash: hash, entry: entry) {
+            let publication = publishNew(key, hash: hash, entry: entry)
+            switch publication {
             case .published:
                 return .added
             case .exists:
                 continue  // inserted meanwhile: store into it (`entry` is unpublished)
-            case .full:
-                discard(entry)
-                throw MapError.outOfSpace
-            case .noMemory:
-                discard(entry)
-                throw MapError.noMemory
+            case .full, .noMemory:
+                try abandon(entry, after: publication)
             }
         }
     }
@@ -595,22 +589,27 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
     /// `false` (and `entry` discarded) when the key is present.
     func insertNew(_ key: UnsafeRawBufferPointer, hash: UInt,
                    entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>) throws(MapError) -> Bool {
-        switch publishNew(key, hash: hash, entry: entry) {
+        let publication = publishNew(key, hash: hash, entry: entry)
+        switch publication {
         case .published:
             return true
         case .exists:
             discard(entry)
             return false
-        case .full:
-            discard(entry)
-            throw MapError.outOfSpace
-        case .noMemory:
-            discard(entry)
-            throw MapError.noMemory
+        case .full, .noMemory:
+            try abandon(entry, after: publication)
         }
     }
 
     enum Publication { case published, exists, full, noMemory }
+
+    /// Discards `entry` (unpublished) and throws what a failed publication means: E2BIG for
+    /// `.full`, ENOMEM for `.noMemory`.
+    @inline(__always)
+    func abandon(_ entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>, after failure: Publication) throws(MapError) -> Never {
+        discard(entry)
+        throw failure == .full ? MapError.outOfSpace : MapError.noMemory
+    }
 
     /// Reserves a capacity slot and publishes `entry` as a new key (`cds_lfht_add_unique`).
     /// `.exists` when the key is (or became) present — `entry` is then unpublished and still
@@ -666,17 +665,14 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
                 if replace(old, with: entry, hash: hash, key: key, operation: operation, displaced: displaced) { return true }
                 continue  // `old` left the map meanwhile: look again
             }
-            switch publishNew(key, hash: hash, entry: entry) {
+            let publication = publishNew(key, hash: hash, entry: entry)
+            switch publication {
             case .published:
                 return false
             case .exists:
                 continue  // inserted meanwhile: go round and replace it (`entry` is unpublished)
-            case .full:
-                discard(entry)
-                throw MapError.outOfSpace
-            case .noMemory:
-                discard(entry)
-                throw MapError.noMemory
+            case .full, .noMemory:
+                try abandon(entry, after: publication)
             }
         }
     }
