@@ -769,6 +769,9 @@ struct EpochRetireListRecyclingTests {
             list.whenRecycledBlocksClose { registeredWhenClosed.withLock { $0 = EpochRetireList.isRegistered(id) } }
             for _ in 0..<(EpochRetireList.batchSize + 3) { list.retire(try #require(list.allocate())) }
         }
+        // The keeper closes when the last batch holding it has been reclaimed: a barrier
+        // waits for that callback to return (read at once, a slow grace period left it open).
+        Epoch.barrier()
         #expect(registeredWhenClosed.withLock { $0 } == true)
         let settled = settledStatistics(for: tag)
         #expect(settled.liveAllocations == 0 && settled.recycledBytes == 0)
