@@ -769,9 +769,13 @@ struct EpochRetireListRecyclingTests {
             list.whenRecycledBlocksClose { registeredWhenClosed.withLock { $0 = EpochRetireList.isRegistered(id) } }
             for _ in 0..<(EpochRetireList.batchSize + 3) { list.retire(try #require(list.allocate())) }
         }
-        // The keeper closes when the last batch holding it has been reclaimed: a barrier
-        // waits for that callback to return (read at once, a slow grace period left it open).
-        Epoch.barrier()
+        // The keeper closes once the last batch holding it has been reclaimed, which a
+        // barrier alone did not always wait for under AddressSanitizer (read at once, the
+        // flag was sometimes still unset): wait for it, up to 10 s.
+        for _ in 0..<10_000 where registeredWhenClosed.withLock({ $0 }) == nil {
+            Epoch.barrier()
+            usleep(1_000)
+        }
         #expect(registeredWhenClosed.withLock { $0 } == true)
         let settled = settledStatistics(for: tag)
         #expect(settled.liveAllocations == 0 && settled.recycledBytes == 0)
