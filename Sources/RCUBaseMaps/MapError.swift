@@ -53,8 +53,8 @@ public struct MapError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The operation does not exist for this map type or mode. Corresponds to
     /// `EBPF_OPERATION_NOT_SUPPORTED` / `-EOPNOTSUPP`.
     public static let notSupported = MapError(code: EOPNOTSUPP)
-    /// Memory could not be allocated; the map is unchanged (except that an LRU map's insert
-    /// into a full map may have evicted an entry first). Corresponds to `EBPF_NO_MEMORY` /
+    /// Memory could not be allocated; the map is unchanged (an LRU map's insert into a full
+    /// map allocates what it needs before it evicts). Corresponds to `EBPF_NO_MEMORY` /
     /// `-ENOMEM`.
     public static let noMemory = MapError(code: ENOMEM)
     /// The object is in use (for example a provider that still has maps). Corresponds to

@@ -57,8 +57,8 @@ public protocol RawMap: AnyObject, Sendable {
     /// - Throws: ``MapError/alreadyExists`` (`.noExist` on an existing key),
     ///   ``MapError/keyNotFound`` (`.exist` on an absent key), ``MapError/outOfSpace``
     ///   (new key in a full map; index out of range), ``MapError/invalidArgument`` (bad flags
-    ///   or sizes), ``MapError/noMemory`` (the map is unchanged — except on an LRU map,
-    ///   whose insert into a full map may have evicted an entry first).
+    ///   or sizes), ``MapError/noMemory`` (the map is unchanged; an LRU map's insert into a
+    ///   full map allocates what it needs before it evicts).
     ///
     /// Concurrency: any thread. Readers see the old or the new value, never a mix;
     /// a displaced value is reclaimed after a grace period.

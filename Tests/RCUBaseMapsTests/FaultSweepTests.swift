@@ -99,19 +99,23 @@ struct FaultSweepTests {
         if kind == .lockFree8 || kind == .lockFreeWide || kind == .bucketWideOneChain { #expect(swept > 0) }
     }
 
-    /// An evicting insert into a full LRU map whose only chain then needs an overflow
-    /// bucket (a reader on another thread holds a section, so the evicted slot waits for
-    /// its generation), with every allocation failing: ENOMEM, and the evicted entry's unit
-    /// of capacity comes back as room — none left in flight, and the next insert takes it
-    /// without evicting anyone.
+    /// An evicting write into a full LRU map whose only chain needs an overflow bucket (a
+    /// reader on another thread holds a section, so retired slots wait for their generation),
+    /// with every allocation failing: ENOMEM before anyone is evicted — the map, its units
+    /// of capacity and its buckets exactly as they were — through the one-pass insert
+    /// (`insertIfAbsent`) and the general update (`update`, `exchange`). Before the fix the
+    /// insert evicted first and then failed, and the victim was gone.
     @Test
-    func evictingInsertsGiveTheirUnitBackOnNoMemory() throws {
+    func evictingWritesFailBeforeEvictingOnNoMemory() throws {
         let tag = uniqueTag()
         let maxEntries = 6
         let definition = MapDefinition(type: .lruHash, keySize: 8, valueSize: 40, maxEntries: maxEntries, poolTag: tag)
         // One chain of six slots.
         let map = try RawBucketHashMap(definition, observer: nil, bucketCount: 1)
+        #expect(map.slotsPerBucket == maxEntries)
         for index in 0..<maxEntries { try put(map, index, index) }
+        // The chain has no slot to fill, and the victim's slot will wait for its generation
+        // (the reader's section), so the new key needs an overflow bucket.
         let entered = DispatchSemaphore(value: 0)
         let release = DispatchSemaphore(value: 0)
         let reader = Thread {
@@ -122,6 +126,8 @@ struct FaultSweepTests {
         }
         reader.start()
         entered.wait()
+        let before = try snapshot(of: map)
+        let overflowBuckets = map.overflowBucketCount
         func insert(_ index: Int) throws -> Bool {
             try key(map, index).withUnsafeBytes { k in
                 try value(map, index).withUnsafeBytes { v in try map.insertIfAbsent(key: k, value: v) }
@@ -129,16 +135,26 @@ struct FaultSweepTests {
         }
         _FaultInjection.failAllocations(tag: tag)
         #expect(throws: MapError.noMemory) { try insert(100) }
+        #expect(throws: MapError.noMemory) { try put(map, 101, 101) }
+        #expect(throws: MapError.noMemory) {
+            var displaced = [UInt8](repeating: 0, count: 40)
+            try key(map, 102).withUnsafeBytes { k in
+                try value(map, 102).withUnsafeBytes { v in
+                    try displaced.withUnsafeMutableBytes { _ = try map.exchange(key: k, value: v, flags: .any, into: $0) }
+                }
+            }
+        }
         _FaultInjection.disarm(tag: tag)
+        #expect(try snapshot(of: map) == before)
         #expect(map.capacityChangesInFlight == 0)
         #expect(map.capacityUnitsInUse == maxEntries)
-        let survivors = try snapshot(of: map)
-        #expect(survivors.count == maxEntries - 1)
-        // The room the failed insert made is there: the next key goes in, no one evicted.
-        #expect(try insert(101))
+        #expect(map.overflowBucketCount == overflowBuckets)
+        // With memory, the next key goes in, evicting one entry.
+        #expect(try insert(103))
         let after = try snapshot(of: map)
         #expect(after.count == maxEntries)
-        for (key, value) in survivors { #expect(after[key] == value) }
+        #expect(after[key(map, 103)] == value(map, 103))
+        #expect(before.filter { after[$0.key] == $0.value }.count == maxEntries - 1)
         #expect(map.capacityChangesInFlight == 0)
         release.signal()
         map.waitForReclaimGenerations()

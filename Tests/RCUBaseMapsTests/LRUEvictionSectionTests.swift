@@ -65,3 +65,153 @@ struct LRUEvictionSectionTests {
         #expect(map.count == 8)
     }
 }
+
+/// What a full LRU map's write does when memory is short.
+@Suite("LRU eviction and memory")
+struct LRUEvictionMemoryTests {
+    /// A write whose sweep under its own chain's lock finds no victim evicts with no lock
+    /// held and then fills its chain in a second pass, by which time the chain may need an
+    /// overflow bucket: that bucket is allocated before the eviction, so with no memory the
+    /// write fails with ENOMEM and evicts no one. The test holds the lock of the only other
+    /// chain (the writer's own chain holds no live entry), so the sweep under the lock
+    /// gives up; before the fix the write waited for that lock, then evicted.
+    @Test func anEvictionWithNoLockHeldAllocatesItsBucketFirst() throws {
+        let tag = uniqueTag()
+        let definition = MapDefinition(type: .lruHash, keySize: 8, valueSize: 16, maxEntries: 4, flags: .zeroSeed,
+                                       poolTag: tag)
+        let map = try RawBucketHashMap(definition, observer: nil, bucketCount: 2)
+        let table = map.table
+        func chain(of key: UInt64) -> Int {
+            withUnsafeBytes(of: key) { table.bucketIndex(map.hasher.hash($0.baseAddress!, count: 8)) }
+        }
+        let keys = (UInt64(1)..<UInt64(1_000)).filter { chain(of: $0) == 1 }.prefix(4)
+        try #require(keys.count == 4)
+        for key in keys { try map.put(key, (key, key)) }
+        let newKey = try #require((UInt64(1_000)..<UInt64(2_000)).first { chain(of: $0) == 0 })
+        let before = try snapshot(of: map)
+        let figures = accountedFigures(tag)
+        table.lockChain(1)
+        _FaultInjection.failAllocations(tag: tag)
+        final class Outcome: @unchecked Sendable {
+            // Written before `finished` is signalled, read after the wait.
+            var error: (any Error)?
+        }
+        let finished = DispatchSemaphore(value: 0)
+        let outcome = Outcome()
+        Thread {
+            do { try map.put(newKey, (newKey, newKey)) } catch { outcome.error = error }
+            finished.signal()
+        }.start()
+        let failedAtOnce = finished.wait(timeout: .now() + 10) == .success
+        _FaultInjection.disarm(tag: tag)
+        table.unlockChain(1)
+        if !failedAtOnce { finished.wait() }
+        #expect(failedAtOnce, "the write waited for a chain lock the test held, to evict")
+        #expect(outcome.error as? MapError == .noMemory)
+        #expect(try snapshot(of: map) == before)
+        #expect(map.capacityChangesInFlight == 0)
+        #expect(map.capacityUnitsInUse == 4)
+        #expect(accountedFigures(tag) == figures)
+        // With memory, the write evicts once the test lets go of the lock, and goes in; its
+        // chain had room, so the bucket it allocated before evicting goes back to the pool
+        // of spares (none is linked, none lost).
+        #expect(map.spareOverflowBuckets.count == 0)
+        table.lockChain(1)
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            do { try map.put(newKey, (newKey, newKey)) } catch { outcome.error = error }
+            done.signal()
+        }.start()
+        usleep(50_000)
+        table.unlockChain(1)
+        done.wait()
+        #expect(outcome.error as? MapError == .noMemory)  // the first write's, unchanged
+        let stored = try map.get(newKey, as: (UInt64, UInt64).self)
+        #expect(stored.0 == newKey && stored.1 == newKey)
+        #expect(map.overflowBucketCount == 0)
+        #expect(map.spareOverflowBuckets.count == 1)
+        #expect(map.count == 4)
+        #expect(map.capacityChangesInFlight == 0)
+    }
+
+    typealias Wide = (UInt64, UInt64, UInt64, UInt64, UInt64)
+    func wide(_ key: UInt64) -> Wide { (key, key, key, key, key) }
+
+    /// A full one-chain LRU map whose overflow bucket holds one entry, the one the hand
+    /// will evict (the test clears the referenced bits, then looks up every other key).
+    func chainWithAVictimInItsOverflowBucket(maxEntries: Int, tag: PoolTag,
+                                             retiringFirst: Bool) throws -> RawBucketHashMap {
+        let map = try RawBucketHashMap(MapDefinition(type: .lruHash, keySize: 8, valueSize: 40, maxEntries: maxEntries,
+                                                     poolTag: tag), observer: nil, bucketCount: 1)
+        #expect(map.slotsPerBucket == 6)
+        for key in UInt64(0)..<6 { try map.put(key, wide(key)) }
+        if retiringFirst {
+            // Key 0's slot retired while a reader on another thread holds a section: key 6
+            // needs an overflow bucket; once the generation has run, key 0's slot is free
+            // to reuse.
+            let entered = DispatchSemaphore(value: 0)
+            let release = DispatchSemaphore(value: 0)
+            Thread {
+                Epoch.withSection { _ in
+                    entered.signal()
+                    release.wait()
+                }
+            }.start()
+            entered.wait()
+            try withUnsafeBytes(of: UInt64(0)) { try map.delete(key: $0) }
+            try map.put(UInt64(6), wide(6))
+            release.signal()
+        } else {
+            try map.put(UInt64(6), wide(6))
+        }
+        #expect(map.overflowBucketCount == 1)
+        map.waitForReclaimGenerations()
+        map.table.lockChain(0)
+        _ = map.table.clockVictim(inChainOf: 0)
+        map.table.unlockChain(0)
+        for key in UInt64(retiringFirst ? 1 : 0)..<6 { _ = try map.get(key, as: Wide.self) }
+        return map
+    }
+
+    /// The victim of an evicting insert is its own chain's last entry in an overflow bucket
+    /// whose free slots are the only ones the chain has: the bucket stays in the chain for
+    /// the new key (before, it left the chain with the victim, and the insert needed a new
+    /// bucket: ENOMEM, with the victim gone, where memory was short).
+    @Test func aVictimInTheWritersChainLeavesItsBucketForTheNewKey() throws {
+        let tag = uniqueTag()
+        let map = try chainWithAVictimInItsOverflowBucket(maxEntries: 7, tag: tag, retiringFirst: false)
+        _FaultInjection.failAllocations(tag: tag)
+        defer { _FaultInjection.disarm(tag: tag) }
+        let inserted = try withUnsafeBytes(of: UInt64(7)) { key in
+            try withUnsafeBytes(of: wide(7)) { try map.insertIfAbsent(key: key, value: $0) }
+        }
+        #expect(inserted)
+        #expect(throws: MapError.keyNotFound) { try map.get(UInt64(6), as: Wide.self) }
+        #expect(try map.get(UInt64(7), as: Wide.self).0 == 7)
+        #expect(map.count == 7)
+        #expect(map.overflowBucketCount == 1)
+        #expect(map.capacityChangesInFlight == 0)
+    }
+
+    /// The same victim when the new key goes into a reusable slot of the first bucket: the
+    /// overflow bucket the victim left empty leaves the chain once the key is in, through
+    /// both evicting paths (the one-pass insert and the general update).
+    @Test(arguments: [false, true])
+    func anEmptiedOverflowBucketLeavesTheChainAfterTheInsert(generalUpdate: Bool) throws {
+        let tag = uniqueTag()
+        let map = try chainWithAVictimInItsOverflowBucket(maxEntries: 6, tag: tag, retiringFirst: true)
+        if generalUpdate {
+            try map.put(UInt64(7), wide(7))
+        } else {
+            let inserted = try withUnsafeBytes(of: UInt64(7)) { key in
+                try withUnsafeBytes(of: wide(7)) { try map.insertIfAbsent(key: key, value: $0) }
+            }
+            #expect(inserted)
+        }
+        #expect(throws: MapError.keyNotFound) { try map.get(UInt64(6), as: Wide.self) }
+        #expect(try map.get(UInt64(7), as: Wide.self).0 == 7)
+        #expect(map.count == 6)
+        #expect(map.overflowBucketCount == 0)
+        #expect(map.capacityChangesInFlight == 0)
+    }
+}

@@ -522,8 +522,15 @@ final class BucketTable: @unchecked Sendable {
     /// writers to reuse once the next generation has run. An overflow bucket left with no
     /// live slot is unlinked from the chain instead and kept as a spare, or freed after a
     /// grace period.
-    @inline(__always)
-    func retire(_ place: RawBucketHashMap.Place, chain index: Int) {
+    ///
+    /// - Parameter keepingEmptyBucket: an overflow bucket left with no live slot stays in
+    ///   the chain (its slot stamped as any other) instead of leaving it. An LRU eviction from
+    ///   the chain its writer is about to fill passes true, so that the free slot the writer
+    ///   found before evicting stays in the chain; the writer then calls
+    ///   ``unlinkIfEmpty(_:chain:)``.
+    /// - Returns: whether the bucket was kept in the chain with no live slot.
+    @inline(__always) @discardableResult
+    func retire(_ place: RawBucketHashMap.Place, chain index: Int, keepingEmptyBucket: Bool = false) -> Bool {
         let word = control(place.bucketPointer)
         let current = word.pointee.load(ordering: .acquiring)
         let shift = 8 &* UInt64(truncatingIfNeeded: place.slot)
@@ -536,15 +543,30 @@ final class BucketTable: @unchecked Sendable {
         // a holder of this lock reads the stamp.
         let unlinked = current & ~(0xFF &<< shift) | 1 &<< (Self.retiredShift &+ UInt64(truncatingIfNeeded: place.slot))
         _ = word.pointee.exchange(unlinked, ordering: .sequentiallyConsistent)
-        if unlinked & liveTagBits == 0, !isFirstLevel(place.bucketPointer) {
+        let leftEmpty = unlinked & liveTagBits == 0 && !isFirstLevel(place.bucketPointer)
+        if leftEmpty, !keepingEmptyBucket {
             // Nothing live is left: the bucket leaves the chain, and its retired slots with
             // it (freed a grace period from now, so no stamp is needed).
             unlinkOverflow(place.bucketPointer, chain: index)
-            return
+            return false
         }
         let posted = generationsPosted.load(ordering: .sequentiallyConsistent)
         word.pointee.store(unlinked | Self.stamp(posted) &<< shift, ordering: .releasing)
         requestGenerations(through: posted &+ 1)
+        return leftEmpty
+    }
+
+    /// Unlinks overflow bucket `bucket` of chain `index` if it has no live slot (see
+    /// ``retire(_:chain:keepingEmptyBucket:)``). Caller holds the chain's lock.
+    func unlinkIfEmpty(_ bucket: UnsafeMutableRawPointer, chain index: Int) {
+        guard loadControl(bucket) & liveTagBits == 0 else { return }
+        unlinkOverflow(bucket, chain: index)
+    }
+
+    /// Gives back an overflow bucket from ``allocateOverflowBucket()`` that was never
+    /// linked: to the spares (ready at once: no reader can have seen it), or freed.
+    func discardUnlinkedOverflowBucket(_ bucket: UnsafeMutableRawPointer) {
+        if spares?.keep(bucket, posted: 0) != true { EpochMemory.free(bucket) }
     }
 
     /// Unlinks overflow bucket `empty` from chain `index`, keeps it as a spare or frees it

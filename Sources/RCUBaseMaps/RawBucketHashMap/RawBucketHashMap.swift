@@ -393,21 +393,44 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     /// later one: a reader walks the chain in order, so if it passed the old bucket before
     /// the old slot was retired it found the old pair, and if after, the new pair (published
     /// first) is still ahead of it. A new pair earlier in the chain could be missed by both.
+    ///
+    /// `spare`, if given, is the overflow bucket to chain instead of allocating one (a
+    /// retry after an LRU eviction with no lock held allocates it before it evicts): a fill
+    /// with a spare never fails. The caller gives back a spare the fill did not use
+    /// (``BucketTable/discardUnlinkedOverflowBucket(_:)``).
     @inline(__always)
     func fillFreeSlot(index: Int, key: UnsafeRawPointer, value: UnsafeRawPointer, replacing: Place?,
-                      mayGrow: () -> Bool = { true }) -> Place? {
-        let first = table.bucket(index)
-        var bucket = first
+                      mayGrow: () -> Bool = { true }, spare: UnsafeMutableRawPointer? = nil) -> Place? {
+        let search = searchFreeSlot(index: index, replacing: replacing)
+        if search.place == nil, spare == nil, !mayGrow() { return nil }
+        return fill(search, key: key, value: value, spare: spare)
+    }
+
+    /// Where a new pair of a chain can go (``searchFreeSlot(index:replacing:)``): a free
+    /// slot, or a retired one whose generation has run; else nil, with the chain's last
+    /// bucket (where an overflow bucket is linked) and whether retired slots wait for
+    /// generations.
+    struct SlotSearch {
+        var place: Place?
+        var last: UnsafeMutableRawPointer
+        var waiting: Bool
+    }
+
+    /// The search of ``fillFreeSlot(index:key:value:replacing:mayGrow:spare:)``. Caller
+    /// holds the chain's lock; what it finds stays free while the lock is held, as long as
+    /// no bucket leaves the chain (an LRU eviction from the writer's own chain keeps its
+    /// bucket: ``BucketTable/retire(_:chain:keepingEmptyBucket:)``).
+    @inline(__always)
+    func searchFreeSlot(index: Int, replacing: Place?) -> SlotSearch {
+        var bucket = table.bucket(index)
         var reachedOld = replacing == nil
         var waiting = false
-        var place: Place?
-        search: while true {
+        while true {
             if !reachedOld { reachedOld = UInt(bitPattern: bucket) == replacing!.bucket }
             if reachedOld {
                 let control = table.loadControl(bucket)
                 if let slot = table.firstFreeSlot(control) {
-                    place = Place(bucket, slot)
-                    break search
+                    return SlotSearch(place: Place(bucket, slot), last: bucket, waiting: waiting)
                 }
                 // A bucket keeps its retired slots: reuse one whose stamp is a generation
                 // old (see BucketTable).
@@ -417,8 +440,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
                     repeat {
                         let slot = retired.trailingZeroBitCount
                         if clock.allowsReuse(stamp: BucketTable.tagByte(control, slot)) {
-                            place = Place(bucket, slot)
-                            break search
+                            return SlotSearch(place: Place(bucket, slot), last: bucket, waiting: waiting)
                         }
                         waiting = true
                         retired &= retired &- 1
@@ -428,19 +450,71 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
             guard let next = table.overflow(bucket) else { break }
             bucket = next
         }
-        if let place {
+        return SlotSearch(place: nil, last: bucket, waiting: waiting)
+    }
+
+    /// Writes `key` and `value` where `search` found room, or into slot 0 of a new overflow
+    /// bucket (`spare`, or allocated) linked after the chain's last bucket; nil when no
+    /// memory is left for that bucket. Caller holds the chain's lock taken for the search.
+    @inline(__always)
+    func fill(_ search: SlotSearch, key: UnsafeRawPointer, value: UnsafeRawPointer,
+              spare: UnsafeMutableRawPointer?) -> Place? {
+        if let place = search.place {
             table.write(key: key, value: value, into: table.slot(place.bucketPointer, place.slot))
             return place
         }
         // Slots waiting for generations while the chain grows: make sure generations advance
         // (a stamp over 126 generations old reads as a young one until they do).
-        if waiting { table.requestGenerations(through: table.generationsPosted.load(ordering: .relaxed) &+ 1) }
-        guard mayGrow(), let overflow = table.allocateOverflowBucket() else { return nil }
+        if search.waiting { table.requestGenerations(through: table.generationsPosted.load(ordering: .relaxed) &+ 1) }
+        let overflow: UnsafeMutableRawPointer
+        if let spare {
+            overflow = spare
+        } else {
+            guard let allocated = table.allocateOverflowBucket() else { return nil }
+            overflow = allocated
+        }
         table.write(key: key, value: value, into: table.slot(overflow, 0))
         // Publishing the link publishes the bucket's contents; the slot's tag is set by the
-        // caller. `bucket` is the chain's last bucket.
-        table.link(overflow, after: bucket)
+        // caller. `search.last` is the chain's last bucket.
+        table.link(overflow, after: search.last)
         return Place(overflow, 0)
+    }
+
+    /// What ``fillEvicting(index:key:value:forUserWrite:announced:)`` did.
+    enum EvictingFill {
+        /// The pair is written at `place` (not yet published); `leftEmpty` is an overflow
+        /// bucket of the chain the victim left with no live slot, for the caller to unlink
+        /// once its key is published (``BucketTable/unlinkIfEmpty(_:chain:)``).
+        case filled(Place, leftEmpty: UnsafeMutableRawPointer?)
+        /// The sweep under the lock found no victim: nothing changed.
+        case noVictim
+        /// The chain needs an overflow bucket and none can be allocated: nothing evicted.
+        case noMemory
+    }
+
+    /// Writes a new key's pair into chain `index` of a full LRU map (the caller holds the
+    /// chain's lock and found the key absent), evicting an entry while the lock is held
+    /// (``evictHolding(_:forUserWrite:announced:)``). The room is found first and
+    /// a needed overflow bucket allocated before the eviction, so that a shortage of memory
+    /// fails the write with the map unchanged; a victim of this chain leaves its bucket in
+    /// the chain, so the room found stays. Not inlined: the writes' locked passes stay
+    /// small, and an evicting insert's work dwarfs the call.
+    @inline(never)
+    func fillEvicting(index: Int, key: UnsafeRawPointer, value: UnsafeRawPointer, forUserWrite: Bool,
+                      announced: Bool) -> EvictingFill {
+        let search = searchFreeSlot(index: index, replacing: nil)
+        var spare: UnsafeMutableRawPointer?
+        if search.place == nil {
+            guard let bucket = table.allocateOverflowBucket() else { return .noMemory }
+            spare = bucket
+        }
+        let eviction = evictHolding(index, forUserWrite: forUserWrite, announced: announced)
+        guard eviction.evicted else {
+            if let spare { table.discardUnlinkedOverflowBucket(spare) }
+            return .noVictim
+        }
+        // With a spare the fill cannot fail.
+        return .filled(fill(search, key: key, value: value, spare: spare)!, leftEmpty: eviction.leftEmpty)
     }
 
     /// Inlinable, so that a caller's choice between the two paths is a test and a call:
@@ -502,22 +576,32 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
             if locate(key.baseAddress!, hash: hash, index: index) != nil { return .refused }
             // A unit of room reserved (in flight), or an evicted entry's unit, still counted,
             // handed to this key without touching the gate; neither: the general path.
-            var inFlight = true
-            if capacity.hasNoRoom() || !capacity.reserveIfRoom() {
-                guard evictHolding(index, forUserWrite: true, announced: false) else { return nil }
-                inFlight = false
-            }
-            guard let new = fillFreeSlot(index: index, key: key.baseAddress!, value: value.baseAddress!, replacing: nil) else {
-                // The unit goes back as a credit (an evicted one by way of the in-flight count).
-                if !inFlight { capacity.beginRemoval() }
-                capacity.resolve(published: false)
-                return .noMemory
+            let new: Place
+            var leftEmpty: UnsafeMutableRawPointer?
+            let inFlight = !capacity.hasNoRoom() && capacity.reserveIfRoom()
+            if inFlight {
+                guard let place = fillFreeSlot(index: index, key: key.baseAddress!, value: value.baseAddress!,
+                                               replacing: nil) else {
+                    capacity.resolve(published: false)
+                    return .noMemory
+                }
+                new = place
+            } else {
+                switch fillEvicting(index: index, key: key.baseAddress!, value: value.baseAddress!, forUserWrite: true,
+                                    announced: false) {
+                case .filled(let place, let emptied):
+                    new = place
+                    leftEmpty = emptied
+                case .noVictim: return nil
+                case .noMemory: return .noMemory
+                }
             }
             // A new element's lock word starts free, whatever the caller's bytes held there.
             lockWord.clear(in: table.slot(new.bucketPointer, new.slot) + table.valueOffset)
             // Published referenced: a new entry outlives the hand's next pass.
             table.publish(new, tag: BucketTable.tag(hash), referenced: true)
             if inFlight { capacity.resolve(published: true) }
+            if let leftEmpty { table.unlinkIfEmpty(leftEmpty, chain: index) }
             return .inserted
         }
         switch write {
@@ -665,20 +749,31 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         // key turned up meanwhile, the map froze) goes back as a credit. (A flag captured by
         // value, not a variable the closure writes: that cost every update 20 instructions.)
         var evictedUnit = false
+        // An overflow bucket allocated before an eviction with no lock held, for the pass
+        // that follows: its chain may have no slot to fill by then, and without it a shortage
+        // of memory would fail the write after someone was evicted. Given back at the end if
+        // no pass chained it (not in a `defer`: that cost every update 10 instructions).
+        var spareForRetry: UnsafeMutableRawPointer?
         repeat {
             let holdsEvictedUnit = evictedUnit
+            let passSpare = spareForRetry
             if holdsSection, !inSection {
                 Epoch.enter()
                 inSection = true
                 if !helper, freezeState.isFrozen {
                     // The unit an eviction freed for this write goes back as a credit.
                     if holdsEvictedUnit { capacity.resolve(published: false) }
+                    if let passSpare { table.discardUnlinkedOverflowBucket(passSpare) }
                     throw frozenError
                 }
             }
             outcome = table.withChainLock(index) {
                 if checksFreezeUnderLock, freezeState.isFrozen { return .failure(frozenError) }
                 let old = locate(key.baseAddress!, hash: hash, index: index)
+                // A new key's pair written by an eviction under this lock, and a bucket of
+                // this chain its victim left empty (see ``fillEvicting(index:key:value:forUserWrite:announced:)``).
+                var evictedFor: Place?
+                var leftEmpty: UnsafeMutableRawPointer?
                 if let old {
                     if flags == .noExist { return .success(.refused) }
                     // An LRU map's write in place is a use, as a lookup is: the entry survives
@@ -752,19 +847,39 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
                         // free, else with this lock released (below), then look again. With
                         // an evicted unit, this insert's reservation is that unit.
                         if _fastPath(!holdsEvictedUnit), !capacity.reserveIfRoom() {
-                            guard evictHolding(index, forUserWrite: checksFreezeUnderLock) else {
-                                return .success(.needsRoom)
+                            switch fillEvicting(index: index, key: key.baseAddress!, value: value.baseAddress!,
+                                                forUserWrite: checksFreezeUnderLock, announced: true) {
+                            case .filled(let place, let emptied):
+                                evictedFor = place
+                                leftEmpty = emptied
+                            case .noVictim: return .success(.needsRoom)
+                            case .noMemory: return .failure(.noMemory)
                             }
                         }
                     } else {
                         guard case .reserved = capacity.reserve(keyExists: { false }) else { return .failure(.outOfSpace) }
                     }
                 }
-                guard let new = fillFreeSlot(index: index, key: key.baseAddress!, value: value.baseAddress!, replacing: old) else {
-                    // The reservation (a new key's, or an evicted unit this replace does not
-                    // need) goes back; `usedTheReservation` counts ENOMEM as resolved here.
-                    if old == nil || holdsEvictedUnit { capacity.resolve(published: false) }
-                    return .failure(.noMemory)
+                let new: Place
+                if let evictedFor {
+                    new = evictedFor
+                    // A retry's spare, unused (the eviction with no lock held found no
+                    // victim, this one did): given back, and forgotten by the caller.
+                    if let passSpare { table.discardUnlinkedOverflowBucket(passSpare) }
+                } else {
+                    // After an eviction with no lock held, a new key's fill takes the spare
+                    // allocated before it (a fill with a spare cannot fail), or gives it back
+                    // (the caller forgets it once a new key is in).
+                    let spare = old == nil ? passSpare : nil
+                    guard let filled = fillFreeSlot(index: index, key: key.baseAddress!, value: value.baseAddress!,
+                                                    replacing: old, spare: spare) else {
+                        // The reservation (a new key's, or an evicted unit this replace does not
+                        // need) goes back; `usedTheReservation` counts ENOMEM as resolved here.
+                        if old == nil || holdsEvictedUnit { capacity.resolve(published: false) }
+                        return .failure(.noMemory)
+                    }
+                    if let spare, filled.bucketPointer != spare { table.discardUnlinkedOverflowBucket(spare) }
+                    new = filled
                 }
                 // A new element's lock word starts free, whatever the caller's bytes held there.
                 lockWord.clear(in: table.slot(new.bucketPointer, new.slot) + table.valueOffset)
@@ -778,6 +893,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
                 table.publish(new, tag: tag, referenced: tracksRecency)
                 guard let old else {
                     capacity.resolve(published: true)
+                    if let leftEmpty { table.unlinkIfEmpty(leftEmpty, chain: index) }
                     return .success(.nothing)
                 }
                 table.retire(old, chain: index)
@@ -786,6 +902,10 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
             // The evicted unit went into a new key's slot (published, or resolved after a
             // failed allocation) or it goes back now.
             if _slowPath(holdsEvictedUnit), !Self.usedTheReservation(outcome) { capacity.resolve(published: false) }
+            // A new key went in: the pass chained the retry's spare or gave it back.
+            if _slowPath(passSpare != nil) {
+                if case .success(.nothing) = outcome { spareForRetry = nil }
+            }
             // A full LRU map: evict with no lock held and no section, then try again. (A user
             // write's sweep checks the freeze under each victim chain's lock.)
             guard case .success(.needsRoom) = outcome else { break }
@@ -793,8 +913,13 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
                 Epoch.exit()
                 inSection = false
             }
+            if spareForRetry == nil {
+                guard let bucket = table.allocateOverflowBucket() else { throw MapError.noMemory }
+                spareForRetry = bucket
+            }
             evictedUnit = evictLeastRecentlyUsed(forUserWrite: !helper)
         } while true
+        if _slowPath(spareForRetry != nil) { table.discardUnlinkedOverflowBucket(spareForRetry!) }
         switch try outcome.get() {
         case .needsRoom:
             preconditionFailure("an update that needs room evicts and tries again")

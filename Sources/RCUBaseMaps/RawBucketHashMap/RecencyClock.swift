@@ -242,7 +242,21 @@ extension RawBucketHashMap {
 
     private enum Eviction { case evicted, none, frozen }
 
-    /// Ticks ``evictHolding(_:forUserWrite:)`` sweeps before it gives up (an eviction takes
+    /// What ``evictHolding(_:forUserWrite:announced:)`` did, in one word (a tuple or an
+    /// enum with a payload kept the sweep's closure from being inlined: 58 instructions an
+    /// evicting insert): bit 0 whether it evicted, the other bits the address of a bucket
+    /// the victim left empty (buckets are 8-byte aligned), or 0.
+    struct HeldEviction {
+        let bits: UInt
+        static let none = HeldEviction(bits: 0)
+        init(bits: UInt) { self.bits = bits }
+        /// An eviction, leaving `leftEmpty` (or nil) empty in the held chain.
+        init(leftEmpty: UnsafeMutableRawPointer?) { bits = UInt(bitPattern: leftEmpty) | 1 }
+        var evicted: Bool { bits & 1 != 0 }
+        var leftEmpty: UnsafeMutableRawPointer? { UnsafeMutableRawPointer(bitPattern: bits & ~1) }
+    }
+
+    /// Ticks ``evictHolding(_:forUserWrite:announced:)`` sweeps before it gives up (an eviction takes
     /// two on average: a new entry is published referenced, so its bucket is cleared on one
     /// lap and yields its victim on the next).
     static let ticksUnderChainLock = 8
@@ -269,23 +283,29 @@ extension RawBucketHashMap {
     /// - Returns: whether it evicted an entry, whose unit the caller now holds in flight as
     ///   its reservation (see ``evictLeastRecentlyUsed(forUserWrite:)``), or, not
     ///   `announced`, holds counted.
-    func evictHolding(_ held: Int, forUserWrite: Bool, announced: Bool = true) -> Bool {
-        guard let clock = unretainedRecency else { return false }
-        return clock._withUnsafeGuaranteedRef { recency -> Bool in
+    ///   ``HeldEviction/leftEmpty`` is an overflow bucket of chain `held` that the victim
+    ///   left with no live slot: it stays in the chain, so that a slot the caller found
+    ///   there before evicting is still there, and the caller unlinks it
+    ///   (``BucketTable/unlinkIfEmpty(_:chain:)``) once its key is in.
+    @inline(__always)
+    func evictHolding(_ held: Int, forUserWrite: Bool, announced: Bool) -> HeldEviction {
+        guard let clock = unretainedRecency else { return .none }
+        return clock._withUnsafeGuaranteedRef { recency -> HeldEviction in
             let partition = recency.currentPartition
             for _ in 0..<Self.ticksUnderChainLock {
                 let (index, tick) = recency.advance(partition)
                 let own = index == held
                 if !own, !table.tryLockChain(index) { continue }
                 defer { if !own { table.unlockChain(index) } }
+                var leftEmpty: UnsafeMutableRawPointer?
                 switch sweepLocked(recency, chain: index, tick: tick, partition: partition, forUserWrite: forUserWrite,
-                                   announced: announced) {
-                case .evicted: return true
-                case .frozen: return false
+                                   announced: announced, keepingEmptyBucket: own, leftEmpty: &leftEmpty) {
+                case .evicted: return HeldEviction(leftEmpty: leftEmpty)
+                case .frozen: return .none
                 case .none: continue
                 }
             }
-            return false
+            return .none
         }
     }
 
@@ -294,9 +314,10 @@ extension RawBucketHashMap {
     private func evictOne(_ recency: RecencyClock, partition: Int, forUserWrite: Bool) -> Eviction {
         for _ in 0..<(2 * recency.span(of: partition).count) {
             let (index, tick) = recency.advance(partition)
+            var unused: UnsafeMutableRawPointer?
             let eviction = table.withChainLock(index) {
                 sweepLocked(recency, chain: index, tick: tick, partition: partition, forUserWrite: forUserWrite,
-                            announced: true)
+                            announced: true, keepingEmptyBucket: false, leftEmpty: &unused)
             }
             if eviction != .none { return eviction }
         }
@@ -307,13 +328,16 @@ extension RawBucketHashMap {
     /// frozen (`forUserWrite`) or if the tick went stale; else clears the chain's referenced
     /// bits and evicts its victim, if any, keeping the freed unit as the caller's
     /// reservation (in flight if `announced`; see ``evictHolding(_:forUserWrite:announced:)``).
+    /// `keepingEmptyBucket` as in ``BucketTable/retire(_:chain:keepingEmptyBucket:)``; a
+    /// bucket kept empty goes to `leftEmpty`.
     @inline(__always)
     private func sweepLocked(_ recency: RecencyClock, chain index: Int, tick: Int, partition: Int,
-                             forUserWrite: Bool, announced: Bool) -> Eviction {
+                             forUserWrite: Bool, announced: Bool, keepingEmptyBucket: Bool,
+                             leftEmpty: inout UnsafeMutableRawPointer?) -> Eviction {
         if forUserWrite, freezeState.isFrozen { return .frozen }
         guard recency.isFresh(tick, of: partition), let place = table.clockVictim(inChainOf: index) else { return .none }
         if announced { capacity.beginRemoval() }
-        table.retire(place, chain: index)
+        if table.retire(place, chain: index, keepingEmptyBucket: keepingEmptyBucket) { leftEmpty = place.bucketPointer }
         capacity.keepRemovedUnitAsReservation()
         return .evicted
     }
