@@ -122,7 +122,8 @@ struct LRUEvictionMemoryTests {
             do { try map.put(newKey, (newKey, newKey)) } catch { outcome.error = error }
             done.signal()
         }.start()
-        usleep(50_000)
+        // The writer sleeps on chain 1's lock once it evicts with no lock held.
+        try waitForAWaiter(on: 1, of: table)
         table.unlockChain(1)
         done.wait()
         #expect(outcome.error as? MapError == .noMemory)  // the first write's, unchanged
@@ -130,6 +131,65 @@ struct LRUEvictionMemoryTests {
         #expect(stored.0 == newKey && stored.1 == newKey)
         #expect(map.overflowBucketCount == 0)
         #expect(map.spareOverflowBuckets.count == 1)
+        #expect(map.count == 4)
+        #expect(map.capacityChangesInFlight == 0)
+    }
+
+    /// Waits (up to 10 s) until a writer sleeps on chain `index`'s lock, which the test holds.
+    func waitForAWaiter(on index: Int, of table: BucketTable) throws {
+        let deadline = Date().addingTimeInterval(10)
+        while table.overflowLink(table.bucket(index)).pointee.load(ordering: .acquiring) & BucketTable.chainWaitersBit == 0 {
+            try #require(Date() < deadline, "no writer came to wait for chain \(index)")
+            usleep(1_000)
+        }
+    }
+
+    /// The key of a write that evicts with no lock held turns up meanwhile (another writer
+    /// inserts it), in a full bucket: the retry replaces it by a new slot, in the bucket
+    /// allocated before the eviction. Before, the retry allocated (the spare was a new
+    /// key's only) and, with no memory, failed ENOMEM with the victim gone (found by review).
+    @Test func aKeyThatTurnsUpDuringAnEvictionIsReplacedInTheSpareBucket() throws {
+        let tag = uniqueTag()
+        let definition = MapDefinition(type: .lruHash, keySize: 8, valueSize: 16, maxEntries: 5, flags: .zeroSeed,
+                                       poolTag: tag)
+        let map = try RawBucketHashMap(definition, observer: nil, bucketCount: 16)
+        let table = map.table
+        try #require(map.slotsPerBucket == 4)
+        func chain(of key: UInt64) -> Int {
+            withUnsafeBytes(of: key) { table.bucketIndex(map.hasher.hash($0.baseAddress!, count: 8)) }
+        }
+        // Chain 10: three keys and the written key's free slot; a victim in chain 8, whose
+        // lock the test holds; a key in chain 12 to delete for the other writer's room.
+        let inTen = Array((UInt64(1)..<UInt64(100_000)).lazy.filter { chain(of: $0) == 10 }.prefix(4))
+        try #require(inTen.count == 4)
+        let written = inTen[3]
+        let victim = try #require((UInt64(1)..<UInt64(100_000)).first { chain(of: $0) == 8 })
+        let deleted = try #require((UInt64(1)..<UInt64(100_000)).first { chain(of: $0) == 12 })
+        for key in inTen.prefix(3) + [victim, deleted] { try map.put(key, (key, key)) }
+        #expect(map.count == 5)
+        table.lockChain(8)
+        final class Outcome: @unchecked Sendable {
+            // Written before `done` is signalled, read after the wait.
+            var error: (any Error)?
+        }
+        let outcome = Outcome()
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            do { try map.put(written, (UInt64(1), UInt64(1))) } catch { outcome.error = error }
+            done.signal()
+        }.start()
+        try waitForAWaiter(on: 8, of: table)
+        // The writer holds its spare and sleeps; the key turns up, filling chain 10.
+        try withUnsafeBytes(of: deleted) { try map.delete(key: $0) }
+        try map.put(written, (UInt64(2), UInt64(2)))
+        _FaultInjection.failAllocations(tag: tag)
+        table.unlockChain(8)
+        done.wait()
+        _FaultInjection.disarm(tag: tag)
+        #expect(outcome.error == nil)
+        let stored = try map.get(written, as: (UInt64, UInt64).self)
+        #expect(stored.0 == 1 && stored.1 == 1)
+        #expect(throws: MapError.keyNotFound) { try map.get(victim, as: (UInt64, UInt64).self) }
         #expect(map.count == 4)
         #expect(map.capacityChangesInFlight == 0)
     }

@@ -499,18 +499,26 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     /// fails the write with the map unchanged; a victim of this chain leaves its bucket in
     /// the chain, so the room found stays. Not inlined: the writes' locked passes stay
     /// small, and an evicting insert's work dwarfs the call.
+    ///
+    /// `given` is a spare the caller already holds (a retry's, see `update`): used if the
+    /// chain needs a bucket, never given back here (the caller gives it back unless it is
+    /// the filled place's bucket).
     @inline(never)
     func fillEvicting(index: Int, key: UnsafeRawPointer, value: UnsafeRawPointer, forUserWrite: Bool,
-                      announced: Bool) -> EvictingFill {
+                      announced: Bool, spare given: UnsafeMutableRawPointer? = nil) -> EvictingFill {
         let search = searchFreeSlot(index: index, replacing: nil)
         var spare: UnsafeMutableRawPointer?
         if search.place == nil {
-            guard let bucket = table.allocateOverflowBucket() else { return .noMemory }
-            spare = bucket
+            if let given {
+                spare = given
+            } else {
+                guard let bucket = table.allocateOverflowBucket() else { return .noMemory }
+                spare = bucket
+            }
         }
         let eviction = evictHolding(index, forUserWrite: forUserWrite, announced: announced)
         guard eviction.evicted else {
-            if let spare { table.discardUnlinkedOverflowBucket(spare) }
+            if let spare, spare != given { table.discardUnlinkedOverflowBucket(spare) }
             return .noVictim
         }
         // With a spare the fill cannot fail.
@@ -848,7 +856,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
                         // an evicted unit, this insert's reservation is that unit.
                         if _fastPath(!holdsEvictedUnit), !capacity.reserveIfRoom() {
                             switch fillEvicting(index: index, key: key.baseAddress!, value: value.baseAddress!,
-                                                forUserWrite: checksFreezeUnderLock, announced: true) {
+                                                forUserWrite: checksFreezeUnderLock, announced: true, spare: passSpare) {
                             case .filled(let place, let emptied):
                                 evictedFor = place
                                 leftEmpty = emptied
@@ -863,14 +871,16 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
                 let new: Place
                 if let evictedFor {
                     new = evictedFor
-                    // A retry's spare, unused (the eviction with no lock held found no
-                    // victim, this one did): given back, and forgotten by the caller.
-                    if let passSpare { table.discardUnlinkedOverflowBucket(passSpare) }
+                    // A retry's spare (the eviction with no lock held found no victim, this
+                    // one did): chained, or given back; the caller forgets it.
+                    if let passSpare, evictedFor.bucketPointer != passSpare { table.discardUnlinkedOverflowBucket(passSpare) }
                 } else {
-                    // After an eviction with no lock held, a new key's fill takes the spare
-                    // allocated before it (a fill with a spare cannot fail), or gives it back
-                    // (the caller forgets it once a new key is in).
-                    let spare = old == nil ? passSpare : nil
+                    // After an eviction with no lock held, the fill takes the spare allocated
+                    // before it (a fill with a spare cannot fail), or gives it back; the
+                    // caller forgets it. A replace may take it too (the key turned up
+                    // meanwhile, and its bucket is full): a bucket linked at the chain's end
+                    // is a later bucket than the old pair's, as a replace needs.
+                    let spare = passSpare
                     guard let filled = fillFreeSlot(index: index, key: key.baseAddress!, value: value.baseAddress!,
                                                     replacing: old, spare: spare) else {
                         // The reservation (a new key's, or an evicted unit this replace does not
@@ -902,9 +912,13 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
             // The evicted unit went into a new key's slot (published, or resolved after a
             // failed allocation) or it goes back now.
             if _slowPath(holdsEvictedUnit), !Self.usedTheReservation(outcome) { capacity.resolve(published: false) }
-            // A new key went in: the pass chained the retry's spare or gave it back.
+            // A pair was filled (a new key, or a replace by a new slot): the pass chained
+            // the retry's spare or gave it back.
             if _slowPath(passSpare != nil) {
-                if case .success(.nothing) = outcome { spareForRetry = nil }
+                switch outcome {
+                case .success(.nothing), .success(.slot): spareForRetry = nil
+                default: break
+                }
             }
             // A full LRU map: evict with no lock held and no section, then try again. (A user
             // write's sweep checks the freeze under each victim chain's lock.)
@@ -914,6 +928,9 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
                 inSection = false
             }
             if spareForRetry == nil {
+                // A user write to a map frozen meanwhile answers EPERM (its sweep under the
+                // lock stopped at the freeze), not ENOMEM from this allocation.
+                if !helper, freezeState.isFrozen { throw frozenError }
                 guard let bucket = table.allocateOverflowBucket() else { throw MapError.noMemory }
                 spareForRetry = bucket
             }
