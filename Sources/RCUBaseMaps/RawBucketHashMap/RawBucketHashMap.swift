@@ -497,13 +497,14 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     /// (``evictHolding(_:forUserWrite:announced:)``). The room is found first and
     /// a needed overflow bucket allocated before the eviction, so that a shortage of memory
     /// fails the write with the map unchanged; a victim of this chain leaves its bucket in
-    /// the chain, so the room found stays. Not inlined: the writes' locked passes stay
-    /// small, and an evicting insert's work dwarfs the call.
+    /// the chain, so the room found stays. Inlined into both callers: called, it cost the
+    /// general update's in-place writes 9 instructions (register pressure in the locked
+    /// pass) and 2.5 % of their wall time.
     ///
     /// `given` is a spare the caller already holds (a retry's, see `update`): used if the
     /// chain needs a bucket, never given back here (the caller gives it back unless it is
     /// the filled place's bucket).
-    @inline(never)
+    @inline(__always)
     func fillEvicting(index: Int, key: UnsafeRawPointer, value: UnsafeRawPointer, forUserWrite: Bool,
                       announced: Bool, spare given: UnsafeMutableRawPointer? = nil) -> EvictingFill {
         let search = searchFreeSlot(index: index, replacing: nil)
