@@ -3,10 +3,11 @@ import RCUMaps
 import Testing
 
 /// Every entry of a map, as bytes (key → value), read through get-next-key and lookup
-/// (keys whose lookup says ENOENT are left out).
-public func snapshot(of map: any RawMap) throws -> [[UInt8]: [UInt8]] {
+/// (keys whose lookup says ENOENT are left out). `valueBytes`: a user-mode lookup's buffer
+/// size where it is not `valueSize` (per-CPU maps: `userValueSize`).
+public func snapshot(of map: any RawMap, valueBytes: Int? = nil) throws -> [[UInt8]: [UInt8]] {
     let keySize = map.definition.keySize
-    let valueSize = map.definition.valueSize
+    let valueSize = valueBytes ?? map.definition.valueSize
     var entries: [[UInt8]: [UInt8]] = [:]
     var cursor: [UInt8]?
     var next = [UInt8](repeating: 0, count: keySize)

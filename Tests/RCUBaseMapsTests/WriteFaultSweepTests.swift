@@ -1,0 +1,169 @@
+import Foundation
+@testable import RCUBaseMaps
+import RCUEpoch
+import RCUMapsTestSupport
+import Testing
+
+/// Random writes to small, full maps with every allocation point failed in turn: a write
+/// that fails with ENOMEM leaves the map exactly as it was — no entry evicted, no unit of
+/// capacity in flight — and so does any other refusal. Two reader situations alternate:
+/// a reader on another thread holding a section (retired slots wait, chains must grow), and
+/// none.
+@Suite("Writes under failing allocations")
+struct WriteFaultSweepTests {
+    /// A reader thread that holds an epoch section between `hold()` and `release()`.
+    final class SectionHolder: @unchecked Sendable {
+        private let entered = DispatchSemaphore(value: 0)
+        private let released = DispatchSemaphore(value: 0)
+        func hold() {
+            Thread { [self] in
+                Epoch.withSection { _ in
+                    entered.signal()
+                    released.wait()
+                }
+            }.start()
+            entered.wait()
+        }
+        func release() { released.signal() }
+    }
+
+    /// What ``sweepRandomWrites(rounds:steps:seed:map:snapshot:inFlight:write:)`` saw.
+    struct SweepCounts {
+        /// Writes of a new key into a full map that went in (evicting, for an LRU map).
+        var writesIntoAFullMap = 0
+        /// Of those writes' attempts, the ones that failed with ENOMEM.
+        var failuresIntoAFullMap = 0
+        /// Attempts that failed with ENOMEM, all writes.
+        var failures = 0
+    }
+
+    /// Runs `rounds × steps` random writes (`write(key, kind, version)`; keys below
+    /// `keys`, kinds below 4), each first with its first allocation failing, then its second, …
+    /// until one attempt is not ENOMEM, and checks every refused attempt left `snapshot()`
+    /// and `inFlight()` as they were.
+    func sweepRandomWrites(rounds: Int = 4, steps: Int = 60, keys: UInt64 = 40, seed: UInt64, maxEntries: Int,
+                           map: RawBucketHashMap,
+                           snapshot: () throws -> [[UInt8]: [UInt8]],
+                           write: (UInt64, UInt64, UInt64) throws -> Void) throws -> SweepCounts {
+        var random = XorShift(seed: seed)
+        var counts = SweepCounts()
+        let holder = SectionHolder()
+        for round in 0..<rounds {
+            let holding = round % 2 == 0
+            if holding { holder.hold() }
+            for step in 0..<steps {
+                let key = random.next() % keys, kind = random.next() % 4, version = random.next()
+                let before = try snapshot()
+                let fullAndNew = before.count == maxEntries && before[withUnsafeBytes(of: key) { Array($0) }] == nil
+                var failing = 0
+                while true {
+                    let context = "seed \(seed), round \(round), step \(step), key \(key), kind \(kind), failing allocation \(failing)"
+                    let attempt = _FaultInjection.failingOneAllocation(after: failing) { () -> (any Error)? in
+                        do { try write(key, kind, version) } catch { return error }
+                        return nil
+                    }
+                    guard let error = attempt.result else {
+                        if fullAndNew { counts.writesIntoAFullMap += 1 }
+                        #expect(try snapshot().count <= maxEntries, "\(context)")
+                        break
+                    }
+                    // A refusal, or ENOMEM: nothing changed, nothing left in flight.
+                    #expect(try snapshot() == before, "\(error) changed the map: \(context)")
+                    #expect(map.capacityChangesInFlight == 0, "\(context)")
+                    guard error as? MapError == .noMemory else { break }
+                    #expect(attempt.injected, "ENOMEM with no failure injected: \(context)")
+                    counts.failures += 1
+                    if fullAndNew { counts.failuresIntoAFullMap += 1 }
+                    failing += 1
+                }
+            }
+            if holding {
+                holder.release()
+                map.waitForReclaimGenerations()
+            }
+        }
+        #expect(map.capacityChangesInFlight == 0)
+        return counts
+    }
+
+    struct Shape: Sendable, CustomTestStringConvertible {
+        var valueSize: Int
+        var bucketCount: Int
+        var flags: MapCreationFlags
+        var testDescription: String { "\(valueSize)-byte values, \(bucketCount) chains\(flags.isEmpty ? "" : ", per-CPU lists")" }
+    }
+
+    static let shapes = [
+        Shape(valueSize: 8, bucketCount: 1, flags: []),
+        Shape(valueSize: 8, bucketCount: 4, flags: []),
+        Shape(valueSize: 40, bucketCount: 1, flags: []),
+        Shape(valueSize: 40, bucketCount: 3, flags: []),
+        Shape(valueSize: 16, bucketCount: 4, flags: .noCommonLRU),
+    ]
+
+    /// LRU_HASH: every evicting path (the one-pass insert, the general update under the
+    /// chain's lock and with no lock held, exchanges). Fails on the code before the fix of
+    /// docs/reliability.md row 70 (ENOMEM with the victim gone).
+    @Test(arguments: shapes)
+    func aFailedLRUWriteEvictsNoOne(_ shape: Shape) throws {
+        let definition = MapDefinition(type: .lruHash, keySize: 8, valueSize: shape.valueSize, maxEntries: 6,
+                                       flags: shape.flags, poolTag: uniqueTag())
+        let map = try RawBucketHashMap(definition, observer: nil, bucketCount: shape.bucketCount)
+        var seeds = SystemRandomNumberGenerator()
+        let counts = try sweepRandomWrites(seed: seeds.next(), maxEntries: map.definition.maxEntries, map: map,
+                                           snapshot: { try RCUMapsTestSupport.snapshot(of: map) }) { key, kind, version in
+            let bytes = (0..<shape.valueSize).map { UInt8(truncatingIfNeeded: key &* 31 &+ version &+ UInt64($0)) }
+            try withUnsafeBytes(of: key) { k in
+                try bytes.withUnsafeBytes { v in
+                    switch kind {
+                    case 0: if try !map.insertIfAbsent(key: k, value: v) { throw MapError.alreadyExists }
+                    case 1: try map.update(key: k, value: v, flags: .any)
+                    case 2:
+                        var old = [UInt8](repeating: 0, count: shape.valueSize)
+                        _ = try old.withUnsafeMutableBytes { try map.exchange(key: k, value: v, flags: .any, into: $0) }
+                    default: try map.update(key: k, value: v, flags: .noExist)
+                    }
+                }
+            }
+        }
+        // The sweep reached the evicting paths and their failures (in 15 runs of the five
+        // shapes: 183 to 212 evicting writes, 11 to 117 failed ones).
+        #expect(counts.writesIntoAFullMap >= 100)
+        #expect(counts.failuresIntoAFullMap >= 5)
+    }
+
+    /// PERCPU_HASH and LRU_PERCPU_HASH, user mode: updates and exchanges publish a new slot
+    /// with every CPU's values (12 bytes each, padded to 16), deletes retire one.
+    @Test(arguments: [MapType.perCPUHash, .lruPerCPUHash])
+    func aFailedPerCPUWriteChangesNothing(_ type: MapType) throws {
+        let map = try RawPerCPUHashMap(MapDefinition(type: type, keySize: 8, valueSize: 12, maxEntries: 6,
+                                                     poolTag: uniqueTag()))
+        let width = map.userValueSize
+        var seeds = SystemRandomNumberGenerator()
+        // Few keys, so that most writes replace (a new slot each, which waits while the
+        // reader holds its section) and chains grow.
+        let counts = try sweepRandomWrites(keys: type == .perCPUHash ? 8 : 40, seed: seeds.next(),
+                                           maxEntries: map.definition.maxEntries, map: map.storage,
+                                           snapshot: { try RCUMapsTestSupport.snapshot(of: map, valueBytes: width) }) { key, kind, version in
+            // Each CPU's 12 bytes, then 4 bytes of padding.
+            let bytes = (0..<width).map { $0 % 16 < 12 ? UInt8(truncatingIfNeeded: key &* 7 &+ version &+ UInt64($0)) : 0 }
+            try withUnsafeBytes(of: key) { k in
+                try bytes.withUnsafeBytes { v in
+                    switch kind {
+                    case 0: try map.update(key: k, value: v, flags: .noExist)
+                    case 1: try map.update(key: k, value: v, flags: .any)
+                    case 2:
+                        var old = [UInt8](repeating: 0, count: width)
+                        _ = try old.withUnsafeMutableBytes { try map.exchange(key: k, value: v, flags: .any, into: $0) }
+                    default: try map.delete(key: k)
+                    }
+                }
+            }
+        }
+        #expect(counts.failures >= 5)
+        if type == .lruPerCPUHash {
+            #expect(counts.writesIntoAFullMap >= 20)
+            #expect(counts.failuresIntoAFullMap >= 1)
+        }
+    }
+}
