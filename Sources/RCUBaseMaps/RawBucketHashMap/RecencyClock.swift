@@ -108,7 +108,9 @@ final class RecencyClock: @unchecked Sendable {
     /// run of its own. A claimed tick is swept only while fresh (``isFresh(_:of:)``), as
     /// any tick, so the guaranteed distance holds; a claim gone stale (the hand moved on by
     /// half a lap since) is dropped for a new one. A writer whose stripe's claim is in use
-    /// by another thread takes a single tick.
+    /// by another thread takes a single tick. Inlined into the sweeps: called, it was 16
+    /// instructions an evicting insert (two ticks).
+    @inline(__always)
     func advance(_ partition: Int) -> (bucket: Int, tick: Int) {
         let span = span(of: partition)
         // A claim's words: 0 its next tick, 1 its end, 2 the next tick's bucket (claims exist
