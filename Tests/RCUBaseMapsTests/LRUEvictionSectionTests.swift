@@ -77,17 +77,12 @@ struct LRUEvictionMemoryTests {
     /// gives up; before the fix the write waited for that lock, then evicted.
     @Test func anEvictionWithNoLockHeldAllocatesItsBucketFirst() throws {
         let tag = uniqueTag()
-        let definition = MapDefinition(type: .lruHash, keySize: 8, valueSize: 16, maxEntries: 4, flags: .zeroSeed,
-                                       poolTag: tag)
-        let map = try RawBucketHashMap(definition, observer: nil, bucketCount: 2)
+        let (map, chain) = try zeroSeedMap(maxEntries: 4, bucketCount: 2, tag: tag)
         let table = map.table
-        func chain(of key: UInt64) -> Int {
-            withUnsafeBytes(of: key) { table.bucketIndex(map.hasher.hash($0.baseAddress!, count: 8)) }
-        }
-        let keys = (UInt64(1)..<UInt64(1_000)).filter { chain(of: $0) == 1 }.prefix(4)
+        let keys = (UInt64(1)..<UInt64(1_000)).filter { chain($0) == 1 }.prefix(4)
         try #require(keys.count == 4)
         for key in keys { try map.put(key, (key, key)) }
-        let newKey = try #require((UInt64(1_000)..<UInt64(2_000)).first { chain(of: $0) == 0 })
+        let newKey = try #require((UInt64(1_000)..<UInt64(2_000)).first { chain($0) == 0 })
         let before = try snapshot(of: map)
         let figures = accountedFigures(tag)
         table.lockChain(1)
@@ -135,6 +130,18 @@ struct LRUEvictionMemoryTests {
         #expect(map.capacityChangesInFlight == 0)
     }
 
+    /// An LRU map of 8-byte keys and 16-byte values with a zero hash seed and
+    /// `bucketCount` chains, and the chain of a key.
+    func zeroSeedMap(maxEntries: Int, bucketCount: Int,
+                     tag: PoolTag) throws -> (RawBucketHashMap, (UInt64) -> Int) {
+        let definition = MapDefinition(type: .lruHash, keySize: 8, valueSize: 16, maxEntries: maxEntries,
+                                       flags: .zeroSeed, poolTag: tag)
+        let map = try RawBucketHashMap(definition, observer: nil, bucketCount: bucketCount)
+        return (map, { key in
+            withUnsafeBytes(of: key) { map.table.bucketIndex(map.hasher.hash($0.baseAddress!, count: 8)) }
+        })
+    }
+
     /// Waits (up to 10 s) until a writer sleeps on chain `index`'s lock, which the test holds.
     func waitForAWaiter(on index: Int, of table: BucketTable) throws {
         let deadline = Date().addingTimeInterval(10)
@@ -150,21 +157,16 @@ struct LRUEvictionMemoryTests {
     /// key's only) and, with no memory, failed ENOMEM with the victim gone (found by review).
     @Test func aKeyThatTurnsUpDuringAnEvictionIsReplacedInTheSpareBucket() throws {
         let tag = uniqueTag()
-        let definition = MapDefinition(type: .lruHash, keySize: 8, valueSize: 16, maxEntries: 5, flags: .zeroSeed,
-                                       poolTag: tag)
-        let map = try RawBucketHashMap(definition, observer: nil, bucketCount: 16)
+        let (map, chain) = try zeroSeedMap(maxEntries: 5, bucketCount: 16, tag: tag)
         let table = map.table
         try #require(map.slotsPerBucket == 4)
-        func chain(of key: UInt64) -> Int {
-            withUnsafeBytes(of: key) { table.bucketIndex(map.hasher.hash($0.baseAddress!, count: 8)) }
-        }
         // Chain 10: three keys and the written key's free slot; a victim in chain 8, whose
         // lock the test holds; a key in chain 12 to delete for the other writer's room.
-        let inTen = Array((UInt64(1)..<UInt64(100_000)).lazy.filter { chain(of: $0) == 10 }.prefix(4))
+        let inTen = Array((UInt64(1)..<UInt64(100_000)).lazy.filter { chain($0) == 10 }.prefix(4))
         try #require(inTen.count == 4)
         let written = inTen[3]
-        let victim = try #require((UInt64(1)..<UInt64(100_000)).first { chain(of: $0) == 8 })
-        let deleted = try #require((UInt64(1)..<UInt64(100_000)).first { chain(of: $0) == 12 })
+        let victim = try #require((UInt64(1)..<UInt64(100_000)).first { chain($0) == 8 })
+        let deleted = try #require((UInt64(1)..<UInt64(100_000)).first { chain($0) == 12 })
         for key in inTen.prefix(3) + [victim, deleted] { try map.put(key, (key, key)) }
         #expect(map.count == 5)
         table.lockChain(8)
@@ -242,14 +244,24 @@ struct LRUEvictionMemoryTests {
         let map = try chainWithAVictimInItsOverflowBucket(maxEntries: 7, tag: tag, retiringFirst: false)
         _FaultInjection.failAllocations(tag: tag)
         defer { _FaultInjection.disarm(tag: tag) }
-        let inserted = try withUnsafeBytes(of: UInt64(7)) { key in
+        #expect(try insertSeven(into: map))
+        try expectSixEvictedForSeven(in: map, count: 7, overflowBuckets: 1)
+    }
+
+    /// `insertIfAbsent` of key 7.
+    func insertSeven(into map: RawBucketHashMap) throws -> Bool {
+        try withUnsafeBytes(of: UInt64(7)) { key in
             try withUnsafeBytes(of: wide(7)) { try map.insertIfAbsent(key: key, value: $0) }
         }
-        #expect(inserted)
+    }
+
+    /// Key 6 (the victim) gone, key 7 in, and the map's count, overflow buckets and units
+    /// in flight as expected.
+    func expectSixEvictedForSeven(in map: RawBucketHashMap, count: Int, overflowBuckets: Int) throws {
         #expect(throws: MapError.keyNotFound) { try map.get(UInt64(6), as: Wide.self) }
         #expect(try map.get(UInt64(7), as: Wide.self).0 == 7)
-        #expect(map.count == 7)
-        #expect(map.overflowBucketCount == 1)
+        #expect(map.count == count)
+        #expect(map.overflowBucketCount == overflowBuckets)
         #expect(map.capacityChangesInFlight == 0)
     }
 
@@ -263,15 +275,8 @@ struct LRUEvictionMemoryTests {
         if generalUpdate {
             try map.put(UInt64(7), wide(7))
         } else {
-            let inserted = try withUnsafeBytes(of: UInt64(7)) { key in
-                try withUnsafeBytes(of: wide(7)) { try map.insertIfAbsent(key: key, value: $0) }
-            }
-            #expect(inserted)
+            #expect(try insertSeven(into: map))
         }
-        #expect(throws: MapError.keyNotFound) { try map.get(UInt64(6), as: Wide.self) }
-        #expect(try map.get(UInt64(7), as: Wide.self).0 == 7)
-        #expect(map.count == 6)
-        #expect(map.overflowBucketCount == 0)
-        #expect(map.capacityChangesInFlight == 0)
+        try expectSixEvictedForSeven(in: map, count: 6, overflowBuckets: 0)
     }
 }
