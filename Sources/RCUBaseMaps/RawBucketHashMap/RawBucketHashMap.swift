@@ -402,7 +402,11 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     func fillFreeSlot(index: Int, key: UnsafeRawPointer, value: UnsafeRawPointer, replacing: Place?,
                       mayGrow: () -> Bool = { true }, spare: UnsafeMutableRawPointer? = nil) -> Place? {
         let search = searchFreeSlot(index: index, replacing: replacing)
-        if search.place == nil, spare == nil, !mayGrow() { return nil }
+        if search.place == nil, spare == nil, !mayGrow() {
+            // Refused growing: generations are still asked for, as `fill` does.
+            if search.waiting { table.requestGenerations(through: table.generationsPosted.load(ordering: .relaxed) &+ 1) }
+            return nil
+        }
         return fill(search, key: key, value: value, spare: spare)
     }
 
