@@ -142,7 +142,7 @@ struct WriteFaultSweepTests {
         var seeds = SystemRandomNumberGenerator()
         // Few keys, so that most writes replace (a new slot each, which waits while the
         // reader holds its section) and chains grow.
-        let counts = try sweepRandomWrites(keys: type == .perCPUHash ? 8 : 40, seed: seeds.next(),
+        let counts = try sweepRandomWrites(steps: 120, keys: type == .perCPUHash ? 8 : 40, seed: seeds.next(),
                                            maxEntries: map.definition.maxEntries, map: map.storage,
                                            snapshot: { try RCUMapsTestSupport.snapshot(of: map, valueBytes: width) }) { key, kind, version in
             // Each CPU's 12 bytes, then 4 bytes of padding.
@@ -160,7 +160,9 @@ struct WriteFaultSweepTests {
                 }
             }
         }
-        #expect(counts.failures >= 5)
+        // ENOMEM was reached (PERCPU_HASH: 3 to 10 failed attempts in 13 runs of 240 writes,
+        // so 480 here).
+        #expect(counts.failures >= 2)
         if type == .lruPerCPUHash {
             #expect(counts.writesIntoAFullMap >= 20)
             #expect(counts.failuresIntoAFullMap >= 1)
