@@ -40,9 +40,9 @@ struct WriteFaultSweepTests {
     /// Runs `rounds × steps` random writes (`write(key, kind, version)`; keys below
     /// `keys`, kinds below 4), each first with its first allocation failing, then its second, …
     /// until one attempt is not ENOMEM, and checks every refused attempt left `snapshot()`
-    /// and `inFlight()` as they were.
+    /// as it was and, for a bucket-locked `bucketMap`, no unit of capacity in flight.
     func sweepRandomWrites(rounds: Int = 4, steps: Int = 60, keys: UInt64 = 40, seed: UInt64, maxEntries: Int,
-                           map: RawBucketHashMap,
+                           bucketMap: RawBucketHashMap?,
                            snapshot: () throws -> [[UInt8]: [UInt8]],
                            write: (UInt64, UInt64, UInt64) throws -> Void) throws -> SweepCounts {
         var random = XorShift(seed: seed)
@@ -69,7 +69,7 @@ struct WriteFaultSweepTests {
                     }
                     // A refusal, or ENOMEM: nothing changed, nothing left in flight.
                     #expect(try snapshot() == before, "\(error) changed the map: \(context)")
-                    #expect(map.capacityChangesInFlight == 0, "\(context)")
+                    #expect(bucketMap?.capacityChangesInFlight ?? 0 == 0, "\(context)")
                     guard error as? MapError == .noMemory else { break }
                     #expect(attempt.injected, "ENOMEM with no failure injected: \(context)")
                     counts.failures += 1
@@ -79,10 +79,10 @@ struct WriteFaultSweepTests {
             }
             if holding {
                 holder.release()
-                map.waitForReclaimGenerations()
+                if let bucketMap { bucketMap.waitForReclaimGenerations() } else { Epoch.synchronize() }
             }
         }
-        #expect(map.capacityChangesInFlight == 0)
+        #expect(bucketMap?.capacityChangesInFlight ?? 0 == 0)
         return counts
     }
 
@@ -110,7 +110,7 @@ struct WriteFaultSweepTests {
                                        flags: shape.flags, poolTag: uniqueTag())
         let map = try RawBucketHashMap(definition, observer: nil, bucketCount: shape.bucketCount)
         var seeds = SystemRandomNumberGenerator()
-        let counts = try sweepRandomWrites(seed: seeds.next(), maxEntries: map.definition.maxEntries, map: map,
+        let counts = try sweepRandomWrites(seed: seeds.next(), maxEntries: map.definition.maxEntries, bucketMap: map,
                                            snapshot: { try RCUMapsTestSupport.snapshot(of: map) }) { key, kind, version in
             let bytes = (0..<shape.valueSize).map { UInt8(truncatingIfNeeded: key &* 31 &+ version &+ UInt64($0)) }
             try withUnsafeBytes(of: key) { k in
@@ -143,7 +143,7 @@ struct WriteFaultSweepTests {
         // Few keys, so that most writes replace (a new slot each, which waits while the
         // reader holds its section) and chains grow.
         let counts = try sweepRandomWrites(steps: 120, keys: type == .perCPUHash ? 8 : 40, seed: seeds.next(),
-                                           maxEntries: map.definition.maxEntries, map: map.storage,
+                                           maxEntries: map.definition.maxEntries, bucketMap: map.storage,
                                            snapshot: { try RCUMapsTestSupport.snapshot(of: map, valueBytes: width) }) { key, kind, version in
             // Each CPU's 12 bytes, then 4 bytes of padding.
             let bytes = (0..<width).map { $0 % 16 < 12 ? UInt8(truncatingIfNeeded: key &* 7 &+ version &+ UInt64($0)) : 0 }
@@ -163,9 +163,93 @@ struct WriteFaultSweepTests {
         // ENOMEM was reached (PERCPU_HASH: 3 to 10 failed attempts in 13 runs of 240 writes,
         // so 480 here).
         #expect(counts.failures >= 2)
+        // A new key of a full PERCPU_HASH is refused E2BIG, never ENOMEM.
+        if type == .perCPUHash { #expect(counts.failuresIntoAFullMap == 0) }
         if type == .lruPerCPUHash {
             #expect(counts.writesIntoAFullMap >= 20)
             #expect(counts.failuresIntoAFullMap >= 1)
         }
+    }
+
+    struct HashCase: Sendable, CustomTestStringConvertible {
+        var implementation: HashImplementation
+        var valueSize: Int
+        var testDescription: String { "\(implementation), \(valueSize)-byte values" }
+    }
+
+    /// HASH, both implementations: a full map refuses new keys (E2BIG, unchanged); replaces
+    /// and inserts after deletes allocate (new slots while a reader holds its section,
+    /// lock-free entries).
+    @Test(arguments: [HashCase(implementation: .bucketLocked, valueSize: 8),
+                      HashCase(implementation: .bucketLocked, valueSize: 40),
+                      HashCase(implementation: .lockFree, valueSize: 8),
+                      HashCase(implementation: .lockFree, valueSize: 40)])
+    func aFailedHashWriteChangesNothing(_ hash: HashCase) throws {
+        let definition = MapDefinition(type: .hash, keySize: 8, valueSize: hash.valueSize, maxEntries: 6,
+                                       hashImplementation: hash.implementation, poolTag: uniqueTag())
+        let map = try MapRegistry.create(definition)
+        var seeds = SystemRandomNumberGenerator()
+        let counts = try sweepRandomWrites(steps: 120, keys: 10, seed: seeds.next(), maxEntries: 6,
+                                           bucketMap: map as? RawBucketHashMap,
+                                           snapshot: { try RCUMapsTestSupport.snapshot(of: map) }) { key, kind, version in
+            let bytes = (0..<hash.valueSize).map { UInt8(truncatingIfNeeded: key &* 13 &+ version &+ UInt64($0)) }
+            try withUnsafeBytes(of: key) { k in
+                try bytes.withUnsafeBytes { v in
+                    switch kind {
+                    case 0: if try !map.insertIfAbsent(key: k, value: v) { throw MapError.alreadyExists }
+                    case 1: try map.update(key: k, value: v, flags: .any)
+                    case 2:
+                        var old = [UInt8](repeating: 0, count: hash.valueSize)
+                        _ = try old.withUnsafeMutableBytes { try map.exchange(key: k, value: v, flags: .any, into: $0) }
+                    default: try map.delete(key: k)
+                    }
+                }
+            }
+        }
+        // A new key of a full map is refused E2BIG before anything is allocated, as on
+        // Linux: never ENOMEM (the lock-free hash answered ENOMEM before 2026-12-05).
+        #expect(counts.failuresIntoAFullMap == 0)
+        // ENOMEM was reached (bucket-locked, 40-byte values: 10 to 15 failed attempts in
+        // three runs; lock-free: 140 to 321; bucket-locked 8-byte values replace in place
+        // and allocate nothing here).
+        if hash.implementation == .lockFree || hash.valueSize > 8 { #expect(counts.failures >= 2) }
+    }
+
+    /// With no memory at all, each write gets the answer Linux gives it before allocating:
+    /// ENOENT for `BPF_EXIST` on an absent key, E2BIG for a new key of a full map, EEXIST
+    /// for `BPF_NOEXIST` on a present key; only a write that needs memory (a replace, a new
+    /// key with room) answers ENOMEM. Both hash implementations, one-word and wider values.
+    @Test(arguments: [HashCase(implementation: .bucketLocked, valueSize: 8),
+                      HashCase(implementation: .bucketLocked, valueSize: 40),
+                      HashCase(implementation: .lockFree, valueSize: 8),
+                      HashCase(implementation: .lockFree, valueSize: 40)])
+    func aHashWriteWithoutMemoryAnswersAsLinux(_ hash: HashCase) throws {
+        let tag = uniqueTag()
+        let map = try MapRegistry.create(MapDefinition(type: .hash, keySize: 8, valueSize: hash.valueSize, maxEntries: 4,
+                                                       hashImplementation: hash.implementation, poolTag: tag))
+        let value = [UInt8](repeating: 7, count: hash.valueSize)
+        func write(_ key: UInt64, _ flags: MapUpdateFlags) throws {
+            try withUnsafeBytes(of: key) { k in try value.withUnsafeBytes { try map.update(key: k, value: $0, flags: flags) } }
+        }
+        for key in UInt64(1)...3 { try write(key, .any) }
+        _FaultInjection.failAllocations(tag: tag)
+        defer { _FaultInjection.disarm(tag: tag) }
+        #expect(throws: MapError.keyNotFound) { try write(9, .exist) }
+        #expect(throws: MapError.alreadyExists) { try write(1, .noExist) }
+        if hash.implementation == .lockFree {
+            // Room for a new key, no memory for its entry; a replace of a value over 8 bytes
+            // needs a new entry (one of 8 bytes is stored in place).
+            #expect(throws: MapError.noMemory) { try write(9, .any) }
+            #expect(throws: MapError.noMemory) { try write(9, .noExist) }
+            if hash.valueSize > 8 { #expect(throws: MapError.noMemory) { try write(1, .any) } }
+        }
+        _FaultInjection.disarm(tag: tag)
+        try write(4, .any)
+        _FaultInjection.failAllocations(tag: tag)
+        // Full: a new key is refused before anything is allocated.
+        #expect(throws: MapError.outOfSpace) { try write(9, .any) }
+        #expect(throws: MapError.outOfSpace) { try write(9, .noExist) }
+        #expect(throws: MapError.keyNotFound) { try write(9, .exist) }
+        #expect(try RCUMapsTestSupport.snapshot(of: map).count == 4)
     }
 }

@@ -494,7 +494,7 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
                 // lock. (Through the general `.any` path below, a key inserted between the two
                 // looks was replaced by a new element, and a holder of the old one's lock lost
                 // its writes: found by review.)
-                let entry = try makeEntry(key: key, value: value)
+                let entry = try makeEntry(forWrite: key, hash: hash, value: value, flags: flags)
                 let publication = publishNew(key, hash: hash, entry: entry)
                 switch publication {
                 case .published:
@@ -512,7 +512,7 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
         if valuesInPlace, flags != .noExist {
             return try updateInPlace(key, hash: hash, value: value, flags: flags, displaced: displaced)
         }
-        let entry = try makeEntry(key: key, value: value)
+        let entry = try makeEntry(forWrite: key, hash: hash, value: value, flags: flags)
         let replaced: Bool
         switch flags {
         case .noExist:
@@ -528,6 +528,32 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
         }
         if replaced, let displaced { lockWord.clear(in: displaced) }
         return replaced ? .replaced : .added
+    }
+
+    /// ``makeEntry(key:value:)`` for a write with `flags`. With no memory for the entry, the
+    /// answer Linux gives that write before it allocates, where it gives one: ENOENT for
+    /// `BPF_EXIST` on an absent key, E2BIG for a new key of a full map (`htab_map_update_elem`
+    /// checks the flags, and `alloc_htab_elem` the count, first); else ENOMEM. Before, a new
+    /// key of a full map answered ENOMEM when memory was short (found by
+    /// `WriteFaultSweepTests`). Caller holds an epoch.
+    @inline(__always)
+    func makeEntry(forWrite key: UnsafeRawBufferPointer, hash: UInt, value: UnsafeRawBufferPointer,
+                   flags: MapUpdateFlags) throws(MapError) -> UnsafeMutablePointer<rcumaps_lfht_entry_t> {
+        do throws(MapError) {
+            return try makeEntry(key: key, value: value)
+        } catch {
+            throw refusalWithoutMemory(key, hash: hash, flags: flags) ?? error
+        }
+    }
+
+    /// The refusal a write with no memory for its entry gets instead of ENOMEM, if any (see
+    /// ``makeEntry(forWrite:hash:value:flags:)``). Not inlined: the allocation's failure is
+    /// the only caller.
+    @inline(never)
+    func refusalWithoutMemory(_ key: UnsafeRawBufferPointer, hash: UInt, flags: MapUpdateFlags) -> MapError? {
+        guard find(key, hash: hash) == nil else { return nil }
+        if flags == .exist { return .keyNotFound }
+        return capacity.hasNoRoom() ? .outOfSpace : nil
     }
 
     /// `.any` / `.exist` on an in-place map: stores the value into the key's live entry, or
@@ -552,7 +578,7 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
                 return .refused
             }
             let entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>
-            if let fresh { entry = fresh } else { entry = try makeEntry(key: key, value: value) }
+            if let fresh { entry = fresh } else { entry = try makeEntry(forWrite: key, hash: hash, value: value, flags: flags) }
             fresh = entry
             let publication = publishNew(key, hash: hash, entry: entry)
             switch publication {
