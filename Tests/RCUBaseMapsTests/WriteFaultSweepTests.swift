@@ -86,6 +86,33 @@ struct WriteFaultSweepTests {
         return counts
     }
 
+    /// The fourth kind of write of ``write(to:key:kind:version:fourth:)``.
+    enum FourthWrite { case noExistUpdate, delete }
+
+    /// One random write of an 8-byte key: kind 0 `insertIfAbsent` (EEXIST if present), 1
+    /// `update` with `BPF_ANY`, 2 `exchange`, 3 `fourth`; the value's bytes follow from the
+    /// key and `version`.
+    func write(to map: any RawMap, key: UInt64, kind: UInt64, version: UInt64, fourth: FourthWrite) throws {
+        let valueSize = map.definition.valueSize
+        let bytes = (0..<valueSize).map { UInt8(truncatingIfNeeded: key &* 31 &+ version &+ UInt64($0)) }
+        try withUnsafeBytes(of: key) { k in
+            try bytes.withUnsafeBytes { v in
+                switch kind {
+                case 0: if try !map.insertIfAbsent(key: k, value: v) { throw MapError.alreadyExists }
+                case 1: try map.update(key: k, value: v, flags: .any)
+                case 2:
+                    var old = [UInt8](repeating: 0, count: valueSize)
+                    _ = try old.withUnsafeMutableBytes { try map.exchange(key: k, value: v, flags: .any, into: $0) }
+                default:
+                    switch fourth {
+                    case .noExistUpdate: try map.update(key: k, value: v, flags: .noExist)
+                    case .delete: try map.delete(key: k)
+                    }
+                }
+            }
+        }
+    }
+
     struct Shape: Sendable, CustomTestStringConvertible {
         var valueSize: Int
         var bucketCount: Int
@@ -112,19 +139,7 @@ struct WriteFaultSweepTests {
         var seeds = SystemRandomNumberGenerator()
         let counts = try sweepRandomWrites(seed: seeds.next(), maxEntries: map.definition.maxEntries, bucketMap: map,
                                            snapshot: { try RCUMapsTestSupport.snapshot(of: map) }) { key, kind, version in
-            let bytes = (0..<shape.valueSize).map { UInt8(truncatingIfNeeded: key &* 31 &+ version &+ UInt64($0)) }
-            try withUnsafeBytes(of: key) { k in
-                try bytes.withUnsafeBytes { v in
-                    switch kind {
-                    case 0: if try !map.insertIfAbsent(key: k, value: v) { throw MapError.alreadyExists }
-                    case 1: try map.update(key: k, value: v, flags: .any)
-                    case 2:
-                        var old = [UInt8](repeating: 0, count: shape.valueSize)
-                        _ = try old.withUnsafeMutableBytes { try map.exchange(key: k, value: v, flags: .any, into: $0) }
-                    default: try map.update(key: k, value: v, flags: .noExist)
-                    }
-                }
-            }
+            try write(to: map, key: key, kind: kind, version: version, fourth: .noExistUpdate)
         }
         // The sweep reached the evicting paths and their failures (in 15 runs of the five
         // shapes: 183 to 212 evicting writes, 11 to 117 failed ones).
@@ -192,19 +207,7 @@ struct WriteFaultSweepTests {
         let counts = try sweepRandomWrites(steps: 120, keys: 10, seed: seeds.next(), maxEntries: 6,
                                            bucketMap: map as? RawBucketHashMap,
                                            snapshot: { try RCUMapsTestSupport.snapshot(of: map) }) { key, kind, version in
-            let bytes = (0..<hash.valueSize).map { UInt8(truncatingIfNeeded: key &* 13 &+ version &+ UInt64($0)) }
-            try withUnsafeBytes(of: key) { k in
-                try bytes.withUnsafeBytes { v in
-                    switch kind {
-                    case 0: if try !map.insertIfAbsent(key: k, value: v) { throw MapError.alreadyExists }
-                    case 1: try map.update(key: k, value: v, flags: .any)
-                    case 2:
-                        var old = [UInt8](repeating: 0, count: hash.valueSize)
-                        _ = try old.withUnsafeMutableBytes { try map.exchange(key: k, value: v, flags: .any, into: $0) }
-                    default: try map.delete(key: k)
-                    }
-                }
-            }
+            try write(to: map, key: key, kind: kind, version: version, fourth: .delete)
         }
         // A new key of a full map is refused E2BIG before anything is allocated, as on
         // Linux: never ENOMEM (the lock-free hash answered ENOMEM before 2026-12-05).
