@@ -27,7 +27,7 @@ struct WriteFaultSweepTests {
         func release() { released.signal() }
     }
 
-    /// What ``sweepRandomWrites(rounds:steps:seed:map:snapshot:inFlight:write:)`` saw.
+    /// What ``sweepRandomWrites(rounds:steps:keys:seed:maxEntries:bucketMap:snapshot:write:)`` saw.
     struct SweepCounts {
         /// Writes of a new key into a full map that went in (evicting, for an LRU map).
         var writesIntoAFullMap = 0
