@@ -244,20 +244,6 @@ extension RawBucketHashMap {
 
     private enum Eviction { case evicted, none, frozen }
 
-    /// What ``evictHolding(_:forUserWrite:announced:)`` did, in one word (a tuple or an
-    /// enum with a payload kept the sweep's closure from being inlined: 58 instructions an
-    /// evicting insert): bit 0 whether it evicted, the other bits the address of a bucket
-    /// the victim left empty (buckets are 8-byte aligned), or 0.
-    struct HeldEviction {
-        let bits: UInt
-        static let none = HeldEviction(bits: 0)
-        init(bits: UInt) { self.bits = bits }
-        /// An eviction, leaving `leftEmpty` (or nil) empty in the held chain.
-        init(leftEmpty: UnsafeMutableRawPointer?) { bits = UInt(bitPattern: leftEmpty) | 1 }
-        var evicted: Bool { bits & 1 != 0 }
-        var leftEmpty: UnsafeMutableRawPointer? { UnsafeMutableRawPointer(bitPattern: bits & ~1) }
-    }
-
     /// Ticks ``evictHolding(_:forUserWrite:announced:)`` sweeps before it gives up (an eviction takes
     /// two on average: a new entry is published referenced, so its bucket is cleared on one
     /// lap and yields its victim on the next).
@@ -285,14 +271,16 @@ extension RawBucketHashMap {
     /// - Returns: whether it evicted an entry, whose unit the caller now holds in flight as
     ///   its reservation (see ``evictLeastRecentlyUsed(forUserWrite:)``), or, not
     ///   `announced`, holds counted.
-    ///   ``HeldEviction/leftEmpty`` is an overflow bucket of chain `held` that the victim
-    ///   left with no live slot: it stays in the chain, so that a slot the caller found
-    ///   there before evicting is still there, and the caller unlinks it
-    ///   (``BucketTable/unlinkIfEmpty(_:chain:)``) once its key is in.
+    ///   `leftEmpty` is an overflow bucket of chain `held` that the victim left with no live
+    ///   slot: it stays in the chain, so that a slot the caller found there before evicting
+    ///   is still there, and the caller unlinks it (``BucketTable/unlinkIfEmpty(_:chain:)``)
+    ///   once its key is in. Inlined: called, its sweep's closure was a call too (42
+    ///   instructions an evicting insert).
     @inline(__always)
-    func evictHolding(_ held: Int, forUserWrite: Bool, announced: Bool) -> HeldEviction {
-        guard let clock = unretainedRecency else { return .none }
-        return clock._withUnsafeGuaranteedRef { recency -> HeldEviction in
+    func evictHolding(_ held: Int, forUserWrite: Bool,
+                      announced: Bool) -> (evicted: Bool, leftEmpty: UnsafeMutableRawPointer?) {
+        guard let clock = unretainedRecency else { return (false, nil) }
+        return clock._withUnsafeGuaranteedRef { recency -> (evicted: Bool, leftEmpty: UnsafeMutableRawPointer?) in
             let partition = recency.currentPartition
             for _ in 0..<Self.ticksUnderChainLock {
                 let (index, tick) = recency.advance(partition)
@@ -302,12 +290,12 @@ extension RawBucketHashMap {
                 var leftEmpty: UnsafeMutableRawPointer?
                 switch sweepLocked(recency, chain: index, tick: tick, partition: partition, forUserWrite: forUserWrite,
                                    announced: announced, keepingEmptyBucket: own, leftEmpty: &leftEmpty) {
-                case .evicted: return HeldEviction(leftEmpty: leftEmpty)
-                case .frozen: return .none
+                case .evicted: return (true, leftEmpty)
+                case .frozen: return (false, nil)
                 case .none: continue
                 }
             }
-            return .none
+            return (false, nil)
         }
     }
 
