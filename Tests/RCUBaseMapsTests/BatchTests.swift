@@ -187,15 +187,23 @@ struct BatchTests {
     }
 
     /// The bucket-locked hash returns whole buckets, as Linux's hash maps: a bucket larger
-    /// than the room left ends the call there, ENOSPC if nothing was copied yet; a larger
-    /// buffer from the same cursor gets it.
+    /// than the room left ends the call there, ENOSPC if nothing was copied yet, with nothing
+    /// written to the buffers; a larger buffer from the same cursor gets it.
     @Test func bucketBatchesAreWholeBucketsAndENOSPC() throws {
         let map = try RawBucketHashMap(MapDefinition(type: .hash, keySize: 4, valueSize: 8, maxEntries: 8,
                                                      hashImplementation: .bucketLocked), observer: nil, bucketCount: 1)
         for key in UInt32(0)..<5 { try map.put(key, UInt64(key)) }  // one chain of 5
         let buffers = Buffers(8)
+        buffers.keys = .init(repeating: 0xEEEE, count: 8)
+        buffers.values = .init(repeating: 0xEEEE, count: 8)
+        for removing in [false, true] {
+            let small = try lookup(map, buffers, from: nil, count: 3, removing: removing)
+            #expect(small.error == .noSpace && small.count == 0)
+            // Nothing is written past what the call returns (Linux copies a bucket out whole).
+            #expect(buffers.keys.allSatisfy { $0 == 0xEEEE } && buffers.values.allSatisfy { $0 == 0xEEEE })
+            #expect(map.count == 5)
+        }
         let small = try lookup(map, buffers, from: nil, count: 3)
-        #expect(small.error == .noSpace && small.count == 0)
         let big = try lookup(map, buffers, from: small.cursor, count: 8)
         #expect(big.count == 5 && big.error == .keyNotFound)
     }

@@ -1317,7 +1317,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     }
 
     /// Copies the live entries of chain `index` to element `at` of the buffers, if they fit
-    /// in `room` elements; nil if they do not (nothing counted). Caller holds an epoch.
+    /// in `room` elements; nil if they do not (nothing copied). Caller holds an epoch.
     ///
     /// Under the chain's lock, as Linux's batches copy each bucket under its lock: read
     /// without it, a chain can show a key twice or not at all — a replace of a value over
@@ -1332,13 +1332,21 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
                    at start: Int, room: Int, locked: Bool) -> Int? {
         if table.isEmptySingleBucketChain(index) { return 0 }
         return table.withChainLock(index) { () -> Int? in
+            // Counted first, so that a chain that does not fit leaves the buffers untouched
+            // past what the batch returns (as Linux, which copies a bucket out only whole).
+            var live = 0
+            var counting: UnsafeMutableRawPointer? = table.bucket(index)
+            while let bucket = counting {
+                live &+= (table.loadControl(bucket) & table.liveTagBits).nonzeroBitCount
+                counting = table.overflow(bucket)
+            }
+            guard live <= room else { return nil }
             var copied = 0
             var current: UnsafeMutableRawPointer? = table.bucket(index)
             while let bucket = current {
                 // One bit (0x80) per live slot's tag byte; lowest slot first.
                 var live = table.loadControl(bucket) & table.liveTagBits
                 while live != 0 {
-                    guard copied < room else { return nil }
                     let slot = live.trailingZeroBitCount &>> 3
                     live &= live &- 1
                     copyEntry(table.slot(bucket, slot), to: start &+ copied, keys: keys, values: values, locked: locked)
