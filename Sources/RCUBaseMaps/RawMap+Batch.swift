@@ -259,6 +259,13 @@ extension RawMap {
         defer { previous.deallocate() }
         let upcoming = UnsafeMutableRawBufferPointer.allocate(byteCount: keySize, alignment: 16)
         defer { upcoming.deallocate() }
+        // The element being taken, copied to the caller's buffers only once it is returned:
+        // a key skipped (gone meanwhile) or refused leaves nothing past the returned count,
+        // as Linux's generic batch copies to user memory only after a successful lookup.
+        let key = UnsafeMutableRawBufferPointer.allocate(byteCount: keySize, alignment: 16)
+        defer { key.deallocate() }
+        let value = UnsafeMutableRawBufferPointer.allocate(byteCount: valueSize, alignment: 16)
+        defer { value.deallocate() }
         var hasPrevious = false
         var hasUpcoming = false
         var upcomingIsEnd = false
@@ -276,7 +283,6 @@ extension RawMap {
         var done = 0
         var end = false
         while done < count {
-            let key = UnsafeMutableRawBufferPointer(rebasing: keys[done * keySize ..< (done + 1) * keySize])
             if hasUpcoming {
                 key.copyMemory(from: UnsafeRawBufferPointer(upcoming))
                 hasUpcoming = false
@@ -309,7 +315,6 @@ extension RawMap {
                     upcomingIsEnd = error == .keyNotFound
                 }
             }
-            let value = UnsafeMutableRawBufferPointer(rebasing: values[done * valueSize ..< (done + 1) * valueSize])
             do throws(MapError) {
                 if removing {
                     try lookupAndDelete(key: UnsafeRawBufferPointer(key), into: value, flags: elementFlags)
@@ -328,6 +333,10 @@ extension RawMap {
                 // Linux's generic batch reports no count here, but it never removes.
                 return MapBatchResult(count: done, cursor: MapBatchCursor(UnsafeRawBufferPointer(previous)), error: error)
             }
+            UnsafeMutableRawBufferPointer(rebasing: keys[done * keySize ..< (done + 1) * keySize])
+                .copyMemory(from: UnsafeRawBufferPointer(key))
+            UnsafeMutableRawBufferPointer(rebasing: values[done * valueSize ..< (done + 1) * valueSize])
+                .copyMemory(from: UnsafeRawBufferPointer(value))
             done += 1
         }
         // A removing walk whose last successor read found none is at the end of the map.

@@ -297,6 +297,10 @@ private func epochReclaim(_ head: UnsafeMutablePointer<rcu_head>?) {
     if flags & EpochMemory.Flags.retireBatch != 0 {
         EpochRetireList.release(batch: header.block)
     }
+    // A work item or finalizer that left a section open would make this thread's next grace
+    // period wait for itself: reclamation, and every barrier, would stop without a word
+    // (found by review, 2026-12-05; the grace-period driver already stops so).
+    _rcumapsPrecondition(!Epoch.isActive, "an epoch work item or finalizer returned inside an epoch section")
     let size = header.size
     let slot = tagTable.counters(EpochMemory.Header.slot(flags))
     slot.pointee.pendingBytes.wrappingSubtract(size, ordering: .relaxed)

@@ -104,7 +104,10 @@ public final class EpochRetireList: @unchecked Sendable {
     private struct Entry {
         weak var list: EpochRetireList?
         let unretained: Unmanaged<EpochRetireList>
+        /// Which registration this is: a list created later at the same address is another.
+        let serial: UInt64
     }
+    private static let serials = Atomic<UInt64>(0)
 
     /// Every live list, so that ``Epoch/barrier()`` can flush them. Lock order: this
     /// registry, then a list's stripes, one at a time.
@@ -210,7 +213,8 @@ public final class EpochRetireList: @unchecked Sendable {
             (stripeMemory + stripe * Self.stripeBytes + Self.cacheOffset).initializeMemory(as: Atomic<Int>.self, to: Atomic(0))
         }
         Self.registry.withLock {
-            $0[ObjectIdentifier(self)] = Entry(list: self, unretained: Unmanaged.passUnretained(self))
+            $0[ObjectIdentifier(self)] = Entry(list: self, unretained: Unmanaged.passUnretained(self),
+                                               serial: Self.serials.wrappingAdd(1, ordering: .relaxed).newValue)
         }
     }
 
@@ -235,9 +239,12 @@ public final class EpochRetireList: @unchecked Sendable {
         // handlers take its locks, so a fork waits for ``EpochRecycledBlocks/close()`` (which
         // batches in flight share with the reclamation thread) instead of copying its lock
         // held into the child, where the first of those batches would wait for it forever.
-        // (`flushAll()` does not see the list meanwhile: its weak reference reads nil.)
+        // (`flushAll()` finds its weak reference nil meanwhile, and waits for it to leave.)
         // The stripes die with the list: blocks whose batch cannot be allocated now wait in
         // the process-wide orphan list for the next flush (every Epoch.barrier() tries).
+        #if DEBUG
+        beforeDeinitFlush?()
+        #endif
         flush()
         let left = unsubmitted.withLock { $0 }
         if !left.isEmpty {
@@ -284,6 +291,9 @@ public final class EpochRetireList: @unchecked Sendable {
     }
 
     #if DEBUG
+    /// Tests: runs first in the list's `deinit`, before it flushes its stripes.
+    package var beforeDeinitFlush: (() -> Void)?
+
     /// Tests: `body` runs when this list's keeper of recycled blocks has closed (in the
     /// list's `deinit`); never, for a list that does not recycle.
     package func whenRecycledBlocksClose(_ body: @escaping () -> Void) { recycled?.afterClosing = body }
@@ -468,8 +478,12 @@ public final class EpochRetireList: @unchecked Sendable {
         // The blocks still in the stripes count as pending too, and only a submission gets
         // them reclaimed: with large blocks, a batch short of full in each stripe could keep
         // the backlog over the threshold for good, and every writer waited the whole limit
-        // (found by review).
+        // (found by review). So do the stripes of the other lists of the tag (a map gone
+        // idle with a backlog in its stripes kept every writer of its tag waiting the whole
+        // limit at each of its batches: found by review, 2026-12-05); a flush of every list
+        // reaches them, and only when this list's own does not bring the backlog down.
         flush()
+        if tagTable.pendingBytes(slotIndex) > Self.throttleThreshold { Self.flushAll() }
         let clock = ContinuousClock()
         let start = clock.now
         while tagTable.pendingBytes(slotIndex) > Self.throttleThreshold, clock.now - start < Self.throttleWaitLimit {
@@ -523,8 +537,27 @@ public final class EpochRetireList: @unchecked Sendable {
     static func flushAll() {
         // Strong references taken under the lock, used and dropped outside it: the last
         // release of a list may happen here, and its deinit takes the registry's lock.
-        let lists = registry.withLock { $0.values.compactMap(\.list) }
+        var dying: [(id: ObjectIdentifier, serial: UInt64)] = []
+        let lists = registry.withLock { entries -> [EpochRetireList] in
+            var lists: [EpochRetireList] = []
+            for (id, entry) in entries {
+                if let list = entry.list { lists.append(list) } else { dying.append((id, entry.serial)) }
+            }
+            return lists
+        }
         for list in lists { list.flush() }
+        // A list whose last reference is gone reads nil, and its deinit may not have flushed
+        // yet: it flushes, then leaves the registry. Waited for, or a barrier could return
+        // with the blocks still in its stripes (found by review, 2026-12-05). The deinit
+        // waits for nothing a caller of this may hold (its locks are the list's own, the
+        // orphans' and the registry's, each taken and let go).
+        for (id, serial) in dying {
+            var spins = 0
+            while registry.withLock({ $0[id]?.serial == serial }) {
+                spins += 1
+                if spins < 64 { sched_yield() } else { usleep(50) }
+            }
+        }
         submitOrphans()
         // Batches other threads took out of the stripes before this flush found them empty.
         var spins = 0

@@ -130,6 +130,81 @@ struct LRUEvictionMemoryTests {
         #expect(map.capacityChangesInFlight == 0)
     }
 
+    /// A user write that evicts with no lock held, while `freeze()` sets its flag, goes in
+    /// and `freeze()` waits for it: before, it evicted, found the map frozen on its next
+    /// pass and failed with EPERM, the victim gone (found by review, 2026-12-05): the put,
+    /// which checks the freeze under its chain's lock. An exchange (`sectioned`) checks it
+    /// in a section entered before it waits for its chain, so here the freeze's grace
+    /// period waits for it (it passed before the fix too; the window it had, between the
+    /// eviction and that section, has no hook to hold it open). The test holds chain 1 (every entry's), so the
+    /// sweep under the writer's lock finds no victim; the writer then evicts under chain
+    /// 1's lock once the test lets go, and waits for chain 0's, which the test holds while
+    /// a freeze begins.
+    @Test(arguments: [false, true])
+    func aWriteThatEvictedBeforeAFreezeGoesIn(sectioned: Bool) throws {
+        let (map, chain) = try zeroSeedMap(maxEntries: 4, bucketCount: 2, tag: uniqueTag())
+        let table = map.table
+        let keys = (UInt64(1)..<UInt64(1_000)).filter { chain($0) == 1 }.prefix(4)
+        try #require(keys.count == 4)
+        for key in keys { try map.put(key, (key, key)) }
+        let newKey = try #require((UInt64(1_000)..<UInt64(2_000)).first { chain($0) == 0 })
+        final class Outcome: @unchecked Sendable {
+            // Each written before its semaphore is signalled, read after the wait.
+            var writeError: (any Error)?
+            var freezeError: (any Error)?
+        }
+        let outcome = Outcome()
+        let written = DispatchSemaphore(value: 0), frozen = DispatchSemaphore(value: 0)
+        // Not referenced: the sweep's first visit to chain 1 evicts (else it only clears
+        // their bits there, and goes on to chain 0, which the test then holds).
+        table.forEachBucket(inChainOf: 1) { bucket in
+            table.control(bucket).pointee.bitwiseAnd(~BucketTable.referencedMask, ordering: .relaxed)
+        }
+        table.lockChain(1)
+        Thread {
+            do {
+                if sectioned {
+                    var displaced = (UInt64(0), UInt64(0))
+                    var value = (newKey, newKey)
+                    _ = try withUnsafeBytes(of: newKey) { key in
+                        try withUnsafeBytes(of: &value) { value in
+                            try withUnsafeMutableBytes(of: &displaced) { displaced in
+                                try map.exchange(key: key, value: value, flags: .any, into: displaced)
+                            }
+                        }
+                    }
+                } else {
+                    try map.put(newKey, (newKey, newKey))
+                }
+            } catch { outcome.writeError = error }
+            written.signal()
+        }.start()
+        try waitForAWaiter(on: 1, of: table)  // the sweep with no lock held
+        table.lockChain(0)
+        table.unlockChain(1)
+        try waitForAWaiter(on: 0, of: table)  // evicted; back for its own chain
+        Thread {
+            do { try map.freeze() } catch { outcome.freezeError = error }
+            frozen.signal()
+        }.start()
+        let deadline = Date().addingTimeInterval(10)
+        while !map.isFrozen, Date() < deadline { usleep(1_000) }
+        let frozeEarly = frozen.wait(timeout: .now() + 0.05) == .success
+        table.unlockChain(0)
+        written.wait()
+        if !frozeEarly { frozen.wait() }
+        #expect(map.isFrozen)
+        #expect(!frozeEarly, "freeze() returned while a write that had evicted was in flight")
+        #expect(outcome.writeError == nil, "\(String(describing: outcome.writeError))")
+        #expect(outcome.freezeError == nil)
+        let stored = try map.get(newKey, as: (UInt64, UInt64).self)
+        #expect(stored.0 == newKey && stored.1 == newKey)
+        #expect(map.count == 4)
+        #expect(keys.filter { (try? map.get($0, as: (UInt64, UInt64).self)) != nil }.count == 3)  // one victim
+        #expect(map.capacityChangesInFlight == 0)
+        #expect(map.capacityUnitsInUse == 4)
+    }
+
     /// An LRU map of 8-byte keys and 16-byte values with a zero hash seed and
     /// `bucketCount` chains, and the chain of a key.
     func zeroSeedMap(maxEntries: Int, bucketCount: Int,

@@ -2,6 +2,7 @@ import Foundation
 @testable import RCUBaseMaps
 import RCUEpoch
 import RCUMapsTestSupport
+import Synchronization
 import Testing
 
 /// Random writes to small, full maps with every allocation point failed in turn: a write
@@ -254,6 +255,36 @@ struct WriteFaultSweepTests {
         #expect(throws: MapError.outOfSpace) { try write(9, .noExist) }
         #expect(throws: MapError.keyNotFound) { try write(9, .exist) }
         #expect(try RCUMapsTestSupport.snapshot(of: map).count == 4)
+    }
+
+    /// A lock-free HASH `BPF_NOEXIST` write finds its key absent, another thread inserts
+    /// it, and the write's allocation fails: EEXIST, as Linux answers (its flags are checked
+    /// under the bucket lock before it allocates), not ENOMEM (found by review, 2026-12-05).
+    @Test func aNoExistWriteWhoseKeyTurnsUpAnswersEEXISTWithoutMemory() throws {
+        let map = try #require(try MapRegistry.create(MapDefinition(type: .hash, keySize: 8, valueSize: 8, maxEntries: 8,
+                                                                    hashImplementation: .lockFree, poolTag: uniqueTag()))
+            as? RawLockFreeHashMap)
+        try map.put(UInt64(1), UInt64(1))  // the map's first allocations made
+        let key = UInt64(42)
+        let fired = Atomic<Bool>(false)
+        map.beforeAllocatingForWrite = {
+            guard !fired.exchange(true, ordering: .relaxed) else { return }
+            let inserted = DispatchSemaphore(value: 0)
+            Thread {
+                try? map.put(key, UInt64(7), flags: .noExist)
+                inserted.signal()
+            }.start()
+            inserted.wait()
+        }
+        let (outcome, injected) = _FaultInjection.failingOneAllocation(after: 0) { () -> MapError? in
+            do { try map.put(key, UInt64(9), flags: .noExist); return nil } catch let error as MapError { return error } catch {
+                return .invalidArgument
+            }
+        }
+        #expect(injected)
+        #expect(outcome == .alreadyExists)
+        #expect(try map.get(key, as: UInt64.self) == 7)
+        #expect(map.count == 2)
     }
 
     /// LPM_TRIE (IPv4 keys): an insert allocates its entry and, in the writer's tree,

@@ -624,6 +624,40 @@ struct EpochRetireListTests {
         #expect(reclaimed, "\(EpochMemory.statistics(for: tag))")
     }
 
+    /// `Epoch.barrier()` waits for a list whose last reference is gone but whose `deinit`
+    /// has not flushed its stripes yet (its weak reference in the registry already reads
+    /// nil): before (found by review, 2026-12-05), the barrier passed it over and returned
+    /// with the list's blocks still pending.
+    @Test func aBarrierWaitsForAListBeingDeinitialised() {
+        final class Holder: @unchecked Sendable {
+            // Written by the thread that drops it; nothing else reads it.
+            var list: EpochRetireList?
+        }
+        let tag = uniqueTag()
+        let paused = DispatchSemaphore(value: 0), resume = DispatchSemaphore(value: 0)
+        let holder = Holder()
+        do {
+            let list = EpochRetireList(blockSize: 64, tag: tag)
+            list.retire(list.allocate()!)  // stays in this thread's stripe
+            list.beforeDeinitFlush = { paused.signal(); resume.wait() }
+            holder.list = list
+        }
+        Thread { holder.list = nil }.start()  // the deinit runs there, and pauses
+        paused.wait()
+        let pendingAtReturn = Atomic<Int>(-1)
+        let returned = DispatchSemaphore(value: 0)
+        Thread {
+            Epoch.barrier()
+            pendingAtReturn.store(EpochMemory.statistics(for: tag).pendingBytes, ordering: .releasing)
+            returned.signal()
+        }.start()
+        let returnedWhilePaused = returned.wait(timeout: .now() + 0.2) == .success
+        resume.signal()
+        if !returnedWhilePaused { returned.wait() }
+        #expect(!returnedWhilePaused, "the barrier returned before the list's deinit flushed")
+        #expect(pendingAtReturn.load(ordering: .acquiring) == 0)
+    }
+
     @Test func anInjectedFaultFailsAllocation() {
         let tag = uniqueTag()
         let list = EpochRetireList(blockSize: 16, tag: tag)

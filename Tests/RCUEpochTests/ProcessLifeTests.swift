@@ -159,6 +159,25 @@ struct GracePeriodDriverTests {
             #expect(message.contains("from a work item on the grace-period driver"), "\(message)")
         }
     }
+
+    /// A work item that leaves a section open on liburcu's reclamation thread stops with a
+    /// message: that thread's next grace period would wait for itself, and reclamation and
+    /// every barrier stopped without a word (found by review, 2026-12-05). SIGALRM, not the
+    /// message, is what the code before the fix ended with.
+    @Test func aWorkItemThatLeavesASectionOpenStops() async {
+        await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            alarm(60)
+            Epoch.afterGracePeriod { Epoch.enter() }
+            await Epoch.barrier()
+            for _ in 0..<100 {
+                Epoch.afterGracePeriod {}
+                await Epoch.barrier()
+            }
+        }.map { result in
+            let message = String(decoding: result.standardErrorContent, as: UTF8.self)
+            #expect(message.contains("returned inside an epoch section"), "\(message)")
+        }
+    }
 }
 
 @Suite("Process life: fork", .enabled(if: forkTestsCanRun, "ThreadSanitizer kills a forked child that starts a thread"))

@@ -105,6 +105,34 @@ struct ReclamationThrottleTests {
         #expect(settledStatistics(for: tag).liveBytes == 0)
     }
 
+    /// Blocks still in another list's stripes count in the tag's backlog, and only a flush
+    /// gets them reclaimed: a writer throttled by them submits them before it waits. Before
+    /// (found by review, 2026-12-05), it flushed its own list only: with a list of its tag
+    /// idle over the threshold, the backlog never fell, and the writer waited the whole
+    /// limit at each of its batches. (No barrier here: it flushes every list. Another
+    /// test's barrier, run beside this one, can hide the defect; alone, the code before
+    /// failed.)
+    @Test func aThrottledWriterFlushesTheIdleListsOfItsTag() throws {
+        let tag = uniqueTag()
+        let idle = EpochRetireList(blockSize: 1 << 20, tag: tag)
+        for _ in 0..<(EpochRetireList.throttleThreshold >> 20) + 1 { idle.retire(idle.allocate()!) }
+        let busy = EpochRetireList(blockSize: 64, tag: tag)
+        try withExtendedLifetime(idle) {
+            // One batch of the busy list finds the backlog over the threshold; the next
+            // write is throttled.
+            for _ in 0...EpochRetireList.batchSize {
+                busy.retire(busy.allocate()!)
+                busy.throttleIfBehind()
+            }
+            let deadline = ContinuousClock.now + .seconds(10)
+            while EpochMemory.statistics(for: tag).pendingBytes > EpochRetireList.throttleThreshold {
+                try #require(ContinuousClock.now < deadline, "the idle list's blocks were never submitted")
+                usleep(1_000)
+            }
+        }
+        #expect(settledStatistics(for: tag).liveBytes == 0)
+    }
+
     /// Inside a section the writer may not wait: it returns at once, whatever the backlog.
     @Test func insideASectionItNeverWaits() {
         let tag = uniqueTag()

@@ -248,8 +248,8 @@ struct CapacityGate: ~Copyable {
     /// back, so no other thread can take the room the eviction made. Nothing to change in
     /// the counts: the removal's unit is already counted and in flight. (An eviction that
     /// never announced itself — `evictHolding(_:forUserWrite:announced:)` with `announced:
-    /// false` — is not in flight: its caller publishes the key without ``resolve(published:)``,
-    /// or announces the removal with ``beginRemoval()`` before resolving it unpublished.)
+    /// false` — is not in flight: its caller, which cannot fail after it, publishes the key
+    /// without ``resolve(published:)``.)
     @inline(__always)
     func keepRemovedUnitAsReservation() {}
 

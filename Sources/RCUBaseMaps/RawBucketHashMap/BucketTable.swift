@@ -564,7 +564,8 @@ final class BucketTable: @unchecked Sendable {
     }
 
     /// Gives back an overflow bucket from ``allocateOverflowBucket()`` that was never
-    /// linked: to the spares (ready at once: no reader can have seen it), or freed.
+    /// linked: to the spares (no reader can have seen it; kept as posted with generation 0,
+    /// so it is handed out again once any generation item has run), or freed.
     func discardUnlinkedOverflowBucket(_ bucket: UnsafeMutableRawPointer) {
         if spares?.keep(bucket, posted: 0) != true { EpochMemory.free(bucket) }
     }

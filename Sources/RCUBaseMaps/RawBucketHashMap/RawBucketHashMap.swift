@@ -98,6 +98,15 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     public let access: MapAccess
     /// Frozen or not.
     let freezeState = MapFreezeState()
+    /// User-mode writes of an LRU map between their first eviction with no lock held and
+    /// their end. Such a write may evict before `freeze()` sets its flag and look again
+    /// after: it is counted before it checks the flag, and `freeze()` waits for the count to
+    /// fall to 0 after setting it (each side's store, a full fence, then its load), so
+    /// either the write sees the map frozen before it evicts (EPERM, nothing changed) or
+    /// `freeze()` waits for it, and the write, which evicted for its key, goes in. Before,
+    /// such a write evicted, then found the map frozen and failed with EPERM, the victim
+    /// gone (found by review, 2026-12-05).
+    let evictingWriters = Atomic<Int>(0)
     /// The value's lock word, if the definition names one.
     @usableFromInline let lockWord: LockWordCopy
     /// The eviction state of an `LRU_HASH`; nil for a `HASH`.
@@ -759,7 +768,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         var outcome: Result<Displaced, MapError>
         // An LRU eviction for this write hands it the victim's unit of capacity as its
         // reservation (in flight, as from `reserveIfRoom`); one not used for a new key (the
-        // key turned up meanwhile, the map froze) goes back as a credit. (A flag captured by
+        // key turned up meanwhile) goes back as a credit. (A flag captured by
         // value, not a variable the closure writes: that cost every update 20 instructions.)
         var evictedUnit = false
         // An overflow bucket allocated before an eviction with no lock held, for the pass
@@ -767,21 +776,24 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         // of memory would fail the write after someone was evicted. Given back at the end if
         // no pass chained it (not in a `defer`: that cost every update 10 instructions).
         var spareForRetry: UnsafeMutableRawPointer?
+        // Counted in `evictingWriters` (a user write that evicts with no lock held).
+        var countedAsEvicting = false
         repeat {
             let holdsEvictedUnit = evictedUnit
             let passSpare = spareForRetry
             if holdsSection, !inSection {
                 Epoch.enter()
                 inSection = true
-                if !helper, freezeState.isFrozen {
-                    // The unit an eviction freed for this write goes back as a credit.
-                    if holdsEvictedUnit { capacity.resolve(published: false) }
+                // A write that evicted for its key goes in: `freeze()` waits for it (see
+                // `evictingWriters`).
+                if !helper, !holdsEvictedUnit, freezeState.isFrozen {
                     if let passSpare { table.discardUnlinkedOverflowBucket(passSpare) }
+                    if countedAsEvicting { evictingWriters.wrappingSubtract(1, ordering: .releasing) }
                     throw frozenError
                 }
             }
             outcome = table.withChainLock(index) {
-                if checksFreezeUnderLock, freezeState.isFrozen { return .failure(frozenError) }
+                if checksFreezeUnderLock, !holdsEvictedUnit, freezeState.isFrozen { return .failure(frozenError) }
                 let old = locate(key.baseAddress!, hash: hash, index: index)
                 // A new key's pair written by an eviction under this lock, and a bucket of
                 // this chain its victim left empty (see ``fillEvicting(index:key:value:forUserWrite:announced:)``).
@@ -932,15 +944,27 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
                 Epoch.exit()
                 inSection = false
             }
+            if !helper, !countedAsEvicting {
+                evictingWriters.wrappingAdd(1, ordering: .sequentiallyConsistent)
+                atomicMemoryFence(ordering: .sequentiallyConsistent)
+                countedAsEvicting = true
+            }
             if spareForRetry == nil {
                 // A user write to a map frozen meanwhile answers EPERM (its sweep under the
                 // lock stopped at the freeze), not ENOMEM from this allocation.
-                if !helper, freezeState.isFrozen { throw frozenError }
-                guard let bucket = table.allocateOverflowBucket() else { throw MapError.noMemory }
+                if !helper, freezeState.isFrozen {
+                    evictingWriters.wrappingSubtract(1, ordering: .releasing)
+                    throw frozenError
+                }
+                guard let bucket = table.allocateOverflowBucket() else {
+                    if countedAsEvicting { evictingWriters.wrappingSubtract(1, ordering: .releasing) }
+                    throw MapError.noMemory
+                }
                 spareForRetry = bucket
             }
             evictedUnit = evictLeastRecentlyUsed(forUserWrite: !helper)
         } while true
+        if _slowPath(countedAsEvicting) { evictingWriters.wrappingSubtract(1, ordering: .releasing) }
         if _slowPath(spareForRetry != nil) { table.discardUnlinkedOverflowBucket(spareForRetry!) }
         switch try outcome.get() {
         case .needsRoom:
@@ -1216,9 +1240,14 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     /// Writes that hold a section checked the flag inside it, and the freeze waits for a
     /// grace period; writes without one (see the type's notes) check it under their
     /// chain's lock, so the freeze then takes and releases every chain's lock once: a
-    /// write that saw the map unfrozen has finished with that lock.
+    /// write that saw the map unfrozen has finished with that lock. Before that, it waits
+    /// for the LRU writes that evicted for their key with no lock held (`evictingWriters`).
     public func freeze() throws(MapError) {
         try freezeState.freeze(access: access, lockWord: lockWord.exists)
+        // User writes that evicted for their key before the flag was set go in first (see
+        // `evictingWriters`). None waits for this thread: it holds no lock and no section.
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
+        while evictingWriters.load(ordering: .sequentiallyConsistent) > 0 { sched_yield() }
         for index in 0..<table.bucketCount { table.withChainLock(index) {} }
     }
 

@@ -265,9 +265,9 @@ extension RawBucketHashMap {
     ///   (the one-pass insert, which publishes its key under the same lock), the unit stays
     ///   counted and is never in flight: it goes from the victim to the new key with no
     ///   atomic operation on the gate — nothing waits on an LRU map's units in flight, as
-    ///   its inserts evict instead of answering E2BIG. A caller that then fails to insert
-    ///   gives the unit back as a credit (``CapacityGate/beginRemoval()`` and
-    ///   ``CapacityGate/resolve(published:)`` with `false`).
+    ///   its inserts evict instead of answering E2BIG. Such a caller cannot fail after the
+    ///   eviction: it found its slot, and allocated any bucket it needs, before evicting
+    ///   (`fillEvicting`).
     /// - Returns: whether it evicted an entry, whose unit the caller now holds in flight as
     ///   its reservation (see ``evictLeastRecentlyUsed(forUserWrite:)``), or, not
     ///   `announced`, holds counted.

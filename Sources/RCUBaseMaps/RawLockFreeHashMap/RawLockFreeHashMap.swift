@@ -75,6 +75,9 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
     /// insert right after its entry is linked into the table and before it is marked
     /// published (set before the map is shared).
     var afterLinkingNewEntry: (@Sendable () -> Void)?
+    /// Tests only: runs in a write that found no reason to refuse, just before it allocates
+    /// its entry (set before the map is shared).
+    var beforeAllocatingForWrite: (@Sendable () -> Void)?
     /// Tests only: how many times a pass looked for a place in split order by walking the
     /// list from its head (`firstEntry(afterOrder:)`).
     let walksFromTheHead = Atomic<Int>(0)
@@ -512,7 +515,15 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
         if valuesInPlace, flags != .noExist {
             return try updateInPlace(key, hash: hash, value: value, flags: flags, displaced: displaced)
         }
-        let entry = try makeEntry(forWrite: key, hash: hash, value: value, flags: flags)
+        #if DEBUG
+        beforeAllocatingForWrite?()
+        #endif
+        let entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>
+        do throws(MapError) {
+            entry = try makeEntry(forWrite: key, hash: hash, value: value, flags: flags)
+        } catch where error == .alreadyExists {
+            return .refused  // `.noExist`: the key turned up meanwhile (see `refusalWithoutMemory`)
+        }
         let replaced: Bool
         switch flags {
         case .noExist:
@@ -532,7 +543,8 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
 
     /// ``makeEntry(key:value:)`` for a write with `flags`. With no memory for the entry, the
     /// answer Linux gives that write before it allocates, where it gives one: ENOENT for
-    /// `BPF_EXIST` on an absent key, E2BIG for a new key of a full map (`htab_map_update_elem`
+    /// `BPF_EXIST` on an absent key, EEXIST for `BPF_NOEXIST` on a key inserted since the
+    /// write's first look, E2BIG for a new key of a full map (`htab_map_update_elem`
     /// checks the flags, and `alloc_htab_elem` the count, first); else ENOMEM. Before, a new
     /// key of a full map answered ENOMEM when memory was short (found by
     /// `WriteFaultSweepTests`). Caller holds an epoch.
@@ -551,7 +563,7 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
     /// the only caller.
     @inline(never)
     func refusalWithoutMemory(_ key: UnsafeRawBufferPointer, hash: UInt, flags: MapUpdateFlags) -> MapError? {
-        guard find(key, hash: hash) == nil else { return nil }
+        guard find(key, hash: hash) == nil else { return flags == .noExist ? .alreadyExists : nil }
         if flags == .exist { return .keyNotFound }
         return capacity.hasNoRoom() ? .outOfSpace : nil
     }
@@ -1071,6 +1083,11 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
                 if flags & Self.published == 0 {
                     let entryKey = UnsafeRawBufferPointer(start: keyPointer(entry), count: keySize)
                     guard find(entryKey, hash: hash(entryKey)) == entry else { continue }
+                    // Looked at again: an entry whose first publication failed leaves this
+                    // slot, and may be linked later from another one, where the pass meets
+                    // it again (found by review, 2026-12-05: the state read before the find
+                    // still named this slot).
+                    guard state(entry).pointee.load(ordering: .acquiring) >> Self.slotShift == here else { continue }
                 }
                 let key = keyBase + done &* keySize
                 let value = valueBase + done &* valueSize
