@@ -776,8 +776,6 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         // of memory would fail the write after someone was evicted. Given back at the end if
         // no pass chained it (not in a `defer`: that cost every update 10 instructions).
         var spareForRetry: UnsafeMutableRawPointer?
-        // Counted in `evictingWriters` (a user write that evicts with no lock held).
-        var countedAsEvicting = false
         repeat {
             let holdsEvictedUnit = evictedUnit
             let passSpare = spareForRetry
@@ -788,11 +786,13 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
                 // `evictingWriters`).
                 if !helper, !holdsEvictedUnit, freezeState.isFrozen {
                     if let passSpare { table.discardUnlinkedOverflowBucket(passSpare) }
-                    if countedAsEvicting { evictingWriters.wrappingSubtract(1, ordering: .releasing) }
                     throw frozenError
                 }
             }
             outcome = table.withChainLock(index) {
+                // A user write that evicted for its key goes in under this lock, which a
+                // `freeze()` waiting for it takes next: it stops counting in `evictingWriters`.
+                if _slowPath(holdsEvictedUnit), !helper { evictingWriters.wrappingSubtract(1, ordering: .releasing) }
                 if checksFreezeUnderLock, !holdsEvictedUnit, freezeState.isFrozen { return .failure(frozenError) }
                 let old = locate(key.baseAddress!, hash: hash, index: index)
                 // A new key's pair written by an eviction under this lock, and a bucket of
@@ -944,10 +944,11 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
                 Epoch.exit()
                 inSection = false
             }
-            if !helper, !countedAsEvicting {
+            // Counted from before it looks at the flag and evicts until its next pass holds
+            // its chain's lock, or until it evicted no one (see `evictingWriters`).
+            if !helper {
                 evictingWriters.wrappingAdd(1, ordering: .sequentiallyConsistent)
                 atomicMemoryFence(ordering: .sequentiallyConsistent)
-                countedAsEvicting = true
             }
             if spareForRetry == nil {
                 // A user write to a map frozen meanwhile answers EPERM (its sweep under the
@@ -957,14 +958,14 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
                     throw frozenError
                 }
                 guard let bucket = table.allocateOverflowBucket() else {
-                    if countedAsEvicting { evictingWriters.wrappingSubtract(1, ordering: .releasing) }
+                    if !helper { evictingWriters.wrappingSubtract(1, ordering: .releasing) }
                     throw MapError.noMemory
                 }
                 spareForRetry = bucket
             }
             evictedUnit = evictLeastRecentlyUsed(forUserWrite: !helper)
+            if !helper, !evictedUnit { evictingWriters.wrappingSubtract(1, ordering: .releasing) }
         } while true
-        if _slowPath(countedAsEvicting) { evictingWriters.wrappingSubtract(1, ordering: .releasing) }
         if _slowPath(spareForRetry != nil) { table.discardUnlinkedOverflowBucket(spareForRetry!) }
         switch try outcome.get() {
         case .needsRoom:
