@@ -508,13 +508,17 @@ static void rcumaps_barrier_urcu(void)
      * callbacks parked by the last fork are queued now, if they are not yet, before the
      * barrier's own — and a fork cannot interrupt these enqueues. */
     rcumaps_gate_enter();
-    for (struct rcu_head *head = rcumaps_take_parked(), *next; head; head = next) {
-        next = (struct rcu_head *)head->next.next;
-        urcu_memb_call_rcu(head, head->func);
-    }
-    /* Callbacks another thread took from the parked stack first: queued soon (the gate,
-     * held here, keeps a new fork from parking them again). */
-    while (__atomic_load_n(&rcumaps_unparking, __ATOMIC_SEQ_CST) != 0) sched_yield();
+    do {
+        for (struct rcu_head *head = rcumaps_take_parked(), *next; head; head = next) {
+            next = (struct rcu_head *)head->next.next;
+            urcu_memb_call_rcu(head, head->func);
+        }
+        /* Callbacks another thread took from the parked stack first: queued soon, or parked
+         * again if a new fork closed the gate meanwhile (it waits for this thread to leave
+         * the gate, but an unparking thread that sees it closed parks what it holds: found
+         * by review, 2026-12-05). Parked again, they are taken on the next round. */
+        while (__atomic_load_n(&rcumaps_unparking, __ATOMIC_SEQ_CST) != 0) sched_yield();
+    } while (__atomic_load_n(&rcumaps_parked, __ATOMIC_SEQ_CST) != NULL);
     urcu_memb_barrier();
     rcumaps_gate_leave();
 }
