@@ -269,8 +269,15 @@ extension RawMap {
         var hasPrevious = false
         var hasUpcoming = false
         var upcomingIsEnd = false
+        // An LPM trie's lookup is a longest-prefix match: a key deleted between its
+        // get-next-key and its lookup would come back with the value of a shorter prefix
+        // that covers it, a pair the map never held (found by review, 2026-12-05; Linux's
+        // generic batch does the same). Its walk copies each key and its value in one step.
+        let trie = removing ? nil : self as? RawLPMTrieMap
         if let cursor {
+            var resumesAtKeyOfATrie = false
             try cursor.withResumeKey(keySize: keySize) { key, resumesAtKey in
+                resumesAtKeyOfATrie = resumesAtKey && trie != nil
                 if resumesAtKey {
                     upcoming.copyMemory(from: key)
                     hasUpcoming = true
@@ -278,6 +285,10 @@ extension RawMap {
                     previous.copyMemory(from: key)
                     hasPrevious = true
                 }
+            }
+            // Only removing walks make such cursors, and a trie has none.
+            if resumesAtKeyOfATrie {
+                throw MapError.invalidArgument.with(reason: "the batch cursor is not one of this map's (\(cursor.byteCount) bytes)")
             }
         }
         var done = 0
@@ -291,7 +302,12 @@ extension RawMap {
                 break
             } else {
                 do throws(MapError) {
-                    try nextKeyInPass(after: hasPrevious ? UnsafeRawBufferPointer(previous) : nil, into: key)
+                    if let trie {
+                        try trie.nextEntryInPass(after: hasPrevious ? UnsafeRawBufferPointer(previous) : nil, into: key,
+                                                 value: value.baseAddress!)
+                    } else {
+                        try nextKeyInPass(after: hasPrevious ? UnsafeRawBufferPointer(previous) : nil, into: key)
+                    }
                 } catch where error == .keyNotFound {
                     end = true
                     break
@@ -318,6 +334,8 @@ extension RawMap {
             do throws(MapError) {
                 if removing {
                     try lookupAndDelete(key: UnsafeRawBufferPointer(key), into: value, flags: elementFlags)
+                } else if trie != nil {
+                    // Key and value came together.
                 } else {
                     try lookup(key: UnsafeRawBufferPointer(key), into: value, flags: elementFlags)
                 }

@@ -252,6 +252,47 @@ struct LPMTrieMapTests {
         #expect(Self.errno { _ = try Self.next(map, after: Self.ipv4(0, 0, 0, 0, 0)) } == ENOENT)
     }
 
+    /// A lookup batch returns each key with its own value, also while the key is deleted
+    /// and inserted again: it looked each key up after its get-next-key, and a /16 deleted
+    /// in between came back with the value of the /8 that covers it, a pair the map never
+    /// held (found by review, 2026-12-05).
+    @Test func aLookupBatchPairsEachKeyWithItsOwnValue() throws {
+        let map = try Self.make()
+        try Self.put(map, Self.ipv4(10, 0, 0, 0, 8), 8)
+        try Self.put(map, Self.ipv4(10, 1, 0, 0, 16), 16)
+        let stop = Atomic<Bool>(false)
+        let wrongPairs = Atomic<Int>(0)
+        let batches = Atomic<Int>(0)
+        runOnThreads(2) { thread in
+            if thread == 0 {
+                while !stop.load(ordering: .relaxed) {
+                    try? Self.delete(map, Self.ipv4(10, 1, 0, 0, 16))
+                    try? Self.put(map, Self.ipv4(10, 1, 0, 0, 16), 16)
+                }
+            } else {
+                var keys = [UInt8](repeating: 0, count: 8 * 2)
+                var values = [UInt8](repeating: 0, count: 8 * 2)
+                for _ in 0..<20_000 {
+                    let result = keys.withUnsafeMutableBytes { k in
+                        values.withUnsafeMutableBytes {
+                            try? map.lookupBatch(from: nil, keys: k, values: $0, count: 2, elementFlags: [], flags: 0)
+                        }
+                    }
+                    guard let result else { continue }
+                    for element in 0..<result.count {
+                        let length = keys.withUnsafeBytes { $0.load(fromByteOffset: element * 8, as: UInt32.self) }
+                        let value = values.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: element * 8, as: UInt64.self) }
+                        if UInt64(length) != value { wrongPairs.add(1, ordering: .relaxed) }
+                    }
+                    batches.add(1, ordering: .relaxed)
+                }
+                stop.store(true, ordering: .relaxed)
+            }
+        }
+        #expect(batches.load(ordering: .relaxed) == 20_000)
+        #expect(wrongPairs.load(ordering: .relaxed) == 0)
+    }
+
     @Test func otherOperationsAsLinux() throws {
         let map = try Self.make(flags: [.noPrealloc])
         try Self.put(map, Self.ipv4(10, 0, 0, 0, 8), 1)
