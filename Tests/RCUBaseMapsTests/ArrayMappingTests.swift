@@ -127,4 +127,79 @@ struct ArrayMappingTests {
         #expect(update(0, noExistLocked, helper: false) == EINVAL)
         #expect(update(9, .lock, helper: false) == EINVAL)
     }
+
+    /// The bytes between an mmapable array's value and the next 8-byte boundary show in the
+    /// mapping, and Linux's `copy_map_value` copies `value_size` bytes only: every write keeps
+    /// them. They were stored as zero (found by review, 2026-12-05).
+    @Test(arguments: [4, 12])
+    func writesKeepAMappedValuesPadding(valueSize: Int) throws {
+        let map = try Self.array(valueSize: valueSize)
+        let mapping = try map.mapStorage(writable: true)
+        defer { mapping.unmap() }
+        let stride = (valueSize + 7) & ~7
+        let paddingOffset = valueSize  // of element 0: 4 bytes of padding in both cases
+        let value = [UInt8](repeating: 0x5A, count: valueSize)
+        var displaced = [UInt8](repeating: 0, count: valueSize)
+        let writes: [(String, () throws -> Void)] = [
+            ("update", { try withUnsafeBytes(of: UInt32(0)) { k in try value.withUnsafeBytes { try map.update(key: k, value: $0, flags: .any) } } }),
+            ("exchange", {
+                _ = try withUnsafeBytes(of: UInt32(0)) { k in
+                    try value.withUnsafeBytes { v in try displaced.withUnsafeMutableBytes { try map.exchange(key: k, value: v, flags: .any, into: $0) } }
+                }
+            }),
+            ("helper update", {
+                try Epoch.withSection { section in
+                    try withUnsafeBytes(of: UInt32(0)) { k in try value.withUnsafeBytes { try map.update(key: k, value: $0, flags: .any, in: section) } }
+                }
+            }),
+        ]
+        for (name, write) in writes {
+            mapping.bytes.storeBytes(of: 0xAABB_CCDD as UInt32, toByteOffset: paddingOffset, as: UInt32.self)
+            try write()
+            #expect(mapping.bytes.load(fromByteOffset: paddingOffset, as: UInt32.self) == 0xAABB_CCDD, "\(name)")
+            #expect(Array(mapping.bytes[0..<valueSize]) == value, "\(name)")
+            #expect(stride == valueSize + 4)
+        }
+    }
+
+    /// An exchange of a value over 8 bytes swaps each word atomically: an increment a helper
+    /// makes in place meanwhile (through `lookupInPlace`, which takes no lock) lands in the
+    /// map or in the displaced value, never in neither. The exchange loaded the value and then
+    /// stored the new one under the slot's sequence word, which in-place writers do not
+    /// take (found by review, 2026-12-05: row 35's defect, which PERCPU_ARRAY had, on ARRAY).
+    @Test(arguments: [(16, MapCreationFlags()), (24, MapCreationFlags()), (16, .mmapable), (12, .mmapable)])
+    func exchangesLoseNoConcurrentInPlaceIncrement(valueSize: Int, flags: MapCreationFlags) throws {
+        let map = try Self.array(flags: flags, valueSize: valueSize)
+        let adds = 4_000_000
+        let addsDone = Atomic<Bool>(false)
+        let harvested = Atomic<UInt64>(0)
+        runOnThreads(2) { thread in
+            if thread == 0 {
+                for _ in 0..<(adds / 1_000) {
+                    Epoch.withSection { section in
+                        let value = withUnsafeBytes(of: UInt32(0)) { try? map.lookupInPlace(key: $0, in: section) }
+                        let counter = value!.baseAddress!.assumingMemoryBound(to: Atomic<UInt64>.self)
+                        for _ in 0..<1_000 { counter.pointee.wrappingAdd(1, ordering: .relaxed) }
+                    }
+                }
+                addsDone.store(true, ordering: .releasing)
+            } else {
+                let zeros = [UInt8](repeating: 0, count: valueSize)
+                var displaced = [UInt8](repeating: 0, count: valueSize)
+                var total: UInt64 = 0
+                var last = false
+                while !last {
+                    last = addsDone.load(ordering: .acquiring)
+                    _ = try? withUnsafeBytes(of: UInt32(0)) { key in
+                        try zeros.withUnsafeBytes { new in
+                            try displaced.withUnsafeMutableBytes { old in try map.exchange(key: key, value: new, flags: .any, into: old) }
+                        }
+                    }
+                    total &+= displaced.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+                }
+                harvested.store(total, ordering: .releasing)
+            }
+        }
+        #expect(harvested.load(ordering: .acquiring) == UInt64(adds))
+    }
 }

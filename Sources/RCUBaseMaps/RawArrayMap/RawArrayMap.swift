@@ -61,6 +61,10 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
     let wideValueWriters: BucketLocks
     /// Whether writes take ``wideValueWriters``.
     let writesWordByWord: Bool
+    /// Whether a write keeps the bytes between the value's end and the next 8-byte boundary
+    /// (an mmapable array whose values are not a multiple of 8 bytes: the mapping shows
+    /// them, and Linux's `copy_map_value` copies `value_size` bytes only).
+    let keepsPadding: Bool
     /// The value's lock word, if the definition names one.
     @usableFromInline let lockWord: LockWordCopy
     /// How the storage was obtained (and how it goes back).
@@ -107,6 +111,7 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
         // every value of a custom map's base) get a sequence word in front.
         valueOffset = mmapable || (valueSize <= 8 && observer == nil) ? 0 : 8
         writesWordByWord = valueOffset == 0 && valueSize > 8
+        keepsPadding = mmapable && valueSize & 7 != 0
         wideValueWriters = BucketLocks(count: writesWordByWord ? 64 : 0)
         slotStride = paddedValueSize + valueOffset
         let (size, overflow) = maxEntries.multipliedReportingOverflow(by: slotStride)
@@ -258,6 +263,10 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
                 withUnsafeMutableBytes(of: &bits) { bytes in
                     bytes.baseAddress!.copyMemory(from: value + offset, byteCount: valueSize - offset)
                 }
+                if keepsPadding {
+                    _ = mergeLastWord(word(destination + offset), bits, length: valueSize - offset)
+                    break
+                }
             }
             if releasing {
                 word(destination + offset).pointee.store(bits, ordering: .releasing)
@@ -265,6 +274,47 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
                 word(destination + offset).pointee.store(bits, ordering: .relaxed)
             }
             offset += 8
+        }
+    }
+
+    /// Writes `value` over the value at `stored` word by word with atomic exchanges (a
+    /// compare-exchange for a partial last word, keeping the bytes past the value), the
+    /// replaced bytes going to `displaced` — which may be `value`: each word is read before
+    /// its old bytes are written. Every word atomically: the sequence word (or the wide-value
+    /// lock) holds off other whole-value writers only, not the in-place atomic writes of
+    /// helpers (`lookupInPlace`, `withAtomicFields`), and a load then a store lost an
+    /// increment that landed between them, from both the map and `displaced` (found by
+    /// review, 2026-12-05: row 35 of reliability.md, on this map).
+    func exchangeIn(_ stored: UnsafeMutableRawPointer, from value: UnsafeRawPointer,
+                    displaced: UnsafeMutableRawPointer) {
+        var offset = 0
+        while offset < valueSize {
+            let length = min(8, valueSize - offset)
+            let cell = word(stored + offset)
+            var old: UInt64
+            if length == 8 {
+                old = cell.pointee.exchange(value.loadUnaligned(fromByteOffset: offset, as: UInt64.self),
+                                            ordering: .acquiringAndReleasing)
+            } else {
+                var bits: UInt64 = 0
+                withUnsafeMutableBytes(of: &bits) { $0.baseAddress!.copyMemory(from: value + offset, byteCount: length) }
+                old = mergeLastWord(cell, bits, length: length)
+            }
+            withUnsafeBytes(of: &old) { (displaced + offset).copyMemory(from: $0.baseAddress!, byteCount: length) }
+            offset += 8
+        }
+    }
+
+    /// Stores the first `length` bytes (in memory) of `bits` into `cell`, keeping its other
+    /// bytes (a value's padding), with a compare-exchange; returns the word replaced.
+    func mergeLastWord(_ cell: UnsafeMutablePointer<Atomic<UInt64>>, _ bits: UInt64, length: Int) -> UInt64 {
+        let keep = ~WordBytes.mask(0..<length)
+        var old = cell.pointee.load(ordering: .relaxed)
+        while true {
+            let (exchanged, original) = cell.pointee.compareExchange(
+                expected: old, desired: (old & keep) | (bits & ~keep), ordering: .acquiringAndReleasing)
+            if exchanged { return old }
+            old = original
         }
     }
 
@@ -366,7 +416,10 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
             return true
         }
         if valueOffset == 0 {
-            if let displaced, valueSize <= 8 {
+            if let displaced, keepsPadding || valueSize > 8 {
+                // Every word exchanged (an mmapable array's padding kept).
+                exchangeIn(slot, from: value.baseAddress!, displaced: displaced)
+            } else if let displaced {
                 // One word: exchanged, so the value reported is exactly the one replaced.
                 var bits: UInt64 = 0
                 withUnsafeMutableBytes(of: &bits) { $0.baseAddress!.copyMemory(from: value.baseAddress!, byteCount: valueSize) }
@@ -374,7 +427,6 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
                 withUnsafeBytes(of: &old) { displaced.copyMemory(from: $0.baseAddress!, byteCount: valueSize) }
             } else {
                 // (An mmapable array's wider values: copied word by word, as Linux copies them.)
-                if let displaced { copyOut(displaced, from: slot) }
                 copyIn(slot, from: value.baseAddress!, releasing: true)
             }
             return true
@@ -386,9 +438,12 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
             return true
         }
         writeSequenced(slot) {
-            // This writer alone changes the slot now: the value it replaces is stable.
-            if let displaced { copyOut(displaced, from: slot + 8) }
-            copyIn(slot + 8, from: value.baseAddress!, releasing: false)
+            // This writer alone writes the whole value now; helpers may still add in place.
+            if let displaced {
+                exchangeIn(slot + 8, from: value.baseAddress!, displaced: displaced)
+            } else {
+                copyIn(slot + 8, from: value.baseAddress!, releasing: false)
+            }
         }
         _ = sequence
         return true
@@ -426,8 +481,8 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
                 self.exchangeWordsKeepingLock(stored, from: value, displaced: displaced)
             } else {
                 self.writeSequenced(slot) {
-                    if let displaced { self.copyOut(displaced, from: stored) }
-                    self.lockWord.copy(value, over: stored)
+                    // Word by word atomically, as `exchangeIn`, keeping the lock word.
+                    self.exchangeWordsKeepingLock(stored, from: value, displaced: displaced)
                 }
             }
             if let displaced { self.lockWord.clear(in: displaced) }
@@ -440,7 +495,8 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
         }
     }
 
-    /// Stores `value` into a value with no sequence word, word by word with atomic
+    /// Stores `value` into a value with no sequence word (or under a sequenced slot's
+    /// sequence word, which holds off whole-value writers only), word by word with atomic
     /// exchanges (releasing: each publishes what it refers to), never changing the lock
     /// word's bits: the word holding them is swapped with a compare-exchange that keeps them,
     /// so a concurrent `BPF_F_LOCK` holder's lock survives. The replaced bytes go to
@@ -500,16 +556,20 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
             if spins & 63 == 0 { sched_yield() }
         }
         let reported = displaced
-        // Only the holder of the writer bit changes the value: it is stable while we read it.
+        // Only the holder of the writer bit writes the whole value; helpers may still add in
+        // place, so the value replaced is what the exchange returns, word by word.
         withUnsafeTemporaryAllocation(byteCount: paddedValueSize, alignment: 8) { displaced in
-            copyOut(displaced.baseAddress!, from: slot + 8)
             let old = UnsafeRawBufferPointer(start: displaced.baseAddress!, count: valueSize)
-            reported?.copyMemory(from: displaced.baseAddress!, byteCount: valueSize)
-            if advanceObserver != nil { _ = observer.entryWillBeRemoved(key: key, value: old, flags: flags) }
+            if advanceObserver != nil {
+                // Advance notice: the value as it is now (an in-place add may still follow).
+                copyOut(displaced.baseAddress!, from: slot + 8)
+                _ = observer.entryWillBeRemoved(key: key, value: old, flags: flags)
+            }
             sequence.pointee.store((current &+ 1) | Self.writerBit, ordering: .relaxed)  // odd: readers retry
             atomicMemoryFence(ordering: .releasing)
-            copyIn(slot + 8, from: value, releasing: false)
+            exchangeIn(slot + 8, from: value, displaced: displaced.baseAddress!)
             sequence.pointee.store(current &+ 2, ordering: .releasing)  // even, writer bit clear
+            reported?.copyMemory(from: displaced.baseAddress!, byteCount: valueSize)
             observer.entryWasRemoved(key: key, value: old, flags: flags)
         }
     }
