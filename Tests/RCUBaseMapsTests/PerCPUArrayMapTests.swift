@@ -108,6 +108,27 @@ struct PerCPUArrayMapTests {
         #expect(RawPerCPUArrayMap.parseCPUList("0,-\n") == nil)
     }
 
+    /// A CPU number names the slot helper mode uses on that CPU, also where the possible
+    /// CPUs have gaps (`0,2-5`: 5 slots, CPU numbers below 6 = `nr_cpu_ids`): CPU 5 wraps to
+    /// slot 0. `lookupInPlace(key:cpu:in:)` took a slot number, so CPU 5 answered ENOENT
+    /// (found by review, 2026-12-05); on this machine's dense list the two are the same.
+    @Test func cpuNumbersMapToTheSlotsHelperModeUses() throws {
+        #expect(RawPerCPUArrayMap.cpuIDLimit(ofList: "0,2-5\n") == 6)
+        #expect(RawPerCPUArrayMap.cpuIDLimit(ofList: "0-3\n") == 4)
+        #expect(RawPerCPUArrayMap.cpuIDLimit(ofList: "x") == nil)
+        #expect((0..<6).map { RawPerCPUArrayMap.slot(ofCPU: $0, slots: 5) } == [0, 1, 2, 3, 4, 0])
+        #expect(RawPerCPUArrayMap.cpuIDLimit >= RawPerCPUArrayMap.possibleCPUs)
+        let map = try Self.make(valueSize: 8, maxEntries: 1)
+        Epoch.withSection { section in
+            for cpu in 0..<RawPerCPUArrayMap.cpuIDLimit {
+                let value = withUnsafeBytes(of: UInt32(0)) { try? map.lookupInPlace(key: $0, cpu: cpu, in: section) }
+                #expect(value != nil, "CPU \(cpu)")
+            }
+            let beyond = withUnsafeBytes(of: UInt32(0)) { try? map.lookupInPlace(key: $0, cpu: RawPerCPUArrayMap.cpuIDLimit, in: section) }
+            #expect(beyond == nil)
+        }
+    }
+
     @Test func creationRefusalsAreLinuxs() {
         let d = Self.definition
         #expect(create(d(8, 0, [], 4, nil, nil, "")) == EINVAL)             // maxEntries 0

@@ -100,6 +100,13 @@ struct TypedMapTests {
         #expect(trailing?.contains("7 bytes of trailing padding") == true, "\(trailing ?? "accepted")")
         let nested = reason { _ = try BucketHashMap<NestedPaddedKey, UInt64>(maxEntries: 4) }
         #expect(nested?.contains("6 bytes of interior padding") == true, "\(nested ?? "accepted")")
+        // A SIMD3 is stored as four lanes; the fourth is not data (found by review, 2026-12-05:
+        // accepted, and equal keys that differed there were two entries).
+        let simd3 = reason { _ = try BucketHashMap<SIMD3<UInt32>, UInt64>(maxEntries: 4) }
+        #expect(simd3?.contains("4 bytes of interior padding") == true, "\(simd3 ?? "accepted")")
+        let simdField = reason { _ = try BucketHashMap<(SIMD3<UInt32>, SIMD4<UInt32>), UInt64>(maxEntries: 4) }
+        #expect(simdField?.contains("4 bytes of interior padding") == true, "\(simdField ?? "accepted")")
+        #expect(reason { _ = try BucketHashMap<SIMD2<UInt32>, UInt64>(maxEntries: 4) } == nil)
         let custom = reason { _ = try CustomMap<PaddedKey, UInt64>(type: MapType(rawValue: 4999), maxEntries: 4) }
         #expect(custom?.contains("interior padding") == true)
         // Keys without padding are fine, however they are built.

@@ -82,6 +82,29 @@ struct TypedProviderTests {
         try registration.unregister()
     }
 
+    /// A typed view of a custom map that programs may not write (`BPF_F_RDONLY_PROG`) is
+    /// refused, as the other typed views refuse one: its in-place closures write through
+    /// helper-mode pointers (found by review, 2026-12-05: `withValue` wrote such a map).
+    @Test func aViewOfAMapProgramsMayNotWriteIsRefused() throws {
+        let registry = MapProviderRegistry()
+        let registration = try registry.register(ClampingProvider(log: RemovalLog()), type: MapType(rawValue: 4201),
+                                                 base: .hashBucketLocked)
+        do {
+            let raw = try registry.createMap(MapDefinition(type: registration.type, keySize: 4, valueSize: 8,
+                                                           maxEntries: 8, flags: .readOnlyProgram))
+            try raw.put(UInt32(1), UInt64(5))  // user mode may write it
+            do {
+                let view = try CustomMap<UInt32, UInt64>(wrapping: raw)
+                _ = try view.withValue(forKey: 1) { $0 = 99 }
+                Issue.record("a typed view of a BPF_F_RDONLY_PROG map was made (value now \(try raw.get(UInt32(1), as: UInt64.self)))")
+            } catch let error as MapError {
+                #expect(error == .invalidArgument && error.reason?.contains("BPF_F_RDONLY_PROG") == true, "\(error)")
+            }
+            #expect(try raw.get(UInt32(1), as: UInt64.self) == 5)
+        }
+        try registration.unregister()
+    }
+
     @Test func transformingProvidersTranslateBothWaysAndBlockInPlace() throws {
         let log = RemovalLog()
         let registry = MapProviderRegistry()

@@ -100,6 +100,36 @@ public final class RawPerCPUArrayMap: RawMap, @unchecked Sendable {
         return cpuListIsDense(text)
     }()
 
+    /// One more than the highest possible CPU number, as Linux's `nr_cpu_ids`: the bound
+    /// `bpf_map_lookup_percpu_elem` checks a CPU number against (``possibleCPUs`` when the
+    /// list cannot be read). Read once.
+    public static let cpuIDLimit: Int = {
+        if let text = readSmallFile("/sys/devices/system/cpu/possible"), let limit = cpuIDLimit(ofList: text) {
+            return max(limit, possibleCPUs)
+        }
+        return possibleCPUs
+    }()
+
+    /// One more than the highest CPU number of a kernel CPU list; nil if malformed or empty.
+    package static func cpuIDLimit(ofList text: String) -> Int? {
+        guard let count = parseCPUList(text), count > 0 else { return nil }
+        var highest = -1
+        for part in text.split(whereSeparator: { $0 == "," || $0 == "\n" || $0 == " " }) {
+            for bound in part.split(separator: "-") {
+                guard let number = Int(bound) else { return nil }
+                highest = max(highest, number)
+            }
+        }
+        return highest + 1
+    }
+
+    /// The slot of CPU number `cpu` among `slots` (a CPU number beyond the slots, which a
+    /// possible list with gaps gives, wraps around), as helper mode places the calling CPU.
+    @inlinable @inline(__always)
+    package static func slot(ofCPU cpu: Int, slots: Int) -> Int {
+        cpu < slots ? cpu : cpu % slots
+    }
+
     /// Whether a kernel CPU list names exactly `0 ... n - 1` for some n ≥ 1.
     package static func cpuListIsDense(_ text: String) -> Bool {
         guard let count = parseCPUList(text), count > 0 else { return false }
@@ -268,8 +298,7 @@ public final class RawPerCPUArrayMap: RawMap, @unchecked Sendable {
     /// per-CPU hashes).
     @inlinable @inline(__always)
     package static func currentCPUSlot(of possibleCPUCount: Int) -> Int {
-        let cpu = Int(rcumaps_current_cpu())
-        return cpu < possibleCPUCount ? cpu : cpu % possibleCPUCount
+        slot(ofCPU: Int(rcumaps_current_cpu()), slots: possibleCPUCount)
     }
 
     /// Pins the calling thread to `cpu` (`sched_setaffinity`); false if the system refuses.
@@ -461,15 +490,19 @@ public final class RawPerCPUArrayMap: RawMap, @unchecked Sendable {
         return true
     }
 
-    /// The value of `index` on slot `cpu`, in place (helper mode on a chosen CPU's slot, as
-    /// `bpf_map_lookup_percpu_elem` does). `cpu` beyond the last → ENOENT, as Linux.
+    /// The value of `index` on CPU number `cpu`, in place (helper mode on a chosen CPU's
+    /// value, as `bpf_map_lookup_percpu_elem` does): the slot helper mode on that CPU uses
+    /// (``slot(ofCPU:slots:)``). `cpu` at or beyond ``cpuIDLimit`` (`nr_cpu_ids`) → ENOENT,
+    /// as Linux. (It took a slot number, which differs from the CPU number where the possible
+    /// CPUs have gaps: found by review, 2026-12-05.)
     public func lookupInPlace(key: UnsafeRawBufferPointer, cpu: Int, in section: borrowing EpochSection) throws(MapError)
         -> UnsafeMutableRawBufferPointer
     {
         try access.checkProgramRead()
         let index = try self.index(key)
-        guard index < maxEntries, cpu >= 0, cpu < possibleCPUCount else { throw MapError.keyNotFound }
-        return UnsafeMutableRawBufferPointer(start: slot(index, cpu: cpu) + valueOffset, count: valueSize)
+        guard index < maxEntries, cpu >= 0, cpu < Self.cpuIDLimit else { throw MapError.keyNotFound }
+        return UnsafeMutableRawBufferPointer(start: slot(index, cpu: Self.slot(ofCPU: cpu, slots: possibleCPUCount)) + valueOffset,
+                                             count: valueSize)
     }
 
     // MARK: Update

@@ -35,8 +35,11 @@ public final class CustomMap<Key: BitwiseCopyable & Sendable, Value: BitwiseCopy
     /// A typed view of an existing custom map.
     ///
     /// A map created with `BPF_F_WRONLY` or `BPF_F_WRONLY_PROG` is refused (EINVAL): the typed
-    /// reads (subscripts, in-place closures) do not throw. Flags that refuse writes are kept
-    /// (the typed writes throw EPERM; a custom map's values are not written in place). A map
+    /// reads (subscripts, in-place closures) do not throw. So is one created with
+    /// `BPF_F_RDONLY_PROG` (EINVAL), as by the other typed views: ``withValue(forKey:_:)`` and
+    /// ``withAtomicFields(forKey:_:)`` write in place through helper-mode pointers, which such
+    /// a map's program side may not do (found by review, 2026-12-05: this view accepted it).
+    /// `BPF_F_RDONLY` and a freeze are kept (the typed writes throw EPERM). A map
     /// of a ``TypedMapProvider`` is refused (EINVAL) unless `Key` and `Value` are the
     /// provider's types: sizes alone do not make its values valid ones of the view's type.
     ///
@@ -44,6 +47,7 @@ public final class CustomMap<Key: BitwiseCopyable & Sendable, Value: BitwiseCopy
     ///   <doc:TypedMaps#Bytes-the-view-did-not-write>).
     public init(wrapping raw: RawCustomMap) throws(MapError) {
         try MapDefinition.checkTyped(raw, key: Key.self, value: Value.self)
+        try MapDefinition.checkInPlaceWrites(raw)
         try ProviderValueTypes.check(view: ProviderValueTypes(key: Key.self, value: Value.self),
                                      servedBy: raw.providerValueTypes, type: raw.definition.type)
         self.raw = raw

@@ -10,6 +10,9 @@
 /// - a key with interior padding (`struct { var a: UInt8; var b: UInt32 }`), found by
 ///   walking the type's stored fields — structs and tuples, recursively — through the
 ///   standard library's reflection metadata;
+/// - a SIMD vector, alone or as a field, whose storage has lanes beyond its scalars
+///   (`SIMD3<UInt32>` is stored as four lanes: its fourth is not part of the value, and `==`
+///   ignores it);
 /// - a key or value of size 0.
 ///
 /// What cannot be detected: padding inside an enum's payload, and the fields of a type
@@ -61,6 +64,12 @@ enum TypedLayout {
     /// Bytes of `type` that belong to some field (all of them, for a type without padding),
     /// or nil when the metadata cannot tell.
     static func dataBytes(of type: Any.Type) -> Int? {
+        // A SIMD vector's storage is a builtin vector of its storage's lane count, which the
+        // field walk counts whole: its scalars are its data (found by review, 2026-12-05).
+        if let vector = type as? any SIMD.Type {
+            func scalarBytes<Vector: SIMD>(_: Vector.Type) -> Int { Vector().scalarCount * MemoryLayout<Vector.Scalar>.size }
+            return _openExistential(vector, do: scalarBytes)
+        }
         var total = 0
         var known = true
         let walked = _forEachField(of: type, options: []) { _, _, fieldType, kind in
