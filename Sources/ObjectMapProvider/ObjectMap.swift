@@ -94,7 +94,8 @@ public final class ObjectMap<Key: BitwiseCopyable & Sendable, Object: AnyObject 
 
     /// Removes `key` and returns its object (of concurrent removers, exactly one gets it).
     ///
-    /// - Throws: ``/RCUBaseMaps/MapError/invalidArgument`` on an array base (arrays cannot delete).
+    /// - Throws: ``/RCUBaseMaps/MapError/unsupportedByMapType`` (ENOTSUPP, 524) on an array base
+    ///   (arrays cannot delete; it is a lookup-and-delete, which Linux answers so for arrays).
     @discardableResult
     public func removeValue(forKey key: Key) throws(MapError) -> Object? {
         try Epoch.withSection { (_) throws(MapError) -> Object? in

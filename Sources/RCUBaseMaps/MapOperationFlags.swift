@@ -70,6 +70,16 @@ package protocol ObservableBaseMap: RawMap {
     ///   ``MapError/unsupportedByMapType`` (ENOTSUPP, 524) on arrays.
     func remove(key: UnsafeRawBufferPointer,
                 inspecting inspect: (UnsafeRawBufferPointer) throws(MapError) -> Void) throws(MapError)
+
+    /// Waits, if the map's reclamation has fallen far behind its writers, as its own writes
+    /// do after their section (``EpochRetireList/throttleIfBehind()``): for a caller that
+    /// held a section across the map's write, where the map could not wait. Call outside
+    /// any section. Nothing to do for a map without a retire list.
+    func throttleWriterIfBehind()
+}
+
+extension ObservableBaseMap {
+    package func throttleWriterIfBehind() {}
 }
 
 /// The base maps implement each write once, with the operation flags the provider layer

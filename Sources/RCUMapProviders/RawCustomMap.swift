@@ -430,6 +430,10 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
             throw MapError.invalidArgument.with(
                 reason: "value buffer is \(displaced.count) bytes, map values are \(definition.valueSize)")
         }
+        // After the section (defers run last first): inside it the base's own throttle
+        // cannot wait, and a lock-free base's retirements had no back-pressure here (found
+        // by review, 2026-12-05).
+        defer { base.throttleWriterIfBehind() }
         Epoch.enter()
         defer { Epoch.exit() }
         return try withStoredBuffer { (storedOld) throws(MapError) -> Bool in
@@ -611,8 +615,16 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
         try checkUserWrite()
         if baseKind == .array { throw MapError.unsupportedByMapType.with(reason: "lookup-and-delete is not supported on arrays") }
         try checkSizes(key: key, value: value.baseAddress == nil ? -1 : value.count)
+        defer { base.throttleWriterIfBehind() }  // after the section, as in `exchange`
         Epoch.enter()
         defer { Epoch.exit() }
+        // Inside the section, against the base's own flag: its `freeze()` sets that flag and
+        // then waits for a grace period, so either this sees it or the freeze waits for this
+        // removal. Neither base's removal checks it, and the early check above reads this
+        // map's flag, set only after the base's freeze returned: a removal preempted between
+        // that check and this section removed an entry after `freeze()` had returned (found
+        // by review, 2026-12-05).
+        if base.isFrozen { throw MapError.permissionDenied.with(reason: "the map is frozen") }
         let find = dispatch.postprocessFindElement
         unowned(unsafe) let context = callContext
         let translates = updatesOriginalValue
@@ -687,6 +699,10 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
 
     /// Whether the map is frozen. Any thread.
     public var isFrozen: Bool { base.isFrozen }
+
+    /// The base map. For tests: its freeze alone is the state this map's ``freeze()``
+    /// passes through.
+    package var baseMapForTests: any RawMap { base }
 
     /// Set once ``freeze()`` has frozen the base map (only this map reaches its base): the
     /// writes' early check reads it here, not through the base map's existential.

@@ -40,6 +40,24 @@ struct CustomMapLinuxInterfaceTests {
         #expect(errno { try open.put(UInt32(1), UInt32(8), flags: MapUpdateFlags.any.union(.lock)) } == EINVAL)
     }
 
+    /// A lookup-and-delete checks the freeze inside its section, against the base map's
+    /// flag: a removal that passed the early check (this map's flag, set after the base's
+    /// freeze returns) and entered its section once the base was frozen removed the entry
+    /// after `freeze()` had returned (found by review, 2026-12-05). The base frozen alone is
+    /// that state.
+    @Test(arguments: [ProviderBaseMap.hashLockFree, .hashBucketLocked])
+    func aLookupAndDeleteChecksTheBasesFreezeInItsSection(_ base: ProviderBaseMap) throws {
+        let provider = RecordingProvider()
+        let map = try #require(try makeMap(provider, base: base) as? RawCustomMap)
+        try map.put(UInt32(1), UInt32(7))
+        try map.baseMapForTests.freeze()
+        provider.clear()
+        var out = UInt32(0)
+        #expect(errno { try withUnsafeBytes(of: UInt32(1)) { k in try withUnsafeMutableBytes(of: &out) { try map.lookupAndDelete(key: k, into: $0) } } } == EPERM)
+        #expect(provider.recorded(.postDeletion).isEmpty)
+        #expect(try map.get(UInt32(1), as: UInt32.self) == 7)
+    }
+
     @Test(arguments: [ProviderBaseMap.hashLockFree, .hashBucketLocked])
     func batchesRunTheCallbacksPerElement(_ base: ProviderBaseMap) throws {
         let provider = RecordingProvider()

@@ -159,7 +159,8 @@ final class BucketTable: @unchecked Sendable {
         // value it looked up in place: the map's last reference can be dropped inside the
         // very section that holds such a pointer (on this thread or another). So the
         // buckets go back to the allocator only after a grace period, like every other
-        // retired block. (Overflow buckets unlinked earlier were retired when unlinked.)
+        // retired block. (Overflow buckets unlinked earlier were retired when unlinked, or
+        // wait in the spares, whose deinit frees them the same way.)
         for index in 0..<bucketCount {
             var next = overflow(bucket(index))
             while let current = next {
@@ -437,7 +438,9 @@ final class BucketTable: @unchecked Sendable {
 
     /// Whether a retired slot of the chain of bucket `index` still holds `key`: the key was
     /// deleted or replaced there within the last grace period or so (until the first
-    /// generation item posted after it has run, which an `Epoch.barrier()` waits for).
+    /// generation item posted after it has run; an `Epoch.barrier()` usually waits for that
+    /// item, but not when another writer had counted it posted and not yet queued it as the
+    /// barrier began, so a test may not rely on it).
     ///
     /// Tries the chain's lock: a retired slot that has become reusable may be refilled by a
     /// writer at any moment, and its key bytes are only stable under that lock. It never

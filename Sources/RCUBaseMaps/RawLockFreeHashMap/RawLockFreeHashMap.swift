@@ -448,6 +448,9 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
             .replacedOrThrow(rawFlags)
     }
 
+    /// Waits if reclamation has fallen far behind (``ObservableBaseMap/throttleWriterIfBehind()``).
+    package func throttleWriterIfBehind() { retired.throttleIfBehind() }
+
     /// `.noExist` update that answers a present key with `false`. Contract:
     /// ``RawMap/insertIfAbsent(key:value:)``.
     public func insertIfAbsent(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) throws(MapError) -> Bool {
