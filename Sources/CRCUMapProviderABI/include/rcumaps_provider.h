@@ -110,7 +110,9 @@ typedef struct rcumaps_client_dispatch_table {
     /* Looks `key` up in the base map of `map` (a handle from RCUMaps) and returns
      * the stored value in place. Call inside an epoch (EINVAL otherwise); *value is
      * valid until it ends. Every provider callback already runs inside one. It is the
-     * base map's helper-mode lookup: EACCES on a BPF_F_WRONLY_PROG map. */
+     * base map's helper-mode lookup: EACCES on a BPF_F_WRONLY_PROG map. Inside a
+     * MAP_CLEANUP deletion callback it refuses (EINVAL) for every map, not only the one
+     * being torn down: the calling thread is known to be in a teardown, not which map's. */
     rcumaps_result_t (*find_element)(const void *map, const uint8_t *key, uint8_t **value);
     /* Enter / leave an epoch (nestable). An epoch_exit with no matching epoch_enter on
      * the calling thread is refused — also inside a callback, which runs in a section the
@@ -124,7 +126,8 @@ typedef struct rcumaps_client_dispatch_table {
     void *(*epoch_allocate_cache_aligned_with_tag)(size_t size, uint32_t tag);
     void (*epoch_free)(void *memory);
     void (*epoch_free_cache_aligned)(void *memory);
-    /* The map context the provider returned for `map` (MAP_CONTEXT()). */
+    /* The map context the provider returned for `map` (MAP_CONTEXT()); NULL inside a
+     * MAP_CLEANUP deletion callback, for every map (as find_element). */
     void *(*map_context)(const void *map);
 } rcumaps_client_dispatch_table_t;
 
