@@ -492,7 +492,7 @@ public final class RawPerCPUArrayMap: RawMap, @unchecked Sendable {
 
     /// The value of `index` on CPU number `cpu`, in place (helper mode on a chosen CPU's
     /// value, as `bpf_map_lookup_percpu_elem` does): the slot helper mode on that CPU uses
-    /// (``slot(ofCPU:slots:)``). `cpu` at or beyond ``cpuIDLimit`` (`nr_cpu_ids`) → ENOENT,
+    /// (a CPU number beyond the slots wraps around). `cpu` at or beyond ``cpuIDLimit`` (`nr_cpu_ids`) → ENOENT,
     /// as Linux. (It took a slot number, which differs from the CPU number where the possible
     /// CPUs have gaps: found by review, 2026-12-05.)
     public func lookupInPlace(key: UnsafeRawBufferPointer, cpu: Int, in section: borrowing EpochSection) throws(MapError)
