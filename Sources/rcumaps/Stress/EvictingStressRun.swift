@@ -252,8 +252,23 @@ final class EvictingStressWorker {
         stats.updates += 1
         stats.updatesStored += 1
         stats.selfChecks += 1
-        let present = withUnsafeBytes(of: key) { k in values.withUnsafeMutableBytes { (try? target.map.lookup(key: k, into: $0)) != nil } }
-        if !present {
+        // ENOENT is "absent"; any other errno is a violation (found by review, 2026-12-05:
+        // every error read as absent).
+        var lookupError: MapError?
+        let present = withUnsafeBytes(of: key) { k in
+            values.withUnsafeMutableBytes { buffer -> Bool in
+                do throws(MapError) {
+                    try target.map.lookup(key: k, into: buffer)
+                    return true
+                } catch {
+                    if error != .keyNotFound { lookupError = error }
+                    return false
+                }
+            }
+        }
+        if let lookupError {
+            recorder.record(.errno, "lookup of own key \(key) right after its update failed: \(lookupError)")
+        } else if !present {
             let moved = target.storage.evictionTicks.ticks &- before.ticks
             if !target.isLRU || moved < before.guaranteedDistance {
                 recorder.record(.ownKey, "key \(key) missing right after its update (hands moved \(moved) < \(before.guaranteedDistance))")
@@ -281,6 +296,20 @@ final class EvictingStressWorker {
     /// this worker's own sequence number; workers write at about the same rate), so that
     /// lookups find entries and check their values: drawn from every key a worker ever
     /// wrote, almost none was still in the map.
+    /// A user-mode lookup of `k` into `values`: whether it found the key; an errno other
+    /// than ENOENT is recorded as a violation.
+    func lookUp(_ k: UnsafeRawBufferPointer, key: UInt64) -> Bool {
+        values.withUnsafeMutableBytes { buffer -> Bool in
+            do throws(MapError) {
+                try target.map.lookup(key: k, into: buffer)
+                return true
+            } catch {
+                if error != .keyNotFound { recorder.record(.errno, "lookup of key \(key) failed: \(error)") }
+                return false
+            }
+        }
+    }
+
     func lookUpAny(helper: Bool) {
         let bits = random.next()
         let worker = Int(bits % UInt64(threads))
@@ -296,7 +325,13 @@ final class EvictingStressWorker {
         withUnsafeBytes(of: key) { k in
             if helper {
                 Epoch.withSection { section in
-                    guard let own = try? target.map.lookupInPlace(key: k, in: section) else { return }
+                    let own: UnsafeMutableRawBufferPointer
+                    do throws(MapError) {
+                        own = try target.map.lookupInPlace(key: k, in: section)
+                    } catch {
+                        if error != .keyNotFound { recorder.record(.errno, "helper lookup of key \(key) failed: \(error)") }
+                        return
+                    }
                     stats.helperLookupHits += 1
                     // Atomic: another worker on this CPU may be writing it in place.
                     let word = own.baseAddress!.assumingMemoryBound(to: Atomic<UInt64>.self).pointee.load(ordering: .relaxed)
@@ -304,7 +339,7 @@ final class EvictingStressWorker {
                         recorder.record(.value, "helper lookup of key \(key) found \(word)")
                     }
                 }
-            } else if (try? values.withUnsafeMutableBytes { try target.map.lookup(key: k, into: $0) }) != nil {
+            } else if lookUp(k, key: key) {
                 stats.lookupHits += 1
                 if !target.holdsOnlyMarks(values, of: key) {
                     recorder.record(.value, "lookup of key \(key) found \(values)")

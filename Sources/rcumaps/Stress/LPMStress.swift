@@ -39,7 +39,12 @@ struct LPMStressRoutes: Sendable {
     let data: [UInt32]  // host-order addresses, host bits zero
     let stableCount: Int
 
+    /// The most routes a run can have: its stable half (lengths /9 to /28 inside
+    /// 10.0.0.0/14, plus 10.0.0.0/8) has room for 32,773 distinct prefixes.
+    static let maxCount = 32_768
+
     init(count: Int, seed: UInt64) {
+        precondition(count <= Self.maxCount, "\(count) LPM stress routes: at most \(Self.maxCount) fit 10.0.0.0/14")
         var random = XorShiftRandom(stream: Int(truncatingIfNeeded: seed))
         var lengths = [8]
         var data: [UInt32] = [0x0A00_0000]

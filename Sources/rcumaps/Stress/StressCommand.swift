@@ -68,6 +68,16 @@ struct StressCommand: ParsableCommand {
         StressOptions(maps: maps, duration: duration, threads: threads, seed: seed, keys: keys, samples: samples)
     }
 
+    /// Refuses `--keys` over what the LPM run can make routes for (its setup looped forever:
+    /// found by review, 2026-12-05).
+    func validate() throws {
+        if maps.contains(.lpmTrie), keys > LPMStressRoutes.maxCount {
+            throw ValidationError("""
+                --keys \(keys) is too many for lpm-trie: half of its routes are stable prefixes inside                 10.0.0.0/14, room for \(LPMStressRoutes.maxCount) keys at most; use fewer keys, or leave                 lpm-trie out of --maps
+                """)
+        }
+    }
+
     /// Runs the stress test; a run that fails exits with ``runStress(_:)``'s status.
     func run() throws {
         let status = runStress(options)
