@@ -364,9 +364,13 @@ struct HashMapSemanticsTests {
                 for _ in 0..<4 { Epoch.barrier() }
                 settled = EpochMemory.statistics(for: tag).liveBytes
                 // Replacements may settle in overflow buckets, each holding a live key (an
-                // emptied one leaves its chain at once): at most one per key.
-                let bucket = try #require(map as? RawBucketHashMap).bucketBytes + EpochMemory.headerSize
-                #expect(settled <= steady + 256 * bucket, "round \(round)")
+                // emptied one leaves its chain at once): at most one per key; and emptied
+                // ones wait in the pool of spares (bounded), which a loaded machine, whose
+                // generations lag, fills more (seen under AddressSanitizer, 2026-12-05).
+                let bucketMap = try #require(map as? RawBucketHashMap)
+                let bucket = bucketMap.bucketBytes + EpochMemory.headerSize
+                let spares = bucketMap.spareOverflowBuckets.count
+                #expect(settled <= steady + (256 + spares) * bucket, "round \(round), \(spares) spares")
             }
         }
         if implementation == .lockFree { #expect(EpochMemory.statistics(for: tag).allocationCount >= 200_000) }
