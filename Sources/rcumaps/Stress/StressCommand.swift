@@ -136,7 +136,8 @@ func stressDiscussion() -> String {
             which carries the write's generation (LRU: unless the hands moved their guaranteed \
             distance), every value read a mark of the key or 0 on each CPU, and (percpu-hash) \
             the newest generation a reader finds never older than one it found before. \
-            percpu-array: helper-mode counters summed exactly at the end (no increment lost or \
+            percpu-array: helper-mode counters (half through the map's own add, half through \
+            an atomic add in place) summed exactly at the end (no increment lost or \
             doubled) and indices owned by one worker each, read back as written, their newest \
             generation never going back for a reader. lpm-trie: lookups (70 %) checked \
             against a brute-force scan of the routes, volatile routes inserted (BPF_NOEXIST) \
