@@ -171,35 +171,12 @@ struct ArrayMappingTests {
     func exchangesLoseNoConcurrentInPlaceIncrement(valueSize: Int, flags: MapCreationFlags) throws {
         let map = try Self.array(flags: flags, valueSize: valueSize)
         let adds = 4_000_000
-        let addsDone = Atomic<Bool>(false)
-        let harvested = Atomic<UInt64>(0)
-        runOnThreads(2) { thread in
-            if thread == 0 {
-                for _ in 0..<(adds / 1_000) {
-                    Epoch.withSection { section in
-                        let value = withUnsafeBytes(of: UInt32(0)) { try? map.lookupInPlace(key: $0, in: section) }
-                        let counter = value!.baseAddress!.assumingMemoryBound(to: Atomic<UInt64>.self)
-                        for _ in 0..<1_000 { counter.pointee.wrappingAdd(1, ordering: .relaxed) }
-                    }
-                }
-                addsDone.store(true, ordering: .releasing)
-            } else {
-                let zeros = [UInt8](repeating: 0, count: valueSize)
-                var displaced = [UInt8](repeating: 0, count: valueSize)
-                var total: UInt64 = 0
-                var last = false
-                while !last {
-                    last = addsDone.load(ordering: .acquiring)
-                    _ = try? withUnsafeBytes(of: UInt32(0)) { key in
-                        try zeros.withUnsafeBytes { new in
-                            try displaced.withUnsafeMutableBytes { old in try map.exchange(key: key, value: new, flags: .any, into: old) }
-                        }
-                    }
-                    total &+= displaced.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
-                }
-                harvested.store(total, ordering: .releasing)
-            }
-        }
-        #expect(harvested.load(ordering: .acquiring) == UInt64(adds))
+        let harvested = harvestIncrements(adds: adds, valueBytes: valueSize, counter: { section in
+            let value = withUnsafeBytes(of: UInt32(0)) { try? map.lookupInPlace(key: $0, in: section) }
+            return value!.baseAddress!.assumingMemoryBound(to: Atomic<UInt64>.self)
+        }, exchange: { zeros, displaced in
+            _ = try? withUnsafeBytes(of: UInt32(0)) { try map.exchange(key: $0, value: zeros, flags: .any, into: displaced) }
+        })
+        #expect(harvested == UInt64(adds))
     }
 }

@@ -439,41 +439,13 @@ struct PerCPUArrayMapTests {
     func exchangesLoseNoConcurrentInPlaceIncrement(valueSize: Int) throws {
         let map = try Self.make(valueSize: valueSize, maxEntries: 1)
         let adds = 20_000_000
-        let addsDone = Atomic<Bool>(false)
-        let harvested = Atomic<UInt64>(0)
-        runOnThreads(2) { thread in
-            if thread == 0 {
-                // Tight runs of adds through one borrowed pointer, to land many of them in
-                // an exchange's window.
-                for _ in 0..<(adds / 1_000) {
-                    Epoch.withSection { section in
-                        let value = withUnsafeBytes(of: UInt32(0)) { try? map.lookupInPlace(key: $0, cpu: 0, in: section) }
-                        let counter = value!.baseAddress!.assumingMemoryBound(to: Atomic<UInt64>.self)
-                        for _ in 0..<1_000 { counter.pointee.wrappingAdd(1, ordering: .relaxed) }
-                    }
-                }
-                addsDone.store(true, ordering: .releasing)
-            } else {
-                let zeros = [UInt8](repeating: 0, count: map.userValueSize)
-                var displaced = [UInt8](repeating: 0, count: map.userValueSize)
-                var total: UInt64 = 0
-                var last = false
-                while !last {
-                    last = addsDone.load(ordering: .acquiring)
-                    _ = try? withUnsafeBytes(of: UInt32(0)) { key in
-                        try zeros.withUnsafeBytes { new in
-                            try displaced.withUnsafeMutableBytes { old in
-                                try map.exchange(key: key, value: new, flags: .any, into: old)
-                            }
-                        }
-                    }
-                    // CPU 0's first word (the counter); the other words stay 0.
-                    total &+= displaced.withUnsafeBytes { $0.load(as: UInt64.self) }
-                }
-                harvested.store(total, ordering: .releasing)
-            }
-        }
-        #expect(harvested.load(ordering: .acquiring) == UInt64(adds))
+        let harvested = harvestIncrements(adds: adds, valueBytes: map.userValueSize, counter: { section in
+            let value = withUnsafeBytes(of: UInt32(0)) { try? map.lookupInPlace(key: $0, cpu: 0, in: section) }
+            return value!.baseAddress!.assumingMemoryBound(to: Atomic<UInt64>.self)
+        }, exchange: { zeros, displaced in
+            _ = try? withUnsafeBytes(of: UInt32(0)) { try map.exchange(key: $0, value: zeros, flags: .any, into: displaced) }
+        })
+        #expect(harvested == UInt64(adds))
     }
 
 }

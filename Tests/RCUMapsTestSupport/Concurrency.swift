@@ -102,3 +102,44 @@ public final class GracePeriodProbe: Sendable {
         while !ended.load(ordering: .acquiring) { usleep(1_000) }
     }
 }
+
+/// Whether in-place increments survive whole-value exchanges: thread 0 adds 1 `adds` times
+/// to the counter `counter` returns (runs of 1,000 inside one section, through one borrowed
+/// pointer, to land many of them in an exchange's window), while thread 1 exchanges a value
+/// of `valueBytes` zeros in, in a tight loop (`exchange(zeros, displaced)`, buffers made
+/// once: an allocation per exchange made them too rare to meet an add), and sums the first
+/// 8 bytes of what it took out, until the adds are done. Returns that sum: with no increment
+/// lost it equals `adds` (the last exchange, after the last add, takes the rest out).
+public func harvestIncrements(adds: Int, valueBytes: Int,
+                              counter: @escaping @Sendable (borrowing EpochSection) -> UnsafeMutablePointer<Atomic<UInt64>>,
+                              exchange: @escaping @Sendable (UnsafeRawBufferPointer, UnsafeMutableRawBufferPointer) -> Void)
+    -> UInt64 {
+    let addsDone = Atomic<Bool>(false)
+    let harvested = Atomic<UInt64>(0)
+    runOnThreads(2) { thread in
+        if thread == 0 {
+            for _ in 0..<(adds / 1_000) {
+                Epoch.withSection { section in
+                    let word = counter(section)
+                    for _ in 0..<1_000 { word.pointee.wrappingAdd(1, ordering: .relaxed) }
+                }
+            }
+            addsDone.store(true, ordering: .releasing)
+        } else {
+            let zeros = UnsafeMutableRawBufferPointer.allocate(byteCount: valueBytes, alignment: 8)
+            let displaced = UnsafeMutableRawBufferPointer.allocate(byteCount: valueBytes, alignment: 8)
+            defer { zeros.deallocate(); displaced.deallocate() }
+            zeros.initializeMemory(as: UInt8.self, repeating: 0)
+            displaced.initializeMemory(as: UInt8.self, repeating: 0)
+            var total: UInt64 = 0
+            var last = false
+            while !last {
+                last = addsDone.load(ordering: .acquiring)
+                exchange(UnsafeRawBufferPointer(zeros), displaced)
+                total &+= displaced.loadUnaligned(as: UInt64.self)
+            }
+            harvested.store(total, ordering: .releasing)
+        }
+    }
+    return harvested.load(ordering: .acquiring)
+}
