@@ -490,6 +490,15 @@ static void rcumaps_unpark_all(void)
 static void rcumaps_gp_driver_wait(void);
 static void rcumaps_barrier_urcu(void);
 
+/* Queues every parked callback (the caller is inside the gate: no fork meanwhile). */
+static void rcumaps_queue_parked(void)
+{
+    for (struct rcu_head *head = rcumaps_take_parked(), *next; head; head = next) {
+        next = (struct rcu_head *)head->next.next;
+        urcu_memb_call_rcu(head, head->func);
+    }
+}
+
 void rcumaps_barrier(void)
 {
     rcumaps_require_usable_process("Epoch.barrier()");
@@ -508,17 +517,19 @@ static void rcumaps_barrier_urcu(void)
      * callbacks parked by the last fork are queued now, if they are not yet, before the
      * barrier's own — and a fork cannot interrupt these enqueues. */
     rcumaps_gate_enter();
-    do {
-        for (struct rcu_head *head = rcumaps_take_parked(), *next; head; head = next) {
-            next = (struct rcu_head *)head->next.next;
-            urcu_memb_call_rcu(head, head->func);
-        }
-        /* Callbacks another thread took from the parked stack first: queued soon, or parked
-         * again if a new fork closed the gate meanwhile (it waits for this thread to leave
-         * the gate, but an unparking thread that sees it closed parks what it holds: found
-         * by review, 2026-12-05). Parked again, they are taken on the next round. */
+    /* Callbacks another thread took from the parked stack first are queued soon, or parked
+     * again if a new fork closed the gate meanwhile (it waits for this thread to leave the
+     * gate, but an unparking thread that sees it closed parks what it holds: found by
+     * review, 2026-12-05). So: take, and while threads are unparking, wait for them and take
+     * again; once none is, a last take gets what the last of them parked again. Not "until
+     * the stack is empty": while a fork waits, every retirement parks, and that could keep
+     * this thread (and the fork) going for as long as writers retire. */
+    for (;;) {
+        rcumaps_queue_parked();
+        if (__atomic_load_n(&rcumaps_unparking, __ATOMIC_SEQ_CST) == 0) break;
         while (__atomic_load_n(&rcumaps_unparking, __ATOMIC_SEQ_CST) != 0) sched_yield();
-    } while (__atomic_load_n(&rcumaps_parked, __ATOMIC_SEQ_CST) != NULL);
+    }
+    rcumaps_queue_parked();
     urcu_memb_barrier();
     rcumaps_gate_leave();
 }

@@ -64,6 +64,9 @@ public final class ObjectMap<Key: BitwiseCopyable & Sendable, Object: AnyObject 
     @discardableResult
     public func updateValue(_ object: Object, forKey key: Key) throws(MapError) -> Object? {
         let address = Self.retain(object)
+        // After the section: the map's own write could not wait for reclamation inside it
+        // (found by review, 2026-12-05: no back-pressure on a lock-free base).
+        defer { addresses.raw.throttleWriterIfBehind() }
         do {
             // The displaced object is released after a grace period: turn it into a
             // reference inside the same section.
@@ -98,7 +101,8 @@ public final class ObjectMap<Key: BitwiseCopyable & Sendable, Object: AnyObject 
     ///   (arrays cannot delete; it is a lookup-and-delete, which Linux answers so for arrays).
     @discardableResult
     public func removeValue(forKey key: Key) throws(MapError) -> Object? {
-        try Epoch.withSection { (_) throws(MapError) -> Object? in
+        defer { addresses.raw.throttleWriterIfBehind() }  // after the section, as above
+        return try Epoch.withSection { (_) throws(MapError) -> Object? in
             try addresses.removeValue(forKey: key).flatMap(Self.object)
         }
     }

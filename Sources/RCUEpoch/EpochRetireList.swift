@@ -140,6 +140,12 @@ public final class EpochRetireList: @unchecked Sendable {
     private static func unlockAllAfterForkInChild() {
         unlockAllAfterFork()
         submissionsInFlight.store(0, ordering: .relaxed)
+        // A list whose last reference was being dropped at the fork: the thread running its
+        // deinit is not in the child, so its entry would stay, its weak reference nil, and
+        // `flushAll()` would wait for it to leave forever (found by review, 2026-12-05).
+        // Dropped here. (The child has one thread: a weak load that finds a list alive
+        // retains and releases it without ever being its last reference.)
+        registry.withLock { entries in entries = entries.filter { $0.value.list != nil } }
     }
 
     /// fork() parent and child handler: releases what ``lockAllForFork()`` took.

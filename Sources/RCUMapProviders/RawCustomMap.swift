@@ -704,6 +704,11 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
     /// passes through.
     package var baseMapForTests: any RawMap { base }
 
+    /// The base map's reclamation throttle (``/RCUBaseMaps/ObservableBaseMap/throttleWriterIfBehind()``),
+    /// for a caller that held its own section across this map's write (where the write's
+    /// throttle could not wait). Call outside any section.
+    package func throttleWriterIfBehind() { base.throttleWriterIfBehind() }
+
     /// Set once ``freeze()`` has frozen the base map (only this map reaches its base): the
     /// writes' early check reads it here, not through the base map's existential.
     let frozen = Atomic<Bool>(false)

@@ -283,6 +283,38 @@ struct ForkTests {
         }.map(reportFailedChecks)
     }
 
+    /// A retire list whose deinit another thread is running at the fork: that thread is not
+    /// in the child, and the list's registry entry, its weak reference nil, stayed there for
+    /// good; the child's barriers waited for it to leave, forever (found by review,
+    /// 2026-12-05, of the fix that makes barriers wait for such lists: reliability.md row 78).
+    @Test func aChildDoesNotWaitForAListDyingInTheParent() async {
+        await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
+            alarm(120)
+            runChecked {
+                Epoch.barrier()
+                final class Holder: @unchecked Sendable {
+                    // Written by the thread that drops it; nothing else reads it.
+                    var list: EpochRetireList?
+                }
+                let state = Shared()
+                let holder = Holder()
+                do {
+                    let list = EpochRetireList(blockSize: 64, tag: uniqueTag())
+                    list.retire(list.allocate()!)
+                    list.beforeDeinitFlush = { state.inside.set(); state.go.waitUntilSet() }
+                    holder.list = list
+                }
+                let dropper = startThread { holder.list = nil }  // its deinit pauses
+                state.inside.waitUntilSet()
+                let child = forkChild { Epoch.barrier() }
+                checkExitedNormally(child)
+                state.go.set()
+                pthread_join(dropper, nil)
+                Epoch.barrier()
+            }
+        }.map(reportFailedChecks)
+    }
+
     /// A fork inside a section cannot be prepared (the fork would have to wait for grace
     /// periods that wait for the forker): the parent is unaffected, and the child may read
     /// maps but stops with a message at its first grace period.
