@@ -98,11 +98,12 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     public let access: MapAccess
     /// Frozen or not.
     let freezeState = MapFreezeState()
-    /// User-mode writes of an LRU map between their first eviction with no lock held and
-    /// their end. Such a write may evict before `freeze()` sets its flag and look again
-    /// after: it is counted before it checks the flag, and `freeze()` waits for the count to
-    /// fall to 0 after setting it (each side's store, a full fence, then its load), so
-    /// either the write sees the map frozen before it evicts (EPERM, nothing changed) or
+    /// User-mode writes of an LRU map that evict with no lock held: each is counted from
+    /// before it checks the freeze and evicts until its next pass holds its chain's lock (or
+    /// until it evicted no one). Such a write may evict before `freeze()` sets its flag and
+    /// look again after; `freeze()` waits for the count to fall to 0 after setting the flag
+    /// (each side's store, a full fence, then its load) and then takes every chain's lock,
+    /// so either the write sees the map frozen before it evicts (EPERM, nothing changed) or
     /// `freeze()` waits for it, and the write, which evicted for its key, goes in. Before,
     /// such a write evicted, then found the map frozen and failed with EPERM, the victim
     /// gone (found by review, 2026-12-05).
