@@ -1,3 +1,5 @@
+import Synchronization
+
 // The per-CPU partial words are written with masks from `WordBytes`, right in either byte
 // order. Other word layouts are not yet: stop a big-endian build rather than let it corrupt
 // values or deadlock quietly.
@@ -33,5 +35,19 @@ package enum WordBytes {
         let width = UInt64(truncatingIfNeeded: 8 &* bytes.count)
         let inOrder: UInt64 = width >= 64 ? ~0 : ((1 &<< width) &- 1) &<< UInt64(truncatingIfNeeded: 8 &* bytes.lowerBound)
         return littleEndian ? inOrder : inOrder.byteSwapped
+    }
+
+    /// Stores the first `length` bytes (in memory) of `bits` into `cell`, keeping its other
+    /// bytes (a value's padding, which another writer's word may share) with a
+    /// compare-exchange; returns the word replaced. `length` in `1..<8`.
+    package static func merge(_ bits: UInt64, length: Int, into cell: UnsafeMutablePointer<Atomic<UInt64>>) -> UInt64 {
+        let keep = ~mask(0..<length)
+        var old = cell.pointee.load(ordering: .relaxed)
+        while true {
+            let (exchanged, original) = cell.pointee.compareExchange(
+                expected: old, desired: (old & keep) | (bits & ~keep), ordering: .acquiringAndReleasing)
+            if exchanged { return old }
+            old = original
+        }
     }
 }

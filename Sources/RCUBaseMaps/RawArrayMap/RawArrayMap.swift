@@ -264,7 +264,7 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
                     bytes.baseAddress!.copyMemory(from: value + offset, byteCount: valueSize - offset)
                 }
                 if keepsPadding {
-                    _ = mergeLastWord(word(destination + offset), bits, length: valueSize - offset)
+                    _ = WordBytes.merge(bits, length: valueSize - offset, into: word(destination + offset))
                     break
                 }
             }
@@ -298,23 +298,10 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
             } else {
                 var bits: UInt64 = 0
                 withUnsafeMutableBytes(of: &bits) { $0.baseAddress!.copyMemory(from: value + offset, byteCount: length) }
-                old = mergeLastWord(cell, bits, length: length)
+                old = WordBytes.merge(bits, length: length, into: cell)
             }
             withUnsafeBytes(of: &old) { (displaced + offset).copyMemory(from: $0.baseAddress!, byteCount: length) }
             offset += 8
-        }
-    }
-
-    /// Stores the first `length` bytes (in memory) of `bits` into `cell`, keeping its other
-    /// bytes (a value's padding), with a compare-exchange; returns the word replaced.
-    func mergeLastWord(_ cell: UnsafeMutablePointer<Atomic<UInt64>>, _ bits: UInt64, length: Int) -> UInt64 {
-        let keep = ~WordBytes.mask(0..<length)
-        var old = cell.pointee.load(ordering: .relaxed)
-        while true {
-            let (exchanged, original) = cell.pointee.compareExchange(
-                expected: old, desired: (old & keep) | (bits & ~keep), ordering: .acquiringAndReleasing)
-            if exchanged { return old }
-            old = original
         }
     }
 

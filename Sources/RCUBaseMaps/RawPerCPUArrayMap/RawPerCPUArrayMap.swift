@@ -132,16 +132,9 @@ public final class RawPerCPUArrayMap: RawMap, @unchecked Sendable {
 
     /// Whether a kernel CPU list names exactly `0 ... n - 1` for some n ≥ 1.
     package static func cpuListIsDense(_ text: String) -> Bool {
-        guard let count = parseCPUList(text), count > 0 else { return false }
-        var highest = -1, lowest = Int.max
-        for part in text.split(whereSeparator: { $0 == "," || $0 == "\n" || $0 == " " }) {
-            for bound in part.split(separator: "-") {
-                guard let number = Int(bound) else { return false }
-                highest = max(highest, number)
-                lowest = min(lowest, number)
-            }
-        }
-        return lowest == 0 && highest == count - 1
+        // `count` CPUs numbered at most `limit - 1`: exactly `0 ..< count` when the two agree.
+        guard let count = parseCPUList(text), count > 0, let limit = cpuIDLimit(ofList: text) else { return false }
+        return limit == count
     }
 
     /// Counts the CPUs in a kernel CPU list (`0-3,8,10-11`); nil if malformed.
@@ -374,14 +367,8 @@ public final class RawPerCPUArrayMap: RawMap, @unchecked Sendable {
             } else {
                 var bits: UInt64 = 0
                 withUnsafeMutableBytes(of: &bits) { $0.baseAddress!.copyMemory(from: source + offset, byteCount: count) }
-                let keep = ~WordBytes.mask(0..<count)  // the padding: the word's bytes past the value, in memory
-                var old = cell.pointee.load(ordering: .relaxed)
-                while true {
-                    let (exchanged, original) = cell.pointee.compareExchange(
-                        expected: old, desired: (old & keep) | bits, ordering: .acquiringAndReleasing)
-                    if exchanged { break }
-                    old = original
-                }
+                // The padding (the word's bytes past the value, in memory) is kept.
+                let old = WordBytes.merge(bits, length: count, into: cell)
                 displaced?.storeBytes(of: old, toByteOffset: offset, as: UInt64.self)
             }
             offset += 8
