@@ -109,6 +109,24 @@ struct LPMStressCheckerTests {
         #expect(seconds < 5)
     }
 
+    /// The final check finds a stable route that is gone, although the map is otherwise
+    /// consistent: its count matches a pass, and each lookup answers the longest stored route.
+    @Test func aLostStableRouteFailsTheFinalCheck() throws {
+        let routes = LPMStressRoutes(count: 64, seed: 3)
+        let map = try RawLPMTrieMap(MapDefinition(type: .lpmTrie, keySize: 8, valueSize: 8, maxEntries: routes.lengths.count,
+                                                  flags: .noPrealloc, name: "lpm_lost"))
+        let recorder = StressRecorder(label: "lpm", echo: false)
+        let shared = LPMStressShared(map: map, routes: routes, threads: 1, recorder: recorder)
+        for index in 0..<routes.stableCount {
+            try shared.store(index, token: StressToken.make(key: index, writer: 0, version: 0), flags: .noExist)
+        }
+        finalLPMCheck(shared, reports: nil)
+        #expect(recorder.byKind.isEmpty, "\(recorder.descriptions)")
+        try shared.delete(routes.stableCount - 1)
+        finalLPMCheck(shared, reports: nil)
+        #expect(recorder.byKind.map(\.0) == [.stableKey], "\(recorder.descriptions)")
+    }
+
     /// The unbroken map, five workers (each owns stable routes): no violation, and the checks
     /// ran. (Its own pool tag: the runs of StressRunTests use the lpm-trie tag meanwhile.)
     @Test func lpmRunOfManyThreadsHasNoViolations() throws {

@@ -419,7 +419,7 @@ func exerciseLPMMap<Map: RawMap>(_ map: Map, options: StressOptions, seed: UInt6
 }
 
 /// With the workers stopped: the stored routes, from iteration, against count and a
-/// brute-force scan; every stored route's value (an owned one exactly as its owner last
+/// brute-force scan; every stable route stored; every stored route's value (an owned one exactly as its owner last
 /// stored it); and, with every worker's report, each volatile route's inserts won minus
 /// deletes won against whether it is stored. `reports`: every worker's, by worker index.
 func finalLPMCheck<Map: RawMap>(_ shared: LPMStressShared<Map>, reports: [LPMStressReport]?) {
@@ -454,6 +454,12 @@ func finalLPMCheck<Map: RawMap>(_ shared: LPMStressShared<Map>, reports: [LPMStr
     }
     var isStored = [Bool](repeating: false, count: routes.lengths.count)
     for index in stored { isStored[index] = true }
+    // No worker deletes a stable route: each must still be stored, also where a longer
+    // stored route hides it from every lookup above (a pass's count alone could not tell a
+    // stable route lost from a volatile one gained).
+    for index in 0..<routes.stableCount where !isStored[index] {
+        recorder.record(.stableKey, "final check: stable route \(index) (\(hex(routes.data[index]))/\(routes.lengths[index])) is not stored")
+    }
     for index in stored {
         // A lookup of the route's own address answers it or a longer route: read it by
         // its exact key instead (an LPM lookup of a /n key ignores longer routes).
