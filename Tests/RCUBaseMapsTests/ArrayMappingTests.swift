@@ -179,4 +179,20 @@ struct ArrayMappingTests {
         })
         #expect(harvested == UInt64(adds))
     }
+
+    /// The same with a `BPF_F_LOCK` lock word in the value (`lockOffset`): the exchange keeps
+    /// the lock word's bits and swaps every other word atomically, under the slot's sequence
+    /// word (not mmapable) or without one (mmapable).
+    @Test(arguments: [(16, MapCreationFlags()), (24, MapCreationFlags()), (16, .mmapable)])
+    func exchangesOfValuesWithALockWordLoseNoConcurrentInPlaceIncrement(valueSize: Int, flags: MapCreationFlags) throws {
+        let map = try Self.array(flags: flags, valueSize: valueSize, lockOffset: 8)
+        let adds = 4_000_000
+        let harvested = harvestIncrements(adds: adds, valueBytes: valueSize, counter: { section in
+            let value = withUnsafeBytes(of: UInt32(0)) { try? map.lookupInPlace(key: $0, in: section) }
+            return value!.baseAddress!.assumingMemoryBound(to: Atomic<UInt64>.self)
+        }, exchange: { zeros, displaced in
+            _ = try? withUnsafeBytes(of: UInt32(0)) { try map.exchange(key: $0, value: zeros, flags: .any, into: displaced) }
+        })
+        #expect(harvested == UInt64(adds))
+    }
 }

@@ -572,4 +572,28 @@ struct ProviderSemanticsTests {
             }
         }
     }
+
+    /// A custom map on the ARRAY base exchanges a value over 8 bytes word by word atomically,
+    /// as the ARRAY does (reliability.md row 82): an increment a helper makes in place
+    /// meanwhile lands in the map or in the displaced value, never in neither.
+    @Test(arguments: [16, 24])
+    func exchangesOnAnArrayBaseLoseNoConcurrentInPlaceIncrement(valueSize: Int) throws {
+        let registration = try MapProviderRegistry.shared.register(
+            type: uniqueCustomType(), base: .array, properties: MapProviderProperties(updatesOriginalValue: false),
+            dispatch: MapProviderDispatchTable(
+                preprocessMapCreate: { request in MapCreateResult(actualValueSize: request.valueSize) },
+                postprocessMapDelete: { _ in },
+                preprocessAssociateProgramType: { _, _ in },
+                postprocessElementDeletion: { _ in }))
+        let map = try MapRegistry.create(MapDefinition(type: registration.type, keySize: 4, valueSize: valueSize,
+                                                       maxEntries: 2, poolTag: uniqueTag()))
+        let adds = 4_000_000
+        let harvested = harvestIncrements(adds: adds, valueBytes: valueSize, counter: { section in
+            let value = withUnsafeBytes(of: UInt32(0)) { try? map.lookupInPlace(key: $0, in: section) }
+            return value!.baseAddress!.assumingMemoryBound(to: Atomic<UInt64>.self)
+        }, exchange: { zeros, displaced in
+            _ = try? withUnsafeBytes(of: UInt32(0)) { try map.exchange(key: $0, value: zeros, flags: .any, into: displaced) }
+        })
+        #expect(harvested == UInt64(adds))
+    }
 }
