@@ -57,11 +57,11 @@ struct PeerMapTests {
         #expect(FakePeer.table(target.table).count == 100)
         #expect(target.lookup(index: 7) == BenchKeys.initialValue(7))
         #expect(target.lookup(index: 100) == nil)
-        #expect(!target.insert(index: 7))
-        #expect(target.remove(index: 7))
-        #expect(!target.remove(index: 7))
+        #expect(target.insert(index: 7) == .refused)
+        #expect(target.remove(index: 7) == .changed)
+        #expect(target.remove(index: 7) == .refused)
         #expect(target.lookup(index: 7) == nil)
-        #expect(target.insert(index: 7))
+        #expect(target.insert(index: 7) == .changed)
         #expect(target.update(index: 7, value: 42))
         #expect(target.lookup(index: 7) == 42)
         #expect(FakePeer.table(target.table).count == 100)
@@ -73,6 +73,24 @@ struct PeerMapTests {
         #expect(measured.changes * 4 >= measured.operations && measured.changes * 4 <= measured.operations * 3)
         let counted = FakePeer.table(target.table).count
         #expect(counted >= 0 && counted <= 200)
+        #expect(measured.failedUpdates == 0)
+    }
+
+    /// A churn write that fails (a peer's -1: no memory, no room) is a failed update, which
+    /// fails the run, not a refusal, which churn expects half the time.
+    @Test func churnCountsFailedWritesApartFromRefusals() throws {
+        let working = FakePeer.functions
+        // Inserts of keys at odd indices (after the prefill) answer -1.
+        let failing = PeerFunctions(create: working.create, lookup: working.lookup, upsert: working.upsert,
+                                    insert: { table, key, value in
+                                        let index = value ^ BenchKeys.initialValue(0)  // the value's key index
+                                        return index >= 100 && index & 1 == 1 ? -1 : FakePeer.functions.insert(table, key, value)
+                                    },
+                                    remove: working.remove, count: working.count, destroy: working.destroy)
+        let target = try PeerTarget(failing, name: "fake", entries: 100)
+        let measured = try #require(measure(target, workload: .churn, threads: 1, duration: 0.05))
+        #expect(measured.operations > 0)
+        #expect(measured.failedUpdates > 0 && measured.changes > 0)
     }
 
     @Test func aPeerThatFailsItsPrefillIsReported() throws {
@@ -141,8 +159,8 @@ struct RWLockOpenAddressingTests {
         for step in 0..<20_000 {
             let index = Int.random(in: 0..<128, using: &random)
             switch step % 3 {
-            case 0: #expect(target.insert(index: index) == present.insert(index).inserted)
-            case 1: #expect(target.remove(index: index) == (present.remove(index) != nil))
+            case 0: #expect(target.insert(index: index) == (present.insert(index).inserted ? .changed : .refused))
+            case 1: #expect(target.remove(index: index) == (present.remove(index) != nil ? .changed : .refused))
             default: #expect(target.update(index: index, value: UInt64(step)) == present.contains(index))
             }
             if step % 97 == 0 {
@@ -153,7 +171,7 @@ struct RWLockOpenAddressingTests {
         // At capacity (twice the prefill: every churn key) an insert of a new key is refused.
         for index in 0..<128 { _ = target.insert(index: index) }
         #expect(target.count == 128)
-        #expect(!target.insert(index: 500))
+        #expect(target.insert(index: 500) == .failed)
         #expect(target.lookup(index: 500) == nil && target.lookup(index: 127) != nil)
     }
 

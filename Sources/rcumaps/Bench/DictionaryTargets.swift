@@ -199,14 +199,14 @@ struct RCUDictionaryTarget<Schema: DictionarySchema>: BenchTarget {
     }
 
     @inline(__always)
-    func insert(index: Int) -> Bool {
+    func insert(index: Int) -> WriteOutcome {
         let value = schema.value(BenchKeys.initialValue(index))
-        return schema.withKey(index) { key in dictionary.insertIfAbsent(value, forKey: key) }
+        return schema.withKey(index) { key in dictionary.insertIfAbsent(value, forKey: key) ? .changed : .refused }
     }
 
     @inline(__always)
-    func remove(index: Int) -> Bool {
-        schema.withKey(index) { key in dictionary.removeValue(forKey: key) != nil }
+    func remove(index: Int) -> WriteOutcome {
+        schema.withKey(index) { key in dictionary.removeValue(forKey: key) != nil ? .changed : .refused }
     }
 }
 
@@ -267,19 +267,19 @@ struct MutexDictTarget<Schema: DictionarySchema>: BenchTarget {
     }
 
     @inline(__always)
-    func insert(index: Int) -> Bool {
+    func insert(index: Int) -> WriteOutcome {
         let value = schema.value(BenchKeys.initialValue(index))
         return schema.withKey(index) { key in
             shared.mutex.withLock { dictionary in
-                guard dictionary[key] == nil else { return false }
+                guard dictionary[key] == nil else { return .refused }
                 dictionary[key] = value
-                return true
+                return .changed
             }
         }
     }
 
     @inline(__always)
-    func remove(index: Int) -> Bool {
-        schema.withKey(index) { key in shared.mutex.withLock { $0.removeValue(forKey: key) != nil } }
+    func remove(index: Int) -> WriteOutcome {
+        schema.withKey(index) { key in shared.mutex.withLock { $0.removeValue(forKey: key) != nil ? .changed : .refused } }
     }
 }

@@ -155,7 +155,8 @@ func measure<Target: BenchTarget>(
 ///   is counted in `misses` (there should be none).
 /// - `lookup-miss`: keys are never inserted; a lookup that *hits* is counted in `misses`.
 /// - `churn`: keys range over twice the prefilled set; half the operations insert
-///   (`.noExist`), half delete. Refusals (present / absent) are part of the workload.
+///   (`.noExist`), half delete. Refusals (present / absent) are part of the workload; any
+///   other error (no memory, no room) counts in `failedUpdates` (there should be none).
 /// - `batch-lookup`: one `lookupBatch` call of `batchSize` elements between two checks of
 ///   the stop signal, each resuming where the last stopped; at the end of the map the next
 ///   pass starts. Every element counts as an operation. A pass that does not return every
@@ -222,7 +223,7 @@ func runWorker<Target: BenchTarget>(
             // Keys no thread inserted before: above the churn key space, one range per stream.
             for _ in 0..<operationsPerBatch {
                 let index = 2 * target.entries + stream << 40 + result.operations
-                if !timed({ target.insert(index: index) }) { result.failedUpdates &+= 1 }
+                if timed({ target.insert(index: index) }) != .changed { result.failedUpdates &+= 1 }
                 result.operations &+= 1
             }
         case .lookupMiss:
@@ -240,8 +241,11 @@ func runWorker<Target: BenchTarget>(
                 // The index comes from bits 32..<64 (its top bit picks the half of the key
                 // space), so the choice between insert and delete must not: bit 0 makes it.
                 let index = XorShiftRandom.index(bits, below: bound * 2)
-                let changed = bits & 1 == 0 ? timed({ target.insert(index: index) }) : timed({ target.remove(index: index) })
-                result.changes &+= changed ? 1 : 0
+                switch bits & 1 == 0 ? timed({ target.insert(index: index) }) : timed({ target.remove(index: index) }) {
+                case .changed: result.changes &+= 1
+                case .refused: break
+                case .failed: result.failedUpdates &+= 1
+                }
             }
             result.operations &+= operationsPerBatch
         case .batchLookup:

@@ -116,12 +116,12 @@ final class PeerTarget: BenchTarget, @unchecked Sendable {
     }
 
     @inline(__always)
-    func insert(index: Int) -> Bool {
-        functions.insert(table, BenchKeys.hashKey(index), BenchKeys.initialValue(index)) == 1
+    func insert(index: Int) -> WriteOutcome {
+        WriteOutcome(status: functions.insert(table, BenchKeys.hashKey(index), BenchKeys.initialValue(index)))
     }
 
     @inline(__always)
-    func remove(index: Int) -> Bool {
-        functions.remove(table, BenchKeys.hashKey(index)) == 1
+    func remove(index: Int) -> WriteOutcome {
+        WriteOutcome(status: functions.remove(table, BenchKeys.hashKey(index)))
     }
 }

@@ -16,10 +16,11 @@ protocol BenchTarget: Sendable {
     func lookup(index: Int) -> UInt64?
     /// Stores `value` under the key at `index` (`.any`); `false` if the map refused.
     func update(index: Int, value: UInt64) -> Bool
-    /// Inserts the key at `index` if absent (`.noExist`); `false` if it was present.
-    func insert(index: Int) -> Bool
-    /// Deletes the key at `index`; `false` if it was absent.
-    func remove(index: Int) -> Bool
+    /// Inserts the key at `index` if absent (`.noExist`): `.refused` if it was present,
+    /// `.failed` on any other error (no memory, no room: the run reports it).
+    func insert(index: Int) -> WriteOutcome
+    /// Deletes the key at `index`: `.refused` if it was absent, `.failed` on any other error.
+    func remove(index: Int) -> WriteOutcome
 
     // Batch workloads (``Workload/isBatch``): only targets of ``MapKind/runsBatches`` kinds.
 
@@ -55,10 +56,24 @@ protocol BenchTarget: Sendable {
     func forWorker(stream: Int) -> Self
 }
 
+/// What one insert or delete of churn (or insert-full) did. The refusals are part of churn
+/// (present keys inserted, absent ones deleted); a failure is not, and fails the run.
+enum WriteOutcome {
+    case changed, refused, failed
+
+    /// A C baseline's or peer's status: 1 changed, 0 refused, anything else (-1) failed.
+    @inline(__always)
+    init(status: Int32) { self = status == 1 ? .changed : status == 0 ? .refused : .failed }
+
+    /// A map's answer: true changed, false refused, nil (it threw) failed.
+    @inline(__always)
+    init(_ answer: Bool?) { self = answer.map { $0 ? .changed : .refused } ?? .failed }
+}
+
 extension BenchTarget {
     // Targets that cannot run churn never get these calls (MapKind.supports).
-    func insert(index: Int) -> Bool { false }
-    func remove(index: Int) -> Bool { false }
+    func insert(index: Int) -> WriteOutcome { .failed }
+    func remove(index: Int) -> WriteOutcome { .failed }
 
     // Nor do targets without batch operations get these.
     var batchElementBytes: (key: Int, value: Int)? { nil }
@@ -225,17 +240,17 @@ struct HashTarget<Map: RawMap, Keys: BenchKeyMaker, Values: BenchValueMaker, Mod
     // Churn's inserts and deletes are refused half the time (present keys inserted, absent
     // ones deleted): the forms that return the refusal, as the C peers return a status.
     @inline(__always)
-    func insert(index: Int) -> Bool {
+    func insert(index: Int) -> WriteOutcome {
         keys.withKey(index) { key in
             values.withValue(BenchKeys.initialValue(index)) { value in
-                (try? map.insertIfAbsent(key: key, value: value)) ?? false
+                WriteOutcome(try? map.insertIfAbsent(key: key, value: value))
             }
         }
     }
 
     @inline(__always)
-    func remove(index: Int) -> Bool {
-        keys.withKey(index) { key in (try? map.deleteIfPresent(key: key)) ?? false }
+    func remove(index: Int) -> WriteOutcome {
+        keys.withKey(index) { key in WriteOutcome(try? map.deleteIfPresent(key: key)) }
     }
 
     var batchElementBytes: (key: Int, value: Int)? { (keys.byteCount, values.byteCount) }
@@ -366,20 +381,20 @@ final class RWLockDictTarget: BenchTarget, @unchecked Sendable {
     }
 
     @inline(__always)
-    func insert(index: Int) -> Bool {
+    func insert(index: Int) -> WriteOutcome {
         pthread_rwlock_wrlock(lock)
         defer { pthread_rwlock_unlock(lock) }
         let key = BenchKeys.hashKey(index)
-        guard dictionary[key] == nil else { return false }
+        guard dictionary[key] == nil else { return .refused }
         dictionary[key] = BenchKeys.initialValue(index)
-        return true
+        return .changed
     }
 
     @inline(__always)
-    func remove(index: Int) -> Bool {
+    func remove(index: Int) -> WriteOutcome {
         pthread_rwlock_wrlock(lock)
         defer { pthread_rwlock_unlock(lock) }
-        return dictionary.removeValue(forKey: BenchKeys.hashKey(index)) != nil
+        return dictionary.removeValue(forKey: BenchKeys.hashKey(index)) != nil ? .changed : .refused
     }
 }
 
@@ -413,13 +428,13 @@ final class CRculfhashTarget: BenchTarget, @unchecked Sendable {
     }
 
     @inline(__always)
-    func insert(index: Int) -> Bool {
-        rcumaps_baseline_lfht_insert_unique(table, BenchKeys.hashKey(index), BenchKeys.initialValue(index)) == 1
+    func insert(index: Int) -> WriteOutcome {
+        WriteOutcome(status: rcumaps_baseline_lfht_insert_unique(table, BenchKeys.hashKey(index), BenchKeys.initialValue(index)))
     }
 
     @inline(__always)
-    func remove(index: Int) -> Bool {
-        rcumaps_baseline_lfht_delete(table, BenchKeys.hashKey(index)) == 1
+    func remove(index: Int) -> WriteOutcome {
+        WriteOutcome(status: rcumaps_baseline_lfht_delete(table, BenchKeys.hashKey(index)))
     }
 }
 
@@ -485,13 +500,13 @@ final class CRWLockOpenAddressingTarget: BenchTarget, @unchecked Sendable {
     }
 
     @inline(__always)
-    func insert(index: Int) -> Bool {
-        rcumaps_baseline_rwoa_insert_unique(table, BenchKeys.hashKey(index), BenchKeys.initialValue(index)) == 1
+    func insert(index: Int) -> WriteOutcome {
+        WriteOutcome(status: rcumaps_baseline_rwoa_insert_unique(table, BenchKeys.hashKey(index), BenchKeys.initialValue(index)))
     }
 
     @inline(__always)
-    func remove(index: Int) -> Bool {
-        rcumaps_baseline_rwoa_delete(table, BenchKeys.hashKey(index)) == 1
+    func remove(index: Int) -> WriteOutcome {
+        WriteOutcome(status: rcumaps_baseline_rwoa_delete(table, BenchKeys.hashKey(index)))
     }
 }
 
@@ -582,18 +597,18 @@ struct ObjectMapTarget: BenchTarget {
     }
 
     @inline(__always)
-    func insert(index: Int) -> Bool {
+    func insert(index: Int) -> WriteOutcome {
         var key = UInt32(truncatingIfNeeded: index)
         var handle = handles[index % handles.count]
         return withUnsafeBytes(of: &key) { key in
-            withUnsafeBytes(of: &handle) { value in (try? map.insertIfAbsent(key: key, value: value)) ?? false }
+            withUnsafeBytes(of: &handle) { value in WriteOutcome(try? map.insertIfAbsent(key: key, value: value)) }
         }
     }
 
     @inline(__always)
-    func remove(index: Int) -> Bool {
+    func remove(index: Int) -> WriteOutcome {
         var key = UInt32(truncatingIfNeeded: index)
-        return withUnsafeBytes(of: &key) { key in (try? map.deleteIfPresent(key: key)) ?? false }
+        return withUnsafeBytes(of: &key) { key in WriteOutcome(try? map.deleteIfPresent(key: key)) }
     }
 }
 
