@@ -292,6 +292,18 @@ void rcumaps_register_current_thread(void)
 {
     if (rcumaps_tls.registered) return;
     rcumaps_require_usable_process("a thread registration");
+    /* A thread other code registered with liburcu (and did not hand to us with
+     * rcumaps_adopt_registered_thread): liburcu cannot register it twice — its assertion
+     * aborts without a word, and a build without assertions links the record into the
+     * registry twice. Say what to do instead. (Both fields must match: liburcu clears
+     * `registered` when it unregisters a thread, and a record laid out otherwise than the
+     * mirror would not hold this thread's id where `tid` is.) Found by review, 2026-12-05. */
+    if (urcu_memb_reader.registered && pthread_equal(urcu_memb_reader.tid, pthread_self())) {
+        fprintf(stderr, "rcumaps: this thread is already registered with liburcu-memb by other code; call "
+                        "Epoch.adoptRegisteredThread() (C: rcumaps_adopt_registered_thread()) on it before its "
+                        "first epoch section or map operation\n");
+        abort();
+    }
     pthread_once(&rcumaps_once, rcumaps_init_once);
     rcumaps_gate_enter();
     urcu_memb_register_thread();

@@ -121,7 +121,9 @@ public enum Epoch {
     /// Declares that the calling thread is already registered with liburcu-memb by code
     /// outside RCUMaps (your own liburcu use, a C provider's threads), so that RCUMaps
     /// neither registers it a second time — which liburcu forbids — nor unregisters it at
-    /// thread exit. Call it once on such a thread before its first section.
+    /// thread exit. Call it once on such a thread before its first section. A thread
+    /// registered elsewhere and not adopted stops the program with a message at its first
+    /// section or map operation.
     ///
     /// Threads RCUMaps registers itself need nothing: registration is automatic.
     ///

@@ -18,11 +18,12 @@ extension Optional where Wrapped == any MapProviderContext {
     var cPointer: UnsafeMutableRawPointer? { (self as? COpaqueContext)?.pointer }
 }
 
-/// Bytes of the version-1 layouts, fixed forever: a shorter table is refused, a longer
-/// one (a later version) is read up to what this library knows.
+/// Bytes of the version-1 layouts, fixed forever (the only version this library knows, so
+/// the C structs' own sizes, whatever the platform's pointer size): a shorter table is
+/// refused, a longer one read up to what this library knows.
 /// Dispatch: {version, size} + 7 function pointers. Registration: 6 × UInt32 + 2 pointers.
-private let version1DispatchSize = 8 + 7 * 8
-private let version1RegistrationSize = 6 * 4 + 2 * 8
+private let version1DispatchSize = MemoryLayout<rcumaps_provider_dispatch_table_t>.size
+private let version1RegistrationSize = MemoryLayout<rcumaps_provider_registration_t>.size
 
 /// Converts a C callback's result into a `MapError`: 0 succeeds; a positive errno is kept;
 /// anything else (a negative errno, as some C code returns) becomes its magnitude, or EINVAL.
@@ -47,9 +48,14 @@ func makeDispatchTable(from table: UnsafePointer<rcumaps_provider_dispatch_table
     withUnsafeMutableBytes(of: &copy) { destination in
         destination.copyMemory(from: UnsafeRawBufferPointer(start: table, count: min(declaredSize, destination.count)))
     }
+    // A version this library does not know is refused, as the Swift table's is (a later
+    // version's callbacks could mean what version 1 cannot honour).
+    guard copy.version >= 1, copy.version <= MapProviderDispatchTable.currentVersion else {
+        throw MapError.invalidArgument.with(
+            reason: "dispatch table version \(copy.version) is not supported (1...\(MapProviderDispatchTable.currentVersion))")
+    }
     let binding = UInt(bitPattern: bindingContext)
-    // A later version's table is read as version 1 (its extra callbacks are unknown here).
-    var dispatch = MapProviderDispatchTable(version: min(copy.version, MapProviderDispatchTable.currentVersion))
+    var dispatch = MapProviderDispatchTable(version: copy.version)
     if let create = copy.preprocess_map_create {
         dispatch.preprocessMapCreate = { (request) throws(MapError) -> MapCreateResult in
             var actual = UInt32(request.valueSize)
@@ -60,7 +66,14 @@ func makeDispatchTable(from table: UnsafePointer<rcumaps_provider_dispatch_table
         }
     }
     if let delete = copy.postprocess_map_delete {
-        dispatch.postprocessMapDelete = { context in delete(UnsafeMutableRawPointer(bitPattern: binding), context.cPointer) }
+        dispatch.postprocessMapDelete = { context in
+            // It runs after the base map is gone: the client table's calls that take a map
+            // handle refuse meanwhile, as in a teardown's deletions (below). (They read the
+            // freed base map: found by review, 2026-12-05.)
+            rcumaps_teardown_enter()
+            defer { rcumaps_teardown_leave() }
+            delete(UnsafeMutableRawPointer(bitPattern: binding), context.cPointer)
+        }
     }
     if let associate = copy.preprocess_associate_program_type {
         dispatch.preprocessAssociateProgramType = { (context, programType) throws(MapError) in
@@ -176,7 +189,7 @@ public func rcumaps_register_provider(
     withUnsafeMutableBytes(of: &local) { destination in
         destination.copyMemory(from: UnsafeRawBufferPointer(start: registration, count: version1RegistrationSize))
     }
-    guard local.version >= RCUMAPS_PROVIDER_REGISTRATION_VERSION, local.reserved == 0,
+    guard local.version == RCUMAPS_PROVIDER_REGISTRATION_VERSION, local.reserved == 0,
           let table = local.dispatch else { return EINVAL }
     let base: ProviderBaseMap
     switch local.base_map {

@@ -34,9 +34,12 @@ static rcumaps_result_t create(void *binding, uint32_t map_type, uint32_t key_si
     return 0;
 }
 
+static void probe_map_delete(void *map_context);
+
 static void map_delete(void *binding, void *map_context)
 {
     (void)binding;
+    probe_map_delete(map_context);
     free(map_context);
     bump(CTEST_MAP_DELETES);
 }
@@ -86,6 +89,22 @@ static rcumaps_result_t addition(void *binding, void *map_context, size_t key_si
 static const void *probe_map;
 static void *probe_context;
 static int probe_find_result = -1, probe_context_result = -1;
+/* The same, asked from the map's postprocess_map_delete (after its base map is gone). */
+static void *probe_delete_context;
+static int probe_delete_find_result = -1, probe_delete_context_result = -1;
+
+static void probe_map_delete(void *map_context)
+{
+    if (!probe_delete_context || map_context != probe_delete_context) return;
+    const rcumaps_client_dispatch_table_t *table = __atomic_load_n(&client, __ATOMIC_ACQUIRE);
+    const uint32_t key = 3;
+    uint8_t *found = NULL;
+    table->epoch_enter();
+    probe_delete_find_result = table->find_element(probe_map, (const uint8_t *)&key, &found);
+    table->epoch_exit();
+    probe_delete_context_result = table->map_context(probe_map) == NULL ? 0 : 1;
+    probe_delete_context = NULL;
+}
 
 static void deletion(void *binding, void *map_context, size_t key_size, const uint8_t *key,
                      size_t value_size, const uint8_t *value, uint32_t flags)
@@ -163,6 +182,9 @@ int ctest_provider_register_malformed(int variant, uint32_t map_type)
     case 4: broken.preprocess_map_create = NULL; break;
     case 5: registration.base_map = 99; break;
     case 6: registration.dispatch = NULL; break;
+    case 7: broken.version = RCUMAPS_PROVIDER_DISPATCH_VERSION + 1; break; /* a later version */
+    case 8: broken.version = 0; break;
+    case 9: registration.version = RCUMAPS_PROVIDER_REGISTRATION_VERSION + 1; break;
     default: return -1;
     }
     return rcumaps_register_provider(&registration, NULL);
@@ -236,9 +258,14 @@ void ctest_provider_probe_teardown(const void *map)
 {
     const rcumaps_client_dispatch_table_t *table = __atomic_load_n(&client, __ATOMIC_ACQUIRE);
     probe_find_result = probe_context_result = -1;
+    probe_delete_find_result = probe_delete_context_result = -1;
     probe_map = map;
     probe_context = table ? table->map_context(map) : NULL;
+    probe_delete_context = probe_context;
 }
+
+int ctest_provider_probe_delete_find_result(void) { return probe_delete_find_result; }
+int ctest_provider_probe_delete_context_result(void) { return probe_delete_context_result; }
 
 int ctest_provider_probe_find_result(void) { return probe_find_result; }
 int ctest_provider_probe_context_result(void) { return probe_context_result; }

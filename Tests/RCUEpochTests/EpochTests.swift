@@ -263,6 +263,23 @@ struct EpochDirectReadLockTests {
         #expect(!endedInside, "a grace period ended during the released thread's section")
     }
 
+    /// A thread the application registered with liburcu and did not adopt: its first
+    /// section stops the program with a message saying what to do. (liburcu's own
+    /// assertion aborted without a word; a liburcu built without assertions would have
+    /// linked the thread into its registry twice. Found by review, 2026-12-05.)
+    @Test func anUnadoptedRegisteredThreadStopsWithAMessage() async {
+        await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            Thread {
+                urcu_memb_register_thread()
+                Epoch.withSection { _ in }
+            }.start()
+            sleep(20)  // the thread stops the process long before
+        }.map { result in
+            let text = String(decoding: result.standardErrorContent, as: UTF8.self)
+            #expect(text.contains("already registered with liburcu-memb"), "\(text)")
+        }
+    }
+
     @Test func aDirectReadLockInsideASectionEndsWithIt() {
         Epoch.withSection { _ in
             urcu_memb_read_lock()

@@ -10,10 +10,15 @@
  * Results: 0 on success, otherwise a positive Linux errno (EINVAL, ENOMEM,
  * EEXIST, EBUSY, EOPNOTSUPP, ...).
  *
- * Versioning: every table starts with {version, size}. RCUMaps reads at most
- * `size` bytes of a table (a provider built against an older, shorter table
- * leaves the newer callbacks absent) and rejects a size below the version-1
- * layout with EINVAL.
+ * Versioning: every table starts with {version, size}. RCUMaps refuses, with
+ * EINVAL, a version it does not know (0, or above the *_VERSION constants below, as
+ * the Swift API refuses a later MapProviderDispatchTable version) and a size below
+ * the version-1 layout; it reads at most `size` bytes of a table.
+ *
+ * Threads: RCUMaps registers a thread with liburcu-memb at its first epoch_enter or
+ * map operation. A thread your code registered with liburcu-memb itself must be
+ * adopted first (rcumaps_adopt_registered_thread below); otherwise the process stops
+ * with a message at that first call (liburcu cannot register a thread twice).
  */
 #ifndef RCUMAPS_PROVIDER_H
 #define RCUMAPS_PROVIDER_H
@@ -25,7 +30,10 @@
 extern "C" {
 #endif
 
-/* Callbacks that receive keys or values run inside an epoch. A callback returning a
+/* Callbacks that receive keys or values run inside an epoch; preprocess_map_create,
+ * postprocess_map_delete and preprocess_associate_program_type do not (map delete may
+ * run inside a section of the thread that dropped the map's last reference, or on the
+ * reclamation thread; enter one yourself to read epoch-protected memory there). A callback returning a
  * value other than 0 fails; positive values are errnos, others are read as EINVAL
  * (or as the errno of a negative errno). */
 
@@ -109,9 +117,10 @@ typedef struct rcumaps_client_dispatch_table {
     uint32_t size;
     /* Looks `key` up in the base map of `map` (a handle from RCUMaps) and returns
      * the stored value in place. Call inside an epoch (EINVAL otherwise); *value is
-     * valid until it ends. Every provider callback already runs inside one. It is the
-     * base map's helper-mode lookup: EACCES on a BPF_F_WRONLY_PROG map. Inside a
-     * MAP_CLEANUP deletion callback it refuses (EINVAL) for every map, not only the one
+     * valid until it ends. The callbacks that receive keys or values already run inside
+     * one. It is the base map's helper-mode lookup: EACCES on a BPF_F_WRONLY_PROG map.
+     * Inside a MAP_CLEANUP deletion callback and inside postprocess_map_delete (when the
+     * map's base is already gone) it refuses (EINVAL) for every map, not only the one
      * being torn down: the calling thread is known to be in a teardown, not which map's. */
     rcumaps_result_t (*find_element)(const void *map, const uint8_t *key, uint8_t **value);
     /* Enter / leave an epoch (nestable). An epoch_exit with no matching epoch_enter on
@@ -121,13 +130,16 @@ typedef struct rcumaps_client_dispatch_table {
     void (*epoch_enter)(void);
     void (*epoch_exit)(void);
     /* Epoch memory under `tag`; NULL when out of memory or for a size it cannot serve
-     * (above 4 GiB, (size_t)-1 included). */
+     * (above 4 GiB, (size_t)-1 included). epoch_allocate_with_tag's blocks are 8-byte
+     * aligned only (not malloc's 16: a 24-byte header precedes them); for 16-byte types
+     * (__int128, long double, 16-byte atomics) use the cache-aligned form (64). */
     void *(*epoch_allocate_with_tag)(size_t size, uint32_t tag);
     void *(*epoch_allocate_cache_aligned_with_tag)(size_t size, uint32_t tag);
     void (*epoch_free)(void *memory);
     void (*epoch_free_cache_aligned)(void *memory);
     /* The map context the provider returned for `map` (MAP_CONTEXT()); NULL inside a
-     * MAP_CLEANUP deletion callback, for every map (as find_element). */
+     * MAP_CLEANUP deletion callback and inside postprocess_map_delete, for every map (as
+     * find_element). */
     void *(*map_context)(const void *map);
 } rcumaps_client_dispatch_table_t;
 
@@ -139,8 +151,20 @@ rcumaps_result_t rcumaps_register_provider(const rcumaps_provider_registration_t
 /* Unregisters the provider of map_type. EBUSY while maps of the type exist — a map
  * exists until its postprocess_map_delete has returned, so an unregister from inside that
  * callback (or racing it) fails with EBUSY: unregister after the callback, once the
- * provider's own count of its maps is zero. ENOENT if none is registered. */
+ * provider's own count of its maps is zero. ENOENT if none is registered. It removes
+ * whichever provider holds map_type (there is no per-registration handle in C, unlike
+ * Swift's MapProviderRegistration): call it once per successful registration, never
+ * again after another provider may have registered the type. */
 rcumaps_result_t rcumaps_unregister_provider(uint32_t map_type);
+
+/* Declares that the calling thread is already registered with liburcu-memb by code
+ * outside RCUMaps (urcu_memb_register_thread), so that RCUMaps uses that registration
+ * instead of making its own; call it before the thread's first epoch_enter or map
+ * operation. Before your code unregisters the thread, call
+ * rcumaps_release_adopted_thread (outside any epoch). The Swift API's
+ * Epoch.adoptRegisteredThread() and Epoch.releaseAdoptedThread() are the same calls. */
+void rcumaps_adopt_registered_thread(void);
+void rcumaps_release_adopted_thread(void);
 
 #ifdef __cplusplus
 }

@@ -51,6 +51,10 @@ int ctest_provider_epoch_enter(void);
 void ctest_provider_probe_teardown(const void *map);
 int ctest_provider_probe_find_result(void);
 int ctest_provider_probe_context_result(void);
+/* What find_element (of key 3) and map_context answered for the probed map from inside its
+ * postprocess_map_delete: -1 if it has not run. */
+int ctest_provider_probe_delete_find_result(void);
+int ctest_provider_probe_delete_context_result(void);
 
 /* The magic number in the map context the client table returns for `map`. */
 uint32_t ctest_provider_context_magic(const void *map);
