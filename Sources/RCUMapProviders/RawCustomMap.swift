@@ -54,10 +54,12 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
     @usableFromInline let updatesOriginalValue: Bool
     let validatesValues: Bool
     /// Program types associated, and those whose association a thread is asking the
-    /// provider about (by the asking thread's `pthread_self()`).
+    /// provider about (by the asking thread's `pthread_self()` and its process's ID: in the
+    /// child of a fork, an asker of the parent's is gone).
     private struct Associations {
+        struct Asker { var thread: UInt; var process: pid_t }
         var types: [ProgramType] = []
-        var pending: [ProgramType: UInt] = [:]
+        var pending: [ProgramType: Asker] = [:]
     }
     private let programTypes = ThreadLock(Associations())
 
@@ -161,7 +163,14 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
             let claim = programTypes.withLock { state -> Claim in
                 if state.types.contains(programType) { return .associated }
                 if let asker = state.pending[programType] {
-                    if asker == thread { return .reentered }
+                    if asker.thread == thread { return .reentered }
+                    // Claimed in the parent of this forked child by a thread that did not
+                    // follow it into the child: no one will finish that claim here (the
+                    // child waited for it forever: found by review, 2026-12-05).
+                    if asker.process != getpid() {
+                        state.pending[programType] = Associations.Asker(thread: thread, process: getpid())
+                        return .asking
+                    }
                     // This thread is inside an association callback of its own — of this map
                     // (asking about another type) or of another map — and would wait for a
                     // thread that may be waiting for it in turn. (Looking only at this map's
@@ -169,7 +178,7 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
                     // other forever: found by review.)
                     return rcumaps_association_depth() > 0 ? .crossed : .waiting
                 }
-                state.pending[programType] = thread
+                state.pending[programType] = Associations.Asker(thread: thread, process: getpid())
                 return .asking
             }
             switch claim {

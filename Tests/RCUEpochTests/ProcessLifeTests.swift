@@ -283,6 +283,43 @@ struct ForkTests {
         }.map(reportFailedChecks)
     }
 
+    /// A program-type association another thread was asking the provider about at the fork:
+    /// that thread is not in the child, and the child's own association of the type waited
+    /// for it forever (found by review, 2026-12-05).
+    @Test func aChildAssociatesATypeAnotherThreadWasAssociatingAtTheFork() async {
+        await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
+            alarm(120)
+            runChecked {
+                let registry = MapProviderRegistry()
+                let state = Shared()
+                let type = MapType(rawValue: 4321)
+                _ = try registry.register(type: type, base: .hashBucketLocked, dispatch: MapProviderDispatchTable(
+                    preprocessMapCreate: { request in MapCreateResult(actualValueSize: request.valueSize) },
+                    postprocessMapDelete: { _ in },
+                    preprocessAssociateProgramType: { _, _ in
+                        // The first call (the parent's other thread) waits inside until told.
+                        if !state.inside.isSet {
+                            state.inside.set()
+                            state.go.waitUntilSet()
+                        }
+                    },
+                    postprocessElementDeletion: { _ in }))
+                let map = try registry.createMap(MapDefinition(type: type, keySize: 4, valueSize: 4, maxEntries: 4))
+                let programType = ProgramType("01020304-0506-0708-090a-0b0c0d0e0f10")!
+                let asker = startThread { try? map.associate(programType: programType) }
+                state.inside.waitUntilSet()
+                let child = forkChild {
+                    try map.associate(programType: programType)  // waited forever for the asker
+                    check(map.associatedProgramTypes == [programType], "associated in the child", child: true)
+                }
+                checkExitedNormally(child)
+                state.go.set()
+                pthread_join(asker, nil)
+                check(map.associatedProgramTypes == [programType], "associated in the parent")
+            }
+        }.map(reportFailedChecks)
+    }
+
     /// A retire list whose deinit another thread is running at the fork: that thread is not
     /// in the child, and the list's registry entry, its weak reference nil, stayed there for
     /// good; the child's barriers waited for it to leave, forever (found by review,
