@@ -68,6 +68,15 @@ struct LRUHashMapTests {
         // Beyond UInt32.max rounding up would overflow Linux's u32: rounded down instead.
         #expect(RawBucketHashMap.perCPUListEntries(Int(UInt32.max)) % cpus == 0)
         #expect(RawBucketHashMap.perCPUListEntries(Int(UInt32.max)) <= Int(UInt32.max))
+        // Counts Linux's u32 cannot hold are refused (E2BIG), not rounded: rounding Int.max
+        // up overflowed and stopped the program (found by review, 2026-12-05).
+        for maxEntries in [Int.max, Int.max - 1, Int(UInt32.max) + 1] {
+            #expect(RawBucketHashMap.perCPUListEntries(maxEntries) == maxEntries)
+            #expect(errno { _ = try Self.make(maxEntries: maxEntries, flags: [.zeroSeed, .noCommonLRU]) } == E2BIG)
+            var perCPU = Self.definition(maxEntries: maxEntries, flags: .noCommonLRU)
+            perCPU.type = .lruPerCPUHash
+            #expect(errno { _ = try MapRegistry.create(perCPU) } == E2BIG)
+        }
     }
 
     @Test(arguments: [MapCreationFlags.zeroSeed, [.zeroSeed, .noCommonLRU]])

@@ -179,7 +179,11 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
 
     /// Linux's `maxEntries` for per-CPU LRU lists: a multiple of the possible CPUs, so that
     /// every CPU's list gets the same share (rounded down if rounding up passes `UInt32`).
+    /// A count above `UInt32` (which Linux's `max_entries` cannot hold) is returned as it is,
+    /// for the caller's bound to refuse: rounding it up overflowed `Int` and stopped the
+    /// program (found by review, 2026-12-05).
     package static func perCPUListEntries(_ requested: Int) -> Int {
+        guard requested <= Int(UInt32.max) else { return requested }
         let cpus = RawPerCPUArrayMap.possibleCPUs
         let up = (requested + cpus - 1) / cpus * cpus
         return up <= Int(UInt32.max) ? up : requested / cpus * cpus
