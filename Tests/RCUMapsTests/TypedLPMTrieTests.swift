@@ -106,4 +106,19 @@ struct TypedLPMTrieTests {
         #expect(view.longestMatch(IPv6Prefix(high: v6.high, low: 1)) == 9)
         #expect(throws: MapError.invalidArgument) { _ = try LPMTrieMap<IPv4Prefix, UInt64>(wrapping: routes.raw) }
     }
+
+    /// A write-only trie is refused: the view's lookups read in user mode and cannot throw,
+    /// so every one answered "no route" (found by review, 2026-12-05). Write-only for
+    /// programs is fine: the view never reads in helper mode.
+    @Test func aWriteOnlyTrieIsRefused() throws {
+        func trie(_ flags: MapCreationFlags) throws -> RawLPMTrieMap {
+            try RawLPMTrieMap(MapDefinition(type: .lpmTrie, keySize: 8, valueSize: 8, maxEntries: 4,
+                                            flags: flags.union(.noPrealloc), poolTag: uniqueTag()))
+        }
+        #expect(throws: MapError.invalidArgument) { _ = try LPMTrieMap<IPv4Prefix, UInt64>(wrapping: try trie(.writeOnly)) }
+        let view = try LPMTrieMap<IPv4Prefix, UInt64>(wrapping: try trie(.writeOnlyProgram))
+        let prefix = try #require(IPv4Prefix("10.0.0.0/8"))
+        try view.updateValue(7, for: prefix)
+        #expect(view.longestMatch(try #require(IPv4Prefix("10.1.2.3"))) == 7)
+    }
 }

@@ -195,7 +195,8 @@ public final class LPMTrieMap<Key: LPMTrieKey, Value: BitwiseCopyable & Sendable
     /// A typed view of an existing byte-level trie (both views see the same routes).
     ///
     /// - Throws: ``/RCUBaseMaps/MapError/invalidArgument`` when its key or value size is
-    ///   not `Key`'s or `Value`'s.
+    ///   not `Key`'s or `Value`'s, or when it was created `BPF_F_WRONLY` (the view's
+    ///   lookups and `snapshot()` read in user mode without throwing).
     ///
     /// - Precondition: the map holds only valid values of the view's types (see
     ///   <doc:TypedMaps#Bytes-the-view-did-not-write>).
@@ -203,6 +204,12 @@ public final class LPMTrieMap<Key: LPMTrieKey, Value: BitwiseCopyable & Sendable
         guard raw.definition.keySize == 4 + Key.dataSize, raw.definition.valueSize == MemoryLayout<Value>.size,
               MemoryLayout<Value>.alignment <= 8 else {
             throw MapError.invalidArgument.with(reason: "the trie's keys and values are not \(Key.self) and \(Value.self)")
+        }
+        // Its reads would answer "no route" for every address and list no route (the
+        // refusal taken for an absence: found by review, 2026-12-05).
+        guard !raw.definition.flags.contains(.writeOnly) else {
+            throw MapError.invalidArgument.with(
+                reason: "the trie was created BPF_F_WRONLY: a typed view reads in user mode without throwing; use the byte-level map")
         }
         self.raw = raw
     }
