@@ -175,7 +175,8 @@ public protocol RawMap: AnyObject, Sendable {
     /// ``nextKey(after:into:)``, except that a cursor no longer in the map resumes after the
     /// place it had — ENOENT if nothing follows it — instead of at the first key. Iteration
     /// (the typed maps' `Sequence`, batches) uses this: a pass never returns a key twice,
-    /// whatever is deleted meanwhile.
+    /// whatever is deleted meanwhile. Arrays: an index beyond the last is followed by
+    /// nothing (ENOENT), where ``nextKey(after:into:)`` restarts at 0.
     func nextKeyInPass(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer) throws(MapError)
 
     // MARK: Access and freezing

@@ -57,8 +57,25 @@ struct ArrayMapSemanticsTests {
         let array = try makeArray(maxEntries: 5)
         #expect(try array.allKeys(as: UInt32.self) == [0, 1, 2, 3, 4])
         #expect(try array.next(after: UInt32(4)) == nil)
-        #expect(try array.next(after: UInt32(77)) == 0)  // out-of-range cursor restarts
+        #expect(try array.next(after: UInt32(77), linuxRule: true) == 0)  // get-next-key: an out-of-range cursor restarts
         #expect(try array.next(after: UInt32(2)) == 3)
+        // A pass never restarts: nothing follows an index beyond the last (it restarted at
+        // 0, so a resumed pass returned every index again: found by review, 2026-12-05).
+        var next: UInt32 = 0
+        for map in [array as any RawMap,
+                    try MapRegistry.create(MapDefinition(type: .perCPUArray, keySize: 4, valueSize: 8, maxEntries: 5))] {
+            for beyond: UInt32 in [5, 77, .max] {
+                #expect(throws: MapError.keyNotFound) {
+                    try withUnsafeBytes(of: beyond) { key in
+                        try withUnsafeMutableBytes(of: &next) { try map.nextKeyInPass(after: key, into: $0) }
+                    }
+                }
+            }
+            try withUnsafeBytes(of: UInt32(2)) { key in
+                try withUnsafeMutableBytes(of: &next) { try map.nextKeyInPass(after: key, into: $0) }
+            }
+            #expect(next == 3)
+        }
     }
 
     @Test(arguments: [1, 7, 8, 9, 24, 100])

@@ -350,5 +350,13 @@ struct TypedMapTests {
         #expect(!first.isComplete && first.entries.count == ArrayMap<UInt64>.largestBatch)
         let rest = try large.lookupBatch(from: first.cursor, maxCount: .max)
         #expect(rest.isComplete && rest.entries.count == 10)
+        // A count of 0 reads and removes nothing, as Linux's; a negative one is refused (both
+        // read one entry, and a removal took it: found by review, 2026-12-05).
+        try hash.updateValue(6, forKey: 2)
+        let none = try hash.lookupBatch(maxCount: 0)
+        #expect(none.entries.isEmpty && !none.isComplete && none.cursor == nil)
+        #expect(try hash.removeBatch(maxCount: 0).entries.isEmpty && hash.count == 1)
+        #expect(throws: MapError.invalidArgument) { _ = try hash.removeBatch(maxCount: -1) }
+        #expect(hash.count == 1)
     }
 }

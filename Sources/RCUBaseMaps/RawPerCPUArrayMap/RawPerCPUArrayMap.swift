@@ -602,6 +602,16 @@ public final class RawPerCPUArrayMap: RawMap, @unchecked Sendable {
 
     /// The same as ``nextKey(after:into:)``: indices never leave the map.
     public func nextKeyInPass(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer) throws(MapError) {
+        // An index beyond the last: nothing follows it (nextKey restarts at 0, as Linux's
+        // get-next-key; a pass must not: found by review, 2026-12-05).
+        if let key, key.count == 4, key.baseAddress != nil,
+           Int(key.baseAddress!.loadUnaligned(as: UInt32.self)) >= maxEntries {
+            try access.checkUserRead()
+            guard nextKey.count == 4, nextKey.baseAddress != nil else {
+                throw MapError.invalidArgument.with(reason: "key buffer is \(nextKey.count) bytes, array keys are 4")
+            }
+            throw MapError.keyNotFound
+        }
         try self.nextKey(after: key, into: nextKey)
     }
 

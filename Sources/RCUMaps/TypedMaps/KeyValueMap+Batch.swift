@@ -28,11 +28,16 @@ extension KeyValueMap {
     /// ```
     ///
     /// A bucket of the bucket-locked hash that does not fit in `maxCount` is read whole
-    /// anyway (the buffers grow for it, where the byte level answers ENOSPC). One call
+    /// anyway (the buffers grow for it, where the byte level answers ENOSPC), and the call
+    /// then also returns the buckets after it that fit the grown buffers. One call
     /// returns at most ``largestBatch`` entries whatever `maxCount` asks (more take more
     /// calls): its buffers are allocated for the count it may return.
     ///
-    /// - Throws: ``/RCUBaseMaps/MapError/permissionDenied`` for a `BPF_F_WRONLY` map; a custom map's
+    /// A `maxCount` of 0 returns no entry (the cursor unchanged), as Linux does for a count
+    /// of 0.
+    ///
+    /// - Throws: ``/RCUBaseMaps/MapError/permissionDenied`` for a `BPF_F_WRONLY` map;
+    ///   ``/RCUBaseMaps/MapError/invalidArgument`` for a negative `maxCount`; a custom map's
     ///   provider errors.
     public func lookupBatch(from cursor: MapBatchCursor? = nil, maxCount: Int) throws(MapError) -> MapBatch<Key, Value> {
         try batch(from: cursor, maxCount: maxCount, removing: false)
@@ -43,6 +48,12 @@ extension KeyValueMap {
     public static var largestBatch: Int { 1 << 16 }
 
     func batch(from cursor: MapBatchCursor?, maxCount: Int, removing: Bool) throws(MapError) -> MapBatch<Key, Value> {
+        // Nothing asked, nothing read or removed (the room below is at least 1: a count of
+        // 0 read one entry, or removed a whole bucket; found by review, 2026-12-05).
+        guard maxCount > 0 else {
+            guard maxCount == 0 else { throw MapError.invalidArgument.with(reason: "maxCount is \(maxCount)") }
+            return MapBatch(entries: [], cursor: cursor, isComplete: false)
+        }
         // Room for at most the map's capacity and one: `maxCount` may be anything (`.max`
         // trapped in the allocation; found by review), no call returns more entries than the
         // map holds, and the one more lets a call that returns them all also report the end.
@@ -125,7 +136,10 @@ extension DynamicKeyValueMap {
     /// exactly one gets each entry): Linux's `BPF_MAP_LOOKUP_AND_DELETE_BATCH`, typed. Drain
     /// a map by calling it until ``MapBatch/isComplete``.
     ///
-    /// - Throws: ``/RCUBaseMaps/MapError/permissionDenied`` for a frozen map; a custom map's
+    /// A `maxCount` of 0 removes nothing (see ``KeyValueMap/lookupBatch(from:maxCount:)``).
+    ///
+    /// - Throws: ``/RCUBaseMaps/MapError/permissionDenied`` for a frozen map;
+    ///   ``/RCUBaseMaps/MapError/invalidArgument`` for a negative `maxCount`; a custom map's
     ///   provider errors. A call that fails after removing some entries returns them instead,
     ///   with the failure in ``MapBatch/failure`` (the failing element stays in the map, and
     ///   the cursor continues after it).
