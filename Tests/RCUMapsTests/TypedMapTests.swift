@@ -128,6 +128,19 @@ struct TypedMapTests {
         #expect(try raw.get(UInt64(9), as: Counters.self) == Counters(packets: 3, bytes: 4))
     }
 
+    /// A typed array view refuses a BPF_F_MMAPABLE array of values over 8 bytes, whose reads
+    /// are not atomic (it returned torn values: found by review, 2026-12-05); one-word values
+    /// are read whole, and kept.
+    @Test func wrappingRefusesWideMmapableArrays() throws {
+        func array(valueSize: Int) throws -> RawArrayMap {
+            try RawArrayMap(MapDefinition(type: .array, keySize: 4, valueSize: valueSize, maxEntries: 4, flags: .mmapable))
+        }
+        #expect(throws: MapError.invalidArgument) { _ = try ArrayMap<Counters>(wrapping: try array(valueSize: 16)) }
+        let narrow = try ArrayMap<UInt64>(wrapping: try array(valueSize: 8))
+        try narrow.updateValue(5, forKey: 1)
+        #expect(narrow[1] == 5)
+    }
+
     @Test func inPlaceAccessAndUpsert() throws {
         func check<M: DynamicKeyValueMap & InPlaceKeyValueMap>(_ flows: M) throws where M.Key == UInt32, M.Value == Counters {
             // upsert inserts the default once, then runs the body in place each time.

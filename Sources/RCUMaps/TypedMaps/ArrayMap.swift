@@ -45,13 +45,24 @@ public final class ArrayMap<Value: BitwiseCopyable & Sendable>: InPlaceKeyValueM
     /// A map created with `BPF_F_WRONLY` or `BPF_F_WRONLY_PROG` is refused (EINVAL): the typed
     /// reads (subscripts, in-place closures) do not throw. `BPF_F_RDONLY` is kept (the typed
     /// writes throw EPERM); `BPF_F_RDONLY_PROG` and a lock word are refused (EINVAL): the
-    /// view's in-place closures write values whole, from user code.
+    /// view's in-place closures write values whole, from user code. So is a
+    /// `BPF_F_MMAPABLE` array of values over 8 bytes (EINVAL): as Linux's, it has no
+    /// sequence word, so a read can see a concurrent write half done, and the view promises
+    /// values stored whole.
     ///
     /// - Precondition: the map holds only valid values of the view's types (see
     ///   <doc:TypedMaps#Bytes-the-view-did-not-write>).
     public init(wrapping raw: RawArrayMap) throws(MapError) {
         try MapDefinition.checkTyped(raw, key: UInt32.self, value: Value.self)
         try MapDefinition.checkInPlaceWrites(raw)
+        // (Accepted until 2026-12-05: its subscript could return a value no update stored,
+        // or, for a multi-word enum, no valid value at all; found by review.)
+        guard !(raw.definition.flags.contains(.mmapable) && MemoryLayout<Value>.size > 8) else {
+            throw MapError.invalidArgument.with(reason: """
+                the array is BPF_F_MMAPABLE with \(MemoryLayout<Value>.size)-byte values: its reads are not atomic \
+                (a read can see a write half done); use the byte-level map
+                """)
+        }
         self.raw = raw
     }
 
