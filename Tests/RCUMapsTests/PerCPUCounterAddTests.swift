@@ -103,12 +103,17 @@ struct PerCPUCounterAddTests {
         #expect(signed.sum(at: 0) == -5)
     }
 
+    /// A map programs may not write: the map's own add refuses (EACCES), and the typed
+    /// views refuse to wrap it, since their in-place closures write from user code (they were
+    /// accepted, with a warning in a comment, until 2026-12-05: found by review).
     @Test func aMapProgramsMayNotWriteRefusesAdds() throws {
         let raw = try RawPerCPUArrayMap(MapDefinition(type: .perCPUArray, keySize: 4, valueSize: 8, maxEntries: 1,
                                                       flags: .readOnlyProgram, name: "ro", poolTag: uniqueTag()))
-        let map = try PerCPUArrayMap<UInt64>(wrapping: raw)
-        #expect(!map.add(1, at: 0))
-        #expect(map.sum(at: 0) == 0)
+        #expect(throws: MapError.accessDenied) { _ = try raw.addToCurrentCPUWord(1, at: 0) }
+        #expect(throws: MapError.invalidArgument) { _ = try PerCPUArrayMap<UInt64>(wrapping: raw) }
+        let hash = try RawPerCPUHashMap(MapDefinition(type: .perCPUHash, keySize: 8, valueSize: 8, maxEntries: 4,
+                                                      flags: .readOnlyProgram, name: "ro", poolTag: uniqueTag()))
+        #expect(throws: MapError.invalidArgument) { _ = try PerCPUHashMap<UInt64, UInt64>(wrapping: hash) }
     }
 
     /// PERCPU_HASH and LRU_PERCPU_HASH: the same migrating adds to a few keys sum exactly;

@@ -54,16 +54,18 @@ public final class PerCPUArrayMap<Value: BitwiseCopyable & Sendable>: Sendable {
     /// A typed view of an existing byte-level per-CPU array (both views see the same values).
     ///
     /// A map created with `BPF_F_WRONLY` or `BPF_F_WRONLY_PROG` is refused (EINVAL): the typed
-    /// reads (subscripts, in-place closures) do not throw. Flags that refuse writes are kept:
-    /// the typed user-mode writes throw EPERM, and with `BPF_F_RDONLY_PROG` the helper-mode
-    /// ones refuse (`add` returns `false`, `updateCurrentCPUValue` throws EACCES) — but the
-    /// in-place closures (`withValue`, atomic fields) write the calling CPU's value without
-    /// that check: do not use them on such a map.
+    /// reads (subscripts, in-place closures) do not throw. So is one created with
+    /// `BPF_F_RDONLY_PROG` (EINVAL): the view's in-place closures (`withValue`, atomic
+    /// fields) write the calling CPU's value from user code, as every typed view's do.
+    /// `BPF_F_RDONLY` is kept: the typed user-mode writes throw EPERM.
     ///
     /// - Precondition: the map holds only valid values of the view's types (see
     ///   <doc:TypedMaps#Bytes-the-view-did-not-write>).
     public init(wrapping raw: RawPerCPUArrayMap) throws(MapError) {
         try MapDefinition.checkTyped(raw, key: UInt32.self, value: Value.self)
+        // (Accepted until 2026-12-05, with a warning in this comment: found by review, as
+        // rows 58 and 84 of reliability.md for the other views.)
+        try MapDefinition.checkInPlaceWrites(raw)
         self.raw = raw
     }
 
