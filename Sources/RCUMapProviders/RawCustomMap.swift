@@ -429,10 +429,13 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
     /// User-mode update that reports the value it replaced. Contract:
     /// ``/RCUBaseMaps/RawMap/exchange(key:value:flags:into:)``.
     ///
-    /// The base map reports the stored value it displaced; a provider that transforms
-    /// values translates it back with its find callback, inside the same section (so the
-    /// stored value is still readable even though its deletion callback has run, as for a
-    /// concurrent lookup). If the find callback declines, the result is `false`.
+    /// The base map reports the stored value it displaced; the provider's find callback, if
+    /// it has one, sees it as a lookup would — a provider that transforms values translates
+    /// it back — inside the same section (so the stored value is still readable even though
+    /// its deletion callback has run, as for a concurrent lookup). The new value is stored
+    /// whatever the callback answers: if it hides the displaced element (ENOENT), the
+    /// result is `false`, as for an absent key (also with `BPF_EXIST`, which the base map
+    /// decided); any other error is thrown, with a reason saying the new value was stored.
     public func exchange(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
                          into displaced: UnsafeMutableRawBufferPointer) throws(MapError) -> Bool {
         guard displaced.count == definition.valueSize, displaced.baseAddress != nil else {
@@ -452,18 +455,24 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
                 return true
             }
             guard replaced else { return false }
-            guard updatesOriginalValue else {
+            // (Until 2026-12-05 every refusal of a translating provider's callback read as
+            // "absent", and a non-translating provider's was not asked, so an element its
+            // lookups hide was handed out: found by review.)
+            guard let find = dispatch.postprocessFindElement else {
                 displaced.copyMemory(from: UnsafeRawBufferPointer(storedOld))
                 return true
             }
             do throws(MapError) {
-                try dispatch.postprocessFindElement!(MapElementCall(
-                    context: callContext, key: key, inValue: UnsafeRawBufferPointer(storedOld), outValue: displaced,
-                    flags: []))
-                return true
-            } catch {
+                try find(MapElementCall(
+                    context: callContext, key: key, inValue: UnsafeRawBufferPointer(storedOld),
+                    outValue: updatesOriginalValue ? displaced : nil, flags: []))
+            } catch where error == .keyNotFound {
                 return false
+            } catch {
+                throw error.with(reason: "the new value was stored, but the provider refused the value it replaced: \(error)")
             }
+            if !updatesOriginalValue { displaced.copyMemory(from: UnsafeRawBufferPointer(storedOld)) }
+            return true
         }
     }
 

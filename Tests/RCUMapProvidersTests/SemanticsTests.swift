@@ -597,3 +597,40 @@ struct ProviderSemanticsTests {
         #expect(harvested == UInt64(adds))
     }
 }
+
+/// `exchange` (the typed `updateValue`, `replaceValue`) on a custom map whose find callback
+/// refuses the value it displaced: the new value is stored all the same, and the refusal is
+/// thrown, not read as "the key was absent"; a provider that does not translate values is
+/// asked too, as its lookups ask it (found by review, 2026-12-05: every refusal read as
+/// "absent", and a non-translating provider's was never asked).
+@Suite("Custom maps: exchange and the find callback")
+struct CustomExchangeFindTests {
+    @Test(arguments: ProviderBaseMap.allCases, [true, false])
+    func aRefusedDisplacedValueIsThrownAfterTheStore(base: ProviderBaseMap, translating: Bool) throws {
+        let provider = RecordingProvider(updatesOriginalValue: translating)
+        let map = try provider.register(base: base).makeMap(maxEntries: 4)
+        try map.put(UInt32(1), UInt32(5))
+        provider.failFind.store(true, ordering: .relaxed)
+        var displaced: UInt32 = 0
+        do {
+            _ = try withUnsafeBytes(of: UInt32(1)) { key in
+                try withUnsafeBytes(of: UInt32(6)) { value in
+                    try withUnsafeMutableBytes(of: &displaced) { try map.exchange(key: key, value: value, flags: .any, into: $0) }
+                }
+            }
+            Issue.record("the refusal of the displaced value was not thrown")
+        } catch let error as MapError {
+            #expect(error == .permissionDenied)
+            #expect(error.reason?.contains("the new value was stored") == true, "\(error)")
+        }
+        provider.failFind.store(false, ordering: .relaxed)
+        #expect(try map.get(UInt32(1), as: UInt32.self) == 6)
+        // Accepted, the displaced value is reported as before.
+        let replaced = try withUnsafeBytes(of: UInt32(1)) { key in
+            try withUnsafeBytes(of: UInt32(7)) { value in
+                try withUnsafeMutableBytes(of: &displaced) { try map.exchange(key: key, value: value, flags: .any, into: $0) }
+            }
+        }
+        #expect(replaced && displaced == 6)
+    }
+}

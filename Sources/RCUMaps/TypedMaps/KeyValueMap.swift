@@ -67,6 +67,10 @@ extension KeyValueMap {
     ///   of range for arrays); ``/RCUBaseMaps/MapError/noMemory`` (the map is unchanged); a custom map's
     ///   provider errors.
     ///
+    /// On a custom map whose provider's find callback refuses the value replaced, the new
+    /// value is stored all the same: a refusal with ENOENT (the element hidden) returns
+    /// `nil`, as for a new key; any other is thrown, its reason saying so.
+    ///
     /// Concurrency: any thread. Readers see the old value or the new one, never a mix.
     @inlinable @discardableResult
     public func updateValue(_ value: Value, forKey key: Key) throws(MapError) -> Value? {
@@ -75,7 +79,9 @@ extension KeyValueMap {
 
     /// Stores `value` under `key` only if the key holds a value already (`BPF_EXIST`).
     ///
-    /// - Returns: The value replaced, or `nil` if the key was absent (nothing was stored).
+    /// - Returns: The value replaced, or `nil` if the key was absent (nothing was stored) —
+    ///   or, on a custom map, if the provider's find callback hid the value replaced (the
+    ///   new value is stored; see ``updateValue(_:forKey:)``).
     /// - Throws: ``/RCUBaseMaps/MapError/noMemory``; a custom map's provider errors.
     @inlinable @discardableResult
     public func replaceValue(_ value: Value, forKey key: Key) throws(MapError) -> Value? {
