@@ -140,7 +140,7 @@ enum {
     RCUMAPS_CHILD_FORKED_ON_RECLAMATION_THREAD = 2,
     RCUMAPS_CHILD_UNKNOWN_LIBURCU_LAYOUT = 3,
 };
-static int rcumaps_child_unusable;
+int rcumaps_child_unusable; /* (read inline by rcumaps_check_retirement_allowed) */
 
 static void rcumaps_require_usable_process(const char *what)
 {
@@ -442,6 +442,8 @@ void rcumaps_synchronize(void)
 static struct rcu_head *rcumaps_parked;
 
 static void rcumaps_unpark_all(void);
+static void rcumaps_unpark_counted(void);
+static unsigned long rcumaps_unparking; /* (described below) */
 
 /* liburcu's queue is wait-free: an enqueue is an exchange of the tail, then a store that
  * links the old tail to the new node. A fork between the two would hand the child a cut
@@ -466,7 +468,13 @@ static void rcumaps_enqueue(struct rcu_head *head, void (*func)(struct rcu_head 
         head->next.next = (struct cds_wfcq_node *)top;
     } while (!__atomic_compare_exchange_n(&rcumaps_parked, &top, head, 0, __ATOMIC_SEQ_CST,
                                           __ATOMIC_RELAXED));
-    if (__atomic_load_n(&rcumaps_gate_closed, __ATOMIC_SEQ_CST) == 0) rcumaps_unpark_all();
+    /* Counted as unparking before it looks at the gate, not after: a thread that saw the
+     * gate open and was then preempted before counting itself could take, after a
+     * barrier's last look at the count, a callback another unparker had parked again, and
+     * park it past that barrier (found by review, 2026-12-05). */
+    __atomic_fetch_add(&rcumaps_unparking, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&rcumaps_gate_closed, __ATOMIC_SEQ_CST) == 0) rcumaps_unpark_counted();
+    __atomic_fetch_sub(&rcumaps_unparking, 1, __ATOMIC_RELEASE);
 }
 
 /* Takes every parked callback; returns them oldest first. */
@@ -483,19 +491,27 @@ static struct rcu_head *rcumaps_take_parked(void)
     return oldest_first;
 }
 
-/* Threads between taking the parked callbacks and queuing them (rcumaps_unpark_all): a
- * barrier that found none parked waits for them, or it could return before callbacks
+/* Threads that may take the parked callbacks and queue them, counted from before they look
+ * at the gate until they are done (rcumaps_enqueue, rcumaps_unpark_all): a barrier that
+ * found none parked waits for them, or it could return before callbacks
  * queued before it ran (found by review). */
 static unsigned long rcumaps_unparking;
 
-/* Queues the parked callbacks (parking them again if another fork has begun). */
-static void rcumaps_unpark_all(void)
+/* Queues the parked callbacks (parking them again if another fork has begun). The caller
+ * counts itself in rcumaps_unparking before it checks the gate and calls this. */
+static void rcumaps_unpark_counted(void)
 {
-    __atomic_fetch_add(&rcumaps_unparking, 1, __ATOMIC_SEQ_CST);
     for (struct rcu_head *head = rcumaps_take_parked(), *next; head; head = next) {
         next = (struct rcu_head *)head->next.next;
         rcumaps_enqueue(head, head->func);
     }
+}
+
+/* rcumaps_unpark_counted, counted (the fork handlers, which opened the gate themselves). */
+static void rcumaps_unpark_all(void)
+{
+    __atomic_fetch_add(&rcumaps_unparking, 1, __ATOMIC_SEQ_CST);
+    rcumaps_unpark_counted();
     __atomic_fetch_sub(&rcumaps_unparking, 1, __ATOMIC_RELEASE);
 }
 
@@ -922,6 +938,11 @@ int rcumaps_fork_participant_count(int level)
     for (unsigned int i = 0; i < count; i++)
         if (rcumaps_participants[i].level == level) found++;
     return found;
+}
+
+void rcumaps_stop_unusable_retirement(void)
+{
+    rcumaps_require_usable_process("a retirement (memory or work waiting for a grace period)");
 }
 
 int rcumaps_process_is_usable(void)

@@ -380,6 +380,9 @@ public final class EpochRetireList: @unchecked Sendable {
     /// - Precondition: `block` came from this list's ``allocate()`` (for a list of references:
     ///   is a reference the caller gives up) and is retired once.
     public func retire(_ block: UnsafeMutableRawPointer) {
+        // In a child forked inside a section, stop at once, as a retirement through
+        // `EpochMemory` does (only a batch's submission checked).
+        rcumaps_check_retirement_allowed()
         // The thread's stripe number, once: it picks the copy of the counters and the buffer.
         let threadStripe = Int(rcumaps_thread_stripe())
         // A reference counts as one word pending (so that ``throttleIfBehind()`` sees a
@@ -480,6 +483,11 @@ public final class EpochRetireList: @unchecked Sendable {
     @inline(never)
     private func waitForReclamation() {
         guard !Epoch.isActive, !EpochMemory.isReclamationThread else { return }
+        // Registered before any flush, as `Epoch.barrier()` is: a submission registers an
+        // unregistered thread at the fork gate, and a flush holds a fork participant's lock
+        // (a stripe's, or the orphans') meanwhile, so a fork waiting for that lock and the
+        // flush waiting for the fork's gate hung each other (found by review, 2026-12-05).
+        rcumaps_ensure_registered()
         Self.throttleCount.wrappingAdd(1, ordering: .relaxed)
         // The blocks still in the stripes count as pending too, and only a submission gets
         // them reclaimed: with large blocks, a batch short of full in each stripe could keep

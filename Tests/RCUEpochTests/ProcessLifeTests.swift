@@ -283,6 +283,32 @@ struct ForkTests {
         }.map(reportFailedChecks)
     }
 
+    /// The same for a retirement into a retire list (the lock-free hash's entries): it went
+    /// into a stripe unchecked, and only a full batch's submission stopped the child, up to
+    /// 63 retirements later (found by review, 2026-12-05).
+    @Test func aChildForkedInsideASectionStopsAtItsFirstRetireListRetirement() async {
+        await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
+            alarm(120)
+            runChecked {
+                let list = EpochRetireList(blockSize: 64, tag: PoolTag("fkrl"))
+                Epoch.enter()
+                let pid = fork()
+                if pid == 0 {
+                    startChildWatchdog()
+                    Epoch.exit()
+                    guard let block = list.allocate() else { _exit(2) }
+                    list.retire(block)  // stops the child with a message
+                    _exit(4)
+                }
+                checkChildForkedInsideASectionAborted(pid)
+            }
+        }.map { result in
+            reportFailedChecks(result)
+            let text = String(decoding: result.standardErrorContent, as: UTF8.self)
+            #expect(text.contains("a retirement (memory or work waiting for a grace period)"))
+        }
+    }
+
     /// A program-type association another thread was asking the provider about at the fork:
     /// that thread is not in the child, and the child's own association of the type waited
     /// for it forever (found by review, 2026-12-05).

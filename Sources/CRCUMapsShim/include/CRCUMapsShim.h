@@ -115,6 +115,19 @@ int rcumaps_fork_participant_count(int level);
 /* 1 unless this process is the child of a fork that could not be prepared. */
 int rcumaps_process_is_usable(void);
 
+/* Nonzero in a forked child whose RCU state is unusable (the reason; see shim.c). Written
+ * only by the fork child handler, before the child has other threads. */
+extern int rcumaps_child_unusable;
+/* Stops such a child with the message of a retirement. */
+void rcumaps_stop_unusable_retirement(void);
+/* Every retirement into a retire list checks this (a load and a branch): only its batches
+ * reach call_rcu, which checks too, so up to a batch of retirements a stripe went unnoticed
+ * and leaked in such a child (found by review, 2026-12-05). */
+static inline void rcumaps_check_retirement_allowed(void)
+{
+    if (__builtin_expect(rcumaps_child_unusable != 0, 0)) rcumaps_stop_unusable_retirement();
+}
+
 /* How many threads exited inside a section (all threads, since start). */
 unsigned long rcumaps_thread_exits_inside_section_count(void);
 
