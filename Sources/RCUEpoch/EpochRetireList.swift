@@ -172,7 +172,9 @@ public final class EpochRetireList: @unchecked Sendable {
     ///     values a block holds). Blocks released with ``freeUnpublished(_:)`` do not pass
     ///     through it.
     ///   - recycling: how many blocks whose grace period is over the list may keep for its
-    ///     next ``allocate()`` calls instead of freeing them (0, the default: none). Worth it
+    ///     next ``allocate()`` calls instead of freeing them (0, the default: none) — in its
+    ///     keeper; each thread stripe may hold up to 63 more taken from it, so the list can
+    ///     hold `recycling + 63 × stripes` in all (the stripes are about the CPU count). Worth it
     ///     for a list that allocates about as fast as it retires (a hash map under churn):
     ///     the reclamation thread frees what writers allocate, which glibc serves only
     ///     through its slow path. Kept blocks are accounted as reclaimed; they are freed

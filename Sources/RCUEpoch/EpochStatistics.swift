@@ -120,8 +120,15 @@ final class TagTable: @unchecked Sendable {
             }
             index = index + 1 == probed ? 0 : index + 1
         }
+        // (Already a probe of the whole table per call: the lock costs little more.)
+        overflowedTags.withLock { _ = $0.insert(tag.rawValue) }
         return Self.capacity - 1
     }
+
+    /// The tags that found every slot taken and use the overflow slot: so that the
+    /// statistics of a tag never used are zeros, not the overflow slot's (which they were
+    /// once the table was full: found by review, 2026-12-05).
+    private let overflowedTags = ThreadLock<Set<UInt32>>([])
 
     /// The slot of `tag` without claiming one: nil for a tag never used (its probe reaches
     /// a free slot first; slots are never given back), the overflow slot for a tag used
@@ -137,7 +144,7 @@ final class TagTable: @unchecked Sendable {
             if current == 0 { return nil }
             index = index + 1 == probed ? 0 : index + 1
         }
-        return Self.capacity - 1
+        return overflowedTags.withLock { $0.contains(tag.rawValue) } ? Self.capacity - 1 : nil
     }
 
     /// The bytes awaiting reclamation under slot `index`: the sum of its copies.

@@ -100,6 +100,27 @@ struct EpochSectionTests {
         #expect(asked.allSatisfy { !tracked.contains($0.rawValue) }, "a tag only asked about got counters")
     }
 
+    /// Once every slot of the tag table is taken, a tag never used still reads zeros, and a
+    /// tag that uses the shared overflow counters reads them (a tag never used read the
+    /// overflow counters, marked shared: found by review, 2026-12-05). An exit test: it
+    /// fills the process's table.
+    @Test func statisticsOfAnUnusedTagAreZerosOnceTheTableIsFull() async {
+        await #expect(processExitsWith: .success) {
+            for index in 0...EpochMemory.maxTrackedTags {
+                if let block = EpochMemory.allocate(byteCount: 8, tag: PoolTag(rawValue: 0x7000_0000 | UInt32(index))) {
+                    EpochMemory.free(block)
+                }
+            }
+            let late = PoolTag(rawValue: 0x7100_0000)
+            guard let kept = EpochMemory.allocate(byteCount: 64, tag: late) else { exit(3) }
+            let never = EpochMemory.statistics(for: PoolTag(rawValue: 0x7200_0001))
+            guard never.liveBytes == 0, never.allocationCount == 0, !never.isShared else { exit(1) }
+            let shared = EpochMemory.statistics(for: late)
+            guard shared.isShared, shared.liveBytes >= 64 else { exit(2) }
+            EpochMemory.free(kept)
+        }
+    }
+
     @Test func synchronizeWaitsForActiveReaders() throws {
         // A reader holds a section and a pointer to a block; another thread retires the block
         // and waits for a grace period. It cannot finish while the reader is inside, and the

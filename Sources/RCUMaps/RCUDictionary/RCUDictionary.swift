@@ -24,7 +24,8 @@ import Glibc
 ///   wait-free: a read whose bucket had a slot filled or emptied while it read reads again
 ///   (except where keys and values both live in immutable nodes, which need no second look).
 /// - Where an entry lives depends on its types. A value of one word — 8 bytes of plain data
-///   (`Int`, `Double`) or a class reference — is kept in the slot itself and replaced in
+///   (`Int`, `Double`) or a reference to a class type named as such (`MyClass`; not
+///   `AnyObject`, a protocol existential or an optional, which go in nodes) — is kept in the slot itself and replaced in
 ///   place, with an atomic exchange; with an integer key (`Int`, `UInt32`, …) the key is in
 ///   the slot too, so such an entry is no allocation at all and a lookup reads one cache
 ///   line of the dictionary. Other keys live in an immutable node the slot points to, and
@@ -639,10 +640,11 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     ///
     /// `transform` runs outside any lock, so it may run more than once: if the key's slot
     /// changed between the read and the write, the write is abandoned and `transform` runs
-    /// again on the newer value. (A one-word value replaced and then put back, or a key
-    /// removed and inserted again with the same one-word value, counts as unchanged: the
-    /// write still replaces exactly the value `transform` was given.) Keep it free of side
-    /// effects other than computing the new value.
+    /// again on the newer value. (With an integer key, a one-word value replaced and then put
+    /// back, or the key removed and inserted again with the same one-word value, counts as
+    /// unchanged: the write still replaces exactly the value `transform` was given. With
+    /// other keys the key's reinsertion is a new node, which counts as a change.) Keep it
+    /// free of side effects other than computing the new value.
     ///
     /// - Returns: The value stored (or `nil` if the key ends up absent).
     @inlinable @discardableResult
@@ -721,6 +723,10 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// the pass runs may be missed, or — unlike `Dictionary` — listed twice (from its old
     /// slot and its new one): do not build a `Dictionary(uniqueKeysWithValues:)` from it
     /// while writers run; ``dictionary`` keeps one entry per key.
+    ///
+    /// The one section lasts the whole pass, and no grace period of the process ends while
+    /// it does: other maps' reclamation waits, and their writers may be throttled. Take
+    /// snapshots of a large dictionary while writers are quiet, or accept that pause.
     public func snapshot() -> [(key: Key, value: Value)] {
         var entries: [(key: Key, value: Value)] = []
         entries.reserveCapacity(count)
@@ -916,7 +922,8 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
 
 extension RCUDictionary: Sequence {
     /// Iterates a ``snapshot()`` taken when iteration starts: each step is self-contained
-    /// (no section is held between steps), and the entries are those of the snapshot.
+    /// (no section is held between steps), and the entries are those of the snapshot (whose
+    /// single section, while it is taken, holds up grace periods: see ``snapshot()``).
     public func makeIterator() -> IndexingIterator<[(key: Key, value: Value)]> {
         snapshot().makeIterator()
     }

@@ -223,7 +223,10 @@ extension PerCPUArrayMap where Value == UInt64 {
     /// No epoch section and, on x86-64 with glibc 2.35 or later, no atomic instruction: the
     /// CPU number and a plain add form one restartable sequence (rseq), which the kernel
     /// restarts if the thread is preempted, migrated or signalled before the add, so each
-    /// add runs on the CPU whose counter it changes. Elsewhere it adds atomically.
+    /// add runs on the CPU whose counter it changes. Elsewhere it adds atomically — also on
+    /// a thread whose rseq registration failed (a seccomp filter installed after start-up,
+    /// say): if some threads of the process add with rseq and others atomically, an atomic
+    /// add can overlap a plain one on the same CPU's counter and one of the two be lost.
     ///
     /// Concurrency: any thread. Exact as long as every helper-mode change of the index's
     /// counters goes through `add`: an atomic add through ``withAtomicFields(at:_:)`` by a
