@@ -24,8 +24,9 @@ public final class ArrayMap<Value: BitwiseCopyable & Sendable>: InPlaceKeyValueM
     /// `count` slots, each starting as all-zero bytes.
     ///
     /// - Precondition: all-zero bytes are a valid `Value` (integers, floating-point
-    ///   numbers, and structs and tuples of them). For other types (an enum without a case
-    ///   at zero, say) use ``init(count:repeating:name:numaNode:poolTag:)``.
+    ///   numbers, and structs and tuples of them). For other types (a non-optional pointer
+    ///   or `ObjectIdentifier`, or a struct holding one) use
+    ///   ``init(count:repeating:name:numaNode:poolTag:)``.
     /// - Throws: ``/RCUBaseMaps/MapError/invalidArgument`` for a value type aligned beyond 8 bytes or a
     ///   bad definition; ``/RCUBaseMaps/MapError/noMemory`` when the storage cannot be allocated.
     public init(count: Int, name: String = "", numaNode: Int? = nil, poolTag: PoolTag? = nil) throws(MapError) {
@@ -37,7 +38,14 @@ public final class ArrayMap<Value: BitwiseCopyable & Sendable>: InPlaceKeyValueM
     public convenience init(count: Int, repeating initialValue: Value, name: String = "", numaNode: Int? = nil,
                             poolTag: PoolTag? = nil) throws(MapError) {
         try self.init(count: count, name: name, numaNode: numaNode, poolTag: poolTag)
-        for index in 0..<UInt32(count) { try updateValue(initialValue, forKey: index) }
+        // Plain stores: `updateValue` reads each displaced value, the all-zero bytes this
+        // initialiser exists to keep from ever being read as a `Value` (found by review,
+        // 2026-12-05).
+        try withUnsafeBytes(of: initialValue) { (value) throws(MapError) in
+            for index in 0..<UInt32(count) {
+                try withUnsafeBytes(of: index) { (key) throws(MapError) in try raw.update(key: key, value: value, flags: .any) }
+            }
+        }
     }
 
     /// A typed view of an existing byte-level array (both views see the same slots).

@@ -171,6 +171,9 @@ public final class PerCPUHashMap<Key: BitwiseCopyable & Sendable, Value: Bitwise
     /// Stores `value` as the calling CPU's value of `key` (a helper-mode update with
     /// `flags`): a new key's other CPUs hold zeros, an existing key's keep their values.
     ///
+    /// - Precondition: all-zero bytes are a valid `Value` (as for ``PerCPUArrayMap``): the
+    ///   other CPUs' values of a new key are read back as `Value`s.
+    ///
     /// - Throws: ``/RCUBaseMaps/MapError/outOfSpace`` (E2BIG) for a new key in a full
     ///   `PERCPU_HASH`; EEXIST / ENOENT for `.noExist` / `.exist`;
     ///   ``/RCUBaseMaps/MapError/accessDenied`` (EACCES) for a `BPF_F_RDONLY_PROG` map.
