@@ -48,6 +48,8 @@ import Synchronization
 /// lost: it is neither in the map nor in `exchange`'s displaced values. (Linux overwrites
 /// the values in place, where an increment just before the write is overwritten.) Harvest
 /// counters without loss with PERCPU_ARRAY, whose `exchange` swaps each word atomically.
+/// (With one possible CPU and values of at most 8 bytes the entry's value is one word,
+/// exchanged in place atomically: nothing is lost there.)
 ///
 /// Memory per entry: the base hash's slot, key rounded up to 8 plus ``userValueSize``
 /// (all CPUs' values inline in the entry, where Linux keeps a pointer to per-CPU memory);
