@@ -18,8 +18,9 @@ public struct MapCreationFlags: OptionSet, Hashable, Sendable, CustomStringConve
     /// Wraps a raw value (not validated here: maps validate what they are given).
     public init(rawValue: UInt32) { self.rawValue = rawValue }
 
-    /// `BPF_F_NO_PREALLOC` (0x1): hash maps accept it (they allocate per entry anyway);
-    /// arrays refuse it, as on Linux.
+    /// `BPF_F_NO_PREALLOC` (0x1): `HASH` and `PERCPU_HASH` accept it (they allocate per
+    /// entry anyway), and `LPM_TRIE` requires it; the LRU hashes refuse it (ENOTSUPP) and
+    /// arrays, queues and stacks (EINVAL), as on Linux.
     public static let noPrealloc = MapCreationFlags(rawValue: 1 << 0)
     /// `BPF_F_NO_COMMON_LRU` (0x2): LRU hashes only (EINVAL on other types): one eviction
     /// hand per CPU, and `maxEntries` rounded to a multiple of the possible CPUs.
@@ -95,8 +96,20 @@ public struct MapDefinition: Hashable, Sendable {
     public var flags: MapCreationFlags
     /// A name: at most 15 characters from `[A-Za-z0-9_.]`, as Linux's `BPF_OBJ_NAME_LEN`.
     public var name: String
-    /// The NUMA node to place the map's storage on, or `nil` for no preference.
+    /// The NUMA node to place the map's storage on, or `nil` for no preference. `-1` (and
+    /// `UInt32.max`, the same `u32`) is Linux's `NUMA_NO_NODE`: no preference either, also
+    /// with `BPF_F_NUMA_NODE`, as Linux accepts it.
     public var numaNode: Int?
+
+    /// The node ``numaNode`` asks for: nil for none (`nil`, or `NUMA_NO_NODE`).
+    public var requestedNUMANode: Int? {
+        guard let numaNode, numaNode != -1, numaNode != Int(UInt32.max) else { return nil }
+        return numaNode
+    }
+
+    /// Whether the definition asks for a NUMA node: a node, or `BPF_F_NUMA_NODE` without
+    /// ``numaNode`` (Linux's node 0 then); not `NUMA_NO_NODE`.
+    var asksForNUMANode: Bool { requestedNUMANode != nil || (numaNode == nil && flags.contains(.numaNode)) }
     /// For `HASH`: which implementation serves it.
     public var hashImplementation: HashImplementation
     /// The pool tag the map's memory is accounted under (default: one per map type).
@@ -165,7 +178,7 @@ public struct MapDefinition: Hashable, Sendable {
         switch type {
         case .array: return PoolTag("rcua")
         case .perCPUArray: return PoolTag("rcup")
-        case .lpmTrie: return PoolTag("rcul")
+        case .lpmTrie: return PoolTag("rcut")
         case .queue: return PoolTag("rcuq")
         case .stack: return PoolTag("rcus")
         case .hash: return hashImplementation == .lockFree ? PoolTag("rcuh") : PoolTag("rcub")
@@ -184,7 +197,7 @@ public struct MapDefinition: Hashable, Sendable {
         guard !flags.isSuperset(of: [.readOnly, .writeOnly]) else {
             throw MapError.invalidArgument.with(reason: "BPF_F_RDONLY and BPF_F_WRONLY exclude each other")
         }
-        if let numaNode {
+        if let numaNode = requestedNUMANode {
             try Self.checkNUMANode(numaNode, nodeCount: NUMATopology.nodeCount, isOnline: NUMATopology.isOnline)
         }
     }
@@ -219,10 +232,12 @@ public struct MapDefinition: Hashable, Sendable {
         }
     }
 
-    /// The name check of `map_create` (`bpf_obj_name_cpy`): EINVAL.
+    /// The name check of `map_create` (`bpf_obj_name_cpy`): EINVAL. As Linux, the name ends
+    /// at its first NUL byte (a fixed-size C name read into a `String` keeps its padding).
     func validateName() throws(MapError) {
-        guard name.utf8.count <= Self.maxNameLength,
-              name.utf8.allSatisfy({ $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".")
+        let bytes = name.utf8.prefix { $0 != 0 }
+        guard bytes.count <= Self.maxNameLength,
+              bytes.allSatisfy({ $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".")
                   || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0)
                   || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0)
                   || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) })
@@ -255,7 +270,7 @@ public struct MapDefinition: Hashable, Sendable {
         guard !lru || !flags.contains(.noPrealloc) else {
             throw MapError.unsupportedByMapType.with(reason: "an LRU hash is always preallocated: BPF_F_NO_PREALLOC is not supported")
         }
-        guard !(perCPU || perCPULists) || (numaNode == nil && !flags.contains(.numaNode)) else {
+        guard !(perCPU || perCPULists) || !asksForNUMANode else {
             throw MapError.invalidArgument.with(reason: "\(type) with per-CPU values or LRU lists cannot be placed on a NUMA node")
         }
         guard maxEntries > 0, keySize > 0, valueSize > 0 else {
@@ -309,7 +324,8 @@ public struct MapDefinition: Hashable, Sendable {
     func validatePerCPUArray() throws(MapError) {
         try validateCommon()
         guard maxEntries > 0, maxEntries <= Int(UInt32.max), keySize == 4, valueSize > 0,
-              Self.perCPUArrayFlags.isSuperset(of: flags),
+              // (`BPF_F_NUMA_NODE` with `NUMA_NO_NODE` is no node: Linux accepts it.)
+              Self.perCPUArrayFlags.isSuperset(of: asksForNUMANode ? flags : flags.subtracting(.numaNode)),
               !flags.isSuperset(of: [.readOnlyProgram, .writeOnlyProgram]) else {
             throw MapError.invalidArgument.with(reason: """
                 a per-CPU array needs 4-byte keys, a positive value size, 1...\(UInt32.max) entries and flags among \
@@ -317,7 +333,7 @@ public struct MapDefinition: Hashable, Sendable {
                 \(valueSize), maxEntries \(maxEntries), flags \(flags))
                 """)
         }
-        guard numaNode == nil else {
+        guard requestedNUMANode == nil else {
             throw MapError.invalidArgument.with(reason: "a per-CPU array cannot be placed on a NUMA node")
         }
         guard valueSize <= Self.maxArrayValueSize else {

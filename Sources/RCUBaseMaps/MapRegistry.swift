@@ -7,8 +7,10 @@ import Synchronization
 ///   chosen by ``MapDefinition/hashImplementation``), `ARRAY`, `PERCPU_ARRAY`
 ///   (``RawPerCPUArrayMap``), `LRU_HASH` (``RawBucketHashMap`` with eviction),
 ///   `PERCPU_HASH` and `LRU_PERCPU_HASH` (``RawPerCPUHashMap``), `LPM_TRIE` (``RawLPMTrieMap``),
-///   `QUEUE` and `STACK` (``RawQueueStackMap``); the other built-in IDs are reserved and refused with
-///   ``MapError/notSupported``.
+///   `QUEUE` and `STACK` (``RawQueueStackMap``); the other types of eBPF-for-Windows' numbering
+///   (IDs up to 14: `PROG_ARRAY`, `HASH_OF_MAPS`, `ARRAY_OF_MAPS`, `RINGBUF`, `PERF_EVENT_ARRAY`)
+///   are refused with ``MapError/notSupported``, and IDs 15–4095 with
+///   ``MapError/invalidArgument`` (an unknown type, as Linux answers one).
 /// - IDs 4096–65535 are custom types served by providers (`MapProviderRegistry` in the
 ///   provider layer). Creating one for which no provider is registered is refused with
 ///   ``MapError/invalidArgument`` and a reason that says so.

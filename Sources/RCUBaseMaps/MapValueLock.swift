@@ -35,7 +35,9 @@ public enum MapValueLock {
     public static func withLock<Result, Failure: Error>(
         _ value: UnsafeMutableRawBufferPointer, offset: Int, _ body: () throws(Failure) -> Result
     ) throws(Failure) -> Result {
-        _rcumapsPrecondition(offset >= 0 && offset % 4 == 0 && offset + 4 <= value.count && value.baseAddress != nil,
+        // (`offset <= count - 4`, not `offset + 4 <= count`: the sum overflowed, and stopped the
+        // program without this message, for an offset within 4 of `Int.max`.)
+        _rcumapsPrecondition(offset >= 0 && offset % 4 == 0 && offset <= value.count - 4 && value.baseAddress != nil,
                              "MapValueLock: no 4-byte lock word at offset \(offset) of a \(value.count)-byte value")
         let word = (value.baseAddress! + offset).assumingMemoryBound(to: Atomic<UInt32>.self)
         lock(word)

@@ -118,7 +118,8 @@ public protocol RawMap: AnyObject, Sendable {
     /// Atomically removes `key` and copies out the value it had: of several concurrent
     /// callers for one key, exactly one gets the value.
     ///
-    /// - Throws: ``MapError/keyNotFound`` if absent; ``MapError/notSupported`` for arrays.
+    /// - Throws: ``MapError/keyNotFound`` if absent; ``MapError/unsupportedByMapType``
+    ///   (ENOTSUPP, 524) for arrays and LPM tries, as Linux.
     func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError)
 
     /// ``lookupAndDelete(key:into:)`` that answers an absent key with `false` instead of

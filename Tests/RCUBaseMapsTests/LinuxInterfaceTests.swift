@@ -61,6 +61,72 @@ struct LinuxInterfaceTests {
         }
     }
 
+    /// `NUMA_NO_NODE` (-1, or `UInt32.max`: the same `u32`) is no node, also with
+    /// `BPF_F_NUMA_NODE` and on the per-CPU types, as Linux's `map_create` and the types'
+    /// checks take it; a real node on a per-CPU type is still refused (both were refused:
+    /// found by review, 2026-12-05).
+    @Test func noNUMANodeIsAcceptedEverywhere() {
+        for noNode in [-1, Int(UInt32.max)] {
+            for kind in Kind.allCases {
+                var definition = Self.definition(kind)
+                definition.numaNode = noNode
+                definition.flags.insert(.numaNode)
+                #expect(errno { _ = try MapRegistry.create(definition) } == 0, "\(kind) node \(noNode)")
+            }
+            for type in [MapType.perCPUArray, .perCPUHash, .lruPerCPUHash] {
+                let definition = MapDefinition(type: type, keySize: 4, valueSize: 8, maxEntries: 4, flags: .numaNode,
+                                               numaNode: noNode, poolTag: uniqueTag())
+                #expect(errno { _ = try MapRegistry.create(definition) } == 0, "\(type) node \(noNode)")
+                var placed = definition
+                placed.numaNode = 0
+                #expect(errno { _ = try MapRegistry.create(placed) } == EINVAL, "\(type) node 0")
+            }
+        }
+    }
+
+    /// A name ends at its first NUL, as Linux's `bpf_obj_name_cpy` reads it: a fixed-size C
+    /// name read into a `String` with its padding is accepted (it was refused: found by
+    /// review, 2026-12-05); what precedes the NUL must still be valid.
+    @Test func aNameEndsAtItsFirstNUL() {
+        func create(_ name: String) -> Int32 {
+            errno { _ = try MapRegistry.create(MapDefinition(type: .hash, keySize: 4, valueSize: 4, maxEntries: 1, name: name)) }
+        }
+        #expect(create("counter" + String(repeating: "\0", count: 9)) == 0)
+        #expect(create("ab\0$x") == 0)
+        #expect(create("a$\0") == EINVAL)
+        #expect(create(String(repeating: "a", count: 16) + "\0") == EINVAL)
+    }
+
+    /// Each map type's memory has a default pool tag of its own (LPM_TRIE shared LRU_HASH's:
+    /// found by review, 2026-12-05).
+    @Test func everyTypeHasItsOwnDefaultPoolTag() {
+        let definitions: [MapDefinition] = [
+            MapDefinition(type: .hash, keySize: 4, valueSize: 4, maxEntries: 1),
+            MapDefinition(type: .hash, keySize: 4, valueSize: 4, maxEntries: 1, hashImplementation: .bucketLocked),
+            MapDefinition(type: .array, keySize: 4, valueSize: 4, maxEntries: 1),
+            MapDefinition(type: .perCPUArray, keySize: 4, valueSize: 4, maxEntries: 1),
+            MapDefinition(type: .perCPUHash, keySize: 4, valueSize: 4, maxEntries: 1),
+            MapDefinition(type: .lruHash, keySize: 4, valueSize: 4, maxEntries: 1),
+            MapDefinition(type: .lruPerCPUHash, keySize: 4, valueSize: 4, maxEntries: 1),
+            MapDefinition(type: .lpmTrie, keySize: 8, valueSize: 4, maxEntries: 1, flags: .noPrealloc),
+            MapDefinition(type: .queue, keySize: 0, valueSize: 4, maxEntries: 1),
+            MapDefinition(type: .stack, keySize: 0, valueSize: 4, maxEntries: 1),
+        ]
+        #expect(Set(definitions.map(\.effectivePoolTag.rawValue)).count == definitions.count)
+    }
+
+    /// `MapValueLock.withLock` refuses an offset within 4 of `Int.max` with its message (the
+    /// bounds check overflowed first, and stopped the program without it: found by review,
+    /// 2026-12-05).
+    @Test func aLockWordOffsetThatOverflowsStopsWithItsMessage() async {
+        await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            let value = UnsafeMutableRawBufferPointer.allocate(byteCount: 8, alignment: 8)
+            MapValueLock.withLock(value, offset: Int.max - 3) {}
+        }.map { result in
+            #expect(String(decoding: result.standardErrorContent, as: UTF8.self).contains("MapValueLock: no 4-byte lock word"))
+        }
+    }
+
     @Test func creationFlagsAsLinux() {
         let hashOK: [MapCreationFlags] = [.noPrealloc, .numaNode, .readOnly, .writeOnly, .readOnlyProgram,
                                           .writeOnlyProgram, .zeroSeed, [.noPrealloc, .readOnly, .zeroSeed]]

@@ -107,8 +107,23 @@ enum Predicted {
 
 func roundUp8(_ n: Int) -> Int { (n + 7) & ~7 }
 
+/// Linux's `bpf_obj_name_cpy`: the name ends at its first NUL; at most 15 bytes of the set.
 func nameIsValid(_ name: String) -> Bool {
-    name.utf8.count <= 15 && name.utf8.allSatisfy { nameCharacters.contains($0) }
+    let bytes = name.utf8.prefix { $0 != 0 }
+    return bytes.count <= 15 && bytes.allSatisfy { nameCharacters.contains($0) }
+}
+
+/// The node a definition asks for: `NUMA_NO_NODE` (-1, or `UInt32.max`, the same `u32`) is
+/// none, as Linux's `map_create` takes it.
+func requestedNode(_ d: MapDefinition) -> Int? {
+    guard let node = d.numaNode, node != -1, node != Int(UInt32.max) else { return nil }
+    return node
+}
+
+/// Whether a per-CPU type must refuse the definition's NUMA placement: a node, or the flag
+/// without one (Linux's node 0).
+func asksForNode(_ d: MapDefinition) -> Bool {
+    requestedNode(d) != nil || (d.numaNode == nil && d.flags.contains(.numaNode))
 }
 
 /// Linux 6.18's checks around the type's own (MapDefinition.validateCommon, then
@@ -117,7 +132,7 @@ func nameIsValid(_ name: String) -> Bool {
 /// after the type's size limits.
 func validateCommon(_ d: MapDefinition) -> Int32? {
     if d.flags.isSuperset(of: [.readOnly, .writeOnly]) { return EINVAL }
-    if let node = d.numaNode, node < 0 || node >= NUMATopology.nodeCount || !NUMATopology.isOnline(node) { return EINVAL }
+    if let node = requestedNode(d), node < 0 || node >= NUMATopology.nodeCount || !NUMATopology.isOnline(node) { return EINVAL }
     return nil
 }
 
@@ -221,8 +236,9 @@ func validatePerCPUArray(_ d: MapDefinition) -> Int32? {
     if let error = validateCommon(d) { return error }
     let allowed: MapCreationFlags = [.readOnly, .writeOnly, .readOnlyProgram, .writeOnlyProgram]
     if d.maxEntries <= 0 || d.maxEntries > Int(UInt32.max) || d.keySize != 4 || d.valueSize <= 0
-        || !allowed.isSuperset(of: d.flags) || d.flags.isSuperset(of: [.readOnlyProgram, .writeOnlyProgram])
-        || d.numaNode != nil {
+        || !allowed.isSuperset(of: asksForNode(d) ? d.flags : d.flags.subtracting(.numaNode))
+        || d.flags.isSuperset(of: [.readOnlyProgram, .writeOnlyProgram])
+        || requestedNode(d) != nil {
         return EINVAL
     }
     if d.valueSize > MapDefinition.maxArrayValueSize || roundUp8(d.valueSize) > 32768 { return E2BIG }

@@ -119,7 +119,7 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
             throw MapError.noMemory.with(reason: "an array of \(maxEntries) × \(slotStride) bytes does not fit in memory")
         }
         storageSize = size
-        if let node = definition.numaNode, !mmapable, NUMATopology.nodeCount > 1,
+        if let node = definition.requestedNUMANode, !mmapable, NUMATopology.nodeCount > 1,
            let placed = rcumaps_numa_alloc_onnode(size, Int32(node)) {
             storage = placed
             placement = .numa

@@ -122,7 +122,7 @@ public final class RawQueueStackMap: RawMap, @unchecked Sendable {
             throw MapError.noMemory.with(reason: "a ring of \(slotCount) × \(valueSize) bytes does not fit in memory")
         }
         storageSize = size
-        if let node = definition.numaNode, NUMATopology.nodeCount > 1,
+        if let node = definition.requestedNUMANode, NUMATopology.nodeCount > 1,
            let placed = rcumaps_numa_alloc_onnode(size, Int32(node)) {
             storage = placed
             placement = .numa
