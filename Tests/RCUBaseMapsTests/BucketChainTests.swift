@@ -47,6 +47,23 @@ struct BucketChainTests {
     /// as Linux does. Found by review, 2026-12-03: the overflow slot stayed marked retired
     /// until its reclaim batch (64 buckets) was submitted, so the key counted as "deleted
     /// during this pass" through any number of grace periods, and the pass ended (ENOENT).
+    /// A thread that takes a chain lock is registered with liburcu first: a holder may free
+    /// an overflow bucket through the epoch, and a first registration there waited at the
+    /// fork gate with the lock held, while a fork waited for sections waiting for that lock
+    /// (found by review, 2026-12-05). A fresh thread that only writes (no section, no free
+    /// of its own) was left unregistered before.
+    @Test func aThreadIsRegisteredBeforeItTakesAChainLock() throws {
+        let map = try Self.oneChain(maxEntries: 16)
+        let registered = Atomic<UInt64>(0)
+        runOnThreads(1) { _ in
+            precondition(Epoch._registrationID == 0, "a fresh thread starts unregistered")
+            try? map.put(UInt64(1), Pair(1))
+            try? map.remove(UInt64(1))
+            registered.store(Epoch._registrationID, ordering: .releasing)
+        }
+        #expect(registered.load(ordering: .acquiring) != 0)
+    }
+
     @Test func aCursorDeletedFromAnOverflowBucketLongAgoRestartsThePass() throws {
         let map = try Self.oneChain(maxEntries: 8)
         let late = try Self.fillFirstBucket(map)

@@ -318,8 +318,14 @@ final class BucketTable: @unchecked Sendable {
     /// when it is free (the line the writer reads next). As ``FutexLock``: a waiter spins a
     /// little, then sleeps on the futex of the word's upper half.
     /// Not reentrant; a holder must not wait for a grace period.
+    ///
+    /// The thread is registered with liburcu first (a TLS load and a branch once it is): a
+    /// holder may free a bucket through the epoch, and a first registration there waits at
+    /// the fork gate, which a fork keeps closed while it waits for sections, some of which
+    /// may wait for this lock — a deadlock (found by review, 2026-12-05).
     @inline(__always)
     func lockChain(_ index: Int) {
+        rcumaps_ensure_registered()
         let word = overflowLink(bucket(index))
         if word.pointee.bitwiseOr(Self.chainLockedBit, ordering: .acquiring).oldValue & Self.chainLockedBit != 0 {
             lockChainContended(word)
@@ -327,9 +333,11 @@ final class BucketTable: @unchecked Sendable {
     }
 
     /// Takes the lock of chain `index` if it is free; `false` (nothing changed) if it is held.
+    /// (The thread registered first, as in ``lockChain(_:)``.)
     @inline(__always)
     func tryLockChain(_ index: Int) -> Bool {
-        overflowLink(bucket(index)).pointee.bitwiseOr(Self.chainLockedBit, ordering: .acquiring).oldValue
+        rcumaps_ensure_registered()
+        return overflowLink(bucket(index)).pointee.bitwiseOr(Self.chainLockedBit, ordering: .acquiring).oldValue
             & Self.chainLockedBit == 0
     }
 

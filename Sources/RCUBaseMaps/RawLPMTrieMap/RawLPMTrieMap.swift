@@ -240,6 +240,10 @@ public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
             (entry + 4 + dataSize).initializeMemory(as: UInt8.self, repeating: 0, count: layout.valueOffset - 4 - dataSize)
         }
         (entry + layout.valueOffset).copyMemory(from: value.baseAddress!, byteCount: layout.valueSize)
+        // Registered before the lock: the write retires what it replaces under it, and a first
+        // registration there would wait at the fork gate holding the lock (see
+        // `BucketTable.lockChain`).
+        rcumaps_ensure_registered()
         do throws(MapError) {
             return try writerLock.withLock { _ throws(MapError) -> Bool in
                 if checkingFreeze, freezeState.isFrozen { throw frozenError }
@@ -361,6 +365,7 @@ public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
             throw MapError.invalidArgument.with(reason: "prefixLen \(length) exceeds the trie's \(maxPrefixLength) bits")
         }
         let data = key.baseAddress! + 4
+        rcumaps_ensure_registered()  // (as in the update: it retires under the lock)
         try writerLock.withLock { _ throws(MapError) in
             if checkingFreeze, freezeState.isFrozen { throw frozenError }
             let (depth, index) = place(length: length, data: data)
