@@ -1036,6 +1036,11 @@ int rcumaps_lfht_del(struct cds_lfht *ht, rcumaps_lfht_entry_t *entry)
     return cds_lfht_del(ht, &entry->node);
 }
 
+int rcumaps_lfht_is_removed(const rcumaps_lfht_entry_t *entry)
+{
+    return cds_lfht_is_node_deleted(&entry->node);
+}
+
 rcumaps_lfht_entry_t *rcumaps_lfht_first(struct cds_lfht *ht)
 {
     struct cds_lfht_iter iter;

@@ -349,3 +349,50 @@ struct CapacityRaceTests {
     }
 
 }
+
+/// A `BPF_F_LOCK` exchange racing plain exchanges of one key on the lock-free hash, values
+/// with a lock word: every value written is reported displaced exactly once or is the one
+/// left in the map. The locked exchange wrote into an element a plain exchange had just
+/// replaced, reporting the value that exchange also reported, and its own was lost (found
+/// by review, 2026-12-05).
+@Suite("Locked exchanges against plain ones")
+struct LockedExchangeRaceTests {
+    @Test func everyValueIsReportedOnceOrStays() throws {
+        let map = try RawLockFreeHashMap(MapDefinition(type: .hash, keySize: 8, valueSize: 16, maxEntries: 4,
+                                                       poolTag: uniqueTag(), lockOffset: 0))
+        let rounds = 60_000
+        // Payloads: 1 the first value; thread t writes 2 + 2i + t for round i.
+        try map.put(UInt64(7), (UInt64(0), UInt64(1)))
+        let reports = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: 2 * rounds)
+        reports.initialize(repeating: 0)
+        defer { reports.deallocate() }
+        let base = UInt(bitPattern: reports.baseAddress!)
+        runOnThreads(2) { thread in
+            // Buffers made once: an allocation a round made the race too rare to meet.
+            let key = UnsafeMutableRawBufferPointer.allocate(byteCount: 8, alignment: 8)
+            let value = UnsafeMutableRawBufferPointer.allocate(byteCount: 16, alignment: 8)
+            let displaced = UnsafeMutableRawBufferPointer.allocate(byteCount: 16, alignment: 8)
+            defer { key.deallocate(); value.deallocate(); displaced.deallocate() }
+            key.storeBytes(of: UInt64(7), as: UInt64.self)
+            value.storeBytes(of: UInt64(0), as: UInt64.self)
+            let out = UnsafeMutablePointer<UInt64>(bitPattern: base)! + thread * rounds
+            let flags: MapUpdateFlags = thread == 0 ? .lock : .any  // (.lock is BPF_ANY | BPF_F_LOCK)
+            for round in 0..<rounds {
+                value.storeBytes(of: UInt64(2 + 2 * round + thread), toByteOffset: 8, as: UInt64.self)
+                let replaced = (try? map.exchange(key: UnsafeRawBufferPointer(key), value: UnsafeRawBufferPointer(value),
+                                                  flags: flags, into: displaced)) ?? false
+                out[round] = replaced ? displaced.load(fromByteOffset: 8, as: UInt64.self) : UInt64.max
+            }
+        }
+        var seen = Set<UInt64>()
+        var duplicates = 0
+        for report in reports where report != UInt64.max {
+            if !seen.insert(report).inserted { duplicates += 1 }
+        }
+        let last = try map.get(UInt64(7), as: (UInt64, UInt64).self)
+        if !seen.insert(last.1).inserted { duplicates += 1 }
+        #expect(duplicates == 0)
+        // Every value written, and the first one, is accounted for.
+        #expect(seen.count == 2 * rounds + 1)
+    }
+}

@@ -342,6 +342,10 @@ int rcumaps_lfht_replace(struct cds_lfht *ht, unsigned long hash, size_t key_siz
  * Wraps `cds_lfht_del`. */
 int rcumaps_lfht_del(struct cds_lfht *ht, rcumaps_lfht_entry_t *entry);
 
+/* Whether `entry` was removed (deleted or replaced). Read section required.
+ * Wraps `cds_lfht_is_node_deleted`. */
+int rcumaps_lfht_is_removed(const rcumaps_lfht_entry_t *entry);
+
 /* Iteration in the table's (split-ordered) order. `first` returns NULL on an
  * empty table; `next` returns NULL at the end. Read section required.
  * Wrap `cds_lfht_first` / `cds_lfht_next`. */

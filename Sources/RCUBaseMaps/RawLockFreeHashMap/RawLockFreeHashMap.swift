@@ -482,17 +482,22 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
             while true {
                 if let entry = find(key, hash: hash) {
                     // BPF_F_LOCK on an existing element: written in place under its lock word,
-                    // as Linux does (readers without the lock may see it half written).
+                    // as Linux does (readers without the lock may see it half written) — if
+                    // it is still in the map. One replaced or removed meanwhile is looked up
+                    // again: its value went to the replace or removal (which copy it under
+                    // this lock, after their unlink); written into, it was reported twice and
+                    // this write lost (found by review, 2026-12-05).
                     let stored = valuePointer(entry)
-                    MapValueLock.withLock(UnsafeMutableRawBufferPointer(start: stored, count: valueSize),
-                                          offset: lockWord.offset) {
+                    let written = MapValueLock.withLock(UnsafeMutableRawBufferPointer(start: stored, count: valueSize),
+                                                        offset: lockWord.offset) { () -> Bool in
+                        guard rcumaps_lfht_is_removed(entry) == 0 else { return false }
                         displaced?.copyMemory(from: stored, byteCount: valueSize)
                         lockWord.copy(value.baseAddress!, over: stored)
+                        return true
                     }
+                    guard written else { continue }
                     if let displaced { lockWord.clear(in: displaced) }
                     return .replaced
-                    // (If the element was removed meanwhile, the write lands in its retired copy —
-                    // as a Linux BPF_F_LOCK update racing with a delete.)
                 }
                 if flags == .exist { return .refused }
                 // An absent key: a new element — unless the key turned up meanwhile, which is
@@ -616,8 +621,17 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
         let oldValue = UnsafeRawBufferPointer(start: valuePointer(old), count: valueSize)
         _ = advanceObserver?.entryWillBeRemoved(key: key, value: oldValue, flags: operation.union(.update))
         guard rcumaps_lfht_replace(table, hash, keySize, old, entry) == 0 else { return false }
-        // Entries are immutable once published: this is the value the replace displaced.
-        displaced?.copyMemory(from: valuePointer(old), byteCount: valueSize)
+        // Entries are immutable once published: this is the value the replace displaced —
+        // except for `BPF_F_LOCK` writes in place, which a value with a lock word takes: its
+        // copy is made under that lock, after the unlink, so that such a write either ends
+        // before it (and is in the copy) or finds the element removed and looks again.
+        if let displaced {
+            if lockWord.exists {
+                lockWord.copyLocked(valuePointer(old), to: displaced)
+            } else {
+                displaced.copyMemory(from: valuePointer(old), byteCount: valueSize)
+            }
+        }
         observer?.entryWasRemoved(key: key, value: oldValue, flags: operation.union(.update))
         retire(old)
         return true
@@ -824,7 +838,9 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
         if valuesInPlace {
             var bits = currentPair(entry).first  // sealed: final
             withUnsafeBytes(of: &bits) { value.copyMemory(from: $0.baseAddress!, byteCount: valueSize) }
-        } else if locked {
+        } else if locked || lockWord.exists {
+            // Under the lock also without BPF_F_LOCK: a locked write in place that found the
+            // element before its unlink ends before this copy, or finds it removed (above).
             lockWord.copyLocked(valuePointer(entry), to: value)
         } else {
             value.copyMemory(from: valuePointer(entry), byteCount: valueSize)
@@ -1086,6 +1102,10 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
                 if flags & Self.published == 0 {
                     let entryKey = UnsafeRawBufferPointer(start: keyPointer(entry), count: keySize)
                     guard find(entryKey, hash: hash(entryKey)) == entry else { continue }
+                    // (The find's loads before the look again: an acquire load orders only
+                    // what follows it, and on ARM64 the re-read could be served before the
+                    // find saw the entry linked; x86 keeps loads in order. Found by review.)
+                    atomicMemoryFence(ordering: .acquiring)
                     // Looked at again: an entry whose first publication failed leaves this
                     // slot, and may be linked later from another one, where the pass meets
                     // it again (found by review, 2026-12-05: the state read before the find
