@@ -1174,7 +1174,9 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     /// Order: (bucket index, key bytes). A cursor no longer in the map resumes after its
     /// place; if nothing follows it, the pass ends (ENOENT) when the cursor was deleted
     /// within the last grace period or so (a retired slot of its chain still holds it:
-    /// deleted during this pass), and otherwise restarts at the first key, as Linux does for
+    /// deleted during this pass) and no writer holds that chain's lock just then (it is
+    /// tried, not waited for: a provider callback may hold it), and otherwise restarts at
+    /// the first key, as Linux does for
     /// a key that is not in the map. A key deleted from an overflow bucket that then emptied
     /// restarts (the bucket left the chain with its slots). A retired slot's age is a 7-bit
     /// stamp: one whose chain no write has touched since reads as recent again for one
