@@ -468,10 +468,15 @@ static void rcumaps_enqueue(struct rcu_head *head, void (*func)(struct rcu_head 
         head->next.next = (struct cds_wfcq_node *)top;
     } while (!__atomic_compare_exchange_n(&rcumaps_parked, &top, head, 0, __ATOMIC_SEQ_CST,
                                           __ATOMIC_RELAXED));
-    /* Counted as unparking before it looks at the gate, not after: a thread that saw the
-     * gate open and was then preempted before counting itself could take, after a
-     * barrier's last look at the count, a callback another unparker had parked again, and
-     * park it past that barrier (found by review, 2026-12-05). */
+    /* A gate still closed: the fork's parent and child handlers queue what is parked.
+     * Otherwise count this thread as unparking, then look again, and take the stack only if
+     * the gate is still open: a thread that saw it open and was preempted before counting
+     * itself could take, after a barrier's last look at the count, a callback another
+     * unparker had parked again, and park it past that barrier (found by review,
+     * 2026-12-05). Counted after the first look, not before it: while a fork waits, every
+     * retirement parks, and counting each kept the barrier's loop (which waits for the
+     * count to drop) going for as long as writers retire. */
+    if (__atomic_load_n(&rcumaps_gate_closed, __ATOMIC_SEQ_CST) != 0) return;
     __atomic_fetch_add(&rcumaps_unparking, 1, __ATOMIC_SEQ_CST);
     if (__atomic_load_n(&rcumaps_gate_closed, __ATOMIC_SEQ_CST) == 0) rcumaps_unpark_counted();
     __atomic_fetch_sub(&rcumaps_unparking, 1, __ATOMIC_RELEASE);

@@ -76,9 +76,11 @@ public protocol RawMap: AnyObject, Sendable {
     ///     there (a swap).
     /// - Returns: `true` if a value was replaced (and copied to `displaced`); `false` when
     ///   the key was new. Arrays always replace. Custom maps report the replaced value as
-    ///   the provider's find callback translates it, and `false` if it declines.
-    /// - Throws: as ``update(key:value:flags:)``; ``MapError/invalidArgument`` for a
-    ///   `displaced` buffer of the wrong size.
+    ///   the provider's find callback sees (and, if it transforms, translates) it, and
+    ///   `false` if it hides it (ENOENT), the new value being stored all the same.
+    /// - Throws: as ``update(key:value:flags:)`` (nothing stored); ``MapError/invalidArgument`` for a
+    ///   `displaced` buffer of the wrong size; on a custom map, a find callback's other
+    ///   refusal of the replaced value, after the new value was stored (the reason says so).
     ///
     /// Concurrency: as ``update(key:value:flags:)``. Not a Linux operation: it is what
     /// `Dictionary.updateValue(_:forKey:)` returns, done atomically.

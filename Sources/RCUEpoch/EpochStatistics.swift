@@ -76,6 +76,14 @@ final class TagTable: @unchecked Sendable {
     /// `TagCounters` (every field an atomic integer at 0), so pages of stripes no thread
     /// uses are never touched.
     let slots: UnsafeMutablePointer<TagCounters>
+    /// The tags that found every slot taken and use the overflow slot, so that the
+    /// statistics of a tag never used are zeros, not the overflow slot's (which they were
+    /// once the table was full: found by review, 2026-12-05). An insert-only open-addressed
+    /// set of ``overflowCapacity`` keys (`1 << 32 | tag`, 0 empty), lock-free: a lock taken
+    /// on every such allocation was not safe across a fork. Tags past its capacity are not
+    /// recorded, and read as never used.
+    let overflowed: UnsafeMutablePointer<Atomic<UInt64>>
+    static let overflowCapacity = 256
 
     init() {
         let cpus = max(1, min(16, sysconf(Int32(_SC_NPROCESSORS_CONF))))
@@ -84,6 +92,39 @@ final class TagTable: @unchecked Sendable {
             _rcumapsTrap("RCUEpoch: out of memory for the statistics table")
         }
         slots = memory.bindMemory(to: TagCounters.self, capacity: Self.capacity * stripes)
+        guard let keys = calloc(Self.overflowCapacity, MemoryLayout<Atomic<UInt64>>.stride) else {
+            _rcumapsTrap("RCUEpoch: out of memory for the statistics table")
+        }
+        overflowed = keys.bindMemory(to: Atomic<UInt64>.self, capacity: Self.overflowCapacity)
+    }
+
+    /// Records `tag` among the overflowed tags (already there: one load).
+    func noteOverflow(_ tag: PoolTag) {
+        let key = UInt64(1) << 32 | UInt64(tag.rawValue)
+        var index = Int(truncatingIfNeeded: (tag.rawValue &* 0x9E37_79B1) >> 16) % Self.overflowCapacity
+        for _ in 0..<Self.overflowCapacity {
+            let current = overflowed[index].load(ordering: .acquiring)
+            if current == key { return }
+            if current == 0 {
+                let (exchanged, original) = overflowed[index].compareExchange(
+                    expected: 0, desired: key, ordering: .acquiringAndReleasing)
+                if exchanged || original == key { return }
+            }
+            index = (index + 1) % Self.overflowCapacity
+        }
+    }
+
+    /// Whether `tag` was recorded by ``noteOverflow(_:)``.
+    func hasOverflowed(_ tag: PoolTag) -> Bool {
+        let key = UInt64(1) << 32 | UInt64(tag.rawValue)
+        var index = Int(truncatingIfNeeded: (tag.rawValue &* 0x9E37_79B1) >> 16) % Self.overflowCapacity
+        for _ in 0..<Self.overflowCapacity {
+            let current = overflowed[index].load(ordering: .acquiring)
+            if current == key { return true }
+            if current == 0 { return false }
+            index = (index + 1) % Self.overflowCapacity
+        }
+        return false
     }
 
     /// The counters of slot `index` the calling thread updates (its stripe's copy).
@@ -120,15 +161,11 @@ final class TagTable: @unchecked Sendable {
             }
             index = index + 1 == probed ? 0 : index + 1
         }
-        // (Already a probe of the whole table per call: the lock costs little more.)
-        overflowedTags.withLock { _ = $0.insert(tag.rawValue) }
+        noteOverflow(tag)
         return Self.capacity - 1
     }
 
-    /// The tags that found every slot taken and use the overflow slot: so that the
-    /// statistics of a tag never used are zeros, not the overflow slot's (which they were
-    /// once the table was full: found by review, 2026-12-05).
-    private let overflowedTags = ThreadLock<Set<UInt32>>([])
+
 
     /// The slot of `tag` without claiming one: nil for a tag never used (its probe reaches
     /// a free slot first; slots are never given back), the overflow slot for a tag used
@@ -144,7 +181,7 @@ final class TagTable: @unchecked Sendable {
             if current == 0 { return nil }
             index = index + 1 == probed ? 0 : index + 1
         }
-        return overflowedTags.withLock { $0.contains(tag.rawValue) } ? Self.capacity - 1 : nil
+        return hasOverflowed(tag) ? Self.capacity - 1 : nil
     }
 
     /// The bytes awaiting reclamation under slot `index`: the sum of its copies.

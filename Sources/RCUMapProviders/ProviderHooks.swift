@@ -62,14 +62,26 @@ final class ProviderHooks: MapEntryObserver, Sendable {
 
     func entryWillBeRemoved(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer,
                             flags: MapOperationFlags) -> MapError? {
+        preDeletion(key: key, value: value, flags: flags, underLock: true)
+    }
+
+    /// The deprecated pre-deletion callback, in a section; `underLock`: the base holds the
+    /// entry's lock (recorded, for EDEADLK).
+    private func preDeletion(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer,
+                             flags: MapOperationFlags, underLock: Bool) -> MapError? {
         guard let preprocess = binding.dispatch.preprocessElementDeletion else { return nil }
         Epoch.enter()
         defer { Epoch.exit() }
         do {
             // The bucket-locked and array bases call it with the entry's lock held (the
-            // lock-free base refuses the deprecated callback at registration).
-            try underMapLock { () throws(MapError) in
-                try preprocess(MapElementDeletion(context: context, key: key, value: value, flags: flags))
+            // lock-free base refuses the deprecated callback at registration); a rollback,
+            // whose value never entered the map, holds none, and its callback may write the
+            // map (it was refused EDEADLK, and the undo silently lost: found by review).
+            let call = MapElementDeletion(context: context, key: key, value: value, flags: flags)
+            if underLock {
+                try underMapLock { () throws(MapError) in try preprocess(call) }
+            } else {
+                try preprocess(call)
             }
             return nil
         } catch {
@@ -95,7 +107,7 @@ final class ProviderHooks: MapEntryObserver, Sendable {
     /// `.update`. The value never entered the map, so no bucket lock is held for it.
     func rollBack(key: UnsafeRawBufferPointer, storedValue: UnsafeRawBufferPointer, flags: MapOperationFlags) {
         let flags = flags.union([.update, .rollback])
-        if hasPreDeletion { _ = entryWillBeRemoved(key: key, value: storedValue, flags: flags) }
+        if hasPreDeletion { _ = preDeletion(key: key, value: storedValue, flags: flags, underLock: false) }
         entryWasRemoved(key: key, value: storedValue, flags: flags)
     }
 }

@@ -163,14 +163,19 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
             let claim = programTypes.withLock { state -> Claim in
                 if state.types.contains(programType) { return .associated }
                 if let asker = state.pending[programType] {
-                    if asker.thread == thread { return .reentered }
-                    // Claimed in the parent of this forked child by a thread that did not
-                    // follow it into the child: no one will finish that claim here (the
-                    // child waited for it forever: found by review, 2026-12-05).
+                    // Claimed in the parent of this forked child: by a thread that did not
+                    // follow it into the child, so no one will finish that claim here (the
+                    // child waited for it forever: found by review, 2026-12-05) — unless this
+                    // thread is inside an association callback, as the forking thread is if
+                    // it forked from one: then the claim may be its own, and asking again
+                    // would re-enter the provider. The process is compared first: a new
+                    // thread of the child may get a dead parent thread's `pthread_t`.
                     if asker.process != getpid() {
+                        if rcumaps_association_depth() > 0 { return .crossed }
                         state.pending[programType] = Associations.Asker(thread: thread, process: getpid())
                         return .asking
                     }
+                    if asker.thread == thread { return .reentered }
                     // This thread is inside an association callback of its own — of this map
                     // (asking about another type) or of another map — and would wait for a
                     // thread that may be waiting for it in turn. (Looking only at this map's
@@ -744,6 +749,10 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
     func checkUserWrite() throws(MapError) {
         guard access.userWrite else { throw MapError.permissionDenied.with(reason: "write refused: the map is BPF_F_RDONLY") }
         guard !frozen.load(ordering: .acquiring) else { throw MapError.permissionDenied.with(reason: "the map is frozen") }
+        // Every user-mode write passes here before the base takes a lock: a deprecated
+        // pre-deletion callback enters a section under the base's lock, which registers a
+        // new thread at the fork gate, holding the lock (see `BucketTable.lockChain`).
+        rcumaps_ensure_registered()
     }
 
     // MARK: Batches — element by element, so every callback runs as for single operations

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import RCUEpoch
 import RCUBaseMaps
 import RCUMapsTestSupport
@@ -47,21 +50,44 @@ struct BucketChainTests {
     /// as Linux does. Found by review, 2026-12-03: the overflow slot stayed marked retired
     /// until its reclaim batch (64 buckets) was submitted, so the key counted as "deleted
     /// during this pass" through any number of grace periods, and the pass ended (ENOENT).
-    /// A thread that takes a chain lock is registered with liburcu first: a holder may free
-    /// an overflow bucket through the epoch, and a first registration there waited at the
-    /// fork gate with the lock held, while a fork waited for sections waiting for that lock
-    /// (found by review, 2026-12-05). A fresh thread that only writes (no section, no free
-    /// of its own) was left unregistered before.
-    @Test func aThreadIsRegisteredBeforeItTakesAChainLock() throws {
-        let map = try Self.oneChain(maxEntries: 16)
-        let registered = Atomic<UInt64>(0)
-        runOnThreads(1) { _ in
+    /// A writer liburcu does not know yet never registers under a chain lock: an overflow
+    /// bucket it unlinks when the spare pool is full is freed by a work item on the
+    /// grace-period driver. An epoch free there registered the thread at the fork gate with
+    /// the lock held, while a fork waited for sections waiting for that lock (found by
+    /// review, 2026-12-05). The pool fills while a reader holds grace periods back.
+    @Test func aWriterFreesUnderAChainLockWithoutRegistering() throws {
+        let map = try Self.oneChain(maxEntries: 64)
+        let first = try Self.fillFirstBucket(map)
+        let readerInside = Atomic<Bool>(false), readerGo = Atomic<Bool>(false)
+        let registration = Atomic<UInt64>(.max)
+        let keptAll = Atomic<Bool>(false)
+        runOnThreads(2) { thread in
+            if thread == 0 {
+                Epoch.withSection { _ in
+                    readerInside.store(true, ordering: .releasing)
+                    while !readerGo.load(ordering: .acquiring) { usleep(200) }
+                }
+                return
+            }
+            while !readerInside.load(ordering: .acquiring) { usleep(200) }
             precondition(Epoch._registrationID == 0, "a fresh thread starts unregistered")
-            try? map.put(UInt64(1), Pair(1))
-            try? map.remove(UInt64(1))
-            registered.store(Epoch._registrationID, ordering: .releasing)
+            let pool = map.spareOverflowBuckets.perStripe
+            // Each round links an overflow bucket and unlinks it again: kept while the pool
+            // has room (no generation completes under the reader), then freed.
+            for _ in 0..<(pool + 3) {
+                try? map.put(first, Pair(first))
+                try? map.remove(first)
+            }
+            keptAll.store(map.spareOverflowBuckets.count >= pool, ordering: .relaxed)
+            registration.store(Epoch._registrationID, ordering: .releasing)
+            readerGo.store(true, ordering: .releasing)
         }
-        #expect(registered.load(ordering: .acquiring) != 0)
+        let filled = keptAll.load(ordering: .relaxed)
+        let registered = registration.load(ordering: .acquiring)
+        #expect(filled, "the spare pool did not fill")
+        #expect(registered == 0, "the writer registered")
+        Epoch.barrier()  // the driver's items free what the writer unlinked
+        #expect(map.overflowBucketCount == 0)
     }
 
     @Test func aCursorDeletedFromAnOverflowBucketLongAgoRestartsThePass() throws {

@@ -269,6 +269,14 @@ public final class MapExerciser {
         }
         hooks.setStaleFinds(false)
         let what = "exchange \(keyText(key)) = \(hex(value)) \(flags)"
+        if case .succeed = expectation, let refusal = displaced.refusal {
+            // Stored, then the find callback refused the value it displaced: thrown.
+            guard case .failure(let error) = result, error.code == refusal else {
+                fuzzFail("\(what): expected the find callback's refusal \(refusal) after the store, got \(result)")
+            }
+            model.applyUpdate(key, value)
+            return
+        }
         let asValue: Result<[UInt8]?, MapError> = result.map { _ in nil }
         guard check(what, expectation, asValue), case .success(let replaced) = result else { return }
         trace("    replaced \(replaced) \(replaced ? hex(out.bytes) : "") (model: \(displaced.replaced) \(displaced.value.map { hex($0) } ?? ""))")

@@ -261,15 +261,16 @@ public final class MapModel {
         return .succeed(value: nil)
     }
 
-    /// What a successful exchange reports: whether a value was replaced, and that value as
-    /// the caller sees it. Custom maps that transform translate it with the find callback
-    /// (declining: `false`); identity custom maps copy the stored value.
-    public func exchangeDisplaced(_ key: [UInt8]) -> (replaced: Bool, value: [UInt8]?) {
-        guard case .success(let stored) = current(key) else { return (false, nil) }  // a new key
+    /// What an exchange whose update succeeds reports: whether a value was replaced, and
+    /// that value as the caller sees it. A custom map's find callback sees the displaced
+    /// value (translating it when the provider transforms): its ENOENT reads as nothing
+    /// replaced; any other refusal is thrown (`refusal`) after the new value was stored.
+    public func exchangeDisplaced(_ key: [UInt8]) -> (replaced: Bool, value: [UInt8]?, refusal: Int32?) {
+        guard case .success(let stored) = current(key) else { return (false, nil, nil) }  // a new key
         let old = stored ?? zeros
-        guard transforms, let rules else { return (true, old) }
-        if rules.findError(key, stored) != nil { return (false, nil) }
-        return (true, rules.project(old))
+        guard let rules else { return (true, old, nil) }
+        if let error = rules.findError(key, stored) { return error == ENOENT ? (false, nil, nil) : (false, nil, error) }
+        return (true, transforms ? rules.project(old) : old, nil)
     }
 
     public func applyUpdate(_ key: [UInt8], _ value: [UInt8]) {

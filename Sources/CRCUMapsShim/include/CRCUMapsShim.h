@@ -201,6 +201,9 @@ static inline int rcumaps_thread_is_liburcu_worker(void)
 
 /* Makes sure the calling thread is registered (needed before call_rcu,
  * synchronize, rculfhash updates). */
+/* Whether RCUMaps has registered (or adopted) the calling thread with liburcu. */
+static inline int rcumaps_is_registered(void) { return rcumaps_tls.registered != 0; }
+
 static inline void rcumaps_ensure_registered(void)
 {
     if (__builtin_expect(!rcumaps_tls.registered, 0))

@@ -317,15 +317,12 @@ final class BucketTable: @unchecked Sendable {
     /// Takes the lock of chain `index`: one atomic OR on the first bucket's overflow word
     /// when it is free (the line the writer reads next). As ``FutexLock``: a waiter spins a
     /// little, then sleeps on the futex of the word's upper half.
-    /// Not reentrant; a holder must not wait for a grace period.
-    ///
-    /// The thread is registered with liburcu first (a TLS load and a branch once it is): a
-    /// holder may free a bucket through the epoch, and a first registration there waits at
-    /// the fork gate, which a fork keeps closed while it waits for sections, some of which
-    /// may wait for this lock — a deadlock (found by review, 2026-12-05).
+    /// Not reentrant; a holder must not wait for a grace period, nor register the thread
+    /// with liburcu (a first section or epoch free): a registration waits at the fork gate,
+    /// which a fork keeps closed while it waits for sections, some of which may wait for
+    /// this lock — a deadlock (found by review, 2026-12-05; see ``unlinkOverflow``).
     @inline(__always)
     func lockChain(_ index: Int) {
-        rcumaps_ensure_registered()
         let word = overflowLink(bucket(index))
         if word.pointee.bitwiseOr(Self.chainLockedBit, ordering: .acquiring).oldValue & Self.chainLockedBit != 0 {
             lockChainContended(word)
@@ -333,11 +330,9 @@ final class BucketTable: @unchecked Sendable {
     }
 
     /// Takes the lock of chain `index` if it is free; `false` (nothing changed) if it is held.
-    /// (The thread registered first, as in ``lockChain(_:)``.)
     @inline(__always)
     func tryLockChain(_ index: Int) -> Bool {
-        rcumaps_ensure_registered()
-        return overflowLink(bucket(index)).pointee.bitwiseOr(Self.chainLockedBit, ordering: .acquiring).oldValue
+        overflowLink(bucket(index)).pointee.bitwiseOr(Self.chainLockedBit, ordering: .acquiring).oldValue
             & Self.chainLockedBit == 0
     }
 
@@ -578,7 +573,10 @@ final class BucketTable: @unchecked Sendable {
     /// linked: to the spares (no reader can have seen it; kept as posted with generation 0,
     /// so it is handed out again once any generation item has run), or freed.
     func discardUnlinkedOverflowBucket(_ bucket: UnsafeMutableRawPointer) {
-        if spares?.keep(bucket, posted: 0) != true { EpochMemory.free(bucket) }
+        // Never linked, or a spare whose generation has run: no reader can reach it, and
+        // it goes at once (an epoch free would register an unregistered thread here, under
+        // a chain lock: see `lockChain`).
+        if spares?.keep(bucket, posted: 0) != true { EpochMemory.freeUnreachable(bucket) }
     }
 
     /// Unlinks overflow bucket `empty` from chain `index`, keeps it as a spare or frees it
@@ -604,13 +602,28 @@ final class BucketTable: @unchecked Sendable {
                 if spares?.keep(empty, posted: posted) == true {
                     requestGenerations(through: posted &+ 1)
                 } else {
-                    EpochMemory.free(empty)
+                    freeAfterGracePeriod(empty)
                 }
                 return
             }
             previous = next
         }
         preconditionFailure("an overflow bucket that is not in its chain")
+    }
+
+    /// Frees an unlinked overflow bucket after a grace period, from under a chain lock: an
+    /// epoch free on a registered thread; on one liburcu does not know yet, a work item on
+    /// the grace-period driver (registered), which runs after a grace period — an epoch
+    /// free would register the thread here, at the fork gate, holding the lock, and a fork
+    /// waiting for sections that wait for this lock never finished (found by review,
+    /// 2026-12-05). (With no memory for the item, the epoch free, and its risk.)
+    private func freeAfterGracePeriod(_ empty: UnsafeMutableRawPointer) {
+        if rcumaps_is_registered() != 0 { return EpochMemory.free(empty) }
+        let address = UInt(bitPattern: empty)
+        guard let item = EpochWorkItem({ EpochMemory.freeUnreachable(UnsafeMutableRawPointer(bitPattern: address)!) }),
+              item.scheduleOnGracePeriodDriver() else {
+            return EpochMemory.free(empty)
+        }
     }
 
     /// A new, cleared overflow bucket: a spare whose generation has run, or a new block;

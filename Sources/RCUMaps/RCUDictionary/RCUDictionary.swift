@@ -696,6 +696,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
 
     /// Removes every entry (each is released after a grace period).
     public func removeAll() {
+        rcumaps_ensure_registered()  // before the locks (see `write`): it retires under them
         for stripe in 0...stripeMask { locks.lock(stripe) }
         let current = currentTable
         guard let empty = DictionaryTable.make(bucketCount: minimumBuckets) else {
@@ -820,6 +821,10 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     func write<R>(_ hash: Int, _ body: (DictionaryTable, Int) -> R) -> R {
         let stripe = hash & stripeMask
         var buckets = 0
+        // Registered before the lock: the section below registers a new thread at the fork
+        // gate, which a fork keeps closed while it waits for sections, some of which may wait
+        // for this lock (a deadlock; found by review, 2026-12-05, as for the bucket hash).
+        rcumaps_ensure_registered()
         locks.lock(stripe)
         let result: R = Epoch.withSection { _ in
             let table = currentTable
@@ -893,6 +898,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         }
         guard resizing.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return }
         defer { resizing.store(false, ordering: .releasing) }
+        rcumaps_ensure_registered()  // before the locks (see `write`): it retires under them
         for stripe in 0...stripeMask { locks.lock(stripe) }
         let old = currentTable
         let wanted = wantedBucketCount

@@ -168,8 +168,7 @@ public final class PerCPUArrayMap<Value: BitwiseCopyable & Sendable>: Sendable {
     /// Replaces the calling CPU's value at `index` whole (a helper-mode update, `BPF_ANY`):
     /// other CPUs' values are untouched.
     ///
-    /// - Throws: ``/RCUBaseMaps/MapError/outOfSpace`` (E2BIG) beyond the last index;
-    ///   ``/RCUBaseMaps/MapError/accessDenied`` (EACCES) for a `BPF_F_RDONLY_PROG` map.
+    /// - Throws: ``/RCUBaseMaps/MapError/outOfSpace`` (E2BIG) beyond the last index.
     ///
     /// Concurrency: any thread; never torn for readers (one word, or under the slot's sequence word).
     public func updateCurrentCPUValue(_ value: Value, at index: UInt32) throws(MapError) {
@@ -201,7 +200,8 @@ extension PerCPUArrayMap {
         do {
             return try raw.addToCurrentCPUWord(delta, at: index)
         } catch {
-            // A wrapped map whose programs may not write (`BPF_F_RDONLY_PROG`).
+            // (Unreachable: a map whose programs may not write, `BPF_F_RDONLY_PROG`, is
+            // refused by `init(wrapping:)`.)
             return false
         }
     }
@@ -217,8 +217,7 @@ extension PerCPUArrayMap where Value == UInt64 {
     /// let total = packets.sum(at: 3)           // over all CPUs
     /// ```
     ///
-    /// - Returns: false beyond the last index, or when the map refuses program writes (a
-    ///   wrapped `BPF_F_RDONLY_PROG` map).
+    /// - Returns: false beyond the last index.
     ///
     /// No epoch section and, on x86-64 with glibc 2.35 or later, no atomic instruction: the
     /// CPU number and a plain add form one restartable sequence (rseq), which the kernel

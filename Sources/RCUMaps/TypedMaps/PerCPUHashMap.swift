@@ -175,8 +175,7 @@ public final class PerCPUHashMap<Key: BitwiseCopyable & Sendable, Value: Bitwise
     ///   other CPUs' values of a new key are read back as `Value`s.
     ///
     /// - Throws: ``/RCUBaseMaps/MapError/outOfSpace`` (E2BIG) for a new key in a full
-    ///   `PERCPU_HASH`; EEXIST / ENOENT for `.noExist` / `.exist`;
-    ///   ``/RCUBaseMaps/MapError/accessDenied`` (EACCES) for a `BPF_F_RDONLY_PROG` map.
+    ///   `PERCPU_HASH`; EEXIST / ENOENT for `.noExist` / `.exist`.
     ///
     /// Concurrency: any thread; never undoes another CPU's concurrent write.
     public func updateCurrentCPUValue(_ value: Value, forKey key: Key, flags: MapUpdateFlags = .any) throws(MapError) {
@@ -200,7 +199,8 @@ extension PerCPUHashMap {
                 do {
                     return try raw.addToCurrentCPUWord(delta, key: key, in: section)
                 } catch {
-                    // A map whose programs may not write (`BPF_F_RDONLY_PROG`).
+                    // (Unreachable: a map whose programs may not write, `BPF_F_RDONLY_PROG`,
+                    // is refused by `init(wrapping:)`.)
                     return false
                 }
             }
