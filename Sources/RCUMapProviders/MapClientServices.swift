@@ -14,6 +14,11 @@ public struct MapClientServices: Sendable {
     /// The stored value of `key` in `map`'s base map, in place, with no provider callback:
     /// what a provider sees of its own storage. Valid until `section` ends.
     ///
+    /// For the map's provider only: it bypasses the provider's callbacks and the refusal of
+    /// helper-mode access on maps whose provider transforms values, so a write through the
+    /// pointer changes the stored form behind the provider's back (on the object map, an
+    /// object address whose reference the map does not hold).
+    ///
     /// It is the base map's helper-mode lookup, so the map's access flags apply: on a
     /// `BPF_F_WRONLY_PROG` map it fails with ``/RCUBaseMaps/MapError/accessDenied`` (EACCES).
     ///

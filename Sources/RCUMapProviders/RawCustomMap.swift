@@ -614,6 +614,7 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
     public func delete(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError) {
         guard !updatesOriginalValue else { throw Self.helperModeBlocked }
         try checkNotInLockedCallback()
+        try access.checkProgramWrite()  // before the sizes, as the base checks (EACCES first)
         try checkSizes(key: key, value: nil)
         try base.delete(key: key, in: section)
     }
@@ -636,7 +637,11 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
         try checkNotInLockedCallback()
         try access.checkUserRead()
         try checkUserWrite()
-        if baseKind == .array { throw MapError.unsupportedByMapType.with(reason: "lookup-and-delete is not supported on arrays") }
+        if baseKind == .array {
+            // After the key's size, as the array checks (EINVAL before ENOTSUPP).
+            try checkSizes(key: key, value: nil)
+            throw MapError.unsupportedByMapType.with(reason: "lookup-and-delete is not supported on arrays")
+        }
         try checkSizes(key: key, value: value.baseAddress == nil ? -1 : value.count)
         defer { base.throttleWriterIfBehind() }  // after the section, as in `exchange`
         Epoch.enter()

@@ -634,3 +634,47 @@ struct CustomExchangeFindTests {
         #expect(replaced && displaced == 6)
     }
 }
+
+/// A custom map answers bad input with the errno its base map gives, in the base's order
+/// (found by review, 2026-12-05: a lookup-and-delete on an array base answered ENOTSUPP
+/// before a wrong key size's EINVAL; a helper-mode delete checked the key size before
+/// `BPF_F_RDONLY_PROG`'s EACCES).
+@Suite("Custom maps: the base map's check order")
+struct CustomMapCheckOrderTests {
+    func errno(_ body: () throws -> Void) -> Int32 {
+        do { try body(); return 0 } catch let error as MapError { return error.code } catch { return -1 }
+    }
+
+    @Test(arguments: ProviderBaseMap.allCases)
+    func customMapChecksInTheBasesOrder(base: ProviderBaseMap) throws {
+        let registration = try MapProviderRegistry.shared.register(
+            type: uniqueCustomType(), base: base, properties: MapProviderProperties(updatesOriginalValue: false),
+            dispatch: MapProviderDispatchTable(
+                preprocessMapCreate: { request in MapCreateResult(actualValueSize: request.valueSize) },
+                postprocessMapDelete: { _ in },
+                preprocessAssociateProgramType: { _, _ in },
+                postprocessElementDeletion: { _ in }))
+        defer { try? registration.unregister() }
+        func definition(_ type: MapType, flags: MapCreationFlags) -> MapDefinition {
+            var definition = MapDefinition(type: type, keySize: 4, valueSize: 8, maxEntries: 4, flags: flags,
+                                           poolTag: uniqueTag())
+            if base == .hashBucketLocked { definition.hashImplementation = .bucketLocked }
+            return definition
+        }
+        let baseType: MapType = base == .array ? .array : .hash
+        for flags: MapCreationFlags in [[], .readOnlyProgram] {
+            let custom = try MapRegistry.create(definition(registration.type, flags: flags))
+            let plain = try MapRegistry.create(definition(baseType, flags: flags))
+            let short: UInt16 = 0  // a 2-byte key for maps of 4-byte keys
+            var value = UInt64(0)
+            let answers = [custom, plain].map { map in
+                withUnsafeBytes(of: short) { shortKey in
+                    (errno { _ = try withUnsafeMutableBytes(of: &value) { try map.lookupAndDelete(key: shortKey, into: $0) } },
+                     errno { try Epoch.withSection { section in try map.delete(key: shortKey, in: section) } })
+                }
+            }
+            #expect(answers[0].0 == answers[1].0, "\(base) \(flags): lookup-and-delete, custom \(answers[0].0), base \(answers[1].0)")
+            #expect(answers[0].1 == answers[1].1, "\(base) \(flags): helper delete, custom \(answers[0].1), base \(answers[1].1)")
+        }
+    }
+}
