@@ -171,12 +171,7 @@ struct ArrayMappingTests {
     func exchangesLoseNoConcurrentInPlaceIncrement(valueSize: Int, flags: MapCreationFlags) throws {
         let map = try Self.array(flags: flags, valueSize: valueSize)
         let adds = 4_000_000
-        let harvested = harvestIncrements(adds: adds, valueBytes: valueSize, counter: { section in
-            let value = withUnsafeBytes(of: UInt32(0)) { try? map.lookupInPlace(key: $0, in: section) }
-            return value!.baseAddress!.assumingMemoryBound(to: Atomic<UInt64>.self)
-        }, exchange: { zeros, displaced in
-            _ = try? withUnsafeBytes(of: UInt32(0)) { try map.exchange(key: $0, value: zeros, flags: .any, into: displaced) }
-        })
+        let harvested = harvestIncrementsAtIndexZero(of: map, adds: adds, valueBytes: valueSize)
         #expect(harvested == UInt64(adds))
     }
 
@@ -187,12 +182,7 @@ struct ArrayMappingTests {
     func exchangesOfValuesWithALockWordLoseNoConcurrentInPlaceIncrement(valueSize: Int, flags: MapCreationFlags) throws {
         let map = try Self.array(flags: flags, valueSize: valueSize, lockOffset: 8)
         let adds = 4_000_000
-        let harvested = harvestIncrements(adds: adds, valueBytes: valueSize, counter: { section in
-            let value = withUnsafeBytes(of: UInt32(0)) { try? map.lookupInPlace(key: $0, in: section) }
-            return value!.baseAddress!.assumingMemoryBound(to: Atomic<UInt64>.self)
-        }, exchange: { zeros, displaced in
-            _ = try? withUnsafeBytes(of: UInt32(0)) { try map.exchange(key: $0, value: zeros, flags: .any, into: displaced) }
-        })
+        let harvested = harvestIncrementsAtIndexZero(of: map, adds: adds, valueBytes: valueSize)
         #expect(harvested == UInt64(adds))
     }
 }

@@ -283,32 +283,6 @@ struct ForkTests {
         }.map(reportFailedChecks)
     }
 
-    /// The same for a retirement into a retire list (the lock-free hash's entries): it went
-    /// into a stripe unchecked, and only a full batch's submission stopped the child, up to
-    /// 63 retirements later (found by review, 2026-12-05).
-    @Test func aChildForkedInsideASectionStopsAtItsFirstRetireListRetirement() async {
-        await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
-            alarm(120)
-            runChecked {
-                let list = EpochRetireList(blockSize: 64, tag: PoolTag("fkrl"))
-                Epoch.enter()
-                let pid = fork()
-                if pid == 0 {
-                    startChildWatchdog()
-                    Epoch.exit()
-                    guard let block = list.allocate() else { _exit(2) }
-                    list.retire(block)  // stops the child with a message
-                    _exit(4)
-                }
-                checkChildForkedInsideASectionAborted(pid)
-            }
-        }.map { result in
-            reportFailedChecks(result)
-            let text = String(decoding: result.standardErrorContent, as: UTF8.self)
-            #expect(text.contains("a retirement (memory or work waiting for a grace period)"))
-        }
-    }
-
     /// A program-type association another thread was asking the provider about at the fork:
     /// that thread is not in the child, and the child's own association of the type waited
     /// for it forever (found by review, 2026-12-05).
@@ -411,21 +385,31 @@ struct ForkTests {
     /// The same child's first retirement stops it too: no reclamation thread will ever run
     /// in it, so the block would leak and a grace period awaited through it never end
     /// (found by review: `EpochMemory.free` and the async `Epoch.synchronize()` queued work
-    /// there silently).
+    /// there silently). Also a retirement into a retire list (the lock-free hash's
+    /// entries), which went into a stripe unchecked: only a full batch's submission stopped
+    /// the child, up to 63 retirements later (found by review, 2026-12-05). One child each.
     @Test func aChildForkedInsideASectionStopsAtItsFirstRetirement() async {
         await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
             alarm(120)
             runChecked {
-                Epoch.enter()
-                let pid = fork()
-                if pid == 0 {
-                    startChildWatchdog()
-                    Epoch.exit()
-                    guard let block = EpochMemory.allocate(byteCount: 64, tag: PoolTag("fkrt")) else { _exit(2) }
-                    EpochMemory.free(block)  // stops the child with a message
-                    _exit(4)
+                let list = EpochRetireList(blockSize: 64, tag: PoolTag("fkrl"))
+                for throughList in [false, true] {
+                    Epoch.enter()
+                    let pid = fork()
+                    if pid == 0 {
+                        startChildWatchdog()
+                        Epoch.exit()
+                        if throughList {
+                            guard let block = list.allocate() else { _exit(2) }
+                            list.retire(block)  // stops the child with a message
+                        } else {
+                            guard let block = EpochMemory.allocate(byteCount: 64, tag: PoolTag("fkrt")) else { _exit(2) }
+                            EpochMemory.free(block)  // stops the child with a message
+                        }
+                        _exit(4)
+                    }
+                    checkChildForkedInsideASectionAborted(pid)
                 }
-                checkChildForkedInsideASectionAborted(pid)
             }
         }.map { result in
             reportFailedChecks(result)

@@ -588,12 +588,7 @@ struct ProviderSemanticsTests {
         let map = try MapRegistry.create(MapDefinition(type: registration.type, keySize: 4, valueSize: valueSize,
                                                        maxEntries: 2, poolTag: uniqueTag()))
         let adds = 4_000_000
-        let harvested = harvestIncrements(adds: adds, valueBytes: valueSize, counter: { section in
-            let value = withUnsafeBytes(of: UInt32(0)) { try? map.lookupInPlace(key: $0, in: section) }
-            return value!.baseAddress!.assumingMemoryBound(to: Atomic<UInt64>.self)
-        }, exchange: { zeros, displaced in
-            _ = try? withUnsafeBytes(of: UInt32(0)) { try map.exchange(key: $0, value: zeros, flags: .any, into: displaced) }
-        })
+        let harvested = harvestIncrementsAtIndexZero(of: map, adds: adds, valueBytes: valueSize)
         #expect(harvested == UInt64(adds))
     }
 }

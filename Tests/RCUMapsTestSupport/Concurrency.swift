@@ -1,3 +1,4 @@
+import RCUMaps
 import RCUEpoch
 import Foundation
 import Synchronization
@@ -142,4 +143,16 @@ public func harvestIncrements(adds: Int, valueBytes: Int,
         }
     }
     return harvested.load(ordering: .acquiring)
+}
+
+/// ``harvestIncrements(adds:valueBytes:counter:exchange:)`` on index 0 of `map`, an array
+/// (or a custom map on one) with 4-byte keys: the adds land through `lookupInPlace`, the
+/// exchanges swap zeros in through `exchange`.
+public func harvestIncrementsAtIndexZero(of map: some RawMap, adds: Int, valueBytes: Int) -> UInt64 {
+    harvestIncrements(adds: adds, valueBytes: valueBytes, counter: { section in
+        let value = withUnsafeBytes(of: UInt32(0)) { try? map.lookupInPlace(key: $0, in: section) }
+        return value!.baseAddress!.assumingMemoryBound(to: Atomic<UInt64>.self)
+    }, exchange: { zeros, displaced in
+        _ = try? withUnsafeBytes(of: UInt32(0)) { try map.exchange(key: $0, value: zeros, flags: .any, into: displaced) }
+    })
 }

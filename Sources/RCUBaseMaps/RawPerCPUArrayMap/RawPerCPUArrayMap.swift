@@ -600,19 +600,12 @@ public final class RawPerCPUArrayMap: RawMap, @unchecked Sendable {
         nextKey.baseAddress!.storeBytes(of: UInt32(next), as: UInt32.self)
     }
 
-    /// The same as ``nextKey(after:into:)``: indices never leave the map.
+    /// As ``nextKey(after:into:)`` (indices never leave the map), except after an index
+    /// beyond the last, which ends the pass (ENOENT) where `nextKey` restarts at 0.
     public func nextKeyInPass(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer) throws(MapError) {
-        // An index beyond the last: nothing follows it (nextKey restarts at 0, as Linux's
-        // get-next-key; a pass must not: found by review, 2026-12-05).
-        if let key, key.count == 4, key.baseAddress != nil,
-           Int(key.baseAddress!.loadUnaligned(as: UInt32.self)) >= maxEntries {
-            try access.checkUserRead()
-            guard nextKey.count == 4, nextKey.baseAddress != nil else {
-                throw MapError.invalidArgument.with(reason: "key buffer is \(nextKey.count) bytes, array keys are 4")
-            }
-            throw MapError.keyNotFound
+        try arrayNextKeyInPass(after: key, into: nextKey, maxEntries: maxEntries, access: access) { () throws(MapError) in
+            try self.nextKey(after: key, into: nextKey)
         }
-        try self.nextKey(after: key, into: nextKey)
     }
 
     // MARK: Freezing
