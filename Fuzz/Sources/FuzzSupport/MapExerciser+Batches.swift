@@ -315,16 +315,18 @@ extension MapExerciser {
     }
 
     /// The first key a batch walks from `cursor`: arrays by index (an index past the end
-    /// restarts at 0, as get-next-key; a custom map's cursor that resumes at its index starts
-    /// there); other maps but the bucket-locked hash by `nextKeyInPass` from the cursor (the
-    /// last key returned), which the batch itself uses.
+    /// restarts at 0, as get-next-key — but a custom map's generic batch walks with
+    /// `nextKeyInPass`, which ends the pass there; a custom map's cursor that resumes at its
+    /// index starts there); other maps but the bucket-locked hash by `nextKeyInPass` from the
+    /// cursor (the last key returned), which the batch itself uses.
     func walkStart(_ map: any RawMap, from cursor: MapBatchCursor?) -> [UInt8]? {
         if model.isArray {
             var start = 0
             if let cursor {
                 let index = Int(MapModel.index(cursor.bytes))
                 let resumesAt = model.resumesAtKey(cursor.bytes) != nil
-                start = index >= model.maxEntries ? 0 : resumesAt ? index : index + 1
+                start = index >= model.maxEntries ? (model.rules == nil ? 0 : model.maxEntries)
+                    : resumesAt ? index : index + 1
             }
             return start < model.maxEntries ? MapModel.key(index: UInt32(start)) : nil
         }

@@ -332,7 +332,8 @@ public final class MapModel {
     /// but the cursor, or ENOENT after a present cursor; after an absent cursor `nextKey`
     /// restarts (never ENOENT on a non-empty map), except that the bucket-locked hash may
     /// end the pass at a cursor it removed (its retired slot); `nextKeyInPass` may end.
-    /// ARRAY: exactly Linux's order (both calls).
+    /// ARRAY: exactly Linux's order (both calls), except that `nextKeyInPass` ends the pass
+    /// (ENOENT) after an index beyond the last, where `nextKey` restarts at 0.
     public func checkNextKey(cursor: [UInt8]?, result: Result<[UInt8], MapError>, inPass: Bool) -> String? {
         let name = inPass ? "nextKeyInPass" : "nextKey"
         if !userRead {
@@ -343,7 +344,7 @@ public final class MapModel {
             let expected: UInt32?
             if let cursor {
                 let index = Self.index(cursor)
-                if Int(index) >= maxEntries { expected = 0 }
+                if Int(index) >= maxEntries { expected = inPass ? nil : 0 }
                 else if Int(index) == maxEntries - 1 { expected = nil }
                 else { expected = index + 1 }
             } else {

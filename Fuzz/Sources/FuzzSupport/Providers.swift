@@ -64,7 +64,9 @@ public final class SwiftProviderState: @unchecked Sendable {
             },
             preprocessElementDeletion: { (call) throws(MapError) in
                 let explicit = !call.flags.contains(.update) && !call.flags.contains(.mapCleanup)
-                if !call.flags.contains(.mapCleanup), let map = self.reentryTarget {
+                // (Not in a rollback, which holds no lock: a write there is allowed, and this
+                // one would change the map behind the model.)
+                if !call.flags.contains(.mapCleanup), !call.flags.contains(.rollback), let map = self.reentryTarget {
                     // A write to its own map from under the bucket lock (known defect 3, fixed): EDEADLK.
                     self.reentryAttempts += 1
                     let result = attempt { () throws(MapError) in try map.delete(key: call.key) }
