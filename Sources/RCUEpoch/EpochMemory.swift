@@ -260,6 +260,21 @@ public enum EpochMemory {
         rcumaps_call_rcu(header.rcuHead, epochReclaim)
     }
 
+    /// ``free(_:)`` through the grace-period driver: the block is freed there after a grace
+    /// period, and the calling thread is never registered with liburcu (which a first
+    /// `call_rcu` does, at the fork gate). For frees under a lock that sections may wait
+    /// for (the bucket hash's chain locks), on a thread liburcu may not know yet. Not API.
+    ///
+    /// - Precondition: as ``free(_:)``, for a block from ``allocate(byteCount:tag:)``.
+    package static func freeOnGracePeriodDriver(_ block: UnsafeMutableRawPointer) {
+        let header = Header(block: block)
+        let flags = header.state.pointee.bitwiseOr(Flags.retired, ordering: .relaxed).oldValue
+        _rcumapsPrecondition(flags & Flags.retired == 0, "epoch memory freed twice")
+        _rcumapsPrecondition(flags & Flags.cacheAligned == 0, "free of a block from allocateCacheAligned")
+        tagTable.counters(Header.slot(flags)).pointee.pendingBytes.wrappingAdd(header.size, ordering: .relaxed)
+        rcumaps_gp_driver_enqueue(header.rcuHead, epochReclaim)
+    }
+
     /// Queues a work-item block (see ``EpochWorkItem``) for after a grace period: on
     /// liburcu's reclamation thread, or, with `onDriver`, on the grace-period driver thread
     /// (no 10 ms nap between grace periods; see `rcumaps_gp_driver_enqueue`).

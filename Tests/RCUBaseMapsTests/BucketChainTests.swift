@@ -56,8 +56,10 @@ struct BucketChainTests {
     /// the lock held, while a fork waited for sections waiting for that lock (found by
     /// review, 2026-12-05). The pool fills while a reader holds grace periods back.
     @Test func aWriterFreesUnderAChainLockWithoutRegistering() throws {
-        let map = try Self.oneChain(maxEntries: 64)
+        let tag = uniqueTag()
+        let map = try Self.oneChain(maxEntries: 64, tag: tag)
         let first = try Self.fillFirstBucket(map)
+        let liveWhileHeld = Atomic<Int>(0)
         let readerInside = Atomic<Bool>(false), readerGo = Atomic<Bool>(false)
         let registration = Atomic<UInt64>(.max)
         let keptAll = Atomic<Bool>(false)
@@ -80,14 +82,18 @@ struct BucketChainTests {
             }
             keptAll.store(map.spareOverflowBuckets.count >= pool, ordering: .relaxed)
             registration.store(Epoch._registrationID, ordering: .releasing)
+            // The three buckets the pool refused are still allocated: a grace period is due.
+            liveWhileHeld.store(EpochMemory.statistics(for: tag).liveAllocations, ordering: .relaxed)
             readerGo.store(true, ordering: .releasing)
         }
         let filled = keptAll.load(ordering: .relaxed)
         let registered = registration.load(ordering: .acquiring)
         #expect(filled, "the spare pool did not fill")
         #expect(registered == 0, "the writer registered")
-        Epoch.barrier()  // the driver's items free what the writer unlinked
+        Epoch.barrier()  // the driver frees what the writer unlinked, after the grace period
         #expect(map.overflowBucketCount == 0)
+        let freedLater = liveWhileHeld.load(ordering: .relaxed) - EpochMemory.statistics(for: tag).liveAllocations
+        #expect(freedLater == 3, "buckets freed after the reader left: \(freedLater)")
     }
 
     @Test func aCursorDeletedFromAnOverflowBucketLongAgoRestartsThePass() throws {

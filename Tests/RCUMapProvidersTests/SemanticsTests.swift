@@ -673,3 +673,44 @@ struct CustomMapCheckOrderTests {
         }
     }
 }
+
+/// A rollback (the addition callback ran, the base update failed) holds no lock, so its
+/// deprecated pre-deletion callback may write the map: it was marked as under the map's
+/// lock and refused EDEADLK, and a provider's undo was silently lost (found by review,
+/// 2026-12-05).
+@Suite("Custom maps: a rollback's pre-deletion callback")
+struct RollbackPreDeletionTests {
+    final class Box: @unchecked Sendable {
+        // @unchecked: set before the writes below, read by the callback on the same thread.
+        var map: (any RawMap)?
+        var answer: Int32 = -1
+    }
+
+    @Test(arguments: [ProviderBaseMap.hashBucketLocked, .array])
+    func aRollbacksCallbackMayWriteItsMap(base: ProviderBaseMap) throws {
+        let box = Box()
+        let registration = try MapProviderRegistry.shared.register(
+            type: uniqueCustomType(), base: base, properties: MapProviderProperties(updatesOriginalValue: false),
+            dispatch: MapProviderDispatchTable(
+                preprocessMapCreate: { request in MapCreateResult(actualValueSize: request.valueSize) },
+                postprocessMapDelete: { _ in },
+                preprocessAssociateProgramType: { _, _ in },
+                preprocessElementAddition: { _ in },
+                preprocessElementDeletion: { call in
+                    guard call.flags.contains(.rollback), let map = box.map else { return }
+                    // The undo writes the map: key 2 gets a marker value.
+                    box.answer = (try? map.put(UInt32(2), UInt32(0xAB))) == nil ? EDEADLK : 0
+                }))
+        defer { try? registration.unregister() }
+        let map = try MapRegistry.create(MapDefinition(type: registration.type, keySize: 4, valueSize: 4, maxEntries: 4,
+                                                       hashImplementation: .bucketLocked, poolTag: uniqueTag()))
+        box.map = map
+        try map.put(UInt32(1), UInt32(7))
+        // A present key (hash) or an index (array) inserted with NOEXIST: EEXIST after the
+        // addition callback, so the addition is rolled back.
+        #expect(throws: MapError.alreadyExists) { try map.put(UInt32(1), UInt32(8), flags: .noExist) }
+        box.map = nil
+        #expect(box.answer == 0)
+        #expect(try map.get(UInt32(2), as: UInt32.self) == 0xAB)
+    }
+}

@@ -325,7 +325,7 @@ extension MapExerciser {
             if let cursor {
                 let index = Int(MapModel.index(cursor.bytes))
                 let resumesAt = model.resumesAtKey(cursor.bytes) != nil
-                start = index >= model.maxEntries ? (model.rules == nil ? 0 : model.maxEntries)
+                start = index >= model.maxEntries ? (model.isCustom ? model.maxEntries : 0)
                     : resumesAt ? index : index + 1
             }
             return start < model.maxEntries ? MapModel.key(index: UInt32(start)) : nil

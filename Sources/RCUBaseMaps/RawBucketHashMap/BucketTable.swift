@@ -612,17 +612,15 @@ final class BucketTable: @unchecked Sendable {
     }
 
     /// Frees an unlinked overflow bucket after a grace period, from under a chain lock: an
-    /// epoch free on a registered thread; on one liburcu does not know yet, a work item on
-    /// the grace-period driver (registered), which runs after a grace period — an epoch
-    /// free would register the thread here, at the fork gate, holding the lock, and a fork
-    /// waiting for sections that wait for this lock never finished (found by review,
-    /// 2026-12-05). (With no memory for the item, the epoch free, and its risk.)
+    /// epoch free on a registered thread; on one liburcu does not know yet, through the
+    /// grace-period driver (registered; no allocation) — an epoch free would register the
+    /// thread here, at the fork gate, holding the lock, and a fork waiting for sections that
+    /// wait for this lock never finished (found by review, 2026-12-05).
     private func freeAfterGracePeriod(_ empty: UnsafeMutableRawPointer) {
-        if rcumaps_is_registered() != 0 { return EpochMemory.free(empty) }
-        let address = UInt(bitPattern: empty)
-        guard let item = EpochWorkItem({ EpochMemory.freeUnreachable(UnsafeMutableRawPointer(bitPattern: address)!) }),
-              item.scheduleOnGracePeriodDriver() else {
-            return EpochMemory.free(empty)
+        if rcumaps_is_registered() != 0 {
+            EpochMemory.free(empty)
+        } else {
+            EpochMemory.freeOnGracePeriodDriver(empty)
         }
     }
 
