@@ -578,13 +578,7 @@ struct ProviderSemanticsTests {
     /// meanwhile lands in the map or in the displaced value, never in neither.
     @Test(arguments: [16, 24])
     func exchangesOnAnArrayBaseLoseNoConcurrentInPlaceIncrement(valueSize: Int) throws {
-        let registration = try MapProviderRegistry.shared.register(
-            type: uniqueCustomType(), base: .array, properties: MapProviderProperties(updatesOriginalValue: false),
-            dispatch: MapProviderDispatchTable(
-                preprocessMapCreate: { request in MapCreateResult(actualValueSize: request.valueSize) },
-                postprocessMapDelete: { _ in },
-                preprocessAssociateProgramType: { _, _ in },
-                postprocessElementDeletion: { _ in }))
+        let registration = try registerPlainProvider(base: .array)
         let map = try MapRegistry.create(MapDefinition(type: registration.type, keySize: 4, valueSize: valueSize,
                                                        maxEntries: 2, poolTag: uniqueTag()))
         let adds = 4_000_000
@@ -642,13 +636,7 @@ struct CustomMapCheckOrderTests {
 
     @Test(arguments: ProviderBaseMap.allCases)
     func customMapChecksInTheBasesOrder(base: ProviderBaseMap) throws {
-        let registration = try MapProviderRegistry.shared.register(
-            type: uniqueCustomType(), base: base, properties: MapProviderProperties(updatesOriginalValue: false),
-            dispatch: MapProviderDispatchTable(
-                preprocessMapCreate: { request in MapCreateResult(actualValueSize: request.valueSize) },
-                postprocessMapDelete: { _ in },
-                preprocessAssociateProgramType: { _, _ in },
-                postprocessElementDeletion: { _ in }))
+        let registration = try registerPlainProvider(base: base)
         defer { try? registration.unregister() }
         func definition(_ type: MapType, flags: MapCreationFlags) -> MapDefinition {
             var definition = MapDefinition(type: type, keySize: 4, valueSize: 8, maxEntries: 4, flags: flags,
@@ -689,18 +677,11 @@ struct RollbackPreDeletionTests {
     @Test(arguments: [ProviderBaseMap.hashBucketLocked, .array])
     func aRollbacksCallbackMayWriteItsMap(base: ProviderBaseMap) throws {
         let box = Box()
-        let registration = try MapProviderRegistry.shared.register(
-            type: uniqueCustomType(), base: base, properties: MapProviderProperties(updatesOriginalValue: false),
-            dispatch: MapProviderDispatchTable(
-                preprocessMapCreate: { request in MapCreateResult(actualValueSize: request.valueSize) },
-                postprocessMapDelete: { _ in },
-                preprocessAssociateProgramType: { _, _ in },
-                preprocessElementAddition: { _ in },
-                preprocessElementDeletion: { call in
-                    guard call.flags.contains(.rollback), let map = box.map else { return }
-                    // The undo writes the map: key 2 gets a marker value.
-                    box.answer = (try? map.put(UInt32(2), UInt32(0xAB))) == nil ? EDEADLK : 0
-                }))
+        let registration = try registerPlainProvider(base: base, preDeletion: { (call) throws(MapError) in
+            guard call.flags.contains(.rollback), let map = box.map else { return }
+            // The undo writes the map: key 2 gets a marker value.
+            box.answer = (try? map.put(UInt32(2), UInt32(0xAB))) == nil ? EDEADLK : 0
+        })
         defer { try? registration.unregister() }
         let map = try MapRegistry.create(MapDefinition(type: registration.type, keySize: 4, valueSize: 4, maxEntries: 4,
                                                        hashImplementation: .bucketLocked, poolTag: uniqueTag()))
@@ -713,4 +694,21 @@ struct RollbackPreDeletionTests {
         #expect(box.answer == 0)
         #expect(try map.get(UInt32(2), as: UInt32.self) == 0xAB)
     }
+}
+
+/// Registers, for a fresh custom type on `base`, a provider that stores user values as they
+/// are and whose callbacks do nothing: an addition callback that accepts, and a deletion
+/// callback — the preferred one, or `preDeletion` as the deprecated one.
+func registerPlainProvider(base: ProviderBaseMap,
+                           preDeletion: (@Sendable (MapElementDeletion) throws(MapError) -> Void)? = nil)
+    throws -> MapProviderRegistration {
+    try MapProviderRegistry.shared.register(
+        type: uniqueCustomType(), base: base, properties: MapProviderProperties(updatesOriginalValue: false),
+        dispatch: MapProviderDispatchTable(
+            preprocessMapCreate: { request in MapCreateResult(actualValueSize: request.valueSize) },
+            postprocessMapDelete: { _ in },
+            preprocessAssociateProgramType: { _, _ in },
+            preprocessElementAddition: { _ in },
+            preprocessElementDeletion: preDeletion,
+            postprocessElementDeletion: preDeletion == nil ? ({ _ in } as @Sendable (MapElementDeletion) -> Void) : nil))
 }
