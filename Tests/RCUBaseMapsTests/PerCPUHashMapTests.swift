@@ -196,6 +196,64 @@ struct PerCPUHashMapTests {
         #expect(throws: MapError.keyNotFound) { try putOwn(map, 3, 0, flags: .exist) }
     }
 
+    /// `bpf_map_lookup_percpu_elem` on the per-CPU hashes: a chosen CPU's value, in place —
+    /// the bytes a user-mode lookup shows for that CPU, and the ones an in-place write
+    /// changes; NULL (ENOENT) for a missing key or a CPU at or beyond `nr_cpu_ids`; EACCES
+    /// with `BPF_F_WRONLY_PROG`; on an LRU map, a use that keeps the key through the hand's
+    /// next pass, as Linux's reference bit does.
+    @Test(arguments: [MapType.perCPUHash, .lruPerCPUHash])
+    func aChosenCPUsValueIsLookedUpInPlace(type: MapType) throws {
+        let map = try Self.make(type, valueSize: 4)
+        let cpus = map.possibleCPUCount
+        // 4-byte values, 8 bytes apart in the user-mode layout: CPU c's value is c + 10.
+        try putAll(map, 7, (0..<cpus).map { UInt64($0 + 10) | 0xABCD_0000_0000 })
+        try Epoch.withSection { section in
+            for cpu in 0..<cpus {
+                let value = try withUnsafeBytes(of: UInt64(7)) { try map.lookupInPlace(key: $0, cpu: cpu, in: section) }
+                #expect(value.count == 4)
+                #expect(value.load(as: UInt32.self) == UInt32(cpu + 10), "CPU \(cpu)")
+                value.storeBytes(of: UInt32(cpu + 500), as: UInt32.self)
+            }
+            for cpu in [-1, RawPerCPUArrayMap.cpuIDLimit, Int.max] {
+                #expect(throws: MapError.keyNotFound) {
+                    try withUnsafeBytes(of: UInt64(7)) { _ = try map.lookupInPlace(key: $0, cpu: cpu, in: section) }
+                }
+            }
+            #expect(throws: MapError.keyNotFound) {
+                try withUnsafeBytes(of: UInt64(8)) { _ = try map.lookupInPlace(key: $0, cpu: 0, in: section) }
+            }
+        }
+        // The in-place writes are each CPU's value; the padding after it is untouched.
+        #expect(try words(map, 7) == (0..<cpus).map { UInt64($0 + 500) | 0xABCD_0000_0000 })
+
+        let writeOnly = try MapRegistry.create(Self.definition(type, flags: .writeOnlyProgram)) as! RawPerCPUHashMap
+        try putAll(writeOnly, 1, [UInt64](repeating: 1, count: cpus))
+        #expect(throws: MapError.accessDenied) {
+            try Epoch.withSection { section in
+                try withUnsafeBytes(of: UInt64(1)) { _ = try writeOnly.lookupInPlace(key: $0, cpu: 0, in: section) }
+            }
+        }
+
+        guard type == .lruPerCPUHash else { return }
+        // A full LRU map: keys looked up on a chosen CPU outlive the next sweep.
+        let maxEntries = 1024
+        let lru = try Self.make(.lruPerCPUHash, maxEntries: maxEntries)
+        for key in 0..<UInt64(maxEntries) { try putAll(lru, key, [UInt64](repeating: key, count: cpus)) }
+        try putAll(lru, UInt64(maxEntries), [UInt64](repeating: 0, count: cpus))  // a full sweep
+        let survivors = try lru.allKeys(as: UInt64.self).filter { $0 < UInt64(maxEntries) }
+        let used = Set(survivors.filter { $0 % 2 == 0 })
+        try Epoch.withSection { section in
+            for key in used {
+                _ = try withUnsafeBytes(of: key) { try lru.lookupInPlace(key: $0, cpu: cpus - 1, in: section) }
+            }
+        }
+        for key in UInt64(2 * maxEntries)..<UInt64(2 * maxEntries + maxEntries / 16) {
+            try putAll(lru, key, [UInt64](repeating: key, count: cpus))
+        }
+        let evicted = used.subtracting(Set(try lru.allKeys(as: UInt64.self)))
+        #expect(evicted.isEmpty, "\(evicted.count) of \(used.count) keys looked up were evicted")
+    }
+
     /// One thread per CPU, pinned, each writing its own CPU's value of one shared key in
     /// helper mode (updates and atomic in-place increments), while user-mode readers check
     /// every snapshot: a CPU's value only ever holds what its own thread wrote. At the end,

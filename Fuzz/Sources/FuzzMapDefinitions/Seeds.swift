@@ -7,7 +7,8 @@ func mapDefinitionSeeds() -> [(String, [UInt8])] {
     // Selectors into the lists of Target.swift.
     // type: 0 hash, 3 array, 6 reserved (3), 9 ID 0, 12 unregistered custom 4096, 13 object
     //   map (bucket), 16 C transform (lock-free), 18 C transform (array), 19 C identity,
-    //   22 Swift (bucket), 24 65535, 26 QUEUE, 27 STACK, 28 PERCPU_ARRAY.
+    //   22 Swift (bucket), 24 65535, 26 QUEUE, 27 STACK, 28 PERCPU_ARRAY, 29 PERCPU_HASH,
+    //   30 LPM_TRIE, 31 LRU_PERCPU_HASH.
     // key/value size: 0 zero, 1 -1, 2 1, 3 2, 4 4, 5 8, 6 16, 8 512, 9 513, 12 2^32, 13 Int.max;
     //   key also: 20 (4 MiB − 48) − 8, 21 (4 MiB − 48) − 5; value also: 17 9, 18 4096,
     //   19 4 MiB − 49, 20 4 MiB − 48, 23 INT_MAX, 24 INT_MAX + 1.
@@ -132,5 +133,13 @@ func mapDefinitionSeeds() -> [(String, [UInt8])] {
         ("seed-percpu-array-lock-word", definition(type: 28, key: 4, lock: 3, operations: [])),
         ("seed-percpu-array-lock-word-rdonly-prog", definition(type: 28, key: 4, flags: 9, lock: 3, operations: [])),
         ("seed-percpu-array-entries-2-32", definition(type: 28, key: 4, entries: 10, operations: [])),
+        // The types whose creation rules the model does not encode: created and dropped
+        // (a refusal must carry an errno), each with a definition Linux accepts and one it refuses.
+        ("seed-percpu-hash", definition(type: 29, operations: [])),
+        ("seed-percpu-hash-numa-node", definition(type: 29, numa: 3, operations: [])),
+        ("seed-lpm-trie", definition(type: 30, key: 6, flags: 3, operations: [])),
+        ("seed-lpm-trie-preallocated", definition(type: 30, key: 6, operations: [])),
+        ("seed-lru-percpu-hash", definition(type: 31, operations: [])),
+        ("seed-lru-percpu-hash-no-prealloc", definition(type: 31, flags: 3, operations: [])),
     ]
 }

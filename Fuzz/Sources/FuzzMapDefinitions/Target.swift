@@ -56,10 +56,10 @@ let flagChoices: [MapCreationFlags] = [
 ]
 
 func decodeDefinition(_ input: inout FuzzInput) -> MapDefinition {
-    // (QUEUE 10, STACK 12 and PERCPU_ARRAY 5 come last: the seeds' selectors of the others
-    // stay as they were.)
+    // (QUEUE 10, STACK 12 and PERCPU_ARRAY 5, then PERCPU_HASH 4, LPM_TRIE 9 and
+    // LRU_PERCPU_HASH 11, come last: the seeds' selectors of the others stay as they were.)
     let type: UInt32 = input.pick([1, 1, 1, 2, 2, 2, 3, 8, 14, 0, 15, 4095, 4096, 4100, 4101, 4102, 4110, 4111, 4112,
-                                   4120, 4121, 4122, 4130, 4131, 65535, 65536, 10, 12, 5]) { $0.u32() }
+                                   4120, 4121, 4122, 4130, 4131, 65535, 65536, 10, 12, 5, 4, 9, 11]) { $0.u32() }
     let sizes: [Int] = [0, -1, 1, 2, 4, 8, 16, 64, 512, 513, 1024, Int(UInt32.max), Int(UInt32.max) + 1, .max, .min]
     // Keys around the hash's key + value limit (with 4- or 8-byte values: one under, one at).
     var keySize = input.pick(sizes + [4, 4, 8, 4096, 1 << 21, maxKeyPlusValue - 8, maxKeyPlusValue - 5]) { Int($0.u16()) }

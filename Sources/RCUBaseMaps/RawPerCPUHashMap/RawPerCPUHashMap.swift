@@ -126,6 +126,33 @@ public final class RawPerCPUHashMap: RawMap {
         return UnsafeMutableRawBufferPointer(rebasing: all[own])
     }
 
+    /// The value of `key` on CPU number `cpu` (`valueSize` bytes), borrowed until `section`
+    /// ends: helper mode on a chosen CPU's value, as Linux's `bpf_map_lookup_percpu_elem`
+    /// (`htab_percpu_map_lookup_percpu_elem`). The bytes are the ones helper mode on that
+    /// CPU reads and writes (a CPU number beyond the slots, where the possible CPUs have
+    /// gaps, wraps around as there); an LRU map marks the entry used, as Linux's
+    /// `htab_lru_percpu_map_lookup_percpu_elem` sets its reference bit. Another thread may
+    /// write that CPU's value meanwhile (see the type's notes on thread migration): read it
+    /// with atomics where that matters.
+    ///
+    /// Concurrency: any thread, inside `section`.
+    ///
+    /// - Throws: ``MapError/keyNotFound`` (ENOENT, Linux's NULL) when `cpu` is negative or
+    ///   at least ``RawPerCPUArrayMap/cpuIDLimit`` (`nr_cpu_ids`), checked first, or `key`
+    ///   is absent; ``MapError/accessDenied`` (EACCES) with `BPF_F_WRONLY_PROG`;
+    ///   ``MapError/invalidArgument`` for a key of the wrong size.
+    public func lookupInPlace(key: UnsafeRawBufferPointer, cpu: Int, in section: borrowing EpochSection) throws(MapError)
+        -> UnsafeMutableRawBufferPointer
+    {
+        // The CPU first, as Linux: a CPU out of range finds nothing and marks no LRU entry used.
+        guard cpu >= 0, cpu < RawPerCPUArrayMap.cpuIDLimit else { throw MapError.keyNotFound }
+        let all = try storage.lookupInPlace(key: key, in: section)
+        // Invariant: CPU slot s's value is the `valueSize` bytes at `paddedValueSize × s` of
+        // the entry's all-CPU value, valid until `section` ends.
+        let start = RawPerCPUArrayMap.slot(ofCPU: cpu, slots: possibleCPUCount) * paddedValueSize
+        return UnsafeMutableRawBufferPointer(rebasing: all[start..<(start + valueSize)])
+    }
+
     /// Adds `delta` to the calling CPU's value of `key`, an 8-byte word, inside `section`
     /// (helper mode, as an eBPF program's `*value += delta`; an LRU map marks the entry
     /// used). Returns false when `key` is absent.
