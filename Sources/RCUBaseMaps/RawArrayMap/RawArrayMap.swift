@@ -16,7 +16,10 @@ import Glibc
 /// Torn values: a value of at most 8 bytes is one atomic word. A larger value slot has a
 /// sequence counter in front (a seqlock): writers of one slot exclude each other through
 /// it, readers copy the value word by word with atomic loads and retry if a writer
-/// overlapped — readers never take a lock and never block a writer. Helper-mode writes go
+/// overlapped — readers take no lock and block no writer, except that a reader whose copy
+/// writers of its slot spoiled 16 times in a row copies once more holding the slot, which
+/// holds that slot's writers off for one copy (so a writer rewriting one slot back to back
+/// cannot starve its readers). Helper-mode writes go
 /// straight to memory, as in eBPF, and bypass the counter. A `BPF_F_MMAPABLE` array has
 /// Linux's mmap layout instead — values `round_up(valueSize, 8)` apart with nothing in
 /// between, in page-aligned memory (``mapStorage(writable:)``) — so, as on Linux, a
@@ -345,21 +348,26 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
     }
 
     /// Copies a value guarded by its slot's sequence word (a seqlock read): retries while a
-    /// writer of the slot is active or overlapped the copy.
+    /// writer of the slot is active or overlapped the copy, and after
+    /// ``SequencedReads/patience`` failed tries copies with the slot held
+    /// (``SequencedReads/copyHoldingSlot(_:extraBits:copy:)``): writers rewriting the slot
+    /// back to back, each write shorter than the copy, can make a reader wait for one of
+    /// their writes, never starve it (found by review, 2026-12-05: a 64 KiB value rewritten
+    /// in a loop kept a lookup spinning as long as the writer ran).
     @usableFromInline
     func copySequenced(_ value: UnsafeMutableRawPointer, from slot: UnsafeMutableRawPointer) {
         let sequence = word(slot)
-        var spins = 0
-        while true {
+        for _ in 0..<SequencedReads.patience {
             let before = sequence.pointee.load(ordering: .acquiring)
             if before & 1 == 0 {
                 copyOut(value, from: slot + 8)
                 atomicMemoryFence(ordering: .acquiring)
                 if sequence.pointee.load(ordering: .relaxed) == before { return }
             }
-            spins += 1
-            if spins & 63 == 0 { sched_yield() }  // a writer of this slot was preempted
         }
+        // The writer bit too: a provider map's writer holding it writes the counter from its
+        // own snapshot, without a compare-and-swap (``replaceReporting``).
+        SequencedReads.copyHoldingSlot(sequence, extraBits: Self.writerBit) { copyOut(value, from: slot + 8) }
     }
 
     /// Helper-mode lookup, borrowed until `section` ends. Contract: ``RawMap/lookupInPlace(key:in:)``.

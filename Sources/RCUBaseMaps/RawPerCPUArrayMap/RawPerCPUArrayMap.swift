@@ -311,22 +311,25 @@ public final class RawPerCPUArrayMap: RawMap, @unchecked Sendable {
             return
         }
         let sequence = word(slot)
-        var spins = 0
-        while true {
+        func copy() {
+            var offset = 0
+            while offset < paddedValueSize {
+                destination.storeBytes(of: word(slot + 8 + offset).pointee.load(ordering: .relaxed),
+                                       toByteOffset: offset, as: UInt64.self)
+                offset += 8
+            }
+        }
+        for _ in 0..<SequencedReads.patience {
             let before = sequence.pointee.load(ordering: .acquiring)
             if before & 1 == 0 {
-                var offset = 0
-                while offset < paddedValueSize {
-                    destination.storeBytes(of: word(slot + 8 + offset).pointee.load(ordering: .relaxed),
-                                           toByteOffset: offset, as: UInt64.self)
-                    offset += 8
-                }
+                copy()
                 atomicMemoryFence(ordering: .acquiring)
                 if sequence.pointee.load(ordering: .relaxed) == before { return }
             }
-            spins += 1
-            if spins & 63 == 0 { sched_yield() }
         }
+        // Writers rewriting the slot back to back cannot starve this reader: see
+        // `RawArrayMap.copySequenced`.
+        SequencedReads.copyHoldingSlot(sequence, extraBits: 0, copy: copy)
     }
 
     /// Runs `write` as the wide slot's only writer, its sequence word odd meanwhile.

@@ -1,0 +1,137 @@
+import Foundation
+import RCUMaps
+import RCUMapsTestSupport
+import Synchronization
+import Testing
+
+/// The arrays' sequenced reads of values over 8 bytes cannot be starved: a writer
+/// rewriting one large value back to back (each write shorter than a reader's copy, so the
+/// slot is never quiet for a whole copy) kept a lookup retrying for as long as it ran —
+/// found by review, 2026-12-05; on the code before the fix each reader below waited for the
+/// watchdog. Every value read is checked whole (each write stores one pattern in every word).
+@Suite("Sequenced reads")
+struct SequencedReadTests {
+    final class Run: @unchecked Sendable {
+        let done = Atomic<Bool>(false)
+        let watchdogFired = Atomic<Bool>(false)
+        let torn = Atomic<Int>(0)
+        let reads = Atomic<Int>(0)
+        /// Preallocated and filled before the race, so that the writer's writes follow each
+        /// other with almost no gap: two values (every word 1, every word 2) and the
+        /// reader's buffer.
+        let values: [UnsafeMutableRawBufferPointer]
+        let read: UnsafeMutableRawBufferPointer
+
+        init(writtenBytes: Int, readBytes: Int) {
+            values = (1...2).map { pattern in
+                let value = UnsafeMutableRawBufferPointer.allocate(byteCount: writtenBytes, alignment: 8)
+                value.bindMemory(to: UInt64.self).update(repeating: UInt64(pattern))
+                return value
+            }
+            read = .allocate(byteCount: readBytes, alignment: 8)
+        }
+
+        func value(_ pattern: UInt64) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(values[Int(pattern & 1)]) }
+
+        deinit {
+            values.forEach { $0.deallocate() }
+            read.deallocate()
+        }
+    }
+
+    /// A writer rewriting entry 0 until the reader is done (or a 20 s watchdog fires), a
+    /// reader making `reads` reads through `read`; each read's words must all be equal.
+    func race(_ run: Run, reads: Int, write: @escaping @Sendable (UInt64) -> Void,
+              read: @escaping @Sendable () -> Void) {
+        runOnThreads(3) { role in
+            switch role {
+            case 0:
+                var pattern: UInt64 = 1
+                while !run.done.load(ordering: .acquiring) {
+                    write(pattern)
+                    pattern &+= 1
+                }
+            case 1:
+                for _ in 0..<reads {
+                    read()
+                    let words = run.read.bindMemory(to: UInt64.self)
+                    if words.contains(where: { $0 != words[0] }) { run.torn.wrappingAdd(1, ordering: .relaxed) }
+                    run.reads.wrappingAdd(1, ordering: .relaxed)
+                }
+                run.done.store(true, ordering: .releasing)
+            default:
+                let deadline = Date().addingTimeInterval(20)
+                while !run.done.load(ordering: .acquiring) {
+                    if Date() > deadline {
+                        run.watchdogFired.store(true, ordering: .relaxed)
+                        run.done.store(true, ordering: .releasing)
+                        break
+                    }
+                    usleep(1000)
+                }
+            }
+        }
+    }
+
+    @Test func anArrayLookupIsNotStarvedByAWriterOfItsSlot() throws {
+        let valueSize = 1 << 16
+        let map = try RawArrayMap(MapDefinition(type: .array, keySize: 4, valueSize: valueSize, maxEntries: 2,
+                                                poolTag: uniqueTag()))
+        let run = Run(writtenBytes: valueSize, readBytes: valueSize)
+        race(run, reads: 50, write: { pattern in
+            try? withUnsafeBytes(of: UInt32(0)) { try map.update(key: $0, value: run.value(pattern), flags: .any) }
+        }, read: {
+            try? withUnsafeBytes(of: UInt32(0)) { try map.lookup(key: $0, into: run.read) }
+        })
+        let fired = run.watchdogFired.load(ordering: .relaxed), reads = run.reads.load(ordering: .relaxed)
+        #expect(!fired, "\(reads) of 50 reads in 20 s")
+        let torn = run.torn.load(ordering: .relaxed)
+        #expect(torn == 0)
+    }
+
+    /// The lookup batch copies each value the same way.
+    @Test func anArrayLookupBatchIsNotStarvedByAWriterOfItsSlot() throws {
+        let valueSize = 1 << 16
+        let map = try RawArrayMap(MapDefinition(type: .array, keySize: 4, valueSize: valueSize, maxEntries: 1,
+                                                poolTag: uniqueTag()))
+        let run = Run(writtenBytes: valueSize, readBytes: valueSize)
+        race(run, reads: 50, write: { pattern in
+            try? withUnsafeBytes(of: UInt32(0)) { try map.update(key: $0, value: run.value(pattern), flags: .any) }
+        }, read: {
+            var key: UInt32 = 0
+            _ = try? withUnsafeMutableBytes(of: &key) { keys in
+                try map.lookupBatch(from: nil, keys: keys, values: run.read, count: 1, elementFlags: [], flags: 0)
+            }
+        })
+        let fired = run.watchdogFired.load(ordering: .relaxed), reads = run.reads.load(ordering: .relaxed)
+        #expect(!fired, "\(reads) of 50 reads in 20 s")
+        let torn = run.torn.load(ordering: .relaxed)
+        #expect(torn == 0)
+    }
+
+    @Test func aPerCPUArrayLookupIsNotStarvedByAWriterOfItsSlots() throws {
+        let valueSize = 32768  // Linux's limit for per-CPU values
+        let map = try RawPerCPUArrayMap(MapDefinition(type: .perCPUArray, keySize: 4, valueSize: valueSize, maxEntries: 1,
+                                                      poolTag: uniqueTag()))
+        // Helper-mode writes: the calling CPU's value alone, back to back. (User-mode writes
+        // of every CPU's value leave each slot quiet while they write the others.)
+        let run = Run(writtenBytes: valueSize, readBytes: map.userValueSize)
+        race(run, reads: 50, write: { pattern in
+            try? Epoch.withSection { section in
+                try withUnsafeBytes(of: UInt32(0)) { try map.update(key: $0, value: run.value(pattern), flags: .any, in: section) }
+            }
+        }, read: {
+            try? withUnsafeBytes(of: UInt32(0)) { try map.lookup(key: $0, into: run.read) }
+        })
+        let fired = run.watchdogFired.load(ordering: .relaxed), reads = run.reads.load(ordering: .relaxed)
+        #expect(!fired, "\(reads) of 50 reads in 20 s")
+        // (A per-CPU lookup copies each CPU's slot under its own sequence word: the CPUs'
+        // values may come from different writes, each CPU's whole.)
+        let words = run.read.bindMemory(to: UInt64.self)
+        let perCPU = valueSize / 8
+        for cpu in 0..<map.possibleCPUCount {
+            let slice = words[(cpu * perCPU)..<((cpu + 1) * perCPU)]
+            #expect(slice.allSatisfy { $0 == slice.first }, "CPU \(cpu)'s value torn")
+        }
+    }
+}
