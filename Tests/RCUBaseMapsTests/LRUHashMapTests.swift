@@ -295,4 +295,136 @@ struct LRUHashMapTests {
         #expect(try map.allKeys(as: UInt64.self).count == maxEntries)
     }
 
+    /// Readers that use every entry again within each lap of the hand cannot starve an
+    /// evicting insert: after two laps with no victim a writer evicts an entry that no
+    /// write published since the hand last swept its bucket, whatever its referenced bit
+    /// (Linux's forced shrink, `__bpf_lru_list_shrink`, ignores the reference bit the same
+    /// way). Before (found by review, 2026-12-05), the writer yielded and swept again for
+    /// as long as the readers ran. Here with real readers (whether they outpace the sweep
+    /// depends on the build and the machine: the next test forces it), checking that each
+    /// insert ends, its key is present, and the count and units keep their bound.
+    @Test(arguments: [MapCreationFlags.zeroSeed, [.zeroSeed, .noCommonLRU]])
+    func readersUsingEveryEntryCannotStarveAnInsert(flags: MapCreationFlags) throws {
+        final class Run: Sendable {
+            let done = Atomic<Bool>(false)
+            let watchdogFired = Atomic<Bool>(false)
+            let failures = Atomic<Int>(0)
+            let passes = Atomic<Int>(0)
+        }
+        let map = try Self.make(maxEntries: 64, flags: flags)
+        let maxEntries = map.definition.maxEntries
+        for key in 0..<UInt64(maxEntries) { try map.put(key, key) }
+        let run = Run()
+        runOnThreads(4) { role in
+            switch role {
+            case 0:
+                // Once both readers are going: evicting writes of new keys, both write paths;
+                // each must be present after.
+                while run.passes.load(ordering: .acquiring) < 8, !run.done.load(ordering: .acquiring) { sched_yield() }
+                for key in UInt64(1_000)..<UInt64(1_004) where !run.done.load(ordering: .acquiring) {
+                    if key % 2 == 0 {
+                        if (try? map.put(key, key)) == nil { run.failures.add(1, ordering: .relaxed) }
+                    } else {
+                        let inserted = withUnsafeBytes(of: key) { k in
+                            withUnsafeBytes(of: key) { try? map.insertIfAbsent(key: k, value: $0) }
+                        }
+                        if inserted != true { run.failures.add(1, ordering: .relaxed) }
+                    }
+                    if (try? map.get(key, as: UInt64.self)) != key { run.failures.add(1, ordering: .relaxed) }
+                }
+                run.done.store(true, ordering: .releasing)
+            case 1, 2:
+                // Every key, over and over: each entry is used again long before a lap ends.
+                while !run.done.load(ordering: .acquiring) {
+                    for key in 0..<UInt64(maxEntries) { _ = try? map.get(key, as: UInt64.self) }
+                    for key in UInt64(1_000)..<UInt64(1_004) { _ = try? map.get(key, as: UInt64.self) }
+                    run.passes.add(1, ordering: .releasing)
+                }
+            default:
+                let deadline = Date().addingTimeInterval(20)
+                while !run.done.load(ordering: .acquiring) {
+                    if Date() > deadline {
+                        run.watchdogFired.store(true, ordering: .relaxed)
+                        run.done.store(true, ordering: .releasing)
+                        break
+                    }
+                    usleep(1000)
+                }
+            }
+        }
+        let fired = run.watchdogFired.load(ordering: .relaxed), failures = run.failures.load(ordering: .relaxed)
+        #expect(!fired, "the evicting inserts waited 20 s")
+        #expect(failures == 0)
+        #expect(map.count == maxEntries)
+        #expect(map.capacityUnitsInUse <= maxEntries)
+    }
+
+    /// The same, deterministic: after each tick of the sweep that found no victim, every
+    /// entry is used again (as readers faster than the sweep would), so the plain sweep
+    /// never finds one. The insert must end after a bounded number of ticks: two laps of
+    /// the plain sweep and at most one forced lap. Before, it swept until the test stopped
+    /// using the entries (after 20,000 ticks).
+    @Test(arguments: [MapCreationFlags.zeroSeed, [.zeroSeed, .noCommonLRU]])
+    func anInsertEvictsWhenEveryEntryIsUsedWithinEachLap(flags: MapCreationFlags) throws {
+        let map = try Self.make(maxEntries: 64, flags: flags)
+        let maxEntries = map.definition.maxEntries
+        for key in 0..<UInt64(maxEntries) { try map.put(key, key) }
+        let ticks = Atomic<Int>(0)
+        map.setAfterEmptyEvictionTick {
+            guard ticks.add(1, ordering: .relaxed).newValue < 20_000 else { return }
+            for key in Array(0..<UInt64(maxEntries)) + [1_000, 1_001] { _ = try? map.get(key, as: UInt64.self) }
+        }
+        try map.put(UInt64(1_000), 1)
+        let swept = ticks.load(ordering: .relaxed)
+        #expect(swept < 20_000, "the insert swept until the entries were no longer used")
+        #expect(swept <= 3 * 2 * maxEntries, "\(swept) empty ticks")  // buckets ≤ 2 × maxEntries
+        #expect(try map.get(UInt64(1_000), as: UInt64.self) == 1)
+        map.setAfterEmptyEvictionTick(nil)
+        #expect(map.count == maxEntries)
+    }
+
+    /// Concurrent writers whose evictions are forced (the sweep's hook uses every entry
+    /// again, as readers faster than the sweep would): the bound on the units holds, and a
+    /// writer's own key is present after its write unless the hands moved on by the
+    /// guaranteed distance meanwhile (as `concurrentWritersKeepTheBoundAndTheirOwnKeys`
+    /// checks for plain evictions). A forced sweep passes over buckets written since the
+    /// hand last passed them, so a key just published by one writer is not the victim of
+    /// another's forced tick a moment later.
+    @Test(arguments: [MapCreationFlags.zeroSeed, [.zeroSeed, .noCommonLRU]])
+    func forcedEvictionsKeepTheBoundAndTheWritersKeys(flags: MapCreationFlags) throws {
+        let map = try Self.make(maxEntries: 32, flags: flags)
+        let maxEntries = map.definition.maxEntries
+        for key in 0..<UInt64(maxEntries) { try map.put(key, key) }
+        let calls = Atomic<Int>(0)
+        map.setAfterEmptyEvictionTick {
+            // Every 8th empty tick: well within every lap (a lap is at least 16 ticks here).
+            guard calls.add(1, ordering: .relaxed).newValue % 8 == 0 else { return }
+            for key in (try? map.allKeys(as: UInt64.self)) ?? [] { _ = try? map.get(key, as: UInt64.self) }
+        }
+        defer { map.setAfterEmptyEvictionTick(nil) }
+        let counters = Counters()
+        runOnThreads(4) { writer in
+            for index in 0..<500 {
+                let key = UInt64(writer + 1) << 32 | UInt64(index)
+                let before = map.evictionTicks
+                do {
+                    try map.put(key, key)
+                    let present = (try? map.get(key, as: UInt64.self)) == key
+                    if !present, map.evictionTicks.ticks - before.ticks < before.guaranteedDistance {
+                        counters.lostFresh.wrappingAdd(1, ordering: .relaxed)
+                    }
+                } catch {
+                    counters.errors.wrappingAdd(1, ordering: .relaxed)
+                }
+                if map.capacityUnitsInUse > maxEntries { counters.overCount.wrappingAdd(1, ordering: .relaxed) }
+            }
+        }
+        let swept = calls.load(ordering: .relaxed)
+        #expect(swept > 0, "no eviction swept with the hook: nothing forced")
+        #expect(counters.overCount.load(ordering: .relaxed) == 0)
+        #expect(counters.lostFresh.load(ordering: .relaxed) == 0)
+        #expect(counters.errors.load(ordering: .relaxed) == 0)
+        #expect(map.count == maxEntries)
+        #expect(try map.allKeys(as: UInt64.self).count == maxEntries)
+    }
 }

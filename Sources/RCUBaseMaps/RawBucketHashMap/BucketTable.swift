@@ -83,6 +83,11 @@ final class BucketTable: @unchecked Sendable {
     @usableFromInline static let referencedShift: UInt64 = 57
     /// Every slot's referenced bit.
     static let referencedMask: UInt64 = 0x3F << referencedShift
+    /// Bit 56 (LRU maps): a write published a slot of this bucket since the eviction sweep
+    /// last passed it. Set with the publication (in the same store), cleared by the sweep. A
+    /// forced eviction (``forcedVictim(inChainOf:)``) passes such a bucket over, so an entry
+    /// just written outlives it as it outlives a plain one: by a second pass of the hand.
+    static let insertedBit: UInt64 = 1 << 56
     @usableFromInline static let byteOnes: UInt64 = 0x0101_0101_0101_0101
     /// Most first-level buckets (as the eBPF-for-Windows table's bound on its bucket count).
     static let maxBucketCount = 1 << 22
@@ -503,7 +508,8 @@ final class BucketTable: @unchecked Sendable {
     }
 
     /// Makes a written slot live under `tag` (release: its pair is visible with it). An LRU
-    /// map publishes it `referenced` (a new entry outlives the eviction hand's next pass); a
+    /// map publishes it `referenced` (a new entry outlives the eviction hand's next pass),
+    /// marking its bucket ``insertedBit`` (it outlives a forced eviction's next pass too); a
     /// stale referenced bit a late reader left on the reused slot is cleared otherwise. A
     /// reused retired slot loses its stamp and retired bit in the same store.
     ///
@@ -518,7 +524,7 @@ final class BucketTable: @unchecked Sendable {
         let bit: UInt64 = 1 &<< (Self.referencedShift &+ slot)
         let clear = bit | 0xFF &<< (8 &* slot) | 1 &<< (Self.retiredShift &+ slot)
         let current = word.pointee.load(ordering: .acquiring) & ~clear
-        word.pointee.store(current | tag &<< (8 &* slot) | (referenced ? bit : 0), ordering: .releasing)
+        word.pointee.store(current | tag &<< (8 &* slot) | (referenced ? bit | Self.insertedBit : 0), ordering: .releasing)
     }
 
     /// Unlinks a live slot of chain `index` and marks it retired. Caller holds the chain's

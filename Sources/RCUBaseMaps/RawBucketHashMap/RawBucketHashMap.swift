@@ -304,6 +304,16 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         if control & bit == 0 { table.control(bucket).pointee.bitwiseOr(bit, ordering: .relaxed) }
     }
 
+    /// Marks a live slot written in place (LRU maps, under the chain's lock): referenced, as
+    /// a lookup marks it, and its bucket ``BucketTable/insertedBit``, as a publication
+    /// marks it, so that the entry just written outlives a forced eviction's next pass too.
+    @inline(__always)
+    func markWritten(_ bucket: UnsafeMutableRawPointer, slot: Int) {
+        let bits = 1 &<< (BucketTable.referencedShift &+ UInt64(truncatingIfNeeded: slot)) | BucketTable.insertedBit
+        let word = table.control(bucket)
+        if word.pointee.load(ordering: .relaxed) & bits != bits { word.pointee.bitwiseOr(bits, ordering: .relaxed) }
+    }
+
     /// User-mode lookup. Contract: ``RawMap/lookup(key:into:)``. Inlinable.
     @inlinable @inline(__always)
     public func lookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
@@ -811,8 +821,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
                     // Linux installs a new node, or, for a per-CPU LRU's value written in
                     // place, sets the node's reference bit.)
                     if tracksRecency, table.valueIsOneWord || locked || slice != nil {
-                        markReferenced(old.bucketPointer, slot: old.slot,
-                                       control: table.control(old.bucketPointer).pointee.load(ordering: .relaxed))
+                        markWritten(old.bucketPointer, slot: old.slot)
                     }
                     if table.valueIsOneWord {
                         // One atomic word: replace it in place, no new slot, nothing to reclaim (a

@@ -24,8 +24,13 @@ import Glibc
 /// for the lock), the tick is dropped. So an entry is evicted only on a second pass over it
 /// after its insert or last use, by a later tick, and the hand moves on by at least
 /// ``guaranteedDistance`` ticks (``ticks``) between an insert and the eviction of that entry.
-/// A writer whose two laps find no victim (every entry used again in between) yields and
-/// tries again: under lookups of every entry faster than the sweep, inserts wait.
+/// A writer whose two laps find no victim (every entry used again in between) makes one
+/// *forced* lap, which evicts the first entry of a bucket no write published into since
+/// the hand last passed it, used or not (``BucketTable/forcedVictim(inChainOf:)``; Linux's
+/// forced shrink ignores the reference bit too): readers that use every entry faster than
+/// the sweep cannot starve an insert, and an entry just written still outlives the hand's
+/// next pass. Only when that lap finds nothing either (every bucket written meanwhile:
+/// other writers are evicting) does the writer yield and try again.
 ///
 /// `BPF_F_NO_COMMON_LRU`: each CPU gets its own hand over its own share of the buckets
 /// (CPU `c` of `n` sweeps buckets `c·B/n ..< (c+1)·B/n`), so evicting writers on different
@@ -66,6 +71,11 @@ final class RecencyClock: @unchecked Sendable {
     deinit {
         hands.deallocate()
     }
+
+    /// Tests only: runs after each tick of the general sweep that found no victim, with no
+    /// lock held (a test uses every entry there, as fast readers would). Set before the map
+    /// is shared.
+    nonisolated(unsafe) var afterEmptyTick: (@Sendable () -> Void)?
 
     /// Ticks of every hand so far, summed (a snapshot; each hand writes only itself).
     var ticks: Int {
@@ -174,8 +184,34 @@ extension BucketTable {
                 }
             }
             // An AND, not a store: readers may be setting bits meanwhile (they only OR).
-            if control & Self.referencedMask != 0 {
-                word.pointee.bitwiseAnd(~Self.referencedMask, ordering: .relaxed)
+            if control & (Self.referencedMask | Self.insertedBit) != 0 {
+                word.pointee.bitwiseAnd(~(Self.referencedMask | Self.insertedBit), ordering: .relaxed)
+            }
+            current = overflow(bucket)
+        }
+        return victim
+    }
+
+    /// One step of a *forced* sweep, under the lock of chain `index`, once two laps of the
+    /// plain one found no victim (readers used every entry again within each lap): clears
+    /// the chain's bits as ``clockVictim(inChainOf:)`` does and returns the first live slot
+    /// of the first bucket that no write published into since the sweep last passed it
+    /// (``insertedBit`` clear), used or not, or nil. Linux's LRU does the same when its
+    /// shrink frees nothing (`__bpf_lru_list_shrink`'s forced pass ignores the reference
+    /// bit). Passing over freshly written buckets keeps an entry just written from being the
+    /// victim before the hand has passed it once more.
+    func forcedVictim(inChainOf index: Int) -> RawBucketHashMap.Place? {
+        var victim: RawBucketHashMap.Place?
+        var current: UnsafeMutableRawPointer? = bucket(index)
+        while let bucket = current {
+            let word = control(bucket)
+            let control = word.pointee.load(ordering: .acquiring)
+            let live = control & liveTagBits
+            if victim == nil, control & Self.insertedBit == 0, live != 0 {
+                victim = RawBucketHashMap.Place(bucket, live.trailingZeroBitCount &>> 3)
+            }
+            if control & (Self.referencedMask | Self.insertedBit) != 0 {
+                word.pointee.bitwiseAnd(~(Self.referencedMask | Self.insertedBit), ordering: .relaxed)
             }
             current = overflow(bucket)
         }
@@ -198,6 +234,12 @@ extension RawBucketHashMap {
     /// Writers between a reservation or an unlink and its resolution (0 when none is
     /// writing; a unit that stays in flight is lost room). For tests.
     package var capacityChangesInFlight: Int { capacity.changesInFlight() }
+
+    /// Tests only: `hook` runs after each tick of the general eviction sweep that found no
+    /// victim (``RecencyClock/afterEmptyTick``). Call before the map is shared.
+    package func setAfterEmptyEvictionTick(_ hook: (@Sendable () -> Void)?) {
+        recency?.afterEmptyTick = hook
+    }
 
     /// Evicts one entry of a full LRU map (see `RecencyClock`): advances the calling
     /// thread's hand chain by chain, each under its lock, until a chain yields a victim;
@@ -227,9 +269,15 @@ extension RawBucketHashMap {
         guard let clock = unretainedRecency else { return false }
         let swept = clock._withUnsafeGuaranteedRef { recency -> Eviction in
             let own = recency.currentPartition
-            for offset in 0..<recency.partitions {
-                let eviction = evictOne(recency, partition: (own + offset) % recency.partitions, forUserWrite: forUserWrite)
-                if eviction != .none { return eviction }
+            // Two laps of each hand, then, if every entry was used again within its lap, a
+            // forced lap (bounded work, as Linux's forced shrink: before, the writer yielded
+            // and swept again for as long as readers kept every entry used).
+            for forced in [false, true] {
+                for offset in 0..<recency.partitions {
+                    let eviction = evictOne(recency, partition: (own + offset) % recency.partitions,
+                                            forUserWrite: forUserWrite, forced: forced)
+                    if eviction != .none { return eviction }
+                }
             }
             return .none
         }
@@ -289,7 +337,7 @@ extension RawBucketHashMap {
                 defer { if !own { table.unlockChain(index) } }
                 var leftEmpty: UnsafeMutableRawPointer?
                 switch sweepLocked(recency, chain: index, tick: tick, partition: partition, forUserWrite: forUserWrite,
-                                   announced: announced, keepingEmptyBucket: own, leftEmpty: &leftEmpty) {
+                                   announced: announced, keepingEmptyBucket: own, forced: false, leftEmpty: &leftEmpty) {
                 case .evicted: return (true, leftEmpty)
                 case .frozen: return (false, nil)
                 case .none: continue
@@ -299,17 +347,19 @@ extension RawBucketHashMap {
         }
     }
 
-    /// Up to two laps of hand `partition`: whether it evicted an entry, found none, or
+    /// Up to two laps of hand `partition` (one `forced`: see
+    /// ``BucketTable/forcedVictim(inChainOf:)``): whether it evicted an entry, found none, or
     /// stopped because the map is frozen (`forUserWrite` only).
-    private func evictOne(_ recency: RecencyClock, partition: Int, forUserWrite: Bool) -> Eviction {
-        for _ in 0..<(2 * recency.span(of: partition).count) {
+    private func evictOne(_ recency: RecencyClock, partition: Int, forUserWrite: Bool, forced: Bool) -> Eviction {
+        for _ in 0..<((forced ? 1 : 2) * recency.span(of: partition).count) {
             let (index, tick) = recency.advance(partition)
             var unused: UnsafeMutableRawPointer?
             let eviction = table.withChainLock(index) {
                 sweepLocked(recency, chain: index, tick: tick, partition: partition, forUserWrite: forUserWrite,
-                            announced: true, keepingEmptyBucket: false, leftEmpty: &unused)
+                            announced: true, keepingEmptyBucket: false, forced: forced, leftEmpty: &unused)
             }
             if eviction != .none { return eviction }
+            recency.afterEmptyTick?()
         }
         return .none
     }
@@ -319,13 +369,16 @@ extension RawBucketHashMap {
     /// bits and evicts its victim, if any, keeping the freed unit as the caller's
     /// reservation (in flight if `announced`; see ``evictHolding(_:forUserWrite:announced:)``).
     /// `keepingEmptyBucket` as in ``BucketTable/retire(_:chain:keepingEmptyBucket:)``; a
-    /// bucket kept empty goes to `leftEmpty`.
+    /// bucket kept empty goes to `leftEmpty`. `forced`: the victim as
+    /// ``BucketTable/forcedVictim(inChainOf:)`` chooses it.
     @inline(__always)
     private func sweepLocked(_ recency: RecencyClock, chain index: Int, tick: Int, partition: Int,
-                             forUserWrite: Bool, announced: Bool, keepingEmptyBucket: Bool,
+                             forUserWrite: Bool, announced: Bool, keepingEmptyBucket: Bool, forced: Bool,
                              leftEmpty: inout UnsafeMutableRawPointer?) -> Eviction {
         if forUserWrite, freezeState.isFrozen { return .frozen }
-        guard recency.isFresh(tick, of: partition), let place = table.clockVictim(inChainOf: index) else { return .none }
+        guard recency.isFresh(tick, of: partition),
+              let place = forced ? table.forcedVictim(inChainOf: index) : table.clockVictim(inChainOf: index)
+        else { return .none }
         if announced { capacity.beginRemoval() }
         if table.retire(place, chain: index, keepingEmptyBucket: keepingEmptyBucket) { leftEmpty = place.bucketPointer }
         capacity.keepRemovedUnitAsReservation()

@@ -8,8 +8,12 @@
 /// if let seen = flows[flow] { … }              // marks the entry recently used
 /// ```
 ///
-/// The key just written is present when the update returns, and `count`
-/// never exceeds `maxEntries`, also under concurrent writers. Every lookup (subscript,
+/// The key just written is present when the update returns — under concurrent writers,
+/// unless their evictions moved the hand on by half its span meanwhile (in a map of one or
+/// two buckets, `maxEntries` 1 or 2, that distance is nothing: another writer can evict it
+/// at once) — and `count` never exceeds `maxEntries`, also under concurrent writers. When
+/// readers use every entry faster than the hand sweeps, an insert evicts one anyway after
+/// two laps (a forced lap, as Linux's forced shrink): its work is bounded. Every lookup (subscript,
 /// in-place access) marks its entry recently used: one atomic OR the first time after an
 /// eviction pass, nothing after that, and never a lock.
 ///
