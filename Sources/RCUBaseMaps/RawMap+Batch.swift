@@ -342,13 +342,15 @@ extension RawMap {
             } catch where error == .keyNotFound {
                 continue  // gone meanwhile: skip it
             } catch {
-                guard removing, done > 0 else {
+                guard removing else {
                     return MapBatchResult(count: 0, cursor: nil, error: error)  // Linux writes no count here
                 }
                 // The elements removed before the refusal are gone from the map: hand them
                 // back (count = those), as update and delete batches stop at their first
-                // failure, with a cursor past the refused element (it stays in the map).
-                // Linux's generic batch reports no count here, but it never removes.
+                // failure, with a cursor past the refused element (it stays in the map) —
+                // also when it was the call's first: without one, a drain in small batches
+                // met it first on every call and never got past it (found by review,
+                // 2026-12-05). Linux's generic batch reports no count here, but it never removes.
                 return MapBatchResult(count: done, cursor: MapBatchCursor(UnsafeRawBufferPointer(previous)), error: error)
             }
             UnsafeMutableRawBufferPointer(rebasing: keys[done * keySize ..< (done + 1) * keySize])

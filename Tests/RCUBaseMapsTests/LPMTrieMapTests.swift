@@ -293,6 +293,32 @@ struct LPMTrieMapTests {
         #expect(wrongPairs.load(ordering: .relaxed) == 0)
     }
 
+    /// A lookup batch from a cursor whose prefix length exceeds the data starts at the first
+    /// key, as Linux's generic batch does through `trie_get_next_key` (found by review,
+    /// 2026-12-05: it answered count 0 and ENOENT — "the pass is complete" — for a trie
+    /// with entries). A cursor of another size is still EINVAL.
+    @Test func aBatchFromATooLongPrefixCursorStartsAtTheFirstKey() throws {
+        let map = try Self.make(flags: [.noPrealloc])
+        try Self.put(map, Self.ipv4(10, 0, 0, 0, 8), 1)
+        var keys = [UInt8](repeating: 0, count: 8 * 4)
+        var values = [UInt8](repeating: 0, count: 8 * 4)
+        for length: UInt8 in [33, 200] {
+            let cursor = MapBatchCursor(bytes: [length, 0, 0, 0, 1, 2, 3, 4])
+            let result = try keys.withUnsafeMutableBytes { k in
+                try values.withUnsafeMutableBytes { try map.lookupBatch(from: cursor, keys: k, values: $0, count: 4, elementFlags: [], flags: 0) }
+            }
+            #expect(result.count == 1 && result.error == .keyNotFound, "prefix length \(length)")
+            #expect(Array(keys[0..<8]) == Self.ipv4(10, 0, 0, 0, 8) && Array(values[0..<8]) == Self.value(1))
+        }
+        #expect(Self.errno {
+            _ = try keys.withUnsafeMutableBytes { k in
+                try values.withUnsafeMutableBytes {
+                    try map.lookupBatch(from: MapBatchCursor(bytes: [33, 0, 0, 0, 1]), keys: k, values: $0, count: 4, elementFlags: [], flags: 0)
+                }
+            }
+        } == EINVAL)
+    }
+
     @Test func otherOperationsAsLinux() throws {
         let map = try Self.make(flags: [.noPrealloc])
         try Self.put(map, Self.ipv4(10, 0, 0, 0, 8), 1)

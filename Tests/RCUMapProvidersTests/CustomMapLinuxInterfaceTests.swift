@@ -122,6 +122,47 @@ struct CustomMapLinuxInterfaceTests {
         #expect(lookup.error == .permissionDenied && lookup.count == 0 && lookup.cursor == nil)
     }
 
+    /// A removing batch whose first element is refused still hands back a cursor past it:
+    /// a drain in batches of one gets past the element (found by review, 2026-12-05: the
+    /// call answered count 0 and no cursor, so every later call met the element first again,
+    /// and a typed `removeBatch(maxCount: 1)` loop threw forever).
+    @Test(arguments: [ProviderBaseMap.hashLockFree, .hashBucketLocked])
+    func aRefusalOfARemovingBatchsFirstElementIsPassed(_ base: ProviderBaseMap) throws {
+        let provider = RecordingProvider()
+        let raw = try #require(try makeMap(provider, base: base) as? RawCustomMap)
+        for key in UInt32(0)..<3 { try raw.put(key, key + 100) }
+        let order: [UInt32] = try raw.allKeys()
+        provider.refusedFindKey.store(order[1], ordering: .relaxed)
+        var key: UInt32 = 0xEEEE, value: UInt32 = 0xEEEE
+        func drainOne(from cursor: MapBatchCursor?) throws -> MapBatchResult {
+            try withUnsafeMutableBytes(of: &key) { k in try withUnsafeMutableBytes(of: &value) { v in
+                try raw.lookupAndDeleteBatch(from: cursor, keys: k, values: v, count: 1, elementFlags: [], flags: 0) } }
+        }
+        let first = try drainOne(from: nil)
+        #expect(first.count == 1 && key == order[0])
+        let refused = try drainOne(from: first.cursor)
+        #expect(refused.count == 0 && refused.error == .permissionDenied)
+        let past = try #require(refused.cursor)
+        let third = try drainOne(from: past)
+        #expect(third.count == 1 && key == order[2] && value == order[2] + 100)
+        #expect(raw.count == 1)
+
+        // Typed: a drain in batches of one ends, with the refused entry left.
+        let typed = try CustomMap<UInt32, UInt32>(wrapping: raw)
+        for key in UInt32(10)..<14 { try typed.updateValue(key + 100, forKey: key) }
+        var failures = 0, removed = 0, calls = 0
+        var batch = try typed.removeBatch(maxCount: 1)
+        while calls < 100 {
+            calls += 1
+            removed += batch.entries.count
+            if batch.failure != nil { failures += 1 }
+            if batch.isComplete { break }
+            batch = try typed.removeBatch(from: batch.cursor, maxCount: 1)
+        }
+        #expect(calls < 100 && batch.isComplete)
+        #expect(removed == 4 && failures == 1 && typed.count == 1)
+    }
+
     /// The typed removing batch on a custom map: a provider's refusal midway must not lose
     /// the entries the call already removed (found by review, 2026-12-03: the typed layer
     /// threw, and the 8 entries removed before the refusal were gone from the map and from
@@ -169,11 +210,17 @@ struct CustomMapLinuxInterfaceTests {
         provider.refusedFindKey.store(first, ordering: .relaxed)
         for removing in [true, false] {
             provider.clear()
-            do throws(MapError) {
-                _ = try removing ? map.removeBatch(maxCount: 1) : map.lookupBatch(maxCount: 1)
-                Issue.record("the refusal was not thrown")
-            } catch {
-                #expect(error == .noSpace && error.elementsProcessed == 0)
+            if removing {
+                // A removing batch hands the refusal back with a cursor past the element.
+                let batch = try map.removeBatch(maxCount: 1)
+                #expect(batch.entries.isEmpty && batch.failure == .noSpace && batch.cursor != nil && !batch.isComplete)
+            } else {
+                do throws(MapError) {
+                    _ = try map.lookupBatch(maxCount: 1)
+                    Issue.record("the refusal was not thrown")
+                } catch {
+                    #expect(error == .noSpace && error.elementsProcessed == 0)
+                }
             }
             #expect(provider.recorded(.find).filter { $0.key == first }.count == 1, "removing: \(removing)")
         }

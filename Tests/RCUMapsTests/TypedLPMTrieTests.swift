@@ -121,4 +121,30 @@ struct TypedLPMTrieTests {
         try view.updateValue(7, for: prefix)
         #expect(view.longestMatch(try #require(IPv4Prefix("10.1.2.3"))) == 7)
     }
+
+    /// A key type whose `dataSize` is outside Linux's 1...256 is refused with EINVAL: one
+    /// near `Int.max` overflowed `4 + dataSize` and stopped the program (found by review,
+    /// 2026-12-05).
+    @Test func aKeyTypeOfImpossibleSizeIsRefused() throws {
+        struct OddKey: LPMTrieKey {
+            nonisolated(unsafe) static var size = 0
+            static var dataSize: Int { size }
+            var prefixLength: Int { 0 }
+            func withKeyBytes<Result, Failure: Error>(
+                _ body: (UnsafeRawBufferPointer) throws(Failure) -> Result
+            ) throws(Failure) -> Result {
+                try withUnsafeBytes(of: UInt64(0)) { bytes throws(Failure) in try body(bytes) }
+            }
+            init(keyBytes: UnsafeRawBufferPointer) {}
+            init() {}
+        }
+        let raw = try RawLPMTrieMap(MapDefinition(type: .lpmTrie, keySize: 8, valueSize: 8, maxEntries: 4,
+                                                  flags: .noPrealloc, poolTag: uniqueTag()))
+        // One after another: the size is the type's (a static), shared by every case.
+        for size in [Int.max, Int.max - 3, 257, 0, -1] {
+            OddKey.size = size
+            #expect(throws: MapError.invalidArgument, "dataSize \(size)") { _ = try LPMTrieMap<OddKey, UInt64>(capacity: 1) }
+            #expect(throws: MapError.invalidArgument, "dataSize \(size)") { _ = try LPMTrieMap<OddKey, UInt64>(wrapping: raw) }
+        }
+    }
 }

@@ -341,7 +341,9 @@ public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
     }
 
     /// User-mode delete of the exact prefix `key`. Contract: ``RawMap/delete(key:)``; EINVAL
-    /// for a `prefixLen` beyond the data, ENOENT for a prefix not stored.
+    /// for a `prefixLen` beyond the data, ENOENT for a prefix not stored, EPERM on a frozen or
+    /// `BPF_F_RDONLY` trie, ENOMEM when a node the delete rebuilds cannot be allocated
+    /// (Linux's `trie_delete_elem` never allocates: see docs/linux-compatibility.md).
     public func delete(key: UnsafeRawBufferPointer) throws(MapError) {
         try access.checkUserWrite(freezeState)
         try remove(key: key, checkingFreeze: true)
@@ -515,12 +517,20 @@ public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
     // MARK: Batches (Linux's generic ones; no lookup-and-delete batch)
 
     /// `BPF_MAP_LOOKUP_BATCH`: Linux's generic batch (the cursor is the last key returned),
-    /// in postorder.
+    /// in postorder. A cursor of the key size whose `prefixLen` exceeds the data starts at
+    /// the first key, as Linux's, which hands the cursor to `trie_get_next_key` (its
+    /// `find_leftmost`); the in-pass step the batch walks with would end the pass there,
+    /// answering ENOENT for a trie with entries (found by review, 2026-12-05).
     public func lookupBatch(from cursor: MapBatchCursor?, keys: UnsafeMutableRawBufferPointer,
                             values: UnsafeMutableRawBufferPointer, count: Int, elementFlags: MapElementFlags,
                             flags: UInt64) throws(MapError) -> MapBatchResult {
-        try genericLookupBatch(from: cursor, keys: keys, values: values, count: count, elementFlags: elementFlags,
-                               removing: false)
+        let start = cursor.flatMap { cursor in
+            cursor.withBytes { bytes in
+                bytes.count == definition.keySize && Int(bytes.loadUnaligned(as: UInt32.self)) > maxPrefixLength
+            } ? nil : cursor
+        }
+        return try genericLookupBatch(from: start, keys: keys, values: values, count: count, elementFlags: elementFlags,
+                                      removing: false)
     }
 
     /// `BPF_MAP_LOOKUP_AND_DELETE_BATCH`: ENOTSUPP (after the access checks), as Linux.

@@ -7,9 +7,10 @@ public struct MapBatch<Key, Value> {
     /// Whether the pass reached the end of the map (Linux's ENOENT).
     public var isComplete: Bool
     /// Why a removing batch (``DynamicKeyValueMap/removeBatch(from:maxCount:)``) stopped
-    /// early after removing the entries it returns: an element failed (a custom map's
-    /// provider refused it). That element stays in the map; ``cursor`` continues after it.
-    /// `nil` otherwise (a batch that fails before removing anything throws instead).
+    /// early after removing the entries it returns (perhaps none): an element failed (a
+    /// custom map's provider refused it). That element stays in the map; ``cursor``
+    /// continues after it. `nil` otherwise (a batch that fails before it reaches an
+    /// element throws instead).
     public var failure: MapError? = nil
 }
 
@@ -89,10 +90,13 @@ extension KeyValueMap {
                 room = Swift.min(room * 2, capacity)
                 continue
             }
-            // A removing batch that fails after some elements (a custom map's provider refusing
-            // one) has removed those already: they are returned with the failure (thrown,
-            // they would be lost with it).
-            if let error = result.error, error != .keyNotFound, !(removing && result.count > 0) {
+            // A removing batch stopped by an element (a custom map's provider refusing it)
+            // returns what it removed before it — thrown, those entries would be lost with
+            // the error — and a cursor past it, also when it removed nothing (thrown, the
+            // cursor would be lost, and a drain in small batches never got past the element;
+            // found by review, 2026-12-05).
+            let movedOn = removing && (result.count > 0 || (result.cursor != nil && result.cursor != cursor))
+            if let error = result.error, error != .keyNotFound, !movedOn {
                 throw error.with(elementsProcessed: result.count)
             }
             let failure = result.error == .keyNotFound ? nil : result.error
@@ -137,12 +141,15 @@ extension DynamicKeyValueMap {
     /// a map by calling it until ``MapBatch/isComplete``.
     ///
     /// A `maxCount` of 0 removes nothing (see ``KeyValueMap/lookupBatch(from:maxCount:)``).
+    /// It may remove more than `maxCount` entries when a bucket of the bucket-locked hash
+    /// is larger (read whole, as ``KeyValueMap/lookupBatch(from:maxCount:)`` reads it).
     ///
     /// - Throws: ``/RCUBaseMaps/MapError/permissionDenied`` for a frozen map;
     ///   ``/RCUBaseMaps/MapError/invalidArgument`` for a negative `maxCount`; a custom map's
-    ///   provider errors. A call that fails after removing some entries returns them instead,
-    ///   with the failure in ``MapBatch/failure`` (the failing element stays in the map, and
-    ///   the cursor continues after it).
+    ///   provider errors from its iteration. A call stopped by an element (a custom map's
+    ///   provider refusing it) returns instead the entries it removed before it (perhaps
+    ///   none), with the failure in ``MapBatch/failure``: the element stays in the map, and
+    ///   the cursor continues after it.
     public func removeBatch(from cursor: MapBatchCursor? = nil, maxCount: Int) throws(MapError) -> MapBatch<Key, Value> {
         try batch(from: cursor, maxCount: maxCount, removing: true)
     }

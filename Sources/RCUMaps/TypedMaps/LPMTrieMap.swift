@@ -182,14 +182,24 @@ public final class LPMTrieMap<Key: LPMTrieKey, Value: BitwiseCopyable & Sendable
     /// An empty trie holding at most `capacity` prefixes.
     ///
     /// - Throws: ``/RCUBaseMaps/MapError/invalidArgument`` for a capacity of 0, a
-    ///   zero-sized `Value`, a key of more than 256 data bytes or a bad name;
+    ///   zero-sized `Value`, a key's `dataSize` outside 1...256 or a bad name;
     ///   ``/RCUBaseMaps/MapError/noMemory``.
     public init(capacity: Int, name: String = "", poolTag: PoolTag? = nil) throws(MapError) {
         guard MemoryLayout<Value>.alignment <= 8 else {
             throw MapError.invalidArgument.with(reason: "values aligned beyond 8 bytes are not supported")
         }
-        raw = try RawLPMTrieMap(MapDefinition(type: .lpmTrie, keySize: 4 + Key.dataSize, valueSize: MemoryLayout<Value>.size,
+        raw = try RawLPMTrieMap(MapDefinition(type: .lpmTrie, keySize: try Self.keySize(), valueSize: MemoryLayout<Value>.size,
                                               maxEntries: capacity, flags: .noPrealloc, name: name, poolTag: poolTag))
+    }
+
+    /// `4 + Key.dataSize`, for a `dataSize` of 1 to 256 (Linux's `LPM_DATA_SIZE_MAX`); EINVAL
+    /// otherwise — a conformance's `dataSize` near `Int.max` overflowed the sum and stopped
+    /// the program (found by review, 2026-12-05).
+    static func keySize() throws(MapError) -> Int {
+        guard (1...256).contains(Key.dataSize) else {
+            throw MapError.invalidArgument.with(reason: "\(Key.self).dataSize is \(Key.dataSize): 1 to 256 bytes")
+        }
+        return 4 + Key.dataSize
     }
 
     /// A typed view of an existing byte-level trie (both views see the same routes).
@@ -201,7 +211,7 @@ public final class LPMTrieMap<Key: LPMTrieKey, Value: BitwiseCopyable & Sendable
     /// - Precondition: the map holds only valid values of the view's types (see
     ///   <doc:TypedMaps#Bytes-the-view-did-not-write>).
     public init(wrapping raw: RawLPMTrieMap) throws(MapError) {
-        guard raw.definition.keySize == 4 + Key.dataSize, raw.definition.valueSize == MemoryLayout<Value>.size,
+        guard raw.definition.keySize == (try Self.keySize()), raw.definition.valueSize == MemoryLayout<Value>.size,
               MemoryLayout<Value>.alignment <= 8 else {
             throw MapError.invalidArgument.with(reason: "the trie's keys and values are not \(Key.self) and \(Value.self)")
         }
@@ -225,6 +235,11 @@ public final class LPMTrieMap<Key: LPMTrieKey, Value: BitwiseCopyable & Sendable
     /// or nil when none does (or the query's length exceeds the key's bits).
     ///
     /// Concurrency: any thread; lock-free; the value is copied inside an epoch section.
+    ///
+    /// - Precondition: `Key.withKeyBytes` hands over `4 + Key.dataSize` bytes, as
+    ///   ``LPMTrieKey`` requires (the lookup reads that many without a check of its own, so a
+    ///   conformance that hands over another count stops the program here, where the writes
+    ///   throw ``/RCUBaseMaps/MapError/invalidArgument``).
     public func longestMatch(_ query: Key) -> Value? {
         withUnsafeTemporaryAllocation(of: Value.self, capacity: 1) { buffer -> Value? in
             let slot = UnsafeMutableRawPointer(buffer.baseAddress!)
@@ -284,7 +299,9 @@ public final class LPMTrieMap<Key: LPMTrieKey, Value: BitwiseCopyable & Sendable
     /// stored — a prefix that only longer ones pass through is not stored.
     ///
     /// - Throws: ``/RCUBaseMaps/MapError/invalidArgument`` for a prefix longer than the
-    ///   key's bits.
+    ///   key's bits; ``/RCUBaseMaps/MapError/permissionDenied`` on a frozen or `BPF_F_RDONLY`
+    ///   trie; ``/RCUBaseMaps/MapError/noMemory`` when a node the removal rebuilds cannot be
+    ///   allocated (the trie is unchanged).
     ///
     /// Concurrency: any thread; takes the writer lock. The value is reclaimed after a grace period.
     @discardableResult
