@@ -177,7 +177,10 @@ public final class PerCPUHashMap<Key: BitwiseCopyable & Sendable, Value: Bitwise
     /// - Throws: ``/RCUBaseMaps/MapError/outOfSpace`` (E2BIG) for a new key in a full
     ///   `PERCPU_HASH`; EEXIST / ENOENT for `.noExist` / `.exist`.
     ///
-    /// Concurrency: any thread; never undoes another CPU's concurrent write.
+    /// Concurrency: any thread; never undoes another CPU's concurrent write. A helper-mode
+    /// write: on a full `lru: true` map a new key evicts inside the epoch section the call
+    /// holds, as a program's write does, so every grace period of the process waits for
+    /// that sweep (at most two laps of the hand and a forced one).
     public func updateCurrentCPUValue(_ value: Value, forKey key: Key, flags: MapUpdateFlags = .any) throws(MapError) {
         try withUnsafeBytes(of: key) { (key) throws(MapError) in
             try withUnsafeBytes(of: value) { (bytes) throws(MapError) in
