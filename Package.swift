@@ -127,7 +127,8 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // Examples (Examples/*/main.swift): `swift run FlowTableExample`, `RouteCacheExample`,
-        // `CustomProviderExample`. `swift test` builds and runs them (DocumentationExamplesTests).
+        // `CustomProviderExample`. `swift test` builds and runs them (DocumentationExamplesTests,
+        // which skip an example whose binary is not in the build directory).
         .executableTarget(name: "FlowTableExample", dependencies: ["RCUMaps"], path: "Examples/FlowTable",
                           swiftSettings: swiftSettings),
         .executableTarget(name: "RouteCacheExample", dependencies: ["RCUMaps"], path: "Examples/RouteCache",

@@ -18,7 +18,9 @@ import Glibc
 /// routes.update(forKey: "10.0.0.0/8") { old in old?.withMetric(5) }
 /// ```
 ///
-/// - Reads never lock and never write shared memory: a lookup enters an epoch section, finds
+/// - Reads never lock and write no shared memory of the dictionary's (the subscript's copy of
+///   a class value retains it: a write to the object's reference count, which
+///   ``withValue(forKey:_:)`` avoids): a lookup enters an epoch section, finds
 ///   the entry in a cache-line bucket of three slots (a 7-bit tag per slot filters the key
 ///   comparisons) and copies (retains) its value before leaving. They are lock-free, not
 ///   wait-free: a read whose bucket had a slot filled or emptied while it read reads again

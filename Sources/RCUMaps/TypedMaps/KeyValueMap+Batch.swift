@@ -7,10 +7,11 @@ public struct MapBatch<Key, Value> {
     /// Whether the pass reached the end of the map (Linux's ENOENT).
     public var isComplete: Bool
     /// Why a removing batch (``DynamicKeyValueMap/removeBatch(from:maxCount:)``) stopped
-    /// early after removing the entries it returns (perhaps none): an element failed (a
-    /// custom map's provider refused it). That element stays in the map; ``cursor``
-    /// continues after it. `nil` otherwise (a batch that fails before it reaches an
-    /// element throws instead).
+    /// early after removing the entries it returns: an element failed (a custom map's
+    /// provider refused it; the entries returned may then be none) — that element stays in
+    /// the map and ``cursor`` continues after it — or, after at least one entry, the
+    /// provider's iteration failed, and ``cursor`` continues after the last entry returned.
+    /// `nil` otherwise (a batch that fails before it removes or passes anything throws).
     public var failure: MapError? = nil
 }
 
@@ -39,7 +40,9 @@ extension KeyValueMap {
     ///
     /// - Throws: ``/RCUBaseMaps/MapError/permissionDenied`` for a `BPF_F_WRONLY` map;
     ///   ``/RCUBaseMaps/MapError/invalidArgument`` for a negative `maxCount`; a custom map's
-    ///   provider errors.
+    ///   provider errors: an element its provider refuses fails the call with nothing
+    ///   returned, as Linux's generic batch fails it, so a pass in batches cannot get past
+    ///   that element (the map's `Sequence` skips it).
     public func lookupBatch(from cursor: MapBatchCursor? = nil, maxCount: Int) throws(MapError) -> MapBatch<Key, Value> {
         try batch(from: cursor, maxCount: maxCount, removing: false)
     }

@@ -1,5 +1,5 @@
 /// Typed maps whose values can be read and written where they are stored (helper mode):
-/// the built-in ``BucketHashMap``, ``LockFreeHashMap`` and ``ArrayMap``. (A ``CustomMap``
+/// the built-in ``BucketHashMap``, ``LockFreeHashMap``, ``LRUHashMap`` and ``ArrayMap``. (A ``CustomMap``
 /// has its own forms, which can fail when the provider blocks helper mode.)
 ///
 /// ## Borrowed memory
@@ -21,6 +21,7 @@
 /// |---|---|---|
 /// | ``BucketHashMap`` | replaced in place (an atomic exchange of the same word): a write lands in whichever value is current | a replace publishes a new copy; writes to the old one after that are lost |
 /// | ``LockFreeHashMap`` (keys ≤ 8 bytes) | replaced in place by compare-and-swap: a write lands in the current value; after a delete (the entry is sealed) it is lost | a replace publishes a new entry; writes to the old one after that are lost |
+/// | ``LRUHashMap`` | as ``BucketHashMap``; an eviction is a delete | as ``BucketHashMap`` |
 /// | ``ArrayMap`` | slots are never replaced: every write lands; a user-mode update overwrites it | the same |
 ///
 /// A delete always loses later writes to the deleted entry (it is gone); the memory stays
@@ -135,8 +136,8 @@ extension InPlaceKeyValueMap where Self: DynamicKeyValueMap {
     /// plain stores; use ``upsertAtomicFields(forKey:default:_:)`` when several threads
     /// update the same value.
     ///
-    /// - Throws: ``/RCUBaseMaps/MapError/outOfSpace`` when the key is absent and the map is full;
-    ///   ``/RCUBaseMaps/MapError/noMemory``.
+    /// - Throws: ``/RCUBaseMaps/MapError/outOfSpace`` when the key is absent and the map is full
+    ///   (an ``LRUHashMap`` evicts instead); ``/RCUBaseMaps/MapError/noMemory``.
     @inlinable @discardableResult
     public func upsert<Result>(forKey key: Key, default defaultValue: @autoclosure () -> Value,
                                _ body: (inout Value) -> Result) throws(MapError) -> Result {

@@ -1,8 +1,8 @@
 /// A typed map over a byte-level ``/RCUBaseMaps/RawMap``: keys and values are Swift values of fixed
 /// size, copied in and out, with the vocabulary of `Dictionary`.
 ///
-/// The typed maps are ``BucketHashMap``, ``LockFreeHashMap``, ``ArrayMap`` and
-/// ``CustomMap``. Each wraps one byte-level map (``raw``), reachable for eBPF-style and C
+/// The typed maps are ``BucketHashMap``, ``LockFreeHashMap``, ``LRUHashMap``, ``ArrayMap``
+/// and ``CustomMap``. Each wraps one byte-level map (``raw``), reachable for eBPF-style and C
 /// interoperation; the typed layer adds no state and no cost of its own (a typed lookup
 /// compiles to the byte-level map's inlined lookup).
 ///
@@ -11,7 +11,8 @@
 /// present key is `false`.
 ///
 /// Concurrency: every map is safe for any number of readers and writers on any threads.
-/// Readers never take a lock. A value read out is one some update stored whole (never
+/// Readers never take a lock (a reader of an ``ArrayMap`` value over 8 bytes that writers
+/// made retry 16 times copies once holding the slot, for one copy). A value read out is one some update stored whole (never
 /// torn). In-place access (``InPlaceKeyValueMap/withValue(forKey:_:)`` and friends) borrows the map's memory
 /// for the duration of a closure inside an epoch section; the closure cannot let it escape.
 ///
@@ -63,8 +64,8 @@ extension KeyValueMap {
     ///
     /// - Returns: The value replaced — exactly the one this update displaced, atomically —
     ///   or `nil` if the key was new.
-    /// - Throws: ``/RCUBaseMaps/MapError/outOfSpace`` (E2BIG) for a new key in a full map (an index out
-    ///   of range for arrays); ``/RCUBaseMaps/MapError/noMemory`` (the map is unchanged); a custom map's
+    /// - Throws: ``/RCUBaseMaps/MapError/outOfSpace`` (E2BIG) for a new key in a full map (an
+    ///   ``LRUHashMap`` evicts instead; an index out of range for arrays); ``/RCUBaseMaps/MapError/noMemory`` (the map is unchanged); a custom map's
     ///   provider errors.
     ///
     /// On a custom map whose provider's find callback refuses the value replaced, the new
@@ -129,7 +130,8 @@ extension DynamicKeyValueMap {
     /// Stores `value` under `key` only if the key is absent (`BPF_NOEXIST`).
     ///
     /// - Returns: `true` if it was stored; `false` if the key held a value (left as it was).
-    /// - Throws: ``/RCUBaseMaps/MapError/outOfSpace`` (E2BIG) when the map is full; ``/RCUBaseMaps/MapError/noMemory``;
+    /// - Throws: ``/RCUBaseMaps/MapError/outOfSpace`` (E2BIG) when the map is full (an
+    ///   ``LRUHashMap`` evicts instead); ``/RCUBaseMaps/MapError/noMemory``;
     ///   a custom map's provider errors.
     ///
     /// Concurrency: of several threads inserting one absent key, exactly one gets `true`.

@@ -5,7 +5,7 @@ import Synchronization
 ///
 /// ```swift
 /// let packets = try PerCPUArrayMap<UInt64>(count: 16)
-/// packets.add(1, at: 3)                    // this CPU's counter (a restartable sequence, no atomic)
+/// packets.add(1, at: 3)                    // this CPU's counter (rseq where available: no atomic)
 /// let total = packets.sum(at: 3)           // over all CPUs
 /// ```
 ///
