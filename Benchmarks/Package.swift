@@ -46,6 +46,9 @@ let package = Package(
         .target(
             name: "CPeerMaps",
             path: "Sources/CPeerMaps",
+            // Release builds of the peers as their users ship them: libcuckoo's asserts off.
+            cSettings: [.define("NDEBUG")],
+            cxxSettings: [.define("NDEBUG")],
             linkerSettings: [
                 .linkedLibrary("ck"),   // libck-dev
                 .linkedLibrary("tbb"),  // libtbb-dev; libcuckoo is header-only

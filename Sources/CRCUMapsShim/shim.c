@@ -343,7 +343,11 @@ void rcumaps_release_adopted_thread(void)
         fprintf(stderr, "rcumaps: Epoch.releaseAdoptedThread() inside an epoch section\n");
         abort();
     }
-    if (rcumaps_child_unusable == RCUMAPS_CHILD_OK) {
+    /* Linked unless the thread-exit handler unlinked it already: the application may
+     * release the thread from a key destructor of its own that runs after RCUMaps' (a key
+     * created later runs later), and unlinking twice followed a NULL link (found by review,
+     * 2026-12-05). */
+    if (rcumaps_child_unusable == RCUMAPS_CHILD_OK && rcumaps_record.linked) {
         rcumaps_gate_enter();
         rcumaps_unlink_record();
         rcumaps_gate_leave();
@@ -700,6 +704,12 @@ static void rcumaps_gp_start_locked(void)
 void rcumaps_gp_driver_enqueue(struct rcu_head *head, void (*func)(struct rcu_head *head))
 {
     rcumaps_require_usable_process("a grace-period work item");
+    /* The fork handlers before the driver can start: an enqueue from a process whose threads
+     * never registered (a plain bucket-hash delete holds no section) started the driver with
+     * none installed, and a fork in that window left a child whose driver was marked started
+     * but did not exist (found by review, 2026-12-05). Only a key and the atfork triple: no
+     * registration, so it is safe under a chain lock. */
+    pthread_once(&rcumaps_once, rcumaps_init_once);
     /* What the caller did before happens before the callback (see above). */
     rcumaps_tsan_reader_exit();
     head->func = func;

@@ -284,6 +284,32 @@ struct EpochDirectReadLockTests {
         #expect(!endedInside, "a grace period ended during the released thread's section")
     }
 
+    /// An adopted thread released, as the docs ask, from the application's own thread-exit
+    /// key destructor, which runs after RCUMaps' own (a key created later runs later): the
+    /// release finds the thread's record unlinked already and leaves it. (It unlinked it a
+    /// second time and followed a NULL link: found by review, 2026-12-05.)
+    @Test func anAdoptedThreadReleasedAfterRCUMapsExitHandlerExitsCleanly() async {
+        await #expect(processExitsWith: .success) {
+            Epoch.withSection { _ in }  // creates RCUMaps' exit key, before the one below
+            let key = UnsafeMutablePointer<pthread_key_t>.allocate(capacity: 1)
+            guard pthread_key_create(key, { _ in
+                Epoch.releaseAdoptedThread()
+                urcu_memb_unregister_thread()
+            }) == 0 else { exit(2) }
+            var thread = pthread_t()
+            guard pthread_create(&thread, nil, { argument in
+                urcu_memb_register_thread()
+                Epoch.adoptRegisteredThread()
+                pthread_setspecific(argument!.assumingMemoryBound(to: pthread_key_t.self).pointee, UnsafeRawPointer(bitPattern: 1))
+                Epoch.withSection { _ in }
+                return nil
+            }, key) == 0 else { exit(3) }
+            pthread_join(thread, nil)
+            await Epoch.synchronize()  // the registry is intact
+            exit(0)
+        }
+    }
+
     /// A thread the application registered with liburcu and did not adopt: its first
     /// section stops the program with a message saying what to do. (liburcu's own
     /// assertion aborted without a word; a liburcu built without assertions would have

@@ -1,5 +1,7 @@
+import Foundation
 @testable import rcumaps
 import RCUMaps
+import Synchronization
 import Testing
 
 /// The batch workloads (`batch-lookup`, `batch-update`) and their single-operation
@@ -189,5 +191,36 @@ struct BatchRunTests {
         #expect(cells.count == 2 * 2 * 2)
         #expect(!cells.contains { $0.map == .array })
         check(cells)
+    }
+
+    /// A batch pass whose first call fails with nothing read (every bucket of a one-bucket
+    /// hash is larger than a batch of one: ENOSPC each time) ends the worker with a miss,
+    /// also with `--operations`, which waited for operations that never came and ran
+    /// forever (found by review, 2026-12-05).
+    @Test func aBatchPassThatCannotStartEndsItsWorker() throws {
+        var options = tinyOptions(entries: 64, batchSize: 1, threads: [1])
+        options.maps = [.hashBucket]
+        options.workloads = [.batchLookup]
+        options.operations = 64
+        let run = options
+        final class Outcome: @unchecked Sendable { var cells: [CellResult]?; var error: (any Error)? }
+        // Each run's map hashes with a new seed: the first chain of a pass holds two keys or
+        // more (the case that ran forever) in about 4 runs of 10.
+        for _ in 0..<10 {
+            let outcome = Outcome()
+            let done = Atomic<Bool>(false)
+            Thread {
+                do { outcome.cells = try runBenchCells(run, progress: false) } catch { outcome.error = error }
+                done.store(true, ordering: .releasing)
+            }.start()
+            let deadline = Date().addingTimeInterval(60)
+            while !done.load(ordering: .acquiring), Date() < deadline { usleep(1_000) }
+            let finished = done.load(ordering: .acquiring)
+            try #require(finished, "the batch-lookup cell ran for a minute")
+            let cells = try #require(outcome.cells)
+            #expect(cells.count == 1)
+            // Either the passes got through (64 elements) or a chain stopped them (misses).
+            #expect(cells.allSatisfy { $0.misses > 0 || $0.operations >= 64 })
+        }
     }
 }

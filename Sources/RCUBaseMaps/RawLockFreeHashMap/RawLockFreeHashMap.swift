@@ -203,6 +203,11 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
     /// Entries in the map: a snapshot under concurrent updates (arrays: `maxEntries`). Any thread.
     public var count: Int { capacity.entries }
 
+    /// Units the capacity gate has handed out (entries, those being inserted, parked
+    /// credits), not clamped to `maxEntries` as `count` is: the bound the gate keeps. For
+    /// tests and the stress checker.
+    package var capacityUnitsInUse: Int { capacity.count.load(ordering: .relaxed) }
+
     // MARK: Entry layout
 
     @inlinable @inline(__always)

@@ -178,7 +178,8 @@ func benchDiscussion() -> String {
             counterpart is the user-mode lookup row (hash-lockfree-user, hash-bucket-user, \
             array). batch-update stores --batch-size random existing keys per updateBatch call; \
             its counterpart is the update workload on the same map. A bucket larger than \
-            --batch-size (ENOSPC) counts as a miss.
+            --batch-size (ENOSPC) counts as a miss; a pass whose first call reads nothing that \
+            way ends that worker (it would fail the same way on every call).
             """),
         HelpText.paragraph("""
             Queues and stacks (only when named; --maps queues runs them all) run one workload, \

@@ -204,6 +204,11 @@ func runWorker<Target: BenchTarget>(
     control.arriveAndWait()
     // At least one batch per worker: under load a thread may first run after the stop
     // signal, and a cell must not report no operation for it.
+    // A batch pass that cannot start (its first call fails with nothing read: a map that
+    // throws, or ENOSPC for a first bucket larger than --batch-size) fails the same way on
+    // every call: the worker stops there, with the misses counted, instead of calling
+    // forever (with --operations, nothing else ended it; found by review, 2026-12-05).
+    var stuck = false
     repeat {
         switch workload {
         case .lookup, .readMostly, .update:
@@ -254,6 +259,7 @@ func runWorker<Target: BenchTarget>(
             guard let outcome = target.lookupBatch(from: cursor, into: buffers) else {
                 // The map threw: count it, and start a new pass.
                 result.misses &+= 1
+                stuck = cursor == nil
                 cursor = nil
                 passElements = 0
                 continue
@@ -267,6 +273,7 @@ func runWorker<Target: BenchTarget>(
                 if !outcome.isEndOfMap || passElements != target.entries {
                     result.misses &+= Swift.max(1, abs(target.entries - passElements))
                 }
+                stuck = !outcome.isEndOfMap && passElements == 0
                 cursor = nil
                 passElements = 0
             } else {
@@ -301,7 +308,7 @@ func runWorker<Target: BenchTarget>(
             result.checksum &+= UInt64(stored)
             result.operations &+= batchSize
         }
-    } while !control.shouldStop(after: result.operations)
+    } while !stuck && !control.shouldStop(after: result.operations)
     result.finishedAt = MonotonicClock.nanoseconds()
     result.writeLatency = histogram
     return result

@@ -220,8 +220,10 @@ final class EvictingStressWorker {
             deleteOwn()
         } else {
             stats.countChecks += 1
-            if target.map.count > target.maxEntries {
-                recorder.record(.countOvershoot, "count \(target.map.count) above maxEntries \(target.maxEntries)")
+            // The gate's units (`count` is clamped to maxEntries and could not show it).
+            let units = stressCapacityUnits(of: target.map)
+            if units > target.maxEntries {
+                recorder.record(.countOvershoot, "capacity units in use \(units) above maxEntries \(target.maxEntries)")
             }
         }
     }

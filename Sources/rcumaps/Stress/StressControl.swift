@@ -102,6 +102,16 @@ final class StressControl: Sendable {
     }
 }
 
+/// The units of a hash map's capacity in use — entries, reservations and parked credits,
+/// never fewer than the entries — for the check against `maxEntries` (`count` is clamped to
+/// `maxEntries`, so it cannot show an overshoot); `count` for maps without a capacity gate.
+func stressCapacityUnits(of map: any RawMap) -> Int {
+    if let bucket = map as? RawBucketHashMap { return bucket.capacityUnitsInUse }
+    if let lockFree = map as? RawLockFreeHashMap { return lockFree.capacityUnitsInUse }
+    if let perCPU = map as? RawPerCPUHashMap { return perCPU.storage.capacityUnitsInUse }
+    return map.count
+}
+
 /// The kinds of invariant violation, for the summary.
 enum StressViolation: String, CaseIterable, Sendable {
     case value = "torn or foreign value"
@@ -110,8 +120,9 @@ enum StressViolation: String, CaseIterable, Sendable {
     case timeTravel = "value went back in time"
     case iteration = "iteration pass"
     case count = "count out of bounds"
-    /// A `count` snapshot above `maxEntries` under concurrent inserts into a full map.
-    case countOvershoot = "count snapshot above maxEntries"
+    /// The capacity gate's units in use (entries, reservations, parked credits) above
+    /// `maxEntries` under concurrent inserts into a full map.
+    case countOvershoot = "capacity units above maxEntries"
     case errno = "unexpected errno"
     case consistency = "quiescent map inconsistent"
     case references = "object reference counts"

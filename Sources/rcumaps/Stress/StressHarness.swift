@@ -88,7 +88,10 @@ final class StressHarness<Map: RawMap>: Sendable {
     func prefillToken(_ index: Int) -> UInt64 {
         guard isPrefilled(index) else { return StressToken.absent }
         if let objects { return UInt64(objects.handle(forKey: index, choice: 0)) }
-        return StressToken.make(key: index, writer: 0, version: 0)
+        // Version 1, never 0: key 0's token would otherwise be all zero bits, and a value
+        // zeroed by a defect (a slot read before it was filled) would pass for it on the
+        // maps whose value is the bare token (found by review, 2026-12-05).
+        return StressToken.make(key: index, writer: 0, version: StressToken.prefillVersion)
     }
 
     /// A new token for key `index` by `writer` (a worker index + 1).
@@ -162,7 +165,8 @@ final class StressHarness<Map: RawMap>: Sendable {
     @inline(__always)
     func isValid(_ token: UInt64, key index: Int) -> Bool {
         let writer = StressToken.writer(token)
-        return StressToken.key(token) == index && writer <= threads && (writer != 0 || StressToken.version(token) == 0)
+        return StressToken.key(token) == index && writer <= threads
+            && (writer != 0 || StressToken.version(token) == StressToken.prefillVersion)
     }
 
     /// Why a value read under key `index` is wrong, in words.

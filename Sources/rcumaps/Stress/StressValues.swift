@@ -20,6 +20,9 @@ enum StressToken {
 
     static let versionMask: UInt64 = (1 << 36) - 1
 
+    /// The version of the prefill's tokens (writer 0): 1, so that no token is all zero bits.
+    static let prefillVersion: UInt64 = 1
+
     @inline(__always) static func key(_ token: UInt64) -> Int { Int(truncatingIfNeeded: token >> 44) }
     @inline(__always) static func writer(_ token: UInt64) -> Int { Int(truncatingIfNeeded: (token >> 36) & 0xFF) }
     @inline(__always) static func version(_ token: UInt64) -> UInt64 { token & versionMask }

@@ -4,11 +4,12 @@
  * workloads as RCUMaps' maps.
  *
  *  - ConcurrencyKit ck_ht (libck-dev, C): CK_HT_MODE_DIRECT (8-byte keys and values in the
- *    table's own slots), the default hash (MurmurHash64A), a ck_malloc allocator whose
- *    deferred frees (a table replaced by a resize) go through ck_epoch. ck_ht is
- *    single-writer, multi-reader (its writers end in _spmc): readers run concurrently with
- *    one writer, so writers are serialised by a mutex per table, as ck_ht is meant to be
- *    used. Every lookup is a ck_epoch read section (begin, ck_ht_get_spmc, end).
+ *    table's own slots) with CK_HT_WORKLOAD_DELETE, the default hash (MurmurHash64A), twice
+ *    the slots asked for (it grows at half full), a ck_malloc allocator whose deferred
+ *    frees (a table replaced by a resize) go through ck_epoch. ck_ht is single-writer,
+ *    multi-reader (its writers end in _spmc): readers run concurrently with one writer, so
+ *    writers are serialised by a ck_spinlock per table, as ck_ht is meant to be used.
+ *    Every lookup is a ck_epoch read section (begin, ck_ht_get_spmc, end).
  *  - libcuckoo (libcuckoo-dev, header-only C++): libcuckoo::cuckoohash_map<uint64_t,
  *    uint64_t> with its defaults (std::hash, 4 slots per bucket, std::allocator);
  *    find / insert / insert_or_assign / erase.
