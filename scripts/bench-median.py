@@ -35,7 +35,10 @@ def main(argv):
         except (OSError, ValueError) as error:
             sys.exit(f"bench-median: cannot read {path}: {error}")
         for cell in run:
-            key = (cell["map"], cell["workload"], cell["shape"], cell["threads"])
+            # Cells of one map, workload, shape and thread count from runs with other
+            # entries or batch sizes are different cells, not more runs of one.
+            key = (cell["map"], cell["workload"], cell["shape"], cell["threads"], cell.get("entries"),
+                   cell.get("batchSize"))
             if key not in cells:
                 cells[key] = []
                 order.append(key)
@@ -52,9 +55,12 @@ def main(argv):
     for name in baselines:
         header += f"  {'vs ' + name + ' (min-max)':>30}"
     print(header)
+    # Runs of several sizes: each line says its entries (and batch size) after the shape.
+    sizes = len({(key[4], key[5]) for key in order}) > 1
     for key in order:
         runs = cells[key]
-        line = f"{key[0]:<18} {key[1]:<12} {key[2]:<5} {key[3]:>3} {len(runs):>4} "
+        shape = f"{key[2]}@{key[4]}" + (f"/b{key[5]}" if key[5] is not None else "") if sizes else key[2]
+        line = f"{key[0]:<18} {key[1]:<12} {shape:<5} {key[3]:>3} {len(runs):>4} "
         line += f"{statistics.median(c['mopsPerSecond'] for c in runs):>8.1f}"
         for name in baselines:
             ratios = [c["ratios"][name] for c in runs if c.get("ratios", {}).get(name) is not None]

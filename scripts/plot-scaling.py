@@ -4,7 +4,8 @@
     .build/release/rcumaps bench --json --threads 1,2 > bench.json
     python3 scripts/plot-scaling.py bench.json docs/scaling.svg [workload ...]
 
-One panel per workload (default: lookup, read-mostly), one line per map. No dependencies.
+One panel per workload (default: lookup, read-mostly), one line per map, for the 8x8 shape
+only (another shape's points would join the same map's line). No dependencies.
 """
 import json
 import sys
@@ -17,7 +18,7 @@ def main():
     if len(sys.argv) < 3:
         sys.exit("usage: plot-scaling.py BENCH.json OUT.svg [workload ...]")
     with open(sys.argv[1]) as handle:
-        cells = json.load(handle)
+        cells = [cell for cell in json.load(handle) if cell.get("shape", "8x8") == "8x8"]
     workloads = sys.argv[3:] or ["lookup", "read-mostly"]
     maps = []
     for cell in cells:

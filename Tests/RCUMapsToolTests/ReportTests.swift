@@ -37,4 +37,26 @@ struct ReportTests {
         #expect(update["counterpart"] as? String == "hash-bucket")
         #expect(update["counterpartWorkload"] == nil)
     }
+
+    /// The key-value baselines' ratios go only to maps doing their work: an LPM lookup, a
+    /// `String`-keyed dictionary lookup or a per-CPU increment run under the same workload
+    /// names but get no `vs mutex-dict` (found by review, 2026-12-05); a queue gets its ratio
+    /// to `mutex-deque` and no other.
+    @Test func baselineRatiosOnlyForMapsDoingTheBaselinesWork() {
+        func cell(_ map: MapKind, _ workload: Workload) -> CellResult {
+            CellResult(map: map, workload: workload, shape: .standard, threads: 1, entries: 16, operations: 1_000,
+                       wallNanoseconds: 1_000_000, misses: 0, failedUpdates: 0, calls: 0)
+        }
+        let report = BenchReport(options: BenchOptions(), cells: [
+            cell(.mutexDict, .lookup), cell(.hashBucket, .lookup), cell(.lruHash, .lookup), cell(.lpmIPv4, .lookup),
+            cell(.rcuDictString, .lookup), cell(.mutexDeque, .pushPop), cell(.queue, .pushPop), cell(.perCPUArray, .increment),
+        ])
+        #expect(report.ratio(for: report.cells[1]) == 1)
+        #expect(report.ratio(for: report.cells[2]) == 1)
+        #expect(report.ratio(for: report.cells[3]) == nil)
+        #expect(report.ratio(for: report.cells[4]) == nil)
+        #expect(report.ratio(for: report.cells[6], to: .mutexDeque) == 1)
+        #expect(report.ratio(for: report.cells[6], to: .mutexDict) == nil)
+        #expect(report.ratio(for: report.cells[1], to: .mutexDeque) == nil)
+    }
 }

@@ -112,6 +112,26 @@ enum MapKind: String, CaseIterable, Sendable {
     /// kinds (``runsByDefault``).
     static let defaults: [MapKind] = allCases.filter(\.runsByDefault)
 
+    /// Whether this kind's cells get a `vs <baseline>` ratio: a queue or stack against
+    /// `mutex-deque` only, and only the maps of 8-byte integer keys against the key-value
+    /// baselines (`mutex-dict`, `rwlock-dict`, `c-rculfhash`, `c-open-addressing`,
+    /// `swift-array`, `libcuckoo`). The LPM tries, the dictionaries keyed by strings or
+    /// holding objects and the per-CPU counters do other work under the same workload
+    /// names; their comparison is their counterpart's column (found by review, 2026-12-05:
+    /// an LPM lookup got a ratio to a hash lookup).
+    func comparesWith(_ baseline: MapKind) -> Bool {
+        switch self {
+        case .queue, .cWfcqueue, .stack, .cLfstack, .mutexDeque:
+            baseline == .mutexDeque
+        case .rcuDictObject, .mutexDictObject, .rcuDictObjectField, .mutexDictObjectField, .rcuDictString,
+             .mutexDictString, .perCPUArray, .threadLocalCounter, .perCPUHash, .lpmIPv4, .cPatriciaIPv4, .lpmIPv6,
+             .cPatriciaIPv6:
+            false
+        default:
+            baseline != .mutexDeque
+        }
+    }
+
     /// Whether this kind runs without being named in `--maps`: the comparison kinds (typed
     /// maps, user-mode byte-level rows, dictionaries) run only when asked for.
     var runsByDefault: Bool {

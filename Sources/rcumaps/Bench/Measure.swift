@@ -60,7 +60,7 @@ struct LatencySummary: Sendable, Equatable {
         p50 = histogram.valueAtPercentile(50)
         p99 = histogram.valueAtPercentile(99)
         p999 = histogram.valueAtPercentile(99.9)
-        max = histogram.max
+        max = histogram.maxRecorded  // exact (`max` is rounded up to its bucket)
     }
 
     init(count: UInt64, p50: UInt64, p99: UInt64, p999: UInt64, max: UInt64) {

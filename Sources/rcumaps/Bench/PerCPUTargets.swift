@@ -53,7 +53,10 @@ struct PerCPUHashCounterTarget: BenchTarget {
 /// `thread-local`: what a counter costs with no sharing at all: each thread increments its
 /// own array of `entries` counters with a plain load and store — no atomic read-modify-write,
 /// no section. A thread finds its array by its stripe number (`rcumaps_thread_stripe`, given
-/// to threads in turn), modulo ``arrayCount``; the array is made on its first increment.
+/// to threads in turn), modulo ``arrayCount``; the array is made before the cell starts
+/// (``forWorker(stream:)``, on the worker thread), not on its first timed increment (found by
+/// review, 2026-12-05: each measured thread allocated and zeroed `entries × 8` bytes inside
+/// the timed window).
 final class ThreadLocalCounterTarget: BenchTarget, @unchecked Sendable {
     // @unchecked Sendable: an array is written only by the threads whose stripe number picks
     // it: one per cell while a cell runs at most `arrayCount` threads at a time (threads are
@@ -80,6 +83,13 @@ final class ThreadLocalCounterTarget: BenchTarget, @unchecked Sendable {
 
     func lookup(index: Int) -> UInt64? { nil }
     func update(index: Int, value: UInt64) -> Bool { false }
+
+    /// Makes the calling worker thread's array before the cell starts.
+    func forWorker(stream: Int) -> Self {
+        let slot = arrays + Int(rcumaps_thread_stripe()) % Self.arrayCount
+        if slot.pointee.load(ordering: .acquiring) == 0 { _ = makeArray(slot) }
+        return self
+    }
 
     @inline(__always)
     func increment(index: Int) -> Bool {

@@ -13,7 +13,8 @@ struct BenchReport {
 
     /// Throughput of `cell` divided by `baseline`'s at the same workload, shape and thread count.
     func ratio(for cell: CellResult, to baseline: MapKind = .mutexDict) -> Double? {
-        guard let other = baselineCell(baseline, for: cell), other.megaOperationsPerSecond > 0 else { return nil }
+        guard cell.map.comparesWith(baseline), let other = baselineCell(baseline, for: cell),
+              other.megaOperationsPerSecond > 0 else { return nil }
         return cell.megaOperationsPerSecond / other.megaOperationsPerSecond
     }
 

@@ -195,7 +195,9 @@ final class EvictingStressWorker {
         self.threads = threads
         self.control = control
         self.recorder = recorder
-        random = XorShiftRandom(stream: Int(truncatingIfNeeded: seed) &+ index)
+        // A family per seed (with `seed + index`, worker i of seed s + 1 replayed worker
+        // i + 1 of seed s: found by review, 2026-12-05).
+        random = XorShiftRandom(seed: seed, stream: index)
         values = [UInt64](repeating: 0, count: target.cpus)
         newestSeen = [UInt64](repeating: 0, count: target.isLRU ? 0 : threads * Int(target.ownRange))
     }

@@ -45,7 +45,9 @@ struct LPMStressRoutes: Sendable {
 
     init(count: Int, seed: UInt64) {
         precondition(count <= Self.maxCount, "\(count) LPM stress routes: at most \(Self.maxCount) fit 10.0.0.0/14")
-        var random = XorShiftRandom(stream: Int(truncatingIfNeeded: seed))
+        // Stream 0 of the seed's family; the workers take streams 1 and up (worker 0 drew
+        // the routes' own numbers before: found by review, 2026-12-05).
+        var random = XorShiftRandom(seed: seed, stream: 0)
         var lengths = [8]
         var data: [UInt32] = [0x0A00_0000]
         var seen: Set<UInt64> = [UInt64(0x0A00_0000) << 8 | 8]
@@ -231,7 +233,7 @@ final class LPMStressWorker<Map: RawMap> {
         let routes = shared.routes
         self.routes = routes
         self.worker = worker
-        random = XorShiftRandom(stream: Int(truncatingIfNeeded: seed &+ UInt64(worker) &* 7919))
+        random = XorShiftRandom(seed: seed, stream: worker + 1)
         let threads = shared.threads
         expected = routes.lengths.indices.map { index in
             routes.owner(index, threads: threads) == worker ? StressToken.make(key: index, writer: 0, version: 0) : StressToken.absent
@@ -428,13 +430,19 @@ func finalLPMCheck<Map: RawMap>(_ shared: LPMStressShared<Map>, reports: [LPMStr
     var cursor: (UInt32, UInt32)?
     while true {
         var next: (UInt32, UInt32) = (0, 0)
-        let moved: Bool = withUnsafeMutableBytes(of: &next) { out in
+        // Only ENOENT ends the pass; another errno is a violation of its own (it ended the
+        // pass silently, then showed as a count mismatch or a missing route: found by
+        // review, 2026-12-05).
+        let step: Result<Void, MapError> = withUnsafeMutableBytes(of: &next) { out in
             if var previous = cursor {
-                return withUnsafeBytes(of: &previous) { key in (try? map.nextKey(after: key, into: out)) != nil }
+                return withUnsafeBytes(of: &previous) { key in Result { () throws(MapError) in try map.nextKey(after: key, into: out) } }
             }
-            return (try? map.nextKey(after: nil, into: out)) != nil
+            return Result { () throws(MapError) in try map.nextKey(after: nil, into: out) }
         }
-        guard moved else { break }
+        if case .failure(let error) = step {
+            if error != .keyNotFound { recorder.record(.errno, "final pass: get-next-key failed with \(error)") }
+            break
+        }
         if let index = shared.routeIndex(Int(next.0), UInt32(bigEndian: next.1)) { stored.append(index) } else {
             recorder.record(.consistency, "final pass returned \(hex(UInt32(bigEndian: next.1)))/\(next.0), not a route")
         }

@@ -88,7 +88,8 @@ final class PerCPUArrayStressWorker {
         self.threads = threads
         self.control = control
         self.recorder = recorder
-        random = XorShiftRandom(stream: Int(truncatingIfNeeded: seed) &+ index)
+        // A family per seed (see EvictingStressRun).
+        random = XorShiftRandom(seed: seed, stream: index)
         counters = map.definition.maxEntries / 2
         tally = [UInt64](repeating: 0, count: counters)
         seen = [UInt64](repeating: 0, count: counters)

@@ -72,9 +72,10 @@ struct StressCommand: ParsableCommand {
     /// found by review, 2026-12-05).
     func validate() throws {
         if maps.contains(.lpmTrie), keys > LPMStressRoutes.maxCount {
-            throw ValidationError("""
-                --keys \(keys) is too many for lpm-trie: half of its routes are stable prefixes inside                 10.0.0.0/14, room for \(LPMStressRoutes.maxCount) keys at most; use fewer keys, or leave                 lpm-trie out of --maps
-                """)
+            throw ValidationError(
+                "--keys \(keys) is too many for lpm-trie: half of its routes are stable prefixes inside "
+                    + "10.0.0.0/14, room for \(LPMStressRoutes.maxCount) keys at most; use fewer keys, or leave "
+                    + "lpm-trie out of --maps")
         }
     }
 
