@@ -35,6 +35,10 @@ struct BatchWorkloadTests {
                     ["--batch-size"], ["--workloads", "batch,bogus"], ["--workloads", "batch-lookups"]] {
             #expect(usageError(bad) != nil, "\(bad)")
         }
+        // Batch buffers too large for a worker are a usage error, not a killed process.
+        let tooLarge = try #require(usageError(["--workloads", "batch-lookup", "--batch-size", "1048576", "--shapes", "512x4096"]))
+        #expect(tooLarge.contains("--batch-size"), "\(tooLarge)")
+        #expect(usageError(["--workloads", "lookup", "--batch-size", "1048576", "--shapes", "512x4096"]) == nil)
         let message = try #require(usageError(["--workloads", "bogus"]), "accepted an unknown workload")
         #expect(message.contains("batch-lookup") && message.contains("default"))
     }

@@ -25,6 +25,25 @@ final class StalePerCPUMap: ForwardingMap, @unchecked Sendable {
     }
 }
 
+/// A PERCPU_HASH whose helper-mode writes store the value on every CPU, not the calling
+/// CPU's alone.
+final class EveryCPUHelperWriteMap: ForwardingMap, @unchecked Sendable {
+    let cpus: Int
+    init(base: RawPerCPUHashMap) {
+        cpus = base.possibleCPUCount
+        super.init(base: base)
+    }
+
+    override func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
+                         in section: borrowing EpochSection) throws(MapError) {
+        let all = [UInt64](repeating: value.loadUnaligned(as: UInt64.self), count: cpus)
+        let result: Result<Void, MapError> = all.withUnsafeBytes { bytes in
+            Result { () throws(MapError) in try base.update(key: key, value: bytes, flags: flags) }
+        }
+        try result.get()
+    }
+}
+
 @Suite("rcumaps stress: generations in per-CPU values", .serialized)
 struct PerCPUStressGenerationTests {
     /// PERCPU_HASH answering stale values: the writer reading back its key (an older
@@ -46,6 +65,27 @@ struct PerCPUStressGenerationTests {
         #expect(!exercise.hung)
         #expect(recorder.byKind.contains { $0.0 == expected }, "\(recorder.byKind) \(recorder.descriptions)")
         #expect(!recorder.byKind.contains { $0.0 == .value }, "\(recorder.descriptions)")
+    }
+
+    /// A helper-mode write must change the calling CPU's value alone (found by review,
+    /// 2026-12-05: a write that stored every CPU's value passed the checker). Needs two
+    /// possible CPUs to tell "one CPU" from "every CPU".
+    @Test(.enabled(if: RawPerCPUArrayMap.possibleCPUs > 1, "one possible CPU"))
+    func aHelperWriteToEveryCPUIsCaught() throws {
+        var options = StressOptions()
+        options.maps = [.perCPUHash]
+        options.duration = 0.3
+        options.threads = 2
+        options.keys = 64
+        let base = try RawPerCPUHashMap(MapDefinition(type: .perCPUHash, keySize: 8, valueSize: 8, maxEntries: options.keys,
+                                                      name: "everycpu", hashImplementation: .bucketLocked))
+        let target = EvictingStressTarget(map: EveryCPUHelperWriteMap(base: base), storage: base.storage,
+                                          cpus: base.possibleCPUCount, threads: options.threads)
+        let recorder = StressRecorder(label: "everycpu", echo: false)
+        let exercise = exerciseEvictingTarget(target, kind: .perCPUHash, options: options, seed: 3, recorder: recorder,
+                                              progress: false, samples: nil)
+        #expect(!exercise.hung)
+        #expect(recorder.byKind.contains { $0.0 == .ownKey }, "\(recorder.byKind) \(recorder.descriptions)")
     }
 
     /// Marks tell their key and generation apart: a mark of another key, or a generation

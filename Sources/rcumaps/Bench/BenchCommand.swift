@@ -102,6 +102,23 @@ struct BenchCommand: ParsableCommand {
                      peersLibrary: peersLibrary)
     }
 
+    /// Most bytes of one worker's batch buffers (`--batch-size` elements of the largest
+    /// shape's key and value): 256 MiB.
+    static let maxBatchBufferBytes = 256 << 20
+
+    /// Refuses batch buffers too large to allocate per worker: `--batch-size 1048576 --shapes
+    /// 512x4096` asked for 4.8 GB a thread, and the process was killed instead of getting a
+    /// usage error (found by review, 2026-12-05).
+    func validate() throws {
+        guard workloads.contains(where: \.isBatch) else { return }
+        let element = shapes.map { $0.keyBytes + $0.valueBytes }.max() ?? 16
+        if batchSize * element > Self.maxBatchBufferBytes {
+            throw ValidationError(
+                "--batch-size \(batchSize) of \(element)-byte elements needs \(batchSize * element >> 20) MiB of "
+                    + "buffers a thread; at most \(Self.maxBatchBufferBytes >> 20) MiB: use a smaller batch or shape")
+        }
+    }
+
     /// Runs the bench; a run that fails exits with ``runBench(_:)``'s status.
     func run() throws {
         let status = runBench(options)

@@ -238,6 +238,19 @@ final class EvictingStressWorker {
         let generation = sequence
         let mark = EvictingStressTarget.mark(key, generation: generation)
         let before = target.storage.evictionTicks
+        // A helper-mode write changes the calling CPU's value alone: what every CPU held
+        // before (nil: the key was absent, so the others must read 0 after). Only this worker
+        // writes its keys, so nothing else changes them meanwhile. (The check accepted any
+        // older mark or 0 on the other CPUs: a write to every CPU, or a re-created key that
+        // kept old values, passed; found by review, 2026-12-05.)
+        var previous: [UInt64]?
+        if helper {
+            previous = withUnsafeBytes(of: key) { k in
+                values.withUnsafeMutableBytes { buffer -> [UInt64]? in
+                    (try? target.map.lookup(key: k, into: buffer)) == nil ? nil : Array(buffer.bindMemory(to: UInt64.self))
+                }
+            }
+        }
         do {
             try withUnsafeBytes(of: key) { k in
                 if helper {
@@ -288,6 +301,12 @@ final class EvictingStressWorker {
                     || values.contains(where: { (target.generation(of: $0, key: key) ?? 0) > generation }) {
             recorder.record(.ownKey, "key \(key) just written with generation \(generation) (\(helper ? "helper" : "user") mode) "
                 + "holds generations \(values.map { target.generation(of: $0, key: key) ?? 0 })")
+        } else if helper {
+            let changed = values.indices.filter { values[$0] != (previous?[$0] ?? 0) }
+            if changed.count != 1 || values[changed[0]] != mark {
+                recorder.record(.ownKey, "key \(key): a helper-mode write of generation \(generation) changed CPUs \(changed) "
+                    + "(\(previous == nil ? "a new key" : "present before")): one CPU's value, to the mark, was expected")
+            }
         }
     }
 
