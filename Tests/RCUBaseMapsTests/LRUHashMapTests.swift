@@ -383,6 +383,29 @@ struct LRUHashMapTests {
         #expect(map.count == maxEntries)
     }
 
+    /// Updates of existing keys after each empty tick (writes into every bucket, which the
+    /// forced lap passes over, as well as uses): the insert still ends, after at most four
+    /// laps — the last takes an entry of any bucket. (With the forced lap alone, it swept
+    /// until the updates stopped: found by review, 2026-12-05.)
+    @Test(arguments: [MapCreationFlags.zeroSeed, [.zeroSeed, .noCommonLRU]])
+    func anInsertEvictsWhenEveryEntryIsUpdatedWithinEachLap(flags: MapCreationFlags) throws {
+        let map = try Self.make(maxEntries: 64, flags: flags)
+        let maxEntries = map.definition.maxEntries
+        for key in 0..<UInt64(maxEntries) { try map.put(key, key) }
+        let ticks = Atomic<Int>(0)
+        map.setAfterEmptyEvictionTick {
+            guard ticks.add(1, ordering: .relaxed).newValue < 20_000 else { return }
+            for key in (try? map.allKeys(as: UInt64.self)) ?? [] { try? map.put(key, key &+ 1, flags: .exist) }
+        }
+        try map.put(UInt64(1_000), 1)
+        map.setAfterEmptyEvictionTick(nil)
+        let swept = ticks.load(ordering: .relaxed)
+        #expect(swept < 20_000, "the insert swept until the entries were no longer updated")
+        #expect(swept <= 4 * 2 * maxEntries, "\(swept) empty ticks")  // buckets ≤ 2 × maxEntries
+        #expect(try map.get(UInt64(1_000), as: UInt64.self) == 1)
+        #expect(map.count == maxEntries)
+    }
+
     /// Concurrent writers whose evictions are forced (the sweep's hook uses every entry
     /// again, as readers faster than the sweep would): the bound on the units holds, and a
     /// writer's own key is present after its write unless the hands moved on by the

@@ -228,9 +228,17 @@ struct PerCPUHashMapTests {
 
         let writeOnly = try MapRegistry.create(Self.definition(type, flags: .writeOnlyProgram)) as! RawPerCPUHashMap
         try putAll(writeOnly, 1, [UInt64](repeating: 1, count: cpus))
-        #expect(throws: MapError.accessDenied) {
-            try Epoch.withSection { section in
-                try withUnsafeBytes(of: UInt64(1)) { _ = try writeOnly.lookupInPlace(key: $0, cpu: 0, in: section) }
+        // The access and the key's size come before the CPU, as PERCPU_ARRAY's form has them.
+        for cpu in [0, -1] {
+            #expect(throws: MapError.accessDenied) {
+                try Epoch.withSection { section in
+                    try withUnsafeBytes(of: UInt64(1)) { _ = try writeOnly.lookupInPlace(key: $0, cpu: cpu, in: section) }
+                }
+            }
+            #expect(throws: MapError.invalidArgument) {
+                try Epoch.withSection { section in
+                    try withUnsafeBytes(of: UInt32(1)) { _ = try map.lookupInPlace(key: $0, cpu: cpu, in: section) }
+                }
             }
         }
 

@@ -1,4 +1,5 @@
 import Foundation
+@testable import RCUBaseMaps
 import RCUMaps
 import RCUMapsTestSupport
 import Synchronization
@@ -40,8 +41,10 @@ struct SequencedReadTests {
     }
 
     /// A writer rewriting entry 0 until the reader is done (or a 20 s watchdog fires), a
-    /// reader making `reads` reads through `read`; each read's words must all be equal.
-    func race(_ run: Run, reads: Int, write: @escaping @Sendable (UInt64) -> Void,
+    /// reader making `reads` reads through `read`; each read's words must all be equal, or,
+    /// with `piece`, each run of `piece` words (per-CPU values: each CPU's slot is copied
+    /// under its own sequence word, so the CPUs may show different writes).
+    func race(_ run: Run, reads: Int, piece: Int? = nil, write: @escaping @Sendable (UInt64) -> Void,
               read: @escaping @Sendable () -> Void) {
         runOnThreads(3) { role in
             switch role {
@@ -55,7 +58,11 @@ struct SequencedReadTests {
                 for _ in 0..<reads {
                     read()
                     let words = run.read.bindMemory(to: UInt64.self)
-                    if words.contains(where: { $0 != words[0] }) { run.torn.wrappingAdd(1, ordering: .relaxed) }
+                    let size = piece ?? words.count
+                    for start in stride(from: 0, to: words.count, by: size)
+                    where words[start..<Swift.min(start + size, words.count)].contains(where: { $0 != words[start] }) {
+                        run.torn.wrappingAdd(1, ordering: .relaxed)
+                    }
                     run.reads.wrappingAdd(1, ordering: .relaxed)
                 }
                 run.done.store(true, ordering: .releasing)
@@ -116,7 +123,7 @@ struct SequencedReadTests {
         // Helper-mode writes: the calling CPU's value alone, back to back. (User-mode writes
         // of every CPU's value leave each slot quiet while they write the others.)
         let run = Run(writtenBytes: valueSize, readBytes: map.userValueSize)
-        race(run, reads: 50, write: { pattern in
+        race(run, reads: 50, piece: valueSize / 8, write: { pattern in
             try? Epoch.withSection { section in
                 try withUnsafeBytes(of: UInt32(0)) { try map.update(key: $0, value: run.value(pattern), flags: .any, in: section) }
             }
@@ -125,13 +132,33 @@ struct SequencedReadTests {
         })
         let fired = run.watchdogFired.load(ordering: .relaxed), reads = run.reads.load(ordering: .relaxed)
         #expect(!fired, "\(reads) of 50 reads in 20 s")
-        // (A per-CPU lookup copies each CPU's slot under its own sequence word: the CPUs'
-        // values may come from different writes, each CPU's whole.)
-        let words = run.read.bindMemory(to: UInt64.self)
-        let perCPU = valueSize / 8
-        for cpu in 0..<map.possibleCPUCount {
-            let slice = words[(cpu * perCPU)..<((cpu + 1) * perCPU)]
-            #expect(slice.allSatisfy { $0 == slice.first }, "CPU \(cpu)'s value torn")
+        let torn = run.torn.load(ordering: .relaxed)
+        #expect(torn == 0, "\(torn) CPU values torn")
+    }
+
+    /// The fallback does not wait for a provider writer that holds the slot (the writer bit)
+    /// while its pre-deletion callback runs: the value cannot change until that writer sets
+    /// bit 0, so it copies optimistically. Waiting could deadlock with a callback that waits
+    /// for the reader's caller (found by review, 2026-12-05: the first version waited).
+    @Test func theFallbackCopiesPastAWriterInItsCallback() throws {
+        final class Slot: @unchecked Sendable {
+            let word = UnsafeMutablePointer<Atomic<UInt64>>.allocate(capacity: 1)
+            let copied = Atomic<Bool>(false)
+            init() { word.initialize(to: Atomic(RawArrayMap.writerBit | 4)) }  // held, bit 0 clear
+            deinit { word.deallocate() }
         }
+        let slot = Slot()
+        Thread {
+            SequencedReads.copyHoldingSlot(slot.word, extraBits: RawArrayMap.writerBit) {}
+            slot.copied.store(true, ordering: .releasing)
+        }.start()
+        let deadline = Date().addingTimeInterval(5)
+        while !slot.copied.load(ordering: .acquiring), Date() < deadline { usleep(1_000) }
+        let copied = slot.copied.load(ordering: .acquiring)
+        // Let a waiting fallback go (the old code), so that the thread ends either way.
+        slot.word.pointee.store(4, ordering: .releasing)
+        while !slot.copied.load(ordering: .acquiring) { usleep(1_000) }
+        #expect(copied, "the fallback waited for the writer bit")
+        #expect(slot.word.pointee.load(ordering: .acquiring) == 4)
     }
 }

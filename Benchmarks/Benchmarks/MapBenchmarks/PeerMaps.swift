@@ -4,7 +4,7 @@
 //
 //  - `ck-ht`: ConcurrencyKit's ck_ht (libck-dev), direct mode (8-byte keys and values in the
 //    slots), lookups in ck_epoch sections; ck_ht is single-writer, multi-reader, so its
-//    writers take a mutex per table, as ck_ht is meant to be used;
+//    writers take a ck_spinlock per table, as ck_ht is meant to be used;
 //  - `libcuckoo`: libcuckoo::cuckoohash_map<uint64_t, uint64_t> (libcuckoo-dev, header-only);
 //  - `tbb-hash-map`: oneTBB's tbb::concurrent_hash_map<uint64_t, uint64_t> (libtbb-dev),
 //    const_accessor lookups, accessor replacements.
@@ -46,7 +46,7 @@ extension PeerMap {
 }
 
 final class CKHashTable: PeerMap, @unchecked Sendable {
-    // @unchecked: ck_ht readers are concurrent, its writers serialised by the table's mutex
+    // @unchecked: ck_ht readers are concurrent, its writers serialised by the table's spinlock
     // (in CPeerMaps); the pointer never changes.
     static var name: String { "ck-ht" }
     let table: OpaquePointer

@@ -24,17 +24,30 @@ enum SequencedReads {
     /// copied as consistent. Putting back the same value (not a write's `+ 2`) keeps the
     /// counter moving only on writes, so a writer that continues from a snapshot of it
     /// (a provider map's writer bit) never reuses a value.
+    ///
+    /// A slot whose word holds one of `extraBits` with bit 0 clear (a provider map's writer
+    /// that holds the slot while its pre-deletion callback runs, before it writes) is not
+    /// waited for: the value cannot change until bit 0 is set, so an optimistic copy is
+    /// tried instead. Waiting could deadlock — the callback may wait for a lock this
+    /// reader's caller holds (found by review of this fallback, 2026-12-05).
     static func copyHoldingSlot(_ sequence: UnsafeMutablePointer<Atomic<UInt64>>, extraBits: UInt64, copy: () -> Void) {
         var spins = 0
         while true {
-            let current = sequence.pointee.load(ordering: .relaxed)
-            if current & (1 | extraBits) == 0,
-               sequence.pointee.compareExchange(expected: current, desired: current | 1 | extraBits,
-                                                ordering: .acquiring).exchanged {
-                copy()
-                // Release: the copy's loads are done before writers may write again.
-                sequence.pointee.store(current, ordering: .releasing)
-                return
+            let current = sequence.pointee.load(ordering: .acquiring)
+            if current & 1 == 0 {
+                if current & extraBits == 0 {
+                    if sequence.pointee.compareExchange(expected: current, desired: current | 1 | extraBits,
+                                                        ordering: .acquiring).exchanged {
+                        copy()
+                        // Release: the copy's loads are done before writers may write again.
+                        sequence.pointee.store(current, ordering: .releasing)
+                        return
+                    }
+                } else {
+                    copy()
+                    atomicMemoryFence(ordering: .acquiring)
+                    if sequence.pointee.load(ordering: .relaxed) == current { return }
+                }
             }
             spins += 1
             if spins & 63 == 0 { sched_yield() }  // a writer of this slot was preempted

@@ -12,7 +12,9 @@ import Synchronization
 ///                                         live; 0: free; 1...127: the reclaim stamp of
 ///                                         a retired slot, see below)
 ///                                         bits 48..<48+slotsPerBucket: slot retired
-///                                         bit 56: unused
+///                                         bit 56: a slot published or written in
+///                                         place since the eviction sweep last passed
+///                                         (LRU maps only; see `insertedBit`)
 ///                                         bits 57..<57+slotsPerBucket: slot recently used
 ///                                         (LRU maps only; see `RecencyClock`)
 ///     offset 8   overflow Atomic<UInt>    bits 0..<56: address of the next bucket of the

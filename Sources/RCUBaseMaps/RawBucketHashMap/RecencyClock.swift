@@ -26,11 +26,14 @@ import Glibc
 /// ``guaranteedDistance`` ticks (``ticks``) between an insert and the eviction of that entry.
 /// A writer whose two laps find no victim (every entry used again in between) makes one
 /// *forced* lap, which evicts the first entry of a bucket no write published into since
-/// the hand last passed it, used or not (``BucketTable/forcedVictim(inChainOf:)``; Linux's
-/// forced shrink ignores the reference bit too): readers that use every entry faster than
-/// the sweep cannot starve an insert, and an entry just written still outlives the hand's
-/// next pass. Only when that lap finds nothing either (every bucket written meanwhile:
-/// other writers are evicting) does the writer yield and try again.
+/// the hand last passed it, used or not (``BucketTable/forcedVictim(inChainOf:sparingWritten:)``;
+/// Linux's forced shrink ignores the reference bit too): readers that use every entry
+/// faster than the sweep cannot starve an insert, and an entry just written still outlives
+/// the hand's next pass. When writers wrote into every bucket within that lap too (updates
+/// of existing keys faster than the sweep), a last lap takes the first entry of any bucket:
+/// an insert's sweep is at most four laps (then, only in that case, an entry written a
+/// moment before may be the victim). Only a frozen map's user write, or a map whose every
+/// tick went stale, makes the writer yield and try again.
 ///
 /// `BPF_F_NO_COMMON_LRU`: each CPU gets its own hand over its own share of the buckets
 /// (CPU `c` of `n` sweeps buckets `c·B/n ..< (c+1)·B/n`), so evicting writers on different
@@ -199,15 +202,18 @@ extension BucketTable {
     /// (``insertedBit`` clear), used or not, or nil. Linux's LRU does the same when its
     /// shrink frees nothing (`__bpf_lru_list_shrink`'s forced pass ignores the reference
     /// bit). Passing over freshly written buckets keeps an entry just written from being the
-    /// victim before the hand has passed it once more.
-    func forcedVictim(inChainOf index: Int) -> RawBucketHashMap.Place? {
+    /// victim before the hand has passed it once more — unless `sparingWritten` is false:
+    /// the last lap, when writers wrote into every bucket within the forced lap too (they
+    /// update existing keys faster than the sweep), takes the first live slot of any bucket,
+    /// so an insert's work stays bounded (found by review, 2026-12-05).
+    func forcedVictim(inChainOf index: Int, sparingWritten: Bool = true) -> RawBucketHashMap.Place? {
         var victim: RawBucketHashMap.Place?
         var current: UnsafeMutableRawPointer? = bucket(index)
         while let bucket = current {
             let word = control(bucket)
             let control = word.pointee.load(ordering: .acquiring)
             let live = control & liveTagBits
-            if victim == nil, control & Self.insertedBit == 0, live != 0 {
+            if victim == nil, !sparingWritten || control & Self.insertedBit == 0, live != 0 {
                 victim = RawBucketHashMap.Place(bucket, live.trailingZeroBitCount &>> 3)
             }
             if control & (Self.referencedMask | Self.insertedBit) != 0 {
@@ -270,12 +276,13 @@ extension RawBucketHashMap {
         let swept = clock._withUnsafeGuaranteedRef { recency -> Eviction in
             let own = recency.currentPartition
             // Two laps of each hand, then, if every entry was used again within its lap, a
-            // forced lap (bounded work, as Linux's forced shrink: before, the writer yielded
+            // forced lap that spares buckets written since the hand passed, then one that
+            // spares none (bounded work, as Linux's forced shrink: before, the writer yielded
             // and swept again for as long as readers kept every entry used).
-            for forced in [false, true] {
+            for sweep in [Sweep.plain, .forced, .last] {
                 for offset in 0..<recency.partitions {
                     let eviction = evictOne(recency, partition: (own + offset) % recency.partitions,
-                                            forUserWrite: forUserWrite, forced: forced)
+                                            forUserWrite: forUserWrite, sweep: sweep)
                     if eviction != .none { return eviction }
                 }
             }
@@ -291,6 +298,12 @@ extension RawBucketHashMap {
     }
 
     private enum Eviction { case evicted, none, frozen }
+
+    /// How a lap of the sweep picks its victim: `plain` (an entry whose referenced bit was
+    /// already clear: ``BucketTable/clockVictim(inChainOf:)``), `forced` (any entry of a
+    /// bucket not written since the hand last passed: ``BucketTable/forcedVictim(inChainOf:sparingWritten:)``)
+    /// or `last` (any entry).
+    enum Sweep { case plain, forced, last }
 
     /// Ticks ``evictHolding(_:forUserWrite:announced:)`` sweeps before it gives up (an eviction takes
     /// two on average: a new entry is published referenced, so its bucket is cleared on one
@@ -337,7 +350,7 @@ extension RawBucketHashMap {
                 defer { if !own { table.unlockChain(index) } }
                 var leftEmpty: UnsafeMutableRawPointer?
                 switch sweepLocked(recency, chain: index, tick: tick, partition: partition, forUserWrite: forUserWrite,
-                                   announced: announced, keepingEmptyBucket: own, forced: false, leftEmpty: &leftEmpty) {
+                                   announced: announced, keepingEmptyBucket: own, sweep: .plain, leftEmpty: &leftEmpty) {
                 case .evicted: return (true, leftEmpty)
                 case .frozen: return (false, nil)
                 case .none: continue
@@ -347,16 +360,15 @@ extension RawBucketHashMap {
         }
     }
 
-    /// Up to two laps of hand `partition` (one `forced`: see
-    /// ``BucketTable/forcedVictim(inChainOf:)``): whether it evicted an entry, found none, or
-    /// stopped because the map is frozen (`forUserWrite` only).
-    private func evictOne(_ recency: RecencyClock, partition: Int, forUserWrite: Bool, forced: Bool) -> Eviction {
-        for _ in 0..<((forced ? 1 : 2) * recency.span(of: partition).count) {
+    /// Up to two laps of hand `partition` (one for a `forced` or `last` sweep): whether it
+    /// evicted an entry, found none, or stopped because the map is frozen (`forUserWrite` only).
+    private func evictOne(_ recency: RecencyClock, partition: Int, forUserWrite: Bool, sweep: Sweep) -> Eviction {
+        for _ in 0..<((sweep == .plain ? 2 : 1) * recency.span(of: partition).count) {
             let (index, tick) = recency.advance(partition)
             var unused: UnsafeMutableRawPointer?
             let eviction = table.withChainLock(index) {
                 sweepLocked(recency, chain: index, tick: tick, partition: partition, forUserWrite: forUserWrite,
-                            announced: true, keepingEmptyBucket: false, forced: forced, leftEmpty: &unused)
+                            announced: true, keepingEmptyBucket: false, sweep: sweep, leftEmpty: &unused)
             }
             if eviction != .none { return eviction }
             recency.afterEmptyTick?()
@@ -369,16 +381,20 @@ extension RawBucketHashMap {
     /// bits and evicts its victim, if any, keeping the freed unit as the caller's
     /// reservation (in flight if `announced`; see ``evictHolding(_:forUserWrite:announced:)``).
     /// `keepingEmptyBucket` as in ``BucketTable/retire(_:chain:keepingEmptyBucket:)``; a
-    /// bucket kept empty goes to `leftEmpty`. `forced`: the victim as
-    /// ``BucketTable/forcedVictim(inChainOf:)`` chooses it.
+    /// bucket kept empty goes to `leftEmpty`. `sweep`: how the victim is chosen (``Sweep``).
     @inline(__always)
     private func sweepLocked(_ recency: RecencyClock, chain index: Int, tick: Int, partition: Int,
-                             forUserWrite: Bool, announced: Bool, keepingEmptyBucket: Bool, forced: Bool,
+                             forUserWrite: Bool, announced: Bool, keepingEmptyBucket: Bool, sweep: Sweep,
                              leftEmpty: inout UnsafeMutableRawPointer?) -> Eviction {
         if forUserWrite, freezeState.isFrozen { return .frozen }
-        guard recency.isFresh(tick, of: partition),
-              let place = forced ? table.forcedVictim(inChainOf: index) : table.clockVictim(inChainOf: index)
-        else { return .none }
+        // Freshness first: a stale tick sweeps nothing (the sweeps clear bits).
+        guard recency.isFresh(tick, of: partition) else { return .none }
+        let victim = switch sweep {
+        case .plain: table.clockVictim(inChainOf: index)
+        case .forced: table.forcedVictim(inChainOf: index)
+        case .last: table.forcedVictim(inChainOf: index, sparingWritten: false)
+        }
+        guard let place = victim else { return .none }
         if announced { capacity.beginRemoval() }
         if table.retire(place, chain: index, keepingEmptyBucket: keepingEmptyBucket) { leftEmpty = place.bucketPointer }
         capacity.keepRemovedUnitAsReservation()

@@ -137,14 +137,19 @@ public final class RawPerCPUHashMap: RawMap {
     ///
     /// Concurrency: any thread, inside `section`.
     ///
-    /// - Throws: ``MapError/keyNotFound`` (ENOENT, Linux's NULL) when `cpu` is negative or
-    ///   at least ``RawPerCPUArrayMap/cpuIDLimit`` (`nr_cpu_ids`), checked first, or `key`
-    ///   is absent; ``MapError/accessDenied`` (EACCES) with `BPF_F_WRONLY_PROG`;
-    ///   ``MapError/invalidArgument`` for a key of the wrong size.
+    /// - Throws: ``MapError/accessDenied`` (EACCES) with `BPF_F_WRONLY_PROG`, then
+    ///   ``MapError/invalidArgument`` for a key of the wrong size, then
+    ///   ``MapError/keyNotFound`` (ENOENT, Linux's NULL) when `cpu` is negative or at least
+    ///   ``RawPerCPUArrayMap/cpuIDLimit`` (`nr_cpu_ids`), before the lookup, or when `key`
+    ///   is absent.
     public func lookupInPlace(key: UnsafeRawBufferPointer, cpu: Int, in section: borrowing EpochSection) throws(MapError)
         -> UnsafeMutableRawBufferPointer
     {
-        // The CPU first, as Linux: a CPU out of range finds nothing and marks no LRU entry used.
+        // The access and the key's size first (Linux's verifier checks them before a program
+        // runs; PERCPU_ARRAY's form answers them first too), then the CPU, as Linux: a CPU
+        // out of range finds nothing and marks no LRU entry used.
+        try access.checkProgramRead()
+        try checkKey(key, definition.keySize)
         guard cpu >= 0, cpu < RawPerCPUArrayMap.cpuIDLimit else { throw MapError.keyNotFound }
         let all = try storage.lookupInPlace(key: key, in: section)
         // Invariant: CPU slot s's value is the `valueSize` bytes at `paddedValueSize × s` of
