@@ -462,7 +462,7 @@ struct StressContestAcrossChecksTests {
     }
 
     @Test func aValueReturnedOnBothSidesOfACheckIsCaught() {
-        let contest = StressContest(keys: 8)
+        let contest = StressContest(keys: 8, threads: 2)
         let recorder = StressRecorder(label: "contest", echo: false)
         Self.settle(contest, [StressToken.make(key: 3, writer: 1, version: 5)], recorder)
         #expect(recorder.byKind.isEmpty)
@@ -475,5 +475,12 @@ struct StressContestAcrossChecksTests {
                     recorder)
         #expect(recorder.byKind.map(\.0) == [.duplicate], "\(recorder.descriptions)")
         #expect(recorder.descriptions.first?.contains("2 value(s)") == true, "\(recorder.descriptions)")
+        // The record is per key and writer of the run: writer 2's and key 7's are their own.
+        let edges = StressRecorder(label: "contest", echo: false)
+        Self.settle(contest, [StressToken.make(key: 7, writer: 2, version: 3)], edges)
+        Self.settle(contest, [StressToken.make(key: 7, writer: 2, version: 2), StressToken.make(key: 7, writer: 1, version: 1)],
+                    edges)
+        #expect(edges.byKind.map(\.0) == [.duplicate] && edges.descriptions.first?.contains("1 value(s)") == true,
+                "\(edges.descriptions)")
     }
 }

@@ -23,14 +23,26 @@ import RCUMaps
 ///   ever written twice.
 final class StressContest: Sendable {
     let keys: Int
+    /// Writers a token can name: the prefill (0) and the workers (1...`threads`).
+    let writers: Int
     /// The workers' deposits since the start (balances) and since the last check (tokens),
-    /// and per key and writer (`key << 8 | writer`) the newest version removed before the
-    /// last check, plus one (0: none).
+    /// and per key and writer (``slot(of:)``) the newest version removed before the last
+    /// check, plus one (0: none).
     private let deposits: ThreadLock<(balances: [Int], removed: [UInt64], newestRemoved: [UInt64])>
 
-    init(keys: Int) {
+    /// `threads`: the run's workers. (The record per key and writer was sized for 256
+    /// writers whatever the run had: 1 GiB at `--keys 524288`; found by review, 2026-12-05.)
+    init(keys: Int, threads: Int) {
         self.keys = keys
-        deposits = ThreadLock(([Int](repeating: 0, count: keys), [], [UInt64](repeating: 0, count: keys << 8)))
+        writers = threads + 1
+        deposits = ThreadLock(([Int](repeating: 0, count: keys), [], [UInt64](repeating: 0, count: keys * writers)))
+    }
+
+    /// The record of `token`'s key and writer, or nil for a writer no worker is.
+    private func slot(of token: UInt64) -> Int? {
+        let key = StressToken.key(token), writer = StressToken.writer(token)
+        guard key < keys, writer < writers else { return nil }
+        return key * writers + writer
     }
 
     /// Adds a worker's balances and tokens (at a checkpoint pause and at the end) and
@@ -72,22 +84,19 @@ final class StressContest: Sendable {
             var cameBack = 0
             var firstBack: UInt64?
             for token in state.removed {
-                let slot = StressToken.key(token) << 8 | StressToken.writer(token)
-                guard slot < state.newestRemoved.count else { continue }
+                guard let slot = slot(of: token) else { continue }
                 if StressToken.version(token) < state.newestRemoved[slot] {
                     cameBack += 1
                     if firstBack == nil { firstBack = token }
                 }
             }
-            if let firstBack {
-                let slot = StressToken.key(firstBack) << 8 | StressToken.writer(firstBack)
+            if let firstBack, let slot = slot(of: firstBack) {
                 recorder.record(.duplicate, "\(label): \(cameBack) value(s) returned by a lookup-and-delete after the "
                     + "same writer's value of version \(state.newestRemoved[slot] - 1) or newer had been removed before a "
                     + "check, first \(StressToken.describe(firstBack)) (a removed or replaced value came back)")
             }
             for token in state.removed {
-                let slot = StressToken.key(token) << 8 | StressToken.writer(token)
-                guard slot < state.newestRemoved.count else { continue }
+                guard let slot = slot(of: token) else { continue }
                 state.newestRemoved[slot] = max(state.newestRemoved[slot], StressToken.version(token) + 1)
             }
             state.removed.removeAll(keepingCapacity: true)

@@ -55,7 +55,7 @@ final class StressHarness<Map: RawMap>: Sendable {
         self.objects = objects
         self.recorder = recorder
         control = StressControl(threads: threads)
-        contest = StressContest(keys: keys)
+        contest = StressContest(keys: keys, threads: threads)
         keySize = map.definition.keySize
         valueSize = map.definition.valueSize
         stableCount = kind.isArray ? keys : (keys + 3) / 4
