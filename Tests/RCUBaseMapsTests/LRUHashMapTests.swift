@@ -341,14 +341,9 @@ struct LRUHashMapTests {
                     run.passes.add(1, ordering: .releasing)
                 }
             default:
-                let deadline = Date().addingTimeInterval(20)
-                while !run.done.load(ordering: .acquiring) {
-                    if Date() > deadline {
-                        run.watchdogFired.store(true, ordering: .relaxed)
-                        run.done.store(true, ordering: .releasing)
-                        break
-                    }
-                    usleep(1000)
+                watchdog(seconds: 20, isDone: { run.done.load(ordering: .acquiring) }) {
+                    run.watchdogFired.store(true, ordering: .relaxed)
+                    run.done.store(true, ordering: .releasing)
                 }
             }
         }
@@ -359,6 +354,27 @@ struct LRUHashMapTests {
         #expect(map.capacityUnitsInUse <= maxEntries)
     }
 
+    /// Fills a 64-entry map, runs `afterEachEmptyTick` after each tick of the sweep that
+    /// finds no victim (at most 20,000 times), inserts key 1,000 and answers the empty ticks
+    /// it took (20,000 or more: it swept until the hook stopped).
+    func emptyTicksOfAnInsert(flags: MapCreationFlags,
+                              afterEachEmptyTick: @escaping @Sendable (RawBucketHashMap) -> Void) throws
+        -> (map: RawBucketHashMap, ticks: Int)
+    {
+        let map = try Self.make(maxEntries: 64, flags: flags)
+        for key in 0..<UInt64(map.definition.maxEntries) { try map.put(key, key) }
+        let ticks = Atomic<Int>(0)
+        map.setAfterEmptyEvictionTick {
+            guard ticks.add(1, ordering: .relaxed).newValue < 20_000 else { return }
+            afterEachEmptyTick(map)
+        }
+        defer { map.setAfterEmptyEvictionTick(nil) }
+        try map.put(UInt64(1_000), 1)
+        #expect(try map.get(UInt64(1_000), as: UInt64.self) == 1)
+        #expect(map.count == map.definition.maxEntries)
+        return (map, ticks.load(ordering: .relaxed))
+    }
+
     /// The same, deterministic: after each tick of the sweep that found no victim, every
     /// entry is used again (as readers faster than the sweep would), so the plain sweep
     /// never finds one. The insert must end after a bounded number of ticks: two laps of
@@ -366,21 +382,11 @@ struct LRUHashMapTests {
     /// using the entries (after 20,000 ticks).
     @Test(arguments: [MapCreationFlags.zeroSeed, [.zeroSeed, .noCommonLRU]])
     func anInsertEvictsWhenEveryEntryIsUsedWithinEachLap(flags: MapCreationFlags) throws {
-        let map = try Self.make(maxEntries: 64, flags: flags)
-        let maxEntries = map.definition.maxEntries
-        for key in 0..<UInt64(maxEntries) { try map.put(key, key) }
-        let ticks = Atomic<Int>(0)
-        map.setAfterEmptyEvictionTick {
-            guard ticks.add(1, ordering: .relaxed).newValue < 20_000 else { return }
-            for key in Array(0..<UInt64(maxEntries)) + [1_000, 1_001] { _ = try? map.get(key, as: UInt64.self) }
+        let (map, swept) = try emptyTicksOfAnInsert(flags: flags) { map in
+            for key in Array(0..<UInt64(map.definition.maxEntries)) + [1_000] { _ = try? map.get(key, as: UInt64.self) }
         }
-        try map.put(UInt64(1_000), 1)
-        let swept = ticks.load(ordering: .relaxed)
         #expect(swept < 20_000, "the insert swept until the entries were no longer used")
-        #expect(swept <= 3 * 2 * maxEntries, "\(swept) empty ticks")  // buckets ≤ 2 × maxEntries
-        #expect(try map.get(UInt64(1_000), as: UInt64.self) == 1)
-        map.setAfterEmptyEvictionTick(nil)
-        #expect(map.count == maxEntries)
+        #expect(swept <= 3 * 2 * map.definition.maxEntries, "\(swept) empty ticks")  // buckets ≤ 2 × maxEntries
     }
 
     /// Updates of existing keys after each empty tick (writes into every bucket, which the
@@ -389,21 +395,11 @@ struct LRUHashMapTests {
     /// until the updates stopped: found by review, 2026-12-05.)
     @Test(arguments: [MapCreationFlags.zeroSeed, [.zeroSeed, .noCommonLRU]])
     func anInsertEvictsWhenEveryEntryIsUpdatedWithinEachLap(flags: MapCreationFlags) throws {
-        let map = try Self.make(maxEntries: 64, flags: flags)
-        let maxEntries = map.definition.maxEntries
-        for key in 0..<UInt64(maxEntries) { try map.put(key, key) }
-        let ticks = Atomic<Int>(0)
-        map.setAfterEmptyEvictionTick {
-            guard ticks.add(1, ordering: .relaxed).newValue < 20_000 else { return }
+        let (map, swept) = try emptyTicksOfAnInsert(flags: flags) { map in
             for key in (try? map.allKeys(as: UInt64.self)) ?? [] { try? map.put(key, key &+ 1, flags: .exist) }
         }
-        try map.put(UInt64(1_000), 1)
-        map.setAfterEmptyEvictionTick(nil)
-        let swept = ticks.load(ordering: .relaxed)
         #expect(swept < 20_000, "the insert swept until the entries were no longer updated")
-        #expect(swept <= 4 * 2 * maxEntries, "\(swept) empty ticks")  // buckets ≤ 2 × maxEntries
-        #expect(try map.get(UInt64(1_000), as: UInt64.self) == 1)
-        #expect(map.count == maxEntries)
+        #expect(swept <= 4 * 2 * map.definition.maxEntries, "\(swept) empty ticks")  // buckets ≤ 2 × maxEntries
     }
 
     /// Concurrent writers whose evictions are forced (the sweep's hook uses every entry

@@ -67,14 +67,9 @@ struct SequencedReadTests {
                 }
                 run.done.store(true, ordering: .releasing)
             default:
-                let deadline = Date().addingTimeInterval(20)
-                while !run.done.load(ordering: .acquiring) {
-                    if Date() > deadline {
-                        run.watchdogFired.store(true, ordering: .relaxed)
-                        run.done.store(true, ordering: .releasing)
-                        break
-                    }
-                    usleep(1000)
+                watchdog(seconds: 20, isDone: { run.done.load(ordering: .acquiring) }) {
+                    run.watchdogFired.store(true, ordering: .relaxed)
+                    run.done.store(true, ordering: .releasing)
                 }
             }
         }

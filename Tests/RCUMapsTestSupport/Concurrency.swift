@@ -156,3 +156,16 @@ public func harvestIncrementsAtIndexZero(of map: some RawMap, adds: Int, valueBy
         _ = try? withUnsafeBytes(of: UInt32(0)) { try map.exchange(key: $0, value: zeros, flags: .any, into: displaced) }
     })
 }
+
+/// A watchdog for a race test's thread: waits, 1 ms at a time, until `isDone()`, or calls
+/// `expire()` once `seconds` have passed (the caller records that and stops the others).
+public func watchdog(seconds: Double, isDone: () -> Bool, expire: () -> Void) {
+    let deadline = Date().addingTimeInterval(seconds)
+    while !isDone() {
+        if Date() > deadline {
+            expire()
+            return
+        }
+        usleep(1000)
+    }
+}
