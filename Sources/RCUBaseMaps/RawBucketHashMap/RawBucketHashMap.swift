@@ -1190,7 +1190,10 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     /// restarts (the bucket left the chain with its slots). A retired slot's age is a 7-bit
     /// stamp: one whose chain no write has touched since reads as recent again for one
     /// generation in 127, and a cursor deleted long ago from it ends the pass then instead of
-    /// restarting.
+    /// restarting — as does, in that generation, a key never stored whose one-pass insert
+    /// into the full map was refused E2BIG after filling a retired slot it did not publish
+    /// (found by review, 2026-12-05; counting the key before filling would cost the common
+    /// insert a test, so it is documented).
     public func nextKey(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer) throws(MapError) {
         try self.nextKey(after: key, into: nextKey, restartingForUnknownCursor: true)
     }

@@ -137,7 +137,11 @@ extension InPlaceKeyValueMap where Self: DynamicKeyValueMap {
     /// update the same value.
     ///
     /// - Throws: ``/RCUBaseMaps/MapError/outOfSpace`` when the key is absent and the map is full
-    ///   (an ``LRUHashMap`` evicts instead); ``/RCUBaseMaps/MapError/noMemory``.
+    ///   (an ``LRUHashMap`` evicts instead); ``/RCUBaseMaps/MapError/noMemory``;
+    ///   ``/RCUBaseMaps/MapError/permissionDenied`` when the key is absent and the map is
+    ///   frozen. A present key's value is written in place even on a frozen map, as a BPF
+    ///   program's write through a looked-up pointer is: the freeze stops user-mode updates,
+    ///   not in-place access.
     @inlinable @discardableResult
     public func upsert<Result>(forKey key: Key, default defaultValue: @autoclosure () -> Value,
                                _ body: (inout Value) -> Result) throws(MapError) -> Result {
