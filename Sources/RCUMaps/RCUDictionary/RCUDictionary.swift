@@ -38,7 +38,8 @@ import Glibc
 ///   compares bytes in the node instead of reading the stored string's buffer (canonically
 ///   equivalent spellings still match through `==`).
 /// - Keys are hashed with their `hashValue` (the standard library's per-process seeded
-///   SipHash), except the standard library's integer types and `String`: an integer's bits
+///   SipHash), except the standard library's integer types of at most 64 bits and `String`:
+///   an integer's bits
 ///   are mixed with a random seed of this dictionary by a multiply–xorshift finaliser, a
 ///   string's UTF-8 bytes (of its ASCII equivalent, if it has one, so canonically
 ///   equivalent spellings still hash alike) by a seeded multiply–fold hash; each costs
@@ -67,8 +68,9 @@ import Glibc
 /// objects on several cores write nothing shared and scale.
 ///
 /// Concurrency: every method may be called from any thread and from Swift concurrency
-/// tasks; reads never wait, writes wait only for a writer of the same stripe, a resize, or
-/// (rarely) reclamation that fell far behind (``/RCUEpoch/EpochRetireList/throttleIfBehind()``).
+/// tasks; reads never wait, writes wait only for a writer of the same stripe, a resize, a
+/// ``removeAll()`` (which holds every stripe while it retires every entry), or (rarely)
+/// reclamation that fell far behind (``/RCUEpoch/EpochRetireList/throttleIfBehind()``).
 public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sendable {
     // @unchecked Sendable: the table pointer is atomic; tables change only under the stripe
     // locks and are retired through the epoch; nodes are immutable once published and
@@ -645,8 +647,11 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// again on the newer value. (With an integer key, a one-word value replaced and then put
     /// back, or the key removed and inserted again with the same one-word value, counts as
     /// unchanged: the write still replaces exactly the value `transform` was given. With
-    /// other keys the key's reinsertion is a new node, which counts as a change.) Keep it
-    /// free of side effects other than computing the new value.
+    /// other keys and values that live in a node, the key's reinsertion is a new node with a
+    /// new stamp, which counts as a change; with other keys and one-word values, a node at the
+    /// address of the one `transform` was given — the key removed and inserted again with
+    /// the same value after its old node was freed — may count as unchanged, as with an
+    /// integer key.) Keep it free of side effects other than computing the new value.
     ///
     /// - Returns: The value stored (or `nil` if the key ends up absent).
     @inlinable @discardableResult
@@ -697,6 +702,9 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     }
 
     /// Removes every entry (each is released after a grace period).
+    ///
+    /// Concurrency: holds every stripe while it makes the empty table and retires every
+    /// entry, so every writer waits for it (readers do not).
     public func removeAll() {
         rcumaps_ensure_registered()  // before the locks (see `write`): it retires under them
         for stripe in 0...stripeMask { locks.lock(stripe) }
