@@ -288,6 +288,48 @@ struct WriteFaultSweepTests {
         #expect(map.count == 2)
     }
 
+    /// A `BPF_ANY` write that finds its key absent, then cannot allocate the new entry while
+    /// another thread inserts that key, writes in place: it needs no entry any more. (It
+    /// answered ENOMEM, which Linux never answers for an existing element: found by review,
+    /// 2026-12-05.) Both paths: a value written in place (8 bytes) and `BPF_F_LOCK` on a
+    /// value with a lock word.
+    @Test(arguments: [false, true])
+    func anAnyWriteWhoseKeyTurnsUpWritesInPlaceWithoutMemory(locked: Bool) throws {
+        let valueSize = locked ? 16 : 8
+        let map = try #require(try MapRegistry.create(MapDefinition(type: .hash, keySize: 8, valueSize: valueSize, maxEntries: 8,
+                                                                    hashImplementation: .lockFree, poolTag: uniqueTag(),
+                                                                    lockOffset: locked ? 0 : nil))
+            as? RawLockFreeHashMap)
+        @Sendable func value(_ number: UInt64) -> [UInt64] { locked ? [0, number] : [number] }
+        @Sendable func put(_ key: UInt64, _ number: UInt64, flags: MapUpdateFlags) throws {
+            try withUnsafeBytes(of: key) { k in try value(number).withUnsafeBytes { try map.update(key: k, value: $0, flags: flags) } }
+        }
+        try put(1, 1, flags: .any)  // the map's first allocations made
+        let key = UInt64(42)
+        let fired = Atomic<Bool>(false)
+        map.beforeAllocatingForWrite = {
+            guard !fired.exchange(true, ordering: .relaxed) else { return }
+            let inserted = DispatchSemaphore(value: 0)
+            Thread {
+                try? put(key, 7, flags: .noExist)
+                inserted.signal()
+            }.start()
+            inserted.wait()
+        }
+        let (outcome, injected) = _FaultInjection.failingOneAllocation(after: 0) { () -> MapError? in
+            do { try put(key, 9, flags: locked ? .lock : .any); return nil } catch let error as MapError { return error } catch {
+                return .invalidArgument
+            }
+        }
+        map.beforeAllocatingForWrite = nil  // it holds the map: a cycle otherwise (a leak)
+        #expect(injected)
+        #expect(outcome == nil, "\(outcome.map { "\($0)" } ?? "")")
+        var stored = [UInt64](repeating: 0, count: valueSize / 8)
+        try withUnsafeBytes(of: key) { k in try stored.withUnsafeMutableBytes { try map.lookup(key: k, into: $0) } }
+        #expect(stored.last == 9)
+        #expect(map.count == 2)
+    }
+
     /// LPM_TRIE (IPv4 keys): an insert allocates its entry and, in the writer's tree,
     /// nodes; a delete rebuilds nodes too. Random prefixes of a few addresses, so that
     /// inserts split and deletes merge nodes.

@@ -510,7 +510,18 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
                 // lock. (Through the general `.any` path below, a key inserted between the two
                 // looks was replaced by a new element, and a holder of the old one's lock lost
                 // its writes: found by review.)
-                let entry = try makeEntry(forWrite: key, hash: hash, value: value, flags: flags)
+                #if DEBUG
+                beforeAllocatingForWrite?()
+                #endif
+                let entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>
+                do throws(MapError) {
+                    entry = try makeEntry(forWrite: key, hash: hash, value: value, flags: flags)
+                } catch where error == .noMemory && find(key, hash: hash) != nil {
+                    // The key turned up while the entry could not be allocated: it needs none,
+                    // the write goes in place (an ENOMEM before, which Linux never answers for
+                    // an existing element: found by review, 2026-12-05).
+                    continue
+                }
                 let publication = publishNew(key, hash: hash, entry: entry)
                 switch publication {
                 case .published:
@@ -603,7 +614,18 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
                 return .refused
             }
             let entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>
-            if let fresh { entry = fresh } else { entry = try makeEntry(forWrite: key, hash: hash, value: value, flags: flags) }
+            if let fresh {
+                entry = fresh
+            } else {
+                #if DEBUG
+                beforeAllocatingForWrite?()
+                #endif
+                do throws(MapError) {
+                    entry = try makeEntry(forWrite: key, hash: hash, value: value, flags: flags)
+                } catch where error == .noMemory && find(key, hash: hash) != nil {
+                    continue  // the key turned up meanwhile: stored in place, no entry needed (as above)
+                }
+            }
             fresh = entry
             let publication = publishNew(key, hash: hash, entry: entry)
             switch publication {
