@@ -384,4 +384,41 @@ struct RCUDictionaryTests {
         #expect(census.deinitialized.load(ordering: .relaxed) == census.created.load(ordering: .relaxed))
     }
 
+    /// Writers running while `removeAll()` retires the old table's entries (it holds the
+    /// stripes only to publish the empty table, since 2026-12-05): what they write goes
+    /// into the new table and stays, nothing is released twice or leaked, and every value
+    /// is its own key's.
+    @Test func writersDuringRemoveAllLoseAndLeakNothing() {
+        let census = Census()
+        for _ in 0..<3 {
+            let map = RCUDictionary<Int, Tracked>()
+            for key in 0..<50_000 { map[key] = Tracked(key, census) }
+            let started = Atomic<Bool>(false)
+            let done = Atomic<Bool>(false)
+            runOnThreads(2) { thread in
+                if thread == 0 {
+                    while !started.load(ordering: .acquiring) { sched_yield() }
+                    map.removeAll()
+                    done.store(true, ordering: .releasing)
+                } else {
+                    started.store(true, ordering: .releasing)
+                    var key = 0
+                    while !done.load(ordering: .acquiring) {
+                        map[key] = Tracked(key, census)
+                        key = (key + 7) % 1_000
+                    }
+                    // After the removal: these must all stay.
+                    for key in 1_000..<1_100 { map[key] = Tracked(key, census) }
+                }
+            }
+            let entries = map.snapshot()
+            #expect(entries.allSatisfy { $0.key == $0.value.id && !$0.value.dead.load(ordering: .relaxed) })
+            #expect(entries.count == map.count)
+            #expect((1_000..<1_100).allSatisfy { map[$0]?.id == $0 })
+        }
+        Epoch.barrier()
+        Epoch.barrier()
+        #expect(census.alive.load(ordering: .relaxed) == 0)
+        #expect(census.deinitialized.load(ordering: .relaxed) == census.created.load(ordering: .relaxed))
+    }
 }

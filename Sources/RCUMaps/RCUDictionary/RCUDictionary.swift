@@ -69,8 +69,8 @@ import Glibc
 ///
 /// Concurrency: every method may be called from any thread and from Swift concurrency
 /// tasks; reads never wait, writes wait only for a writer of the same stripe, a resize, a
-/// ``removeAll()`` (which holds every stripe while it retires every entry), or (rarely)
-/// reclamation that fell far behind (``/RCUEpoch/EpochRetireList/throttleIfBehind()``).
+/// ``removeAll()`` publishing its empty table, or (rarely) reclamation that fell far behind
+/// (``/RCUEpoch/EpochRetireList/throttleIfBehind()``).
 public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sendable {
     // @unchecked Sendable: the table pointer is atomic; tables change only under the stripe
     // locks and are retired through the epoch; nodes are immutable once published and
@@ -703,24 +703,29 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
 
     /// Removes every entry (each is released after a grace period).
     ///
-    /// Concurrency: holds every stripe while it makes the empty table and retires every
-    /// entry, so every writer waits for it (readers do not).
+    /// Concurrency: holds every stripe only to publish the empty table (made before) and
+    /// reset the counts, so writers wait for that alone; the old table's entries are retired
+    /// after, when no writer can reach them. (Every stripe was held while the entries were
+    /// retired, and every writer waited for a walk of the whole table: found by review,
+    /// 2026-12-05.) Readers never wait.
     public func removeAll() {
-        rcumaps_ensure_registered()  // before the locks (see `write`): it retires under them
-        for stripe in 0...stripeMask { locks.lock(stripe) }
-        let current = currentTable
+        rcumaps_ensure_registered()  // before the locks (see `write`)
         guard let empty = DictionaryTable.make(bucketCount: minimumBuckets) else {
             _rcumapsTrap("RCUDictionary: out of memory for \(minimumBuckets) buckets")
         }
+        for stripe in 0...stripeMask { locks.lock(stripe) }
+        let current = currentTable
         table.store(UInt(bitPattern: empty.base), ordering: .releasing)
+        for stripe in 0...stripeMask { stripeCount(stripe).pointee.store(0, ordering: .relaxed) }
+        for stripe in (0...stripeMask).reversed() { locks.unlock(stripe) }
+        // Writers take the table under their stripe, and every one from now on finds the
+        // empty one: the old table's slots change no more, and only this call retires them.
         // Retired only once no new reader can reach them: a retire list hands a full batch
         // to liburcu at once, and its grace period covers only the readers already inside a
         // section. Retired while the old table was still published, an entry could be
         // released under a reader that found it after that batch's grace period began.
         // (The old table itself stays intact until `current.retire()` below.)
         current.forEachSlot { bucket, slot, _ in retireEntry(at: DictionaryTable.Place(bucket: bucket, slot: slot)) }
-        for stripe in 0...stripeMask { stripeCount(stripe).pointee.store(0, ordering: .relaxed) }
-        for stripe in (0...stripeMask).reversed() { locks.unlock(stripe) }
         current.retire()
         nodes.throttleIfBehind()
         replacedObjects?.throttleIfBehind()
