@@ -257,6 +257,28 @@ struct WriteFaultSweepTests {
         #expect(try RCUMapsTestSupport.snapshot(of: map).count == 4)
     }
 
+    /// Runs `write` with its entry's allocation failing, after another thread has run
+    /// `insert` (once, just before that allocation): the window between a write's look for
+    /// its key and its allocation. Answers the write's error (nil: it succeeded) and whether
+    /// the failure was injected.
+    static func writeWithoutMemoryWhileKeyTurnsUp(_ map: RawLockFreeHashMap, insert: @escaping @Sendable () -> Void,
+                                                  write: () throws -> Void) -> (MapError?, Bool) {
+        let fired = Atomic<Bool>(false)
+        map.beforeAllocatingForWrite = {
+            guard !fired.exchange(true, ordering: .relaxed) else { return }
+            let inserted = DispatchSemaphore(value: 0)
+            Thread {
+                insert()
+                inserted.signal()
+            }.start()
+            inserted.wait()
+        }
+        defer { map.beforeAllocatingForWrite = nil }  // it holds the map: a cycle otherwise (a leak)
+        return _FaultInjection.failingOneAllocation(after: 0) { () -> MapError? in
+            do { try write(); return nil } catch let error as MapError { return error } catch { return .invalidArgument }
+        }
+    }
+
     /// A lock-free HASH `BPF_NOEXIST` write finds its key absent, another thread inserts
     /// it, and the write's allocation fails: EEXIST, as Linux answers (its flags are checked
     /// under the bucket lock before it allocates), not ENOMEM (found by review, 2026-12-05).
@@ -266,22 +288,9 @@ struct WriteFaultSweepTests {
             as? RawLockFreeHashMap)
         try map.put(UInt64(1), UInt64(1))  // the map's first allocations made
         let key = UInt64(42)
-        let fired = Atomic<Bool>(false)
-        map.beforeAllocatingForWrite = {
-            guard !fired.exchange(true, ordering: .relaxed) else { return }
-            let inserted = DispatchSemaphore(value: 0)
-            Thread {
-                try? map.put(key, UInt64(7), flags: .noExist)
-                inserted.signal()
-            }.start()
-            inserted.wait()
-        }
-        let (outcome, injected) = _FaultInjection.failingOneAllocation(after: 0) { () -> MapError? in
-            do { try map.put(key, UInt64(9), flags: .noExist); return nil } catch let error as MapError { return error } catch {
-                return .invalidArgument
-            }
-        }
-        map.beforeAllocatingForWrite = nil  // it holds the map: a cycle otherwise (a leak)
+        let (outcome, injected) = Self.writeWithoutMemoryWhileKeyTurnsUp(
+            map, insert: { try? map.put(key, UInt64(7), flags: .noExist) },
+            write: { try map.put(key, UInt64(9), flags: .noExist) })
         #expect(injected)
         #expect(outcome == .alreadyExists)
         #expect(try map.get(key, as: UInt64.self) == 7)
@@ -306,22 +315,8 @@ struct WriteFaultSweepTests {
         }
         try put(1, 1, flags: .any)  // the map's first allocations made
         let key = UInt64(42)
-        let fired = Atomic<Bool>(false)
-        map.beforeAllocatingForWrite = {
-            guard !fired.exchange(true, ordering: .relaxed) else { return }
-            let inserted = DispatchSemaphore(value: 0)
-            Thread {
-                try? put(key, 7, flags: .noExist)
-                inserted.signal()
-            }.start()
-            inserted.wait()
-        }
-        let (outcome, injected) = _FaultInjection.failingOneAllocation(after: 0) { () -> MapError? in
-            do { try put(key, 9, flags: locked ? .lock : .any); return nil } catch let error as MapError { return error } catch {
-                return .invalidArgument
-            }
-        }
-        map.beforeAllocatingForWrite = nil  // it holds the map: a cycle otherwise (a leak)
+        let (outcome, injected) = Self.writeWithoutMemoryWhileKeyTurnsUp(
+            map, insert: { try? put(key, 7, flags: .noExist) }, write: { try put(key, 9, flags: locked ? .lock : .any) })
         #expect(injected)
         #expect(outcome == nil, "\(outcome.map { "\($0)" } ?? "")")
         var stored = [UInt64](repeating: 0, count: valueSize / 8)

@@ -343,6 +343,24 @@ struct RCUDictionaryTests {
         check { [$0, $0 &+ 1] }               // [Int]: keys and values in nodes
     }
 
+    /// Runs `map.removeAll()` on one thread while `other` runs on another, started first;
+    /// `other` gets whether the removal has returned.
+    static func removeAll<Key, Value>(from map: RCUDictionary<Key, Value>,
+                                      while other: @escaping @Sendable (_ isDone: () -> Bool) -> Void) {
+        let started = Atomic<Bool>(false)
+        let done = Atomic<Bool>(false)
+        runOnThreads(2) { thread in
+            if thread == 0 {
+                while !started.load(ordering: .acquiring) { sched_yield() }
+                map.removeAll()
+                done.store(true, ordering: .releasing)
+            } else {
+                started.store(true, ordering: .releasing)
+                other { done.load(ordering: .acquiring) }
+            }
+        }
+    }
+
     /// `removeAll()` while another thread looks keys up: no lookup ever sees an object whose
     /// `deinit` has run. It released entries while their table was still published, and a
     /// retire-list batch submitted midway could be reclaimed under a reader that found its
@@ -355,22 +373,13 @@ struct RCUDictionaryTests {
             let map = RCUDictionary<Int, Tracked>()
             let keys = 100_000
             for key in 0..<keys { map[key] = Tracked(key, census) }
-            let started = Atomic<Bool>(false)
-            let done = Atomic<Bool>(false)
-            runOnThreads(2) { thread in
-                if thread == 0 {
-                    while !started.load(ordering: .acquiring) { sched_yield() }
-                    map.removeAll()
-                    done.store(true, ordering: .releasing)
-                } else {
-                    var random = XorShift(seed: UInt64(round + 1))
-                    started.store(true, ordering: .releasing)
-                    while !done.load(ordering: .acquiring) {
-                        lookups.add(1, ordering: .relaxed)
-                        // Borrowed, not retained: only the flag its deinit sets is read.
-                        if map.withValue(forKey: Int(random.next() % UInt64(keys)), { $0.dead.load(ordering: .relaxed) }) == true {
-                            deadSeen.add(1, ordering: .relaxed)
-                        }
+            Self.removeAll(from: map) { isDone in
+                var random = XorShift(seed: UInt64(round + 1))
+                while !isDone() {
+                    lookups.add(1, ordering: .relaxed)
+                    // Borrowed, not retained: only the flag its deinit sets is read.
+                    if map.withValue(forKey: Int(random.next() % UInt64(keys)), { $0.dead.load(ordering: .relaxed) }) == true {
+                        deadSeen.add(1, ordering: .relaxed)
                     }
                 }
             }
@@ -393,23 +402,14 @@ struct RCUDictionaryTests {
         for _ in 0..<3 {
             let map = RCUDictionary<Int, Tracked>()
             for key in 0..<50_000 { map[key] = Tracked(key, census) }
-            let started = Atomic<Bool>(false)
-            let done = Atomic<Bool>(false)
-            runOnThreads(2) { thread in
-                if thread == 0 {
-                    while !started.load(ordering: .acquiring) { sched_yield() }
-                    map.removeAll()
-                    done.store(true, ordering: .releasing)
-                } else {
-                    started.store(true, ordering: .releasing)
-                    var key = 0
-                    while !done.load(ordering: .acquiring) {
-                        map[key] = Tracked(key, census)
-                        key = (key + 7) % 1_000
-                    }
-                    // After the removal: these must all stay.
-                    for key in 1_000..<1_100 { map[key] = Tracked(key, census) }
+            Self.removeAll(from: map) { isDone in
+                var key = 0
+                while !isDone() {
+                    map[key] = Tracked(key, census)
+                    key = (key + 7) % 1_000
                 }
+                // After the removal: these must all stay.
+                for key in 1_000..<1_100 { map[key] = Tracked(key, census) }
             }
             let entries = map.snapshot()
             #expect(entries.allSatisfy { $0.key == $0.value.id && !$0.value.dead.load(ordering: .relaxed) })
