@@ -107,11 +107,25 @@ public final class ObjectMap<Key: BitwiseCopyable & Sendable, Object: AnyObject 
         }
     }
 
-    /// Entries in the map (a snapshot).
-    public var count: Int { addresses.count }
+    /// Objects in the map (a snapshot under concurrent writes). On a hash base, the base's
+    /// count; on an array base, the slots that hold an object, counted in a pass over them
+    /// (O(`maxEntries`): every slot of an array exists, and one never written holds none —
+    /// the base's count would be `maxEntries` whatever is stored: found by review,
+    /// 2026-12-05, sixteenth session).
+    public var count: Int {
+        guard addresses.raw.baseKind == .array else { return addresses.count }
+        var objects = 0
+        for (_, address) in addresses where address != 0 { objects += 1 }
+        return objects
+    }
 
-    /// Whether the map holds no object (a snapshot).
-    public var isEmpty: Bool { addresses.isEmpty }
+    /// Whether the map holds no object (a snapshot; on an array base, a pass over its
+    /// slots up to the first object).
+    public var isEmpty: Bool {
+        guard addresses.raw.baseKind == .array else { return addresses.isEmpty }
+        for (_, address) in addresses where address != 0 { return false }
+        return true
+    }
 
     /// Most objects the map holds (`maxEntries`).
     public var capacity: Int { addresses.capacity }

@@ -9,7 +9,7 @@ import Synchronization
 /// every way a value leaves the map — delete, replace, teardown, a failed update — releases
 /// its reference exactly once.
 ///
-/// Objects are epoch memory (``/RCUMapProviders/MapClientServices/allocate(byteCount:tag:)``) and are freed
+/// Objects are epoch memory, a cache line each (``/RCUMapProviders/MapClientServices/allocateCacheAligned(byteCount:tag:)``), and are freed
 /// through the epoch when their last reference goes, so a reader translating a pointer
 /// inside an epoch never touches freed memory.
 ///

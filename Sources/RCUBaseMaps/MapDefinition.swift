@@ -18,8 +18,11 @@ public struct MapCreationFlags: OptionSet, Hashable, Sendable, CustomStringConve
     /// Wraps a raw value (not validated here: maps validate what they are given).
     public init(rawValue: UInt32) { self.rawValue = rawValue }
 
-    /// `BPF_F_NO_PREALLOC` (0x1): `HASH` and `PERCPU_HASH` accept it (they allocate per
-    /// entry anyway), and `LPM_TRIE` requires it; the LRU hashes refuse it (ENOTSUPP) and
+    /// `BPF_F_NO_PREALLOC` (0x1): `HASH` and `PERCPU_HASH` accept it and `LPM_TRIE` requires
+    /// it. The lock-free HASH allocates per entry with or without it; the bucket-locked HASH
+    /// and the per-CPU hashes allocate their whole bucket table at creation either way, so a
+    /// definition whose table cannot be allocated is ENOMEM where Linux, allocating per
+    /// element, accepts it (docs/linux-compatibility.md); the LRU hashes refuse it (ENOTSUPP) and
     /// arrays, queues and stacks (EINVAL), as on Linux.
     public static let noPrealloc = MapCreationFlags(rawValue: 1 << 0)
     /// `BPF_F_NO_COMMON_LRU` (0x2): LRU hashes only (EINVAL on other types): one eviction
@@ -172,7 +175,11 @@ public struct MapDefinition: Hashable, Sendable {
     /// `BPF_F_INNER_MAP`, but `array_map_alloc_check` refuses each for a per-CPU array (EINVAL).
     public static let perCPUArrayFlags: MapCreationFlags = [.accessFlags]
 
-    /// The tag the map's memory is accounted under.
+    /// The tag the map's memory is accounted under: the definition's ``poolTag``, or the
+    /// type's own default (`rcub`/`rcuh` HASH, `rcua` ARRAY, `rcup` PERCPU_ARRAY, `rcul`
+    /// LRU_HASH, `rcuP` PERCPU_HASH, `rcuL` LRU_PERCPU_HASH, `rcut` LPM_TRIE, `rcuq` QUEUE,
+    /// `rcus` STACK; no two types share one, nor with a custom map's base,
+    /// ``PoolTag/customMapBase``).
     public var effectivePoolTag: PoolTag {
         if let poolTag { return poolTag }
         switch type {
@@ -183,7 +190,7 @@ public struct MapDefinition: Hashable, Sendable {
         case .stack: return PoolTag("rcus")
         case .hash: return hashImplementation == .lockFree ? PoolTag("rcuh") : PoolTag("rcub")
         case .lruHash: return PoolTag("rcul")
-        case .perCPUHash: return PoolTag("rcuc")
+        case .perCPUHash: return PoolTag("rcuP")
         case .lruPerCPUHash: return PoolTag("rcuL")
         default: return .general
         }
@@ -373,4 +380,11 @@ public struct MapDefinition: Hashable, Sendable {
             throw MapError.invalidArgument.with(reason: "\(type) values cannot hold a lock word (Linux refuses their value BTF)")
         }
     }
+}
+
+extension PoolTag {
+    /// `rcuc`: the default tag of a custom map's base map (the provider layer's
+    /// `RawCustomMap` uses it when its definition names none). No built-in type's default
+    /// (``MapDefinition/effectivePoolTag``) is the same.
+    public static let customMapBase = PoolTag("rcuc")
 }

@@ -44,7 +44,7 @@ public struct MapError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The key is already in the map (update with `NOEXIST`). Corresponds to
     /// `EBPF_KEY_ALREADY_EXISTS` / `-EEXIST`.
     public static let alreadyExists = MapError(code: EEXIST)
-    /// The map is full, or an index or size is beyond its bounds. Corresponds to
+    /// The map is full (LPM_TRIE: ``noSpace``), or an index or size is beyond its bounds. Corresponds to
     /// `EBPF_NO_MORE_KEYS`-style exhaustion / `-E2BIG`.
     public static let outOfSpace = MapError(code: E2BIG)
     /// A size, flag, index or definition is invalid. Corresponds to
@@ -67,8 +67,9 @@ public struct MapError: Error, Hashable, Sendable, CustomStringConvertible {
     /// mapping of a read-only-for-programs array, or a lock word with those flags.
     /// Corresponds to `-EACCES`.
     public static let accessDenied = MapError(code: EACCES)
-    /// No room for what the operation must return: a batch whose first bucket does not fit
-    /// in the buffers (retry with larger ones from the same cursor). Corresponds to
+    /// No room: a batch whose first bucket does not fit in the buffers (retry with larger
+    /// ones from the same cursor), or a new prefix in a full LPM_TRIE (Linux's
+    /// `trie_check_add_elem`; the hashes answer ``outOfSpace`` when full). Corresponds to
     /// `-ENOSPC`.
     public static let noSpace = MapError(code: ENOSPC)
     /// The map type does not implement the operation, in Linux's kernel-internal errno

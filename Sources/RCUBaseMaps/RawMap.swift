@@ -56,7 +56,8 @@ public protocol RawMap: AnyObject, Sendable {
     ///
     /// - Throws: ``MapError/alreadyExists`` (`.noExist` on an existing key),
     ///   ``MapError/keyNotFound`` (`.exist` on an absent key), ``MapError/outOfSpace``
-    ///   (new key in a full map; index out of range), ``MapError/invalidArgument`` (bad flags
+    ///   (new key in a full map; index out of range), ``MapError/noSpace`` (a new prefix in a
+    ///   full LPM_TRIE: ENOSPC, as Linux), ``MapError/invalidArgument`` (bad flags
     ///   or sizes), ``MapError/noMemory`` (the map is unchanged; an LRU map's insert into a
     ///   full map allocates what it needs before it evicts).
     ///

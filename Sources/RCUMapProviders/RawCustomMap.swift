@@ -101,7 +101,7 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
         baseDefinition.type = binding.base.definitionType
         baseDefinition.hashImplementation = binding.base.hashImplementation
         baseDefinition.valueSize = created.actualValueSize
-        baseDefinition.poolTag = definition.poolTag ?? PoolTag("rcuc")
+        baseDefinition.poolTag = definition.poolTag ?? .customMapBase
         switch binding.base {
         case .hashLockFree:
             base = try RawLockFreeHashMap(baseDefinition, observer: hooks)
@@ -151,7 +151,9 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
     /// inside such a callback (of any custom map), associating the type it is being asked
     /// about, or a type another thread's callback is being asked about for the map named
     /// (two callbacks could wait for each other, on one map or across two), fails with
-    /// EDEADLK.
+    /// EDEADLK; so does associating, from a callback that runs under a map's lock (the
+    /// pre-deletion callback, or the find callback of a lookup-and-delete), a type another
+    /// thread's callback is being asked about: that callback may be waiting for the lock.
     ///
     /// - Throws: whatever the provider throws to refuse it;
     ///   ``/RCUBaseMaps/MapError/wouldDeadlock`` from inside the provider's callback for the same type.
@@ -180,8 +182,12 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
                     // (asking about another type) or of another map — and would wait for a
                     // thread that may be waiting for it in turn. (Looking only at this map's
                     // pending types, two threads crossing between two maps waited for each
-                    // other forever: found by review.)
-                    return rcumaps_association_depth() > 0 ? .crossed : .waiting
+                    // other forever: found by review.) Or inside a callback that runs under a
+                    // map's lock, which the asking thread's callback may be waiting for (it
+                    // may write to that map): waiting there hung both (found by review,
+                    // 2026-12-05, sixteenth session).
+                    return rcumaps_association_depth() > 0 || rcumaps_locked_callback_depth() > 0
+                        ? .crossed : .waiting
                 }
                 state.pending[programType] = Associations.Asker(thread: thread, process: getpid())
                 return .asking

@@ -113,6 +113,9 @@ struct LinuxInterfaceTests {
             MapDefinition(type: .stack, keySize: 0, valueSize: 4, maxEntries: 1),
         ]
         #expect(Set(definitions.map(\.effectivePoolTag.rawValue)).count == definitions.count)
+        // Nor with a custom map's base (PERCPU_HASH's was `rcuc` too: found by review,
+        // 2026-12-05, sixteenth session).
+        #expect(!definitions.map(\.effectivePoolTag).contains(.customMapBase))
     }
 
     /// `MapValueLock.withLock` refuses an offset within 4 of `Int.max` with its message (the

@@ -550,6 +550,60 @@ struct ProviderSemanticsTests {
         #expect(firstMap.associatedProgramTypes.contains(first) && secondMap.associatedProgramTypes.contains(second))
     }
 
+    /// A thread inside a callback that holds the map's chain lock (the pre-deletion
+    /// callback) associates a type whose association callback, on another thread, writes to
+    /// that chain: waiting for that answer waited for its own lock, and both threads hung
+    /// (found by review, 2026-12-05, sixteenth session). The association from under the
+    /// lock fails with EDEADLK instead; both calls return and the write lands.
+    @Test func anAssociationFromUnderTheMapsLockFailsInsteadOfWaiting() throws {
+        final class Record: @unchecked Sendable {
+            // @unchecked: `map` is set once, before either thread starts.
+            let inAssociation = Atomic<Int>(0)
+            let inDeletion = Atomic<Int>(0)
+            let innerErrors = ThreadLock<[MapError]>([])
+            weak var map: RawCustomMap?
+        }
+        let record = Record()
+        let type = try #require(ProgramType("44444444-0000-0000-0000-000000000001"))
+        /// Waits, up to 5 s, for `flag` to be set by the other thread.
+        @Sendable func waitFor(_ flag: borrowing Atomic<Int>) {
+            let deadline = ContinuousClock.now + .seconds(5)
+            while flag.load(ordering: .acquiring) == 0 && ContinuousClock.now < deadline { sched_yield() }
+        }
+        let dispatch = MapProviderDispatchTable(
+            preprocessMapCreate: { (request) throws(MapError) in MapCreateResult(actualValueSize: request.valueSize) },
+            postprocessMapDelete: { _ in },
+            preprocessAssociateProgramType: { (_, _) throws(MapError) in
+                // Asked on the first thread: once the second holds key 1's chain lock,
+                // write to that chain (this waits until the second releases it).
+                record.inAssociation.store(1, ordering: .releasing)
+                waitFor(record.inDeletion)
+                guard let map = record.map else { return }
+                do { try map.put(UInt32(1), UInt32(11)) } catch {
+                    record.innerErrors.withLock { $0.append(error as? MapError ?? .invalidArgument) }
+                }
+            },
+            preprocessElementDeletion: { (deletion) throws(MapError) in
+                guard !deletion.flags.contains(.mapCleanup), let map = record.map else { return }
+                record.inDeletion.store(1, ordering: .releasing)
+                waitFor(record.inAssociation)
+                do throws(MapError) { try map.associate(programType: type) } catch {
+                    record.innerErrors.withLock { $0.append(error) }
+                }
+            })
+        let map = try #require(try MapProviderRegistry.shared.register(type: uniqueCustomType(), base: .hashBucketLocked,
+                                                                       dispatch: dispatch)
+            .makeMap(maxEntries: 16) as? RawCustomMap)
+        try map.put(UInt32(1), UInt32(10))
+        record.map = map
+        try #require(allReturn(threads: 2) { thread in
+            if thread == 0 { try? map.associate(programType: type) } else { try? map.remove(UInt32(1)) }
+        }, "an association from under the map's lock waited for a callback waiting for that lock")
+        #expect(record.innerErrors.withLock { $0 } == [.wouldDeadlock])
+        #expect(map.associatedProgramTypes == [type])
+        #expect(try map.get(UInt32(1), as: UInt32.self) == 11)
+    }
+
     @Test func theClientServicesReachTheContextAndEpochMemory() throws {
         let provider = RecordingProvider()
         let registration = try provider.register(base: .hashBucketLocked)

@@ -253,6 +253,26 @@ struct TypedProviderTests {
         #expect(census.created.load(ordering: .relaxed) == census.deinitialized.load(ordering: .relaxed))
     }
 
+    /// On an array base, `count` and `isEmpty` count the slots that hold an object, as
+    /// iteration lists them (both read the array's slot count: a fresh map of 8 slots
+    /// counted 8 and was not empty; found by review, 2026-12-05, sixteenth session).
+    @Test func objectMapOnAnArrayCountsItsObjects() throws {
+        let census = Census()
+        do {
+            let objects = try ObjectMap<UInt32, Tracked>(maxEntries: 8, base: .array)
+            #expect(objects.isEmpty && objects.count == 0)
+            try objects.updateValue(Tracked(1, census), forKey: 5)
+            try objects.updateValue(Tracked(2, census), forKey: 5)
+            #expect(!objects.isEmpty && objects.count == 1)
+            try objects.updateValue(Tracked(3, census), forKey: 0)
+            #expect(objects.count == 2 && objects.count == Array(objects).count)
+            #expect(objects.capacity == 8)
+        }
+        Epoch.barrier()
+        Epoch.barrier()
+        #expect(census.alive.load(ordering: .relaxed) == 0)
+    }
+
     /// Many threads swap and remove objects while readers use them: every object dies
     /// exactly once, and no reader sees a dead one.
     @Test(arguments: [ProviderBaseMap.hashBucketLocked, .hashLockFree])

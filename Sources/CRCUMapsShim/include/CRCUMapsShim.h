@@ -273,6 +273,9 @@ static inline void rcumaps_callback_leave(void)
     rcumaps_callback_frames.depth--;
 }
 
+/* How many callbacks run under a map's lock the calling thread is inside, of any map. */
+static inline unsigned int rcumaps_locked_callback_depth(void) { return rcumaps_callback_frames.depth; }
+
 /* The calling thread starts (enter) or has returned from (leave) a provider's program-type
  * association callback; the depth is how many it is inside, of any map. */
 static inline void rcumaps_association_enter(void) { rcumaps_callback_frames.associating++; }

@@ -19,8 +19,11 @@
 /// let limits = try registration.makeMap(maxEntries: 1024)   // CustomMap<UInt32, UInt16>
 /// ```
 ///
-/// Concurrency: hooks run on the thread of the map operation that triggers them, inside
-/// an epoch section, possibly concurrently for different keys. ``removed(_:forKey:reason:context:)``
+/// Concurrency: hooks run on the thread of the map operation that triggers them, possibly
+/// concurrently for different keys. Those that receive a key or a value run inside an
+/// epoch section; ``makeContext(maxEntries:)``, ``associate(_:context:)`` and
+/// ``destroyContext(_:)`` do not (``destroyContext(_:)`` runs on whichever thread drops the
+/// map's last reference, possibly the reclamation thread). ``removed(_:forKey:reason:context:)``
 /// runs exactly once per value that leaves the map. Writing to the same map from
 /// ``load(_:forKey:context:)`` during a removal fails with EDEADLK (see
 /// ``/RCUMapProviders/MapProviderDispatchTable/preprocessElementDeletion``).
@@ -121,7 +124,8 @@ public final class NoProviderContext: Sendable {
 }
 
 /// Defaults, so that a provider implements only the callbacks it needs. Each runs where the
-/// requirement it stands for says (the provider layer calls them, inside an epoch section).
+/// requirement it stands for says (the provider layer calls them; see the protocol for which
+/// run inside an epoch section).
 extension TypedMapProvider {
     /// Default: nothing to destroy.
     public func destroyContext(_ context: Context) {}
