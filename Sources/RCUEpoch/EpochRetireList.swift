@@ -63,6 +63,21 @@ public final class EpochRetireList: @unchecked Sendable {
     /// Stripes of pending retirements (a power of two: the CPU count, at most 16).
     public let stripeCount: Int
 
+    /// Whether a retirement that finds its stripe empty makes sure a flush follows: if none
+    /// is pending, it queues a work item on the epoch layer's grace-period driver that
+    /// flushes the list (``flush()``) after a grace period. So a block retired when no more
+    /// retirements follow is submitted within about one grace period instead of waiting,
+    /// indefinitely, for its stripe's batch to fill — what a list whose finalizer releases
+    /// resources needs (`RCUDictionary`'s removed values must be released without a call
+    /// to ``Epoch/barrier()-129j7``). At most one such item is pending per list; under
+    /// sustained retirements batches still fill and go out as usual, and the items add
+    /// about one partial batch per grace period. If the item cannot be allocated, the blocks
+    /// wait as in a list without it. The item holds the list until it has run, so the list's
+    /// `deinit` may run on the driver thread.
+    public let flushesWhenIdle: Bool
+    /// Whether an idle flush is queued and has not started (``flushesWhenIdle``).
+    private let idleFlushPending = Atomic<Bool>(false)
+
     /// Retired blocks not yet submitted, as addresses: `stripeCount` stripes of
     /// ``stripeBytes`` each, cache-aligned. A stripe: at offset 0 its ``FutexLock`` word, at
     /// 8 the number of addresses it holds (changed under the lock), from 16 up to
@@ -180,12 +195,16 @@ public final class EpochRetireList: @unchecked Sendable {
     ///     through its slow path. Kept blocks are accounted as reclaimed; they are freed
     ///     when the list is. Builds with AddressSanitizer never recycle, so that a use of a
     ///     retired block after its grace period is still caught.
+    ///   - flushesWhenIdle: whether a block retired into an empty stripe is submitted within
+    ///     about one grace period even if no more retirements follow (see
+    ///     ``flushesWhenIdle``); `false`, the default, leaves it for its batch to fill, for
+    ///     ``flush()`` or for ``Epoch/barrier()-129j7``.
     public convenience init(blockSize: Int, tag: PoolTag, finalizer: (any EpochBlockFinalizer)? = nil,
-                            recycling: Int = 0) {
+                            recycling: Int = 0, flushesWhenIdle: Bool = false) {
         _rcumapsPrecondition(blockSize > 0 && blockSize <= EpochMemory.maxBlockSize, "EpochRetireList block size out of range")
         _rcumapsPrecondition(recycling >= 0, "EpochRetireList: a negative recycling limit")
         self.init(validatedBlockSize: blockSize, tag: tag, finalizer: finalizer,
-                  recycling: Self.recyclingIsAvailable ? recycling : 0)
+                  recycling: Self.recyclingIsAvailable ? recycling : 0, flushesWhenIdle: flushesWhenIdle)
     }
 
     /// Whether lists made with a `recycling` limit recycle in this build (`false` under
@@ -203,8 +222,9 @@ public final class EpochRetireList: @unchecked Sendable {
 
     /// The designated initializer; a `blockSize` of 0 makes a list of references.
     private init(validatedBlockSize blockSize: Int, tag: PoolTag, finalizer: (any EpochBlockFinalizer)?,
-                 recycling: Int = 0) {
+                 recycling: Int = 0, flushesWhenIdle: Bool = false) {
         self.blockSize = blockSize
+        self.flushesWhenIdle = flushesWhenIdle
         self.tag = tag
         self.finalizer = finalizer
         recycled = recycling > 0 ? EpochRecycledBlocks(limit: recycling) : nil
@@ -238,8 +258,10 @@ public final class EpochRetireList: @unchecked Sendable {
     ///   - tag: the tag the list is known by (no bytes are accounted to it).
     ///   - finalizer: runs on every retired pointer, on the reclamation thread after its
     ///     grace period.
-    public convenience init(referencesWithTag tag: PoolTag, finalizer: any EpochBlockFinalizer) {
-        self.init(validatedBlockSize: 0, tag: tag, finalizer: finalizer)
+    ///   - flushesWhenIdle: as for ``init(blockSize:tag:finalizer:recycling:flushesWhenIdle:)``.
+    public convenience init(referencesWithTag tag: PoolTag, finalizer: any EpochBlockFinalizer,
+                            flushesWhenIdle: Bool = false) {
+        self.init(validatedBlockSize: 0, tag: tag, finalizer: finalizer, flushesWhenIdle: flushesWhenIdle)
     }
 
     deinit {
@@ -400,7 +422,9 @@ public final class EpochRetireList: @unchecked Sendable {
         addresses(stripe)[count.pointee] = UInt(bitPattern: block)
         count.pointee &+= 1
         guard count.pointee == Self.batchSize else {
+            let wasEmpty = count.pointee == 1
             FutexLock.unlock(lock)
+            if flushesWhenIdle && wasEmpty { scheduleIdleFlush() }
             return
         }
         // Full: take the batch out under the lock, submit it outside (submission allocates
@@ -514,6 +538,24 @@ public final class EpochRetireList: @unchecked Sendable {
     /// How many times writers have waited in ``throttleIfBehind()`` (process-wide).
     public static var throttledWrites: Int { throttleCount.load(ordering: .relaxed) }
     private static let throttleCount = Atomic<Int>(0)
+
+    /// Queues a flush of this list on the grace-period driver unless one is pending
+    /// (``flushesWhenIdle``). A retirement into an empty stripe calls it after appending
+    /// under the stripe's lock: if it sees a flush pending, that flush has not yet cleared
+    /// the flag, so it has not yet taken this stripe's lock, and will take the block.
+    private func scheduleIdleFlush() {
+        guard !idleFlushPending.load(ordering: .acquiring),
+              !idleFlushPending.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        let item = EpochWorkItem { [self] in
+            // Cleared first: a retirement into an emptied stripe after this point schedules
+            // the next flush.
+            idleFlushPending.store(false, ordering: .releasing)
+            flush()
+        }
+        if !(item?.scheduleOnGracePeriodDriver() ?? false) {
+            idleFlushPending.store(false, ordering: .releasing)
+        }
+    }
 
     /// Submits the blocks retired so far for reclamation after a grace period.
     public func flush() {

@@ -144,6 +144,56 @@ struct RCUDictionaryTests {
     /// by another: readers racing removals and reinsertions of neighbouring keys never get
     /// another key's value, and the extremes of each key type (0, negative, the largest)
     /// are keys like any other.
+    /// Whether `condition` holds within 10 s, looked at every millisecond (no barrier).
+    func eventually(_ condition: () -> Bool) -> Bool {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !condition() {
+            if ContinuousClock.now > deadline { return false }
+            usleep(1_000)
+        }
+        return true
+    }
+
+    /// A removed or replaced value is released after a grace period even when no other write
+    /// follows and no one calls `Epoch.barrier()`: it waited in its stripe's retire buffer
+    /// until 63 more retirements filled the batch (found by review, 2026-12-05, sixteenth
+    /// session). Class values kept in slots (`Tracked`) and values kept in nodes
+    /// (`Tracked?`) go through different retire lists; both are checked.
+    @Test func removedValuesAreReleasedWithoutABarrier() {
+        let census = Census()
+        let objects = RCUDictionary<Int, Tracked>()
+        let boxed = RCUDictionary<Int, Tracked?>()
+        objects[1] = Tracked(1, census)
+        objects[2] = Tracked(2, census)
+        boxed[1] = Tracked(3, census)
+        boxed[2] = Tracked(4, census)
+        objects.removeValue(forKey: 1)
+        objects[2] = Tracked(5, census)    // replaces 2
+        boxed.removeValue(forKey: 1)
+        boxed[2] = Tracked(6, census)      // replaces 4
+        #expect(eventually { census.alive.load(ordering: .relaxed) == 2 },
+                "removed and replaced values still alive: \(census.alive.load(ordering: .relaxed)) of 6")
+        withExtendedLifetime((objects, boxed)) {}
+    }
+
+    /// A value that holds its own dictionary, removed, then the last outside reference to
+    /// the dictionary dropped: the dictionary goes once the value is released, without a
+    /// barrier (the pending value kept the dictionary alive until the next barrier).
+    @Test func aValueHoldingItsDictionaryLetsItGo() {
+        final class Holder: Sendable {
+            let owner: RCUDictionary<Int, Holder>
+            init(_ owner: RCUDictionary<Int, Holder>) { self.owner = owner }
+        }
+        weak var weakDictionary: RCUDictionary<Int, Holder>?
+        do {
+            let dictionary = RCUDictionary<Int, Holder>()
+            weakDictionary = dictionary
+            dictionary[1] = Holder(dictionary)
+            dictionary.removeValue(forKey: 1)
+        }
+        #expect(eventually { weakDictionary == nil }, "the dictionary outlived its removed value's release")
+    }
+
     @Test func slotsReusedByOtherKeysNeverMixThemUp() {
         let table = RCUDictionary<Int, Int>()
         let wrong = Atomic<Int>(0)

@@ -51,7 +51,9 @@ import Glibc
 ///   buckets): writers of keys in different stripes do not contend.
 /// - A replaced or removed node, and a class reference taken out of a slot, is released
 ///   after a grace period — once no reader can still be reading it — on the reclamation
-///   thread, where the key's and value's `deinit`s (if any) run.
+///   thread, where the key's and value's `deinit`s (if any) run: within a few grace periods
+///   of the write even if no other write follows (they go to reclamation in batches; a
+///   batch left partly filled is sent after about one grace period).
 ///   ``/RCUEpoch/Epoch/barrier()-129j7`` waits for them.
 /// - Unbounded: when entries average more than three a bucket, or fewer than one in two,
 ///   the bucket array is rebuilt at one or two entries a bucket; the resize takes every
@@ -141,9 +143,14 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         nodeLayout = DictionaryNodeLayout(includesValue: layout == .node)
         keyOffset = nodeLayout.keyOffset
         valueOffset = nodeLayout.valueOffset
-        nodes = EpochRetireList(blockSize: nodeLayout.size, tag: PoolTag("rcud"), finalizer: nodeLayout)
+        // Flushed when idle: a removed or replaced key or value is released about a grace
+        // period after its last writer, not when 63 more have gone through its stripe (or
+        // at the next Epoch.barrier(): found by review, 2026-12-05, sixteenth session).
+        nodes = EpochRetireList(blockSize: nodeLayout.size, tag: PoolTag("rcud"), finalizer: nodeLayout,
+                                flushesWhenIdle: true)
         replacedObjects = storage == .objectWord
-            ? EpochRetireList(referencesWithTag: PoolTag("rcuo"), finalizer: DictionaryObjectReleaser()) : nil
+            ? EpochRetireList(referencesWithTag: PoolTag("rcuo"), finalizer: DictionaryObjectReleaser(),
+                              flushesWhenIdle: true) : nil
         let cpus = Swift.max(1, Swift.min(64, sysconf(Int32(_SC_NPROCESSORS_CONF))))
         let stripes = Swift.max(16, Self.powerOfTwo(atLeast: 4 * cpus))
         stripeMask = stripes - 1
@@ -283,8 +290,10 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         return try body(decode(words.value))
     }
 
-    /// Entries in the dictionary: a snapshot under concurrent writes (exact when writers
-    /// are quiet).
+    /// Entries in the dictionary: exact when writers are quiet; under concurrent writes an
+    /// approximation (the stripes' counts are added one after another, so a key removed from
+    /// one stripe and another inserted into a later one may both be counted: a total that
+    /// never held at any one moment).
     public var count: Int {
         var total = 0
         for stripe in 0...stripeMask { total &+= stripeCount(stripe).pointee.load(ordering: .relaxed) }
