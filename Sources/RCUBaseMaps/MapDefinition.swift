@@ -179,7 +179,7 @@ public struct MapDefinition: Hashable, Sendable {
     /// type's own default (`rcub`/`rcuh` HASH, `rcua` ARRAY, `rcup` PERCPU_ARRAY, `rcul`
     /// LRU_HASH, `rcuP` PERCPU_HASH, `rcuL` LRU_PERCPU_HASH, `rcut` LPM_TRIE, `rcuq` QUEUE,
     /// `rcus` STACK; no two types share one, nor with a custom map's base,
-    /// ``PoolTag/customMapBase``).
+    /// `PoolTag.customMapBase`).
     public var effectivePoolTag: PoolTag {
         if let poolTag { return poolTag }
         switch type {

@@ -44,14 +44,14 @@ public final class EpochRetireList: @unchecked Sendable {
     // its stripes (each read and written only under its own lock) and the process-wide
     // counters of its tag (atomics, never freed).
     /// Runs on every block of the list just before it is freed, after its grace period
-    /// (``EpochRetireList/init(blockSize:tag:finalizer:recycling:)``).
+    /// (``EpochRetireList/init(blockSize:tag:finalizer:recycling:flushesWhenIdle:)``).
     public typealias Finalizer = EpochBlockFinalizer
 
     /// Blocks per batch (the batch block is `8 × (batchSize + 5)` bytes).
     public static let batchSize = 64
 
     /// Bytes of every block of this list; 0 for a list of references
-    /// (``init(referencesWithTag:finalizer:)``), whose pointers are not the list's to free.
+    /// (``init(referencesWithTag:finalizer:flushesWhenIdle:)``), whose pointers are not the list's to free.
     public let blockSize: Int
     /// The tag every block of this list is accounted to.
     public let tag: PoolTag
@@ -93,7 +93,7 @@ public final class EpochRetireList: @unchecked Sendable {
     private static let cacheOffset = 16 + 8 * batchSize
     private static let stripeBytes = (cacheOffset + 8 + 8 * batchSize + 63) / 64 * 64
     /// Where blocks whose grace period is over wait for the next allocations, if this list
-    /// recycles (``init(blockSize:tag:finalizer:recycling:)``).
+    /// recycles (``init(blockSize:tag:finalizer:recycling:flushesWhenIdle:)``).
     private let recycled: EpochRecycledBlocks?
     /// Blocks whose batch could not be allocated (out of memory), for the next submission.
     private let unsubmitted = ThreadLock<[UInt]>([])
@@ -308,7 +308,7 @@ public final class EpochRetireList: @unchecked Sendable {
     ///
     /// - Returns: The block, or `nil` when the allocator fails (callers report ENOMEM).
     ///
-    /// A list that recycles (``init(blockSize:tag:finalizer:recycling:)``) hands out a block
+    /// A list that recycles (``init(blockSize:tag:finalizer:recycling:flushesWhenIdle:)``) hands out a block
     /// whose grace period is over when its stripe or the list keeps one: the stripe's lock
     /// taken and given back, no call into the allocator.
     public func allocate() -> UnsafeMutableRawPointer? {

@@ -22,7 +22,7 @@ public struct EpochTagStatistics: Hashable, Sendable {
     public var liveAllocations: Int
     /// Bytes of blocks whose grace period is over that the tag's retire lists keep for their
     /// next allocations instead of freeing them
-    /// (``EpochRetireList/init(blockSize:tag:finalizer:recycling:)``). Not part of
+    /// (``EpochRetireList/init(blockSize:tag:finalizer:recycling:flushesWhenIdle:)``). Not part of
     /// ``liveBytes`` (they were reclaimed), but the process still holds them, until a list
     /// hands them out again or goes. Always the tag's own, also when ``isShared``.
     public var recycledBytes: Int = 0

@@ -13,7 +13,10 @@
 ///
 /// Concurrency: any number of readers and writers on any threads. Values of at most
 /// 8 bytes are single atomic words; larger ones are guarded by a per-slot sequence word,
-/// so user-mode reads are never torn. Reads need no epoch.
+/// so user-mode reads never see half of a whole-value write (`updateValue(_:forKey:)`,
+/// `replaceValue(_:forKey:)`, batches). In-place writes (`withValue(forKey:_:)`,
+/// `withAtomicFields(forKey:_:)`, `forEachInPlace(_:)`) bypass the sequence word: a
+/// value over 8 bytes written there can be read half written. Reads need no epoch.
 public final class ArrayMap<Value: BitwiseCopyable & Sendable>: InPlaceKeyValueMap, Sequence {
     /// Array indices, `0..<capacity`, as Linux's ARRAY keys.
     public typealias Key = UInt32

@@ -14,6 +14,12 @@
 /// the provider transforms values (their stored form is not `Value`).
 ///
 /// Concurrency: as the base map the provider chose; callbacks run on the calling thread.
+/// In-place writes (``withValue(forKey:_:)``, ``withAtomicFields(forKey:_:)``) that race a
+/// replace or delete of the entry behave as in ``BucketHashMap`` and ``ArrayMap`` on those
+/// bases (see ``InPlaceKeyValueMap``), except on the lock-free base: there a provider hears
+/// of every displaced value, so no value is exchanged in place — every update publishes a
+/// new entry, and an in-place write to the old one after the replace is lost, whatever the
+/// value's size (``LockFreeHashMap`` exchanges values of at most 8 bytes in place).
 public final class CustomMap<Key: BitwiseCopyable & Sendable, Value: BitwiseCopyable & Sendable>: DynamicKeyValueMap, Sequence {
     /// The byte-level map underneath.
     public let raw: RawCustomMap

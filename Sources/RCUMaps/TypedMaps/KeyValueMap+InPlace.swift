@@ -92,9 +92,9 @@ extension InPlaceKeyValueMap {
     @inlinable
     public func forEachInPlace<Failure: Error>(_ body: (Key, inout Value) throws(Failure) -> Void) throws(Failure) {
         try Epoch.withSection { (section) throws(Failure) in
-            var cursor: Key?
-            while let key = nextKeyInPass(after: cursor) {
-                cursor = key
+            // Each key's successor fetched before `body` runs: `body` may remove the key.
+            var pass = KeyValueMapPass(self)
+            while let key = pass.next() {
                 if let stored = inPlace(key, in: section) {
                     try body(key, &stored.assumingMemoryBound(to: Value.self).pointee)
                 }

@@ -7,25 +7,49 @@
 /// lookup is skipped; each value returned is one some update stored whole. For a custom map
 /// whose provider refuses a lookup, that entry is skipped.
 public struct KeyValueMapIterator<Map: KeyValueMap>: IteratorProtocol {
-    @usableFromInline let map: Map
-    @usableFromInline var cursor: Map.Key?
-    @usableFromInline var finished = false
+    @usableFromInline var pass: KeyValueMapPass<Map>
 
     @inlinable
-    init(_ map: Map) { self.map = map }
+    init(_ map: Map) { pass = KeyValueMapPass(map) }
 
     /// The next entry, or `nil` at the end of the pass.
     @inlinable
     public mutating func next() -> (key: Map.Key, value: Map.Value)? {
-        while !finished {
-            guard let key = map.nextKeyInPass(after: cursor) else {
-                finished = true
-                return nil
-            }
-            cursor = key
-            if let value = (try? map.value(forKey: key)) ?? nil { return (key, value) }
+        while let key = pass.next() {
+            if let value = (try? pass.map.value(forKey: key)) ?? nil { return (key, value) }
         }
         return nil
+    }
+}
+
+/// A get-next-key pass that asks for each key's successor before it hands the key out.
+///
+/// So a caller that removes the key it was just given (clearing or expiring entries while
+/// iterating) does not make the next step resume after a key no longer in the map: on the
+/// lock-free HASH that resumption walks the table's list from its head, and a pass that
+/// removed each key as it went took time quadratic in the map's size (100,000 keys: about
+/// 30 s; found by review, 2026-12-05, sixteenth session). The guarantees are those of the
+/// steps it makes (``KeyValueMap/nextKeyInPass(after:)``), each made one key earlier.
+@usableFromInline
+struct KeyValueMapPass<Map: KeyValueMap> {
+    @usableFromInline let map: Map
+    /// The key the next call returns (fetched when the previous one was handed out).
+    @usableFromInline var upcoming: Map.Key?
+    @usableFromInline var started = false
+
+    @inlinable
+    init(_ map: Map) { self.map = map }
+
+    /// The next key of the pass, or nil at its end (and after).
+    @inlinable
+    mutating func next() -> Map.Key? {
+        if !started {
+            started = true
+            upcoming = map.nextKeyInPass(after: nil)
+        }
+        guard let key = upcoming else { return nil }
+        upcoming = map.nextKeyInPass(after: key)
+        return key
     }
 }
 
@@ -39,24 +63,16 @@ public struct KeyValueMapKeys<Map: KeyValueMap>: Sequence {
     @inlinable
     public func makeIterator() -> Iterator { Iterator(map: map) }
 
-    /// Iterates the keys; each step is its own epoch section.
+    /// Iterates the keys; each step is its own epoch section. Removing the key just
+    /// returned costs the pass nothing (each key's successor is found before the key is returned).
     public struct Iterator: IteratorProtocol {
-        @usableFromInline let map: Map
-        @usableFromInline var cursor: Map.Key?
-        @usableFromInline var finished = false
+        @usableFromInline var pass: KeyValueMapPass<Map>
 
         @inlinable
-        init(map: Map) { self.map = map }
+        init(map: Map) { pass = KeyValueMapPass(map) }
 
         @inlinable
-        public mutating func next() -> Map.Key? {
-            guard !finished, let key = map.nextKeyInPass(after: cursor) else {
-                finished = true
-                return nil
-            }
-            cursor = key
-            return key
-        }
+        public mutating func next() -> Map.Key? { pass.next() }
     }
 }
 

@@ -13,7 +13,11 @@
 /// Concurrency: every map is safe for any number of readers and writers on any threads.
 /// Readers never take a lock (a reader of an ``ArrayMap`` value over 8 bytes that writers
 /// made retry 16 times copies once holding the slot, for one copy). A value read out is one some update stored whole (never
-/// torn). In-place access (``InPlaceKeyValueMap/withValue(forKey:_:)`` and friends) borrows the map's memory
+/// torn by the map's own writes: `updateValue(_:forKey:)` and the
+/// other whole-value writes). In-place writes are the caller's own stores: a value over
+/// 8 bytes written through ``InPlaceKeyValueMap/withValue(forKey:_:)``, ``AtomicFields``
+/// or `forEachInPlace(_:)` while another thread reads it can be read
+/// half written, as a BPF program's stores through a looked-up pointer can on Linux. In-place access (``InPlaceKeyValueMap/withValue(forKey:_:)`` and friends) borrows the map's memory
 /// for the duration of a closure inside an epoch section; the closure cannot let it escape.
 ///
 /// Every typed map is a `Sequence` of `(key:, value:)` pairs (``KeyValueMapIterator``).

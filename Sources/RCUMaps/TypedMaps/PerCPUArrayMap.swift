@@ -29,7 +29,7 @@ import Synchronization
 /// read-modify-writes stay exact — none is lost; one made just after a migration counts in
 /// the previous CPU's value, which a sum over CPUs does not notice. Values of at most 8
 /// bytes are single atomic words; larger ones have a per-slot sequence word, so user-mode
-/// reads and whole-value writes are never torn. ``withValue(at:_:)`` hands out the value
+/// reads never see half of a whole-value write (in-place writes bypass it: see below). ``withValue(at:_:)`` hands out the value
 /// with plain (non-atomic) access: use it only where no other thread can run on that CPU's
 /// value (or for reads that tolerate a torn value).
 public final class PerCPUArrayMap<Value: BitwiseCopyable & Sendable>: Sendable {
@@ -79,7 +79,9 @@ public final class PerCPUArrayMap<Value: BitwiseCopyable & Sendable>: Sendable {
 
     /// Every CPU's value at `index`, CPU 0 first; `nil` beyond the last index.
     ///
-    /// Concurrency: any thread; each CPU's value is one some write stored whole.
+    /// Concurrency: any thread; each CPU's value is one some whole-value write stored whole
+    /// (a value over 8 bytes being written in place, through ``withValue(at:_:)`` or atomic
+    /// fields, can be read half written).
     public func values(at index: UInt32) -> [Value]? {
         // Each CPU's bytes are those of a `Value` some write stored (or zeros).
         layout.read("lookup") { (buffer) throws(MapError) in

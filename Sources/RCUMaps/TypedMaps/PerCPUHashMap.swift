@@ -85,8 +85,10 @@ public final class PerCPUHashMap<Key: BitwiseCopyable & Sendable, Value: Bitwise
 
     /// Every CPU's value of `key`, CPU 0 first; `nil` when absent.
     ///
-    /// Concurrency: any thread; the values are those of one update (or helper-mode writes
-    /// of single CPUs' values since).
+    /// Concurrency: any thread; the values are those of one update, or helper-mode writes
+    /// of single CPUs' values since. A CPU's value over 8 bytes being rewritten meanwhile by
+    /// ``updateCurrentCPUValue(_:forKey:flags:)`` (in place, 8 bytes at a time, as Linux's helper
+    /// update) or through atomic fields can be read half written.
     public func values(forKey key: Key) -> [Value]? {
         layout.read("lookup") { (buffer) throws(MapError) in
             try withUnsafeBytes(of: key) { (key) throws(MapError) in try raw.lookup(key: key, into: buffer) }
@@ -230,7 +232,10 @@ extension PerCPUHashMap where Value == UInt64 {
     /// Concurrency: any thread. Exact as long as every helper-mode change of the key's
     /// counters goes through `add`: do not mix it with ``withAtomicFields(forKey:_:)`` on one
     /// key (an atomic add by a thread that migrated meanwhile can overlap a plain one). An add
-    /// racing with a user-mode write or a delete of the key can be lost, as on Linux.
+    /// racing with a delete of the key can be lost, as on Linux; so can one racing a
+    /// user-mode write (``setValues(_:forKey:flags:)``, ``setValue(_:forKey:)``) of an existing key,
+    /// which here publishes a new copy of the entry (Linux writes its values in place, so
+    /// the add survives there; see docs/linux-compatibility.md).
     @discardableResult
     public func add(_ delta: UInt64, forKey key: Key) -> Bool { addWord(delta, forKey: key) }
 }

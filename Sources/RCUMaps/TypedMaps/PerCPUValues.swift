@@ -39,7 +39,8 @@ struct PerCPUValues<Value: BitwiseCopyable>: Sendable {
         }
     }
 
-    /// Every CPU's value in `buffer` (bytes some write stored whole, or zeros).
+    /// Every CPU's value in `buffer` (bytes some write stored, or zeros; see the maps'
+    /// `values` for in-place writes read half done).
     func values(in buffer: UnsafeMutableRawBufferPointer) -> [Value] {
         (0..<cpus).map { buffer.load(fromByteOffset: $0 * stride, as: Value.self) }
     }
