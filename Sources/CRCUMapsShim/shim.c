@@ -996,6 +996,20 @@ struct cds_lfht *rcumaps_lfht_new(unsigned long init_size, unsigned long max_siz
 {
     rcumaps_require_usable_process("creating a lock-free hash map");
     rcumaps_ensure_registered();
+    /* On 64-bit, rculfhash reserves address space for `max_size` bucket nodes up front
+     * (its mmap allocator: one PROT_NONE mapping of max_size × sizeof(struct
+     * cds_lfht_node)) and calls abort() if that mmap fails: under an address-space limit
+     * (RLIMIT_AS, systemd's LimitAS=) creating a large map killed the process instead of
+     * failing with ENOMEM (found by review, 2026-12-05). Probe the same reservation first
+     * and answer NULL when it cannot be made. (Address space taken by another thread
+     * between the probe and the table's own reservation still aborts there; so does a
+     * resize whose pages cannot be committed under strict overcommit: both inside liburcu.) */
+    if (max_size > 0 && max_size <= (~(size_t)0) / sizeof(struct cds_lfht_node)) {
+        size_t bytes = max_size * sizeof(struct cds_lfht_node);
+        void *probe = mmap(NULL, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (probe == MAP_FAILED) return NULL;
+        munmap(probe, bytes);
+    }
     return cds_lfht_new_flavor(init_size, 1, max_size,
                                CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
                                &urcu_memb_flavor, NULL);

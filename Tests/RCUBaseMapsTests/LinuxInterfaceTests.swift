@@ -130,6 +130,29 @@ struct LinuxInterfaceTests {
         }
     }
 
+    /// A large lock-free HASH under an address-space limit (RLIMIT_AS) is ENOMEM: rculfhash
+    /// reserves address space for its largest bucket index up front and aborted the process
+    /// when that mmap failed (found by review, 2026-12-05, sixteenth session).
+    @Test func aLockFreeHashTooLargeForTheAddressSpaceIsNoMemory() async {
+        await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
+            // The limit: what the process maps now, plus 256 MiB (the map's bucket index
+            // would reserve 2 GiB).
+            let statm = (try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8)) ?? ""
+            guard let pages = statm.split(separator: " ").first.flatMap({ Int($0) }) else { exit(2) }
+            var limit = rlimit()
+            guard getrlimit(Int32(RLIMIT_AS.rawValue), &limit) == 0 else { exit(3) }
+            limit.rlim_cur = min(limit.rlim_max, rlim_t(pages * Int(getpagesize()) + (256 << 20)))
+            guard setrlimit(Int32(RLIMIT_AS.rawValue), &limit) == 0 else { exit(3) }
+            do {
+                _ = try RawLockFreeHashMap(MapDefinition(type: .hash, keySize: 8, valueSize: 8, maxEntries: 1 << 27,
+                                                         hashImplementation: .lockFree))
+                exit(4)  // created: not what this limit allows
+            } catch {
+                exit((error as? MapError) == .noMemory ? 0 : 5)
+            }
+        }
+    }
+
     @Test func creationFlagsAsLinux() {
         let hashOK: [MapCreationFlags] = [.noPrealloc, .numaNode, .readOnly, .writeOnly, .readOnlyProgram,
                                           .writeOnlyProgram, .zeroSeed, [.noPrealloc, .readOnly, .zeroSeed]]
