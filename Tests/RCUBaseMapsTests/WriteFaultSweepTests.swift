@@ -325,6 +325,46 @@ struct WriteFaultSweepTests {
         #expect(map.count == 2)
     }
 
+    /// The same window on the lock-free HASH's second allocation: a write of an 8-byte pair
+    /// needs an entry slot, and the slot needs a new chunk of slots, which cannot be made,
+    /// after another thread inserted the key (taking the last slot of the chunk there is).
+    /// NOEXIST answers EEXIST and ANY stores into the key's entry; both answered ENOMEM
+    /// (found by review, 2026-12-05, sixteenth session).
+    @Test(arguments: [MapUpdateFlags.noExist, .any])
+    func aWriteWhoseKeyTurnsUpNeedsNoNewSlotChunk(flags: MapUpdateFlags) throws {
+        // 4,100 entries (and the margin): slot chunks of 4,096; the first is filled up to
+        // its last slot, which the other thread's insert takes.
+        let map = try #require(try MapRegistry.create(MapDefinition(type: .hash, keySize: 8, valueSize: 8, maxEntries: 4_100,
+                                                                    hashImplementation: .lockFree, poolTag: uniqueTag()))
+            as? RawLockFreeHashMap)
+        let slots = try #require(map.slots)
+        for key in UInt64(0)..<4_095 { try map.put(key, key) }
+        let key = UInt64(1_000_000)
+        let fired = Atomic<Bool>(false)
+        map.beforeAllocatingForWrite = {
+            guard !fired.exchange(true, ordering: .relaxed) else { return }
+            let inserted = DispatchSemaphore(value: 0)
+            Thread {
+                try? map.put(key, UInt64(7), flags: .noExist)
+                inserted.signal()
+            }.start()
+            inserted.wait()
+            slots.refusesNewChunks.store(true, ordering: .relaxed)
+        }
+        defer { map.beforeAllocatingForWrite = nil }  // it holds the map: a cycle otherwise (a leak)
+        var outcome: MapError?
+        do { try map.put(key, UInt64(9), flags: flags) } catch let error as MapError { outcome = error }
+        let hookRan = fired.load(ordering: .relaxed)
+        #expect(hookRan)
+        #expect(outcome == (flags == .noExist ? .alreadyExists : nil))
+        #expect(try map.get(key, as: UInt64.self) == (flags == .noExist ? 7 : 9))
+        #expect(map.count == 4_096)
+        // With no chunk to be had and the key absent, a new key is still ENOMEM.
+        #expect(throws: MapError.noMemory) { try map.put(UInt64(2_000_000), UInt64(1), flags: flags) }
+        slots.refusesNewChunks.store(false, ordering: .relaxed)
+        try map.put(UInt64(2_000_000), UInt64(1), flags: flags)
+    }
+
     /// LPM_TRIE (IPv4 keys): an insert allocates its entry and, in the writer's tree,
     /// nodes; a delete rebuilds nodes too. Random prefixes of a few addresses, so that
     /// inserts split and deletes merge nodes.

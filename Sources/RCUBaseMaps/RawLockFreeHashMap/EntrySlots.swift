@@ -47,6 +47,10 @@ final class EntrySlots: @unchecked Sendable {
     /// words (`Atomic<UInt>`, zeroed when made); installed once, never changed after.
     private let chunks: UnsafeMutablePointer<Atomic<UInt>>
     private let chunkCount: Int
+    #if DEBUG
+    /// Tests only: a chunk not yet made fails to allocate, as if `calloc` had failed.
+    let refusesNewChunks = Atomic<Bool>(false)
+    #endif
     /// Slots handed out at least once: every slot below it is in use or on a free stack.
     private let highWater = Atomic<Int>(0)
     /// The free stacks (Treiber), one per thread stripe (`rcumaps_thread_stripe`), each on
@@ -120,6 +124,9 @@ final class EntrySlots: @unchecked Sendable {
     /// Makes chunk `index` if no thread has; false if there is no memory for it.
     private func ensureChunk(_ index: Int) -> Bool {
         if chunks[index].load(ordering: .acquiring) != 0 { return true }
+        #if DEBUG
+        if refusesNewChunks.load(ordering: .relaxed) { return false }
+        #endif
         // Zeroed words: valid atomics of 0.
         guard let chunk = calloc(chunkSize, MemoryLayout<UInt>.stride) else { return false }
         chunk.bindMemory(to: Atomic<UInt>.self, capacity: chunkSize)

@@ -718,7 +718,11 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
             // whose unlink succeeds gives the slot back (`sealUnlinked`).
             guard let slot = slots._withUnsafeGuaranteedRef({ $0.take() }) else {
                 capacity.resolve(published: false)
-                return .noMemory
+                // No memory for a chunk of slots. If the key turned up meanwhile, the write
+                // needs none: EEXIST for NOEXIST, a store into it for ANY, as Linux answers
+                // (it answered ENOMEM: rows 75 and 126 covered only the entry's allocation;
+                // found by review, 2026-12-05, sixteenth session).
+                return find(key, hash: hash) != nil ? .exists : .noMemory
             }
             state(entry).pointee.store(UInt(slot) << Self.slotShift | Self.slotted, ordering: .relaxed)
             slots._withUnsafeGuaranteedRef { $0.publish(UnsafeMutableRawPointer(entry), at: slot) }
