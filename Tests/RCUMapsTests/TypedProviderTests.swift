@@ -82,6 +82,55 @@ struct TypedProviderTests {
         try registration.unregister()
     }
 
+    /// A custom map has the in-place family of the built-in maps: `upsert`, the forms that
+    /// take the caller's section, and `forEachInPlace` (found missing by review,
+    /// 2026-12-05, sixteenth session); a transforming provider's map refuses each with
+    /// ENOTSUP before anything is written.
+    @Test(arguments: [ProviderBaseMap.hashBucketLocked, .hashLockFree, .array])
+    func customMapsUpsertAndWorkInPlace(_ base: ProviderBaseMap) throws {
+        let registry = MapProviderRegistry()
+        let registration = try registry.register(ClampingProvider(log: RemovalLog()), type: MapType(rawValue: 4202), base: base)
+        do {
+            let map = try registration.makeMap(maxEntries: 8)
+            // Every slot of an array exists (zeroed): there the default is never inserted.
+            let (first, second): (UInt64, UInt64) = base == .array ? (0, 0) : (10, 20)
+            #expect(try map.upsert(forKey: 1, default: 10) { (value: inout UInt64) -> UInt64 in value += 1; return value } == first + 1)
+            #expect(try map.upsert(forKey: 1, default: 10) { (value: inout UInt64) -> UInt64 in value += 1; return value } == first + 2)
+            try map.upsertAtomicFields(forKey: 2, default: 20) { $0[\.self].wrappingAdd(5, ordering: .relaxed) }
+            #expect(try map[2] == second + 5)
+            let seen = try Epoch.withSection { (section) throws -> UInt64? in
+                try map.withValue(forKey: 1, in: section) { (value: inout UInt64) -> UInt64 in value *= 2; return value }
+            }
+            #expect(seen == 2 * (first + 2))
+            _ = try Epoch.withSection { (section) throws -> Void? in
+                try map.withAtomicFields(forKey: 2, in: section) { $0[\.self].wrappingAdd(1, ordering: .relaxed) }
+            }
+            #expect(try map[2] == second + 6)
+            // In place the stored form is the user form: the provider's clamp (1,000) is not
+            // applied to writes through the pointer, only to updates.
+            try map.forEachInPlace { key, value in if key < 3 { value += 100 } }
+            #expect(try map[1] == 2 * (first + 2) + 100 && map[2] == second + 106)
+            if base != .array {
+                var removed = 0
+                try map.forEachInPlace { key, _ in if try map.removeValue(forKey: key) != nil { removed += 1 } }
+                #expect(removed == 2 && map.count == 0)
+            }
+        }
+        try registration.unregister()
+
+        let transforming = try registry.register(ComplementingProvider(log: RemovalLog()), type: MapType(rawValue: 4203),
+                                                 base: base)
+        do {
+            let map = try transforming.makeMap(maxEntries: 8)
+            #expect(throws: MapError.notSupported) { try map.upsert(forKey: 1, default: 10) { $0 += 1 } }
+            if base != .array { #expect(try map[1] == nil) }
+            try map.updateValue(3, forKey: 1)
+            #expect(throws: MapError.notSupported) { try map.forEachInPlace { _, value in value = 0 } }
+            #expect(try map[1] == 3)
+        }
+        try transforming.unregister()
+    }
+
     /// A typed view of a custom map that programs may not write (`BPF_F_RDONLY_PROG`) is
     /// refused, as the other typed views refuse one: its in-place closures write through
     /// helper-mode pointers (found by review, 2026-12-05: `withValue` wrote such a map).

@@ -92,6 +92,76 @@ public final class CustomMap<Key: BitwiseCopyable & Sendable, Value: BitwiseCopy
         }
     }
 
+    /// ``withValue(forKey:_:)`` inside a section the caller already holds (helper mode, as
+    /// an eBPF program's `bpf_map_lookup_elem`). Throws as ``withValue(forKey:_:)``.
+    @discardableResult
+    public func withValue<Result>(forKey key: Key, in section: borrowing EpochSection,
+                                  _ body: (inout Value) throws -> Result) throws -> Result? {
+        guard let stored = try inPlace(key, in: section) else { return nil }
+        return try body(&stored.assumingMemoryBound(to: Value.self).pointee)
+    }
+
+    /// ``withAtomicFields(forKey:_:)`` inside a section the caller already holds.
+    @discardableResult
+    public func withAtomicFields<Result>(forKey key: Key, in section: borrowing EpochSection,
+                                         _ body: (borrowing AtomicFields<Value>) throws -> Result) throws -> Result? {
+        guard let stored = try inPlace(key, in: section) else { return nil }
+        return try body(AtomicFields(stored))
+    }
+
+    /// Inserts `defaultValue` if `key` is absent (through the provider's addition callback),
+    /// then runs `body` on the stored value in place: the flow-table idiom, as
+    /// ``InPlaceKeyValueMap/upsert(forKey:default:_:)``. `body` runs exactly once; if
+    /// another thread deletes the key between the insert and `body`, it inserts again.
+    ///
+    /// - Throws: ``/RCUBaseMaps/MapError/notSupported`` when the provider transforms values
+    ///   (before anything is inserted); what the insert throws (E2BIG when full, EPERM when
+    ///   frozen, the provider's refusal of `defaultValue`); what the find callback throws;
+    ///   what `body` throws.
+    @discardableResult
+    public func upsert<Result>(forKey key: Key, default defaultValue: @autoclosure () -> Value,
+                               _ body: (inout Value) throws -> Result) throws -> Result {
+        while true {
+            if let result = try withValue(forKey: key, body) { return result }
+            _ = try insertIfAbsent(defaultValue(), forKey: key)
+        }
+    }
+
+    /// ``upsert(forKey:default:_:)`` with an atomic view of the stored value.
+    @discardableResult
+    public func upsertAtomicFields<Result>(forKey key: Key, default defaultValue: @autoclosure () -> Value,
+                                           _ body: (borrowing AtomicFields<Value>) throws -> Result) throws -> Result {
+        while true {
+            if let result = try withAtomicFields(forKey: key, body) { return result }
+            _ = try insertIfAbsent(defaultValue(), forKey: key)
+        }
+    }
+
+    /// Calls `body` with every entry, in place, inside one epoch section for the whole pass
+    /// (as ``InPlaceKeyValueMap/forEachInPlace(_:)``): get-next-key order, no key twice,
+    /// every key present for the whole pass. An entry whose lookup the provider's find
+    /// callback refuses is skipped, as iteration skips it. `body` must not block.
+    ///
+    /// - Throws: ``/RCUBaseMaps/MapError/notSupported`` when the provider transforms values;
+    ///   what `body` throws (the pass stops there).
+    public func forEachInPlace(_ body: (Key, inout Value) throws -> Void) throws {
+        try Epoch.withSection { (section) throws in
+            // Each key's successor fetched before `body` runs: `body` may remove the key.
+            var pass = KeyValueMapPass(self)
+            while let key = pass.next() {
+                let stored: UnsafeMutableRawPointer?
+                do throws(MapError) {
+                    stored = try inPlace(key, in: section)
+                } catch where error == .notSupported {
+                    throw error
+                } catch {
+                    continue  // refused by the provider
+                }
+                if let stored { try body(key, &stored.assumingMemoryBound(to: Value.self).pointee) }
+            }
+        }
+    }
+
     func inPlace(_ key: Key, in section: borrowing EpochSection) throws(MapError) -> UnsafeMutableRawPointer? {
         try withUnsafeBytes(of: key) { (keyBytes) throws(MapError) -> UnsafeMutableRawPointer? in
             do throws(MapError) {
