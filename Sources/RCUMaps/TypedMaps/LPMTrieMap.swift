@@ -319,26 +319,23 @@ public final class LPMTrieMap<Key: LPMTrieKey, Value: BitwiseCopyable & Sendable
     ///
     /// Concurrency: any thread. Not one atomic picture: each step takes the writer lock; a
     /// prefix present for the whole call is listed once.
-    public func snapshot() -> [(prefix: Key, value: Value)] {
-        var result: [(prefix: Key, value: Value)] = []
-        let keySize = 4 + Key.dataSize
-        var cursor = [UInt8](repeating: 0, count: keySize)
-        var next = [UInt8](repeating: 0, count: keySize)
-        var first = true
-        while true {
-            let value = withUnsafeTemporaryAllocation(of: Value.self, capacity: 1) { buffer -> Value? in
-                let slot = UnsafeMutableRawPointer(buffer.baseAddress!)
-                let moved = next.withUnsafeMutableBytes { next in
-                    cursor.withUnsafeBytes { cursor in
-                        (try? raw.nextEntryInPass(after: first ? nil : cursor, into: next, value: slot)) != nil
+    public func snapshot() -> [(prefix: Key, value: Value)] { Array(self) }
+
+    /// The entry after `prefix` in a pass (the first when nil), or nil at its end.
+    func entry(after prefix: Key?) -> (prefix: Key, value: Value)? {
+        var next = [UInt8](repeating: 0, count: 4 + Key.dataSize)
+        return withUnsafeTemporaryAllocation(of: Value.self, capacity: 1) { buffer -> (prefix: Key, value: Value)? in
+            let slot = UnsafeMutableRawPointer(buffer.baseAddress!)
+            let moved = next.withUnsafeMutableBytes { next in
+                if let prefix {
+                    return prefix.withKeyBytes { cursor in
+                        (try? raw.nextEntryInPass(after: cursor, into: next, value: slot)) != nil
                     }
                 }
-                return moved ? slot.load(as: Value.self) : nil
+                return (try? raw.nextEntryInPass(after: nil, into: next, value: slot)) != nil
             }
-            guard let value else { return result }
-            first = false
-            swap(&cursor, &next)
-            result.append((cursor.withUnsafeBytes { Key(keyBytes: $0) }, value))
+            guard moved else { return nil }
+            return (next.withUnsafeBytes { Key(keyBytes: $0) }, slot.load(as: Value.self))
         }
     }
 }

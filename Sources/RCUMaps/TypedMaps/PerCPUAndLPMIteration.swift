@@ -1,0 +1,152 @@
+import RCUBaseMaps
+
+/// A get-next-key pass over a byte-level map with `Key`-typed keys, each key's successor
+/// asked for before the key is handed out (as ``KeyValueMapPass``: removing the key just
+/// returned costs the pass nothing). Each step is its own epoch section (the map's).
+struct RawKeyPass<Key: BitwiseCopyable> {
+    let raw: any RawMap
+    var upcoming: Key?
+    var started = false
+
+    init(_ raw: any RawMap) { self.raw = raw }
+
+    /// The next key, or nil at the end of the pass (and after).
+    mutating func next() -> Key? {
+        if !started {
+            started = true
+            upcoming = step(after: nil)
+        }
+        guard let key = upcoming else { return nil }
+        upcoming = step(after: key)
+        return key
+    }
+
+    private func step(after key: Key?) -> Key? {
+        withUnsafeTemporaryAllocation(of: Key.self, capacity: 1) { next -> Key? in
+            let nextBytes = UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(next)[..<MemoryLayout<Key>.size])
+            do throws(MapError) {
+                if let key {
+                    try withUnsafeBytes(of: key) { (keyBytes) throws(MapError) in
+                        try raw.nextKeyInPass(after: keyBytes, into: nextBytes)
+                    }
+                } else {
+                    try raw.nextKeyInPass(after: nil, into: nextBytes)
+                }
+            } catch {
+                return nil  // ENOENT: the end of the pass (or a map that refuses reads)
+            }
+            return nextBytes.baseAddress!.load(as: Key.self)
+        }
+    }
+}
+
+extension PerCPUHashMap: Sequence {
+    /// Iterates `(key, values)` pairs — every CPU's value of each key, CPU 0 first — with
+    /// get-next-key, each step self-contained (no section held between steps), as the other
+    /// typed maps iterate (``KeyValueMapIterator``): no key twice, every key present for the
+    /// whole pass; a key removed between finding it and reading its values is skipped.
+    public struct Iterator: IteratorProtocol {
+        let map: PerCPUHashMap
+        var pass: RawKeyPass<Key>
+
+        public mutating func next() -> (key: Key, values: [Value])? {
+            while let key = pass.next() {
+                if let values = map.values(forKey: key) { return (key, values) }
+            }
+            return nil
+        }
+    }
+
+    /// Iterates the entries (see ``Iterator``).
+    public func makeIterator() -> Iterator { Iterator(map: self, pass: RawKeyPass(raw)) }
+
+    /// The keys, in iteration order; each step is its own epoch section.
+    public var keys: PerCPUHashMapKeys<Key> { PerCPUHashMapKeys(raw: raw) }
+
+    /// Most keys the map holds (`maxEntries`). Any thread.
+    public var capacity: Int { raw.definition.maxEntries }
+
+    /// Whether the map holds no key (a snapshot). Any thread.
+    public var isEmpty: Bool { count == 0 }
+
+    /// Stores `values` (one per possible CPU) under `key` only if the key is absent
+    /// (`BPF_NOEXIST`).
+    ///
+    /// - Returns: `true` if stored; `false` if the key was present (nothing changed).
+    /// - Throws: as ``setValues(_:forKey:flags:)``, except EEXIST.
+    @discardableResult
+    public func insertValues(_ values: [Value], forKey key: Key) throws(MapError) -> Bool {
+        do throws(MapError) {
+            try setValues(values, forKey: key, flags: .noExist)
+            return true
+        } catch where error == .alreadyExists {
+            return false
+        }
+    }
+
+    /// Every entry, as a dictionary of each key's values (not atomic: each key's values
+    /// are read at some moment of the pass).
+    public func snapshot() -> [Key: [Value]] where Key: Hashable {
+        var result: [Key: [Value]] = [:]
+        for (key, values) in self { result[key] = values }
+        return result
+    }
+}
+
+/// The keys of a ``PerCPUHashMap``, in get-next-key order.
+public struct PerCPUHashMapKeys<Key: BitwiseCopyable & Sendable>: Sequence {
+    let raw: RawPerCPUHashMap
+
+    public struct Iterator: IteratorProtocol {
+        var pass: RawKeyPass<Key>
+        public mutating func next() -> Key? { pass.next() }
+    }
+
+    public func makeIterator() -> Iterator { Iterator(pass: RawKeyPass(raw)) }
+}
+
+extension PerCPUArrayMap: Sequence {
+    /// Iterates `(index, values)` for every index in order, every CPU's value, CPU 0
+    /// first; each step a user-mode lookup of its own.
+    public struct Iterator: IteratorProtocol {
+        let map: PerCPUArrayMap
+        var index: UInt32 = 0
+
+        public mutating func next() -> (index: UInt32, values: [Value])? {
+            guard Int(index) < map.count, let values = map.values(at: index) else { return nil }
+            defer { index &+= 1 }
+            return (index, values)
+        }
+    }
+
+    /// Iterates every index (see ``Iterator``).
+    public func makeIterator() -> Iterator { Iterator(map: self) }
+
+    /// The number of indices (`maxEntries`, as ``count``). Any thread.
+    public var capacity: Int { count }
+}
+
+extension LPMTrieMap: Sequence {
+    /// Iterates `(prefix, value)` in Linux's get-next-key order (more specific prefixes
+    /// before the ones that cover them), each step its own call (as ``snapshot()``'s):
+    /// a prefix present for the whole pass comes once. Each prefix's successor is found
+    /// before the prefix is handed out, so removing it costs the pass nothing.
+    public struct Iterator: IteratorProtocol {
+        let map: LPMTrieMap
+        var upcoming: (prefix: Key, value: Value)?
+        var started = false
+
+        public mutating func next() -> (prefix: Key, value: Value)? {
+            if !started {
+                started = true
+                upcoming = map.entry(after: nil)
+            }
+            guard let entry = upcoming else { return nil }
+            upcoming = map.entry(after: entry.prefix)
+            return entry
+        }
+    }
+
+    /// Iterates the prefixes and their values (see ``Iterator``).
+    public func makeIterator() -> Iterator { Iterator(map: self) }
+}
