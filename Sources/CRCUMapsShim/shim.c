@@ -597,7 +597,9 @@ void rcumaps_call_rcu(struct rcu_head *head, void (*func)(struct rcu_head *head)
  * every batch: while callbacks keep arriving it starts the next grace period after a
  * short nap (rcumaps_gp_driver_nap_ns, RCUMAPS_GP_DRIVER_NAP_US in the environment); when
  * none is queued it sleeps on a condition variable. Meant for short callbacks whose
- * latency matters (the bucket hash's reclaim generations), not for memory reclamation.
+ * latency matters (the bucket hash's reclaim generations, retire lists' idle flushes — which
+ * submit their batches to call_rcu from here, and may drop a list's last reference, so its
+ * deinit runs here), not for memory reclamation itself.
  *
  * Loop: note the newest queued callback (under rcumaps_gp_mutex), wait for a grace period
  * (urcu_memb_synchronize_rcu, outside any section and holding no lock, through the

@@ -45,8 +45,8 @@ public struct EpochSection: ~Copyable {
 ///   the child forgets the threads that did not follow it and starts a new reclamation
 ///   thread, which also runs the deferred frees the parent had queued — and its queued work
 ///   items, which therefore run in both processes (mind items with effects outside the
-///   process). A fork therefore
-///   waits, as ``synchronize()-9adyg`` does, for the sections in progress. In the child only
+///   process). A fork does not wait for the sections in progress on other threads: those
+///   threads are not in the child, whose grace periods no longer wait for them. In the child only
 ///   the forking thread exists; blocks that other threads were about to retire stay
 ///   allocated there. Do not fork inside a section or from a work item: such a fork cannot
 ///   be prepared, and its child may only read maps, then `exec` or `_exit` (a grace period,

@@ -63,16 +63,17 @@ public final class EpochRetireList: @unchecked Sendable {
     /// Stripes of pending retirements (a power of two: the CPU count, at most 16).
     public let stripeCount: Int
 
-    /// Whether a retirement that finds its stripe empty makes sure a flush follows: if none
-    /// is pending, it queues a work item on the epoch layer's grace-period driver that
-    /// flushes the list (``flush()``) after a grace period. So a block retired when no more
+    /// Whether a retirement that leaves its block waiting in a stripe makes sure a flush
+    /// follows: if none is pending, it queues a work item on the epoch layer's grace-period
+    /// driver that flushes the list (``flush()``) after a grace period. So a block retired when no more
     /// retirements follow is submitted within about one grace period instead of waiting,
     /// indefinitely, for its stripe's batch to fill — what a list whose finalizer releases
     /// resources needs (`RCUDictionary`'s removed values must be released without a call
     /// to ``Epoch/barrier()-129j7``). At most one such item is pending per list; under
     /// sustained retirements batches still fill and go out as usual, and the items add
     /// about one partial batch per grace period. If the item cannot be allocated, the blocks
-    /// wait as in a list without it. The item holds the list until it has run, so the list's
+    /// wait until the next retirement into the list queues one (or a flush, or
+    /// ``Epoch/barrier()-129j7``). The item holds the list until it has run, so the list's
     /// `deinit` may run on the driver thread.
     public let flushesWhenIdle: Bool
     /// Whether an idle flush is queued and has not started (``flushesWhenIdle``).
@@ -160,7 +161,17 @@ public final class EpochRetireList: @unchecked Sendable {
         // `flushAll()` would wait for it to leave forever (found by review, 2026-12-05).
         // Dropped here. (The child has one thread: a weak load that finds a list alive
         // retains and releases it without ever being its last reference.)
-        registry.withLock { entries in entries = entries.filter { $0.value.list != nil } }
+        registry.withLock { entries in
+            entries = entries.filter { $0.value.list != nil }
+            // An idle flush claimed by a thread that is not in the child (between its
+            // claim and its queueing) would never be queued nor cleared: every later
+            // retirement would find it pending, and no flush would come (found by review,
+            // 2026-12-05, sixteenth session). One the parent queued is still queued here
+            // and runs; clearing the claim lets a second one be queued beside it.
+            for entry in entries.values {
+                entry.unretained.takeUnretainedValue().idleFlushPending.store(false, ordering: .relaxed)
+            }
+        }
     }
 
     /// fork() parent and child handler: releases what ``lockAllForFork()`` took.
@@ -195,7 +206,7 @@ public final class EpochRetireList: @unchecked Sendable {
     ///     through its slow path. Kept blocks are accounted as reclaimed; they are freed
     ///     when the list is. Builds with AddressSanitizer never recycle, so that a use of a
     ///     retired block after its grace period is still caught.
-    ///   - flushesWhenIdle: whether a block retired into an empty stripe is submitted within
+    ///   - flushesWhenIdle: whether a retired block left waiting in a stripe is submitted within
     ///     about one grace period even if no more retirements follow (see
     ///     ``flushesWhenIdle``); `false`, the default, leaves it for its batch to fill, for
     ///     ``flush()`` or for ``Epoch/barrier()-129j7``.
@@ -324,6 +335,10 @@ public final class EpochRetireList: @unchecked Sendable {
     /// Tests: runs first in the list's `deinit`, before it flushes its stripes.
     package var beforeDeinitFlush: (() -> Void)?
 
+    /// Tests: runs in a retirement that has just claimed the list's idle flush, before it
+    /// queues the flush (``flushesWhenIdle``).
+    package var afterClaimingIdleFlush: (() -> Void)?
+
     /// Tests: `body` runs when this list's keeper of recycled blocks has closed (in the
     /// list's `deinit`); never, for a list that does not recycle.
     package func whenRecycledBlocksClose(_ body: @escaping () -> Void) { recycled?.afterClosing = body }
@@ -422,9 +437,8 @@ public final class EpochRetireList: @unchecked Sendable {
         addresses(stripe)[count.pointee] = UInt(bitPattern: block)
         count.pointee &+= 1
         guard count.pointee == Self.batchSize else {
-            let wasEmpty = count.pointee == 1
             FutexLock.unlock(lock)
-            if flushesWhenIdle && wasEmpty { scheduleIdleFlush() }
+            if flushesWhenIdle { scheduleIdleFlush() }
             return
         }
         // Full: take the batch out under the lock, submit it outside (submission allocates
@@ -540,12 +554,26 @@ public final class EpochRetireList: @unchecked Sendable {
     private static let throttleCount = Atomic<Int>(0)
 
     /// Queues a flush of this list on the grace-period driver unless one is pending
-    /// (``flushesWhenIdle``). A retirement into an empty stripe calls it after appending
-    /// under the stripe's lock: if it sees a flush pending, that flush has not yet cleared
-    /// the flag, so it has not yet taken this stripe's lock, and will take the block.
+    /// (``flushesWhenIdle``). Every retirement that leaves its block in a stripe calls it,
+    /// after appending under the stripe's lock: if it sees a flush pending, that flush has
+    /// not yet cleared the flag, so it has not yet taken this stripe's lock, and will take
+    /// the block. (Only a retirement into an empty stripe called it at first: after a flush
+    /// whose work item could not be allocated, a stripe left holding blocks never saw
+    /// another; found by review, 2026-12-05, sixteenth session.)
+    @inline(__always)
     private func scheduleIdleFlush() {
-        guard !idleFlushPending.load(ordering: .acquiring),
-              !idleFlushPending.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        if idleFlushPending.load(ordering: .relaxed) { return }
+        queueIdleFlush()
+    }
+
+    /// ``scheduleIdleFlush()``'s claim and work item, out of line (once per grace period or
+    /// so under sustained retirements).
+    @inline(never)
+    private func queueIdleFlush() {
+        guard !idleFlushPending.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        #if DEBUG
+        afterClaimingIdleFlush?()
+        #endif
         let item = EpochWorkItem { [self] in
             // Cleared first: a retirement into an emptied stripe after this point schedules
             // the next flush.

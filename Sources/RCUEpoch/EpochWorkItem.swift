@@ -66,7 +66,9 @@ public final class EpochWorkItem: Sendable {
     /// when none is queued. Same guarantee as ``schedule()``: the callback runs after every
     /// section active at the call has ended. ``Epoch/barrier()-129j7`` waits for these
     /// items too. The same rules apply to the callback (short, no blocking, no barrier).
-    /// Not API: for the bucket hash's generation items, whose latency bounds slot reuse.
+    /// Not API: for the bucket hash's generation items, whose latency bounds slot reuse,
+    /// and the idle flushes of retire lists (``EpochRetireList/flushesWhenIdle``), whose
+    /// latency bounds when a removed value is released.
     ///
     /// - Returns: `false` if the item was already scheduled or cancelled.
     ///

@@ -352,6 +352,41 @@ struct ForkTests {
         }.map(reportFailedChecks)
     }
 
+    /// A fork while another thread has claimed a list's idle flush but not yet queued it:
+    /// the child's list still flushes when idle. The claim belonged to a thread the child
+    /// does not have, so it stayed set there, and no idle flush ever came (found by review,
+    /// 2026-12-05, sixteenth session).
+    @Test func aChildsIdleFlushIsNotHeldByAClaimInTheParent() async {
+        await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
+            alarm(120)
+            runChecked {
+                final class Counting: EpochBlockFinalizer {
+                    let finalized = Atomic<Int>(0)
+                    func finalize(_ block: UnsafeMutableRawPointer) { finalized.add(1, ordering: .relaxed) }
+                }
+                let counting = Counting()
+                let state = Shared()
+                let list = EpochRetireList(referencesWithTag: uniqueTag(), finalizer: counting, flushesWhenIdle: true)
+                list.afterClaimingIdleFlush = { state.inside.set(); state.go.waitUntilSet() }
+                let claimer = startThread { list.retire(UnsafeMutableRawPointer(bitPattern: 0x1000)!) }
+                state.inside.waitUntilSet()
+                list.afterClaimingIdleFlush = nil
+                let child = forkChild {
+                    list.retire(UnsafeMutableRawPointer(bitPattern: 0x2000)!)
+                    let deadline = ContinuousClock.now + .seconds(10)
+                    while counting.finalized.load(ordering: .relaxed) < 2 && ContinuousClock.now < deadline { usleep(1_000) }
+                    check(counting.finalized.load(ordering: .relaxed) == 2,
+                          "the child's retirements were never flushed (finalized \(counting.finalized.load(ordering: .relaxed)) of 2)")
+                }
+                checkExitedNormally(child)
+                state.go.set()
+                pthread_join(claimer, nil)
+                Epoch.barrier()
+                check(counting.finalized.load(ordering: .relaxed) == 1, "the parent's retirement was not finalized once")
+            }
+        }.map(reportFailedChecks)
+    }
+
     /// A fork inside a section cannot be prepared (the fork would have to wait for grace
     /// periods that wait for the forker): the parent is unaffected, and the child may read
     /// maps but stops with a message at its first grace period.

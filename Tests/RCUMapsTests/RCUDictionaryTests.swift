@@ -176,6 +176,26 @@ struct RCUDictionaryTests {
         withExtendedLifetime((objects, boxed)) {}
     }
 
+    /// The idle flush's work item cannot be allocated for one removal: the next removal on
+    /// the same thread (the same stripe, no longer empty) still queues one, and both values
+    /// go (only a retirement into an empty stripe queued one at first, so this stripe never
+    /// saw another; found by review, 2026-12-05, sixteenth session).
+    @Test func aFailedIdleFlushDoesNotStopTheNext() {
+        let census = Census()
+        let objects = RCUDictionary<Int, Tracked>()
+        objects[1] = Tracked(1, census)
+        objects[2] = Tracked(2, census)
+        Epoch.barrier()  // nothing of the dictionary's pending
+        // Integer keys, class values in their slots: the removal's first epoch allocation is
+        // the idle flush's work item.
+        let (_, injected) = _FaultInjection.failingOneAllocation(after: 0) { objects.removeValue(forKey: 1) }
+        #expect(injected)
+        objects.removeValue(forKey: 2)
+        #expect(eventually { census.alive.load(ordering: .relaxed) == 0 },
+                "removed values still alive: \(census.alive.load(ordering: .relaxed)) of 2")
+        withExtendedLifetime(objects) {}
+    }
+
     /// A value that holds its own dictionary, removed, then the last outside reference to
     /// the dictionary dropped: the dictionary goes once the value is released, without a
     /// barrier (the pending value kept the dictionary alive until the next barrier).

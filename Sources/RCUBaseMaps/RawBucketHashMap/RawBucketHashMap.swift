@@ -30,8 +30,9 @@ import Glibc
 ///   publishes it, then retires the old slot; readers see the old or the new pair, never
 ///   a mix, and a helper-mode pointer to the old value keeps reading it until its section
 ///   ends;
-/// - delete clears the tag and marks the slot retired, in one store: it never allocates,
-///   so it never fails for lack of memory.
+/// - delete clears the tag and marks the slot retired, in one store (the slot's stamp
+///   follows in a second): it never fails for lack of memory (the generation work item or
+///   spare ring it may allocate is optional).
 ///
 /// A retired slot is not reused until a grace period has passed, so a reader that matched
 /// its key keeps reading that key's value: the slot is stamped with the table's reclaim
