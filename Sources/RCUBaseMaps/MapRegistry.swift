@@ -28,7 +28,15 @@ public enum MapRegistry {
     /// re-wrapped in two more reabstraction thunks on every read, so each custom-type
     /// creation got slower than the last and the 30-odd-thousandth overflowed the stack
     /// (found by fuzzing; `MapRegistryTests.manyCustomCreationsStayCheap`).
-    package static let customTypeFactory = ThreadLock<CustomTypeFactoryBox?>(nil)
+    /// A fork participant: a fork while another thread held it (any custom map's creation
+    /// reads it) left the child's custom creations waiting forever (found by review,
+    /// 2026-12-05, sixteenth session).
+    package static let customTypeFactory: ThreadLock<CustomTypeFactoryBox?> = {
+        EpochFork.addParticipant(level: .maps, prepare: { MapRegistry.customTypeFactory.lockForFork() },
+                                 parent: { MapRegistry.customTypeFactory.unlockAfterFork() },
+                                 child: { MapRegistry.customTypeFactory.unlockAfterFork() })
+        return ThreadLock(nil)
+    }()
 
     /// The custom-type factory, as a reference. Not API.
     package final class CustomTypeFactoryBox: Sendable {

@@ -81,7 +81,8 @@ public final class MapProviderRegistry: Sendable {
     /// from, and the C ABI registers into.
     public static let shared = MapProviderRegistry(installingFactory: ())
 
-    private let bindings = ThreadLock<[UInt32: ProviderBinding]>([:])
+    /// Under the provider layer's one lock, which a fork takes (``ProviderState``).
+    private let bindings = ProviderState<[UInt32: ProviderBinding]>([:])
 
     /// A registry of its own: types registered here are created only through it
     /// (``createMap(_:)``, `CustomMap(type:maxEntries:registry:)`), never through

@@ -61,7 +61,8 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
         var types: [ProgramType] = []
         var pending: [ProgramType: Asker] = [:]
     }
-    private let programTypes = ThreadLock(Associations())
+    /// Under the provider layer's one lock, which a fork takes (``ProviderState``).
+    private let programTypes = ProviderState(Associations())
 
     init(_ definition: MapDefinition, binding: ProviderBinding) throws(MapError) {
         let request = MapCreateRequest(type: definition.type, keySize: definition.keySize,

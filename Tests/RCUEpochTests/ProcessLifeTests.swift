@@ -6,7 +6,9 @@
 // children report through their exit status and a pipe (see `forkChild`).
 import CRCUMapsShim
 import Foundation
+import RCUBaseMaps
 import RCUEpoch
+import RCUMapProviders
 import RCUMaps
 import RCUMapsTestSupport
 import Synchronization
@@ -349,6 +351,25 @@ struct ForkTests {
                 pthread_join(dropper, nil)
                 Epoch.barrier()
             }
+        }.map(reportFailedChecks)
+    }
+
+    /// A fork while another thread holds the provider layer's state lock (a registration,
+    /// a custom map's creation or association) or the custom-type factory's lock: the fork
+    /// waits for it, and the child registers, creates and associates. The child inherited
+    /// the lock held by a thread it does not have, and waited forever (found by review,
+    /// 2026-12-05, sixteenth session).
+    @Test func aChildRegistersAndCreatesCustomMapsAfterAForkDuringOne() async {
+        await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
+            alarm(120)
+            forkDuringAProviderLayerLock(factoryLock: false)
+        }.map(reportFailedChecks)
+    }
+
+    @Test func aChildCreatesCustomMapsAfterAForkDuringAFactoryRead() async {
+        await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
+            alarm(120)
+            forkDuringAProviderLayerLock(factoryLock: true)
         }.map(reportFailedChecks)
     }
 
@@ -807,4 +828,43 @@ private func checkChildForkedInsideASectionAborted(_ pid: pid_t) {
     let status = waitFor(ForkedChild(pid: pid, reports: -1)).status
     check(status & 0x7f == SIGABRT, "the child was not stopped by abort(): status \(status)")
     check(EpochFork.processIsUsable, "the parent must stay usable")
+}
+
+/// The body of the two fork-during-a-provider-lock exit tests (see
+/// `aChildRegistersAndCreatesCustomMapsAfterAForkDuringOne`).
+private func forkDuringAProviderLayerLock(factoryLock: Bool) {
+    runChecked {
+        let state = Shared()
+        let type = MapType(rawValue: 60_000)
+        let dispatch = MapProviderDispatchTable(
+            preprocessMapCreate: { (request) throws(MapError) in MapCreateResult(actualValueSize: request.valueSize) },
+            postprocessMapDelete: { _ in },
+            preprocessAssociateProgramType: { (_, _) throws(MapError) in },
+            postprocessElementDeletion: { _ in })
+        // The shared registry and the factory it installs exist before the fork.
+        let registration = try MapProviderRegistry.shared.register(type: type, base: .hashBucketLocked,
+                                                                   dispatch: dispatch)
+        let holder = startThread {
+            let hold = { state.inside.set(); usleep(200_000) }
+            if factoryLock { MapRegistry.customTypeFactory.withLock { _ in hold() } } else {
+                MapProviderRegistry._withStateLockHeld(hold)
+            }
+        }
+        state.inside.waitUntilSet()
+        let child = forkChild {
+            let map = try MapRegistry.create(MapDefinition(type: type, keySize: 4, valueSize: 8, maxEntries: 4))
+            try map.put(UInt32(1), UInt64(2))
+            guard let custom = map as? RawCustomMap, let program = ProgramType("55555555-0000-0000-0000-000000000001") else {
+                check(false, "not a custom map")
+                return
+            }
+            try custom.associate(programType: program)
+            check(custom.associatedProgramTypes.count == 1, "the association did not land")
+            let own = try MapProviderRegistry().register(type: type, base: .array, dispatch: dispatch)
+            try own.unregister()
+        }
+        checkExitedNormally(child)
+        pthread_join(holder, nil)
+        try registration.unregister()
+    }
 }

@@ -13,7 +13,7 @@
  * Versioning: every table starts with {version, size}. RCUMaps refuses, with
  * EINVAL, a version it does not know (0, or above the *_VERSION constants below, as
  * the Swift API refuses a later MapProviderDispatchTable version) and a size below
- * the version-1 layout; it reads at most `size` bytes of a table.
+ * the version-1 layout; of a larger table it reads the version-1 layout only.
  *
  * Threads: RCUMaps registers a thread with liburcu-memb at its first epoch_enter or
  * map operation. A thread your code registered with liburcu-memb itself must be
@@ -35,7 +35,13 @@ extern "C" {
  * run inside a section of the thread that dropped the map's last reference, or on the
  * reclamation thread; enter one yourself to read epoch-protected memory there). A callback returning a
  * value other than 0 fails; positive values are errnos, others are read as EINVAL
- * (or as the errno of a negative errno). */
+ * (or as the errno of a negative errno).
+ *
+ * Every callback must return to its caller: no longjmp, C++ exception or thread exit
+ * across it. RCUMaps undoes on return what it set up around the call — a bucket's lock
+ * (pre-deletion and lookup-and-delete find callbacks run under it), the epoch section,
+ * the per-thread records that refuse re-entrant writes, a pending association — so a
+ * callback left any other way leaves a chain locked and every grace period waiting. */
 
 /* Operation flags passed to callbacks (same values as EBPF_MAP_OPERATION_*). */
 #define RCUMAPS_MAP_OPERATION_HELPER 0x01u      /* from helper (program) mode */
@@ -69,7 +75,11 @@ typedef struct rcumaps_provider_dispatch_table {
                                               uint32_t *actual_value_size, void **map_context);
     /* After the map is destroyed (after every MAP_CLEANUP deletion): free the context. */
     void (*postprocess_map_delete)(void *binding_context, void *map_context);
-    /* Before a program type (a 16-byte GUID) is associated with the map; may refuse. */
+    /* Before a program type (a 16-byte GUID) is associated with the map; may refuse.
+     * The bytes are in the GUID's text order ("f1832a85-85d5-..." is f1 83 2a 85 85 d5
+     * ...), not the little-endian memory layout of a Windows GUID struct, whose first
+     * three fields are byte-swapped: a provider ported from eBPF-for-Windows that
+     * compares with memcmp against such a struct must convert first. */
     rcumaps_result_t (*preprocess_associate_program_type)(void *binding_context, void *map_context,
                                                           const uint8_t program_type[16]);
     /* After a lookup found the stored value (in_value). With updates_original_value,
@@ -115,13 +125,18 @@ typedef struct rcumaps_provider_registration {
 typedef struct rcumaps_client_dispatch_table {
     uint32_t version; /* RCUMAPS_CLIENT_DISPATCH_VERSION */
     uint32_t size;
-    /* Looks `key` up in the base map of `map` (a handle from RCUMaps) and returns
+    /* Looks `key` up in the base map of `map` and returns
      * the stored value in place. Call inside an epoch (EINVAL otherwise); *value is
      * valid until it ends. The callbacks that receive keys or values already run inside
      * one. It is the base map's helper-mode lookup: EACCES on a BPF_F_WRONLY_PROG map.
      * Inside a MAP_CLEANUP deletion callback and inside postprocess_map_delete (when the
      * map's base is already gone) it refuses (EINVAL) for every map, not only the one
-     * being torn down: the calling thread is known to be in a teardown, not which map's. */
+     * being torn down: the calling thread is known to be in a teardown, not which map's.
+     * `map` is the map's handle, which the Swift side hands out (RawCustomMap.cHandle):
+     * the map object itself, unretained. It is valid only while Swift code holds a strong
+     * reference to the map, and must not be used by one thread while another may be
+     * dropping the last reference — keeping it in the map context until
+     * postprocess_map_delete is not enough. */
     rcumaps_result_t (*find_element)(const void *map, const uint8_t *key, uint8_t **value);
     /* Enter / leave an epoch (nestable). An epoch_exit with no matching epoch_enter on
      * the calling thread is refused — also inside a callback, which runs in a section the
@@ -130,7 +145,7 @@ typedef struct rcumaps_client_dispatch_table {
     void (*epoch_enter)(void);
     void (*epoch_exit)(void);
     /* Epoch memory under `tag`; NULL when out of memory or for a size it cannot serve
-     * (above 4 GiB, (size_t)-1 included). epoch_allocate_with_tag's blocks are 8-byte
+     * (above 4 GiB less 129 bytes — 4,294,967,166 — (size_t)-1 included). epoch_allocate_with_tag's blocks are 8-byte
      * aligned only (not malloc's 16: a 24-byte header precedes them); for 16-byte types
      * (__int128, long double, 16-byte atomics) use the cache-aligned form (64). */
     void *(*epoch_allocate_with_tag)(size_t size, uint32_t tag);
