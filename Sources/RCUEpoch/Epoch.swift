@@ -45,8 +45,11 @@ public struct EpochSection: ~Copyable {
 ///   the child forgets the threads that did not follow it and starts a new reclamation
 ///   thread, which also runs the deferred frees the parent had queued — and its queued work
 ///   items, which therefore run in both processes (mind items with effects outside the
-///   process). A fork does not wait for the sections in progress on other threads: those
-///   threads are not in the child, whose grace periods no longer wait for them. In the child only
+///   process). A fork waits for the grace periods in flight (each waits for the sections
+///   that began before it), not otherwise for the sections in progress on other threads:
+///   those threads are not in the child, whose grace periods no longer wait for them. A
+///   section must therefore not wait for something the forking thread does after `fork()`.
+///   In the child only
 ///   the forking thread exists; blocks that other threads were about to retire stay
 ///   allocated there. Do not fork inside a section or from a work item: such a fork cannot
 ///   be prepared, and its child may only read maps, then `exec` or `_exit` (a grace period,

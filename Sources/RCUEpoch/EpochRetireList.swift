@@ -70,8 +70,11 @@ public final class EpochRetireList: @unchecked Sendable {
     /// indefinitely, for its stripe's batch to fill — what a list whose finalizer releases
     /// resources needs (`RCUDictionary`'s removed values must be released without a call
     /// to ``Epoch/barrier()-129j7``). At most one such item is pending per list; under
-    /// sustained retirements batches still fill and go out as usual, and the items add
-    /// about one partial batch per grace period. If the item cannot be allocated, the blocks
+    /// sustained retirements batches still fill and go out as usual, and each item's flush
+    /// adds one partial batch per stripe holding blocks (a batch block and a `call_rcu`
+    /// each), about once per grace period and driver nap (1 ms). In a forked child, a block
+    /// that another thread of the parent retired just before the fork waits for the child's
+    /// next retirement into the list, or a barrier. If the item cannot be allocated, the blocks
     /// wait until the next retirement into the list queues one (or a flush, or
     /// ``Epoch/barrier()-129j7``). The item holds the list until it has run, so the list's
     /// `deinit` may run on the driver thread.

@@ -51,7 +51,7 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
     /// context around every write.
     let addition: @Sendable (MapElementCall) throws(MapError) -> Void
     let hasAddition: Bool
-    @usableFromInline let updatesOriginalValue: Bool
+    @usableFromInline package let updatesOriginalValue: Bool
     let validatesValues: Bool
     /// Program types associated, and those whose association a thread is asking the
     /// provider about (by the asking thread's `pthread_self()` and its process's ID: in the
@@ -377,7 +377,7 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
         try base.lookupInPlace(key: key, in: section)
     }
 
-    @usableFromInline static let helperModeBlocked = MapError.notSupported.with(
+    @usableFromInline package static let helperModeBlocked = MapError.notSupported.with(
         reason: "helper-mode access is blocked on maps whose provider updates the original value")
 
     // MARK: Update

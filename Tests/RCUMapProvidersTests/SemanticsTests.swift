@@ -604,6 +604,37 @@ struct ProviderSemanticsTests {
         #expect(try map.get(UInt32(1), as: UInt32.self) == 11)
     }
 
+    /// `CustomMap.upsert` on a key whose stored entry the provider's find callback hides
+    /// (ENOENT, as the dispatch table allows): the insert finds the key present and the
+    /// lookup does not, round after round; it spun forever (found by review, 2026-12-05,
+    /// sixteenth session), and now throws ENOENT.
+    @Test func upsertOfAKeyTheProviderHidesReturns() throws {
+        let dispatch = MapProviderDispatchTable(
+            preprocessMapCreate: { (request) throws(MapError) in MapCreateResult(actualValueSize: request.valueSize) },
+            postprocessMapDelete: { _ in },
+            preprocessAssociateProgramType: { (_, _) throws(MapError) in },
+            postprocessFindElement: { (call) throws(MapError) in
+                if call.key.loadUnaligned(as: UInt32.self) == 1 { throw MapError.keyNotFound }
+            },
+            postprocessElementDeletion: { _ in })
+        let registry = MapProviderRegistry()
+        let type = uniqueCustomType()
+        let registration = try registry.register(type: type, base: .hashBucketLocked, dispatch: dispatch)
+        do {
+            let map = try CustomMap<UInt32, UInt64>(type: type, maxEntries: 8, registry: registry)
+            try map.updateValue(5, forKey: 1)
+            let outcome = ThreadLock<MapError?>(nil)
+            try #require(allReturn(threads: 1) { _ in
+                do { try map.upsert(forKey: 1, default: 0) { $0 += 1 } } catch {
+                    outcome.withLock { $0 = error as? MapError }
+                }
+            }, "upsert of a hidden key did not return")
+            #expect(outcome.withLock { $0 } == .keyNotFound)
+            #expect(try map.upsert(forKey: 2, default: 7) { (value: inout UInt64) -> UInt64 in value += 1; return value } == 8)
+        }
+        try registration.unregister()
+    }
+
     @Test func theClientServicesReachTheContextAndEpochMemory() throws {
         let provider = RecordingProvider()
         let registration = try provider.register(base: .hashBucketLocked)

@@ -144,74 +144,74 @@ struct RCUDictionaryTests {
     /// by another: readers racing removals and reinsertions of neighbouring keys never get
     /// another key's value, and the extremes of each key type (0, negative, the largest)
     /// are keys like any other.
-    /// Whether `condition` holds within 10 s, looked at every millisecond (no barrier).
-    func eventually(_ condition: () -> Bool) -> Bool {
-        let deadline = ContinuousClock.now + .seconds(10)
-        while !condition() {
-            if ContinuousClock.now > deadline { return false }
-            usleep(1_000)
-        }
-        return true
-    }
+    // The idle-flush tests below run in exit tests (processes of their own): any
+    // `Epoch.barrier()` of another test running in parallel flushes every retire list, and
+    // would release the values these tests wait for even if the idle flush did not.
 
     /// A removed or replaced value is released after a grace period even when no other write
     /// follows and no one calls `Epoch.barrier()`: it waited in its stripe's retire buffer
     /// until 63 more retirements filled the batch (found by review, 2026-12-05, sixteenth
     /// session). Class values kept in slots (`Tracked`) and values kept in nodes
     /// (`Tracked?`) go through different retire lists; both are checked.
-    @Test func removedValuesAreReleasedWithoutABarrier() {
-        let census = Census()
-        let objects = RCUDictionary<Int, Tracked>()
-        let boxed = RCUDictionary<Int, Tracked?>()
-        objects[1] = Tracked(1, census)
-        objects[2] = Tracked(2, census)
-        boxed[1] = Tracked(3, census)
-        boxed[2] = Tracked(4, census)
-        objects.removeValue(forKey: 1)
-        objects[2] = Tracked(5, census)    // replaces 2
-        boxed.removeValue(forKey: 1)
-        boxed[2] = Tracked(6, census)      // replaces 4
-        #expect(eventually { census.alive.load(ordering: .relaxed) == 2 },
-                "removed and replaced values still alive: \(census.alive.load(ordering: .relaxed)) of 6")
-        withExtendedLifetime((objects, boxed)) {}
+    @Test func removedValuesAreReleasedWithoutABarrier() async {
+        await #expect(processExitsWith: .success) {
+            let census = Census()
+            let objects = RCUDictionary<Int, Tracked>()
+            let boxed = RCUDictionary<Int, Tracked?>()
+            objects[1] = Tracked(1, census)
+            objects[2] = Tracked(2, census)
+            boxed[1] = Tracked(3, census)
+            boxed[2] = Tracked(4, census)
+            objects.removeValue(forKey: 1)
+            objects[2] = Tracked(5, census)    // replaces 2
+            boxed.removeValue(forKey: 1)
+            boxed[2] = Tracked(6, census)      // replaces 4
+            let released = idleFlushTestEventually { census.alive.load(ordering: .relaxed) == 2 }
+            withExtendedLifetime((objects, boxed)) {}
+            exit(released ? 0 : 1)
+        }
     }
 
     /// The idle flush's work item cannot be allocated for one removal: the next removal on
     /// the same thread (the same stripe, no longer empty) still queues one, and both values
     /// go (only a retirement into an empty stripe queued one at first, so this stripe never
     /// saw another; found by review, 2026-12-05, sixteenth session).
-    @Test func aFailedIdleFlushDoesNotStopTheNext() {
-        let census = Census()
-        let objects = RCUDictionary<Int, Tracked>()
-        objects[1] = Tracked(1, census)
-        objects[2] = Tracked(2, census)
-        Epoch.barrier()  // nothing of the dictionary's pending
-        // Integer keys, class values in their slots: the removal's first epoch allocation is
-        // the idle flush's work item.
-        let (_, injected) = _FaultInjection.failingOneAllocation(after: 0) { objects.removeValue(forKey: 1) }
-        #expect(injected)
-        objects.removeValue(forKey: 2)
-        #expect(eventually { census.alive.load(ordering: .relaxed) == 0 },
-                "removed values still alive: \(census.alive.load(ordering: .relaxed)) of 2")
-        withExtendedLifetime(objects) {}
+    @Test func aFailedIdleFlushDoesNotStopTheNext() async {
+        await #expect(processExitsWith: .success) {
+            let census = Census()
+            let objects = RCUDictionary<Int, Tracked>()
+            objects[1] = Tracked(1, census)
+            objects[2] = Tracked(2, census)
+            Epoch.barrier()  // nothing of the dictionary's pending
+            // Integer keys, class values in their slots: the removal's first epoch
+            // allocation is the idle flush's work item.
+            let (_, injected) = _FaultInjection.failingOneAllocation(after: 0) { objects.removeValue(forKey: 1) }
+            guard injected else { exit(2) }
+            objects.removeValue(forKey: 2)
+            let released = idleFlushTestEventually { census.alive.load(ordering: .relaxed) == 0 }
+            withExtendedLifetime(objects) {}
+            exit(released ? 0 : 1)
+        }
     }
 
     /// A value that holds its own dictionary, removed, then the last outside reference to
     /// the dictionary dropped: the dictionary goes once the value is released, without a
     /// barrier (the pending value kept the dictionary alive until the next barrier).
-    @Test func aValueHoldingItsDictionaryLetsItGo() {
-        final class Holder: Sendable {
-            let owner: RCUDictionary<Int, Holder>
-            init(_ owner: RCUDictionary<Int, Holder>) { self.owner = owner }
+    @Test func aValueHoldingItsDictionaryLetsItGo() async {
+        await #expect(processExitsWith: .success) {
+            final class Holder: Sendable {
+                let owner: RCUDictionary<Int, Holder>
+                init(_ owner: RCUDictionary<Int, Holder>) { self.owner = owner }
+            }
+            weak var weakDictionary: RCUDictionary<Int, Holder>?
+            do {
+                let dictionary = RCUDictionary<Int, Holder>()
+                weakDictionary = dictionary
+                dictionary[1] = Holder(dictionary)
+                dictionary.removeValue(forKey: 1)
+            }
+            exit(idleFlushTestEventually { weakDictionary == nil } ? 0 : 1)
         }
-        weak var weakDictionary: RCUDictionary<Int, Holder>?
-        do {
-            let dictionary = RCUDictionary<Int, Holder>()
-            weakDictionary = dictionary
-            dictionary[1] = Holder(dictionary)
-            dictionary.removeValue(forKey: 1)
-        }
-        #expect(eventually { weakDictionary == nil }, "the dictionary outlived its removed value's release")
     }
 
     @Test func slotsReusedByOtherKeysNeverMixThemUp() {
@@ -491,4 +491,15 @@ struct RCUDictionaryTests {
         #expect(census.alive.load(ordering: .relaxed) == 0)
         #expect(census.deinitialized.load(ordering: .relaxed) == census.created.load(ordering: .relaxed))
     }
+}
+
+/// Whether `condition` holds within 10 s, looked at every millisecond (no barrier): for
+/// the idle-flush exit tests of ``RCUDictionaryTests``.
+func idleFlushTestEventually(_ condition: () -> Bool) -> Bool {
+    let deadline = ContinuousClock.now + .seconds(10)
+    while !condition() {
+        if ContinuousClock.now > deadline { return false }
+        usleep(1_000)
+    }
+    return true
 }

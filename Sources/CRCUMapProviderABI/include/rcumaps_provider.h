@@ -145,7 +145,7 @@ typedef struct rcumaps_client_dispatch_table {
     void (*epoch_enter)(void);
     void (*epoch_exit)(void);
     /* Epoch memory under `tag`; NULL when out of memory or for a size it cannot serve
-     * (above 4 GiB less 129 bytes — 4,294,967,166 — (size_t)-1 included). epoch_allocate_with_tag's blocks are 8-byte
+     * (above 4,294,967,167 bytes — 4 GiB less 129 — (size_t)-1 included). epoch_allocate_with_tag's blocks are 8-byte
      * aligned only (not malloc's 16: a 24-byte header precedes them); for 16-byte types
      * (__int128, long double, 16-byte atomics) use the cache-aligned form (64). */
     void *(*epoch_allocate_with_tag)(size_t size, uint32_t tag);

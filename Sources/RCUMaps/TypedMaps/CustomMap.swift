@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A map of a custom type (a provider's, IDs 4096–65535) of `Key` → `Value`: the typed
 /// face of ``/RCUMapProviders/RawCustomMap``. Values are what users see; the provider may store something
 /// else (``/RCUMapProviders/MapProviderProperties/updatesOriginalValue``).
@@ -117,23 +121,43 @@ public final class CustomMap<Key: BitwiseCopyable & Sendable, Value: BitwiseCopy
     /// - Throws: ``/RCUBaseMaps/MapError/notSupported`` when the provider transforms values
     ///   (before anything is inserted); what the insert throws (E2BIG when full, EPERM when
     ///   frozen, the provider's refusal of `defaultValue`); what the find callback throws;
-    ///   what `body` throws.
+    ///   ENOENT when the key is stored but the find callback hides it (throws ENOENT for it:
+    ///   nothing can be updated in place); what `body` throws.
     @discardableResult
     public func upsert<Result>(forKey key: Key, default defaultValue: @autoclosure () -> Value,
                                _ body: (inout Value) throws -> Result) throws -> Result {
+        var hidden = 0
         while true {
             if let result = try withValue(forKey: key, body) { return result }
-            _ = try insertIfAbsent(defaultValue(), forKey: key)
+            try insertOrNoteHidden(defaultValue(), forKey: key, hidden: &hidden)
         }
+    }
+
+    /// One insert of `upsert`'s loop. A key the insert finds present but the next lookup
+    /// does not is one the provider's find callback hides (ENOENT; the object map hides
+    /// never-written array slots), or one another thread removed in between: after 64 such
+    /// rounds in a row it is taken to be hidden, and ENOENT is thrown — the loop spun
+    /// forever on such a key (found by review, 2026-12-05, sixteenth session).
+    func insertOrNoteHidden(_ value: Value, forKey key: Key, hidden: inout Int) throws {
+        if try insertIfAbsent(value, forKey: key) {
+            hidden = 0
+            return
+        }
+        hidden += 1
+        if hidden >= 64 {
+            throw MapError.keyNotFound.with(reason: "the key is stored but its provider hides it: nothing to update in place")
+        }
+        if hidden & 7 == 0 { sched_yield() }
     }
 
     /// ``upsert(forKey:default:_:)`` with an atomic view of the stored value.
     @discardableResult
     public func upsertAtomicFields<Result>(forKey key: Key, default defaultValue: @autoclosure () -> Value,
                                            _ body: (borrowing AtomicFields<Value>) throws -> Result) throws -> Result {
+        var hidden = 0
         while true {
             if let result = try withAtomicFields(forKey: key, body) { return result }
-            _ = try insertIfAbsent(defaultValue(), forKey: key)
+            try insertOrNoteHidden(defaultValue(), forKey: key, hidden: &hidden)
         }
     }
 
@@ -145,6 +169,8 @@ public final class CustomMap<Key: BitwiseCopyable & Sendable, Value: BitwiseCopy
     /// - Throws: ``/RCUBaseMaps/MapError/notSupported`` when the provider transforms values;
     ///   what `body` throws (the pass stops there).
     public func forEachInPlace(_ body: (Key, inout Value) throws -> Void) throws {
+        // Before the pass: a map with no entry refuses too.
+        guard !raw.updatesOriginalValue else { throw RawCustomMap.helperModeBlocked }
         try Epoch.withSection { (section) throws in
             // Each key's successor fetched before `body` runs: `body` may remove the key.
             var pass = KeyValueMapPass(self)

@@ -22,8 +22,9 @@
 /// Concurrency: hooks run on the thread of the map operation that triggers them, possibly
 /// concurrently for different keys. Those that receive a key or a value run inside an
 /// epoch section; ``makeContext(maxEntries:)``, ``associate(_:context:)`` and
-/// ``destroyContext(_:)`` do not (``destroyContext(_:)`` runs on whichever thread drops the
-/// map's last reference, possibly the reclamation thread). ``removed(_:forKey:reason:context:)``
+/// ``destroyContext(_:)`` get no section entered for them (``destroyContext(_:)`` runs where
+/// the map's last reference is dropped: inside that thread's section if it holds one, or on
+/// the reclamation thread; enter one to read epoch-protected memory there). ``removed(_:forKey:reason:context:)``
 /// runs exactly once per value that leaves the map. Writing to the same map from
 /// ``load(_:forKey:context:)`` during a removal fails with EDEADLK (see
 /// ``/RCUMapProviders/MapProviderDispatchTable/preprocessElementDeletion``).
