@@ -27,6 +27,15 @@ struct LRUHashMapTests {
         try MapRegistry.create(definition(maxEntries: maxEntries, flags: flags)) as! RawBucketHashMap
     }
 
+    /// A map as `make` makes it, filled: keys (and values) 0 up to its `maxEntries` (which
+    /// `NO_COMMON_LRU` rounds), returned with it.
+    static func makeFull(maxEntries: Int, flags: MapCreationFlags = [.zeroSeed]) throws -> (RawBucketHashMap, Int) {
+        let map = try make(maxEntries: maxEntries, flags: flags)
+        let entries = map.definition.maxEntries
+        for key in 0..<UInt64(entries) { try map.put(key, key) }
+        return (map, entries)
+    }
+
     func errno(_ body: () throws -> Void) -> Int32 {
         do { try body(); return 0 } catch let error as MapError { return error.code } catch { return -1 }
     }
@@ -274,9 +283,7 @@ struct LRUHashMapTests {
     /// eviction and its insert, and the map rightly held 127 entries and a credit.)
     @Test(arguments: [MapCreationFlags.zeroSeed, [.zeroSeed, .noCommonLRU]])
     func writersRacingForTheSameKeysLoseNoRoom(flags: MapCreationFlags) throws {
-        let map = try Self.make(maxEntries: 128, flags: flags)
-        let maxEntries = map.definition.maxEntries
-        for key in 0..<UInt64(maxEntries) { try map.put(key, key) }
+        let (map, maxEntries) = try Self.makeFull(maxEntries: 128, flags: flags)
         let errors = Atomic<Int>(0)
         runOnThreads(4) { thread in
             for round in 0..<3_000 {
@@ -311,9 +318,7 @@ struct LRUHashMapTests {
             let failures = Atomic<Int>(0)
             let passes = Atomic<Int>(0)
         }
-        let map = try Self.make(maxEntries: 64, flags: flags)
-        let maxEntries = map.definition.maxEntries
-        for key in 0..<UInt64(maxEntries) { try map.put(key, key) }
+        let (map, maxEntries) = try Self.makeFull(maxEntries: 64, flags: flags)
         let run = Run()
         runOnThreads(4) { role in
             switch role {
@@ -411,9 +416,7 @@ struct LRUHashMapTests {
     /// another's forced tick a moment later.
     @Test(arguments: [MapCreationFlags.zeroSeed, [.zeroSeed, .noCommonLRU]])
     func forcedEvictionsKeepTheBoundAndTheWritersKeys(flags: MapCreationFlags) throws {
-        let map = try Self.make(maxEntries: 32, flags: flags)
-        let maxEntries = map.definition.maxEntries
-        for key in 0..<UInt64(maxEntries) { try map.put(key, key) }
+        let (map, maxEntries) = try Self.makeFull(maxEntries: 32, flags: flags)
         let calls = Atomic<Int>(0)
         map.setAfterEmptyEvictionTick {
             // Every 8th empty tick: well within every lap (a lap is at least 16 ticks here).

@@ -76,35 +76,32 @@ struct SequencedReadTests {
     }
 
     @Test func anArrayLookupIsNotStarvedByAWriterOfItsSlot() throws {
-        let valueSize = 1 << 16
-        let map = try RawArrayMap(MapDefinition(type: .array, keySize: 4, valueSize: valueSize, maxEntries: 2,
-                                                poolTag: uniqueTag()))
-        let run = Run(writtenBytes: valueSize, readBytes: valueSize)
-        race(run, reads: 50, write: { pattern in
-            try? withUnsafeBytes(of: UInt32(0)) { try map.update(key: $0, value: run.value(pattern), flags: .any) }
-        }, read: {
+        try expectArrayReadsOfSlotZeroNotStarved(maxEntries: 2) { map, run in
             try? withUnsafeBytes(of: UInt32(0)) { try map.lookup(key: $0, into: run.read) }
-        })
-        let fired = run.watchdogFired.load(ordering: .relaxed), reads = run.reads.load(ordering: .relaxed)
-        #expect(!fired, "\(reads) of 50 reads in 20 s")
-        let torn = run.torn.load(ordering: .relaxed)
-        #expect(torn == 0)
+        }
     }
 
     /// The lookup batch copies each value the same way.
     @Test func anArrayLookupBatchIsNotStarvedByAWriterOfItsSlot() throws {
-        let valueSize = 1 << 16
-        let map = try RawArrayMap(MapDefinition(type: .array, keySize: 4, valueSize: valueSize, maxEntries: 1,
-                                                poolTag: uniqueTag()))
-        let run = Run(writtenBytes: valueSize, readBytes: valueSize)
-        race(run, reads: 50, write: { pattern in
-            try? withUnsafeBytes(of: UInt32(0)) { try map.update(key: $0, value: run.value(pattern), flags: .any) }
-        }, read: {
+        try expectArrayReadsOfSlotZeroNotStarved(maxEntries: 1) { map, run in
             var key: UInt32 = 0
             _ = try? withUnsafeMutableBytes(of: &key) { keys in
                 try map.lookupBatch(from: nil, keys: keys, values: run.read, count: 1, elementFlags: [], flags: 0)
             }
-        })
+        }
+    }
+
+    /// An ARRAY of 64 KiB values, one writer rewriting slot 0 back to back, and 50 reads of
+    /// it by `read`: none may wait out the 20 s watchdog, none may be torn.
+    func expectArrayReadsOfSlotZeroNotStarved(maxEntries: Int,
+                                              read: @escaping @Sendable (RawArrayMap, Run) -> Void) throws {
+        let valueSize = 1 << 16
+        let map = try RawArrayMap(MapDefinition(type: .array, keySize: 4, valueSize: valueSize, maxEntries: maxEntries,
+                                                poolTag: uniqueTag()))
+        let run = Run(writtenBytes: valueSize, readBytes: valueSize)
+        race(run, reads: 50, write: { pattern in
+            try? withUnsafeBytes(of: UInt32(0)) { try map.update(key: $0, value: run.value(pattern), flags: .any) }
+        }, read: { read(map, run) })
         let fired = run.watchdogFired.load(ordering: .relaxed), reads = run.reads.load(ordering: .relaxed)
         #expect(!fired, "\(reads) of 50 reads in 20 s")
         let torn = run.torn.load(ordering: .relaxed)

@@ -46,17 +46,28 @@ final class EveryCPUHelperWriteMap: ForwardingMap, @unchecked Sendable {
 
 @Suite("rcumaps stress: generations in per-CPU values", .serialized)
 struct PerCPUStressGenerationTests {
-    /// PERCPU_HASH answering stale values: the writer reading back its key (an older
-    /// generation than it just wrote) and readers (a generation older than one they saw).
-    @Test(arguments: [StressViolation.ownKey, .timeTravel])
-    func stalePerCPUHashValuesAreCaught(_ expected: StressViolation) throws {
+    /// A short two-thread PERCPU_HASH run over 64 keys.
+    static func options() -> StressOptions {
         var options = StressOptions()
         options.maps = [.perCPUHash]
         options.duration = 0.3
         options.threads = 2
         options.keys = 64
-        let base = try RawPerCPUHashMap(MapDefinition(type: .perCPUHash, keySize: 8, valueSize: 8, maxEntries: options.keys,
-                                                      name: "stale", hashImplementation: .bucketLocked))
+        return options
+    }
+
+    /// The PERCPU_HASH (bucket-locked base, 8-byte keys and values) a faulty wrapper wraps.
+    static func map(named name: String, _ options: StressOptions) throws -> RawPerCPUHashMap {
+        try RawPerCPUHashMap(MapDefinition(type: .perCPUHash, keySize: 8, valueSize: 8, maxEntries: options.keys,
+                                           name: name, hashImplementation: .bucketLocked))
+    }
+
+    /// PERCPU_HASH answering stale values: the writer reading back its key (an older
+    /// generation than it just wrote) and readers (a generation older than one they saw).
+    @Test(arguments: [StressViolation.ownKey, .timeTravel])
+    func stalePerCPUHashValuesAreCaught(_ expected: StressViolation) throws {
+        let options = Self.options()
+        let base = try Self.map(named: "stale", options)
         let target = EvictingStressTarget(map: StalePerCPUMap(base: base), storage: base.storage, cpus: base.possibleCPUCount,
                                           threads: options.threads)
         let recorder = StressRecorder(label: "stale", echo: false)
@@ -72,13 +83,8 @@ struct PerCPUStressGenerationTests {
     /// possible CPUs to tell "one CPU" from "every CPU".
     @Test(.enabled(if: RawPerCPUArrayMap.possibleCPUs > 1, "one possible CPU"))
     func aHelperWriteToEveryCPUIsCaught() throws {
-        var options = StressOptions()
-        options.maps = [.perCPUHash]
-        options.duration = 0.3
-        options.threads = 2
-        options.keys = 64
-        let base = try RawPerCPUHashMap(MapDefinition(type: .perCPUHash, keySize: 8, valueSize: 8, maxEntries: options.keys,
-                                                      name: "everycpu", hashImplementation: .bucketLocked))
+        let options = Self.options()
+        let base = try Self.map(named: "everycpu", options)
         let target = EvictingStressTarget(map: EveryCPUHelperWriteMap(base: base), storage: base.storage,
                                           cpus: base.possibleCPUCount, threads: options.threads)
         let recorder = StressRecorder(label: "everycpu", echo: false)

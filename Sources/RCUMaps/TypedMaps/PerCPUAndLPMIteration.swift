@@ -97,11 +97,15 @@ extension PerCPUHashMap: Sequence {
 public struct PerCPUHashMapKeys<Key: BitwiseCopyable & Sendable>: Sequence {
     let raw: RawPerCPUHashMap
 
+    /// Iterates the keys; each step is its own epoch section. Removing the key just
+    /// returned costs the pass nothing. Use on one thread at a time.
     public struct Iterator: IteratorProtocol {
         var pass: RawKeyPass<Key>
+        /// The next key, or nil at the end of the pass.
         public mutating func next() -> Key? { pass.next() }
     }
 
+    /// Starts a pass over the keys. Any thread.
     public func makeIterator() -> Iterator { Iterator(pass: RawKeyPass(raw)) }
 }
 
