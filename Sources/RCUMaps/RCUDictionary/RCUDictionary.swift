@@ -215,6 +215,14 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// section. Setting is ``updateValue(_:forKey:)`` / ``removeValue(forKey:)``. To read
     /// a field of a class value without retaining the object (a write to it that every
     /// core reading the object takes turns on), use ``withValue(forKey:_:)``.
+    ///
+    /// A read-modify-write through the subscript — `d[k]! += 1`, `d[k]? += 1`,
+    /// `d[k]?.field = x` — is a read, then a separate write, not one atomic step (as it is
+    /// under a `Mutex`): two threads incrementing one key can lose an increment, and the
+    /// write of `d[k]?.field = x` sets the whole value it read, so it can bring back a key
+    /// another thread removed in between — or, when it read `nil`, remove a key another
+    /// thread inserted in between (Swift calls the setter with `nil`). Use
+    /// ``update(forKey:_:)`` for one key's read-modify-write.
     @inlinable
     public subscript(key: Key) -> Value? {
         get {
@@ -292,8 +300,9 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
 
     /// Entries in the dictionary: exact when writers are quiet; under concurrent writes an
     /// approximation (the stripes' counts are added one after another, so a key removed from
-    /// one stripe and another inserted into a later one may both be counted: a total that
-    /// never held at any one moment).
+    /// one stripe and another inserted into a later one may both be counted, or neither: a
+    /// total that never held at any one moment, over or under — `isEmpty` can be `true` for
+    /// a dictionary that always held a key).
     public var count: Int {
         var total = 0
         for stripe in 0...stripeMask { total &+= stripeCount(stripe).pointee.load(ordering: .relaxed) }
@@ -508,6 +517,13 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     // MARK: Writing
 
     /// Stores `value` under `key`, replacing any value there.
+    ///
+    /// Which key instance stays when `key` equals the stored key with other bytes (`0.0`
+    /// and `-0.0`, `"K"` and the Kelvin sign, class keys whose `==` compares contents):
+    /// values kept in their slot (integers, class references, other one-word values) are
+    /// swapped in place and the stored key stays, as in `Dictionary`; values kept in a node
+    /// (every other type) get a new node, which holds `key`. The same holds for
+    /// ``replaceValue(_:forKey:)`` and ``update(forKey:_:)``.
     ///
     /// - Returns: The value replaced — exactly the one this write displaced — or `nil`
     ///   if the key was new.
@@ -782,10 +798,13 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         return entries
     }
 
-    /// The keys, copied (see ``snapshot()``).
+    /// The keys, copied (see ``snapshot()``). Under concurrent writes, `keys` and
+    /// ``values`` are two passes, not one: their orders need not match (`zip(d.keys,
+    /// d.values)` can pair a key with another's value, where `Dictionary`'s always match);
+    /// take pairs from ``snapshot()`` or by iterating.
     public var keys: [Key] { snapshot().map(\.key) }
 
-    /// The values, copied (see ``snapshot()``).
+    /// The values, copied (see ``snapshot()``; and ``keys`` for why the two need not pair up).
     public var values: [Value] { snapshot().map(\.value) }
 
     /// A `Dictionary` with the same entries (see ``snapshot()``).
