@@ -227,6 +227,15 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
     /// Entries in the map: a snapshot under concurrent updates (arrays: `maxEntries`). Any thread.
     public var count: Int { base.count }
 
+    /// The base hash's capacity units in use (entries, reservations, parked credits: never
+    /// fewer than the entries, and not clamped to `maxEntries` as ``count`` is), for checks
+    /// that the map never holds more than `maxEntries`; ``count`` on an array base. Not API.
+    package var capacityUnitsInUse: Int {
+        if let bucket = base as? RawBucketHashMap { return bucket.capacityUnitsInUse }
+        if let lockFree = base as? RawLockFreeHashMap { return lockFree.capacityUnitsInUse }
+        return base.count
+    }
+
     // MARK: Checks
 
     static let writeFromLockedCallback = MapError.wouldDeadlock.with(

@@ -19,6 +19,8 @@ final class FaultyLPMMap: ForwardingMap, @unchecked Sendable {
         case noExistReplaces
         /// Lookups wait while ``FaultyLPMMap/stalled`` is set: the workers make no progress.
         case stalls
+        /// Lookups that find route 0's value answer zero bytes (a value never filled).
+        case zeroesRouteZero
     }
 
     let fault: Fault
@@ -37,6 +39,9 @@ final class FaultyLPMMap: ForwardingMap, @unchecked Sendable {
     override func lookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
         if fault == .stalls { while stalled.load(ordering: .acquiring) { StressControl.nap() } }
         try base.lookup(key: key, into: value)
+        if fault == .zeroesRouteZero, StressToken.key(value.loadUnaligned(as: UInt64.self)) == 0 {
+            value.storeBytes(of: UInt64(0), as: UInt64.self)
+        }
         if fault == .staleReads, strikes(),
            let old = displaced.withLock({ $0[StressToken.key(value.loadUnaligned(as: UInt64.self))] }) {
             value.storeBytes(of: old, as: UInt64.self)
@@ -92,6 +97,18 @@ struct LPMStressCheckerTests {
         #expect(caught, "violations per run: \(seen)")
     }
 
+    /// Route 0's value read as zero bytes is caught: its prefill token was all zero bits
+    /// (version 0), which zeroed bytes passed for (found by review, 2026-12-05, sixteenth
+    /// session; row 122 fixed the same for the hash maps' key 0).
+    @Test func aZeroedValueOfRouteZeroIsCaught() throws {
+        let options = Self.options()
+        let map = try FaultyLPMMap(routes: LPMStressRoutes(count: options.keys, seed: 5), fault: .zeroesRouteZero)
+        let recorder = StressRecorder(label: "faulty-lpm", echo: false)
+        let exercise = exerciseLPMMap(map, options: options, seed: 5, recorder: recorder, progress: false, samples: nil)
+        #expect(!exercise.hung)
+        #expect(recorder.byKind.contains { $0.0 == .value }, "\(recorder.byKind) \(recorder.descriptions.prefix(3))")
+    }
+
     /// Workers stuck in lookups are reported once the watchdog expires after the stop,
     /// rather than hanging the run (the LPM run joined its threads without a limit).
     @Test func stuckWorkersAreReported() throws {
@@ -118,7 +135,8 @@ struct LPMStressCheckerTests {
         let recorder = StressRecorder(label: "lpm", echo: false)
         let shared = LPMStressShared(map: map, routes: routes, threads: 1, recorder: recorder)
         for index in 0..<routes.stableCount {
-            try shared.store(index, token: StressToken.make(key: index, writer: 0, version: 0), flags: .noExist)
+            try shared.store(index, token: StressToken.make(key: index, writer: 0, version: StressToken.prefillVersion),
+                             flags: .noExist)
         }
         finalLPMCheck(shared, reports: nil)
         #expect(recorder.byKind.isEmpty, "\(recorder.descriptions)")

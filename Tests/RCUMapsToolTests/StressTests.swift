@@ -196,6 +196,28 @@ struct StressRunTests {
         #expect(wrong.byKind.map(\.0) == [.value])
     }
 
+    /// The count check reads the object map's capacity units as it reads the plain hashes':
+    /// a custom map fell through to its `count`, which is clamped to `maxEntries`, so the
+    /// check could never fire for the object map (found by review, 2026-12-05, sixteenth
+    /// session). A delete's unit parked as a credit shows in the units, not in `count`.
+    @Test func theObjectMapsCountCheckReadsItsCapacityUnits() throws {
+        let registry = MapProviderRegistry()
+        let type = MapType(rawValue: 4300)
+        _ = try registry.register(type: type, base: .hashBucketLocked, dispatch: MapProviderDispatchTable(
+            preprocessMapCreate: { (request) throws(MapError) in MapCreateResult(actualValueSize: request.valueSize) },
+            postprocessMapDelete: { _ in },
+            preprocessAssociateProgramType: { (_, _) throws(MapError) in },
+            postprocessElementDeletion: { _ in }))
+        let map = try registry.createMap(MapDefinition(type: type, keySize: 8, valueSize: 8, maxEntries: 8))
+        for key in UInt64(0)..<8 {
+            try withUnsafeBytes(of: key) { k in try withUnsafeBytes(of: key) { try map.update(key: k, value: $0, flags: .any) } }
+        }
+        try withUnsafeBytes(of: UInt64(3)) { try map.delete(key: $0) }
+        #expect(stressCapacityUnits(of: map) == map.capacityUnitsInUse)
+        #expect(map.capacityUnitsInUse >= map.count)
+        #expect(stressCapacityUnits(of: map) != 0)
+    }
+
     @Test func objectMapProviderIsUnregisteredAfterARun() {
         var options = StressOptions()
         options.duration = 0.1

@@ -134,12 +134,12 @@ final class LPMStressShared<Map: RawMap>: Sendable {
     }
 
     /// Whether `token` is a value some writer may have stored under route `index`: its
-    /// route, a worker or the prefill (version 0, stable routes only), and on an owned
-    /// route the owner or the prefill.
+    /// route, a worker or the prefill (``StressToken/prefillVersion``, stable routes only),
+    /// and on an owned route the owner or the prefill.
     func mayHold(_ index: Int, _ token: UInt64) -> Bool {
         let writer = StressToken.writer(token)
         guard StressToken.key(token) == index, writer <= threads else { return false }
-        if writer == 0 { return index < routes.stableCount && StressToken.version(token) == 0 }
+        if writer == 0 { return index < routes.stableCount && StressToken.version(token) == StressToken.prefillVersion }
         if let owner = routes.owner(index, threads: threads) { return writer == owner + 1 }
         return true
     }
@@ -236,7 +236,7 @@ final class LPMStressWorker<Map: RawMap> {
         random = XorShiftRandom(seed: seed, stream: worker + 1)
         let threads = shared.threads
         expected = routes.lengths.indices.map { index in
-            routes.owner(index, threads: threads) == worker ? StressToken.make(key: index, writer: 0, version: 0) : StressToken.absent
+            routes.owner(index, threads: threads) == worker ? StressToken.make(key: index, writer: 0, version: StressToken.prefillVersion) : StressToken.absent
         }
         lastSeen = [UInt64](repeating: StressToken.absent, count: routes.lengths.count)
         balance = [Int32](repeating: 0, count: routes.lengths.count)
@@ -397,7 +397,11 @@ func exerciseLPMMap<Map: RawMap>(_ map: Map, options: StressOptions, seed: UInt6
     let routes = LPMStressRoutes(count: options.keys, seed: seed)
     let shared = LPMStressShared(map: map, routes: routes, threads: options.threads, recorder: recorder)
     for index in 0..<routes.stableCount {
-        do { try shared.store(index, token: StressToken.make(key: index, writer: 0, version: 0), flags: .noExist) } catch {
+        // Version 1, not 0: route 0's prefill token would be all zero bits, which a zeroed
+        // value would pass for (found by review, 2026-12-05, sixteenth session; row 122
+        // fixed the same for the hash maps' key 0).
+        do { try shared.store(index, token: StressToken.make(key: index, writer: 0, version: StressToken.prefillVersion),
+                              flags: .noExist) } catch {
             recorder.record(.setup, "prefill of stable route \(index): \(error)")
         }
     }

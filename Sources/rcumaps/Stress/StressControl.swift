@@ -109,6 +109,9 @@ func stressCapacityUnits(of map: any RawMap) -> Int {
     if let bucket = map as? RawBucketHashMap { return bucket.capacityUnitsInUse }
     if let lockFree = map as? RawLockFreeHashMap { return lockFree.capacityUnitsInUse }
     if let perCPU = map as? RawPerCPUHashMap { return perCPU.storage.capacityUnitsInUse }
+    // The object map (found by review, 2026-12-05, sixteenth session: it fell through to
+    // the clamped count, so its check could never fire).
+    if let custom = map as? RawCustomMap { return custom.capacityUnitsInUse }
     return map.count
 }
 

@@ -5,7 +5,7 @@ import RCUMaps
 /// the writer's version, packed into 64 bits.
 ///
 /// Layout: key index (20 bits, 63…44) | writer (8 bits, 43…36) | version (36 bits).
-/// Writer 0 is the prefill (always version 0); worker `n` writes as writer `n + 1`, with a
+/// Writer 0 is the prefill (always ``prefillVersion``); worker `n` writes as writer `n + 1`, with a
 /// per-worker version that only grows, so two writes never share a token.
 ///
 /// For the object map the token is simply the handle stored (no writer, no version).
