@@ -111,6 +111,28 @@ struct PerCPUStressGenerationTests {
         #expect(target.holdsOnlyMarks([0, EvictingStressTarget.mark(key, generation: 38)], of: key))
     }
 
+    /// A PERCPU_ARRAY helper-mode write must change the calling CPU's value alone. The
+    /// state a write of the mark to every CPU leaves (every CPU holding the new mark, none
+    /// changed by this write) passed the check, which asked only that some CPU hold it
+    /// (found by review, 2026-12-05, sixteenth session). A plain helper write passes.
+    @Test(.enabled(if: RawPerCPUArrayMap.possibleCPUs > 1, "one possible CPU"))
+    func aPerCPUArrayHelperWriteMustChangeOneCPUsValue() throws {
+        let map = try RawPerCPUArrayMap(MapDefinition(type: .perCPUArray, keySize: 4, valueSize: 8, maxEntries: 8,
+                                                      name: "onecpu"))
+        let recorder = StressRecorder(label: "onecpu", echo: false)
+        // One thread: it owns indices 4…7 (the upper half); bits 0 picks index 4.
+        let writer = PerCPUArrayStressWorker(map: map, index: 0, threads: 1, seed: 1, control: StressControl(threads: 1),
+                                             recorder: recorder)
+        let everyCPU = [UInt64](repeating: PerCPUArrayStressWorker.mark(4, 1), count: map.possibleCPUCount)
+        try withUnsafeBytes(of: UInt32(4)) { key in
+            try everyCPU.withUnsafeBytes { value in try map.update(key: key, value: value, flags: .any) }
+        }
+        writer.writeOwned(helper: true, bits: 0)   // generation 1: what every CPU holds already
+        #expect(recorder.byKind.map(\.0) == [.ownKey], "\(recorder.descriptions)")
+        writer.writeOwned(helper: true, bits: 0)   // generation 2, on the calling CPU alone
+        #expect(recorder.violations == 1, "\(recorder.descriptions)")
+    }
+
     /// A PERCPU_ARRAY reader that found generation 5 of an owned index and then finds 3
     /// reports the value going back in time; 7 after that is fine.
     @Test func perCPUArrayReaderCatchesAnOlderGeneration() throws {

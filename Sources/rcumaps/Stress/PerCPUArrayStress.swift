@@ -183,6 +183,15 @@ final class PerCPUArrayStressWorker {
         generation[target] &+= 1
         let mark = Self.mark(target, generation[target])
         let key = UInt32(target)
+        // A helper write must change the calling CPU's value alone: every CPU's value before
+        // it, to compare (this worker is the index's only writer). Without it, a write that
+        // stored the mark on every CPU passed (found by review, 2026-12-05, sixteenth
+        // session; row 124 closed the same hole for the per-CPU hashes).
+        var before: [UInt64] = []
+        if helper {
+            guard lookUp(target) else { return }
+            before = values
+        }
         stats.updates += 1
         do {
             try withUnsafeBytes(of: key) { k in
@@ -204,7 +213,9 @@ final class PerCPUArrayStressWorker {
         guard lookUp(target) else { return }
         let current = values.filter { $0 == mark }.count
         let stale = values.contains { !Self.belongs($0, to: target) || ($0 != 0 && $0 & 0xFF_FFFF_FFFF > generation[target]) }
-        if stale || (helper ? current == 0 : current != values.count) {
+        // Helper mode: exactly one CPU's value changed, to the mark.
+        let changed = helper ? zip(before, values).filter { $0 != $1 }.map(\.1) : []
+        if stale || (helper ? changed != [mark] : current != values.count) {
             recorder.record(.ownKey, "owned index \(target) just written with \(mark) (\(helper ? "helper" : "user") mode) holds \(values)")
         }
     }
