@@ -196,6 +196,26 @@ struct StressRunTests {
         #expect(wrong.byKind.map(\.0) == [.value])
     }
 
+    /// A reader that saw writer 2's version 6 of a key, then writer 3's version 11, then
+    /// writer 2's version 4, reports the time travel: the check compared only with the last
+    /// value seen, of whichever writer, and missed it (found by review, 2026-12-05,
+    /// sixteenth session). Versions of other writers, or newer ones, are fine.
+    @Test func aStaleValueOfOneWriterAfterAnotherWritersIsCaught() throws {
+        let map = try RawBucketHashMap(MapDefinition(type: .hash, keySize: 8, valueSize: 32, maxEntries: 64,
+                                                     hashImplementation: .bucketLocked))
+        let recorder = StressRecorder(label: "travel", echo: false)
+        let harness = StressHarness(kind: .hashBucket, map: map, keys: 16, threads: 4, seed: 1, objects: nil,
+                                    recorder: recorder)
+        let worker = StressWorker(harness: harness, index: 0)
+        worker.sawToken(StressToken.make(key: 1, writer: 2, version: 5), key: 1, via: "lookup")
+        worker.sawToken(StressToken.make(key: 1, writer: 3, version: 9), key: 1, via: "lookup")
+        worker.sawToken(StressToken.make(key: 1, writer: 2, version: 6), key: 1, via: "lookup")
+        worker.sawToken(StressToken.make(key: 1, writer: 3, version: 11), key: 1, via: "lookup")
+        #expect(recorder.violations == 0, "\(recorder.descriptions)")
+        worker.sawToken(StressToken.make(key: 1, writer: 2, version: 4), key: 1, via: "lookup")
+        #expect(recorder.byKind.map(\.0) == [.timeTravel], "\(recorder.descriptions)")
+    }
+
     /// The count check reads the object map's capacity units as it reads the plain hashes':
     /// a custom map fell through to its `count`, which is clamped to `maxEntries`, so the
     /// check could never fire for the object map (found by review, 2026-12-05, sixteenth

@@ -224,6 +224,8 @@ final class LPMStressWorker<Map: RawMap> {
     var expected: [UInt64]
     /// Per route: the last token this worker's lookups returned (``StressToken/absent``: none).
     var lastSeen: [UInt64]
+    /// Each writer's newest version seen per shared route (``NewestVersions``).
+    var newest: NewestVersions
     /// Per route: inserts won minus deletes won.
     var balance: [Int32]
     let ownedCount: Int
@@ -239,6 +241,7 @@ final class LPMStressWorker<Map: RawMap> {
             routes.owner(index, threads: threads) == worker ? StressToken.make(key: index, writer: 0, version: StressToken.prefillVersion) : StressToken.absent
         }
         lastSeen = [UInt64](repeating: StressToken.absent, count: routes.lengths.count)
+        newest = NewestVersions(keys: routes.lengths.count, threads: threads)
         balance = [Int32](repeating: 0, count: routes.lengths.count)
         ownedCount = routes.ownedCount(worker, threads: threads)
     }
@@ -360,9 +363,18 @@ final class LPMStressWorker<Map: RawMap> {
             recorder.record(.ownKey, "\(operation()): own route \(index) holds \(StressToken.describe(token)), "
                 + "last stored \(StressToken.describe(expected[index]))")
         }
+        let owned = routes.owner(index, threads: shared.threads) != nil
+        if !owned, newest.isTracking {
+            // A shared route: each writer's versions on their own (see NewestVersions).
+            if let newer = newest.see(token, key: index) {
+                recorder.record(.timeTravel, "\(operation()): route \(index) holds \(StressToken.describe(token)) after this "
+                    + "worker saw version \(newer) of the same writer: the value went back in time")
+            }
+            return
+        }
         let last = lastSeen[index]
         if last != StressToken.absent, StressToken.version(token) < StressToken.version(last),
-           routes.owner(index, threads: shared.threads) != nil || StressToken.writer(token) == StressToken.writer(last) {
+           owned || StressToken.writer(token) == StressToken.writer(last) {
             recorder.record(.timeTravel, "\(operation()): route \(index) holds \(StressToken.describe(token)) after this worker "
                 + "saw \(StressToken.describe(last)): the value went back in time")
         }

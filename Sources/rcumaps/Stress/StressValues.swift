@@ -202,3 +202,38 @@ final class StressObjects: Sendable {
     }
 }
 
+
+/// The newest version a reader has seen of each writer's values under each key: the
+/// time-travel check ("of one writer's values under one key, a reader never sees an older
+/// one after a newer one") for every writer at once. Comparing with the last value seen
+/// only, of whichever writer, missed a stale value of writer A read after any value of
+/// writer B (found by review, 2026-12-05, sixteenth session: on shared keys most stale
+/// reads went unnoticed). One word per key and writer (the prefill, writer 0, and each
+/// worker): kept only up to 4 Mi words a reader (32 MiB); beyond, `isTracking` is false
+/// and the caller compares with the last value seen, as before.
+struct NewestVersions {
+    private var cells: [UInt64]
+    private let writers: Int
+
+    /// Room for `keys` keys and writers 0…`threads`, if that is at most 4 Mi words.
+    init(keys: Int, threads: Int) {
+        writers = threads + 1
+        let (count, overflow) = keys.multipliedReportingOverflow(by: writers)
+        cells = overflow || count > 1 << 22 ? [] : [UInt64](repeating: 0, count: count)
+    }
+
+    var isTracking: Bool { !cells.isEmpty }
+
+    /// Notes that `token` was read under `key`; returns the newer version of the same
+    /// writer seen before, if `token`'s is older (a time travel), else nil.
+    @inline(__always)
+    mutating func see(_ token: UInt64, key: Int) -> UInt64? {
+        let writer = StressToken.writer(token), version = StressToken.version(token)
+        guard writer < writers else { return nil }  // a foreign value: other checks report it
+        let cell = key &* writers &+ writer
+        let newest = cells[cell]
+        if version < newest { return newest }
+        cells[cell] = version
+        return nil
+    }
+}

@@ -80,6 +80,9 @@ final class StressWorker<Map: RawMap> {
     var expected: [UInt64]
     /// Per key: the last token this worker saw (byte maps), for the time-travel check.
     var lastSeen: [UInt64]
+    /// Each writer's newest version seen per key (the time-travel check; see
+    /// ``NewestVersions``; `lastSeen` when it is too large to keep).
+    var newest: NewestVersions
     /// Per key: the number of the last pass that returned it.
     var seenInPass: [UInt32]
     var passNumber: UInt32 = 0
@@ -103,6 +106,7 @@ final class StressWorker<Map: RawMap> {
         operations = StressOperation.table(for: harness.kind)
         expected = (0..<harness.keys).map { harness.owner($0) == index ? harness.prefillToken($0) : StressToken.absent }
         lastSeen = [UInt64](repeating: StressToken.absent, count: harness.keys)
+        newest = NewestVersions(keys: harness.keys, threads: harness.threads)
         seenInPass = [UInt32](repeating: 0, count: harness.keys)
         balance = [Int32](repeating: 0, count: harness.keys)
         keyBuffer = .allocate(byteCount: 8, alignment: 8)
@@ -252,6 +256,13 @@ final class StressWorker<Map: RawMap> {
     /// older one after a newer one.
     @inline(__always)
     func sawToken(_ token: UInt64, key: Int, via operation: StaticString) {
+        if newest.isTracking {
+            if let newer = newest.see(token, key: key) {
+                violation(.timeTravel, "\(operation) of key \(key) returned \(StressToken.describe(token)) after this worker saw "
+                    + "version \(newer) of the same writer: the value went back in time")
+            }
+            return
+        }
         let last = lastSeen[key]
         if last != StressToken.absent, StressToken.writer(last) == StressToken.writer(token),
            StressToken.version(token) < StressToken.version(last) {
