@@ -83,12 +83,15 @@ public func checkEpochMemorySettles(after what: String) {
     for _ in 0..<16 {
         Epoch.barrier()
         live = EpochMemory.allStatistics().filter {
-            ($0.liveBytes != 0 || $0.liveAllocations != 0) && !residentTags.contains($0.tag)
+            // Recycled blocks too: a retire list kept alive after its map is gone holds them,
+            // and they are not live bytes (found by review, 2026-12-05, sixteenth session).
+            ($0.liveBytes != 0 || $0.liveAllocations != 0 || $0.recycledBytes != 0) && !residentTags.contains($0.tag)
         }
         if live.isEmpty { return }
     }
     fuzzFail("epoch memory still live after \(what) and 16 barriers: "
-        + live.map { "\($0.tag): \($0.liveBytes) bytes in \($0.liveAllocations) blocks" }.joined(separator: "; "))
+        + live.map { "\($0.tag): \($0.liveBytes) bytes in \($0.liveAllocations) blocks, \($0.recycledBytes) recycled" }
+            .joined(separator: "; "))
 }
 
 /// Tags of memory that lives as long as the process: `RCUDictionary`'s entries, bucket

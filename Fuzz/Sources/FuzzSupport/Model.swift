@@ -102,6 +102,11 @@ public final class MapModel {
     /// Keys ever removed (the bucket-locked hash may end a get-next-key pass at such a
     /// cursor, whose retired slot it still sees).
     public private(set) var everRemoved: Set<[UInt8]> = []
+    /// Keys a full map refused (E2BIG): the bucket-locked hash wrote such a key's bytes into
+    /// a reusable retired slot before it refused, and may end a pass at it as a cursor, in
+    /// one stamp generation of 127 (documented in linux-compatibility.md; the model failed a
+    /// correct map there: found by review, 2026-12-05, sixteenth session).
+    public private(set) var refusedWhenFull: Set<[UInt8]> = []
 
     public init(base: Base, custom: Bool, keySize: Int, valueSize: Int, maxEntries: Int,
                 flags: MapCreationFlags = [], lockOffset: Int? = nil, rules: ProviderRules?) {
@@ -257,7 +262,10 @@ public final class MapModel {
             return plain == .noExist ? .fail(EEXIST) : .succeed(value: nil)
         }
         if plain == .exist { return .fail(ENOENT) }
-        if entries.count >= maxEntries { return .fail(E2BIG) }
+        if entries.count >= maxEntries {
+            refusedWhenFull.insert(key)
+            return .fail(E2BIG)
+        }
         return .succeed(value: nil)
     }
 
@@ -364,7 +372,7 @@ public final class MapModel {
             }
             if entries[cursor] != nil || entries.isEmpty || inPass { return nil }
             // An absent cursor: Linux restarts at the first key.
-            if base == .bucket, everRemoved.contains(cursor) { return nil }
+            if base == .bucket, everRemoved.contains(cursor) || refusedWhenFull.contains(cursor) { return nil }
             return "\(name) after the absent key \(hex(cursor)) is ENOENT on a map with \(entries.count) keys (expected a key: resume after its place, else the first key)"
         case .success(let key):
             guard entries[key] != nil else { return "\(name) returned \(hex(key)), which is not in the map" }
