@@ -214,6 +214,59 @@ struct RCUDictionaryTests {
         }
     }
 
+    /// A read-modify-write through the subscript is one atomic step, as under a `Mutex`:
+    /// `d[k]! += 1` from several threads loses no increment (it was a read and a separate
+    /// write, and lost some: found by review, 2026-12-05, sixteenth session), nor does the
+    /// counting idiom `d[k, default: 0] += 1`, for every layout (integer keys with one-word
+    /// values, `String` keys in nodes, values in nodes).
+    @Test func subscriptReadModifyWritesAreAtomic() {
+        let threads = 4, rounds = 20_000
+        let counts = RCUDictionary<Int, Int>()
+        counts[0] = 0
+        let words = RCUDictionary<String, Int>()
+        let lists = RCUDictionary<Int, [Int]>()
+        runOnThreads(threads) { thread in
+            for round in 0..<rounds {
+                counts[0]! += 1
+                counts[1 + round % 8, default: 0] += 1
+                words["key \(round % 4)", default: 0] += 1
+                if round % 16 == 0 { lists[round % 3, default: []].append(thread) }
+            }
+        }
+        #expect(counts[0] == threads * rounds)
+        #expect((1...8).map { counts[$0] ?? 0 }.reduce(0, +) == threads * rounds)
+        #expect((0..<4).map { words["key \($0)"] ?? 0 } == [Int](repeating: threads * rounds / 4, count: 4))
+        #expect((0..<3).map { lists[$0]?.count ?? 0 }.reduce(0, +) == threads * ((rounds + 15) / 16))
+        // An absent key: optional chaining changes nothing and stores nothing.
+        lists[99]?.append(1)
+        #expect(lists[99] == nil && !lists.contains(99))
+        // A value set to nil in place removes the key.
+        func clear(_ value: inout [Int]?) { value = nil }
+        clear(&lists[0])
+        #expect(!lists.contains(0))
+    }
+
+    /// Objects replaced through the subscript's `_modify` are released exactly once.
+    @Test func objectsReplacedInAModifyAreReleasedOnce() {
+        let census = Census()
+        do {
+            let objects = RCUDictionary<Int, Tracked>()
+            objects[1] = Tracked(1, census)
+            runOnThreads(4) { thread in
+                for round in 0..<500 {
+                    var fresh: Tracked? = Tracked(thread * 1_000 + round, census)
+                    swap(&objects[1], &fresh)
+                    #expect(fresh?.isIntact ?? false)
+                }
+            }
+            #expect(objects.count == 1)
+        }
+        Epoch.barrier()
+        Epoch.barrier()
+        #expect(census.alive.load(ordering: .relaxed) == 0)
+        #expect(census.created.load(ordering: .relaxed) == census.deinitialized.load(ordering: .relaxed))
+    }
+
     @Test func slotsReusedByOtherKeysNeverMixThemUp() {
         let table = RCUDictionary<Int, Int>()
         let wrong = Atomic<Int>(0)

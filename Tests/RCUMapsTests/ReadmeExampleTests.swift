@@ -43,9 +43,10 @@ struct ReadmeExampleTests {
         let metric = routes.withValue(forKey: "10.0.0.0/8") { $0.metric } // borrowed, not copied
         #expect(metric == 1)
         routes.update(forKey: "10.0.0.0/8") { $0?.withMetric(5) }         // may retry: keep it pure
+        routes["10.0.0.0/8"]?.metric += 1                                  // one atomic step, as under a Mutex
         // README end
         #expect(forwarded == route)
-        #expect(routes["10.0.0.0/8"]?.metric == 5)
+        #expect(routes["10.0.0.0/8"]?.metric == 6)
     }
 
     @Test func queuesAndPerCPUCounters() throws {

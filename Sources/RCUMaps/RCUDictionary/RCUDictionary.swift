@@ -217,12 +217,14 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// core reading the object takes turns on), use ``withValue(forKey:_:)``.
     ///
     /// A read-modify-write through the subscript — `d[k]! += 1`, `d[k]? += 1`,
-    /// `d[k]?.field = x` — is a read, then a separate write, not one atomic step (as it is
-    /// under a `Mutex`): two threads incrementing one key can lose an increment, and the
-    /// write of `d[k]?.field = x` sets the whole value it read, so it can bring back a key
-    /// another thread removed in between — or, when it read `nil`, remove a key another
-    /// thread inserted in between (Swift calls the setter with `nil`). Use
-    /// ``update(forKey:_:)`` for one key's read-modify-write.
+    /// `d[k]?.field = x`, `d[k]?.append(y)` — is one atomic step, as under a `Mutex`: the
+    /// subscript's `_modify` takes the key's writer stripe, reads the value, lets the
+    /// expression change it, and stores the result (or removes the key, if it became
+    /// `nil`) before it lets go. Writers of other keys of that stripe wait meanwhile;
+    /// readers never do. So the expression must not write to this dictionary (that write
+    /// would wait for the stripe its own thread holds) nor wait for a grace period
+    /// (`Epoch.synchronize()`), and should be short. Plain assignment (`d[k] = v`) and
+    /// reads take no such hold.
     @inlinable
     public subscript(key: Key) -> Value? {
         get {
@@ -234,12 +236,84 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         set {
             if let newValue { _ = store(newValue, forKey: key, returningDisplaced: false) } else { removeValue(forKey: key) }
         }
+        _modify {
+            let hash = self.hash(of: key)
+            let stripe = lockForModify(hash)
+            var value = Epoch.withSection { _ in lockedValue(key, hash: hash) }
+            // On every way out of the access, a throw in the caller's expression included
+            // (its changes so far are kept, as a stored property's are).
+            defer { commitModify(value, key: key, hash: hash, stripe: stripe) }
+            yield &value
+        }
     }
 
-    /// The value stored under `key`, or `defaultValue()` if there is none (nothing is stored).
+    /// The value stored under `key`, or `defaultValue()` if there is none (nothing is stored
+    /// by reading). A read-modify-write through it — `d[k, default: 0] += 1`, the counting
+    /// idiom — is one atomic step that stores the result, as the subscript without a default
+    /// does (see there for what the expression must not do).
     @inlinable
     public subscript(key: Key, default defaultValue: @autoclosure () -> Value) -> Value {
-        self[key] ?? defaultValue()
+        get { self[key] ?? defaultValue() }
+        _modify {
+            let hash = self.hash(of: key)
+            let stripe = lockForModify(hash)
+            var value = Epoch.withSection { _ in lockedValue(key, hash: hash) } ?? defaultValue()
+            defer { commitModify(value, key: key, hash: hash, stripe: stripe) }
+            yield &value
+        }
+    }
+
+    /// Takes the writer stripe of `hash` for a `_modify` access (as ``write(_:_:)`` does,
+    /// registered first) and returns it.
+    @inlinable
+    func lockForModify(_ hash: Int) -> Int {
+        let stripe = hash & stripeMask
+        rcumaps_ensure_registered()
+        locks.lock(stripe)
+        return stripe
+    }
+
+    /// `key`'s value, copied; caller holds its stripe (nothing can change it) and a section.
+    @inlinable
+    func lockedValue(_ key: Key, hash: Int) -> Value? {
+        guard let place = currentTable.locate(hash, { self.keyWordMatches($0, key, hash) }) else { return nil }
+        return layout == .node
+            ? nodeValue(place.keyWord.pointee.load(ordering: .relaxed))
+            : decode(place.valueWord.pointee.load(ordering: .relaxed))
+    }
+
+    /// Stores the result of a `_modify` access (`nil`: the key is removed), lets go of
+    /// `stripe`, then does a write's follow-up (resize check, reclamation throttle).
+    @inlinable
+    func commitModify(_ value: Value?, key: Key, hash: Int, stripe: Int) {
+        let buckets = Epoch.withSection { _ -> Int in
+            let table = currentTable
+            let place = table.locate(hash, { self.keyWordMatches($0, key, hash) })
+            switch (place, value) {
+            case (nil, nil):
+                break
+            case (nil, let value?):
+                switch layout {
+                case .inline: insert(key: encode(key), value: ownedBits(value), hash: hash, into: table, stripe: stripe)
+                case .nodeKey:
+                    insert(key: makeNode(key, nil, hash: hash), value: ownedBits(value), hash: hash, into: table, stripe: stripe)
+                case .node:
+                    insert(key: makeNode(key, value, hash: hash), value: nextStamp(stripe), hash: hash, into: table, stripe: stripe)
+                }
+            case (let place?, nil):
+                remove(place, from: table, stripe: stripe)
+            case (let place?, let value?):
+                if layout == .node {
+                    let old = replaceNode(at: place, with: makeNode(key, value, hash: hash), stripe: stripe)
+                    nodes.retire(UnsafeMutableRawPointer(bitPattern: old)!)
+                } else {
+                    _ = exchangeValue(at: place, with: value, returningDisplaced: false)
+                }
+            }
+            return table.bucketCount
+        }
+        locks.unlock(stripe)
+        afterWrite(stripe: stripe, buckets: buckets)
     }
 
     /// Whether `key` has a value.
@@ -523,7 +597,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// values kept in their slot (integers, class references, other one-word values) are
     /// swapped in place and the stored key stays, as in `Dictionary`; values kept in a node
     /// (every other type) get a new node, which holds `key`. The same holds for
-    /// ``replaceValue(_:forKey:)`` and ``update(forKey:_:)``.
+    /// ``replaceValue(forKey:ifCurrent:with:)`` and ``update(forKey:_:)``.
     ///
     /// - Returns: The value replaced — exactly the one this write displaced — or `nil`
     ///   if the key was new.
@@ -875,6 +949,15 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
             return body(table, stripe)
         }
         locks.unlock(stripe)
+        afterWrite(stripe: stripe, buckets: buckets)
+        return result
+    }
+
+    /// A write's follow-up, after it let go of `stripe` (whose table had `buckets`
+    /// buckets): grows or shrinks the table if the stripe's count says so, and lets
+    /// reclamation catch up if it fell far behind.
+    @inlinable @inline(__always)
+    func afterWrite(stripe: Int, buckets: Int) {
         // Entries average about the same in every stripe: one stripe's count tells the load.
         // (Shifts, not a division: both counts are powers of two, and a 64-bit division
         // takes tens of cycles on every write.)
@@ -889,7 +972,6 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         }
         if layout != .inline { nodes.throttleIfBehind() }
         replacedObjects?.throttleIfBehind()
-        return result
     }
 
     /// Stores a new entry's words in its chain (caller holds its stripe) and counts it.
