@@ -246,6 +246,23 @@ struct RCUDictionaryTests {
         #expect(!lists.contains(0))
     }
 
+    /// Two overlapping accesses to one dictionary through its subscript (`swap(&d[a],
+    /// &d[b])`) stop the program with a message: the second would wait for a stripe the
+    /// thread holds (when the keys share one), or, through a resize, for every stripe
+    /// (found by review, 2026-12-05, sixteenth session). Of two dictionaries, they work.
+    @Test func overlappingSubscriptAccessesStopWithAMessage() async {
+        await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            let first = RCUDictionary<Int, Int>(), second = RCUDictionary<Int, Int>()
+            first[1] = 10
+            second[2] = 20
+            swap(&first[1], &second[2])
+            guard first[1] == 20, second[2] == 10 else { exit(0) }  // (not the failure expected)
+            swap(&first[1], &first[2])
+        }.map { result in
+            #expect(String(decoding: result.standardErrorContent, as: UTF8.self).contains("overlapping accesses to one dictionary"))
+        }
+    }
+
     /// Objects replaced through the subscript's `_modify` are released exactly once.
     @Test func objectsReplacedInAModifyAreReleasedOnce() {
         let census = Census()

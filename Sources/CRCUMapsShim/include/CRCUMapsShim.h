@@ -259,6 +259,14 @@ typedef struct rcumaps_callback_frames {
 
 extern __thread rcumaps_callback_frames_t rcumaps_callback_frames __attribute__((tls_model("initial-exec")));
 
+/* The RCUDictionary whose subscript `_modify` access the calling thread is inside (the
+ * innermost), or NULL: a second, overlapping access to the same dictionary would wait for
+ * the writer stripe its own thread holds, so it stops the program with a message instead,
+ * as Swift's exclusivity checks stop an overlapping access to a class's property. */
+extern __thread const void *rcumaps_modify_holder __attribute__((tls_model("initial-exec")));
+static inline const void *rcumaps_modify_holder_get(void) { return rcumaps_modify_holder; }
+static inline void rcumaps_modify_holder_set(const void *holder) { rcumaps_modify_holder = holder; }
+
 /* The calling thread starts running a callback while `map` holds a lock. */
 static inline void rcumaps_callback_enter(const void *map)
 {

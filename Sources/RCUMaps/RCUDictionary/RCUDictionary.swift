@@ -220,11 +220,23 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// `d[k]?.field = x`, `d[k]?.append(y)` — is one atomic step, as under a `Mutex`: the
     /// subscript's `_modify` takes the key's writer stripe, reads the value, lets the
     /// expression change it, and stores the result (or removes the key, if it became
-    /// `nil`) before it lets go. Writers of other keys of that stripe wait meanwhile;
-    /// readers never do. So the expression must not write to this dictionary (that write
-    /// would wait for the stripe its own thread holds) nor wait for a grace period
-    /// (`Epoch.synchronize()`), and should be short. Plain assignment (`d[k] = v`) and
-    /// reads take no such hold.
+    /// `nil`) before it lets go. Writers of other keys of that stripe wait meanwhile (and
+    /// a resize, which takes every stripe, waits for it); readers never do. So the
+    /// expression should be short, and must not:
+    /// - write to this dictionary, or change another of its values through the subscript
+    ///   (`swap(&d[a], &d[b])`): the write would wait for the stripe its own thread holds
+    ///   (an overlapping access through the subscript stops the program with a message,
+    ///   as Swift's exclusivity checks stop one on a class's property);
+    /// - suspend (`await` inside an `inout` access, `await bump(&d[k])`): the stripe would
+    ///   stay held while the task sleeps, and tasks writing its keys would block the
+    ///   threads the sleeping one needs to resume;
+    /// - wait for a grace period (`Epoch.synchronize()`), or take locks in an order that
+    ///   another thread's access of another dictionary reverses.
+    ///
+    /// The atomic step covers value types (`Int`, structs, arrays…); for a class value,
+    /// `d[k]!.field += 1` changes the object through a reference the getter returned, with
+    /// no hold (the object's own synchronisation applies). Plain assignment (`d[k] = v`)
+    /// and reads take no hold.
     @inlinable
     public subscript(key: Key) -> Value? {
         get {
@@ -238,11 +250,11 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         }
         _modify {
             let hash = self.hash(of: key)
-            let stripe = lockForModify(hash)
+            let (stripe, outer) = lockForModify(hash)
             var value = Epoch.withSection { _ in lockedValue(key, hash: hash) }
             // On every way out of the access, a throw in the caller's expression included
             // (its changes so far are kept, as a stored property's are).
-            defer { commitModify(value, key: key, hash: hash, stripe: stripe) }
+            defer { commitModify(value, key: key, hash: hash, stripe: stripe, outer: outer) }
             yield &value
         }
     }
@@ -250,27 +262,39 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// The value stored under `key`, or `defaultValue()` if there is none (nothing is stored
     /// by reading). A read-modify-write through it — `d[k, default: 0] += 1`, the counting
     /// idiom — is one atomic step that stores the result, as the subscript without a default
-    /// does (see there for what the expression must not do).
+    /// does (see there for what the expression must not do). So is an assignment through it
+    /// (`d[k, default: v] = x`, which has no setter), and `defaultValue` is evaluated with
+    /// the key's stripe held: it must not write to this dictionary either.
     @inlinable
     public subscript(key: Key, default defaultValue: @autoclosure () -> Value) -> Value {
         get { self[key] ?? defaultValue() }
         _modify {
             let hash = self.hash(of: key)
-            let stripe = lockForModify(hash)
+            let (stripe, outer) = lockForModify(hash)
             var value = Epoch.withSection { _ in lockedValue(key, hash: hash) } ?? defaultValue()
-            defer { commitModify(value, key: key, hash: hash, stripe: stripe) }
+            defer { commitModify(value, key: key, hash: hash, stripe: stripe, outer: outer) }
             yield &value
         }
     }
 
     /// Takes the writer stripe of `hash` for a `_modify` access (as ``write(_:_:)`` does,
-    /// registered first) and returns it.
+    /// registered first) and returns it, with the dictionary whose access the thread was
+    /// inside before (restored by ``commitModify(_:key:hash:stripe:outer:)``). An access
+    /// overlapping another of this dictionary on the same thread (`swap(&d[a], &d[b])`)
+    /// stops the program with a message: it would wait for a stripe its own thread holds,
+    /// or, through a resize, for every stripe (found by review, 2026-12-05).
     @inlinable
-    func lockForModify(_ hash: Int) -> Int {
+    func lockForModify(_ hash: Int) -> (stripe: Int, outer: UnsafeRawPointer?) {
+        let me = UnsafeRawPointer(Unmanaged.passUnretained(self).toOpaque())
+        let outer = rcumaps_modify_holder_get()
+        if _slowPath(outer == me) {
+            _rcumapsTrap("RCUDictionary: overlapping accesses to one dictionary (say swap(&d[a], &d[b])): an access through its subscript that changes the value must end before another begins")
+        }
         let stripe = hash & stripeMask
         rcumaps_ensure_registered()
         locks.lock(stripe)
-        return stripe
+        rcumaps_modify_holder_set(me)
+        return (stripe, outer)
     }
 
     /// `key`'s value, copied; caller holds its stripe (nothing can change it) and a section.
@@ -285,7 +309,12 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// Stores the result of a `_modify` access (`nil`: the key is removed), lets go of
     /// `stripe`, then does a write's follow-up (resize check, reclamation throttle).
     @inlinable
-    func commitModify(_ value: Value?, key: Key, hash: Int, stripe: Int) {
+    func commitModify(_ value: Value?, key: Key, hash: Int, stripe: Int, outer: UnsafeRawPointer?) {
+        // (On the thread that began the access; one that resumed elsewhere after an `await`
+        // leaves that thread's record alone.)
+        if rcumaps_modify_holder_get() == UnsafeRawPointer(Unmanaged.passUnretained(self).toOpaque()) {
+            rcumaps_modify_holder_set(outer)
+        }
         let buckets = Epoch.withSection { _ -> Int in
             let table = currentTable
             let place = table.locate(hash, { self.keyWordMatches($0, key, hash) })
