@@ -98,7 +98,8 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// Entries per stripe, one 64-byte line each (changed under the stripe's lock): at +0
     /// the count, at +8 the stripe's stamp counter (``nextStamp(_:)``), at +16 and +24 the
     /// table size and the count at which a write of the stripe last found no resize due
-    /// (``resizeCheckIsDue(_:perStripe:buckets:)``).
+    /// (``resizeCheckIsDue(_:perStripe:buckets:)``), at +32 the thread (`pthread_self`)
+    /// inside a subscript `_modify` access holding the stripe, or 0.
     @usableFromInline let counts: UnsafeMutableRawPointer
     @usableFromInline let stripeMask: Int
     /// log2 of the stripe count: buckets per stripe is `bucketCount >> stripeShift`.
@@ -166,6 +167,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
             (counts + stripe * 64 + 8).initializeMemory(as: Atomic<UInt>.self, to: Atomic(0))
             (counts + stripe * 64 + 16).initializeMemory(as: Atomic<Int>.self, to: Atomic(0))
             (counts + stripe * 64 + 24).initializeMemory(as: Atomic<Int>.self, to: Atomic(0))
+            (counts + stripe * 64 + 32).initializeMemory(as: Atomic<UInt>.self, to: Atomic(0))
         }
         guard let first = DictionaryTable.make(bucketCount: buckets) else {
             _rcumapsTrap("RCUDictionary: out of memory for \(buckets) buckets")
@@ -195,6 +197,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
             (counts + stripe * 64 + 8).assumingMemoryBound(to: Atomic<UInt>.self).deinitialize(count: 1)
             (counts + stripe * 64 + 16).assumingMemoryBound(to: Atomic<Int>.self).deinitialize(count: 1)
             (counts + stripe * 64 + 24).assumingMemoryBound(to: Atomic<Int>.self).deinitialize(count: 1)
+            (counts + stripe * 64 + 32).assumingMemoryBound(to: Atomic<UInt>.self).deinitialize(count: 1)
         }
         counts.deallocate()
     }
@@ -287,14 +290,31 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     func lockForModify(_ hash: Int) -> (stripe: Int, outer: UnsafeRawPointer?) {
         let me = UnsafeRawPointer(Unmanaged.passUnretained(self).toOpaque())
         let outer = rcumaps_modify_holder_get()
-        if _slowPath(outer == me) {
-            _rcumapsTrap("RCUDictionary: overlapping accesses to one dictionary (say swap(&d[a], &d[b])): an access through its subscript that changes the value must end before another begins")
-        }
+        if _slowPath(outer == me) { checkNoOverlappingModify() }
         let stripe = hash & stripeMask
         rcumaps_ensure_registered()
         locks.lock(stripe)
+        modifyOwner(stripe).pointee.store(UInt(pthread_self()), ordering: .relaxed)
         rcumaps_modify_holder_set(me)
         return (stripe, outer)
+    }
+
+    /// The thread's record says it is inside an access of this dictionary: stops the
+    /// program if it holds one of its stripes for one. (The record can be stale: an access
+    /// that resumed on another thread after an `await`, which the subscript forbids,
+    /// committed there and could not clear this thread's record.)
+    @usableFromInline @inline(never)
+    func checkNoOverlappingModify() {
+        let thread = UInt(pthread_self())
+        for stripe in 0...stripeMask where modifyOwner(stripe).pointee.load(ordering: .relaxed) == thread {
+            _rcumapsTrap("RCUDictionary: overlapping accesses to one dictionary (say swap(&d[a], &d[b])): an access through its subscript that changes the value must end before another begins")
+        }
+    }
+
+    /// The word naming the thread inside a `_modify` access that holds `stripe` (0: none).
+    @inlinable @inline(__always)
+    func modifyOwner(_ stripe: Int) -> UnsafeMutablePointer<Atomic<UInt>> {
+        (counts + (stripe &* 64 &+ 32)).assumingMemoryBound(to: Atomic<UInt>.self)
     }
 
     /// `key`'s value, copied; caller holds its stripe (nothing can change it) and a section.
@@ -315,6 +335,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         if rcumaps_modify_holder_get() == UnsafeRawPointer(Unmanaged.passUnretained(self).toOpaque()) {
             rcumaps_modify_holder_set(outer)
         }
+        modifyOwner(stripe).pointee.store(0, ordering: .relaxed)
         let buckets = Epoch.withSection { _ -> Int in
             let table = currentTable
             let place = table.locate(hash, { self.keyWordMatches($0, key, hash) })
