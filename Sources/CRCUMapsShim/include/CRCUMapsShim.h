@@ -260,9 +260,11 @@ typedef struct rcumaps_callback_frames {
 extern __thread rcumaps_callback_frames_t rcumaps_callback_frames __attribute__((tls_model("initial-exec")));
 
 /* The RCUDictionary whose subscript `_modify` access the calling thread is inside (the
- * innermost), or NULL: a second, overlapping access to the same dictionary would wait for
- * the writer stripe its own thread holds, so it stops the program with a message instead,
- * as Swift's exclusivity checks stop an overlapping access to a class's property. */
+ * innermost; possibly stale after an access resumed on another thread), or NULL. A new
+ * access made while it is set checks whether the thread holds one of that dictionary's
+ * stripes (an overlapping access would wait for it forever) and stops the program with a
+ * message if so, as Swift's exclusivity checks stop an overlapping access to a class's
+ * property. */
 extern __thread const void *rcumaps_modify_holder __attribute__((tls_model("initial-exec")));
 static inline const void *rcumaps_modify_holder_get(void) { return rcumaps_modify_holder; }
 static inline void rcumaps_modify_holder_set(const void *holder) { rcumaps_modify_holder = holder; }

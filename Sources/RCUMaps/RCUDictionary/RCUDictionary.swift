@@ -290,7 +290,10 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     func lockForModify(_ hash: Int) -> (stripe: Int, outer: UnsafeRawPointer?) {
         let me = UnsafeRawPointer(Unmanaged.passUnretained(self).toOpaque())
         let outer = rcumaps_modify_holder_get()
-        if _slowPath(outer == me) { checkNoOverlappingModify() }
+        // Inside another access (of any dictionary: the record names only the innermost, so
+        // a → b → a must be looked for too; found by review, 2026-12-05): does this thread
+        // hold a stripe of this one?
+        if _slowPath(outer != nil) { checkNoOverlappingModify() }
         let stripe = hash & stripeMask
         rcumaps_ensure_registered()
         locks.lock(stripe)
@@ -299,8 +302,8 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         return (stripe, outer)
     }
 
-    /// The thread's record says it is inside an access of this dictionary: stops the
-    /// program if it holds one of its stripes for one. (The record can be stale: an access
+    /// The thread is inside an access of some dictionary: stops the program if it holds
+    /// one of this dictionary's stripes for one. (The record can be stale: an access
     /// that resumed on another thread after an `await`, which the subscript forbids,
     /// committed there and could not clear this thread's record.)
     @usableFromInline @inline(never)
