@@ -447,13 +447,19 @@ struct StressCheckerTests {
                                               maxEntries: options.keys * 5 / 8, name: "faulty",
                                               hashImplementation: .bucketLocked, poolTag: PoolTag("stfx")),
                                 fault: fault)
-        // Detection depends on what the random workload happens to check: try a few seeds
-        // (one run is almost always enough; slow sanitizer builds may need more).
+        Self.expectCaught(expected, driving: map, kind: .hashBucket, options: options)
+    }
+
+    /// Runs `map` as `kind` with a few seeds until `expected` is recorded, and expects it
+    /// was. Detection depends on what the random workload happens to check (one run is
+    /// almost always enough; slow sanitizer builds may need more).
+    static func expectCaught(_ expected: StressViolation, driving map: FaultyMap, kind: StressMapKind,
+                             options: StressOptions) {
         var caught = false
         var seen: [String] = []
         for seed in UInt64(99)..<104 where !caught {
             let recorder = StressRecorder(label: "faulty", echo: false)
-            let exercise = drive(map, kind: .hashBucket, objects: nil, options: options, seed: seed, recorder: recorder,
+            let exercise = drive(map, kind: kind, objects: nil, options: options, seed: seed, recorder: recorder,
                                  progress: false)
             #expect(!exercise.hung)
             caught = recorder.byKind.contains { $0.0 == expected }
@@ -473,17 +479,7 @@ struct StressCheckerTests {
         let map = try FaultyMap(MapDefinition(type: .hash, keySize: 8, valueSize: 8, maxEntries: options.keys * 5 / 8,
                                               name: "faulty", hashImplementation: .bucketLocked, poolTag: PoolTag("stfz")),
                                 fault: .zeroesKeyZero)
-        var caught = false
-        var seen: [String] = []
-        for seed in UInt64(99)..<104 where !caught {
-            let recorder = StressRecorder(label: "faulty", echo: false)
-            let exercise = drive(map, kind: .hashBucketWord, objects: nil, options: options, seed: seed, recorder: recorder,
-                                 progress: false)
-            #expect(!exercise.hung)
-            caught = recorder.byKind.contains { $0.0 == .value }
-            seen.append("\(recorder.byKind)")
-        }
-        #expect(caught, "violations per run: \(seen)")
+        Self.expectCaught(.value, driving: map, kind: .hashBucketWord, options: options)
     }
 }
 
