@@ -320,3 +320,25 @@ extension RawMap {
         }
     }
 }
+
+extension RawMap {
+    /// ``freeze()`` for async code: the wait for a grace period runs on a thread of its own,
+    /// so no cooperative-pool thread blocks meanwhile (``freeze()`` itself is `noasync`).
+    /// The same errors as ``freeze()``.
+    ///
+    /// Concurrency: any task; not inside an epoch section (a task holds none across an
+    /// `await` anyway).
+    public func freezeAsync() async throws(MapError) {
+        let outcome: Result<Void, MapError> = await withCheckedContinuation { continuation in
+            runOnDetachedThread {
+                do throws(MapError) {
+                    try self.freeze()
+                    continuation.resume(returning: .success(()))
+                } catch {
+                    continuation.resume(returning: .failure(error))
+                }
+            }
+        }
+        try outcome.get()
+    }
+}

@@ -56,7 +56,7 @@ extension Epoch {
 }
 
 /// Runs `work` on a new detached thread (or, if none can be started, here).
-func runOnDetachedThread(_ work: @escaping @Sendable () -> Void) {
+package func runOnDetachedThread(_ work: @escaping @Sendable () -> Void) {
     final class Box: @unchecked Sendable {  // @unchecked: handed to exactly one thread
         let work: @Sendable () -> Void
         init(_ work: @escaping @Sendable () -> Void) { self.work = work }

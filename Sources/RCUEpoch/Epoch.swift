@@ -134,6 +134,7 @@ public enum Epoch {
     /// fork, as liburcu requires), call ``releaseAdoptedThread()``.
     ///
     /// Concurrency: affects the calling thread only.
+    @available(*, noasync, message: "affects the calling thread, which a task may leave at any await")
     public static func adoptRegisteredThread() {
         rcumaps_adopt_registered_thread()
     }
@@ -154,6 +155,7 @@ public enum Epoch {
     /// - Precondition: not inside an epoch section (the program stops with a message).
     ///
     /// Concurrency: affects the calling thread only. No effect on a thread not adopted.
+    @available(*, noasync, message: "affects the calling thread, which a task may leave at any await")
     public static func releaseAdoptedThread() {
         rcumaps_release_adopted_thread()
     }

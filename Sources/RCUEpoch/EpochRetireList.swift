@@ -517,7 +517,9 @@ public final class EpochRetireList: @unchecked Sendable {
     /// The backlog is measured when a batch is submitted (every ``batchSize`` retirements
     /// of a stripe), so it may exceed the threshold by a batch per stripe before writers wait.
     ///
-    /// Concurrency: any thread; costs one relaxed load when reclamation keeps up.
+    /// Concurrency: any thread but a task's (it may sleep up to 250 ms, in `usleep`); costs
+    /// one relaxed load when reclamation keeps up.
+    @available(*, noasync, message: "may sleep up to 250 ms: call it from a thread of your own")
     @inline(__always)
     public func throttleIfBehind() {
         if _slowPath(behind.load(ordering: .relaxed)) { waitForReclamation() }

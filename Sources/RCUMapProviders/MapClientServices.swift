@@ -29,9 +29,14 @@ public struct MapClientServices: Sendable {
         try map.findStored(key: key, in: section)
     }
 
-    /// Enters an epoch (re-entrant; pair with ``epochExit()``).
+    /// Enters an epoch (re-entrant; pair with ``epochExit()`` on the same thread). Not from
+    /// async code, as `Epoch.enter()` (a task may resume on another thread before the exit):
+    /// use `Epoch.withSection` there (the wrapper passed `Epoch.enter()`'s `noasync` through
+    /// unchecked: found by review, 2026-12-05).
+    @available(*, noasync, message: "a task may resume on another thread between enter and exit: use Epoch.withSection")
     public func epochEnter() { Epoch.enter() }
-    /// Leaves an epoch entered with ``epochEnter()``.
+    /// Leaves an epoch entered with ``epochEnter()`` on the calling thread. Not from async code.
+    @available(*, noasync, message: "a task may resume on another thread between enter and exit: use Epoch.withSection")
     public func epochExit() { Epoch.exit() }
 
     /// Epoch memory under `tag` (``/RCUEpoch/EpochMemory/allocate(byteCount:tag:)``); `nil` when out of memory.

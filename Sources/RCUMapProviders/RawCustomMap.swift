@@ -758,6 +758,7 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
     let frozen = Atomic<Bool>(false)
 
     /// Freezes the map (its base map). Contract: ``/RCUBaseMaps/RawMap/freeze()``.
+    @available(*, noasync, message: "waits for a grace period: call it from a thread of your own, or use `await map.freezeAsync()`")
     public func freeze() throws(MapError) {
         try base.freeze()
         frozen.store(true, ordering: .releasing)

@@ -153,6 +153,17 @@ struct LinuxInterfaceTests {
         }
     }
 
+    /// `freeze()` waits for a grace period and is `noasync`; `freezeAsync()` is its form for
+    /// tasks (found missing by review, 2026-12-05, sixteenth session): the same result and
+    /// errors, no pool thread blocked.
+    @Test(arguments: Kind.allCases)
+    func freezeAsyncFreezesAsFreezeDoes(_ kind: Kind) async throws {
+        let map = try MapRegistry.create(Self.definition(kind))
+        try await map.freezeAsync()
+        #expect(map.isFrozen)
+        await #expect(throws: MapError.permissionDenied) { try await map.freezeAsync() }
+    }
+
     @Test func creationFlagsAsLinux() {
         let hashOK: [MapCreationFlags] = [.noPrealloc, .numaNode, .readOnly, .writeOnly, .readOnlyProgram,
                                           .writeOnlyProgram, .zeroSeed, [.noPrealloc, .readOnly, .zeroSeed]]

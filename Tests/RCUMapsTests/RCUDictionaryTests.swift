@@ -182,7 +182,7 @@ struct RCUDictionaryTests {
             let objects = RCUDictionary<Int, Tracked>()
             objects[1] = Tracked(1, census)
             objects[2] = Tracked(2, census)
-            Epoch.barrier()  // nothing of the dictionary's pending
+            await Epoch.barrier()  // nothing of the dictionary's pending
             // Integer keys, class values in their slots: the removal's first epoch
             // allocation is the idle flush's work item.
             let (_, injected) = _FaultInjection.failingOneAllocation(after: 0) { objects.removeValue(forKey: 1) }

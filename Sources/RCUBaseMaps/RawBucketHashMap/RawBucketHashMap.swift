@@ -1263,6 +1263,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     /// chain's lock, so the freeze then takes and releases every chain's lock once: a
     /// write that saw the map unfrozen has finished with that lock. Before that, it waits
     /// for the LRU writes that evicted for their key with no lock held (`evictingWriters`).
+    @available(*, noasync, message: "waits for a grace period: call it from a thread of your own, or use `await map.freezeAsync()`")
     public func freeze() throws(MapError) {
         try freezeState.freeze(access: access, lockWord: lockWord.exists)
         // User writes that evicted for their key before the flag was set go in first (see

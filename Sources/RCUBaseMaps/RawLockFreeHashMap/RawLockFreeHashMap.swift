@@ -961,6 +961,7 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
     public var isFrozen: Bool { freezeState.isFrozen }
 
     /// Freezes the map. Contract: ``RawMap/freeze()``.
+    @available(*, noasync, message: "waits for a grace period: call it from a thread of your own, or use `await map.freezeAsync()`")
     public func freeze() throws(MapError) {
         try freezeState.freeze(access: access, lockWord: lockWord.exists)
     }

@@ -617,6 +617,7 @@ public final class RawPerCPUArrayMap: RawMap, @unchecked Sendable {
     public var isFrozen: Bool { freezeState.isFrozen }
 
     /// Freezes the map: user-mode writes fail with EPERM afterwards. Contract: ``RawMap/freeze()``.
+    @available(*, noasync, message: "waits for a grace period: call it from a thread of your own, or use `await map.freezeAsync()`")
     public func freeze() throws(MapError) {
         try freezeState.freeze(access: access, lockWord: false)
     }

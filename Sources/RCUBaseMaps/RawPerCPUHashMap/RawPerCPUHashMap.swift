@@ -271,6 +271,7 @@ public final class RawPerCPUHashMap: RawMap {
     }
 
     /// Freezes user-mode writes. Contract: ``RawMap/freeze()``.
+    @available(*, noasync, message: "waits for a grace period: call it from a thread of your own, or use `await map.freezeAsync()`")
     public func freeze() throws(MapError) {
         try storage.freeze()
     }

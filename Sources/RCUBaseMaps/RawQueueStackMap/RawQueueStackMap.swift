@@ -557,6 +557,7 @@ public final class RawQueueStackMap: RawMap, @unchecked Sendable {
     /// freeze, after setting the flag, takes and releases that lock once. A push or pop that
     /// saw the map unfrozen held the lock until it was done, so it has finished when this
     /// returns; one that takes the lock later sees the flag.
+    @available(*, noasync, message: "waits for a grace period: call it from a thread of your own, or use `await map.freezeAsync()`")
     public func freeze() throws(MapError) {
         try freezeState.freeze(access: access, lockWord: false)
         lock()
