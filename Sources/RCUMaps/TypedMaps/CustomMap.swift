@@ -78,10 +78,7 @@ public final class CustomMap<Key: BitwiseCopyable & Sendable, Value: BitwiseCopy
     ///   provider's find callback throws; what `body` throws.
     @discardableResult
     public func withValue<Result>(forKey key: Key, _ body: (inout Value) throws -> Result) throws -> Result? {
-        try Epoch.withSection { (section) throws -> Result? in
-            guard let stored = try inPlace(key, in: section) else { return nil }
-            return try body(&stored.assumingMemoryBound(to: Value.self).pointee)
-        }
+        try Epoch.withSection { (section) throws -> Result? in try withValue(forKey: key, in: section, body) }
     }
 
     /// Runs `body` with an atomic view of the value stored under `key`, in place, inside a
@@ -90,10 +87,7 @@ public final class CustomMap<Key: BitwiseCopyable & Sendable, Value: BitwiseCopy
     public func withAtomicFields<Result>(forKey key: Key, _ body: (borrowing AtomicFields<Value>) throws -> Result)
         throws -> Result?
     {
-        try Epoch.withSection { (section) throws -> Result? in
-            guard let stored = try inPlace(key, in: section) else { return nil }
-            return try body(AtomicFields(stored))
-        }
+        try Epoch.withSection { (section) throws -> Result? in try withAtomicFields(forKey: key, in: section, body) }
     }
 
     /// ``withValue(forKey:_:)`` inside a section the caller already holds (helper mode, as
@@ -175,15 +169,9 @@ public final class CustomMap<Key: BitwiseCopyable & Sendable, Value: BitwiseCopy
             // Each key's successor fetched before `body` runs: `body` may remove the key.
             var pass = KeyValueMapPass(self)
             while let key = pass.next() {
-                let stored: UnsafeMutableRawPointer?
-                do throws(MapError) {
-                    stored = try inPlace(key, in: section)
-                } catch where error == .notSupported {
-                    throw error
-                } catch {
-                    continue  // refused by the provider
-                }
-                if let stored { try body(key, &stored.assumingMemoryBound(to: Value.self).pointee) }
+                // Absent meanwhile, or refused by the provider's find callback: skipped.
+                guard let stored = (try? inPlace(key, in: section)) ?? nil else { continue }
+                try body(key, &stored.assumingMemoryBound(to: Value.self).pointee)
             }
         }
     }

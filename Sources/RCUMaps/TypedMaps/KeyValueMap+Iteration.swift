@@ -33,22 +33,41 @@ public struct KeyValueMapIterator<Map: KeyValueMap>: IteratorProtocol {
 @usableFromInline
 struct KeyValueMapPass<Map: KeyValueMap> {
     @usableFromInline let map: Map
-    /// The key the next call returns (fetched when the previous one was handed out).
-    @usableFromInline var upcoming: Map.Key?
-    @usableFromInline var started = false
+    @usableFromInline var keys: RawKeyPass<Map.Raw, Map.Key>
 
     @inlinable
-    init(_ map: Map) { self.map = map }
+    init(_ map: Map) {
+        self.map = map
+        keys = RawKeyPass(map.raw)
+    }
 
     /// The next key of the pass, or nil at its end (and after).
     @inlinable
-    mutating func next() -> Map.Key? {
+    mutating func next() -> Map.Key? { keys.next() }
+}
+
+/// The look-ahead pass itself, over a byte-level map with keys of type `Key` (see
+/// ``KeyValueMapPass``; the per-CPU maps iterate with it directly). Each step is its own
+/// epoch section (the map's).
+@usableFromInline
+struct RawKeyPass<Raw: RawMap, Key: BitwiseCopyable> {
+    @usableFromInline let raw: Raw
+    /// The key the next call returns (fetched when the previous one was handed out).
+    @usableFromInline var upcoming: Key?
+    @usableFromInline var started = false
+
+    @inlinable
+    init(_ raw: Raw) { self.raw = raw }
+
+    /// The next key of the pass, or nil at its end (and after).
+    @inlinable
+    mutating func next() -> Key? {
         if !started {
             started = true
-            upcoming = map.nextKeyInPass(after: nil)
+            upcoming = typedNextKey(of: raw, after: nil, inPass: true)
         }
         guard let key = upcoming else { return nil }
-        upcoming = map.nextKeyInPass(after: key)
+        upcoming = typedNextKey(of: raw, after: key, inPass: true)
         return key
     }
 }
@@ -129,25 +148,33 @@ extension KeyValueMap {
 
     @inlinable
     func nextKey(after key: Key?, inPass: Bool) -> Key? {
-        withUnsafeTemporaryAllocation(of: Key.self, capacity: 1) { next -> Key? in
-            let nextBytes = UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(next)[..<MemoryLayout<Key>.size])
-            do {
-                if let key {
-                    try withUnsafeBytes(of: key) { (keyBytes) throws(MapError) in
-                        if inPass {
-                            try raw.nextKeyInPass(after: keyBytes, into: nextBytes)
-                        } else {
-                            try raw.nextKey(after: keyBytes, into: nextBytes)
-                        }
+        typedNextKey(of: raw, after: key, inPass: inPass)
+    }
+}
+
+/// Get-next-key on a byte-level map with keys of type `Key` (`BPF_MAP_GET_NEXT_KEY`, or the
+/// pass that never restarts when `inPass`): nil at the end of the pass, or when the map
+/// refuses reads. The typed maps' iteration and the per-CPU maps' both step with it.
+@inlinable
+func typedNextKey<Raw: RawMap, Key: BitwiseCopyable>(of raw: Raw, after key: Key?, inPass: Bool) -> Key? {
+    withUnsafeTemporaryAllocation(of: Key.self, capacity: 1) { next -> Key? in
+        let nextBytes = UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(next)[..<MemoryLayout<Key>.size])
+        do {
+            if let key {
+                try withUnsafeBytes(of: key) { (keyBytes) throws(MapError) in
+                    if inPass {
+                        try raw.nextKeyInPass(after: keyBytes, into: nextBytes)
+                    } else {
+                        try raw.nextKey(after: keyBytes, into: nextBytes)
                     }
-                } else {
-                    try raw.nextKeyInPass(after: nil, into: nextBytes)
                 }
-            } catch {
-                // ENOENT: the end of the pass (or a map that refuses reads: nothing to iterate).
-                return nil
+            } else {
+                try raw.nextKeyInPass(after: nil, into: nextBytes)
             }
-            return nextBytes.baseAddress!.load(as: Key.self)
+        } catch {
+            // ENOENT: the end of the pass (or a map that refuses reads: nothing to iterate).
+            return nil
         }
+        return nextBytes.baseAddress!.load(as: Key.self)
     }
 }

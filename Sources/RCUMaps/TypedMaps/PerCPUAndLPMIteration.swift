@@ -1,45 +1,5 @@
 import RCUBaseMaps
 
-/// A get-next-key pass over a byte-level map with `Key`-typed keys, each key's successor
-/// asked for before the key is handed out (as ``KeyValueMapPass``: removing the key just
-/// returned costs the pass nothing). Each step is its own epoch section (the map's).
-struct RawKeyPass<Key: BitwiseCopyable> {
-    let raw: any RawMap
-    var upcoming: Key?
-    var started = false
-
-    init(_ raw: any RawMap) { self.raw = raw }
-
-    /// The next key, or nil at the end of the pass (and after).
-    mutating func next() -> Key? {
-        if !started {
-            started = true
-            upcoming = step(after: nil)
-        }
-        guard let key = upcoming else { return nil }
-        upcoming = step(after: key)
-        return key
-    }
-
-    private func step(after key: Key?) -> Key? {
-        withUnsafeTemporaryAllocation(of: Key.self, capacity: 1) { next -> Key? in
-            let nextBytes = UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(next)[..<MemoryLayout<Key>.size])
-            do throws(MapError) {
-                if let key {
-                    try withUnsafeBytes(of: key) { (keyBytes) throws(MapError) in
-                        try raw.nextKeyInPass(after: keyBytes, into: nextBytes)
-                    }
-                } else {
-                    try raw.nextKeyInPass(after: nil, into: nextBytes)
-                }
-            } catch {
-                return nil  // ENOENT: the end of the pass (or a map that refuses reads)
-            }
-            return nextBytes.baseAddress!.load(as: Key.self)
-        }
-    }
-}
-
 extension PerCPUHashMap: Sequence {
     /// Iterates `(key, values)` pairs — every CPU's value of each key, CPU 0 first — with
     /// get-next-key, each step self-contained (no section held between steps), as the other
@@ -47,7 +7,7 @@ extension PerCPUHashMap: Sequence {
     /// whole pass; a key removed between finding it and reading its values is skipped.
     public struct Iterator: IteratorProtocol {
         let map: PerCPUHashMap
-        var pass: RawKeyPass<Key>
+        var pass: RawKeyPass<RawPerCPUHashMap, Key>
 
         public mutating func next() -> (key: Key, values: [Value])? {
             while let key = pass.next() {
@@ -100,7 +60,7 @@ public struct PerCPUHashMapKeys<Key: BitwiseCopyable & Sendable>: Sequence {
     /// Iterates the keys; each step is its own epoch section. Removing the key just
     /// returned costs the pass nothing. Use on one thread at a time.
     public struct Iterator: IteratorProtocol {
-        var pass: RawKeyPass<Key>
+        var pass: RawKeyPass<RawPerCPUHashMap, Key>
         /// The next key, or nil at the end of the pass.
         public mutating func next() -> Key? { pass.next() }
     }
