@@ -18,12 +18,15 @@ import Glibc
 /// common LRU: see ``advance(_:)``; first while it holds its own chain's lock, trying the
 /// others': `RawBucketHashMap.evictHolding`), and under each chain's lock clears the
 /// referenced bits of its live slots and evicts the first slot whose bit was already clear
-/// — an entry not looked up since the hand last passed. A writer sweeps the bucket its
+/// — an entry not looked up since the hand last passed. (A chain of one bucket whose live
+/// slots are all referenced has no victim: its bits are cleared without the lock,
+/// `sweptWithoutLock`.) A writer sweeps the bucket its
 /// tick of the hand named only while the tick is fresh: if the hand has moved on by more
 /// than half its span when the writer holds the lock (the writer was preempted, or waited
 /// for the lock), the tick is dropped. So an entry is evicted only on a second pass over it
 /// after its insert or last use, by a later tick, and the hand moves on by at least
-/// ``guaranteedDistance`` ticks (``ticks``) between an insert and the eviction of that entry.
+/// ``guaranteedDistance`` ticks (``ticks``) between an insert and the eviction of that entry
+/// — in the plain and forced laps below; the last lap has no such guarantee.
 /// A writer whose two laps find no victim (every entry used again in between) makes one
 /// *forced* lap, which evicts the first entry of a bucket no write published into since
 /// the hand last passed it, used or not (``BucketTable/forcedVictim(inChainOf:sparingWritten:)``;
@@ -32,8 +35,10 @@ import Glibc
 /// the hand's next pass. When writers wrote into every bucket within that lap too (updates
 /// of existing keys faster than the sweep), a last lap takes the first entry of any bucket:
 /// an insert's sweep is at most four laps (then, only in that case, an entry written a
-/// moment before may be the victim). Only a frozen map's user write, or a map whose every
-/// tick went stale, makes the writer yield and try again.
+/// moment before may be the victim). A writer yields and tries again only for a frozen
+/// map's user write, a map whose every tick went stale, or four laps with no live entry
+/// to take (every unit of room is in flight with other writers: it tries until one of
+/// them publishes).
 ///
 /// `BPF_F_NO_COMMON_LRU`: each CPU gets its own hand over its own share of the buckets
 /// (CPU `c` of `n` sweeps buckets `c·B/n ..< (c+1)·B/n`), so evicting writers on different
@@ -157,6 +162,7 @@ final class RecencyClock: @unchecked Sendable {
     /// is always fresh, also in a span of one bucket, where half the span is 0 (with `<=
     /// span / 2` alone, no tick there was ever fresh, and the first eviction of a map of
     /// one bucket, `maxEntries` 1 or 2, spun forever).
+    @inline(__always)
     func isFresh(_ tick: Int, of partition: Int) -> Bool {
         hand(partition).pointee.load(ordering: .acquiring) &- tick <= Swift.max(1, span(of: partition).count / 2)
     }
@@ -257,8 +263,10 @@ extension RawBucketHashMap {
     /// on a full map every evicting insert then drained every stripe's credits, and writers
     /// took each other's (the gate's work was 117 of 1,326 instructions an insert).
     /// With per-CPU hands, a hand whose buckets yield no victim in two laps (its share of
-    /// the entries went to the other CPUs) hands over to the next CPU's hand; when every
-    /// hand has made two laps with no victim, the thread yields (the caller tries again).
+    /// the entries went to the other CPUs) hands over to the next CPU's hand. When every
+    /// hand has made its two plain laps with no victim, every hand makes a forced lap, then
+    /// a last one; only when those find no victim either (no live entry: every unit in
+    /// flight with other writers) does the thread yield (the caller tries again).
     ///
     /// - Parameter forUserWrite: the eviction makes room for a user-mode write that checks
     ///   the freeze under its chain's lock (it holds no section): it evicts nothing once the
@@ -346,11 +354,16 @@ extension RawBucketHashMap {
             for _ in 0..<Self.ticksUnderChainLock {
                 let (index, tick) = recency.advance(partition)
                 let own = index == held
+                if !own, sweptWithoutLock(recency, chain: index, tick: tick, partition: partition,
+                                          forUserWrite: forUserWrite) { continue }
                 if !own, !table.tryLockChain(index) { continue }
-                defer { if !own { table.unlockChain(index) } }
                 var leftEmpty: UnsafeMutableRawPointer?
-                switch sweepLocked(recency, chain: index, tick: tick, partition: partition, forUserWrite: forUserWrite,
-                                   announced: announced, keepingEmptyBucket: own, sweep: .plain, leftEmpty: &leftEmpty) {
+                let eviction = sweepLocked(recency, chain: index, tick: tick, partition: partition,
+                                           forUserWrite: forUserWrite, announced: announced, keepingEmptyBucket: own,
+                                           sweep: .plain, leftEmpty: &leftEmpty)
+                // Not a `defer`: with one, the unlock became a call (19 instructions an insert).
+                if !own { table.unlockChain(index) }
+                switch eviction {
                 case .evicted: return (true, leftEmpty)
                 case .frozen: return (false, nil)
                 case .none: continue
@@ -365,6 +378,11 @@ extension RawBucketHashMap {
     private func evictOne(_ recency: RecencyClock, partition: Int, forUserWrite: Bool, sweep: Sweep) -> Eviction {
         for _ in 0..<((sweep == .plain ? 2 : 1) * recency.span(of: partition).count) {
             let (index, tick) = recency.advance(partition)
+            if sweep == .plain, sweptWithoutLock(recency, chain: index, tick: tick, partition: partition,
+                                                 forUserWrite: forUserWrite) {
+                recency.afterEmptyTick?()
+                continue
+            }
             var unused: UnsafeMutableRawPointer?
             let eviction = table.withChainLock(index) {
                 sweepLocked(recency, chain: index, tick: tick, partition: partition, forUserWrite: forUserWrite,
@@ -374,6 +392,49 @@ extension RawBucketHashMap {
             recency.afterEmptyTick?()
         }
         return .none
+    }
+
+    /// A tick of a plain sweep without the chain's lock, when it cannot evict: chain `index`
+    /// is one bucket whose live slots are all referenced (or none is live), so the tick only
+    /// clears the bucket's bits, as ``BucketTable/clockVictim(inChainOf:)`` would under the
+    /// lock. Returns whether the tick is done (swept, or stale); `false` when the chain may
+    /// hold a victim, has overflow buckets, or the map is frozen for this user write: the
+    /// caller sweeps it under the lock.
+    ///
+    /// About half of an evicting insert's ticks find no victim (a new entry is published
+    /// referenced, so a bucket yields its victim on the lap after the one that cleared it):
+    /// each such tick took and released the chain's lock, two locked instructions on a line
+    /// other writers may hold.
+    ///
+    /// Why the lock is not needed: the clear is an atomic AND, which readers' ORs survive; a
+    /// writer's store of the control word under the lock, computed from an earlier load, may
+    /// bring cleared bits back — a lost hint that lets entries live a lap longer, never a lost
+    /// entry (the same loss a reader's OR already tolerates). A slot published after the load
+    /// has its bits cleared as a sweep just after its publication would clear them; the
+    /// eviction's guarantees rest on the tick's freshness, checked here as under the lock,
+    /// and on victims taken only under the lock. Only the first-level bucket is read, which
+    /// lives as long as the table: no section is needed.
+    @inline(__always)
+    private func sweptWithoutLock(_ recency: RecencyClock, chain index: Int, tick: Int, partition: Int,
+                                  forUserWrite: Bool) -> Bool {
+        let first = table.bucket(index)
+        guard table.overflowLink(first).pointee.load(ordering: .relaxed) & BucketTable.linkAddressMask == 0 else {
+            return false
+        }
+        let word = table.control(first)
+        let control = word.pointee.load(ordering: .relaxed)
+        var live = control & table.liveTagBits
+        while live != 0 {
+            let slot = live.trailingZeroBitCount &>> 3
+            if control & (1 &<< (BucketTable.referencedShift &+ UInt64(slot))) == 0 { return false }
+            live &= live &- 1
+        }
+        if forUserWrite, freezeState.isFrozen { return false }
+        guard recency.isFresh(tick, of: partition) else { return true }
+        if control & (BucketTable.referencedMask | BucketTable.insertedBit) != 0 {
+            word.pointee.bitwiseAnd(~(BucketTable.referencedMask | BucketTable.insertedBit), ordering: .relaxed)
+        }
+        return true
     }
 
     /// One tick of a sweep, with chain `index` locked by the caller: nothing once the map is
