@@ -7,11 +7,13 @@ import RCUEpoch
 /// Linux's hash maps), the last index returned for arrays and the last key returned for
 /// the lock-free hash and custom maps (as Linux's generic batches), except a lock-free hash
 /// with values in place (keys and values of at most 8 bytes, no lock word), whose cursor
-/// is the next entry slot to sweep — and is not for the caller to read. A lookup-and-delete
-/// batch over keys returns the key it would have taken next instead, followed by one marker
-/// byte: the key it returned last is gone from the map, and a lock-free hash finds the
-/// place of a missing key only by walking its list from the head (each call would cost
-/// time proportional to the whole map). Either form resumes a pass of either kind.
+/// is the next entry slot to sweep — and is not for the caller to read. A batch over keys
+/// that stops before the end (a lookup-and-delete batch always) returns the key it would
+/// have taken next instead, followed by one marker byte: the key it returned last may be
+/// gone from the map by the next call (removed by the call, or by a caller that deletes
+/// what it read), and a lock-free hash finds the place of a missing key only by walking its
+/// list from the head (each call would cost time proportional to the whole map). An LPM
+/// trie's cursor is always its last key. Either form resumes a pass of either kind.
 public struct MapBatchCursor: Hashable, Sendable {
     /// Up to 16 bytes stored inline (no allocation per batch call); longer cursors (the last
     /// key of a map with keys over 16 bytes) in `heap`.
@@ -97,15 +99,21 @@ public struct MapBatchCursor: Hashable, Sendable {
 /// What a batch operation did: how many elements, where to resume, and the errno Linux
 /// returns for the call.
 ///
-/// Lookup batches: ``error`` `nil` means the buffers are full and more may remain;
-/// ``MapError/keyNotFound`` (ENOENT) means the pass reached the end — `count` may still be
-/// above 0, and those elements are valid; ``MapError/noSpace`` (ENOSPC, bucket-locked hash
-/// only) means the next bucket alone does not fit in `count` elements: retry from
-/// ``cursor`` with larger buffers. Update and delete batches stop at the first failing
-/// element: `count` elements were done, and ``error`` is the failure of the element at index
-/// `count`.
+/// Lookup batches: ``error`` `nil` means the call stopped before the end and more may
+/// remain — the buffers are full, or, on the bucket-locked hashes (`HASH`, `LRU_HASH` and
+/// their per-CPU forms), `count` is below what was asked because the next whole bucket does
+/// not fit in the room left; ``MapError/keyNotFound`` (ENOENT) means the pass reached the
+/// end — `count` may still be above 0, and those elements are valid; ``MapError/noSpace``
+/// (ENOSPC, bucket-locked hashes only) means the next bucket alone does not fit in `count`
+/// elements: retry from ``cursor`` with larger buffers. A lookup batch (not a
+/// lookup-and-delete one) that fails on an element's lookup answers `count` 0 and no
+/// cursor, as Linux writes no count there, although the elements before it were copied
+/// into the buffers. Update and delete batches stop at the first failing element: `count`
+/// elements were done, and ``error`` is the failure of the element at index `count`.
 public struct MapBatchResult: Hashable, Sendable {
-    /// Elements done (copied, removed, stored), also when ``error`` is set.
+    /// Elements done (copied, removed, stored), also when ``error`` is set — except for a
+    /// lookup batch that fails on an element's lookup, which answers 0 (see the type's
+    /// documentation).
     public var count: Int
     /// Where the next call resumes (`out_batch`); `nil` where Linux leaves `out_batch`
     /// unwritten (no element was returned and nothing was passed).
@@ -229,15 +237,17 @@ extension RawMap {
     }
 
     /// Linux's `generic_map_lookup_batch`, and the same walk removing each element for a
-    /// lookup-and-delete batch: the cursor is the last key returned; the walk is
+    /// lookup-and-delete batch: the cursor is the last key returned (or the key after it,
+    /// below); the walk is
     /// ``nextKeyInPass(after:into:)`` (no key twice in a pass, even when the cursor was
     /// deleted); a key that disappears between its get-next-key and its lookup is skipped.
     ///
     /// A removing walk reads each element's successor before it removes the element, and
-    /// returns a cursor that resumes at the successor (``MapBatchCursor/init(resumingAt:)``):
+    /// returns a cursor that resumes at the successor (`MapBatchCursor(resumingAt:)`):
     /// get-next-key after a key that is gone finds its place, in a lock-free hash, only by
     /// walking the list from its head, which made draining a map cost time quadratic in its
-    /// size.
+    /// size. A lookup walk (not of a trie) that stops before the end reads its last key's
+    /// successor for its cursor the same way, for callers that delete what they read.
     ///
     /// - Parameter removing: lookup-and-delete each element (atomic per element: of
     ///   concurrent passes, exactly one returns each value).
@@ -361,6 +371,16 @@ extension RawMap {
         }
         // A removing walk whose last successor read found none is at the end of the map.
         if upcomingIsEnd, !hasUpcoming { end = true }
+        // A lookup walk that stops before the end resumes at the successor of its last key,
+        // read now, while that key is most likely still in the map: a caller that deletes
+        // the keys a call returned ("read, then expire") would otherwise resume after a
+        // missing key, which a lock-free base finds by walking its list from the head —
+        // once a call, time quadratic in the map's size (found by review, 2026-12-05).
+        // A failure (the end, or a provider's) leaves the plain cursor.
+        if !removing, trie == nil, !end, done > 0, !hasUpcoming,
+           (try? nextKeyInPass(after: UnsafeRawBufferPointer(previous), into: upcoming)) != nil {
+            hasUpcoming = true
+        }
         let out: MapBatchCursor?
         if done == 0 {
             out = cursor

@@ -971,7 +971,8 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
     /// `BPF_MAP_LOOKUP_BATCH`, in one section per call (this table has no buckets to return
     /// whole, so ENOSPC never happens): with values in place, a sweep of the entry slots
     /// whose cursor is the next slot (`sweepBatch(_:from:keys:values:count:removing:)`);
-    /// otherwise the cursor is the last key returned and the walk is rculfhash's order.
+    /// otherwise the walk is rculfhash's order and the cursor resumes at the key after the
+    /// last one returned (`MapBatchCursor(resumingAt:)`; the last key itself at the end).
     /// `flags` must be 0, as for Linux's hash maps.
     /// Contract: ``RawMap/lookupBatch(from:keys:values:count:elementFlags:flags:)``.
     public func lookupBatch(from cursor: MapBatchCursor?, keys: UnsafeMutableRawBufferPointer,
@@ -1070,11 +1071,22 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
             done += 1
         }
         let end = next == nil
+        if !removing, done > 0 {
+            // A replace of the last key returned links its replacement right after it: not
+            // a key to resume at.
+            let last = keys.baseAddress! + (done - 1) * keySize
+            while let current = next, keysEqual(keyPointer(current), last, count: keySize) {
+                next = rcumaps_lfht_next(table, current)
+            }
+        }
         let out: MapBatchCursor?
-        if removing, done > 0, let next {
-            // The last key returned is gone: resume at the entry after it, which the next call
-            // finds by its key at once (resuming after a missing key walks the list from its
-            // head, and draining a map in batches would cost time quadratic in its size).
+        if done > 0, let next {
+            // Resume at the entry after the last key returned, which the next call finds by
+            // its key at once. Resuming after the last key walks the list from its head when
+            // that key is gone by then: removed by this call, or by a caller that deletes
+            // what a lookup batch returned ("read, then expire") — once a call, and a pass in
+            // small batches cost time quadratic in the map's size (found by review, 2026-12-05,
+            // for the lookup batch).
             out = MapBatchCursor(resumingAt: UnsafeRawBufferPointer(start: keyPointer(next), count: keySize))
         } else if done > 0 {
             out = MapBatchCursor(UnsafeRawBufferPointer(start: keys.baseAddress! + (done - 1) * keySize, count: keySize))
