@@ -179,7 +179,10 @@ public protocol RawMap: AnyObject, Sendable {
     /// ``nextKey(after:into:)``, except that a cursor no longer in the map resumes after the
     /// place it had — ENOENT if nothing follows it — instead of at the first key. Iteration
     /// (the typed maps' `Sequence`, batches) uses this: a pass never returns a key twice,
-    /// whatever is deleted meanwhile. Arrays: an index beyond the last is followed by
+    /// whatever is deleted meanwhile — except, rarely, on the lock-free hash: resumed after a
+    /// cursor deleted meanwhile, it can skip another key with exactly the cursor's 64-bit
+    /// hash, or return such keys twice if the cursor was inserted again (the repository's
+    /// `docs/map-types.md`, "HASH"). Arrays: an index beyond the last is followed by
     /// nothing (ENOENT), where ``nextKey(after:into:)`` restarts at 0.
     func nextKeyInPass(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer) throws(MapError)
 
@@ -211,7 +214,8 @@ public protocol RawMap: AnyObject, Sendable {
     ///     `nil` to start at the first element. Opaque; valid only for this map.
     ///   - keys: Room for `count` keys of `keySize` bytes each, packed.
     ///   - values: Room for `count` values of `valueSize` bytes each, packed.
-    ///   - count: The most elements to copy (Linux's `batch.count` in); at least 1.
+    ///   - count: The most elements to copy (Linux's `batch.count` in); 0 copies nothing
+    ///     and answers `count` 0, no error and the cursor passed (negative: EINVAL).
     ///   - elementFlags: `BPF_F_LOCK` or nothing.
     ///   - flags: Linux's `batch.flags`: must be 0 for hash maps (EINVAL), ignored by arrays.
     /// - Returns: The elements copied and where to resume; see ``MapBatchResult`` for

@@ -38,7 +38,9 @@ import Synchronization
 /// no lock. Updates, deletes, get-next-key and batches take the writer lock.
 public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
     // @unchecked Sendable: `tree`, `count` bookkeeping and every block are written only with
-    // `writerLock` held; readers reach blocks only through `root` (acquire) inside a section.
+    // `writerLock` held — except entry values, which helper-mode writers also write in place,
+    // without the lock, through `lookupInPlace` pointers (as on Linux; readers may see such a
+    // value half written); readers reach blocks only through `root` (acquire) inside a section.
 
     /// The definition the map was created with. Immutable; any thread.
     public let definition: MapDefinition

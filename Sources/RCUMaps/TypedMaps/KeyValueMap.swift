@@ -68,9 +68,11 @@ extension KeyValueMap {
     ///
     /// - Returns: The value replaced — exactly the one this update displaced, atomically —
     ///   or `nil` if the key was new.
-    /// - Throws: ``/RCUBaseMaps/MapError/outOfSpace`` (E2BIG) for a new key in a full map (an
-    ///   ``LRUHashMap`` evicts instead; an index out of range for arrays); ``/RCUBaseMaps/MapError/noMemory`` (the map is unchanged); a custom map's
-    ///   provider errors.
+    /// - Throws: ``/RCUBaseMaps/MapError/permissionDenied`` (EPERM) on a frozen map or one
+    ///   created with `BPF_F_RDONLY`; ``/RCUBaseMaps/MapError/outOfSpace`` (E2BIG) for a new
+    ///   key in a full map (an ``LRUHashMap`` evicts instead) and for an ``ArrayMap`` index
+    ///   beyond its capacity; ``/RCUBaseMaps/MapError/noMemory`` (the map is unchanged); a
+    ///   custom map's provider errors.
     ///
     /// On a custom map whose provider's find callback refuses the value replaced, the new
     /// value is stored all the same: a refusal with ENOENT (the element hidden) returns
@@ -87,7 +89,10 @@ extension KeyValueMap {
     /// - Returns: The value replaced, or `nil` if the key was absent (nothing was stored) —
     ///   or, on a custom map, if the provider's find callback hid the value replaced (the
     ///   new value is stored; see ``updateValue(_:forKey:)``).
-    /// - Throws: ``/RCUBaseMaps/MapError/noMemory``; a custom map's provider errors.
+    /// - Throws: ``/RCUBaseMaps/MapError/permissionDenied`` (EPERM) on a frozen map or one
+    ///   created with `BPF_F_RDONLY`; ``/RCUBaseMaps/MapError/outOfSpace`` (E2BIG) for an
+    ///   ``ArrayMap`` index beyond its capacity (thrown, not answered with `nil`);
+    ///   ``/RCUBaseMaps/MapError/noMemory``; a custom map's provider errors.
     @inlinable @discardableResult
     public func replaceValue(_ value: Value, forKey key: Key) throws(MapError) -> Value? {
         do throws(MapError) {
@@ -134,8 +139,9 @@ extension DynamicKeyValueMap {
     /// Stores `value` under `key` only if the key is absent (`BPF_NOEXIST`).
     ///
     /// - Returns: `true` if it was stored; `false` if the key held a value (left as it was).
-    /// - Throws: ``/RCUBaseMaps/MapError/outOfSpace`` (E2BIG) when the map is full (an
-    ///   ``LRUHashMap`` evicts instead); ``/RCUBaseMaps/MapError/noMemory``;
+    /// - Throws: ``/RCUBaseMaps/MapError/permissionDenied`` (EPERM) on a frozen map or one
+    ///   created with `BPF_F_RDONLY`; ``/RCUBaseMaps/MapError/outOfSpace`` (E2BIG) when the
+    ///   map is full (an ``LRUHashMap`` evicts instead); ``/RCUBaseMaps/MapError/noMemory``;
     ///   a custom map's provider errors.
     ///
     /// Concurrency: of several threads inserting one absent key, exactly one gets `true`.

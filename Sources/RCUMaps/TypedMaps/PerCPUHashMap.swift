@@ -182,7 +182,10 @@ public final class PerCPUHashMap<Key: BitwiseCopyable & Sendable, Value: Bitwise
     /// Concurrency: any thread; never undoes another CPU's concurrent write. A helper-mode
     /// write: on a full `lru: true` map a new key evicts inside the epoch section the call
     /// holds, as a program's write does, so every grace period of the process waits for
-    /// that sweep (at most four laps of the hand: two plain, two forced).
+    /// that sweep: at most four laps of the hand (two plain, two forced) per attempt, but
+    /// when all four find no entry to evict (every unit of room in flight with other
+    /// writers), the write yields and sweeps again inside the section, until another writer
+    /// publishes.
     public func updateCurrentCPUValue(_ value: Value, forKey key: Key, flags: MapUpdateFlags = .any) throws(MapError) {
         try withUnsafeBytes(of: key) { (key) throws(MapError) in
             try withUnsafeBytes(of: value) { (bytes) throws(MapError) in
