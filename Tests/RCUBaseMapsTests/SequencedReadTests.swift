@@ -128,6 +128,90 @@ struct SequencedReadTests {
         #expect(torn == 0, "\(torn) CPU values torn")
     }
 
+    /// A reader that meets one write in progress waits for it and copies optimistically: it
+    /// does not hold the slot. Before, each look at the odd word spent one of its sixteen
+    /// tries, so one write longer than sixteen loads sent the reader to hold the slot, and
+    /// readers arriving while it held it did the same, one at a time (found by review,
+    /// 2026-12-05). The copy sees the word as the reader left it: held, bit 0 and the
+    /// writer bit set.
+    @Test func aReaderWaitsForAWriteInProgressWithoutHoldingTheSlot() throws {
+        final class Slot: @unchecked Sendable {
+            let word = UnsafeMutablePointer<Atomic<UInt64>>.allocate(capacity: 1)
+            let done = Atomic<Bool>(false)
+            let held = Atomic<Bool>(false)
+            let heldDuringCopy = Atomic<Bool>(false)
+            init() { word.initialize(to: Atomic(5)) }  // a write in progress
+            deinit { word.deallocate() }
+        }
+        let slot = Slot()
+        Thread {
+            let held = SequencedReads.copy(guardedBy: slot.word, extraBits: RawArrayMap.writerBit) {
+                if slot.word.pointee.load(ordering: .relaxed) & RawArrayMap.writerBit != 0 {
+                    slot.heldDuringCopy.store(true, ordering: .relaxed)
+                }
+            }
+            slot.held.store(held, ordering: .relaxed)
+            slot.done.store(true, ordering: .releasing)
+        }.start()
+        usleep(20_000)
+        slot.word.pointee.store(6, ordering: .releasing)  // the write ends
+        while !slot.done.load(ordering: .acquiring) { usleep(1_000) }
+        let heldDuringCopy = slot.heldDuringCopy.load(ordering: .relaxed), held = slot.held.load(ordering: .relaxed)
+        #expect(!heldDuringCopy, "the reader held the slot after one write")
+        #expect(!held)
+        #expect(slot.word.pointee.load(ordering: .acquiring) == 6)
+    }
+
+    /// A `BPF_F_LOCK` lookup of an array value over 8 bytes reads it under the slot's
+    /// sequence word too: a plain update, which takes only that word, is not excluded by the
+    /// value's lock. Here a plain write is halfway (the word odd, half the words of the new
+    /// value stored) when the locked lookup starts, and ends 50 ms later: the lookup must
+    /// return the old value or the new one whole. Before, it copied under the lock alone, at
+    /// once: half old, half new (found by review, 2026-12-05).
+    @Test func aLockedArrayLookupIsNotTornByAPlainWrite() throws {
+        let map = try RawArrayMap(MapDefinition(type: .array, keySize: 4, valueSize: 64, maxEntries: 1, poolTag: uniqueTag(),
+                                                lockOffset: 0))
+        let old = [UInt64](repeating: 0xAAAA_AAAA_0000_0000, count: 8)
+        try withUnsafeBytes(of: UInt32(0)) { key in
+            try old.withUnsafeBytes { try map.update(key: key, value: $0, flags: .any) }
+        }
+        final class Write: @unchecked Sendable {
+            let slot: UnsafeMutableRawPointer
+            let sequence: UnsafeMutablePointer<Atomic<UInt64>>
+            let value: UnsafeMutableRawPointer
+            init(_ map: RawArrayMap) {
+                slot = map.slot(0)
+                sequence = map.word(slot)
+                value = slot + map.valueOffset
+            }
+            /// Stores `pattern` into words `range` of the value (word 0's lock half kept).
+            func store(_ pattern: UInt64, words range: Range<Int>) {
+                for index in range {
+                    let word = (value + 8 * index).assumingMemoryBound(to: Atomic<UInt64>.self)
+                    let keep = index == 0 ? word.pointee.load(ordering: .relaxed) & 0xFFFF_FFFF : 0
+                    word.pointee.store(index == 0 ? (pattern & ~0xFFFF_FFFF) | keep : pattern, ordering: .relaxed)
+                }
+            }
+        }
+        let write = Write(map)
+        let start = write.sequence.pointee.load(ordering: .acquiring)
+        #expect(start & 1 == 0)
+        write.sequence.pointee.store(start + 1, ordering: .relaxed)  // a plain write begins
+        write.store(0xBBBB_BBBB_0000_0000, words: 0..<4)
+        Thread {
+            usleep(50_000)
+            write.store(0xBBBB_BBBB_0000_0000, words: 4..<8)
+            write.sequence.pointee.store(start + 2, ordering: .releasing)
+        }.start()
+        var read = [UInt64](repeating: 0, count: 8)
+        try withUnsafeBytes(of: UInt32(0)) { key in
+            try read.withUnsafeMutableBytes { try map.lookup(key: key, into: $0, flags: .lock) }
+        }
+        while write.sequence.pointee.load(ordering: .acquiring) != start + 2 { usleep(1_000) }
+        // (The copy's lock word, word 0's low half, reads 0, as each pattern's low half.)
+        #expect(Set(read).count == 1, "torn: \(read.map { String($0, radix: 16) })")
+    }
+
     /// The fallback does not wait for a provider writer that holds the slot (the writer bit)
     /// while its pre-deletion callback runs: the value cannot change until that writer sets
     /// bit 0, so it copies optimistically. Waiting could deadlock with a callback that waits

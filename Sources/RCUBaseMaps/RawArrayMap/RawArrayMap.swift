@@ -19,8 +19,10 @@ import Glibc
 /// overlapped — readers take no lock and block no writer, except that a reader whose copy
 /// writers of its slot spoiled 16 times in a row copies once more holding the slot, which
 /// holds that slot's writers off for one copy (so a writer rewriting one slot back to back
-/// cannot starve its readers). Helper-mode writes go
-/// straight to memory, as in eBPF, and bypass the counter. A `BPF_F_MMAPABLE` array has
+/// cannot starve its readers; a reader waits while the counter is odd, which costs no
+/// try). Writes through helper-mode pointers (``lookupInPlace(key:in:)``) go straight to
+/// memory, as in eBPF, and bypass the counter; helper-mode updates take it as user-mode
+/// ones do. A `BPF_F_LOCK` lookup holds the value's lock and reads the counter too. A `BPF_F_MMAPABLE` array has
 /// Linux's mmap layout instead — values `round_up(valueSize, 8)` apart with nothing in
 /// between, in page-aligned memory (``mapStorage(writable:)``) — so, as on Linux, a
 /// user-mode read of a value over 8 bytes can see a concurrent write half done.
@@ -344,30 +346,37 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
         let index = try self.index(key)
         try checkValue(value, valueSize)
         guard index < maxEntries else { throw MapError.keyNotFound }
-        lockWord.copyLocked(slot(index) + valueOffset, to: value.baseAddress!)
+        copyLocked(slot(index), to: value.baseAddress!)
     }
 
-    /// Copies a value guarded by its slot's sequence word (a seqlock read): retries while a
-    /// writer of the slot is active or overlapped the copy, and after
-    /// ``SequencedReads/patience`` failed tries copies with the slot held
-    /// (``SequencedReads/copyHoldingSlot(_:extraBits:copy:)``): writers rewriting the slot
-    /// back to back, each write shorter than the copy, can make a reader wait for one of
-    /// their writes, never starve it (found by review, 2026-12-05: a 64 KiB value rewritten
-    /// in a loop kept a lookup spinning as long as the writer ran).
+    /// A `BPF_F_LOCK` copy of a slot's value: with the value's lock held and, for a slot with
+    /// a sequence word, as a sequenced read too. A plain update of such a slot takes only its
+    /// sequence word, not the value's lock, so a copy under the lock alone could mix two
+    /// values (found by review, 2026-12-05). Lock, then sequence word: the order of a
+    /// `BPF_F_LOCK` update (``writeKeepingLockWord(_:_:locked:displaced:)``), so a reader
+    /// that falls back to holding the slot cannot deadlock with it. The copy's lock word is
+    /// cleared.
+    func copyLocked(_ slot: UnsafeMutableRawPointer, to destination: UnsafeMutableRawPointer) {
+        guard valueOffset != 0 else { return lockWord.copyLocked(slot, to: destination) }
+        MapValueLock.withLock(UnsafeMutableRawBufferPointer(start: slot + valueOffset, count: valueSize),
+                              offset: lockWord.offset) {
+            copySequenced(destination, from: slot)
+        }
+        lockWord.clear(in: destination)
+    }
+
+    /// Copies a value guarded by its slot's sequence word (a seqlock read,
+    /// ``SequencedReads/copy(guardedBy:extraBits:_:)``): waits while a writer of the slot is
+    /// active, retries when one overlapped the copy, and after ``SequencedReads/patience``
+    /// spoiled copies copies with the slot held: writers rewriting the slot back to back,
+    /// each write shorter than the copy, can make a reader wait for one of their writes,
+    /// never starve it (found by review, 2026-12-05: a 64 KiB value rewritten in a loop kept
+    /// a lookup spinning as long as the writer ran).
     @usableFromInline
     func copySequenced(_ value: UnsafeMutableRawPointer, from slot: UnsafeMutableRawPointer) {
-        let sequence = word(slot)
-        for _ in 0..<SequencedReads.patience {
-            let before = sequence.pointee.load(ordering: .acquiring)
-            if before & 1 == 0 {
-                copyOut(value, from: slot + 8)
-                atomicMemoryFence(ordering: .acquiring)
-                if sequence.pointee.load(ordering: .relaxed) == before { return }
-            }
-        }
         // The writer bit too: a provider map's writer holding it writes the counter from its
         // own snapshot, without a compare-and-swap (``replaceReporting``).
-        SequencedReads.copyHoldingSlot(sequence, extraBits: Self.writerBit) { copyOut(value, from: slot + 8) }
+        SequencedReads.copy(guardedBy: word(slot), extraBits: Self.writerBit) { copyOut(value, from: slot + 8) }
     }
 
     /// Helper-mode lookup, borrowed until `section` ends. Contract: ``RawMap/lookupInPlace(key:in:)``.
@@ -725,7 +734,7 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
         }
         if elementFlags.contains(.lock) {
             for element in 0..<done {
-                lockWord.copyLocked(slot(next &+ element) + valueOffset, to: valueBase + element &* valueSize)
+                copyLocked(slot(next &+ element), to: valueBase + element &* valueSize)
             }
         } else if valueOffset == 0 && paddedValueSize == valueSize {
             // The slots of these elements are their values back to back (no sequence word, no

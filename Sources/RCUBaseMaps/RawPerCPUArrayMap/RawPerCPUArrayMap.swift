@@ -319,17 +319,9 @@ public final class RawPerCPUArrayMap: RawMap, @unchecked Sendable {
                 offset += 8
             }
         }
-        for _ in 0..<SequencedReads.patience {
-            let before = sequence.pointee.load(ordering: .acquiring)
-            if before & 1 == 0 {
-                copy()
-                atomicMemoryFence(ordering: .acquiring)
-                if sequence.pointee.load(ordering: .relaxed) == before { return }
-            }
-        }
         // Writers rewriting the slot back to back cannot starve this reader: see
         // `RawArrayMap.copySequenced`.
-        SequencedReads.copyHoldingSlot(sequence, extraBits: 0, copy: copy)
+        SequencedReads.copy(guardedBy: sequence, extraBits: 0, copy)
     }
 
     /// Runs `write` as the wide slot's only writer, its sequence word odd meanwhile.
