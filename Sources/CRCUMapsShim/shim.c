@@ -1157,13 +1157,21 @@ int rcumaps_numa_current_node(void)
 
 void *rcumaps_numa_alloc_onnode(size_t size, int node)
 {
-    if (numa_available() < 0) return NULL;
-    return numa_alloc_onnode(size, node);
+    if (numa_available() < 0 || size == 0) return NULL;
+    /* Not numa_alloc_onnode: libnuma binds such memory to the node (MPOL_BIND), so a map
+     * created on a node short of memory drew the OOM killer while it cleared its pages,
+     * where Linux's bpf_map_area_alloc only prefers the node and falls back to the others.
+     * Preferred, as the per-CPU array's blocks (a policy that cannot be set leaves the
+     * memory where the kernel puts it). */
+    void *memory = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (memory == MAP_FAILED) return NULL;
+    (void)rcumaps_numa_prefer_node(memory, size, node);
+    return memory;
 }
 
 void rcumaps_numa_free(void *ptr, size_t size)
 {
-    numa_free(ptr, size);
+    if (ptr != NULL) munmap(ptr, size);
 }
 
 int rcumaps_numa_node_of_cpu(int cpu)

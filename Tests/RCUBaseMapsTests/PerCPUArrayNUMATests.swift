@@ -73,3 +73,25 @@ struct PerCPUArrayNUMATests {
         }
     }
 }
+
+/// The NUMA placement of an ARRAY's or a QUEUE's storage (`rcumaps_numa_alloc_onnode`) only
+/// prefers the node, as Linux's map allocation does: libnuma's `numa_alloc_onnode` bound it
+/// (`MPOL_BIND`), so a map created on a node short of memory drew the OOM killer while it
+/// cleared its pages instead of taking memory from another node (found by review,
+/// 2026-12-05).
+@Suite("NUMA-placed storage")
+struct NUMAPlacedStorageTests {
+    @Test func placedStorageOnlyPrefersItsNode() throws {
+        let page = sysconf(Int32(_SC_PAGESIZE))
+        // Whether this process may set a memory policy at all (a seccomp profile can refuse it).
+        let scratch = try #require(mmap(nil, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0))
+        defer { munmap(scratch, page) }
+        guard rcumaps_numa_prefer_node(scratch, page, 0) == 0 else { return }
+        let size = 1 << 20
+        let memory = try #require(rcumaps_numa_alloc_onnode(size, 0))
+        defer { rcumaps_numa_free(memory, size) }
+        #expect(Int(bitPattern: memory) % page == 0)
+        #expect(rcumaps_numa_preferred_node_of_address(memory) == 0, "not MPOL_PREFERRED on node 0")
+        #expect(memory.load(fromByteOffset: size - 8, as: UInt64.self) == 0)
+    }
+}

@@ -522,7 +522,9 @@ static inline __attribute__((always_inline)) unsigned int rcumaps_thread_stripe(
     unsigned int stripe = rcumaps_tls.stripe;
     return stripe != 0 ? stripe - 1 : rcumaps_assign_thread_stripe();
 }
-/* Memory on `node` (page-aligned), or NULL. Free with rcumaps_numa_free. */
+/* Zeroed, page-aligned memory that prefers `node` (MPOL_PREFERRED: its pages go to other
+ * nodes when `node` is full, as Linux's map memory), or NULL (no NUMA support, or no
+ * memory). Free with rcumaps_numa_free. */
 void *rcumaps_numa_alloc_onnode(size_t size, int node);
 void rcumaps_numa_free(void *ptr, size_t size);
 /* NUMA node of `cpu` (0 when NUMA is unavailable or the CPU's node is unknown). */
