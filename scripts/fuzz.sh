@@ -15,9 +15,10 @@
 #   2. replays Fuzz/Regressions/<target> (every crash ever found) and Fuzz/Corpus/<target>
 #   3. fuzzes each target for the given seconds on a temporary copy of Fuzz/Corpus/<target>
 #      (the committed corpus never grows by itself), and prints its executions.
-# A crash, a leak of epoch memory, a model mismatch or a hang (-timeout) stops the script
-# with a non-zero status; the input is kept in Fuzz/Artifacts/<configuration>/ (add it to
-# Fuzz/Regressions/<target>/ once understood: then every later run replays it).
+# A crash, a leak of epoch memory, a model mismatch or a hang (-timeout) fails the target;
+# the other targets still run, and the script then exits with a non-zero status. The input
+# is kept in Fuzz/Artifacts/<configuration>/ (add it to Fuzz/Regressions/<target>/ once
+# understood: then every later run replays it).
 #
 # Environment: FUZZ_CONFIGURATIONS ("release", "debug" or both), FUZZ_ARGS (extra libFuzzer
 # flags), RCUMAPS_FUZZ_INCLUDE_KNOWN_DEFECTS (input classes excluded until fixed, see
@@ -32,8 +33,10 @@ shift || true
 all_targets=(FuzzMapOperations FuzzProviderABI FuzzMapDefinitions)
 if [ $# -gt 0 ]; then targets=("$@"); else targets=("${all_targets[@]}"); fi
 configurations=(${FUZZ_CONFIGURATIONS:-release debug})
+# At least 1: libFuzzer reads -max_total_time=0 as no limit, and the first target would
+# fuzz until it crashed.
 case $seconds in
-    ''|*[!0-9]*) echo "usage: scripts/fuzz.sh [seconds-per-target] [target...]" >&2; exit 2 ;;
+    ''|*[!0-9]*|0|0*) echo "usage: scripts/fuzz.sh [seconds-per-target, at least 1] [target...]" >&2; exit 2 ;;
 esac
 for target in "${targets[@]}"; do
     case " ${all_targets[*]} " in

@@ -39,6 +39,14 @@ struct BatchWorkloadTests {
         let tooLarge = try #require(usageError(["--workloads", "batch-lookup", "--batch-size", "1048576", "--shapes", "512x4096"]))
         #expect(tooLarge.contains("--batch-size"), "\(tooLarge)")
         #expect(usageError(["--workloads", "lookup", "--batch-size", "1048576", "--shapes", "512x4096"]) == nil)
+        // Every worker of a cell allocates its own buffers: the bound is on all of them
+        // (256 MiB each on 128 threads was accepted, and 32 GiB were asked for).
+        let perThread = ["--workloads", "batch-lookup", "--batch-size", "1048576", "--shapes", "128x128"]
+        #expect(usageError(perThread + ["--threads", "1"]) == nil)
+        let manyThreads = try #require(usageError(perThread + ["--threads", "1,128"]))
+        #expect(manyThreads.contains("128 threads"), "\(manyThreads)")
+        #expect(usageError(["--workloads", "batch-lookup", "--batch-size", "\(BenchOptions.maxBatchSize)", "--shapes",
+                            "512x4096", "--threads", "\(Int.max)"]) != nil)
         let message = try #require(usageError(["--workloads", "bogus"]), "accepted an unknown workload")
         #expect(message.contains("batch-lookup") && message.contains("default"))
     }

@@ -10,7 +10,7 @@ import Testing
 
 /// An IPv4 LPM trie that misbehaves on purpose, to show that the LPM stress run notices.
 final class FaultyLPMMap: ForwardingMap, @unchecked Sendable {
-    enum Fault: Sendable {
+    enum Fault: Sendable, Equatable {
         /// Some lookups answer the value a `BPF_EXIST` replace of the route displaced (the
         /// right route, an old value): only the generation in the value tells.
         case staleReads
@@ -21,6 +21,9 @@ final class FaultyLPMMap: ForwardingMap, @unchecked Sendable {
         case stalls
         /// Lookups that find route 0's value answer zero bytes (a value never filled).
         case zeroesRouteZero
+        /// A pass returns `key` (prefix length, big-endian address), which no worker
+        /// stores, just before its end.
+        case bogusKeyInPass(UInt32, UInt32)
     }
 
     let fault: Fault
@@ -45,6 +48,21 @@ final class FaultyLPMMap: ForwardingMap, @unchecked Sendable {
         if fault == .staleReads, strikes(),
            let old = displaced.withLock({ $0[StressToken.key(value.loadUnaligned(as: UInt64.self))] }) {
             value.storeBytes(of: old, as: UInt64.self)
+        }
+    }
+
+    override func nextKeyInPass(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer) throws(MapError) {
+        guard case .bogusKeyInPass(let length, let address) = fault else {
+            return try base.nextKeyInPass(after: key, into: nextKey)
+        }
+        if let key, key.load(as: UInt32.self) == length, key.load(fromByteOffset: 4, as: UInt32.self) == address {
+            throw MapError.keyNotFound
+        }
+        do throws(MapError) {
+            try base.nextKeyInPass(after: key, into: nextKey)
+        } catch where error == .keyNotFound {
+            nextKey.storeBytes(of: length, as: UInt32.self)
+            nextKey.storeBytes(of: address, toByteOffset: 4, as: UInt32.self)
         }
     }
 
@@ -95,6 +113,22 @@ struct LPMStressCheckerTests {
             seen.append("\(recorder.byKind) \(recorder.descriptions.prefix(2))")
         }
         #expect(caught, "violations per run: \(seen)")
+    }
+
+    /// A pass that returns a key no worker stores is caught: `0.0.0.0/0` (not a route of
+    /// the run; the end of Linux's postorder, so the order check alone passed it) and a
+    /// prefix length over 32 (which stopped the checker in its order check). Before, keys
+    /// that were not routes went unreported (found by review, 2026-12-05).
+    @Test(arguments: [(UInt32(0), UInt32(0)), (UInt32(33), UInt32(0x0A00_0000).bigEndian)])
+    func aPassReturningAKeyThatIsNotARouteIsCaught(_ length: UInt32, _ address: UInt32) throws {
+        let options = Self.options()
+        let routes = LPMStressRoutes(count: options.keys, seed: 5)
+        try #require(!routes.lengths.indices.contains { routes.lengths[$0] == Int(length) && routes.data[$0] == UInt32(bigEndian: address) })
+        let map = try FaultyLPMMap(routes: routes, fault: .bogusKeyInPass(length, address))
+        let recorder = StressRecorder(label: "bogus-lpm", echo: false)
+        let exercise = exerciseLPMMap(map, options: options, seed: 5, recorder: recorder, progress: false, samples: nil)
+        #expect(!exercise.hung)
+        #expect(recorder.byKind.contains { $0.0 == .iteration }, "\(recorder.byKind) \(recorder.descriptions.prefix(2))")
     }
 
     /// Route 0's value read as zero bytes is caught: its prefill token was all zero bits

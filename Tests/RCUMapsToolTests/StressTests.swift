@@ -216,6 +216,43 @@ struct StressRunTests {
         #expect(recorder.byKind.map(\.0) == [.timeTravel], "\(recorder.descriptions)")
     }
 
+    /// The prefill's value (writer 0) read after a worker's write of the key is a time
+    /// travel too: the prefill wrote every key before any worker started. Only versions of
+    /// one writer were compared, and writer 0's only version is 1, so such a stale read
+    /// passed (found by review, 2026-12-05). Both the tracked check and its fallback.
+    @Test(arguments: [16, 1 << 22])
+    func thePrefillsValueAfterAWorkersIsCaught(keys: Int) throws {
+        let map = try RawBucketHashMap(MapDefinition(type: .hash, keySize: 8, valueSize: 32, maxEntries: 64,
+                                                     hashImplementation: .bucketLocked))
+        let recorder = StressRecorder(label: "prefill", echo: false)
+        let harness = StressHarness(kind: .hashBucket, map: map, keys: keys, threads: 4, seed: 1, objects: nil,
+                                    recorder: recorder)
+        let worker = StressWorker(harness: harness, index: 0)
+        worker.sawToken(StressToken.make(key: 1, writer: 0, version: StressToken.prefillVersion), key: 1, via: "lookup")
+        worker.sawToken(StressToken.make(key: 1, writer: 2, version: 5), key: 1, via: "lookup")
+        #expect(recorder.violations == 0, "\(recorder.descriptions)")
+        worker.sawToken(StressToken.make(key: 1, writer: 0, version: StressToken.prefillVersion), key: 1, via: "lookup")
+        #expect(recorder.byKind.map(\.0) == [.timeTravel], "\(recorder.descriptions)")
+    }
+
+    /// The LRU and per-CPU stress run's value check: a present key holds a mark of its own in
+    /// at least one CPU's value. Zeros alone (one value of 0 on LRU_HASH, every CPU's 0 on
+    /// the per-CPU types) passed, so a zeroed slot read by another worker or the final pass
+    /// went unnoticed (found by review, 2026-12-05).
+    @Test func zerosAloneAreNotAMark() throws {
+        let lru = try RawBucketHashMap(MapDefinition(type: .lruHash, keySize: 8, valueSize: 8, maxEntries: 16))
+        let target = EvictingStressTarget(map: lru, storage: lru, cpus: 1, threads: 1)
+        let key = UInt64(5)
+        #expect(!target.holdsOnlyMarks([0], of: key))
+        #expect(!target.holdsOnlyMarks([0, 0], of: key))
+        #expect(target.holdsOnlyMarks([EvictingStressTarget.mark(key, generation: 6)], of: key))
+        // A key stored with value 0 (as a zeroed slot would read) fails the final check.
+        try withUnsafeBytes(of: key) { k in try withUnsafeBytes(of: UInt64(0)) { try lru.update(key: k, value: $0, flags: .any) } }
+        let recorder = StressRecorder(label: "zeros", echo: false)
+        target.finalCheck(recorder: recorder)
+        #expect(recorder.byKind.contains { $0.0 == .value }, "\(recorder.descriptions)")
+    }
+
     /// The count check reads the object map's capacity units as it reads the plain hashes':
     /// a custom map fell through to its `count`, which is clamped to `maxEntries`, so the
     /// check could never fire for the object map (found by review, 2026-12-05, sixteenth

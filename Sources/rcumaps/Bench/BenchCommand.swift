@@ -102,20 +102,27 @@ struct BenchCommand: ParsableCommand {
                      peersLibrary: peersLibrary)
     }
 
-    /// Most bytes of one worker's batch buffers (`--batch-size` elements of the largest
-    /// shape's key and value): 256 MiB.
+    /// Most bytes of the batch buffers of a cell's workers together (each worker's:
+    /// `--batch-size` elements of the largest shape's key and value): 256 MiB.
     static let maxBatchBufferBytes = 256 << 20
 
-    /// Refuses batch buffers too large to allocate per worker: `--batch-size 1048576 --shapes
+    /// Refuses batch buffers too large to allocate: `--batch-size 1048576 --shapes
     /// 512x4096` asked for 4.8 GB a thread, and the process was killed instead of getting a
-    /// usage error (found by review, 2026-12-05).
+    /// usage error (found by review, 2026-12-05); the bound was then checked for one worker,
+    /// though every worker of a cell allocates its own at once (`--threads 128` of 256 MiB
+    /// each: 32 GiB; found by review, 2026-12-05, seventeenth session).
     func validate() throws {
         guard workloads.contains(where: \.isBatch) else { return }
         let element = shapes.map { $0.keyBytes + $0.valueBytes }.max() ?? 16
-        if batchSize * element > Self.maxBatchBufferBytes {
+        let workers = threads.max() ?? 1
+        let (perWorker, overflow) = batchSize.multipliedReportingOverflow(by: element)
+        let (total, overflowTotal) = perWorker.multipliedReportingOverflow(by: workers)
+        if overflow || overflowTotal || total > Self.maxBatchBufferBytes {
+            let needed = overflow || overflowTotal ? "more than \(Int.max >> 20)" : "\(total >> 20)"
             throw ValidationError(
-                "--batch-size \(batchSize) of \(element)-byte elements needs \(batchSize * element >> 20) MiB of "
-                    + "buffers a thread; at most \(Self.maxBatchBufferBytes >> 20) MiB: use a smaller batch or shape")
+                "--batch-size \(batchSize) of \(element)-byte elements on \(workers) thread\(workers == 1 ? "" : "s") needs "
+                    + "\(needed) MiB of buffers; at most \(Self.maxBatchBufferBytes >> 20) MiB: use a smaller batch, "
+                    + "shape or thread count")
         }
     }
 
@@ -211,9 +218,9 @@ func benchDiscussion() -> String {
             Per-CPU counters (only when named; --maps percpu runs percpu-array, percpu-hash \
             and their counterpart thread-local) run one workload, increment, and nothing else \
             runs it: each operation adds 1 to the counter of a random index (percpu-array) or \
-            key (percpu-hash) in 0..<--entries. percpu-array is a PerCPUArrayMap<UInt64> in \
-            helper mode (an epoch section, the calling CPU's slot found in place, one relaxed \
-            atomic add); percpu-hash is a PerCPUHashMap<UInt64, UInt64>, add(1, forKey:) to \
+            key (percpu-hash) in 0..<--entries. percpu-array is a PerCPUArrayMap<UInt64>, \
+            add(1, at:) to this CPU's value of the index (a plain add in a restartable sequence, \
+            no epoch section; a relaxed atomic add where rseq is unavailable); percpu-hash is a PerCPUHashMap<UInt64, UInt64>, add(1, forKey:) to \
             this CPU's value of the key. Their counterpart, thread-local, is a counter array \
             each thread owns, incremented with a plain load and store.
             """),

@@ -420,8 +420,9 @@ enum Workload: String, CaseIterable, Sendable {
     /// `updateBatch` of `--batch-size` random existing keys (`.any`) per call. Counted per
     /// element.
     case batchUpdate = "batch-update"
-    /// LRU maps only: inserts (`.any`) of keys never inserted before into the full map, so
-    /// every one evicts an entry. Compared with `update` on `hash-bucket` (replaces).
+    /// LRU maps only: inserts (`insertIfAbsent`, `BPF_NOEXIST`) of keys never inserted
+    /// before into the full map, so every one evicts an entry. Compared with `update` on
+    /// `hash-bucket` (replaces).
     case insertFull = "insert-full"
 
     /// What `rcumaps bench` runs when `--workloads` is not given.

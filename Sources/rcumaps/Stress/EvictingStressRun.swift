@@ -119,9 +119,18 @@ struct EvictingStressTarget: Sendable {
         return (isLRU ? generation - 1 == slot : (generation - 1) % ownRange == slot) ? generation : nil
     }
 
-    /// Whether every value of `values` is 0 or a mark of `key`.
+    /// Whether `values` (one per CPU) are what `key` may hold: a mark of `key` in at least
+    /// one of them, and 0 or a mark in the others. Every write of the run leaves a mark in
+    /// what it writes — each value of a user-mode write, the writing CPU's of a helper write —
+    /// so no present key holds zeros alone (an LRU_HASH's one value of 0 included: accepted,
+    /// a zeroed slot went unnoticed; found by review, 2026-12-05).
     func holdsOnlyMarks(_ values: [UInt64], of key: UInt64) -> Bool {
-        !values.contains { $0 != 0 && generation(of: $0, key: key) == nil }
+        var marked = false
+        for value in values where value != 0 {
+            guard generation(of: value, key: key) != nil else { return false }
+            marked = true
+        }
+        return marked
     }
 
     /// Checks, with the workers stopped, that the count is within bounds and every entry
@@ -358,7 +367,8 @@ final class EvictingStressWorker {
                     stats.helperLookupHits += 1
                     // Atomic: another worker on this CPU may be writing it in place.
                     let word = own.baseAddress!.assumingMemoryBound(to: Atomic<UInt64>.self).pointee.load(ordering: .relaxed)
-                    if word != 0, target.generation(of: word, key: key) == nil {
+                    // 0 is this CPU's value of a per-CPU key another CPU wrote; one value holds a mark.
+                    if word == 0 ? target.cpus == 1 : target.generation(of: word, key: key) == nil {
                         recorder.record(.value, "helper lookup of key \(key) found \(word)")
                     }
                 }

@@ -115,7 +115,8 @@ func stressDiscussion() -> String {
             every errno as predicted); a stable key is never missing; one writer's values never \
             go back in time for a reader; an iteration pass returns no key twice and every key \
             present throughout it; count stays between the stable keys and maxEntries; no \
-            unexpected errno. About once a second the workers pause at a checkpoint and the \
+            unexpected errno. Once a second (every keys/32768 seconds with more keys than \
+            that) the workers pause at a checkpoint and the \
             quiescent map is checked whole: count equals the keys iteration finds, lookups agree \
             with iteration, every value is whole, and (object map) every object's reference \
             count is 1 + the entries holding it. Exactly one wins: no value was returned by two \

@@ -224,15 +224,22 @@ struct NewestVersions {
 
     var isTracking: Bool { !cells.isEmpty }
 
-    /// Notes that `token` was read under `key`; returns the newer version of the same
-    /// writer seen before, if `token`'s is older (a time travel), else nil.
+    /// Notes that `token` was read under `key`; returns the write seen before that makes it
+    /// a time travel, else nil: a newer version of the same writer, or, for the prefill's
+    /// token (writer 0), any worker's version — the prefill wrote every key before the
+    /// workers started, so once a worker's write of a key was read, the prefill's value
+    /// never comes back (a stale read of it passed: found by review, 2026-12-05).
     @inline(__always)
-    mutating func see(_ token: UInt64, key: Int) -> UInt64? {
+    mutating func see(_ token: UInt64, key: Int) -> (writer: Int, version: UInt64)? {
         let writer = StressToken.writer(token), version = StressToken.version(token)
         guard writer < writers else { return nil }  // a foreign value: other checks report it
-        let cell = key &* writers &+ writer
+        let base = key &* writers
+        if writer == 0 {
+            for other in 1..<writers where cells[base &+ other] != 0 { return (other, cells[base &+ other]) }
+        }
+        let cell = base &+ writer
         let newest = cells[cell]
-        if version < newest { return newest }
+        if version < newest { return (writer, newest) }
         cells[cell] = version
         return nil
     }

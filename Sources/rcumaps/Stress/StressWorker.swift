@@ -259,13 +259,14 @@ final class StressWorker<Map: RawMap> {
         if newest.isTracking {
             if let newer = newest.see(token, key: key) {
                 violation(.timeTravel, "\(operation) of key \(key) returned \(StressToken.describe(token)) after this worker saw "
-                    + "version \(newer) of the same writer: the value went back in time")
+                    + "version \(newer.version) of writer \(newer.writer): the value went back in time")
             }
             return
         }
         let last = lastSeen[key]
-        if last != StressToken.absent, StressToken.writer(last) == StressToken.writer(token),
-           StressToken.version(token) < StressToken.version(last) {
+        if last != StressToken.absent,
+           StressToken.writer(last) == StressToken.writer(token) ? StressToken.version(token) < StressToken.version(last)
+               : StressToken.writer(token) == 0 {  // the prefill's value after a worker's (see NewestVersions)
             violation(.timeTravel, "\(operation) of key \(key) returned \(StressToken.describe(token)) after this worker saw "
                 + "\(StressToken.describe(last)): the value went back in time")
         }
