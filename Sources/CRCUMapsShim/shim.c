@@ -189,6 +189,16 @@ static void rcumaps_gate_enter(void)
     }
 }
 
+/* Enters the gate if it is open, without waiting: 1 if entered, 0 if a fork is starting. */
+static int rcumaps_gate_try_enter(void)
+{
+    if (__atomic_load_n(&rcumaps_gate_closed, __ATOMIC_SEQ_CST)) return 0;
+    __atomic_add_fetch(&rcumaps_gate_users, 1, __ATOMIC_SEQ_CST);
+    if (!__atomic_load_n(&rcumaps_gate_closed, __ATOMIC_SEQ_CST)) return 1;
+    rcumaps_gate_leave(); /* a fork is starting: let it go first */
+    return 0;
+}
+
 /* The forker: no new entry; wait for those in flight. */
 static void rcumaps_gate_close(void)
 {
@@ -1005,18 +1015,43 @@ struct cds_lfht *rcumaps_lfht_new(unsigned long init_size, unsigned long max_siz
      * cds_lfht_node)) and calls abort() if that mmap fails: under an address-space limit
      * (RLIMIT_AS, systemd's LimitAS=) creating a large map killed the process instead of
      * failing with ENOMEM (found by review, 2026-12-05). Probe the same reservation first
-     * and answer NULL when it cannot be made. (Address space taken by another thread
-     * between the probe and the table's own reservation still aborts there; so does a
-     * resize whose pages cannot be committed under strict overcommit: both inside liburcu.) */
+     * and answer NULL when it cannot be made. (liburcu still aborts in other cases: address
+     * space taken by another thread between the probe and the table's own reservation; a
+     * first table whose rculfhash worker thread cannot be started; a failed allocation of
+     * the table's own structures, which it asserts; initial bucket pages or a resize's that
+     * cannot be committed under strict overcommit.) */
     if (max_size > 0 && max_size <= (~(size_t)0) / sizeof(struct cds_lfht_node)) {
         size_t bytes = max_size * sizeof(struct cds_lfht_node);
         void *probe = mmap(NULL, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (probe == MAP_FAILED) return NULL;
+        if (probe == MAP_FAILED) {
+            errno = ENOMEM;
+            return NULL;
+        }
         munmap(probe, bytes);
     }
-    return cds_lfht_new_flavor(init_size, 1, max_size,
-                               CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
-                               &urcu_memb_flavor, NULL);
+    /* An auto-resizing table registers rculfhash's fork hooks, which takes call_rcu's mutex;
+     * a fork holds that mutex while it waits for the call_rcu worker to pause, which waits
+     * for the worker's callbacks and grace periods, which wait for sections. A creation from
+     * a section or a reclamation callback during a fork hung the whole process (found by
+     * review, 2026-12-05). So the creation is made inside the fork gate: a fork waits for a
+     * creation in flight before it takes the mutex, and a creation waits for a fork to end —
+     * except where waiting could deadlock (inside a section, on a reclamation thread: the
+     * threads a fork skips its preparation for), which fail with EDEADLK while a fork is
+     * starting instead. */
+    int may_wait = rcumaps_tls.nesting == 0 && rcumaps_tls.registered != RCUMAPS_REGISTERED_BY_LIBURCU
+        && !rcumaps_gp_is_driver;
+    if (may_wait) {
+        rcumaps_gate_enter();
+    } else if (!rcumaps_gate_try_enter()) {
+        errno = EDEADLK;
+        return NULL;
+    }
+    struct cds_lfht *table = cds_lfht_new_flavor(init_size, 1, max_size,
+                                                 CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
+                                                 &urcu_memb_flavor, NULL);
+    rcumaps_gate_leave();
+    if (!table) errno = ENOMEM;
+    return table;
 }
 
 int rcumaps_lfht_destroy(struct cds_lfht *ht)

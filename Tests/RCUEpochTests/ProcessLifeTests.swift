@@ -373,6 +373,42 @@ struct ForkTests {
         }.map(reportFailedChecks)
     }
 
+    /// A lock-free HASH created by a reclamation callback while another thread forks: the
+    /// fork ends, and the creation either succeeds or fails with EDEADLK. Creating an
+    /// auto-resizing rculfhash table takes call_rcu's mutex, which the fork held while it
+    /// waited for that very callback to end: the process hung (found by review of the C
+    /// shim, 2026-12-05, seventeenth session). The callback sleeps 300 ms so that the fork is
+    /// under way when it creates the table.
+    @Test func aLockFreeHashCreatedByACallbackDuringAForkDoesNotHangIt() async {
+        await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
+            alarm(60)
+            runChecked {
+                let outcome = Atomic<Int>(0)  // 1 created, 2 EDEADLK, 3 another error
+                let started = Flag()
+                let definition = MapDefinition(type: .hash, keySize: 16, valueSize: 8, maxEntries: 64,
+                                               hashImplementation: .lockFree)
+                check(Epoch.afterGracePeriod {
+                    started.set()
+                    usleep(300_000)
+                    do throws(MapError) {
+                        _ = try RawLockFreeHashMap(definition)
+                        outcome.store(1, ordering: .releasing)
+                    } catch {
+                        outcome.store(error == .wouldDeadlock ? 2 : 3, ordering: .releasing)
+                    }
+                }, "the work item was not scheduled")
+                started.waitUntilSet()
+                let child = forkChild {}
+                checkExitedNormally(child)
+                while outcome.load(ordering: .acquiring) == 0 { usleep(1_000) }
+                let result = outcome.load(ordering: .acquiring)
+                check(result == 1 || result == 2, "the callback's creation failed otherwise: outcome \(result)")
+                // Outside a section, after the fork: created.
+                _ = try RawLockFreeHashMap(definition)
+            }
+        }.map(reportFailedChecks)
+    }
+
     /// A fork while another thread has claimed a list's idle flush but not yet queued it:
     /// the child's list still flushes when idle. The claim belonged to a thread the child
     /// does not have, so it stayed set there, and no idle flush ever came (found by review,

@@ -342,7 +342,12 @@ typedef struct rcumaps_lfht_key {
     size_t size;
 } rcumaps_lfht_key_t;
 
-/* Creates a table with the memb flavour. Wraps `cds_lfht_new_flavor`. */
+/* Creates a table with the memb flavour. Wraps `cds_lfht_new_flavor`. NULL with errno
+ * ENOMEM (no memory, or no address space for the table's reservation), or EDEADLK: a fork
+ * is starting and the caller is inside a section or on a reclamation thread, where waiting
+ * for the fork could deadlock (other callers wait for it). liburcu still aborts, rather
+ * than fail, when its first table cannot start rculfhash's worker thread or when one of
+ * its own allocations of the table fails. */
 struct cds_lfht *rcumaps_lfht_new(unsigned long init_size, unsigned long max_size);
 /* Wraps `cds_lfht_destroy`. Not in a read section, not on a call_rcu thread. */
 int rcumaps_lfht_destroy(struct cds_lfht *ht);

@@ -111,7 +111,11 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
     /// Creates an empty map.
     ///
     /// - Throws: ``MapError/invalidArgument`` or ``MapError/outOfSpace`` for a bad
-    ///   definition (see ``MapDefinition``); ``MapError/noMemory`` if the table cannot be made.
+    ///   definition (see ``MapDefinition``); ``MapError/noMemory`` if the table cannot be made
+    ///   (liburcu aborts instead in a few cases: see `rcumaps_lfht_new`);
+    ///   ``MapError/wouldDeadlock`` when called inside an epoch section or from a reclamation
+    ///   callback while another thread is forking (waiting for the fork there could deadlock;
+    ///   elsewhere the creation waits for the fork to end).
     public convenience init(_ definition: MapDefinition) throws(MapError) {
         try self.init(definition, observer: nil)
     }
@@ -170,6 +174,11 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
         let maxBuckets = UInt(max(1, maxEntries)).nextPowerOfTwoClamped
         let initial = min(maxBuckets, 1 << 16)
         guard let table = rcumaps_lfht_new(initial, maxBuckets) else {
+            if errno == EDEADLK {
+                throw MapError.wouldDeadlock.with(
+                    reason: "a fork is starting: a lock-free HASH cannot be created inside an epoch section or a "
+                        + "reclamation callback until it ends")
+            }
             throw MapError.noMemory.with(reason: "cds_lfht_new failed")
         }
         self.table = table
