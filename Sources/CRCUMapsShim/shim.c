@@ -81,7 +81,6 @@ _Static_assert(offsetof(rcumaps_thread_state_t, nesting) == 4 && offsetof(rcumap
                "rcumaps_thread_state_t: CRCUMapsInlineReadSide.h's view must match");
 __thread rcumaps_callback_frames_t rcumaps_callback_frames __attribute__((tls_model("initial-exec")));
 __thread const void *rcumaps_modify_holder __attribute__((tls_model("initial-exec")));
-__thread rcumaps_lru_claim_t rcumaps_lru_claim __attribute__((tls_model("initial-exec")));
 
 /* registered == 1: we registered this thread and must unregister it at exit.
  * registered == 2: liburcu registered it (a call_rcu worker, marked by our reclaim

@@ -269,20 +269,6 @@ extern __thread const void *rcumaps_modify_holder __attribute__((tls_model("init
 static inline const void *rcumaps_modify_holder_get(void) { return rcumaps_modify_holder; }
 static inline void rcumaps_modify_holder_set(const void *holder) { rcumaps_modify_holder = holder; }
 
-/* The calling thread's claim of ticks of an LRU map's eviction hand (RecencyClock,
- * RCUBaseMaps): the claim's clock (a number no other clock has had; 0: none), its next
- * tick, its end, and the next tick's bucket. Thread-local, so taking a tick from it is a few
- * plain loads and stores (a claim shared by a stripe of threads took a lock each tick). */
-typedef struct {
-    uint64_t clock;
-    intptr_t next;
-    intptr_t end;
-    intptr_t bucket;
-} rcumaps_lru_claim_t;
-
-extern __thread rcumaps_lru_claim_t rcumaps_lru_claim __attribute__((tls_model("initial-exec")));
-static inline rcumaps_lru_claim_t *rcumaps_lru_claim_get(void) { return &rcumaps_lru_claim; }
-
 /* The calling thread starts running a callback while `map` holds a lock. */
 static inline void rcumaps_callback_enter(const void *map)
 {

@@ -59,12 +59,9 @@ final class RecencyClock: @unchecked Sendable {
     /// a lap in a smaller map; 1 (no claims) for per-CPU hands and maps of under 64 buckets.
     /// See ``advance(_:)``.
     let claimSize: Int
-    /// This clock's number, which no other clock of the process has had: the owner of a
-    /// thread's claim (`rcumaps_lru_claim`; 0 is no clock). A clock's address would not
-    /// do: a clock freed and another allocated in its place would take over the claim of a
-    /// larger map's hand, with buckets beyond its own.
-    private let identity: UInt64
-    private static let identities = Atomic<UInt64>(0)
+    /// The common LRU's claims, one per thread stripe: word 0 the claim's next tick, word 1
+    /// its end. Nil without claims.
+    private let claims: TryLockedStripes?
 
     init(bucketCount: Int, perCPU: Bool) {
         self.bucketCount = bucketCount
@@ -74,8 +71,9 @@ final class RecencyClock: @unchecked Sendable {
         for index in 0..<partitions {
             (hands + index * Self.handStride).bindMemory(to: Atomic<Int>.self, capacity: 1).initialize(to: Atomic(0))
         }
-        claimSize = partitions == 1 && bucketCount >= 64 ? min(64, bucketCount / 16) : 1
-        identity = Self.identities.wrappingAdd(1, ordering: .relaxed).newValue
+        // Without memory for the claims, every tick is taken alone.
+        claims = partitions == 1 && bucketCount >= 64 ? TryLockedStripes() : nil
+        claimSize = claims == nil ? 1 : min(64, bucketCount / 16)
     }
 
     deinit {
@@ -121,39 +119,36 @@ final class RecencyClock: @unchecked Sendable {
     /// Moves hand `partition` on by one bucket of its span; returns that bucket and the tick.
     ///
     /// The common LRU's writers claim ``claimSize`` ticks of the hand at a time, one claim
-    /// per thread (thread-local: `rcumaps_lru_claim`, one claim of one clock at a time), and
-    /// take their ticks from it in order. With one tick per atomic add, two evicting threads
-    /// took turns on the hand's cache line and on the lines of neighbouring buckets, and a
-    /// lock of the next bucket waited for the other core's copy of its line (42 % of the
-    /// sweep's samples at two threads); with claims, each sweeps a run of its own. (Claims
-    /// shared by a stripe of threads took the stripe's lock each tick: two exchanges of an
-    /// evicting insert's eight locked instructions.) A claimed tick is swept only while
-    /// fresh (``isFresh(_:of:)``), as any tick, so the guaranteed distance holds; a claim
-    /// gone stale (the hand moved on by half a lap since), or another clock's, is dropped
-    /// for a new one — its unswept ticks leave their buckets' entries a lap longer, as a
-    /// claim a thread leaves when it ends. Inlined into the sweeps: called, it was 16
+    /// per thread stripe, and take their ticks from it in order. With one tick per atomic
+    /// add, two evicting threads took turns on the hand's cache line and on the lines of
+    /// neighbouring buckets, and a lock of the next bucket waited for the other core's copy
+    /// of its line (42 % of the sweep's samples at two threads); with claims, each sweeps a
+    /// run of its own. A claimed tick is swept only while fresh (``isFresh(_:of:)``), as
+    /// any tick, so the guaranteed distance holds; a claim gone stale (the hand moved on by
+    /// half a lap since) is dropped for a new one. A writer whose stripe's claim is in use
+    /// by another thread takes a single tick. Inlined into the sweeps: called, it was 16
     /// instructions an evicting insert (two ticks).
     @inline(__always)
     func advance(_ partition: Int) -> (bucket: Int, tick: Int) {
         let span = span(of: partition)
-        if claimSize > 1 {
-            // Claims exist for the common LRU only, whose span is every bucket: the bucket of
-            // a tick is divided out once a claim, and its successors counted on, wrapping at
-            // the span's end. Thread-local: nothing else reads or writes the claim.
-            let claim = rcumaps_lru_claim_get()!
-            var next = claim.pointee.next
-            var bucket = claim.pointee.bucket
-            if claim.pointee.clock != identity || next == claim.pointee.end
+        // A claim's words: 0 its next tick, 1 its end, 2 the next tick's bucket (claims exist
+        // for the common LRU only, whose span is every bucket): the bucket of a tick is
+        // divided out once a claim, and its successors counted on, wrapping at the span's end.
+        if let claimed = claims?.withOwnStripeIfFree({ claim -> (bucket: Int, tick: Int) in
+            var next = claim.load(as: Int.self)
+            var bucket = claim.load(fromByteOffset: 16, as: Int.self)
+            if next == claim.load(fromByteOffset: 8, as: Int.self)
                 || hand(partition).pointee.load(ordering: .relaxed) &- next > span.count / 2 {
                 next = hand(partition).pointee.wrappingAdd(claimSize, ordering: .acquiringAndReleasing).oldValue
-                claim.pointee.clock = identity
-                claim.pointee.end = next &+ claimSize
+                claim.storeBytes(of: next &+ claimSize, toByteOffset: 8, as: Int.self)
                 bucket = Int(UInt(bitPattern: next) % UInt(span.count))
             }
-            claim.pointee.next = next &+ 1
+            claim.storeBytes(of: next &+ 1, as: Int.self)
             let following = bucket &+ 1
-            claim.pointee.bucket = following == span.count ? 0 : following
+            claim.storeBytes(of: following == span.count ? 0 : following, toByteOffset: 16, as: Int.self)
             return (bucket, next)
+        }) {
+            return claimed
         }
         let step = hand(partition).pointee.wrappingAdd(1, ordering: .acquiringAndReleasing).oldValue
         return (span.lowerBound + Int(UInt(bitPattern: step) % UInt(span.count)), step)
