@@ -19,7 +19,10 @@ import RCUMaps
 /// section in which it found it, so the object cannot go away in between.
 ///
 /// Concurrency: any number of readers and writers on any threads. `deinit`s of released
-/// objects run on the reclamation thread, after a grace period.
+/// objects run on the reclamation thread, after a grace period — or, when there is no
+/// memory for the work item that releases one, on a thread of its own after a grace period
+/// (which `Epoch.barrier()` does not wait for; with no thread to be had either, the
+/// reference is leaked).
 public final class ObjectMap<Key: BitwiseCopyable & Sendable, Object: AnyObject & Sendable>: Sendable, Sequence {
     /// The custom map underneath: object addresses as `UInt`, each holding one reference.
     ///
@@ -81,6 +84,10 @@ public final class ObjectMap<Key: BitwiseCopyable & Sendable, Object: AnyObject 
 
     /// Stores `object` under `key` only if the key is absent.
     ///
+    /// On an array base every index in range is a key that exists (an ARRAY's `BPF_NOEXIST`
+    /// is EEXIST), so this returns `false` there, also for an index that holds no object:
+    /// use ``updateValue(_:forKey:)``.
+    ///
     /// - Returns: `true` if stored (the map took a reference); `false` if the key was taken.
     @discardableResult
     public func insertIfAbsent(_ object: Object, forKey key: Key) throws(MapError) -> Bool {
@@ -130,7 +137,9 @@ public final class ObjectMap<Key: BitwiseCopyable & Sendable, Object: AnyObject 
     /// Most objects the map holds (`maxEntries`).
     public var capacity: Int { addresses.capacity }
 
-    /// The keys, in the map's iteration order.
+    /// The keys, in the map's iteration order. On an array base, every index (an ARRAY's
+    /// keys), also those that hold no object; iterating the map itself returns only the
+    /// indices that hold one, as ``count`` counts them.
     public var keys: KeyValueMapKeys<CustomMap<Key, UInt>> { addresses.keys }
 
     /// Iterates the entries (objects retained as they are read).

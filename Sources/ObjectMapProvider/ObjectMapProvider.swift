@@ -74,8 +74,11 @@ public final class ObjectMapProvider: Sendable {
     }
 
     /// Creates a map of this provider's type: `UInt32` keys (or array indices), handle values.
+    ///
+    /// - Throws: ``/RCUBaseMaps/MapError/keyNotFound`` once this provider is unregistered;
+    ///   what ``/RCUMapProviders/MapProviderRegistration/createMap(_:)`` throws.
     public func makeMap(maxEntries: Int, name: String = "objects", poolTag: PoolTag? = nil) throws(MapError) -> RawCustomMap {
-        try MapProviderRegistry.shared.createMap(MapDefinition(
+        try registration.createMap(MapDefinition(
             type: registration.type, keySize: 4, valueSize: 4, maxEntries: maxEntries, name: name, poolTag: poolTag))
     }
 

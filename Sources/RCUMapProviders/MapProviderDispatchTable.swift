@@ -11,8 +11,12 @@ import RCUBaseMaps
 /// of this and refuses a table that breaks a rule with ``/RCUBaseMaps/MapError/invalidArgument``.
 ///
 /// Concurrency: callbacks run on the thread of the map operation that triggers them — every
-/// callback that receives a key or value inside an epoch — and may run concurrently for keys in different buckets (and, on the
-/// lock-free base, for any keys). They must not call `Epoch.synchronize()` or
+/// callback that receives a key or value inside an epoch — and may run concurrently, also
+/// for one key, on every base: the addition callback runs before the base write, outside
+/// any lock, and the deletion callback after the lock is released, so a replace's report and
+/// a following delete's of one key may overlap or arrive in either order (only the
+/// pre-deletion callbacks of one bucket or slot are serialised, under its lock). They must
+/// not call `Epoch.synchronize()` or
 /// `Epoch.barrier()`. docs/custom-maps.md has the full table of who calls what, where.
 public struct MapProviderDispatchTable: Sendable {
     /// The layout version this library understands.

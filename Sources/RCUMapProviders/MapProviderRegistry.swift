@@ -73,9 +73,10 @@ extension RawCustomMap {
 /// ``createMap(_:)``. Unlike eBPF-for-Windows, where two providers of one type ID are
 /// undefined behaviour, a second registration of a type is refused.
 ///
-/// Concurrency: every method may be called from any thread. The registry's lock guards the
-/// table of providers only (registration, unregistration, and the lookup that starts a map
-/// creation); provider callbacks and map operations never run under it.
+/// Concurrency: every method may be called from any thread. Registrations, unregistrations
+/// and the lookup that starts a map creation take one process-wide lock (`ProviderState`'s,
+/// shared by every registry and by every custom map's program-type associations: a fork
+/// participant); provider callbacks and map operations never run under it.
 public final class MapProviderRegistry: Sendable {
     /// The process-wide registry: the one ``/RCUBaseMaps/MapRegistry/create(_:)`` creates custom types
     /// from, and the C ABI registers into.
@@ -205,10 +206,21 @@ public final class MapProviderRegistry: Sendable {
     /// ``/RCUBaseMaps/MapError/invalidArgument`` before any of its callbacks runs.
     package func createMap(_ definition: MapDefinition,
                            expecting viewTypes: ProviderValueTypes?) throws(MapError) -> RawCustomMap {
+        try createMap(definition, expecting: viewTypes, only: nil)
+    }
+
+    /// ``createMap(_:expecting:)`` by the provider of one registration (`only`): if it was
+    /// unregistered, ``/RCUBaseMaps/MapError/keyNotFound``, even when another provider has
+    /// registered the type ID since (a registration's maps are its provider's).
+    func createMap(_ definition: MapDefinition, expecting viewTypes: ProviderValueTypes?,
+                   only: ProviderBinding?) throws(MapError) -> RawCustomMap {
         let found: Result<ProviderBinding, MapError> = bindings.withLock { bindings in
-            guard let binding = bindings[definition.type.rawValue] else {
-                return .failure(MapError.invalidArgument.with(
-                    reason: "no provider is registered for custom map type \(definition.type.rawValue)"))
+            guard let binding = bindings[definition.type.rawValue], only == nil || binding === only else {
+                return .failure(only == nil
+                    ? MapError.invalidArgument.with(
+                        reason: "no provider is registered for custom map type \(definition.type.rawValue)")
+                    : MapError.keyNotFound.with(
+                        reason: "this registration of map type \(definition.type.rawValue) was unregistered"))
             }
             if let viewTypes {
                 do throws(MapError) {
@@ -245,6 +257,29 @@ public final class MapProviderRegistration: Sendable {
 
     /// The services the library offers this provider (eBPF's client dispatch table).
     public var client: MapClientServices { MapClientServices() }
+
+    /// A new map of this registration's type, by its provider (``MapProviderRegistry/createMap(_:)``,
+    /// with `definition.type` this registration's).
+    ///
+    /// - Throws: ``/RCUBaseMaps/MapError/keyNotFound`` if this registration was unregistered
+    ///   (even if another provider has registered the same type since: its maps are not made
+    ///   here); ``/RCUBaseMaps/MapError/invalidArgument`` for a definition of another type;
+    ///   what ``MapProviderRegistry/createMap(_:)`` throws.
+    public func createMap(_ definition: MapDefinition) throws(MapError) -> RawCustomMap {
+        try createMap(definition, expecting: nil)
+    }
+
+    /// ``createMap(_:)`` for a typed view of `viewTypes` (see
+    /// ``MapProviderRegistry/createMap(_:)``).
+    package func createMap(_ definition: MapDefinition, expecting viewTypes: ProviderValueTypes?) throws(MapError)
+        -> RawCustomMap
+    {
+        guard definition.type == binding.type else {
+            throw MapError.invalidArgument.with(
+                reason: "a registration of map type \(binding.type.rawValue) cannot make maps of type \(definition.type.rawValue)")
+        }
+        return try registry.createMap(definition, expecting: viewTypes, only: binding)
+    }
 
     /// Unregisters this registration's provider.
     ///

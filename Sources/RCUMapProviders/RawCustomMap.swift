@@ -780,7 +780,8 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
     // MARK: Batches — element by element, so every callback runs as for single operations
 
     /// `BPF_MAP_LOOKUP_BATCH`, element by element through the provider's find callback (the
-    /// cursor is the last key returned). eBPF-for-Windows has no batches on custom maps.
+    /// cursor names the key after the last one returned, or, at the end, the last key; see
+    /// ``/RCUBaseMaps/MapBatchCursor``). eBPF-for-Windows has no batches on custom maps.
     public func lookupBatch(from cursor: MapBatchCursor?, keys: UnsafeMutableRawBufferPointer,
                             values: UnsafeMutableRawBufferPointer, count: Int, elementFlags: MapElementFlags,
                             flags: UInt64) throws(MapError) -> MapBatchResult {

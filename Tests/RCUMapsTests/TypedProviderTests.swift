@@ -307,6 +307,22 @@ struct TypedProviderTests {
     /// On an array base, `count` and `isEmpty` count the slots that hold an object, as
     /// iteration lists them (both read the array's slot count: a fresh map of 8 slots
     /// counted 8 and was not empty; found by review, 2026-12-05, sixteenth session).
+    @Test func aRegistrationUnregisteredMakesNoMapsOfTheProviderRegisteredSince() throws {
+        let registry = MapProviderRegistry()
+        let type = MapType(rawValue: 4210)
+        let clamping = try registry.register(ClampingProvider(log: RemovalLog()), type: type, base: .hashBucketLocked)
+        try clamping.unregister()
+        let complementing = ComplementingProvider(log: RemovalLog())
+        let current = try registry.register(complementing, type: type, base: .hashLockFree)
+        // Before, the old registration made a map its successor served (on the lock-free base,
+        // values complemented), and that map then held the successor's registration busy.
+        #expect(throws: MapError.keyNotFound) { _ = try clamping.makeMap(maxEntries: 4) }
+        #expect(complementing.counter.live.load(ordering: .relaxed) == 0, "the successor made a context")
+        let map = try current.makeMap(maxEntries: 4)
+        #expect(map.raw.baseKind == .hashLockFree)
+        #expect(complementing.counter.live.load(ordering: .relaxed) == 1)
+    }
+
     @Test func objectMapOnAnArrayCountsItsObjects() throws {
         let census = Census()
         do {

@@ -6,8 +6,9 @@ import Glibc
 /// Runs `work` now, or — when the caller is inside an epoch or on liburcu's reclamation
 /// thread, where liburcu forbids waiting for grace periods — on a new short-lived thread.
 ///
-/// Used by map teardown: `cds_lfht_destroy` must not run in either context, and a map's
-/// last reference may be dropped there.
+/// Used by map teardown (`cds_lfht_destroy` must not run in either context, and a map's
+/// last reference may be dropped there) and by the object map's release when no work item
+/// can be allocated. With no thread to be had, `work` is dropped (what it would free leaks).
 package func runWhereGracePeriodsMayBeAwaited(_ work: @escaping @Sendable () -> Void) {
     guard Epoch.isActive || EpochMemory.isReclamationThread else {
         work()
@@ -28,7 +29,7 @@ package func runWhereGracePeriodsMayBeAwaited(_ work: @escaping @Sendable () -> 
     } else {
         // No thread to be had: leaking the table is better than deadlocking. Reclaim it
         // at the next opportunity would need a queue; report loudly in debug builds.
-        assertionFailure("cannot start a thread to tear a map down (pthread_create: \(result))")
+        assertionFailure("cannot start a thread to run work that waits for a grace period (pthread_create: \(result))")
         Unmanaged<Box>.fromOpaque(context).release()
     }
 }

@@ -324,8 +324,9 @@ extension RawBucketHashMap {
     /// CPU's hand, except that it only *tries* the lock of every other chain — a writer that
     /// holds a chain lock must never wait for another, or two of them could wait for each
     /// other — and sweeps chain `held` under the lock it already holds. A chain whose lock
-    /// is taken is passed over: its tick is spent and its entries keep their referenced bits
-    /// until the hand's next lap, which only lets them live longer. Gives up after
+    /// is taken is passed over (unless `sweptWithoutLock` clears it, a one-bucket chain with
+    /// no victim): its tick is spent and its entries keep their referenced bits until the
+    /// hand's next lap, which only lets them live longer. Gives up after
     /// ``ticksUnderChainLock`` ticks, or when the map is frozen (`forUserWrite`); the caller
     /// then releases its lock and evicts the general way, which also handles the yield.
     ///
@@ -406,14 +407,17 @@ extension RawBucketHashMap {
     /// each such tick took and released the chain's lock, two locked instructions on a line
     /// other writers may hold.
     ///
-    /// Why the lock is not needed: the clear is an atomic AND, which readers' ORs survive; a
-    /// writer's store of the control word under the lock, computed from an earlier load, may
-    /// bring cleared bits back — a lost hint that lets entries live a lap longer, never a lost
-    /// entry (the same loss a reader's OR already tolerates). A slot published after the load
-    /// has its bits cleared as a sweep just after its publication would clear them; the
-    /// eviction's guarantees rest on the tick's freshness, checked here as under the lock,
-    /// and on victims taken only under the lock. Only the first-level bucket is read, which
-    /// lives as long as the table: no section is needed.
+    /// Why the lock is not needed: the clear is a compare-exchange from the control word this
+    /// tick read before it checked the tick's freshness, so it clears only the bits of the
+    /// entries that were there then — what a locked sweep at that moment would have cleared.
+    /// Any publication since (a new entry, published referenced with the inserted bit) or a
+    /// reader's OR changes the word, and the tick is then swept under the lock. (With a plain
+    /// AND, a sweeper preempted between its freshness check and its clear for a lap or more
+    /// could clear the bits of an entry inserted meanwhile, which the bucket's next tick then
+    /// evicted a moment after its insert: found by review, 2026-12-05.) A writer's store of
+    /// the control word under the lock, computed from an earlier load, may bring cleared bits
+    /// back — a lost hint that lets entries live a lap longer, never a lost entry. Only the
+    /// first-level bucket is read, which lives as long as the table: no section is needed.
     @inline(__always)
     private func sweptWithoutLock(_ recency: RecencyClock, chain index: Int, tick: Int, partition: Int,
                                   forUserWrite: Bool) -> Bool {
@@ -431,10 +435,9 @@ extension RawBucketHashMap {
         }
         if forUserWrite, freezeState.isFrozen { return false }
         guard recency.isFresh(tick, of: partition) else { return true }
-        if control & (BucketTable.referencedMask | BucketTable.insertedBit) != 0 {
-            word.pointee.bitwiseAnd(~(BucketTable.referencedMask | BucketTable.insertedBit), ordering: .relaxed)
-        }
-        return true
+        let cleared = control & ~(BucketTable.referencedMask | BucketTable.insertedBit)
+        if cleared == control { return true }
+        return word.pointee.compareExchange(expected: control, desired: cleared, ordering: .relaxed).exchanged
     }
 
     /// One tick of a sweep, with chain `index` locked by the caller: nothing once the map is

@@ -42,6 +42,16 @@ public final class CustomMap<Key: BitwiseCopyable & Sendable, Value: BitwiseCopy
                                      expecting: ProviderValueTypes(key: Key.self, value: Value.self))
     }
 
+    /// A new map by the provider of `registration` (``/RCUMapProviders/MapProviderRegistration/createMap(_:)``:
+    /// ENOENT once it is unregistered); otherwise as ``init(type:maxEntries:name:poolTag:registry:)``.
+    package init(registration: MapProviderRegistration, maxEntries: Int, name: String = "",
+                 poolTag: PoolTag? = nil) throws(MapError) {
+        raw = try registration.createMap(.typed(registration.type, key: Key.self, value: Value.self,
+                                                maxEntries: maxEntries, flags: [], name: name, numaNode: nil,
+                                                poolTag: poolTag),
+                                         expecting: ProviderValueTypes(key: Key.self, value: Value.self))
+    }
+
     /// A typed view of an existing custom map.
     ///
     /// A map created with `BPF_F_WRONLY` or `BPF_F_WRONLY_PROG` is refused (EINVAL): the typed

@@ -20,7 +20,9 @@
 /// ```
 ///
 /// Concurrency: hooks run on the thread of the map operation that triggers them, possibly
-/// concurrently for different keys. Those that receive a key or a value run inside an
+/// concurrently, also for one key (two updates of a key validate or store at once; a
+/// replace's and a delete's ``removed(_:forKey:reason:context:)`` of a key may overlap or
+/// come in either order). Those that receive a key or a value run inside an
 /// epoch section; ``makeContext(maxEntries:)``, ``associate(_:context:)`` and
 /// ``destroyContext(_:)`` get no section entered for them (``destroyContext(_:)`` runs where
 /// the map's last reference is dropped: inside that thread's section if it holds one, or on
@@ -178,13 +180,16 @@ public final class TypedProviderRegistration<Provider: TypedMapProvider>: Sendab
     /// The custom type ID the provider serves.
     public var type: MapType { registration.type }
 
-    /// A new map of the provider's type.
+    /// A new map of the provider's type, by this registration's provider.
     ///
-    /// - Throws: what ``CustomMap/init(type:maxEntries:name:poolTag:registry:)`` throws.
+    /// - Throws: ``/RCUBaseMaps/MapError/keyNotFound`` once this registration is unregistered
+    ///   (even if another provider has registered the type ID since: before, that provider
+    ///   made the map, found by review, 2026-12-05); otherwise what
+    ///   ``CustomMap/init(type:maxEntries:name:poolTag:registry:)`` throws.
     public func makeMap(maxEntries: Int, name: String = "", poolTag: PoolTag? = nil) throws(MapError)
         -> CustomMap<Provider.Key, Provider.Value>
     {
-        try CustomMap(type: type, maxEntries: maxEntries, name: name, poolTag: poolTag, registry: registry)
+        try CustomMap(registration: registration, maxEntries: maxEntries, name: name, poolTag: poolTag)
     }
 
     /// Unregisters the provider (``/RCUBaseMaps/MapError/busy`` while maps of its type exist).
