@@ -35,23 +35,24 @@ struct BatchResumeTests {
         return ((0..<result.count).map { Int(keys[2 * $0 + 1]) }, Array(values[..<result.count]), result)
     }
 
-    /// Draining 2,000 entries seven at a time returns each once, empties the map, and never
-    /// looks for a place by walking the list from its head. Before, each call resumed after the
-    /// key it had removed last and walked from the head to find where that key had been: 285
-    /// walks over up to 2,000 entries, time quadratic in the map's size.
-    @Test(arguments: [false, true])
-    func drainingInSmallBatchesNeverWalksFromTheHead(_ generic: Bool) throws {
-        let map = try Self.makeMap(maxEntries: 2_048)
-        for index in 0..<2_000 { try map.put(Self.key(index), UInt64(index) &* 3) }
+    /// Fills `map` with 2,000 entries (`index` → `index &* multiplier`), runs a pass of
+    /// `call`s from cursor to cursor (each returns the indexes and values it got, and its
+    /// result) to the end, and checks that every key came once, with its value, that the map
+    /// ends empty, and that no call looked for a place by walking the list from its head.
+    static func expectPassReturningEachKeyOnce(
+        of map: RawLockFreeHashMap, multiplier: UInt64,
+        _ call: (MapBatchCursor?) throws -> (indexes: [Int], values: [UInt64], result: MapBatchResult)
+    ) throws {
+        for index in 0..<2_000 { try map.put(Self.key(index), UInt64(index) &* multiplier) }
         var cursor: MapBatchCursor?
         var returned: [Int: Int] = [:]
         var calls = 0
         while true {
-            let (indexes, values, result) = try Self.drainCall(map, from: cursor, count: 7, generic: generic)
+            let (indexes, values, result) = try call(cursor)
             calls += 1
             for (index, value) in zip(indexes, values) {
                 returned[index, default: 0] += 1
-                #expect(value == UInt64(index) &* 3)
+                #expect(value == UInt64(index) &* multiplier)
             }
             if result.isEndOfMap { break }
             #expect(result.error == nil)
@@ -64,6 +65,18 @@ struct BatchResumeTests {
         #expect(map.walksFromTheHead.load(ordering: .relaxed) == 0)
     }
 
+    /// Draining 2,000 entries seven at a time returns each once, empties the map, and never
+    /// looks for a place by walking the list from its head. Before, each call resumed after the
+    /// key it had removed last and walked from the head to find where that key had been: 285
+    /// walks over up to 2,000 entries, time quadratic in the map's size.
+    @Test(arguments: [false, true])
+    func drainingInSmallBatchesNeverWalksFromTheHead(_ generic: Bool) throws {
+        let map = try Self.makeMap(maxEntries: 2_048)
+        try Self.expectPassReturningEachKeyOnce(of: map, multiplier: 3) { cursor in
+            try Self.drainCall(map, from: cursor, count: 7, generic: generic)
+        }
+    }
+
     /// Reading 2,000 entries seven at a time and deleting what each call returned before the
     /// next ("read, then expire") returns each key once and never walks the list from its
     /// head. Before, a lookup batch's cursor was its last key, gone by the next call, which
@@ -72,13 +85,9 @@ struct BatchResumeTests {
     @Test(arguments: [false, true])
     func readingThenDeletingInSmallBatchesNeverWalksFromTheHead(_ generic: Bool) throws {
         let map = try Self.makeMap(maxEntries: 2_048)
-        for index in 0..<2_000 { try map.put(Self.key(index), UInt64(index) &* 5) }
-        var cursor: MapBatchCursor?
-        var returned: [Int: Int] = [:]
-        var calls = 0
         var keys = [UInt64](repeating: 0, count: 14)
         var values = [UInt64](repeating: 0, count: 7)
-        while true {
+        try Self.expectPassReturningEachKeyOnce(of: map, multiplier: 5) { cursor in
             let result = try keys.withUnsafeMutableBytes { k in
                 try values.withUnsafeMutableBytes { v in
                     generic
@@ -87,26 +96,14 @@ struct BatchResumeTests {
                         : try map.lookupBatch(from: cursor, keys: k, values: v, count: 7, elementFlags: [], flags: 0)
                 }
             }
-            calls += 1
-            for element in 0..<result.count {
-                let index = Int(keys[2 * element + 1])
-                returned[index, default: 0] += 1
-                #expect(values[element] == UInt64(index) &* 5)
-            }
+            let indexes = (0..<result.count).map { Int(keys[2 * $0 + 1]) }
             let deleted = try keys.withUnsafeBytes { k in
                 try map.deleteBatch(keys: UnsafeRawBufferPointer(rebasing: k[..<(16 * result.count)]), count: result.count,
                                     elementFlags: [], flags: 0)
             }
             #expect(deleted.count == result.count && deleted.error == nil)
-            if result.isEndOfMap { break }
-            #expect(result.error == nil)
-            cursor = result.cursor
-            if calls > 1_000 { Issue.record("the pass does not end"); break }
+            return (indexes, Array(values[..<result.count]), result)
         }
-        #expect(returned.count == 2_000)
-        #expect(returned.values.allSatisfy { $0 == 1 }, "a key came twice")
-        #expect(map.count == 0)
-        #expect(map.walksFromTheHead.load(ordering: .relaxed) == 0)
     }
 
     /// A removing batch's cursor continues a lookup pass, and the other way round: every key
