@@ -124,22 +124,26 @@ struct LPMStressCheckerTests {
         let options = Self.options()
         let routes = LPMStressRoutes(count: options.keys, seed: 5)
         try #require(!routes.lengths.indices.contains { routes.lengths[$0] == Int(length) && routes.data[$0] == UInt32(bigEndian: address) })
-        let map = try FaultyLPMMap(routes: routes, fault: .bogusKeyInPass(length, address))
-        let recorder = StressRecorder(label: "bogus-lpm", echo: false)
-        let exercise = exerciseLPMMap(map, options: options, seed: 5, recorder: recorder, progress: false, samples: nil)
-        #expect(!exercise.hung)
+        let (hung, recorder) = try Self.run(FaultyLPMMap(routes: routes, fault: .bogusKeyInPass(length, address)), seed: 5)
+        #expect(!hung)
         #expect(recorder.byKind.contains { $0.0 == .iteration }, "\(recorder.byKind) \(recorder.descriptions.prefix(2))")
+    }
+
+    /// One short LPM stress run (``options(threads:)``) on `map`: whether it hung, and what
+    /// it recorded.
+    static func run(_ map: FaultyLPMMap, seed: UInt64) -> (hung: Bool, recorder: StressRecorder) {
+        let recorder = StressRecorder(label: "faulty-lpm", echo: false)
+        let exercise = exerciseLPMMap(map, options: options(), seed: seed, recorder: recorder, progress: false, samples: nil)
+        return (exercise.hung, recorder)
     }
 
     /// Route 0's value read as zero bytes is caught: its prefill token was all zero bits
     /// (version 0), which zeroed bytes passed for (found by review, 2026-12-05, sixteenth
     /// session; row 122 fixed the same for the hash maps' key 0).
     @Test func aZeroedValueOfRouteZeroIsCaught() throws {
-        let options = Self.options()
-        let map = try FaultyLPMMap(routes: LPMStressRoutes(count: options.keys, seed: 5), fault: .zeroesRouteZero)
-        let recorder = StressRecorder(label: "faulty-lpm", echo: false)
-        let exercise = exerciseLPMMap(map, options: options, seed: 5, recorder: recorder, progress: false, samples: nil)
-        #expect(!exercise.hung)
+        let (hung, recorder) = try Self.run(
+            FaultyLPMMap(routes: LPMStressRoutes(count: Self.options().keys, seed: 5), fault: .zeroesRouteZero), seed: 5)
+        #expect(!hung)
         #expect(recorder.byKind.contains { $0.0 == .value }, "\(recorder.byKind) \(recorder.descriptions.prefix(3))")
     }
 
