@@ -38,6 +38,28 @@ struct ReportTests {
         #expect(update["counterpartWorkload"] == nil)
     }
 
+    /// Rows whose types are not the 8x8 shape their cells run at report their own key and
+    /// value sizes, in the table and in the JSON; every such row said 8x8 (found by review,
+    /// 2026-12-05).
+    @Test func rowsReportTheirOwnKeyAndValueSizes() throws {
+        func cell(_ map: MapKind, _ workload: Workload) -> CellResult {
+            CellResult(map: map, workload: workload, shape: .standard, threads: 1, entries: 16, operations: 1_000,
+                       wallNanoseconds: 1_000_000, misses: 0, failedUpdates: 0, calls: 0)
+        }
+        let report = BenchReport(options: BenchOptions(), cells: [
+            cell(.hashBucket, .lookup), cell(.array, .lookup), cell(.lpmIPv6, .lookup), cell(.queue, .pushPop),
+            cell(.rcuDictString, .lookup), cell(.epoch, .lookup), cell(.objectMap, .lookup),
+        ])
+        let objects = try #require(try JSONSerialization.jsonObject(with: Data(report.json().utf8)) as? [[String: Any]])
+        let shapes = objects.map { $0["shape"] as? String }
+        #expect(shapes == ["8x8", "4x8", "20x8", "0x8", "-x8", "-", "4x4"])
+        #expect(objects[1]["keyBytes"] as? Int == 4 && objects[1]["valueBytes"] as? Int == 8)
+        #expect(objects[4]["keyBytes"] is NSNull && objects[4]["valueBytes"] as? Int == 8)
+        #expect(objects[0]["keyBytes"] as? Int == 8)
+        let table = report.table()
+        #expect(table.contains("20x8") && table.contains("0x8"))
+    }
+
     /// The key-value baselines' ratios go only to maps doing their work: an LPM lookup, a
     /// `String`-keyed dictionary lookup or a per-CPU increment run under the same workload
     /// names but get no `vs mutex-dict` (found by review, 2026-12-05); a queue gets its ratio

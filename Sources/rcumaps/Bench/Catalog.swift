@@ -271,6 +271,31 @@ enum MapKind: String, CaseIterable, Sendable {
     /// Whether this kind can run keys and values of `shape`.
     func supports(_ shape: BenchShape) -> Bool { runsEveryShape || shape == .standard }
 
+    /// The key and value bytes a row of this kind reports, where its types are not those of
+    /// the standard 8x8 shape its cells run at (`--shapes` applies to the hash maps only): a
+    /// nil part is no byte size (`String` keys, an index into a Swift array rather than a
+    /// stored key, no map at all). Nil: the cell's shape. Before, every such row reported
+    /// 8x8 (found by review, 2026-12-05).
+    var ownLayout: (keyBytes: Int?, valueBytes: Int?)? {
+        switch self {
+        case .array, .typedArray, .perCPUArray: (4, 8)
+        case .objectMap: (4, 4)
+        case .lpmIPv6, .cPatriciaIPv6: (20, 8)
+        case .queue, .stack, .cWfcqueue, .cLfstack, .mutexDeque: (0, 8)
+        case .rcuDictString, .mutexDictString, .swiftArray, .threadLocalCounter: (nil, 8)
+        case .epoch: (nil, nil)
+        default: nil
+        }
+    }
+
+    /// The shape column of a cell of this kind run at `shape`: `<key>x<value>`, `-` for a
+    /// part that is no byte size (see ``ownLayout``), `-` alone for no map.
+    func shapeLabel(at shape: BenchShape) -> String {
+        guard let layout = ownLayout else { return shape.description }
+        if layout.keyBytes == nil, layout.valueBytes == nil { return "-" }
+        return "\(layout.keyBytes.map(String.init) ?? "-")x\(layout.valueBytes.map(String.init) ?? "-")"
+    }
+
     /// One line for `--help`.
     var summary: String {
         switch self {

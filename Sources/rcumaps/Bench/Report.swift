@@ -68,7 +68,7 @@ struct BenchReport {
             rows.append([
                 cell.map.rawValue,
                 cell.workload.rawValue,
-                cell.shape.description,
+                cell.map.shapeLabel(at: cell.shape),
                 String(cell.threads),
                 readable(cell.nanosecondsPerOperation),
                 readable(cell.megaOperationsPerSecond),
@@ -82,7 +82,7 @@ struct BenchReport {
         } + ["batch-update to update on the same map"]
         let batches = hasBatches
         let legend = [
-            ("shape", "key bytes x value bytes; lookups read the whole value"),
+            ("shape", "key bytes x value bytes (- : not a byte size: String keys, an index, no map); lookups read the whole value"),
             ("ns/op", "wall-clock ns per operation per thread (duration x threads / ops)"),
             ("Mops/s", "total throughput of all threads, millions of operations per second"),
             ("vs X", "throughput ratio to baseline X at the same workload, shape and thread count (- : X did not run it)"),
@@ -135,9 +135,9 @@ struct BenchReport {
             let fields = [
                 "\"map\": \(jsonString(cell.map.rawValue))",
                 "\"workload\": \(jsonString(cell.workload.rawValue))",
-                "\"shape\": \(jsonString(cell.shape.description))",
-                "\"keyBytes\": \(cell.shape.keyBytes)",
-                "\"valueBytes\": \(cell.shape.valueBytes)",
+                "\"shape\": \(jsonString(cell.map.shapeLabel(at: cell.shape)))",
+                "\"keyBytes\": \(cell.map.ownLayout.map { $0.keyBytes.map(String.init) ?? "null" } ?? String(cell.shape.keyBytes))",
+                "\"valueBytes\": \(cell.map.ownLayout.map { $0.valueBytes.map(String.init) ?? "null" } ?? String(cell.shape.valueBytes))",
                 "\"threads\": \(cell.threads)",
                 "\"entries\": \(cell.entries)",
                 "\"operations\": \(cell.operations)",
