@@ -468,6 +468,8 @@ static unsigned long rcumaps_unparking; /* (described below) */
  * its callback instead of waiting (it may be inside a section that the fork waits for).
  * The fork handlers queue the parked callbacks; a callback parked as the fork ends is
  * queued by whichever of its parker and the forker sees the other's store. */
+static void rcumaps_park(struct rcu_head *head, void (*func)(struct rcu_head *head));
+
 static void rcumaps_enqueue(struct rcu_head *head, void (*func)(struct rcu_head *head))
 {
     __atomic_store_n(&rcumaps_enqueuing, 1, __ATOMIC_SEQ_CST);
@@ -477,6 +479,13 @@ static void rcumaps_enqueue(struct rcu_head *head, void (*func)(struct rcu_head 
         return;
     }
     __atomic_store_n(&rcumaps_enqueuing, 0, __ATOMIC_RELEASE);
+    rcumaps_park(head, func);
+}
+
+/* Parks a callback while a fork is starting (the fork's handlers, or the next unparker,
+ * queue it), then unparks what is parked if the gate is open again. */
+static void rcumaps_park(struct rcu_head *head, void (*func)(struct rcu_head *head))
+{
     head->func = func;
     struct rcu_head *top = __atomic_load_n(&rcumaps_parked, __ATOMIC_RELAXED);
     do {
@@ -582,6 +591,13 @@ static void rcumaps_barrier_urcu(void)
     rcumaps_gate_leave();
 }
 
+/* Retirements made by threads with no linked record (see rcumaps_call_rcu); for tests. */
+static unsigned long rcumaps_unlinked_retirements;
+unsigned long rcumaps_unlinked_retirement_count(void)
+{
+    return __atomic_load_n(&rcumaps_unlinked_retirements, __ATOMIC_RELAXED);
+}
+
 void rcumaps_call_rcu(struct rcu_head *head, void (*func)(struct rcu_head *head))
 {
     /* In a child forked inside a section no reclamation thread will ever run it: a retired
@@ -595,6 +611,22 @@ void rcumaps_call_rcu(struct rcu_head *head, void (*func)(struct rcu_head *head)
      * it is never inside an enqueue then. */
     if (rcumaps_tls.registered == RCUMAPS_REGISTERED_BY_LIBURCU) {
         urcu_memb_call_rcu(head, func);
+        return;
+    }
+    /* A thread with no linked record — an adopted thread whose RCUMaps exit handler has run
+     * (row 120: released and unregistered later by the application), retiring from a later
+     * thread-exit destructor — is not among the threads whose enqueue flag a fork waits for:
+     * a fork between liburcu's two stores of the enqueue would cut the child's queue, and
+     * every barrier there would wait forever (found by review, 2026-12-05). Such a thread
+     * enqueues inside the fork gate (a fork waits for it), or parks while a fork starts. */
+    if (__builtin_expect(!rcumaps_record.linked, 0)) {
+        __atomic_fetch_add(&rcumaps_unlinked_retirements, 1, __ATOMIC_RELAXED);
+        if (rcumaps_gate_try_enter()) {
+            urcu_memb_call_rcu(head, func);
+            rcumaps_gate_leave();
+        } else {
+            rcumaps_park(head, func);
+        }
         return;
     }
     rcumaps_enqueue(head, func);

@@ -18,7 +18,8 @@ extension Epoch {
     /// The wait is a callback liburcu runs after the grace period (`call_rcu`), which
     /// resumes the task; no thread is parked meanwhile. (Except once: the first call on a
     /// thread RCUMaps has not registered yet registers it, and a registration waits while a
-    /// `fork()` is being prepared, which waits for the sections in progress.)
+    /// `fork()` is being prepared, which waits for the grace periods in flight — each of them
+    /// for the sections that began before it.)
     ///
     /// - Precondition: the calling thread is not inside a section (checked, with a message).
     ///

@@ -310,6 +310,39 @@ struct EpochDirectReadLockTests {
         }
     }
 
+    /// An adopted thread that retires memory from a thread-exit destructor that runs after
+    /// RCUMaps' own (its record is unlinked then, so a fork would not wait for its enqueue):
+    /// the retirement goes through the fork gate, and is reclaimed. Before, it was enqueued
+    /// with no record a fork could see, and a fork between liburcu's two stores of the
+    /// enqueue cut the child's queue (found by review, 2026-12-05; the race itself needs a
+    /// fork at one instruction, so this exercises the gated path and checks it was taken).
+    @Test func anAdoptedThreadRetiringAfterRCUMapsExitHandlerGoesThroughTheGate() async {
+        await #expect(processExitsWith: .success) {
+            Epoch.withSection { _ in }  // creates RCUMaps' exit key, before the one below
+            let tag = PoolTag("late")
+            let key = UnsafeMutablePointer<pthread_key_t>.allocate(capacity: 1)
+            guard pthread_key_create(key, { _ in
+                let before = rcumaps_unlinked_retirement_count()
+                EpochMemory.free(EpochMemory.allocate(byteCount: 8, tag: PoolTag("late"))!)
+                if rcumaps_unlinked_retirement_count() != before + 1 { exit(4) }
+                Epoch.releaseAdoptedThread()
+                urcu_memb_unregister_thread()
+            }) == 0 else { exit(2) }
+            var thread = pthread_t()
+            guard pthread_create(&thread, nil, { argument in
+                urcu_memb_register_thread()
+                Epoch.adoptRegisteredThread()
+                pthread_setspecific(argument!.assumingMemoryBound(to: pthread_key_t.self).pointee, UnsafeRawPointer(bitPattern: 1))
+                Epoch.withSection { _ in }
+                return nil
+            }, key) == 0 else { exit(3) }
+            pthread_join(thread, nil)
+            await Epoch.barrier()  // the retirement was queued and runs
+            if EpochMemory.statistics(for: tag).liveBytes != 0 { exit(5) }
+            exit(0)
+        }
+    }
+
     /// A thread the application registered with liburcu and did not adopt: its first
     /// section stops the program with a message saying what to do. (liburcu's own
     /// assertion aborted without a word; a liburcu built without assertions would have

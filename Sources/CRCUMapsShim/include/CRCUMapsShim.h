@@ -225,6 +225,9 @@ void rcumaps_synchronize(void);
 void rcumaps_barrier(void);
 /* Wraps `urcu_memb_call_rcu` (generic `call_rcu`). */
 void rcumaps_call_rcu(struct rcu_head *head, void (*func)(struct rcu_head *head));
+/* Retirements made so far by threads with no linked record (an adopted thread after
+ * RCUMaps' exit handler), which enqueue inside the fork gate or park; for tests. */
+unsigned long rcumaps_unlinked_retirement_count(void);
 /* Like rcumaps_call_rcu, but the callback runs on RCUMaps' grace-period driver thread,
  * which starts the next grace period soon after a batch instead of napping 10 ms as
  * liburcu's call_rcu worker does (see shim.c, "Grace-period driver"). For short callbacks

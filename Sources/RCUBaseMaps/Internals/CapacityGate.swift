@@ -219,13 +219,6 @@ struct CapacityGate: ~Copyable {
         }
     }
 
-    /// Undoes a ``claim()`` whose key was not published after all: its unit is parked as a
-    /// credit, as a removal's is.
-    func giveBackClaim() {
-        beginRemoval()
-        endRemoval(removed: true)
-    }
-
     /// Announces a removal attempt (before the unlink).
     func beginRemoval() {
         word(ownStripe).pointee.wrappingAdd(Self.flightUnit, ordering: .acquiringAndReleasing)

@@ -635,6 +635,7 @@ final class BucketTable: @unchecked Sendable {
     /// A new, cleared overflow bucket: a spare whose generation has run, or a new block;
     /// nil when out of memory.
     func allocateOverflowBucket() -> UnsafeMutableRawPointer? {
+        beforeAllocatingOverflowBucket?()
         let bucket: UnsafeMutableRawPointer
         if let spare = spares?.take(completed: generationsCompleted.load(ordering: .acquiring)) {
             bucket = spare
@@ -645,6 +646,10 @@ final class BucketTable: @unchecked Sendable {
         Self.initialize(bucket, size: bucketStride)
         return bucket
     }
+
+    /// Tests only: runs before each overflow bucket is taken or allocated. Set before the
+    /// map is shared.
+    nonisolated(unsafe) var beforeAllocatingOverflowBucket: (@Sendable () -> Void)?
 
     /// Overflow buckets unlinked from their chains, for reuse (nil if there was no memory
     /// for the pool).

@@ -663,28 +663,39 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     /// the slot is filled first and the key counted after (``CapacityGate/claim()``), when
     /// the publication that follows cannot fail. A slot filled for a key refused as E2BIG
     /// is never published (its tag is never set; a reused retired slot keeps its stamp).
-    /// A chain with no slot to fill counts the key first, and grows only if it was counted:
-    /// a full map's refusal links no overflow bucket (it stayed linked, empty, until the
-    /// map was destroyed), and answers E2BIG before it allocates, as Linux does (not
-    /// ENOMEM when memory is short).
+    /// A chain with no slot to fill reserves the key's unit first, and grows only if it got
+    /// one: a full map's refusal links no overflow bucket (it stayed linked, empty, until the
+    /// map was destroyed), and answers E2BIG before it allocates, as Linux does (not ENOMEM
+    /// when memory is short). That unit is in flight until the key is published, or, with
+    /// no memory for the bucket, until it goes back: an insert elsewhere that finds the map
+    /// full meanwhile waits for it, where a unit counted without being in flight (a claim)
+    /// made it answer E2BIG for room that came back a moment later (found by review,
+    /// 2026-12-05).
     @inline(__always)
     private func publishAbsent(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, hash: UInt64,
                                index: Int) -> LeanWrite {
-        // nil: no slot was needed from a new bucket; else whether the key was counted for one.
-        var claimedToGrow: Bool?
+        // nil: no slot was needed from a new bucket; else whether a unit was reserved for one.
+        var reservedToGrow: Bool?
         guard let new = fillFreeSlot(index: index, key: key.baseAddress!, value: value.baseAddress!, replacing: nil,
-                                     mayGrow: { claimedToGrow = capacity.claim(); return claimedToGrow! })
+                                     mayGrow: {
+                                         if case .reserved = capacity.reserve(keyExists: { false }) {
+                                             reservedToGrow = true
+                                         } else {
+                                             reservedToGrow = false
+                                         }
+                                         return reservedToGrow!
+                                     })
         else {
-            // Not counted (the map is full), or counted with no memory for the bucket: then
-            // the unit goes back as a credit.
-            guard claimedToGrow == true else { return .full }
-            capacity.giveBackClaim()
+            // No unit (the map is full), or no memory for the bucket: the unit goes back.
+            guard reservedToGrow == true else { return .full }
+            capacity.resolve(published: false)
             return .noMemory
         }
-        if claimedToGrow == nil { guard capacity.claim() else { return .full } }
+        if reservedToGrow == nil { guard capacity.claim() else { return .full } }
         // A new element's lock word starts free, whatever the caller's bytes held there.
         lockWord.clear(in: table.slot(new.bucketPointer, new.slot) + table.valueOffset)
         table.publish(new, tag: BucketTable.tag(hash))
+        if reservedToGrow == true { capacity.resolve(published: true) }
         return .inserted
     }
 

@@ -18,9 +18,7 @@ import Glibc
 /// common LRU: see ``advance(_:)``; first while it holds its own chain's lock, trying the
 /// others': `RawBucketHashMap.evictHolding`), and under each chain's lock clears the
 /// referenced bits of its live slots and evicts the first slot whose bit was already clear
-/// — an entry not looked up since the hand last passed. (A chain of one bucket whose live
-/// slots are all referenced has no victim: its bits are cleared without the lock,
-/// `sweptWithoutLock`.) A writer sweeps the bucket its
+/// — an entry not looked up since the hand last passed. A writer sweeps the bucket its
 /// tick of the hand named only while the tick is fresh: if the hand has moved on by more
 /// than half its span when the writer holds the lock (the writer was preempted, or waited
 /// for the lock), the tick is dropped. So an entry is evicted only on a second pass over it
@@ -324,9 +322,8 @@ extension RawBucketHashMap {
     /// CPU's hand, except that it only *tries* the lock of every other chain — a writer that
     /// holds a chain lock must never wait for another, or two of them could wait for each
     /// other — and sweeps chain `held` under the lock it already holds. A chain whose lock
-    /// is taken is passed over (unless `sweptWithoutLock` clears it, a one-bucket chain with
-    /// no victim): its tick is spent and its entries keep their referenced bits until the
-    /// hand's next lap, which only lets them live longer. Gives up after
+    /// is taken is passed over: its tick is spent and its entries keep their referenced bits
+    /// until the hand's next lap, which only lets them live longer. Gives up after
     /// ``ticksUnderChainLock`` ticks, or when the map is frozen (`forUserWrite`); the caller
     /// then releases its lock and evicts the general way, which also handles the yield.
     ///
@@ -355,8 +352,6 @@ extension RawBucketHashMap {
             for _ in 0..<Self.ticksUnderChainLock {
                 let (index, tick) = recency.advance(partition)
                 let own = index == held
-                if !own, sweptWithoutLock(recency, chain: index, tick: tick, partition: partition,
-                                          forUserWrite: forUserWrite) { continue }
                 if !own, !table.tryLockChain(index) { continue }
                 var leftEmpty: UnsafeMutableRawPointer?
                 let eviction = sweepLocked(recency, chain: index, tick: tick, partition: partition,
@@ -379,11 +374,6 @@ extension RawBucketHashMap {
     private func evictOne(_ recency: RecencyClock, partition: Int, forUserWrite: Bool, sweep: Sweep) -> Eviction {
         for _ in 0..<((sweep == .plain ? 2 : 1) * recency.span(of: partition).count) {
             let (index, tick) = recency.advance(partition)
-            if sweep == .plain, sweptWithoutLock(recency, chain: index, tick: tick, partition: partition,
-                                                 forUserWrite: forUserWrite) {
-                recency.afterEmptyTick?()
-                continue
-            }
             var unused: UnsafeMutableRawPointer?
             let eviction = table.withChainLock(index) {
                 sweepLocked(recency, chain: index, tick: tick, partition: partition, forUserWrite: forUserWrite,
@@ -395,50 +385,12 @@ extension RawBucketHashMap {
         return .none
     }
 
-    /// A tick of a plain sweep without the chain's lock, when it cannot evict: chain `index`
-    /// is one bucket whose live slots are all referenced (or none is live), so the tick only
-    /// clears the bucket's bits, as ``BucketTable/clockVictim(inChainOf:)`` would under the
-    /// lock. Returns whether the tick is done (swept, or stale); `false` when the chain may
-    /// hold a victim, has overflow buckets, or the map is frozen for this user write: the
-    /// caller sweeps it under the lock.
-    ///
-    /// About half of an evicting insert's ticks find no victim (a new entry is published
-    /// referenced, so a bucket yields its victim on the lap after the one that cleared it):
-    /// each such tick took and released the chain's lock, two locked instructions on a line
-    /// other writers may hold.
-    ///
-    /// Why the lock is not needed: the clear is a compare-exchange from the control word this
-    /// tick read before it checked the tick's freshness, so it clears only the bits of the
-    /// entries that were there then — what a locked sweep at that moment would have cleared.
-    /// Any publication since (a new entry, published referenced with the inserted bit) or a
-    /// reader's OR changes the word, and the tick is then swept under the lock. (With a plain
-    /// AND, a sweeper preempted between its freshness check and its clear for a lap or more
-    /// could clear the bits of an entry inserted meanwhile, which the bucket's next tick then
-    /// evicted a moment after its insert: found by review, 2026-12-05.) A writer's store of
-    /// the control word under the lock, computed from an earlier load, may bring cleared bits
-    /// back — a lost hint that lets entries live a lap longer, never a lost entry. Only the
-    /// first-level bucket is read, which lives as long as the table: no section is needed.
-    @inline(__always)
-    private func sweptWithoutLock(_ recency: RecencyClock, chain index: Int, tick: Int, partition: Int,
-                                  forUserWrite: Bool) -> Bool {
-        let first = table.bucket(index)
-        guard table.overflowLink(first).pointee.load(ordering: .relaxed) & BucketTable.linkAddressMask == 0 else {
-            return false
-        }
-        let word = table.control(first)
-        let control = word.pointee.load(ordering: .relaxed)
-        var live = control & table.liveTagBits
-        while live != 0 {
-            let slot = live.trailingZeroBitCount &>> 3
-            if control & (1 &<< (BucketTable.referencedShift &+ UInt64(slot))) == 0 { return false }
-            live &= live &- 1
-        }
-        if forUserWrite, freezeState.isFrozen { return false }
-        guard recency.isFresh(tick, of: partition) else { return true }
-        let cleared = control & ~(BucketTable.referencedMask | BucketTable.insertedBit)
-        if cleared == control { return true }
-        return word.pointee.compareExchange(expected: control, desired: cleared, ordering: .relaxed).exchanged
-    }
+    // (A tick that found no victim in a one-bucket chain cleared its bits without the chain's
+    // lock, by a compare-exchange, for about two locked instructions an evicting insert
+    // fewer. Reverted: the word can come back to the value read, from a sweep of the next lap
+    // and readers' marks, while a preempted sweeper holds a stale tick, and its clear then
+    // wiped marks that a locked sweep, which checks freshness under the lock, would have
+    // kept. Found by review, 2026-12-05.)
 
     /// One tick of a sweep, with chain `index` locked by the caller: nothing once the map is
     /// frozen (`forUserWrite`) or if the tick went stale; else clears the chain's referenced

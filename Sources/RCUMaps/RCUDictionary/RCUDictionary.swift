@@ -55,8 +55,11 @@ import Glibc
 ///   of the write even if no other write follows (they go to reclamation in batches; a
 ///   batch left partly filled is sent after about one grace period).
 ///   ``/RCUEpoch/Epoch/barrier()-129j7`` waits for them.
-/// - Unbounded: when entries average more than three a bucket, or fewer than one in two,
-///   the bucket array is rebuilt at one or two entries a bucket; the resize takes every
+/// - Unbounded: when entries average more than three a bucket (judged by one writer stripe's
+///   count, with a slack of four entries a stripe, so a small table — one bucket a stripe —
+///   runs up to seven a bucket before its first rebuild), or fewer than one in two, the
+///   bucket array is rebuilt at one or two entries a bucket; an overflow bucket emptied by
+///   a delete is unlinked and freed at once; the resize takes every
 ///   stripe (writers wait for it, outside any epoch section, so reclamation goes on;
 ///   readers do not wait: they keep reading the old array until they next look). The array
 ///   stops growing at 2^25 buckets (a 2 GiB block, about 100 million entries at three a
@@ -354,7 +357,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
                     insert(key: makeNode(key, value, hash: hash), value: nextStamp(stripe), hash: hash, into: table, stripe: stripe)
                 }
             case (let place?, nil):
-                remove(place, from: table, stripe: stripe)
+                remove(place, from: table, hash: hash, stripe: stripe)
             case (let place?, let value?):
                 if layout == .node {
                     let old = replaceNode(at: place, with: makeNode(key, value, hash: hash), stripe: stripe)
@@ -633,10 +636,10 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
 
     /// Empties a place (caller holds its stripe), uncounts it and retires what it held.
     @inlinable
-    func remove(_ place: DictionaryTable.Place, from table: DictionaryTable, stripe: Int) {
+    func remove(_ place: DictionaryTable.Place, from table: DictionaryTable, hash: Int, stripe: Int) {
         let keyBits = place.keyWord.pointee.load(ordering: .relaxed)
         let valueBits = place.valueWord.pointee.load(ordering: .relaxed)
-        table.clear(place)
+        table.clear(place, hash: hash)
         stripeCount(stripe).pointee.wrappingSubtract(1, ordering: .relaxed)
         retireEntry(key: keyBits, value: valueBits)
     }
@@ -753,7 +756,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
             let removed = layout == .node
                 ? nodeValue(place.keyWord.pointee.load(ordering: .relaxed))
                 : decode(place.valueWord.pointee.load(ordering: .relaxed))
-            remove(place, from: table, stripe: stripe)
+            remove(place, from: table, hash: hash, stripe: stripe)
             return removed
         }
     }
@@ -837,7 +840,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
                     insert(key: keyBits, value: layout == .node ? nextStamp(stripe) : ownedBits(value), hash: hash,
                            into: table, stripe: stripe)
                 case (let place?, nil):
-                    remove(place, from: table, stripe: stripe)
+                    remove(place, from: table, hash: hash, stripe: stripe)
                 case (let place?, let value?):
                     if layout == .node {
                         let old = replaceNode(at: place, with: node!, stripe: stripe)
