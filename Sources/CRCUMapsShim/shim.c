@@ -469,6 +469,7 @@ static unsigned long rcumaps_unparking; /* (described below) */
  * The fork handlers queue the parked callbacks; a callback parked as the fork ends is
  * queued by whichever of its parker and the forker sees the other's store. */
 static void rcumaps_park(struct rcu_head *head, void (*func)(struct rcu_head *head));
+static void rcumaps_queue_parked(void);
 
 static void rcumaps_enqueue(struct rcu_head *head, void (*func)(struct rcu_head *head))
 {
@@ -502,7 +503,17 @@ static void rcumaps_park(struct rcu_head *head, void (*func)(struct rcu_head *he
      * count to drop) going for as long as writers retire. */
     if (__atomic_load_n(&rcumaps_gate_closed, __ATOMIC_SEQ_CST) != 0) return;
     __atomic_fetch_add(&rcumaps_unparking, 1, __ATOMIC_SEQ_CST);
-    if (__atomic_load_n(&rcumaps_gate_closed, __ATOMIC_SEQ_CST) == 0) rcumaps_unpark_counted();
+    if (__builtin_expect(!rcumaps_record.linked, 0)) {
+        /* A thread with no linked record (see rcumaps_call_rcu): a fork does not see its
+         * enqueue flag, so it queues the parked callbacks inside the gate, or leaves them
+         * to the fork that closed it again (found by review of that path, 2026-12-05). */
+        if (rcumaps_gate_try_enter()) {
+            rcumaps_queue_parked();
+            rcumaps_gate_leave();
+        }
+    } else if (__atomic_load_n(&rcumaps_gate_closed, __ATOMIC_SEQ_CST) == 0) {
+        rcumaps_unpark_counted();
+    }
     __atomic_fetch_sub(&rcumaps_unparking, 1, __ATOMIC_RELEASE);
 }
 
