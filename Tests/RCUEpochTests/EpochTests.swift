@@ -296,15 +296,7 @@ struct EpochDirectReadLockTests {
                 Epoch.releaseAdoptedThread()
                 urcu_memb_unregister_thread()
             }) == 0 else { exit(2) }
-            var thread = pthread_t()
-            guard pthread_create(&thread, nil, { argument in
-                urcu_memb_register_thread()
-                Epoch.adoptRegisteredThread()
-                pthread_setspecific(argument!.assumingMemoryBound(to: pthread_key_t.self).pointee, UnsafeRawPointer(bitPattern: 1))
-                Epoch.withSection { _ in }
-                return nil
-            }, key) == 0 else { exit(3) }
-            pthread_join(thread, nil)
+            guard runAdoptedThread(settingKey: key) else { exit(3) }
             await Epoch.synchronize()  // the registry is intact
             exit(0)
         }
@@ -328,15 +320,7 @@ struct EpochDirectReadLockTests {
                 Epoch.releaseAdoptedThread()
                 urcu_memb_unregister_thread()
             }) == 0 else { exit(2) }
-            var thread = pthread_t()
-            guard pthread_create(&thread, nil, { argument in
-                urcu_memb_register_thread()
-                Epoch.adoptRegisteredThread()
-                pthread_setspecific(argument!.assumingMemoryBound(to: pthread_key_t.self).pointee, UnsafeRawPointer(bitPattern: 1))
-                Epoch.withSection { _ in }
-                return nil
-            }, key) == 0 else { exit(3) }
-            pthread_join(thread, nil)
+            guard runAdoptedThread(settingKey: key) else { exit(3) }
             await Epoch.barrier()  // the retirement was queued and runs
             if EpochMemory.statistics(for: tag).liveBytes != 0 { exit(5) }
             exit(0)
@@ -963,4 +947,21 @@ private final class FinalizedValues: EpochBlockFinalizer {
         let value = block.load(as: UInt64.self)
         counts.withLock { $0[value, default: 0] += 1 }
     }
+}
+
+/// Runs and joins a thread that registers itself with liburcu, is adopted by RCUMaps, sets
+/// `key` (whose destructor then runs at the thread's exit, after RCUMaps' exit handler when
+/// the key was created after RCUMaps' first registration) and makes one section. `false`
+/// if the thread could not be started.
+func runAdoptedThread(settingKey key: UnsafeMutablePointer<pthread_key_t>) -> Bool {
+    var thread = pthread_t()
+    guard pthread_create(&thread, nil, { argument in
+        urcu_memb_register_thread()
+        Epoch.adoptRegisteredThread()
+        pthread_setspecific(argument!.assumingMemoryBound(to: pthread_key_t.self).pointee, UnsafeRawPointer(bitPattern: 1))
+        Epoch.withSection { _ in }
+        return nil
+    }, key) == 0 else { return false }
+    pthread_join(thread, nil)
+    return true
 }
