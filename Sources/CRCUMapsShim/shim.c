@@ -629,15 +629,11 @@ void rcumaps_call_rcu(struct rcu_head *head, void (*func)(struct rcu_head *head)
      * thread-exit destructor — is not among the threads whose enqueue flag a fork waits for:
      * a fork between liburcu's two stores of the enqueue would cut the child's queue, and
      * every barrier there would wait forever (found by review, 2026-12-05). Such a thread
-     * enqueues inside the fork gate (a fork waits for it), or parks while a fork starts. */
+     * parks the callback, and queues what is parked inside the fork gate (a fork waits for
+     * it), or leaves it to a fork that is starting (rcumaps_park). */
     if (__builtin_expect(!rcumaps_record.linked, 0)) {
         __atomic_fetch_add(&rcumaps_unlinked_retirements, 1, __ATOMIC_RELAXED);
-        if (rcumaps_gate_try_enter()) {
-            urcu_memb_call_rcu(head, func);
-            rcumaps_gate_leave();
-        } else {
-            rcumaps_park(head, func);
-        }
+        rcumaps_park(head, func);
         return;
     }
     rcumaps_enqueue(head, func);

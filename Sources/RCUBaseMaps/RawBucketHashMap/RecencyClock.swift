@@ -160,7 +160,6 @@ final class RecencyClock: @unchecked Sendable {
     /// is always fresh, also in a span of one bucket, where half the span is 0 (with `<=
     /// span / 2` alone, no tick there was ever fresh, and the first eviction of a map of
     /// one bucket, `maxEntries` 1 or 2, spun forever).
-    @inline(__always)
     func isFresh(_ tick: Int, of partition: Int) -> Bool {
         hand(partition).pointee.load(ordering: .acquiring) &- tick <= Swift.max(1, span(of: partition).count / 2)
     }
@@ -353,13 +352,10 @@ extension RawBucketHashMap {
                 let (index, tick) = recency.advance(partition)
                 let own = index == held
                 if !own, !table.tryLockChain(index) { continue }
+                defer { if !own { table.unlockChain(index) } }
                 var leftEmpty: UnsafeMutableRawPointer?
-                let eviction = sweepLocked(recency, chain: index, tick: tick, partition: partition,
-                                           forUserWrite: forUserWrite, announced: announced, keepingEmptyBucket: own,
-                                           sweep: .plain, leftEmpty: &leftEmpty)
-                // Not a `defer`: with one, the unlock became a call (19 instructions an insert).
-                if !own { table.unlockChain(index) }
-                switch eviction {
+                switch sweepLocked(recency, chain: index, tick: tick, partition: partition, forUserWrite: forUserWrite,
+                                   announced: announced, keepingEmptyBucket: own, sweep: .plain, leftEmpty: &leftEmpty) {
                 case .evicted: return (true, leftEmpty)
                 case .frozen: return (false, nil)
                 case .none: continue
