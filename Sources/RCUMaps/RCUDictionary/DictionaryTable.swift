@@ -262,6 +262,21 @@ struct DictionaryTable {
         }
     }
 
+    /// Overflow buckets linked in the table now (a snapshot; caller holds a section, or
+    /// writers are quiet). For tests.
+    var overflowBucketCount: Int {
+        var count = 0
+        for index in 0..<bucketCount {
+            var next = UnsafeMutableRawPointer(bitPattern: Self.overflowLink(base + Self.headerSize + index * Self.bucketSize)
+                .pointee.load(ordering: .acquiring))
+            while let overflow = next {
+                count += 1
+                next = UnsafeMutableRawPointer(bitPattern: Self.overflowLink(overflow).pointee.load(ordering: .acquiring))
+            }
+        }
+        return count
+    }
+
     /// Retires the table and its overflow buckets (after a grace period). The table must be
     /// unpublished, so that no writer reaches it any more (a resize or `removeAll` that
     /// replaced it, after releasing the stripes; or the dictionary's deinit).
