@@ -38,7 +38,8 @@ import Glibc
 /// One list per owner (a hash map): a stripe's lock is held only to append a pointer.
 ///
 /// Concurrency: any thread, inside or outside a section; ``retire(_:)`` never blocks on a
-/// grace period.
+/// grace period (a thread's first submission, every ``batchSize`` retirements of a stripe,
+/// registers the thread, which waits for a fork in progress, as ``EpochMemory``'s frees do).
 public final class EpochRetireList: @unchecked Sendable {
     // @unchecked Sendable: besides immutable and Sendable state, the list holds raw memory:
     // its stripes (each read and written only under its own lock) and the process-wide
@@ -541,8 +542,13 @@ public final class EpochRetireList: @unchecked Sendable {
         // idle with a backlog in its stripes kept every writer of its tag waiting the whole
         // limit at each of its batches: found by review, 2026-12-05); a flush of every list
         // reaches them, and only when this list's own does not bring the backlog down.
+        // Without waiting for other threads' submissions or dying lists: those waits have no
+        // bound, and what they wait for can wait for a fork that waits for a callback that
+        // wants a lock this writer holds — row 39's deadlock, back through the flush of row 77
+        // (found by review, 2026-12-05, eighteenth session). Those blocks reach reclamation
+        // through their own threads; this writer's wait stays bounded by the limit below.
         flush()
-        if tagTable.pendingBytes(slotIndex) > Self.throttleThreshold { Self.flushAll() }
+        if tagTable.pendingBytes(slotIndex) > Self.throttleThreshold { Self.flushAll(waitingForOthers: false) }
         let clock = ContinuousClock()
         let start = clock.now
         while tagTable.pendingBytes(slotIndex) > Self.throttleThreshold, clock.now - start < Self.throttleWaitLimit {
@@ -624,8 +630,11 @@ public final class EpochRetireList: @unchecked Sendable {
     }
 
     /// Flushes every live list and the orphaned blocks of lists already gone
-    /// (``Epoch/barrier()`` calls this before waiting).
-    static func flushAll() {
+    /// (``Epoch/barrier()`` calls this before waiting). With `waitingForOthers` (the
+    /// barrier's form), also waits until lists being deinitialised have flushed and batches
+    /// other threads took out of their stripes are submitted — waits with no bound, which
+    /// ``throttleIfBehind()`` must not make.
+    static func flushAll(waitingForOthers: Bool = true) {
         // Strong references taken under the lock, used and dropped outside it: the last
         // release of a list may happen here, and its deinit takes the registry's lock.
         var dying: [(id: ObjectIdentifier, serial: UInt64)] = []
@@ -637,6 +646,10 @@ public final class EpochRetireList: @unchecked Sendable {
             return lists
         }
         for list in lists { list.flush() }
+        guard waitingForOthers else {
+            submitOrphans()
+            return
+        }
         // A list whose last reference is gone reads nil, and its deinit may not have flushed
         // yet: it flushes, then leaves the registry. Waited for, or a barrier could return
         // with the blocks still in its stripes (found by review, 2026-12-05). The deinit

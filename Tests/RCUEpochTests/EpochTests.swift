@@ -739,6 +739,61 @@ struct EpochRetireListTests {
         #expect(pendingAtReturn.load(ordering: .acquiring) == 0)
     }
 
+    /// A throttled writer waits at most the throttle's limit, also while another list is
+    /// being deinitialised: its flush of every list used to wait, without bound, for that
+    /// deinit (and for other threads' submissions), whatever they waited for — with a fork
+    /// in the picture, a callback that wants a lock the writer holds (row 39's deadlock,
+    /// back through row 77's flush; found by review, 2026-12-05, eighteenth session).
+    @Test func aThrottledWriterDoesNotWaitForAListBeingDeinitialised() {
+        final class Holder: @unchecked Sendable {
+            // Written by the thread that drops it; nothing else reads it.
+            var list: EpochRetireList?
+        }
+        let paused = DispatchSemaphore(value: 0), resume = DispatchSemaphore(value: 0)
+        let holder = Holder()
+        do {
+            let list = EpochRetireList(blockSize: 64, tag: uniqueTag())
+            list.retire(list.allocate()!)
+            list.beforeDeinitFlush = { paused.signal(); resume.wait() }
+            holder.list = list
+        }
+        Thread { holder.list = nil }.start()  // the deinit runs there, and pauses
+        paused.wait()
+        // A reader holds back every grace period while the writer is throttled, so that its
+        // backlog stays over the threshold and it flushes every list.
+        let inSection = DispatchSemaphore(value: 0), readerDone = DispatchSemaphore(value: 0)
+        Thread {
+            Epoch.withSection { _ in
+                inSection.signal()
+                usleep(800_000)
+            }
+            readerDone.signal()
+        }.start()
+        inSection.wait()
+        let list = EpochRetireList(blockSize: 1 << 20, tag: uniqueTag())
+        let elapsed = Atomic<Int>(-1)
+        let returned = DispatchSemaphore(value: 0)
+        Thread {
+            // 64 MiB retired: one full batch, over the 16 MiB threshold.
+            for _ in 0..<EpochRetireList.batchSize { list.retire(list.allocate()!) }
+            let start = ContinuousClock.now
+            list.throttleIfBehind()
+            let waited = ContinuousClock.now - start
+            elapsed.store(Int(waited.components.seconds * 1000 + waited.components.attoseconds / 1_000_000_000_000_000),
+                          ordering: .releasing)
+            returned.signal()
+        }.start()
+        let returnedWhilePaused = returned.wait(timeout: .now() + 5) == .success
+        resume.signal()
+        if !returnedWhilePaused { returned.wait() }
+        readerDone.wait()
+        #expect(returnedWhilePaused, "the throttled writer waited for the deinit")
+        let waited = elapsed.load(ordering: .acquiring)
+        #expect(waited >= 0 && waited < 2_000, "waited \(waited) ms")
+        #expect(EpochRetireList.throttledWrites > 0)
+        Epoch.barrier()
+    }
+
     @Test func anInjectedFaultFailsAllocation() {
         let tag = uniqueTag()
         let list = EpochRetireList(blockSize: 16, tag: tag)
