@@ -28,8 +28,11 @@ public struct MapCreationFlags: OptionSet, Hashable, Sendable, CustomStringConve
     /// `BPF_F_NO_COMMON_LRU` (0x2): LRU hashes only (EINVAL on other types): one eviction
     /// hand per CPU, and `maxEntries` rounded to a multiple of the possible CPUs.
     public static let noCommonLRU = MapCreationFlags(rawValue: 1 << 1)
-    /// `BPF_F_NUMA_NODE` (0x4): place the map on ``MapDefinition/numaNode`` (implied when
-    /// that is set).
+    /// `BPF_F_NUMA_NODE` (0x4): ask for ``MapDefinition/numaNode`` (implied when that is set;
+    /// node 0 when it is nil, as Linux takes the attribute's zero). The node is checked at
+    /// creation (EINVAL when out of range or offline); only arrays (not `BPF_F_MMAPABLE`),
+    /// queues and stacks place memory on it, and only on a machine with several nodes
+    /// (docs/map-types.md says what each type does).
     public static let numaNode = MapCreationFlags(rawValue: 1 << 2)
     /// `BPF_F_RDONLY` (0x8): user mode (the syscall side) may only read: updates, deletes,
     /// lookup-and-delete, write batches and freeze fail with EPERM.
@@ -84,7 +87,10 @@ public struct MapCreationFlags: OptionSet, Hashable, Sendable, CustomStringConve
 ///
 /// Sizes are in bytes and fixed for the life of the map. Every constructor of a map
 /// validates the definition and throws ``MapError/invalidArgument`` (or
-/// ``MapError/outOfSpace`` for sizes beyond the limits, as Linux does).
+/// ``MapError/outOfSpace`` for sizes beyond the limits, as Linux does), and, for a lock word
+/// (``lockOffset``), ``MapError/accessDenied`` (EACCES) with a program access flag or
+/// ``MapError/notSupported`` (EOPNOTSUPP) on a type whose values cannot hold one; each
+/// constructor lists its type's own refusals besides.
 public struct MapDefinition: Hashable, Sendable {
     /// The map type ID.
     public var type: MapType
@@ -92,14 +98,16 @@ public struct MapDefinition: Hashable, Sendable {
     public var keySize: Int
     /// Value size in bytes, as users see it.
     public var valueSize: Int
-    /// Capacity. Hash maps refuse new keys beyond it (E2BIG); arrays have exactly this many slots;
-    /// queues and stacks hold at most this many elements.
+    /// Capacity. Hash maps refuse new keys beyond it (E2BIG; the LRU hashes evict instead);
+    /// arrays have exactly this many slots; queues and stacks hold at most this many
+    /// elements; an LPM trie refuses new prefixes beyond it (ENOSPC).
     public var maxEntries: Int
     /// Creation flags.
     public var flags: MapCreationFlags
     /// A name: at most 15 characters from `[A-Za-z0-9_.]`, as Linux's `BPF_OBJ_NAME_LEN`.
     public var name: String
-    /// The NUMA node to place the map's storage on, or `nil` for no preference. `-1` (and
+    /// The NUMA node asked for (see ``MapCreationFlags/numaNode`` for which maps place memory
+    /// on it), or `nil` for no preference. `-1` (and
     /// `UInt32.max`, the same `u32`) is Linux's `NUMA_NO_NODE`: no preference either, also
     /// with `BPF_F_NUMA_NODE`, as Linux accepts it.
     public var numaNode: Int?
@@ -112,7 +120,14 @@ public struct MapDefinition: Hashable, Sendable {
 
     /// Whether the definition asks for a NUMA node: a node, or `BPF_F_NUMA_NODE` without
     /// ``numaNode`` (Linux's node 0 then); not `NUMA_NO_NODE`.
-    var asksForNUMANode: Bool { requestedNUMANode != nil || (numaNode == nil && flags.contains(.numaNode)) }
+    var asksForNUMANode: Bool { placementNode != nil }
+
+    /// The node Linux's `map_create` takes: ``requestedNUMANode``, or node 0 for
+    /// `BPF_F_NUMA_NODE` without ``numaNode`` (the attribute's zero); nil for none. The
+    /// node checked at creation, and the one the maps that place memory place it on.
+    var placementNode: Int? {
+        requestedNUMANode ?? (numaNode == nil && flags.contains(.numaNode) ? 0 : nil)
+    }
     /// For `HASH`: which implementation serves it.
     public var hashImplementation: HashImplementation
     /// The pool tag the map's memory is accounted under (default: one per map type).
@@ -200,12 +215,18 @@ public struct MapDefinition: Hashable, Sendable {
 
     /// The checks `map_create` makes before the type's own: read and write access together
     /// (`BPF_F_RDONLY|BPF_F_WRONLY`), the NUMA node.
-    func validateCommon() throws(MapError) {
+    /// `nodeCount` and `isOnline` describe the machine (this one's by default; a parameter so
+    /// that tests can describe one whose node 0 is offline).
+    package func validateCommon(nodeCount: Int = NUMATopology.nodeCount,
+                                isOnline: (Int) -> Bool = NUMATopology.isOnline) throws(MapError) {
         guard !flags.isSuperset(of: [.readOnly, .writeOnly]) else {
             throw MapError.invalidArgument.with(reason: "BPF_F_RDONLY and BPF_F_WRONLY exclude each other")
         }
-        if let numaNode = requestedNUMANode {
-            try Self.checkNUMANode(numaNode, nodeCount: NUMATopology.nodeCount, isOnline: NUMATopology.isOnline)
+        // `placementNode`, not `requestedNUMANode`: `BPF_F_NUMA_NODE` without a node is node 0,
+        // which Linux checks too (before, it was never checked: found by review, 2026-12-05,
+        // eighteenth session).
+        if let node = placementNode {
+            try Self.checkNUMANode(node, nodeCount: nodeCount, isOnline: isOnline)
         }
     }
 

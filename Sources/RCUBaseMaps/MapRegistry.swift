@@ -54,8 +54,12 @@ public enum MapRegistry {
     /// - Returns: The new, empty map (arrays: every value zero).
     /// - Throws: ``MapError/invalidArgument`` for an invalid definition, an unknown type,
     ///   or a custom type with no provider; ``MapError/notSupported`` for a reserved
-    ///   built-in type not served yet; ``MapError/outOfSpace`` for sizes beyond the
-    ///   limits; ``MapError/noMemory``.
+    ///   built-in type not served yet or a lock word on a type that cannot hold one;
+    ///   ``MapError/accessDenied`` for a lock word with a program access flag;
+    ///   ``MapError/unsupportedByMapType`` for an LRU hash with `BPF_F_NO_PREALLOC`;
+    ///   ``MapError/outOfSpace`` for sizes beyond the limits; ``MapError/wouldDeadlock`` for
+    ///   a lock-free `HASH` created inside a section while a fork is starting (see
+    ///   ``RawLockFreeHashMap``); ``MapError/noMemory``.
     public static func create(_ definition: MapDefinition) throws(MapError) -> any RawMap {
         switch definition.type {
         case .hash:

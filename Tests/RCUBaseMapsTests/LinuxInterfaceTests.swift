@@ -61,6 +61,27 @@ struct LinuxInterfaceTests {
         }
     }
 
+    /// `BPF_F_NUMA_NODE` without a node is Linux's node 0 (the attribute's zero), which
+    /// `map_create` checks like any other: on a machine whose node 0 is offline it is
+    /// refused. Before, only an explicit node was checked (found by review, 2026-12-05,
+    /// eighteenth session); described machines, since this one's node 0 is online.
+    @Test func theNUMAFlagWithoutANodeChecksNodeZero() throws {
+        var definition = Self.definition(.array)
+        definition.flags.insert(.numaNode)
+        #expect(definition.numaNode == nil)
+        #expect(throws: MapError.invalidArgument) {
+            try definition.validateCommon(nodeCount: 2, isOnline: { $0 == 1 })
+        }
+        try definition.validateCommon(nodeCount: 2, isOnline: { $0 == 0 })
+        // Without the flag, no node is asked for: nothing to check.
+        definition.flags.remove(.numaNode)
+        try definition.validateCommon(nodeCount: 2, isOnline: { $0 == 1 })
+        // NUMA_NO_NODE with the flag is no node either.
+        definition.flags.insert(.numaNode)
+        definition.numaNode = -1
+        try definition.validateCommon(nodeCount: 2, isOnline: { $0 == 1 })
+    }
+
     /// `NUMA_NO_NODE` (-1, or `UInt32.max`: the same `u32`) is no node, also with
     /// `BPF_F_NUMA_NODE` and on the per-CPU types, as Linux's `map_create` and the types'
     /// checks take it; a real node on a per-CPU type is still refused (both were refused:

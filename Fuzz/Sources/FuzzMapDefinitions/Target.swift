@@ -132,7 +132,9 @@ func asksForNode(_ d: MapDefinition) -> Bool {
 /// after the type's size limits.
 func validateCommon(_ d: MapDefinition) -> Int32? {
     if d.flags.isSuperset(of: [.readOnly, .writeOnly]) { return EINVAL }
-    if let node = requestedNode(d), node < 0 || node >= NUMATopology.nodeCount || !NUMATopology.isOnline(node) { return EINVAL }
+    // The flag without a node is node 0, checked too (as Linux's attribute's zero).
+    let checked = requestedNode(d) ?? (asksForNode(d) ? 0 : nil)
+    if let node = checked, node < 0 || node >= NUMATopology.nodeCount || !NUMATopology.isOnline(node) { return EINVAL }
     return nil
 }
 

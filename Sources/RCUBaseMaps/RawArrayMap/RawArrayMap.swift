@@ -88,7 +88,8 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
     /// Creates an array with every value zero.
     ///
     /// - Throws: ``MapError/invalidArgument`` (key size not 4, zero sizes, flags),
-    ///   ``MapError/outOfSpace`` (value size beyond the limit), ``MapError/noMemory``
+    ///   ``MapError/outOfSpace`` (value size beyond the limit), ``MapError/accessDenied``
+    ///   (a lock word with a program access flag), ``MapError/noMemory``
     ///   (the storage cannot be allocated; arrays beyond one epoch block live on anonymous pages).
     public convenience init(_ definition: MapDefinition) throws(MapError) {
         try self.init(definition, observer: nil)
@@ -124,7 +125,7 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
             throw MapError.noMemory.with(reason: "an array of \(maxEntries) × \(slotStride) bytes does not fit in memory")
         }
         storageSize = size
-        if let node = definition.requestedNUMANode, !mmapable, NUMATopology.nodeCount > 1,
+        if let node = definition.placementNode, !mmapable, NUMATopology.nodeCount > 1,
            let placed = rcumaps_numa_alloc_onnode(size, Int32(node)) {
             storage = placed
             placement = .numa

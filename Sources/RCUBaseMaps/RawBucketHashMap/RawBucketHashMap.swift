@@ -134,7 +134,9 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     ///
     /// - Throws: ``MapError/invalidArgument`` or ``MapError/outOfSpace`` for a bad definition,
     ///   ``MapError/unsupportedByMapType`` (ENOTSUPP) for an `LRU_HASH` with
-    ///   `BPF_F_NO_PREALLOC`, ``MapError/noMemory`` if the buckets cannot be allocated.
+    ///   `BPF_F_NO_PREALLOC`, ``MapError/accessDenied`` (EACCES) for a lock word with a
+    ///   program access flag, ``MapError/notSupported`` (EOPNOTSUPP) for a lock word on an
+    ///   `LRU_HASH`, ``MapError/noMemory`` if the buckets cannot be allocated.
     public convenience init(_ definition: MapDefinition) throws(MapError) {
         try self.init(definition, observer: nil)
     }

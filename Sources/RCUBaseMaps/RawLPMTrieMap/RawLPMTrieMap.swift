@@ -72,7 +72,8 @@ public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
     /// Creates an empty trie.
     ///
     /// - Throws: ``MapError/invalidArgument`` for a definition Linux refuses (see the type);
-    ///   ``MapError/notSupported`` for a lock word; ``MapError/noMemory``.
+    ///   ``MapError/accessDenied`` (EACCES) for a lock word with a program access flag,
+    ///   ``MapError/notSupported`` for a lock word otherwise; ``MapError/noMemory``.
     public init(_ definition: MapDefinition) throws(MapError) {
         guard definition.type == .lpmTrie else {
             throw MapError.invalidArgument.with(reason: "RawLPMTrieMap serves BPF_MAP_TYPE_LPM_TRIE, not \(definition.type)")

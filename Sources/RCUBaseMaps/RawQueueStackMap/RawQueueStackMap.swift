@@ -86,7 +86,7 @@ public final class RawQueueStackMap: RawMap, @unchecked Sendable {
     enum Placement {
         /// An epoch block (cache-aligned), given back with `freeCacheAligned`.
         case epoch
-        /// libnuma memory on the requested node.
+        /// Anonymous pages that prefer the requested node (`rcumaps_numa_alloc_onnode`).
         case numa
         /// Anonymous pages (rings larger than one epoch block): committed as they are touched.
         case pages
@@ -122,7 +122,7 @@ public final class RawQueueStackMap: RawMap, @unchecked Sendable {
             throw MapError.noMemory.with(reason: "a ring of \(slotCount) × \(valueSize) bytes does not fit in memory")
         }
         storageSize = size
-        if let node = definition.requestedNUMANode, NUMATopology.nodeCount > 1,
+        if let node = definition.placementNode, NUMATopology.nodeCount > 1,
            let placed = rcumaps_numa_alloc_onnode(size, Int32(node)) {
             storage = placed
             placement = .numa
