@@ -406,6 +406,8 @@ func readTextFile(_ path: String) -> String? {
 /// A bucket-locked hash map that misbehaves on purpose, to show that the checker notices.
 final class FaultyMap: ForwardingMap, @unchecked Sendable {
     enum Fault: Sendable {
+        /// No fault: the control run, which must report nothing.
+        case none
         case dropsUpdates, tearsValues, repeatsKeys
         /// On a shared churn key (no owner to notice, may be absent), a lookup-and-delete
         /// returns the value and leaves it in the map: a second one can return it again.
@@ -463,6 +465,18 @@ final class FaultyMap: ForwardingMap, @unchecked Sendable {
         }
         try base.nextKey(after: key, into: nextKey)
     }
+
+    /// The checker's passes step with this call, not `nextKey` (before, the fault broke only
+    /// `nextKey`, which no pass made, and the test was "caught" by what a map left dirty by
+    /// the previous seed's run reported: found by review, 2026-12-05, eighteenth session).
+    override func nextKeyInPass(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer)
+        throws(MapError) {
+        if fault == .repeatsKeys, let key, strikes() {
+            nextKey.copyMemory(from: key)
+            return
+        }
+        try base.nextKeyInPass(after: key, into: nextKey)
+    }
 }
 
 @Suite("rcumaps stress catches faults", .serialized)
@@ -475,48 +489,70 @@ struct StressCheckerTests {
         (FaultyMap.Fault.popsWithoutRemoving, StressViolation.twoWinners),
         (FaultyMap.Fault.noExistReplaces, StressViolation.twoWinners),
     ])
-    func faultyMapIsCaught(_ fault: FaultyMap.Fault, _ expected: StressViolation) throws {
+    func faultyMapIsCaught(_ fault: FaultyMap.Fault, _ expected: StressViolation) {
         var options = StressOptions()
         options.duration = 0.3
         options.threads = 2
         options.keys = 256
-        let map = try FaultyMap(MapDefinition(type: .hash, keySize: 8, valueSize: StressWords.valueSize,
-                                              maxEntries: options.keys * 5 / 8, name: "faulty",
-                                              hashImplementation: .bucketLocked, poolTag: PoolTag("stfx")),
-                                fault: fault)
-        Self.expectCaught(expected, driving: map, kind: .hashBucket, options: options)
+        Self.expectCaught(expected, fault: fault, kind: .hashBucket, options: options) { fault throws(MapError) in
+            try FaultyMap(MapDefinition(type: .hash, keySize: 8, valueSize: StressWords.valueSize,
+                                        maxEntries: options.keys * 5 / 8, name: "faulty",
+                                        hashImplementation: .bucketLocked, poolTag: PoolTag("stfx")),
+                          fault: fault)
+        }
     }
 
-    /// Runs `map` as `kind` with a few seeds until `expected` is recorded, and expects it
-    /// was. Detection depends on what the random workload happens to check (one run is
-    /// almost always enough; slow sanitizer builds may need more).
-    static func expectCaught(_ expected: StressViolation, driving map: FaultyMap, kind: StressMapKind,
-                             options: StressOptions) {
-        var caught = false
+    /// Runs a fresh map with `fault` (made by `make`) as `kind`, a few seeds in turn until
+    /// `expected` is recorded, and expects it was; then runs a fresh map without the fault on
+    /// the seed that caught it, and expects no violation at all: what was caught came from
+    /// the fault, not from the harness. Detection depends on what the random workload
+    /// happens to check (one run is almost always enough; slow sanitizer builds may need
+    /// more). Each run gets its own map: a map a run left behind makes the next run's
+    /// prefill and records disagree, which reported violations whatever the fault (found by
+    /// review, 2026-12-05, eighteenth session).
+    static func expectCaught(_ expected: StressViolation, fault: FaultyMap.Fault, kind: StressMapKind,
+                             options: StressOptions, make: (FaultyMap.Fault) throws(MapError) -> FaultyMap) {
+        var caughtBy: UInt64?
         var seen: [String] = []
-        for seed in UInt64(99)..<104 where !caught {
+        for seed in UInt64(99)..<104 where caughtBy == nil {
+            let map: FaultyMap
+            do { map = try make(fault) } catch {
+                Issue.record("the faulty map: \(error)")
+                return
+            }
             let recorder = StressRecorder(label: "faulty", echo: false)
             let exercise = drive(map, kind: kind, objects: nil, options: options, seed: seed, recorder: recorder,
                                  progress: false)
             #expect(!exercise.hung)
-            caught = recorder.byKind.contains { $0.0 == expected }
+            if recorder.byKind.contains(where: { $0.0 == expected }) { caughtBy = seed }
             seen.append("\(recorder.byKind)")
         }
-        #expect(caught, "violations per run: \(seen)")
+        #expect(caughtBy != nil, "violations per run: \(seen)")
+        guard let seed = caughtBy else { return }
+        do {
+            let recorder = StressRecorder(label: "control", echo: false)
+            let exercise = drive(try make(.none), kind: kind, objects: nil, options: options, seed: seed,
+                                 recorder: recorder, progress: false)
+            #expect(!exercise.hung)
+            #expect(recorder.byKind.isEmpty, "the same run without the fault: \(recorder.descriptions)")
+        } catch {
+            Issue.record("the control map: \(error)")
+        }
     }
 
     /// On the maps whose value is the bare token (`hash-bucket-8`, `hash-lockfree-8`), all
     /// zero bytes under key 0 are caught: the prefill's token of key 0 was all zero bits, so
     /// such a value passed for it (found by review, 2026-12-05).
-    @Test func aZeroedValueOfKeyZeroIsCaughtOnWordValues() throws {
+    @Test func aZeroedValueOfKeyZeroIsCaughtOnWordValues() {
         var options = StressOptions()
         options.duration = 0.3
         options.threads = 2
         options.keys = 256
-        let map = try FaultyMap(MapDefinition(type: .hash, keySize: 8, valueSize: 8, maxEntries: options.keys * 5 / 8,
-                                              name: "faulty", hashImplementation: .bucketLocked, poolTag: PoolTag("stfz")),
-                                fault: .zeroesKeyZero)
-        Self.expectCaught(.value, driving: map, kind: .hashBucketWord, options: options)
+        Self.expectCaught(.value, fault: .zeroesKeyZero, kind: .hashBucketWord, options: options) { fault throws(MapError) in
+            try FaultyMap(MapDefinition(type: .hash, keySize: 8, valueSize: 8, maxEntries: options.keys * 5 / 8,
+                                        name: "faulty", hashImplementation: .bucketLocked, poolTag: PoolTag("stfz")),
+                          fault: fault)
+        }
     }
 }
 
