@@ -33,10 +33,11 @@ import Glibc
 /// the hand's next pass. When writers wrote into every bucket within that lap too (updates
 /// of existing keys faster than the sweep), a last lap takes the first entry of any bucket:
 /// an insert's sweep is at most four laps (then, only in that case, an entry written a
-/// moment before may be the victim). A writer yields and tries again only for a frozen
-/// map's user write, a map whose every tick went stale, or four laps with no live entry
-/// to take (every unit of room is in flight with other writers: it tries until one of
-/// them publishes).
+/// moment before may be the victim). A writer yields and tries again only for a map whose
+/// every tick went stale, or four laps with no live entry to take (every unit of room is
+/// in flight with other writers: it tries until one of them publishes). A user write to a
+/// map frozen during its sweep stops sweeping at once, evicts nothing, and fails with
+/// EPERM at its next locked pass.
 ///
 /// `BPF_F_NO_COMMON_LRU`: each CPU gets its own hand over its own share of the buckets
 /// (CPU `c` of `n` sweeps buckets `c·B/n ..< (c+1)·B/n`), so evicting writers on different

@@ -167,7 +167,8 @@ public final class CustomMap<Key: BitwiseCopyable & Sendable, Value: BitwiseCopy
 
     /// Calls `body` with every entry, in place, inside one epoch section for the whole pass
     /// (as ``InPlaceKeyValueMap/forEachInPlace(_:)``): get-next-key order, no key twice,
-    /// every key present for the whole pass. An entry whose lookup the provider's find
+    /// every key present for the whole pass — on a lock-free hash base with iteration's one
+    /// exception for keys of equal 64-bit hash (see ``KeyValueMapIterator``). An entry whose lookup the provider's find
     /// callback refuses is skipped, as iteration skips it. `body` must not block.
     ///
     /// - Throws: ``/RCUBaseMaps/MapError/notSupported`` when the provider transforms values;

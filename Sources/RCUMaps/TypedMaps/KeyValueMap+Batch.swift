@@ -147,8 +147,8 @@ extension DynamicKeyValueMap {
     /// It may remove more than `maxCount` entries when a bucket of the bucket-locked hash
     /// is larger (read whole, as ``KeyValueMap/lookupBatch(from:maxCount:)`` reads it).
     ///
-    /// - Throws: ``/RCUBaseMaps/MapError/permissionDenied`` for a frozen map;
-    ///   ``/RCUBaseMaps/MapError/invalidArgument`` for a negative `maxCount`; a custom map's
+    /// - Throws: ``/RCUBaseMaps/MapError/permissionDenied`` for a frozen map or one created
+    ///   with `BPF_F_RDONLY`; ``/RCUBaseMaps/MapError/invalidArgument`` for a negative `maxCount`; a custom map's
     ///   provider errors from its iteration. A call stopped by an element (a custom map's
     ///   provider refusing it) returns instead the entries it removed before it (perhaps
     ///   none), with the failure in ``MapBatch/failure``: the element stays in the map, and

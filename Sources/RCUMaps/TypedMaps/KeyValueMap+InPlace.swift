@@ -87,8 +87,11 @@ extension InPlaceKeyValueMap {
     /// (cheaper than iterating, and values can be changed where they are).
     ///
     /// The pass is get-next-key iteration: it never repeats a key, and returns every key
-    /// present for the whole pass. `body` must not block: the section holds back
-    /// reclamation for the whole pass.
+    /// present for the whole pass, with iteration's one exception on a ``LockFreeHashMap``
+    /// (see ``KeyValueMapIterator``: when the key the pass fetched to come next is deleted
+    /// before its step, by `body` or another thread, another key with exactly its 64-bit
+    /// hash can be skipped, or returned twice). `body` must not block: the section holds
+    /// back reclamation for the whole pass.
     @inlinable
     public func forEachInPlace<Failure: Error>(_ body: (Key, inout Value) throws(Failure) -> Void) throws(Failure) {
         try Epoch.withSection { (section) throws(Failure) in

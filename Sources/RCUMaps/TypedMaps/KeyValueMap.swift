@@ -159,7 +159,8 @@ extension DynamicKeyValueMap {
     ///
     /// - Returns: The value removed, or `nil` if the key was absent.
     /// - Throws: ``/RCUBaseMaps/MapError/permissionDenied`` (EPERM) once the map is frozen
-    ///   (`raw.freeze()`), as Linux refuses user-mode writes to a frozen map; a custom map's
+    ///   (`raw.freeze()`) or when it was created with `BPF_F_RDONLY`, as Linux refuses
+    ///   user-mode writes to such a map; a custom map's
     ///   provider errors (a refusing deletion callback, an array base).
     @inlinable @discardableResult
     public func removeValue(forKey key: Key) throws(MapError) -> Value? {

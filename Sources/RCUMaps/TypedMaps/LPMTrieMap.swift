@@ -262,6 +262,7 @@ public final class LPMTrieMap<Key: LPMTrieKey, Value: BitwiseCopyable & Sendable
     ///
     /// - Throws: ``/RCUBaseMaps/MapError/noSpace`` (ENOSPC) for a new prefix in a full trie;
     ///   ``/RCUBaseMaps/MapError/invalidArgument`` for a prefix longer than the key's bits;
+    ///   ``/RCUBaseMaps/MapError/permissionDenied`` on a frozen or `BPF_F_RDONLY` trie;
     ///   ``/RCUBaseMaps/MapError/noMemory`` (nothing changed).
     ///
     /// Concurrency: any thread; takes the writer lock. Lookups see the old value or the new.
