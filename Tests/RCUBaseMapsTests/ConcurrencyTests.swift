@@ -298,15 +298,21 @@ struct CapacityRaceTests {
         for key in 0..<UInt64(pairs) { try map.put(key, sentinelBit, flags: .noExist) }
         let returned = ThreadLock<[[UInt64]]>(Array(repeating: [], count: pairs))  // per key, per round
         let sightings = ThreadLock<[(key: Int, token: UInt64, round: Int)]>([])
+        let storedUpdates = Atomic<Int>(0)
         let failures = Failures()
         let deadline = Deadline(after: stressDuration)
+        // Sightings are rare (a few in 0.2 s on two cores): the run goes on past the deadline
+        // until there is one, for up to 20 s.
+        let sightingCount = Atomic<Int>(0)
+        let cap = Deadline(after: .seconds(20))
+        let over: @Sendable () -> Bool = { cap.hasPassed || (deadline.hasPassed && sightingCount.load(ordering: .relaxed) > 0) }
         runOnThreads(2 * pairs) { thread in
             let key = thread / 2
             if thread % 2 == 0 {
                 // Deleter: round r takes the value and inserts sentinel r.
                 var round = 0
                 var taken: [UInt64] = []
-                while !deadline.hasPassed {
+                while !over() {
                     do {
                         var value: UInt64 = 0
                         try withUnsafeBytes(of: UInt64(key)) { k in
@@ -325,23 +331,42 @@ struct CapacityRaceTests {
                 // Updater: tokens 1, 2, 3, … with `.exist`, each read back once.
                 var token: UInt64 = 0
                 var seen: [(key: Int, token: UInt64, round: Int)] = []
-                while !deadline.hasPassed {
+                var stored = 0
+                while !over() {
                     token += 1
-                    do { try map.put(UInt64(key), token, flags: .exist) } catch { continue }  // ENOENT between rounds
-                    guard let read = try? map.get(UInt64(key), as: UInt64.self) else { continue }
+                    // ENOENT between rounds; any other errno fails the test (every error was
+                    // skipped, an EAGAIN or ENOMEM that lost the update included: found by
+                    // review, 2026-12-05, eighteenth session).
+                    do { try map.put(UInt64(key), token, flags: .exist) } catch MapError.keyNotFound { continue } catch {
+                        failures.record("updater \(key): \(error)")
+                        return
+                    }
+                    stored += 1
+                    let read: UInt64
+                    do { read = try map.get(UInt64(key), as: UInt64.self) } catch MapError.keyNotFound { continue } catch {
+                        failures.record("updater \(key), lookup: \(error)")
+                        return
+                    }
                     if read & sentinelBit != 0 {
                         seen.append((key, token, Int(read & ~sentinelBit)))
+                        sightingCount.wrappingAdd(1, ordering: .relaxed)
                     } else if read < token {
                         failures.record("key \(key): wrote \(token), then read the older token \(read)")
                     }
                 }
                 let mine = seen
                 sightings.withLock { $0.append(contentsOf: mine) }
+                storedUpdates.wrappingAdd(stored, ordering: .relaxed)
             }
         }
         #expect(failures.all.isEmpty, "\(failures.all)")
+        // The race ran: updates were stored, and some were read back as a later round's
+        // sentinel (the case the check below is about).
+        #expect(storedUpdates.load(ordering: .relaxed) > 0)
+        let allSightings = sightings.withLock { $0 }
+        #expect(!allSightings.isEmpty, "no update was followed by a round's sentinel: the race never happened")
         let rounds = returned.withLock { $0 }
-        for sighting in sightings.withLock({ $0 }) {
+        for sighting in allSightings {
             let taken = rounds[sighting.key].prefix(sighting.round).filter { $0 & sentinelBit == 0 }
             #expect(taken.contains { $0 >= sighting.token },
                     "key \(sighting.key): token \(sighting.token) succeeded, then round \(sighting.round)'s sentinel was read, but no round up to it returned a token that recent: lost update")

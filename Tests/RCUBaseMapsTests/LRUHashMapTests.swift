@@ -231,42 +231,95 @@ struct LRUHashMapTests {
         #expect(Set(used).isSubset(of: Set(try map.allKeys(as: UInt64.self))))
     }
 
+    /// The guarantee the concurrent checks lean on, pinned and shown on one thread: the
+    /// clock's distance is half a hand's span (half the buckets for the common LRU, half a
+    /// CPU's share with `BPF_F_NO_COMMON_LRU`), and a key just written into a full map stays
+    /// while the hand that sweeps its bucket has moved on by less than that, however many
+    /// evicting inserts run meanwhile (before, the checks took the distance from the code
+    /// under test, and a smaller one excused every loss: found by review, 2026-12-05,
+    /// eighteenth session).
+    @Test(arguments: [MapCreationFlags.zeroSeed, [.zeroSeed, .noCommonLRU]])
+    func aJustWrittenKeyOutlivesHalfItsHandsSpan(flags: MapCreationFlags) throws {
+        let (map, _) = try Self.makeFull(maxEntries: 512, flags: flags)
+        let buckets = map.bucketCountForTests
+        let partitions = flags.contains(.noCommonLRU) ? min(RawPerCPUArrayMap.possibleCPUs, buckets) : 1
+        let distance = map.evictionTicks.guaranteedDistance
+        #expect(distance == (buckets / partitions) / 2 && distance > 0, "\(buckets) buckets, \(partitions) hands")
+        var fresh = UInt64(1) << 40
+        var checked = 0
+        for round in UInt64(0)..<64 {
+            let key = UInt64(1) << 48 | round
+            try map.put(key, key)
+            let start = Self.ticks(map, coveringKey: key).ticks
+            var inserts = 0
+            while Self.ticks(map, coveringKey: key).ticks - start < distance {
+                guard inserts < 100_000 else {
+                    Issue.record("round \(round): the hand of the key's bucket did not move on")
+                    return
+                }
+                try map.put(fresh, fresh)
+                fresh += 1
+                inserts += 1
+                let moved = Self.ticks(map, coveringKey: key).ticks - start
+                if moved < distance {
+                    checked += 1
+                    #expect((try? map.get(key, as: UInt64.self)) == key,
+                            "round \(round): key evicted after \(moved) ticks of its hand < \(distance)")
+                }
+            }
+        }
+        #expect(checked > 64, "no key was checked within the distance")
+    }
+
+    /// The ticks of the hand that can evict `key` (``RawBucketHashMap/evictionTicks(coveringKey:)``).
+    static func ticks(_ map: RawBucketHashMap, coveringKey key: UInt64) -> (ticks: Int, guaranteedDistance: Int) {
+        withUnsafeBytes(of: key) { map.evictionTicks(coveringKey: $0) }
+    }
+
     /// Several writers insert fresh keys into a small map while a sampler checks the count;
     /// each writer looks up the key it has just written. A just-written key may be evicted
-    /// by another writer only after the hands have moved on by the clock's guaranteed
-    /// distance since the write, so a miss with less in between is a violation (as is a
-    /// count above maxEntries).
+    /// by another writer only after the hand that sweeps its bucket has moved on by the
+    /// clock's guaranteed distance since the write, so a miss with less in between is a
+    /// violation (as is a count above maxEntries). Threads, not tasks: tasks on the test
+    /// pool's few threads need never overlap (the sampler could start after the writers
+    /// ended); the sampler counts its samples taken while two writers or more were writing,
+    /// and the test expects some (found by review, 2026-12-05, eighteenth session).
     @Test(arguments: [MapCreationFlags.zeroSeed, [.zeroSeed, .noCommonLRU]])
-    func concurrentWritersKeepTheBoundAndTheirOwnKeys(flags: MapCreationFlags) async throws {
+    func concurrentWritersKeepTheBoundAndTheirOwnKeys(flags: MapCreationFlags) throws {
         let map = try Self.make(maxEntries: 256, flags: flags)
         let maxEntries = map.definition.maxEntries
         let writers = 4
         let perWriter = 20_000
         let counters = Counters()
-        await withTaskGroup(of: Void.self) { group in
-            for writer in 0..<writers {
-                group.addTask {
-                    for index in 0..<perWriter {
-                        let key = UInt64(writer) << 32 | UInt64(index)
-                        let before = map.evictionTicks
-                        do {
-                            try map.put(key, key)
-                            let present = (try? map.get(key, as: UInt64.self)) == key
-                            if !present, map.evictionTicks.ticks - before.ticks < before.guaranteedDistance { counters.lostFresh.wrappingAdd(1, ordering: .relaxed) }
-                        } catch {
-                            counters.errors.wrappingAdd(1, ordering: .relaxed)
-                        }
-                    }
-                    counters.done.wrappingAdd(1, ordering: .releasing)
-                }
-            }
-            group.addTask {
+        let writing = Atomic<Int>(0)
+        let samplesWhileRacing = Atomic<Int>(0)
+        runOnThreads(writers + 1) { thread in
+            guard thread < writers else {
                 while counters.done.load(ordering: .acquiring) < writers {
                     // The gate's own units: `count` is clamped to maxEntries and could not tell.
                     if map.capacityUnitsInUse > maxEntries { counters.overCount.wrappingAdd(1, ordering: .relaxed) }
+                    if writing.load(ordering: .relaxed) >= 2 { samplesWhileRacing.wrappingAdd(1, ordering: .relaxed) }
+                }
+                return
+            }
+            writing.wrappingAdd(1, ordering: .relaxed)
+            for index in 0..<perWriter {
+                let key = UInt64(thread) << 32 | UInt64(index)
+                let before = Self.ticks(map, coveringKey: key)
+                do {
+                    try map.put(key, key)
+                    let present = (try? map.get(key, as: UInt64.self)) == key
+                    if !present, Self.ticks(map, coveringKey: key).ticks - before.ticks < before.guaranteedDistance {
+                        counters.lostFresh.wrappingAdd(1, ordering: .relaxed)
+                    }
+                } catch {
+                    counters.errors.wrappingAdd(1, ordering: .relaxed)
                 }
             }
+            writing.wrappingSubtract(1, ordering: .relaxed)
+            counters.done.wrappingAdd(1, ordering: .releasing)
         }
+        #expect(samplesWhileRacing.load(ordering: .relaxed) > 0, "the sampler never ran while two writers wrote")
         #expect(counters.overCount.load(ordering: .relaxed) == 0)
         #expect(counters.lostFresh.load(ordering: .relaxed) == 0)
         #expect(counters.errors.load(ordering: .relaxed) == 0)
@@ -428,11 +481,11 @@ struct LRUHashMapTests {
         runOnThreads(4) { writer in
             for index in 0..<500 {
                 let key = UInt64(writer + 1) << 32 | UInt64(index)
-                let before = map.evictionTicks
+                let before = Self.ticks(map, coveringKey: key)
                 do {
                     try map.put(key, key)
                     let present = (try? map.get(key, as: UInt64.self)) == key
-                    if !present, map.evictionTicks.ticks - before.ticks < before.guaranteedDistance {
+                    if !present, Self.ticks(map, coveringKey: key).ticks - before.ticks < before.guaranteedDistance {
                         counters.lostFresh.wrappingAdd(1, ordering: .relaxed)
                     }
                 } catch {

@@ -365,7 +365,9 @@ struct PerCPUArrayMapTests {
             }
         }
         let pinned = shared.pinned.withLock { $0 }
-        guard !pinned.isEmpty else { return }  // no CPU could be pinned: nothing to check
+        // No CPU could be pinned (a restricted cpuset): nothing to check, said as a cancelled
+        // test rather than a pass (found by review, 2026-12-05, eighteenth session).
+        if pinned.isEmpty { try Test.cancel("no CPU could be pinned") }
         let byIndex1 = try lookup(map, 1).withUnsafeBytes { Array($0.bindMemory(to: UInt64.self)) }
         let byIndex0 = try lookup(map, 0).withUnsafeBytes { Array($0.bindMemory(to: UInt64.self)) }
         for cpu in 0..<map.possibleCPUCount {
@@ -445,7 +447,8 @@ struct PerCPUArrayMapTests {
         }, exchange: { zeros, displaced in
             _ = try? withUnsafeBytes(of: UInt32(0)) { try map.exchange(key: $0, value: zeros, flags: .any, into: displaced) }
         })
-        #expect(harvested == UInt64(adds))
+        #expect(harvested.total == UInt64(adds))
+        #expect(harvested.raced, "the exchanges never met the adds")
     }
 
 }

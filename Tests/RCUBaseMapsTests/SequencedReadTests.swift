@@ -17,6 +17,9 @@ struct SequencedReadTests {
         let watchdogFired = Atomic<Bool>(false)
         let torn = Atomic<Int>(0)
         let reads = Atomic<Int>(0)
+        /// Reads that failed, or left a word no write stores (the poison the buffer holds
+        /// before each read: a read that copied nothing), or a word neither value has.
+        let failed = Atomic<Int>(0)
         /// Preallocated and filled before the race, so that the writer's writes follow each
         /// other with almost no gap: two values (every word 1, every word 2) and the
         /// reader's buffer.
@@ -41,11 +44,15 @@ struct SequencedReadTests {
     }
 
     /// A writer rewriting entry 0 until the reader is done (or a 20 s watchdog fires), a
-    /// reader making `reads` reads through `read`; each read's words must all be equal, or,
-    /// with `piece`, each run of `piece` words (per-CPU values: each CPU's slot is copied
-    /// under its own sequence word, so the CPUs may show different writes).
+    /// reader making `reads` reads through `read`, which answers whether it succeeded; each
+    /// read must succeed, every word must be 1 or 2 (the two values written) or 0 (a slot not
+    /// written yet, or another CPU's), and all words equal, or, with `piece`, each run of
+    /// `piece` words (per-CPU values: each CPU's slot is copied under its own sequence word,
+    /// so the CPUs may show different writes). The buffer is poisoned before each read:
+    /// before, a failed read (`try?`) left the last whole value in place and passed (found
+    /// by review, 2026-12-05, eighteenth session).
     func race(_ run: Run, reads: Int, piece: Int? = nil, write: @escaping @Sendable (UInt64) -> Void,
-              read: @escaping @Sendable () -> Void) {
+              read: @escaping @Sendable () -> Bool) {
         runOnThreads(3) { role in
             switch role {
             case 0:
@@ -56,8 +63,9 @@ struct SequencedReadTests {
                 }
             case 1:
                 for _ in 0..<reads {
-                    read()
                     let words = run.read.bindMemory(to: UInt64.self)
+                    words.update(repeating: 0xDEAD_BEEF_DEAD_BEEF)
+                    if !read() || words.contains(where: { $0 > 2 }) { run.failed.wrappingAdd(1, ordering: .relaxed) }
                     let size = piece ?? words.count
                     for start in stride(from: 0, to: words.count, by: size)
                     where words[start..<Swift.min(start + size, words.count)].contains(where: { $0 != words[start] }) {
@@ -77,7 +85,7 @@ struct SequencedReadTests {
 
     @Test func anArrayLookupIsNotStarvedByAWriterOfItsSlot() throws {
         try expectArrayReadsOfSlotZeroNotStarved(maxEntries: 2) { map, run in
-            try? withUnsafeBytes(of: UInt32(0)) { try map.lookup(key: $0, into: run.read) }
+            (try? withUnsafeBytes(of: UInt32(0)) { try map.lookup(key: $0, into: run.read) }) != nil
         }
     }
 
@@ -85,16 +93,17 @@ struct SequencedReadTests {
     @Test func anArrayLookupBatchIsNotStarvedByAWriterOfItsSlot() throws {
         try expectArrayReadsOfSlotZeroNotStarved(maxEntries: 1) { map, run in
             var key: UInt32 = 0
-            _ = try? withUnsafeMutableBytes(of: &key) { keys in
+            let result = try? withUnsafeMutableBytes(of: &key) { keys in
                 try map.lookupBatch(from: nil, keys: keys, values: run.read, count: 1, elementFlags: [], flags: 0)
             }
+            return result?.count == 1 && key == 0
         }
     }
 
     /// An ARRAY of 64 KiB values, one writer rewriting slot 0 back to back, and 50 reads of
     /// it by `read`: none may wait out the 20 s watchdog, none may be torn.
     func expectArrayReadsOfSlotZeroNotStarved(maxEntries: Int,
-                                              read: @escaping @Sendable (RawArrayMap, Run) -> Void) throws {
+                                              read: @escaping @Sendable (RawArrayMap, Run) -> Bool) throws {
         let valueSize = 1 << 16
         let map = try RawArrayMap(MapDefinition(type: .array, keySize: 4, valueSize: valueSize, maxEntries: maxEntries,
                                                 poolTag: uniqueTag()))
@@ -106,6 +115,7 @@ struct SequencedReadTests {
         #expect(!fired, "\(reads) of 50 reads in 20 s")
         let torn = run.torn.load(ordering: .relaxed)
         #expect(torn == 0)
+        #expect(run.failed.load(ordering: .relaxed) == 0, "reads that failed or copied no value")
     }
 
     @Test func aPerCPUArrayLookupIsNotStarvedByAWriterOfItsSlots() throws {
@@ -120,12 +130,13 @@ struct SequencedReadTests {
                 try withUnsafeBytes(of: UInt32(0)) { try map.update(key: $0, value: run.value(pattern), flags: .any, in: section) }
             }
         }, read: {
-            try? withUnsafeBytes(of: UInt32(0)) { try map.lookup(key: $0, into: run.read) }
+            (try? withUnsafeBytes(of: UInt32(0)) { try map.lookup(key: $0, into: run.read) }) != nil
         })
         let fired = run.watchdogFired.load(ordering: .relaxed), reads = run.reads.load(ordering: .relaxed)
         #expect(!fired, "\(reads) of 50 reads in 20 s")
         let torn = run.torn.load(ordering: .relaxed)
         #expect(torn == 0, "\(torn) CPU values torn")
+        #expect(run.failed.load(ordering: .relaxed) == 0, "reads that failed or copied no value")
     }
 
     /// A reader that meets one write in progress waits for it and copies optimistically: it

@@ -109,14 +109,42 @@ public final class GracePeriodProbe: Sendable {
 /// pointer, to land many of them in an exchange's window), while thread 1 exchanges a value
 /// of `valueBytes` zeros in, in a tight loop (`exchange(zeros, displaced)`, buffers made
 /// once: an allocation per exchange made them too rare to meet an add), and sums the first
-/// 8 bytes of what it took out, until the adds are done. Returns that sum: with no increment
-/// lost it equals `adds` (the last exchange, after the last add, takes the rest out).
+/// 8 bytes of what it took out, until the adds are done. With no increment lost the sum
+/// equals `adds` (the last exchange, after the last add, takes the rest out).
+///
+/// The race must happen for the sum to mean anything: if fewer than two exchanges took out
+/// a non-zero value while the adds ran (the exchanger descheduled until they were done), the
+/// run is made again, up to five times (before, such a run passed without a race: found by
+/// review, 2026-12-05, eighteenth session).
 public func harvestIncrements(adds: Int, valueBytes: Int,
                               counter: @escaping @Sendable (borrowing EpochSection) -> UnsafeMutablePointer<Atomic<UInt64>>,
                               exchange: @escaping @Sendable (UnsafeRawBufferPointer, UnsafeMutableRawBufferPointer) -> Void)
-    -> UInt64 {
+    -> Harvest {
+    var harvest = Harvest(total: 0, harvestsDuringAdds: 0)
+    for _ in 0..<5 {
+        harvest = harvestIncrementsOnce(adds: adds, valueBytes: valueBytes, counter: counter, exchange: exchange)
+        if harvest.raced { break }
+    }
+    return harvest
+}
+
+/// What ``harvestIncrements(adds:valueBytes:counter:exchange:)`` found.
+public struct Harvest: Sendable {
+    /// The sum of what the exchanges took out: `adds` when no increment was lost.
+    public let total: UInt64
+    /// Exchanges that took out a non-zero value while the adds were still running.
+    public let harvestsDuringAdds: Int
+    /// Whether the exchanges met the adds (at least two harvests while they ran).
+    public var raced: Bool { harvestsDuringAdds >= 2 }
+}
+
+func harvestIncrementsOnce(adds: Int, valueBytes: Int,
+                           counter: @escaping @Sendable (borrowing EpochSection) -> UnsafeMutablePointer<Atomic<UInt64>>,
+                           exchange: @escaping @Sendable (UnsafeRawBufferPointer, UnsafeMutableRawBufferPointer) -> Void)
+    -> Harvest {
     let addsDone = Atomic<Bool>(false)
     let harvested = Atomic<UInt64>(0)
+    let during = Atomic<Int>(0)
     runOnThreads(2) { thread in
         if thread == 0 {
             for _ in 0..<(adds / 1_000) {
@@ -134,21 +162,25 @@ public func harvestIncrements(adds: Int, valueBytes: Int,
             displaced.initializeMemory(as: UInt8.self, repeating: 0)
             var total: UInt64 = 0
             var last = false
+            var harvests = 0
             while !last {
                 last = addsDone.load(ordering: .acquiring)
                 exchange(UnsafeRawBufferPointer(zeros), displaced)
-                total &+= displaced.loadUnaligned(as: UInt64.self)
+                let taken = displaced.loadUnaligned(as: UInt64.self)
+                total &+= taken
+                if !last, taken != 0 { harvests += 1 }
             }
             harvested.store(total, ordering: .releasing)
+            during.store(harvests, ordering: .releasing)
         }
     }
-    return harvested.load(ordering: .acquiring)
+    return Harvest(total: harvested.load(ordering: .acquiring), harvestsDuringAdds: during.load(ordering: .acquiring))
 }
 
 /// ``harvestIncrements(adds:valueBytes:counter:exchange:)`` on index 0 of `map`, an array
 /// (or a custom map on one) with 4-byte keys: the adds land through `lookupInPlace`, the
 /// exchanges swap zeros in through `exchange`.
-public func harvestIncrementsAtIndexZero(of map: some RawMap, adds: Int, valueBytes: Int) -> UInt64 {
+public func harvestIncrementsAtIndexZero(of map: some RawMap, adds: Int, valueBytes: Int) -> Harvest {
     harvestIncrements(adds: adds, valueBytes: valueBytes, counter: { section in
         let value = withUnsafeBytes(of: UInt32(0)) { try? map.lookupInPlace(key: $0, in: section) }
         return value!.baseAddress!.assumingMemoryBound(to: Atomic<UInt64>.self)

@@ -1,3 +1,4 @@
+import CRCUMapsShim
 @testable import RCUMaps
 import RCUMapsTestSupport
 import Foundation
@@ -215,8 +216,16 @@ struct RCUDictionaryConsistencyTests {
             return TwoWords(count: count, check: ~count)
         }
         // An allocator that never hands the address back (the sanitizers' quarantine) leaves
-        // nothing to check.
-        guard reused else { return }
+        // nothing to check: a cancelled test under a sanitizer, a failure elsewhere, where
+        // glibc's allocator hands it back (before, both passed silently: found by review,
+        // 2026-12-05, eighteenth session).
+        if !reused {
+            if rcumaps_asan_enabled != 0 || rcumaps_tsan_enabled != 0 {
+                try Test.cancel("the allocator never handed the node's address back (a sanitizer's quarantine)")
+            }
+            Issue.record("the node's address never came back in 500 replacements: the race was not set up")
+            return
+        }
         #expect(runs == 2)
         #expect(table["k"] == TwoWords(count: 101, check: ~101))
     }

@@ -262,26 +262,35 @@ struct TypedMapTests {
         #expect(map.isEmpty)
     }
 
-    /// updateValue reports each displaced value to exactly one writer: the sum of what all
-    /// writers displaced plus what is left equals the sum of what they wrote.
+    /// updateValue reports each displaced value to exactly one writer: what all writers
+    /// displaced and what is left are, as a multiset, exactly what was written (every value
+    /// written is distinct; the prefill's zeros included). Sums were compared before, where a
+    /// value reported twice and another lost could cancel out (found by review, 2026-12-05,
+    /// eighteenth session).
     @Test func updateValueReportsEachDisplacedValueOnce() throws {
         func check<M: KeyValueMap & Sequence>(_ map: M) throws where M.Key == UInt32, M.Value == UInt64 {
             let keys = 8
             for key in 0..<UInt32(keys) { try map.updateValue(0, forKey: key) }
-            let displaced = Atomic<UInt64>(0)
-            let written = Atomic<UInt64>(0)
+            let displaced = ThreadLock<[UInt64]>([])
+            let failures = Atomic<Int>(0)
             runOnThreads(4) { thread in
+                var mine: [UInt64] = []
                 for index in 0..<4_000 {
                     let value = UInt64(thread * 100_000 + index + 1)
-                    written.add(value, ordering: .relaxed)
-                    if let old = try? map.updateValue(value, forKey: UInt32(index % keys)) {
-                        displaced.add(old, ordering: .relaxed)
+                    do {
+                        if let old = try map.updateValue(value, forKey: UInt32(index % keys)) { mine.append(old) }
+                    } catch {
+                        failures.add(1, ordering: .relaxed)
                     }
                 }
+                let taken = mine
+                displaced.withLock { $0 += taken }
             }
-            var left: UInt64 = 0
-            for value in map.values { left += value }
-            #expect(displaced.load(ordering: .relaxed) + left == written.load(ordering: .relaxed))
+            #expect(failures.load(ordering: .relaxed) == 0)
+            let written = [UInt64](repeating: 0, count: keys)
+                + (0..<4).flatMap { thread in (0..<4_000).map { UInt64(thread * 100_000 + $0 + 1) } }
+            let accounted = displaced.withLock { $0 } + Array(map.values)
+            #expect(accounted.sorted() == written.sorted())
         }
         try check(BucketHashMap<UInt32, UInt64>(maxEntries: 16))
         try check(LockFreeHashMap<UInt32, UInt64>(maxEntries: 16))
@@ -289,21 +298,29 @@ struct TypedMapTests {
         // Wider values take the publish-and-retire paths.
         func checkWide<M: KeyValueMap & Sequence>(_ map: M) throws where M.Key == UInt32, M.Value == Counters {
             for key in UInt32(0)..<4 { try map.updateValue(Counters(), forKey: key) }
-            let displaced = Atomic<UInt64>(0)
-            let written = Atomic<UInt64>(0)
+            let displaced = ThreadLock<[UInt64]>([])
+            let failures = Atomic<Int>(0)
             runOnThreads(4) { thread in
+                var mine: [UInt64] = []
                 for index in 0..<2_000 {
                     let value = UInt64(thread * 100_000 + index + 1)
-                    written.add(value, ordering: .relaxed)
-                    if let old = try? map.updateValue(Counters(packets: value, bytes: value), forKey: UInt32(index % 4)) {
-                        #expect(old.packets == old.bytes)
-                        displaced.add(old.packets, ordering: .relaxed)
+                    do {
+                        if let old = try map.updateValue(Counters(packets: value, bytes: value), forKey: UInt32(index % 4)) {
+                            #expect(old.packets == old.bytes)
+                            mine.append(old.packets)
+                        }
+                    } catch {
+                        failures.add(1, ordering: .relaxed)
                     }
                 }
+                let taken = mine
+                displaced.withLock { $0 += taken }
             }
-            var left: UInt64 = 0
-            for value in map.values { left += value.packets }
-            #expect(displaced.load(ordering: .relaxed) + left == written.load(ordering: .relaxed))
+            #expect(failures.load(ordering: .relaxed) == 0)
+            let written = [UInt64](repeating: 0, count: 4)
+                + (0..<4).flatMap { thread in (0..<2_000).map { UInt64(thread * 100_000 + $0 + 1) } }
+            let accounted = displaced.withLock { $0 } + map.values.map(\.packets)
+            #expect(accounted.sorted() == written.sorted())
         }
         try checkWide(BucketHashMap<UInt32, Counters>(maxEntries: 16))
         try checkWide(LockFreeHashMap<UInt32, Counters>(maxEntries: 16))

@@ -346,23 +346,34 @@ struct TypedProviderTests {
     func objectMapUnderContention(_ base: ProviderBaseMap) throws {
         let census = Census()
         let broken = Atomic<Int>(0)
+        // Each kind of write must succeed, and a replace must displace an object: with every
+        // error swallowed, a map whose replaces threw would have passed with the swap path
+        // never run (found by review, 2026-12-05, eighteenth session).
+        let replaced = Atomic<Int>(0), removed = Atomic<Int>(0), inserted = Atomic<Int>(0), failures = Atomic<Int>(0)
         do {
             let objects = try ObjectMap<UInt32, Tracked>(maxEntries: 64, base: base)
             runOnThreads(4) { thread in
                 var random = XorShift(seed: UInt64(thread + 7))
                 for round in 0..<3_000 {
                     let key = UInt32(random.next() % 16)
-                    switch random.next() % 4 {
-                    case 0: _ = try? objects.updateValue(Tracked(round, census), forKey: key)
-                    case 1: _ = try? objects.removeValue(forKey: key)
-                    case 2: _ = try? objects.insertIfAbsent(Tracked(round, census), forKey: key)
-                    default: if let object = objects[key], !object.isIntact { broken.add(1, ordering: .relaxed) }
+                    do {
+                        switch random.next() % 4 {
+                        case 0: if try objects.updateValue(Tracked(round, census), forKey: key) != nil { replaced.add(1, ordering: .relaxed) }
+                        case 1: if try objects.removeValue(forKey: key) != nil { removed.add(1, ordering: .relaxed) }
+                        case 2: if try objects.insertIfAbsent(Tracked(round, census), forKey: key) { inserted.add(1, ordering: .relaxed) }
+                        default: if let object = objects[key], !object.isIntact { broken.add(1, ordering: .relaxed) }
+                        }
+                    } catch {
+                        failures.add(1, ordering: .relaxed)
                     }
                 }
             }
         }
         Epoch.barrier()
         Epoch.barrier()
+        #expect(failures.load(ordering: .relaxed) == 0)
+        #expect(replaced.load(ordering: .relaxed) > 0 && removed.load(ordering: .relaxed) > 0
+                    && inserted.load(ordering: .relaxed) > 0)
         #expect(broken.load(ordering: .relaxed) == 0)
         #expect(census.alive.load(ordering: .relaxed) == 0)
         #expect(census.created.load(ordering: .relaxed) == census.deinitialized.load(ordering: .relaxed))

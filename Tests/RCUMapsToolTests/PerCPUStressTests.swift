@@ -44,6 +44,20 @@ final class EveryCPUHelperWriteMap: ForwardingMap, @unchecked Sendable {
     }
 }
 
+/// A PERCPU_HASH whose deletes sometimes succeed without removing anything.
+final class DeleteKeepsPerCPUMap: ForwardingMap, @unchecked Sendable {
+    override func delete(key: UnsafeRawBufferPointer) throws(MapError) {
+        if strikes() {
+            var values = [UInt8](repeating: 0, count: 8 * cpus)
+            let found = values.withUnsafeMutableBytes { buffer in (try? base.lookup(key: key, into: buffer)) != nil }
+            if found { return }  // "deleted"
+        }
+        try base.delete(key: key)
+    }
+
+    var cpus: Int { (base as! RawPerCPUHashMap).possibleCPUCount }
+}
+
 @Suite("rcumaps stress: generations in per-CPU values", .serialized)
 struct PerCPUStressGenerationTests {
     /// A short two-thread PERCPU_HASH run over 64 keys.
@@ -92,6 +106,29 @@ struct PerCPUStressGenerationTests {
                                               progress: false, samples: nil)
         #expect(!exercise.hung)
         #expect(recorder.byKind.contains { $0.0 == .ownKey }, "\(recorder.byKind) \(recorder.descriptions)")
+    }
+
+    /// Each worker knows which of its own keys are present (only it writes and deletes them):
+    /// a delete that reports success and removes nothing is caught, and the same run on the
+    /// plain map reports nothing (found by review of the checker, 2026-12-05, eighteenth
+    /// session: no check looked at presence, so such a delete passed).
+    @Test func aDeleteThatRemovesNothingIsCaught() throws {
+        let options = Self.options()
+        let base = try Self.map(named: "delkeeps", options)
+        let recorder = StressRecorder(label: "delkeeps", echo: false)
+        let exercise = exerciseEvictingTarget(
+            EvictingStressTarget(map: DeleteKeepsPerCPUMap(base: base), storage: base.storage, cpus: base.possibleCPUCount,
+                                 threads: options.threads),
+            kind: .perCPUHash, options: options, seed: 3, recorder: recorder, progress: false, samples: nil)
+        #expect(!exercise.hung)
+        #expect(recorder.byKind.contains { $0.0 == .ownKey }, "\(recorder.byKind) \(recorder.descriptions)")
+        let plain = try Self.map(named: "control", options)
+        let control = StressRecorder(label: "control", echo: false)
+        _ = exerciseEvictingTarget(EvictingStressTarget(map: plain, storage: plain.storage, cpus: plain.possibleCPUCount,
+                                                        threads: options.threads),
+                                   kind: .perCPUHash, options: options, seed: 3, recorder: control, progress: false,
+                                   samples: nil)
+        #expect(control.byKind.isEmpty, "\(control.descriptions)")
     }
 
     /// Marks tell their key and generation apart: a mark of another key, or a generation

@@ -280,11 +280,13 @@ struct StressRunTests {
         options.duration = 0.1
         options.threads = 2
         options.keys = 64
-        let first = runStressMap(.objectMap, options: options, seed: 1, progress: false)
-        let second = runStressMap(.objectMap, options: options, seed: 2, progress: false)
-        #expect(first.byKind.isEmpty, "\(first.descriptions)")
-        #expect(second.byKind.isEmpty, "\(second.descriptions)")
-        #expect(!MapProviderRegistry.shared.isRegistered(StressObjects.mapType))
+        objectMapStressRuns.withLock { _ in
+            let first = runStressMap(.objectMap, options: options, seed: 1, progress: false)
+            let second = runStressMap(.objectMap, options: options, seed: 2, progress: false)
+            #expect(first.byKind.isEmpty, "\(first.descriptions)")
+            #expect(second.byKind.isEmpty, "\(second.descriptions)")
+            #expect(!MapProviderRegistry.shared.isRegistered(StressObjects.mapType))
+        }
     }
 
     /// Two maps for 1.3 s into one samples file: a start row, a row per tick (one, at 1 s),
@@ -298,7 +300,9 @@ struct StressRunTests {
         options.threads = 2
         options.keys = 256
         let kinds: [StressMapKind] = [.hashLockFree, .objectMap]
-        let results = kinds.map { runStressMap($0, options: options, seed: 7, progress: false, samples: file) }
+        let results = objectMapStressRuns.withLock { _ in
+            kinds.map { runStressMap($0, options: options, seed: 7, progress: false, samples: file) }
+        }
         #expect(file.close())
         let lines = (readTextFile(path) ?? "").split(separator: "\n").map(String.init)
         #expect(lines.first == StressSample.csvHeader)
@@ -388,6 +392,11 @@ struct StressSampleTests {
         #expect(throws: StressSampleFile.OpenError.self) { try StressSampleFile(path: "/nonexistent-directory/samples.csv") }
     }
 }
+
+/// Held by every test that runs the object map's stress: its provider type (4200) and pool
+/// tags are the process's, and two such runs at once, from suites that run in parallel,
+/// would collide (the second's registration refused, the first's release check disturbed).
+let objectMapStressRuns = ThreadLock<Void>(())
 
 /// The whole text of the file at `path`, or `nil` if it cannot be opened.
 func readTextFile(_ path: String) -> String? {
@@ -479,6 +488,11 @@ final class FaultyMap: ForwardingMap, @unchecked Sendable {
     }
 }
 
+/// A map whose capacity gate reports one unit more than `maxEntries`.
+final class OvershootingMap: ForwardingMap, StressCapacityReporting, @unchecked Sendable {
+    var stressCapacityUnits: Int { base.definition.maxEntries + 1 }
+}
+
 @Suite("rcumaps stress catches faults", .serialized)
 struct StressCheckerTests {
     @Test(arguments: [
@@ -538,6 +552,60 @@ struct StressCheckerTests {
         } catch {
             Issue.record("the control map: \(error)")
         }
+    }
+
+    /// The count checks against `maxEntries` fire (rows 122 and 139 fixed checks that could
+    /// not; nothing showed they can): a map whose gate reports one unit too many is caught
+    /// by the hash run's workers and by the evicting run's (found by review, 2026-12-05,
+    /// eighteenth session).
+    @Test func aCapacityOvershootIsCaught() throws {
+        var options = StressOptions()
+        options.duration = 0.3
+        options.threads = 2
+        options.keys = 256
+        let hash = try RawBucketHashMap(MapDefinition(type: .hash, keySize: 8, valueSize: StressWords.valueSize,
+                                                      maxEntries: options.keys * 5 / 8, name: "over",
+                                                      hashImplementation: .bucketLocked, poolTag: PoolTag("stov")))
+        let recorder = StressRecorder(label: "over", echo: false)
+        let exercise = drive(OvershootingMap(base: hash), kind: .hashBucket, objects: nil, options: options, seed: 7,
+                             recorder: recorder, progress: false)
+        #expect(!exercise.hung)
+        #expect(recorder.byKind.contains { $0.0 == .countOvershoot }, "\(recorder.byKind)")
+        let lru = try RawBucketHashMap(MapDefinition(type: .lruHash, keySize: 8, valueSize: 8, maxEntries: 64, name: "over",
+                                                     hashImplementation: .bucketLocked))
+        let evicting = StressRecorder(label: "over", echo: false)
+        let run = exerciseEvictingTarget(EvictingStressTarget(map: OvershootingMap(base: lru), storage: lru, cpus: 1,
+                                                              threads: options.threads),
+                                         kind: .lruHash, options: options, seed: 7, recorder: evicting, progress: false,
+                                         samples: nil)
+        #expect(!run.hung)
+        #expect(evicting.byKind.contains { $0.0 == .countOvershoot }, "\(evicting.byKind)")
+    }
+
+    /// The object map's reference checks fire: an object another map of the provider holds
+    /// for the whole run has one reference more than the run's entries and handle account
+    /// for (nothing showed the check can fire; found by review, 2026-12-05, eighteenth
+    /// session).
+    @Test func aReferenceTheRunDoesNotAccountForIsCaught() throws {
+        var options = StressOptions()
+        options.duration = 0.3
+        options.threads = 2
+        options.keys = 64
+        // A type and object tag of its own: the other object map runs may be running.
+        let objects = try StressObjects(keys: options.keys, type: MapType(rawValue: 4201), objectTag: PoolTag("stox"))
+        let recorder = StressRecorder(label: "extra", echo: false)
+        do {
+            let other = try objects.provider.makeMap(maxEntries: 4, name: "extra")
+            try withUnsafeBytes(of: UInt32(0)) { key in
+                try withUnsafeBytes(of: objects.handles[0]) { try other.update(key: key, value: $0, flags: .any) }
+            }
+            let exercise = exerciseObjectMapInstance(objects, options: options, seed: 5, recorder: recorder, progress: false,
+                                                     samples: nil)
+            #expect(!exercise.hung)
+        }
+        #expect(recorder.byKind.contains { $0.0 == .references }, "\(recorder.byKind) \(recorder.descriptions)")
+        Epoch.barrier()
+        #expect(objects.close() == nil)
     }
 
     /// On the maps whose value is the bare token (`hash-bucket-8`, `hash-lockfree-8`), all

@@ -95,6 +95,15 @@ final class RecencyClock: @unchecked Sendable {
     /// half the smallest span (see the type's documentation).
     var guaranteedDistance: Int { span(of: 0).count / 2 }
 
+    /// Ticks hand `partition` has made so far.
+    func ticks(of partition: Int) -> Int { hand(partition).pointee.load(ordering: .acquiring) }
+
+    /// The hand whose span holds `bucket`: the only hand that sweeps it (a writer whose own
+    /// hand finds no victim moves the other hands, each over its own span).
+    func partition(ofBucket bucket: Int) -> Int {
+        (0..<partitions).first { span(of: $0).contains(bucket) } ?? 0
+    }
+
     private func hand(_ partition: Int) -> UnsafeMutablePointer<Atomic<Int>> {
         (hands + partition * Self.handStride).assumingMemoryBound(to: Atomic<Int>.self)
     }
@@ -235,6 +244,20 @@ extension RawBucketHashMap {
     package var evictionTicks: (ticks: Int, guaranteedDistance: Int) {
         (recency?.ticks ?? 0, recency?.guaranteedDistance ?? 0)
     }
+
+    /// The ticks of the one hand that can evict `key` (the hand whose span holds its bucket;
+    /// with `BPF_F_NO_COMMON_LRU` the other CPUs' hands sweep other buckets), and the fewest
+    /// ticks of that hand between an entry's insert and its eviction. A check that summed every
+    /// hand let the other hands' ticks excuse a lost key (found by review, 2026-12-05). For
+    /// tests and the stress run.
+    package func evictionTicks(coveringKey key: UnsafeRawBufferPointer) -> (ticks: Int, guaranteedDistance: Int) {
+        guard let recency else { return (0, 0) }
+        let bucket = table.bucketIndex(hasher.hash(key.baseAddress!, count: keySize))
+        return (recency.ticks(of: recency.partition(ofBucket: bucket)), recency.guaranteedDistance)
+    }
+
+    /// Buckets in the table (the eviction hands sweep them). For tests.
+    package var bucketCountForTests: Int { table.bucketCount }
 
     /// Units the capacity gate has handed out (entries, those being inserted, and the
     /// credits evictions parked), not clamped to `maxEntries` as `count` is: the bound

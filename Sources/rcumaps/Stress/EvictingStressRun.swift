@@ -194,6 +194,12 @@ final class EvictingStressWorker {
     /// PERCPU_HASH: per key (`worker * ownRange + index`), the newest generation a
     /// user-mode lookup of this worker found.
     var newestSeen: [UInt64]
+    /// PERCPU_HASH: whether each of this worker's own keys (by `sequence % ownRange`) is in
+    /// the map. Only this worker writes and deletes them, so every write, delete and lookup
+    /// of its own can be checked against it (before, a delete that removed nothing, or the
+    /// wrong key, went unnoticed: found by review of the checker, 2026-12-05, eighteenth
+    /// session).
+    var ownPresent: [Bool]
     /// What this worker did (lookups, updates stored, deletes done, count checks).
     var stats = StressStats()
 
@@ -209,7 +215,11 @@ final class EvictingStressWorker {
         random = XorShiftRandom(seed: seed, stream: index)
         values = [UInt64](repeating: 0, count: target.cpus)
         newestSeen = [UInt64](repeating: 0, count: target.isLRU ? 0 : threads * Int(target.ownRange))
+        ownPresent = [Bool](repeating: false, count: target.isLRU ? 0 : Int(target.ownRange))
     }
+
+    /// The slot of own key `key` in ``ownPresent`` (PERCPU_HASH).
+    func ownSlot(_ key: UInt64) -> Int { Int(truncatingIfNeeded: key & (1 << 40 - 1)) }
 
     var ownRange: UInt64 { target.ownRange }
 
@@ -219,6 +229,20 @@ final class EvictingStressWorker {
 
     func run() {
         stats.operations &+= control.runBatches { step() }
+        if !target.isLRU { checkOwnPresence() }
+    }
+
+    /// PERCPU_HASH, once this worker has stopped: each of its own keys is in the map exactly
+    /// when its last operation left it there (other workers only look its keys up).
+    func checkOwnPresence() {
+        for slot in ownPresent.indices {
+            let key = UInt64(index) << 40 | UInt64(slot)
+            let present = withUnsafeBytes(of: key) { lookUp($0, key: key) }
+            if present != ownPresent[slot] {
+                recorder.record(.ownKey, "own key \(key) is \(present ? "present" : "absent") at the end, "
+                    + "but this worker's last operation left it \(ownPresent[slot] ? "present" : "absent")")
+            }
+        }
     }
 
     func step() {
@@ -246,7 +270,7 @@ final class EvictingStressWorker {
         sequence &+= 1
         let generation = sequence
         let mark = EvictingStressTarget.mark(key, generation: generation)
-        let before = target.storage.evictionTicks
+        let before = withUnsafeBytes(of: key) { target.storage.evictionTicks(coveringKey: $0) }
         // A helper-mode write changes the calling CPU's value alone: what every CPU held
         // before (nil: the key was absent, so the others must read 0 after). Only this worker
         // writes its keys, so nothing else changes them meanwhile. (The check accepted any
@@ -258,6 +282,10 @@ final class EvictingStressWorker {
                 values.withUnsafeMutableBytes { buffer -> [UInt64]? in
                     (try? target.map.lookup(key: k, into: buffer)) == nil ? nil : Array(buffer.bindMemory(to: UInt64.self))
                 }
+            }
+            if !target.isLRU, (previous != nil) != ownPresent[ownSlot(key)] {
+                recorder.record(.ownKey, "own key \(key) is \(previous != nil ? "present" : "absent") before a write, "
+                    + "but this worker's last operation left it \(ownPresent[ownSlot(key)] ? "present" : "absent")")
             }
         }
         do {
@@ -278,6 +306,7 @@ final class EvictingStressWorker {
         stats.updates += 1
         stats.updatesStored += 1
         stats.selfChecks += 1
+        if !target.isLRU { ownPresent[ownSlot(key)] = true }
         // ENOENT is "absent"; any other errno is a violation (found by review, 2026-12-05:
         // every error read as absent).
         var lookupError: MapError?
@@ -295,7 +324,7 @@ final class EvictingStressWorker {
         if let lookupError {
             recorder.record(.errno, "lookup of own key \(key) right after its update failed: \(lookupError)")
         } else if !present {
-            let moved = target.storage.evictionTicks.ticks &- before.ticks
+            let moved = withUnsafeBytes(of: key) { target.storage.evictionTicks(coveringKey: $0) }.ticks &- before.ticks
             if !target.isLRU || moved < before.guaranteedDistance {
                 recorder.record(.ownKey, "key \(key) missing right after its update (hands moved \(moved) < \(before.guaranteedDistance))")
             }
@@ -406,13 +435,27 @@ final class EvictingStressWorker {
         let key = self.key(sequence &- 1 &- random.next() % min(window, sequence))
         stats.deletes += 1
         withUnsafeBytes(of: key) { k in
+            var removed = false
             do throws(MapError) {
                 try target.map.delete(key: k)
                 stats.deletesDone += 1
+                removed = true
             } catch where error == .keyNotFound {
             } catch {
                 recorder.record(.errno, "delete of own key \(key) failed: \(error)")
+                return
             }
+            // PERCPU_HASH: only this worker writes the key, so the delete finds it exactly
+            // when it was left present, and a lookup after it finds nothing.
+            guard !target.isLRU else { return }
+            let slot = ownSlot(key)
+            if removed != ownPresent[slot] {
+                recorder.record(.ownKey, "delete of own key \(key) \(removed ? "removed it" : "found it absent"), "
+                    + "but this worker's last operation left it \(ownPresent[slot] ? "present" : "absent")")
+            }
+            ownPresent[slot] = false
+            stats.selfChecks += 1
+            if lookUp(k, key: key) { recorder.record(.ownKey, "own key \(key) is still present after its delete") }
         }
     }
 }

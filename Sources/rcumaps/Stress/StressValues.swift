@@ -148,9 +148,10 @@ final class StressObjects: Sendable {
     private let handleIndex: [Int32]
     private let firstHandle: UInt32
 
-    /// Registers the provider and opens `groups * perGroup` objects.
-    init(keys: Int) throws(MapError) {
-        provider = try ObjectMapProvider(type: Self.mapType, base: .hashBucketLocked, objectTag: Self.objectTag)
+    /// Registers the provider for `type` and opens `groups * perGroup` objects under
+    /// `objectTag` (the defaults: ``mapType``, ``objectTag``; tests pass others).
+    init(keys: Int, type: MapType = StressObjects.mapType, objectTag: PoolTag = StressObjects.objectTag) throws(MapError) {
+        provider = try ObjectMapProvider(type: type, base: .hashBucketLocked, objectTag: objectTag)
         groups = min(64, keys)
         var handles: [ObjectMapProvider.Handle] = []
         do throws(MapError) {
