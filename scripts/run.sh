@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job of README's quick start: installs the system packages if missing,
 # builds the `rcumaps` tool in release mode and runs its default benchmark, then the
-# write-heavy case at a million entries: churn (delete one key, insert another) on the
+# write-heavy case at a million entries: churn (half inserts of new keys, half deletes, over
+# twice the prefilled keys: about half are refused as present or absent) on the
 # hash maps and their baselines, with write-latency percentiles.
 # Arguments, if any, go to `rcumaps` instead (try `bash scripts/run.sh bench --help`).
 set -euo pipefail

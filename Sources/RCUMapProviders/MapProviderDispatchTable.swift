@@ -58,7 +58,8 @@ public struct MapProviderDispatchTable: Sendable {
     /// `.mapCleanup` the error is ignored. Not available on ``ProviderBaseMap/hashLockFree``
     /// (registration refuses it), which has no lock to run it under. Writes to the same map
     /// from inside it (which would wait for the lock this thread holds) fail with
-    /// ``/RCUBaseMaps/MapError/wouldDeadlock`` (EDEADLK); lookups of any map work. Writes to
+    /// ``/RCUBaseMaps/MapError/wouldDeadlock`` (EDEADLK); lookups of any map work, except a
+    /// lookup batch of the same map (EDEADLK too; see docs/custom-maps.md). Writes to
     /// *another* map work too, but take that map's locks while this one's is held: two maps
     /// whose callbacks write to each other can deadlock (thread 1 deletes from A, whose
     /// callback waits for B's lock, while thread 2 deletes from B, whose callback waits for

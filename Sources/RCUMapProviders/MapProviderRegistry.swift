@@ -166,6 +166,14 @@ public final class MapProviderRegistry: Sendable {
 
     /// Unregisters the provider of `type` if it is `only` (any provider when `only` is nil).
     func unregister(type: MapType, only: ProviderBinding?) throws(MapError) {
+        // The binding removed is released after the lock: its last release runs the
+        // provider's closures' captures' `deinit`s, arbitrary code that may call the registry
+        // (this lock is not reentrant: a hang) or register its thread at the fork gate while
+        // a fork waits for this lock (found by review, 2026-12-05, eighteenth session). The
+        // registration object usually kept it alive; a caller that dropped it and unregisters
+        // by type does not.
+        var removed: ProviderBinding?
+        defer { withExtendedLifetime(removed) {} }
         let outcome: MapError? = bindings.withLock { bindings in
             guard let binding = bindings[type.rawValue], only == nil || binding === only else {
                 return only == nil
@@ -176,7 +184,7 @@ public final class MapProviderRegistry: Sendable {
             guard live == 0 else {
                 return MapError.busy.with(reason: "\(live) map(s) of type \(type.rawValue) still exist")
             }
-            bindings[type.rawValue] = nil
+            removed = bindings.removeValue(forKey: type.rawValue)
             return nil
         }
         if let outcome { throw outcome }

@@ -310,6 +310,33 @@ struct ProviderSemanticsTests {
         }
     }
 
+    /// Unregistering by type, with the registration object dropped, releases the provider's
+    /// closures after the registry's lock: a capture whose `deinit` calls the registry used
+    /// to re-lock the lock its thread held, and hung (found by review, 2026-12-05,
+    /// eighteenth session).
+    @Test func unregisteringByTypeReleasesTheProviderOutsideTheLock() async {
+        await #expect(processExitsWith: .success) {
+            alarm(60)  // watchdog: the deadlock hangs
+            final class Probe: Sendable {
+                let registry: MapProviderRegistry
+                init(_ registry: MapProviderRegistry) { self.registry = registry }
+                deinit { _ = registry.isRegistered(MapType(rawValue: 65000)) }
+            }
+            let registry = MapProviderRegistry()
+            let type = MapType(rawValue: 5000)
+            do {
+                let probe = Probe(registry)
+                _ = try! registry.register(type: type, base: .hashBucketLocked, dispatch: MapProviderDispatchTable(
+                    preprocessMapCreate: { (request) throws(MapError) in MapCreateResult(actualValueSize: request.valueSize) },
+                    postprocessMapDelete: { _ in _ = probe },
+                    preprocessAssociateProgramType: { (_, _) throws(MapError) in },
+                    postprocessElementDeletion: { _ in }))
+            }
+            try! registry.unregister(type: type)
+            precondition(!registry.isRegistered(type))
+        }
+    }
+
     @Test(arguments: hashBases)
     func aRefusedTranslationLeavesLookupAndDeleteWithoutEffect(_ base: ProviderBaseMap) throws {
         let provider = RecordingProvider()

@@ -19,8 +19,13 @@ import Glibc
 /// Between a reservation and its resolution, and between an unlink and its credit, the
 /// changing thread is *in flight* (counted in its stripe). A reservation that finds the map
 /// full as counted first takes back every parked credit; if there is none, it waits —
-/// yielding — while any change is in flight, instead of reporting a spurious E2BIG. In-flight
-/// changes never block, so the wait is short; it only ever happens when the map is full.
+/// yielding — while any change is in flight, instead of reporting a spurious E2BIG. Only
+/// plain `HASH` writers wait so (the LRU paths' `reserveIfRoom()` and `hasNoRoom()` never
+/// wait), and the changes they can meet do not block on a lock or a grace period: each runs
+/// under its own chain's lock, or inside a lock-free operation, and at worst allocates (a
+/// growing insert's overflow bucket), so the wait is short; it only ever happens when the map
+/// is full. (An LRU writer's unit may stay in flight while it sleeps on its chain's lock, but
+/// no one waits for it.)
 ///
 /// Stripes are per thread (``rcumaps_thread_stripe()``, round-robin), not per CPU: a
 /// thread keeps its stripe, and the sums over stripes are what the rules use, so two

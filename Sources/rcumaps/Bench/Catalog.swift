@@ -81,8 +81,10 @@ enum MapKind: String, CaseIterable, Sendable {
     /// increments of the calling CPU's value of a key, through `add(_:forKey:)`
     /// (increment only; vs `thread-local`).
     case perCPUHash = "percpu-hash"
-    /// `RawLPMTrieMap` (LPM_TRIE) of `entries` random IPv4 prefixes: user-mode longest-prefix
-    /// lookups of addresses inside them (lookup only).
+    /// `RawLPMTrieMap` (LPM_TRIE) of `entries` random IPv4 prefixes: longest-prefix lookups
+    /// of addresses inside them, copying the value out, through the path the typed
+    /// `LPMTrieMap` calls (its key laid out already: no size checks, as the C trie makes
+    /// none) (lookup only).
     case lpmIPv4 = "lpm-ipv4"
     /// Baseline for `lpm-ipv4`: a binary Patricia trie in C (Linux's algorithm), same prefixes.
     case cPatriciaIPv4 = "c-patricia-ipv4"

@@ -51,8 +51,9 @@ struct LPMBenchRoutes: Sendable {
     }
 }
 
-/// `lpm-ipv4`, `lpm-ipv6`: a `RawLPMTrieMap` (user-mode lookups: one epoch section, the
-/// longest match's 8-byte value copied out).
+/// `lpm-ipv4`, `lpm-ipv6`: a `RawLPMTrieMap` (lookups through the path the typed
+/// `LPMTrieMap` calls, `lookupUnchecked`: one epoch section, the longest match's 8-byte value
+/// copied out; the key laid out once, no size checks, as the C trie makes none).
 final class LPMTrieTarget: BenchTarget, @unchecked Sendable {
     // @unchecked Sendable: `addresses` is written once, before any worker starts.
     let map: RawLPMTrieMap

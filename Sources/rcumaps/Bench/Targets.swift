@@ -346,7 +346,10 @@ struct ArrayTarget: BenchTarget {
 /// Baseline: a Swift dictionary behind a `pthread_rwlock_t`: lookups share the lock.
 final class RWLockDictTarget: BenchTarget, @unchecked Sendable {
     // @unchecked Sendable: `dictionary` is only touched with `lock` held (shared to read).
-    private var dictionary: [UInt64: UInt64]
+    // Exclusivity unchecked: the lock orders the accesses, and the dynamic check cost every
+    // operation two runtime calls that `mutex-dict` (a `Mutex`) does not make (found by
+    // review, 2026-12-05, eighteenth session).
+    @exclusivity(unchecked) private var dictionary: [UInt64: UInt64]
     private let lock: UnsafeMutablePointer<pthread_rwlock_t>
     let entries: Int
 
