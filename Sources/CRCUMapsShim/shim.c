@@ -551,7 +551,17 @@ static void rcumaps_unpark_counted(void)
 static void rcumaps_unpark_all(void)
 {
     __atomic_fetch_add(&rcumaps_unparking, 1, __ATOMIC_SEQ_CST);
-    rcumaps_unpark_counted();
+    if (__builtin_expect(!rcumaps_record.linked, 0)) {
+        /* A forker with no linked record (registered by other code: see the prepare
+         * handler): a fork does not see its enqueue flag, so it queues inside the gate, as
+         * rcumaps_park does for such threads. */
+        if (rcumaps_gate_try_enter()) {
+            rcumaps_queue_parked();
+            rcumaps_gate_leave();
+        }
+    } else {
+        rcumaps_unpark_counted();
+    }
     __atomic_fetch_sub(&rcumaps_unparking, 1, __ATOMIC_RELEASE);
 }
 
@@ -916,8 +926,13 @@ static void rcumaps_fork_prepare(void)
         rcumaps_fork_skip_reason = RCUMAPS_CHILD_UNKNOWN_LIBURCU_LAYOUT;
         return;
     }
-    /* The forking thread queues the parked callbacks in the parent handler. */
-    rcumaps_ensure_registered();
+    /* The forking thread queues the parked callbacks in the parent handler, which needs it
+     * registered with liburcu: by RCUMaps, or by other code. A thread other code registered
+     * (and did not hand to RCUMaps) is left as it is: registering it again stopped the
+     * process, in a fork followed by exec that liburcu allows (found by review, 2026-12-05,
+     * eighteenth session). */
+    if (!(urcu_memb_reader.registered && pthread_equal(urcu_memb_reader.tid, pthread_self())))
+        rcumaps_ensure_registered();
     /* Parked callbacks are queued before call_rcu's mutex is released (so that a barrier
      * waiting for that mutex also waits for them): the default call_rcu data must exist
      * by then, since creating it takes that mutex. */

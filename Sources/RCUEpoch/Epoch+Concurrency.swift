@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 
 // The epoch layer in Swift concurrency.
 //
@@ -21,13 +22,27 @@ extension Epoch {
     /// `fork()` is being prepared, which waits for the grace periods in flight — each of them
     /// for the sections that began before it.)
     ///
+    /// A wait still pending when the process forks resumes its task in the parent only: the
+    /// callback is queued in the child too (liburcu's queue is copied), where the task's
+    /// executor is the parent's and must not run it.
+    ///
     /// - Precondition: the calling thread is not inside a section (checked, with a message).
     ///
     /// Concurrency: any task or thread. The async form of ``synchronize()``.
     public static func synchronize() async {
         _rcumapsPrecondition(!isActive, "await Epoch.synchronize() inside an epoch section would deadlock")
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let scheduled = afterGracePeriod { continuation.resume() }
+            // The callback also runs in a child forked while it was queued: resuming the
+            // parent's task there ran parent code in the child, or hung it (found by review,
+            // 2026-12-05, eighteenth session).
+            let process = getpid()
+            let scheduled = afterGracePeriod {
+                guard getpid() == process else {
+                    asyncWaitsDroppedInChild.wrappingAdd(1, ordering: .relaxed)
+                    return
+                }
+                continuation.resume()
+            }
             if !scheduled {
                 // No memory for the callback: wait on a thread of our own instead.
                 runOnDetachedThread {
@@ -37,6 +52,10 @@ extension Epoch {
             }
         }
     }
+
+    /// Async ``synchronize()`` waits whose callback ran in a forked child and did not resume
+    /// the parent's task there (per process). For tests.
+    package static let asyncWaitsDroppedInChild = Atomic<Int>(0)
 
     /// Waits until every deferred free and work item scheduled before the call has run,
     /// without blocking a pool thread (a short-lived thread of its own does the blocking

@@ -56,7 +56,11 @@ public struct EpochSection: ~Copyable {
 ///   a barrier or a new thread's first section stops it with a message). Threads that your
 ///   code registered with liburcu itself (see ``adoptRegisteredThread()``) must be
 ///   released (``releaseAdoptedThread()``) and unregistered before a fork, as liburcu
-///   requires. Fork from one thread at a time: a fork inside a section waits for glibc's
+///   requires — unless the child only calls `exec` or `_exit`, which liburcu allows, from
+///   such a thread too (adopted or not: RCUMaps leaves the forker's registration as it is).
+///   A fork counts as RCUMaps' first use of a forking thread no one registered: it is
+///   registered then, so register your own threads with liburcu before they fork. Fork from
+///   one thread at a time: a fork inside a section waits for glibc's
 ///   fork lock while another thread's fork, holding it, waits for a grace period that
 ///   waits for that section. docs/architecture.md ("Process life") lists what a child may
 ///   do with maps that other threads were writing at the fork.
@@ -126,12 +130,14 @@ public enum Epoch {
     /// neither registers it a second time — which liburcu forbids — nor unregisters it at
     /// thread exit. Call it once on such a thread before its first section. A thread
     /// registered elsewhere and not adopted stops the program with a message at its first
-    /// section or map operation.
+    /// section or map operation (a `fork()` from it does not: the fork handlers leave its
+    /// registration alone).
     ///
     /// Threads RCUMaps registers itself need nothing: registration is automatic.
     ///
     /// Before your code unregisters such a thread from liburcu (at the latest before a
-    /// fork, as liburcu requires), call ``releaseAdoptedThread()``.
+    /// fork whose child goes on without `exec`, as liburcu requires), call
+    /// ``releaseAdoptedThread()``.
     ///
     /// Concurrency: affects the calling thread only.
     @available(*, noasync, message: "affects the calling thread, which a task may leave at any await")

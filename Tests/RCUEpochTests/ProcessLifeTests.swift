@@ -444,6 +444,79 @@ struct ForkTests {
         }.map(reportFailedChecks)
     }
 
+    /// A fork from a thread other code registered with liburcu and did not hand to RCUMaps
+    /// (liburcu allows it when the child execs or only exits): the prepare handler
+    /// registered the forker again, which stops the process with "already registered" (found
+    /// by review, 2026-12-05, eighteenth session). The child exits, the parent goes on; a
+    /// map retirement parked meanwhile is not involved.
+    @Test func aForkFromAThreadRegisteredByOtherCodeDoesNotStop() async {
+        await #expect(processExitsWith: .success) {
+            alarm(60)
+            final class Outcome: @unchecked Sendable {
+                // Written by the forking thread before it signals; read after the wait.
+                var status: Int32 = -1
+            }
+            Epoch.withSection { _ in }  // RCUMaps in use: its fork handlers are installed
+            let outcome = Outcome()
+            let done = DispatchSemaphore(value: 0)
+            Thread {
+                urcu_memb_register_thread()
+                let pid = fork()
+                if pid == 0 { _exit(0) }
+                var status: Int32 = 0
+                while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+                outcome.status = status
+                urcu_memb_unregister_thread()
+                done.signal()
+            }.start()
+            done.wait()
+            precondition(outcome.status == 0, "the child's wait status \(outcome.status)")
+            await Epoch.synchronize()
+            await Epoch.barrier()
+        }
+    }
+
+    /// An `await Epoch.synchronize()` whose callback is still queued at a fork resumes its
+    /// task in the parent only: the child's copy of liburcu's queue runs the callback too,
+    /// which resumed the parent's task in the child (found by review, 2026-12-05, eighteenth
+    /// session). A reader holds the reclamation thread in a grace period for an earlier
+    /// callback, so the wait's callback is still queued when the fork comes; the fork waits
+    /// for that batch, which the reader's end lets finish.
+    @Test func anAsyncWaitPendingAtAForkResumesInTheParentOnly() async {
+        await #expect(processExitsWith: .success) {
+            alarm(60)
+            final class Flags: @unchecked Sendable {
+                let readerIn = DispatchSemaphore(value: 0), resumed = DispatchSemaphore(value: 0)
+            }
+            let flags = Flags()
+            Epoch.withSection { _ in }
+            Thread {
+                Epoch.withSection { _ in
+                    flags.readerIn.signal()
+                    usleep(400_000)
+                }
+            }.start()
+            flags.readerIn.wait()
+            _ = Epoch.afterGracePeriod {}  // the reclamation thread waits for the reader on this one
+            usleep(100_000)
+            Task.detached {
+                await Epoch.synchronize()  // queued behind: still queued at the fork
+                flags.resumed.signal()
+            }
+            usleep(100_000)
+            let child = forkChild {
+                // The child's reclamation thread runs the copied callback after its own grace
+                // period; it must not resume the parent's task here.
+                Epoch.barrier()
+                check(Epoch.asyncWaitsDroppedInChild.load(ordering: .relaxed) == 1,
+                      "callbacks of the parent's waits dropped in the child: \(Epoch.asyncWaitsDroppedInChild.load(ordering: .relaxed))")
+            }
+            checkExitedNormally(child)
+            flags.resumed.wait()  // the parent's task resumed
+            check(Epoch.asyncWaitsDroppedInChild.load(ordering: .relaxed) == 0, "a parent wait dropped in the parent")
+        }.map(reportFailedChecks)
+    }
+
     /// A fork inside a section cannot be prepared (the fork would have to wait for grace
     /// periods that wait for the forker): the parent is unaffected, and the child may read
     /// maps but stops with a message at its first grace period.

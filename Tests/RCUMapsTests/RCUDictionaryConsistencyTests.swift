@@ -39,6 +39,38 @@ struct RCUDictionaryCapacityTests {
         #expect(shrinking < 4_000 / 4, "\(shrinking) resize checks for 4,000 removals")
     }
 
+    /// Emptied, a dictionary shrinks back to its minimum, also after every stripe noted a
+    /// count under half its share while the whole table was not due to shrink: such a note
+    /// kept the stripe's later shrink checks from ever being due at that size, so once
+    /// every stripe had one, deleting every key left the grown table in place (found by
+    /// review, 2026-12-05, eighteenth session; 64 buckets against 16 before).
+    @Test func anEmptiedDictionaryShrinksAfterEveryStripeNotedItsShare() {
+        let dictionary = RCUDictionary<Int, Int>()
+        let stripes = dictionary.stripeMask + 1
+        var byStripe = [[Int]](repeating: [], count: stripes)
+        var candidate = 0
+        while byStripe.contains(where: { $0.count < 8 }) {
+            let stripe = dictionary.hash(of: candidate) & dictionary.stripeMask
+            if byStripe[stripe].count < 8 { byStripe[stripe].append(candidate) }
+            candidate += 1
+        }
+        // Six keys in every stripe, then two more in stripe 0: over its share, it grows.
+        for keys in byStripe { for key in keys.prefix(6) { dictionary[key] = key } }
+        for key in byStripe[0][6..<8] { dictionary[key] = key }
+        let grown = Epoch.withSection { _ in dictionary.currentTable.bucketCount }
+        #expect(grown > dictionary.minimumBuckets)
+        // Each stripe in turn down to one key (a shrink check the whole count turns down,
+        // noted), then back to six.
+        for keys in byStripe {
+            for key in keys[1..<6] { dictionary.removeValue(forKey: key) }
+            for key in keys[1..<6] { dictionary[key] = key }
+        }
+        #expect(Epoch.withSection { _ in dictionary.currentTable.bucketCount } == grown)
+        for keys in byStripe { for key in keys { dictionary.removeValue(forKey: key) } }
+        #expect(dictionary.count == 0)
+        #expect(Epoch.withSection { _ in dictionary.currentTable.bucketCount } == dictionary.minimumBuckets)
+    }
+
     @Test func theMinimumCapacityOutlivesTheFirstWrites() {
         let dictionary = RCUDictionary<Int, Int>(minimumCapacity: 100_000)
         let before = dictionary.currentTable.bucketCount

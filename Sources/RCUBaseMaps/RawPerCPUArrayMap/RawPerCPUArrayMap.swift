@@ -34,7 +34,9 @@ import Glibc
 /// pointer must use atomics (the typed layer's `AtomicFields`): then the result stays
 /// exact — an increment is never lost; a thread that migrated between reading the CPU
 /// number and incrementing merely counts into the slot of the CPU it ran on before, and
-/// a sum over all CPUs is the same.
+/// a sum over all CPUs is the same — unless the same index is also changed with the
+/// restartable-sequence add (the typed `PerCPUArrayMap.add(_:at:)`), whose plain add an
+/// atomic add of a migrated thread can overlap (one of the two is then lost).
 ///
 /// Layout: CPU-major. Each CPU has its own block of `maxEntries` slots, padded to 64 bytes
 /// (a cache line), so no two CPUs' slots share a line — the point of the type.

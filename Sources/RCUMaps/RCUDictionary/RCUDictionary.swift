@@ -8,7 +8,9 @@ import Glibc
 
 /// A concurrent dictionary for any `Hashable` and `Sendable` keys and `Sendable` values:
 /// what you reach for instead of `Mutex<[Key: Value]>` when it is read far more often than
-/// written.
+/// written. (Keys and values aligned to at most 16 bytes, which every Swift type is; a C type
+/// declared with a larger alignment stops the program with a message when the dictionary is
+/// made.)
 ///
 /// ```swift
 /// let routes = RCUDictionary<String, Route>()
@@ -59,7 +61,7 @@ import Glibc
 ///   count, with a slack of four entries a stripe, so a small table — one bucket a stripe —
 ///   runs up to seven a bucket before its first rebuild), or fewer than one in two, the
 ///   bucket array is rebuilt at one or two entries a bucket; an overflow bucket emptied by
-///   a delete is unlinked and freed at once; the resize takes every
+///   a delete is unlinked at once and freed after a grace period; the resize takes every
 ///   stripe (writers wait for it, outside any epoch section, so reclamation goes on;
 ///   readers do not wait: they keep reading the old array until they next look). The array
 ///   stops growing at 2^25 buckets (a 2 GiB block, about 100 million entries at three a
@@ -226,8 +228,10 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// `d[k]?.field = x`, `d[k]?.append(y)` — is one atomic step, as under a `Mutex`: the
     /// subscript's `_modify` takes the key's writer stripe, reads the value, lets the
     /// expression change it, and stores the result (or removes the key, if it became
-    /// `nil`) before it lets go. Writers of other keys of that stripe wait meanwhile (and
-    /// a resize, which takes every stripe, waits for it); readers never do. So the
+    /// `nil`) before it lets go. Writers of other keys of that stripe wait meanwhile, and a
+    /// resize, which takes every stripe in order, waits for it while holding the stripes
+    /// before it — so writers of those stripes wait for the expression too; readers never
+    /// do. So the
     /// expression should be short, and must not:
     /// - write to this dictionary, or change another of its values through the subscript
     ///   (`swap(&d[a], &d[b])`): the write would wait for the stripe its own thread holds
@@ -1048,7 +1052,11 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// found no resize due at this table size and a count within `max(8, buckets per
     /// stripe)` of this one: one stripe over (or under) its share while the whole table is
     /// not (keys whose `hashValue`s crowd a few stripes) summed every stripe's count on each
-    /// of its writes (found by review, 2026-12-04); now once in that many.
+    /// of its writes (found by review, 2026-12-04); now once in that many. Also due when the
+    /// stripe's count has halved since the note (reaching 0 included): a stripe under half
+    /// its share can never drift that far while it stays under, so once every stripe had
+    /// noted such a count, emptying the dictionary never shrank it (found by review,
+    /// 2026-12-05, eighteenth session); this way a stripe checks at most once per halving.
     @usableFromInline
     func resizeCheckIsDue(_ stripe: Int, perStripe: Int, buckets: Int) -> Bool {
         let line = counts + stripe &* 64
@@ -1056,7 +1064,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         else { return true }
         let checkedAt = line.advanced(by: 24).assumingMemoryBound(to: Atomic<Int>.self).pointee.load(ordering: .relaxed)
         let drift = perStripe > checkedAt ? perStripe &- checkedAt : checkedAt &- perStripe
-        return drift >= Swift.max(8, buckets &>> stripeShift)
+        return drift >= Swift.max(8, buckets &>> stripeShift) || perStripe &* 2 <= checkedAt
     }
 
     /// Rebuilds the bucket array at one or two entries a bucket, with every stripe held;
