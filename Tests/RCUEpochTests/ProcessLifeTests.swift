@@ -444,6 +444,26 @@ struct ForkTests {
         }.map(reportFailedChecks)
     }
 
+    /// A layer whose lock (a fork participant, made on first use) is first used by another
+    /// thread while a fork prepares: the fork read the participants before that one was
+    /// added, and the thread took the lock before the clone, so the child inherited it held
+    /// and its first custom-map or provider call hung (found by review, 2026-12-05,
+    /// eighteenth session). Now the participant is added inside the fork gate: the thread
+    /// waits for the fork to end before it can take the lock. A test participant's prepare
+    /// handler (run after the fork read the participants) starts the thread's first use of
+    /// the provider layer and waits up to 1 s for it to hold the lock.
+    @Test func aLayerFirstUsedWhileAForkPreparesIsNotInheritedLocked() async {
+        await #expect(processExitsWith: .success) {
+            alarm(60)
+            LateForkParticipant.install()
+            Thread { LateForkParticipant.firstUse() }.start()
+            let child = forkChild {
+                check(!MapProviderRegistry().isRegistered(MapType(rawValue: 4096)), "a fresh registry has a provider")
+            }
+            checkExitedNormally(child)
+        }.map(reportFailedChecks)
+    }
+
     /// A fork from a thread other code registered with liburcu and did not hand to RCUMaps
     /// (liburcu allows it when the child execs or only exits): the prepare handler
     /// registered the forker again, which stops the process with "already registered" (found
@@ -975,5 +995,32 @@ private func forkDuringAProviderLayerLock(factoryLock: Bool) {
         checkExitedNormally(child)
         pthread_join(holder, nil)
         try registration.unregister()
+    }
+}
+
+/// ``ProcessLifeTests/aLayerFirstUsedWhileAForkPreparesIsNotInheritedLocked()``'s test
+/// participant and the thread it starts.
+private enum LateForkParticipant {
+    /// Set by the prepare handler: the thread may make its first use.
+    static let go = Atomic<Int>(0)
+    /// Set by the thread once it holds the provider layer's lock.
+    static let holding = Atomic<Int>(0)
+
+    static func install() {
+        EpochFork.addParticipant(level: .epoch, prepare: {
+            LateForkParticipant.go.store(1, ordering: .releasing)
+            let deadline = ContinuousClock.now + .seconds(1)
+            while LateForkParticipant.holding.load(ordering: .acquiring) == 0, ContinuousClock.now < deadline {
+                usleep(1_000)
+            }
+        }, parent: {}, child: {})
+    }
+
+    static func firstUse() {
+        while go.load(ordering: .acquiring) == 0 { usleep(100) }
+        MapProviderRegistry._withStateLockHeld {
+            holding.store(1, ordering: .releasing)
+            usleep(300_000)
+        }
     }
 }

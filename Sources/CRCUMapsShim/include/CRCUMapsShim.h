@@ -104,8 +104,11 @@ void rcumaps_release_adopted_thread(void);
  * Handlers must not enter a section, wait for a grace period or a barrier, or
  * register the thread; the locks they take must never be held by a thread that
  * waits for one of those (enter a section, or call rcumaps_ensure_registered,
- * before taking them). At most 16 participants. Returns 0, or -1 if the level
- * or a handler is invalid or the table is full. */
+ * before taking them), nor by one that takes another participant's lock: a
+ * participant added while a fork prepares (a layer's lock made on its first use)
+ * is prepared after the others, out of level order. At most 16 participants.
+ * Never blocks. Returns 0, or -1 if the level or a handler is invalid or the
+ * table is full. */
 int rcumaps_fork_add_participant(int level, void (*prepare)(void), void (*parent)(void),
                                  void (*child)(void));
 
