@@ -88,6 +88,46 @@ struct RCUDictionaryCapacityTests {
         #expect(dictionary.currentTable.bucketCount == before)
         #expect(dictionary.count == 0)
     }
+
+    /// `reserveCapacity` grows the array once, at once, to what `init(minimumCapacity:)`
+    /// would have made; a bulk load within it rebuilds nothing; the array never shrinks below
+    /// it; a smaller request changes nothing. Entries already in are kept.
+    @Test func reserveCapacityGrowsOnceAndHoldsTheFloor() {
+        let dictionary = RCUDictionary<Int, Int>()
+        for key in 0..<100 { dictionary[key] = key }
+        let made = RCUDictionary<Int, Int>(minimumCapacity: 50_000)
+        dictionary.reserveCapacity(50_000)
+        let reserved = Epoch.withSection { _ in dictionary.currentTable.bucketCount }
+        #expect(reserved == Epoch.withSection { _ in made.currentTable.bucketCount })
+        #expect(dictionary.minimumBuckets == reserved)
+        #expect((0..<100).allSatisfy { dictionary[$0] == $0 })
+        let checks = dictionary.resizeChecks.load(ordering: .relaxed)
+        for key in 100..<50_000 { dictionary[key] = key }
+        #expect(Epoch.withSection { _ in dictionary.currentTable.bucketCount } == reserved)
+        #expect(dictionary.resizeChecks.load(ordering: .relaxed) == checks, "the bulk load rebuilt the array")
+        dictionary.reserveCapacity(10)
+        #expect(dictionary.minimumBuckets == reserved)
+        for key in 0..<50_000 { dictionary.removeValue(forKey: key) }
+        #expect(dictionary.count == 0)
+        #expect(Epoch.withSection { _ in dictionary.currentTable.bucketCount } == reserved)
+    }
+
+    /// Writers and a reservation at once: nothing is lost, and the array ends at least as
+    /// large as reserved.
+    @Test func reserveCapacityWhileWritersWrite() {
+        let dictionary = RCUDictionary<Int, Int>()
+        runOnThreads(3) { thread in
+            if thread == 2 {
+                dictionary.reserveCapacity(40_000)
+                return
+            }
+            for index in 0..<20_000 { dictionary[thread * 20_000 + index] = index }
+        }
+        #expect(dictionary.count == 40_000)
+        #expect((0..<40_000).allSatisfy { dictionary[$0] == $0 % 20_000 })
+        #expect(Epoch.withSection { _ in dictionary.currentTable.bucketCount }
+                    >= RCUDictionary<Int, Int>.minimumBuckets(for: 40_000, stripes: dictionary.stripeMask + 1))
+    }
 }
 
 /// The table's size bound and the nodes' layout for `String` keys.

@@ -109,9 +109,11 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     @usableFromInline let stripeMask: Int
     /// log2 of the stripe count: buckets per stripe is `bucketCount >> stripeShift`.
     @usableFromInline let stripeShift: Int
-    /// Fewest buckets: at least one chain per stripe, and what `minimumCapacity` asked for
-    /// (the table never shrinks below it).
-    @usableFromInline let minimumBuckets: Int
+    /// Fewest buckets: at least one chain per stripe, and what `minimumCapacity` and
+    /// ``reserveCapacity(_:)`` asked for (the table never shrinks below it). Only grows.
+    @usableFromInline let minimumBucketsWord: Atomic<Int>
+    /// ``minimumBucketsWord``, read.
+    @usableFromInline var minimumBuckets: Int { minimumBucketsWord.load(ordering: .relaxed) }
     /// Set while one writer resizes (the others do not queue up behind it).
     let resizing = Atomic<Bool>(false)
     /// How many times a write counted every stripe's entries to decide on a resize (tests).
@@ -161,10 +163,10 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         let stripes = Swift.max(16, Self.powerOfTwo(atLeast: 4 * cpus))
         stripeMask = stripes - 1
         stripeShift = stripes.trailingZeroBitCount
-        let buckets = Swift.max(stripes, Self.powerOfTwo(atLeast: Swift.min(1 << 24, Swift.max(0, minimumCapacity) / 2)))
+        let buckets = Self.minimumBuckets(for: minimumCapacity, stripes: stripes)
         // Before: the stripe count, and the first write shrank a table sized for
         // `minimumCapacity` back to it (found by review, 2026-12-03).
-        minimumBuckets = buckets
+        minimumBucketsWord = Atomic(buckets)
         locks = BucketLocks(count: stripes)
         counts = UnsafeMutableRawPointer.allocate(byteCount: stripes * 64, alignment: 64)
         for stripe in 0..<stripes {
@@ -205,6 +207,12 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
             (counts + stripe * 64 + 32).assumingMemoryBound(to: Atomic<UInt>.self).deinitialize(count: 1)
         }
         counts.deallocate()
+    }
+
+    /// The fewest buckets for `minimumCapacity` entries (two a bucket, at most 2^24 buckets'
+    /// worth) and `stripes` writer stripes (one chain each at least).
+    static func minimumBuckets(for minimumCapacity: Int, stripes: Int) -> Int {
+        Swift.max(stripes, powerOfTwo(atLeast: Swift.min(1 << 24, Swift.max(0, minimumCapacity) / 2)))
     }
 
     static func powerOfTwo(atLeast value: Int) -> Int {
@@ -857,6 +865,33 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
             }
             if committed { return updated }
             if let node { nodeLayout.destroyUnpublished(node, in: nodes) }
+        }
+    }
+
+    /// Makes room for at least `minimumCapacity` entries without a rebuild of the bucket
+    /// array, as `Dictionary.reserveCapacity(_:)` does, and keeps the array from shrinking
+    /// below that afterwards (as ``init(minimumCapacity:)``: at most 2^24 buckets' worth). A
+    /// bulk load that reserves first rebuilds the array once, here, instead of at every
+    /// doubling on the way.
+    ///
+    /// Concurrency: any thread. If the array must grow, this rebuilds it as a growing write
+    /// does: every writer stripe is held while the entries move (writers wait; readers
+    /// never do, and keep reading the old array, retired after a grace period). A smaller
+    /// request than the current floor changes nothing.
+    public func reserveCapacity(_ minimumCapacity: Int) {
+        let wanted = Self.minimumBuckets(for: minimumCapacity, stripes: stripeMask + 1)
+        var floor = minimumBuckets
+        while floor < wanted {
+            let (exchanged, original) = minimumBucketsWord.compareExchange(expected: floor, desired: wanted,
+                                                                           ordering: .relaxed)
+            if exchanged { break }
+            floor = original
+        }
+        // A resize already under way may have read the floor before it rose: look again
+        // until the array is at least that large.
+        while Epoch.withSection({ _ in currentTable.bucketCount }) < minimumBuckets {
+            resize(checkedBy: 0, perStripe: stripeCount(0).pointee.load(ordering: .relaxed))
+            if Epoch.withSection({ _ in currentTable.bucketCount }) < minimumBuckets { sched_yield() }
         }
     }
 
