@@ -917,7 +917,11 @@ static void rcumaps_fork_prepare(void)
         rcumaps_fork_skip_reason = rcumaps_child_unusable; /* inherited by the grandchild */
         return;
     }
-    if (rcumaps_tls.nesting != 0) {
+    /* Inside a section: ours, or a liburcu read lock the thread took directly (which our
+     * depth does not count: a forker registered by other code, holding one, went on to
+     * close the gate and hung the process with a grace period in flight; found by review
+     * of that session's diff, 2026-12-05, eighteenth session). */
+    if (rcumaps_tls.nesting != 0 || urcu_memb_read_ongoing()) {
         rcumaps_fork_skip_reason = RCUMAPS_CHILD_FORKED_IN_SECTION;
         return;
     }

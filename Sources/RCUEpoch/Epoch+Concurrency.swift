@@ -39,10 +39,14 @@ extension Epoch {
             let scheduled = afterGracePeriod {
                 guard getpid() == process else {
                     asyncWaitsDroppedInChild.wrappingAdd(1, ordering: .relaxed)
+                    // Kept, never resumed: released, the checked continuation would report
+                    // itself leaked on the child's standard error.
+                    _ = Unmanaged.passRetained(ContinuationKeeper(continuation))
                     return
                 }
                 continuation.resume()
             }
+            asyncWaitsScheduled.wrappingAdd(1, ordering: .relaxed)
             if !scheduled {
                 // No memory for the callback: wait on a thread of our own instead.
                 runOnDetachedThread {
@@ -56,6 +60,8 @@ extension Epoch {
     /// Async ``synchronize()`` waits whose callback ran in a forked child and did not resume
     /// the parent's task there (per process). For tests.
     package static let asyncWaitsDroppedInChild = Atomic<Int>(0)
+    /// Async ``synchronize()`` waits whose callback was scheduled (per process). For tests.
+    package static let asyncWaitsScheduled = Atomic<Int>(0)
 
     /// Waits until every deferred free and work item scheduled before the call has run,
     /// without blocking a pool thread (a short-lived thread of its own does the blocking
@@ -92,4 +98,12 @@ package func runOnDetachedThread(_ work: @escaping @Sendable () -> Void) {
     } else {
         Unmanaged<Box>.fromOpaque(context).takeRetainedValue().work()
     }
+}
+
+/// A continuation kept alive in a forked child, where it must not be resumed (see
+/// `Epoch.synchronize()`).
+private final class ContinuationKeeper: @unchecked Sendable {
+    // Never read: only kept.
+    let continuation: CheckedContinuation<Void, Never>
+    init(_ continuation: CheckedContinuation<Void, Never>) { self.continuation = continuation }
 }

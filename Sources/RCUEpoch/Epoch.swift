@@ -51,8 +51,8 @@ public struct EpochSection: ~Copyable {
 ///   section must therefore not wait for something the forking thread does after `fork()`.
 ///   In the child only
 ///   the forking thread exists; blocks that other threads were about to retire stay
-///   allocated there. Do not fork inside a section or from a work item: such a fork cannot
-///   be prepared, and its child may only read maps, then `exec` or `_exit` (a grace period,
+///   allocated there. Do not fork inside a section (or a liburcu read lock your code took
+///   itself) or from a work item: such a fork cannot be prepared, and its child may only read maps, then `exec` or `_exit` (a grace period,
 ///   a barrier or a new thread's first section stops it with a message). Threads that your
 ///   code registered with liburcu itself (see ``adoptRegisteredThread()``) must be
 ///   released (``releaseAdoptedThread()``) and unregistered before a fork, as liburcu

@@ -13,14 +13,21 @@ import CRCUMapsShim
 /// a section, wait for a grace period or a barrier, or register the calling thread; and the
 /// locks they take must never be held by a thread that waits for a registration, a grace
 /// period or a barrier (a thread that takes them inside a section, or after
-/// `rcumaps_ensure_registered()`, never does).
+/// `rcumaps_ensure_registered()`, never does), nor by a thread that takes another
+/// participant's lock: a participant added while a fork prepares — a layer's lock made on
+/// its first use, in a `static let` initialiser — is prepared after the others, out of
+/// level order (the retire lists' registry and stripes are one participant). For the same
+/// reason an initialiser that calls ``addParticipant(level:prepare:parent:child:)`` must not
+/// block after it: the fork's late prepare touches the `static let`, and so waits for the
+/// initialiser to return.
 package enum EpochFork {
     /// Orders the participants of different layers: prepare handlers run from the highest
     /// level down, parent and child handlers from the lowest up.
     package enum Level: Int32 {
         /// The epoch layer: the innermost locks (retire lists).
         case epoch = 0
-        /// Maps and providers: locks held while calling into the epoch layer.
+        /// Maps and providers (the custom-type factory, the provider registry's state): locks
+        /// whose holders take no other participant's lock (see the type's rule).
         case maps = 1
     }
 

@@ -548,7 +548,10 @@ public final class EpochRetireList: @unchecked Sendable {
         // (found by review, 2026-12-05, eighteenth session). Those blocks reach reclamation
         // through their own threads; this writer's wait stays bounded by the limit below.
         flush()
-        if tagTable.pendingBytes(slotIndex) > Self.throttleThreshold { Self.flushAll(waitingForOthers: false) }
+        if tagTable.pendingBytes(slotIndex) > Self.throttleThreshold {
+            Self.throttleFlushesOfEveryList.wrappingAdd(1, ordering: .relaxed)
+            Self.flushAll(waitingForOthers: false)
+        }
         let clock = ContinuousClock()
         let start = clock.now
         while tagTable.pendingBytes(slotIndex) > Self.throttleThreshold, clock.now - start < Self.throttleWaitLimit {
@@ -559,6 +562,10 @@ public final class EpochRetireList: @unchecked Sendable {
 
     /// The longest a writer waits in ``throttleIfBehind()``: 250 ms.
     public static let throttleWaitLimit: Duration = .milliseconds(250)
+
+    /// How many times a throttled writer flushed every list (its own flush left the backlog
+    /// over the threshold; process-wide). For tests.
+    package static let throttleFlushesOfEveryList = Atomic<Int>(0)
 
     /// How many times writers have waited in ``throttleIfBehind()`` (process-wide).
     public static var throttledWrites: Int { throttleCount.load(ordering: .relaxed) }

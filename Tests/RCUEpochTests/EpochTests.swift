@@ -759,20 +759,22 @@ struct EpochRetireListTests {
         }
         Thread { holder.list = nil }.start()  // the deinit runs there, and pauses
         paused.wait()
-        // A reader holds back every grace period while the writer is throttled, so that its
-        // backlog stays over the threshold and it flushes every list.
+        // A reader holds back every grace period until the writer has returned (5 s at most),
+        // so that its backlog stays over the threshold and it flushes every list.
         let inSection = DispatchSemaphore(value: 0), readerDone = DispatchSemaphore(value: 0)
+        let returned = DispatchSemaphore(value: 0), readerMayLeave = DispatchSemaphore(value: 0)
         Thread {
             Epoch.withSection { _ in
                 inSection.signal()
-                usleep(800_000)
+                _ = readerMayLeave.wait(timeout: .now() + 5)
             }
             readerDone.signal()
         }.start()
         inSection.wait()
         let list = EpochRetireList(blockSize: 1 << 20, tag: uniqueTag())
         let elapsed = Atomic<Int>(-1)
-        let returned = DispatchSemaphore(value: 0)
+        let throttled = EpochRetireList.throttledWrites
+        let flushesOfEveryList = EpochRetireList.throttleFlushesOfEveryList.load(ordering: .relaxed)
         Thread {
             // 64 MiB retired: one full batch, over the 16 MiB threshold.
             for _ in 0..<EpochRetireList.batchSize { list.retire(list.allocate()!) }
@@ -784,13 +786,16 @@ struct EpochRetireListTests {
             returned.signal()
         }.start()
         let returnedWhilePaused = returned.wait(timeout: .now() + 5) == .success
+        readerMayLeave.signal()
         resume.signal()
         if !returnedWhilePaused { returned.wait() }
         readerDone.wait()
         #expect(returnedWhilePaused, "the throttled writer waited for the deinit")
         let waited = elapsed.load(ordering: .acquiring)
         #expect(waited >= 0 && waited < 2_000, "waited \(waited) ms")
-        #expect(EpochRetireList.throttledWrites > 0)
+        // The case under test happened: the writer was throttled and flushed every list.
+        #expect(EpochRetireList.throttledWrites > throttled)
+        #expect(EpochRetireList.throttleFlushesOfEveryList.load(ordering: .relaxed) > flushesOfEveryList)
         Epoch.barrier()
     }
 

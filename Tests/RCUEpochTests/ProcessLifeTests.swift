@@ -448,10 +448,12 @@ struct ForkTests {
     /// thread while a fork prepares: the fork read the participants before that one was
     /// added, and the thread took the lock before the clone, so the child inherited it held
     /// and its first custom-map or provider call hung (found by review, 2026-12-05,
-    /// eighteenth session). Now the participant is added inside the fork gate: the thread
-    /// waits for the fork to end before it can take the lock. A test participant's prepare
-    /// handler (run after the fork read the participants) starts the thread's first use of
-    /// the provider layer and waits up to 1 s for it to hold the lock.
+    /// eighteenth session). Now the prepare handler looks again after the handlers it read,
+    /// and prepares the participant added meanwhile: it waits for the thread to let the lock
+    /// go, and the child gets it released. A test participant's prepare handler (run after
+    /// the fork read the participants) starts the thread's first use of the provider layer
+    /// and waits (up to 5 s) for it to hold the lock; the parent checks that it did, so the
+    /// race was set up.
     @Test func aLayerFirstUsedWhileAForkPreparesIsNotInheritedLocked() async {
         await #expect(processExitsWith: .success) {
             alarm(60)
@@ -461,6 +463,9 @@ struct ForkTests {
                 check(!MapProviderRegistry().isRegistered(MapType(rawValue: 4096)), "a fresh registry has a provider")
             }
             checkExitedNormally(child)
+            check(LateForkParticipant.heldAtPrepare.load(ordering: .acquiring) == 1,
+                  "the thread did not hold the lock during the fork's prepare: nothing was tested")
+            check(EpochFork.participantCount(level: .maps) == 1, "the provider layer's participant is missing")
         }.map(reportFailedChecks)
     }
 
@@ -499,31 +504,29 @@ struct ForkTests {
     /// An `await Epoch.synchronize()` whose callback is still queued at a fork resumes its
     /// task in the parent only: the child's copy of liburcu's queue runs the callback too,
     /// which resumed the parent's task in the child (found by review, 2026-12-05, eighteenth
-    /// session). A reader holds the reclamation thread in a grace period for an earlier
-    /// callback, so the wait's callback is still queued when the fork comes; the fork waits
-    /// for that batch, which the reader's end lets finish.
+    /// session). An earlier callback keeps the reclamation thread busy in its batch (it
+    /// sleeps there), so the wait's callback, scheduled meanwhile, is still queued when the
+    /// fork comes; the fork waits for that batch to finish. No timing is assumed: the test
+    /// waits for the busy callback to start and for the wait to be scheduled. The child must
+    /// not report a leaked continuation either.
     @Test func anAsyncWaitPendingAtAForkResumesInTheParentOnly() async {
-        await #expect(processExitsWith: .success) {
+        await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
             alarm(60)
             final class Flags: @unchecked Sendable {
-                let readerIn = DispatchSemaphore(value: 0), resumed = DispatchSemaphore(value: 0)
+                let busy = DispatchSemaphore(value: 0), resumed = DispatchSemaphore(value: 0)
             }
             let flags = Flags()
             Epoch.withSection { _ in }
-            Thread {
-                Epoch.withSection { _ in
-                    flags.readerIn.signal()
-                    usleep(400_000)
-                }
-            }.start()
-            flags.readerIn.wait()
-            _ = Epoch.afterGracePeriod {}  // the reclamation thread waits for the reader on this one
-            usleep(100_000)
+            _ = Epoch.afterGracePeriod {
+                flags.busy.signal()
+                usleep(300_000)  // the reclamation thread's batch, still running at the fork
+            }
+            flags.busy.wait()
             Task.detached {
                 await Epoch.synchronize()  // queued behind: still queued at the fork
                 flags.resumed.signal()
             }
-            usleep(100_000)
+            while Epoch.asyncWaitsScheduled.load(ordering: .acquiring) == 0 { usleep(1_000) }
             let child = forkChild {
                 // The child's reclamation thread runs the copied callback after its own grace
                 // period; it must not resume the parent's task here.
@@ -534,7 +537,50 @@ struct ForkTests {
             checkExitedNormally(child)
             flags.resumed.wait()  // the parent's task resumed
             check(Epoch.asyncWaitsDroppedInChild.load(ordering: .relaxed) == 0, "a parent wait dropped in the parent")
-        }.map(reportFailedChecks)
+        }.map { result in
+            reportFailedChecks(result)
+            let text = String(decoding: result.standardErrorContent, as: UTF8.self)
+            #expect(!text.contains("MISUSE"), "\(text)")
+        }
+    }
+
+    /// A fork from a thread holding a liburcu read lock it took itself (a thread other code
+    /// registered), while another thread waits for a grace period: the prepare handler
+    /// counted only RCUMaps' own sections, went on to close the fork gate, and waited for
+    /// the grace period in flight, which waits for the forker's read lock: the process hung
+    /// (found by review of the session's diff, 2026-12-05, eighteenth session). Now it is a
+    /// fork inside a section: not prepared; the child may only read, then exit.
+    @Test func aForkInsideADirectReadLockIsAForkInsideASection() async {
+        await #expect(processExitsWith: .success) {
+            alarm(60)
+            final class Flags: @unchecked Sendable {
+                let locked = DispatchSemaphore(value: 0), done = DispatchSemaphore(value: 0)
+                let stop = Atomic<Bool>(false)
+                // Written by the forking thread before it signals `done`.
+                var status: Int32 = -1
+            }
+            let flags = Flags()
+            Epoch.withSection { _ in }
+            Thread {
+                while !flags.stop.load(ordering: .relaxed) { Epoch.synchronize() }
+            }.start()
+            Thread {
+                urcu_memb_register_thread()
+                urcu_memb_read_lock()
+                usleep(50_000)  // a grace period is waiting for this read lock
+                let pid = fork()
+                if pid == 0 { _exit(0) }
+                urcu_memb_read_unlock()
+                var status: Int32 = 0
+                while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+                flags.status = status
+                urcu_memb_unregister_thread()
+                flags.done.signal()
+            }.start()
+            flags.done.wait()
+            flags.stop.store(true, ordering: .relaxed)
+            precondition(flags.status == 0, "the child's wait status \(flags.status)")
+        }
     }
 
     /// A fork inside a section cannot be prepared (the fork would have to wait for grace
@@ -1005,14 +1051,18 @@ private enum LateForkParticipant {
     static let go = Atomic<Int>(0)
     /// Set by the thread once it holds the provider layer's lock.
     static let holding = Atomic<Int>(0)
+    /// What the prepare handler saw of `holding` when it returned.
+    static let heldAtPrepare = Atomic<Int>(0)
 
     static func install() {
         EpochFork.addParticipant(level: .epoch, prepare: {
             LateForkParticipant.go.store(1, ordering: .releasing)
-            let deadline = ContinuousClock.now + .seconds(1)
+            let deadline = ContinuousClock.now + .seconds(5)
             while LateForkParticipant.holding.load(ordering: .acquiring) == 0, ContinuousClock.now < deadline {
                 usleep(1_000)
             }
+            LateForkParticipant.heldAtPrepare.store(LateForkParticipant.holding.load(ordering: .acquiring),
+                                                    ordering: .releasing)
         }, parent: {}, child: {})
     }
 

@@ -126,7 +126,9 @@ struct StressRunTests {
         options.duration = 0.2
         options.threads = 3
         options.keys = 512
-        let result = runStressMap(kind, options: options, seed: 12345, progress: false)
+        // (The object map's run registers the process's one stress provider type: see
+        // `objectMapStressRuns`.)
+        let result = objectMapStressRuns.withLock { _ in runStressMap(kind, options: options, seed: 12345, progress: false) }
         #expect(result.byKind.isEmpty, "violations: \(result.byKind) — \(result.descriptions)")
         #expect(!result.exercise.hung)
         #expect(result.operations > 0)
@@ -393,9 +395,12 @@ struct StressSampleTests {
     }
 }
 
-/// Held by every test that runs the object map's stress: its provider type (4200) and pool
-/// tags are the process's, and two such runs at once, from suites that run in parallel,
-/// would collide (the second's registration refused, the first's release check disturbed).
+/// Held by every test that runs the object map's stress with its default provider type
+/// (`shortRunHasNoViolations`, `objectMapProviderIsUnregisteredAfterARun`,
+/// `samplesAreWrittenForAShortRun`): that type (4200) and its pool tags are the process's,
+/// and two such runs at once, from suites that run in parallel, would collide (the second's
+/// registration refused, the first's release check disturbed). A test that makes its own
+/// `StressObjects` with another type and tag needs no lock.
 let objectMapStressRuns = ThreadLock<Void>(())
 
 /// The whole text of the file at `path`, or `nil` if it cannot be opened.

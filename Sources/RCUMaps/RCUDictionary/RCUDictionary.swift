@@ -1088,10 +1088,12 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// stripe)` of this one: one stripe over (or under) its share while the whole table is
     /// not (keys whose `hashValue`s crowd a few stripes) summed every stripe's count on each
     /// of its writes (found by review, 2026-12-04); now once in that many. Also due when the
-    /// stripe's count has halved since the note (reaching 0 included): a stripe under half
-    /// its share can never drift that far while it stays under, so once every stripe had
-    /// noted such a count, emptying the dictionary never shrank it (found by review,
-    /// 2026-12-05, eighteenth session); this way a stripe checks at most once per halving.
+    /// stripe's count has halved since a note of a nonzero count (reaching 0 included): a
+    /// stripe under half its share can never drift that far while it stays under, so once
+    /// every stripe had noted such a count, emptying the dictionary never shrank it (found
+    /// by review, 2026-12-05, eighteenth session). A note of 0 does not make it due again
+    /// (every write leaving the stripe empty, a removal of an absent key included, would
+    /// count every stripe), so a stripe checks at most once per halving.
     @usableFromInline
     func resizeCheckIsDue(_ stripe: Int, perStripe: Int, buckets: Int) -> Bool {
         let line = counts + stripe &* 64
@@ -1099,7 +1101,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         else { return true }
         let checkedAt = line.advanced(by: 24).assumingMemoryBound(to: Atomic<Int>.self).pointee.load(ordering: .relaxed)
         let drift = perStripe > checkedAt ? perStripe &- checkedAt : checkedAt &- perStripe
-        return drift >= Swift.max(8, buckets &>> stripeShift) || perStripe &* 2 <= checkedAt
+        return drift >= Swift.max(8, buckets &>> stripeShift) || (checkedAt > 0 && perStripe &* 2 <= checkedAt)
     }
 
     /// Rebuilds the bucket array at one or two entries a bucket, with every stripe held;
