@@ -46,7 +46,7 @@ extension Epoch {
                 }
                 continuation.resume()
             }
-            asyncWaitsScheduled.wrappingAdd(1, ordering: .relaxed)
+            if scheduled { asyncWaitsScheduled.wrappingAdd(1, ordering: .relaxed) }
             if !scheduled {
                 // No memory for the callback: wait on a thread of our own instead.
                 runOnDetachedThread {

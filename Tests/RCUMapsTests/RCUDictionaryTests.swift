@@ -267,6 +267,36 @@ struct RCUDictionaryTests {
         }
     }
 
+    /// `reserveCapacity` and `removeAll` inside a subscript access of the same dictionary
+    /// stop with the overlapping-access message: they take every stripe, the access's one
+    /// included (a growing `reserveCapacity` hung there: found by review, 2026-12-05,
+    /// eighteenth session).
+    @Test func reserveCapacityInsideASubscriptAccessStopsWithAMessage() async {
+        await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            alarm(30)  // a hang (the overlap missed) ends without the message
+            let dictionary = RCUDictionary<Int, Int>()
+            dictionary[1] = 10
+            func inside(_ value: inout Int?) { dictionary.reserveCapacity(1 << 16) }
+            inside(&dictionary[1])
+            exit(0)  // (not the failure expected)
+        }.map { result in
+            #expect(String(decoding: result.standardErrorContent, as: UTF8.self).contains("overlapping accesses to one dictionary"))
+        }
+    }
+
+    @Test func removeAllInsideASubscriptAccessStopsWithAMessage() async {
+        await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            alarm(30)  // a hang (the overlap missed) ends without the message
+            let dictionary = RCUDictionary<Int, Int>()
+            dictionary[1] = 10
+            func inside(_ value: inout Int?) { dictionary.removeAll() }
+            inside(&dictionary[1])
+            exit(0)  // (not the failure expected)
+        }.map { result in
+            #expect(String(decoding: result.standardErrorContent, as: UTF8.self).contains("overlapping accesses to one dictionary"))
+        }
+    }
+
     /// Objects replaced through the subscript's `_modify` are released exactly once.
     @Test func objectsReplacedInAModifyAreReleasedOnce() {
         let census = Census()

@@ -104,7 +104,8 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// the count, at +8 the stripe's stamp counter (``nextStamp(_:)``), at +16 and +24 the
     /// table size and the count at which a write of the stripe last found no resize due
     /// (``resizeCheckIsDue(_:perStripe:buckets:)``), at +32 the thread (`pthread_self`)
-    /// inside a subscript `_modify` access holding the stripe, or 0.
+    /// inside a subscript `_modify` access holding the stripe, or 0, at +40 the highest
+    /// count a write of the stripe saw since that note (written outside the lock: a hint).
     @usableFromInline let counts: UnsafeMutableRawPointer
     @usableFromInline let stripeMask: Int
     /// log2 of the stripe count: buckets per stripe is `bucketCount >> stripeShift`.
@@ -175,6 +176,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
             (counts + stripe * 64 + 16).initializeMemory(as: Atomic<Int>.self, to: Atomic(0))
             (counts + stripe * 64 + 24).initializeMemory(as: Atomic<Int>.self, to: Atomic(0))
             (counts + stripe * 64 + 32).initializeMemory(as: Atomic<UInt>.self, to: Atomic(0))
+            (counts + stripe * 64 + 40).initializeMemory(as: Atomic<Int>.self, to: Atomic(0))
         }
         guard let first = DictionaryTable.make(bucketCount: buckets) else {
             _rcumapsTrap("RCUDictionary: out of memory for \(buckets) buckets")
@@ -205,6 +207,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
             (counts + stripe * 64 + 16).assumingMemoryBound(to: Atomic<Int>.self).deinitialize(count: 1)
             (counts + stripe * 64 + 24).assumingMemoryBound(to: Atomic<Int>.self).deinitialize(count: 1)
             (counts + stripe * 64 + 32).assumingMemoryBound(to: Atomic<UInt>.self).deinitialize(count: 1)
+            (counts + stripe * 64 + 40).assumingMemoryBound(to: Atomic<Int>.self).deinitialize(count: 1)
         }
         counts.deallocate()
     }
@@ -241,8 +244,9 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// before it — so writers of those stripes wait for the expression too; readers never
     /// do. So the
     /// expression should be short, and must not:
-    /// - write to this dictionary, or change another of its values through the subscript
-    ///   (`swap(&d[a], &d[b])`): the write would wait for the stripe its own thread holds
+    /// - write to this dictionary (`reserveCapacity` and `removeAll` included), or change
+    ///   another of its values through the subscript (`swap(&d[a], &d[b])`): the write
+    ///   would wait for the stripe its own thread holds
     ///   (an overlapping access through the subscript stops the program with a message,
     ///   as Swift's exclusivity checks stop one on a class's property);
     /// - suspend (`await` inside an `inout` access, `await bump(&d[k])`): the stripe would
@@ -874,24 +878,34 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// bulk load that reserves first rebuilds the array once, here, instead of at every
     /// doubling on the way.
     ///
-    /// Concurrency: any thread. If the array must grow, this rebuilds it as a growing write
-    /// does: every writer stripe is held while the entries move (writers wait; readers
-    /// never do, and keep reading the old array, retired after a grace period). A smaller
-    /// request than the current floor changes nothing.
+    /// Concurrency: any thread, but not inside a subscript `_modify` access of this
+    /// dictionary (it would wait for the stripe that access holds: stopped with a message).
+    /// If the array must grow, this rebuilds it as a growing write does: every writer stripe
+    /// is held while the entries move (writers wait; readers never do, and keep reading the
+    /// old array, retired after a grace period). A smaller request than the current floor
+    /// changes nothing.
     public func reserveCapacity(_ minimumCapacity: Int) {
+        if rcumaps_modify_holder_get() != nil { checkNoOverlappingModify() }
         let wanted = Self.minimumBuckets(for: minimumCapacity, stripes: stripeMask + 1)
         var floor = minimumBuckets
         while floor < wanted {
             let (exchanged, original) = minimumBucketsWord.compareExchange(expected: floor, desired: wanted,
-                                                                           ordering: .relaxed)
+                                                                           ordering: .sequentiallyConsistent)
             if exchanged { break }
             floor = original
         }
-        // A resize already under way may have read the floor before it rose: look again
-        // until the array is at least that large.
-        while Epoch.withSection({ _ in currentTable.bucketCount }) < minimumBuckets {
-            resize(checkedBy: 0, perStripe: stripeCount(0).pointee.load(ordering: .relaxed))
-            if Epoch.withSection({ _ in currentTable.bucketCount }) < minimumBuckets { sched_yield() }
+        // A resize under way may have read the floor before it rose, and may be shrinking
+        // the array below it: wait for it to end, then look again, until no resize runs and
+        // the array is at least the floor (a resize that starts after the floor rose reads
+        // it: the flag's exchange and this load are sequentially consistent with the floor's).
+        while true {
+            let busy = resizing.load(ordering: .sequentiallyConsistent)
+            if !busy, Epoch.withSection({ _ in currentTable.bucketCount }) >= minimumBuckets { return }
+            if busy {
+                sched_yield()
+            } else {
+                resize(checkedBy: 0, perStripe: stripeCount(0).pointee.load(ordering: .relaxed))
+            }
         }
     }
 
@@ -901,13 +915,27 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// reset the counts, so writers wait for that alone; the old table's entries are retired
     /// after, when no writer can reach them. (Every stripe was held while the entries were
     /// retired, and every writer waited for a walk of the whole table: found by review,
-    /// 2026-12-05.) Readers never wait.
+    /// 2026-12-05.) Readers never wait. Not inside a subscript `_modify` access of this
+    /// dictionary (stopped with a message: it would wait for the stripe that access holds).
     public func removeAll() {
+        if rcumaps_modify_holder_get() != nil { checkNoOverlappingModify() }
         rcumaps_ensure_registered()  // before the locks (see `write`)
-        guard let empty = DictionaryTable.make(bucketCount: minimumBuckets) else {
-            _rcumapsTrap("RCUDictionary: out of memory for \(minimumBuckets) buckets")
+        var empty: DictionaryTable
+        while true {
+            let size = minimumBuckets
+            guard let made = DictionaryTable.make(bucketCount: size) else {
+                _rcumapsTrap("RCUDictionary: out of memory for \(size) buckets")
+            }
+            for stripe in 0...stripeMask { locks.lock(stripe) }
+            // A `reserveCapacity` may have raised the floor since it was read: make the
+            // empty table again at the new size (found by review, 2026-12-05).
+            if minimumBuckets == size {
+                empty = made
+                break
+            }
+            for stripe in (0...stripeMask).reversed() { locks.unlock(stripe) }
+            made.retire()
         }
-        for stripe in 0...stripeMask { locks.lock(stripe) }
         let current = currentTable
         table.store(UInt(bitPattern: empty.base), ordering: .releasing)
         for stripe in 0...stripeMask { stripeCount(stripe).pointee.store(0, ordering: .relaxed) }
@@ -1057,6 +1085,8 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         // (Shifts, not a division: both counts are powers of two, and a 64-bit division
         // takes tens of cycles on every write.)
         let perStripe = stripeCount(stripe).pointee.load(ordering: .relaxed)
+        let peak = (counts + (stripe &* 64 &+ 40)).assumingMemoryBound(to: Atomic<Int>.self)
+        if perStripe > peak.pointee.load(ordering: .relaxed) { peak.pointee.store(perStripe, ordering: .relaxed) }
         let bucketsPerStripe = buckets &>> stripeShift
         // (A table at its largest size grows no more: without the bound, every write past
         // it took every stripe's lock to find that out.)
@@ -1088,12 +1118,13 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// stripe)` of this one: one stripe over (or under) its share while the whole table is
     /// not (keys whose `hashValue`s crowd a few stripes) summed every stripe's count on each
     /// of its writes (found by review, 2026-12-04); now once in that many. Also due when the
-    /// stripe's count has halved since a note of a nonzero count (reaching 0 included): a
-    /// stripe under half its share can never drift that far while it stays under, so once
+    /// stripe's count has halved from the highest it reached since the note (at least 2):
+    /// a stripe under half its share can never drift that far while it stays under, so once
     /// every stripe had noted such a count, emptying the dictionary never shrank it (found
-    /// by review, 2026-12-05, eighteenth session). A note of 0 does not make it due again
-    /// (every write leaving the stripe empty, a removal of an absent key included, would
-    /// count every stripe), so a stripe checks at most once per halving.
+    /// by review, 2026-12-05, eighteenth session). Halving from the note itself missed a
+    /// stripe noted at 0 that filled and drained again, and counting a note of 0 made every
+    /// write leaving such a stripe empty count every stripe; from the peak, a stripe checks
+    /// at most once per fill and drain.
     @usableFromInline
     func resizeCheckIsDue(_ stripe: Int, perStripe: Int, buckets: Int) -> Bool {
         let line = counts + stripe &* 64
@@ -1101,7 +1132,8 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         else { return true }
         let checkedAt = line.advanced(by: 24).assumingMemoryBound(to: Atomic<Int>.self).pointee.load(ordering: .relaxed)
         let drift = perStripe > checkedAt ? perStripe &- checkedAt : checkedAt &- perStripe
-        return drift >= Swift.max(8, buckets &>> stripeShift) || (checkedAt > 0 && perStripe &* 2 <= checkedAt)
+        let peak = line.advanced(by: 40).assumingMemoryBound(to: Atomic<Int>.self).pointee.load(ordering: .relaxed)
+        return drift >= Swift.max(8, buckets &>> stripeShift) || (peak >= 2 && perStripe &* 2 <= peak)
     }
 
     /// Rebuilds the bucket array at one or two entries a bucket, with every stripe held;
@@ -1119,10 +1151,12 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         guard wantedBucketCount != current else {
             let line = counts + stripe &* 64
             line.advanced(by: 24).assumingMemoryBound(to: Atomic<Int>.self).pointee.store(perStripe, ordering: .relaxed)
+            line.advanced(by: 40).assumingMemoryBound(to: Atomic<Int>.self).pointee.store(perStripe, ordering: .relaxed)
             line.advanced(by: 16).assumingMemoryBound(to: Atomic<Int>.self).pointee.store(current, ordering: .relaxed)
             return
         }
-        guard resizing.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return }
+        guard resizing.compareExchange(expected: false, desired: true, ordering: .sequentiallyConsistent).exchanged
+        else { return }
         defer { resizing.store(false, ordering: .releasing) }
         rcumaps_ensure_registered()  // before the locks (see `write`): it retires under them
         for stripe in 0...stripeMask { locks.lock(stripe) }
