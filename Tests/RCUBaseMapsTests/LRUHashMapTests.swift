@@ -276,6 +276,22 @@ struct LRUHashMapTests {
         withUnsafeBytes(of: key) { map.evictionTicks(coveringKey: $0) }
     }
 
+    /// Puts `key` (its own value) and looks it up at once: a miss while the hand that sweeps
+    /// its bucket has moved less than the guaranteed distance counts as a lost fresh key;
+    /// an error counts as an error.
+    static func putAndCheckFresh(_ map: RawBucketHashMap, _ key: UInt64, _ counters: Counters) {
+        let before = ticks(map, coveringKey: key)
+        do {
+            try map.put(key, key)
+            let present = (try? map.get(key, as: UInt64.self)) == key
+            if !present, ticks(map, coveringKey: key).ticks - before.ticks < before.guaranteedDistance {
+                counters.lostFresh.wrappingAdd(1, ordering: .relaxed)
+            }
+        } catch {
+            counters.errors.wrappingAdd(1, ordering: .relaxed)
+        }
+    }
+
     /// Several writers insert fresh keys into a small map while a sampler checks the count;
     /// each writer looks up the key it has just written. A just-written key may be evicted
     /// by another writer only after the hand that sweeps its bucket has moved on by the
@@ -304,17 +320,7 @@ struct LRUHashMapTests {
             }
             writing.wrappingAdd(1, ordering: .relaxed)
             for index in 0..<perWriter {
-                let key = UInt64(thread) << 32 | UInt64(index)
-                let before = Self.ticks(map, coveringKey: key)
-                do {
-                    try map.put(key, key)
-                    let present = (try? map.get(key, as: UInt64.self)) == key
-                    if !present, Self.ticks(map, coveringKey: key).ticks - before.ticks < before.guaranteedDistance {
-                        counters.lostFresh.wrappingAdd(1, ordering: .relaxed)
-                    }
-                } catch {
-                    counters.errors.wrappingAdd(1, ordering: .relaxed)
-                }
+                Self.putAndCheckFresh(map, UInt64(thread) << 32 | UInt64(index), counters)
             }
             writing.wrappingSubtract(1, ordering: .relaxed)
             counters.done.wrappingAdd(1, ordering: .releasing)
@@ -480,17 +486,7 @@ struct LRUHashMapTests {
         let counters = Counters()
         runOnThreads(4) { writer in
             for index in 0..<500 {
-                let key = UInt64(writer + 1) << 32 | UInt64(index)
-                let before = Self.ticks(map, coveringKey: key)
-                do {
-                    try map.put(key, key)
-                    let present = (try? map.get(key, as: UInt64.self)) == key
-                    if !present, Self.ticks(map, coveringKey: key).ticks - before.ticks < before.guaranteedDistance {
-                        counters.lostFresh.wrappingAdd(1, ordering: .relaxed)
-                    }
-                } catch {
-                    counters.errors.wrappingAdd(1, ordering: .relaxed)
-                }
+                Self.putAndCheckFresh(map, UInt64(writer + 1) << 32 | UInt64(index), counters)
                 if map.capacityUnitsInUse > maxEntries { counters.overCount.wrappingAdd(1, ordering: .relaxed) }
             }
         }

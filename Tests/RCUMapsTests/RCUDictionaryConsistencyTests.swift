@@ -46,14 +46,7 @@ struct RCUDictionaryCapacityTests {
     @Test(arguments: [1, 0])
     func anEmptiedDictionaryShrinksAfterEveryStripeNotedItsShare(keptInRotation: Int) {
         let dictionary = RCUDictionary<Int, Int>()
-        let stripes = dictionary.stripeMask + 1
-        var byStripe = [[Int]](repeating: [], count: stripes)
-        var candidate = 0
-        while byStripe.contains(where: { $0.count < 8 }) {
-            let stripe = dictionary.hash(of: candidate) & dictionary.stripeMask
-            if byStripe[stripe].count < 8 { byStripe[stripe].append(candidate) }
-            candidate += 1
-        }
+        let byStripe = Self.keys(perStripe: 8, of: dictionary)
         // Six keys in every stripe, then two more in stripe 0: over its share, it grows.
         for keys in byStripe { for key in keys.prefix(6) { dictionary[key] = key } }
         for key in byStripe[0][6..<8] { dictionary[key] = key }
@@ -78,14 +71,7 @@ struct RCUDictionaryCapacityTests {
     /// review of that fix: it did, about once a write).
     @Test func anEmptyStripeToggledDoesNotCountEveryStripeOnEachWrite() {
         let dictionary = RCUDictionary<Int, Int>()
-        let stripes = dictionary.stripeMask + 1
-        var byStripe = [[Int]](repeating: [], count: stripes)
-        var candidate = 0
-        while byStripe.contains(where: { $0.count < 40 }) {
-            let stripe = dictionary.hash(of: candidate) & dictionary.stripeMask
-            if byStripe[stripe].count < 40 { byStripe[stripe].append(candidate) }
-            candidate += 1
-        }
+        let byStripe = Self.keys(perStripe: 40, of: dictionary)
         // Grow the table with every stripe but 1 well filled, then empty stripe 1.
         for (stripe, keys) in byStripe.enumerated() where stripe != 1 { for key in keys { dictionary[key] = key } }
         for key in byStripe[1].prefix(2) { dictionary[key] = key }
@@ -101,6 +87,18 @@ struct RCUDictionaryCapacityTests {
         let made = dictionary.resizeChecks.load(ordering: .relaxed) - checks
         #expect(made < 250, "\(made) resize checks for 3,000 writes")
         #expect(Epoch.withSection { _ in dictionary.currentTable.bucketCount } == grown)
+    }
+
+    /// `count` integer keys for each writer stripe of `dictionary`, by stripe.
+    static func keys(perStripe count: Int, of dictionary: RCUDictionary<Int, Int>) -> [[Int]] {
+        var byStripe = [[Int]](repeating: [], count: dictionary.stripeMask + 1)
+        var candidate = 0
+        while byStripe.contains(where: { $0.count < count }) {
+            let stripe = dictionary.hash(of: candidate) & dictionary.stripeMask
+            if byStripe[stripe].count < count { byStripe[stripe].append(candidate) }
+            candidate += 1
+        }
+        return byStripe
     }
 
     @Test func theMinimumCapacityOutlivesTheFirstWrites() {

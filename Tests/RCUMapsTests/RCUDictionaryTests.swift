@@ -273,28 +273,29 @@ struct RCUDictionaryTests {
     /// eighteenth session).
     @Test func reserveCapacityInsideASubscriptAccessStopsWithAMessage() async {
         await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
-            alarm(30)  // a hang (the overlap missed) ends without the message
-            let dictionary = RCUDictionary<Int, Int>()
-            dictionary[1] = 10
-            func inside(_ value: inout Int?) { dictionary.reserveCapacity(1 << 16) }
-            inside(&dictionary[1])
-            exit(0)  // (not the failure expected)
-        }.map { result in
-            #expect(String(decoding: result.standardErrorContent, as: UTF8.self).contains("overlapping accesses to one dictionary"))
-        }
+            Self.takeEveryStripeInsideAnAccess { $0.reserveCapacity(1 << 16) }
+        }.map(Self.expectOverlapMessage)
     }
 
     @Test func removeAllInsideASubscriptAccessStopsWithAMessage() async {
         await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
-            alarm(30)  // a hang (the overlap missed) ends without the message
-            let dictionary = RCUDictionary<Int, Int>()
-            dictionary[1] = 10
-            func inside(_ value: inout Int?) { dictionary.removeAll() }
-            inside(&dictionary[1])
-            exit(0)  // (not the failure expected)
-        }.map { result in
-            #expect(String(decoding: result.standardErrorContent, as: UTF8.self).contains("overlapping accesses to one dictionary"))
-        }
+            Self.takeEveryStripeInsideAnAccess { $0.removeAll() }
+        }.map(Self.expectOverlapMessage)
+    }
+
+    /// In an exit test: calls `body` on a dictionary from inside a subscript access of it,
+    /// which must stop the process (a hang ends by the 30 s alarm, without the message).
+    static func takeEveryStripeInsideAnAccess(_ body: (RCUDictionary<Int, Int>) -> Void) {
+        alarm(30)
+        let dictionary = RCUDictionary<Int, Int>()
+        dictionary[1] = 10
+        func inside(_ value: inout Int?) { body(dictionary) }
+        inside(&dictionary[1])
+        exit(0)  // (not the failure expected)
+    }
+
+    static func expectOverlapMessage(_ result: ExitTest.Result) {
+        #expect(String(decoding: result.standardErrorContent, as: UTF8.self).contains("overlapping accesses to one dictionary"))
     }
 
     /// Objects replaced through the subscript's `_modify` are released exactly once.
