@@ -38,6 +38,7 @@ struct ReadmeExampleTests {
         func forward(via route: Route) { forwarded = route }
         // README begin
         let routes = RCUDictionary<String, Route>()
+        routes.reserveCapacity(100_000)                                    // room up front: one rebuild, not one a doubling
         routes["10.0.0.0/8"] = route
         if let route = routes["10.0.0.0/8"] { forward(via: route) }       // from any thread or task
         let metric = routes.withValue(forKey: "10.0.0.0/8") { $0.metric } // borrowed, not copied
