@@ -27,7 +27,7 @@ public enum MapRegistry {
     /// Boxed in a class: a closure read out of the lock's generic `inout` storage was
     /// re-wrapped in two more reabstraction thunks on every read, so each custom-type
     /// creation got slower than the last and the 30-odd-thousandth overflowed the stack
-    /// (found by fuzzing; `MapRegistryTests.manyCustomCreationsStayCheap`).
+    /// (found by fuzzing; `MapRegistryCreationTests.manyCustomCreationsStayCheap`).
     /// A fork participant: a fork while another thread held it (any custom map's creation
     /// reads it) left the child's custom creations waiting forever (found by review,
     /// 2026-12-05, sixteenth session).

@@ -6,7 +6,8 @@ import Glibc
 #endif
 
 /// An `ARRAY` map: `maxEntries` preallocated, zero-initialised values indexed by a
-/// `UInt32` key, in one cache-aligned block (on the requested NUMA node when there is one).
+/// `UInt32` key, in one cache-aligned block (pages that prefer the requested NUMA node when the
+/// machine has several).
 ///
 /// Semantics follow Linux: every index always has a value, so ``count`` is `maxEntries`;
 /// delete is EINVAL; lookup past the end is ENOENT; update past the end is E2BIG;
@@ -78,7 +79,8 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
     enum Placement {
         /// Epoch memory (cache-aligned), freed after a grace period.
         case epoch
-        /// libnuma memory on the requested node, freed after a grace period by a work item.
+        /// Anonymous pages that prefer the requested node (`rcumaps_numa_alloc_onnode`), freed
+        /// after a grace period by a work item.
         case numa
         /// Anonymous pages (page-aligned: `BPF_F_MMAPABLE` arrays, and arrays too large for an
         /// epoch block), unmapped after a grace period by a work item.
