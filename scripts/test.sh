@@ -11,6 +11,7 @@ swift test "$@"
 if [ "${RCUMAPS_QUICK_TESTS:-0}" = "1" ]; then exit 0; fi
 
 echo "== DocC: the documentation builds with no warning"
+mkdir -p .build  # (extra arguments such as --scratch-path build elsewhere)
 swift package --disable-sandbox generate-documentation --enable-experimental-combined-documentation \
     --warnings-as-errors --target RCUEpoch --target RCUBaseMaps --target RCUMapProviders --target RCUMaps \
     --target ObjectMapProvider > .build/docc.log 2>&1 || { cat .build/docc.log; exit 1; }

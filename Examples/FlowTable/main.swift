@@ -77,7 +77,8 @@ let workers = 4, packetsPerWorker = 25_000
 let dropped = countPackets(into: flows, workers: workers, packetsPerWorker: packetsPerWorker)
 
 // Print the table. Iteration is get-next-key: it never repeats a flow, and is safe while
-// other threads keep writing (each row is a value some update stored whole).
+// other threads keep writing (each field is read whole; while adds land in place, a row's
+// packets and bytes may be from two moments. Here the workers have finished.)
 print("flow".padding(toLength: 40), "packets".leftPadded(10), "bytes".leftPadded(10))
 var totalPackets: UInt64 = 0
 for (flow, counters) in flows.sorted(by: { ($0.key.source, $0.key.destinationPort) < ($1.key.source, $1.key.destinationPort) }) {

@@ -236,3 +236,21 @@ struct BatchRunTests {
         }
     }
 }
+
+/// The object-map bench target closes the objects it opened when it goes (each cell left its
+/// 64 objects open in the process-wide provider: found by review, 2026-12-05, eighteenth
+/// session).
+@Suite("rcumaps bench: the object map target")
+struct ObjectMapTargetTests {
+    @Test func theTargetClosesItsObjects() throws {
+        let provider = try ObjectMapTarget.provider.get()
+        var handles: [UInt32] = []
+        do {
+            let target = try ObjectMapTarget(entries: 16)
+            handles = target.handles
+            #expect(handles.allSatisfy { provider.referenceCount(of: $0) != nil })
+        }
+        #expect(handles.count == 64)
+        #expect(handles.allSatisfy { provider.referenceCount(of: $0) == nil }, "objects left open")
+    }
+}

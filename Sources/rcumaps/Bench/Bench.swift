@@ -72,8 +72,8 @@ func runBench(_ options: BenchOptions) -> Int32 {
     let standardOnly = options.maps.filter { !$0.runsEveryShape }
     let otherShapes = options.shapes.filter { $0 != .standard }
     if !standardOnly.isEmpty, !otherShapes.isEmpty {
-        writeToStandardError("rcumaps: note: \(standardOnly.map(\.rawValue).joined(separator: ", ")) run only shape "
-            + "\(BenchShape.standard); skipped for \(otherShapes.map(\.description).joined(separator: ", "))\n")
+        writeToStandardError("rcumaps: note: \(standardOnly.map(\.rawValue).joined(separator: ", ")) run only their own "
+            + "shape; skipped for \(otherShapes.map(\.description).joined(separator: ", "))\n")
     }
     let cells: [CellResult]
     do {
@@ -92,13 +92,13 @@ func runBench(_ options: BenchOptions) -> Int32 {
     for cell in cells where cell.misses > 0 || cell.failedUpdates > 0 {
         let (missed, failed) = cell.workload == .pushPop ? ("pops found it empty", "pushes refused")
                                                          : ("lookups missed", "updates failed")
-        writeToStandardError("rcumaps: warning: \(cell.map.rawValue) \(cell.workload.rawValue) \(cell.shape) "
+        writeToStandardError("rcumaps: warning: \(cell.map.rawValue) \(cell.workload.rawValue) \(cell.map.shapeLabel(at: cell.shape)) "
             + "\(cell.threads) threads: \(cell.misses) \(missed), \(cell.failedUpdates) \(failed) (expected none)\n")
         status = 1
     }
     // A churn cell whose writes never change the map measures refusals only.
     for cell in cells where cell.workload == .churn && cell.operations > 0 && cell.changes == 0 {
-        writeToStandardError("rcumaps: warning: \(cell.map.rawValue) churn \(cell.shape) \(cell.threads) threads: "
+        writeToStandardError("rcumaps: warning: \(cell.map.rawValue) churn \(cell.map.shapeLabel(at: cell.shape)) \(cell.threads) threads: "
             + "none of \(cell.operations) writes changed the map (expected about half)\n")
         status = 1
     }
@@ -117,7 +117,7 @@ func runBenchCells(_ options: BenchOptions, progress: Bool) throws(BenchFailure)
         if progress {
             let plural = step.threads == 1 ? "thread" : "threads"
             writeToStandardError("[\(number + 1)/\(plan.count)] \(step.map.rawValue) \(step.workload.rawValue) "
-                + "\(step.shape) \(step.threads) \(plural) ... ")
+                + "\(step.map.shapeLabel(at: step.shape)) \(step.threads) \(plural) ... ")
         }
         let cell: CellResult
         do {

@@ -568,6 +568,23 @@ struct ObjectMapTarget: BenchTarget {
     let map: RawCustomMap
     let handles: [ObjectMapProvider.Handle]
     let entries: Int
+    /// Closes the objects when the last copy of the target goes (before, every object-map
+    /// cell left its 64 objects open in the process-wide provider: found by review,
+    /// 2026-12-05, eighteenth session).
+    let closer: HandleCloser
+
+    /// Closes its handles in the provider when released.
+    final class HandleCloser: Sendable {
+        let provider: ObjectMapProvider
+        let handles: [ObjectMapProvider.Handle]
+
+        init(provider: ObjectMapProvider, handles: [ObjectMapProvider.Handle]) {
+            self.provider = provider
+            self.handles = handles
+        }
+
+        deinit { for handle in handles { provider.close(handle) } }
+    }
 
     /// The provider, registered once per process (type 4100).
     static let provider: Result<ObjectMapProvider, MapError> = Result { () throws(MapError) in try ObjectMapProvider() }
@@ -576,6 +593,7 @@ struct ObjectMapTarget: BenchTarget {
         let provider = try Self.provider.get()
         map = try provider.makeMap(maxEntries: entries * 2, name: "bench")
         handles = try (0..<64).map { (_) throws(MapError) in try provider.makeObject() }
+        closer = HandleCloser(provider: provider, handles: handles)
         self.entries = entries
         for index in 0..<entries {
             guard update(index: index, value: UInt64(index)) else {
