@@ -91,7 +91,8 @@ func runBench(_ options: BenchOptions) -> Int32 {
     // failed, as missed lookups.)
     for cell in cells where cell.misses > 0 || cell.failedUpdates > 0 {
         let (missed, failed) = cell.workload == .pushPop ? ("pops found it empty", "pushes refused")
-                                                         : ("lookups missed", "updates failed")
+            : cell.workload == .lookupMiss ? ("lookups found a key never inserted", "updates failed")
+            : ("lookups missed", "updates failed")
         writeToStandardError("rcumaps: warning: \(cell.map.rawValue) \(cell.workload.rawValue) \(cell.map.shapeLabel(at: cell.shape)) "
             + "\(cell.threads) threads: \(cell.misses) \(missed), \(cell.failedUpdates) \(failed) (expected none)\n")
         status = 1

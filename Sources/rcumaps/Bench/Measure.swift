@@ -14,7 +14,8 @@ struct CellResult: Sendable {
     let operations: Int
     /// Wall-clock nanoseconds from the start signal until the last thread stopped.
     let wallNanoseconds: UInt64
-    /// Lookups that missed (every key is prefilled, so this should be zero).
+    /// Lookups answered wrong (should be zero): misses of prefilled keys, or, in a
+    /// `lookup-miss` cell, hits of keys never inserted (the JSON field `misses` holds this).
     let misses: Int
     /// Updates the map refused (should be zero).
     let failedUpdates: Int
