@@ -1014,6 +1014,13 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         (counts + stripe &* 64).assumingMemoryBound(to: Atomic<Int>.self)
     }
 
+    /// The highest count a write of `stripe` saw since its last resize note (a hint, written
+    /// outside the lock; see ``resizeCheckIsDue(_:perStripe:buckets:)``).
+    @inlinable @inline(__always)
+    func stripePeak(_ stripe: Int) -> UnsafeMutablePointer<Atomic<Int>> {
+        (counts + (stripe &* 64 &+ 40)).assumingMemoryBound(to: Atomic<Int>.self)
+    }
+
     /// A new stamp for a ``SlotLayout/node`` slot's value word, from `stripe`'s counter
     /// (caller holds the stripe). A key always maps to the same stripe, so each write of a
     /// key stores a stamp larger than any before it: a slot's (node, stamp) pair never
@@ -1085,7 +1092,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         // (Shifts, not a division: both counts are powers of two, and a 64-bit division
         // takes tens of cycles on every write.)
         let perStripe = stripeCount(stripe).pointee.load(ordering: .relaxed)
-        let peak = (counts + (stripe &* 64 &+ 40)).assumingMemoryBound(to: Atomic<Int>.self)
+        let peak = stripePeak(stripe)
         if perStripe > peak.pointee.load(ordering: .relaxed) { peak.pointee.store(perStripe, ordering: .relaxed) }
         let bucketsPerStripe = buckets &>> stripeShift
         // (A table at its largest size grows no more: without the bound, every write past
@@ -1132,7 +1139,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         else { return true }
         let checkedAt = line.advanced(by: 24).assumingMemoryBound(to: Atomic<Int>.self).pointee.load(ordering: .relaxed)
         let drift = perStripe > checkedAt ? perStripe &- checkedAt : checkedAt &- perStripe
-        let peak = line.advanced(by: 40).assumingMemoryBound(to: Atomic<Int>.self).pointee.load(ordering: .relaxed)
+        let peak = stripePeak(stripe).pointee.load(ordering: .relaxed)
         return drift >= Swift.max(8, buckets &>> stripeShift) || (peak >= 2 && perStripe &* 2 <= peak)
     }
 
@@ -1151,7 +1158,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         guard wantedBucketCount != current else {
             let line = counts + stripe &* 64
             line.advanced(by: 24).assumingMemoryBound(to: Atomic<Int>.self).pointee.store(perStripe, ordering: .relaxed)
-            line.advanced(by: 40).assumingMemoryBound(to: Atomic<Int>.self).pointee.store(perStripe, ordering: .relaxed)
+            stripePeak(stripe).pointee.store(perStripe, ordering: .relaxed)
             line.advanced(by: 16).assumingMemoryBound(to: Atomic<Int>.self).pointee.store(current, ordering: .relaxed)
             return
         }
