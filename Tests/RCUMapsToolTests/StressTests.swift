@@ -237,6 +237,26 @@ struct StressRunTests {
         #expect(recorder.byKind.map(\.0) == [.timeTravel], "\(recorder.descriptions)")
     }
 
+    /// The per-writer records of all readers stay within one budget: each reader kept up to
+    /// 32 MiB of its own, so 255 threads over 16 Ki keys took 8 GiB (found by review,
+    /// 2026-12-05). Past the budget the run says it checks against the last value seen.
+    @Test func theReadersRecordsOfEveryWriterShareOneBudget() {
+        #expect(NewestVersions.tracksEveryWriter(keys: 16_384, threads: 4))
+        #expect(NewestVersions(keys: 16_384, threads: 4).isTracking)
+        #expect(!NewestVersions.tracksEveryWriter(keys: 16_384, threads: 255))
+        #expect(!NewestVersions(keys: 16_384, threads: 255).isTracking)
+        #expect(!NewestVersions.tracksEveryWriter(keys: Int.max / 2, threads: 3))
+        for threads in [1, 2, 4, 16, 64, 255] {
+            for keys in [1, 256, 4_096, 16_384, 1 << 19] where NewestVersions.tracksEveryWriter(keys: keys, threads: threads) {
+                #expect(keys * (threads + 1) * threads <= NewestVersions.budgetWords, "\(keys) keys, \(threads) threads")
+            }
+        }
+        #expect(stressCheckerMemoryLine(keys: 16_384, threads: 4).hasSuffix("time travel checked per writer"))
+        let over = stressCheckerMemoryLine(keys: 16_384, threads: 255)
+        #expect(over.contains("against the last value each reader saw"), "\(over)")
+        #expect(over.contains("8160.0 MiB"), "\(over)")  // 16 Ki keys × 256 writers × 255 readers × 8 bytes
+    }
+
     /// The LRU and per-CPU stress run's value check: a present key holds a mark of its own in
     /// at least one CPU's value. Zeros alone (one value of 0 on LRU_HASH, every CPU's 0 on
     /// the per-CPU types) passed, so a zeroed slot read by another worker or the final pass

@@ -113,7 +113,11 @@ func stressDiscussion() -> String {
             Checked continuously on those maps: every value read is whole (not torn) and belongs to its key; \
             an owned key holds exactly what its owner last stored (no lost or phantom values, \
             every errno as predicted); a stable key is never missing; one writer's values never \
-            go back in time for a reader; an iteration pass returns no key twice and every key \
+            go back in time for a reader (per writer while the readers' records of every \
+            writer's newest version fit 256 MiB together — 8 bytes a key, writer and reader; \
+            beyond, against the last value the reader saw under the key, which misses one \
+            writer's stale value read after another writer's; the first lines of the output \
+            say which, and the checker's memory); an iteration pass returns no key twice and every key \
             present throughout it; count stays between the stable keys and maxEntries; no \
             unexpected errno. Once a second (every keys/32768 seconds with more keys than \
             that) the workers pause at a checkpoint and the \

@@ -150,6 +150,22 @@ func stressClockSeed() -> UInt64 {
     return (bits >> 16) % 1_000_000_000
 }
 
+/// What the key-value maps' checker keeps (24 bytes a key in each worker: expected and last
+/// seen tokens, pass numbers, contest balances; and the per-writer record of
+/// ``NewestVersions`` while it fits its budget), and which time-travel check runs.
+func stressCheckerMemoryLine(keys: Int, threads: Int) -> String {
+    func mebibytes(_ bytes: Double) -> String { (fixed(bytes / 1_048_576, 1) ?? "-") + " MiB" }
+    let perKey = Double(keys) * Double(threads) * 24
+    let record = Double(keys) * Double(threads + 1) * Double(threads) * 8
+    if NewestVersions.tracksEveryWriter(keys: keys, threads: threads) {
+        return "checker memory (key-value maps): \(mebibytes(perKey + record)); "
+            + "time travel checked per writer"
+    }
+    return "checker memory (key-value maps): \(mebibytes(perKey)); time travel checked against the last "
+        + "value each reader saw (a record per writer would take \(mebibytes(record)), over its "
+        + "\(mebibytes(Double(NewestVersions.budgetWords * 8))) budget)"
+}
+
 /// Runs `rcumaps stress`: each map in turn, a verdict per map and overall.
 ///
 /// - Returns: The exit status: 0 when no map had a violation, 1 otherwise.
@@ -160,6 +176,7 @@ func runStress(_ options: StressOptions) -> Int32 {
         + "\(fixed(options.duration, 1) ?? "-") s per map, \(cpuCount()) CPUs online")
     print("  repeat with: rcumaps stress --seed \(seed) --threads \(options.threads) --keys \(options.keys) "
         + "--duration \(options.duration) --map \(maps)")
+    print("  " + stressCheckerMemoryLine(keys: options.keys, threads: options.threads))
     var samples: StressSampleFile?
     if let path = options.samples {
         do {

@@ -210,17 +210,30 @@ final class StressObjects: Sendable {
 /// only, of whichever writer, missed a stale value of writer A read after any value of
 /// writer B (found by review, 2026-12-05, sixteenth session: on shared keys most stale
 /// reads went unnoticed). One word per key and writer (the prefill, writer 0, and each
-/// worker): kept only up to 4 Mi words a reader (32 MiB); beyond, `isTracking` is false
-/// and the caller compares with the last value seen, as before.
+/// worker): kept only while every reader's record fits ``budgetWords`` together (256 MiB);
+/// beyond, `isTracking` is false and the caller compares with the last value seen, as
+/// before. (A record of its own per reader grew with keys × threads² with no bound: 8 GiB
+/// at 255 threads and 16 Ki keys, found by review, 2026-12-05.)
 struct NewestVersions {
     private var cells: [UInt64]
     private let writers: Int
 
-    /// Room for `keys` keys and writers 0…`threads`, if that is at most 4 Mi words.
+    /// Words the records of all readers of one run may take together: 32 Mi (256 MiB).
+    static let budgetWords = 1 << 25
+
+    /// Whether `threads` readers each keep a record for `keys` keys and writers
+    /// 0…`threads` within ``budgetWords``.
+    static func tracksEveryWriter(keys: Int, threads: Int) -> Bool {
+        let (perReader, overflow) = keys.multipliedReportingOverflow(by: threads + 1)
+        let (total, overflowTotal) = perReader.multipliedReportingOverflow(by: threads)
+        return !overflow && !overflowTotal && total <= budgetWords
+    }
+
+    /// Room for `keys` keys and writers 0…`threads`, if ``tracksEveryWriter(keys:threads:)``.
     init(keys: Int, threads: Int) {
         writers = threads + 1
-        let (count, overflow) = keys.multipliedReportingOverflow(by: writers)
-        cells = overflow || count > 1 << 22 ? [] : [UInt64](repeating: 0, count: count)
+        cells = Self.tracksEveryWriter(keys: keys, threads: threads)
+            ? [UInt64](repeating: 0, count: keys * writers) : []
     }
 
     var isTracking: Bool { !cells.isEmpty }
