@@ -46,8 +46,11 @@ import Glibc
 /// the kernel is asked (`mbind`, preferred policy) to put its pages on that CPU's node when
 /// they are first touched, as Linux's per-CPU allocator keeps each CPU's copy local. One
 /// mapping holds every block; a node that is full, or a kernel (or seccomp profile) that
-/// refuses `mbind`, leaves the pages wherever the kernel puts them. Linux refuses a NUMA
-/// node in the definition (`BPF_F_NUMA_NODE`) for this type, and so does this map.
+/// refuses `mbind`, leaves the pages wherever the kernel puts them. Block `s` goes to the
+/// node of CPU number `s`: with gaps in the possible-CPU list (`0-3,8-11`), where a block
+/// serves every CPU whose number is `s` modulo the count, CPUs numbered past a gap may get
+/// another node's memory (correct, not local). Linux refuses a NUMA node in the
+/// definition (`BPF_F_NUMA_NODE`) for this type, and so does this map.
 ///
 /// Concurrency: any number of readers and writers on any threads.
 public final class RawPerCPUArrayMap: RawMap, @unchecked Sendable {

@@ -47,7 +47,10 @@ import Synchronization
 /// An in-place increment through a pointer to the old slot that lands after the copy is
 /// lost: it is neither in the map nor in `exchange`'s displaced values. (Linux overwrites
 /// the values in place, where an increment just before the write is overwritten.) Harvest
-/// counters without loss with PERCPU_ARRAY, whose `exchange` swaps each word atomically.
+/// counters without loss with PERCPU_ARRAY, whose `exchange` swaps each word atomically —
+/// exact against atomic in-place adds only: the restartable-sequence add
+/// (`PerCPUArrayMap.add(_:at:)`) is a plain add, whose store can land after the exchange
+/// and put back the value the exchange already reported (counted twice).
 /// (With one possible CPU and values of at most 8 bytes the entry's value is one word,
 /// exchanged in place atomically: nothing is lost there.)
 ///

@@ -232,8 +232,10 @@ extension PerCPUArrayMap where Value == UInt64 {
     /// Concurrency: any thread. Exact as long as every helper-mode change of the index's
     /// counters goes through `add`: an atomic add through ``withAtomicFields(at:_:)`` by a
     /// thread that migrated meanwhile can overlap a plain add and one of the two be lost —
-    /// use one or the other for an index. User-mode writes (``setValues(_:at:)``) race with
-    /// adds as Linux's syscall writes race with programs' increments.
+    /// use one or the other for an index. User-mode writes (``setValues(_:at:)``, and the
+    /// byte-level map's `exchange`) race with adds as Linux's syscall writes race with
+    /// programs' increments: an add's store can land after the write and undo it, so
+    /// harvesting counters by exchanging them with zeros is exact only for atomic adds.
     @inlinable @inline(__always) @discardableResult
     public func add(_ delta: UInt64, at index: UInt32) -> Bool { addWord(delta, at: index) }
 }
