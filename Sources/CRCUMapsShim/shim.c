@@ -299,6 +299,11 @@ static void rcumaps_init_once(void)
     if (err != 0) abort(); /* a forked child would corrupt liburcu's registry */
 }
 
+/* Set when Epoch.releaseAdoptedThread() forgets the thread: until the application
+ * unregisters it, liburcu still holds it, and a section would find it registered by
+ * other code (rcumaps_register_current_thread says which mistake it is). */
+static __thread unsigned char rcumaps_released_while_registered;
+
 void rcumaps_register_current_thread(void)
 {
     if (rcumaps_tls.registered) return;
@@ -310,9 +315,15 @@ void rcumaps_register_current_thread(void)
      * `registered` when it unregisters a thread, and a record laid out otherwise than the
      * mirror would not hold this thread's id where `tid` is.) Found by review, 2026-12-05. */
     if (urcu_memb_reader.registered && pthread_equal(urcu_memb_reader.tid, pthread_self())) {
-        fprintf(stderr, "rcumaps: this thread is already registered with liburcu-memb by other code; call "
-                        "Epoch.adoptRegisteredThread() (C: rcumaps_adopt_registered_thread()) on it before its "
-                        "first epoch section or map operation\n");
+        if (rcumaps_released_while_registered)
+            fprintf(stderr, "rcumaps: an epoch section or map operation on a thread released by "
+                            "Epoch.releaseAdoptedThread() (C: rcumaps_release_adopted_thread()) while it is still "
+                            "registered with liburcu-memb: unregister it (urcu_memb_unregister_thread()) first, "
+                            "or adopt it again\n");
+        else
+            fprintf(stderr, "rcumaps: this thread is already registered with liburcu-memb by other code; call "
+                            "Epoch.adoptRegisteredThread() (C: rcumaps_adopt_registered_thread()) on it before its "
+                            "first epoch section or map operation\n");
         abort();
     }
     pthread_once(&rcumaps_once, rcumaps_init_once);
@@ -324,6 +335,7 @@ void rcumaps_register_current_thread(void)
     rcumaps_link_record(&reader->node);
     rcumaps_gate_leave();
     rcumaps_tls.registered = RCUMAPS_REGISTERED_BY_US;
+    rcumaps_released_while_registered = 0;
     /* Any non-NULL value makes the destructor run at thread exit. */
     if (pthread_setspecific(rcumaps_exit_key, (void *)1) != 0) abort();
 }
@@ -337,6 +349,15 @@ void rcumaps_adopt_registered_thread(void)
 {
     if (rcumaps_tls.registered) return;
     rcumaps_require_usable_process("a thread adoption");
+    /* Adopting a thread liburcu does not know would leave every section of it unprotected:
+     * its read locks mark a reader that grace periods never scan, so memory read inside
+     * them could be freed under it (found by review, 2026-12-05, nineteenth session). */
+    if (!(urcu_memb_reader.registered && pthread_equal(urcu_memb_reader.tid, pthread_self()))) {
+        fprintf(stderr, "rcumaps: Epoch.adoptRegisteredThread() (C: rcumaps_adopt_registered_thread()) on a "
+                        "thread that is not registered with liburcu-memb: call urcu_memb_register_thread() "
+                        "first, or do not adopt the thread (RCUMaps registers its threads itself)\n");
+        abort();
+    }
     pthread_once(&rcumaps_once, rcumaps_init_once);
     /* A record (without a registry node: the registration is not ours) for its call_rcu
      * flag, forgotten when the thread exits. */
@@ -344,6 +365,7 @@ void rcumaps_adopt_registered_thread(void)
     rcumaps_link_record(NULL);
     rcumaps_gate_leave();
     rcumaps_tls.registered = RCUMAPS_REGISTERED_BY_APP;
+    rcumaps_released_while_registered = 0;
     if (pthread_setspecific(rcumaps_exit_key, (void *)1) != 0) abort();
 }
 
@@ -368,6 +390,7 @@ void rcumaps_release_adopted_thread(void)
      * sections (found by review). */
     rcumaps_tls.fast_read = 0;
     rcumaps_tls.registered = 0;
+    rcumaps_released_while_registered = 1;
 }
 
 unsigned long long rcumaps_thread_registration_id(void)
@@ -1117,9 +1140,11 @@ struct cds_lfht *rcumaps_lfht_new(unsigned long init_size, unsigned long max_siz
      * creation in flight before it takes the mutex, and a creation waits for a fork to end —
      * except where waiting could deadlock (inside a section, on a reclamation thread: the
      * threads a fork skips its preparation for), which fail with EDEADLK while a fork is
-     * starting instead. */
-    int may_wait = rcumaps_tls.nesting == 0 && rcumaps_tls.registered != RCUMAPS_REGISTERED_BY_LIBURCU
-        && !rcumaps_gp_is_driver;
+     * starting instead. A liburcu read lock the thread took itself is a section too (a
+     * creation from inside one waited at the gate while the fork waited for a grace period
+     * that waited for that read lock: found by review, 2026-12-05, nineteenth session). */
+    int may_wait = rcumaps_tls.nesting == 0 && !urcu_memb_read_ongoing()
+        && rcumaps_tls.registered != RCUMAPS_REGISTERED_BY_LIBURCU && !rcumaps_gp_is_driver;
     if (may_wait) {
         rcumaps_gate_enter();
     } else if (!rcumaps_gate_try_enter()) {

@@ -131,7 +131,8 @@ public enum Epoch {
     /// thread exit. Call it once on such a thread before its first section. A thread
     /// registered elsewhere and not adopted stops the program with a message at its first
     /// section or map operation (a `fork()` from it does not: the fork handlers leave its
-    /// registration alone).
+    /// registration alone). Adopting a thread liburcu does not know stops the program with
+    /// a message: its sections would protect nothing.
     ///
     /// Threads RCUMaps registers itself need nothing: registration is automatic.
     ///
@@ -146,9 +147,12 @@ public enum Epoch {
     }
 
     /// Undoes ``adoptRegisteredThread()``: call it on an adopted thread, outside any section,
-    /// before your code unregisters the thread from liburcu. RCUMaps forgets the thread; its
-    /// next section, if any, registers it anew as RCUMaps' own. Without it, the thread's
-    /// sections would go on marking a liburcu reader that grace periods no longer wait for.
+    /// before your code unregisters the thread from liburcu. RCUMaps forgets the thread;
+    /// once your code has unregistered it, its next section, if any, registers it anew as
+    /// RCUMaps' own. Between the two calls the thread must make no section or map operation
+    /// (liburcu still holds it: the program stops with a message), unless you adopt it
+    /// again. Without the release, the thread's sections would go on marking a liburcu
+    /// reader that grace periods no longer wait for.
     ///
     /// ```swift
     /// urcu_memb_register_thread()      // your code's own registration

@@ -284,6 +284,55 @@ struct EpochDirectReadLockTests {
         #expect(!endedInside, "a grace period ended during the released thread's section")
     }
 
+    /// Adopting a thread liburcu does not know stops the program with a message. It was
+    /// adopted silently, and its sections marked a reader grace periods never scan: nothing
+    /// read in them was protected (found by review, 2026-12-05, nineteenth session).
+    @Test func adoptingAThreadLiburcuDoesNotKnowStops() async {
+        await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            let thread = Thread { Epoch.adoptRegisteredThread() }
+            thread.start()
+            sleep(30)  // the adoption stops the process first
+        }.map { result in
+            let text = String(decoding: result.standardErrorContent, as: UTF8.self)
+            #expect(text.contains("is not registered with liburcu-memb"), "\(text)")
+        }
+    }
+
+    /// A released thread that makes a section before the application unregisters it from
+    /// liburcu stops the program with a message that says so (the docs promised a fresh
+    /// registration there, and the message said to adopt the thread); adopted again, it
+    /// goes on.
+    @Test func aSectionBetweenReleaseAndUnregistrationStopsWithAMessage() async {
+        await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            let thread = Thread {
+                urcu_memb_register_thread()
+                Epoch.adoptRegisteredThread()
+                Epoch.releaseAdoptedThread()
+                Epoch.withSection { _ in }
+            }
+            thread.start()
+            sleep(30)
+        }.map { result in
+            let text = String(decoding: result.standardErrorContent, as: UTF8.self)
+            #expect(text.contains("released by Epoch.releaseAdoptedThread()"), "\(text)")
+        }
+        await #expect(processExitsWith: .success) {
+            let done = DispatchSemaphore(value: 0)
+            Thread {
+                urcu_memb_register_thread()
+                Epoch.adoptRegisteredThread()
+                Epoch.releaseAdoptedThread()
+                Epoch.adoptRegisteredThread()
+                Epoch.withSection { _ in }
+                Epoch.releaseAdoptedThread()
+                urcu_memb_unregister_thread()
+                Epoch.withSection { _ in }  // RCUMaps' own registration now
+                done.signal()
+            }.start()
+            done.wait()
+        }
+    }
+
     /// An adopted thread released, as the docs ask, from the application's own thread-exit
     /// key destructor, which runs after RCUMaps' own (a key created later runs later): the
     /// release finds the thread's record unlinked already and leaves it. (It unlinked it a

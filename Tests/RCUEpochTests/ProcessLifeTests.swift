@@ -409,6 +409,50 @@ struct ForkTests {
         }.map(reportFailedChecks)
     }
 
+    /// A lock-free HASH created inside a liburcu read lock the thread took itself while
+    /// another thread forks and a third waits for grace periods: the creation fails with
+    /// EDEADLK or succeeds, and the fork ends. The creation counted only RCUMaps' own
+    /// sections, so it waited at the closed fork gate while the fork waited for a grace
+    /// period that waited for its read lock: the process hung (found by review, 2026-12-05,
+    /// nineteenth session). The creator holds the read lock 150 ms before it creates, so
+    /// that the fork is under way.
+    @Test func aLockFreeHashCreatedInsideADirectReadLockDuringAForkDoesNotHangIt() async {
+        await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
+            alarm(60)
+            runChecked {
+                let outcome = Atomic<Int>(0)  // 1 created, 2 EDEADLK, 3 another error
+                let locked = Flag(), stop = Atomic<Bool>(false)
+                let definition = MapDefinition(type: .hash, keySize: 16, valueSize: 8, maxEntries: 64,
+                                               hashImplementation: .lockFree)
+                let synchronizer = startThread {
+                    while !stop.load(ordering: .relaxed) { Epoch.synchronize() }
+                }
+                let creator = startThread {
+                    Epoch.withSection { _ in }  // registered by RCUMaps
+                    urcu_memb_read_lock()
+                    locked.set()
+                    usleep(150_000)  // the fork closes the gate and waits for the grace period
+                    do throws(MapError) {
+                        _ = try RawLockFreeHashMap(definition)
+                        outcome.store(1, ordering: .releasing)
+                    } catch {
+                        outcome.store(error == .wouldDeadlock ? 2 : 3, ordering: .releasing)
+                    }
+                    urcu_memb_read_unlock()
+                }
+                locked.waitUntilSet()
+                usleep(50_000)  // a grace period is waiting for the creator's read lock
+                let child = forkChild {}
+                checkExitedNormally(child)
+                pthread_join(creator, nil)
+                stop.store(true, ordering: .relaxed)
+                pthread_join(synchronizer, nil)
+                let result = outcome.load(ordering: .acquiring)
+                check(result == 1 || result == 2, "the creation failed otherwise: outcome \(result)")
+            }
+        }.map(reportFailedChecks)
+    }
+
     /// A fork while another thread has claimed a list's idle flush but not yet queued it:
     /// the child's list still flushes when idle. The claim belonged to a thread the child
     /// does not have, so it stayed set there, and no idle flush ever came (found by review,

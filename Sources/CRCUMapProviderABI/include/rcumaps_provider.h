@@ -175,8 +175,10 @@ rcumaps_result_t rcumaps_unregister_provider(uint32_t map_type);
 /* Declares that the calling thread is already registered with liburcu-memb by code
  * outside RCUMaps (urcu_memb_register_thread), so that RCUMaps uses that registration
  * instead of making its own; call it before the thread's first epoch_enter or map
- * operation. Before your code unregisters the thread, call
- * rcumaps_release_adopted_thread (outside any epoch). The Swift API's
+ * operation (on a thread liburcu does not know, the process stops with a message). Before
+ * your code unregisters the thread, call rcumaps_release_adopted_thread (outside any
+ * epoch), and make no epoch_enter or map operation on the thread between the two: the
+ * process stops with a message there. The Swift API's
  * Epoch.adoptRegisteredThread() and Epoch.releaseAdoptedThread() are the same calls. */
 void rcumaps_adopt_registered_thread(void);
 void rcumaps_release_adopted_thread(void);
