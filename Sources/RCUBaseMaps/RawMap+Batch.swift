@@ -116,7 +116,8 @@ public struct MapBatchResult: Hashable, Sendable {
     /// documentation).
     public var count: Int
     /// Where the next call resumes (`out_batch`); `nil` where Linux leaves `out_batch`
-    /// unwritten (no element was returned and nothing was passed).
+    /// unwritten (no element was returned and no cursor was passed, or a lookup batch that
+    /// failed on an element's lookup).
     public var cursor: MapBatchCursor?
     /// The errno of the call, or `nil` for success (see the type's documentation).
     public var error: MapError?
@@ -322,9 +323,11 @@ extension RawMap {
                     end = true
                     break
                 } catch {
-                    // Another failure of get-next-key (a custom map's provider) is the batch's
-                    // error, with the elements copied so far, as Linux's generic batch returns
-                    // it; reported as the end of the map, it would pass for a complete pass.
+                    // Another failure of get-next-key is the batch's error, with the elements
+                    // copied so far, as Linux's generic batch returns it; reported as the end
+                    // of the map, it would pass for a complete pass. (No built-in map's step
+                    // fails once the call's checks passed — a custom map's is its base map's,
+                    // with no provider callback — but a map of another conformance may.)
                     return MapBatchResult(count: done, cursor: done > 0 ? MapBatchCursor(UnsafeRawBufferPointer(previous)) : cursor,
                                           error: error)
                 }

@@ -10,7 +10,9 @@ import RCUEpoch
 /// never reading or writing out of bounds.
 ///
 /// Concurrency: every built-in implementation is safe for any number of readers and
-/// writers on any threads. Readers never take a lock.
+/// writers on any threads. Lookups of a key take no lock — except a `BPF_F_LOCK` lookup
+/// (the value's lock) and a QUEUE or STACK peek (the ring's lock); LPM_TRIE's get-next-key
+/// and batches take its writer lock for each step.
 ///
 /// Two access modes:
 /// - *User mode* (``lookup(key:into:)`` and the updates): copies in and out of the
@@ -39,8 +41,12 @@ public protocol RawMap: AnyObject, Sendable {
     /// - Throws: ``MapError/keyNotFound`` (ENOENT) if absent; ``MapError/invalidArgument``
     ///   for wrong buffer sizes.
     ///
-    /// Concurrency: any thread; enters an epoch for the copy. The value copied is one that
-    /// some update stored whole (no torn values in user mode).
+    /// Concurrency: any thread; enters an epoch for the copy where the map needs one (an
+    /// ARRAY does not). The value copied is one that some user-mode update stored whole —
+    /// except where in-place writes are not atomic as a whole, as on Linux: a value over 8
+    /// bytes changed through a helper-mode pointer or by a `BPF_F_LOCK` update (a lookup
+    /// without `BPF_F_LOCK` may copy it half written), a `BPF_F_MMAPABLE` ARRAY's values
+    /// over 8 bytes (no sequence word), and a per-CPU hash's helper-mode writes.
     func lookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError)
 
     /// Returns the value stored under `key`, in place (helper mode).
@@ -61,8 +67,10 @@ public protocol RawMap: AnyObject, Sendable {
     ///   or sizes), ``MapError/noMemory`` (the map is unchanged; an LRU map's insert into a
     ///   full map allocates what it needs before it evicts).
     ///
-    /// Concurrency: any thread. Readers see the old or the new value, never a mix;
-    /// a displaced value is reclaimed after a grace period.
+    /// Concurrency: any thread. Readers see the old or the new value, never a mix — except
+    /// for a `BPF_F_LOCK` update, written in place under the value's lock (a lookup without
+    /// `BPF_F_LOCK` may see it half written, as on Linux), and a `BPF_F_MMAPABLE` ARRAY's
+    /// values over 8 bytes; a displaced value is reclaimed after a grace period.
     func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags) throws(MapError)
 
     /// ``update(key:value:flags:)`` that also reports the value it replaced: the one this
@@ -202,6 +210,7 @@ public protocol RawMap: AnyObject, Sendable {
     ///   freeze; ``MapError/unsupportedByMapType`` (ENOTSUPP) when values hold a lock word;
     ///   ``MapError/busy`` (EBUSY) while a writable mapping of an array exists, or inside an
     ///   epoch section.
+    @available(*, noasync, message: "waits for a grace period: call it from a thread of your own, or use `await map.freezeAsync()`")
     func freeze() throws(MapError)
 
     // MARK: Batches (Linux's BPF_MAP_*_BATCH)

@@ -33,7 +33,10 @@ import Glibc
 ///   lookup-and-delete batches sweep the slots (cursor: the next slot), their loads
 ///   independent of each other, instead of following rculfhash's list. Other maps' batches
 ///   walk the list (cursor: the last key). Either way a key present for the whole pass is
-///   returned exactly once, and no key twice unless it was deleted and inserted again.
+///   returned exactly once, and no key twice unless it was deleted and inserted again —
+///   except among keys of one 64-bit hash (`RawMap.nextKeyInPass(after:into:)`): rculfhash
+///   keeps them newest first, so one of them deleted and inserted again between two calls
+///   can bring another of them, present throughout, back a second time.
 ///
 /// Concurrency: any number of readers and writers on any threads.
 public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, RemovalIfPresent, @unchecked Sendable {

@@ -9,9 +9,9 @@ public struct MapBatch<Key, Value> {
     /// Why a removing batch (``DynamicKeyValueMap/removeBatch(from:maxCount:)``) stopped
     /// early after removing the entries it returns: an element failed (a custom map's
     /// provider refused it; the entries returned may then be none) — that element stays in
-    /// the map and ``cursor`` continues after it — or, after at least one entry, the
-    /// provider's iteration failed, and ``cursor`` continues after the last entry returned.
-    /// `nil` otherwise (a batch that fails before it removes or passes anything throws).
+    /// the map and ``cursor`` continues after it. `nil` otherwise (a batch that fails
+    /// before it removes or passes anything throws). (A custom map's iteration is its base
+    /// map's, with no provider callback: it does not fail once the call's checks passed.)
     public var failure: MapError? = nil
 }
 
@@ -148,8 +148,7 @@ extension DynamicKeyValueMap {
     /// is larger (read whole, as ``KeyValueMap/lookupBatch(from:maxCount:)`` reads it).
     ///
     /// - Throws: ``/RCUBaseMaps/MapError/permissionDenied`` for a frozen map or one created
-    ///   with `BPF_F_RDONLY`; ``/RCUBaseMaps/MapError/invalidArgument`` for a negative `maxCount`; a custom map's
-    ///   provider errors from its iteration. A call stopped by an element (a custom map's
+    ///   with `BPF_F_RDONLY`; ``/RCUBaseMaps/MapError/invalidArgument`` for a negative `maxCount`. A call stopped by an element (a custom map's
     ///   provider refusing it) returns instead the entries it removed before it (perhaps
     ///   none), with the failure in ``MapBatch/failure``: the element stays in the map, and
     ///   the cursor continues after it.
