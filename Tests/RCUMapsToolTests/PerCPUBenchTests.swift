@@ -1,4 +1,5 @@
 @testable import rcumaps
+import Foundation
 import RCUMaps
 import Testing
 
@@ -23,6 +24,24 @@ struct PerCPUBenchTests {
         #expect(!benchPlan(BenchOptions()).contains { $0.workload == .increment })
         let plan = benchPlan(try benchOptions(["--maps", "percpu", "--threads", "1,2"]))
         #expect(plan.count == 3 * 2 && plan.allSatisfy { $0.workload == .increment })
+    }
+
+    /// The warm-up's threads and the timed threads of the same streams share their arrays:
+    /// each thread had an array of its own, twice the memory in every cell (found by
+    /// review, 2026-12-05). Runs a warm-up and a measurement of two threads, as a cell does.
+    @Test func threadLocalArraysBelongToStreams() {
+        let target = ThreadLocalCounterTarget(entries: 1_000)
+        for firstStream in [warmUpStreams, 0] {
+            let threads = (0..<2).map { index in
+                Thread {
+                    let worker = target.forWorker(stream: firstStream + index)
+                    for _ in 0..<10 { _ = worker.increment(index: 7) }
+                }
+            }
+            for thread in threads { thread.start() }
+            while threads.contains(where: { !$0.isFinished }) { usleep(1_000) }
+        }
+        #expect(target.arraysMade == 2)
     }
 
     /// Both kinds run, every increment is accepted, and a row gets its counterpart ratio.
