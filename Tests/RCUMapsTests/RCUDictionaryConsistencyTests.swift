@@ -142,6 +142,30 @@ struct RCUDictionaryCapacityTests {
         #expect(Epoch.withSection { _ in dictionary.currentTable.bucketCount } == reserved)
     }
 
+    /// A reservation while `removeAll` holds every stripe, having read the old floor: the
+    /// array is at least the new floor once both return. The reservation did not wait for
+    /// the removal, found the old, large array, and returned; the removal then published
+    /// its empty table of the old floor (found by review, 2026-12-05, nineteenth session).
+    @Test func aReservationDuringRemoveAllHoldsItsFloor() {
+        let dictionary = RCUDictionary<Int, Int>()
+        for key in 0..<100_000 { dictionary[key] = key }
+        let checked = DispatchSemaphore(value: 0), go = DispatchSemaphore(value: 0)
+        let reserved = DispatchSemaphore(value: 0), removed = DispatchSemaphore(value: 0)
+        dictionary.afterRemoveAllCheckedTheFloor = { checked.signal(); go.wait() }
+        Thread { dictionary.removeAll(); removed.signal() }.start()
+        checked.wait()
+        let wanted = RCUDictionary<Int, Int>.minimumBuckets(for: 60_000, stripes: dictionary.stripeMask + 1)
+        Thread { dictionary.reserveCapacity(60_000); reserved.signal() }.start()
+        while dictionary.minimumBuckets < wanted { usleep(1_000) }
+        usleep(50_000)  // the reservation's look at the array, if it does not wait
+        go.signal()
+        reserved.wait()
+        removed.wait()
+        dictionary.afterRemoveAllCheckedTheFloor = nil
+        #expect(Epoch.withSection { _ in dictionary.currentTable.bucketCount } >= wanted)
+        #expect(dictionary.count == 0)
+    }
+
     /// Writers and a reservation at once: nothing is lost, and the array ends at least as
     /// large as reserved.
     @Test func reserveCapacityWhileWritersWrite() {
@@ -265,6 +289,26 @@ struct RCUDictionaryConsistencyTests {
         table[first] = 40
         #expect(DictionaryTable.unchanged(bucket, since: settled))
         #expect(table[first] == 40)
+    }
+
+    /// Eight bytes of plain data of any alignment live in the slot, replaced in place: a pair
+    /// of `UInt32`s or of `Float`s went in nodes, one allocation a write, though the docs
+    /// promised none (found by review, 2026-12-05, nineteenth session).
+    @Test func fourAlignedWordsLiveInTheSlot() {
+        struct Pair: Equatable, Sendable { var low: UInt32, high: UInt32 }
+        let pairs = RCUDictionary<Int, Pair>()
+        #expect(pairs.layout == .inline && pairs.storage == .plainWord)
+        #expect(RCUDictionary<Int, SIMD2<Float>>().storage == .plainWord)
+        #expect(RCUDictionary<Int, (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8)>().storage == .plainWord)
+        #expect(RCUDictionary<Int, TwoWords>().storage == .node)
+        for key in 0..<1_000 { pairs[key] = Pair(low: UInt32(key), high: ~UInt32(key)) }
+        for key in 0..<1_000 where key % 2 == 0 { pairs[key] = Pair(low: ~UInt32(key), high: UInt32(key)) }
+        #expect((0..<1_000).allSatisfy { key in
+            pairs[key] == (key % 2 == 0 ? Pair(low: ~UInt32(key), high: UInt32(key)) : Pair(low: UInt32(key), high: ~UInt32(key)))
+        })
+        #expect(pairs.withValue(forKey: 3) { $0.high } == ~UInt32(3))
+        #expect(pairs.removeValue(forKey: 5) == Pair(low: 5, high: ~5))
+        #expect(pairs.count == 999)
     }
 
     /// `update(forKey:)` runs its closure outside any section, so the node it read from may

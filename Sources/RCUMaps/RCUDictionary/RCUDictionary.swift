@@ -28,7 +28,7 @@ import Glibc
 ///   wait-free: a read whose bucket had a slot filled or emptied while it read reads again
 ///   (except where keys and values both live in immutable nodes, which need no second look).
 /// - Where an entry lives depends on its types. A value of one word — 8 bytes of plain data
-///   (`Int`, `Double`) or a reference to a class type named as such (`MyClass`; not
+///   (`Int`, `Double`, a pair of `UInt32`s) or a reference to a class type named as such (`MyClass`; not
 ///   `AnyObject`, a protocol existential or an optional, which go in nodes) — is kept in the slot itself and replaced in
 ///   place, with an atomic exchange; with an integer key (`Int`, `UInt32`, …) the key is in
 ///   the slot too, so such an entry is no allocation at all and a lookup reads one cache
@@ -119,6 +119,9 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     let resizing = Atomic<Bool>(false)
     /// How many times a write counted every stripe's entries to decide on a resize (tests).
     let resizeChecks = Atomic<Int>(0)
+    /// Tests: runs in ``removeAll()`` once it has checked the floor, holding every stripe,
+    /// before it publishes the empty table. Set before the dictionary is shared.
+    nonisolated(unsafe) var afterRemoveAllCheckedTheFloor: (() -> Void)?
     /// Whether keys are the standard library's integers, hashed by ``hash(of:)`` from their
     /// bits with ``seed`` rather than with `hashValue`.
     @usableFromInline let hashesKeyBits: Bool
@@ -898,15 +901,28 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         // the array below it: wait for it to end, then look again, until no resize runs and
         // the array is at least the floor (a resize that starts after the floor rose reads
         // it: the flag's exchange and this load are sequentially consistent with the floor's).
+        // A `removeAll` reads the floor and publishes its empty table holding every stripe
+        // without the flag: the array is read holding stripe 0, so one that read the floor
+        // before it rose has published by then (its empty table of the old floor stayed
+        // after both calls returned: found by review, 2026-12-05, nineteenth session).
         while true {
             let busy = resizing.load(ordering: .sequentiallyConsistent)
-            if !busy, Epoch.withSection({ _ in currentTable.bucketCount }) >= minimumBuckets { return }
+            if !busy, tableSizeSeenAfterRemovals() >= minimumBuckets { return }
             if busy {
                 sched_yield()
             } else {
                 resize(checkedBy: 0, perStripe: stripeCount(0).pointee.load(ordering: .relaxed))
             }
         }
+    }
+
+    /// The array's bucket count, read holding stripe 0: after any `removeAll` that holds the
+    /// stripes has published its table.
+    private func tableSizeSeenAfterRemovals() -> Int {
+        rcumaps_ensure_registered()  // before the lock (see `write`)
+        locks.lock(0)
+        defer { locks.unlock(0) }
+        return Epoch.withSection { _ in currentTable.bucketCount }
     }
 
     /// Removes every entry (each is released after a grace period).
@@ -931,6 +947,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
             // empty table again at the new size (found by review, 2026-12-05).
             if minimumBuckets == size {
                 empty = made
+                afterRemoveAllCheckedTheFloor?()
                 break
             }
             for stripe in (0...stripeMask).reversed() { locks.unlock(stripe) }
@@ -1323,8 +1340,8 @@ final class DictionaryNodeLayout<Key: Hashable & Sendable, Value: Sendable>: Epo
 enum DictionaryValueStorage: UInt8, Sendable {
     /// A new node replaces the old one, which is retired (values of any type).
     case node
-    /// Eight bytes of plain data (`Int`, `Double`, …): kept in the slot, replaced with an
-    /// atomic exchange.
+    /// Eight bytes of plain data (`Int`, `Double`, two `Float`s, …), of any alignment: kept
+    /// in the slot, replaced with an atomic exchange.
     case plainWord
     /// A strong reference to a class instance: kept in the slot, replaced with an atomic
     /// exchange; the reference replaced (or removed) is released after a grace period (a
@@ -1332,7 +1349,10 @@ enum DictionaryValueStorage: UInt8, Sendable {
     case objectWord
 
     init<Value>(for _: Value.Type) {
-        guard MemoryLayout<Value>.size == 8, MemoryLayout<Value>.alignment == 8 else { self = .node; return }
+        // Any alignment: the slot's word is 8-aligned, and a value is copied in and out of it
+        // whole (4-aligned pairs went in nodes, one allocation a write: found by review,
+        // 2026-12-05, nineteenth session).
+        guard MemoryLayout<Value>.size == 8, MemoryLayout<Value>.alignment <= 8 else { self = .node; return }
         if _isPOD(Value.self) {
             self = .plainWord
         } else if Value.self is AnyObject.Type {

@@ -13,8 +13,9 @@
 ///   hashed as the ASCII string it is equivalent to. Every other string cannot equal an
 ///   ASCII string, and hashes with the standard library's `hashValue`, which hashes the
 ///   normal form. The three scalars are Unicode's whole list as of this toolchain; the test
-///   `StringKeyHashTests` checks every scalar against `==`, so a future Unicode version that
-///   added one would fail it rather than miss lookups.
+///   `RCUDictionaryStringHashTests.theASCIIEquivalentScalarsAreExactlyTheHashList` checks
+///   every scalar against `==`, so a future Unicode version that added one would fail it
+///   rather than miss lookups.
 ///
 /// Like the integer keys' finaliser, it spreads any keys over the buckets with a random
 /// seed per dictionary, but is not designed to withstand an attacker who picks colliding
