@@ -63,7 +63,8 @@ public struct EpochSection: ~Copyable {
 ///   one thread at a time: a fork inside a section waits for glibc's
 ///   fork lock while another thread's fork, holding it, waits for a grace period that
 ///   waits for that section. docs/architecture.md ("Process life") lists what a child may
-///   do with maps that other threads were writing at the fork.
+///   do with maps that other threads were writing at the fork (and with queues, stacks and
+///   LPM tries other threads were reading).
 public enum Epoch {
     /// Runs `body` inside an epoch and returns its result.
     ///
