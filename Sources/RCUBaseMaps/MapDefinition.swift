@@ -243,8 +243,28 @@ public struct MapDefinition: Hashable, Sendable {
         }
     }
 
-    /// The checks `map_create` makes after the type's own: the name, then the lock word
-    /// (the BTF checks).
+    /// The checks `map_create` makes after the type's allocation (`ops->map_alloc`): the
+    /// name (`bpf_obj_name_cpy`), then the lock word (`map_check_btf`) — a lock word allowed
+    /// in HASH and ARRAY values only (EOPNOTSUPP elsewhere; EINVAL in QUEUE and STACK, whose
+    /// value BTF Linux refuses). Every map's initialiser makes them last, after allocating,
+    /// so that a definition refused both for memory and for its name answers ENOMEM, as
+    /// Linux does (they ran with the type's checks, before the allocation: found by review,
+    /// 2026-12-05, nineteenth session).
+    package func validateAfterAllocation() throws(MapError) {
+        switch type {
+        case .queue, .stack:
+            try validateName()
+            guard lockOffset == nil else {
+                throw MapError.invalidArgument.with(reason: "\(type) values cannot hold a lock word (Linux refuses their value BTF)")
+            }
+        case .hash, .array:
+            try validateNameAndLock(lockAllowed: true)
+        default:
+            try validateNameAndLock(lockAllowed: false)
+        }
+    }
+
+    /// The name, then the lock word (see ``validateAfterAllocation()``).
     func validateNameAndLock(lockAllowed: Bool) throws(MapError) {
         try validateName()
         guard let lockOffset else { return }
@@ -280,9 +300,10 @@ public struct MapDefinition: Hashable, Sendable {
     /// `BPF_F_NO_PREALLOC` → ENOTSUPP (524); a NUMA node on a per-CPU type or with per-CPU
     /// LRU lists → EINVAL; zero sizes or entries → EINVAL; `keySize + valueSize` from
     /// ``maxHashKeyPlusValueSize`` → E2BIG; per-CPU `round_up(valueSize, 8)` over
-    /// `PCPU_MIN_UNIT_SIZE` (32768) → E2BIG; too many entries → E2BIG; the name; a lock word
-    /// (HASH only: EOPNOTSUPP for the others, as `map_check_btf` allows `bpf_spin_lock`
-    /// only in HASH, ARRAY and the storage maps).
+    /// `PCPU_MIN_UNIT_SIZE` (32768) → E2BIG; too many entries → E2BIG. After the allocation,
+    /// ``validateAfterAllocation()``: the name; a lock word (HASH only: EOPNOTSUPP for the
+    /// others, as `map_check_btf` allows `bpf_spin_lock` only in HASH, ARRAY and the storage
+    /// maps).
     func validateHash() throws(MapError) {
         try validateCommon()
         let lru = type == .lruHash || type == .lruPerCPUHash
@@ -322,10 +343,10 @@ public struct MapDefinition: Hashable, Sendable {
             throw MapError.outOfSpace.with(reason: "a hash map holds at most \(Self.maxHashEntries) entries, got \(entries)"
                 + (entries == maxEntries ? "" : " (\(maxEntries) rounded to a multiple of the possible CPUs)"))
         }
-        try validateNameAndLock(lockAllowed: type == .hash)
     }
 
-    /// Checks an array map definition, as Linux's `array_map_alloc_check` does.
+    /// Checks an array map definition, as Linux's `array_map_alloc_check` does (the name and
+    /// lock word after the allocation: ``validateAfterAllocation()``).
     func validateArray() throws(MapError) {
         try validateCommon()
         guard maxEntries > 0, maxEntries <= Int(UInt32.max), keySize == 4, valueSize > 0,
@@ -338,7 +359,6 @@ public struct MapDefinition: Hashable, Sendable {
         guard valueSize <= Self.maxArrayValueSize else {
             throw MapError.outOfSpace.with(reason: "array values are at most \(Self.maxArrayValueSize) bytes, got \(valueSize)")
         }
-        try validateNameAndLock(lockAllowed: true)
     }
 
     /// Checks a `PERCPU_ARRAY` definition, as Linux 6.18's `array_map_alloc_check` does for
@@ -346,9 +366,10 @@ public struct MapDefinition: Hashable, Sendable {
     /// outside ``perCPUArrayFlags`` (`BPF_F_MMAPABLE`, `BPF_F_INNER_MAP` and
     /// `BPF_F_PRESERVE_ELEMS` included), both program access flags, or a NUMA node
     /// (``numaNode`` or `BPF_F_NUMA_NODE`) → EINVAL; `valueSize` over `INT_MAX`, or
-    /// `round_up(valueSize, 8)` over `PCPU_MIN_UNIT_SIZE` (32768) → E2BIG; then the name
-    /// (EINVAL); then a lock word: EACCES with a program access flag, else EOPNOTSUPP —
-    /// `map_check_btf` allows `bpf_spin_lock` only in HASH, ARRAY and the storage maps.
+    /// `round_up(valueSize, 8)` over `PCPU_MIN_UNIT_SIZE` (32768) → E2BIG; after the
+    /// allocation (``validateAfterAllocation()``) the name (EINVAL), then a lock word: EACCES
+    /// with a program access flag, else EOPNOTSUPP — `map_check_btf` allows `bpf_spin_lock`
+    /// only in HASH, ARRAY and the storage maps.
     func validatePerCPUArray() throws(MapError) {
         try validateCommon()
         guard maxEntries > 0, maxEntries <= Int(UInt32.max), keySize == 4, valueSize > 0,
@@ -371,16 +392,16 @@ public struct MapDefinition: Hashable, Sendable {
             throw MapError.outOfSpace.with(
                 reason: "per-CPU values are at most 32768 bytes rounded up to 8 (PCPU_MIN_UNIT_SIZE), got \(valueSize)")
         }
-        try validateNameAndLock(lockAllowed: false)
     }
 
     /// Checks a `QUEUE` or `STACK` definition, as Linux 6.18's `queue_stack_map_alloc_check`
     /// and `map_create` do: `maxEntries` 0, `keySize` ≠ 0, `valueSize` 0, a flag outside
     /// ``queueStackFlags`` or both program access flags → EINVAL; `maxEntries` beyond
     /// `UInt32.max` (Linux's `max_entries` is a `u32`) → EINVAL; `valueSize` over
-    /// ``kmallocMaxSize`` → E2BIG; then the name (EINVAL); then a lock word → EINVAL — on
-    /// Linux a value BTF on a map with no key type is refused by `map_check_btf` unless the
-    /// type has a `map_check_btf` of its own, which queue and stack do not.
+    /// ``kmallocMaxSize`` → E2BIG; after the ring's allocation (``validateAfterAllocation()``)
+    /// the name (EINVAL), then a lock word → EINVAL — on Linux a value BTF on a map with no
+    /// key type is refused by `map_check_btf` unless the type has a `map_check_btf` of its
+    /// own, which queue and stack do not.
     func validateQueueStack() throws(MapError) {
         try validateCommon()
         guard maxEntries > 0, maxEntries <= Int(UInt32.max), keySize == 0, valueSize > 0,
@@ -395,10 +416,6 @@ public struct MapDefinition: Hashable, Sendable {
         guard valueSize <= Self.kmallocMaxSize else {
             throw MapError.outOfSpace.with(
                 reason: "\(type) values are at most \(Self.kmallocMaxSize) bytes (KMALLOC_MAX_SIZE), got \(valueSize)")
-        }
-        try validateName()
-        guard lockOffset == nil else {
-            throw MapError.invalidArgument.with(reason: "\(type) values cannot hold a lock word (Linux refuses their value BTF)")
         }
     }
 }

@@ -562,3 +562,46 @@ struct LinuxInterfaceTests {
         #expect(try empty.next(after: UInt32(5), linuxRule: true) == nil)
     }
 }
+
+/// Linux's `map_create` allocates the map (`ops->map_alloc`) before it checks the name
+/// (`bpf_obj_name_cpy`) and the lock word (`map_check_btf`): a definition refused both for
+/// memory and for its name or lock word answers ENOMEM there. Ours checked the name and
+/// the lock word with the type's own checks, before allocating, and answered EINVAL (found
+/// by review, 2026-12-05, nineteenth session).
+@Suite("Linux map interface: creation order")
+struct CreationOrderTests {
+    /// Definitions whose storage cannot be allocated (a product past `Int.max`, a table past
+    /// the largest block), each with a bad name or a bad lock word as well.
+    @Test func anAllocationFailureComesBeforeTheNameAndTheLockWord() {
+        let unallocatable: [MapDefinition] = [
+            MapDefinition(type: .queue, keySize: 0, valueSize: 1 << 22, maxEntries: Int(UInt32.max)),
+            MapDefinition(type: .stack, keySize: 0, valueSize: 1 << 22, maxEntries: Int(UInt32.max)),
+            MapDefinition(type: .array, keySize: 4, valueSize: Int(Int32.max), maxEntries: Int(UInt32.max)),
+            MapDefinition(type: .hash, keySize: 8, valueSize: (1 << 22) - 128, maxEntries: 1 << 27,
+                          hashImplementation: .bucketLocked),
+        ]
+        for definition in unallocatable {
+            for spoil in [{ (d: inout MapDefinition) in d.name = "bad name!" }, { $0.lockOffset = 2 }] {
+                var spoiled = definition
+                spoil(&spoiled)
+                #expect(Self.errno(creating: definition) == ENOMEM, "\(definition.type) as it is")
+                #expect(Self.errno(creating: spoiled) == ENOMEM, "\(spoiled.type), name \(spoiled.name), lock \(String(describing: spoiled.lockOffset))")
+            }
+        }
+        // Allocatable, the same spoils are refused as before.
+        #expect(Self.errno(creating: MapDefinition(type: .queue, keySize: 0, valueSize: 8, maxEntries: 4, name: "bad name!")) == EINVAL)
+        #expect(Self.errno(creating: MapDefinition(type: .array, keySize: 4, valueSize: 8, maxEntries: 4, lockOffset: 2)) == EINVAL)
+        #expect(Self.errno(creating: MapDefinition(type: .perCPUHash, keySize: 4, valueSize: 8, maxEntries: 4, lockOffset: 0))
+                    == EOPNOTSUPP)
+        #expect(Self.errno(creating: MapDefinition(type: .hash, keySize: 4, valueSize: 8, maxEntries: 4, lockOffset: 0)) == nil)
+    }
+
+    static func errno(creating definition: MapDefinition) -> Int32? {
+        do {
+            _ = try MapRegistry.create(definition)
+            return nil
+        } catch {
+            return error.code
+        }
+    }
+}

@@ -127,9 +127,9 @@ func asksForNode(_ d: MapDefinition) -> Bool {
 }
 
 /// Linux 6.18's checks around the type's own (MapDefinition.validateCommon, then
-/// validateNameAndLock): RDONLY|WRONLY together and the NUMA node first; the name, then the
-/// lock word (inside the value, 4-aligned: EINVAL; with the program access flags: EACCES)
-/// after the type's size limits.
+/// validateAfterAllocation): RDONLY|WRONLY together and the NUMA node first; the name, then
+/// the lock word (inside the value, 4-aligned: EINVAL; with the program access flags:
+/// EACCES) after the type's size limits and its allocation (`afterAllocation`).
 func validateCommon(_ d: MapDefinition) -> Int32? {
     if d.flags.isSuperset(of: [.readOnly, .writeOnly]) { return EINVAL }
     // The flag without a node is node 0, checked too (as Linux's attribute's zero).
@@ -148,7 +148,7 @@ func validateNameAndLock(_ d: MapDefinition, valueSize: Int) -> Int32? {
 
 /// HASH (both implementations): flags among NO_PREALLOC, NUMA_NODE, the access flags and
 /// ZERO_SEED (not both program access flags), positive sizes (EINVAL); key + value under
-/// 4 MiB − 48, at most 2^27 entries (E2BIG); then the name and lock word.
+/// 4 MiB − 48, at most 2^27 entries (E2BIG); the name and lock word after the allocation.
 func validateHash(_ d: MapDefinition, valueSize: Int) -> Int32? {
     if let error = validateCommon(d) { return error }
     if !MapDefinition.hashFlags.isSuperset(of: d.flags) || d.flags.isSuperset(of: [.readOnlyProgram, .writeOnlyProgram]) {
@@ -158,12 +158,12 @@ func validateHash(_ d: MapDefinition, valueSize: Int) -> Int32? {
     let (sum, overflow) = d.keySize.addingReportingOverflow(valueSize)
     if overflow || sum >= maxKeyPlusValue { return E2BIG }
     if d.maxEntries > MapDefinition.maxHashEntries { return E2BIG }
-    return validateNameAndLock(d, valueSize: valueSize)
+    return nil
 }
 
 /// ARRAY: 4-byte keys, positive values, 1...2^32-1 entries, flags among NUMA_NODE,
-/// MMAPABLE, INNER_MAP and the access flags (EINVAL); values up to INT_MAX (E2BIG); then
-/// the name and lock word.
+/// MMAPABLE, INNER_MAP and the access flags (EINVAL); values up to INT_MAX (E2BIG); the
+/// name and lock word after the allocation.
 func validateArray(_ d: MapDefinition, valueSize: Int) -> Int32? {
     if let error = validateCommon(d) { return error }
     if d.maxEntries <= 0 || d.maxEntries > Int(UInt32.max) || d.keySize != 4 || valueSize <= 0
@@ -171,7 +171,7 @@ func validateArray(_ d: MapDefinition, valueSize: Int) -> Int32? {
         return EINVAL
     }
     if valueSize > MapDefinition.maxArrayValueSize { return E2BIG }
-    return validateNameAndLock(d, valueSize: valueSize)
+    return nil
 }
 
 /// Bytes allocated at creation: ARRAY exactly (maxEntries × stride; values over a word, and
@@ -213,8 +213,8 @@ func allocation(_ d: MapDefinition, isArray: Bool, bucketLocked: Bool, valueSize
 /// QUEUE and STACK, as Linux 6.18's `queue_stack_map_alloc_check` and `map_create`: key size
 /// 0, positive value size, 1...2^32-1 entries, flags among NUMA_NODE and the access flags
 /// (never both program access flags) — else EINVAL; values over KMALLOC_MAX_SIZE (4 MiB) E2BIG;
-/// then the name (EINVAL); then a lock word: EINVAL (Linux's map_check_btf refuses value BTF
-/// on a map with no key type and no map_check_btf of its own).
+/// after the ring's allocation the name (EINVAL), then a lock word: EINVAL (Linux's
+/// map_check_btf refuses value BTF on a map with no key type and no map_check_btf of its own).
 func validateQueueStack(_ d: MapDefinition) -> Int32? {
     if let error = validateCommon(d) { return error }
     let allowed: MapCreationFlags = [.numaNode, .readOnly, .writeOnly, .readOnlyProgram, .writeOnlyProgram]
@@ -223,17 +223,15 @@ func validateQueueStack(_ d: MapDefinition) -> Int32? {
         return EINVAL
     }
     if d.valueSize > 1 << 22 { return E2BIG }
-    if !nameIsValid(d.name) { return EINVAL }
-    if d.lockOffset != nil { return EINVAL }
     return nil
 }
 
 /// PERCPU_ARRAY, as Linux 6.18's `array_map_alloc_check` for a per-CPU array: 4-byte keys,
 /// positive values, 1...2^32-1 entries, flags among the access flags only (NUMA_NODE,
 /// MMAPABLE, INNER_MAP refused), not both program access flags, no NUMA node — else EINVAL;
-/// values over INT_MAX, or round_up(valueSize, 8) over 32768, E2BIG; then the name (EINVAL);
-/// then a lock word: EINVAL / EACCES as for any map, else EOPNOTSUPP (no spin lock in
-/// per-CPU values).
+/// values over INT_MAX, or round_up(valueSize, 8) over 32768, E2BIG; after the allocation the
+/// name (EINVAL), then a lock word: EINVAL / EACCES as for any map, else EOPNOTSUPP (no spin
+/// lock in per-CPU values).
 func validatePerCPUArray(_ d: MapDefinition) -> Int32? {
     if let error = validateCommon(d) { return error }
     let allowed: MapCreationFlags = [.readOnly, .writeOnly, .readOnlyProgram, .writeOnlyProgram]
@@ -244,9 +242,26 @@ func validatePerCPUArray(_ d: MapDefinition) -> Int32? {
         return EINVAL
     }
     if d.valueSize > MapDefinition.maxArrayValueSize || roundUp8(d.valueSize) > 32768 { return E2BIG }
-    if let error = validateNameAndLock(d, valueSize: d.valueSize) { return error }
-    if d.lockOffset != nil { return EOPNOTSUPP }
     return nil
+}
+
+/// What a lock word in the value gets once its offset and flags passed: HASH and ARRAY take
+/// it; other types refuse it with EOPNOTSUPP (`map_check_btf`), QUEUE and STACK with EINVAL.
+enum LockRule { case allowed, notSupported, invalid }
+
+/// Linux's `map_create` checks the name and the lock word after `ops->map_alloc`: an
+/// allocation that fails answers ENOMEM first. A map predicted to allocate more than
+/// ``allocationLimit`` is not created, so its name and lock word are not predicted either.
+func afterAllocation(_ outcome: Predicted, _ d: MapDefinition, valueSize: Int, lock: LockRule) -> Predicted {
+    guard case .success(let bytes) = outcome else { return outcome }
+    guard let bytes, bytes <= allocationLimit else { return outcome }
+    let error: Int32?
+    switch lock {
+    case .invalid: error = !nameIsValid(d.name) || d.lockOffset != nil ? EINVAL : nil
+    case .allowed: error = validateNameAndLock(d, valueSize: valueSize)
+    case .notSupported: error = validateNameAndLock(d, valueSize: valueSize) ?? (d.lockOffset != nil ? EOPNOTSUPP : nil)
+    }
+    return error.map { .failure($0) } ?? outcome
 }
 
 func predict(_ d: MapDefinition) -> Predicted {
@@ -259,20 +274,23 @@ func predict(_ d: MapDefinition) -> Predicted {
         let (block, overflow) = d.maxEntries.multipliedReportingOverflow(by: stride)
         guard !overflow, block <= Int.max - 63 else { return .failure(ENOMEM) }
         let (bytes, tooBig) = ((block + 63) & ~63).multipliedReportingOverflow(by: RawPerCPUArrayMap.possibleCPUs)
-        return tooBig ? .failure(ENOMEM) : .success(bytes: bytes)
+        return afterAllocation(tooBig ? .failure(ENOMEM) : .success(bytes: bytes), d, valueSize: d.valueSize,
+                               lock: .notSupported)
     }
     if raw == 10 || raw == 12 {
         if let error = validateQueueStack(d) { return .failure(error) }
         // A 64-byte header and Linux's max_entries + 1 slots of value_size bytes (at most
         // 2^32 × 4 MiB: no overflow); an allocation that fails would be ENOMEM.
-        return .success(bytes: 64 + (d.maxEntries + 1) * d.valueSize)
+        return afterAllocation(.success(bytes: 64 + (d.maxEntries + 1) * d.valueSize), d, valueSize: d.valueSize,
+                               lock: .invalid)
     }
     if raw == 1 || raw == 2 {
         let isArray = raw == 2
         let error = isArray ? validateArray(d, valueSize: d.valueSize) : validateHash(d, valueSize: d.valueSize)
         if let error { return .failure(error) }
-        return allocation(d, isArray: isArray, bucketLocked: d.hashImplementation == .bucketLocked,
-                          valueSize: d.valueSize, observed: false)
+        return afterAllocation(allocation(d, isArray: isArray, bucketLocked: d.hashImplementation == .bucketLocked,
+                                          valueSize: d.valueSize, observed: false),
+                               d, valueSize: d.valueSize, lock: .allowed)
     }
     if d.type.isCustom {
         guard let (kind, base) = customKind(d.type) else { return .failure(EINVAL) }  // no provider
@@ -297,7 +315,10 @@ func predict(_ d: MapDefinition) -> Predicted {
         let error = isArray ? validateArray(d, valueSize: stored) : validateHash(d, valueSize: stored)
         if let error { return .failure(error) }
         if isArray, d.flags.contains(.mmapable) { return .failure(EINVAL) }
-        return allocation(d, isArray: isArray, bucketLocked: base == .hashBucketLocked, valueSize: stored, observed: true)
+        // (The lock word was refused above: only the name is left.)
+        return afterAllocation(allocation(d, isArray: isArray, bucketLocked: base == .hashBucketLocked,
+                                          valueSize: stored, observed: true),
+                               d, valueSize: stored, lock: .allowed)
     }
     // PERCPU_HASH (4), LRU_HASH (8), LPM_TRIE (9), LRU_PERCPU_HASH (11): served, not modelled.
     if [4, 8, 9, 11].contains(raw) { return .unmodelled }

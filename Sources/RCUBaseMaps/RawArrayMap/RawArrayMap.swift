@@ -151,6 +151,7 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
         }
         // All-zero bytes are a valid `Atomic<UInt64>` of 0; bind once, access atomically after.
         storage.bindMemory(to: Atomic<UInt64>.self, capacity: size / 8)
+        try definition.validateAfterAllocation()  // as Linux, after the allocation (deinit frees it)
     }
 
     deinit {

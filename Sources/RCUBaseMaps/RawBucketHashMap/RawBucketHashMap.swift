@@ -181,6 +181,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         unretainedRecency = recency.map { Unmanaged.passUnretained($0) }
         tracksRecency = lru
         writesWords = !lru && table.valueIsOneWord && !lockWord.exists && advanceObserver == nil
+        try definition.validateAfterAllocation()  // as Linux, after the allocation (deinit frees it)
     }
 
     /// Linux's `maxEntries` for per-CPU LRU lists: a multiple of the possible CPUs, so that

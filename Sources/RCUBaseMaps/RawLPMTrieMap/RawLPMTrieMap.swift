@@ -89,6 +89,7 @@ public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
         guard let block = LPMNodeBuilder(tag: tag).build(tree) else { throw MapError.noMemory }
         tree.published = block
         root.store(UInt(bitPattern: block), ordering: .releasing)
+        try definition.validateAfterAllocation()  // as Linux, after the allocation (deinit frees it)
     }
 
     deinit {
@@ -581,7 +582,6 @@ extension MapDefinition {
                 flags \(flags))
                 """)
         }
-        try validateNameAndLock(lockAllowed: false)
     }
 }
 

@@ -185,6 +185,7 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
             throw MapError.noMemory.with(reason: "cds_lfht_new failed")
         }
         self.table = table
+        try definition.validateAfterAllocation()  // as Linux, after the allocation (deinit frees it)
     }
 
     deinit {

@@ -231,6 +231,7 @@ public final class RawPerCPUArrayMap: RawMap, @unchecked Sendable {
             }
             cpuBlockNodes = nodes
             storage.bindMemory(to: Atomic<UInt64>.self, capacity: pagedSize / 8)
+            try definition.validateAfterAllocation()  // as Linux, after the allocation (deinit frees it)
             return
         }
         cpuBlockNodes = nil
@@ -251,6 +252,7 @@ public final class RawPerCPUArrayMap: RawMap, @unchecked Sendable {
             storage.initializeMemory(as: UInt8.self, repeating: 0, count: size)
         }
         storage.bindMemory(to: Atomic<UInt64>.self, capacity: size / 8)
+        try definition.validateAfterAllocation()  // as Linux, after the allocation (deinit frees it)
     }
 
     deinit {

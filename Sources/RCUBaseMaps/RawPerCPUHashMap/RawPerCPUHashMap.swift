@@ -91,10 +91,12 @@ public final class RawPerCPUHashMap: RawMap {
         base.hashImplementation = .bucketLocked
         base.valueSize = paddedValueSize * possibleCPUCount
         base.poolTag = definition.effectivePoolTag
+        base.lockOffset = nil  // refused below, for this type (the base's HASH would allow one)
         storage = try RawBucketHashMap(base, observer: nil, perCPUValues: true)
         var shown = definition
         shown.maxEntries = storage.definition.maxEntries
         self.definition = shown
+        try definition.validateAfterAllocation()  // as Linux, after the allocation (deinit frees it)
     }
 
     /// Bytes of a user-mode value: `round_up(valueSize, 8) × possibleCPUCount`.

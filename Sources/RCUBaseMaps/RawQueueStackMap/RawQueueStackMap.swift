@@ -145,6 +145,7 @@ public final class RawQueueStackMap: RawMap, @unchecked Sendable {
         storage.initializeMemory(as: UInt8.self, repeating: 0, count: Self.headerSize)
         storage.bindMemory(to: Atomic<UInt32>.self, capacity: 1)
         (storage + 8).bindMemory(to: Atomic<UInt64>.self, capacity: 1)
+        try definition.validateAfterAllocation()  // as Linux, after the allocation (deinit frees it)
     }
 
     deinit {
