@@ -161,7 +161,11 @@ static void rcumaps_require_usable_process(const char *what)
  * RCUMaps starts runs inside it (`users` counts them); the fork handler closes it and waits
  * until none is in flight, so that the child never inherits liburcu's registry lock, its
  * grace-period lock or its queue of grace-period waiters from a thread that is not there.
- * Only threads outside any read-side critical section enter it (a fork waits for sections).
+ * Only threads outside any read-side critical section — an epoch section, or a liburcu read
+ * lock the thread took itself — may wait at it (a fork waits for grace periods, which wait
+ * for those): the paths such threads reach try to enter (EDEADLK) or stop with a message.
+ * Nor may a thread wait at it holding a lock that a reclamation callback takes: a fork waits
+ * for the callbacks in flight while it holds the gate closed (documented in Epoch.swift).
  * A Dekker pair of sequentially consistent atomics: an entering thread increments `users`
  * then looks at `closed`, the forker sets `closed` then looks at `users`. */
 static unsigned int rcumaps_gate_users;
@@ -270,6 +274,12 @@ static void rcumaps_thread_exit(void *unused)
         rcumaps_tsan_reader_exit();
         urcu_memb_read_unlock();
     }
+    /* A thread we registered that exits inside liburcu read locks it took itself: end them
+     * too, before the gate. A fork closes the gate while it waits for grace periods that
+     * wait for those read locks (found by review, 2026-12-05, nineteenth session); liburcu's
+     * unregistration below would drop them anyway. (An adopted thread's read locks are the
+     * application's, as is its registration.) */
+    if (ours) while (urcu_memb_read_ongoing()) urcu_memb_read_unlock();
     if (ours) {
         rcumaps_tls.registered = 0;
         rcumaps_tls.fast_read = 0;
@@ -297,6 +307,11 @@ static void rcumaps_init_once(void)
     if (err != 0) abort(); /* cannot guarantee unregistration: refuse to go on */
     err = pthread_atfork(rcumaps_fork_prepare, rcumaps_fork_parent, rcumaps_fork_child);
     if (err != 0) abort(); /* a forked child would corrupt liburcu's registry */
+}
+
+int rcumaps_inside_any_read_lock(void)
+{
+    return rcumaps_tls.nesting != 0 || urcu_memb_read_ongoing();
 }
 
 /* Set when Epoch.releaseAdoptedThread() forgets the thread: until the application
@@ -358,6 +373,14 @@ void rcumaps_adopt_registered_thread(void)
                         "first, or do not adopt the thread (RCUMaps registers its threads itself)\n");
         abort();
     }
+    /* The adoption waits at the fork gate, which a fork closes while it waits for grace
+     * periods that wait for this read lock (found by review, 2026-12-05, nineteenth
+     * session). */
+    if (urcu_memb_read_ongoing()) {
+        fprintf(stderr, "rcumaps: Epoch.adoptRegisteredThread() (C: rcumaps_adopt_registered_thread()) inside a "
+                        "liburcu read lock: adopt the thread outside its read-side critical sections\n");
+        abort();
+    }
     pthread_once(&rcumaps_once, rcumaps_init_once);
     /* A record (without a registry node: the registration is not ours) for its call_rcu
      * flag, forgotten when the thread exits. */
@@ -372,8 +395,10 @@ void rcumaps_adopt_registered_thread(void)
 void rcumaps_release_adopted_thread(void)
 {
     if (rcumaps_tls.registered != RCUMAPS_REGISTERED_BY_APP) return;
-    if (rcumaps_tls.nesting != 0) {
-        fprintf(stderr, "rcumaps: Epoch.releaseAdoptedThread() inside an epoch section\n");
+    if (rcumaps_tls.nesting != 0 || urcu_memb_read_ongoing()) {
+        /* (A direct read lock too: the release waits at the fork gate, which a fork closes
+         * while it waits for grace periods that wait for that read lock.) */
+        fprintf(stderr, "rcumaps: Epoch.releaseAdoptedThread() inside an epoch section or a liburcu read lock\n");
         abort();
     }
     /* Linked unless the thread-exit handler unlinked it already: the application may
@@ -730,9 +755,10 @@ static void *rcumaps_gp_driver_main(void *unused)
         struct rcu_head *noted = rcumaps_gp_last;
         pthread_mutex_unlock(&rcumaps_gp_mutex);
 
-        /* A callback that left a section open would make this wait for itself. */
-        if (__builtin_expect(rcumaps_tls.nesting != 0, 0)) {
-            fprintf(stderr, "rcumaps: a grace-period work item returned inside an epoch section\n");
+        /* A callback that left a section (or a liburcu read lock) open would make this wait
+         * for itself. */
+        if (__builtin_expect(rcumaps_inside_any_read_lock(), 0)) {
+            fprintf(stderr, "rcumaps: a grace-period work item returned inside an epoch section or a liburcu read lock\n");
             abort();
         }
         rcumaps_synchronize();

@@ -78,8 +78,10 @@ package final class MapFreezeState: Sendable {
         guard !frozen.load(ordering: .acquiring) else {
             throw MapError.permissionDenied.with(reason: "the map is frozen already")
         }
-        guard !Epoch.isActive else {
-            throw MapError.busy.with(reason: "a map cannot be frozen from inside an epoch section")
+        guard !Epoch.isInsideAnyReadLock else {
+            // (A liburcu read lock the thread took itself too: the freeze's grace period
+            // waited for it forever; found by review, 2026-12-05, nineteenth session.)
+            throw MapError.busy.with(reason: "a map cannot be frozen from inside an epoch section or a liburcu read lock")
         }
         // Refuse while a writable mapping exists; hold off new ones while we freeze.
         let (claimed, mappings) = writableMappings.compareExchange(expected: 0, desired: Self.freezing,

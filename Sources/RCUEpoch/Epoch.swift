@@ -62,7 +62,11 @@ public struct EpochSection: ~Copyable {
 ///   registered then, so register your own threads with liburcu before they fork. Fork from
 ///   one thread at a time: a fork inside a section waits for glibc's
 ///   fork lock while another thread's fork, holding it, waits for a grace period that
-///   waits for that section. docs/architecture.md ("Process life") lists what a child may
+///   waits for that section. In a process that forks, do not make a thread's first RCUMaps
+///   call, create a lock-free HASH, call ``synchronize()`` or freeze a map while holding a
+///   lock that a reclamation callback takes (a `deinit` of a value released after a grace
+///   period, a work item): a fork in progress waits for the callbacks in flight while it
+///   keeps those calls waiting. docs/architecture.md ("Process life") lists what a child may
 ///   do with maps that other threads were writing at the fork (and with queues, stacks and
 ///   LPM tries other threads were reading).
 public enum Epoch {
@@ -175,6 +179,11 @@ public enum Epoch {
     @inlinable
     public static var isActive: Bool { rcumaps_read_nesting() > 0 }
 
+    /// Whether the calling thread is inside a section or inside a liburcu read lock it took
+    /// itself (``isActive`` counts only sections): where waiting for a grace period would
+    /// wait for this thread.
+    package static var isInsideAnyReadLock: Bool { rcumaps_inside_any_read_lock() != 0 }
+
     /// The calling thread's section depth (0 outside any section).
     @inlinable
     public static var nesting: Int { Int(rcumaps_read_nesting()) }
@@ -182,7 +191,8 @@ public enum Epoch {
     /// Waits for a grace period: returns once every section that was active when it was
     /// called has ended.
     ///
-    /// - Precondition: not inside a section (it would wait for itself), and not from a work
+    /// - Precondition: not inside a section or a liburcu read lock the thread took itself (it
+    ///   would wait for itself), and not from a work
     ///   item on the epoch layer's grace-period driver thread (which runs its items holding a
     ///   lock that a `fork()` in progress waits for, while the fork holds the grace periods'
     ///   gate this call waits at).
@@ -191,7 +201,8 @@ public enum Epoch {
     /// a Swift concurrency task that must stay responsive). Wraps `urcu_memb_synchronize_rcu`.
     @available(*, noasync, message: "blocks the thread: use `await Epoch.synchronize()`")
     public static func synchronize() {
-        _rcumapsPrecondition(!isActive, "Epoch.synchronize() inside an epoch section would deadlock")
+        _rcumapsPrecondition(!isInsideAnyReadLock,
+                             "Epoch.synchronize() inside an epoch section (or a liburcu read lock) would deadlock")
         _rcumapsPrecondition(rcumaps_thread_is_gp_driver() == 0,
                              "Epoch.synchronize() from a work item on the grace-period driver could deadlock with a fork")
         rcumaps_synchronize()
@@ -212,7 +223,8 @@ public enum Epoch {
     /// is true there).
     @available(*, noasync, message: "blocks the thread: use `await Epoch.barrier()`")
     public static func barrier() {
-        _rcumapsPrecondition(!isActive, "Epoch.barrier() inside an epoch section would deadlock")
+        _rcumapsPrecondition(!isInsideAnyReadLock,
+                             "Epoch.barrier() inside an epoch section (or a liburcu read lock) would deadlock")
         _rcumapsPrecondition(!EpochMemory.isReclamationThread,
                      "Epoch.barrier() from a deferred work item would deadlock")
         // Register before flushing: the flush submits batches (call_rcu) with the retire

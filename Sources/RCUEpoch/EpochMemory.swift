@@ -315,7 +315,8 @@ private func epochReclaim(_ head: UnsafeMutablePointer<rcu_head>?) {
     // A work item or finalizer that left a section open would make this thread's next grace
     // period wait for itself: reclamation, and every barrier, would stop without a word
     // (found by review, 2026-12-05; the grace-period driver already stops so).
-    _rcumapsPrecondition(!Epoch.isActive, "an epoch work item or finalizer returned inside an epoch section")
+    _rcumapsPrecondition(!Epoch.isInsideAnyReadLock,
+                         "an epoch work item or finalizer returned inside an epoch section (or a liburcu read lock)")
     let size = header.size
     let slot = tagTable.counters(EpochMemory.Header.slot(flags))
     slot.pointee.pendingBytes.wrappingSubtract(size, ordering: .relaxed)

@@ -528,7 +528,7 @@ public final class EpochRetireList: @unchecked Sendable {
 
     @inline(never)
     private func waitForReclamation() {
-        guard !Epoch.isActive, !EpochMemory.isReclamationThread else { return }
+        guard !Epoch.isInsideAnyReadLock, !EpochMemory.isReclamationThread else { return }
         // Registered before any flush, as `Epoch.barrier()` is: a submission registers an
         // unregistered thread at the fork gate, and a flush holds a fork participant's lock
         // (a stripe's, or the orphans') meanwhile, so a fork waiting for that lock and the

@@ -1,5 +1,6 @@
 import CRCUMapsShim
 import Foundation
+import RCUBaseMaps
 import RCUEpoch
 import RCUMapsTestSupport
 import Synchronization
@@ -295,6 +296,60 @@ struct EpochDirectReadLockTests {
         }.map { result in
             let text = String(decoding: result.standardErrorContent, as: UTF8.self)
             #expect(text.contains("is not registered with liburcu-memb"), "\(text)")
+        }
+    }
+
+    /// A freeze inside a liburcu read lock the thread took itself is EBUSY, as inside a
+    /// section: it waited for a grace period that waited for that read lock, forever (found
+    /// by review, 2026-12-05, nineteenth session). Outside it, the freeze goes through.
+    @Test func aFreezeInsideADirectReadLockIsBusy() async {
+        await #expect(processExitsWith: .success) {
+            alarm(30)
+            DirectReadLockCalls.freezeInsideAndOutside()
+        }
+    }
+
+    /// `Epoch.synchronize()` and `barrier()` inside a liburcu read lock the thread took
+    /// itself stop with a message, as inside a section (they waited for themselves).
+    @Test func synchronizeInsideADirectReadLockStops() async {
+        await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            alarm(30)
+            DirectReadLockCalls.waitForGracePeriodInside(barrier: false)
+        }.map { result in
+            let text = String(decoding: result.standardErrorContent, as: UTF8.self)
+            #expect(text.contains("or a liburcu read lock) would deadlock"), "\(text)")
+        }
+    }
+
+    @Test func barrierInsideADirectReadLockStops() async {
+        await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            alarm(30)
+            DirectReadLockCalls.waitForGracePeriodInside(barrier: true)
+        }.map { result in
+            let text = String(decoding: result.standardErrorContent, as: UTF8.self)
+            #expect(text.contains("or a liburcu read lock) would deadlock"), "\(text)")
+        }
+    }
+
+    /// Adopting or releasing a thread inside a liburcu read lock it holds stops with a
+    /// message: both wait at the fork gate, which a fork closes while it waits for grace
+    /// periods that wait for that read lock (found by review, 2026-12-05, nineteenth
+    /// session).
+    @Test func adoptingInsideADirectReadLockStops() async {
+        await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            DirectReadLockCalls.adoptOrReleaseInside(release: false)
+        }.map { result in
+            let text = String(decoding: result.standardErrorContent, as: UTF8.self)
+            #expect(text.contains("inside a liburcu read lock"), "\(text)")
+        }
+    }
+
+    @Test func releasingInsideADirectReadLockStops() async {
+        await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            DirectReadLockCalls.adoptOrReleaseInside(release: true)
+        }.map { result in
+            let text = String(decoding: result.standardErrorContent, as: UTF8.self)
+            #expect(text.contains("or a liburcu read lock"), "\(text)")
         }
     }
 
@@ -1091,4 +1146,40 @@ func runAdoptedThread(settingKey key: UnsafeMutablePointer<pthread_key_t>) -> Bo
     }, key) == 0 else { return false }
     pthread_join(thread, nil)
     return true
+}
+
+/// The bodies of the direct-read-lock exit tests (an exit test captures nothing, and its
+/// body is async: these block).
+enum DirectReadLockCalls {
+    static func freezeInsideAndOutside() {
+        let map = try! RawArrayMap(MapDefinition(type: .array, keySize: 4, valueSize: 8, maxEntries: 4))
+        Epoch.withSection { _ in }  // registered by RCUMaps
+        urcu_memb_read_lock()
+        let inside: MapError?
+        do throws(MapError) { try map.freeze(); inside = nil } catch { inside = error }
+        urcu_memb_read_unlock()
+        precondition(inside == .busy, "inside the read lock: \(String(describing: inside))")
+        precondition(!map.isFrozen)
+        try! map.freeze()
+        precondition(map.isFrozen)
+    }
+
+    static func waitForGracePeriodInside(barrier: Bool) {
+        Epoch.withSection { _ in }
+        urcu_memb_read_lock()
+        if barrier { Epoch.barrier() } else { Epoch.synchronize() }
+    }
+
+    static func adoptOrReleaseInside(release: Bool) {
+        let thread = Thread {
+            urcu_memb_register_thread()
+            if release { Epoch.adoptRegisteredThread() }
+            urcu_memb_read_lock()
+            if release { Epoch.releaseAdoptedThread() } else { Epoch.adoptRegisteredThread() }
+            urcu_memb_read_unlock()
+            urcu_memb_unregister_thread()
+        }
+        thread.start()
+        sleep(30)
+    }
 }

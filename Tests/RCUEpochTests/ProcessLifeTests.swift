@@ -453,6 +453,35 @@ struct ForkTests {
         }.map(reportFailedChecks)
     }
 
+    /// A thread RCUMaps registered that exits inside a liburcu read lock it took itself,
+    /// while a fork waits for a grace period that waits for that read lock: the exit
+    /// handler waited at the fork gate first, and the process hung (found by review,
+    /// 2026-12-05, nineteenth session). It now ends those read locks before the gate.
+    @Test func aThreadExitingInsideADirectReadLockDuringAForkDoesNotHangIt() async {
+        await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
+            alarm(60)
+            runChecked {
+                let locked = Flag(), stop = Atomic<Bool>(false)
+                let synchronizer = startThread {
+                    while !stop.load(ordering: .relaxed) { Epoch.synchronize() }
+                }
+                let exiting = startThread {
+                    Epoch.withSection { _ in }  // registered by RCUMaps
+                    urcu_memb_read_lock()
+                    locked.set()
+                    usleep(150_000)  // the fork closes the gate and waits for the grace period
+                }  // returns inside the read lock
+                locked.waitUntilSet()
+                usleep(50_000)  // a grace period is waiting for the exiting thread's read lock
+                let child = forkChild {}
+                checkExitedNormally(child)
+                pthread_join(exiting, nil)
+                stop.store(true, ordering: .relaxed)
+                pthread_join(synchronizer, nil)
+            }
+        }.map(reportFailedChecks)
+    }
+
     /// A fork while another thread has claimed a list's idle flush but not yet queued it:
     /// the child's list still flushes when idle. The claim belonged to a thread the child
     /// does not have, so it stayed set there, and no idle flush ever came (found by review,

@@ -195,6 +195,11 @@ static inline unsigned int rcumaps_read_nesting(void)
     return rcumaps_tls.nesting;
 }
 
+/* Non-zero inside an epoch section or a liburcu read lock the thread took itself (which
+ * the depth above does not count): where waiting for a grace period, or for a fork that
+ * waits for one, would wait for this thread. */
+int rcumaps_inside_any_read_lock(void);
+
 /* Non-zero on liburcu's own (call_rcu worker) threads, where our reclaim
  * callbacks run (once one has run there). */
 static inline int rcumaps_thread_is_liburcu_worker(void)

@@ -3,14 +3,15 @@ import RCUEpoch
 import Glibc
 #endif
 
-/// Runs `work` now, or — when the caller is inside an epoch or on liburcu's reclamation
-/// thread, where liburcu forbids waiting for grace periods — on a new short-lived thread.
+/// Runs `work` now, or — when the caller is inside an epoch (or a liburcu read lock it took
+/// itself) or on liburcu's reclamation thread, where liburcu forbids waiting for grace
+/// periods — on a new short-lived thread.
 ///
 /// Used by map teardown (`cds_lfht_destroy` must not run in either context, and a map's
 /// last reference may be dropped there) and by the object map's release when no work item
 /// can be allocated. With no thread to be had, `work` is dropped (what it would free leaks).
 package func runWhereGracePeriodsMayBeAwaited(_ work: @escaping @Sendable () -> Void) {
-    guard Epoch.isActive || EpochMemory.isReclamationThread else {
+    guard Epoch.isInsideAnyReadLock || EpochMemory.isReclamationThread else {
         work()
         return
     }
