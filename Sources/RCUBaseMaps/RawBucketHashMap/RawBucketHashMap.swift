@@ -67,9 +67,10 @@ import Glibc
 /// key in a full map evicts an entry not used recently instead of failing with E2BIG (see
 /// there for the CLOCK sweep and the referenced bits lookups set). The key just written is
 /// present when the update returns — under concurrent writers, unless their evictions moved
-/// the hand on by half its span meanwhile, or a sweep reached its last lap (only when
-/// writers wrote into every bucket within the forced lap), which may evict an entry
-/// written a moment before — and the count never exceeds `maxEntries`: a writer
+/// the hand on by half its span meanwhile, or a sweep reached its last lap (only when its
+/// forced lap found no victim: writers wrote into every bucket within it, or its ticks went
+/// stale while it waited for chain locks), which may evict an entry written a moment
+/// before — and the count never exceeds `maxEntries`: a writer
 /// that finds the map full evicts one entry (holding its own chain's lock, it only tries
 /// the victim chain's and passes over one that is taken; the general path, which holds
 /// no lock while it sweeps, waits for each) and takes the unit the eviction freed before

@@ -30,10 +30,12 @@ import Glibc
 /// the hand last passed it, used or not (``BucketTable/forcedVictim(inChainOf:sparingWritten:)``;
 /// Linux's forced shrink ignores the reference bit too): readers that use every entry
 /// faster than the sweep cannot starve an insert, and an entry just written still outlives
-/// the hand's next pass. When writers wrote into every bucket within that lap too (updates
-/// of existing keys faster than the sweep), a last lap takes the first entry of any bucket:
-/// an insert's sweep is at most four laps (then, only in that case, an entry written a
-/// moment before may be the victim). A writer yields and tries again only for a map whose
+/// the hand's next pass. When that lap finds no victim either — writers wrote into every
+/// bucket within it (updates of existing keys faster than the sweep), or its ticks went
+/// stale (other writers' evictions moved the hand past them while this writer waited for
+/// their chains' locks) — a last lap takes the first entry of any bucket: an insert's sweep
+/// is at most four laps (then, only in those cases, an entry written a moment before may
+/// be the victim). A writer yields and tries again only for a map whose
 /// every tick went stale, or four laps with no live entry to take (every unit of room is
 /// in flight with other writers: it tries until one of them publishes). A user write to a
 /// map frozen during its sweep stops sweeping at once, evicts nothing, and fails with
@@ -347,8 +349,9 @@ extension RawBucketHashMap {
     /// other — and sweeps chain `held` under the lock it already holds. A chain whose lock
     /// is taken is passed over: its tick is spent and its entries keep their referenced bits
     /// until the hand's next lap, which only lets them live longer. Gives up after
-    /// ``ticksUnderChainLock`` ticks, or when the map is frozen (`forUserWrite`); the caller
-    /// then releases its lock and evicts the general way, which also handles the yield.
+    /// ``ticksUnderChainLock`` ticks, after which the caller releases its lock and evicts the
+    /// general way (which also handles the yield); or when the map is frozen (`forUserWrite`),
+    /// after which the user write fails with EPERM without sweeping or inserting.
     ///
     /// - Parameter announced: whether the evicted unit is announced in flight, to be ended
     ///   with ``CapacityGate/resolve(published:)`` (the general update's protocol). Without

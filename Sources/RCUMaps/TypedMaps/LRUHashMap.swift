@@ -14,8 +14,9 @@
 /// at once) — and `count` never exceeds `maxEntries`, also under concurrent writers. When
 /// readers use every entry faster than the hand sweeps, an insert evicts one anyway after
 /// two laps (forced laps, as Linux's forced shrink): its work is bounded, at most four laps
-/// of the hand an attempt (the last, reached only when writers write into every bucket
-/// within a lap, may evict an entry written a moment before; an insert that finds no live
+/// of the hand an attempt (the last, reached only when the forced lap finds no victim —
+/// writers wrote into every bucket within it, or other writers moved the hand past its
+/// ticks while it waited for chain locks — may evict an entry written a moment before; an insert that finds no live
 /// entry at all, every unit of room in flight with other writers, yields and tries again). Every lookup (subscript,
 /// in-place access) marks its entry recently used: one atomic OR the first time after an
 /// eviction pass, nothing after that, and never a lock.
