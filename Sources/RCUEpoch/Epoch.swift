@@ -63,7 +63,7 @@ public struct EpochSection: ~Copyable {
 ///   one thread at a time: a fork inside a section waits for glibc's
 ///   fork lock while another thread's fork, holding it, waits for a grace period that
 ///   waits for that section. In a process that forks, do not make a thread's first RCUMaps
-///   call, create a lock-free HASH, call ``synchronize()`` or freeze a map while holding a
+///   call, create a lock-free HASH, call `synchronize()` or freeze a map while holding a
 ///   lock that a reclamation callback takes (a `deinit` of a value released after a grace
 ///   period, a work item): a fork in progress waits for the callbacks in flight while it
 ///   keeps those calls waiting. docs/architecture.md ("Process life") lists what a child may

@@ -150,7 +150,9 @@ public final class RawQueueStackMap: RawMap, @unchecked Sendable {
 
     deinit {
         // Nothing outside the map points into the ring (values are copied), and no operation
-        // runs once the last reference is gone: the memory can go back at once.
+        // runs once the last reference is gone: nothing needs a grace period. (An epoch
+        // block still gets one, as `freeCacheAligned` retires every block; pages and NUMA
+        // memory go back at once.)
         switch placement {
         case .epoch: EpochMemory.freeCacheAligned(storage)
         case .numa: rcumaps_numa_free(storage, storageSize)
