@@ -279,7 +279,9 @@ static void rcumaps_thread_exit(void *unused)
      * wait for those read locks (found by review, 2026-12-05, nineteenth session); liburcu's
      * unregistration below would drop them anyway. (An adopted thread's read locks are the
      * application's, as is its registration.) */
-    if (ours) while (urcu_memb_read_ongoing()) urcu_memb_read_unlock();
+    /* (At most 1024: a nesting count an unbalanced direct unlock wrapped around would take
+     * billions of unlocks; liburcu's unregistration drops what is left anyway.) */
+    if (ours) for (int left = 1024; left > 0 && urcu_memb_read_ongoing(); left--) urcu_memb_read_unlock();
     if (ours) {
         rcumaps_tls.registered = 0;
         rcumaps_tls.fast_read = 0;
@@ -332,9 +334,9 @@ void rcumaps_register_current_thread(void)
     if (urcu_memb_reader.registered && pthread_equal(urcu_memb_reader.tid, pthread_self())) {
         if (rcumaps_released_while_registered)
             fprintf(stderr, "rcumaps: an epoch section or map operation on a thread released by "
-                            "Epoch.releaseAdoptedThread() (C: rcumaps_release_adopted_thread()) while it is still "
-                            "registered with liburcu-memb: unregister it (urcu_memb_unregister_thread()) first, "
-                            "or adopt it again\n");
+                            "Epoch.releaseAdoptedThread() (C: rcumaps_release_adopted_thread()) that is registered "
+                            "with liburcu-memb (still, or again): adopt it again with Epoch.adoptRegisteredThread() "
+                            "(C: rcumaps_adopt_registered_thread()), or unregister it first\n");
         else
             fprintf(stderr, "rcumaps: this thread is already registered with liburcu-memb by other code; call "
                             "Epoch.adoptRegisteredThread() (C: rcumaps_adopt_registered_thread()) on it before its "

@@ -340,8 +340,12 @@ extension RawMap {
     /// The same errors as ``freeze()``.
     ///
     /// Concurrency: any task; not inside an epoch section (a task holds none across an
-    /// `await` anyway).
+    /// `await` anyway) or a liburcu read lock the calling thread took itself (EBUSY, as
+    /// ``freeze()``: the freeze would wait for it while the task waits for the freeze).
     public func freezeAsync() async throws(MapError) {
+        if Epoch.isInsideAnyReadLock {
+            throw MapError.busy.with(reason: "a map cannot be frozen from inside an epoch section or a liburcu read lock")
+        }
         let outcome: Result<Void, MapError> = await withCheckedContinuation { continuation in
             runOnDetachedThread {
                 do throws(MapError) {

@@ -26,11 +26,13 @@ extension Epoch {
     /// callback is queued in the child too (liburcu's queue is copied), where the task's
     /// executor is the parent's and must not run it.
     ///
-    /// - Precondition: the calling thread is not inside a section (checked, with a message).
+    /// - Precondition: the calling thread is not inside a section, or a liburcu read lock it
+    ///   took itself (checked, with a message).
     ///
     /// Concurrency: any task or thread. The async form of ``synchronize()``.
     public static func synchronize() async {
-        _rcumapsPrecondition(!isActive, "await Epoch.synchronize() inside an epoch section would deadlock")
+        _rcumapsPrecondition(!isInsideAnyReadLock,
+                             "await Epoch.synchronize() inside an epoch section (or a liburcu read lock) would deadlock")
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             // The callback also runs in a child forked while it was queued: resuming the
             // parent's task there ran parent code in the child, or hung it (found by review,
@@ -67,11 +69,13 @@ extension Epoch {
     /// without blocking a pool thread (a short-lived thread of its own does the blocking
     /// ``barrier()``).
     ///
-    /// - Precondition: the calling thread is not inside a section.
+    /// - Precondition: the calling thread is not inside a section, or a liburcu read lock it
+    ///   took itself (checked, with a message).
     ///
     /// Concurrency: any task or thread. The async form of ``barrier()``.
     public static func barrier() async {
-        _rcumapsPrecondition(!isActive, "await Epoch.barrier() inside an epoch section would deadlock")
+        _rcumapsPrecondition(!isInsideAnyReadLock,
+                             "await Epoch.barrier() inside an epoch section (or a liburcu read lock) would deadlock")
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             runOnDetachedThread {
                 Epoch.barrier()

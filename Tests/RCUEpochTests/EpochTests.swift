@@ -331,6 +331,20 @@ struct EpochDirectReadLockTests {
         }
     }
 
+    /// The async waits too: a task that awaited a barrier inside a liburcu read lock its
+    /// thread holds gave the thread back to the pool holding it, and no grace period ended
+    /// again (found by review of the session's diff, 2026-12-05, nineteenth session).
+    @Test func awaitingABarrierInsideADirectReadLockStops() async {
+        await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            alarm(30)
+            DirectReadLockCalls.enterDirectReadLock()
+            await Epoch.barrier()
+        }.map { result in
+            let text = String(decoding: result.standardErrorContent, as: UTF8.self)
+            #expect(text.contains("await Epoch.barrier() inside an epoch section (or a liburcu read lock)"), "\(text)")
+        }
+    }
+
     /// Adopting or releasing a thread inside a liburcu read lock it holds stops with a
     /// message: both wait at the fork gate, which a fork closes while it waits for grace
     /// periods that wait for that read lock (found by review, 2026-12-05, nineteenth
@@ -1162,6 +1176,11 @@ enum DirectReadLockCalls {
         precondition(!map.isFrozen)
         try! map.freeze()
         precondition(map.isFrozen)
+    }
+
+    static func enterDirectReadLock() {
+        Epoch.withSection { _ in }
+        urcu_memb_read_lock()
     }
 
     static func waitForGracePeriodInside(barrier: Bool) {

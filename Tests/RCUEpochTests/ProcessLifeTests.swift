@@ -414,16 +414,13 @@ struct ForkTests {
     /// EDEADLK or succeeds, and the fork ends. The creation counted only RCUMaps' own
     /// sections, so it waited at the closed fork gate while the fork waited for a grace
     /// period that waited for its read lock: the process hung (found by review, 2026-12-05,
-    /// nineteenth session). The creator holds the read lock 150 ms before it creates, so
-    /// that the fork is under way.
+    /// nineteenth session). The creator creates maps until one fails with EDEADLK: the gate
+    /// is closed then (before the fix, the first creation after the gate closed hung).
     @Test func aLockFreeHashCreatedInsideADirectReadLockDuringAForkDoesNotHangIt() async {
         await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
             alarm(60)
             runChecked {
-                let outcome = Atomic<Int>(0)  // 1 created, 2 EDEADLK, 3 another error
                 let locked = Flag(), stop = Atomic<Bool>(false)
-                let definition = MapDefinition(type: .hash, keySize: 16, valueSize: 8, maxEntries: 64,
-                                               hashImplementation: .lockFree)
                 let synchronizer = startThread {
                     while !stop.load(ordering: .relaxed) { Epoch.synchronize() }
                 }
@@ -431,13 +428,7 @@ struct ForkTests {
                     Epoch.withSection { _ in }  // registered by RCUMaps
                     urcu_memb_read_lock()
                     locked.set()
-                    usleep(150_000)  // the fork closes the gate and waits for the grace period
-                    do throws(MapError) {
-                        _ = try RawLockFreeHashMap(definition)
-                        outcome.store(1, ordering: .releasing)
-                    } catch {
-                        outcome.store(error == .wouldDeadlock ? 2 : 3, ordering: .releasing)
-                    }
+                    check(createLockFreeHashesUntilTheForkGateCloses(), "the fork gate never closed")
                     urcu_memb_read_unlock()
                 }
                 locked.waitUntilSet()
@@ -447,8 +438,6 @@ struct ForkTests {
                 pthread_join(creator, nil)
                 stop.store(true, ordering: .relaxed)
                 pthread_join(synchronizer, nil)
-                let result = outcome.load(ordering: .acquiring)
-                check(result == 1 || result == 2, "the creation failed otherwise: outcome \(result)")
             }
         }.map(reportFailedChecks)
     }
@@ -469,7 +458,8 @@ struct ForkTests {
                     Epoch.withSection { _ in }  // registered by RCUMaps
                     urcu_memb_read_lock()
                     locked.set()
-                    usleep(150_000)  // the fork closes the gate and waits for the grace period
+                    // Until the fork has closed the gate (and waits for the grace period).
+                    check(createLockFreeHashesUntilTheForkGateCloses(), "the fork gate never closed")
                 }  // returns inside the read lock
                 locked.waitUntilSet()
                 usleep(50_000)  // a grace period is waiting for the exiting thread's read lock
@@ -753,6 +743,23 @@ private func reportFailedChecks(_ result: ExitTest.Result) {
 private let failedCheckMarker = "process-life check failed"
 
 /// Starts a joinable pthread running `body`.
+/// Creates (and drops) lock-free HASH maps, from inside a liburcu read lock the thread took
+/// itself, until one fails with EDEADLK — the fork gate is closed — or 20 s pass (false).
+/// (Dropping one there tears it down on a thread of its own.)
+private func createLockFreeHashesUntilTheForkGateCloses() -> Bool {
+    let definition = MapDefinition(type: .hash, keySize: 16, valueSize: 8, maxEntries: 64, hashImplementation: .lockFree)
+    let deadline = ContinuousClock.now + .seconds(20)
+    while ContinuousClock.now < deadline {
+        do throws(MapError) {
+            _ = try RawLockFreeHashMap(definition)
+        } catch {
+            return error == .wouldDeadlock
+        }
+        usleep(1_000)
+    }
+    return false
+}
+
 private func startThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
     final class Box {
         let body: @Sendable () -> Void

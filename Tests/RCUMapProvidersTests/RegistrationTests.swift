@@ -101,6 +101,11 @@ struct RegistrationTests {
             try MapRegistry.create(MapDefinition(type: registration.type, keySize: 4, valueSize: 4, maxEntries: 4,
                                                  name: "much-too-long-a-name", poolTag: tag))
         }
+        // A base refused after its allocation (its name) never existed for the provider: no
+        // teardown callbacks for its entries (an array base sent one MAP_CLEANUP deletion
+        // per index: found by review of the session's diff, 2026-12-05, nineteenth session).
+        #expect(provider.recorded(.preDeletion).isEmpty && provider.recorded(.postDeletion).isEmpty,
+                "\(provider.recorded(.preDeletion).count) pre-deletions, \(provider.recorded(.postDeletion).count) post-deletions")
         // Allocation failure while the base map is built: ENOMEM, context released.
         _FaultInjection.failAllocations(tag: tag)
         if base != .hashLockFree {

@@ -32,14 +32,15 @@ struct PerCPUBenchTests {
     @Test func threadLocalArraysBelongToStreams() {
         let target = ThreadLocalCounterTarget(entries: 1_000)
         for firstStream in [warmUpStreams, 0] {
-            let threads = (0..<2).map { index in
+            let finished = DispatchSemaphore(value: 0)  // as a cell joins its threads
+            for index in 0..<2 {
                 Thread {
                     let worker = target.forWorker(stream: firstStream + index)
                     for _ in 0..<10 { _ = worker.increment(index: 7) }
-                }
+                    finished.signal()
+                }.start()
             }
-            for thread in threads { thread.start() }
-            while threads.contains(where: { !$0.isFinished }) { usleep(1_000) }
+            for _ in 0..<2 { finished.wait() }
         }
         #expect(target.arraysMade == 2)
     }

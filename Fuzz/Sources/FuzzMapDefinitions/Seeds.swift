@@ -96,10 +96,14 @@ func mapDefinitionSeeds() -> [(String, [UInt8])] {
         ("seed-lock-word-rdonly-prog", definition(type: 0, flags: 9, lock: 3)),
         ("seed-lock-word-custom", definition(type: 19, value: 6, lock: 3)),
         ("seed-lock-word-mmapable", definition(type: 3, key: 4, flags: 15, lock: 3)),
-        // The name is checked after the size limits.
+        // The name is checked after the size limits (and the allocation).
         ("seed-long-name", definition(type: 0, name: [UInt8](repeating: 7, count: 16))),
         ("seed-bad-name", definition(type: 0, name: [0xF0])),
         ("seed-bad-name-and-too-big", definition(type: 0, key: 2, value: 20, name: [0xF0])),
+        // A custom map on an array base refused for its name after the base's allocation:
+        // the provider sees no teardown of its entries (the C provider stopped the run).
+        ("seed-custom-array-bad-name", definition(type: 21, key: 4, value: 5, entries: 5, name: [0xF0])),
+        ("seed-custom-transform-array-bad-name", definition(type: 18, key: 4, value: 5, entries: 5, name: [0xF0])),
         ("seed-numa-out-of-range", definition(type: 3, key: 4, numa: 6)),
         ("seed-custom-bad-size", definition(type: 13, key: 4, value: 5)),
         // QUEUE and STACK: valid ones run queue operations (opcodes of exerciseQueueStack).

@@ -51,6 +51,8 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
     /// The provider layer's hooks, if this map is the base of a custom map. With hooks,
     /// every slot has a sequence word (writers need exclusion to see the displaced value).
     let observer: (any MapEntryObserver)?
+    /// Set once the initialiser's last check passed (``deinit`` then tells the observer).
+    private var created = false
     /// `observer` if it wants to hear of removals in advance (``MapEntryObserver/wantsAdvanceNotice``),
     /// else nil: a write does not make a call that does nothing.
     let advanceObserver: (any MapEntryObserver)?
@@ -152,10 +154,15 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
         // All-zero bytes are a valid `Atomic<UInt64>` of 0; bind once, access atomically after.
         storage.bindMemory(to: Atomic<UInt64>.self, capacity: size / 8)
         try definition.validateAfterAllocation()  // as Linux, after the allocation (deinit frees it)
+        created = true
     }
 
     deinit {
-        if let observer {
+        // A map refused after its allocation (its name, its lock word) never existed for the
+        // observer: no teardown of its entries (a custom map's provider got a MAP_CLEANUP
+        // callback for each index of a map whose creation it was told failed: found by
+        // review of the session's diff, 2026-12-05, nineteenth session).
+        if created, let observer {
             for index in 0..<maxEntries {
                 var key = UInt32(index)
                 withUnsafeBytes(of: &key) { key in
