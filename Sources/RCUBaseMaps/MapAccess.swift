@@ -68,8 +68,8 @@ package final class MapFreezeState: Sendable {
     /// - Throws: ``MapError/unsupportedByMapType`` (ENOTSUPP) for a map whose values hold a
     ///   lock word; ``MapError/permissionDenied`` (EPERM) if user mode may not write
     ///   (`BPF_F_RDONLY`) or the map is already frozen; ``MapError/busy`` (EBUSY) while a
-    ///   writable mapping of its storage exists, or when called inside an epoch section
-    ///   (where it cannot wait for writes in flight).
+    ///   writable mapping of its storage exists, or when called inside an epoch section or a
+    ///   liburcu read lock the thread took itself (where it cannot wait for writes in flight).
     package func freeze(access: MapAccess, lockWord: Bool) throws(MapError) {
         guard !lockWord else {
             throw MapError.unsupportedByMapType.with(reason: "a map whose values hold a lock word cannot be frozen")

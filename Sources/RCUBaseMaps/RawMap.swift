@@ -11,8 +11,10 @@ import RCUEpoch
 ///
 /// Concurrency: every built-in implementation is safe for any number of readers and
 /// writers on any threads. Lookups of a key take no lock — except a `BPF_F_LOCK` lookup
-/// (the value's lock) and a QUEUE or STACK peek (the ring's lock); LPM_TRIE's get-next-key
-/// and batches take its writer lock for each step.
+/// (the value's lock), a QUEUE or STACK peek (the ring's lock), and an ARRAY lookup of a
+/// value over 8 bytes that keeps finding it mid-write (it holds the slot's sequence word
+/// after 16 spoiled copies); LPM_TRIE's get-next-key and batches take its writer lock for
+/// each step.
 ///
 /// Two access modes:
 /// - *User mode* (``lookup(key:into:)`` and the updates): copies in and out of the
@@ -46,7 +48,10 @@ public protocol RawMap: AnyObject, Sendable {
     /// except where in-place writes are not atomic as a whole, as on Linux: a value over 8
     /// bytes changed through a helper-mode pointer or by a `BPF_F_LOCK` update (a lookup
     /// without `BPF_F_LOCK` may copy it half written), a `BPF_F_MMAPABLE` ARRAY's values
-    /// over 8 bytes (no sequence word), and a per-CPU hash's helper-mode writes.
+    /// over 8 bytes (no sequence word), the per-CPU maps' helper-mode writes, and a
+    /// PERCPU_ARRAY's user-mode updates, written and copied one CPU's value at a time (a
+    /// lookup may return CPU 0's value of one update and CPU 1's of another; each CPU's
+    /// value is whole).
     func lookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError)
 
     /// Returns the value stored under `key`, in place (helper mode).
@@ -69,8 +74,9 @@ public protocol RawMap: AnyObject, Sendable {
     ///
     /// Concurrency: any thread. Readers see the old or the new value, never a mix — except
     /// for a `BPF_F_LOCK` update, written in place under the value's lock (a lookup without
-    /// `BPF_F_LOCK` may see it half written, as on Linux), and a `BPF_F_MMAPABLE` ARRAY's
-    /// values over 8 bytes; a displaced value is reclaimed after a grace period.
+    /// `BPF_F_LOCK` may see it half written, as on Linux), a `BPF_F_MMAPABLE` ARRAY's values
+    /// over 8 bytes, and a PERCPU_ARRAY's update, written one CPU's value at a time (each
+    /// whole); a displaced value is reclaimed after a grace period.
     func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags) throws(MapError)
 
     /// ``update(key:value:flags:)`` that also reports the value it replaced: the one this
@@ -209,7 +215,7 @@ public protocol RawMap: AnyObject, Sendable {
     /// - Throws: ``MapError/permissionDenied`` (EPERM) for a `BPF_F_RDONLY` map or a second
     ///   freeze; ``MapError/unsupportedByMapType`` (ENOTSUPP) when values hold a lock word;
     ///   ``MapError/busy`` (EBUSY) while a writable mapping of an array exists, or inside an
-    ///   epoch section.
+    ///   epoch section or a liburcu read lock the thread took itself (where it cannot wait).
     @available(*, noasync, message: "waits for a grace period: call it from a thread of your own, or use `await map.freezeAsync()`")
     func freeze() throws(MapError)
 

@@ -141,6 +141,11 @@ public enum Epoch {
     ///
     /// Threads RCUMaps registers itself need nothing: registration is automatic.
     ///
+    /// Call it outside the thread's liburcu read-side critical sections (inside one, the
+    /// program stops with a message), and end those before the thread exits: RCUMaps'
+    /// thread-exit handler waits at the fork gate to forget the thread, which a fork keeps
+    /// closed while it waits for grace periods that wait for such a read lock.
+    ///
     /// Before your code unregisters such a thread from liburcu (at the latest before a
     /// fork whose child goes on without `exec`, as liburcu requires), call
     /// ``releaseAdoptedThread()``.
@@ -167,7 +172,8 @@ public enum Epoch {
     /// urcu_memb_unregister_thread()    // then yours (before a fork, at the latest)
     /// ```
     ///
-    /// - Precondition: not inside an epoch section (the program stops with a message).
+    /// - Precondition: not inside an epoch section or a liburcu read lock the thread holds
+    ///   (the program stops with a message).
     ///
     /// Concurrency: affects the calling thread only. No effect on a thread not adopted.
     @available(*, noasync, message: "affects the calling thread, which a task may leave at any await")

@@ -178,7 +178,9 @@ rcumaps_result_t rcumaps_unregister_provider(uint32_t map_type);
  * operation (on a thread liburcu does not know, the process stops with a message). Before
  * your code unregisters the thread, call rcumaps_release_adopted_thread (outside any
  * epoch), and make no epoch_enter or map operation on the thread between the two: the
- * process stops with a message there. The Swift API's
+ * process stops with a message there. Neither call may be made inside a liburcu read lock
+ * the thread holds (the process stops with a message), and the thread must end its own
+ * read locks before it exits (a fork in progress would otherwise hang the process). The Swift API's
  * Epoch.adoptRegisteredThread() and Epoch.releaseAdoptedThread() are the same calls. */
 void rcumaps_adopt_registered_thread(void);
 void rcumaps_release_adopted_thread(void);

@@ -71,8 +71,10 @@ void rcumaps_mark_thread_registered(void);
 void rcumaps_adopt_registered_thread(void);
 
 /* Undoes rcumaps_adopt_registered_thread before the application unregisters the thread
- * from liburcu itself: RCUMaps forgets it (its next section registers it anew, as RCUMaps'
- * own). Stops the program inside a section. No effect on a thread not adopted. */
+ * from liburcu itself: RCUMaps forgets it (once the application has unregistered it, its
+ * next section registers it anew, as RCUMaps' own; a section before that stops the program
+ * with a message). Stops the program inside a section or a liburcu read lock. No effect on
+ * a thread not adopted. */
 void rcumaps_release_adopted_thread(void);
 
 /* ---------------------------------------------------------------------------

@@ -566,9 +566,10 @@ extension MapDefinition {
     /// Checks an `LPM_TRIE` definition as Linux 6.18's `trie_alloc` and `map_create` do:
     /// `maxEntries` 0 (or beyond `UInt32.max`), no `BPF_F_NO_PREALLOC`, a flag outside
     /// ``lpmTrieFlags``, both program access flags, `keySize` outside 5...260 or `valueSize`
-    /// outside 1...`RawLPMTrieMap.maxValueSize` → EINVAL; then the name (EINVAL); then a lock
-    /// word (EACCES with a program access flag, else EOPNOTSUPP: Linux allows `bpf_spin_lock`
-    /// only in hash, array and storage maps).
+    /// outside 1...`RawLPMTrieMap.maxValueSize` → EINVAL. After the allocation
+    /// (`validateAfterAllocation()`): the name (EINVAL), then a lock word (EACCES with a
+    /// program access flag, else EOPNOTSUPP: Linux allows `bpf_spin_lock` only in hash,
+    /// array and storage maps).
     func validateLPMTrie() throws(MapError) {
         try validateCommon()
         guard maxEntries > 0, maxEntries <= Int(UInt32.max), flags.contains(.noPrealloc),

@@ -44,8 +44,9 @@ public final class PerCPUHashMap<Key: BitwiseCopyable & Sendable, Value: Bitwise
     ///   value type aligned beyond 8 bytes, or a bad definition;
     ///   ``/RCUBaseMaps/MapError/outOfSpace`` for a `Value` over 32768 bytes, or for an
     ///   entry whose key and every possible CPU's value (`MemoryLayout<Value>.size` rounded
-    ///   up to 8, times the possible CPUs) reach 4 MiB − 48 bytes, as Linux's hash refuses
-    ///   (a 16 KiB value with 256 possible CPUs, say);
+    ///   up to 8, times the possible CPUs) reach 4 MiB − 48 bytes (a 16 KiB value with 256
+    ///   possible CPUs, say), which Linux accepts: the values live inline in the entry here
+    ///   (docs/linux-compatibility.md);
     ///   ``/RCUBaseMaps/MapError/noMemory``.
     ///
     /// Concurrency: any thread.
