@@ -2,7 +2,8 @@
 //
 //     swift run RouteCacheExample
 //
-// `RCUDictionary` takes any `Hashable & Sendable` key and any `Sendable` value — here
+// `RCUDictionary` takes any `Hashable & Sendable` key and any `Sendable` value (aligned to
+// at most 16 bytes, as every Swift type is) — here
 // structs holding `String`s, which the typed maps (fixed-size `BitwiseCopyable` values)
 // cannot store. Reads never lock and never wait for writers: a lookup is one line,
 // `routes[prefix]`, from any task or thread.

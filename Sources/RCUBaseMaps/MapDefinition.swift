@@ -193,10 +193,13 @@ public struct MapDefinition: Hashable, Sendable {
     /// The tag the map's memory is accounted under: the definition's ``poolTag``, or the
     /// type's own default (`rcub`/`rcuh` HASH, `rcua` ARRAY, `rcup` PERCPU_ARRAY, `rcul`
     /// LRU_HASH, `rcuP` PERCPU_HASH, `rcuL` LRU_PERCPU_HASH, `rcut` LPM_TRIE, `rcuq` QUEUE,
-    /// `rcus` STACK; no two types share one, nor with a custom map's base,
-    /// `PoolTag.customMapBase`).
+    /// `rcus` STACK; no two types share one; a custom type's is its base map's,
+    /// `PoolTag.customMapBase`, where the provider layer puts it).
     public var effectivePoolTag: PoolTag {
         if let poolTag { return poolTag }
+        // (A custom type answered `rcum`, the general tag, where its base's memory is not:
+        // found by review, 2026-12-05, nineteenth session.)
+        if type.isCustom { return .customMapBase }
         switch type {
         case .array: return PoolTag("rcua")
         case .perCPUArray: return PoolTag("rcup")

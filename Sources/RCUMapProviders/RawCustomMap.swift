@@ -73,6 +73,15 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
             binding.liveMaps.wrappingSubtract(1, ordering: .acquiringAndReleasing)
             return error
         }
+        // The checks `map_create` makes before any type's own: `RDONLY|WRONLY` together and
+        // the NUMA node (EINVAL), before the provider is asked (it was asked first, and its
+        // errno came back for a definition the map layer refuses: found by review,
+        // 2026-12-05, nineteenth session).
+        do {
+            try definition.validateCommon()
+        } catch {
+            throw abandon(error)
+        }
         // Sizes the provider is told about must at least be sane.
         guard definition.keySize > 0, definition.valueSize > 0, definition.maxEntries > 0,
               definition.keySize <= Int(UInt32.max), definition.valueSize <= Int(UInt32.max),

@@ -137,6 +137,9 @@ struct LinuxInterfaceTests {
         // Nor with a custom map's base (PERCPU_HASH's was `rcuc` too: found by review,
         // 2026-12-05, sixteenth session).
         #expect(!definitions.map(\.effectivePoolTag).contains(.customMapBase))
+        // A custom type's is its base's, where the provider layer accounts it.
+        #expect(MapDefinition(type: MapType(rawValue: 4300), keySize: 4, valueSize: 4, maxEntries: 1).effectivePoolTag
+                    == .customMapBase)
     }
 
     /// `MapValueLock.withLock` refuses an offset within 4 of `Int.max` with its message (the

@@ -96,6 +96,18 @@ struct RegistrationTests {
         provider.wrongStoredSize.store(0, ordering: .relaxed)
         // The base map refuses the definition (maxEntries 0 never reaches the provider).
         #expect(throws: MapError.invalidArgument) { try registration.makeMap(maxEntries: 0) }
+        // Nor do the checks before any type's own: RDONLY|WRONLY together, a NUMA node out of
+        // range (the provider was asked first, and its errno came back: found by review,
+        // 2026-12-05, nineteenth session).
+        let creates = provider.recorded(.create).count
+        for definition in [
+            MapDefinition(type: registration.type, keySize: 4, valueSize: 4, maxEntries: 4,
+                          flags: [.readOnly, .writeOnly], poolTag: tag),
+            MapDefinition(type: registration.type, keySize: 4, valueSize: 4, maxEntries: 4, numaNode: 4096, poolTag: tag),
+        ] {
+            #expect(throws: MapError.invalidArgument) { try MapRegistry.create(definition) }
+        }
+        #expect(provider.recorded(.create).count == creates)
         // The base map refuses it after the provider agreed (name too long): context released.
         #expect(throws: MapError.invalidArgument) {
             try MapRegistry.create(MapDefinition(type: registration.type, keySize: 4, valueSize: 4, maxEntries: 4,
