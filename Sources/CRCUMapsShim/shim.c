@@ -627,12 +627,25 @@ static void rcumaps_queue_parked(void)
     }
 }
 
+/* Callbacks and driver items queued by reclamation threads — liburcu's workers and the
+ * grace-period driver — while they run callbacks: a released object whose deinit drops a
+ * map that retires its own objects, say. liburcu's barrier does not wait for a callback
+ * queued behind its own (found by review, 2026-12-05, nineteenth session). */
+static unsigned long rcumaps_reclamation_requeues;
+static int rcumaps_on_reclamation_thread(void);
+
+unsigned long rcumaps_reclamation_requeue_count(void)
+{
+    return __atomic_load_n(&rcumaps_reclamation_requeues, __ATOMIC_SEQ_CST);
+}
+
 void rcumaps_barrier(void)
 {
     rcumaps_require_usable_process("Epoch.barrier()");
     rcumaps_ensure_registered();
     /* The grace-period driver's callbacks first (outside the gate, which the driver needs
-     * for its grace periods), and again after liburcu's, which may have queued more. */
+     * for its grace periods), and again after liburcu's, which may have queued more.
+     * Epoch.barrier() repeats this while the callbacks that ran queued more. */
     rcumaps_gp_driver_wait();
     rcumaps_barrier_urcu();
     rcumaps_gp_driver_wait();
@@ -681,9 +694,12 @@ void rcumaps_call_rcu(struct rcu_head *head, void (*func)(struct rcu_head *head)
     /* liburcu's reclamation thread is paused between batches of callbacks by a fork, so
      * it is never inside an enqueue then. */
     if (rcumaps_tls.registered == RCUMAPS_REGISTERED_BY_LIBURCU) {
+        __atomic_fetch_add(&rcumaps_reclamation_requeues, 1, __ATOMIC_SEQ_CST);
         urcu_memb_call_rcu(head, func);
         return;
     }
+    if (__builtin_expect(rcumaps_on_reclamation_thread(), 0))
+        __atomic_fetch_add(&rcumaps_reclamation_requeues, 1, __ATOMIC_SEQ_CST);
     /* A thread with no linked record — an adopted thread whose RCUMaps exit handler has run
      * (row 120: released and unregistered later by the application), retiring from a later
      * thread-exit destructor — is not among the threads whose enqueue flag a fork waits for:
@@ -740,6 +756,11 @@ static long rcumaps_gp_driver_nap_ns = -1; /* read from the environment by the d
 static __thread int rcumaps_gp_is_driver __attribute__((tls_model("initial-exec")));
 
 int rcumaps_thread_is_gp_driver(void) { return rcumaps_gp_is_driver; }
+
+static int rcumaps_on_reclamation_thread(void)
+{
+    return rcumaps_gp_is_driver || rcumaps_tls.registered == RCUMAPS_REGISTERED_BY_LIBURCU;
+}
 
 static void *rcumaps_gp_driver_main(void *unused)
 {
@@ -825,6 +846,7 @@ void rcumaps_gp_driver_enqueue(struct rcu_head *head, void (*func)(struct rcu_he
     pthread_once(&rcumaps_once, rcumaps_init_once);
     /* What the caller did before happens before the callback (see above). */
     rcumaps_tsan_reader_exit();
+    if (rcumaps_on_reclamation_thread()) __atomic_fetch_add(&rcumaps_reclamation_requeues, 1, __ATOMIC_SEQ_CST);
     head->func = func;
     head->next.next = NULL;
     pthread_mutex_lock(&rcumaps_gp_mutex);

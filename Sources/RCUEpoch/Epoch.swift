@@ -217,7 +217,11 @@ public enum Epoch {
     /// Waits until every deferred free and work item scheduled before the call has run,
     /// including the blocks waiting in ``EpochRetireList``s (they are submitted first) and
     /// the items queued on the grace-period driver (waited for before and after liburcu's
-    /// barrier, so driver items that liburcu's callbacks queue are waited for too).
+    /// barrier, so driver items that liburcu's callbacks queue are waited for too) — and,
+    /// round after round (at most 64), the callbacks and items those callbacks queued in
+    /// turn: a released object whose `deinit` drops a map that releases objects of its own.
+    /// (Blocks a callback retires into a retire list without filling a batch are submitted
+    /// only when a further round runs, or by the next barrier.)
     ///
     /// Use it at teardown (tests, process shutdown) to see memory statistics settle.
     ///
@@ -237,7 +241,15 @@ public enum Epoch {
         // lists' registry lock held, and a registration there could wait for a fork in
         // progress whose prepare handler waits for that lock.
         rcumaps_ensure_registered()
-        EpochRetireList.flushAll()
-        rcumaps_barrier()
+        // Again while the callbacks that ran queued more (a released object whose deinit
+        // drops a map that releases its own objects): liburcu's barrier does not wait for a
+        // callback queued behind its own (found by review, 2026-12-05, nineteenth session).
+        // At most 64 rounds: a callback that queues another every time would go on for ever.
+        for _ in 0..<64 {
+            let before = rcumaps_reclamation_requeue_count()
+            EpochRetireList.flushAll()
+            rcumaps_barrier()
+            if rcumaps_reclamation_requeue_count() == before { break }
+        }
     }
 }

@@ -695,6 +695,27 @@ struct EpochWorkItemTests {
         #expect(EpochWorkItem(tag: tag) {} == nil)
         #expect(!Epoch.afterGracePeriod(tag: tag) {})
     }
+
+    /// A barrier waits for work that the work it waited for queued in turn, three deep: it
+    /// waited for the first item only, as liburcu's barrier does not wait for a callback
+    /// queued behind its own (a released object whose deinit drops a map of objects; found
+    /// by review, 2026-12-05, nineteenth session: the inner item had not run after the
+    /// barrier in 20 rounds of 20).
+    @Test func aBarrierWaitsForWorkThatWorkQueued() {
+        final class Count: Sendable { let value = Atomic<Int>(0) }
+        for round in 0..<20 {
+            let count = Count()
+            Epoch.afterGracePeriod {
+                count.value.add(1, ordering: .relaxed)
+                Epoch.afterGracePeriod {
+                    count.value.add(1, ordering: .relaxed)
+                    Epoch.afterGracePeriod { count.value.add(1, ordering: .relaxed) }
+                }
+            }
+            Epoch.barrier()
+            #expect(count.value.load(ordering: .relaxed) == 3, "round \(round)")
+        }
+    }
 }
 
 @Suite("NUMA topology")

@@ -6,6 +6,26 @@ import Testing
 /// the key types through their bytes and text, and the errors of the byte-level map.
 @Suite("Typed LPM_TRIE")
 struct TypedLPMTrieTests {
+    /// Iteration hands out each prefix with its value at that step: a prefix the loop body
+    /// removed is skipped, one it changed comes with the new value. The successor was read
+    /// a step early, value included, and came back as it was (found by review, 2026-12-05,
+    /// nineteenth session). `BucketHashMap` iteration behaves the same way.
+    @Test func iterationSeesWhatTheLoopBodyChanged() throws {
+        for removes in [true, false] {
+            let routes = try LPMTrieMap<IPv4Prefix, UInt32>(capacity: 8)
+            try routes.updateValue(1, for: IPv4Prefix("10.0.0.0/8")!)
+            try routes.updateValue(2, for: IPv4Prefix("10.1.0.0/16")!)
+            var seen: [(IPv4Prefix, UInt32)] = []
+            for (prefix, value) in routes {
+                seen.append((prefix, value))
+                guard prefix.prefixLength == 16 else { continue }
+                if removes { try routes.remove(IPv4Prefix("10.0.0.0/8")!) } else { try routes.updateValue(9, for: IPv4Prefix("10.0.0.0/8")!) }
+            }
+            #expect(seen.map(\.0) == (removes ? [IPv4Prefix("10.1.0.0/16")!] : [IPv4Prefix("10.1.0.0/16")!, IPv4Prefix("10.0.0.0/8")!]))
+            #expect(seen.map(\.1) == (removes ? [2] : [2, 9]))
+        }
+    }
+
     @Test func ipv4RoutesAndLookups() throws {
         let routes = try LPMTrieMap<IPv4Prefix, UInt32>(capacity: 8, poolTag: uniqueTag())
         #expect(routes.longestMatch(IPv4Prefix("10.1.2.3")!) == nil)

@@ -231,7 +231,10 @@ unsigned long rcumaps_unbalanced_exit_count(void);
 
 /* Wraps `urcu_memb_synchronize_rcu` (generic `synchronize_rcu`). */
 void rcumaps_synchronize(void);
-/* Wraps `urcu_memb_barrier` (generic `rcu_barrier`). */
+/* Callbacks and driver items that reclamation threads queued while running callbacks,
+ * since the process started (Epoch.barrier() goes round again while it grows). */
+unsigned long rcumaps_reclamation_requeue_count(void);
+/* Wraps `urcu_memb_barrier` (generic `rcu_barrier`): one round. */
 void rcumaps_barrier(void);
 /* Wraps `urcu_memb_call_rcu` (generic `call_rcu`). */
 void rcumaps_call_rcu(struct rcu_head *head, void (*func)(struct rcu_head *head));

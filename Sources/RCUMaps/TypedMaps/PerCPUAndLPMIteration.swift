@@ -93,20 +93,22 @@ extension PerCPUArrayMap: Sequence {
 extension LPMTrieMap: Sequence {
     /// Iterates `(prefix, value)` in Linux's get-next-key order (more specific prefixes
     /// before the ones that cover them), each step its own call (as ``snapshot()``'s):
-    /// a prefix present for the whole pass comes once. Each prefix's successor is found
-    /// before the prefix is handed out, so removing it costs the pass nothing.
+    /// a prefix present for the whole pass comes once, with its value at that step. Each
+    /// step resumes after the place of the prefix handed out last, so removing it costs
+    /// the pass nothing; a prefix removed before its step is skipped. (The successor was
+    /// read a step early, value included, so a prefix the loop body removed or changed
+    /// came back as it was: found by review, 2026-12-05, nineteenth session.)
     public struct Iterator: IteratorProtocol {
         let map: LPMTrieMap
-        var upcoming: (prefix: Key, value: Value)?
-        var started = false
+        var last: Key?
+        var finished = false
 
         public mutating func next() -> (prefix: Key, value: Value)? {
-            if !started {
-                started = true
-                upcoming = map.entry(after: nil)
+            guard !finished, let entry = map.entry(after: last) else {
+                finished = true
+                return nil
             }
-            guard let entry = upcoming else { return nil }
-            upcoming = map.entry(after: entry.prefix)
+            last = entry.prefix
             return entry
         }
     }
