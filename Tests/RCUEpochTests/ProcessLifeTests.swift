@@ -410,35 +410,16 @@ struct ForkTests {
     }
 
     /// A lock-free HASH created inside a liburcu read lock the thread took itself while
-    /// another thread forks and a third waits for grace periods: the creation fails with
-    /// EDEADLK or succeeds, and the fork ends. The creation counted only RCUMaps' own
-    /// sections, so it waited at the closed fork gate while the fork waited for a grace
-    /// period that waited for its read lock: the process hung (found by review, 2026-12-05,
-    /// nineteenth session). The creator creates maps until one fails with EDEADLK: the gate
-    /// is closed then (before the fix, the first creation after the gate closed hung).
+    /// another thread forks and a third waits for grace periods: once the fork has closed
+    /// its gate the creation fails with EDEADLK, and the fork ends. The creation counted
+    /// only RCUMaps' own sections, so it waited at the closed fork gate while the fork
+    /// waited for a grace period that waited for its read lock: the process hung (found by
+    /// review, 2026-12-05, nineteenth session). The creator creates maps until one fails
+    /// with EDEADLK (before the fix, the first creation after the gate closed hung).
     @Test func aLockFreeHashCreatedInsideADirectReadLockDuringAForkDoesNotHangIt() async {
         await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
             alarm(60)
-            runChecked {
-                let locked = Flag(), stop = Atomic<Bool>(false)
-                let synchronizer = startThread {
-                    while !stop.load(ordering: .relaxed) { Epoch.synchronize() }
-                }
-                let creator = startThread {
-                    Epoch.withSection { _ in }  // registered by RCUMaps
-                    urcu_memb_read_lock()
-                    locked.set()
-                    check(createLockFreeHashesUntilTheForkGateCloses(), "the fork gate never closed")
-                    urcu_memb_read_unlock()
-                }
-                locked.waitUntilSet()
-                usleep(50_000)  // a grace period is waiting for the creator's read lock
-                let child = forkChild {}
-                checkExitedNormally(child)
-                pthread_join(creator, nil)
-                stop.store(true, ordering: .relaxed)
-                pthread_join(synchronizer, nil)
-            }
+            forkWhileAThreadWaitsInsideADirectReadLock(endsItsReadLock: true)
         }.map(reportFailedChecks)
     }
 
@@ -449,26 +430,7 @@ struct ForkTests {
     @Test func aThreadExitingInsideADirectReadLockDuringAForkDoesNotHangIt() async {
         await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
             alarm(60)
-            runChecked {
-                let locked = Flag(), stop = Atomic<Bool>(false)
-                let synchronizer = startThread {
-                    while !stop.load(ordering: .relaxed) { Epoch.synchronize() }
-                }
-                let exiting = startThread {
-                    Epoch.withSection { _ in }  // registered by RCUMaps
-                    urcu_memb_read_lock()
-                    locked.set()
-                    // Until the fork has closed the gate (and waits for the grace period).
-                    check(createLockFreeHashesUntilTheForkGateCloses(), "the fork gate never closed")
-                }  // returns inside the read lock
-                locked.waitUntilSet()
-                usleep(50_000)  // a grace period is waiting for the exiting thread's read lock
-                let child = forkChild {}
-                checkExitedNormally(child)
-                pthread_join(exiting, nil)
-                stop.store(true, ordering: .relaxed)
-                pthread_join(synchronizer, nil)
-            }
+            forkWhileAThreadWaitsInsideADirectReadLock(endsItsReadLock: false)  // it returns inside it
         }.map(reportFailedChecks)
     }
 
@@ -743,6 +705,33 @@ private func reportFailedChecks(_ result: ExitTest.Result) {
 private let failedCheckMarker = "process-life check failed"
 
 /// Starts a joinable pthread running `body`.
+/// Forks while a thread RCUMaps registered holds a liburcu read lock it took itself and a
+/// grace period waits for it; once the fork has closed its gate (a lock-free HASH created
+/// inside the read lock fails with EDEADLK), that thread ends its read lock, or returns
+/// inside it (`endsItsReadLock` false). The fork must end, and its child exit normally.
+private func forkWhileAThreadWaitsInsideADirectReadLock(endsItsReadLock: Bool) {
+    runChecked {
+        let locked = Flag(), stop = Atomic<Bool>(false)
+        let synchronizer = startThread {
+            while !stop.load(ordering: .relaxed) { Epoch.synchronize() }
+        }
+        let reader = startThread {
+            Epoch.withSection { _ in }  // registered by RCUMaps
+            urcu_memb_read_lock()
+            locked.set()
+            check(createLockFreeHashesUntilTheForkGateCloses(), "the fork gate never closed")
+            if endsItsReadLock { urcu_memb_read_unlock() }
+        }
+        locked.waitUntilSet()
+        usleep(50_000)  // a grace period is waiting for the reader's read lock
+        let child = forkChild {}
+        checkExitedNormally(child)
+        pthread_join(reader, nil)
+        stop.store(true, ordering: .relaxed)
+        pthread_join(synchronizer, nil)
+    }
+}
+
 /// Creates (and drops) lock-free HASH maps, from inside a liburcu read lock the thread took
 /// itself, until one fails with EDEADLK — the fork gate is closed — or 20 s pass (false).
 /// (Dropping one there tears it down on a thread of its own.)
