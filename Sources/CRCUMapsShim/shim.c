@@ -277,10 +277,9 @@ static void rcumaps_thread_exit(void *unused)
     /* A thread we registered that exits inside liburcu read locks it took itself: end them
      * too, before the gate. A fork closes the gate while it waits for grace periods that
      * wait for those read locks (found by review, 2026-12-05, nineteenth session); liburcu's
-     * unregistration below would drop them anyway. (An adopted thread's read locks are the
-     * application's, as is its registration.) */
-    /* (At most 1024: a nesting count an unbalanced direct unlock wrapped around would take
-     * billions of unlocks; liburcu's unregistration drops what is left anyway.) */
+     * unregistration below would drop them anyway. At most 1024: a nesting count that an
+     * unbalanced direct unlock wrapped around would take billions. (An adopted thread's
+     * read locks are the application's, as is its registration.) */
     if (ours) for (int left = 1024; left > 0 && urcu_memb_read_ongoing(); left--) urcu_memb_read_unlock();
     if (ours) {
         rcumaps_tls.registered = 0;
