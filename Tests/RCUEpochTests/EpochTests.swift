@@ -293,10 +293,7 @@ struct EpochDirectReadLockTests {
             let thread = Thread { Epoch.adoptRegisteredThread() }
             thread.start()
             sleep(30)  // the adoption stops the process first
-        }.map { result in
-            let text = String(decoding: result.standardErrorContent, as: UTF8.self)
-            #expect(text.contains("is not registered with liburcu-memb"), "\(text)")
-        }
+        }.map { expectStandardError(of: $0, toContain: "is not registered with liburcu-memb") }
     }
 
     /// A freeze inside a liburcu read lock the thread took itself is EBUSY, as inside a
@@ -315,20 +312,14 @@ struct EpochDirectReadLockTests {
         await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
             alarm(30)
             DirectReadLockCalls.waitForGracePeriodInside(barrier: false)
-        }.map { result in
-            let text = String(decoding: result.standardErrorContent, as: UTF8.self)
-            #expect(text.contains("or a liburcu read lock) would deadlock"), "\(text)")
-        }
+        }.map { expectStandardError(of: $0, toContain: "or a liburcu read lock) would deadlock") }
     }
 
     @Test func barrierInsideADirectReadLockStops() async {
         await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
             alarm(30)
             DirectReadLockCalls.waitForGracePeriodInside(barrier: true)
-        }.map { result in
-            let text = String(decoding: result.standardErrorContent, as: UTF8.self)
-            #expect(text.contains("or a liburcu read lock) would deadlock"), "\(text)")
-        }
+        }.map { expectStandardError(of: $0, toContain: "or a liburcu read lock) would deadlock") }
     }
 
     /// The async waits too: a task that awaited a barrier inside a liburcu read lock its
@@ -339,10 +330,7 @@ struct EpochDirectReadLockTests {
             alarm(30)
             DirectReadLockCalls.enterDirectReadLock()
             await Epoch.barrier()
-        }.map { result in
-            let text = String(decoding: result.standardErrorContent, as: UTF8.self)
-            #expect(text.contains("await Epoch.barrier() inside an epoch section (or a liburcu read lock)"), "\(text)")
-        }
+        }.map { expectStandardError(of: $0, toContain: "await Epoch.barrier() inside an epoch section (or a liburcu read lock)") }
     }
 
     /// Adopting or releasing a thread inside a liburcu read lock it holds stops with a
@@ -352,19 +340,13 @@ struct EpochDirectReadLockTests {
     @Test func adoptingInsideADirectReadLockStops() async {
         await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
             DirectReadLockCalls.adoptOrReleaseInside(release: false)
-        }.map { result in
-            let text = String(decoding: result.standardErrorContent, as: UTF8.self)
-            #expect(text.contains("inside a liburcu read lock"), "\(text)")
-        }
+        }.map { expectStandardError(of: $0, toContain: "inside a liburcu read lock") }
     }
 
     @Test func releasingInsideADirectReadLockStops() async {
         await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
             DirectReadLockCalls.adoptOrReleaseInside(release: true)
-        }.map { result in
-            let text = String(decoding: result.standardErrorContent, as: UTF8.self)
-            #expect(text.contains("or a liburcu read lock"), "\(text)")
-        }
+        }.map { expectStandardError(of: $0, toContain: "or a liburcu read lock") }
     }
 
     /// A released thread that makes a section before the application unregisters it from
@@ -381,10 +363,7 @@ struct EpochDirectReadLockTests {
             }
             thread.start()
             sleep(30)
-        }.map { result in
-            let text = String(decoding: result.standardErrorContent, as: UTF8.self)
-            #expect(text.contains("released by Epoch.releaseAdoptedThread()"), "\(text)")
-        }
+        }.map { expectStandardError(of: $0, toContain: "released by Epoch.releaseAdoptedThread()") }
         await #expect(processExitsWith: .success) {
             let done = DispatchSemaphore(value: 0)
             Thread {
@@ -456,10 +435,7 @@ struct EpochDirectReadLockTests {
                 Epoch.withSection { _ in }
             }.start()
             sleep(20)  // the thread stops the process long before
-        }.map { result in
-            let text = String(decoding: result.standardErrorContent, as: UTF8.self)
-            #expect(text.contains("already registered with liburcu-memb"), "\(text)")
-        }
+        }.map { expectStandardError(of: $0, toContain: "already registered with liburcu-memb") }
     }
 
     @Test func aDirectReadLockInsideASectionEndsWithIt() {
@@ -1222,4 +1198,11 @@ enum DirectReadLockCalls {
         thread.start()
         sleep(30)
     }
+}
+
+/// Expects an exit test's standard error to contain `text` (shown whole when it does not).
+func expectStandardError(of result: ExitTest.Result, toContain text: String,
+                         sourceLocation: SourceLocation = #_sourceLocation) {
+    let output = String(decoding: result.standardErrorContent, as: UTF8.self)
+    #expect(output.contains(text), "\(output)", sourceLocation: sourceLocation)
 }
