@@ -243,11 +243,19 @@ struct HashMapSemanticsTests {
                     try Epoch.withSection { (section) throws(MapError) in _ = try map.inlinedLookupInPlace(key: key, in: section) }
                 }
             }
-            // A wrong key size is EINVAL, as through the requirement.
+            // A wrong key size is EINVAL, as through the requirement (any error was accepted,
+            // so a fast path that skipped the size check and read past the key answering
+            // ENOENT passed: found by review, 2026-12-05).
             withUnsafeBytes(of: UInt16(1)) { key in
                 var copied: UInt64 = 0
-                #expect(throws: MapError.self) {
+                #expect(throws: MapError.invalidArgument) {
                     try withUnsafeMutableBytes(of: &copied) { try map.inlinedLookup(key: key, into: $0) }
+                }
+                #expect(throws: MapError.invalidArgument) {
+                    try Epoch.withSection { (section) throws(MapError) in _ = try map.inlinedLookupInPlace(key: key, in: section) }
+                }
+                #expect(throws: MapError.invalidArgument) {
+                    try withUnsafeMutableBytes(of: &copied) { try (map as any RawMap).lookup(key: key, into: $0) }
                 }
             }
         }

@@ -130,15 +130,25 @@ struct ShutdownTests {
 
     /// Deferred frees and work items still queued at exit are not waited for: the process
     /// exits at once (liburcu's reclamation thread never delays exit, and nothing of ours
-    /// joins a thread at exit).
+    /// joins a thread at exit). A work item that never ends holds the reclamation thread,
+    /// with frees queued behind it; once it runs, the process has 5 s to exit. (Before, the
+    /// item slept 200 ms and the alarm was 60 s: an exit that waited for the reclamation
+    /// thread passed too. Found by review, 2026-12-05.)
     @Test func theProcessExitsWithDeferredWorkStillQueued() async {
         await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
             alarm(60)
             runChecked {
                 let tag = uniqueTag()
+                let started = DispatchSemaphore(value: 0)
                 for _ in 0..<10_000 { EpochMemory.free(EpochMemory.allocate(byteCount: 64, tag: tag)!) }
-                Epoch.afterGracePeriod(tag: tag) { usleep(200_000) }
+                Epoch.afterGracePeriod(tag: tag) {
+                    started.signal()
+                    sleep(3600)
+                }
                 for _ in 0..<10_000 { EpochMemory.free(EpochMemory.allocate(byteCount: 64, tag: tag)!) }
+                started.wait()
+                check(EpochMemory.statistics(for: tag).pendingBytes > 0, "nothing was left queued: nothing was tested")
+                alarm(5)  // from here the exit must not wait for the reclamation thread
             }
         }.map(reportFailedChecks)
     }
@@ -480,7 +490,7 @@ struct ForkTests {
     /// and waits (up to 5 s) for it to hold the lock; the parent checks that it did, so the
     /// race was set up.
     @Test func aLayerFirstUsedWhileAForkPreparesIsNotInheritedLocked() async {
-        await #expect(processExitsWith: .success) {
+        await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
             alarm(60)
             LateForkParticipant.install()
             Thread { LateForkParticipant.firstUse() }.start()
@@ -594,7 +604,9 @@ struct ForkTests {
                 urcu_memb_read_lock()
                 usleep(50_000)  // a grace period is waiting for this read lock
                 let pid = fork()
-                if pid == 0 { _exit(0) }
+                // A fork inside a section leaves a child that may only read: it exits 0 only
+                // if it was treated as one (before, it exited 0 whatever the fork did).
+                if pid == 0 { _exit(EpochFork.processIsUsable ? 3 : 0) }
                 urcu_memb_read_unlock()
                 var status: Int32 = 0
                 while waitpid(pid, &status, 0) < 0, errno == EINTR {}
@@ -775,8 +787,14 @@ private func check(_ condition: @autoclosure () throws -> Bool, _ message: @auto
     guard try !condition() else { return }
     var text = "\(failedCheckMarker)\(child ? " in the forked child" : ""): \(message())\n"
     text.withUTF8 { _ = write(child ? childReportDescriptor : 2, $0.baseAddress, $0.count) }
-    if child { _exit(1) } else { exit(0) }
+    // A failed check in the parent exits with a status of its own, so the exit test fails
+    // also where its standard error is not captured (it was `exit(0)`, and a test that did
+    // not observe standard error could not fail by its checks: found by review, 2026-12-05).
+    if child { _exit(1) } else { exit(failedCheckStatus) }
 }
+
+/// The exit status of a process-life exit test whose check failed (no other code exits so).
+private let failedCheckStatus: Int32 = 70
 
 /// In a forked child: where its failed checks are reported (a pipe to the parent).
 nonisolated(unsafe) private var childReportDescriptor: Int32 = 2
