@@ -62,6 +62,35 @@ final class TryLockedStripes: @unchecked Sendable {
         return body(line + 8)
     }
 
+    /// The stripes' memory, to take a stripe without a closure (``Lines``). Valid while
+    /// `self` lives: the holder keeps `self` too.
+    var unretainedLines: Lines { Lines(base: lines, mask: mask) }
+
+    /// The stripes' memory, a plain pointer: for callers whose work under a stripe is too
+    /// large for a closure the optimiser inlines, and who must not retain the stripes on each
+    /// use. Valid while the ``TryLockedStripes`` it came from lives.
+    struct Lines {
+        let base: UnsafeMutableRawPointer
+        let mask: Int
+
+        /// The words of the calling thread's stripe with its lock taken, if it is free at
+        /// once; nil if not. Give them back with ``release(_:)``.
+        @inline(__always)
+        func tryTakeOwnStripe() -> UnsafeMutableRawPointer? {
+            let line = base + (Int(rcumaps_thread_stripe()) & mask) &* 64
+            guard line.assumingMemoryBound(to: Atomic<Int>.self).pointee.exchange(1, ordering: .acquiring) == 0 else {
+                return nil
+            }
+            return line + 8
+        }
+
+        /// Releases the stripe whose words ``tryTakeOwnStripe()`` returned.
+        @inline(__always)
+        static func release(_ words: UnsafeMutableRawPointer) {
+            (words - 8).assumingMemoryBound(to: Atomic<Int>.self).pointee.store(0, ordering: .releasing)
+        }
+    }
+
     /// Runs `body` with the words of stripe `stripe`, waiting for its lock.
     func withStripe<T>(_ stripe: Int, _ body: (UnsafeMutableRawPointer) -> T) -> T {
         let line = lines + stripe * 64

@@ -63,6 +63,8 @@ final class RecencyClock: @unchecked Sendable {
     /// The common LRU's claims, one per thread stripe: word 0 the claim's next tick, word 1
     /// its end. Nil without claims.
     private let claims: TryLockedStripes?
+    /// `claims`' memory, reached without a retain (`claims` keeps it alive).
+    private let claimLines: TryLockedStripes.Lines?
 
     init(bucketCount: Int, perCPU: Bool) {
         self.bucketCount = bucketCount
@@ -75,6 +77,7 @@ final class RecencyClock: @unchecked Sendable {
         // Without memory for the claims, every tick is taken alone.
         claims = partitions == 1 && bucketCount >= 64 ? TryLockedStripes() : nil
         claimSize = claims == nil ? 1 : min(64, bucketCount / 16)
+        claimLines = claims?.unretainedLines
     }
 
     deinit {
@@ -136,29 +139,67 @@ final class RecencyClock: @unchecked Sendable {
     /// run of its own. A claimed tick is swept only while fresh (``isFresh(_:of:)``), as
     /// any tick, so the guaranteed distance holds; a claim gone stale (the hand moved on by
     /// half a lap since) is dropped for a new one. A writer whose stripe's claim is in use
-    /// by another thread takes a single tick. Inlined into the sweeps: called, it was 16
+    /// by another thread takes a single tick. A sweep of several ticks holds its stripe's
+    /// claim across them (``takeClaim()``). Inlined into the sweeps: called, it was 16
     /// instructions an evicting insert (two ticks).
     @inline(__always)
     func advance(_ partition: Int) -> (bucket: Int, tick: Int) {
+        var claim = takeClaim()
+        let taken = advance(partition, claim: &claim)
+        if let claim { returnClaim(claim) }
+        return taken
+    }
+
+    /// A claim (see ``advance(_:)``), copied out of its stripe while the stripe is held:
+    /// the claim's next tick, its end, and the next tick's bucket (claims exist for the
+    /// common LRU only, whose span is every bucket: the bucket of a tick is divided out once
+    /// a claim, and its successors counted on, wrapping at the span's end).
+    struct Claim {
+        /// The stripe's words (its lock held).
+        let words: UnsafeMutableRawPointer
+        var next: Int
+        var end: Int
+        var bucket: Int
+    }
+
+    /// The calling thread's stripe's claim, its stripe held until ``returnClaim(_:)``, if the
+    /// map has claims and the stripe is free at once; else nil (the caller takes single
+    /// ticks). A holder waits for nothing but chain locks it only tries, and takes no other
+    /// claim. (A sweep of several ticks holds one claim across them: before, each tick took
+    /// and released the stripe, an atomic exchange and three stores to its line a tick.)
+    @inline(__always)
+    func takeClaim() -> Claim? {
+        guard let words = claimLines?.tryTakeOwnStripe() else { return nil }
+        return Claim(words: words, next: words.load(as: Int.self), end: words.load(fromByteOffset: 8, as: Int.self),
+                     bucket: words.load(fromByteOffset: 16, as: Int.self))
+    }
+
+    /// Writes `claim` back to its stripe and releases the stripe.
+    @inline(__always)
+    func returnClaim(_ claim: Claim) {
+        claim.words.storeBytes(of: claim.next, as: Int.self)
+        claim.words.storeBytes(of: claim.end, toByteOffset: 8, as: Int.self)
+        claim.words.storeBytes(of: claim.bucket, toByteOffset: 16, as: Int.self)
+        TryLockedStripes.Lines.release(claim.words)
+    }
+
+    /// ``advance(_:)`` with a claim ``takeClaim()`` took (nil: a single tick of the hand).
+    @inline(__always)
+    func advance(_ partition: Int, claim: inout Claim?) -> (bucket: Int, tick: Int) {
         let span = span(of: partition)
-        // A claim's words: 0 its next tick, 1 its end, 2 the next tick's bucket (claims exist
-        // for the common LRU only, whose span is every bucket): the bucket of a tick is
-        // divided out once a claim, and its successors counted on, wrapping at the span's end.
-        if let claimed = claims?.withOwnStripeIfFree({ claim -> (bucket: Int, tick: Int) in
-            var next = claim.load(as: Int.self)
-            var bucket = claim.load(fromByteOffset: 16, as: Int.self)
-            if next == claim.load(fromByteOffset: 8, as: Int.self)
-                || hand(partition).pointee.load(ordering: .relaxed) &- next > span.count / 2 {
-                next = hand(partition).pointee.wrappingAdd(claimSize, ordering: .acquiringAndReleasing).oldValue
-                claim.storeBytes(of: next &+ claimSize, toByteOffset: 8, as: Int.self)
-                bucket = Int(UInt(bitPattern: next) % UInt(span.count))
+        if var current = claim {
+            if current.next == current.end
+                || hand(partition).pointee.load(ordering: .relaxed) &- current.next > span.count / 2 {
+                current.next = hand(partition).pointee.wrappingAdd(claimSize, ordering: .acquiringAndReleasing).oldValue
+                current.end = current.next &+ claimSize
+                current.bucket = Int(UInt(bitPattern: current.next) % UInt(span.count))
             }
-            claim.storeBytes(of: next &+ 1, as: Int.self)
-            let following = bucket &+ 1
-            claim.storeBytes(of: following == span.count ? 0 : following, toByteOffset: 16, as: Int.self)
-            return (bucket, next)
-        }) {
-            return claimed
+            let taken = (current.bucket, current.next)
+            current.next &+= 1
+            let following = current.bucket &+ 1
+            current.bucket = following == span.count ? 0 : following
+            claim = current
+            return taken
         }
         let step = hand(partition).pointee.wrappingAdd(1, ordering: .acquiringAndReleasing).oldValue
         return (span.lowerBound + Int(UInt(bitPattern: step) % UInt(span.count)), step)
@@ -375,20 +416,28 @@ extension RawBucketHashMap {
         guard let clock = unretainedRecency else { return (false, nil) }
         return clock._withUnsafeGuaranteedRef { recency -> (evicted: Bool, leftEmpty: UnsafeMutableRawPointer?) in
             let partition = recency.currentPartition
-            for _ in 0..<Self.ticksUnderChainLock {
-                let (index, tick) = recency.advance(partition)
+            // One hold of the claim for every tick: this sweep only tries locks.
+            var claim = recency.takeClaim()
+            var result: (evicted: Bool, leftEmpty: UnsafeMutableRawPointer?) = (false, nil)
+            ticks: for _ in 0..<Self.ticksUnderChainLock {
+                let (index, tick) = recency.advance(partition, claim: &claim)
                 let own = index == held
                 if !own, !table.tryLockChain(index) { continue }
-                defer { if !own { table.unlockChain(index) } }
                 var leftEmpty: UnsafeMutableRawPointer?
-                switch sweepLocked(recency, chain: index, tick: tick, partition: partition, forUserWrite: forUserWrite,
-                                   announced: announced, keepingEmptyBucket: own, sweep: .plain, leftEmpty: &leftEmpty) {
-                case .evicted: return (true, leftEmpty)
-                case .frozen: return (false, nil)
+                let eviction = sweepLocked(recency, chain: index, tick: tick, partition: partition,
+                                           forUserWrite: forUserWrite, announced: announced,
+                                           keepingEmptyBucket: own, sweep: .plain, leftEmpty: &leftEmpty)
+                if !own { table.unlockChain(index) }
+                switch eviction {
+                case .evicted:
+                    result = (true, leftEmpty)
+                    break ticks
+                case .frozen: break ticks
                 case .none: continue
                 }
             }
-            return (false, nil)
+            if let claim { recency.returnClaim(claim) }
+            return result
         }
     }
 
