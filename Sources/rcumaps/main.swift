@@ -18,5 +18,7 @@ do {
 do {
     try command.run()
 } catch {
+    checkStandardOutputWritten()
     RCUMapsCommand.exit(withError: error)
 }
+checkStandardOutputWritten()

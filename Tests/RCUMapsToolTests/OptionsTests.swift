@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 @testable import rcumaps
 import Testing
 
@@ -30,6 +33,53 @@ struct OptionsTests {
         // Repeats in a list are dropped, order kept; a repeated option's last value wins.
         #expect(try benchOptions(["--threads", "4, 1,4"]).threads == [4, 1])
         #expect(try benchOptions(["--entries", "5", "--entries=7"]).entries == 7)
+    }
+
+    /// A list option given more than once merges its lists, in order, without repeats: the
+    /// last list alone was kept, so `stress --map hash-bucket --map array` stressed only
+    /// array and said PASS (found by review, 2026-12-05).
+    @Test func repeatedListOptionsAreMerged() throws {
+        let bench = try benchOptions(["--maps", "hash-bucket", "--maps=array,hash-bucket", "--threads", "2",
+                                      "--threads", "1", "--workloads", "lookup", "--workloads", "churn",
+                                      "--shapes", "8x8", "--shapes", "16x8"])
+        #expect(bench.maps == [.hashBucket, .array])
+        #expect(bench.threads == [2, 1])
+        #expect(bench.workloads == [.lookup, .churn])
+        #expect(bench.shapes.map(\.description) == ["8x8", "16x8"])
+        #expect(try stressOptions(["stress", "--map", "hash-bucket", "--maps", "array"]).maps == [.hashBucket, .array])
+        let memory = try memoryOptions(["memory", "--map", "hash-bucket", "--maps", "swift-dict", "--entries", "10",
+                                        "--entries", "20,10"])
+        #expect(memory.maps.map(\.rawValue) == ["hash-bucket", "swift-dict"])
+        #expect(memory.entries == [10, 20])
+        // Not given: the defaults.
+        #expect(try stressOptions(["stress"]).maps == StressOptions().maps)
+    }
+
+    /// Results that cannot be written (standard output on a full disk) end the run with
+    /// status 1 and a message: every subcommand exited 0, its table or JSON lost (found by
+    /// review, 2026-12-05).
+    @Test func unwritableResultsFailTheRun() async {
+        await #expect(processExitsWith: .exitCode(1), observing: [\.standardErrorContent]) {
+            guard freopen("/dev/full", "w", standardOutputStream) != nil else { exit(0) }  // no /dev/full: the expectation fails
+            print(String(repeating: "results ", count: 2048))
+            checkStandardOutputWritten()
+            exit(0)
+        }.map { result in
+            let text = String(decoding: result.standardErrorContent, as: UTF8.self)
+            #expect(text.contains("could not be written to standard output"), "\(text)")
+        }
+    }
+
+    /// Durations print as given in a stress run's lines: with one decimal, 0.04 s printed as
+    /// 0.0 and 0.05 s as 0.1 (found by review, 2026-12-05).
+    @Test func stressDurationsPrintAsGiven() {
+        #expect(formatSeconds(0.04) == "0.04")
+        #expect(formatSeconds(0.05) == "0.05")
+        #expect(formatSeconds(0.125) == "0.13")
+        #expect(formatSeconds(2.5) == "2.5")
+        #expect(formatSeconds(60) == "60.0")
+        #expect(formatSeconds(0) == "0.0")
+        #expect(formatSeconds(.nan) == "-")
     }
 
     @Test(arguments: [

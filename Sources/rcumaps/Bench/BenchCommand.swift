@@ -15,15 +15,19 @@ struct BenchCommand: ParsableCommand {
 
     // Every option takes the next argument as its value whatever it looks like
     // (`.unconditional`), as the tool's own parser did before ArgumentParser: `--duration -1`
-    // is refused as out of range rather than as a missing value.
-    @Option(parsing: .unconditional,
+    // is refused as out of range rather than as a missing value. A list option may be given
+    // more than once: its lists are merged.
+    @Option(name: .customLong("threads"),
+            parsing: .unconditionalSingleValue,
             help: ArgumentHelp("Thread counts, comma-separated, each 1...\(BenchOptions.maxThreads) "
                                    + "(default: \(defaults.threads.map(String.init).joined(separator: ","))).",
                                valueName: "list"),
             transform: { text in
                 try parseList(text) { (item) throws(ValidationError) in try parseInt(item, in: 1...BenchOptions.maxThreads) }
             })
-    var threads: [Int] = defaults.threads
+    var threadsLists: [[Int]] = []
+    /// `--threads`, every occurrence merged (``mergedLists(_:defaults:)``).
+    var threads: [Int] { mergedLists(threadsLists, defaults: defaults.threads) }
 
     @Option(parsing: .unconditional,
             help: ArgumentHelp("Seconds per cell, more than 0 and at most \(Int(BenchOptions.maxDuration)) "
@@ -39,19 +43,25 @@ struct BenchCommand: ParsableCommand {
             transform: { try parseInt($0, in: 1...BenchOptions.maxEntries) })
     var entries: Int = defaults.entries
 
-    @Option(parsing: .unconditional,
+    @Option(name: .customLong("maps"),
+            parsing: .unconditionalSingleValue,
             help: ArgumentHelp("Maps or groups to measure, comma-separated (see MAPS and GROUPS above; "
                                    + "default: the group default).",
                                valueName: "list"),
             transform: { try parseMaps($0) })
-    var maps: [MapKind] = defaults.maps
+    var mapsLists: [[MapKind]] = []
+    /// `--maps`, every occurrence merged (``mergedLists(_:defaults:)``).
+    var maps: [MapKind] { mergedLists(mapsLists, defaults: defaults.maps) }
 
-    @Option(parsing: .unconditional,
+    @Option(name: .customLong("workloads"),
+            parsing: .unconditionalSingleValue,
             help: ArgumentHelp("Workloads or groups to run, comma-separated (see WORKLOADS above; "
                                    + "default: the group default).",
                                valueName: "list"),
             transform: { try parseWorkloads($0) })
-    var workloads: [Workload] = defaults.workloads
+    var workloadsLists: [[Workload]] = []
+    /// `--workloads`, every occurrence merged (``mergedLists(_:defaults:)``).
+    var workloads: [Workload] { mergedLists(workloadsLists, defaults: defaults.workloads) }
 
     @Option(parsing: .unconditional,
             help: ArgumentHelp("Elements per call of the batch workloads, 1...\(BenchOptions.maxBatchSize) "
@@ -60,12 +70,15 @@ struct BenchCommand: ParsableCommand {
             transform: { try parseInt($0, in: 1...BenchOptions.maxBatchSize) })
     var batchSize: Int = defaults.batchSize
 
-    @Option(parsing: .unconditional,
+    @Option(name: .customLong("shapes"),
+            parsing: .unconditionalSingleValue,
             help: ArgumentHelp("Key/value shapes, comma-separated, e.g. 8x8,16x8,8x64 "
                                    + "(default: \(defaults.shapes.map(\.description).joined(separator: ","))).",
                                valueName: "list"),
             transform: { try parseShapes($0) })
-    var shapes: [BenchShape] = defaults.shapes
+    var shapesLists: [[BenchShape]] = []
+    /// `--shapes`, every occurrence merged (``mergedLists(_:defaults:)``).
+    var shapes: [BenchShape] { mergedLists(shapesLists, defaults: defaults.shapes) }
 
     @Flag(help: "Print a JSON array of cell results instead of the table.")
     var json = false

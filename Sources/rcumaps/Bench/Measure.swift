@@ -269,10 +269,15 @@ func runWorker<Target: BenchTarget>(
             result.operations &+= outcome.count
             passElements &+= outcome.count
             if outcome.isEndOfMap || outcome.error != nil {
-                // The end of a pass (or ENOSPC: a bucket larger than --batch-size, which this
-                // loop cannot step over): every prefilled key once, or the difference is missed.
-                if !outcome.isEndOfMap || passElements != target.entries {
-                    result.misses &+= Swift.max(1, abs(target.entries - passElements))
+                // The end of a pass: every prefilled key once, or the difference is missed.
+                // ENOSPC (a bucket larger than --batch-size, which this loop cannot step
+                // over) is one miss, as the help says, and a new pass. (It counted the keys
+                // the pass had not reached, a map's worth of misses a call: found by review,
+                // 2026-12-05.)
+                if !outcome.isEndOfMap {
+                    result.misses &+= 1
+                } else if passElements != target.entries {
+                    result.misses &+= abs(target.entries - passElements)
                 }
                 stuck = !outcome.isEndOfMap && passElements == 0
                 cursor = nil

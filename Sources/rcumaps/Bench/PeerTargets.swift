@@ -68,7 +68,11 @@ extension PeerFunctions {
                 + "Benchmarks package's shared library (cd Benchmarks && ./install-peers.sh && swift build -c release "
                 + "--product RCUMapsPeers; then --peers-library Benchmarks/.build/release/libRCUMapsPeers.so)")
         }
-        guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else {
+        guard !path.isEmpty else { throw PeerLibraryError(description: "--peers-library needs a path, not an empty one") }
+        // A path, never a name for the dynamic loader to search for: `dlopen` looks a name
+        // without a slash up in the library path, not in the current directory.
+        let file = path.contains("/") ? path : "./" + path
+        guard let handle = dlopen(file, RTLD_NOW | RTLD_LOCAL) else {
             let reason = dlerror().map { String(cString: $0) } ?? "dlopen failed"
             throw PeerLibraryError(description: "cannot load the peer maps from \(path): \(reason)")
         }

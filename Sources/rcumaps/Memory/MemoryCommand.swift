@@ -15,30 +15,39 @@ struct MemoryCommand: ParsableCommand {
 
     // Every option takes the next argument as its value whatever it looks like
     // (`.unconditional`), as the tool's own parser did before ArgumentParser: `--duration -1`
-    // is refused as out of range rather than as a missing value.
-    @Option(parsing: .unconditional,
+    // is refused as out of range rather than as a missing value. A list option may be given
+    // more than once: its lists are merged.
+    @Option(name: .customLong("entries"),
+            parsing: .unconditionalSingleValue,
             help: ArgumentHelp("Entry counts, comma-separated, each 1...\(BenchOptions.maxEntries) "
                                    + "(default: \(defaults.entries.map(String.init).joined(separator: ","))).",
                                valueName: "list"),
             transform: { text in
                 try parseList(text) { (item) throws(ValidationError) in try parseInt(item, in: 1...BenchOptions.maxEntries) }
             })
-    var entries: [Int] = defaults.entries
+    var entriesLists: [[Int]] = []
+    /// `--entries`, every occurrence merged (``mergedLists(_:defaults:)``).
+    var entries: [Int] { mergedLists(entriesLists, defaults: defaults.entries) }
 
-    @Option(parsing: .unconditional,
+    @Option(name: .customLong("shapes"),
+            parsing: .unconditionalSingleValue,
             help: ArgumentHelp("Key/value shapes, <keyBytes>x<valueBytes>, comma-separated "
                                    + "(default: \(defaults.shapes.map(\.description).joined(separator: ","))).",
                                valueName: "list"),
             transform: { try parseShapes($0) })
-    var shapes: [BenchShape] = defaults.shapes
+    var shapesLists: [[BenchShape]] = []
+    /// `--shapes`, every occurrence merged (``mergedLists(_:defaults:)``).
+    var shapes: [BenchShape] { mergedLists(shapesLists, defaults: defaults.shapes) }
 
     @Option(name: [.customLong("maps"), .customLong("map")],
-            parsing: .unconditional,
+            parsing: .unconditionalSingleValue,
             help: ArgumentHelp("Maps to measure, comma-separated (see MAPS above; default: every map).", valueName: "list"),
             transform: { text in
                 try parseList(text) { (item) throws(ValidationError) in try parseName(item, as: MemorySubject.self) }
             })
-    var maps: [MemorySubject] = defaults.maps
+    var mapsLists: [[MemorySubject]] = []
+    /// `--maps` (or `--map`), every occurrence merged (``mergedLists(_:defaults:)``).
+    var maps: [MemorySubject] { mergedLists(mapsLists, defaults: defaults.maps) }
 
     @Flag(help: "Print a JSON array of cell results instead of the table.")
     var json = false

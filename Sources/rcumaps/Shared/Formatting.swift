@@ -66,3 +66,24 @@ func jsonNumber(_ value: Double?, _ digits: Int) -> String {
     guard let value, let text = fixed(value, digits) else { return "null" }
     return text
 }
+
+/// Seconds for a stress run's header, progress and verdicts: one decimal, or as many as a
+/// duration under 1 s needs to show two significant digits (at most 6), trailing zeros
+/// beyond the first decimal dropped: `0.04` and `0.05` print as given (with one decimal
+/// they printed `0.0` and `0.1`).
+func formatSeconds(_ value: Double) -> String {
+    guard value.isFinite else { return "-" }
+    var digits = 1
+    var scaled = abs(value) * 10
+    while digits < 6, value != 0, scaled < 10 {
+        digits += 1
+        scaled *= 10
+    }
+    guard var text = fixed(value, digits) else { return "-" }
+    // "0.040" is 0.04.
+    while digits > 1, text.hasSuffix("0") {
+        text.removeLast()
+        digits -= 1
+    }
+    return text
+}

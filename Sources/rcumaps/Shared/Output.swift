@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+@preconcurrency import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
@@ -21,6 +21,21 @@ func writeToStandardError(_ text: String) {
         }
     }
 }
+
+/// Flushes standard output and stops the process with status 1 and a message if any of it
+/// could not be written (a full disk, a closed pipe: the results are lost, and a script that
+/// saves them must not see success). Call once the command's output is complete.
+func checkStandardOutputWritten() {
+    let flushed = fflush(standardOutputStream) == 0
+    let failure = errno
+    guard !flushed || ferror(standardOutputStream) != 0 else { return }
+    writeToStandardError("rcumaps: error: the results could not be written to standard output"
+        + (flushed ? "" : ": \(String(cString: strerror(failure)))") + "\n")
+    exit(1)
+}
+
+/// The C library's `stdout`, which `print` writes through (read once; nothing reassigns it).
+nonisolated(unsafe) let standardOutputStream = stdout
 
 /// Where benchmark checksums end up, so the optimiser cannot drop the lookups that made them.
 private let checksumSink = Atomic<UInt64>(0)

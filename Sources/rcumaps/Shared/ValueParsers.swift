@@ -19,6 +19,17 @@ func parseList<Element: Equatable>(
     return result
 }
 
+/// The lists a list option was given, one per occurrence, merged in order without repeats
+/// (`--maps a --maps b,a` is `a,b`); `defaults` if it was not given. (A repeated list
+/// option kept only its last list, so `--map hash-bucket --map array` stressed only array:
+/// found by review, 2026-12-05.)
+func mergedLists<Element: Equatable>(_ lists: [[Element]], defaults: [Element]) -> [Element] {
+    guard !lists.isEmpty else { return defaults }
+    var result: [Element] = []
+    for element in lists.joined() where !result.contains(element) { result.append(element) }
+    return result
+}
+
 /// Parses a decimal integer in `range`.
 func parseInt(_ text: String, in range: ClosedRange<Int>) throws(ValidationError) -> Int {
     guard let value = Int(text) else { throw ValidationError("'\(text)' is not an integer") }

@@ -64,11 +64,11 @@ func driveQueue<Queue: StressQueue>(_ queue: Queue, kind: StressMapKind, options
             return exercise
         }
         let elapsed = Double(MonotonicClock.nanoseconds() - startedAt) / 1e9
-        harness.quiescentCheck("checkpoint \(exercise.checkpoints) at \(fixed(elapsed, 1) ?? "-") s", final: false)
+        harness.quiescentCheck("checkpoint \(exercise.checkpoints) at \(formatSeconds(elapsed)) s", final: false)
         control.resumeAll(generation: exercise.checkpoints)
         let taken = sample(.run, at: elapsed)
         if progress {
-            writeToStandardError("[\(kind.rawValue)] \(fixed(elapsed, 1) ?? "-")/\(fixed(options.duration, 1) ?? "-") s  "
+            writeToStandardError("[\(kind.rawValue)] \(formatSeconds(elapsed))/\(formatSeconds(options.duration)) s  "
                 + "\(stressCount(taken.operations)) ops  \(readable(Double(taken.operations) / elapsed / 1e6)) Mops/s  "
                 + "violations \(recorder.violations)  checkpoints \(exercise.checkpoints)"
                 + (taken.residentBytes.map { "  RSS \(stressBytes($0))" } ?? "") + "\n")

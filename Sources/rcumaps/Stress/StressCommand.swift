@@ -15,15 +15,18 @@ struct StressCommand: ParsableCommand {
 
     // Every option takes the next argument as its value whatever it looks like
     // (`.unconditional`), as the tool's own parser did before ArgumentParser: `--duration -1`
-    // is refused as out of range rather than as a missing value.
+    // is refused as out of range rather than as a missing value. A list option may be given
+    // more than once: its lists are merged.
     @Option(name: [.customLong("map"), .customLong("maps")],
-            parsing: .unconditional,
+            parsing: .unconditionalSingleValue,
             help: ArgumentHelp("Maps to stress, comma-separated (see MAPS above; default: every map, one after the other).",
                                valueName: "list"),
             transform: { text in
                 try parseList(text) { (item) throws(ValidationError) in try parseName(item, as: StressMapKind.self) }
             })
-    var maps: [StressMapKind] = defaults.maps
+    var mapsLists: [[StressMapKind]] = []
+    /// `--map` (or `--maps`), every occurrence merged (``mergedLists(_:defaults:)``).
+    var maps: [StressMapKind] { mergedLists(mapsLists, defaults: defaults.maps) }
 
     @Option(parsing: .unconditional,
             help: ArgumentHelp("Seconds per map, more than 0 and at most \(Int(BenchOptions.maxDuration)) "
@@ -47,7 +50,8 @@ struct StressCommand: ParsableCommand {
     var seed: UInt64? = defaults.seed
 
     @Option(parsing: .unconditional,
-            help: ArgumentHelp("Size of the key space, \(StressOptions.minKeys)...\(StressOptions.maxKeys) "
+            help: ArgumentHelp("Size of the key space, \(StressOptions.minKeys)...\(StressOptions.maxKeys), at most "
+                                   + "\(LPMStressRoutes.maxCount) with lpm-trie in --maps, as by default "
                                    + "(default: \(defaults.keys)).",
                                valueName: "n"),
             transform: { try parseInt($0, in: StressOptions.minKeys...StressOptions.maxKeys) })

@@ -66,7 +66,7 @@ struct StressMapResult: Sendable {
     /// `PASS hash-bucket: 12.3M ops in 60.0 s (0.21 Mops/s), 60 checkpoints, 0 violations, peak RSS 45.2 MiB`.
     var verdict: String {
         let rate = seconds > 0 ? Double(operations) / seconds / 1e6 : 0
-        return "\(passed ? "PASS" : "FAIL") \(kind.rawValue): \(stressCount(operations)) ops in \(fixed(seconds, 1) ?? "-") s "
+        return "\(passed ? "PASS" : "FAIL") \(kind.rawValue): \(stressCount(operations)) ops in \(formatSeconds(seconds)) s "
             + "(\(readable(rate)) Mops/s), \(exercise.checkpoints) checkpoints, \(violations) violation\(violations == 1 ? "" : "s")"
             + (exercise.memory.residentBytes.map { ", peak RSS \(stressBytes($0))" } ?? "")
             + (exercise.hung ? ", threads stuck" : "")
@@ -173,7 +173,7 @@ func runStress(_ options: StressOptions) -> Int32 {
     let seed = options.seed ?? stressClockSeed()
     let maps = options.maps.map(\.rawValue).joined(separator: ",")
     print("rcumaps stress: seed \(seed), \(options.threads) threads, \(options.keys) keys, "
-        + "\(fixed(options.duration, 1) ?? "-") s per map, \(cpuCount()) CPUs online")
+        + "\(formatSeconds(options.duration)) s per map, \(cpuCount()) CPUs online")
     print("  repeat with: rcumaps stress --seed \(seed) --threads \(options.threads) --keys \(options.keys) "
         + "--duration \(options.duration) --map \(maps)")
     print("  " + stressCheckerMemoryLine(keys: options.keys, threads: options.threads))
@@ -528,14 +528,14 @@ func drive<Map: RawMap>(_ map: Map, kind: StressMapKind, objects: StressObjects?
                 return exercise
             }
             let elapsed = Double(MonotonicClock.nanoseconds() - startedAt) / 1e9
-            harness.quiescentCheck("checkpoint \(exercise.checkpoints) at \(fixed(elapsed, 1) ?? "-") s")
+            harness.quiescentCheck("checkpoint \(exercise.checkpoints) at \(formatSeconds(elapsed)) s")
             control.resumeAll(generation: exercise.checkpoints)
         }
         let elapsed = Double(MonotonicClock.nanoseconds() - startedAt) / 1e9
         let taken = sample(.run, at: elapsed)
         if progress {
             let operations = taken.operations
-            writeToStandardError("[\(kind.rawValue)] \(fixed(elapsed, 1) ?? "-")/\(fixed(options.duration, 1) ?? "-") s  "
+            writeToStandardError("[\(kind.rawValue)] \(formatSeconds(elapsed))/\(formatSeconds(options.duration)) s  "
                 + "\(stressCount(operations)) ops  \(readable(Double(operations) / elapsed / 1e6)) Mops/s  "
                 + "violations \(recorder.violations)  checkpoints \(exercise.checkpoints)"
                 + (taken.residentBytes.map { "  RSS \(stressBytes($0))" } ?? "")
