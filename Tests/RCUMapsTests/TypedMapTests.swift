@@ -87,6 +87,17 @@ struct TypedMapTests {
         #expect(try map.updateValue(21, forKey: 2) == 20)
     }
 
+    /// Definitions over Linux's size limits are E2BIG, as the initialisers' documents say
+    /// (they promised EINVAL for every bad definition: found by review, 2026-12-05).
+    @Test func definitionsOverLinuxLimitsAreE2BIG() {
+        let tooMany = (1 << 27) + 1
+        #expect(throws: MapError.outOfSpace) { _ = try BucketHashMap<UInt64, UInt64>(maxEntries: tooMany) }
+        #expect(throws: MapError.outOfSpace) { _ = try LockFreeHashMap<UInt64, UInt64>(maxEntries: tooMany) }
+        #expect(throws: MapError.outOfSpace) { _ = try LRUHashMap<UInt64, UInt64>(maxEntries: tooMany) }
+        #expect(throws: MapError.outOfSpace) { _ = try PerCPUHashMap<UInt64, UInt64>(maxEntries: tooMany) }
+        #expect(throws: MapError.invalidArgument) { _ = try BucketHashMap<UInt64, UInt64>(maxEntries: 0) }
+    }
+
     @Test func paddedKeysAreRefusedWithAClearMessage() {
         func reason(_ body: () throws -> Void) -> String? {
             do { try body(); return nil } catch let error as MapError where error == .invalidArgument {

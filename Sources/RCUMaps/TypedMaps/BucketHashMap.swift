@@ -29,7 +29,9 @@ public final class BucketHashMap<Key: BitwiseCopyable & Sendable, Value: Bitwise
     ///     by the allocator.
     ///   - poolTag: the pool tag the map's memory is accounted under.
     /// - Throws: ``/RCUBaseMaps/MapError/invalidArgument`` for a key type with padding, a value type
-    ///   aligned beyond 8 bytes, or a bad definition; ``/RCUBaseMaps/MapError/noMemory``.
+    ///   aligned beyond 8 bytes, or a bad definition; ``/RCUBaseMaps/MapError/outOfSpace``
+    ///   (E2BIG) for `maxEntries` over 2^27 or a key and value of 4,194,256 bytes or more, as
+    ///   Linux; ``/RCUBaseMaps/MapError/noMemory``.
     public init(maxEntries: Int, name: String = "", numaNode: Int? = nil, poolTag: PoolTag? = nil) throws(MapError) {
         raw = try RawBucketHashMap(.typed(.hash, key: Key.self, value: Value.self, maxEntries: maxEntries,
                                           flags: [], name: name, numaNode: numaNode,
@@ -72,7 +74,7 @@ public final class BucketHashMap<Key: BitwiseCopyable & Sendable, Value: Bitwise
 }
 
 /// A `HASH` map of `Key` → `Value` on liburcu's lock-free hash table (rculfhash): readers
-/// and writers never lock, the table resizes itself. Storage is ``/RCUBaseMaps/RawLockFreeHashMap``.
+/// never lock, writers change the table with compare-and-swap, the table resizes itself. Storage is ``/RCUBaseMaps/RawLockFreeHashMap``.
 ///
 /// ```swift
 /// let sessions = try LockFreeHashMap<UInt64, Session>(maxEntries: 100_000)
@@ -82,7 +84,11 @@ public final class BucketHashMap<Key: BitwiseCopyable & Sendable, Value: Bitwise
 /// Bounded by `maxEntries` like every map (E2BIG for a new key in a full map). Keys and
 /// values of at most 8 bytes are updated in place by compare-and-swap.
 ///
-/// Concurrency: any number of readers and writers on any threads, none of them locking.
+/// Concurrency: any number of readers and writers on any threads. Readers never lock; no
+/// writer locks the table, but retiring a replaced or deleted entry and reusing a recycled
+/// one take the short lock of the thread's stripe of the entries' retire list (about one
+/// stripe per CPU), and an insert into a full map yields until other writers' changes in
+/// flight are resolved.
 public final class LockFreeHashMap<Key: BitwiseCopyable & Sendable, Value: BitwiseCopyable & Sendable>:
     DynamicKeyValueMap, InPlaceKeyValueMap, Sequence
 {
@@ -92,7 +98,11 @@ public final class LockFreeHashMap<Key: BitwiseCopyable & Sendable, Value: Bitwi
     /// An empty map for at most `maxEntries` entries.
     ///
     /// - Throws: ``/RCUBaseMaps/MapError/invalidArgument`` for a key type with padding, a value type
-    ///   aligned beyond 8 bytes, or a bad definition; ``/RCUBaseMaps/MapError/noMemory``.
+    ///   aligned beyond 8 bytes, or a bad definition; ``/RCUBaseMaps/MapError/outOfSpace``
+    ///   (E2BIG) for `maxEntries` over 2^27 or a key and value of 4,194,256 bytes or more, as
+    ///   Linux; ``/RCUBaseMaps/MapError/wouldDeadlock`` (EDEADLK) when created inside a
+    ///   section, or a liburcu read lock, while a fork waits (the table's creation would wait
+    ///   for the fork); ``/RCUBaseMaps/MapError/noMemory``.
     public init(maxEntries: Int, name: String = "", numaNode: Int? = nil, poolTag: PoolTag? = nil) throws(MapError) {
         raw = try RawLockFreeHashMap(.typed(.hash, key: Key.self, value: Value.self, maxEntries: maxEntries,
                                             flags: [], name: name, numaNode: numaNode,

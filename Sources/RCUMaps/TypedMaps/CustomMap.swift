@@ -33,8 +33,10 @@ public final class CustomMap<Key: BitwiseCopyable & Sendable, Value: BitwiseCopy
     /// - Throws: ``/RCUBaseMaps/MapError/invalidArgument`` for an unregistered type, a key type with
     ///   padding, a value type aligned beyond 8 bytes, a type whose ``TypedMapProvider`` serves
     ///   other `Key` or `Value` types (even of the same sizes: a `UInt8` view of `Bool` values
-    ///   is refused, before any provider callback runs), or a bad definition; whatever the
-    ///   provider's `preprocessMapCreate` throws; ``/RCUBaseMaps/MapError/noMemory``.
+    ///   is refused, before any provider callback runs), or a bad definition; the base map's
+    ///   own creation errors (say ``/RCUBaseMaps/MapError/outOfSpace``, E2BIG, for
+    ///   `maxEntries` over 2^27 on a hash base); whatever the provider's
+    ///   `preprocessMapCreate` throws; ``/RCUBaseMaps/MapError/noMemory``.
     public init(type: MapType, maxEntries: Int, name: String = "", poolTag: PoolTag? = nil,
                 registry: MapProviderRegistry = .shared) throws(MapError) {
         raw = try registry.createMap(.typed(type, key: Key.self, value: Value.self, maxEntries: maxEntries,

@@ -22,9 +22,11 @@
 /// eviction pass, nothing after that, and never a lock.
 ///
 /// Concurrency: any number of readers and writers on any threads; readers never lock;
-/// writers lock one bucket; a writer that evicts holds its own bucket's lock and only
-/// *tries* the victim's (it passes over a bucket whose lock is taken: it never waits for
-/// a second lock). See ``InPlaceKeyValueMap`` for in-place access.
+/// writers lock one bucket; a writer that evicts first holds its own bucket's lock and only
+/// *tries* the others' (it passes over a bucket whose lock is taken: it never waits for a
+/// second lock), for up to 8 buckets; finding no victim there, it releases its own lock and
+/// sweeps on taking one bucket's lock at a time, waiting for it. See ``InPlaceKeyValueMap``
+/// for in-place access.
 public final class LRUHashMap<Key: BitwiseCopyable & Sendable, Value: BitwiseCopyable & Sendable>:
     DynamicKeyValueMap, InPlaceKeyValueMap, Sequence
 {
@@ -40,7 +42,9 @@ public final class LRUHashMap<Key: BitwiseCopyable & Sendable, Value: BitwiseCop
     ///   - name: at most 15 characters of `[A-Za-z0-9_.]`, as Linux's map names.
     ///   - poolTag: the pool tag the map's memory is accounted under.
     /// - Throws: ``/RCUBaseMaps/MapError/invalidArgument`` for a key type with padding, a value
-    ///   type aligned beyond 8 bytes, or a bad definition; ``/RCUBaseMaps/MapError/noMemory``.
+    ///   type aligned beyond 8 bytes, or a bad definition; ``/RCUBaseMaps/MapError/outOfSpace``
+    ///   (E2BIG) for `maxEntries` over 2^27 (after rounding, with `perCPULists`) or a key and
+    ///   value of 4,194,256 bytes or more, as Linux; ``/RCUBaseMaps/MapError/noMemory``.
     ///
     /// Concurrency: any thread.
     public init(maxEntries: Int, perCPULists: Bool = false, name: String = "", poolTag: PoolTag? = nil) throws(MapError) {

@@ -42,7 +42,7 @@ public final class PerCPUHashMap<Key: BitwiseCopyable & Sendable, Value: Bitwise
     ///   - poolTag: the pool tag the map's memory is accounted under.
     /// - Throws: ``/RCUBaseMaps/MapError/invalidArgument`` for a key type with padding, a
     ///   value type aligned beyond 8 bytes, or a bad definition;
-    ///   ``/RCUBaseMaps/MapError/outOfSpace`` for a `Value` over 32768 bytes, or for an
+    ///   ``/RCUBaseMaps/MapError/outOfSpace`` for `maxEntries` over 2^27, a `Value` over 32768 bytes, or for an
     ///   entry whose key and every possible CPU's value (`MemoryLayout<Value>.size` rounded
     ///   up to 8, times the possible CPUs) reach 4 MiB − 48 bytes (a 16 KiB value with 256
     ///   possible CPUs, say), which Linux accepts: the values live inline in the entry here
