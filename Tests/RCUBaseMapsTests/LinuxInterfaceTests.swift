@@ -310,33 +310,47 @@ struct LinuxInterfaceTests {
         #expect(looked.count >= 1)
     }
 
-    /// Writers racing with a freeze: every write that reported success landed before the
-    /// freeze returned, and none after.
+    /// Writers replacing present keys (`BPF_ANY`: the lock-free map's in-place path for
+    /// 8-byte values) racing with a freeze: the contents when the freeze returns are the
+    /// contents for good — no write in flight lands later — and writes are refused only
+    /// once the map is frozen. (The test before took a ticket before each write and
+    /// compared it with a counter read after the freeze: a write in flight that landed late
+    /// always had an earlier ticket, so it could not fail. Found by review, 2026-12-05.)
     @Test(arguments: [Kind.lockFree, .bucket])
     func writesInFlightFinishBeforeTheFreezeReturns(_ kind: Kind) throws {
+        let keys = 512
         let map = try Self.make(kind, maxEntries: 4_096)
-        let frozenAt = Atomic<Int>(-1)
-        let lateSuccess = Atomic<Int>(0)
-        let counter = Atomic<Int>(0)
+        for key in 0..<keys { try map.put(UInt32(key), UInt64(key)) }
+        @Sendable func contents() -> [UInt64?] {
+            (0..<keys).map { key in try? map.get(UInt32(key), as: UInt64.self) }
+        }
+        let atFreeze = Mutex<[UInt64?]>([])
+        let written = Atomic<Int>(0)
+        let refusedBeforeFreeze = Atomic<Int>(0)
         runOnThreads(3) { thread in
             if thread == 2 {
-                usleep(20_000)
+                // The writers are under way before the freeze starts, and write until it
+                // refuses them: the freeze always meets writes in flight.
+                while written.load(ordering: .relaxed) < 10_000 { sched_yield() }
                 try? map.freeze()
-                frozenAt.store(counter.load(ordering: .acquiring), ordering: .releasing)
+                let snapshot = contents()
+                atFreeze.withLock { $0 = snapshot }
                 return
             }
-            for index in 0..<200_000 {
-                let ticket = counter.wrappingAdd(1, ordering: .acquiringAndReleasing).newValue
-                let stored = (try? map.put(UInt32(index % 2_000), UInt64(ticket))) != nil
-                let frozen = frozenAt.load(ordering: .acquiring)
-                if stored, frozen >= 0, ticket > frozen {
-                    lateSuccess.add(1, ordering: .relaxed)
+            var index = UInt64(thread) << 40
+            while true {
+                let code = errno { try map.put(UInt32(index % UInt64(keys)), index, flags: .any) }
+                if code == EPERM {
+                    if !map.isFrozen { refusedBeforeFreeze.add(1, ordering: .relaxed) }
+                    break
                 }
-                if !stored { break }
+                written.add(1, ordering: .relaxed)
+                index &+= 1
             }
         }
         #expect(map.isFrozen)
-        #expect(lateSuccess.load(ordering: .relaxed) == 0)
+        #expect(refusedBeforeFreeze.load(ordering: .relaxed) == 0)
+        #expect(atFreeze.withLock { $0 } == contents())
     }
 
     /// Deleters and inserters racing with a freeze (on the bucket hash, plain deletes and
