@@ -58,23 +58,38 @@ struct ObjectMapTests {
         try objects.registration.unregister()
     }
 
+    /// A reader inside an epoch section translates a pointer; another thread then deletes
+    /// the entry and closes the object: the object's memory is not freed while the reader is
+    /// inside (its bytes are live or pending), and is once it leaves. (The reader and the
+    /// closer ran at once, unordered, and the reader's answer was discarded: a close that
+    /// freed at once passed. Found by review, 2026-12-05.)
     @Test func objectsStayReadableForReadersWhileTheyAreReleased() throws {
-        // A reader inside an epoch translates a pointer while another thread deletes the
-        // entry and closes the object: the object is freed only after the reader leaves.
         let tag = uniqueTag()
         let objects = try ObjectMapProvider(type: uniqueCustomType(), base: .hashLockFree, objectTag: tag)
         let map = try objects.makeMap(maxEntries: 4)
-        for round in 0..<200 {
+        for round in 0..<20 {
             let handle = try objects.makeObject()
             try map.put(UInt32(0), handle)
+            let inside = DispatchSemaphore(value: 0), closed = DispatchSemaphore(value: 0)
+            let read = Atomic<Int>(-1), heldWhileInside = Atomic<Int>(-1)
             runOnThreads(2) { thread in
                 if thread == 0 {
-                    _ = try? map.get(UInt32(0), as: UInt32.self)
+                    Epoch.enter()
+                    read.store((try? map.get(UInt32(0), as: UInt32.self)).map(Int.init) ?? -2, ordering: .relaxed)
+                    inside.signal()
+                    closed.wait()
+                    Epoch.exit()
                 } else {
+                    inside.wait()
                     try? map.remove(UInt32(0))
                     objects.close(handle)
+                    let figures = EpochMemory.statistics(for: tag)
+                    heldWhileInside.store(figures.liveBytes + figures.pendingBytes, ordering: .relaxed)
+                    closed.signal()
                 }
             }
+            #expect(read.load(ordering: .relaxed) == Int(handle), "round \(round)")
+            #expect(heldWhileInside.load(ordering: .relaxed) > 0, "round \(round): freed while a reader was inside")
             #expect(objects.referenceCount(of: handle) == nil, "round \(round)")
         }
         #expect(settledStatistics(for: tag).liveBytes == 0)

@@ -291,6 +291,40 @@ struct RCUDictionaryConsistencyTests {
         #expect(table[first] == 40)
     }
 
+    /// The reader's side of the test above (row 10 of reliability.md): between its load of
+    /// a slot's key word and of its value word, the slot is emptied and filled with another
+    /// key of the same tag (value 20); after the value word, emptied and filled with the
+    /// first key again (value 30). The key word reads the same before and after; only the
+    /// control word's change count tells the reader that its value word was the other
+    /// key's, and it reads again. (The test above checked the count, not that `find` looks
+    /// at it: found by review, 2026-12-05.)
+    @Test func aReaderNeverReturnsAnotherKeysValue() throws {
+        let table = RCUDictionary<Int, Int>()
+        let bucketCount = table.currentTable.bucketCount
+        func place(_ key: Int) -> (bucket: Int, tag: UInt64) {
+            let hash = table.hash(of: key)
+            return (hash & (bucketCount - 1), DictionaryTable.tag(hash))
+        }
+        let first = 1
+        let other = try #require((2..<1_000_000).first { place($0) == place(first) })
+        table[first] = 10
+        let phases = Mutex<[Int]>([])
+        table.findReadAWord = { phase in
+            phases.withLock { $0.append(phase) }
+            switch phase {
+            case 0:
+                table.removeValue(forKey: first)
+                table[other] = 20
+            default:
+                table.findReadAWord = nil  // the reader's second look runs undisturbed
+                table.removeValue(forKey: other)
+                table[first] = 30
+            }
+        }
+        #expect(table[first] == 30)
+        #expect(phases.withLock { $0 } == [0, 1])
+    }
+
     /// Eight bytes of plain data of any alignment live in the slot, replaced in place: a pair
     /// of `UInt32`s or of `Float`s went in nodes, one allocation a write, though the docs
     /// promised none (found by review, 2026-12-05, nineteenth session).

@@ -122,6 +122,12 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// Tests: runs in ``removeAll()`` once it has checked the floor, holding every stripe,
     /// before it publishes the empty table. Set before the dictionary is shared.
     nonisolated(unsafe) var afterRemoveAllCheckedTheFloor: (() -> Void)?
+    #if DEBUG
+    /// Tests (debug builds only): runs in ``find(_:hash:)`` with 0 once it has read a slot's
+    /// key word and found it the key's, and with 1 once it has read the value word, before
+    /// it looks at the control word again. Set before the dictionary is shared.
+    @usableFromInline nonisolated(unsafe) var findReadAWord: ((Int) -> Void)?
+    #endif
     /// Whether keys are the standard library's integers, hashed by ``hash(of:)`` from their
     /// bits with ``seed`` rather than with `hashValue`.
     @usableFromInline let hashesKeyBits: Bool
@@ -473,7 +479,13 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
             _ = currentTable.forEachCandidate(inChainOf: hash) { bucket, slot, control in
                 let keyBits = DictionaryTable.keyWord(bucket, slot).pointee.load(ordering: .acquiring)
                 guard layout == .inline ? keyBits == probe : keyBits != 0 && nodeMatches(keyBits, key, hash) else { return false }
+                #if DEBUG
+                findReadAWord?(0)
+                #endif
                 let valueBits = DictionaryTable.valueWord(bucket, slot).pointee.load(ordering: .acquiring)
+                #if DEBUG
+                findReadAWord?(1)
+                #endif
                 if layout == .node {
                     // Nodes are immutable and outlive the section: no second look needed. (The
                     // stamp may be newer than the node; ``update(forKey:_:)`` then retries.)
