@@ -36,6 +36,8 @@ struct GrowingInsertRoomTests {
         for key in chainZero.prefix(3) { try map.put(key, key) }  // chain 0 full; room for one more
         final class Outcome: @unchecked Sendable {
             let started = Atomic<Bool>(false)
+            let running = Atomic<Bool>(false), finished = Atomic<Bool>(false)
+            let finishedWhileHeld = Atomic<Bool>(false)
             var other: Result<Bool, MapError>?  // written by the other thread, read after it ends
             let done = DispatchSemaphore(value: 0)
         }
@@ -45,6 +47,7 @@ struct GrowingInsertRoomTests {
             // While this insert holds the map's last unit for its new bucket: another chain's
             // insert, which must not be refused for room that may come back.
             Thread {
+                outcome.running.store(true, ordering: .releasing)
                 do {
                     let inserted = try withUnsafeBytes(of: chainOne[0]) { key in
                         try withUnsafeBytes(of: chainOne[0]) { try map.insertIfAbsent(key: key, value: $0) }
@@ -55,9 +58,15 @@ struct GrowingInsertRoomTests {
                 } catch {
                     outcome.other = .failure(.invalidArgument)
                 }
+                outcome.finished.store(true, ordering: .releasing)
                 outcome.done.signal()
             }.start()
-            usleep(50_000)  // the other insert looks while the unit is held
+            // The other insert looks while the unit is held, and waits: it must not be over
+            // while the unit is. (The hook slept 50 ms and returned: an insert that came
+            // after the room was back succeeded, and the code before the fix passed.)
+            while !outcome.running.load(ordering: .acquiring) { usleep(1_000) }
+            usleep(100_000)
+            outcome.finishedWhileHeld.store(outcome.finished.load(ordering: .acquiring), ordering: .relaxed)
         }
         defer { map.table.beforeAllocatingOverflowBucket = nil }
         let (growing, injected) = _FaultInjection.failingOneAllocation(after: 0) { () -> MapError? in
@@ -72,6 +81,8 @@ struct GrowingInsertRoomTests {
         #expect(injected)
         #expect(growing == .noMemory)
         #expect(try outcome.other?.get() == true, "the other insert: \(String(describing: outcome.other))")
+        let finishedWhileHeld = outcome.finishedWhileHeld.load(ordering: .relaxed)
+        #expect(!finishedWhileHeld, "the other insert did not wait for the unit")
         #expect(map.count == 4)
         #expect(map.capacityChangesInFlight == 0)
     }

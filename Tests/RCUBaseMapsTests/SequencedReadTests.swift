@@ -148,26 +148,24 @@ struct SequencedReadTests {
     @Test func aReaderWaitsForAWriteInProgressWithoutHoldingTheSlot() throws {
         final class Slot: @unchecked Sendable {
             let word = UnsafeMutablePointer<Atomic<UInt64>>.allocate(capacity: 1)
-            let done = Atomic<Bool>(false)
-            let held = Atomic<Bool>(false)
             let heldDuringCopy = Atomic<Bool>(false)
             init() { word.initialize(to: Atomic(5)) }  // a write in progress
             deinit { word.deallocate() }
         }
         let slot = Slot()
+        // The reader is this thread, so it is reading before the write ends: a helper ends
+        // the write 20 ms later. (With the roles the other way round, a reader thread
+        // scheduled late found the write over, and the code before the fix passed.)
         Thread {
-            let held = SequencedReads.copy(guardedBy: slot.word, extraBits: RawArrayMap.writerBit) {
-                if slot.word.pointee.load(ordering: .relaxed) & RawArrayMap.writerBit != 0 {
-                    slot.heldDuringCopy.store(true, ordering: .relaxed)
-                }
-            }
-            slot.held.store(held, ordering: .relaxed)
-            slot.done.store(true, ordering: .releasing)
+            usleep(20_000)
+            slot.word.pointee.store(6, ordering: .releasing)  // the write ends
         }.start()
-        usleep(20_000)
-        slot.word.pointee.store(6, ordering: .releasing)  // the write ends
-        while !slot.done.load(ordering: .acquiring) { usleep(1_000) }
-        let heldDuringCopy = slot.heldDuringCopy.load(ordering: .relaxed), held = slot.held.load(ordering: .relaxed)
+        let held = SequencedReads.copy(guardedBy: slot.word, extraBits: RawArrayMap.writerBit) {
+            if slot.word.pointee.load(ordering: .relaxed) & RawArrayMap.writerBit != 0 {
+                slot.heldDuringCopy.store(true, ordering: .relaxed)
+            }
+        }
+        let heldDuringCopy = slot.heldDuringCopy.load(ordering: .relaxed)
         #expect(!heldDuringCopy, "the reader held the slot after one write")
         #expect(!held)
         #expect(slot.word.pointee.load(ordering: .acquiring) == 6)

@@ -1,10 +1,42 @@
+import Foundation
 import RCUMaps
 import Testing
 
 /// The README's usage examples, kept compiling and correct (the lines between the markers
-/// are the README's, word for word).
+/// are the README's, word for word: `theBlocksAreTheREADMEs` checks it).
 @Suite("README examples")
 struct ReadmeExampleTests {
+    /// Each block between a `README begin` and a `README end` marker of this file is in
+    /// README.md, line for line (indentation aside). Nothing checked it, and a comment had
+    /// drifted from the README's (found by review, 2026-12-05).
+    @Test func theBlocksAreTheREADMEs() throws {
+        let source = try String(contentsOfFile: #filePath, encoding: .utf8)
+        let readmePath = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("README.md").path
+        let readme = try String(contentsOfFile: readmePath, encoding: .utf8)
+        func trimmed(_ text: String) -> [String] {
+            text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        let readmeLines = trimmed(readme)
+        var blocks: [[String]] = []
+        var current: [String]?
+        for line in trimmed(source) {
+            if line == "// README" + " begin" { current = [] } else if line == "// README" + " end" {
+                blocks.append(current ?? [])
+                current = nil
+            } else if current != nil {
+                current!.append(line)
+            }
+        }
+        #expect(blocks.count == 4)
+        for block in blocks {
+            let found = readmeLines.indices.contains { start in
+                start + block.count <= readmeLines.count && Array(readmeLines[start ..< start + block.count]) == block
+            }
+            #expect(found, "not in README.md, line for line:\n\(block.joined(separator: "\n"))")
+        }
+    }
+
     struct Flow: BitwiseCopyable, Hashable { var source: UInt32, destination: UInt32, ports: UInt32, proto: UInt32 }
     struct Counters: BitwiseCopyable { var packets: UInt64 = 0, bytes: UInt64 = 0 }
 
@@ -42,10 +74,10 @@ struct ReadmeExampleTests {
         routes["10.0.0.0/8"] = route
         if let route = routes["10.0.0.0/8"] { forward(via: route) }       // from any thread or task
         let metric = routes.withValue(forKey: "10.0.0.0/8") { $0.metric } // borrowed, not copied
-        #expect(metric == 1)
         routes.update(forKey: "10.0.0.0/8") { $0?.withMetric(5) }         // may retry: keep it pure
         routes["10.0.0.0/8"]?.metric += 1                                  // one atomic step, as under a Mutex
         // README end
+        #expect(metric == 1)
         #expect(forwarded == route)
         #expect(routes["10.0.0.0/8"]?.metric == 6)
     }
@@ -56,7 +88,7 @@ struct ReadmeExampleTests {
         try events.push(42)                                              // any thread; E2BIG when full
         let next = try events.pop()                                      // the oldest, or nil when empty
         let hits = try PerCPUArrayMap<UInt64>(count: 16)
-        hits.add(1, at: 3)                                               // this CPU's value, no atomic
+        hits.add(1, at: 3)                                               // this CPU's value (rseq: no atomic)
         let total = hits.sum(at: 3)                                      // over every CPU
         // README end
         #expect(next == 42)
