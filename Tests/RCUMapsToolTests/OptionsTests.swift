@@ -70,8 +70,9 @@ struct OptionsTests {
         }
     }
 
-    /// Durations print as given in a stress run's lines: with one decimal, 0.04 s printed as
-    /// 0.0 and 0.05 s as 0.1 (found by review, 2026-12-05).
+    /// Durations in a stress run's lines: elapsed times with two significant digits (with
+    /// one decimal, 0.04 s printed as 0.0 and 0.05 s as 0.1), the given `--duration` as
+    /// given (found by review, 2026-12-05).
     @Test func stressDurationsPrintAsGiven() {
         #expect(formatSeconds(0.04) == "0.04")
         #expect(formatSeconds(0.05) == "0.05")
@@ -80,6 +81,11 @@ struct OptionsTests {
         #expect(formatSeconds(60) == "60.0")
         #expect(formatSeconds(0) == "0.0")
         #expect(formatSeconds(.nan) == "-")
+        // A given duration prints with the decimals it was given.
+        #expect(formatGivenSeconds(1.25) == "1.25")
+        #expect(formatGivenSeconds(0.125) == "0.125")
+        #expect(formatGivenSeconds(60) == "60.0")
+        #expect(formatGivenSeconds(0.05) == "0.05")
     }
 
     @Test(arguments: [

@@ -127,8 +127,9 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     /// a lock word, no provider that must hear of a displacement under the lock.
     @usableFromInline let writesWords: Bool
 
-    /// Creates an empty `HASH` or `LRU_HASH` map whose buckets hold `maxEntries` entries at
-    /// two-thirds load.
+    /// Creates an empty `HASH` or `LRU_HASH` map whose buckets hold `maxEntries` entries
+    /// (an LRU map twice that) at two-thirds load when a bucket is one cache line, three
+    /// quarters otherwise (`BucketTable`).
     ///
     /// With `BPF_F_NO_COMMON_LRU`, `maxEntries` is rounded up to a multiple of the possible
     /// CPUs (down if that overflows `UInt32`), as Linux does; ``definition`` shows the result.

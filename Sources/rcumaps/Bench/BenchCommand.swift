@@ -263,7 +263,8 @@ func benchDiscussion() -> String {
             EXIT STATUS: 0 on success; 1 if a map could not be built, a thread could not be \
             started, a lookup missed a prefilled key (or, in lookup-miss, found a key never \
             inserted), an update or push failed, a pop found its queue or \
-            stack empty or no write of a churn cell changed the map; 2 for a usage error.
+            stack empty or no write of a churn cell changed the map, or the results could not \
+            be written to standard output; 2 for a usage error.
             """),
     ].joined(separator: "\n\n")
 }

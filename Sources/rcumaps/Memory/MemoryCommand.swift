@@ -105,7 +105,8 @@ func memoryDiscussion() -> String {
         HelpText.paragraph("""
             EXIT STATUS: 0 once measured, whether or not the target is met; 1 if a map could \
             not be built or filled, or memory cannot be read here (no mallinfo2() or \
-            malloc_trim(), as outside glibc, or no /proc/self/smaps_rollup); 2 for a usage error.
+            malloc_trim(), as outside glibc, or no /proc/self/smaps_rollup), or if the results \
+            could not be written to standard output; 2 for a usage error.
             """),
     ].joined(separator: "\n\n")
 }

@@ -87,3 +87,15 @@ func formatSeconds(_ value: Double) -> String {
     }
     return text
 }
+
+/// A duration the user gave (`--duration`), printed as given: the fewest decimals (at least
+/// one, at most six) that read back as the same number — `1.25` as `1.25`, `60` as `60.0`.
+/// (Printed with ``formatSeconds(_:)``, `--duration 1.25` read `1.3 s per map` beside a
+/// repeat line that said `--duration 1.25`: found by review, 2026-12-05.)
+func formatGivenSeconds(_ value: Double) -> String {
+    guard value.isFinite else { return "-" }
+    for digits in 1...6 {
+        if let text = fixed(value, digits), let back = Double(text), abs(back - value) <= abs(value) * 1e-12 { return text }
+    }
+    return fixed(value, 6) ?? "-"
+}

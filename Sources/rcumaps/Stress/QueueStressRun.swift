@@ -68,7 +68,7 @@ func driveQueue<Queue: StressQueue>(_ queue: Queue, kind: StressMapKind, options
         control.resumeAll(generation: exercise.checkpoints)
         let taken = sample(.run, at: elapsed)
         if progress {
-            writeToStandardError("[\(kind.rawValue)] \(formatSeconds(elapsed))/\(formatSeconds(options.duration)) s  "
+            writeToStandardError("[\(kind.rawValue)] \(formatSeconds(elapsed))/\(formatGivenSeconds(options.duration)) s  "
                 + "\(stressCount(taken.operations)) ops  \(readable(Double(taken.operations) / elapsed / 1e6)) Mops/s  "
                 + "violations \(recorder.violations)  checkpoints \(exercise.checkpoints)"
                 + (taken.residentBytes.map { "  RSS \(stressBytes($0))" } ?? "") + "\n")

@@ -197,7 +197,8 @@ func stressDiscussion() -> String {
         HelpText.paragraph("""
             EXIT STATUS: 0 when no map had a violation; 1 on any violation (or a map that could \
             not be built, threads that could not be started or got stuck, or a --samples file \
-            that could not be written); 2 for a usage error.
+            that could not be written, or results that could not be written to standard \
+            output); 2 for a usage error.
             """),
     ].joined(separator: "\n\n")
 }

@@ -173,7 +173,7 @@ func runStress(_ options: StressOptions) -> Int32 {
     let seed = options.seed ?? stressClockSeed()
     let maps = options.maps.map(\.rawValue).joined(separator: ",")
     print("rcumaps stress: seed \(seed), \(options.threads) threads, \(options.keys) keys, "
-        + "\(formatSeconds(options.duration)) s per map, \(cpuCount()) CPUs online")
+        + "\(formatGivenSeconds(options.duration)) s per map, \(cpuCount()) CPUs online")
     print("  repeat with: rcumaps stress --seed \(seed) --threads \(options.threads) --keys \(options.keys) "
         + "--duration \(options.duration) --map \(maps)")
     print("  " + stressCheckerMemoryLine(keys: options.keys, threads: options.threads))
@@ -535,7 +535,7 @@ func drive<Map: RawMap>(_ map: Map, kind: StressMapKind, objects: StressObjects?
         let taken = sample(.run, at: elapsed)
         if progress {
             let operations = taken.operations
-            writeToStandardError("[\(kind.rawValue)] \(formatSeconds(elapsed))/\(formatSeconds(options.duration)) s  "
+            writeToStandardError("[\(kind.rawValue)] \(formatSeconds(elapsed))/\(formatGivenSeconds(options.duration)) s  "
                 + "\(stressCount(operations)) ops  \(readable(Double(operations) / elapsed / 1e6)) Mops/s  "
                 + "violations \(recorder.violations)  checkpoints \(exercise.checkpoints)"
                 + (taken.residentBytes.map { "  RSS \(stressBytes($0))" } ?? "")

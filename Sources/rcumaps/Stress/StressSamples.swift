@@ -221,7 +221,7 @@ func runStressClock(_ sampling: StressSampling, options: StressOptions, progress
         let elapsed = Double(MonotonicClock.nanoseconds() - startedAt) / 1e9
         let taken = sampling.take(.run, at: elapsed, into: &exercise)
         if progress {
-            writeToStandardError("[\(sampling.kind.rawValue)] \(formatSeconds(elapsed))/\(formatSeconds(options.duration)) s  "
+            writeToStandardError("[\(sampling.kind.rawValue)] \(formatSeconds(elapsed))/\(formatGivenSeconds(options.duration)) s  "
                 + "\(stressCount(taken.operations)) ops  violations \(sampling.recorder.violations)\(status())\n")
         }
         nextTick += 1_000_000_000
