@@ -84,6 +84,14 @@ public struct MapError: Error, Hashable, Sendable, CustomStringConvertible {
 
     /// Equal when the errno codes are equal (the reason is not compared).
     public static func == (lhs: MapError, rhs: MapError) -> Bool { lhs.code == rhs.code }
+
+    /// E2BIG for a new key in a full map, saying so (a bare "E2BIG" sent users to the errno
+    /// tables: found by review, 2026-12-05).
+    @usableFromInline static let mapFull = MapError(
+        code: E2BIG, reason: "the map is full: it holds maxEntries entries (a key already present is still replaced)")
+    /// E2BIG for an array index at or beyond `maxEntries`, saying so.
+    @usableFromInline static let indexOutOfRange = MapError(
+        code: E2BIG, reason: "the index is at or beyond the array's maxEntries")
     /// Hashes the errno code only, consistent with `==`.
     public func hash(into hasher: inout Hasher) { hasher.combine(code) }
 

@@ -205,7 +205,7 @@ public enum Epoch {
     ///
     /// Concurrency: any thread outside a section; blocks the caller (do not call it from
     /// a Swift concurrency task that must stay responsive). Wraps `urcu_memb_synchronize_rcu`.
-    @available(*, noasync, message: "blocks the thread: use `await Epoch.synchronize()`")
+    @available(*, noasync, message: "blocks the thread: use `await Epoch.synchronize()` (in top-level code, which picks this form even after `await`, from inside an async function)")
     public static func synchronize() {
         _rcumapsPrecondition(!isInsideAnyReadLock,
                              "Epoch.synchronize() inside an epoch section (or a liburcu read lock) would deadlock")
@@ -231,7 +231,7 @@ public enum Epoch {
     /// Concurrency: any other thread; blocks the caller. Wraps `urcu_memb_barrier`.
     /// Not from the grace-period driver thread either (``EpochMemory/isReclamationThread``
     /// is true there).
-    @available(*, noasync, message: "blocks the thread: use `await Epoch.barrier()`")
+    @available(*, noasync, message: "blocks the thread: use `await Epoch.barrier()` (in top-level code, which picks this form even after `await`, from inside an async function)")
     public static func barrier() {
         _rcumapsPrecondition(!isInsideAnyReadLock,
                              "Epoch.barrier() inside an epoch section (or a liburcu read lock) would deadlock")

@@ -156,8 +156,11 @@ struct DocumentationExamplesTests {
 
         let routes = RCUDictionary<String, String>()
         routes["192.168.0.0/16"] = "eth1"
-        routes.removeValue(forKey: "192.168.0.0/16")
-        await Epoch.synchronize()     // suspends; no pool thread is blocked
+        func withdraw(_ prefix: String) async {
+            routes.removeValue(forKey: prefix)
+            await Epoch.synchronize()     // suspends; no pool thread is blocked
+        }
+        await withdraw("192.168.0.0/16")
         await Epoch.barrier()
         #expect(routes["192.168.0.0/16"] == nil)
     }

@@ -116,6 +116,42 @@ struct PerCPUCounterAddTests {
         #expect(throws: MapError.invalidArgument) { _ = try PerCPUHashMap<UInt64, UInt64>(wrapping: hash) }
     }
 
+    /// `addInsertingIfAbsent`: threads racing to add to keys none of them inserted count
+    /// every add exactly: an insert that lost the race never overwrites the winner's
+    /// counters with its 0 (the idiom a user wrote as a retry loop: found by review,
+    /// 2026-12-05).
+    @Test(arguments: [false, true])
+    func addInsertingIfAbsentCountsEveryAdd(lru: Bool) throws {
+        let map = try PerCPUHashMap<UInt64, UInt64>(maxEntries: 64, lru: lru, poolTag: uniqueTag())
+        let keys: [UInt64] = [1, 2, 3, 4]
+        let tallies = Mutex<[UInt64]>([0, 0, 0, 0])
+        runOnThreads(4) { thread in
+            var made: [UInt64] = [0, 0, 0, 0]
+            for step in 0..<20_000 {
+                let which = (step &* 7 &+ thread) % 4
+                #expect(throws: Never.self) { try map.addInsertingIfAbsent(1, forKey: keys[which]) }
+                made[which] &+= 1
+            }
+            tallies.withLock { for index in 0..<4 { $0[index] &+= made[index] } }
+        }
+        #expect(keys.map { map.sum(forKey: $0) } == tallies.withLock { $0 })
+        // Absent keys start at 0; the signed forms too.
+        try map.addInsertingIfAbsent(5, forKey: 99)
+        #expect(map.sum(forKey: 99) == 5)
+        let signed = try PerCPUHashMap<UInt32, Int>(maxEntries: 2, poolTag: uniqueTag())
+        try signed.addInsertingIfAbsent(-3, forKey: 1)
+        #expect(signed.sum(forKey: 1) == -3)
+        // A full PERCPU_HASH refuses a new key (an LRU map evicts).
+        let full = try PerCPUHashMap<UInt64, UInt64>(maxEntries: 1, lru: lru, poolTag: uniqueTag())
+        try full.addInsertingIfAbsent(1, forKey: 1)
+        if lru {
+            try full.addInsertingIfAbsent(1, forKey: 2)
+            #expect(full.sum(forKey: 2) == 1)
+        } else {
+            #expect(throws: MapError.outOfSpace) { try full.addInsertingIfAbsent(1, forKey: 2) }
+        }
+    }
+
     /// PERCPU_HASH and LRU_PERCPU_HASH: the same migrating adds to a few keys sum exactly;
     /// an absent key is not added to.
     @Test(arguments: [false, true])

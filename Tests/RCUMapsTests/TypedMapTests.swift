@@ -24,6 +24,8 @@ enum Shape: BitwiseCopyable, Equatable, Sendable {
 
 /// A key with interior padding: 3 bytes between `tag` and `value`.
 struct PaddedKey: BitwiseCopyable, Sendable { var tag: UInt8; var value: UInt32 }
+/// Interior padding that reordering the fields removes: 8 bytes of fields in 12.
+struct ReorderableKey: BitwiseCopyable, Sendable { var a: UInt8; var b: UInt32; var c: UInt8; var d: UInt16 }
 /// A key with trailing padding: size 9, stride 16.
 typealias TrailingPaddedKey = (UInt64, UInt8)
 /// A nested key with padding inside an inner struct.
@@ -87,6 +89,23 @@ struct TypedMapTests {
         #expect(try map.updateValue(21, forKey: 2) == 20)
     }
 
+    /// A full map's E2BIG and an array index's say which they are (a bare "E2BIG" sent users
+    /// to the errno tables: found by review, 2026-12-05).
+    @Test func e2bigSaysWhy() throws {
+        func reason(_ body: () throws(MapError) -> Void) -> String? {
+            do throws(MapError) { try body(); return nil } catch { return error == .outOfSpace ? error.reason : "\(error)" }
+        }
+        let bucket = try BucketHashMap<UInt64, UInt64>(maxEntries: 1)
+        let lockFree = try LockFreeHashMap<UInt64, UInt64>(maxEntries: 1)
+        try bucket.updateValue(1, forKey: 1)
+        try lockFree.updateValue(1, forKey: 1)
+        #expect(reason { () throws(MapError) in _ = try bucket.updateValue(2, forKey: 2) }?.contains("the map is full") == true)
+        #expect(reason { () throws(MapError) in _ = try lockFree.updateValue(2, forKey: 2) }?.contains("the map is full") == true)
+        let array = try ArrayMap<UInt64>(count: 4)
+        #expect(reason { () throws(MapError) in _ = try array.updateValue(1, forKey: 4) }?
+            .contains("beyond the array's maxEntries") == true)
+    }
+
     /// Definitions over Linux's size limits are E2BIG, as the initialisers' documents say
     /// (they promised EINVAL for every bad definition: found by review, 2026-12-05).
     @Test func definitionsOverLinuxLimitsAreE2BIG() {
@@ -107,6 +126,12 @@ struct TypedMapTests {
         let interior = reason { _ = try BucketHashMap<PaddedKey, UInt64>(maxEntries: 4) }
         #expect(interior?.contains("3 bytes of interior padding") == true, "\(interior ?? "accepted")")
         #expect(interior?.contains("PaddedKey") == true)
+        // The advice works: reordering `PaddedKey` leaves 3 bytes at its end, which the message
+        // says (it said only "reorder", which moved the padding to the end: found by review,
+        // 2026-12-05); `ReorderableKey`'s fields fit its size once reordered.
+        #expect(interior?.contains("still leaves 3 bytes at the end to fill") == true, "\(interior ?? "accepted")")
+        let reorderable = reason { _ = try BucketHashMap<ReorderableKey, UInt64>(maxEntries: 4) }
+        #expect(reorderable?.hasSuffix("reorder the fields, largest first") == true, "\(reorderable ?? "accepted")")
         let trailing = reason { _ = try LockFreeHashMap<TrailingPaddedKey, UInt64>(maxEntries: 4) }
         #expect(trailing?.contains("7 bytes of trailing padding") == true, "\(trailing ?? "accepted")")
         let nested = reason { _ = try BucketHashMap<NestedPaddedKey, UInt64>(maxEntries: 4) }

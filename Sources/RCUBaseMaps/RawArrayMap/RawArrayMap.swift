@@ -416,7 +416,7 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
         let index = try self.index(key)
         try checkValue(value, valueSize)
         try checkFlags(flags)
-        guard index < maxEntries else { throw MapError.outOfSpace }
+        guard index < maxEntries else { throw MapError.indexOutOfRange }
         if flags.withoutLock == .noExist { throw MapError.alreadyExists }
         if helper, flags.contains(.lock) { try requireLockWord() }
         // A user-mode write checks the freeze inside a section (see MapFreezeState).

@@ -755,7 +755,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
             }
             return .replaced
         case .frozen: throw frozenError
-        case .full: throw MapError.outOfSpace
+        case .full: throw MapError.mapFull
         case .noMemory: throw MapError.noMemory
         }
     }
@@ -916,7 +916,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
                             }
                         }
                     } else {
-                        guard case .reserved = capacity.reserve(keyExists: { false }) else { return .failure(.outOfSpace) }
+                        guard case .reserved = capacity.reserve(keyExists: { false }) else { return .failure(.mapFull) }
                     }
                 }
                 let new: Place

@@ -610,7 +610,7 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
     func refusalWithoutMemory(_ key: UnsafeRawBufferPointer, hash: UInt, flags: MapUpdateFlags) -> MapError? {
         guard find(key, hash: hash) == nil else { return flags == .noExist ? .alreadyExists : nil }
         if flags == .exist { return .keyNotFound }
-        return capacity.hasNoRoom() ? .outOfSpace : nil
+        return capacity.hasNoRoom() ? .mapFull : nil
     }
 
     /// `.any` / `.exist` on an in-place map: stores the value into the key's live entry, or
@@ -705,7 +705,7 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
     @inline(__always)
     func abandon(_ entry: UnsafeMutablePointer<rcumaps_lfht_entry_t>, after failure: Publication) throws(MapError) -> Never {
         discard(entry)
-        throw failure == .full ? MapError.outOfSpace : MapError.noMemory
+        throw failure == .full ? MapError.mapFull : MapError.noMemory
     }
 
     /// Reserves a capacity slot and publishes `entry` as a new key (`cds_lfht_add_unique`).

@@ -520,7 +520,7 @@ public final class RawPerCPUArrayMap: RawMap, @unchecked Sendable {
         let index = try self.index(key)
         try checkValue(value, userValueSize)
         try checkFlags(flags)
-        guard index < maxEntries else { throw MapError.outOfSpace }
+        guard index < maxEntries else { throw MapError.indexOutOfRange }
         if flags == .noExist { throw MapError.alreadyExists }
         // A user-mode write checks the freeze inside a section (see MapFreezeState).
         Epoch.enter()
@@ -541,7 +541,7 @@ public final class RawPerCPUArrayMap: RawMap, @unchecked Sendable {
         let index = try self.index(key)
         try checkValue(value, valueSize)
         try checkFlags(flags)
-        guard index < maxEntries else { throw MapError.outOfSpace }
+        guard index < maxEntries else { throw MapError.indexOutOfRange }
         if flags.withoutLock == .noExist { throw MapError.alreadyExists }
         if flags.contains(.lock) { throw noLockWordError }
         writeSlot(slot(index, cpu: currentCPUSlot), from: value.baseAddress!, length: valueSize, displaced: nil)

@@ -338,7 +338,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     func checkNoOverlappingModify() {
         let thread = UInt(pthread_self())
         for stripe in 0...stripeMask where modifyOwner(stripe).pointee.load(ordering: .relaxed) == thread {
-            _rcumapsTrap("RCUDictionary: overlapping accesses to one dictionary (say swap(&d[a], &d[b])): an access through its subscript that changes the value must end before another begins")
+            _rcumapsTrap("RCUDictionary: overlapping accesses to one dictionary: an access through its subscript that changes the value must end before another begins on its thread — say swap(&d[a], &d[b]), or an inout access held across an await (`await f(&d[k])`: the task may resume on another thread, and this one begin another access); use update(forKey:) or read, await, then write")
         }
     }
 

@@ -220,7 +220,39 @@ extension PerCPUHashMap {
     }
 }
 
+extension PerCPUHashMap where Value: FixedWidthInteger {
+    /// `add` for a key that may be absent: inserts it first with every CPU's value 0,
+    /// then adds. A new key raced by another inserter is added to once, by whichever insert
+    /// won; a key deleted between the insert and the add is inserted again.
+    func addInsertingWord(_ delta: UInt64, forKey key: Key) throws(MapError) {
+        while !addWord(delta, forKey: key) {
+            do throws(MapError) {
+                try updateCurrentCPUValue(0, forKey: key, flags: .noExist)
+            } catch where error == .alreadyExists {
+                // Another thread inserted it: add to that one.
+            }
+        }
+    }
+}
+
 extension PerCPUHashMap where Value == UInt64 {
+    /// Adds `delta` (wrapping) to the calling CPU's counter of `key`, inserting the key (every
+    /// CPU's counter 0) if it is absent: the per-flow statistics idiom in one call.
+    ///
+    /// ```swift
+    /// try perFlow.addInsertingIfAbsent(1, forKey: flow)   // a new flow starts at 0, then 1
+    /// ```
+    ///
+    /// - Throws: ``/RCUBaseMaps/MapError/outOfSpace`` (E2BIG) for a new key in a full
+    ///   `PERCPU_HASH` (an `lru: true` map evicts instead); ``/RCUBaseMaps/MapError/noMemory``.
+    ///
+    /// Concurrency: any thread; as ``add(_:forKey:)`` (exact among adds), and as
+    /// ``updateCurrentCPUValue(_:forKey:flags:)`` for the insert (`.noExist`, so it never
+    /// overwrites another thread's counters).
+    public func addInsertingIfAbsent(_ delta: UInt64, forKey key: Key) throws(MapError) {
+        try addInsertingWord(delta, forKey: key)
+    }
+
     /// Adds `delta` (wrapping) to the calling CPU's counter of `key`, as an eBPF program's
     /// `*counter += delta`; an LRU map marks the entry used.
     ///
@@ -252,6 +284,12 @@ extension PerCPUHashMap where Value == Int64 {
     /// `UInt64` counters.
     @discardableResult
     public func add(_ delta: Int64, forKey key: Key) -> Bool { addWord(UInt64(bitPattern: delta), forKey: key) }
+
+    /// `add(_:forKey:)`, inserting the key first if absent; see `addInsertingIfAbsent(_:forKey:)`
+    /// on `UInt64` counters.
+    public func addInsertingIfAbsent(_ delta: Int64, forKey key: Key) throws(MapError) {
+        try addInsertingWord(UInt64(bitPattern: delta), forKey: key)
+    }
 }
 
 extension PerCPUHashMap where Value == Int {
@@ -259,6 +297,12 @@ extension PerCPUHashMap where Value == Int {
     /// `UInt64` counters.
     @discardableResult
     public func add(_ delta: Int, forKey key: Key) -> Bool { addWord(UInt64(UInt(bitPattern: delta)), forKey: key) }
+
+    /// `add(_:forKey:)`, inserting the key first if absent; see `addInsertingIfAbsent(_:forKey:)`
+    /// on `UInt64` counters.
+    public func addInsertingIfAbsent(_ delta: Int, forKey key: Key) throws(MapError) {
+        try addInsertingWord(UInt64(UInt(bitPattern: delta)), forKey: key)
+    }
 }
 
 extension PerCPUHashMap where Value: FixedWidthInteger {

@@ -41,10 +41,19 @@ enum TypedLayout {
                 """)
         }
         if let data = dataBytes(of: Key.self), data < size {
+            // Reordered largest first, the fields take `data` bytes rounded up to the type's
+            // alignment: what is left over is trailing padding, which explicit fields must
+            // fill. (The message said only "reorder", which moved the padding to the end,
+            // where the next check refused it: found by review, 2026-12-05.)
+            let alignment = MemoryLayout<Key>.alignment
+            let left = (data + alignment - 1) / alignment * alignment - data
+            let advice = left == 0
+                ? "reorder the fields, largest first"
+                : "add explicit fields for the \(size - data) bytes where the padding is (reordering the fields "
+                    + "largest first still leaves \(left) bytes at the end to fill)"
             throw MapError.invalidArgument.with(reason: """
                 key type \(Key.self) has \(size - data) bytes of interior padding (\(data) bytes of fields in \
-                \(size)): keys are hashed as bytes, and padding bytes are garbage; reorder the fields (largest \
-                first) or add explicit padding fields
+                \(size)): keys are hashed as bytes, and padding bytes are garbage; \(advice)
                 """)
         }
     }
