@@ -188,6 +188,16 @@ struct TypedMapTests {
         }
         try check(BucketHashMap<UInt32, Counters>(maxEntries: 8))
         try check(LockFreeHashMap<UInt32, Counters>(maxEntries: 8))
+        // The same code through one existential type of the three hash maps.
+        let maps: [any UpsertableKeyValueMap<UInt32, Counters>] = [
+            try BucketHashMap<UInt32, Counters>(maxEntries: 8), try LockFreeHashMap<UInt32, Counters>(maxEntries: 8),
+            try LRUHashMap<UInt32, Counters>(maxEntries: 8),
+        ]
+        for flows in maps {
+            for _ in 0..<3 { try flows.upsert(forKey: 7, default: Counters()) { $0.packets += 1 } }
+            try flows.upsertAtomicFields(forKey: 7, default: Counters()) { $0[\.bytes].wrappingAdd(60, ordering: .relaxed) }
+            #expect(try flows.value(forKey: 7) == Counters(packets: 3, bytes: 60))
+        }
     }
 
     @Test func bucketInPlaceViewsAndIteration() throws {

@@ -126,6 +126,18 @@ extension InPlaceKeyValueMap {
     }
 }
 
+/// A map with in-place access and dynamic keys — ``BucketHashMap``, ``LockFreeHashMap``,
+/// ``LRUHashMap`` — the maps ``InPlaceKeyValueMap/upsert(forKey:default:_:)`` and
+/// ``InPlaceKeyValueMap/upsertAtomicFields(forKey:default:_:)`` serve, as one type: write
+/// `any UpsertableKeyValueMap<Key, Value>` to run the same code on each. (The composition
+/// `any InPlaceKeyValueMap<K, V> & DynamicKeyValueMap<K, V>` stops the Swift 6.3.1 compiler
+/// while it mangles the type: found by a user's walkthrough, 2026-12-05.)
+public protocol UpsertableKeyValueMap<Key, Value>: InPlaceKeyValueMap, DynamicKeyValueMap {}
+
+extension BucketHashMap: UpsertableKeyValueMap {}
+extension LockFreeHashMap: UpsertableKeyValueMap {}
+extension LRUHashMap: UpsertableKeyValueMap {}
+
 extension InPlaceKeyValueMap where Self: DynamicKeyValueMap {
     /// Inserts `defaultValue` if `key` is absent, then runs `body` on the stored value in
     /// place: the flow-table idiom, in one call.

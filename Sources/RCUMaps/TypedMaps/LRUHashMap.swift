@@ -8,6 +8,13 @@
 /// if let seen = flows[flow] { … }              // marks the entry recently used
 /// ```
 ///
+/// Not scan-resistant: a new entry is published marked used, as a looked-up one is, so a
+/// burst of keys used once (a scan) counts as recent as the hot keys, and once such keys
+/// take a large share of `maxEntries` between two uses of a hot key, the hand evicts hot
+/// keys too. Size the map for the working set plus the one-time keys that arrive within
+/// one reuse interval of the hot ones. (Linux's LRU puts a new entry on its inactive list
+/// unless it is looked up before the list is rotated, which resists a scan better.)
+///
 /// The key just written is present when the update returns — under concurrent writers,
 /// unless their evictions moved the hand on by half its span meanwhile (in a map of one or
 /// two buckets, `maxEntries` 1 or 2, that distance is nothing: another writer can evict it
