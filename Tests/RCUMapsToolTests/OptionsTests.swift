@@ -70,6 +70,17 @@ struct OptionsTests {
         }
     }
 
+    /// `--entries` whose largest cell cannot fit this machine's memory is a usage error that
+    /// says so (it was accepted, and the run killed for memory after minutes of prefill:
+    /// found by review, 2026-12-05).
+    @Test func entriesBeyondTheMachinesMemoryAreRefused() throws {
+        let huge = try #require(usageError(["--maps", "lpm-ipv4", "--entries", "\(BenchOptions.maxEntries)"]))
+        #expect(huge.contains("GiB") && huge.contains("lpm-ipv4"), "\(huge)")
+        let wide = try #require(usageError(["--maps", "hash-bucket", "--shapes", "512x4096", "--entries", "\(BenchOptions.maxEntries)"]))
+        #expect(wide.contains("512x4096"), "\(wide)")
+        #expect(usageError(["--maps", "lpm-ipv4", "--entries", "100000"]) == nil)
+    }
+
     /// Durations in a stress run's lines: elapsed times with two significant digits (with
     /// one decimal, 0.04 s printed as 0.0 and 0.05 s as 0.1), the given `--duration` as
     /// given (found by review, 2026-12-05).

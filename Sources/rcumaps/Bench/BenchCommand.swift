@@ -1,4 +1,7 @@
 import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The defaults `rcumaps bench`'s options start from.
 private let defaults = BenchOptions()
@@ -125,6 +128,7 @@ struct BenchCommand: ParsableCommand {
     /// though every worker of a cell allocates its own at once (`--threads 128` of 256 MiB
     /// each: 32 GiB; found by review, 2026-12-05, seventeenth session).
     func validate() throws {
+        try validateFootprint()
         guard workloads.contains(where: \.isBatch) else { return }
         let element = shapes.map { $0.keyBytes + $0.valueBytes }.max() ?? 16
         let workers = threads.max() ?? 1
@@ -136,6 +140,36 @@ struct BenchCommand: ParsableCommand {
                 "--batch-size \(batchSize) of \(element)-byte elements on \(workers) thread\(workers == 1 ? "" : "s") needs "
                     + "\(needed) MiB of buffers; at most \(Self.maxBatchBufferBytes >> 20) MiB: use a smaller batch, "
                     + "shape or thread count")
+        }
+    }
+
+    /// Bytes per prefilled entry a cell may take, over-estimated on purpose: a hash map holds
+    /// `maxEntries` = 2N, a pair and about 64 bytes of bucket, slot or node each; an LPM
+    /// trie's routes about 2 KiB each (1.6 KiB resident at 100,000 IPv4 routes).
+    static func bytesPerEntry(_ kind: MapKind, _ shape: BenchShape) -> Int {
+        switch kind {
+        case .lpmIPv4, .lpmIPv6, .cPatriciaIPv4, .cPatriciaIPv6: 2048
+        default: 2 * (shape.keyBytes + shape.valueBytes + 64)
+        }
+    }
+
+    /// Refuses `--entries` whose largest cell would not fit this machine's memory: any count
+    /// up to the limit was accepted, and a large one was killed for memory after minutes
+    /// of prefill, with no message (found by review, 2026-12-05).
+    func validateFootprint() throws {
+        let pages = sysconf(Int32(_SC_PHYS_PAGES)), pageSize = sysconf(Int32(_SC_PAGESIZE))
+        guard pages > 0, pageSize > 0 else { return }
+        let memory = pages.multipliedReportingOverflow(by: pageSize)
+        guard !memory.overflow else { return }
+        for kind in maps {
+            for shape in shapes {
+                let (bytes, overflow) = entries.multipliedReportingOverflow(by: Self.bytesPerEntry(kind, shape))
+                guard overflow || bytes > memory.partialValue else { continue }
+                throw ValidationError(
+                    "--entries \(entries) needs about \(overflow ? "more than \(Int.max >> 30)" : "\(bytes >> 30)") GiB for "
+                        + "\(kind.rawValue) (\(shape)); this machine has \(memory.partialValue >> 30) GiB: use fewer entries "
+                        + "or a smaller shape")
+            }
         }
     }
 

@@ -69,9 +69,10 @@ extension PeerFunctions {
                 + "--product RCUMapsPeers; then --peers-library Benchmarks/.build/release/libRCUMapsPeers.so)")
         }
         guard !path.isEmpty else { throw PeerLibraryError(description: "--peers-library needs a path, not an empty one") }
-        // A path, never a name for the dynamic loader to search for: `dlopen` looks a name
-        // without a slash up in the library path, not in the current directory.
-        let file = path.contains("/") ? path : "./" + path
+        // A file in the current directory is that file: `dlopen` looks a name without a
+        // slash up in the library path only, not in the current directory. Any other name
+        // is left to the loader's search.
+        let file = !path.contains("/") && access(path, F_OK) == 0 ? "./" + path : path
         guard let handle = dlopen(file, RTLD_NOW | RTLD_LOCAL) else {
             let reason = dlerror().map { String(cString: $0) } ?? "dlopen failed"
             throw PeerLibraryError(description: "cannot load the peer maps from \(path): \(reason)")
