@@ -384,35 +384,42 @@ struct ForkTests {
     }
 
     /// A lock-free HASH created by a reclamation callback while another thread forks: the
-    /// fork ends, and the creation either succeeds or fails with EDEADLK. Creating an
-    /// auto-resizing rculfhash table takes call_rcu's mutex, which the fork held while it
-    /// waited for that very callback to end: the process hung (found by review of the C
-    /// shim, 2026-12-05, seventeenth session). The callback sleeps 300 ms so that the fork is
-    /// under way when it creates the table.
+    /// fork ends, and the creation fails with EDEADLK. Creating an auto-resizing rculfhash
+    /// table takes call_rcu's mutex, which the fork held while it waited for that very
+    /// callback to end: the process hung (found by review of the C shim, 2026-12-05,
+    /// seventeenth session). The callback sleeps 300 ms so that the fork is under way when
+    /// it creates the table; a creation that succeeded came before or after the fork, so
+    /// the race was not set up, and the round is tried again (up to 5 times: the test
+    /// accepted a success, which the code before the fix could give too when the fork came
+    /// late; found by review, 2026-12-05).
     @Test func aLockFreeHashCreatedByACallbackDuringAForkDoesNotHangIt() async {
         await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
             alarm(60)
             runChecked {
-                let outcome = Atomic<Int>(0)  // 1 created, 2 EDEADLK, 3 another error
-                let started = Flag()
                 let definition = MapDefinition(type: .hash, keySize: 16, valueSize: 8, maxEntries: 64,
                                                hashImplementation: .lockFree)
-                check(Epoch.afterGracePeriod {
-                    started.set()
-                    usleep(300_000)
-                    do throws(MapError) {
-                        _ = try RawLockFreeHashMap(definition)
-                        outcome.store(1, ordering: .releasing)
-                    } catch {
-                        outcome.store(error == .wouldDeadlock ? 2 : 3, ordering: .releasing)
-                    }
-                }, "the work item was not scheduled")
-                started.waitUntilSet()
-                let child = forkChild {}
-                checkExitedNormally(child)
-                while outcome.load(ordering: .acquiring) == 0 { usleep(1_000) }
-                let result = outcome.load(ordering: .acquiring)
-                check(result == 1 || result == 2, "the callback's creation failed otherwise: outcome \(result)")
+                var result = 0
+                for _ in 0..<5 where result != 2 {
+                    let outcome = Atomic<Int>(0)  // 1 created, 2 EDEADLK, 3 another error
+                    let started = Flag()
+                    check(Epoch.afterGracePeriod {
+                        started.set()
+                        usleep(300_000)
+                        do throws(MapError) {
+                            _ = try RawLockFreeHashMap(definition)
+                            outcome.store(1, ordering: .releasing)
+                        } catch {
+                            outcome.store(error == .wouldDeadlock ? 2 : 3, ordering: .releasing)
+                        }
+                    }, "the work item was not scheduled")
+                    started.waitUntilSet()
+                    let child = forkChild {}
+                    checkExitedNormally(child)
+                    while outcome.load(ordering: .acquiring) == 0 { usleep(1_000) }
+                    result = outcome.load(ordering: .acquiring)
+                    check(result == 1 || result == 2, "the callback's creation failed otherwise: outcome \(result)")
+                }
+                check(result == 2, "no creation met the fork in 5 rounds: nothing was tested")
                 // Outside a section, after the fork: created.
                 _ = try RawLockFreeHashMap(definition)
             }
