@@ -238,6 +238,15 @@ struct DocumentationExamplesTests {
         #expect(totalBytes == 3000 + 2 + 3 + 4)
         #expect(copy[1]?.packets == 2)
         #expect(traffic.values.allSatisfy { $0.packets == 0 && $0.bytes == 0 })
+
+        // Expiring idle entries (every value is 0 packets now).
+        var reported: [UInt32] = []
+        func report(_ flow: UInt32, _ last: Counters) { reported.append(flow) }
+        for (flow, counters) in traffic where counters.packets == 0 {
+            if let last = try traffic.removeValue(forKey: flow) { report(flow, last) }
+        }
+        #expect(Set(reported) == [1, 2, 3, 4])
+        #expect(traffic.isEmpty)
     }
 
     @Test func typedMapsErrors() throws {
