@@ -246,7 +246,7 @@ extension PerCPUHashMap where Value == UInt64 {
     /// - Throws: ``/RCUBaseMaps/MapError/outOfSpace`` (E2BIG) for a new key in a full
     ///   `PERCPU_HASH` (an `lru: true` map evicts instead); ``/RCUBaseMaps/MapError/noMemory``.
     ///
-    /// Concurrency: any thread; as ``add(_:forKey:)`` (exact among adds), and as
+    /// Concurrency: any thread; as `add(_:forKey:)` (exact among adds), and as
     /// ``updateCurrentCPUValue(_:forKey:flags:)`` for the insert (`.noExist`, so it never
     /// overwrites another thread's counters).
     public func addInsertingIfAbsent(_ delta: UInt64, forKey key: Key) throws(MapError) {
