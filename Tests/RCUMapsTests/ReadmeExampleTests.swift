@@ -103,6 +103,7 @@ struct ReadmeExampleTests {
         let seen = recent[42]                                            // marks the entry recently used
         let perKey = try PerCPUHashMap<UInt64, UInt64>(maxEntries: 1024)
         try perKey.updateCurrentCPUValue(1, forKey: 42)                  // this CPU's value; the others 0
+        try perKey.addInsertingIfAbsent(1, forKey: 43)                  // adds to this CPU's; absent: inserted first
         let sum = perKey.sum(forKey: 42)                                 // over every CPU
         let routes4 = try LPMTrieMap<IPv4Prefix, UInt32>(capacity: 1024)
         try routes4.updateValue(7, for: IPv4Prefix("10.0.0.0/8")!)       // exact prefix
@@ -110,6 +111,7 @@ struct ReadmeExampleTests {
         // README end
         #expect(seen == 7)
         #expect(sum == 1)
+        #expect(perKey.sum(forKey: 43) == 1)
         #expect(hop == 7)
     }
 }
