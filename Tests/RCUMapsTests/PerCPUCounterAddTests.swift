@@ -119,28 +119,34 @@ struct PerCPUCounterAddTests {
     /// `addInsertingIfAbsent`: threads racing to add to keys none of them inserted count
     /// every add exactly: an insert that lost the race never overwrites the winner's
     /// counters with its 0 (the idiom a user wrote as a retry loop: found by review,
-    /// 2026-12-05).
+    /// 2026-12-05). Each round, every thread adds to the same fresh key at once, after a
+    /// barrier, so the inserts race every round (a first version raced only on its first
+    /// four calls: an insert with `.any` instead of `.noExist` passed it).
     @Test(arguments: [false, true])
     func addInsertingIfAbsentCountsEveryAdd(lru: Bool) throws {
-        let map = try PerCPUHashMap<UInt64, UInt64>(maxEntries: 64, lru: lru, poolTag: uniqueTag())
-        let keys: [UInt64] = [1, 2, 3, 4]
-        let tallies = Mutex<[UInt64]>([0, 0, 0, 0])
-        runOnThreads(4) { thread in
-            var made: [UInt64] = [0, 0, 0, 0]
-            for step in 0..<20_000 {
-                let which = (step &* 7 &+ thread) % 4
-                #expect(throws: Never.self) { try map.addInsertingIfAbsent(1, forKey: keys[which]) }
-                made[which] &+= 1
+        let rounds = 400, threads = 4
+        let map = try PerCPUHashMap<UInt64, UInt64>(maxEntries: 2 * rounds, lru: lru, poolTag: uniqueTag())
+        let arrived = Atomic<Int>(0)
+        runOnThreads(threads) { _ in
+            for round in 0..<rounds {
+                arrived.add(1, ordering: .acquiringAndReleasing)
+                while arrived.load(ordering: .acquiring) < (round + 1) * threads { sched_yield() }
+                #expect(throws: Never.self) { try map.addInsertingIfAbsent(1, forKey: UInt64(1_000 + round)) }
             }
-            tallies.withLock { for index in 0..<4 { $0[index] &+= made[index] } }
         }
-        #expect(keys.map { map.sum(forKey: $0) } == tallies.withLock { $0 })
+        let wrong = (0..<rounds).filter { map.sum(forKey: UInt64(1_000 + $0)) != UInt64(threads) }
+        #expect(wrong.isEmpty, "rounds whose key does not sum to \(threads): \(wrong.prefix(10))")
         // Absent keys start at 0; the signed forms too.
         try map.addInsertingIfAbsent(5, forKey: 99)
         #expect(map.sum(forKey: 99) == 5)
         let signed = try PerCPUHashMap<UInt32, Int>(maxEntries: 2, poolTag: uniqueTag())
         try signed.addInsertingIfAbsent(-3, forKey: 1)
         #expect(signed.sum(forKey: 1) == -3)
+        // Helper-mode writes, as a program's: a frozen map still takes a new key.
+        let frozen = try PerCPUHashMap<UInt64, UInt64>(maxEntries: 4, lru: lru, poolTag: uniqueTag())
+        try frozen.raw.freeze()
+        try frozen.addInsertingIfAbsent(2, forKey: 1)
+        #expect(frozen.sum(forKey: 1) == 2)
         // A full PERCPU_HASH refuses a new key (an LRU map evicts).
         let full = try PerCPUHashMap<UInt64, UInt64>(maxEntries: 1, lru: lru, poolTag: uniqueTag())
         try full.addInsertingIfAbsent(1, forKey: 1)

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 @testable import rcumaps
+import Foundation
 import Testing
 
 @Suite("rcumaps command line")
@@ -70,15 +71,32 @@ struct OptionsTests {
         }
     }
 
-    /// `--entries` whose largest cell cannot fit this machine's memory is a usage error that
+    /// `--entries` whose largest cell cannot fit the machine's memory is a usage error that
     /// says so (it was accepted, and the run killed for memory after minutes of prefill:
-    /// found by review, 2026-12-05).
+    /// found by review, 2026-12-05). Decided for a machine of 16 GiB and 8 CPUs given, not
+    /// this one; only the shapes a map runs count.
     @Test func entriesBeyondTheMachinesMemoryAreRefused() throws {
-        let huge = try #require(usageError(["--maps", "lpm-ipv4", "--entries", "\(BenchOptions.maxEntries)"]))
+        let memory = 16 << 30
+        func refusal(_ maps: [MapKind], _ shapes: [String] = ["8x8"], entries: Int, threads: Int = 2) -> String? {
+            BenchCommand.footprintRefusal(maps: maps, shapes: shapes.map { try! parseShapes($0)[0] }, entries: entries,
+                                          threads: threads, cpus: 8, memory: memory)
+        }
+        let huge = try #require(refusal([.lpmIPv4], entries: 1 << 26))
         #expect(huge.contains("GiB") && huge.contains("lpm-ipv4"), "\(huge)")
-        let wide = try #require(usageError(["--maps", "hash-bucket", "--shapes", "512x4096", "--entries", "\(BenchOptions.maxEntries)"]))
+        #expect(refusal([.lpmIPv4], entries: 1_000_000) == nil)
+        let wide = try #require(refusal([.hashBucket], ["8x8", "512x4096"], entries: 1 << 21))
         #expect(wide.contains("512x4096"), "\(wide)")
-        #expect(usageError(["--maps", "lpm-ipv4", "--entries", "100000"]) == nil)
+        // The array runs only 8x8: a wide shape in the list does not count for it.
+        #expect(refusal([.array], ["8x8", "512x4096"], entries: 3_000_000) == nil)
+        // The thread-local baseline makes an array of counters per thread.
+        #expect(refusal([.threadLocalCounter], entries: 1 << 26, threads: 64)?.contains("64 threads") == true)
+        #expect(refusal([.threadLocalCounter], entries: 1 << 26, threads: 1) == nil)
+        // Per-CPU maps hold a value per CPU of each entry.
+        #expect(refusal([.perCPUHash], entries: 1 << 26) != nil)
+        #expect(refusal([.hashBucket], entries: 1 << 26) == nil)
+        // Through the command line, on this machine: absurd sizes are refused before any cell.
+        #expect(usageError(["--maps", "lpm-ipv4", "--entries", "\(BenchOptions.maxEntries)", "--shapes", "8x8"]) != nil
+            || ProcessInfo.processInfo.physicalMemory > UInt64(BenchOptions.maxEntries) * 2048)
     }
 
     /// Durations in a stress run's lines: elapsed times with two significant digits (with

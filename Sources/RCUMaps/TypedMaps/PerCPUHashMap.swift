@@ -245,6 +245,9 @@ extension PerCPUHashMap where Value == UInt64 {
     ///
     /// - Throws: ``/RCUBaseMaps/MapError/outOfSpace`` (E2BIG) for a new key in a full
     ///   `PERCPU_HASH` (an `lru: true` map evicts instead); ``/RCUBaseMaps/MapError/noMemory``.
+    ///   Both the insert and the add are helper-mode writes, as a BPF program's: a frozen
+    ///   map (or one created `BPF_F_RDONLY`) still takes new keys here, where `upsert`-style
+    ///   user-mode inserts answer EPERM.
     ///
     /// Concurrency: any thread; as `add(_:forKey:)` (exact among adds), and as
     /// ``updateCurrentCPUValue(_:forKey:flags:)`` for the insert (`.noExist`, so it never

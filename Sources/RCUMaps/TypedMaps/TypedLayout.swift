@@ -41,19 +41,15 @@ enum TypedLayout {
                 """)
         }
         if let data = dataBytes(of: Key.self), data < size {
-            // Reordered largest first, the fields take `data` bytes rounded up to the type's
-            // alignment: what is left over is trailing padding, which explicit fields must
-            // fill. (The message said only "reorder", which moved the padding to the end,
-            // where the next check refused it: found by review, 2026-12-05.)
-            let alignment = MemoryLayout<Key>.alignment
-            let left = (data + alignment - 1) / alignment * alignment - data
-            let advice = left == 0
-                ? "reorder the fields, largest first"
-                : "add explicit fields for the \(size - data) bytes where the padding is (reordering the fields "
-                    + "largest first still leaves \(left) bytes at the end to fill)"
+            // (The message said only "reorder the fields, largest first", which can move the
+            // padding to the end, where the check above refuses it, and cannot remove padding
+            // inside a field's own type: found by review, 2026-12-05.)
             throw MapError.invalidArgument.with(reason: """
                 key type \(Key.self) has \(size - data) bytes of interior padding (\(data) bytes of fields in \
-                \(size)): keys are hashed as bytes, and padding bytes are garbage; \(advice)
+                \(size)): keys are hashed as bytes, and padding bytes are garbage; fill the padding with explicit \
+                fields (reordering the fields by alignment, largest first, removes the padding between them but \
+                can leave bytes to fill at the end, and none inside a field whose own type has padding: fix that \
+                type first)
                 """)
         }
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import RCUBaseMaps
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -143,17 +144,7 @@ struct BenchCommand: ParsableCommand {
         }
     }
 
-    /// Bytes per prefilled entry a cell may take, over-estimated on purpose: a hash map holds
-    /// `maxEntries` = 2N, a pair and about 64 bytes of bucket, slot or node each; an LPM
-    /// trie's routes about 2 KiB each (1.6 KiB resident at 100,000 IPv4 routes).
-    static func bytesPerEntry(_ kind: MapKind, _ shape: BenchShape) -> Int {
-        switch kind {
-        case .lpmIPv4, .lpmIPv6, .cPatriciaIPv4, .cPatriciaIPv6: 2048
-        default: 2 * (shape.keyBytes + shape.valueBytes + 64)
-        }
-    }
-
-    /// Refuses `--entries` whose largest cell would not fit this machine's memory: any count
+    /// Refuses `--entries` whose largest cell cannot fit this machine's memory: any count
     /// up to the limit was accepted, and a large one was killed for memory after minutes
     /// of prefill, with no message (found by review, 2026-12-05).
     func validateFootprint() throws {
@@ -161,16 +152,47 @@ struct BenchCommand: ParsableCommand {
         guard pages > 0, pageSize > 0 else { return }
         let memory = pages.multipliedReportingOverflow(by: pageSize)
         guard !memory.overflow else { return }
+        if let refusal = Self.footprintRefusal(maps: maps, shapes: shapes, entries: entries, threads: threads.max() ?? 1,
+                                               cpus: RawPerCPUArrayMap.possibleCPUs, memory: memory.partialValue) {
+            throw ValidationError(refusal)
+        }
+    }
+
+    /// Why a run of `entries` would not fit `memory` bytes, or nil: the first cell whose
+    /// estimate (``estimatedBytes(_:_:entries:threads:cpus:)``) is larger. Only the shapes a
+    /// map runs count. A pure function of the machine, for tests.
+    static func footprintRefusal(maps: [MapKind], shapes: [BenchShape], entries: Int, threads: Int, cpus: Int,
+                                 memory: Int) -> String? {
         for kind in maps {
-            for shape in shapes {
-                let (bytes, overflow) = entries.multipliedReportingOverflow(by: Self.bytesPerEntry(kind, shape))
-                guard overflow || bytes > memory.partialValue else { continue }
-                throw ValidationError(
-                    "--entries \(entries) needs about \(overflow ? "more than \(Int.max >> 30)" : "\(bytes >> 30)") GiB for "
-                        + "\(kind.rawValue) (\(shape)); this machine has \(memory.partialValue >> 30) GiB: use fewer entries "
-                        + "or a smaller shape")
+            for shape in shapes where kind.supports(shape) {
+                let bytes = estimatedBytes(kind, shape, entries: entries, threads: threads, cpus: cpus)
+                guard bytes > memory else { continue }
+                let needed = bytes == .max ? "more than \(Int.max >> 30)" : "\(bytes >> 30)"
+                return "--entries \(entries) needs about \(needed) GiB for \(kind.rawValue) (\(shape)"
+                    + "\(kind == .threadLocalCounter ? ", \(threads) threads" : "")); this machine has "
+                    + "\(memory >> 30) GiB: use fewer entries\(kind.runsEveryShape ? " or a smaller shape" : "")"
             }
         }
+        return nil
+    }
+
+    /// Bytes a cell of `kind` prefilled with `entries` may take, over-estimated: a hash map
+    /// holds `maxEntries` = 2N, each a pair rounded up to 8 bytes and 64 bytes of bucket,
+    /// slot or node, its buckets sized for three-quarters load; a per-CPU map a value per
+    /// possible CPU of each; the thread-local baseline an array of `entries` counters per
+    /// thread (at most 64); an LPM trie about 2 KiB a route (1.6 KiB resident at 100,000 IPv4
+    /// routes). `Int.max` when it overflows.
+    static func estimatedBytes(_ kind: MapKind, _ shape: BenchShape, entries: Int, threads: Int, cpus: Int) -> Int {
+        let pair = (shape.keyBytes + 7) / 8 * 8 + (shape.valueBytes + 7) / 8 * 8
+        let perEntry: Int
+        switch kind {
+        case .lpmIPv4, .lpmIPv6, .cPatriciaIPv4, .cPatriciaIPv6: perEntry = 2048
+        case .threadLocalCounter: perEntry = 8 * min(max(threads, 1), 64)
+        case .perCPUArray, .perCPUHash: perEntry = 2 * (8 * max(cpus, 1) + 64) * 4 / 3
+        default: perEntry = 2 * (pair + 64) * 4 / 3
+        }
+        let (bytes, overflow) = entries.multipliedReportingOverflow(by: perEntry)
+        return overflow ? .max : bytes
     }
 
     /// Runs the bench; a run that fails exits with ``runBench(_:)``'s status.
