@@ -36,6 +36,16 @@ struct OptionsTests {
         #expect(try benchOptions(["--entries", "5", "--entries=7"]).entries == 7)
     }
 
+    /// The default thread counts go from 1 to the CPUs online, doubling (SPEC §9's "1..N
+    /// threads"; they were 1 and 2 whatever the machine).
+    @Test func defaultThreadsReachTheCPUCount() {
+        #expect(BenchOptions.defaultThreads(cpus: 1) == [1])
+        #expect(BenchOptions.defaultThreads(cpus: 2) == [1, 2])
+        #expect(BenchOptions.defaultThreads(cpus: 6) == [1, 2, 4, 6])
+        #expect(BenchOptions.defaultThreads(cpus: 8) == [1, 2, 4, 8])
+        #expect(BenchOptions().threads == BenchOptions.defaultThreads(cpus: cpuCount()))
+    }
+
     /// A list option given more than once merges its lists, in order, without repeats: the
     /// last list alone was kept, so `stress --map hash-bucket --map array` stressed only
     /// array and said PASS (found by review, 2026-12-05).
