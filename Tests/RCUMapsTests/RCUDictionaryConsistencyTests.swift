@@ -254,20 +254,25 @@ struct RCUDictionaryWriterTests {
 /// write it did not see shows.
 @Suite("RCUDictionary consistency")
 struct RCUDictionaryConsistencyTests {
+    /// Key 1 and another key of its bucket and tag in `table` (one pair in about 2^11 for
+    /// 16 buckets).
+    static func twoKeysOfOneBucketAndTag(_ table: RCUDictionary<Int, Int>) throws -> (first: Int, other: Int) {
+        let bucketCount = table.currentTable.bucketCount
+        func place(_ key: Int) -> (bucket: Int, tag: UInt64) {
+            let hash = table.hash(of: key)
+            return (hash & (bucketCount - 1), DictionaryTable.tag(hash))
+        }
+        let other = try #require((2..<1_000_000).first { place($0) == place(1) })
+        return (1, other)
+    }
+
     /// Integer keys are their own key words, so a reader's second look at the tag and the
     /// key word cannot tell that the slot was emptied, filled with another key of the same
     /// tag, emptied and filled with the first key again between its loads. The bucket's
     /// change count can: every fill and every emptying changes the control word.
     @Test func anEmptiedAndRefilledSlotShowsInTheControlWord() throws {
         let table = RCUDictionary<Int, Int>()
-        let bucketCount = table.currentTable.bucketCount
-        func place(_ key: Int) -> (bucket: Int, tag: UInt64) {
-            let hash = table.hash(of: key)
-            return (hash & (bucketCount - 1), DictionaryTable.tag(hash))
-        }
-        // Two keys of the same bucket and tag (one pair in about 2^11 for 16 buckets).
-        let first = 1
-        let other = try #require((2..<1_000_000).first { place($0) == place(first) })
+        let (first, other) = try Self.twoKeysOfOneBucketAndTag(table)
         table[first] = 10
         let bucket = table.currentTable.bucket(table.hash(of: first))
         let control = DictionaryTable.control(bucket).pointee.load(ordering: .acquiring)
@@ -301,13 +306,7 @@ struct RCUDictionaryConsistencyTests {
     #if DEBUG  // the hook is in debug builds only
     @Test func aReaderNeverReturnsAnotherKeysValue() throws {
         let table = RCUDictionary<Int, Int>()
-        let bucketCount = table.currentTable.bucketCount
-        func place(_ key: Int) -> (bucket: Int, tag: UInt64) {
-            let hash = table.hash(of: key)
-            return (hash & (bucketCount - 1), DictionaryTable.tag(hash))
-        }
-        let first = 1
-        let other = try #require((2..<1_000_000).first { place($0) == place(first) })
+        let (first, other) = try Self.twoKeysOfOneBucketAndTag(table)
         table[first] = 10
         let phases = Mutex<[Int]>([])
         table.findReadAWord = { phase in
