@@ -39,6 +39,7 @@ struct LRUEvictionSectionTests {
         let others = (0..<table.bucketCount).filter { $0 != own }
         try #require(!others.isEmpty)
         for index in others { table.lockChain(index) }
+        let ticksBefore = map.evictionTicks.ticks
         let progress = Progress()
         Thread {
             progress.writerStarted.store(true, ordering: .releasing)
@@ -52,7 +53,18 @@ struct LRUEvictionSectionTests {
             progress.writerDone.store(true, ordering: .releasing)
         }.start()
         while !progress.writerStarted.load(ordering: .acquiring) { sched_yield() }
-        usleep(50_000)  // the writer is sweeping, waiting for a chain the test holds
+        // The writer is in the general sweep once the hand has moved past the ticks of the
+        // sweep under its own chain's lock (this map has no claims: a tick is one step of the
+        // hand), and waits there for a chain the test holds. (A sleep stood in for this, and
+        // a writer that had not reached the sweep passed the grace-period check below
+        // anyway: found by review, 2026-12-05.)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while map.evictionTicks.ticks <= ticksBefore + RawBucketHashMap.ticksUnderChainLock, ContinuousClock.now < deadline {
+            usleep(1_000)
+        }
+        let ticks = map.evictionTicks.ticks - ticksBefore
+        #expect(ticks > RawBucketHashMap.ticksUnderChainLock, "the writer never reached the general sweep (\(ticks) ticks)")
+        usleep(20_000)
         let writerWaits = !progress.writerDone.load(ordering: .acquiring)
         #expect(writerWaits)
         let grace = GracePeriodProbe()

@@ -237,7 +237,13 @@ struct RCUDictionaryWriterTests {
             progress.writerDone.store(true, ordering: .releasing)
         }.start()
         while !progress.writerStarted.load(ordering: .acquiring) { sched_yield() }
-        usleep(20_000)  // the writer is waiting for the stripe by now
+        // The writer sleeps on the stripe's lock (its word says so). A sleep stood in for
+        // this, and a writer that had not reached the lock passed the grace-period check
+        // below anyway (found by review, 2026-12-05).
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !dictionary.locks.hasSleepers(stripe), ContinuousClock.now < deadline { usleep(1_000) }
+        let waiting = dictionary.locks.hasSleepers(stripe)
+        #expect(waiting, "the writer never waited for its stripe")
         let writerWaits = !progress.writerDone.load(ordering: .acquiring)
         #expect(writerWaits)
         let grace = GracePeriodProbe()

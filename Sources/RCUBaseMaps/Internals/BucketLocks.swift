@@ -40,6 +40,12 @@ package struct BucketLocks: ~Copyable {
         FutexLock.lock(words + index)
     }
 
+    /// Whether a thread sleeps waiting for lock `index` (its word says "held with sleepers").
+    /// A snapshot, for tests that must know a waiter has arrived.
+    package func hasSleepers(_ index: Int) -> Bool {
+        words[index].load(ordering: .acquiring) == 2
+    }
+
     /// Releases lock `index`, taken with ``lock(_:)``.
     @usableFromInline
     package func unlock(_ index: Int) {
