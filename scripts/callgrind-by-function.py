@@ -21,14 +21,22 @@ def self_costs(path):
     header = open(path).read().split("\n", 50)
     events_line = next((line for line in header if line.startswith("events:")), "events: Ir")
     present = [event for event in EVENTS if event in events_line.split()[1:]]
-    output = subprocess.run(["callgrind_annotate", "--show=" + ",".join(present), "--threshold=100", path],
-                            capture_output=True, text=True, check=True).stdout
+    # --auto=no, and the table ends at its first blank or separator line: with annotated
+    # sources (an object whose line info points at readable files), the source lines that
+    # followed were counted as functions, and "(all functions)" summed them again (found by
+    # review, 2026-12-05).
+    output = subprocess.run(["callgrind_annotate", "--auto=no", "--show=" + ",".join(present), "--threshold=100",
+                             path], capture_output=True, text=True, check=True).stdout
     costs, started = {}, False
     for line in output.splitlines():
         if "file:function" in line:
             started = True
             continue
-        if not started or not line.strip():
+        if not started:
+            continue
+        if not line.strip() or line.startswith("--"):
+            if costs:
+                break
             continue
         tokens, values, index = line.split(), [], 0
         # Each column: a count ("1,234", or "." for none), maybe followed by "(12.3%)",

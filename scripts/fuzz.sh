@@ -33,6 +33,14 @@ shift || true
 all_targets=(FuzzMapOperations FuzzProviderABI FuzzMapDefinitions)
 if [ $# -gt 0 ]; then targets=("$@"); else targets=("${all_targets[@]}"); fi
 configurations=(${FUZZ_CONFIGURATIONS:-release debug})
+# A list of only spaces split into nothing, and the step passed having run nothing.
+if [ ${#configurations[@]} -eq 0 ]; then echo "FUZZ_CONFIGURATIONS names no configuration (release, debug)" >&2; exit 2; fi
+for configuration in "${configurations[@]}"; do
+    case $configuration in
+        release|debug) ;;
+        *) echo "unknown configuration $configuration in FUZZ_CONFIGURATIONS (release, debug)" >&2; exit 2 ;;
+    esac
+done
 # At least 1: libFuzzer reads -max_total_time=0 as no limit, and the first target would
 # fuzz until it crashed.
 case $seconds in
@@ -91,12 +99,27 @@ for configuration in "${configurations[@]}"; do
             [ -d "$directory" ] && replay+=("$directory")
         done
         # With LeakSanitizer at exit: a replay ends with every map gone and memory settled.
-        if [ ${#replay[@]} -gt 0 ] && ! ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=1" \
-            "$bin/$target" --replay "${replay[@]}" 2>&1 | tail -n 40; then
-            echo "$target ($configuration): a regression or corpus input fails" >&2
-            summary+=("$target ($configuration): REPLAY FAILED")
-            status=1
-            continue
+        # Bounded (libFuzzer's -timeout does not apply to --replay: an input that deadlocks
+        # held CI silently until it was killed), each input named (RCUMAPS_FUZZ_VERBOSE), the
+        # whole log shown on failure (its last lines were mostly ASan's shadow-byte legend).
+        if [ ${#replay[@]} -gt 0 ]; then
+            replay_log="$work/$configuration-$target.replay.log"
+            set +e
+            ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=1" RCUMAPS_FUZZ_VERBOSE=1 \
+                timeout -s ABRT "${FUZZ_REPLAY_TIMEOUT:-600}" "$bin/$target" --replay "${replay[@]}" >"$replay_log" 2>&1
+            replayed=$?
+            set -e
+            if [ $replayed -ne 0 ]; then
+                grep -v '^replay:' "$replay_log" | tail -n 200
+                last=$({ grep '^replay:' "$replay_log" || true; } | tail -n 1)
+                why="status $replayed"
+                if [ $replayed -eq 124 ]; then why="a hang: killed after ${FUZZ_REPLAY_TIMEOUT:-600} s"; fi
+                echo "$target ($configuration): a regression or corpus input fails, $why; last input started: ${last:-none}" >&2
+                summary+=("$target ($configuration): REPLAY FAILED ($why)")
+                status=1
+                continue
+            fi
+            echo "   replayed $({ grep -c '^replay:' "$replay_log" || true; }) inputs"
         fi
 
         echo "== $target ($configuration): fuzzing for $seconds s"
@@ -115,11 +138,13 @@ for configuration in "${configurations[@]}"; do
         cpu=$(awk '{ printf "%.0f", $1 + $2 }' "$log.time" 2>/dev/null || true)
         executions=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
         rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
-        coverage=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1)
+        # `|| true`: under pipefail, a grep that finds nothing (a run that died before its first
+        # `cov:` line) ended the script here, its log deleted, the other targets not run.
+        coverage=$({ grep -o 'cov: [0-9]*' "$log" || true; } | tail -n 1)
         inputs=$(find "$corpus" -type f | wc -l)
         if [ $result -ne 0 ]; then
-            grep -v -E '^#[0-9]+.*(NEW|REDUCE|pulse)' "$log" | tail -n 60
-            kept=$(grep -o "Test unit written to .*" "$log" | sed 's/Test unit written to //' | tail -n 1)
+            { grep -v -E '^#[0-9]+.*(NEW|REDUCE|pulse)' "$log" || true; } | tail -n 200
+            kept=$({ grep -o "Test unit written to .*" "$log" || true; } | sed 's/Test unit written to //' | tail -n 1)
             echo "$target ($configuration): FAILED (status $result) after ${executions:-?} executions; input kept: ${kept:-see log above}" >&2
             summary+=("$target ($configuration): FAILED, ${executions:-?} executions, input ${kept:-?}")
             status=1
