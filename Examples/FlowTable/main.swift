@@ -95,6 +95,20 @@ if let counters = flows[first] { print("first flow: \(counters.packets) packets,
 // Expire one flow: removeValue returns its last counters (exactly one thread would get them).
 if let last = try flows.removeValue(forKey: first) { print("expired first flow after \(last.packets) packets") }
 
+// Expire many: a pass, and a removal of each flow that should go (say its service went
+// away). The pass is safe while other threads count; a packet counted into a flow between
+// the pass's read and the removal is in the counters removeValue returns, one counted
+// after it by a thread that had looked the flow up before lands in the removed copy, and
+// one counted later re-creates the flow (TypedMaps.md, "Iteration").
+var expired = 0, expiredPackets: UInt64 = 0
+for (flow, _) in flows where flow.destinationPort == 8001 {
+    if let last = try flows.removeValue(forKey: flow) {
+        expired += 1
+        expiredPackets += last.packets
+    }
+}
+print("expired \(expired) flows to port 8001 (\(expiredPackets) packets); \(flows.count) flows left")
+
 // The table's memory as the epoch layer accounts it (every map under the same pool tag):
 // live, awaiting a grace period, and kept for reuse.
 let memory = EpochMemory.statistics(for: flows.raw.definition.effectivePoolTag)

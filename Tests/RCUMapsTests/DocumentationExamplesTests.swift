@@ -409,6 +409,7 @@ struct ExampleProgramTests {
         #expect(status == 0, "\(output)")
         #expect(output.contains("8 flows, 100000 packets counted of 100000 sent, 0 dropped"), "\(output)")
         #expect(output.contains("expired first flow after 12500 packets"), "\(output)")
+        #expect(output.contains("expired 4 flows to port 8001 (50000 packets); 3 flows left"), "\(output)")
         #expect(output.contains("pool tag rcub: ") && output.contains(" kept for reuse"), "\(output)")
     }
 
