@@ -46,6 +46,10 @@ done
 case $seconds in
     ''|*[!0-9]*|0|0*) echo "usage: scripts/fuzz.sh [seconds-per-target, at least 1] [target...]" >&2; exit 2 ;;
 esac
+# The replay's bound, in seconds: a positive integer (0 would switch `timeout` off).
+case ${FUZZ_REPLAY_TIMEOUT:-600} in
+    ''|*[!0-9]*|0|0*) echo "FUZZ_REPLAY_TIMEOUT must be a positive number of seconds" >&2; exit 2 ;;
+esac
 for target in "${targets[@]}"; do
     case " ${all_targets[*]} " in
         *" $target "*) ;;
@@ -110,11 +114,11 @@ for configuration in "${configurations[@]}"; do
             replayed=$?
             set -e
             if [ $replayed -ne 0 ]; then
-                grep -v '^replay:' "$replay_log" | tail -n 200
-                last=$({ grep '^replay:' "$replay_log" || true; } | tail -n 1)
+                { grep -v '^replay:' "$replay_log" || true; } | tail -n 200
+                last=$({ grep -E '^replay: .* \([0-9]+ bytes\)$' "$replay_log" || true; } | tail -n 1)
                 why="status $replayed"
                 if [ $replayed -eq 124 ]; then why="a hang: killed after ${FUZZ_REPLAY_TIMEOUT:-600} s"; fi
-                echo "$target ($configuration): a regression or corpus input fails, $why; last input started: ${last:-none}" >&2
+                echo "$target ($configuration): the replay failed, $why; last input started: ${last:-none} (a failure after it may be the end-of-replay leak check)" >&2
                 summary+=("$target ($configuration): REPLAY FAILED ($why)")
                 status=1
                 continue

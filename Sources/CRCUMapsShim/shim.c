@@ -1328,6 +1328,14 @@ int rcumaps_current_cpu(void)
     return cpu >= 0 ? cpu : 0;
 }
 
+int rcumaps_allowed_cpu_count(void)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return 0;
+    return CPU_COUNT(&set);
+}
+
 int rcumaps_pin_current_thread(int cpu)
 {
     if (cpu < 0 || cpu >= CPU_SETSIZE) return EINVAL;

@@ -424,6 +424,9 @@ int rcumaps_current_cpu(void);
 /* Pins the calling thread to `cpu` (sched_setaffinity): 0 on success, else an errno
  * (EINVAL for a CPU the thread may not run on). For tests of per-CPU maps. */
 int rcumaps_pin_current_thread(int cpu);
+/* CPUs the calling thread may run on (its affinity mask: a container or `taskset` may
+ * allow fewer than are online), or 0 if the mask cannot be read. */
+int rcumaps_allowed_cpu_count(void);
 
 /* ---------------------------------------------------------------------------
  * Restartable sequences (rseq): a per-CPU add without an atomic instruction

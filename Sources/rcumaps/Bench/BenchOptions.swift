@@ -2,10 +2,10 @@
 /// directly by tests.
 struct BenchOptions: Equatable, Sendable {
     /// Thread counts to measure each map and workload at, in order: by default 1, 2, 4, …
-    /// up to the CPUs online, and that count itself (1 and 2 on a two-CPU machine), as the
-    /// spec's "1..N threads" asks (it was 1 and 2 whatever the machine: found by review,
-    /// 2026-12-05).
-    var threads: [Int] = BenchOptions.defaultThreads(cpus: cpuCount())
+    /// up to the CPUs this process may run on, and that count itself (1 and 2 on a two-CPU
+    /// machine), as the spec's "1..N threads" asks (it was 1 and 2 whatever the machine:
+    /// found by review, 2026-12-05).
+    var threads: [Int] = BenchOptions.defaultThreads(cpus: usableCPUCount())
     /// Seconds of measurement per cell.
     var duration: Double = 0.5
     /// Entries prefilled into each map (and each hash map's `maxEntries`).

@@ -1,3 +1,4 @@
+import CRCUMapsShim
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -45,4 +46,11 @@ struct OSThread {
 /// Number of CPUs online.
 func cpuCount() -> Int {
     max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+}
+
+/// CPUs this process may run on: its affinity mask (a container or `taskset` may allow
+/// fewer than are online), or ``cpuCount()`` if the mask cannot be read.
+func usableCPUCount() -> Int {
+    let allowed = Int(rcumaps_allowed_cpu_count())
+    return allowed > 0 ? allowed : cpuCount()
 }
