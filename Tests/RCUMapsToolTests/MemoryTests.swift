@@ -180,8 +180,8 @@ struct MemoryRunTests {
             #expect(cell.bytesPerEntry >= payload, "\(label): \(cell.bytesPerEntry) B/entry")
             #expect(cell.bytesPerEntry < 1024, "\(label): \(cell.bytesPerEntry) B/entry")
             // The resident reading is the process's: other tests' threads freeing memory at
-            // the same moment can cancel it out; `residentReadingsSeeEveryMap` checks it in
-            // a process of its own.
+            // the same moment can cancel it out; `residentReadingsWork` checks it in a
+            // process of its own.
             #expect(abs(cell.residualBytes) < cell.bytes / 4, "\(label): residual \(cell.residualBytes) of \(cell.bytes)")
             #expect((cell.withinTarget == nil) == cell.map.isBaseline)
         }
