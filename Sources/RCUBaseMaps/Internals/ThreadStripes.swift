@@ -55,11 +55,9 @@ final class TryLockedStripes: @unchecked Sendable {
     /// lock is free at once; nil if not.
     @inline(__always)
     func withOwnStripeIfFree<T>(_ body: (UnsafeMutableRawPointer) -> T) -> T? {
-        let line = lines + (Int(rcumaps_thread_stripe()) & mask) &* 64
-        let lock = line.assumingMemoryBound(to: Atomic<Int>.self)
-        guard lock.pointee.exchange(1, ordering: .acquiring) == 0 else { return nil }
-        defer { lock.pointee.store(0, ordering: .releasing) }
-        return body(line + 8)
+        guard let words = unretainedLines.tryTakeOwnStripe() else { return nil }
+        defer { Lines.release(words) }
+        return body(words)
     }
 
     /// The stripes' memory, to take a stripe without a closure (``Lines``). Valid while
