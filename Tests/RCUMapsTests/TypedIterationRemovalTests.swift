@@ -40,6 +40,33 @@ struct TypedIterationRemovalTests {
     }
 
     /// The same with 16-byte keys (entries reached through the table's list, not in place).
+    #if DEBUG
+    /// A removal hands on the value its entry had when it left the map: an in-place add
+    /// (helper mode, no lock) that found the entry before the unlink is in the value
+    /// returned. The bucket hash copied a one-word value before unlinking the entry, so an
+    /// add in between was lost with the slot, and a batch copied each entry before
+    /// unlinking it (found by review, 2026-12-06). The hook runs under the chain's lock,
+    /// between the copy's old place and the unlink.
+    @Test(arguments: [false, true])
+    func anAddBeforeTheUnlinkIsInTheRemovedValue(batch: Bool) throws {
+        let map = try BucketHashMap<UInt32, UInt64>(maxEntries: 16)
+        try map.updateValue(10, forKey: 1)
+        map.raw.beforeRemovalUnlinks = {
+            let added = map.withAtomicFields(forKey: 1) { $0[\.self].wrappingAdd(1, ordering: .relaxed).newValue }
+            #expect(added == 11)
+        }
+        defer { map.raw.beforeRemovalUnlinks = nil }
+        if batch {
+            let taken = try map.removeBatch(maxCount: 16)
+            #expect(taken.entries.map(\.key) == [1])
+            #expect(taken.entries.map(\.value) == [11])
+        } else {
+            #expect(try map.removeValue(forKey: 1) == 11)
+        }
+        #expect(map[1] == nil)
+    }
+    #endif
+
     @Test func wideKeysToo() throws {
         let map = try LockFreeHashMap<WideKey, UInt64>(maxEntries: 4_096)
         for index in 0..<UInt64(Self.keys) { try map.updateValue(index, forKey: WideKey(high: index, low: ~index)) }

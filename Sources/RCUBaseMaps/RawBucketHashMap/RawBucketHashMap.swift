@@ -122,6 +122,13 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     let unretainedRecency: Unmanaged<RecencyClock>?
     /// Whether lookups set referenced bits (`recency != nil`, read on the hot path).
     @usableFromInline let tracksRecency: Bool
+    #if DEBUG
+    /// Tests (debug builds only): runs in a removal (delete, lookup-and-delete, the typed
+    /// `removeValue`, and each entry of a lookup-and-delete batch) under the chain's lock,
+    /// once the entry is found and inspected, just before it is unlinked. Set before the map
+    /// is shared.
+    package nonisolated(unsafe) var beforeRemovalUnlinks: (() -> Void)?
+    #endif
     /// Whether a user-mode update without `BPF_F_LOCK` takes the one-pass path
     /// (``writeInOnePass(key:value:flags:displaced:)``): no eviction, a one-word value without
     /// a lock word, no provider that must hear of a displacement under the lock.
@@ -1157,10 +1164,20 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
             if let refusal = advanceObserver?.entryWillBeRemoved(key: key, value: value, flags: operation) {
                 return .failure(refusal)
             }
-            let word = copiesWord && reportsValue
-                ? table.valueWord(table.slot(place.bucketPointer, place.slot)).pointee.load(ordering: .acquiring) : 0
             capacity.beginRemoval()
-            table.retire(place, chain: index)
+            // The one-word copy is read after the unlink: an in-place write (helper mode
+            // takes no lock) that found the entry before it is in the value handed on, not
+            // lost with the slot (read before it, an add in between was lost; found by
+            // review, 2026-12-06). An overflow bucket the unlink empties stays in the chain
+            // until the read: without a section, it could be freed once it left.
+            let keepsBucket = copiesWord && reportsValue
+            #if DEBUG
+            beforeRemovalUnlinks?()
+            #endif
+            let keptEmpty = table.retire(place, chain: index, keepingEmptyBucket: keepsBucket)
+            let word = keepsBucket
+                ? table.valueWord(table.slot(place.bucketPointer, place.slot)).pointee.load(ordering: .acquiring) : 0
+            if keptEmpty { table.unlinkIfEmpty(place.bucketPointer, chain: index) }
             capacity.endRemoval(removed: true)
             return .success((place, word))
         }
@@ -1444,10 +1461,16 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
             }
             guard places.count <= room else { return nil }
             for (offset, place) in places.enumerated() {
+                capacity.beginRemoval()
+                #if DEBUG
+                beforeRemovalUnlinks?()
+                #endif
+                table.retire(place, chain: index)
+                // Copied after the unlink, as a single removal's value (see `remove`): an
+                // in-place write that found the entry before it is in the copy. The caller's
+                // section keeps the slot, and a bucket the unlink took out of the chain, readable.
                 copyEntry(table.slot(place.bucketPointer, place.slot), to: start + offset, keys: keys, values: values,
                           locked: locked)
-                capacity.beginRemoval()
-                table.retire(place, chain: index)
                 capacity.endRemoval(removed: true)
             }
             return places.count
