@@ -164,7 +164,9 @@ public protocol RawMap: AnyObject, Sendable {
     func nextKey(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer) throws(MapError)
 
     /// ``update(key:value:flags:)`` in helper mode: from inside an epoch, as an eBPF program
-    /// calls `bpf_map_update_elem`. Providers see the `.helper` flag.
+    /// calls `bpf_map_update_elem`. Providers see the `.helper` flag. Never throttled: the
+    /// back-pressure a user-mode write applies when reclamation falls far behind waits
+    /// outside any section (see docs/architecture.md, `EpochRetireList`).
     ///
     /// - Throws: as ``update(key:value:flags:)``; ``MapError/notSupported`` for a custom map
     ///   whose provider transforms stored values.
@@ -350,7 +352,10 @@ extension RawMap {
     /// ``freeze()``: the freeze would wait for it while the task waits for the freeze).
     public func freezeAsync() async throws(MapError) {
         if Epoch.isInsideAnyReadLock {
-            throw MapError.busy.with(reason: "a map cannot be frozen from inside an epoch section or a liburcu read lock")
+            // `freeze()` refuses here before it would wait (EBUSY), after the checks of the
+            // map's own state that Linux makes first (ENOTSUPP, EPERM): the same errors in
+            // the same order (EBUSY was answered first; found by review, 2026-12-06).
+            try freezeRefusedInsideReadLock()
         }
         let outcome: Result<Void, MapError> = await withCheckedContinuation { continuation in
             runOnDetachedThread {
@@ -363,5 +368,13 @@ extension RawMap {
             }
         }
         try outcome.get()
+    }
+
+    /// ``freeze()`` inside a section or a liburcu read lock, where it throws before it
+    /// would wait (every map's freeze checks through `MapFreezeState.freeze` first). A
+    /// synchronous function: `freeze()` is `noasync`, and here it cannot block.
+    private func freezeRefusedInsideReadLock() throws(MapError) {
+        try freeze()
+        preconditionFailure("freeze() inside a read lock neither refused nor waited")
     }
 }

@@ -48,6 +48,25 @@ struct BatchTests {
         do { try body(); return 0 } catch let error as MapError { return error.code } catch { return -1 }
     }
 
+    /// A full batch that leaves no element after it ends the pass: ENOENT with the full
+    /// count, as Linux's batch, which scans on past its last element. The lock-free HASH's
+    /// slot sweep answered success when free slots (a deleted key's, below the slots'
+    /// high-water mark) followed the last entry, and one more call found nothing (found by
+    /// review, 2026-12-06).
+    @Test(arguments: [Kind.lockFree, .bucket], [false, true])
+    func aFullBatchThatEndsTheMapIsENOENT(_ kind: Kind, removing: Bool) throws {
+        let map = try LinuxInterfaceTests.make(kind, maxEntries: 16)
+        for key: UInt32 in 1...4 { try map.put(key, UInt64(key) &* 10) }
+        try map.remove(UInt32(4))
+        let buffers = Buffers(3)
+        let result = try lookup(map, buffers, from: nil, count: 3, removing: removing)
+        #expect(result.count == 3)
+        #expect(result.error == .keyNotFound)
+        #expect(Set(buffers.keys) == [1, 2, 3])
+        #expect(buffers.values.sorted() == [10, 20, 30])
+        #expect(map.count == (removing ? 0 : 3))
+    }
+
     /// A whole pass in small batches returns every element once; the last call is ENOENT.
     @Test(arguments: Kind.allCases)
     func aPassInBatchesReturnsEveryElementOnce(_ kind: Kind) throws {

@@ -188,6 +188,43 @@ struct LinuxInterfaceTests {
         await #expect(throws: MapError.permissionDenied) { try await map.freezeAsync() }
     }
 
+    /// Inside a section, `freezeAsync()` refuses as `freeze()` does: the map's own refusals
+    /// (EPERM for a frozen map, ENOTSUPP for a lock word) before EBUSY, in Linux's order
+    /// (EBUSY was answered first; found by review, 2026-12-06). In a process of its own:
+    /// the section must end on the thread that entered it.
+    @Test func freezeAsyncInsideASectionRefusesAsFreezeDoes() async {
+        await #expect(processExitsWith: .success) {
+            alarm(30)
+            let maps = FreezeInsideASection.maps()
+            FreezeInsideASection.enter()
+            var codes: [Int32] = []
+            for map in maps {
+                do throws(MapError) {
+                    try await map.freezeAsync()
+                    codes.append(0)
+                } catch {
+                    codes.append(error.code)
+                }
+            }
+            FreezeInsideASection.exit()
+            Foundation.exit(codes == [EPERM, MapError.unsupportedByMapType.code, EBUSY] ? 0 : 1)
+        }
+    }
+
+    /// Synchronous steps of ``freezeAsyncInsideASectionRefusesAsFreezeDoes()`` (`freeze()`
+    /// and the section calls are `noasync`).
+    enum FreezeInsideASection {
+        /// A frozen map, one whose values hold a lock word, and one that could be frozen.
+        static func maps() -> [any RawMap] {
+            let frozen = try! LinuxInterfaceTests.make(.bucket)
+            try! frozen.freeze()
+            let locked = try! LinuxInterfaceTests.make(.bucket, valueSize: 16, lockOffset: 8)
+            return [frozen, locked, try! LinuxInterfaceTests.make(.bucket)]
+        }
+        static func enter() { Epoch.enter() }
+        static func exit() { Epoch.exit() }
+    }
+
     @Test func creationFlagsAsLinux() {
         let hashOK: [MapCreationFlags] = [.noPrealloc, .numaNode, .readOnly, .writeOnly, .readOnlyProgram,
                                           .writeOnlyProgram, .zeroSeed, [.noPrealloc, .readOnly, .zeroSeed]]
