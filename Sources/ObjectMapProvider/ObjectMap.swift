@@ -68,8 +68,9 @@ public final class ObjectMap<Key: BitwiseCopyable & Sendable, Object: AnyObject 
     public func updateValue(_ object: Object, forKey key: Key) throws(MapError) -> Object? {
         let address = Self.retain(object)
         // After the section: the map's own write could not wait for reclamation inside it
-        // (found by review, 2026-12-05: no back-pressure on a lock-free base).
-        defer { addresses.raw.throttleWriterIfBehind() }
+        // (found by review, 2026-12-05: no back-pressure on a lock-free base), nor for the
+        // releases of the objects displaced (2026-12-06).
+        defer { Self.throttleIfBehind(addresses) }
         do {
             // The displaced object is released after a grace period: turn it into a
             // reference inside the same section.
@@ -108,7 +109,7 @@ public final class ObjectMap<Key: BitwiseCopyable & Sendable, Object: AnyObject 
     ///   (arrays cannot delete; it is a lookup-and-delete, which Linux answers so for arrays).
     @discardableResult
     public func removeValue(forKey key: Key) throws(MapError) -> Object? {
-        defer { addresses.raw.throttleWriterIfBehind() }  // after the section, as above
+        defer { Self.throttleIfBehind(addresses) }  // after the section, as above
         return try Epoch.withSection { (_) throws(MapError) -> Object? in
             try addresses.removeValue(forKey: key).flatMap(Self.object)
         }
@@ -167,6 +168,13 @@ public final class ObjectMap<Key: BitwiseCopyable & Sendable, Object: AnyObject 
         UInt(bitPattern: Unmanaged.passRetained(object).toOpaque())
     }
 
+    /// Back-pressure after a write's section: waits if the base map's reclamation, or the
+    /// releases of displaced objects, fell far behind (see ``objectMapReleases``).
+    static func throttleIfBehind(_ addresses: CustomMap<Key, UInt>) {
+        addresses.raw.throttleWriterIfBehind()
+        objectMapReleases.throttleIfBehind()
+    }
+
     static func release(_ address: UInt) {
         Unmanaged<Object>.fromOpaque(UnsafeRawPointer(bitPattern: address)!).release()
     }
@@ -197,17 +205,29 @@ struct ObjectReferenceProvider<Key: BitwiseCopyable & Sendable, Object: AnyObjec
     public init() {}
 
     /// Releases the reference a value that left the map held, after a grace period, on the
-    /// reclamation thread. Called by the provider layer, exactly once per value.
+    /// reclamation thread (``objectMapReleases``). Called by the provider layer, exactly once
+    /// per value.
     public func removed(_ stored: UInt, forKey key: Key, reason: RemovalReason, context: NoProviderContext) {
         // An array slot never written holds 0: no object.
-        guard stored != 0 else { return }
-        let scheduled = Epoch.afterGracePeriod { ObjectMap<Key, Object>.release(stored) }
-        if !scheduled {
-            // No memory for a work item: wait for the grace period on a thread of its own.
-            runWhereGracePeriodsMayBeAwaited {
-                Epoch.synchronize()
-                ObjectMap<Key, Object>.release(stored)
-            }
-        }
+        guard let address = UnsafeMutableRawPointer(bitPattern: stored) else { return }
+        objectMapReleases.retire(address)
+    }
+}
+
+/// The pending releases of every ``ObjectMap``'s objects that left a map: a list of
+/// references, released in batches after a grace period, whose backlog the maps' writers
+/// wait for when it falls far behind (``EpochRetireList/throttleIfBehind()``, after their
+/// section). Each release was a work item of its own, which no writer ever waited for: on
+/// a hash or array base (in-place values, nothing retired into a list the base throttles
+/// on), replacing objects faster than the one reclamation thread released them grew the
+/// backlog, and the objects it kept alive, without bound (found by review, 2026-12-06).
+/// A pending release counts as 8 bytes of its tag, `objm`, whatever the object's size.
+let objectMapReleases = EpochRetireList(referencesWithTag: PoolTag("objm"), finalizer: ObjectMapReleaser(),
+                                        flushesWhenIdle: true)
+
+/// Releases one object reference an ``ObjectMap`` gave up (``objectMapReleases``).
+final class ObjectMapReleaser: EpochBlockFinalizer {
+    func finalize(_ block: UnsafeMutableRawPointer) {
+        Unmanaged<AnyObject>.fromOpaque(block).release()
     }
 }

@@ -1,8 +1,11 @@
-import ObjectMapProvider
+@testable import ObjectMapProvider
 import RCUMaps
 import RCUMapsTestSupport
 import Synchronization
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Records what a typed provider hears.
 final class RemovalLog: Sendable {
@@ -302,6 +305,61 @@ struct TypedProviderTests {
         Epoch.barrier()
         #expect(census.alive.load(ordering: .relaxed) == 0)
         #expect(census.created.load(ordering: .relaxed) == census.deinitialized.load(ordering: .relaxed))
+    }
+
+    /// An object map's writers wait, after their section, when the releases of displaced
+    /// objects fall far behind reclamation, as the maps' own writes do. Each release was a
+    /// work item no writer waited for: on a bucket-locked or array base (values replaced in
+    /// place, nothing retired into a list the base throttles on), replacing objects faster
+    /// than they were released grew the backlog, and the objects it kept alive, without
+    /// bound (found by review, 2026-12-06). A reader holds grace periods back; a replace's
+    /// release must join the releases' list, and once references to one object fill that
+    /// list past the threshold, the next replace must wait.
+    @Test(arguments: [ProviderBaseMap.hashBucketLocked, .array])
+    func aReplaceWaitsWhenReleasesFallFarBehind(base: ProviderBaseMap) throws {
+        let census = Census()
+        let joinedTheList = Atomic<Bool>(false)
+        let waitedMilliseconds = Atomic<Int>(0)
+        do {
+            let objects = try ObjectMap<UInt32, Tracked>(maxEntries: 8, base: base)
+            try objects.updateValue(Tracked(0, census), forKey: 1)
+            let filler = Tracked(-1, census)
+            let readerInside = Atomic<Bool>(false)
+            let writerDone = Atomic<Bool>(false)
+            runOnThreads(2) { thread in
+                if thread == 0 {
+                    Epoch.withSection { _ in
+                        readerInside.store(true, ordering: .releasing)
+                        while !writerDone.load(ordering: .acquiring) { usleep(1_000) }
+                    }
+                    return
+                }
+                defer { writerDone.store(true, ordering: .releasing) }
+                while !readerInside.load(ordering: .acquiring) { sched_yield() }
+                let tag = PoolTag("objm")
+                let before = EpochMemory.statistics(for: tag).pendingBytes
+                _ = try? objects.updateValue(Tracked(1, census), forKey: 1)
+                joinedTheList.store(EpochMemory.statistics(for: tag).pendingBytes >= before + 8, ordering: .relaxed)
+                // 8 bytes a pending reference: past the threshold, and a batch per stripe more.
+                for _ in 0..<(EpochRetireList.throttleThreshold / 8 + 8_192) {
+                    objectMapReleases.retire(Unmanaged.passRetained(filler).toOpaque())
+                }
+                let clock = ContinuousClock()
+                let start = clock.now
+                _ = try? objects.updateValue(Tracked(2, census), forKey: 1)
+                let waited = (clock.now - start).components
+                waitedMilliseconds.store(Int(waited.seconds) * 1_000 + Int(waited.attoseconds / 1_000_000_000_000_000),
+                                         ordering: .relaxed)
+            }
+        }
+        let joined = joinedTheList.load(ordering: .relaxed)
+        let waited = waitedMilliseconds.load(ordering: .relaxed)
+        #expect(joined)
+        // The throttle waits up to `throttleWaitLimit` (250 ms) while the reader holds on.
+        #expect(waited >= 200)
+        Epoch.barrier()
+        Epoch.barrier()
+        #expect(census.alive.load(ordering: .relaxed) == 0)
     }
 
     /// On an array base, `count` and `isEmpty` count the slots that hold an object, as
