@@ -194,4 +194,86 @@ struct PerCPUStressGenerationTests {
         reader.readOwned(4, helper: false)
         #expect(recorder.violations == 1, "\(recorder.descriptions)")
     }
+
+    /// At the end each worker's own PERCPU_HASH keys hold, on every CPU, exactly what it read
+    /// back after its last write of each: only their presence was checked, so values lost or
+    /// changed since passed (found by review, 2026-12-06). Both a later mark of the key on
+    /// every CPU, which any reader accepts, and zeros are caught.
+    @Test func perCPUHashOwnKeysHoldTheirLastWriteAtTheEnd() throws {
+        let base = try RawPerCPUHashMap(MapDefinition(type: .perCPUHash, keySize: 8, valueSize: 8, maxEntries: 16,
+                                                      name: "lastwrite", hashImplementation: .bucketLocked))
+        let target = EvictingStressTarget(map: base, storage: base.storage, cpus: base.possibleCPUCount, threads: 1)
+        let recorder = StressRecorder(label: "lastwrite", echo: false)
+        let worker = EvictingStressWorker(target: target, index: 0, threads: 1, seed: 1, control: StressControl(threads: 1),
+                                          recorder: recorder)
+        // Keys 0 (user mode: every CPU), 1 and 2 (helper mode: a new key, the calling CPU's value).
+        worker.writeAndCheck(helper: false)
+        worker.writeAndCheck(helper: true)
+        worker.writeAndCheck(helper: true)
+        worker.checkOwnPresence()
+        #expect(recorder.violations == 0, "\(recorder.descriptions)")
+        func store(_ key: UInt64, _ values: [UInt64]) throws {
+            try withUnsafeBytes(of: key) { k in try values.withUnsafeBytes { try base.update(key: k, value: $0, flags: .exist) } }
+        }
+        // Key 0's next generation in this worker's range (ownRange 16), a mark key 0 may hold.
+        try store(0, [UInt64](repeating: EvictingStressTarget.mark(0, generation: 17), count: base.possibleCPUCount))
+        try store(1, [UInt64](repeating: 0, count: base.possibleCPUCount))
+        worker.checkOwnPresence()
+        #expect(recorder.byKind.map(\.0) == [.ownKey], "\(recorder.descriptions)")
+        #expect(recorder.violations == 2, "\(recorder.descriptions)")
+    }
+
+    /// At the end each owned PERCPU_ARRAY index holds, on every CPU, exactly what its owner
+    /// read back after its last write, or zeros if it never wrote it: the final check asked
+    /// only for marks of the index or 0, so an index whose writes were lost (all zeros)
+    /// passed, as it still passes that check (found by review, 2026-12-06).
+    @Test func perCPUArrayOwnedIndicesHoldTheirLastWriteAtTheEnd() throws {
+        let map = try RawPerCPUArrayMap(MapDefinition(type: .perCPUArray, keySize: 4, valueSize: 8, maxEntries: 8,
+                                                      name: "lastwrite"))
+        let recorder = StressRecorder(label: "lastwrite", echo: false)
+        // One thread: it owns indices 4…7 (the upper half); bits 0 picks index 4, 1 << 8 index 5.
+        let owner = PerCPUArrayStressWorker(map: map, index: 0, threads: 1, seed: 1, control: StressControl(threads: 1),
+                                            recorder: recorder)
+        owner.writeOwned(helper: false, bits: 0)
+        owner.writeOwned(helper: true, bits: 1 << 8)
+        owner.checkOwned()
+        #expect(recorder.violations == 0, "\(recorder.descriptions)")
+        func store(_ index: UInt32, _ values: [UInt64]) throws {
+            try withUnsafeBytes(of: index) { key in try values.withUnsafeBytes { try map.update(key: key, value: $0, flags: .any) } }
+        }
+        // Index 6, never written, holding a mark of its own on every CPU.
+        try store(6, [UInt64](repeating: PerCPUArrayStressWorker.mark(6, 1), count: map.possibleCPUCount))
+        owner.checkOwned()
+        #expect(recorder.violations == 1 && recorder.descriptions.last?.contains("index 6") == true,
+                "\(recorder.descriptions)")
+        // Index 4's write lost: zeros, as before it.
+        try store(6, [UInt64](repeating: 0, count: map.possibleCPUCount))
+        try store(4, [UInt64](repeating: 0, count: map.possibleCPUCount))
+        owner.checkOwned()
+        #expect(recorder.violations == 2 && recorder.descriptions.last?.contains("index 4") == true,
+                "\(recorder.descriptions)")
+        #expect(recorder.byKind.map(\.0) == [.ownKey], "\(recorder.descriptions)")
+        let marksOnly = StressRecorder(label: "final", echo: false)
+        PerCPUArrayStressWorker.finalCheck(map, tallies: [[0, 0, 0, 0]], recorder: marksOnly)
+        #expect(marksOnly.violations == 0, "\(marksOnly.descriptions)")
+    }
+
+    /// An LRU key is written once: its mark on every CPU (user mode) or on one, 0 on the
+    /// others (helper mode, a new key). A mix in between passed (found by review,
+    /// 2026-12-06). PERCPU_HASH keys are written again and again, one CPU at a time in
+    /// helper mode: any mix of marks and zeros may be there.
+    @Test func anLRUKeyHoldsItsMarkOnOneCPUOrOnEvery() throws {
+        let lru = try RawBucketHashMap(MapDefinition(type: .lruHash, keySize: 8, valueSize: 8, maxEntries: 16))
+        let target = EvictingStressTarget(map: lru, storage: lru, cpus: 3, threads: 1)
+        let key = UInt64(5)
+        let mark = EvictingStressTarget.mark(key, generation: 6)
+        #expect(target.holdsOnlyMarks([mark, mark, mark], of: key))
+        #expect(target.holdsOnlyMarks([0, mark, 0], of: key))
+        #expect(!target.holdsOnlyMarks([mark, 0, mark], of: key))
+        #expect(!target.holdsOnlyMarks([0, 0, 0], of: key))
+        let hash = try RawBucketHashMap(MapDefinition(type: .hash, keySize: 8, valueSize: 8, maxEntries: 16,
+                                                      hashImplementation: .bucketLocked))
+        let reused = EvictingStressTarget(map: hash, storage: hash, cpus: 3, threads: 1)
+        #expect(reused.holdsOnlyMarks([mark, 0, mark], of: key))
+    }
 }

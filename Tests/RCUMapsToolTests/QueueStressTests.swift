@@ -41,6 +41,7 @@ struct QueueStressTests {
         (FaultyQueue.Fault.dropsPushes, StressViolation.lost),
         (FaultyQueue.Fault.tearsValues, StressViolation.value),
         (FaultyQueue.Fault.popsNewest, StressViolation.order),
+        (FaultyQueue.Fault.overwriteDropsWithRoom, StressViolation.lost),
     ])
     func faultyQueueIsCaught(_ fault: FaultyQueue.Fault, _ expected: StressViolation) throws {
         var options = StressOptions()
@@ -53,9 +54,69 @@ struct QueueStressTests {
         #expect(!exercise.hung)
         #expect(recorder.byKind.contains { $0.0 == expected }, "violations: \(recorder.byKind) — \(recorder.descriptions)")
     }
+
+    /// The drained values go back with `BPF_EXIST` into the emptied map, where nothing may be
+    /// dropped: an overwriting push that drops the oldest element of a map with room is
+    /// caught at the first check, after the prefill. The workers' overwriting pushes could
+    /// not show it: what a push into a map that may be full drops is accounted for, not
+    /// checked (found by review, 2026-12-06).
+    @Test func anOverwritingPushThatDropsFromAMapWithRoomIsCaught() throws {
+        let faulty = try FaultyQueue(fault: .overwriteDropsWithRoom, capacity: 64)
+        let recorder = StressRecorder(label: "room", echo: false)
+        let harness = QueueStressHarness(kind: .queue, queue: faulty, threads: 1, seed: 1, recorder: recorder)
+        harness.prefill()  // 32 values; the 17th pushed back drops one
+        harness.quiescentCheck("after prefill", final: false)
+        #expect(recorder.byKind.map(\.0) == [.lost], "\(recorder.descriptions)")
+        let queue = try Self.map(.queue, capacity: 64)
+        let control = StressRecorder(label: "control", echo: false)
+        let plain = QueueStressHarness(kind: .queue, queue: queue, threads: 1, seed: 1, recorder: control)
+        plain.prefill()
+        plain.quiescentCheck("after prefill", final: false)
+        plain.quiescentCheck("again", final: false)
+        #expect(control.byKind.isEmpty, "\(control.descriptions)")
+    }
+
+    /// A full map's overwriting push drops its oldest element, for a stack too (its bottom),
+    /// so each producer's values still in the map are newer than any of its values dropped.
+    /// A stack that dropped its newest element (the top) passed: what was dropped was
+    /// accounted for and the rest kept stack order (found by review, 2026-12-06). One worker
+    /// pushes 3 values with `BPF_EXIST` onto the prefill's 2 in a map of 4: the third drops.
+    @Test(arguments: [StressMapKind.queue, .stack])
+    func aDropOfAnyButTheOldestElementIsCaught(_ kind: StressMapKind) throws {
+        let map = try Self.map(kind, capacity: 4)
+        let correct = Self.overwriteAFullMap(map, kind: kind)
+        #expect(correct.overwrites == 1)
+        #expect(correct.recorder.byKind.isEmpty, "\(correct.recorder.descriptions)")
+        guard kind == .stack else { return }
+        let stack = try FaultyQueue(fault: .dropsNewest, capacity: 4)
+        let faulty = Self.overwriteAFullMap(stack, kind: kind)
+        #expect(faulty.overwrites == 1)
+        #expect(faulty.recorder.byKind.map(\.0) == [.order], "\(faulty.recorder.descriptions)")
+    }
+
+    /// A QUEUE or STACK of 32-byte values, `capacity` elements at most.
+    static func map(_ kind: StressMapKind, capacity: Int) throws -> RawQueueStackMap {
+        try RawQueueStackMap(MapDefinition(type: kind == .queue ? .queue : .stack, keySize: 0,
+                                           valueSize: StressWords.valueSize, maxEntries: capacity, name: "drops"))
+    }
+
+    /// Prefills `queue` (capacity 4) with 2 values, has one worker push 3 with `BPF_EXIST`,
+    /// then checks the map at rest. Returns what was recorded and the worker's drops.
+    static func overwriteAFullMap<Queue: StressQueue>(_ queue: Queue, kind: StressMapKind)
+        -> (recorder: StressRecorder, overwrites: Int) {
+        let recorder = StressRecorder(label: "drops", echo: false)
+        let harness = QueueStressHarness(kind: kind, queue: queue, threads: 1, seed: 1, recorder: recorder)
+        harness.prefill()
+        let worker = QueueStressWorker(harness: harness, index: 0)
+        for _ in 0..<3 { worker.push(overwrite: true) }
+        worker.publish()
+        harness.quiescentCheck("check", final: false)
+        return (recorder, worker.stats.overwrites)
+    }
 }
 
-/// A queue that misbehaves on purpose, once every 16 calls of the faulty operation.
+/// A queue that misbehaves on purpose, once every 16 calls of the faulty operation (unless
+/// its fault says otherwise).
 final class FaultyQueue: StressQueue {
     enum Fault: Sendable {
         /// A pop copies the next element out but leaves it there (a value popped twice).
@@ -66,6 +127,12 @@ final class FaultyQueue: StressQueue {
         case tearsValues
         /// Every pop takes the newest element: the "queue" is a stack (FIFO broken).
         case popsNewest
+        /// An overwriting push into a map with room drops its oldest element anyway (a value
+        /// lost to a `BPF_EXIST` push that had no need to drop).
+        case overwriteDropsWithRoom
+        /// A stack whose overwriting push into a full map drops its newest element (the top),
+        /// not its oldest (the bottom). Every time: the test that uses it is deterministic.
+        case dropsNewest
     }
 
     let fault: Fault
@@ -74,7 +141,8 @@ final class FaultyQueue: StressQueue {
 
     init(fault: Fault, capacity: Int) throws(MapError) {
         self.fault = fault
-        base = try RawQueueStackMap(MapDefinition(type: fault == .popsNewest ? .stack : .queue, keySize: 0,
+        let type: MapType = fault == .popsNewest || fault == .dropsNewest ? .stack : .queue
+        base = try RawQueueStackMap(MapDefinition(type: type, keySize: 0,
                                                   valueSize: StressWords.valueSize, maxEntries: capacity, name: "faulty"))
     }
 
@@ -87,6 +155,16 @@ final class FaultyQueue: StressQueue {
     func push(_ value: UnsafeRawBufferPointer, overwrite: Bool,
               displaced: UnsafeMutableRawBufferPointer) throws(MapError) -> Bool {
         if fault == .dropsPushes, !overwrite, base.count < base.capacity, strikes() { return false }
+        if fault == .overwriteDropsWithRoom, overwrite, base.count > 0, base.count < base.capacity, strikes() {
+            try base.pop(into: displaced)  // a queue's oldest
+            _ = try base.push(value, overwrite: false, displaced: displaced)
+            return true
+        }
+        if fault == .dropsNewest, overwrite, base.count == base.capacity {
+            try base.pop(into: displaced)  // a stack's newest
+            _ = try base.push(value, overwrite: false, displaced: displaced)
+            return true
+        }
         return try base.push(value, overwrite: overwrite, displaced: displaced)
     }
 

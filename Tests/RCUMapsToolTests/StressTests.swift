@@ -78,6 +78,17 @@ struct StressOptionsTests {
         #expect(map.contains("unknown name 'mutex-dict'") && map.contains("object-map"))
     }
 
+    /// The help says which keys an iteration pass is checked for: "every key present
+    /// throughout it" claimed the shared keys too, which the workers do not check (found by
+    /// review, 2026-12-06).
+    @Test func helpSaysWhichKeysAnIterationPassIsCheckedFor() {
+        let text = stressDiscussion().split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        #expect(!text.contains("every key present throughout"))
+        #expect(text.contains("every stable key"))
+        #expect(text.contains("every key the iterating worker owns that is present and none it owns that is absent"))
+        #expect(text.contains("whether it returns the shared keys"))
+    }
+
     @Test func usageDescribesEveryMapAndOption() {
         let text = help(for: StressCommand.self)
         for kind in StressMapKind.allCases { #expect(text.contains(kind.rawValue)) }
@@ -518,6 +529,19 @@ final class OvershootingMap: ForwardingMap, StressCapacityReporting, @unchecked 
     var stressCapacityUnits: Int { base.definition.maxEntries + 1 }
 }
 
+/// An LRU_HASH (8-byte values) whose deletes of a present key sometimes succeed without
+/// removing it.
+final class DeleteKeepsLRUMap: ForwardingMap, @unchecked Sendable {
+    override func delete(key: UnsafeRawBufferPointer) throws(MapError) {
+        if strikes() {
+            var value: UInt64 = 0
+            let found = withUnsafeMutableBytes(of: &value) { buffer in (try? base.lookup(key: key, into: buffer)) != nil }
+            if found { return }  // "deleted"
+        }
+        try base.delete(key: key)
+    }
+}
+
 @Suite("rcumaps stress catches faults", .serialized)
 struct StressCheckerTests {
     @Test(arguments: [
@@ -607,6 +631,45 @@ struct StressCheckerTests {
         #expect(evicting.byKind.contains { $0.0 == .countOvershoot }, "\(evicting.byKind)")
     }
 
+    /// On the LRU types too, a lookup after a delete of a worker's own key finds nothing:
+    /// keys are fresh, each written once by its owner, and an eviction only removes. The
+    /// check was PERCPU_HASH's alone, and nothing else followed a deleted LRU key, so a
+    /// delete that reported success and removed nothing passed (found by review,
+    /// 2026-12-06). The same run on the plain map reports nothing.
+    @Test(arguments: [StressMapKind.lruHash, .lruPerCPUHash])
+    func anLRUDeleteThatRemovesNothingIsCaught(_ kind: StressMapKind) throws {
+        var options = StressOptions()
+        options.duration = 0.3
+        options.threads = 2
+        options.keys = 256
+        for faulty in [true, false] {
+            let target: EvictingStressTarget
+            if kind == .lruHash {
+                let lru = try RawBucketHashMap(MapDefinition(type: .lruHash, keySize: 8, valueSize: 8, maxEntries: 64,
+                                                             name: "lrudel", hashImplementation: .bucketLocked))
+                let map: any RawMap
+                if faulty { map = DeleteKeepsLRUMap(base: lru) } else { map = lru }
+                target = EvictingStressTarget(map: map, storage: lru, cpus: 1, threads: options.threads)
+            } else {
+                let lru = try RawPerCPUHashMap(MapDefinition(type: .lruPerCPUHash, keySize: 8, valueSize: 8, maxEntries: 64,
+                                                             name: "lrudel", hashImplementation: .bucketLocked))
+                let map: any RawMap
+                if faulty { map = DeleteKeepsPerCPUMap(base: lru) } else { map = lru }
+                target = EvictingStressTarget(map: map, storage: lru.storage, cpus: lru.possibleCPUCount,
+                                              threads: options.threads)
+            }
+            let recorder = StressRecorder(label: "lrudel", echo: false)
+            let run = exerciseEvictingTarget(target, kind: kind, options: options, seed: 7, recorder: recorder,
+                                             progress: false, samples: nil)
+            #expect(!run.hung)
+            if faulty {
+                #expect(recorder.byKind.contains { $0.0 == .ownKey }, "\(recorder.byKind) \(recorder.descriptions)")
+            } else {
+                #expect(recorder.byKind.isEmpty, "the same run on the plain map: \(recorder.descriptions)")
+            }
+        }
+    }
+
     /// The object map's reference checks fire: an object another map of the provider holds
     /// for the whole run has one reference more than the run's entries and handle account
     /// for (nothing showed the check can fire; found by review, 2026-12-05, eighteenth
@@ -654,15 +717,21 @@ struct StressCheckerTests {
 /// was removed before it, came back (it was replaced or removed already).
 @Suite("rcumaps stress: values that come back across a check")
 struct StressContestAcrossChecksTests {
-    /// Settles one interval in which lookup-and-deletes returned `tokens` (key 3 absent and
-    /// uncontested), and returns the kinds recorded.
-    static func settle(_ contest: StressContest, _ tokens: [UInt64], _ recorder: StressRecorder) {
+    /// Settles one interval in which lookup-and-deletes returned `tokens`, with the map
+    /// holding `held` (key to token; every other key absent; no key contested), into
+    /// `recorder`.
+    static func settle(_ contest: StressContest, _ tokens: [UInt64], _ recorder: StressRecorder,
+                       held: [Int: UInt64] = [:]) {
         var balances = [Int32](repeating: 0, count: contest.keys)
         var removed = tokens
         contest.deposit(balances: &balances, removed: &removed)
-        contest.settle("check", present: [Bool](repeating: false, count: contest.keys),
-                       held: [UInt64](repeating: StressToken.absent, count: contest.keys),
-                       isContested: { _ in false }, recorder: recorder)
+        var present = [Bool](repeating: false, count: contest.keys)
+        var tokensHeld = [UInt64](repeating: StressToken.absent, count: contest.keys)
+        for (key, token) in held {
+            present[key] = true
+            tokensHeld[key] = token
+        }
+        contest.settle("check", present: present, held: tokensHeld, isContested: { _ in false }, recorder: recorder)
     }
 
     @Test func aValueReturnedOnBothSidesOfACheckIsCaught() {
@@ -686,5 +755,35 @@ struct StressContestAcrossChecksTests {
                     edges)
         #expect(edges.byKind.map(\.0) == [.duplicate] && edges.descriptions.first?.contains("1 value(s)") == true,
                 "\(edges.descriptions)")
+    }
+
+    /// A value the quiescent map holds came back too when a lookup-and-delete returned it, or
+    /// a newer value of the same writer and key, before an earlier check: only returned
+    /// values were compared, so one back in the map and never returned again passed (found
+    /// by review, 2026-12-06). A newer version held is fine.
+    @Test(arguments: [(UInt64(5), true), (3, true), (6, false)])
+    func aHeldValueThatCameBackAcrossACheckIsCaught(version: UInt64, cameBack: Bool) {
+        let contest = StressContest(keys: 8, threads: 2)
+        let recorder = StressRecorder(label: "contest", echo: false)
+        Self.settle(contest, [StressToken.make(key: 1, writer: 1, version: 5)], recorder)
+        #expect(recorder.byKind.isEmpty, "\(recorder.descriptions)")
+        Self.settle(contest, [], recorder, held: [1: StressToken.make(key: 1, writer: 1, version: version)])
+        #expect(recorder.byKind.map(\.0) == (cameBack ? [StressViolation.duplicate] : []), "\(recorder.descriptions)")
+        // Another writer's older version, and another key's, are no such value.
+        let others = StressRecorder(label: "contest", echo: false)
+        Self.settle(contest, [], others, held: [1: StressToken.make(key: 1, writer: 2, version: 1),
+                                                2: StressToken.make(key: 2, writer: 1, version: 1)])
+        #expect(others.byKind.isEmpty, "\(others.descriptions)")
+    }
+
+    /// A value held in the interval a lookup-and-delete returned it is reported once, by the
+    /// check within the interval, not again as one that came back across a check.
+    @Test func aHeldValueReturnedInTheSameIntervalIsReportedOnce() {
+        let contest = StressContest(keys: 8, threads: 2)
+        let recorder = StressRecorder(label: "contest", echo: false)
+        let token = StressToken.make(key: 1, writer: 1, version: 5)
+        Self.settle(contest, [token], recorder, held: [1: token])
+        #expect(recorder.byKind.map(\.0) == [.duplicate], "\(recorder.descriptions)")
+        #expect(recorder.violations == 1, "\(recorder.descriptions)")
     }
 }

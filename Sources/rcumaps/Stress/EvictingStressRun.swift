@@ -20,9 +20,13 @@ import Synchronization
 ///   the eviction hands moved on by their guaranteed distance meanwhile;
 /// - a lookup of any key, in user or helper mode, finds a mark of that key or 0 on each
 ///   CPU: never another key's value, never a torn one (on the LRU types lookups and
-///   deletes pick recent keys, about a fifth of which are still in the map);
+///   deletes pick recent keys, about a fifth of which are still in the map; a user-mode
+///   lookup finds the key's one mark on one CPU or on every CPU, as its one write left it);
+/// - a key its owner has deleted, or found absent, is not found right after;
 /// - PERCPU_HASH, whose keys are written again and again: the newest generation a
-///   user-mode lookup finds among the CPUs never goes back for one reader;
+///   user-mode lookup finds among the CPUs never goes back for one reader, and at the end
+///   each worker's keys are present or absent as it left them, holding exactly what it
+///   read back after its last write;
 /// - no operation fails with an errno the map should not return.
 @inline(never)
 func exerciseEvictingHash(_ kind: StressMapKind, options: StressOptions, seed: UInt64, recorder: StressRecorder,
@@ -124,13 +128,20 @@ struct EvictingStressTarget: Sendable {
     /// what it writes — each value of a user-mode write, the writing CPU's of a helper write —
     /// so no present key holds zeros alone (an LRU_HASH's one value of 0 included: accepted,
     /// a zeroed slot went unnoticed; found by review, 2026-12-05).
+    ///
+    /// On the LRU types, exactly one mark or a mark on every CPU: each key is fresh, written
+    /// once, by a user-mode write (every CPU's value, published at once: readers see all of
+    /// it or nothing) or a helper-mode one (a new key: the writing CPU's value, 0 on the
+    /// others), and nothing writes it again. A mix of marks and zeros in between passed
+    /// (found by review, 2026-12-06). Not on PERCPU_HASH, whose keys are written again and
+    /// again, in helper mode one CPU at a time.
     func holdsOnlyMarks(_ values: [UInt64], of key: UInt64) -> Bool {
-        var marked = false
+        var marked = 0
         for value in values where value != 0 {
             guard generation(of: value, key: key) != nil else { return false }
-            marked = true
+            marked += 1
         }
-        return marked
+        return isLRU ? marked == 1 || marked == values.count : marked > 0
     }
 
     /// Checks, with the workers stopped, that the count is within bounds and every entry
@@ -200,6 +211,11 @@ final class EvictingStressWorker {
     /// wrong key, went unnoticed: found by review of the checker, 2026-12-05, eighteenth
     /// session).
     var ownPresent: [Bool]
+    /// PERCPU_HASH: per own key (as ``ownPresent``), the ``StressDigest`` of every CPU's value
+    /// read back right after this worker's last write of it: what the key holds exactly
+    /// until this worker writes or deletes it again (no other worker writes it; lookups in
+    /// helper mode only load), for the end check.
+    var ownDigest: [UInt64]
     /// What this worker did (lookups, updates stored, deletes done, count checks).
     var stats = StressStats()
 
@@ -216,6 +232,7 @@ final class EvictingStressWorker {
         values = [UInt64](repeating: 0, count: target.cpus)
         newestSeen = [UInt64](repeating: 0, count: target.isLRU ? 0 : threads * Int(target.ownRange))
         ownPresent = [Bool](repeating: false, count: target.isLRU ? 0 : Int(target.ownRange))
+        ownDigest = [UInt64](repeating: 0, count: target.isLRU ? 0 : Int(target.ownRange))
     }
 
     /// The slot of own key `key` in ``ownPresent`` (PERCPU_HASH).
@@ -233,7 +250,10 @@ final class EvictingStressWorker {
     }
 
     /// PERCPU_HASH, once this worker has stopped: each of its own keys is in the map exactly
-    /// when its last operation left it there (other workers only look its keys up).
+    /// when its last operation left it there (other workers only look its keys up), and a
+    /// present one holds, on every CPU, exactly what this worker read back after its last
+    /// write of it (only its presence was checked: a value lost or changed since passed;
+    /// found by review, 2026-12-06).
     func checkOwnPresence() {
         for slot in ownPresent.indices {
             let key = UInt64(index) << 40 | UInt64(slot)
@@ -241,6 +261,9 @@ final class EvictingStressWorker {
             if present != ownPresent[slot] {
                 recorder.record(.ownKey, "own key \(key) is \(present ? "present" : "absent") at the end, "
                     + "but this worker's last operation left it \(ownPresent[slot] ? "present" : "absent")")
+            } else if present, StressDigest.of(values) != ownDigest[slot] {
+                recorder.record(.ownKey, "own key \(key) holds generations \(values.map { target.generation(of: $0, key: key) ?? 0 }) "
+                    + "(\(values)) at the end, not what this worker read back right after its last write of it")
             }
         }
     }
@@ -321,6 +344,8 @@ final class EvictingStressWorker {
                 }
             }
         }
+        // PERCPU_HASH: what the key holds now, exactly, for the end check (checkOwnPresence).
+        if !target.isLRU, present { ownDigest[ownSlot(key)] = StressDigest.of(values) }
         if let lookupError {
             recorder.record(.errno, "lookup of own key \(key) right after its update failed: \(lookupError)")
         } else if !present {
@@ -446,16 +471,24 @@ final class EvictingStressWorker {
                 return
             }
             // PERCPU_HASH: only this worker writes the key, so the delete finds it exactly
-            // when it was left present, and a lookup after it finds nothing.
-            guard !target.isLRU else { return }
-            let slot = ownSlot(key)
-            if removed != ownPresent[slot] {
-                recorder.record(.ownKey, "delete of own key \(key) \(removed ? "removed it" : "found it absent"), "
-                    + "but this worker's last operation left it \(ownPresent[slot] ? "present" : "absent")")
+            // when it was left present.
+            if !target.isLRU {
+                let slot = ownSlot(key)
+                if removed != ownPresent[slot] {
+                    recorder.record(.ownKey, "delete of own key \(key) \(removed ? "removed it" : "found it absent"), "
+                        + "but this worker's last operation left it \(ownPresent[slot] ? "present" : "absent")")
+                }
+                ownPresent[slot] = false
             }
-            ownPresent[slot] = false
+            // Both types: a lookup after the delete finds nothing. Only this worker writes the
+            // key; on the LRU types it wrote it once (keys are fresh) and an eviction only
+            // removes, so a key deleted, or found evicted, stays gone. (Checked on PERCPU_HASH
+            // alone, and nothing else followed a deleted LRU key: a delete that reported
+            // success and removed nothing passed; found by review, 2026-12-06.)
             stats.selfChecks += 1
-            if lookUp(k, key: key) { recorder.record(.ownKey, "own key \(key) is still present after its delete") }
+            if lookUp(k, key: key) {
+                recorder.record(.ownKey, "own key \(key) is still present after its delete (which \(removed ? "removed it" : "found it absent"))")
+            }
         }
     }
 }

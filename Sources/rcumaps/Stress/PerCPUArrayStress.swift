@@ -20,7 +20,9 @@ import Synchronization
 ///   the new mark; helper mode: some CPU does, and the rest hold older marks of the index or
 ///   0); any other reader finds on every CPU 0 or a mark of that index, never another
 ///   index's value or a torn one, and in user mode never a newest generation (among the
-///   CPUs) older than the newest it found there before.
+///   CPUs) older than the newest it found there before. Once the owner has stopped, each
+///   of its indices holds exactly what it read back after its last write (0 on every CPU
+///   if it never wrote it).
 ///
 /// Errnos, as Linux returns them: an index at or past `maxEntries` is ENOENT on lookup and
 /// E2BIG on update; `BPF_NOEXIST` is EEXIST; a delete is EINVAL.
@@ -77,6 +79,11 @@ final class PerCPUArrayStressWorker {
     /// Per index: the newest generation a user-mode read of this worker found among the
     /// CPUs (owned indices only).
     var newestSeen: [UInt64]
+    /// Per index (owned indices only): the ``StressDigest`` of every CPU's value this worker
+    /// read back right after its last write of it, or of zeros (a PERCPU_ARRAY starts
+    /// zeroed) before its first: what the index holds exactly until the owner writes it
+    /// again, for ``checkOwned()``.
+    var written: [UInt64]
     /// One user-mode value: every CPU's 8 bytes.
     var values: [UInt64]
     var stats = StressStats()
@@ -95,7 +102,9 @@ final class PerCPUArrayStressWorker {
         seen = [UInt64](repeating: 0, count: counters)
         generation = [UInt64](repeating: 0, count: map.definition.maxEntries)
         newestSeen = [UInt64](repeating: 0, count: map.definition.maxEntries)
-        values = [UInt64](repeating: 0, count: map.possibleCPUCount)
+        let zeros = [UInt64](repeating: 0, count: map.possibleCPUCount)
+        values = zeros
+        written = [UInt64](repeating: StressDigest.of(zeros), count: map.definition.maxEntries)
     }
 
     /// The value an owner writes to `index` in generation `generation`: the index in the top
@@ -111,6 +120,28 @@ final class PerCPUArrayStressWorker {
 
     func run() {
         stats.operations &+= control.runBatches { step() }
+        checkOwned()
+    }
+
+    /// This worker's indices: those at or past `counters` whose remainder by `threads` is its
+    /// own index, from this one on, every `threads`-th one.
+    var firstOwned: Int { counters + (index - counters % threads + threads) % threads }
+
+    /// Once this worker has stopped: each index it owns holds, on every CPU, exactly what it
+    /// read back after its last write of it, or 0 if it never wrote it. No other worker
+    /// writes the index (the others only read it, or add to counters), so the workers still
+    /// running change nothing here. (The final check accepted any marks of the index and
+    /// zeros — an index that lost its owner's writes, all zeros, included; found by review,
+    /// 2026-12-06.)
+    func checkOwned() {
+        for target in stride(from: firstOwned, to: map.definition.maxEntries, by: threads) {
+            guard lookUp(target) else { continue }
+            if StressDigest.of(values) != written[target] {
+                recorder.record(.ownKey, "owned index \(target) holds \(values) at the end, not what its owner "
+                    + (generation[target] == 0 ? "left it (0 on every CPU: it never wrote it)"
+                        : "read back after its last write (generation \(generation[target]))"))
+            }
+        }
     }
 
     func step() {
@@ -174,9 +205,7 @@ final class PerCPUArrayStressWorker {
 
     /// Writes one of this worker's owned indices and reads it back.
     func writeOwned(helper: Bool, bits: UInt64) {
-        // This worker's indices: those at or past `counters` whose remainder by `threads` is
-        // its own index, from `first` on, every `threads`-th one.
-        let first = counters + (index - counters % threads + threads) % threads
+        let first = firstOwned
         guard first < map.definition.maxEntries else { return }
         let owned = (map.definition.maxEntries - first + threads - 1) / threads
         let target = first + Int((bits >> 8) % UInt64(owned)) * threads
@@ -211,6 +240,8 @@ final class PerCPUArrayStressWorker {
         stats.updatesStored += 1
         stats.selfChecks += 1
         guard lookUp(target) else { return }
+        // Only this worker writes the index: this is what it holds until the next write.
+        written[target] = StressDigest.of(values)
         let current = values.filter { $0 == mark }.count
         let stale = values.contains { !Self.belongs($0, to: target) || ($0 != 0 && $0 & 0xFF_FFFF_FFFF > generation[target]) }
         // Helper mode: exactly one CPU's value changed, to the mark.

@@ -54,8 +54,9 @@ final class QueueStressProducer: Sendable {
 /// - at each checkpoint (workers paused): each value the consumers removed since the last
 ///   is marked in its producer's bitmap — a value marked twice was removed twice; the map is
 ///   drained, every element checked (whole, ours, not removed before, each producer's values
-///   in push order for a queue and in reverse for a stack), counted against pushed −
-///   removed, and pushed back in its order;
+///   in push order for a queue and in reverse for a stack, each newer than every value of
+///   its producer an overwriting push dropped), counted against pushed − removed, and
+///   pushed back in its order with `BPF_EXIST`, which must drop nothing;
 /// - at the end, the same drain without pushing back, every element marked: each producer's
 ///   bitmap must then hold exactly its sequence numbers `0..<pushed` — one missing was lost.
 final class QueueStressHarness<Queue: StressQueue>: Sendable {
@@ -77,6 +78,9 @@ final class QueueStressHarness<Queue: StressQueue>: Sendable {
     /// The coordinator's: per producer, a bit per sequence number, set once the value was
     /// removed (popped or dropped by an overwriting push, or drained at the end).
     private let removedBits = ThreadLock<[[UInt64]]>([])
+    /// Per producer: the newest sequence number an overwriting push of any worker dropped
+    /// (-1: none), as the workers handed them over.
+    private let newestDropped = ThreadLock<[Int64]>([])
 
     /// Whether pops come from the oldest end (queue) or the newest (stack).
     var isQueue: Bool { kind == .queue }
@@ -91,6 +95,7 @@ final class QueueStressHarness<Queue: StressQueue>: Sendable {
         producers = (0...threads).map { _ in QueueStressProducer() }
         prefillCount = queue.capacity / 2
         removedBits.withLock { $0 = [[UInt64]](repeating: [], count: threads + 1) }
+        newestDropped.withLock { $0 = [Int64](repeating: -1, count: threads + 1) }
     }
 
     // MARK: Values
@@ -122,8 +127,12 @@ final class QueueStressHarness<Queue: StressQueue>: Sendable {
         return token
     }
 
-    /// Hands over the tokens a consumer removed (before a checkpoint pause and at the end).
-    func deposit(_ tokens: inout [UInt64]) {
+    /// Hands over the tokens a consumer removed and, per producer, the newest sequence number
+    /// its overwriting pushes dropped (before a checkpoint pause and at the end).
+    func deposit(_ tokens: inout [UInt64], newestDropped dropped: [Int64]) {
+        newestDropped.withLock { newest in
+            for writer in newest.indices where writer < dropped.count { newest[writer] = max(newest[writer], dropped[writer]) }
+        }
         guard !tokens.isEmpty else { return }
         deposits.withLock { $0.append(contentsOf: tokens) }
         tokens.removeAll(keepingCapacity: true)
@@ -178,6 +187,7 @@ final class QueueStressHarness<Queue: StressQueue>: Sendable {
             defer { tokens.removeAll() }
             return tokens
         }
+        let dropped = newestDropped.withLock { $0 }
         removedBits.withLock { bits in
             for token in removedTokens { markRemoved(token, in: &bits, "\(label), removed by a consumer") }
             let expected = producers.reduce(0) { $0 + $1.pushed.load(ordering: .relaxed) - $1.removed.load(ordering: .relaxed) }
@@ -186,6 +196,8 @@ final class QueueStressHarness<Queue: StressQueue>: Sendable {
             // pops remove nothing cannot keep the check going.
             var drained: [UInt64] = []
             var lastSequence = [Int64](repeating: -1, count: threads + 1)
+            // Whether a pop found the map empty (ENOENT): then nothing is left in it.
+            var emptied = false
             withUnsafeTemporaryAllocation(byteCount: StressWords.valueSize, alignment: 8) { buffer in
                 for _ in 0...queue.capacity {
                     do throws(MapError) {
@@ -193,15 +205,28 @@ final class QueueStressHarness<Queue: StressQueue>: Sendable {
                     } catch {
                         if error.code != MapError.keyNotFound.code {
                             recorder.record(.errno, "\(label): draining pop failed with unexpected \(error.name)")
+                        } else {
+                            emptied = true
                         }
                         break
                     }
                     guard let token = check(buffer.baseAddress!, "\(label), element \(drained.count)") else { continue }
-                    if wasRemoved(token, in: bits) {
-                        recorder.record(.duplicate, "\(label): \(StressToken.describe(token)) is still in the map but was removed before")
-                    }
                     let writer = StressToken.writer(token)
                     let sequence = Int64(StressToken.version(token))
+                    if wasRemoved(token, in: bits) {
+                        recorder.record(.duplicate, "\(label): \(StressToken.describe(token)) is still in the map but was removed before")
+                    } else if sequence < dropped[writer] {
+                        // The map is a ring in push order (pops take its newest end for a
+                        // stack, its oldest for a queue; the pushes back below keep the
+                        // order), and a producer pushes its values in sequence, so its values
+                        // lie in the ring in sequence order; an overwriting push drops the
+                        // oldest end, for a stack too. So each value of the producer still in
+                        // the map, or pushed by it later, is newer than every one of its
+                        // values dropped. A push that dropped another element (a stack's
+                        // newest) passed (found by review, 2026-12-06).
+                        recorder.record(.order, "\(label): producer \(writer)'s value \(sequence) is still in the map, but an "
+                            + "overwriting push dropped its newer value \(dropped[writer]) (a full map drops its oldest element)")
+                    }
                     // A queue drains each producer's values oldest first; a stack newest first.
                     if lastSequence[writer] >= 0, isQueue ? sequence <= lastSequence[writer] : sequence >= lastSequence[writer] {
                         recorder.record(.order, "\(label): producer \(writer)'s value \(sequence) drained after its value "
@@ -221,13 +246,25 @@ final class QueueStressHarness<Queue: StressQueue>: Sendable {
                 return
             }
             // Back in, so that the map holds what it held: a queue in drain order, a stack reversed.
+            // With BPF_EXIST, which may drop an element only from a full map: the drain left
+            // the map empty (a pop found nothing) and the workers are paused, so before the
+            // push of the n-th value back it holds n - 1 < capacity (a correct map never
+            // gives more than capacity), and nothing may be dropped. (The workers' overwriting
+            // pushes, into a map that may be full, were the only ones, and what they drop
+            // cannot be checked as it happens: one that dropped an element of a map with room
+            // passed; found by review, 2026-12-06.)
             withUnsafeTemporaryAllocation(byteCount: 2 * StressWords.valueSize, alignment: 8) { buffer in
                 let value = UnsafeRawBufferPointer(rebasing: buffer[0..<StressWords.valueSize])
                 let displaced = UnsafeMutableRawBufferPointer(rebasing: buffer[StressWords.valueSize...])
-                for token in isQueue ? drained : drained.reversed() {
+                let order = isQueue ? drained : Array(drained.reversed())
+                for (position, token) in order.enumerated() {
                     StressWords.encode(token, into: buffer.baseAddress!)
                     do throws(MapError) {
-                        _ = try queue.push(value, overwrite: false, displaced: displaced)
+                        let droppedOne = try queue.push(value, overwrite: true, displaced: displaced)
+                        if droppedOne, emptied, position < queue.capacity {
+                            recorder.record(.lost, "\(label): pushing drained value \(position + 1) back into the emptied map "
+                                + "(capacity \(queue.capacity)) with BPF_EXIST dropped an element of a map with room")
+                        }
                     } catch {
                         recorder.record(.errno, "\(label): pushing a drained value back failed with \(error.name)")
                     }

@@ -58,6 +58,9 @@ final class QueueStressWorker<Queue: StressQueue> {
     var log: [UInt64] = []
     /// Per producer: the last sequence number this worker removed (queue order check).
     var lastRemoved: [Int64]
+    /// Per producer: the newest sequence number this worker's overwriting pushes dropped
+    /// (-1: none), for the drains' check (``QueueStressHarness/quiescentCheck(_:final:)``).
+    var newestDropped: [Int64]
     /// Pushes out of 256 in the current stretch of batches.
     var pushShare = 128
     let valueBuffer: UnsafeMutableRawBufferPointer
@@ -71,6 +74,7 @@ final class QueueStressWorker<Queue: StressQueue> {
         producer = harness.producers[index + 1]
         random = XorShiftRandom(seed: harness.seed, stream: index)
         lastRemoved = [Int64](repeating: -1, count: harness.threads + 1)
+        newestDropped = [Int64](repeating: -1, count: harness.threads + 1)
         valueBuffer = .allocate(byteCount: StressWords.valueSize, alignment: 8)
         readBuffer = .allocate(byteCount: StressWords.valueSize, alignment: 8)
     }
@@ -107,7 +111,7 @@ final class QueueStressWorker<Queue: StressQueue> {
     func publish() {
         producer.pushed.store(Int(sequence), ordering: .relaxed)
         producer.removed.store(removed, ordering: .relaxed)
-        harness.deposit(&log)
+        harness.deposit(&log, newestDropped: newestDropped)
     }
 
     @inline(__always)
@@ -141,7 +145,10 @@ final class QueueStressWorker<Queue: StressQueue> {
             sequence += 1
             if dropped {
                 stats.overwrites += 1
-                removedValue(in: "dropped by an overwriting push")
+                if let token = removedValue(in: "dropped by an overwriting push") {
+                    let source = StressToken.writer(token)
+                    newestDropped[source] = max(newestDropped[source], Int64(StressToken.version(token)))
+                }
             }
         } catch {
             if error.code == MapError.outOfSpace.code, !overwrite {
@@ -180,10 +187,12 @@ final class QueueStressWorker<Queue: StressQueue> {
         }
     }
 
-    /// Checks the value just removed (in `readBuffer`) and logs it.
-    func removedValue(in what: String) {
+    /// Checks the value just removed (in `readBuffer`) and logs it; returns its token (nil:
+    /// not a value of the run, recorded).
+    @discardableResult
+    func removedValue(in what: String) -> UInt64? {
         removed += 1
-        guard let token = harness.check(readBuffer.baseAddress!, "worker \(index): \(what)") else { return }
+        guard let token = harness.check(readBuffer.baseAddress!, "worker \(index): \(what)") else { return nil }
         let producer = StressToken.writer(token)
         let sequence = Int64(StressToken.version(token))
         if harness.isQueue, sequence <= lastRemoved[producer] {
@@ -192,6 +201,7 @@ final class QueueStressWorker<Queue: StressQueue> {
         }
         lastRemoved[producer] = max(lastRemoved[producer], sequence)
         log.append(token)
+        return token
     }
 
     func violation(_ category: StressViolation, _ message: @autoclosure () -> String) {

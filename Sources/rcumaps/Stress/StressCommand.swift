@@ -121,8 +121,11 @@ func stressDiscussion() -> String {
             writer's newest version fit 256 MiB together — 8 bytes a key, writer and reader; \
             beyond, against the last value the reader saw under the key, which misses one \
             writer's stale value read after another writer's; the first lines of the output \
-            say which, and the checker's memory); an iteration pass returns no key twice and every key \
-            present throughout it; count stays between the stable keys and maxEntries; no \
+            say which, and the checker's memory); an iteration pass returns no key twice and \
+            none the run never inserts, every stable key (an array: every index, in order), \
+            every key the iterating worker owns that is present and none it owns that is absent \
+            (whether it returns the shared keys, which other workers insert and delete during \
+            the pass, is not checked); count stays between the stable keys and maxEntries; no \
             unexpected errno. Once a second (every keys/32768 seconds with more keys than \
             that) the workers pause at a checkpoint and the \
             quiescent map is checked whole: count equals the keys iteration finds, lookups agree \
@@ -144,12 +147,16 @@ func stressDiscussion() -> String {
             the LRU types, recent ones); \
             checked: count never above maxEntries, the key just written present with its mark, \
             which carries the write's generation (LRU: unless the hands moved their guaranteed \
-            distance), every value read a mark of the key or 0 on each CPU, and (percpu-hash) \
-            the newest generation a reader finds never older than one it found before. \
+            distance), a key gone after its owner's delete, every value read a mark of the key \
+            or 0 on each CPU (LRU: the mark on one CPU or on every CPU, as the key's one write \
+            left it); on percpu-hash also the newest generation a reader finds never older than \
+            one it found before, and at the end each worker's keys present or absent as it left \
+            them, holding exactly what it read back after its last write. \
             percpu-array: helper-mode counters (half through the map's own add, half through \
             an atomic add in place) summed exactly at the end (no increment lost or \
             doubled) and indices owned by one worker each, read back as written, their newest \
-            generation never going back for a reader. lpm-trie: lookups (70 %) checked \
+            generation never going back for a reader, and at the end holding exactly what \
+            their owner read back after its last write (0 if it never wrote them). lpm-trie: lookups (70 %) checked \
             against a brute-force scan of the routes, volatile routes inserted (BPF_NOEXIST) \
             and deleted, stable ones replaced (half of them each by one owner), and iteration \
             passes; values carry their route, writer and version: an owner reads back what it \
@@ -168,7 +175,9 @@ func stressDiscussion() -> String {
             0...maxEntries; no unexpected errno (push E2BIG, pop and peek ENOENT). At every \
             checkpoint, no value was removed twice, and the map, drained, holds exactly pushed \
             minus removed values, none removed before, each producer's in push order (queue) \
-            or reverse push order (stack); then it is pushed back. At the end, every value \
+            or reverse push order (stack) and newer than any of its values an overwriting push \
+            dropped (a full map drops its oldest element, a stack's bottom one too); then it is \
+            pushed back with BPF_EXIST, dropping nothing (the map has room). At the end, every value \
             pushed was removed exactly once or is still in the map. The checker keeps a bit \
             per value pushed (1 MiB per 8 million) and 8 bytes per value removed since the last \
             checkpoint: the process's RSS grows with the run.

@@ -20,7 +20,8 @@ import RCUMaps
 ///   newer is a value that came back: the writer stored that key's versions in order, one
 ///   value a key at a time, so once its newer value had been in the map (it was removed
 ///   from there), the older one was gone for good — replaced or removed — and no token is
-///   ever written twice.
+///   ever written twice. The same holds for the values the quiescent map holds: one no
+///   newer than a removed value of its writer and key came back too.
 final class StressContest: Sendable {
     let keys: Int
     /// Writers a token can name: the prefill (0) and the workers (1...`threads`).
@@ -98,6 +99,24 @@ final class StressContest: Sendable {
             for token in state.removed {
                 guard let slot = slot(of: token) else { continue }
                 state.newestRemoved[slot] = max(state.newestRemoved[slot], StressToken.version(token) + 1)
+            }
+            // Values the map holds that came back, by the same argument: a held value no newer
+            // than one its writer stored under that key and a lookup-and-delete returned, this
+            // interval or before. Only returned values were compared, so a removed value back in
+            // the map, and never returned again, went unnoticed (found by review, 2026-12-06).
+            // A held value this interval's lookup-and-deletes returned was reported above.
+            var heldBack = 0
+            var firstHeldBack: (key: Int, token: UInt64, newest: UInt64)?
+            for key in 0..<keys where held[key] != StressToken.absent && !Self.contains(state.removed, held[key]) {
+                guard let slot = slot(of: held[key]), StressToken.version(held[key]) < state.newestRemoved[slot] else { continue }
+                heldBack += 1
+                if firstHeldBack == nil { firstHeldBack = (key: key, token: held[key], newest: state.newestRemoved[slot] - 1) }
+            }
+            if let firstHeldBack {
+                recorder.record(.duplicate, "\(label): \(heldBack) key(s) hold a value no newer than one of the same writer "
+                    + "a lookup-and-delete returned (removed) before, first key \(firstHeldBack.key): "
+                    + "\(StressToken.describe(firstHeldBack.token)) after version \(firstHeldBack.newest) was removed "
+                    + "(a removed or replaced value came back)")
             }
             state.removed.removeAll(keepingCapacity: true)
             for key in 0..<keys where isContested(key) {

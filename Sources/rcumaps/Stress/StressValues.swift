@@ -112,6 +112,20 @@ enum StressWords {
     }
 }
 
+/// A 64-bit digest of a per-CPU value (every CPU's word, in CPU order), for the per-CPU
+/// runs' end checks: an owner keeps the digest of what it read back after its last write
+/// of a key, not a copy of every CPU's word (as much memory as the map's values). Each step
+/// is a bijection of the word given the digest so far (``StressWords/mix(_:)`` is one), so
+/// values that differ in one CPU's word always differ in digest; values that differ in
+/// more share one with odds of about 2^-64, which could only hide a fault, never report one.
+enum StressDigest {
+    static func of(_ values: [UInt64]) -> UInt64 {
+        var digest: UInt64 = 0x9E37_79B9_7F4A_7C15
+        for value in values { digest = StressWords.mix(digest ^ value) &+ 0x9E37_79B9_7F4A_7C15 }
+        return digest
+    }
+}
+
 /// Keys of the byte hash maps: `tag | index`, so a key from iteration can be checked.
 enum StressKeys {
     static let tag: UInt64 = 0x5354_5245_5300_0000  // "STRES" in the high bytes
