@@ -166,6 +166,52 @@ struct RCUDictionaryCapacityTests {
         #expect(dictionary.count == 0)
     }
 
+    /// Readers find every key present throughout, with its value, while a writer grows the
+    /// table many times over and shrinks it back, twice. A resize rehashes under every
+    /// stripe lock and then publishes the new table, and readers take no lock: a table
+    /// published before its copy was complete, or without releasing it to them, would hide
+    /// keys from readers alone, which the writers' own checks cannot see (found missing by
+    /// review, 2026-12-06).
+    @Test func readersFindEveryStableKeyWhileTheTableGrowsAndShrinks() {
+        let dictionary = RCUDictionary<Int, Int>()
+        let stable = 0..<512
+        for key in stable { dictionary[key] = key &* 3 }
+        let bucketsAtStart = Epoch.withSection { _ in dictionary.currentTable.bucketCount }
+        let writerDone = Atomic<Bool>(false)
+        let wrong = Atomic<Int>(0)
+        let passes = Atomic<Int>(0)
+        let mostBuckets = Atomic<Int>(0)
+        runOnThreads(3) { thread in
+            if thread == 0 {
+                defer { writerDone.store(true, ordering: .releasing) }
+                for _ in 0..<2 {
+                    for key in 1_000..<60_000 { dictionary[key] = key }
+                    let buckets = Epoch.withSection { _ in dictionary.currentTable.bucketCount }
+                    mostBuckets.store(Swift.max(buckets, mostBuckets.load(ordering: .relaxed)), ordering: .relaxed)
+                    for key in 1_000..<60_000 { dictionary.removeValue(forKey: key) }
+                }
+                return
+            }
+            var misses = 0
+            var rounds = 0
+            while !writerDone.load(ordering: .acquiring) {
+                for key in stable where dictionary[key] != key &* 3 { misses += 1 }
+                rounds += 1
+            }
+            wrong.wrappingAdd(misses, ordering: .relaxed)
+            passes.wrappingAdd(rounds, ordering: .relaxed)
+        }
+        let misses = wrong.load(ordering: .relaxed)
+        let readerPasses = passes.load(ordering: .relaxed)
+        let most = mostBuckets.load(ordering: .relaxed)
+        let bucketsAtEnd = Epoch.withSection { _ in dictionary.currentTable.bucketCount }
+        #expect(misses == 0)
+        #expect(readerPasses > 0)
+        #expect(most > 8 * bucketsAtStart)  // it grew several times
+        #expect(bucketsAtEnd < most)        // and shrank
+        #expect(dictionary.count == stable.count)
+    }
+
     /// Writers and a reservation at once: nothing is lost, and the array ends at least as
     /// large as reserved.
     @Test func reserveCapacityWhileWritersWrite() {
