@@ -63,7 +63,9 @@ public struct EpochSection: ~Copyable {
 ///   one thread at a time: a fork inside a section waits for glibc's
 ///   fork lock while another thread's fork, holding it, waits for a grace period that
 ///   waits for that section. In a process that forks, do not make a thread's first RCUMaps
-///   call, create a lock-free HASH, call `synchronize()` or freeze a map while holding a
+///   call, create a lock-free HASH or drop the last reference to one (outside a section,
+///   its teardown waits for rculfhash's resize worker, paused by a fork), call
+///   `synchronize()` or freeze a map while holding a
 ///   lock that a reclamation callback takes (a `deinit` of a value released after a grace
 ///   period, a work item): a fork in progress waits for the callbacks in flight while it
 ///   keeps those calls waiting. docs/architecture.md ("Process life") lists what a child may
@@ -221,7 +223,11 @@ public enum Epoch {
     /// round after round (at most 64), the callbacks and items those callbacks queued in
     /// turn: a released object whose `deinit` drops a map that releases objects of its own.
     /// (Blocks a callback retires into a retire list without filling a batch are submitted
-    /// only when a further round runs, or by the next barrier.)
+    /// only when a further round runs, or by the next barrier.) A round is repeated whenever
+    /// the reclamation threads queued anything during it, which they also do for other
+    /// threads' writes (a bucket hash's reclaim generations, retire lists' idle flushes):
+    /// while other threads keep writing, a barrier may run all 64 rounds, about a second
+    /// (found by review, 2026-12-06).
     ///
     /// Use it at teardown (tests, process shutdown) to see memory statistics settle.
     ///

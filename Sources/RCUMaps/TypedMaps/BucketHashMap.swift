@@ -12,7 +12,8 @@
 /// existing keys can still be replaced. Values of at most 8 bytes are replaced in place.
 ///
 /// Concurrency: any number of readers and writers on any threads; readers never lock
-/// and never write shared memory; writers of different buckets never contend. See
+/// and never write shared memory (batches, `lookupBatch` included, take each chain's lock
+/// while they copy it, as Linux's do); writers of different buckets never contend. See
 /// ``InPlaceKeyValueMap`` for in-place access.
 public final class BucketHashMap<Key: BitwiseCopyable & Sendable, Value: BitwiseCopyable & Sendable>:
     DynamicKeyValueMap, InPlaceKeyValueMap, Sequence

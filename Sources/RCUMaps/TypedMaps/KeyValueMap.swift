@@ -12,7 +12,8 @@
 ///
 /// Concurrency: every map is safe for any number of readers and writers on any threads.
 /// Readers never take a lock (a reader of an ``ArrayMap`` value over 8 bytes that writers
-/// made retry 16 times copies once holding the slot, for one copy). A value read out is one some update stored whole (never
+/// made retry 16 times copies once holding the slot, for one copy; the batches of the
+/// bucket-locked hashes take each chain's lock for the copy, as Linux's do). A value read out is one some update stored whole (never
 /// torn by the map's own writes: `updateValue(_:forKey:)` and the
 /// other whole-value writes). In-place writes are the caller's own stores: a value over
 /// 8 bytes written through ``InPlaceKeyValueMap/withValue(forKey:_:)``, ``AtomicFields``

@@ -28,7 +28,8 @@
 /// in-place access) marks its entry recently used: one atomic OR the first time after an
 /// eviction pass, nothing after that, and never a lock.
 ///
-/// Concurrency: any number of readers and writers on any threads; readers never lock;
+/// Concurrency: any number of readers and writers on any threads; readers never lock
+/// (batches take each chain's lock while they copy it, as the ``BucketHashMap``'s do);
 /// writers lock one bucket; a writer that evicts first holds its own bucket's lock and only
 /// *tries* the others' (it passes over a bucket whose lock is taken: it never waits for a
 /// second lock), for up to 8 buckets; finding no victim there, it releases its own lock and

@@ -19,7 +19,8 @@
 /// Bounded: a new key in a full `PERCPU_HASH` is refused (E2BIG); with `lru: true`
 /// (`LRU_PERCPU_HASH`) it evicts an entry not used recently instead.
 ///
-/// Concurrency: any number of readers and writers on any threads; readers never lock. A
+/// Concurrency: any number of readers and writers on any threads; readers never lock
+/// (batches take each chain's lock while they copy it, as the ``BucketHashMap``'s do). A
 /// thread can migrate to another CPU in the middle of a helper-mode operation, so two
 /// threads may share one CPU's value: change it in place only with `add(_:forKey:)`
 /// (integer counters, a restartable sequence) or with atomics
