@@ -19,10 +19,11 @@ import RCUMaps
 /// section in which it found it, so the object cannot go away in between.
 ///
 /// Concurrency: any number of readers and writers on any threads. `deinit`s of released
-/// objects run on the reclamation thread, after a grace period — or, when there is no
-/// memory for the work item that releases one, on a thread of its own after a grace period
-/// (which `Epoch.barrier()` does not wait for; with no thread to be had either, the
-/// reference is leaked).
+/// objects run on the reclamation thread, after a grace period, 64 releases to a batch
+/// (`Epoch.barrier()` waits for them; with no memory for a batch's work, the releases wait
+/// for the next batch, idle flush or barrier). Writers pause, after their section, while
+/// releases (or the base map's own reclamation) fall far behind: 16 MiB pending, a release
+/// counting 8 bytes whatever its object's size, for at most 250 ms a time.
 public final class ObjectMap<Key: BitwiseCopyable & Sendable, Object: AnyObject & Sendable>: Sendable, Sequence {
     /// The custom map underneath: object addresses as `UInt`, each holding one reference.
     ///
@@ -221,8 +222,9 @@ struct ObjectReferenceProvider<Key: BitwiseCopyable & Sendable, Object: AnyObjec
 /// a hash or array base (in-place values, nothing retired into a list the base throttles
 /// on), replacing objects faster than the one reclamation thread released them grew the
 /// backlog, and the objects it kept alive, without bound (found by review, 2026-12-06).
-/// A pending release counts as 8 bytes of its tag, `objm`, whatever the object's size.
-let objectMapReleases = EpochRetireList(referencesWithTag: PoolTag("objm"), finalizer: ObjectMapReleaser(),
+/// A pending release counts as 8 bytes of its tag, `objr` (not the sample provider's
+/// `objm`: its objects' backlog would throttle these writers), whatever the object's size.
+let objectMapReleases = EpochRetireList(referencesWithTag: PoolTag("objr"), finalizer: ObjectMapReleaser(),
                                         flushesWhenIdle: true)
 
 /// Releases one object reference an ``ObjectMap`` gave up (``objectMapReleases``).

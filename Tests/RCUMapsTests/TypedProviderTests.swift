@@ -312,13 +312,13 @@ struct TypedProviderTests {
     /// work item no writer waited for: on a bucket-locked or array base (values replaced in
     /// place, nothing retired into a list the base throttles on), replacing objects faster
     /// than they were released grew the backlog, and the objects it kept alive, without
-    /// bound (found by review, 2026-12-06). A reader holds grace periods back; a replace's
-    /// release must join the releases' list, and once references to one object fill that
-    /// list past the threshold, the next replace must wait.
+    /// bound (found by review, 2026-12-06). A reader holds grace periods back; a replace
+    /// must not release the object it displaced meanwhile, and once references to one
+    /// object fill the releases' list past the threshold, the next replace must wait.
     @Test(arguments: [ProviderBaseMap.hashBucketLocked, .array])
     func aReplaceWaitsWhenReleasesFallFarBehind(base: ProviderBaseMap) throws {
         let census = Census()
-        let joinedTheList = Atomic<Bool>(false)
+        let releasedEarly = Atomic<Bool>(false)
         let waitedMilliseconds = Atomic<Int>(0)
         do {
             let objects = try ObjectMap<UInt32, Tracked>(maxEntries: 8, base: base)
@@ -336,10 +336,9 @@ struct TypedProviderTests {
                 }
                 defer { writerDone.store(true, ordering: .releasing) }
                 while !readerInside.load(ordering: .acquiring) { sched_yield() }
-                let tag = PoolTag("objm")
-                let before = EpochMemory.statistics(for: tag).pendingBytes
                 _ = try? objects.updateValue(Tracked(1, census), forKey: 1)
-                joinedTheList.store(EpochMemory.statistics(for: tag).pendingBytes >= before + 8, ordering: .relaxed)
+                // The displaced object waits for the reader (its grace period starts after it entered).
+                releasedEarly.store(census.deinitialized.load(ordering: .relaxed) != 0, ordering: .relaxed)
                 // 8 bytes a pending reference: past the threshold, and a batch per stripe more.
                 for _ in 0..<(EpochRetireList.throttleThreshold / 8 + 8_192) {
                     objectMapReleases.retire(Unmanaged.passRetained(filler).toOpaque())
@@ -352,9 +351,9 @@ struct TypedProviderTests {
                                          ordering: .relaxed)
             }
         }
-        let joined = joinedTheList.load(ordering: .relaxed)
+        let early = releasedEarly.load(ordering: .relaxed)
         let waited = waitedMilliseconds.load(ordering: .relaxed)
-        #expect(joined)
+        #expect(!early)
         // The throttle waits up to `throttleWaitLimit` (250 ms) while the reader holds on.
         #expect(waited >= 200)
         Epoch.barrier()

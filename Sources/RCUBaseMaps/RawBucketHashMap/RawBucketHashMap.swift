@@ -1170,14 +1170,15 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
             // lost with the slot (read before it, an add in between was lost; found by
             // review, 2026-12-06). An overflow bucket the unlink empties stays in the chain
             // until the read: without a section, it could be freed once it left.
-            let keepsBucket = copiesWord && reportsValue
             #if DEBUG
             beforeRemovalUnlinks?()
             #endif
-            let keptEmpty = table.retire(place, chain: index, keepingEmptyBucket: keepsBucket)
-            let word = keepsBucket
-                ? table.valueWord(table.slot(place.bucketPointer, place.slot)).pointee.load(ordering: .acquiring) : 0
-            if keptEmpty { table.unlinkIfEmpty(place.bucketPointer, chain: index) }
+            var word: UInt64 = 0
+            if copiesWord && reportsValue {
+                word = retireReadingWord(place, chain: index)
+            } else {
+                table.retire(place, chain: index)
+            }
             capacity.endRemoval(removed: true)
             return .success((place, word))
         }
@@ -1195,6 +1196,20 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
             }
         }
         return true
+    }
+
+    /// Unlinks and retires `place` (``BucketTable/retire(_:chain:keepingEmptyBucket:)``)
+    /// and returns its one-word value as it was at the unlink, for a removal that reports
+    /// the value and holds no section (see `remove`): an overflow bucket the unlink empties
+    /// stays in the chain until the word is read, then leaves it. Caller holds chain
+    /// `index`'s lock. Not inlined: a second inlined `retire` in `remove` cost the plain
+    /// delete, which reads nothing, 15 instructions of spills.
+    @inline(never)
+    func retireReadingWord(_ place: Place, chain index: Int) -> UInt64 {
+        let keptEmpty = table.retire(place, chain: index, keepingEmptyBucket: true)
+        let word = table.valueWord(table.slot(place.bucketPointer, place.slot)).pointee.load(ordering: .acquiring)
+        if keptEmpty { table.unlinkIfEmpty(place.bucketPointer, chain: index) }
+        return word
     }
 
     // MARK: Iteration
