@@ -234,13 +234,15 @@ def main():
         living = [r for r in samples if r["phase"] != "released"]
         released = [r for r in samples if r["phase"] == "released"]
         violations = max((r["violations"] for r in samples), default=0)
+        # A run whose workers were stuck ends with a "hung" sample (and no "end"/"released").
+        hung = any(r["phase"] == "hung" for r in samples)
         name = run["map"] + (f" (run {names[:number_ + 1].count(run['map'])})" if names.count(run["map"]) > 1 else "")
         end = max((r["seconds"] for r in living), default=1) or 1
         operations = max((r["operations"] for r in samples), default=0)
         rate = (f"{operations / 1e6:,.0f}M" if operations >= 1e8 else f"{operations / 1e6:.3g}M" if operations >= 1e6
                 else f"{operations:,}")
-        verdict = (f'<tspan fill="{FAIL_COLOR}">{violations} violation{"s" if violations != 1 else ""}</tspan>'
-                   if violations else "0 violations")
+        verdict = (f'<tspan fill="{FAIL_COLOR}">{violations} violation{"s" if violations != 1 else ""}'
+                   f'{", stuck" if hung else ""}</tspan>' if violations or hung else "0 violations")
         out.append(f'<text x="{x0}" y="{y0 + 14}" font-size="14" font-weight="bold">{escape(name)}</text>')
         out.append(f'<text x="{x0 + chart_w}" y="{y0 + 14}" text-anchor="end">'
                    f'{rate} ops in {end:.0f} s, {verdict}</text>')

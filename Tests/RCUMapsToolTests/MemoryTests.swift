@@ -7,6 +7,28 @@ import Testing
 
 @Suite("rcumaps memory command line")
 struct MemoryOptionsTests {
+    /// `--entries` whose largest cell cannot fit the machine's memory is a usage error that
+    /// says so, as for `bench` (any entry count up to 2^26 and any shape were accepted, and
+    /// the fill ran until the kernel killed it: found by review, 2026-12-06). Decided for a
+    /// machine of 16 GiB given, not this one; only the shapes a map measures count.
+    @Test func entriesBeyondTheMachinesMemoryAreRefused() throws {
+        let memory = 16 << 30
+        func refusal(_ maps: [MemorySubject], _ shapes: [String], entries: Int) -> String? {
+            MemoryCommand.footprintRefusal(maps: maps, shapes: shapes.map { try! parseShapes($0)[0] }, entries: entries,
+                                           memory: memory)
+        }
+        let wide = try #require(refusal([.hashLockFree], ["8x8", "8x4096"], entries: 1 << 26))
+        #expect(wide.contains("8x4096") && wide.contains("GiB") && wide.contains("hash-lockfree"), "\(wide)")
+        #expect(refusal([.hashLockFree, .hashBucket], ["8x8", "16x8", "8x64"], entries: 1_000_000) == nil)
+        // The baselines measure 8x8 only: a wide shape in the list does not count for them.
+        #expect(refusal([.swiftDict, .cRculfhash], ["8x8", "8x4096"], entries: 1 << 24) == nil)
+        #expect(refusal([.swiftDict], ["8x8"], entries: 1 << 28) != nil)
+        // And through the command line, on this machine (at most 2^26 entries of 4 KiB values:
+        // about 373 GB).
+        let parsed = try #require(usageError(["memory", "--entries", "67108864", "--shapes", "8x4096"]))
+        #expect(parsed.contains("--entries 67108864 needs about"), "\(parsed)")
+    }
+
     @Test func defaultsAreBothHashMapsThreeShapesAnd100000Entries() throws {
         #expect(try memoryOptions(["memory"]) == MemoryOptions())
         let defaults = MemoryOptions()
@@ -103,6 +125,21 @@ struct MemoryFigureTests {
         #expect(json.contains("\"bytesPerEntry\": 130.00, \"overheadPerEntry\": 58.00"))
         #expect(json.contains("\"withinTarget\": false"))
         #expect(json.contains("\"withinTarget\": null"))
+        #expect(json.contains("\"settled\": true") && !json.contains("\"settled\": false"))
+        #expect(!table.contains("had not settled"))
+    }
+
+    /// A cell whose memory did not settle is marked in the table (an asterisk and a note)
+    /// and in the JSON: its figures were the last readings, unmarked (found by review,
+    /// 2026-12-06).
+    @Test func anUnsettledCellIsMarked() {
+        var cell = MemoryCell(map: .hashBucket, shape: .standard, entries: 1000, bytes: 40_000, residentBytes: 40_960,
+                              residualBytes: 0)
+        cell.settled = false
+        let report = MemoryReport(cells: [cell])
+        #expect(report.table().contains("40.0*"))
+        #expect(report.table().contains("* memory had not settled after"))
+        #expect(report.json().contains("\"settled\": false"))
     }
 }
 
@@ -122,6 +159,12 @@ struct MemoryRunTests {
             result = try attempt()
         }
         return result
+    }
+
+    /// A reading that cannot settle says so: one reading allowed, no two can agree.
+    @Test func aReadingGivenNoTimeToSettleSaysSo() throws {
+        let reading = try #require(ProcessMemory.settledReading(maxReadings: 1))
+        #expect(!reading.settled)
     }
 
     @Test func mallinfo2AndResidentMemorySeeAnAllocation() throws {

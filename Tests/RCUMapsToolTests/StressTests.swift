@@ -322,6 +322,33 @@ struct StressRunTests {
         }
     }
 
+    /// A run whose workers were stuck ends its samples with a `hung` row carrying its
+    /// violations; one that finished ends with `released`. A stuck run wrote nothing after
+    /// its last tick (0 violations then), so the soak plot drew the map as clean (found by
+    /// review, 2026-12-06).
+    @Test(arguments: [false, true])
+    func aStuckRunEndsItsSamplesWithItsViolations(hung: Bool) throws {
+        let path = "/tmp/rcumaps-stress-final-\(getpid())-\(hung).csv"
+        defer { unlink(path) }
+        let file = try StressSampleFile(path: path)
+        let recorder = StressRecorder(label: "lpm-trie", echo: false)
+        if hung { recorder.record(.setup, "2 threads did not stop within 0.5 s") }
+        var exercise = StressExercise()
+        exercise.hung = hung
+        exercise.startedAt = MonotonicClock.nanoseconds()
+        exercise.operations = 1_234
+        writeFinalSample(.lpmTrie, exercise: exercise, recorder: recorder, to: file)
+        #expect(file.close())
+        let lines = (readTextFile(path) ?? "").split(separator: "\n").map(String.init)
+        let columns = StressSample.csvHeader.split(separator: ",").map(String.init)
+        let last = try #require(lines.last?.split(separator: ",", omittingEmptySubsequences: false).map(String.init))
+        #expect(lines.count == 2 && last.count == columns.count, "\(lines)")
+        guard last.count == columns.count else { return }
+        #expect(last[columns.firstIndex(of: "phase")!] == (hung ? "hung" : "released"))
+        #expect(last[columns.firstIndex(of: "violations")!] == (hung ? "1" : "0"))
+        #expect(last[columns.firstIndex(of: "operations")!] == "1234")
+    }
+
     /// Two maps for 1.3 s into one samples file: a start row, a row per tick (one, at 1 s),
     /// an end row and a released row per map, with figures that make sense.
     @Test func samplesAreWrittenForAShortRun() throws {

@@ -148,12 +148,9 @@ struct BenchCommand: ParsableCommand {
     /// up to the limit was accepted, and a large one was killed for memory after minutes
     /// of prefill, with no message (found by review, 2026-12-05).
     func validateFootprint() throws {
-        let pages = sysconf(Int32(_SC_PHYS_PAGES)), pageSize = sysconf(Int32(_SC_PAGESIZE))
-        guard pages > 0, pageSize > 0 else { return }
-        let memory = pages.multipliedReportingOverflow(by: pageSize)
-        guard !memory.overflow else { return }
+        guard let memory = machineMemoryBytes() else { return }
         if let refusal = Self.footprintRefusal(maps: maps, shapes: shapes, entries: entries, threads: threads.max() ?? 1,
-                                               cpus: RawPerCPUArrayMap.possibleCPUs, memory: memory.partialValue) {
+                                               cpus: RawPerCPUArrayMap.possibleCPUs, memory: memory) {
             throw ValidationError(refusal)
         }
     }
@@ -200,6 +197,15 @@ struct BenchCommand: ParsableCommand {
         let status = runBench(options)
         if status != 0 { throw ExitCode(status) }
     }
+}
+
+/// The machine's physical memory in bytes, or nil when it cannot be read (then no run is
+/// refused for its footprint).
+func machineMemoryBytes() -> Int? {
+    let pages = sysconf(Int32(_SC_PHYS_PAGES)), pageSize = sysconf(Int32(_SC_PAGESIZE))
+    guard pages > 0, pageSize > 0 else { return nil }
+    let memory = pages.multipliedReportingOverflow(by: pageSize)
+    return memory.overflow ? nil : memory.partialValue
 }
 
 /// Parses a comma-separated list of map kinds and group names (``MapGroup``: `typed`

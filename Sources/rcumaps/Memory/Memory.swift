@@ -102,32 +102,35 @@ enum ProcessMemory {
         return MemoryReading(heapBytes: heap, residentBytes: resident)
     }
 
-    /// Pause between two readings of ``settled()``, in nanoseconds.
+    /// Pause between two readings of ``settledReading(maxReadings:)``, in nanoseconds.
     static let settleInterval: UInt64 = 5_000_000
     /// Readings in a row that must agree for the process to count as settled.
     static let settledReadings = 3
-    /// Most readings ``settled()`` takes before it gives up waiting (about 2 s).
+    /// Most readings ``settledReading(maxReadings:)`` takes by default before it gives up waiting (about 2 s).
     static let maxSettleReadings = 400
 
     /// ``now()`` once memory is quiet: after `Epoch.barrier()` (every deferred free has
     /// run), readings ``settleInterval`` apart, each after another barrier, until
     /// ``settledReadings`` in a row agree (rculfhash resizes on a worker thread of its
-    /// own, which no barrier waits for). After ``maxSettleReadings``, the last reading.
+    /// own, which no barrier waits for). After `maxReadings`, the last reading, with
+    /// `settled` false (the figures it gives are marked so: found unmarked by review,
+    /// 2026-12-06).
     ///
     /// - Precondition: not inside an epoch section.
-    static func settled() -> MemoryReading? {
+    static func settledReading(maxReadings: Int = maxSettleReadings) -> (reading: MemoryReading, settled: Bool)? {
         Epoch.barrier()
         guard var last = now() else { return nil }
         var agreeing = 1
-        for _ in 1..<maxSettleReadings where agreeing < settledReadings {
+        for _ in 1..<max(1, maxReadings) where agreeing < settledReadings {
             MonotonicClock.sleep(until: MonotonicClock.nanoseconds() + settleInterval)
             Epoch.barrier()
             guard let reading = now() else { return nil }
             agreeing = reading == last ? agreeing + 1 : 1
             last = reading
         }
-        return last
+        return (last, agreeing >= settledReadings)
     }
+
 }
 
 /// One measured cell of `rcumaps memory`: a map, a shape, an entry count.
@@ -145,6 +148,9 @@ struct MemoryCell: Sendable {
     /// Heap bytes in use after the map was destroyed, less the bytes before it was created:
     /// about 0, unless the map leaks or something else allocated during the cell.
     let residualBytes: Int
+    /// Whether each of the cell's readings settled (``ProcessMemory/settledReading(maxReadings:)``);
+    /// if not, its figures are the last readings taken, and the report marks them.
+    var settled = true
 
     /// ``bytes`` per entry.
     var bytesPerEntry: Double { Double(bytes) / Double(entries) }
@@ -250,7 +256,9 @@ func measureMemory(_ options: MemoryOptions, progress: Bool) throws(MemoryFailur
             if progress { writeToStandardError("failed\n") }
             throw error
         }
-        if progress { writeToStandardError("\(fixed(cell.bytesPerEntry, 1) ?? "-") B/entry\n") }
+        if progress {
+            writeToStandardError("\(fixed(cell.bytesPerEntry, 1) ?? "-") B/entry\(cell.settled ? "" : " (memory did not settle)")\n")
+        }
         cells.append(cell)
     }
     return cells
@@ -270,36 +278,41 @@ func measureMemoryCell(_ subject: MemorySubject, shape: BenchShape, entries: Int
     _ = try MemorySentinel(subject, shape: shape)
     let sentinel = try MemorySentinel(subject, shape: shape)
     return try withExtendedLifetime(sentinel) { () throws(MemoryFailure) -> MemoryCell in
-        guard let before = ProcessMemory.settled() else { throw .measurementUnavailable }
-        let filled = try filledReading(subject, shape: shape, entries: entries).since(before)
-        guard let released = ProcessMemory.settled()?.since(before) else { throw .measurementUnavailable }
+        guard let before = ProcessMemory.settledReading() else { throw .measurementUnavailable }
+        let (alive, aliveSettled) = try filledReading(subject, shape: shape, entries: entries)
+        let filled = alive.since(before.reading)
+        guard let after = ProcessMemory.settledReading() else { throw .measurementUnavailable }
+        let released = after.reading.since(before.reading)
         return MemoryCell(map: subject, shape: shape, entries: entries, bytes: filled.heapBytes,
-                          residentBytes: filled.residentBytes, residualBytes: released.heapBytes)
+                          residentBytes: filled.residentBytes, residualBytes: released.heapBytes,
+                          settled: before.settled && aliveSettled && after.settled)
     }
 }
 
 /// Creates a `subject` map with `maxEntries` = `entries`, fills it with `entries` distinct
 /// keys of `shape` (the bench's keys and prefill values) and returns
-/// ``ProcessMemory/settled()`` read while it is alive. The map is destroyed on return.
-func filledReading(_ subject: MemorySubject, shape: BenchShape, entries: Int) throws(MemoryFailure) -> MemoryReading {
-    let reading: MemoryReading?
+/// ``ProcessMemory/settledReading(maxReadings:)`` read while it is alive (and whether it
+/// settled). The map is destroyed on return.
+func filledReading(_ subject: MemorySubject, shape: BenchShape,
+                   entries: Int) throws(MemoryFailure) -> (reading: MemoryReading, settled: Bool) {
+    let reading: (reading: MemoryReading, settled: Bool)?
     do {
         switch subject {
         case .hashLockFree:
             let map = try RawLockFreeHashMap(memoryDefinition(entries: entries, shape: shape, implementation: .lockFree))
             try fillHashMap(map, shape: shape, entries: entries)
-            reading = withExtendedLifetime(map) { ProcessMemory.settled() }
+            reading = withExtendedLifetime(map) { ProcessMemory.settledReading() }
         case .hashBucket:
             let map = try RawBucketHashMap(memoryDefinition(entries: entries, shape: shape, implementation: .bucketLocked))
             try fillHashMap(map, shape: shape, entries: entries)
-            reading = withExtendedLifetime(map) { ProcessMemory.settled() }
+            reading = withExtendedLifetime(map) { ProcessMemory.settledReading() }
         case .swiftDict:
             let dictionary = filledDictionary(entries: entries)
-            reading = withExtendedLifetime(dictionary) { ProcessMemory.settled() }
+            reading = withExtendedLifetime(dictionary) { ProcessMemory.settledReading() }
         case .cRculfhash:
             let table = try filledCRculfhash(entries: entries)
             defer { rcumaps_baseline_lfht_destroy(table) }
-            reading = ProcessMemory.settled()
+            reading = ProcessMemory.settledReading()
         }
     } catch {
         throw .map(subject, error)

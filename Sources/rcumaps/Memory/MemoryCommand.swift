@@ -57,6 +57,34 @@ struct MemoryCommand: ParsableCommand {
         MemoryOptions(shapes: shapes, entries: entries, maps: maps, json: json)
     }
 
+    /// As `bench`'s footprint check: `--entries` whose largest cell cannot fit the machine's
+    /// memory is a usage error, not a fill the kernel kills for memory (`memory` had no such
+    /// check: found by review, 2026-12-06).
+    func validate() throws {
+        guard let memory = machineMemoryBytes() else { return }
+        if let refusal = Self.footprintRefusal(maps: maps, shapes: shapes, entries: entries.max() ?? 1, memory: memory) {
+            throw ValidationError(refusal)
+        }
+    }
+
+    /// Why filling maps of `entries` would not fit `memory` bytes, or nil: the first cell
+    /// over it. A cell holds `entries` pairs, key and value each rounded up to 8 bytes, plus
+    /// 64 bytes of bucket, slot or node an entry, over-estimated by a third for load (as
+    /// `bench` estimates; its maps hold twice as many). Only the shapes a map measures count.
+    /// A pure function of the machine, for tests.
+    static func footprintRefusal(maps: [MemorySubject], shapes: [BenchShape], entries: Int, memory: Int) -> String? {
+        for subject in maps {
+            for shape in shapes where subject.supports(shape) {
+                let pair = (shape.keyBytes + 7) / 8 * 8 + (shape.valueBytes + 7) / 8 * 8
+                let (bytes, overflow) = entries.multipliedReportingOverflow(by: (pair + 64) * 4 / 3)
+                guard overflow || bytes > memory else { continue }
+                return "--entries \(entries) needs about \(overflow ? "more than \(Int.max >> 30)" : "\(bytes >> 30)") GiB "
+                    + "for \(subject.rawValue) (\(shape)); this machine has \(memory >> 30) GiB: use fewer entries or a smaller shape"
+            }
+        }
+        return nil
+    }
+
     /// Runs the measurement; a run that fails exits with ``runMemory(_:)``'s status.
     func run() throws {
         let status = runMemory(options)

@@ -12,7 +12,7 @@ struct MemoryReport {
                 cell.shape.description,
                 String(cell.entries),
                 String(cell.bytes),
-                fixed(cell.bytesPerEntry, 1) ?? "-",
+                (fixed(cell.bytesPerEntry, 1) ?? "-") + (cell.settled ? "" : "*"),
                 fixed(cell.overheadPerEntry, 1) ?? "-",
                 cell.withinTarget.map { $0 ? "yes" : "NO" } ?? "-",
                 fixed(cell.residentBytesPerEntry, 1) ?? "-",
@@ -28,11 +28,14 @@ struct MemoryReport {
             ("", "(whole pages; a map may fill pages the heap had already touched, so it can be below B/entry)"),
             ("residual", "heap bytes still in use after the map was destroyed (about 0 when the cell was undisturbed)"),
         ].map { pad($0.0, 10) + $0.1 }
+        let unsettled = cells.contains { !$0.settled }
+            ? ["* memory had not settled after \(ProcessMemory.maxSettleReadings) readings: that cell's figures are the last "
+                + "readings taken (something else in the process was allocating or freeing)"] : []
         return """
             rcumaps memory: each map created with maxEntries = entries and filled with that many distinct keys
             \(renderColumns(rows))
 
-            \(verdicts().joined(separator: "\n"))
+            \((unsettled + verdicts()).joined(separator: "\n"))
 
             \(legend.joined(separator: "\n"))
             """
@@ -90,6 +93,7 @@ struct MemoryReport {
                 "\"residentOverheadPerEntry\": \(jsonNumber(cell.residentOverheadPerEntry, 2))",
                 "\"residentWithinTarget\": \(cell.residentWithinTarget.map { String($0) } ?? "null")",
                 "\"residualBytes\": \(cell.residualBytes)",
+                "\"settled\": \(cell.settled)",
             ]
             return "  {" + fields.joined(separator: ", ") + "}"
         }

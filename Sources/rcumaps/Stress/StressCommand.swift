@@ -186,12 +186,13 @@ func stressDiscussion() -> String {
         HelpText.paragraph("""
             SAMPLES: --samples <file> gets a header line, then a row per map as its workers start, \
             at every progress tick (about once a second), at the end (workers stopped, final \
-            check done) and once the map is dropped and its memory reclaimed:
+            check done) and once the map is dropped and its memory reclaimed — or, when its \
+            workers are stuck, a last row (hung) with the violations so far:
             """)
             + "\n" + HelpText.table([
                 ("seconds", "seconds since the map's workers started"),
                 ("map", "the map's name"),
-                ("phase", "start, run, end or released"),
+                ("phase", "start, run, end, released, or hung (workers stuck: the run stopped there)"),
                 ("rss_bytes", "the process's resident set size (/proc/self/statm; empty if unreadable)"),
                 ("heap_bytes", "heap bytes in use (glibc mallinfo2; empty without glibc or under a sanitizer): "
                     + "RSS rising over a flat heap is memory malloc keeps"),

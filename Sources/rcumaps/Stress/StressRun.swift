@@ -265,13 +265,24 @@ func runStressMap(_ kind: StressMapKind, options: StressOptions, seed: UInt64, p
         exercise = exerciseLPMTrie(options: options, seed: seed, recorder: recorder, progress: progress, samples: samples)
         if !exercise.hung { checkReleased(StressPools.mapTag(kind), what: "the map", recorder: recorder) }
     }
-    if let samples, !exercise.hung, exercise.startedAt != 0 {
-        let seconds = Double(MonotonicClock.nanoseconds() - exercise.startedAt) / 1e9
+    if let samples { writeFinalSample(kind, exercise: exercise, recorder: recorder, to: samples) }
+    return StressMapResult(kind: kind, exercise: exercise, violations: recorder.violations,
+                           descriptions: recorder.descriptions, byKind: recorder.byKind)
+}
+
+/// The last memory sample of a map's run: once the map is released, or, when its workers
+/// were stuck, a `hung` sample with the violations so far. (A stuck run wrote no sample
+/// after its last progress tick, whose violations were 0, so the soak plot showed the map
+/// as clean: found by review, 2026-12-06.)
+func writeFinalSample(_ kind: StressMapKind, exercise: StressExercise, recorder: StressRecorder, to samples: StressSampleFile) {
+    let seconds = exercise.startedAt == 0 ? 0 : Double(MonotonicClock.nanoseconds() - exercise.startedAt) / 1e9
+    if exercise.hung {
+        samples.write(.take(kind, .hung, seconds: seconds, tag: StressPools.mapTag(kind),
+                            operations: exercise.operations, violations: recorder.violations))
+    } else if exercise.startedAt != 0 {
         samples.write(.take(kind, .released, seconds: seconds, tag: StressPools.mapTag(kind),
                             operations: exercise.operations, violations: recorder.violations))
     }
-    return StressMapResult(kind: kind, exercise: exercise, violations: recorder.violations,
-                           descriptions: recorder.descriptions, byKind: recorder.byKind)
 }
 
 /// Barrier rounds ``checkReleased(_:what:recorder:)`` allows. One `Epoch.barrier()` waits

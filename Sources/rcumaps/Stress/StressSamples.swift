@@ -65,6 +65,9 @@ struct StressSample: Equatable, Sendable {
         case end
         /// The map dropped and its deferred frees run (after `Epoch.barrier()`).
         case released
+        /// Workers stuck in an operation: the run stopped there, the map left as it was (no
+        /// `end` or `released` sample follows); the violations include the stuck threads.
+        case hung
     }
 
     var map: StressMapKind
