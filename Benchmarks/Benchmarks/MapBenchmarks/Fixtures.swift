@@ -405,11 +405,16 @@ final class BenchObject: Sendable {
 
 /// An `RCUDictionary` and a `Mutex<Dictionary>` with the same `entries` entries, and the keys
 /// lookups use: copies built apart from the stored keys (for strings, separate buffers, so
-/// that a comparison compares bytes, as for keys that come from outside).
+/// that a comparison compares bytes, as for keys that come from outside), kept in a buffer
+/// that lookups borrow from. (They were an array, whose subscript returns a copy: for
+/// `String` keys a retain and a release of the key's buffer a lookup, on both sides, which
+/// pulled the pair's ratio towards 1; `rcumaps bench` borrows its probe keys the same way.
+/// Found by review, 2026-12-06.)
 final class DictionaryFixture<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     let rcu: RCUDictionary<Key, Value>
     let mutex: Mutex<[Key: Value]>
-    let probes: [Key]
+    // Invariant: initialised for its whole count until deinit; never mutated.
+    nonisolated(unsafe) let probes: UnsafeMutableBufferPointer<Key>
 
     init(entries: Int, key: (Int) -> Key, value: (Int) -> Value) {
         rcu = RCUDictionary(minimumCapacity: entries)
@@ -420,6 +425,12 @@ final class DictionaryFixture<Key: Hashable & Sendable, Value: Sendable>: Sendab
             dictionary[key(index)] = value(index)
         }
         mutex = Mutex(dictionary)
-        probes = (0..<entries).map(key)
+        probes = .allocate(capacity: entries)
+        _ = probes.initialize(from: (0..<entries).map(key))
+    }
+
+    deinit {
+        probes.deinitialize()
+        probes.deallocate()
     }
 }

@@ -38,7 +38,7 @@ static pthread_once_t peer_epoch_once = PTHREAD_ONCE_INIT;
 static pthread_key_t reader_key;
 /* This thread's reader record, registered on its first lookup. */
 static _Thread_local ck_epoch_record_t *reader_record;
-/* The table whose writer mutex this thread holds: the allocator's free, which has no
+/* The table whose writer lock this thread holds: the allocator's free, which has no
  * context argument, defers through that table's reclaimer. */
 static _Thread_local struct rcumaps_peer_ckht *writing;
 
@@ -121,7 +121,7 @@ static void peer_free(void *pointer, size_t size, bool defer)
         return;
     }
     if (!writing) {
-        /* ck_ht defers frees only from its writers, which all run under a table's mutex. */
+        /* ck_ht defers frees only from its writers, which all run under a table's writer lock. */
         fputs("CPeerMaps: ck_ht deferred a free outside a writer\n", stderr);
         abort();
     }
@@ -215,13 +215,19 @@ int rcumaps_peer_ckht_insert(rcumaps_peer_ckht_t *table, uint64_t key, uint64_t 
     ck_ht_hash_direct(&hash, &table->ht, (uintptr_t)key);
     ck_ht_entry_set_direct(&entry, hash, (uintptr_t)key, (uintptr_t)value);
     writer_enter(table);
-    int result = 1;
-    if (!ck_ht_put_spmc(&table->ht, hash, &entry)) {
-        /* ck_ht_put_spmc fails when the key is present or when growing failed: tell them
-         * apart (the table cannot change meanwhile: we hold the writer mutex). */
-        ck_ht_entry_t probe;
-        ck_ht_entry_key_set_direct(&probe, (uintptr_t)key);
-        result = ck_ht_get_spmc(&table->ht, hash, &probe) ? 0 : -1;
+    /* Looked up first: ck_ht_put_spmc takes the first tombstone on the key's probe path
+     * without looking further, so after deletes it stored a second copy of a key that was
+     * present and reported it inserted (a churn run counted thousands of such inserts and
+     * kept deleted keys findable; found by review, 2026-12-06). The table cannot change
+     * between the two calls: we hold the writer lock. */
+    ck_ht_entry_t probe;
+    ck_ht_entry_key_set_direct(&probe, (uintptr_t)key);
+    int result;
+    if (ck_ht_get_spmc(&table->ht, hash, &probe)) {
+        result = 0;
+    } else {
+        /* Absent: put fails only when growing the table failed. */
+        result = ck_ht_put_spmc(&table->ht, hash, &entry) ? 1 : -1;
     }
     writer_exit(table);
     return result;

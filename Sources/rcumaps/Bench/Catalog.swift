@@ -96,7 +96,7 @@ enum MapKind: String, CaseIterable, Sendable {
     // The peer maps (only when named, and with `--peers-library`: ``PeerFunctions``), 8x8.
 
     /// Peer: ConcurrencyKit's `ck_ht` (direct mode, lookups in `ck_epoch` sections, writers
-    /// serialised by a mutex: ck_ht is single-writer).
+    /// serialised by a `ck_spinlock`: ck_ht is single-writer).
     case ckHT = "ck-ht"
     /// Peer: libcuckoo's `cuckoohash_map<uint64_t, uint64_t>`.
     case libcuckoo = "libcuckoo"

@@ -95,7 +95,8 @@ struct BenchReport {
                 : [])
             + (latency
                 ? [pad("write p*", 8) + "latency of one write (update, insert, delete, push), ns: percentiles and "
-                    + "maximum over every thread's writes (- : no write timed)"] : [])
+                    + "maximum over every thread's writes, refused ones included (churn: about half, an insert of a "
+                    + "present key or a delete of an absent one) (- : no write timed)"] : [])
             + (counterparts
                 ? ["vs counterpart  the same ratio to the row's counterpart: " + pairs.joined(separator: ", ")
                     + (batches ? "; per element, " + batchPairs.joined(separator: ", ") : "")] : [])

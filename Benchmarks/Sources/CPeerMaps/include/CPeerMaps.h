@@ -37,7 +37,7 @@
  *   insert: inserts if absent; 1 inserted, 0 present (nothing changed), -1 failed;
  *   remove: 1 removed, 0 absent.
  * Every function is safe to call from any number of threads at once (ck_ht: writers take
- * the table's mutex); destroy only when no other thread uses the table.
+ * the table's spinlock); destroy only when no other thread uses the table.
  */
 #ifndef CPEERMAPS_H
 #define CPEERMAPS_H
