@@ -64,12 +64,16 @@ package protocol ObservableBaseMap: RawMap {
     /// removed, before it leaves the map (under the bucket lock on the bucket-locked hash;
     /// inside an epoch on the lock-free hash, possibly more than once if the entry changes
     /// under it — the last call is for the entry removed). If `inspect` throws, nothing is
-    /// removed. Then the observer's removal notifications run as for a delete.
+    /// removed. Then `removed` gets the value as it left the map — the one the observer's
+    /// removal notification reports, which includes in-place writes (helper mode, no lock)
+    /// that landed between `inspect` and the unlink — and the notifications run as for a
+    /// delete. Both values are borrowed for the call only.
     ///
     /// - Throws: ``MapError/keyNotFound``; whatever `inspect` or a refusing observer throws;
     ///   ``MapError/unsupportedByMapType`` (ENOTSUPP, 524) on arrays.
     func remove(key: UnsafeRawBufferPointer,
-                inspecting inspect: (UnsafeRawBufferPointer) throws(MapError) -> Void) throws(MapError)
+                inspecting inspect: (UnsafeRawBufferPointer) throws(MapError) -> Void,
+                removed: (UnsafeRawBufferPointer) -> Void) throws(MapError)
 
     /// Waits, if the map's reclamation has fallen far behind its writers, as its own writes
     /// do after their section (``EpochRetireList/throttleIfBehind()``): for a caller that

@@ -327,6 +327,9 @@ public final class EpochRetireList: @unchecked Sendable {
     /// whose grace period is over when its stripe or the list keeps one: the stripe's lock
     /// taken and given back, no call into the allocator.
     public func allocate() -> UnsafeMutableRawPointer? {
+        // A list of references owns no blocks: a `malloc(0)` handed out here would reach its
+        // finalizer as an object (found by review, 2026-12-06: documented, never checked).
+        _rcumapsPrecondition(blockSize != 0, "EpochRetireList.allocate() on a list of references, which has no blocks")
         if let recycled {
             if _FaultInjection.isActive, _FaultInjection.shouldFail(tag: tag) { return nil }
             if let block = takeRecycled(recycled) { return block }
@@ -413,6 +416,9 @@ public final class EpochRetireList: @unchecked Sendable {
     /// Releases, at once, a block of this list that was never published (no reader can
     /// have seen it).
     public func freeUnpublished(_ block: UnsafeMutableRawPointer) {
+        // A reference is not the list's to free (it would free an object's memory while
+        // references to it remain).
+        _rcumapsPrecondition(blockSize != 0, "EpochRetireList.freeUnpublished(_:) on a list of references, which has no blocks")
         EpochMemory.accountHeaderlessReleased(count: 1, byteCount: blockSize, counters: counters, wasPending: false)
         Glibc.free(block)
     }

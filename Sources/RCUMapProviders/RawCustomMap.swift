@@ -686,7 +686,7 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
         // lock-free base may run the callback on an entry it then fails to remove (see
         // above), and the caller's buffer is not the place for a stale answer.
         try Self.withScratch(byteCount: value.count) { (answer) throws(MapError) in
-            try base.remove(key: key) { (stored) throws(MapError) in
+            try base.remove(key: key, inspecting: { (stored) throws(MapError) in
                 // Under the bucket lock on the bucket-locked base: recorded as such on every
                 // base, so that a provider behaves the same whichever base it chose.
                 try hooks.underMapLock { () throws(MapError) in
@@ -694,10 +694,17 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
                         try find!(MapElementCall(context: context, key: key, inValue: stored, outValue: answer, flags: []))
                     } else {
                         try find?(MapElementCall(context: context, key: key, inValue: stored, outValue: nil, flags: []))
-                        answer.copyMemory(from: stored)
                     }
                 }
-            }
+            }, removed: { (left) in
+                // Untranslated, the caller gets the value as it left the map, the one the
+                // provider's removal callback is told of: an in-place write (helper mode, no
+                // lock) between the find callback and the unlink is in both. (The copy was
+                // taken in the find callback's place, so the caller missed such a write the
+                // provider saw; found by review, 2026-12-06.) A translating provider's map
+                // allows no in-place writes.
+                if !translates { answer.copyMemory(from: left) }
+            })
             Self.copy(answer, to: value)
         }
     }

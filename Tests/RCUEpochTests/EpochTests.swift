@@ -705,6 +705,20 @@ struct NUMATopologyTests {
 
 @Suite("Headerless blocks and retire lists")
 struct EpochRetireListTests {
+    /// A list of references has no blocks: `allocate()` and `freeUnpublished(_:)` on one
+    /// stop with a message. The docs said so but nothing checked: `freeUnpublished` freed an
+    /// object's memory while references to it remained, and `allocate()`'s `malloc(0)`,
+    /// once retired, reached the finalizer as an object (found by review, 2026-12-06).
+    @Test func aListOfReferencesRefusesBlockCalls() async {
+        await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            _ = ReferenceListCalls.list().allocate()
+        }.map { expectStandardError(of: $0, toContain: "allocate() on a list of references") }
+        await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            let object = Unmanaged.passRetained(ReferenceListCalls.Object()).toOpaque()
+            ReferenceListCalls.list().freeUnpublished(object)
+        }.map { expectStandardError(of: $0, toContain: "freeUnpublished(_:) on a list of references") }
+    }
+
     @Test func blocksAreAccountedWithoutHeadersAndFreedInBatches() throws {
         let tag = uniqueTag()
         let list = EpochRetireList(blockSize: 32, tag: tag)
@@ -1198,4 +1212,14 @@ func expectStandardError(of result: ExitTest.Result, toContain text: String,
                          sourceLocation: SourceLocation = #_sourceLocation) {
     let output = String(decoding: result.standardErrorContent, as: UTF8.self)
     #expect(output.contains(text), "\(output)", sourceLocation: sourceLocation)
+}
+
+/// What ``EpochRetireListTests/aListOfReferencesRefusesBlockCalls()`` needs in its exit tests
+/// (which cannot capture values).
+enum ReferenceListCalls {
+    final class Object: Sendable {}
+    final class Releaser: EpochBlockFinalizer {
+        func finalize(_ block: UnsafeMutableRawPointer) { Unmanaged<AnyObject>.fromOpaque(block).release() }
+    }
+    static func list() -> EpochRetireList { EpochRetireList(referencesWithTag: PoolTag("refs"), finalizer: Releaser()) }
 }

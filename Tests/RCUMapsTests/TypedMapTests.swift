@@ -408,6 +408,34 @@ struct TypedMapTests {
         }
         try check(BucketHashMap<UInt32, Counters>(maxEntries: 128))
         try check(LockFreeHashMap<UInt32, Counters>(maxEntries: 128))
+        // In calls of at most `largestBatch` entries, counting across them: buffers for the
+        // whole collection were allocated first, and `count: .max` overflowed their size and
+        // trapped (found by review, 2026-12-06).
+        let small = try BucketHashMap<UInt32, UInt64>(maxEntries: 16)
+        try small.updateValues((0..<16).map { (UInt32($0), UInt64($0)) })
+        #expect(throws: MapError.outOfSpace) { try small.updateValues(repeatElement((UInt32(99), UInt64(1)), count: .max)) }
+        do {
+            try small.removeValues(forKeys: repeatElement(UInt32(99), count: .max))
+            Issue.record("removing an absent key succeeded")
+        } catch {
+            #expect(error == .keyNotFound && error.elementsProcessed == 0)
+        }
+        let chunk = BucketHashMap<UInt32, UInt64>.largestBatch
+        let wide = try BucketHashMap<UInt32, UInt64>(maxEntries: chunk + 3)
+        do {
+            try wide.updateValues((0..<(chunk + 10)).lazy.map { (UInt32($0), UInt64($0)) })
+            Issue.record("a full map took \(chunk + 10) entries")
+        } catch {
+            #expect(error == .outOfSpace && error.elementsProcessed == chunk + 3)
+        }
+        #expect(wide.count == chunk + 3 && wide[UInt32(chunk + 2)] == UInt64(chunk + 2))
+        do {
+            try wide.removeValues(forKeys: (0..<UInt32(chunk + 4)).lazy)
+            Issue.record("removing an absent key succeeded")
+        } catch {
+            #expect(error == .keyNotFound && error.elementsProcessed == chunk + 3)
+        }
+        #expect(wide.isEmpty)
         let array = try ArrayMap<UInt64>(count: 10)
         try array.updateValues((0..<10).map { (UInt32($0), UInt64($0) * 2) })
         let all = try array.lookupBatch(maxCount: 100)

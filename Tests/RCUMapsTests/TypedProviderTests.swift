@@ -307,6 +307,32 @@ struct TypedProviderTests {
         #expect(census.created.load(ordering: .relaxed) == census.deinitialized.load(ordering: .relaxed))
     }
 
+    #if DEBUG
+    /// A custom map's `removeValue` returns the value as it left the map, the one its
+    /// provider is told was removed: an in-place add (helper mode, no lock) that lands
+    /// between the find callback and the unlink is in both. The caller's copy was taken in
+    /// the find callback's place, before the unlink, so it missed an add the provider saw
+    /// (found by review, 2026-12-06). The base's debug hook adds just before the unlink.
+    @Test func aCustomMapsRemovalReturnsWhatItsProviderIsTold() throws {
+        let log = RemovalLog()
+        let registry = MapProviderRegistry()
+        let registration = try registry.register(ClampingProvider(log: log), type: MapType(rawValue: 4203),
+                                                 base: .hashBucketLocked)
+        do {
+            let limits = try registration.makeMap(maxEntries: 16)
+            try limits.updateValue(10, forKey: 1)
+            let bucket = try #require(limits.raw.baseMapForTests as? RawBucketHashMap)
+            bucket.beforeRemovalUnlinks = {
+                _ = try? limits.withValue(forKey: 1) { (value: inout UInt64) in value += 1 }
+            }
+            defer { bucket.beforeRemovalUnlinks = nil }
+            #expect(try limits.removeValue(forKey: 1) == 11)
+        }
+        #expect(log.entries.withLock { $0.map(\.stored) } == [11])
+        try registration.unregister()
+    }
+    #endif
+
     /// An object map's writers wait, after their section, when the releases of displaced
     /// objects fall far behind reclamation, as the maps' own writes do. Each release was a
     /// work item no writer waited for: on a bucket-locked or array base (values replaced in

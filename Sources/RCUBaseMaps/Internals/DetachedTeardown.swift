@@ -8,8 +8,8 @@ import Glibc
 /// periods — on a new short-lived thread.
 ///
 /// Used by map teardown (`cds_lfht_destroy` must not run in either context, and a map's
-/// last reference may be dropped there) and by the object map's release when no work item
-/// can be allocated. With no thread to be had, `work` is dropped (what it would free leaks).
+/// last reference may be dropped there: the lock-free hash, ARRAY and PERCPU_ARRAY). With
+/// no thread to be had, `work` is dropped (what it would free leaks).
 package func runWhereGracePeriodsMayBeAwaited(_ work: @escaping @Sendable () -> Void) {
     guard Epoch.isInsideAnyReadLock || EpochMemory.isReclamationThread else {
         work()

@@ -606,7 +606,8 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
 
     /// Atomic removal with an inspection of the removed value first. Contract: ``ObservableBaseMap``.
     package func remove(key: UnsafeRawBufferPointer,
-                        inspecting inspect: (UnsafeRawBufferPointer) throws(MapError) -> Void) throws(MapError) {
+                        inspecting inspect: (UnsafeRawBufferPointer) throws(MapError) -> Void,
+                        removed: (UnsafeRawBufferPointer) -> Void) throws(MapError) {
         _ = try index(key)
         throw Self.noLookupAndDelete
     }

@@ -1091,9 +1091,10 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
 
     /// Atomic removal with an inspection of the removed value first. Contract: ``ObservableBaseMap``.
     package func remove(key: UnsafeRawBufferPointer,
-                        inspecting inspect: (UnsafeRawBufferPointer) throws(MapError) -> Void) throws(MapError) {
+                        inspecting inspect: (UnsafeRawBufferPointer) throws(MapError) -> Void,
+                        removed: (UnsafeRawBufferPointer) -> Void) throws(MapError) {
         try checkKey(key, keySize)
-        if try !remove(key, operation: [], inspect: inspect, removed: { _ in }) { throw MapError.keyNotFound }
+        if try !remove(key, operation: [], inspect: inspect, removed: removed) { throw MapError.keyNotFound }
     }
 
     /// Lookup-and-delete with flags; `false` if absent. Contract: `RemovalIfPresent`

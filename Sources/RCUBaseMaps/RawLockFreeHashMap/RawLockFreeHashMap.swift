@@ -831,7 +831,8 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
 
     /// Atomic removal with an inspection of the removed value first. Contract: ``ObservableBaseMap``.
     package func remove(key: UnsafeRawBufferPointer,
-                        inspecting inspect: (UnsafeRawBufferPointer) throws(MapError) -> Void) throws(MapError) {
+                        inspecting inspect: (UnsafeRawBufferPointer) throws(MapError) -> Void,
+                        removed: (UnsafeRawBufferPointer) -> Void) throws(MapError) {
         try checkKey(key, keySize)
         guard !valuesInPlace else {
             // Provider base maps (the only callers) never update in place.
@@ -841,10 +842,13 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
         defer { retired.throttleIfBehind() }
         Epoch.enter()
         defer { Epoch.exit() }
-        // Entries are immutable once published: what `inspect` saw of `entry` is what leaves.
+        // The entry `inspect` saw is the one that leaves, but an in-place write (helper mode,
+        // no lock) may change its value until the unlink: `removed` and the observer get the
+        // value as it left, read after it (the section keeps the entry readable).
         guard let entry = try unlink(key, hash: hash, operation: [], inspect: inspect) else { throw MapError.keyNotFound }
-        observer?.entryWasRemoved(key: key, value: UnsafeRawBufferPointer(start: valuePointer(entry), count: valueSize),
-                                  flags: [])
+        let value = UnsafeRawBufferPointer(start: valuePointer(entry), count: valueSize)
+        removed(value)
+        observer?.entryWasRemoved(key: key, value: value, flags: [])
         retire(entry)
     }
 

@@ -115,26 +115,40 @@ extension KeyValueMap {
         }
     }
 
-    /// Stores every entry, in order, with `BPF_ANY` semantics: Linux's `BPF_MAP_UPDATE_BATCH`.
+    /// Stores every entry, in order, with `BPF_ANY` semantics: Linux's `BPF_MAP_UPDATE_BATCH`,
+    /// one call per ``largestBatch`` entries.
     ///
     /// - Throws: the first failure (``/RCUBaseMaps/MapError/outOfSpace`` for a new key in a full map,
     ///   …), with ``/RCUBaseMaps/MapError/elementsProcessed`` the number of entries stored before it.
     public func updateValues(_ entries: some Collection<(Key, Value)>) throws(MapError) {
-        let count = entries.count
-        guard count > 0 else { return }
-        let keys = UnsafeMutableRawBufferPointer.allocate(byteCount: count * MemoryLayout<Key>.size, alignment: 16)
-        let values = UnsafeMutableRawBufferPointer.allocate(byteCount: count * MemoryLayout<Value>.size, alignment: 16)
+        // A buffer of at most `largestBatch` entries, submitted each time it fills: buffers
+        // for the whole collection were allocated first, so a long lazy collection
+        // (`repeatElement(…, count: .max)`) overflowed their size and trapped, and a large
+        // one was copied whole before its first failing element (found by review, 2026-12-06).
+        let room = Swift.min(entries.count, Self.largestBatch)
+        guard room > 0 else { return }
+        let keys = UnsafeMutableRawBufferPointer.allocate(byteCount: room * MemoryLayout<Key>.size, alignment: 16)
+        let values = UnsafeMutableRawBufferPointer.allocate(byteCount: room * MemoryLayout<Value>.size, alignment: 16)
         defer {
             keys.deallocate()
             values.deallocate()
         }
-        for (index, (key, value)) in entries.enumerated() {
-            keys.storeBytes(of: key, toByteOffset: index * MemoryLayout<Key>.size, as: Key.self)
-            values.storeBytes(of: value, toByteOffset: index * MemoryLayout<Value>.size, as: Value.self)
+        var stored = 0
+        var filled = 0
+        func submit() throws(MapError) {
+            let result = try raw.updateBatch(keys: UnsafeRawBufferPointer(keys), values: UnsafeRawBufferPointer(values),
+                                             count: filled, elementFlags: [], flags: 0)
+            if let error = result.error { throw error.with(elementsProcessed: stored + result.count) }
+            stored += filled
+            filled = 0
         }
-        let result = try raw.updateBatch(keys: UnsafeRawBufferPointer(keys), values: UnsafeRawBufferPointer(values),
-                                         count: count, elementFlags: [], flags: 0)
-        if let error = result.error { throw error.with(elementsProcessed: result.count) }
+        for (key, value) in entries {
+            keys.storeBytes(of: key, toByteOffset: filled * MemoryLayout<Key>.size, as: Key.self)
+            values.storeBytes(of: value, toByteOffset: filled * MemoryLayout<Value>.size, as: Value.self)
+            filled += 1
+            if filled == room { try submit() }
+        }
+        if filled > 0 { try submit() }
     }
 }
 
@@ -156,19 +170,30 @@ extension DynamicKeyValueMap {
         try batch(from: cursor, maxCount: maxCount, removing: true)
     }
 
-    /// Removes every key, in order: Linux's `BPF_MAP_DELETE_BATCH`.
+    /// Removes every key, in order: Linux's `BPF_MAP_DELETE_BATCH`, one call per
+    /// ``KeyValueMap/largestBatch`` keys.
     ///
     /// - Throws: the first failure (``/RCUBaseMaps/MapError/keyNotFound`` for an absent key), with
     ///   ``/RCUBaseMaps/MapError/elementsProcessed`` the number of keys removed before it.
     public func removeValues(forKeys keys: some Collection<Key>) throws(MapError) {
-        let count = keys.count
-        guard count > 0 else { return }
-        let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: count * MemoryLayout<Key>.size, alignment: 16)
+        // In buffers of at most `largestBatch` keys, as `updateValues(_:)`.
+        let room = Swift.min(keys.count, Self.largestBatch)
+        guard room > 0 else { return }
+        let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: room * MemoryLayout<Key>.size, alignment: 16)
         defer { bytes.deallocate() }
-        for (index, key) in keys.enumerated() {
-            bytes.storeBytes(of: key, toByteOffset: index * MemoryLayout<Key>.size, as: Key.self)
+        var removed = 0
+        var filled = 0
+        func submit() throws(MapError) {
+            let result = try raw.deleteBatch(keys: UnsafeRawBufferPointer(bytes), count: filled, elementFlags: [], flags: 0)
+            if let error = result.error { throw error.with(elementsProcessed: removed + result.count) }
+            removed += filled
+            filled = 0
         }
-        let result = try raw.deleteBatch(keys: UnsafeRawBufferPointer(bytes), count: count, elementFlags: [], flags: 0)
-        if let error = result.error { throw error.with(elementsProcessed: result.count) }
+        for key in keys {
+            bytes.storeBytes(of: key, toByteOffset: filled * MemoryLayout<Key>.size, as: Key.self)
+            filled += 1
+            if filled == room { try submit() }
+        }
+        if filled > 0 { try submit() }
     }
 }
