@@ -69,8 +69,9 @@ public struct EpochSection: ~Copyable {
 ///   lock that a reclamation callback takes (a `deinit` of a value released after a grace
 ///   period, a work item): a fork in progress waits for the callbacks in flight while it
 ///   keeps those calls waiting. docs/architecture.md ("Process life") lists what a child may
-///   do with maps that other threads were writing at the fork (and with queues, stacks and
-///   LPM tries other threads were reading).
+///   do with maps and `RCUDictionary`s that other threads were writing at the fork (and
+///   with queues, stacks and LPM tries other threads were reading, and hashes they were
+///   reading in batches).
 public enum Epoch {
     /// Runs `body` inside an epoch and returns its result.
     ///

@@ -524,9 +524,17 @@ public final class EpochRetireList: @unchecked Sendable {
     /// The backlog is measured when a batch is submitted (every ``batchSize`` retirements
     /// of a stripe), so it may exceed the threshold by a batch per stripe before writers wait.
     ///
-    /// Concurrency: any thread but a task's (it may sleep up to 250 ms, in `usleep`); costs
-    /// one relaxed load when reclamation keeps up.
-    @available(*, noasync, message: "may sleep up to 250 ms: call it from a thread of your own")
+    /// On the thread of a Swift task it returns at once: the cooperative pool has about one
+    /// thread a core, so a sleeping writer task put other tasks to sleep with it, every
+    /// writer task of the process for up to 250 ms a round while the backlog lasted (found by
+    /// review, 2026-12-06). Writer tasks then get no back-pressure, as helper-mode writers
+    /// get none; they cannot outnumber the cores, which is what let threads outrun
+    /// reclamation. A task that retires far faster than reclamation frees can `await
+    /// Epoch.barrier()` now and then.
+    ///
+    /// Concurrency: any thread (a task's returns without waiting); may sleep up to 250 ms,
+    /// in `usleep`, on any other; costs one relaxed load when reclamation keeps up.
+    @available(*, noasync, message: "returns without waiting on a task's thread: call it from a thread of your own")
     @inline(__always)
     public func throttleIfBehind() {
         if _slowPath(behind.load(ordering: .relaxed)) { waitForReclamation() }
@@ -535,6 +543,9 @@ public final class EpochRetireList: @unchecked Sendable {
     @inline(never)
     private func waitForReclamation() {
         guard !Epoch.isInsideAnyReadLock, !EpochMemory.isReclamationThread else { return }
+        // Not on a task's thread (see ``throttleIfBehind()``); `behind` stays set for the
+        // writers on threads of their own.
+        if withUnsafeCurrentTask(body: { $0 != nil }) { return }
         // Registered before any flush, as `Epoch.barrier()` is: a submission registers an
         // unregistered thread at the fork gate, and a flush holds a fork participant's lock
         // (a stripe's, or the orphans') meanwhile, so a fork waiting for that lock and the

@@ -1,5 +1,7 @@
+import Foundation
 @testable import RCUMaps
 import RCUEpoch
+import Synchronization
 import Testing
 
 /// An RCUDictionary of constant size under churn keeps its memory: an overflow bucket a
@@ -31,5 +33,52 @@ struct RCUDictionaryChurnMemoryTests {
         #expect(dictionary.count == size)
         #expect(dictionary.currentTable.bucketCount == buckets, "the table was rebuilt: the test proves nothing")
         #expect(after - before < 2_000, "\(after - before) more overflow buckets after the churn (before: \(before))")
+    }
+}
+
+/// Writers on a Swift task's thread are not put to sleep by the reclamation throttle: a task
+/// that slept there (up to 250 ms a write while the backlog lasted) put the cooperative pool
+/// to sleep with it, and every other task of the process waited (found by review,
+/// 2026-12-06). A thread of its own holds a section, so nothing is reclaimed; the test's
+/// task replaces node values until the dictionaries' backlog is past the throttle's
+/// threshold, then times more writes, each of which would have waited the limit.
+@Suite("RCUDictionary writers on tasks")
+struct RCUDictionaryTaskWriterTests {
+    final class Flags: Sendable {
+        let inside = Atomic<Bool>(false)
+        let leave = Atomic<Bool>(false)
+    }
+
+    @Test func aWriterTaskIsNotPutToSleepByTheThrottle() async {
+        let dictionary = RCUDictionary<Int, SIMD4<Int>>()   // values in nodes: each replace retires one
+        let flags = Flags()
+        let reader = Thread {
+            Epoch.withSection { _ in
+                flags.inside.store(true, ordering: .releasing)
+                while !flags.leave.load(ordering: .acquiring) { usleep(1_000) }
+            }
+        }
+        reader.start()
+        // No suspension from here until the reader leaves: a task that awaited while the
+        // section held grace periods back could find every pool thread blocked in other
+        // tests' `Epoch.barrier()`, which waits for that section, and never run again.
+        while !flags.inside.load(ordering: .acquiring) { usleep(1_000) }
+        defer { flags.leave.store(true, ordering: .releasing) }
+        let tag = PoolTag("rcud")
+        var written = 0
+        while EpochMemory.statistics(for: tag).pendingBytes <= EpochRetireList.throttleThreshold + (1 << 20),
+              written < 4_000_000 {
+            dictionary[written & 1023] = SIMD4(repeating: written)
+            written += 1
+        }
+        #expect(EpochMemory.statistics(for: tag).pendingBytes > EpochRetireList.throttleThreshold)
+        let clock = ContinuousClock()
+        var longest = Duration.zero
+        for step in 0..<2_000 {
+            let start = clock.now
+            dictionary[step & 1023] = SIMD4(repeating: step)
+            longest = max(longest, clock.now - start)
+        }
+        #expect(longest < .milliseconds(100), "a write on the test's task took \(longest)")
     }
 }
