@@ -21,9 +21,11 @@ import RCUMaps
 /// Concurrency: any number of readers and writers on any threads. `deinit`s of released
 /// objects run on the reclamation thread, after a grace period, 64 releases to a batch
 /// (`Epoch.barrier()` waits for them; with no memory for a batch's work, the releases wait
-/// for the next batch, idle flush or barrier). Writers pause, after their section, while
-/// releases (or the base map's own reclamation) fall far behind: 16 MiB pending, a release
-/// counting 8 bytes whatever its object's size, for at most 250 ms a time.
+/// for the next batch, idle flush or barrier). Writers on threads of their own pause, after
+/// their section, while releases (or the base map's own reclamation) fall far behind:
+/// 16 MiB pending, a release counting 8 bytes whatever its object's size, for at most
+/// 250 ms a time; writers on a Swift task's thread never pause (see
+/// `EpochRetireList.throttleIfBehind()`).
 public final class ObjectMap<Key: BitwiseCopyable & Sendable, Object: AnyObject & Sendable>: Sendable, Sequence {
     /// The custom map underneath: object addresses as `UInt`, each holding one reference.
     ///

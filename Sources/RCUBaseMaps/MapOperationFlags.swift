@@ -64,10 +64,13 @@ package protocol ObservableBaseMap: RawMap {
     /// removed, before it leaves the map (under the bucket lock on the bucket-locked hash;
     /// inside an epoch on the lock-free hash, possibly more than once if the entry changes
     /// under it — the last call is for the entry removed). If `inspect` throws, nothing is
-    /// removed. Then `removed` gets the value as it left the map — the one the observer's
-    /// removal notification reports, which includes in-place writes (helper mode, no lock)
-    /// that landed between `inspect` and the unlink — and the notifications run as for a
-    /// delete. Both values are borrowed for the call only.
+    /// removed. Then `removed` gets the value as it left the map, read after the unlink, so
+    /// it includes in-place writes (helper mode, no lock) that landed between `inspect` and
+    /// the unlink, and the notifications run as for a delete. Both values are borrowed for
+    /// the call only. A one-word value of the bucket-locked hash is one copy that both get;
+    /// otherwise each reads the retired entry in turn, and a writer still holding an
+    /// in-place pointer taken before the unlink can change it between the two reads (such a
+    /// write is lost with the entry either way).
     ///
     /// - Throws: ``MapError/keyNotFound``; whatever `inspect` or a refusing observer throws;
     ///   ``MapError/unsupportedByMapType`` (ENOTSUPP, 524) on arrays.

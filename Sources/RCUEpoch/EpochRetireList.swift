@@ -528,9 +528,10 @@ public final class EpochRetireList: @unchecked Sendable {
     /// thread a core, so a sleeping writer task put other tasks to sleep with it, every
     /// writer task of the process for up to 250 ms a round while the backlog lasted (found by
     /// review, 2026-12-06). Writer tasks then get no back-pressure, as helper-mode writers
-    /// get none; they cannot outnumber the cores, which is what let threads outrun
-    /// reclamation. A task that retires far faster than reclamation frees can `await
-    /// Epoch.barrier()` now and then.
+    /// get none; on the cooperative pool they cannot outnumber the cores, which is what let
+    /// threads outrun reclamation (tasks on executors with threads of their own, the main
+    /// actor's included, are not throttled either). A task that retires far faster than
+    /// reclamation frees can `await Epoch.barrier()` now and then.
     ///
     /// Concurrency: any thread (a task's returns without waiting); may sleep up to 250 ms,
     /// in `usleep`, on any other; costs one relaxed load when reclamation keeps up.
@@ -544,8 +545,12 @@ public final class EpochRetireList: @unchecked Sendable {
     private func waitForReclamation() {
         guard !Epoch.isInsideAnyReadLock, !EpochMemory.isReclamationThread else { return }
         // Not on a task's thread (see ``throttleIfBehind()``); `behind` stays set for the
-        // writers on threads of their own.
-        if withUnsafeCurrentTask(body: { $0 != nil }) { return }
+        // writers on threads of their own while the backlog lasts, and is cleared once it is
+        // gone (else, with only tasks writing, every later write came here for good).
+        if withUnsafeCurrentTask(body: { $0 != nil }) {
+            if tagTable.pendingBytes(slotIndex) <= Self.throttleThreshold { behind.store(false, ordering: .relaxed) }
+            return
+        }
         // Registered before any flush, as `Epoch.barrier()` is: a submission registers an
         // unregistered thread at the fork gate, and a flush holds a fork participant's lock
         // (a stripe's, or the orphans') meanwhile, so a fork waiting for that lock and the

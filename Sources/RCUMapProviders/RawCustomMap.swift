@@ -697,9 +697,11 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
                     }
                 }
             }, removed: { (left) in
-                // Untranslated, the caller gets the value as it left the map, the one the
-                // provider's removal callback is told of: an in-place write (helper mode, no
-                // lock) between the find callback and the unlink is in both. (The copy was
+                // Untranslated, the caller gets the value as it left the map, as the
+                // provider's removal callback is told of it: an in-place write (helper mode,
+                // no lock) between the find callback and the unlink is in both (one that a
+                // holder of an older pointer makes after the unlink may reach only the later
+                // read: see `ObservableBaseMap.remove`). (The copy was
                 // taken in the find callback's place, so the caller missed such a write the
                 // provider saw; found by review, 2026-12-06.) A translating provider's map
                 // allows no in-place writes.

@@ -436,6 +436,23 @@ struct TypedMapTests {
             #expect(error == .keyNotFound && error.elementsProcessed == chunk + 3)
         }
         #expect(wide.isEmpty)
+        // A later call refused before it began (the map frozen meanwhile) still says how
+        // many entries the earlier calls took (it said nil; found by review, 2026-12-06).
+        for removing in [false, true] {
+            let frozen = try BucketHashMap<UInt32, UInt64>(maxEntries: 2 * chunk)
+            if removing { try frozen.updateValues((0..<UInt32(chunk + 10)).lazy.map { ($0, UInt64($0)) }) }
+            let freezeAt = { (index: UInt32) in if index == UInt32(chunk) { try! frozen.raw.freeze() } }
+            do {
+                if removing {
+                    try frozen.removeValues(forKeys: (0..<UInt32(chunk + 10)).lazy.map { freezeAt($0); return $0 })
+                } else {
+                    try frozen.updateValues((0..<UInt32(chunk + 10)).lazy.map { freezeAt($0); return ($0, UInt64($0)) })
+                }
+                Issue.record("a frozen map took a batch")
+            } catch {
+                #expect(error == .permissionDenied && error.elementsProcessed == chunk, "\(error)")
+            }
+        }
         let array = try ArrayMap<UInt64>(count: 10)
         try array.updateValues((0..<10).map { (UInt32($0), UInt64($0) * 2) })
         let all = try array.lookupBatch(maxCount: 100)

@@ -136,8 +136,14 @@ extension KeyValueMap {
         var stored = 0
         var filled = 0
         func submit() throws(MapError) {
-            let result = try raw.updateBatch(keys: UnsafeRawBufferPointer(keys), values: UnsafeRawBufferPointer(values),
+            let result: MapBatchResult
+            do {
+                result = try raw.updateBatch(keys: UnsafeRawBufferPointer(keys), values: UnsafeRawBufferPointer(values),
                                              count: filled, elementFlags: [], flags: 0)
+            } catch {
+                // Refused before it began (a map frozen meanwhile): what earlier calls stored.
+                throw stored > 0 ? error.with(elementsProcessed: stored) : error
+            }
             if let error = result.error { throw error.with(elementsProcessed: stored + result.count) }
             stored += filled
             filled = 0
@@ -184,7 +190,12 @@ extension DynamicKeyValueMap {
         var removed = 0
         var filled = 0
         func submit() throws(MapError) {
-            let result = try raw.deleteBatch(keys: UnsafeRawBufferPointer(bytes), count: filled, elementFlags: [], flags: 0)
+            let result: MapBatchResult
+            do {
+                result = try raw.deleteBatch(keys: UnsafeRawBufferPointer(bytes), count: filled, elementFlags: [], flags: 0)
+            } catch {
+                throw removed > 0 ? error.with(elementsProcessed: removed) : error
+            }
             if let error = result.error { throw error.with(elementsProcessed: removed + result.count) }
             removed += filled
             filled = 0
