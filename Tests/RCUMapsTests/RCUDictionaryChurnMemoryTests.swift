@@ -49,8 +49,20 @@ struct RCUDictionaryTaskWriterTests {
         let leave = Atomic<Bool>(false)
     }
 
+    /// A 4 KiB value.
+    struct Page: Sendable {
+        var words: (SIMD64<Int>, SIMD64<Int>, SIMD64<Int>, SIMD64<Int>, SIMD64<Int>, SIMD64<Int>, SIMD64<Int>, SIMD64<Int>)
+        init(_ value: Int) {
+            let word = SIMD64<Int>(repeating: value)
+            words = (word, word, word, word, word, word, word, word)
+        }
+    }
+
     @Test func aWriterTaskIsNotPutToSleepByTheThrottle() async {
-        let dictionary = RCUDictionary<Int, SIMD4<Int>>()   // values in nodes: each replace retires one
+        // 4 KiB values, in nodes: each replace retires one, so a few thousand writes pass the
+        // 16 MiB threshold (the section must stay short: other tests wait for grace periods,
+        // some with a limit, and a TSan build writes slowly).
+        let dictionary = RCUDictionary<Int, Page>()
         let flags = Flags()
         let reader = Thread {
             Epoch.withSection { _ in
@@ -67,16 +79,16 @@ struct RCUDictionaryTaskWriterTests {
         let tag = PoolTag("rcud")
         var written = 0
         while EpochMemory.statistics(for: tag).pendingBytes <= EpochRetireList.throttleThreshold + (1 << 20),
-              written < 4_000_000 {
-            dictionary[written & 1023] = SIMD4(repeating: written)
+              written < 100_000 {
+            dictionary[written & 1023] = Page(written)
             written += 1
         }
         #expect(EpochMemory.statistics(for: tag).pendingBytes > EpochRetireList.throttleThreshold)
         let clock = ContinuousClock()
         var longest = Duration.zero
-        for step in 0..<2_000 {
+        for step in 0..<200 {
             let start = clock.now
-            dictionary[step & 1023] = SIMD4(repeating: step)
+            dictionary[step & 1023] = Page(step)
             longest = max(longest, clock.now - start)
         }
         #expect(longest < .milliseconds(100), "a write on the test's task took \(longest)")
