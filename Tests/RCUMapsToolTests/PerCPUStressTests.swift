@@ -152,18 +152,28 @@ struct PerCPUStressGenerationTests {
     /// state a write of the mark to every CPU leaves (every CPU holding the new mark, none
     /// changed by this write) passed the check, which asked only that some CPU hold it
     /// (found by review, 2026-12-05, sixteenth session). A plain helper write passes.
+    /// An 8-index PERCPU_ARRAY named `name`, its recorder, and worker `index` of `threads`
+    /// (one thread owns indices 4…7, the upper half; bits 0 pick index 4, 1 << 8 index 5).
+    static func perCPUArrayWorker(_ name: String, index: Int = 0, threads: Int = 1) throws
+        -> (map: RawPerCPUArrayMap, recorder: StressRecorder, worker: PerCPUArrayStressWorker)
+    {
+        let map = try RawPerCPUArrayMap(MapDefinition(type: .perCPUArray, keySize: 4, valueSize: 8, maxEntries: 8,
+                                                      name: name))
+        let recorder = StressRecorder(label: name, echo: false)
+        let worker = PerCPUArrayStressWorker(map: map, index: index, threads: threads, seed: 1,
+                                             control: StressControl(threads: threads), recorder: recorder)
+        return (map, recorder, worker)
+    }
+
+    /// Stores `values` (one per CPU) at `index` in user mode.
+    static func store(_ map: RawPerCPUArrayMap, _ index: UInt32, _ values: [UInt64]) throws {
+        try withUnsafeBytes(of: index) { key in try values.withUnsafeBytes { try map.update(key: key, value: $0, flags: .any) } }
+    }
+
     @Test(.enabled(if: RawPerCPUArrayMap.possibleCPUs > 1, "one possible CPU"))
     func aPerCPUArrayHelperWriteMustChangeOneCPUsValue() throws {
-        let map = try RawPerCPUArrayMap(MapDefinition(type: .perCPUArray, keySize: 4, valueSize: 8, maxEntries: 8,
-                                                      name: "onecpu"))
-        let recorder = StressRecorder(label: "onecpu", echo: false)
-        // One thread: it owns indices 4…7 (the upper half); bits 0 picks index 4.
-        let writer = PerCPUArrayStressWorker(map: map, index: 0, threads: 1, seed: 1, control: StressControl(threads: 1),
-                                             recorder: recorder)
-        let everyCPU = [UInt64](repeating: PerCPUArrayStressWorker.mark(4, 1), count: map.possibleCPUCount)
-        try withUnsafeBytes(of: UInt32(4)) { key in
-            try everyCPU.withUnsafeBytes { value in try map.update(key: key, value: value, flags: .any) }
-        }
+        let (map, recorder, writer) = try Self.perCPUArrayWorker("onecpu")
+        try Self.store(map, 4, [UInt64](repeating: PerCPUArrayStressWorker.mark(4, 1), count: map.possibleCPUCount))
         writer.writeOwned(helper: true, bits: 0)   // generation 1: what every CPU holds already
         #expect(recorder.byKind.map(\.0) == [.ownKey], "\(recorder.descriptions)")
         writer.writeOwned(helper: true, bits: 0)   // generation 2, on the calling CPU alone
@@ -173,16 +183,9 @@ struct PerCPUStressGenerationTests {
     /// A PERCPU_ARRAY reader that found generation 5 of an owned index and then finds 3
     /// reports the value going back in time; 7 after that is fine.
     @Test func perCPUArrayReaderCatchesAnOlderGeneration() throws {
-        let map = try RawPerCPUArrayMap(MapDefinition(type: .perCPUArray, keySize: 4, valueSize: 8, maxEntries: 8,
-                                                      name: "older"))
-        let recorder = StressRecorder(label: "older", echo: false)
-        let reader = PerCPUArrayStressWorker(map: map, index: 1, threads: 2, seed: 1, control: StressControl(threads: 2),
-                                             recorder: recorder)
+        let (map, recorder, reader) = try Self.perCPUArrayWorker("older", index: 1, threads: 2)
         func write(_ generation: UInt64) throws {
-            let values = [UInt64](repeating: PerCPUArrayStressWorker.mark(4, generation), count: map.possibleCPUCount)
-            try withUnsafeBytes(of: UInt32(4)) { key in
-                try values.withUnsafeBytes { value in try map.update(key: key, value: value, flags: .any) }
-            }
+            try Self.store(map, 4, [UInt64](repeating: PerCPUArrayStressWorker.mark(4, generation), count: map.possibleCPUCount))
         }
         try write(5)
         reader.readOwned(4, helper: false)
@@ -228,27 +231,19 @@ struct PerCPUStressGenerationTests {
     /// only for marks of the index or 0, so an index whose writes were lost (all zeros)
     /// passed, as it still passes that check (found by review, 2026-12-06).
     @Test func perCPUArrayOwnedIndicesHoldTheirLastWriteAtTheEnd() throws {
-        let map = try RawPerCPUArrayMap(MapDefinition(type: .perCPUArray, keySize: 4, valueSize: 8, maxEntries: 8,
-                                                      name: "lastwrite"))
-        let recorder = StressRecorder(label: "lastwrite", echo: false)
-        // One thread: it owns indices 4…7 (the upper half); bits 0 picks index 4, 1 << 8 index 5.
-        let owner = PerCPUArrayStressWorker(map: map, index: 0, threads: 1, seed: 1, control: StressControl(threads: 1),
-                                            recorder: recorder)
+        let (map, recorder, owner) = try Self.perCPUArrayWorker("lastwrite")
         owner.writeOwned(helper: false, bits: 0)
         owner.writeOwned(helper: true, bits: 1 << 8)
         owner.checkOwned()
         #expect(recorder.violations == 0, "\(recorder.descriptions)")
-        func store(_ index: UInt32, _ values: [UInt64]) throws {
-            try withUnsafeBytes(of: index) { key in try values.withUnsafeBytes { try map.update(key: key, value: $0, flags: .any) } }
-        }
         // Index 6, never written, holding a mark of its own on every CPU.
-        try store(6, [UInt64](repeating: PerCPUArrayStressWorker.mark(6, 1), count: map.possibleCPUCount))
+        try Self.store(map, 6, [UInt64](repeating: PerCPUArrayStressWorker.mark(6, 1), count: map.possibleCPUCount))
         owner.checkOwned()
         #expect(recorder.violations == 1 && recorder.descriptions.last?.contains("index 6") == true,
                 "\(recorder.descriptions)")
         // Index 4's write lost: zeros, as before it.
-        try store(6, [UInt64](repeating: 0, count: map.possibleCPUCount))
-        try store(4, [UInt64](repeating: 0, count: map.possibleCPUCount))
+        try Self.store(map, 6, [UInt64](repeating: 0, count: map.possibleCPUCount))
+        try Self.store(map, 4, [UInt64](repeating: 0, count: map.possibleCPUCount))
         owner.checkOwned()
         #expect(recorder.violations == 2 && recorder.descriptions.last?.contains("index 4") == true,
                 "\(recorder.descriptions)")
