@@ -1149,32 +1149,7 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
             while done < count, slot < chunkEnd {
                 let here = slot
                 slot += 1
-                // Acquiring: pairs with the slot's releasing store, after the entry was built.
-                let address = words[here & mask].load(ordering: .acquiring)
-                guard address != 0, address & 1 == 0 else { continue }  // never used, or free
-                // Invariant: an even non-zero slot is an entry block's node, valid until this
-                // section ends (slots are emptied before their entry is retired).
-                let entry = UnsafeMutablePointer<rcumaps_lfht_entry_t>(bitPattern: address).unsafelyUnwrapped
-                let flags = state(entry).pointee.load(ordering: .relaxed)
-                // Not sealed, and still this slot's (an entry read from a slot it has left,
-                // then slotted again elsewhere, would come twice).
-                guard flags & Self.sealed == 0, flags >> Self.slotShift == here else { continue }
-                // Published; or linked by an insert that has yet to mark it (a lookup already
-                // finds it, so the pass must return it: found by review, 2026-12-03, the sweep
-                // skipped it): asked of the table, which finds this very entry once it is linked.
-                if flags & Self.published == 0 {
-                    let entryKey = UnsafeRawBufferPointer(start: keyPointer(entry), count: keySize)
-                    guard find(entryKey, hash: hash(entryKey)) == entry else { continue }
-                    // (The find's loads before the look again: an acquire load orders only
-                    // what follows it, and on ARM64 the re-read could be served before the
-                    // find saw the entry linked; x86 keeps loads in order. Found by review.)
-                    atomicMemoryFence(ordering: .acquiring)
-                    // Looked at again: an entry whose first publication failed leaves this
-                    // slot, and may be linked later from another one, where the pass meets
-                    // it again (found by review, 2026-12-05: the state read before the find
-                    // still named this slot).
-                    guard state(entry).pointee.load(ordering: .acquiring) >> Self.slotShift == here else { continue }
-                }
+                guard let entry = sweptEntry(words, slot: here, mask: mask) else { continue }
                 let key = keyBase + done &* keySize
                 let value = valueBase + done &* valueSize
                 if removing {
@@ -1203,8 +1178,41 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
         return MapBatchResult(count: done, cursor: out, error: slot >= end ? .keyNotFound : nil)
     }
 
-    /// Whether a slot in `start ..< end` holds an entry a sweep would return now (see
-    /// ``sweepBatch(_:from:keys:values:count:removing:)``), without copying it. Caller holds an epoch.
+    /// The entry of slot `here` (`words`: its chunk's words, `mask` the chunk's) that a sweep
+    /// returns now, or nil. Caller holds an epoch.
+    @inline(__always)
+    private func sweptEntry(_ words: UnsafeMutablePointer<Atomic<UInt>>, slot here: Int,
+                            mask: Int) -> UnsafeMutablePointer<rcumaps_lfht_entry_t>? {
+        // Acquiring: pairs with the slot's releasing store, after the entry was built.
+        let address = words[here & mask].load(ordering: .acquiring)
+        guard address != 0, address & 1 == 0 else { return nil }  // never used, or free
+        // Invariant: an even non-zero slot is an entry block's node, valid until this
+        // section ends (slots are emptied before their entry is retired).
+        let entry = UnsafeMutablePointer<rcumaps_lfht_entry_t>(bitPattern: address).unsafelyUnwrapped
+        let flags = state(entry).pointee.load(ordering: .relaxed)
+        // Not sealed, and still this slot's (an entry read from a slot it has left, then
+        // slotted again elsewhere, would come twice).
+        guard flags & Self.sealed == 0, flags >> Self.slotShift == here else { return nil }
+        // Published; or linked by an insert that has yet to mark it (a lookup already finds
+        // it, so the pass must return it: found by review, 2026-12-03, the sweep skipped it):
+        // asked of the table, which finds this very entry once it is linked.
+        if flags & Self.published == 0 {
+            let entryKey = UnsafeRawBufferPointer(start: keyPointer(entry), count: keySize)
+            guard find(entryKey, hash: hash(entryKey)) == entry else { return nil }
+            // (The find's loads before the look again: an acquire load orders only what
+            // follows it, and on ARM64 the re-read could be served before the find saw the
+            // entry linked; x86 keeps loads in order. Found by review.)
+            atomicMemoryFence(ordering: .acquiring)
+            // Looked at again: an entry whose first publication failed leaves this slot, and
+            // may be linked later from another one, where the pass meets it again (found by
+            // review, 2026-12-05: the state read before the find still named this slot).
+            guard state(entry).pointee.load(ordering: .acquiring) >> Self.slotShift == here else { return nil }
+        }
+        return entry
+    }
+
+    /// Whether a slot in `start ..< end` holds an entry a sweep would return now
+    /// (``sweptEntry(_:slot:mask:)``), without copying it. Caller holds an epoch.
     private func hasLiveEntry(_ slots: EntrySlots, from start: Int, below end: Int) -> Bool {
         let mask = slots.chunkSize - 1
         var slot = start
@@ -1215,19 +1223,8 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
                 continue
             }
             while slot < chunkEnd {
-                let here = slot
+                if sweptEntry(words, slot: slot, mask: mask) != nil { return true }
                 slot += 1
-                let address = words[here & mask].load(ordering: .acquiring)
-                guard address != 0, address & 1 == 0 else { continue }
-                // Invariant: as in the sweep, an even non-zero slot is an entry valid until
-                // the caller's section ends.
-                let entry = UnsafeMutablePointer<rcumaps_lfht_entry_t>(bitPattern: address).unsafelyUnwrapped
-                let flags = state(entry).pointee.load(ordering: .relaxed)
-                guard flags & Self.sealed == 0, flags >> Self.slotShift == here else { continue }
-                if flags & Self.published != 0 { return true }
-                // Linked by an insert that has yet to mark it, if the table finds it.
-                let entryKey = UnsafeRawBufferPointer(start: keyPointer(entry), count: keySize)
-                if find(entryKey, hash: hash(entryKey)) == entry { return true }
             }
         }
         return false
