@@ -180,7 +180,7 @@ struct BenchCommand: ParsableCommand {
     /// thread (at most 64); an LPM trie about 2 KiB a route (1.6 KiB resident at 100,000 IPv4
     /// routes). `Int.max` when it overflows.
     static func estimatedBytes(_ kind: MapKind, _ shape: BenchShape, entries: Int, threads: Int, cpus: Int) -> Int {
-        let pair = (shape.keyBytes + 7) / 8 * 8 + (shape.valueBytes + 7) / 8 * 8
+        let pair = shape.storedPairBytes
         let perEntry: Int
         switch kind {
         case .lpmIPv4, .lpmIPv6, .cPatriciaIPv4, .cPatriciaIPv6: perEntry = 2048

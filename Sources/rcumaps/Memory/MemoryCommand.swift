@@ -75,8 +75,7 @@ struct MemoryCommand: ParsableCommand {
     static func footprintRefusal(maps: [MemorySubject], shapes: [BenchShape], entries: Int, memory: Int) -> String? {
         for subject in maps {
             for shape in shapes where subject.supports(shape) {
-                let pair = (shape.keyBytes + 7) / 8 * 8 + (shape.valueBytes + 7) / 8 * 8
-                let (bytes, overflow) = entries.multipliedReportingOverflow(by: (pair + 64) * 4 / 3)
+                let (bytes, overflow) = entries.multipliedReportingOverflow(by: (shape.storedPairBytes + 64) * 4 / 3)
                 guard overflow || bytes > memory else { continue }
                 return "--entries \(entries) needs about \(overflow ? "more than \(Int.max >> 30)" : "\(bytes >> 30)") GiB "
                     + "for \(subject.rawValue) (\(shape)); this machine has \(memory >> 30) GiB: use fewer entries or a smaller shape"

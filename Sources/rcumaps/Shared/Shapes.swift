@@ -10,6 +10,10 @@ struct BenchShape: Hashable, Sendable, CustomStringConvertible {
     /// Value size in bytes: a multiple of 8, 8...``maxValueBytes``.
     let valueBytes: Int
 
+    /// Bytes a map stores for one pair of this shape: key and value, each rounded up to 8
+    /// (the footprint estimates of `bench` and `memory`).
+    var storedPairBytes: Int { (keyBytes + 7) / 8 * 8 + (valueBytes + 7) / 8 * 8 }
+
     /// 8-byte keys and values: the only shape the baselines, the array and the object map run.
     static let standard = BenchShape(keyBytes: 8, valueBytes: 8)
 
