@@ -14,7 +14,8 @@ struct StressOptionsTests {
         #expect(try stressOptions(["stress"]) == StressOptions())
         let defaults = StressOptions()
         #expect(defaults.maps == [.hashLockFree, .hashBucket, .hashLockFreeWord, .hashBucketWord, .array, .objectMap,
-                                  .queue, .stack, .lruHash, .perCPUArray, .perCPUHash, .lruPerCPUHash, .lpmTrie])
+                                  .queue, .stack, .lruHash, .perCPUArray, .perCPUHash, .lruPerCPUHash, .lpmTrie,
+                                  .dictionary, .dictionaryString, .dictionaryNode])
         #expect(defaults.duration == 5)
         #expect(defaults.threads == 4)
         #expect(defaults.keys == 1024)

@@ -52,6 +52,9 @@ struct DictionaryTable {
     @usableFromInline static let byteOnes: UInt64 = 0x0101_0101_0101_0101
     /// `0x80` in each of the three tag bytes.
     @usableFromInline static let liveTagBits: UInt64 = 0x0000_0000_0080_8080
+    /// The pool tag of a dictionary's bucket arrays unless it was made with others
+    /// (``RCUDictionaryMemoryTags``). A table keeps its own in its header (word 1), for
+    /// the overflow buckets it allocates.
     static let tag = PoolTag("rcdt")
     /// One change of a bucket's change count (the control word's bits 24 and up, which wrap
     /// around after 2^40 changes).
@@ -59,12 +62,14 @@ struct DictionaryTable {
 
     @inlinable init(_ base: UnsafeMutableRawPointer) { self.base = base }
 
-    /// A new, empty table of `bucketCount` buckets (a power of two), or nil without memory.
-    static func make(bucketCount: Int) -> DictionaryTable? {
+    /// A new, empty table of `bucketCount` buckets (a power of two), its memory and its
+    /// overflow buckets' under `tag`, or nil without memory.
+    static func make(bucketCount: Int, tag: PoolTag) -> DictionaryTable? {
         guard let block = EpochMemory.allocateCacheAligned(byteCount: headerSize + bucketCount * bucketSize, tag: tag) else {
             return nil
         }
         block.storeBytes(of: bucketCount, as: Int.self)
+        block.storeBytes(of: tag.rawValue, toByteOffset: 8, as: UInt32.self)
         for index in 0..<bucketCount { initializeBucket(block + headerSize + index * bucketSize) }
         rcumaps_advise_huge_pages(block, headerSize + bucketCount * bucketSize)
         return DictionaryTable(block)
@@ -76,6 +81,9 @@ struct DictionaryTable {
     }
 
     @inlinable var bucketCount: Int { base.load(as: Int.self) }
+
+    /// The pool tag the table was made with (``make(bucketCount:tag:)``).
+    var poolTag: PoolTag { PoolTag(rawValue: base.load(fromByteOffset: 8, as: UInt32.self)) }
 
     @inlinable @inline(__always)
     func bucket(_ hash: Int) -> UnsafeMutableRawPointer {
@@ -209,7 +217,7 @@ struct DictionaryTable {
                 bucket = next
                 continue
             }
-            guard let overflow = EpochMemory.allocateCacheAligned(byteCount: Self.bucketSize, tag: Self.tag) else {
+            guard let overflow = EpochMemory.allocateCacheAligned(byteCount: Self.bucketSize, tag: poolTag) else {
                 return false
             }
             Self.initializeBucket(overflow)

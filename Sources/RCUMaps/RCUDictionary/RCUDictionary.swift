@@ -98,6 +98,8 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// period; `nil` unless values are class references kept in slots.
     @usableFromInline let replacedObjects: EpochRetireList?
     @usableFromInline let nodeLayout: DictionaryNodeLayout<Key, Value>
+    /// The pool tag of the bucket arrays (``RCUDictionaryMemoryTags/table``).
+    let tableTag: PoolTag
     /// One lock per stripe; chain `i` belongs to stripe `i & stripeMask`.
     @usableFromInline let locks: BucketLocks
     /// Entries per stripe, one 64-byte line each (changed under the stripe's lock): at +0
@@ -153,7 +155,13 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// - Parameter minimumCapacity: entries to size the bucket array for up front (at most
     ///   2^24 buckets' worth); it grows beyond that by itself, and shrinks back only as far
     ///   as that.
-    public init(minimumCapacity: Int = 0) {
+    public convenience init(minimumCapacity: Int = 0) {
+        self.init(minimumCapacity: minimumCapacity, memoryTags: RCUDictionaryMemoryTags())
+    }
+
+    /// An empty dictionary whose memory is accounted under `memoryTags`.
+    package init(minimumCapacity: Int = 0, memoryTags: RCUDictionaryMemoryTags) {
+        tableTag = memoryTags.table
         storage = DictionaryValueStorage(for: Value.self)
         layout = storage == .node ? .node : Self.keysFitInline ? .inline : .nodeKey
         hashesKeyBits = Self.keysFitInline
@@ -164,10 +172,10 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         // Flushed when idle: a removed or replaced key or value is released about a grace
         // period after its last writer, not when 63 more have gone through its stripe (or
         // at the next Epoch.barrier(): found by review, 2026-12-05, sixteenth session).
-        nodes = EpochRetireList(blockSize: nodeLayout.size, tag: PoolTag("rcud"), finalizer: nodeLayout,
+        nodes = EpochRetireList(blockSize: nodeLayout.size, tag: memoryTags.nodes, finalizer: nodeLayout,
                                 flushesWhenIdle: true)
         replacedObjects = storage == .objectWord
-            ? EpochRetireList(referencesWithTag: PoolTag("rcuo"), finalizer: DictionaryObjectReleaser(),
+            ? EpochRetireList(referencesWithTag: memoryTags.objects, finalizer: DictionaryObjectReleaser(),
                               flushesWhenIdle: true) : nil
         let cpus = Swift.max(1, Swift.min(64, sysconf(Int32(_SC_NPROCESSORS_CONF))))
         let stripes = Swift.max(16, Self.powerOfTwo(atLeast: 4 * cpus))
@@ -187,7 +195,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
             (counts + stripe * 64 + 32).initializeMemory(as: Atomic<UInt>.self, to: Atomic(0))
             (counts + stripe * 64 + 40).initializeMemory(as: Atomic<Int>.self, to: Atomic(0))
         }
-        guard let first = DictionaryTable.make(bucketCount: buckets) else {
+        guard let first = DictionaryTable.make(bucketCount: buckets, tag: tableTag) else {
             _rcumapsTrap("RCUDictionary: out of memory for \(buckets) buckets")
         }
         table.store(UInt(bitPattern: first.base), ordering: .releasing)
@@ -951,7 +959,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         var empty: DictionaryTable
         while true {
             let size = minimumBuckets
-            guard let made = DictionaryTable.make(bucketCount: size) else {
+            guard let made = DictionaryTable.make(bucketCount: size, tag: tableTag) else {
                 _rcumapsTrap("RCUDictionary: out of memory for \(size) buckets")
             }
             for stripe in 0...stripeMask { locks.lock(stripe) }
@@ -1203,7 +1211,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
             // Out of memory stops the program, as an insert's overflow bucket does. (Keeping the
             // old array instead, every later write found the table due for a resize and took
             // every stripe's lock again to fail again.)
-            guard let new = DictionaryTable.make(bucketCount: wanted) else {
+            guard let new = DictionaryTable.make(bucketCount: wanted, tag: tableTag) else {
                 _rcumapsTrap("RCUDictionary: out of memory for a table of \(wanted) buckets")
             }
             old.forEachSlot { bucket, slot, _ in
@@ -1236,6 +1244,24 @@ extension RCUDictionary: ExpressibleByDictionaryLiteral {
     public convenience init(dictionaryLiteral elements: (Key, Value)...) {
         self.init(minimumCapacity: elements.count)
         for (key, value) in elements { updateValue(value, forKey: key) }
+    }
+}
+
+/// The pool tags an ``RCUDictionary``'s memory is accounted under: its bucket arrays (and
+/// their overflow buckets), its nodes, and its list of class references awaiting release.
+/// Every dictionary shares the defaults; a stress run or a test that checks one dictionary's
+/// memory while others run gives it tags of its own.
+package struct RCUDictionaryMemoryTags: Sendable {
+    package var table = DictionaryTable.tag
+    package var nodes = PoolTag("rcud")
+    package var objects = PoolTag("rcuo")
+
+    package init() {}
+
+    package init(table: PoolTag, nodes: PoolTag, objects: PoolTag) {
+        self.table = table
+        self.nodes = nodes
+        self.objects = objects
     }
 }
 

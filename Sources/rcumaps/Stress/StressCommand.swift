@@ -165,6 +165,26 @@ func stressDiscussion() -> String {
             still stuck \(stressWatchdog / 1_000_000_000) s after the stop are reported, not waited for.
             """),
         HelpText.paragraph("""
+            dictionary, dictionary-string and dictionary-node stress RCUDictionary in its three \
+            layouts (keys and values in the slots; keys in nodes; both in nodes), with class \
+            values whose lives are counted. Each worker reads any key (the subscript, \
+            withValue, contains), writes keys it owns with every write the dictionary has \
+            (updateValue, the subscript's setter, insertIfAbsent, removeValue, replaceValue, \
+            update(forKey:)), inserts and removes shared keys in phases that grow and shrink \
+            the bucket array, increments counters through update(forKey:) and \
+            compare-and-replace, races on contested keys, and iterates (the Sequence, keys, \
+            snapshot()). Checked: every value read is whole, of its key and not released; a \
+            stable key or counter is never missing; an owned key answers every write and read \
+            exactly as its owner's record says; a counter never goes back for a reader, and \
+            at the end equals the increments that succeeded; no object leaves the dictionary \
+            twice; an iteration pass has every stable key once and this worker's keys as it \
+            left them (each once; a shared key removed and inserted again during the pass may \
+            be listed twice, as snapshot() documents); at the end, values stored minus values taken out equal the \
+            entries, count equals an iteration's, contested keys balance, exactly the entries' \
+            objects are alive after a barrier, and none once the dictionary is dropped (its \
+            pool tags back to 0 bytes).
+            """),
+        HelpText.paragraph("""
             queue and stack have no keys: each worker is a producer and a consumer, pushing its \
             own values in sequence (1 in 16 pushes with BPF_EXIST, dropping the oldest element \
             of a full map), popping, peeking and reading the count, with a share of pushes that \

@@ -31,6 +31,12 @@ enum StressMapKind: String, CaseIterable, Sendable {
     /// `RawLPMTrieMap` LPM_TRIE: IPv4 prefixes, `--keys` routes (half stable, half coming
     /// and going), 8-byte values.
     case lpmTrie = "lpm-trie"
+    /// `RCUDictionary<Int, class>`: keys and object references in the slots.
+    case dictionary = "dictionary"
+    /// `RCUDictionary<String, class>`: keys in nodes, object references in the slots.
+    case dictionaryString = "dictionary-string"
+    /// `RCUDictionary<Int, two-word struct>`: keys and values in nodes.
+    case dictionaryNode = "dictionary-node"
 
     /// One line for `rcumaps stress --help`.
     var summary: String {
@@ -48,6 +54,9 @@ enum StressMapKind: String, CaseIterable, Sendable {
         case .perCPUHash: "RawPerCPUHashMap PERCPU_HASH, an 8-byte value per CPU, --keys entries (at least --threads), user- and helper-mode writers"
         case .lruPerCPUHash: "RawPerCPUHashMap LRU_PERCPU_HASH, an 8-byte value per CPU, max(16, --keys / 4) entries, evicting writers"
         case .lpmTrie: "RawLPMTrieMap LPM_TRIE, IPv4, --keys routes (half stable), lookups checked by brute force"
+        case .dictionary: "RCUDictionary<Int, class>, --keys keys, object values whose lives are counted"
+        case .dictionaryString: "RCUDictionary<String, class>, as dictionary (keys in nodes)"
+        case .dictionaryNode: "RCUDictionary<Int, struct of two words>, as dictionary (values in nodes)"
         }
     }
 
@@ -59,6 +68,8 @@ enum StressMapKind: String, CaseIterable, Sendable {
     var isQueueStack: Bool { self == .queue || self == .stack }
     /// Whether the map is an LRU or per-CPU hash (its own workers and checks: ``exerciseEvictingHash``).
     var isEvictingOrPerCPUHash: Bool { self == .lruHash || self == .perCPUHash || self == .lruPerCPUHash }
+    /// Whether the map is an `RCUDictionary` (its own workers and checks: ``exerciseDictionary``).
+    var isDictionary: Bool { self == .dictionary || self == .dictionaryString || self == .dictionaryNode }
 }
 
 /// What `rcumaps stress` runs: the parsed command line (``StressCommand/options``), or built

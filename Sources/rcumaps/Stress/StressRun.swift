@@ -24,6 +24,18 @@ enum StressPools {
         case .perCPUHash: PoolTag("stpc")
         case .lruPerCPUHash: PoolTag("stlp")
         case .lpmTrie: PoolTag("stlm")
+        case .dictionary, .dictionaryString, .dictionaryNode: dictionaryTags(kind).table
+        }
+    }
+
+    /// The pool tags of a dictionary run's `RCUDictionary` (its bucket arrays, nodes and
+    /// references awaiting release); the default tags of other kinds.
+    static func dictionaryTags(_ kind: StressMapKind) -> RCUDictionaryMemoryTags {
+        switch kind {
+        case .dictionary: RCUDictionaryMemoryTags(table: PoolTag("sdit"), nodes: PoolTag("sdin"), objects: PoolTag("sdio"))
+        case .dictionaryString: RCUDictionaryMemoryTags(table: PoolTag("sdst"), nodes: PoolTag("sdsn"), objects: PoolTag("sdso"))
+        case .dictionaryNode: RCUDictionaryMemoryTags(table: PoolTag("sdnt"), nodes: PoolTag("sdnn"), objects: PoolTag("sdno"))
+        default: RCUDictionaryMemoryTags()
         }
     }
 }
@@ -91,7 +103,7 @@ struct StressMapResult: Sendable {
         let s = exercise.stats
         var parts = [
             "lookups \(stressCount(s.lookups)) (\(percent(s.lookupHits, s.lookups)) found)",
-            "helper lookups \(stressCount(s.helperLookups)) (\(percent(s.helperLookupHits, s.helperLookups)) found)",
+            "\(kind.isDictionary ? "withValue lookups" : "helper lookups") \(stressCount(s.helperLookups)) (\(percent(s.helperLookupHits, s.helperLookups)) found)",
             "updates \(stressCount(s.updates)) (stored \(percent(s.updatesStored, s.updates)), EEXIST \(percent(s.updatesExisting, s.updates)), "
                 + "ENOENT \(percent(s.updatesMissing, s.updates)), E2BIG \(percent(s.updatesFull, s.updates)))",
         ]
@@ -264,6 +276,15 @@ func runStressMap(_ kind: StressMapKind, options: StressOptions, seed: UInt64, p
     case .lpmTrie:
         exercise = exerciseLPMTrie(options: options, seed: seed, recorder: recorder, progress: progress, samples: samples)
         if !exercise.hung { checkReleased(StressPools.mapTag(kind), what: "the map", recorder: recorder) }
+    case .dictionary:
+        exercise = exerciseDictionary(kind, schema: DictionaryStressIntSchema(), options: options, seed: seed,
+                                      recorder: recorder, progress: progress, samples: samples)
+    case .dictionaryString:
+        exercise = exerciseDictionary(kind, schema: DictionaryStressStringSchema(keys: options.keys), options: options,
+                                      seed: seed, recorder: recorder, progress: progress, samples: samples)
+    case .dictionaryNode:
+        exercise = exerciseDictionary(kind, schema: DictionaryStressNodeSchema(), options: options, seed: seed,
+                                      recorder: recorder, progress: progress, samples: samples)
     }
     if let samples { writeFinalSample(kind, exercise: exercise, recorder: recorder, to: samples) }
     return StressMapResult(kind: kind, exercise: exercise, violations: recorder.violations,
@@ -361,6 +382,8 @@ func exerciseByteMap(_ kind: StressMapKind, options: StressOptions, seed: UInt64
             preconditionFailure("per-CPU arrays are built by exercisePerCPUArray")
         case .lpmTrie:
             preconditionFailure("LPM tries are built by exerciseLPMTrie")
+        case .dictionary, .dictionaryString, .dictionaryNode:
+            preconditionFailure("dictionaries are built by exerciseDictionary")
         }
     } catch {
         recorder.record(.setup, "cannot create the \(kind.rawValue) map: \(error)")

@@ -32,6 +32,8 @@ enum StressOperation: UInt8, CaseIterable {
             preconditionFailure("per-CPU arrays have workers of their own (PerCPUArrayStressWorker)")
         case .lpmTrie:
             preconditionFailure("LPM tries have workers of their own (runLPMStressWorker)")
+        case .dictionary, .dictionaryString, .dictionaryNode:
+            preconditionFailure("dictionaries have workers of their own (DictionaryStressWorker)")
         }
     }
 

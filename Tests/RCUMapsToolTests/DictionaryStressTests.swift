@@ -1,0 +1,114 @@
+@testable import rcumaps
+import RCUMaps
+import Testing
+
+/// The checks of `rcumaps stress --map dictionary…` fire: each is shown a dictionary and
+/// workers' records that disagree in one way, and a consistent pair that passes.
+/// (StressRunTests runs the three dictionary maps themselves.)
+@Suite("rcumaps stress: dictionary checks")
+struct DictionaryStressCheckTests {
+    /// A dictionary of 16 keys as the prefill leaves it (one worker), and its schema and layout.
+    static func prefilled(_ lives: DictionaryStressLives)
+        -> (RCUDictionary<Int, DictionaryStressValue>, DictionaryStressLayout, DictionaryStressIntSchema, Int) {
+        let schema = DictionaryStressIntSchema()
+        let layout = DictionaryStressLayout(keys: 16, threads: 1)
+        let dictionary = RCUDictionary<Int, DictionaryStressValue>()
+        var count = 0
+        for key in 0..<16 where layout.isPrefilled(key) {
+            dictionary[schema.key(key)] = DictionaryStressValue(key: key, writer: 0, version: 0, lives: lives)
+            count += 1
+        }
+        return (dictionary, layout, schema, count)
+    }
+
+    /// The record a worker that did nothing leaves: it owns keys 4…7 and 12…15 as prefilled.
+    static func idleReport(_ dictionary: RCUDictionary<Int, DictionaryStressValue>, _ layout: DictionaryStressLayout,
+                           _ schema: DictionaryStressIntSchema, increments: [UInt64]? = nil, balance: [Int]? = nil,
+                           owned: [DictionaryStressValue?]? = nil, stored: Int = 0, departed: Int = 0) -> DictionaryStressReport {
+        let mine = (0..<16).map { layout.owner($0) == 0 ? dictionary[schema.key($0)] : nil }
+        return DictionaryStressReport(index: 0, stats: StressStats(), owned: owned ?? mine,
+                                      increments: increments ?? [UInt64](repeating: 0, count: 16),
+                                      balance: balance ?? [Int](repeating: 0, count: 16), stored: stored, departed: departed)
+    }
+
+    @Test func aConsistentRecordPasses() {
+        let lives = DictionaryStressLives()
+        let (dictionary, layout, schema, count) = Self.prefilled(lives)
+        let recorder = StressRecorder(label: "dictionary", echo: false)
+        DictionaryStressCheck(dictionary: dictionary, schema: schema, layout: layout, recorder: recorder)
+            .run(reports: [Self.idleReport(dictionary, layout, schema)], prefilled: count)
+        checkDictionaryValues(lives, alive: count, when: "test", recorder: recorder)
+        #expect(recorder.byKind.isEmpty, "\(recorder.descriptions)")
+    }
+
+    @Test func aLostIncrementIsFound() {
+        let lives = DictionaryStressLives()
+        let (dictionary, layout, schema, count) = Self.prefilled(lives)
+        var increments = [UInt64](repeating: 0, count: 16)
+        increments[8] = 3  // the worker says it incremented counter 8 three times; it holds version 0
+        let recorder = StressRecorder(label: "dictionary", echo: false)
+        DictionaryStressCheck(dictionary: dictionary, schema: schema, layout: layout, recorder: recorder)
+            .run(reports: [Self.idleReport(dictionary, layout, schema, increments: increments)], prefilled: count)
+        #expect(recorder.byKind.map(\.0) == [.consistency])
+        #expect(recorder.descriptions.first?.contains("counter 8") == true)
+    }
+
+    @Test func anOwnedKeyThatDiffersFromItsOwnersRecordIsFound() {
+        let lives = DictionaryStressLives()
+        let (dictionary, layout, schema, count) = Self.prefilled(lives)
+        var owned = (0..<16).map { layout.owner($0) == 0 ? dictionary[schema.key($0)] : nil }
+        owned[6] = DictionaryStressValue(key: 6, writer: 1, version: 9, lives: lives)  // not what key 6 holds
+        let recorder = StressRecorder(label: "dictionary", echo: false)
+        DictionaryStressCheck(dictionary: dictionary, schema: schema, layout: layout, recorder: recorder)
+            .run(reports: [Self.idleReport(dictionary, layout, schema, owned: owned)], prefilled: count)
+        #expect(recorder.byKind.map(\.0) == [.ownKey])
+    }
+
+    @Test func aContestedKeyWithoutItsWinnerAndAValueLostAreFound() {
+        let lives = DictionaryStressLives()
+        let (dictionary, layout, schema, count) = Self.prefilled(lives)
+        // Contested key 3 present, though no insert of it won; nothing recorded as stored.
+        dictionary[schema.key(3)] = DictionaryStressValue(key: 3, writer: 1, version: 1, lives: lives)
+        let recorder = StressRecorder(label: "dictionary", echo: false)
+        DictionaryStressCheck(dictionary: dictionary, schema: schema, layout: layout, recorder: recorder)
+            .run(reports: [Self.idleReport(dictionary, layout, schema)], prefilled: count)
+        #expect(Set(recorder.byKind.map(\.0)) == [.twoWinners, .lost])
+    }
+
+    @Test func aMissingStableKeyAndAForeignKeyAreFound() {
+        let lives = DictionaryStressLives()
+        let (dictionary, layout, schema, count) = Self.prefilled(lives)
+        dictionary.removeValue(forKey: schema.key(0))
+        dictionary[schema.key(20)] = DictionaryStressValue(key: 20, writer: 1, version: 1, lives: lives)
+        let recorder = StressRecorder(label: "dictionary", echo: false)
+        DictionaryStressCheck(dictionary: dictionary, schema: schema, layout: layout, recorder: recorder)
+            .run(reports: [Self.idleReport(dictionary, layout, schema, stored: 1, departed: 2)], prefilled: count)
+        #expect(Set(recorder.byKind.map(\.0)) == [.stableKey, .consistency, .count])
+    }
+
+    /// A value kept alive beyond the dictionary's entries (a leak, as a write that never
+    /// released what it displaced) is found; released, it is not.
+    @Test func aValueAliveBeyondTheEntriesIsFound() {
+        let lives = DictionaryStressLives()
+        let (dictionary, _, _, count) = Self.prefilled(lives)
+        var leaked: DictionaryStressValue? = DictionaryStressValue(key: 1, writer: 1, version: 1, lives: lives)
+        let recorder = StressRecorder(label: "dictionary", echo: false)
+        checkDictionaryValues(lives, alive: dictionary.count, when: "test", recorder: recorder)
+        #expect(recorder.byKind.map(\.0) == [.references])
+        #expect(leaked != nil)
+        leaked = nil
+        let again = StressRecorder(label: "dictionary", echo: false)
+        checkDictionaryValues(lives, alive: count, when: "test", recorder: again)
+        #expect(again.byKind.isEmpty)
+        withExtendedLifetime(dictionary) {}
+    }
+
+    /// A two-word value whose seal does not match its object reads as torn.
+    @Test func aTornPairIsNotAValue() {
+        let lives = DictionaryStressLives()
+        let object = DictionaryStressValue(key: 2, writer: 1, version: 1, lives: lives)
+        let schema = DictionaryStressNodeSchema()
+        #expect(schema.object(in: schema.wrap(object)) === object)
+        #expect(schema.object(in: DictionaryStressNodeSchema.Pair(object: object, seal: object.check)) == nil)
+    }
+}
