@@ -344,6 +344,10 @@ extension RawMap {
                     upcomingIsEnd = error == .keyNotFound
                 }
             }
+            // Zeroed before each element: a custom map's find callback may write only part
+            // of the value it answers with, and the rest must not be bytes of another
+            // element, or of whatever the allocation held before (found by review, 2026-12-06).
+            if trie == nil { value.initializeMemory(as: UInt8.self, repeating: 0) }
             do throws(MapError) {
                 if removing {
                     try lookupAndDelete(key: UnsafeRawBufferPointer(key), into: value, flags: elementFlags)

@@ -198,6 +198,13 @@ public func rcumaps_register_provider(
     case RCUMAPS_BASE_MAP_ARRAY: base = .array
     default: return EINVAL
     }
+    // The client table goes to the caller before the type is registered: a map of the type
+    // can be created on another thread the moment it is, and its provider's callbacks may
+    // already reach for the table (the eBPF-for-Windows order). Written after, a
+    // `preprocess_map_create` racing the registration read NULL (found by review,
+    // 2026-12-06). A failed registration puts back what the caller's variable held.
+    let previous = client?.pointee
+    client?.pointee = UnsafePointer(clientTable)
     do {
         let dispatch = try makeDispatchTable(from: table, bindingContext: local.binding_context)
         try MapProviderRegistry.shared.register(
@@ -205,11 +212,23 @@ public func rcumaps_register_provider(
             properties: MapProviderProperties(updatesOriginalValue: local.updates_original_value != 0),
             dispatch: dispatch)
     } catch {
+        client?.pointee = previous
         return error.code
     }
-    client?.pointee = UnsafePointer(clientTable)
+    #if DEBUG
+    CProviderRegistrationHooks.afterRegistering?()
+    #endif
     return 0
 }
+
+#if DEBUG
+/// Tests only (debug builds).
+package enum CProviderRegistrationHooks {
+    /// Runs in `rcumaps_register_provider` once the type is registered (usable from any
+    /// thread), before it returns. Set it before registering, from one test at a time.
+    nonisolated(unsafe) package static var afterRegistering: (() -> Void)?
+}
+#endif
 
 /// `rcumaps_unregister_provider` (rcumaps_provider.h).
 @_cdecl("rcumaps_unregister_provider")

@@ -163,7 +163,9 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
     /// (two callbacks could wait for each other, on one map or across two), fails with
     /// EDEADLK; so does associating, from a callback that runs under a map's lock (the
     /// pre-deletion callback, or the find callback of a lookup-and-delete), a type another
-    /// thread's callback is being asked about: that callback may be waiting for the lock.
+    /// thread's callback is being asked about: that callback may be waiting for the lock;
+    /// and so does waiting for another thread's answer from inside an epoch section (that
+    /// thread's callback may be waiting for a grace period, as a `freeze()` does).
     ///
     /// - Throws: whatever the provider throws to refuse it;
     ///   ``/RCUBaseMaps/MapError/wouldDeadlock`` from inside the provider's callback for the same type.
@@ -196,8 +198,11 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
                     // map's lock, which the asking thread's callback may be waiting for (it
                     // may write to that map): waiting there hung both (found by review,
                     // 2026-12-05, sixteenth session).
+                    // Or inside an epoch section: the asking thread's callback may wait for a
+                    // grace period (a `freeze()` of a map), which this section would hold up
+                    // while this thread waited for it (found by review, 2026-12-06).
                     return rcumaps_association_depth() > 0 || rcumaps_locked_callback_depth() > 0
-                        ? .crossed : .waiting
+                        || Epoch.isInsideAnyReadLock ? .crossed : .waiting
                 }
                 state.pending[programType] = Associations.Asker(thread: thread, process: getpid())
                 return .asking
@@ -210,7 +215,7 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
                     reason: "associating \(programType) from inside the provider's callback for \(programType)")
             case .crossed:
                 throw MapError.wouldDeadlock.with(
-                    reason: "associating \(programType) from inside a provider callback while another thread's callback associates it")
+                    reason: "associating \(programType) from inside a provider callback or an epoch section while another thread's callback associates it")
             case .waiting:
                 // The asking thread is in the provider's callback: yield, then nap.
                 waits += 1
@@ -684,8 +689,10 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
         let hooks = self.hooks
         // The answer goes to a copy, handed to the caller once the entry is removed: the
         // lock-free base may run the callback on an entry it then fails to remove (see
-        // above), and the caller's buffer is not the place for a stale answer.
-        try Self.withScratch(byteCount: value.count) { (answer) throws(MapError) in
+        // above), and the caller's buffer is not the place for a stale answer. Zeroed for a
+        // translating provider, whose find callback may write only part of its answer: the
+        // rest went to the caller as whatever the stack held (found by review, 2026-12-06).
+        try Self.withScratch(byteCount: value.count, zeroed: translates) { (answer) throws(MapError) in
             try base.remove(key: key, inspecting: { (stored) throws(MapError) in
                 // Under the bucket lock on the bucket-locked base: recorded as such on every
                 // base, so that a provider behaves the same whichever base it chose.

@@ -169,6 +169,12 @@ int ctest_provider_register(uint32_t map_type, uint32_t base_map)
     return result;
 }
 
+int ctest_provider_register_into(uint32_t map_type, uint32_t base_map, const rcumaps_client_dispatch_table_t **into)
+{
+    rcumaps_provider_registration_t registration = make_registration(map_type, base_map, &dispatch);
+    return rcumaps_register_provider(&registration, into);
+}
+
 int ctest_provider_register_malformed(int variant, uint32_t map_type)
 {
     static rcumaps_provider_dispatch_table_t broken;

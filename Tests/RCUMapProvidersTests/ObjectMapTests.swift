@@ -1,6 +1,7 @@
 import Foundation
 import ObjectMapProvider
 import RCUMaps
+import RCUMapProviders
 import RCUMapsTestSupport
 import Synchronization
 import CTestProvider
@@ -164,11 +165,16 @@ struct ObjectMapTests {
     }
 }
 
-@Suite("C providers")
+/// Serialized: the C provider's counters are process-wide, and each test compares them
+/// before and after (other suites that use the C provider can only make a check pass that
+/// should fail, never the reverse).
+@Suite("C providers", .serialized)
 struct CProviderTests {
     @Test(arguments: [RCUMAPS_BASE_MAP_HASH_LOCK_FREE, RCUMAPS_BASE_MAP_HASH_BUCKET_LOCKED, RCUMAPS_BASE_MAP_ARRAY])
     func aProviderWrittenInCServesMaps(_ base: UInt32) throws {
         let type = uniqueCustomType()
+        let cleanups = ctest_provider_count(Int32(CTEST_DELETIONS_CLEANUP.rawValue))
+        let replaces = ctest_provider_count(Int32(CTEST_DELETIONS_UPDATE.rawValue))
         #expect(ctest_provider_register(type.rawValue, base) == 0)
         #expect(ctest_provider_register(type.rawValue, base) == EEXIST)
         let creates = ctest_provider_count(Int32(CTEST_CREATES.rawValue))
@@ -200,9 +206,41 @@ struct CProviderTests {
         #expect(ctest_provider_unregister(type.rawValue) == 0)
         #expect(ctest_provider_unregister(type.rawValue) == ENOENT)
         #expect(settledStatistics(for: tag).liveBytes == 0)
-        #expect(ctest_provider_count(Int32(CTEST_DELETIONS_CLEANUP.rawValue)) >= 1)
-        #expect(ctest_provider_count(Int32(CTEST_DELETIONS_UPDATE.rawValue)) >= 1)
+        // The replace of key 3 and the teardown of its entry (totals were checked before:
+        // any earlier map in the process passed them; found by review, 2026-12-06).
+        #expect(ctest_provider_count(Int32(CTEST_DELETIONS_CLEANUP.rawValue)) >= cleanups + 1)
+        #expect(ctest_provider_count(Int32(CTEST_DELETIONS_UPDATE.rawValue)) >= replaces + 1)
     }
+
+    #if DEBUG
+    /// The client table is in the provider's variable by the time its type can be used: a
+    /// map created on another thread the moment the registration takes effect has callbacks
+    /// that may read it (it was written only after, found by review, 2026-12-06). A failed
+    /// registration leaves the variable as it was.
+    @Test func theClientTableIsWrittenBeforeTheTypeIsUsable() throws {
+        let type = uniqueCustomType()
+        let variable = UnsafeMutablePointer<UnsafePointer<rcumaps_client_dispatch_table_t>?>.allocate(capacity: 1)
+        defer { variable.deallocate() }
+        variable.initialize(to: nil)
+        let sawTable = Mutex<Bool?>(nil)
+        CProviderRegistrationHooks.afterRegistering = {
+            // The type is usable now: a create here is what another thread could do.
+            sawTable.withLock { $0 = variable.pointee != nil }
+        }
+        defer { CProviderRegistrationHooks.afterRegistering = nil }
+        #expect(ctest_provider_register_into(type.rawValue, RCUMAPS_BASE_MAP_HASH_BUCKET_LOCKED, variable) == 0)
+        #expect(sawTable.withLock { $0 } == true)
+        let table = variable.pointee
+        #expect(table != nil)
+        // EEXIST: the caller's variable keeps what it held (here, the table; then a sentinel).
+        #expect(ctest_provider_register_into(type.rawValue, RCUMAPS_BASE_MAP_HASH_BUCKET_LOCKED, variable) == EEXIST)
+        #expect(variable.pointee == table)
+        variable.pointee = nil
+        #expect(ctest_provider_register_into(type.rawValue, RCUMAPS_BASE_MAP_HASH_BUCKET_LOCKED, variable) == EEXIST)
+        #expect(variable.pointee == nil)
+        #expect(ctest_provider_unregister(type.rawValue) == 0)
+    }
+    #endif
 
     /// A teardown's deletion callbacks run while the map is destroyed, and its
     /// postprocess_map_delete after its base map is gone: the client table's find_element

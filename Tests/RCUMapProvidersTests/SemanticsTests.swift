@@ -108,6 +108,52 @@ struct ProviderSemanticsTests {
         #expect(map.count == 1)
     }
 
+    /// A translating find callback that writes only part of its answer: the bytes it leaves
+    /// are zero in what a lookup-and-delete and the batches hand back, never bytes of another
+    /// element's answer or of whatever their buffer held (found by review, 2026-12-06: they
+    /// answered into uninitialised scratch). Odd keys' answers fill every byte with 0x5A,
+    /// even keys' write only byte 0.
+    @Test(arguments: ProviderBaseMap.allCases)
+    func aPartialTranslationLeavesZeroesNotOtherBytes(_ base: ProviderBaseMap) throws {
+        let dispatch = MapProviderDispatchTable(
+            preprocessMapCreate: { request in MapCreateResult(actualValueSize: request.valueSize) },
+            postprocessMapDelete: { _ in },
+            preprocessAssociateProgramType: { _, _ in },
+            postprocessFindElement: { (call) throws(MapError) in
+                guard let out = call.outValue else { return }
+                if call.key.loadUnaligned(as: UInt32.self) & 1 == 1 {
+                    out.initializeMemory(as: UInt8.self, repeating: 0x5A)
+                } else {
+                    out.storeBytes(of: UInt8(1), as: UInt8.self)
+                }
+            },
+            preprocessElementAddition: { (call) throws(MapError) in
+                if let out = call.outValue { out.copyMemory(from: call.inValue) }
+            },
+            postprocessElementDeletion: { _ in })
+        let registration = try MapProviderRegistry.shared.register(
+            type: uniqueCustomType(), base: base, properties: MapProviderProperties(updatesOriginalValue: true),
+            dispatch: dispatch)
+        let map = try #require(try registration.makeMap(maxEntries: 64) as? RawCustomMap)
+        for key in UInt32(0)..<64 { try map.put(key, key) }
+        var keys = [UInt32](repeating: 0, count: 64)
+        var values = [UInt32](repeating: 0, count: 64)
+        let batch = try keys.withUnsafeMutableBytes { k in try values.withUnsafeMutableBytes { v in
+            try map.lookupBatch(from: nil, keys: k, values: v, count: 64, elementFlags: [], flags: 0) } }
+        #expect(batch.count == 64)
+        for (key, value) in zip(keys, values) { #expect(value == (key & 1 == 1 ? 0x5A5A_5A5A : 1), "key \(key)") }
+        guard base != .array else { return }  // arrays have no lookup-and-delete
+        for key in UInt32(0)..<8 {
+            var buffer: UInt32 = 0xAAAA_AAAA
+            try withUnsafeBytes(of: key) { k in try withUnsafeMutableBytes(of: &buffer) { v in try map.lookupAndDelete(key: k, into: v) } }
+            #expect(buffer == (key & 1 == 1 ? 0x5A5A_5A5A : 1), "key \(key)")
+        }
+        let removing = try keys.withUnsafeMutableBytes { k in try values.withUnsafeMutableBytes { v in
+            try map.lookupAndDeleteBatch(from: nil, keys: k, values: v, count: 64, elementFlags: [], flags: 0) } }
+        #expect(removing.count == 56)
+        for (key, value) in zip(keys.prefix(56), values) { #expect(value == (key & 1 == 1 ? 0x5A5A_5A5A : 1), "key \(key)") }
+    }
+
     @Test(arguments: ProviderBaseMap.allCases)
     func helperModeIsBlockedWhenTheProviderUpdatesTheOriginalValue(_ base: ProviderBaseMap) throws {
         let provider = RecordingProvider()
@@ -575,6 +621,40 @@ struct ProviderSemanticsTests {
         let errors = record.innerErrors.withLock { $0 }
         #expect(!errors.isEmpty && errors.allSatisfy { $0 == .wouldDeadlock })
         #expect(firstMap.associatedProgramTypes.contains(first) && secondMap.associatedProgramTypes.contains(second))
+    }
+
+    /// A thread inside an epoch section that associates a type another thread's callback is
+    /// being asked about fails with EDEADLK instead of waiting: that callback may wait for a
+    /// grace period (a `freeze()` of a map), which the section holds up (found by review,
+    /// 2026-12-06). Here the callback waits (at most 5 s) for the inner call to return: it
+    /// returned only once the callback gave up, with the type associated, before the fix.
+    @Test func anAssociationFromInsideASectionFailsInsteadOfWaiting() throws {
+        final class Record: @unchecked Sendable {
+            let asking = Atomic<Bool>(false)
+            let innerDone = Atomic<Bool>(false)
+        }
+        let record = Record()
+        let type = try #require(ProgramType("55555555-0000-0000-0000-000000000001"))
+        let map = try associationMap { (_, _) throws(MapError) in
+            record.asking.store(true, ordering: .releasing)
+            let deadline = ContinuousClock.now + .seconds(5)
+            while !record.innerDone.load(ordering: .acquiring) && ContinuousClock.now < deadline { sched_yield() }
+        }
+        let inner = ThreadLock<MapError?>(nil)
+        try #require(allReturn(threads: 2) { thread in
+            if thread == 0 {
+                try? map.associate(programType: type)
+            } else {
+                while !record.asking.load(ordering: .acquiring) { sched_yield() }
+                // A short section: it ends as soon as the call returns.
+                Epoch.withSection { _ in
+                    do throws(MapError) { try map.associate(programType: type) } catch { inner.withLock { $0 = error } }
+                }
+                record.innerDone.store(true, ordering: .releasing)
+            }
+        }, "an association from inside a section waited")
+        #expect(inner.withLock { $0 } == .wouldDeadlock)
+        #expect(map.associatedProgramTypes == [type])
     }
 
     /// A thread inside a callback that holds the map's chain lock (the pre-deletion

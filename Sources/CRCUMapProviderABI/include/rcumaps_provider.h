@@ -159,7 +159,10 @@ typedef struct rcumaps_client_dispatch_table {
 } rcumaps_client_dispatch_table_t;
 
 /* Registers a provider. On success *client (if not NULL) receives the client
- * dispatch table. EINVAL: bad arguments or tables; EEXIST: type registered. */
+ * dispatch table, written before the type can be used: a map of the type created on
+ * another thread as soon as the registration takes effect finds it there, so a provider
+ * may pass the address of the variable its callbacks read. On failure *client holds
+ * what it held before. EINVAL: bad arguments or tables; EEXIST: type registered. */
 rcumaps_result_t rcumaps_register_provider(const rcumaps_provider_registration_t *registration,
                                            const rcumaps_client_dispatch_table_t **client);
 

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rcumaps_provider.h"
+
 enum ctest_counter {
     CTEST_CREATES, CTEST_MAP_DELETES, CTEST_FINDS, CTEST_ADDITIONS, CTEST_DELETIONS,
     CTEST_DELETIONS_UPDATE, CTEST_DELETIONS_CLEANUP, CTEST_DELETIONS_HELPER, CTEST_ASSOCIATIONS,
@@ -23,6 +25,8 @@ int ctest_provider_register(uint32_t map_type, uint32_t base_map);
 /* Malformed registrations, by variant (0 NULL registration, 1 short registration,
  * 2 short dispatch table, 3 both deletion callbacks, 4 no create callback,
  * 5 unknown base map, 6 NULL dispatch). Returns rcumaps_register_provider's result. */
+/* As ctest_provider_register, the client table written to *into by the registration itself. */
+int ctest_provider_register_into(uint32_t map_type, uint32_t base_map, const rcumaps_client_dispatch_table_t **into);
 int ctest_provider_register_malformed(int variant, uint32_t map_type);
 int ctest_provider_unregister(uint32_t map_type);
 uint64_t ctest_provider_count(int counter);
