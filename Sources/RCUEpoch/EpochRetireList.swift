@@ -524,18 +524,19 @@ public final class EpochRetireList: @unchecked Sendable {
     /// The backlog is measured when a batch is submitted (every ``batchSize`` retirements
     /// of a stripe), so it may exceed the threshold by a batch per stripe before writers wait.
     ///
-    /// On the thread of a Swift task it returns at once: the cooperative pool has about one
-    /// thread a core, so a sleeping writer task put other tasks to sleep with it, every
-    /// writer task of the process for up to 250 ms a round while the backlog lasted (found by
-    /// review, 2026-12-06). Writer tasks then get no back-pressure, as helper-mode writers
-    /// get none; on the cooperative pool they cannot outnumber the cores, which is what let
-    /// threads outrun reclamation (tasks on executors with threads of their own, the main
-    /// actor's included, are not throttled either). A task that retires far faster than
-    /// reclamation frees can `await Epoch.barrier()` now and then.
+    /// On the thread of a Swift task it waits at most ``taskThrottleWaitLimit`` (2 ms) a
+    /// call, and leaves the backlog flagged while it lasts, so that each write of a task
+    /// waits again: the cooperative pool has about one thread a core per priority, and a
+    /// writer task asleep for 250 ms put other tasks to sleep with it (found by review,
+    /// 2026-12-06); returning at once instead let writer tasks of several priorities — eight
+    /// run at once on two cores — outrun reclamation without bound (1.8 GiB awaiting it
+    /// after 30 s on a loaded machine: found by review, 2026-12-06, twenty-second session).
+    /// A task that retires far faster than reclamation frees can also
+    /// `await Epoch.barrier()` now and then.
     ///
-    /// Concurrency: any thread (a task's returns without waiting); may sleep up to 250 ms,
-    /// in `usleep`, on any other; costs one relaxed load when reclamation keeps up.
-    @available(*, noasync, message: "returns without waiting on a task's thread: call it from a thread of your own")
+    /// Concurrency: any thread; may sleep, in `usleep`, up to 250 ms on a thread of its own
+    /// and 2 ms on a task's; costs one relaxed load when reclamation keeps up.
+    @available(*, noasync, message: "may sleep (2 ms at most on a task's thread): call it from a thread of your own")
     @inline(__always)
     public func throttleIfBehind() {
         if _slowPath(behind.load(ordering: .relaxed)) { waitForReclamation() }
@@ -544,13 +545,8 @@ public final class EpochRetireList: @unchecked Sendable {
     @inline(never)
     private func waitForReclamation() {
         guard !Epoch.isInsideAnyReadLock, !EpochMemory.isReclamationThread else { return }
-        // Not on a task's thread (see ``throttleIfBehind()``); `behind` stays set for the
-        // writers on threads of their own while the backlog lasts, and is cleared once it is
-        // gone (else, with only tasks writing, every later write came here for good).
-        if withUnsafeCurrentTask(body: { $0 != nil }) {
-            if tagTable.pendingBytes(slotIndex) <= Self.throttleThreshold { behind.store(false, ordering: .relaxed) }
-            return
-        }
+        // A task's thread waits briefly (see ``throttleIfBehind()``).
+        let onTask = withUnsafeCurrentTask(body: { $0 != nil })
         // Registered before any flush, as `Epoch.barrier()` is: a submission registers an
         // unregistered thread at the fork gate, and a flush holds a fork participant's lock
         // (a stripe's, or the orphans') meanwhile, so a fork waiting for that lock and the
@@ -576,14 +572,21 @@ public final class EpochRetireList: @unchecked Sendable {
         }
         let clock = ContinuousClock()
         let start = clock.now
-        while tagTable.pendingBytes(slotIndex) > Self.throttleThreshold, clock.now - start < Self.throttleWaitLimit {
+        let limit = onTask ? Self.taskThrottleWaitLimit : Self.throttleWaitLimit
+        while tagTable.pendingBytes(slotIndex) > Self.throttleThreshold, clock.now - start < limit {
             usleep(200)
         }
-        behind.store(false, ordering: .relaxed)
+        // A thread that waited the whole limit lets the next writers through (they find the
+        // flag again at the next batch still behind); a task leaves the flag set while the
+        // backlog lasts, so its next write waits too (its wait is short).
+        if !onTask || tagTable.pendingBytes(slotIndex) <= Self.throttleThreshold { behind.store(false, ordering: .relaxed) }
     }
 
     /// The longest a writer waits in ``throttleIfBehind()``: 250 ms.
     public static let throttleWaitLimit: Duration = .milliseconds(250)
+
+    /// The longest a writer on a Swift task's thread waits in ``throttleIfBehind()``: 2 ms.
+    public static let taskThrottleWaitLimit: Duration = .milliseconds(2)
 
     /// How many times a throttled writer flushed every list (its own flush left the backlog
     /// over the threshold; process-wide). For tests.

@@ -36,12 +36,14 @@ struct RCUDictionaryChurnMemoryTests {
     }
 }
 
-/// Writers on a Swift task's thread are not put to sleep by the reclamation throttle: a task
-/// that slept there (up to 250 ms a write while the backlog lasted) put the cooperative pool
-/// to sleep with it, and every other task of the process waited (found by review,
-/// 2026-12-06). A thread of its own holds a section, so nothing is reclaimed; the test's
-/// task replaces node values until the dictionaries' backlog is past the throttle's
-/// threshold, then times more writes, each of which would have waited the limit.
+/// Writers on a Swift task's thread are not put to sleep by the reclamation throttle, and
+/// still throttled: a task that slept there (up to 250 ms a write while the backlog lasted)
+/// put the cooperative pool to sleep with it, and every other task of the process waited
+/// (found by review, 2026-12-06); one that did not wait at all let writer tasks outrun
+/// reclamation without bound (found by review, 2026-12-06, twenty-second session). A thread
+/// of its own holds a section, so nothing is reclaimed; the test's task replaces node values
+/// until the dictionaries' backlog is past the throttle's threshold, then times more writes:
+/// each waits the task's limit (2 ms), none the thread's (250 ms).
 @Suite("RCUDictionary writers on tasks")
 struct RCUDictionaryTaskWriterTests {
     final class Flags: Sendable {
@@ -58,7 +60,7 @@ struct RCUDictionaryTaskWriterTests {
         }
     }
 
-    @Test func aWriterTaskIsNotPutToSleepByTheThrottle() async {
+    @Test func aWriterTaskIsThrottledBrieflyNotPutToSleep() async {
         // 4 KiB values, in nodes: each replace retires one, so a few thousand writes pass the
         // 16 MiB threshold (the section must stay short: other tests wait for grace periods,
         // some with a limit, and a TSan build writes slowly).
@@ -86,11 +88,17 @@ struct RCUDictionaryTaskWriterTests {
         #expect(EpochMemory.statistics(for: tag).pendingBytes > EpochRetireList.throttleThreshold)
         let clock = ContinuousClock()
         var longest = Duration.zero
-        for step in 0..<200 {
+        let throttled = EpochRetireList.throttledWrites
+        let began = clock.now
+        for step in 0..<50 {
             let start = clock.now
             dictionary[step & 1023] = Page(step)
             longest = max(longest, clock.now - start)
         }
+        let total = clock.now - began
         #expect(longest < .milliseconds(100), "a write on the test's task took \(longest)")
+        // Throttled: every write waited (the backlog cannot shrink while the section lasts).
+        #expect(total >= EpochRetireList.taskThrottleWaitLimit * 50, "50 writes took \(total)")
+        #expect(EpochRetireList.throttledWrites - throttled >= 50)
     }
 }
