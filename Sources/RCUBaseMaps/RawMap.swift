@@ -11,10 +11,11 @@ import RCUEpoch
 ///
 /// Concurrency: every built-in implementation is safe for any number of readers and
 /// writers on any threads. Lookups of a key take no lock — except a `BPF_F_LOCK` lookup
-/// (the value's lock), a QUEUE or STACK peek (the ring's lock), and an ARRAY lookup of a
-/// value over 8 bytes that keeps finding it mid-write (it holds the slot's sequence word
-/// after 16 spoiled copies); LPM_TRIE's get-next-key and batches take its writer lock for
-/// each step.
+/// (the value's lock), a QUEUE or STACK peek (the ring's lock), and an ARRAY or
+/// PERCPU_ARRAY lookup of a value over 8 bytes that keeps finding it mid-write (it holds
+/// the slot's sequence word after 16 spoiled copies); the bucket-locked hashes' batches
+/// (HASH, LRU_HASH and the per-CPU hashes, lookup batches too) take each chain's lock, and
+/// LPM_TRIE's get-next-key and batches its writer lock, for each step.
 ///
 /// Two access modes:
 /// - *User mode* (``lookup(key:into:)`` and the updates): copies in and out of the

@@ -29,9 +29,9 @@ struct BatchWorkloadTests {
             == [.batchUpdate, .lookup, .batchLookup, .update])
         #expect(try parsed(["--workloads=update"]).workloads == [.update])
         #expect(try parsed(["--batch-size", "64"]).batchSize == 64)
-        #expect(try parsed(["--batch-size=1"]).batchSize == 1)
+        #expect(try parsed(["--batch-size=16"]).batchSize == 16)
         #expect(try parsed(["--maps", "batch"]).maps == [.hashLockFreeUser, .hashLockFree, .hashBucketUser, .hashBucket, .array])
-        for bad in [["--batch-size", "0"], ["--batch-size", "x"], ["--batch-size", "\(BenchOptions.maxBatchSize + 1)"],
+        for bad in [["--batch-size", "0"], ["--batch-size", "15"], ["--batch-size", "x"], ["--batch-size", "\(BenchOptions.maxBatchSize + 1)"],
                     ["--batch-size"], ["--workloads", "batch,bogus"], ["--workloads", "batch-lookups"]] {
             #expect(usageError(bad) != nil, "\(bad)")
         }

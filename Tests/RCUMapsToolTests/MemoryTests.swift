@@ -117,6 +117,16 @@ struct MemoryFigureTests {
         #expect(verdicts.contains("resident  NOT met in 1 of 1 cells (8x8 at 1000: 64.0 B/entry)"))
         #expect(verdicts.contains("hash-bucket    heap      NOT met in 1 of 1 cells (8x64 at 1000: 58.0 B/entry)"))
         #expect(!verdicts.contains("swift-dict"))
+        // A reading below the keys' and values' own bytes measured nothing: neither met nor
+        // missed (a 50-entry cell read 0 bytes, "overhead -16.0", and passed: found by
+        // review, 2026-12-06).
+        let tiny = MemoryCell(map: .hashBucket, shape: .standard, entries: 50, bytes: 0, residentBytes: 0, residualBytes: 0)
+        #expect(tiny.withinTarget == nil && tiny.residentWithinTarget == nil)
+        let mixed = MemoryReport(cells: [cells[0], tiny]).verdicts().joined(separator: "\n")
+        #expect(mixed.contains("hash-bucket    heap      not measured"), "\(mixed)")
+        let both = MemoryReport(cells: [cells[0], MemoryCell(map: .hashLockFree, shape: .standard, entries: 50, bytes: 0,
+                                                              residentBytes: 0, residualBytes: 0)])
+        #expect(both.verdicts().joined(separator: "\n").contains("met in all 1 cells (overhead 48.0 B/entry); 1 cell too small to measure"))
         let table = report.table()
         #expect(table.contains("swift-dict"))
         #expect(table.contains("8x64"))

@@ -105,6 +105,12 @@ struct OptionsTests {
         // Per-CPU maps hold a value per CPU of each entry.
         #expect(refusal([.perCPUHash], entries: 1 << 26) != nil)
         #expect(refusal([.hashBucket], entries: 1 << 26) == nil)
+        // The String dictionary rows give each thread its own probe keys (about 200 bytes
+        // an entry a thread: 2,000,000 entries at 64 threads is some 26 GB; found by review,
+        // 2026-12-06).
+        #expect(refusal([.rcuDictString], entries: 2_000_000, threads: 64)?.contains("64 threads") == true)
+        #expect(refusal([.mutexDictString], entries: 2_000_000, threads: 64) != nil)
+        #expect(refusal([.rcuDictString], entries: 2_000_000, threads: 2) == nil)
         // Through the command line, on this machine: absurd sizes are refused before any cell.
         #expect(usageError(["--maps", "lpm-ipv4", "--entries", "\(BenchOptions.maxEntries)", "--shapes", "8x8"]) != nil
             || ProcessInfo.processInfo.physicalMemory > UInt64(BenchOptions.maxEntries) * 2048)
@@ -130,7 +136,7 @@ struct OptionsTests {
 
     @Test(arguments: [
         ["--bogus"], ["stress", "--bogus"], ["--threads", "0"], ["--threads", "1,,2"], ["--threads", "x"],
-        ["--duration"], ["--duration", "-1"], ["--duration", "nan"], ["--entries", "0"],
+        ["--duration"], ["--duration", "-1"], ["--duration", "nan"], ["--duration", "1e-300"], ["--duration", "0.0009"], ["--entries", "0"],
         ["--maps", "foo"], ["--maps", "typed,foo"], ["--maps", "typed,"], ["--workloads", "lookup,bar"], ["bench", "extra"],
         ["extra"], ["--threads", "1025"], ["--duration", "3601"], ["--entries", "\(BenchOptions.maxEntries + 1)"],
         ["--json=yes"], ["--maps", "--json"],
@@ -144,7 +150,7 @@ struct OptionsTests {
         #expect(threads.contains("--threads") && threads.contains("0 is out of range 1...1024"))
         // The value is the next argument whatever it looks like, as before ArgumentParser.
         let duration = try #require(usageError(["--duration", "-1"]))
-        #expect(duration.contains("--duration") && duration.contains("-1 must be more than 0 and at most 3600"))
+        #expect(duration.contains("--duration") && duration.contains("-1 must be at least 0.001 and at most 3600"))
         #expect(try #require(usageError(["--threads", "1,,2"])).contains("empty item in '1,,2'"))
         #expect(try #require(usageError(["--duration"])).contains("--duration"))
     }

@@ -34,7 +34,7 @@ struct BenchCommand: ParsableCommand {
     var threads: [Int] { mergedLists(threadsLists, defaults: defaults.threads) }
 
     @Option(parsing: .unconditional,
-            help: ArgumentHelp("Seconds per cell, more than 0 and at most \(Int(BenchOptions.maxDuration)) "
+            help: ArgumentHelp("Seconds per cell, at least \(minimumSeconds) and at most \(Int(BenchOptions.maxDuration)) "
                                    + "(default: \(defaults.duration)).",
                                valueName: "seconds"),
             transform: { try parseSeconds($0) })
@@ -68,10 +68,10 @@ struct BenchCommand: ParsableCommand {
     var workloads: [Workload] { mergedLists(workloadsLists, defaults: defaults.workloads) }
 
     @Option(parsing: .unconditional,
-            help: ArgumentHelp("Elements per call of the batch workloads, 1...\(BenchOptions.maxBatchSize) "
-                                   + "(default: \(defaults.batchSize)).",
+            help: ArgumentHelp("Elements per call of the batch workloads, \(BenchOptions.minBatchSize)..."
+                                   + "\(BenchOptions.maxBatchSize) (default: \(defaults.batchSize)).",
                                valueName: "n"),
-            transform: { try parseInt($0, in: 1...BenchOptions.maxBatchSize) })
+            transform: { try parseInt($0, in: BenchOptions.minBatchSize...BenchOptions.maxBatchSize) })
     var batchSize: Int = defaults.batchSize
 
     @Option(name: .customLong("shapes"),
@@ -166,7 +166,7 @@ struct BenchCommand: ParsableCommand {
                 guard bytes > memory else { continue }
                 let needed = bytes == .max ? "more than \(Int.max >> 30)" : "\(bytes >> 30)"
                 return "--entries \(entries) needs about \(needed) GiB for \(kind.rawValue) (\(shape)"
-                    + "\(kind == .threadLocalCounter ? ", \(threads) threads" : "")); this machine has "
+                    + "\([.threadLocalCounter, .rcuDictString, .mutexDictString].contains(kind) ? ", \(threads) threads" : "")); this machine has "
                     + "\(memory >> 30) GiB: use fewer entries\(kind.runsEveryShape ? " or a smaller shape" : "")"
             }
         }
@@ -178,7 +178,10 @@ struct BenchCommand: ParsableCommand {
     /// slot or node, its buckets sized for three-quarters load; a per-CPU map a value per
     /// possible CPU of each; the thread-local baseline an array of `entries` counters per
     /// thread (at most 64); an LPM trie about 2 KiB a route (1.6 KiB resident at 100,000 IPv4
-    /// routes). `Int.max` when it overflows.
+    /// routes); the `String`-keyed dictionary rows also 2N probe keys for the prefill and for
+    /// each thread, each a heap string (about 100 bytes with its slot: measured, 1.37 GB at
+    /// 100,000 entries and 64 threads, where this gave 21 MB; found by review, 2026-12-06).
+    /// `Int.max` when it overflows.
     static func estimatedBytes(_ kind: MapKind, _ shape: BenchShape, entries: Int, threads: Int, cpus: Int) -> Int {
         let pair = shape.storedPairBytes
         let perEntry: Int
@@ -186,6 +189,10 @@ struct BenchCommand: ParsableCommand {
         case .lpmIPv4, .lpmIPv6, .cPatriciaIPv4, .cPatriciaIPv6: perEntry = 2048
         case .threadLocalCounter: perEntry = 8 * min(max(threads, 1), 64)
         case .perCPUArray, .perCPUHash: perEntry = 2 * (8 * max(cpus, 1) + 64) * 4 / 3
+        case .rcuDictString, .mutexDictString:
+            let (keys, overflow) = (max(threads, 1) + 1).multipliedReportingOverflow(by: 2 * 112)
+            if overflow { return .max }
+            perEntry = 2 * (pair + 64) * 4 / 3 + keys
         default: perEntry = 2 * (pair + 64) * 4 / 3
         }
         let (bytes, overflow) = entries.multipliedReportingOverflow(by: perEntry)

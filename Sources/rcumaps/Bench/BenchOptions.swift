@@ -49,6 +49,12 @@ struct BenchOptions: Equatable, Sendable {
     static let maxDuration = 3600.0
     /// Largest accepted `--entries` (2^26; for `rcumaps memory` too).
     static let maxEntries = 1 << 26
+    /// Smallest accepted `--batch-size`: a batch call answers ENOSPC for a bucket of more
+    /// elements than it has room for, and the bench cannot step past such a bucket (a pass
+    /// restarts, and the run failed a correct map with "lookups missed": at 2, every call;
+    /// found by review, 2026-12-06). A bucket chain of 16 live elements is far beyond what
+    /// the maps' loads make (none seen at 8).
+    static let minBatchSize = 16
     /// Largest accepted `--batch-size` (2^20).
     static let maxBatchSize = 1 << 20
     /// Largest accepted `--operations` (2^40).

@@ -164,15 +164,25 @@ struct MemoryCell: Sendable {
     /// Resident bytes per entry beyond the key and the value.
     var residentOverheadPerEntry: Double { residentBytesPerEntry - Double(shape.keyBytes + shape.valueBytes) }
 
+    /// Whether a delta of `bytes` can be a measurement of this cell: at least the keys' and
+    /// values' own bytes. Below that the reading saw less than the map holds (a few entries
+    /// fit in memory malloc already counted as in use, or pages already resident), and its
+    /// overhead — negative — says nothing (it read as "target met": found by review,
+    /// 2026-12-06).
+    func measures(_ bytes: Int) -> Bool { bytes >= entries * (shape.keyBytes + shape.valueBytes) }
+
     /// Whether ``overheadPerEntry`` is within the SPEC target
-    /// (``MemoryOptions/targetOverheadPerEntry``); `nil` for a baseline.
+    /// (``MemoryOptions/targetOverheadPerEntry``); `nil` for a baseline or a reading that
+    /// measured nothing (``measures(_:)``).
     var withinTarget: Bool? {
-        map.isBaseline ? nil : overheadPerEntry <= Double(MemoryOptions.targetOverheadPerEntry)
+        map.isBaseline || !measures(bytes) ? nil : overheadPerEntry <= Double(MemoryOptions.targetOverheadPerEntry)
     }
 
-    /// Whether ``residentOverheadPerEntry`` is within the SPEC target; `nil` for a baseline.
+    /// Whether ``residentOverheadPerEntry`` is within the SPEC target; `nil` for a baseline or
+    /// a reading that measured nothing.
     var residentWithinTarget: Bool? {
-        map.isBaseline ? nil : residentOverheadPerEntry <= Double(MemoryOptions.targetOverheadPerEntry)
+        map.isBaseline || !measures(residentBytes) ? nil
+            : residentOverheadPerEntry <= Double(MemoryOptions.targetOverheadPerEntry)
     }
 }
 

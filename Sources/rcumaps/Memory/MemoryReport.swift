@@ -62,15 +62,23 @@ struct MemoryReport {
     private func verdict(
         _ cells: [MemoryCell], overhead: (MemoryCell) -> Double, within: (MemoryCell) -> Bool?
     ) -> String {
-        let over = cells.filter { within($0) == false }
+        // A cell whose reading was below its keys' and values' bytes measured nothing.
+        let measured = cells.filter { within($0) != nil }
+        let unmeasured = cells.count - measured.count
+        let note = unmeasured == 0 ? ""
+            : "; \(unmeasured) cell\(unmeasured == 1 ? "" : "s") too small to measure (more --entries)"
+        guard !measured.isEmpty else {
+            return "not measured: every reading was below the keys' and values' own bytes (more --entries)"
+        }
+        let over = measured.filter { within($0) == false }
         guard over.isEmpty else {
             let list = over.map { "\($0.shape) at \($0.entries): \(fixed(overhead($0), 1) ?? "-")" }
-            return "NOT met in \(over.count) of \(cells.count) cells (\(list.joined(separator: ", ")) B/entry)"
+            return "NOT met in \(over.count) of \(measured.count) cells (\(list.joined(separator: ", ")) B/entry)" + note
         }
-        let overheads = cells.map(overhead)
+        let overheads = measured.map(overhead)
         let low = fixed(overheads.min() ?? 0, 1) ?? "-"
         let high = fixed(overheads.max() ?? 0, 1) ?? "-"
-        return "met in all \(cells.count) cells (overhead \(low == high ? low : "\(low) to \(high)") B/entry)"
+        return "met in all \(measured.count) cells (overhead \(low == high ? low : "\(low) to \(high)") B/entry)" + note
     }
 
     /// A JSON array with one object per cell.

@@ -40,12 +40,17 @@ func parseInt(_ text: String, in range: ClosedRange<Int>) throws(ValidationError
 }
 
 /// Parses a positive, finite number of seconds no larger than ``BenchOptions/maxDuration``.
+/// The shortest `--duration` accepted (seconds).
+let minimumSeconds = 0.001
+
 func parseSeconds(_ text: String) throws(ValidationError) -> Double {
     guard let value = Double(text), value.isFinite else {
         throw ValidationError("'\(text)' is not a number of seconds")
     }
-    guard value > 0, value <= BenchOptions.maxDuration else {
-        throw ValidationError("\(text) must be more than 0 and at most \(Int(BenchOptions.maxDuration))")
+    // At least a millisecond: a cell (or a stress map) of 1e-300 s measured thread start-up
+    // and printed its ratios as figures (found by review, 2026-12-06).
+    guard value >= minimumSeconds, value <= BenchOptions.maxDuration else {
+        throw ValidationError("\(text) must be at least \(minimumSeconds) and at most \(Int(BenchOptions.maxDuration))")
     }
     return value
 }

@@ -29,7 +29,7 @@ struct StressCommand: ParsableCommand {
     var maps: [StressMapKind] { mergedLists(mapsLists, defaults: defaults.maps) }
 
     @Option(parsing: .unconditional,
-            help: ArgumentHelp("Seconds per map, more than 0 and at most \(Int(BenchOptions.maxDuration)) "
+            help: ArgumentHelp("Seconds per map, at least \(minimumSeconds) and at most \(Int(BenchOptions.maxDuration)) "
                                    + "(default: \(fixed(defaults.duration, 0) ?? "5")).",
                                valueName: "seconds"),
             transform: { try parseSeconds($0) })
@@ -225,8 +225,8 @@ func stressDiscussion() -> String {
             ])
             + "\nRows are flushed as they are written. scripts/plot-soak.py draws them.",
         HelpText.paragraph("""
-            EXIT STATUS: 0 when no map had a violation; 1 on any violation (or a map that could \
-            not be built, threads that could not be started or got stuck, or a --samples file \
+            EXIT STATUS: 0 when no map had a violation; 1 on any violation (or a map on which \
+            nothing ran, a map that could not be built, threads that could not be started or got stuck, or a --samples file \
             that could not be written, or results that could not be written to standard \
             output); 2 for a usage error.
             """),

@@ -82,7 +82,10 @@ struct StressMapResult: Sendable {
             + "(\(readable(rate)) Mops/s), \(exercise.checkpoints) checkpoints, \(violations) violation\(violations == 1 ? "" : "s")"
             + (exercise.memory.residentBytes.map { ", peak RSS \(stressBytes($0))" } ?? "")
             + (exercise.hung ? ", threads stuck" : "")
-            + (exercise.operations == 0 ? ", nothing ran (a longer --duration checks something)" : "")
+            // The advice only where the run was merely too short: a map that could not be
+            // built, or whose threads could not start, says so in its violations.
+            + (exercise.operations == 0
+               ? (violations == 0 ? ", nothing ran (a longer --duration checks something)" : ", nothing ran") : "")
     }
 
     /// The map's pool tag at its sampled peaks (live, awaiting reclamation, and kept for
