@@ -392,6 +392,44 @@ struct LinuxInterfaceTests {
         #expect(atFreeze.withLock { $0 } == contents())
     }
 
+    /// A plain update (no `BPF_F_LOCK`) of a value with a lock word, made while a program
+    /// holds that value's lock in the middle of a read-modify-write, installs a new value,
+    /// as Linux's `htab_map_update_elem` does: the program's store lands in the old value and
+    /// the update's stays. (The bucket hash wrote values of 8 bytes in place without the
+    /// lock, so the program's store overwrote the update: found by review, 2026-12-06.)
+    @Test(arguments: [Kind.lockFree, .bucket])
+    func aPlainUpdateIsNotLostUnderAProgramsLock(_ kind: Kind) throws {
+        // Bytes 0..<4 the lock word, 4..<8 a counter.
+        let map = try Self.make(kind, valueSize: 8, maxEntries: 16, lockOffset: 0)
+        try map.put(UInt32(1), UInt64(5) << 32)
+        let inside = Atomic<Bool>(false)
+        let updated = Atomic<Bool>(false)
+        runOnThreads(2) { thread in
+            if thread == 0 {
+                withUnsafeBytes(of: UInt32(1)) { key in
+                    Epoch.withSection { section in
+                        guard let value = try? map.lookupInPlace(key: key, in: section) else { return }
+                        MapValueLock.withLock(value, offset: 0) {
+                            let counter = value.load(fromByteOffset: 4, as: UInt32.self)
+                            inside.store(true, ordering: .releasing)
+                            // The update does not wait for this lock; a bounded wait either way.
+                            let deadline = ContinuousClock.now + .seconds(2)
+                            while !updated.load(ordering: .acquiring), ContinuousClock.now < deadline { sched_yield() }
+                            value.storeBytes(of: counter + 1, toByteOffset: 4, as: UInt32.self)
+                        }
+                    }
+                }
+            } else {
+                while !inside.load(ordering: .acquiring) { sched_yield() }
+                try? map.put(UInt32(1), UInt64(100) << 32)
+                updated.store(true, ordering: .releasing)
+            }
+        }
+        let didUpdate = updated.load(ordering: .acquiring)
+        #expect(didUpdate)
+        #expect(try map.get(UInt32(1), as: UInt64.self) >> 32 == 100)
+    }
+
     /// A write batch cut short by a freeze (a difference from Linux, whose freeze answers
     /// EBUSY while a write batch runs: docs/linux-compatibility.md): the batch stops at its
     /// next element with EPERM, `count` the elements it stored — each of them there, the

@@ -850,7 +850,13 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
                     if tracksRecency, table.valueIsOneWord || locked || slice != nil {
                         markWritten(old.bucketPointer, slot: old.slot)
                     }
-                    if table.valueIsOneWord {
+                    // In place only without a lock word, or under it (`BPF_F_LOCK`): a plain
+                    // write of a value with a lock word installs a new pair, as Linux's
+                    // `htab_map_update_elem` does and the lock-free hash does, so a program
+                    // holding the old value's lock finishes its critical section on the old
+                    // value. (In place, without the lock, it was lost under that section's
+                    // store, or counted twice with `exchange`: found by review, 2026-12-06.)
+                    if table.valueIsOneWord, locked || !lockWord.exists || slice != nil {
                         // One atomic word: replace it in place, no new slot, nothing to reclaim (a
                         // lock word in it keeps its bits).
                         _ = advanceObserver?.entryWillBeRemoved(key: key, value: table.value(of: old, count: valueSize),
