@@ -152,6 +152,22 @@ struct StressRunTests {
         }
     }
 
+    /// The dictionary runs' phases make the bucket array grow and shrink under the readers
+    /// (a reservation raised the array's floor for good, and an eighth of the keys could
+    /// never drain below it: no shrink happened, and two grows per run at most; found by
+    /// review, 2026-12-06).
+    @Test func dictionaryRunsGrowAndShrinkTheirArray() {
+        var options = StressOptions()
+        options.maps = [.dictionary]
+        options.duration = 2
+        options.threads = 2
+        options.keys = 512
+        let result = runStressMap(.dictionary, options: options, seed: 7, progress: false)
+        #expect(result.byKind.isEmpty, "violations: \(result.byKind) — \(result.descriptions)")
+        let resizes = result.exercise.resizes
+        #expect((resizes?.grows ?? 0) > 0 && (resizes?.shrinks ?? 0) > 0, "\(String(describing: resizes))")
+    }
+
     /// More threads than keys: the PERCPU_HASH run, whose workers each cycle through keys of
     /// their own and treat a full map as a violation, gets room for one key per worker (it
     /// reported thousands of E2BIG "violations" with --keys 16 --threads 32). Its lookups

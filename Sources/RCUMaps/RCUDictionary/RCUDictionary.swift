@@ -936,6 +936,10 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         }
     }
 
+    /// Buckets in the current array, read in a section of its own (a moment's figure: for
+    /// the stress run, which counts the resizes its workers see).
+    package var bucketCountNow: Int { Epoch.withSection { _ in currentTable.bucketCount } }
+
     /// The array's bucket count, read holding stripe 0: after any `removeAll` that holds the
     /// stripes has published its table.
     private func tableSizeSeenAfterRemovals() -> Int {

@@ -6,13 +6,14 @@ import Synchronization
 /// ``DictionaryStressSchema``).
 ///
 /// Key layout (index `i` in `0..<keys`; indices from `keys` on are *foreign*, never stored):
-/// - `i % 8 == 0`: *counters*, prefilled at version 0 and only ever replaced by increments,
-///   through `update(forKey:)` or a compare-and-replace (`replaceValue(forKey:ifCurrent:with:)`)
-///   of the value read: at the end a counter's version is the sum of every worker's
-///   increments that succeeded (no update lost or applied twice), and a reader never sees it
-///   go back;
-/// - `i % 8 == 4`: *owned stable* keys, prefilled, replaced only by their owner;
-/// - `i % 8 == 2` and `6`: churn keys, prefilled; `1`, `5`, `7`: churn keys, not prefilled;
+/// - `i % 16 == 0`: *counters*, prefilled at version 0 and only ever replaced by increments,
+///   through `update(forKey:)`, a compare-and-replace (`replaceValue(forKey:ifCurrent:with:)`)
+///   of the value read, or an `inout` access of the subscript (its `_modify`, plain and with
+///   a default): at the end a counter's version is the sum of every worker's increments that
+///   succeeded (no update lost or applied twice), and a reader never sees it go back;
+/// - `i % 16 == 4`: *owned stable* keys, prefilled, replaced only by their owner (an eighth
+///   of the keys are stable in all: the rest can drain, so the bucket array shrinks);
+/// - the other even keys are churn keys, prefilled; the odd ones churn keys, not prefilled;
 /// - `i % 8 == 3`: *contested* keys, created only by `insertIfAbsent` and taken out only by
 ///   `removeValue(forKey:)`, by every worker: per key, the inserts won minus the removals won
 ///   is 1 if it is present at the end, 0 if not;
@@ -30,7 +31,8 @@ import Synchronization
 /// dropped, none, and its pool tags hold no memory.
 ///
 /// Churn comes in phases (each worker flips between mostly inserting and mostly removing
-/// every 64 batches), so the dictionary grows and shrinks its bucket array while read.
+/// churn keys, its own and shared ones, every 64 batches), so the dictionary grows and
+/// shrinks its bucket array while read; the workers count the resizes they see.
 protocol DictionaryStressSchema: Sendable {
     associatedtype Key: Hashable & Sendable
     associatedtype Value: Sendable & Equatable
@@ -190,6 +192,7 @@ private func runDictionaryStress<Schema: DictionaryStressSchema>(
             return worker.report
         }) else { return !exercise.hung }
     exercise.stats = reports.reduce(StressStats()) { $0 + $1.stats }
+    exercise.resizes = (reports.reduce(0) { $0 + $1.grows }, reports.reduce(0) { $0 + $1.shrinks })
     DictionaryStressCheck(dictionary: dictionary, schema: schema, layout: layout, recorder: recorder)
         .run(reports: reports, prefilled: prefilled)
     sampling.take(.end, at: Double(MonotonicClock.nanoseconds() - startedAt) / 1e9, into: &exercise)
@@ -206,8 +209,9 @@ struct DictionaryStressLayout: Sendable {
     let keys: Int
     let threads: Int
 
-    func isCounter(_ index: Int) -> Bool { index & 7 == 0 }
-    func isStable(_ index: Int) -> Bool { index & 3 == 0 }
+    func isCounter(_ index: Int) -> Bool { index & 15 == 0 }
+    /// Counters and owned stable keys: `i % 16` is 0 or 4.
+    func isStable(_ index: Int) -> Bool { index & 11 == 0 }
     func isContested(_ index: Int) -> Bool { index & 7 == 3 }
     func isPrefilled(_ index: Int) -> Bool { index & 1 == 0 }
     /// The worker that owns `index`, or `nil` for a shared key.
@@ -227,6 +231,9 @@ struct DictionaryStressReport: Sendable {
     /// Objects this worker put in and took out.
     let stored: Int
     let departed: Int
+    /// Changes of the bucket array's size this worker saw between two of its batches.
+    let grows: Int
+    let shrinks: Int
 }
 
 /// One worker of a dictionary stress run.
@@ -272,19 +279,26 @@ final class DictionaryStressWorker<Schema: DictionaryStressSchema> {
         self.owned = owned
     }
 
+    var grows = 0
+    var shrinks = 0
+
     var report: DictionaryStressReport {
         DictionaryStressReport(index: index, stats: stats, owned: owned, increments: increments, balance: balance,
-                               stored: stored, departed: departed)
+                               stored: stored, departed: departed, grows: grows, shrinks: shrinks)
     }
 
     func run(_ control: StressControl) {
         control.arriveAndWait()
+        var buckets = dictionary.bucketCountNow
         while !control.shouldStop {
             for _ in 0..<stressBatch { step() }
             stats.operations &+= stressBatch
             control.addOperations(stressBatch)
             batches &+= 1
             if batches & 63 == 0 { filling.toggle() }
+            let now = dictionary.bucketCountNow
+            if now > buckets { grows += 1 } else if now < buckets { shrinks += 1 }
+            buckets = now
         }
         control.finish()
     }
@@ -302,12 +316,10 @@ final class DictionaryStressWorker<Schema: DictionaryStressSchema> {
         case 216..<248: contest(bits)
         case 248..<250: iterate(bits)
         default:
-            let stable = target & ~3
+            // (No reserveCapacity: it raises the array's floor for good, and the array would
+            // stop shrinking: found by review, 2026-12-06.)
+            let stable = target & ~11
             if !dictionary.contains(schema.key(stable)) { recorder.record(.stableKey, "contains(_:) missed stable key \(stable)") }
-            if bits >> 40 & 0xFFF == 0 {
-                // Now and then a bulk reservation: the bucket array grows under the readers.
-                dictionary.reserveCapacity(layout.keys * (1 + Int(bits >> 52 & 3)))
-            }
         }
     }
 
@@ -350,9 +362,12 @@ final class DictionaryStressWorker<Schema: DictionaryStressSchema> {
                     + (owned[key]?.described ?? "nothing"))
             }
         }
-        if layout.isCounter(key), let found {
+        // A counter's versions only grow, and so do an owned key's (its owner's versions
+        // grow); a reader never sees one older than one it saw (other writers' keys: no order).
+        if layout.isCounter(key) || layout.owner(key) != nil, let found {
             if found.version < newestSeen[key] {
-                recorder.record(.timeTravel, "counter \(key) at version \(found.version) after this worker read \(newestSeen[key])")
+                recorder.record(.timeTravel, "\(layout.isCounter(key) ? "counter" : "owned key") \(key) at version "
+                    + "\(found.version) after this worker read \(newestSeen[key])")
             }
             newestSeen[key] = max(newestSeen[key], found.version)
         }
@@ -394,7 +409,9 @@ final class DictionaryStressWorker<Schema: DictionaryStressSchema> {
         stats.selfChecks += 1
         // The stable keys are never removed: their writes are replaces.
         var operation = Int(bits >> 40 % 8)
-        if stable, operation == 2 { operation = 0 }
+        // Churn keys follow the phase: mostly removed while draining, never while filling.
+        if !stable, !filling, bits >> 46 & 3 != 0 { operation = 2 }
+        if stable || filling, operation == 2 { operation = stable ? 0 : 3 }
         switch operation {
         case 0, 1:
             stats.updates += 1
@@ -503,8 +520,8 @@ final class DictionaryStressWorker<Schema: DictionaryStressSchema> {
     /// A write of a shared churn key (not a counter, not contested): updateValue, removeValue
     /// or insertIfAbsent, mostly inserting or mostly removing by phase.
     func writeShared(_ bits: UInt64) {
-        // The shared churn keys: 1 and 2 (mod 8).
-        let key = Int((bits >> 16) % UInt64(layout.keys)) & ~7 | 1 &+ Int(bits >> 40 & 1)
+        // The shared churn keys: 1, 2, 8, 9 and 10 (mod 16).
+        let key = Int((bits >> 16) % UInt64(layout.keys)) & ~15 | [1, 2, 8, 9, 10][Int(bits >> 40 % 5)]
         guard key < layout.keys else { return }
         let k = schema.key(key)
         let inserting = (bits >> 48 & 3 != 0) == filling
@@ -532,12 +549,45 @@ final class DictionaryStressWorker<Schema: DictionaryStressSchema> {
         }
     }
 
-    /// One increment of a counter: `update(forKey:)`, or a compare-and-replace of the value read.
+    /// One increment of a counter: `update(forKey:)`, a compare-and-replace of the value
+    /// read, or an `inout` access of the subscript (`_modify`, with and without a default).
     func increment(_ bits: UInt64) {
-        let key = Int((bits >> 16) % UInt64(layout.keys)) & ~7
+        let key = Int((bits >> 16) % UInt64(layout.keys)) & ~15
         let k = schema.key(key)
         stats.updates += 1
-        if bits >> 40 & 1 == 0 {
+        let how = bits >> 40 & 3
+        if how >= 2 {
+            // The subscript's `_modify`: the stripe is held from the read to the write.
+            var given: DictionaryStressValue?
+            func bump(_ value: inout Schema.Value?) {
+                guard let old = value, let object = checked(old, key: key, how: "an inout access of a counter") else {
+                    recorder.record(.stableKey, "counter \(key) missing in an inout access")
+                    return
+                }
+                given = object
+                value = schema.wrap(DictionaryStressValue(key: key, writer: index + 1, version: object.version &+ 1,
+                                                          lives: lives))
+            }
+            if how == 2 {
+                bump(&dictionary[k])
+            } else {
+                // With a default that a counter (always present) never needs.
+                func bumpPresent(_ value: inout Schema.Value) {
+                    var optional: Schema.Value? = value
+                    bump(&optional)
+                    if let optional { value = optional }
+                }
+                bumpPresent(&dictionary[k, default: schema.wrap(DictionaryStressValue(key: key, writer: index + 1,
+                                                                                      version: 0, lives: lives))])
+            }
+            guard let given else { return }
+            stats.updatesStored += 1
+            stored += 1
+            increments[key] &+= 1
+            depart(given, key: key, how: "an inout access of a counter")
+            return
+        }
+        if how == 0 {
             var given: DictionaryStressValue?
             var made: DictionaryStressValue?
             dictionary.update(forKey: k) { old in
@@ -579,7 +629,8 @@ final class DictionaryStressWorker<Schema: DictionaryStressSchema> {
         let key = Int((bits >> 16) % UInt64(layout.keys)) & ~7 | 3
         guard key < layout.keys else { return }
         let k = schema.key(key)
-        if bits >> 40 & 1 == 0 {
+        // Mostly inserts while filling, mostly removals while draining.
+        if (bits >> 40 & 3 != 0) == filling {
             stats.updates += 1
             if dictionary.insertIfAbsent(schema.wrap(newValue(key)), forKey: k) {
                 stats.updatesStored += 1

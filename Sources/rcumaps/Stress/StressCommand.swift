@@ -170,19 +170,21 @@ func stressDiscussion() -> String {
             values whose lives are counted. Each worker reads any key (the subscript, \
             withValue, contains), writes keys it owns with every write the dictionary has \
             (updateValue, the subscript's setter, insertIfAbsent, removeValue, replaceValue, \
-            update(forKey:)), inserts and removes shared keys in phases that grow and shrink \
-            the bucket array, increments counters through update(forKey:) and \
-            compare-and-replace, races on contested keys, and iterates (the Sequence, keys, \
-            snapshot()). Checked: every value read is whole, of its key and not released; a \
-            stable key or counter is never missing; an owned key answers every write and read \
-            exactly as its owner's record says; a counter never goes back for a reader, and \
-            at the end equals the increments that succeeded; no object leaves the dictionary \
-            twice; an iteration pass has every stable key once and this worker's keys as it \
-            left them (each once; a shared key removed and inserted again during the pass may \
-            be listed twice, as snapshot() documents); at the end, values stored minus values taken out equal the \
-            entries, count equals an iteration's, contested keys balance, exactly the entries' \
-            objects are alive after a barrier, and none once the dictionary is dropped (its \
-            pool tags back to 0 bytes).
+            update(forKey:)), inserts and removes churn keys in phases (mostly inserting, then \
+            mostly removing) that grow and shrink the bucket array (the resizes the workers \
+            see are counted in the details), increments counters through update(forKey:), \
+            compare-and-replace and inout accesses of the subscript (with and without a \
+            default), races on contested keys, and iterates (the Sequence, keys, snapshot()). \
+            Checked: every value read is whole, of its key and not released; a stable key or \
+            counter is never missing; an owned key answers every write and read exactly as \
+            its owner's record says; a counter or an owned key never goes back to an older \
+            version for a reader; at the end a counter equals the increments that succeeded; \
+            no object leaves the dictionary twice; an iteration pass has every stable key \
+            once and this worker's keys as it left them (each once; a shared key removed and \
+            inserted again during the pass may be listed twice, as snapshot() documents); at \
+            the end, values stored minus values taken out equal the entries, count equals an \
+            iteration's, contested keys balance, exactly the entries' objects are alive after \
+            a barrier, and none once the dictionary is dropped (its pool tags back to 0 bytes).
             """),
         HelpText.paragraph("""
             queue and stack have no keys: each worker is a producer and a consumer, pushing its \

@@ -57,6 +57,9 @@ struct StressExercise: Sendable {
     /// Queues and stacks: values pushed (the prefill's included) and removed (popped or
     /// dropped by an overwriting push) by the end, and the elements left then.
     var queueTotals: (pushed: Int, removed: Int, left: Int)?
+    /// Dictionaries: the bucket array's growths and shrinks its workers saw (summed over
+    /// the workers: one resize seen by several counts once by each).
+    var resizes: (grows: Int, shrinks: Int)?
 }
 
 /// The outcome of stressing one map.
@@ -121,6 +124,9 @@ struct StressMapResult: Sendable {
             "count checks \(stressCount(s.countChecks))",
             "own-key checks \(stressCount(s.selfChecks))",
         ]
+        if let resizes = exercise.resizes {
+            parts.append("bucket array resizes seen by the workers: \(resizes.grows) grows, \(resizes.shrinks) shrinks")
+        }
         return "  " + parts.joined(separator: ", ")
     }
 }
