@@ -219,6 +219,19 @@ final class RecencyClock: @unchecked Sendable {
 }
 
 extension BucketTable {
+    /// Whether chain `index` holds no live slot and no overflow bucket, read without its
+    /// lock: a tick of the sweep that lands there has nothing to evict and passes on without
+    /// taking the lock (an LRU table is sized for twice its entries, so about a third of
+    /// its chains are empty and a third of the ticks land on one). A slot published there
+    /// after this read is published referenced, which a plain sweep would have spared, and a
+    /// forced one spares too (a bucket written since the hand passed); the bits the sweep
+    /// would have cleared belong to no live slot.
+    @inline(__always)
+    func chainLooksEmpty(_ index: Int) -> Bool {
+        let first = bucket(index)
+        return loadControl(first) & liveTagBits == 0 && overflow(first) == nil
+    }
+
     /// One step of the CLOCK sweep, under the lock of chain `index`: clears the referenced
     /// bits of the chain's slots and returns the first live slot whose bit was already clear,
     /// or nil.
@@ -422,7 +435,7 @@ extension RawBucketHashMap {
             ticks: for _ in 0..<Self.ticksUnderChainLock {
                 let (index, tick) = recency.advance(partition, claim: &claim)
                 let own = index == held
-                if !own, !table.tryLockChain(index) { continue }
+                if !own, table.chainLooksEmpty(index) || !table.tryLockChain(index) { continue }
                 var leftEmpty: UnsafeMutableRawPointer?
                 let eviction = sweepLocked(recency, chain: index, tick: tick, partition: partition,
                                            forUserWrite: forUserWrite, announced: announced,
@@ -446,6 +459,10 @@ extension RawBucketHashMap {
     private func evictOne(_ recency: RecencyClock, partition: Int, forUserWrite: Bool, sweep: Sweep) -> Eviction {
         for _ in 0..<((sweep == .plain ? 2 : 1) * recency.span(of: partition).count) {
             let (index, tick) = recency.advance(partition)
+            if table.chainLooksEmpty(index) {
+                recency.afterEmptyTick?()
+                continue
+            }
             var unused: UnsafeMutableRawPointer?
             let eviction = table.withChainLock(index) {
                 sweepLocked(recency, chain: index, tick: tick, partition: partition, forUserWrite: forUserWrite,
