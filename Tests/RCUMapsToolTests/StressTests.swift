@@ -283,6 +283,9 @@ struct StressRunTests {
         let over = stressCheckerMemoryLine(keys: 16_384, threads: 255)
         #expect(over.contains("against the last value each reader saw"), "\(over)")
         #expect(over.contains("8160.0 MiB"), "\(over)")  // 16 Ki keys × 256 writers × 255 readers × 8 bytes
+        // The workers' 24 bytes a key and the contest's record (8 bytes a key and writer, 8 a
+        // key): 16 Ki × (255 × 24 + 257 × 8) bytes = 127.8 MiB.
+        #expect(over.hasPrefix("checker memory (key-value maps): 127.8 MiB"), "\(over)")
     }
 
     /// The LRU and per-CPU stress run's value check: a present key holds a mark of its own in

@@ -81,8 +81,10 @@ struct StressMapResult: Sendable {
     /// `PASS hash-bucket: 12.3M ops in 60.0 s (0.21 Mops/s), 60 checkpoints, 0 violations, peak RSS 45.2 MiB`.
     var verdict: String {
         let rate = seconds > 0 ? Double(operations) / seconds / 1e6 : 0
+        // Below 0.01 M a second in thousands (an LPM run at 255 threads printed 0.00 Mops/s).
+        let rateText = rate > 0 && rate < 0.01 ? "\(readable(rate * 1e3)) kops/s" : "\(readable(rate)) Mops/s"
         return "\(passed ? "PASS" : "FAIL") \(kind.rawValue): \(stressCount(operations)) ops in \(formatSeconds(seconds)) s "
-            + "(\(readable(rate)) Mops/s), \(exercise.checkpoints) checkpoints, \(violations) violation\(violations == 1 ? "" : "s")"
+            + "(\(rateText)), \(exercise.checkpoints) checkpoints, \(violations) violation\(violations == 1 ? "" : "s")"
             + (exercise.memory.residentBytes.map { ", peak RSS \(stressBytes($0))" } ?? "")
             + (exercise.hung ? ", threads stuck" : "")
             // The advice only where the run was merely too short: a map that could not be
@@ -172,11 +174,12 @@ func stressClockSeed() -> UInt64 {
 }
 
 /// What the key-value maps' checker keeps (24 bytes a key in each worker: expected and last
-/// seen tokens, pass numbers, contest balances; and the per-writer record of
-/// ``NewestVersions`` while it fits its budget), and which time-travel check runs.
+/// seen tokens, pass numbers, contest balances; the contest's record, 8 bytes a key and
+/// writer and 8 a key — left out before, found by review, 2026-12-06; and the per-writer
+/// record of ``NewestVersions`` while it fits its budget), and which time-travel check runs.
 func stressCheckerMemoryLine(keys: Int, threads: Int) -> String {
     func mebibytes(_ bytes: Double) -> String { (fixed(bytes / 1_048_576, 1) ?? "-") + " MiB" }
-    let perKey = Double(keys) * Double(threads) * 24
+    let perKey = Double(keys) * Double(threads) * 24 + Double(keys) * Double(threads + 2) * 8
     let record = Double(keys) * Double(threads + 1) * Double(threads) * 8
     if NewestVersions.tracksEveryWriter(keys: keys, threads: threads) {
         return "checker memory (key-value maps): \(mebibytes(perKey + record)); "
