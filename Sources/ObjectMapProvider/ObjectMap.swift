@@ -24,7 +24,7 @@ import RCUMaps
 /// for the next batch, idle flush or barrier). Writers on threads of their own pause, after
 /// their section, while releases (or the base map's own reclamation) fall far behind:
 /// 16 MiB pending, a release counting 8 bytes whatever its object's size, for at most
-/// 250 ms a time; writers on a Swift task's thread never pause (see
+/// 250 ms a time; writers on a Swift task's thread for at most 2 ms a write (see
 /// `EpochRetireList.throttleIfBehind()`).
 public final class ObjectMap<Key: BitwiseCopyable & Sendable, Object: AnyObject & Sendable>: Sendable, Sequence {
     /// The custom map underneath: object addresses as `UInt`, each holding one reference.

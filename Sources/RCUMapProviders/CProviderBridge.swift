@@ -202,8 +202,10 @@ public func rcumaps_register_provider(
     // can be created on another thread the moment it is, and its provider's callbacks may
     // already reach for the table (the eBPF-for-Windows order). Written after, a
     // `preprocess_map_create` racing the registration read NULL (found by review,
-    // 2026-12-06). A failed registration puts back what the caller's variable held.
-    let previous = client?.pointee
+    // 2026-12-06). A failed registration leaves it written too: the table is one constant
+    // of the process, and putting back what the variable held before let a registration of
+    // the type that failed with EEXIST write NULL over the table a concurrent successful one
+    // had just written (found by review of that fix, the same day).
     client?.pointee = UnsafePointer(clientTable)
     do {
         let dispatch = try makeDispatchTable(from: table, bindingContext: local.binding_context)
@@ -212,7 +214,6 @@ public func rcumaps_register_provider(
             properties: MapProviderProperties(updatesOriginalValue: local.updates_original_value != 0),
             dispatch: dispatch)
     } catch {
-        client?.pointee = previous
         return error.code
     }
     #if DEBUG

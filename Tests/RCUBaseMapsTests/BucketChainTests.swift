@@ -468,3 +468,56 @@ struct BucketChainTests {
         #expect(map.overflowBucketCount == 0)
     }
 }
+
+#if DEBUG
+/// A plain update of a value of 8 bytes with a lock word replaces it by a new pair (row 211)
+/// and copies the old value out of its retired slot after the chain's lock: inside a
+/// section, so that the slot is not reused under the copy. (The section was held only for
+/// values over 8 bytes: between the lock and the copy, a grace period could pass and another
+/// write of the chain reuse the slot, and `exchange` returned that write's value; found by
+/// review, 2026-12-06.) The hook runs between the two, and another thread waits for a grace
+/// period and fills the chain meanwhile: with the section held, its wait outlasts the hook's
+/// (half a second), and the copy is the old value.
+@Suite("Bucket hash: a replaced lock-word value copied out")
+struct LockWordReplaceCopyTests {
+    @Test func theDisplacedValueIsTheOldOne() throws {
+        let map = try RawBucketHashMap(MapDefinition(type: .hash, keySize: 8, valueSize: 8, maxEntries: 64,
+                                                     hashImplementation: .bucketLocked, poolTag: uniqueTag(), lockOffset: 0),
+                                       observer: nil, bucketCount: 1)
+        try map.put(UInt64(1), UInt64(1) << 32)
+        final class Flags: Sendable {
+            let inHook = Atomic<Bool>(false)
+            let filled = Atomic<Bool>(false)
+        }
+        let flags = Flags()
+        map.afterReplacingByANewPair = {
+            flags.inHook.store(true, ordering: .releasing)
+            let deadline = ContinuousClock.now + .milliseconds(500)
+            while !flags.filled.load(ordering: .acquiring), ContinuousClock.now < deadline { usleep(1_000) }
+        }
+        let displaced = Mutex<UInt64?>(nil)
+        runOnThreads(2) { thread in
+            if thread == 0 {
+                var old: UInt64 = 0
+                let done: Void? = try? withUnsafeBytes(of: UInt64(1)) { key in
+                    try withUnsafeBytes(of: UInt64(2) << 32) { value in
+                        try withUnsafeMutableBytes(of: &old) { out in
+                            _ = try map.exchange(key: key, value: value, flags: .any, into: out)
+                        }
+                    }
+                }
+                if done != nil { displaced.withLock { $0 = old } }
+            } else {
+                while !flags.inHook.load(ordering: .acquiring) { usleep(100) }
+                // A generation later the retired slot may be reused: fill the chain.
+                Epoch.barrier()
+                for key in UInt64(100)..<UInt64(110) { try? map.put(key, UInt64(0xBBBB) << 32) }
+                flags.filled.store(true, ordering: .releasing)
+            }
+        }
+        map.afterReplacingByANewPair = nil
+        #expect(displaced.withLock { $0 } == UInt64(1) << 32)
+        #expect(try map.get(UInt64(1), as: UInt64.self) == UInt64(2) << 32)
+    }
+}
+#endif

@@ -158,11 +158,11 @@ typedef struct rcumaps_client_dispatch_table {
     void *(*map_context)(const void *map);
 } rcumaps_client_dispatch_table_t;
 
-/* Registers a provider. On success *client (if not NULL) receives the client
- * dispatch table, written before the type can be used: a map of the type created on
- * another thread as soon as the registration takes effect finds it there, so a provider
- * may pass the address of the variable its callbacks read. On failure *client holds
- * what it held before. EINVAL: bad arguments or tables; EEXIST: type registered. */
+/* Registers a provider. *client (if not NULL) receives the client dispatch table, written
+ * before the type can be used: a map of the type created on another thread as soon as the
+ * registration takes effect finds it there, so a provider may pass the address of the
+ * variable its callbacks read. The table is one constant of the process: a registration
+ * that fails may write it too. EINVAL: bad arguments or tables; EEXIST: type registered. */
 rcumaps_result_t rcumaps_register_provider(const rcumaps_provider_registration_t *registration,
                                            const rcumaps_client_dispatch_table_t **client);
 

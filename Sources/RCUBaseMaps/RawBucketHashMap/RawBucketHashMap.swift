@@ -128,6 +128,10 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     /// once the entry is found and inspected, just before it is unlinked. Set before the map
     /// is shared.
     package nonisolated(unsafe) var beforeRemovalUnlinks: (() -> Void)?
+    /// Tests (debug builds only): runs in the general update once a key's pair was replaced
+    /// by a new one (its old slot retired), with the chain's lock released, before the old
+    /// value is copied out. Set before the map is shared.
+    package nonisolated(unsafe) var afterReplacingByANewPair: (() -> Void)?
     #endif
     /// Whether a user-mode update without `BPF_F_LOCK` takes the one-pass path
     /// (``writeInOnePass(key:value:flags:displaced:)``): no eviction, a one-word value without
@@ -795,7 +799,12 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         // section" in the type's notes; an LRU eviction works under each chain's lock).
         // A one-word value is exchanged in place and its old bits come out of the lock
         // (`.word`): only larger values, replaced by a new slot, read the old one after it.
-        let holdsSection = (observer != nil || displaced != nil) && !table.valueIsOneWord
+        // A value replaced in place is copied under the lock; one replaced by a new pair (wider
+        // than a word, or a word with a lock word: row 211) is read from its retired slot after
+        // the lock, which a section keeps from reuse. (Without a section there, a slot retired
+        // by a lock word's plain update could be reused under the copy: found by review,
+        // 2026-12-06.)
+        let holdsSection = (observer != nil || displaced != nil) && !(table.valueIsOneWord && !lockWord.exists)
         // The section is held from each locked pass to the end, but not while a full LRU
         // map's write evicts (below): that sweep may take two laps of chain locks and yield
         // between them, and every grace period in the process would wait for it (found by
@@ -1035,6 +1044,9 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
             }
             return .replaced
         case .slot(let old):
+            #if DEBUG
+            afterReplacingByANewPair?()
+            #endif
             // The retired slot is intact until a grace period after this section.
             let oldValue = table.value(of: old, count: valueSize)
             if let displaced {

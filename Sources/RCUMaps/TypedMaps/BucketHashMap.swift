@@ -89,9 +89,8 @@ public final class BucketHashMap<Key: BitwiseCopyable & Sendable, Value: Bitwise
 /// writer locks the table, but retiring a replaced or deleted entry and reusing a recycled
 /// one take the short lock of the thread's stripe of the entries' retire list (about one
 /// stripe per CPU), and an insert into a full map yields until other writers' changes in
-/// flight are resolved. A write on a thread of its own pauses, up to 250 ms, when
-/// reclamation falls far behind (``/RCUEpoch/EpochRetireList/throttleIfBehind()``; never on
-/// a task's thread). Dropping the map's last reference outside a section waits for
+/// flight are resolved. A write pauses when reclamation falls far behind, up to 250 ms on a
+/// thread of its own and 2 ms on a task's (``/RCUEpoch/EpochRetireList/throttleIfBehind()``). Dropping the map's last reference outside a section waits for
 /// rculfhash's resize worker (see the Epoch model article).
 public final class LockFreeHashMap<Key: BitwiseCopyable & Sendable, Value: BitwiseCopyable & Sendable>:
     DynamicKeyValueMap, InPlaceKeyValueMap, Sequence

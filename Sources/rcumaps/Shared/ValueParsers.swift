@@ -39,10 +39,10 @@ func parseInt(_ text: String, in range: ClosedRange<Int>) throws(ValidationError
     return value
 }
 
-/// Parses a positive, finite number of seconds no larger than ``BenchOptions/maxDuration``.
 /// The shortest `--duration` accepted (seconds).
 let minimumSeconds = 0.001
 
+/// Parses a finite number of seconds from ``minimumSeconds`` to ``BenchOptions/maxDuration``.
 func parseSeconds(_ text: String) throws(ValidationError) -> Double {
     guard let value = Double(text), value.isFinite else {
         throw ValidationError("'\(text)' is not a number of seconds")

@@ -24,7 +24,10 @@ enum StressPools {
         case .perCPUHash: PoolTag("stpc")
         case .lruPerCPUHash: PoolTag("stlp")
         case .lpmTrie: PoolTag("stlm")
-        case .dictionary, .dictionaryString, .dictionaryNode: dictionaryTags(kind).table
+        // Where the run's memory and backlog sit: the bucket arrays when keys and values are
+        // in the slots, the nodes otherwise (the final check covers every tag).
+        case .dictionary: dictionaryTags(kind).table
+        case .dictionaryString, .dictionaryNode: dictionaryTags(kind).nodes
         }
     }
 
