@@ -26,7 +26,8 @@ import Glibc
 /// Writers hold the bucket's lock (a chain shares its first bucket's lock):
 /// - a new key is written into a free slot, then published by setting its tag in the
 ///   control word (release store);
-/// - replacing a value wider than a word writes the new pair into another free slot and
+/// - replacing a value wider than a word (or, without `BPF_F_LOCK`, a word holding a lock
+///   word) writes the new pair into another free slot and
 ///   publishes it, then retires the old slot; readers see the old or the new pair, never
 ///   a mix, and a helper-mode pointer to the old value keeps reading it until its section
 ///   ends;
@@ -797,8 +798,6 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         // after the lock. A write that reports nothing (no observer, no copy of the old
         // value) reads nothing after the lock and holds no section (see "Writes without a
         // section" in the type's notes; an LRU eviction works under each chain's lock).
-        // A one-word value is exchanged in place and its old bits come out of the lock
-        // (`.word`): only larger values, replaced by a new slot, read the old one after it.
         // A value replaced in place is copied under the lock; one replaced by a new pair (wider
         // than a word, or a word with a lock word: row 211) is read from its retired slot after
         // the lock, which a section keeps from reuse. (Without a section there, a slot retired
@@ -1442,7 +1441,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     ///
     /// Under the chain's lock, as Linux's batches copy each bucket under its lock: read
     /// without it, a chain can show a key twice or not at all — a replace of a value over
-    /// 8 bytes publishes the new pair (in the old pair's bucket or a later one) before it
+    /// 8 bytes (or of one with a lock word) publishes the new pair (in the old pair's bucket or a later one) before it
     /// retires the old one, and a pass reading the buckets one after the other can see both
     /// pairs, or neither. So a batch returns each key present for the whole pass once.
     ///
