@@ -45,7 +45,8 @@ import Glibc
 ///   are mixed with a random seed of this dictionary by a multiply–xorshift finaliser, a
 ///   string's UTF-8 bytes (of its ASCII equivalent, if it has one, so canonically
 ///   equivalent spellings still hash alike) by a seeded multiply–fold hash; each costs
-///   about a tenth of SipHash's instructions. They spread any keys over the buckets, but
+///   about a tenth of SipHash's instructions (a string with other non-ASCII scalars is
+///   scanned, then hashed with its `hashValue`). They spread any keys over the buckets, but
 ///   unlike SipHash they are not designed to withstand an attacker who picks keys to
 ///   collide after learning the seed from timing; a dictionary keyed by untrusted integers
 ///   or strings that must resist that can wrap them in a struct (its `hashValue` is used).

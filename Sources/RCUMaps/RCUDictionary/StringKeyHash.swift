@@ -1,6 +1,7 @@
 /// How ``RCUDictionary`` hashes `String` keys: a seeded multiply–fold hash of the UTF-8
 /// bytes, about a tenth of the instructions of `String.hashValue` (SipHash-1-3 behind the
-/// standard library's `Hasher`, which also feeds the bytes one call at a time).
+/// standard library's `Hasher`, which also feeds the bytes one call at a time) for ASCII
+/// keys; a non-ASCII key costs a scan of its scalars on top of `hashValue`.
 ///
 /// Equal strings must hash equal, and `String`'s `==` is canonical equivalence, so bytes
 /// alone are not enough: `"\u{212A}"` (KELVIN SIGN) `== "K"`. The rule this type keeps:
@@ -89,20 +90,31 @@ enum StringKeyHash {
 
     /// A string that is not all ASCII (or cannot lend its bytes): hashed as the ASCII string
     /// it is canonically equivalent to, if any, and otherwise by `hashValue` with `seed`.
+    ///
+    /// The scalars are scanned first, allocating nothing: only a string whose every scalar is
+    /// ASCII or one of the three builds its ASCII equivalent. (The equivalent's buffer was
+    /// reserved before the scan, a heap allocation on every operation of every non-ASCII
+    /// key — "café", any CJK key — that then hashed with `hashValue` anyway: found by
+    /// review, 2026-12-06.)
     @usableFromInline
     static func hash(ofNonASCII string: String, seed: UInt) -> Int {
-        var equivalent: [UInt8] = []
-        equivalent.reserveCapacity(string.utf8.count)
         for scalar in string.unicodeScalars {
             switch scalar.value {
-            case 0..<0x80: equivalent.append(UInt8(truncatingIfNeeded: scalar.value))
-            case 0x037E: equivalent.append(UInt8(ascii: ";"))
-            case 0x1FEF: equivalent.append(UInt8(ascii: "`"))
-            case 0x212A: equivalent.append(UInt8(ascii: "K"))
+            case 0..<0x80, 0x037E, 0x1FEF, 0x212A: continue
             default:
                 // Not equivalent to any ASCII string: only other non-ASCII strings can equal
                 // it, and `hashValue` gives all of them (canonically equivalent) one hash.
                 return Int(truncatingIfNeeded: fold(UInt64(UInt(bitPattern: string.hashValue)) ^ mixB, UInt64(seed) ^ mixC))
+            }
+        }
+        var equivalent: [UInt8] = []
+        equivalent.reserveCapacity(string.utf8.count)
+        for scalar in string.unicodeScalars {
+            switch scalar.value {
+            case 0x037E: equivalent.append(UInt8(ascii: ";"))
+            case 0x1FEF: equivalent.append(UInt8(ascii: "`"))
+            case 0x212A: equivalent.append(UInt8(ascii: "K"))
+            default: equivalent.append(UInt8(truncatingIfNeeded: scalar.value))
             }
         }
         return equivalent.withUnsafeBytes { asciiHash($0, seed: seed)! }
