@@ -387,9 +387,8 @@ struct TypedProviderTests {
         #expect(census.alive.load(ordering: .relaxed) == 0)
     }
 
-    /// On an array base, `count` and `isEmpty` count the slots that hold an object, as
-    /// iteration lists them (both read the array's slot count: a fresh map of 8 slots
-    /// counted 8 and was not empty; found by review, 2026-12-05, sixteenth session).
+    /// A registration unregistered makes no map of the provider registered for its type
+    /// since (it made one its successor served, which held the successor busy).
     @Test func aRegistrationUnregisteredMakesNoMapsOfTheProviderRegisteredSince() throws {
         let registry = MapProviderRegistry()
         let type = MapType(rawValue: 4210)
@@ -406,6 +405,9 @@ struct TypedProviderTests {
         #expect(complementing.counter.live.load(ordering: .relaxed) == 1)
     }
 
+    /// On an array base, `count` and `isEmpty` count the slots that hold an object, as
+    /// iteration lists them (both read the array's slot count: a fresh map of 8 slots
+    /// counted 8 and was not empty; found by review, 2026-12-05, sixteenth session).
     @Test func objectMapOnAnArrayCountsItsObjects() throws {
         let census = Census()
         do {

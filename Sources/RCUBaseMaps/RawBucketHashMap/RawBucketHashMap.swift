@@ -1052,7 +1052,11 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
                 table.copyValueBytes(oldValue.baseAddress!, into: displaced)
                 lockWord.clear(in: displaced)
             }
-            observer?.entryWasRemoved(key: key, value: oldValue, flags: operation.union(.update))
+            // The provider hears of the value the caller gets back, when one is copied (a
+            // helper-mode write in place between two reads made them differ; custom maps have
+            // no lock word, so the copy differs from the slot in nothing else).
+            let reported = displaced.map { UnsafeRawBufferPointer(start: $0, count: valueSize) } ?? oldValue
+            observer?.entryWasRemoved(key: key, value: reported, flags: operation.union(.update))
             return .replaced
         }
     }

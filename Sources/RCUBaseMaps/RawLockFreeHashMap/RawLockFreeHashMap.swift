@@ -663,10 +663,11 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
         let oldValue = UnsafeRawBufferPointer(start: valuePointer(old), count: valueSize)
         _ = advanceObserver?.entryWillBeRemoved(key: key, value: oldValue, flags: operation.union(.update))
         guard rcumaps_lfht_replace(table, hash, keySize, old, entry) == 0 else { return false }
-        // Entries are immutable once published: this is the value the replace displaced —
-        // except for `BPF_F_LOCK` writes in place, which a value with a lock word takes: its
-        // copy is made under that lock, after the unlink, so that such a write either ends
-        // before it (and is in the copy) or finds the element removed and looks again.
+        // This is the value the replace displaced. Entries change after publication only by
+        // writes in place: `BPF_F_LOCK` ones, which a value with a lock word takes (its copy
+        // is made under that lock, after the unlink, so that such a write either ends
+        // before it and is in the copy, or finds the element removed and looks again), and
+        // helper-mode ones through an older pointer, which may land after the copy.
         if let displaced {
             if lockWord.exists {
                 lockWord.copyLocked(valuePointer(old), to: displaced)
@@ -674,7 +675,11 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
                 displaced.copyMemory(from: valuePointer(old), byteCount: valueSize)
             }
         }
-        observer?.entryWasRemoved(key: key, value: oldValue, flags: operation.union(.update))
+        // The provider hears of the value the caller gets back, when one is copied: read
+        // twice, a helper-mode write in place between the two reads made them differ (as
+        // row 202 fixed for removals; found by review, 2026-12-06).
+        let reported = displaced.map { UnsafeRawBufferPointer(start: $0, count: valueSize) } ?? oldValue
+        observer?.entryWasRemoved(key: key, value: reported, flags: operation.union(.update))
         retire(old)
         return true
     }
