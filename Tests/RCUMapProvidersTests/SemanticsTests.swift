@@ -71,23 +71,15 @@ struct ProviderSemanticsTests {
         if base != .array { #expect(throws: MapError.keyNotFound) { try map.get(UInt32(25), as: UInt32.self) } }
     }
 
-    /// A translating find callback that writes part of its answer and then refuses leaves the
-    /// caller's buffer of a lookup-and-delete as it was, and the entry in the map: the answer
-    /// goes to a copy first, handed over only once the entry is removed (found by review: on
-    /// the lock-free base an answer for an entry not removed could reach the caller). A
-    /// lookup's callback writes into the caller's buffer directly, as eBPF-for-Windows'.
-    @Test(arguments: ProviderBaseMap.allCases)
-    func aRefusingTranslationLeavesALookupAndDeleteUntouched(_ base: ProviderBaseMap) throws {
+    /// A map of a translating provider (`updatesOriginalValue`) on `base` whose addition
+    /// stores the user's value as it is and whose find callback is `find`.
+    func translatingMap(base: ProviderBaseMap, maxEntries: Int,
+                        find: @escaping @Sendable (MapElementCall) throws(MapError) -> Void) throws -> RawCustomMap {
         let dispatch = MapProviderDispatchTable(
             preprocessMapCreate: { request in MapCreateResult(actualValueSize: request.valueSize) },
             postprocessMapDelete: { _ in },
             preprocessAssociateProgramType: { _, _ in },
-            postprocessFindElement: { (call) throws(MapError) in
-                guard let out = call.outValue else { return }
-                out.copyMemory(from: call.inValue)
-                // Key 7's value is refused after the answer is written.
-                if call.key.loadUnaligned(as: UInt32.self) == 7 { throw MapError.permissionDenied }
-            },
+            postprocessFindElement: find,
             preprocessElementAddition: { (call) throws(MapError) in
                 if let out = call.outValue { out.copyMemory(from: call.inValue) }
             },
@@ -95,7 +87,22 @@ struct ProviderSemanticsTests {
         let registration = try MapProviderRegistry.shared.register(
             type: uniqueCustomType(), base: base, properties: MapProviderProperties(updatesOriginalValue: true),
             dispatch: dispatch)
-        let map = try #require(try registration.makeMap(maxEntries: 16) as? RawCustomMap)
+        return try #require(try registration.makeMap(maxEntries: maxEntries) as? RawCustomMap)
+    }
+
+    /// A translating find callback that writes part of its answer and then refuses leaves the
+    /// caller's buffer of a lookup-and-delete as it was, and the entry in the map: the answer
+    /// goes to a copy first, handed over only once the entry is removed (found by review: on
+    /// the lock-free base an answer for an entry not removed could reach the caller). A
+    /// lookup's callback writes into the caller's buffer directly, as eBPF-for-Windows'.
+    @Test(arguments: ProviderBaseMap.allCases)
+    func aRefusingTranslationLeavesALookupAndDeleteUntouched(_ base: ProviderBaseMap) throws {
+        let map = try translatingMap(base: base, maxEntries: 16) { (call) throws(MapError) in
+            guard let out = call.outValue else { return }
+            out.copyMemory(from: call.inValue)
+            // Key 7's value is refused after the answer is written.
+            if call.key.loadUnaligned(as: UInt32.self) == 7 { throw MapError.permissionDenied }
+        }
         try map.put(UInt32(7), UInt32(0x1111_2222))
         var buffer: UInt32 = 0xAAAA_AAAA
         guard base != .array else { return }  // arrays have no lookup-and-delete
@@ -115,26 +122,14 @@ struct ProviderSemanticsTests {
     /// even keys' write only byte 0.
     @Test(arguments: ProviderBaseMap.allCases)
     func aPartialTranslationLeavesZeroesNotOtherBytes(_ base: ProviderBaseMap) throws {
-        let dispatch = MapProviderDispatchTable(
-            preprocessMapCreate: { request in MapCreateResult(actualValueSize: request.valueSize) },
-            postprocessMapDelete: { _ in },
-            preprocessAssociateProgramType: { _, _ in },
-            postprocessFindElement: { (call) throws(MapError) in
-                guard let out = call.outValue else { return }
-                if call.key.loadUnaligned(as: UInt32.self) & 1 == 1 {
-                    out.initializeMemory(as: UInt8.self, repeating: 0x5A)
-                } else {
-                    out.storeBytes(of: UInt8(1), as: UInt8.self)
-                }
-            },
-            preprocessElementAddition: { (call) throws(MapError) in
-                if let out = call.outValue { out.copyMemory(from: call.inValue) }
-            },
-            postprocessElementDeletion: { _ in })
-        let registration = try MapProviderRegistry.shared.register(
-            type: uniqueCustomType(), base: base, properties: MapProviderProperties(updatesOriginalValue: true),
-            dispatch: dispatch)
-        let map = try #require(try registration.makeMap(maxEntries: 64) as? RawCustomMap)
+        let map = try translatingMap(base: base, maxEntries: 64) { (call) throws(MapError) in
+            guard let out = call.outValue else { return }
+            if call.key.loadUnaligned(as: UInt32.self) & 1 == 1 {
+                out.initializeMemory(as: UInt8.self, repeating: 0x5A)
+            } else {
+                out.storeBytes(of: UInt8(1), as: UInt8.self)
+            }
+        }
         for key in UInt32(0)..<64 { try map.put(key, key) }
         var keys = [UInt32](repeating: 0, count: 64)
         var values = [UInt32](repeating: 0, count: 64)

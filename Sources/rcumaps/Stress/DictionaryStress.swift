@@ -399,6 +399,18 @@ final class DictionaryStressWorker<Schema: DictionaryStressSchema> {
         }
     }
 
+    /// Counts a value this worker put in the dictionary.
+    func countStored() {
+        stats.updatesStored += 1
+        stored += 1
+    }
+
+    /// ``depart(_:key:how:)`` for a value returned by `how`, once ``checked(_:key:how:)``
+    /// found it whole and of its key.
+    func departChecked(_ value: borrowing Schema.Value, key: Int, how: String) {
+        if let object = checked(value, key: key, how: how) { depart(object, key: key, how: how) }
+    }
+
     /// A write of one of this worker's keys, whose answer its record predicts exactly.
     func writeOwned(_ bits: UInt64) {
         guard !mine.isEmpty else { return }
@@ -428,8 +440,7 @@ final class DictionaryStressWorker<Schema: DictionaryStressSchema> {
                 dictionary[k] = schema.wrap(value)
                 previous = expected
             }
-            stats.updatesStored += 1
-            stored += 1
+            countStored()
             if let previous { depart(previous, key: key, how: "a replace") }
             owned[key] = value
         case 2:
@@ -459,8 +470,7 @@ final class DictionaryStressWorker<Schema: DictionaryStressSchema> {
                     + (expected?.described ?? "nothing"))
             }
             if inserted {
-                stats.updatesStored += 1
-                stored += 1
+                countStored()
                 owned[key] = value
             } else {
                 stats.updatesExisting += 1
@@ -476,8 +486,7 @@ final class DictionaryStressWorker<Schema: DictionaryStressSchema> {
                     + (expected?.described ?? "nothing"))
             }
             if replaced, let expected {
-                stats.updatesStored += 1
-                stored += 1
+                countStored()
                 depart(expected, key: key, how: "a compare-and-replace")
                 owned[key] = value
             } else {
@@ -510,8 +519,7 @@ final class DictionaryStressWorker<Schema: DictionaryStressSchema> {
             if removes {
                 owned[key] = nil
             } else {
-                stats.updatesStored += 1
-                stored += 1
+                countStored()
                 owned[key] = value
             }
         }
@@ -530,13 +538,11 @@ final class DictionaryStressWorker<Schema: DictionaryStressSchema> {
             let value = newValue(key)
             if bits >> 50 & 1 == 0 {
                 if let previous = dictionary.updateValue(schema.wrap(value), forKey: k) {
-                    if let object = checked(previous, key: key, how: "updateValue") { depart(object, key: key, how: "updateValue") }
+                    departChecked(previous, key: key, how: "updateValue")
                 }
-                stats.updatesStored += 1
-                stored += 1
+                countStored()
             } else if dictionary.insertIfAbsent(schema.wrap(value), forKey: k) {
-                stats.updatesStored += 1
-                stored += 1
+                countStored()
             } else {
                 stats.updatesExisting += 1
             }
@@ -544,7 +550,7 @@ final class DictionaryStressWorker<Schema: DictionaryStressSchema> {
             stats.deletes += 1
             if let removed = dictionary.removeValue(forKey: k) {
                 stats.deletesDone += 1
-                if let object = checked(removed, key: key, how: "removeValue") { depart(object, key: key, how: "removeValue") }
+                departChecked(removed, key: key, how: "removeValue")
             }
         }
     }
@@ -581,8 +587,7 @@ final class DictionaryStressWorker<Schema: DictionaryStressSchema> {
                                                                                       version: 0, lives: lives))])
             }
             guard let given else { return }
-            stats.updatesStored += 1
-            stored += 1
+            countStored()
             increments[key] &+= 1
             depart(given, key: key, how: "an inout access of a counter")
             return
@@ -603,8 +608,7 @@ final class DictionaryStressWorker<Schema: DictionaryStressSchema> {
                 return schema.wrap(next)
             }
             guard let given, made != nil else { return }
-            stats.updatesStored += 1
-            stored += 1
+            countStored()
             increments[key] &+= 1
             depart(given, key: key, how: "update(forKey:) of a counter")
         } else {
@@ -614,8 +618,7 @@ final class DictionaryStressWorker<Schema: DictionaryStressSchema> {
             }
             let next = DictionaryStressValue(key: key, writer: index + 1, version: object.version &+ 1, lives: lives)
             if dictionary.replaceValue(forKey: k, ifCurrent: current, with: schema.wrap(next)) {
-                stats.updatesStored += 1
-                stored += 1
+                countStored()
                 increments[key] &+= 1
                 depart(object, key: key, how: "a counter's compare-and-replace")
             } else {
@@ -633,8 +636,7 @@ final class DictionaryStressWorker<Schema: DictionaryStressSchema> {
         if (bits >> 40 & 3 != 0) == filling {
             stats.updates += 1
             if dictionary.insertIfAbsent(schema.wrap(newValue(key)), forKey: k) {
-                stats.updatesStored += 1
-                stored += 1
+                countStored()
                 balance[key] += 1
             } else {
                 stats.updatesExisting += 1
@@ -644,7 +646,7 @@ final class DictionaryStressWorker<Schema: DictionaryStressSchema> {
             if let removed = dictionary.removeValue(forKey: k) {
                 stats.lookupAndDeletesDone += 1
                 balance[key] -= 1
-                if let object = checked(removed, key: key, how: "removeValue") { depart(object, key: key, how: "removeValue") }
+                departChecked(removed, key: key, how: "removeValue")
             }
         }
     }
