@@ -77,8 +77,9 @@ import Glibc
 ///
 /// Concurrency: every method may be called from any thread and from Swift concurrency
 /// tasks; reads never wait, writes wait only for a writer of the same stripe, a resize, a
-/// ``removeAll()`` publishing its empty table, or (rarely; 2 ms at most on a task's thread)
-/// reclamation that fell far behind (``/RCUEpoch/EpochRetireList/throttleIfBehind()``).
+/// ``removeAll()`` publishing its empty table, or (rarely; on a task's thread 2 ms at most for
+/// each of its two retire lists) reclamation that fell far behind
+/// (``/RCUEpoch/EpochRetireList/throttleIfBehind()``).
 public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sendable {
     // @unchecked Sendable: the table pointer is atomic; tables change only under the stripe
     // locks and are retired through the epoch; nodes are immutable once published and
