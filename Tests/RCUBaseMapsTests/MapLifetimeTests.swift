@@ -22,7 +22,31 @@ struct MapLifetimeTests {
         MapDefinition(type: .hash, keySize: 8, valueSize: 8, maxEntries: 200_000, hashImplementation: .lockFree),
         MapDefinition(type: .hash, keySize: 8, valueSize: 64, maxEntries: 16, hashImplementation: .lockFree),
         MapDefinition(type: .array, keySize: 4, valueSize: 8, maxEntries: 200_000),
+        // The other types (found untested by review, 2026-12-06: the doc said "each type").
+        MapDefinition(type: .array, keySize: 4, valueSize: 64, maxEntries: 1_000),
+        MapDefinition(type: .perCPUArray, keySize: 4, valueSize: 8, maxEntries: 1_000),
+        MapDefinition(type: .perCPUHash, keySize: 8, valueSize: 8, maxEntries: 1_000),
+        MapDefinition(type: .lruHash, keySize: 8, valueSize: 8, maxEntries: 1_000),
+        MapDefinition(type: .lruPerCPUHash, keySize: 8, valueSize: 8, maxEntries: 1_000),
+        MapDefinition(type: .lpmTrie, keySize: 8, valueSize: 8, maxEntries: 1_000, flags: .noPrealloc),
     ]
+
+    /// The key of `index` in a map of `definition`'s type: an index (arrays), a 64-bit key
+    /// (hashes), or a /32 IPv4 prefix of the index (LPM trie).
+    static func key(_ index: Int, for definition: MapDefinition) -> [UInt8] {
+        switch definition.type {
+        case .array, .perCPUArray: withUnsafeBytes(of: UInt32(index)) { Array($0) }
+        case .lpmTrie: withUnsafeBytes(of: UInt32(32)) { Array($0) } + withUnsafeBytes(of: UInt32(index).bigEndian) { Array($0) }
+        default: withUnsafeBytes(of: UInt64(index)) { Array($0) }
+        }
+    }
+
+    /// The bytes a user-mode update of `map` takes: every CPU's value on the per-CPU types.
+    static func userValueSize(of map: any RawMap) -> Int {
+        if let perCPU = map as? RawPerCPUArrayMap { return perCPU.userValueSize }
+        if let perCPU = map as? RawPerCPUHashMap { return perCPU.userValueSize }
+        return map.definition.valueSize
+    }
 
     /// Regression (bucket-locked HASH freed its buckets at once in `deinit`): the pointer a
     /// helper-mode lookup returned is read after the last reference to the map is gone,
@@ -34,26 +58,22 @@ struct MapLifetimeTests {
         definition.poolTag = uniqueTag()
         let holder = Holder(try MapRegistry.create(definition))
         let keyCount = min(definition.maxEntries, 1_000)
+        let userBytes = Self.userValueSize(of: holder.map!)
+        let paddedValue = (definition.valueSize + 7) & ~7
         for index in 0..<keyCount {
-            var value = [UInt8](repeating: 0, count: definition.valueSize)
-            withUnsafeMutableBytes(of: &value[0]) { $0.storeBytes(of: UInt8(truncatingIfNeeded: index + 1), as: UInt8.self) }
-            if definition.type == .array {
-                try value.withUnsafeBytes { v in
-                    try withUnsafeBytes(of: UInt32(index)) { k in try holder.map!.update(key: k, value: v, flags: .any) }
-                }
-            } else {
-                try value.withUnsafeBytes { v in
-                    try withUnsafeBytes(of: UInt64(index)) { k in try holder.map!.update(key: k, value: v, flags: .any) }
-                }
+            // Byte 0 of every CPU's value (one value but on the per-CPU types) is the index + 1.
+            var value = [UInt8](repeating: 0, count: userBytes)
+            for start in stride(from: 0, to: userBytes, by: userBytes == definition.valueSize ? userBytes : paddedValue) {
+                value[start] = UInt8(truncatingIfNeeded: index + 1)
+            }
+            try value.withUnsafeBytes { v in
+                try Self.key(index, for: definition).withUnsafeBytes { k in try holder.map!.update(key: k, value: v, flags: .any) }
             }
         }
         let probe = keyCount / 2
         let seen: UInt8 = try Epoch.withSection { section in
-            let pointer: UnsafeMutableRawBufferPointer
-            if definition.type == .array {
-                pointer = try withUnsafeBytes(of: UInt32(probe)) { k in try holder.map!.lookupInPlace(key: k, in: section) }
-            } else {
-                pointer = try withUnsafeBytes(of: UInt64(probe)) { k in try holder.map!.lookupInPlace(key: k, in: section) }
+            let pointer = try Self.key(probe, for: definition).withUnsafeBytes { k in
+                try holder.map!.lookupInPlace(key: k, in: section)
             }
             holder.map = nil  // the last reference: the map is destroyed here
             return pointer.load(as: UInt8.self)
