@@ -56,6 +56,11 @@ struct RCUDictionaryTests {
         #expect(routes.replaceValue(forKey: "a", ifCurrent: 10, with: 11))
         #expect(!routes.replaceValue(forKey: "a", ifCurrent: 10, with: 12))
         #expect(!routes.replaceValue(forKey: "zz", ifCurrent: 0, with: 1))
+        routes["f"] = 7
+        #expect(!routes.removeValue(forKey: "f", ifCurrent: 8))
+        #expect(routes["f"] == 7)
+        #expect(routes.removeValue(forKey: "f", ifCurrent: 7))
+        #expect(routes["f"] == nil && !routes.removeValue(forKey: "f", ifCurrent: 7))
         #expect(routes.update(forKey: "b") { ($0 ?? 0) + 40 } == 42)
         #expect(routes.update(forKey: "e") { $0 == nil ? 5 : 6 } == 5)
         #expect(routes.update(forKey: "e") { _ in nil } == nil)
@@ -423,6 +428,66 @@ struct RCUDictionaryTests {
             }
         }
         #expect(table["n"] == 8_000)
+    }
+
+    /// Compare-and-remove racing replacements, insertions and other compare-and-removes of
+    /// the same keys, on the three layouts (an integer key and a one-word value in the slot;
+    /// a `String` key in a node; a two-word value in a node): every value written leaves the
+    /// dictionary at most once (by the one successful removal, or displaced by a replace) and
+    /// the ones that never left are exactly those still stored.
+    @Test func compareAndRemoveTakesEachValueOnce() {
+        compareAndRemove(key: { $0 }, value: { $0 }, token: { $0 })
+        compareAndRemove(key: { "key-\($0)" }, value: { $0 }, token: { $0 })
+        compareAndRemove(key: { $0 }, value: { TwoWords(token: $0, check: ~$0) }, token: { $0.check == ~$0.token ? $0.token : -1 })
+    }
+
+    struct TwoWords: Equatable, Sendable { var token: Int; var check: Int }
+
+    private func compareAndRemove<Key: Hashable & Sendable, Value: Equatable & Sendable>(
+        key makeKey: @escaping @Sendable (Int) -> Key, value makeValue: @escaping @Sendable (Int) -> Value,
+        token: @escaping @Sendable (Value) -> Int
+    ) {
+        let table = RCUDictionary<Key, Value>()
+        let keys = 8
+        for index in 0..<keys { table[makeKey(index)] = makeValue(-1 - index) }
+        let written = ThreadLock<[Int]>((0..<keys).map { -1 - $0 })
+        let left = ThreadLock<[Int]>([])
+        runOnThreads(4) { thread in
+            var mine: (written: [Int], left: [Int]) = ([], [])
+            var seed = UInt64(thread + 1) &* 0x9E37_79B9_7F4A_7C15
+            for round in 0..<3_000 {
+                seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17
+                let key = makeKey(Int(seed % UInt64(keys)))
+                let fresh = (thread + 1) * 1_000_000 + round
+                switch (seed >> 32) % 4 {
+                case 0, 1:
+                    // Read, then take exactly what was read, if it is still there.
+                    if let seen = table[key], table.removeValue(forKey: key, ifCurrent: seen) {
+                        mine.left.append(token(seen))
+                    }
+                case 2:
+                    if table.insertIfAbsent(makeValue(fresh), forKey: key) { mine.written.append(fresh) }
+                default:
+                    mine.written.append(fresh)
+                    if let old = table.updateValue(makeValue(fresh), forKey: key) { mine.left.append(token(old)) }
+                }
+            }
+            written.withLock { $0.append(contentsOf: mine.written) }
+            left.withLock { $0.append(contentsOf: mine.left) }
+        }
+        let remaining = table.values.map(token)
+        let out = left.withLock { $0 } + remaining
+        let all = written.withLock { $0 }
+        // (Counts and a few tokens, not the arrays: thousands of entries make an unreadable failure.)
+        #expect(out.count == all.count, "\(Key.self) → \(Value.self): \(all.count) written, \(out.count) left or stored")
+        let twice = Dictionary(grouping: out, by: { $0 }).filter { $0.value.count > 1 }.keys
+        let noneTwice = twice.isEmpty
+        #expect(noneTwice, "\(Key.self) → \(Value.self): \(twice.count) values left twice, e.g. \(twice.prefix(3))")
+        let unexplained = Set(out).symmetricDifference(all)
+        let noneUnexplained = unexplained.isEmpty
+        #expect(noneUnexplained, "\(Key.self) → \(Value.self): \(unexplained.count) values lost or invented, e.g. \(unexplained.prefix(3))")
+        let removals = left.withLock { $0 }.count
+        #expect(removals > 1_000, "\(Key.self) → \(Value.self): too few removals to show anything")
     }
 
     /// Objects replaced in place by compare-and-replace and `update(forKey:)` are released

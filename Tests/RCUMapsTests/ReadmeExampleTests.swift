@@ -76,10 +76,12 @@ struct ReadmeExampleTests {
         let metric = routes.withValue(forKey: "10.0.0.0/8") { $0.metric } // borrowed, not copied
         routes.update(forKey: "10.0.0.0/8") { $0?.withMetric(5) }         // may retry: keep it pure
         routes["10.0.0.0/8"]?.metric += 1                                  // one atomic step, as under a Mutex
+        let expired = routes.removeValue(forKey: "10.0.0.0/8", ifCurrent: route) // false: changed since
         // README end
         #expect(metric == 1)
         #expect(forwarded == route)
         #expect(routes["10.0.0.0/8"]?.metric == 6)
+        #expect(!expired)
     }
 
     @Test func queuesAndPerCPUCounters() throws {

@@ -802,6 +802,30 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         }
     }
 
+    /// Removes `key` only if its value is currently `expected` (compare-and-remove): a cache
+    /// that expires the entry it read, and not a newer one another thread stored since.
+    ///
+    /// - Returns: `true` if it was removed; `false` if the key had another value or none.
+    ///
+    /// Concurrency: linearizable, as ``replaceValue(forKey:ifCurrent:with:)``: if it returns
+    /// `true`, `expected` was the value at the moment the key left, and of several threads
+    /// removing one key with the same `expected`, exactly one gets `true`. `==` runs while
+    /// this key's writer stripe is held: keep it short, and free of calls into this
+    /// dictionary (a write from it would wait for itself).
+    @inlinable @discardableResult
+    public func removeValue(forKey key: Key, ifCurrent expected: Value) -> Bool where Value: Equatable {
+        let hash = self.hash(of: key)
+        return write(hash) { table, stripe -> Bool in
+            guard let place = table.locate(hash, { self.keyWordMatches($0, key, hash) }) else { return false }
+            let current = layout == .node
+                ? nodeValue(place.keyWord.pointee.load(ordering: .relaxed))
+                : decode(place.valueWord.pointee.load(ordering: .relaxed))
+            guard current == expected else { return false }
+            remove(place, from: table, hash: hash, stripe: stripe)
+            return true
+        }
+    }
+
     /// Replaces the value of `key` with `newValue` only if it is currently `expected`
     /// (compare-and-replace).
     ///

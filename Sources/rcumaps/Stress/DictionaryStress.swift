@@ -15,17 +15,19 @@ import Synchronization
 ///   of the keys are stable in all: the rest can drain, so the bucket array shrinks);
 /// - the other even keys are churn keys, prefilled; the odd ones churn keys, not prefilled;
 /// - `i % 8 == 3`: *contested* keys, created only by `insertIfAbsent` and taken out only by
-///   `removeValue(forKey:)`, by every worker: per key, the inserts won minus the removals won
-///   is 1 if it is present at the end, 0 if not;
+///   `removeValue(forKey:)` or a compare-and-remove of the value read
+///   (`removeValue(forKey:ifCurrent:)`), by every worker: per key, the inserts won minus the
+///   removals won is 1 if it is present at the end, 0 if not;
 /// - keys with `i & 4 != 0` are *owned* by worker `(i >> 3) % threads`, the only one that
 ///   writes them, with every write (`updateValue`, the subscript's setter, `insertIfAbsent`,
-///   `removeValue`, `replaceValue`, `update(forKey:)`) answering exactly as the owner's
-///   record predicts; the rest are shared.
+///   `removeValue`, `removeValue(forKey:ifCurrent:)`, `replaceValue`, `update(forKey:)`)
+///   answering exactly as the owner's record predicts; the rest are shared.
 ///
 /// Every value read (the subscript, `withValue(forKey:)`, iteration) must be whole (its
 /// check word sealed), of its key, and not yet released. Every object that leaves the
-/// dictionary — returned by `removeValue`, displaced by `updateValue`, a compare-and-replace
-/// or `update(forKey:)` — leaves once (a second departure is a value removed twice), and at
+/// dictionary — returned by `removeValue`, taken by a compare-and-remove, displaced by
+/// `updateValue`, a compare-and-replace or `update(forKey:)` — leaves once (a second
+/// departure is a value removed twice), and at
 /// the end the objects stored minus those that left equal the entries. With the workers
 /// stopped and a barrier passed, exactly the dictionary's entries are alive; once it is
 /// dropped, none, and its pool tags hold no memory.
@@ -446,13 +448,22 @@ final class DictionaryStressWorker<Schema: DictionaryStressSchema> {
         case 2:
             stats.deletes += 1
             let removed: DictionaryStressValue?
-            if bits >> 44 & 1 == 0 {
+            switch bits >> 44 & 3 {
+            case 0, 1:
                 removed = dictionary.removeValue(forKey: k).flatMap { checked($0, key: key, how: "removeValue") }
                 if removed !== expected {
                     recorder.record(.ownKey, "removeValue of owned key \(key) returned \(removed?.described ?? "nothing"); "
                         + "its owner stored \(expected?.described ?? "nothing")")
                 }
-            } else {
+            case 2:
+                // A compare-and-remove against what the owner stored (nothing: a stale object).
+                let taken = dictionary.removeValue(forKey: k, ifCurrent: schema.wrap(expected ?? newValue(key)))
+                if taken != (expected != nil) {
+                    recorder.record(.ownKey, "removeValue(forKey:ifCurrent:) of owned key \(key) returned \(taken); "
+                        + "its owner stored \(expected?.described ?? "nothing")")
+                }
+                removed = taken ? expected : nil
+            default:
                 dictionary[k] = nil
                 removed = expected
             }
@@ -643,10 +654,17 @@ final class DictionaryStressWorker<Schema: DictionaryStressSchema> {
             }
         } else {
             stats.lookupAndDeletes += 1
-            if let removed = dictionary.removeValue(forKey: k) {
+            if bits >> 42 & 1 == 0 {
+                if let removed = dictionary.removeValue(forKey: k) {
+                    stats.lookupAndDeletesDone += 1
+                    balance[key] -= 1
+                    departChecked(removed, key: key, how: "removeValue")
+                }
+            } else if let seen = dictionary[k], dictionary.removeValue(forKey: k, ifCurrent: seen) {
+                // Read, then take exactly what was read if no one took or replaced it since.
                 stats.lookupAndDeletesDone += 1
                 balance[key] -= 1
-                departChecked(removed, key: key, how: "removeValue")
+                departChecked(seen, key: key, how: "removeValue(forKey:ifCurrent:)")
             }
         }
     }
