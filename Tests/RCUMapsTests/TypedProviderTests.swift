@@ -16,6 +16,31 @@ final class RemovalLog: Sendable {
     var reasons: [RemovalReason] { entries.withLock { $0.map(\.reason) } }
 }
 
+/// A 16-byte value: a bucket-locked base keeps it in a slot of its own, which a replace
+/// retires (values of at most 8 bytes are exchanged in place as one word).
+struct WidePair: BitwiseCopyable, Sendable, Equatable {
+    var first: UInt64
+    var second: UInt64
+}
+
+final class WideRemovalLog: Sendable {
+    let removed = ThreadLock<[WidePair]>([])
+}
+
+/// Validating and changing nothing; records each value it is told was removed.
+struct WidePassingProvider: TypedMapProvider {
+    typealias Key = UInt32
+    typealias Value = WidePair
+    static var mode: TypedProviderMode { .validating }
+    let log: WideRemovalLog
+
+    func validate(_ value: inout WidePair, forKey key: UInt32, context: NoProviderContext) throws(MapError) {}
+
+    func removed(_ stored: WidePair, forKey key: UInt32, reason: RemovalReason, context: NoProviderContext) {
+        log.removed.withLock { $0.append(stored) }
+    }
+}
+
 /// Validating: clamps values to a limit, refuses 0; keeps in-place access.
 struct ClampingProvider: TypedMapProvider {
     typealias Key = UInt32
@@ -329,6 +354,48 @@ struct TypedProviderTests {
             #expect(try limits.removeValue(forKey: 1) == 11)
         }
         #expect(log.entries.withLock { $0.map(\.stored) } == [11])
+        try registration.unregister()
+    }
+    #endif
+
+    #if DEBUG
+    /// A custom map's replace tells its provider of the value the caller got back. Values
+    /// over 8 bytes on the bucket base, and every value on the lock-free base, are copied
+    /// out of the retired entry; the report read the entry again, so a helper-mode write in
+    /// place landing between the two reads gave the caller one value and the provider
+    /// another (found by review, 2026-12-06, twenty-second session: reliability.md row 214).
+    /// The base's debug hook writes through a pointer to the old value, lent before the
+    /// replace, just after the copy.
+    @Test(arguments: [ProviderBaseMap.hashBucketLocked, .hashLockFree])
+    func aReplaceReportsTheValueItsCallerGot(base: ProviderBaseMap) throws {
+        let log = WideRemovalLog()
+        let registry = MapProviderRegistry()
+        let registration = try registry.register(WidePassingProvider(log: log), type: MapType(rawValue: 4210), base: base)
+        do {
+            let map = try registration.makeMap(maxEntries: 16)
+            let original = WidePair(first: 10, second: 20)
+            try map.updateValue(original, forKey: 1)
+            // The old value's bytes, lent in a section that has ended: the entry stays in the
+            // map until the replace, and its memory until a grace period after the replace's
+            // own section, in which the hook runs.
+            let oldValue = try Epoch.withSection { (section) throws(MapError) in
+                try withUnsafeBytes(of: UInt32(1)) { (key) throws(MapError) in
+                    UInt(bitPattern: try map.raw.lookupInPlace(key: key, in: section).baseAddress!)
+                }
+            }
+            let scribble: @Sendable () -> Void = {
+                UnsafeMutableRawPointer(bitPattern: oldValue)!
+                    .storeBytes(of: WidePair(first: 0xEEEE, second: 0xEEEE), as: WidePair.self)
+            }
+            switch map.raw.baseMapForTests {
+            case let bucket as RawBucketHashMap: bucket.afterCopyingTheDisplacedValue = scribble
+            case let lockFree as RawLockFreeHashMap: lockFree.afterCopyingTheDisplacedValue = scribble
+            default: Issue.record("unexpected base \(base)")
+            }
+            let replaced = try map.updateValue(WidePair(first: 11, second: 21), forKey: 1)
+            #expect(replaced == original)
+            #expect(log.removed.withLock { $0 } == [original], "the provider heard of another value than the caller got")
+        }
         try registration.unregister()
     }
     #endif

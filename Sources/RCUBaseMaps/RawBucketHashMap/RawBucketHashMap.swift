@@ -133,6 +133,10 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     /// by a new one (its old slot retired), with the chain's lock released, before the old
     /// value is copied out. Set before the map is shared.
     package nonisolated(unsafe) var afterReplacingByANewPair: (() -> Void)?
+    /// Tests (debug builds only): runs in the same update once the old value is copied out
+    /// for the caller (`exchange`), before the observer hears of it. Set before the map is
+    /// shared.
+    package nonisolated(unsafe) var afterCopyingTheDisplacedValue: (() -> Void)?
     #endif
     /// Whether a user-mode update without `BPF_F_LOCK` takes the one-pass path
     /// (``writeInOnePass(key:value:flags:displaced:)``): no eviction, a one-word value without
@@ -1052,6 +1056,9 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
                 table.copyValueBytes(oldValue.baseAddress!, into: displaced)
                 lockWord.clear(in: displaced)
             }
+            #if DEBUG
+            afterCopyingTheDisplacedValue?()
+            #endif
             // The provider hears of the value the caller gets back, when one is copied (a
             // helper-mode write in place between two reads made them differ; custom maps have
             // no lock word, so the copy differs from the slot in nothing else).

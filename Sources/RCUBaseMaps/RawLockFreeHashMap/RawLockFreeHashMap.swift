@@ -81,6 +81,9 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
     /// Tests only: runs in a write that found no reason to refuse, just before it allocates
     /// its entry (set before the map is shared).
     var beforeAllocatingForWrite: (@Sendable () -> Void)?
+    /// Tests only: runs in a replace once the displaced value is copied out for the caller
+    /// (`exchange`), before the observer hears of it (set before the map is shared).
+    package var afterCopyingTheDisplacedValue: (@Sendable () -> Void)?
     /// Tests only: how many times a pass looked for a place in split order by walking the
     /// list from its head (`firstEntry(afterOrder:)`).
     let walksFromTheHead = Atomic<Int>(0)
@@ -675,6 +678,9 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
                 displaced.copyMemory(from: valuePointer(old), byteCount: valueSize)
             }
         }
+        #if DEBUG
+        afterCopyingTheDisplacedValue?()
+        #endif
         // The provider hears of the value the caller gets back, when one is copied: read
         // twice, a helper-mode write in place between the two reads made them differ (as
         // row 202 fixed for removals; found by review, 2026-12-06).
