@@ -54,11 +54,13 @@ func countPackets(into flows: BucketHashMap<FlowKey, Counters>, workers: Int, pa
             do {
                 // The typical operation: insert the flow if it is missing, then count in place.
                 try flows.upsertAtomicFields(forKey: flow, default: Counters()) { $0.countPacket(length: length) }
-            } catch {
-                // MapError.outOfSpace (E2BIG): the table is full (or, rarely, .noMemory for
-                // an overflow bucket). A real flow table would expire idle flows; here the
-                // packet is just not counted.
+            } catch .outOfSpace, .noMemory {
+                // E2BIG: the table is full (or, rarely, ENOMEM for an overflow bucket). A
+                // real flow table would expire idle flows; here the packet is just not counted.
                 dropped.add(1, ordering: .relaxed)
+            } catch {
+                // Nothing else can fail here (the map is not frozen, the key type fits).
+                fatalError("counting a packet failed: \(error)")
             }
         }
     }

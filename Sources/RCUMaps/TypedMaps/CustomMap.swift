@@ -87,7 +87,11 @@ public final class CustomMap<Key: BitwiseCopyable & Sendable, Value: BitwiseCopy
     /// (helper mode); `nil` if the key is absent.
     ///
     /// - Throws: ``/RCUBaseMaps/MapError/notSupported`` when the provider transforms values; what the
-    ///   provider's find callback throws; what `body` throws.
+    ///   provider's find callback throws; what `body` throws. Untyped (`any Error`), unlike the
+    ///   rest of the typed API's `throws(MapError)`: both the map's errors and `body`'s pass
+    ///   through, and a closure that itself calls a throwing map operation is inferred to
+    ///   throw `any Error` (Swift 6.3), so a `throws(MapError)` body would need an annotation
+    ///   at every call. Catch the map's errors with `catch let error as MapError`.
     @discardableResult
     public func withValue<Result>(forKey key: Key, _ body: (inout Value) throws -> Result) throws -> Result? {
         try Epoch.withSection { (section) throws -> Result? in try withValue(forKey: key, in: section, body) }
@@ -128,13 +132,18 @@ public final class CustomMap<Key: BitwiseCopyable & Sendable, Value: BitwiseCopy
     ///   (before anything is inserted); what the insert throws (E2BIG when full, EPERM when
     ///   frozen, the provider's refusal of `defaultValue`); what the find callback throws;
     ///   ENOENT when the key is stored but the find callback hides it (throws ENOENT for it:
-    ///   nothing can be updated in place); what `body` throws.
+    ///   nothing can be updated in place). `body` does not throw, as the built-in maps'
+    ///   ``InPlaceKeyValueMap/upsert(forKey:default:_:)``'s.
     @discardableResult
     public func upsert<Result>(forKey key: Key, default defaultValue: @autoclosure () -> Value,
-                               _ body: (inout Value) throws -> Result) throws -> Result {
+                               _ body: (inout Value) -> Result) throws(MapError) -> Result {
         var hidden = 0
         while true {
-            if let result = try withValue(forKey: key, body) { return result }
+            let result = try Epoch.withSection { (section) throws(MapError) -> Result? in
+                guard let stored = try inPlace(key, in: section) else { return nil }
+                return body(&stored.assumingMemoryBound(to: Value.self).pointee)
+            }
+            if let result { return result }
             try insertOrNoteHidden(defaultValue(), forKey: key, hidden: &hidden)
         }
     }
@@ -144,7 +153,7 @@ public final class CustomMap<Key: BitwiseCopyable & Sendable, Value: BitwiseCopy
     /// never-written array slots), or one another thread removed in between: after 64 such
     /// rounds in a row it is taken to be hidden, and ENOENT is thrown — the loop spun
     /// forever on such a key (found by review, 2026-12-05, sixteenth session).
-    func insertOrNoteHidden(_ value: Value, forKey key: Key, hidden: inout Int) throws {
+    func insertOrNoteHidden(_ value: Value, forKey key: Key, hidden: inout Int) throws(MapError) {
         if try insertIfAbsent(value, forKey: key) {
             hidden = 0
             return
@@ -159,10 +168,14 @@ public final class CustomMap<Key: BitwiseCopyable & Sendable, Value: BitwiseCopy
     /// ``upsert(forKey:default:_:)`` with an atomic view of the stored value.
     @discardableResult
     public func upsertAtomicFields<Result>(forKey key: Key, default defaultValue: @autoclosure () -> Value,
-                                           _ body: (borrowing AtomicFields<Value>) throws -> Result) throws -> Result {
+                                           _ body: (borrowing AtomicFields<Value>) -> Result) throws(MapError) -> Result {
         var hidden = 0
         while true {
-            if let result = try withAtomicFields(forKey: key, body) { return result }
+            let result = try Epoch.withSection { (section) throws(MapError) -> Result? in
+                guard let stored = try inPlace(key, in: section) else { return nil }
+                return body(AtomicFields(stored))
+            }
+            if let result { return result }
             try insertOrNoteHidden(defaultValue(), forKey: key, hidden: &hidden)
         }
     }
