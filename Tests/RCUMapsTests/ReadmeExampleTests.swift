@@ -108,7 +108,7 @@ struct ReadmeExampleTests {
         try perKey.addInsertingIfAbsent(1, forKey: 43)                  // adds to this CPU's; absent: inserted first
         let sum = perKey.sum(forKey: 42)                                 // over every CPU
         let routes4 = try LPMTrieMap<IPv4Prefix, UInt32>(capacity: 1024)
-        try routes4.updateValue(7, for: IPv4Prefix("10.0.0.0/8")!)       // exact prefix
+        try routes4.updateValue(7, forKey: IPv4Prefix("10.0.0.0/8")!)       // exact prefix
         let hop = routes4.longestMatch(IPv4Prefix("10.1.2.3")!)          // the longest covering route
         // README end
         #expect(seen == 7)

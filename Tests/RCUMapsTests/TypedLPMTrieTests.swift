@@ -13,13 +13,13 @@ struct TypedLPMTrieTests {
     @Test func iterationSeesWhatTheLoopBodyChanged() throws {
         for removes in [true, false] {
             let routes = try LPMTrieMap<IPv4Prefix, UInt32>(capacity: 8)
-            try routes.updateValue(1, for: IPv4Prefix("10.0.0.0/8")!)
-            try routes.updateValue(2, for: IPv4Prefix("10.1.0.0/16")!)
+            try routes.updateValue(1, forKey: IPv4Prefix("10.0.0.0/8")!)
+            try routes.updateValue(2, forKey: IPv4Prefix("10.1.0.0/16")!)
             var seen: [(IPv4Prefix, UInt32)] = []
             for (prefix, value) in routes {
                 seen.append((prefix, value))
                 guard prefix.prefixLength == 16 else { continue }
-                if removes { try routes.remove(IPv4Prefix("10.0.0.0/8")!) } else { try routes.updateValue(9, for: IPv4Prefix("10.0.0.0/8")!) }
+                if removes { try routes.removeValue(forKey: IPv4Prefix("10.0.0.0/8")!) } else { try routes.updateValue(9, forKey: IPv4Prefix("10.0.0.0/8")!) }
             }
             #expect(seen.map(\.0) == (removes ? [IPv4Prefix("10.1.0.0/16")!] : [IPv4Prefix("10.1.0.0/16")!, IPv4Prefix("10.0.0.0/8")!]))
             #expect(seen.map(\.1) == (removes ? [2] : [2, 9]))
@@ -29,25 +29,28 @@ struct TypedLPMTrieTests {
     @Test func ipv4RoutesAndLookups() throws {
         let routes = try LPMTrieMap<IPv4Prefix, UInt32>(capacity: 8, poolTag: uniqueTag())
         #expect(routes.longestMatch(IPv4Prefix("10.1.2.3")!) == nil)
-        #expect(try routes.updateValue(1, for: IPv4Prefix("10.0.0.0/8")!) == nil)
-        try routes.updateValue(2, for: IPv4Prefix("10.1.0.0/16")!)
-        try routes.updateValue(3, for: IPv4Prefix("0.0.0.0/0")!)
+        #expect(try routes.updateValue(1, forKey: IPv4Prefix("10.0.0.0/8")!) == nil)
+        try routes.updateValue(2, forKey: IPv4Prefix("10.1.0.0/16")!)
+        try routes.updateValue(3, forKey: IPv4Prefix("0.0.0.0/0")!)
         #expect(routes.longestMatch(IPv4Prefix("10.1.2.3")!) == 2)
         #expect(routes.longestMatch(IPv4Prefix("10.2.2.3")!) == 1)
         #expect(routes.longestMatch(IPv4Prefix("11.2.2.3")!) == 3)
         // A shorter query reaches only prefixes no longer than it.
         #expect(routes.longestMatch(IPv4Prefix("10.1.2.3/12")!) == 1)
-        #expect(try routes.updateValue(4, for: IPv4Prefix(10, 1, 99, 99, prefixLength: 16)) == 2)
-        #expect(try routes.insert(5, for: IPv4Prefix("10.1.0.0/16")!) == false)
-        #expect(try routes.insert(5, for: IPv4Prefix("10.1.2.0/24")!) == true)
+        #expect(try routes.updateValue(4, forKey: IPv4Prefix(10, 1, 99, 99, prefixLength: 16)) == 2)
+        #expect(try routes.insertIfAbsent(5, forKey: IPv4Prefix("10.1.0.0/16")!) == false)
+        #expect(try routes.insertIfAbsent(5, forKey: IPv4Prefix("10.1.2.0/24")!) == true)
         #expect(routes.count == 4)
         #expect(routes.snapshot().map(\.prefix.description) == ["10.1.2.0/24", "10.1.99.99/16", "10.0.0.0/8", "0.0.0.0/0"])
         #expect(routes.snapshot().map(\.value) == [5, 4, 1, 3])
-        #expect(try routes.remove(IPv4Prefix("10.1.0.0/16")!) == true)
-        #expect(try routes.remove(IPv4Prefix("10.1.0.0/16")!) == false)
+        #expect(try routes.replaceValue(6, forKey: IPv4Prefix("10.1.2.0/24")!) == 5)
+        #expect(try routes.replaceValue(6, forKey: IPv4Prefix("10.9.0.0/16")!) == nil)   // absent: nothing stored
+        #expect(routes.count == 4 && routes.longestMatch(IPv4Prefix("10.9.1.1")!) == 1)
+        #expect(try routes.removeValue(forKey: IPv4Prefix("10.1.0.0/16")!) == 4)
+        #expect(try routes.removeValue(forKey: IPv4Prefix("10.1.0.0/16")!) == nil)
         #expect(routes.longestMatch(IPv4Prefix("10.1.3.3")!) == 1)
         do {
-            _ = try routes.updateValue(1, for: IPv4Prefix(address: 0, prefixLength: 33))
+            _ = try routes.updateValue(1, forKey: IPv4Prefix(address: 0, prefixLength: 33))
             Issue.record("a /33 was stored")
         } catch {
             #expect(error == .invalidArgument)
@@ -59,25 +62,56 @@ struct TypedLPMTrieTests {
     @Test(arguments: [1 << 32, 1 << 32 | 8, -1])
     func outOfRangeLengthsAreRefusedNotWrapped(length: Int) throws {
         let routes = try LPMTrieMap<IPv4Prefix, UInt32>(capacity: 4, poolTag: uniqueTag())
-        #expect(throws: MapError.invalidArgument) { try routes.updateValue(1, for: IPv4Prefix(address: 0x0A00_0000, prefixLength: length)) }
-        #expect(throws: MapError.invalidArgument) { try routes.insert(1, for: IPv4Prefix(address: 0x0A00_0000, prefixLength: length)) }
+        #expect(throws: MapError.invalidArgument) { try routes.updateValue(1, forKey: IPv4Prefix(address: 0x0A00_0000, prefixLength: length)) }
+        #expect(throws: MapError.invalidArgument) { try routes.insertIfAbsent(1, forKey: IPv4Prefix(address: 0x0A00_0000, prefixLength: length)) }
         #expect(routes.count == 0)
         #expect(routes.longestMatch(IPv4Prefix(address: 0x0A01_0203, prefixLength: length)) == nil)
         let routes6 = try LPMTrieMap<IPv6Prefix, UInt32>(capacity: 4, poolTag: uniqueTag())
-        #expect(throws: MapError.invalidArgument) { try routes6.updateValue(1, for: IPv6Prefix(high: 1, low: 0, prefixLength: length)) }
+        #expect(throws: MapError.invalidArgument) { try routes6.updateValue(1, forKey: IPv6Prefix(high: 1, low: 0, prefixLength: length)) }
         #expect(routes6.count == 0)
     }
 
     /// A value type whose size is less than its stride (here 9 bytes in 16) round-trips
     /// through every write: the displaced value's buffer is one value, not one stride.
+    /// `removeValue(forKey:)` copies the value under the writer lock: of threads removing
+    /// the same prefixes while others store them again, each stored value comes out at most
+    /// once, and every value stored is either taken out exactly once or still there.
+    @Test func removalsHandOutEachValueOnce() throws {
+        let routes = try LPMTrieMap<IPv4Prefix, UInt64>(capacity: 64)
+        let prefixes = (0..<4).map { IPv4Prefix(address: UInt32(10 << 24 | $0 << 16), prefixLength: 16) }
+        let stored = ThreadLock<[UInt64]>([])
+        let taken = ThreadLock<[UInt64]>([])
+        runOnThreads(4) { thread in
+            var mine: (stored: [UInt64], taken: [UInt64]) = ([], [])
+            for round in 0..<400 {
+                // Each thread both stores and takes out, so removals race whatever the
+                // scheduler does with the threads.
+                let value = UInt64(thread << 32 | round)
+                if (try? routes.insertIfAbsent(value, forKey: prefixes[(round &+ thread) % prefixes.count])) == true {
+                    mine.stored.append(value)
+                }
+                if let value = try? routes.removeValue(forKey: prefixes[(round &* 3 &+ thread &+ 1) % prefixes.count]) {
+                    mine.taken.append(value)
+                }
+            }
+            stored.withLock { $0.append(contentsOf: mine.stored) }
+            taken.withLock { $0.append(contentsOf: mine.taken) }
+        }
+        let out = taken.withLock { $0 } + routes.snapshot().map(\.value)
+        let all = stored.withLock { $0 }
+        let sameValues = out.sorted() == all.sorted()
+        #expect(sameValues, "\(all.count) stored, \(out.count) taken out or still there")
+        #expect(taken.withLock { $0.count } > 100)
+    }
+
     @Test func valuesShorterThanTheirStrideRoundTrip() throws {
         struct Route: BitwiseCopyable, Equatable { var nextHop: UInt64; var metric: UInt8 }
         #expect(MemoryLayout<Route>.size < MemoryLayout<Route>.stride)
         let routes = try LPMTrieMap<IPv4Prefix, Route>(capacity: 4, poolTag: uniqueTag())
         let prefix = IPv4Prefix("10.0.0.0/8")!
-        #expect(try routes.updateValue(Route(nextHop: 1, metric: 2), for: prefix) == nil)
-        #expect(try routes.updateValue(Route(nextHop: 3, metric: 4), for: prefix) == Route(nextHop: 1, metric: 2))
-        #expect(try routes.insert(Route(nextHop: 5, metric: 6), for: IPv4Prefix("10.1.0.0/16")!))
+        #expect(try routes.updateValue(Route(nextHop: 1, metric: 2), forKey: prefix) == nil)
+        #expect(try routes.updateValue(Route(nextHop: 3, metric: 4), forKey: prefix) == Route(nextHop: 1, metric: 2))
+        #expect(try routes.insertIfAbsent(Route(nextHop: 5, metric: 6), forKey: IPv4Prefix("10.1.0.0/16")!))
         #expect(routes.longestMatch(IPv4Prefix("10.1.2.3")!) == Route(nextHop: 5, metric: 6))
         #expect(routes.longestMatch(IPv4Prefix("10.2.2.3")!) == Route(nextHop: 3, metric: 4))
         #expect(routes.snapshot().map(\.value) == [Route(nextHop: 5, metric: 6), Route(nextHop: 3, metric: 4)])
@@ -85,21 +119,21 @@ struct TypedLPMTrieTests {
 
     @Test func fullTrieRefusesNewPrefixesWithENOSPC() throws {
         let routes = try LPMTrieMap<IPv4Prefix, UInt64>(capacity: 1, poolTag: uniqueTag())
-        try routes.updateValue(1, for: IPv4Prefix("10.0.0.0/8")!)
+        try routes.updateValue(1, forKey: IPv4Prefix("10.0.0.0/8")!)
         do {
-            try routes.updateValue(2, for: IPv4Prefix("11.0.0.0/8")!)
+            try routes.updateValue(2, forKey: IPv4Prefix("11.0.0.0/8")!)
             Issue.record("a full trie took a new prefix")
         } catch {
             #expect(error == .noSpace)
         }
-        #expect(try routes.updateValue(3, for: IPv4Prefix("10.0.0.0/8")!) == 1)
+        #expect(try routes.updateValue(3, forKey: IPv4Prefix("10.0.0.0/8")!) == 1)
     }
 
     @Test func ipv6RoutesAndLookups() throws {
         let routes = try LPMTrieMap<IPv6Prefix, UInt64>(capacity: 8, poolTag: uniqueTag())
-        try routes.updateValue(32, for: IPv6Prefix("2001:db8::/32")!)
-        try routes.updateValue(48, for: IPv6Prefix("2001:db8:1::/48")!)
-        try routes.updateValue(128, for: IPv6Prefix("2001:db8:1::7")!)
+        try routes.updateValue(32, forKey: IPv6Prefix("2001:db8::/32")!)
+        try routes.updateValue(48, forKey: IPv6Prefix("2001:db8:1::/48")!)
+        try routes.updateValue(128, forKey: IPv6Prefix("2001:db8:1::7")!)
         #expect(routes.longestMatch(IPv6Prefix("2001:db8:1::7")!) == 128)
         #expect(routes.longestMatch(IPv6Prefix("2001:db8:1::8")!) == 48)
         #expect(routes.longestMatch(IPv6Prefix("2001:db8:2::8")!) == 32)
@@ -121,7 +155,7 @@ struct TypedLPMTrieTests {
         #expect(IPv6Prefix("2001:db8::/129") == nil && IPv6Prefix("not an address") == nil)
         // The typed view and the byte-level map see the same routes.
         let routes = try LPMTrieMap<IPv6Prefix, UInt64>(capacity: 4, poolTag: uniqueTag())
-        try routes.updateValue(9, for: v6)
+        try routes.updateValue(9, forKey: v6)
         let view = try LPMTrieMap<IPv6Prefix, UInt64>(wrapping: routes.raw)
         #expect(view.longestMatch(IPv6Prefix(high: v6.high, low: 1)) == 9)
         #expect(throws: MapError.invalidArgument) { _ = try LPMTrieMap<IPv4Prefix, UInt64>(wrapping: routes.raw) }
@@ -138,7 +172,7 @@ struct TypedLPMTrieTests {
         #expect(throws: MapError.invalidArgument) { _ = try LPMTrieMap<IPv4Prefix, UInt64>(wrapping: try trie(.writeOnly)) }
         let view = try LPMTrieMap<IPv4Prefix, UInt64>(wrapping: try trie(.writeOnlyProgram))
         let prefix = try #require(IPv4Prefix("10.0.0.0/8"))
-        try view.updateValue(7, for: prefix)
+        try view.updateValue(7, forKey: prefix)
         #expect(view.longestMatch(try #require(IPv4Prefix("10.1.2.3"))) == 7)
     }
 

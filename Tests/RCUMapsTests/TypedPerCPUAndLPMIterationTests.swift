@@ -42,7 +42,7 @@ struct TypedPerCPUAndLPMIterationTests {
     @Test func lpmTriesIterateInLinuxOrderAndSurviveRemoval() throws {
         let routes = try LPMTrieMap<IPv4Prefix, UInt32>(capacity: 64)
         let prefixes = ["10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24", "192.168.0.0/16", "0.0.0.0/0"].compactMap(IPv4Prefix.init)
-        for (number, prefix) in prefixes.enumerated() { try routes.updateValue(UInt32(number), for: prefix) }
+        for (number, prefix) in prefixes.enumerated() { try routes.updateValue(UInt32(number), forKey: prefix) }
         let listed = Array(routes)
         #expect(listed.count == prefixes.count)
         #expect(Set(listed.map(\.prefix)) == Set(prefixes))
@@ -53,7 +53,7 @@ struct TypedPerCPUAndLPMIterationTests {
         #expect(order.firstIndex(of: "10.1.2.0/24")! < order.firstIndex(of: "10.1.0.0/16")!)
         #expect(order.firstIndex(of: "10.1.0.0/16")! < order.firstIndex(of: "10.0.0.0/8")!)
         var removed = 0
-        for (prefix, _) in routes where try routes.remove(prefix) { removed += 1 }
+        for (prefix, _) in routes where try routes.removeValue(forKey: prefix) != nil { removed += 1 }
         #expect(removed == prefixes.count && routes.isEmpty)
     }
 }

@@ -353,6 +353,19 @@ public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
         try remove(key: key, checkingFreeze: true)
     }
 
+    /// User-mode delete of the exact prefix `key` that copies the value it removed into
+    /// `value` (exactly `valueSize` bytes, EINVAL otherwise), as one step under the writer
+    /// lock: of two threads removing one prefix, one gets its value, the other ENOENT. Not a
+    /// Linux operation (Linux's trie has no lookup-and-delete: ``lookupAndDelete(key:into:)``
+    /// is ENOTSUPP, as there); errors as ``delete(key:)``. A helper-mode write in place
+    /// racing the removal may land after the copy, as on every map (its pointer's memory
+    /// stays valid for its section).
+    public func delete(key: UnsafeRawBufferPointer, copyingValueInto value: UnsafeMutableRawBufferPointer) throws(MapError) {
+        try access.checkUserWrite(freezeState)
+        try checkValue(value, layout.valueSize)
+        try remove(key: key, checkingFreeze: true, displaced: value.baseAddress!)
+    }
+
     /// Delete with flags: any flag is EINVAL.
     public func delete(key: UnsafeRawBufferPointer, flags: MapElementFlags) throws(MapError) {
         try checkElementFlags(flags, allowingLock: false)
@@ -365,7 +378,7 @@ public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
         try remove(key: key, checkingFreeze: false)
     }
 
-    func remove(key: UnsafeRawBufferPointer, checkingFreeze: Bool) throws(MapError) {
+    func remove(key: UnsafeRawBufferPointer, checkingFreeze: Bool, displaced: UnsafeMutableRawPointer? = nil) throws(MapError) {
         let length = try checkedPrefix(key)
         guard length <= maxPrefixLength else {
             throw MapError.invalidArgument.with(reason: "prefixLen \(length) exceeds the trie's \(maxPrefixLength) bits")
@@ -394,6 +407,7 @@ public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
                 throw error
             }
             entries.wrappingSubtract(1, ordering: .relaxed)
+            displaced?.copyMemory(from: layout.value(existing), byteCount: layout.valueSize)
             EpochMemory.free(existing)
         }
     }

@@ -158,7 +158,7 @@ public struct IPv6Prefix: LPMTrieKey, CustomStringConvertible {
 ///
 /// ```swift
 /// let routes = try LPMTrieMap<IPv4Prefix, UInt32>(capacity: 1024)
-/// try routes.updateValue(7, for: IPv4Prefix("10.0.0.0/8")!)         // insert a route
+/// try routes.updateValue(7, forKey: IPv4Prefix("10.0.0.0/8")!)         // insert a route
 /// let hop = routes.longestMatch(IPv4Prefix("10.1.2.3")!)             // 7
 /// ```
 ///
@@ -267,13 +267,32 @@ public final class LPMTrieMap<Key: LPMTrieKey, Value: BitwiseCopyable & Sendable
     ///
     /// Concurrency: any thread; takes the writer lock. Lookups see the old value or the new.
     @discardableResult
-    public func updateValue(_ value: Value, for prefix: Key) throws(MapError) -> Value? {
+    public func updateValue(_ value: Value, forKey prefix: Key) throws(MapError) -> Value? {
+        try exchange(value, forKey: prefix, flags: .any)
+    }
+
+    /// Stores `value` for exactly `prefix` only if it is stored already (`BPF_EXIST`), and
+    /// returns the value it replaced; nil (nothing stored) if the prefix was not stored.
+    ///
+    /// - Throws: as ``updateValue(_:forKey:)`` (never ENOSPC: a replaced prefix takes no room).
+    ///
+    /// Concurrency: any thread; takes the writer lock. Lookups see the old value or the new.
+    @discardableResult
+    public func replaceValue(_ value: Value, forKey prefix: Key) throws(MapError) -> Value? {
+        do throws(MapError) {
+            return try exchange(value, forKey: prefix, flags: .exist)
+        } catch where error == .keyNotFound {
+            return nil
+        }
+    }
+
+    func exchange(_ value: Value, forKey prefix: Key, flags: MapUpdateFlags) throws(MapError) -> Value? {
         var value = value
         return try withUnsafeTemporaryAllocation(of: Value.self, capacity: 1) { (old) throws(MapError) -> Value? in
             let replaced = try prefix.withKeyBytes { (key) throws(MapError) -> Bool in
                 try withUnsafeBytes(of: &value) { (bytes) throws(MapError) -> Bool in
                     // `Value`'s size, not its stride: the trie checks the buffer is one value.
-                    try raw.exchange(key: key, value: bytes, flags: .any,
+                    try raw.exchange(key: key, value: bytes, flags: flags,
                                      into: UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(old)[..<MemoryLayout<Value>.size]))
                 }
             }
@@ -283,8 +302,12 @@ public final class LPMTrieMap<Key: LPMTrieKey, Value: BitwiseCopyable & Sendable
 
     /// Stores `value` for `prefix` only if it is not stored yet (`BPF_NOEXIST`); false if it was.
     ///
-    /// - Throws: as ``updateValue(_:for:)``.
-    public func insert(_ value: Value, for prefix: Key) throws(MapError) -> Bool {
+    /// - Throws: as ``updateValue(_:forKey:)``.
+    ///
+    /// Concurrency: any thread; takes the writer lock. Of two threads inserting one prefix,
+    /// one gets `true`.
+    @discardableResult
+    public func insertIfAbsent(_ value: Value, forKey prefix: Key) throws(MapError) -> Bool {
         var value = value
         do throws(MapError) {
             try prefix.withKeyBytes { (key) throws(MapError) in
@@ -296,22 +319,31 @@ public final class LPMTrieMap<Key: LPMTrieKey, Value: BitwiseCopyable & Sendable
         }
     }
 
-    /// Removes exactly `prefix` (bits beyond its length do not matter); false if it was not
-    /// stored — a prefix that only longer ones pass through is not stored.
+    /// Removes exactly `prefix` (bits beyond its length do not matter) and returns its value;
+    /// nil if it was not stored — a prefix that only longer ones pass through is not stored.
     ///
     /// - Throws: ``/RCUBaseMaps/MapError/invalidArgument`` for a prefix longer than the
     ///   key's bits; ``/RCUBaseMaps/MapError/permissionDenied`` on a frozen or `BPF_F_RDONLY`
     ///   trie; ``/RCUBaseMaps/MapError/noMemory`` when a node the removal rebuilds cannot be
     ///   allocated (the trie is unchanged).
     ///
-    /// Concurrency: any thread; takes the writer lock. The value is reclaimed after a grace period.
+    /// Concurrency: any thread; takes the writer lock, and copies the value under it: of
+    /// several threads removing one prefix, exactly one gets its value. The entry's memory is
+    /// reclaimed after a grace period. (Linux's trie has no lookup-and-delete; this is
+    /// ``/RCUBaseMaps/RawLPMTrieMap/delete(key:copyingValueInto:)``.)
     @discardableResult
-    public func remove(_ prefix: Key) throws(MapError) -> Bool {
-        do throws(MapError) {
-            try prefix.withKeyBytes { (key) throws(MapError) in try raw.delete(key: key) }
-            return true
-        } catch where error == .keyNotFound {
-            return false
+    public func removeValue(forKey prefix: Key) throws(MapError) -> Value? {
+        try withUnsafeTemporaryAllocation(of: Value.self, capacity: 1) { (slot) throws(MapError) -> Value? in
+            do throws(MapError) {
+                try prefix.withKeyBytes { (key) throws(MapError) in
+                    // `Value`'s size, not its stride: the trie checks the buffer is one value.
+                    try raw.delete(key: key, copyingValueInto: UnsafeMutableRawBufferPointer(
+                        rebasing: UnsafeMutableRawBufferPointer(slot)[..<MemoryLayout<Value>.size]))
+                }
+            } catch where error == .keyNotFound {
+                return nil
+            }
+            return UnsafeMutableRawPointer(slot.baseAddress!).load(as: Value.self)
         }
     }
 
