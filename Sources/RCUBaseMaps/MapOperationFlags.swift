@@ -79,9 +79,10 @@ package protocol ObservableBaseMap: RawMap {
                 removed: (UnsafeRawBufferPointer) -> Void) throws(MapError)
 
     /// Waits, if the map's reclamation has fallen far behind its writers, as its own writes
-    /// do after their section (``EpochRetireList/throttleIfBehind()``): for a caller that
-    /// held a section across the map's write, where the map could not wait. Call outside
-    /// any section. Nothing to do for a map without a retire list.
+    /// do after their section (``EpochRetireList/throttleIfBehind()``; a bucket-locked
+    /// hash's overflow buckets past their bound): for a caller that held a section across
+    /// the map's write, where the map could not wait. Call outside any section. Nothing to
+    /// do for a map without a retire list or overflow buckets.
     func throttleWriterIfBehind()
 }
 

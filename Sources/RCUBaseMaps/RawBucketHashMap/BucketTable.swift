@@ -1,6 +1,9 @@
 import CRCUMapsShim
 import RCUEpoch
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The bucket array of a ``RawBucketHashMap``: layout, slot access, publication, retirement
 /// and the reclamation of retired slots.
@@ -155,6 +158,7 @@ final class BucketTable: @unchecked Sendable {
         // Before the first touch below: a big table on huge pages misses the TLB far less.
         rcumaps_advise_huge_pages(block, size)
         base = block
+        overflowThrottleBytes = max(Self.overflowThrottleFloor, size)
         spares = SpareBuckets(bucketCount: bucketCount)
         for index in 0..<bucketCount {
             Self.initialize(base + index * bucketStride, size: bucketStride)
@@ -584,7 +588,10 @@ final class BucketTable: @unchecked Sendable {
         // Never linked, or a spare whose generation has run: no reader can reach it, and
         // it goes at once (an epoch free would register an unregistered thread here, under
         // a chain lock: see `lockChain`).
-        if spares?.keep(bucket, posted: 0) != true { EpochMemory.freeUnreachable(bucket) }
+        if spares?.keep(bucket, posted: 0) != true {
+            overflowBlocks.wrappingSubtract(1, ordering: .relaxed)
+            EpochMemory.freeUnreachable(bucket)
+        }
     }
 
     /// Unlinks overflow bucket `empty` from chain `index`, keeps it as a spare or frees it
@@ -625,6 +632,7 @@ final class BucketTable: @unchecked Sendable {
     /// thread here, at the fork gate, holding the lock, and a fork waiting for sections that
     /// wait for this lock never finished (found by review, 2026-12-05).
     private func freeAfterGracePeriod(_ empty: UnsafeMutableRawPointer) {
+        overflowBlocks.wrappingSubtract(1, ordering: .relaxed)
         if rcumaps_is_registered() != 0 {
             EpochMemory.free(empty)
         } else {
@@ -642,9 +650,84 @@ final class BucketTable: @unchecked Sendable {
         } else {
             guard let block = EpochMemory.allocate(byteCount: bucketStride, tag: tag) else { return nil }
             bucket = block
+            noteOverflowBlockAllocated()
         }
         Self.initialize(bucket, size: bucketStride)
         return bucket
+    }
+
+    // MARK: Growth while reclamation is held back
+
+    /// Overflow blocks allocated and not freed (spares included; a block freed after a grace
+    /// period leaves this count when it is freed, and shows in its tag's pending bytes until
+    /// it is reclaimed).
+    let overflowBlocks = Atomic<Int>(0)
+    /// Set when an overflow block is allocated while more than ``overflowThrottleBytes`` of
+    /// them exist and a generation is pending; cleared by the writer that then waits
+    /// (``throttleIfGrowingBehind()``).
+    let growingBehind = Atomic<Bool>(false)
+    /// The overflow bytes past which a write that allocates one more, while a generation
+    /// is pending, makes writers wait for reclamation: the bucket array's size, at least
+    /// ``overflowThrottleFloor``. (Settable by tests before the map is shared.)
+    package nonisolated(unsafe) var overflowThrottleBytes: Int
+    /// 16 MiB, the retire lists' threshold (`EpochRetireList.throttleThreshold`).
+    static let overflowThrottleFloor = EpochRetireList.throttleThreshold
+    /// How many times writers waited in ``throttleIfGrowingBehind()`` (all tables). For tests.
+    package static let growthThrottles = Atomic<Int>(0)
+
+    /// Counts a new overflow block. Retired slots wait for a generation before their
+    /// chain's writers reuse them, and a generation waits for a grace period: while a
+    /// thread holds an epoch section (a program-style section, a long in-place pass, a
+    /// preempted reader), every insert into a chain whose slots are all live or waiting
+    /// chains a new block, and nothing pushed back — an LRU map's evicting inserts, a
+    /// per-CPU hash's replaces and any churn grew about 40 bytes a write for as long as
+    /// the section lasted (found by review, 2026-12-06, twenty-third session: 40 MB in a
+    /// million evicting inserts into a map of 1,024 entries). Past the bound, writers
+    /// wait for reclamation as the retire lists' do.
+    private func noteOverflowBlockAllocated() {
+        let blocks = overflowBlocks.wrappingAdd(1, ordering: .relaxed).newValue
+        // Live overflow blocks, and the ones freed that wait for their grace period (an
+        // eviction or a removal that empties an overflow bucket unlinks and frees it, and
+        // its chain's next insert allocates another).
+        if generationsCompleted.load(ordering: .relaxed) < generationsPosted.load(ordering: .relaxed),
+           blocks &* bucketStride &+ EpochMemory.pendingBytes(for: tag) > overflowThrottleBytes {
+            growingBehind.store(true, ordering: .relaxed)
+        }
+    }
+
+    /// After a write, with no lock held: if overflow blocks grew past the bound while
+    /// reclamation was behind, waits until a generation posted from now has run, for at
+    /// most `EpochRetireList.throttleWaitLimit` (250 ms; `taskThrottleWaitLimit`, 2 ms, on
+    /// a Swift task's thread), as a retire list's writers wait. Returns at once inside a
+    /// read-side section (the generation would wait for it) and on the reclamation thread.
+    @inline(__always)
+    func throttleIfGrowingBehind() {
+        if _slowPath(growingBehind.load(ordering: .relaxed)) { waitForAGeneration() }
+    }
+
+    /// ``throttleIfGrowingBehind()`` as a call, for the one-pass write's insert: inlined
+    /// there, its slow path cost that function's replaces 6 instructions (callgrind).
+    @inline(never)
+    func throttleIfGrowingBehindAfterInsert() {
+        if _slowPath(growingBehind.load(ordering: .relaxed)) { waitForAGeneration() }
+    }
+
+    @inline(never)
+    private func waitForAGeneration() {
+        guard !Epoch.isInsideAnyReadLock, !EpochMemory.isReclamationThread else { return }
+        let onTask = withUnsafeCurrentTask(body: { $0 != nil })
+        Self.growthThrottles.wrappingAdd(1, ordering: .relaxed)
+        let target = generationsPosted.load(ordering: .acquiring) &+ 1
+        requestGenerations(through: target)
+        let clock = ContinuousClock()
+        let start = clock.now
+        let limit = onTask ? EpochRetireList.taskThrottleWaitLimit : EpochRetireList.throttleWaitLimit
+        while generationsCompleted.load(ordering: .acquiring) < target, clock.now - start < limit {
+            usleep(200)
+        }
+        // Cleared also after a wait that timed out: the next block allocated while still
+        // behind sets it again, so writers go on at one block a wait.
+        growingBehind.store(false, ordering: .relaxed)
     }
 
     /// Tests only: runs before each overflow bucket is taken or allocated. Set before the

@@ -138,6 +138,16 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     /// shared.
     package nonisolated(unsafe) var afterCopyingTheDisplacedValue: (() -> Void)?
     #endif
+    /// Tests: the overflow bytes past which writers wait for reclamation
+    /// (`BucketTable.overflowThrottleBytes`; the bucket array's size, at least 16 MiB). Set
+    /// before the map is shared.
+    package var overflowThrottleBytes: Int {
+        get { table.overflowThrottleBytes }
+        set { table.overflowThrottleBytes = newValue }
+    }
+    /// How many times writers of any bucket-locked map waited for reclamation because
+    /// overflow buckets grew past that bound.
+    package static var growthThrottles: Int { BucketTable.growthThrottles.load(ordering: .relaxed) }
     /// Whether a user-mode update without `BPF_F_LOCK` takes the one-pass path
     /// (``writeInOnePass(key:value:flags:displaced:)``): no eviction, a one-word value without
     /// a lock word, no provider that must hear of a displacement under the lock.
@@ -609,6 +619,10 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
             .replacedOrThrow(flags)
     }
 
+    /// Waits if overflow buckets grew past their bound while reclamation was held back
+    /// (``ObservableBaseMap/throttleWriterIfBehind()``; see `BucketTable.throttleIfGrowingBehind()`).
+    package func throttleWriterIfBehind() { table.throttleIfGrowingBehind() }
+
     /// `.noExist` update that answers a present key with `false`. Contract:
     /// ``RawMap/insertIfAbsent(key:value:)``.
     public func insertIfAbsent(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) throws(MapError) -> Bool {
@@ -667,7 +681,9 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
             return .inserted
         }
         switch write {
-        case .inserted: return true
+        case .inserted:
+            table.throttleIfGrowingBehind()
+            return true
         case .refused: return false
         case .frozen: throw frozenError
         case .noMemory: throw MapError.noMemory
@@ -759,7 +775,10 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
             return publishAbsent(key, value, hash: hash, index: index)
         }
         switch write {
-        case .inserted: return .added
+        case .inserted:
+            // (Only a new key can chain an overflow bucket here.)
+            table.throttleIfGrowingBehindAfterInsert()
+            return .added
         case .refused: return .refused
         case .replaced(var bits):
             if displaced != nil || observer != nil {
@@ -813,6 +832,9 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         // between them, and every grace period in the process would wait for it (found by
         // review). A pass that needs room retires nothing, so nothing read after the lock
         // depends on a section held across the eviction.
+        // Last, after the section: a write that chained an overflow bucket while retired
+        // slots waited for a held-back grace period may wait for reclamation here.
+        defer { table.throttleIfGrowingBehind() }
         var inSection = false
         defer { if inSection { Epoch.exit() } }
         // A user-mode write checks the freeze inside its section (see MapFreezeState), or,

@@ -41,7 +41,10 @@ public final class LRUHashMap<Key: BitwiseCopyable & Sendable, Value: BitwiseCop
     /// The byte-level map underneath. Any thread.
     public let raw: RawBucketHashMap
 
-    /// An empty cache for at most `maxEntries` entries (preallocated, as Linux does).
+    /// An empty cache for at most `maxEntries` entries (its bucket array preallocated, as
+    /// Linux preallocates its elements; an evicted entry's slot is reused a grace period
+    /// later, so while a section holds grace periods back, inserts chain overflow buckets,
+    /// and past a bound wait for reclamation: see docs/map-types.md).
     ///
     /// - Parameters:
     ///   - maxEntries: the most entries the map holds. With `perCPULists`, rounded up to a
