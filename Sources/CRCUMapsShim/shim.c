@@ -320,9 +320,30 @@ int rcumaps_inside_any_read_lock(void)
  * other code (rcumaps_register_current_thread says which mistake it is). */
 static __thread unsigned char rcumaps_released_while_registered;
 
+/* liburcu's own call_rcu worker: liburcu registers it and sets its thread's call_rcu data
+ * right after (`call_rcu_thread`). It was recognised only once one of our reclaim callbacks
+ * had run on it (rcumaps_mark_thread_registered): an application's own call_rcu callback
+ * that used RCUMaps there first stopped with "already registered by other code", and the
+ * adoption that message advised made the worker an application thread for good — its
+ * barrier requeues uncounted, its throttle sleeping, its fork gate deadlocking (found by
+ * review, 2026-12-06, twenty-third session). Marks such a thread and answers 1; 0 for any
+ * other thread not yet marked. (An application thread that registered itself and set its
+ * own call_rcu data reads as a worker too: it gets a worker's rules.) */
+int rcumaps_recognise_liburcu_worker(void)
+{
+    if (rcumaps_tls.registered) return rcumaps_tls.registered == RCUMAPS_REGISTERED_BY_LIBURCU;
+    if (urcu_memb_reader.registered && pthread_equal(urcu_memb_reader.tid, pthread_self())
+        && urcu_memb_get_thread_call_rcu_data() != NULL) {
+        rcumaps_tls.registered = RCUMAPS_REGISTERED_BY_LIBURCU;
+        return 1;
+    }
+    return 0;
+}
+
 void rcumaps_register_current_thread(void)
 {
     if (rcumaps_tls.registered) return;
+    if (rcumaps_recognise_liburcu_worker()) return;
     rcumaps_require_usable_process("a thread registration");
     /* A thread other code registered with liburcu (and did not hand to us with
      * rcumaps_adopt_registered_thread): liburcu cannot register it twice — its assertion
@@ -364,6 +385,8 @@ void rcumaps_mark_thread_registered(void)
 void rcumaps_adopt_registered_thread(void)
 {
     if (rcumaps_tls.registered) return;
+    /* liburcu's worker stays liburcu's: adopting it made it an application thread. */
+    if (rcumaps_recognise_liburcu_worker()) return;
     rcumaps_require_usable_process("a thread adoption");
     /* Adopting a thread liburcu does not know would leave every section of it unprotected:
      * its read locks mark a reader that grace periods never scan, so memory read inside
@@ -758,7 +781,7 @@ int rcumaps_thread_is_gp_driver(void) { return rcumaps_gp_is_driver; }
 
 static int rcumaps_on_reclamation_thread(void)
 {
-    return rcumaps_gp_is_driver || rcumaps_tls.registered == RCUMAPS_REGISTERED_BY_LIBURCU;
+    return rcumaps_gp_is_driver || rcumaps_recognise_liburcu_worker();
 }
 
 static void *rcumaps_gp_driver_main(void *unused)
@@ -997,7 +1020,7 @@ static void rcumaps_fork_prepare(void)
         rcumaps_fork_skip_reason = RCUMAPS_CHILD_FORKED_IN_SECTION;
         return;
     }
-    if (rcumaps_tls.registered == RCUMAPS_REGISTERED_BY_LIBURCU || rcumaps_gp_is_driver) {
+    if (rcumaps_recognise_liburcu_worker() || rcumaps_gp_is_driver) {
         rcumaps_fork_skip_reason = RCUMAPS_CHILD_FORKED_ON_RECLAMATION_THREAD;
         return;
     }

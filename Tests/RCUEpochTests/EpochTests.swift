@@ -438,6 +438,30 @@ struct EpochDirectReadLockTests {
         }.map { expectStandardError(of: $0, toContain: "already registered with liburcu-memb") }
     }
 
+    /// An application's own `call_rcu` callback that uses RCUMaps on liburcu's worker
+    /// thread before any RCUMaps callback has run there: the worker is liburcu's, not a
+    /// thread registered by other code. It was recognised only once one of RCUMaps' reclaim
+    /// callbacks had marked it, so this section stopped the process with "already
+    /// registered", and the adoption that message advised made the worker an application
+    /// thread for good (found by review, 2026-12-06, twenty-third session). A fresh process,
+    /// where no RCUMaps callback has run yet.
+    @Test func liburcusWorkerIsRecognisedBeforeOurFirstCallback() async {
+        await #expect(processExitsWith: .success) {
+            let head = UnsafeMutablePointer<rcu_head>.allocate(capacity: 1)
+            urcu_memb_register_thread()
+            urcu_memb_call_rcu(head) { _ in
+                Epoch.withSection { _ in }
+                // A reclamation thread, as RCUMaps' own callbacks find it.
+                if !EpochMemory.isReclamationThread { exit(3) }
+                let block = EpochMemory.allocate(byteCount: 64, tag: PoolTag("test"))
+                if let block { EpochMemory.free(block) }
+            }
+            urcu_memb_barrier()
+            urcu_memb_unregister_thread()
+            await Epoch.barrier()
+        }
+    }
+
     @Test func aDirectReadLockInsideASectionEndsWithIt() {
         Epoch.withSection { _ in
             urcu_memb_read_lock()

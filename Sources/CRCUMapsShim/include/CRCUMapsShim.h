@@ -202,11 +202,12 @@ static inline unsigned int rcumaps_read_nesting(void)
  * waits for one, would wait for this thread. */
 int rcumaps_inside_any_read_lock(void);
 
-/* Non-zero on liburcu's own (call_rcu worker) threads, where our reclaim
- * callbacks run (once one has run there). */
+/* Non-zero on liburcu's own (call_rcu worker) threads, where our reclaim callbacks run:
+ * marked by the first of them, or recognised by their call_rcu data before that. */
+int rcumaps_recognise_liburcu_worker(void);
 static inline int rcumaps_thread_is_liburcu_worker(void)
 {
-    return rcumaps_tls.registered == 2;
+    return rcumaps_tls.registered == 2 || (rcumaps_tls.registered == 0 && rcumaps_recognise_liburcu_worker());
 }
 
 /* Makes sure the calling thread is registered (needed before call_rcu,
