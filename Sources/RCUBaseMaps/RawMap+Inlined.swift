@@ -75,4 +75,16 @@ extension RawMap {
             return false
         }
     }
+
+    /// ``inlinedLookupIfPresent(key:into:)`` for a pass over the map: not a use of the entry
+    /// (an LRU map's recency is left as it is: ``RawBucketHashMap/lookupIfPresentWithoutUse(key:into:)``).
+    @inlinable @inline(__always)
+    package func inlinedPassLookupIfPresent(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer)
+        throws(MapError) -> Bool
+    {
+        if Self.self == RawBucketHashMap.self {
+            return try unsafeDowncast(self, to: RawBucketHashMap.self).lookupIfPresentWithoutUse(key: key, into: value)
+        }
+        return try inlinedLookupIfPresent(key: key, into: value)
+    }
 }

@@ -27,6 +27,37 @@ struct LRUHashMapTypedTests {
         for key in hot { #expect(cache[key] == key) }
     }
 
+    /// A pass over the cache (its iteration, `values`, `snapshot()`) is not a use: it leaves
+    /// recency as it was, as Linux's syscall lookups do. Each step's lookup set the entry's
+    /// referenced bit, so an export pass made every entry look just used and the next
+    /// inserts evicted hot entries as readily as cold ones (found by review, 2026-12-06,
+    /// twenty-third session).
+    @Test func passesOverTheCacheAreNotUses() throws {
+        let cache = try LRUHashMap<UInt64, UInt64>(maxEntries: 512, poolTag: uniqueTag())
+        for key in UInt64(0)..<512 { _ = try cache.updateValue(key, forKey: key) }
+        _ = try cache.updateValue(0, forKey: 10_000)  // one sweep clears every referenced bit
+        let hot = (UInt64(0)..<512).filter { $0 % 4 == 0 && cache[$0] != nil }
+        #expect(cache.snapshot().count == 512)
+        #expect(Array(cache.values).count == 512)
+        for (key, value) in cache { #expect(key == value || key == 10_000) }
+        for key in UInt64(20_000)..<UInt64(20_064) { _ = try cache.updateValue(key, forKey: key) }
+        let evictedHot = hot.filter { cache[$0] == nil }
+        #expect(evictedHot.isEmpty, "\(evictedHot.count) of \(hot.count) entries looked up were evicted after a pass")
+    }
+
+    /// The same for LRU_PERCPU_HASH through ``PerCPUHashMap``'s iteration and `snapshot()`.
+    @Test func passesOverAPerCPUCacheAreNotUses() throws {
+        let cache = try PerCPUHashMap<UInt64, UInt64>(maxEntries: 512, lru: true, poolTag: uniqueTag())
+        let cpus = cache.possibleCPUCount
+        for key in UInt64(0)..<512 { try cache.setValues(Array(repeating: key, count: cpus), forKey: key) }
+        try cache.setValues(Array(repeating: 0, count: cpus), forKey: 10_000)  // one sweep clears every referenced bit
+        let hot = (UInt64(0)..<512).filter { $0 % 4 == 0 && cache[$0] != nil }
+        #expect(cache.snapshot().count == 512)
+        for key in UInt64(20_000)..<UInt64(20_064) { try cache.setValues(Array(repeating: key, count: cpus), forKey: key) }
+        let evictedHot = hot.filter { cache[$0] == nil }
+        #expect(evictedHot.isEmpty, "\(evictedHot.count) of \(hot.count) entries looked up were evicted after a pass")
+    }
+
     @Test func wrappingRefusesOtherTypes() throws {
         let hash = try RawBucketHashMap(MapDefinition(type: .hash, keySize: 8, valueSize: 8, maxEntries: 4,
                                                       hashImplementation: .bucketLocked))

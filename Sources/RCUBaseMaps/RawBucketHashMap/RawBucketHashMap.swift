@@ -372,6 +372,28 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         return true
     }
 
+    /// ``lookupIfPresent(key:into:)`` that is not a use of the entry: an LRU map's referenced
+    /// bit is left as it is, as Linux's syscall lookups leave it (`htab_lru_map_lookup_elem_sys`).
+    /// For passes over the map — the typed maps' iteration, `values`, `snapshot()` —, which
+    /// made every entry look just used, so that an export pass over a full LRU map left the
+    /// hand no victim but by a forced lap (found by review, 2026-12-06, twenty-third
+    /// session). Otherwise the same, and the same on a map that does not track recency.
+    @inlinable @inline(__always)
+    package func lookupIfPresentWithoutUse(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer)
+        throws(MapError) -> Bool
+    {
+        try access.checkUserRead()
+        try checkKey(key, keySize)
+        try checkValue(value, valueSize)
+        Epoch.enter()
+        defer { Epoch.exit() }
+        let hash = hasher.hash(key.baseAddress!, count: keySize)
+        guard let match = firstMatch(key.baseAddress!, hash: hash, inChainOf: table.bucketIndex(hash)) else { return false }
+        table.copyValue(from: table.slot(match.bucket, match.slot), into: value.baseAddress!)
+        lockWord.clear(in: value.baseAddress!)
+        return true
+    }
+
     /// The user-mode lookup's copy of `key`'s value into `value` (`valueSize` bytes), inside
     /// the caller's section: for the provider layer, whose user-mode lookup has checked the
     /// access, the key's size and the buffer's already and holds a section for its find

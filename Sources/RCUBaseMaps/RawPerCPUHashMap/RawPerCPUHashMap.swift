@@ -227,6 +227,15 @@ public final class RawPerCPUHashMap: RawMap {
         try storage.lookup(key: key, into: value)
     }
 
+    /// ``lookup(key:into:)`` that is not a use of the entry (an LRU_PERCPU_HASH's recency
+    /// is left as it is, as Linux's syscall lookups leave it); `false` when absent. For
+    /// passes over the map (the typed iteration and `snapshot()`).
+    package func lookupIfPresentWithoutUse(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer)
+        throws(MapError) -> Bool
+    {
+        try storage.lookupIfPresentWithoutUse(key: key, into: value)
+    }
+
     /// ``lookup(key:into:)`` with flags (`BPF_F_LOCK` is EINVAL: no lock word).
     public func lookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer,
                        flags: MapElementFlags) throws(MapError) {

@@ -21,7 +21,8 @@ public struct KeyValueMapIterator<Map: KeyValueMap>: IteratorProtocol {
     @inlinable
     public mutating func next() -> (key: Map.Key, value: Map.Value)? {
         while let key = pass.next() {
-            if let value = (try? pass.map.value(forKey: key)) ?? nil { return (key, value) }
+            // Not a use: a pass over an LRU map leaves its recency as it is.
+            if let value = (try? pass.map.passValue(forKey: key)) ?? nil { return (key, value) }
         }
         return nil
     }

@@ -65,6 +65,19 @@ extension KeyValueMap {
         }
     }
 
+    /// ``value(forKey:)`` for a pass over the map (iteration, `values`, `snapshot()`): not a
+    /// use of the entry, so an ``LRUHashMap``'s recency is left as it is.
+    @inlinable @inline(__always)
+    func passValue(forKey key: Key) throws(MapError) -> Value? {
+        try withUnsafeBytes(of: key) { (keyBytes) throws(MapError) -> Value? in
+            try withUnsafeTemporaryAllocation(of: Value.self, capacity: 1) { (value) throws(MapError) -> Value? in
+                let bytes = UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(value)[..<MemoryLayout<Value>.size])
+                guard try raw.inlinedPassLookupIfPresent(key: keyBytes, into: bytes) else { return nil }
+                return UnsafeMutableRawPointer(value.baseAddress!).load(as: Value.self)
+            }
+        }
+    }
+
     /// Stores `value` under `key`, replacing any value there (`BPF_ANY`).
     ///
     /// - Returns: The value replaced — exactly the one this update displaced, atomically —

@@ -26,7 +26,8 @@
 /// ticks while it waited for chain locks — may evict an entry written a moment before; an insert that finds no live
 /// entry at all, every unit of room in flight with other writers, yields and tries again). Every lookup (subscript,
 /// in-place access) marks its entry recently used: one atomic OR the first time after an
-/// eviction pass, nothing after that, and never a lock.
+/// eviction pass, nothing after that, and never a lock. A pass over the map — iteration,
+/// `values`, `snapshot()`, batches — is not a use: it leaves recency as it is.
 ///
 /// Concurrency: any number of readers and writers on any threads; readers never lock
 /// (batches take each chain's lock while they copy it, as the ``BucketHashMap``'s do);

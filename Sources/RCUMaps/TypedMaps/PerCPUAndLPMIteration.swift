@@ -11,7 +11,8 @@ extension PerCPUHashMap: Sequence {
 
         public mutating func next() -> (key: Key, values: [Value])? {
             while let key = pass.next() {
-                if let values = map.values(forKey: key) { return (key, values) }
+                // Not a use: a pass over an LRU map leaves its recency as it is.
+                if let values = map.passValues(forKey: key) { return (key, values) }
             }
             return nil
         }

@@ -100,6 +100,16 @@ public final class PerCPUHashMap<Key: BitwiseCopyable & Sendable, Value: Bitwise
         }
     }
 
+    /// ``values(forKey:)`` for a pass over the map: not a use (an LRU map's recency stays).
+    func passValues(forKey key: Key) -> [Value]? {
+        layout.read("lookup") { (buffer) throws(MapError) in
+            let found = try withUnsafeBytes(of: key) { (key) throws(MapError) in
+                try raw.lookupIfPresentWithoutUse(key: key, into: buffer)
+            }
+            if !found { throw MapError.keyNotFound }
+        }
+    }
+
     /// Every CPU's value of `key` (``values(forKey:)``). Any thread.
     public subscript(key: Key) -> [Value]? { values(forKey: key) }
 
