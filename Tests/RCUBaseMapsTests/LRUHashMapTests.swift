@@ -300,6 +300,41 @@ struct LRUHashMapTests {
     /// pool's few threads need never overlap (the sampler could start after the writers
     /// ended); the sampler counts its samples taken while two writers or more were writing,
     /// and the test expects some (found by review, 2026-12-05, eighteenth session).
+    /// The count bound under concurrent evicting writers, counted apart from the capacity
+    /// gate: in a map of one chain, every entry is a live slot of that chain, and the
+    /// sampler counts them under the chain's lock (one moment). A test that sampled the
+    /// gate's units could not fail: they never exceed maxEntries by construction, whatever
+    /// the slots hold (found by review, 2026-12-06, twenty-third session).
+    @Test(arguments: [MapCreationFlags.zeroSeed, [.zeroSeed, .noCommonLRU]])
+    func theBoundHoldsAtEveryMomentInOneChain(flags: MapCreationFlags) throws {
+        let map = try RawBucketHashMap(Self.definition(maxEntries: 48, flags: flags), observer: nil, bucketCount: 1)
+        let maxEntries = map.definition.maxEntries
+        let writers = 3
+        let counters = Counters()
+        let samples = Atomic<Int>(0)
+        let most = Atomic<Int>(0)
+        runOnThreads(writers + 1) { thread in
+            guard thread < writers else {
+                while counters.done.load(ordering: .acquiring) < writers {
+                    let live = map.liveSlots(inChain: 0)
+                    if live > maxEntries { counters.overCount.wrappingAdd(1, ordering: .relaxed) }
+                    if live > most.load(ordering: .relaxed) { most.store(live, ordering: .relaxed) }
+                    samples.wrappingAdd(1, ordering: .relaxed)
+                }
+                return
+            }
+            for index in 0..<5_000 {
+                Self.putAndCheckFresh(map, UInt64(thread) << 32 | UInt64(index), counters)
+            }
+            counters.done.wrappingAdd(1, ordering: .releasing)
+        }
+        #expect(samples.load(ordering: .relaxed) > 0)
+        #expect(most.load(ordering: .relaxed) == maxEntries, "the map never filled: nothing was shown")
+        #expect(counters.overCount.load(ordering: .relaxed) == 0, "more live slots than maxEntries in the chain")
+        #expect(counters.errors.load(ordering: .relaxed) == 0)
+        #expect(map.liveSlots(inChain: 0) == maxEntries)
+    }
+
     @Test(arguments: [MapCreationFlags.zeroSeed, [.zeroSeed, .noCommonLRU]])
     func concurrentWritersKeepTheBoundAndTheirOwnKeys(flags: MapCreationFlags) throws {
         let map = try Self.make(maxEntries: 256, flags: flags)
@@ -311,9 +346,10 @@ struct LRUHashMapTests {
         let samplesWhileRacing = Atomic<Int>(0)
         runOnThreads(writers + 1) { thread in
             guard thread < writers else {
+                // (The bound itself is checked on a map of one chain, where the live slots can be
+                // counted at one moment: `theBoundHoldsAtEveryMomentInOneChain`. The gate's
+                // units sampled here could not exceed maxEntries by construction.)
                 while counters.done.load(ordering: .acquiring) < writers {
-                    // The gate's own units: `count` is clamped to maxEntries and could not tell.
-                    if map.capacityUnitsInUse > maxEntries { counters.overCount.wrappingAdd(1, ordering: .relaxed) }
                     if writing.load(ordering: .relaxed) >= 2 { samplesWhileRacing.wrappingAdd(1, ordering: .relaxed) }
                 }
                 return
@@ -326,7 +362,6 @@ struct LRUHashMapTests {
             counters.done.wrappingAdd(1, ordering: .releasing)
         }
         #expect(samplesWhileRacing.load(ordering: .relaxed) > 0, "the sampler never ran while two writers wrote")
-        #expect(counters.overCount.load(ordering: .relaxed) == 0)
         #expect(counters.lostFresh.load(ordering: .relaxed) == 0)
         #expect(counters.errors.load(ordering: .relaxed) == 0)
         #expect(map.count == maxEntries)
@@ -471,7 +506,8 @@ struct LRUHashMapTests {
     }
 
     /// Concurrent writers whose evictions are forced (the sweep's hook uses every entry
-    /// again, as readers faster than the sweep would): the bound on the units holds, and a
+    /// again, as readers faster than the sweep would): the map ends full and no fuller
+    /// (the bound at every moment is `theBoundHoldsAtEveryMomentInOneChain`'s), and a
     /// writer's own key is present after its write unless the hands moved on by the
     /// guaranteed distance meanwhile (as `concurrentWritersKeepTheBoundAndTheirOwnKeys`
     /// checks for plain evictions). A forced sweep passes over buckets written since the
@@ -491,12 +527,10 @@ struct LRUHashMapTests {
         runOnThreads(4) { writer in
             for index in 0..<500 {
                 Self.putAndCheckFresh(map, UInt64(writer + 1) << 32 | UInt64(index), counters)
-                if map.capacityUnitsInUse > maxEntries { counters.overCount.wrappingAdd(1, ordering: .relaxed) }
             }
         }
         let swept = calls.load(ordering: .relaxed)
         #expect(swept > 0, "no eviction swept with the hook: nothing forced")
-        #expect(counters.overCount.load(ordering: .relaxed) == 0)
         #expect(counters.lostFresh.load(ordering: .relaxed) == 0)
         #expect(counters.errors.load(ordering: .relaxed) == 0)
         #expect(map.count == maxEntries)

@@ -280,6 +280,19 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         }
     }
 
+    /// Live slots in chain `index`, counted under the chain's lock: exact for that chain at
+    /// one moment (for tests: in a map of one chain, the number of entries, independent of
+    /// the capacity gate's bookkeeping).
+    package func liveSlots(inChain index: Int) -> Int {
+        table.withChainLock(index) {
+            var total = 0
+            table.forEachBucket(inChainOf: index) { bucket in
+                total += (table.loadControl(bucket) & table.liveTagBits).nonzeroBitCount
+            }
+            return total
+        }
+    }
+
     /// Overflow buckets unlinked from their chains and kept for reuse (``SpareBuckets``), and
     /// how many each thread stripe may keep (a snapshot; for tests and diagnostics).
     package var spareOverflowBuckets: (count: Int, perStripe: Int) {
