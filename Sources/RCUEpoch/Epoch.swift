@@ -30,8 +30,8 @@ public struct EpochSection: ~Copyable {
 ///
 /// - **Thread exit.** A thread is unregistered from liburcu when it exits. A thread that
 ///   exits inside a section (an ``enter()`` without its ``exit()``) has the section ended
-///   for it first, with a message on standard error: grace periods never wait for a thread
-///   that is gone.
+///   for it first, with a message on standard error (for the first 8 such threads of the
+///   process): grace periods never wait for a thread that is gone.
 /// - **Shutdown.** Nothing needs stopping: liburcu's reclamation thread never delays
 ///   `exit`, nor does the epoch layer's grace-period driver (a detached thread, started
 ///   with the first `EpochWorkItem.scheduleOnGracePeriodDriver()` item, that sleeps when

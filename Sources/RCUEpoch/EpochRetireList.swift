@@ -22,8 +22,10 @@ import Glibc
 /// so running out of memory delays reclamation but never leaks.
 ///
 /// Retirements gather in ``stripeCount`` fixed buffers (stripes) chosen by the retiring
-/// thread's stripe number (`rcumaps_thread_stripe`: threads are numbered in turn, so up to
-/// ``stripeCount`` writer threads never share a stripe, and no system call picks one); a
+/// thread's stripe number (`rcumaps_thread_stripe`: threads are numbered in turn as each
+/// first allocates or retires — liburcu's worker and the grace-period driver included —,
+/// so consecutive threads take different stripes, though two writers can share one; no
+/// system call picks it); a
 /// stripe is a futex lock, a count and room for `batchSize` addresses, and a retirement
 /// takes its lock only to store one address. Until a submission at most `batchSize - 1`
 /// blocks wait in each stripe, so memory stays bounded; ``EpochTagStatistics/pendingBytes``
