@@ -774,6 +774,11 @@ static pthread_cond_t rcumaps_gp_done = PTHREAD_COND_INITIALIZER;   /* barriers 
 static struct rcu_head *rcumaps_gp_first, *rcumaps_gp_last;
 static unsigned long long rcumaps_gp_queued, rcumaps_gp_ran;
 static int rcumaps_gp_started, rcumaps_gp_idle;
+/* Tests: make the driver's thread creation fail (rcumaps_gp_test_fail_driver_starts). */
+static int rcumaps_gp_fail_starts;
+/* A waiter runs the queue's items itself (no driver could be started): the only runner. */
+static int rcumaps_gp_draining;
+static int rcumaps_gp_start_failure_told;
 static long rcumaps_gp_driver_nap_ns = -1; /* read from the environment by the driver */
 static __thread int rcumaps_gp_is_driver __attribute__((tls_model("initial-exec")));
 
@@ -782,6 +787,43 @@ int rcumaps_thread_is_gp_driver(void) { return rcumaps_gp_is_driver; }
 static int rcumaps_on_reclamation_thread(void)
 {
     return rcumaps_gp_is_driver || rcumaps_recognise_liburcu_worker();
+}
+
+/* One batch of the driver's work: the items queued up to `noted` (the queue's last when it
+ * was read, with rcumaps_gp_mutex held), run after a grace period. Returns whether more
+ * were queued meanwhile. On the driver, or (rcumaps_gp_drain_here) on a thread that waits
+ * for them when the driver could not be started; rcumaps_gp_is_driver is set for the
+ * callbacks either way. */
+static int rcumaps_gp_run_batch(struct rcu_head *noted)
+{
+    /* A callback that left a section (or a liburcu read lock) open would make this wait
+     * for itself. */
+    if (__builtin_expect(rcumaps_inside_any_read_lock(), 0)) {
+        fprintf(stderr, "rcumaps: a grace-period work item returned inside an epoch section or a liburcu read lock\n");
+        abort();
+    }
+    rcumaps_synchronize();
+
+    pthread_mutex_lock(&rcumaps_gp_run_mutex);
+    pthread_mutex_lock(&rcumaps_gp_mutex);
+    struct rcu_head *batch = rcumaps_gp_first;
+    rcumaps_gp_first = (struct rcu_head *)noted->next.next;
+    if (!rcumaps_gp_first) rcumaps_gp_last = NULL;
+    noted->next.next = NULL;
+    pthread_mutex_unlock(&rcumaps_gp_mutex);
+    unsigned long long count = 0;
+    for (struct rcu_head *head = batch, *next; head; head = next) {
+        next = (struct rcu_head *)head->next.next;
+        head->func(head);
+        count++;
+    }
+    pthread_mutex_lock(&rcumaps_gp_mutex);
+    rcumaps_gp_ran += count;
+    int more = rcumaps_gp_first != NULL;
+    pthread_cond_broadcast(&rcumaps_gp_done);
+    pthread_mutex_unlock(&rcumaps_gp_mutex);
+    pthread_mutex_unlock(&rcumaps_gp_run_mutex);
+    return more;
 }
 
 static void *rcumaps_gp_driver_main(void *unused)
@@ -799,34 +841,7 @@ static void *rcumaps_gp_driver_main(void *unused)
         }
         struct rcu_head *noted = rcumaps_gp_last;
         pthread_mutex_unlock(&rcumaps_gp_mutex);
-
-        /* A callback that left a section (or a liburcu read lock) open would make this wait
-         * for itself. */
-        if (__builtin_expect(rcumaps_inside_any_read_lock(), 0)) {
-            fprintf(stderr, "rcumaps: a grace-period work item returned inside an epoch section or a liburcu read lock\n");
-            abort();
-        }
-        rcumaps_synchronize();
-
-        pthread_mutex_lock(&rcumaps_gp_run_mutex);
-        pthread_mutex_lock(&rcumaps_gp_mutex);
-        struct rcu_head *batch = rcumaps_gp_first;
-        rcumaps_gp_first = (struct rcu_head *)noted->next.next;
-        if (!rcumaps_gp_first) rcumaps_gp_last = NULL;
-        noted->next.next = NULL;
-        pthread_mutex_unlock(&rcumaps_gp_mutex);
-        unsigned long long count = 0;
-        for (struct rcu_head *head = batch, *next; head; head = next) {
-            next = (struct rcu_head *)head->next.next;
-            head->func(head);
-            count++;
-        }
-        pthread_mutex_lock(&rcumaps_gp_mutex);
-        rcumaps_gp_ran += count;
-        int more = rcumaps_gp_first != NULL;
-        pthread_cond_broadcast(&rcumaps_gp_done);
-        pthread_mutex_unlock(&rcumaps_gp_mutex);
-        pthread_mutex_unlock(&rcumaps_gp_run_mutex);
+        int more = rcumaps_gp_run_batch(noted);
         if (more && nap > 0) {
             struct timespec pause = { nap / 1000000000L, nap % 1000000000L };
             while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {}
@@ -848,14 +863,24 @@ static void rcumaps_gp_start_locked(void)
     pthread_attr_init(&attributes);
     pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
     pthread_t thread;
-    int err = pthread_create(&thread, &attributes, rcumaps_gp_driver_main, NULL);
+    int err = rcumaps_gp_fail_starts ? EAGAIN : pthread_create(&thread, &attributes, rcumaps_gp_driver_main, NULL);
     pthread_attr_destroy(&attributes);
     if (err != 0) {
-        fprintf(stderr, "rcumaps: cannot start the grace-period driver thread (%s)\n", strerror(err));
-        abort();
+        /* A process at its thread limit (a container's pids.max, RLIMIT_NPROC): the items
+         * stay queued, the next enqueue tries again, and a barrier (rcumaps_gp_driver_wait)
+         * runs them itself meanwhile. It aborted the process (found by review, 2026-12-06,
+         * twenty-third session); the driver only shortens the items' latency. */
+        if (!rcumaps_gp_start_failure_told) {
+            rcumaps_gp_start_failure_told = 1;
+            fprintf(stderr, "rcumaps: cannot start the grace-period driver thread (%s); its work waits for the next "
+                            "write or Epoch.barrier()\n", strerror(err));
+        }
+        return;
     }
     rcumaps_gp_started = 1;
 }
+
+void rcumaps_gp_test_fail_driver_starts(int fail) { rcumaps_gp_fail_starts = fail; }
 
 void rcumaps_gp_driver_enqueue(struct rcu_head *head, void (*func)(struct rcu_head *head))
 {
@@ -876,17 +901,41 @@ void rcumaps_gp_driver_enqueue(struct rcu_head *head, void (*func)(struct rcu_he
     else rcumaps_gp_first = head;
     rcumaps_gp_last = head;
     rcumaps_gp_queued++;
-    if (!rcumaps_gp_started) rcumaps_gp_start_locked();
-    else if (rcumaps_gp_idle) pthread_cond_signal(&rcumaps_gp_work);
+    if (!rcumaps_gp_started) {
+        if (!rcumaps_gp_draining) rcumaps_gp_start_locked();
+    } else if (rcumaps_gp_idle) {
+        pthread_cond_signal(&rcumaps_gp_work);
+    }
     pthread_mutex_unlock(&rcumaps_gp_mutex);
 }
 
-/* Waits until every callback queued before the call has run. Not from the driver. */
+/* Waits until every callback queued before the call has run. Not from the driver. With no
+ * driver (its thread could not be started), starts it, or runs the items here. */
 static void rcumaps_gp_driver_wait(void)
 {
     pthread_mutex_lock(&rcumaps_gp_mutex);
     unsigned long long target = rcumaps_gp_queued;
-    while (rcumaps_gp_ran < target) pthread_cond_wait(&rcumaps_gp_done, &rcumaps_gp_mutex);
+    while (rcumaps_gp_ran < target) {
+        if (!rcumaps_gp_started && !rcumaps_gp_draining) rcumaps_gp_start_locked();
+        if (rcumaps_gp_started || rcumaps_gp_draining) {
+            pthread_cond_wait(&rcumaps_gp_done, &rcumaps_gp_mutex);
+            continue;
+        }
+        /* Still no driver, and no other waiter running the items: this thread (registered,
+         * outside every section: the barrier's rules) runs them as the driver would, the
+         * only runner meanwhile (an enqueue starts no driver while it drains). Items not run
+         * are in the queue, so it is not empty. */
+        rcumaps_gp_draining = 1;
+        struct rcu_head *noted = rcumaps_gp_last;
+        pthread_mutex_unlock(&rcumaps_gp_mutex);
+        int was_driver = rcumaps_gp_is_driver;
+        rcumaps_gp_is_driver = 1;
+        (void)rcumaps_gp_run_batch(noted);
+        rcumaps_gp_is_driver = was_driver;
+        pthread_mutex_lock(&rcumaps_gp_mutex);
+        rcumaps_gp_draining = 0;
+        pthread_cond_broadcast(&rcumaps_gp_done);
+    }
     pthread_mutex_unlock(&rcumaps_gp_mutex);
 }
 
@@ -918,6 +967,7 @@ static void rcumaps_gp_fork_child(void)
     pthread_cond_init(&rcumaps_gp_done, NULL);
     rcumaps_gp_started = 0;
     rcumaps_gp_idle = 0;
+    rcumaps_gp_draining = 0;  /* (a waiter that drained is not in the child) */
     if (rcumaps_gp_first) rcumaps_gp_start_locked();
 }
 

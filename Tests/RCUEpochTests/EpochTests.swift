@@ -462,6 +462,30 @@ struct EpochDirectReadLockTests {
         }
     }
 
+    /// A process that cannot start the grace-period driver's thread (at its thread limit)
+    /// goes on: the driver's items wait, and `Epoch.barrier()` runs them itself; once a
+    /// thread can be started, the next item starts the driver. The first item aborted the
+    /// process (found by review, 2026-12-06, twenty-third session). A fresh process, whose
+    /// driver is not running yet.
+    @Test func aDriverThatCannotStartLeavesItsItemsToTheBarrier() async {
+        await #expect(processExitsWith: .success) {
+            rcumaps_gp_test_fail_driver_starts(1)
+            let ran = Atomic<Int>(0)
+            for _ in 0..<3 {
+                guard let item = EpochWorkItem({ ran.add(1, ordering: .relaxed) }) else { exit(2) }
+                item.scheduleOnGracePeriodDriver()
+            }
+            await Epoch.barrier()
+            if ran.load(ordering: .relaxed) != 3 { exit(3) }
+            rcumaps_gp_test_fail_driver_starts(0)
+            guard let item = EpochWorkItem({ ran.add(1, ordering: .relaxed) }) else { exit(2) }
+            item.scheduleOnGracePeriodDriver()  // starts the driver now
+            let deadline = ContinuousClock.now + .seconds(20)
+            while ran.load(ordering: .relaxed) != 4, ContinuousClock.now < deadline { usleep(1_000) }
+            if ran.load(ordering: .relaxed) != 4 { exit(4) }
+        }
+    }
+
     @Test func aDirectReadLockInsideASectionEndsWithIt() {
         Epoch.withSection { _ in
             urcu_memb_read_lock()

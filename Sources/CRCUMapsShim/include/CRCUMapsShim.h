@@ -205,6 +205,11 @@ int rcumaps_inside_any_read_lock(void);
 /* Non-zero on liburcu's own (call_rcu worker) threads, where our reclaim callbacks run:
  * marked by the first of them, or recognised by their call_rcu data before that. */
 int rcumaps_recognise_liburcu_worker(void);
+
+/* Tests: non-zero makes every start of the grace-period driver's thread fail (EAGAIN), as
+ * in a process at its thread limit; its items then wait for the next enqueue's retry or
+ * run in Epoch.barrier(). */
+void rcumaps_gp_test_fail_driver_starts(int fail);
 static inline int rcumaps_thread_is_liburcu_worker(void)
 {
     return rcumaps_tls.registered == 2 || (rcumaps_tls.registered == 0 && rcumaps_recognise_liburcu_worker());
