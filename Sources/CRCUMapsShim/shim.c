@@ -327,17 +327,17 @@ static __thread unsigned char rcumaps_released_while_registered;
  * adoption that message advised made the worker an application thread for good — its
  * barrier requeues uncounted, its throttle sleeping, its fork gate deadlocking (found by
  * review, 2026-12-06, twenty-third session). Marks such a thread and answers 1; 0 for any
- * other thread not yet marked. (An application thread that registered itself and set its
- * own call_rcu data reads as a worker too: it gets a worker's rules.) */
+ * other thread not yet marked. The call_rcu data's own worker thread must be this one: an
+ * application thread that set call_rcu data of its own (`set_thread_call_rcu_data`) is
+ * not a worker (it read as one, and was refused adoption: found by review of the fix). */
 int rcumaps_recognise_liburcu_worker(void)
 {
     if (rcumaps_tls.registered) return rcumaps_tls.registered == RCUMAPS_REGISTERED_BY_LIBURCU;
-    if (urcu_memb_reader.registered && pthread_equal(urcu_memb_reader.tid, pthread_self())
-        && urcu_memb_get_thread_call_rcu_data() != NULL) {
-        rcumaps_tls.registered = RCUMAPS_REGISTERED_BY_LIBURCU;
-        return 1;
-    }
-    return 0;
+    if (!(urcu_memb_reader.registered && pthread_equal(urcu_memb_reader.tid, pthread_self()))) return 0;
+    struct call_rcu_data *data = urcu_memb_get_thread_call_rcu_data();
+    if (data == NULL || !pthread_equal(urcu_memb_get_call_rcu_thread(data), pthread_self())) return 0;
+    rcumaps_tls.registered = RCUMAPS_REGISTERED_BY_LIBURCU;
+    return 1;
 }
 
 void rcumaps_register_current_thread(void)

@@ -116,8 +116,12 @@ public struct MapBatchResult: Hashable, Sendable {
     /// documentation).
     public var count: Int
     /// Where the next call resumes (`out_batch`); `nil` where Linux leaves `out_batch`
-    /// unwritten (no element was returned and no cursor was passed, or a lookup batch that
-    /// failed on an element's lookup).
+    /// unwritten (a generic batch that returned no element and was passed no cursor, or
+    /// one that failed on an element's lookup). The bucket-locked hashes always return a
+    /// chain index, as Linux's hash batches write `out_batch` (also with ENOSPC on the
+    /// first chain, which a retry needs, and ENOENT on an empty map); an LPM trie given a
+    /// cursor whose `prefixLen` exceeds its data starts from the first key, and returns
+    /// `nil` with `count` 0.
     public var cursor: MapBatchCursor?
     /// The errno of the call, or `nil` for success (see the type's documentation).
     public var error: MapError?

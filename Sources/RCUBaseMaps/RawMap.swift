@@ -233,7 +233,8 @@ public protocol RawMap: AnyObject, Sendable {
     ///   - keys: Room for `count` keys of `keySize` bytes each, packed.
     ///   - values: Room for `count` values of `valueSize` bytes each, packed.
     ///   - count: The most elements to copy (Linux's `batch.count` in); 0 copies nothing
-    ///     and answers `count` 0, no error and the cursor passed (negative: EINVAL).
+    ///     and answers `count` 0, no error and the cursor passed (negative: EINVAL; an LPM
+    ///     trie's out-of-range cursor comes back `nil`).
     ///   - elementFlags: `BPF_F_LOCK` or nothing.
     ///   - flags: Linux's `batch.flags`: must be 0 for hash maps (EINVAL), ignored by arrays.
     /// - Returns: The elements copied and where to resume; see ``MapBatchResult`` for

@@ -171,12 +171,6 @@ public enum EpochMemory {
         return statistics
     }
 
-    /// The bytes of `tag` freed and awaiting reclamation (``EpochTagStatistics/pendingBytes``
-    /// alone: one load per thread stripe, no lock). For writers deciding whether to wait.
-    package static func pendingBytes(for tag: PoolTag) -> Int {
-        tagTable.existingSlotIndex(for: tag).map { tagTable.pendingBytes($0) } ?? 0
-    }
-
     /// How many tags get counters of their own; later tags share one set (see
     /// ``EpochTagStatistics/isShared``).
     public static var maxTrackedTags: Int { TagTable.capacity - 1 }

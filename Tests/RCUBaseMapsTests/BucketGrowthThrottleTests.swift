@@ -53,7 +53,7 @@ struct BucketGrowthThrottleTests {
         let fill = workload == .hashChurn ? entries / 2 : entries
         for key in 0..<UInt64(fill) { try put(key) }
         let before = EpochMemory.statistics(for: tag).liveBytes
-        let throttlesBefore = RawBucketHashMap.growthThrottles
+        let throttlesBefore = buckets.growthThrottles
 
         // A reader holds its section until the writer is done.
         let inside = Atomic<Bool>(false)
@@ -91,10 +91,48 @@ struct BucketGrowthThrottleTests {
         // The bound, plus what writes add between a wait and the next allocation that
         // finds the flag (one bucket a wait), and the spares' ring.
         #expect(grown < 2 * bound, "\(workload): overflow grew \(grown) bytes past \(before) with a section held (bound \(bound))")
-        #expect(RawBucketHashMap.growthThrottles > throttlesBefore, "\(workload): no writer waited")
-        // Once the section is gone, the memory is reclaimed and reused.
-        Epoch.barrier()
-        Epoch.barrier()
+        #expect(buckets.growthThrottles > throttlesBefore, "\(workload): no writer waited")
         _ = map
+    }
+
+    /// The bound is the table's own: another map of the same pool tag (default tags are
+    /// per map type) whose freed memory waits for the held-back grace period does not make
+    /// this map's writers wait. (The first version counted the tag's pending bytes: a
+    /// dropped large map's bucket array made a small map's every new overflow bucket wait
+    /// 250 ms; found by review, 2026-12-06.)
+    @Test func anotherMapsPendingMemoryIsNotThisMapsGrowth() throws {
+        let tag = uniqueTag()
+        let inside = Atomic<Bool>(false)
+        let release = Atomic<Bool>(false)
+        let throttles = Atomic<Int>(-1)
+        let failures = Atomic<Int>(0)
+        runOnThreads(2) { thread in
+            if thread == 0 {
+                Epoch.withSection { _ in
+                    inside.store(true, ordering: .releasing)
+                    while !release.load(ordering: .acquiring) { usleep(500) }
+                }
+                return
+            }
+            while !inside.load(ordering: .acquiring) { usleep(100) }
+            do {
+                // About 2 MiB of buckets, freed after the held grace period.
+                var large: RawBucketHashMap? = try RawBucketHashMap(
+                    MapDefinition(type: .hash, keySize: 8, valueSize: 8, maxEntries: 65_536, poolTag: tag),
+                    observer: nil)
+                large = nil
+                _ = large
+                let small = try RawBucketHashMap(
+                    MapDefinition(type: .lruHash, keySize: 8, valueSize: 8, maxEntries: 64, poolTag: tag), observer: nil)
+                small.overflowThrottleBytes = 256 << 10
+                for key in UInt64(0)..<1_000 { try small.put(key, key) }
+                throttles.store(small.growthThrottles, ordering: .relaxed)
+            } catch {
+                failures.add(1, ordering: .relaxed)
+            }
+            release.store(true, ordering: .releasing)
+        }
+        #expect(failures.load(ordering: .relaxed) == 0)
+        #expect(throttles.load(ordering: .relaxed) == 0, "the small map's writers waited for another map's memory")
     }
 }

@@ -467,6 +467,27 @@ struct EpochDirectReadLockTests {
     /// thread can be started, the next item starts the driver. The first item aborted the
     /// process (found by review, 2026-12-06, twenty-third session). A fresh process, whose
     /// driver is not running yet.
+    /// An application thread that set call_rcu data of its own is not liburcu's worker: it
+    /// is adopted as the docs ask, and is no reclamation thread (the first version of the
+    /// worker's recognition took any thread with call_rcu data for one: found by review).
+    @Test func aThreadWithItsOwnCallRCUDataIsAdoptedAsTheApplicationsThread() async {
+        await #expect(processExitsWith: .success) {
+            // (A synchronous function: the adoption is for the calling thread.)
+            func adoptAndRelease() {
+                urcu_memb_register_thread()
+                guard let data = urcu_memb_create_call_rcu_data(0, -1) else { exit(2) }
+                urcu_memb_set_thread_call_rcu_data(data)
+                Epoch.adoptRegisteredThread()
+                if EpochMemory.isReclamationThread { exit(3) }
+                Epoch.withSection { _ in }
+                Epoch.releaseAdoptedThread()
+                urcu_memb_set_thread_call_rcu_data(nil)
+                urcu_memb_unregister_thread()
+            }
+            adoptAndRelease()
+        }
+    }
+
     @Test func aDriverThatCannotStartLeavesItsItemsToTheBarrier() async {
         await #expect(processExitsWith: .success) {
             rcumaps_gp_test_fail_driver_starts(1)

@@ -30,6 +30,16 @@ struct TypedPerCPUArrayTests {
         #expect(throws: MapError.permissionDenied) { try map.setValue(Wide(), at: 0) }
     }
 
+    /// A value type whose all-zero bytes are no instance (`Color` starts at 1) gets every
+    /// CPU's value at every index from `init(count:repeating:)`, as `ArrayMap` does.
+    @Test func startsEveryCPUsValueAsGiven() throws {
+        let colors = try PerCPUArrayMap<Color>(count: 3, repeating: .blue)
+        for index in UInt32(0)..<3 {
+            #expect(colors[index] == Array(repeating: .blue, count: colors.possibleCPUCount))
+        }
+        #expect(colors[3] == nil)
+    }
+
     @Test func helperModeChangesOneCPUsValue() throws {
         let map = try PerCPUArrayMap<UInt64>(count: 2, poolTag: uniqueTag())
         #expect(map.withAtomicFields(at: 2) { $0[\.self].wrappingAdd(1, ordering: .relaxed) } == nil)

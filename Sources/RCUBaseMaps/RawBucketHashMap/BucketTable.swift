@@ -633,6 +633,7 @@ final class BucketTable: @unchecked Sendable {
     /// wait for this lock never finished (found by review, 2026-12-05).
     private func freeAfterGracePeriod(_ empty: UnsafeMutableRawPointer) {
         overflowBlocks.wrappingSubtract(1, ordering: .relaxed)
+        freedWhileBehind.wrappingAdd(1, ordering: .relaxed)
         if rcumaps_is_registered() != 0 {
             EpochMemory.free(empty)
         } else {
@@ -658,10 +659,16 @@ final class BucketTable: @unchecked Sendable {
 
     // MARK: Growth while reclamation is held back
 
-    /// Overflow blocks allocated and not freed (spares included; a block freed after a grace
-    /// period leaves this count when it is freed, and shows in its tag's pending bytes until
-    /// it is reclaimed).
+    /// Overflow blocks allocated and not freed (spares included).
     let overflowBlocks = Atomic<Int>(0)
+    /// Overflow blocks this table freed after a grace period since a reclaim generation last
+    /// completed: memory still held while reclamation is behind. Reset by each completed
+    /// generation, whose grace period has let reclamation go on. (Not the tag's pending
+    /// bytes: default tags are per map type, so another map's freed bucket array made this
+    /// one's writers wait: found by review, 2026-12-06.)
+    let freedWhileBehind = Atomic<Int>(0)
+    /// How many times this table's writers waited in ``throttleIfGrowingBehind()``.
+    let growthThrottles = Atomic<Int>(0)
     /// Set when an overflow block is allocated while more than ``overflowThrottleBytes`` of
     /// them exist and a generation is pending; cleared by the writer that then waits
     /// (``throttleIfGrowingBehind()``).
@@ -672,8 +679,6 @@ final class BucketTable: @unchecked Sendable {
     package nonisolated(unsafe) var overflowThrottleBytes: Int
     /// 16 MiB, the retire lists' threshold (`EpochRetireList.throttleThreshold`).
     static let overflowThrottleFloor = EpochRetireList.throttleThreshold
-    /// How many times writers waited in ``throttleIfGrowingBehind()`` (all tables). For tests.
-    package static let growthThrottles = Atomic<Int>(0)
 
     /// Counts a new overflow block. Retired slots wait for a generation before their
     /// chain's writers reuse them, and a generation waits for a grace period: while a
@@ -690,7 +695,7 @@ final class BucketTable: @unchecked Sendable {
         // eviction or a removal that empties an overflow bucket unlinks and frees it, and
         // its chain's next insert allocates another).
         if generationsCompleted.load(ordering: .relaxed) < generationsPosted.load(ordering: .relaxed),
-           blocks &* bucketStride &+ EpochMemory.pendingBytes(for: tag) > overflowThrottleBytes {
+           (blocks &+ freedWhileBehind.load(ordering: .relaxed)) &* bucketStride > overflowThrottleBytes {
             growingBehind.store(true, ordering: .relaxed)
         }
     }
@@ -716,7 +721,7 @@ final class BucketTable: @unchecked Sendable {
     private func waitForAGeneration() {
         guard !Epoch.isInsideAnyReadLock, !EpochMemory.isReclamationThread else { return }
         let onTask = withUnsafeCurrentTask(body: { $0 != nil })
-        Self.growthThrottles.wrappingAdd(1, ordering: .relaxed)
+        growthThrottles.wrappingAdd(1, ordering: .relaxed)
         let target = generationsPosted.load(ordering: .acquiring) &+ 1
         requestGenerations(through: target)
         let clock = ContinuousClock()
@@ -864,6 +869,7 @@ final class BucketTable: @unchecked Sendable {
     func finishGeneration() {
         // Only the item in flight changes the posted count, so it is this item's number.
         let number = generationsPosted.load(ordering: .acquiring)
+        freedWhileBehind.store(0, ordering: .relaxed)
         generationsCompleted.store(number, ordering: .releasing)
         generationInFlight.store(false, ordering: .sequentiallyConsistent)
         if generationsWanted.load(ordering: .sequentiallyConsistent) > number { postGenerationIfIdle() }

@@ -145,9 +145,9 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         get { table.overflowThrottleBytes }
         set { table.overflowThrottleBytes = newValue }
     }
-    /// How many times writers of any bucket-locked map waited for reclamation because
-    /// overflow buckets grew past that bound.
-    package static var growthThrottles: Int { BucketTable.growthThrottles.load(ordering: .relaxed) }
+    /// How many times this map's writers waited for reclamation because its overflow
+    /// buckets grew past that bound.
+    package var growthThrottles: Int { table.growthThrottles.load(ordering: .relaxed) }
     /// Whether a user-mode update without `BPF_F_LOCK` takes the one-pass path
     /// (``writeInOnePass(key:value:flags:displaced:)``): no eviction, a one-word value without
     /// a lock word, no provider that must hear of a displacement under the lock.

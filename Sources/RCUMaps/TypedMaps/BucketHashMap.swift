@@ -13,8 +13,10 @@
 ///
 /// Concurrency: any number of readers and writers on any threads; readers never lock
 /// and never write shared memory (batches, `lookupBatch` included, take each chain's lock
-/// while they copy it, as Linux's do); writers of different buckets never contend. See
-/// ``InPlaceKeyValueMap`` for in-place access.
+/// while they copy it, as Linux's do); writers of different buckets never contend. A user-mode writer that chains an overflow bucket while a thread's
+/// section holds grace periods back, past the bound on overflow memory, waits up to 250 ms
+/// (2 ms on a task's thread) for reclamation after its write (see <doc:EpochModel>).
+/// See ``InPlaceKeyValueMap`` for in-place access.
 public final class BucketHashMap<Key: BitwiseCopyable & Sendable, Value: BitwiseCopyable & Sendable>:
     DynamicKeyValueMap, InPlaceKeyValueMap, Sequence
 {

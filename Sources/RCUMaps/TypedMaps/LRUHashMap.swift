@@ -34,8 +34,10 @@
 /// writers lock one bucket; a writer that evicts first holds its own bucket's lock and only
 /// *tries* the others' (it passes over a bucket whose lock is taken: it never waits for a
 /// second lock), for up to 8 buckets; finding no victim there, it releases its own lock and
-/// sweeps on taking one bucket's lock at a time, waiting for it. See ``InPlaceKeyValueMap``
-/// for in-place access.
+/// sweeps on taking one bucket's lock at a time, waiting for it. A user-mode writer that chains an overflow bucket while a thread's
+/// section holds grace periods back, past the bound on overflow memory, waits up to 250 ms
+/// (2 ms on a task's thread) for reclamation after its write (see <doc:EpochModel>). See
+/// ``InPlaceKeyValueMap`` for in-place access.
 public final class LRUHashMap<Key: BitwiseCopyable & Sendable, Value: BitwiseCopyable & Sendable>:
     DynamicKeyValueMap, InPlaceKeyValueMap, Sequence
 {

@@ -42,13 +42,25 @@ public final class PerCPUArrayMap<Value: BitwiseCopyable & Sendable>: Sendable {
     /// `count` indices, every CPU's value starting as all-zero bytes.
     ///
     /// - Precondition: all-zero bytes are a valid `Value` (integers, floating-point numbers,
-    ///   structs and tuples of them).
+    ///   structs and tuples of them). For other types use ``init(count:repeating:name:poolTag:)``.
     /// - Throws: ``/RCUBaseMaps/MapError/invalidArgument`` for a value type aligned beyond
     ///   8 bytes or a bad definition; ``/RCUBaseMaps/MapError/outOfSpace`` for a `Value`
     ///   over 32768 bytes; ``/RCUBaseMaps/MapError/noMemory``.
     public init(count: Int, name: String = "", poolTag: PoolTag? = nil) throws(MapError) {
         raw = try RawPerCPUArrayMap(.typed(.perCPUArray, key: UInt32.self, value: Value.self, maxEntries: count,
                                            flags: [], name: name, numaNode: nil, poolTag: poolTag))
+    }
+
+    /// `count` indices, every CPU's value at each starting as `initialValue`: for a `Value`
+    /// of which all-zero bytes are not a valid instance (as ``ArrayMap``'s
+    /// `init(count:repeating:)`). Throws as ``init(count:name:poolTag:)``.
+    ///
+    /// Concurrency: the map is not shared until this returns.
+    public convenience init(count: Int, repeating initialValue: Value, name: String = "",
+                            poolTag: PoolTag? = nil) throws(MapError) {
+        try self.init(count: count, name: name, poolTag: poolTag)
+        // Plain stores, which read no displaced value (the zeros are never read as `Value`).
+        for index in 0..<UInt32(count) { try setValue(initialValue, at: index) }
     }
 
     /// A typed view of an existing byte-level per-CPU array (both views see the same values).

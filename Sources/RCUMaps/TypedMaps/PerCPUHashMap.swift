@@ -20,7 +20,9 @@
 /// (`LRU_PERCPU_HASH`) it evicts an entry not used recently instead.
 ///
 /// Concurrency: any number of readers and writers on any threads; readers never lock
-/// (batches take each chain's lock while they copy it, as the ``BucketHashMap``'s do). A
+/// (batches take each chain's lock while they copy it, as the ``BucketHashMap``'s do). A user-mode writer that chains an overflow bucket while a thread's
+/// section holds grace periods back, past the bound on overflow memory, waits up to 250 ms
+/// (2 ms on a task's thread) for reclamation after its write (see <doc:EpochModel>). A
 /// thread can migrate to another CPU in the middle of a helper-mode operation, so two
 /// threads may share one CPU's value: change it in place only with `add(_:forKey:)`
 /// (integer counters, a restartable sequence) or with atomics
