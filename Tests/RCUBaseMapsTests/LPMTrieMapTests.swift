@@ -373,19 +373,33 @@ struct LPMTrieMapTests {
     // MARK: Against a brute-force model
 
     /// Random updates, deletes, lookups and full passes on tries of several data sizes,
-    /// each answer (errno, value, order) compared with the model's.
-    @Test(arguments: [1, 2, 4, 16])
+    /// each answer (errno, value, order) compared with the model's. With 40 and 64 data
+    /// bytes the keys share one long path and differ only in their first two and last
+    /// seven bytes: branches 31 or more strides apart, which the readers' walk follows
+    /// through a child's header (its "far" step), reached by no other test until a review
+    /// found it untested (2026-12-06, twenty-third session).
+    @Test(arguments: [1, 2, 4, 16, 40, 64])
     func matchesTheBruteForceModel(dataSize: Int) throws {
         let maxEntries = 300
         let map = try Self.make(dataSize: dataSize, maxEntries: maxEntries)
         var model = LPMModel(dataSize: dataSize)
         var random = XorShift(seed: UInt64(dataSize) &* 0x9E37_79B9)
         let bits = dataSize * 8
-        // Few distinct leading bytes, so prefixes nest and share strides.
+        // Few distinct leading bytes, so prefixes nest and share strides; long keys share
+        // every byte from the third to the eighth from the end.
         func randomData() -> [UInt8] {
-            (0..<dataSize).map { index in index < 2 ? UInt8(random.next() % 4) << 6 | UInt8(random.next() % 3) : UInt8(truncatingIfNeeded: random.next()) }
+            (0..<dataSize).map { index in
+                if index < 2 { return UInt8(random.next() % 4) << 6 | UInt8(random.next() % 3) }
+                if dataSize >= 40, index < dataSize - 7 { return 0xA5 }
+                return UInt8(truncatingIfNeeded: random.next())
+            }
         }
-        func randomLength() -> Int { Int(random.next() % UInt64(bits + 2)) }  // bits + 1: too long
+        // bits + 1: too long. Long keys: half the lengths in their last seven bytes, where
+        // they differ (uniform lengths would nearly all end on the shared path).
+        func randomLength() -> Int {
+            if dataSize >= 40, random.next() % 2 == 0 { return bits - 56 + Int(random.next() % 58) }
+            return Int(random.next() % UInt64(bits + 2))
+        }
         for step in 0..<4000 {
             let data = randomData()
             let length = randomLength()

@@ -13,7 +13,10 @@ import Synchronization
 /// value a key ever holds, on every CPU, is one of the key's *marks* — a tag of the key and
 /// the *generation* of the write (the writer's sequence number + 1, which only grows) — or
 /// 0 (a CPU a helper-mode insert did not write). Invariants, checked as the workers go:
-/// - `count` never exceeds `maxEntries` (every worker samples it);
+/// - `count` never exceeds `maxEntries`: checked by the final pass. (Workers also sample the
+///   capacity gate's units, which a real map's gate never lets exceed `maxEntries`, so that
+///   sample shows only a stand-in map's overshoot; the bound while the run goes is
+///   `LRUHashMapTests.theBoundHoldsAtEveryMomentInOneChain`'s. Found by review, 2026-12-06.)
 /// - the key a worker has just written is present with the new mark — on every CPU after a
 ///   user-mode write, on some CPU (the others 0 or older marks) after a helper-mode one;
 ///   never only older marks (a stale value), never a newer one — on the LRU types unless

@@ -117,7 +117,9 @@ func stressDiscussion() -> String {
             Checked continuously on those maps: every value read is whole (not torn) and belongs to its key; \
             an owned key holds exactly what its owner last stored (no lost or phantom values, \
             every errno as predicted); a stable key is never missing; one writer's values never \
-            go back in time for a reader (per writer while the readers' records of every \
+            go back in time for a reader (not on object-map, whose values are handles without \
+            versions: there the winners' balance on contested keys, the checkpoints and the \
+            reference counts are its checks) (per writer while the readers' records of every \
             writer's newest version fit 256 MiB together — 8 bytes a key, writer and reader; \
             beyond, against the last value the reader saw under the key, which misses one \
             writer's stale value read after another writer's; the first lines of the output \
@@ -125,8 +127,9 @@ func stressDiscussion() -> String {
             none the run never inserts, every stable key (an array: every index, in order), \
             every key the iterating worker owns that is present and none it owns that is absent \
             (whether it returns the shared keys, which other workers insert and delete during \
-            the pass, is not checked); count stays between the stable keys and maxEntries; no \
-            unexpected errno. Once a second (every keys/32768 seconds with more keys than \
+            the pass, is not checked); count never below the stable keys (its bound above is \
+            checked at the checkpoints, from iteration: the capacity gate's units sampled \
+            meanwhile cannot exceed maxEntries by construction); no unexpected errno. Once a second (every keys/32768 seconds with more keys than \
             that) the workers pause at a checkpoint and the \
             quiescent map is checked whole: count equals the keys iteration finds, lookups agree \
             with iteration, every value is whole, and (object map) every object's reference \
@@ -145,19 +148,25 @@ func stressDiscussion() -> String {
             evicting; a share of the entries reused round after round on percpu-hash, never \
             full), looks up any worker's keys in user and helper mode and deletes its own (on \
             the LRU types, recent ones); \
-            checked: count never above maxEntries, the key just written present with its mark, \
+            checked: the key just written present with its mark, \
             which carries the write's generation (LRU: unless the hands moved their guaranteed \
             distance), a key gone after its owner's delete, every value read a mark of the key \
             or 0 on each CPU (LRU: the mark on one CPU or on every CPU, as the key's one write \
             left it); on percpu-hash also the newest generation a reader finds never older than \
             one it found before, and at the end each worker's keys present or absent as it left \
-            them, holding exactly what it read back after its last write. \
+            them, holding exactly what it read back after its last write, and a final pass \
+            finding no more than maxEntries keys (these runs have no checkpoints: the count \
+            bound is not checked while they run, nor which CPU's value a helper-mode write \
+            changed, only that exactly one changed). \
             percpu-array: helper-mode counters (half through the map's own add, half through \
             an atomic add in place) summed exactly at the end (no increment lost or \
             doubled) and indices owned by one worker each, read back as written, their newest \
             generation never going back for a reader, and at the end holding exactly what \
             their owner read back after its last write (0 if it never wrote them). lpm-trie: lookups (70 %) checked \
-            against a brute-force scan of the routes, volatile routes inserted (BPF_NOEXIST) \
+            against the stable routes (the longest stable route covering the address, or a \
+            longer volatile one that covers it; a volatile route missed or one deleted long \
+            ago passes), and, at the end, against a brute-force scan of the routes at two \
+            addresses each; volatile routes inserted (BPF_NOEXIST) \
             and deleted, stable ones replaced (half of them each by one owner), and iteration \
             passes; values carry their route, writer and version: an owner reads back what it \
             stored, no reader sees a version older than one it saw, and at the end each \
