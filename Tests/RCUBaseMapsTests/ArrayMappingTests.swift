@@ -22,6 +22,51 @@ struct ArrayMappingTests {
     /// The mapping shows value `i` at byte `i × round_up(valueSize, 8)`; what is written
     /// through a writable one is what lookups read; a writable mapping keeps the map from
     /// being frozen (EBUSY) until it is unmapped; a frozen map maps read-only only.
+    /// `BPF_F_LOCK` lookups of slots without a sequence word (8-byte values, mmapable values)
+    /// racing plain updates, which write the words with atomic stores and take no value
+    /// lock: the copy's lock word is cleared and each 8-byte word of it is one update's (a
+    /// wide mmapable value may mix updates word by word, as on Linux: a plain update does
+    /// not take the value's lock). The copy was a
+    /// plain `memcpy` under the value's lock: a data race (ThreadSanitizer reports it), and
+    /// on wide mmapable values a word changed in place could tear (found by review,
+    /// 2026-12-06, twenty-third session). Run under `--sanitize=thread` too.
+    @Test(arguments: [(8, [] as MapCreationFlags), (24, MapCreationFlags.mmapable)])
+    func lockedLookupsOfUnsequencedSlotsRaceNoPlainUpdate(valueSize: Int, flags: MapCreationFlags) throws {
+        let map = try Self.array(flags: flags, valueSize: valueSize, lockOffset: 0)
+        let stop = Atomic<Bool>(false)
+        let torn = Atomic<Int>(0)
+        let reads = Atomic<Int>(0)
+        runOnThreads(2) { thread in
+            if thread == 0 {
+                var round: UInt32 = 1
+                let deadline = ContinuousClock.now + .milliseconds(300)
+                while ContinuousClock.now < deadline {
+                    // Every 4-byte word after the lock word holds `round`.
+                    let value = [UInt32](repeating: round, count: valueSize / 4)
+                    _ = try? withUnsafeBytes(of: UInt32(1)) { key in
+                        try value.withUnsafeBytes { bytes in try map.update(key: key, value: bytes, flags: .any) }
+                    }
+                    round &+= 1
+                }
+                stop.store(true, ordering: .releasing)
+            } else {
+                var out = [UInt32](repeating: 0, count: valueSize / 4)
+                while !stop.load(ordering: .acquiring) {
+                    _ = try? withUnsafeBytes(of: UInt32(1)) { key in
+                        try out.withUnsafeMutableBytes { bytes in try map.lookup(key: key, into: bytes, flags: .lock) }
+                    }
+                    reads.add(1, ordering: .relaxed)
+                    // The lock word comes back cleared; each later word is one update's.
+                    if out[0] != 0 || stride(from: 2, to: out.count, by: 2).contains(where: { out[$0] != out[$0 + 1] }) {
+                        torn.add(1, ordering: .relaxed)
+                    }
+                }
+            }
+        }
+        #expect(reads.load(ordering: .relaxed) > 0)
+        #expect(torn.load(ordering: .relaxed) == 0)
+    }
+
     @Test func aMappingIsTheArraysStorage() throws {
         let map = try Self.array()
         for index in UInt32(0)..<4 { try map.put(index, UInt64(index) * 11) }

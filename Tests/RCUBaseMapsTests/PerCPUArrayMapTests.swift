@@ -63,6 +63,27 @@ struct PerCPUArrayMapTests {
 
     // MARK: Creation
 
+    /// `exchange` with a displaced buffer overlapping the new values at an offset: each CPU
+    /// gets its own new value (they were read after the previous CPU's old value was
+    /// stored over them: found by review, 2026-12-06, twenty-third session).
+    @Test func anExchangeThroughOverlappingBuffersStoresTheNewValues() throws {
+        let map = try Self.make(valueSize: 8)
+        let stride = map.paddedValueSize, size = map.userValueSize
+        guard map.possibleCPUCount >= 2 else { return }
+        // One buffer: the new values at 0..<size, the displaced ones at 8..<size + 8.
+        var buffer = [UInt8](repeating: 0, count: size + 8)
+        for cpu in 0..<map.possibleCPUCount { buffer[cpu * stride] = UInt8(cpu + 1) }
+        let newValues = Array(buffer[0..<size])
+        try withUnsafeBytes(of: UInt32(1)) { key in
+            try buffer.withUnsafeMutableBytes { bytes in
+                _ = try map.exchange(key: key, value: UnsafeRawBufferPointer(rebasing: bytes[0..<size]), flags: .any,
+                                     into: UnsafeMutableRawBufferPointer(rebasing: bytes[8..<size + 8]))
+            }
+        }
+        #expect(try lookup(map, 1) == newValues)
+        #expect(Array(buffer[8..<size + 8]) == [UInt8](repeating: 0, count: size))  // the old values: zeros
+    }
+
     @Test func isCreatedAndReportsPossibleCPUs() throws {
         #expect(MapRegistry.supportedBuiltInTypes.contains(.perCPUArray))
         #expect(MapType.perCPUArray.linuxTypeID == 6)

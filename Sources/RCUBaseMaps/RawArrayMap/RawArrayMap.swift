@@ -367,8 +367,20 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
     /// `BPF_F_LOCK` update (``writeKeepingLockWord(_:_:locked:displaced:)``), so a reader
     /// that falls back to holding the slot cannot deadlock with it. The copy's lock word is
     /// cleared.
+    ///
+    /// A slot without a sequence word (values of at most 8 bytes, an mmapable array's) is
+    /// copied word by word with atomic loads under the lock: a plain update writes its
+    /// words with atomic stores and no lock, so a `memcpy` there was a data race, and on an
+    /// mmapable value of 2 KiB or more could tear a word changed in place (found by review,
+    /// 2026-12-06, twenty-third session; as row 49 for the per-CPU hash).
     func copyLocked(_ slot: UnsafeMutableRawPointer, to destination: UnsafeMutableRawPointer) {
-        guard valueOffset != 0 else { return lockWord.copyLocked(slot, to: destination) }
+        guard valueOffset != 0 else {
+            MapValueLock.withLock(UnsafeMutableRawBufferPointer(start: slot, count: valueSize), offset: lockWord.offset) {
+                copyOut(destination, from: slot)
+            }
+            lockWord.clear(in: destination)
+            return
+        }
         MapValueLock.withLock(UnsafeMutableRawBufferPointer(start: slot + valueOffset, count: valueSize),
                               offset: lockWord.offset) {
             copySequenced(destination, from: slot)

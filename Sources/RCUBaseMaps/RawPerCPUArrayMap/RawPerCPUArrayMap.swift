@@ -504,10 +504,23 @@ public final class RawPerCPUArrayMap: RawMap, @unchecked Sendable {
 
     /// User-mode update that also reports every CPU's replaced value (the layout of a
     /// lookup), slot by slot. Always `true`: every index exists. Not a Linux operation.
+    ///
+    /// `displaced` may overlap `value` anywhere (as the other maps' `exchange`): the new
+    /// values are then copied aside first, since each CPU's old value is stored before the
+    /// next CPU's new one is read (an overlap at an offset gave a CPU another CPU's old
+    /// value: found by review, 2026-12-06, twenty-third session).
     public func exchange(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
                          into displaced: UnsafeMutableRawBufferPointer) throws(MapError) -> Bool {
         try checkValue(displaced, userValueSize)
-        try userUpdate(key: key, value: value, flags: flags, displaced: displaced.baseAddress!)
+        let out = displaced.baseAddress!
+        if let start = value.baseAddress, out < start + value.count, start < out + displaced.count {
+            return try withUnsafeTemporaryAllocation(byteCount: value.count, alignment: 16) { (copy) throws(MapError) in
+                copy.copyMemory(from: value)
+                try userUpdate(key: key, value: UnsafeRawBufferPointer(copy), flags: flags, displaced: out)
+                return true
+            }
+        }
+        try userUpdate(key: key, value: value, flags: flags, displaced: out)
         return true
     }
 
