@@ -1,5 +1,8 @@
 import RCUMaps
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `rcumaps stress` for PERCPU_ARRAY: `UInt32` indices, an 8-byte value per possible CPU,
 /// `--keys` entries. The indices are split in two halves.
@@ -86,6 +89,12 @@ final class PerCPUArrayStressWorker {
     var written: [UInt64]
     /// One user-mode value: every CPU's 8 bytes.
     var values: [UInt64]
+    /// The slot of the CPU this worker is pinned to (odd workers, when the system lets it):
+    /// its helper-mode writes must change that slot and no other. Unpinned workers migrate
+    /// freely, which the other checks allow for. (Nothing checked which slot a helper-mode
+    /// write changed, only that one did: a write to a stale CPU's slot passed; found by
+    /// review, 2026-12-06, twenty-third session.)
+    var pinnedSlot: Int?
     var stats = StressStats()
 
     init(map: RawPerCPUArrayMap, index: Int, threads: Int, seed: UInt64, control: StressControl,
@@ -119,6 +128,13 @@ final class PerCPUArrayStressWorker {
     }
 
     func run() {
+        if index % 2 == 1 {
+            let cpus = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+            let cpu = (index / 2) % cpus
+            if RawPerCPUArrayMap.pinCurrentThread(toCPU: cpu) {
+                pinnedSlot = RawPerCPUArrayMap.slot(ofCPU: cpu, slots: map.possibleCPUCount)
+            }
+        }
         stats.operations &+= control.runBatches { step() }
         checkOwned()
     }
@@ -248,6 +264,9 @@ final class PerCPUArrayStressWorker {
         let changed = helper ? zip(before, values).filter { $0 != $1 }.map(\.1) : []
         if stale || (helper ? changed != [mark] : current != values.count) {
             recorder.record(.ownKey, "owned index \(target) just written with \(mark) (\(helper ? "helper" : "user") mode) holds \(values)")
+        } else if helper, let pinnedSlot, values[pinnedSlot] != mark {
+            recorder.record(.ownKey, "owned index \(target) written in helper mode by a worker pinned to the CPU of "
+                + "slot \(pinnedSlot) changed another CPU's value: \(values)")
         }
     }
 

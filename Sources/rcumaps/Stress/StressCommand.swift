@@ -161,7 +161,9 @@ func stressDiscussion() -> String {
             percpu-array: helper-mode counters (half through the map's own add, half through \
             an atomic add in place) summed exactly at the end (no increment lost or \
             doubled) and indices owned by one worker each, read back as written, their newest \
-            generation never going back for a reader, and at the end holding exactly what \
+            generation never going back for a reader, a helper-mode write by a worker pinned \
+            to a CPU (the odd workers, where the system allows it) changing that CPU's value, \
+            and at the end holding exactly what \
             their owner read back after its last write (0 if it never wrote them). lpm-trie: lookups (70 %) checked \
             against the stable routes (the longest stable route covering the address, or a \
             longer volatile one that covers it; a volatile route missed or one deleted long \
