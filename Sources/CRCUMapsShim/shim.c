@@ -863,7 +863,8 @@ static void rcumaps_gp_start_locked(void)
     pthread_attr_init(&attributes);
     pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
     pthread_t thread;
-    int err = rcumaps_gp_fail_starts ? EAGAIN : pthread_create(&thread, &attributes, rcumaps_gp_driver_main, NULL);
+    int err = __atomic_load_n(&rcumaps_gp_fail_starts, __ATOMIC_RELAXED)
+        ? EAGAIN : pthread_create(&thread, &attributes, rcumaps_gp_driver_main, NULL);
     pthread_attr_destroy(&attributes);
     if (err != 0) {
         /* A process at its thread limit (a container's pids.max, RLIMIT_NPROC): the items
@@ -880,7 +881,8 @@ static void rcumaps_gp_start_locked(void)
     rcumaps_gp_started = 1;
 }
 
-void rcumaps_gp_test_fail_driver_starts(int fail) { rcumaps_gp_fail_starts = fail; }
+/* (Atomic: another thread's enqueue may read it under the queue's lock meanwhile.) */
+void rcumaps_gp_test_fail_driver_starts(int fail) { __atomic_store_n(&rcumaps_gp_fail_starts, fail, __ATOMIC_RELAXED); }
 
 void rcumaps_gp_driver_enqueue(struct rcu_head *head, void (*func)(struct rcu_head *head))
 {
