@@ -30,6 +30,23 @@ struct TypedPerCPUHashTests {
         #expect(values.filter { $0 == 5 }.count == 1)
         #expect(values.filter { $0 == 0 }.count == map.possibleCPUCount - 1)
         #expect(map.withAtomicFields(forKey: 99) { $0[\.self].load(ordering: .relaxed) } == nil)
+        // In place, plain: the calling CPU's value (on a thread of its own, pinned so that it
+        // stays on that CPU; a test's pool thread must not be pinned).
+        let pinned = Mutex<(slot: Int, returned: UInt64?)?>(nil)
+        runOnThreads(1) { _ in
+            guard RawPerCPUArrayMap.pinCurrentThread(toCPU: 0) else { return }
+            let returned = map.withValue(forKey: 3) { value -> UInt64 in
+                value = 40
+                return value
+            }
+            pinned.withLock { $0 = (RawPerCPUArrayMap.slot(ofCPU: 0, slots: map.possibleCPUCount), returned) }
+        }
+        if let (slot, returned) = pinned.withLock({ $0 }) {
+            #expect(returned == 40)
+            #expect(map[3]?[slot] == 40)
+            #expect(map[3]?.filter { $0 == 40 }.count == 1)
+        }
+        #expect(map.withValue(forKey: 99) { $0 } == nil)
     }
 
     @Test func atomicIncrementsFromManyThreadsSumExactly() throws {

@@ -187,6 +187,35 @@ public final class PerCPUHashMap<Key: BitwiseCopyable & Sendable, Value: Bitwise
         }
     }
 
+    /// Runs `body` on the calling CPU's value of `key`, in place, with plain access, inside
+    /// a new epoch section (as an eBPF program's `bpf_map_lookup_elem`); an LRU map marks
+    /// the entry used. As ``PerCPUArrayMap``'s `withValue(at:_:)`.
+    ///
+    /// - Returns: What `body` returned, or `nil` when `key` is absent.
+    ///
+    /// Concurrency: another thread may be on the same CPU's value (after a migration): a
+    /// plain read-modify-write here can lose its update or be torn. Use
+    /// ``withAtomicFields(forKey:_:)`` or `add(_:forKey:)` for counters. The value is
+    /// borrowed: it cannot leave `body`.
+    @discardableResult
+    public func withValue<Result, Failure: Error>(
+        forKey key: Key, _ body: (inout Value) throws(Failure) -> Result
+    ) throws(Failure) -> Result? {
+        try Epoch.withSection { (section) throws(Failure) -> Result? in
+            let stored: UnsafeMutableRawBufferPointer? = withUnsafeBytes(of: key) { key in
+                do throws(MapError) {
+                    return try raw.lookupInPlace(key: key, in: section)
+                } catch where error == .keyNotFound {
+                    return nil
+                } catch {
+                    typedMapInvariantBroken(error, "in-place lookup")
+                }
+            }
+            guard let stored else { return nil }
+            return try body(&stored.baseAddress!.assumingMemoryBound(to: Value.self).pointee)
+        }
+    }
+
     /// Stores `value` as the calling CPU's value of `key` (a helper-mode update with
     /// `flags`): a new key's other CPUs hold zeros, an existing key's keep their values.
     ///
