@@ -14,6 +14,9 @@ import Synchronization
 // - a lookup of an address answers the longest stable prefix covering it, or a volatile
 //   prefix that covers it and is longer — never a shorter prefix, one that does not cover
 //   the address, or nothing;
+// - volatile routes of odd offset are owned, inserted and deleted by one worker only: a
+//   lookup inside one right after its owner inserted it answers it or a longer route, and
+//   right after its owner deleted it never answers it;
 // - the answer's value is a token of the route answered, by a writer that may write it
 //   (never the prefill's on a volatile route; the owner's or the prefill's on an owned
 //   route); on an owned route read by its owner, exactly the token it last stored;
@@ -74,6 +77,16 @@ struct LPMStressRoutes: Sendable {
     /// volatile).
     func owner(_ index: Int, threads: Int) -> Int? {
         index < stableCount && index & 1 == 1 ? (index / 2) % threads : nil
+    }
+
+    /// The worker that alone inserts and deletes volatile route `index` (odd offsets past
+    /// the stable routes), or nil (shared, or stable). Its owner knows when it is stored, so
+    /// its lookups right after its own insert and delete are checked against it: a lookup
+    /// that missed a longer volatile route present the whole time, or answered one deleted,
+    /// passed the checks against the stable routes alone (found by review, 2026-12-06).
+    func volatileOwner(_ index: Int, threads: Int) -> Int? {
+        let offset = index - stableCount
+        return offset >= 0 && offset & 1 == 1 ? (offset / 2) % threads : nil
     }
 
     /// Owned stable routes per owner slot: route `2 * (worker + k * threads) + 1` for
@@ -140,7 +153,9 @@ final class LPMStressShared<Map: RawMap>: Sendable {
         let writer = StressToken.writer(token)
         guard StressToken.key(token) == index, writer <= threads else { return false }
         if writer == 0 { return index < routes.stableCount && StressToken.version(token) == StressToken.prefillVersion }
-        if let owner = routes.owner(index, threads: threads) { return writer == owner + 1 }
+        if let owner = routes.owner(index, threads: threads) ?? routes.volatileOwner(index, threads: threads) {
+            return writer == owner + 1
+        }
         return true
     }
 
@@ -260,7 +275,6 @@ final class LPMStressWorker<Map: RawMap> {
     func step() {
         let bits = random.next()
         let choice = bits % 100
-        let volatileCount = routes.lengths.count - routes.stableCount
         if choice < 70 {
             // An address inside a random route, or anywhere in 10.0.0.0/14.
             let index = Int((bits >> 8) % UInt64(routes.lengths.count))
@@ -270,9 +284,9 @@ final class LPMStressWorker<Map: RawMap> {
             stats.lookups += 1
             if checkLookup(address, volatileAllowed: true) { stats.lookupHits += 1 }
         } else if choice < 80 {
-            insertVolatile(routes.stableCount + Int((bits >> 8) % UInt64(volatileCount)))
+            insertVolatile(volatileRoute(bits))
         } else if choice < 90 {
-            deleteVolatile(routes.stableCount + Int((bits >> 8) % UInt64(volatileCount)))
+            deleteVolatile(volatileRoute(bits))
         } else if choice < 99 {
             replaceStable(bits)
         } else if bits & 0xF00 == 0 {
@@ -287,6 +301,34 @@ final class LPMStressWorker<Map: RawMap> {
         }
     }
 
+    /// A volatile route this worker may write: a shared one, or one of its own (a route
+    /// another worker owns gives way to the shared one before it).
+    func volatileRoute(_ bits: UInt64) -> Int {
+        let volatileCount = routes.lengths.count - routes.stableCount
+        let pick = routes.stableCount + Int((bits >> 8) % UInt64(volatileCount))
+        guard let owner = routes.volatileOwner(pick, threads: shared.threads), owner != worker else { return pick }
+        return pick - 1
+    }
+
+    /// After this worker's own insert or delete of its volatile route `index`: a lookup of
+    /// an address inside it answers that route or a longer one while it is stored, and
+    /// never that route once deleted (no other worker writes it meanwhile).
+    func checkOwnVolatile(_ index: Int, stored: Bool, hostBits: UInt32) {
+        guard routes.volatileOwner(index, threads: shared.threads) == worker else { return }
+        let address = routes.data[index] | hostBits & ~LPMStressRoutes.mask(routes.lengths[index])
+        stats.selfChecks += 1
+        guard let token = try? shared.lookup(address) else { return }  // (checkLookup reports a failed lookup)
+        let answered = StressToken.key(token)
+        guard answered < routes.lengths.count else { return }
+        if stored, routes.lengths[answered] < routes.lengths[index] {
+            recorder.record(.ownKey, "lookup \(hex(address)) right after this worker inserted its volatile route \(index) "
+                + "/\(routes.lengths[index]) answered the shorter route \(answered) /\(routes.lengths[answered])")
+        } else if !stored, answered == index {
+            recorder.record(.ownKey, "lookup \(hex(address)) right after this worker deleted its volatile route \(index) "
+                + "answered it: \(StressToken.describe(token))")
+        }
+    }
+
     func insertVolatile(_ index: Int) {
         stats.updates += 1
         version += 1
@@ -294,6 +336,7 @@ final class LPMStressWorker<Map: RawMap> {
             try shared.store(index, token: StressToken.make(key: index, writer: worker + 1, version: version), flags: .noExist)
             stats.updatesStored += 1
             balance[index] &+= 1
+            checkOwnVolatile(index, stored: true, hostBits: UInt32(truncatingIfNeeded: random.next()))
         } catch where error == .alreadyExists {
             stats.updatesExisting += 1
         } catch {
@@ -307,6 +350,7 @@ final class LPMStressWorker<Map: RawMap> {
             try shared.delete(index)
             stats.deletesDone += 1
             balance[index] &-= 1
+            checkOwnVolatile(index, stored: false, hostBits: UInt32(truncatingIfNeeded: random.next()))
         } catch where error == .keyNotFound {
         } catch {
             recorder.record(.errno, "delete of volatile route \(index): \(error)")

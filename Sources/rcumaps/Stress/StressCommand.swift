@@ -166,9 +166,11 @@ func stressDiscussion() -> String {
             and at the end holding exactly what \
             their owner read back after its last write (0 if it never wrote them). lpm-trie: lookups (70 %) checked \
             against the stable routes (the longest stable route covering the address, or a \
-            longer volatile one that covers it; a volatile route missed or one deleted long \
-            ago passes), and, at the end, against a brute-force scan of the routes at two \
-            addresses each; volatile routes inserted (BPF_NOEXIST) \
+            longer volatile one that covers it), a lookup right after a worker's own insert \
+            or delete of a volatile route of its own (half of them have one owner) against \
+            that route (it or a longer one while stored, never it once deleted), and, at \
+            the end, against a brute-force scan of the routes at two addresses each; \
+            volatile routes inserted (BPF_NOEXIST) \
             and deleted, stable ones replaced (half of them each by one owner), and iteration \
             passes; values carry their route, writer and version: an owner reads back what it \
             stored, no reader sees a version older than one it saw, and at the end each \
