@@ -26,6 +26,25 @@ struct BucketGrowthThrottleTests {
         case hashChurn
     }
 
+    /// Runs `body` on one thread while another holds an epoch section from before `body`
+    /// starts until it returns (so no grace period ends meanwhile).
+    static func whileAnotherThreadHoldsASection(_ body: @escaping @Sendable () -> Void) {
+        let inside = Atomic<Bool>(false)
+        let release = Atomic<Bool>(false)
+        runOnThreads(2) { thread in
+            if thread == 0 {
+                Epoch.withSection { _ in
+                    inside.store(true, ordering: .releasing)
+                    while !release.load(ordering: .acquiring) { usleep(500) }
+                }
+                return
+            }
+            while !inside.load(ordering: .acquiring) { usleep(100) }
+            body()
+            release.store(true, ordering: .releasing)
+        }
+    }
+
     @Test(arguments: Workload.allCases)
     func memoryStaysBoundedWhileASectionIsHeld(workload: Workload) throws {
         let tag = uniqueTag()
@@ -55,19 +74,8 @@ struct BucketGrowthThrottleTests {
         let before = EpochMemory.statistics(for: tag).liveBytes
         let throttlesBefore = buckets.growthThrottles
 
-        // A reader holds its section until the writer is done.
-        let inside = Atomic<Bool>(false)
-        let release = Atomic<Bool>(false)
         let peak = Atomic<Int>(0)
-        runOnThreads(2) { thread in
-            if thread == 0 {
-                Epoch.withSection { _ in
-                    inside.store(true, ordering: .releasing)
-                    while !release.load(ordering: .acquiring) { usleep(500) }
-                }
-                return
-            }
-            while !inside.load(ordering: .acquiring) { usleep(100) }
+        Self.whileAnotherThreadHoldsASection {
             let start = ContinuousClock.now
             var round: UInt64 = 0
             // 1.5 s of writes, or 200,000 of them (40 bytes a write unthrottled: 8 MB).
@@ -85,7 +93,6 @@ struct BucketGrowthThrottleTests {
                     if live > peak.load(ordering: .relaxed) { peak.store(live, ordering: .relaxed) }
                 }
             }
-            release.store(true, ordering: .releasing)
         }
         let grown = peak.load(ordering: .relaxed) - before
         // The bound, plus what writes add between a wait and the next allocation that
@@ -102,19 +109,9 @@ struct BucketGrowthThrottleTests {
     /// 250 ms; found by review, 2026-12-06.)
     @Test func anotherMapsPendingMemoryIsNotThisMapsGrowth() throws {
         let tag = uniqueTag()
-        let inside = Atomic<Bool>(false)
-        let release = Atomic<Bool>(false)
         let throttles = Atomic<Int>(-1)
         let failures = Atomic<Int>(0)
-        runOnThreads(2) { thread in
-            if thread == 0 {
-                Epoch.withSection { _ in
-                    inside.store(true, ordering: .releasing)
-                    while !release.load(ordering: .acquiring) { usleep(500) }
-                }
-                return
-            }
-            while !inside.load(ordering: .acquiring) { usleep(100) }
+        Self.whileAnotherThreadHoldsASection {
             do {
                 // About 2 MiB of buckets, freed after the held grace period.
                 var large: RawBucketHashMap? = try RawBucketHashMap(
@@ -130,7 +127,6 @@ struct BucketGrowthThrottleTests {
             } catch {
                 failures.add(1, ordering: .relaxed)
             }
-            release.store(true, ordering: .releasing)
         }
         #expect(failures.load(ordering: .relaxed) == 0)
         #expect(throttles.load(ordering: .relaxed) == 0, "the small map's writers waited for another map's memory")

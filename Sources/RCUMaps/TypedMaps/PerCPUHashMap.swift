@@ -173,17 +173,21 @@ public final class PerCPUHashMap<Key: BitwiseCopyable & Sendable, Value: Bitwise
         forKey key: Key, _ body: (borrowing AtomicFields<Value>) throws(Failure) -> Result
     ) throws(Failure) -> Result? {
         try Epoch.withSection { (section) throws(Failure) -> Result? in
-            let stored: UnsafeMutableRawBufferPointer? = withUnsafeBytes(of: key) { key in
-                do throws(MapError) {
-                    return try raw.lookupInPlace(key: key, in: section)
-                } catch where error == .keyNotFound {
-                    return nil
-                } catch {
-                    typedMapInvariantBroken(error, "in-place lookup")
-                }
-            }
-            guard let stored else { return nil }
+            guard let stored = currentCPUValue(key, in: section) else { return nil }
             return try body(AtomicFields(stored.baseAddress!))
+        }
+    }
+
+    /// The calling CPU's value of `key`, in place, for `section`; nil when `key` is absent.
+    func currentCPUValue(_ key: Key, in section: borrowing EpochSection) -> UnsafeMutableRawBufferPointer? {
+        withUnsafeBytes(of: key) { key in
+            do throws(MapError) {
+                return try raw.lookupInPlace(key: key, in: section)
+            } catch where error == .keyNotFound {
+                return nil
+            } catch {
+                typedMapInvariantBroken(error, "in-place lookup")
+            }
         }
     }
 
@@ -202,16 +206,7 @@ public final class PerCPUHashMap<Key: BitwiseCopyable & Sendable, Value: Bitwise
         forKey key: Key, _ body: (inout Value) throws(Failure) -> Result
     ) throws(Failure) -> Result? {
         try Epoch.withSection { (section) throws(Failure) -> Result? in
-            let stored: UnsafeMutableRawBufferPointer? = withUnsafeBytes(of: key) { key in
-                do throws(MapError) {
-                    return try raw.lookupInPlace(key: key, in: section)
-                } catch where error == .keyNotFound {
-                    return nil
-                } catch {
-                    typedMapInvariantBroken(error, "in-place lookup")
-                }
-            }
-            guard let stored else { return nil }
+            guard let stored = currentCPUValue(key, in: section) else { return nil }
             return try body(&stored.baseAddress!.assumingMemoryBound(to: Value.self).pointee)
         }
     }
