@@ -1,7 +1,25 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 @testable import rcumaps
 import RCUMaps
 import Synchronization
 import Testing
+
+/// What ``aThreadCanBePinned()``'s thread found.
+private let pinProbe = Atomic<Int>(0)
+
+/// Whether a new thread (not a pool thread of the test runner, which must not be pinned) can
+/// be pinned to CPU 0, as the stress run's first odd worker pins itself.
+func aThreadCanBePinned() -> Bool {
+    var thread = pthread_t()
+    guard pthread_create(&thread, nil, { _ in
+        pinProbe.store(RawPerCPUArrayMap.pinCurrentThread(toCPU: 0) ? 1 : 2, ordering: .releasing)
+        return nil
+    }, nil) == 0 else { return false }
+    pthread_join(thread, nil)
+    return pinProbe.load(ordering: .acquiring) == 1
+}
 
 /// A PERCPU_HASH whose user-mode lookups sometimes answer the values the key's latest
 /// user-mode update displaced: the right key, every CPU an old value of it. Before the
@@ -37,6 +55,28 @@ final class EveryCPUHelperWriteMap: ForwardingMap, @unchecked Sendable {
     override func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
                          in section: borrowing EpochSection) throws(MapError) {
         let all = [UInt64](repeating: value.loadUnaligned(as: UInt64.self), count: cpus)
+        let result: Result<Void, MapError> = all.withUnsafeBytes { bytes in
+            Result { () throws(MapError) in try base.update(key: key, value: bytes, flags: flags) }
+        }
+        try result.get()
+    }
+}
+
+/// A PERCPU_HASH whose helper-mode writes store the value in the slot after the calling
+/// CPU's (the others kept): one CPU's value changes, but not the caller's.
+final class NextCPUHelperWriteMap: ForwardingMap, @unchecked Sendable {
+    let cpus: Int
+    init(base: RawPerCPUHashMap) {
+        cpus = base.possibleCPUCount
+        super.init(base: base)
+    }
+
+    override func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
+                         in section: borrowing EpochSection) throws(MapError) {
+        var all = [UInt64](repeating: 0, count: cpus)
+        _ = all.withUnsafeMutableBytes { buffer in try? base.lookup(key: key, into: buffer) }
+        let own = RawPerCPUArrayMap.currentCPUSlot(of: cpus)
+        all[(own + 1) % cpus] = value.loadUnaligned(as: UInt64.self)
         let result: Result<Void, MapError> = all.withUnsafeBytes { bytes in
             Result { () throws(MapError) in try base.update(key: key, value: bytes, flags: flags) }
         }
@@ -106,6 +146,33 @@ struct PerCPUStressGenerationTests {
                                               progress: false, samples: nil)
         #expect(!exercise.hung)
         #expect(recorder.byKind.contains { $0.0 == .ownKey }, "\(recorder.byKind) \(recorder.descriptions)")
+    }
+
+    /// A helper-mode write must change the calling CPU's value: a write that changes one
+    /// other CPU's value is caught by a worker pinned to a CPU (found by review, 2026-12-06:
+    /// only "exactly one CPU changed" was checked), and the same run on the plain map
+    /// reports nothing. Needs two possible CPUs, and a system that lets a thread be pinned.
+    @Test(.enabled(if: RawPerCPUArrayMap.possibleCPUs > 1, "one possible CPU"))
+    func aHelperWriteToAnotherCPUIsCaught() throws {
+        let options = Self.options()
+        let base = try Self.map(named: "nextcpu", options)
+        let recorder = StressRecorder(label: "nextcpu", echo: false)
+        let exercise = exerciseEvictingTarget(
+            EvictingStressTarget(map: NextCPUHelperWriteMap(base: base), storage: base.storage, cpus: base.possibleCPUCount,
+                                 threads: options.threads),
+            kind: .perCPUHash, options: options, seed: 3, recorder: recorder, progress: false, samples: nil)
+        #expect(!exercise.hung)
+        if aThreadCanBePinned() {
+            #expect(recorder.descriptions.contains { $0.contains("by a worker pinned to the CPU of slot") },
+                    "\(recorder.byKind) \(recorder.descriptions)")
+        }
+        let plain = try Self.map(named: "pinctl", options)
+        let control = StressRecorder(label: "pinctl", echo: false)
+        _ = exerciseEvictingTarget(EvictingStressTarget(map: plain, storage: plain.storage, cpus: plain.possibleCPUCount,
+                                                        threads: options.threads),
+                                   kind: .perCPUHash, options: options, seed: 3, recorder: control, progress: false,
+                                   samples: nil)
+        #expect(control.byKind.isEmpty, "\(control.descriptions)")
     }
 
     /// Each worker knows which of its own keys are present (only it writes and deletes them):

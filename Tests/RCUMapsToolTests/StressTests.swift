@@ -302,7 +302,7 @@ struct StressRunTests {
         // A key stored with value 0 (as a zeroed slot would read) fails the final check.
         try withUnsafeBytes(of: key) { k in try withUnsafeBytes(of: UInt64(0)) { try lru.update(key: k, value: $0, flags: .any) } }
         let recorder = StressRecorder(label: "zeros", echo: false)
-        target.finalCheck(recorder: recorder)
+        target.quiescentCheck("final pass", recorder: recorder)
         #expect(recorder.byKind.contains { $0.0 == .value }, "\(recorder.descriptions)")
     }
 
@@ -576,6 +576,23 @@ final class OvershootingMap: ForwardingMap, StressCapacityReporting, @unchecked 
     var stressCapacityUnits: Int { base.definition.maxEntries + 1 }
 }
 
+/// A map whose `count` is one above `maxEntries` for its first `forSeconds` seconds, then
+/// true (its capacity units, which the workers sample, stay true).
+final class EarlyCountOvershootMap: ForwardingMap, StressCapacityReporting, @unchecked Sendable {
+    var stressCapacityUnits: Int { rcumaps.stressCapacityUnits(of: base) }
+
+    let until: UInt64
+
+    init(base: any RawMap, forSeconds seconds: Double) {
+        until = MonotonicClock.nanoseconds() + UInt64(seconds * 1e9)
+        super.init(base: base)
+    }
+
+    override var count: Int {
+        MonotonicClock.nanoseconds() < until ? base.definition.maxEntries + 1 : base.count
+    }
+}
+
 /// An LRU_HASH (8-byte values) whose deletes of a present key sometimes succeed without
 /// removing it.
 final class DeleteKeepsLRUMap: ForwardingMap, @unchecked Sendable {
@@ -676,6 +693,30 @@ struct StressCheckerTests {
                                          samples: nil)
         #expect(!run.hung)
         #expect(evicting.byKind.contains { $0.0 == .countOvershoot }, "\(evicting.byKind)")
+    }
+
+    /// The evicting runs check the map at checkpoints, with the workers paused, not only at
+    /// the end: a count above `maxEntries` that lasts only the first 1.5 s of a 2.5 s run is
+    /// caught by the checkpoint at 1 s, and only there (these runs had no checkpoints: the
+    /// bound was checked by the final pass alone; found by review, 2026-12-06, twenty-third
+    /// session).
+    @Test func anEvictingRunsCheckpointsCatchWhatTheEndNoLongerShows() throws {
+        var options = StressOptions()
+        options.duration = 2.5
+        options.threads = 2
+        options.keys = 256
+        let lru = try RawBucketHashMap(MapDefinition(type: .lruHash, keySize: 8, valueSize: 8, maxEntries: 64, name: "ckpt",
+                                                     hashImplementation: .bucketLocked))
+        let map = EarlyCountOvershootMap(base: lru, forSeconds: 1.5)
+        let recorder = StressRecorder(label: "ckpt", echo: false)
+        let run = exerciseEvictingTarget(EvictingStressTarget(map: map, storage: lru, cpus: 1, threads: options.threads),
+                                         kind: .lruHash, options: options, seed: 7, recorder: recorder, progress: false,
+                                         samples: nil)
+        #expect(!run.hung)
+        #expect(run.checkpoints >= 2, "checkpoints: \(run.checkpoints)")
+        let counts = recorder.descriptions.filter { $0.contains("above maxEntries") }
+        #expect(counts.contains { $0.contains("checkpoint 1 at") }, "\(recorder.descriptions)")
+        #expect(!counts.contains { $0.contains("final pass") }, "\(recorder.descriptions)")
     }
 
     /// On the LRU types too, a lookup after a delete of a worker's own key finds nothing:

@@ -13,12 +13,16 @@ import Synchronization
 /// value a key ever holds, on every CPU, is one of the key's *marks* — a tag of the key and
 /// the *generation* of the write (the writer's sequence number + 1, which only grows) — or
 /// 0 (a CPU a helper-mode insert did not write). Invariants, checked as the workers go:
-/// - `count` never exceeds `maxEntries`: checked by the final pass. (Workers also sample the
+/// - `count` never exceeds `maxEntries`, and a pass finds exactly `count` keys, each holding
+///   only its marks: checked with the workers paused, at checkpoints (about once a second,
+///   less often for maps over 32,768 entries) and at the end. (Workers also sample the
 ///   capacity gate's units, which a real map's gate never lets exceed `maxEntries`, so that
-///   sample shows only a stand-in map's overshoot; the bound while the run goes is
+///   sample shows only a stand-in map's overshoot; the bound at every moment is
 ///   `LRUHashMapTests.theBoundHoldsAtEveryMomentInOneChain`'s. Found by review, 2026-12-06.)
 /// - the key a worker has just written is present with the new mark — on every CPU after a
-///   user-mode write, on some CPU (the others 0 or older marks) after a helper-mode one;
+///   user-mode write, on exactly one CPU after a helper-mode one, the others unchanged (the
+///   CPU the worker is pinned to, for the odd workers of the per-CPU types where the system
+///   lets them be pinned);
 ///   never only older marks (a stale value), never a newer one — on the LRU types unless
 ///   the eviction hands moved on by their guaranteed distance meanwhile;
 /// - a lookup of any key, in user or helper mode, finds a mark of that key or 0 on each
@@ -69,6 +73,9 @@ func exerciseEvictingTarget(_ target: EvictingStressTarget, kind: StressMapKind,
     guard let (reports, sampling, startedAt) = runStressWorkers(
         kind, options: options, recorder: recorder, samples: samples, progress: progress, exercise: &exercise,
         status: { "  count \(target.map.count)" },
+        // A pass per checkpoint: about 1 s of workers' time per 32,768 entries at most.
+        checkpointTicks: max(1, target.maxEntries / 32_768),
+        checkpoint: { label in target.quiescentCheck(label, recorder: recorder) },
         { index, control in
             let worker = EvictingStressWorker(target: target, index: index, threads: options.threads, seed: seed,
                                               control: control, recorder: recorder)
@@ -76,7 +83,7 @@ func exerciseEvictingTarget(_ target: EvictingStressTarget, kind: StressMapKind,
             return worker.stats
         }) else { return exercise }
     exercise.stats = reports.reduce(StressStats()) { $0 + $1 }
-    target.finalCheck(recorder: recorder)
+    target.quiescentCheck("final pass", recorder: recorder)
     sampling.take(.end, at: Double(MonotonicClock.nanoseconds() - startedAt) / 1e9, into: &exercise)
     return exercise
 }
@@ -147,11 +154,12 @@ struct EvictingStressTarget: Sendable {
         return isLRU ? marked == 1 || marked == values.count : marked > 0
     }
 
-    /// Checks, with the workers stopped, that the count is within bounds and every entry
-    /// holds its mark.
-    func finalCheck(recorder: StressRecorder) {
+    /// Checks, with the workers paused at a checkpoint or stopped, that the count is within
+    /// bounds and every entry holds its mark. `label` ("checkpoint 3 at 3.0 s", "final pass")
+    /// starts its messages.
+    func quiescentCheck(_ label: String, recorder: StressRecorder) {
         let count = map.count
-        if count > maxEntries { recorder.record(.count, "final count \(count) above maxEntries \(maxEntries)") }
+        if count > maxEntries { recorder.record(.count, "\(label): count \(count) above maxEntries \(maxEntries)") }
         var cursor: UInt64?
         var seen = Set<UInt64>()
         var next: UInt64 = 0
@@ -171,26 +179,26 @@ struct EvictingStressTarget: Sendable {
                 }
             }
             if case .failure(let error) = step {
-                if error != .keyNotFound { recorder.record(.iteration, "final pass ended with \(error)") }
+                if error != .keyNotFound { recorder.record(.iteration, "\(label): the pass ended with \(error)") }
                 break
             }
             cursor = next
             let key = next
             guard seen.insert(key).inserted else {
-                recorder.record(.iteration, "final pass returned key \(key) twice")
+                recorder.record(.iteration, "\(label): the pass returned key \(key) twice")
                 break
             }
             do {
                 try withUnsafeBytes(of: key) { k in try values.withUnsafeMutableBytes { try map.lookup(key: k, into: $0) } }
                 if !holdsOnlyMarks(values, of: key) {
-                    recorder.record(.value, "final pass: key \(key) holds \(values)")
+                    recorder.record(.value, "\(label): key \(key) holds \(values)")
                 }
             } catch {
-                recorder.record(.iteration, "final pass: key \(key) returned by the pass, then its lookup failed: \(error)")
+                recorder.record(.iteration, "\(label): key \(key) returned by the pass, then its lookup failed: \(error)")
             }
         }
-        if seen.count > maxEntries { recorder.record(.count, "final pass saw \(seen.count) keys, maxEntries \(maxEntries)") }
-        if seen.count != count { recorder.record(.count, "final pass saw \(seen.count) keys, count is \(count)") }
+        if seen.count > maxEntries { recorder.record(.count, "\(label): the pass saw \(seen.count) keys, maxEntries \(maxEntries)") }
+        if seen.count != count { recorder.record(.count, "\(label): the pass saw \(seen.count) keys, count is \(count)") }
     }
 }
 
@@ -221,6 +229,11 @@ final class EvictingStressWorker {
     var ownDigest: [UInt64]
     /// What this worker did (lookups, updates stored, deletes done, count checks).
     var stats = StressStats()
+    /// On the per-CPU types, the slot of the CPU this worker is pinned to (odd workers, when
+    /// the system lets it): its helper-mode writes must change that CPU's value. Unpinned
+    /// workers may migrate mid-write, so for them only "exactly one CPU's value changed" is
+    /// checked (which CPU was not, for any worker: found by review, 2026-12-06).
+    var pinnedSlot: Int?
 
     init(target: EvictingStressTarget, index: Int, threads: Int, seed: UInt64, control: StressControl,
          recorder: StressRecorder) {
@@ -248,6 +261,13 @@ final class EvictingStressWorker {
     }
 
     func run() {
+        if target.cpus > 1, index % 2 == 1 {
+            let online = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+            let cpu = (index / 2) % online
+            if RawPerCPUArrayMap.pinCurrentThread(toCPU: cpu) {
+                pinnedSlot = RawPerCPUArrayMap.slot(ofCPU: cpu, slots: target.cpus)
+            }
+        }
         stats.operations &+= control.runBatches { step() }
         if !target.isLRU { checkOwnPresence() }
     }
@@ -372,6 +392,9 @@ final class EvictingStressWorker {
             if changed.count != 1 || values[changed[0]] != mark {
                 recorder.record(.ownKey, "key \(key): a helper-mode write of generation \(generation) changed CPUs \(changed) "
                     + "(\(previous == nil ? "a new key" : "present before")): one CPU's value, to the mark, was expected")
+            } else if let pinnedSlot, changed[0] != pinnedSlot {
+                recorder.record(.ownKey, "key \(key): a helper-mode write of generation \(generation) by a worker pinned to the "
+                    + "CPU of slot \(pinnedSlot) changed slot \(changed[0])'s value")
             }
         }
     }

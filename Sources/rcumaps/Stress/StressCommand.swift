@@ -155,9 +155,10 @@ func stressDiscussion() -> String {
             left it); on percpu-hash also the newest generation a reader finds never older than \
             one it found before, and at the end each worker's keys present or absent as it left \
             them, holding exactly what it read back after its last write, and a final pass \
-            finding no more than maxEntries keys (these runs have no checkpoints: the count \
-            bound is not checked while they run, nor which CPU's value a helper-mode write \
-            changed, only that exactly one changed). \
+            finding no more than maxEntries keys; the same pass (count, bound, marks) at \
+            checkpoints while they run, with the workers paused; a helper-mode write changing \
+            exactly one CPU's value, and for a worker pinned to a CPU (the odd workers, where \
+            the system allows it) that CPU's. \
             percpu-array: helper-mode counters (half through the map's own add, half through \
             an atomic add in place) summed exactly at the end (no increment lost or \
             doubled) and indices owned by one worker each, read back as written, their newest \

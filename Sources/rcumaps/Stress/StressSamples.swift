@@ -205,36 +205,61 @@ struct StressSampling {
     }
 }
 
-/// The coordinator of a run without checkpoints (LRU and per-CPU maps): samples at the start,
-/// starts the workers, samples about once a second (with a progress line, `status()`
-/// appended, when `progress`) and returns when `options.duration` has passed, with the
-/// start time (also in `exercise.startedAt`).
+/// The coordinator of the runs whose workers use ``StressControl/runBatches(_:)`` (LRU,
+/// per-CPU and LPM maps): samples at the start, starts the workers, samples about once a
+/// second (with a progress line, `status()` appended, when `progress`) and returns when
+/// `options.duration` has passed, with the start time (also in `exercise.startedAt`).
+///
+/// With a `checkpoint`, every `checkpointTicks` seconds it pauses the workers (each at a
+/// batch boundary, so no operation is in flight), runs `checkpoint` with a label for its
+/// messages, and resumes them. Workers that do not pause within ``stressWatchdog`` are
+/// reported and the run goes on without further checkpoints (the stop's watchdog then
+/// reports them as hung).
 func runStressClock(_ sampling: StressSampling, options: StressOptions, progress: Bool,
-                    exercise: inout StressExercise, status: () -> String = { "" }) -> UInt64 {
+                    exercise: inout StressExercise, status: () -> String = { "" },
+                    checkpointTicks: Int = 1, checkpoint: ((String) -> Void)? = nil) -> UInt64 {
     sampling.take(.start, at: 0, into: &exercise)
     let startedAt = MonotonicClock.nanoseconds()
     let endAt = startedAt + UInt64(options.duration * 1e9)
     exercise.startedAt = startedAt
     sampling.control.start()
     var nextTick = startedAt + 1_000_000_000
+    var checkpoint = checkpoint
+    var tick = 0
     while true {
         let deadline = min(nextTick, endAt)
         MonotonicClock.sleep(until: deadline)
         if deadline == endAt { break }
+        tick += 1
+        if let check = checkpoint, tick % max(1, checkpointTicks) == 0 {
+            exercise.checkpoints += 1
+            let generation = exercise.checkpoints
+            if sampling.control.pauseAll(generation: generation, timeout: stressWatchdog) {
+                let elapsed = Double(MonotonicClock.nanoseconds() - startedAt) / 1e9
+                check("checkpoint \(generation) at \(formatSeconds(elapsed)) s")
+            } else {
+                sampling.recorder.record(.setup, "workers did not reach checkpoint \(generation) within "
+                    + "\(stressWatchdog / 1_000_000_000) s (deadlock or livelock?); \(sampling.control.operations) ops done")
+                checkpoint = nil
+            }
+            sampling.control.resumeAll(generation: generation)
+        }
         let elapsed = Double(MonotonicClock.nanoseconds() - startedAt) / 1e9
         let taken = sampling.take(.run, at: elapsed, into: &exercise)
         if progress {
             writeToStandardError("[\(sampling.kind.rawValue)] \(formatSeconds(elapsed))/\(formatGivenSeconds(options.duration)) s  "
-                + "\(stressCount(taken.operations)) ops  violations \(sampling.recorder.violations)\(status())\n")
+                + "\(stressCount(taken.operations)) ops  violations \(sampling.recorder.violations)"
+                + (exercise.checkpoints > 0 ? "  checkpoints \(exercise.checkpoints)" : "") + "\(status())\n")
         }
         nextTick += 1_000_000_000
     }
     return startedAt
 }
 
-/// A run without checkpoints, from start to stop: starts `options.threads` workers, each
-/// running `work(index, control)` and returning its report, runs the clock
-/// (``runStressClock(_:options:progress:exercise:status:)``) and stops them. Returns the
+/// A run of ``StressControl/runBatches(_:)`` workers, from start to stop: starts
+/// `options.threads` workers, each running `work(index, control)` and returning its report,
+/// runs the clock (``runStressClock(_:options:progress:exercise:status:checkpointTicks:checkpoint:)``,
+/// with `checkpoint` at its pauses) and stops them. Returns the
 /// reports, the sampling (for the final sample) and the start time; nil, with `exercise`
 /// filled in, when the workers could not be started or did not stop: a worker stuck in an
 /// operation for `watchdog` ns after the stop is reported (`exercise.hung`) rather than
@@ -242,6 +267,7 @@ func runStressClock(_ sampling: StressSampling, options: StressOptions, progress
 func runStressWorkers<Report: Sendable>(
     _ kind: StressMapKind, options: StressOptions, recorder: StressRecorder, samples: StressSampleFile?,
     progress: Bool, exercise: inout StressExercise, status: () -> String = { "" }, watchdog: UInt64 = stressWatchdog,
+    checkpointTicks: Int = 1, checkpoint: ((String) -> Void)? = nil,
     _ work: @escaping @Sendable (Int, StressControl) -> Report
 ) -> (reports: [Report], sampling: StressSampling, startedAt: UInt64)? {
     let control = StressControl(threads: options.threads)
@@ -249,7 +275,8 @@ func runStressWorkers<Report: Sendable>(
                                                       exercise: &exercise, watchdog: watchdog, { index in work(index, control) })
     else { return nil }
     let sampling = StressSampling(kind: kind, control: control, recorder: recorder, file: samples)
-    let startedAt = runStressClock(sampling, options: options, progress: progress, exercise: &exercise, status: status)
+    let startedAt = runStressClock(sampling, options: options, progress: progress, exercise: &exercise, status: status,
+                                   checkpointTicks: checkpointTicks, checkpoint: checkpoint)
     guard stopStressWorkers(workers, control: control, recorder: recorder, startedAt: startedAt, exercise: &exercise,
                             watchdog: watchdog)
     else { return nil }
@@ -257,13 +284,22 @@ func runStressWorkers<Report: Sendable>(
 }
 
 extension StressControl {
-    /// A worker of a run without checkpoints: waits for the start, runs `step` in batches of
-    /// ``stressBatch`` (counting them into the run's operations) until the stop, then
-    /// reports that it finished. Returns the operations this worker did.
+    /// A worker of ``runStressWorkers(_:options:recorder:samples:progress:exercise:status:watchdog:checkpointTicks:checkpoint:_:)``:
+    /// waits for the start, runs `step` in batches of ``stressBatch`` (counting them into the
+    /// run's operations) until the stop, pausing between two batches when the coordinator
+    /// asks for a checkpoint, then reports that it finished. Returns the operations this
+    /// worker did.
     func runBatches(_ step: () -> Void) -> Int {
         arriveAndWait()
         var operations = 0
+        var generation = 0
         while !shouldStop {
+            let requested = requestedPause
+            if requested != generation {
+                generation = requested
+                pause(generation: generation)
+                continue
+            }
             for _ in 0..<stressBatch { step() }
             operations &+= stressBatch
             addOperations(stressBatch)
