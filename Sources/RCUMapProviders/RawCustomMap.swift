@@ -327,9 +327,14 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
                 // The callback writes its answer straight into the caller's buffer, as
                 // eBPF-for-Windows' does: one that refuses after writing part of it leaves
                 // that part there. (A copy first, as below, cost the object map's lookups 43
-                // of their 312 instructions: its closures no longer inlined.)
+                // of their 312 instructions: its closures no longer inlined.) Zeroed first:
+                // bytes the callback leaves unwritten read as 0, as row 207 made them for
+                // lookup-and-delete and batches — the typed maps pass an uninitialised
+                // temporary here, and a partial answer came back with stack bytes (found by
+                // review, 2026-12-06).
                 try withStoredBuffer(zeroed: false) { (stored) throws(MapError) in
                     try baseLookup(key: key, into: stored, in: section)
+                    value.initializeMemory(as: UInt8.self, repeating: 0)
                     try dispatch.postprocessFindElement!(MapElementCall(
                         context: callContext, key: key, inValue: UnsafeRawBufferPointer(stored), outValue: value, flags: []))
                 }
@@ -497,6 +502,8 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
                 displaced.copyMemory(from: UnsafeRawBufferPointer(storedOld))
                 return true
             }
+            // A translating callback's unwritten bytes read as 0 (see `lookup(key:into:)`).
+            if updatesOriginalValue { displaced.initializeMemory(as: UInt8.self, repeating: 0) }
             do throws(MapError) {
                 try find(MapElementCall(
                     context: callContext, key: key, inValue: UnsafeRawBufferPointer(storedOld),
@@ -691,13 +698,18 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
         // lock-free base may run the callback on an entry it then fails to remove (see
         // above), and the caller's buffer is not the place for a stale answer. Zeroed for a
         // translating provider, whose find callback may write only part of its answer: the
-        // rest went to the caller as whatever the stack held (found by review, 2026-12-06).
-        try Self.withScratch(byteCount: value.count, zeroed: translates) { (answer) throws(MapError) in
+        // rest went to the caller as whatever the stack held (found by review, 2026-12-06) —
+        // zeroed before each run of the callback, as the lock-free base runs it again on the
+        // entry that replaced one it failed to remove: zeroed once, the second run's unwritten
+        // bytes were the first run's answer for the replaced entry (found by review,
+        // 2026-12-06, twenty-fourth session).
+        try Self.withScratch(byteCount: value.count) { (answer) throws(MapError) in
             try base.remove(key: key, inspecting: { (stored) throws(MapError) in
                 // Under the bucket lock on the bucket-locked base: recorded as such on every
                 // base, so that a provider behaves the same whichever base it chose.
                 try hooks.underMapLock { () throws(MapError) in
                     if translates {
+                        answer.initializeMemory(as: UInt8.self, repeating: 0)
                         try find!(MapElementCall(context: context, key: key, inValue: stored, outValue: answer, flags: []))
                     } else {
                         try find?(MapElementCall(context: context, key: key, inValue: stored, outValue: nil, flags: []))

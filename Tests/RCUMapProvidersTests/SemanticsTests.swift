@@ -131,6 +131,27 @@ struct ProviderSemanticsTests {
             }
         }
         for key in UInt32(0)..<64 { try map.put(key, key) }
+        // A lookup and an update's displaced value too, into a buffer that held other bytes,
+        // and the typed map's subscript and updateValue, whose temporary last held an odd
+        // key's answer (they kept those bytes: 0xAAAAAA01, 0x5A5A5A01; found by review,
+        // 2026-12-06, twenty-fourth session).
+        for key in UInt32(0)..<4 {
+            var buffer: UInt32 = 0xAAAA_AAAA
+            try withUnsafeBytes(of: key) { k in try withUnsafeMutableBytes(of: &buffer) { v in try map.lookup(key: k, into: v) } }
+            #expect(buffer == (key & 1 == 1 ? 0x5A5A_5A5A : 1), "lookup of key \(key)")
+            buffer = 0xAAAA_AAAA
+            let replaced = try withUnsafeBytes(of: key) { k in try withUnsafeBytes(of: key) { new in
+                try withUnsafeMutableBytes(of: &buffer) { v in try map.exchange(key: k, value: new, flags: .any, into: v) } } }
+            #expect(replaced)
+            #expect(buffer == (key & 1 == 1 ? 0x5A5A_5A5A : 1), "the value an update of key \(key) displaced")
+        }
+        let typed = try CustomMap<UInt32, UInt32>(wrapping: map)
+        for key in UInt32(0)..<4 {
+            _ = try typed[key | 1]
+            #expect(try typed[key & ~1] == 1, "typed lookup of key \(key & ~1)")
+            _ = try typed.updateValue(key | 1, forKey: key | 1)
+            #expect(try typed.updateValue(key & ~1, forKey: key & ~1) == 1, "typed update of key \(key & ~1)")
+        }
         var keys = [UInt32](repeating: 0, count: 64)
         var values = [UInt32](repeating: 0, count: 64)
         let batch = try keys.withUnsafeMutableBytes { k in try values.withUnsafeMutableBytes { v in
@@ -147,6 +168,50 @@ struct ProviderSemanticsTests {
             try map.lookupAndDeleteBatch(from: nil, keys: k, values: v, count: 64, elementFlags: [], flags: 0) } }
         #expect(removing.count == 56)
         for (key, value) in zip(keys.prefix(56), values) { #expect(value == (key & 1 == 1 ? 0x5A5A_5A5A : 1), "key \(key)") }
+    }
+
+    /// The lock-free base runs a lookup-and-delete's find callback again on the entry that
+    /// replaced one it failed to unlink: the answer handed back is that second run's alone,
+    /// its unwritten bytes zero. The answer was zeroed once, so a second run that wrote only
+    /// byte 0 handed back the first run's bytes around it: 0x5A5A5A22 (found by review,
+    /// 2026-12-06, twenty-fourth session).
+    @Test func aRetriedLookupAndDeleteAnswersOnlyTheEntryItRemoved() throws {
+        // 1: the first run of the callback waits; 2: the replace is done.
+        let first = UnsafeMutablePointer<Atomic<Int>>.allocate(capacity: 1)
+        first.initialize(to: Atomic(0))
+        defer { first.deinitialize(count: 1); first.deallocate() }
+        nonisolated(unsafe) let shared = first
+        let map = try translatingMap(base: .hashLockFree, maxEntries: 16) { (call) throws(MapError) in
+            guard let out = call.outValue else { return }
+            let stored = call.inValue.loadUnaligned(as: UInt32.self)
+            if stored == 0x11 {
+                out.initializeMemory(as: UInt8.self, repeating: 0x5A)
+                if shared.pointee.compareExchange(expected: 0, desired: 1, ordering: .acquiringAndReleasing).exchanged {
+                    while shared.pointee.load(ordering: .acquiring) != 2 { sched_yield() }
+                }
+            } else {
+                out.storeBytes(of: UInt8(truncatingIfNeeded: stored), as: UInt8.self)
+            }
+        }
+        try map.put(UInt32(1), UInt32(0x11))
+        let answer = UnsafeMutablePointer<Atomic<UInt32>>.allocate(capacity: 1)
+        answer.initialize(to: Atomic(0))
+        defer { answer.deinitialize(count: 1); answer.deallocate() }
+        nonisolated(unsafe) let result = answer
+        runOnThreads(2) { index in
+            if index == 0 {
+                var buffer: UInt32 = 0xAAAA_AAAA
+                try? withUnsafeBytes(of: UInt32(1)) { k in try withUnsafeMutableBytes(of: &buffer) { v in
+                    try map.lookupAndDelete(key: k, into: v) } }
+                result.pointee.store(buffer, ordering: .releasing)
+            } else {
+                while shared.pointee.load(ordering: .acquiring) != 1 { sched_yield() }
+                try? map.put(UInt32(1), UInt32(0x22))
+                shared.pointee.store(2, ordering: .releasing)
+            }
+        }
+        #expect(result.pointee.load(ordering: .acquiring) == 0x22)
+        #expect(map.count == 0)
     }
 
     @Test(arguments: ProviderBaseMap.allCases)

@@ -40,4 +40,29 @@ struct RCUDictionaryHashTests {
         }
         #expect(dictionary.count == (Int(Int16.max) - Int(Int16.min) + 1 + 6) / 7)
     }
+
+    /// A key type that implements `hashValue` itself (deprecated, still legal): its values
+    /// are multiples of 2^20.
+    struct ShiftedID: Hashable, Sendable {
+        let id: Int
+        var hashValue: Int { id << 20 }
+        func hash(into hasher: inout Hasher) { hasher.combine(hashValue) }
+        static func == (a: Self, b: Self) -> Bool { a.id == b.id }
+    }
+
+    /// Such keys still spread over the stripes and buckets: their `hashValue` was used as it
+    /// came, so every key went to stripe 0, bucket 0 and one tag — one chain of about
+    /// N / 3 overflow buckets, each operation O(N) (found by review, 2026-12-06).
+    @Test func aStructuredHashValueStillSpreads() {
+        let dictionary = RCUDictionary<ShiftedID, Int>()
+        let keys = (0..<6000).map(ShiftedID.init)
+        for key in keys { dictionary[key] = key.id }
+        let stripes = Set(keys.map { dictionary.hash(of: $0) & dictionary.stripeMask }).count
+        #expect(stripes == dictionary.stripeMask + 1, "stripes taken: \(stripes) of \(dictionary.stripeMask + 1)")
+        let overflow = Epoch.withSection { _ in dictionary.currentTable.overflowBucketCount }
+        let buckets = Epoch.withSection { _ in dictionary.currentTable.bucketCount }
+        // Random hashes overflow a small share of the buckets (2,000 before the fix).
+        #expect(overflow < buckets / 4, "overflow buckets \(overflow), buckets \(buckets)")
+        for key in keys { #expect(dictionary[key] == key.id) }
+    }
 }

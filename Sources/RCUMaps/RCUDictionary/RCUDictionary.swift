@@ -40,7 +40,10 @@ import Glibc
 ///   compares bytes in the node instead of reading the stored string's buffer (canonically
 ///   equivalent spellings still match through `==`).
 /// - Keys are hashed with their `hashValue` (the standard library's per-process seeded
-///   SipHash), except the standard library's integer types of at most 64 bits and `String`:
+///   SipHash, unless the type implements `hashValue` itself), mixed with a random seed of
+///   this dictionary by a multiply–xorshift finaliser (so a structured `hashValue`, such as
+///   `id << 20`, still spreads), except the standard library's integer types of at most 64
+///   bits and `String`:
 ///   an integer's bits
 ///   are mixed with a random seed of this dictionary by a multiply–xorshift finaliser, a
 ///   string's UTF-8 bytes (of its ASCII equivalent, if it has one, so canonically
@@ -521,18 +524,22 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         return (words, layout == .node ? nodeValue(words.key) : decode(words.value))
     }
 
-    /// The hash of `key`: `hashValue` (the standard library's seeded SipHash), except for
-    /// integer keys, whose bits are xored with the dictionary's random seed and then mixed
-    /// by two multiply–xorshift rounds (MurmurHash3's 64-bit finaliser, about 10
+    /// The hash of `key`: integer keys' bits are xored with the dictionary's random seed and
+    /// then mixed by two multiply–xorshift rounds (MurmurHash3's 64-bit finaliser, about 10
     /// instructions against SipHash's 90): a change in any bit of the key reaches both the
-    /// low bits (the bucket) and the top bits (the slot tag); and `String` keys, whose
-    /// UTF-8 bytes are hashed with the seed by ``StringKeyHash`` (about 40 instructions for
-    /// 24 bytes against 300 for `hashValue`), canonical equivalence kept.
+    /// low bits (the bucket) and the top bits (the slot tag); `String` keys' UTF-8 bytes are
+    /// hashed with the seed by ``StringKeyHash`` (about 40 instructions for 24 bytes against
+    /// 300 for `hashValue`), canonical equivalence kept; other keys' `hashValue` goes through
+    /// the same finaliser as an integer key's bits. (`hashValue` was used as it came: it is
+    /// SipHash's for a type that implements `hash(into:)`, but a type may still implement
+    /// `hashValue` itself — deprecated, legal — and `id << 20` put every key in one stripe,
+    /// bucket and tag, one chain of N / 3 buckets; `Dictionary` mixes it again. Found by
+    /// review, 2026-12-06.)
     @inlinable @inline(__always)
     func hash(of key: Key) -> Int {
         if hashesKeyBits { return hash(ofIntegerBits: encode(key)) }
         if Key.self == String.self { return StringKeyHash.hash(unsafeBitCast(key, to: String.self), seed: seed) }
-        return key.hashValue
+        return hash(ofIntegerBits: UInt(bitPattern: key.hashValue))
     }
 
     /// The hash of the integer key whose bits (zero-extended) are `bits`.
