@@ -35,6 +35,93 @@ struct CapacityGateTests {
         #expect(outcome == .exists)
     }
 
+    /// The other way round: the key a full map holds is unlinked by a delete between the
+    /// reservation's check of the count and its last look for the key, the delete's unit
+    /// still in flight. The key is absent, and room is on its way: the reservation waits for
+    /// the delete and takes its unit, never answers E2BIG (found by review, 2026-12-06,
+    /// twenty-fourth session: `rcumaps bench --maps hash-lockfree --workloads churn
+    /// --threads 2 --entries 1` failed 417 of 12.2 M inserts with E2BIG).
+    @Test func aKeyUnlinkedDuringTheFullCheckMakesRoomNotE2BIG() {
+        let gate = CapacityGate(maxEntries: 1)
+        #expect(gate.reserve(keyExists: { false }) == .reserved)
+        gate.resolve(published: true)
+        var looks = 0
+        let outcome = gate.reserve(keyExists: {
+            looks += 1
+            switch looks {
+            case 1: break                                 // absent (its insert still in flight then)
+            case 2: gate.beginRemoval()                   // unlinked by a delete, still in flight
+            case 3: gate.endRemoval(removed: true)        // the delete parks its unit
+            default: break
+            }
+            return false
+        })
+        #expect(outcome == .reserved, "looks: \(looks)")
+        if outcome == .reserved { gate.resolve(published: true) }
+        #expect(gate.entries == 1)
+        #expect(gate.changesInFlight() == 0)
+    }
+
+    /// The same key deleted and inserted again by another thread during the last look, both
+    /// over before it ends: nothing is in flight and nothing parked at either side of the
+    /// look, yet at the look the key was absent and its unit parked — room. The reservation
+    /// sees that a change began meanwhile, looks again and finds the key (EEXIST); it
+    /// answered E2BIG (found by review, 2026-12-06, twenty-fourth session).
+    @Test func aKeyDeletedAndInsertedAgainDuringTheLastLookIsNotE2BIG() {
+        let gate = CapacityGate(maxEntries: 1)
+        #expect(gate.reserve(keyExists: { false }) == .reserved)
+        gate.resolve(published: true)
+        var looks = 0
+        let outcome = gate.reserve(keyExists: {
+            looks += 1
+            guard looks == 2 else { return looks > 2 }
+            gate.beginRemoval()
+            gate.endRemoval(removed: true)
+            // The other thread's insert of the key takes the unit back; the key is absent
+            // at this look, which happens between the delete and the insert.
+            if gate.reserve(keyExists: { false }) == .reserved { gate.resolve(published: true) }
+            return false
+        })
+        #expect(outcome == .exists, "looks: \(looks)")
+        #expect(gate.entries == 1)
+        #expect(gate.changesInFlight() == 0)
+    }
+
+    /// The two tests above on a real map: two threads insert (NOEXIST) and delete the two
+    /// keys of a lock-free map of two entries, so every insert of an absent key has room.
+    /// No insert may fail with E2BIG (hundreds did in a second, before).
+    @Test func churnOnAFullLockFreeMapNeverAnswersE2BIG() throws {
+        let map = try RawLockFreeHashMap(MapDefinition(type: .hash, keySize: 8, valueSize: 8, maxEntries: 2,
+                                                       hashImplementation: .lockFree, poolTag: uniqueTag()))
+        let refusals = Atomic<Int>(0), operations = Atomic<Int>(0)
+        let deadline = ContinuousClock.now + .milliseconds(700)
+        runOnThreads(2) { thread in
+            var random = UInt64(thread + 1) &* 0x9E37_79B9_7F4A_7C15
+            var done = 0
+            while ContinuousClock.now < deadline {
+                for _ in 0..<256 {
+                    random ^= random << 13; random ^= random >> 7; random ^= random << 17
+                    let key = random & 1
+                    withUnsafeBytes(of: key) { k in
+                        if random & 2 == 0 {
+                            do throws(MapError) {
+                                _ = try withUnsafeBytes(of: random) { v throws(MapError) in try map.insertIfAbsent(key: k, value: v) }
+                            } catch {
+                                refusals.add(1, ordering: .relaxed)
+                            }
+                        } else {
+                            _ = try? map.deleteIfPresent(key: k)
+                        }
+                    }
+                }
+                done += 256
+            }
+            operations.add(done, ordering: .relaxed)
+        }
+        let refused = refusals.load(ordering: .relaxed), total = operations.load(ordering: .relaxed)
+        #expect(refused == 0, "\(refused) of \(total) operations refused")
+    }
+
     @Test func aReservationThatIsNotPublishedIsReturned() {
         let gate = CapacityGate(maxEntries: 1)
         #expect(gate.reserve(keyExists: { false }) == .reserved)

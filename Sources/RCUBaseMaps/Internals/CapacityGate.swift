@@ -39,10 +39,12 @@ struct CapacityGate: ~Copyable {
     let batch: Int
     let stripeMask: Int
     /// Invariant: `stripeMask + 1` stripes of ``stripeStride`` bytes, 64-byte aligned, each
-    /// holding one initialised `Atomic<Int>`, the stripe's *word*: its parked credits in the
-    /// low 32 bits and its changes in flight in the high bits (both never negative, and
-    /// far below 2^31). One word, so that a change takes a credit and announces itself in
-    /// flight — or parks a credit and leaves — in one atomic operation.
+    /// holding one initialised `Atomic<Int>`, the stripe's *word*: its parked credits in
+    /// bits 0..<16 (at most two batches and one, 129), its changes in flight in bits 16..<32
+    /// (at most the threads of the stripe; both never negative), and in bits 32..<64 the
+    /// changes *begun* in the stripe, a counter that only grows (wrapping). One word, so that
+    /// a change takes a credit and announces itself in flight — or parks a credit and
+    /// leaves — in one atomic operation, and counts itself begun in the same one.
     private let stripes: UnsafeMutableRawPointer
 
     /// Tests only: runs inside ``drainCredits()`` after a stripe's credits were taken and
@@ -54,8 +56,11 @@ struct CapacityGate: ~Copyable {
 
     private static let stripeStride = 64
     /// One change in flight, in a stripe's word.
-    private static let flightUnit = 1 << 32
+    private static let flightUnit = 1 << 16
+    /// One change in flight and one more begun: what a change adds as it announces itself.
+    private static let beginUnit = 1 << 16 | 1 << 32
     private static let creditMask = flightUnit - 1
+    private static let flightMask = (1 << 32) - flightUnit
 
     init(maxEntries: Int, drainPause: (@Sendable () -> Void)? = nil, givebackPause: (@Sendable () -> Void)? = nil) {
         self.maxEntries = maxEntries
@@ -112,7 +117,21 @@ struct CapacityGate: ~Copyable {
                 // published and resolved since the first look: it publishes before it
                 // resolves, so a second look after seeing no change in flight finds it.
                 if drainCredits() > 0 { continue }
-                if count.load(ordering: .acquiring) >= maxEntries { return keyExists() ? .exists : .full }
+                guard let before = quietChangesBegun() else { continue }
+                if count.load(ordering: .acquiring) >= maxEntries {
+                    if keyExists() { return .exists }
+                    // Absent at the second look. Full only if no change began anywhere
+                    // around that look (nothing in flight, nothing parked, the same changes
+                    // begun before and after it): then every unit of the full count was a
+                    // present key at the moment the key was seen absent. The look alone
+                    // answered E2BIG for a map with room — a key inserted and deleted again by
+                    // another thread during this check, its unit on the way back — and
+                    // checking the in-flight counts once more missed a delete and insert of
+                    // the key that both ended before it (found by review, 2026-12-06:
+                    // `rcumaps bench --maps hash-lockfree --workloads churn --threads 2
+                    // --entries 1` failed 417 of 12.2 M inserts with E2BIG).
+                    if quietChangesBegun() == before { return .full }
+                }
                 continue
             }
             sched_yield()
@@ -188,7 +207,7 @@ struct CapacityGate: ~Copyable {
         var current = word.pointee.load(ordering: .acquiring)
         while Self.credits(current) > 0 {
             let (exchanged, original) = word.pointee.compareExchange(
-                expected: current, desired: current &- 1 &+ Self.flightUnit, ordering: .acquiringAndReleasing)
+                expected: current, desired: current &- 1 &+ Self.beginUnit, ordering: .acquiringAndReleasing)
             if exchanged { return true }
             current = original
         }
@@ -196,7 +215,7 @@ struct CapacityGate: ~Copyable {
         // full stays out of the in-flight counts, or waiters would keep each other waiting
         // (with more threads than cores, and bucket locks held, that collapsed throughput).
         guard count.load(ordering: .acquiring) < maxEntries else { return false }
-        word.pointee.wrappingAdd(Self.flightUnit, ordering: .acquiringAndReleasing)
+        word.pointee.wrappingAdd(Self.beginUnit, ordering: .acquiringAndReleasing)
         // Compare-and-swap, never add-then-undo: `count` must never read above maxEntries.
         var counted = count.load(ordering: .acquiring)
         while counted < maxEntries {
@@ -226,7 +245,7 @@ struct CapacityGate: ~Copyable {
 
     /// Announces a removal attempt (before the unlink).
     func beginRemoval() {
-        word(ownStripe).pointee.wrappingAdd(Self.flightUnit, ordering: .acquiringAndReleasing)
+        word(ownStripe).pointee.wrappingAdd(Self.beginUnit, ordering: .acquiringAndReleasing)
     }
 
     /// Ends a removal attempt: parks the entry's unit as a credit if it was unlinked.
@@ -264,7 +283,7 @@ struct CapacityGate: ~Copyable {
         let word = word(stripe)
         let after = word.pointee.wrappingAdd(1 &- Self.flightUnit, ordering: .acquiringAndReleasing).newValue
         if Self.credits(after) > 2 * batch,
-           word.pointee.compareExchange(expected: after, desired: after &- batch &+ Self.flightUnit,
+           word.pointee.compareExchange(expected: after, desired: after &- batch &+ Self.beginUnit,
                                         ordering: .acquiringAndReleasing).exchanged {
             givebackPause?()
             count.wrappingSubtract(batch, ordering: .acquiringAndReleasing)
@@ -286,7 +305,7 @@ struct CapacityGate: ~Copyable {
             var current = word.pointee.load(ordering: .acquiring)
             while Self.credits(current) > 0 {
                 let (exchanged, original) = word.pointee.compareExchange(
-                    expected: current, desired: (current & ~Self.creditMask) &+ Self.flightUnit,
+                    expected: current, desired: (current & ~Self.creditMask) &+ Self.beginUnit,
                     ordering: .acquiringAndReleasing)
                 if exchanged {
                     let taken = Self.credits(current)
@@ -305,7 +324,21 @@ struct CapacityGate: ~Copyable {
     /// Changes in flight over every stripe.
     func changesInFlight() -> Int {
         var total = 0
-        for index in 0...stripeMask { total &+= word(index).pointee.load(ordering: .acquiring) >> 32 }
+        for index in 0...stripeMask { total &+= (word(index).pointee.load(ordering: .acquiring) & Self.flightMask) >> 16 }
+        return total
+    }
+
+    /// The changes begun over every stripe if none is in flight and no credit is parked in
+    /// any, else nil. Each stripe's count of changes begun only grows, so two equal answers
+    /// mean that no change began in any stripe between its reads in the first and in the
+    /// second: whatever was looked at between the two calls saw the map as it was at both.
+    private func quietChangesBegun() -> Int? {
+        var total = 0
+        for index in 0...stripeMask {
+            let word = word(index).pointee.load(ordering: .acquiring)
+            guard word & (Self.flightMask | Self.creditMask) == 0 else { return nil }
+            total &+= word >> 32
+        }
         return total
     }
 }
