@@ -131,4 +131,74 @@ struct BucketGrowthThrottleTests {
         #expect(failures.load(ordering: .relaxed) == 0)
         #expect(throttles.load(ordering: .relaxed) == 0, "the small map's writers waited for another map's memory")
     }
+
+    /// A map whose chains overflow because it is full — larger than its bucket array's cap
+    /// (2^22 buckets), here a table of 64 buckets for 16,384 entries, about 400 KiB of
+    /// overflow buckets against a bound of 192 KiB — is not throttled by the overflow it
+    /// holds: the bound is on what the table grows while reclamation is behind. Counting
+    /// every live block, the first overflow bucket such a map's writer chained while a
+    /// generation was pending made it wait, with or without a section held anywhere (found
+    /// by review, 2026-12-06, twenty-fourth session). Here a section is held, so a
+    /// generation stays pending: a delete, then a few inserts that chain new buckets.
+    @Test func aFullMapsOwnOverflowIsNotGrowth() throws {
+        let map = try RawBucketHashMap(MapDefinition(type: .hash, keySize: 8, valueSize: 16, maxEntries: 16_384,
+                                                     poolTag: uniqueTag()), observer: nil, bucketCount: 64)
+        map.overflowThrottleBytes = 192 << 10
+        struct Pair: BitwiseCopyable { var a: UInt64, b: UInt64 }
+        for key in UInt64(0)..<16_000 { try map.put(key, Pair(a: key, b: key)) }
+        let before = map.growthThrottles
+        let failures = Atomic<Int>(0)
+        Self.whileAnotherThreadHoldsASection {
+            do {
+                try map.remove(UInt64(0))
+                for key in UInt64(16_000)..<16_040 { try map.put(key, Pair(a: key, b: key)) }
+            } catch {
+                failures.add(1, ordering: .relaxed)
+            }
+        }
+        #expect(failures.load(ordering: .relaxed) == 0)
+        #expect(map.growthThrottles == before, "writers waited \(map.growthThrottles - before) times")
+    }
+
+    /// The writer that grows the table is the one that waits: a thread whose writes chain
+    /// nothing (a refused NOEXIST insert of a present key) does not wait while another
+    /// thread, inside a section, takes the table past its bound (it waited 250 ms a write:
+    /// found by review, 2026-12-06, twenty-fourth session).
+    @Test func onlyTheWriterThatGrewWaits() throws {
+        // Values over one word: the writes take the general path, whose every write checks.
+        struct Pair: BitwiseCopyable { var a: UInt64, b: UInt64 }
+        let map = try RawBucketHashMap(MapDefinition(type: .hash, keySize: 8, valueSize: 16, maxEntries: 100_000,
+                                                     poolTag: uniqueTag()), observer: nil, bucketCount: 1)
+        map.overflowThrottleBytes = 128
+        try map.put(UInt64(0), Pair(a: 0, b: 0))
+        try map.put(UInt64(1), Pair(a: 1, b: 1))
+        let grown = Atomic<Bool>(false), done = Atomic<Bool>(false)
+        let others = Atomic<Int>(-1), refusals = Atomic<Int>(0)
+        runOnThreads(2) { thread in
+            if thread == 0 {
+                // Grows the one chain inside a section, after a delete that posts a generation
+                // (pending while the section lasts).
+                Epoch.withSection { section in
+                    try? map.remove(UInt64(1))
+                    for key in UInt64(100)..<400 {
+                        var pair = Pair(a: key, b: key)
+                        _ = try? withUnsafeBytes(of: key) { k in try withUnsafeBytes(of: &pair) { v in
+                            try map.update(key: k, value: v, flags: .any, in: section) } }
+                    }
+                    grown.store(true, ordering: .releasing)
+                    while !done.load(ordering: .acquiring) { usleep(200) }
+                }
+                return
+            }
+            while !grown.load(ordering: .acquiring) { usleep(100) }
+            let before = map.growthThrottles
+            for _ in 0..<20 {
+                do { try map.put(UInt64(0), Pair(a: 9, b: 9), flags: .noExist) } catch { refusals.add(1, ordering: .relaxed) }
+            }
+            others.store(map.growthThrottles - before, ordering: .relaxed)
+            done.store(true, ordering: .releasing)
+        }
+        #expect(refusals.load(ordering: .relaxed) == 20)
+        #expect(others.load(ordering: .relaxed) == 0, "a writer that chained nothing waited")
+    }
 }

@@ -48,6 +48,10 @@ typedef struct rcumaps_thread_state {
      * barriers are compiler barriers) and the shim is not built for ThreadSanitizer.
      * Set by that target's slow path, cleared here with `registered`. */
     unsigned int fast_read;
+    /* The bucket table (its bucket array's address) whose overflow growth this thread's
+     * last allocation took past its bound while reclamation was behind, until the thread
+     * waits for that table's reclamation (rcumaps_take_growth_tripped); else NULL. */
+    const void *growth_tripped;
 } rcumaps_thread_state_t;
 
 /* initial-exec: a direct %fs-relative access instead of a __tls_get_addr call on
@@ -538,6 +542,22 @@ static inline __attribute__((always_inline)) unsigned int rcumaps_thread_stripe(
     unsigned int stripe = rcumaps_tls.stripe;
     return stripe != 0 ? stripe - 1 : rcumaps_assign_thread_stripe();
 }
+/* Records that the calling thread took `table`'s overflow growth past its bound (the bucket
+ * hash's growth throttle: only the writer that grew the table waits). */
+static inline __attribute__((always_inline)) void rcumaps_note_growth_tripped(const void *table)
+{
+    rcumaps_tls.growth_tripped = table;
+}
+
+/* Whether the calling thread took `table`'s growth past its bound since it last waited;
+ * clears the record if so. */
+static inline __attribute__((always_inline)) int rcumaps_take_growth_tripped(const void *table)
+{
+    if (rcumaps_tls.growth_tripped != table) return 0;
+    rcumaps_tls.growth_tripped = NULL;
+    return 1;
+}
+
 /* Zeroed, page-aligned memory that prefers `node` (MPOL_PREFERRED: its pages go to other
  * nodes when `node` is full, as Linux's map memory), or NULL (no NUMA support, or no
  * memory). Free with rcumaps_numa_free. */

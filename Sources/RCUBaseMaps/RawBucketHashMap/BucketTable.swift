@@ -589,7 +589,6 @@ final class BucketTable: @unchecked Sendable {
         // it goes at once (an epoch free would register an unregistered thread here, under
         // a chain lock: see `lockChain`).
         if spares?.keep(bucket, posted: 0) != true {
-            overflowBlocks.wrappingSubtract(1, ordering: .relaxed)
             EpochMemory.freeUnreachable(bucket)
         }
     }
@@ -632,8 +631,6 @@ final class BucketTable: @unchecked Sendable {
     /// thread here, at the fork gate, holding the lock, and a fork waiting for sections that
     /// wait for this lock never finished (found by review, 2026-12-05).
     private func freeAfterGracePeriod(_ empty: UnsafeMutableRawPointer) {
-        overflowBlocks.wrappingSubtract(1, ordering: .relaxed)
-        freedWhileBehind.wrappingAdd(1, ordering: .relaxed)
         if rcumaps_is_registered() != 0 {
             EpochMemory.free(empty)
         } else {
@@ -659,22 +656,25 @@ final class BucketTable: @unchecked Sendable {
 
     // MARK: Growth while reclamation is held back
 
-    /// Overflow blocks allocated and not freed (spares included).
-    let overflowBlocks = Atomic<Int>(0)
-    /// Overflow blocks this table freed after a grace period since a reclaim generation last
-    /// completed: memory still held while reclamation is behind. Reset by each completed
-    /// generation, whose grace period has let reclamation go on. (Not the tag's pending
-    /// bytes: default tags are per map type, so another map's freed bucket array made this
-    /// one's writers wait: found by review, 2026-12-06.)
-    let freedWhileBehind = Atomic<Int>(0)
+    /// Overflow blocks allocated while a reclaim generation was pending, since one last
+    /// completed (spares reused not counted: they are no new memory): what the table grew
+    /// while its retired slots and freed buckets waited for a grace period. Reset by each
+    /// completed generation (racing increments may be lost: an approximation). It counted every live overflow
+    /// block, so a map larger than its bucket array's cap (2^22 buckets), whose chains
+    /// overflow because it is full, was throttled on every allocation whenever a generation
+    /// was pending, with no section held anywhere (found by review, 2026-12-06,
+    /// twenty-fourth session). (Not the tag's pending bytes either: default tags are per
+    /// map type, so another map's freed bucket array made this one's writers wait: found by
+    /// review, 2026-12-06.)
+    let allocatedSinceGeneration = Atomic<Int>(0)
     /// How many times this table's writers waited in ``throttleIfGrowingBehind()``.
     let growthThrottles = Atomic<Int>(0)
-    /// Set when an overflow block is allocated while more than ``overflowThrottleBytes`` of
-    /// them exist and a generation is pending; cleared by the writer that then waits
-    /// (``throttleIfGrowingBehind()``).
+    /// Set when an overflow block is allocated past ``overflowThrottleBytes`` of them since
+    /// the last completed generation, with a generation pending; cleared by the writer that
+    /// waits (``throttleIfGrowingBehind()``) and by the next completed generation.
     let growingBehind = Atomic<Bool>(false)
-    /// The overflow bytes past which a write that allocates one more, while a generation
-    /// is pending, makes writers wait for reclamation: the bucket array's size, at least
+    /// The overflow bytes allocated while a generation is pending past which the writer
+    /// that allocates one more waits for reclamation: the bucket array's size, at least
     /// ``overflowThrottleFloor``. (Settable by tests before the map is shared.)
     package nonisolated(unsafe) var overflowThrottleBytes: Int
     /// 16 MiB, the retire lists' threshold (`EpochRetireList.throttleThreshold`).
@@ -687,24 +687,26 @@ final class BucketTable: @unchecked Sendable {
     /// chains a new block, and nothing pushed back — an LRU map's evicting inserts, a
     /// per-CPU hash's replaces and any churn grew about 40 bytes a write for as long as
     /// the section lasted (found by review, 2026-12-06, twenty-third session: 40 MB in a
-    /// million evicting inserts into a map of 1,024 entries). Past the bound, writers
-    /// wait for reclamation as the retire lists' do.
+    /// million evicting inserts into a map of 1,024 entries). Past the bound, the writer
+    /// that allocated waits for reclamation, as the retire lists' writers do.
     private func noteOverflowBlockAllocated() {
-        let blocks = overflowBlocks.wrappingAdd(1, ordering: .relaxed).newValue
-        // Live overflow blocks, and the ones freed that wait for their grace period (an
-        // eviction or a removal that empties an overflow bucket unlinks and frees it, and
-        // its chain's next insert allocates another).
-        if generationsCompleted.load(ordering: .relaxed) < generationsPosted.load(ordering: .relaxed),
-           (blocks &+ freedWhileBehind.load(ordering: .relaxed)) &* bucketStride > overflowThrottleBytes {
+        guard generationsCompleted.load(ordering: .relaxed) < generationsPosted.load(ordering: .relaxed) else { return }
+        let blocks = allocatedSinceGeneration.wrappingAdd(1, ordering: .relaxed).newValue
+        if blocks &* bucketStride > overflowThrottleBytes {
+            // This writer waits, after its section: not whichever writer checks next (a
+            // replace in place, a refused NOEXIST waited 250 ms while the thread that grew
+            // the table, inside a section, never did; found by review, 2026-12-06).
+            rcumaps_note_growth_tripped(base)
             growingBehind.store(true, ordering: .relaxed)
         }
     }
 
-    /// After a write, with no lock held: if overflow blocks grew past the bound while
-    /// reclamation was behind, waits until a generation posted from now has run, for at
-    /// most `EpochRetireList.throttleWaitLimit` (250 ms; `taskThrottleWaitLimit`, 2 ms, on
-    /// a Swift task's thread), as a retire list's writers wait. Returns at once inside a
-    /// read-side section (the generation would wait for it) and on the reclamation thread.
+    /// After a write, with no lock held: if this thread's write took the overflow blocks past
+    /// the bound while reclamation was behind, waits until a generation posted from now has
+    /// run, for at most `EpochRetireList.throttleWaitLimit` (250 ms; `taskThrottleWaitLimit`,
+    /// 2 ms, on a Swift task's thread), as a retire list's writers wait. Returns at once on
+    /// other threads, inside a read-side section (the generation would wait for it; the
+    /// thread waits after a later write outside one) and on the reclamation thread.
     @inline(__always)
     func throttleIfGrowingBehind() {
         if _slowPath(growingBehind.load(ordering: .relaxed)) { waitForAGeneration() }
@@ -719,7 +721,8 @@ final class BucketTable: @unchecked Sendable {
 
     @inline(never)
     private func waitForAGeneration() {
-        guard !Epoch.isInsideAnyReadLock, !EpochMemory.isReclamationThread else { return }
+        guard !Epoch.isInsideAnyReadLock, !EpochMemory.isReclamationThread,
+              rcumaps_take_growth_tripped(base) != 0 else { return }
         let onTask = withUnsafeCurrentTask(body: { $0 != nil })
         growthThrottles.wrappingAdd(1, ordering: .relaxed)
         let target = generationsPosted.load(ordering: .acquiring) &+ 1
@@ -869,7 +872,8 @@ final class BucketTable: @unchecked Sendable {
     func finishGeneration() {
         // Only the item in flight changes the posted count, so it is this item's number.
         let number = generationsPosted.load(ordering: .acquiring)
-        freedWhileBehind.store(0, ordering: .relaxed)
+        allocatedSinceGeneration.store(0, ordering: .relaxed)
+        growingBehind.store(false, ordering: .relaxed)
         generationsCompleted.store(number, ordering: .releasing)
         generationInFlight.store(false, ordering: .sequentiallyConsistent)
         if generationsWanted.load(ordering: .sequentiallyConsistent) > number { postGenerationIfIdle() }
