@@ -34,6 +34,49 @@ struct RCUDictionaryChurnMemoryTests {
         #expect(dictionary.currentTable.bucketCount == buckets, "the table was rebuilt: the test proves nothing")
         #expect(after - before < 2_000, "\(after - before) more overflow buckets after the churn (before: \(before))")
     }
+
+    /// Emptied overflow buckets go to reclamation through `EpochMemory`, not a retire list:
+    /// a writer that keeps emptying and refilling one chain's fourth slot — an overflow
+    /// bucket allocated and one freed each time — while another thread holds a section made
+    /// the table's tag hold more and more, and no write of a dictionary of integers ever
+    /// paused (found by review, 2026-12-06, twenty-fourth session). Now, past the retire
+    /// lists' 16 MiB of the tag awaiting reclamation, its writes wait as theirs do.
+    @Test func refilledOverflowBucketsMakeWritersWait() throws {
+        let unique = UInt32.random(in: 0x4000_0000..<0x7FFF_FFFF)
+        let dictionary = RCUDictionary<Int, Int>(memoryTags: RCUDictionaryMemoryTags(
+            table: PoolTag(rawValue: unique), nodes: PoolTag(rawValue: unique &+ 1), objects: PoolTag(rawValue: unique &+ 2)))
+        let buckets = Epoch.withSection { _ in dictionary.currentTable.bucketCount }
+        // Four keys of one chain: three fill its first bucket, the fourth needs an overflow.
+        var chain: [Int] = []
+        var candidate = 0
+        while chain.count < 4 {
+            if dictionary.hash(of: candidate) & (buckets - 1) == 0 { chain.append(candidate) }
+            candidate += 1
+        }
+        for key in chain.prefix(3) { dictionary[key] = key }
+        let inside = Atomic<Bool>(false), release = Atomic<Bool>(false)
+        let toggles = Atomic<Int>(0)
+        let thread = Thread {
+            Epoch.withSection { _ in
+                inside.store(true, ordering: .releasing)
+                while !release.load(ordering: .acquiring) { usleep(500) }
+            }
+        }
+        thread.start()
+        while !inside.load(ordering: .acquiring) { usleep(100) }
+        // 16 MiB of overflow buckets is about 130,000 toggles; stop at the first wait.
+        var done = 0
+        while done < 400_000, dictionary.overflowThrottles.load(ordering: .relaxed) == 0 {
+            dictionary[chain[3]] = done
+            dictionary[chain[3]] = nil
+            done += 1
+        }
+        toggles.store(done, ordering: .relaxed)
+        release.store(true, ordering: .releasing)
+        let throttled = dictionary.overflowThrottles.load(ordering: .relaxed)
+        #expect(throttled > 0, "\(toggles.load(ordering: .relaxed)) toggles, no write waited")
+        #expect(dictionary.count == 3)
+    }
 }
 
 /// Writers on a Swift task's thread are not put to sleep by the reclamation throttle, and

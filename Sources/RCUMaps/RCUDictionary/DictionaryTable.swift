@@ -235,14 +235,15 @@ struct DictionaryTable {
     /// change when it loads the control word again), then the key word. The value word keeps
     /// its bits, which the slot no longer owns. An overflow bucket left with no live slot is
     /// unlinked (``unlinkEmptyOverflow(_:hash:)``).
-    @inlinable
-    func clear(_ place: Place, hash: Int) {
+    /// Returns whether an overflow bucket was unlinked (and freed after a grace period).
+    @inlinable @discardableResult
+    func clear(_ place: Place, hash: Int) -> Bool {
         let control = Self.control(place.bucket)
         let current = control.pointee.load(ordering: .relaxed)
         let cleared = (current & ~(0xFF << UInt64(8 * place.slot))) &+ Self.changeUnit
         control.pointee.store(cleared, ordering: .releasing)
         place.keyWord.pointee.store(0, ordering: .releasing)
-        if cleared & 0xFF_FFFF == 0 { unlinkEmptyOverflow(place.bucket, hash: hash) }
+        return cleared & 0xFF_FFFF == 0 && unlinkEmptyOverflow(place.bucket, hash: hash)
     }
 
     /// Unlinks `empty`, a bucket of the chain of `hash` with no live slot, if it is an
@@ -256,18 +257,19 @@ struct DictionaryTable {
     /// turnovers at 1.5 entries a bucket, and every miss walked them (found by review,
     /// 2026-12-05).
     @usableFromInline
-    func unlinkEmptyOverflow(_ empty: UnsafeMutableRawPointer, hash: Int) {
+    func unlinkEmptyOverflow(_ empty: UnsafeMutableRawPointer, hash: Int) -> Bool {
         var previous = bucket(hash)
-        guard previous != empty else { return }  // a first-level bucket stays
+        guard previous != empty else { return false }  // a first-level bucket stays
         while let next = UnsafeMutableRawPointer(bitPattern: Self.overflowLink(previous).pointee.load(ordering: .relaxed)) {
             if next == empty {
                 Self.overflowLink(previous).pointee.store(Self.overflowLink(empty).pointee.load(ordering: .relaxed),
                                                           ordering: .releasing)
                 EpochMemory.freeCacheAligned(empty)
-                return
+                return true
             }
             previous = next
         }
+        return false
     }
 
     /// Overflow buckets linked in the table now (a snapshot; caller holds a section, or

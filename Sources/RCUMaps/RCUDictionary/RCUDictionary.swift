@@ -81,8 +81,8 @@ import Glibc
 /// Concurrency: every method may be called from any thread and from Swift concurrency
 /// tasks; reads never wait, writes wait only for a writer of the same stripe, a resize, a
 /// ``removeAll()`` publishing its empty table, or (rarely; on a task's thread 2 ms at most for
-/// each of its two retire lists) reclamation that fell far behind
-/// (``/RCUEpoch/EpochRetireList/throttleIfBehind()``).
+/// each of its two retire lists and its emptied overflow buckets) reclamation that fell far
+/// behind (``/RCUEpoch/EpochRetireList/throttleIfBehind()``).
 public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sendable {
     // @unchecked Sendable: the table pointer is atomic; tables change only under the stripe
     // locks and are retired through the epoch; nodes are immutable once published and
@@ -105,6 +105,11 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     @usableFromInline let nodeLayout: DictionaryNodeLayout<Key, Value>
     /// The pool tag of the bucket arrays (``RCUDictionaryMemoryTags/table``).
     let tableTag: PoolTag
+    /// Set when an emptied overflow bucket went to reclamation while the table's tag was
+    /// over the retire lists' threshold: the next writes wait (``waitForOverflowReclamation()``).
+    @usableFromInline let overflowBehind = Atomic<Bool>(false)
+    /// How many writes found ``overflowBehind`` set and went to wait (for tests).
+    @usableFromInline let overflowThrottles = Atomic<Int>(0)
     /// One lock per stripe; chain `i` belongs to stripe `i & stripeMask`.
     @usableFromInline let locks: BucketLocks
     /// Entries per stripe, one 64-byte line each (changed under the stripe's lock): at +0
@@ -687,9 +692,36 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     func remove(_ place: DictionaryTable.Place, from table: DictionaryTable, hash: Int, stripe: Int) {
         let keyBits = place.keyWord.pointee.load(ordering: .relaxed)
         let valueBits = place.valueWord.pointee.load(ordering: .relaxed)
-        table.clear(place, hash: hash)
+        if table.clear(place, hash: hash) { overflowBucketFreed() }
         stripeCount(stripe).pointee.wrappingSubtract(1, ordering: .relaxed)
         retireEntry(key: keyBits, value: valueBits)
+    }
+
+    /// After an emptied overflow bucket went to reclamation: flags the writes
+    /// to wait (``afterWrite(stripe:buckets:)``) if the table's pool tag is over the
+    /// retire lists' threshold. Overflow buckets go through `EpochMemory`, not a retire
+    /// list, and nothing pushed back on them: a writer that kept emptying and refilling
+    /// one chain's fourth slot — every time a bucket allocated and one freed — grew the
+    /// backlog without bound while a section was held or reclamation fell behind, even in
+    /// a dictionary of integer keys and values, which has no other retirements (found by
+    /// review, 2026-12-06, twenty-fourth session).
+    @usableFromInline @inline(never)
+    func overflowBucketFreed() {
+        if EpochMemory.pendingBytes(of: tableTag) > EpochRetireList.throttleThreshold {
+            overflowBehind.store(true, ordering: .relaxed)
+        }
+    }
+
+    /// Waits, after a write (outside its section), while the table's pool tag is over the
+    /// threshold (``overflowBucketFreed()``).
+    @usableFromInline @inline(never)
+    func waitForOverflowReclamation() {
+        overflowThrottles.wrappingAdd(1, ordering: .relaxed)
+        // Left set on a task's thread while the backlog lasts, as a retire list does: each of
+        // its writes then waits its 2 ms.
+        if EpochRetireList.waitWhileBehind(tableTag) || withUnsafeCurrentTask(body: { $0 == nil }) {
+            overflowBehind.store(false, ordering: .relaxed)
+        }
     }
 
     // MARK: Writing
@@ -1178,6 +1210,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         }
         if layout != .inline { nodes.throttleIfBehind() }
         replacedObjects?.throttleIfBehind()
+        if _slowPath(overflowBehind.load(ordering: .relaxed)) { waitForOverflowReclamation() }
     }
 
     /// Stores a new entry's words in its chain (caller holds its stripe) and counts it.
