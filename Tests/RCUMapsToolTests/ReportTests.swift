@@ -36,6 +36,21 @@ struct ReportTests {
         let update = try #require(objects.first { $0["workload"] as? String == "update" && $0["map"] as? String == "lru-hash" })
         #expect(update["counterpart"] as? String == "hash-bucket")
         #expect(update["counterpartWorkload"] == nil)
+        // The table's legend says insert-full is compared with another workload (it said only
+        // "lru-hash to hash-bucket": found by review, 2026-12-06, twenty-fourth session).
+        #expect(report.table().contains("lru-hash insert-full to hash-bucket update"))
+    }
+
+    /// The dictionary baselines insert a key if absent in one hash and probe, as the maps
+    /// do, and leave a present key's value alone (they looked the key up, then stored it:
+    /// found by review, 2026-12-06, twenty-fourth session).
+    @Test func theBaselinesInsertIfAbsentInOneStep() {
+        var dictionary: [UInt64: UInt64] = [1: 10]
+        var asked = 0
+        #expect(!insertIfAbsent(&dictionary, 1, { asked += 1; return 11 }()))
+        #expect(dictionary == [1: 10] && asked == 0)
+        #expect(insertIfAbsent(&dictionary, 2, { asked += 1; return 20 }()))
+        #expect(dictionary == [1: 10, 2: 20] && asked == 1)
     }
 
     /// Rows whose types are not the 8x8 shape their cells run at report their own key and

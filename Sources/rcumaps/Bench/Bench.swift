@@ -69,6 +69,11 @@ func runBench(_ options: BenchOptions) -> Int32 {
             return 2
         }
     }
+    if options.peersLibrary != nil, !options.maps.contains(where: { $0.peerSymbolPrefix != nil }) {
+        // (Accepted and ignored without a word before: found by review, 2026-12-06.)
+        writeToStandardError("rcumaps: note: --peers-library is used only by the peer maps (ck-ht, libcuckoo, "
+            + "tbb-hash-map), and none is named in --maps: it is not loaded\n")
+    }
     let standardOnly = options.maps.filter { !$0.runsEveryShape }
     let otherShapes = options.shapes.filter { $0 != .standard }
     if !standardOnly.isEmpty, !otherShapes.isEmpty {

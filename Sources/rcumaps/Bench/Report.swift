@@ -77,6 +77,10 @@ struct BenchReport {
                 + (latency ? latencyText(cell.writeLatency) : []))
         }
         let pairs = MapKind.allCases.compactMap { kind in kind.counterpart.map { "\(kind.rawValue) to \($0.rawValue)" } }
+            // insert-full's counterpart is another workload (the table said only "lru-hash to
+            // hash-bucket": found by review, 2026-12-06, twenty-fourth session).
+            + (cells.contains { $0.workload == .insertFull }
+                ? ["lru-hash insert-full to hash-bucket update (an evicting insert against a replace)"] : [])
         let batchPairs = MapKind.allCases.filter(\.runsBatches).compactMap { kind in
             kind.counterpart(in: .batchLookup).map { "\(kind.rawValue) batch-lookup to \($0.map.rawValue) lookup" }
         } + ["batch-update to update on the same map"]

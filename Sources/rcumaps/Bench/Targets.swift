@@ -387,10 +387,7 @@ final class RWLockDictTarget: BenchTarget, @unchecked Sendable {
     func insert(index: Int) -> WriteOutcome {
         pthread_rwlock_wrlock(lock)
         defer { pthread_rwlock_unlock(lock) }
-        let key = BenchKeys.hashKey(index)
-        guard dictionary[key] == nil else { return .refused }
-        dictionary[key] = BenchKeys.initialValue(index)
-        return .changed
+        return insertIfAbsent(&dictionary, BenchKeys.hashKey(index), BenchKeys.initialValue(index)) ? .changed : .refused
     }
 
     @inline(__always)
