@@ -117,7 +117,9 @@ public struct MapBatchResult: Hashable, Sendable {
     public var count: Int
     /// Where the next call resumes (`out_batch`); `nil` where Linux leaves `out_batch`
     /// unwritten (a generic batch that returned no element and was passed no cursor, or
-    /// one that failed on an element's lookup). The bucket-locked hashes always return a
+    /// one that failed on an element's lookup), and for the lock-free hash's batch that
+    /// starts a pass (no cursor) on an empty map, where Linux writes its end-of-table index
+    /// with ENOENT (resuming from `nil` starts a new pass, which finds the same). The bucket-locked hashes always return a
     /// chain index, as Linux's hash batches write `out_batch` (also with ENOSPC on the
     /// first chain, which a retry needs, and ENOENT on an empty map); an LPM trie given a
     /// cursor whose `prefixLen` exceeds its data starts from the first key, and returns
