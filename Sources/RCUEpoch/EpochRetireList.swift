@@ -272,7 +272,9 @@ public final class EpochRetireList: @unchecked Sendable {
     /// `finalizer`.
     ///
     /// - Parameters:
-    ///   - tag: the tag the list is known by (no bytes are accounted to it).
+    ///   - tag: the tag the list is known by: only its ``EpochTagStatistics/pendingBytes``
+    ///     move, 8 bytes a reference awaiting its grace period (no live bytes: the list
+    ///     allocates nothing, so that figure can exceed `liveBytes`, 0).
     ///   - finalizer: runs on every retired pointer, on the reclamation thread after its
     ///     grace period.
     ///   - flushesWhenIdle: as for ``init(blockSize:tag:finalizer:recycling:flushesWhenIdle:)``.
@@ -589,12 +591,14 @@ public final class EpochRetireList: @unchecked Sendable {
     /// reclamation exceed ``throttleThreshold``, waits as ``throttleIfBehind()`` does — at
     /// most ``throttleWaitLimit`` (``taskThrottleWaitLimit`` on a Swift task's thread), never
     /// inside a section or on the reclamation thread — and counts in ``throttledWrites``.
-    /// Returns whether the backlog is back under the threshold.
+    /// Returns whether the backlog is back under the threshold, or nil where it may not wait
+    /// (inside a section, on the reclamation thread): the caller's next write outside one
+    /// should call again.
     ///
     /// Concurrency: any thread; may sleep, as ``throttleIfBehind()``.
     @available(*, noasync, message: "may sleep (2 ms at most on a task's thread): call it from a thread of your own")
-    package static func waitWhileBehind(_ tag: PoolTag) -> Bool {
-        guard !Epoch.isInsideAnyReadLock, !EpochMemory.isReclamationThread else { return false }
+    package static func waitWhileBehind(_ tag: PoolTag) -> Bool? {
+        guard !Epoch.isInsideAnyReadLock, !EpochMemory.isReclamationThread else { return nil }
         guard EpochMemory.pendingBytes(of: tag) > throttleThreshold else { return true }
         let onTask = withUnsafeCurrentTask(body: { $0 != nil })
         throttleCount.wrappingAdd(1, ordering: .relaxed)

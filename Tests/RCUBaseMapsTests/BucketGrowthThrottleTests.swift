@@ -201,4 +201,53 @@ struct BucketGrowthThrottleTests {
         #expect(refusals.load(ordering: .relaxed) == 20)
         #expect(others.load(ordering: .relaxed) == 0, "a writer that chained nothing waited")
     }
+
+    /// A thread's record of having grown a table goes stale once the generation pending
+    /// then has run: a thread that grew the chain inside a section, then saw reclamation
+    /// catch up, does not wait when another thread grows the table later (it kept the
+    /// record and waited 250 ms on a refused write: found by review, 2026-12-06,
+    /// twenty-fourth session).
+    @Test func aWriterDoesNotWaitForGrowthAfterItsOwnWasReclaimed() throws {
+        struct Pair: BitwiseCopyable { var a: UInt64, b: UInt64 }
+        let map = try RawBucketHashMap(MapDefinition(type: .hash, keySize: 8, valueSize: 16, maxEntries: 100_000,
+                                                     poolTag: uniqueTag()), observer: nil, bucketCount: 1)
+        map.overflowThrottleBytes = 128
+        try map.put(UInt64(0), Pair(a: 0, b: 0))
+        try map.put(UInt64(1), Pair(a: 1, b: 1))
+        @Sendable func grow(_ keys: Range<UInt64>, in section: borrowing EpochSection) {
+            for key in keys {
+                var pair = Pair(a: key, b: key)
+                _ = try? withUnsafeBytes(of: key) { k in try withUnsafeBytes(of: &pair) { v in
+                    try map.update(key: k, value: v, flags: .any, in: section) } }
+            }
+        }
+        let startOther = Atomic<Bool>(false), otherGrew = Atomic<Bool>(false), done = Atomic<Bool>(false)
+        let waits = Atomic<Int>(-1), refused = Atomic<Bool>(false)
+        runOnThreads(2) { thread in
+            if thread == 0 {
+                Epoch.withSection { section in
+                    try? map.remove(UInt64(1))
+                    grow(100..<400, in: section)
+                }
+                map.waitForReclaimGenerations()
+                startOther.store(true, ordering: .releasing)
+                while !otherGrew.load(ordering: .acquiring) { usleep(100) }
+                let before = map.growthThrottles
+                do { try map.put(UInt64(0), Pair(a: 9, b: 9), flags: .noExist) } catch { refused.store(true, ordering: .relaxed) }
+                waits.store(map.growthThrottles - before, ordering: .relaxed)
+                done.store(true, ordering: .releasing)
+                return
+            }
+            while !startOther.load(ordering: .acquiring) { usleep(100) }
+            Epoch.withSection { section in
+                try? map.remove(UInt64(100))
+                grow(1_000..<1_300, in: section)
+                otherGrew.store(true, ordering: .releasing)
+                while !done.load(ordering: .acquiring) { usleep(200) }
+            }
+        }
+        let wasRefused = refused.load(ordering: .relaxed)
+        #expect(wasRefused)
+        #expect(waits.load(ordering: .relaxed) == 0, "a writer waited for growth another thread made")
+    }
 }

@@ -38,24 +38,20 @@ struct RCUDictionaryChurnMemoryTests {
     /// Emptied overflow buckets go to reclamation through `EpochMemory`, not a retire list:
     /// a writer that keeps emptying and refilling one chain's fourth slot — an overflow
     /// bucket allocated and one freed each time — while another thread holds a section made
-    /// the table's tag hold more and more, and no write of a dictionary of integers ever
-    /// paused (found by review, 2026-12-06, twenty-fourth session). Now, past the retire
-    /// lists' 16 MiB of the tag awaiting reclamation, its writes wait as theirs do.
+    /// the overflow buckets' tag hold more and more, and no write of a dictionary of
+    /// integers ever paused (found by review, 2026-12-06, twenty-fourth session). Now, past
+    /// the retire lists' 16 MiB of the tag awaiting reclamation, its writes wait as theirs
+    /// do. The toggles run inside a section of the writer's own, where no write may wait:
+    /// the flag stays set for its next write outside one (it was cleared there: found by
+    /// review of the fix), which waits the whole limit (the section is still held).
     @Test func refilledOverflowBucketsMakeWritersWait() throws {
         let unique = UInt32.random(in: 0x4000_0000..<0x7FFF_FFFF)
         let dictionary = RCUDictionary<Int, Int>(memoryTags: RCUDictionaryMemoryTags(
-            table: PoolTag(rawValue: unique), nodes: PoolTag(rawValue: unique &+ 1), objects: PoolTag(rawValue: unique &+ 2)))
-        let buckets = Epoch.withSection { _ in dictionary.currentTable.bucketCount }
-        // Four keys of one chain: three fill its first bucket, the fourth needs an overflow.
-        var chain: [Int] = []
-        var candidate = 0
-        while chain.count < 4 {
-            if dictionary.hash(of: candidate) & (buckets - 1) == 0 { chain.append(candidate) }
-            candidate += 1
-        }
+            table: PoolTag(rawValue: unique), overflow: PoolTag(rawValue: unique &+ 3), nodes: PoolTag(rawValue: unique &+ 1),
+            objects: PoolTag(rawValue: unique &+ 2)))
+        let chain = Self.keysOfOneChain(dictionary, 4)
         for key in chain.prefix(3) { dictionary[key] = key }
         let inside = Atomic<Bool>(false), release = Atomic<Bool>(false)
-        let toggles = Atomic<Int>(0)
         let thread = Thread {
             Epoch.withSection { _ in
                 inside.store(true, ordering: .releasing)
@@ -64,18 +60,77 @@ struct RCUDictionaryChurnMemoryTests {
         }
         thread.start()
         while !inside.load(ordering: .acquiring) { usleep(100) }
-        // 16 MiB of overflow buckets is about 130,000 toggles; stop at the first wait.
-        var done = 0
-        while done < 400_000, dictionary.overflowThrottles.load(ordering: .relaxed) == 0 {
-            dictionary[chain[3]] = done
-            dictionary[chain[3]] = nil
-            done += 1
+        // 16 MiB of overflow buckets is about 130,000 toggles.
+        var toggles = 0
+        Epoch.withSection { _ in
+            while toggles < 400_000, !dictionary.overflowBehind.load(ordering: .relaxed) {
+                dictionary[chain[3]] = toggles
+                dictionary[chain[3]] = nil
+                toggles += 1
+            }
         }
-        toggles.store(done, ordering: .relaxed)
+        let flagged = dictionary.overflowBehind.load(ordering: .relaxed)
+        let waitedInside = dictionary.overflowThrottles.load(ordering: .relaxed)
+        // On a thread of its own (a task's thread waits 2 ms at most).
+        let elapsedNanoseconds = Atomic<Int>(-1)
+        let writer = Thread {
+            let start = ContinuousClock.now
+            dictionary[chain[0]] = 7
+            let elapsed = ContinuousClock.now - start
+            elapsedNanoseconds.store(Int(elapsed.components.seconds) * 1_000_000_000
+                + Int(elapsed.components.attoseconds / 1_000_000_000), ordering: .releasing)
+        }
+        writer.start()
+        while elapsedNanoseconds.load(ordering: .acquiring) < 0 { usleep(1_000) }
+        let elapsed = Duration.nanoseconds(elapsedNanoseconds.load(ordering: .acquiring))
+        let waited = dictionary.overflowThrottles.load(ordering: .relaxed)
         release.store(true, ordering: .releasing)
-        let throttled = dictionary.overflowThrottles.load(ordering: .relaxed)
-        #expect(throttled > 0, "\(toggles.load(ordering: .relaxed)) toggles, no write waited")
+        #expect(flagged, "\(toggles) toggles, the flag never set")
+        #expect(waitedInside == 0)
+        #expect(waited == 1, "the write outside a section did not go to wait")
+        #expect(elapsed >= .milliseconds(200), "it waited \(elapsed), with the section still held")
         #expect(dictionary.count == 3)
+    }
+
+    /// The first `count` keys of `dictionary` in the chain of bucket 0.
+    static func keysOfOneChain(_ dictionary: RCUDictionary<Int, Int>, _ count: Int) -> [Int] {
+        let buckets = Epoch.withSection { _ in dictionary.currentTable.bucketCount }
+        var chain: [Int] = []
+        var candidate = 0
+        while chain.count < count {
+            if dictionary.hash(of: candidate) & (buckets - 1) == 0 { chain.append(candidate) }
+            candidate += 1
+        }
+        return chain
+    }
+
+    /// The overflow buckets' back-pressure counts their own tag: another dictionary's bucket
+    /// array retired while a section is held (a `removeAll` of a 24 MiB table) does not make
+    /// this one's writers wait (under the bucket arrays' tag, shared by every dictionary, it
+    /// did: found by review, 2026-12-06, twenty-fourth session).
+    @Test func anotherDictionarysRetiredTableIsNotThisOnesBacklog() throws {
+        let big = RCUDictionary<Int, Int>(minimumCapacity: 600_000)
+        for key in 0..<600_000 { big[key] = key }
+        let small = RCUDictionary<Int, Int>()
+        let chain = Self.keysOfOneChain(small, 4)
+        for key in chain.prefix(3) { small[key] = key }
+        let inside = Atomic<Bool>(false), release = Atomic<Bool>(false)
+        let thread = Thread {
+            Epoch.withSection { _ in
+                inside.store(true, ordering: .releasing)
+                while !release.load(ordering: .acquiring) { usleep(500) }
+            }
+        }
+        thread.start()
+        while !inside.load(ordering: .acquiring) { usleep(100) }
+        big.removeAll()
+        for round in 0..<200 {
+            small[chain[3]] = round
+            small[chain[3]] = nil
+        }
+        let waited = small.overflowThrottles.load(ordering: .relaxed)
+        release.store(true, ordering: .releasing)
+        #expect(waited == 0, "the small dictionary's writers waited for the big one's table")
     }
 }
 

@@ -50,8 +50,10 @@ typedef struct rcumaps_thread_state {
     unsigned int fast_read;
     /* The bucket table (its bucket array's address) whose overflow growth this thread's
      * last allocation took past its bound while reclamation was behind, until the thread
-     * waits for that table's reclamation (rcumaps_take_growth_tripped); else NULL. */
+     * waits for that table's reclamation (rcumaps_take_growth_tripped); else NULL. With the
+     * reclaim generation that was pending then: once it has completed, the record is stale. */
     const void *growth_tripped;
+    unsigned long long growth_generation;
 } rcumaps_thread_state_t;
 
 /* initial-exec: a direct %fs-relative access instead of a __tls_get_addr call on
@@ -542,20 +544,27 @@ static inline __attribute__((always_inline)) unsigned int rcumaps_thread_stripe(
     unsigned int stripe = rcumaps_tls.stripe;
     return stripe != 0 ? stripe - 1 : rcumaps_assign_thread_stripe();
 }
-/* Records that the calling thread took `table`'s overflow growth past its bound (the bucket
- * hash's growth throttle: only the writer that grew the table waits). */
-static inline __attribute__((always_inline)) void rcumaps_note_growth_tripped(const void *table)
+/* Records that the calling thread took `table`'s overflow growth past its bound while
+ * reclaim generation `pending` had not completed (the bucket hash's growth throttle: only
+ * the writer that grew the table waits). */
+static inline __attribute__((always_inline)) void rcumaps_note_growth_tripped(const void *table,
+                                                                             unsigned long long pending)
 {
     rcumaps_tls.growth_tripped = table;
+    rcumaps_tls.growth_generation = pending;
 }
 
-/* Whether the calling thread took `table`'s growth past its bound since it last waited;
- * clears the record if so. */
-static inline __attribute__((always_inline)) int rcumaps_take_growth_tripped(const void *table)
+/* Whether the calling thread took `table`'s growth past its bound since it last waited, and
+ * the generation pending then has not completed (`completed` is the table's count of
+ * completed generations); clears a record of `table` either way. (A record kept after its
+ * generation completed made the thread wait for growth other threads made later: found by
+ * review, 2026-12-06.) */
+static inline __attribute__((always_inline)) int rcumaps_take_growth_tripped(const void *table,
+                                                                            unsigned long long completed)
 {
     if (rcumaps_tls.growth_tripped != table) return 0;
     rcumaps_tls.growth_tripped = NULL;
-    return 1;
+    return rcumaps_tls.growth_generation > completed;
 }
 
 /* Zeroed, page-aligned memory that prefers `node` (MPOL_PREFERRED: its pages go to other

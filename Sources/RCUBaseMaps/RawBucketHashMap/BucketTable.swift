@@ -670,8 +670,12 @@ final class BucketTable: @unchecked Sendable {
     /// How many times this table's writers waited in ``throttleIfGrowingBehind()``.
     let growthThrottles = Atomic<Int>(0)
     /// Set when an overflow block is allocated past ``overflowThrottleBytes`` of them since
-    /// the last completed generation, with a generation pending; cleared by the writer that
-    /// waits (``throttleIfGrowingBehind()``) and by the next completed generation.
+    /// the last completed generation, with a generation pending; cleared by the next
+    /// completed generation. A hint: the writers that find it set wait only if their own
+    /// thread's record names this table and a generation still pending
+    /// (``throttleIfGrowingBehind()``). (Cleared also by a writer's wait, it let a thread
+    /// that tripped inside a section go on unthrottled once another writer had waited:
+    /// found by review, 2026-12-06.)
     let growingBehind = Atomic<Bool>(false)
     /// The overflow bytes allocated while a generation is pending past which the writer
     /// that allocates one more waits for reclamation: the bucket array's size, at least
@@ -690,13 +694,16 @@ final class BucketTable: @unchecked Sendable {
     /// million evicting inserts into a map of 1,024 entries). Past the bound, the writer
     /// that allocated waits for reclamation, as the retire lists' writers do.
     private func noteOverflowBlockAllocated() {
-        guard generationsCompleted.load(ordering: .relaxed) < generationsPosted.load(ordering: .relaxed) else { return }
+        let posted = generationsPosted.load(ordering: .relaxed)
+        guard generationsCompleted.load(ordering: .relaxed) < posted else { return }
         let blocks = allocatedSinceGeneration.wrappingAdd(1, ordering: .relaxed).newValue
         if blocks &* bucketStride > overflowThrottleBytes {
             // This writer waits, after its section: not whichever writer checks next (a
             // replace in place, a refused NOEXIST waited 250 ms while the thread that grew
-            // the table, inside a section, never did; found by review, 2026-12-06).
-            rcumaps_note_growth_tripped(base)
+            // the table, inside a section, never did; found by review, 2026-12-06). Its
+            // record holds the generation pending now, so that it goes stale once that has
+            // run.
+            rcumaps_note_growth_tripped(base, posted)
             growingBehind.store(true, ordering: .relaxed)
         }
     }
@@ -722,7 +729,7 @@ final class BucketTable: @unchecked Sendable {
     @inline(never)
     private func waitForAGeneration() {
         guard !Epoch.isInsideAnyReadLock, !EpochMemory.isReclamationThread,
-              rcumaps_take_growth_tripped(base) != 0 else { return }
+              rcumaps_take_growth_tripped(base, generationsCompleted.load(ordering: .acquiring)) != 0 else { return }
         let onTask = withUnsafeCurrentTask(body: { $0 != nil })
         growthThrottles.wrappingAdd(1, ordering: .relaxed)
         let target = generationsPosted.load(ordering: .acquiring) &+ 1
@@ -733,9 +740,8 @@ final class BucketTable: @unchecked Sendable {
         while generationsCompleted.load(ordering: .acquiring) < target, clock.now - start < limit {
             usleep(200)
         }
-        // Cleared also after a wait that timed out: the next block allocated while still
-        // behind sets it again, so writers go on at one block a wait.
-        growingBehind.store(false, ordering: .relaxed)
+        // After a wait that timed out the thread's record is gone: its next block allocated
+        // while still behind records it again, so a writer goes on at one block a wait.
     }
 
     /// Tests only: runs before each overflow bucket is taken or allocated. Set before the

@@ -105,10 +105,14 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     @usableFromInline let nodeLayout: DictionaryNodeLayout<Key, Value>
     /// The pool tag of the bucket arrays (``RCUDictionaryMemoryTags/table``).
     let tableTag: PoolTag
-    /// Set when an emptied overflow bucket went to reclamation while the table's tag was
-    /// over the retire lists' threshold: the next writes wait (``waitForOverflowReclamation()``).
+    /// The pool tag of the overflow buckets (``RCUDictionaryMemoryTags/overflow``).
+    let overflowTag: PoolTag
+    /// Set when an emptied overflow bucket went to reclamation while the overflow buckets'
+    /// tag was over the retire lists' threshold: the next writes outside a section wait
+    /// (``waitForOverflowReclamation()``).
     @usableFromInline let overflowBehind = Atomic<Bool>(false)
-    /// How many writes found ``overflowBehind`` set and went to wait (for tests).
+    /// How many writes outside a section found ``overflowBehind`` set and went to wait (for
+    /// tests).
     @usableFromInline let overflowThrottles = Atomic<Int>(0)
     /// One lock per stripe; chain `i` belongs to stripe `i & stripeMask`.
     @usableFromInline let locks: BucketLocks
@@ -172,6 +176,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// An empty dictionary whose memory is accounted under `memoryTags`.
     package init(minimumCapacity: Int = 0, memoryTags: RCUDictionaryMemoryTags) {
         tableTag = memoryTags.table
+        overflowTag = memoryTags.overflow
         storage = DictionaryValueStorage(for: Value.self)
         layout = storage == .node ? .node : Self.keysFitInline ? .inline : .nodeKey
         hashesKeyBits = Self.keysFitInline
@@ -205,7 +210,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
             (counts + stripe * 64 + 32).initializeMemory(as: Atomic<UInt>.self, to: Atomic(0))
             (counts + stripe * 64 + 40).initializeMemory(as: Atomic<Int>.self, to: Atomic(0))
         }
-        guard let first = DictionaryTable.make(bucketCount: buckets, tag: tableTag) else {
+        guard let first = DictionaryTable.make(bucketCount: buckets, tag: tableTag, overflowTag: overflowTag) else {
             _rcumapsTrap("RCUDictionary: out of memory for \(buckets) buckets")
         }
         table.store(UInt(bitPattern: first.base), ordering: .releasing)
@@ -698,8 +703,10 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     }
 
     /// After an emptied overflow bucket went to reclamation: flags the writes
-    /// to wait (``afterWrite(stripe:buckets:)``) if the table's pool tag is over the
-    /// retire lists' threshold. Overflow buckets go through `EpochMemory`, not a retire
+    /// to wait (``afterWrite(stripe:buckets:)``) if the overflow buckets' pool tag is over
+    /// the retire lists' threshold. (Their own tag: under the bucket arrays', every other
+    /// dictionary's resize or `removeAll` while a section was held made this one's writers
+    /// wait for memory no wait could free; found by review, 2026-12-06.) Overflow buckets go through `EpochMemory`, not a retire
     /// list, and nothing pushed back on them: a writer that kept emptying and refilling
     /// one chain's fourth slot — every time a bucket allocated and one freed — grew the
     /// backlog without bound while a section was held or reclamation fell behind, even in
@@ -707,7 +714,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// review, 2026-12-06, twenty-fourth session).
     @usableFromInline @inline(never)
     func overflowBucketFreed() {
-        if EpochMemory.pendingBytes(of: tableTag) > EpochRetireList.throttleThreshold {
+        if EpochMemory.pendingBytes(of: overflowTag) > EpochRetireList.throttleThreshold {
             overflowBehind.store(true, ordering: .relaxed)
         }
     }
@@ -716,11 +723,16 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// threshold (``overflowBucketFreed()``).
     @usableFromInline @inline(never)
     func waitForOverflowReclamation() {
-        overflowThrottles.wrappingAdd(1, ordering: .relaxed)
-        // Left set on a task's thread while the backlog lasts, as a retire list does: each of
-        // its writes then waits its 2 ms.
-        if EpochRetireList.waitWhileBehind(tableTag) || withUnsafeCurrentTask(body: { $0 == nil }) {
-            overflowBehind.store(false, ordering: .relaxed)
+        // Left set inside a section (no wait there: the next write outside one waits, as a
+        // retire list's; cleared there, a writer inside sections kept the backlog growing
+        // unthrottled: found by review, 2026-12-06), and on a task's thread while the
+        // backlog lasts, as a retire list does: each of its writes then waits its 2 ms.
+        let result = EpochRetireList.waitWhileBehind(overflowTag)
+        if result != nil { overflowThrottles.wrappingAdd(1, ordering: .relaxed) }
+        switch result {
+        case nil: return
+        case true?: overflowBehind.store(false, ordering: .relaxed)
+        case false?: if withUnsafeCurrentTask(body: { $0 == nil }) { overflowBehind.store(false, ordering: .relaxed) }
         }
     }
 
@@ -1028,7 +1040,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         var empty: DictionaryTable
         while true {
             let size = minimumBuckets
-            guard let made = DictionaryTable.make(bucketCount: size, tag: tableTag) else {
+            guard let made = DictionaryTable.make(bucketCount: size, tag: tableTag, overflowTag: overflowTag) else {
                 _rcumapsTrap("RCUDictionary: out of memory for \(size) buckets")
             }
             for stripe in 0...stripeMask { locks.lock(stripe) }
@@ -1281,7 +1293,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
             // Out of memory stops the program, as an insert's overflow bucket does. (Keeping the
             // old array instead, every later write found the table due for a resize and took
             // every stripe's lock again to fail again.)
-            guard let new = DictionaryTable.make(bucketCount: wanted, tag: tableTag) else {
+            guard let new = DictionaryTable.make(bucketCount: wanted, tag: tableTag, overflowTag: overflowTag) else {
                 _rcumapsTrap("RCUDictionary: out of memory for a table of \(wanted) buckets")
             }
             old.forEachSlot { bucket, slot, _ in
@@ -1317,19 +1329,21 @@ extension RCUDictionary: ExpressibleByDictionaryLiteral {
     }
 }
 
-/// The pool tags an ``RCUDictionary``'s memory is accounted under: its bucket arrays (and
-/// their overflow buckets), its nodes, and its list of class references awaiting release.
-/// Every dictionary shares the defaults; a stress run or a test that checks one dictionary's
+/// The pool tags an ``RCUDictionary``'s memory is accounted under: its bucket arrays, their
+/// overflow buckets, its nodes, and its list of class references awaiting release. Every
+/// dictionary shares the defaults; a stress run or a test that checks one dictionary's
 /// memory while others run gives it tags of its own.
 package struct RCUDictionaryMemoryTags: Sendable {
     package var table = DictionaryTable.tag
+    package var overflow = DictionaryTable.overflowTag
     package var nodes = PoolTag("rcud")
     package var objects = PoolTag("rcuo")
 
     package init() {}
 
-    package init(table: PoolTag, nodes: PoolTag, objects: PoolTag) {
+    package init(table: PoolTag, overflow: PoolTag, nodes: PoolTag, objects: PoolTag) {
         self.table = table
+        self.overflow = overflow
         self.nodes = nodes
         self.objects = objects
     }
