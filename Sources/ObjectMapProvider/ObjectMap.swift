@@ -18,10 +18,13 @@ import RCUMaps
 /// period. A reader turns an address back into a reference (a retain) inside the epoch
 /// section in which it found it, so the object cannot go away in between.
 ///
-/// Concurrency: any number of readers and writers on any threads. `deinit`s of released
-/// objects run on the reclamation thread, after a grace period, 64 releases to a batch
-/// (`Epoch.barrier()` waits for them; with no memory for a batch's work, the releases wait
-/// for the next batch, idle flush or barrier). Writers on threads of their own pause, after
+/// Concurrency: any number of readers and writers on any threads. The map's references to
+/// removed and replaced objects are released on the reclamation thread, after a grace
+/// period, 64 releases to a batch (`Epoch.barrier()` waits for them; with no memory for a
+/// batch's work, the releases wait for the next batch, idle flush or barrier). An object's
+/// `deinit` runs where its last reference goes: there, if the map's was the last; else on
+/// the thread of a reader or caller that still held it, and no barrier waits for it (the
+/// docs said every `deinit` ran on the reclamation thread: found by review, 2026-12-06). Writers on threads of their own pause, after
 /// their section, while releases (or the base map's own reclamation) fall far behind:
 /// 16 MiB pending, a release counting 8 bytes whatever its object's size, for at most
 /// 250 ms a time; writers on a Swift task's thread for at most 2 ms a write (see
@@ -39,6 +42,10 @@ public final class ObjectMap<Key: BitwiseCopyable & Sendable, Object: AnyObject 
 
     /// A map for at most `maxEntries` objects, on `base`, with a provider registered for it
     /// alone (in a registry of its own, as custom type 4101).
+    ///
+    /// - Throws: ``/RCUBaseMaps/MapError/invalidArgument`` (EINVAL) for a `Key` type with
+    ///   padding, `maxEntries` below 1, or a `Key` other than 4 bytes on an `.array` base;
+    ///   ``/RCUBaseMaps/MapError/noMemory``.
     public convenience init(maxEntries: Int, base: ProviderBaseMap = .hashBucketLocked) throws(MapError) {
         let registration = try MapProviderRegistry().register(
             ObjectReferenceProvider<Key, Object>(), type: ObjectReferenceProvider<Key, Object>.defaultType, base: base)
@@ -65,7 +72,8 @@ public final class ObjectMap<Key: BitwiseCopyable & Sendable, Object: AnyObject 
     ///
     /// - Returns: The object replaced (whose map reference is released after a grace
     ///   period), or `nil` if the key was new.
-    /// - Throws: ``/RCUBaseMaps/MapError/outOfSpace`` for a new key in a full map; ``/RCUBaseMaps/MapError/noMemory``.
+    /// - Throws: ``/RCUBaseMaps/MapError/outOfSpace`` (E2BIG) for a new key in a full map
+    ///   and, on an array base, for an index past its end; ``/RCUBaseMaps/MapError/noMemory``.
     ///   On failure the map takes no reference.
     @discardableResult
     public func updateValue(_ object: Object, forKey key: Key) throws(MapError) -> Object? {
@@ -93,6 +101,9 @@ public final class ObjectMap<Key: BitwiseCopyable & Sendable, Object: AnyObject 
     /// use ``updateValue(_:forKey:)``.
     ///
     /// - Returns: `true` if stored (the map took a reference); `false` if the key was taken.
+    /// - Throws: ``/RCUBaseMaps/MapError/outOfSpace`` (E2BIG) for a new key in a full map
+    ///   and, on an array base, for an index past its end; ``/RCUBaseMaps/MapError/noMemory``.
+    ///   On failure the map takes no reference.
     @discardableResult
     public func insertIfAbsent(_ object: Object, forKey key: Key) throws(MapError) -> Bool {
         let address = Self.retain(object)

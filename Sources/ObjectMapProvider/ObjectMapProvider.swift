@@ -37,8 +37,10 @@ public final class ObjectMapProvider: Sendable {
 
     /// Per-provider state shared with the callbacks.
     final class State: Sendable {
-        /// Open objects by handle (the "handle table"), as object addresses: read without a
-        /// lock (an element addition looks its handle up here), written by open and close.
+        /// Live objects by handle (the "handle table"), as object addresses: read without a
+        /// lock (an element addition looks its handle up here), written by open and by the
+        /// release of an object's last reference. A closed object that maps still hold keeps
+        /// its entry, so its handle is not given out again while lookups still answer it.
         let table = RCUDictionary<Handle, UInt>()
         /// The next handle to give out.
         let nextHandle = Atomic<Handle>(1)
@@ -84,15 +86,19 @@ public final class ObjectMapProvider: Sendable {
 
     // MARK: Objects
 
-    /// Object layout: reference count (atomic Int) | handle (UInt32), in a cache line of
-    /// its own, so that retaining one object never slows down the readers of another.
+    /// Object layout: reference count (atomic Int) | handle (UInt32) | closed (atomic UInt32,
+    /// 1 once its handle was closed), in a cache line of its own, so that retaining one
+    /// object never slows down the readers of another.
     static let objectSize = 64
 
     /// Opens a new object and returns its handle; the caller holds one reference.
     ///
     /// Handles count up from 1 and wrap around after `UInt32.max`, skipping 0 and every
-    /// handle still open (after 2^32 opens, a wrapped counter overwrote an open handle's
-    /// entry: that object was never freed and its owner's `close` released another's).
+    /// handle whose object is alive — open, or closed while a map still holds it (after 2^32
+    /// opens, a wrapped counter overwrote an open handle's entry: that object was never
+    /// freed and its owner's `close` released another's; a closed handle a map still held
+    /// was given out again, and that map's lookups then answered the new object's handle:
+    /// found by review, 2026-12-06).
     ///
     /// - Throws: ``/RCUBaseMaps/MapError/noMemory``; ``/RCUBaseMaps/MapError/outOfSpace``
     ///   (E2BIG) if every handle is open.
@@ -101,6 +107,7 @@ public final class ObjectMapProvider: Sendable {
             throw MapError.noMemory
         }
         object.bindMemory(to: Atomic<Int>.self, capacity: 1).initialize(to: Atomic(1))
+        (object + 12).bindMemory(to: Atomic<UInt32>.self, capacity: 1).initialize(to: Atomic(0))
         for _ in 0...UInt64(Handle.max) {
             let handle = state.nextHandle.wrappingAdd(1, ordering: .relaxed).oldValue
             if handle == 0 { continue }
@@ -117,21 +124,30 @@ public final class ObjectMapProvider: Sendable {
         state.nextHandle.store(handle, ordering: .relaxed)
     }
 
-    /// Closes a handle: drops the caller's reference. Maps that hold the object keep it alive.
+    /// Closes a handle: drops the caller's reference. Maps that hold the object keep it alive,
+    /// and its handle reserved, until they let it go.
     ///
     /// - Returns: `false` if the handle is not open.
     @discardableResult
     public func close(_ handle: Handle) -> Bool {
-        guard let address = state.table.removeValue(forKey: handle) else { return false }
-        Self.release(UnsafeMutableRawPointer(bitPattern: address)!, client: state.client)
-        return true
+        // In a section: an object whose last reference goes is freed a grace period later.
+        Epoch.withSection { _ in
+            guard let address = state.table[handle] else { return false }
+            let object = UnsafeMutableRawPointer(bitPattern: address)!
+            guard Self.closed(object).pointee.exchange(1, ordering: .acquiringAndReleasing) == 0 else { return false }
+            Self.release(object, state: state)
+            return true
+        }
     }
 
     /// The reference count of an open object (`nil` once closed).
     public func referenceCount(of handle: Handle) -> Int? {
         // In a section: a concurrent close may free the object, but only after a grace period.
         Epoch.withSection { _ in
-            state.table[handle].map { Self.counter(UnsafeMutableRawPointer(bitPattern: $0)!).pointee.load(ordering: .acquiring) }
+            guard let address = state.table[handle] else { return nil }
+            let object = UnsafeMutableRawPointer(bitPattern: address)!
+            guard Self.closed(object).pointee.load(ordering: .acquiring) == 0 else { return nil }
+            return Self.counter(object).pointee.load(ordering: .acquiring)
         }
     }
 
@@ -140,6 +156,10 @@ public final class ObjectMapProvider: Sendable {
 
     static func counter(_ object: UnsafeMutableRawPointer) -> UnsafeMutablePointer<Atomic<Int>> {
         object.assumingMemoryBound(to: Atomic<Int>.self)
+    }
+
+    static func closed(_ object: UnsafeMutableRawPointer) -> UnsafeMutablePointer<Atomic<UInt32>> {
+        (object + 12).assumingMemoryBound(to: Atomic<UInt32>.self)
     }
 
     /// Takes a reference to `object` unless its count already reached zero (it is being
@@ -156,10 +176,14 @@ public final class ObjectMapProvider: Sendable {
         return false
     }
 
-    static func release(_ object: UnsafeMutableRawPointer, client: MapClientServices) {
+    /// Drops one reference; the last one frees the object's handle for reuse and the object
+    /// (after a grace period: readers in an epoch may still translate it).
+    static func release(_ object: UnsafeMutableRawPointer, state: State) {
         let remaining = counter(object).pointee.wrappingSubtract(1, ordering: .acquiringAndReleasing).newValue
         _rcumapsPrecondition(remaining >= 0, "object released more often than retained")
-        if remaining == 0 { client.freeCacheAligned(object) }  // readers in an epoch may still translate it
+        guard remaining == 0 else { return }
+        state.table.removeValue(forKey: (object + 8).load(as: Handle.self), ifCurrent: UInt(bitPattern: object))
+        state.client.freeCacheAligned(object)
     }
 
     // MARK: Callbacks
@@ -201,8 +225,16 @@ public final class ObjectMapProvider: Sendable {
                 // No lock: the callback runs inside an epoch section, so an object a
                 // concurrent close is dropping is not freed under us; it is taken only while
                 // its count is above zero (a count that reached zero never rises again).
-                let address = State.of(call.context)._withUnsafeGuaranteedRef { $0.table[handle] }
+                let state = State.of(call.context)
+                let address = state._withUnsafeGuaranteedRef { $0.table[handle] }
                 guard let address, tryRetain(UnsafeMutableRawPointer(bitPattern: address)!) else {
+                    throw MapError.invalidArgument.with(reason: "handle \(handle) is not open")
+                }
+                // A closed object keeps its entry while maps hold it: not open for new ones.
+                // (Checked after the retain: a close that comes later is after this write.)
+                let object = UnsafeMutableRawPointer(bitPattern: address)!
+                if closed(object).pointee.load(ordering: .acquiring) != 0 {
+                    state._withUnsafeGuaranteedRef { release(object, state: $0) }
                     throw MapError.invalidArgument.with(reason: "handle \(handle) is not open")
                 }
                 out.storeBytes(of: address, as: UInt.self)
@@ -212,7 +244,7 @@ public final class ObjectMapProvider: Sendable {
                 // the entry's reference goes, exactly once.
                 let address = call.value.loadUnaligned(as: UInt.self)
                 if let object = UnsafeMutableRawPointer(bitPattern: address) {
-                    State.of(call.context)._withUnsafeGuaranteedRef { release(object, client: $0.client) }
+                    State.of(call.context)._withUnsafeGuaranteedRef { release(object, state: $0) }
                 }
             })
     }

@@ -28,7 +28,8 @@ public struct EpochTagStatistics: Hashable, Sendable {
     public var recycledBytes: Int = 0
     /// `true` when more than ``EpochMemory/maxTrackedTags`` tags are in use and this one
     /// shares the overflow counters with the other late tags: the figures are then totals
-    /// of all of them.
+    /// of all of them. (Once 256 late tags are in use, a tag never used reads those totals
+    /// too: the process no longer records which tags share them.)
     public var isShared: Bool = false
 
     /// Figures for `tag` as given (``EpochMemory/statistics(for:)`` makes the real ones;
@@ -84,6 +85,9 @@ final class TagTable: @unchecked Sendable {
     /// recorded, and read as never used.
     let overflowed: UnsafeMutablePointer<Atomic<UInt64>>
     static let overflowCapacity = 256
+    /// Set once a tag could not be recorded among the overflowed ones (all 256 taken): from
+    /// then on a tag not found is taken for one of those sharing the overflow slot.
+    let overflowListFull = Atomic<Bool>(false)
 
     init() {
         let cpus = max(1, min(16, sysconf(Int32(_SC_NPROCESSORS_CONF))))
@@ -112,6 +116,7 @@ final class TagTable: @unchecked Sendable {
             }
             index = (index + 1) % Self.overflowCapacity
         }
+        overflowListFull.store(true, ordering: .releasing)
     }
 
     /// Whether `tag` was recorded by ``noteOverflow(_:)``.
@@ -169,7 +174,8 @@ final class TagTable: @unchecked Sendable {
 
     /// The slot of `tag` without claiming one: nil for a tag never used (its probe reaches
     /// a free slot first; slots are never given back), the overflow slot for a tag used
-    /// after every slot was taken. For readers of statistics: claiming a slot for each tag
+    /// after every slot was taken — and for every tag not found once 256 such tags are
+    /// recorded (the record is full: which tags share the slot is no longer known). For readers of statistics: claiming a slot for each tag
     /// asked about pushed the tags actually used into the shared counters (found by review).
     func existingSlotIndex(for tag: PoolTag) -> Int? {
         let key = UInt64(1) << 32 | UInt64(tag.rawValue)
@@ -181,7 +187,11 @@ final class TagTable: @unchecked Sendable {
             if current == 0 { return nil }
             index = index + 1 == probed ? 0 : index + 1
         }
-        return hasOverflowed(tag) ? Self.capacity - 1 : nil
+        // Past 256 overflowed tags a tag's use is no longer recorded: one not found may be
+        // one of them, and reads as sharing the overflow slot (it read as never used — zeros,
+        // not shared — and the back-pressure of `EpochMemory.pendingBytes(of:)` saw nothing:
+        // found by review, 2026-12-06, twenty-fourth session).
+        return hasOverflowed(tag) || overflowListFull.load(ordering: .acquiring) ? Self.capacity - 1 : nil
     }
 
     /// The bytes awaiting reclamation under slot `index`: the sum of its copies.

@@ -122,6 +122,26 @@ struct EpochSectionTests {
         }
     }
 
+    /// Past the 256 late tags the table records by name, a late tag still reads the shared
+    /// overflow counters, marked shared (it read zeros, not shared, and the back-pressure on
+    /// its pending bytes saw nothing: found by review, 2026-12-06, twenty-fourth session).
+    /// Once that record is full a tag never used reads them too: which tags used the shared
+    /// slot is no longer known. An exit test: it fills the process's table.
+    @Test func aLateTagPastTheRecordedOnesReadsTheSharedCounters() async {
+        await #expect(processExitsWith: .success) {
+            for index in 0...(EpochMemory.maxTrackedTags + 300) {
+                if let block = EpochMemory.allocate(byteCount: 8, tag: PoolTag(rawValue: 0x7000_0000 | UInt32(index))) {
+                    EpochMemory.free(block)
+                }
+            }
+            let late = PoolTag(rawValue: 0x7100_0000)
+            guard let kept = EpochMemory.allocate(byteCount: 64, tag: late) else { exit(3) }
+            let shared = EpochMemory.statistics(for: late)
+            guard shared.isShared, shared.liveBytes >= 64 else { exit(2) }
+            EpochMemory.free(kept)
+        }
+    }
+
     @Test func synchronizeWaitsForActiveReaders() throws {
         // A reader holds a section and a pointer to a block; another thread retires the block
         // and waits for a grace period. It cannot finish while the reader is inside, and the
