@@ -590,6 +590,20 @@ final class FirstCountOvershootMap: ForwardingMap, StressCapacityReporting, @unc
     }
 }
 
+/// An object map whose deletes of a present shared, uncontested churn key (index `% 8` of 1
+/// or 2) sometimes succeed without removing it.
+final class SharedDeleteKeepsObjectMap: ForwardingMap, @unchecked Sendable {
+    override func delete(key: UnsafeRawBufferPointer) throws(MapError) {
+        let index = Int(key.loadUnaligned(as: UInt32.self))
+        if index & 7 == 1 || index & 7 == 2, strikes() {
+            var value: UInt32 = 0
+            let found = withUnsafeMutableBytes(of: &value) { buffer in (try? base.lookup(key: key, into: buffer)) != nil }
+            if found { return }  // "deleted"
+        }
+        try base.delete(key: key)
+    }
+}
+
 /// An LRU_HASH (8-byte values) whose deletes of a present key sometimes succeed without
 /// removing it.
 final class DeleteKeepsLRUMap: ForwardingMap, @unchecked Sendable {
@@ -781,6 +795,38 @@ struct StressCheckerTests {
         #expect(objects.close() == nil)
     }
 
+    /// On the object map's shared churn keys that are not contested (written with `.any`), a
+    /// delete that reports success and removes nothing is caught by the balance of creations
+    /// and removals: its values (handles) cannot show a value returned twice, and only the
+    /// contested keys were balanced (found by review, 2026-12-05, left then; done
+    /// 2026-12-06). The same run on the plain map reports nothing.
+    @Test func anObjectMapDeleteThatRemovesNothingOnASharedKeyIsCaught() throws {
+        var options = StressOptions()
+        options.duration = 0.4
+        options.threads = 2
+        options.keys = 64
+        for faulty in [true, false] {
+            // A type and object tag of its own: the other object map runs may be running.
+            let objects = try StressObjects(keys: options.keys, type: MapType(rawValue: faulty ? 4202 : 4203),
+                                            objectTag: PoolTag(faulty ? "stoy" : "stoz"))
+            let recorder = StressRecorder(label: "objdel", echo: false)
+            do {
+                let map = try objects.provider.makeMap(maxEntries: options.keys * 5 / 8, name: "objdel")
+                let target: any RawMap = faulty ? SharedDeleteKeepsObjectMap(base: map) : map
+                let exercise = drive(target, kind: .objectMap, objects: objects, options: options, seed: 9,
+                                     recorder: recorder, progress: false)
+                #expect(!exercise.hung)
+            }
+            if faulty {
+                #expect(recorder.byKind.contains { $0.0 == .twoWinners }, "\(recorder.byKind) \(recorder.descriptions)")
+            } else {
+                #expect(recorder.byKind.isEmpty, "the same run on the plain map: \(recorder.descriptions)")
+            }
+            Epoch.barrier()
+            _ = objects.close()
+        }
+    }
+
     /// On the maps whose value is the bare token (`hash-bucket-8`, `hash-lockfree-8`), all
     /// zero bytes under key 0 are caught: the prefill's token of key 0 was all zero bits, so
     /// such a value passed for it (found by review, 2026-12-05).
@@ -816,7 +862,7 @@ struct StressContestAcrossChecksTests {
             present[key] = true
             tokensHeld[key] = token
         }
-        contest.settle("check", present: present, held: tokensHeld, isContested: { _ in false }, recorder: recorder)
+        contest.settle("check", present: present, held: tokensHeld, isBalanced: { _ in false }, recorder: recorder)
     }
 
     @Test func aValueReturnedOnBothSidesOfACheckIsCaught() {

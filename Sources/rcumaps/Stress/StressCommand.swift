@@ -110,7 +110,9 @@ func stressDiscussion() -> String {
             stable (prefilled, replaced but never deleted); the rest churn. Half the keys are \
             each owned by one worker, the only one that writes them, so it knows their content \
             at every moment; the others are shared, and an eighth (contested keys) are never \
-            written with .any: only a BPF_NOEXIST insert creates them. Hash maps have \
+            written with .any: only a BPF_NOEXIST insert creates them; the other shared churn \
+            keys' .any writes go through exchange in user mode (which says whether the write \
+            created the key) and become NOEXIST or EXIST in helper mode. Hash maps have \
             maxEntries = 5/8 of the keys, so they run full.
             """),
         HelpText.paragraph("""
@@ -118,7 +120,7 @@ func stressDiscussion() -> String {
             an owned key holds exactly what its owner last stored (no lost or phantom values, \
             every errno as predicted); a stable key is never missing; one writer's values never \
             go back in time for a reader (not on object-map, whose values are handles without \
-            versions: there the winners' balance on contested keys, the checkpoints and the \
+            versions: there the winners' balance on the shared churn keys, the checkpoints and the \
             reference counts are its checks) (per writer while the readers' records of every \
             writer's newest version fit 256 MiB together — 8 bytes a key, writer and reader; \
             beyond, against the last value the reader saw under the key, which misses one \
@@ -135,8 +137,9 @@ func stressDiscussion() -> String {
             with iteration, every value is whole, and (object map) every object's reference \
             count is 1 + the entries holding it. Exactly one wins: no value was returned by two \
             lookup-and-deletes or is still in the map after one returned it, and on each \
-            contested key the NOEXIST inserts won minus the removals won is 1 if it is \
-            present, 0 if not. At the end, the same, then the map is dropped: \
+            shared churn key the writes that created it (the prefill, NOEXIST inserts, .any \
+            exchanges that replaced nothing) minus the removals won is 1 if it is present, 0 \
+            if not. At the end, the same, then the map is dropped: \
             its pool tag must return to 0 live bytes within \(releaseBarrierRounds) rounds of \
             Epoch.barrier() (a reclaim callback may retire memory in turn); for the object map \
             every reference count must return to 1 and, once the objects are closed, their \

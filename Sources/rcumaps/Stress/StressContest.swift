@@ -3,13 +3,15 @@ import RCUMaps
 /// "Exactly one wins" on the shared keys of the key-value maps (hash maps and the object
 /// map), which every worker races every other on.
 ///
-/// - *Contested* keys (``StressHarness/isContested(_:)``) are created only by `BPF_NOEXIST`
-///   inserts and removed only by deletes and lookup-and-deletes. Each worker counts, per
-///   key, the inserts it won minus the removals it won (its *balance*); at every quiescent
-///   check the balances summed over the workers must be 1 for a key the map holds and 0
-///   for one it does not. Two inserts that both won one absent episode (the second
-///   replaced the first, or stored a second entry of the key) leave 2 for a present key;
-///   two removals that both won one present episode leave -1.
+/// - *Balanced* keys (``StressHarness/isBalanced(_:)``, the shared churn keys) are created
+///   by `BPF_NOEXIST` inserts, and by user-mode `.any` writes through `exchange` that
+///   replaced nothing, and removed only by deletes and lookup-and-deletes. Each worker
+///   counts, per key, the creations it made minus the removals it won (its *balance*; the
+///   prefill deposits one for each key it stored); at every quiescent check the balances
+///   summed over the workers must be 1 for a key the map holds and 0 for one it does not.
+///   Two inserts that both won one absent episode (the second replaced the first, or
+///   stored a second entry of the key) leave 2 for a present key; two removals that both
+///   won one present episode leave -1.
 /// - Tokens are unique (each worker's version only grows; the prefill writes each key
 ///   once), so a stored value can be returned by at most one lookup-and-delete. Workers
 ///   hand over the tokens their lookup-and-deletes returned (byte maps; object-map
@@ -62,7 +64,7 @@ final class StressContest: Sendable {
     /// Checks the deposits against the quiescent map: `present[key]` whether the map holds
     /// `key`, `held[key]` its token (``StressToken/absent`` if none or unreadable). Forgets
     /// the tokens; a wrong balance is reported once (then taken as it is).
-    func settle(_ label: String, present: [Bool], held: [UInt64], isContested: (Int) -> Bool,
+    func settle(_ label: String, present: [Bool], held: [UInt64], isBalanced: (Int) -> Bool,
                 recorder: StressRecorder) {
         deposits.withLock { state in
             state.removed.sort()
@@ -119,11 +121,11 @@ final class StressContest: Sendable {
                     + "(a removed or replaced value came back)")
             }
             state.removed.removeAll(keepingCapacity: true)
-            for key in 0..<keys where isContested(key) {
+            for key in 0..<keys where isBalanced(key) {
                 let expected = present[key] ? 1 : 0
                 if state.balances[key] != expected {
-                    recorder.record(.twoWinners, "\(label): contested key \(key) is \(present[key] ? "present" : "absent"), "
-                        + "but the NOEXIST inserts won minus the removals won come to \(state.balances[key]) "
+                    recorder.record(.twoWinners, "\(label): shared key \(key) is \(present[key] ? "present" : "absent"), "
+                        + "but the inserts that created it minus the removals won come to \(state.balances[key]) "
                         + "(two winners of one race)")
                     state.balances[key] = expected
                 }

@@ -397,17 +397,26 @@ final class StressWorker<Map: RawMap> {
     func update(_ key: Int, flags requested: MapUpdateFlags, helper: Bool, bits: UInt64) {
         stats.updates += 1
         // Contested keys are never written with `.any`: only a NOEXIST insert creates them.
+        // Other balanced keys' `.any` writes say whether they created the key (`exchange`),
+        // which a helper-mode write cannot: it inserts or replaces instead.
         let contested = harness.isContested(key)
-        let flags = requested == .any && contested ? MapUpdateFlags.noExist : requested
+        let balanced = harness.isBalanced(key)
+        let flags = requested != .any ? requested
+            : contested || (balanced && helper) ? (contested || bits & 1 == 0 ? MapUpdateFlags.noExist : .exist) : .any
         version += 1
         let token = harness.newToken(key: key, writer: writer, version: version, choice: Int(truncatingIfNeeded: bits >> 16))
         harness.encode(token, into: valueBuffer)
         let code: Int32
+        var replaced = true
         if helper {
             code = outcome { () throws(MapError) in
                 try Epoch.withSection { (section) throws(MapError) in
                     try map.update(key: keyBytes(key), value: valueBytes, flags: flags, in: section)
                 }
+            }
+        } else if flags == .any && balanced {
+            code = outcome { () throws(MapError) in
+                replaced = try map.exchange(key: keyBytes(key), value: valueBytes, flags: .any, into: readBytes)
             }
         } else {
             code = outcome { () throws(MapError) in try map.update(key: keyBytes(key), value: valueBytes, flags: flags) }
@@ -423,8 +432,9 @@ final class StressWorker<Map: RawMap> {
         switch code {
         case 0:
             stats.updatesStored += 1
+            if flags == .any && balanced && !replaced { balance[key] &+= 1 }
             if flags == .noExist {
-                if contested { balance[key] &+= 1 }
+                if balanced { balance[key] &+= 1 }
                 if stable { violation(.stableKey, "\(name) of stable key \(key) succeeded: the key was missing") }
                 if mine && had { violation(.ownKey, "\(name) of own key \(key) succeeded, but it held \(StressToken.describe(expected[key]))") }
             } else if flags == .exist, mine, !had {
@@ -468,7 +478,7 @@ final class StressWorker<Map: RawMap> {
         switch code {
         case 0:
             stats.deletesDone += 1
-            if harness.isContested(key) { balance[key] &-= 1 }
+            if harness.isBalanced(key) { balance[key] &-= 1 }
             if mine {
                 if expected[key] == StressToken.absent { violation(.ownKey, "\(name) of own absent key \(key) succeeded") }
                 expected[key] = StressToken.absent
@@ -498,7 +508,7 @@ final class StressWorker<Map: RawMap> {
         switch code {
         case 0:
             stats.lookupAndDeletesDone += 1
-            if harness.isContested(key) { balance[key] &-= 1 }
+            if harness.isBalanced(key) { balance[key] &-= 1 }
             if let token = observe(key, readBuffer, via: "lookupAndDelete"), harness.hasVersions {
                 removedTokens.append(token)
             }
