@@ -185,9 +185,11 @@ public struct MapDefinition: Hashable, Sendable {
     /// The flags a `QUEUE` or `STACK` map accepts (Linux `QUEUE_STACK_CREATE_FLAG_MASK`:
     /// `BPF_F_NUMA_NODE` and the access flags).
     public static let queueStackFlags: MapCreationFlags = [.numaNode, .accessFlags]
-    /// The flags a `PERCPU_ARRAY` map accepts: the access flags. Linux's
+    /// The flags a `PERCPU_ARRAY` map keeps: the access flags. Linux's
     /// `ARRAY_CREATE_FLAG_MASK` also holds `BPF_F_NUMA_NODE`, `BPF_F_MMAPABLE` and
-    /// `BPF_F_INNER_MAP`, but `array_map_alloc_check` refuses each for a per-CPU array (EINVAL).
+    /// `BPF_F_INNER_MAP`, but `array_map_alloc_check` refuses `BPF_F_MMAPABLE` and
+    /// `BPF_F_INNER_MAP` for a per-CPU array (EINVAL), and a NUMA node other than
+    /// `NUMA_NO_NODE`: `BPF_F_NUMA_NODE` with ``numaNode`` -1 is accepted and dropped.
     public static let perCPUArrayFlags: MapCreationFlags = [.accessFlags]
 
     /// The tag the map's memory is accounted under: the definition's ``poolTag``, or the
@@ -367,8 +369,9 @@ public struct MapDefinition: Hashable, Sendable {
     /// Checks a `PERCPU_ARRAY` definition, as Linux 6.18's `array_map_alloc_check` does for
     /// it: `maxEntries` 0 (or beyond `UInt32.max`), `keySize` ≠ 4, `valueSize` 0, a flag
     /// outside ``perCPUArrayFlags`` (`BPF_F_MMAPABLE`, `BPF_F_INNER_MAP` and
-    /// `BPF_F_PRESERVE_ELEMS` included), both program access flags, or a NUMA node
-    /// (``numaNode`` or `BPF_F_NUMA_NODE`) → EINVAL; `valueSize` over `INT_MAX`, or
+    /// `BPF_F_PRESERVE_ELEMS` included), both program access flags, or a NUMA node other
+    /// than `NUMA_NO_NODE` (``numaNode`` 0 or more, or `BPF_F_NUMA_NODE` without a node,
+    /// node 0) → EINVAL (`BPF_F_NUMA_NODE` with ``numaNode`` -1 is accepted, as Linux does); `valueSize` over `INT_MAX`, or
     /// `round_up(valueSize, 8)` over `PCPU_MIN_UNIT_SIZE` (32768) → E2BIG; after the
     /// allocation (``validateAfterAllocation()``) the name (EINVAL), then a lock word: EACCES
     /// with a program access flag, else EOPNOTSUPP — `map_check_btf` allows `bpf_spin_lock`

@@ -171,13 +171,6 @@ public enum EpochMemory {
         return statistics
     }
 
-    /// Bytes of `tag` awaiting reclamation (``EpochTagStatistics/pendingBytes``), alone: a
-    /// racy sum over the counters' stripes, without the locks ``statistics(for:)`` takes
-    /// for the recycled bytes.
-    package static func pendingBytes(of tag: PoolTag) -> Int {
-        tagTable.existingSlotIndex(for: tag).map { tagTable.pendingBytes($0) } ?? 0
-    }
-
     /// How many tags get counters of their own; later tags share one set (see
     /// ``EpochTagStatistics/isShared``).
     public static var maxTrackedTags: Int { TagTable.capacity - 1 }

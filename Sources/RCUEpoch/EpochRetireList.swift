@@ -586,31 +586,6 @@ public final class EpochRetireList: @unchecked Sendable {
         if !onTask || tagTable.pendingBytes(slotIndex) <= Self.throttleThreshold { behind.store(false, ordering: .relaxed) }
     }
 
-    /// Back-pressure for memory retired through ``EpochMemory`` rather than a list (an
-    /// `RCUDictionary`'s emptied overflow buckets): while the bytes of `tag` that await
-    /// reclamation exceed ``throttleThreshold``, waits as ``throttleIfBehind()`` does — at
-    /// most ``throttleWaitLimit`` (``taskThrottleWaitLimit`` on a Swift task's thread), never
-    /// inside a section or on the reclamation thread — and counts in ``throttledWrites``.
-    /// Returns whether the backlog is back under the threshold, or nil where it may not wait
-    /// (inside a section, on the reclamation thread): the caller's next write outside one
-    /// should call again.
-    ///
-    /// Concurrency: any thread; may sleep, as ``throttleIfBehind()``.
-    @available(*, noasync, message: "may sleep (2 ms at most on a task's thread): call it from a thread of your own")
-    package static func waitWhileBehind(_ tag: PoolTag) -> Bool? {
-        guard !Epoch.isInsideAnyReadLock, !EpochMemory.isReclamationThread else { return nil }
-        guard EpochMemory.pendingBytes(of: tag) > throttleThreshold else { return true }
-        let onTask = withUnsafeCurrentTask(body: { $0 != nil })
-        throttleCount.wrappingAdd(1, ordering: .relaxed)
-        let clock = ContinuousClock()
-        let start = clock.now
-        let limit = onTask ? taskThrottleWaitLimit : throttleWaitLimit
-        while EpochMemory.pendingBytes(of: tag) > throttleThreshold, clock.now - start < limit {
-            usleep(200)
-        }
-        return EpochMemory.pendingBytes(of: tag) <= throttleThreshold
-    }
-
     /// The longest a writer waits in ``throttleIfBehind()``: 250 ms.
     public static let throttleWaitLimit: Duration = .milliseconds(250)
 

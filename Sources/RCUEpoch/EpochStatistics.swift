@@ -188,9 +188,8 @@ final class TagTable: @unchecked Sendable {
             index = index + 1 == probed ? 0 : index + 1
         }
         // Past 256 overflowed tags a tag's use is no longer recorded: one not found may be
-        // one of them, and reads as sharing the overflow slot (it read as never used — zeros,
-        // not shared — and the back-pressure of `EpochMemory.pendingBytes(of:)` saw nothing:
-        // found by review, 2026-12-06, twenty-fourth session).
+        // one of them, and reads as sharing the overflow slot (it read as never used: zeros,
+        // not shared; found by review, 2026-12-06, twenty-fourth session).
         return hasOverflowed(tag) || overflowListFull.load(ordering: .acquiring) ? Self.capacity - 1 : nil
     }
 

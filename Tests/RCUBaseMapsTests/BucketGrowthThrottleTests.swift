@@ -250,4 +250,23 @@ struct BucketGrowthThrottleTests {
         #expect(wasRefused)
         #expect(waits.load(ordering: .relaxed) == 0, "a writer waited for growth another thread made")
     }
+
+    /// The flag that sends writes to the throttle's slow path does not stay set with no
+    /// generation pending: a writer preempted between passing the bound and setting it,
+    /// across the generation that cleared it, left it set, and with nothing retired after,
+    /// every write took the slow path for good (found by review, 2026-12-06). The first
+    /// write that finds it so clears it.
+    @Test func aFlagSetWithNothingPendingIsCleared() throws {
+        let map = try RawBucketHashMap(MapDefinition(type: .hash, keySize: 8, valueSize: 16, maxEntries: 64,
+                                                     poolTag: uniqueTag()), observer: nil)
+        struct Pair: BitwiseCopyable { var a: UInt64, b: UInt64 }
+        try map.put(UInt64(1), Pair(a: 1, b: 1))
+        map.waitForReclaimGenerations()
+        map.isGrowingBehind = true
+        // A write that retires nothing (a replace of a 16-byte value retires its old slot,
+        // posting a generation): a refused NOEXIST insert.
+        #expect(throws: MapError.alreadyExists) { try map.put(UInt64(1), Pair(a: 2, b: 2), flags: .noExist) }
+        #expect(!map.isGrowingBehind)
+        #expect(map.growthThrottles == 0)
+    }
 }

@@ -1,6 +1,5 @@
-@testable import RCUEpoch
+import RCUEpoch
 import RCUMapsTestSupport
-import Foundation
 import Synchronization
 import Testing
 #if canImport(Glibc)
@@ -11,60 +10,6 @@ import Glibc
 /// bounded when writers outnumber cores.
 @Suite("Reclamation back-pressure")
 struct ReclamationThrottleTests {
-    /// `EpochRetireList.waitWhileBehind(_:)`, the back-pressure on memory retired through
-    /// `EpochMemory` (an `RCUDictionary`'s overflow buckets): under the threshold it answers
-    /// at once; inside a section it may not wait and says so (nil); over it, with a section
-    /// held elsewhere, it waits its whole limit and answers that the backlog is still there;
-    /// released meanwhile, it returns early. (Added with it, 2026-12-06, twenty-fourth
-    /// session: its only test counted calls, and would have passed a wait that never waited.)
-    @Test func waitingWhileATagIsBehind() {
-        let tag = uniqueTag()
-        let results = UnsafeMutablePointer<Atomic<Int>>.allocate(capacity: 5)
-        for index in 0..<5 { (results + index).initialize(to: Atomic(-1)) }
-        defer { results.deinitialize(count: 5); results.deallocate() }
-        nonisolated(unsafe) let shared = results
-        @Sendable func code(_ answer: Bool?) -> Int { answer.map { $0 ? 1 : 0 } ?? 2 }
-        let inside = Atomic<Bool>(false), release = Atomic<Bool>(false), early = Atomic<Bool>(false)
-        runOnThreads(2) { thread in
-            if thread == 0 {
-                Epoch.withSection { _ in
-                    inside.store(true, ordering: .releasing)
-                    while !release.load(ordering: .acquiring) && !early.load(ordering: .acquiring) { usleep(500) }
-                }
-                return
-            }
-            while !inside.load(ordering: .acquiring) { usleep(100) }
-            shared[0].store(code(EpochRetireList.waitWhileBehind(tag)), ordering: .relaxed)
-            // 17 MiB freed under the tag: pending while the section lasts.
-            for _ in 0..<17 {
-                if let block = EpochMemory.allocate(byteCount: 1 << 20, tag: tag) { EpochMemory.free(block) }
-            }
-            Epoch.withSection { _ in shared[1].store(code(EpochRetireList.waitWhileBehind(tag)), ordering: .relaxed) }
-            var start = ContinuousClock.now
-            shared[2].store(code(EpochRetireList.waitWhileBehind(tag)), ordering: .relaxed)
-            let full = ContinuousClock.now - start
-            shared[3].store(full >= .milliseconds(240) ? 1 : 0, ordering: .relaxed)
-            // Released 50 ms into the next wait: it returns once the backlog is reclaimed.
-            start = ContinuousClock.now
-            let releaser = Thread {
-                usleep(50_000)
-                early.store(true, ordering: .releasing)
-            }
-            releaser.start()
-            let answer = EpochRetireList.waitWhileBehind(tag)
-            let short = ContinuousClock.now - start
-            shared[4].store(answer == true && short < .milliseconds(240) ? 1 : 0, ordering: .relaxed)
-            release.store(true, ordering: .releasing)
-        }
-        let answers = (0..<5).map { results[$0].load(ordering: .relaxed) }
-        #expect(answers[0] == 1, "under the threshold: \(answers)")
-        #expect(answers[1] == 2, "inside a section: \(answers)")
-        #expect(answers[2] == 0, "over it, the section held: \(answers)")
-        #expect(answers[3] == 1, "the whole limit waited: \(answers)")
-        #expect(answers[4] == 1, "released meanwhile, back under it early: \(answers)")
-        Epoch.barrier()
-    }
-
     /// A reader holds grace periods back while a writer retires more than the threshold:
     /// the writer's `throttleIfBehind()` waits until the reader has left and the backlog is
     /// back under the threshold. Below the threshold it returns at once.

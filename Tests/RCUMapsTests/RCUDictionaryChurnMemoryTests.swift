@@ -47,8 +47,7 @@ struct RCUDictionaryChurnMemoryTests {
     @Test func refilledOverflowBucketsMakeWritersWait() throws {
         let unique = UInt32.random(in: 0x4000_0000..<0x7FFF_FFFF)
         let dictionary = RCUDictionary<Int, Int>(memoryTags: RCUDictionaryMemoryTags(
-            table: PoolTag(rawValue: unique), overflow: PoolTag(rawValue: unique &+ 3), nodes: PoolTag(rawValue: unique &+ 1),
-            objects: PoolTag(rawValue: unique &+ 2)))
+            table: PoolTag(rawValue: unique), nodes: PoolTag(rawValue: unique &+ 1), objects: PoolTag(rawValue: unique &+ 2)))
         let chain = Self.keysOfOneChain(dictionary, 4)
         for key in chain.prefix(3) { dictionary[key] = key }
         let inside = Atomic<Bool>(false), release = Atomic<Bool>(false)

@@ -48,11 +48,13 @@ typedef struct rcumaps_thread_state {
      * barriers are compiler barriers) and the shim is not built for ThreadSanitizer.
      * Set by that target's slow path, cleared here with `registered`. */
     unsigned int fast_read;
-    /* The bucket table (its bucket array's address) whose overflow growth this thread's
-     * last allocation took past its bound while reclamation was behind, until the thread
-     * waits for that table's reclamation (rcumaps_take_growth_tripped); else NULL. With the
-     * reclaim generation that was pending then: once it has completed, the record is stale. */
-    const void *growth_tripped;
+    /* The bucket table (its serial number, never reused) whose overflow growth this
+     * thread's last allocation took past its bound while reclamation was behind, until the
+     * thread waits for that table's reclamation (rcumaps_take_growth_tripped); else 0. With
+     * the reclaim generation that was pending then: once it has completed, the record is
+     * stale. (Keyed by the bucket array's address, a record outlived its table and matched
+     * a later table at the same address: found by review, 2026-12-06.) */
+    unsigned long long growth_table;
     unsigned long long growth_generation;
 } rcumaps_thread_state_t;
 
@@ -547,10 +549,10 @@ static inline __attribute__((always_inline)) unsigned int rcumaps_thread_stripe(
 /* Records that the calling thread took `table`'s overflow growth past its bound while
  * reclaim generation `pending` had not completed (the bucket hash's growth throttle: only
  * the writer that grew the table waits). */
-static inline __attribute__((always_inline)) void rcumaps_note_growth_tripped(const void *table,
+static inline __attribute__((always_inline)) void rcumaps_note_growth_tripped(unsigned long long table,
                                                                              unsigned long long pending)
 {
-    rcumaps_tls.growth_tripped = table;
+    rcumaps_tls.growth_table = table;
     rcumaps_tls.growth_generation = pending;
 }
 
@@ -559,11 +561,11 @@ static inline __attribute__((always_inline)) void rcumaps_note_growth_tripped(co
  * completed generations); clears a record of `table` either way. (A record kept after its
  * generation completed made the thread wait for growth other threads made later: found by
  * review, 2026-12-06.) */
-static inline __attribute__((always_inline)) int rcumaps_take_growth_tripped(const void *table,
+static inline __attribute__((always_inline)) int rcumaps_take_growth_tripped(unsigned long long table,
                                                                             unsigned long long completed)
 {
-    if (rcumaps_tls.growth_tripped != table) return 0;
-    rcumaps_tls.growth_tripped = NULL;
+    if (rcumaps_tls.growth_table != table) return 0;
+    rcumaps_tls.growth_table = 0;
     return rcumaps_tls.growth_generation > completed;
 }
 

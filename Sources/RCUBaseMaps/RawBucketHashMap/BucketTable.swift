@@ -669,6 +669,10 @@ final class BucketTable: @unchecked Sendable {
     let allocatedSinceGeneration = Atomic<Int>(0)
     /// How many times this table's writers waited in ``throttleIfGrowingBehind()``.
     let growthThrottles = Atomic<Int>(0)
+    /// This table's number, from 1, never reused in the process: what a thread's record of
+    /// having grown a table names (``noteOverflowBlockAllocated()``).
+    let serial: UInt64 = BucketTable.serials.wrappingAdd(1, ordering: .relaxed).newValue
+    static let serials = Atomic<UInt64>(0)
     /// Set when an overflow block is allocated past ``overflowThrottleBytes`` of them since
     /// the last completed generation, with a generation pending; cleared by the next
     /// completed generation. A hint: the writers that find it set wait only if their own
@@ -703,7 +707,7 @@ final class BucketTable: @unchecked Sendable {
             // the table, inside a section, never did; found by review, 2026-12-06). Its
             // record holds the generation pending now, so that it goes stale once that has
             // run.
-            rcumaps_note_growth_tripped(base, posted)
+            rcumaps_note_growth_tripped(serial, posted)
             growingBehind.store(true, ordering: .relaxed)
         }
     }
@@ -728,8 +732,13 @@ final class BucketTable: @unchecked Sendable {
 
     @inline(never)
     private func waitForAGeneration() {
+        let completed = generationsCompleted.load(ordering: .acquiring)
+        // Nothing pending: a flag set by a writer preempted across the generation that
+        // cleared it would otherwise stay, and send every write down this path (found by
+        // review, 2026-12-06).
+        if completed >= generationsPosted.load(ordering: .acquiring) { growingBehind.store(false, ordering: .relaxed) }
         guard !Epoch.isInsideAnyReadLock, !EpochMemory.isReclamationThread,
-              rcumaps_take_growth_tripped(base, generationsCompleted.load(ordering: .acquiring)) != 0 else { return }
+              rcumaps_take_growth_tripped(serial, completed) != 0 else { return }
         let onTask = withUnsafeCurrentTask(body: { $0 != nil })
         growthThrottles.wrappingAdd(1, ordering: .relaxed)
         let target = generationsPosted.load(ordering: .acquiring) &+ 1

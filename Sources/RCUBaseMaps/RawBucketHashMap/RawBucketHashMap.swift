@@ -148,6 +148,13 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     /// How many times this map's writers waited for reclamation because its overflow
     /// buckets grew past that bound.
     package var growthThrottles: Int { table.growthThrottles.load(ordering: .relaxed) }
+
+    /// The table's flag that some writer grew it past its bound (tests only: set to show it
+    /// does not stay set with nothing pending).
+    package var isGrowingBehind: Bool {
+        get { table.growingBehind.load(ordering: .relaxed) }
+        set { table.growingBehind.store(newValue, ordering: .relaxed) }
+    }
     /// Whether a user-mode update without `BPF_F_LOCK` takes the one-pass path
     /// (``writeInOnePass(key:value:flags:displaced:)``): no eviction, a one-word value without
     /// a lock word, no provider that must hear of a displacement under the lock.

@@ -56,24 +56,20 @@ struct DictionaryTable {
     /// (``RCUDictionaryMemoryTags``). A table keeps its own in its header (word 1), for
     /// the overflow buckets it allocates.
     static let tag = PoolTag("rcdt")
-    /// The pool tag of a dictionary's overflow buckets unless it was made with others: apart
-    /// from the bucket arrays', so that the back-pressure on emptied overflow buckets
-    /// (`RCUDictionary.overflowBucketFreed()`) does not count retired bucket arrays.
-    static let overflowTag = PoolTag("rcdv")
     /// One change of a bucket's change count (the control word's bits 24 and up, which wrap
     /// around after 2^40 changes).
     @usableFromInline static let changeUnit: UInt64 = 1 << 24
 
     @inlinable init(_ base: UnsafeMutableRawPointer) { self.base = base }
 
-    /// A new, empty table of `bucketCount` buckets (a power of two), its memory under `tag`
-    /// and its overflow buckets' under `overflowTag`, or nil without memory.
-    static func make(bucketCount: Int, tag: PoolTag, overflowTag: PoolTag) -> DictionaryTable? {
+    /// A new, empty table of `bucketCount` buckets (a power of two), its memory and its
+    /// overflow buckets' under `tag`, or nil without memory.
+    static func make(bucketCount: Int, tag: PoolTag) -> DictionaryTable? {
         guard let block = EpochMemory.allocateCacheAligned(byteCount: headerSize + bucketCount * bucketSize, tag: tag) else {
             return nil
         }
         block.storeBytes(of: bucketCount, as: Int.self)
-        block.storeBytes(of: overflowTag.rawValue, toByteOffset: 8, as: UInt32.self)
+        block.storeBytes(of: tag.rawValue, toByteOffset: 8, as: UInt32.self)
         for index in 0..<bucketCount { initializeBucket(block + headerSize + index * bucketSize) }
         rcumaps_advise_huge_pages(block, headerSize + bucketCount * bucketSize)
         return DictionaryTable(block)
@@ -86,8 +82,8 @@ struct DictionaryTable {
 
     @inlinable var bucketCount: Int { base.load(as: Int.self) }
 
-    /// The pool tag of the table's overflow buckets (``make(bucketCount:tag:overflowTag:)``).
-    var overflowTag: PoolTag { PoolTag(rawValue: base.load(fromByteOffset: 8, as: UInt32.self)) }
+    /// The pool tag the table was made with (``make(bucketCount:tag:)``).
+    var poolTag: PoolTag { PoolTag(rawValue: base.load(fromByteOffset: 8, as: UInt32.self)) }
 
     @inlinable @inline(__always)
     func bucket(_ hash: Int) -> UnsafeMutableRawPointer {
@@ -221,7 +217,7 @@ struct DictionaryTable {
                 bucket = next
                 continue
             }
-            guard let overflow = EpochMemory.allocateCacheAligned(byteCount: Self.bucketSize, tag: overflowTag) else {
+            guard let overflow = EpochMemory.allocateCacheAligned(byteCount: Self.bucketSize, tag: poolTag) else {
                 return false
             }
             Self.initializeBucket(overflow)

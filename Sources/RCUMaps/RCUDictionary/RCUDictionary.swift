@@ -105,11 +105,14 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     @usableFromInline let nodeLayout: DictionaryNodeLayout<Key, Value>
     /// The pool tag of the bucket arrays (``RCUDictionaryMemoryTags/table``).
     let tableTag: PoolTag
-    /// The pool tag of the overflow buckets (``RCUDictionaryMemoryTags/overflow``).
-    let overflowTag: PoolTag
-    /// Set when an emptied overflow bucket went to reclamation while the overflow buckets'
-    /// tag was over the retire lists' threshold: the next writes outside a section wait
-    /// (``waitForOverflowReclamation()``).
+    /// Emptied overflow buckets this dictionary freed whose grace period may not have
+    /// passed: counted up as they are freed, counted down by a work item that runs a grace
+    /// period after it was posted (``postOverflowReset()``), by the count it was posted at.
+    @usableFromInline let overflowFreed = Atomic<Int>(0)
+    /// Whether a reset of ``overflowFreed`` is posted and has not run.
+    let overflowResetInFlight = Atomic<Bool>(false)
+    /// Set when ``overflowFreed`` passes ``overflowBehindBuckets``: the next writes outside a
+    /// section wait (``waitForOverflowReclamation()``).
     @usableFromInline let overflowBehind = Atomic<Bool>(false)
     /// How many writes outside a section found ``overflowBehind`` set and went to wait (for
     /// tests).
@@ -176,7 +179,6 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// An empty dictionary whose memory is accounted under `memoryTags`.
     package init(minimumCapacity: Int = 0, memoryTags: RCUDictionaryMemoryTags) {
         tableTag = memoryTags.table
-        overflowTag = memoryTags.overflow
         storage = DictionaryValueStorage(for: Value.self)
         layout = storage == .node ? .node : Self.keysFitInline ? .inline : .nodeKey
         hashesKeyBits = Self.keysFitInline
@@ -210,7 +212,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
             (counts + stripe * 64 + 32).initializeMemory(as: Atomic<UInt>.self, to: Atomic(0))
             (counts + stripe * 64 + 40).initializeMemory(as: Atomic<Int>.self, to: Atomic(0))
         }
-        guard let first = DictionaryTable.make(bucketCount: buckets, tag: tableTag, overflowTag: overflowTag) else {
+        guard let first = DictionaryTable.make(bucketCount: buckets, tag: tableTag) else {
             _rcumapsTrap("RCUDictionary: out of memory for \(buckets) buckets")
         }
         table.store(UInt(bitPattern: first.base), ordering: .releasing)
@@ -702,37 +704,67 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         retireEntry(key: keyBits, value: valueBits)
     }
 
-    /// After an emptied overflow bucket went to reclamation: flags the writes
-    /// to wait (``afterWrite(stripe:buckets:)``) if the overflow buckets' pool tag is over
-    /// the retire lists' threshold. (Their own tag: under the bucket arrays', every other
-    /// dictionary's resize or `removeAll` while a section was held made this one's writers
-    /// wait for memory no wait could free; found by review, 2026-12-06.) Overflow buckets go through `EpochMemory`, not a retire
-    /// list, and nothing pushed back on them: a writer that kept emptying and refilling
-    /// one chain's fourth slot — every time a bucket allocated and one freed — grew the
-    /// backlog without bound while a section was held or reclamation fell behind, even in
-    /// a dictionary of integer keys and values, which has no other retirements (found by
-    /// review, 2026-12-06, twenty-fourth session).
+    /// Emptied overflow buckets that may await reclamation past which writes wait: 16 MiB,
+    /// the retire lists' threshold, at 128 bytes a bucket (a cache line and its header).
+    static var overflowBehindBuckets: Int { EpochRetireList.throttleThreshold / 128 }
+
+    /// After an emptied overflow bucket went to reclamation (caller holds a stripe): counts
+    /// it, posts a reset of the count now and then, and flags the writes to wait
+    /// (``afterWrite(stripe:buckets:)``) once the dictionary's own backlog of them passes
+    /// ``overflowBehindBuckets``. Overflow buckets go through `EpochMemory`, not a retire
+    /// list, and nothing pushed back on them: a writer that kept emptying and refilling one
+    /// chain's fourth slot — every time a bucket allocated and one freed — grew the backlog
+    /// without bound while a section was held or reclamation fell behind, even in a
+    /// dictionary of integer keys and values, which has no other retirements (found by
+    /// review, 2026-12-06, twenty-fourth session). Counted per dictionary: the pending bytes
+    /// of its pool tag, which every dictionary shares, made one dictionary's writers wait
+    /// for another's retired bucket arrays and overflow buckets (found by review of the fix).
     @usableFromInline @inline(never)
     func overflowBucketFreed() {
-        if EpochMemory.pendingBytes(of: overflowTag) > EpochRetireList.throttleThreshold {
-            overflowBehind.store(true, ordering: .relaxed)
-        }
+        let freed = overflowFreed.wrappingAdd(1, ordering: .relaxed).newValue
+        if freed > Self.overflowBehindBuckets / 8, !overflowResetInFlight.load(ordering: .relaxed) { postOverflowReset() }
+        if freed > Self.overflowBehindBuckets { overflowBehind.store(true, ordering: .relaxed) }
     }
 
-    /// Waits, after a write (outside its section), while the table's pool tag is over the
-    /// threshold (``overflowBucketFreed()``).
+    /// Posts a work item that, a grace period from now, takes the buckets counted so far off
+    /// ``overflowFreed`` (their grace period has passed), unless one is in flight.
+    func postOverflowReset() {
+        guard overflowResetInFlight.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
+        else { return }
+        let counted = overflowFreed.load(ordering: .acquiring)
+        let item = EpochWorkItem { [weak self] in
+            guard let self else { return }
+            self.overflowFreed.wrappingSubtract(counted, ordering: .relaxed)
+            self.overflowResetInFlight.store(false, ordering: .releasing)
+        }
+        if item?.scheduleOnGracePeriodDriver() != true { overflowResetInFlight.store(false, ordering: .releasing) }
+    }
+
+    /// Waits, after a write outside any section, while this dictionary's emptied overflow
+    /// buckets awaiting reclamation are over ``overflowBehindBuckets``: at most 250 ms, 2 ms
+    /// on a Swift task's thread, as a retire list's writers wait. Inside a section (or on
+    /// the reclamation thread) it may not wait: the flag stays for the next write outside
+    /// one, unless the backlog is gone (clearing it there let a writer inside sections keep
+    /// the backlog growing unthrottled: found by review of the fix).
     @usableFromInline @inline(never)
     func waitForOverflowReclamation() {
-        // Left set inside a section (no wait there: the next write outside one waits, as a
-        // retire list's; cleared there, a writer inside sections kept the backlog growing
-        // unthrottled: found by review, 2026-12-06), and on a task's thread while the
-        // backlog lasts, as a retire list does: each of its writes then waits its 2 ms.
-        let result = EpochRetireList.waitWhileBehind(overflowTag)
-        if result != nil { overflowThrottles.wrappingAdd(1, ordering: .relaxed) }
-        switch result {
-        case nil: return
-        case true?: overflowBehind.store(false, ordering: .relaxed)
-        case false?: if withUnsafeCurrentTask(body: { $0 == nil }) { overflowBehind.store(false, ordering: .relaxed) }
+        guard !Epoch.isInsideAnyReadLock, !EpochMemory.isReclamationThread else {
+            if overflowFreed.load(ordering: .relaxed) <= Self.overflowBehindBuckets { overflowBehind.store(false, ordering: .relaxed) }
+            return
+        }
+        overflowThrottles.wrappingAdd(1, ordering: .relaxed)
+        let onTask = withUnsafeCurrentTask(body: { $0 != nil })
+        let limit = onTask ? EpochRetireList.taskThrottleWaitLimit : EpochRetireList.throttleWaitLimit
+        let clock = ContinuousClock()
+        let start = clock.now
+        while overflowFreed.load(ordering: .acquiring) > Self.overflowBehindBuckets, clock.now - start < limit {
+            if !overflowResetInFlight.load(ordering: .relaxed) { postOverflowReset() }
+            usleep(200)
+        }
+        // Left set on a task's thread while the backlog lasts, as a retire list does: each of
+        // its writes then waits its 2 ms.
+        if !onTask || overflowFreed.load(ordering: .acquiring) <= Self.overflowBehindBuckets {
+            overflowBehind.store(false, ordering: .relaxed)
         }
     }
 
@@ -1040,7 +1072,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         var empty: DictionaryTable
         while true {
             let size = minimumBuckets
-            guard let made = DictionaryTable.make(bucketCount: size, tag: tableTag, overflowTag: overflowTag) else {
+            guard let made = DictionaryTable.make(bucketCount: size, tag: tableTag) else {
                 _rcumapsTrap("RCUDictionary: out of memory for \(size) buckets")
             }
             for stripe in 0...stripeMask { locks.lock(stripe) }
@@ -1293,7 +1325,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
             // Out of memory stops the program, as an insert's overflow bucket does. (Keeping the
             // old array instead, every later write found the table due for a resize and took
             // every stripe's lock again to fail again.)
-            guard let new = DictionaryTable.make(bucketCount: wanted, tag: tableTag, overflowTag: overflowTag) else {
+            guard let new = DictionaryTable.make(bucketCount: wanted, tag: tableTag) else {
                 _rcumapsTrap("RCUDictionary: out of memory for a table of \(wanted) buckets")
             }
             old.forEachSlot { bucket, slot, _ in
@@ -1329,21 +1361,19 @@ extension RCUDictionary: ExpressibleByDictionaryLiteral {
     }
 }
 
-/// The pool tags an ``RCUDictionary``'s memory is accounted under: its bucket arrays, their
-/// overflow buckets, its nodes, and its list of class references awaiting release. Every
-/// dictionary shares the defaults; a stress run or a test that checks one dictionary's
+/// The pool tags an ``RCUDictionary``'s memory is accounted under: its bucket arrays (and
+/// their overflow buckets), its nodes, and its list of class references awaiting release.
+/// Every dictionary shares the defaults; a stress run or a test that checks one dictionary's
 /// memory while others run gives it tags of its own.
 package struct RCUDictionaryMemoryTags: Sendable {
     package var table = DictionaryTable.tag
-    package var overflow = DictionaryTable.overflowTag
     package var nodes = PoolTag("rcud")
     package var objects = PoolTag("rcuo")
 
     package init() {}
 
-    package init(table: PoolTag, overflow: PoolTag, nodes: PoolTag, objects: PoolTag) {
+    package init(table: PoolTag, nodes: PoolTag, objects: PoolTag) {
         self.table = table
-        self.overflow = overflow
         self.nodes = nodes
         self.objects = objects
     }

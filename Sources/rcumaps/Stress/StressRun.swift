@@ -35,9 +35,9 @@ enum StressPools {
     /// references awaiting release); the default tags of other kinds.
     static func dictionaryTags(_ kind: StressMapKind) -> RCUDictionaryMemoryTags {
         switch kind {
-        case .dictionary: RCUDictionaryMemoryTags(table: PoolTag("sdit"), overflow: PoolTag("sdiv"), nodes: PoolTag("sdin"), objects: PoolTag("sdio"))
-        case .dictionaryString: RCUDictionaryMemoryTags(table: PoolTag("sdst"), overflow: PoolTag("sdsv"), nodes: PoolTag("sdsn"), objects: PoolTag("sdso"))
-        case .dictionaryNode: RCUDictionaryMemoryTags(table: PoolTag("sdnt"), overflow: PoolTag("sdnv"), nodes: PoolTag("sdnn"), objects: PoolTag("sdno"))
+        case .dictionary: RCUDictionaryMemoryTags(table: PoolTag("sdit"), nodes: PoolTag("sdin"), objects: PoolTag("sdio"))
+        case .dictionaryString: RCUDictionaryMemoryTags(table: PoolTag("sdst"), nodes: PoolTag("sdsn"), objects: PoolTag("sdso"))
+        case .dictionaryNode: RCUDictionaryMemoryTags(table: PoolTag("sdnt"), nodes: PoolTag("sdnn"), objects: PoolTag("sdno"))
         default: RCUDictionaryMemoryTags()
         }
     }
