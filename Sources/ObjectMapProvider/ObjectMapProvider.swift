@@ -178,15 +178,29 @@ public final class ObjectMapProvider: Sendable {
 
     /// Drops one reference; the last one frees the object's handle for reuse and the object
     /// (after a grace period: readers in an epoch may still translate it).
+    @inline(__always)
     static func release(_ object: UnsafeMutableRawPointer, state: State) {
         let remaining = counter(object).pointee.wrappingSubtract(1, ordering: .acquiringAndReleasing).newValue
         _rcumapsPrecondition(remaining >= 0, "object released more often than retained")
-        guard remaining == 0 else { return }
+        if remaining == 0 { free(object, state: state) }
+    }
+
+    /// The last reference went: the handle is free for reuse, and the object is freed.
+    @inline(never)
+    static func free(_ object: UnsafeMutableRawPointer, state: State) {
         state.table.removeValue(forKey: (object + 8).load(as: Handle.self), ifCurrent: UInt(bitPattern: object))
         state.client.freeCacheAligned(object)
     }
 
     // MARK: Callbacks
+
+    /// The addition of a closed object's handle: gives back the reference just taken and
+    /// refuses (out of line: the common addition stays small).
+    @inline(never)
+    static func refuseClosed(_ address: UInt, handle: Handle, context: (any MapProviderContext)?) throws(MapError) {
+        State.of(context)._withUnsafeGuaranteedRef { release(UnsafeMutableRawPointer(bitPattern: address)!, state: $0) }
+        throw MapError.invalidArgument.with(reason: "handle \(handle) is not open")
+    }
 
     static func dispatchTable(_ state: State) -> MapProviderDispatchTable {
         MapProviderDispatchTable(
@@ -225,17 +239,14 @@ public final class ObjectMapProvider: Sendable {
                 // No lock: the callback runs inside an epoch section, so an object a
                 // concurrent close is dropping is not freed under us; it is taken only while
                 // its count is above zero (a count that reached zero never rises again).
-                let state = State.of(call.context)
-                let address = state._withUnsafeGuaranteedRef { $0.table[handle] }
+                let address = State.of(call.context)._withUnsafeGuaranteedRef { $0.table[handle] }
                 guard let address, tryRetain(UnsafeMutableRawPointer(bitPattern: address)!) else {
                     throw MapError.invalidArgument.with(reason: "handle \(handle) is not open")
                 }
                 // A closed object keeps its entry while maps hold it: not open for new ones.
                 // (Checked after the retain: a close that comes later is after this write.)
-                let object = UnsafeMutableRawPointer(bitPattern: address)!
-                if closed(object).pointee.load(ordering: .acquiring) != 0 {
-                    state._withUnsafeGuaranteedRef { release(object, state: $0) }
-                    throw MapError.invalidArgument.with(reason: "handle \(handle) is not open")
+                if closed(UnsafeMutableRawPointer(bitPattern: address)!).pointee.load(ordering: .acquiring) != 0 {
+                    try refuseClosed(address, handle: handle, context: call.context)
                 }
                 out.storeBytes(of: address, as: UInt.self)
             },

@@ -297,6 +297,16 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
         }
     }
 
+    /// Zeroes `buffer`: one store for the common 4- and 8-byte values.
+    @inline(__always)
+    static func zero(_ buffer: UnsafeMutableRawBufferPointer) {
+        switch buffer.count {
+        case 8: buffer.baseAddress!.storeBytes(of: 0, as: UInt64.self)
+        case 4: buffer.baseAddress!.storeBytes(of: 0, as: UInt32.self)
+        default: buffer.initializeMemory(as: UInt8.self, repeating: 0)
+        }
+    }
+
     /// Runs `body` with a temporary buffer of `byteCount` bytes (zeroed if asked). Up to 64
     /// bytes it is a fixed-size stack buffer: a temporary allocation of a size known only at
     /// run time cost about 90 instructions a call (the object map's lookups, measured).
@@ -322,19 +332,22 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
     public func lookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
         try access.checkUserRead()
         try checkSizes(key: key, value: value.baseAddress == nil ? -1 : value.count)
+        // A translating provider's answer goes straight into `value` (below), zeroed first:
+        // bytes the callback leaves unwritten read as 0, as row 207 made them for
+        // lookup-and-delete and batches — the typed maps pass an uninitialised temporary
+        // here, and a partial answer came back with stack bytes (found by review,
+        // 2026-12-06). Zeroed before the section, also for a key that turns out absent:
+        // inside the section's closure, the store kept that closure from being inlined (31
+        // more instructions an object-map lookup).
+        if updatesOriginalValue { Self.zero(value) }
         try Epoch.withSection { (section) throws(MapError) in
             if updatesOriginalValue {
                 // The callback writes its answer straight into the caller's buffer, as
                 // eBPF-for-Windows' does: one that refuses after writing part of it leaves
                 // that part there. (A copy first, as below, cost the object map's lookups 43
-                // of their 312 instructions: its closures no longer inlined.) Zeroed first:
-                // bytes the callback leaves unwritten read as 0, as row 207 made them for
-                // lookup-and-delete and batches — the typed maps pass an uninitialised
-                // temporary here, and a partial answer came back with stack bytes (found by
-                // review, 2026-12-06).
+                // of their 312 instructions: its closures no longer inlined.)
                 try withStoredBuffer(zeroed: false) { (stored) throws(MapError) in
                     try baseLookup(key: key, into: stored, in: section)
-                    value.initializeMemory(as: UInt8.self, repeating: 0)
                     try dispatch.postprocessFindElement!(MapElementCall(
                         context: callContext, key: key, inValue: UnsafeRawBufferPointer(stored), outValue: value, flags: []))
                 }
@@ -503,7 +516,7 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
                 return true
             }
             // A translating callback's unwritten bytes read as 0 (see `lookup(key:into:)`).
-            if updatesOriginalValue { displaced.initializeMemory(as: UInt8.self, repeating: 0) }
+            if updatesOriginalValue { Self.zero(displaced) }
             do throws(MapError) {
                 try find(MapElementCall(
                     context: callContext, key: key, inValue: UnsafeRawBufferPointer(storedOld),
@@ -709,7 +722,7 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
                 // base, so that a provider behaves the same whichever base it chose.
                 try hooks.underMapLock { () throws(MapError) in
                     if translates {
-                        answer.initializeMemory(as: UInt8.self, repeating: 0)
+                        Self.zero(answer)
                         try find!(MapElementCall(context: context, key: key, inValue: stored, outValue: answer, flags: []))
                     } else {
                         try find?(MapElementCall(context: context, key: key, inValue: stored, outValue: nil, flags: []))

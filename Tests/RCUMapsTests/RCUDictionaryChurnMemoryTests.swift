@@ -38,13 +38,13 @@ struct RCUDictionaryChurnMemoryTests {
     /// Emptied overflow buckets go to reclamation through `EpochMemory`, not a retire list:
     /// a writer that keeps emptying and refilling one chain's fourth slot — an overflow
     /// bucket allocated and one freed each time — while another thread holds a section made
-    /// the overflow buckets' tag hold more and more, and no write of a dictionary of
-    /// integers ever paused (found by review, 2026-12-06, twenty-fourth session). Now, past
-    /// the retire lists' 16 MiB of the tag awaiting reclamation, its writes wait as theirs
-    /// do. The toggles run inside a section of the writer's own, where no write may wait:
+    /// the backlog grow and grow, and no write of a dictionary of integers ever paused
+    /// (found by review, 2026-12-06, twenty-fourth session). Now, past 16 MiB of its own
+    /// emptied buckets awaiting reclamation (the retire lists' bound), its writes wait as
+    /// theirs do. The toggles run inside a section of the writer's own, where no write may wait:
     /// the flag stays set for its next write outside one (it was cleared there: found by
     /// review of the fix), which waits the whole limit (the section is still held).
-    @Test func refilledOverflowBucketsMakeWritersWait() throws {
+    @Test func refilledOverflowBucketsMakeWritersWait() async throws {
         let unique = UInt32.random(in: 0x4000_0000..<0x7FFF_FFFF)
         let dictionary = RCUDictionary<Int, Int>(memoryTags: RCUDictionaryMemoryTags(
             table: PoolTag(rawValue: unique), nodes: PoolTag(rawValue: unique &+ 1), objects: PoolTag(rawValue: unique &+ 2)))
@@ -84,6 +84,13 @@ struct RCUDictionaryChurnMemoryTests {
         let elapsed = Duration.nanoseconds(elapsedNanoseconds.load(ordering: .acquiring))
         let waited = dictionary.overflowThrottles.load(ordering: .relaxed)
         release.store(true, ordering: .releasing)
+        // Once the section is gone, the work items take what they cover off the count: what
+        // is left is less than one batch (a reset that subtracted nothing passed before).
+        while !thread.isFinished { usleep(1_000) }
+        await Epoch.barrier()
+        await Epoch.barrier()
+        let left = dictionary.overflowFreed.load(ordering: .relaxed)
+        #expect(left < RCUDictionary<Int, Int>.overflowResetBatch, "\(left) buckets still counted after two barriers")
         #expect(flagged, "\(toggles) toggles, the flag never set")
         #expect(waitedInside == 0)
         #expect(waited == 1, "the write outside a section did not go to wait")

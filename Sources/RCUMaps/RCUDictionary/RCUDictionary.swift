@@ -106,11 +106,11 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// The pool tag of the bucket arrays (``RCUDictionaryMemoryTags/table``).
     let tableTag: PoolTag
     /// Emptied overflow buckets this dictionary freed whose grace period may not have
-    /// passed: counted up as they are freed, counted down by a work item that runs a grace
-    /// period after it was posted (``postOverflowReset()``), by the count it was posted at.
+    /// passed: counted up as they are freed, counted down by ``overflowResetBatch`` by each
+    /// work item, which runs a grace period after it was posted (``postOverflowReset()``).
     @usableFromInline let overflowFreed = Atomic<Int>(0)
-    /// Whether a reset of ``overflowFreed`` is posted and has not run.
-    let overflowResetInFlight = Atomic<Bool>(false)
+    /// Of ``overflowFreed``, the buckets no posted work item covers yet.
+    let overflowUnposted = Atomic<Int>(0)
     /// Set when ``overflowFreed`` passes ``overflowBehindBuckets``: the next writes outside a
     /// section wait (``waitForOverflowReclamation()``).
     @usableFromInline let overflowBehind = Atomic<Bool>(false)
@@ -709,7 +709,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     static var overflowBehindBuckets: Int { EpochRetireList.throttleThreshold / 128 }
 
     /// After an emptied overflow bucket went to reclamation (caller holds a stripe): counts
-    /// it, posts a reset of the count now and then, and flags the writes to wait
+    /// it, posts a reset of a batch of the count now and then, and flags the writes to wait
     /// (``afterWrite(stripe:buckets:)``) once the dictionary's own backlog of them passes
     /// ``overflowBehindBuckets``. Overflow buckets go through `EpochMemory`, not a retire
     /// list, and nothing pushed back on them: a writer that kept emptying and refilling one
@@ -722,22 +722,34 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     @usableFromInline @inline(never)
     func overflowBucketFreed() {
         let freed = overflowFreed.wrappingAdd(1, ordering: .relaxed).newValue
-        if freed > Self.overflowBehindBuckets / 8, !overflowResetInFlight.load(ordering: .relaxed) { postOverflowReset() }
+        if overflowUnposted.wrappingAdd(1, ordering: .relaxed).newValue >= Self.overflowResetBatch { postOverflowReset() }
         if freed > Self.overflowBehindBuckets { overflowBehind.store(true, ordering: .relaxed) }
     }
 
-    /// Posts a work item that, a grace period from now, takes the buckets counted so far off
-    /// ``overflowFreed`` (their grace period has passed), unless one is in flight.
+    /// Buckets each reset covers: an eighth of ``overflowBehindBuckets``.
+    static var overflowResetBatch: Int { overflowBehindBuckets / 8 }
+
+    /// Takes ``overflowResetBatch`` buckets off ``overflowUnposted`` and posts a work item
+    /// that takes them off ``overflowFreed`` a grace period from now (their grace period has
+    /// then passed). Each item covers its own batch, so any number may be in flight: with a
+    /// single item in flight, marked by a flag, the buckets freed while it waited stayed
+    /// counted after their reclamation, and a fork between the flag and the item's queueing
+    /// left the flag set in the child for good (found by review, 2026-12-06). An item lost
+    /// to a fork leaves one batch counted, no more.
     func postOverflowReset() {
-        guard overflowResetInFlight.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
-        else { return }
-        let counted = overflowFreed.load(ordering: .acquiring)
-        let item = EpochWorkItem { [weak self] in
-            guard let self else { return }
-            self.overflowFreed.wrappingSubtract(counted, ordering: .relaxed)
-            self.overflowResetInFlight.store(false, ordering: .releasing)
+        let batch = Self.overflowResetBatch
+        var current = overflowUnposted.load(ordering: .relaxed)
+        while current >= batch {
+            let (exchanged, original) = overflowUnposted.compareExchange(
+                expected: current, desired: current - batch, ordering: .relaxed)
+            if exchanged {
+                let item = EpochWorkItem { [weak self] in self?.overflowFreed.wrappingSubtract(batch, ordering: .relaxed) }
+                // No memory for the item: the batch goes back, for the next free to post.
+                if item?.scheduleOnGracePeriodDriver() != true { overflowUnposted.wrappingAdd(batch, ordering: .relaxed) }
+                return
+            }
+            current = original
         }
-        if item?.scheduleOnGracePeriodDriver() != true { overflowResetInFlight.store(false, ordering: .releasing) }
     }
 
     /// Waits, after a write outside any section, while this dictionary's emptied overflow
@@ -758,7 +770,6 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         let clock = ContinuousClock()
         let start = clock.now
         while overflowFreed.load(ordering: .acquiring) > Self.overflowBehindBuckets, clock.now - start < limit {
-            if !overflowResetInFlight.load(ordering: .relaxed) { postOverflowReset() }
             usleep(200)
         }
         // Left set on a task's thread while the backlog lasts, as a retire list does: each of

@@ -205,6 +205,8 @@ final class StressHarness<Map: RawMap>: Sendable {
     func prefill() {
         withScratch { key, value in
             var stored = 0
+            // The prefill created the balanced keys it stored: one each.
+            var created = [Int32](repeating: 0, count: keys)
             for index in 0..<keys where isPrefilled(index) {
                 encode(prefillToken(index), into: value.baseAddress!)
                 do {
@@ -212,6 +214,7 @@ final class StressHarness<Map: RawMap>: Sendable {
                                    value: UnsafeRawBufferPointer(start: value.baseAddress!, count: valueSize),
                                    flags: isArray ? .exist : .noExist)
                     stored += 1
+                    if isBalanced(index) { created[index] = 1 }
                 } catch {
                     recorder.record(.setup, "prefill: update of key \(index) failed: \(error)")
                 }
@@ -220,9 +223,6 @@ final class StressHarness<Map: RawMap>: Sendable {
             if map.count != expected {
                 recorder.record(.consistency, "prefill: stored \(stored) keys but count is \(map.count)")
             }
-            // The prefill created the balanced keys it stored: one each.
-            var created = [Int32](repeating: 0, count: keys)
-            for index in 0..<keys where isBalanced(index) && isPrefilled(index) { created[index] = 1 }
             var none: [UInt64] = []
             contest.deposit(balances: &created, removed: &none)
         }
