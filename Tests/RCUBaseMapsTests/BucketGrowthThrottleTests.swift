@@ -45,6 +45,31 @@ struct BucketGrowthThrottleTests {
         }
     }
 
+    /// A 16-byte value: writes of values over one word take the general path, whose every
+    /// write checks the throttle.
+    struct Pair: BitwiseCopyable { var a: UInt64, b: UInt64 }
+
+    /// A one-chain HASH of `Pair` values whose growth bound is one bucket, holding keys 0 and 1.
+    static func oneChainMap() throws -> RawBucketHashMap {
+        let map = try RawBucketHashMap(MapDefinition(type: .hash, keySize: 8, valueSize: 16, maxEntries: 100_000,
+                                                     poolTag: uniqueTag()), observer: nil, bucketCount: 1)
+        map.overflowThrottleBytes = 128
+        try map.put(UInt64(0), Pair(a: 0, b: 0))
+        try map.put(UInt64(1), Pair(a: 1, b: 1))
+        return map
+    }
+
+    /// Inside `section`: deletes `removing` (posting a generation, pending while the section
+    /// lasts), then inserts `keys` in helper mode, growing the chain.
+    static func grow(_ map: RawBucketHashMap, removing: UInt64, _ keys: Range<UInt64>, in section: borrowing EpochSection) {
+        try? map.remove(removing)
+        for key in keys {
+            var pair = Pair(a: key, b: key)
+            _ = try? withUnsafeBytes(of: key) { k in try withUnsafeBytes(of: &pair) { v in
+                try map.update(key: k, value: v, flags: .any, in: section) } }
+        }
+    }
+
     @Test(arguments: Workload.allCases)
     func memoryStaysBoundedWhileASectionIsHeld(workload: Workload) throws {
         let tag = uniqueTag()
@@ -144,7 +169,6 @@ struct BucketGrowthThrottleTests {
         let map = try RawBucketHashMap(MapDefinition(type: .hash, keySize: 8, valueSize: 16, maxEntries: 16_384,
                                                      poolTag: uniqueTag()), observer: nil, bucketCount: 64)
         map.overflowThrottleBytes = 192 << 10
-        struct Pair: BitwiseCopyable { var a: UInt64, b: UInt64 }
         for key in UInt64(0)..<16_000 { try map.put(key, Pair(a: key, b: key)) }
         let before = map.growthThrottles
         let failures = Atomic<Int>(0)
@@ -165,13 +189,7 @@ struct BucketGrowthThrottleTests {
     /// thread, inside a section, takes the table past its bound (it waited 250 ms a write:
     /// found by review, 2026-12-06, twenty-fourth session).
     @Test func onlyTheWriterThatGrewWaits() throws {
-        // Values over one word: the writes take the general path, whose every write checks.
-        struct Pair: BitwiseCopyable { var a: UInt64, b: UInt64 }
-        let map = try RawBucketHashMap(MapDefinition(type: .hash, keySize: 8, valueSize: 16, maxEntries: 100_000,
-                                                     poolTag: uniqueTag()), observer: nil, bucketCount: 1)
-        map.overflowThrottleBytes = 128
-        try map.put(UInt64(0), Pair(a: 0, b: 0))
-        try map.put(UInt64(1), Pair(a: 1, b: 1))
+        let map = try Self.oneChainMap()
         let grown = Atomic<Bool>(false), done = Atomic<Bool>(false)
         let others = Atomic<Int>(-1), refusals = Atomic<Int>(0)
         runOnThreads(2) { thread in
@@ -179,12 +197,7 @@ struct BucketGrowthThrottleTests {
                 // Grows the one chain inside a section, after a delete that posts a generation
                 // (pending while the section lasts).
                 Epoch.withSection { section in
-                    try? map.remove(UInt64(1))
-                    for key in UInt64(100)..<400 {
-                        var pair = Pair(a: key, b: key)
-                        _ = try? withUnsafeBytes(of: key) { k in try withUnsafeBytes(of: &pair) { v in
-                            try map.update(key: k, value: v, flags: .any, in: section) } }
-                    }
+                    Self.grow(map, removing: 1, 100..<400, in: section)
                     grown.store(true, ordering: .releasing)
                     while !done.load(ordering: .acquiring) { usleep(200) }
                 }
@@ -208,27 +221,12 @@ struct BucketGrowthThrottleTests {
     /// record and waited 250 ms on a refused write: found by review, 2026-12-06,
     /// twenty-fourth session).
     @Test func aWriterDoesNotWaitForGrowthAfterItsOwnWasReclaimed() throws {
-        struct Pair: BitwiseCopyable { var a: UInt64, b: UInt64 }
-        let map = try RawBucketHashMap(MapDefinition(type: .hash, keySize: 8, valueSize: 16, maxEntries: 100_000,
-                                                     poolTag: uniqueTag()), observer: nil, bucketCount: 1)
-        map.overflowThrottleBytes = 128
-        try map.put(UInt64(0), Pair(a: 0, b: 0))
-        try map.put(UInt64(1), Pair(a: 1, b: 1))
-        @Sendable func grow(_ keys: Range<UInt64>, in section: borrowing EpochSection) {
-            for key in keys {
-                var pair = Pair(a: key, b: key)
-                _ = try? withUnsafeBytes(of: key) { k in try withUnsafeBytes(of: &pair) { v in
-                    try map.update(key: k, value: v, flags: .any, in: section) } }
-            }
-        }
+        let map = try Self.oneChainMap()
         let startOther = Atomic<Bool>(false), otherGrew = Atomic<Bool>(false), done = Atomic<Bool>(false)
         let waits = Atomic<Int>(-1), refused = Atomic<Bool>(false)
         runOnThreads(2) { thread in
             if thread == 0 {
-                Epoch.withSection { section in
-                    try? map.remove(UInt64(1))
-                    grow(100..<400, in: section)
-                }
+                Epoch.withSection { section in Self.grow(map, removing: 1, 100..<400, in: section) }
                 map.waitForReclaimGenerations()
                 startOther.store(true, ordering: .releasing)
                 while !otherGrew.load(ordering: .acquiring) { usleep(100) }
@@ -240,8 +238,7 @@ struct BucketGrowthThrottleTests {
             }
             while !startOther.load(ordering: .acquiring) { usleep(100) }
             Epoch.withSection { section in
-                try? map.remove(UInt64(100))
-                grow(1_000..<1_300, in: section)
+                Self.grow(map, removing: 100, 1_000..<1_300, in: section)
                 otherGrew.store(true, ordering: .releasing)
                 while !done.load(ordering: .acquiring) { usleep(200) }
             }
@@ -259,7 +256,6 @@ struct BucketGrowthThrottleTests {
     @Test func aFlagSetWithNothingPendingIsCleared() throws {
         let map = try RawBucketHashMap(MapDefinition(type: .hash, keySize: 8, valueSize: 16, maxEntries: 64,
                                                      poolTag: uniqueTag()), observer: nil)
-        struct Pair: BitwiseCopyable { var a: UInt64, b: UInt64 }
         try map.put(UInt64(1), Pair(a: 1, b: 1))
         map.waitForReclaimGenerations()
         map.isGrowingBehind = true

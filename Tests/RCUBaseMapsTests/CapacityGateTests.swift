@@ -11,6 +11,14 @@ import Testing
 /// threads produce only rarely, replayed deterministically.
 @Suite("Capacity gate")
 struct CapacityGateTests {
+    /// A gate of one unit, taken by a published key.
+    static func fullGateOfOne() -> CapacityGate {
+        let gate = CapacityGate(maxEntries: 1)
+        #expect(gate.reserve(keyExists: { false }) == .reserved)
+        gate.resolve(published: true)
+        return gate
+    }
+
     @Test func aFullMapRefusesANewKeyAndReportsAnExistingOne() {
         let gate = CapacityGate(maxEntries: 1)
         #expect(gate.reserve(keyExists: { false }) == .reserved)
@@ -24,9 +32,7 @@ struct CapacityGateTests {
     /// look for the key and its in-flight check: the map is full *with that key*, so the
     /// answer is "exists" (the caller then replaces it), never a spurious E2BIG.
     @Test func aKeyPublishedDuringTheFullCheckIsReportedAsExisting() {
-        let gate = CapacityGate(maxEntries: 1)
-        #expect(gate.reserve(keyExists: { false }) == .reserved)
-        gate.resolve(published: true)
+        let gate = Self.fullGateOfOne()
         var looks = 0
         let outcome = gate.reserve(keyExists: {
             looks += 1
@@ -42,9 +48,7 @@ struct CapacityGateTests {
     /// twenty-fourth session: `rcumaps bench --maps hash-lockfree --workloads churn
     /// --threads 2 --entries 1` failed 417 of 12.2 M inserts with E2BIG).
     @Test func aKeyUnlinkedDuringTheFullCheckMakesRoomNotE2BIG() {
-        let gate = CapacityGate(maxEntries: 1)
-        #expect(gate.reserve(keyExists: { false }) == .reserved)
-        gate.resolve(published: true)
+        let gate = Self.fullGateOfOne()
         var looks = 0
         let outcome = gate.reserve(keyExists: {
             looks += 1
@@ -68,9 +72,7 @@ struct CapacityGateTests {
     /// sees that a change began meanwhile, looks again and finds the key (EEXIST); it
     /// answered E2BIG (found by review, 2026-12-06, twenty-fourth session).
     @Test func aKeyDeletedAndInsertedAgainDuringTheLastLookIsNotE2BIG() {
-        let gate = CapacityGate(maxEntries: 1)
-        #expect(gate.reserve(keyExists: { false }) == .reserved)
-        gate.resolve(published: true)
+        let gate = Self.fullGateOfOne()
         var looks = 0
         let outcome = gate.reserve(keyExists: {
             looks += 1

@@ -50,15 +50,7 @@ struct RCUDictionaryChurnMemoryTests {
             table: PoolTag(rawValue: unique), nodes: PoolTag(rawValue: unique &+ 1), objects: PoolTag(rawValue: unique &+ 2)))
         let chain = Self.keysOfOneChain(dictionary, 4)
         for key in chain.prefix(3) { dictionary[key] = key }
-        let inside = Atomic<Bool>(false), release = Atomic<Bool>(false)
-        let thread = Thread {
-            Epoch.withSection { _ in
-                inside.store(true, ordering: .releasing)
-                while !release.load(ordering: .acquiring) { usleep(500) }
-            }
-        }
-        thread.start()
-        while !inside.load(ordering: .acquiring) { usleep(100) }
+        let holder = SectionHolder()
         // 16 MiB of overflow buckets is about 130,000 toggles.
         var toggles = 0
         Epoch.withSection { _ in
@@ -83,10 +75,9 @@ struct RCUDictionaryChurnMemoryTests {
         while elapsedNanoseconds.load(ordering: .acquiring) < 0 { usleep(1_000) }
         let elapsed = Duration.nanoseconds(elapsedNanoseconds.load(ordering: .acquiring))
         let waited = dictionary.overflowThrottles.load(ordering: .relaxed)
-        release.store(true, ordering: .releasing)
+        holder.release()
         // Once the section is gone, the work items take what they cover off the count: what
         // is left is less than one batch (a reset that subtracted nothing passed before).
-        while !thread.isFinished { usleep(1_000) }
         await Epoch.barrier()
         await Epoch.barrier()
         let left = dictionary.overflowFreed.load(ordering: .relaxed)
@@ -120,22 +111,14 @@ struct RCUDictionaryChurnMemoryTests {
         let small = RCUDictionary<Int, Int>()
         let chain = Self.keysOfOneChain(small, 4)
         for key in chain.prefix(3) { small[key] = key }
-        let inside = Atomic<Bool>(false), release = Atomic<Bool>(false)
-        let thread = Thread {
-            Epoch.withSection { _ in
-                inside.store(true, ordering: .releasing)
-                while !release.load(ordering: .acquiring) { usleep(500) }
-            }
-        }
-        thread.start()
-        while !inside.load(ordering: .acquiring) { usleep(100) }
+        let holder = SectionHolder()
         big.removeAll()
         for round in 0..<200 {
             small[chain[3]] = round
             small[chain[3]] = nil
         }
         let waited = small.overflowThrottles.load(ordering: .relaxed)
-        release.store(true, ordering: .releasing)
+        holder.release()
         #expect(waited == 0, "the small dictionary's writers waited for the big one's table")
     }
 }
@@ -204,5 +187,31 @@ struct RCUDictionaryTaskWriterTests {
         // Throttled: every write waited (the backlog cannot shrink while the section lasts).
         #expect(total >= EpochRetireList.taskThrottleWaitLimit * 50, "50 writes took \(total)")
         #expect(EpochRetireList.throttledWrites - throttled >= 50)
+    }
+}
+
+/// A thread of its own that holds an epoch section from `init` (which returns once it is
+/// inside) until ``release()`` (which returns once the thread has left it): no grace period
+/// ends meanwhile.
+final class SectionHolder: Sendable {
+    private let inside = Atomic<Bool>(false)
+    private let released = Atomic<Bool>(false)
+    private let finished = Atomic<Bool>(false)
+
+    init() {
+        let thread = Thread { [self] in
+            Epoch.withSection { _ in
+                inside.store(true, ordering: .releasing)
+                while !released.load(ordering: .acquiring) { usleep(500) }
+            }
+            finished.store(true, ordering: .releasing)
+        }
+        thread.start()
+        while !inside.load(ordering: .acquiring) { usleep(100) }
+    }
+
+    func release() {
+        released.store(true, ordering: .releasing)
+        while !finished.load(ordering: .acquiring) { usleep(500) }
     }
 }

@@ -43,44 +43,42 @@ final class StalePerCPUMap: ForwardingMap, @unchecked Sendable {
     }
 }
 
-/// A PERCPU_HASH whose helper-mode writes store the value on every CPU, not the calling
-/// CPU's alone.
-final class EveryCPUHelperWriteMap: ForwardingMap, @unchecked Sendable {
+/// A PERCPU_HASH standing in for a faulty one: its possible CPUs.
+class PerCPUForwardingMap: ForwardingMap, @unchecked Sendable {
     let cpus: Int
     init(base: RawPerCPUHashMap) {
         cpus = base.possibleCPUCount
         super.init(base: base)
     }
 
-    override func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
-                         in section: borrowing EpochSection) throws(MapError) {
-        let all = [UInt64](repeating: value.loadUnaligned(as: UInt64.self), count: cpus)
-        let result: Result<Void, MapError> = all.withUnsafeBytes { bytes in
+    /// Stores `values` (one per CPU) under `key` in user mode.
+    func store(_ values: [UInt64], key: UnsafeRawBufferPointer, flags: MapUpdateFlags) throws(MapError) {
+        let result: Result<Void, MapError> = values.withUnsafeBytes { bytes in
             Result { () throws(MapError) in try base.update(key: key, value: bytes, flags: flags) }
         }
         try result.get()
     }
 }
 
+/// A PERCPU_HASH whose helper-mode writes store the value on every CPU, not the calling
+/// CPU's alone.
+final class EveryCPUHelperWriteMap: PerCPUForwardingMap, @unchecked Sendable {
+    override func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
+                         in section: borrowing EpochSection) throws(MapError) {
+        try store([UInt64](repeating: value.loadUnaligned(as: UInt64.self), count: cpus), key: key, flags: flags)
+    }
+}
+
 /// A PERCPU_HASH whose helper-mode writes store the value in the slot after the calling
 /// CPU's (the others kept): one CPU's value changes, but not the caller's.
-final class NextCPUHelperWriteMap: ForwardingMap, @unchecked Sendable {
-    let cpus: Int
-    init(base: RawPerCPUHashMap) {
-        cpus = base.possibleCPUCount
-        super.init(base: base)
-    }
-
+final class NextCPUHelperWriteMap: PerCPUForwardingMap, @unchecked Sendable {
     override func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
                          in section: borrowing EpochSection) throws(MapError) {
         var all = [UInt64](repeating: 0, count: cpus)
         _ = all.withUnsafeMutableBytes { buffer in try? base.lookup(key: key, into: buffer) }
         let own = RawPerCPUArrayMap.currentCPUSlot(of: cpus)
         all[(own + 1) % cpus] = value.loadUnaligned(as: UInt64.self)
-        let result: Result<Void, MapError> = all.withUnsafeBytes { bytes in
-            Result { () throws(MapError) in try base.update(key: key, value: bytes, flags: flags) }
-        }
-        try result.get()
+        try store(all, key: key, flags: flags)
     }
 }
 
