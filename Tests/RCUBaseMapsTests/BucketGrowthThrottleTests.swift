@@ -29,20 +29,9 @@ struct BucketGrowthThrottleTests {
     /// Runs `body` on one thread while another holds an epoch section from before `body`
     /// starts until it returns (so no grace period ends meanwhile).
     static func whileAnotherThreadHoldsASection(_ body: @escaping @Sendable () -> Void) {
-        let inside = Atomic<Bool>(false)
-        let release = Atomic<Bool>(false)
-        runOnThreads(2) { thread in
-            if thread == 0 {
-                Epoch.withSection { _ in
-                    inside.store(true, ordering: .releasing)
-                    while !release.load(ordering: .acquiring) { usleep(500) }
-                }
-                return
-            }
-            while !inside.load(ordering: .acquiring) { usleep(100) }
-            body()
-            release.store(true, ordering: .releasing)
-        }
+        let holder = SectionHolder()
+        runOnThreads(1) { _ in body() }
+        holder.release()
     }
 
     /// A 16-byte value: writes of values over one word take the general path, whose every

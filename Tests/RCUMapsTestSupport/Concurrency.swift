@@ -40,6 +40,32 @@ public func runOnThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void
     for thread in threads { pthread_join(thread, nil) }
 }
 
+/// A thread of its own that holds an epoch section from `init` (which returns once it is
+/// inside) until ``release()`` (which returns once the thread has left it): no grace period
+/// ends meanwhile, in the whole process.
+public final class SectionHolder: Sendable {
+    private let inside = Atomic<Bool>(false)
+    private let released = Atomic<Bool>(false)
+    private let finished = Atomic<Bool>(false)
+
+    public init() {
+        let thread = Thread { [self] in
+            Epoch.withSection { _ in
+                inside.store(true, ordering: .releasing)
+                while !released.load(ordering: .acquiring) { usleep(500) }
+            }
+            finished.store(true, ordering: .releasing)
+        }
+        thread.start()
+        while !inside.load(ordering: .acquiring) { usleep(100) }
+    }
+
+    public func release() {
+        released.store(true, ordering: .releasing)
+        while !finished.load(ordering: .acquiring) { usleep(500) }
+    }
+}
+
 /// How long concurrency tests run: `RCUMAPS_LONG_TESTS=seconds` scales them up.
 public var stressDuration: Duration {
     if let text = ProcessInfo.processInfo.environment["RCUMAPS_LONG_TESTS"], let seconds = Double(text) {

@@ -1,6 +1,7 @@
 import Foundation
 @testable import RCUMaps
 import RCUEpoch
+import RCUMapsTestSupport
 import Synchronization
 import Testing
 
@@ -187,31 +188,5 @@ struct RCUDictionaryTaskWriterTests {
         // Throttled: every write waited (the backlog cannot shrink while the section lasts).
         #expect(total >= EpochRetireList.taskThrottleWaitLimit * 50, "50 writes took \(total)")
         #expect(EpochRetireList.throttledWrites - throttled >= 50)
-    }
-}
-
-/// A thread of its own that holds an epoch section from `init` (which returns once it is
-/// inside) until ``release()`` (which returns once the thread has left it): no grace period
-/// ends meanwhile.
-final class SectionHolder: Sendable {
-    private let inside = Atomic<Bool>(false)
-    private let released = Atomic<Bool>(false)
-    private let finished = Atomic<Bool>(false)
-
-    init() {
-        let thread = Thread { [self] in
-            Epoch.withSection { _ in
-                inside.store(true, ordering: .releasing)
-                while !released.load(ordering: .acquiring) { usleep(500) }
-            }
-            finished.store(true, ordering: .releasing)
-        }
-        thread.start()
-        while !inside.load(ordering: .acquiring) { usleep(100) }
-    }
-
-    func release() {
-        released.store(true, ordering: .releasing)
-        while !finished.load(ordering: .acquiring) { usleep(500) }
     }
 }
