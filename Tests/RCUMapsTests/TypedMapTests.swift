@@ -22,6 +22,18 @@ enum Shape: BitwiseCopyable, Equatable, Sendable {
     case square(side: UInt16)
 }
 
+/// A key whose optional field holds a padded struct: 3 padding bytes inside it.
+struct OptionalPaddedKey: Sendable, BitwiseCopyable {
+    var inner: PaddedKey?
+    var rest: (UInt8, UInt8, UInt8)
+}
+
+/// A key with optional fields and no padding: a `UInt32?` (5 bytes) and 3 bytes after it.
+struct OptionalFieldsKey: Sendable, BitwiseCopyable {
+    var a: UInt32?
+    var b: (UInt8, UInt8, UInt8)
+}
+
 /// A key with interior padding: 3 bytes between `tag` and `value`.
 struct PaddedKey: BitwiseCopyable, Sendable { var tag: UInt8; var value: UInt32 }
 /// Interior padding that reordering the fields removes: 8 bytes of fields in 12.
@@ -143,6 +155,14 @@ struct TypedMapTests {
         let simdField = reason { _ = try BucketHashMap<(SIMD3<UInt32>, SIMD4<UInt32>), UInt64>(maxEntries: 4) }
         #expect(simdField?.contains("4 bytes of interior padding") == true, "\(simdField ?? "accepted")")
         #expect(reason { _ = try BucketHashMap<SIMD2<UInt32>, UInt64>(maxEntries: 4) } == nil)
+        // Padding inside an optional struct field, and inside an optional key (the optional
+        // was counted as data: found by review, 2026-12-06, twenty-fourth session); optional
+        // fields without padding are fine.
+        let optionalField = reason { _ = try BucketHashMap<OptionalPaddedKey, UInt64>(maxEntries: 4) }
+        #expect(optionalField?.contains("3 bytes of interior padding") == true, "\(optionalField ?? "accepted")")
+        let optionalKey = reason { _ = try BucketHashMap<PaddedKey?, UInt64>(maxEntries: 4) }
+        #expect(optionalKey != nil, "an optional padded key was accepted")
+        #expect(reason { _ = try BucketHashMap<OptionalFieldsKey, UInt64>(maxEntries: 4) } == nil)
         let custom = reason { _ = try CustomMap<PaddedKey, UInt64>(type: MapType(rawValue: 4999), maxEntries: 4) }
         #expect(custom?.contains("interior padding") == true)
         // Keys without padding are fine, however they are built.

@@ -15,7 +15,11 @@
 ///   ignores it);
 /// - a key or value of size 0.
 ///
-/// What cannot be detected: padding inside an enum's payload, and the fields of a type
+/// An `Optional` (a field or the key itself) counts its wrapped type's data and the tag
+/// bytes it adds, so padding inside an optional struct is found too (it was counted as
+/// data: found by review, 2026-12-06).
+///
+/// What cannot be detected: padding inside another enum's payload, and the fields of a type
 /// whose metadata has no field records (some imported C structs). Such keys are checked
 /// for trailing padding only. Add explicit padding fields (`var reserved: UInt16 = 0`) to
 /// be safe.
@@ -75,6 +79,12 @@ enum TypedLayout {
             func scalarBytes<Vector: SIMD>(_: Vector.Type) -> Int { Vector().scalarCount * MemoryLayout<Vector.Scalar>.size }
             return _openExistential(vector, do: scalarBytes)
         }
+        // An optional: its payload's data, and the tag bytes it adds (none where the payload
+        // has spare bits for its `nil`).
+        if let optional = type as? any OptionalLayout.Type {
+            let wrapped = optional.wrappedType
+            return dataBytes(of: wrapped).map { $0 + size(of: type) - size(of: wrapped) }
+        }
         var total = 0
         var known = true
         let walked = _forEachField(of: type, options: []) { _, _, fieldType, kind in
@@ -82,7 +92,11 @@ enum TypedLayout {
             case .struct, .tuple:
                 if let inner = dataBytes(of: fieldType) { total += inner } else { known = false }
             default:
-                total += size(of: fieldType)
+                if fieldType is any OptionalLayout.Type {
+                    if let inner = dataBytes(of: fieldType) { total += inner } else { known = false }
+                } else {
+                    total += size(of: fieldType)
+                }
             }
             return known
         }
@@ -95,4 +109,13 @@ enum TypedLayout {
         func size<T>(_: T.Type) -> Int { MemoryLayout<T>.size }
         return _openExistential(type, do: size)
     }
+}
+
+/// What ``TypedLayout/dataBytes(of:)`` needs of an `Optional`: the type it wraps.
+protocol OptionalLayout {
+    static var wrappedType: Any.Type { get }
+}
+
+extension Optional: OptionalLayout {
+    static var wrappedType: Any.Type { Wrapped.self }
 }
