@@ -197,4 +197,41 @@ struct LPMStressCheckerTests {
         #expect(!exercise.hung)
         #expect(exercise.stats.deletesDone > 0 && exercise.stats.updatesStored > 0 && exercise.stats.lookupHits > 0)
     }
+
+    /// The LPM run checks the map at checkpoints too, with the workers paused (a pass, the
+    /// count, every stored route's value; not the brute-force scan): a get-next-key pass that
+    /// only the first quiescent check makes (the workers' passes use `nextKeyInPass`) and that
+    /// starts with a key no route has is caught at checkpoint 1, and the final check finds
+    /// nothing (the run had no checkpoints: left by the note of 2026-12-06, done the same day).
+    @Test func theLPMRunsCheckpointsCatchWhatTheEndNoLongerShows() throws {
+        var options = Self.options()
+        options.keys = 64
+        options.duration = 1.5
+        let routes = LPMStressRoutes(count: options.keys, seed: 11)
+        let lpm = try RawLPMTrieMap(MapDefinition(type: .lpmTrie, keySize: 8, valueSize: 8, maxEntries: routes.lengths.count,
+                                                  flags: .noPrealloc, name: "lpmckpt", poolTag: PoolTag("stlc")))
+        let recorder = StressRecorder(label: "lpm", echo: false)
+        let exercise = exerciseLPMMap(FirstPassStartsWrongMap(base: lpm), options: options, seed: 11, recorder: recorder,
+                                      progress: false, samples: nil)
+        #expect(!exercise.hung)
+        #expect(exercise.checkpoints >= 1, "checkpoints: \(exercise.checkpoints)")
+        let passes = recorder.descriptions.filter { $0.contains("not a route") }
+        #expect(passes.contains { $0.hasPrefix("checkpoint 1 at") }, "\(recorder.descriptions)")
+        #expect(!recorder.descriptions.contains { $0.hasPrefix("final") }, "\(recorder.descriptions)")
+    }
+}
+
+/// An LPM trie whose first get-next-key pass (the first quiescent check's) starts with a key
+/// no route has, 255.255.255.255/32; the others are the map's.
+final class FirstPassStartsWrongMap: ForwardingMap, @unchecked Sendable {
+    let passes = Atomic<Int>(0)
+
+    override func nextKey(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer) throws(MapError) {
+        if key == nil, passes.wrappingAdd(1, ordering: .relaxed).oldValue == 0 {
+            nextKey.storeBytes(of: UInt32(32), as: UInt32.self)
+            nextKey.storeBytes(of: UInt32.max, toByteOffset: 4, as: UInt32.self)
+            return
+        }
+        try base.nextKey(after: key, into: nextKey)
+    }
 }

@@ -473,6 +473,10 @@ func exerciseLPMMap<Map: RawMap>(_ map: Map, options: StressOptions, seed: UInt6
     guard let (finished, sampling, startedAt) = runStressWorkers(
         .lpmTrie, options: options, recorder: recorder, samples: samples, progress: progress, exercise: &exercise,
         watchdog: watchdog,
+        // A pass, the count and every stored route's value at each checkpoint, with the
+        // workers paused: not the brute-force scan, O(routes × stored routes).
+        checkpointTicks: max(1, options.keys / 32_768),
+        checkpoint: { label in finalLPMCheck(shared, reports: nil, label: label, bruteForce: false) },
         { index, control in
             let worker = LPMStressWorker(shared: shared, worker: index, seed: seed)
             worker.stats.operations &+= control.runBatches { worker.step() }
@@ -483,18 +487,18 @@ func exerciseLPMMap<Map: RawMap>(_ map: Map, options: StressOptions, seed: UInt6
     if reports.count != options.threads {
         recorder.record(.setup, "only \(reports.count) of \(options.threads) workers reported")
     }
-    // (The final check is not a checkpoint: as for the other maps, checkpoints are the
-    // quiescent checks made while the run goes on.)
     finalLPMCheck(shared, reports: reports.count == options.threads ? reports : nil)
     sampling.take(.end, at: Double(MonotonicClock.nanoseconds() - startedAt) / 1e9, into: &exercise)
     return exercise
 }
 
-/// With the workers stopped: the stored routes, from iteration, against count and a
-/// brute-force scan; every stable route stored; every stored route's value (an owned one exactly as its owner last
-/// stored it); and, with every worker's report, each volatile route's inserts won minus
-/// deletes won against whether it is stored. `reports`: every worker's, by worker index.
-func finalLPMCheck<Map: RawMap>(_ shared: LPMStressShared<Map>, reports: [LPMStressReport]?) {
+/// With the workers stopped (or paused at a checkpoint, `label` naming it): the stored
+/// routes, from iteration, against count and (`bruteForce`) a brute-force scan; every stable
+/// route stored; every stored route's value (an owned one exactly as its owner last stored
+/// it); and, with every worker's report, each volatile route's inserts won minus deletes
+/// won against whether it is stored. `reports`: every worker's, by worker index.
+func finalLPMCheck<Map: RawMap>(_ shared: LPMStressShared<Map>, reports: [LPMStressReport]?, label: String = "final",
+                                bruteForce: Bool = true) {
     let map = shared.map, routes = shared.routes, recorder = shared.recorder
     var stored: [Int] = []
     var cursor: (UInt32, UInt32)?
@@ -510,24 +514,24 @@ func finalLPMCheck<Map: RawMap>(_ shared: LPMStressShared<Map>, reports: [LPMStr
             return Result { () throws(MapError) in try map.nextKey(after: nil, into: out) }
         }
         if case .failure(let error) = step {
-            if error != .keyNotFound { recorder.record(.errno, "final pass: get-next-key failed with \(error)") }
+            if error != .keyNotFound { recorder.record(.errno, "\(label) pass: get-next-key failed with \(error)") }
             break
         }
         if let index = shared.routeIndex(Int(next.0), UInt32(bigEndian: next.1)) { stored.append(index) } else {
-            recorder.record(.consistency, "final pass returned \(hex(UInt32(bigEndian: next.1)))/\(next.0), not a route")
+            recorder.record(.consistency, "\(label) pass returned \(hex(UInt32(bigEndian: next.1)))/\(next.0), not a route")
         }
         cursor = next
-        if stored.count > routes.lengths.count { recorder.record(.consistency, "final pass does not end"); break }
+        if stored.count > routes.lengths.count { recorder.record(.consistency, "\(label) pass does not end"); break }
     }
-    if map.count != stored.count { recorder.record(.count, "count \(map.count), a pass found \(stored.count)") }
-    for address in routes.data + routes.data.map({ $0 | 0x0000_00FF }) {
+    if map.count != stored.count { recorder.record(.count, "\(label): count \(map.count), a pass found \(stored.count)") }
+    for address in bruteForce ? routes.data + routes.data.map({ $0 | 0x0000_00FF }) : [] {
         var best: Int?
         for index in stored where routes.covers(index, address) && routes.lengths[index] > (best.map { routes.lengths[$0] } ?? -1) {
             best = index
         }
         let answer = try? shared.lookup(address)
         if answer.map({ StressToken.key($0) }) != best {
-            recorder.record(.consistency, "final lookup \(hex(address)): \(answer.map { String(StressToken.key($0)) } ?? "ENOENT"), brute force \(best.map(String.init) ?? "none")")
+            recorder.record(.consistency, "\(label) lookup \(hex(address)): \(answer.map { String(StressToken.key($0)) } ?? "ENOENT"), brute force \(best.map(String.init) ?? "none")")
         }
     }
     var isStored = [Bool](repeating: false, count: routes.lengths.count)
@@ -536,7 +540,7 @@ func finalLPMCheck<Map: RawMap>(_ shared: LPMStressShared<Map>, reports: [LPMStr
     // stored route hides it from every lookup above (a pass's count alone could not tell a
     // stable route lost from a volatile one gained).
     for index in 0..<routes.stableCount where !isStored[index] {
-        recorder.record(.stableKey, "final check: stable route \(index) (\(hex(routes.data[index]))/\(routes.lengths[index])) is not stored")
+        recorder.record(.stableKey, "\(label) check: stable route \(index) (\(hex(routes.data[index]))/\(routes.lengths[index])) is not stored")
     }
     for index in stored {
         // A lookup of the route's own address answers it or a longer route: read it by
@@ -548,14 +552,14 @@ func finalLPMCheck<Map: RawMap>(_ shared: LPMStressShared<Map>, reports: [LPMStr
                 try withUnsafeMutableBytes(of: &token) { (value) throws(MapError) in try map.lookup(key: key, into: value) }
             }
         } catch {
-            recorder.record(.consistency, "final lookup of stored route \(index) by its own prefix: \(error)")
+            recorder.record(.consistency, "\(label) lookup of stored route \(index) by its own prefix: \(error)")
             continue
         }
         if !shared.mayHold(index, token) {
-            recorder.record(.value, "final check: route \(index) holds \(StressToken.describe(token)), which no writer may store there")
+            recorder.record(.value, "\(label) check: route \(index) holds \(StressToken.describe(token)), which no writer may store there")
         } else if let reports, let owner = routes.owner(index, threads: shared.threads), owner < reports.count,
                   reports[owner].expected[index] != token {
-            recorder.record(.ownKey, "final check: route \(index) holds \(StressToken.describe(token)), its owner (worker \(owner)) "
+            recorder.record(.ownKey, "\(label) check: route \(index) holds \(StressToken.describe(token)), its owner (worker \(owner)) "
                 + "last stored \(StressToken.describe(reports[owner].expected[index]))")
         }
     }
@@ -563,7 +567,7 @@ func finalLPMCheck<Map: RawMap>(_ shared: LPMStressShared<Map>, reports: [LPMStr
     for index in routes.stableCount..<routes.lengths.count {
         let balance = reports.reduce(0) { $0 + Int($1.balance[index]) }
         if balance != (isStored[index] ? 1 : 0) {
-            recorder.record(.twoWinners, "final check: volatile route \(index) is \(isStored[index] ? "stored" : "absent"), but the "
+            recorder.record(.twoWinners, "\(label) check: volatile route \(index) is \(isStored[index] ? "stored" : "absent"), but the "
                 + "NOEXIST inserts won minus the deletes won come to \(balance) (two winners of one race)")
         }
     }

@@ -178,7 +178,10 @@ func stressDiscussion() -> String {
             and deleted, stable ones replaced (half of them each by one owner), and iteration \
             passes; values carry their route, writer and version: an owner reads back what it \
             stored, no reader sees a version older than one it saw, and at the end each \
-            volatile route's inserts won minus deletes won is 1 if stored, 0 if not. Workers \
+            volatile route's inserts won minus deletes won is 1 if stored, 0 if not; at \
+            checkpoints (about once a second), with the workers paused, a get-next-key pass \
+            against count, every stable route stored and every stored route's value (not the \
+            brute-force scan). Workers \
             still stuck \(stressWatchdog / 1_000_000_000) s after the stop are reported, not waited for.
             """),
         HelpText.paragraph("""
