@@ -3,6 +3,7 @@ import Glibc
 #endif
 @testable import rcumaps
 import RCUMaps
+import Foundation
 import Synchronization
 import Testing
 
@@ -337,3 +338,32 @@ struct PerCPUStressGenerationTests {
         #expect(reused.holdsOnlyMarks([mark, 0, mark], of: key))
     }
 }
+
+@Suite("rcumaps stress: percpu-array checkpoints")
+struct PerCPUArrayCheckpointTests {
+    /// The percpu-array run checks its counters at checkpoints, with the workers paused, not
+    /// only at the end: a counter another thread overwrites early in a 1.5 s run is caught
+    /// at checkpoint 1 (the run had no checkpoints: left by the note of 2026-12-06, done the
+    /// same day).
+    @Test func aCorruptedCounterIsCaughtAtTheFirstCheckpoint() throws {
+        var options = StressOptions()
+        options.duration = 1.5
+        options.threads = 2
+        options.keys = 64
+        let map = try RawPerCPUArrayMap(MapDefinition(type: .perCPUArray, keySize: 4, valueSize: 8, maxEntries: options.keys,
+                                                      name: "ckpt", poolTag: PoolTag("stpk")))
+        let recorder = StressRecorder(label: "percpu-ckpt", echo: false)
+        let corrupter = Thread {
+            usleep(300_000)
+            let bogus = [UInt64](repeating: 1_000_000, count: map.possibleCPUCount)
+            _ = try? withUnsafeBytes(of: UInt32(0)) { k in try bogus.withUnsafeBytes { try map.update(key: k, value: $0, flags: .any) } }
+        }
+        corrupter.start()
+        let exercise = exercisePerCPUArrayMap(map, options: options, seed: 4, recorder: recorder, progress: false, samples: nil)
+        #expect(!exercise.hung)
+        #expect(exercise.checkpoints >= 1, "checkpoints: \(exercise.checkpoints)")
+        #expect(recorder.descriptions.contains { $0.hasPrefix("checkpoint 1 at") && $0.contains("counter 0 sums to") },
+                "\(recorder.descriptions)")
+    }
+}
+

@@ -42,12 +42,36 @@ func exercisePerCPUArray(options: StressOptions, seed: UInt64, recorder: StressR
         recorder.record(.setup, "cannot create the percpu-array map: \(error)")
         return StressExercise()
     }
+    return exercisePerCPUArrayMap(map, options: options, seed: seed, recorder: recorder, progress: progress,
+                                  samples: samples)
+}
+
+/// The run of ``exercisePerCPUArray(options:seed:recorder:progress:samples:)`` on `map` (a
+/// fresh PERCPU_ARRAY of `options.keys` 8-byte values). At checkpoints (about once a second,
+/// less often past 32,768 indices) the workers pause, and the map is checked as at the end:
+/// every counter against the workers' increments so far, every owned index against what its
+/// owner last read back. (These runs had no checkpoints: left by the note of 2026-12-06,
+/// done the same day.)
+func exercisePerCPUArrayMap(_ map: RawPerCPUArrayMap, options: StressOptions, seed: UInt64, recorder: StressRecorder,
+                            progress: Bool, samples: StressSampleFile?) -> StressExercise {
+    let kind = StressMapKind.perCPUArray
     var exercise = StressExercise()
+    // The workers, for the checkpoints: read only while they are paused (the pause's
+    // acquire and release order their writes before the reads, and the reads before their
+    // next writes).
+    let workers = ThreadLock<[PerCPUArrayStressWorker.Handle]>([])
     guard let (finished, sampling, startedAt) = runStressWorkers(
         kind, options: options, recorder: recorder, samples: samples, progress: progress, exercise: &exercise,
+        checkpointTicks: max(1, options.keys / 32_768),
+        checkpoint: { label in
+            let paused = workers.withLock { $0 }.map(\.worker)
+            PerCPUArrayStressWorker.finalCheck(map, tallies: paused.map(\.tally), recorder: recorder, label: label)
+            for worker in paused { worker.checkOwned(label: label) }
+        },
         { index, control in
             let worker = PerCPUArrayStressWorker(map: map, index: index, threads: options.threads, seed: seed,
                                                  control: control, recorder: recorder)
+            workers.withLock { $0.append(PerCPUArrayStressWorker.Handle(worker: worker)) }
             worker.run()
             return PerCPUArrayStressReport(stats: worker.stats, tally: worker.tally)
         }) else { return exercise }
@@ -61,6 +85,13 @@ func exercisePerCPUArray(options: StressOptions, seed: UInt64, recorder: StressR
 struct PerCPUArrayStressReport: Sendable {
     let stats: StressStats
     let tally: [UInt64]
+}
+
+extension PerCPUArrayStressWorker {
+    /// A worker handed to the coordinator for the checkpoints (read only while it is paused).
+    struct Handle: @unchecked Sendable {
+        let worker: PerCPUArrayStressWorker
+    }
 }
 
 /// One worker of ``exercisePerCPUArray(options:seed:recorder:progress:samples:)``.
@@ -149,11 +180,13 @@ final class PerCPUArrayStressWorker {
     /// running change nothing here. (The final check accepted any marks of the index and
     /// zeros — an index that lost its owner's writes, all zeros, included; found by review,
     /// 2026-12-06.)
-    func checkOwned() {
+    /// Each index this worker owns holds exactly what it read back after its last write
+    /// (`label`: the checkpoint, or the end), with this worker paused or stopped.
+    func checkOwned(label: String = "the end") {
         for target in stride(from: firstOwned, to: map.definition.maxEntries, by: threads) {
             guard lookUp(target) else { continue }
             if StressDigest.of(values) != written[target] {
-                recorder.record(.ownKey, "owned index \(target) holds \(values) at the end, not what its owner "
+                recorder.record(.ownKey, "owned index \(target) holds \(values) at \(label), not what its owner "
                     + (generation[target] == 0 ? "left it (0 on every CPU: it never wrote it)"
                         : "read back after its last write (generation \(generation[target]))"))
             }
@@ -354,7 +387,8 @@ final class PerCPUArrayStressWorker {
 
     /// With the workers stopped: each counter sums, over the CPUs, to every worker's
     /// increments of it, and each owned index holds 0 or its own marks.
-    static func finalCheck(_ map: RawPerCPUArrayMap, tallies: [[UInt64]], recorder: StressRecorder) {
+    static func finalCheck(_ map: RawPerCPUArrayMap, tallies: [[UInt64]], recorder: StressRecorder,
+                           label: String = "final") {
         var values = [UInt64](repeating: 0, count: map.possibleCPUCount)
         for target in 0..<map.definition.maxEntries {
             let key = UInt32(target)
@@ -363,17 +397,17 @@ final class PerCPUArrayStressWorker {
                     try values.withUnsafeMutableBytes { v in try map.lookup(key: k, into: v) }
                 }
             } catch {
-                recorder.record(.errno, "final lookup of index \(target) failed: \(error)")
+                recorder.record(.errno, "\(label) lookup of index \(target) failed: \(error)")
                 continue
             }
             if target < map.definition.maxEntries / 2 {
                 let expected = tallies.reduce(0) { $0 &+ $1[target] }
                 let sum = values.reduce(0, &+)
                 if sum != expected {
-                    recorder.record(.consistency, "counter \(target) sums to \(sum) over the CPUs; the workers added \(expected)")
+                    recorder.record(.consistency, "\(label): counter \(target) sums to \(sum) over the CPUs; the workers added \(expected)")
                 }
             } else if values.contains(where: { !belongs($0, to: target) }) {
-                recorder.record(.value, "final pass: index \(target) holds \(values)")
+                recorder.record(.value, "\(label) pass: index \(target) holds \(values)")
             }
         }
     }

@@ -168,7 +168,8 @@ func stressDiscussion() -> String {
             generation never going back for a reader, a helper-mode write by a worker pinned \
             to a CPU (the odd workers, where the system allows it) changing that CPU's value, \
             and at the end holding exactly what \
-            their owner read back after its last write (0 if it never wrote them). lpm-trie: lookups (70 %) checked \
+            their owner read back after its last write (0 if it never wrote them); the counters \
+            and owned indices are checked the same way at checkpoints, with the workers paused. lpm-trie: lookups (70 %) checked \
             against the stable routes (the longest stable route covering the address, or a \
             longer volatile one that covers it), a lookup right after a worker's own insert \
             or delete of a volatile route of its own (half of them have one owner) against \
