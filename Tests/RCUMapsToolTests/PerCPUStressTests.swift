@@ -115,17 +115,24 @@ struct PerCPUStressGenerationTests {
                                            name: name, hashImplementation: .bucketLocked))
     }
 
+    /// Runs the short PERCPU_HASH stress on `map`, standing in for `base`; returns the run
+    /// and what it recorded.
+    static func run(_ map: any RawMap, over base: RawPerCPUHashMap, label: String,
+                    _ options: StressOptions) -> (exercise: StressExercise, recorder: StressRecorder) {
+        let recorder = StressRecorder(label: label, echo: false)
+        let target = EvictingStressTarget(map: map, storage: base.storage, cpus: base.possibleCPUCount, threads: options.threads)
+        let exercise = exerciseEvictingTarget(target, kind: .perCPUHash, options: options, seed: 3, recorder: recorder,
+                                              progress: false, samples: nil)
+        return (exercise, recorder)
+    }
+
     /// PERCPU_HASH answering stale values: the writer reading back its key (an older
     /// generation than it just wrote) and readers (a generation older than one they saw).
     @Test(arguments: [StressViolation.ownKey, .timeTravel])
     func stalePerCPUHashValuesAreCaught(_ expected: StressViolation) throws {
         let options = Self.options()
         let base = try Self.map(named: "stale", options)
-        let target = EvictingStressTarget(map: StalePerCPUMap(base: base), storage: base.storage, cpus: base.possibleCPUCount,
-                                          threads: options.threads)
-        let recorder = StressRecorder(label: "stale", echo: false)
-        let exercise = exerciseEvictingTarget(target, kind: .perCPUHash, options: options, seed: 3, recorder: recorder,
-                                              progress: false, samples: nil)
+        let (exercise, recorder) = Self.run(StalePerCPUMap(base: base), over: base, label: "stale", options)
         #expect(!exercise.hung)
         #expect(recorder.byKind.contains { $0.0 == expected }, "\(recorder.byKind) \(recorder.descriptions)")
         #expect(!recorder.byKind.contains { $0.0 == .value }, "\(recorder.descriptions)")
@@ -138,11 +145,7 @@ struct PerCPUStressGenerationTests {
     func aHelperWriteToEveryCPUIsCaught() throws {
         let options = Self.options()
         let base = try Self.map(named: "everycpu", options)
-        let target = EvictingStressTarget(map: EveryCPUHelperWriteMap(base: base), storage: base.storage,
-                                          cpus: base.possibleCPUCount, threads: options.threads)
-        let recorder = StressRecorder(label: "everycpu", echo: false)
-        let exercise = exerciseEvictingTarget(target, kind: .perCPUHash, options: options, seed: 3, recorder: recorder,
-                                              progress: false, samples: nil)
+        let (exercise, recorder) = Self.run(EveryCPUHelperWriteMap(base: base), over: base, label: "everycpu", options)
         #expect(!exercise.hung)
         #expect(recorder.byKind.contains { $0.0 == .ownKey }, "\(recorder.byKind) \(recorder.descriptions)")
     }
@@ -155,22 +158,14 @@ struct PerCPUStressGenerationTests {
     func aHelperWriteToAnotherCPUIsCaught() throws {
         let options = Self.options()
         let base = try Self.map(named: "nextcpu", options)
-        let recorder = StressRecorder(label: "nextcpu", echo: false)
-        let exercise = exerciseEvictingTarget(
-            EvictingStressTarget(map: NextCPUHelperWriteMap(base: base), storage: base.storage, cpus: base.possibleCPUCount,
-                                 threads: options.threads),
-            kind: .perCPUHash, options: options, seed: 3, recorder: recorder, progress: false, samples: nil)
+        let (exercise, recorder) = Self.run(NextCPUHelperWriteMap(base: base), over: base, label: "nextcpu", options)
         #expect(!exercise.hung)
         if aThreadCanBePinned() {
             #expect(recorder.descriptions.contains { $0.contains("by a worker pinned to the CPU of slot") },
                     "\(recorder.byKind) \(recorder.descriptions)")
         }
         let plain = try Self.map(named: "pinctl", options)
-        let control = StressRecorder(label: "pinctl", echo: false)
-        _ = exerciseEvictingTarget(EvictingStressTarget(map: plain, storage: plain.storage, cpus: plain.possibleCPUCount,
-                                                        threads: options.threads),
-                                   kind: .perCPUHash, options: options, seed: 3, recorder: control, progress: false,
-                                   samples: nil)
+        let control = Self.run(plain, over: plain, label: "pinctl", options).recorder
         #expect(control.byKind.isEmpty, "\(control.descriptions)")
     }
 
@@ -181,19 +176,11 @@ struct PerCPUStressGenerationTests {
     @Test func aDeleteThatRemovesNothingIsCaught() throws {
         let options = Self.options()
         let base = try Self.map(named: "delkeeps", options)
-        let recorder = StressRecorder(label: "delkeeps", echo: false)
-        let exercise = exerciseEvictingTarget(
-            EvictingStressTarget(map: DeleteKeepsPerCPUMap(base: base), storage: base.storage, cpus: base.possibleCPUCount,
-                                 threads: options.threads),
-            kind: .perCPUHash, options: options, seed: 3, recorder: recorder, progress: false, samples: nil)
+        let (exercise, recorder) = Self.run(DeleteKeepsPerCPUMap(base: base), over: base, label: "delkeeps", options)
         #expect(!exercise.hung)
         #expect(recorder.byKind.contains { $0.0 == .ownKey }, "\(recorder.byKind) \(recorder.descriptions)")
         let plain = try Self.map(named: "control", options)
-        let control = StressRecorder(label: "control", echo: false)
-        _ = exerciseEvictingTarget(EvictingStressTarget(map: plain, storage: plain.storage, cpus: plain.possibleCPUCount,
-                                                        threads: options.threads),
-                                   kind: .perCPUHash, options: options, seed: 3, recorder: control, progress: false,
-                                   samples: nil)
+        let control = Self.run(plain, over: plain, label: "control", options).recorder
         #expect(control.byKind.isEmpty, "\(control.descriptions)")
     }
 
