@@ -137,15 +137,19 @@ struct DictionaryStressNodeSchema: DictionaryStressSchema {
 
 /// Stresses one dictionary (see ``DictionaryStressSchema``). Returns with the dictionary
 /// dropped and its memory and values checked released (unless threads got stuck).
+/// `prefilled` (tests) is given the dictionary once the prefill is in, before the workers
+/// start; it must not keep it.
 @inline(never)
 func exerciseDictionary<Schema: DictionaryStressSchema>(
     _ kind: StressMapKind, schema: Schema, options: StressOptions, seed: UInt64, recorder: StressRecorder,
-    progress: Bool, samples: StressSampleFile?
+    progress: Bool, samples: StressSampleFile?,
+    prefilled: ((RCUDictionary<Schema.Key, Schema.Value>) -> Void)? = nil
 ) -> StressExercise {
     let lives = DictionaryStressLives()
     var exercise = StressExercise()
     let completed = runDictionaryStress(kind, schema: schema, lives: lives, options: options, seed: seed,
-                                        recorder: recorder, progress: progress, samples: samples, exercise: &exercise)
+                                        recorder: recorder, progress: progress, samples: samples, exercise: &exercise,
+                                        prefilledHook: prefilled)
     guard completed else { return exercise }
     // The dictionary and every record of the workers are gone: nothing may keep a value.
     checkDictionaryValues(lives, alive: 0, when: "after the dictionary was dropped", recorder: recorder)
@@ -173,7 +177,8 @@ func checkDictionaryValues(_ lives: DictionaryStressLives, alive: Int, when: Str
 @inline(never)
 private func runDictionaryStress<Schema: DictionaryStressSchema>(
     _ kind: StressMapKind, schema: Schema, lives: DictionaryStressLives, options: StressOptions, seed: UInt64,
-    recorder: StressRecorder, progress: Bool, samples: StressSampleFile?, exercise: inout StressExercise
+    recorder: StressRecorder, progress: Bool, samples: StressSampleFile?, exercise: inout StressExercise,
+    prefilledHook: ((RCUDictionary<Schema.Key, Schema.Value>) -> Void)?
 ) -> Bool {
     let layout = DictionaryStressLayout(keys: options.keys, threads: options.threads)
     let dictionary = RCUDictionary<Schema.Key, Schema.Value>(memoryTags: StressPools.dictionaryTags(kind))
@@ -185,18 +190,37 @@ private func runDictionaryStress<Schema: DictionaryStressSchema>(
         }
         prefilled += 1
     }
+    prefilledHook?(dictionary)
+    let check = DictionaryStressCheck(dictionary: dictionary, schema: schema, layout: layout, recorder: recorder)
+    // The workers, for the checkpoints: read only while they are paused (the pause's
+    // acquire and release order their writes before the reads, and the reads before their
+    // next writes).
+    let workers = ThreadLock<[DictionaryStressWorker<Schema>.Handle]>([])
     guard case (var reports, let sampling, let startedAt)? = runStressWorkers(
         kind, options: options, recorder: recorder, samples: samples, progress: progress, exercise: &exercise,
+        // The end's checks at each checkpoint, with the workers paused between two batches
+        // (every key, a pass, the values alive after a barrier): about once a second, less
+        // often past 32,768 keys.
+        checkpointTicks: max(1, options.keys / 32_768),
+        checkpoint: { label in
+            let paused = workers.withLock { $0 }.map(\.worker.report)
+            check.run(reports: paused, prefilled: prefilled, label: label)
+            // What the paused workers hold is what they stored under their own keys, all in
+            // the dictionary: exactly its entries are alive once a barrier has passed.
+            checkDictionaryValues(lives, alive: dictionary.count, when: label, recorder: recorder)
+        },
         { index, control in
             let worker = DictionaryStressWorker(dictionary: dictionary, schema: schema, layout: layout, lives: lives,
                                                 index: index, seed: seed, recorder: recorder)
+            workers.withLock { $0.append(DictionaryStressWorker.Handle(worker: worker)) }
             worker.run(control)
             return worker.report
         }) else { return !exercise.hung }
+    // (The handles go before the final check of the values alive, with the reports.)
+    workers.withLock { $0 = [] }
     exercise.stats = reports.reduce(StressStats()) { $0 + $1.stats }
     exercise.resizes = (reports.reduce(0) { $0 + $1.grows }, reports.reduce(0) { $0 + $1.shrinks })
-    DictionaryStressCheck(dictionary: dictionary, schema: schema, layout: layout, recorder: recorder)
-        .run(reports: reports, prefilled: prefilled)
+    check.run(reports: reports, prefilled: prefilled)
     sampling.take(.end, at: Double(MonotonicClock.nanoseconds() - startedAt) / 1e9, into: &exercise)
     // The workers' records (their objects) dropped: once a barrier has passed, exactly the
     // entries are alive.
@@ -289,20 +313,29 @@ final class DictionaryStressWorker<Schema: DictionaryStressSchema> {
                                stored: stored, departed: departed, grows: grows, shrinks: shrinks)
     }
 
+    /// A worker handed to the coordinator for the checkpoints (read only while it is paused).
+    struct Handle: @unchecked Sendable {
+        let worker: DictionaryStressWorker
+    }
+
+    /// Runs batches of ``step()`` until the stop, pausing between two when the coordinator
+    /// asks for a checkpoint.
     func run(_ control: StressControl) {
-        control.arriveAndWait()
-        var buckets = dictionary.bucketCountNow
-        while !control.shouldStop {
-            for _ in 0..<stressBatch { step() }
-            stats.operations &+= stressBatch
-            control.addOperations(stressBatch)
+        var buckets = -1
+        var inBatch = 0
+        stats.operations &+= control.runBatches {
+            // (Read at the first step, after the start: the prefill's size.)
+            if buckets < 0 { buckets = dictionary.bucketCountNow }
+            step()
+            inBatch &+= 1
+            guard inBatch == stressBatch else { return }
+            inBatch = 0
             batches &+= 1
             if batches & 63 == 0 { filling.toggle() }
             let now = dictionary.bucketCountNow
             if now > buckets { grows += 1 } else if now < buckets { shrinks += 1 }
             buckets = now
         }
-        control.finish()
     }
 
     func step() {
@@ -715,7 +748,9 @@ struct DictionaryStressCheck<Schema: DictionaryStressSchema> {
     let layout: DictionaryStressLayout
     let recorder: StressRecorder
 
-    func run(reports: [DictionaryStressReport], prefilled: Int) {
+    /// The checks of a dictionary whose workers are stopped, or paused at a checkpoint
+    /// (`label` names it, or the end); `reports` has every worker's record, as it stands.
+    func run(reports: [DictionaryStressReport], prefilled: Int, label: String = "final check") {
         var present = 0
         for key in 0..<layout.keys {
             let value = dictionary[schema.key(key)]
@@ -723,43 +758,43 @@ struct DictionaryStressCheck<Schema: DictionaryStressSchema> {
             if value != nil {
                 present += 1
                 guard let object, object.isWhole, object.key == key else {
-                    recorder.record(.consistency, "final check: key \(key) holds a value that is not its own or not whole")
+                    recorder.record(.consistency, "\(label): key \(key) holds a value that is not its own or not whole")
                     continue
                 }
             }
-            if layout.isStable(key), value == nil { recorder.record(.stableKey, "final check: stable key \(key) missing") }
+            if layout.isStable(key), value == nil { recorder.record(.stableKey, "\(label): stable key \(key) missing") }
             if let owner = layout.owner(key), let report = reports.first(where: { $0.index == owner }),
                object !== report.owned[key] {
-                recorder.record(.ownKey, "final check: owned key \(key) holds \(object?.described ?? "nothing"); its owner "
+                recorder.record(.ownKey, "\(label): owned key \(key) holds \(object?.described ?? "nothing"); its owner "
                     + "stored \(report.owned[key]?.described ?? "nothing")")
             }
             if layout.isCounter(key), let object {
                 let expected = reports.reduce(UInt64(0)) { $0 &+ $1.increments[key] }
                 if object.version != expected {
-                    recorder.record(.consistency, "final check: counter \(key) at version \(object.version); the workers "
+                    recorder.record(.consistency, "\(label): counter \(key) at version \(object.version); the workers "
                         + "incremented it \(expected) times")
                 }
             }
             if layout.isContested(key) {
                 let balance = reports.reduce(0) { $0 + $1.balance[key] }
                 if balance != (value == nil ? 0 : 1) {
-                    recorder.record(.twoWinners, "final check: contested key \(key) is \(value == nil ? "absent" : "present") "
+                    recorder.record(.twoWinners, "\(label): contested key \(key) is \(value == nil ? "absent" : "present") "
                         + "after \(balance) more inserts won than removals")
                 }
             }
         }
         for foreign in layout.keys..<(2 * layout.keys) where dictionary.contains(schema.key(foreign)) {
-            recorder.record(.consistency, "final check: foreign key \(foreign) present")
+            recorder.record(.consistency, "\(label): foreign key \(foreign) present")
         }
         let count = dictionary.count
         let iterated = dictionary.snapshot().count
         if count != present || iterated != present {
-            recorder.record(.count, "final check: count \(count) and an iteration's \(iterated) entries, for \(present) keys present")
+            recorder.record(.count, "\(label): count \(count) and an iteration's \(iterated) entries, for \(present) keys present")
         }
         let stored = prefilled + reports.reduce(0) { $0 + $1.stored }
         let departed = reports.reduce(0) { $0 + $1.departed }
         if stored - departed != present {
-            recorder.record(.lost, "final check: \(stored) values stored (the prefill's included) and \(departed) taken out, "
+            recorder.record(.lost, "\(label): \(stored) values stored (the prefill's included) and \(departed) taken out, "
                 + "but \(present) entries")
         }
     }

@@ -199,13 +199,14 @@ func stressDiscussion() -> String {
             Checked: every value read is whole, of its key and not released; a stable key or \
             counter is never missing; an owned key answers every write and read exactly as \
             its owner's record says; a counter or an owned key never goes back to an older \
-            version for a reader; at the end a counter equals the increments that succeeded; \
-            no object leaves the dictionary twice; an iteration pass has every stable key \
+            version for a reader; no object leaves the dictionary twice; an iteration pass has every stable key \
             once and this worker's keys as it left them (each once; a shared key removed and \
             inserted again during the pass may be listed twice, as snapshot() documents); at \
-            the end, values stored minus values taken out equal the entries, count equals an \
-            iteration's, contested keys balance, exactly the entries' objects are alive after \
-            a barrier, and none once the dictionary is dropped (its pool tags back to 0 bytes).
+            checkpoints (about once a second, with the workers paused) and at the end, every \
+            key against its owner's record, a counter equals the increments that succeeded, \
+            values stored minus values taken out equal the entries, count equals an \
+            iteration's, contested keys balance, and exactly the entries' objects are alive \
+            after a barrier; none once the dictionary is dropped (its pool tags back to 0 bytes).
             """),
         HelpText.paragraph("""
             queue and stack have no keys: each worker is a producer and a consumer, pushing its \
