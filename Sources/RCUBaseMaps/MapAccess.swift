@@ -1,5 +1,8 @@
 import RCUEpoch
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What each side may do with a map: Linux's access flags, mapped onto the two access
 /// modes, and freezing.
@@ -97,16 +100,25 @@ package final class MapFreezeState: Sendable {
         Epoch.synchronize()
     }
 
-    /// Counts a new writable mapping; refused on a frozen map (EPERM) and while a freeze is
-    /// in progress (EBUSY).
+    /// Counts a new writable mapping; refused on a frozen map (EPERM), also one whose
+    /// freeze is still waiting for writes in flight.
+    ///
+    /// A freeze in progress sets `frozen` a few instructions after it claims the freezing
+    /// bit, and never clears it: a mapping that finds the bit waits for the flag and answers
+    /// EPERM, as Linux's `bpf_map_mmap` does, which waits for the freeze's mutex and then
+    /// finds the map frozen. (It answered EBUSY, "being frozen", also for a map already
+    /// frozen whose freeze was waiting for a grace period: found by review, 2026-12-06.)
     package func addWritableMapping() throws(MapError) {
         var current = writableMappings.load(ordering: .acquiring)
         while true {
-            guard current & Self.freezing == 0 else {
-                throw MapError.busy.with(reason: "the map is being frozen")
-            }
             guard !frozen.load(ordering: .acquiring) else {
                 throw MapError.permissionDenied.with(reason: "a frozen map cannot be mapped writable")
+            }
+            if current & Self.freezing != 0 {
+                // Claimed, not yet flagged (the flag is loaded after the bit was seen).
+                sched_yield()
+                current = writableMappings.load(ordering: .acquiring)
+                continue
             }
             let (exchanged, original) = writableMappings.compareExchange(
                 expected: current, desired: current + 1, ordering: .acquiringAndReleasing)

@@ -83,6 +83,50 @@ struct ArrayMappingTests {
         #expect(readOnly.bytes.load(fromByteOffset: 2 * 8, as: UInt64.self) == 99)
     }
 
+    /// A writable mapping asked for while a freeze waits for writes in flight (a section
+    /// held elsewhere keeps it waiting, with the map marked frozen) answers EPERM, as Linux's
+    /// `bpf_map_mmap`, which waits for the freeze's mutex and finds the map frozen; it
+    /// answered EBUSY, "the map is being frozen" (found by review, 2026-12-06, twenty-fifth
+    /// session). A read-only mapping is still given.
+    @Test func aWritableMappingDuringAFreezeIsRefusedAsFrozen() throws {
+        let map = try Self.array()
+        let holder = SectionHolder()
+        let frozen = Atomic<Bool>(false)
+        let freezer = Thread {
+            _ = try? map.freeze()
+            frozen.store(true, ordering: .releasing)
+        }
+        freezer.start()
+        // The freeze marks the map before it waits for the holder's section.
+        while !map.isFrozen { usleep(100) }
+        let returned = frozen.load(ordering: .acquiring)
+        #expect(!returned, "the freeze returned with a section held")
+        #expect(errno { _ = try map.mapStorage(writable: true) } == EPERM)
+        let readOnly = try map.mapStorage(writable: false)
+        readOnly.unmap()
+        holder.release()
+        while !frozen.load(ordering: .acquiring) { usleep(100) }
+    }
+
+    /// The same, at the mapping's count itself (`mapStorage` checks the flag first, so only a
+    /// mapping that passed that check before the freeze marked the map gets here): a freeze
+    /// waiting for a section, the map marked, a new writable mapping is EPERM, not EBUSY.
+    @Test func theMappingCountRefusesAsFrozenDuringAFreeze() throws {
+        let state = MapFreezeState()
+        let holder = SectionHolder()
+        let returned = Atomic<Bool>(false)
+        let freezer = Thread {
+            _ = try? state.freeze(access: MapAccess([]), lockWord: false)
+            returned.store(true, ordering: .releasing)
+        }
+        freezer.start()
+        while !state.isFrozen { usleep(100) }
+        #expect(errno { try state.addWritableMapping() } == EPERM)
+        holder.release()
+        while !returned.load(ordering: .acquiring) { usleep(100) }
+        #expect(errno { try state.addWritableMapping() } == EPERM)
+    }
+
     /// Linux checks the file's access mode (EACCES) before `bpf_map_mmap`, which refuses a
     /// map with a lock word (ENOTSUPP), then a writable mapping of a frozen map (EPERM) or of
     /// a `BPF_F_RDONLY_PROG` one (EACCES); only then does `array_map_mmap` refuse an array

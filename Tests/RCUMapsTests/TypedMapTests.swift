@@ -29,6 +29,13 @@ struct OptionalPaddedKey: Sendable, BitwiseCopyable {
 }
 
 /// A key with optional fields and no padding: a `UInt32?` (5 bytes) and 3 bytes after it.
+/// No padding, but `FlagLedKey?` keeps its `nil` in `flag`'s spare values (size 8, as the
+/// struct): a `nil` written by the runtime sets that byte alone.
+struct FlagLedKey: Sendable, BitwiseCopyable { var flag: Bool; var x: UInt8; var y: UInt16; var z: UInt32 }
+/// `FlagPaddedKey?` is 8 bytes (its `nil` in `flag`'s spare values): the padding is inside
+/// the optional's payload, with no trailing padding for the size check to see.
+struct FlagPaddedKey: Sendable, BitwiseCopyable { var flag: Bool; var value: UInt32 }
+
 struct OptionalFieldsKey: Sendable, BitwiseCopyable {
     var a: UInt32?
     var b: (UInt8, UInt8, UInt8)
@@ -160,8 +167,25 @@ struct TypedMapTests {
         // fields without padding are fine.
         let optionalField = reason { _ = try BucketHashMap<OptionalPaddedKey, UInt64>(maxEntries: 4) }
         #expect(optionalField?.contains("3 bytes of interior padding") == true, "\(optionalField ?? "accepted")")
-        let optionalKey = reason { _ = try BucketHashMap<PaddedKey?, UInt64>(maxEntries: 4) }
-        #expect(optionalKey != nil, "an optional padded key was accepted")
+        // (`PaddedKey?` is 9 bytes in a stride of 12: the trailing check refuses it anyway.)
+        #expect(reason { _ = try BucketHashMap<PaddedKey?, UInt64>(maxEntries: 4) } != nil)
+        // `FlagPaddedKey?` (8 bytes, no tag byte) was accepted by the size check and by the
+        // padding walk before row 238; its padding is inside the payload, and its `nil` is
+        // one byte of eight: refused for the `nil` (the walk would find the padding too).
+        let optionalKey = reason { _ = try BucketHashMap<FlagPaddedKey?, UInt64>(maxEntries: 4) }
+        #expect(MemoryLayout<FlagPaddedKey?>.size == MemoryLayout<FlagPaddedKey?>.stride)
+        #expect(optionalKey?.contains("spare values of one field") == true, "\(optionalKey ?? "accepted")")
+        // An optional whose `nil` sets one byte of eight (found by review, 2026-12-06,
+        // twenty-fifth session: two `nil` keys hashed differently).
+        #expect(MemoryLayout<FlagLedKey?>.size == MemoryLayout<FlagLedKey>.size)
+        let narrowNil = reason { _ = try BucketHashMap<FlagLedKey?, UInt64>(maxEntries: 4) }
+        #expect(narrowNil?.contains("whose nil is kept in the spare values of one field") == true,
+                "\(narrowNil ?? "accepted")")
+        let narrowNilField = reason { _ = try BucketHashMap<(UInt64, FlagLedKey?), UInt64>(maxEntries: 4) }
+        #expect(narrowNilField?.contains("holds Optional<FlagLedKey>") == true, "\(narrowNilField ?? "accepted")")
+        #expect(reason { _ = try BucketHashMap<FlagLedKey, UInt64>(maxEntries: 4) } == nil)
+        #expect(reason { _ = try BucketHashMap<Bool?, UInt64>(maxEntries: 4) } == nil)
+        #expect(reason { _ = try BucketHashMap<UInt8?, UInt64>(maxEntries: 4) } == nil)
         #expect(reason { _ = try BucketHashMap<OptionalFieldsKey, UInt64>(maxEntries: 4) } == nil)
         let custom = reason { _ = try CustomMap<PaddedKey, UInt64>(type: MapType(rawValue: 4999), maxEntries: 4) }
         #expect(custom?.contains("interior padding") == true)

@@ -694,8 +694,9 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
     ///   ``MapError/unsupportedByMapType`` (ENOTSUPP) when values hold a lock word; for a
     ///   writable mapping, ``MapError/permissionDenied`` (EPERM) when frozen, then
     ///   ``MapError/accessDenied`` (EACCES) for `BPF_F_RDONLY_PROG`;
-    ///   ``MapError/invalidArgument`` (EINVAL) for an array without `BPF_F_MMAPABLE`;
-    ///   ``MapError/busy`` (EBUSY) while a freeze is in progress.
+    ///   ``MapError/invalidArgument`` (EINVAL) for an array without `BPF_F_MMAPABLE`. A
+    ///   writable mapping asked for while a freeze is in progress answers EPERM (the freeze
+    ///   marks the map frozen before it waits for writes in flight).
     ///
     /// Concurrency: the memory is the map's own; writes through it are plain stores, seen
     /// by readers with no ordering (use atomics for data others update concurrently).

@@ -17,7 +17,10 @@
 ///
 /// An `Optional` (a field or the key itself) counts its wrapped type's data and the tag
 /// bytes it adds, so padding inside an optional struct is found too (it was counted as
-/// data: found by review, 2026-12-06).
+/// data: found by review, 2026-12-06). An optional with no tag byte whose payload has
+/// several fields (`struct { var flag: Bool; var x: UInt8; … }?`) is refused too: its `nil`
+/// lives in the spare values of one field, and the runtime sets that field alone, leaving
+/// the others' bytes as they were (found by review, 2026-12-06).
 ///
 /// What cannot be detected: padding inside another enum's payload, and the fields of a type
 /// whose metadata has no field records (some imported C structs). Such keys are checked
@@ -42,6 +45,14 @@ enum TypedLayout {
                 key type \(Key.self) has \(MemoryLayout<Key>.stride - size) bytes of trailing padding \
                 (size \(size), stride \(MemoryLayout<Key>.stride)): keys are hashed as bytes, and padding bytes \
                 are garbage; add explicit fields to fill it
+                """)
+        }
+        if let optional = optionalWithNarrowNil(in: Key.self) {
+            // (Accepted until 2026-12-06: two `nil` keys hashed differently; found by review.)
+            throw MapError.invalidArgument.with(reason: """
+                key type \(Key.self) holds \(optional), whose nil is kept in the spare values of one field of its \
+                payload: a nil sets that field alone and leaves the payload's other bytes as they were, and keys are \
+                hashed as bytes; store the optional as explicit fields instead (a flag and the value)
                 """)
         }
         if let data = dataBytes(of: Key.self), data < size {
@@ -103,6 +114,40 @@ enum TypedLayout {
         guard walked, known else { return nil }
         // A type with no fields at all (a builtin, or metadata without records): its size.
         return total == 0 ? size(of: type) : total
+    }
+
+    /// The first optional in `type` (itself, or a field, recursively) whose `nil` lives in
+    /// the spare values of one field of a payload with several: no tag byte of its own
+    /// (`struct { var flag: Bool; var x: UInt8; var y: UInt16 }?`, stored as `flag` 2). The
+    /// runtime writes such a `nil` as that one field; the payload's other bytes keep whatever
+    /// was in memory. Nil if there is none, or none the metadata shows.
+    static func optionalWithNarrowNil(in type: Any.Type) -> Any.Type? {
+        if type is any SIMD.Type { return nil }
+        if let optional = type as? any OptionalLayout.Type {
+            let wrapped = optional.wrappedType
+            if size(of: type) == size(of: wrapped), dataFieldCount(of: wrapped) > 1 { return type }
+            return optionalWithNarrowNil(in: wrapped)
+        }
+        var found: Any.Type?
+        _ = _forEachField(of: type, options: []) { _, _, fieldType, _ in
+            found = optionalWithNarrowNil(in: fieldType)
+            return found == nil
+        }
+        return found
+    }
+
+    /// The stored fields of `type` with a size, through structs and tuples (1 for a type
+    /// without field records).
+    static func dataFieldCount(of type: Any.Type) -> Int {
+        var count = 0
+        let walked = _forEachField(of: type, options: []) { _, _, fieldType, kind in
+            switch kind {
+            case .struct, .tuple: count += dataFieldCount(of: fieldType)
+            default: if size(of: fieldType) > 0 { count += 1 }
+            }
+            return true
+        }
+        return walked && count > 0 ? count : 1
     }
 
     static func size(of type: Any.Type) -> Int {
