@@ -25,8 +25,9 @@ public struct MapCreationFlags: OptionSet, Hashable, Sendable, CustomStringConve
     /// element, accepts it (docs/linux-compatibility.md); the LRU hashes refuse it (ENOTSUPP) and
     /// arrays, queues and stacks (EINVAL), as on Linux.
     public static let noPrealloc = MapCreationFlags(rawValue: 1 << 0)
-    /// `BPF_F_NO_COMMON_LRU` (0x2): LRU hashes only (EINVAL on other types): one eviction
-    /// hand per CPU, and `maxEntries` rounded to a multiple of the possible CPUs.
+    /// `BPF_F_NO_COMMON_LRU` (0x2): LRU hashes only (EINVAL on other types): `maxEntries`
+    /// rounded to a multiple of the possible CPUs, as Linux; the eviction is the common
+    /// LRU's (see docs/linux-compatibility.md).
     public static let noCommonLRU = MapCreationFlags(rawValue: 1 << 1)
     /// `BPF_F_NUMA_NODE` (0x4): ask for ``MapDefinition/numaNode`` (implied when that is set;
     /// node 0 when it is nil, as Linux takes the attribute's zero). The node is checked at

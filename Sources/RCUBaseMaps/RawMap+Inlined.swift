@@ -35,6 +35,18 @@ extension RawMap {
         return try lookupInPlace(key: key, in: section)
     }
 
+    /// ``inlinedLookupInPlace(key:in:)`` for a pass over the map: not a use of the entry (an
+    /// LRU map's recency is left as it is: ``RawBucketHashMap/lookupInPlaceWithoutUse(key:in:)``).
+    @inlinable @inline(__always)
+    package func inlinedPassLookupInPlace(key: UnsafeRawBufferPointer, in section: borrowing EpochSection)
+        throws(MapError) -> UnsafeMutableRawBufferPointer
+    {
+        if Self.self == RawBucketHashMap.self {
+            return try unsafeDowncast(self, to: RawBucketHashMap.self).lookupInPlaceWithoutUse(key: key, in: section)
+        }
+        return try inlinedLookupInPlace(key: key, in: section)
+    }
+
     /// ``lookup(key:into:)``, inlined for the built-in maps. Same contract: any thread,
     /// copies the value into `value`.
     @inlinable @inline(__always)

@@ -12,7 +12,8 @@ struct LRUHashMapTypedTests {
         for key in UInt64(0)..<1000 {
             _ = try cache.updateValue(key * 2, forKey: key)
             #expect(cache[key] == key * 2)
-            #expect(cache.count <= 64)
+            // (A pass: `count` is clamped to `maxEntries`.)
+            #expect(Array(cache.keys).count <= 64)
         }
         #expect(cache.count == 64)
         #expect(Array(cache).count == 64)
@@ -40,6 +41,11 @@ struct LRUHashMapTypedTests {
         #expect(cache.snapshot().count == 512)
         #expect(Array(cache.values).count == 512)
         for (key, value) in cache { #expect(key == value || key == 10_000) }
+        // `forEachInPlace` too (it marked every entry: found by review, 2026-12-06,
+        // twenty-fifth session).
+        var visited = 0
+        cache.forEachInPlace { _, _ in visited += 1 }
+        #expect(visited == 512)
         for key in UInt64(20_000)..<UInt64(20_064) { _ = try cache.updateValue(key, forKey: key) }
         let evictedHot = hot.filter { cache[$0] == nil }
         #expect(evictedHot.isEmpty, "\(evictedHot.count) of \(hot.count) entries looked up were evicted after a pass")

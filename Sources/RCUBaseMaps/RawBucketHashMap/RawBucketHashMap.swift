@@ -212,7 +212,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         // every later insert walks.
         table = try BucketTable(keySize: keySize, valueSize: valueSize, maxEntries: lru ? 2 * maxEntries : maxEntries,
                                 tag: tag, bucketCount: bucketCount, copiesWordByWord: perCPUValues)
-        recency = lru ? RecencyClock(bucketCount: table.bucketCount, perCPU: definition.flags.contains(.noCommonLRU)) : nil
+        recency = lru ? RecencyClock(bucketCount: table.bucketCount) : nil
         unretainedRecency = recency.map { Unmanaged.passUnretained($0) }
         tracksRecency = lru
         writesWords = !lru && table.valueIsOneWord && !lockWord.exists && advanceObserver == nil
@@ -459,6 +459,24 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
             throw MapError.keyNotFound
         }
         return UnsafeMutableRawBufferPointer(start: entry + table.valueOffset, count: valueSize)
+    }
+
+    /// ``lookupInPlace(key:in:)`` that is not a use of the entry (an LRU map's referenced bit
+    /// is left as it is, as ``lookupIfPresentWithoutUse(key:into:)`` leaves it): for the typed
+    /// maps' `forEachInPlace`, a pass over the map, which made every entry look just used
+    /// (found by review, 2026-12-06, twenty-fifth session). Otherwise the same.
+    @inlinable @inline(__always)
+    package func lookupInPlaceWithoutUse(key: UnsafeRawBufferPointer, in section: borrowing EpochSection)
+        throws(MapError) -> UnsafeMutableRawBufferPointer
+    {
+        try access.checkProgramRead()
+        try checkKey(key, keySize)
+        let hash = hasher.hash(key.baseAddress!, count: keySize)
+        guard let match = firstMatch(key.baseAddress!, hash: hash, inChainOf: table.bucketIndex(hash)) else {
+            throw MapError.keyNotFound
+        }
+        return UnsafeMutableRawBufferPointer(start: table.slot(match.bucket, match.slot) + table.valueOffset,
+                                             count: valueSize)
     }
 
     // MARK: Writers

@@ -20,7 +20,7 @@ import Glibc
 /// referenced bits of its live slots and evicts the first slot whose bit was already clear
 /// — an entry not looked up since the hand last passed. A writer sweeps the bucket its
 /// tick of the hand named only while the tick is fresh: if the hand has moved on by more
-/// than half its span when the writer holds the lock (the writer was preempted, or waited
+/// than half a lap when the writer holds the lock (the writer was preempted, or waited
 /// for the lock), the tick is dropped. So an entry is evicted only on a second pass over it
 /// after its insert or last use, by a later tick, and the hand moves on by at least
 /// ``guaranteedDistance`` ticks (``ticks``) between an insert and the eviction of that entry
@@ -41,47 +41,41 @@ import Glibc
 /// map frozen during its sweep stops sweeping at once, evicts nothing, and fails with
 /// EPERM at its next locked pass.
 ///
-/// `BPF_F_NO_COMMON_LRU`: each CPU gets its own hand over its own share of the buckets
-/// (CPU `c` of `n` sweeps buckets `c·B/n ..< (c+1)·B/n`), so evicting writers on different
-/// CPUs share no hand; a hand with no victim in its share moves on to the other CPUs' hands.
-/// Capacity stays global (see docs/linux-compatibility.md).
+/// `BPF_F_NO_COMMON_LRU` sweeps the same way: one hand, whose claims already give evicting
+/// writers on different CPUs runs of buckets of their own. (Each CPU had a hand over its own
+/// share of the buckets, while new keys land in any share by their hash: a writer that stays
+/// on one CPU emptied its share, then swept two laps of it, clearing the bits of the few
+/// keys just written there, per insert — 1.5 ms an insert at 100,000 entries — and evicted
+/// its newest keys first. Found by review, 2026-12-06; see docs/linux-compatibility.md.)
 ///
-/// Concurrency: any thread. Invariant: `hands` holds `partitions` initialised atomics,
-/// 64 bytes apart (no two CPUs' hands share a cache line).
+/// Concurrency: any thread. Invariant: `handLine` holds one initialised atomic, alone in
+/// its cache line.
 final class RecencyClock: @unchecked Sendable {
-    // @unchecked Sendable: `hands` is allocated once and only accessed through atomics.
+    // @unchecked Sendable: `handLine` is allocated once and only accessed through atomics.
     let bucketCount: Int
-    /// Hands: 1 (common LRU) or one per possible CPU (`BPF_F_NO_COMMON_LRU`).
-    let partitions: Int
-    private let hands: UnsafeMutableRawPointer
-    private static let handStride = 64
+    private let handLine: UnsafeMutableRawPointer
 
-    /// Ticks a writer of the common LRU claims from the hand at once: 64, or a sixteenth of
-    /// a lap in a smaller map; 1 (no claims) for per-CPU hands and maps of under 64 buckets.
-    /// See ``advance(_:)``.
+    /// Ticks a writer claims from the hand at once: 64, or a sixteenth of a lap in a smaller
+    /// map; 1 (no claims) in maps of under 64 buckets. See ``advance()``.
     let claimSize: Int
-    /// The common LRU's claims, one per thread stripe: word 0 the claim's next tick, word 1
+    /// The claims, one per thread stripe: word 0 the claim's next tick, word 1
     /// its end. Nil without claims.
     private let claims: TryLockedStripes?
     /// `claims`' memory, reached without a retain (`claims` keeps it alive).
     private let claimLines: TryLockedStripes.Lines?
 
-    init(bucketCount: Int, perCPU: Bool) {
+    init(bucketCount: Int) {
         self.bucketCount = bucketCount
-        // A partition needs at least one bucket.
-        partitions = perCPU ? max(1, min(RawPerCPUArrayMap.possibleCPUs, bucketCount)) : 1
-        hands = UnsafeMutableRawPointer.allocate(byteCount: partitions * Self.handStride, alignment: 64)
-        for index in 0..<partitions {
-            (hands + index * Self.handStride).bindMemory(to: Atomic<Int>.self, capacity: 1).initialize(to: Atomic(0))
-        }
+        handLine = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 64)
+        handLine.bindMemory(to: Atomic<Int>.self, capacity: 1).initialize(to: Atomic(0))
         // Without memory for the claims, every tick is taken alone.
-        claims = partitions == 1 && bucketCount >= 64 ? TryLockedStripes() : nil
+        claims = bucketCount >= 64 ? TryLockedStripes() : nil
         claimSize = claims == nil ? 1 : min(64, bucketCount / 16)
         claimLines = claims?.unretainedLines
     }
 
     deinit {
-        hands.deallocate()
+        handLine.deallocate()
     }
 
     /// Tests only: runs after each tick of the general sweep that found no victim, with no
@@ -89,47 +83,16 @@ final class RecencyClock: @unchecked Sendable {
     /// is shared.
     nonisolated(unsafe) var afterEmptyTick: (@Sendable () -> Void)?
 
-    /// Ticks of every hand so far, summed (a snapshot; each hand writes only itself).
-    var ticks: Int {
-        var total = 0
-        for partition in 0..<partitions { total &+= hand(partition).pointee.load(ordering: .acquiring) }
-        return total
-    }
+    /// Ticks of the hand so far (a snapshot).
+    var ticks: Int { hand.pointee.load(ordering: .acquiring) }
 
-    /// Ticks of the hands between an entry's insert (or last use) and its eviction, at least:
-    /// half the smallest span (see the type's documentation).
-    var guaranteedDistance: Int { span(of: 0).count / 2 }
+    /// Ticks of the hand between an entry's insert (or last use) and its eviction, at least:
+    /// half a lap (see the type's documentation).
+    var guaranteedDistance: Int { bucketCount / 2 }
 
-    /// Ticks hand `partition` has made so far.
-    func ticks(of partition: Int) -> Int { hand(partition).pointee.load(ordering: .acquiring) }
+    private var hand: UnsafeMutablePointer<Atomic<Int>> { handLine.assumingMemoryBound(to: Atomic<Int>.self) }
 
-    /// The hand whose span holds `bucket`: the only hand that sweeps it (a writer whose own
-    /// hand finds no victim moves the other hands, each over its own span).
-    func partition(ofBucket bucket: Int) -> Int {
-        (0..<partitions).first { span(of: $0).contains(bucket) } ?? 0
-    }
-
-    private func hand(_ partition: Int) -> UnsafeMutablePointer<Atomic<Int>> {
-        (hands + partition * Self.handStride).assumingMemoryBound(to: Atomic<Int>.self)
-    }
-
-    /// The hand of the calling thread: its CPU's with `BPF_F_NO_COMMON_LRU`, else the one.
-    var currentPartition: Int {
-        guard partitions > 1 else { return 0 }
-        let cpu = Int(rcumaps_current_cpu())
-        return (cpu < 0 ? 0 : cpu) % partitions
-    }
-
-    /// The buckets hand `partition` sweeps (never empty: `partitions <= bucketCount`).
-    /// Inlined: called, it was 13 instructions a tick.
-    @inline(__always)
-    func span(of partition: Int) -> Range<Int> {
-        // One hand (the common LRU) sweeps every bucket: no divisions on each step.
-        if partitions == 1 { return 0..<bucketCount }
-        return (partition * bucketCount / partitions)..<((partition + 1) * bucketCount / partitions)
-    }
-
-    /// Moves hand `partition` on by one bucket of its span; returns that bucket and the tick.
+    /// Moves the hand on by one bucket; returns that bucket and the tick.
     ///
     /// The common LRU's writers claim ``claimSize`` ticks of the hand at a time, one claim
     /// per thread stripe, and take their ticks from it in order. With one tick per atomic
@@ -143,17 +106,16 @@ final class RecencyClock: @unchecked Sendable {
     /// claim across them (``takeClaim()``). Inlined into the sweeps: called, it was 16
     /// instructions an evicting insert (two ticks).
     @inline(__always)
-    func advance(_ partition: Int) -> (bucket: Int, tick: Int) {
+    func advance() -> (bucket: Int, tick: Int) {
         var claim = takeClaim()
-        let taken = advance(partition, claim: &claim)
+        let taken = advance(claim: &claim)
         if let claim { returnClaim(claim) }
         return taken
     }
 
-    /// A claim (see ``advance(_:)``), copied out of its stripe while the stripe is held:
-    /// the claim's next tick, its end, and the next tick's bucket (claims exist for the
-    /// common LRU only, whose span is every bucket: the bucket of a tick is divided out once
-    /// a claim, and its successors counted on, wrapping at the span's end).
+    /// A claim (see ``advance()``), copied out of its stripe while the stripe is held: the
+    /// claim's next tick, its end, and the next tick's bucket (the bucket of a tick is
+    /// divided out once a claim, and its successors counted on, wrapping at the table's end).
     struct Claim {
         /// The stripe's words (its lock held).
         let words: UnsafeMutableRawPointer
@@ -183,38 +145,37 @@ final class RecencyClock: @unchecked Sendable {
         TryLockedStripes.Lines.release(claim.words)
     }
 
-    /// ``advance(_:)`` with a claim ``takeClaim()`` took (nil: a single tick of the hand).
+    /// ``advance()`` with a claim ``takeClaim()`` took (nil: a single tick of the hand).
     @inline(__always)
-    func advance(_ partition: Int, claim: inout Claim?) -> (bucket: Int, tick: Int) {
-        let span = span(of: partition)
+    func advance(claim: inout Claim?) -> (bucket: Int, tick: Int) {
         if var current = claim {
             if current.next == current.end
-                || hand(partition).pointee.load(ordering: .relaxed) &- current.next > span.count / 2 {
-                current.next = hand(partition).pointee.wrappingAdd(claimSize, ordering: .acquiringAndReleasing).oldValue
+                || hand.pointee.load(ordering: .relaxed) &- current.next > bucketCount / 2 {
+                current.next = hand.pointee.wrappingAdd(claimSize, ordering: .acquiringAndReleasing).oldValue
                 current.end = current.next &+ claimSize
-                current.bucket = Int(UInt(bitPattern: current.next) % UInt(span.count))
+                current.bucket = Int(UInt(bitPattern: current.next) % UInt(bucketCount))
             }
             let taken = (current.bucket, current.next)
             current.next &+= 1
             let following = current.bucket &+ 1
-            current.bucket = following == span.count ? 0 : following
+            current.bucket = following == bucketCount ? 0 : following
             claim = current
             return taken
         }
-        let step = hand(partition).pointee.wrappingAdd(1, ordering: .acquiringAndReleasing).oldValue
-        return (span.lowerBound + Int(UInt(bitPattern: step) % UInt(span.count)), step)
+        let step = hand.pointee.wrappingAdd(1, ordering: .acquiringAndReleasing).oldValue
+        return (Int(UInt(bitPattern: step) % UInt(bucketCount)), step)
     }
 
-    /// Whether `tick` of hand `partition` may still be swept: the hand has not moved on by
-    /// more than half its span since (call with the tick's bucket locked). Were a stale tick
+    /// Whether `tick` may still be swept: the hand has not moved on by more than half a
+    /// lap since (call with the tick's bucket locked). Were a stale tick
     /// swept, a later tick of the same bucket could have swept first, and the pair would
     /// evict an entry inserted between them after two passes but no lap. The hand is
     /// already one past `tick` (`advance` returns the old value): a tick with no later one
-    /// is always fresh, also in a span of one bucket, where half the span is 0 (with `<=
-    /// span / 2` alone, no tick there was ever fresh, and the first eviction of a map of
+    /// is always fresh, also in a table of one bucket, where half a lap is 0 (with `<=
+    /// lap / 2` alone, no tick there was ever fresh, and the first eviction of a map of
     /// one bucket, `maxEntries` 1 or 2, spun forever).
-    func isFresh(_ tick: Int, of partition: Int) -> Bool {
-        hand(partition).pointee.load(ordering: .acquiring) &- tick <= Swift.max(1, span(of: partition).count / 2)
+    func isFresh(_ tick: Int) -> Bool {
+        hand.pointee.load(ordering: .acquiring) &- tick <= Swift.max(1, bucketCount / 2)
     }
 }
 
@@ -295,21 +256,10 @@ extension BucketTable {
 }
 
 extension RawBucketHashMap {
-    /// Ticks the eviction hands have made (0 for a `HASH`), and the fewest ticks between an
-    /// entry's insert and its eviction (see `RecencyClock`). For tests.
+    /// Ticks the eviction hand has made (0 for a `HASH`), and the fewest ticks between an
+    /// entry's insert and its eviction (see `RecencyClock`). For tests and the stress run.
     package var evictionTicks: (ticks: Int, guaranteedDistance: Int) {
         (recency?.ticks ?? 0, recency?.guaranteedDistance ?? 0)
-    }
-
-    /// The ticks of the one hand that can evict `key` (the hand whose span holds its bucket;
-    /// with `BPF_F_NO_COMMON_LRU` the other CPUs' hands sweep other buckets), and the fewest
-    /// ticks of that hand between an entry's insert and its eviction. A check that summed every
-    /// hand let the other hands' ticks excuse a lost key (found by review, 2026-12-05). For
-    /// tests and the stress run.
-    package func evictionTicks(coveringKey key: UnsafeRawBufferPointer) -> (ticks: Int, guaranteedDistance: Int) {
-        guard let recency else { return (0, 0) }
-        let bucket = table.bucketIndex(hasher.hash(key.baseAddress!, count: keySize))
-        return (recency.ticks(of: recency.partition(ofBucket: bucket)), recency.guaranteedDistance)
     }
 
     /// Buckets in the table (the eviction hands sweep them). For tests.
@@ -330,8 +280,8 @@ extension RawBucketHashMap {
         recency?.afterEmptyTick = hook
     }
 
-    /// Evicts one entry of a full LRU map (see `RecencyClock`): advances the calling
-    /// thread's hand chain by chain, each under its lock, until a chain yields a victim;
+    /// Evicts one entry of a full LRU map (see `RecencyClock`): advances the hand chain by
+    /// chain, each under its lock, until a chain yields a victim;
     /// retires it and hands its unit of capacity to the caller as a reservation (see
     /// ``CapacityGate/keepRemovedUnitAsReservation()``). Caller holds no lock (and needs no
     /// section: each chain is visited under its lock).
@@ -339,11 +289,9 @@ extension RawBucketHashMap {
     /// Before, the unit was parked as a credit in the thread's stripe and reserved again:
     /// on a full map every evicting insert then drained every stripe's credits, and writers
     /// took each other's (the gate's work was 117 of 1,326 instructions an insert).
-    /// With per-CPU hands, a hand whose buckets yield no victim in two laps (its share of
-    /// the entries went to the other CPUs) hands over to the next CPU's hand. When every
-    /// hand has made its two plain laps with no victim, every hand makes a forced lap, then
-    /// a last one; only when those find no victim either (no live entry: every unit in
-    /// flight with other writers) does the thread yield (the caller tries again).
+    /// When two plain laps find no victim, a forced lap follows, then a last one; only when
+    /// those find no victim either (no live entry: every unit in flight with other writers)
+    /// does the thread yield (the caller tries again).
     ///
     /// - Parameter forUserWrite: the eviction makes room for a user-mode write that checks
     ///   the freeze under its chain's lock (it holds no section): it evicts nothing once the
@@ -359,17 +307,13 @@ extension RawBucketHashMap {
         // thread shared. Invariant: `recency` keeps it alive as long as `self`.
         guard let clock = unretainedRecency else { return false }
         let swept = clock._withUnsafeGuaranteedRef { recency -> Eviction in
-            let own = recency.currentPartition
-            // Two laps of each hand, then, if every entry was used again within its lap, a
-            // forced lap that spares buckets written since the hand passed, then one that
-            // spares none (bounded work, as Linux's forced shrink: before, the writer yielded
-            // and swept again for as long as readers kept every entry used).
+            // Two laps, then, if every entry was used again within its lap, a forced lap that
+            // spares buckets written since the hand passed, then one that spares none
+            // (bounded work, as Linux's forced shrink: before, the writer yielded and swept
+            // again for as long as readers kept every entry used).
             for sweep in [Sweep.plain, .forced, .last] {
-                for offset in 0..<recency.partitions {
-                    let eviction = evictOne(recency, partition: (own + offset) % recency.partitions,
-                                            forUserWrite: forUserWrite, sweep: sweep)
-                    if eviction != .none { return eviction }
-                }
+                let eviction = evictOne(recency, forUserWrite: forUserWrite, sweep: sweep)
+                if eviction != .none { return eviction }
             }
             return .none
         }
@@ -397,8 +341,7 @@ extension RawBucketHashMap {
 
     /// Evicts one entry for a new key of chain `held`, whose lock the caller holds, so that
     /// the insert needs one locked pass instead of two (one to find the map full, one after
-    /// the eviction): the sweep of ``evictLeastRecentlyUsed(forUserWrite:)`` on the calling
-    /// CPU's hand, except that it only *tries* the lock of every other chain — a writer that
+    /// the eviction): the sweep of ``evictLeastRecentlyUsed(forUserWrite:)``, except that it only *tries* the lock of every other chain — a writer that
     /// holds a chain lock must never wait for another, or two of them could wait for each
     /// other — and sweeps chain `held` under the lock it already holds. A chain whose lock
     /// is taken is passed over: its tick is spent and its entries keep their referenced bits
@@ -428,16 +371,15 @@ extension RawBucketHashMap {
                       announced: Bool) -> (evicted: Bool, leftEmpty: UnsafeMutableRawPointer?) {
         guard let clock = unretainedRecency else { return (false, nil) }
         return clock._withUnsafeGuaranteedRef { recency -> (evicted: Bool, leftEmpty: UnsafeMutableRawPointer?) in
-            let partition = recency.currentPartition
             // One hold of the claim for every tick: this sweep only tries locks.
             var claim = recency.takeClaim()
             var result: (evicted: Bool, leftEmpty: UnsafeMutableRawPointer?) = (false, nil)
             ticks: for _ in 0..<Self.ticksUnderChainLock {
-                let (index, tick) = recency.advance(partition, claim: &claim)
+                let (index, tick) = recency.advance(claim: &claim)
                 let own = index == held
                 if !own, table.chainLooksEmpty(index) || !table.tryLockChain(index) { continue }
                 var leftEmpty: UnsafeMutableRawPointer?
-                let eviction = sweepLocked(recency, chain: index, tick: tick, partition: partition,
+                let eviction = sweepLocked(recency, chain: index, tick: tick,
                                            forUserWrite: forUserWrite, announced: announced,
                                            keepingEmptyBucket: own, sweep: .plain, leftEmpty: &leftEmpty)
                 if !own { table.unlockChain(index) }
@@ -454,18 +396,18 @@ extension RawBucketHashMap {
         }
     }
 
-    /// Up to two laps of hand `partition` (one for a `forced` or `last` sweep): whether it
-    /// evicted an entry, found none, or stopped because the map is frozen (`forUserWrite` only).
-    private func evictOne(_ recency: RecencyClock, partition: Int, forUserWrite: Bool, sweep: Sweep) -> Eviction {
-        for _ in 0..<((sweep == .plain ? 2 : 1) * recency.span(of: partition).count) {
-            let (index, tick) = recency.advance(partition)
+    /// Up to two laps of the hand (one for a `forced` or `last` sweep): whether it evicted
+    /// an entry, found none, or stopped because the map is frozen (`forUserWrite` only).
+    private func evictOne(_ recency: RecencyClock, forUserWrite: Bool, sweep: Sweep) -> Eviction {
+        for _ in 0..<((sweep == .plain ? 2 : 1) * recency.bucketCount) {
+            let (index, tick) = recency.advance()
             if table.chainLooksEmpty(index) {
                 recency.afterEmptyTick?()
                 continue
             }
             var unused: UnsafeMutableRawPointer?
             let eviction = table.withChainLock(index) {
-                sweepLocked(recency, chain: index, tick: tick, partition: partition, forUserWrite: forUserWrite,
+                sweepLocked(recency, chain: index, tick: tick, forUserWrite: forUserWrite,
                             announced: true, keepingEmptyBucket: false, sweep: sweep, leftEmpty: &unused)
             }
             if eviction != .none { return eviction }
@@ -488,12 +430,12 @@ extension RawBucketHashMap {
     /// `keepingEmptyBucket` as in ``BucketTable/retire(_:chain:keepingEmptyBucket:)``; a
     /// bucket kept empty goes to `leftEmpty`. `sweep`: how the victim is chosen (``Sweep``).
     @inline(__always)
-    private func sweepLocked(_ recency: RecencyClock, chain index: Int, tick: Int, partition: Int,
+    private func sweepLocked(_ recency: RecencyClock, chain index: Int, tick: Int,
                              forUserWrite: Bool, announced: Bool, keepingEmptyBucket: Bool, sweep: Sweep,
                              leftEmpty: inout UnsafeMutableRawPointer?) -> Eviction {
         if forUserWrite, freezeState.isFrozen { return .frozen }
         // Freshness first: a stale tick sweeps nothing (the sweeps clear bits).
-        guard recency.isFresh(tick, of: partition) else { return .none }
+        guard recency.isFresh(tick) else { return .none }
         let victim = switch sweep {
         case .plain: table.clockVictim(inChainOf: index)
         case .forced: table.forcedVictim(inChainOf: index)

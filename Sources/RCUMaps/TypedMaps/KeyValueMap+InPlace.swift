@@ -91,14 +91,15 @@ extension InPlaceKeyValueMap {
     /// (see ``KeyValueMapIterator``: when the key the pass fetched to come next is deleted
     /// before its step, by `body` or another thread, another key with exactly its 64-bit
     /// hash can be skipped, or returned twice). `body` must not block: the section holds
-    /// back reclamation for the whole pass.
+    /// back reclamation for the whole pass. A pass is not a use: an LRU map's recency is left
+    /// as it is (as its iteration leaves it).
     @inlinable
     public func forEachInPlace<Failure: Error>(_ body: (Key, inout Value) throws(Failure) -> Void) throws(Failure) {
         try Epoch.withSection { (section) throws(Failure) in
             // Each key's successor fetched before `body` runs: `body` may remove the key.
             var pass = KeyValueMapPass(self)
             while let key = pass.next() {
-                if let stored = inPlace(key, in: section) {
+                if let stored = inPlace(key, in: section, asUse: false) {
                     try body(key, &stored.assumingMemoryBound(to: Value.self).pointee)
                 }
             }
@@ -106,12 +107,14 @@ extension InPlaceKeyValueMap {
     }
 
     /// The stored value of `key` in place, or nil. Built-in maps' lookups fail only with
-    /// ENOENT once the layout is checked.
+    /// ENOENT once the layout is checked. `asUse: false` (a pass over the map) leaves an LRU
+    /// map's recency as it is.
     @inlinable @inline(__always)
-    func inPlace(_ key: Key, in section: borrowing EpochSection) -> UnsafeMutableRawPointer? {
+    func inPlace(_ key: Key, in section: borrowing EpochSection, asUse: Bool = true) -> UnsafeMutableRawPointer? {
         withUnsafeBytes(of: key) { (keyBytes) -> UnsafeMutableRawPointer? in
             do throws(MapError) {
-                let stored = try raw.inlinedLookupInPlace(key: keyBytes, in: section)
+                let stored = asUse ? try raw.inlinedLookupInPlace(key: keyBytes, in: section)
+                    : try raw.inlinedPassLookupInPlace(key: keyBytes, in: section)
                 // The bytes are bound to `Value` and written whole: a map whose values are
                 // not `Value`'s size (a conformance of your own that skipped the layout
                 // checks of the built-in initialisers) would be written out of bounds.

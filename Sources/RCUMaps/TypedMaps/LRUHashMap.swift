@@ -27,7 +27,7 @@
 /// entry at all, every unit of room in flight with other writers, yields and tries again). Every lookup (subscript,
 /// in-place access) marks its entry recently used: one atomic OR the first time after an
 /// eviction pass, nothing after that, and never a lock. A pass over the map — iteration,
-/// `values`, `snapshot()`, batches — is not a use: it leaves recency as it is.
+/// `values`, `snapshot()`, `forEachInPlace`, batches — is not a use: it leaves recency as it is.
 ///
 /// Concurrency: any number of readers and writers on any threads; readers never lock
 /// (batches take each chain's lock while they copy it, as the ``BucketHashMap``'s do);
@@ -52,7 +52,8 @@ public final class LRUHashMap<Key: BitwiseCopyable & Sendable, Value: BitwiseCop
     /// - Parameters:
     ///   - maxEntries: the most entries the map holds. With `perCPULists`, rounded up to a
     ///     multiple of the possible CPUs, as Linux does.
-    ///   - perCPULists: `BPF_F_NO_COMMON_LRU`: one eviction hand per CPU.
+    ///   - perCPULists: `BPF_F_NO_COMMON_LRU` (`maxEntries` rounded to a multiple of the
+    ///     possible CPUs; the eviction is the common LRU's: see docs/linux-compatibility.md).
     ///   - name: at most 15 characters of `[A-Za-z0-9_.]`, as Linux's map names.
     ///   - poolTag: the pool tag the map's memory is accounted under.
     /// - Throws: ``/RCUBaseMaps/MapError/invalidArgument`` for a key type with padding, a value

@@ -40,7 +40,8 @@ public final class PerCPUHashMap<Key: BitwiseCopyable & Sendable, Value: Bitwise
     /// - Parameters:
     ///   - maxEntries: the most keys the map holds.
     ///   - lru: `LRU_PERCPU_HASH`: a full map evicts instead of refusing.
-    ///   - perCPULists: with `lru`, `BPF_F_NO_COMMON_LRU` (one eviction hand per CPU).
+    ///   - perCPULists: with `lru`, `BPF_F_NO_COMMON_LRU` (`maxEntries` rounded to a multiple
+    ///     of the possible CPUs; the eviction is the common LRU's).
     ///   - name: at most 15 characters of `[A-Za-z0-9_.]`.
     ///   - poolTag: the pool tag the map's memory is accounted under.
     /// - Throws: ``/RCUBaseMaps/MapError/invalidArgument`` for a key type with padding, a

@@ -24,7 +24,7 @@ import Synchronization
 ///   CPU the worker is pinned to, for the odd workers of the per-CPU types where the system
 ///   lets them be pinned);
 ///   never only older marks (a stale value), never a newer one — on the LRU types unless
-///   the eviction hands moved on by their guaranteed distance meanwhile;
+///   the eviction hand moved on by its guaranteed distance meanwhile;
 /// - a lookup of any key, in user or helper mode, finds a mark of that key or 0 on each
 ///   CPU: never another key's value, never a torn one (on the LRU types lookups and
 ///   deletes pick recent keys, about a fifth of which are still in the map; a user-mode
@@ -310,13 +310,13 @@ final class EvictingStressWorker {
     }
 
     /// Writes a key of this worker, then looks it up: present with the new mark (unless
-    /// evicted after the hands moved on by their guaranteed distance).
+    /// evicted after the hand moved on by its guaranteed distance).
     func writeAndCheck(helper: Bool) {
         let key = self.key(sequence)
         sequence &+= 1
         let generation = sequence
         let mark = EvictingStressTarget.mark(key, generation: generation)
-        let before = withUnsafeBytes(of: key) { target.storage.evictionTicks(coveringKey: $0) }
+        let before = target.storage.evictionTicks
         // A helper-mode write changes the calling CPU's value alone: what every CPU held
         // before (nil: the key was absent, so the others must read 0 after). Only this worker
         // writes its keys, so nothing else changes them meanwhile. (The check accepted any
@@ -372,9 +372,9 @@ final class EvictingStressWorker {
         if let lookupError {
             recorder.record(.errno, "lookup of own key \(key) right after its update failed: \(lookupError)")
         } else if !present {
-            let moved = withUnsafeBytes(of: key) { target.storage.evictionTicks(coveringKey: $0) }.ticks &- before.ticks
+            let moved = target.storage.evictionTicks.ticks &- before.ticks
             if !target.isLRU || moved < before.guaranteedDistance {
-                recorder.record(.ownKey, "key \(key) missing right after its update (hands moved \(moved) < \(before.guaranteedDistance))")
+                recorder.record(.ownKey, "key \(key) missing right after its update (the hand moved \(moved) < \(before.guaranteedDistance))")
             }
         } else if !target.holdsOnlyMarks(values, of: key) {
             recorder.record(.value, "key \(key) just written holds \(values), mark \(mark)")

@@ -152,7 +152,7 @@ func stressDiscussion() -> String {
             full), looks up any worker's keys in user and helper mode and deletes its own (on \
             the LRU types, recent ones); \
             checked: the key just written present with its mark, \
-            which carries the write's generation (LRU: unless the hands moved their guaranteed \
+            which carries the write's generation (LRU: unless the hand moved its guaranteed \
             distance), a key gone after its owner's delete, every value read a mark of the key \
             or 0 on each CPU (LRU: the mark on one CPU or on every CPU, as the key's one write \
             left it); on percpu-hash also the newest generation a reader finds never older than \
