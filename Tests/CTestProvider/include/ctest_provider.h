@@ -22,11 +22,13 @@ enum ctest_counter {
 
 /* Registers the provider for map_type on base_map (RCUMAPS_BASE_MAP_*). Returns 0 or errno. */
 int ctest_provider_register(uint32_t map_type, uint32_t base_map);
-/* Malformed registrations, by variant (0 NULL registration, 1 short registration,
- * 2 short dispatch table, 3 both deletion callbacks, 4 no create callback,
- * 5 unknown base map, 6 NULL dispatch). Returns rcumaps_register_provider's result. */
 /* As ctest_provider_register, the client table written to *into by the registration itself. */
 int ctest_provider_register_into(uint32_t map_type, uint32_t base_map, const rcumaps_client_dispatch_table_t **into);
+/* Malformed registrations, by variant (0 NULL registration, 1 short registration,
+ * 2 short dispatch table, 3 both deletion callbacks, 4 no create callback,
+ * 5 unknown base map, 6 NULL dispatch, 7 a dispatch table of a later version,
+ * 8 a dispatch table of version 0, 9 a registration of a later version). Returns
+ * rcumaps_register_provider's result, or -1 for an unknown variant. */
 int ctest_provider_register_malformed(int variant, uint32_t map_type);
 int ctest_provider_unregister(uint32_t map_type);
 uint64_t ctest_provider_count(int counter);
