@@ -107,15 +107,22 @@ package final class MapFreezeState: Sendable {
     /// bit, and never clears it: a mapping that finds the bit waits for the flag and answers
     /// EPERM, as Linux's `bpf_map_mmap` does, which waits for the freeze's mutex and then
     /// finds the map frozen. (It answered EBUSY, "being frozen", also for a map already
-    /// frozen whose freeze was waiting for a grace period: found by review, 2026-12-06.)
+    /// frozen whose freeze was waiting for a grace period: found by review, 2026-12-06.) The
+    /// wait is bounded: in a child forked between a freeze's claim and its flag, no thread
+    /// will ever set the flag, and the mapping answers EBUSY after about 100,000 yields.
     package func addWritableMapping() throws(MapError) {
         var current = writableMappings.load(ordering: .acquiring)
+        var yields = 0
         while true {
             guard !frozen.load(ordering: .acquiring) else {
                 throw MapError.permissionDenied.with(reason: "a frozen map cannot be mapped writable")
             }
             if current & Self.freezing != 0 {
                 // Claimed, not yet flagged (the flag is loaded after the bit was seen).
+                yields += 1
+                guard yields <= 100_000 else {
+                    throw MapError.busy.with(reason: "the map is being frozen (its freeze has not marked it)")
+                }
                 sched_yield()
                 current = writableMappings.load(ordering: .acquiring)
                 continue

@@ -36,6 +36,11 @@ struct FlagLedKey: Sendable, BitwiseCopyable { var flag: Bool; var x: UInt8; var
 /// the optional's payload, with no trailing padding for the size check to see.
 struct FlagPaddedKey: Sendable, BitwiseCopyable { var flag: Bool; var value: UInt32 }
 
+/// Two bytes: a payload byte and a tag byte, whose spare values `TwoPayloadCases?` takes.
+enum TwoPayloadCases: Sendable, BitwiseCopyable { case a(UInt8), b(UInt8) }
+struct EnumWrapper: Sendable, BitwiseCopyable { var e: TwoPayloadCases }
+enum OneByteEnum: Sendable, BitwiseCopyable { case a, b, c }
+
 struct OptionalFieldsKey: Sendable, BitwiseCopyable {
     var a: UInt32?
     var b: (UInt8, UInt8, UInt8)
@@ -184,6 +189,14 @@ struct TypedMapTests {
         let narrowNilField = reason { _ = try BucketHashMap<(UInt64, FlagLedKey?), UInt64>(maxEntries: 4) }
         #expect(narrowNilField?.contains("holds Optional<FlagLedKey>") == true, "\(narrowNilField ?? "accepted")")
         #expect(reason { _ = try BucketHashMap<FlagLedKey, UInt64>(maxEntries: 4) } == nil)
+        // An optional of a two-byte enum with payloads: its `nil` is the enum's tag byte
+        // 0xFF, and the payload byte is left as it was (found by review, 2026-12-06).
+        #expect(MemoryLayout<TwoPayloadCases?>.size == MemoryLayout<TwoPayloadCases>.size)
+        let enumNil = reason { _ = try BucketHashMap<TwoPayloadCases?, UInt64>(maxEntries: 4) }
+        #expect(enumNil?.contains("spare values of one field") == true, "\(enumNil ?? "accepted")")
+        let wrappedEnumNil = reason { _ = try BucketHashMap<(UInt8, EnumWrapper?), UInt64>(maxEntries: 4) }
+        #expect(wrappedEnumNil?.contains("spare values of one field") == true, "\(wrappedEnumNil ?? "accepted")")
+        #expect(reason { _ = try BucketHashMap<OneByteEnum?, UInt64>(maxEntries: 4) } == nil)
         #expect(reason { _ = try BucketHashMap<Bool?, UInt64>(maxEntries: 4) } == nil)
         #expect(reason { _ = try BucketHashMap<UInt8?, UInt64>(maxEntries: 4) } == nil)
         #expect(reason { _ = try BucketHashMap<OptionalFieldsKey, UInt64>(maxEntries: 4) } == nil)

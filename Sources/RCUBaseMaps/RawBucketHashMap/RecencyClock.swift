@@ -14,8 +14,8 @@ import Glibc
 /// A new entry is published referenced.
 ///
 /// Eviction: a writer that needs room in a full map advances a *hand* over the first-level
-/// buckets (one atomic add per bucket visited, or per claim of up to 64 buckets in the
-/// common LRU: see ``advance(_:)``; first while it holds its own chain's lock, trying the
+/// buckets (one atomic add per bucket visited, or per claim of up to 64 buckets in a table
+/// of 64 buckets or more: see ``advance()``; first while it holds its own chain's lock, trying the
 /// others': `RawBucketHashMap.evictHolding`), and under each chain's lock clears the
 /// referenced bits of its live slots and evicts the first slot whose bit was already clear
 /// — an entry not looked up since the hand last passed. A writer sweeps the bucket its
@@ -94,12 +94,12 @@ final class RecencyClock: @unchecked Sendable {
 
     /// Moves the hand on by one bucket; returns that bucket and the tick.
     ///
-    /// The common LRU's writers claim ``claimSize`` ticks of the hand at a time, one claim
+    /// Writers claim ``claimSize`` ticks of the hand at a time (tables of 64 buckets or more), one claim
     /// per thread stripe, and take their ticks from it in order. With one tick per atomic
     /// add, two evicting threads took turns on the hand's cache line and on the lines of
     /// neighbouring buckets, and a lock of the next bucket waited for the other core's copy
     /// of its line (42 % of the sweep's samples at two threads); with claims, each sweeps a
-    /// run of its own. A claimed tick is swept only while fresh (``isFresh(_:of:)``), as
+    /// run of its own. A claimed tick is swept only while fresh (``isFresh(_:)``), as
     /// any tick, so the guaranteed distance holds; a claim gone stale (the hand moved on by
     /// half a lap since) is dropped for a new one. A writer whose stripe's claim is in use
     /// by another thread takes a single tick. A sweep of several ticks holds its stripe's

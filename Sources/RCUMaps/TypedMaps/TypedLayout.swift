@@ -18,9 +18,10 @@
 /// An `Optional` (a field or the key itself) counts its wrapped type's data and the tag
 /// bytes it adds, so padding inside an optional struct is found too (it was counted as
 /// data: found by review, 2026-12-06). An optional with no tag byte whose payload has
-/// several fields (`struct { var flag: Bool; var x: UInt8; … }?`) is refused too: its `nil`
-/// lives in the spare values of one field, and the runtime sets that field alone, leaving
-/// the others' bytes as they were (found by review, 2026-12-06).
+/// several fields (`struct { var flag: Bool; var x: UInt8; … }?`), or is an enum of more
+/// than one byte, is refused too: its `nil` lives in the spare values of one field (or of
+/// the enum's tag), and the runtime sets that alone, leaving the other bytes as they were
+/// (found by review, 2026-12-06).
 ///
 /// What cannot be detected: padding inside another enum's payload, and the fields of a type
 /// whose metadata has no field records (some imported C structs). Such keys are checked
@@ -116,16 +117,24 @@ enum TypedLayout {
         return total == 0 ? size(of: type) : total
     }
 
-    /// The first optional in `type` (itself, or a field, recursively) whose `nil` lives in
-    /// the spare values of one field of a payload with several: no tag byte of its own
-    /// (`struct { var flag: Bool; var x: UInt8; var y: UInt16 }?`, stored as `flag` 2). The
-    /// runtime writes such a `nil` as that one field; the payload's other bytes keep whatever
-    /// was in memory. Nil if there is none, or none the metadata shows.
+    /// The first optional in `type` (itself, or a field, recursively) whose `nil` may leave
+    /// bytes unset: one with no tag byte of its own, whose `nil` lives in the spare values of
+    /// one field of a payload with several (`struct { var flag: Bool; var x: UInt8; var y:
+    /// UInt16 }?`, stored as `flag` 2), or of an enum's tag in a payload of more than one
+    /// byte (`enum { case a(UInt8), b(UInt8) }?`, stored as the tag 0xFF: found by review,
+    /// 2026-12-06). The runtime writes such a `nil` as that one field; the payload's other
+    /// bytes keep whatever was in memory. Nil if there is none, or none the metadata shows.
     static func optionalWithNarrowNil(in type: Any.Type) -> Any.Type? {
         if type is any SIMD.Type { return nil }
         if let optional = type as? any OptionalLayout.Type {
             let wrapped = optional.wrappedType
-            if size(of: type) == size(of: wrapped), dataFieldCount(of: wrapped) > 1 { return type }
+            if size(of: type) == size(of: wrapped) {
+                let leaves = dataLeaves(of: wrapped)
+                if leaves.count > 1 { return type }
+                // One leaf: an enum's (or an inner optional's) spare values are in its tag,
+                // which covers the whole value only when the value is one byte.
+                if let leaf = leaves.first, size(of: leaf) > 1, isEnum(leaf) { return type }
+            }
             return optionalWithNarrowNil(in: wrapped)
         }
         var found: Any.Type?
@@ -136,18 +145,25 @@ enum TypedLayout {
         return found
     }
 
-    /// The stored fields of `type` with a size, through structs and tuples (1 for a type
-    /// without field records).
-    static func dataFieldCount(of type: Any.Type) -> Int {
-        var count = 0
+    /// The types of the stored fields of `type` with a size, through structs and tuples
+    /// (`type` itself for a type without field records: a builtin, an enum).
+    static func dataLeaves(of type: Any.Type) -> [Any.Type] {
+        var leaves: [Any.Type] = []
         let walked = _forEachField(of: type, options: []) { _, _, fieldType, kind in
             switch kind {
-            case .struct, .tuple: count += dataFieldCount(of: fieldType)
-            default: if size(of: fieldType) > 0 { count += 1 }
+            case .struct, .tuple: leaves += dataLeaves(of: fieldType)
+            default: if size(of: fieldType) > 0 { leaves.append(fieldType) }
             }
             return true
         }
-        return walked && count > 0 ? count : 1
+        return walked && !leaves.isEmpty ? leaves : [type]
+    }
+
+    /// Whether `type` is an enum (an `Optional` included), by its metadata's kind.
+    static func isEnum(_ type: Any.Type) -> Bool {
+        // MetadataKind (swift/ABI/MetadataKind.def): Enum 0x201, Optional 0x202.
+        let kind = swiftMetadataKind(type)
+        return kind == 0x201 || kind == 0x202
     }
 
     static func size(of type: Any.Type) -> Int {
@@ -155,6 +171,11 @@ enum TypedLayout {
         return _openExistential(type, do: size)
     }
 }
+
+/// The runtime's kind of a type's metadata (an exported entry point of the Swift runtime,
+/// whose values are part of its stable ABI).
+@_silgen_name("swift_getMetadataKind")
+private func swiftMetadataKind(_ type: Any.Type) -> UInt
 
 /// What ``TypedLayout/dataBytes(of:)`` needs of an `Optional`: the type it wraps.
 protocol OptionalLayout {
