@@ -430,6 +430,51 @@ struct LinuxInterfaceTests {
         #expect(try map.get(UInt32(1), as: UInt64.self) >> 32 == 100)
     }
 
+    /// A value with a lock word taken out by a plain `exchange` or lookup-and-delete (no
+    /// `BPF_F_LOCK`) while a program holds its lock halfway through a write in place: both
+    /// hashes return the program's whole write, the displaced value copied under the lock
+    /// (the bucket hash copied it without the lock and returned half the write; the lock-free
+    /// hash already waited. Found by review, 2026-12-06, twenty-fifth session).
+    @Test(arguments: [Kind.lockFree, .bucket], [false, true])
+    func aDisplacedLockedValueHoldsAProgramsWholeWrite(_ kind: Kind, exchanging: Bool) throws {
+        // Bytes 0..<4 the lock word, 4..<16 the program's data.
+        let map = try Self.make(kind, valueSize: 16, maxEntries: 16, lockOffset: 0)
+        try map.put(bytes: [1, 0, 0, 0], [UInt8](repeating: 0, count: 16))
+        let halfway = Atomic<Bool>(false)
+        let taken = Mutex<[UInt8]?>(nil)
+        runOnThreads(2) { thread in
+            if thread == 0 {
+                withUnsafeBytes(of: UInt32(1)) { key in
+                    Epoch.withSection { section in
+                        guard let value = try? map.lookupInPlace(key: key, in: section) else { return }
+                        MapValueLock.withLock(value, offset: 0) {
+                            for byte in 8..<12 { value[byte] = 0xAA }
+                            halfway.store(true, ordering: .releasing)
+                            usleep(50_000)
+                            for byte in 12..<16 { value[byte] = 0xAA }
+                        }
+                    }
+                }
+            } else {
+                while !halfway.load(ordering: .acquiring) { sched_yield() }
+                var out = [UInt8](repeating: 0x55, count: 16)
+                let new = [UInt8](repeating: 0x11, count: 16)
+                withUnsafeBytes(of: UInt32(1)) { key in
+                    out.withUnsafeMutableBytes { out in
+                        if exchanging {
+                            _ = try? new.withUnsafeBytes { try map.exchange(key: key, value: $0, flags: .any, into: out) }
+                        } else {
+                            try? map.lookupAndDelete(key: key, into: out)
+                        }
+                    }
+                }
+                taken.withLock { $0 = out }
+            }
+        }
+        let out = taken.withLock { $0 }
+        #expect(out.map { Array($0[8..<16]) } == [UInt8](repeating: 0xAA, count: 8), "\(out ?? [])")
+    }
+
     /// A write batch cut short by a freeze (a difference from Linux, whose freeze answers
     /// EBUSY while a write batch runs: docs/linux-compatibility.md): the batch stops at its
     /// next element with EPERM, `count` the elements it stored — each of them there, the

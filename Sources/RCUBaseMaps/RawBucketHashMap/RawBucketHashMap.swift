@@ -1135,8 +1135,16 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
             // The retired slot is intact until a grace period after this section.
             let oldValue = table.value(of: old, count: valueSize)
             if let displaced {
-                table.copyValueBytes(oldValue.baseAddress!, into: displaced)
-                lockWord.clear(in: displaced)
+                if lockWord.exists {
+                    // Under the value's lock, as the lock-free hash copies it: a program's
+                    // locked write in place that found the old pair ends before the copy, not
+                    // half in it (copied without, the displaced value could hold half of
+                    // that write: found by review, 2026-12-06, twenty-fifth session).
+                    lockWord.copyLocked(UnsafeMutableRawPointer(mutating: oldValue.baseAddress!), to: displaced)
+                } else {
+                    table.copyValueBytes(oldValue.baseAddress!, into: displaced)
+                    lockWord.clear(in: displaced)
+                }
             }
             #if DEBUG
             afterCopyingTheDisplacedValue?()
@@ -1221,8 +1229,11 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         try checkValue(value, valueSize)
         return try remove(key, operation: [], checkingFreeze: true) { removed in
             // Only we removed it: `removed` is the retired slot's value, not reused before
-            // our section ends, or a copy of a one-word value taken under the lock.
-            if locked {
+            // our section ends, or a copy of a one-word value taken under the lock. With a
+            // lock word it is copied under the value's lock also without `BPF_F_LOCK`, as the
+            // lock-free hash copies it, so that a program's locked write in place ends
+            // before the copy (found by review, 2026-12-06, twenty-fifth session).
+            if locked || lockWord.exists {
                 lockWord.copyLocked(UnsafeMutableRawPointer(mutating: removed.baseAddress!), to: value.baseAddress!)
             } else {
                 table.copyValueBytes(removed.baseAddress!, into: value.baseAddress!)
