@@ -18,6 +18,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include <dlfcn.h>
 #include <urcu/list.h>
 
 /* ---------------------------------------------------------------------------
@@ -656,6 +657,12 @@ static void rcumaps_queue_parked(void)
 static unsigned long rcumaps_reclamation_requeues;
 static int rcumaps_on_reclamation_thread(void);
 
+int rcumaps_liburcu_joins_worker_at_exit(void)
+{
+    /* Exported by liburcu-memb from 0.14 (its exit destructor), absent from 0.13. */
+    return dlsym(RTLD_DEFAULT, "urcu_memb_exit") != NULL;
+}
+
 unsigned long rcumaps_reclamation_requeue_count(void)
 {
     return __atomic_load_n(&rcumaps_reclamation_requeues, __ATOMIC_SEQ_CST);
@@ -1095,6 +1102,14 @@ static void rcumaps_fork_prepare(void)
     /* No registration in flight: the records are stable. Wait for the enqueues in flight. */
     for (rcumaps_thread_record_t *r = rcumaps_records.next; r != &rcumaps_records; r = r->next)
         while (__atomic_load_n(r->enqueuing, __ATOMIC_SEQ_CST) != 0) sched_yield();
+    /* And for the threads unparking: one that took the parked stack after the last fork and
+     * is queuing it one callback at a time holds the rest in its own frame, which a child
+     * does not inherit — the child's unpark finds only the global stack, and those
+     * callbacks (other threads' retirements, completed in the parent) were lost there
+     * (found by review, 2026-12-06, twenty-fifth session). With the gate closed, each of
+     * its remaining enqueues parks again at once, so the wait is short and waits for no
+     * lock; an unlinked unparker queues only inside the gate, which the fork has closed. */
+    while (__atomic_load_n(&rcumaps_unparking, __ATOMIC_SEQ_CST) != 0) sched_yield();
     urcu_memb_call_rcu_before_fork();
     rcumaps_gp_fork_prepare_run();
     unsigned int count = __atomic_load_n(&rcumaps_participants_published, __ATOMIC_ACQUIRE);

@@ -32,14 +32,19 @@ public struct EpochSection: ~Copyable {
 ///   exits inside a section (an ``enter()`` without its ``exit()``) has the section ended
 ///   for it first, with a message on standard error (for the first 8 such threads of the
 ///   process): grace periods never wait for a thread that is gone.
-/// - **Shutdown.** Nothing needs stopping: liburcu's reclamation thread never delays
-///   `exit`, nor does the epoch layer's grace-period driver (a detached thread, started
-///   with the first `EpochWorkItem.scheduleOnGracePeriodDriver()` item, that sleeps when
-///   it has nothing to run); no other thread of RCUMaps' outlives the work it was started for. Deferred frees
-///   and work items still queued when the process exits are simply not run (the memory
-///   goes back to the system with the process). Call ``barrier()-129j7`` before exiting when
-///   they must run — work items with effects outside the process, or statistics that must
-///   settle.
+/// - **Shutdown.** Nothing needs stopping. The epoch layer's grace-period driver (a
+///   detached thread, started with the first `EpochWorkItem.scheduleOnGracePeriodDriver()`
+///   item, that sleeps when it has nothing to run) never delays `exit`; no other thread of
+///   RCUMaps' outlives the work it was started for. Deferred frees and work items still
+///   queued when the process exits are simply not run (the memory goes back to the system
+///   with the process). Call ``barrier()-129j7`` before exiting when they must run — work
+///   items with effects outside the process, or statistics that must settle. liburcu's own
+///   reclamation thread depends on its version: 0.13 (Debian 12) never delays `exit`; 0.14
+///   and later (Ubuntu 24.04) stop it in a destructor at exit, which waits for a grace
+///   period and for the batch of callbacks the thread is running — so `exit` waits for
+///   every other thread's section, never returns when called inside a section of the
+///   calling thread (the grace period waits for that section), and waits for a work item
+///   that is running. Leave every section before calling `exit`.
 /// - **fork().** A child of a fork (without exec) can use epochs and maps: RCUMaps pauses
 ///   liburcu's workers and waits for the grace periods in flight before the fork, and in
 ///   the child forgets the threads that did not follow it and starts a new reclamation
@@ -192,6 +197,10 @@ public enum Epoch {
     /// itself (``isActive`` counts only sections): where waiting for a grace period would
     /// wait for this thread.
     package static var isInsideAnyReadLock: Bool { rcumaps_inside_any_read_lock() != 0 }
+
+    /// Whether `exit` waits for liburcu's reclamation worker: liburcu 0.14 and later stop
+    /// it in a destructor at exit (see "Shutdown" in the type's notes); 0.13 does not.
+    package static var liburcuJoinsItsWorkerAtExit: Bool { rcumaps_liburcu_joins_worker_at_exit() != 0 }
 
     /// The calling thread's section depth (0 outside any section).
     @inlinable

@@ -134,7 +134,13 @@ struct ShutdownTests {
     /// with frees queued behind it; once it runs, the process has 5 s to exit. (Before, the
     /// item slept 200 ms and the alarm was 60 s: an exit that waited for the reclamation
     /// thread passed too. Found by review, 2026-12-05.)
-    @Test func theProcessExitsWithDeferredWorkStillQueued() async {
+    @Test func theProcessExitsWithDeferredWorkStillQueued() async throws {
+        // liburcu 0.14 and later join their worker at exit, and so wait for the item that
+        // sleeps below: the premise is 0.13's (found by review, 2026-12-06; see "Shutdown"
+        // in `Epoch`'s notes).
+        if Epoch.liburcuJoinsItsWorkerAtExit {
+            try Test.cancel("this liburcu (0.14 or later) stops its worker at exit, waiting for its running callbacks")
+        }
         await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
             alarm(60)
             runChecked {
