@@ -723,4 +723,76 @@ struct QueueStackMapTests {
             #expect(snapshot.load(ordering: .relaxed) == map.count << 32 | next, "round \(round)")
         }
     }
+
+    #if DEBUG
+    /// The two halves of the freeze's exclusion, each placed with a hook (the test above
+    /// meets them only by chance: found by review, 2026-12-06, twenty-fifth session). A push
+    /// parked after its unlocked frozen check, before the lock, is refused (EPERM) when it
+    /// goes on after `freeze()` returned: it checks again with the lock held.
+    @Test(arguments: Kind.allCases)
+    func aPushParkedBeforeTheLockIsRefusedOnceFrozen(_ kind: Kind) throws {
+        let map = try Self.make(kind, maxEntries: 8)
+        let parked = Atomic<Bool>(false)
+        let release = Atomic<Bool>(false)
+        map.userPushStep = { step in
+            guard step == 0 else { return }
+            parked.store(true, ordering: .releasing)
+            while !release.load(ordering: .acquiring) { usleep(100) }
+        }
+        let result = Mutex<Int32?>(nil)
+        let pusher = Thread { let code = self.errno { try self.push(map, 7) }; result.withLock { $0 = code } }
+        pusher.start()
+        while !parked.load(ordering: .acquiring) { usleep(100) }
+        try map.freeze()
+        release.store(true, ordering: .releasing)
+        while result.withLock({ $0 }) == nil { usleep(100) }
+        #expect(result.withLock { $0 } == EPERM)
+        #expect(map.count == 0)
+    }
+
+    /// …and a push that holds the ring's lock (it found the map unfrozen there) has finished
+    /// when `freeze()` returns: the freeze takes and releases that lock after it sets the flag.
+    @Test(arguments: Kind.allCases)
+    func freezeWaitsForAPushHoldingTheLock(_ kind: Kind) throws {
+        let map = try Self.make(kind, maxEntries: 8)
+        let parked = Atomic<Bool>(false)
+        let release = Atomic<Bool>(false)
+        map.userPushStep = { step in
+            guard step == 1 else { return }
+            parked.store(true, ordering: .releasing)
+            while !release.load(ordering: .acquiring) { usleep(100) }
+        }
+        let pushed = Mutex<Int32?>(nil)
+        let froze = Atomic<Bool>(false)
+        let pusher = Thread { let code = self.errno { try self.push(map, 7) }; pushed.withLock { $0 = code } }
+        pusher.start()
+        while !parked.load(ordering: .acquiring) { usleep(100) }
+        let freezer = Thread {
+            _ = try? map.freeze()
+            froze.store(true, ordering: .releasing)
+        }
+        freezer.start()
+        usleep(100_000)
+        let returnedEarly = froze.load(ordering: .acquiring)
+        #expect(!returnedEarly, "freeze() returned while a push held the ring's lock")
+        release.store(true, ordering: .releasing)
+        while !froze.load(ordering: .acquiring) { usleep(100) }
+        #expect(pushed.withLock { $0 } == 0)
+        #expect(map.count == 1)
+    }
+    #endif
+
+    /// A dropped queue's ring goes back at once: nothing can point into it (values are
+    /// copied), so it waits for no grace period (it went through reclamation, its bytes
+    /// pending until one passed: found by review, 2026-12-06, twenty-fifth session).
+    @Test(arguments: Kind.allCases)
+    func aDroppedRingIsFreedAtOnce(_ kind: Kind) throws {
+        var map: RawQueueStackMap? = try Self.make(kind, maxEntries: 64)
+        let tag = map!.definition.effectivePoolTag
+        try self.push(map!, 1)
+        #expect(EpochMemory.statistics(for: tag).liveBytes > 0)
+        map = nil
+        let after = EpochMemory.statistics(for: tag)
+        #expect(after.liveBytes == 0 && after.pendingBytes == 0, "\(after)")
+    }
 }

@@ -73,6 +73,12 @@ public final class RawQueueStackMap: RawMap, @unchecked Sendable {
     public let access: MapAccess
     /// Frozen or not.
     let freezeState = MapFreezeState()
+    #if DEBUG
+    /// Tests (debug builds only): runs in a user-mode push with 0 before it takes the ring's
+    /// lock (its unlocked frozen check passed), and with 1 once it holds the lock and found
+    /// the map unfrozen. Set before the map is shared.
+    package nonisolated(unsafe) var userPushStep: ((Int) -> Void)?
+    #endif
     let valueSize: Int
     /// Slots in the ring: `maxEntries + 1` (Linux's `qs->size`), at most 2^32.
     let slotCount: Int
@@ -150,11 +156,12 @@ public final class RawQueueStackMap: RawMap, @unchecked Sendable {
 
     deinit {
         // Nothing outside the map points into the ring (values are copied), and no operation
-        // runs once the last reference is gone: nothing needs a grace period. (An epoch
-        // block still gets one, as `freeCacheAligned` retires every block; pages and NUMA
-        // memory go back at once.)
+        // runs once the last reference is gone: nothing needs a grace period, and the ring
+        // goes back at once, an epoch block too (it was retired through `freeCacheAligned`,
+        // so its bytes stayed pending for a grace period and a thread dropping a queue was
+        // registered with liburcu: found by review, 2026-12-06, twenty-fifth session).
         switch placement {
-        case .epoch: EpochMemory.freeCacheAligned(storage)
+        case .epoch: EpochMemory.freeUnreachable(storage, cacheAligned: true)
         case .numa: rcumaps_numa_free(storage, storageSize)
         case .pages: rcumaps_unmap_pages(storage, storageSize)
         }
@@ -234,11 +241,17 @@ public final class RawQueueStackMap: RawMap, @unchecked Sendable {
             let (head, tail) = Self.unpack(state.pointee.load(ordering: .acquiring))
             if next(head) == tail { throw Self.full }
         }
+        #if DEBUG
+        if user { userPushStep?(0) }
+        #endif
         lock()
         if user, freezeState.isFrozen {
             unlock()
             throw frozenError
         }
+        #if DEBUG
+        if user { userPushStep?(1) }
+        #endif
         var (head, tail) = Self.unpack(state.pointee.load(ordering: .relaxed))
         var dropped = false
         if next(head) == tail {

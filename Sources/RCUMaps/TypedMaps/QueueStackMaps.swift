@@ -174,7 +174,9 @@ public final class QueueMap<Value: BitwiseCopyable & Sendable>: PushPopMap {
     ///   - capacity: the most elements the queue holds, 1 through `UInt32.max`.
     ///   - name: at most 15 characters of `[A-Za-z0-9_.]`, as Linux's map names.
     ///   - numaNode: the NUMA node for the ring, or `nil`.
-    ///   - poolTag: the pool tag the ring's memory is accounted under.
+    ///   - poolTag: the pool tag the ring's memory is accounted under (a ring placed on a
+    ///     node of a machine with several, or past one epoch block, is on anonymous pages,
+    ///     which no tag counts).
     /// - Throws: ``/RCUBaseMaps/MapError/invalidArgument`` for a zero-size `Value` or a bad
     ///   capacity, name or node; ``/RCUBaseMaps/MapError/outOfSpace`` for a `Value` over
     ///   4 MiB; ``/RCUBaseMaps/MapError/noMemory``.
@@ -219,7 +221,9 @@ public final class StackMap<Value: BitwiseCopyable & Sendable>: PushPopMap {
     ///   - capacity: the most elements the stack holds, 1 through `UInt32.max`.
     ///   - name: at most 15 characters of `[A-Za-z0-9_.]`, as Linux's map names.
     ///   - numaNode: the NUMA node for the ring, or `nil`.
-    ///   - poolTag: the pool tag the ring's memory is accounted under.
+    ///   - poolTag: the pool tag the ring's memory is accounted under (a ring placed on a
+    ///     node of a machine with several, or past one epoch block, is on anonymous pages,
+    ///     which no tag counts).
     /// - Throws: ``/RCUBaseMaps/MapError/invalidArgument`` for a zero-size `Value` or a bad
     ///   capacity, name or node; ``/RCUBaseMaps/MapError/outOfSpace`` for a `Value` over
     ///   4 MiB; ``/RCUBaseMaps/MapError/noMemory``.
