@@ -146,7 +146,12 @@ struct StressRunTests {
         #expect(result.operations > 0)
         #expect(result.exercise.stats.lookups > 0)
         #expect(result.exercise.stats.updatesStored > 0)
-        #expect(result.exercise.stats.passes > 0 || result.exercise.stats.passKeys == 0)
+        // The workers of every run but the evicting and per-CPU ones (which pass over the map
+        // at their checkpoints, with the workers paused) iterate (`passes > 0 || passKeys ==
+        // 0` could not fail: a key is counted only inside a pass; found by review, 2026-12-06).
+        let workersIterate = ![.lruHash, .lruPerCPUHash, .perCPUHash, .perCPUArray].contains(kind)
+        #expect(result.exercise.stats.passes > 0 || !workersIterate)
+        #expect(result.exercise.stats.passKeys > 0 || !workersIterate)
         if kind != .array && kind != .perCPUArray {
             #expect(result.exercise.stats.deletesDone + result.exercise.stats.lookupAndDeletesDone > 0)
         }
@@ -475,7 +480,9 @@ struct StressSampleTests {
 
 /// Held by every test that runs the object map's stress with its default provider type
 /// (`shortRunHasNoViolations`, `objectMapProviderIsUnregisteredAfterARun`,
-/// `samplesAreWrittenForAShortRun`): that type (4200) and its pool tags are the process's,
+/// `samplesAreWrittenForAShortRun`), and by `aReferenceTheRunDoesNotAccountForIsCaught`,
+/// whose map has the runs' pool tag though its type is its own: that type (4200) and its
+/// pool tags are the process's,
 /// and two such runs at once, from suites that run in parallel, would collide (the second's
 /// registration refused, the first's release check disturbed). A test that makes its own
 /// `StressObjects` with another type and tag needs no lock.
@@ -509,7 +516,13 @@ final class FaultyMap: ForwardingMap, @unchecked Sendable {
         case noExistReplaces
         /// A lookup of key 0 answers all-zero bytes (a slot read before it was filled).
         case zeroesKeyZero
+        /// On a shared churn key, an `exchange` that replaced a value reports, as the value
+        /// it displaced, the one the previous such exchange reported: a value returned twice.
+        case exchangeRepeatsDisplaced
     }
+
+    /// The displaced bytes of the last exchange that replaced (``Fault/exchangeRepeatsDisplaced``).
+    let lastDisplaced = Mutex<[UInt8]?>(nil)
 
     let fault: Fault
 
@@ -540,6 +553,18 @@ final class FaultyMap: ForwardingMap, @unchecked Sendable {
             return
         }
         try base.update(key: key, value: value, flags: flags)
+    }
+
+    override func exchange(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
+                           into displaced: UnsafeMutableRawBufferPointer) throws(MapError) -> Bool {
+        let replaced = try base.exchange(key: key, value: value, flags: flags, into: displaced)
+        guard fault == .exchangeRepeatsDisplaced, replaced, isShared(key) else { return replaced }
+        if strikes(), let previous = lastDisplaced.withLock({ $0 }), previous.count == displaced.count {
+            displaced.copyBytes(from: previous)
+        } else {
+            lastDisplaced.withLock { $0 = Array(displaced) }
+        }
+        return replaced
     }
 
     override func lookupAndDelete(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
@@ -626,6 +651,7 @@ struct StressCheckerTests {
         (FaultyMap.Fault.popsWithoutRemoving, StressViolation.duplicate),
         (FaultyMap.Fault.popsWithoutRemoving, StressViolation.twoWinners),
         (FaultyMap.Fault.noExistReplaces, StressViolation.twoWinners),
+        (FaultyMap.Fault.exchangeRepeatsDisplaced, StressViolation.value),
     ])
     func faultyMapIsCaught(_ fault: FaultyMap.Fault, _ expected: StressViolation) {
         var options = StressOptions()
@@ -786,8 +812,13 @@ struct StressCheckerTests {
             try withUnsafeBytes(of: UInt32(0)) { key in
                 try withUnsafeBytes(of: objects.handles[0]) { try other.update(key: key, value: $0, flags: .any) }
             }
-            let exercise = exerciseObjectMapInstance(objects, options: options, seed: 5, recorder: recorder, progress: false,
-                                                     samples: nil)
+            // Under the lock all the same: the run's map has the object map runs' pool tag
+            // ("stom"), whose return to 0 bytes the other suite's runs check (found by review,
+            // 2026-12-06, twenty-fifth session: a flaky failure there).
+            let exercise = objectMapStressRuns.withLock { _ in
+                exerciseObjectMapInstance(objects, options: options, seed: 5, recorder: recorder, progress: false,
+                                          samples: nil)
+            }
             #expect(!exercise.hung)
         }
         #expect(recorder.byKind.contains { $0.0 == .references }, "\(recorder.byKind) \(recorder.descriptions)")

@@ -432,7 +432,16 @@ final class StressWorker<Map: RawMap> {
         switch code {
         case 0:
             stats.updatesStored += 1
-            if flags == .any && balanced && !replaced { balance[key] &+= 1 }
+            if flags == .any && balanced {
+                if !replaced {
+                    balance[key] &+= 1
+                } else if let token = observe(key, readBuffer, via: "exchange"), harness.hasVersions {
+                    // The value it displaced, checked as any value read, and a removal: it
+                    // must not come back, nor leave the map twice (it went unchecked: found
+                    // by review, 2026-12-06, twenty-fifth session).
+                    removedTokens.append(token)
+                }
+            }
             if flags == .noExist {
                 if balanced { balance[key] &+= 1 }
                 if stable { violation(.stableKey, "\(name) of stable key \(key) succeeded: the key was missing") }
