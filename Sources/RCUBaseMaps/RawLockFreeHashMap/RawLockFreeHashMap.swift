@@ -32,7 +32,8 @@ import Glibc
 ///   taken with its capacity unit and given back when it is unlinked. Lookup and
 ///   lookup-and-delete batches sweep the slots (cursor: the next slot), their loads
 ///   independent of each other, instead of following rculfhash's list. Other maps' batches
-///   walk the list (cursor: the last key). Either way a key present for the whole pass is
+///   walk the list (cursor: the next key, marked as a place to resume at; the last key at
+///   the end of the pass). Either way a key present for the whole pass is
 ///   returned exactly once, and no key twice unless it was deleted and inserted again —
 ///   except among keys of one 64-bit hash (`RawMap.nextKeyInPass(after:into:)`): rculfhash
 ///   keeps them newest first, so one of them deleted and inserted again between two calls
@@ -1098,7 +1099,6 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
             }
             done += 1
         }
-        let end = next == nil
         if !removing, done > 0 {
             // A replace of the last key returned links its replacement right after it: not
             // a key to resume at.
@@ -1107,6 +1107,10 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
                 next = rcumaps_lfht_next(table, current)
             }
         }
+        // The end once that replacement is skipped: taken before, a full batch that took
+        // the last key while it was being replaced answered no error, and the next call an
+        // empty ENOENT (found by review, 2026-12-06, twenty-fifth session).
+        let end = next == nil
         let out: MapBatchCursor?
         if done > 0, let next {
             // Resume at the entry after the last key returned, which the next call finds by
