@@ -173,9 +173,9 @@ enum TypedLayout {
 }
 
 /// The runtime's kind of a type's metadata (an exported entry point of the Swift runtime,
-/// whose values are part of its stable ABI).
+/// whose values are part of its stable ABI; it returns a 32-bit `MetadataKind`).
 @_silgen_name("swift_getMetadataKind")
-private func swiftMetadataKind(_ type: Any.Type) -> UInt
+private func swiftMetadataKind(_ type: Any.Type) -> UInt32
 
 /// What ``TypedLayout/dataBytes(of:)`` needs of an `Optional`: the type it wraps.
 protocol OptionalLayout {
