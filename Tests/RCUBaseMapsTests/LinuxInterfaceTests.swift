@@ -435,8 +435,10 @@ struct LinuxInterfaceTests {
     /// hashes return the program's whole write, the displaced value copied under the lock
     /// (the bucket hash copied it without the lock and returned half the write; the lock-free
     /// hash already waited. Found by review, 2026-12-06, twenty-fifth session).
-    @Test(arguments: [Kind.lockFree, .bucket], [false, true])
-    func aDisplacedLockedValueHoldsAProgramsWholeWrite(_ kind: Kind, exchanging: Bool) throws {
+    /// The same for a lookup-and-delete batch (`how` 2: the bucket hash's batch copied
+    /// without the lock too; found by review of the fix, the same session).
+    @Test(arguments: [Kind.lockFree, .bucket], [0, 1, 2])
+    func aDisplacedLockedValueHoldsAProgramsWholeWrite(_ kind: Kind, how: Int) throws {
         // Bytes 0..<4 the lock word, 4..<16 the program's data.
         let map = try Self.make(kind, valueSize: 16, maxEntries: 16, lockOffset: 0)
         try map.put(bytes: [1, 0, 0, 0], [UInt8](repeating: 0, count: 16))
@@ -461,10 +463,21 @@ struct LinuxInterfaceTests {
                 let new = [UInt8](repeating: 0x11, count: 16)
                 withUnsafeBytes(of: UInt32(1)) { key in
                     out.withUnsafeMutableBytes { out in
-                        if exchanging {
+                        switch how {
+                        case 0:
                             _ = try? new.withUnsafeBytes { try map.exchange(key: key, value: $0, flags: .any, into: out) }
-                        } else {
+                        case 1:
                             try? map.lookupAndDelete(key: key, into: out)
+                        default:
+                            var keys = [UInt8](repeating: 0, count: 4 * 4)
+                            var values = [UInt8](repeating: 0x55, count: 4 * 16)
+                            let result = keys.withUnsafeMutableBytes { k in
+                                values.withUnsafeMutableBytes { v in
+                                    try? map.lookupAndDeleteBatch(from: nil, keys: k, values: v, count: 4, elementFlags: [],
+                                                                  flags: 0)
+                                }
+                            }
+                            if result?.count == 1 { values.withUnsafeBytes { out.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[..<16])) } }
                         }
                     }
                 }

@@ -1606,8 +1606,11 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
                 // Copied after the unlink, as a single removal's value (see `remove`): an
                 // in-place write that found the entry before it is in the copy. The caller's
                 // section keeps the slot, and a bucket the unlink took out of the chain, readable.
+                // Under the value's lock when it has a lock word, also without `BPF_F_LOCK`, as
+                // a single lookup-and-delete (row 250; found by review of that fix, 2026-12-06):
+                // the chain's lock, then the value's, the order every locked copy takes.
                 copyEntry(table.slot(place.bucketPointer, place.slot), to: start + offset, keys: keys, values: values,
-                          locked: locked)
+                          locked: locked || lockWord.exists)
                 capacity.endRemoval(removed: true)
             }
             return places.count

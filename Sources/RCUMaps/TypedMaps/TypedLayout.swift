@@ -18,8 +18,8 @@
 /// An `Optional` (a field or the key itself) counts its wrapped type's data and the tag
 /// bytes it adds, so padding inside an optional struct is found too (it was counted as
 /// data: found by review, 2026-12-06). An optional with no tag byte whose payload has
-/// several fields (`struct { var flag: Bool; var x: UInt8; … }?`), or is an enum of more
-/// than one byte, is refused too: its `nil` lives in the spare values of one field (or of
+/// several fields (`struct { var flag: Bool; var x: UInt8; … }?`), or is an enum with
+/// payloads of more than one byte, is refused too: its `nil` lives in the spare values of one field (or of
 /// the enum's tag), and the runtime sets that alone, leaving the other bytes as they were
 /// (found by review, 2026-12-06).
 ///
@@ -132,8 +132,10 @@ enum TypedLayout {
                 let leaves = dataLeaves(of: wrapped)
                 if leaves.count > 1 { return type }
                 // One leaf: an enum's (or an inner optional's) spare values are in its tag,
-                // which covers the whole value only when the value is one byte.
-                if let leaf = leaves.first, size(of: leaf) > 1, isEnum(leaf) { return type }
+                // which covers the whole value when the value is one byte or the enum has
+                // no payloads (then it is all tag: an enum of over 256 cases, two bytes,
+                // was refused: found by review, 2026-12-06).
+                if let leaf = leaves.first, size(of: leaf) > 1, isEnum(leaf), enumHasPayloadCases(leaf) { return type }
             }
             return optionalWithNarrowNil(in: wrapped)
         }
@@ -157,6 +159,16 @@ enum TypedLayout {
             return true
         }
         return walked && !leaves.isEmpty ? leaves : [type]
+    }
+
+    /// Whether enum `type` has cases with payloads, from its type descriptor: the low 24 bits
+    /// of `NumPayloadCasesAndPayloadSizeOffset`, at byte 20 of an enum descriptor (after the
+    /// context descriptor's flags and parent, and the type's name, accessor and fields),
+    /// which the metadata points to at byte 8 — the runtime's stable layout on Linux.
+    static func enumHasPayloadCases(_ type: Any.Type) -> Bool {
+        let metadata = unsafeBitCast(type, to: UnsafeRawPointer.self)
+        guard let descriptor = metadata.load(fromByteOffset: 8, as: UnsafeRawPointer?.self) else { return true }
+        return descriptor.load(fromByteOffset: 20, as: UInt32.self) & 0x00FF_FFFF != 0
     }
 
     /// Whether `type` is an enum (an `Optional` included), by its metadata's kind.
