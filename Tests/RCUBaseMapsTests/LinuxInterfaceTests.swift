@@ -397,6 +397,18 @@ struct LinuxInterfaceTests {
     /// as Linux's `htab_map_update_elem` does: the program's store lands in the old value and
     /// the update's stays. (The bucket hash wrote values of 8 bytes in place without the
     /// lock, so the program's store overwrote the update: found by review, 2026-12-06.)
+    /// Runs `body` as an eBPF program would between `bpf_spin_lock` and `bpf_spin_unlock`:
+    /// key `key`'s value found in helper mode, in a section, its lock word (at offset 0) held.
+    static func asAProgramHoldingTheLock(of key: UInt32, in map: any RawMap,
+                                         _ body: (UnsafeMutableRawBufferPointer) -> Void) {
+        withUnsafeBytes(of: key) { key in
+            Epoch.withSection { section in
+                guard let value = try? map.lookupInPlace(key: key, in: section) else { return }
+                MapValueLock.withLock(value, offset: 0) { body(value) }
+            }
+        }
+    }
+
     @Test(arguments: [Kind.lockFree, .bucket])
     func aPlainUpdateIsNotLostUnderAProgramsLock(_ kind: Kind) throws {
         // Bytes 0..<4 the lock word, 4..<8 a counter.
@@ -406,18 +418,13 @@ struct LinuxInterfaceTests {
         let updated = Atomic<Bool>(false)
         runOnThreads(2) { thread in
             if thread == 0 {
-                withUnsafeBytes(of: UInt32(1)) { key in
-                    Epoch.withSection { section in
-                        guard let value = try? map.lookupInPlace(key: key, in: section) else { return }
-                        MapValueLock.withLock(value, offset: 0) {
-                            let counter = value.load(fromByteOffset: 4, as: UInt32.self)
-                            inside.store(true, ordering: .releasing)
-                            // The update does not wait for this lock; a bounded wait either way.
-                            let deadline = ContinuousClock.now + .seconds(2)
-                            while !updated.load(ordering: .acquiring), ContinuousClock.now < deadline { sched_yield() }
-                            value.storeBytes(of: counter + 1, toByteOffset: 4, as: UInt32.self)
-                        }
-                    }
+                Self.asAProgramHoldingTheLock(of: 1, in: map) { value in
+                    let counter = value.load(fromByteOffset: 4, as: UInt32.self)
+                    inside.store(true, ordering: .releasing)
+                    // The update does not wait for this lock; a bounded wait either way.
+                    let deadline = ContinuousClock.now + .seconds(2)
+                    while !updated.load(ordering: .acquiring), ContinuousClock.now < deadline { sched_yield() }
+                    value.storeBytes(of: counter + 1, toByteOffset: 4, as: UInt32.self)
                 }
             } else {
                 while !inside.load(ordering: .acquiring) { sched_yield() }
@@ -446,16 +453,11 @@ struct LinuxInterfaceTests {
         let taken = Mutex<[UInt8]?>(nil)
         runOnThreads(2) { thread in
             if thread == 0 {
-                withUnsafeBytes(of: UInt32(1)) { key in
-                    Epoch.withSection { section in
-                        guard let value = try? map.lookupInPlace(key: key, in: section) else { return }
-                        MapValueLock.withLock(value, offset: 0) {
-                            for byte in 8..<12 { value[byte] = 0xAA }
-                            halfway.store(true, ordering: .releasing)
-                            usleep(50_000)
-                            for byte in 12..<16 { value[byte] = 0xAA }
-                        }
-                    }
+                Self.asAProgramHoldingTheLock(of: 1, in: map) { value in
+                    for byte in 8..<12 { value[byte] = 0xAA }
+                    halfway.store(true, ordering: .releasing)
+                    usleep(50_000)
+                    for byte in 12..<16 { value[byte] = 0xAA }
                 }
             } else {
                 while !halfway.load(ordering: .acquiring) { sched_yield() }

@@ -732,22 +732,40 @@ struct QueueStackMapTests {
     @Test(arguments: Kind.allCases)
     func aPushParkedBeforeTheLockIsRefusedOnceFrozen(_ kind: Kind) throws {
         let map = try Self.make(kind, maxEntries: 8)
-        let parked = Atomic<Bool>(false)
-        let release = Atomic<Bool>(false)
-        map.userPushStep = { step in
-            guard step == 0 else { return }
-            parked.store(true, ordering: .releasing)
-            while !release.load(ordering: .acquiring) { usleep(100) }
-        }
-        let result = Mutex<Int32?>(nil)
-        let pusher = Thread { let code = self.errno { try self.push(map, 7) }; result.withLock { $0 = code } }
-        pusher.start()
-        while !parked.load(ordering: .acquiring) { usleep(100) }
+        let push = ParkedPush(self, map, atStep: 0)
         try map.freeze()
-        release.store(true, ordering: .releasing)
-        while result.withLock({ $0 }) == nil { usleep(100) }
-        #expect(result.withLock { $0 } == EPERM)
+        #expect(push.releaseAndWait() == EPERM)
         #expect(map.count == 0)
+    }
+
+    /// A user push of 7 on a thread of its own, parked at `step` of ``RawQueueStackMap/userPushStep``
+    /// (from `init`, which returns once it is parked) until ``releaseAndWait()``.
+    final class ParkedPush: Sendable {
+        let release = Atomic<Bool>(false)
+        let result = Mutex<Int32?>(nil)
+
+        init(_ tests: QueueStackMapTests, _ map: RawQueueStackMap, atStep step: Int) {
+            let parked = Atomic<Bool>(false)
+            map.userPushStep = { [self] reached in
+                guard reached == step else { return }
+                parked.store(true, ordering: .releasing)
+                while !release.load(ordering: .acquiring) { usleep(100) }
+            }
+            Thread { [self] in
+                let code = tests.errno { try tests.push(map, 7) }
+                result.withLock { $0 = code }
+            }.start()
+            while !parked.load(ordering: .acquiring) { usleep(100) }
+        }
+
+        /// Lets the push go on; its errno once it has returned.
+        func releaseAndWait() -> Int32 {
+            release.store(true, ordering: .releasing)
+            while true {
+                if let code = result.withLock({ $0 }) { return code }
+                usleep(100)
+            }
+        }
     }
 
     /// …and a push that holds the ring's lock (it found the map unfrozen there) has finished
@@ -755,18 +773,8 @@ struct QueueStackMapTests {
     @Test(arguments: Kind.allCases)
     func freezeWaitsForAPushHoldingTheLock(_ kind: Kind) throws {
         let map = try Self.make(kind, maxEntries: 8)
-        let parked = Atomic<Bool>(false)
-        let release = Atomic<Bool>(false)
-        map.userPushStep = { step in
-            guard step == 1 else { return }
-            parked.store(true, ordering: .releasing)
-            while !release.load(ordering: .acquiring) { usleep(100) }
-        }
-        let pushed = Mutex<Int32?>(nil)
+        let push = ParkedPush(self, map, atStep: 1)
         let froze = Atomic<Bool>(false)
-        let pusher = Thread { let code = self.errno { try self.push(map, 7) }; pushed.withLock { $0 = code } }
-        pusher.start()
-        while !parked.load(ordering: .acquiring) { usleep(100) }
         let freezer = Thread {
             _ = try? map.freeze()
             froze.store(true, ordering: .releasing)
@@ -775,9 +783,8 @@ struct QueueStackMapTests {
         usleep(100_000)
         let returnedEarly = froze.load(ordering: .acquiring)
         #expect(!returnedEarly, "freeze() returned while a push held the ring's lock")
-        release.store(true, ordering: .releasing)
+        #expect(push.releaseAndWait() == 0)
         while !froze.load(ordering: .acquiring) { usleep(100) }
-        #expect(pushed.withLock { $0 } == 0)
         #expect(map.count == 1)
     }
     #endif
