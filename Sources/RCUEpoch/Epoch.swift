@@ -40,11 +40,12 @@ public struct EpochSection: ~Copyable {
 ///   with the process). Call ``barrier()-129j7`` before exiting when they must run — work
 ///   items with effects outside the process, or statistics that must settle. liburcu's own
 ///   reclamation thread depends on its version: 0.13 (Debian 12) never delays `exit`; 0.14
-///   and later (Ubuntu 24.04) stop it in a destructor at exit, which waits for a grace
-///   period and for the batch of callbacks the thread is running — so `exit` waits for
-///   every other thread's section, never returns when called inside a section of the
-///   calling thread (the grace period waits for that section), and waits for a work item
-///   that is running. Leave every section before calling `exit`.
+///   and later (Ubuntu 24.04) stop it in a destructor at exit when it exists and nothing is
+///   queued on it, which waits for a grace period and for the batch of callbacks the thread
+///   is running — so then `exit` waits for every other thread's section, never returns
+///   when called inside a section of the calling thread (the grace period waits for that
+///   section), and waits for a work item that is running. Leave every section before
+///   calling `exit`.
 /// - **fork().** A child of a fork (without exec) can use epochs and maps: RCUMaps pauses
 ///   liburcu's workers and waits for the grace periods in flight before the fork, and in
 ///   the child forgets the threads that did not follow it and starts a new reclamation
@@ -198,8 +199,9 @@ public enum Epoch {
     /// wait for this thread.
     package static var isInsideAnyReadLock: Bool { rcumaps_inside_any_read_lock() != 0 }
 
-    /// Whether `exit` waits for liburcu's reclamation worker: liburcu 0.14 and later stop
-    /// it in a destructor at exit (see "Shutdown" in the type's notes); 0.13 does not.
+    /// Whether `exit` may wait for liburcu's reclamation worker: liburcu 0.14 and later stop
+    /// it in a destructor at exit when nothing is queued on it (see "Shutdown" in the type's
+    /// notes); 0.13 never does.
     package static var liburcuJoinsItsWorkerAtExit: Bool { rcumaps_liburcu_joins_worker_at_exit() != 0 }
 
     /// The calling thread's section depth (0 outside any section).

@@ -129,17 +129,18 @@ struct ShutdownTests {
     }
 
     /// Deferred frees and work items still queued at exit are not waited for: the process
-    /// exits at once (liburcu's reclamation thread never delays exit, and nothing of ours
-    /// joins a thread at exit). A work item that never ends holds the reclamation thread,
+    /// exits at once (liburcu 0.13's reclamation thread never delays exit, and nothing of
+    /// ours joins a thread at exit). A work item that never ends holds the reclamation thread,
     /// with frees queued behind it; once it runs, the process has 5 s to exit. (Before, the
     /// item slept 200 ms and the alarm was 60 s: an exit that waited for the reclamation
     /// thread passed too. Found by review, 2026-12-05.)
     @Test func theProcessExitsWithDeferredWorkStillQueued() async throws {
-        // liburcu 0.14 and later join their worker at exit, and so wait for the item that
-        // sleeps below: the premise is 0.13's (found by review, 2026-12-06; see "Shutdown"
-        // in `Epoch`'s notes).
+        // liburcu 0.14 and later join their worker at exit when its queue is empty, and then
+        // wait for the item that sleeps below; whether the frees queued behind it are still
+        // queued at that moment is the worker's timing: the premise is 0.13's (found by
+        // review, 2026-12-06; see "Shutdown" in `Epoch`'s notes).
         if Epoch.liburcuJoinsItsWorkerAtExit {
-            try Test.cancel("this liburcu (0.14 or later) stops its worker at exit, waiting for its running callbacks")
+            try Test.cancel("this liburcu (0.14 or later) may stop its worker at exit, waiting for its running callback")
         }
         await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
             alarm(60)

@@ -249,10 +249,11 @@ void rcumaps_synchronize(void);
  * since the process started (Epoch.barrier() goes round again while it grows). */
 unsigned long rcumaps_reclamation_requeue_count(void);
 
-/* Whether the liburcu the process runs on stops its default call_rcu worker at exit (0.14
- * and later: a library destructor, `urcu_memb_exit`, that runs a grace period and joins the
- * worker): then `exit` waits for every section and for the worker's batch in progress.
- * 0.13 has no such destructor: `exit` waits for nothing of liburcu's. */
+/* Whether the liburcu the process runs on may stop its default call_rcu worker at exit
+ * (0.14 and later: a library destructor, `urcu_memb_exit`, that runs a grace period and
+ * joins the worker when nothing is queued on it): then `exit` waits for every section and
+ * for the worker's batch in progress. 0.13 has no such destructor: `exit` waits for nothing
+ * of liburcu's. */
 int rcumaps_liburcu_joins_worker_at_exit(void);
 /* Wraps `urcu_memb_barrier` (generic `rcu_barrier`): one round. */
 void rcumaps_barrier(void);

@@ -696,7 +696,9 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
     ///   ``MapError/accessDenied`` (EACCES) for `BPF_F_RDONLY_PROG`;
     ///   ``MapError/invalidArgument`` (EINVAL) for an array without `BPF_F_MMAPABLE`. A
     ///   writable mapping asked for while a freeze is in progress answers EPERM (the freeze
-    ///   marks the map frozen before it waits for writes in flight).
+    ///   marks the map frozen before it waits for writes in flight); ``MapError/busy``
+    ///   (EBUSY) only in a child forked between a freeze's claim and its mark, where no
+    ///   thread will ever mark it.
     ///
     /// Concurrency: the memory is the map's own; writes through it are plain stores, seen
     /// by readers with no ordering (use atomics for data others update concurrently).

@@ -18,8 +18,8 @@
 /// An `Optional` (a field or the key itself) counts its wrapped type's data and the tag
 /// bytes it adds, so padding inside an optional struct is found too (it was counted as
 /// data: found by review, 2026-12-06). An optional with no tag byte whose payload has
-/// several fields (`struct { var flag: Bool; var x: UInt8; … }?`), or is an enum with
-/// payloads of more than one byte, is refused too: its `nil` lives in the spare values of one field (or of
+/// several fields (`struct { var flag: Bool; var x: UInt8; … }?`), or is an enum of more
+/// than one byte with payload cases, is refused too: its `nil` lives in the spare values of one field (or of
 /// the enum's tag), and the runtime sets that alone, leaving the other bytes as they were
 /// (found by review, 2026-12-06).
 ///
