@@ -311,6 +311,75 @@ struct BatchTests {
         #expect(missingEnds == 0, "\(missingEnds) of \(fullBatches) full batches did not end the pass")
     }
 
+    /// The lock-free hash's list walk (values over 8 bytes) under writers: while 64 stable
+    /// keys are replaced and fresh keys inserted and deleted around them, every pass of
+    /// lookup batches of random sizes returns each stable key exactly once, with a whole
+    /// value, and ends (no concurrent test covered the walk: the others use 8-byte values,
+    /// which the slot sweep serves; found by review, 2026-12-06, twenty-fifth session).
+    @Test func lockFreeListWalksUnderWritersReturnEachStableKeyOnce() throws {
+        let map = try RawLockFreeHashMap(MapDefinition(type: .hash, keySize: 4, valueSize: 16, maxEntries: 1024))
+        for key in UInt32(0)..<64 { try map.put(key, (UInt64(key), UInt64(key))) }
+        let stop = Atomic<Bool>(false)
+        let failures = Mutex<[String]>([])
+        runOnThreads(2) { thread in
+            if thread == 0 {
+                var round: UInt64 = 0
+                while !stop.load(ordering: .relaxed) {
+                    round &+= 1
+                    let stable = UInt32(round % 64)
+                    try? map.put(stable, (round << 8 | UInt64(stable), round << 8 | UInt64(stable)), flags: .exist)
+                    let fresh = UInt32(1000 + round % 300)
+                    if round & 1 == 0 { try? map.put(fresh, (UInt64(fresh), UInt64(fresh))) } else { _ = withUnsafeBytes(of: fresh) { try? map.delete(key: $0) } }
+                }
+            } else {
+                var random = SystemRandomNumberGenerator()
+                var keys = [UInt32](repeating: 0, count: 16)
+                var values = [UInt64](repeating: 0, count: 32)
+                let deadline = ContinuousClock.now + stressDuration
+                var passes = 0
+                while passes < 200 || ContinuousClock.now < deadline, passes < 5_000 {
+                    passes += 1
+                    var seen = [Int](repeating: 0, count: 64)
+                    var cursor: MapBatchCursor?
+                    var calls = 0
+                    pass: while true {
+                        calls += 1
+                        guard calls < 10_000 else {
+                            failures.withLock { $0.append("a pass did not end after 10,000 calls") }
+                            break
+                        }
+                        let count = Int.random(in: 1...16, using: &random)
+                        let result = keys.withUnsafeMutableBytes { k in
+                            values.withUnsafeMutableBytes { v in
+                                try? map.lookupBatch(from: cursor, keys: k, values: v, count: count, elementFlags: [], flags: 0)
+                            }
+                        }
+                        guard let result else {
+                            failures.withLock { $0.append("a lookup batch threw") }
+                            break
+                        }
+                        for index in 0..<result.count {
+                            let key = keys[index]
+                            if values[2 * index] != values[2 * index + 1] || values[2 * index] & 0xFF != UInt64(key & 0xFF) {
+                                failures.withLock { $0.append("key \(key): a torn or foreign value") }
+                            }
+                            if key < 64 { seen[Int(key)] += 1 }
+                        }
+                        cursor = result.cursor
+                        if result.error == .keyNotFound { break pass }
+                    }
+                    if let wrong = seen.firstIndex(where: { $0 != 1 }) {
+                        failures.withLock { $0.append("pass \(passes): stable key \(wrong) returned \(seen[wrong]) times") }
+                    }
+                    if !failures.withLock({ $0.isEmpty }) { break }
+                }
+                stop.store(true, ordering: .relaxed)
+            }
+        }
+        let found = failures.withLock { $0 }
+        #expect(found.isEmpty, "\(found.prefix(5))")
+    }
+
     #if DEBUG  // the insert's test hook exists in debug builds only
     /// A key that a lookup already finds is in every lookup batch that starts after that
     /// lookup, also while its insert has linked it but not yet marked it published (the
