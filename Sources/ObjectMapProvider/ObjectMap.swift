@@ -44,8 +44,9 @@ public final class ObjectMap<Key: BitwiseCopyable & Sendable, Object: AnyObject 
     /// alone (in a registry of its own, as custom type 4101).
     ///
     /// - Throws: ``/RCUBaseMaps/MapError/invalidArgument`` (EINVAL) for a `Key` type with
-    ///   padding, `maxEntries` below 1, or a `Key` other than 4 bytes on an `.array` base;
-    ///   ``/RCUBaseMaps/MapError/noMemory``.
+    ///   padding, `maxEntries` below 1 or over `UInt32.max`, or a `Key` other than 4 bytes on
+    ///   an `.array` base; the base map's own creation errors (``/RCUBaseMaps/MapError/outOfSpace``,
+    ///   E2BIG, for `maxEntries` over 2^27 on a hash base); ``/RCUBaseMaps/MapError/noMemory``.
     public convenience init(maxEntries: Int, base: ProviderBaseMap = .hashBucketLocked) throws(MapError) {
         let registration = try MapProviderRegistry().register(
             ObjectReferenceProvider<Key, Object>(), type: ObjectReferenceProvider<Key, Object>.defaultType, base: base)

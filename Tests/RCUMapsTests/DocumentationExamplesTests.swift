@@ -12,6 +12,15 @@ import Testing
 // cannot show code that does not compile. Blocks that start with `// Package.swift` are
 // manifests, not checked. The `#expect`s around the snippets check what their comments say.
 
+/// What the article code at file scope prints: its `print` calls land here (the tests' own
+/// local `print`s shadow this one), so the tests can check them — `Percentages.removed`'s
+/// lines went to standard output, and the comments naming them were not checked (found by
+/// review, 2026-12-06, twenty-fifth session).
+private let fileScopeOutput = Mutex<[String]>([])
+private func print(_ items: Any...) {
+    fileScopeOutput.withLock { $0.append(items.map { "\($0)" }.joined(separator: " ")) }
+}
+
 // MARK: - Types the CustomMaps article declares at file scope
 
 /// Percentages: refuses negative values, caps them at 100, and logs what leaves the map.
@@ -280,6 +289,9 @@ struct DocumentationExamplesTests {
             try load.withValue(forKey: 1) { $0 += 1 }             // in place: not validated
         }                                                         // "key 1: 41 left the map (teardown)"
         try percentages.unregister()                              // EBUSY while maps of the type exist
+        // (The provider's lines, from the file-scope `print`; only this test logs "key 1:".)
+        #expect(fileScopeOutput.withLock { $0.filter { $0.hasPrefix("key 1:") } }
+                    == ["key 1: 100 left the map (replaced)", "key 1: 41 left the map (teardown)"])
 
         let cents = try registry.register(Cents(), type: MapType(rawValue: 4201), base: .hashLockFree)
         let prices = try cents.makeMap(maxEntries: 1024)

@@ -492,6 +492,15 @@ struct TypedProviderTests {
         #expect(census.alive.load(ordering: .relaxed) == 0)
     }
 
+    /// The creation errors `ObjectMap.init` documents: E2BIG past a hash base's 2^27 entries,
+    /// EINVAL past `UInt32.max` and below 1 (the doc listed only EINVAL and ENOMEM: found by
+    /// review, 2026-12-06, twenty-fifth session).
+    @Test func objectMapCreationErrorsAreTheDocumentedOnes() {
+        #expect(throws: MapError.outOfSpace) { _ = try ObjectMap<UInt32, Tracked>(maxEntries: (1 << 27) + 1) }
+        #expect(throws: MapError.invalidArgument) { _ = try ObjectMap<UInt32, Tracked>(maxEntries: 1 << 32) }
+        #expect(throws: MapError.invalidArgument) { _ = try ObjectMap<UInt32, Tracked>(maxEntries: 0) }
+    }
+
     /// Many threads swap and remove objects while readers use them: every object dies
     /// exactly once, and no reader sees a dead one.
     @Test(arguments: [ProviderBaseMap.hashBucketLocked, .hashLockFree])

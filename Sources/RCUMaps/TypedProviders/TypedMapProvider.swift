@@ -28,8 +28,9 @@
 /// the map's last reference is dropped: inside that thread's section if it holds one, or on
 /// the reclamation thread; enter one to read epoch-protected memory there). ``removed(_:forKey:reason:context:)``
 /// runs exactly once per value that leaves the map. Writing to the same map from
-/// ``load(_:forKey:context:)`` during a removal fails with EDEADLK (see
-/// ``/RCUMapProviders/MapProviderDispatchTable/preprocessElementDeletion``).
+/// ``load(_:forKey:context:)`` during a lookup-and-delete (single or batch) fails with
+/// EDEADLK: it runs under the base map's lock there (see
+/// ``/RCUMapProviders/MapProviderDispatchTable/postprocessFindElement``).
 public protocol TypedMapProvider: Sendable {
     /// The key type of the provider's maps.
     associatedtype Key: BitwiseCopyable & Sendable
