@@ -90,7 +90,7 @@ struct ReadmeExampleTests {
         try events.push(42)                                              // any thread; E2BIG when full
         let next = try events.pop()                                      // the oldest, or nil when empty
         let hits = try PerCPUArrayMap<UInt64>(count: 16)
-        hits.add(1, at: 3)                                               // this CPU's value (rseq: no atomic)
+        hits.add(1, at: 3)                                               // this CPU's value (rseq on x86-64, glibc 2.35+)
         let total = hits.sum(at: 3)                                      // over every CPU
         // README end
         #expect(next == 42)
