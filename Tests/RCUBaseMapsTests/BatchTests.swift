@@ -32,6 +32,16 @@ struct BatchTests {
         }
     }
 
+    /// Writes key 1 of `map` (16-byte values) again and again, each time a new value of two
+    /// equal words, until `stop`.
+    static func replaceKeyOne(in map: any RawMap, until stop: borrowing Atomic<Bool>, flags: MapUpdateFlags = .any) {
+        var round: UInt64 = 0
+        while !stop.load(ordering: .relaxed) {
+            round &+= 1
+            try? map.put(UInt32(1), (round, round), flags: flags)
+        }
+    }
+
     func update(_ map: any RawMap, keys: [UInt32], values: [UInt64], elementFlags: MapElementFlags = []) throws -> MapBatchResult {
         try keys.withUnsafeBytes { k in
             try values.withUnsafeBytes { v in
@@ -242,11 +252,7 @@ struct BatchTests {
         let incomplete = Atomic<Int>(0)
         runOnThreads(2) { thread in
             if thread == 0 {
-                var round: UInt64 = 0
-                while !stop.load(ordering: .relaxed) {
-                    round &+= 1
-                    try? map.put(UInt32(1), (round, round))
-                }
+                Self.replaceKeyOne(in: map, until: stop)
             } else {
                 var keys = [UInt32](repeating: 0, count: 8)
                 var values = [UInt64](repeating: 0, count: 16)
@@ -281,11 +287,7 @@ struct BatchTests {
         let withoutEnd = Atomic<Int>(0)
         runOnThreads(2) { thread in
             if thread == 0 {
-                var round: UInt64 = 0
-                while !stop.load(ordering: .relaxed) {
-                    round &+= 1
-                    try? map.put(UInt32(1), (round, round), flags: .exist)
-                }
+                Self.replaceKeyOne(in: map, until: stop, flags: .exist)
             } else {
                 var key: UInt32 = 0
                 var value = (UInt64(0), UInt64(0))

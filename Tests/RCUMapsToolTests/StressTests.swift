@@ -666,6 +666,15 @@ struct StressCheckerTests {
         }
     }
 
+    /// A run on a faulty map recorded `expected`; the same run on the plain map recorded nothing.
+    static func expectCaught(_ expected: StressViolation, onlyIf faulty: Bool, _ recorder: StressRecorder) {
+        if faulty {
+            #expect(recorder.byKind.contains { $0.0 == expected }, "\(recorder.byKind) \(recorder.descriptions)")
+        } else {
+            #expect(recorder.byKind.isEmpty, "the same run on the plain map: \(recorder.descriptions)")
+        }
+    }
+
     /// Runs a fresh map with `fault` (made by `make`) as `kind`, a few seeds in turn until
     /// `expected` is recorded, and expects it was; then runs a fresh map without the fault on
     /// the seed that caught it, and expects no violation at all: what was caught came from
@@ -787,11 +796,7 @@ struct StressCheckerTests {
             let run = exerciseEvictingTarget(target, kind: kind, options: options, seed: 7, recorder: recorder,
                                              progress: false, samples: nil)
             #expect(!run.hung)
-            if faulty {
-                #expect(recorder.byKind.contains { $0.0 == .ownKey }, "\(recorder.byKind) \(recorder.descriptions)")
-            } else {
-                #expect(recorder.byKind.isEmpty, "the same run on the plain map: \(recorder.descriptions)")
-            }
+            Self.expectCaught(.ownKey, onlyIf: faulty, recorder)
         }
     }
 
@@ -848,11 +853,7 @@ struct StressCheckerTests {
                                      recorder: recorder, progress: false)
                 #expect(!exercise.hung)
             }
-            if faulty {
-                #expect(recorder.byKind.contains { $0.0 == .twoWinners }, "\(recorder.byKind) \(recorder.descriptions)")
-            } else {
-                #expect(recorder.byKind.isEmpty, "the same run on the plain map: \(recorder.descriptions)")
-            }
+            Self.expectCaught(.twoWinners, onlyIf: faulty, recorder)
             Epoch.barrier()
             _ = objects.close()
         }
