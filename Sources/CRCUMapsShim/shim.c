@@ -968,7 +968,13 @@ static void rcumaps_gp_fork_parent(void)
     pthread_mutex_unlock(&rcumaps_gp_run_mutex);
 }
 
-static void rcumaps_gp_fork_child(void)
+/* The child's driver state, reset while the forking thread is the only thread: before
+ * liburcu's child hook starts a new call_rcu worker, whose callbacks may queue items here at
+ * once. (Reset after it, a callback already blocked on the queue's lock, held since the
+ * prepare handler, was never woken: pthread_mutex_init wrote over the lock it slept on, and
+ * the child's callbacks and barriers stopped for good. Found by review, 2026-12-06,
+ * twenty-sixth session.) */
+static void rcumaps_gp_fork_child_reset(void)
 {
     pthread_mutex_init(&rcumaps_gp_mutex, NULL);
     pthread_mutex_init(&rcumaps_gp_run_mutex, NULL);
@@ -977,7 +983,54 @@ static void rcumaps_gp_fork_child(void)
     rcumaps_gp_started = 0;
     rcumaps_gp_idle = 0;
     rcumaps_gp_draining = 0;  /* (a waiter that drained is not in the child) */
-    if (rcumaps_gp_first) rcumaps_gp_start_locked();
+}
+
+/* Starts the child's driver for the items queued before the fork, unless a callback of the
+ * new worker queued one and started it already. */
+static unsigned int rcumaps_test_child_pause_micros;
+void rcumaps_test_pause_after_call_rcu_child(unsigned int micros)
+{
+    __atomic_store_n(&rcumaps_test_child_pause_micros, micros, __ATOMIC_RELAXED);
+}
+
+struct rcumaps_test_requeue {
+    struct rcu_head first, second, item;
+    int *stage;
+};
+
+static void rcumaps_test_requeue_item(struct rcu_head *head)
+{
+    free(caa_container_of(head, struct rcumaps_test_requeue, item));
+}
+
+static void rcumaps_test_requeue_second(struct rcu_head *head)
+{
+    struct rcumaps_test_requeue *test = caa_container_of(head, struct rcumaps_test_requeue, second);
+    int *stage = test->stage;
+    rcumaps_gp_driver_enqueue(&test->item, rcumaps_test_requeue_item);
+    __atomic_store_n(stage, (int)getpid(), __ATOMIC_SEQ_CST);
+}
+
+static void rcumaps_test_requeue_first(struct rcu_head *head)
+{
+    struct rcumaps_test_requeue *test = caa_container_of(head, struct rcumaps_test_requeue, first);
+    rcumaps_call_rcu(&test->second, rcumaps_test_requeue_second);
+    __atomic_store_n(test->stage, 1, __ATOMIC_SEQ_CST);
+}
+
+void rcumaps_test_queue_requeuing_callback(int *stage)
+{
+    struct rcumaps_test_requeue *test = calloc(1, sizeof *test);
+    if (!test) abort();
+    test->stage = stage;
+    rcumaps_call_rcu(&test->first, rcumaps_test_requeue_first);
+}
+
+static void rcumaps_gp_fork_child_start(void)
+{
+    pthread_mutex_lock(&rcumaps_gp_mutex);
+    if (rcumaps_gp_first && !rcumaps_gp_started && !rcumaps_gp_draining) rcumaps_gp_start_locked();
+    pthread_mutex_unlock(&rcumaps_gp_mutex);
 }
 
 /* ---------------------------------------------------------------------------
@@ -1190,15 +1243,22 @@ static void rcumaps_fork_child(void)
     for (int level = 0; level <= RCUMAPS_FORK_MAX_LEVEL; level++)
         for (unsigned int i = 0; i < count; i++)
             if (rcumaps_participants[i].level == level) rcumaps_participants[i].child();
-    urcu_memb_call_rcu_after_fork_child();
-    rcumaps_fork_prepared = 0;
     /* Every thread that was inside the gate is gone, and every thread that was queuing
-     * parked callbacks (a count it left raised would hold every barrier here forever). */
+     * parked callbacks (a count it left raised would hold every barrier here forever).
+     * Reset, with the driver's state, while this is the child's only thread: the call_rcu
+     * worker liburcu starts next may enter and leave the gate, and queue driver items, at
+     * once (a count stored over its entry would have wrapped at its leave). */
     __atomic_store_n(&rcumaps_gate_users, 0, __ATOMIC_SEQ_CST);
     __atomic_store_n(&rcumaps_unparking, 0, __ATOMIC_SEQ_CST);
-    __atomic_store_n(&rcumaps_gate_closed, 0, __ATOMIC_SEQ_CST);
-    /* After the gate is open: the new driver registers (enters the gate) first thing. */
-    rcumaps_gp_fork_child();
+    rcumaps_gp_fork_child_reset();
+    urcu_memb_call_rcu_after_fork_child();
+    unsigned int pause = __atomic_load_n(&rcumaps_test_child_pause_micros, __ATOMIC_RELAXED);
+    if (pause) usleep(pause);
+    rcumaps_fork_prepared = 0;
+    /* With a wake: a thread of the new worker's may already sleep at the closed gate (a
+     * driver one of its callbacks started registers first thing). */
+    rcumaps_gate_open();
+    rcumaps_gp_fork_child_start();
     rcumaps_unpark_all(); /* parked in the parent, by threads or not */
 }
 

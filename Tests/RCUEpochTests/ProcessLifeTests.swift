@@ -383,6 +383,47 @@ struct ForkTests {
         }.map(reportFailedChecks)
     }
 
+    /// A callback queued before the fork that the child's new call_rcu worker runs while the
+    /// fork's child handler is still going (here held 100 ms after liburcu's hook), and that
+    /// queues an item on the grace-period driver: the child's callbacks and barriers go on.
+    /// The handler re-initialised the driver's queue lock, held since the prepare handler,
+    /// only after liburcu's hook, so a callback already asleep on it never woke: the child's
+    /// `Epoch.barrier()` hung (found by review, 2026-12-06, twenty-sixth session). Each round
+    /// forks in the worker's nap after the first callback queued the second; a child whose
+    /// second callback ran in the parent (it names the process it ran in) exits 3, and rounds
+    /// repeat until one child met the case.
+    @Test func aChildsNewWorkerQueuingDriverWorkMidForkLeavesItsBarriersWorking() async {
+        await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
+            alarm(120)
+            runChecked {
+                Epoch.barrier()
+                rcumaps_test_pause_after_call_rcu_child(100_000)
+                var met = 0
+                for _ in 0..<40 where met == 0 {
+                    let stage = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+                    stage.initialize(to: 0)
+                    rcumaps_test_queue_requeuing_callback(stage)
+                    while rcumaps_test_load_int(stage) == 0 { sched_yield() }
+                    let child = forkChild {
+                        Epoch.barrier()
+                        let ranIn = rcumaps_test_load_int(stage)
+                        if ranIn == getppid() { _exit(3) }  // it ran in the parent, before the fork
+                        check(ranIn == getpid(), "the second callback never ran (stage \(ranIn))")
+                    }
+                    let (status, reports) = waitFor(child)
+                    let signal = status & 0x7f
+                    check(signal == 0, "the forked child was killed by signal \(signal)\(signal == SIGALRM ? " (watchdog: it hung)" : "")")
+                    let code = (status >> 8) & 0xff
+                    check(code == 0 || code == 3, "the forked child exited with status \(code): \(reports)")
+                    if signal == 0 && code == 0 { met += 1 }
+                    Epoch.barrier()
+                    stage.deallocate()
+                }
+                check(met > 0, "no child was forked with the second callback pending")
+            }
+        }.map(reportFailedChecks)
+    }
+
     @Test func aChildCreatesCustomMapsAfterAForkDuringAFactoryRead() async {
         await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
             alarm(120)

@@ -218,6 +218,21 @@ int rcumaps_recognise_liburcu_worker(void);
  * in a process at its thread limit; its items then wait for the next enqueue's retry or
  * run in Epoch.barrier(). */
 void rcumaps_gp_test_fail_driver_starts(int fail);
+
+/* Tests: a pause of `micros` µs in a fork child's handler right after liburcu's child hook
+ * has started the new call_rcu worker (0: none), so that the worker's first callbacks run
+ * before the handler goes on. */
+void rcumaps_test_pause_after_call_rcu_child(unsigned int micros);
+
+/* Tests: queues a liburcu callback that, when it runs, queues a second one and sets
+ * `*stage` to 1; the second, when it runs, queues an item on the grace-period driver (as a
+ * finalizer that retires into an idle-flushing list does) and sets `*stage` to the id of
+ * the process it ran in. Forked while the second is pending, the child's new call_rcu
+ * worker runs it. */
+void rcumaps_test_queue_requeuing_callback(int *stage);
+
+/* Tests: `*value`, loaded with sequential consistency. */
+static inline int rcumaps_test_load_int(const int *value) { return __atomic_load_n(value, __ATOMIC_SEQ_CST); }
 static inline int rcumaps_thread_is_liburcu_worker(void)
 {
     return rcumaps_tls.registered == 2 || (rcumaps_tls.registered == 0 && rcumaps_recognise_liburcu_worker());
