@@ -24,8 +24,9 @@ import Glibc
 /// A spin lock: 0 free, 1 held. It spins with a CPU pause and yields the thread after a
 /// while (a holder may have been preempted). Keep what it guards short, and never wait for
 /// a grace period or call into a map while holding it: a map's own operations on that
-/// value take this lock (user-mode `BPF_F_LOCK` ones, and on both hashes every exchange
-/// and lookup-and-delete of a value with a lock word), and would wait for it
+/// value take this lock (user-mode `BPF_F_LOCK` ones, on both hashes every exchange and
+/// lookup-and-delete of a value with a lock word, and on ARRAY every exchange of one), and
+/// would wait for it
 /// forever — as an eBPF program may call no helper while it holds a `bpf_spin_lock`.
 ///
 /// Concurrency: any thread; not reentrant.

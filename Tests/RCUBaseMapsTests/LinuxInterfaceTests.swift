@@ -446,6 +446,17 @@ struct LinuxInterfaceTests {
     /// without the lock too; found by review of the fix, the same session).
     @Test(arguments: [Kind.lockFree, .bucket], [0, 1, 2])
     func aDisplacedLockedValueHoldsAProgramsWholeWrite(_ kind: Kind, how: Int) throws {
+        try displacedLockedValueHoldsAProgramsWholeWrite(kind, how: how)
+    }
+
+    /// The same for the array's `exchange` (it has no delete), which exchanged the words at
+    /// once: the displaced value held the program's first half, the map its second (found by
+    /// review, 2026-12-06, twenty-sixth session).
+    @Test func anArraysDisplacedLockedValueHoldsAProgramsWholeWrite() throws {
+        try displacedLockedValueHoldsAProgramsWholeWrite(.array, how: 0)
+    }
+
+    func displacedLockedValueHoldsAProgramsWholeWrite(_ kind: Kind, how: Int) throws {
         // Bytes 0..<4 the lock word, 4..<16 the program's data.
         let map = try Self.make(kind, valueSize: 16, maxEntries: 16, lockOffset: 0)
         try map.put(bytes: [1, 0, 0, 0], [UInt8](repeating: 0, count: 16))
@@ -656,11 +667,24 @@ struct LinuxInterfaceTests {
                 var expected = written
                 expected.replaceSubrange(8..<12, with: [0, 0, 0, 0])
                 #expect(out == expected, "\(valueSize)-byte values")
-                // A held lock word survives an update, and an exchange reports the whole value.
+                // A held lock word survives a plain update (which does not take it, as on
+                // Linux)...
                 Epoch.withSection { section in
                     let value = try! map.lookupInPlace(key: key, in: section)
                     value.storeBytes(of: 1 as UInt32, toByteOffset: 8, as: UInt32.self)
                 }
+                written = [UInt8](repeating: 0xEF, count: valueSize)
+                try written.withUnsafeBytes { try map.update(key: key, value: $0, flags: .any) }
+                expected = written
+                expected.replaceSubrange(8..<12, with: [0, 0, 0, 0])
+                Epoch.withSection { section in
+                    let value = try! map.lookupInPlace(key: key, in: section)
+                    #expect(value.load(fromByteOffset: 8, as: UInt32.self) == 1)
+                    #expect(value.load(fromByteOffset: valueSize - 1, as: UInt8.self) == 0xEF)
+                    value.storeBytes(of: 0 as UInt32, toByteOffset: 8, as: UInt32.self)  // released
+                }
+                // ...and an exchange, which takes it (so that a program's locked write is not
+                // half in the value it hands back), reports the whole value.
                 written = [UInt8](repeating: 0xCD, count: valueSize)
                 var displaced = [UInt8](repeating: 0, count: valueSize)
                 let replaced = try written.withUnsafeBytes { new in
@@ -668,7 +692,7 @@ struct LinuxInterfaceTests {
                 #expect(replaced && displaced == expected)
                 Epoch.withSection { section in
                     let value = try! map.lookupInPlace(key: key, in: section)
-                    #expect(value.load(fromByteOffset: 8, as: UInt32.self) == 1)
+                    #expect(value.load(fromByteOffset: 8, as: UInt32.self) == 0)
                     #expect(value.load(fromByteOffset: valueSize - 1, as: UInt8.self) == 0xCD)
                 }
             }

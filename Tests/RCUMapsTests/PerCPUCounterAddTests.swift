@@ -61,17 +61,21 @@ struct PerCPUCounterAddTests {
     /// On this kind of machine (x86-64, glibc 2.35 or later) the sequence runs; where rseq
     /// is unavailable it reports so and the map adds atomically.
     @Test func theRestartableSequenceRunsWhereRseqIsRegistered() {
-        var words = [UInt64](repeating: 0, count: 16)
+        // One word per CPU the kernel may number (a fixed 16 failed on correct code on a
+        // machine with more CPUs, where a thread on CPU 16 or above is refused: found by
+        // review, 2026-12-06, twenty-sixth session).
+        let cpus = RawPerCPUArrayMap.cpuIDLimit
+        var words = [UInt64](repeating: 0, count: cpus)
         let cpu = Int(rcumaps_current_cpu())
         let done = words.withUnsafeMutableBytes { bytes in
-            rcumaps_rseq_add_u64(bytes.baseAddress!, 8, 5, 16)
+            rcumaps_rseq_add_u64(bytes.baseAddress!, 8, 5, UInt32(cpus))
         }
         if rcumaps_rseq_available() != 0 {
             #expect(done == 0)
             // Added to the word of the CPU it ran on (the thread may have moved since
             // `cpu` was read, so look for the one word that changed).
             #expect(words.filter { $0 != 0 } == [5])
-            #expect(cpu < 16)
+            #expect(cpu < cpus)
         } else {
             #expect(done == -1)
             #expect(words.allSatisfy { $0 == 0 })

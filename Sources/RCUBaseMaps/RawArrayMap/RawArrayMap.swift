@@ -514,7 +514,11 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
             }
             if let displaced { self.lockWord.clear(in: displaced) }
         }
-        if locked {
+        // A displaced value is taken under the lock too, as the hashes copy theirs: a program's
+        // locked write in place ends before the exchange, not half in the value handed back
+        // (exchanged without it, the displaced value held the program's first half and the
+        // map its second: found by review, 2026-12-06, twenty-sixth session).
+        if locked || displaced != nil {
             MapValueLock.withLock(UnsafeMutableRawBufferPointer(start: stored, count: valueSize),
                                   offset: lockWord.offset, write)
         } else {
