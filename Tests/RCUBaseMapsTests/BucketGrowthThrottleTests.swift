@@ -1,3 +1,4 @@
+@testable import RCUBaseMaps
 import RCUMaps
 import RCUMapsTestSupport
 import Synchronization
@@ -125,6 +126,7 @@ struct BucketGrowthThrottleTests {
         let tag = uniqueTag()
         let throttles = Atomic<Int>(-1)
         let failures = Atomic<Int>(0)
+        let pending = Atomic<Int>(0)
         Self.whileAnotherThreadHoldsASection {
             do {
                 // About 2 MiB of buckets, freed after the held grace period.
@@ -138,11 +140,17 @@ struct BucketGrowthThrottleTests {
                 small.overflowThrottleBytes = 256 << 10
                 for key in UInt64(0)..<1_000 { try small.put(key, key) }
                 throttles.store(small.growthThrottles, ordering: .relaxed)
+                pending.store(EpochMemory.statistics(for: tag).pendingBytes, ordering: .relaxed)
             } catch {
                 failures.add(1, ordering: .relaxed)
             }
         }
         #expect(failures.load(ordering: .relaxed) == 0)
+        // The premise: the large map's memory was still waiting, past the small map's bound
+        // (unchecked, the test passed also had it been freed at once; found by review,
+        // 2026-12-06, twenty-sixth session).
+        let pendingBytes = pending.load(ordering: .relaxed)
+        #expect(pendingBytes > 256 << 10)
         #expect(throttles.load(ordering: .relaxed) == 0, "the small map's writers waited for another map's memory")
     }
 
@@ -161,15 +169,21 @@ struct BucketGrowthThrottleTests {
         for key in UInt64(0)..<16_000 { try map.put(key, Pair(a: key, b: key)) }
         let before = map.growthThrottles
         let failures = Atomic<Int>(0)
+        let grewWhilePending = Atomic<Int>(0)
         Self.whileAnotherThreadHoldsASection {
             do {
                 try map.remove(UInt64(0))
                 for key in UInt64(16_000)..<16_040 { try map.put(key, Pair(a: key, b: key)) }
+                grewWhilePending.store(map.table.allocatedSinceGeneration.load(ordering: .relaxed), ordering: .relaxed)
             } catch {
                 failures.add(1, ordering: .relaxed)
             }
         }
         #expect(failures.load(ordering: .relaxed) == 0)
+        // The premise: the inserts chained new buckets while the generation was pending (found
+        // unchecked by review, 2026-12-06, twenty-sixth session).
+        let grew = grewWhilePending.load(ordering: .relaxed)
+        #expect(grew > 0)
         #expect(map.growthThrottles == before, "writers waited \(map.growthThrottles - before) times")
     }
 
@@ -180,7 +194,7 @@ struct BucketGrowthThrottleTests {
     @Test func onlyTheWriterThatGrewWaits() throws {
         let map = try Self.oneChainMap()
         let grown = Atomic<Bool>(false), done = Atomic<Bool>(false)
-        let others = Atomic<Int>(-1), refusals = Atomic<Int>(0)
+        let others = Atomic<Int>(-1), refusals = Atomic<Int>(0), tripped = Atomic<Bool>(false)
         runOnThreads(2) { thread in
             if thread == 0 {
                 // Grows the one chain inside a section, after a delete that posts a generation
@@ -193,6 +207,9 @@ struct BucketGrowthThrottleTests {
                 return
             }
             while !grown.load(ordering: .acquiring) { usleep(100) }
+            // The premise: the other thread took the table past its bound (found unchecked by
+            // review, 2026-12-06, twenty-sixth session).
+            tripped.store(map.isGrowingBehind, ordering: .relaxed)
             let before = map.growthThrottles
             for _ in 0..<20 {
                 do { try map.put(UInt64(0), Pair(a: 9, b: 9), flags: .noExist) } catch { refusals.add(1, ordering: .relaxed) }
@@ -201,6 +218,8 @@ struct BucketGrowthThrottleTests {
             done.store(true, ordering: .releasing)
         }
         #expect(refusals.load(ordering: .relaxed) == 20)
+        let wasTripped = tripped.load(ordering: .relaxed)
+        #expect(wasTripped, "the growing thread never took the table past its bound")
         #expect(others.load(ordering: .relaxed) == 0, "a writer that chained nothing waited")
     }
 

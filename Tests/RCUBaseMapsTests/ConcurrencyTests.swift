@@ -170,6 +170,8 @@ struct ConcurrencyTests {
         #expect(try map.allKeys(as: UInt64.self).count == 1000)
     }
 
+    /// With 64-byte values a reader must see one writer's eight words, never a mix; with
+    /// 8-byte values (one word, which cannot tear) only the slot check applies.
     @Test(arguments: [8, 64])
     func arrayReadersNeverSeeTornValues(valueSize: Int) throws {
         let tag = uniqueTag()
@@ -207,7 +209,8 @@ struct ConcurrencyTests {
     @Test(arguments: HashImplementation.allCases)
     func helperModeAtomicIncrementsAreNotLostAcrossUnrelatedWrites(_ implementation: HashImplementation) throws {
         // In-place (helper-mode) atomic increments on one key while other threads insert and
-        // delete other keys (which copies buckets): every increment must land.
+        // delete other keys (which fill and empty slots of the same table, and may chain or
+        // unlink overflow buckets): every increment must land.
         let map = try MapRegistry.create(MapDefinition(type: .hash, keySize: 8, valueSize: 8, maxEntries: 512,
                                                        hashImplementation: implementation, poolTag: uniqueTag()))
         try map.put(UInt64(0), UInt64(0))

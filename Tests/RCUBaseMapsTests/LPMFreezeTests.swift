@@ -18,10 +18,18 @@ struct LPMFreezeTests {
         try LPMTrieMapTests.put(map, LPMTrieMapTests.ipv4(10, 0, 0, 0, 8), 1)
         let holding = Atomic<Bool>(false)
         let released = Atomic<Bool>(false)
+        let sawTheFreeze = Atomic<Bool>(false)
         Thread {
             map.writerLock.withLock { _ in
                 holding.store(true, ordering: .releasing)
-                usleep(200_000)
+                // Held until the freeze has begun (it sets the flag, then takes this lock),
+                // and a little longer: a fixed nap could end before a loaded machine ran the
+                // freeze at all, and the test then proved nothing (found by review,
+                // 2026-12-06, twenty-sixth session).
+                let deadline = ContinuousClock.now + .seconds(10)
+                while !map.isFrozen, ContinuousClock.now < deadline { usleep(1_000) }
+                sawTheFreeze.store(map.isFrozen, ordering: .relaxed)
+                usleep(20_000)
                 released.store(true, ordering: .releasing)
             }
         }.start()
@@ -29,6 +37,8 @@ struct LPMFreezeTests {
         try map.freeze()
         let writerDone = released.load(ordering: .acquiring)
         #expect(writerDone, "freeze() returned while a writer held the writer lock")
+        let frozeWhileHeld = sawTheFreeze.load(ordering: .relaxed)
+        #expect(frozeWhileHeld, "the freeze began only after the writer let go")
         #expect(LPMTrieMapTests.errno { try LPMTrieMapTests.put(map, LPMTrieMapTests.ipv4(11, 0, 0, 0, 8), 2) } == EPERM)
     }
 }

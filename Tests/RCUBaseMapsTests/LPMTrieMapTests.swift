@@ -357,6 +357,10 @@ struct LPMTrieMapTests {
             try Self.ipv4(11, 0, 0, 0, 8).withUnsafeBytes { k in try Self.value(3).withUnsafeBytes { try map.update(key: k, value: $0, flags: .any, in: section) } }
         }
         #expect(try Self.get(map, Self.ipv4(11, 9, 9, 9, 32)) == 3)
+        // A helper-mode delete of a frozen trie goes through too (untested until a review
+        // noted it, 2026-12-06, twenty-sixth session).
+        try Epoch.withSection { section in try Self.ipv4(11, 0, 0, 0, 8).withUnsafeBytes { try map.delete(key: $0, in: section) } }
+        #expect(Self.errno { _ = try Self.get(map, Self.ipv4(11, 9, 9, 9, 32)) } == ENOENT)
         // Access flags.
         let writeOnly = try Self.make(flags: [.noPrealloc, .writeOnly])
         try Self.put(writeOnly, Self.ipv4(1, 0, 0, 0, 8), 1)

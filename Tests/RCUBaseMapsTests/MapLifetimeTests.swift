@@ -71,14 +71,21 @@ struct MapLifetimeTests {
             }
         }
         let probe = keyCount / 2
-        let seen: UInt8 = try Epoch.withSection { section in
+        let tag = definition.poolTag!
+        let (seen, liveBefore, liveAfter): (UInt8, Int, Int) = try Epoch.withSection { section in
             let pointer = try Self.key(probe, for: definition).withUnsafeBytes { k in
                 try holder.map!.lookupInPlace(key: k, in: section)
             }
+            let before = EpochMemory.statistics(for: tag).liveBytes
             holder.map = nil  // the last reference: the map is destroyed here
-            return pointer.load(as: UInt8.self)
+            // Still live while the section lasts: the read below alone would pass on memory
+            // freed at once (glibc leaves a freed chunk's bytes in place; only the
+            // sanitizer's poisoning made it fail: found by review, 2026-12-06,
+            // twenty-sixth session).
+            return (pointer.load(as: UInt8.self), before, EpochMemory.statistics(for: tag).liveBytes)
         }
         #expect(seen == UInt8(truncatingIfNeeded: probe + 1))
+        #expect(liveAfter == liveBefore && liveBefore > 0, "live bytes \(liveBefore) before the drop, \(liveAfter) after")
         let settled = settledStatistics(for: definition.poolTag!)
         #expect(settled.liveBytes == 0)
         #expect(settled.pendingBytes == 0)
@@ -88,15 +95,19 @@ struct MapLifetimeTests {
     /// times: every read of a value looked up in place before the drop sees a whole value.
     @Test(arguments: [HashImplementation.bucketLocked, .lockFree])
     func droppingMapsUnderReadersNeverFreesUnderThem(_ implementation: HashImplementation) throws {
-        let tag = uniqueTag()
-        let rounds = 30
-        for round in 0..<rounds {
+        let tags = (0..<30).map { _ in uniqueTag() }
+        for (round, tag) in tags.enumerated() {
             let holder = Holder(try MapRegistry.create(MapDefinition(
                 type: .hash, keySize: 8, valueSize: 8, maxEntries: 4_096, hashImplementation: implementation, poolTag: tag)))
             for key in UInt64(0)..<512 { try holder.map!.put(key, key &* 3) }
             let map = ThreadLock<(any RawMap)?>(holder.map)
             holder.map = nil
             let bad = Atomic<Int>(0)
+            // The map's memory, all live until both sections end (checked by each thread
+            // after it let go of the map: without a sanitizer, reads of memory freed too early
+            // still see the old bytes; found by review, 2026-12-06, twenty-sixth session).
+            let live = EpochMemory.statistics(for: tag).liveBytes
+            let shrankInASection = Atomic<Int>(0)
             runOnThreads(2) { thread in
                 Epoch.withSection { section in
                     // Both threads look a value up, then the first drops the map while the
@@ -110,11 +121,13 @@ struct MapLifetimeTests {
                     for _ in 0..<1_000 {
                         if let pointer, pointer.load(as: UInt64.self) != key &* 3 { bad.add(1, ordering: .relaxed) }
                     }
+                    if EpochMemory.statistics(for: tag).liveBytes != live { shrankInASection.add(1, ordering: .relaxed) }
                 }
             }
             #expect(bad.load(ordering: .relaxed) == 0)
+            let shrank = shrankInASection.load(ordering: .relaxed)
+            #expect(live > 0 && shrank == 0, "round \(round)")
         }
-        let settled = settledStatistics(for: tag)
-        #expect(settled.liveBytes == 0)
+        for tag in tags { #expect(settledStatistics(for: tag).liveBytes == 0) }
     }
 }

@@ -375,7 +375,7 @@ struct WriteFaultSweepTests {
         let counts = try sweepRandomWrites(steps: 120, keys: 64, seed: seeds.next(), maxEntries: 6, bucketMap: nil,
                                            snapshot: { try RCUMapsTestSupport.snapshot(of: map) }) { key, kind, version in
             // 8 prefix lengths of 8 addresses (10.0.0.0/8 … 10.7.x.x): nested and sibling
-            // prefixes (the data beyond the prefix is masked by the map).
+            // prefixes (the host bits past a prefix stay in the key as written).
             let prefixLength = UInt32([0, 8, 12, 16, 20, 24, 28, 32][Int(key % 8)])
             let address: [UInt8] = [10, UInt8(key / 8), UInt8(truncatingIfNeeded: key &* 37), 1]
             let bytes = withUnsafeBytes(of: prefixLength.littleEndian) { Array($0) } + address

@@ -196,11 +196,16 @@ extension EpochSectionTests {
     @Test func aSleepingGracePeriodIsWokenByTheReaderItWaitsFor() async {
         await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
             alarm(120)  // watchdog: a grace period no reader wakes would hang
+            // Rounds whose grace period began while the long section still ran: only those
+            // test the wake (on a loaded machine a round's grace period can start after the
+            // 10 ms section ended; found by review, 2026-12-06, twenty-sixth session).
+            var roundsThatWaited = 0
             for round in 0..<20 {
                 let readerInside = Atomic<Bool>(false)
                 let readerDone = Atomic<Bool>(false)
                 let graceDone = Atomic<Bool>(false)
                 let early = Atomic<Bool>(false)
+                let startedInside = Atomic<Bool>(false)
                 let shortSections = Atomic<Int>(0)
                 runOnThreads(4) { thread in
                     switch thread {
@@ -216,6 +221,7 @@ extension EpochSectionTests {
                         while !readerInside.load(ordering: .acquiring) || shortSections.load(ordering: .relaxed) == 0 {
                             sched_yield()
                         }
+                        startedInside.store(!readerDone.load(ordering: .acquiring), ordering: .relaxed)
                         Epoch.synchronize()
                         if !readerDone.load(ordering: .acquiring) { early.store(true, ordering: .relaxed) }
                         graceDone.store(true, ordering: .releasing)
@@ -229,6 +235,11 @@ extension EpochSectionTests {
                     FileHandle.standardError.write(Data("round \(round): the grace period ended inside the section it waited for\n".utf8))
                     exit(1)
                 }
+                if startedInside.load(ordering: .relaxed) { roundsThatWaited += 1 }
+            }
+            if roundsThatWaited == 0 {
+                FileHandle.standardError.write(Data("no round's grace period began inside the long section\n".utf8))
+                exit(1)
             }
         }
     }

@@ -34,11 +34,15 @@ struct ReclamationThrottleTests {
                 }
             } else {
                 while !readerInside.load(ordering: .acquiring) { sched_yield() }
-                // Below the threshold: no wait.
+                // Below the threshold: no wait. A call that waited would wait out its whole
+                // limit, since the reader leaves only once the writer throttles below (the
+                // reader's `readerLeft` alone could not tell: it is never set before then;
+                // found by review, 2026-12-06, twenty-sixth session).
                 for _ in 0..<16 { list.retire(list.allocate()!) }
+                let belowStart = ContinuousClock.now
                 list.throttleIfBehind()
-                let leftEarly = readerLeft.load(ordering: .acquiring)
-                #expect(!leftEarly)
+                let belowWaited = ContinuousClock.now - belowStart
+                #expect(belowWaited < EpochRetireList.throttleWaitLimit, "waited \(belowWaited) below the threshold")
                 // Far above it: the reader blocks every grace period, so nothing is reclaimed.
                 let count = EpochRetireList.throttleThreshold / blockSize + 256
                 for _ in 0..<count { list.retire(list.allocate()!) }

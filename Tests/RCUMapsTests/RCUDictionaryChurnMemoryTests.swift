@@ -119,7 +119,11 @@ struct RCUDictionaryChurnMemoryTests {
             small[chain[3]] = nil
         }
         let waited = small.overflowThrottles.load(ordering: .relaxed)
+        // The premise: the big table still waited for its grace period, past the throttle's
+        // threshold (found unchecked by review, 2026-12-06, twenty-sixth session).
+        let pending = EpochMemory.statistics(for: DictionaryTable.tag).pendingBytes
         holder.release()
+        #expect(pending > EpochRetireList.throttleThreshold, "\(pending) bytes of bucket arrays pending")
         #expect(waited == 0, "the small dictionary's writers waited for the big one's table")
     }
 }

@@ -71,8 +71,6 @@ struct TypedLPMTrieTests {
         #expect(routes6.count == 0)
     }
 
-    /// A value type whose size is less than its stride (here 9 bytes in 16) round-trips
-    /// through every write: the displaced value's buffer is one value, not one stride.
     /// `removeValue(forKey:)` copies the value under the writer lock: of threads removing
     /// the same prefixes while others store them again, each stored value comes out at most
     /// once, and every value stored is either taken out exactly once or still there.
@@ -104,6 +102,8 @@ struct TypedLPMTrieTests {
         #expect(taken.withLock { $0.count } > 100)
     }
 
+    /// A value type whose size is less than its stride (here 9 bytes in 16) round-trips
+    /// through every write: the displaced value's buffer is one value, not one stride.
     @Test func valuesShorterThanTheirStrideRoundTrip() throws {
         struct Route: BitwiseCopyable, Equatable { var nextHop: UInt64; var metric: UInt8 }
         #expect(MemoryLayout<Route>.size < MemoryLayout<Route>.stride)
