@@ -899,6 +899,10 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// Removes `key` only if its value is currently `expected` (compare-and-remove): a cache
     /// that expires the entry it read, and not a newer one another thread stored since.
     ///
+    /// "Currently `expected`" is `==`, not identity: for a class whose `==` compares
+    /// contents, a newer object equal to `expected` is removed too (compare `ObjectIdentifier`s
+    /// through a wrapper whose `==` does, to expire only the object read).
+    ///
     /// - Returns: `true` if it was removed; `false` if the key had another value or none.
     ///
     /// Concurrency: linearizable, as ``replaceValue(forKey:ifCurrent:with:)``: if it returns
@@ -921,12 +925,15 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     }
 
     /// Replaces the value of `key` with `newValue` only if it is currently `expected`
-    /// (compare-and-replace).
+    /// (compare-and-replace). "Currently `expected`" is `==`, not identity (see
+    /// ``removeValue(forKey:ifCurrent:)``).
     ///
     /// - Returns: `true` if it was replaced; `false` if the key had another value or none.
     ///
     /// Concurrency: linearizable: if it returns `true`, `expected` was the value at the
-    /// moment `newValue` took its place.
+    /// moment `newValue` took its place. `==` runs while this key's writer stripe is held:
+    /// keep it short, and free of calls into this dictionary (a write from it would wait for
+    /// itself).
     @inlinable
     public func replaceValue(forKey key: Key, ifCurrent expected: Value, with newValue: Value) -> Bool
     where Value: Equatable {
@@ -1110,7 +1117,9 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         // (The old table itself stays intact until `current.retire()` below.)
         current.forEachSlot { bucket, slot, _ in retireEntry(at: DictionaryTable.Place(bucket: bucket, slot: slot)) }
         current.retire()
-        nodes.throttleIfBehind()
+        // (Only lists this dictionary uses: an inline one has no nodes, and waited for other
+        // dictionaries' node backlog under the shared tag; found by review, 2026-12-06.)
+        if layout != .inline { nodes.throttleIfBehind() }
         replacedObjects?.throttleIfBehind()
     }
 

@@ -23,10 +23,15 @@
 /// the enum's tag), and the runtime sets that alone, leaving the other bytes as they were
 /// (found by review, 2026-12-06).
 ///
-/// What cannot be detected: padding inside another enum's payload, and the fields of a type
-/// whose metadata has no field records (some imported C structs). Such keys are checked
-/// for trailing padding only. Add explicit padding fields (`var reserved: UInt16 = 0`) to
-/// be safe.
+/// An enum with payload cases other than `Optional` (a key, a field, or an optional's
+/// payload) is refused: a case sets its own payload's bytes and the tag, and leaves the
+/// rest of the enum's bytes as they were — an empty case of `enum Maybe<T> { case some(T),
+/// none }`, or `.a` of `enum { case a(UInt8), b(UInt64) }` (found by review, 2026-12-06,
+/// twenty-sixth session). Enums without payloads (all tag) are accepted.
+///
+/// What cannot be detected: the fields of a type whose metadata has no field records (some
+/// imported C structs). Such keys are checked for trailing padding only. Add explicit
+/// padding fields (`var reserved: UInt16 = 0`) to be safe.
 ///
 /// Values are copied whole, so padding in them is harmless; but in-place access hands out
 /// typed pointers into the map, which aligns values to 8 bytes: a value type that needs
@@ -54,6 +59,16 @@ enum TypedLayout {
                 key type \(Key.self) holds \(optional), whose nil is kept in the spare values of one field of its \
                 payload: a nil sets that field alone and leaves the payload's other bytes as they were, and keys are \
                 hashed as bytes; store the optional as explicit fields instead (a flag and the value)
+                """)
+        }
+        if let payloadEnum = enumWithPayloadCases(in: Key.self) {
+            // (Accepted until 2026-12-06: an enum of the shape of `Optional` but not `Optional`
+            // itself, whose empty case left its payload's bytes as they were; found by review.)
+            throw MapError.invalidArgument.with(reason: """
+                key type \(Key.self) holds \(payloadEnum), an enum with payload cases: a case sets its own \
+                payload's bytes and the tag, and leaves the rest as they were (an empty case, or a case with a \
+                smaller payload), and keys are hashed as bytes; store such a key as explicit fields instead \
+                (a tag and the payload)
                 """)
         }
         if let data = dataBytes(of: Key.self), data < size {
@@ -159,6 +174,23 @@ enum TypedLayout {
             return true
         }
         return walked && !leaves.isEmpty ? leaves : [type]
+    }
+
+    /// The first enum other than `Optional` with payload cases in `type` (itself, or a field
+    /// through structs, tuples and optionals' payloads), or nil. Such an enum's value sets
+    /// only the bytes of its case's payload and its tag: an empty case (`case none` of an
+    /// `enum Maybe<T> { case some(T), none }`, kept in the spare values of one field of `T`)
+    /// or a smaller payload leaves the others as they were in memory.
+    static func enumWithPayloadCases(in type: Any.Type) -> Any.Type? {
+        if type is any SIMD.Type { return nil }
+        if let optional = type as? any OptionalLayout.Type { return enumWithPayloadCases(in: optional.wrappedType) }
+        if swiftMetadataKind(type) == 0x201 { return enumHasPayloadCases(type) ? type : nil }
+        var found: Any.Type?
+        _ = _forEachField(of: type, options: []) { _, _, fieldType, _ in
+            found = enumWithPayloadCases(in: fieldType)
+            return found == nil
+        }
+        return found
     }
 
     /// Whether enum `type` has cases with payloads, from its type descriptor: the low 24 bits
