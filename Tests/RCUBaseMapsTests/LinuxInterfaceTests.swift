@@ -33,6 +33,28 @@ struct LinuxInterfaceTests {
         do { try body(); return 0 } catch let error as MapError { return error.code } catch { return -1 }
     }
 
+    /// The limits and flag masks the library checks, and that the fuzz targets' model takes
+    /// from the library (so that a wrong constant there would agree with itself: found by
+    /// review of the fuzz targets, 2026-12-06, twenty-sixth session), pinned to Linux's
+    /// values as docs/linux-compatibility.md gives them.
+    @Test func theLimitsAndFlagMasksAreLinuxs() {
+        #expect(MapDefinition.maxHashKeyPlusValueSize == 4_194_256)  // KMALLOC_MAX_SIZE − 48 (4 MiB − 48)
+        #expect(MapDefinition.maxValueSize == 4_194_255)
+        #expect(MapDefinition.maxHashEntries == 134_217_728)  // 2^27
+        #expect(MapDefinition.maxArrayValueSize == 2_147_483_647)  // INT_MAX
+        // BPF_F_NO_PREALLOC 1, BPF_F_NUMA_NODE 4, BPF_F_RDONLY 8, BPF_F_WRONLY 16,
+        // BPF_F_ZERO_SEED 64, BPF_F_RDONLY_PROG 128, BPF_F_WRONLY_PROG 256.
+        #expect(MapDefinition.hashFlags.rawValue == 1 | 4 | 8 | 16 | 64 | 128 | 256)
+        // BPF_F_NUMA_NODE, the four access flags, BPF_F_MMAPABLE 1024, BPF_F_INNER_MAP 4096.
+        #expect(MapDefinition.arrayFlags.rawValue == 4 | 8 | 16 | 128 | 256 | 1024 | 4096)
+        // Linux's update flags: BPF_ANY 0, BPF_NOEXIST 1, BPF_EXIST 2, each with BPF_F_LOCK 4;
+        // anything else EINVAL.
+        for raw in UInt64(0)...64 {
+            #expect(MapUpdateFlags(rawValue: raw).isValid == [0, 1, 2, 4, 5, 6].contains(raw), "flags \(raw)")
+        }
+        #expect(MapUpdateFlags.lock.rawValue == 4)
+    }
+
     // MARK: Creation flags
 
     /// Linux's `map_create` refuses a NUMA node that is not online (`node_online`), not only
