@@ -985,9 +985,9 @@ static void rcumaps_gp_fork_child_reset(void)
     rcumaps_gp_draining = 0;  /* (a waiter that drained is not in the child) */
 }
 
-/* Starts the child's driver for the items queued before the fork, unless a callback of the
- * new worker queued one and started it already. */
 static unsigned int rcumaps_test_child_pause_micros;
+/* Non-zero while the child's handler pauses for a test (rcumaps_test_pause_after_call_rcu_child). */
+static int rcumaps_test_child_pausing;
 void rcumaps_test_pause_after_call_rcu_child(unsigned int micros)
 {
     __atomic_store_n(&rcumaps_test_child_pause_micros, micros, __ATOMIC_RELAXED);
@@ -1007,8 +1007,10 @@ static void rcumaps_test_requeue_second(struct rcu_head *head)
 {
     struct rcumaps_test_requeue *test = caa_container_of(head, struct rcumaps_test_requeue, second);
     int *stage = test->stage;
+    /* The process it ran in, negated if the fork child's handler was not pausing then. */
+    int pausing = __atomic_load_n(&rcumaps_test_child_pausing, __ATOMIC_SEQ_CST);
     rcumaps_gp_driver_enqueue(&test->item, rcumaps_test_requeue_item);
-    __atomic_store_n(stage, (int)getpid(), __ATOMIC_SEQ_CST);
+    __atomic_store_n(stage, pausing ? (int)getpid() : -(int)getpid(), __ATOMIC_SEQ_CST);
 }
 
 static void rcumaps_test_requeue_first(struct rcu_head *head)
@@ -1026,6 +1028,8 @@ void rcumaps_test_queue_requeuing_callback(int *stage)
     rcumaps_call_rcu(&test->first, rcumaps_test_requeue_first);
 }
 
+/* Starts the child's driver for the items queued before the fork, unless a callback of the
+ * new worker queued one and started it already. */
 static void rcumaps_gp_fork_child_start(void)
 {
     pthread_mutex_lock(&rcumaps_gp_mutex);
@@ -1062,10 +1066,12 @@ static void rcumaps_gp_fork_child_start(void)
  * parent: the participants' parent handlers, queue the parked callbacks,
  *   urcu_memb_call_rcu_after_fork_parent, reopen the gate (and queue what was parked
  *   meanwhile).
- * child (single-threaded): unlink every other thread we registered from liburcu's reader
- *   registry (they do not exist here, and glibc will reuse their stacks and TLS for new
- *   threads), the participants' child handlers, urcu_memb_call_rcu_after_fork_child (a new
- *   call_rcu worker, inheriting the callbacks still queued), reopen the gate, queue the
+ * child (single-threaded until liburcu's hook): unlink every other thread we registered
+ *   from liburcu's reader registry (they do not exist here, and glibc will reuse their
+ *   stacks and TLS for new threads), the participants' child handlers, reset the gate's
+ *   counts and the grace-period driver's locks and state, urcu_memb_call_rcu_after_fork_child
+ *   (a new call_rcu worker, inheriting the callbacks still queued, which it may run at
+ *   once), reopen the gate with a wake, start the driver if items wait for it, queue the
  *   parked callbacks.
  *
  * Not covered: liburcu calls made directly by the application (its own registrations,
@@ -1253,7 +1259,11 @@ static void rcumaps_fork_child(void)
     rcumaps_gp_fork_child_reset();
     urcu_memb_call_rcu_after_fork_child();
     unsigned int pause = __atomic_load_n(&rcumaps_test_child_pause_micros, __ATOMIC_RELAXED);
-    if (pause) usleep(pause);
+    if (pause) {
+        __atomic_store_n(&rcumaps_test_child_pausing, 1, __ATOMIC_SEQ_CST);
+        usleep(pause);
+        __atomic_store_n(&rcumaps_test_child_pausing, 0, __ATOMIC_SEQ_CST);
+    }
     rcumaps_fork_prepared = 0;
     /* With a wake: a thread of the new worker's may already sleep at the closed gate (a
      * driver one of its callbacks started registers first thing). */

@@ -97,11 +97,8 @@ public enum Epoch {
         _ body: (borrowing EpochSection) throws(Failure) -> Result
     ) throws(Failure) -> Result {
         _epochReadLock()
-        // (An `exit()` inside the body with no `enter()` of its own ends this section early.
-        // In an outermost section the unlock below then finds the depth at 0 and stops the
-        // program (`rcumaps_section_underflow`); inside another section it ends the
-        // enclosing one instead, and the program stops only when the outermost ends. Pair
-        // every `exit()` with an `enter()`.)
+        // (An `exit()` inside the body with no `enter()` of its own open stops the program at
+        // once: `exit()` counts the unscoped sections it may end.)
         defer { _epochReadUnlock() }
         return try body(EpochSection())
     }
@@ -116,27 +113,54 @@ public enum Epoch {
     @inlinable @inline(__always)
     public static func enter() {
         _epochReadLock()
+        rcumaps_unscoped_enter()
     }
 
     /// Leaves an epoch entered with ``enter()``.
     ///
-    /// - Precondition: the calling thread is inside an epoch. An `exit()` with no matching
-    ///   ``enter()`` stops the program with a message, in every build configuration: going
-    ///   on would leave the thread's later sections without a read lock, so memory could be
-    ///   freed under them. (C providers' `epoch_exit` refuses it instead: see
-    ///   `rcumaps_provider.h`.)
+    /// - Precondition: the calling thread has a section of its own ``enter()`` open. An
+    ///   `exit()` with none — outside any epoch, or inside a ``withSection(_:)`` body, which
+    ///   did not enter the body's section — stops the program with a message, in every build
+    ///   configuration: going on would leave the thread without a read lock while pointers
+    ///   borrowed under the section are still in use (inside `withSection`, a later
+    ///   `enter()` balanced the depth again, and nothing stopped: found by review,
+    ///   2026-12-06, twenty-sixth session). (C providers' `epoch_exit` refuses it instead:
+    ///   see `rcumaps_provider.h`.)
     ///
     /// Concurrency: the thread that called ``enter()``. Wraps `urcu_memb_read_unlock`.
     @available(*, noasync, message: "a task may resume on another thread between enter() and exit(): use Epoch.withSection")
     @inlinable @inline(__always)
     public static func exit() {
-        if _slowPath(rcumaps_read_nesting() == 0) { _unbalancedExit() }
+        if _slowPath(rcumaps_unscoped_exit() == 0) { _unbalancedExit() }
         _epochReadUnlock()
     }
 
     @usableFromInline @inline(never)
     static func _unbalancedExit() -> Never {
-        _rcumapsTrap("Epoch.exit() called outside an epoch: no matching Epoch.enter() on this thread")
+        if rcumaps_read_nesting() == 0 {
+            _rcumapsTrap("Epoch.exit() called outside an epoch: no matching Epoch.enter() on this thread")
+        }
+        _rcumapsTrap("Epoch.exit() with no Epoch.enter() of its own open on this thread (inside Epoch.withSection, "
+                         + "whose section the body did not enter): pointers borrowed under the section would be used "
+                         + "without a read lock")
+    }
+
+    /// The library's own unscoped section (its maps' lookups and writes): ``enter()``
+    /// without the count of unscoped sections that ``exit()`` checks. Not for other code:
+    /// use ``withSection(_:)`` or ``enter()``.
+    @available(*, noasync)
+    @inlinable @inline(__always)
+    public static func _libraryEnter() {
+        _epochReadLock()
+    }
+
+    /// Leaves a section of ``_libraryEnter()`` (what ``exit()`` did before it counted
+    /// unscoped sections: it stops the program outside any epoch).
+    @available(*, noasync)
+    @inlinable @inline(__always)
+    public static func _libraryExit() {
+        if _slowPath(rcumaps_read_nesting() == 0) { _unbalancedExit() }
+        _epochReadUnlock()
     }
 
     /// Declares that the calling thread is already registered with liburcu-memb by code

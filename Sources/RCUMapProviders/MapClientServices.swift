@@ -34,10 +34,10 @@ public struct MapClientServices: Sendable {
     /// use `Epoch.withSection` there (the wrapper passed `Epoch.enter()`'s `noasync` through
     /// unchecked: found by review, 2026-12-05).
     @available(*, noasync, message: "a task may resume on another thread between enter and exit: use Epoch.withSection")
-    public func epochEnter() { Epoch.enter() }
+    public func epochEnter() { Epoch._libraryEnter() }
     /// Leaves an epoch entered with ``epochEnter()`` on the calling thread. Not from async code.
     @available(*, noasync, message: "a task may resume on another thread between enter and exit: use Epoch.withSection")
-    public func epochExit() { Epoch.exit() }
+    public func epochExit() { Epoch._libraryExit() }
 
     /// Epoch memory under `tag` (``/RCUEpoch/EpochMemory/allocate(byteCount:tag:)``); `nil` when out of memory.
     public func allocate(byteCount: Int, tag: PoolTag) -> UnsafeMutableRawPointer? {

@@ -70,8 +70,8 @@ final class ProviderHooks: MapEntryObserver, Sendable {
     private func preDeletion(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer,
                              flags: MapOperationFlags, underLock: Bool) -> MapError? {
         guard let preprocess = binding.dispatch.preprocessElementDeletion else { return nil }
-        Epoch.enter()
-        defer { Epoch.exit() }
+        Epoch._libraryEnter()
+        defer { Epoch._libraryExit() }
         do {
             // The bucket-locked and array bases call it with the entry's lock held (the
             // lock-free base refuses the deprecated callback at registration); a rollback,
@@ -97,8 +97,8 @@ final class ProviderHooks: MapEntryObserver, Sendable {
     @inline(never)
     func entryWasRemoved(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapOperationFlags) {
         guard hasPostDeletion else { return }
-        Epoch.enter()
-        defer { Epoch.exit() }
+        Epoch._libraryEnter()
+        defer { Epoch._libraryExit() }
         // Called in place, not bound to a local (which retains the closure's context).
         postDeletion(MapElementDeletion(context: context, key: key, value: value, flags: flags))
     }

@@ -499,8 +499,8 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
         // cannot wait, and a lock-free base's retirements had no back-pressure here (found
         // by review, 2026-12-05).
         defer { base.throttleWriterIfBehind() }
-        Epoch.enter()
-        defer { Epoch.exit() }
+        Epoch._libraryEnter()
+        defer { Epoch._libraryExit() }
         return try withStoredBuffer { (storedOld) throws(MapError) -> Bool in
             var replaced = false
             _ = try update(key: key, value: value, flags: flags, operation: []) { (stored) throws(MapError) -> Bool in
@@ -595,8 +595,8 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
                 try Self.guaranteed(map) { (map) throws(MapError) -> Bool in
                     if validates { stored.copyMemory(from: value) }
                     do {
-                        Epoch.enter()
-                        defer { Epoch.exit() }
+                        Epoch._libraryEnter()
+                        defer { Epoch._libraryExit() }
                         try map.addition(MapElementCall(
                             context: map.callContext, key: key, inValue: value, outValue: stored, flags: operation))
                     }
@@ -616,8 +616,8 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
             // Called from the stored `let`, not bound to a local: a local copy retains the
             // closure's context, one object every writing thread shares.
             do {
-                Epoch.enter()
-                defer { Epoch.exit() }
+                Epoch._libraryEnter()
+                defer { Epoch._libraryExit() }
                 try addition(MapElementCall(context: callContext, key: key, inValue: value, outValue: nil, flags: operation))
             }
             let done: Bool
@@ -694,8 +694,8 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
         }
         try checkSizes(key: key, value: value.baseAddress == nil ? -1 : value.count)
         defer { base.throttleWriterIfBehind() }  // after the section, as in `exchange`
-        Epoch.enter()
-        defer { Epoch.exit() }
+        Epoch._libraryEnter()
+        defer { Epoch._libraryExit() }
         // Inside the section, against the base's own flag: its `freeze()` sets that flag and
         // then waits for a grace period, so either this sees it or the freeze waits for this
         // removal. Neither base's removal checks it, and the early check above reads this

@@ -72,6 +72,13 @@ struct MapLifetimeTests {
         }
         let probe = keyCount / 2
         let tag = definition.poolTag!
+        // The prefill's own retirements (an LPM trie's insert retires the blocks it rebuilt)
+        // reclaimed first: freed during the section below, they would change the live bytes
+        // it compares without any early free (found by review, 2026-12-06, twenty-sixth
+        // session).
+        Epoch.barrier()
+        let pendingBefore = EpochMemory.statistics(for: tag).pendingBytes
+        #expect(pendingBefore == 0)
         let (seen, liveBefore, liveAfter): (UInt8, Int, Int) = try Epoch.withSection { section in
             let pointer = try Self.key(probe, for: definition).withUnsafeBytes { k in
                 try holder.map!.lookupInPlace(key: k, in: section)

@@ -77,6 +77,48 @@ struct EpochSectionTests {
         #expect(doneBeforeGrace)
     }
 
+    /// More tasks awaiting a grace period (or a barrier) than the pool has threads, while a
+    /// reader holds the section they wait for until another task releases it: that task
+    /// runs, so the awaits hold no pool thread (a blocking form would park every thread of
+    /// the pool, and the reader would wait out its 10 s limit). No test could tell before
+    /// (found by review, 2026-12-06, twenty-sixth session).
+    @Test(arguments: [false, true])
+    func awaitingTasksLeaveThePoolFree(barrier: Bool) async {
+        final class Shared: Sendable {
+            let release = Atomic<Bool>(false)
+            let readerInside = Atomic<Bool>(false)
+            let releasedInTime = Atomic<Bool>(false)
+            let started = Atomic<Int>(0)
+        }
+        let shared = Shared()
+        let reader = Thread {
+            Epoch.withSection { _ in
+                shared.readerInside.store(true, ordering: .releasing)
+                let deadline = ContinuousClock.now + .seconds(10)
+                while !shared.release.load(ordering: .acquiring), ContinuousClock.now < deadline { usleep(1_000) }
+                shared.releasedInTime.store(shared.release.load(ordering: .acquiring), ordering: .releasing)
+            }
+        }
+        reader.start()
+        while !shared.readerInside.load(ordering: .acquiring) { await Task.yield() }
+        let waiters = 2 * ProcessInfo.processInfo.activeProcessorCount + 2
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<waiters {
+                group.addTask {
+                    shared.started.add(1, ordering: .relaxed)
+                    if barrier { await Epoch.barrier() } else { await Epoch.synchronize() }
+                }
+            }
+            group.addTask {
+                while shared.started.load(ordering: .relaxed) < waiters { await Task.yield() }
+                try? await Task.sleep(for: .milliseconds(20))
+                shared.release.store(true, ordering: .releasing)
+            }
+        }
+        let inTime = shared.releasedInTime.load(ordering: .acquiring)
+        #expect(inTime, "the releasing task did not run while \(waiters) tasks awaited")
+    }
+
     /// The async barrier runs every deferred free queued before it.
     @Test func asyncBarrierRunsDeferredFrees() async throws {
         let tag = uniqueTag()
@@ -680,10 +722,39 @@ struct EpochMemoryTests {
     /// An `exit()` inside `withSection` with no `enter()` of its own ends the section early;
     /// `withSection` stops the program instead of wrapping the thread's depth around (which
     /// left every later section of the thread without a read lock).
+    static func enterOutsideExitInside() {
+        Epoch.enter()
+        Epoch.withSection { _ in Epoch.exit() }
+    }
+
     @Test func anUnbalancedExitInsideWithSectionStopsTheProgram() async {
         await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
             Epoch.withSection { _ in Epoch.exit() }
         }
+        // Balanced again by a later `enter()` — the habit of dropping a read lock to block
+        // and taking it again — the depth never reached 0 and nothing stopped, while the
+        // body's borrowed pointers went on without a read lock (found by review, 2026-12-06,
+        // twenty-sixth session): the `exit()` itself stops the program now, also inside an
+        // outer section.
+        let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            Epoch.withSection { _ in
+                Epoch.exit()
+                Epoch.enter()
+            }
+        }
+        let message = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
+        #expect(message.contains("no Epoch.enter() of its own open"), "\(message)")
+        await #expect(processExitsWith: .failure) {
+            Epoch.withSection { _ in
+                Epoch.withSection { _ in
+                    Epoch.exit()
+                    Epoch.enter()
+                }
+            }
+        }
+        // An `enter()` outside and its `exit()` inside a section are still a pair.
+        Self.enterOutsideExitInside()
+        #expect(!Epoch.isActive)
         // Balanced pairs inside a section are fine.
         Epoch.withSection { _ in
             Epoch.enter()

@@ -48,6 +48,9 @@ typedef struct rcumaps_thread_state {
      * barriers are compiler barriers) and the shim is not built for ThreadSanitizer.
      * Set by that target's slow path, cleared here with `registered`. */
     unsigned int fast_read;
+    /* Sections this thread entered with Swift's unscoped `Epoch.enter()` and has not left
+     * with `Epoch.exit()`: all that `Epoch.exit()` may end (rcumaps_unscoped_exit). */
+    unsigned int unscoped;
     /* The bucket table (its serial number, never reused) whose overflow growth this
      * thread's last allocation took past its bound while reclamation was behind, until the
      * thread waits for that table's reclamation (rcumaps_take_growth_tripped); else 0. With
@@ -199,6 +202,18 @@ static inline __attribute__((always_inline)) void rcumaps_read_unlock(void)
     }
 }
 
+/* Swift's `Epoch.enter()` and `Epoch.exit()`: count the unscoped sections of the calling
+ * thread; the exit answers 0, changing nothing, when none is open (an exit inside a
+ * `withSection` body, which did not enter that section, would end it under the body's
+ * borrowed pointers). */
+static inline void rcumaps_unscoped_enter(void) { rcumaps_tls.unscoped++; }
+static inline int rcumaps_unscoped_exit(void)
+{
+    if (__builtin_expect(rcumaps_tls.unscoped == 0, 0)) return 0;
+    rcumaps_tls.unscoped--;
+    return 1;
+}
+
 /* Current read-section depth of the calling thread (0 = outside). */
 static inline unsigned int rcumaps_read_nesting(void)
 {
@@ -227,8 +242,9 @@ void rcumaps_test_pause_after_call_rcu_child(unsigned int micros);
 /* Tests: queues a liburcu callback that, when it runs, queues a second one and sets
  * `*stage` to 1; the second, when it runs, queues an item on the grace-period driver (as a
  * finalizer that retires into an idle-flushing list does) and sets `*stage` to the id of
- * the process it ran in. Forked while the second is pending, the child's new call_rcu
- * worker runs it. */
+ * the process it ran in — negated unless a fork child's handler was pausing then
+ * (rcumaps_test_pause_after_call_rcu_child). Forked while the second is pending, the
+ * child's new call_rcu worker runs it. */
 void rcumaps_test_queue_requeuing_callback(int *stage);
 
 /* Tests: `*value`, loaded with sequential consistency. */

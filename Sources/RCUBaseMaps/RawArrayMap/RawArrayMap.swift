@@ -432,8 +432,8 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
         if flags.withoutLock == .noExist { throw MapError.alreadyExists }
         if helper, flags.contains(.lock) { try requireLockWord() }
         // A user-mode write checks the freeze inside a section (see MapFreezeState).
-        Epoch.enter()
-        defer { Epoch.exit() }
+        Epoch._libraryEnter()
+        defer { Epoch._libraryExit() }
         if !helper { try access.checkUserWrite(freezeState) }
         let slot = self.slot(index)
         if writesWordByWord { wideValueWriters.lock(index & 63) }

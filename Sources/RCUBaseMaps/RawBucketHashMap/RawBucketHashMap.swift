@@ -382,8 +382,8 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         try access.checkUserRead()
         try checkKey(key, keySize)
         try checkValue(value, valueSize)
-        Epoch.enter()
-        defer { Epoch.exit() }
+        Epoch._libraryEnter()
+        defer { Epoch._libraryExit() }
         guard let entry = findSlot(key.baseAddress!, hash: hasher.hash(key.baseAddress!, count: keySize)) else {
             return false
         }
@@ -405,8 +405,8 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         try access.checkUserRead()
         try checkKey(key, keySize)
         try checkValue(value, valueSize)
-        Epoch.enter()
-        defer { Epoch.exit() }
+        Epoch._libraryEnter()
+        defer { Epoch._libraryExit() }
         let hash = hasher.hash(key.baseAddress!, count: keySize)
         guard let match = firstMatch(key.baseAddress!, hash: hash, inChainOf: table.bucketIndex(hash)) else { return false }
         table.copyValue(from: table.slot(match.bucket, match.slot), into: value.baseAddress!)
@@ -439,8 +439,8 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         if !lockWord.exists { throw noLockWordError }
         try checkKey(key, keySize)
         try checkValue(value, valueSize)
-        Epoch.enter()
-        defer { Epoch.exit() }
+        Epoch._libraryEnter()
+        defer { Epoch._libraryExit() }
         guard let entry = findSlot(key.baseAddress!, hash: hasher.hash(key.baseAddress!, count: keySize)) else {
             throw MapError.keyNotFound
         }
@@ -896,7 +896,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         // slots waited for a held-back grace period may wait for reclamation here.
         defer { table.throttleIfGrowingBehind() }
         var inSection = false
-        defer { if inSection { Epoch.exit() } }
+        defer { if inSection { Epoch._libraryExit() } }
         // A user-mode write checks the freeze inside its section (see MapFreezeState), or,
         // without one, under the chain's lock (see ``freeze()``); a write whose section was
         // left for an eviction checks it again in its new section.
@@ -916,7 +916,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
             let holdsEvictedUnit = evictedUnit
             let passSpare = spareForRetry
             if holdsSection, !inSection {
-                Epoch.enter()
+                Epoch._libraryEnter()
                 inSection = true
                 // A write that evicted for its key goes in: `freeze()` waits for it (see
                 // `evictingWriters`).
@@ -1082,7 +1082,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
             // write's sweep checks the freeze under each victim chain's lock.)
             guard case .success(.needsRoom) = outcome else { break }
             if inSection {
-                Epoch.exit()
+                Epoch._libraryExit()
                 inSection = false
             }
             // Counted from before it looks at the flag and evicts until its next pass holds
@@ -1268,8 +1268,8 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         let copiesWord = table.valueIsOneWord && !lockWord.exists
         let reportsValue = readsRemovedValue || observer != nil
         let holdsSection = reportsValue && !copiesWord
-        if holdsSection { Epoch.enter() }
-        defer { if holdsSection { Epoch.exit() } }
+        if holdsSection { Epoch._libraryEnter() }
+        defer { if holdsSection { Epoch._libraryExit() } }
         // A user-mode write checks the freeze inside its section (see MapFreezeState), or,
         // without one, under the chain's lock (see ``freeze()``).
         if checkingFreeze, holdsSection, freezeState.isFrozen { throw frozenError }
@@ -1384,8 +1384,8 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         guard nextKey.count == keySize, nextKey.baseAddress != nil else {
             throw MapError.invalidArgument.with(reason: "key buffer is \(nextKey.count) bytes, map keys are \(keySize)")
         }
-        Epoch.enter()
-        defer { Epoch.exit() }
+        Epoch._libraryEnter()
+        defer { Epoch._libraryExit() }
         // Resume strictly after the cursor's place, whether or not the cursor key is still
         // in the map.
         var index = 0
@@ -1507,8 +1507,8 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         let locked = elementFlags.contains(.lock)
         var total = 0
         var outcome: MapError?
-        Epoch.enter()
-        defer { Epoch.exit() }
+        Epoch._libraryEnter()
+        defer { Epoch._libraryExit() }
         if removing, freezeState.isFrozen { throw frozenError }
         while true {
             let room = count - total

@@ -194,7 +194,7 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
 
     deinit {
         // Unlink and retire every entry, then destroy the (now empty) table.
-        Epoch.enter()
+        Epoch._libraryEnter()
         var entry = rcumaps_lfht_first(table)
         while let current = entry {
             entry = rcumaps_lfht_next(table, current)
@@ -208,7 +208,7 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
                 retire(current)
             }
         }
-        Epoch.exit()
+        Epoch._libraryExit()
         retired.flush()
         let table = UInt(bitPattern: self.table)
         runWhereGracePeriodsMayBeAwaited {
@@ -425,8 +425,8 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
         try checkKey(key, keySize)
         try checkValue(value, valueSize)
         let hash = self.hash(key)
-        Epoch.enter()
-        defer { Epoch.exit() }
+        Epoch._libraryEnter()
+        defer { Epoch._libraryExit() }
         guard let entry = find(key, hash: hash) else { return false }
         copyValue(of: entry, into: value.baseAddress!)
         lockWord.clear(in: value.baseAddress!)
@@ -443,8 +443,8 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
         try checkKey(key, keySize)
         try checkValue(value, valueSize)
         let hash = self.hash(key)
-        Epoch.enter()
-        defer { Epoch.exit() }
+        Epoch._libraryEnter()
+        defer { Epoch._libraryExit() }
         guard let entry = find(key, hash: hash) else { throw MapError.keyNotFound }
         lockWord.copyLocked(valuePointer(entry), to: value.baseAddress!)
     }
@@ -496,8 +496,8 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
         let flags = rawFlags.withoutLock
         let hash = self.hash(key)
         defer { retired.throttleIfBehind() }  // after the section below has ended
-        Epoch.enter()
-        defer { Epoch.exit() }
+        Epoch._libraryEnter()
+        defer { Epoch._libraryExit() }
         // A user-mode write checks the freeze inside its section (see MapFreezeState).
         if !helper { try access.checkUserWrite(freezeState) }
         if locked, flags != .noExist {
@@ -825,8 +825,8 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
         try checkKey(key, keySize)
         let hash = self.hash(key)
         defer { retired.throttleIfBehind() }
-        Epoch.enter()
-        defer { Epoch.exit() }
+        Epoch._libraryEnter()
+        defer { Epoch._libraryExit() }
         if !helper, freezeState.isFrozen { throw frozenError }
         guard let entry = try unlink(key, hash: hash, operation: operation) else { return false }  // sealed if in place
         observer?.entryWasRemoved(key: key, value: UnsafeRawBufferPointer(start: valuePointer(entry), count: valueSize),
@@ -852,8 +852,8 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
         }
         let hash = self.hash(key)
         defer { retired.throttleIfBehind() }
-        Epoch.enter()
-        defer { Epoch.exit() }
+        Epoch._libraryEnter()
+        defer { Epoch._libraryExit() }
         // The entry `inspect` saw is the one that leaves, but an in-place write (helper mode,
         // no lock) may change its value until the unlink: `removed` and the observer get the
         // value as it left, read after it (the section keeps the entry readable).
@@ -878,8 +878,8 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
         try checkValue(value, valueSize)
         let hash = self.hash(key)
         defer { retired.throttleIfBehind() }
-        Epoch.enter()
-        defer { Epoch.exit() }
+        Epoch._libraryEnter()
+        defer { Epoch._libraryExit() }
         if freezeState.isFrozen { throw frozenError }
         guard let entry = try unlink(key, hash: hash, operation: []) else { return false }
         // We alone removed `entry`: its value is the one the key had when it left the map
@@ -956,8 +956,8 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
         guard nextKey.count == keySize, nextKey.baseAddress != nil else {
             throw MapError.invalidArgument.with(reason: "key buffer is \(nextKey.count) bytes, map keys are \(keySize)")
         }
-        Epoch.enter()
-        defer { Epoch.exit() }
+        Epoch._libraryEnter()
+        defer { Epoch._libraryExit() }
         guard let next = entry(resumingAfter: key, restartingForUnknownCursor: restartingForUnknownCursor) else {
             throw MapError.keyNotFound
         }
@@ -1053,8 +1053,8 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
         if let cursor { try cursor.withResumeKey(keySize: keySize) { _, _ in } }  // EINVAL before anything else
         let locked = elementFlags.contains(.lock)
         defer { if removing { retired.throttleIfBehind() } }
-        Epoch.enter()
-        defer { Epoch.exit() }
+        Epoch._libraryEnter()
+        defer { Epoch._libraryExit() }
         if removing, freezeState.isFrozen { throw frozenError }
         var next: UnsafeMutablePointer<rcumaps_lfht_entry_t>?
         if let cursor {
@@ -1147,8 +1147,8 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
             slot = Int(index)
         }
         defer { if removing { retired.throttleIfBehind() } }
-        Epoch.enter()
-        defer { Epoch.exit() }
+        Epoch._libraryEnter()
+        defer { Epoch._libraryExit() }
         if removing, freezeState.isFrozen { throw frozenError }
         let end = slots.end
         let keyBase = keys.baseAddress.unsafelyUnwrapped

@@ -536,8 +536,8 @@ public final class RawPerCPUArrayMap: RawMap, @unchecked Sendable {
         guard index < maxEntries else { throw MapError.indexOutOfRange }
         if flags == .noExist { throw MapError.alreadyExists }
         // A user-mode write checks the freeze inside a section (see MapFreezeState).
-        Epoch.enter()
-        defer { Epoch.exit() }
+        Epoch._libraryEnter()
+        defer { Epoch._libraryExit() }
         try access.checkUserWrite(freezeState)
         for cpu in 0..<possibleCPUCount {
             writeSlot(slot(index, cpu: cpu), from: value.baseAddress! + cpu &* paddedValueSize, length: paddedValueSize,

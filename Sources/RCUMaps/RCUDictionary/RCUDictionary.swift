@@ -297,8 +297,8 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     public subscript(key: Key) -> Value? {
         get {
             let hash = self.hash(of: key)
-            Epoch.enter()
-            defer { Epoch.exit() }
+            Epoch._libraryEnter()
+            defer { Epoch._libraryExit() }
             return read(key, hash: hash)?.value
         }
         set {
@@ -426,8 +426,8 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     @inlinable
     public func contains(_ key: Key) -> Bool {
         let hash = self.hash(of: key)
-        Epoch.enter()
-        defer { Epoch.exit() }
+        Epoch._libraryEnter()
+        defer { Epoch._libraryExit() }
         return find(key, hash: hash) != nil
     }
 
@@ -453,8 +453,8 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         forKey key: Key, _ body: (borrowing Value) throws(Failure) -> Result
     ) throws(Failure) -> Result? {
         let hash = self.hash(of: key)
-        Epoch.enter()
-        defer { Epoch.exit() }
+        Epoch._libraryEnter()
+        defer { Epoch._libraryExit() }
         guard let words = find(key, hash: hash) else { return nil }
         if layout == .node {
             // Nodes are immutable and live until a grace period after they are retired.
