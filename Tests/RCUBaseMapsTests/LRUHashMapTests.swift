@@ -531,6 +531,36 @@ struct LRUHashMapTests {
         #expect(swept <= 3 * 2 * map.definition.maxEntries, "\(swept) empty ticks")  // buckets ≤ 2 × maxEntries
     }
 
+    /// A larger map whose every entry readers use within each lap (a flow table whose flows
+    /// all get packets): the plain sweep stops after 256 ticks and the forced lap evicts, so
+    /// an insert is not two laps of the hand (8,256 ticks here, on every insert; 131,081
+    /// and 5.2 ms at 65,536 entries: found by review, 2026-12-06, twenty-sixth session).
+    /// The hook uses every entry after every 16th empty tick, well within each lap.
+    @Test func anInsertIntoAHotLargeMapEndsWithinABoundedSweep() throws {
+        let map = try Self.make(maxEntries: 4_096, flags: .zeroSeed)
+        let keys = Array(0..<UInt64(map.definition.maxEntries))
+        for key in keys { try map.put(key, key) }
+        let calls = Atomic<Int>(0)
+        map.setAfterEmptyEvictionTick {
+            guard calls.add(1, ordering: .relaxed).newValue % 16 == 0 else { return }
+            for key in keys { _ = try? map.get(key, as: UInt64.self) }
+        }
+        defer { map.setAfterEmptyEvictionTick(nil) }
+        for key in keys { _ = try map.get(key, as: UInt64.self) }
+        var worst = 0
+        for round in 0..<4 {
+            let before = map.evictionTicks.ticks
+            try map.put(UInt64(10_000 + round), 1)
+            worst = max(worst, map.evictionTicks.ticks - before)
+            #expect(try map.get(UInt64(10_000 + round), as: UInt64.self) == 1)
+        }
+        let lap = map.bucketCountForTests
+        #expect(lap > 256, "the table must be larger than the sweep's bound for the test to mean anything")
+        #expect(worst <= 256 + lap, "\(worst) ticks an insert (a lap is \(lap))")
+        #expect(worst < 2 * lap, "\(worst) ticks: two laps of the plain sweep")
+        #expect(map.count == map.definition.maxEntries)
+    }
+
     /// Updates of existing keys after each empty tick (writes into every bucket, which the
     /// forced lap passes over, as well as uses): the insert still ends, after at most four
     /// laps — the last takes an entry of any bucket. (With the forced lap alone, it swept

@@ -25,8 +25,8 @@ import Glibc
 /// after its insert or last use, by a later tick, and the hand moves on by at least
 /// ``guaranteedDistance`` ticks (``ticks``) between an insert and the eviction of that entry
 /// — in the plain and forced laps below; the last lap has no such guarantee.
-/// A writer whose two laps find no victim (every entry used again in between) makes one
-/// *forced* lap, which evicts the first entry of a bucket no write published into since
+/// A writer whose plain sweep finds no victim — two laps, or 256 ticks where two laps are
+/// more (every entry it passed used again in between) — makes one *forced* lap, which evicts the first entry of a bucket no write published into since
 /// the hand last passed it, used or not (``BucketTable/forcedVictim(inChainOf:sparingWritten:)``;
 /// Linux's forced shrink ignores the reference bit too): readers that use every entry
 /// faster than the sweep cannot starve an insert, and an entry just written still outlives
@@ -34,9 +34,9 @@ import Glibc
 /// bucket within it (updates of existing keys faster than the sweep), or its ticks went
 /// stale (other writers' evictions moved the hand past them while this writer waited for
 /// their chains' locks) — a last lap takes the first entry of any bucket: an insert's sweep
-/// is at most four laps (then, only in those cases, an entry written a moment before may
-/// be the victim). A writer yields and tries again only for a map whose
-/// every tick went stale, or four laps with no live entry to take (every unit of room is
+/// is at most 256 ticks and two laps (then, only in those cases, an entry written a moment
+/// before may be the victim). A writer yields and tries again only for a map whose
+/// every tick went stale, or sweeps with no live entry to take (every unit of room is
 /// in flight with other writers: it tries until one of them publishes). A user write to a
 /// map frozen during its sweep stops sweeping at once, evicts nothing, and fails with
 /// EPERM at its next locked pass.
@@ -225,8 +225,8 @@ extension BucketTable {
         return victim
     }
 
-    /// One step of a *forced* sweep, under the lock of chain `index`, once two laps of the
-    /// plain one found no victim (readers used every entry again within each lap): clears
+    /// One step of a *forced* sweep, under the lock of chain `index`, once the plain one
+    /// (two laps, at most 256 ticks) found no victim (readers used every entry again within each lap): clears
     /// the chain's bits as ``clockVictim(inChainOf:)`` does and returns the first live slot
     /// of the first bucket that no write published into since the sweep last passed it
     /// (``insertedBit`` clear), used or not, or nil. Linux's LRU does the same when its
@@ -289,7 +289,8 @@ extension RawBucketHashMap {
     /// Before, the unit was parked as a credit in the thread's stripe and reserved again:
     /// on a full map every evicting insert then drained every stripe's credits, and writers
     /// took each other's (the gate's work was 117 of 1,326 instructions an insert).
-    /// When two plain laps find no victim, a forced lap follows, then a last one; only when
+    /// When the plain sweep (two laps, at most ``plainSweepTicks``) finds no victim, a
+    /// forced lap follows, then a last one; only when
     /// those find no victim either (no live entry: every unit in flight with other writers)
     /// does the thread yield (the caller tries again).
     ///
@@ -307,7 +308,7 @@ extension RawBucketHashMap {
         // thread shared. Invariant: `recency` keeps it alive as long as `self`.
         guard let clock = unretainedRecency else { return false }
         let swept = clock._withUnsafeGuaranteedRef { recency -> Eviction in
-            // Two laps, then, if every entry was used again within its lap, a forced lap that
+            // Two laps (at most 256 ticks), then, if every entry passed was used again, a forced lap that
             // spares buckets written since the hand passed, then one that spares none
             // (bounded work, as Linux's forced shrink: before, the writer yielded and swept
             // again for as long as readers kept every entry used).
@@ -327,6 +328,15 @@ extension RawBucketHashMap {
     }
 
     private enum Eviction { case evicted, none, frozen }
+
+    /// The most ticks a plain sweep makes before the forced lap: two laps of a table of 128
+    /// buckets. Two laps of any table made an insert into a full map whose every entry
+    /// readers used within each lap (a flow table whose flows all get packets) cost two
+    /// laps of the hand, every insert: 131,081 ticks and 5.2 ms at 65,536 entries, 133 ms
+    /// at a million, and a helper-mode writer held its section as long (found by review,
+    /// 2026-12-06, twenty-sixth session). Linux bounds its shrink's scan the same way
+    /// (`LOCAL_NR_SCANS`, 128 nodes) before its forced shrink.
+    static var plainSweepTicks: Int { 256 }
 
     /// How a lap of the sweep picks its victim: `plain` (an entry whose referenced bit was
     /// already clear: ``BucketTable/clockVictim(inChainOf:)``), `forced` (any entry of a
@@ -396,10 +406,12 @@ extension RawBucketHashMap {
         }
     }
 
-    /// Up to two laps of the hand (one for a `forced` or `last` sweep): whether it evicted
-    /// an entry, found none, or stopped because the map is frozen (`forUserWrite` only).
+    /// Up to two laps of the hand, at most ``plainSweepTicks`` ticks, for a plain sweep (one
+    /// lap for a `forced` or `last` one): whether it evicted an entry, found none, or stopped
+    /// because the map is frozen (`forUserWrite` only).
     private func evictOne(_ recency: RecencyClock, forUserWrite: Bool, sweep: Sweep) -> Eviction {
-        for _ in 0..<((sweep == .plain ? 2 : 1) * recency.bucketCount) {
+        let ticks = sweep == .plain ? Swift.min(2 * recency.bucketCount, Self.plainSweepTicks) : recency.bucketCount
+        for _ in 0..<ticks {
             let (index, tick) = recency.advance()
             if table.chainLooksEmpty(index) {
                 recency.afterEmptyTick?()

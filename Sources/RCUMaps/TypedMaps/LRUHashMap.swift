@@ -20,7 +20,8 @@
 /// two buckets, `maxEntries` 1 or 2, that distance is nothing: another writer can evict it
 /// at once) — and `count` never exceeds `maxEntries`, also under concurrent writers. When
 /// readers use every entry faster than the hand sweeps, an insert evicts one anyway after
-/// two laps (forced laps, as Linux's forced shrink): its work is bounded, at most four laps
+/// two laps, or 256 ticks of the hand where two laps are more (forced laps, as Linux's
+/// forced shrink after its bounded scan): its work is bounded, at most 256 ticks and two laps
 /// of the hand an attempt (the last, reached only when the forced lap finds no victim —
 /// writers wrote into every bucket within it, or other writers moved the hand past its
 /// ticks while it waited for chain locks — may evict an entry written a moment before; an insert that finds no live
