@@ -67,7 +67,10 @@ extension Epoch {
 
     /// Waits until every deferred free and work item scheduled before the call has run,
     /// without blocking a pool thread (a short-lived thread of its own does the blocking
-    /// ``barrier()``).
+    /// ``barrier()``). Each call starts its own thread: a thousand concurrent calls start a
+    /// thousand threads (each registers with liburcu while it runs), and where no thread can
+    /// be started, the call runs the barrier on its pool thread. Await it from a few tasks,
+    /// not from every task of a large group.
     ///
     /// - Precondition: the calling thread is not inside a section, or a liburcu read lock it
     ///   took itself (checked, with a message).

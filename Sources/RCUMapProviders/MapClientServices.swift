@@ -34,10 +34,14 @@ public struct MapClientServices: Sendable {
     /// use `Epoch.withSection` there (the wrapper passed `Epoch.enter()`'s `noasync` through
     /// unchecked: found by review, 2026-12-05).
     @available(*, noasync, message: "a task may resume on another thread between enter and exit: use Epoch.withSection")
-    public func epochEnter() { Epoch._libraryEnter() }
+    public func epochEnter() { Epoch.enter() }
     /// Leaves an epoch entered with ``epochEnter()`` on the calling thread. Not from async code.
+    /// An exit with no `epochEnter()` (or `Epoch.enter()`) of the thread's own open — inside a
+    /// provider callback, whose section the library entered — stops the program with a
+    /// message, as `Epoch.exit()` does (it ended the library's section around the callback,
+    /// unnoticed: found by review, 2026-12-06, twenty-sixth session).
     @available(*, noasync, message: "a task may resume on another thread between enter and exit: use Epoch.withSection")
-    public func epochExit() { Epoch._libraryExit() }
+    public func epochExit() { Epoch.exit() }
 
     /// Epoch memory under `tag` (``/RCUEpoch/EpochMemory/allocate(byteCount:tag:)``); `nil` when out of memory.
     public func allocate(byteCount: Int, tag: PoolTag) -> UnsafeMutableRawPointer? {

@@ -812,6 +812,21 @@ struct ProviderSemanticsTests {
         }
     }
 
+    /// A Swift provider's `epochExit()` with no `epochEnter()` of its own — inside a callback,
+    /// whose section the library entered; here inside a section the test entered — stops the
+    /// program, as `Epoch.exit()` does (it went through the library's unchecked exit, ended
+    /// that section and, balanced by an `epochEnter()`, went on: found by review, 2026-12-06,
+    /// twenty-sixth session).
+    @Test func aClientsStrayEpochExitStopsTheProgram() async {
+        await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            guard let client = try? RecordingProvider().register(base: .hashBucketLocked).client else { exit(0) }
+            Epoch.withSection { _ in
+                client.epochExit()
+                client.epochEnter()
+            }
+        }
+    }
+
     @Test func theClientServicesReachTheContextAndEpochMemory() throws {
         let provider = RecordingProvider()
         let registration = try provider.register(base: .hashBucketLocked)
