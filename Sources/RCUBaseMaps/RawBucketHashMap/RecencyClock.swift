@@ -26,8 +26,9 @@ import Glibc
 /// ``guaranteedDistance`` ticks (``ticks``) between an insert and the eviction of that entry
 /// — in the plain and forced laps below; the last lap has no such guarantee.
 /// A writer whose plain sweep finds no victim — two laps, or 256 ticks where two laps are
-/// more (every entry it passed used again in between) — makes one *forced* lap, which evicts the first entry of a bucket no write published into since
-/// the hand last passed it, used or not (``BucketTable/forcedVictim(inChainOf:sparingWritten:)``;
+/// more (every entry it passed used again in between) — makes one *forced* lap, which
+/// evicts the first entry of a bucket no write published into since the hand last passed
+/// it, used or not (``BucketTable/forcedVictim(inChainOf:sparingWritten:)``;
 /// Linux's forced shrink ignores the reference bit too): readers that use every entry
 /// faster than the sweep cannot starve an insert, and an entry just written still outlives
 /// the hand's next pass. When that lap finds no victim either — writers wrote into every
@@ -226,7 +227,8 @@ extension BucketTable {
     }
 
     /// One step of a *forced* sweep, under the lock of chain `index`, once the plain one
-    /// (two laps, at most 256 ticks) found no victim (readers used every entry again within each lap): clears
+    /// (two laps, at most 256 ticks) found no victim (readers used every entry it passed
+    /// again): clears
     /// the chain's bits as ``clockVictim(inChainOf:)`` does and returns the first live slot
     /// of the first bucket that no write published into since the sweep last passed it
     /// (``insertedBit`` clear), used or not, or nil. Linux's LRU does the same when its
@@ -308,8 +310,8 @@ extension RawBucketHashMap {
         // thread shared. Invariant: `recency` keeps it alive as long as `self`.
         guard let clock = unretainedRecency else { return false }
         let swept = clock._withUnsafeGuaranteedRef { recency -> Eviction in
-            // Two laps (at most 256 ticks), then, if every entry passed was used again, a forced lap that
-            // spares buckets written since the hand passed, then one that spares none
+            // Two laps (at most 256 ticks), then, if every entry passed was used again, a
+            // forced lap that spares buckets written since the hand passed, then one that spares none
             // (bounded work, as Linux's forced shrink: before, the writer yielded and swept
             // again for as long as readers kept every entry used).
             for sweep in [Sweep.plain, .forced, .last] {
