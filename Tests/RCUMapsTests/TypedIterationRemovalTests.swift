@@ -39,7 +39,6 @@ struct TypedIterationRemovalTests {
         #expect(map.raw.walksFromTheHead.load(ordering: .relaxed) == 0)
     }
 
-    /// The same with 16-byte keys (entries reached through the table's list, not in place).
     #if DEBUG
     /// A removal hands on the value its entry had when it left the map: an in-place add
     /// (helper mode, no lock) that found the entry before the unlink is in the value
@@ -67,6 +66,8 @@ struct TypedIterationRemovalTests {
     }
     #endif
 
+    /// `removingEachKeyAsItComesNeverWalksFromTheHead` with 16-byte keys (entries reached
+    /// through the table's list, not in place).
     @Test func wideKeysToo() throws {
         let map = try LockFreeHashMap<WideKey, UInt64>(maxEntries: 4_096)
         for index in 0..<UInt64(Self.keys) { try map.updateValue(index, forKey: WideKey(high: index, low: ~index)) }

@@ -221,7 +221,7 @@ public final class MapModel {
             if let flags, let error = lockFlagError(flags.contains(.lock)) { return .fail(error) }
         }
         switch current(key) {
-        case .failure(let error): return .fail(error.code)
+        case .failure: return .fail(ENOENT)  // (the model's own absence: Linux's errno, not the library's constant)
         case .success(let stored):
             if let rules, let error = rules.findError(key, stored) { return .fail(error) }
             let value = stored ?? zeros
