@@ -212,6 +212,22 @@ struct DocumentationExamplesTests {
                 "\(printed)")
     }
 
+    /// The article's enum key written as explicit fields: the enum is refused, the struct
+    /// accepted and found.
+    @Test func typedMapsEnumKeysAsFields() throws {
+        enum Endpoint: BitwiseCopyable, Sendable { case v4(UInt32), v6(UInt64, UInt64) }   // refused (EINVAL)
+        struct EndpointKey: BitwiseCopyable, Sendable {
+            var family: UInt64                                 // 4 or 6
+            var high: UInt64                                   // IPv6's high half, 0 for IPv4
+            var low: UInt64                                    // the IPv4 address, or IPv6's low half
+        }
+        let endpoints = try BucketHashMap<EndpointKey, UInt64>(maxEntries: 1024)
+        try endpoints.updateValue(1, forKey: EndpointKey(family: 4, high: 0, low: 0x0A00_0001))
+        #expect(throws: MapError.invalidArgument) { _ = try BucketHashMap<Endpoint, UInt64>(maxEntries: 1024) }
+        #expect(endpoints[EndpointKey(family: 4, high: 0, low: 0x0A00_0001)] == 1)
+        #expect(endpoints[EndpointKey(family: 6, high: 0, low: 0x0A00_0001)] == nil)
+    }
+
     @Test func typedMapsInPlaceAndIteration() throws {
         var printed: [String] = []
         func print(_ items: Any...) { printed.append(items.map { "\($0)" }.joined(separator: " ")) }
