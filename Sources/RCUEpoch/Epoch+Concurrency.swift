@@ -66,11 +66,14 @@ extension Epoch {
     package static let asyncWaitsScheduled = Atomic<Int>(0)
 
     /// Waits until every deferred free and work item scheduled before the call has run,
-    /// without blocking a pool thread (a short-lived thread of its own does the blocking
-    /// ``barrier()``). Each call starts its own thread: a thousand concurrent calls start a
-    /// thousand threads (each registers with liburcu while it runs), and where no thread can
-    /// be started, the call runs the barrier on its pool thread. Await it from a few tasks,
-    /// not from every task of a large group.
+    /// without blocking a pool thread: one thread of RCUMaps' own runs the blocking
+    /// ``barrier()`` for every task awaiting it. Calls that arrive while that thread is in a
+    /// barrier wait for its next one, which starts after they arrived, so a thousand
+    /// concurrent calls take one thread and two barriers, not a thousand threads. (Where no
+    /// thread can be started, the first caller's pool thread runs the barriers instead.)
+    ///
+    /// A wait still pending when the process forks resumes its task in the parent only; in
+    /// the child the next call starts a barrier thread of the child's own.
     ///
     /// - Precondition: the calling thread is not inside a section, or a liburcu read lock it
     ///   took itself (checked, with a message).
@@ -80,12 +83,102 @@ extension Epoch {
         _rcumapsPrecondition(!isInsideAnyReadLock,
                              "await Epoch.barrier() inside an epoch section (or a liburcu read lock) would deadlock")
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            runOnDetachedThread {
-                Epoch.barrier()
-                continuation.resume()
-            }
+            _afterBarrier { continuation.resume() }
         }
     }
+
+    /// Runs `resume` once a barrier that started after this call has returned: the shared
+    /// waiter of `await Epoch.barrier()`. Not API: `package` for tests (a forked child, where no
+    /// task can be awaited). `resume` runs on the barrier thread and must be short.
+    package static func _afterBarrier(_ resume: @escaping @Sendable () -> Void) {
+        if AsyncBarriers.enqueue(resume) { runOnDetachedThread { AsyncBarriers.run() } }
+    }
+
+    /// Threads (or, where none could start, pool threads) that ran awaited barriers, per
+    /// process. For tests.
+    package static let asyncBarrierRunners = Atomic<Int>(0)
+
+    /// Awaited barriers queued behind the one running now (or about to), per process. For
+    /// tests.
+    package static var asyncBarrierWaiters: Int { AsyncBarriers.state.withLock { $0.waiting.count } }
+
+    /// Tests only: `hook` runs on the barrier thread before each barrier it starts (nil:
+    /// none). A forked child keeps the parent's hook until it sets its own.
+    package static func _setBeforeAsyncBarrier(_ hook: (@Sendable () -> Void)?) {
+        AsyncBarriers.state.withLock { $0.beforeBarrier = hook }
+    }
+}
+
+/// The one thread that runs the barriers tasks await (see `Epoch.barrier()` async).
+///
+/// Invariant: `running` is true from the moment a caller is told to start the thread until
+/// that thread finds `waiting` empty under the lock and stops; while it is true, callers
+/// only append to `waiting`. The thread takes the whole of `waiting` *before* each barrier,
+/// so every waiter it resumes arrived before that barrier started.
+private enum AsyncBarriers {
+    struct State {
+        /// Whether a thread runs (or is being started to run) the barriers.
+        var running = false
+        /// The process that thread belongs to: in a forked child it does not exist.
+        var process: pid_t = 0
+        /// Waiters for the next barrier.
+        var waiting: [@Sendable () -> Void] = []
+        /// See `Epoch._setBeforeAsyncBarrier(_:)`.
+        var beforeBarrier: (@Sendable () -> Void)?
+    }
+
+    /// A fork participant: a fork while another thread held the lock would leave it held in
+    /// the child, by a thread that does not exist there. Holders take no other lock.
+    static let state: ThreadLock<State> = {
+        EpochFork.addParticipant(level: .epoch, prepare: { AsyncBarriers.state.lockForFork() },
+                                 parent: { AsyncBarriers.state.unlockAfterFork() },
+                                 child: { AsyncBarriers.state.unlockAfterFork() })
+        return ThreadLock(State())
+    }()
+
+    /// Queues `resume`; returns whether the caller must start the barrier thread.
+    static func enqueue(_ resume: @escaping @Sendable () -> Void) -> Bool {
+        let process = getpid()
+        return state.withLock { state in
+            if state.running, state.process != process {
+                // A forked child: the parent's thread is not here. Its waiters are the
+                // parent's tasks, which must not resume here; kept, never released (a
+                // released checked continuation reports itself leaked).
+                _ = Unmanaged.passRetained(WaitersKeeper(state.waiting))
+                state.waiting = []
+                state.running = false
+            }
+            state.waiting.append(resume)
+            if state.running { return false }
+            state.running = true
+            state.process = process
+            return true
+        }
+    }
+
+    /// The barrier thread's loop: a barrier for each batch of waiters, until none is left.
+    static func run() {
+        Epoch.asyncBarrierRunners.add(1, ordering: .relaxed)
+        while true {
+            let (batch, hook) = state.withLock { state -> ([@Sendable () -> Void], (@Sendable () -> Void)?) in
+                let batch = state.waiting
+                state.waiting = []
+                if batch.isEmpty { state.running = false }
+                return (batch, state.beforeBarrier)
+            }
+            if batch.isEmpty { return }
+            hook?()
+            Epoch.barrier()
+            for resume in batch { resume() }
+        }
+    }
+}
+
+/// Waiters of the parent's barrier thread, kept in a forked child (see `AsyncBarriers`).
+private final class WaitersKeeper: @unchecked Sendable {
+    // Never read: only kept.
+    let waiters: [@Sendable () -> Void]
+    init(_ waiters: [@Sendable () -> Void]) { self.waiters = waiters }
 }
 
 /// Runs `work` on a new detached thread (or, if none can be started, here).

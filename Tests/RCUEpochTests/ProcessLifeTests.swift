@@ -637,6 +637,65 @@ struct ForkTests {
         }
     }
 
+    /// A fork while the shared barrier thread of `await Epoch.barrier()` has a waiter: that
+    /// thread does not exist in the child, whose first awaited barrier must start its own
+    /// (the state said one was running, and a child's waiter would never resume), while
+    /// the parent's waiter resumes in the parent only. The barrier thread is held in a test
+    /// hook (not inside a barrier, where the fork would wait for it).
+    @Test func anAwaitedBarrierPendingAtAForkLeavesTheChildItsOwnThread() async {
+        await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
+            alarm(60)
+            final class Flags: @unchecked Sendable {
+                let held = DispatchSemaphore(value: 0), hold = DispatchSemaphore(value: 0)
+                let resumed = DispatchSemaphore(value: 0)
+                let parent = getpid()
+                let heldOnce = Atomic<Bool>(false)
+            }
+            let flags = Flags()
+            Epoch._setBeforeAsyncBarrier {
+                // The parent's first barrier only.
+                guard getpid() == flags.parent, !flags.heldOnce.exchange(true, ordering: .relaxed) else { return }
+                flags.held.signal()
+                flags.hold.wait()
+            }
+            Task.detached {
+                await Epoch.barrier()
+                flags.resumed.signal()
+            }
+            flags.held.wait()
+            // A second parent waiter, queued behind the held batch at the fork: it must not
+            // run in the child either.
+            final class Queued: Sendable {
+                let ranInChild = Atomic<Bool>(false), ranInParent = DispatchSemaphore(value: 0)
+                let parent = getpid()
+            }
+            let queued = Queued()
+            Epoch._afterBarrier {
+                if getpid() == queued.parent { queued.ranInParent.signal() } else { queued.ranInChild.store(true, ordering: .releasing) }
+            }
+            check(Epoch.asyncBarrierWaiters == 1, "parent waiters queued at the fork: \(Epoch.asyncBarrierWaiters)")
+            let child = forkChild {
+                final class Box: Sendable { let done = Atomic<Bool>(false) }
+                let box = Box()
+                Epoch._afterBarrier { box.done.store(true, ordering: .releasing) }
+                let deadline = ContinuousClock.now + .seconds(20)
+                while !box.done.load(ordering: .acquiring), ContinuousClock.now < deadline { usleep(1_000) }
+                check(box.done.load(ordering: .acquiring), "the child's awaited barrier never ran")
+                check(!queued.ranInChild.load(ordering: .acquiring), "a parent's queued waiter ran in the child")
+                check(Epoch.asyncBarrierRunners.load(ordering: .relaxed) == 2,
+                      "barrier threads (the parent's, copied, and the child's): \(Epoch.asyncBarrierRunners.load(ordering: .relaxed))")
+            }
+            checkExitedNormally(child)
+            flags.hold.signal()
+            flags.resumed.wait()  // the parent's task resumed
+            queued.ranInParent.wait()  // and its queued waiter ran, in the parent
+        }.map { result in
+            reportFailedChecks(result)
+            let text = String(decoding: result.standardErrorContent, as: UTF8.self)
+            #expect(!text.contains("MISUSE"), "\(text)")
+        }
+    }
+
     /// A fork from a thread holding a liburcu read lock it took itself (a thread other code
     /// registered), while another thread waits for a grace period: the prepare handler
     /// counted only RCUMaps' own sections, went on to close the fork gate, and waited for
