@@ -250,6 +250,12 @@ static void rcumaps_link_record(struct cds_list_head *reader_node)
  * without the trait, where liburcu's own read unlock wakes grace periods at every exit). */
 extern void rcumaps_inline_wake_up_gp_always(void) __attribute__((weak));
 
+/* Sections this thread entered through the client table's epoch_enter and has not left:
+ * the provider's own, counted apart from the thread's whole depth. A provider callback
+ * already runs inside the host's section, so the whole depth cannot tell a provider's
+ * stray exit from a balanced one there. */
+static __thread unsigned int rcumaps_client_epoch_depth;
+
 /* Runs when a thread that we registered (or adopted) exits: the pthread key destructor.
  * If a later destructor of another library enters a section again, the thread is
  * registered anew and the key re-armed, so this runs again in the next round
@@ -272,6 +278,12 @@ static void rcumaps_thread_exit(void *unused)
                             "the section was ended for it%s\n",
                     rcumaps_tls.nesting, seen == 7 ? "; further reports suppressed" : "");
         rcumaps_tls.nesting = 0;
+        /* And the counts of the sections ended here that `Epoch.exit()` and the client
+         * table's epoch_exit may end: left as they were, a later destructor on this thread
+         * could drop a section of its own `withSection` (or a host's around a callback)
+         * with a stray exit (found by review, 2026-12-06, twenty-seventh session). */
+        rcumaps_tls.unscoped = 0;
+        rcumaps_client_epoch_depth = 0;
         rcumaps_tsan_reader_exit();
         urcu_memb_read_unlock();
     }
@@ -466,11 +478,6 @@ unsigned long rcumaps_thread_exits_inside_section_count(void)
     return __atomic_load_n(&rcumaps_exits_inside_section, __ATOMIC_RELAXED);
 }
 
-/* Sections this thread entered through the client table's epoch_enter and has not left:
- * the provider's own, counted apart from the thread's whole depth. A provider callback
- * already runs inside the host's section, so the whole depth cannot tell a provider's
- * stray exit from a balanced one there. */
-static __thread unsigned int rcumaps_client_epoch_depth;
 
 void rcumaps_epoch_enter(void)
 {
