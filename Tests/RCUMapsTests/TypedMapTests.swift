@@ -53,6 +53,8 @@ struct OptionalFieldsKey: Sendable, BitwiseCopyable {
 
 /// A key with interior padding: 3 bytes between `tag` and `value`.
 struct PaddedKey: BitwiseCopyable, Sendable { var tag: UInt8; var value: UInt32 }
+/// A protocol whose existential metatype is a key type (two words: metadata, witness table).
+protocol MetatypeKeyProtocol: Sendable {}
 /// Interior padding that reordering the fields removes: 8 bytes of fields in 12.
 struct ReorderableKey: BitwiseCopyable, Sendable { var a: UInt8; var b: UInt32; var c: UInt8; var d: UInt16 }
 /// A key with trailing padding: size 9, stride 16.
@@ -218,6 +220,29 @@ struct TypedMapTests {
         #expect(reason { _ = try BucketHashMap<Bool?, UInt64>(maxEntries: 4) } == nil)
         #expect(reason { _ = try BucketHashMap<UInt8?, UInt64>(maxEntries: 4) } == nil)
         #expect(reason { _ = try BucketHashMap<OptionalFieldsKey, UInt64>(maxEntries: 4) } == nil)
+        // An `InlineArray` is checked as its elements: its storage, one builtin field the
+        // reflection metadata does not describe, was counted as all data (found by review,
+        // 2026-12-06, twenty-seventh session).
+        let inlinePadded = reason { _ = try BucketHashMap<InlineArray<2, PaddedKey>, UInt64>(maxEntries: 4) }
+        #expect(inlinePadded?.contains("6 bytes of interior padding") == true, "\(inlinePadded ?? "accepted")")
+        let inlineGap = reason { _ = try BucketHashMap<InlineArray<2, (UInt32, UInt8)>, UInt64>(maxEntries: 4) }
+        #expect(inlineGap?.contains("6 bytes of interior padding") == true, "\(inlineGap ?? "accepted")")
+        let inlineEnum = reason { _ = try BucketHashMap<InlineArray<1, Shape>, UInt64>(maxEntries: 4) }
+        #expect(inlineEnum?.contains("an enum with payload cases") == true, "\(inlineEnum ?? "accepted")")
+        #expect(MemoryLayout<InlineArray<4, Bool>?>.size == 4)
+        let inlineNil = reason { _ = try BucketHashMap<InlineArray<4, Bool>?, UInt64>(maxEntries: 4) }
+        #expect(inlineNil?.contains("spare values of one field") == true, "\(inlineNil ?? "accepted")")
+        let inlineFieldNil = reason { _ = try BucketHashMap<(UInt32, InlineArray<2, FlagLedKey?>), UInt64>(maxEntries: 4) }
+        #expect(inlineFieldNil?.contains("holds Optional<FlagLedKey>") == true, "\(inlineFieldNil ?? "accepted")")
+        #expect(reason { _ = try BucketHashMap<InlineArray<16, UInt8>, UInt64>(maxEntries: 4) } == nil)
+        #expect(reason { _ = try BucketHashMap<(UInt64, InlineArray<2, UInt32>), UInt64>(maxEntries: 4) } == nil)
+        #expect(reason { _ = try BucketHashMap<InlineArray<1, UInt64>, UInt64>(maxEntries: 4) } == nil)
+        #expect(reason { _ = try BucketHashMap<InlineArray<3, OneByteEnum>, UInt64>(maxEntries: 4) } == nil)
+        // An optional existential metatype: its `nil` is its first word of two.
+        #expect(MemoryLayout<(any MetatypeKeyProtocol.Type)?>.size == 16)
+        let metatypeNil = reason { _ = try BucketHashMap<(any MetatypeKeyProtocol.Type)?, UInt64>(maxEntries: 4) }
+        #expect(metatypeNil?.contains("spare values of one field") == true, "\(metatypeNil ?? "accepted")")
+        #expect(reason { _ = try BucketHashMap<any MetatypeKeyProtocol.Type, UInt64>(maxEntries: 4) } == nil)
         let custom = reason { _ = try CustomMap<PaddedKey, UInt64>(type: MapType(rawValue: 4999), maxEntries: 4) }
         #expect(custom?.contains("interior padding") == true)
         // Keys without padding are fine, however they are built.

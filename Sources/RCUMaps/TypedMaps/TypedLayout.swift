@@ -29,6 +29,11 @@
 /// none }`, or `.a` of `enum { case a(UInt8), b(UInt64) }` (found by review, 2026-12-06,
 /// twenty-sixth session). Enums without payloads (all tag) are accepted.
 ///
+/// An `InlineArray` is checked as its elements: padding in or after an element, an enum or
+/// an optional with a narrow `nil` among them, are refused as they are in a struct's fields
+/// (it was taken as all data: found by review, 2026-12-06, twenty-seventh session). So is an
+/// optional existential metatype (`(any P.Type)?`), whose `nil` sets only its first word.
+///
 /// What cannot be detected: the fields of a type whose metadata has no field records (some
 /// imported C structs). Such keys are checked for trailing padding only. Add explicit
 /// padding fields (`var reserved: UInt16 = 0`) to be safe.
@@ -112,6 +117,12 @@ enum TypedLayout {
             let wrapped = optional.wrappedType
             return dataBytes(of: wrapped).map { $0 + size(of: type) - size(of: wrapped) }
         }
+        // An `InlineArray`: its elements' data (the gaps between an element's size and its
+        // stride are padding). Its one stored field is a builtin array, which the field walk
+        // reports as one field of unknown kind, counted whole (found by review, 2026-12-06).
+        if let array = type as? any InlineArrayLayout.Type {
+            return dataBytes(of: array.elementType).map { $0 * array.elementCount }
+        }
         var total = 0
         var known = true
         let walked = _forEachField(of: type, options: []) { _, _, fieldType, kind in
@@ -151,9 +162,14 @@ enum TypedLayout {
                 // no payloads (then it is all tag: an enum of over 256 cases, two bytes,
                 // was refused: found by review, 2026-12-06).
                 if let leaf = leaves.first, size(of: leaf) > 1, isEnum(leaf), enumHasPayloadCases(leaf) { return type }
+                // One leaf of more than a word (an existential metatype, `any P.Type`: a
+                // metadata word and a witness table's): the `nil` is kept in its first word
+                // alone (found by review, 2026-12-06, twenty-seventh session).
+                if let leaf = leaves.first, size(of: leaf) > MemoryLayout<UInt>.size, !isEnum(leaf) { return type }
             }
             return optionalWithNarrowNil(in: wrapped)
         }
+        if let array = type as? any InlineArrayLayout.Type { return optionalWithNarrowNil(in: array.elementType) }
         var found: Any.Type?
         _ = _forEachField(of: type, options: []) { _, _, fieldType, _ in
             found = optionalWithNarrowNil(in: fieldType)
@@ -165,6 +181,12 @@ enum TypedLayout {
     /// The types of the stored fields of `type` with a size, through structs and tuples
     /// (`type` itself for a type without field records: a builtin, an enum).
     static func dataLeaves(of type: Any.Type) -> [Any.Type] {
+        if let array = type as? any InlineArrayLayout.Type {
+            // An element's leaves, for each element (at most two: callers only ask whether there
+            // is more than one).
+            let element = dataLeaves(of: array.elementType)
+            return Array(repeatElement(element, count: Swift.min(array.elementCount, 2)).joined())
+        }
         var leaves: [Any.Type] = []
         let walked = _forEachField(of: type, options: []) { _, _, fieldType, kind in
             switch kind {
@@ -184,6 +206,7 @@ enum TypedLayout {
     static func enumWithPayloadCases(in type: Any.Type) -> Any.Type? {
         if type is any SIMD.Type { return nil }
         if let optional = type as? any OptionalLayout.Type { return enumWithPayloadCases(in: optional.wrappedType) }
+        if let array = type as? any InlineArrayLayout.Type { return enumWithPayloadCases(in: array.elementType) }
         if swiftMetadataKind(type) == 0x201 { return enumHasPayloadCases(type) ? type : nil }
         var found: Any.Type?
         _ = _forEachField(of: type, options: []) { _, _, fieldType, _ in
@@ -228,4 +251,16 @@ protocol OptionalLayout {
 
 extension Optional: OptionalLayout {
     static var wrappedType: Any.Type { Wrapped.self }
+}
+
+/// What ``TypedLayout`` needs of an `InlineArray`: its element type and count (its storage
+/// is a builtin array that the reflection metadata does not describe).
+protocol InlineArrayLayout {
+    static var elementType: Any.Type { get }
+    static var elementCount: Int { get }
+}
+
+extension InlineArray: InlineArrayLayout {
+    static var elementType: Any.Type { Element.self }
+    static var elementCount: Int { count }
 }
