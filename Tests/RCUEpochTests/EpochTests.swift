@@ -98,6 +98,67 @@ struct EpochSectionTests {
         }
     }
 
+    /// Tasks that await a barrier while one runs share one barrier thread: they wait for its
+    /// next barrier, which starts after they arrived and so covers the work item each
+    /// scheduled just before (before, each call started a thread of its own: 65 here). In a
+    /// process of its own, so that no other suite's barriers count.
+    @Test func concurrentAwaitedBarriersShareOneThread() async {
+        await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
+            await Self.awaitManyBarriersWhileOneRuns()
+        }
+    }
+
+    static func awaitManyBarriersWhileOneRuns() async {
+        alarm(60)
+        final class Shared: Sendable {
+            let release = Atomic<Bool>(false)
+            let readerInside = Atomic<Bool>(false)
+            let barriersStarted = Atomic<Int>(0)
+            let itemsRun = ThreadLock<Set<Int>>([])
+            let unseen = ThreadLock<[Int]>([])
+        }
+        let shared = Shared()
+        Epoch._setBeforeAsyncBarrier { shared.barriersStarted.add(1, ordering: .relaxed) }
+        let reader = Thread {
+            Epoch.withSection { _ in
+                shared.readerInside.store(true, ordering: .releasing)
+                let deadline = ContinuousClock.now + .seconds(20)
+                while !shared.release.load(ordering: .acquiring), ContinuousClock.now < deadline { usleep(1_000) }
+            }
+        }
+        reader.start()
+        while !shared.readerInside.load(ordering: .acquiring) { await Task.yield() }
+        // The first barrier waits for an item, so for a grace period, so for the reader.
+        Epoch.afterGracePeriod {}
+        let tasks = 64
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await Epoch.barrier() }
+            while shared.barriersStarted.load(ordering: .relaxed) < 1 { await Task.yield() }
+            for index in 0..<tasks {
+                group.addTask {
+                    Epoch.afterGracePeriod { shared.itemsRun.withLock { _ = $0.insert(index) } }
+                    await Epoch.barrier()
+                    if !shared.itemsRun.withLock({ $0.contains(index) }) { shared.unseen.withLock { $0.append(index) } }
+                }
+            }
+            // All queued behind the first barrier (waited for at most 10 s: with a thread
+            // per call none would queue).
+            let deadline = ContinuousClock.now + .seconds(10)
+            while Epoch.asyncBarrierWaiters < tasks, ContinuousClock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(1))
+            }
+            shared.release.store(true, ordering: .releasing)
+        }
+        let unseen = shared.unseen.withLock { $0 }
+        let runners = Epoch.asyncBarrierRunners.load(ordering: .relaxed)
+        let barriers = shared.barriersStarted.load(ordering: .relaxed)
+        if !unseen.isEmpty || runners != 1 || barriers != 2 {
+            FileHandle.standardError.write(Data(
+                "items not run when their barrier returned: \(unseen); barrier threads: \(runners); barriers: \(barriers)\n".utf8))
+            exit(1)
+        }
+    }
+
     static func awaitWhileAReaderWaitsForATask(barrier: Bool) async {
         final class Shared: Sendable {
             let release = Atomic<Bool>(false)
@@ -782,6 +843,39 @@ struct EpochMemoryTests {
             Epoch.exit()
         }
         #expect(!Epoch.isActive)
+    }
+
+    /// A thread that exits inside its own `enter()`: the exit handler ends the section, and
+    /// with it the count of unscoped sections `exit()` may end. It kept that count, so a
+    /// later thread-exit destructor on the thread could drop its own `withSection`'s read
+    /// lock with a stray `exit()` (balanced by an `enter()`), and nothing stopped (found by
+    /// review, 2026-12-06, twenty-seventh session).
+    @Test func aStrayExitInADestructorAfterAnExitInsideASectionStopsTheProgram() async {
+        let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            Self.exitInsideEnterThenStrayExitInADestructor()
+        }
+        let message = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
+        #expect(message.contains("exited inside an epoch section"), "\(message)")
+        #expect(message.contains("no Epoch.enter() of its own open"), "\(message)")
+    }
+
+    static func exitInsideEnterThenStrayExitInADestructor() {
+        Epoch.withSection { _ in }  // creates RCUMaps' exit key, before the one below
+        let key = UnsafeMutablePointer<pthread_key_t>.allocate(capacity: 1)
+        guard pthread_key_create(key, { _ in
+            Epoch.withSection { _ in
+                Epoch.exit()
+                Epoch.enter()
+            }
+        }) == 0 else { exit(2) }
+        var thread = pthread_t()
+        guard pthread_create(&thread, nil, { argument in
+            pthread_setspecific(argument!.assumingMemoryBound(to: pthread_key_t.self).pointee, UnsafeRawPointer(bitPattern: 1))
+            Epoch.enter()
+            return nil  // exits inside the section
+        }, key) == 0 else { exit(3) }
+        pthread_join(thread, nil)
+        exit(0)
     }
 
     @Test func manyThreadsAllocateAndFreeConcurrently() {
