@@ -15,8 +15,9 @@ import RCUEpoch
 /// list from the head (each call would cost time proportional to the whole map). An LPM
 /// trie's cursor is always its last key. Either form resumes a pass of either kind.
 public struct MapBatchCursor: Hashable, Sendable {
-    /// Up to 16 bytes stored inline (no allocation per batch call); longer cursors (the last
-    /// key of a map with keys over 16 bytes) in `heap`.
+    /// Up to 16 bytes stored inline (no allocation per batch call); longer cursors in `heap`:
+    /// the last key of a map with keys over 16 bytes, or a cursor that resumes at a key of
+    /// 16 bytes or more (its key and a marker byte).
     private let low: UInt64
     private let high: UInt64
     private let count: Int
@@ -247,7 +248,9 @@ extension RawMap {
     /// lookup-and-delete batch: the cursor is the last key returned (or the key after it,
     /// below); the walk is
     /// ``nextKeyInPass(after:into:)`` (no key twice in a pass, even when the cursor was
-    /// deleted); a key that disappears between its get-next-key and its lookup is skipped.
+    /// deleted — but for that function's rare exception on a lock-free hash base, a deleted
+    /// cursor inserted again); a key that disappears between its get-next-key and its lookup
+    /// is skipped.
     ///
     /// A removing walk reads each element's successor before it removes the element, and
     /// returns a cursor that resumes at the successor (`MapBatchCursor(resumingAt:)`):

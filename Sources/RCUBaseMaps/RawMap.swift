@@ -160,8 +160,9 @@ public protocol RawMap: AnyObject, Sendable {
     ///   ``MapError/permissionDenied`` for a `BPF_F_WRONLY` map.
     ///
     /// Stable under concurrent modification: a pass never crashes, and a pass whose cursor
-    /// stays in the map never returns a key twice (``nextKeyInPass(after:into:)`` never
-    /// does); every key present for the whole pass is returned once.
+    /// stays in the map never returns a key twice; every key present for the whole pass is
+    /// returned once. (``nextKeyInPass(after:into:)`` resumes after a deleted cursor too, with
+    /// its rare exception on the lock-free hash.)
     func nextKey(after key: UnsafeRawBufferPointer?, into nextKey: UnsafeMutableRawBufferPointer) throws(MapError)
 
     /// ``update(key:value:flags:)`` in helper mode: from inside an epoch, as an eBPF program

@@ -7,7 +7,7 @@
 /// (or a ``CustomMap`` on a lock-free hash base): when the key a step resumes after was
 /// deleted meanwhile, another key with exactly its 64-bit hash can be skipped, or returned
 /// twice if the deleted key was inserted again — by chance almost never, on purpose with
-/// keys over 8 bytes under `BPF_F_ZERO_SEED` (see the repository's `docs/map-types.md`,
+/// keys of 8 bytes or more under `BPF_F_ZERO_SEED` (see the repository's `docs/map-types.md`,
 /// "HASH"). A key deleted between its get-next-key and its lookup is skipped; each value
 /// returned is one some update stored whole. For a custom map whose provider refuses a
 /// lookup, that entry is skipped.
