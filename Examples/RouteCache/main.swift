@@ -109,6 +109,17 @@ for (prefix, route) in routes.snapshot().sorted(by: { ($0.key.length, $0.key.net
     print("  \(prefix)".padding(20), "via \(route.nextHop) on \(route.interface)")
 }
 
+/// Before a clean shutdown: once this returns, every route replaced or removed above has
+/// been released. The async form blocks no pool thread, and any number of tasks may await
+/// it at once: they share one barrier thread (tasks that arrive during a barrier wait for
+/// the next one). (In an async function: top-level code picks the blocking form.)
+func releaseRetiredRoutes() async {
+    await Epoch.barrier()
+}
+
+await releaseRetiredRoutes()
+print("replaced and removed routes released")
+
 extension String {
     func padding(_ length: Int) -> String { self + String(repeating: " ", count: max(0, length - count)) }
 }

@@ -448,6 +448,7 @@ struct ExampleProgramTests {
         #expect(output.contains("total: 400000 of 400000"), "\(output)")
         #expect(output.contains("withdrew 10.1.2.0/24 (via 192.0.2.3 on eth2)"), "\(output)")
         #expect(output.contains("10.1.2.7 now goes via eth1"), "\(output)")
+        #expect(output.contains("replaced and removed routes released"), "\(output)")
     }
 
     @Test(.enabled(if: built, "the example products are not built next to the test bundle"))
