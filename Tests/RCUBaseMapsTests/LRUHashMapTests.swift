@@ -532,17 +532,18 @@ struct LRUHashMapTests {
     }
 
     /// A larger map whose every entry readers use within each lap (a flow table whose flows
-    /// all get packets): the plain sweep stops after 256 ticks and the forced lap evicts, so
-    /// an insert is not two laps of the hand (8,256 ticks here, on every insert; 131,081
-    /// and 5.2 ms at 65,536 entries: found by review, 2026-12-06, twenty-sixth session).
-    /// The hook uses every entry after every 16th empty tick, well within each lap.
+    /// all get packets): the plain sweep stops after passing over 1,024 used entries and the
+    /// forced lap evicts, so an insert is not two laps of the hand (about 33,000 ticks here, on
+    /// every insert; 131,081 and 5.2 ms at 65,536 entries: found by review, 2026-12-06,
+    /// twenty-sixth session). The hook uses every entry after every 256th empty tick, well
+    /// within each lap.
     @Test func anInsertIntoAHotLargeMapEndsWithinABoundedSweep() throws {
-        let map = try Self.make(maxEntries: 4_096, flags: .zeroSeed)
+        let map = try Self.make(maxEntries: 16_384, flags: .zeroSeed)
         let keys = Array(0..<UInt64(map.definition.maxEntries))
         for key in keys { try map.put(key, key) }
         let calls = Atomic<Int>(0)
         map.setAfterEmptyEvictionTick {
-            guard calls.add(1, ordering: .relaxed).newValue % 16 == 0 else { return }
+            guard calls.add(1, ordering: .relaxed).newValue % 256 == 0 else { return }
             for key in keys { _ = try? map.get(key, as: UInt64.self) }
         }
         defer { map.setAfterEmptyEvictionTick(nil) }
@@ -555,9 +556,39 @@ struct LRUHashMapTests {
             #expect(try map.get(UInt64(10_000 + round), as: UInt64.self) == 1)
         }
         let lap = map.bucketCountForTests
-        #expect(lap > 256, "the table must be larger than the sweep's bound for the test to mean anything")
-        #expect(worst <= 256 + lap, "\(worst) ticks an insert (a lap is \(lap))")
-        #expect(worst < 2 * lap, "\(worst) ticks: two laps of the plain sweep")
+        let bound = RawBucketHashMap.plainSweepUsedEntries
+        #expect(map.definition.maxEntries > 2 * bound, "the map must hold more than the sweep's bound for the test to mean anything")
+        // The plain sweep's ticks: at most those that pass the bound's used entries (here
+        // every tick's chain is used; a tick holds at least one entry or is skipped empty).
+        #expect(worst < 2 * lap, "\(worst) ticks: two laps of the plain sweep (a lap is \(lap))")
+        #expect(worst <= lap + lap * (bound + 8) / map.definition.maxEntries * 2, "\(worst) ticks an insert (a lap is \(lap))")
+        #expect(map.count == map.definition.maxEntries)
+    }
+
+    /// A map whose entries are almost all used between inserts (99 % hot, the cold ones
+    /// never looked up): once the hand has made its first laps (the prefill published every
+    /// entry used), inserts evict unused entries, not used ones. With the plain sweep bounded
+    /// by 256 ticks, the forced lap came in windows that held no unused entry, and 4–8 % of
+    /// the inserts evicted a used one (found by review, 2026-12-06, twenty-seventh session).
+    @Test func insertsIntoAMostlyHotMapEvictUnusedEntries() throws {
+        let map = try Self.make(maxEntries: 4_096, flags: .zeroSeed)
+        let keys = Array(0..<UInt64(map.definition.maxEntries))
+        for key in keys { try map.put(key, key) }
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        let hot = keys.filter { _ in
+            state ^= state << 13; state ^= state >> 7; state ^= state << 17
+            return state % 100 != 0
+        }
+        func insert(_ index: Int) throws {
+            for key in hot { _ = try? map.get(key, as: UInt64.self) }  // readers use every hot key
+            try map.put(1 << 40 | UInt64(index), 0)
+        }
+        for index in 0..<16 { try insert(index) }  // the first laps: every entry was published used
+        let present = hot.filter { (try? map.get($0, as: UInt64.self)) != nil }
+        #expect(present.count >= hot.count - 16)
+        for index in 16..<416 { try insert(index) }
+        let lost = present.filter { (try? map.get($0, as: UInt64.self)) == nil }.count
+        #expect(lost <= 1, "\(lost) used entries evicted in 400 inserts, while unused ones remained")
         #expect(map.count == map.definition.maxEntries)
     }
 

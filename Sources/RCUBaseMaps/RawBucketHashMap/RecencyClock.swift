@@ -22,11 +22,14 @@ import Glibc
 /// tick of the hand named only while the tick is fresh: if the hand has moved on by more
 /// than half a lap when the writer holds the lock (the writer was preempted, or waited
 /// for the lock), the tick is dropped. So an entry is evicted only on a second pass over it
-/// after its insert or last use, by a later tick, and the hand moves on by at least
-/// ``guaranteedDistance`` ticks (``ticks``) between an insert and the eviction of that entry
-/// — in the plain and forced laps below; the last lap has no such guarantee.
-/// A writer whose plain sweep finds no victim — two laps, or 256 ticks where two laps are
-/// more (every entry it passed used again in between) — makes one *forced* lap, which
+/// after its insert (or, in the plain laps, its last use), by a later tick, and the hand
+/// moves on by at least ``guaranteedDistance`` ticks (``ticks``) between an insert and the
+/// eviction of that entry — in the plain and forced laps below; the last lap has no such
+/// guarantee. (The forced laps take entries whatever their bits: for them, a use is no
+/// reprieve.)
+/// A writer whose plain sweep finds no victim — two laps, or, where two laps hold more,
+/// 2,048 used entries passed over (every entry it passed used again in between:
+/// `RawBucketHashMap.plainSweepUsedEntries`) — makes one *forced* lap, which
 /// evicts the first entry of a bucket no write published into since the hand last passed
 /// it, used or not (``BucketTable/forcedVictim(inChainOf:sparingWritten:)``;
 /// Linux's forced shrink ignores the reference bit too): readers that use every entry
@@ -35,7 +38,7 @@ import Glibc
 /// bucket within it (updates of existing keys faster than the sweep), or its ticks went
 /// stale (other writers' evictions moved the hand past them while this writer waited for
 /// their chains' locks) — a last lap takes the first entry of any bucket: an insert's sweep
-/// is at most 256 ticks and two laps (then, only in those cases, an entry written a moment
+/// is at most 2,048 used entries and two laps (then, only in those cases, an entry written a moment
 /// before may be the victim). A writer yields and tries again only for a map whose
 /// every tick went stale, or sweeps with no live entry to take (every unit of room is
 /// in flight with other writers: it tries until one of them publishes). A user write to a
@@ -87,8 +90,8 @@ final class RecencyClock: @unchecked Sendable {
     /// Ticks of the hand so far (a snapshot).
     var ticks: Int { hand.pointee.load(ordering: .acquiring) }
 
-    /// Ticks of the hand between an entry's insert (or last use) and its eviction, at least:
-    /// half a lap (see the type's documentation).
+    /// Ticks of the hand between an entry's insert and its eviction, at least: half a lap
+    /// (see the type's documentation; also after its last use, in the plain laps).
     var guaranteedDistance: Int { bucketCount / 2 }
 
     private var hand: UnsafeMutablePointer<Atomic<Int>> { handLine.assumingMemoryBound(to: Atomic<Int>.self) }
@@ -196,9 +199,10 @@ extension BucketTable {
 
     /// One step of the CLOCK sweep, under the lock of chain `index`: clears the referenced
     /// bits of the chain's slots and returns the first live slot whose bit was already clear,
-    /// or nil.
+    /// or nil. Adds the live slots of the buckets it looked at to `spared` (all of them used,
+    /// when it returns nil).
     @inline(__always)
-    func clockVictim(inChainOf index: Int) -> RawBucketHashMap.Place? {
+    func clockVictim(inChainOf index: Int, spared: inout Int) -> RawBucketHashMap.Place? {
         var victim: RawBucketHashMap.Place?
         var current: UnsafeMutableRawPointer? = bucket(index)
         while let bucket = current {
@@ -208,6 +212,7 @@ extension BucketTable {
                 // Only the live slots (a tag byte's high bit; a free or retired slot's byte
                 // has it clear), lowest first: about one a bucket in a full LRU map.
                 var live = control & liveTagBits
+                spared &+= live.nonzeroBitCount
                 while live != 0 {
                     let slot = live.trailingZeroBitCount &>> 3
                     if control & (1 &<< (Self.referencedShift &+ UInt64(slot))) == 0 {
@@ -227,7 +232,7 @@ extension BucketTable {
     }
 
     /// One step of a *forced* sweep, under the lock of chain `index`, once the plain one
-    /// (two laps, at most 256 ticks) found no victim (readers used every entry it passed
+    /// (two laps, at most 2,048 used entries) found no victim (readers used every entry it passed
     /// again): clears
     /// the chain's bits as ``clockVictim(inChainOf:)`` does and returns the first live slot
     /// of the first bucket that no write published into since the sweep last passed it
@@ -291,7 +296,7 @@ extension RawBucketHashMap {
     /// Before, the unit was parked as a credit in the thread's stripe and reserved again:
     /// on a full map every evicting insert then drained every stripe's credits, and writers
     /// took each other's (the gate's work was 117 of 1,326 instructions an insert).
-    /// When the plain sweep (two laps, at most ``plainSweepTicks``) finds no victim, a
+    /// When the plain sweep (two laps, at most ``plainSweepUsedEntries`` used entries) finds no victim, a
     /// forced lap follows, then a last one; only when
     /// those find no victim either (no live entry: every unit in flight with other writers)
     /// does the thread yield (the caller tries again).
@@ -310,7 +315,7 @@ extension RawBucketHashMap {
         // thread shared. Invariant: `recency` keeps it alive as long as `self`.
         guard let clock = unretainedRecency else { return false }
         let swept = clock._withUnsafeGuaranteedRef { recency -> Eviction in
-            // Two laps (at most 256 ticks), then, if every entry passed was used again, a
+            // Two laps (at most 2,048 used entries), then, if every entry passed was used again, a
             // forced lap that spares buckets written since the hand passed, then one that spares none
             // (bounded work, as Linux's forced shrink: before, the writer yielded and swept
             // again for as long as readers kept every entry used).
@@ -331,14 +336,22 @@ extension RawBucketHashMap {
 
     private enum Eviction { case evicted, none, frozen }
 
-    /// The most ticks a plain sweep makes before the forced lap: two laps of a table of 128
-    /// buckets. Two laps of any table made an insert into a full map whose every entry
-    /// readers used within each lap (a flow table whose flows all get packets) cost two
-    /// laps of the hand, every insert: 131,081 ticks and 5.2 ms at 65,536 entries, 133 ms
-    /// at a million, and a helper-mode writer held its section as long (found by review,
-    /// 2026-12-06, twenty-sixth session). Linux bounds its shrink's scan the same way
-    /// (`LOCAL_NR_SCANS`, 128 nodes) before its forced shrink.
-    static var plainSweepTicks: Int { 256 }
+    /// The most used entries a plain sweep passes over (clearing their bits) before the
+    /// forced lap, where two laps hold more. Two laps of any table made an insert into a full
+    /// map whose every entry readers used within each lap (a flow table whose flows all get
+    /// packets) cost two laps of the hand, every insert: 131,081 ticks and 5.2 ms at 65,536
+    /// entries, 133 ms at a million, and a helper-mode writer held its section as long (found
+    /// by review, 2026-12-06, twenty-sixth session). A bound of 256 *ticks* then made the
+    /// forced lap, which takes entries whatever their bits, come too soon in a map that is
+    /// mostly hot: the hand visits buckets in hash order, not coldest first (as Linux's
+    /// bounded scan of its inactive list does), and 256 ticks of a 99 %-hot map often pass
+    /// no unused entry, so 4–8 % of its inserts evicted a used entry while unused ones
+    /// remained (found by review, 2026-12-06, twenty-seventh session). Measured on a 99 %-hot
+    /// map of 4,096 entries (`insertsIntoAMostlyHotMapEvictUnusedEntries`: 400 inserts, each
+    /// after a use of every hot entry), used entries evicted with a bound of 128, 256, 512,
+    /// 1,024 and 2,048 used entries: 68, 36, 9, 1 and 0 (the unused entries are few, and new
+    /// ones are published used). The sweep's work stays bounded whatever the map's size.
+    package static var plainSweepUsedEntries: Int { 2_048 }
 
     /// How a lap of the sweep picks its victim: `plain` (an entry whose referenced bit was
     /// already clear: ``BucketTable/clockVictim(inChainOf:)``), `forced` (any entry of a
@@ -391,9 +404,11 @@ extension RawBucketHashMap {
                 let own = index == held
                 if !own, table.chainLooksEmpty(index) || !table.tryLockChain(index) { continue }
                 var leftEmpty: UnsafeMutableRawPointer?
+                var spared = 0
                 let eviction = sweepLocked(recency, chain: index, tick: tick,
                                            forUserWrite: forUserWrite, announced: announced,
-                                           keepingEmptyBucket: own, sweep: .plain, leftEmpty: &leftEmpty)
+                                           keepingEmptyBucket: own, sweep: .plain, leftEmpty: &leftEmpty,
+                                           spared: &spared)
                 if !own { table.unlockChain(index) }
                 switch eviction {
                 case .evicted:
@@ -408,11 +423,13 @@ extension RawBucketHashMap {
         }
     }
 
-    /// Up to two laps of the hand, at most ``plainSweepTicks`` ticks, for a plain sweep (one
-    /// lap for a `forced` or `last` one): whether it evicted an entry, found none, or stopped
-    /// because the map is frozen (`forUserWrite` only).
+    /// Up to two laps of the hand for a plain sweep, ending once it has passed over
+    /// ``plainSweepUsedEntries`` used entries (one lap for a `forced` or `last` one): whether
+    /// it evicted an entry, found none, or stopped because the map is frozen (`forUserWrite`
+    /// only).
     private func evictOne(_ recency: RecencyClock, forUserWrite: Bool, sweep: Sweep) -> Eviction {
-        let ticks = sweep == .plain ? Swift.min(2 * recency.bucketCount, Self.plainSweepTicks) : recency.bucketCount
+        let ticks = sweep == .plain ? 2 * recency.bucketCount : recency.bucketCount
+        var spared = 0
         for _ in 0..<ticks {
             let (index, tick) = recency.advance()
             if table.chainLooksEmpty(index) {
@@ -422,10 +439,12 @@ extension RawBucketHashMap {
             var unused: UnsafeMutableRawPointer?
             let eviction = table.withChainLock(index) {
                 sweepLocked(recency, chain: index, tick: tick, forUserWrite: forUserWrite,
-                            announced: true, keepingEmptyBucket: false, sweep: sweep, leftEmpty: &unused)
+                            announced: true, keepingEmptyBucket: false, sweep: sweep, leftEmpty: &unused,
+                            spared: &spared)
             }
             if eviction != .none { return eviction }
             recency.afterEmptyTick?()
+            if sweep == .plain, spared >= Self.plainSweepUsedEntries { break }
         }
         return .none
     }
@@ -443,15 +462,16 @@ extension RawBucketHashMap {
     /// reservation (in flight if `announced`; see ``evictHolding(_:forUserWrite:announced:)``).
     /// `keepingEmptyBucket` as in ``BucketTable/retire(_:chain:keepingEmptyBucket:)``; a
     /// bucket kept empty goes to `leftEmpty`. `sweep`: how the victim is chosen (``Sweep``).
+    /// A plain sweep adds the used entries it passed over to `spared`.
     @inline(__always)
     private func sweepLocked(_ recency: RecencyClock, chain index: Int, tick: Int,
                              forUserWrite: Bool, announced: Bool, keepingEmptyBucket: Bool, sweep: Sweep,
-                             leftEmpty: inout UnsafeMutableRawPointer?) -> Eviction {
+                             leftEmpty: inout UnsafeMutableRawPointer?, spared: inout Int) -> Eviction {
         if forUserWrite, freezeState.isFrozen { return .frozen }
         // Freshness first: a stale tick sweeps nothing (the sweeps clear bits).
         guard recency.isFresh(tick) else { return .none }
         let victim = switch sweep {
-        case .plain: table.clockVictim(inChainOf: index)
+        case .plain: table.clockVictim(inChainOf: index, spared: &spared)
         case .forced: table.forcedVictim(inChainOf: index)
         case .last: table.forcedVictim(inChainOf: index, sparingWritten: false)
         }

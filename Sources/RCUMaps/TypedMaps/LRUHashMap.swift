@@ -16,12 +16,13 @@
 /// unless it is looked up before the list is rotated, which resists a scan better.)
 ///
 /// The key just written is present when the update returns — under concurrent writers,
-/// unless their evictions moved the hand on by half its span meanwhile (in a map of one or
-/// two buckets, `maxEntries` 1 or 2, that distance is nothing: another writer can evict it
-/// at once) — and `count` never exceeds `maxEntries`, also under concurrent writers. When
+/// unless their evictions moved the hand on by half its span meanwhile (in a table of one
+/// or two buckets — `maxEntries` 1 or 2 for 8-byte keys and values; the count depends on
+/// the sizes — that distance is nothing: another writer can evict it at once) — and `count` never exceeds `maxEntries`, also under concurrent writers. When
 /// readers use every entry faster than the hand sweeps, an insert evicts one anyway after
-/// two laps, or 256 ticks of the hand where two laps are more (forced laps, as Linux's
-/// forced shrink after its bounded scan): its work is bounded, at most 256 ticks and two laps
+/// two laps, or after passing over 2,048 used entries where two laps hold more (forced
+/// laps, as Linux's forced shrink after its bounded scan; a forced lap takes an entry
+/// whatever its use): its work is bounded, at most 2,048 used entries and two laps
 /// of the hand an attempt (the last, reached only when the forced lap finds no victim —
 /// writers wrote into every bucket within it, or other writers moved the hand past its
 /// ticks while it waited for chain locks — may evict an entry written a moment before; an insert that finds no live
