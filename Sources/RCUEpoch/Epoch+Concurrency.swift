@@ -128,26 +128,35 @@ private enum AsyncBarriers {
     }
 
     /// A fork participant: a fork while another thread held the lock would leave it held in
-    /// the child, by a thread that does not exist there. Holders take no other lock.
+    /// the child, by a thread that does not exist there. Holders take no other lock. The
+    /// child handler forgets the parent's barrier thread (``forgetParentsThread(_:)``); so
+    /// does the next call in a child whose fork was not prepared (its pid differs; a pid
+    /// alone would miss a grandchild that got its grandparent's recycled pid: found by
+    /// review, 2026-12-06).
     static let state: ThreadLock<State> = {
         EpochFork.addParticipant(level: .epoch, prepare: { AsyncBarriers.state.lockForFork() },
                                  parent: { AsyncBarriers.state.unlockAfterFork() },
-                                 child: { AsyncBarriers.state.unlockAfterFork() })
+                                 child: {
+                                     AsyncBarriers.state.withValueLockedForFork { AsyncBarriers.forgetParentsThread(&$0) }
+                                     AsyncBarriers.state.unlockAfterFork()
+                                 })
         return ThreadLock(State())
     }()
+
+    /// In a forked child: the parent's barrier thread is not here, and its waiters are the
+    /// parent's tasks, which must not resume here; kept, never released (a released checked
+    /// continuation reports itself leaked).
+    static func forgetParentsThread(_ state: inout State) {
+        if !state.waiting.isEmpty { _ = Unmanaged.passRetained(WaitersKeeper(state.waiting)) }
+        state.waiting = []
+        state.running = false
+    }
 
     /// Queues `resume`; returns whether the caller must start the barrier thread.
     static func enqueue(_ resume: @escaping @Sendable () -> Void) -> Bool {
         let process = getpid()
         return state.withLock { state in
-            if state.running, state.process != process {
-                // A forked child: the parent's thread is not here. Its waiters are the
-                // parent's tasks, which must not resume here; kept, never released (a
-                // released checked continuation reports itself leaked).
-                _ = Unmanaged.passRetained(WaitersKeeper(state.waiting))
-                state.waiting = []
-                state.running = false
-            }
+            if state.running, state.process != process { forgetParentsThread(&state) }
             state.waiting.append(resume)
             if state.running { return false }
             state.running = true

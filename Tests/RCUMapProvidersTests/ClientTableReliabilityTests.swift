@@ -95,6 +95,37 @@ struct ClientTableReliabilityTests {
         #expect(rcumaps_unbalanced_exit_count() == before + 1)
     }
 
+    /// A thread that exits inside a provider's `epoch_enter()`: the exit handler ends the
+    /// section and the provider's count with it. It kept the count, so a later thread-exit
+    /// destructor's stray `epoch_exit()` inside a host section ended the host's section
+    /// (found by review, 2026-12-06, twenty-seventh session). In a process of its own.
+    @Test func aStrayClientExitInADestructorAfterAnExitInsideItsSectionIsRefused() async {
+        await #expect(processExitsWith: .success) {
+            Self.exitInsideClientEnterThenStrayClientExitInADestructor()
+        }
+    }
+
+    static func exitInsideClientEnterThenStrayClientExitInADestructor() {
+        Epoch.withSection { _ in }  // creates RCUMaps' exit key, before the one below
+        let key = UnsafeMutablePointer<pthread_key_t>.allocate(capacity: 1)
+        guard pthread_key_create(key, { _ in
+            let before = rcumaps_unbalanced_exit_count()
+            let depth = Epoch.withSection { _ in
+                rcumaps_epoch_exit()  // no epoch_enter() of its own on this thread: refused
+                return Epoch.nesting
+            }
+            if depth != 1 || rcumaps_unbalanced_exit_count() != before + 1 { exit(4) }
+        }) == 0 else { exit(2) }
+        var thread = pthread_t()
+        guard pthread_create(&thread, nil, { argument in
+            pthread_setspecific(argument!.assumingMemoryBound(to: pthread_key_t.self).pointee, UnsafeRawPointer(bitPattern: 1))
+            rcumaps_epoch_enter()
+            return nil  // exits inside the provider's section
+        }, key) == 0 else { exit(3) }
+        pthread_join(thread, nil)
+        exit(0)
+    }
+
     /// Swift's `Epoch.exit()` without `enter()` stops the program with a message, in every
     /// build configuration (it used to corrupt the counter in release builds).
     @Test func anUnbalancedSwiftExitStopsWithAMessage() async {

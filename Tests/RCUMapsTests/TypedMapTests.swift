@@ -238,6 +238,9 @@ struct TypedMapTests {
         #expect(reason { _ = try BucketHashMap<(UInt64, InlineArray<2, UInt32>), UInt64>(maxEntries: 4) } == nil)
         #expect(reason { _ = try BucketHashMap<InlineArray<1, UInt64>, UInt64>(maxEntries: 4) } == nil)
         #expect(reason { _ = try BucketHashMap<InlineArray<3, OneByteEnum>, UInt64>(maxEntries: 4) } == nil)
+        // No element: nothing of its type in the key (refused for it by the first version).
+        #expect(reason { _ = try BucketHashMap<(UInt64, InlineArray<0, Shape>), UInt64>(maxEntries: 4) } == nil)
+        #expect(reason { _ = try BucketHashMap<(UInt64, InlineArray<0, FlagLedKey?>), UInt64>(maxEntries: 4) } == nil)
         // An optional existential metatype: its `nil` is its first word of two.
         #expect(MemoryLayout<(any MetatypeKeyProtocol.Type)?>.size == 16)
         let metatypeNil = reason { _ = try BucketHashMap<(any MetatypeKeyProtocol.Type)?, UInt64>(maxEntries: 4) }

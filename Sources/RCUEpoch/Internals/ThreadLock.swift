@@ -74,4 +74,8 @@ package final class ThreadLock<Value>: @unchecked Sendable {
 
     /// The value, for the holder of ``lockForFork()``.
     package var valueLockedForFork: Value { value }
+
+    /// Runs `body` with the value, for the holder of ``lockForFork()`` (a `child` handler
+    /// resetting state that a thread the child does not have was using).
+    package func withValueLockedForFork<Result>(_ body: (inout Value) -> Result) -> Result { body(&value) }
 }

@@ -169,7 +169,10 @@ enum TypedLayout {
             }
             return optionalWithNarrowNil(in: wrapped)
         }
-        if let array = type as? any InlineArrayLayout.Type { return optionalWithNarrowNil(in: array.elementType) }
+        if let array = type as? any InlineArrayLayout.Type {
+            // No element, no byte of one (found by review of this change).
+            return array.elementCount > 0 ? optionalWithNarrowNil(in: array.elementType) : nil
+        }
         var found: Any.Type?
         _ = _forEachField(of: type, options: []) { _, _, fieldType, _ in
             found = optionalWithNarrowNil(in: fieldType)
@@ -206,7 +209,9 @@ enum TypedLayout {
     static func enumWithPayloadCases(in type: Any.Type) -> Any.Type? {
         if type is any SIMD.Type { return nil }
         if let optional = type as? any OptionalLayout.Type { return enumWithPayloadCases(in: optional.wrappedType) }
-        if let array = type as? any InlineArrayLayout.Type { return enumWithPayloadCases(in: array.elementType) }
+        if let array = type as? any InlineArrayLayout.Type {
+            return array.elementCount > 0 ? enumWithPayloadCases(in: array.elementType) : nil
+        }
         if swiftMetadataKind(type) == 0x201 { return enumHasPayloadCases(type) ? type : nil }
         var found: Any.Type?
         _ = _forEachField(of: type, options: []) { _, _, fieldType, _ in
