@@ -129,6 +129,53 @@ struct PerCPUArrayMapTests {
         #expect(RawPerCPUArrayMap.parseCPUList("0,-\n") == nil)
     }
 
+    /// The possible CPUs' count, density and CPU-number bound come from one read of their
+    /// list: unreadable, the list is not dense whatever `sysconf` says, so no map adds in
+    /// restartable sequences into slots it may share (found by review, 2026-12-06,
+    /// twenty-seventh session: three reads, and one that failed for want of a file
+    /// descriptor, gave one slot and "dense").
+    @Test func thePossibleCPUsComeFromOneReadOfTheirList() async {
+        typealias List = RawPerCPUArrayMap.PossibleCPUList
+        #expect(RawPerCPUArrayMap.possibleCPUList(fromList: "0-3\n", configured: 1) == List(count: 4, dense: true, idLimit: 4))
+        #expect(RawPerCPUArrayMap.possibleCPUList(fromList: "0,2-5\n", configured: 1) == List(count: 5, dense: false, idLimit: 6))
+        #expect(RawPerCPUArrayMap.possibleCPUList(fromList: nil, configured: 2) == List(count: 2, dense: false, idLimit: 2))
+        #expect(RawPerCPUArrayMap.possibleCPUList(fromList: "x", configured: 0) == List(count: 1, dense: false, idLimit: 1))
+        let list = RawPerCPUArrayMap.possibleCPUList
+        #expect(!list.dense || list.idLimit == list.count)
+        // The list read first while no descriptor is free, then readable: still one story.
+        await #expect(processExitsWith: .success) { Self.readThePossibleCPUsWithNoDescriptorFree() }
+    }
+
+    static func readThePossibleCPUsWithNoDescriptorFree() {
+        // Run on one CPU (glibc's fallback then counts one), and leave no descriptor free.
+        _ = RawPerCPUArrayMap.pinCurrentThread(toCPU: 0)
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        var highest: Int32 = 2
+        for fd in Int32(0)..<1024 where fcntl(fd, F_GETFD) != -1 { highest = fd }
+        var lowered = limit
+        lowered.rlim_cur = rlim_t(highest + 1)
+        guard setrlimit(Int32(RLIMIT_NOFILE.rawValue), &lowered) == 0 else { exit(2) }
+        var filler: [Int32] = []
+        while true {
+            let fd = open("/dev/null", O_RDONLY)
+            if fd < 0 { break }
+            filler.append(fd)
+        }
+        let countRead = RawPerCPUArrayMap.possibleCPUs  // what a map's creation reads
+        let list = RawPerCPUArrayMap.possibleCPUList
+        for fd in filler { close(fd) }
+        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        // Read again now that it could be: the figures were fixed by the first read.
+        let dense = RawPerCPUArrayMap.possibleCPUsAreDense
+        let limitNow = RawPerCPUArrayMap.cpuIDLimit, count = RawPerCPUArrayMap.possibleCPUs
+        guard list == RawPerCPUArrayMap.possibleCPUList, countRead == count, !dense || limitNow == count else {
+            FileHandle.standardError.write(Data("count \(count), dense \(dense), CPU-number bound \(limitNow)\n".utf8))
+            exit(1)
+        }
+        exit(0)
+    }
+
     /// A CPU number names the slot helper mode uses on that CPU, also where the possible
     /// CPUs have gaps (`0,2-5`: 5 slots, CPU numbers below 6 = `nr_cpu_ids`): CPU 5 wraps to
     /// slot 0. `lookupInPlace(key:cpu:in:)` took a slot number, so CPU 5 answered ENOENT

@@ -17,6 +17,33 @@ struct PerCPUArrayNUMATests {
                       poolTag: uniqueTag())
     }
 
+    /// Blocks are placed a run of consecutive CPUs of one node at a time (the kernel splits
+    /// a mapping at each change of policy: a mapping per run), and not at all where CPU
+    /// numbers alternate between nodes more often than the cap (a mapping per CPU and map
+    /// exhausted the process's mappings: found by review, 2026-12-06, twenty-seventh
+    /// session). The cap is lowered here, where two CPUs make at most two runs.
+    @Test func blocksArePlacedByRunsAndNotWhereNodesAlternate() throws {
+        let runs = RawPerCPUArrayMap.placementRuns([0, 0, 1, 1, 1, 0, 2])
+        #expect(runs.map { [$0.first, $0.count, $0.node] } == [[0, 2, 0], [2, 3, 1], [5, 1, 0], [6, 1, 2]])
+        #expect(RawPerCPUArrayMap.placementRuns([]).isEmpty)
+        let alternating = try RawPerCPUArrayMap(Self.definition(valueSize: 8, maxEntries: 4), placingBlocksOnNodes: true,
+                                                nodeOfCPU: { $0 % 2 }, maxRuns: 1)
+        let oneNode = try RawPerCPUArrayMap(Self.definition(valueSize: 8, maxEntries: 4), placingBlocksOnNodes: true,
+                                            nodeOfCPU: { _ in 0 }, maxRuns: 1)
+        #expect(oneNode.cpuBlockNodes == Array(repeating: 0, count: oneNode.possibleCPUCount))
+        if alternating.possibleCPUCount > 1 {
+            #expect(alternating.cpuBlockNodes == nil)
+        }
+        // Unplaced, the map works as any other.
+        try withUnsafeBytes(of: UInt32(3)) { key in
+            let value = [UInt64](repeating: 9, count: alternating.possibleCPUCount)
+            try value.withUnsafeBytes { try alternating.update(key: key, value: $0, flags: .any) }
+            var back = [UInt64](repeating: 0, count: alternating.possibleCPUCount)
+            try back.withUnsafeMutableBytes { try alternating.lookup(key: key, into: $0) }
+            #expect(back == value)
+        }
+    }
+
     @Test(arguments: [(8, 3), (24, 1000), (8, 600)])
     func placedBlocksArePageAlignedOnTheirCPUsNodesAndBehaveAlike(valueSize: Int, maxEntries: Int) throws {
         let placed = try RawPerCPUArrayMap(Self.definition(valueSize: valueSize, maxEntries: maxEntries),

@@ -49,7 +49,14 @@ import Glibc
 /// refuses `mbind`, leaves the pages wherever the kernel puts them. Block `s` goes to the
 /// node of CPU number `s`: with gaps in the possible-CPU list (`0-3,8-11`), where a block
 /// serves every CPU whose number is `s` modulo the count, CPUs numbered past a gap may get
-/// another node's memory (correct, not local). Linux refuses a NUMA node in the
+/// another node's memory (correct, not local). Consecutive blocks of one node are asked for
+/// at once: the kernel splits a mapping wherever the policy changes, so each run of them is
+/// a mapping of its own. Where CPU numbers alternate between the nodes (some firmware
+/// numbers them round-robin), that would be a mapping per CPU and map, and a process's
+/// mappings are limited (`vm.max_map_count`, 65,530 by default): with more than
+/// ``maxPlacementRuns`` runs the blocks are not placed, and each page goes where the
+/// kernel's default policy puts it, the node of the thread that first writes it (found by
+/// review, 2026-12-06, twenty-seventh session). Linux refuses a NUMA node in the
 /// definition (`BPF_F_NUMA_NODE`) for this type, and so does this map.
 ///
 /// Concurrency: any number of readers and writers on any threads.
@@ -78,7 +85,8 @@ public final class RawPerCPUArrayMap: RawMap, @unchecked Sendable {
     /// and the map was not made to add atomically (tests).
     @usableFromInline let restartableAdds: Bool
     /// The NUMA node each CPU's block was placed on (the kernel was asked to put its pages
-    /// there), by CPU slot; nil when the blocks were not placed (one NUMA node).
+    /// there), by CPU slot; nil when the blocks were not placed (one NUMA node, or CPU
+    /// numbers that alternate between nodes: see the type's documentation).
     package let cpuBlockNodes: [Int]?
     let storageSize: Int
     /// Invariant: `storageSize` bytes, 64-byte aligned, bound to `Atomic<UInt64>`, zero at creation.
@@ -90,30 +98,50 @@ public final class RawPerCPUArrayMap: RawMap, @unchecked Sendable {
 
     /// The number of possible CPUs, as libbpf's `libbpf_num_possible_cpus()` counts them:
     /// the CPUs listed in `/sys/devices/system/cpu/possible` (`0-3`, `0,2-5`), or
-    /// `sysconf(_SC_NPROCESSORS_CONF)` when that file cannot be read. Read once.
-    public static let possibleCPUs: Int = {
-        if let text = readSmallFile("/sys/devices/system/cpu/possible"), let count = parseCPUList(text), count > 0 {
-            return count
-        }
-        return max(1, sysconf(Int32(_SC_NPROCESSORS_CONF)))
-    }()
+    /// `sysconf(_SC_NPROCESSORS_CONF)` when that file cannot be read (with no file
+    /// descriptor free, glibc then counts the CPUs the process may run on, which can be
+    /// fewer: every per-CPU map of the process has that many slots). Read once, with
+    /// ``possibleCPUsAreDense`` and ``cpuIDLimit``.
+    public static var possibleCPUs: Int { possibleCPUList.count }
 
     /// Whether the possible CPUs are numbered `0..<possibleCPUs` with no gap (`0-3`, not
-    /// `0,2-5`): then a CPU's number is its slot, and no two CPUs share one. Read once.
-    public static let possibleCPUsAreDense: Bool = {
-        guard let text = readSmallFile("/sys/devices/system/cpu/possible") else { return false }
-        return cpuListIsDense(text)
-    }()
+    /// `0,2-5`): then a CPU's number is its slot, and no two CPUs share one. False when the
+    /// list cannot be read. Read once.
+    public static var possibleCPUsAreDense: Bool { possibleCPUList.dense }
 
     /// One more than the highest possible CPU number, as Linux's `nr_cpu_ids`: the bound
     /// `bpf_map_lookup_percpu_elem` checks a CPU number against (``possibleCPUs`` when the
     /// list cannot be read). Read once.
-    public static let cpuIDLimit: Int = {
-        if let text = readSmallFile("/sys/devices/system/cpu/possible"), let limit = cpuIDLimit(ofList: text) {
-            return max(limit, possibleCPUs)
+    public static var cpuIDLimit: Int { possibleCPUList.idLimit }
+
+    /// The possible CPUs, from one read of their list: the three figures above must agree.
+    /// (Each was read on its own: a read that failed for want of a file descriptor, then one
+    /// that did not, gave one slot per map and "dense", and a thread on CPU 1 added with a
+    /// locked instruction into the slot CPU 0 added to in a restartable sequence, losing
+    /// counts. Found by review, 2026-12-06, twenty-seventh session.)
+    package struct PossibleCPUList: Equatable, Sendable {
+        package var count: Int
+        package var dense: Bool
+        package var idLimit: Int
+        package init(count: Int, dense: Bool, idLimit: Int) {
+            (self.count, self.dense, self.idLimit) = (count, dense, idLimit)
         }
-        return possibleCPUs
-    }()
+    }
+
+    /// See ``PossibleCPUList``.
+    package static let possibleCPUList = possibleCPUList(
+        fromList: readSmallFile("/sys/devices/system/cpu/possible"),
+        configured: sysconf(Int32(_SC_NPROCESSORS_CONF)))
+
+    /// The possible CPUs from the text of their list (nil: it could not be read, or is
+    /// malformed), or else from `configured` (`sysconf(_SC_NPROCESSORS_CONF)`): not dense.
+    package static func possibleCPUList(fromList text: String?, configured: Int) -> PossibleCPUList {
+        if let text, let count = parseCPUList(text), count > 0, let limit = cpuIDLimit(ofList: text) {
+            return PossibleCPUList(count: count, dense: limit == count, idLimit: max(limit, count))
+        }
+        let count = max(1, configured)
+        return PossibleCPUList(count: count, dense: false, idLimit: count)
+    }
 
     /// One more than the highest CPU number of a kernel CPU list; nil if malformed or empty.
     package static func cpuIDLimit(ofList text: String) -> Int? {
@@ -165,6 +193,23 @@ public final class RawPerCPUArrayMap: RawMap, @unchecked Sendable {
         return String(decoding: buffer[..<read].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
+    /// The most runs of consecutive CPU blocks on one node a map asks to place, each a
+    /// mapping of its own (see the type's documentation): 16.
+    package static let maxPlacementRuns = 16
+
+    /// Runs of consecutive CPUs (slots) whose blocks go to one node: `nodes[s]` is slot `s`'s.
+    package static func placementRuns(_ nodes: [Int]) -> [(first: Int, count: Int, node: Int)] {
+        var runs: [(first: Int, count: Int, node: Int)] = []
+        for (cpu, node) in nodes.enumerated() {
+            if let last = runs.last, last.node == node {
+                runs[runs.count - 1].count += 1
+            } else {
+                runs.append((cpu, 1, node))
+            }
+        }
+        return runs
+    }
+
     /// Linux's `PCPU_MIN_UNIT_SIZE`: `round_up(valueSize, 8)` beyond it is E2BIG.
     public static let maxPaddedValueSize = 32768
 
@@ -184,7 +229,12 @@ public final class RawPerCPUArrayMap: RawMap, @unchecked Sendable {
     /// `placingBlocksOnNodes` (the public initializer does so when there are several nodes;
     /// tests force it on a machine with one), and adding counters in restartable sequences
     /// unless `restartableAdds` is false (tests of the atomic path).
-    package init(_ definition: MapDefinition, placingBlocksOnNodes: Bool, restartableAdds: Bool = true) throws(MapError) {
+    ///
+    /// `nodeOfCPU` and `maxRuns` are for tests (another machine's node numbering, and a cap
+    /// a two-CPU machine can reach).
+    package init(_ definition: MapDefinition, placingBlocksOnNodes: Bool, restartableAdds: Bool = true,
+                 nodeOfCPU: (Int) -> Int = { Int(rcumaps_numa_node_of_cpu(Int32($0))) },
+                 maxRuns: Int = RawPerCPUArrayMap.maxPlacementRuns) throws(MapError) {
         self.restartableAdds = restartableAdds && Self.possibleCPUsAreDense
         guard definition.type == .perCPUArray else {
             throw MapError.invalidArgument.with(
@@ -221,15 +271,18 @@ public final class RawPerCPUArrayMap: RawMap, @unchecked Sendable {
             storageSize = pagedSize
             storage = pages
             onPages = true
-            var nodes: [Int] = []
-            nodes.reserveCapacity(possibleCPUCount)
-            for cpu in 0..<possibleCPUCount {
-                let node = Int(rcumaps_numa_node_of_cpu(Int32(cpu)))
-                // A refusal leaves the block where the kernel puts it: still correct, only not local.
-                _ = rcumaps_numa_prefer_node(pages + cpu * cpuStride, cpuStride, Int32(node))
-                nodes.append(node)
+            let nodes = (0..<possibleCPUCount).map(nodeOfCPU)
+            let runs = Self.placementRuns(nodes)
+            if runs.count <= maxRuns {
+                for run in runs {
+                    // A refusal leaves the blocks where the kernel puts them: still correct,
+                    // only not local.
+                    _ = rcumaps_numa_prefer_node(pages + run.first * cpuStride, run.count * cpuStride, Int32(run.node))
+                }
+                cpuBlockNodes = nodes
+            } else {
+                cpuBlockNodes = nil
             }
-            cpuBlockNodes = nodes
             storage.bindMemory(to: Atomic<UInt64>.self, capacity: pagedSize / 8)
             try definition.validateAfterAllocation()  // as Linux, after the allocation (deinit frees it)
             return
