@@ -532,10 +532,11 @@ struct LRUHashMapTests {
     }
 
     /// A larger map whose every entry readers use within each lap (a flow table whose flows
-    /// all get packets): the plain sweep stops after passing over 1,024 used entries and the
-    /// forced lap evicts, so an insert is not two laps of the hand (about 33,000 ticks here, on
-    /// every insert; 131,081 and 5.2 ms at 65,536 entries: found by review, 2026-12-06,
-    /// twenty-sixth session). The hook uses every entry after every 256th empty tick, well
+    /// all get packets): the plain sweep stops after passing over 2,048 used entries and the
+    /// forced lap evicts, so an insert is not two laps of the hand (two laps, about 33,000
+    /// ticks here, were every insert's cost before row 264; 131,081 and 5.2 ms at 65,536
+    /// entries: found by review, 2026-12-06, twenty-sixth session). The first insert's forced
+    /// lap passes over about a lap of buckets the prefill wrote into. The hook uses every entry after every 256th empty tick, well
     /// within each lap.
     @Test func anInsertIntoAHotLargeMapEndsWithinABoundedSweep() throws {
         let map = try Self.make(maxEntries: 16_384, flags: .zeroSeed)

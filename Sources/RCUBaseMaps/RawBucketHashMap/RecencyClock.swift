@@ -350,7 +350,11 @@ extension RawBucketHashMap {
     /// map of 4,096 entries (`insertsIntoAMostlyHotMapEvictUnusedEntries`: 400 inserts, each
     /// after a use of every hot entry), used entries evicted with a bound of 128, 256, 512,
     /// 1,024 and 2,048 used entries: 68, 36, 9, 1 and 0 (the unused entries are few, and new
-    /// ones are published used). The sweep's work stays bounded whatever the map's size.
+    /// ones are published used). The sweep's work stays bounded whatever the map's size. The
+    /// limit of any fixed bound: in a map where fewer than about one entry in a thousand goes
+    /// unused between inserts, a window of 2,048 used entries often holds no unused one, and
+    /// the forced lap takes a used entry (7–8 % of the inserts into a 99.9 %-hot map of 16,384
+    /// entries, in a model of the sweep; map-types.md says so).
     package static var plainSweepUsedEntries: Int { 2_048 }
 
     /// How a lap of the sweep picks its victim: `plain` (an entry whose referenced bit was
