@@ -24,7 +24,15 @@ final class FaultyLPMMap: ForwardingMap, @unchecked Sendable {
         /// A pass returns `key` (prefix length, big-endian address), which no worker
         /// stores, just before its end.
         case bogusKeyInPass(UInt32, UInt32)
+        /// The first lookup after each `BPF_NOEXIST` insert of a volatile route that a
+        /// single worker owns answers ENOENT if its address is inside that route: the
+        /// worker's own check of the route it just inserted.
+        case missesJustInserted
     }
+
+    /// ``Fault/missesJustInserted``: the route of an insert no lookup has followed yet
+    /// (prefix length << 32 | address; 0: none).
+    let justInserted = Atomic<UInt64>(0)
 
     let fault: Fault
     /// ``Fault/stalls``: lookups wait until this is cleared.
@@ -32,8 +40,12 @@ final class FaultyLPMMap: ForwardingMap, @unchecked Sendable {
     /// ``Fault/staleReads``: per route index, the value its latest replace displaced.
     let displaced = ThreadLock<[Int: UInt64]>([:])  // not `Mutex`: TSan cannot see it hand over (ThreadLock)
 
+    /// The run's routes.
+    let routes: LPMStressRoutes
+
     init(routes: LPMStressRoutes, fault: Fault) throws(MapError) {
         self.fault = fault
+        self.routes = routes
         super.init(base: try RawLPMTrieMap(MapDefinition(type: .lpmTrie, keySize: 8, valueSize: 8,
                                                          maxEntries: routes.lengths.count, flags: .noPrealloc,
                                                          name: "faulty_lpm")))
@@ -41,6 +53,13 @@ final class FaultyLPMMap: ForwardingMap, @unchecked Sendable {
 
     override func lookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
         if fault == .stalls { while stalled.load(ordering: .acquiring) { StressControl.nap() } }
+        if fault == .missesJustInserted {
+            let route = justInserted.exchange(0, ordering: .relaxed)
+            let length = Int(route >> 32), address = UInt32(bigEndian: key.load(fromByteOffset: 4, as: UInt32.self))
+            if route != 0, address & LPMStressRoutes.mask(length) == UInt32(truncatingIfNeeded: route) {
+                throw MapError.keyNotFound
+            }
+        }
         try base.lookup(key: key, into: value)
         if fault == .zeroesRouteZero, StressToken.key(value.loadUnaligned(as: UInt64.self)) == 0 {
             value.storeBytes(of: UInt64(0), as: UInt64.self)
@@ -79,6 +98,13 @@ final class FaultyLPMMap: ForwardingMap, @unchecked Sendable {
             return
         }
         try base.update(key: key, value: value, flags: flags)
+        if fault == .missesJustInserted, flags == .noExist {
+            let length = key.load(as: UInt32.self), address = UInt32(bigEndian: key.load(fromByteOffset: 4, as: UInt32.self))
+            let index = routes.lengths.indices.first { routes.lengths[$0] == Int(length) && routes.data[$0] == address }
+            if let index, routes.volatileOwner(index, threads: 1) != nil {
+                justInserted.store(UInt64(length) << 32 | UInt64(address), ordering: .relaxed)
+            }
+        }
     }
 }
 
@@ -135,6 +161,22 @@ struct LPMStressCheckerTests {
         let recorder = StressRecorder(label: "faulty-lpm", echo: false)
         let exercise = exerciseLPMMap(map, options: options(), seed: seed, recorder: recorder, progress: false, samples: nil)
         return (exercise.hung, recorder)
+    }
+
+    /// A worker's lookup right after its own insert of a volatile route that finds nothing is
+    /// caught (one worker: no other worker's lookup can take the fault). The check after an
+    /// insert skipped a failed lookup, a garbage route and one that did not cover the
+    /// address (found by review, 2026-12-06, twenty-seventh session).
+    @Test func aMissRightAfterAnOwnInsertIsCaught() throws {
+        var options = Self.options(threads: 1)
+        options.keys = 64
+        let routes = LPMStressRoutes(count: options.keys, seed: 5)
+        let map = try FaultyLPMMap(routes: routes, fault: .missesJustInserted)
+        let recorder = StressRecorder(label: "faulty-lpm", echo: false)
+        let exercise = exerciseLPMMap(map, options: options, seed: 5, recorder: recorder, progress: false, samples: nil)
+        #expect(!exercise.hung)
+        #expect(exercise.stats.selfChecks > 0)
+        #expect(recorder.byKind.contains { $0.0 == .stableKey }, "\(recorder.byKind) \(recorder.descriptions.prefix(2))")
     }
 
     /// Route 0's value read as zero bytes is caught: its prefill token was all zero bits

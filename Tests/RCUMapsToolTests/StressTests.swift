@@ -742,6 +742,10 @@ struct StressCheckerTests {
                                          samples: nil)
         #expect(!run.hung)
         #expect(evicting.byKind.contains { $0.0 == .countOvershoot }, "\(evicting.byKind)")
+        // And by its quiescent checks, which compared only the clamped `count` and so could
+        // never fire on a real map (found by review, 2026-12-06, twenty-seventh session).
+        // (The recorder keeps the first descriptions only: the workers' fill them.)
+        #expect(evicting.byKind.contains { $0.0 == .count }, "\(evicting.byKind)")
     }
 
     /// The evicting runs check the map at checkpoints, with the workers paused, not only at

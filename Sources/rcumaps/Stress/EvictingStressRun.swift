@@ -159,6 +159,12 @@ struct EvictingStressTarget: Sendable {
     /// starts its messages.
     func quiescentCheck(_ label: String, recorder: StressRecorder) {
         let count = map.count
+        // The gate's units: a map's `count` is clamped to `maxEntries` and cannot show an
+        // overshoot (the check compared it alone, and could never fire on a real map: found
+        // by review, 2026-12-06, twenty-seventh session). (`count` is still compared: a
+        // test's stand-in map overshoots there.)
+        let units = stressCapacityUnits(of: map)
+        if units > maxEntries { recorder.record(.count, "\(label): capacity units in use \(units) above maxEntries \(maxEntries)") }
         if count > maxEntries { recorder.record(.count, "\(label): count \(count) above maxEntries \(maxEntries)") }
         var cursor: UInt64?
         var seen = Set<UInt64>()

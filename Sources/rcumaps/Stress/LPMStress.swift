@@ -282,7 +282,7 @@ final class LPMStressWorker<Map: RawMap> {
                 ? routes.data[index] | UInt32(truncatingIfNeeded: bits >> 32) & ~LPMStressRoutes.mask(routes.lengths[index])
                 : 0x0A00_0000 | UInt32(truncatingIfNeeded: bits >> 32) & 0x0003_FFFF
             stats.lookups += 1
-            if checkLookup(address, volatileAllowed: true) { stats.lookupHits += 1 }
+            if checkLookup(address, volatileAllowed: true) != nil { stats.lookupHits += 1 }
         } else if choice < 80 {
             insertVolatile(volatileRoute(bits))
         } else if choice < 90 {
@@ -311,21 +311,23 @@ final class LPMStressWorker<Map: RawMap> {
     }
 
     /// After this worker's own insert or delete of its volatile route `index`: a lookup of
-    /// an address inside it answers that route or a longer one while it is stored, and
-    /// never that route once deleted (no other worker writes it meanwhile).
+    /// an address inside it is checked as any lookup (an answer, a route that covers the
+    /// address, a value some writer stored), and answers that route or a longer one while
+    /// it is stored, and never that route once deleted (no other worker writes it
+    /// meanwhile). (A failed lookup, a garbage route and one that did not cover the address
+    /// passed unrecorded, and the value went unchecked: found by review, 2026-12-06,
+    /// twenty-seventh session.)
     func checkOwnVolatile(_ index: Int, stored: Bool, hostBits: UInt32) {
         guard routes.volatileOwner(index, threads: shared.threads) == worker else { return }
         let address = routes.data[index] | hostBits & ~LPMStressRoutes.mask(routes.lengths[index])
         stats.selfChecks += 1
-        guard let token = try? shared.lookup(address) else { return }  // (checkLookup reports a failed lookup)
-        let answered = StressToken.key(token)
-        guard answered < routes.lengths.count else { return }
+        guard let answered = checkLookup(address, volatileAllowed: true) else { return }  // recorded
         if stored, routes.lengths[answered] < routes.lengths[index] {
             recorder.record(.ownKey, "lookup \(hex(address)) right after this worker inserted its volatile route \(index) "
                 + "/\(routes.lengths[index]) answered the shorter route \(answered) /\(routes.lengths[answered])")
         } else if !stored, answered == index {
             recorder.record(.ownKey, "lookup \(hex(address)) right after this worker deleted its volatile route \(index) "
-                + "answered it: \(StressToken.describe(token))")
+                + "answered it")
         }
     }
 
@@ -379,18 +381,21 @@ final class LPMStressWorker<Map: RawMap> {
     }
 
     /// Checks one lookup answer: the route against the stable routes, its value against
-    /// the route, the owner's record and what this worker saw before.
-    func checkLookup(_ address: UInt32, volatileAllowed: Bool) -> Bool {
+    /// the route, the owner's record and what this worker saw before. Returns the route
+    /// answered, nil if the lookup failed or answered a route that does not cover the
+    /// address (recorded).
+    @discardableResult
+    func checkLookup(_ address: UInt32, volatileAllowed: Bool) -> Int? {
         let best = shared.stableBest(address)
         let token: UInt64
         do { token = try shared.lookup(address) } catch {
             recorder.record(.stableKey, "lookup \(hex(address)): \(error), but stable route \(best) covers it")
-            return false
+            return nil
         }
         let index = StressToken.key(token)
         guard index < routes.lengths.count, routes.covers(index, address) else {
             recorder.record(.value, "lookup \(hex(address)) answered route \(index), which does not cover it")
-            return false
+            return nil
         }
         if index < routes.stableCount {
             if index != best { recorder.record(.value, "lookup \(hex(address)) answered stable route \(index), expected \(best)") }
@@ -398,7 +403,7 @@ final class LPMStressWorker<Map: RawMap> {
             recorder.record(.value, "lookup \(hex(address)) answered volatile route \(index) /\(routes.lengths[index]) over stable \(best) /\(routes.lengths[best])")
         }
         observe(index, token, via: "lookup \(hex(address))")
-        return true
+        return index
     }
 
     /// Checks a value read under route `index`: one some writer may have stored there, on
