@@ -14,7 +14,7 @@ struct StressOptionsTests {
         #expect(try stressOptions(["stress"]) == StressOptions())
         let defaults = StressOptions()
         #expect(defaults.maps == [.hashLockFree, .hashBucket, .hashLockFreeWord, .hashBucketWord, .array, .objectMap,
-                                  .queue, .stack, .lruHash, .perCPUArray, .perCPUHash, .lruPerCPUHash, .lpmTrie,
+                                  .objectMapLockFree, .queue, .stack, .lruHash, .perCPUArray, .perCPUHash, .lruPerCPUHash, .lpmTrie,
                                   .dictionary, .dictionaryString, .dictionaryNode])
         #expect(defaults.duration == 5)
         #expect(defaults.threads == 4)
@@ -347,6 +347,10 @@ struct StressRunTests {
             #expect(first.byKind.isEmpty, "\(first.descriptions)")
             #expect(second.byKind.isEmpty, "\(second.descriptions)")
             #expect(!MapProviderRegistry.shared.isRegistered(StressObjects.mapType))
+            // The provider on the lock-free base (its own type) too.
+            let lockFree = runStressMap(.objectMapLockFree, options: options, seed: 3, progress: false)
+            #expect(lockFree.byKind.isEmpty, "\(lockFree.descriptions)")
+            #expect(!MapProviderRegistry.shared.isRegistered(StressObjects.lockFreeMapType))
         }
     }
 

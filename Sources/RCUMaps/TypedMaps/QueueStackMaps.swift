@@ -14,7 +14,8 @@
 /// Concurrency: any number of producers and consumers on any threads and tasks. Each
 /// push, pop and peek is atomic (one short lock around the ring, as Linux's spin lock,
 /// but one that never gives up: not from a signal handler that may interrupt an operation
-/// on the same map): of concurrent pops, each element goes to exactly one; nothing pushed is lost
+/// on the same map, except for the answers made without it — an empty map's pop or peek,
+/// a full map's push that does not overwrite): of concurrent pops, each element goes to exactly one; nothing pushed is lost
 /// unless a push that overwrites (``push(_:overwritingOldest:)``) drops it, and that push
 /// returns it.
 public protocol PushPopMap<Value>: AnyObject, Sendable {

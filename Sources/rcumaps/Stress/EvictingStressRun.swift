@@ -15,10 +15,12 @@ import Synchronization
 /// 0 (a CPU a helper-mode insert did not write). Invariants, checked as the workers go:
 /// - `count` never exceeds `maxEntries`, and a pass finds exactly `count` keys, each holding
 ///   only its marks: checked with the workers paused, at checkpoints (about once a second,
-///   less often for maps over 32,768 entries) and at the end. (Workers also sample the
-///   capacity gate's units, which a real map's gate never lets exceed `maxEntries`, so that
-///   sample shows only a stand-in map's overshoot; the bound at every moment is
-///   `LRUHashMapTests.theBoundHoldsAtEveryMomentInOneChain`'s. Found by review, 2026-12-06.)
+///   less often for maps over 32,768 entries) and at the end. (Workers, and those paused
+///   checks, also compare the capacity gate's units, which a real map's gate never lets
+///   exceed `maxEntries` — its compare-and-swap bounds them —, so they show a change to
+///   that bound or a stand-in map's overshoot; the bound at every moment is
+///   `LRUHashMapTests.theBoundHoldsAtEveryMomentInOneChain`'s, and an entry overshoot the
+///   pass's key count. Found by review, 2026-12-06.)
 /// - the key a worker has just written is present with the new mark — on every CPU after a
 ///   user-mode write, on exactly one CPU after a helper-mode one, the others unchanged (the
 ///   CPU the worker is pinned to, for the odd workers of the per-CPU types where the system
@@ -159,10 +161,11 @@ struct EvictingStressTarget: Sendable {
     /// starts its messages.
     func quiescentCheck(_ label: String, recorder: StressRecorder) {
         let count = map.count
-        // The gate's units: a map's `count` is clamped to `maxEntries` and cannot show an
-        // overshoot (the check compared it alone, and could never fire on a real map: found
-        // by review, 2026-12-06, twenty-seventh session). (`count` is still compared: a
-        // test's stand-in map overshoots there.)
+        // The gate's units too: a map's `count` is clamped to `maxEntries`, so its comparison
+        // could never fire on a real map (found by review, 2026-12-06, twenty-seventh
+        // session; the pass's key count below catches an entry overshoot, the units a
+        // change to the gate's bound). `count` is still compared: a test's stand-in map
+        // overshoots there.
         let units = stressCapacityUnits(of: map)
         if units > maxEntries { recorder.record(.count, "\(label): capacity units in use \(units) above maxEntries \(maxEntries)") }
         if count > maxEntries { recorder.record(.count, "\(label): count \(count) above maxEntries \(maxEntries)") }

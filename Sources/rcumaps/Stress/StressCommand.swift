@@ -102,7 +102,7 @@ func stressDiscussion() -> String {
             """),
         HelpText.paragraph("""
             The key-value maps (hash-lockfree, hash-bucket, hash-lockfree-8, hash-bucket-8, array, \
-            object-map): \
+            object-map, object-map-lockfree): \
             each worker (an OS thread with its own xorshift stream derived from --seed) mixes \
             lookups, helper-mode in-place lookups, update(.any/.noExist/.exist), helper-mode \
             updates and deletes, delete, lookup-and-delete, operations on keys never inserted, \
@@ -119,7 +119,7 @@ func stressDiscussion() -> String {
             Checked continuously on those maps: every value read is whole (not torn) and belongs to its key; \
             an owned key holds exactly what its owner last stored (no lost or phantom values, \
             every errno as predicted); a stable key is never missing; one writer's values never \
-            go back in time for a reader (not on object-map, whose values are handles without \
+            go back in time for a reader (not on the object maps, whose values are handles without \
             versions: there the winners' balance on the shared churn keys, the checkpoints and the \
             reference counts are its checks) (per writer while the readers' records of every \
             writer's newest version fit 256 MiB together — 8 bytes a key, writer and reader; \

@@ -71,9 +71,9 @@ final class StressHarness<Map: RawMap>: Sendable {
     // MARK: Layout
 
     @inline(__always) var isArray: Bool { kind.isArray }
-    @inline(__always) var isObjectMap: Bool { kind == .objectMap }
+    @inline(__always) var isObjectMap: Bool { kind == .objectMap || kind == .objectMapLockFree }
     /// Byte maps carry writer and version in their values.
-    @inline(__always) var hasVersions: Bool { kind != .objectMap }
+    @inline(__always) var hasVersions: Bool { !isObjectMap }
 
     @inline(__always)
     func isStable(_ index: Int) -> Bool { isArray || index & 3 == 0 }

@@ -13,6 +13,9 @@ enum StressMapKind: String, CaseIterable, Sendable {
     /// The sample provider's object map (custom type 4200 on the bucket-locked hash):
     /// `UInt32` keys, object-handle values, reference-counted objects.
     case objectMap = "object-map"
+    /// The object map on the lock-free hash (custom type 4201): as `object-map`, where a
+    /// lookup-and-delete runs the find callback again when the key is replaced meanwhile.
+    case objectMapLockFree = "object-map-lockfree"
     /// `RawQueueStackMap` QUEUE: 32-byte values, `--keys` elements at most.
     case queue = "queue"
     /// `RawQueueStackMap` STACK: 32-byte values, `--keys` elements at most.
@@ -47,6 +50,7 @@ enum StressMapKind: String, CaseIterable, Sendable {
         case .hashBucketWord: "RawBucketHashMap, 8-byte keys, 8-byte values (exchanged in place)"
         case .array: "RawArrayMap, UInt32 index keys, 32-byte values"
         case .objectMap: "sample object map provider (type \(StressObjects.mapType.rawValue), bucket-locked base), handle values"
+        case .objectMapLockFree: "the same provider on the lock-free hash (type \(StressObjects.lockFreeMapType.rawValue)), handle values"
         case .queue: "RawQueueStackMap QUEUE, 32-byte values, at most --keys elements (producers and consumers)"
         case .stack: "RawQueueStackMap STACK, 32-byte values, at most --keys elements (producers and consumers)"
         case .lruHash: "RawBucketHashMap LRU_HASH, 8-byte keys and values, max(16, --keys / 4) entries, evicting writers"

@@ -17,6 +17,7 @@ enum StressPools {
         case .hashBucketWord: PoolTag("stbw")
         case .array: PoolTag("star")
         case .objectMap: PoolTag("stom")
+        case .objectMapLockFree: PoolTag("stol")
         case .queue: PoolTag("stqu")
         case .stack: PoolTag("stst")
         case .lruHash: PoolTag("stlr")
@@ -275,8 +276,8 @@ func runStressMap(_ kind: StressMapKind, options: StressOptions, seed: UInt64, p
             // The map is gone; its deferred frees run after a grace period.
             checkReleased(StressPools.mapTag(kind), what: "the map", recorder: recorder)
         }
-    case .objectMap:
-        exercise = exerciseObjectMap(options: options, seed: seed, recorder: recorder, progress: progress, samples: samples)
+    case .objectMap, .objectMapLockFree:
+        exercise = exerciseObjectMap(kind, options: options, seed: seed, recorder: recorder, progress: progress, samples: samples)
     case .queue, .stack:
         exercise = exerciseQueueStack(kind, options: options, seed: seed, recorder: recorder, progress: progress,
                                       samples: samples)
@@ -387,7 +388,7 @@ func exerciseByteMap(_ kind: StressMapKind, options: StressOptions, seed: UInt64
                 name: "stress", poolTag: tag))
             return drive(map, kind: kind, objects: nil, options: options, seed: seed, recorder: recorder, progress: progress,
                          samples: samples)
-        case .objectMap:
+        case .objectMap, .objectMapLockFree:
             preconditionFailure("object maps are built by exerciseObjectMap")
         case .queue, .stack:
             preconditionFailure("queues and stacks are built by exerciseQueueStack")
@@ -410,17 +411,19 @@ func exerciseByteMap(_ kind: StressMapKind, options: StressOptions, seed: UInt64
 /// stresses a map of it, drops the map and checks that every reference the map held was
 /// released exactly once, then closes the objects and checks that their memory is freed.
 @inline(never)
-func exerciseObjectMap(options: StressOptions, seed: UInt64, recorder: StressRecorder, progress: Bool,
-                       samples: StressSampleFile?) -> StressExercise {
+func exerciseObjectMap(_ kind: StressMapKind = .objectMap, options: StressOptions, seed: UInt64, recorder: StressRecorder,
+                       progress: Bool, samples: StressSampleFile?) -> StressExercise {
     let objects: StressObjects
+    let type = kind == .objectMapLockFree ? StressObjects.lockFreeMapType : StressObjects.mapType
     do {
-        objects = try StressObjects(keys: options.keys)
+        objects = try StressObjects(keys: options.keys, type: type,
+                                    base: kind == .objectMapLockFree ? .hashLockFree : .hashBucketLocked)
     } catch {
-        recorder.record(.setup, "cannot register the object map provider (type \(StressObjects.mapType.rawValue)) or open objects: \(error)")
+        recorder.record(.setup, "cannot register the object map provider (type \(type.rawValue)) or open objects: \(error)")
         return StressExercise()
     }
-    let exercise = exerciseObjectMapInstance(objects, options: options, seed: seed, recorder: recorder, progress: progress,
-                                             samples: samples)
+    let exercise = exerciseObjectMapInstance(objects, kind: kind, options: options, seed: seed, recorder: recorder,
+                                             progress: progress, samples: samples)
     if exercise.hung { return exercise }
     // The map is gone: its teardown released every entry's reference.
     if objects.provider.liveMaps != 0 {
@@ -439,17 +442,18 @@ func exerciseObjectMap(options: StressOptions, seed: UInt64, recorder: StressRec
         recorder.record(.setup, "cannot unregister the object map provider after the run: \(error)")
     }
     checkReleased(StressObjects.objectTag, what: "the map and closing every object", recorder: recorder)
-    checkReleased(StressPools.mapTag(.objectMap), what: "the map", recorder: recorder)
+    checkReleased(StressPools.mapTag(kind), what: "the map", recorder: recorder)
     return exercise
 }
 
 @inline(never)
-func exerciseObjectMapInstance(_ objects: StressObjects, options: StressOptions, seed: UInt64,
-                               recorder: StressRecorder, progress: Bool, samples: StressSampleFile?) -> StressExercise {
+func exerciseObjectMapInstance(_ objects: StressObjects, kind: StressMapKind = .objectMap, options: StressOptions,
+                               seed: UInt64, recorder: StressRecorder, progress: Bool,
+                               samples: StressSampleFile?) -> StressExercise {
     do {
         let map = try objects.provider.makeMap(maxEntries: options.keys * 5 / 8, name: "stress",
-                                               poolTag: StressPools.mapTag(.objectMap))
-        return drive(map, kind: .objectMap, objects: objects, options: options, seed: seed, recorder: recorder, progress: progress,
+                                               poolTag: StressPools.mapTag(kind))
+        return drive(map, kind: kind, objects: objects, options: options, seed: seed, recorder: recorder, progress: progress,
                      samples: samples)
     } catch {
         recorder.record(.setup, "cannot create the object map: \(error)")

@@ -150,6 +150,8 @@ enum StressKeys {
 final class StressObjects: Sendable {
     /// The custom map type of the stress run's provider (the bench uses 4100).
     static let mapType = MapType(rawValue: 4200)
+    /// The type of the same provider on the lock-free hash (`object-map-lockfree`).
+    static let lockFreeMapType = MapType(rawValue: 4201)
     /// Pool tag of the objects.
     static let objectTag = PoolTag("stob")
     /// Objects per group.
@@ -164,8 +166,9 @@ final class StressObjects: Sendable {
 
     /// Registers the provider for `type` and opens `groups * perGroup` objects under
     /// `objectTag` (the defaults: ``mapType``, ``objectTag``; tests pass others).
-    init(keys: Int, type: MapType = StressObjects.mapType, objectTag: PoolTag = StressObjects.objectTag) throws(MapError) {
-        provider = try ObjectMapProvider(type: type, base: .hashBucketLocked, objectTag: objectTag)
+    init(keys: Int, type: MapType = StressObjects.mapType, base: ProviderBaseMap = .hashBucketLocked,
+         objectTag: PoolTag = StressObjects.objectTag) throws(MapError) {
+        provider = try ObjectMapProvider(type: type, base: base, objectTag: objectTag)
         groups = min(64, keys)
         var handles: [ObjectMapProvider.Handle] = []
         do throws(MapError) {

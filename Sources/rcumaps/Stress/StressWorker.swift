@@ -16,7 +16,7 @@ enum StressOperation: UInt8, CaseIterable {
         case .hashLockFree, .hashBucket, .hashLockFreeWord, .hashBucketWord:
             [(.lookup, 56), (.helperLookup, 32), (.foreign, 8), (.updateAny, 36), (.updateNoExist, 36),
              (.updateExist, 24), (.helperUpdate, 12), (.delete, 24), (.helperDelete, 8), (.lookupAndDelete, 16), (.count, 4)]
-        case .objectMap:
+        case .objectMap, .objectMapLockFree:
             // Helper mode is blocked on the object map (its provider translates values): rare, refused.
             [(.lookup, 72), (.helperLookup, 4), (.foreign, 8), (.updateAny, 40), (.updateNoExist, 40),
              (.updateExist, 28), (.helperUpdate, 4), (.delete, 28), (.helperDelete, 4), (.lookupAndDelete, 24), (.count, 4)]
