@@ -99,15 +99,24 @@ func withdraw(_ prefix: Prefix, from routes: RCUDictionary<Prefix, Route>) async
     return old
 }
 
-if let withdrawn = await withdraw(Prefix(0x0A01_0200, 24), from: routes) {
-    print("withdrew 10.1.2.0/24 (via \(withdrawn.nextHop) on \(withdrawn.interface)); no lookup can return it any more")
+/// Withdraws 10.1.2.0/24 and shows where its addresses go now.
+func withdrawOneRoute(from routes: RCUDictionary<Prefix, Route>) async {
+    if let withdrawn = await withdraw(Prefix(0x0A01_0200, 24), from: routes) {
+        print("withdrew 10.1.2.0/24 (via \(withdrawn.nextHop) on \(withdrawn.interface)); no lookup can return it any more")
+    }
+    print("10.1.2.7 now goes via", route(to: 0x0A01_0207, in: routes)?.interface ?? "nowhere")
 }
-print("10.1.2.7 now goes via", route(to: 0x0A01_0207, in: routes)?.interface ?? "nowhere")
 
-// The table, copied out (each entry is a value some write stored whole).
-for (prefix, route) in routes.snapshot().sorted(by: { ($0.key.length, $0.key.network) < ($1.key.length, $1.key.network) }) {
-    print("  \(prefix)".padding(20), "via \(route.nextHop) on \(route.interface)")
+await withdrawOneRoute(from: routes)
+
+/// Prints the table, copied out (each entry is a value some write stored whole).
+func printTable(_ routes: RCUDictionary<Prefix, Route>) {
+    for (prefix, route) in routes.snapshot().sorted(by: { ($0.key.length, $0.key.network) < ($1.key.length, $1.key.network) }) {
+        print("  \(prefix)".padding(20), "via \(route.nextHop) on \(route.interface)")
+    }
 }
+
+printTable(routes)
 
 /// Before a clean shutdown: once this returns, every route replaced or removed above has
 /// been released. The async form blocks no pool thread, and any number of tasks may await
