@@ -28,6 +28,9 @@ struct QueueStressTests {
         #expect(result.operations > 0)
         let stats = result.exercise.queueStats
         #expect(stats.pushesStored > 0 && stats.popsFound > 0 && stats.peeksFound > 0)
+        // A share in helper mode, inside epoch sections (the run drove user mode only: found
+        // by review, 2026-12-06, twenty-seventh session).
+        #expect(stats.helperOperations > 0 && stats.helperOperations < stats.pushes + stats.pops + stats.peeks)
         // A 64-element map runs full: refused pushes and overwriting ones that dropped.
         #expect(stats.pushesFull > 0 && stats.overwrites > 0, "\(stats)")
         let totals = try #require(result.exercise.queueTotals)

@@ -17,6 +17,22 @@ protocol StressQueue: Sendable {
     func pop(into value: UnsafeMutableRawBufferPointer) throws(MapError)
     /// Copies the next element into `value` without removing it; ENOENT when empty.
     func peek(into value: UnsafeMutableRawBufferPointer) throws(MapError)
+    /// Helper mode, inside an epoch section, as a BPF program calls them: a push that does
+    /// not overwrite (helper mode cannot report what an overwriting push drops, which the
+    /// checker needs), a pop and a peek. Default: the user-mode calls (a test's stand-in).
+    func pushInSection(_ value: UnsafeRawBufferPointer) throws(MapError)
+    func popInSection(into value: UnsafeMutableRawBufferPointer) throws(MapError)
+    func peekInSection(into value: UnsafeMutableRawBufferPointer) throws(MapError)
+}
+
+extension StressQueue {
+    func pushInSection(_ value: UnsafeRawBufferPointer) throws(MapError) {
+        let unused = UnsafeMutableRawBufferPointer.allocate(byteCount: value.count, alignment: 8)
+        defer { unused.deallocate() }
+        _ = try push(value, overwrite: false, displaced: unused)
+    }
+    func popInSection(into value: UnsafeMutableRawBufferPointer) throws(MapError) { try pop(into: value) }
+    func peekInSection(into value: UnsafeMutableRawBufferPointer) throws(MapError) { try peek(into: value) }
 }
 
 extension RawQueueStackMap: StressQueue {
@@ -24,6 +40,15 @@ extension RawQueueStackMap: StressQueue {
               displaced: UnsafeMutableRawBufferPointer) throws(MapError) -> Bool {
         try exchange(key: UnsafeRawBufferPointer(start: nil, count: 0), value: value,
                      flags: overwrite ? .exist : .any, into: displaced)
+    }
+    func pushInSection(_ value: UnsafeRawBufferPointer) throws(MapError) {
+        try Epoch.withSection { (section) throws(MapError) in try push(value, flags: .any, in: section) }
+    }
+    func popInSection(into value: UnsafeMutableRawBufferPointer) throws(MapError) {
+        try Epoch.withSection { (section) throws(MapError) in try pop(into: value, in: section) }
+    }
+    func peekInSection(into value: UnsafeMutableRawBufferPointer) throws(MapError) {
+        try Epoch.withSection { (section) throws(MapError) in try peek(into: value, in: section) }
     }
 }
 

@@ -15,6 +15,8 @@ struct QueueStressStats: Sendable, Equatable {
     var peeks = 0
     var peeksFound = 0
     var countChecks = 0
+    /// Pushes, pops and peeks made in helper mode (inside an epoch section), of the above.
+    var helperOperations = 0
 
     static func + (lhs: QueueStressStats, rhs: QueueStressStats) -> QueueStressStats {
         var sum = lhs
@@ -28,6 +30,7 @@ struct QueueStressStats: Sendable, Equatable {
         sum.popsFound += rhs.popsFound
         sum.peeks += rhs.peeks
         sum.peeksFound += rhs.peeksFound
+        sum.helperOperations += rhs.helperOperations
         sum.countChecks += rhs.countChecks
         return sum
     }
@@ -118,8 +121,10 @@ final class QueueStressWorker<Queue: StressQueue> {
     func step() {
         let bits = random.next()
         let choice = Int(truncatingIfNeeded: bits & 0xFF)
+        // A quarter of the pushes that do not overwrite, pops and peeks in helper mode.
+        let helper = (bits >> 12) & 3 == 0
         if choice < 12 {
-            peek()
+            peek(helper: helper)
         } else if choice < 14 {
             stats.countChecks += 1
             let count = queue.count
@@ -127,20 +132,27 @@ final class QueueStressWorker<Queue: StressQueue> {
                 violation(.count, "count \(count) outside 0...\(queue.capacity)")
             }
         } else if choice < 14 + pushShare * 242 / 256 {
-            push(overwrite: (bits >> 8) & 15 == 0)
+            push(overwrite: (bits >> 8) & 15 == 0, helper: helper)
         } else {
-            pop()
+            pop(helper: helper)
         }
     }
 
-    func push(overwrite: Bool) {
+    func push(overwrite: Bool, helper: Bool = false) {
         stats.pushes += 1
         if overwrite { stats.overwritingPushes += 1 }
         // Announced before the push: a reader may see the value before the push returns.
         producer.attempted.store(sequence + 1, ordering: .releasing)
         StressWords.encode(harness.token(writer: writer, sequence: sequence), into: valueBuffer.baseAddress!)
         do throws(MapError) {
-            let dropped = try queue.push(UnsafeRawBufferPointer(valueBuffer), overwrite: overwrite, displaced: readBuffer)
+            let dropped: Bool
+            if helper, !overwrite {
+                stats.helperOperations += 1
+                try queue.pushInSection(UnsafeRawBufferPointer(valueBuffer))
+                dropped = false
+            } else {
+                dropped = try queue.push(UnsafeRawBufferPointer(valueBuffer), overwrite: overwrite, displaced: readBuffer)
+            }
             stats.pushesStored += 1
             sequence += 1
             if dropped {
@@ -159,10 +171,11 @@ final class QueueStressWorker<Queue: StressQueue> {
         }
     }
 
-    func pop() {
+    func pop(helper: Bool = false) {
         stats.pops += 1
+        if helper { stats.helperOperations += 1 }
         do throws(MapError) {
-            try queue.pop(into: readBuffer)
+            if helper { try queue.popInSection(into: readBuffer) } else { try queue.pop(into: readBuffer) }
             stats.popsFound += 1
             removedValue(in: "popped")
         } catch {
@@ -170,10 +183,11 @@ final class QueueStressWorker<Queue: StressQueue> {
         }
     }
 
-    func peek() {
+    func peek(helper: Bool = false) {
         stats.peeks += 1
+        if helper { stats.helperOperations += 1 }
         do throws(MapError) {
-            try queue.peek(into: readBuffer)
+            if helper { try queue.peekInSection(into: readBuffer) } else { try queue.peek(into: readBuffer) }
             stats.peeksFound += 1
             guard let token = harness.check(readBuffer.baseAddress!, "worker \(index): peeked") else { return }
             // A queue's next element is younger than anything of its producer removed before.

@@ -211,7 +211,8 @@ func stressDiscussion() -> String {
         HelpText.paragraph("""
             queue and stack have no keys: each worker is a producer and a consumer, pushing its \
             own values in sequence (1 in 16 pushes with BPF_EXIST, dropping the oldest element \
-            of a full map), popping, peeking and reading the count, with a share of pushes that \
+            of a full map), popping, peeking and reading the count (a quarter of the pushes \
+            without BPF_EXIST, pops and peeks in helper mode, inside an epoch section), with a share of pushes that \
             changes every few batches so that the map runs empty and full. The map holds at \
             most --keys 32-byte values and starts half full. Checked continuously: every value \
             popped, peeked or dropped is whole, one of the run's and was pushed; for a queue, \

@@ -147,6 +147,7 @@ extension StressMapResult {
             "pops \(stressCount(s.pops)) (\(percent(s.popsFound, s.pops)) found)",
             "peeks \(stressCount(s.peeks)) (\(percent(s.peeksFound, s.peeks)) found)",
             "count checks \(stressCount(s.countChecks))",
+            "helper mode \(stressCount(s.helperOperations)) of the pushes, pops and peeks",
         ]
         if let totals = exercise.queueTotals {
             parts.append("values pushed \(stressCount(totals.pushed)) = removed \(stressCount(totals.removed)) "
