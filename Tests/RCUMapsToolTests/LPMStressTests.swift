@@ -238,6 +238,9 @@ struct LPMStressCheckerTests {
         #expect(recorder.byKind.isEmpty, "violations: \(recorder.byKind) — \(recorder.descriptions)")
         #expect(!exercise.hung)
         #expect(exercise.stats.deletesDone > 0 && exercise.stats.updatesStored > 0 && exercise.stats.lookupHits > 0)
+        // Helper-mode lookups in place too (the run was user mode only: found by review,
+        // 2026-12-06, twenty-seventh session).
+        #expect(exercise.stats.helperLookupHits > 0)
     }
 
     /// The LPM run checks the map at checkpoints too, with the workers paused (a pass, the

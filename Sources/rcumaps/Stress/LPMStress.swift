@@ -114,27 +114,50 @@ final class LPMStressShared<Map: RawMap>: Sendable {
         self.recorder = recorder
     }
 
-    func lookup(_ address: UInt32) throws(MapError) -> UInt64 {
+    /// The longest match's value for `address`: copied out (user mode), or, with `helper`,
+    /// read in place inside an epoch section (helper mode: the entry a concurrent delete or
+    /// replace retires stays valid until the section ends).
+    func lookup(_ address: UInt32, helper: Bool = false) throws(MapError) -> UInt64 {
         var key = LPMStressRoutes.key(32, address)
         var value: UInt64 = 0
         try withUnsafeBytes(of: &key) { (key) throws(MapError) in
-            try withUnsafeMutableBytes(of: &value) { (value) throws(MapError) in try map.lookup(key: key, into: value) }
+            if helper {
+                value = try Epoch.withSection { (section) throws(MapError) in
+                    // Entries are replaced, never written in place here: a plain load.
+                    try map.lookupInPlace(key: key, in: section).baseAddress!.loadUnaligned(as: UInt64.self)
+                }
+            } else {
+                try withUnsafeMutableBytes(of: &value) { (value) throws(MapError) in try map.lookup(key: key, into: value) }
+            }
         }
         return value
     }
 
-    /// Stores `token` (a ``StressToken`` of route `index`) under route `index`.
-    func store(_ index: Int, token: UInt64, flags: MapUpdateFlags) throws(MapError) {
+    /// Stores `token` (a ``StressToken`` of route `index`) under route `index`, in user mode
+    /// or, with `helper`, in helper mode (inside an epoch section).
+    func store(_ index: Int, token: UInt64, flags: MapUpdateFlags, helper: Bool = false) throws(MapError) {
         var key = LPMStressRoutes.key(routes.lengths[index], routes.data[index])
         var value = token
         try withUnsafeBytes(of: &key) { (key) throws(MapError) in
-            try withUnsafeBytes(of: &value) { (value) throws(MapError) in try map.update(key: key, value: value, flags: flags) }
+            try withUnsafeBytes(of: &value) { (value) throws(MapError) in
+                if helper {
+                    try Epoch.withSection { (section) throws(MapError) in try map.update(key: key, value: value, flags: flags, in: section) }
+                } else {
+                    try map.update(key: key, value: value, flags: flags)
+                }
+            }
         }
     }
 
-    func delete(_ index: Int) throws(MapError) {
+    func delete(_ index: Int, helper: Bool = false) throws(MapError) {
         var key = LPMStressRoutes.key(routes.lengths[index], routes.data[index])
-        try withUnsafeBytes(of: &key) { (key) throws(MapError) in try map.delete(key: key) }
+        try withUnsafeBytes(of: &key) { (key) throws(MapError) in
+            if helper {
+                try Epoch.withSection { (section) throws(MapError) in try map.delete(key: key, in: section) }
+            } else {
+                try map.delete(key: key)
+            }
+        }
     }
 
     /// The longest stable route covering `address` (10.0.0.0/8 covers all of them).
@@ -281,8 +304,12 @@ final class LPMStressWorker<Map: RawMap> {
             let address = bits & 0x100 == 0
                 ? routes.data[index] | UInt32(truncatingIfNeeded: bits >> 32) & ~LPMStressRoutes.mask(routes.lengths[index])
                 : 0x0A00_0000 | UInt32(truncatingIfNeeded: bits >> 32) & 0x0003_FFFF
-            stats.lookups += 1
-            if checkLookup(address, volatileAllowed: true) != nil { stats.lookupHits += 1 }
+            // A quarter in helper mode, in place inside a section.
+            let helper = (bits >> 16) & 3 == 0
+            if helper { stats.helperLookups += 1 } else { stats.lookups += 1 }
+            if checkLookup(address, volatileAllowed: true, helper: helper) != nil {
+                if helper { stats.helperLookupHits += 1 } else { stats.lookupHits += 1 }
+            }
         } else if choice < 80 {
             insertVolatile(volatileRoute(bits))
         } else if choice < 90 {
@@ -335,7 +362,8 @@ final class LPMStressWorker<Map: RawMap> {
         stats.updates += 1
         version += 1
         do {
-            try shared.store(index, token: StressToken.make(key: index, writer: worker + 1, version: version), flags: .noExist)
+            try shared.store(index, token: StressToken.make(key: index, writer: worker + 1, version: version), flags: .noExist,
+                             helper: random.next() & 3 == 0)
             stats.updatesStored += 1
             balance[index] &+= 1
             checkOwnVolatile(index, stored: true, hostBits: UInt32(truncatingIfNeeded: random.next()))
@@ -349,7 +377,7 @@ final class LPMStressWorker<Map: RawMap> {
     func deleteVolatile(_ index: Int) {
         stats.deletes += 1
         do {
-            try shared.delete(index)
+            try shared.delete(index, helper: random.next() & 3 == 0)
             stats.deletesDone += 1
             balance[index] &-= 1
             checkOwnVolatile(index, stored: false, hostBits: UInt32(truncatingIfNeeded: random.next()))
@@ -372,7 +400,7 @@ final class LPMStressWorker<Map: RawMap> {
         version += 1
         let token = StressToken.make(key: index, writer: worker + 1, version: version)
         do {
-            try shared.store(index, token: token, flags: .exist)
+            try shared.store(index, token: token, flags: .exist, helper: random.next() & 3 == 0)
             stats.updatesStored += 1
             if expected[index] != StressToken.absent { expected[index] = token }
         } catch {
@@ -385,10 +413,10 @@ final class LPMStressWorker<Map: RawMap> {
     /// answered, nil if the lookup failed or answered a route that does not cover the
     /// address (recorded).
     @discardableResult
-    func checkLookup(_ address: UInt32, volatileAllowed: Bool) -> Int? {
+    func checkLookup(_ address: UInt32, volatileAllowed: Bool, helper: Bool = false) -> Int? {
         let best = shared.stableBest(address)
         let token: UInt64
-        do { token = try shared.lookup(address) } catch {
+        do { token = try shared.lookup(address, helper: helper) } catch {
             recorder.record(.stableKey, "lookup \(hex(address)): \(error), but stable route \(best) covers it")
             return nil
         }

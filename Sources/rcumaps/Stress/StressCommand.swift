@@ -177,7 +177,8 @@ func stressDiscussion() -> String {
             the end, against a brute-force scan of the routes at two addresses each; \
             volatile routes inserted (BPF_NOEXIST) \
             and deleted, stable ones replaced (half of them each by one owner), and iteration \
-            passes; values carry their route, writer and version: an owner reads back what it \
+            passes (a quarter of the lookups, inserts, deletes and replaces in helper mode, \
+            inside an epoch section, the lookups reading in place); values carry their route, writer and version: an owner reads back what it \
             stored, no reader sees a version older than one it saw, and at the end each \
             volatile route's inserts won minus deletes won is 1 if stored, 0 if not; at \
             checkpoints (about once a second), with the workers paused, a get-next-key pass \
