@@ -54,7 +54,7 @@ import Glibc
 /// a mapping of its own. Where CPU numbers alternate between the nodes (some firmware
 /// numbers them round-robin), that would be a mapping per CPU and map, and a process's
 /// mappings are limited (`vm.max_map_count`, 65,530 by default): with more than
-/// ``maxPlacementRuns`` runs, whatever makes them (many nodes with their hyperthreads
+/// 16 runs (`maxPlacementRuns`), whatever makes them (many nodes with their hyperthreads
 /// numbered in a second range make two runs a node), the blocks are not placed, and each page goes where the
 /// kernel's default policy puts it, the node of the thread that first writes it (found by
 /// review, 2026-12-06, twenty-seventh session). Linux refuses a NUMA node in the
