@@ -240,7 +240,7 @@ struct LPMStressCheckerTests {
         #expect(exercise.stats.deletesDone > 0 && exercise.stats.updatesStored > 0 && exercise.stats.lookupHits > 0)
         // Helper-mode lookups in place too (the run was user mode only: found by review,
         // 2026-12-06, twenty-seventh session).
-        #expect(exercise.stats.helperLookupHits > 0)
+        #expect(exercise.stats.helperLookupHits > 0 && exercise.stats.helperWrites > 0)
     }
 
     /// The LPM run checks the map at checkpoints too, with the workers paused (a pass, the

@@ -30,7 +30,9 @@ struct QueueStressTests {
         #expect(stats.pushesStored > 0 && stats.popsFound > 0 && stats.peeksFound > 0)
         // A share in helper mode, inside epoch sections (the run drove user mode only: found
         // by review, 2026-12-06, twenty-seventh session).
-        #expect(stats.helperOperations > 0 && stats.helperOperations < stats.pushes + stats.pops + stats.peeks)
+        #expect(stats.helperPushes > 0 && stats.helperPushes < stats.pushes)
+        #expect(stats.helperPops > 0 && stats.helperPops < stats.pops)
+        #expect(stats.helperPeeks > 0 && stats.helperPeeks < stats.peeks)
         // A 64-element map runs full: refused pushes and overwriting ones that dropped.
         #expect(stats.pushesFull > 0 && stats.overwrites > 0, "\(stats)")
         let totals = try #require(result.exercise.queueTotals)

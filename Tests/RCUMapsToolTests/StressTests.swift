@@ -127,7 +127,7 @@ struct StressValueTests {
 }
 
 /// Short in-process stress runs: each map, 0.2 s, must report no violation.
-/// Serialized: the runs check per-tag memory and register the provider type 4200.
+/// Serialized: the runs check per-tag memory and register the provider types 4200 and 4210.
 @Suite("rcumaps stress runs", .serialized)
 struct StressRunTests {
     // Queues and stacks have checks and counts of their own (QueueStressTests).

@@ -300,12 +300,16 @@ final class LPMStressWorker<Map: RawMap> {
         let choice = bits % 100
         if choice < 70 {
             // An address inside a random route, or anywhere in 10.0.0.0/14.
+            // The index, the branch (bit 63, which neither address uses) and the mode from
+            // bits of their own: the branch was bit 8, the index's lowest bit for an even
+            // count of routes, so lookups aimed inside a route never reached an odd one, and
+            // the mode overlapped the index's bits 8–9 (found by review, 2026-12-06).
             let index = Int((bits >> 8) % UInt64(routes.lengths.count))
-            let address = bits & 0x100 == 0
+            let address = bits >> 63 == 0
                 ? routes.data[index] | UInt32(truncatingIfNeeded: bits >> 32) & ~LPMStressRoutes.mask(routes.lengths[index])
                 : 0x0A00_0000 | UInt32(truncatingIfNeeded: bits >> 32) & 0x0003_FFFF
             // A quarter in helper mode, in place inside a section.
-            let helper = (bits >> 16) & 3 == 0
+            let helper = random.next() & 3 == 0
             if helper { stats.helperLookups += 1 } else { stats.lookups += 1 }
             if checkLookup(address, volatileAllowed: true, helper: helper) != nil {
                 if helper { stats.helperLookupHits += 1 } else { stats.lookupHits += 1 }
@@ -362,8 +366,10 @@ final class LPMStressWorker<Map: RawMap> {
         stats.updates += 1
         version += 1
         do {
+            let helper = random.next() & 3 == 0
+            if helper { stats.helperWrites += 1 }
             try shared.store(index, token: StressToken.make(key: index, writer: worker + 1, version: version), flags: .noExist,
-                             helper: random.next() & 3 == 0)
+                             helper: helper)
             stats.updatesStored += 1
             balance[index] &+= 1
             checkOwnVolatile(index, stored: true, hostBits: UInt32(truncatingIfNeeded: random.next()))
@@ -377,7 +383,9 @@ final class LPMStressWorker<Map: RawMap> {
     func deleteVolatile(_ index: Int) {
         stats.deletes += 1
         do {
-            try shared.delete(index, helper: random.next() & 3 == 0)
+            let helper = random.next() & 3 == 0
+            if helper { stats.helperWrites += 1 }
+            try shared.delete(index, helper: helper)
             stats.deletesDone += 1
             balance[index] &-= 1
             checkOwnVolatile(index, stored: false, hostBits: UInt32(truncatingIfNeeded: random.next()))
@@ -400,7 +408,9 @@ final class LPMStressWorker<Map: RawMap> {
         version += 1
         let token = StressToken.make(key: index, writer: worker + 1, version: version)
         do {
-            try shared.store(index, token: token, flags: .exist, helper: random.next() & 3 == 0)
+            let helper = random.next() & 3 == 0
+            if helper { stats.helperWrites += 1 }
+            try shared.store(index, token: token, flags: .exist, helper: helper)
             stats.updatesStored += 1
             if expected[index] != StressToken.absent { expected[index] = token }
         } catch {

@@ -16,7 +16,9 @@ struct QueueStressStats: Sendable, Equatable {
     var peeksFound = 0
     var countChecks = 0
     /// Pushes, pops and peeks made in helper mode (inside an epoch section), of the above.
-    var helperOperations = 0
+    var helperPushes = 0
+    var helperPops = 0
+    var helperPeeks = 0
 
     static func + (lhs: QueueStressStats, rhs: QueueStressStats) -> QueueStressStats {
         var sum = lhs
@@ -30,7 +32,9 @@ struct QueueStressStats: Sendable, Equatable {
         sum.popsFound += rhs.popsFound
         sum.peeks += rhs.peeks
         sum.peeksFound += rhs.peeksFound
-        sum.helperOperations += rhs.helperOperations
+        sum.helperPushes += rhs.helperPushes
+        sum.helperPops += rhs.helperPops
+        sum.helperPeeks += rhs.helperPeeks
         sum.countChecks += rhs.countChecks
         return sum
     }
@@ -147,7 +151,7 @@ final class QueueStressWorker<Queue: StressQueue> {
         do throws(MapError) {
             let dropped: Bool
             if helper, !overwrite {
-                stats.helperOperations += 1
+                stats.helperPushes += 1
                 try queue.pushInSection(UnsafeRawBufferPointer(valueBuffer))
                 dropped = false
             } else {
@@ -173,7 +177,7 @@ final class QueueStressWorker<Queue: StressQueue> {
 
     func pop(helper: Bool = false) {
         stats.pops += 1
-        if helper { stats.helperOperations += 1 }
+        if helper { stats.helperPops += 1 }
         do throws(MapError) {
             if helper { try queue.popInSection(into: readBuffer) } else { try queue.pop(into: readBuffer) }
             stats.popsFound += 1
@@ -185,7 +189,7 @@ final class QueueStressWorker<Queue: StressQueue> {
 
     func peek(helper: Bool = false) {
         stats.peeks += 1
-        if helper { stats.helperOperations += 1 }
+        if helper { stats.helperPeeks += 1 }
         do throws(MapError) {
             if helper { try queue.peekInSection(into: readBuffer) } else { try queue.peek(into: readBuffer) }
             stats.peeksFound += 1

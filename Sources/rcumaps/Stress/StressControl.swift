@@ -195,6 +195,9 @@ struct StressStats: Sendable, Equatable {
     var lookupHits = 0
     var helperLookups = 0
     var helperLookupHits = 0
+    /// Writes made in helper mode by the runs that count them apart (LPM: inserts, deletes
+    /// and replaces inside an epoch section).
+    var helperWrites = 0
     var foreignOperations = 0
     var updates = 0
     var updatesStored = 0
@@ -219,6 +222,7 @@ struct StressStats: Sendable, Equatable {
         sum.lookupHits += rhs.lookupHits
         sum.helperLookups += rhs.helperLookups
         sum.helperLookupHits += rhs.helperLookupHits
+        sum.helperWrites += rhs.helperWrites
         sum.foreignOperations += rhs.foreignOperations
         sum.updates += rhs.updates
         sum.updatesStored += rhs.updatesStored

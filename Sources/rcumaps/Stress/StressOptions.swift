@@ -13,7 +13,7 @@ enum StressMapKind: String, CaseIterable, Sendable {
     /// The sample provider's object map (custom type 4200 on the bucket-locked hash):
     /// `UInt32` keys, object-handle values, reference-counted objects.
     case objectMap = "object-map"
-    /// The object map on the lock-free hash (custom type 4201): as `object-map`, where a
+    /// The object map on the lock-free hash (custom type 4210): as `object-map`, where a
     /// lookup-and-delete runs the find callback again when the key is replaced meanwhile.
     case objectMapLockFree = "object-map-lockfree"
     /// `RawQueueStackMap` QUEUE: 32-byte values, `--keys` elements at most.

@@ -119,6 +119,7 @@ struct StressMapResult: Sendable {
             "updates \(stressCount(s.updates)) (stored \(percent(s.updatesStored, s.updates)), EEXIST \(percent(s.updatesExisting, s.updates)), "
                 + "ENOENT \(percent(s.updatesMissing, s.updates)), E2BIG \(percent(s.updatesFull, s.updates)))",
         ]
+        if s.helperWrites > 0 { parts.append("helper-mode writes \(stressCount(s.helperWrites)) of the updates and deletes") }
         if !kind.isArray {
             parts.append("deletes \(stressCount(s.deletes)) (\(percent(s.deletesDone, s.deletes)) done)")
             parts.append("lookup-and-deletes \(stressCount(s.lookupAndDeletes)) (\(percent(s.lookupAndDeletesDone, s.lookupAndDeletes)) done)")
@@ -147,7 +148,7 @@ extension StressMapResult {
             "pops \(stressCount(s.pops)) (\(percent(s.popsFound, s.pops)) found)",
             "peeks \(stressCount(s.peeks)) (\(percent(s.peeksFound, s.peeks)) found)",
             "count checks \(stressCount(s.countChecks))",
-            "helper mode \(stressCount(s.helperOperations)) of the pushes, pops and peeks",
+            "in helper mode: pushes \(stressCount(s.helperPushes)), pops \(stressCount(s.helperPops)), peeks \(stressCount(s.helperPeeks))",
         ]
         if let totals = exercise.queueTotals {
             parts.append("values pushed \(stressCount(totals.pushed)) = removed \(stressCount(totals.removed)) "
@@ -408,7 +409,7 @@ func exerciseByteMap(_ kind: StressMapKind, options: StressOptions, seed: UInt64
     }
 }
 
-/// Registers a provider of the object map (type 4200, objects under their own pool tag),
+/// Registers a provider of the object map (type 4200, or 4210 on the lock-free hash; objects under their own pool tag),
 /// stresses a map of it, drops the map and checks that every reference the map held was
 /// released exactly once, then closes the objects and checks that their memory is freed.
 @inline(never)

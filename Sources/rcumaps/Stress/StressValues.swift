@@ -150,8 +150,9 @@ enum StressKeys {
 final class StressObjects: Sendable {
     /// The custom map type of the stress run's provider (the bench uses 4100).
     static let mapType = MapType(rawValue: 4200)
-    /// The type of the same provider on the lock-free hash (`object-map-lockfree`).
-    static let lockFreeMapType = MapType(rawValue: 4201)
+    /// The type of the same provider on the lock-free hash (`object-map-lockfree`; the tests
+    /// register 4201–4203 for stand-ins while stress runs go on).
+    static let lockFreeMapType = MapType(rawValue: 4210)
     /// Pool tag of the objects.
     static let objectTag = PoolTag("stob")
     /// Objects per group.
