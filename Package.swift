@@ -1,4 +1,4 @@
-// swift-tools-version:6.1
+// swift-tools-version:6.2
 //
 // RCUMaps — concurrent eBPF-style maps with RCU semantics, on liburcu.
 //
