@@ -25,13 +25,16 @@ extension Optional where Wrapped == any MapProviderContext {
 private let version1DispatchSize = MemoryLayout<rcumaps_provider_dispatch_table_t>.size
 private let version1RegistrationSize = MemoryLayout<rcumaps_provider_registration_t>.size
 
-/// Converts a C callback's result into a `MapError`: 0 succeeds; a positive errno is kept;
-/// anything else (a negative errno, as some C code returns) becomes its magnitude, or EINVAL.
+/// Converts a C callback's result into a `MapError`: 0 succeeds; an errno (1…4095, Linux's
+/// `MAX_ERRNO`) is kept, and a negative errno, as some C code returns, read as its
+/// magnitude; anything else (a status code of the provider's own) becomes EINVAL, as the
+/// header says. (Any negative value became its magnitude: -100000 was thrown as "errno
+/// 100000". Found by review, 2026-12-06, twenty-seventh session.)
 @inline(__always)
 private func check(_ result: rcumaps_result_t) throws(MapError) {
     guard result != 0 else { return }
-    if result > 0 { throw MapError(code: result) }
-    throw MapError(code: result == .min ? EINVAL : -result)
+    let magnitude = result == .min ? 0 : abs(result)
+    throw MapError(code: (1...4095).contains(magnitude) ? magnitude : EINVAL)
 }
 
 /// Builds a Swift dispatch table that calls a C provider's table.
@@ -205,8 +208,11 @@ public func rcumaps_register_provider(
     // 2026-12-06). A failed registration leaves it written too: the table is one constant
     // of the process, and putting back what the variable held before let a registration of
     // the type that failed with EEXIST write NULL over the table a concurrent successful one
-    // had just written (found by review of that fix, the same day).
-    client?.pointee = UnsafePointer(clientTable)
+    // had just written (found by review of that fix, the same day). Written only when it
+    // does not hold the table already: the callbacks of the provider's maps of another type
+    // read the variable meanwhile, and a plain store there, even of the same value, was a
+    // data race (found by review, 2026-12-06, twenty-seventh session).
+    if let client, client.pointee != UnsafePointer(clientTable) { client.pointee = UnsafePointer(clientTable) }
     do {
         let dispatch = try makeDispatchTable(from: table, bindingContext: local.binding_context)
         try MapProviderRegistry.shared.register(

@@ -292,6 +292,26 @@ static rcumaps_result_t create_int_min(void *binding, uint32_t map_type, uint32_
     return INT_MIN;
 }
 
+static int32_t create_result_value;
+
+static rcumaps_result_t create_result(void *binding, uint32_t map_type, uint32_t key_size, uint32_t value_size,
+                                      uint32_t max_entries, uint32_t *actual_value_size, void **map_context)
+{
+    (void)binding; (void)map_type; (void)key_size; (void)value_size; (void)max_entries;
+    (void)actual_value_size; (void)map_context;
+    return __atomic_load_n(&create_result_value, __ATOMIC_RELAXED);
+}
+
+int ctest_provider_register_create_result(uint32_t map_type, int32_t result)
+{
+    static rcumaps_provider_dispatch_table_t table;
+    __atomic_store_n(&create_result_value, result, __ATOMIC_RELAXED);
+    table = dispatch;
+    table.preprocess_map_create = create_result;
+    rcumaps_provider_registration_t registration = make_registration(map_type, RCUMAPS_BASE_MAP_ARRAY, &table);
+    return rcumaps_register_provider(&registration, NULL);
+}
+
 int ctest_provider_register_int_min(uint32_t map_type)
 {
     static rcumaps_provider_dispatch_table_t table;

@@ -284,5 +284,42 @@ struct CProviderTests {
             try MapRegistry.create(MapDefinition(type: type, keySize: 4, valueSize: 4, maxEntries: 4))
         }
         #expect(ctest_provider_unregister(type.rawValue) == 0)
+        // Results that are not errnos are EINVAL, whatever their sign; errnos of either sign
+        // are kept (-100000 was thrown as "errno 100000": found by review, 2026-12-06,
+        // twenty-seventh session).
+        for (result, expected) in [(Int32(-100_000), EINVAL), (-0x7FFF_FFFF, EINVAL), (100_000, EINVAL), (4096, EINVAL),
+                                   (-ENOSPC, ENOSPC), (ENOSPC, ENOSPC), (-4095, 4095)] {
+            let type = uniqueCustomType()
+            #expect(ctest_provider_register_create_result(type.rawValue, result) == 0)
+            var thrown: Int32?
+            do { _ = try MapRegistry.create(MapDefinition(type: type, keySize: 4, valueSize: 4, maxEntries: 4)) } catch {
+                thrown = error.code
+            }
+            #expect(thrown == expected, "create callback returned \(result)")
+            #expect(ctest_provider_unregister(type.rawValue) == 0)
+        }
+    }
+
+    /// A registration whose client-table variable already holds the table does not store to
+    /// it: the provider's callbacks of its other types read the variable meanwhile, and a
+    /// plain store, even of the same value, raced with them (found by review, 2026-12-06,
+    /// twenty-seventh session). Shown by a variable on a page made read-only after the first
+    /// registration: a second registration's store would stop the process.
+    @Test func aRegistrationLeavesAClientVariableThatHoldsTheTable() async {
+        await #expect(processExitsWith: .success) { Self.registerTwiceIntoAReadOnlyVariable() }
+    }
+
+    static func registerTwiceIntoAReadOnlyVariable() {
+        let page = sysconf(Int32(_SC_PAGESIZE))
+        guard let raw = mmap(nil, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), raw != MAP_FAILED else { exit(2) }
+        let variable = raw.bindMemory(to: UnsafePointer<rcumaps_client_dispatch_table_t>?.self, capacity: 1)
+        variable.initialize(to: nil)
+        let first = uniqueCustomType(), second = uniqueCustomType()
+        guard ctest_provider_register_into(first.rawValue, RCUMAPS_BASE_MAP_ARRAY, variable) == 0, variable.pointee != nil else { exit(3) }
+        guard mprotect(raw, page, PROT_READ) == 0 else { exit(4) }
+        guard ctest_provider_register_into(second.rawValue, RCUMAPS_BASE_MAP_ARRAY, variable) == 0 else { exit(5) }
+        // An EEXIST registration too.
+        guard ctest_provider_register_into(second.rawValue, RCUMAPS_BASE_MAP_ARRAY, variable) == EEXIST else { exit(6) }
+        exit(0)
     }
 }

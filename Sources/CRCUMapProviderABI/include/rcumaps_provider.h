@@ -34,8 +34,8 @@ extern "C" {
  * postprocess_map_delete and preprocess_associate_program_type do not (map delete may
  * run inside a section of the thread that dropped the map's last reference, or on the
  * reclamation thread; enter one yourself to read epoch-protected memory there). A callback returning a
- * value other than 0 fails; positive values are errnos, others are read as EINVAL
- * (or as the errno of a negative errno).
+ * value other than 0 fails; an errno (1 to 4095) is kept, a negative errno is read as
+ * that errno, and any other value as EINVAL.
  *
  * Every callback must return to its caller: no longjmp, C++ exception or thread exit
  * across it. RCUMaps undoes on return what it set up around the call — a bucket's lock

@@ -42,6 +42,8 @@ int ctest_provider_allocate_via_client(uint32_t tag);
 int ctest_provider_find_without_epoch(const void *map, uint32_t key);
 /* Registers a provider whose create callback returns INT_MIN (must not crash RCUMaps). */
 int ctest_provider_register_int_min(uint32_t map_type);
+/* Registers a provider whose create callback returns `result` (any int). */
+int ctest_provider_register_create_result(uint32_t map_type, int32_t result);
 
 /* Through the client table: allocate `size` bytes (plain and cache-aligned). Returns 0
  * when both were refused with NULL, EEXIST when either succeeded (both are freed). */
