@@ -419,10 +419,11 @@ public final class MapModel {
     public func applyBatchRemoval(_ key: [UInt8]) { applyDelete(key) }
 }
 
-/// How a C provider result reaches the user: 0 succeeds; a positive errno is kept; a negative
-/// one is negated; INT_MIN (which has no positive counterpart) is EINVAL.
+/// How a C provider result reaches the user: 0 succeeds; an errno (1…4095, Linux's
+/// `MAX_ERRNO`) is kept, a negative one negated; anything else (INT_MIN, a status code of
+/// the provider's own) is EINVAL, as `rcumaps_provider.h` says.
 public func mapCResult(_ result: Int32) -> Int32? {
     if result == 0 { return nil }
-    if result > 0 { return result }
-    return result == .min ? EINVAL : -result
+    let magnitude = result == .min ? 0 : abs(result)
+    return (1...4095).contains(magnitude) ? magnitude : EINVAL
 }

@@ -162,7 +162,11 @@ typedef struct rcumaps_client_dispatch_table {
  * before the type can be used: a map of the type created on another thread as soon as the
  * registration takes effect finds it there, so a provider may pass the address of the
  * variable its callbacks read. The table is one constant of the process: a registration
- * that fails may write it too. EINVAL: bad arguments or tables; EEXIST: type registered. */
+ * that fails may write it too, and one that finds it there already leaves the variable
+ * alone (the callbacks of the provider's other types may be reading it). Register the
+ * first of a provider's types into one variable before registering others into it from
+ * other threads: two first registrations at once both store to it, racing each other and
+ * the callbacks' reads. EINVAL: bad arguments or tables; EEXIST: type registered. */
 rcumaps_result_t rcumaps_register_provider(const rcumaps_provider_registration_t *registration,
                                            const rcumaps_client_dispatch_table_t **client);
 
