@@ -140,6 +140,9 @@ private enum AsyncBarriers {
                                      AsyncBarriers.state.withValueLockedForFork { AsyncBarriers.forgetParentsThread(&$0) }
                                      AsyncBarriers.state.unlockAfterFork()
                                  })
+        // The keeper's class initialised here, not first in a child handler (where another
+        // thread of the parent may have held the runtime's metadata lock at the fork).
+        _ = WaitersKeeper([])
         return ThreadLock(State())
     }()
 
