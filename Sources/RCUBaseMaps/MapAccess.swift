@@ -54,8 +54,22 @@ public struct MapAccess: Sendable {
 /// section, and ``freeze(access:lockWord:)`` sets the flag and then waits for a grace
 /// period. A write that saw the map unfrozen has finished when the freeze returns; a write
 /// that starts later sees it frozen.
+///
+/// A freeze that finds another in progress (the flag set, its grace period not over) waits
+/// for it before it answers EPERM, as Linux's second `BPF_MAP_FREEZE` waits for the first's
+/// mutex: "frozen already" means the writes in flight at the first freeze have finished.
+/// (It answered at once, and a write in flight could land after it returned; and one that
+/// came between the first's claim and its flag answered EBUSY. Found by review, 2026-12-06,
+/// twenty-seventh session.)
 package final class MapFreezeState: Sendable {
     private let frozen = Atomic<Bool>(false)
+    /// Set once a freeze's grace period is over: every write that saw the map unfrozen has
+    /// finished. (``RawMap/isFrozen`` reports the flag, which the layers above check inside
+    /// their sections, as the writers here do.)
+    private let settled = Atomic<Bool>(false)
+    /// The process whose thread froze the map (set with the flag): in a forked child no
+    /// thread will complete that freeze.
+    private let freezer = Atomic<Int32>(0)
     /// Writable mappings that exist now; bit 62 is set while a freeze is in progress.
     private let writableMappings = Atomic<Int>(0)
     private static let freezing = 1 << 62
@@ -65,6 +79,10 @@ package final class MapFreezeState: Sendable {
     /// Whether the map is frozen. Checked by user-mode writes inside their section.
     @inline(__always)
     package var isFrozen: Bool { frozen.load(ordering: .acquiring) }
+
+    /// Whether a freeze has completed: the writes in flight when it began have finished
+    /// (``isFrozen`` turns true before, as the freeze begins).
+    package var isSettled: Bool { settled.load(ordering: .acquiring) }
 
     /// Freezes the map (Linux `BPF_MAP_FREEZE`).
     ///
@@ -78,9 +96,7 @@ package final class MapFreezeState: Sendable {
             throw MapError.unsupportedByMapType.with(reason: "a map whose values hold a lock word cannot be frozen")
         }
         guard access.userWrite else { throw MapError.permissionDenied.with(reason: "the map is BPF_F_RDONLY") }
-        guard !frozen.load(ordering: .acquiring) else {
-            throw MapError.permissionDenied.with(reason: "the map is frozen already")
-        }
+        guard !frozen.load(ordering: .acquiring) else { throw try frozenAlready() }
         guard !Epoch.isInsideAnyReadLock else {
             // (A liburcu read lock the thread took itself too: the freeze's grace period
             // waited for it forever; found by review, 2026-12-05, nineteenth session.)
@@ -90,14 +106,41 @@ package final class MapFreezeState: Sendable {
         let (claimed, mappings) = writableMappings.compareExchange(expected: 0, desired: Self.freezing,
                                                                    ordering: .acquiringAndReleasing)
         guard claimed else {
+            // Another freeze claimed it (and is about to set the flag, or waits for writes).
+            if mappings & Self.freezing != 0 { throw try frozenAlready() }
             throw MapError.busy.with(reason: "\(mappings & ~Self.freezing) writable mapping(s) of the map exist")
         }
         defer { writableMappings.wrappingSubtract(Self.freezing, ordering: .releasing) }
-        guard !frozen.exchange(true, ordering: .acquiringAndReleasing) else {
-            throw MapError.permissionDenied.with(reason: "the map is frozen already")
-        }
+        freezer.store(getpid(), ordering: .relaxed)
+        guard !frozen.exchange(true, ordering: .acquiringAndReleasing) else { throw try frozenAlready() }
         // Writes that checked the flag before it was set are inside sections: wait for them.
         Epoch.synchronize()
+        settled.store(true, ordering: .releasing)
+    }
+
+    /// The answer to a freeze that finds another begun: EPERM once that one has completed
+    /// (waited for here, as long as its grace period takes), or EBUSY inside an epoch
+    /// section or a liburcu read lock, which that grace period would wait for. In a child
+    /// forked while a freeze waited, no thread will complete it: there the answer is EPERM
+    /// at once (the flag is set, and nothing of the parent's is in flight in the child).
+    /// (A bound of 100,000 yields was 50 ms on an idle core: shorter than a grace period
+    /// that waits for a reader.)
+    private func frozenAlready() throws(MapError) -> MapError {
+        let process = getpid()
+        var unowned = 0
+        while !settled.load(ordering: .acquiring) {
+            if Epoch.isInsideAnyReadLock {
+                return MapError.busy.with(
+                    reason: "a freeze of the map is waiting for writes in flight, which this epoch section holds back")
+            }
+            // The flag may still be on its way (claimed, not yet set): wait for the freezer's pid
+            // too — for a second at most (a child forked between the claim and the pid).
+            let owner = freezer.load(ordering: .relaxed)
+            if owner != 0 ? owner != process : unowned >= 10_000 { break }
+            if owner == 0 { unowned += 1 }
+            usleep(100)
+        }
+        return MapError.permissionDenied.with(reason: "the map is frozen already")
     }
 
     /// Counts a new writable mapping; refused on a frozen map (EPERM), also one whose

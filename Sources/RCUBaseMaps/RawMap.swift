@@ -209,7 +209,10 @@ public protocol RawMap: AnyObject, Sendable {
     /// What user mode and helper mode may do with the map (its creation flags).
     var access: MapAccess { get }
 
-    /// Whether the map is frozen (``freeze()``).
+    /// Whether the map is frozen: true from the moment a ``freeze()`` begins, when user-mode
+    /// writes start failing with EPERM (the layers above check it for that, inside their
+    /// sections). The writes in flight then have finished once that `freeze()` returns — or
+    /// once a second one answers EPERM, which waits for the first.
     var isFrozen: Bool { get }
 
     /// Freezes the map (Linux `BPF_MAP_FREEZE`): from now on user-mode writes fail with

@@ -210,6 +210,55 @@ struct LinuxInterfaceTests {
         await #expect(throws: MapError.permissionDenied) { try await map.freezeAsync() }
     }
 
+    /// A second freeze while the first waits for the writes in flight waits for the first,
+    /// then answers EPERM, as Linux's waits for the first's mutex: "frozen already" means
+    /// the writes in flight at the first freeze have finished. It answered at once, while a
+    /// write in flight could still land (found by review, 2026-12-06, twenty-seventh
+    /// session). A reader's section holds the first freeze in its grace period.
+    @Test func aSecondFreezeWaitsForTheFirst() throws {
+        let map = try RawArrayMap(MapDefinition(type: .array, keySize: 4, valueSize: 8, maxEntries: 4))
+        final class Flags: Sendable {
+            let release = Atomic<Bool>(false), readerInside = Atomic<Bool>(false)
+            let firstDone = Atomic<Bool>(false), secondStarted = Atomic<Bool>(false), secondDone = Atomic<Bool>(false)
+            let secondCode = Atomic<Int32>(0)
+        }
+        let flags = Flags()
+        Thread {
+            Epoch.withSection { _ in
+                flags.readerInside.store(true, ordering: .releasing)
+                let deadline = ContinuousClock.now + .seconds(10)
+                while !flags.release.load(ordering: .acquiring), ContinuousClock.now < deadline { usleep(1_000) }
+            }
+        }.start()
+        while !flags.readerInside.load(ordering: .acquiring) { usleep(1_000) }
+        Thread {
+            try? map.freeze()
+            flags.firstDone.store(true, ordering: .releasing)
+        }.start()
+        // The first freeze has begun once a user-mode write answers EPERM.
+        var began = false
+        for _ in 0..<10_000 where !began {
+            do { try map.put(UInt32(0), UInt64(1)) } catch { began = (error as? MapError) == .permissionDenied }
+            if !began { usleep(1_000) }
+        }
+        try #require(began, "the first freeze never began")
+        Thread {
+            flags.secondStarted.store(true, ordering: .releasing)
+            do throws(MapError) { try map.freeze() } catch { flags.secondCode.store(error.code, ordering: .relaxed) }
+            flags.secondDone.store(true, ordering: .releasing)
+        }.start()
+        while !flags.secondStarted.load(ordering: .acquiring) { usleep(1_000) }
+        usleep(50_000)
+        let answeredWhileTheFirstWaited = flags.secondDone.load(ordering: .acquiring)
+        let firstDoneMeanwhile = flags.firstDone.load(ordering: .acquiring)
+        flags.release.store(true, ordering: .releasing)
+        while !flags.secondDone.load(ordering: .acquiring) || !flags.firstDone.load(ordering: .acquiring) { usleep(1_000) }
+        #expect(!firstDoneMeanwhile, "the reader's section did not hold the first freeze")
+        #expect(!answeredWhileTheFirstWaited, "the second freeze answered while the first still waited for writes in flight")
+        #expect(flags.secondCode.load(ordering: .relaxed) == EPERM)
+        #expect(map.isFrozen)
+    }
+
     /// Inside a section, `freezeAsync()` refuses as `freeze()` does: the map's own refusals
     /// (EPERM for a frozen map, ENOTSUPP for a lock word) before EBUSY, in Linux's order
     /// (EBUSY was answered first; found by review, 2026-12-06). In a process of its own:

@@ -12,7 +12,10 @@ import Glibc
 /// slot back to back leave it free for a few nanoseconds between writes, less than a copy
 /// of a large value takes (a 64 KiB value: microseconds), so without a fallback such a
 /// reader retried as long as the writers ran (found by review, 2026-12-05). Holding the slot
-/// bounds its wait by one write and one copy, and holds that slot's writers off for one copy.
+/// makes its copy succeed once it has the slot, and holds that slot's writers off for one
+/// copy; taking it, the reader competes with the waiting writers on equal terms (each
+/// release goes to one of them), so with several writers it may wait a few of their writes,
+/// not one (the docs said one: corrected by review, 2026-12-06).
 enum SequencedReads {
     /// Copies a writer spoiled before a reader holds the slot: enough that a reader meeting
     /// an occasional write never does.

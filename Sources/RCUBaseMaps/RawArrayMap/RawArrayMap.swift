@@ -392,8 +392,9 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
     /// ``SequencedReads/copy(guardedBy:extraBits:_:)``): waits while a writer of the slot is
     /// active, retries when one overlapped the copy, and after ``SequencedReads/patience``
     /// spoiled copies copies with the slot held: writers rewriting the slot back to back,
-    /// each write shorter than the copy, can make a reader wait for one of their writes,
-    /// never starve it (found by review, 2026-12-05: a 64 KiB value rewritten in a loop kept
+    /// each write shorter than the copy, can make a reader wait while they hold the slot (a
+    /// few writes with several writers, each release going to one of the waiters), not make
+    /// it retry for as long as they run (found by review, 2026-12-05: a 64 KiB value rewritten in a loop kept
     /// a lookup spinning as long as the writer ran).
     @usableFromInline
     func copySequenced(_ value: UnsafeMutableRawPointer, from slot: UnsafeMutableRawPointer) {
