@@ -60,13 +60,6 @@ enum Tolerance {
         [.wallClock: memoryBoundWallClock, .throughput: throughput, .mallocCountTotal: noAllocations]
     }
 
-    /// Batch lookups (`*.batch-lookup-pass.1M`): a read path over a table that misses the caches
-    /// which allocates a steady number of times (one `MapBatchCursor` array per call): mallocs
-    /// within 10 % and 50 per iteration (one pass), as ``writeAllocations``.
-    static var batchReadPath: [BenchmarkMetric: BenchmarkThresholds] {
-        [.wallClock: memoryBoundWallClock, .throughput: throughput, .mallocCountTotal: writeAllocations]
-    }
-
     /// The default for every benchmark in this suite: a read path.
     static var readPath: [BenchmarkMetric: BenchmarkThresholds] {
         [.wallClock: wallClock, .throughput: throughput, .mallocCountTotal: noAllocations]
