@@ -80,10 +80,6 @@ package final class MapFreezeState: Sendable {
     @inline(__always)
     package var isFrozen: Bool { frozen.load(ordering: .acquiring) }
 
-    /// Whether a freeze has completed: the writes in flight when it began have finished
-    /// (``isFrozen`` turns true before, as the freeze begins).
-    package var isSettled: Bool { settled.load(ordering: .acquiring) }
-
     /// Freezes the map (Linux `BPF_MAP_FREEZE`).
     ///
     /// - Throws: ``MapError/unsupportedByMapType`` (ENOTSUPP) for a map whose values hold a
