@@ -1302,8 +1302,10 @@ int rcumaps_process_is_usable(void)
  * rculfhash
  * ------------------------------------------------------------------------- */
 
-/* Match function: does the entry's key equal the looked-up key? */
-static int rcumaps_lfht_match(struct cds_lfht_node *node, const void *key)
+/* Match functions (declared in the header, which inlines the lookup): does the entry's key
+ * equal the looked-up key? Either acquires the entry for TSan before reading it, so a node
+ * a lookup returns (one these matched) needs no second acquire. */
+int rcumaps_lfht_match(struct cds_lfht_node *node, const void *key)
 {
     const rcumaps_lfht_key_t *k = key;
     const rcumaps_lfht_entry_t *e = caa_container_of(node, rcumaps_lfht_entry_t, node);
@@ -1315,6 +1317,16 @@ static int rcumaps_lfht_match(struct cds_lfht_node *node, const void *key)
         return a == b;
     }
     return memcmp(e->data, k->bytes, k->size) == 0;
+}
+
+int rcumaps_lfht_match8(struct cds_lfht_node *node, const void *key)
+{
+    const rcumaps_lfht_entry_t *e = caa_container_of(node, rcumaps_lfht_entry_t, node);
+    RCUMAPS_TSAN_ACQUIRE(e);
+    uint64_t a, b;
+    memcpy(&a, e->data, 8);
+    memcpy(&b, key, 8);
+    return a == b;
 }
 
 static inline rcumaps_lfht_entry_t *entry_of(struct cds_lfht_node *node)
@@ -1380,15 +1392,6 @@ int rcumaps_lfht_destroy(struct cds_lfht *ht)
     rcumaps_require_usable_process("destroying a lock-free hash map");
     rcumaps_ensure_registered();
     return cds_lfht_destroy(ht, NULL);
-}
-
-rcumaps_lfht_entry_t *rcumaps_lfht_lookup(struct cds_lfht *ht, unsigned long hash,
-                                          const void *key, size_t key_size)
-{
-    struct cds_lfht_iter iter;
-    rcumaps_lfht_key_t k = { key, key_size };
-    cds_lfht_lookup(ht, hash, rcumaps_lfht_match, &k, &iter);
-    return entry_of(cds_lfht_iter_get_node(&iter));
 }
 
 rcumaps_lfht_entry_t *rcumaps_lfht_add_unique(struct cds_lfht *ht, unsigned long hash,
