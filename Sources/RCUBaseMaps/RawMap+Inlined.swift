@@ -35,6 +35,27 @@ extension RawMap {
         return try lookupInPlace(key: key, in: section)
     }
 
+    /// ``inlinedLookupInPlace(key:in:)`` that answers an absent key with `nil` instead of
+    /// throwing ENOENT (a miss then builds and throws no error). Same contract: borrowed until
+    /// `section` ends; any thread inside that section.
+    @inlinable @inline(__always)
+    public func inlinedLookupInPlaceIfPresent(key: UnsafeRawBufferPointer, in section: borrowing EpochSection)
+        throws(MapError) -> UnsafeMutableRawBufferPointer?
+    {
+        // Invariant of each `unsafeDowncast`: `Self` is exactly the type it converts to.
+        if Self.self == RawBucketHashMap.self {
+            return try unsafeDowncast(self, to: RawBucketHashMap.self).lookupInPlaceIfPresent(key: key, in: section)
+        }
+        if Self.self == RawLockFreeHashMap.self {
+            return try unsafeDowncast(self, to: RawLockFreeHashMap.self).lookupInPlaceIfPresent(key: key, in: section)
+        }
+        do {
+            return try inlinedLookupInPlace(key: key, in: section)
+        } catch where error.code == ENOENT {
+            return nil
+        }
+    }
+
     /// ``inlinedLookupInPlace(key:in:)`` for a pass over the map: not a use of the entry (an
     /// LRU map's recency is left as it is: ``RawBucketHashMap/lookupInPlaceWithoutUse(key:in:)``).
     @inlinable @inline(__always)

@@ -453,10 +453,20 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     public func lookupInPlace(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError)
         -> UnsafeMutableRawBufferPointer
     {
+        guard let stored = try lookupInPlaceIfPresent(key: key, in: section) else { throw MapError.keyNotFound }
+        return stored
+    }
+
+    /// ``lookupInPlace(key:in:)`` that answers an absent key with `nil` instead of ENOENT (no
+    /// error to build on a miss). Same contract otherwise; inlinable.
+    @inlinable @inline(__always)
+    public func lookupInPlaceIfPresent(key: UnsafeRawBufferPointer, in section: borrowing EpochSection)
+        throws(MapError) -> UnsafeMutableRawBufferPointer?
+    {
         try access.checkProgramRead()
         try checkKey(key, keySize)
         guard let entry = findSlot(key.baseAddress!, hash: hasher.hash(key.baseAddress!, count: keySize)) else {
-            throw MapError.keyNotFound
+            return nil
         }
         return UnsafeMutableRawBufferPointer(start: entry + table.valueOffset, count: valueSize)
     }

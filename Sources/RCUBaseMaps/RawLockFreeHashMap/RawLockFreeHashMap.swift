@@ -455,9 +455,19 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
     public func lookupInPlace(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError)
         -> UnsafeMutableRawBufferPointer
     {
+        guard let stored = try lookupInPlaceIfPresent(key: key, in: section) else { throw MapError.keyNotFound }
+        return stored
+    }
+
+    /// ``lookupInPlace(key:in:)`` that answers an absent key with `nil` instead of ENOENT (no
+    /// error to build on a miss). Same contract otherwise; inlinable.
+    @inlinable @inline(__always)
+    public func lookupInPlaceIfPresent(key: UnsafeRawBufferPointer, in section: borrowing EpochSection)
+        throws(MapError) -> UnsafeMutableRawBufferPointer?
+    {
         try access.checkProgramRead()
         try checkKey(key, keySize)
-        guard let entry = find(key, hash: hash(key)) else { throw MapError.keyNotFound }
+        guard let entry = find(key, hash: hash(key)) else { return nil }
         return UnsafeMutableRawBufferPointer(start: valuePointer(entry), count: valueSize)
     }
 

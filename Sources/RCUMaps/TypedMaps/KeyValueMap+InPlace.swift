@@ -113,8 +113,9 @@ extension InPlaceKeyValueMap {
     func inPlace(_ key: Key, in section: borrowing EpochSection, asUse: Bool = true) -> UnsafeMutableRawPointer? {
         withUnsafeBytes(of: key) { (keyBytes) -> UnsafeMutableRawPointer? in
             do throws(MapError) {
-                let stored = asUse ? try raw.inlinedLookupInPlace(key: keyBytes, in: section)
-                    : try raw.inlinedPassLookupInPlace(key: keyBytes, in: section)
+                // (A miss of a use is `nil`, not a thrown ENOENT: no error built on a miss.)
+                guard let stored = asUse ? try raw.inlinedLookupInPlaceIfPresent(key: keyBytes, in: section)
+                    : try raw.inlinedPassLookupInPlace(key: keyBytes, in: section) else { return nil }
                 // The bytes are bound to `Value` and written whole: a map whose values are
                 // not `Value`'s size (a conformance of your own that skipped the layout
                 // checks of the built-in initialisers) would be written out of bounds.

@@ -263,7 +263,8 @@ func benchDiscussion() -> String {
             `bench`. Each cell (map x workload x shape x thread count) gets a fresh map prefilled \
             with --entries keys; its threads start together and run for --duration seconds of \
             wall-clock time, after an untimed warm-up of a fifth of that (at most 0.1 s). Hash \
-            lookups run in helper mode: one epoch section and one lookupInPlace per operation; \
+            lookups run in helper mode: one epoch section and one lookupInPlaceIfPresent per \
+            operation (a miss is nil; custom maps: lookupInPlace, a miss thrown as ENOENT); \
             array lookups are user-mode lookup (a copy; arrays need no epoch section); updates \
             are user-mode update(.any). Combinations a map cannot run (writers on a read-only \
             baseline, churn on an array, a shape other than 8x8 on anything but our hash maps) \

@@ -172,6 +172,37 @@ func measure<Target: BenchTarget>(
 ///
 /// With `latency`, every write (update, insert, delete, push; not batches) is timed into the
 /// result's `writeLatency` histogram.
+/// One batch of the lookup workload (`absent` false: every key prefilled, a miss counted) or
+/// of lookup-miss (`absent` true: keys never inserted, a hit counted), in a function of its
+/// own for every target alike. Inside ``runWorker(_:workload:stream:control:batchSize:latency:)``
+/// the loop shared the registers of the worker's writes, latency histogram and batch
+/// passes, and whether the map's reference stayed in a register or was reloaded from the
+/// stack before each lookup came down to how the compiler allocated that whole function.
+/// At a million entries a lookup waits on cache misses, and a few instructions more decide
+/// how far the processor runs ahead into the next lookup: two builds of the same lock-free
+/// hash lookup differed by 10-20 % that way (2026-12-06).
+@inline(never)
+func runLookups<Target: BenchTarget>(_ target: Target, absent: Bool, random: inout XorShiftRandom,
+                                     below bound: UInt64, into result: inout WorkerResult) {
+    let first = absent ? target.entries : 0
+    var checksum: UInt64 = 0
+    var unexpected = 0
+    var generator = random  // (a local: the `inout` one was stored and reloaded each lookup)
+    defer { random = generator }
+    for _ in 0..<operationsPerBatch {
+        let index = first + XorShiftRandom.index(generator.next(), below: bound)
+        if let value = target.lookup(index: index) {
+            checksum &+= value
+            if absent { unexpected &+= 1 }
+        } else if !absent {
+            unexpected &+= 1
+        }
+    }
+    result.checksum &+= checksum
+    result.misses &+= unexpected
+    result.operations &+= operationsPerBatch
+}
+
 func runWorker<Target: BenchTarget>(
     _ target: Target, workload: Workload, stream: Int, control: CellControl, batchSize: Int = 1024,
     latency: Bool = false
@@ -212,7 +243,9 @@ func runWorker<Target: BenchTarget>(
     var stuck = false
     repeat {
         switch workload {
-        case .lookup, .readMostly, .update:
+        case .lookup, .lookupMiss:
+            runLookups(target, absent: workload == .lookupMiss, random: &random, below: bound, into: &result)
+        case .readMostly, .update:
             for _ in 0..<operationsPerBatch {
                 let bits = random.next()
                 let index = XorShiftRandom.index(bits, below: bound)
@@ -232,15 +265,6 @@ func runWorker<Target: BenchTarget>(
                 if timed({ target.insert(index: index) }) != .changed { result.failedUpdates &+= 1 }
                 result.operations &+= 1
             }
-        case .lookupMiss:
-            for _ in 0..<operationsPerBatch {
-                let index = target.entries + XorShiftRandom.index(random.next(), below: bound)
-                if let value = target.lookup(index: index) {
-                    result.checksum &+= value
-                    result.misses &+= 1
-                }
-            }
-            result.operations &+= operationsPerBatch
         case .churn:
             for _ in 0..<operationsPerBatch {
                 let bits = random.next()

@@ -151,7 +151,7 @@ protocol HashLookupMode: Sendable {
         _ map: Map, key: UnsafeRawBufferPointer, values: Values) -> UInt64?
 }
 
-/// Helper mode (`hash-lockfree`, `hash-bucket`): one epoch section and one `lookupInPlace`
+/// Helper mode (`hash-lockfree`, `hash-bucket`): one epoch section and one `lookupInPlaceIfPresent`
 /// per operation, reading the value where the map stores it.
 enum HelperModeLookup: HashLookupMode {
     @inline(__always)
@@ -169,7 +169,7 @@ enum HelperModeLookup: HashLookupMode {
                 return values.fold(UnsafeRawPointer(stored.baseAddress!))
             }
             // Inlined: a call through `RawMap` would not be (see `RawMap.inlinedLookupInPlace`).
-            guard let stored = try? map.inlinedLookupInPlace(key: key, in: section) else { return nil }
+            guard let stored = try? map.inlinedLookupInPlaceIfPresent(key: key, in: section) else { return nil }
             return values.fold(UnsafeRawPointer(stored.baseAddress!))
         }
     }
