@@ -270,4 +270,52 @@ struct RefusalFormTests {
             #expect(map.count == 0)
         }
     }
+
+    /// `inlinedLookupInPlaceIfPresent(key:in:)` (and the hashes' `lookupInPlaceIfPresent`):
+    /// a hit is the pointer `lookupInPlace` gives, a miss is `nil`, and the other refusals
+    /// are still thrown — a key of the wrong size (EINVAL) and a `BPF_F_WRONLY_PROG` map's
+    /// helper-mode read (EACCES). The array goes through the protocol's fallback (its
+    /// `lookupInPlace` answers an index past the end with ENOENT).
+    @Test(arguments: 0..<shapes.count + 1)
+    func helperModeLookupsAnswerAMissWithNil(_ index: Int) throws {
+        let isArray = index == Self.shapes.count
+        let map: any RawMap = isArray
+            ? try MapRegistry.create(MapDefinition(type: .array, keySize: 4, valueSize: 8, maxEntries: 4))
+            : try makeMap(Self.shapes[index])
+        let valueSize = map.definition.valueSize
+        // Key buffers made before the sections (a closure cannot capture a borrowed section).
+        func key(_ number: Int) -> UnsafeRawBufferPointer {
+            let bytes = isArray ? withUnsafeBytes(of: UInt32(number)) { Array($0) } : withUnsafeBytes(of: UInt64(number)) { Array($0) }
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 8)
+            buffer.copyBytes(from: bytes)
+            return UnsafeRawBufferPointer(buffer)
+        }
+        let present = key(2), absent = key(isArray ? 9 : 3)  // the array: past its 4 entries
+        let wrongSize = UnsafeRawBufferPointer(UnsafeMutableRawBufferPointer.allocate(byteCount: 3, alignment: 8))
+        defer { for buffer in [present, absent, wrongSize] { buffer.deallocate() } }
+        let value = bytes(40, count: valueSize)
+        try value.withUnsafeBytes { try map.update(key: present, value: $0, flags: .any) }
+        var wrongSizeError: MapError?
+        try Epoch.withSection { (section) throws(MapError) in
+            let hit = try map.inlinedLookupInPlaceIfPresent(key: present, in: section)
+            let thrownForm = try map.lookupInPlace(key: present, in: section)
+            #expect(hit?.baseAddress == thrownForm.baseAddress && hit?.count == valueSize)
+            #expect(hit.map { Array(UnsafeRawBufferPointer($0)) } == value)
+            let miss = try map.inlinedLookupInPlaceIfPresent(key: absent, in: section)
+            #expect(miss == nil)
+            do throws(MapError) { _ = try map.inlinedLookupInPlaceIfPresent(key: wrongSize, in: section) } catch { wrongSizeError = error }
+        }
+        #expect(wrongSizeError == .invalidArgument)
+        if !isArray {
+            // The concrete hashes' own entry point, on a map programs may not read.
+            let guarded = try MapRegistry.create(MapDefinition(
+                type: Self.shapes[index].type, keySize: 8, valueSize: valueSize, maxEntries: 8, flags: [.writeOnlyProgram],
+                hashImplementation: Self.shapes[index].implementation, poolTag: uniqueTag()))
+            var refused: MapError?
+            Epoch.withSection { section in
+                do throws(MapError) { _ = try guarded.inlinedLookupInPlaceIfPresent(key: present, in: section) } catch { refused = error }
+            }
+            #expect(refused == .accessDenied)
+        }
+    }
 }
