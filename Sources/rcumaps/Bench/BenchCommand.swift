@@ -273,7 +273,7 @@ func benchDiscussion() -> String {
         HelpText.paragraph("""
             The comparison maps run only when named in --maps (or by a group): the typed maps \
             (subscript lookups, updateValue updates) after the same byte-level map in user mode \
-            (lookup(key:into:), a copy, as the subscript does), and RCUDictionary before a Mutex \
+            (lookupIfPresent(key:into:), a copy, as the subscript does), and RCUDictionary before a Mutex \
             dictionary with the same keys and values. The `vs counterpart` column gives each \
             typed or RCUDictionary row's throughput ratio to its counterpart.
             """),

@@ -27,12 +27,12 @@ enum MapKind: String, CaseIterable, Sendable {
     // The comparison kinds below run only when named (``runsByDefault``); each of the
     // typed and dictionary rows has a ``counterpart`` measured the same way.
 
-    /// `RawLockFreeHashMap` with user-mode lookups (`lookup(key:into:)`, a copy): the
+    /// `RawLockFreeHashMap` with user-mode lookups (`lookupIfPresent(key:into:)`, a copy): the
     /// byte-level operation under `typed-lockfree`'s subscript.
     case hashLockFreeUser = "hash-lockfree-user"
     /// `LockFreeHashMap<UInt64, UInt64>`: typed subscript lookups, `updateValue` updates.
     case typedLockFree = "typed-lockfree"
-    /// `RawBucketHashMap` with user-mode lookups (`lookup(key:into:)`, a copy): the
+    /// `RawBucketHashMap` with user-mode lookups (`lookupIfPresent(key:into:)`, a copy): the
     /// byte-level operation under `typed-bucket`'s subscript.
     case hashBucketUser = "hash-bucket-user"
     /// `BucketHashMap<UInt64, UInt64>`: typed subscript lookups, `updateValue` updates.

@@ -175,7 +175,7 @@ enum HelperModeLookup: HashLookupMode {
     }
 }
 
-/// User mode (`hash-lockfree-user`, `hash-bucket-user`): `lookup(key:into:)` copies the value
+/// User mode (`hash-lockfree-user`, `hash-bucket-user`): `lookupIfPresent(key:into:)` copies the value
 /// into a stack buffer (the map enters and leaves its own epoch section): the byte-level
 /// operation a typed map's subscript performs.
 enum UserModeLookup: HashLookupMode {
@@ -184,8 +184,9 @@ enum UserModeLookup: HashLookupMode {
         _ map: Map, key: UnsafeRawBufferPointer, values: Values
     ) -> UInt64? {
         values.withOutput { value in
-            // Inlined, as above (`RawMap.inlinedLookup`): the concrete map's `lookup(key:into:)`.
-            guard (try? map.inlinedLookup(key: key, into: value)) != nil else { return nil }
+            // Inlined, as above (`RawMap.inlinedLookupIfPresent`): the concrete map's
+            // `lookupIfPresent(key:into:)`, a miss `false` (no error built), as the subscript.
+            guard (try? map.inlinedLookupIfPresent(key: key, into: value)) == true else { return nil }
             return values.fold(UnsafeRawPointer(value.baseAddress!))
         }
     }
