@@ -36,8 +36,10 @@ extension RawMap {
     }
 
     /// ``inlinedLookupInPlace(key:in:)`` that answers an absent key with `nil` instead of
-    /// throwing ENOENT (a miss then builds and throws no error). Same contract: borrowed until
-    /// `section` ends; any thread inside that section.
+    /// throwing ENOENT. On the two hashes a miss then builds and throws no error; other maps
+    /// (array, per-CPU, LPM trie, custom) run their own ``lookupInPlace(key:in:)`` and the
+    /// ENOENT it throws is caught here. Same contract: borrowed until `section` ends; any
+    /// thread inside that section.
     @inlinable @inline(__always)
     public func inlinedLookupInPlaceIfPresent(key: UnsafeRawBufferPointer, in section: borrowing EpochSection)
         throws(MapError) -> UnsafeMutableRawBufferPointer?

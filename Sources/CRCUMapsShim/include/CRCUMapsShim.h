@@ -418,8 +418,8 @@ int rcumaps_lfht_match8(struct cds_lfht_node *node, const void *key);
  * Static inline, so that Swift compiles it into the caller: at a million entries a lookup
  * waits on two or three cache misses, and the fewer instructions each lookup takes, the
  * further the processor runs ahead into the next one and overlaps its misses with
- * this one's (measured, 2026-12-06: 16 extra instructions cost the C rculfhash baseline
- * a third of its one-thread throughput at 1 M entries). No TSan acquire here: the node
+ * this one's (measured, 2026-12-06: 16 extra instructions made the C rculfhash baseline's
+ * one-thread lookups at 1 M entries take a third longer). No TSan acquire here: the node
  * returned is one a match callback above accepted, which acquired it. */
 static inline rcumaps_lfht_entry_t *rcumaps_lfht_lookup(struct cds_lfht *ht, unsigned long hash,
                                                         const void *key, size_t key_size)

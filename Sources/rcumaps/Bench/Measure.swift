@@ -149,29 +149,6 @@ func measure<Target: BenchTarget>(
                        writeLatency: latencies.flatMap(LatencySummary.init))
 }
 
-/// One worker thread's loop: waits for the start, then runs batches until told to stop
-/// (at least one).
-///
-/// - `lookup` / `read-mostly` / `update`: keys are the prefilled ones; a lookup that misses
-///   is counted in `misses` (there should be none).
-/// - `lookup-miss`: keys are never inserted; a lookup that *hits* is counted in `misses`.
-/// - `churn`: keys range over twice the prefilled set; half the operations insert
-///   (`.noExist`), half delete. Refusals (present / absent) are part of the workload; any
-///   other error (no memory, no room) counts in `failedUpdates` (there should be none).
-/// - `batch-lookup`: one `lookupBatch` call of `batchSize` elements between two checks of
-///   the stop signal, each resuming where the last stopped; at the end of the map the next
-///   pass starts. Every element counts as an operation. A pass that does not return every
-///   prefilled key exactly once (by count), and a call that fails, count in `misses`.
-/// - `batch-update`: `batchSize` random prefilled keys with random values, then one
-///   `updateBatch` call; elements it did not store count in `failedUpdates`.
-/// - `increment`: add 1 to the counter of a random index in `0..<entries`; a refusal counts
-///   in `failedUpdates` (there should be none).
-/// - `push-pop`: push a random value, then pop one; one operation per pair. A refused push
-///   counts in `failedUpdates`, a pop that finds the queue or stack empty in `misses`
-///   (neither should happen: the target holds its prefilled values throughout).
-///
-/// With `latency`, every write (update, insert, delete, push; not batches) is timed into the
-/// result's `writeLatency` histogram.
 /// One batch of the lookup workload (`absent` false: every key prefilled, a miss counted) or
 /// of lookup-miss (`absent` true: keys never inserted, a hit counted), in a function of its
 /// own for every target alike. Inside ``runWorker(_:workload:stream:control:batchSize:latency:)``
@@ -203,6 +180,29 @@ func runLookups<Target: BenchTarget>(_ target: Target, absent: Bool, random: ino
     result.operations &+= operationsPerBatch
 }
 
+/// One worker thread's loop: waits for the start, then runs batches until told to stop
+/// (at least one).
+///
+/// - `lookup` / `read-mostly` / `update`: keys are the prefilled ones; a lookup that misses
+///   is counted in `misses` (there should be none).
+/// - `lookup-miss`: keys are never inserted; a lookup that *hits* is counted in `misses`.
+/// - `churn`: keys range over twice the prefilled set; half the operations insert
+///   (`.noExist`), half delete. Refusals (present / absent) are part of the workload; any
+///   other error (no memory, no room) counts in `failedUpdates` (there should be none).
+/// - `batch-lookup`: one `lookupBatch` call of `batchSize` elements between two checks of
+///   the stop signal, each resuming where the last stopped; at the end of the map the next
+///   pass starts. Every element counts as an operation. A pass that does not return every
+///   prefilled key exactly once (by count), and a call that fails, count in `misses`.
+/// - `batch-update`: `batchSize` random prefilled keys with random values, then one
+///   `updateBatch` call; elements it did not store count in `failedUpdates`.
+/// - `increment`: add 1 to the counter of a random index in `0..<entries`; a refusal counts
+///   in `failedUpdates` (there should be none).
+/// - `push-pop`: push a random value, then pop one; one operation per pair. A refused push
+///   counts in `failedUpdates`, a pop that finds the queue or stack empty in `misses`
+///   (neither should happen: the target holds its prefilled values throughout).
+///
+/// With `latency`, every write (update, insert, delete, push; not batches) is timed into the
+/// result's `writeLatency` histogram.
 func runWorker<Target: BenchTarget>(
     _ target: Target, workload: Workload, stream: Int, control: CellControl, batchSize: Int = 1024,
     latency: Bool = false
