@@ -790,6 +790,9 @@ static unsigned long long rcumaps_gp_queued, rcumaps_gp_ran;
 static int rcumaps_gp_started, rcumaps_gp_idle;
 /* Tests: make the driver's thread creation fail (rcumaps_gp_test_fail_driver_starts). */
 static int rcumaps_gp_fail_starts;
+/* Set when the driver thread could not be started, cleared when it starts (atomic: read
+ * without the lock by rcumaps_gp_driver_start_failed, on writers' paths). */
+int rcumaps_gp_start_failed;
 /* A waiter runs the queue's items itself (no driver could be started): the only runner. */
 static int rcumaps_gp_draining;
 static int rcumaps_gp_start_failure_told;
@@ -890,9 +893,18 @@ static void rcumaps_gp_start_locked(void)
             fprintf(stderr, "rcumaps: cannot start the grace-period driver thread (%s); its work waits for the next "
                             "write or Epoch.barrier()\n", strerror(err));
         }
+        __atomic_store_n(&rcumaps_gp_start_failed, 1, __ATOMIC_RELAXED);
         return;
     }
     rcumaps_gp_started = 1;
+    __atomic_store_n(&rcumaps_gp_start_failed, 0, __ATOMIC_RELAXED);
+}
+
+void rcumaps_gp_driver_retry_start(void)
+{
+    pthread_mutex_lock(&rcumaps_gp_mutex);
+    if (rcumaps_gp_first && !rcumaps_gp_started && !rcumaps_gp_draining) rcumaps_gp_start_locked();
+    pthread_mutex_unlock(&rcumaps_gp_mutex);
 }
 
 /* (Atomic: another thread's enqueue may read it under the queue's lock meanwhile.) */

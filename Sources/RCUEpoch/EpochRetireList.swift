@@ -609,7 +609,11 @@ public final class EpochRetireList: @unchecked Sendable {
     /// another; found by review, 2026-12-05, sixteenth session.)
     @inline(__always)
     private func scheduleIdleFlush() {
-        if idleFlushPending.load(ordering: .relaxed) { return }
+        if idleFlushPending.load(ordering: .relaxed) {
+            // The pending flush's item may be queued on a driver that could not start.
+            EpochWorkItem.retryDriverStartIfItFailed()
+            return
+        }
         queueIdleFlush()
     }
 

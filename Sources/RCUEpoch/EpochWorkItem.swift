@@ -1,4 +1,5 @@
 import Synchronization
+import CRCUMapsShim
 
 /// A callback to run once after a grace period, like an eBPF-for-Windows epoch work item.
 ///
@@ -81,6 +82,20 @@ public final class EpochWorkItem: Sendable {
         block.storeBytes(of: Unmanaged.passRetained(self).toOpaque(), as: UnsafeMutableRawPointer.self)
         EpochMemory.scheduleWork(block, onDriver: true)
         return true
+    }
+
+    /// For a caller that holds a claim on an item it scheduled on the driver (an idle flush
+    /// pending, a generation in flight) and so enqueues no other: starts the driver if its
+    /// thread could not be started before (a thread limit). An enqueue is what retries the
+    /// start, and a claim held stops every later caller from enqueuing, so without this the
+    /// claimed item waited for a barrier that may never come (found by review, 2026-12-06,
+    /// twenty-eighth session). One relaxed load of a flag when the driver runs.
+    ///
+    /// Concurrency: any thread, inside or outside a section (takes the driver's short mutex
+    /// only when its start failed).
+    @inlinable @inline(__always)
+    package static func retryDriverStartIfItFailed() {
+        if _slowPath(rcumaps_gp_driver_start_failed() != 0) { rcumaps_gp_driver_retry_start() }
     }
 
     /// Cancels an item that has not been scheduled; its callback will never run.

@@ -1,3 +1,4 @@
+import CRCUMapsShim
 import RCUMaps
 import RCUMapsTestSupport
 import Synchronization
@@ -193,6 +194,29 @@ struct RCUDictionaryTests {
             let (_, injected) = _FaultInjection.failingOneAllocation(after: 0) { objects.removeValue(forKey: 1) }
             guard injected else { exit(2) }
             objects.removeValue(forKey: 2)
+            let released = idleFlushTestEventually { census.alive.load(ordering: .relaxed) == 0 }
+            withExtendedLifetime(objects) {}
+            exit(released ? 0 : 1)
+        }
+    }
+
+    /// The grace-period driver's thread could not be started when the first removal's idle
+    /// flush was queued (a thread limit, over by the next write): the next removal starts it.
+    /// The pending flush's claim kept every later removal from enqueuing, and only an enqueue
+    /// retried the start, so both values waited for a barrier that never came (found by
+    /// review, 2026-12-06, twenty-eighth session).
+    @Test func anIdleFlushQueuedWhenTheDriverCouldNotStartRunsAfterTheNextWrite() async {
+        await #expect(processExitsWith: .success) {
+            let census = Census()
+            let objects = RCUDictionary<Int, Tracked>()
+            objects[1] = Tracked(1, census)
+            objects[2] = Tracked(2, census)
+            // (No barrier first: it would start the driver. Nothing before this has queued a
+            // driver item in this process.)
+            rcumaps_gp_test_fail_driver_starts(1)
+            objects.removeValue(forKey: 1)  // the idle flush claimed and queued; no driver
+            rcumaps_gp_test_fail_driver_starts(0)
+            objects.removeValue(forKey: 2)  // the next write
             let released = idleFlushTestEventually { census.alive.load(ordering: .relaxed) == 0 }
             withExtendedLifetime(objects) {}
             exit(released ? 0 : 1)

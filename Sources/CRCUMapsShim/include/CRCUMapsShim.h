@@ -234,6 +234,20 @@ int rcumaps_recognise_liburcu_worker(void);
  * run in Epoch.barrier(). */
 void rcumaps_gp_test_fail_driver_starts(int fail);
 
+/* Whether the grace-period driver's thread could not be started (a thread limit): its
+ * queued items wait for the next enqueue or a barrier. A caller that holds a claim on a
+ * queued item instead of enqueuing another (an idle flush pending, a generation in flight)
+ * calls rcumaps_gp_driver_retry_start when this is set, so that "the next write" does
+ * start it: found by review, 2026-12-06, twenty-eighth session (the claim kept every later
+ * write from enqueuing, and the items waited for a barrier that may never come). */
+extern int rcumaps_gp_start_failed;
+static inline int rcumaps_gp_driver_start_failed(void)
+{
+    return __atomic_load_n(&rcumaps_gp_start_failed, __ATOMIC_RELAXED);
+}
+/* Starts the driver for the items queued, if it is not running (and not being drained). */
+void rcumaps_gp_driver_retry_start(void);
+
 /* Tests: a pause of `micros` µs in a fork child's handler right after liburcu's child hook
  * has started the new call_rcu worker (0: none), so that the worker's first callbacks run
  * before the handler goes on. */

@@ -869,7 +869,11 @@ final class BucketTable: @unchecked Sendable {
     func postGenerationIfIdle() {
         guard !generationInFlight.load(ordering: .sequentiallyConsistent),
               generationInFlight.compareExchange(expected: false, desired: true,
-                                                 ordering: .sequentiallyConsistent).exchanged else { return }
+                                                 ordering: .sequentiallyConsistent).exchanged else {
+            // The generation in flight may be queued on a driver that could not start.
+            EpochWorkItem.retryDriverStartIfItFailed()
+            return
+        }
         // The item before the count: a count must never run ahead of a posted item. With
         // no memory for it, nothing is posted; the next request tries again.
         guard let item = EpochWorkItem({ [weak self] in self?.finishGeneration() }) else {
