@@ -69,7 +69,9 @@ public final class EpochRetireList: @unchecked Sendable {
     /// Whether a retirement that leaves its block waiting in a stripe makes sure a flush
     /// follows: if none is pending, it queues a work item on the epoch layer's grace-period
     /// driver that flushes the list (``flush()``) after a grace period. So a block retired when no more
-    /// retirements follow is submitted within about one grace period instead of waiting,
+    /// retirements follow is submitted within about one grace period (once the driver's
+    /// thread runs: where it cannot start, a thread limit, the item waits for the next
+    /// retirement or enqueue that can start it, or for a barrier) instead of waiting,
     /// indefinitely, for its stripe's batch to fill — what a list whose finalizer releases
     /// resources needs (`RCUDictionary`'s removed values must be released without a call
     /// to ``Epoch/barrier()-129j7``). At most one such item is pending per list; under
