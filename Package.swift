@@ -172,7 +172,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RCUBaseMapsTests",
-            dependencies: ["RCUBaseMaps", "RCUMaps", "RCUMapsTestSupport"],
+            dependencies: ["RCUBaseMaps", "RCUMaps", "RCUMapsTestSupport", "CRCUMapsShim"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CRCUMapsShim
 import RCUEpoch
 import RCUBaseMaps
 import RCUMapsTestSupport
@@ -285,6 +286,30 @@ struct BucketChainTests {
         #expect(try map.get(late + 1, as: Pair.self) == Pair(late + 1))
         #expect(throws: MapError.keyNotFound) { try map.get(late, as: Pair.self) }
         for key in 1..<late { #expect(try map.get(key, as: Pair.self) == Pair(key)) }
+    }
+
+    /// A reclaim generation queued while the grace-period driver's thread could not be
+    /// started runs once the start can succeed and a later delete asks for a generation —
+    /// also when an earlier request already retried the start and failed (each delete asks
+    /// for the same generation then: the retry was made only by the request that raised
+    /// the count wanted, so after one failed retry none came, and retired slots were never
+    /// reusable again; docs/reliability.md row 282). Reads the counts without asking for
+    /// generations, as `waitForReclaimGenerations()` would.
+    @Test func aGenerationQueuedWhenTheDriverCouldNotStartRunsAfterALaterDelete() async {
+        await #expect(processExitsWith: .success) {
+            let map = try! BucketChainTests.oneChain(maxEntries: 16)
+            for key: UInt64 in 1...4 { try! map.put(key, Pair(key)) }
+            // (No barrier first: it would start the driver. Nothing before this has queued a
+            // driver item in this process.)
+            rcumaps_gp_test_fail_driver_starts(1)
+            try! map.remove(UInt64(1))  // posts generation 1 on a driver that cannot start
+            try! map.remove(UInt64(2))  // asks for generation 2: retries the start, fails
+            rcumaps_gp_test_fail_driver_starts(0)
+            try! map.remove(UInt64(3))  // asks for generation 2 again
+            let deadline = ContinuousClock.now + .seconds(10)
+            while map.reclaimGenerations.completed < 1, ContinuousClock.now < deadline { usleep(1_000) }
+            exit(map.reclaimGenerations.completed >= 1 ? 0 : 1)
+        }
     }
 
     /// The spares are bounded: a chain of many overflow buckets emptied at once keeps at

@@ -849,9 +849,16 @@ final class BucketTable: @unchecked Sendable {
         guard wanted < target else {
             // Asked for already. Normally an item is in flight, or the one that asked posts
             // it; but if a post found no memory for its item, nothing is in flight and
-            // nothing will be: post it now.
-            if !generationInFlight.load(ordering: .relaxed),
-               generationsCompleted.load(ordering: .relaxed) < wanted { postGenerationIfIdle() }
+            // nothing will be: post it now. An item in flight may be queued on a driver
+            // whose thread could not be started: every request, not only the one that
+            // raised `generationsWanted`, starts it then (one relaxed load otherwise), or
+            // after one failed retry no write would try again and retired slots would
+            // never become reusable.
+            if !generationInFlight.load(ordering: .relaxed) {
+                if generationsCompleted.load(ordering: .relaxed) < wanted { postGenerationIfIdle() }
+            } else {
+                EpochWorkItem.retryDriverStartIfItFailed()
+            }
             return
         }
         while wanted < target {

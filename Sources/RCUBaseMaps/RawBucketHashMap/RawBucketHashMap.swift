@@ -306,6 +306,12 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         (table.spares?.count ?? 0, table.spares?.capacity ?? 0)
     }
 
+    /// The reclaim generations posted and completed so far (a snapshot; for tests and
+    /// diagnostics). Reading it asks for nothing.
+    package var reclaimGenerations: (posted: UInt64, completed: UInt64) {
+        (table.generationsPosted.load(ordering: .acquiring), table.generationsCompleted.load(ordering: .acquiring))
+    }
+
     /// Waits until every reclaim generation writers have asked for so far has run, so that
     /// every slot retired before the call is reusable — without `Epoch.barrier()`, which
     /// also flushes every retire list. Call outside a section (a generation waits for
