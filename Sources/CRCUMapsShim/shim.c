@@ -796,6 +796,17 @@ int rcumaps_gp_start_failed;
 /* A waiter runs the queue's items itself (no driver could be started): the only runner. */
 static int rcumaps_gp_draining;
 static int rcumaps_gp_start_failure_told;
+/* CLOCK_MONOTONIC nanoseconds of the last failed start, 0 when the last start did not fail:
+ * a start is tried again only RCUMAPS_GP_RETRY_INTERVAL_NS after a failure. Written under
+ * rcumaps_gp_mutex, read without it by rcumaps_gp_driver_retry_start (atomic). At a thread
+ * limit, every write that found an item queued took the mutex and made a failing
+ * pthread_create (a stack mapped, clone3 refused), about ten times the cost of the write,
+ * with every writer of the process queued on this one mutex (found by review, 2026-12-06,
+ * twenty-ninth session). */
+static unsigned long long rcumaps_gp_failed_at;
+#define RCUMAPS_GP_RETRY_INTERVAL_NS 10000000ULL
+/* Tests: the starts tried (rcumaps_gp_test_driver_start_attempts). */
+static unsigned long long rcumaps_gp_start_attempts;
 static long rcumaps_gp_driver_nap_ns = -1; /* read from the environment by the driver */
 static __thread int rcumaps_gp_is_driver __attribute__((tls_model("initial-exec")));
 
@@ -867,9 +878,27 @@ static void *rcumaps_gp_driver_main(void *unused)
     return NULL;
 }
 
-/* Starts the driver thread. Caller holds rcumaps_gp_mutex. */
+static unsigned long long rcumaps_gp_now_ns(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (unsigned long long)now.tv_sec * 1000000000ULL + (unsigned long long)now.tv_nsec;
+}
+
+/* Whether a start may be tried now: none failed, or the last failure is at least
+ * RCUMAPS_GP_RETRY_INTERVAL_NS old. */
+static int rcumaps_gp_may_try_start(void)
+{
+    unsigned long long failed = __atomic_load_n(&rcumaps_gp_failed_at, __ATOMIC_RELAXED);
+    return failed == 0 || rcumaps_gp_now_ns() - failed >= RCUMAPS_GP_RETRY_INTERVAL_NS;
+}
+
+/* Starts the driver thread, unless a start failed less than RCUMAPS_GP_RETRY_INTERVAL_NS
+ * ago. Caller holds rcumaps_gp_mutex. */
 static void rcumaps_gp_start_locked(void)
 {
+    if (!rcumaps_gp_may_try_start()) return;
+    __atomic_fetch_add(&rcumaps_gp_start_attempts, 1, __ATOMIC_RELAXED);
     if (rcumaps_gp_driver_nap_ns < 0) {
         const char *text = getenv("RCUMAPS_GP_DRIVER_NAP_US");
         long micros = text ? strtol(text, NULL, 10) : 1000;
@@ -885,23 +914,37 @@ static void rcumaps_gp_start_locked(void)
     pthread_attr_destroy(&attributes);
     if (err != 0) {
         /* A process at its thread limit (a container's pids.max, RLIMIT_NPROC): the items
-         * stay queued, the next enqueue tries again, and a barrier (rcumaps_gp_driver_wait)
-         * runs them itself meanwhile. It aborted the process (found by review, 2026-12-06,
-         * twenty-third session); the driver only shortens the items' latency. */
+         * stay queued, a write 10 ms or more later tries again (an enqueue, or a write
+         * that finds an item of its own queued: rcumaps_gp_driver_retry_start), and a
+         * barrier (rcumaps_gp_driver_wait) runs them itself meanwhile. It aborted the
+         * process (found by review, 2026-12-06, twenty-third session); the driver only
+         * shortens the items' latency. */
         if (!rcumaps_gp_start_failure_told) {
             rcumaps_gp_start_failure_told = 1;
-            fprintf(stderr, "rcumaps: cannot start the grace-period driver thread (%s); its work waits for the next "
-                            "write or Epoch.barrier()\n", strerror(err));
+            fprintf(stderr, "rcumaps: cannot start the grace-period driver thread (%s); its work waits for a later "
+                            "write that retires memory (tried again at most every 10 ms) or Epoch.barrier()\n",
+                    strerror(err));
         }
+        unsigned long long now = rcumaps_gp_now_ns();
+        __atomic_store_n(&rcumaps_gp_failed_at, now ? now : 1, __ATOMIC_RELAXED);
         __atomic_store_n(&rcumaps_gp_start_failed, 1, __ATOMIC_RELAXED);
         return;
     }
     rcumaps_gp_started = 1;
+    __atomic_store_n(&rcumaps_gp_failed_at, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&rcumaps_gp_start_failed, 0, __ATOMIC_RELAXED);
+}
+
+unsigned long long rcumaps_gp_test_driver_start_attempts(void)
+{
+    return __atomic_load_n(&rcumaps_gp_start_attempts, __ATOMIC_RELAXED);
 }
 
 void rcumaps_gp_driver_retry_start(void)
 {
+    /* Within the retry interval: not even the mutex (every writer of the process passes
+     * here while the start fails). */
+    if (!rcumaps_gp_may_try_start()) return;
     pthread_mutex_lock(&rcumaps_gp_mutex);
     if (rcumaps_gp_first && !rcumaps_gp_started && !rcumaps_gp_draining) rcumaps_gp_start_locked();
     pthread_mutex_unlock(&rcumaps_gp_mutex);
@@ -1002,6 +1045,7 @@ static void rcumaps_gp_fork_child_reset(void)
     rcumaps_gp_started = 0;
     rcumaps_gp_idle = 0;
     rcumaps_gp_draining = 0;  /* (a waiter that drained is not in the child) */
+    rcumaps_gp_failed_at = 0; /* the child starts its driver at once (its own thread count) */
 }
 
 static unsigned int rcumaps_test_child_pause_micros;

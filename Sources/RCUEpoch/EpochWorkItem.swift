@@ -89,10 +89,12 @@ public final class EpochWorkItem: Sendable {
     /// thread could not be started before (a thread limit). An enqueue is what retries the
     /// start, and a claim held stops every later caller from enqueuing, so without this the
     /// claimed item waited for a barrier that may never come (found by review, 2026-12-06,
-    /// twenty-eighth session). One relaxed load of a flag when the driver runs.
+    /// twenty-eighth session). One relaxed load of a flag when the driver runs. After a
+    /// failed start, a start is tried at most once every 10 ms (by this call and by an
+    /// enqueue alike): within those 10 ms this reads the clock and returns, taking no lock.
     ///
-    /// Concurrency: any thread, inside or outside a section (takes the driver's short mutex
-    /// only when its start failed).
+    /// Concurrency: any thread, inside or outside a section (takes the driver's short mutex,
+    /// and tries to create its thread, only when its start failed 10 ms ago or more).
     @inlinable @inline(__always)
     package static func retryDriverStartIfItFailed() {
         if _slowPath(rcumaps_gp_driver_start_failed() != 0) { rcumaps_gp_driver_retry_start() }

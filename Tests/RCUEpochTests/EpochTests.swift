@@ -617,11 +617,6 @@ struct EpochDirectReadLockTests {
         }
     }
 
-    /// A process that cannot start the grace-period driver's thread (at its thread limit)
-    /// goes on: the driver's items wait, and `Epoch.barrier()` runs them itself; once a
-    /// thread can be started, the next item starts the driver. The first item aborted the
-    /// process (found by review, 2026-12-06, twenty-third session). A fresh process, whose
-    /// driver is not running yet.
     /// An application thread that set call_rcu data of its own is not liburcu's worker: it
     /// is adopted as the docs ask, and is no reclamation thread (the first version of the
     /// worker's recognition took any thread with call_rcu data for one: found by review).
@@ -643,6 +638,11 @@ struct EpochDirectReadLockTests {
         }
     }
 
+    /// A process that cannot start the grace-period driver's thread (at its thread limit)
+    /// goes on: the driver's items wait, and `Epoch.barrier()` runs them itself; once a
+    /// thread can be started, the next item enqueued 10 ms or more after the last failed
+    /// start starts the driver. The first item aborted the process (found by review,
+    /// 2026-12-06, twenty-third session). A fresh process, whose driver is not running yet.
     @Test func aDriverThatCannotStartLeavesItsItemsToTheBarrier() async {
         await #expect(processExitsWith: .success) {
             rcumaps_gp_test_fail_driver_starts(1)
@@ -654,6 +654,7 @@ struct EpochDirectReadLockTests {
             await Epoch.barrier()
             if ran.load(ordering: .relaxed) != 3 { exit(3) }
             rcumaps_gp_test_fail_driver_starts(0)
+            usleep(20_000)  // a start is tried again 10 ms after a failure at the earliest
             guard let item = EpochWorkItem({ ran.add(1, ordering: .relaxed) }) else { exit(2) }
             item.scheduleOnGracePeriodDriver()  // starts the driver now
             let deadline = ContinuousClock.now + .seconds(20)

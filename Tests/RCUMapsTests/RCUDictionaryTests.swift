@@ -216,10 +216,40 @@ struct RCUDictionaryTests {
             rcumaps_gp_test_fail_driver_starts(1)
             objects.removeValue(forKey: 1)  // the idle flush claimed and queued; no driver
             rcumaps_gp_test_fail_driver_starts(0)
+            usleep(20_000)  // a start is tried again 10 ms after a failure at the earliest
             objects.removeValue(forKey: 2)  // the next write
             let released = idleFlushTestEventually { census.alive.load(ordering: .relaxed) == 0 }
             withExtendedLifetime(objects) {}
             exit(released ? 0 : 1)
+        }
+    }
+
+    /// While the grace-period driver's thread cannot be started, writes try to start it at
+    /// most once every 10 ms: every removal that found the idle flush queued tried, a
+    /// `pthread_create` under the driver's process-wide mutex each, about ten times the
+    /// cost of the removal (docs/reliability.md row 283). The bound scales with the time
+    /// the removals took, so a slow machine cannot fail it.
+    @Test func aDriverThatCannotStartIsTriedAtMostEveryTenMilliseconds() async {
+        await #expect(processExitsWith: .success) {
+            let census = Census()
+            let objects = RCUDictionary<Int, Tracked>()
+            for key in 0..<2_000 { objects[key] = Tracked(key, census) }
+            rcumaps_gp_test_fail_driver_starts(1)
+            let before = rcumaps_gp_test_driver_start_attempts()
+            let start = ContinuousClock.now
+            for key in 0..<2_000 { objects.removeValue(forKey: key) }
+            let elapsed = ContinuousClock.now - start
+            let attempts = rcumaps_gp_test_driver_start_attempts() - before
+            let bound = 2 + UInt64(elapsed / .milliseconds(10))
+            rcumaps_gp_test_fail_driver_starts(0)
+            await Epoch.barrier()  // runs the queued items here, or starts the driver
+            let released = idleFlushTestEventually { census.alive.load(ordering: .relaxed) == 0 }
+            withExtendedLifetime(objects) {}
+            if attempts > bound || !released {
+                print("start attempts: \(attempts) in \(elapsed) (bound \(bound)); released: \(released)")
+                exit(1)
+            }
+            exit(0)
         }
     }
 

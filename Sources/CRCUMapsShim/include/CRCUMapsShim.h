@@ -230,22 +230,27 @@ int rcumaps_inside_any_read_lock(void);
 int rcumaps_recognise_liburcu_worker(void);
 
 /* Tests: non-zero makes every start of the grace-period driver's thread fail (EAGAIN), as
- * in a process at its thread limit; its items then wait for the next enqueue's retry or
- * run in Epoch.barrier(). */
+ * in a process at its thread limit; its items then wait for a later retry (at most one
+ * every 10 ms) or run in Epoch.barrier(). */
 void rcumaps_gp_test_fail_driver_starts(int fail);
+/* Tests: how many starts of the driver's thread were tried so far (failed ones included). */
+unsigned long long rcumaps_gp_test_driver_start_attempts(void);
 
 /* Whether the grace-period driver's thread could not be started (a thread limit): its
- * queued items wait for the next enqueue or a barrier. A caller that holds a claim on a
+ * queued items wait for a later enqueue or a barrier. A caller that holds a claim on a
  * queued item instead of enqueuing another (an idle flush pending, a generation in flight)
- * calls rcumaps_gp_driver_retry_start when this is set, so that "the next write" does
- * start it: found by review, 2026-12-06, twenty-eighth session (the claim kept every later
- * write from enqueuing, and the items waited for a barrier that may never come). */
+ * calls rcumaps_gp_driver_retry_start when this is set, so that a later write does start
+ * it: found by review, 2026-12-06, twenty-eighth session (the claim kept every later write
+ * from enqueuing, and the items waited for a barrier that may never come). Starts are
+ * tried at most once every 10 ms after a failure (an enqueue's and a retry's alike). */
 extern int rcumaps_gp_start_failed;
 static inline int rcumaps_gp_driver_start_failed(void)
 {
     return __atomic_load_n(&rcumaps_gp_start_failed, __ATOMIC_RELAXED);
 }
-/* Starts the driver for the items queued, if it is not running (and not being drained). */
+/* Starts the driver for the items queued, if it is not running (and not being drained)
+ * and its last failed start is 10 ms old or more; returns at once, without a lock, within
+ * those 10 ms. */
 void rcumaps_gp_driver_retry_start(void);
 
 /* Tests: a pause of `micros` µs in a fork child's handler right after liburcu's child hook

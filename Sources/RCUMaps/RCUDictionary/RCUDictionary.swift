@@ -61,7 +61,9 @@ import Glibc
 ///   of the write even if no other write follows (they go to reclamation in batches; a
 ///   batch left partly filled is sent after about one grace period). In a process at its
 ///   thread limit, where the epoch layer's grace-period thread cannot start, they wait for
-///   the next write that can start it, or for a barrier.
+///   a removal or replacement made once the thread can start (a start is tried at most
+///   once every 10 ms; an insert of a new key retires nothing and does not try), or for a
+///   barrier.
 ///   ``/RCUEpoch/Epoch/barrier()-129j7`` waits for them.
 /// - Unbounded: when entries average more than three a bucket (judged by one writer stripe's
 ///   count, with a slack of four entries a stripe, so a small table — one bucket a stripe —
