@@ -1604,6 +1604,47 @@ int rcumaps_numa_node_of_cpu(int cpu)
     return node >= 0 ? node : 0;
 }
 
+int rcumaps_numa_nearest_node_with_memory(int node, int count, const unsigned char *has_memory,
+                                          const int *distances)
+{
+    if (node < 0 || node >= count) return -1;
+    if (has_memory[node]) return node;
+    int best = -1, best_distance = 0;
+    for (int other = 0; other < count; other++) {
+        if (!has_memory[other]) continue;
+        int distance = distances[node * count + other];
+        if (distance <= 0) continue; /* unknown */
+        if (best < 0 || distance < best_distance) {
+            best = other;
+            best_distance = distance;
+        }
+    }
+    return best;
+}
+
+/* The machine's node with memory nearest `node` (rcumaps_numa_nearest_node_with_memory on
+ * libnuma's sizes and distances), or -1. */
+static int rcumaps_numa_nearest_with_memory(int node)
+{
+    int count = numa_max_node() + 1;
+    if (count <= 0 || count > 1024 || node < 0 || node >= count) return -1;
+    unsigned char *has_memory = calloc((size_t)count, 1);
+    int *distances = calloc((size_t)count * (size_t)count, sizeof *distances);
+    int nearest = -1;
+    if (has_memory && distances) {
+        for (int other = 0; other < count; other++) {
+            long long free_bytes = 0;
+            has_memory[other] = numa_bitmask_isbitset(numa_all_nodes_ptr, (unsigned)other)
+                && numa_node_size64(other, &free_bytes) > 0;
+            distances[node * count + other] = numa_distance(node, other);
+        }
+        nearest = rcumaps_numa_nearest_node_with_memory(node, count, has_memory, distances);
+    }
+    free(has_memory);
+    free(distances);
+    return nearest;
+}
+
 int rcumaps_numa_prefer_node(void *addr, size_t size, int node)
 {
     enum { words = 16, bits_per_word = 8 * sizeof(unsigned long) };
@@ -1613,6 +1654,16 @@ int rcumaps_numa_prefer_node(void *addr, size_t size, int node)
     mask[node / bits_per_word] = 1UL << (node % bits_per_word);
     /* MPOL_PREFERRED: the pages go to `node` when first touched, and elsewhere if it is full
      * (MPOL_BIND would fail the allocation instead). */
+    if (mbind(addr, size, MPOL_PREFERRED, mask, words * bits_per_word, 0) == 0) return 0;
+    int err = errno;
+    /* A node without memory (online, with CPUs): the kernel refuses a preference for it
+     * (EINVAL), and the pages went wherever the first touch was. Linux's map memory for such
+     * a node comes from the nearest node with memory (its zonelist); so does this (found by
+     * review, 2026-12-06). */
+    int nearest = err == EINVAL ? rcumaps_numa_nearest_with_memory(node) : -1;
+    if (nearest < 0 || nearest == node || nearest >= words * (int)bits_per_word) return err;
+    memset(mask, 0, sizeof mask);
+    mask[nearest / bits_per_word] = 1UL << (nearest % bits_per_word);
     return mbind(addr, size, MPOL_PREFERRED, mask, words * bits_per_word, 0) == 0 ? 0 : errno;
 }
 

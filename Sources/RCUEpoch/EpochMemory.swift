@@ -50,6 +50,14 @@ public enum EpochMemory {
     /// Allocates `byteCount` bytes under `tag`, 64-byte aligned and padded to a whole
     /// number of cache lines, uninitialised.
     ///
+    /// A block of ``mappedBlockSize`` or more (header line included) is a mapping of its
+    /// own (`mmap`), given back with `munmap`: the bucket tables and arrays that ask for
+    /// transparent huge pages (`rcumaps_advise_huge_pages`, which advises only ranges of
+    /// that size) are such blocks, and advice given to a block from `malloc`'s heap stayed
+    /// on the heap after the block was freed, for unrelated allocations (found by review,
+    /// 2026-12-06: glibc serves blocks of several MiB from the heap once its mapping
+    /// threshold has risen).
+    ///
     /// - Returns: The block, or `nil` when the allocator fails or `byteCount` is negative
     ///   or exceeds ``maxBlockSize``.
     ///
@@ -59,9 +67,19 @@ public enum EpochMemory {
         if _FaultInjection.isActive, _FaultInjection.shouldFail(tag: tag) { return nil }
         let lines = max(1, (byteCount + cacheLineSize - 1) / cacheLineSize)
         let total = (lines + 1) * cacheLineSize
+        if total >= mappedBlockSize {
+            guard let base = rcumaps_map_pages(total) else { return nil }
+            return finishAllocation(base: base, userOffset: cacheLineSize, size: total,
+                                    flags: Flags.cacheAligned | Flags.mapped, tag: tag)
+        }
         guard let base = aligned_alloc(cacheLineSize, total) else { return nil }
         return finishAllocation(base: base, userOffset: cacheLineSize, size: total, flags: Flags.cacheAligned, tag: tag)
     }
+
+    /// The size from which ``allocateCacheAligned(byteCount:tag:)`` maps a block of its own:
+    /// 4 MiB, the least a range must span for `rcumaps_advise_huge_pages` to advise part
+    /// of it (two huge pages, so that one aligned huge page always lies inside).
+    package static let mappedBlockSize = 4 << 20
 
     // MARK: Headerless blocks (EpochRetireList)
 
@@ -155,7 +173,7 @@ public enum EpochMemory {
         let slot = tagTable.counters(Header.slot(flags))
         slot.pointee.liveBytes.wrappingSubtract(header.size, ordering: .relaxed)
         slot.pointee.liveAllocations.wrappingSubtract(1, ordering: .relaxed)
-        Glibc.free(header.base(flags: flags))
+        header.giveBack(flags: flags)
     }
 
     /// Accounting for one tag (zeros for a tag never used). Bytes count each block's
@@ -201,6 +219,8 @@ public enum EpochMemory {
         static let workItem: UInt32 = 1 << 2
         /// A batch of retired headerless blocks (see `EpochRetireList`).
         static let retireBatch: UInt32 = 1 << 4
+        /// A cache-aligned block that is a mapping of its own (see ``allocateCacheAligned(byteCount:tag:)``).
+        static let mapped: UInt32 = 1 << 5
         /// Bits 8–17 of the state word: the tag's slot in the statistics table.
         static let slotShift: UInt32 = 8
         static let slotMask: UInt32 = 0x3FF
@@ -229,6 +249,15 @@ public enum EpochMemory {
         }
         func base(flags: UInt32) -> UnsafeMutableRawPointer {
             flags & Flags.cacheAligned != 0 ? block - EpochMemory.cacheLineSize : raw
+        }
+        /// Gives the block's memory back to where it came from: its own mapping
+        /// (``Flags/mapped``, `size` bytes from the base) or the heap.
+        func giveBack(flags: UInt32) {
+            if flags & Flags.mapped != 0 {
+                rcumaps_unmap_pages(base(flags: flags), size)
+            } else {
+                Glibc.free(base(flags: flags))
+            }
         }
     }
 
@@ -322,5 +351,5 @@ private func epochReclaim(_ head: UnsafeMutablePointer<rcu_head>?) {
     slot.pointee.pendingBytes.wrappingSubtract(size, ordering: .relaxed)
     slot.pointee.liveBytes.wrappingSubtract(size, ordering: .relaxed)
     slot.pointee.liveAllocations.wrappingSubtract(1, ordering: .relaxed)
-    Glibc.free(header.base(flags: flags))
+    header.giveBack(flags: flags)
 }

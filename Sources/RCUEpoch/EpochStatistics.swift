@@ -14,7 +14,12 @@ public struct EpochTagStatistics: Hashable, Sendable {
     public var tag: PoolTag
     /// Bytes allocated and not yet reclaimed (live plus awaiting reclamation).
     public var liveBytes: Int
-    /// Of ``liveBytes``, the bytes freed by their owner and waiting for a grace period.
+    /// The bytes freed by their owner and waiting for a grace period: part of
+    /// ``liveBytes`` for blocks. A retire list of references
+    /// (``EpochRetireList/init(referencesWithTag:finalizer:flushesWhenIdle:)``: an
+    /// `RCUDictionary`'s released values, the object map's references) counts 8 bytes here
+    /// for each reference waiting, which ``liveBytes`` does not count (the list allocated
+    /// nothing), so under such a tag `pendingBytes` may exceed `liveBytes`.
     public var pendingBytes: Int
     /// Allocations made under the tag since the process started.
     public var allocationCount: Int

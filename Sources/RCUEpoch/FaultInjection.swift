@@ -77,7 +77,9 @@ package enum _FaultInjection {
                 return true
             }
             plan.pointee.remaining -= 1
-            return false
+            // On to the tag plans: they hold for every thread (a thread's plan returned
+            // here, and allocations under a failing tag succeeded on that thread: found by
+            // review, 2026-12-06).
         }
         return plans.withLock { plans in
             guard let remaining = plans[tag.rawValue] else { return false }

@@ -1,8 +1,10 @@
 /// A 32-bit tag that groups epoch allocations for accounting, as eBPF-for-Windows pool tags do.
 ///
-/// Each map allocates under its own tag (settable in its definition), so
-/// ``EpochMemory/statistics(for:)`` tells how much memory a map or subsystem holds and
-/// how much is waiting for a grace period.
+/// A map allocates under the tag its definition names, or, without one, under its kind's
+/// default tag, which every map of that kind shares (`MapDefinition.effectivePoolTag`:
+/// `rcua` for arrays, `rcub` for bucket-locked hashes, …). Give a map a tag of its own
+/// for ``EpochMemory/statistics(for:)`` to tell how much memory that map holds and how much
+/// is waiting for a grace period; the default tags tell it per kind of map.
 public struct PoolTag: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
     /// The raw value.
     public var rawValue: UInt32

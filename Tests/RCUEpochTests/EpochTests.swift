@@ -781,6 +781,66 @@ struct EpochMemoryTests {
         EpochMemory.freeUnpublished(first)
     }
 
+    /// A thread's own fault plan leaves the tag plans in force on that thread: an
+    /// allocation under a failing tag fails there too, and counts against the tag's
+    /// successes (the thread's plan returned first, and such allocations succeeded: found
+    /// by review, 2026-12-06, reliability.md row 289).
+    @Test func aThreadsOwnFaultPlanLeavesTheTagPlansInForce() {
+        let tag = uniqueTag()
+        _FaultInjection.failAllocations(tag: tag, after: 1)
+        defer { _FaultInjection.disarm(tag: tag) }
+        let (blocks, injected) = _FaultInjection.failingOneAllocation(after: 5) {
+            (EpochMemory.allocate(byteCount: 8, tag: tag), EpochMemory.allocate(byteCount: 8, tag: tag))
+        }
+        #expect(!injected)
+        #expect(blocks.0 != nil)  // the tag's one success
+        #expect(blocks.1 == nil)  // then the tag's plan fails it
+        if let first = blocks.0 { EpochMemory.freeUnpublished(first) }
+        if let second = blocks.1 { EpochMemory.freeUnpublished(second) }
+    }
+
+    /// Huge-page advice on a large cache-aligned block leaves no mapping of the process
+    /// advised once the block is freed: the block is a mapping of its own. It came from
+    /// glibc's heap once glibc's mapping threshold had risen (a large block freed before),
+    /// and the advice stayed on the heap for whatever was allocated there next (found by
+    /// review, 2026-12-06, reliability.md row 285). A fresh process: nothing else advises.
+    @Test func hugePageAdviceLeavesNoMappingAdvisedOnceTheBlockIsFreed() async {
+        await #expect(processExitsWith: .success) {
+            // On a thread of its own, whose allocations come from one of glibc's thread
+            // arenas (the main thread's large block may be mapped anyway).
+            runOnThreads(1) { _ in
+                // Freeing a mapped chunk raises glibc's threshold past its size.
+                let raise = malloc(8 << 20)
+                _ = write(-1, raise, 1)  // used, so that the pair is not optimised away
+                free(raise)
+                let size = 6 << 20
+                guard let block = EpochMemory.allocateCacheAligned(byteCount: size, tag: .general) else { exit(2) }
+                rcumaps_advise_huge_pages(block, size)
+                block.initializeMemory(as: UInt8.self, repeating: 1, count: size)
+                // The advice took (else the check below proves nothing).
+                if EpochMemoryTests.advisedMappings() < 1 { exit(3) }
+                EpochMemory.freeUnpublished(block)
+            }
+            exit(EpochMemoryTests.advisedMappings() == 0 ? 0 : 1)
+        }
+    }
+
+    /// The mappings of the process advised for huge pages (`hg` in their `VmFlags`), or -1.
+    /// Read with stdio: `String(contentsOfFile:)` read only the first part of the file.
+    static func advisedMappings() -> Int {
+        guard let file = fopen("/proc/self/smaps", "r") else { return -1 }
+        defer { fclose(file) }
+        var line: UnsafeMutablePointer<CChar>?
+        var capacity = 0
+        defer { free(line) }
+        var count = 0
+        while getline(&line, &capacity, file) > 0, let line {
+            let text = String(cString: line)
+            if text.hasPrefix("VmFlags:"), text.split(whereSeparator: \.isWhitespace).contains("hg") { count += 1 }
+        }
+        return count
+    }
+
     @Test func retiringTwiceStopsTheProgram() async {
         await #expect(processExitsWith: .failure) {
             let block = EpochMemory.allocate(byteCount: 8, tag: .general)!
@@ -987,6 +1047,27 @@ struct NUMATopologyTests {
         #expect(NUMATopology.nodeCount >= 1)
         #expect((0..<NUMATopology.nodeCount).contains(NUMATopology.currentNode))
         #expect(NUMATopology.currentCPU >= 0)
+    }
+
+    /// Memory preferred for a node without memory (online, with CPUs) goes to the node with
+    /// memory nearest it, as Linux's map memory does: the kernel refuses a preference for
+    /// such a node, and the pages went wherever they were first touched (found by review,
+    /// 2026-12-06, reliability.md row 290). The choice, on machines this one is not (it has
+    /// one node).
+    @Test func aNodeWithoutMemoryPrefersTheNearestNodeWithMemory() {
+        func nearest(_ node: Int32, _ hasMemory: [UInt8], _ distances: [Int32]) -> Int32 {
+            rcumaps_numa_nearest_node_with_memory(node, Int32(hasMemory.count), hasMemory, distances)
+        }
+        let distances: [Int32] = [10, 20, 30, 40,
+                                  20, 10, 15, 15,
+                                  30, 15, 10, 25,
+                                  40, 15, 25, 10]
+        #expect(nearest(1, [1, 0, 1, 1], distances) == 2)  // 15 to nodes 2 and 3: the lower
+        #expect(nearest(1, [1, 0, 0, 1], distances) == 3)
+        #expect(nearest(2, [1, 1, 1, 1], distances) == 2)  // with memory: itself
+        #expect(nearest(0, [0, 0, 0, 0], distances) == -1)
+        #expect(nearest(4, [1, 1, 1, 1], distances) == -1)  // no such node
+        #expect(nearest(1, [1, 0, 1, 1], [10, 20, 30, 40, 0, 10, -1, 15, 30, 15, 10, 25, 40, 15, 25, 10]) == 3)
     }
 }
 

@@ -659,9 +659,16 @@ void rcumaps_numa_free(void *ptr, size_t size);
 int rcumaps_numa_node_of_cpu(int cpu);
 /* Asks the kernel to put the pages of [addr, addr + size) (page-aligned, not yet touched) on
  * `node` when they are first touched, or on another node when `node` is full (mbind,
- * MPOL_PREFERRED). 0 on success, else an errno (ENOSYS without NUMA; EPERM where a seccomp
+ * MPOL_PREFERRED); for a node without memory, on the node with memory nearest it (as Linux's
+ * map memory). 0 on success, else an errno (ENOSYS without NUMA; EPERM where a seccomp
  * profile refuses mbind). The memory is usable either way. */
 int rcumaps_numa_prefer_node(void *addr, size_t size, int node);
+/* The node nearest `node` that has memory, among `count` nodes: `node` itself if it has
+ * memory, else the one at the least distance (`distances`: count × count, row-major, as
+ * numa_distance; 0 or less is unknown and skipped), the lowest-numbered on a tie; -1 if
+ * none. Pure, so tests can give it a machine this one is not. */
+int rcumaps_numa_nearest_node_with_memory(int node, int count, const unsigned char *has_memory,
+                                          const int *distances);
 /* NUMA node of the page holding `addr` (get_mempolicy MPOL_F_NODE | MPOL_F_ADDR; a page not
  * yet touched is allocated by the query), or -1 when unavailable. For tests. */
 int rcumaps_numa_node_of_address(void *addr);
@@ -671,7 +678,10 @@ int rcumaps_numa_preferred_node_of_address(void *addr);
 
 /* Asks the kernel to back the 2 MiB-aligned part of [addr, addr + size) with transparent
  * huge pages (madvise MADV_HUGEPAGE), before it is first touched: a large table then costs
- * far fewer TLB misses. A no-op for blocks under 4 MiB or where THP is unavailable. */
+ * far fewer TLB misses. A no-op for blocks under 4 MiB or where THP is unavailable. The
+ * range must be a mapping of the caller's own (an EpochMemory cache-aligned block of 4 MiB
+ * or more, rcumaps_map_pages, a NUMA block): the advice outlives a free, and on malloc's
+ * heap it stayed for whatever the heap handed out there next. */
 void rcumaps_advise_huge_pages(void *addr, size_t size);
 
 /* ---------------------------------------------------------------------------

@@ -68,10 +68,13 @@ struct DictionaryTable {
         guard let block = EpochMemory.allocateCacheAligned(byteCount: headerSize + bucketCount * bucketSize, tag: tag) else {
             return nil
         }
+        // Before the first touch below: advice given after it left the pages the zeroing
+        // faulted in at 4 KiB until khugepaged collapsed them, if ever (found by review,
+        // 2026-12-06; the bucket tables and arrays advised first).
+        rcumaps_advise_huge_pages(block, headerSize + bucketCount * bucketSize)
         block.storeBytes(of: bucketCount, as: Int.self)
         block.storeBytes(of: tag.rawValue, toByteOffset: 8, as: UInt32.self)
         for index in 0..<bucketCount { initializeBucket(block + headerSize + index * bucketSize) }
-        rcumaps_advise_huge_pages(block, headerSize + bucketCount * bucketSize)
         return DictionaryTable(block)
     }
 
