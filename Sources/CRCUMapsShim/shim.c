@@ -921,8 +921,8 @@ static void rcumaps_gp_start_locked(void)
          * shortens the items' latency. */
         if (!rcumaps_gp_start_failure_told) {
             rcumaps_gp_start_failure_told = 1;
-            fprintf(stderr, "rcumaps: cannot start the grace-period driver thread (%s); its work waits for a later "
-                            "write that retires memory (tried again at most every 10 ms) or Epoch.barrier()\n",
+            fprintf(stderr, "rcumaps: cannot start the grace-period driver thread (%s); its work waits until a later "
+                            "write tries again (at most every 10 ms) or Epoch.barrier() runs it\n",
                     strerror(err));
         }
         unsigned long long now = rcumaps_gp_now_ns();
@@ -1622,9 +1622,7 @@ int rcumaps_numa_nearest_node_with_memory(int node, int count, const unsigned ch
     return best;
 }
 
-/* The machine's node with memory nearest `node` (rcumaps_numa_nearest_node_with_memory on
- * libnuma's sizes and distances), or -1. */
-static int rcumaps_numa_nearest_with_memory(int node)
+int rcumaps_numa_nearest_with_memory(int node)
 {
     int count = numa_max_node() + 1;
     if (count <= 0 || count > 1024 || node < 0 || node >= count) return -1;

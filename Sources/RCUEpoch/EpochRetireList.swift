@@ -70,8 +70,9 @@ public final class EpochRetireList: @unchecked Sendable {
     /// follows: if none is pending, it queues a work item on the epoch layer's grace-period
     /// driver that flushes the list (``flush()``) after a grace period. So a block retired when no more
     /// retirements follow is submitted within about one grace period (once the driver's
-    /// thread runs: where it cannot start, a thread limit, the item waits for the next
-    /// retirement or enqueue that can start it, or for a barrier) instead of waiting,
+    /// thread runs: where it cannot start, a thread limit, the item waits for a later
+    /// retirement or enqueue made once the thread can start, at least 10 ms after the last
+    /// failed start — one within those 10 ms does not try —, or for a barrier) instead of waiting,
     /// indefinitely, for its stripe's batch to fill — what a list whose finalizer releases
     /// resources needs (`RCUDictionary`'s removed values must be released without a call
     /// to ``Epoch/barrier()-129j7``). At most one such item is pending per list; under

@@ -1,3 +1,4 @@
+import CRCUMapsShim
 import Foundation
 @testable import RCUMaps
 import RCUEpoch
@@ -88,6 +89,42 @@ struct RCUDictionaryChurnMemoryTests {
         #expect(waited == 1, "the write outside a section did not go to wait")
         #expect(elapsed >= .milliseconds(200), "it waited \(elapsed), with the section still held")
         #expect(dictionary.count == 3)
+    }
+
+    /// The work items that take reclaimed overflow buckets off the count run on the
+    /// grace-period driver: queued while its thread could not be started, they ran only at
+    /// a later enqueue (16,384 frees later) or a barrier, and meanwhile every write outside
+    /// a section waited its limit for a backlog already reclaimed. A write that finds the
+    /// backlog now starts the driver (docs/reliability.md row 292).
+    @Test func overflowResetsQueuedWhenTheDriverCouldNotStartRunOnceItCan() async {
+        await #expect(processExitsWith: .success) {
+            let unique = UInt32.random(in: 0x4000_0000..<0x7FFF_FFFF)
+            let dictionary = RCUDictionary<Int, Int>(memoryTags: RCUDictionaryMemoryTags(
+                table: PoolTag(rawValue: unique), nodes: PoolTag(rawValue: unique &+ 1), objects: PoolTag(rawValue: unique &+ 2)))
+            let chain = RCUDictionaryChurnMemoryTests.keysOfOneChain(dictionary, 4)
+            for key in chain.prefix(3) { dictionary[key] = key }
+            // (No barrier first: it would start the driver.)
+            rcumaps_gp_test_fail_driver_starts(1)
+            var toggles = 0
+            // Inside a section, where no write waits, until the backlog flag is set.
+            Epoch.withSection { _ in
+                while toggles < 400_000, !dictionary.overflowBehind.load(ordering: .relaxed) {
+                    dictionary[chain[3]] = toggles
+                    dictionary[chain[3]] = nil
+                    toggles += 1
+                }
+            }
+            guard dictionary.overflowBehind.load(ordering: .relaxed) else { exit(2) }
+            rcumaps_gp_test_fail_driver_starts(0)
+            usleep(20_000)  // a start is tried again 10 ms after a failure at the earliest
+            dictionary[chain[0]] = 7  // outside a section: finds the backlog
+            let deadline = ContinuousClock.now + .seconds(10)
+            while dictionary.overflowFreed.load(ordering: .relaxed) > RCUDictionary<Int, Int>.overflowBehindBuckets,
+                  ContinuousClock.now < deadline {
+                usleep(1_000)
+            }
+            exit(dictionary.overflowFreed.load(ordering: .relaxed) <= RCUDictionary<Int, Int>.overflowBehindBuckets ? 0 : 1)
+        }
     }
 
     /// The first `count` keys of `dictionary` in the chain of bucket 0.

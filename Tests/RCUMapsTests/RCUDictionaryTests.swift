@@ -201,7 +201,8 @@ struct RCUDictionaryTests {
     }
 
     /// The grace-period driver's thread could not be started when the first removal's idle
-    /// flush was queued (a thread limit, over by the next write): the next removal starts it.
+    /// flush was queued (a thread limit, over by the next write): the next removal, 10 ms or
+    /// more after the failed start (row 283), starts it.
     /// The pending flush's claim kept every later removal from enqueuing, and only an enqueue
     /// retried the start, so both values waited for a barrier that never came (found by
     /// review, 2026-12-06, twenty-eighth session).

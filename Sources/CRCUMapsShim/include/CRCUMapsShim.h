@@ -669,6 +669,9 @@ int rcumaps_numa_prefer_node(void *addr, size_t size, int node);
  * none. Pure, so tests can give it a machine this one is not. */
 int rcumaps_numa_nearest_node_with_memory(int node, int count, const unsigned char *has_memory,
                                           const int *distances);
+/* This machine's node with memory nearest `node` (the function above on libnuma's node sizes
+ * and distances): the node rcumaps_numa_prefer_node(…, node) prefers; -1 when unknown. */
+int rcumaps_numa_nearest_with_memory(int node);
 /* NUMA node of the page holding `addr` (get_mempolicy MPOL_F_NODE | MPOL_F_ADDR; a page not
  * yet touched is allocated by the query), or -1 when unavailable. For tests. */
 int rcumaps_numa_node_of_address(void *addr);

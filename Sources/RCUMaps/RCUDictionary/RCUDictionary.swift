@@ -727,7 +727,14 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     func overflowBucketFreed() {
         let freed = overflowFreed.wrappingAdd(1, ordering: .relaxed).newValue
         if overflowUnposted.wrappingAdd(1, ordering: .relaxed).newValue >= Self.overflowResetBatch { postOverflowReset() }
-        if freed > Self.overflowBehindBuckets { overflowBehind.store(true, ordering: .relaxed) }
+        if freed > Self.overflowBehindBuckets {
+            overflowBehind.store(true, ordering: .relaxed)
+            // The resets that bring the count down run on the grace-period driver: where its
+            // thread could not be started, they wait for a retry (found by review, 2026-12-06,
+            // twenty-ninth session: a dictionary of integers retires nothing else, and its
+            // writers waited 250 ms each for a backlog already reclaimed).
+            EpochWorkItem.retryDriverStartIfItFailed()
+        }
     }
 
     /// Buckets each reset covers: an eighth of ``overflowBehindBuckets``.
@@ -774,6 +781,7 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
         let clock = ContinuousClock()
         let start = clock.now
         while overflowFreed.load(ordering: .acquiring) > Self.overflowBehindBuckets, clock.now - start < limit {
+            EpochWorkItem.retryDriverStartIfItFailed()  // (see overflowBucketFreed)
             usleep(200)
         }
         // Left set on a task's thread while the backlog lasts, as a retire list does: each of
