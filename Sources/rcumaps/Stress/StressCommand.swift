@@ -102,7 +102,7 @@ func stressDiscussion() -> String {
             """),
         HelpText.paragraph("""
             The key-value maps (hash-lockfree, hash-bucket, hash-lockfree-8, hash-bucket-8, array, \
-            object-map, object-map-lockfree): \
+            object-map, object-map-lockfree, custom-array): \
             each worker (an OS thread with its own xorshift stream derived from --seed) mixes \
             lookups, helper-mode in-place lookups, update(.any/.noExist/.exist), helper-mode \
             updates and deletes, delete, lookup-and-delete, operations on keys never inserted, \

@@ -16,6 +16,9 @@ enum StressMapKind: String, CaseIterable, Sendable {
     /// The object map on the lock-free hash (custom type 4210): as `object-map`, where a
     /// lookup-and-delete runs the find callback again when the key is replaced meanwhile.
     case objectMapLockFree = "object-map-lockfree"
+    /// A custom map type on an ARRAY whose provider changes nothing (type 4103): checked as
+    /// `array` is, so the provider layer must be invisible on that base.
+    case customArray = "custom-array"
     /// `RawQueueStackMap` QUEUE: 32-byte values, `--keys` elements at most.
     case queue = "queue"
     /// `RawQueueStackMap` STACK: 32-byte values, `--keys` elements at most.
@@ -51,6 +54,7 @@ enum StressMapKind: String, CaseIterable, Sendable {
         case .array: "RawArrayMap, UInt32 index keys, 32-byte values"
         case .objectMap: "sample object map provider (type \(StressObjects.mapType.rawValue), bucket-locked base), handle values"
         case .objectMapLockFree: "the same provider on the lock-free hash (type \(StressObjects.lockFreeMapType.rawValue)), handle values"
+        case .customArray: "custom map type \(PassThroughProvider.arrayType.rawValue) on an ARRAY, callbacks that change nothing, checked as array"
         case .queue: "RawQueueStackMap QUEUE, 32-byte values, at most --keys elements (producers and consumers)"
         case .stack: "RawQueueStackMap STACK, 32-byte values, at most --keys elements (producers and consumers)"
         case .lruHash: "RawBucketHashMap LRU_HASH, 8-byte keys and values, max(16, --keys / 4) entries, evicting writers"
@@ -64,8 +68,9 @@ enum StressMapKind: String, CaseIterable, Sendable {
         }
     }
 
-    /// Whether the map is an array (no inserts or deletes; every index always has a value).
-    var isArray: Bool { self == .array }
+    /// Whether the map is an array (no inserts or deletes; every index always has a value):
+    /// the ARRAY, or the custom type on one.
+    var isArray: Bool { self == .array || self == .customArray }
     /// Whether values are one 8-byte word: the token itself, replaced in place by the map.
     var hasWordValues: Bool { self == .hashLockFreeWord || self == .hashBucketWord }
     /// Whether the map is a queue or a stack (no keys: push, pop, peek; its own workers and checks).

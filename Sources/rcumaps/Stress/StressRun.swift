@@ -18,6 +18,7 @@ enum StressPools {
         case .array: PoolTag("star")
         case .objectMap: PoolTag("stom")
         case .objectMapLockFree: PoolTag("stol")
+        case .customArray: PoolTag("stca")
         case .queue: PoolTag("stqu")
         case .stack: PoolTag("stst")
         case .lruHash: PoolTag("stlr")
@@ -272,7 +273,7 @@ func runStressMap(_ kind: StressMapKind, options: StressOptions, seed: UInt64, p
     let recorder = StressRecorder(label: kind.rawValue, echo: progress)
     let exercise: StressExercise
     switch kind {
-    case .hashLockFree, .hashBucket, .hashLockFreeWord, .hashBucketWord, .array:
+    case .hashLockFree, .hashBucket, .hashLockFreeWord, .hashBucketWord, .array, .customArray:
         exercise = exerciseByteMap(kind, options: options, seed: seed, recorder: recorder, progress: progress, samples: samples)
         if !exercise.hung {
             // The map is gone; its deferred frees run after a grace period.
@@ -386,6 +387,12 @@ func exerciseByteMap(_ kind: StressMapKind, options: StressOptions, seed: UInt64
                          samples: samples)
         case .array:
             let map = try RawArrayMap(MapDefinition(
+                type: .array, keySize: 4, valueSize: StressWords.valueSize, maxEntries: options.keys,
+                name: "stress", poolTag: tag))
+            return drive(map, kind: kind, objects: nil, options: options, seed: seed, recorder: recorder, progress: progress,
+                         samples: samples)
+        case .customArray:
+            let map = try PassThroughProvider.makeArrayMap(MapDefinition(
                 type: .array, keySize: 4, valueSize: StressWords.valueSize, maxEntries: options.keys,
                 name: "stress", poolTag: tag))
             return drive(map, kind: kind, objects: nil, options: options, seed: seed, recorder: recorder, progress: progress,

@@ -20,7 +20,7 @@ enum StressOperation: UInt8, CaseIterable {
             // Helper mode is blocked on the object map (its provider translates values): rare, refused.
             [(.lookup, 72), (.helperLookup, 4), (.foreign, 8), (.updateAny, 40), (.updateNoExist, 40),
              (.updateExist, 28), (.helperUpdate, 4), (.delete, 28), (.helperDelete, 4), (.lookupAndDelete, 24), (.count, 4)]
-        case .array:
+        case .array, .customArray:
             // Arrays refuse inserts, deletes and lookup-and-delete: rare, refused.
             [(.lookup, 72), (.helperLookup, 48), (.foreign, 8), (.updateAny, 56), (.updateNoExist, 8),
              (.updateExist, 40), (.helperUpdate, 12), (.delete, 4), (.helperDelete, 2), (.lookupAndDelete, 2), (.count, 4)]
