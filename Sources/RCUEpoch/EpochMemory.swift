@@ -69,6 +69,7 @@ public enum EpochMemory {
         let total = (lines + 1) * cacheLineSize
         if total >= mappedBlockSize {
             guard let base = rcumaps_map_pages(total) else { return nil }
+            mappedByteCount.wrappingAdd(total, ordering: .relaxed)
             return finishAllocation(base: base, userOffset: cacheLineSize, size: total,
                                     flags: Flags.cacheAligned | Flags.mapped, tag: tag)
         }
@@ -80,6 +81,13 @@ public enum EpochMemory {
     /// 4 MiB, the least a range must span for `rcumaps_advise_huge_pages` to advise part
     /// of it (two huge pages, so that one aligned huge page always lies inside).
     package static let mappedBlockSize = 4 << 20
+
+    /// Bytes in the mapped blocks of ``allocateCacheAligned(byteCount:tag:)`` now (a
+    /// snapshot): memory the allocator's own figures (`mallinfo2`) do not see, which they saw
+    /// when such blocks came from `malloc` (it maps large blocks itself and counts them in
+    /// `hblkhd`). `rcumaps memory` adds it to its heap figure.
+    package static var mappedBytes: Int { mappedByteCount.load(ordering: .relaxed) }
+    static let mappedByteCount = Atomic<Int>(0)
 
     // MARK: Headerless blocks (EpochRetireList)
 
@@ -254,6 +262,7 @@ public enum EpochMemory {
         /// (``Flags/mapped``, `size` bytes from the base) or the heap.
         func giveBack(flags: UInt32) {
             if flags & Flags.mapped != 0 {
+                EpochMemory.mappedByteCount.wrappingSubtract(size, ordering: .relaxed)
                 rcumaps_unmap_pages(base(flags: flags), size)
             } else {
                 Glibc.free(base(flags: flags))

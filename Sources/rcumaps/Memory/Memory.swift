@@ -4,12 +4,14 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import RCUEpoch
 import RCUMaps
 
 /// What `rcumaps memory` reads: glibc's count of heap bytes in use, and the process's
 /// resident anonymous memory.
 struct MemoryReading: Equatable, Sendable {
-    /// `mallinfo2()`'s `uordblks + hblkhd` (see ``ProcessMemory/heapBytes()``).
+    /// `mallinfo2()`'s `uordblks + hblkhd`, plus the epoch layer's mapped blocks (see
+    /// ``ProcessMemory/heapBytes()``).
     var heapBytes: Int
     /// Resident anonymous bytes (see ``ProcessMemory/residentBytes()``).
     var residentBytes: Int
@@ -24,6 +26,9 @@ struct MemoryReading: Equatable, Sendable {
 ///
 /// The heap figure is glibc's `mallinfo2()`: `uordblks` (bytes in allocated chunks of every
 /// arena, chunk headers included) plus `hblkhd` (bytes in blocks malloc mmapped on its own).
+/// To it the tool adds the epoch layer's own mapped blocks (`EpochMemory.mappedBytes`:
+/// cache-aligned blocks of 4 MiB or more, such as a large bucket table, which the epoch
+/// layer maps itself since 2026-12-06 and `malloc` used to map and count in `hblkhd`).
 /// It does not see memory a library maps itself, such as liburcu's rculfhash bucket index
 /// (on 64-bit its default allocator reserves the index with `mmap` and populates it as the
 /// table grows); the resident figure does: anonymous resident memory from
@@ -44,10 +49,10 @@ enum ProcessMemory {
     /// replaces malloc, `mallinfo2` sees nothing and measuring is refused.
     static let isAvailable: Bool = rcumaps_heap_figures_see_malloc() != 0 && residentBytes() != nil
 
-    /// `uordblks + hblkhd` now, or `nil` without `mallinfo2`.
+    /// `uordblks + hblkhd` plus `EpochMemory.mappedBytes` now, or `nil` without `mallinfo2`.
     static func heapBytes() -> Int? {
         let bytes = rcumaps_heap_bytes_in_use()
-        return bytes >= 0 ? Int(bytes) : nil
+        return bytes >= 0 ? Int(bytes) + EpochMemory.mappedBytes : nil
     }
 
     /// The `Anonymous:` line of ``rollupPath`` (resident anonymous memory: touched pages of

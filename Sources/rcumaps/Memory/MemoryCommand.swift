@@ -99,7 +99,8 @@ func memoryDiscussion() -> String {
         HelpText.paragraph("""
             Measures the memory each map really uses per entry, end to end: glibc's \
             mallinfo2() (uordblks + hblkhd: bytes in allocated chunks of every arena, malloc's \
-            chunk headers included, plus blocks malloc mmapped) is read before a map is created \
+            chunk headers included, plus blocks malloc mmapped), with the blocks of 4 MiB or \
+            more that the epoch layer maps itself added, is read before a map is created \
             with maxEntries = N and again once N distinct keys are in it; the difference is the \
             map's. Each reading follows Epoch.barrier() (deferred frees have run) and waits \
             until memory stops changing (rculfhash resizes on a worker thread of its own). \

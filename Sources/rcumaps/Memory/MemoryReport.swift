@@ -20,7 +20,7 @@ struct MemoryReport {
             ])
         }
         let legend = [
-            ("bytes", "heap bytes in use (mallinfo2 uordblks + hblkhd) with the filled map alive, less before it"),
+            ("bytes", "heap bytes in use (mallinfo2 uordblks + hblkhd, plus the epoch layer's mapped blocks) with the filled map alive, less before it"),
             ("B/entry", "bytes / entries"),
             ("overhead", "B/entry less the key and value bytes"),
             ("<=\(target)B", "overhead (unrounded) within the SPEC target of \(target) bytes per entry (our maps; - : a baseline)"),
