@@ -2,6 +2,7 @@
 import Glibc
 #endif
 @testable import rcumaps
+import RCUEpoch
 import Synchronization
 import Testing
 
@@ -145,10 +146,11 @@ struct PeerMapTests {
     }
 }
 
-/// A stand-in peer with CPeerMaps.h's contract: a `Mutex<[UInt64: UInt64]>` behind C
+/// A stand-in peer with CPeerMaps.h's contract: a dictionary behind a lock (a pthread
+/// lock, which ThreadSanitizer sees, unlike `Mutex`'s contended hand-off) behind C
 /// function pointers; the table handle is the retained box.
 final class FakePeer: Sendable {
-    let map = Mutex<[UInt64: UInt64]>([:])
+    let map = ThreadLock<[UInt64: UInt64]>([:])
 
     static func table(_ handle: OpaquePointer?) -> FakePeer {
         Unmanaged<FakePeer>.fromOpaque(UnsafeRawPointer(handle!)).takeUnretainedValue()
