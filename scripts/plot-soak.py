@@ -7,7 +7,8 @@ One panel per map run, in the order the maps ran. Each panel has two charts over
 seconds since the map's workers started:
 
 - on top, the process's RSS (MiB, one scale for every panel, from 0) and, dashed, the
-  heap bytes in use (glibc's count: RSS rising over a flat heap is memory malloc keeps
+  heap bytes in use (glibc's count plus the epoch layer's own mapped blocks of 4 MiB or
+  more: RSS rising over a flat heap is memory malloc keeps
   for reuse, not a leak);
 - below, the map's pool-tag epoch memory: live bytes (allocated, not yet reclaimed) and,
   filled, the part of them awaiting reclamation (pending). A hollow circle at the right

@@ -62,8 +62,8 @@ import Glibc
 ///   batch left partly filled is sent after about one grace period). In a process at its
 ///   thread limit, where the epoch layer's grace-period thread cannot start, they wait for
 ///   a removal or replacement made once the thread can start (a start is tried at most
-///   once every 10 ms; an insert of a new key retires nothing and does not try), or for a
-///   barrier.
+///   once every 10 ms; an insert of a new key retires nothing and tries only while the
+///   dictionary's emptied overflow buckets are over their bound), or for a barrier.
 ///   ``/RCUEpoch/Epoch/barrier()-129j7`` waits for them.
 /// - Unbounded: when entries average more than three a bucket (judged by one writer stripe's
 ///   count, with a slack of four entries a stripe, so a small table — one bucket a stripe —

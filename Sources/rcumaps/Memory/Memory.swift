@@ -144,8 +144,8 @@ struct MemoryCell: Sendable {
     let shape: BenchShape
     /// Keys in the map (and its `maxEntries`).
     let entries: Int
-    /// Heap bytes (`mallinfo2`) in use with the filled map alive, less those in use before
-    /// it was created.
+    /// Heap bytes (`mallinfo2`, plus the epoch layer's mapped blocks: ``ProcessMemory/heapBytes()``)
+    /// in use with the filled map alive, less those in use before it was created.
     let bytes: Int
     /// Resident anonymous bytes with the filled map alive, less those before it was created:
     /// the heap's pages plus memory the map's libraries mapped themselves.

@@ -240,8 +240,8 @@ func stressDiscussion() -> String {
                 ("map", "the map's name"),
                 ("phase", "start, run, end, released, or hung (workers stuck: the run stopped there)"),
                 ("rss_bytes", "the process's resident set size (/proc/self/statm; empty if unreadable)"),
-                ("heap_bytes", "heap bytes in use (glibc mallinfo2; empty without glibc or under a sanitizer): "
-                    + "RSS rising over a flat heap is memory malloc keeps"),
+                ("heap_bytes", "heap bytes in use (glibc mallinfo2, plus the epoch layer's own mapped blocks of 4 MiB "
+                    + "or more; empty without glibc or under a sanitizer): RSS rising over a flat heap is memory malloc keeps"),
                 ("live_bytes", "the map's pool tag: epoch memory allocated and not yet reclaimed"),
                 ("pending_bytes", "of live_bytes, memory freed and awaiting reclamation (a grace period)"),
                 ("operations", "operations done so far on the map"),

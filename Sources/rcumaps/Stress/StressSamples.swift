@@ -76,7 +76,8 @@ struct StressSample: Equatable, Sendable {
     var seconds: Double
     /// The process's resident set size; `nil` where `/proc/self/statm` cannot be read.
     var residentBytes: Int?
-    /// Heap bytes in use (glibc's `mallinfo2()`, see ``ProcessMemory/heapBytes()``): RSS
+    /// Heap bytes in use (glibc's `mallinfo2()` plus the epoch layer's own mapped blocks, see
+    /// ``ProcessMemory/heapBytes()``): RSS
     /// rising over a flat heap is memory malloc keeps, not memory in use; `nil` where it
     /// cannot be measured (not glibc, or under a sanitizer).
     var heapBytes: Int?
