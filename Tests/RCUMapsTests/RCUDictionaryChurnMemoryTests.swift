@@ -54,14 +54,7 @@ struct RCUDictionaryChurnMemoryTests {
         for key in chain.prefix(3) { dictionary[key] = key }
         let holder = SectionHolder()
         // 16 MiB of overflow buckets is about 130,000 toggles.
-        var toggles = 0
-        Epoch.withSection { _ in
-            while toggles < 400_000, !dictionary.overflowBehind.load(ordering: .relaxed) {
-                dictionary[chain[3]] = toggles
-                dictionary[chain[3]] = nil
-                toggles += 1
-            }
-        }
+        let toggles = Self.toggleInsideASectionUntilBehind(dictionary, chain[3])
         let flagged = dictionary.overflowBehind.load(ordering: .relaxed)
         let waitedInside = dictionary.overflowThrottles.load(ordering: .relaxed)
         // On a thread of its own (a task's thread waits 2 ms at most).
@@ -120,15 +113,7 @@ struct RCUDictionaryChurnMemoryTests {
         for key in chain.prefix(3) { dictionary[key] = key }
         // (No barrier first: it would start the driver.)
         rcumaps_gp_test_fail_driver_starts(1)
-        var toggles = 0
-        // Inside a section, where no write waits, until the backlog flag is set.
-        Epoch.withSection { _ in
-            while toggles < 400_000, !dictionary.overflowBehind.load(ordering: .relaxed) {
-                dictionary[chain[3]] = toggles
-                dictionary[chain[3]] = nil
-                toggles += 1
-            }
-        }
+        _ = toggleInsideASectionUntilBehind(dictionary, chain[3])
         guard dictionary.overflowBehind.load(ordering: .relaxed) else { exit(2) }
         rcumaps_gp_test_fail_driver_starts(0)
         usleep(20_000)  // a start is tried again 10 ms after a failure at the earliest
@@ -139,6 +124,21 @@ struct RCUDictionaryChurnMemoryTests {
             usleep(1_000)
         }
         return dictionary.overflowFreed.load(ordering: .relaxed) <= RCUDictionary<Int, Int>.overflowBehindBuckets
+    }
+
+    /// Inserts and removes `key` (the fourth key of a chain: an overflow bucket allocated
+    /// and emptied each time) inside one section, where no write waits, until the
+    /// dictionary's backlog flag is set or 400,000 toggles have run; returns the toggles.
+    static func toggleInsideASectionUntilBehind(_ dictionary: RCUDictionary<Int, Int>, _ key: Int) -> Int {
+        var toggles = 0
+        Epoch.withSection { _ in
+            while toggles < 400_000, !dictionary.overflowBehind.load(ordering: .relaxed) {
+                dictionary[key] = toggles
+                dictionary[key] = nil
+                toggles += 1
+            }
+        }
+        return toggles
     }
 
     /// The first `count` keys of `dictionary` in the chain of bucket 0.
