@@ -1045,7 +1045,7 @@ static void rcumaps_gp_fork_child_reset(void)
     rcumaps_gp_started = 0;
     rcumaps_gp_idle = 0;
     rcumaps_gp_draining = 0;  /* (a waiter that drained is not in the child) */
-    rcumaps_gp_failed_at = 0; /* the child starts its driver at once (its own thread count) */
+    __atomic_store_n(&rcumaps_gp_failed_at, 0, __ATOMIC_RELAXED); /* the child starts its driver at once */
 }
 
 static unsigned int rcumaps_test_child_pause_micros;
