@@ -171,6 +171,15 @@ public final class EpochRetireList: @unchecked Sendable {
         // Dropped here. (The child has one thread: a weak load that finds a list alive
         // retains and releases it without ever being its last reference.)
         registry.withLock { entries in
+            // Its blocks are not lost with it, though: its stripes and kept blocks are here,
+            // and the blocks' retirements had completed in the parent. They go to the
+            // orphans, submitted at the next flush, and its keeper is closed, as its deinit
+            // would have done (they stayed unsubmitted, pending and unfinalized for good:
+            // found by review, 2026-12-06, twenty-ninth session). A weak load finds such a
+            // list nil without retaining it; it is reached without a retain too.
+            for entry in entries.values where entry.list == nil {
+                entry.unretained._withUnsafeGuaranteedRef { $0.abandonInChild() }
+            }
             entries = entries.filter { $0.value.list != nil }
             // An idle flush claimed by a thread that is not in the child (between its
             // claim and its queueing) would never be queued nor cleared: every later
@@ -180,6 +189,44 @@ public final class EpochRetireList: @unchecked Sendable {
             for entry in entries.values {
                 entry.unretained.takeUnretainedValue().idleFlushPending.store(false, ordering: .relaxed)
             }
+        }
+    }
+
+    /// fork() child handler, for a list whose deinit a thread that is not in the child was
+    /// running: hands what its stripes and its unsubmitted blocks still hold to the orphans,
+    /// closes its keeper and frees its stripes' cached blocks — what is left of its deinit's
+    /// work (each step finds nothing where the deinit had already done it: the deinit empties
+    /// what it takes). The list itself is never freed. The child has one thread.
+    private func abandonInChild() {
+        var blocks = unsubmitted.withLock { list in
+            defer { list = [] }
+            return list
+        }
+        for stripe in 0..<stripeCount {
+            let count = stripeCountWord(stripe).pointee
+            blocks.append(contentsOf: UnsafeBufferPointer(start: addresses(stripe), count: count))
+            stripeCountWord(stripe).pointee = 0
+        }
+        if !blocks.isEmpty {
+            Self.orphans.withLock {
+                $0.append(Orphan(blocks: blocks, blockSize: blockSize, slotIndex: slotIndex, finalizer: finalizer))
+            }
+            Self.orphanCount.wrappingAdd(1, ordering: .releasing)
+        }
+        freeRecycled()
+    }
+
+    /// Closes the keeper of a recycling list and frees its stripes' cached blocks, emptying
+    /// each cache (so that a second call frees nothing).
+    private func freeRecycled() {
+        guard let recycled else { return }
+        recycled.close()
+        for stripe in 0..<stripeCount {
+            FutexLock.lock(lockWord(stripe))  // (no one else can: for the sanitizer's ordering)
+            let cached = cacheCountWord(stripe).pointee.load(ordering: .relaxed)
+            for index in 0..<cached { free(UnsafeMutableRawPointer(bitPattern: cache(stripe)[index])) }
+            cacheCountWord(stripe).pointee.store(0, ordering: .relaxed)
+            FutexLock.unlock(lockWord(stripe))
         }
     }
 
@@ -298,7 +345,12 @@ public final class EpochRetireList: @unchecked Sendable {
         beforeDeinitFlush?()
         #endif
         flush()
-        let left = unsubmitted.withLock { $0 }
+        // Emptied as taken: a fork child whose deinit thread is gone picks up what is left
+        // (``abandonInChild()``).
+        let left = unsubmitted.withLock { list in
+            defer { list = [] }
+            return list
+        }
         if !left.isEmpty {
             Self.orphans.withLock {
                 $0.append(Orphan(blocks: left, blockSize: blockSize, slotIndex: slotIndex, finalizer: finalizer))
@@ -307,15 +359,7 @@ public final class EpochRetireList: @unchecked Sendable {
         }
         // Recycled blocks are the list's alone (batches still in flight keep nothing once the
         // pool is closed); they were accounted as reclaimed when they were kept.
-        if let recycled {
-            recycled.close()
-            for stripe in 0..<stripeCount {
-                FutexLock.lock(lockWord(stripe))  // (no one else can: for the sanitizer's ordering)
-                let cached = cacheCountWord(stripe).pointee.load(ordering: .relaxed)
-                for index in 0..<cached { free(UnsafeMutableRawPointer(bitPattern: cache(stripe)[index])) }
-                FutexLock.unlock(lockWord(stripe))
-            }
-        }
+        freeRecycled()
         Self.registry.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(self)) }
         for stripe in 0..<stripeCount {
             lockWord(stripe).deinitialize(count: 1)

@@ -371,6 +371,53 @@ struct ForkTests {
         }.map(reportFailedChecks)
     }
 
+    /// The blocks a list dying in the parent still held at the fork are submitted in the
+    /// child: its deinit's thread is not there, and the child dropped the list's entry with
+    /// its stripes unsubmitted, so their blocks stayed pending, unfinalized, for good —
+    /// retirements the parent had completed (found by review, 2026-12-06, twenty-ninth
+    /// session; reliability.md row 296). The child's barrier finalizes all ten and leaves
+    /// nothing pending under the tag.
+    @Test func aChildSubmitsTheBlocksOfAListDyingInTheParent() async {
+        await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
+            alarm(120)
+            runChecked {
+                Epoch.barrier()
+                final class Holder: @unchecked Sendable {
+                    // Written by the thread that drops it; nothing else reads it.
+                    var list: EpochRetireList?
+                }
+                final class Counting: EpochBlockFinalizer {
+                    let finalized = Atomic<Int>(0)
+                    func finalize(_ block: UnsafeMutableRawPointer) { finalized.add(1, ordering: .relaxed) }
+                }
+                let state = Shared()
+                let holder = Holder()
+                let counting = Counting()
+                let tag = uniqueTag()
+                do {
+                    let list = EpochRetireList(blockSize: 64, tag: tag, finalizer: counting)
+                    for _ in 0..<10 { list.retire(list.allocate()!) }
+                    list.beforeDeinitFlush = { state.inside.set(); state.go.waitUntilSet() }
+                    holder.list = list
+                }
+                let dropper = startThread { holder.list = nil }  // its deinit pauses
+                state.inside.waitUntilSet()
+                let child = forkChild {
+                    Epoch.barrier()
+                    let pending = EpochMemory.statistics(for: tag).pendingBytes
+                    check(counting.finalized.load(ordering: .relaxed) == 10,
+                          "\(counting.finalized.load(ordering: .relaxed)) of 10 blocks finalized", child: true)
+                    check(pending == 0, "\(pending) bytes still pending", child: true)
+                }
+                checkExitedNormally(child)
+                state.go.set()
+                pthread_join(dropper, nil)
+                Epoch.barrier()
+                check(counting.finalized.load(ordering: .relaxed) == 10, "the parent finalized \(counting.finalized.load(ordering: .relaxed)) of 10")
+            }
+        }.map(reportFailedChecks)
+    }
+
     /// A fork while another thread holds the provider layer's state lock (a registration,
     /// a custom map's creation or association) or the custom-type factory's lock: the fork
     /// waits for it, and the child registers, creates and associates. The child inherited
