@@ -297,6 +297,26 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
         }
     }
 
+    /// Whether `key` and `buffer` share a byte: Linux's `bpf_map_lookup_elem(fd, &x, &x)`
+    /// idiom, one buffer for the key and the answer.
+    @inline(__always)
+    static func overlap(_ key: UnsafeRawBufferPointer, _ buffer: UnsafeMutableRawBufferPointer) -> Bool {
+        guard let start = key.baseAddress, let other = buffer.baseAddress else { return false }
+        let otherStart = UnsafeRawPointer(other)
+        return start < otherStart + buffer.count && otherStart < start + key.count
+    }
+
+    /// Calls `body` with a copy of `key` on the heap: for a call whose answer buffer is the
+    /// key's own (``overlap(_:_:)``), so that writing the answer cannot change the key
+    /// before the map has read it. Rare, so not on the stack's fast path.
+    static func withKeyApart<Result>(_ key: UnsafeRawBufferPointer,
+                                     _ body: (UnsafeRawBufferPointer) throws(MapError) -> Result) throws(MapError) -> Result {
+        let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: Swift.max(1, key.count), alignment: 16)
+        defer { copy.deallocate() }
+        copy.copyMemory(from: key)
+        return try body(UnsafeRawBufferPointer(rebasing: copy[..<key.count]))
+    }
+
     /// Zeroes `buffer`: one store for the common 4- and 8-byte values.
     @inline(__always)
     static func zero(_ buffer: UnsafeMutableRawBufferPointer) {
@@ -332,6 +352,14 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
     public func lookup(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) {
         try access.checkUserRead()
         try checkSizes(key: key, value: value.baseAddress == nil ? -1 : value.count)
+        // One buffer for the key and the answer (`lookup(fd, &x, &x)`): a translating
+        // provider's answer is written into `value` before the key is read — zeroed first,
+        // below — so the key is read from a copy. The map looked key 0 up instead (found by
+        // review, 2026-12-06, twenty-ninth session). Built-in maps read the key first.
+        if updatesOriginalValue, Self.overlap(key, value) {
+            try Self.withKeyApart(key) { (apart) throws(MapError) in try lookup(key: apart, into: value) }
+            return
+        }
         // A translating provider's answer goes straight into `value` (below), zeroed first:
         // bytes the callback leaves unwritten read as 0, as row 207 made them for
         // lookup-and-delete and batches — the typed maps pass an uninitialised temporary
@@ -494,6 +522,14 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
         guard displaced.count == definition.valueSize, displaced.baseAddress != nil else {
             throw MapError.invalidArgument.with(
                 reason: "value buffer is \(displaced.count) bytes, map values are \(definition.valueSize)")
+        }
+        // The displaced value's buffer is the key's: the find callback below is given the key
+        // after `displaced` is zeroed and written, so it is given a copy (it translated the
+        // old value with a zeroed key: found by review, 2026-12-06, twenty-ninth session).
+        if Self.overlap(key, displaced), dispatch.postprocessFindElement != nil {
+            return try Self.withKeyApart(key) { (apart) throws(MapError) -> Bool in
+                try exchange(key: apart, value: value, flags: flags, into: displaced)
+            }
         }
         // After the section (defers run last first): inside it the base's own throttle
         // cannot wait, and a lock-free base's retirements had no back-pressure here (found

@@ -59,6 +59,43 @@ struct ObjectMapTests {
         try objects.registration.unregister()
     }
 
+    /// One buffer for the key and the answer — Linux's `bpf_map_lookup_elem(fd, &x, &x)` —
+    /// on a translating custom map: the lookup finds its key, and an exchange reports the
+    /// value its key held. The answer buffer was zeroed (and written) before the key was
+    /// read, so the map looked key 0 up, and the find callback translated the displaced value
+    /// with key 0 (found by review, 2026-12-06, twenty-ninth session; reliability.md row 297).
+    /// Key 0 holds another object here, so a zeroed key answers with the wrong one.
+    @Test(arguments: ProviderBaseMap.allCases)
+    func aLookupThroughOneBufferForKeyAndValueFindsItsKey(_ base: ProviderBaseMap) throws {
+        let objects = try ObjectMapProvider(type: uniqueCustomType(), base: base, objectTag: uniqueTag())
+        let first = try objects.makeObject()
+        let second = try objects.makeObject()
+        let third = try objects.makeObject()
+        do {
+            let map = try objects.makeMap(maxEntries: 8)
+            try map.put(UInt32(0), first)
+            try map.put(UInt32(7), second)
+            var shared = UInt32(7)
+            try withUnsafeMutableBytes(of: &shared) { bytes in
+                try map.lookup(key: UnsafeRawBufferPointer(bytes), into: bytes)
+            }
+            #expect(shared == second)
+            shared = 7
+            let value = third
+            let replaced = try withUnsafeBytes(of: value) { newValue in
+                try withUnsafeMutableBytes(of: &shared) { bytes in
+                    try map.exchange(key: UnsafeRawBufferPointer(bytes), value: newValue, flags: .any, into: bytes)
+                }
+            }
+            #expect(replaced)
+            #expect(shared == second)
+            #expect(try map.get(UInt32(7), as: UInt32.self) == third)
+            #expect(try map.get(UInt32(0), as: UInt32.self) == first)
+        }
+        for handle in [first, second, third] { #expect(objects.close(handle)) }
+        try objects.registration.unregister()
+    }
+
     /// A reader inside an epoch section translates a pointer; another thread then deletes
     /// the entry and closes the object: the object's memory is not freed while the reader is
     /// inside (its bytes are live or pending), and is once it leaves. (The reader and the

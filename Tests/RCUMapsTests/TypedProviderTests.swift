@@ -84,8 +84,50 @@ struct ComplementingProvider: TypedMapProvider {
     }
 }
 
+/// Transforming by the key: stores `value ^ key`, so an answer translated with the wrong key
+/// is wrong (reliability.md row 297).
+struct KeyedXorProvider: TypedMapProvider {
+    typealias Key = UInt64
+    typealias Value = UInt64
+    static var mode: TypedProviderMode { .transforming }
+    func store(_ value: UInt64, forKey key: UInt64, context: NoProviderContext) throws(MapError) -> UInt64 { value ^ key }
+    func load(_ stored: UInt64, forKey key: UInt64, context: NoProviderContext) throws(MapError) -> UInt64 { stored ^ key }
+}
+
 @Suite("Typed providers")
 struct TypedProviderTests {
+    /// A byte-level lookup and exchange through one buffer for the key and the answer
+    /// (`lookup(fd, &x, &x)`) on a provider that translates by the key: both answer with the
+    /// key's own value. The buffer was zeroed before the key was read: the exchange's old
+    /// value came back translated with key 0 (127 for 111 under key 0x10), and the lookup
+    /// looked key 0 up (found by review, 2026-12-06, twenty-ninth session).
+    @Test(arguments: [ProviderBaseMap.hashBucketLocked, .hashLockFree])
+    func oneBufferForKeyAndAnswerTranslatesWithTheKey(_ base: ProviderBaseMap) throws {
+        let registry = MapProviderRegistry()
+        let registration = try registry.register(KeyedXorProvider(), type: MapType(rawValue: 4204), base: base)
+        do {
+            let map = try registration.makeMap(maxEntries: 8)
+            try map.updateValue(5, forKey: 0)
+            try map.updateValue(111, forKey: 0x10)
+            var shared: UInt64 = 0x10
+            try withUnsafeMutableBytes(of: &shared) { bytes in
+                try map.raw.lookup(key: UnsafeRawBufferPointer(bytes), into: bytes)
+            }
+            #expect(shared == 111)
+            shared = 0x10
+            let replaced = try withUnsafeBytes(of: UInt64(222)) { newValue in
+                try withUnsafeMutableBytes(of: &shared) { bytes in
+                    try map.raw.exchange(key: UnsafeRawBufferPointer(bytes), value: newValue, flags: .any, into: bytes)
+                }
+            }
+            #expect(replaced)
+            #expect(shared == 111)
+            #expect(try map[0x10] == 222)
+            #expect(try map[0] == 5)
+        }
+        try registration.unregister()
+    }
+
     @Test(arguments: [ProviderBaseMap.hashBucketLocked, .hashLockFree])
     func validatingProvidersCheckAndClampKeepingInPlaceAccess(_ base: ProviderBaseMap) throws {
         let log = RemovalLog()
