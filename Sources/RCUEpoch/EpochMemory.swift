@@ -50,7 +50,7 @@ public enum EpochMemory {
     /// Allocates `byteCount` bytes under `tag`, 64-byte aligned and padded to a whole
     /// number of cache lines, uninitialised.
     ///
-    /// A block of ``mappedBlockSize`` or more (header line included) is a mapping of its
+    /// A block of 4 MiB or more (header line included) is a mapping of its
     /// own (`mmap`), given back with `munmap`: the bucket tables and arrays that ask for
     /// transparent huge pages (`rcumaps_advise_huge_pages`, which advises only ranges of
     /// that size) are such blocks, and advice given to a block from `malloc`'s heap stayed
