@@ -347,26 +347,7 @@ struct ForkTests {
         await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
             alarm(120)
             runChecked {
-                Epoch.barrier()
-                final class Holder: @unchecked Sendable {
-                    // Written by the thread that drops it; nothing else reads it.
-                    var list: EpochRetireList?
-                }
-                let state = Shared()
-                let holder = Holder()
-                do {
-                    let list = EpochRetireList(blockSize: 64, tag: uniqueTag())
-                    list.retire(list.allocate()!)
-                    list.beforeDeinitFlush = { state.inside.set(); state.go.waitUntilSet() }
-                    holder.list = list
-                }
-                let dropper = startThread { holder.list = nil }  // its deinit pauses
-                state.inside.waitUntilSet()
-                let child = forkChild { Epoch.barrier() }
-                checkExitedNormally(child)
-                state.go.set()
-                pthread_join(dropper, nil)
-                Epoch.barrier()
+                forkWhileAListDies(blocks: 1, tag: uniqueTag(), finalizer: nil) { Epoch.barrier() }
             }
         }.map(reportFailedChecks)
     }
@@ -381,38 +362,15 @@ struct ForkTests {
         await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
             alarm(120)
             runChecked {
-                Epoch.barrier()
-                final class Holder: @unchecked Sendable {
-                    // Written by the thread that drops it; nothing else reads it.
-                    var list: EpochRetireList?
-                }
-                final class Counting: EpochBlockFinalizer {
-                    let finalized = Atomic<Int>(0)
-                    func finalize(_ block: UnsafeMutableRawPointer) { finalized.add(1, ordering: .relaxed) }
-                }
-                let state = Shared()
-                let holder = Holder()
-                let counting = Counting()
+                let counting = CountingFinalizer()
                 let tag = uniqueTag()
-                do {
-                    let list = EpochRetireList(blockSize: 64, tag: tag, finalizer: counting)
-                    for _ in 0..<10 { list.retire(list.allocate()!) }
-                    list.beforeDeinitFlush = { state.inside.set(); state.go.waitUntilSet() }
-                    holder.list = list
-                }
-                let dropper = startThread { holder.list = nil }  // its deinit pauses
-                state.inside.waitUntilSet()
-                let child = forkChild {
+                forkWhileAListDies(blocks: 10, tag: tag, finalizer: counting) {
                     Epoch.barrier()
                     let pending = EpochMemory.statistics(for: tag).pendingBytes
                     check(counting.finalized.load(ordering: .relaxed) == 10,
                           "\(counting.finalized.load(ordering: .relaxed)) of 10 blocks finalized", child: true)
                     check(pending == 0, "\(pending) bytes still pending", child: true)
                 }
-                checkExitedNormally(child)
-                state.go.set()
-                pthread_join(dropper, nil)
-                Epoch.barrier()
                 check(counting.finalized.load(ordering: .relaxed) == 10, "the parent finalized \(counting.finalized.load(ordering: .relaxed)) of 10")
             }
         }.map(reportFailedChecks)
@@ -557,11 +515,7 @@ struct ForkTests {
         await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
             alarm(120)
             runChecked {
-                final class Counting: EpochBlockFinalizer {
-                    let finalized = Atomic<Int>(0)
-                    func finalize(_ block: UnsafeMutableRawPointer) { finalized.add(1, ordering: .relaxed) }
-                }
-                let counting = Counting()
+                let counting = CountingFinalizer()
                 let state = Shared()
                 let list = EpochRetireList(referencesWithTag: uniqueTag(), finalizer: counting, flushesWhenIdle: true)
                 list.afterClaimingIdleFlush = { state.inside.set(); state.go.waitUntilSet() }
@@ -973,6 +927,40 @@ nonisolated(unsafe) private var childReportDescriptor: Int32 = 2
 /// Runs `body`; an error stops the process with a failing status.
 private func runChecked(child: Bool = false, _ body: () throws -> Void) {
     do { try body() } catch { check(false, "unexpected error \(error)", child: child) }
+}
+
+/// Retires `blocks` blocks of 64 bytes into a new list (under `tag`, with `finalizer`), has
+/// another thread drop its last reference and pause inside its deinit (before the deinit's
+/// flush), forks with `inChild` as the child's body and checks that the child exited
+/// normally, then lets the deinit finish and runs a barrier.
+private func forkWhileAListDies(blocks: Int, tag: PoolTag, finalizer: (any EpochBlockFinalizer)?,
+                                inChild: () throws -> Void) {
+    Epoch.barrier()
+    final class Holder: @unchecked Sendable {
+        // Written by the thread that drops it; nothing else reads it.
+        var list: EpochRetireList?
+    }
+    let state = Shared()
+    let holder = Holder()
+    do {
+        let list = EpochRetireList(blockSize: 64, tag: tag, finalizer: finalizer)
+        for _ in 0..<blocks { list.retire(list.allocate()!) }
+        list.beforeDeinitFlush = { state.inside.set(); state.go.waitUntilSet() }
+        holder.list = list
+    }
+    let dropper = startThread { holder.list = nil }  // its deinit pauses
+    state.inside.waitUntilSet()
+    let child = forkChild(inChild)
+    checkExitedNormally(child)
+    state.go.set()
+    pthread_join(dropper, nil)
+    Epoch.barrier()
+}
+
+/// A finalizer that counts the blocks it finalized.
+private final class CountingFinalizer: EpochBlockFinalizer {
+    let finalized = Atomic<Int>(0)
+    func finalize(_ block: UnsafeMutableRawPointer) { finalized.add(1, ordering: .relaxed) }
 }
 
 /// A forked child: its pid, and the read end of the pipe its failed checks are written to.
