@@ -680,6 +680,51 @@ struct EpochDirectReadLockTests {
         #expect(urcu_memb_read_ongoing() == 0)
     }
 
+    /// A section entered by a signal handler that interrupts the thread's own outermost
+    /// enter holds a read lock of its own (the depth was raised before the reader counter
+    /// was set: a handler in between read depth 1, took no lock, and grace periods did not
+    /// wait for it; found by review, 2026-12-06, thirtieth session). Another thread signals
+    /// this one thousands of times while it enters and leaves sections in a loop.
+    @Test func aSectionInASignalHandlerHoldsAReadLockWhereverItInterrupts() {
+        Epoch.withSection { _ in }  // registered, on the fast path
+        _ = SignalProbe.handled.load(ordering: .relaxed)  // statics initialised before any signal
+        _ = SignalProbe.unlocked.load(ordering: .relaxed)
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { _ in
+            Epoch.withSection { _ in
+                if urcu_memb_read_ongoing() == 0 { SignalProbe.unlocked.add(1, ordering: .relaxed) }
+            }
+            SignalProbe.handled.add(1, ordering: .relaxed)
+        }
+        action.sa_flags = SA_RESTART
+        var previous = sigaction()
+        #expect(sigaction(SIGPROF, &action, &previous) == 0)
+        let target = pthread_self()
+        let stop = Atomic<Bool>(false)
+        let sender = Thread {
+            while !stop.load(ordering: .relaxed) {
+                pthread_kill(target, SIGPROF)
+                usleep(20)
+            }
+        }
+        sender.start()
+        let deadline = ContinuousClock.now + .seconds(5)
+        var sections = 0
+        while SignalProbe.handled.load(ordering: .relaxed) < 3_000, ContinuousClock.now < deadline {
+            for _ in 0..<64 { Epoch.withSection { _ in } }
+            sections += 64
+        }
+        stop.store(true, ordering: .relaxed)
+        usleep(50_000)  // the sender's last signal handled, before the handler goes
+        sigaction(SIGPROF, &previous, nil)
+        let handled = SignalProbe.handled.load(ordering: .relaxed)
+        #expect(SignalProbe.unlocked.load(ordering: .relaxed) == 0,
+                "\(SignalProbe.unlocked.load(ordering: .relaxed)) of \(handled) handler sections held no read lock")
+        // ThreadSanitizer defers a signal to its next intercepted call, which this loop may
+        // never make: there, no handler need run.
+        if rcumaps_tsan_enabled == 0 { #expect(handled > 100, "\(handled) signals handled in \(sections) sections") }
+    }
+
     /// Many threads in short sections while grace periods run back to back: each grace
     /// period must wait for every section that began before it (a reader that sees a block
     /// freed meanwhile is a broken section), and none may wait forever.
@@ -1596,4 +1641,11 @@ enum ReferenceListCalls {
         func finalize(_ block: UnsafeMutableRawPointer) { Unmanaged<AnyObject>.fromOpaque(block).release() }
     }
     static func list() -> EpochRetireList { EpochRetireList(referencesWithTag: PoolTag("refs"), finalizer: Releaser()) }
+}
+
+/// Counters of ``EpochDirectReadLockTests/aSectionInASignalHandlerHoldsAReadLockWhereverItInterrupts()``'s
+/// signal handler (statics: a C handler captures nothing).
+enum SignalProbe {
+    static let handled = Atomic<Int>(0)
+    static let unlocked = Atomic<Int>(0)
 }

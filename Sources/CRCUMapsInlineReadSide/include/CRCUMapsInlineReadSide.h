@@ -70,8 +70,13 @@ void rcumaps_inline_wake_up_gp(unsigned long counter) __attribute__((cold));
 /* Enters a read-side critical section, registering the thread first if needed. */
 static inline __attribute__((always_inline)) void rcumaps_inline_read_lock(void)
 {
-    /* Only the outermost section touches liburcu's reader: it covers the nested ones. */
-    if (rcumaps_tls.nesting++ == 0) {
+    /* Only the outermost section touches liburcu's reader: it covers the nested ones. The
+     * depth is raised after the reader counter is set, never before: a signal handler that
+     * enters a section in between then finds depth 0 and a counter already taken, so takes
+     * the slow path (liburcu's read lock, which nests). Raised first, the handler's section
+     * read depth 1, took no lock at all, and a grace period did not wait for it (found by
+     * review, 2026-12-06, thirtieth session). */
+    if (rcumaps_tls.nesting == 0) {
         /* Fast path: `fast_read` (so registered, with sys_membarrier) and no liburcu read
          * lock held already (the reader counter's nesting count is zero). With
          * sys_membarrier the grace period orders this store against the updater, so a
@@ -85,6 +90,7 @@ static inline __attribute__((always_inline)) void rcumaps_inline_read_lock(void)
             rcumaps_inline_read_lock_slow();
         }
     }
+    rcumaps_tls.nesting++;
 }
 
 /* Leaves a read-side critical section. Leaving one more time than entered stops the

@@ -171,12 +171,15 @@ extern const int rcumaps_asan_enabled;
  * `rcu_read_lock`), registering the thread first if needed. Nestable. */
 static inline __attribute__((always_inline)) void rcumaps_read_lock(void)
 {
-    /* Only the outermost section calls liburcu: it covers the nested ones. */
-    if (rcumaps_tls.nesting++ == 0) {
+    /* Only the outermost section calls liburcu: it covers the nested ones. The depth is
+     * raised after the lock, as in CRCUMapsInlineReadSide (a signal handler's section in
+     * between takes a lock of its own). */
+    if (rcumaps_tls.nesting == 0) {
         if (__builtin_expect(!rcumaps_tls.registered, 0))
             rcumaps_register_current_thread();
         urcu_memb_read_lock();
     }
+    rcumaps_tls.nesting++;
 }
 
 /* Stops the program: a section was left more times than it was entered (an
