@@ -87,7 +87,15 @@ package final class MapFreezeState: Sendable {
     ///   (`BPF_F_RDONLY`) or the map is already frozen; ``MapError/busy`` (EBUSY) while a
     ///   writable mapping of its storage exists, or when called inside an epoch section or a
     ///   liburcu read lock the thread took itself (where it cannot wait for writes in flight).
-    package func freeze(access: MapAccess, lockWord: Bool) throws(MapError) {
+    ///
+    /// `waitForUnsectionedWrites` runs once the flag is set and its grace period is over,
+    /// before a second freeze may answer "frozen already": the type's wait for writes that
+    /// hold no section but check the flag under a lock (take and release that lock). Run
+    /// after the answer was allowed, a second freeze answered while such a write, which had
+    /// seen the map unfrozen, was still to land (found by review, 2026-12-06, thirtieth
+    /// session).
+    package func freeze(access: MapAccess, lockWord: Bool,
+                        waitingFor waitForUnsectionedWrites: () -> Void = {}) throws(MapError) {
         guard !lockWord else {
             throw MapError.unsupportedByMapType.with(reason: "a map whose values hold a lock word cannot be frozen")
         }
@@ -109,8 +117,10 @@ package final class MapFreezeState: Sendable {
         defer { writableMappings.wrappingSubtract(Self.freezing, ordering: .releasing) }
         freezer.store(getpid(), ordering: .relaxed)
         guard !frozen.exchange(true, ordering: .acquiringAndReleasing) else { throw try frozenAlready() }
-        // Writes that checked the flag before it was set are inside sections: wait for them.
+        // Writes that checked the flag before it was set are inside sections: wait for them,
+        // then for those that checked it under a lock of the type's.
         Epoch.synchronize()
+        waitForUnsectionedWrites()
         settled.store(true, ordering: .releasing)
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 @testable import RCUBaseMaps
 import RCUMaps
 import RCUMapsTestSupport
@@ -36,4 +37,52 @@ struct LRUFreezeTests {
         #expect(map.count == 4)
         #expect(try map.get(UInt64(6), as: UInt64.self) == 60)
     }
+
+    #if DEBUG
+    /// A second `freeze()` answers "frozen already" only once a delete that found the map
+    /// unfrozen under its chain's lock has finished, as the first freeze does (it passes
+    /// every chain's lock). It answered once the first's grace period was over, while the
+    /// delete was still to land (found by review, 2026-12-06, thirtieth session).
+    @Test(arguments: [MapType.hash, .lruHash])
+    func aSecondFreezeWaitsForADeleteHoldingItsChainsLock(_ type: MapType) throws {
+        let map = try RawBucketHashMap(MapDefinition(type: type, keySize: 8, valueSize: 8, maxEntries: 4, flags: [.zeroSeed],
+                                                     poolTag: uniqueTag()))
+        for key in UInt64(1)...4 { try map.put(key, key * 10) }
+        let parked = Atomic<Bool>(false)
+        let release = Atomic<Bool>(false)
+        map.beforeRemovalUnlinks = {
+            parked.store(true, ordering: .releasing)
+            while !release.load(ordering: .acquiring) { usleep(100) }
+        }
+        let deleted = Atomic<Bool>(false)
+        let deleter = Thread {
+            var key: UInt64 = 1
+            _ = withUnsafeBytes(of: &key) { try? map.delete(key: $0) }
+            deleted.store(true, ordering: .releasing)
+        }
+        deleter.start()
+        while !parked.load(ordering: .acquiring) { usleep(100) }
+        let first = Thread { _ = try? map.freeze() }
+        first.start()
+        while !map.isFrozen { usleep(100) }
+        usleep(50_000)
+        let answered = Atomic<Bool>(false)
+        let answer = Atomic<Int>(-1)
+        let second = Thread {
+            let code: Int32
+            do throws(MapError) { try map.freeze(); code = 0 } catch { code = error.code }
+            answer.store(map.count << 8 | Int(code), ordering: .relaxed)
+            answered.store(true, ordering: .releasing)
+        }
+        second.start()
+        usleep(100_000)
+        let answeredEarly = answered.load(ordering: .acquiring)
+        #expect(!answeredEarly, "a second freeze() answered while a delete held its chain's lock")
+        release.store(true, ordering: .releasing)
+        while !answered.load(ordering: .acquiring) || !deleted.load(ordering: .acquiring) { usleep(100) }
+        map.beforeRemovalUnlinks = nil
+        // Frozen already (EPERM), with the delete done.
+        #expect(answer.load(ordering: .relaxed) == 3 << 8 | Int(EPERM))
+    }
+    #endif
 }

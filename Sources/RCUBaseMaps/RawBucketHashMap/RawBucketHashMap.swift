@@ -1454,12 +1454,13 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     /// for the LRU writes that evicted for their key with no lock held (`evictingWriters`).
     @available(*, noasync, message: "waits for a grace period: call it from a thread of your own, or use `await map.freezeAsync()`")
     public func freeze() throws(MapError) {
-        try freezeState.freeze(access: access, lockWord: lockWord.exists)
-        // User writes that evicted for their key before the flag was set go in first (see
-        // `evictingWriters`). None waits for this thread: it holds no lock and no section.
-        atomicMemoryFence(ordering: .sequentiallyConsistent)
-        while evictingWriters.load(ordering: .sequentiallyConsistent) > 0 { sched_yield() }
-        for index in 0..<table.bucketCount { table.withChainLock(index) {} }
+        try freezeState.freeze(access: access, lockWord: lockWord.exists) {
+            // User writes that evicted for their key before the flag was set go in first (see
+            // `evictingWriters`). None waits for this thread: it holds no lock and no section.
+            atomicMemoryFence(ordering: .sequentiallyConsistent)
+            while evictingWriters.load(ordering: .sequentiallyConsistent) > 0 { sched_yield() }
+            for index in 0..<table.bucketCount { table.withChainLock(index) {} }
+        }
     }
 
     // MARK: Batches

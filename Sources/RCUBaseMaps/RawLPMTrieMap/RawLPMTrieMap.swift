@@ -525,12 +525,12 @@ public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
     /// Freezes the map: user-mode writes fail with EPERM afterwards. Contract: ``RawMap/freeze()``.
     @available(*, noasync, message: "waits for a grace period: call it from a thread of your own, or use `await map.freezeAsync()`")
     public func freeze() throws(MapError) {
-        try freezeState.freeze(access: access, lockWord: false)
         // User-mode writes check the flag under the writer lock, outside any section, so the
         // grace period `freeze(access:lockWord:)` waits for does not wait for them: taking
         // the lock once waits for a write that saw the map unfrozen (a write after it sees
-        // the flag). Then no user-mode write finishes after `freeze()` returns.
-        writerLock.withLock { _ in }
+        // the flag). Then no user-mode write finishes after `freeze()` returns, nor after a
+        // second freeze answers "frozen already".
+        try freezeState.freeze(access: access, lockWord: false) { writerLock.withLock { _ in } }
     }
 
     // MARK: Batches (Linux's generic ones; no lookup-and-delete batch)

@@ -575,9 +575,10 @@ public final class RawQueueStackMap: RawMap, @unchecked Sendable {
     /// returns; one that takes the lock later sees the flag.
     @available(*, noasync, message: "waits for a grace period: call it from a thread of your own, or use `await map.freezeAsync()`")
     public func freeze() throws(MapError) {
-        try freezeState.freeze(access: access, lockWord: false)
-        lock()
-        unlock()
+        try freezeState.freeze(access: access, lockWord: false) {
+            lock()
+            unlock()
+        }
     }
 
     // MARK: Batches: none (ENOTSUPP after the access checks, as Linux's BPF_DO_BATCH)
