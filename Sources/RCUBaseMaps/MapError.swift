@@ -17,6 +17,18 @@ public struct MapError: Error, Hashable, Sendable, CustomStringConvertible {
     /// For a batch that failed part-way: how many elements it had done before the one that
     /// failed (Linux's `count` out). Not part of equality.
     public var elementsProcessed: Int?
+    /// Whether a custom map's provider raised this error to refuse an addition or a
+    /// deletion (its `preprocessElementAddition` or `preprocessElementDeletion` callback),
+    /// rather than the map finding the case the code names. Not part of equality.
+    ///
+    /// A provider may refuse with any code, ENOENT included: the calls that answer a missing
+    /// key with `nil` or `false` (``RawMap/deleteIfPresent(key:)``,
+    /// ``RawMap/lookupAndDeleteIfPresent(key:into:)``, the typed maps' `replaceValue` and
+    /// `removeValue`, a removing batch) throw such a refusal instead of reading it as "absent"
+    /// (they read it so, with the key still in the map, until 2026-12-06: found by review).
+    /// A find callback's ENOENT is not a refusal: it hides the entry, which then reads as
+    /// absent everywhere.
+    public package(set) var isProviderRefusal = false
 
     /// An error with a Linux errno `code` and an optional human-readable `reason`.
     @inlinable
@@ -29,8 +41,21 @@ public struct MapError: Error, Hashable, Sendable, CustomStringConvertible {
     public func with(reason: String) -> MapError {
         var error = MapError(code: code, reason: reason)
         error.elementsProcessed = elementsProcessed
+        error.isProviderRefusal = isProviderRefusal
         return error
     }
+
+    /// The same error, marked as a provider's refusal (``isProviderRefusal``).
+    package func asProviderRefusal() -> MapError {
+        var error = self
+        error.isProviderRefusal = true
+        return error
+    }
+
+    /// Whether this is ENOENT from the map itself: the key is absent (or hidden by a find
+    /// callback), not a provider's refusal that happens to carry ENOENT.
+    @inlinable
+    public var isKeyAbsent: Bool { code == ENOENT && !isProviderRefusal }
 
     /// The same error, from a batch that had done `count` elements.
     public func with(elementsProcessed count: Int) -> MapError {

@@ -155,8 +155,9 @@ public struct MapBatchResult: Hashable, Sendable {
         hasher.combine(error)
     }
 
-    /// Whether a lookup pass is over (ENOENT).
-    public var isEndOfMap: Bool { error == .keyNotFound }
+    /// Whether a lookup pass is over (ENOENT from the map, not a provider's refusal:
+    /// ``MapError/isKeyAbsent``).
+    public var isEndOfMap: Bool { error?.isKeyAbsent ?? false }
 }
 
 // MARK: - Shared checks
@@ -365,8 +366,8 @@ extension RawMap {
                 } else {
                     try lookup(key: UnsafeRawBufferPointer(key), into: value, flags: elementFlags)
                 }
-            } catch where error == .keyNotFound {
-                continue  // gone meanwhile: skip it
+            } catch where error.isKeyAbsent {
+                continue  // gone meanwhile (or hidden by a find callback): skip it
             } catch {
                 guard removing else {
                     return MapBatchResult(count: 0, cursor: nil, error: error)  // Linux writes no count here

@@ -330,7 +330,7 @@ extension RawMap {
         do {
             try delete(key: key)
             return true
-        } catch where error.code == ENOENT {
+        } catch where error.isKeyAbsent {
             return false
         }
     }
@@ -342,7 +342,7 @@ extension RawMap {
         do {
             try lookupAndDelete(key: key, into: value)
             return true
-        } catch where error.code == ENOENT {
+        } catch where error.isKeyAbsent {
             return false
         }
     }

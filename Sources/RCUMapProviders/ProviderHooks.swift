@@ -86,7 +86,7 @@ final class ProviderHooks: MapEntryObserver, Sendable {
             return nil
         } catch {
             // Only an explicit delete may be refused.
-            return flags.contains(.update) || flags.contains(.mapCleanup) ? nil : error
+            return flags.contains(.update) || flags.contains(.mapCleanup) ? nil : error.asProviderRefusal()
         }
     }
 

@@ -630,11 +630,13 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
             return try withStoredBuffer { (stored) throws(MapError) -> Bool in
                 try Self.guaranteed(map) { (map) throws(MapError) -> Bool in
                     if validates { stored.copyMemory(from: value) }
-                    do {
+                    do throws(MapError) {
                         Epoch._libraryEnter()
                         defer { Epoch._libraryExit() }
                         try map.addition(MapElementCall(
                             context: map.callContext, key: key, inValue: value, outValue: stored, flags: operation))
+                    } catch {
+                        throw error.asProviderRefusal()  // see MapError.isProviderRefusal
                     }
                     let done: Bool
                     do throws(MapError) {
@@ -651,10 +653,12 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
             guard hasAddition else { return try baseUpdate(value) }
             // Called from the stored `let`, not bound to a local: a local copy retains the
             // closure's context, one object every writing thread shares.
-            do {
+            do throws(MapError) {
                 Epoch._libraryEnter()
                 defer { Epoch._libraryExit() }
                 try addition(MapElementCall(context: callContext, key: key, inValue: value, outValue: nil, flags: operation))
+            } catch {
+                throw error.asProviderRefusal()  // see MapError.isProviderRefusal
             }
             let done: Bool
             do throws(MapError) {

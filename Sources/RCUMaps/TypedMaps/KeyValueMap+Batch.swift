@@ -99,10 +99,10 @@ extension KeyValueMap {
             // cursor would be lost, and a drain in small batches never got past the element;
             // found by review, 2026-12-05).
             let movedOn = removing && (result.count > 0 || (result.cursor != nil && result.cursor != cursor))
-            if let error = result.error, error != .keyNotFound, !movedOn {
+            if let error = result.error, !result.isEndOfMap, !movedOn {
                 throw error.with(elementsProcessed: result.count)
             }
-            let failure = result.error == .keyNotFound ? nil : result.error
+            let failure = result.isEndOfMap ? nil : result.error
             var entries: [(key: Key, value: Value)] = []
             entries.reserveCapacity(result.count)
             for index in 0..<result.count {

@@ -111,7 +111,7 @@ extension KeyValueMap {
     public func replaceValue(_ value: Value, forKey key: Key) throws(MapError) -> Value? {
         do throws(MapError) {
             return try exchange(value, forKey: key, flags: .exist)
-        } catch where error == .keyNotFound {
+        } catch where error.isKeyAbsent {
             return nil
         }
     }
