@@ -150,3 +150,61 @@ struct DictionaryStressCheckpointTests {
                 "\(recorder.descriptions)")
     }
 }
+
+/// Writes whose answer says nothing of what they displaced — the subscript's setter, `= nil`,
+/// an `inout` access with a default — check what the key held against the worker's record:
+/// booking the record's value as the one displaced made a lost or a phantom entry balance
+/// again unseen (found by review, 2026-12-06, thirtieth session). Each test loses an entry
+/// behind the worker's back, then makes the worker write it one of those ways.
+@Suite("rcumaps stress: dictionary writes that report nothing")
+struct DictionaryStressBlindWriteTests {
+    static func worker(_ lives: DictionaryStressLives, recorder: StressRecorder)
+        -> (DictionaryStressWorker<DictionaryStressIntSchema>, RCUDictionary<Int, DictionaryStressValue>, DictionaryStressIntSchema) {
+        let (dictionary, layout, schema, _) = DictionaryStressCheckTests.prefilled(lives)
+        let worker = DictionaryStressWorker(dictionary: dictionary, schema: schema, layout: layout, lives: lives, index: 0,
+                                            seed: 1, recorder: recorder)
+        return (worker, dictionary, schema)
+    }
+
+    /// Key 6: owned by worker 0 (of keys 4…7 and 12…15, index 2), a churn key, prefilled.
+    static let keySix: UInt64 = 2 << 16
+
+    @Test func theSubscriptsSetterFindsAnOwnedEntryLost() {
+        let lives = DictionaryStressLives()
+        let recorder = StressRecorder(label: "dictionary", echo: false)
+        let (worker, dictionary, schema) = Self.worker(lives, recorder: recorder)
+        #expect(dictionary.removeValue(forKey: schema.key(6)) != nil)  // lost
+        worker.writeOwned(Self.keySix | 1 << 40)  // operation 1: the setter, while filling
+        #expect(recorder.byKind.map(\.0) == [.ownKey], "\(recorder.descriptions)")
+    }
+
+    @Test func assigningNilFindsAnOwnedEntryLost() {
+        let lives = DictionaryStressLives()
+        let recorder = StressRecorder(label: "dictionary", echo: false)
+        let (worker, dictionary, schema) = Self.worker(lives, recorder: recorder)
+        #expect(dictionary.removeValue(forKey: schema.key(6)) != nil)  // lost
+        worker.filling = false
+        worker.writeOwned(Self.keySix | 1 << 46 | 3 << 44)  // a removal, by `= nil`
+        #expect(recorder.byKind.map(\.0) == [.ownKey], "\(recorder.descriptions)")
+    }
+
+    @Test func anInoutAccessWithADefaultFindsACounterLost() {
+        let lives = DictionaryStressLives()
+        let recorder = StressRecorder(label: "dictionary", echo: false)
+        let (worker, dictionary, schema) = Self.worker(lives, recorder: recorder)
+        #expect(dictionary.removeValue(forKey: schema.key(0)) != nil)  // counter 0 lost
+        worker.increment(3 << 40)  // counter 0, through `dictionary[k, default: …]`
+        #expect(recorder.byKind.map(\.0) == [.stableKey], "\(recorder.descriptions)")
+    }
+
+    @Test func theSameWritesOnAnIntactDictionaryRecordNothing() {
+        let lives = DictionaryStressLives()
+        let recorder = StressRecorder(label: "dictionary", echo: false)
+        let (worker, _, _) = Self.worker(lives, recorder: recorder)
+        worker.writeOwned(Self.keySix | 1 << 40)
+        worker.increment(3 << 40)
+        worker.filling = false
+        worker.writeOwned(Self.keySix | 1 << 46 | 3 << 44)
+        #expect(recorder.byKind.isEmpty, "\(recorder.descriptions)")
+    }
+}

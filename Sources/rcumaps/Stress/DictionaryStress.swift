@@ -471,9 +471,17 @@ final class DictionaryStressWorker<Schema: DictionaryStressSchema> {
                         + "its owner stored \(expected?.described ?? "nothing")")
                 }
             } else {
-                // The subscript's setter (a `_modify` access) says nothing of what it replaced.
+                // The subscript's setter (a `_modify` access) says nothing of what it replaced,
+                // so what it will replace is read first — exact, as only this worker writes the
+                // key — and checked against the record. (Booking the record's value as the one
+                // replaced made a lost or a phantom entry balance again unseen: found by
+                // review, 2026-12-06, thirtieth session.)
+                previous = dictionary[k].flatMap { checked($0, key: key, how: "a read before the subscript's setter") }
+                if previous !== expected {
+                    recorder.record(.ownKey, "owned key \(key) held \(previous?.described ?? "nothing") before the "
+                        + "subscript's setter; its owner stored \(expected?.described ?? "nothing")")
+                }
                 dictionary[k] = schema.wrap(value)
-                previous = expected
             }
             countStored()
             if let previous { depart(previous, key: key, how: "a replace") }
@@ -497,8 +505,13 @@ final class DictionaryStressWorker<Schema: DictionaryStressSchema> {
                 }
                 removed = taken ? expected : nil
             default:
+                // As the setter above: what `= nil` removes is read first.
+                removed = dictionary[k].flatMap { checked($0, key: key, how: "a read before `= nil`") }
+                if removed !== expected {
+                    recorder.record(.ownKey, "owned key \(key) held \(removed?.described ?? "nothing") before `= nil`; "
+                        + "its owner stored \(expected?.described ?? "nothing")")
+                }
                 dictionary[k] = nil
-                removed = expected
             }
             if let removed {
                 stats.deletesDone += 1
@@ -627,8 +640,17 @@ final class DictionaryStressWorker<Schema: DictionaryStressSchema> {
                     bump(&optional)
                     if let optional { value = optional }
                 }
-                bumpPresent(&dictionary[k, default: schema.wrap(DictionaryStressValue(key: key, writer: index + 1,
-                                                                                      version: 0, lives: lives))])
+                let fallback = DictionaryStressValue(key: key, writer: index + 1, version: 0, lives: lives)
+                bumpPresent(&dictionary[k, default: schema.wrap(fallback)])
+                // The default yielded: the counter was missing, and the access stored a new one
+                // (a lost counter re-created unseen, its default booked as departed without
+                // ever being stored: found by review, 2026-12-06, thirtieth session).
+                if let object = given, object === fallback {
+                    recorder.record(.stableKey, "counter \(key) missing in an inout access with a default")
+                    countStored()
+                    increments[key] &+= 1
+                    return
+                }
             }
             guard let given else { return }
             countStored()
