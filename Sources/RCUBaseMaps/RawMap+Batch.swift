@@ -13,7 +13,8 @@ import RCUEpoch
 /// gone from the map by the next call (removed by the call, or by a caller that deletes
 /// what it read), and a lock-free hash finds the place of a missing key only by walking its
 /// list from the head (each call would cost time proportional to the whole map). An LPM
-/// trie's cursor is always its last key. Either form resumes a pass of either kind.
+/// trie's cursor is its last key (a call that returns no key hands back the cursor it was
+/// passed, or `nil`). Either form resumes a pass of either kind.
 public struct MapBatchCursor: Hashable, Sendable {
     /// Up to 16 bytes stored inline (no allocation per batch call); longer cursors in `heap`:
     /// the last key of a map with keys over 16 bytes, or a cursor that resumes at a key of
@@ -120,9 +121,11 @@ public struct MapBatchResult: Hashable, Sendable {
     /// unwritten (a generic batch that returned no element and was passed no cursor, or
     /// one that failed on an element's lookup), and for the lock-free hash's batch that
     /// starts a pass (no cursor) on an empty map, where Linux writes its end-of-table index
-    /// with ENOENT (resuming from `nil` starts a new pass, which finds the same). The bucket-locked hashes always return a
-    /// chain index, as Linux's hash batches write `out_batch` (also with ENOSPC on the
-    /// first chain, which a retry needs, and ENOENT on an empty map); an LPM trie given a
+    /// with ENOENT (resuming from `nil` starts a new pass, which finds the same). The bucket-locked hashes return a chain
+    /// index whenever `count` was above 0, as Linux's hash batches write `out_batch` (also
+    /// with ENOSPC on the first chain, which a retry needs, and ENOENT on an empty map); a
+    /// call with `count` 0 returns the cursor it was passed, `nil` included, as Linux writes
+    /// nothing then. An LPM trie given a
     /// cursor whose `prefixLen` exceeds its data starts from the first key, and returns
     /// `nil` with `count` 0.
     public var cursor: MapBatchCursor?

@@ -904,8 +904,8 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         // 2026-12-06.)
         let holdsSection = (observer != nil || displaced != nil) && !(table.valueIsOneWord && !lockWord.exists)
         // The section is held from each locked pass to the end, but not while a full LRU
-        // map's write evicts (below): that sweep may take two laps of chain locks and yield
-        // between them, and every grace period in the process would wait for it (found by
+        // map's write evicts (below): that sweep may take up to four laps of chain locks (see
+        // `RecencyClock`) and yield between them, and every grace period in the process would wait for it (found by
         // review). A pass that needs room retires nothing, so nothing read after the lock
         // depends on a section held across the eviction.
         // Last, after the section: a write that chained an overflow bucket while retired

@@ -38,8 +38,10 @@ import Glibc
 /// bucket within it (updates of existing keys faster than the sweep), or its ticks went
 /// stale (other writers' evictions moved the hand past them while this writer waited for
 /// their chains' locks) — a last lap takes the first entry of any bucket: an insert's sweep
-/// is at most 2,048 used entries and two laps (then, only in those cases, an entry written a moment
-/// before may be the victim). A writer yields and tries again only for a map whose
+/// is at most its plain part (two laps, or 2,048 used entries where two laps hold more) and
+/// two more laps, the forced one and the last — four laps in a table whose two laps hold
+/// fewer than 2,048 entries (and only in the last lap's cases may an entry written a moment
+/// before be the victim). A writer yields and tries again only for a map whose
 /// every tick went stale, or sweeps with no live entry to take (every unit of room is
 /// in flight with other writers: it tries until one of them publishes). A user write to a
 /// map frozen during its sweep stops sweeping at once, evicts nothing, and fails with

@@ -22,8 +22,8 @@
 /// readers use every entry faster than the hand sweeps, an insert evicts one anyway after
 /// two laps, or after passing over 2,048 used entries where two laps hold more (forced
 /// laps, as Linux's forced shrink after its bounded scan; a forced lap takes an entry
-/// whatever its use): its work is bounded, at most 2,048 used entries and two laps
-/// of the hand an attempt (the last, reached only when the forced lap finds no victim —
+/// whatever its use): its work is bounded, at most the plain sweep (two laps, or 2,048 used entries
+/// where two laps hold more) and two more laps of the hand an attempt (the last, reached only when the forced lap finds no victim —
 /// writers wrote into every bucket within it, or other writers moved the hand past its
 /// ticks while it waited for chain locks — may evict an entry written a moment before; an insert that finds no live
 /// entry at all, every unit of room in flight with other writers, yields and tries again). Every lookup (subscript,
