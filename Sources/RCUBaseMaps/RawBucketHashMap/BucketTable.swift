@@ -252,15 +252,36 @@ final class BucketTable: @unchecked Sendable {
         control & (1 << (retiredShift + UInt64(slot))) != 0
     }
 
-    /// One bit (a byte's high bit) per slot whose tag may equal the tag repeated in every byte
-    /// of `pattern` (``tag(_:)`` times ``byteOnes``): a SWAR zero-byte test on
-    /// `control ^ pattern`. A borrow can flag a byte above a true match, but only a live one
-    /// (a flagged byte's high bit equals the tag's): the key compare rejects it. Retired
-    /// and free slots, whose high bit is clear, are never flagged.
+    /// The slots of a bucket whose tag may equal the tag repeated in every byte of `pattern`
+    /// (``tag(_:)`` times ``byteOnes``), as a mask from which ``matchedSlot(_:)`` takes the
+    /// lowest and `mask &= mask &- 1` drops it. Only live slots can match: free and retired
+    /// ones, and bytes 6 and 7 of the control word, have their high bit clear, a tag set.
+    ///
+    /// On x86-64 the match is exact, one byte compare of all eight bytes at once (SSE2,
+    /// `rcumaps_bucket_tag_matches`), bit `slot` per match: about 8 instructions fewer a
+    /// lookup than the test below, which a million-entry lookup's speed follows (see
+    /// docs/performance.md, 2026-12-06, thirtieth session). Elsewhere it is a SWAR zero-byte
+    /// test on `control ^ pattern`, a byte's high bit per match: a borrow can flag a byte
+    /// above a true match, but only a live one (a flagged byte's high bit equals the
+    /// tag's), and the key compare rejects it.
     @inlinable @inline(__always)
     func tagMatches(_ control: UInt64, pattern: UInt64) -> UInt64 {
+        #if arch(x86_64)
+        return UInt64(rcumaps_bucket_tag_matches(control, pattern))
+        #else
         let difference = control ^ pattern
         return (difference &- Self.byteOnes) & ~difference & liveTagBits
+        #endif
+    }
+
+    /// The lowest slot of a nonzero ``tagMatches(_:pattern:)`` mask.
+    @inlinable @inline(__always)
+    static func matchedSlot(_ matches: UInt64) -> Int {
+        #if arch(x86_64)
+        return matches.trailingZeroBitCount
+        #else
+        return matches.trailingZeroBitCount &>> 3
+        #endif
     }
 
     /// The lowest free slot of a bucket whose control word is `control` (tag byte 0 and

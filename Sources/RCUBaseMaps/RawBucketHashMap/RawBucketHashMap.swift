@@ -348,7 +348,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
             let control = table.loadControl(bucket)
             var candidates = table.tagMatches(control, pattern: pattern)
             while candidates != 0 {
-                let slot = candidates.trailingZeroBitCount &>> 3
+                let slot = BucketTable.matchedSlot(candidates)
                 if keysEqual(table.slot(bucket, slot), key, count: keySize) { return (bucket, slot, control) }
                 candidates &= candidates &- 1
             }
