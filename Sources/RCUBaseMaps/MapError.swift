@@ -25,7 +25,9 @@ public struct MapError: Error, Hashable, Sendable, CustomStringConvertible {
     /// key with `nil` or `false` (``RawMap/deleteIfPresent(key:)``,
     /// ``RawMap/lookupAndDeleteIfPresent(key:into:)``, the typed maps' `replaceValue` and
     /// `removeValue`, a removing batch) throw such a refusal instead of reading it as "absent"
-    /// (they read it so, with the key still in the map, until 2026-12-06: found by review).
+    /// (`lookupAndDeleteIfPresent`, and so `removeValue`, the typed `replaceValue` and a
+    /// removing batch read it so, with the key still in the map, until 2026-12-06: found by
+    /// review).
     /// A find callback's ENOENT is not a refusal: it hides the entry, which then reads as
     /// absent everywhere.
     public package(set) var isProviderRefusal = false

@@ -684,15 +684,27 @@ struct EpochDirectReadLockTests {
     /// enter holds a read lock of its own (the depth was raised before the reader counter
     /// was set: a handler in between read depth 1, took no lock, and grace periods did not
     /// wait for it; found by review, 2026-12-06, thirtieth session). Another thread signals
-    /// this one thousands of times while it enters and leaves sections in a loop.
-    @Test func aSectionInASignalHandlerHoldsAReadLockWhereverItInterrupts() {
+    /// this one thousands of times while it enters and leaves sections in a loop: Swift's
+    /// sections (the inline read side) and the C client table's `epoch_enter` / `epoch_exit`
+    /// (the shim's read side), each in the loop and the handler alike. Serialized: the cases
+    /// share the handler and its counters.
+    @Test(.serialized, arguments: [false, true])
+    func aSectionInASignalHandlerHoldsAReadLockWhereverItInterrupts(viaClientTable: Bool) {
         Epoch.withSection { _ in }  // registered, on the fast path
-        _ = SignalProbe.handled.load(ordering: .relaxed)  // statics initialised before any signal
-        _ = SignalProbe.unlocked.load(ordering: .relaxed)
+        // Statics initialised before any signal.
+        SignalProbe.handled.store(0, ordering: .relaxed)
+        SignalProbe.unlocked.store(0, ordering: .relaxed)
+        SignalProbe.viaClientTable.store(viaClientTable, ordering: .relaxed)
         var action = sigaction()
         action.__sigaction_handler.sa_handler = { _ in
-            Epoch.withSection { _ in
+            if SignalProbe.viaClientTable.load(ordering: .relaxed) {
+                rcumaps_epoch_enter()
                 if urcu_memb_read_ongoing() == 0 { SignalProbe.unlocked.add(1, ordering: .relaxed) }
+                rcumaps_epoch_exit()
+            } else {
+                Epoch.withSection { _ in
+                    if urcu_memb_read_ongoing() == 0 { SignalProbe.unlocked.add(1, ordering: .relaxed) }
+                }
             }
             SignalProbe.handled.add(1, ordering: .relaxed)
         }
@@ -701,21 +713,30 @@ struct EpochDirectReadLockTests {
         #expect(sigaction(SIGPROF, &action, &previous) == 0)
         let target = pthread_self()
         let stop = Atomic<Bool>(false)
+        let finished = Atomic<Bool>(false)
         let sender = Thread {
             while !stop.load(ordering: .relaxed) {
                 pthread_kill(target, SIGPROF)
                 usleep(20)
             }
+            finished.store(true, ordering: .releasing)
         }
         sender.start()
         let deadline = ContinuousClock.now + .seconds(5)
         var sections = 0
         while SignalProbe.handled.load(ordering: .relaxed) < 3_000, ContinuousClock.now < deadline {
-            for _ in 0..<64 { Epoch.withSection { _ in } }
+            if viaClientTable {
+                for _ in 0..<64 { rcumaps_epoch_enter(); rcumaps_epoch_exit() }
+            } else {
+                for _ in 0..<64 { Epoch.withSection { _ in } }
+            }
             sections += 64
         }
         stop.store(true, ordering: .relaxed)
-        usleep(50_000)  // the sender's last signal handled, before the handler goes
+        // The sender's last signal sent (it may be preempted between its check and the send)
+        // and handled, before the handler goes: SIGPROF's default action ends the process.
+        while !finished.load(ordering: .acquiring) { usleep(1_000) }
+        usleep(20_000)
         sigaction(SIGPROF, &previous, nil)
         let handled = SignalProbe.handled.load(ordering: .relaxed)
         #expect(SignalProbe.unlocked.load(ordering: .relaxed) == 0,
@@ -1643,9 +1664,10 @@ enum ReferenceListCalls {
     static func list() -> EpochRetireList { EpochRetireList(referencesWithTag: PoolTag("refs"), finalizer: Releaser()) }
 }
 
-/// Counters of ``EpochDirectReadLockTests/aSectionInASignalHandlerHoldsAReadLockWhereverItInterrupts()``'s
+/// Counters of ``EpochDirectReadLockTests/aSectionInASignalHandlerHoldsAReadLockWhereverItInterrupts(viaClientTable:)``'s
 /// signal handler (statics: a C handler captures nothing).
 enum SignalProbe {
     static let handled = Atomic<Int>(0)
     static let unlocked = Atomic<Int>(0)
+    static let viaClientTable = Atomic<Bool>(false)
 }
