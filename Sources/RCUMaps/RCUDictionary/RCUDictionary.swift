@@ -1248,6 +1248,11 @@ public final class RCUDictionary<Key: Hashable & Sendable, Value: Sendable>: @un
     /// the body as a closure context, retaining what it captures.
     @inlinable @inline(__always)
     func write<R>(_ hash: Int, _ body: (DictionaryTable, Int) -> R) -> R {
+        // A write inside a subscript access of this dictionary on this thread would wait for
+        // the stripe that access holds, or, growing, for every stripe: stopped with the
+        // overlapping-access message instead (it hung without one; found by review,
+        // 2026-12-06, thirtieth session). One thread-local load when no access is open.
+        if _slowPath(rcumaps_modify_holder_get() != nil) { checkNoOverlappingModify() }
         let stripe = hash & stripeMask
         var buckets = 0
         // Registered before the lock: the section below registers a new thread at the fork
@@ -1387,9 +1392,15 @@ extension RCUDictionary: Sequence {
 
 extension RCUDictionary: ExpressibleByDictionaryLiteral {
     /// A dictionary with the given entries (later duplicates win).
+    ///
+    /// The array is sized for the entries up front, but that size is no floor: removing
+    /// them shrinks it as for entries inserted one by one. (It was the floor of
+    /// ``init(minimumCapacity:)``, kept for good: found by review, 2026-12-06, thirtieth
+    /// session.)
     public convenience init(dictionaryLiteral elements: (Key, Value)...) {
         self.init(minimumCapacity: elements.count)
         for (key, value) in elements { updateValue(value, forKey: key) }
+        minimumBucketsWord.store(Self.minimumBuckets(for: 0, stripes: stripeMask + 1), ordering: .sequentiallyConsistent)
     }
 }
 
