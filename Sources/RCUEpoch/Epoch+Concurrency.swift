@@ -17,10 +17,12 @@ extension Epoch {
     /// was active when it was called has ended.
     ///
     /// The wait is a callback liburcu runs after the grace period (`call_rcu`), which
-    /// resumes the task; no thread is parked meanwhile. (Except once: the first call on a
-    /// thread RCUMaps has not registered yet registers it, and a registration waits while a
+    /// resumes the task; no thread is parked meanwhile. Except: the first call on a thread
+    /// RCUMaps has not registered yet registers it, and a registration waits while a
     /// `fork()` is being prepared, which waits for the grace periods in flight — each of them
-    /// for the sections that began before it.)
+    /// for the sections that began before it; and where the callback cannot be allocated (no
+    /// memory), a thread of RCUMaps' own waits in the blocking ``synchronize()`` instead, or,
+    /// where no thread can be started either, the caller's pool thread does.
     ///
     /// A wait still pending when the process forks resumes its task in the parent only: the
     /// callback is queued in the child too (liburcu's queue is copied), where the task's
@@ -37,9 +39,13 @@ extension Epoch {
             // The callback also runs in a child forked while it was queued: resuming the
             // parent's task there ran parent code in the child, or hung it (found by review,
             // 2026-12-05, eighteenth session).
+            // The process, and the forks its memory has been through: a pid alone missed a
+            // grandchild that got the caller's recycled pid (row 266's gap, closed for barriers;
+            // found by review, 2026-12-06, thirtieth session).
             let process = getpid()
+            let forks = ForkIncarnation.count.load(ordering: .acquiring)
             let scheduled = afterGracePeriod {
-                guard getpid() == process else {
+                guard getpid() == process, ForkIncarnation.count.load(ordering: .acquiring) == forks else {
                     asyncWaitsDroppedInChild.wrappingAdd(1, ordering: .relaxed)
                     // Kept, never resumed: released, the checked continuation would report
                     // itself leaked on the child's standard error.
@@ -50,7 +56,8 @@ extension Epoch {
             }
             if scheduled { asyncWaitsScheduled.wrappingAdd(1, ordering: .relaxed) }
             if !scheduled {
-                // No memory for the callback: wait on a thread of our own instead.
+                // No memory for the callback: wait on a thread of our own instead (or, where
+                // none can start, on this one; see the doc).
                 runOnDetachedThread {
                     Epoch.synchronize()
                     continuation.resume()
@@ -58,6 +65,20 @@ extension Epoch {
             }
         }
     }
+
+    /// Counts the forks this process's memory has been through (a fork participant's child
+    /// handler adds one): an async wait queued before a fork tells its own process from a
+    /// descendant that was given the same pid.
+    enum ForkIncarnation {
+        static let count: Atomic<UInt64> = {
+            _ = EpochFork.addParticipant(level: .epoch, prepare: {}, parent: {},
+                                         child: { ForkIncarnation.count.wrappingAdd(1, ordering: .releasing) })
+            return Atomic(0)
+        }()
+    }
+
+    /// ``ForkIncarnation``'s count, read. For tests.
+    package static var forkIncarnations: UInt64 { ForkIncarnation.count.load(ordering: .acquiring) }
 
     /// Async ``synchronize()`` waits whose callback ran in a forked child and did not resume
     /// the parent's task there (per process). For tests.

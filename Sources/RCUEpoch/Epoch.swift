@@ -33,8 +33,9 @@ public struct EpochSection: ~Copyable {
 ///   for it first, with a message on standard error (for the first 8 such threads of the
 ///   process): grace periods never wait for a thread that is gone.
 /// - **Shutdown.** Nothing needs stopping. The epoch layer's grace-period driver (a
-///   detached thread, started with the first `EpochWorkItem.scheduleOnGracePeriodDriver()`
-///   item, that sleeps when it has nothing to run) never delays `exit`; no other thread of
+///   detached thread, started with the first item queued on it — an
+///   `EpochWorkItem.scheduleOnGracePeriodDriver()` item, or a block some map hands it to
+///   free, such as a bucket hash's emptied overflow bucket on a delete —, that sleeps when it has nothing to run) never delays `exit`; no other thread of
 ///   RCUMaps' outlives the work it was started for. Deferred frees and work items still
 ///   queued when the process exits are simply not run (the memory goes back to the system
 ///   with the process). Call ``barrier()-129j7`` before exiting when they must run — work

@@ -621,9 +621,13 @@ struct ForkTests {
                 flags.resumed.signal()
             }
             while Epoch.asyncWaitsScheduled.load(ordering: .acquiring) == 0 { usleep(1_000) }
+            let forks = Epoch.forkIncarnations
             let child = forkChild {
                 // The child's reclamation thread runs the copied callback after its own grace
-                // period; it must not resume the parent's task here.
+                // period; it must not resume the parent's task here. The child tells itself
+                // from the parent by its fork count too, not by its pid alone (a descendant can
+                // be given a pid the caller had; found by review, 2026-12-06, thirtieth session).
+                check(Epoch.forkIncarnations == forks + 1, "fork count \(Epoch.forkIncarnations) in the child, \(forks) before")
                 Epoch.barrier()
                 check(Epoch.asyncWaitsDroppedInChild.load(ordering: .relaxed) == 1,
                       "callbacks of the parent's waits dropped in the child: \(Epoch.asyncWaitsDroppedInChild.load(ordering: .relaxed))")
@@ -631,6 +635,7 @@ struct ForkTests {
             checkExitedNormally(child)
             flags.resumed.wait()  // the parent's task resumed
             check(Epoch.asyncWaitsDroppedInChild.load(ordering: .relaxed) == 0, "a parent wait dropped in the parent")
+            check(Epoch.forkIncarnations == forks, "fork count \(Epoch.forkIncarnations) in the parent, \(forks) before")
         }.map { result in
             reportFailedChecks(result)
             let text = String(decoding: result.standardErrorContent, as: UTF8.self)
