@@ -76,6 +76,13 @@ package final class MapFreezeState: Sendable {
 
     package init() {}
 
+    #if DEBUG
+    /// Tests (debug builds only): runs in a freeze once it has claimed the freezing bit,
+    /// before it stores its pid and sets the flag (a freezer preempted there). Set before
+    /// the map is shared.
+    package nonisolated(unsafe) var afterClaim: (() -> Void)?
+    #endif
+
     /// Whether the map is frozen. Checked by user-mode writes inside their section.
     @inline(__always)
     package var isFrozen: Bool { frozen.load(ordering: .acquiring) }
@@ -115,6 +122,9 @@ package final class MapFreezeState: Sendable {
             throw MapError.busy.with(reason: "\(mappings & ~Self.freezing) writable mapping(s) of the map exist")
         }
         defer { writableMappings.wrappingSubtract(Self.freezing, ordering: .releasing) }
+        #if DEBUG
+        afterClaim?()
+        #endif
         freezer.store(getpid(), ordering: .relaxed)
         guard !frozen.exchange(true, ordering: .acquiringAndReleasing) else { throw try frozenAlready() }
         // Writes that checked the flag before it was set are inside sections: wait for them,
@@ -157,22 +167,28 @@ package final class MapFreezeState: Sendable {
     /// EPERM, as Linux's `bpf_map_mmap` does, which waits for the freeze's mutex and then
     /// finds the map frozen. (It answered EBUSY, "being frozen", also for a map already
     /// frozen whose freeze was waiting for a grace period: found by review, 2026-12-06.) The
-    /// wait is bounded: in a child forked between a freeze's claim and its flag, no thread
-    /// will ever set the flag, and the mapping answers EBUSY after about 100,000 yields.
+    /// wait ends only in a child forked between a freeze's claim and its flag, where no
+    /// thread will ever set the flag: the mapping answers EBUSY there, once the freezer's
+    /// pid shows it is another process's (or after a second, if the pid is not stored yet),
+    /// as `frozenAlready()` tells. (A bound of 100,000 yields, about 22 ms, answered EBUSY
+    /// in the parent too, while a preempted freezer had yet to set its flag: found by
+    /// review, 2026-12-06, thirtieth session.)
     package func addWritableMapping() throws(MapError) {
         var current = writableMappings.load(ordering: .acquiring)
-        var yields = 0
+        let process = getpid()
+        var unowned = 0
         while true {
             guard !frozen.load(ordering: .acquiring) else {
                 throw MapError.permissionDenied.with(reason: "a frozen map cannot be mapped writable")
             }
             if current & Self.freezing != 0 {
                 // Claimed, not yet flagged (the flag is loaded after the bit was seen).
-                yields += 1
-                guard yields <= 100_000 else {
+                let owner = freezer.load(ordering: .relaxed)
+                if owner != 0 ? owner != process : unowned >= 10_000 {
                     throw MapError.busy.with(reason: "the map is being frozen (its freeze has not marked it)")
                 }
-                sched_yield()
+                if owner == 0 { unowned += 1 }
+                usleep(100)
                 current = writableMappings.load(ordering: .acquiring)
                 continue
             }

@@ -1,4 +1,5 @@
 import Foundation
+@testable import RCUBaseMaps
 import RCUMaps
 import Synchronization
 import RCUMapsTestSupport
@@ -82,6 +83,31 @@ struct ArrayMappingTests {
         let readOnly = try map.mapStorage(writable: false)
         #expect(readOnly.bytes.load(fromByteOffset: 2 * 8, as: UInt64.self) == 99)
     }
+
+    #if DEBUG
+    /// A writable mapping asked for while a freeze that claimed the map has yet to mark it (a
+    /// freezer preempted there for 100 ms) waits for the mark and answers EPERM: it gave up
+    /// after 100,000 yields, about 22 ms, with EBUSY, "being frozen", in the freezer's own
+    /// process (found by review, 2026-12-06, thirtieth session).
+    @Test func aWritableMappingWaitsForAFreezerPreemptedBeforeItsMark() throws {
+        let map = try Self.array()
+        let claimed = Atomic<Bool>(false)
+        map.freezeState.afterClaim = {
+            claimed.store(true, ordering: .releasing)
+            usleep(100_000)
+        }
+        let froze = Atomic<Bool>(false)
+        let freezer = Thread {
+            _ = try? map.freeze()
+            froze.store(true, ordering: .releasing)
+        }
+        freezer.start()
+        while !claimed.load(ordering: .acquiring) { usleep(100) }
+        #expect(errno { _ = try map.mapStorage(writable: true) } == EPERM)
+        while !froze.load(ordering: .acquiring) { usleep(100) }
+        map.freezeState.afterClaim = nil
+    }
+    #endif
 
     /// A writable mapping asked for while a freeze waits for writes in flight (a section
     /// held elsewhere keeps it waiting, with the map marked frozen) answers EPERM, as Linux's

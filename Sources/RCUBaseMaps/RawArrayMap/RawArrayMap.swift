@@ -28,6 +28,13 @@ import Glibc
 /// between, in page-aligned memory (``mapStorage(writable:)``) — so, as on Linux, a
 /// user-mode read of a value over 8 bytes can see a concurrent write half done.
 ///
+/// Signal handlers: a reader of a sequenced value waits while a writer of its slot is in
+/// the middle of its write, and a `BPF_F_LOCK` lookup waits for the value's lock. A signal
+/// handler that interrupted such a write (or a holder of the lock) on its own thread would
+/// wait for it for ever: a handler may read values of at most 8 bytes, and mapped values,
+/// but must not read a larger value of a slot its thread may be writing, nor take a lock
+/// word, nor write (as for QUEUE and STACK).
+///
 /// Concurrency: any number of readers and writers on any threads.
 public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sendable {
     // @unchecked Sendable: `storage` is allocated once and only accessed through atomics

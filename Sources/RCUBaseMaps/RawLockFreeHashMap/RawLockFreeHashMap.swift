@@ -10,10 +10,12 @@ import Glibc
 /// Each entry is one headerless epoch block (see ``/RCUEpoch/EpochRetireList``): the `cds_lfht_node`,
 /// the key (padded to 8 bytes) and the value. Two ways to update an existing key:
 ///
-/// - *Publish and retire* (keys or values over 8 bytes, and provider base maps): an entry's
-///   key and value never change once published (except through helper-mode pointers); an
-///   update publishes a new entry and retires the old one after a grace period.
-/// - *In place* (keys and values of at most 8 bytes, no provider): the value is one atomic
+/// - *Publish and retire* (keys or values over 8 bytes, values with a lock word, and provider
+///   base maps): an entry's key and value never change once published (except through
+///   helper-mode pointers, and a `BPF_F_LOCK` update, which writes the value in place under
+///   its lock word); an update publishes a new entry and retires the old one after a grace
+///   period, so a helper-mode pointer's later writes go to the retired entry.
+/// - *In place* (keys and values of at most 8 bytes, no lock word, no provider): the value is one atomic
 ///   word, paired with a state word in front of the node (live, or sealed by the thread that
 ///   unlinked the entry). An update is a lookup and a 16-byte compare-and-swap of the pair
 ///   that succeeds only while the entry is live; a delete seals the pair after unlinking, and
