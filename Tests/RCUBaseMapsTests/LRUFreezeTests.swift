@@ -62,27 +62,13 @@ struct LRUFreezeTests {
         }
         deleter.start()
         while !parked.load(ordering: .acquiring) { usleep(100) }
-        let first = Thread { _ = try? map.freeze() }
-        first.start()
-        while !map.isFrozen { usleep(100) }
-        usleep(50_000)
-        let answered = Atomic<Bool>(false)
-        let answer = Atomic<Int>(-1)
-        let second = Thread {
-            let code: Int32
-            do throws(MapError) { try map.freeze(); code = 0 } catch { code = error.code }
-            answer.store(map.count << 8 | Int(code), ordering: .relaxed)
-            answered.store(true, ordering: .releasing)
-        }
-        second.start()
-        usleep(100_000)
-        let answeredEarly = answered.load(ordering: .acquiring)
-        #expect(!answeredEarly, "a second freeze() answered while a delete held its chain's lock")
-        release.store(true, ordering: .releasing)
-        while !answered.load(ordering: .acquiring) || !deleted.load(ordering: .acquiring) { usleep(100) }
+        let second = secondFreezeWhileAWriteIsParked(freeze: { () throws(MapError) in try map.freeze() },
+                                                     isFrozen: { map.isFrozen }, count: { map.count },
+                                                     release: { release.store(true, ordering: .releasing) })
+        while !deleted.load(ordering: .acquiring) { usleep(100) }
         map.beforeRemovalUnlinks = nil
-        // Frozen already (EPERM), with the delete done.
-        #expect(answer.load(ordering: .relaxed) == 3 << 8 | Int(EPERM))
+        #expect(!second.answeredEarly, "a second freeze() answered while a delete held its chain's lock")
+        #expect(second.code == EPERM && second.count == 3, "\(second)")  // frozen already, with the delete done
     }
     #endif
 }

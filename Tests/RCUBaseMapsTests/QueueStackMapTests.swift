@@ -795,26 +795,11 @@ struct QueueStackMapTests {
     func aSecondFreezeWaitsForAPushHoldingTheLock(_ kind: Kind) throws {
         let map = try Self.make(kind, maxEntries: 8)
         let push = ParkedPush(self, map, atStep: 1)
-        let first = Thread { _ = try? map.freeze() }
-        first.start()
-        while !map.isFrozen { usleep(100) }
-        usleep(50_000)
-        let answered = Atomic<Bool>(false)
-        let countAtAnswer = Atomic<Int>(-1)
-        let second = Thread {
-            let code: Int32
-            do throws(MapError) { try map.freeze(); code = 0 } catch { code = error.code }
-            countAtAnswer.store(map.count << 8 | Int(code), ordering: .relaxed)
-            answered.store(true, ordering: .releasing)
-        }
-        second.start()
-        usleep(100_000)
-        let answeredEarly = answered.load(ordering: .acquiring)
-        #expect(!answeredEarly, "a second freeze() answered while a push held the ring's lock")
-        #expect(push.releaseAndWait() == 0)
-        while !answered.load(ordering: .acquiring) { usleep(100) }
-        // Frozen already (EPERM), with the push in.
-        #expect(countAtAnswer.load(ordering: .relaxed) == 1 << 8 | Int(EPERM))
+        let second = secondFreezeWhileAWriteIsParked(freeze: { () throws(MapError) in try map.freeze() },
+                                                     isFrozen: { map.isFrozen }, count: { map.count },
+                                                     release: { #expect(push.releaseAndWait() == 0) })
+        #expect(!second.answeredEarly, "a second freeze() answered while a push held the ring's lock")
+        #expect(second.code == EPERM && second.count == 1, "\(second)")  // frozen already, with the push in
     }
     #endif
 

@@ -227,3 +227,30 @@ public func watchdog(seconds: Double, isDone: () -> Bool, expire: () -> Void) {
         usleep(1000)
     }
 }
+
+/// What a second `freeze()` answers while a write the caller parked (one that saw the map
+/// unfrozen) holds up the first: runs `freeze` on a thread, waits until `isFrozen`, runs it
+/// again on another thread, and tells whether that second call answered within 100 ms; then
+/// calls `release` (which lets the parked write finish) and waits for the answer: its errno
+/// (0 if it froze) and `count()` read right after it.
+public func secondFreezeWhileAWriteIsParked(freeze: @escaping @Sendable () throws(MapError) -> Void,
+                                            isFrozen: () -> Bool, count: @escaping @Sendable () -> Int,
+                                            release: () -> Void) -> (answeredEarly: Bool, code: Int32, count: Int) {
+    Thread { _ = try? freeze() }.start()
+    while !isFrozen() { usleep(100) }
+    usleep(50_000)
+    let answered = Atomic<Bool>(false)
+    let answer = Atomic<Int>(-1)
+    Thread {
+        let code: Int32
+        do throws(MapError) { try freeze(); code = 0 } catch { code = error.code }
+        answer.store(count() << 8 | Int(code), ordering: .relaxed)
+        answered.store(true, ordering: .releasing)
+    }.start()
+    usleep(100_000)
+    let answeredEarly = answered.load(ordering: .acquiring)
+    release()
+    while !answered.load(ordering: .acquiring) { usleep(100) }
+    let word = answer.load(ordering: .relaxed)
+    return (answeredEarly, Int32(word & 0xFF), word >> 8)
+}
