@@ -91,8 +91,11 @@ print("total:", packetsPerInterface.values.reduce(0, +), "of", readers * batches
       "while 10.1.0.0/16 changed", routeChanges.load(ordering: .relaxed), "times")
 
 /// Removes the route of `prefix`, then waits for a grace period: once `synchronize()`
-/// returns, every lookup that started before the removal has finished, so none can still
-/// return the old route — the point at which a router may tear the old next hop down.
+/// returns, every section that could have found the old route has ended, and no lookup
+/// finds it any more. A reader may still hold a *copy* it took before the removal (the
+/// subscript returns one): work that must not outlive the route — forwarding through its
+/// next hop before the hop is torn down — belongs inside `withValue(forKey:)`, whose
+/// section the grace period waits for.
 func withdraw(_ prefix: Prefix, from routes: RCUDictionary<Prefix, Route>) async -> Route? {
     guard let old = routes.removeValue(forKey: prefix) else { return nil }
     await Epoch.synchronize()        // the async form: suspends the task, blocks no thread
@@ -102,7 +105,7 @@ func withdraw(_ prefix: Prefix, from routes: RCUDictionary<Prefix, Route>) async
 /// Withdraws 10.1.2.0/24 and shows where its addresses go now.
 func withdrawOneRoute(from routes: RCUDictionary<Prefix, Route>) async {
     if let withdrawn = await withdraw(Prefix(0x0A01_0200, 24), from: routes) {
-        print("withdrew 10.1.2.0/24 (via \(withdrawn.nextHop) on \(withdrawn.interface)); no lookup can return it any more")
+        print("withdrew 10.1.2.0/24 (via \(withdrawn.nextHop) on \(withdrawn.interface)); no lookup finds it any more")
     }
     print("10.1.2.7 now goes via", route(to: 0x0A01_0207, in: routes)?.interface ?? "nowhere")
 }
