@@ -145,7 +145,7 @@ struct DocumentationExamplesTests {
         let routes = RCUDictionary<String, String>()
         routes["10.0.0.0/8"] = "eth0"
         routes.removeValue(forKey: "10.0.0.0/8")
-        Epoch.synchronize()   // no lookup that could return "eth0" for 10.0.0.0/8 is still running
+        Epoch.synchronize()   // no section that could have read "eth0" for 10.0.0.0/8 is still running
         Epoch.barrier()       // and the removed entry has been released
         #expect(routes.isEmpty)
     }
