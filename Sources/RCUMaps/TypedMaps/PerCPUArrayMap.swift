@@ -32,6 +32,11 @@ import Synchronization
 /// reads never see half of a whole-value write (in-place writes bypass it: see below). ``withValue(at:_:)`` hands out the value
 /// with plain (non-atomic) access: use it only where no other thread can run on that CPU's
 /// value (or for reads that tolerate a torn value).
+///
+/// Signal handlers: `add(_:at:)` may run in one. A whole-value read or write of a value over
+/// 8 bytes waits while a writer of the same slot is mid-write (its sequence word), so a
+/// handler that interrupted such a write on its own thread would wait for ever: from a
+/// handler, read only values of at most 8 bytes, and write only through `add`.
 public final class PerCPUArrayMap<Value: BitwiseCopyable & Sendable>: Sendable {
     /// Array indices, `0..<count`, as Linux's PERCPU_ARRAY keys.
     public typealias Key = UInt32
