@@ -151,7 +151,10 @@ public final class ObjectMapProvider: Sendable {
         }
     }
 
-    /// Maps of this provider's type that exist now.
+    /// Maps of this provider's type that exist now, as the provider counts them: a map
+    /// leaves the count inside its `postprocessMapDelete`, a little before the library
+    /// stops counting it, so an `unregister()` right after this reads 0 may still answer
+    /// EBUSY (try again).
     public var liveMaps: Int { state.mapsAlive.load(ordering: .acquiring) }
 
     static func counter(_ object: UnsafeMutableRawPointer) -> UnsafeMutablePointer<Atomic<Int>> {

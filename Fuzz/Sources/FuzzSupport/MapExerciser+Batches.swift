@@ -355,7 +355,8 @@ extension MapExerciser {
 
     /// The elements a lookup (or lookup-and-delete) batch returns from `cursor`: the walk's
     /// keys in order, skipping those whose lookup says ENOENT (a custom map's find), up to
-    /// `count`; an element whose lookup fails otherwise fails the call.
+    /// `count`; an element whose lookup fails otherwise (or whose removal the pre-deletion
+    /// callback refuses, ENOENT included) fails the call.
     func predictBatch(_ map: any RawMap, _ kind: BatchKind, from cursor: MapBatchCursor?, count: Int,
                       elementFlags: MapElementFlags) -> BatchPrediction {
         var prediction = BatchPrediction()
@@ -373,7 +374,9 @@ extension MapExerciser {
             case .succeed(let value):
                 prediction.elements.append((key, value ?? []))
             case .fail(let codes):
-                if codes != [ENOENT] {
+                // A pre-deletion callback's refusal stops a removing batch whatever its code;
+                // an ENOENT of the map's or of a find callback skips the element.
+                if codes != [ENOENT] || (kind != .lookup && model.lookupAndDeleteIsRefused(key, flags: elementFlags)) {
                     prediction.stop = codes.min()
                     return prediction
                 }
@@ -448,7 +451,8 @@ extension MapExerciser {
         let removed = Set(model.removals[pass.removalsAtStart...])
         let present = pass.presentAtStart ?? Set(model.keys)
         // Skipped: keys whose lookup (lookup-and-delete) the model answers ENOENT — a custom
-        // map's find, or pre-deletion refusal, saying ENOENT.
+        // map's find saying ENOENT. (A pre-deletion refusal stops the batch instead, and a
+        // stopped pass is not complete.)
         let required = present.subtracting(removed).filter { key in
             let expectation = pass.kind == .lookupAndDelete ? model.lookupAndDelete(key, flags: elementFlags)
                                                             : model.lookup(key, flags: elementFlags)

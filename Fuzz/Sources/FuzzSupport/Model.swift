@@ -324,6 +324,15 @@ public final class MapModel {
         return .succeed(value: value)
     }
 
+    /// Whether `lookupAndDelete(key, flags:)` fails because the pre-deletion callback refuses
+    /// the removal (whatever its code): a refusal, which stops a removing batch, not an
+    /// absent or hidden key, which it skips (reliability.md row 299).
+    public func lookupAndDeleteIsRefused(_ key: [UInt8], flags: MapElementFlags? = nil) -> Bool {
+        guard case .fail = lookupAndDelete(key, flags: flags), let rules, let value = entries[key],
+              rules.findError(key, value) == nil else { return false }
+        return rules.deletionRefusal(key) != nil
+    }
+
     /// `freeze()` (inside an epoch section when `inSection`).
     public func freeze(inSection: Bool) -> Expectation {
         if lockOffset != nil { return .fail(ENOTSUPP) }

@@ -172,8 +172,10 @@ rcumaps_result_t rcumaps_register_provider(const rcumaps_provider_registration_t
 
 /* Unregisters the provider of map_type. EBUSY while maps of the type exist — a map
  * exists until its postprocess_map_delete has returned, so an unregister from inside that
- * callback (or racing it) fails with EBUSY: unregister after the callback, once the
- * provider's own count of its maps is zero. ENOENT if none is registered. It removes
+ * callback (or racing it) fails with EBUSY: unregister after the callback has returned. A
+ * provider's own count of its maps, lowered inside the callback, reaches zero a little
+ * before the library's: an unregister that follows it may still get EBUSY, and should try
+ * again. ENOENT if none is registered. It removes
  * whichever provider holds map_type (there is no per-registration handle in C, unlike
  * Swift's MapProviderRegistration): call it once per successful registration, never
  * again after another provider may have registered the type. */

@@ -59,7 +59,9 @@ public protocol TypedMapProvider: Sendable {
     func store(_ value: Value, forKey key: Key, context: Context) throws(MapError) -> Stored
 
     /// ``TypedProviderMode/transforming``: the user form of a stored value (throwing fails
-    /// the lookup).
+    /// the lookup). On the lock-free base a removal whose key is replaced meanwhile runs it
+    /// again on the newer entry, so it may run on a value that is not returned: keep it free
+    /// of side effects.
     func load(_ stored: Stored, forKey key: Key, context: Context) throws(MapError) -> Value
 
     /// ``TypedProviderMode/validating``: check the value (throw to refuse the update) or
