@@ -70,6 +70,9 @@ package final class MapFreezeState: Sendable {
     /// The process whose thread froze the map (set with the flag): in a forked child no
     /// thread will complete that freeze.
     private let freezer = Atomic<Int32>(0)
+    /// The freezer's process's fork count (`Epoch.forkIncarnations`), stored before its pid:
+    /// a descendant given the freezer's recycled pid still tells itself apart.
+    private let freezerForks = Atomic<UInt64>(0)
     /// Writable mappings that exist now; bit 62 is set while a freeze is in progress.
     private let writableMappings = Atomic<Int>(0)
     private static let freezing = 1 << 62
@@ -125,7 +128,8 @@ package final class MapFreezeState: Sendable {
         #if DEBUG
         afterClaim?()
         #endif
-        freezer.store(getpid(), ordering: .relaxed)
+        freezerForks.store(Epoch.forkIncarnations, ordering: .relaxed)
+        freezer.store(getpid(), ordering: .releasing)
         guard !frozen.exchange(true, ordering: .acquiringAndReleasing) else { throw try frozenAlready() }
         // Writes that checked the flag before it was set are inside sections: wait for them,
         // then for those that checked it under a lock of the type's.
@@ -151,12 +155,20 @@ package final class MapFreezeState: Sendable {
             }
             // The flag may still be on its way (claimed, not yet set): wait for the freezer's pid
             // too — for a second at most (a child forked between the claim and the pid).
-            let owner = freezer.load(ordering: .relaxed)
-            if owner != 0 ? owner != process : unowned >= 10_000 { break }
+            let owner = freezer.load(ordering: .acquiring)
+            if owner != 0 ? isAnotherProcess(owner, process) : unowned >= 10_000 { break }
             if owner == 0 { unowned += 1 }
             usleep(100)
         }
         return MapError.permissionDenied.with(reason: "the map is frozen already")
+    }
+
+    /// Whether the freezer whose pid is `owner` (loaded acquiring) is not this process: another
+    /// pid, or this pid in a forked descendant that was given it (its fork count differs: a pid
+    /// alone made such a descendant wait for a freeze no thread of it will finish; found by
+    /// review, 2026-12-06, thirtieth session).
+    private func isAnotherProcess(_ owner: Int32, _ process: Int32) -> Bool {
+        owner != process || freezerForks.load(ordering: .relaxed) != Epoch.forkIncarnations
     }
 
     /// Counts a new writable mapping; refused on a frozen map (EPERM), also one whose
@@ -183,8 +195,8 @@ package final class MapFreezeState: Sendable {
             }
             if current & Self.freezing != 0 {
                 // Claimed, not yet flagged (the flag is loaded after the bit was seen).
-                let owner = freezer.load(ordering: .relaxed)
-                if owner != 0 ? owner != process : unowned >= 10_000 {
+                let owner = freezer.load(ordering: .acquiring)
+                if owner != 0 ? isAnotherProcess(owner, process) : unowned >= 10_000 {
                     throw MapError.busy.with(reason: "the map is being frozen (its freeze has not marked it)")
                 }
                 if owner == 0 { unowned += 1 }

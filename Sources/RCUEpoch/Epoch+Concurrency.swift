@@ -71,7 +71,12 @@ extension Epoch {
     /// descendant that was given the same pid.
     enum ForkIncarnation {
         static let count: Atomic<UInt64> = {
-            _ = EpochFork.addParticipant(level: .epoch, prepare: {}, parent: {},
+            // The prepare handler reads the static: a fork that comes while another thread is
+            // still inside this initialiser (the participant published, the once-lock held)
+            // waits for it, where the child's handler would wait for a lock whose holder the
+            // child does not have (found by review, 2026-12-06, thirtieth session).
+            _ = EpochFork.addParticipant(level: .epoch,
+                                         prepare: { _ = ForkIncarnation.count.load(ordering: .relaxed) }, parent: {},
                                          child: { ForkIncarnation.count.wrappingAdd(1, ordering: .releasing) })
             return Atomic(0)
         }()

@@ -244,7 +244,7 @@ public func secondFreezeWhileAWriteIsParked(freeze: @escaping @Sendable () throw
     Thread {
         let code: Int32
         do throws(MapError) { try freeze(); code = 0 } catch { code = error.code }
-        answer.store(count() << 8 | Int(code), ordering: .relaxed)
+        answer.store(count() << 16 | Int(code), ordering: .relaxed)
         answered.store(true, ordering: .releasing)
     }.start()
     usleep(100_000)
@@ -252,5 +252,5 @@ public func secondFreezeWhileAWriteIsParked(freeze: @escaping @Sendable () throw
     release()
     while !answered.load(ordering: .acquiring) { usleep(100) }
     let word = answer.load(ordering: .relaxed)
-    return (answeredEarly, Int32(word & 0xFF), word >> 8)
+    return (answeredEarly, Int32(word & 0xFFFF), word >> 16)
 }

@@ -354,7 +354,10 @@ struct RCUDictionaryTests {
 
     /// A dictionary literal's size is no floor: emptied, it shrinks as one filled key by key
     /// (it kept the literal's array for good: found by review, 2026-12-06, thirtieth session).
-    @Test func aLiteralsDictionaryShrinksOnceEmptied() {
+    /// (An 80-entry literal sizes its array at 64 buckets: on a machine of 9 or more CPUs the
+    /// stripes make that the least array, and there is nothing to shrink.)
+    @Test(.enabled(if: RCUDictionary<Int, Int>().bucketCountNow < 64, "this machine's least array is the literal's"))
+    func aLiteralsDictionaryShrinksOnceEmptied() {
         let smallest = RCUDictionary<Int, Int>().bucketCountNow
         let literal: RCUDictionary<Int, Int> = [0: 0, 1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 6, 7: 7, 8: 8, 9: 9, 10: 10, 11: 11,
                                                12: 12, 13: 13, 14: 14, 15: 15, 16: 16, 17: 17, 18: 18, 19: 19, 20: 20,

@@ -278,7 +278,10 @@ extension MapExerciser {
                 staleCursors.append(cursor)
                 if staleCursors.count > 8 { staleCursors.removeFirst() }
             }
-            switch outcome.error?.code {
+            // A provider's refusal with ENOENT is a failure, not the end (`isEndOfMap`): it takes
+            // the default branch, as any other refusal.
+            let code: Int32? = outcome.isEndOfMap ? ENOENT : (outcome.error?.code == ENOENT ? -1 : outcome.error?.code)
+            switch code {
             case nil:
                 fuzzCheck(outcome.cursor != nil, "\(what): no cursor to resume from")
                 pass.cursor = outcome.cursor
@@ -451,8 +454,8 @@ extension MapExerciser {
         let removed = Set(model.removals[pass.removalsAtStart...])
         let present = pass.presentAtStart ?? Set(model.keys)
         // Skipped: keys whose lookup (lookup-and-delete) the model answers ENOENT — a custom
-        // map's find saying ENOENT. (A pre-deletion refusal stops the batch instead, and a
-        // stopped pass is not complete.)
+        // map's find saying ENOENT. (A pre-deletion refusal stops the batch instead, with a
+        // marked error that does not end the pass: `batchCall` checks a pass only at its end.)
         let required = present.subtracting(removed).filter { key in
             let expectation = pass.kind == .lookupAndDelete ? model.lookupAndDelete(key, flags: elementFlags)
                                                             : model.lookup(key, flags: elementFlags)
