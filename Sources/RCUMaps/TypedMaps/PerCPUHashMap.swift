@@ -315,7 +315,7 @@ extension PerCPUHashMap where Value == UInt64 {
     /// some threads add with rseq and others atomically (a thread whose rseq registration
     /// failed, say under a seccomp filter installed after start-up, or was undone), an atomic
     /// add can overlap a plain one on the same CPU's counter and one of the two be lost, as
-    /// for ``PerCPUArrayMap/add(_:at:)``. An add
+    /// for `PerCPUArrayMap.add(_:at:)`. An add
     /// racing with a delete of the key can be lost, as on Linux; so can one racing a
     /// user-mode write (``setValues(_:forKey:flags:)``, ``setValue(_:forKey:)``) of an existing key,
     /// which here publishes a new copy of the entry (Linux writes its values in place, so
