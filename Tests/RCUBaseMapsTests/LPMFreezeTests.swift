@@ -41,4 +41,33 @@ struct LPMFreezeTests {
         #expect(frozeWhileHeld, "the freeze began only after the writer let go")
         #expect(LPMTrieMapTests.errno { try LPMTrieMapTests.put(map, LPMTrieMapTests.ipv4(11, 0, 0, 0, 8), 2) } == EPERM)
     }
+
+    #if DEBUG
+    /// A second `freeze()` answers "frozen already" only once an update that found the map
+    /// unfrozen under the writer lock has landed, as the first freeze does (reliability.md
+    /// row 302, whose LPM case had no test: this hook parks the update there).
+    @Test func aSecondFreezeWaitsForAnUpdateHoldingTheWriterLock() throws {
+        let map = try LPMTrieMapTests.make()
+        try LPMTrieMapTests.put(map, LPMTrieMapTests.ipv4(10, 0, 0, 0, 8), 1)
+        let parked = Atomic<Bool>(false)
+        let release = Atomic<Bool>(false)
+        map.afterFreezeCheck = {
+            parked.store(true, ordering: .releasing)
+            while !release.load(ordering: .acquiring) { usleep(100) }
+        }
+        let updated = Atomic<Bool>(false)
+        Thread {
+            _ = try? LPMTrieMapTests.put(map, LPMTrieMapTests.ipv4(10, 1, 0, 0, 16), 2)
+            updated.store(true, ordering: .releasing)
+        }.start()
+        while !parked.load(ordering: .acquiring) { usleep(100) }
+        let second = secondFreezeWhileAWriteIsParked(freeze: { () throws(MapError) in try map.freeze() },
+                                                     isFrozen: { map.isFrozen }, count: { map.count },
+                                                     release: { release.store(true, ordering: .releasing) })
+        while !updated.load(ordering: .acquiring) { usleep(100) }
+        map.afterFreezeCheck = nil
+        #expect(!second.answeredEarly, "a second freeze() answered while an update held the writer lock")
+        #expect(second.code == EPERM && second.count == 2, "\(second)")  // frozen already, with the update in
+    }
+    #endif
 }

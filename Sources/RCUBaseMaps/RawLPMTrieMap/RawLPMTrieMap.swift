@@ -52,6 +52,11 @@ public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
     /// What user and helper mode may do (the access flags).
     public let access: MapAccess
     let freezeState = MapFreezeState()
+    #if DEBUG
+    /// Tests (debug builds only): runs in an update under the writer lock, once it has found
+    /// the map unfrozen, before it changes anything. Set before the map is shared.
+    package nonisolated(unsafe) var afterFreezeCheck: (() -> Void)?
+    #endif
     let tag: PoolTag
     /// The published root block (never 0 after init).
     let root = Atomic<UInt>(0)
@@ -251,6 +256,9 @@ public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
         do throws(MapError) {
             return try writerLock.withLock { _ throws(MapError) -> Bool in
                 if checkingFreeze, freezeState.isFrozen { throw frozenError }
+                #if DEBUG
+                afterFreezeCheck?()
+                #endif
                 let (depth, index) = place(length: length, data: data)
                 var nodes = pathNodes(to: depth, data: data)
                 let existing = nodes.count == depth + 1 ? nodes[depth].entry(index) : nil
