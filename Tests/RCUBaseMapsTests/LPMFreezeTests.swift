@@ -49,21 +49,17 @@ struct LPMFreezeTests {
     @Test func aSecondFreezeWaitsForAnUpdateHoldingTheWriterLock() throws {
         let map = try LPMTrieMapTests.make()
         try LPMTrieMapTests.put(map, LPMTrieMapTests.ipv4(10, 0, 0, 0, 8), 1)
-        let parked = Atomic<Bool>(false)
-        let release = Atomic<Bool>(false)
-        map.afterFreezeCheck = {
-            parked.store(true, ordering: .releasing)
-            while !release.load(ordering: .acquiring) { usleep(100) }
-        }
+        let parking = ParkingHook()
+        map.afterFreezeCheck = parking.hook
         let updated = Atomic<Bool>(false)
         Thread {
             _ = try? LPMTrieMapTests.put(map, LPMTrieMapTests.ipv4(10, 1, 0, 0, 16), 2)
             updated.store(true, ordering: .releasing)
         }.start()
-        while !parked.load(ordering: .acquiring) { usleep(100) }
+        parking.waitUntilParked()
         let second = secondFreezeWhileAWriteIsParked(freeze: { () throws(MapError) in try map.freeze() },
                                                      isFrozen: { map.isFrozen }, count: { map.count },
-                                                     release: { release.store(true, ordering: .releasing) })
+                                                     release: parking.release)
         while !updated.load(ordering: .acquiring) { usleep(100) }
         map.afterFreezeCheck = nil
         #expect(!second.answeredEarly, "a second freeze() answered while an update held the writer lock")

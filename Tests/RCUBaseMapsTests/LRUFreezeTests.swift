@@ -48,12 +48,8 @@ struct LRUFreezeTests {
         let map = try RawBucketHashMap(MapDefinition(type: type, keySize: 8, valueSize: 8, maxEntries: 4, flags: [.zeroSeed],
                                                      poolTag: uniqueTag()))
         for key in UInt64(1)...4 { try map.put(key, key * 10) }
-        let parked = Atomic<Bool>(false)
-        let release = Atomic<Bool>(false)
-        map.beforeRemovalUnlinks = {
-            parked.store(true, ordering: .releasing)
-            while !release.load(ordering: .acquiring) { usleep(100) }
-        }
+        let parking = ParkingHook()
+        map.beforeRemovalUnlinks = parking.hook
         let deleted = Atomic<Bool>(false)
         let deleter = Thread {
             var key: UInt64 = 1
@@ -61,10 +57,10 @@ struct LRUFreezeTests {
             deleted.store(true, ordering: .releasing)
         }
         deleter.start()
-        while !parked.load(ordering: .acquiring) { usleep(100) }
+        parking.waitUntilParked()
         let second = secondFreezeWhileAWriteIsParked(freeze: { () throws(MapError) in try map.freeze() },
                                                      isFrozen: { map.isFrozen }, count: { map.count },
-                                                     release: { release.store(true, ordering: .releasing) })
+                                                     release: parking.release)
         while !deleted.load(ordering: .acquiring) { usleep(100) }
         map.beforeRemovalUnlinks = nil
         #expect(!second.answeredEarly, "a second freeze() answered while a delete held its chain's lock")

@@ -254,3 +254,28 @@ public func secondFreezeWhileAWriteIsParked(freeze: @escaping @Sendable () throw
     let word = answer.load(ordering: .relaxed)
     return (answeredEarly, Int32(word & 0xFFFF), word >> 16)
 }
+
+/// A test hook that parks the thread running it until ``release()``: install ``hook`` as a
+/// map's debug hook, start the write on a thread of its own, then ``waitUntilParked()``.
+public final class ParkingHook: Sendable {
+    private let parked = Atomic<Bool>(false)
+    private let released = Atomic<Bool>(false)
+
+    public init() {}
+
+    /// Marks the calling thread parked, then waits until ``release()``.
+    public var hook: @Sendable () -> Void {
+        { [self] in
+            parked.store(true, ordering: .releasing)
+            while !released.load(ordering: .acquiring) { usleep(100) }
+        }
+    }
+
+    /// Waits until a thread runs ``hook``.
+    public func waitUntilParked() {
+        while !parked.load(ordering: .acquiring) { usleep(100) }
+    }
+
+    /// Lets the parked thread (and any later one) go on.
+    public func release() { released.store(true, ordering: .releasing) }
+}
