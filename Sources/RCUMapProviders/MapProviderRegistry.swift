@@ -230,12 +230,13 @@ public final class MapProviderRegistry: Sendable {
                     : MapError.keyNotFound.with(
                         reason: "this registration of map type \(definition.type.rawValue) was unregistered"))
             }
-            if let viewTypes {
-                do throws(MapError) {
+            do throws(MapError) {
+                if let viewTypes {
                     try ProviderValueTypes.check(view: viewTypes, servedBy: binding.valueTypes, type: definition.type)
-                } catch {
-                    return .failure(error)
                 }
+                try RawCustomMap.checkBeforeCounting(definition)
+            } catch {
+                return .failure(error)
             }
             binding.liveMaps.wrappingAdd(1, ordering: .acquiringAndReleasing)  // holds the provider
             return .success(binding)

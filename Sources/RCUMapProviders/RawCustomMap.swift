@@ -64,6 +64,28 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
     /// Under the provider layer's one lock, which a fork takes (``ProviderState``).
     private let programTypes = ProviderState(Associations())
 
+    /// The checks of a definition that need no provider, made by the registry before it
+    /// counts the map as alive (``MapProviderRegistry/createMap(_:)``): a definition refused
+    /// here never counts, so an unregister racing with it does not answer EBUSY for a map
+    /// that never existed (it counted from before these checks: found by review,
+    /// 2026-12-07).
+    static func checkBeforeCounting(_ definition: MapDefinition) throws(MapError) {
+        // The checks `map_create` makes before any type's own: `RDONLY|WRONLY` together and
+        // the NUMA node (EINVAL), before the provider is asked (it was asked first, and its
+        // errno came back for a definition the map layer refuses: found by review,
+        // 2026-12-05, nineteenth session).
+        try definition.validateCommon()
+        // Sizes the provider is told about must at least be sane.
+        guard definition.keySize > 0, definition.valueSize > 0, definition.maxEntries > 0,
+              definition.keySize <= Int(UInt32.max), definition.valueSize <= Int(UInt32.max),
+              definition.maxEntries <= Int(UInt32.max) else {
+            throw MapError.invalidArgument.with(reason: "key size, value size and maxEntries must be 1...2^32-1")
+        }
+        guard definition.lockOffset == nil else {
+            throw MapError.invalidArgument.with(reason: "custom map values cannot hold a lock word")
+        }
+    }
+
     init(_ definition: MapDefinition, binding: ProviderBinding) throws(MapError) {
         let request = MapCreateRequest(type: definition.type, keySize: definition.keySize,
                                        valueSize: definition.valueSize, maxEntries: definition.maxEntries)
@@ -73,24 +95,7 @@ public final class RawCustomMap: RawMap, @unchecked Sendable {
             binding.liveMaps.wrappingSubtract(1, ordering: .acquiringAndReleasing)
             return error
         }
-        // The checks `map_create` makes before any type's own: `RDONLY|WRONLY` together and
-        // the NUMA node (EINVAL), before the provider is asked (it was asked first, and its
-        // errno came back for a definition the map layer refuses: found by review,
-        // 2026-12-05, nineteenth session).
-        do {
-            try definition.validateCommon()
-        } catch {
-            throw abandon(error)
-        }
-        // Sizes the provider is told about must at least be sane.
-        guard definition.keySize > 0, definition.valueSize > 0, definition.maxEntries > 0,
-              definition.keySize <= Int(UInt32.max), definition.valueSize <= Int(UInt32.max),
-              definition.maxEntries <= Int(UInt32.max) else {
-            throw abandon(MapError.invalidArgument.with(reason: "key size, value size and maxEntries must be 1...2^32-1"))
-        }
-        guard definition.lockOffset == nil else {
-            throw abandon(MapError.invalidArgument.with(reason: "custom map values cannot hold a lock word"))
-        }
+        // The definition passed `checkBeforeCounting(_:)` before it was counted.
         guard let create = binding.dispatch.preprocessMapCreate else { throw abandon(MapError.invalidArgument) }
         let created: MapCreateResult
         do {

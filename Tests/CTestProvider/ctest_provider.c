@@ -191,9 +191,26 @@ int ctest_provider_register_malformed(int variant, uint32_t map_type)
     case 7: broken.version = RCUMAPS_PROVIDER_DISPATCH_VERSION + 1; break; /* a later version */
     case 8: broken.version = 0; break;
     case 9: registration.version = RCUMAPS_PROVIDER_REGISTRATION_VERSION + 1; break;
+    case 10: broken.postprocess_find_element = NULL; break;    /* translating, no find */
+    case 11: broken.preprocess_element_addition = NULL; break; /* translating, no addition */
     default: return -1;
     }
     return rcumaps_register_provider(&registration, NULL);
+}
+
+int ctest_provider_register_from_stack(uint32_t map_type, uint32_t base_map)
+{
+    /* A table and a registration that live on this frame only: the library copies what it
+     * needs while registering (rcumaps_provider.h), so scribbling over both afterwards
+     * changes nothing. */
+    rcumaps_provider_dispatch_table_t table = dispatch;
+    rcumaps_provider_registration_t registration = make_registration(map_type, base_map, &table);
+    int result = rcumaps_register_provider(&registration, NULL);
+    volatile unsigned char *bytes = (volatile unsigned char *)&table;
+    for (size_t i = 0; i < sizeof table; i++) bytes[i] = 0xA5;
+    bytes = (volatile unsigned char *)&registration;
+    for (size_t i = 0; i < sizeof registration; i++) bytes[i] = 0xA5;
+    return result;
 }
 
 int ctest_provider_unregister(uint32_t map_type) { return rcumaps_unregister_provider(map_type); }

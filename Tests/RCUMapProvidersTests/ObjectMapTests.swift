@@ -306,10 +306,28 @@ struct CProviderTests {
         }
     }
 
+    /// The dispatch table and the registration are read while registering only (the header
+    /// said the table must stay valid until unregistered): registered from the stack and
+    /// overwritten as soon as the call returned, the provider still serves its maps.
+    @Test func aRegistrationIsCopiedWhileRegistering() throws {
+        let type = uniqueCustomType()
+        #expect(ctest_provider_register_from_stack(type.rawValue, RCUMAPS_BASE_MAP_HASH_BUCKET_LOCKED) == 0)
+        do {
+            let map = try #require(try MapRegistry.create(MapDefinition(type: type, keySize: 4, valueSize: 4, maxEntries: 8))
+                as? RawCustomMap)
+            try map.put(UInt32(3), UInt32(0x1234))
+            #expect(try map.get(UInt32(3), as: UInt32.self) == 0x1234)
+            try map.remove(UInt32(3))
+        }
+        #expect(ctest_provider_unregister(type.rawValue) == 0)
+    }
+
     @Test func malformedCRegistrationsAreRefused() {
         // 7–9: table versions this library does not know (a later one was read as version 1
         // in C while Swift refused it: found by review, 2026-12-05).
-        for variant: Int32 in 0...9 {
+        // 10–11: a translating provider needs its find and addition callbacks (the header
+        // did not say so: found by review, 2026-12-07).
+        for variant: Int32 in 0...11 {
             #expect(ctest_provider_register_malformed(variant, uniqueCustomType().rawValue) == EINVAL, "variant \(variant)")
         }
         // Out of the custom range.

@@ -1,6 +1,7 @@
 import RCUMaps
 import RCUMapsTestSupport
 import Testing
+import Synchronization
 
 @Suite("Provider registration")
 struct RegistrationTests {
@@ -164,5 +165,57 @@ struct MapRegistryCreationTests {
         defer { _ = try? registration.unregister() }
         let definition = MapDefinition(type: type, keySize: 4, valueSize: 4, maxEntries: 1)
         for _ in 0..<60_000 { _ = try MapRegistry.create(definition) }
+    }
+}
+
+/// Row 313: a creation the map layer refuses before the provider is asked (here
+/// `BPF_F_RDONLY | BPF_F_WRONLY`) never counts as a map of the type, so unregistering while
+/// such creations run never answers EBUSY. The count rose before those checks, and an
+/// unregister between the two found "1 map(s) still exist" where none ever had.
+@Suite struct RefusedCreationCountTests {
+    @Test func refusedCreationsNeverHoldTheProvider() throws {
+        let provider = RecordingProvider()
+        let type = uniqueCustomType()
+        let stop = Atomic<Bool>(false)
+        let busy = Atomic<Int>(0)
+        let otherErrors = Atomic<Int>(0)
+        let rounds = Atomic<Int>(0)
+        var definition = MapDefinition(type: type, keySize: 8, valueSize: 8, maxEntries: 4)
+        definition.flags = [.readOnly, .writeOnly]
+        let refused = definition
+        runOnThreads(2) { index in
+            if index == 0 {
+                // Creations refused by the map layer's checks, as fast as they go.
+                while !stop.load(ordering: .relaxed) {
+                    do throws(MapError) {
+                        _ = try MapRegistry.create(refused)
+                        otherErrors.add(1, ordering: .relaxed)  // created: cannot happen
+                    } catch {
+                        if error != .invalidArgument { otherErrors.add(1, ordering: .relaxed) }
+                    }
+                }
+            } else {
+                defer { stop.store(true, ordering: .relaxed) }
+                for _ in 0..<3000 {
+                    do throws(MapError) {
+                        let registration = try MapProviderRegistry.shared.register(
+                            type: type, base: .hashBucketLocked, dispatch: provider.dispatch)
+                        do throws(MapError) {
+                            try registration.unregister()
+                        } catch {
+                            if error == .busy { busy.add(1, ordering: .relaxed) } else { otherErrors.add(1, ordering: .relaxed) }
+                            return
+                        }
+                    } catch {
+                        otherErrors.add(1, ordering: .relaxed)
+                        return
+                    }
+                    rounds.add(1, ordering: .relaxed)
+                }
+            }
+        }
+        #expect(busy.load(ordering: .relaxed) == 0)
+        #expect(otherErrors.load(ordering: .relaxed) == 0)
+        #expect(rounds.load(ordering: .relaxed) == 3000)
     }
 }

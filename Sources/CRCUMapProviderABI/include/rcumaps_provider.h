@@ -62,8 +62,10 @@ extern "C" {
 typedef int rcumaps_result_t;
 
 /* Callbacks a provider implements. Required: preprocess_map_create,
- * postprocess_map_delete, preprocess_associate_program_type, and exactly one of
- * preprocess_element_deletion (deprecated) / postprocess_element_deletion. */
+ * postprocess_map_delete, preprocess_associate_program_type, exactly one of
+ * preprocess_element_deletion (deprecated) / postprocess_element_deletion, and, with
+ * updates_original_value, postprocess_find_element and preprocess_element_addition
+ * (which translate stored and user values). A table without them is refused (EINVAL). */
 typedef struct rcumaps_provider_dispatch_table {
     uint32_t version; /* RCUMAPS_PROVIDER_DISPATCH_VERSION */
     uint32_t size;    /* sizeof(rcumaps_provider_dispatch_table_t) */
@@ -117,7 +119,10 @@ typedef struct rcumaps_provider_registration {
     uint32_t base_map;               /* RCUMAPS_BASE_MAP_* */
     uint32_t updates_original_value; /* non-zero: stored values differ from user values */
     uint32_t reserved;               /* 0 */
-    const rcumaps_provider_dispatch_table_t *dispatch; /* must stay valid until unregistered */
+    const rcumaps_provider_dispatch_table_t *dispatch; /* read once, while registering: the
+                                                         * library keeps a copy of its first
+                                                         * `size` bytes, so a later change to
+                                                         * the table changes nothing */
     void *binding_context;           /* passed back to every callback */
 } rcumaps_provider_registration_t;
 
@@ -171,7 +176,9 @@ rcumaps_result_t rcumaps_register_provider(const rcumaps_provider_registration_t
                                            const rcumaps_client_dispatch_table_t **client);
 
 /* Unregisters the provider of map_type. EBUSY while maps of the type exist — a map
- * exists until its postprocess_map_delete has returned, so an unregister from inside that
+ * exists from when its creation asks preprocess_map_create (a creation the map layer
+ * refuses before that, for its sizes or flags, never counts) until its
+ * postprocess_map_delete has returned, so an unregister from inside that
  * callback (or racing it) fails with EBUSY: unregister after the callback has returned. A
  * provider's own count of its maps, lowered inside the callback, reaches zero a little
  * before the library's: an unregister that follows it may still get EBUSY, and should try

@@ -32,7 +32,8 @@ extension KeyValueMap {
     /// A bucket of the bucket-locked hash that does not fit in `maxCount` is read whole
     /// anyway (the buffers grow for it, where the byte level answers ENOSPC), and the call
     /// then also returns the buckets after it that fit the grown buffers. One call
-    /// returns at most ``largestBatch`` entries whatever `maxCount` asks (more take more
+    /// returns at most ``largestBatch`` entries whatever `maxCount` asks, and no more than
+    /// fit in ``largestBatchBytes`` of keys and values (at least one entry; more take more
     /// calls): its buffers are allocated for the count it may return.
     ///
     /// A `maxCount` of 0 returns no entry (the cursor unchanged), as Linux does for a count
@@ -48,8 +49,25 @@ extension KeyValueMap {
     }
 
     /// The most entries one batch call returns (65,536), whatever its `maxCount`; a bucket
-    /// larger than that is still returned whole.
+    /// larger than that is still returned whole. Wide pairs are fewer a call: see
+    /// ``largestBatchBytes``.
     public static var largestBatch: Int { 1 << 16 }
+
+    /// The most bytes of keys and values one batch call's buffers hold (64 MiB): a call
+    /// returns, stores or removes at most as many entries as fit (and at least one), so that
+    /// a map of wide values (up to about 4 MiB a pair) is read in several calls instead of
+    /// allocating gigabytes at once. A bucket larger than that is still returned whole.
+    public static var largestBatchBytes: Int { 64 << 20 }
+
+    /// How many entries one call's buffers hold: ``largestBatch`` at most, and no more than
+    /// fit in ``largestBatchBytes`` when each entry takes `keyBytes + valueBytes` (at least
+    /// one). Sized by entries alone, a `lookupBatch(maxCount: 65_536)` on a map of 4 MB
+    /// values asked for 256 GiB and stopped the program when malloc refused, whatever the map
+    /// held (found by review, 2026-12-07).
+    package static func batchRoom(keyBytes: Int, valueBytes: Int) -> Int {
+        let (sum, overflow) = keyBytes.addingReportingOverflow(valueBytes)
+        return Swift.max(1, Swift.min(largestBatch, largestBatchBytes / (overflow ? Int.max : Swift.max(1, sum))))
+    }
 
     func batch(from cursor: MapBatchCursor?, maxCount: Int, removing: Bool) throws(MapError) -> MapBatch<Key, Value> {
         // Nothing asked, nothing read or removed (the room below is at least 1: a count of
@@ -64,7 +82,9 @@ extension KeyValueMap {
         // And at most `largestBatch`: sized for a large map's capacity, `.max` allocated
         // gigabytes on every call and stopped the program when malloc refused (found by
         // review: 32 GiB for an array of 2^32-1 eight-byte values).
-        var room = Swift.min(Swift.max(1, maxCount), Swift.max(1, raw.definition.maxEntries) &+ 1, Self.largestBatch)
+        // And at most what fits in `largestBatchBytes` (`batchRoom`).
+        var room = Swift.min(Swift.max(1, maxCount), Swift.max(1, raw.definition.maxEntries) &+ 1,
+                             Self.batchRoom(keyBytes: MemoryLayout<Key>.size, valueBytes: MemoryLayout<Value>.size))
         while true {
             let keys = UnsafeMutableBufferPointer<Key>.allocate(capacity: room)
             let values = UnsafeMutableBufferPointer<Value>.allocate(capacity: room)
@@ -116,7 +136,7 @@ extension KeyValueMap {
     }
 
     /// Stores every entry, in order, with `BPF_ANY` semantics: Linux's `BPF_MAP_UPDATE_BATCH`,
-    /// one call per ``largestBatch`` entries.
+    /// one call per ``largestBatch`` entries (fewer for wide pairs: ``largestBatchBytes``).
     ///
     /// - Throws: the first failure (``/RCUBaseMaps/MapError/outOfSpace`` for a new key in a full map,
     ///   …), with ``/RCUBaseMaps/MapError/elementsProcessed`` the number of entries stored before it.
@@ -125,7 +145,7 @@ extension KeyValueMap {
         // for the whole collection were allocated first, so a long lazy collection
         // (`repeatElement(…, count: .max)`) overflowed their size and trapped, and a large
         // one was copied whole before its first failing element (found by review, 2026-12-06).
-        let room = Swift.min(entries.count, Self.largestBatch)
+        let room = Swift.min(entries.count, Self.batchRoom(keyBytes: MemoryLayout<Key>.size, valueBytes: MemoryLayout<Value>.size))
         guard room > 0 else { return }
         let keys = UnsafeMutableRawBufferPointer.allocate(byteCount: room * MemoryLayout<Key>.size, alignment: 16)
         let values = UnsafeMutableRawBufferPointer.allocate(byteCount: room * MemoryLayout<Value>.size, alignment: 16)
@@ -177,13 +197,13 @@ extension DynamicKeyValueMap {
     }
 
     /// Removes every key, in order: Linux's `BPF_MAP_DELETE_BATCH`, one call per
-    /// ``KeyValueMap/largestBatch`` keys.
+    /// ``KeyValueMap/largestBatch`` keys (fewer for wide keys: ``KeyValueMap/largestBatchBytes``).
     ///
     /// - Throws: the first failure (``/RCUBaseMaps/MapError/keyNotFound`` for an absent key), with
     ///   ``/RCUBaseMaps/MapError/elementsProcessed`` the number of keys removed before it.
     public func removeValues(forKeys keys: some Collection<Key>) throws(MapError) {
         // In buffers of at most `largestBatch` keys, as `updateValues(_:)`.
-        let room = Swift.min(keys.count, Self.largestBatch)
+        let room = Swift.min(keys.count, Self.batchRoom(keyBytes: MemoryLayout<Key>.size, valueBytes: 0))
         guard room > 0 else { return }
         let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: room * MemoryLayout<Key>.size, alignment: 16)
         defer { bytes.deallocate() }

@@ -27,9 +27,13 @@ int ctest_provider_register_into(uint32_t map_type, uint32_t base_map, const rcu
 /* Malformed registrations, by variant (0 NULL registration, 1 short registration,
  * 2 short dispatch table, 3 both deletion callbacks, 4 no create callback,
  * 5 unknown base map, 6 NULL dispatch, 7 a dispatch table of a later version,
- * 8 a dispatch table of version 0, 9 a registration of a later version). Returns
- * rcumaps_register_provider's result, or -1 for an unknown variant. */
+ * 8 a dispatch table of version 0, 9 a registration of a later version, 10 a translating
+ * provider without postprocess_find_element, 11 one without preprocess_element_addition).
+ * Returns rcumaps_register_provider's result, or -1 for an unknown variant. */
 int ctest_provider_register_malformed(int variant, uint32_t map_type);
+/* Registers the test provider from a table and a registration on the stack, overwritten
+ * with garbage as soon as the call returns; rcumaps_register_provider's result. */
+int ctest_provider_register_from_stack(uint32_t map_type, uint32_t base_map);
 int ctest_provider_unregister(uint32_t map_type);
 uint64_t ctest_provider_count(int counter);
 
