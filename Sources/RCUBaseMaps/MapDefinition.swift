@@ -310,7 +310,10 @@ public struct MapDefinition: Hashable, Sendable {
     /// ``validateAfterAllocation()``: the name; a lock word (HASH only: EOPNOTSUPP for the
     /// others, as `map_check_btf` allows `bpf_spin_lock` only in HASH, ARRAY and the storage
     /// maps).
-    func validateHash() throws(MapError) {
+    ///
+    /// `checkingKeyPlusValue` false skips the `keySize + valueSize` bound: the hash under a
+    /// per-CPU hash, whose value holds every CPU's, checked by the per-CPU map for one CPU's.
+    func validateHash(checkingKeyPlusValue: Bool = true) throws(MapError) {
         try validateCommon()
         let lru = type == .lruHash || type == .lruPerCPUHash
         let perCPU = type == .perCPUHash || type == .lruPerCPUHash
@@ -333,7 +336,7 @@ public struct MapDefinition: Hashable, Sendable {
                 reason: "maxEntries, keySize and valueSize must be positive (got \(maxEntries), \(keySize), \(valueSize))")
         }
         let (sum, overflow) = keySize.addingReportingOverflow(valueSize)
-        guard !overflow, sum < Self.maxHashKeyPlusValueSize else {
+        guard !overflow, sum < Self.maxHashKeyPlusValueSize || !checkingKeyPlusValue else {
             throw MapError.outOfSpace.with(
                 reason: "keySize + valueSize must stay under \(Self.maxHashKeyPlusValueSize), got \(keySize) + \(valueSize)")
         }

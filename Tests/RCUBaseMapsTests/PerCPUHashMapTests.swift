@@ -101,6 +101,28 @@ struct PerCPUHashMapTests {
         }
     }
 
+    /// Linux bounds `keySize + valueSize` by one CPU's value: with 128 or 256 possible CPUs a
+    /// value of 32,768 bytes is accepted, and works. The hash underneath, whose values hold
+    /// every CPU's, checked that bound against all of them and answered E2BIG (found by
+    /// review, 2026-12-07; machines with that many possible CPUs are common servers, so the
+    /// count is given here).
+    @Test(arguments: [MapType.perCPUHash, .lruPerCPUHash], [128, 256])
+    func theBoundOnKeyPlusValueIsOneCPUsValue(type: MapType, cpus: Int) throws {
+        let map = try RawPerCPUHashMap(Self.definition(type, valueSize: 32768, maxEntries: 1), possibleCPUs: cpus)
+        #expect(map.possibleCPUCount == cpus && map.userValueSize == 32768 * cpus)
+        var all = [UInt8](repeating: 0, count: map.userValueSize)
+        for cpu in 0..<cpus { all[cpu * 32768] = UInt8(truncatingIfNeeded: cpu + 1) }
+        let key: UInt64 = 42
+        try withUnsafeBytes(of: key) { key in
+            try all.withUnsafeBytes { try map.update(key: key, value: $0, flags: .any) }
+            var back = [UInt8](repeating: 0xFF, count: map.userValueSize)
+            try back.withUnsafeMutableBytes { try map.lookup(key: key, into: $0) }
+            #expect(back == all)
+        }
+        // One CPU's value over PCPU_MIN_UNIT_SIZE is still refused, whatever the count.
+        #expect(errno { _ = try RawPerCPUHashMap(Self.definition(type, valueSize: 32769), possibleCPUs: cpus) } == E2BIG)
+    }
+
     @Test func userModeCopiesEveryCPUsValueWithItsPadding() throws {
         let map = try Self.make(valueSize: 4)
         #expect(map.paddedValueSize == 8)

@@ -186,7 +186,11 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
             throw MapError.invalidArgument.with(
                 reason: "RawBucketHashMap serves BPF_MAP_TYPE_HASH and BPF_MAP_TYPE_LRU_HASH, not \(definition.type)")
         }
-        try definition.validateHash()
+        // A per-CPU hash's values are all its CPUs' (`round_up(valueSize, 8)` each): Linux
+        // checks `keySize + valueSize` against one CPU's value, which the per-CPU map checked,
+        // and the whole value is not checked again (it refused E2BIG from 128 possible CPUs
+        // for values Linux accepts; found by review, 2026-12-07).
+        try definition.validateHash(checkingKeyPlusValue: !perCPUValues)
         var definition = definition
         let lru = definition.type == .lruHash
         if lru, definition.flags.contains(.noCommonLRU) {

@@ -77,13 +77,19 @@ public final class RawPerCPUHashMap: RawMap {
     /// - Throws: as ``MapDefinition`` documents for the hash family: EINVAL, E2BIG,
     ///   ENOTSUPP (`LRU_PERCPU_HASH` with `BPF_F_NO_PREALLOC`), EOPNOTSUPP (a lock word);
     ///   ``MapError/noMemory``.
-    public init(_ definition: MapDefinition) throws(MapError) {
+    public convenience init(_ definition: MapDefinition) throws(MapError) {
+        try self.init(definition, possibleCPUs: RawPerCPUArrayMap.possibleCPUs)
+    }
+
+    /// Creates an empty per-CPU hash with one value slot for each of `possibleCPUs` CPUs
+    /// (tests: a machine's count of possible CPUs is its own).
+    package init(_ definition: MapDefinition, possibleCPUs: Int) throws(MapError) {
         guard definition.type == .perCPUHash || definition.type == .lruPerCPUHash else {
             throw MapError.invalidArgument.with(
                 reason: "RawPerCPUHashMap serves BPF_MAP_TYPE_PERCPU_HASH and BPF_MAP_TYPE_LRU_PERCPU_HASH, not \(definition.type)")
         }
         try definition.validateHash()
-        possibleCPUCount = RawPerCPUArrayMap.possibleCPUs
+        possibleCPUCount = possibleCPUs
         paddedValueSize = roundUp8(definition.valueSize)
         valueSize = definition.valueSize
         var base = definition
