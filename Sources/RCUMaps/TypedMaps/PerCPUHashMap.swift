@@ -46,12 +46,11 @@ public final class PerCPUHashMap<Key: BitwiseCopyable & Sendable, Value: Bitwise
     ///   - poolTag: the pool tag the map's memory is accounted under.
     /// - Throws: ``/RCUBaseMaps/MapError/invalidArgument`` for a key type with padding, a
     ///   value type aligned beyond 8 bytes, or a bad definition;
-    ///   ``/RCUBaseMaps/MapError/outOfSpace`` for `maxEntries` over 2^27, a `Value` over 32768 bytes, or for an
-    ///   entry whose key and every possible CPU's value (`MemoryLayout<Value>.size` rounded
-    ///   up to 8, times the possible CPUs) reach 4 MiB − 48 bytes (a 16 KiB value with 256
-    ///   possible CPUs, say), which Linux accepts: the values live inline in the entry here
-    ///   (docs/linux-compatibility.md);
-    ///   ``/RCUBaseMaps/MapError/noMemory``.
+    ///   ``/RCUBaseMaps/MapError/outOfSpace`` for `maxEntries` over 2^27, a `Value` over 32768 bytes, or a
+    ///   key and one CPU's value of 4 MiB − 48 bytes or more, as Linux;
+    ///   ``/RCUBaseMaps/MapError/noMemory`` when the table does not fit in memory (every
+    ///   possible CPU's value lives inline in its entry: `MemoryLayout<Value>.size` rounded
+    ///   up to 8, times the possible CPUs, docs/linux-compatibility.md).
     ///
     /// Concurrency: any thread.
     public init(maxEntries: Int, lru: Bool = false, perCPULists: Bool = false, name: String = "",
