@@ -910,7 +910,7 @@ final class BucketTable: @unchecked Sendable {
         }
         generationsPosted.wrappingAdd(1, ordering: .sequentiallyConsistent)
         // On the grace-period driver: liburcu's worker naps 10 ms between batches, so
-        // generations (two per slot reuse) would advance one per 10 ms at best.
+        // generations (one per slot reuse) would advance one per 10 ms at best.
         item.scheduleOnGracePeriodDriver()
     }
 
