@@ -6,7 +6,9 @@ Usage: python3 scripts/bench-median.py run1.json run2.json ... [--baseline NAME 
 Each run's ratios were measured side by side in that run; this prints, per cell
 (map, workload, shape, threads), the median throughput, the median of each run's ratio to
 each requested baseline, and the range of those ratios, so that one noisy run does not
-decide a comparison. With no --baseline, every baseline the runs report is shown.
+decide a comparison. With no --baseline, every baseline the runs report is shown. A ratio
+that only some of a cell's runs report (runs made with other --maps) says how many it is
+the median of, as "[2/3 runs]".
 """
 import json
 import statistics
@@ -28,13 +30,20 @@ def main(argv):
         sys.exit(__doc__.strip())
     cells = {}
     order = []
+    required = {"map": str, "workload": str, "shape": str, "threads": int, "mopsPerSecond": (int, float)}
     for path in files:
         try:
             with open(path) as handle:
                 run = json.load(handle)
         except (OSError, ValueError) as error:
             sys.exit(f"bench-median: cannot read {path}: {error}")
-        for cell in run:
+        if not isinstance(run, list):
+            sys.exit(f"bench-median: {path} is not the output of `rcumaps bench --json` (a list of cells)")
+        for number, cell in enumerate(run):
+            if not isinstance(cell, dict) or any(not isinstance(cell.get(field), kind) for field, kind in required.items()) \
+                    or not isinstance(cell.get("ratios", {}), dict):
+                sys.exit(f"bench-median: {path}: cell {number} is not a bench cell (it needs "
+                         + ", ".join(required) + ")")
             # Cells of one map, workload, shape and thread count from runs with other
             # entries or batch sizes are different cells, not more runs of one.
             key = (cell["map"], cell["workload"], cell["shape"], cell["threads"], cell.get("entries"),
@@ -43,6 +52,13 @@ def main(argv):
                 cells[key] = []
                 order.append(key)
             cells[key].append(cell)
+    if not order:
+        sys.exit("bench-median: no cells in " + ", ".join(files))
+    reported = {name for runs in cells.values() for cell in runs for name in cell.get("ratios", {})}
+    unknown = [name for name in baselines if name not in reported]
+    if unknown:
+        sys.exit(f"bench-median: no run reports a ratio to {', '.join(unknown)} (reported: "
+                 + (", ".join(sorted(reported)) or "none") + ")")
     if not baselines:
         seen = []
         for key in order:
@@ -65,6 +81,10 @@ def main(argv):
         for name in baselines:
             ratios = [c["ratios"][name] for c in runs if c.get("ratios", {}).get(name) is not None]
             text = (f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})" if ratios else "-")
+            # Every run measured the cell, but fewer reported this baseline (made with other
+            # --maps): the median is of those, and says so.
+            if ratios and len(ratios) < len(runs):
+                text += f" [{len(ratios)}/{len(runs)} runs]"
             line += f"  {text:>30}"
         print(line)
     return 0

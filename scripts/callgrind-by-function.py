@@ -65,8 +65,19 @@ def self_costs(path):
 def main():
     if len(sys.argv) not in (4, 5):
         sys.exit(__doc__.strip().splitlines()[2].strip())
-    (first, present), (second, _) = self_costs(sys.argv[1]), self_costs(sys.argv[2])
-    operations, top = int(sys.argv[3]), int(sys.argv[4]) if len(sys.argv) == 5 else 15
+    try:
+        operations, top = int(sys.argv[3]), int(sys.argv[4]) if len(sys.argv) == 5 else 15
+    except ValueError:
+        sys.exit("callgrind-by-function: OPERATIONS and TOP must be whole numbers")
+    if operations <= 0 or top < 0:
+        sys.exit("callgrind-by-function: OPERATIONS must be positive and TOP not negative")
+    try:
+        (first, present), (second, _) = self_costs(sys.argv[1]), self_costs(sys.argv[2])
+    except FileNotFoundError as error:
+        sys.exit(f"callgrind-by-function: {error.filename}: not found"
+                 + (" (callgrind_annotate comes with valgrind)" if error.filename == "callgrind_annotate" else ""))
+    except subprocess.CalledProcessError as error:
+        sys.exit(f"callgrind-by-function: callgrind_annotate failed: {error.stderr.strip()}")
     rows = []
     for function in set(first) | set(second):
         a, b = first.get(function, {}), second.get(function, {})

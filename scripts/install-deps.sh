@@ -8,12 +8,20 @@
 set -euo pipefail
 
 default_packages=(liburcu-dev libnuma-dev)
+for argument in "$@"; do
+    case $argument in
+        -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -*) echo "error: unknown option $argument (arguments are Debian package names)" >&2; exit 2 ;;
+    esac
+done
 if [ $# -gt 0 ]; then packages=("$@"); else packages=("${default_packages[@]}"); fi
 
 have_all() {
     if command -v dpkg-query >/dev/null 2>&1; then
         for package in "${packages[@]}"; do
-            dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || return 1
+            # The third word of the status: "install ok installed", and "hold ok installed"
+            # for a package held at its version, are both installed.
+            [ "$(dpkg-query -W -f='${db:Status-Status}' "$package" 2>/dev/null)" = installed ] || return 1
         done
         return 0
     fi

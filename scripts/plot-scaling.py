@@ -22,10 +22,23 @@ COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
 def main():
     if len(sys.argv) < 3:
         sys.exit("usage: plot-scaling.py BENCH.json OUT.svg [workload ...]")
-    with open(sys.argv[1]) as handle:
-        cells = [cell for cell in json.load(handle)
+    try:
+        with open(sys.argv[1]) as handle:
+            run = json.load(handle)
+        cells = [cell for cell in run
                  if cell["map"] not in SHAPED_MAPS or cell.get("shape", "8x8") == "8x8"]
+        for cell in cells:
+            cell["workload"], cell["threads"], cell["mopsPerSecond"]
+    except (OSError, ValueError) as error:
+        sys.exit(f"plot-scaling: cannot read {sys.argv[1]}: {error}")
+    except (TypeError, KeyError):
+        sys.exit(f"plot-scaling: {sys.argv[1]} is not the output of `rcumaps bench --json` (a list of cells)")
     workloads = sys.argv[3:] or ["lookup", "read-mostly"]
+    present = {cell["workload"] for cell in cells}
+    missing = [workload for workload in workloads if workload not in present]
+    if missing:
+        sys.exit(f"plot-scaling: no cells of {', '.join(missing)} in {sys.argv[1]} (it has: "
+                 + (", ".join(sorted(present)) or "none") + ")")
     maps = []
     for cell in cells:
         if cell["map"] not in maps:
@@ -49,7 +62,11 @@ def main():
             value = top * tick / 4
             y = y0 + panel_h - panel_h * tick / 4
             out.append(f'<line x1="{x0}" x2="{x0 + panel_w}" y1="{y}" y2="{y}" stroke="#eee"/>')
-            out.append(f'<text x="{x0 - 6}" y="{y + 4}" text-anchor="end">{value:.0f}</text>')
+            # As many decimals as the scale needs for five distinct labels (0.275 Mops/s
+            # steps were all labelled 0 or 1).
+            step = top / 4
+            decimals = 0 if step >= 2 else 1 if step >= 0.2 else 2 if step >= 0.02 else 3
+            out.append(f'<text x="{x0 - 6}" y="{y + 4}" text-anchor="end">{value:.{decimals}f}</text>')
 
         def xpos(t):
             if len(threads) == 1:

@@ -188,7 +188,10 @@ def main():
         del arguments[index:index + 2]
     if len(arguments) != 2:
         sys.exit("usage: plot-soak.py SAMPLES.csv OUT.svg [--title TEXT]")
-    runs = load(arguments[0])
+    try:
+        runs = load(arguments[0])
+    except OSError as error:
+        sys.exit(f"plot-soak: cannot read {arguments[0]}: {error.strerror}")
     if not runs:
         sys.exit(f"plot-soak.py: no samples in {arguments[0]}")
 
