@@ -28,6 +28,9 @@ final class FaultyLPMMap: ForwardingMap, @unchecked Sendable {
         /// single worker owns answers ENOENT if its address is inside that route: the
         /// worker's own check of the route it just inserted.
         case missesJustInserted
+        /// Some `BPF_EXIST` replaces succeed without storing (an exchange still reports what
+        /// the route held): only the owner's record can tell.
+        case dropsReplaces
     }
 
     /// ``Fault/missesJustInserted``: the route of an insert no lookup has followed yet
@@ -85,7 +88,26 @@ final class FaultyLPMMap: ForwardingMap, @unchecked Sendable {
         }
     }
 
+    override func exchange(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
+                           into displacedValue: UnsafeMutableRawBufferPointer) throws(MapError) -> Bool {
+        if fault == .dropsReplaces, flags == .exist, strikes() {
+            try base.lookup(key: key, into: displacedValue)
+            return true
+        }
+        let replaced = try base.exchange(key: key, value: value, flags: flags, into: displacedValue)
+        if fault == .staleReads, flags == .exist, replaced {
+            let old = displacedValue.loadUnaligned(as: UInt64.self)
+            displaced.withLock { $0[StressToken.key(old)] = old }
+        }
+        return replaced
+    }
+
     override func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags) throws(MapError) {
+        if fault == .dropsReplaces, flags == .exist, strikes() {
+            var old: UInt64 = 0
+            try withUnsafeMutableBytes(of: &old) { (buffer) throws(MapError) in try base.lookup(key: key, into: buffer) }
+            return
+        }
         if fault == .staleReads, flags == .exist {
             var old: UInt64 = 0
             try withUnsafeMutableBytes(of: &old) { (buffer) throws(MapError) in try base.lookup(key: key, into: buffer) }
@@ -125,6 +147,9 @@ struct LPMStressCheckerTests {
         (FaultyLPMMap.Fault.staleReads, StressViolation.timeTravel),
         (FaultyLPMMap.Fault.staleReads, StressViolation.ownKey),
         (FaultyLPMMap.Fault.noExistReplaces, StressViolation.twoWinners),
+        // An own stable route's replace that stored nothing: seen by the replace after it,
+        // which reads or displaces the route (found by review of the checkers, 2026-12-07).
+        (FaultyLPMMap.Fault.dropsReplaces, StressViolation.ownKey),
     ])
     func faultyLPMMapIsCaught(_ fault: FaultyLPMMap.Fault, _ expected: StressViolation) throws {
         let options = Self.options()

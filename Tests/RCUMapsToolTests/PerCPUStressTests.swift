@@ -227,10 +227,13 @@ struct PerCPUStressGenerationTests {
     func aPerCPUArrayHelperWriteMustChangeOneCPUsValue() throws {
         let (map, recorder, writer) = try Self.perCPUArrayWorker("onecpu")
         try Self.store(map, 4, [UInt64](repeating: PerCPUArrayStressWorker.mark(4, 1), count: map.possibleCPUCount))
-        writer.writeOwned(helper: true, bits: 0)   // generation 1: what every CPU holds already
+        // Generation 1: what every CPU holds already. Two findings: the index held marks its
+        // owner never wrote (the check before the write), and the write changed no value.
+        writer.writeOwned(helper: true, bits: 0)
         #expect(recorder.byKind.map(\.0) == [.ownKey], "\(recorder.descriptions)")
+        #expect(recorder.violations == 2, "\(recorder.descriptions)")
         writer.writeOwned(helper: true, bits: 0)   // generation 2, on the calling CPU alone
-        #expect(recorder.violations == 1, "\(recorder.descriptions)")
+        #expect(recorder.violations == 2, "\(recorder.descriptions)")
     }
 
     /// A PERCPU_ARRAY reader that found generation 5 of an owned index and then finds 3
@@ -315,10 +318,20 @@ struct PerCPUStressGenerationTests {
         let target = EvictingStressTarget(map: lru, storage: lru, cpus: 3, threads: 1)
         let key = UInt64(5)
         let mark = EvictingStressTarget.mark(key, generation: 6)
+        let helperMark = EvictingStressTarget.mark(key, generation: 6, helper: true)
         #expect(target.holdsOnlyMarks([mark, mark, mark], of: key))
-        #expect(target.holdsOnlyMarks([0, mark, 0], of: key))
+        #expect(target.holdsOnlyMarks([0, helperMark, 0], of: key))
         #expect(!target.holdsOnlyMarks([mark, 0, mark], of: key))
         #expect(!target.holdsOnlyMarks([0, 0, 0], of: key))
+        // A user-mode write's mark on one CPU alone, or a helper-mode write's on every CPU:
+        // with two CPUs the counts alone could not tell (found by review of the checkers,
+        // 2026-12-07).
+        #expect(!target.holdsOnlyMarks([0, mark, 0], of: key))
+        #expect(!target.holdsOnlyMarks([helperMark, helperMark, helperMark], of: key))
+        let two = EvictingStressTarget(map: lru, storage: lru, cpus: 2, threads: 1)
+        #expect(two.holdsOnlyMarks([mark, mark], of: key) && two.holdsOnlyMarks([0, helperMark], of: key))
+        #expect(!two.holdsOnlyMarks([mark, 0], of: key) && !two.holdsOnlyMarks([helperMark, helperMark], of: key))
+        #expect(!two.holdsOnlyMarks([helperMark, mark], of: key))
         let hash = try RawBucketHashMap(MapDefinition(type: .hash, keySize: 8, valueSize: 8, maxEntries: 16,
                                                       hashImplementation: .bucketLocked))
         let reused = EvictingStressTarget(map: hash, storage: hash, cpus: 3, threads: 1)

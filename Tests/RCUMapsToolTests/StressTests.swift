@@ -574,6 +574,15 @@ final class FaultyMap: ForwardingMap, @unchecked Sendable {
 
     override func exchange(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags,
                            into displaced: UnsafeMutableRawBufferPointer) throws(MapError) -> Bool {
+        // Dropped as `update` drops it: what the key holds comes back as displaced, nothing stored.
+        if fault == .dropsUpdates, flags == .any, strikes() {
+            do throws(MapError) {
+                try base.lookup(key: key, into: displaced)
+                return true
+            } catch where error == .keyNotFound {
+                return false
+            }
+        }
         let replaced = try base.exchange(key: key, value: value, flags: flags, into: displaced)
         guard fault == .exchangeRepeatsDisplaced, replaced, isShared(key) else { return replaced }
         if strikes(), let previous = lastDisplaced.withLock({ $0 }), previous.count == displaced.count {

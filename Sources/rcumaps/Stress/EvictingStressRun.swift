@@ -115,12 +115,20 @@ struct EvictingStressTarget: Sendable {
         ownRange = UInt64(max(1, maxEntries / threads))
     }
 
-    /// Generations: 1 ..< 2^40.
-    static let generationMask: UInt64 = (1 << 40) - 1
+    /// Generations: 1 ..< 2^39.
+    static let generationMask: UInt64 = (1 << 39) - 1
+    /// Set in the marks of helper-mode writes: on the LRU types a key written once in helper
+    /// mode holds its mark on one CPU, one written in user mode on every CPU — told apart
+    /// by the mark, since with two possible CPUs one mark and "a mark on every CPU but one"
+    /// are the same count (a user-mode write that reached one CPU passed there: found by
+    /// review of the checkers, 2026-12-07).
+    static let helperBit: UInt64 = 1 << 39
 
     /// The mark of `key` in generation `generation` (never 0): a tag of the key in the top
-    /// 24 bits, the generation below.
-    static func mark(_ key: UInt64, generation: UInt64) -> UInt64 { tag(key) << 40 | generation & generationMask }
+    /// 24 bits, ``helperBit`` for a helper-mode write, the generation below.
+    static func mark(_ key: UInt64, generation: UInt64, helper: Bool = false) -> UInt64 {
+        tag(key) << 40 | (helper ? helperBit : 0) | generation & generationMask
+    }
 
     static func tag(_ key: UInt64) -> UInt64 { (key &* 0x9E37_79B9_7F4A_7C15) >> 40 }
 
@@ -149,11 +157,14 @@ struct EvictingStressTarget: Sendable {
     /// again, in helper mode one CPU at a time.
     func holdsOnlyMarks(_ values: [UInt64], of key: UInt64) -> Bool {
         var marked = 0
+        var helperMarks = 0
         for value in values where value != 0 {
             guard generation(of: value, key: key) != nil else { return false }
             marked += 1
+            if value & Self.helperBit != 0 { helperMarks += 1 }
         }
-        return isLRU ? marked == 1 || marked == values.count : marked > 0
+        // LRU: one helper-mode mark alone, or a user-mode mark on every CPU.
+        return isLRU ? (helperMarks == 1 && marked == 1) || (helperMarks == 0 && marked == values.count) : marked > 0
     }
 
     /// Checks, with the workers paused at a checkpoint or stopped, that the count is within
@@ -324,23 +335,33 @@ final class EvictingStressWorker {
         let key = self.key(sequence)
         sequence &+= 1
         let generation = sequence
-        let mark = EvictingStressTarget.mark(key, generation: generation)
+        let mark = EvictingStressTarget.mark(key, generation: generation, helper: helper)
         let before = target.storage.evictionTicks
         // A helper-mode write changes the calling CPU's value alone: what every CPU held
         // before (nil: the key was absent, so the others must read 0 after). Only this worker
         // writes its keys, so nothing else changes them meanwhile. (The check accepted any
         // older mark or 0 on the other CPUs: a write to every CPU, or a re-created key that
         // kept old values, passed; found by review, 2026-12-05.)
+        // On PERCPU_HASH, in both modes, the key is present exactly when this worker's last
+        // operation left it so, holding exactly what it read back after its last write (a
+        // user-mode write, blind, re-created a lost key and replaced a changed value unseen;
+        // found by review of the checkers, 2026-12-07).
         var previous: [UInt64]?
-        if helper {
+        if helper || !target.isLRU {
             previous = withUnsafeBytes(of: key) { k in
                 values.withUnsafeMutableBytes { buffer -> [UInt64]? in
                     (try? target.map.lookup(key: k, into: buffer)) == nil ? nil : Array(buffer.bindMemory(to: UInt64.self))
                 }
             }
-            if !target.isLRU, (previous != nil) != ownPresent[ownSlot(key)] {
-                recorder.record(.ownKey, "own key \(key) is \(previous != nil ? "present" : "absent") before a write, "
-                    + "but this worker's last operation left it \(ownPresent[ownSlot(key)] ? "present" : "absent")")
+            if !target.isLRU {
+                let slot = ownSlot(key)
+                if (previous != nil) != ownPresent[slot] {
+                    recorder.record(.ownKey, "own key \(key) is \(previous != nil ? "present" : "absent") before a write, "
+                        + "but this worker's last operation left it \(ownPresent[slot] ? "present" : "absent")")
+                } else if let previous, StressDigest.of(previous) != ownDigest[slot] {
+                    recorder.record(.ownKey, "own key \(key) holds generations \(previous.map { target.generation(of: $0, key: key) ?? 0 }) "
+                        + "(\(previous)) before a write, not what this worker read back right after its last write of it")
+                }
             }
         }
         do {

@@ -149,6 +149,33 @@ final class LPMStressShared<Map: RawMap>: Sendable {
         }
     }
 
+    /// Replaces route `index`'s value with `token` (user mode, `.exist`) and returns the
+    /// value it displaced.
+    func exchange(_ index: Int, token: UInt64) throws(MapError) -> UInt64 {
+        var key = LPMStressRoutes.key(routes.lengths[index], routes.data[index])
+        var value = token
+        var displaced: UInt64 = 0
+        try withUnsafeBytes(of: &key) { (key) throws(MapError) in
+            try withUnsafeBytes(of: &value) { (value) throws(MapError) in
+                try withUnsafeMutableBytes(of: &displaced) { (into) throws(MapError) in
+                    _ = try map.exchange(key: key, value: value, flags: .exist, into: into)
+                }
+            }
+        }
+        return displaced
+    }
+
+    /// The value of route `index` itself: a lookup whose prefix length is the route's own
+    /// matches no longer route, and the route covers its own address.
+    func lookupRoute(_ index: Int) throws(MapError) -> UInt64 {
+        var key = LPMStressRoutes.key(routes.lengths[index], routes.data[index])
+        var value: UInt64 = 0
+        try withUnsafeBytes(of: &key) { (key) throws(MapError) in
+            try withUnsafeMutableBytes(of: &value) { (into) throws(MapError) in try map.lookup(key: key, into: into) }
+        }
+        return value
+    }
+
     func delete(_ index: Int, helper: Bool = false) throws(MapError) {
         var key = LPMStressRoutes.key(routes.lengths[index], routes.data[index])
         try withUnsafeBytes(of: &key) { (key) throws(MapError) in
@@ -407,12 +434,32 @@ final class LPMStressWorker<Map: RawMap> {
         stats.updates += 1
         version += 1
         let token = StressToken.make(key: index, writer: worker + 1, version: version)
+        // An own route's replace must not hide what the route held: the user-mode one says
+        // what it displaced, the helper-mode one (which cannot) reads the route first. Both
+        // trusted the map, so a replace that stored nothing went unseen until the owner's own
+        // lookup happened to answer that route (found by review of the checkers, 2026-12-07).
+        let own = expected[index] != StressToken.absent
         do {
             let helper = random.next() & 3 == 0
             if helper { stats.helperWrites += 1 }
-            try shared.store(index, token: token, flags: .exist, helper: helper)
+            if own && helper {
+                let held = try shared.lookupRoute(index)
+                if held != expected[index] {
+                    recorder.record(.ownKey, "own stable route \(index) holds \(StressToken.describe(held)) before a replace, "
+                        + "last stored \(StressToken.describe(expected[index]))")
+                }
+            }
+            if own && !helper {
+                let displaced = try shared.exchange(index, token: token)
+                if displaced != expected[index] {
+                    recorder.record(.ownKey, "replace of own stable route \(index) displaced \(StressToken.describe(displaced)), "
+                        + "last stored \(StressToken.describe(expected[index]))")
+                }
+            } else {
+                try shared.store(index, token: token, flags: .exist, helper: helper)
+            }
             stats.updatesStored += 1
-            if expected[index] != StressToken.absent { expected[index] = token }
+            if own { expected[index] = token }
         } catch {
             recorder.record(.stableKey, "replace of stable route \(index): \(error)")
         }

@@ -265,10 +265,17 @@ final class PerCPUArrayStressWorker {
         // it, to compare (this worker is the index's only writer). Without it, a write that
         // stored the mark on every CPU passed (found by review, 2026-12-05, sixteenth
         // session; row 124 closed the same hole for the per-CPU hashes).
-        var before: [UInt64] = []
-        if helper {
-            guard lookUp(target) else { return }
-            before = values
+        // In both modes, what the index holds first is exactly what this worker read back
+        // after its last write of it (only it writes the index): compared here, where the
+        // record was replaced by the next write's read-back and a slot zeroed or reverted in
+        // between was seen only if a checkpoint came first (found by review of the
+        // checkers, 2026-12-07).
+        guard lookUp(target) else { return }
+        let before = values
+        if StressDigest.of(before) != written[target] {
+            recorder.record(.ownKey, "owned index \(target) holds \(before) before its owner's write, not what it "
+                + (generation[target] == 1 ? "left it (0 on every CPU: it never wrote it)"
+                    : "read back after its last write (generation \(generation[target] - 1))"))
         }
         stats.updates += 1
         do {

@@ -112,7 +112,9 @@ func stressDiscussion() -> String {
             at every moment; the others are shared, and an eighth (contested keys) are never \
             written with .any: only a BPF_NOEXIST insert creates them; the other shared churn \
             keys' .any writes go through exchange in user mode (which says whether the write \
-            created the key) and become NOEXIST or EXIST in helper mode. Hash maps have \
+            created the key) and become NOEXIST or EXIST in helper mode; an owner's .any writes \
+            go through exchange in user mode and look the key up first in helper mode, so what \
+            they replace is checked against what it last stored. Hash maps have \
             maxEntries = 5/8 of the keys, so they run full.
             """),
         HelpText.paragraph("""
@@ -154,17 +156,19 @@ func stressDiscussion() -> String {
             checked: the key just written present with its mark, \
             which carries the write's generation (LRU: unless the hand moved its guaranteed \
             distance), a key gone after its owner's delete, every value read a mark of the key \
-            or 0 on each CPU (LRU: the mark on one CPU or on every CPU, as the key's one write \
-            left it); on percpu-hash also the newest generation a reader finds never older than \
-            one it found before, and at the end each worker's keys present or absent as it left \
-            them, holding exactly what it read back after its last write, and a final pass \
+            or 0 on each CPU (LRU: a helper-mode write's mark on one CPU or a user-mode write's \
+            on every CPU, as the key's one write left it: the mark says which); on percpu-hash also the newest generation a reader finds never older than \
+            one it found before, each worker's keys, before each of its writes and at the end, \
+            present or absent as it left them, holding exactly what it read back after its \
+            last write, and a final pass \
             finding no more than maxEntries keys; the same pass (count, bound, marks) at \
             checkpoints while they run, with the workers paused; a helper-mode write changing \
             exactly one CPU's value, and for a worker pinned to a CPU (the odd workers, where \
             the system allows it) that CPU's. \
             percpu-array: helper-mode counters (half through the map's own add, half through \
             an atomic add in place) summed exactly at the end (no increment lost or \
-            doubled) and indices owned by one worker each, read back as written, their newest \
+            doubled) and indices owned by one worker each, read back as written and, before \
+            each of the owner's writes, holding what it read back after its last one, their newest \
             generation never going back for a reader, a helper-mode write by a worker pinned \
             to a CPU (the odd workers, where the system allows it) changing that CPU's value, \
             and at the end holding exactly what \
@@ -179,7 +183,8 @@ func stressDiscussion() -> String {
             and deleted, stable ones replaced (half of them each by one owner), and iteration \
             passes (a quarter of the lookups, inserts, deletes and replaces in helper mode, \
             inside an epoch section, the lookups reading in place); values carry their route, writer and version: an owner reads back what it \
-            stored, no reader sees a version older than one it saw, and at the end each \
+            stored, and each replace of its own route reads or displaces what it stored last, \
+            no reader sees a version older than one it saw, and at the end each \
             volatile route's inserts won minus deletes won is 1 if stored, 0 if not; at \
             checkpoints (about once a second), with the workers paused, a get-next-key pass \
             against count, every stable route stored and every stored route's value (not the \

@@ -408,13 +408,21 @@ final class StressWorker<Map: RawMap> {
         harness.encode(token, into: valueBuffer)
         let code: Int32
         var replaced = true
+        // An own key's `.any` write must not hide what the key held: the user-mode one says
+        // what it displaced (`exchange`), the helper-mode one (which cannot) reads it first.
+        // Both were blind, so an own key lost, re-created or left unchanged by the map before
+        // the write went unseen (found by review of the checkers, 2026-12-07; row 300 closed
+        // the same hole for the dictionary).
+        let mine = isMine(key)
+        let ownBlindWrite = mine && flags == .any
+        if ownBlindWrite && helper && !harness.isObjectMap { checkOwnBeforeWrite(key) }
         if helper {
             code = outcome { () throws(MapError) in
                 try Epoch.withSection { (section) throws(MapError) in
                     try map.update(key: keyBytes(key), value: valueBytes, flags: flags, in: section)
                 }
             }
-        } else if flags == .any && balanced {
+        } else if flags == .any && (balanced || mine) {
             code = outcome { () throws(MapError) in
                 replaced = try map.exchange(key: keyBytes(key), value: valueBytes, flags: .any, into: readBytes)
             }
@@ -426,12 +434,20 @@ final class StressWorker<Map: RawMap> {
             if code == EOPNOTSUPP { stats.refusals += 1 } else { unexpected(name, key: key, code: code) }
             return
         }
-        let mine = isMine(key)
         let had = mine ? expected[key] != StressToken.absent : true
         let stable = harness.isStable(key)
         switch code {
         case 0:
             stats.updatesStored += 1
+            if ownBlindWrite && !helper {
+                // What it displaced is what this worker last stored (`observe` compares it),
+                // and it displaced something exactly when the key held a value.
+                if replaced {
+                    observe(key, readBuffer, via: "exchange of own key")
+                } else if had {
+                    violation(.ownKey, "update(.any) of own key \(key) created it, but it held \(StressToken.describe(expected[key]))")
+                }
+            }
             if flags == .any && balanced {
                 if !replaced {
                     balance[key] &+= 1
@@ -615,6 +631,28 @@ final class StressWorker<Map: RawMap> {
     }
 
     // MARK: Own keys
+
+    /// Before a helper-mode `.any` write of own key `key` (which cannot say what it
+    /// replaced): the key holds exactly what this worker last stored, or is absent if it
+    /// removed it.
+    func checkOwnBeforeWrite(_ key: Int) {
+        stats.selfChecks += 1
+        let code = outcome { () throws(MapError) in try map.lookup(key: keyBytes(key), into: readBytes) }
+        switch code {
+        case 0:
+            if expected[key] == StressToken.absent {
+                violation(.ownKey, "own key \(key) holds a value before a write, but this worker removed it")
+            } else {
+                observe(key, readBuffer, via: "lookup before a write")
+            }
+        case ENOENT:
+            if expected[key] != StressToken.absent {
+                violation(.ownKey, "own key \(key) is missing before a write, last stored \(StressToken.describe(expected[key]))")
+            }
+        default:
+            unexpected("lookup before a write", key: key, code: code)
+        }
+    }
 
     /// Looks up every key this worker owns: each must hold exactly what it last stored.
     func checkOwnKeys() {
