@@ -35,7 +35,9 @@ import Synchronization
 /// replaced nodes and entries through the epoch.
 ///
 /// Concurrency: any number of readers and writers on any threads. Lookups (both modes) take
-/// no lock. Updates, deletes, get-next-key and batches take the writer lock.
+/// no lock. Updates, deletes, get-next-key and batches take the writer lock (not
+/// reentrant: a signal handler may look up, but must not call these, which would wait for
+/// ever for a lock its interrupted thread holds).
 public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
     // @unchecked Sendable: `tree`, `count` bookkeeping and every block are written only with
     // `writerLock` held — except entry values, which helper-mode writers also write in place,
