@@ -41,8 +41,8 @@ struct BenchCommand: ParsableCommand {
     var duration: Double = defaults.duration
 
     @Option(parsing: .unconditional,
-            help: ArgumentHelp("Prefilled entries, 1...\(BenchOptions.maxEntries); hash maps get maxEntries = 2N "
-                                   + "(default: \(defaults.entries)).",
+            help: ArgumentHelp("Prefilled entries, 1...\(BenchOptions.maxEntries); hash maps get maxEntries = 2N, "
+                                   + "but lru-hash and percpu-hash N (default: \(defaults.entries)).",
                                valueName: "n"),
             transform: { try parseInt($0, in: 1...BenchOptions.maxEntries) })
     var entries: Int = defaults.entries
@@ -88,10 +88,12 @@ struct BenchCommand: ParsableCommand {
     var json = false
 
     @Flag(help: ArgumentHelp("Time every write and report its latency percentiles (p50, p99, p99.9, max).",
-                             discussion: "Each update, insert and delete is timed with the monotonic clock (about "
-                                 + "20 ns a reading, so throughput drops where writes are frequent) into an "
+                             discussion: "Each update, insert, delete and push is timed with the monotonic clock "
+                                 + "(about 20 ns a reading, so throughput drops where writes are frequent) into an "
                                  + "HdrHistogram per thread (3 significant digits). A grace-period stall shows in "
-                                 + "the tail, not in the mean. Batch workloads are not timed."))
+                                 + "the tail, not in the mean. Not timed: batch workloads, push-pop's pop, and "
+                                 + "increment; the epoch row's read-mostly writes are empty sections (their "
+                                 + "figures are an empty section's)."))
     var latency = false
 
     @Option(parsing: .unconditional,
@@ -99,8 +101,11 @@ struct BenchCommand: ParsableCommand {
                                    + "with no warm-up, 1...\(BenchOptions.maxOperations) (rounded up to a whole "
                                    + "batch: 64 operations, or --batch-size elements).",
                                discussion: "For instruction counts: under valgrind --tool=callgrind, the difference "
-                                   + "between two runs of n and 2n operations, divided by n, is the instructions per "
-                                   + "operation, repeatable where wall time is not (prefill and start-up cancel out).",
+                                   + "between two runs of n and 2n operations, divided by the difference of the "
+                                   + "operations they made (the JSON's operations: n is rounded up, and batch-lookup "
+                                   + "stops only at the end of a call), is the instructions per operation, "
+                                   + "repeatable where wall time is not (prefill and start-up cancel out; "
+                                   + "scripts/instructions-per-op.sh does this).",
                                valueName: "n"),
             transform: { try parseInt($0, in: 1...BenchOptions.maxOperations) })
     var operations: Int?
