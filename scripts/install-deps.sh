@@ -20,8 +20,12 @@ have_all() {
     if command -v dpkg-query >/dev/null 2>&1; then
         for package in "${packages[@]}"; do
             # The third word of the status: "install ok installed", and "hold ok installed"
-            # for a package held at its version, are both installed.
-            [ "$(dpkg-query -W -f='${db:Status-Status}' "$package" 2>/dev/null)" = installed ] || return 1
+            # for a package held at its version, are both installed. One line for each
+            # architecture it is installed for (Multi-Arch: same): every one must say so.
+            local states
+            states=$(dpkg-query -W -f='${db:Status-Status}\n' "$package" 2>/dev/null) || return 1
+            [ -n "$states" ] || return 1
+            while read -r state; do [ "$state" = installed ] || return 1; done <<<"$states"
         done
         return 0
     fi

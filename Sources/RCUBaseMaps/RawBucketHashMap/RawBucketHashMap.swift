@@ -81,9 +81,9 @@ import Glibc
 /// on a `HASH` they never write shared memory, on an `LRU_HASH` at most one atomic OR the
 /// first time an entry is used after an eviction pass; writers of different buckets never
 /// contend (an evicting LRU writer also advances the shared eviction hand). A signal
-/// handler may look up (not with `BPF_F_LOCK`) but must not write: a handler that
-/// interrupted a write of its own thread would wait for ever for the bucket lock that
-/// write holds (docs/map-types.md, HASH).
+/// handler (on a thread that entered a section before the signal) may look up (not with
+/// `BPF_F_LOCK`) but must not write: a handler that interrupted a write of its own thread
+/// would wait for ever for the bucket lock that write holds (docs/map-types.md, HASH).
 public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIfPresent, @unchecked Sendable {
     // @unchecked Sendable: buckets are read through atomics (control, overflow links) and
     // immutable live slots; they change only under their bucket's lock.

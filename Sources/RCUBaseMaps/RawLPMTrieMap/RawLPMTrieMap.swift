@@ -36,7 +36,7 @@ import Synchronization
 ///
 /// Concurrency: any number of readers and writers on any threads. Lookups (both modes) take
 /// no lock. Updates, deletes, get-next-key and batches take the writer lock (not
-/// reentrant: a signal handler may look up, but must not call these, which would wait for
+/// reentrant: a signal handler (on a thread that entered a section before the signal) may look up, but must not call these, which would wait for
 /// ever for a lock its interrupted thread holds).
 public final class RawLPMTrieMap: RawMap, @unchecked Sendable {
     // @unchecked Sendable: `tree`, `count` bookkeeping and every block are written only with

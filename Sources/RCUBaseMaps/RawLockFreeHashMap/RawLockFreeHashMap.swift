@@ -41,8 +41,9 @@ import Glibc
 ///   keeps them newest first, so one of them deleted and inserted again between two calls
 ///   can bring another of them, present throughout, back a second time.
 ///
-/// Concurrency: any number of readers and writers on any threads. A signal handler may look
-/// up (not with `BPF_F_LOCK`) but must not write: a handler that interrupted a write of its
+/// Concurrency: any number of readers and writers on any threads. A signal handler (on a
+/// thread that entered a section before the signal) may look up (not with `BPF_F_LOCK`)
+/// but must not write: a handler that interrupted a write of its
 /// own thread would wait for ever for the retire-list stripe lock, or in a full map the
 /// change in flight, that write holds (docs/map-types.md, HASH).
 public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, RemovalIfPresent, @unchecked Sendable {

@@ -16,7 +16,8 @@
 /// while they copy it, as Linux's do); writers of different buckets never contend. A user-mode writer that chains an overflow bucket while a thread's
 /// section holds grace periods back, past the bound on overflow memory, waits up to 250 ms
 /// (2 ms on a task's thread) for reclamation after its write (see <doc:EpochModel>).
-/// A signal handler may look up, but must not write: a handler that interrupted a write of
+/// A signal handler may look up (on a thread that entered a section before the signal: a
+/// thread's first section registers it, which is not reentrant), but must not write: a handler that interrupted a write of
 /// its own thread would wait for ever for the bucket lock that write holds.
 /// See ``InPlaceKeyValueMap`` for in-place access.
 public final class BucketHashMap<Key: BitwiseCopyable & Sendable, Value: BitwiseCopyable & Sendable>:
@@ -95,7 +96,8 @@ public final class BucketHashMap<Key: BitwiseCopyable & Sendable, Value: Bitwise
 /// stripe per CPU), and an insert into a full map yields until other writers' changes in
 /// flight are resolved. A write pauses when reclamation falls far behind, up to 250 ms on a
 /// thread of its own and 2 ms on a task's (``/RCUEpoch/EpochRetireList/throttleIfBehind()``). Dropping the map's last reference outside a section waits for
-/// rculfhash's resize worker (see the Epoch model article). A signal handler may look up,
+/// rculfhash's resize worker (see the Epoch model article). A signal handler may look up (on a thread that entered a section before the signal: a
+/// thread's first section registers it, which is not reentrant),
 /// but must not write: a handler that interrupted a write of its own thread would wait for
 /// ever for the retire-list stripe or the change in flight that write holds.
 public final class LockFreeHashMap<Key: BitwiseCopyable & Sendable, Value: BitwiseCopyable & Sendable>:

@@ -174,7 +174,8 @@ public struct IPv6Prefix: LPMTrieKey, CustomStringConvertible {
 /// before the section ends, so nothing borrowed escapes; a value being replaced reads
 /// whole, old or new. Writers serialise on the map's writer lock (short: a few node copies);
 /// replaced memory is reclaimed after a grace period. Iteration (``snapshot()``) takes the
-/// writer lock for each step. A signal handler may look up, but must not write or iterate:
+/// writer lock for each step. A signal handler may look up (on a thread that entered a section before the signal: a
+/// thread's first section registers it, which is not reentrant), but must not write or iterate:
 /// it would wait for ever for a writer lock its interrupted thread holds.
 public final class LPMTrieMap<Key: LPMTrieKey, Value: BitwiseCopyable & Sendable>: Sendable {
     /// The byte-level map underneath.
