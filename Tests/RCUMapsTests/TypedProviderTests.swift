@@ -440,6 +440,40 @@ struct TypedProviderTests {
         }
         try registration.unregister()
     }
+
+    /// The same for a removal (reliability.md row 322): `removeValue` and the provider's
+    /// removal callback get one copy of the value. The report read the retired entry again,
+    /// so an in-place write through a pointer lent before the removal, landing between the
+    /// two reads, gave them different values (row 214 had fixed replaces only).
+    @Test(arguments: [ProviderBaseMap.hashBucketLocked, .hashLockFree])
+    func aRemovalReportsTheValueItsCallerGot(base: ProviderBaseMap) throws {
+        let log = WideRemovalLog()
+        let registry = MapProviderRegistry()
+        let registration = try registry.register(WidePassingProvider(log: log), type: MapType(rawValue: 4211), base: base)
+        do {
+            let map = try registration.makeMap(maxEntries: 16)
+            let original = WidePair(first: 10, second: 20)
+            try map.updateValue(original, forKey: 1)
+            let stored = try Epoch.withSection { (section) throws(MapError) in
+                try withUnsafeBytes(of: UInt32(1)) { (key) throws(MapError) in
+                    UInt(bitPattern: try map.raw.lookupInPlace(key: key, in: section).baseAddress!)
+                }
+            }
+            let scribble: @Sendable () -> Void = {
+                UnsafeMutableRawPointer(bitPattern: stored)!
+                    .storeBytes(of: WidePair(first: 0xEEEE, second: 0xEEEE), as: WidePair.self)
+            }
+            switch map.raw.baseMapForTests {
+            case let bucket as RawBucketHashMap: bucket.afterCopyingTheRemovedValue = scribble
+            case let lockFree as RawLockFreeHashMap: lockFree.afterCopyingTheRemovedValue = scribble
+            default: Issue.record("unexpected base \(base)")
+            }
+            let removed = try map.removeValue(forKey: 1)
+            #expect(removed == original)
+            #expect(log.removed.withLock { $0 } == [original], "the provider heard of another value than the caller got")
+        }
+        try registration.unregister()
+    }
     #endif
 
     /// An object map's writers wait, after their section, when the releases of displaced

@@ -16,7 +16,8 @@
  * the version-1 layout; of a larger table it reads the version-1 layout only.
  *
  * Threads: RCUMaps registers a thread with liburcu-memb at its first epoch_enter or
- * map operation. A thread your code registered with liburcu-memb itself must be
+ * map operation that enters an epoch section (not every one does: an ARRAY's user-mode
+ * read, for one, takes none). A thread your code registered with liburcu-memb itself must be
  * adopted first (rcumaps_adopt_registered_thread below); otherwise the process stops
  * with a message at that first call (liburcu cannot register a thread twice).
  */

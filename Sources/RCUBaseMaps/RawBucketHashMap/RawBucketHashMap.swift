@@ -140,6 +140,10 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     /// for the caller (`exchange`), before the observer hears of it. Set before the map is
     /// shared.
     package nonisolated(unsafe) var afterCopyingTheDisplacedValue: (() -> Void)?
+    /// Tests (debug builds only): runs in `remove(key:inspecting:removed:)` once the removed
+    /// value is copied out for the caller, before the observer hears of it. Set before the
+    /// map is shared.
+    package nonisolated(unsafe) var afterCopyingTheRemovedValue: (() -> Void)?
     #endif
     /// Tests: the overflow bytes past which writers wait for reclamation
     /// (`BucketTable.overflowThrottleBytes`; the bucket array's size, at least 16 MiB). Set
@@ -1329,9 +1333,28 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         }
         guard let (place, word) = try outcome.get() else { return false }
         if holdsSection {
-            let value = table.value(of: place, count: valueSize)
-            removed(value)
-            observer?.entryWasRemoved(key: key, value: value, flags: operation)
+            // One copy for the caller and the observer: a holder of an older helper-mode
+            // pointer may still write the retired slot in place until a grace period, and two
+            // reads could tell them different values (the observer read it again: found by
+            // review, 2026-12-07; row 214 closed the same for replaces).
+            // Only with an observer (a provider's base, whose values hold no lock word):
+            // `removed` copies a value with a lock word under that word, in the slot, which a
+            // program may hold (a copy taken before would carry the held lock and never
+            // acquire it).
+            let stored = table.value(of: place, count: valueSize)
+            if let observer {
+                withUnsafeTemporaryAllocation(byteCount: Swift.max(1, valueSize), alignment: 16) { copy in
+                    copy.copyMemory(from: stored)
+                    let value = UnsafeRawBufferPointer(rebasing: copy[..<valueSize])
+                    removed(value)
+                    #if DEBUG
+                    afterCopyingTheRemovedValue?()
+                    #endif
+                    observer.entryWasRemoved(key: key, value: value, flags: operation)
+                }
+            } else {
+                removed(stored)
+            }
         } else if reportsValue {
             var bits = word
             withUnsafeBytes(of: &bits) { bytes in

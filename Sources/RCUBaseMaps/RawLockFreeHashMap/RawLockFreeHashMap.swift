@@ -91,6 +91,9 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
     /// Tests only: runs in a replace once the displaced value is copied out for the caller
     /// (`exchange`), before the observer hears of it (set before the map is shared).
     package var afterCopyingTheDisplacedValue: (@Sendable () -> Void)?
+    /// Tests only: runs in `remove(key:inspecting:removed:)` once the removed value is copied
+    /// out for the caller, before the observer hears of it (set before the map is shared).
+    package var afterCopyingTheRemovedValue: (@Sendable () -> Void)?
     /// Tests only: how many times a pass looked for a place in split order by walking the
     /// list from its head (`firstEntry(afterOrder:)`).
     let walksFromTheHead = Atomic<Int>(0)
@@ -880,9 +883,25 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
         // no lock) may change its value until the unlink: `removed` and the observer get the
         // value as it left, read after it (the section keeps the entry readable).
         guard let entry = try unlink(key, hash: hash, operation: [], inspect: inspect) else { throw MapError.keyNotFound }
-        let value = UnsafeRawBufferPointer(start: valuePointer(entry), count: valueSize)
-        removed(value)
-        observer?.entryWasRemoved(key: key, value: value, flags: [])
+        // One copy for the caller and the observer: a holder of an older helper-mode pointer
+        // may still write the entry in place until a grace period, and two reads could tell
+        // them different values (the observer read it again: found by review, 2026-12-07).
+        // (Only with an observer, a provider's base, whose values hold no lock word: a
+        // value with one is copied by `removed` under its word, in the entry.)
+        let stored = UnsafeRawBufferPointer(start: valuePointer(entry), count: valueSize)
+        if let observer {
+            withUnsafeTemporaryAllocation(byteCount: Swift.max(1, valueSize), alignment: 16) { copy in
+                copy.copyMemory(from: stored)
+                let value = UnsafeRawBufferPointer(rebasing: copy[..<valueSize])
+                removed(value)
+                #if DEBUG
+                afterCopyingTheRemovedValue?()
+                #endif
+                observer.entryWasRemoved(key: key, value: value, flags: [])
+            }
+        } else {
+            removed(stored)
+        }
         retire(entry)
     }
 

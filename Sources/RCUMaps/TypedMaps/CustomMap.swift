@@ -84,7 +84,8 @@ public final class CustomMap<Key: BitwiseCopyable & Sendable, Value: BitwiseCopy
     }
 
     /// Runs `body` on the value stored under `key`, in place, inside a new epoch section
-    /// (helper mode); `nil` if the key is absent.
+    /// (helper mode); `nil` if the key is absent. `body` must not reach the same entry
+    /// through the map (see ``InPlaceKeyValueMap``, "Reaching the same entry").
     ///
     /// - Throws: ``/RCUBaseMaps/MapError/notSupported`` when the provider transforms values; what the
     ///   provider's find callback throws; what `body` throws. Untyped (`any Error`), unlike the

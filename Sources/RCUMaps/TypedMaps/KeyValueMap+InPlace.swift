@@ -26,6 +26,15 @@
 ///
 /// A delete always loses later writes to the deleted entry (it is gone); the memory stays
 /// valid until the section ends.
+///
+/// ## Reaching the same entry from inside the closure
+/// The value is passed `inout`, which Swift treats as exclusive while the closure runs: the
+/// optimiser may keep it in a register. So the closure must not read or write the *same*
+/// entry through the map (an `updateValue`, a nested `withValue` of its key, a removal and
+/// re-insert): a release build may then store its stale copy over what the map just wrote,
+/// or miss it. Other keys are fine, and so is removing the closure's own key in
+/// ``forEachInPlace(_:)`` once the closure no longer writes the value (found by review,
+/// 2026-12-07).
 public protocol InPlaceKeyValueMap<Key, Value>: KeyValueMap {}
 
 extension InPlaceKeyValueMap {
@@ -120,6 +129,10 @@ extension InPlaceKeyValueMap {
                 // not `Value`'s size (a conformance of your own that skipped the layout
                 // checks of the built-in initialisers) would be written out of bounds.
                 if _slowPath(stored.count != MemoryLayout<Value>.size) { typedValueSizeMismatch(stored.count, Value.self) }
+                // Values are stored 8-byte aligned: a `Value` aligned beyond that (a
+                // `SIMD4<Float>`, in a conformance of your own) would be accessed with
+                // instructions that fault on the stored address (found by review, 2026-12-07).
+                if _slowPath(MemoryLayout<Value>.alignment > 8) { typedValueOverAligned(Value.self) }
                 return stored.baseAddress
             } catch where error == .keyNotFound {
                 return nil

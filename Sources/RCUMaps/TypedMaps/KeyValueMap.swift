@@ -257,6 +257,13 @@ func typedValueSizeMismatch<Value>(_ size: Int, _: Value.Type) -> Never {
     _rcumapsTrap("a typed map's values are \(size) bytes, \(Value.self) is \(MemoryLayout<Value>.size): in-place access refused")
 }
 
+/// Stops the program: in-place access to values of a type aligned beyond the 8 bytes
+/// every map stores values at.
+@usableFromInline @inline(never)
+func typedValueOverAligned<Value>(_: Value.Type) -> Never {
+    _rcumapsTrap("\(Value.self) is \(MemoryLayout<Value>.alignment)-byte aligned; maps store values 8-byte aligned: in-place access refused")
+}
+
 /// Stops the program: a byte-level error that a typed map's own checks rule out happened.
 @usableFromInline @inline(never)
 func typedMapInvariantBroken(_ error: MapError, _ operation: StaticString) -> Never {

@@ -173,7 +173,8 @@ public final class PerCPUArrayMap<Value: BitwiseCopyable & Sendable>: Sendable {
     ///
     /// Concurrency: another thread may be on the same CPU's value (after a migration): a
     /// plain read-modify-write here can lose its update or be torn. Use
-    /// ``withAtomicFields(at:_:)`` for counters.
+    /// ``withAtomicFields(at:_:)`` for counters. `body` must not reach the same index
+    /// through the map (see ``InPlaceKeyValueMap``, "Reaching the same entry").
     @inlinable @discardableResult
     public func withValue<Result, Failure: Error>(
         at index: UInt32, _ body: (inout Value) throws(Failure) -> Result

@@ -200,7 +200,8 @@ public final class PerCPUHashMap<Key: BitwiseCopyable & Sendable, Value: Bitwise
     /// Concurrency: another thread may be on the same CPU's value (after a migration): a
     /// plain read-modify-write here can lose its update or be torn. Use
     /// ``withAtomicFields(forKey:_:)`` or `add(_:forKey:)` for counters. The value is
-    /// borrowed: it cannot leave `body`.
+    /// borrowed: it cannot leave `body`, which must not reach the same entry through the
+    /// map (see ``InPlaceKeyValueMap``, "Reaching the same entry").
     @discardableResult
     public func withValue<Result, Failure: Error>(
         forKey key: Key, _ body: (inout Value) throws(Failure) -> Result
