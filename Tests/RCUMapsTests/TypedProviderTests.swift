@@ -410,32 +410,44 @@ struct TypedProviderTests {
     /// replace, just after the copy.
     @Test(arguments: [ProviderBaseMap.hashBucketLocked, .hashLockFree])
     func aReplaceReportsTheValueItsCallerGot(base: ProviderBaseMap) throws {
+        try Self.withLentWideValue(base: base, type: 4210, hook: { bucket, lockFree, scribble in
+            bucket?.afterCopyingTheDisplacedValue = scribble
+            lockFree?.afterCopyingTheDisplacedValue = scribble
+        }) { map, original in try map.updateValue(WidePair(first: 11, second: 21), forKey: 1) }
+    }
+
+    /// A map of `WidePassingProvider` on `base` holding a value under key 1, whose bytes
+    /// are lent in a section that has ended (the entry stays until `change` takes it out, its
+    /// memory until a grace period after `change`'s own section): `hook` installs, on the
+    /// base map, a debug hook that writes over them. `change` returns the value it took
+    /// out; the caller and the provider must both have got the original.
+    static func withLentWideValue(
+        base: ProviderBaseMap, type: UInt32,
+        hook: (RawBucketHashMap?, RawLockFreeHashMap?, @escaping @Sendable () -> Void) -> Void,
+        change: (CustomMap<UInt32, WidePair>, WidePair) throws -> WidePair?
+    ) throws {
         let log = WideRemovalLog()
         let registry = MapProviderRegistry()
-        let registration = try registry.register(WidePassingProvider(log: log), type: MapType(rawValue: 4210), base: base)
+        let registration = try registry.register(WidePassingProvider(log: log), type: MapType(rawValue: type), base: base)
         do {
             let map = try registration.makeMap(maxEntries: 16)
             let original = WidePair(first: 10, second: 20)
             try map.updateValue(original, forKey: 1)
-            // The old value's bytes, lent in a section that has ended: the entry stays in the
-            // map until the replace, and its memory until a grace period after the replace's
-            // own section, in which the hook runs.
-            let oldValue = try Epoch.withSection { (section) throws(MapError) in
+            let lent = try Epoch.withSection { (section) throws(MapError) in
                 try withUnsafeBytes(of: UInt32(1)) { (key) throws(MapError) in
                     UInt(bitPattern: try map.raw.lookupInPlace(key: key, in: section).baseAddress!)
                 }
             }
             let scribble: @Sendable () -> Void = {
-                UnsafeMutableRawPointer(bitPattern: oldValue)!
+                UnsafeMutableRawPointer(bitPattern: lent)!
                     .storeBytes(of: WidePair(first: 0xEEEE, second: 0xEEEE), as: WidePair.self)
             }
             switch map.raw.baseMapForTests {
-            case let bucket as RawBucketHashMap: bucket.afterCopyingTheDisplacedValue = scribble
-            case let lockFree as RawLockFreeHashMap: lockFree.afterCopyingTheDisplacedValue = scribble
+            case let bucket as RawBucketHashMap: hook(bucket, nil, scribble)
+            case let lockFree as RawLockFreeHashMap: hook(nil, lockFree, scribble)
             default: Issue.record("unexpected base \(base)")
             }
-            let replaced = try map.updateValue(WidePair(first: 11, second: 21), forKey: 1)
-            #expect(replaced == original)
+            #expect(try change(map, original) == original)
             #expect(log.removed.withLock { $0 } == [original], "the provider heard of another value than the caller got")
         }
         try registration.unregister()
@@ -447,32 +459,10 @@ struct TypedProviderTests {
     /// two reads, gave them different values (row 214 had fixed replaces only).
     @Test(arguments: [ProviderBaseMap.hashBucketLocked, .hashLockFree])
     func aRemovalReportsTheValueItsCallerGot(base: ProviderBaseMap) throws {
-        let log = WideRemovalLog()
-        let registry = MapProviderRegistry()
-        let registration = try registry.register(WidePassingProvider(log: log), type: MapType(rawValue: 4211), base: base)
-        do {
-            let map = try registration.makeMap(maxEntries: 16)
-            let original = WidePair(first: 10, second: 20)
-            try map.updateValue(original, forKey: 1)
-            let stored = try Epoch.withSection { (section) throws(MapError) in
-                try withUnsafeBytes(of: UInt32(1)) { (key) throws(MapError) in
-                    UInt(bitPattern: try map.raw.lookupInPlace(key: key, in: section).baseAddress!)
-                }
-            }
-            let scribble: @Sendable () -> Void = {
-                UnsafeMutableRawPointer(bitPattern: stored)!
-                    .storeBytes(of: WidePair(first: 0xEEEE, second: 0xEEEE), as: WidePair.self)
-            }
-            switch map.raw.baseMapForTests {
-            case let bucket as RawBucketHashMap: bucket.afterCopyingTheRemovedValue = scribble
-            case let lockFree as RawLockFreeHashMap: lockFree.afterCopyingTheRemovedValue = scribble
-            default: Issue.record("unexpected base \(base)")
-            }
-            let removed = try map.removeValue(forKey: 1)
-            #expect(removed == original)
-            #expect(log.removed.withLock { $0 } == [original], "the provider heard of another value than the caller got")
-        }
-        try registration.unregister()
+        try Self.withLentWideValue(base: base, type: 4211, hook: { bucket, lockFree, scribble in
+            bucket?.afterCopyingTheRemovedValue = scribble
+            lockFree?.afterCopyingTheRemovedValue = scribble
+        }) { map, _ in try map.removeValue(forKey: 1) }
     }
     #endif
 

@@ -1333,27 +1333,12 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         }
         guard let (place, word) = try outcome.get() else { return false }
         if holdsSection {
-            // One copy for the caller and the observer: a holder of an older helper-mode
-            // pointer may still write the retired slot in place until a grace period, and two
-            // reads could tell them different values (the observer read it again: found by
-            // review, 2026-12-07; row 214 closed the same for replaces).
-            // Only with an observer (a provider's base, whose values hold no lock word):
-            // `removed` copies a value with a lock word under that word, in the slot, which a
-            // program may hold (a copy taken before would carry the held lock and never
-            // acquire it).
-            let stored = table.value(of: place, count: valueSize)
-            if let observer {
-                withUnsafeTemporaryAllocation(byteCount: Swift.max(1, valueSize), alignment: 16) { copy in
-                    copy.copyMemory(from: stored)
-                    let value = UnsafeRawBufferPointer(rebasing: copy[..<valueSize])
-                    removed(value)
-                    #if DEBUG
-                    afterCopyingTheRemovedValue?()
-                    #endif
-                    observer.entryWasRemoved(key: key, value: value, flags: operation)
-                }
-            } else {
-                removed(stored)
+            // One copy for the caller and the observer (`reportRemovedValue`).
+            reportRemovedValue(table.value(of: place, count: valueSize), key: key, flags: operation, observer: observer,
+                               removed: removed) {
+                #if DEBUG
+                afterCopyingTheRemovedValue?()
+                #endif
             }
         } else if reportsValue {
             var bits = word

@@ -883,24 +883,12 @@ public final class RawLockFreeHashMap: ObservableBaseMap, FlaggedWrites, Removal
         // no lock) may change its value until the unlink: `removed` and the observer get the
         // value as it left, read after it (the section keeps the entry readable).
         guard let entry = try unlink(key, hash: hash, operation: [], inspect: inspect) else { throw MapError.keyNotFound }
-        // One copy for the caller and the observer: a holder of an older helper-mode pointer
-        // may still write the entry in place until a grace period, and two reads could tell
-        // them different values (the observer read it again: found by review, 2026-12-07).
-        // (Only with an observer, a provider's base, whose values hold no lock word: a
-        // value with one is copied by `removed` under its word, in the entry.)
-        let stored = UnsafeRawBufferPointer(start: valuePointer(entry), count: valueSize)
-        if let observer {
-            withUnsafeTemporaryAllocation(byteCount: Swift.max(1, valueSize), alignment: 16) { copy in
-                copy.copyMemory(from: stored)
-                let value = UnsafeRawBufferPointer(rebasing: copy[..<valueSize])
-                removed(value)
-                #if DEBUG
-                afterCopyingTheRemovedValue?()
-                #endif
-                observer.entryWasRemoved(key: key, value: value, flags: [])
-            }
-        } else {
-            removed(stored)
+        // One copy for the caller and the observer (`reportRemovedValue`).
+        reportRemovedValue(UnsafeRawBufferPointer(start: valuePointer(entry), count: valueSize), key: key, flags: [],
+                           observer: observer, removed: removed) {
+            #if DEBUG
+            afterCopyingTheRemovedValue?()
+            #endif
         }
         retire(entry)
     }
