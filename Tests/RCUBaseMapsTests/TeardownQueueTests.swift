@@ -23,7 +23,6 @@ import Testing
         let bigTag = uniqueTag()
         let smallTag = uniqueTag()
         let threadsBefore = Self.threadCount()
-        let started = TeardownQueue.statistics.threadsStarted
         var during = 0
         var pendingDuring = 0
         try Epoch.withSection { _ in
@@ -42,7 +41,8 @@ import Testing
         }
         // One teardown thread (other suites running meanwhile may start a few of their own).
         #expect(during - threadsBefore <= 8, "\(during - threadsBefore) more threads while the section lasted")
-        #expect(TeardownQueue.statistics.threadsStarted - started <= 8)
+        // (Not the threads started: a drop after the queue emptied starts the next one, and
+        // other suites' drops meanwhile do too; what must not grow is the threads alive.)
         #expect(pendingDuring > 0, "nothing waited for the section")
         // Once the section ends, every queued teardown runs: the maps' memory comes back.
         var waited = 0
