@@ -51,16 +51,9 @@ struct LPMFreezeTests {
         try LPMTrieMapTests.put(map, LPMTrieMapTests.ipv4(10, 0, 0, 0, 8), 1)
         let parking = ParkingHook()
         map.afterFreezeCheck = parking.hook
-        let updated = Atomic<Bool>(false)
-        Thread {
-            _ = try? LPMTrieMapTests.put(map, LPMTrieMapTests.ipv4(10, 1, 0, 0, 16), 2)
-            updated.store(true, ordering: .releasing)
-        }.start()
-        parking.waitUntilParked()
-        let second = secondFreezeWhileAWriteIsParked(freeze: { () throws(MapError) in try map.freeze() },
-                                                     isFrozen: { map.isFrozen }, count: { map.count },
-                                                     release: parking.release)
-        while !updated.load(ordering: .acquiring) { usleep(100) }
+        let second = secondFreezeWhileAWriteIsParked(
+            on: parking, write: { _ = try? LPMTrieMapTests.put(map, LPMTrieMapTests.ipv4(10, 1, 0, 0, 16), 2) },
+            freeze: { () throws(MapError) in try map.freeze() }, isFrozen: { map.isFrozen }, count: { map.count })
         map.afterFreezeCheck = nil
         #expect(!second.answeredEarly, "a second freeze() answered while an update held the writer lock")
         #expect(second.code == EPERM && second.count == 2, "\(second)")  // frozen already, with the update in

@@ -50,18 +50,9 @@ struct LRUFreezeTests {
         for key in UInt64(1)...4 { try map.put(key, key * 10) }
         let parking = ParkingHook()
         map.beforeRemovalUnlinks = parking.hook
-        let deleted = Atomic<Bool>(false)
-        let deleter = Thread {
-            var key: UInt64 = 1
-            _ = withUnsafeBytes(of: &key) { try? map.delete(key: $0) }
-            deleted.store(true, ordering: .releasing)
-        }
-        deleter.start()
-        parking.waitUntilParked()
-        let second = secondFreezeWhileAWriteIsParked(freeze: { () throws(MapError) in try map.freeze() },
-                                                     isFrozen: { map.isFrozen }, count: { map.count },
-                                                     release: parking.release)
-        while !deleted.load(ordering: .acquiring) { usleep(100) }
+        let second = secondFreezeWhileAWriteIsParked(
+            on: parking, write: { _ = withUnsafeBytes(of: UInt64(1)) { try? map.delete(key: $0) } },
+            freeze: { () throws(MapError) in try map.freeze() }, isFrozen: { map.isFrozen }, count: { map.count })
         map.beforeRemovalUnlinks = nil
         #expect(!second.answeredEarly, "a second freeze() answered while a delete held its chain's lock")
         #expect(second.code == EPERM && second.count == 3, "\(second)")  // frozen already, with the delete done

@@ -255,6 +255,27 @@ public func secondFreezeWhileAWriteIsParked(freeze: @escaping @Sendable () throw
     return (answeredEarly, Int32(word & 0xFFFF), word >> 16)
 }
 
+/// ``secondFreezeWhileAWriteIsParked(freeze:isFrozen:count:release:)`` for a write that
+/// parks on `parking` (installed by the caller as the map's debug hook): runs `write` on a
+/// thread of its own, waits until it parks, asks the second freeze, releases it and waits
+/// until `write` has returned.
+public func secondFreezeWhileAWriteIsParked(on parking: ParkingHook, write: @escaping @Sendable () -> Void,
+                                            freeze: @escaping @Sendable () throws(MapError) -> Void,
+                                            isFrozen: () -> Bool, count: @escaping @Sendable () -> Int)
+    -> (answeredEarly: Bool, code: Int32, count: Int)
+{
+    let written = Atomic<Bool>(false)
+    Thread {
+        write()
+        written.store(true, ordering: .releasing)
+    }.start()
+    parking.waitUntilParked()
+    let second = secondFreezeWhileAWriteIsParked(freeze: freeze, isFrozen: isFrozen, count: count,
+                                                 release: parking.release)
+    while !written.load(ordering: .acquiring) { usleep(100) }
+    return second
+}
+
 /// A test hook that parks the thread running it until ``release()``: install ``hook`` as a
 /// map's debug hook, start the write on a thread of its own, then ``waitUntilParked()``.
 public final class ParkingHook: Sendable {
