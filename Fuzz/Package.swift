@@ -43,5 +43,6 @@ let package = Package(
         .executableTarget(name: "FuzzMapOperations", dependencies: ["FuzzSupport"], swiftSettings: swiftSettings),
         .executableTarget(name: "FuzzProviderABI", dependencies: ["FuzzSupport"], swiftSettings: swiftSettings),
         .executableTarget(name: "FuzzMapDefinitions", dependencies: ["FuzzSupport"], swiftSettings: swiftSettings),
+        .executableTarget(name: "FuzzSpecializedMaps", dependencies: ["FuzzSupport"], swiftSettings: swiftSettings),
     ]
 )
