@@ -1,6 +1,11 @@
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// Bytes of the mappings made by ``rcumaps_map_pages(_:)`` and not yet unmapped
+/// (``EpochMemory/mappedPageBytes``).
+private let liveMappedPageBytes = Atomic<Int>(0)
 
 /// Zeroed, page-aligned anonymous memory of `size` bytes (private to the process), or nil.
 /// Used by arrays that need Linux's mmap layout (`BPF_F_MMAPABLE`) or that are too large
@@ -10,6 +15,7 @@ package func rcumaps_map_pages(_ size: Int) -> UnsafeMutableRawPointer? {
     guard size > 0 else { return nil }
     let memory = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
     guard let memory, memory != UnsafeMutableRawPointer(bitPattern: -1) else { return nil }
+    liveMappedPageBytes.wrappingAdd(size, ordering: .relaxed)
     return memory
 }
 
@@ -17,4 +23,21 @@ package func rcumaps_map_pages(_ size: Int) -> UnsafeMutableRawPointer? {
 package func rcumaps_unmap_pages(_ memory: UnsafeMutableRawPointer?, _ size: Int) {
     guard let memory else { return }
     munmap(memory, size)
+    liveMappedPageBytes.wrappingSubtract(size, ordering: .relaxed)
+}
+
+extension EpochMemory {
+    /// Bytes of anonymous page mappings the library holds now: the storage of arrays with
+    /// `BPF_F_MMAPABLE` or too large for one epoch block, of per-CPU arrays placed per NUMA
+    /// node or too large for one block, of queues and stacks too large for one block, and
+    /// cache-aligned epoch blocks of 4 MiB or more (which also count in their tag's
+    /// ``statistics(for:)``). Not counted: storage placed on a NUMA node through libnuma
+    /// (`numaNode` with several nodes), which libnuma maps itself.
+    ///
+    /// A dropped map unmaps its pages after a grace period, so with every map gone this
+    /// returns to 0 after ``Epoch/barrier()``; a leak check can rely on that, as on the tags'
+    /// live bytes.
+    ///
+    /// Concurrency: any thread; a snapshot, which other threads' mappings change at any time.
+    public static var mappedPageBytes: Int { liveMappedPageBytes.load(ordering: .relaxed) }
 }
