@@ -35,7 +35,7 @@ extension EpochMemory {
     /// (`numaNode` with several nodes), which libnuma maps itself.
     ///
     /// A dropped map unmaps its pages after a grace period, so with every map gone this
-    /// returns to 0 after ``Epoch/barrier()``; a leak check can rely on that, as on the tags'
+    /// returns to 0 after ``Epoch/barrier()-129j7``; a leak check can rely on that, as on the tags'
     /// live bytes.
     ///
     /// Concurrency: any thread; a snapshot, which other threads' mappings change at any time.

@@ -12,7 +12,10 @@
  * LLVMFuzzerRunDriver is a weak reference: without -sanitize=fuzzer it is NULL, and the
  * binary still builds and replays inputs (`--replay`).
  */
+#define _GNU_SOURCE
 #include "CFuzzSupport.h"
+
+#include <sched.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -132,4 +135,9 @@ int rcf_write_file(const char *path, const uint8_t *data, size_t size)
     int result = written == size ? 0 : EIO;
     if (fclose(file) != 0 && result == 0) result = errno;
     return result;
+}
+
+int rcf_current_cpu(void)
+{
+    return sched_getcpu();
 }

@@ -1,3 +1,4 @@
+import CFuzzSupport
 import FuzzSupport
 import RCUMaps
 #if canImport(Glibc)
@@ -5,15 +6,18 @@ import Glibc
 #endif
 
 /// PERCPU_HASH, LRU_HASH and LRU_PERCPU_HASH against a model of the keys that may be
-/// present. A map that evicts (the LRU types) may drop any key but the one just written
-/// when a new key comes into a full map, so the model keeps two sets: `known`, every key
-/// that may be present with its value, and `sure`, the keys certainly present (no eviction
-/// since they were last seen). Every answer must fit: a found key is known with its value,
-/// a key not found is not sure, a count lies between them and never above `maxEntries`; a
-/// new key in a map that is not full evicts nothing; a replace of a sure key evicts nothing;
-/// a written key is present right after. Passes (get-next-key, lookup batches) learn the
-/// exact contents again. Without eviction (PERCPU_HASH) `sure` is every known key and the
-/// checks are exact: E2BIG when full.
+/// present. A map that evicts (the LRU types) drops one key other than the one written when
+/// a new key comes into a full map — which one cannot be predicted — so the model keeps
+/// `known`, every key that may be present with its value, `sure`, the keys certainly
+/// present (no eviction since they were last seen), and `undiscovered`, how many known keys
+/// have been evicted without the model seeing which. On one thread the count is then exact
+/// (`known.count - undiscovered`) after every operation: an insert into a full map evicts
+/// exactly one entry (the count stays at `maxEntries`), an insert into a map that is not
+/// full and a replace evict none, a failed write evicts none. A found key must be known,
+/// with its last value; a key not found must not be sure (and, known, was one of the
+/// evictions); a written key is present right after. Passes (get-next-key, lookup batches)
+/// learn the exact contents again. Without eviction (PERCPU_HASH) `undiscovered` stays 0,
+/// `sure` is every known key, and a new key into a full map is E2BIG.
 final class HashFamilyExercise {
     let map: any RawMap
     /// The per-CPU view of `map`, for PERCPU_HASH and LRU_PERCPU_HASH.
@@ -26,6 +30,10 @@ final class HashFamilyExercise {
     let maxEntries: Int
     var known: [[UInt8]: [UInt8]] = [:]
     var sure: Set<[UInt8]> = []
+    /// Known keys evicted without the model seeing which.
+    var undiscovered = 0
+    /// Every key ever written (a get-next-key cursor never written must restart the pass).
+    var everWritten: Set<[UInt8]> = []
     var frozen = false
 
     init(map: any RawMap) {
@@ -47,7 +55,11 @@ final class HashFamilyExercise {
     func observed(_ key: [UInt8], _ value: [UInt8]?, _ what: String) {
         guard let value else {
             fuzzCheck(!sure.contains(key), "\(what): \(hex(key)) not found, but it cannot have been evicted")
-            known[key] = nil
+            if known.removeValue(forKey: key) != nil {
+                // One of the evictions the model could not place.
+                undiscovered -= 1
+                fuzzCheck(undiscovered >= 0, "\(what): \(hex(key)) not found, one more key gone than inserts into a full map evicted")
+            }
             return
         }
         guard let expected = known[key] else { fuzzFail("\(what): \(hex(key)) found (\(hex(value))), never written or gone") }
@@ -55,17 +67,33 @@ final class HashFamilyExercise {
         sure.insert(key)
     }
 
-    /// A write of a key not surely present succeeded, with `countBefore` entries before it.
-    func inserted(_ key: [UInt8], countBefore: Int) {
-        guard !sure.contains(key) else { return }
-        if countBefore >= maxEntries {
-            // Full: some other entry may have gone (or this key was there, and nothing did).
-            fuzzCheck(evicts, "a new key went into a full map that does not evict")
-            trace("    (a full map: another key may have been evicted)")
+    /// A write of `key` succeeded, with `countBefore` entries before it: accounts for what
+    /// it evicted, from the count after it.
+    func written(_ key: [UInt8], countBefore: Int, _ what: String) {
+        let count = map.count
+        if sure.contains(key) {
+            fuzzCheck(count == countBefore, "\(what): a replace changed the count from \(countBefore) to \(count)")
+        } else if known[key] == nil || countBefore < maxEntries {
+            // A new key (or a known one, maybe evicted, into a map with room: the count tells).
+            if count == countBefore + 1 {
+                if known[key] != nil { undiscovered -= 1 }  // it had been evicted
+                fuzzCheck(undiscovered >= 0 && countBefore < maxEntries, "\(what): the count went from \(countBefore) to \(count)")
+            } else {
+                fuzzCheck(count == countBefore && (known[key] != nil || countBefore == maxEntries),
+                          "\(what): the count went from \(countBefore) to \(count) (\(maxEntries) at most)")
+                if known[key] == nil {
+                    // Into a full map: exactly one other entry evicted.
+                    fuzzCheck(evicts, "\(what): a new key went into a full map that does not evict")
+                    trace("    (a full map: another key was evicted)")
+                    undiscovered += 1
+                    sure = []
+                }
+            }
+        } else {
+            // A known key, maybe evicted, into a full map: replaced, or inserted evicting
+            // another; either way one known key is gone unseen as before, and the count stays.
+            fuzzCheck(count == countBefore, "\(what): the count went from \(countBefore) to \(count) in a full map")
             sure = []
-        } else if known[key] == nil {
-            // Not full: nothing is evicted, and the count grows by one.
-            fuzzCheck(map.count == countBefore + 1, "insert into a map of \(countBefore) (not full): count \(map.count)")
         }
     }
 
@@ -77,12 +105,8 @@ final class HashFamilyExercise {
     func checkCount() {
         let count = map.count
         fuzzCheck(count <= maxEntries, "count \(count) above maxEntries \(maxEntries)")
-        if evicts {
-            fuzzCheck(count >= sure.count && count <= known.count,
-                      "count \(count), with \(sure.count) keys surely present and \(known.count) that may be")
-        } else {
-            fuzzCheck(count == known.count, "count \(count), the model holds \(known.count)")
-        }
+        fuzzCheck(count == known.count - undiscovered && count >= sure.count,
+                  "count \(count), with \(known.count) keys known, \(undiscovered) of them evicted unseen, \(sure.count) certain")
     }
 
     /// Reads `key` back in user mode (nil: absent).
@@ -156,8 +180,11 @@ final class HashFamilyExercise {
             let keyBuffer = ExactBuffer(key), next = output(keySize)
             let result = errnoOf { () throws(MapError) in try map.nextKey(after: none ? nil : keyBuffer.raw, into: next.mutableRaw) }
             if result == ENOENT {
-                // The end: from nothing, only on an empty map.
-                if none { fuzzCheck(sure.isEmpty, "get-next-key from the start: ENOENT with \(sure.count) keys present") }
+                // The end: from nothing or from a key never written (a restart), only on an
+                // empty map.
+                if none || !everWritten.contains(key) {
+                    fuzzCheck(map.count == 0, "get-next-key from \(none ? "the start" : "a key never written"): ENOENT with \(map.count) keys")
+                }
                 return
             }
             expect(result, 0, "get-next-key")
@@ -182,6 +209,7 @@ final class HashFamilyExercise {
             for key in sure { fuzzCheck(keys.contains(key), "a pass missed \(hex(key)), which cannot have been evicted") }
             known = known.filter { keys.contains($0.key) }
             sure = keys
+            undiscovered = 0
 
         case 10:  // wrong sizes
             let choice = frame.operands.byte() % 3
@@ -207,7 +235,11 @@ final class HashFamilyExercise {
         let what = "\(helper ? "helper " : "")update \(hex(key)) flags \(flags)"
         let keyBuffer = ExactBuffer(key), buffer = ExactBuffer(value)
         let countBefore = map.count
+        let cpuBefore = rcf_current_cpu()
+        var cpuAfter: Int32 = -1
+        defer { _ = cpuAfter }
         let result = errnoOf { () throws(MapError) in
+            defer { cpuAfter = rcf_current_cpu() }
             if helper {
                 try Epoch.withSection { section throws(MapError) in
                     try map.update(key: keyBuffer.raw, value: buffer.raw, flags: flags, in: section)
@@ -237,11 +269,14 @@ final class HashFamilyExercise {
         fuzzCheck(!(flags == .exist && known[key] == nil), "\(what) succeeded on a key never written or gone")
         fuzzCheck(evicts || flags == .exist || known[key] != nil || known.count < maxEntries, "\(what): a new key into a full map")
         let before = known[key], wasSure = sure.contains(key)
-        inserted(key, countBefore: countBefore)
+        everWritten.insert(key)
+        written(key, countBefore: countBefore, what)
         // The key just written is present right after, with what was written.
         guard let now = readBack(key) else { fuzzFail("\(what): the key just written is absent") }
         if helper && perCPU != nil {
-            checkOneCPUWritten(now: now, before: before, certain: wasSure, value: value, what)
+            // The CPU the write ran on, where the thread stayed on one for the whole call.
+            let cpu = cpuBefore == cpuAfter && cpuBefore >= 0 && RawPerCPUArrayMap.possibleCPUsAreDense ? Int(cpuBefore) : nil
+            checkOneCPUWritten(now: now, before: before, certain: wasSure, value: value, cpu: cpu, what)
         } else {
             fuzzCheck(now == value, "\(what): read back \(hex(now))")
         }
@@ -249,18 +284,21 @@ final class HashFamilyExercise {
         sure.insert(key)
     }
 
-    /// After a helper-mode write of `value` for one CPU: with the key present before
-    /// (`before`, `certain`), one CPU's value at most differs, its first `valueSize` bytes
-    /// `value`, its padding unchanged; with the key new, one CPU holds `value` and the
-    /// others zeros; with the key maybe evicted, either.
-    func checkOneCPUWritten(now: [UInt8], before: [UInt8]?, certain: Bool, value: [UInt8], _ what: String) {
+    /// After a helper-mode write of `value` for one CPU — `cpu` when the thread was on it
+    /// before and after the call, else any: with the key present before (`before`,
+    /// `certain`), that CPU's first `valueSize` bytes are `value`, its padding and the other
+    /// CPUs' values unchanged; with the key new, that CPU holds `value` and the others zeros;
+    /// with the key maybe evicted, either.
+    func checkOneCPUWritten(now: [UInt8], before: [UInt8]?, certain: Bool, value: [UInt8], cpu written: Int?,
+                            _ what: String) {
         let slots = (0..<cpus).map { Array(now[$0 * slotSize..<($0 + 1) * slotSize]) }
         let padded = value + [UInt8](repeating: 0, count: slotSize - valueSize)
-        let fresh = (0..<cpus).contains { cpu in
+        let candidates = written.map { [$0] } ?? Array(0..<cpus)
+        let fresh = candidates.contains { cpu in
             slots.enumerated().allSatisfy { $0.offset == cpu ? $0.element == padded : $0.element.allSatisfy { $0 == 0 } }
         }
         guard let before else { return fuzzCheck(fresh, "\(what): a new key's values \(hex(now))") }
-        let kept = (0..<cpus).contains { cpu in
+        let kept = candidates.contains { cpu in
             slots.enumerated().allSatisfy { slot in
                 let old = Array(before[slot.offset * slotSize..<(slot.offset + 1) * slotSize])
                 return slot.offset == cpu ? slot.element == value + old[valueSize...] : slot.element == old

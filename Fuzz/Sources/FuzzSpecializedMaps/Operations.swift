@@ -4,27 +4,8 @@ import RCUMaps
 import Glibc
 #endif
 
-/// What every exercise of this target shares: how an input is cut into operations, how a
-/// call's errno is taken, and the keys and values the operations use.
-///
-/// Each operation is 8 bytes: an opcode, then a frame of 7 operand bytes that the operation
-/// reads as it likes (reads past the frame give zeros). Fixed frames keep the operations of
-/// an input aligned whatever each one reads, so that a mutation changes one operation only.
-struct OperationFrame {
-    let opcode: UInt8
-    var operands: FuzzInput
-
-    static let size = 8
-    /// The most operations one input runs.
-    static let limit = 400
-
-    /// The next operation of `input`, or nil at its end.
-    static func next(_ input: inout FuzzInput) -> OperationFrame? {
-        guard !input.isExhausted else { return nil }
-        let opcode = input.byte()
-        return OperationFrame(opcode: opcode, operands: FuzzInput(input.bytes(size - 1)))
-    }
-}
+// What the exercises of this target share: how a call's errno is taken, and the keys and
+// values the operations use (each operation is an `OperationFrame`).
 
 /// The errno `body` ended with: 0 when it returned.
 func errnoOf(_ body: () throws(MapError) -> Void) -> Int32 {

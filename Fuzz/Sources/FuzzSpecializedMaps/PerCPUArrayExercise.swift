@@ -1,3 +1,4 @@
+import CFuzzSupport
 import FuzzSupport
 import RCUMaps
 #if canImport(Glibc)
@@ -78,18 +79,23 @@ final class PerCPUArrayExercise {
             let flags = fuzzUpdateFlags(&frame.operands)
             trace("  helper update [\(index)] = \(hex(value)) flags \(flags)")
             let key = ExactBuffer(indexKey(index)), buffer = ExactBuffer(value)
+            let cpuBefore = rcf_current_cpu()
+            var cpuAfter: Int32 = -1
             let result = errnoOf { () throws(MapError) in
+                defer { cpuAfter = rcf_current_cpu() }
                 try Epoch.withSection { section throws(MapError) in
                     try map.update(key: key.raw, value: buffer.raw, flags: flags, in: section)
                 }
             }
+            // The CPU the write ran on, where the thread stayed on one for the whole call.
+            let cpu = cpuBefore == cpuAfter && cpuBefore >= 0 && RawPerCPUArrayMap.possibleCPUsAreDense ? Int(cpuBefore) : nil
             // Linux's array_map_update_elem: BPF_F_LOCK passes the first check and is refused
             // last (no lock word), after E2BIG and EEXIST.
             let bits = flags.rawValue
             let expected: Int32 = bits & ~4 > 2 ? EINVAL : Int(index) >= maxEntries ? E2BIG : bits & 1 != 0 ? EEXIST
                 : bits & 4 != 0 ? EINVAL : 0
             expect(result, expected, "helper update [\(index)] flags \(flags)")
-            if result == 0 { values[Int(index)] = checkOneCPUWritten(index: index, value: value) }
+            if result == 0 { values[Int(index)] = checkOneCPUWritten(index: index, value: value, cpu: cpu) }
 
         case 5:  // delete and lookup-and-delete: not array operations
             let index = fuzzIndex(&frame.operands, maxEntries: maxEntries)
@@ -145,16 +151,18 @@ final class PerCPUArrayExercise {
     }
 
     /// After a helper-mode write of `value` to `index`: the all-CPU value read back differs
-    /// from the model in one CPU's value at most, that CPU's first `valueSize` bytes are
-    /// `value` and its padding is unchanged. Returns what was read.
-    func checkOneCPUWritten(index: UInt32, value: [UInt8]) -> [UInt8] {
+    /// from the model in one CPU's value at most — `cpu`'s, when the thread was on it before
+    /// and after the call — that CPU's first `valueSize` bytes are `value` and its padding is
+    /// unchanged. Returns what was read.
+    func checkOneCPUWritten(index: UInt32, value: [UInt8], cpu: Int?) -> [UInt8] {
         let key = ExactBuffer(indexKey(index)), buffer = output(userSize)
         expect(errnoOf { () throws(MapError) in try map.lookup(key: key.raw, into: buffer.mutableRaw) }, 0,
                "lookup after a helper update")
         let now = buffer.bytes, before = values[Int(index)]
         let changed = (0..<cpus).filter { now[$0 * slotSize..<($0 + 1) * slotSize] != before[$0 * slotSize..<($0 + 1) * slotSize] }
-        fuzzCheck(changed.count <= 1, "a helper update of [\(index)] changed the values of CPUs \(changed)")
-        let written = changed.first ?? (0..<cpus).first { Array(now[$0 * slotSize..<$0 * slotSize + valueSize]) == value }
+        fuzzCheck(changed.count <= 1 && (cpu == nil || changed.allSatisfy { $0 == cpu }),
+                  "a helper update of [\(index)] on CPU \(cpu.map { "\($0)" } ?? "?") changed the values of CPUs \(changed)")
+        let written = cpu ?? changed.first ?? (0..<cpus).first { Array(now[$0 * slotSize..<$0 * slotSize + valueSize]) == value }
         guard let written else { fuzzFail("a helper update of [\(index)] to \(hex(value)): no CPU holds it in \(hex(now))") }
         fuzzCheck(Array(now[written * slotSize..<written * slotSize + valueSize]) == value,
                   "a helper update of [\(index)] wrote \(hex(Array(now[written * slotSize..<(written + 1) * slotSize]))) for \(hex(value))")

@@ -75,7 +75,7 @@ final class QueueStackExercise {
             trace("  pop")
             let buffer = output(valueSize)
             let result = errnoOf { () throws(MapError) in try map.pop(into: buffer.mutableRaw) }
-            if frozen { return expect(result, EPERM, "pop from a frozen map") }
+            if frozen { return expectUntouched(result, EPERM, buffer, "pop from a frozen map") }
             checkGet(result, buffer, delete: true, helper: false, "pop")
 
         case 4:  // peek
@@ -99,8 +99,8 @@ final class QueueStackExercise {
             let buffer = output(valueSize)
             let result = errnoOf { () throws(MapError) in try map.lookupAndDelete(key: empty, into: buffer.mutableRaw, flags: flags) }
             if flags.rawValue & ~4 != 0 { return expect(result, EINVAL, "pop with unknown flags") }
-            if frozen { return expect(result, EPERM, "pop from a frozen map") }
-            if flags.rawValue != 0 { return expect(result, EINVAL, "pop with BPF_F_LOCK") }
+            if frozen { return expectUntouched(result, EPERM, buffer, "pop from a frozen map") }
+            if flags.rawValue != 0 { return expectUntouched(result, EINVAL, buffer, "pop with BPF_F_LOCK") }
             checkGet(result, buffer, delete: true, helper: false, "lookup-and-delete (pop)")
 
         case 7:  // peek through lookup, with flags
@@ -123,10 +123,13 @@ final class QueueStackExercise {
             }
             let (expected, dropped) = predictPush(value, flags: flags, user: true)
             expect(result, expected, "exchange flags \(flags)")
-            guard result == 0 else { return }
-            fuzzCheck(droppedAny == (dropped != nil), "exchange answered \(droppedAny), dropped \(dropped.map { hex($0) } ?? "nothing")")
-            if let dropped {
+            if result == 0 {
+                fuzzCheck(droppedAny == (dropped != nil), "exchange answered \(droppedAny), dropped \(dropped.map { hex($0) } ?? "nothing")")
+            }
+            if let dropped, result == 0 {
                 fuzzCheck(displaced.bytes == dropped, "exchange dropped \(hex(displaced.bytes)), expected \(hex(dropped))")
+            } else {
+                fuzzCheck(displaced.bytes.allSatisfy { $0 == 0xCD }, "exchange that dropped nothing wrote \(hex(displaced.bytes))")
             }
 
         case 9:  // helper mode: push, pop or peek inside a section (a frozen map allows them)
@@ -172,6 +175,12 @@ final class QueueStackExercise {
             trace("  freeze")
             freezeStep(map, frozen: &frozen)
         }
+    }
+
+    /// A refused call: its errno, and the caller's buffer as it was.
+    func expectUntouched(_ result: Int32, _ expected: Int32, _ buffer: ExactBuffer, _ what: String) {
+        expect(result, expected, what)
+        fuzzCheck(buffer.bytes.allSatisfy { $0 == 0xCD }, "\(what) wrote \(hex(buffer.bytes))")
     }
 
     /// Element flags: none, `BPF_F_LOCK`, or unknown bits.

@@ -38,6 +38,9 @@ int rcf_fuzzer_linked(void);
 /* Writes `size` bytes to `path` (seed corpus generation). 0 or errno. */
 int rcf_write_file(const char *path, const uint8_t *data, size_t size);
 
+/* The CPU the calling thread runs on (sched_getcpu), or -1. */
+int rcf_current_cpu(void);
+
 /* ---- the C provider ---- */
 
 /* Callback slots of rcumaps_provider_dispatch_table_t, in order (bits of `present`). */
