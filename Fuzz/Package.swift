@@ -44,5 +44,6 @@ let package = Package(
         .executableTarget(name: "FuzzProviderABI", dependencies: ["FuzzSupport"], swiftSettings: swiftSettings),
         .executableTarget(name: "FuzzMapDefinitions", dependencies: ["FuzzSupport"], swiftSettings: swiftSettings),
         .executableTarget(name: "FuzzSpecializedMaps", dependencies: ["FuzzSupport"], swiftSettings: swiftSettings),
+        .executableTarget(name: "FuzzDictionary", dependencies: ["FuzzSupport"], swiftSettings: swiftSettings),
     ]
 )

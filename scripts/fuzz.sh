@@ -30,7 +30,7 @@ root=$PWD
 
 seconds=${1:-60}
 shift || true
-all_targets=(FuzzMapOperations FuzzProviderABI FuzzMapDefinitions FuzzSpecializedMaps)
+all_targets=(FuzzMapOperations FuzzProviderABI FuzzMapDefinitions FuzzSpecializedMaps FuzzDictionary)
 if [ $# -gt 0 ]; then targets=("$@"); else targets=("${all_targets[@]}"); fi
 configurations=(${FUZZ_CONFIGURATIONS:-release debug})
 # A list of only spaces split into nothing, and the step passed having run nothing.

@@ -14,13 +14,16 @@ public struct FuzzTarget {
     /// Every this many inputs, and at the end of a replay, wait for every deferred free and
     /// check that the epoch's per-tag accounting is back to zero bytes (no leak).
     public let settleEvery: Int
+    /// Tags whose memory may stay live for the whole process (not checked by the settle).
+    public let residentTags: Set<PoolTag>
 
-    public init(name: String, settleEvery: Int = 1024, seeds: @escaping () -> [(String, [UInt8])],
-                run: @escaping (inout FuzzInput) -> Void) {
+    public init(name: String, settleEvery: Int = 1024, residentTags: Set<PoolTag> = providerResidentTags,
+                seeds: @escaping () -> [(String, [UInt8])], run: @escaping (inout FuzzInput) -> Void) {
         self.name = name
         self.run = run
         self.seeds = seeds
         self.settleEvery = settleEvery
+        self.residentTags = residentTags
     }
 }
 
@@ -75,9 +78,11 @@ private func writeSeeds(_ target: FuzzTarget, to directory: String) -> Int32 {
 /// provider's epoch allocations). A bucket-hash reclaim can retire memory in turn, so this
 /// waits several rounds before it calls a leak a leak.
 ///
-/// Not checked: the tags of `RCUDictionary` (``residentTags``), whose memory here is the
-/// object map providers' handle tables — registered once, alive for the whole process.
-/// (Every object in them is checked: its tag must settle like the rest.)
+/// Not checked: the target's ``FuzzTarget/residentTags`` — by default the tags of
+/// `RCUDictionary` (``providerResidentTags``), whose memory in the map targets is the object
+/// map providers' handle tables, registered once and alive for the whole process. (Every
+/// object in them is checked: its tag must settle like the rest.) `FuzzDictionary`, which
+/// registers no provider, checks them too.
 ///
 /// Page mappings too (`EpochMemory.mappedPageBytes`: mmapable arrays, whose storage is not
 /// epoch memory, and other maps' storage too large for one block) must all be gone: a
@@ -86,12 +91,13 @@ private func writeSeeds(_ target: FuzzTarget, to directory: String) -> Int32 {
 public func checkEpochMemorySettles(after what: String) {
     var live: [EpochTagStatistics] = []
     var mapped = 0
+    let resident = activeTarget?.residentTags ?? providerResidentTags
     for _ in 0..<16 {
         Epoch.barrier()
         live = EpochMemory.allStatistics().filter {
             // Recycled blocks too: a retire list kept alive after its map is gone holds them,
             // and they are not live bytes (found by review, 2026-12-05, sixteenth session).
-            ($0.liveBytes != 0 || $0.liveAllocations != 0 || $0.recycledBytes != 0) && !residentTags.contains($0.tag)
+            ($0.liveBytes != 0 || $0.liveAllocations != 0 || $0.recycledBytes != 0) && !resident.contains($0.tag)
         }
         mapped = EpochMemory.mappedPageBytes
         if live.isEmpty && mapped == 0 { return }
@@ -108,6 +114,7 @@ public func checkEpochMemorySettles(after what: String) {
             + "inputs together to find it, before moving anything to Regressions/)"))
 }
 
-/// Tags of memory that lives as long as the process: `RCUDictionary`'s entries, bucket
-/// arrays and replaced references (the object map providers' handle tables).
-let residentTags: Set<PoolTag> = [PoolTag("rcud"), PoolTag("rcdt"), PoolTag("rcuo")]
+/// Tags of memory that lives as long as the process in a target that uses the object map
+/// providers: `RCUDictionary`'s entries, bucket arrays and replaced references (the
+/// providers' handle tables).
+public let providerResidentTags: Set<PoolTag> = [PoolTag("rcud"), PoolTag("rcdt"), PoolTag("rcuo")]
