@@ -1,3 +1,4 @@
+import CRCUMapsShim
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -26,13 +27,30 @@ package func rcumaps_unmap_pages(_ memory: UnsafeMutableRawPointer?, _ size: Int
     liveMappedPageBytes.wrappingSubtract(size, ordering: .relaxed)
 }
 
+/// Zeroed anonymous pages of `size` bytes that prefer NUMA node `node`
+/// (`rcumaps_numa_alloc_onnode`: the kernel falls back to other nodes), or nil (also when
+/// libnuma is unavailable). Counted in ``EpochMemory/mappedPageBytes``.
+package func rcumaps_map_pages(_ size: Int, preferringNode node: Int32) -> UnsafeMutableRawPointer? {
+    guard size > 0, let memory = rcumaps_numa_alloc_onnode(size, node) else { return nil }
+    liveMappedPageBytes.wrappingAdd(size, ordering: .relaxed)
+    return memory
+}
+
+/// Returns memory from ``rcumaps_map_pages(_:preferringNode:)``.
+package func rcumaps_unmap_node_pages(_ memory: UnsafeMutableRawPointer?, _ size: Int) {
+    guard let memory else { return }
+    rcumaps_numa_free(memory, size)
+    liveMappedPageBytes.wrappingSubtract(size, ordering: .relaxed)
+}
+
 extension EpochMemory {
-    /// Bytes of anonymous page mappings the library holds now: the storage of arrays with
-    /// `BPF_F_MMAPABLE` or too large for one epoch block, of per-CPU arrays placed per NUMA
-    /// node or too large for one block, of queues and stacks too large for one block, and
-    /// cache-aligned epoch blocks of 4 MiB or more (which also count in their tag's
-    /// ``statistics(for:)``). Not counted: storage placed on a NUMA node through libnuma
-    /// (`numaNode` with several nodes), which libnuma maps itself.
+    /// Bytes of the anonymous page mappings the library makes for map storage, held now:
+    /// the storage of arrays with `BPF_F_MMAPABLE`, placed on a NUMA node or too large for
+    /// one epoch block, of per-CPU arrays placed per NUMA node or too large for one block,
+    /// of queues and stacks placed on a node or too large for one block, and cache-aligned
+    /// epoch blocks of 4 MiB or more (which also count in their tag's ``statistics(for:)``).
+    /// Not counted: the lock-free HASH's table, which liburcu's rculfhash maps itself (its
+    /// address-space reservation and bucket pages).
     ///
     /// A dropped map unmaps its pages after a grace period, so with every map gone this
     /// returns to 0 after ``Epoch/barrier()-129j7``; a leak check can rely on that, as on the tags'

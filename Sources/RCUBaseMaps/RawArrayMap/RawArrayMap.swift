@@ -88,7 +88,7 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
     enum Placement {
         /// Epoch memory (cache-aligned), freed after a grace period.
         case epoch
-        /// Anonymous pages that prefer the requested node (`rcumaps_numa_alloc_onnode`), freed
+        /// Anonymous pages that prefer the requested node (`rcumaps_map_pages(_:preferringNode:)`), freed
         /// after a grace period by a work item.
         case numa
         /// Anonymous pages (page-aligned: `BPF_F_MMAPABLE` arrays, and arrays too large for an
@@ -137,7 +137,7 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
         }
         storageSize = size
         if let node = definition.placementNode, !mmapable, NUMATopology.nodeCount > 1,
-           let placed = rcumaps_numa_alloc_onnode(size, Int32(node)) {
+           let placed = rcumaps_map_pages(size, preferringNode: Int32(node)) {
             storage = placed
             placement = .numa
             storage.initializeMemory(as: UInt8.self, repeating: 0, count: size)
@@ -189,7 +189,7 @@ public final class RawArrayMap: ObservableBaseMap, FlaggedWrites, @unchecked Sen
             let numa = placement == .numa
             let release: @Sendable () -> Void = {
                 let memory = UnsafeMutableRawPointer(bitPattern: address)
-                if numa { rcumaps_numa_free(memory, size) } else { rcumaps_unmap_pages(memory, size) }
+                if numa { rcumaps_unmap_node_pages(memory, size) } else { rcumaps_unmap_pages(memory, size) }
             }
             if !Epoch.afterGracePeriod(release) {
                 runWhereGracePeriodsMayBeAwaited {

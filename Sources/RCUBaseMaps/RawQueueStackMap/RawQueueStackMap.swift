@@ -92,7 +92,7 @@ public final class RawQueueStackMap: RawMap, @unchecked Sendable {
     enum Placement {
         /// An epoch block (cache-aligned), given back with `freeCacheAligned`.
         case epoch
-        /// Anonymous pages that prefer the requested node (`rcumaps_numa_alloc_onnode`).
+        /// Anonymous pages that prefer the requested node (`rcumaps_map_pages(_:preferringNode:)`).
         case numa
         /// Anonymous pages (rings larger than one epoch block): committed as they are touched.
         case pages
@@ -129,7 +129,7 @@ public final class RawQueueStackMap: RawMap, @unchecked Sendable {
         }
         storageSize = size
         if let node = definition.placementNode, NUMATopology.nodeCount > 1,
-           let placed = rcumaps_numa_alloc_onnode(size, Int32(node)) {
+           let placed = rcumaps_map_pages(size, preferringNode: Int32(node)) {
             storage = placed
             placement = .numa
         } else if size > EpochMemory.maxBlockSize {
@@ -162,7 +162,7 @@ public final class RawQueueStackMap: RawMap, @unchecked Sendable {
         // registered with liburcu: found by review, 2026-12-06, twenty-fifth session).
         switch placement {
         case .epoch: EpochMemory.freeUnreachable(storage, cacheAligned: true)
-        case .numa: rcumaps_numa_free(storage, storageSize)
+        case .numa: rcumaps_unmap_node_pages(storage, storageSize)
         case .pages: rcumaps_unmap_pages(storage, storageSize)
         }
     }
