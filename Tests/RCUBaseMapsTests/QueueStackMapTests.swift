@@ -661,6 +661,10 @@ struct QueueStackMapTests {
                 let deadline = Deadline(after: .seconds(60))
                 while value < UInt64(total) {
                     if deadline.hasPassed { return failures.record("full for a minute: the producer gave up") }
+                    // Half way, the producer waits for the freeze, so that it lands in the
+                    // middle of the traffic however the threads are scheduled (on a loaded
+                    // machine the producer once pushed everything before the freezer ran).
+                    if value == UInt64(total / 2), !helper, !map.isFrozen { sched_yield(); continue }
                     let code = self.errno { try self.push(map, value, helper: helper) }
                     if code == 0 { value += 1; pushedCount.wrappingAdd(1, ordering: .relaxed) }
                     else if code == EPERM, !helper { helper = true; frozenSeen.wrappingAdd(1, ordering: .relaxed) }
