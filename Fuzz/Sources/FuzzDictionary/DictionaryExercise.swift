@@ -36,8 +36,11 @@ final class DictionaryExercise<Key: Hashable & Sendable, Value: FuzzValue> {
 
     func check(_ got: Value?, _ expected: Int?, _ what: @autoclosure () -> String) {
         fuzzCheck(got?.id == expected, "\(what()): \(got.map { "\($0.id)" } ?? "nil"), expected \(expected.map { "\($0)" } ?? "nil")")
-        if let wide = got as? Wide { fuzzCheck(wide.isIntact, "\(what()): a torn value \(wide)") }
+        if let got { fuzzCheck(got.isIntact, "\(what()): a value whose words disagree, \(got)") }
     }
+
+    /// What a read-modify-write through a subscript makes of the value it is given.
+    static func rewritten(_ id: Int) -> Int { id &+ 1_000_000_000 }
 
     func step(_ frame: inout OperationFrame) {
         switch frame.opcode % 20 {
@@ -100,11 +103,21 @@ final class DictionaryExercise<Key: Hashable & Sendable, Value: FuzzValue> {
         case 8:  // update(forKey:): keep, replace or remove, from what it is given
             let key = makeKey(&frame.operands)
             let choice = frame.operands.byte() % 3
+            // Another write of the key between its read and its commit (made by `transform`
+            // on its first call, as another thread's would be): the update must retry.
+            let interfere = frame.operands.bool()
             let value = newValue()
-            trace("  update(forKey: \(key)) \(["keep", "replace", "remove"][Int(choice)])")
+            let interloper = newValue()
+            trace("  update(forKey: \(key)) \(["keep", "replace", "remove"][Int(choice)])\(interfere ? ", written meanwhile" : "")")
             var given: Int??
+            var calls = 0
             let result = d.update(forKey: key) { old in
+                calls += 1
                 given = .some(old?.id)
+                if interfere && calls == 1 {
+                    d[key] = interloper
+                    model[key] = interloper.id
+                }
                 switch choice {
                 case 0: return old
                 case 1: return value
@@ -112,16 +125,33 @@ final class DictionaryExercise<Key: Hashable & Sendable, Value: FuzzValue> {
                 }
             }
             fuzzCheck(given == .some(model[key]), "update(forKey: \(key)) was given \(String(describing: given)), expected \(String(describing: model[key]))")
+            fuzzCheck(!interfere || calls >= 2, "update(forKey: \(key)) committed over a write made after its read (\(calls) call)")
             if choice == 1 { model[key] = value.id } else if choice == 2 { model[key] = nil }
             check(result, model[key], "update(forKey: \(key))'s result")
 
-        case 9:  // the default: subscript's read-modify-write
+        case 9:  // read-modify-writes through the subscripts (their `_modify`)
             let key = makeKey(&frame.operands)
+            let choice = frame.operands.byte() % 4
             let value = newValue()
-            trace("  [\(key), default: \(value.id)] = next id")
-            let replacement = newValue()
-            d[key, default: value] = replacement
-            model[key] = replacement.id
+            switch choice {
+            case 0:
+                trace("  [\(key), default: \(value.id)] = next id")
+                let replacement = newValue()
+                d[key, default: value] = replacement
+                model[key] = replacement.id
+            case 1:
+                trace("  rewrite(&[\(key), default: \(value.id)])")
+                Self.rewrite(&d[key, default: value])
+                model[key] = Self.rewritten(model[key] ?? value.id)
+            case 2:
+                trace("  rewrite(&[\(key)]), inserting \(value.id) if absent")
+                Self.rewrite(&d[key], orInsert: value)
+                model[key] = model[key].map(Self.rewritten) ?? value.id
+            default:
+                trace("  remove through &[\(key)]")
+                Self.remove(&d[key])
+                model[key] = nil
+            }
 
         case 10:  // contains, withValue
             let key = makeKey(&frame.operands)
@@ -170,11 +200,19 @@ final class DictionaryExercise<Key: Hashable & Sendable, Value: FuzzValue> {
 
         case 17:  // drop and re-create (from a literal or with a capacity)
             let capacity = Int(frame.operands.byte())
-            trace("  drop, re-create with minimumCapacity \(capacity)")
+            let literal = frame.operands.bool()
+            let keys = (0..<3).map { _ in makeKey(&frame.operands) }
+            trace("  drop, re-create " + (literal ? "from a literal of \(keys)" : "with minimumCapacity \(capacity)"))
             dictionary = nil
             model = [:]
             checkLiveObjects()
-            dictionary = RCUDictionary(minimumCapacity: capacity)
+            if literal {
+                let values = keys.map { _ in newValue() }
+                dictionary = [keys[0]: values[0], keys[1]: values[1], keys[2]: values[2]]
+                for (key, value) in zip(keys, values) { model[key] = value.id }  // later duplicates win
+            } else {
+                dictionary = RCUDictionary(minimumCapacity: capacity)
+            }
 
         default:  // subscript get through the Sequence: for-in finds the key's value
             let key = makeKey(&frame.operands)
@@ -200,10 +238,18 @@ final class DictionaryExercise<Key: Hashable & Sendable, Value: FuzzValue> {
         fuzzCheck(d.dictionary.mapValues(\.id) == model, "dictionary differs from the model")
     }
 
-    /// With `Tracked` values: once replaced and removed values are released (a barrier),
-    /// the live objects are exactly the dictionary's entries.
+    static func rewrite(_ value: inout Value) { value = Value(id: rewritten(value.id)) }
+
+    static func rewrite(_ value: inout Value?, orInsert new: Value) {
+        value = value.map { Value(id: rewritten($0.id)) } ?? new
+    }
+
+    static func remove(_ value: inout Value?) { value = nil }
+
+    /// With values that hold objects: once replaced and removed values are released (a
+    /// barrier), the live objects are exactly the dictionary's entries.
     func checkLiveObjects() {
-        guard Value.self == Tracked.self else { return }
+        guard Value.holdsObjects else { return }
         var live = 0
         for _ in 0..<16 {
             Epoch.barrier()

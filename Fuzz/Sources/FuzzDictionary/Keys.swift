@@ -26,6 +26,11 @@ enum DictionaryKeys {
             String(repeating: "e\u{301}", count: 12), String(repeating: "\u{E9}", count: 12),
             "a rather long key with a mark at the end: e\u{301}", "a rather long key with a mark at the end: \u{E9}",
             "K\u{212A}K", "KKK", "\u{212A}\u{212A}\u{212A}",
+            // The three scalars whose canonical equivalents are ASCII (the string hash maps
+            // them itself), alone, mixed and in long keys.
+            ";", "\u{037E}", "`", "\u{1FEF}", "a;b`K", "a\u{037E}b\u{1FEF}\u{212A}", "a;b\u{1FEF}K",
+            "a rather long key with a kelvin sign: K;`", "a rather long key with a kelvin sign: \u{212A}\u{037E}\u{1FEF}",
+            "\u{212A}\u{301}", "K\u{301}", "\u{1E30}",  // ≡ one another, not ASCII
         ]
         return keys
     }()
@@ -37,6 +42,9 @@ enum DictionaryKeys {
         return selector >= 0xF0 ? base + String(operands.byte() % 4) : base
     }
 
+    /// A colliding key: 48 values over three hash values.
+    static func colliding(_ operands: inout FuzzInput) -> CollidingKey { CollidingKey(value: integer(&operands)) }
+
     /// An integer key: small (so that keys repeat), negative, or any.
     static func integer(_ operands: inout FuzzInput) -> Int {
         let selector = operands.byte()
@@ -46,4 +54,12 @@ enum DictionaryKeys {
         default: return Int(truncatingIfNeeded: operands.u32()) << (selector & 1 == 0 ? 0 : 32)
         }
     }
+}
+
+/// A key type whose hash says little: every key hashes to one of three values, so keys
+/// that differ share their full hash and their chain, and only `==` tells them apart.
+struct CollidingKey: Hashable, Sendable, CustomStringConvertible {
+    let value: Int
+    func hash(into hasher: inout Hasher) { hasher.combine(value % 3) }
+    var description: String { "#\(value)" }
 }

@@ -1,10 +1,13 @@
 import FuzzSupport
 
 /// The seed corpus (`FuzzDictionary --write-seeds Corpus/FuzzDictionary`): for each kind,
-/// every opcode thrice with different operands, the drop last; and a growth program (bulk
-/// inserts, a pass, bulk removals, a pass).
+/// every opcode in three rounds with different operands (the drop, 17, in the last round
+/// only); a growth program (bulk inserts, a pass, bulk removals, a pass); and a long program
+/// of 400 operations, which also lets libFuzzer make inputs that long (its default length
+/// limit is the longest seed's).
 func dictionarySeeds() -> [(String, [UInt8])] {
-    let names = ["string-int", "string-object", "int-int", "int-object", "int-wide"]
+    let names = ["string-int", "string-object", "int-int", "int-object", "int-wide", "string-wide", "int-object-wide",
+                 "colliding-int"]
     var seeds: [(String, [UInt8])] = []
     for (kind, name) in names.enumerated() {
         let builder = InputBuilder().byte(UInt8(kind)).byte(0)
@@ -20,6 +23,13 @@ func dictionarySeeds() -> [(String, [UInt8])] {
             growth.byte(opcode).bytes(operands + [0, 0, 0, 0, 0])
         }
         seeds.append(("seed-\(name)-growth", growth.bytes))
+        let long = InputBuilder().byte(UInt8(kind)).byte(0)
+        for step in 0..<400 {
+            let opcode = UInt8([0, 1, 3, 4, 5, 8, 9, 2, 6, 7, 10, 0, 1, 18][step % 14])
+            let base = UInt8(truncatingIfNeeded: step &* 7)
+            long.byte(step % 97 == 96 ? 11 : opcode).bytes([base % 50, UInt8(step % 4), base &+ 3, base % 5, 1, 0, 0])
+        }
+        seeds.append(("seed-\(name)-long", long.bytes))
     }
     return seeds
 }

@@ -5,7 +5,7 @@ import FuzzSupport
 /// small map that fills up (evictions, E2BIG, ENOSPC, overwriting pushes), one entry with
 /// the variant flag, odd key and value sizes; the freeze (each kind's last opcode) runs in
 /// the last round only, except in the odd shape, where it runs in the second, so that the
-/// third round's operations meet a frozen map.
+/// third round's operations meet a frozen map; and a long program of 400 operations.
 func specializedMapSeeds() -> [(String, [UInt8])] {
     let names = ["percpu-array", "percpu-hash", "lru-hash", "lru-percpu-hash", "queue", "stack", "lpm-trie"]
     // Operations per opcode cycle of each kind's exercise (its `switch` modulus).
@@ -31,6 +31,14 @@ func specializedMapSeeds() -> [(String, [UInt8])] {
             }
             seeds.append(("seed-\(name)-\(suffix)", builder.bytes))
         }
+        // A long program (no freeze): 400 operations on a small map, which also lets
+        // libFuzzer make inputs that long (its default length limit is the longest seed's).
+        let long = InputBuilder().byte(UInt8(kind)).byte(2 << 1).byte(4).byte(5)
+        for step in 0..<400 {
+            let base = UInt8(truncatingIfNeeded: step &* 13)
+            long.byte(UInt8(step % (opcodes[kind] - 1))).bytes([base % 30, base % 3, base &+ 5, base % 11, 1, 0, 0])
+        }
+        seeds.append(("seed-\(name)-long", long.bytes))
     }
     return seeds
 }

@@ -102,7 +102,7 @@ public func checkEpochMemorySettles(after what: String) {
         mapped = EpochMemory.mappedPageBytes
         if live.isEmpty && mapped == 0 { return }
     }
-    // The periodic check runs after the 512th or 1024th input, which libFuzzer then saves:
+    // The periodic check runs after every `settleEvery`-th input, which libFuzzer then saves:
     // the leak may be any input since the last check, so that one replayed alone can pass
     // (found by review of the fuzzing, 2026-12-07). Said here, where the failure is read.
     fuzzFail("epoch memory still live after \(what) and 16 barriers: "
