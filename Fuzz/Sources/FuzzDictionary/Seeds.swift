@@ -3,8 +3,8 @@ import FuzzSupport
 /// The seed corpus (`FuzzDictionary --write-seeds Corpus/FuzzDictionary`): for each kind,
 /// every opcode in three rounds with different operands (the drop, 17, in the last round
 /// only); a growth program (bulk inserts, a pass, bulk removals, a pass); and a long program
-/// of 400 operations, which also lets libFuzzer make inputs that long (its default length
-/// limit is the longest seed's).
+/// of 400 operations, for the fuzzer to mutate from the start (libFuzzer's length control
+/// starts its own inputs short and lengthens them slowly, up to 4,096 bytes).
 func dictionarySeeds() -> [(String, [UInt8])] {
     let names = ["string-int", "string-object", "int-int", "int-object", "int-wide", "string-wide", "int-object-wide",
                  "colliding-int"]

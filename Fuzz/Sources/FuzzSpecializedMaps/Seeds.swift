@@ -31,8 +31,9 @@ func specializedMapSeeds() -> [(String, [UInt8])] {
             }
             seeds.append(("seed-\(name)-\(suffix)", builder.bytes))
         }
-        // A long program (no freeze): 400 operations on a small map, which also lets
-        // libFuzzer make inputs that long (its default length limit is the longest seed's).
+        // A long program (no freeze): 400 operations on a small map, for the fuzzer to
+        // mutate from the start (libFuzzer's length control starts its own inputs short and
+        // lengthens them slowly, up to 4,096 bytes).
         let long = InputBuilder().byte(UInt8(kind)).byte(2 << 1).byte(4).byte(5)
         for step in 0..<400 {
             let base = UInt8(truncatingIfNeeded: step &* 13)
