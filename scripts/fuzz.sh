@@ -63,9 +63,10 @@ if [ -f scripts/install-deps.sh ]; then bash scripts/install-deps.sh; fi
 export SWIFT_BACKTRACE=enable=no
 # LeakSanitizer is off while fuzzing: epoch memory is freed by liburcu's call_rcu thread
 # after a grace period, after the input that freed it has returned, which libFuzzer's
-# per-input leak check reports as a leak. The targets check leaks themselves: every 512 or
-# 1024 inputs, and at the end of a replay, they wait for every deferred free and fail if
-# any pool tag still holds bytes (FuzzSupport/FuzzMain.swift). The replays run with
+# per-input leak check reports as a leak. The targets check leaks themselves: every 256,
+# 512 or 1024 inputs (by target), and at the end of a replay, they wait for every deferred
+# free and fail if any pool tag still holds bytes or any page mapping is left
+# (FuzzSupport/FuzzMain.swift). The replays run with
 # LeakSanitizer at exit on top (no suppressions needed).
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
 

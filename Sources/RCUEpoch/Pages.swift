@@ -4,7 +4,8 @@ import Synchronization
 import Glibc
 #endif
 
-/// Bytes of the mappings made by ``rcumaps_map_pages(_:)`` and not yet unmapped
+/// Bytes of the mappings made by ``rcumaps_map_pages(_:)`` and
+/// ``rcumaps_map_pages(_:preferringNode:)`` and not yet unmapped
 /// (``EpochMemory/mappedPageBytes``).
 private let liveMappedPageBytes = Atomic<Int>(0)
 
@@ -44,17 +45,20 @@ package func rcumaps_unmap_node_pages(_ memory: UnsafeMutableRawPointer?, _ size
 }
 
 extension EpochMemory {
-    /// Bytes of the anonymous page mappings the library makes for map storage, held now:
-    /// the storage of arrays with `BPF_F_MMAPABLE`, placed on a NUMA node or too large for
-    /// one epoch block, of per-CPU arrays placed per NUMA node or too large for one block,
-    /// of queues and stacks placed on a node or too large for one block, and cache-aligned
-    /// epoch blocks of 4 MiB or more (which also count in their tag's ``statistics(for:)``).
-    /// Not counted: the lock-free HASH's table, which liburcu's rculfhash maps itself (its
-    /// address-space reservation and bucket pages).
+    /// Bytes of the anonymous page mappings the library holds now, as requested (not rounded
+    /// up to whole pages): the storage of arrays with `BPF_F_MMAPABLE`, placed on a NUMA
+    /// node or too large for one epoch block, of per-CPU arrays placed per NUMA node or too
+    /// large for one block, of queues and stacks placed on a node or too large for one
+    /// block, and every cache-aligned epoch block of 4 MiB or more — a map's, an
+    /// `RCUDictionary`'s table, a provider's or your own from ``allocateCacheAligned(byteCount:tag:)``
+    /// (these also count in their tag's ``statistics(for:)``). Not counted: the lock-free
+    /// HASH's table, which liburcu's rculfhash maps itself (its address-space reservation and
+    /// bucket pages).
     ///
-    /// A dropped map unmaps its pages after a grace period, so with every map gone this
-    /// returns to 0 after ``Epoch/barrier()-129j7``; a leak check can rely on that, as on the tags'
-    /// live bytes.
+    /// A dropped map gives its pages back at once (queues and stacks) or after a grace period
+    /// (arrays, epoch blocks), so once every map, dictionary and large block is gone this
+    /// returns to 0 after ``Epoch/barrier()-129j7``: a leak check can rely on that, as on the
+    /// tags' live bytes.
     ///
     /// Concurrency: any thread; a snapshot, which other threads' mappings change at any time.
     public static var mappedPageBytes: Int { liveMappedPageBytes.load(ordering: .relaxed) }

@@ -22,7 +22,7 @@ struct PageMappingAccountingTests {
             guard EpochMemory.mappedPageBytes >= mapped + 8 << 20 else { exit(3) }
             mmapable = nil
             large = nil
-            Epoch.barrier()
+            await Epoch.barrier()
             guard EpochMemory.mappedPageBytes == 0, mmapable == nil, large == nil else { exit(4) }
             exit(0)
         }

@@ -660,11 +660,15 @@ struct QueueStackMapTests {
                 var helper = false
                 let deadline = Deadline(after: .seconds(60))
                 while value < UInt64(total) {
-                    if deadline.hasPassed { return failures.record("full for a minute: the producer gave up") }
                     // Half way, the producer waits for the freeze, so that it lands in the
                     // middle of the traffic however the threads are scheduled (on a loaded
                     // machine the producer once pushed everything before the freezer ran).
-                    if value == UInt64(total / 2), !helper, !map.isFrozen { sched_yield(); continue }
+                    if value == UInt64(total / 2), !helper, !map.isFrozen {
+                        if deadline.hasPassed { return failures.record("not frozen within a minute: the producer gave up") }
+                        sched_yield()
+                        continue
+                    }
+                    if deadline.hasPassed { return failures.record("full for a minute: the producer gave up") }
                     let code = self.errno { try self.push(map, value, helper: helper) }
                     if code == 0 { value += 1; pushedCount.wrappingAdd(1, ordering: .relaxed) }
                     else if code == EPERM, !helper { helper = true; frozenSeen.wrappingAdd(1, ordering: .relaxed) }
@@ -681,7 +685,11 @@ struct QueueStackMapTests {
                     else { failures.record("helper pop: errno \(code)"); return }
                 }
             default:
-                while pushedCount.load(ordering: .relaxed) < total / 4 { sched_yield() }
+                let deadline = Deadline(after: .seconds(60))
+                while pushedCount.load(ordering: .relaxed) < total / 4 {
+                    if deadline.hasPassed { return failures.record("the producer stopped before a quarter: no freeze") }
+                    sched_yield()
+                }
                 do { try map.freeze() } catch { failures.record("freeze: \(error)") }
             }
         }

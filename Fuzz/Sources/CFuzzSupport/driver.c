@@ -137,7 +137,27 @@ int rcf_write_file(const char *path, const uint8_t *data, size_t size)
     return result;
 }
 
-int rcf_current_cpu(void)
+static cpu_set_t rcf_saved_affinity;
+static int rcf_pinned;
+
+int rcf_pin_to_current_cpu(void)
 {
-    return sched_getcpu();
+    rcf_pinned = 0;
+    if (sched_getaffinity(0, sizeof rcf_saved_affinity, &rcf_saved_affinity) != 0) return -1;
+    int cpu = sched_getcpu();
+    if (cpu < 0 || cpu >= CPU_SETSIZE) return -1;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    if (sched_setaffinity(0, sizeof one, &one) != 0) return -1;
+    rcf_pinned = 1;
+    /* Moved between the two calls: the pin took effect on `cpu` only once the thread runs
+     * there again, which it does before sched_setaffinity returns. */
+    return sched_getcpu() == cpu ? cpu : -1;
+}
+
+void rcf_unpin(void)
+{
+    if (rcf_pinned) (void)sched_setaffinity(0, sizeof rcf_saved_affinity, &rcf_saved_affinity);
+    rcf_pinned = 0;
 }

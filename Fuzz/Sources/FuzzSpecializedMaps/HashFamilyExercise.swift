@@ -235,11 +235,11 @@ final class HashFamilyExercise {
         let what = "\(helper ? "helper " : "")update \(hex(key)) flags \(flags)"
         let keyBuffer = ExactBuffer(key), buffer = ExactBuffer(value)
         let countBefore = map.count
-        let cpuBefore = rcf_current_cpu()
-        var cpuAfter: Int32 = -1
-        defer { _ = cpuAfter }
+        // A helper write goes to the CPU the thread is on: pinned there for the call (a
+        // thread that cannot be pinned may move, and its write may land on any one CPU).
+        let pinned = helper && perCPU != nil ? rcf_pin_to_current_cpu() : -1
         let result = errnoOf { () throws(MapError) in
-            defer { cpuAfter = rcf_current_cpu() }
+            defer { if helper && perCPU != nil { rcf_unpin() } }
             if helper {
                 try Epoch.withSection { section throws(MapError) in
                     try map.update(key: keyBuffer.raw, value: buffer.raw, flags: flags, in: section)
@@ -274,8 +274,7 @@ final class HashFamilyExercise {
         // The key just written is present right after, with what was written.
         guard let now = readBack(key) else { fuzzFail("\(what): the key just written is absent") }
         if helper && perCPU != nil {
-            // The CPU the write ran on, where the thread stayed on one for the whole call.
-            let cpu = cpuBefore == cpuAfter && cpuBefore >= 0 && RawPerCPUArrayMap.possibleCPUsAreDense ? Int(cpuBefore) : nil
+            let cpu = pinned >= 0 && RawPerCPUArrayMap.possibleCPUsAreDense ? Int(pinned) : nil
             checkOneCPUWritten(now: now, before: before, certain: wasSure, value: value, cpu: cpu, what)
         } else {
             fuzzCheck(now == value, "\(what): read back \(hex(now))")
@@ -284,8 +283,8 @@ final class HashFamilyExercise {
         sure.insert(key)
     }
 
-    /// After a helper-mode write of `value` for one CPU — `cpu` when the thread was on it
-    /// before and after the call, else any: with the key present before (`before`,
+    /// After a helper-mode write of `value` for one CPU — `cpu` when the thread was pinned
+    /// to it for the call, else any: with the key present before (`before`,
     /// `certain`), that CPU's first `valueSize` bytes are `value`, its padding and the other
     /// CPUs' values unchanged; with the key new, that CPU holds `value` and the others zeros;
     /// with the key maybe evicted, either.

@@ -63,10 +63,6 @@ func fuzzUpdateFlags(_ operands: inout FuzzInput) -> MapUpdateFlags {
     }
 }
 
-/// The errno Linux's map-specific update answers for `flags` before it looks at the key
-/// (every type here has no lock word): anything beyond `BPF_EXIST` is EINVAL.
-func flagsErrno(_ flags: MapUpdateFlags) -> Int32 { flags.rawValue > 2 ? EINVAL : 0 }
-
 /// A 4-byte array index: mostly inside or just past `maxEntries`, sometimes any.
 func fuzzIndex(_ operands: inout FuzzInput, maxEntries: Int) -> UInt32 {
     let selector = operands.byte()

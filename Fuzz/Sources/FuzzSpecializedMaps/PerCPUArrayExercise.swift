@@ -79,16 +79,16 @@ final class PerCPUArrayExercise {
             let flags = fuzzUpdateFlags(&frame.operands)
             trace("  helper update [\(index)] = \(hex(value)) flags \(flags)")
             let key = ExactBuffer(indexKey(index)), buffer = ExactBuffer(value)
-            let cpuBefore = rcf_current_cpu()
-            var cpuAfter: Int32 = -1
+            // The write goes to the CPU the thread is on: pinned there for the call (a thread
+            // that cannot be pinned may move, and its write may land on any one CPU).
+            let pinned = rcf_pin_to_current_cpu()
             let result = errnoOf { () throws(MapError) in
-                defer { cpuAfter = rcf_current_cpu() }
+                defer { rcf_unpin() }
                 try Epoch.withSection { section throws(MapError) in
                     try map.update(key: key.raw, value: buffer.raw, flags: flags, in: section)
                 }
             }
-            // The CPU the write ran on, where the thread stayed on one for the whole call.
-            let cpu = cpuBefore == cpuAfter && cpuBefore >= 0 && RawPerCPUArrayMap.possibleCPUsAreDense ? Int(cpuBefore) : nil
+            let cpu = pinned >= 0 && RawPerCPUArrayMap.possibleCPUsAreDense ? Int(pinned) : nil
             // Linux's array_map_update_elem: BPF_F_LOCK passes the first check and is refused
             // last (no lock word), after E2BIG and EEXIST.
             let bits = flags.rawValue
@@ -151,8 +151,8 @@ final class PerCPUArrayExercise {
     }
 
     /// After a helper-mode write of `value` to `index`: the all-CPU value read back differs
-    /// from the model in one CPU's value at most — `cpu`'s, when the thread was on it before
-    /// and after the call — that CPU's first `valueSize` bytes are `value` and its padding is
+    /// from the model in one CPU's value at most — `cpu`'s, when the thread was pinned to it
+    /// for the call — that CPU's first `valueSize` bytes are `value` and its padding is
     /// unchanged. Returns what was read.
     func checkOneCPUWritten(index: UInt32, value: [UInt8], cpu: Int?) -> [UInt8] {
         let key = ExactBuffer(indexKey(index)), buffer = output(userSize)

@@ -4,8 +4,9 @@ import FuzzSupport
 /// each kind, every opcode in three rounds with different operands, at three shapes — a
 /// small map that fills up (evictions, E2BIG, ENOSPC, overwriting pushes), one entry with
 /// the variant flag, odd key and value sizes; the freeze (each kind's last opcode) runs in
-/// the last round only, except in the odd shape, where it runs in the second, so that the
-/// third round's operations meet a frozen map; and a long program of 400 operations.
+/// the last round only, except in the odd shape, where it runs in the second round too, so
+/// that the third round's operations meet a frozen map; and a long program of 400
+/// operations.
 func specializedMapSeeds() -> [(String, [UInt8])] {
     let names = ["percpu-array", "percpu-hash", "lru-hash", "lru-percpu-hash", "queue", "stack", "lpm-trie"]
     // Operations per opcode cycle of each kind's exercise (its `switch` modulus).
@@ -31,9 +32,9 @@ func specializedMapSeeds() -> [(String, [UInt8])] {
             }
             seeds.append(("seed-\(name)-\(suffix)", builder.bytes))
         }
-        // A long program (no freeze): 400 operations on a small map, for the fuzzer to
-        // mutate from the start (libFuzzer's length control starts its own inputs short and
-        // lengthens them slowly, up to 4,096 bytes).
+        // A long program (no freeze): 400 operations on a small map. libFuzzer's length
+        // control starts its limit at the corpus's longest input and raises it slowly (up
+        // to 4,096 bytes): without a long seed, inputs stayed at a few dozen operations.
         let long = InputBuilder().byte(UInt8(kind)).byte(2 << 1).byte(4).byte(5)
         for step in 0..<400 {
             let base = UInt8(truncatingIfNeeded: step &* 13)

@@ -38,8 +38,13 @@ int rcf_fuzzer_linked(void);
 /* Writes `size` bytes to `path` (seed corpus generation). 0 or errno. */
 int rcf_write_file(const char *path, const uint8_t *data, size_t size);
 
-/* The CPU the calling thread runs on (sched_getcpu), or -1. */
-int rcf_current_cpu(void);
+/* Pins the calling thread to the CPU it runs on (sched_setaffinity), saving its former
+ * affinity for rcf_unpin: that CPU, or -1 when the thread could not be pinned (it may then
+ * move at any time). One pin at a time per process (the fuzz targets run on one thread). */
+int rcf_pin_to_current_cpu(void);
+
+/* Gives the thread back the affinity rcf_pin_to_current_cpu saved. */
+void rcf_unpin(void);
 
 /* ---- the C provider ---- */
 
