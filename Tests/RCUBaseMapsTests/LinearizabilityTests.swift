@@ -1,0 +1,166 @@
+import RCUMaps
+import RCUMapsTestSupport
+import Synchronization
+import Testing
+
+/// Concurrent histories of the key/value maps, checked for linearizability: threads share
+/// three keys and mix every single-key operation in both modes; the history must be one
+/// that a sequential map would give in an order that respects real time
+/// (`RCUMapsTestSupport/Linearizability.swift`). `RCUMAPS_LONG_TESTS=<seconds>` runs longer
+/// histories.
+@Suite("Linearizable histories")
+struct LinearizabilityTests {
+    enum Kind: String, CaseIterable, Sendable, CustomTestStringConvertible {
+        case hashBucket8, hashBucket16, hashLockFree8, hashLockFree16, array8, array16, lruHash8, lruHash16
+        var testDescription: String { rawValue }
+
+        func makeMap() throws -> any RawMap {
+            let valueSize = rawValue.hasSuffix("16") ? 16 : 8
+            switch self {
+            case .hashBucket8, .hashBucket16:
+                return try MapRegistry.create(MapDefinition(type: .hash, keySize: 8, valueSize: valueSize, maxEntries: 64,
+                                                            hashImplementation: .bucketLocked, poolTag: uniqueTag()))
+            case .hashLockFree8, .hashLockFree16:
+                return try MapRegistry.create(MapDefinition(type: .hash, keySize: 8, valueSize: valueSize, maxEntries: 64,
+                                                            hashImplementation: .lockFree, poolTag: uniqueTag()))
+            case .array8, .array16:
+                return try MapRegistry.create(MapDefinition(type: .array, keySize: 4, valueSize: valueSize, maxEntries: 4,
+                                                            poolTag: uniqueTag()))
+            case .lruHash8, .lruHash16:
+                // Room for every key: nothing is evicted, so the LRU hash answers as a hash.
+                return try MapRegistry.create(MapDefinition(type: .lruHash, keySize: 8, valueSize: valueSize, maxEntries: 64,
+                                                            poolTag: uniqueTag()))
+            }
+        }
+
+        var isArray: Bool { self == .array8 || self == .array16 }
+    }
+
+    @Test(arguments: Kind.allCases)
+    func historiesAreLinearizable(_ kind: Kind) throws {
+        let map = try kind.makeMap()
+        var workload = LinearizabilityWorkload.scaled
+        workload.keysCanBeAbsent = !kind.isArray
+        workload.inPlaceReadsMayTear = kind == .array16
+        for round in 1...5 {
+            // Each round starts from what the map holds: hashes emptied, arrays as the last round left them.
+            var initial: [Int: UInt64] = [:]
+            for key in 0..<workload.keys {
+                if kind.isArray {
+                    initial[key] = map.definition.valueSize == 8
+                        ? try map.get(UInt32(key), as: UInt64.self) : try map.get(UInt32(key), as: (UInt64, UInt64).self).0
+                } else {
+                    _ = try? map.remove(UInt64(key))
+                }
+            }
+            let run = runLinearizabilityHistory(on: map, workload, seed: UInt64(round))
+            #expect(run.failures.isEmpty, "\(run.failures.joined(separator: "\n"))")
+            #expect(run.events.count == workload.threads * workload.operationsPerThread)
+            if let violation = checkLinearizable(run.events, initial: { initial[$0] }) {
+                Issue.record("round \(round): \(violation)")
+            }
+        }
+    }
+}
+
+/// The checker itself, on histories whose answer is known.
+@Suite("Linearizability checker")
+struct LinearizabilityCheckerTests {
+    /// An event of thread `thread` on key 0, called at `called` and returned at `returned`.
+    func event(_ thread: Int, _ called: UInt64, _ returned: UInt64, _ operation: KeyOperation,
+               _ outcome: KeyOutcome) -> HistoryEvent {
+        HistoryEvent(thread: thread, key: 0, operation: operation, outcome: outcome, called: called, returned: returned)
+    }
+
+    @Test func sequentialHistoryIsLinearizable() {
+        let history = [
+            event(0, 0, 1, .update(7, .ifAbsent), .done),
+            event(1, 2, 3, .lookup, .value(7)),
+            event(0, 4, 5, .exchange(8, .any), .value(7)),
+            event(1, 6, 7, .lookupAndDelete, .value(8)),
+            event(0, 8, 9, .delete, .refused),
+            event(1, 10, 11, .compareAndReplace(expected: 1, new: 2), .refused),
+        ]
+        #expect(checkLinearizable(history, initial: { _ in nil }) == nil)
+    }
+
+    @Test func overlappingOperationsMayTakeEitherOrder() {
+        // The lookup overlaps the write: it may see the old value or the new one.
+        let old = [event(0, 0, 3, .update(5, .any), .done), event(1, 1, 2, .lookup, .value(nil))]
+        let new = [event(0, 0, 3, .update(5, .any), .done), event(1, 1, 2, .lookup, .value(5))]
+        #expect(checkLinearizable(old, initial: { _ in nil }) == nil)
+        #expect(checkLinearizable(new, initial: { _ in nil }) == nil)
+        // Two overlapping inserts of one absent key: exactly one may win, whichever.
+        let first = [event(0, 0, 3, .update(1, .ifAbsent), .done), event(1, 1, 2, .update(2, .ifAbsent), .refused),
+                     event(0, 4, 5, .lookup, .value(1))]
+        #expect(checkLinearizable(first, initial: { _ in nil }) == nil)
+    }
+
+    @Test func staleReadIsCaught() {
+        // The write returned before the lookup was called, yet the lookup saw the old value.
+        let history = [event(0, 0, 1, .update(5, .any), .done), event(1, 2, 3, .lookup, .value(nil))]
+        let violation = checkLinearizable(history, initial: { _ in nil })
+        #expect(violation != nil)
+        #expect(violation?.stuck.count == 1)
+    }
+
+    @Test func twoWinnersAreCaught() {
+        // Two inserts of an absent key both succeed with no delete between them.
+        let history = [event(0, 0, 3, .update(1, .ifAbsent), .done), event(1, 1, 2, .update(2, .ifAbsent), .done)]
+        #expect(checkLinearizable(history, initial: { _ in nil }) != nil)
+        // Two lookup-and-deletes both get the value.
+        let taken = [event(0, 0, 3, .lookupAndDelete, .value(9)), event(1, 1, 2, .lookupAndDelete, .value(9))]
+        #expect(checkLinearizable(taken, initial: { _ in 9 }) != nil)
+    }
+
+    @Test func lostUpdateIsCaught() {
+        // Two exchanges that overlap both report the initial value: one of them lost the other's write.
+        let history = [event(0, 0, 3, .exchange(1, .any), .value(0)), event(1, 1, 2, .exchange(2, .any), .value(0))]
+        #expect(checkLinearizable(history, initial: { _ in 0 }) != nil)
+    }
+
+    @Test func valueFromNowhereIsCaught() {
+        let history = [event(0, 0, 1, .update(1, .any), .done), event(1, 2, 3, .lookup, .value(2))]
+        #expect(checkLinearizable(history, initial: { _ in nil }) != nil)
+    }
+
+    /// A map with a planted race — its exchange reads and writes under two separate locks —
+    /// run through the same recorder: the checker must find the lost updates.
+    @Test func plantedRaceIsCaught() {
+        final class RacyMap: Sendable {
+            let values = Mutex<[Int: UInt64]>([:])
+            func lookup(_ key: Int) -> UInt64? { values.withLock { $0[key] } }
+            func exchange(_ key: Int, _ value: UInt64) -> UInt64? {
+                let old = values.withLock { $0[key] }
+                for _ in 0..<50 { atomicYieldPoint() }
+                values.withLock { $0[key] = value }
+                return old
+            }
+        }
+        let map = RacyMap()
+        var workload = LinearizabilityWorkload()
+        workload.operationsPerThread = 3_000
+        var caught = false
+        for seed in 1...5 where !caught {
+            let run = recordHistory(workload, seed: UInt64(seed)) { _, _ in
+                { recorder, key, roll, word in
+                    if roll < 30 {
+                        recorder.record(key: key, .lookup) { .value(map.lookup(key)) }
+                    } else {
+                        recorder.record(key: key, .exchange(word, .any)) { .value(map.exchange(key, word)) }
+                    }
+                }
+            }
+            caught = checkLinearizable(run.events, initial: { _ in nil }) != nil
+            map.values.withLock { $0 = [:] }
+        }
+        #expect(caught, "five runs of a map whose exchange loses writes all passed the checker")
+    }
+}
+
+/// A spin that keeps the thread runnable but gives another core time to act.
+@inline(never)
+func atomicYieldPoint() {
+    yieldCounter.wrappingAdd(1, ordering: .relaxed)
+}
+private let yieldCounter = Atomic<Int>(0)

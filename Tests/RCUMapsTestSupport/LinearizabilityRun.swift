@@ -1,0 +1,263 @@
+import RCUMaps
+import Synchronization
+
+/// What a linearizability run does to a byte-level map: a few keys, shared by every thread,
+/// each operation chosen at random; see ``runLinearizabilityHistory(on:_:seed:)``.
+public struct LinearizabilityWorkload: Sendable {
+    /// Threads at once (more than the machine's cores, so that threads are also preempted
+    /// in the middle of an operation).
+    public var threads = 3
+    /// Operations each thread makes.
+    public var operationsPerThread = 4_000
+    /// Keys all threads share: few, so that most operations overlap others on their key.
+    public var keys = 3
+    /// Whether the map stores keys that can be absent (hashes: deletes, lookup-and-delete,
+    /// inserts). Arrays: every index always holds a value, initially zero.
+    public var keysCanBeAbsent = true
+    /// Whether helper-mode lookups, updates and deletes are mixed in.
+    public var helperMode = true
+    /// Whether a value of more than 8 bytes read in place (helper mode) may be torn: ARRAY's
+    /// in-place values are written where readers read them, as Linux's are. Such a read is
+    /// recorded as its first word.
+    public var inPlaceReadsMayTear = false
+
+    public init() {}
+
+    /// `RCUMAPS_LONG_TESTS=<seconds>` scales the operations up (about 2,000 a thread per
+    /// second asked, at least the default).
+    public static var scaled: LinearizabilityWorkload {
+        var workload = LinearizabilityWorkload()
+        let seconds = Double(stressDuration.components.seconds) + Double(stressDuration.components.attoseconds) / 1e18
+        workload.operationsPerThread = max(workload.operationsPerThread, Int(seconds * 10_000))
+        return workload
+    }
+}
+
+/// The outcome of a run: every thread's events, and what the run itself saw wrong (an error
+/// no operation may give, a torn value).
+public struct LinearizabilityRun: Sendable {
+    public var events: [HistoryEvent]
+    public var failures: [String]
+
+    /// Checks the history (each key starting absent, or holding `initial`).
+    public func violation(initial: UInt64? = nil) -> LinearizabilityViolation? {
+        checkLinearizable(events, initial: { _ in initial })
+    }
+}
+
+/// Runs `workload.threads` threads that each make `workload.operationsPerThread` operations
+/// and records their history. For each operation, the thread's step (made once per thread
+/// by `makeStep`) gets the thread's recorder, the key (`0..<keys`), a random roll in
+/// `0..<100` that chooses the operation, and a word unique to this operation for a write
+/// to store (the thread in the high half, a count in the low half: never 0); it performs
+/// one operation inside ``HistoryRecorder/record(key:_:_:)`` and may report what it saw
+/// wrong to `failures`.
+public func recordHistory(
+    _ workload: LinearizabilityWorkload, seed: UInt64 = 1,
+    makeStep: @escaping @Sendable (_ thread: Int, _ failures: Failures)
+        -> (_ recorder: inout HistoryRecorder, _ key: Int, _ roll: Int, _ word: UInt64) -> Void
+) -> LinearizabilityRun {
+    let clock = HistoryClock()
+    let recorded = ThreadLock<[[HistoryEvent]]>(Array(repeating: [], count: workload.threads))
+    let failures = Failures()
+    runOnThreads(workload.threads) { thread in
+        var recorder = HistoryRecorder(thread: thread, clock: clock)
+        var random = XorShift(seed: seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(thread + 1))
+        let step = makeStep(thread, failures)
+        for count in 0..<workload.operationsPerThread {
+            let key = Int(random.next() % UInt64(workload.keys))
+            let roll = Int(random.next() % 100)
+            step(&recorder, key, roll, (UInt64(thread + 1) << 32) | UInt64(count + 1))
+        }
+        let events = recorder.events
+        recorded.withLock { $0[thread] = events }
+    }
+    return LinearizabilityRun(events: recorded.withLock { $0.flatMap { $0 } }, failures: failures.all)
+}
+
+/// Runs `workload` on `map` and records its history.
+///
+/// Keys are the key indexes `0..<keys` written into the map's key size (little-endian, 4 or
+/// 8 bytes; arrays: the index). Each write stores its unique word in the map's first 8
+/// value bytes; a 16-byte value holds the word and then its complement, so a read of a
+/// mixed pair is a torn value (the all-zero value of an array's untouched index reads as
+/// 0). Operations: user-mode lookup, update (any, no-exist, exist), `exchange`,
+/// `insertIfAbsent`, delete, `deleteIfPresent`, lookup-and-delete; helper-mode lookup (the
+/// value read in place, each word with an atomic load, inside the section), update and
+/// delete.
+public func runLinearizabilityHistory(on map: any RawMap, _ workload: LinearizabilityWorkload = .init(),
+                                      seed: UInt64 = 1) -> LinearizabilityRun {
+    let keySize = map.definition.keySize
+    let valueSize = map.definition.valueSize
+    precondition(keySize == 4 || keySize == 8, "linearizability runs use 4- or 8-byte keys")
+    precondition(valueSize == 8 || valueSize == 16, "linearizability runs use 8- or 16-byte values")
+    return recordHistory(workload, seed: seed) { thread, failures in
+        var key = [UInt8](repeating: 0, count: keySize)
+        var value = [UInt8](repeating: 0, count: valueSize)
+        var out = [UInt8](repeating: 0, count: valueSize)
+        return { recorder, index, roll, word in
+            withUnsafeBytes(of: UInt64(index).littleEndian) { index in
+                key.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: index[..<keySize])) }
+            }
+            value.withUnsafeMutableBytes { bytes in
+                bytes.storeBytes(of: word, toByteOffset: 0, as: UInt64.self)
+                if valueSize == 16 { bytes.storeBytes(of: ~word, toByteOffset: 8, as: UInt64.self) }
+            }
+            // The word a read value holds, or nil (and a failure) when its halves disagree.
+            func readWord(of bytes: UnsafeRawBufferPointer, inPlace: Bool = false) -> UInt64 {
+                let first = bytes.loadUnaligned(as: UInt64.self)
+                if valueSize == 16, !(inPlace && workload.inPlaceReadsMayTear) {
+                    let second = bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
+                    if second != ~first, !(first == 0 && second == 0) {
+                        failures.record("thread \(thread): key \(index) read a torn value\(inPlace ? " in place" : ""): "
+                                        + "\(String(first, radix: 16)), \(String(second, radix: 16))")
+                    }
+                }
+                return first
+            }
+            func unexpected(_ error: MapError, _ operation: KeyOperation) -> KeyOutcome {
+                failures.record("thread \(thread): \(operation) on key \(index) threw \(error)")
+                return .refused
+            }
+            var roll = roll
+            if !workload.helperMode, roll >= 85 { roll -= 15 }
+            if !workload.keysCanBeAbsent, (50..<70).contains(roll) { roll = roll < 60 ? 0 : 30 }
+            key.withUnsafeBytes { keyBytes in
+                value.withUnsafeBytes { valueBytes in
+                    out.withUnsafeMutableBytes { outBytes in
+                        switch roll {
+                        case 0..<15:
+                            recorder.record(key: index, .lookup) {
+                                do throws(MapError) {
+                                    try map.lookup(key: keyBytes, into: outBytes)
+                                    return .value(readWord(of: UnsafeRawBufferPointer(outBytes)))
+                                } catch .keyNotFound { return .value(nil) } catch { return unexpected(error, .lookup) }
+                            }
+                        case 15..<40:
+                            let condition: KeyWriteCondition = [.any, .any, .ifAbsent, .ifPresent][roll % 4]
+                            let operation = KeyOperation.update(word, condition)
+                            let flags: MapUpdateFlags = condition == .any ? .any : condition == .ifAbsent ? .noExist : .exist
+                            recorder.record(key: index, operation) {
+                                do throws(MapError) {
+                                    try map.update(key: keyBytes, value: valueBytes, flags: flags)
+                                    return .done
+                                } catch .keyNotFound where condition == .ifPresent {
+                                    return .refused
+                                } catch .alreadyExists where condition == .ifAbsent {
+                                    return .refused
+                                } catch { return unexpected(error, operation) }
+                            }
+                        case 40..<50:
+                            let condition: KeyWriteCondition = [.any, .any, .ifAbsent, .ifPresent][roll % 4]
+                            let operation = KeyOperation.exchange(word, condition)
+                            let flags: MapUpdateFlags = condition == .any ? .any : condition == .ifAbsent ? .noExist : .exist
+                            recorder.record(key: index, operation) {
+                                do throws(MapError) {
+                                    let replaced = try map.exchange(key: keyBytes, value: valueBytes, flags: flags, into: outBytes)
+                                    return .value(replaced ? readWord(of: UnsafeRawBufferPointer(outBytes)) : nil)
+                                } catch .keyNotFound where condition == .ifPresent {
+                                    return .refused
+                                } catch .alreadyExists where condition == .ifAbsent {
+                                    return .refused
+                                } catch { return unexpected(error, operation) }
+                            }
+                        case 50..<55:
+                            let operation = KeyOperation.update(word, .ifAbsent)
+                            recorder.record(key: index, operation) {
+                                do throws(MapError) {
+                                    return try map.insertIfAbsent(key: keyBytes, value: valueBytes) ? .done : .refused
+                                } catch { return unexpected(error, operation) }
+                            }
+                        case 55..<60:
+                            recorder.record(key: index, .delete) {
+                                do throws(MapError) {
+                                    if roll % 2 == 0 {
+                                        try map.delete(key: keyBytes)
+                                        return .done
+                                    }
+                                    return try map.deleteIfPresent(key: keyBytes) ? .done : .refused
+                                } catch .keyNotFound { return .refused } catch { return unexpected(error, .delete) }
+                            }
+                        case 60..<70:
+                            recorder.record(key: index, .lookupAndDelete) {
+                                do throws(MapError) {
+                                    try map.lookupAndDelete(key: keyBytes, into: outBytes)
+                                    return .value(readWord(of: UnsafeRawBufferPointer(outBytes)))
+                                } catch .keyNotFound { return .value(nil) } catch { return unexpected(error, .lookupAndDelete) }
+                            }
+                        case 70..<85:
+                            // Another plain lookup half the time, else a user-mode replace.
+                            if roll % 2 == 0 {
+                                recorder.record(key: index, .lookup) {
+                                    do throws(MapError) {
+                                        try map.lookup(key: keyBytes, into: outBytes)
+                                        return .value(readWord(of: UnsafeRawBufferPointer(outBytes)))
+                                    } catch .keyNotFound { return .value(nil) } catch { return unexpected(error, .lookup) }
+                                }
+                            } else {
+                                let operation = KeyOperation.update(word, .any)
+                                recorder.record(key: index, operation) {
+                                    do throws(MapError) {
+                                        try map.update(key: keyBytes, value: valueBytes, flags: .any)
+                                        return .done
+                                    } catch { return unexpected(error, operation) }
+                                }
+                            }
+                        case 85..<93:
+                            // Helper mode: the value read in place, each word with an atomic load.
+                            recorder.record(key: index, .lookup) {
+                                Epoch.withSection { section in
+                                    do throws(MapError) {
+                                        let stored = try map.lookupInPlace(key: keyBytes, in: section)
+                                        let base = stored.baseAddress!
+                                        let first = base.assumingMemoryBound(to: Atomic<UInt64>.self).pointee.load(ordering: .relaxed)
+                                        var copy = (first, UInt64(0))
+                                        if valueSize == 16 {
+                                            copy.1 = (base + 8).assumingMemoryBound(to: Atomic<UInt64>.self).pointee
+                                                .load(ordering: .relaxed)
+                                        }
+                                        return .value(withUnsafeBytes(of: &copy) { readWord(of: $0, inPlace: true) })
+                                    } catch .keyNotFound { return .value(nil) } catch { return unexpected(error, .lookup) }
+                                }
+                            }
+                        case 93..<97:
+                            let condition: KeyWriteCondition = [.any, .ifAbsent, .ifPresent, .any][roll % 4]
+                            let operation = KeyOperation.update(word, condition)
+                            let flags: MapUpdateFlags = condition == .any ? .any : condition == .ifAbsent ? .noExist : .exist
+                            recorder.record(key: index, operation) {
+                                Epoch.withSection { section in
+                                    do throws(MapError) {
+                                        try map.update(key: keyBytes, value: valueBytes, flags: flags, in: section)
+                                        return .done
+                                    } catch .keyNotFound where condition == .ifPresent {
+                                        return .refused
+                                    } catch .alreadyExists where condition == .ifAbsent {
+                                        return .refused
+                                    } catch { return unexpected(error, operation) }
+                                }
+                            }
+                        default:
+                            if !workload.keysCanBeAbsent {
+                                recorder.record(key: index, .lookup) {
+                                    do throws(MapError) {
+                                        try map.lookup(key: keyBytes, into: outBytes)
+                                        return .value(readWord(of: UnsafeRawBufferPointer(outBytes)))
+                                    } catch { return unexpected(error, .lookup) }
+                                }
+                                return
+                            }
+                            recorder.record(key: index, .delete) {
+                                Epoch.withSection { section in
+                                    do throws(MapError) {
+                                        try map.delete(key: keyBytes, in: section)
+                                        return .done
+                                    } catch .keyNotFound { return .refused } catch { return unexpected(error, .delete) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
