@@ -12,24 +12,35 @@ import Testing
 struct LinearizabilityTests {
     enum Kind: String, CaseIterable, Sendable, CustomTestStringConvertible {
         case hashBucket8, hashBucket16, hashLockFree8, hashLockFree16, array8, array16, lruHash8, lruHash16
+        /// 1,024 keys instead of 3: fewer operations meet on one key, but writes land next to
+        /// one another everywhere in the table — in one chain of the bucket hash, or as
+        /// neighbours in the lock-free hash's ordered list, where an insert beside a node
+        /// being removed is the classic way for a lock-free list to lose a write.
+        case hashBucketManyKeys, hashLockFreeManyKeys
         var testDescription: String { rawValue }
+
+        /// Keys the threads share.
+        var keys: Int { self == .hashBucketManyKeys || self == .hashLockFreeManyKeys ? 1_024 : 3 }
 
         func makeMap() throws -> any RawMap {
             let valueSize = rawValue.hasSuffix("16") ? 16 : 8
+            let maxEntries = max(64, 2 * keys)
             switch self {
-            case .hashBucket8, .hashBucket16:
-                return try MapRegistry.create(MapDefinition(type: .hash, keySize: 8, valueSize: valueSize, maxEntries: 64,
-                                                            hashImplementation: .bucketLocked, poolTag: uniqueTag()))
-            case .hashLockFree8, .hashLockFree16:
-                return try MapRegistry.create(MapDefinition(type: .hash, keySize: 8, valueSize: valueSize, maxEntries: 64,
-                                                            hashImplementation: .lockFree, poolTag: uniqueTag()))
+            case .hashBucket8, .hashBucket16, .hashBucketManyKeys:
+                return try MapRegistry.create(MapDefinition(type: .hash, keySize: 8, valueSize: valueSize,
+                                                            maxEntries: maxEntries, hashImplementation: .bucketLocked,
+                                                            poolTag: uniqueTag()))
+            case .hashLockFree8, .hashLockFree16, .hashLockFreeManyKeys:
+                return try MapRegistry.create(MapDefinition(type: .hash, keySize: 8, valueSize: valueSize,
+                                                            maxEntries: maxEntries, hashImplementation: .lockFree,
+                                                            poolTag: uniqueTag()))
             case .array8, .array16:
                 return try MapRegistry.create(MapDefinition(type: .array, keySize: 4, valueSize: valueSize, maxEntries: 4,
                                                             poolTag: uniqueTag()))
             case .lruHash8, .lruHash16:
                 // Room for every key: nothing is evicted, so the LRU hash answers as a hash.
-                return try MapRegistry.create(MapDefinition(type: .lruHash, keySize: 8, valueSize: valueSize, maxEntries: 64,
-                                                            poolTag: uniqueTag()))
+                return try MapRegistry.create(MapDefinition(type: .lruHash, keySize: 8, valueSize: valueSize,
+                                                            maxEntries: maxEntries, poolTag: uniqueTag()))
             }
         }
 
@@ -41,6 +52,8 @@ struct LinearizabilityTests {
         let map = try kind.makeMap()
         var workload = LinearizabilityWorkload.scaled
         workload.keysCanBeAbsent = !kind.isArray
+        workload.keys = kind.keys
+        if kind.keys > 3 { workload.operationsPerThread *= 4 }
         workload.inPlaceReadsMayTear = kind == .array16
         for round in 1...5 {
             // Each round starts from what the map holds: hashes emptied, arrays as the last round left them.
