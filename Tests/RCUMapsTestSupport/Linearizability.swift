@@ -201,11 +201,19 @@ public struct LinearizabilityViolation: Sendable, CustomStringConvertible {
 /// - Parameters:
 ///   - events: every thread's events (any order; each thread's are ordered by their stamps).
 ///   - initial: each key's value before the history (nil: absent).
+///   - keysMayVanish: whether a present key may become absent between any two operations,
+///     with no operation of the history removing it: an LRU map's eviction, made by another
+///     key's insert. The check is weaker then (an absent key explains any miss, any
+///     successful insert), but a value still cannot come back once replaced or removed, and
+///     a write still cannot be lost to a concurrent one.
 /// - Returns: the first key found not linearizable, or nil.
-public func checkLinearizable(_ events: [HistoryEvent], initial: (Int) -> UInt64?) -> LinearizabilityViolation? {
+public func checkLinearizable(_ events: [HistoryEvent], initial: (Int) -> UInt64?,
+                              keysMayVanish: Bool = false) -> LinearizabilityViolation? {
     let byKey = Dictionary(grouping: events, by: \.key)
     for key in byKey.keys.sorted() {
-        if let violation = checkKey(key, byKey[key]!, initial: initial(key)) { return violation }
+        if let violation = checkKey(key, byKey[key]!, initial: initial(key), keysMayVanish: keysMayVanish) {
+            return violation
+        }
     }
     return nil
 }
@@ -215,12 +223,13 @@ private struct Configuration: Hashable {
     var state: UInt64?
 }
 
-private func checkKey(_ key: Int, _ events: [HistoryEvent], initial: UInt64?) -> LinearizabilityViolation? {
+private func checkKey(_ key: Int, _ events: [HistoryEvent], initial: UInt64?,
+                      keysMayVanish: Bool) -> LinearizabilityViolation? {
     let threads = Array(Set(events.map(\.thread))).sorted()
     let histories = threads.map { thread in events.filter { $0.thread == thread }.sorted { $0.called < $1.called } }
     let total = events.count
-    // Depth-first: each frame is a configuration and the next thread to try from it; the
-    // frames above the root are the operations placed.
+    // Depth-first: each frame is a configuration and the next thread to try from it (the
+    // frames above the root are the operations placed, and the vanishings).
     struct Frame { var configuration: Configuration; var nextThread: Int }
     let root = Configuration(cursors: Array(repeating: 0, count: threads.count), state: initial)
     var stack = [Frame(configuration: root, nextThread: 0)]
@@ -228,8 +237,9 @@ private func checkKey(_ key: Int, _ events: [HistoryEvent], initial: UInt64?) ->
     var deepest = (depth: 0, configuration: root)
     while let top = stack.indices.last {
         let configuration = stack[top].configuration
-        if top == total { return nil }
-        if top > deepest.depth { deepest = (top, configuration) }
+        let placed = configuration.cursors.reduce(0, +)
+        if placed == total { return nil }
+        if placed > deepest.depth { deepest = (placed, configuration) }
         // The earliest return among the threads' next operations: an operation can be
         // placed next only if it was called before that.
         var earliestReturn = UInt64.max
@@ -237,7 +247,19 @@ private func checkKey(_ key: Int, _ events: [HistoryEvent], initial: UInt64?) ->
             earliestReturn = min(earliestReturn, history[configuration.cursors[thread]].returned)
         }
         var pushed = false
-        while !pushed, stack[top].nextThread < threads.count {
+        // Threads first, then (`keysMayVanish`, the key present) its removal by no operation.
+        while !pushed, stack[top].nextThread <= threads.count {
+            if stack[top].nextThread == threads.count {
+                stack[top].nextThread += 1
+                guard keysMayVanish, configuration.state != nil else { continue }
+                var child = configuration
+                child.state = nil
+                if visited.insert(child).inserted {
+                    stack.append(Frame(configuration: child, nextThread: 0))
+                    pushed = true
+                }
+                continue
+            }
             let thread = stack[top].nextThread
             stack[top].nextThread += 1
             let cursor = configuration.cursors[thread]

@@ -23,8 +23,8 @@ public struct LinearizabilityWorkload: Sendable {
 
     public init() {}
 
-    /// `RCUMAPS_LONG_TESTS=<seconds>` scales the operations up (about 2,000 a thread per
-    /// second asked, at least the default).
+    /// `RCUMAPS_LONG_TESTS=<seconds>` scales the operations up (10,000 a thread per second
+    /// asked, at least the default).
     public static var scaled: LinearizabilityWorkload {
         var workload = LinearizabilityWorkload()
         let seconds = Double(stressDuration.components.seconds) + Double(stressDuration.components.attoseconds) / 1e18
@@ -49,7 +49,7 @@ public struct LinearizabilityRun: Sendable {
 /// and records their history. For each operation, the thread's step (made once per thread
 /// by `makeStep`) gets the thread's recorder, the key (`0..<keys`), a random roll in
 /// `0..<100` that chooses the operation, and a word unique to this operation for a write
-/// to store (the thread in the high half, a count in the low half: never 0); it performs
+/// to store (the thread, the seed and a count: never 0, and unique across seeds); it performs
 /// one operation inside ``HistoryRecorder/record(key:_:_:)`` and may report what it saw
 /// wrong to `failures`.
 public func recordHistory(
@@ -67,7 +67,9 @@ public func recordHistory(
         for count in 0..<workload.operationsPerThread {
             let key = Int(random.next() % UInt64(workload.keys))
             let roll = Int(random.next() % 100)
-            step(&recorder, key, roll, (UInt64(thread + 1) << 32) | UInt64(count + 1))
+            // Unique within the run and across runs of other seeds on one map (a round that
+            // starts from what the last one left must not see its start value written again).
+            step(&recorder, key, roll, (UInt64(thread + 1) << 56) | ((seed & 0xFF_FFFF) << 32) | UInt64(count + 1))
         }
         let events = recorder.events
         recorded.withLock { $0[thread] = events }
@@ -121,7 +123,8 @@ public func runLinearizabilityHistory(on map: any RawMap, _ workload: Linearizab
             }
             var roll = roll
             if !workload.helperMode, roll >= 85 { roll -= 15 }
-            if !workload.keysCanBeAbsent, (50..<70).contains(roll) { roll = roll < 60 ? 0 : 30 }
+            // Arrays: inserts, deletes and lookup-and-deletes become lookups and plain updates.
+            if !workload.keysCanBeAbsent, (50..<70).contains(roll) { roll = roll < 60 ? 0 : 28 }
             key.withUnsafeBytes { keyBytes in
                 value.withUnsafeBytes { valueBytes in
                     out.withUnsafeMutableBytes { outBytes in
