@@ -218,21 +218,63 @@ public func checkLinearizable(_ events: [HistoryEvent], initial: (Int) -> UInt64
     return nil
 }
 
-private struct Configuration: Hashable {
-    var cursors: [Int]
-    var state: UInt64?
-}
-
 private func checkKey(_ key: Int, _ events: [HistoryEvent], initial: UInt64?,
                       keysMayVanish: Bool) -> LinearizabilityViolation? {
     let threads = Array(Set(events.map(\.thread))).sorted()
     let histories = threads.map { thread in events.filter { $0.thread == thread }.sorted { $0.called < $1.called } }
-    let total = events.count
-    // Depth-first: each frame is a configuration and the next thread to try from it (the
-    // frames above the root are the operations placed, and the vanishings).
-    struct Frame { var configuration: Configuration; var nextThread: Int }
-    let root = Configuration(cursors: Array(repeating: 0, count: threads.count), state: initial)
-    var stack = [Frame(configuration: root, nextThread: 0)]
+    let search = searchLinearization(
+        histories, initial: initial, called: \.called, returned: \.returned,
+        apply: { event, state -> UInt64?? in
+            // (The state is itself optional: a mismatch is `.none`, an absent key `.some(nil)`.)
+            let (outcome, next) = KeyModel.apply(event.operation, to: state)
+            return outcome == event.outcome ? .some(next) : .none
+        },
+        spontaneous: { state in keysMayVanish && state != nil ? [nil] : [] })
+    guard let stuckAt = search else { return nil }
+    let placed = histories.indices.flatMap { histories[$0][..<stuckAt.cursors[$0]] }.sorted { $0.returned < $1.returned }
+    let stuck = histories.indices.compactMap {
+        stuckAt.cursors[$0] < histories[$0].count ? histories[$0][stuckAt.cursors[$0]] : nil
+    }
+    return LinearizabilityViolation(key: key, placed: placed, stuck: stuck, state: stuckAt.state)
+}
+
+/// Where a search for a linearization got furthest before failing: how many operations of
+/// each thread it had placed, and the model's state then.
+public struct LinearizationDeadEnd<State> {
+    public var cursors: [Int]
+    public var state: State
+}
+
+/// How far each thread's operations are placed, and the model's state then.
+struct LinearizationConfiguration<State: Hashable>: Hashable {
+    var cursors: [Int]
+    var state: State
+}
+
+/// The search for a linearization of one object's history, for any sequential model.
+///
+/// - Parameters:
+///   - histories: each thread's operations on the object, in the order it called them.
+///   - initial: the object's state before the history.
+///   - called, returned: an operation's stamps (from one ``HistoryClock``).
+///   - apply: the state after `event` if the model answers it as the thread saw, else nil.
+///   - spontaneous: states the object may move to between operations with none of the
+///     history's operations (an eviction); `[]` for none.
+/// - Returns: nil if some order fits, else where the longest attempt stopped.
+public func searchLinearization<Event, State: Hashable>(
+    _ histories: [[Event]], initial: State,
+    called: (Event) -> UInt64, returned: (Event) -> UInt64,
+    apply: (Event, State) -> State?, spontaneous: (State) -> [State] = { _ in [] }
+) -> LinearizationDeadEnd<State>? {
+    typealias Configuration = LinearizationConfiguration<State>
+    let total = histories.reduce(0) { $0 + $1.count }
+    let threads = histories.count
+    // Depth-first: each frame is a configuration and the next move to try from it — one
+    // thread's next operation, then each spontaneous state (the frames above the root are
+    // the operations placed, and those moves).
+    typealias Frame = (configuration: Configuration, nextMove: Int)
+    let root = Configuration(cursors: Array(repeating: 0, count: threads), state: initial)
+    var stack: [Frame] = [(root, 0)]
     var visited: Set<Configuration> = [root]
     var deepest = (depth: 0, configuration: root)
     while let top = stack.indices.last {
@@ -244,42 +286,29 @@ private func checkKey(_ key: Int, _ events: [HistoryEvent], initial: UInt64?,
         // placed next only if it was called before that.
         var earliestReturn = UInt64.max
         for (thread, history) in histories.enumerated() where configuration.cursors[thread] < history.count {
-            earliestReturn = min(earliestReturn, history[configuration.cursors[thread]].returned)
+            earliestReturn = min(earliestReturn, returned(history[configuration.cursors[thread]]))
         }
+        let alternatives = spontaneous(configuration.state)
         var pushed = false
-        // Threads first, then (`keysMayVanish`, the key present) its removal by no operation.
-        while !pushed, stack[top].nextThread <= threads.count {
-            if stack[top].nextThread == threads.count {
-                stack[top].nextThread += 1
-                guard keysMayVanish, configuration.state != nil else { continue }
-                var child = configuration
-                child.state = nil
-                if visited.insert(child).inserted {
-                    stack.append(Frame(configuration: child, nextThread: 0))
-                    pushed = true
-                }
-                continue
-            }
-            let thread = stack[top].nextThread
-            stack[top].nextThread += 1
-            let cursor = configuration.cursors[thread]
-            guard cursor < histories[thread].count else { continue }
-            let event = histories[thread][cursor]
-            guard event.called < earliestReturn else { continue }
-            let (outcome, next) = KeyModel.apply(event.operation, to: configuration.state)
-            guard outcome == event.outcome else { continue }
+        while !pushed, stack[top].nextMove < threads + alternatives.count {
+            let move = stack[top].nextMove
+            stack[top].nextMove += 1
             var child = configuration
-            child.cursors[thread] += 1
-            child.state = next
+            if move < threads {
+                let cursor = configuration.cursors[move]
+                guard cursor < histories[move].count else { continue }
+                let event = histories[move][cursor]
+                guard called(event) < earliestReturn, let next = apply(event, configuration.state) else { continue }
+                child.cursors[move] += 1
+                child.state = next
+            } else {
+                child.state = alternatives[move - threads]
+            }
             guard visited.insert(child).inserted else { continue }
-            stack.append(Frame(configuration: child, nextThread: 0))
+            stack.append((child, 0))
             pushed = true
         }
         if !pushed { stack.removeLast() }
     }
-    // No order fits: report where the longest attempt stopped.
-    let cursors = deepest.configuration.cursors
-    let placed = histories.indices.flatMap { histories[$0][..<cursors[$0]] }.sorted { $0.returned < $1.returned }
-    let stuck = histories.indices.compactMap { cursors[$0] < histories[$0].count ? histories[$0][cursors[$0]] : nil }
-    return LinearizabilityViolation(key: key, placed: placed, stuck: stuck, state: deepest.configuration.state)
+    return LinearizationDeadEnd(cursors: deepest.configuration.cursors, state: deepest.configuration.state)
 }
