@@ -8,8 +8,9 @@ import Testing
 /// prefixes (`a/8`, `a.1/16`, `a.1.2/24`, `a.1.2.3/32`) and the lookups of addresses inside
 /// them; three regions, three threads. Writes (update with each flag, delete, delete that
 /// copies the value, in both modes) make the trie split and merge its nodes under the
-/// lookups (user mode and in place), and every answer must be the longest prefix present at
-/// one moment within the call. `RCUMAPS_LONG_TESTS=<seconds>` runs longer.
+/// lookups (user mode and in place). The writes must be linearizable, and every lookup
+/// explained by its walk (``walks(_:levelOf:)``): the prefixes read from the shortest to the
+/// longest, each at one moment within the call. `RCUMAPS_LONG_TESTS=<seconds>` runs longer.
 @Suite("LPM_TRIE: linearizable histories")
 struct LPMTrieLinearizabilityTests {
     enum Operation: Sendable, Hashable, CustomStringConvertible {
@@ -20,6 +21,8 @@ struct LPMTrieLinearizabilityTests {
         case take(level: Int)
         /// Longest-prefix lookup of an address covered by prefixes `0...deepest`.
         case lookup(deepest: Int)
+        /// One step of a lookup's walk, as the check sees it: prefix `level` read at one moment.
+        case read(level: Int)
 
         var description: String {
             switch self {
@@ -28,6 +31,7 @@ struct LPMTrieLinearizabilityTests {
             case .delete(let level): "delete(/\(8 * (level + 1)))"
             case .take(let level): "take(/\(8 * (level + 1)))"
             case .lookup(let deepest): "lookup(an address under /\(8 * (deepest + 1)))"
+            case .read(let level): "the walk reads /\(8 * (level + 1))"
             }
         }
     }
@@ -60,6 +64,8 @@ struct LPMTrieLinearizabilityTests {
             return (outcome, levels)
         case .lookup(let deepest):
             return (.value(levels[...deepest].last { $0 != nil } ?? nil), levels)
+        case .read(let level):
+            return (.value(levels[level]), levels)
         }
     }
 
@@ -122,7 +128,10 @@ struct LPMTrieLinearizabilityTests {
             #expect(failures.all.isEmpty, "\(failures.all.joined(separator: "\n"))")
             let all = recorded.withLock { $0 }
             for region in 0..<regions {
-                let histories = all.map { $0.filter { $0.region == region } }
+                let regionEvents = all.map { $0.filter { $0.region == region } }
+                var levelOf: [UInt64: Int] = [:]  // which prefix each written value went to
+                for case let (.update(level, value, _)) in regionEvents.joined().map(\.operation) { levelOf[value] = level }
+                let histories = regionEvents.map { Self.walks($0, levelOf: levelOf) }
                 let deadEnd = searchLinearization(
                     histories, initial: [UInt64?](repeating: nil, count: 4), called: \.called, returned: \.returned,
                     apply: { event, levels in
@@ -140,6 +149,30 @@ struct LPMTrieLinearizabilityTests {
                         """)
                 }
             }
+        }
+    }
+
+    /// A thread's events with each lookup replaced by the steps of its walk that its answer
+    /// shows, each with the lookup's stamps: the prefix it answered (`levelOf` its value, which
+    /// only one write stored) read present with that value, then each longer prefix under the
+    /// address read absent, in that order. This is the guarantee map-types.md gives: a lookup
+    /// reads the prefixes from the shortest to the longest, each at one moment of the call,
+    /// the longer ones later — so a lookup that overlaps several updates may answer a
+    /// combination no single moment held, as Linux's can; a lookup that overlaps at most one
+    /// update answers the trie before or after it. (A value no update stored stays a lookup,
+    /// which then fails the check.)
+    static func walks(_ events: [Event], levelOf: [UInt64: Int]) -> [Event] {
+        events.flatMap { event -> [Event] in
+            guard case .lookup(let deepest) = event.operation, case .value(let answer) = event.outcome else { return [event] }
+            func step(_ level: Int, _ value: UInt64?) -> Event {
+                var step = event
+                step.operation = .read(level: level)
+                step.outcome = .value(value)
+                return step
+            }
+            guard let answer else { return (0...deepest).map { step($0, nil) } }
+            guard let level = levelOf[answer], level <= deepest else { return [event] }
+            return [step(level, answer)] + (level..<deepest).map { step($0 + 1, nil) }
         }
     }
 
@@ -195,6 +228,8 @@ struct LPMTrieLinearizabilityTests {
                     }
                 }
                 return .value(value)
+            case .read:
+                preconditionFailure("a walk's step is made by the check, not run")
             }
         } catch .keyNotFound {
             switch operation {
