@@ -20,20 +20,29 @@ struct LinearizabilityTests {
         /// neighbours in the lock-free hash's ordered list, where an insert beside a node
         /// being removed is the classic way for a lock-free list to lose a write.
         case hashBucketManyKeys, hashLockFreeManyKeys
+        /// One key for all three threads: every operation meets the others' (two inserts of
+        /// one absent key, an insert and a delete, most often).
+        case hashBucketOneKey, hashLockFreeOneKey
         var testDescription: String { rawValue }
 
         /// Keys the threads share.
-        var keys: Int { self == .hashBucketManyKeys || self == .hashLockFreeManyKeys ? 1_024 : 3 }
+        var keys: Int {
+            switch self {
+            case .hashBucketManyKeys, .hashLockFreeManyKeys: 1_024
+            case .hashBucketOneKey, .hashLockFreeOneKey: 1
+            default: 3
+            }
+        }
 
         func makeMap() throws -> any RawMap {
             let valueSize = rawValue.hasSuffix("16") ? 16 : 8
             let maxEntries = max(64, 2 * keys)
             switch self {
-            case .hashBucket8, .hashBucket16, .hashBucketManyKeys:
+            case .hashBucket8, .hashBucket16, .hashBucketManyKeys, .hashBucketOneKey:
                 return try MapRegistry.create(MapDefinition(type: .hash, keySize: 8, valueSize: valueSize,
                                                             maxEntries: maxEntries, hashImplementation: .bucketLocked,
                                                             poolTag: uniqueTag()))
-            case .hashLockFree8, .hashLockFree16, .hashLockFreeManyKeys:
+            case .hashLockFree8, .hashLockFree16, .hashLockFreeManyKeys, .hashLockFreeOneKey:
                 return try MapRegistry.create(MapDefinition(type: .hash, keySize: 8, valueSize: valueSize,
                                                             maxEntries: maxEntries, hashImplementation: .lockFree,
                                                             poolTag: uniqueTag()))
@@ -84,24 +93,52 @@ extension LinearizabilityTests {
     /// vanish between any two operations (another key's insert evicted it), and the history
     /// must be linearizable with that allowed — a value never comes back once replaced or
     /// removed, a write is never lost to a concurrent one, a displaced value is reported as
-    /// the value the write replaced.
+    /// the value the write replaced. Vanishing keys would also explain a map that lost
+    /// entries or evicted too many, so each round ends with quiescent checks the history
+    /// cannot excuse: the keys found present are exactly `count`, at most `maxEntries`, and
+    /// the capacity gate is within its bound with nothing in flight; then, emptied,
+    /// the map takes `maxEntries` fresh keys one by one and keeps every one of them.
     @Test(arguments: [(8, false), (16, false), (8, true)])
     func evictingLRUHistoriesAreLinearizable(valueSize: Int, perCPULists: Bool) throws {
-        let map = try MapRegistry.create(MapDefinition(type: .lruHash, keySize: 8, valueSize: valueSize, maxEntries: 8,
-                                                       flags: perCPULists ? .noCommonLRU : [], poolTag: uniqueTag()))
+        let map = try #require(try MapRegistry.create(MapDefinition(type: .lruHash, keySize: 8, valueSize: valueSize,
+                                                                    maxEntries: 8, flags: perCPULists ? .noCommonLRU : [],
+                                                                    poolTag: uniqueTag())) as? RawBucketHashMap)
+        let maxEntries = map.definition.maxEntries
         var workload = LinearizabilityWorkload.scaled
         workload.keys = 16
         var evicted = false
+        /// The keys of `keys` present, by lookup (a copy of the whole value).
+        func present(_ keys: Range<UInt64>) -> [UInt64] {
+            keys.filter { key in
+                withUnsafeBytes(of: key) { keyBytes in
+                    withUnsafeTemporaryAllocation(byteCount: valueSize, alignment: 8) { value in
+                        (try? map.lookup(key: keyBytes, into: value)) != nil
+                    }
+                }
+            }
+        }
         for round in 1...5 {
             for key in 0..<UInt64(workload.keys) { _ = try? map.remove(key) }
             let run = runLinearizabilityHistory(on: map, workload, seed: UInt64(round))
             #expect(run.failures.isEmpty, "\(run.failures.joined(separator: "\n"))")
-            #expect(map.count <= map.definition.maxEntries)
             if let violation = checkLinearizable(run.events, initial: { _ in nil }, keysMayVanish: true) {
                 Issue.record("round \(round): \(violation)")
             }
             // The run must have evicted: some history is not linearizable without vanishing keys.
             if checkLinearizable(run.events, initial: { _ in nil }) != nil { evicted = true }
+            // Quiescent: what is present is what is counted.
+            let live = present(0..<UInt64(workload.keys))
+            #expect(live.count <= maxEntries && live.count == map.count,
+                    "round \(round): \(live.count) keys present, count \(map.count), maxEntries \(maxEntries)")
+            // (Units in use are the entries plus credits parked in the gate's stripes.)
+            #expect(map.capacityUnitsInUse <= maxEntries && map.capacityChangesInFlight == 0,
+                    "round \(round): \(map.capacityUnitsInUse) capacity units in use, \(map.capacityChangesInFlight) in flight, \(live.count) keys")
+            // Emptied, the map keeps `maxEntries` fresh keys written one by one.
+            for key in 0..<UInt64(workload.keys) { _ = try? map.remove(key) }
+            let fresh = UInt64(1_000)..<UInt64(1_000 + maxEntries)
+            for key in fresh { try map.put(bytes: withUnsafeBytes(of: key) { Array($0) }, [UInt8](repeating: 1, count: valueSize)) }
+            #expect(present(fresh).count == maxEntries, "round \(round): fresh keys lost")
+            for key in fresh { _ = try? map.remove(key) }
         }
         #expect(evicted, "no round needed an eviction to explain it: the map never evicted")
     }
