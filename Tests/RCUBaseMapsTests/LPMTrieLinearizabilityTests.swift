@@ -36,15 +36,8 @@ struct LPMTrieLinearizabilityTests {
         }
     }
 
-    struct Event: Sendable, CustomStringConvertible {
-        var thread: Int
-        var region: Int
-        var operation: Operation
-        var outcome: KeyOutcome
-        var called: UInt64
-        var returned: UInt64
-        var description: String { "[\(called)…\(returned)] thread \(thread) region \(region): \(operation) → \(outcome)" }
-    }
+    /// An operation on a region (`object`).
+    typealias Event = ObjectEvent<Operation>
 
     /// The sequential region: each level's value (nil: absent).
     static func apply(_ operation: Operation, to levels: [UInt64?]) -> (KeyOutcome, [UInt64?]) {
@@ -120,7 +113,7 @@ struct LPMTrieLinearizabilityTests {
                     let outcome = Self.perform(operation, on: map, region: region, helper: helper, thread: thread,
                                                failures: failures)
                     let returned = clock.stamp()
-                    events.append(Event(thread: thread, region: region, operation: operation, outcome: outcome,
+                    events.append(Event(thread: thread, object: region, operation: operation, outcome: outcome,
                                         called: called, returned: returned))
                 }
                 recorded.withLock { $0[thread] = events }
@@ -128,7 +121,7 @@ struct LPMTrieLinearizabilityTests {
             #expect(failures.all.isEmpty, "\(failures.all.joined(separator: "\n"))")
             let all = recorded.withLock { $0 }
             for region in 0..<regions {
-                let regionEvents = all.map { $0.filter { $0.region == region } }
+                let regionEvents = all.map { $0.filter { $0.object == region } }
                 var levelOf: [UInt64: Int] = [:]  // which prefix each written value went to
                 for case let (.update(level, value, _)) in regionEvents.joined().map(\.operation) { levelOf[value] = level }
                 let histories = regionEvents.map { Self.walks($0, levelOf: levelOf) }

@@ -67,24 +67,7 @@ struct LinearizabilityTests {
         workload.keys = kind.keys
         if kind.keys > 3 { workload.operationsPerThread *= 4 }
         workload.inPlaceReadsMayTear = kind == .array16
-        for round in 1...5 {
-            // Each round starts from what the map holds: hashes emptied, arrays as the last round left them.
-            var initial: [Int: UInt64] = [:]
-            for key in 0..<workload.keys {
-                if kind.isArray {
-                    initial[key] = map.definition.valueSize == 8
-                        ? try map.get(UInt32(key), as: UInt64.self) : try map.get(UInt32(key), as: (UInt64, UInt64).self).0
-                } else {
-                    _ = try? map.remove(UInt64(key))
-                }
-            }
-            let run = runLinearizabilityHistory(on: map, workload, seed: UInt64(round))
-            #expect(run.failures.isEmpty, "\(run.failures.joined(separator: "\n"))")
-            #expect(run.events.count == workload.threads * workload.operationsPerThread)
-            if let violation = checkLinearizable(run.events, initial: { initial[$0] }) {
-                Issue.record("round \(round): \(violation)")
-            }
-        }
+        for problem in try linearizabilityProblems(of: map, workload, rounds: 5) { Issue.record("\(problem)") }
     }
 }
 

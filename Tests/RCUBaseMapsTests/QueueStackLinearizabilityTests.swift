@@ -21,14 +21,7 @@ struct QueueStackLinearizabilityTests {
         }
     }
 
-    struct Event: Sendable, CustomStringConvertible {
-        var thread: Int
-        var operation: Operation
-        var outcome: KeyOutcome
-        var called: UInt64
-        var returned: UInt64
-        var description: String { "[\(called)…\(returned)] thread \(thread): \(operation) → \(outcome)" }
-    }
+    typealias Event = ObjectEvent<Operation>
 
     /// The sequential map: `elements` oldest first; what `operation` answers, and the elements after.
     static func apply(_ operation: Operation, to elements: [UInt64], stack: Bool, capacity: Int)
@@ -118,7 +111,7 @@ struct QueueStackLinearizabilityTests {
                         outcome = .refused
                     }
                     let returned = clock.stamp()
-                    events.append(Event(thread: thread, operation: operation, outcome: outcome, called: called,
+                    events.append(Event(thread: thread, object: 0, operation: operation, outcome: outcome, called: called,
                                         returned: returned))
                 }
                 recorded.withLock { $0[thread] = events }

@@ -76,23 +76,7 @@ struct CustomMapLinearizabilityTests {
                     if valueSize == 8 { try map.put(index, UInt64(index)) } else { try map.put(index, (UInt64(index), ~UInt64(index))) }
                 }
             }
-            for round in 1...3 {
-                var initial: [Int: UInt64] = [:]
-                for key in 0..<workload.keys {
-                    if isArray {
-                        initial[key] = valueSize == 8
-                            ? try map.get(UInt32(key), as: UInt64.self) : try map.get(UInt32(key), as: (UInt64, UInt64).self).0
-                    } else {
-                        _ = try? map.remove(UInt64(key))
-                    }
-                }
-                let run = runLinearizabilityHistory(on: map, workload, seed: UInt64(round))
-                #expect(run.failures.isEmpty, "\(run.failures.joined(separator: "\n"))")
-                #expect(run.events.count == workload.threads * workload.operationsPerThread)
-                if let violation = checkLinearizable(run.events, initial: { initial[$0] }) {
-                    Issue.record("round \(round): \(violation)")
-                }
-            }
+            for problem in try linearizabilityProblems(of: map, workload, rounds: 3) { Issue.record("\(problem)") }
         }
         try registration.unregister()
     }

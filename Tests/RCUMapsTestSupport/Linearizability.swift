@@ -116,28 +116,40 @@ public enum KeyModel {
     }
 }
 
-/// One completed operation of a history.
-public struct HistoryEvent: Sendable, CustomStringConvertible {
+/// One completed operation of a single-key history: its object is the key.
+public typealias HistoryEvent = ObjectEvent<KeyOperation>
+
+extension ObjectEvent where Operation == KeyOperation {
+    /// The key the operation touched.
+    public var key: Int { object }
+
+    public init(thread: Int, key: Int, operation: KeyOperation, outcome: KeyOutcome, called: UInt64, returned: UInt64) {
+        self.init(thread: thread, object: key, operation: operation, outcome: outcome, called: called, returned: returned)
+    }
+}
+
+/// One completed operation of a history: of a key (``HistoryEvent``), or of an object with a
+/// model of its own — QUEUE and STACK, an LPM_TRIE region. `object` is what the history is
+/// split by.
+public struct ObjectEvent<Operation: Sendable & CustomStringConvertible>: Sendable, CustomStringConvertible {
     public var thread: Int
-    public var key: Int
-    public var operation: KeyOperation
+    public var object: Int
+    public var operation: Operation
     public var outcome: KeyOutcome
     /// Stamps of the shared counter just before the call and just after it returned.
     public var called: UInt64
     public var returned: UInt64
 
-    public init(thread: Int, key: Int, operation: KeyOperation, outcome: KeyOutcome, called: UInt64, returned: UInt64) {
+    public init(thread: Int, object: Int, operation: Operation, outcome: KeyOutcome, called: UInt64, returned: UInt64) {
         self.thread = thread
-        self.key = key
+        self.object = object
         self.operation = operation
         self.outcome = outcome
         self.called = called
         self.returned = returned
     }
 
-    public var description: String {
-        "[\(called)…\(returned)] thread \(thread) key \(key): \(operation) → \(outcome)"
-    }
+    public var description: String { "[\(called)…\(returned)] thread \(thread) object \(object): \(operation) → \(outcome)" }
 }
 
 /// The shared counter whose stamps order a history's operations in real time.

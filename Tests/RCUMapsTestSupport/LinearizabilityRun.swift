@@ -33,6 +33,35 @@ public struct LinearizabilityWorkload: Sendable {
     }
 }
 
+/// Runs `rounds` histories of `workload` on `map`, one after another, and returns a message
+/// for each thing found wrong (an empty list: every history linearizable). Each round starts
+/// from what the map holds: a hash's keys removed first, an array's values as the last
+/// round left them (`workload.keysCanBeAbsent` tells which).
+public func linearizabilityProblems(of map: any RawMap, _ workload: LinearizabilityWorkload,
+                                    rounds: Int) throws -> [String] {
+    var problems: [String] = []
+    for round in 1...rounds {
+        var initial: [Int: UInt64] = [:]
+        for key in 0..<workload.keys {
+            if workload.keysCanBeAbsent {
+                _ = try? map.remove(UInt64(key))
+            } else {
+                initial[key] = map.definition.valueSize == 8
+                    ? try map.get(UInt32(key), as: UInt64.self) : try map.get(UInt32(key), as: (UInt64, UInt64).self).0
+            }
+        }
+        let run = runLinearizabilityHistory(on: map, workload, seed: UInt64(round))
+        problems += run.failures.map { "round \(round): \($0)" }
+        if run.events.count != workload.threads * workload.operationsPerThread {
+            problems.append("round \(round): \(run.events.count) operations recorded, not \(workload.threads * workload.operationsPerThread)")
+        }
+        if let violation = checkLinearizable(run.events, initial: { initial[$0] }) {
+            problems.append("round \(round): \(violation)")
+        }
+    }
+    return problems
+}
+
 /// The outcome of a run: every thread's events, and what the run itself saw wrong (an error
 /// no operation may give, a torn value).
 public struct LinearizabilityRun: Sendable {
@@ -128,14 +157,24 @@ public func runLinearizabilityHistory(on map: any RawMap, _ workload: Linearizab
             key.withUnsafeBytes { keyBytes in
                 value.withUnsafeBytes { valueBytes in
                     out.withUnsafeMutableBytes { outBytes in
-                        switch roll {
-                        case 0..<15:
+                        // A user-mode lookup, recorded (ENOENT: absent).
+                        func lookUp() {
                             recorder.record(key: index, .lookup) {
                                 do throws(MapError) {
                                     try map.lookup(key: keyBytes, into: outBytes)
                                     return .value(readWord(of: UnsafeRawBufferPointer(outBytes)))
                                 } catch .keyNotFound { return .value(nil) } catch { return unexpected(error, .lookup) }
                             }
+                        }
+                        // A write's error: its condition's refusal (ENOENT for `.ifPresent`,
+                        // EEXIST for `.ifAbsent`), or one no write may give.
+                        func refusal(_ error: MapError, _ condition: KeyWriteCondition, _ operation: KeyOperation) -> KeyOutcome {
+                            (error == .keyNotFound && condition == .ifPresent) || (error == .alreadyExists && condition == .ifAbsent)
+                                ? .refused : unexpected(error, operation)
+                        }
+                        switch roll {
+                        case 0..<15:
+                            lookUp()
                         case 15..<40:
                             let condition: KeyWriteCondition = [.any, .any, .ifAbsent, .ifPresent][roll % 4]
                             let operation = KeyOperation.update(word, condition)
@@ -144,11 +183,7 @@ public func runLinearizabilityHistory(on map: any RawMap, _ workload: Linearizab
                                 do throws(MapError) {
                                     try map.update(key: keyBytes, value: valueBytes, flags: flags)
                                     return .done
-                                } catch .keyNotFound where condition == .ifPresent {
-                                    return .refused
-                                } catch .alreadyExists where condition == .ifAbsent {
-                                    return .refused
-                                } catch { return unexpected(error, operation) }
+                                } catch { return refusal(error, condition, operation) }
                             }
                         case 40..<50:
                             let condition: KeyWriteCondition = [.any, .any, .ifAbsent, .ifPresent][roll % 4]
@@ -158,11 +193,7 @@ public func runLinearizabilityHistory(on map: any RawMap, _ workload: Linearizab
                                 do throws(MapError) {
                                     let replaced = try map.exchange(key: keyBytes, value: valueBytes, flags: flags, into: outBytes)
                                     return .value(replaced ? readWord(of: UnsafeRawBufferPointer(outBytes)) : nil)
-                                } catch .keyNotFound where condition == .ifPresent {
-                                    return .refused
-                                } catch .alreadyExists where condition == .ifAbsent {
-                                    return .refused
-                                } catch { return unexpected(error, operation) }
+                                } catch { return refusal(error, condition, operation) }
                             }
                         case 50..<55:
                             let operation = KeyOperation.update(word, .ifAbsent)
@@ -191,12 +222,7 @@ public func runLinearizabilityHistory(on map: any RawMap, _ workload: Linearizab
                         case 70..<85:
                             // Another plain lookup half the time, else a user-mode replace.
                             if roll % 2 == 0 {
-                                recorder.record(key: index, .lookup) {
-                                    do throws(MapError) {
-                                        try map.lookup(key: keyBytes, into: outBytes)
-                                        return .value(readWord(of: UnsafeRawBufferPointer(outBytes)))
-                                    } catch .keyNotFound { return .value(nil) } catch { return unexpected(error, .lookup) }
-                                }
+                                lookUp()
                             } else {
                                 let operation = KeyOperation.update(word, .any)
                                 recorder.record(key: index, operation) {
@@ -232,23 +258,12 @@ public func runLinearizabilityHistory(on map: any RawMap, _ workload: Linearizab
                                     do throws(MapError) {
                                         try map.update(key: keyBytes, value: valueBytes, flags: flags, in: section)
                                         return .done
-                                    } catch .keyNotFound where condition == .ifPresent {
-                                        return .refused
-                                    } catch .alreadyExists where condition == .ifAbsent {
-                                        return .refused
-                                    } catch { return unexpected(error, operation) }
+                                    } catch { return refusal(error, condition, operation) }
                                 }
                             }
                         default:
-                            if !workload.keysCanBeAbsent {
-                                recorder.record(key: index, .lookup) {
-                                    do throws(MapError) {
-                                        try map.lookup(key: keyBytes, into: outBytes)
-                                        return .value(readWord(of: UnsafeRawBufferPointer(outBytes)))
-                                    } catch { return unexpected(error, .lookup) }
-                                }
-                                return
-                            }
+                            // (Arrays: a lookup instead of a helper-mode delete.)
+                            if !workload.keysCanBeAbsent { return lookUp() }
                             recorder.record(key: index, .delete) {
                                 Epoch.withSection { section in
                                     do throws(MapError) {
