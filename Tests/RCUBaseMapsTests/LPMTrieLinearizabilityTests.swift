@@ -172,9 +172,6 @@ struct LPMTrieLinearizabilityTests {
     /// Runs `operation` and returns what it answered.
     static func perform(_ operation: Operation, on map: RawLPMTrieMap, region: Int, helper: Bool, thread: Int,
                         failures: Failures) -> KeyOutcome {
-        func flags(_ condition: KeyWriteCondition) -> MapUpdateFlags {
-            condition == .any ? .any : condition == .ifAbsent ? .noExist : .exist
-        }
         // The 8 key bytes as one word (the typed-throws `withUnsafeBytes(of:)` takes a value).
         func keyWord(_ key: [UInt8]) -> UInt64 { key.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) } }
         var value: UInt64 = 0
@@ -185,10 +182,10 @@ struct LPMTrieLinearizabilityTests {
                     try withUnsafeBytes(of: word) { (bytes) throws(MapError) in
                         if helper {
                             try Epoch.withSection { (section) throws(MapError) in
-                                try map.update(key: key, value: bytes, flags: flags(condition), in: section)
+                                try map.update(key: key, value: bytes, flags: condition.flags, in: section)
                             }
                         } else {
-                            try map.update(key: key, value: bytes, flags: flags(condition))
+                            try map.update(key: key, value: bytes, flags: condition.flags)
                         }
                     }
                 }

@@ -33,6 +33,17 @@ public struct LinearizabilityWorkload: Sendable {
     }
 }
 
+extension KeyWriteCondition {
+    /// Linux's update flag for the condition: `BPF_ANY`, `BPF_NOEXIST`, `BPF_EXIST`.
+    public var flags: MapUpdateFlags {
+        switch self {
+        case .any: .any
+        case .ifAbsent: .noExist
+        case .ifPresent: .exist
+        }
+    }
+}
+
 /// Runs `rounds` histories of `workload` on `map`, one after another, and returns a message
 /// for each thing found wrong (an empty list: every history linearizable). Each round starts
 /// from what the map holds: a hash's keys removed first, an array's values as the last
@@ -178,20 +189,18 @@ public func runLinearizabilityHistory(on map: any RawMap, _ workload: Linearizab
                         case 15..<40:
                             let condition: KeyWriteCondition = [.any, .any, .ifAbsent, .ifPresent][roll % 4]
                             let operation = KeyOperation.update(word, condition)
-                            let flags: MapUpdateFlags = condition == .any ? .any : condition == .ifAbsent ? .noExist : .exist
                             recorder.record(key: index, operation) {
                                 do throws(MapError) {
-                                    try map.update(key: keyBytes, value: valueBytes, flags: flags)
+                                    try map.update(key: keyBytes, value: valueBytes, flags: condition.flags)
                                     return .done
                                 } catch { return refusal(error, condition, operation) }
                             }
                         case 40..<50:
                             let condition: KeyWriteCondition = [.any, .any, .ifAbsent, .ifPresent][roll % 4]
                             let operation = KeyOperation.exchange(word, condition)
-                            let flags: MapUpdateFlags = condition == .any ? .any : condition == .ifAbsent ? .noExist : .exist
                             recorder.record(key: index, operation) {
                                 do throws(MapError) {
-                                    let replaced = try map.exchange(key: keyBytes, value: valueBytes, flags: flags, into: outBytes)
+                                    let replaced = try map.exchange(key: keyBytes, value: valueBytes, flags: condition.flags, into: outBytes)
                                     return .value(replaced ? readWord(of: UnsafeRawBufferPointer(outBytes)) : nil)
                                 } catch { return refusal(error, condition, operation) }
                             }
@@ -252,11 +261,10 @@ public func runLinearizabilityHistory(on map: any RawMap, _ workload: Linearizab
                         case 93..<97:
                             let condition: KeyWriteCondition = [.any, .ifAbsent, .ifPresent, .any][roll % 4]
                             let operation = KeyOperation.update(word, condition)
-                            let flags: MapUpdateFlags = condition == .any ? .any : condition == .ifAbsent ? .noExist : .exist
                             recorder.record(key: index, operation) {
                                 Epoch.withSection { section in
                                     do throws(MapError) {
-                                        try map.update(key: keyBytes, value: valueBytes, flags: flags, in: section)
+                                        try map.update(key: keyBytes, value: valueBytes, flags: condition.flags, in: section)
                                         return .done
                                     } catch { return refusal(error, condition, operation) }
                                 }
