@@ -186,6 +186,20 @@ public struct HistoryRecorder {
         events.append(HistoryEvent(thread: thread, key: key, operation: operation, outcome: outcome,
                                    called: called, returned: returned))
     }
+
+    /// Runs `body`, one operation that makes one step on each of `keys` (a per-CPU array's
+    /// user-mode write of every CPU's word, which Linux makes one word after the other),
+    /// between two stamps, and records one event a key, with `body`'s outcome for it.
+    public mutating func record(keys: [Int], _ operation: KeyOperation, _ body: () -> [KeyOutcome]) {
+        let called = clock.stamp()
+        let outcomes = body()
+        let returned = clock.stamp()
+        precondition(outcomes.count == keys.count, "one outcome a key")
+        for (key, outcome) in zip(keys, outcomes) {
+            events.append(HistoryEvent(thread: thread, key: key, operation: operation, outcome: outcome,
+                                       called: called, returned: returned))
+        }
+    }
 }
 
 /// Why a history is not linearizable: the key, and the operations around the point where
