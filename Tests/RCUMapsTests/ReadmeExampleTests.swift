@@ -28,12 +28,31 @@ struct ReadmeExampleTests {
                 current!.append(line)
             }
         }
-        #expect(blocks.count == 4)
+        #expect(blocks.count == 5)
         for block in blocks {
             let found = readmeLines.indices.contains { start in
                 start + block.count <= readmeLines.count && Array(readmeLines[start ..< start + block.count]) == block
             }
             #expect(found, "not in README.md, line for line:\n\(block.joined(separator: "\n"))")
+        }
+        // The other way: every line of every Swift block of the README (but the package
+        // manifest's) is compiled here. (The check above went one way only, and the README's
+        // memory-statistics line was in no test: found by review, 2026-12-07.)
+        let compiled = Set(trimmed(source))
+        var inSwiftBlock = false
+        var readmeBlockLines: [String] = []
+        for line in readmeLines {
+            if line == "```swift" { inSwiftBlock = true; readmeBlockLines.append("") } else if line == "```" {
+                inSwiftBlock = false
+            } else if inSwiftBlock {
+                readmeBlockLines[readmeBlockLines.count - 1] += line + "\n"
+            }
+        }
+        let examples = readmeBlockLines.filter { !$0.contains(".package(") }
+        #expect(examples.count == 5, "the README's Swift blocks besides the manifest's: \(examples.count)")
+        for example in examples {
+            let missing = example.split(separator: "\n").map(String.init).filter { !$0.isEmpty && !compiled.contains($0) }
+            #expect(missing.isEmpty, "README lines compiled in no test:\n\(missing.joined(separator: "\n"))")
         }
     }
 
@@ -115,5 +134,14 @@ struct ReadmeExampleTests {
         #expect(sum == 1)
         #expect(perKey.sum(forKey: 43) == 1)
         #expect(hop == 7)
+    }
+
+    @Test func memoryStatistics() throws {
+        let flows = try BucketHashMap<Flow, Counters>(maxEntries: 1 << 16)
+        try flows.updateValue(Counters(), forKey: Flow(source: 1, destination: 2, ports: 3, proto: 6))
+        // README begin
+        let memory = EpochMemory.statistics(for: flows.raw.definition.effectivePoolTag)  // liveBytes, pendingBytes, recycledBytes
+        // README end
+        #expect(memory.liveBytes > 0)
     }
 }

@@ -583,4 +583,15 @@ struct TypedMapTests {
         #expect(throws: MapError.invalidArgument) { _ = try hash.removeBatch(maxCount: -1) }
         #expect(hash.count == 1)
     }
+
+    /// A batch read in a task can be returned from it: `MapBatch` is `Sendable` when its
+    /// keys and values are (this test does not compile otherwise).
+    @Test func aBatchCanLeaveADetachedTask() async throws {
+        let map = try BucketHashMap<UInt32, UInt64>(maxEntries: 64)
+        for key in 0..<UInt32(10) { try map.updateValue(UInt64(key) * 3, forKey: key) }
+        let batch = try await Task.detached { try map.lookupBatch(maxCount: 64) }.value
+        #expect(batch.isComplete)
+        #expect(Dictionary(uniqueKeysWithValues: batch.entries.map { ($0.key, $0.value) })
+            == Dictionary(uniqueKeysWithValues: (0..<UInt32(10)).map { ($0, UInt64($0) * 3) }))
+    }
 }

@@ -15,6 +15,11 @@ public struct MapBatch<Key, Value> {
     public var failure: MapError? = nil
 }
 
+/// A batch is a value: sendable when its keys and values are (it holds copies, no borrowed
+/// memory). (It was not, so a batch read in a detached task could not be returned from it:
+/// found by review, 2026-12-07.)
+extension MapBatch: Sendable where Key: Sendable, Value: Sendable {}
+
 extension KeyValueMap {
     /// Reads up to `maxCount` entries in one call, starting at `cursor` (`nil`: the start):
     /// Linux's `BPF_MAP_LOOKUP_BATCH`, typed. Call again with the returned cursor until
