@@ -31,7 +31,9 @@ import Synchronization
 ///   CPU: never another key's value, never a torn one (on the LRU types lookups and
 ///   deletes pick recent keys, about a fifth of which are still in the map; a user-mode
 ///   lookup finds the key's one mark on one CPU or on every CPU, as its one write left it);
-/// - a key its owner has deleted, or found absent, is not found right after;
+/// - a key its owner has deleted, or found absent, is not found right after; half the
+///   deletes are lookup-and-deletes, whose values hold only the key's marks (on
+///   PERCPU_HASH exactly what the owner read back after its last write);
 /// - PERCPU_HASH, whose keys are written again and again: the newest generation a
 ///   user-mode lookup finds among the CPUs never goes back for one reader, and at the end
 ///   each worker's keys are present or absent as it left them, holding exactly what it
@@ -509,21 +511,42 @@ final class EvictingStressWorker {
     }
 
     /// Deletes a key this worker wrote (absent is fine: evicted or deleted before); on an
-    /// LRU map one of its recent ones, as ``lookUpAny(helper:)`` looks up.
+    /// LRU map one of its recent ones, as ``lookUpAny(helper:)`` looks up. Half the deletes
+    /// are lookup-and-deletes, whose values are checked: every CPU's value a mark of the
+    /// key or 0, and on PERCPU_HASH exactly what this worker read back after its last write
+    /// (the stress runs made none: found by review, 2026-12-07).
     func deleteOwn() {
         guard sequence > 0 else { return }
         let window = target.isLRU ? recentWindow : sequence
-        let key = self.key(sequence &- 1 &- random.next() % min(window, sequence))
-        stats.deletes += 1
+        let bits = random.next()
+        let key = self.key(sequence &- 1 &- bits % min(window, sequence))
+        let copying = bits >> 63 == 1
+        if copying { stats.lookupAndDeletes += 1 } else { stats.deletes += 1 }
         withUnsafeBytes(of: key) { k in
             var removed = false
             do throws(MapError) {
-                try target.map.delete(key: k)
-                stats.deletesDone += 1
+                if copying {
+                    var answer: MapError?
+                    values.withUnsafeMutableBytes { buffer in
+                        do throws(MapError) { try target.map.lookupAndDelete(key: k, into: buffer) } catch { answer = error }
+                    }
+                    if let answer { throw answer }
+                    stats.lookupAndDeletesDone += 1
+                    if !target.holdsOnlyMarks(values, of: key) {
+                        recorder.record(.value, "lookup-and-delete of own key \(key) returned \(values)")
+                    } else if !target.isLRU, StressDigest.of(values) != ownDigest[ownSlot(key)] {
+                        recorder.record(.ownKey, "lookup-and-delete of own key \(key) returned generations "
+                            + "\(values.map { target.generation(of: $0, key: key) ?? 0 }) (\(values)), not what this worker "
+                            + "read back right after its last write of it")
+                    }
+                } else {
+                    try target.map.delete(key: k)
+                    stats.deletesDone += 1
+                }
                 removed = true
             } catch where error == .keyNotFound {
             } catch {
-                recorder.record(.errno, "delete of own key \(key) failed: \(error)")
+                recorder.record(.errno, "\(copying ? "lookup-and-delete" : "delete") of own key \(key) failed: \(error)")
                 return
             }
             // PERCPU_HASH: only this worker writes the key, so the delete finds it exactly
@@ -531,7 +554,7 @@ final class EvictingStressWorker {
             if !target.isLRU {
                 let slot = ownSlot(key)
                 if removed != ownPresent[slot] {
-                    recorder.record(.ownKey, "delete of own key \(key) \(removed ? "removed it" : "found it absent"), "
+                    recorder.record(.ownKey, "\(copying ? "lookup-and-delete" : "delete") of own key \(key) \(removed ? "removed it" : "found it absent"), "
                         + "but this worker's last operation left it \(ownPresent[slot] ? "present" : "absent")")
                 }
                 ownPresent[slot] = false
