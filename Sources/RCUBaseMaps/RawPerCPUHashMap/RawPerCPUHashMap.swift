@@ -71,6 +71,9 @@ public final class RawPerCPUHashMap: RawMap {
     /// Values per key: the number of possible CPUs.
     public let possibleCPUCount: Int
     let valueSize: Int
+    /// Whether adds run as restartable sequences: the possible CPUs are dense (read once
+    /// here; the static property's lazy initialiser was a `swift_once` call every add).
+    let restartableAdds: Bool
 
     /// Creates an empty per-CPU hash.
     ///
@@ -90,6 +93,7 @@ public final class RawPerCPUHashMap: RawMap {
         }
         try definition.validateHash()
         possibleCPUCount = possibleCPUs
+        restartableAdds = RawPerCPUArrayMap.possibleCPUsAreDense
         paddedValueSize = roundUp8(definition.valueSize)
         valueSize = definition.valueSize
         var base = definition
@@ -182,6 +186,7 @@ public final class RawPerCPUHashMap: RawMap {
     ///
     /// - Throws: ``MapError/accessDenied`` (EACCES) when programs may not write the map;
     ///   ``MapError/invalidArgument`` for values not of 8 bytes or a key of the wrong size.
+    @usableFromInline
     package func addToCurrentCPUWord(_ delta: UInt64, key: UnsafeRawBufferPointer,
                                      in section: borrowing EpochSection) throws(MapError) -> Bool {
         try access.checkProgramWrite()
@@ -196,7 +201,7 @@ public final class RawPerCPUHashMap: RawMap {
         }
         // Invariant: CPU c's value is the 8 bytes at `paddedValueSize × c` (8-aligned, as the
         // bucket slots' values are), valid until `section` ends.
-        if RawPerCPUArrayMap.possibleCPUsAreDense,
+        if restartableAdds,
            rcumaps_rseq_add_u64(all.baseAddress!, paddedValueSize, delta, UInt32(truncatingIfNeeded: possibleCPUCount)) == 0 {
             return true
         }
