@@ -83,13 +83,7 @@ struct PerCPULinearizabilityTests {
     /// The sequential per-CPU hash, for one key: `state` nil (absent) or one word per slot.
     enum PerCPUModel {
         static func apply(_ operation: Operation, to state: [UInt64]?, slots: Int) -> (Outcome, [UInt64]?) {
-            func allowed(_ condition: KeyWriteCondition) -> Bool {
-                switch condition {
-                case .any: true
-                case .ifAbsent: state == nil
-                case .ifPresent: state != nil
-                }
-            }
+            func allowed(_ condition: KeyWriteCondition) -> Bool { condition.allows(present: state != nil) }
             switch operation {
             case .lookup:
                 return (.words(state), state)
@@ -237,43 +231,50 @@ struct PerCPULinearizabilityTests {
                     default: ownSlot == nil ? .lookup : .helperDelete
                     }
                     let context = "thread \(thread), key \(key), \(operation)"
+                    // A user-mode read of every CPU's value into `out` by `body` (ENOENT: absent).
+                    func readAll(_ body: (UnsafeMutableRawBufferPointer) throws(MapError) -> Void) throws(MapError) -> Outcome {
+                        try mutableBytes(&out) { (bytes) throws(MapError) -> Outcome in
+                            do throws(MapError) { try body(bytes) } catch .keyNotFound { return .words(nil) }
+                            return .words(Self.decode(UnsafeRawBufferPointer(bytes), slots: slots, padded: padded,
+                                                      failures: failures, context: context))
+                        }
+                    }
+                    // A write under `condition`: its refusal (ENOENT for `.ifPresent`, EEXIST for
+                    // `.ifAbsent`) answered as refused, any other error thrown.
+                    func conditional(_ condition: KeyWriteCondition, _ body: () throws(MapError) -> Outcome) throws(MapError) -> Outcome {
+                        do throws(MapError) {
+                            return try body()
+                        } catch .keyNotFound where condition == .ifPresent {
+                            return .refused
+                        } catch .alreadyExists where condition == .ifAbsent { return .refused }
+                    }
                     let called = clock.stamp()
                     var outcome: Outcome
                     do throws(MapError) {
                         outcome = try bytes(of: key) { (keyBytes) throws(MapError) -> Outcome in
                             switch operation {
                             case .lookup:
-                                return try mutableBytes(&out) { (bytes) throws(MapError) -> Outcome in
-                                    do throws(MapError) {
-                                        try map.lookup(key: keyBytes, into: bytes)
-                                    } catch .keyNotFound { return .words(nil) }
-                                    return .words(Self.decode(UnsafeRawBufferPointer(bytes), slots: slots, padded: padded,
-                                                              failures: failures, context: context))
-                                }
+                                return try readAll { (bytes) throws(MapError) in try map.lookup(key: keyBytes, into: bytes) }
                             case .update(let word, let condition):
                                 return try mutableBytes(&value) { (bytes) throws(MapError) -> Outcome in
                                     Self.encode(word, into: bytes, slots: slots, padded: padded)
-                                    do throws(MapError) {
+                                    return try conditional(condition) { () throws(MapError) -> Outcome in
                                         try map.update(key: keyBytes, value: UnsafeRawBufferPointer(bytes), flags: condition.flags)
-                                    } catch .keyNotFound where condition == .ifPresent {
-                                        return .refused
-                                    } catch .alreadyExists where condition == .ifAbsent { return .refused }
-                                    return .done
+                                        return .done
+                                    }
                                 }
                             case .exchange(let word, let condition):
                                 return try mutableBytes(&value) { (bytes) throws(MapError) -> Outcome in
                                     Self.encode(word, into: bytes, slots: slots, padded: padded)
-                                    return try mutableBytes(&out) { (displaced) throws(MapError) -> Outcome in
-                                        let replaced: Bool
-                                        do throws(MapError) {
-                                            replaced = try map.exchange(key: keyBytes, value: UnsafeRawBufferPointer(bytes),
-                                                                        flags: condition.flags, into: displaced)
-                                        } catch .keyNotFound where condition == .ifPresent {
-                                            return .refused
-                                        } catch .alreadyExists where condition == .ifAbsent { return .refused }
-                                        guard replaced else { return .words(nil) }
-                                        return .words(Self.decode(UnsafeRawBufferPointer(displaced), slots: slots,
-                                                                  padded: padded, failures: failures, context: context))
+                                    return try conditional(condition) { () throws(MapError) -> Outcome in
+                                        // (Not `readAll`: ENOENT here is `.ifPresent`'s refusal.)
+                                        try mutableBytes(&out) { (displaced) throws(MapError) -> Outcome in
+                                            let replaced = try map.exchange(key: keyBytes, value: UnsafeRawBufferPointer(bytes),
+                                                                            flags: condition.flags, into: displaced)
+                                            return replaced ? .words(Self.decode(UnsafeRawBufferPointer(displaced), slots: slots,
+                                                                                 padded: padded, failures: failures, context: context))
+                                                : .words(nil)
+                                        }
                                     }
                                 }
                             case .delete:
@@ -283,13 +284,7 @@ struct PerCPULinearizabilityTests {
                                     return .done
                                 } catch .keyNotFound { return .refused }
                             case .lookupAndDelete:
-                                return try mutableBytes(&out) { (bytes) throws(MapError) -> Outcome in
-                                    do throws(MapError) {
-                                        try map.lookupAndDelete(key: keyBytes, into: bytes)
-                                    } catch .keyNotFound { return .words(nil) }
-                                    return .words(Self.decode(UnsafeRawBufferPointer(bytes), slots: slots, padded: padded,
-                                                              failures: failures, context: context))
-                                }
+                                return try readAll { (bytes) throws(MapError) in try map.lookupAndDelete(key: keyBytes, into: bytes) }
                             case .helperLookup(let cpu, let slot):
                                 return try Epoch.withSection { (section) throws(MapError) -> Outcome in
                                     let inPlace: UnsafeMutableRawBufferPointer
@@ -310,13 +305,11 @@ struct PerCPULinearizabilityTests {
                                 return try mutableBytes(&own) { (bytes) throws(MapError) -> Outcome in
                                     Self.encodeSlot(Self.stored(word, slot: slot), into: bytes.baseAddress!, padded: kind.valueSize)
                                     return try Epoch.withSection { (section) throws(MapError) -> Outcome in
-                                        do throws(MapError) {
+                                        try conditional(condition) { () throws(MapError) -> Outcome in
                                             try map.update(key: keyBytes, value: UnsafeRawBufferPointer(bytes),
                                                            flags: condition.flags, in: section)
-                                        } catch .keyNotFound where condition == .ifPresent {
-                                            return .refused
-                                        } catch .alreadyExists where condition == .ifAbsent { return .refused }
-                                        return .done
+                                            return .done
+                                        }
                                     }
                                 }
                             case .helperDelete:

@@ -59,6 +59,15 @@ public enum KeyOperation: Sendable, Hashable, CustomStringConvertible {
 /// When an update may write: Linux's `BPF_ANY`, `BPF_NOEXIST`, `BPF_EXIST`.
 public enum KeyWriteCondition: Sendable, Hashable {
     case any, ifAbsent, ifPresent
+
+    /// Whether a write under this condition happens to a key that is `present` or absent.
+    public func allows(present: Bool) -> Bool {
+        switch self {
+        case .any: true
+        case .ifAbsent: !present
+        case .ifPresent: present
+        }
+    }
 }
 
 /// What an operation answered.
@@ -86,13 +95,7 @@ private func hex(_ value: UInt64) -> String { "0x" + String(value, radix: 16) }
 public enum KeyModel {
     /// What `operation` answers on a key holding `state` (nil: absent), and the key's next state.
     public static func apply(_ operation: KeyOperation, to state: UInt64?) -> (KeyOutcome, UInt64?) {
-        func allowed(_ condition: KeyWriteCondition) -> Bool {
-            switch condition {
-            case .any: true
-            case .ifAbsent: state == nil
-            case .ifPresent: state != nil
-            }
-        }
+        func allowed(_ condition: KeyWriteCondition) -> Bool { condition.allows(present: state != nil) }
         switch operation {
         case .lookup:
             return (.value(state), state)
