@@ -38,6 +38,9 @@ import Synchronization
 ///   user-mode lookup finds among the CPUs never goes back for one reader, and at the end
 ///   each worker's keys are present or absent as it left them, holding exactly what it
 ///   read back after its last write;
+/// - a get-next-key pass made while the others write (about one step in 4,096) returns
+///   no key twice and only keys workers write, and, on PERCPU_HASH, every key its worker
+///   left present;
 /// - no operation fails with an errno the map should not return.
 @inline(never)
 func exerciseEvictingHash(_ kind: StressMapKind, options: StressOptions, seed: UInt64, recorder: StressRecorder,
@@ -321,6 +324,8 @@ final class EvictingStressWorker {
             lookUpAny(helper: choice < 128)
         } else if choice < 240 {
             deleteOwn()
+        } else if choice == 255, random.next() % 16 == 0 {
+            iterationPass()
         } else {
             stats.countChecks += 1
             // The gate's units (`count` is clamped to maxEntries and could not show it).
@@ -508,6 +513,51 @@ final class EvictingStressWorker {
                 + "after this worker found generation \(newestSeen[slot]): the value went back in time")
         }
         newestSeen[slot] = max(newestSeen[slot], newest)
+    }
+
+    /// One get-next-key pass over the map (`nextKeyInPass`) while the other workers write,
+    /// about one step in 4,096: it ends with ENOENT, returns no key twice, only keys some
+    /// worker wrote, and (PERCPU_HASH, whose keys only their owner writes or deletes, and
+    /// this worker does neither during the pass) every own key this worker left present.
+    /// (The runs made no pass while writers ran: noted by review, 2026-12-07.)
+    func iterationPass() {
+        stats.passes += 1
+        var cursor: UInt64?
+        var next: UInt64 = 0
+        var seen = Set<UInt64>()
+        while true {
+            stats.passKeys += 1
+            let step: Result<Void, MapError> = withUnsafeMutableBytes(of: &next) { nextBytes in
+                Result { () throws(MapError) in
+                    if var current = cursor {
+                        try withUnsafeBytes(of: &current) { (c) throws(MapError) in
+                            try target.map.nextKeyInPass(after: c, into: nextBytes)
+                        }
+                    } else {
+                        try target.map.nextKeyInPass(after: nil, into: nextBytes)
+                    }
+                }
+            }
+            if case .failure(let error) = step {
+                if error != .keyNotFound { recorder.record(.errno, "a pass's nextKey failed: \(error)") }
+                break
+            }
+            let key = next
+            cursor = key
+            guard seen.insert(key).inserted else {
+                return recorder.record(.iteration, "a pass returned key \(key) twice (after \(seen.count) keys)")
+            }
+            if key >> 40 >= UInt64(threads) || (!target.isLRU && key & (1 << 40 - 1) >= ownRange) {
+                return recorder.record(.iteration, "a pass returned key \(key), which no worker writes")
+            }
+        }
+        if !target.isLRU {
+            let missing = ownPresent.indices.filter { ownPresent[$0] && !seen.contains(UInt64(index) << 40 | UInt64($0)) }
+            if !missing.isEmpty {
+                recorder.record(.iteration, "a pass missed \(missing.count) own key(s) present throughout, first "
+                    + "\(missing.prefix(8).map { String(UInt64(index) << 40 | UInt64($0)) }.joined(separator: ", "))")
+            }
+        }
     }
 
     /// Deletes a key this worker wrote (absent is fine: evicted or deleted before); on an
