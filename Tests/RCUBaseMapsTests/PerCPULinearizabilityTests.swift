@@ -9,24 +9,34 @@ import Testing
 /// A per-CPU key holds one value per CPU, so the sequential model's state is a vector:
 /// - **The hashes** (``PerCPUModel``): a key is absent or holds one word per CPU slot.
 ///   User-mode writes set every slot at once (a replace publishes a new entry: readers see
-///   all old values or all new), user-mode reads return every slot, helper-mode reads
-///   return one chosen CPU's slot (`lookupInPlace(key:cpu:in:)`), and a helper-mode
-///   update writes its own CPU's slot alone — a new key's other slots zero, as on Linux.
-///   Threads are pinned to CPUs, so each knows which slot its helper-mode writes touch.
+///   all old values or all new); a user-mode lookup finds the entry at one moment and reads
+///   its slots one after another (a helper-mode write in place may land between two, as on
+///   Linux, but never a value of another entry); `exchange` and lookup-and-delete answer
+///   the entry as they removed it; helper-mode reads return one chosen CPU's slot
+///   (`lookupInPlace(key:cpu:in:)`), and a helper-mode update writes its own CPU's slot
+///   alone — a new key's other slots zero, as on Linux. Threads are pinned to CPUs, so each
+///   knows which slot its helper-mode writes touch.
 /// - **The array**: Linux writes every CPU's value of an index one after the other, not at
 ///   once, so each (index, CPU) word is checked as a register of its own
 ///   (``KeyModel``), each user-mode operation as one operation on every slot in the same
 ///   interval.
 ///
-/// Writes store a word unique to the operation; slot `c` holds it plus `c` (so a value put
-/// together from two writes is seen), and a 16-byte value holds that and its complement
-/// (so a torn slot is seen). Helper-mode adds (`add(_:forKey:)`) are left out on purpose:
+/// Writes store a word unique to the operation, slot `c` with `c + 1` in its bits 48..<56
+/// (so a value found in another slot than the one written is seen), and a 16-byte value
+/// holds that and its complement (so a torn slot is seen). Helper-mode adds (`add(_:forKey:)`) are left out on purpose:
 /// an add racing a user-mode write can be lost by design (map-types.md), as on Linux.
 /// `RCUMAPS_LONG_TESTS=<seconds>` runs longer histories.
 @Suite("Per-CPU maps: linearizable histories")
 struct PerCPULinearizabilityTests {
     /// One operation on one key of a per-CPU hash, as the model sees it.
     enum Operation: Sendable, Hashable, CustomStringConvertible {
+        /// One step of a user-mode lookup: slot `slot` of `of` read. A lookup finds the entry
+        /// once, then copies its CPUs' values one after another with no lock, so a helper-mode
+        /// write of one CPU's value (in place) can land between two of them; it is recorded
+        /// as one step a slot, in slot order, with the lookup's stamps (found by review of
+        /// the first version, which checked a lookup as one moment).
+        case readSlot(slot: Int, of: Int)
+        /// (Not recorded: a user-mode lookup is recorded as its ``readSlot(slot:of:)`` steps.)
         case lookup
         case update(UInt64, KeyWriteCondition)
         case exchange(UInt64, KeyWriteCondition)
@@ -40,6 +50,7 @@ struct PerCPULinearizabilityTests {
 
         var description: String {
             switch self {
+            case .readSlot(let slot, let slots): "lookup, slot \(slot) of \(slots)"
             case .lookup: "lookup"
             case .update(let word, let condition): "update(\(hex(word)), \(condition))"
             case .exchange(let word, let condition): "exchange(\(hex(word)), \(condition))"
@@ -80,27 +91,84 @@ struct PerCPULinearizabilityTests {
         var description: String { "[\(called)…\(returned)] thread \(thread) key \(key): \(operation) → \(outcome)" }
     }
 
-    /// The sequential per-CPU hash, for one key: `state` nil (absent) or one word per slot.
+    /// The sequential per-CPU hash, for one key: absent, or one word per slot; and the
+    /// user-mode lookups under way.
+    struct State: Hashable {
+        /// nil: absent.
+        var values: [UInt64]?
+        /// Changes whenever the key's entry is created, replaced or removed (a user-mode
+        /// write, a delete, a helper-mode insert); not with a helper-mode write in place.
+        var version = 0
+        /// Each thread's user-mode lookup under way: the entry it found (or none), and that
+        /// entry's values once it was replaced or removed — a retired entry is written no more.
+        var reads: [Int: Read] = [:]
+
+        struct Read: Hashable {
+            var found: Bool
+            var version: Int
+            var frozen: [UInt64]?
+        }
+
+        /// The key's entry is replaced or removed (or created): lookups reading the current
+        /// entry go on reading its values as they are now.
+        mutating func retireEntry() {
+            for (thread, read) in reads where read.found && read.version == version && read.frozen == nil {
+                reads[thread]!.frozen = values
+            }
+            version += 1
+        }
+    }
+
     enum PerCPUModel {
-        static func apply(_ operation: Operation, to state: [UInt64]?, slots: Int) -> (Outcome, [UInt64]?) {
-            func allowed(_ condition: KeyWriteCondition) -> Bool { condition.allows(present: state != nil) }
+        /// What `operation` of `thread` answers on `state`, and the state after it.
+        static func apply(_ operation: Operation, of thread: Int, to state: State, slots: Int) -> (Outcome, State) {
+            var next = state
+            func allowed(_ condition: KeyWriteCondition) -> Bool { condition.allows(present: state.values != nil) }
+            func replace(with values: [UInt64]?) {
+                next.retireEntry()
+                next.values = values
+            }
             switch operation {
+            case .readSlot(let slot, let count):
+                let answer: UInt64?
+                if slot == 0 {
+                    next.reads[thread] = State.Read(found: state.values != nil, version: state.version)
+                    answer = state.values?[0]
+                } else {
+                    guard let read = state.reads[thread] else { return (.refused, state) }
+                    answer = read.found ? (read.frozen ?? state.values)?[slot] : nil
+                }
+                if slot == count - 1 { next.reads[thread] = nil }
+                return (.word(answer), next)
             case .lookup:
-                return (.words(state), state)
+                return (.words(state.values), state)
             case .update(let word, let condition):
-                return allowed(condition) ? (.done, Array(repeating: word, count: slots)) : (.refused, state)
+                guard allowed(condition) else { return (.refused, state) }
+                replace(with: Array(repeating: word, count: slots))
+                return (.done, next)
             case .exchange(let word, let condition):
-                return allowed(condition) ? (.words(state), Array(repeating: word, count: slots)) : (.refused, state)
+                guard allowed(condition) else { return (.refused, state) }
+                replace(with: Array(repeating: word, count: slots))
+                return (.words(state.values), next)
             case .delete, .helperDelete:
-                return state == nil ? (.refused, nil) : (.done, nil)
+                guard state.values != nil else { return (.refused, state) }
+                replace(with: nil)
+                return (.done, next)
             case .lookupAndDelete:
-                return (.words(state), nil)
+                if state.values != nil { replace(with: nil) }
+                return (.words(state.values), next)
             case .helperLookup(_, let slot):
-                return (.word(state?[slot]), state)
+                return (.word(state.values?[slot]), state)
             case .helperUpdate(let word, let condition, let slot):
                 guard allowed(condition) else { return (.refused, state) }
-                var next = state ?? Array(repeating: 0, count: slots)
-                next[slot] = word
+                if var values = state.values {
+                    values[slot] = word  // in place: the same entry
+                    next.values = values
+                } else {
+                    var values = Array(repeating: UInt64(0), count: slots)
+                    values[slot] = word
+                    replace(with: values)
+                }
                 return (.done, next)
             }
         }
@@ -108,8 +176,15 @@ struct PerCPULinearizabilityTests {
 
     // MARK: Encoding values
 
-    /// Slot `slot`'s stored word for a write of `word` (0 stays 0: a value never written).
-    static func stored(_ word: UInt64, slot: Int) -> UInt64 { word == 0 ? 0 : word &+ UInt64(slot) }
+    /// Slot `slot`'s stored word for a write of `word`: the word with `slot + 1` in its bits
+    /// 48..<56, so that a value found in another slot than the one written is seen (0 stays
+    /// 0: a value never written).
+    static func stored(_ word: UInt64, slot: Int) -> UInt64 {
+        precondition(word & slotBits == 0 && slot < 255, "words leave bits 48..<56 for the slot")
+        return word == 0 ? 0 : word | UInt64(slot + 1) << 48
+    }
+
+    static let slotBits: UInt64 = 0xFF << 48
 
     /// Writes `word` into every slot of a user-mode value (`padded` bytes a slot).
     static func encode(_ word: UInt64, into bytes: UnsafeMutableRawBufferPointer, slots: Int, padded: Int) {
@@ -134,8 +209,8 @@ struct PerCPULinearizabilityTests {
             }
         }
         if first == 0 { return 0 }
-        let word = first &- UInt64(slot)
-        if word >> 56 == 0 || word >> 56 > 8 {
+        let word = first & ~slotBits
+        if word >> 56 == 0 || word >> 56 > 8 || (first & slotBits) >> 48 != UInt64(slot + 1) {
             failures.record("\(context()): slot \(slot) holds \(hex(first)), which no write stored there")
         }
         return word
@@ -221,14 +296,14 @@ struct PerCPULinearizabilityTests {
                     let word = (UInt64(thread + 1) << 56) | (UInt64(round) << 32) | UInt64(count + 1)
                     let condition: KeyWriteCondition = [.any, .any, .ifAbsent, .ifPresent][roll % 4]
                     let operation: Operation = switch roll {
-                    case 0..<15: .lookup
+                    case 0..<15: .readSlot(slot: 0, of: slots)
                     case 15..<35: .update(word, condition)
                     case 35..<45: .exchange(word, condition)
                     case 45..<52: .delete
                     case 52..<60: .lookupAndDelete
                     case 60..<75: Self.helperLookup(cpu: Int(random.next() % UInt64(RawPerCPUArrayMap.cpuIDLimit)), slots: slots)
-                    case 75..<92: ownSlot.map { .helperUpdate(word, condition, slot: $0) } ?? .lookup
-                    default: ownSlot == nil ? .lookup : .helperDelete
+                    case 75..<92: ownSlot.map { .helperUpdate(word, condition, slot: $0) } ?? .readSlot(slot: 0, of: slots)
+                    default: ownSlot == nil ? .readSlot(slot: 0, of: slots) : .helperDelete
                     }
                     let context = "thread \(thread), key \(key), \(operation)"
                     // A user-mode read of every CPU's value into `out` by `body` (ENOENT: absent).
@@ -253,7 +328,7 @@ struct PerCPULinearizabilityTests {
                     do throws(MapError) {
                         outcome = try bytes(of: key) { (keyBytes) throws(MapError) -> Outcome in
                             switch operation {
-                            case .lookup:
+                            case .readSlot, .lookup:
                                 return try readAll { (bytes) throws(MapError) in try map.lookup(key: keyBytes, into: bytes) }
                             case .update(let word, let condition):
                                 return try mutableBytes(&value) { (bytes) throws(MapError) -> Outcome in
@@ -326,27 +401,36 @@ struct PerCPULinearizabilityTests {
                         outcome = .refused
                     }
                     let returned = clock.stamp()
-                    events.append(Event(thread: thread, key: Int(key), operation: operation, outcome: outcome,
-                                        called: called, returned: returned))
+                    if case .readSlot = operation, case .words(let words) = outcome {
+                        // One step a slot, in slot order, each anywhere in the lookup's interval.
+                        for slot in 0..<slots {
+                            events.append(Event(thread: thread, key: Int(key), operation: .readSlot(slot: slot, of: slots),
+                                                outcome: .word(words?[slot]), called: called, returned: returned))
+                        }
+                    } else {
+                        events.append(Event(thread: thread, key: Int(key), operation: operation, outcome: outcome,
+                                            called: called, returned: returned))
+                    }
                 }
                 recorded.withLock { $0[thread] = events }
             }
             #expect(failures.all.isEmpty, "round \(round): \(failures.all.prefix(8).joined(separator: "\n"))")
             let events = recorded.withLock { $0.flatMap { $0 } }
-            #expect(events.count == workload.threads * workload.operationsPerThread)
+            let lookups = events.filter { if case .readSlot(let slot, _) = $0.operation { slot > 0 } else { false } }.count
+            #expect(events.count - lookups == workload.threads * workload.operationsPerThread)
             if kind.helperWrites {
                 #expect(events.contains { if case .helperUpdate = $0.operation { true } else { false } },
                         "no thread could be pinned to a CPU: helper-mode writes went untested")
             }
             for key in 0..<keys {
-                let histories = (0..<workload.threads).map { thread in
-                    events.filter { $0.thread == thread && $0.key == key }.sorted { $0.called < $1.called }
-                }
+                // Each thread's events in the order it made them (a lookup's steps share its
+                // stamps and stay in slot order).
+                let histories = (0..<workload.threads).map { thread in events.filter { $0.thread == thread && $0.key == key } }
                 let deadEnd = searchLinearization(
-                    histories, initial: [UInt64]?.none, called: \.called, returned: \.returned,
-                    apply: { event, state -> [UInt64]?? in
-                        let (outcome, next) = PerCPUModel.apply(event.operation, to: state, slots: slots)
-                        return outcome == event.outcome ? .some(next) : .none
+                    histories, initial: State(), called: \.called, returned: \.returned,
+                    apply: { event, state -> State? in
+                        let (outcome, next) = PerCPUModel.apply(event.operation, of: event.thread, to: state, slots: slots)
+                        return outcome == event.outcome ? next : nil
                     })
                 if let deadEnd {
                     let stuck = histories.indices.compactMap {
@@ -355,7 +439,7 @@ struct PerCPULinearizabilityTests {
                     Issue.record("""
                         \(kind) round \(round): key \(key) is not linearizable after \
                         \(deadEnd.cursors.reduce(0, +)) operations, the key \
-                        \(deadEnd.state.map { "holding [\($0.map(hex).joined(separator: ", "))]" } ?? "absent"); \
+                        \(deadEnd.state.values.map { "holding [\($0.map(hex).joined(separator: ", "))]" } ?? "absent"); \
                         no thread's next operation fits:
                         \(stuck.joined(separator: "\n"))
                         """)
@@ -403,7 +487,10 @@ struct PerCPULinearizabilityTests {
                 var own = [UInt8](repeating: 0, count: valueSize)
                 return { recorder, index, roll, word in
                     let condition: KeyWriteCondition = [.any, .any, .ifAbsent, .ifPresent][roll % 4]
-                    let helperCPU = roll % RawPerCPUArrayMap.cpuIDLimit
+                    // From the word, not the roll: the rolls that reach the helper lookup are few
+                    // (50..<80), and on a machine of 16, 32 or 64 CPUs none would pick CPU 0
+                    // (found by review).
+                    let helperCPU = Int((word &* 0x9E37_79B9_7F4A_7C15) >> 33) % RawPerCPUArrayMap.cpuIDLimit
                     let helperSlot = RawPerCPUArrayMap.slot(ofCPU: helperCPU, slots: slots)
                     let key = UInt32(index)
                     // One user-mode operation on every slot: `body` answers each slot's outcome.
@@ -462,7 +549,10 @@ struct PerCPULinearizabilityTests {
                                         // read, as on Linux): its first word only.
                                         let first = inPlace.baseAddress!.assumingMemoryBound(to: Atomic<UInt64>.self)
                                             .pointee.load(ordering: .relaxed)
-                                        return .value(first == 0 ? 0 : first &- UInt64(helperSlot))
+                                        return .value(withUnsafeBytes(of: first) {
+                                            Self.decodeSlot($0.baseAddress!, slot: helperSlot, padded: 8, failures: failures,
+                                                            context: "thread \(thread), helper lookup of index \(index)")
+                                        })
                                     } catch {
                                         failures.record("thread \(thread): helper lookup of index \(index) threw \(error)")
                                         return .refused
