@@ -37,7 +37,7 @@ struct LPMTrieLinearizabilityTests {
     }
 
     /// An operation on a region (`object`).
-    typealias Event = ObjectEvent<Operation>
+    typealias Event = ObjectEvent<Operation, KeyOutcome>
 
     /// The sequential region: each level's value (nil: absent).
     static func apply(_ operation: Operation, to levels: [UInt64?]) -> (KeyOutcome, [UInt64?]) {

@@ -81,15 +81,8 @@ struct PerCPULinearizabilityTests {
         }
     }
 
-    struct Event: Sendable, CustomStringConvertible {
-        var thread: Int
-        var key: Int
-        var operation: Operation
-        var outcome: Outcome
-        var called: UInt64
-        var returned: UInt64
-        var description: String { "[\(called)…\(returned)] thread \(thread) key \(key): \(operation) → \(outcome)" }
-    }
+    /// An event of one key (its `object`).
+    typealias Event = ObjectEvent<Operation, Outcome>
 
     /// The sequential per-CPU hash, for one key: absent, or one word per slot; and the
     /// user-mode lookups under way.
@@ -404,11 +397,11 @@ struct PerCPULinearizabilityTests {
                     if case .readSlot = operation, case .words(let words) = outcome {
                         // One step a slot, in slot order, each anywhere in the lookup's interval.
                         for slot in 0..<slots {
-                            events.append(Event(thread: thread, key: Int(key), operation: .readSlot(slot: slot, of: slots),
+                            events.append(Event(thread: thread, object: Int(key), operation: .readSlot(slot: slot, of: slots),
                                                 outcome: .word(words?[slot]), called: called, returned: returned))
                         }
                     } else {
-                        events.append(Event(thread: thread, key: Int(key), operation: operation, outcome: outcome,
+                        events.append(Event(thread: thread, object: Int(key), operation: operation, outcome: outcome,
                                             called: called, returned: returned))
                     }
                 }
@@ -425,7 +418,7 @@ struct PerCPULinearizabilityTests {
             for key in 0..<keys {
                 // Each thread's events in the order it made them (a lookup's steps share its
                 // stamps and stay in slot order).
-                let histories = (0..<workload.threads).map { thread in events.filter { $0.thread == thread && $0.key == key } }
+                let histories = (0..<workload.threads).map { thread in events.filter { $0.thread == thread && $0.object == key } }
                 let deadEnd = searchLinearization(
                     histories, initial: State(), called: \.called, returned: \.returned,
                     apply: { event, state -> State? in

@@ -21,7 +21,7 @@ struct QueueStackLinearizabilityTests {
         }
     }
 
-    typealias Event = ObjectEvent<Operation>
+    typealias Event = ObjectEvent<Operation, KeyOutcome>
 
     /// The sequential map: `elements` oldest first; what `operation` answers, and the elements after.
     static func apply(_ operation: Operation, to elements: [UInt64], stack: Bool, capacity: Int)

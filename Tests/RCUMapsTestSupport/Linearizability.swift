@@ -120,9 +120,9 @@ public enum KeyModel {
 }
 
 /// One completed operation of a single-key history: its object is the key.
-public typealias HistoryEvent = ObjectEvent<KeyOperation>
+public typealias HistoryEvent = ObjectEvent<KeyOperation, KeyOutcome>
 
-extension ObjectEvent where Operation == KeyOperation {
+extension ObjectEvent where Operation == KeyOperation, Outcome == KeyOutcome {
     /// The key the operation touched.
     public var key: Int { object }
 
@@ -132,18 +132,20 @@ extension ObjectEvent where Operation == KeyOperation {
 }
 
 /// One completed operation of a history: of a key (``HistoryEvent``), or of an object with a
-/// model of its own — QUEUE and STACK, an LPM_TRIE region. `object` is what the history is
-/// split by.
-public struct ObjectEvent<Operation: Sendable & CustomStringConvertible>: Sendable, CustomStringConvertible {
+/// model of its own — QUEUE and STACK, an LPM_TRIE region, a per-CPU key, whose answers may
+/// be of another type than ``KeyOutcome``. `object` is what the history is split by.
+public struct ObjectEvent<Operation: Sendable & CustomStringConvertible, Outcome: Sendable & CustomStringConvertible>:
+    Sendable, CustomStringConvertible
+{
     public var thread: Int
     public var object: Int
     public var operation: Operation
-    public var outcome: KeyOutcome
+    public var outcome: Outcome
     /// Stamps of the shared counter just before the call and just after it returned.
     public var called: UInt64
     public var returned: UInt64
 
-    public init(thread: Int, object: Int, operation: Operation, outcome: KeyOutcome, called: UInt64, returned: UInt64) {
+    public init(thread: Int, object: Int, operation: Operation, outcome: Outcome, called: UInt64, returned: UInt64) {
         self.thread = thread
         self.object = object
         self.operation = operation
