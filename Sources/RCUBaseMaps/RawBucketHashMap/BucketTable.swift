@@ -71,11 +71,41 @@ import Glibc
 /// while the list's batch waited: with 16-byte values, replaces ran at 2 M a second
 /// against 30 M for 8-byte values replaced in place.)
 ///
+/// **Per-CPU values** (a ``RawPerCPUHashMap``'s table, `perCPU` given): a slot's value is
+/// one word that locates the slot's values, one per possible CPU, each `round_up(valueSize,
+/// 8)` bytes, kept apart from the slot and from the other CPUs' values as Linux's per-CPU
+/// allocator keeps them (a CPU's helper-mode writes touch lines no other CPU writes):
+/// - a first-level slot's values are in ``cellBlocks``, one block per CPU (NUMA-placed on
+///   that CPU's node where there are several), at the slot's index in the bucket array;
+/// - an overflow bucket's slots' values follow the bucket in its allocation, one 64-byte
+///   aligned group per CPU (``overflowCellStride`` apart), marked by ``overflowCellsBit``.
+/// The word is set when the bucket is initialised and never changes while the bucket is in
+/// a chain (writes fill the values, not the word), so a slot and its values have one
+/// lifetime: retired together, reused together after the slot's generation, freed together
+/// (an overflow bucket) or with the table. Writers fill a free slot's values before they
+/// publish it (``scatterCells(_:into:)``); readers copy them out word by word
+/// (``gatherCells(of:into:)``); the per-CPU map's helper mode reaches one CPU's value
+/// through ``cells(of:)``. A replace publishes a new slot with its own values and retires
+/// the old one, so a user-mode reader sees one entry's values, old or new, never a mix of
+/// two entries.
+///
 /// Concurrency: the table is shared by its map and by a pending generation item, which
 /// holds it weakly.
 @usableFromInline
 final class BucketTable: @unchecked Sendable {
     // @unchecked Sendable: see the type's documentation for which memory is touched how.
+
+    /// How ``copyValue(from:into:)`` and ``write(key:value:into:)`` treat a slot's value.
+    @usableFromInline enum ValueCopy: UInt8 {
+        /// An 8-byte value: one atomic word.
+        case word
+        /// A value under 8 bytes, in one atomic word.
+        case partialWord
+        /// A value over 8 bytes, inline in the slot.
+        case bytes
+        /// A per-CPU hash's values, one per CPU, outside the slot (its word locates them).
+        case perCPUCells
+    }
 
     /// At most 6 slots: 6 tag bytes, then the retired bits (byte 6).
     static let maxSlotsPerBucket = 6
@@ -108,22 +138,41 @@ final class BucketTable: @unchecked Sendable {
     @usableFromInline let liveTagBits: UInt64
     let keySize: Int
     @usableFromInline let valueSize: Int
-    /// Whether values are copied out 8 bytes at a time with atomic loads: a per-CPU hash's,
-    /// whose words helper mode changes in place (atomic stores and adds) while user mode
-    /// copies them (see ``copyValueBytes(_:into:)``).
-    @usableFromInline let copiesWordByWord: Bool
+    /// How a slot's value is copied out and written (see ``ValueCopy``).
+    @usableFromInline let valueCopy: ValueCopy
+    /// Whether values are one atomic word, replaced in place: at most 8 bytes, and not a
+    /// per-CPU hash's (whose slot word locates its values).
+    @usableFromInline let valueIsOneWord: Bool
+    /// A per-CPU hash's first-level values (see "Per-CPU values" in the type's notes); nil
+    /// for every other map.
+    let cellBlocks: PerCPUBlocks?
+    /// Per-CPU values: values per slot (the possible CPUs), bytes each (`round_up(valueSize,
+    /// 8)` of the per-CPU map), and the bytes from one CPU's value of a slot to the next CPU's
+    /// for a first-level slot (`cellBlocks`' stride) and for a slot of an overflow bucket.
+    /// Zero for other maps.
+    @usableFromInline let cellCPUs: Int
+    @usableFromInline let cellWidth: Int
+    @usableFromInline let cellStride: Int
+    @usableFromInline let overflowCellStride: Int
+    /// Bytes of an overflow bucket's allocation: the bucket, and for per-CPU values its
+    /// slots' values (`cellCPUs` groups of `overflowCellStride` bytes, from the first 64-byte
+    /// boundary after the bucket).
+    let overflowAllocationSize: Int
     let tag: PoolTag
     /// Invariant: `bucketCount × bucketStride` bytes, 64-byte aligned; every bucket's header
     /// initialised as two atomics.
     @usableFromInline let base: UnsafeMutableRawPointer
 
     /// Allocates and clears the buckets for `maxEntries` entries (at two-thirds or three-quarters load).
+    /// With `perCPU`, `valueSize` is ignored: each slot stores the word that locates its
+    /// per-CPU values (see "Per-CPU values" in the type's notes).
     init(keySize: Int, valueSize: Int, maxEntries: Int, tag: PoolTag, bucketCount requested: Int? = nil,
-         copiesWordByWord: Bool = false) throws(MapError) {
+         perCPU: PerCPUValueLayout? = nil) throws(MapError) {
         self.keySize = keySize
+        let valueSize = perCPU == nil ? valueSize : 8
         self.valueSize = valueSize
-        precondition(!copiesWordByWord || valueSize & 7 == 0, "values copied word by word are whole words")
-        self.copiesWordByWord = copiesWordByWord
+        valueCopy = perCPU != nil ? .perCPUCells : valueSize == 8 ? .word : valueSize < 8 ? .partialWord : .bytes
+        valueIsOneWord = perCPU == nil && valueSize <= 8
         self.tag = tag
         keyStride = roundUp8(keySize)
         valueOffset = keyStride
@@ -150,6 +199,30 @@ final class BucketTable: @unchecked Sendable {
         var bits: UInt64 = 0
         for slot in 0..<slotsPerBucket { bits |= 0x80 << UInt64(8 * slot) }
         liveTagBits = bits
+        if let perCPU {
+            cellCPUs = perCPU.cpus
+            cellWidth = perCPU.width
+            // One block per CPU of every first-level slot's value, slot-major within it
+            // (allocated first: a failure below frees it with its last reference).
+            let (slots, overflow) = (bucketCount * slotsPerBucket).multipliedReportingOverflow(by: perCPU.width)
+            guard !overflow else {
+                throw MapError.noMemory.with(reason: "a per-CPU hash's values of \(perCPU.width) bytes do not fit in memory")
+            }
+            let cells = try PerCPUBlocks(blockBytes: slots, cpuCount: perCPU.cpus, placingOnNodes: perCPU.placingOnNodes,
+                                         nodeOfCPU: perCPU.nodeOfCPU, maxRuns: perCPU.maxRuns, tag: tag,
+                                         what: "a per-CPU hash's values")
+            cellBlocks = cells
+            cellStride = cells.cpuStride
+            overflowCellStride = (slotsPerBucket * perCPU.width + 63) & ~63
+            overflowAllocationSize = bucketStride + 63 + perCPU.cpus * overflowCellStride
+        } else {
+            cellBlocks = nil
+            cellCPUs = 0
+            cellWidth = 0
+            cellStride = 0
+            overflowCellStride = 0
+            overflowAllocationSize = bucketStride
+        }
         let size = bucketCount * bucketStride
         guard size <= EpochMemory.maxBlockSize,
               let block = EpochMemory.allocateCacheAligned(byteCount: size, tag: tag) else {
@@ -162,6 +235,7 @@ final class BucketTable: @unchecked Sendable {
         spares = SpareBuckets(bucketCount: bucketCount)
         for index in 0..<bucketCount {
             Self.initialize(base + index * bucketStride, size: bucketStride)
+            if let cellBlocks { setCellWords(of: base + index * bucketStride, firstLevelIndex: index, blocks: cellBlocks) }
         }
     }
 
@@ -405,9 +479,6 @@ final class BucketTable: @unchecked Sendable {
 
     // MARK: Values
 
-    /// Whether values are at most 8 bytes: one atomic word, replaced in place.
-    @inlinable var valueIsOneWord: Bool { valueSize <= 8 }
-
     @inlinable @inline(__always)
     func valueWord(_ slot: UnsafeMutableRawPointer) -> UnsafeMutablePointer<Atomic<UInt64>> {
         (slot + valueOffset).assumingMemoryBound(to: Atomic<UInt64>.self)
@@ -419,35 +490,106 @@ final class BucketTable: @unchecked Sendable {
     /// the value's lock word, and by helper-mode writes of one CPU's value).
     @inlinable @inline(__always)
     func copyValue(from slot: UnsafeMutableRawPointer, into destination: UnsafeMutableRawPointer) {
-        if valueSize == 8 {
+        if valueCopy == .word {
             // Acquiring: a value replaced in place (an exchange) publishes what it points to.
             destination.storeBytes(of: valueWord(slot).pointee.load(ordering: .acquiring), as: UInt64.self)
-        } else if valueIsOneWord {
+        } else if valueCopy == .partialWord {
             var bits = valueWord(slot).pointee.load(ordering: .acquiring)
             withUnsafeBytes(of: &bits) { destination.copyMemory(from: $0.baseAddress!, byteCount: valueSize) }
-        } else {
+        } else if valueCopy == .bytes {
             copyValueBytes(slot + valueOffset, into: destination)
+        } else {
+            gatherCells(of: slot, into: destination)
         }
     }
 
-    /// Copies a value wider than a word (`valueSize` bytes at `source`, a slot's value) out.
-    /// A per-CPU hash's values (``copiesWordByWord``) go 8 bytes at a time with atomic loads,
-    /// as Linux's `bpf_long_memcpy` copies them: helper mode changes those words in place,
-    /// and `memcpy` gives no word its atomicity (glibc copies large blocks with `rep movsb`),
-    /// so a counter could be read torn (found by review). Other values are copied with
-    /// `memcpy`, as Linux's `copy_map_value` does: the map writes them in place only under
-    /// their lock word (`BPF_F_LOCK`), and a reader that does not take it may see a mix of
-    /// the old and the new bytes, as on Linux.
+    /// Copies a value wider than a word (`valueSize` bytes at `source`, a slot's value) out
+    /// with `memcpy`, as Linux's `copy_map_value` does: the map writes such values in place
+    /// only under their lock word (`BPF_F_LOCK`), and a reader that does not take it may see
+    /// a mix of the old and the new bytes, as on Linux. (Per-CPU values are gathered word by
+    /// word instead: ``gatherCells(of:into:)``.)
     @inlinable @inline(__always)
     func copyValueBytes(_ source: UnsafeRawPointer, into destination: UnsafeMutableRawPointer) {
-        guard copiesWordByWord else { return destination.copyMemory(from: source, byteCount: valueSize) }
-        var offset = 0
-        while offset < valueSize {
-            // Invariant: per-CPU values start 8-byte aligned (the slot's value offset is a
-            // multiple of 8) and are whole words; helper mode binds them as Atomic<UInt64>.
-            let word = UnsafeMutableRawPointer(mutating: source + offset).assumingMemoryBound(to: Atomic<UInt64>.self)
-            destination.storeBytes(of: word.pointee.load(ordering: .relaxed), toByteOffset: offset, as: UInt64.self)
-            offset &+= 8
+        destination.copyMemory(from: source, byteCount: valueSize)
+    }
+
+    // MARK: Per-CPU values
+
+    /// Where a per-CPU hash's slot keeps its values: CPU slot `c`'s value is the `cellWidth`
+    /// bytes at `base + c × cpuStride`. Read from the slot's word, set when its bucket was
+    /// initialised and never changed while the bucket is in a chain (see "Per-CPU values"
+    /// in the type's notes), so valid wherever the slot is: for a live or retired slot
+    /// found in a section, until the section ends.
+    @inlinable @inline(__always)
+    func cells(of slot: UnsafeMutableRawPointer) -> (base: UnsafeMutableRawPointer, cpuStride: Int) {
+        let word = (slot + valueOffset).load(as: UInt.self)
+        let stride = word & Self.overflowCellsBit == 0 ? cellStride : overflowCellStride
+        return (UnsafeMutableRawPointer(bitPattern: word & ~Self.overflowCellsBit).unsafelyUnwrapped, stride)
+    }
+
+    /// Byte 0 of CPU slot `cpu`'s value of a per-CPU slot, less `cpu × cellWidth`: the address
+    /// of byte `offset` of the user-mode layout, for offsets within that CPU's value (the
+    /// per-CPU hash's helper-mode write of one CPU's value). Not inlined, for the reason
+    /// ``scatterCells(_:into:)`` gives.
+    @inline(never)
+    func cellBytes(of slot: UnsafeMutableRawPointer, cpu: Int) -> UnsafeMutableRawPointer {
+        let (base, stride) = cells(of: slot)
+        return base + cpu &* stride - cpu &* cellWidth
+    }
+
+    /// Set in a slot's per-CPU word when its values are an overflow bucket's (``overflowCellStride``
+    /// apart); clear for a first-level slot's (``cellStride`` apart, in ``cellBlocks``).
+    @usableFromInline static let overflowCellsBit: UInt = 1 << 63
+
+    /// Copies a per-CPU slot's values out in the user-mode layout (CPU after CPU,
+    /// `cellWidth` bytes each), 8 bytes at a time with atomic loads, as Linux's
+    /// `bpf_long_memcpy` copies them: helper mode changes those words in place, and `memcpy`
+    /// gives no word its atomicity (glibc copies large blocks with `rep movsb`), so a counter
+    /// could be read torn (found by review, when the values were inline). Not inlined: the
+    /// other maps' copies (``copyValue(from:into:)``) keep their code small.
+    @usableFromInline @inline(never)
+    func gatherCells(of slot: UnsafeMutableRawPointer, into destination: UnsafeMutableRawPointer) {
+        let (base, stride) = cells(of: slot)
+        var cpu = 0
+        while cpu < cellCPUs {
+            // Invariant: each value starts 8-byte aligned (blocks and groups are 64-aligned,
+            // `cellWidth` a multiple of 8) and is whole words, bound to Atomic<UInt64>.
+            let source = base + cpu &* stride, target = destination + cpu &* cellWidth
+            var offset = 0
+            while offset < cellWidth {
+                let word = (source + offset).assumingMemoryBound(to: Atomic<UInt64>.self)
+                target.storeBytes(of: word.pointee.load(ordering: .relaxed), toByteOffset: offset, as: UInt64.self)
+                offset &+= 8
+            }
+            cpu &+= 1
+        }
+    }
+
+    /// Writes a per-CPU slot's values from the user-mode layout. Caller holds the chain's
+    /// lock, and the slot is free (not yet published: no reader can reach its values). Not
+    /// inlined into ``write(key:value:into:)``: inlined, its loop cost the LRU hash's general
+    /// update 16 instructions of register pressure.
+    @inline(never)
+    func scatterCells(_ value: UnsafeRawPointer, into slot: UnsafeMutableRawPointer) {
+        let (base, stride) = cells(of: slot)
+        for cpu in 0..<cellCPUs {
+            (base + cpu &* stride).copyMemory(from: value + cpu &* cellWidth, byteCount: cellWidth)
+        }
+    }
+
+    /// Points every slot of a bucket just initialised at its values: a first-level bucket's
+    /// at its slots' places in `blocks`, an overflow bucket's at the groups that follow it in
+    /// its allocation.
+    func setCellWords(of bucket: UnsafeMutableRawPointer, firstLevelIndex: Int?, blocks: PerCPUBlocks?) {
+        for slot in 0..<slotsPerBucket {
+            let word: UInt
+            if let firstLevelIndex, let blocks {
+                word = UInt(bitPattern: blocks.base + (firstLevelIndex * slotsPerBucket + slot) * cellWidth)
+            } else {
+                let groups = UInt(bitPattern: bucket + bucketStride + 63) & ~63
+                word = (groups + UInt(slot * cellWidth)) | Self.overflowCellsBit
+            }
+            (self.slot(bucket, slot) + valueOffset).storeBytes(of: word, as: UInt.self)
         }
     }
 
@@ -528,6 +670,7 @@ final class BucketTable: @unchecked Sendable {
             valueWord(slot).pointee.store(oneWord(value), ordering: .relaxed)
             return
         }
+        if valueCopy == .perCPUCells { return scatterCells(value, into: slot) }
         let valueStart = slot + valueOffset
         valueStart.copyMemory(from: value, byteCount: valueSize)
         let padding = slotStride - valueOffset - valueSize
@@ -667,11 +810,12 @@ final class BucketTable: @unchecked Sendable {
         if let spare = spares?.take(completed: generationsCompleted.load(ordering: .acquiring)) {
             bucket = spare
         } else {
-            guard let block = EpochMemory.allocate(byteCount: bucketStride, tag: tag) else { return nil }
+            guard let block = EpochMemory.allocate(byteCount: overflowAllocationSize, tag: tag) else { return nil }
             bucket = block
             noteOverflowBlockAllocated()
         }
         Self.initialize(bucket, size: bucketStride)
+        if cellCPUs != 0 { setCellWords(of: bucket, firstLevelIndex: nil, blocks: nil) }
         return bucket
     }
 
@@ -722,7 +866,7 @@ final class BucketTable: @unchecked Sendable {
         let posted = generationsPosted.load(ordering: .relaxed)
         guard generationsCompleted.load(ordering: .relaxed) < posted else { return }
         let blocks = allocatedSinceGeneration.wrappingAdd(1, ordering: .relaxed).newValue
-        if blocks &* bucketStride > overflowThrottleBytes {
+        if blocks &* overflowAllocationSize > overflowThrottleBytes {
             // This writer waits, after its section: not whichever writer checks next (a
             // replace in place, a refused NOEXIST waited 250 ms while the thread that grew
             // the table, inside a section, never did; found by review, 2026-12-06). Its
@@ -925,4 +1069,16 @@ final class BucketTable: @unchecked Sendable {
         generationInFlight.store(false, ordering: .sequentiallyConsistent)
         if generationsWanted.load(ordering: .sequentiallyConsistent) > number { postGenerationIfIdle() }
     }
+}
+
+/// The per-CPU values of a ``RawPerCPUHashMap``'s table (see "Per-CPU values" in
+/// `BucketTable`'s notes): `cpus` values per slot of `width` bytes (a multiple of 8), the
+/// first-level ones placed on their CPUs' NUMA nodes when `placingOnNodes`
+/// (`nodeOfCPU` and `maxRuns` as ``PerCPUBlocks`` takes them).
+package struct PerCPUValueLayout {
+    var cpus: Int
+    var width: Int
+    var placingOnNodes: Bool
+    var nodeOfCPU: (Int) -> Int
+    var maxRuns: Int
 }

@@ -185,10 +185,11 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
 
     /// Creates an empty map whose removals are reported to `observer` (provider layer).
     /// `bucketCount` overrides the sizing (tests use one bucket to build long chains).
-    /// `perCPUValues`: values are a per-CPU hash's (``RawPerCPUHashMap``), whose words helper
-    /// mode changes in place: user mode copies them a word at a time.
+    /// `perCPU`: values are a per-CPU hash's (``RawPerCPUHashMap``), `definition.valueSize`
+    /// the user-mode layout's (every CPU's value), kept one block per CPU (see "Per-CPU
+    /// values" in `BucketTable`'s notes).
     package init(_ definition: MapDefinition, observer: (any MapEntryObserver)?,
-                 bucketCount: Int? = nil, perCPUValues: Bool = false) throws(MapError) {
+                 bucketCount: Int? = nil, perCPU: PerCPUValueLayout? = nil) throws(MapError) {
         guard definition.type == .hash || definition.type == .lruHash else {
             throw MapError.invalidArgument.with(
                 reason: "RawBucketHashMap serves BPF_MAP_TYPE_HASH and BPF_MAP_TYPE_LRU_HASH, not \(definition.type)")
@@ -197,7 +198,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         // checks `keySize + valueSize` against one CPU's value, which the per-CPU map checked,
         // and the whole value is not checked again (it refused E2BIG from 128 possible CPUs
         // for values Linux accepts; found by review, 2026-12-07).
-        try definition.validateHash(checkingKeyPlusValue: !perCPUValues)
+        try definition.validateHash(checkingKeyPlusValue: perCPU == nil)
         var definition = definition
         let lru = definition.type == .lruHash
         if lru, definition.flags.contains(.noCommonLRU) {
@@ -222,7 +223,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         // chains keep room for those slots instead of spilling into overflow buckets that
         // every later insert walks.
         table = try BucketTable(keySize: keySize, valueSize: valueSize, maxEntries: lru ? 2 * maxEntries : maxEntries,
-                                tag: tag, bucketCount: bucketCount, copiesWordByWord: perCPUValues)
+                                tag: tag, bucketCount: bucketCount, perCPU: perCPU)
         recency = lru ? RecencyClock(bucketCount: table.bucketCount) : nil
         unretainedRecency = recency.map { Unmanaged.passUnretained($0) }
         tracksRecency = lru
@@ -482,10 +483,28 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     {
         try access.checkProgramRead()
         try checkKey(key, keySize)
+        assert(table.valueCopy != .perCPUCells, "a per-CPU hash's values are reached through perCPUValuesIfPresent")
         guard let entry = findSlot(key.baseAddress!, hash: hasher.hash(key.baseAddress!, count: keySize)) else {
             return nil
         }
         return UnsafeMutableRawBufferPointer(start: entry + table.valueOffset, count: valueSize)
+    }
+
+    /// A per-CPU hash's helper-mode lookup (its table has per-CPU values): where `key`'s
+    /// values are — CPU slot `c`'s at `base + c × cpuStride` (`round_up(valueSize, 8)` bytes
+    /// each of the per-CPU map) —, borrowed until `section` ends; nil when absent. An LRU
+    /// map marks the entry used, as ``lookupInPlaceIfPresent(key:in:)`` does. Any thread,
+    /// inside `section`.
+    @inlinable @inline(__always)
+    package func perCPUValuesIfPresent(key: UnsafeRawBufferPointer, in section: borrowing EpochSection)
+        throws(MapError) -> (base: UnsafeMutableRawPointer, cpuStride: Int)?
+    {
+        try access.checkProgramRead()
+        try checkKey(key, keySize)
+        guard let entry = findSlot(key.baseAddress!, hash: hasher.hash(key.baseAddress!, count: keySize)) else {
+            return nil
+        }
+        return table.cells(of: entry)
     }
 
     /// ``lookupInPlace(key:in:)`` that is not a use of the entry (an LRU map's referenced bit
@@ -502,6 +521,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         guard let match = firstMatch(key.baseAddress!, hash: hash, inChainOf: table.bucketIndex(hash)) else {
             throw MapError.keyNotFound
         }
+        assert(table.valueCopy != .perCPUCells, "a per-CPU hash's values are reached through perCPUValuesIfPresent")
         return UnsafeMutableRawBufferPointer(start: table.slot(match.bucket, match.slot) + table.valueOffset,
                                              count: valueSize)
     }
@@ -1012,8 +1032,16 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
                         // bytes for one CPU. A new pair that copied the other CPUs' values
                         // would lose what their threads add in place meanwhile (atomically,
                         // through `lookupInPlace`) to the pair it retires.
-                        let stored = table.slot(old.bucketPointer, old.slot) + table.valueOffset
+                        // `stored + offset` is byte `offset` of the all-CPU value: in the slot,
+                        // or, with per-CPU values, in the one CPU's value the slice covers.
+                        let slot = table.slot(old.bucketPointer, old.slot)
                         let start = slice.lowerBound, end = Swift.min((slice.upperBound + 7) & ~7, (valueSize + 7) & ~7)
+                        var stored = slot + table.valueOffset
+                        if table.valueCopy == .perCPUCells {
+                            let cpu = start / table.cellWidth
+                            precondition(slice.upperBound <= (cpu + 1) * table.cellWidth, "a slice of one CPU's value")
+                            stored = table.cellBytes(of: slot, cpu: cpu)
+                        }
                         precondition(start & 7 == 0 && Int(bitPattern: stored) & 7 == 0,
                                      "a per-CPU value starts on an 8-byte boundary")
                         var offset = start
@@ -1169,7 +1197,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
                     // that write: found by review, 2026-12-06, twenty-fifth session).
                     lockWord.copyLocked(UnsafeMutableRawPointer(mutating: oldValue.baseAddress!), to: displaced)
                 } else {
-                    table.copyValueBytes(oldValue.baseAddress!, into: displaced)
+                    table.copyValue(from: table.slot(old.bucketPointer, old.slot), into: displaced)
                     lockWord.clear(in: displaced)
                 }
             }
@@ -1238,6 +1266,8 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     package func remove(key: UnsafeRawBufferPointer,
                         inspecting inspect: (UnsafeRawBufferPointer) throws(MapError) -> Void,
                         removed: (UnsafeRawBufferPointer) -> Void) throws(MapError) {
+        // A provider's base; a per-CPU hash's table (never one) has no inline value to inspect.
+        precondition(table.valueCopy != .perCPUCells, "remove(inspecting:) on a per-CPU hash's table")
         try checkKey(key, keySize)
         if try !remove(key, operation: [], inspect: inspect, removed: removed) { throw MapError.keyNotFound }
     }
@@ -1263,7 +1293,8 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
             if locked || lockWord.exists {
                 lockWord.copyLocked(UnsafeMutableRawPointer(mutating: removed.baseAddress!), to: value.baseAddress!)
             } else {
-                table.copyValueBytes(removed.baseAddress!, into: value.baseAddress!)
+                // (`valueSize` bytes: the per-CPU hash's table stores a word per slot.)
+                value.baseAddress!.copyMemory(from: removed.baseAddress!, byteCount: valueSize)
                 lockWord.clear(in: value.baseAddress!)
             }
         }
@@ -1332,7 +1363,17 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
             return .success((place, word))
         }
         guard let (place, word) = try outcome.get() else { return false }
-        if holdsSection {
+        if holdsSection, table.valueCopy == .perCPUCells {
+            // Per-CPU values, gathered out of the retired slot's per-CPU memory for the caller
+            // (no provider observes a per-CPU hash).
+            withUnsafeTemporaryAllocation(byteCount: valueSize, alignment: 8) { copy in
+                table.gatherCells(of: table.slot(place.bucketPointer, place.slot), into: copy.baseAddress!)
+                removed(UnsafeRawBufferPointer(copy))
+                #if DEBUG
+                afterCopyingTheRemovedValue?()
+                #endif
+            }
+        } else if holdsSection {
             // One copy for the caller and the observer (`reportRemovedValue`).
             reportRemovedValue(table.value(of: place, count: valueSize), key: key, flags: operation, observer: observer,
                                removed: removed) {

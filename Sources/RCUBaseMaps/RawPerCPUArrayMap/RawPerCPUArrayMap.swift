@@ -90,12 +90,14 @@ public final class RawPerCPUArrayMap: RawMap, @unchecked Sendable {
     /// numbers that alternate between nodes: see the type's documentation).
     package let cpuBlockNodes: [Int]?
     let storageSize: Int
-    /// Invariant: `storageSize` bytes, 64-byte aligned, bound to `Atomic<UInt64>`, zero at creation.
+    /// The CPU blocks, which own `storage` (freed a grace period after the map goes).
+    let blocks: PerCPUBlocks
+    /// Invariant: `storageSize` bytes, 64-byte aligned, bound to `Atomic<UInt64>`, zero at
+    /// creation (`blocks.base`).
     @usableFromInline let storage: UnsafeMutableRawPointer
     /// What user and helper mode may do (the access flags).
     public let access: MapAccess
     let freezeState = MapFreezeState()
-    let onPages: Bool
 
     /// The number of possible CPUs, as libbpf's `libbpf_num_possible_cpus()` counts them:
     /// the CPUs listed in `/sys/devices/system/cpu/possible` (`0-3`, `0,2-5`), or
@@ -251,78 +253,17 @@ public final class RawPerCPUArrayMap: RawMap, @unchecked Sendable {
         valueOffset = valueSize <= 8 ? 0 : 8
         slotStride = paddedValueSize + valueOffset
         let (block, overflow) = maxEntries.multipliedReportingOverflow(by: slotStride)
-        let (size, overflow2) = ((overflow || block > Int.max - 63 ? 0 : block + 63) & ~63)
-            .multipliedReportingOverflow(by: possibleCPUCount)
-        guard !overflow, block <= Int.max - 63, !overflow2 else {
+        guard !overflow else {
             throw MapError.noMemory.with(reason: "a per-CPU array of \(maxEntries) × \(slotStride) bytes × \(possibleCPUCount) CPUs does not fit in memory")
         }
-        if placingBlocksOnNodes {
-            // A page per CPU block at least, so that each block's pages can have a node of
-            // their own; mapped pages are not touched (or placed) until first written.
-            let page = max(64, sysconf(Int32(_SC_PAGESIZE)))
-            guard block <= Int.max - page else {
-                throw MapError.noMemory.with(reason: "a per-CPU array block of \(block) bytes does not fit in memory")
-            }
-            let stride = (block + page - 1) / page * page
-            let (pagedSize, pagedOverflow) = stride.multipliedReportingOverflow(by: possibleCPUCount)
-            guard !pagedOverflow, let pages = rcumaps_map_pages(pagedSize) else {
-                throw MapError.noMemory.with(reason: "no memory for a per-CPU array of \(possibleCPUCount) blocks of \(stride) bytes")
-            }
-            cpuStride = stride
-            storageSize = pagedSize
-            storage = pages
-            onPages = true
-            let nodes = (0..<possibleCPUCount).map(nodeOfCPU)
-            let runs = Self.placementRuns(nodes)
-            if runs.count <= maxRuns {
-                for run in runs {
-                    // A refusal leaves the blocks where the kernel puts them: still correct,
-                    // only not local.
-                    _ = rcumaps_numa_prefer_node(pages + run.first * cpuStride, run.count * cpuStride, Int32(run.node))
-                }
-                cpuBlockNodes = nodes
-            } else {
-                cpuBlockNodes = nil
-            }
-            storage.bindMemory(to: Atomic<UInt64>.self, capacity: pagedSize / 8)
-            try definition.validateAfterAllocation()  // as Linux, after the allocation (deinit frees it)
-            return
-        }
-        cpuBlockNodes = nil
-        cpuStride = (block + 63) & ~63
-        storageSize = size
-        if size > EpochMemory.maxBlockSize {
-            guard let pages = rcumaps_map_pages(size) else {
-                throw MapError.noMemory.with(reason: "no memory for a per-CPU array of \(size) bytes")
-            }
-            storage = pages
-            onPages = true
-        } else {
-            guard let memory = EpochMemory.allocateCacheAligned(byteCount: size, tag: definition.effectivePoolTag) else {
-                throw MapError.noMemory
-            }
-            storage = memory
-            onPages = false
-            storage.initializeMemory(as: UInt8.self, repeating: 0, count: size)
-        }
-        storage.bindMemory(to: Atomic<UInt64>.self, capacity: size / 8)
+        blocks = try PerCPUBlocks(blockBytes: block, cpuCount: possibleCPUCount, placingOnNodes: placingBlocksOnNodes,
+                                  nodeOfCPU: nodeOfCPU, maxRuns: maxRuns, tag: definition.effectivePoolTag,
+                                  what: "a per-CPU array")
+        storage = blocks.base
+        storageSize = blocks.size
+        cpuStride = blocks.cpuStride
+        cpuBlockNodes = blocks.nodes
         try definition.validateAfterAllocation()  // as Linux, after the allocation (deinit frees it)
-    }
-
-    deinit {
-        if onPages {
-            let address = UInt(bitPattern: storage)
-            let size = storageSize
-            let release: @Sendable () -> Void = { rcumaps_unmap_pages(UnsafeMutableRawPointer(bitPattern: address), size) }
-            if !Epoch.afterGracePeriod(release) {
-                runWhereGracePeriodsMayBeAwaited {
-                    Epoch.synchronize()
-                    release()
-                }
-            }
-        } else {
-            EpochMemory.freeCacheAligned(storage)
-        }
     }
 
     /// Entries in the map: `maxEntries` (every index exists). Any thread.

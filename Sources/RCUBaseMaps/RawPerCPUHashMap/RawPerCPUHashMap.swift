@@ -9,7 +9,13 @@ import Synchronization
 /// Storage is a ``RawBucketHashMap`` (a `HASH`, or an `LRU_HASH` for the LRU type, with its
 /// eviction, `BPF_F_NO_COMMON_LRU` included) whose values are the user-mode layout: for each
 /// CPU in turn, its value rounded up to 8 bytes. So everything user mode does is that map's
-/// operation on ``userValueSize``-byte values, and this type adds helper mode on top:
+/// operation on ``userValueSize``-byte values, and this type adds helper mode on top.
+/// The values are not in the entries: as Linux's per-CPU allocator keeps them, each CPU's
+/// values of every key are in a block of that CPU's (one 64-byte aligned block per CPU,
+/// NUMA-placed on that CPU's node on a machine with several; a key in an overflow bucket
+/// has its values in 64-byte aligned per-CPU groups after that bucket), and an entry holds
+/// the word that locates them. So helper-mode writers on different CPUs write different
+/// cache lines, also for one key, and their counters scale with the CPUs.
 /// - **User mode** (the syscall side) sees all CPUs at once: lookups, updates, batches and
 ///   lookup-and-delete copy ``userValueSize`` bytes — `round_up(valueSize, 8)` per CPU, CPU
 ///   by CPU — in and out. Padding bytes are stored as the update gave them and read back
@@ -50,22 +56,27 @@ import Synchronization
 /// counters without loss with PERCPU_ARRAY, whose `exchange` swaps each word atomically —
 /// exact against atomic in-place adds only: the restartable-sequence add
 /// (`PerCPUArrayMap.add(_:at:)`) is a plain add, whose store can land after the exchange
-/// and put back the value the exchange already reported (counted twice).
-/// (With one possible CPU and values of at most 8 bytes the entry's value is one word,
-/// exchanged in place atomically: nothing is lost there.)
+/// and put back the value the exchange already reported (counted twice). (This holds with
+/// one possible CPU and 8-byte values too: until 2026-12-07 such an entry's one word was
+/// exchanged in place.)
 ///
-/// Memory per entry: the base hash's slot, key rounded up to 8 plus ``userValueSize``
-/// (all CPUs' values inline in the entry, where Linux keeps a pointer to per-CPU memory);
-/// NUMA-local placement of each CPU's value is not done (Linux refuses a NUMA node for the
-/// per-CPU types; its per-CPU allocator places each CPU's copy on that CPU's node).
+/// Memory per slot (the table has room for more slots than entries: see `BucketTable`):
+/// the base hash's slot, key rounded up to 8 plus an 8-byte word, and ``userValueSize``
+/// bytes of values in the CPUs' blocks (each CPU's block rounded up to 64 bytes, or to
+/// pages when placed on NUMA nodes); an overflow bucket's slots, the same in per-CPU groups
+/// rounded up to 64 bytes. (Linux refuses a NUMA node for the per-CPU types, and so does
+/// this map; its per-CPU allocator places each CPU's copy on that CPU's node, as the blocks
+/// here are placed.)
 ///
 /// Concurrency: any number of readers and writers on any threads, as the base hash.
 public final class RawPerCPUHashMap: RawMap {
     /// The definition the map was created with (`valueSize` as one CPU's value; `maxEntries`
     /// rounded for per-CPU LRU lists). Immutable; any thread.
     public let definition: MapDefinition
-    /// The hash underneath, with ``userValueSize``-byte values. Any thread.
-    public let storage: RawBucketHashMap
+    /// The hash underneath, with ``userValueSize``-byte values kept per CPU. Its user-mode
+    /// operations are this map's; its helper-mode in-place lookups are not to be used (the
+    /// values are not in its slots: this map's helper mode reaches them). Any thread.
+    package let storage: RawBucketHashMap
     /// `round_up(valueSize, 8)`: the bytes per CPU in a user-mode value.
     public let paddedValueSize: Int
     /// Values per key: the number of possible CPUs.
@@ -81,12 +92,19 @@ public final class RawPerCPUHashMap: RawMap {
     ///   ENOTSUPP (`LRU_PERCPU_HASH` with `BPF_F_NO_PREALLOC`), EOPNOTSUPP (a lock word);
     ///   ``MapError/noMemory``.
     public convenience init(_ definition: MapDefinition) throws(MapError) {
-        try self.init(definition, possibleCPUs: RawPerCPUArrayMap.possibleCPUs)
+        try self.init(definition, possibleCPUs: RawPerCPUArrayMap.possibleCPUs,
+                      placingBlocksOnNodes: NUMATopology.nodeCount > 1)
     }
 
     /// Creates an empty per-CPU hash with one value slot for each of `possibleCPUs` CPUs
-    /// (tests: a machine's count of possible CPUs is its own).
-    package init(_ definition: MapDefinition, possibleCPUs: Int) throws(MapError) {
+    /// (tests: a machine's count of possible CPUs is its own), each CPU's block of values
+    /// placed on its NUMA node when `placingBlocksOnNodes` (the public initializer does so
+    /// where there are several nodes; tests force it). `nodeOfCPU` and `maxRuns` are
+    /// ``RawPerCPUArrayMap``'s, for tests; `bucketCount` overrides the table's sizing (tests
+    /// use one bucket to build long chains of overflow buckets).
+    package init(_ definition: MapDefinition, possibleCPUs: Int, placingBlocksOnNodes: Bool = false,
+                 nodeOfCPU: @escaping (Int) -> Int = { Int(rcumaps_numa_node_of_cpu(Int32($0))) },
+                 maxRuns: Int = RawPerCPUArrayMap.maxPlacementRuns, bucketCount: Int? = nil) throws(MapError) {
         guard definition.type == .perCPUHash || definition.type == .lruPerCPUHash else {
             throw MapError.invalidArgument.with(
                 reason: "RawPerCPUHashMap serves BPF_MAP_TYPE_PERCPU_HASH and BPF_MAP_TYPE_LRU_PERCPU_HASH, not \(definition.type)")
@@ -102,7 +120,9 @@ public final class RawPerCPUHashMap: RawMap {
         base.valueSize = paddedValueSize * possibleCPUCount
         base.poolTag = definition.effectivePoolTag
         base.lockOffset = nil  // refused below, for this type (the base's HASH would allow one)
-        storage = try RawBucketHashMap(base, observer: nil, perCPUValues: true)
+        storage = try RawBucketHashMap(base, observer: nil, bucketCount: bucketCount, perCPU: PerCPUValueLayout(
+            cpus: possibleCPUs, width: paddedValueSize, placingOnNodes: placingBlocksOnNodes, nodeOfCPU: nodeOfCPU,
+            maxRuns: maxRuns))
         var shown = definition
         shown.maxEntries = storage.definition.maxEntries
         self.definition = shown
@@ -121,6 +141,18 @@ public final class RawPerCPUHashMap: RawMap {
     /// Whether the map is frozen. Any thread.
     public var isFrozen: Bool { storage.isFrozen }
 
+    /// The NUMA node each CPU's block of first-level values was placed on (the kernel was
+    /// asked to put its pages there), by CPU slot; nil when the blocks were not placed (one
+    /// NUMA node, or CPU numbers that alternate between nodes: see ``RawPerCPUArrayMap``).
+    package var cpuBlockNodes: [Int]? { storage.table.cellBlocks?.nodes }
+
+    /// The CPU blocks of the first-level slots' values (CPU slot `c`'s block at `base + c ×
+    /// cpuStride`, `size` bytes in all): for tests and diagnostics. Values of keys in
+    /// overflow buckets are outside it, in per-CPU groups after their bucket.
+    package var valueBlocks: (base: UnsafeRawPointer, cpuStride: Int, size: Int)? {
+        storage.table.cellBlocks.map { (UnsafeRawPointer($0.base), $0.cpuStride, $0.size) }
+    }
+
     /// The calling CPU's value in an entry's all-CPU value: bytes `cpu × padded ..< + valueSize`.
     @inline(__always)
     var currentCPUBytes: Range<Int> {
@@ -136,9 +168,11 @@ public final class RawPerCPUHashMap: RawMap {
     public func lookupInPlace(key: UnsafeRawBufferPointer, in section: borrowing EpochSection) throws(MapError)
         -> UnsafeMutableRawBufferPointer
     {
-        let all = try storage.lookupInPlace(key: key, in: section)
-        let own = currentCPUBytes
-        return UnsafeMutableRawBufferPointer(rebasing: all[own])
+        guard let values = try storage.perCPUValuesIfPresent(key: key, in: section) else { throw MapError.keyNotFound }
+        // Invariant: CPU slot s's value is the `valueSize` bytes at `base + s × cpuStride`,
+        // valid until `section` ends.
+        let cpu = RawPerCPUArrayMap.currentCPUSlot(of: possibleCPUCount)
+        return UnsafeMutableRawBufferPointer(start: values.base + cpu * values.cpuStride, count: valueSize)
     }
 
     /// The value of `key` on CPU number `cpu` (`valueSize` bytes), borrowed until `section`
@@ -166,11 +200,11 @@ public final class RawPerCPUHashMap: RawMap {
         try access.checkProgramRead()
         try checkKey(key, definition.keySize)
         guard cpu >= 0, cpu < RawPerCPUArrayMap.cpuIDLimit else { throw MapError.keyNotFound }
-        let all = try storage.lookupInPlace(key: key, in: section)
-        // Invariant: CPU slot s's value is the `valueSize` bytes at `paddedValueSize × s` of
-        // the entry's all-CPU value, valid until `section` ends.
-        let start = RawPerCPUArrayMap.slot(ofCPU: cpu, slots: possibleCPUCount) * paddedValueSize
-        return UnsafeMutableRawBufferPointer(rebasing: all[start..<(start + valueSize)])
+        guard let values = try storage.perCPUValuesIfPresent(key: key, in: section) else { throw MapError.keyNotFound }
+        // Invariant: CPU slot s's value is the `valueSize` bytes at `base + s × cpuStride`,
+        // valid until `section` ends.
+        let slot = RawPerCPUArrayMap.slot(ofCPU: cpu, slots: possibleCPUCount)
+        return UnsafeMutableRawBufferPointer(start: values.base + slot * values.cpuStride, count: valueSize)
     }
 
     /// Adds `delta` to the calling CPU's value of `key`, an 8-byte word, inside `section`
@@ -193,19 +227,15 @@ public final class RawPerCPUHashMap: RawMap {
         guard valueSize == 8 else {
             throw MapError.invalidArgument.with(reason: "per-CPU adds need 8-byte values, this map's are \(valueSize)")
         }
-        let all: UnsafeMutableRawBufferPointer
-        do {
-            all = try storage.lookupInPlace(key: key, in: section)
-        } catch where error == .keyNotFound {
-            return false
-        }
-        // Invariant: CPU c's value is the 8 bytes at `paddedValueSize × c` (8-aligned, as the
-        // bucket slots' values are), valid until `section` ends.
+        guard let values = try storage.perCPUValuesIfPresent(key: key, in: section) else { return false }
+        // Invariant: CPU slot c's value is the 8 bytes at `base + c × cpuStride` (8-aligned:
+        // blocks and groups start on 64 bytes), valid until `section` ends.
         if restartableAdds,
-           rcumaps_rseq_add_u64(all.baseAddress!, paddedValueSize, delta, UInt32(truncatingIfNeeded: possibleCPUCount)) == 0 {
+           rcumaps_rseq_add_u64(values.base, values.cpuStride, delta, UInt32(truncatingIfNeeded: possibleCPUCount)) == 0 {
             return true
         }
-        (all.baseAddress! + currentCPUBytes.lowerBound).assumingMemoryBound(to: Atomic<UInt64>.self).pointee
+        let cpu = RawPerCPUArrayMap.currentCPUSlot(of: possibleCPUCount)
+        (values.base + cpu * values.cpuStride).assumingMemoryBound(to: Atomic<UInt64>.self).pointee
             .wrappingAdd(delta, ordering: .relaxed)
         return true
     }
