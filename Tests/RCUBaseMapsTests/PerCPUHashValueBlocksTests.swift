@@ -64,6 +64,12 @@ struct PerCPUHashValueBlocksTests {
         let keys = (0..<40).map { UInt64($0) &* 0x9E37_79B9 }
         for key in keys { try Self.update(map, key, Self.userValue(map, key: key, round: 0)) }
         var linesOfCPU = [Set<UInt>](repeating: [], count: cpus)
+        // The lines of the slots (keys, words, and the buckets' headers beside slot 0).
+        var slotLines = Set<UInt>()
+        for key in keys {
+            let slot = try #require(withUnsafeBytes(of: key) { map.storage.slotBytes(forKey: $0) })
+            for line in (slot.address / 64)...((slot.address + UInt(slot.count) - 1) / 64) { slotLines.insert(line) }
+        }
         for key in keys {
             let expected = Self.userValue(map, key: key, round: 0)
             #expect(try Self.lookup(map, key) == expected, "key \(key)")
@@ -78,6 +84,7 @@ struct PerCPUHashValueBlocksTests {
             }
         }
         for a in 0..<cpus {
+            #expect(linesOfCPU[a].isDisjoint(with: slotLines), "CPU \(a)'s values share a line with the slots")
             for b in (a + 1)..<max(a + 1, cpus) {
                 #expect(linesOfCPU[a].isDisjoint(with: linesOfCPU[b]), "CPUs \(a) and \(b) share a cache line")
             }
@@ -96,17 +103,39 @@ struct PerCPUHashValueBlocksTests {
     }
 
     /// Overflow buckets' values through many rounds of filling a one-bucket map and emptying
-    /// it: the buckets go to the spares and come back with their values' groups. Every
-    /// round's values read back exact, lookup-and-delete and exchange hand back all CPUs'
-    /// values, and memory stays bounded (the count of live keys returns to 0 each round).
+    /// it: the buckets go to the spares and come back with their values' groups (the same
+    /// value addresses recur), each CPU's values still on lines of their own. Every round's
+    /// values read back exact, and lookup-and-delete and exchange hand back all CPUs' values.
     @Test(arguments: [MapType.perCPUHash, .lruPerCPUHash])
     func overflowBucketsKeepTheirValuesThroughReuse(type: MapType) throws {
-        let map = try RawPerCPUHashMap(Self.definition(type, valueSize: 24, maxEntries: 64), possibleCPUs: 3,
-                                       bucketCount: 1)
+        let map = try RawPerCPUHashMap(Self.definition(type, valueSize: 24, maxEntries: 64),
+                                       possibleCPUs: RawPerCPUArrayMap.possibleCPUs, bucketCount: 1)
+        let cpus = min(map.possibleCPUCount, RawPerCPUArrayMap.cpuIDLimit)
         let keys = (0..<30).map { UInt64($0) }
+        var earlierAddresses = Set<UInt>()
+        var recurred = 0
         for round in 0..<6 {
             for key in keys { try Self.update(map, key, Self.userValue(map, key: key, round: round)) }
             #expect(map.count == keys.count)
+            // Where each key's values are this round; each CPU's lines apart from the others'.
+            var addresses = Set<UInt>()
+            var linesOfCPU = [Set<UInt>](repeating: [], count: cpus)
+            for key in keys {
+                for cpu in 0..<cpus {
+                    let (address, _) = try Self.helperValue(map, key, cpu: cpu)
+                    if cpu == 0 { addresses.insert(address) }
+                    for line in (address / 64)...((address + UInt(map.paddedValueSize) - 1) / 64) {
+                        linesOfCPU[cpu].insert(line)
+                    }
+                }
+            }
+            for a in 0..<cpus {
+                for b in (a + 1)..<max(a + 1, cpus) {
+                    #expect(linesOfCPU[a].isDisjoint(with: linesOfCPU[b]), "round \(round): CPUs \(a) and \(b) share a line")
+                }
+            }
+            recurred += addresses.intersection(earlierAddresses).count
+            earlierAddresses.formUnion(addresses)
             // Replaced once (a new slot in a later bucket of the chain), read back exact.
             for key in keys where key % 3 == 0 {
                 var old = [UInt8](repeating: 0, count: map.userValueSize)
@@ -130,8 +159,77 @@ struct PerCPUHashValueBlocksTests {
                 }
             }
             #expect(map.count == 0)
+            #expect(map.storage.spareOverflowBuckets.count > 0, "round \(round): emptied overflow buckets kept as spares")
             // The retired slots' and emptied buckets' generation runs: the next round reuses them.
-            Epoch.barrier()
+            map.storage.waitForReclaimGenerations()
+        }
+        // Later rounds put keys' values at addresses earlier rounds used: reused buckets' groups.
+        #expect(recurred > 0)
+    }
+
+    /// Helper-mode pointers held in a section while another thread deletes their keys and
+    /// churns the map (retiring slots, emptying overflow buckets): writes through it land
+    /// in the retired slot's values only, which no live key gets back before the section
+    /// ends — no key ever reads the pointer's sentinel, and nothing is freed under it (the
+    /// address sanitizer would report a write to freed memory).
+    @Test func aValuePointerHeldAcrossChurnWritesNoLiveKey() throws {
+        let map = try RawPerCPUHashMap(Self.definition(.perCPUHash, valueSize: 8, maxEntries: 64),
+                                       possibleCPUs: RawPerCPUArrayMap.possibleCPUs, bucketCount: 1)
+        let sentinel: UInt64 = 0x5E5E_5E5E_5E5E_5E5E
+        let keys = (0..<24).map { UInt64($0) }
+        let cpus = min(map.possibleCPUCount, RawPerCPUArrayMap.cpuIDLimit)
+        for key in keys { try Self.update(map, key, [UInt8](repeating: 1, count: map.userValueSize)) }
+        final class Flags: Sendable {
+            let held = Atomic<Bool>(false), churned = Atomic<Bool>(false)
+        }
+        let flags = Flags(), failures = Failures()
+        runOnThreads(2) { thread in
+            if thread == 0 {
+                Epoch.withSection { section in
+                    // Every key's value of the last CPU: in first-level slots (reused in
+                    // place once their generation runs) and in overflow buckets (unlinked
+                    // when emptied, and spares once it runs).
+                    var words: [UnsafeMutablePointer<Atomic<UInt64>>] = []
+                    for key in keys {
+                        guard let value = try? withUnsafeBytes(of: key, { try map.lookupInPlace(key: $0, cpu: cpus - 1, in: section) })
+                        else {
+                            failures.record("key \(key) absent")
+                            continue
+                        }
+                        words.append(value.baseAddress!.assumingMemoryBound(to: Atomic<UInt64>.self))
+                    }
+                    flags.held.store(true, ordering: .releasing)
+                    repeat {
+                        for word in words { word.pointee.store(sentinel, ordering: .relaxed) }
+                    } while !flags.churned.load(ordering: .acquiring)
+                    for word in words { word.pointee.store(sentinel, ordering: .relaxed) }
+                }
+                return
+            }
+            while !flags.held.load(ordering: .acquiring) { sched_yield() }
+            // Churn while the section holds every generation back: deletes, then fresh keys.
+            do {
+                for round in 1...20 {
+                    for key in keys { _ = try withUnsafeBytes(of: key) { try map.storage.deleteIfPresent(key: $0) } }
+                    for key in keys {
+                        try Self.update(map, key &+ UInt64(round * 100),
+                                        [UInt8](repeating: UInt8(round), count: map.userValueSize))
+                    }
+                    for key in keys {
+                        _ = try withUnsafeBytes(of: key &+ UInt64(round * 100)) { try map.storage.deleteIfPresent(key: $0) }
+                    }
+                }
+                for key in keys { try Self.update(map, key, [UInt8](repeating: 2, count: map.userValueSize)) }
+            } catch {
+                failures.record("churn: \(error)")
+            }
+            flags.churned.store(true, ordering: .releasing)
+        }
+        #expect(failures.all.isEmpty, "\(failures.all)")
+        for key in keys {
+            let words = try Self.lookup(map, key).withUnsafeBytes { Array($0.bindMemory(to: UInt64.self)) }
+            #expect(!words.contains(sentinel), "key \(key) reads the held pointer's writes")
+            #expect(words == Array(repeating: 0x0202_0202_0202_0202, count: words.count), "key \(key)")
         }
     }
 

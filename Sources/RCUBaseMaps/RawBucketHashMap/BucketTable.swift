@@ -185,7 +185,8 @@ final class BucketTable: @unchecked Sendable {
         // its capacity lived in overflow buckets, each replace of one chaining a cold
         // bucket; such pairs take two lines, four to a bucket, instead.
         let perLine = (64 - Self.headerSize) / slotStride
-        let oneLine = perLine >= 3 || (perLine == 2 && valueSize <= 8)
+        // (A per-CPU hash's word is not replaced in place: every replace takes a new slot.)
+        let oneLine = perLine >= 3 || (perLine == 2 && valueIsOneWord)
         slotsPerBucket = oneLine ? min(perLine, Self.maxSlotsPerBucket)
             : perLine == 2 ? (128 - Self.headerSize) / slotStride : Self.maxSlotsPerBucket
         bucketStride = oneLine ? 64 : perLine == 2 ? 128 : Self.headerSize + slotsPerBucket * slotStride
@@ -231,7 +232,8 @@ final class BucketTable: @unchecked Sendable {
         // Before the first touch below: a big table on huge pages misses the TLB far less.
         rcumaps_advise_huge_pages(block, size)
         base = block
-        overflowThrottleBytes = max(Self.overflowThrottleFloor, size)
+        // (A per-CPU hash's overflow buckets carry their values: its values count too.)
+        overflowThrottleBytes = max(Self.overflowThrottleFloor, size + (cellBlocks?.size ?? 0))
         spares = SpareBuckets(bucketCount: bucketCount)
         for index in 0..<bucketCount {
             Self.initialize(base + index * bucketStride, size: bucketStride)
@@ -487,7 +489,8 @@ final class BucketTable: @unchecked Sendable {
     /// Copies the value of a live (or retired) slot out. A one-word value is loaded
     /// atomically (it may be replaced in place); a larger one is copied by
     /// ``copyValueBytes(_:into:)`` (written in place only by a `BPF_F_LOCK` update, under
-    /// the value's lock word, and by helper-mode writes of one CPU's value).
+    /// the value's lock word); a per-CPU hash's values are gathered by
+    /// ``gatherCells(of:into:)`` (helper mode writes one CPU's value in place).
     @inlinable @inline(__always)
     func copyValue(from slot: UnsafeMutableRawPointer, into destination: UnsafeMutableRawPointer) {
         if valueCopy == .word {
@@ -847,8 +850,9 @@ final class BucketTable: @unchecked Sendable {
     /// found by review, 2026-12-06.)
     let growingBehind = Atomic<Bool>(false)
     /// The overflow bytes allocated while a generation is pending past which the writer
-    /// that allocates one more waits for reclamation: the bucket array's size, at least
-    /// ``overflowThrottleFloor``. (Settable by tests before the map is shared.)
+    /// that allocates one more waits for reclamation: the bucket array's size (with a
+    /// per-CPU hash's value blocks), at least ``overflowThrottleFloor``. (Settable by tests
+    /// before the map is shared.)
     package nonisolated(unsafe) var overflowThrottleBytes: Int
     /// 16 MiB, the retire lists' threshold (`EpochRetireList.throttleThreshold`).
     static let overflowThrottleFloor = EpochRetireList.throttleThreshold

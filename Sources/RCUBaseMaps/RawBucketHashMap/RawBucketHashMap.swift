@@ -312,6 +312,16 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         }
     }
 
+    /// The bytes of `key`'s live slot (its key, then its value or, in a per-CPU hash's table,
+    /// the word that locates its values): where they were at the moment of the lookup (for
+    /// tests and diagnostics: no access is made through it). Nil when absent.
+    package func slotBytes(forKey key: UnsafeRawBufferPointer) -> (address: UInt, count: Int)? {
+        Epoch.withSection { _ in
+            findSlot(key.baseAddress!, hash: hasher.hash(key.baseAddress!, count: keySize))
+                .map { (UInt(bitPattern: $0), table.slotStride) }
+        }
+    }
+
     /// Overflow buckets unlinked from their chains and kept for reuse (``SpareBuckets``), and
     /// how many each thread stripe may keep (a snapshot; for tests and diagnostics).
     package var spareOverflowBuckets: (count: Int, perStripe: Int) {

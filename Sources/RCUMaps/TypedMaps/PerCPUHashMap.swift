@@ -48,9 +48,9 @@ public final class PerCPUHashMap<Key: BitwiseCopyable & Sendable, Value: Bitwise
     ///   value type aligned beyond 8 bytes, or a bad definition;
     ///   ``/RCUBaseMaps/MapError/outOfSpace`` for `maxEntries` over 2^27, a `Value` over 32768 bytes, or a
     ///   key and one CPU's value of 4 MiB − 48 bytes or more, as Linux;
-    ///   ``/RCUBaseMaps/MapError/noMemory`` when the table does not fit in memory (every
-    ///   possible CPU's value lives inline in its entry: `MemoryLayout<Value>.size` rounded
-    ///   up to 8, times the possible CPUs, docs/linux-compatibility.md).
+    ///   ``/RCUBaseMaps/MapError/noMemory`` when the table or its values do not fit in
+    ///   memory (every slot has every possible CPU's value: `MemoryLayout<Value>.size`
+    ///   rounded up to 8, times the possible CPUs, in per-CPU blocks; docs/map-types.md).
     ///
     /// Concurrency: any thread.
     public init(maxEntries: Int, lru: Bool = false, perCPULists: Bool = false, name: String = "",
