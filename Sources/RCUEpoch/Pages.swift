@@ -47,8 +47,8 @@ package func rcumaps_unmap_node_pages(_ memory: UnsafeMutableRawPointer?, _ size
 extension EpochMemory {
     /// Bytes of the anonymous page mappings the library holds now, as requested (not rounded
     /// up to whole pages): the storage of arrays with `BPF_F_MMAPABLE`, placed on a NUMA
-    /// node or too large for one epoch block, of per-CPU arrays placed per NUMA node or too
-    /// large for one block, of queues and stacks placed on a node or too large for one
+    /// node or too large for one epoch block, of per-CPU arrays and of the per-CPU hashes'
+    /// first-level values placed per NUMA node or too large for one block, of queues and stacks placed on a node or too large for one
     /// block, and every cache-aligned epoch block of 4 MiB or more — a map's, an
     /// `RCUDictionary`'s table, a provider's or your own from ``allocateCacheAligned(byteCount:tag:)``
     /// (these also count in their tag's ``statistics(for:)``). Not counted: the lock-free

@@ -112,18 +112,27 @@ struct PerCPUHashValueBlocksTests {
                                        possibleCPUs: RawPerCPUArrayMap.possibleCPUs, bucketCount: 1)
         let cpus = min(map.possibleCPUCount, RawPerCPUArrayMap.cpuIDLimit)
         let keys = (0..<30).map { UInt64($0) }
+        let blocks = try #require(map.valueBlocks)
         var earlierAddresses = Set<UInt>()
         var recurred = 0
+        var sparesBefore = 0
         for round in 0..<6 {
             for key in keys { try Self.update(map, key, Self.userValue(map, key: key, round: round)) }
             #expect(map.count == keys.count)
+            // The chain's overflow buckets came from the spares the last round left.
+            if round > 0 {
+                #expect(map.storage.spareOverflowBuckets.count < sparesBefore, "round \(round): spares taken")
+            }
             // Where each key's values are this round; each CPU's lines apart from the others'.
             var addresses = Set<UInt>()
             var linesOfCPU = [Set<UInt>](repeating: [], count: cpus)
             for key in keys {
                 for cpu in 0..<cpus {
                     let (address, _) = try Self.helperValue(map, key, cpu: cpu)
-                    if cpu == 0 { addresses.insert(address) }
+                    // Overflow buckets' values only (outside the first-level blocks, whose
+                    // addresses are fixed).
+                    let offset = Int(bitPattern: address) - Int(bitPattern: blocks.base)
+                    if cpu == 0, offset < 0 || offset >= blocks.size { addresses.insert(address) }
                     for line in (address / 64)...((address + UInt(map.paddedValueSize) - 1) / 64) {
                         linesOfCPU[cpu].insert(line)
                     }
@@ -159,11 +168,13 @@ struct PerCPUHashValueBlocksTests {
                 }
             }
             #expect(map.count == 0)
-            #expect(map.storage.spareOverflowBuckets.count > 0, "round \(round): emptied overflow buckets kept as spares")
+            sparesBefore = map.storage.spareOverflowBuckets.count
+            #expect(sparesBefore > 0, "round \(round): emptied overflow buckets kept as spares")
             // The retired slots' and emptied buckets' generation runs: the next round reuses them.
             map.storage.waitForReclaimGenerations()
         }
-        // Later rounds put keys' values at addresses earlier rounds used: reused buckets' groups.
+        // Later rounds put overflow keys' values at addresses earlier rounds' overflow buckets
+        // used: the spares' groups, reused with their buckets.
         #expect(recurred > 0)
     }
 
@@ -201,6 +212,7 @@ struct PerCPUHashValueBlocksTests {
                     flags.held.store(true, ordering: .releasing)
                     repeat {
                         for word in words { word.pointee.store(sentinel, ordering: .relaxed) }
+                        sched_yield()  // a loaded two-core machine: let the churn run
                     } while !flags.churned.load(ordering: .acquiring)
                     for word in words { word.pointee.store(sentinel, ordering: .relaxed) }
                 }
@@ -243,6 +255,16 @@ struct PerCPUHashValueBlocksTests {
         let plain = try RawPerCPUHashMap(Self.definition(.perCPUHash, valueSize: 8, maxEntries: 1000),
                                          possibleCPUs: RawPerCPUArrayMap.possibleCPUs)
         #expect(plain.cpuBlockNodes == nil)
+        // The node of each CPU's block is the one `nodeOfCPU` gives (another machine's
+        // numbering; asking for a node this machine lacks leaves the pages unplaced).
+        let renumbered = try RawPerCPUHashMap(Self.definition(.perCPUHash, valueSize: 8, maxEntries: 8),
+                                              possibleCPUs: 3, placingBlocksOnNodes: true, nodeOfCPU: { 5 - $0 },
+                                              maxRuns: .max)
+        #expect(renumbered.cpuBlockNodes == [5, 4, 3])
+        let alternating = try RawPerCPUHashMap(Self.definition(.perCPUHash, valueSize: 8, maxEntries: 8),
+                                               possibleCPUs: 3, placingBlocksOnNodes: true, nodeOfCPU: { $0 % 2 },
+                                               maxRuns: 2)
+        #expect(alternating.cpuBlockNodes == nil, "three runs of nodes over a cap of two: not placed")
         let cpus = min(map.possibleCPUCount, RawPerCPUArrayMap.cpuIDLimit)
         let nodes = try #require(map.cpuBlockNodes)
         #expect(nodes == (0..<map.possibleCPUCount).map { Int(rcumaps_numa_node_of_cpu(Int32($0))) })

@@ -9,7 +9,8 @@ import Glibc
 /// and the reclamation of retired slots.
 ///
 /// Bucket layout (`bucketStride` bytes, a multiple of 8; one cache line for 8- and 16-byte
-/// keys with 8-byte values):
+/// keys with 8-byte values, except a per-CPU hash's table with keys over 8 bytes, whose
+/// slots are replaced by new ones: two lines of four):
 ///
 ///     offset 0   control  Atomic<UInt64>  bytes 0..<slotsPerBucket: slot tags (0x80 set:
 ///                                         live; 0: free; 1...127: the reclaim stamp of

@@ -146,7 +146,8 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     package nonisolated(unsafe) var afterCopyingTheRemovedValue: (() -> Void)?
     #endif
     /// Tests: the overflow bytes past which writers wait for reclamation
-    /// (`BucketTable.overflowThrottleBytes`; the bucket array's size, at least 16 MiB). Set
+    /// (`BucketTable.overflowThrottleBytes`; the bucket array's size with a per-CPU hash's
+    /// value blocks, at least 16 MiB). Set
     /// before the map is shared.
     package var overflowThrottleBytes: Int {
         get { table.overflowThrottleBytes }

@@ -39,8 +39,8 @@ import Synchronization
 /// **Thread migration.** Linux runs a program with migration disabled, so one CPU's value
 /// has one writer at a time. A userspace thread can move to another CPU between reading its
 /// CPU number and using the slot, so two threads may write one CPU's value at once. That
-/// stays safe: the slot is memory of the entry like any other (valid for the section
-/// whatever CPU the thread is on), an update of a CPU's value is made under the bucket lock
+/// stays safe: a CPU's value is memory of the entry's slot like any other (in that CPU's
+/// block, valid for the section whatever CPU the thread is on), an update of a CPU's value is made under the bucket lock
 /// (two such updates are ordered, the later wins, as on one CPU; each 8-byte word is one
 /// atomic store, so an update racing an in-place increment of the same word leaves one of
 /// them, as on Linux), and read-modify-write
