@@ -1,5 +1,5 @@
 /* The slow paths of CRCUMapsInlineReadSide's read lock and unlock (see its header): the
- * outermost section of a thread whose `fast_read` word is clear, or of any thread that
+ * outermost section of a thread whose `slow_read` word is set, or of any thread that
  * already holds a liburcu read lock taken directly. */
 #include "CRCUMapsInlineReadSide.h"
 
@@ -26,7 +26,7 @@ void rcumaps_inline_read_lock_slow(void)
      * (liburcu decided at its initialisation, before any registration, whether it uses
      * sys_membarrier) and no TSan build, whose exit must release the grace-period sync
      * object (rcumaps_tsan_reader_exit). */
-    rcumaps_tls.fast_read = urcu_memb_has_sys_membarrier && !rcumaps_tsan_enabled;
+    rcumaps_tls.slow_read = !(urcu_memb_has_sys_membarrier && !rcumaps_tsan_enabled);
 }
 
 void rcumaps_inline_read_unlock_slow(void)

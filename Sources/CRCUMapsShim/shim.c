@@ -76,9 +76,13 @@ void rcumaps_tsan_acquire_node(const void *addr) { (void)addr; }
  * Thread registration
  * ------------------------------------------------------------------------- */
 
-__thread rcumaps_thread_state_t rcumaps_tls __attribute__((tls_model("initial-exec")));
-/* CRCUMapsInlineReadSide views this object with the same first four fields. */
-_Static_assert(offsetof(rcumaps_thread_state_t, nesting) == 4 && offsetof(rcumaps_thread_state_t, fast_read) == 12,
+/* `slow_read` starts at 1: a thread's first section takes the slow path, which registers
+ * it and clears the flag where the fast path applies. */
+__thread rcumaps_thread_state_t rcumaps_tls __attribute__((tls_model("initial-exec"))) = { .slow_read = 1 };
+/* CRCUMapsInlineReadSide views this object with the same first fields. */
+_Static_assert(offsetof(rcumaps_thread_state_t, nesting) == 0 && offsetof(rcumaps_thread_state_t, slow_read) == 4
+                   && offsetof(rcumaps_thread_state_t, read_gate) == 0 && offsetof(rcumaps_thread_state_t, registered) == 8
+                   && offsetof(rcumaps_thread_state_t, stripe) == 12,
                "rcumaps_thread_state_t: CRCUMapsInlineReadSide.h's view must match");
 __thread rcumaps_callback_frames_t rcumaps_callback_frames __attribute__((tls_model("initial-exec")));
 __thread const void *rcumaps_modify_holder __attribute__((tls_model("initial-exec")));
@@ -296,7 +300,7 @@ static void rcumaps_thread_exit(void *unused)
     if (ours) for (int left = 1024; left > 0 && urcu_memb_read_ongoing(); left--) urcu_memb_read_unlock();
     if (ours) {
         rcumaps_tls.registered = 0;
-        rcumaps_tls.fast_read = 0;
+        rcumaps_tls.slow_read = 1;
     }
     /* A forked child that cannot use RCU must not touch liburcu's registry either. */
     if (rcumaps_child_unusable != RCUMAPS_CHILD_OK) return;
@@ -450,7 +454,7 @@ void rcumaps_release_adopted_thread(void)
     /* Without these, the read side's fast path went on writing the reader counter of a
      * thread the application then unregistered: grace periods no longer waited for its
      * sections (found by review). */
-    rcumaps_tls.fast_read = 0;
+    rcumaps_tls.slow_read = 1;
     rcumaps_tls.registered = 0;
     rcumaps_released_while_registered = 1;
 }

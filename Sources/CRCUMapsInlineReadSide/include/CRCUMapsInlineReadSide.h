@@ -8,7 +8,8 @@
  * woken if it sleeps. That is what `_urcu_memb_read_lock` / `_urcu_memb_read_unlock` do,
  * except that the wake is skipped when the waiter is not waiting for this section (see
  * rcumaps_inline_wake_up_gp in inline_read_side.c);
- * written here, the fast path tests one per-thread word (`fast_read`: registered,
+ * written here, the fast path tests one per-thread word (`read_gate`: no section entered yet,
+ * and `slow_read` clear — registered,
  * sys_membarrier, no ThreadSanitizer) instead of re-reading liburcu's sys_membarrier flag
  * at each of its three barriers and testing the registration and the TSan build
  * separately. Everything else — registering the thread, liburcu's own read lock when
@@ -45,20 +46,27 @@
 #include <urcu/urcu-memb.h>
 
 typedef struct rcumaps_inline_thread_state {
+    union {
+        struct {
+            unsigned int nesting;
+            unsigned int slow_read;
+        };
+        unsigned long long read_gate;
+    };
     unsigned int registered;
-    unsigned int nesting;
     unsigned int stripe;
-    unsigned int fast_read;
 } rcumaps_inline_thread_state_t;
 
 /* The same TLS object as CRCUMapsShim's rcumaps_tls, viewed with this layout (the first
- * four fields of CRCUMapsShim's, in the same order; shim.c checks the offsets). */
+ * fields of CRCUMapsShim's, in the same order; shim.c checks the offsets). `read_gate` is
+ * `nesting` (low half) and `slow_read` (high half) as one word: zero exactly when the
+ * thread is in no section and may take the fast path. */
 extern __thread rcumaps_inline_thread_state_t rcumaps_tls __asm__("rcumaps_tls")
     __attribute__((tls_model("initial-exec")));
 void rcumaps_register_current_thread(void);
 void rcumaps_section_underflow(void) __attribute__((noreturn, cold));
 /* The slow paths (inline_read_side.c): registration, liburcu's own read lock and
- * unlock, TSan's annotations; the lock also sets `fast_read` when it applies. */
+ * unlock, TSan's annotations; the lock also clears `slow_read` when the fast path applies. */
 void rcumaps_inline_read_lock_slow(void);
 void rcumaps_inline_read_unlock_slow(void);
 /* Called when a grace period has announced that it may sleep on `urcu_memb_gp.futex`:
@@ -66,6 +74,13 @@ void rcumaps_inline_read_unlock_slow(void);
  * ended, whose reader counter was `counter`, is one it may be waiting for — one that began
  * under the other phase than the grace-period counter's now. See inline_read_side.c. */
 void rcumaps_inline_wake_up_gp(unsigned long counter) __attribute__((cold));
+
+/* The nesting count of liburcu's reader counter is its low 32 bits (URCU_GP_CTR_PHASE is
+ * bit 32 on LP64), read below as one 32-bit word (little endian: the first four bytes),
+ * through a type that may alias it; and one nesting level is 1. */
+typedef unsigned int rcumaps_inline_u32_alias __attribute__((may_alias));
+_Static_assert(URCU_GP_CTR_NEST_MASK == 0xffffffffUL && URCU_GP_COUNT == 1UL,
+               "liburcu's reader counter layout changed: the fast path below reads its low half");
 
 /* Enters a read-side critical section, registering the thread first if needed. */
 static inline __attribute__((always_inline)) void rcumaps_inline_read_lock(void)
@@ -75,52 +90,67 @@ static inline __attribute__((always_inline)) void rcumaps_inline_read_lock(void)
      * enters a section in between then finds depth 0 and a counter already taken, so takes
      * the slow path (liburcu's read lock, which nests). Raised first, the handler's section
      * read depth 1, took no lock at all, and a grace period did not wait for it (found by
-     * review, 2026-12-06, thirtieth session). */
-    if (rcumaps_tls.nesting == 0) {
-        /* Fast path: `fast_read` (so registered, with sys_membarrier) and no liburcu read
-         * lock held already (the reader counter's nesting count is zero). With
-         * sys_membarrier the grace period orders this store against the updater, so a
-         * compiler barrier is the read side's whole fence (urcu_memb_smp_mb_slave). */
-        if (__builtin_expect(rcumaps_tls.fast_read != 0, 1)
-            && __builtin_expect((_CMM_LOAD_SHARED(URCU_TLS(urcu_memb_reader).ctr) & URCU_GP_CTR_NEST_MASK) == 0, 1)) {
+     * review, 2026-12-06, thirtieth session).
+     *
+     * `read_gate` zero: depth 0 and `slow_read` clear (so registered, with sys_membarrier,
+     * no ThreadSanitizer) — one test for both. */
+    if (__builtin_expect(rcumaps_tls.read_gate == 0, 1)) {
+        /* Fast path, unless a liburcu read lock is held already (the reader counter's
+         * nesting count, its low half, is not zero). With sys_membarrier the grace period
+         * orders this store against the updater, so a compiler barrier is the read side's
+         * whole fence (urcu_memb_smp_mb_slave). */
+        if (__builtin_expect(*(volatile rcumaps_inline_u32_alias *)&URCU_TLS(urcu_memb_reader).ctr == 0, 1)) {
             cmm_barrier();
             _CMM_STORE_SHARED(URCU_TLS(urcu_memb_reader).ctr, _CMM_LOAD_SHARED(urcu_memb_gp.ctr));
             cmm_barrier();
         } else {
             rcumaps_inline_read_lock_slow();
         }
+    } else if (rcumaps_tls.nesting == 0) {
+        rcumaps_inline_read_lock_slow();
     }
-    rcumaps_tls.nesting++;
+    /* The whole word: its low half is the depth (which cannot reach 2^32), and a store of
+     * the width the gate's next load has lets that load take the value from the store. */
+    rcumaps_tls.read_gate++;
 }
 
 /* Leaves a read-side critical section. Leaving one more time than entered stops the
- * program (`rcumaps_section_underflow`, checked on the nested branch only). */
+ * program (`rcumaps_section_underflow`, checked off the outermost fast exit). */
 static inline __attribute__((always_inline)) void rcumaps_inline_read_unlock(void)
 {
-    /* (The nested branch reads the depth again, with an atomic load the compiler does not
-     * fold into the decrement: the outermost exit stays one `dec` in memory and a branch.) */
-    if (--rcumaps_tls.nesting == 0) {
-        if (__builtin_expect(rcumaps_tls.fast_read != 0, 1)) {
-            /* Drop one nesting level of the reader counter (to zero, unless the caller
-             * holds a liburcu read lock of its own around this section), then wake a
-             * grace period that waits for readers. Waking it while such an outer lock is
-             * still held only makes it look at the readers again. Compiler barriers, as
-             * above: the section's accesses before the store, the store before the
-             * waiter's futex is read. */
-            unsigned long counter = _CMM_LOAD_SHARED(URCU_TLS(urcu_memb_reader).ctr);
-            cmm_barrier();
-            _CMM_STORE_SHARED(URCU_TLS(urcu_memb_reader).ctr, counter - URCU_GP_COUNT);
-            cmm_barrier();
-            /* liburcu's `urcu_common_wake_up_gp`, its test written here: a `static inline`
-             * the compiler may outline, and did in 147 of RCUMaps' functions (a call and a
-             * frame, about 9 instructions, on every section's exit there). */
-            if (__builtin_expect(uatomic_read(&urcu_memb_gp.futex) == -1, 0)) rcumaps_inline_wake_up_gp(counter);
-            cmm_barrier();
-        } else {
+    /* The gate reaches zero exactly when this was the outermost section and the fast path
+     * applies: one decrement in memory and a branch. (A depth of 0 borrows from `slow_read`;
+     * the depth half then reads 0xffffffff, which the branch below reports.) */
+    if (__builtin_expect(--rcumaps_tls.read_gate == 0, 1)) {
+        /* Drop one nesting level of the reader counter (to zero, unless the caller holds a
+         * liburcu read lock of its own around this section), then wake a grace period that
+         * waits for readers. Waking it while such an outer lock is still held only makes it
+         * look at the readers again. Compiler barriers, as above: the section's accesses
+         * before the store, the store before the waiter's futex is read. The store is a
+         * relaxed atomic one of the decremented value (one `sub` in memory; the grace-period
+         * thread reads the counter concurrently, and only this thread writes it); the
+         * waker is given the counter as it is now, whose phase bit — all it reads — the
+         * decrement did not change (the nesting count was at least 1). */
+        cmm_barrier();
+        unsigned long *counter = &URCU_TLS(urcu_memb_reader).ctr;
+        __atomic_store_n(counter, __atomic_load_n(counter, __ATOMIC_RELAXED) - URCU_GP_COUNT, __ATOMIC_RELAXED);
+        cmm_barrier();
+        /* liburcu's `urcu_common_wake_up_gp`, its test written here: a `static inline`
+         * the compiler may outline, and did in 147 of RCUMaps' functions (a call and a
+         * frame, about 9 instructions, on every section's exit there). */
+        if (__builtin_expect(__atomic_load_n(&urcu_memb_gp.futex, __ATOMIC_RELAXED) == -1, 0))
+            rcumaps_inline_wake_up_gp(__atomic_load_n(counter, __ATOMIC_RELAXED));
+        cmm_barrier();
+    } else {
+        /* (Reads the depth again, with an atomic load the compiler does not fold into the
+         * decrement.) */
+        unsigned int depth = __atomic_load_n(&rcumaps_tls.nesting, __ATOMIC_RELAXED);
+        if (__builtin_expect(depth == (unsigned int)-1, 0)) {
+            rcumaps_section_underflow();
+        } else if (depth == 0) {
+            /* The outermost exit of a thread whose `slow_read` is set. */
             rcumaps_inline_read_unlock_slow();
         }
-    } else if (__builtin_expect(__atomic_load_n(&rcumaps_tls.nesting, __ATOMIC_RELAXED) == (unsigned int)-1, 0)) {
-        rcumaps_section_underflow();
     }
 }
 

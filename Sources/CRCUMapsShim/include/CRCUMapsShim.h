@@ -39,15 +39,25 @@ extern "C" {
  * 3 registered by the application (adopted).
  * `nesting` is the read-section depth as RCUMaps counts it. */
 typedef struct rcumaps_thread_state {
+    /* `nesting` and `slow_read` side by side, also readable as one word (`read_gate`, little
+     * endian: `nesting` its low half), so that CRCUMapsInlineReadSide's outermost lock and
+     * unlock test both with one instruction: the gate is 0 exactly when the thread is in no
+     * section and may take the fast path. */
+    union {
+        struct {
+            unsigned int nesting;
+            /* Zero when CRCUMapsInlineReadSide's outermost lock and unlock may take their
+             * fast path: the thread is registered, liburcu uses sys_membarrier (its
+             * read-side barriers are compiler barriers) and the shim is not built for
+             * ThreadSanitizer. Starts at 1 in every thread (shim.c); cleared by that
+             * target's slow path, set again here with `registered` cleared. */
+            unsigned int slow_read;
+        };
+        unsigned long long read_gate;
+    };
     unsigned int registered;
-    unsigned int nesting;
     /* 0 until rcumaps_thread_stripe() first runs on the thread, then its stripe + 1. */
     unsigned int stripe;
-    /* Non-zero when CRCUMapsInlineReadSide's outermost lock and unlock may take their
-     * fast path: the thread is registered, liburcu uses sys_membarrier (its read-side
-     * barriers are compiler barriers) and the shim is not built for ThreadSanitizer.
-     * Set by that target's slow path, cleared here with `registered`. */
-    unsigned int fast_read;
     /* Sections this thread entered with Swift's unscoped `Epoch.enter()` and has not left
      * with `Epoch.exit()`: all that `Epoch.exit()` may end (rcumaps_unscoped_exit). */
     unsigned int unscoped;

@@ -105,6 +105,13 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     let advanceObserver: (any MapEntryObserver)?
     /// What user and helper mode may do (the access flags).
     public let access: MapAccess
+    /// `keySize` if user-mode reads are allowed, else -1; and the same for helper-mode
+    /// reads. The lookups test a key's size against these, so that the access check and
+    /// the size check are one test on their common path (the access flags never change);
+    /// a key they refuse goes to ``refuseRead(helperMode:keyCount:)`` for the error the
+    /// separate checks give, in their order.
+    @usableFromInline let userReadKeySize: Int
+    @usableFromInline let programReadKeySize: Int
     /// Frozen or not.
     let freezeState = MapFreezeState()
     /// User-mode writes of an LRU map that evict with no lock held: each is counted from
@@ -217,6 +224,8 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
         self.observer = observer
         advanceObserver = observer?.wantsAdvanceNotice == true ? observer : nil
         access = MapAccess(definition.flags)
+        userReadKeySize = access.userRead ? keySize : -1
+        programReadKeySize = access.programRead ? keySize : -1
         lockWord = LockWordCopy(definition)
         // An LRU map runs full, and every insert into it retires the slot of the entry it
         // evicts, which waits for a reclaim generation before it is free again: sized
@@ -352,7 +361,17 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     /// The live slot holding `key`, or nil. Caller holds an epoch (or the bucket's lock).
     @inlinable @inline(__always)
     func findSlot(_ key: UnsafeRawPointer, hash: UInt64) -> UnsafeMutableRawPointer? {
-        guard let match = firstMatch(key, hash: hash, inChainOf: table.bucketIndex(hash)) else { return nil }
+        findSlot(key, keyCount: keySize, hash: hash)
+    }
+
+    /// ``findSlot(_:hash:)`` given the key's size (`keyCount`, which must be `keySize`):
+    /// a lookup whose caller's key size is a constant passes it, so that the key's
+    /// comparison is chosen at compile time.
+    @inlinable @inline(__always)
+    func findSlot(_ key: UnsafeRawPointer, keyCount: Int, hash: UInt64) -> UnsafeMutableRawPointer? {
+        guard let match = firstMatch(key, keyCount: keyCount, hash: hash, inChainOf: table.bucketIndex(hash)) else {
+            return nil
+        }
         if tracksRecency { markReferenced(match.bucket, slot: match.slot, control: match.control) }
         return table.slot(match.bucket, match.slot)
     }
@@ -365,6 +384,14 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     func firstMatch(_ key: UnsafeRawPointer, hash: UInt64, inChainOf index: Int)
         -> (bucket: UnsafeMutableRawPointer, slot: Int, control: UInt64)?
     {
+        firstMatch(key, keyCount: keySize, hash: hash, inChainOf: index)
+    }
+
+    /// ``firstMatch(_:hash:inChainOf:)`` given the key's size (`keyCount`, which must be `keySize`).
+    @inlinable @inline(__always)
+    func firstMatch(_ key: UnsafeRawPointer, keyCount: Int, hash: UInt64, inChainOf index: Int)
+        -> (bucket: UnsafeMutableRawPointer, slot: Int, control: UInt64)?
+    {
         let pattern = BucketTable.tag(hash) &* BucketTable.byteOnes
         var bucket = table.bucket(index)
         while true {
@@ -372,7 +399,7 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
             var candidates = table.tagMatches(control, pattern: pattern)
             while candidates != 0 {
                 let slot = BucketTable.matchedSlot(candidates)
-                if keysEqual(table.slot(bucket, slot), key, count: keySize) { return (bucket, slot, control) }
+                if keysEqual(table.slot(bucket, slot), key, count: keyCount) { return (bucket, slot, control) }
                 candidates &= candidates &- 1
             }
             guard let next = table.overflow(bucket) else { return nil }
@@ -408,17 +435,31 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     /// error to build on a miss). Inlinable.
     @inlinable @inline(__always)
     public func lookupIfPresent(key: UnsafeRawBufferPointer, into value: UnsafeMutableRawBufferPointer) throws(MapError) -> Bool {
-        try access.checkUserRead()
-        try checkKey(key, keySize)
+        // The access check and the key's (see `userReadKeySize`).
+        if _slowPath(key.count != userReadKeySize || key.baseAddress == nil) {
+            try refuseRead(helperMode: false, keyCount: key.count)
+        }
         try checkValue(value, valueSize)
         Epoch._libraryEnter()
         defer { Epoch._libraryExit() }
-        guard let entry = findSlot(key.baseAddress!, hash: hasher.hash(key.baseAddress!, count: keySize)) else {
+        guard let entry = findSlot(key.baseAddress!, keyCount: key.count, hash: hasher.hash(key.baseAddress!, count: key.count))
+        else {
             return false
         }
         table.copyValue(from: entry, into: value.baseAddress!)
         lockWord.clear(in: value.baseAddress!)
         return true
+    }
+
+    /// The error of a lookup (helper mode or user mode) whose key `programReadKeySize` or
+    /// `userReadKeySize` refused: the access check's, else the key check's, as when they
+    /// were made one after the other. Never returns. Given the key's size, not its buffer
+    /// (whose error, when nil, is the same): a key buffer passed to a call that is not inlined
+    /// must be in memory, and the caller's key then left its register on every lookup.
+    @usableFromInline @inline(never)
+    func refuseRead(helperMode: Bool, keyCount: Int) throws(MapError) -> Never {
+        if helperMode { try access.checkProgramRead() } else { try access.checkUserRead() }
+        throw bufferSizeError("key", keyCount, keySize)
     }
 
     /// ``lookupIfPresent(key:into:)`` that is not a use of the entry: an LRU map's referenced
@@ -492,10 +533,15 @@ public final class RawBucketHashMap: ObservableBaseMap, FlaggedWrites, RemovalIf
     public func lookupInPlaceIfPresent(key: UnsafeRawBufferPointer, in section: borrowing EpochSection)
         throws(MapError) -> UnsafeMutableRawBufferPointer?
     {
-        try access.checkProgramRead()
-        try checkKey(key, keySize)
+        // The access check and the key's (see `programReadKeySize`).
+        if _slowPath(key.count != programReadKeySize || key.baseAddress == nil) {
+            try refuseRead(helperMode: true, keyCount: key.count)
+        }
         assert(table.valueCopy != .perCPUCells, "a per-CPU hash's values are reached through perCPUValuesIfPresent")
-        guard let entry = findSlot(key.baseAddress!, hash: hasher.hash(key.baseAddress!, count: keySize)) else {
+        // `key.count`, equal to `keySize` here: a constant where the caller's key type is
+        // known, which selects the hasher's path at compile time.
+        guard let entry = findSlot(key.baseAddress!, keyCount: key.count, hash: hasher.hash(key.baseAddress!, count: key.count))
+        else {
             return nil
         }
         return UnsafeMutableRawBufferPointer(start: entry + table.valueOffset, count: valueSize)
