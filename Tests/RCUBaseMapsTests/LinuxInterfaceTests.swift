@@ -380,6 +380,38 @@ struct LinuxInterfaceTests {
         #expect(try writeOnly.get(UInt32(1), as: UInt64.self) == 2)
     }
 
+    /// Access before sizes, as Linux checks them: a lookup the access flags refuse answers
+    /// EPERM (user mode) or EACCES (helper mode) also with a key of the wrong size or a nil
+    /// key buffer, and a permitted one EINVAL for those keys. (The bucket hash makes both
+    /// checks with one comparison, whose refusals take another path to their error.)
+    @Test(arguments: Kind.allCases)
+    func accessIsCheckedBeforeTheKeySize(_ kind: Kind) throws {
+        let writeOnly = try Self.make(kind, flags: .writeOnly)
+        let writeOnlyProgram = try Self.make(kind, flags: .writeOnlyProgram)
+        let open = try Self.make(kind)
+        try open.put(UInt32(1), UInt64(1))
+        let nilKey = UnsafeRawBufferPointer(start: nil, count: 0)
+        var answer: UInt64 = 0
+        withUnsafeBytes(of: UInt64(1)) { wideKey in  // 8 bytes; these maps' keys are 4
+            withUnsafeMutableBytes(of: &answer) { value in
+                for key in [wideKey, nilKey] {
+                    #expect(errno { try writeOnly.lookup(key: key, into: value) } == EPERM)
+                    #expect(errno { try open.lookup(key: key, into: value) } == EINVAL)
+                    Epoch.withSection { section in
+                        #expect(errno { _ = try writeOnlyProgram.lookupInPlace(key: key, in: section) } == EACCES)
+                        #expect(errno { _ = try open.lookupInPlace(key: key, in: section) } == EINVAL)
+                        #expect(errno { _ = try writeOnly.lookupInPlace(key: key, in: section) } == EINVAL)
+                    }
+                }
+            }
+        }
+        // The right key still reads where the flags allow it (user mode on a map whose
+        // programs may only write).
+        #expect(try open.get(UInt32(1), as: UInt64.self) == 1)
+        try writeOnlyProgram.put(UInt32(1), UInt64(7))
+        #expect(try writeOnlyProgram.get(UInt32(1), as: UInt64.self) == 7)
+    }
+
     // MARK: Freeze
 
     @Test(arguments: Kind.allCases)
