@@ -8,7 +8,7 @@
  * woken if it sleeps. That is what `_urcu_memb_read_lock` / `_urcu_memb_read_unlock` do,
  * except that the wake is skipped when the waiter is not waiting for this section (see
  * rcumaps_inline_wake_up_gp in inline_read_side.c);
- * written here, the fast path tests one per-thread word (`read_gate`: no section entered yet,
+ * written here, the fast path tests one per-thread word (`read_gate`: a section depth of 0,
  * and `slow_read` clear — registered,
  * sys_membarrier, no ThreadSanitizer) instead of re-reading liburcu's sys_membarrier flag
  * at each of its three barriers and testing the registration and the TSan build
@@ -71,14 +71,20 @@ void rcumaps_inline_read_lock_slow(void);
 void rcumaps_inline_read_unlock_slow(void);
 /* Called when a grace period has announced that it may sleep on `urcu_memb_gp.futex`:
  * wakes it (liburcu's `urcu_common_wake_up_gp`, out of line) if the section that just
- * ended, whose reader counter was `counter`, is one it may be waiting for — one that began
- * under the other phase than the grace-period counter's now. See inline_read_side.c. */
+ * ended, whose reader counter it left as `counter` (its phase bit is the section's), is
+ * one it may be waiting for — one that began under the other phase than the grace-period
+ * counter's now. See inline_read_side.c. */
 void rcumaps_inline_wake_up_gp(unsigned long counter) __attribute__((cold));
 
 /* The nesting count of liburcu's reader counter is its low 32 bits (URCU_GP_CTR_PHASE is
  * bit 32 on LP64), read below as one 32-bit word (little endian: the first four bytes),
  * through a type that may alias it; and one nesting level is 1. */
 typedef unsigned int rcumaps_inline_u32_alias __attribute__((may_alias));
+/* The halves read below (the reader counter's, and `read_gate`'s, whose low half must be
+ * `nesting`) are those of a little-endian 64-bit target; elsewhere build without the
+ * trait (`--disable-default-traits`: CRCUMapsShim's call-only read side). */
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && sizeof(unsigned long) == 8,
+               "the InlineReadSide trait needs a 64-bit little-endian target; build with --disable-default-traits");
 _Static_assert(URCU_GP_CTR_NEST_MASK == 0xffffffffUL && URCU_GP_COUNT == 1UL,
                "liburcu's reader counter layout changed: the fast path below reads its low half");
 
@@ -120,32 +126,39 @@ static inline __attribute__((always_inline)) void rcumaps_inline_read_unlock(voi
 {
     /* The gate reaches zero exactly when this was the outermost section and the fast path
      * applies: one decrement in memory and a branch. (A depth of 0 borrows from `slow_read`;
-     * the depth half then reads 0xffffffff, which the branch below reports.) */
+     * the depth half then reads 0xffffffff, which the branch below reports after undoing
+     * the decrement.) */
     if (__builtin_expect(--rcumaps_tls.read_gate == 0, 1)) {
         /* Drop one nesting level of the reader counter (to zero, unless the caller holds a
          * liburcu read lock of its own around this section), then wake a grace period that
          * waits for readers. Waking it while such an outer lock is still held only makes it
          * look at the readers again. Compiler barriers, as above: the section's accesses
          * before the store, the store before the waiter's futex is read. The store is a
-         * relaxed atomic one of the decremented value (one `sub` in memory; the grace-period
-         * thread reads the counter concurrently, and only this thread writes it); the
-         * waker is given the counter as it is now, whose phase bit — all it reads — the
-         * decrement did not change (the nesting count was at least 1). */
+         * relaxed atomic one (the grace-period thread reads the counter concurrently; only
+         * this thread writes it). The waker gets the counter as this section left it, kept
+         * in a register: read again after the store, it could be a signal handler's —
+         * whose section, entered once the nesting count is 0, takes the fast path and
+         * leaves the current phase there — and the wake this section owes a waiter of the
+         * other phase was skipped by both (found by review, 2026-12-07). */
         cmm_barrier();
         unsigned long *counter = &URCU_TLS(urcu_memb_reader).ctr;
-        __atomic_store_n(counter, __atomic_load_n(counter, __ATOMIC_RELAXED) - URCU_GP_COUNT, __ATOMIC_RELAXED);
+        unsigned long left = __atomic_load_n(counter, __ATOMIC_RELAXED) - URCU_GP_COUNT;
+        __atomic_store_n(counter, left, __ATOMIC_RELAXED);
         cmm_barrier();
         /* liburcu's `urcu_common_wake_up_gp`, its test written here: a `static inline`
          * the compiler may outline, and did in 147 of RCUMaps' functions (a call and a
          * frame, about 9 instructions, on every section's exit there). */
         if (__builtin_expect(__atomic_load_n(&urcu_memb_gp.futex, __ATOMIC_RELAXED) == -1, 0))
-            rcumaps_inline_wake_up_gp(__atomic_load_n(counter, __ATOMIC_RELAXED));
+            rcumaps_inline_wake_up_gp(left);
         cmm_barrier();
     } else {
         /* (Reads the depth again, with an atomic load the compiler does not fold into the
          * decrement.) */
         unsigned int depth = __atomic_load_n(&rcumaps_tls.nesting, __ATOMIC_RELAXED);
         if (__builtin_expect(depth == (unsigned int)-1, 0)) {
+            /* The decrement borrowed from `slow_read`: undo it, so that until the process
+             * stops no section takes the fast path the flag may forbid. */
+            rcumaps_tls.read_gate++;
             rcumaps_section_underflow();
         } else if (depth == 0) {
             /* The outermost exit of a thread whose `slow_read` is set. */
