@@ -81,10 +81,11 @@ void rcumaps_inline_wake_up_gp(unsigned long counter) __attribute__((cold));
  * through a type that may alias it; and one nesting level is 1. */
 typedef unsigned int rcumaps_inline_u32_alias __attribute__((may_alias));
 /* The halves read below (the reader counter's, and `read_gate`'s, whose low half must be
- * `nesting`) are those of a little-endian 64-bit target; elsewhere build without the
- * trait (`--disable-default-traits`: CRCUMapsShim's call-only read side). */
+ * `nesting`) are those of a little-endian 64-bit target. Elsewhere the library products
+ * build without the trait (`--disable-default-traits`: CRCUMapsShim's call-only read side);
+ * CRCUMapsBaselines (the bench's C peers) includes this header whatever the trait. */
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && sizeof(unsigned long) == 8,
-               "the InlineReadSide trait needs a 64-bit little-endian target; build with --disable-default-traits");
+               "CRCUMapsInlineReadSide needs a 64-bit little-endian target (the library builds elsewhere with --disable-default-traits)");
 _Static_assert(URCU_GP_CTR_NEST_MASK == 0xffffffffUL && URCU_GP_COUNT == 1UL,
                "liburcu's reader counter layout changed: the fast path below reads its low half");
 
