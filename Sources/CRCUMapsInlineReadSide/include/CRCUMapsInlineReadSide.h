@@ -113,7 +113,9 @@ static inline __attribute__((always_inline)) void rcumaps_inline_read_lock(void)
         } else {
             rcumaps_inline_read_lock_slow();
         }
-    } else if (rcumaps_tls.nesting == 0) {
+    } else if (__atomic_load_n(&rcumaps_tls.nesting, __ATOMIC_RELAXED) == 0) {
+        /* (An atomic load the compiler does not merge with the gate's: the gate's test then
+         * stays one compare with memory.) */
         rcumaps_inline_read_lock_slow();
     }
     /* The whole word: its low half is the depth (which cannot reach 2^32), and a store of
