@@ -97,6 +97,30 @@ struct RCUDictionaryStringHashTests {
         }
     }
 
+    /// The byte comparison of a lookup's key with a node's stored bytes, which runs only
+    /// once the hashes match: every length up to past the inline limit (32), with every
+    /// single byte changed in turn — including the bytes only the overlapping loads cover.
+    @Test func storedKeyBytesCompareEveryByte() {
+        typealias Layout = DictionaryNodeLayout<String, Int>
+        var generator = SystemRandomNumberGenerator()
+        for count in 1...48 {
+            let a = (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            var b = a
+            a.withUnsafeBytes { first in
+                #expect(b.withUnsafeBytes { Layout.bytesEqual(first.baseAddress!, $0.baseAddress!, count) },
+                        "\(count) equal bytes")
+            }
+            for position in 0..<count {
+                b[position] ^= 0x20
+                a.withUnsafeBytes { first in
+                    #expect(!b.withUnsafeBytes { Layout.bytesEqual(first.baseAddress!, $0.baseAddress!, count) },
+                            "\(count) bytes, byte \(position) differs")
+                }
+                b[position] ^= 0x20
+            }
+        }
+    }
+
     @Test func seedsDifferBetweenDictionaries() {
         let first = RCUDictionary<String, Int>(), second = RCUDictionary<String, Int>()
         let keys = (0..<64).map { "key-\($0)" } + ["caf\u{E9}"]

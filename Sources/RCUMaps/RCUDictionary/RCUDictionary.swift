@@ -1503,9 +1503,34 @@ final class DictionaryNodeLayout<Key: Hashable & Sendable, Value: Sendable>: Epo
         let stored = node.load(fromByteOffset: keyBytesOffset, as: Int.self)
         guard stored >= 0 else { return false }
         let equal = unsafeBitCast(key, to: String.self).utf8.withContiguousStorageIfAvailable { bytes in
-            bytes.count == stored && (stored == 0 || memcmp(bytes.baseAddress!, node + keyBytesOffset + 8, stored) == 0)
+            bytes.count == stored && (stored == 0 || Self.bytesEqual(bytes.baseAddress!, node + keyBytesOffset + 8, stored))
         }
         return equal ?? false
+    }
+
+    /// Whether the `count` bytes at `a` and at `b` are equal: up to 32 bytes inline, with
+    /// loads that overlap rather than run past either end (a 20-byte key compares bytes
+    /// 0–15 and 4–19), longer ones with `memcmp`. The call to `memcmp` cost a `String` key's
+    /// lookup about 25 of its 300 instructions. `count` > 0; both ranges readable.
+    @inlinable @inline(__always)
+    static func bytesEqual(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ count: Int) -> Bool {
+        @inline(__always) func word(_ offset: Int) -> UInt64 {
+            a.loadUnaligned(fromByteOffset: offset, as: UInt64.self) ^ b.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+        }
+        if count >= 8 {
+            if count <= 16 { return word(0) | word(count &- 8) == 0 }
+            if count <= 32 { return word(0) | word(8) | word(count &- 16) | word(count &- 8) == 0 }
+            return memcmp(a, b, count) == 0
+        }
+        if count >= 4 {
+            let first = a.loadUnaligned(as: UInt32.self) ^ b.loadUnaligned(as: UInt32.self)
+            let last = a.loadUnaligned(fromByteOffset: count &- 4, as: UInt32.self)
+                ^ b.loadUnaligned(fromByteOffset: count &- 4, as: UInt32.self)
+            return first | last == 0
+        }
+        var difference: UInt8 = 0
+        for offset in 0..<count { difference |= a.load(fromByteOffset: offset, as: UInt8.self) ^ b.load(fromByteOffset: offset, as: UInt8.self) }
+        return difference == 0
     }
 
     /// Deinitializes and frees a node that was never published.
