@@ -83,7 +83,9 @@ import Glibc
 /// objects on several cores write nothing shared and scale.
 ///
 /// Concurrency: every method may be called from any thread and from Swift concurrency
-/// tasks; reads never wait, writes wait only for a writer of the same stripe, a resize, a
+/// tasks; reads never wait (except a thread's very first section, which registers the
+/// thread and waits while another thread prepares a `fork()`: see ``/RCUEpoch/Epoch``),
+/// writes wait only for a writer of the same stripe, a resize, a
 /// ``removeAll()`` publishing its empty table, or (rarely; on a task's thread 2 ms at most for
 /// each of its two retire lists and its emptied overflow buckets) reclamation that fell far
 /// behind (``/RCUEpoch/EpochRetireList/throttleIfBehind()``).
