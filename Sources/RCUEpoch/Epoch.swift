@@ -17,8 +17,9 @@ public struct EpochSection: ~Copyable {
 /// the first time it enters a section (or frees epoch memory), and unregistered
 /// automatically when it exits, so sections work on any thread — including Swift
 /// concurrency's pool threads and Dispatch threads — without setup. That registration is
-/// the one wait a reader can meet: it waits while another thread prepares a `fork()` (see
-/// Process life); a registered thread's sections never wait.
+/// where a reader can wait: chiefly while another thread prepares a `fork()` (see Process
+/// life), otherwise only briefly for liburcu's registry lock; a registered thread's
+/// sections never wait.
 ///
 /// Rules (liburcu's, enforced where they can be):
 /// - A section must not span an `await` (a task may resume on another thread). The

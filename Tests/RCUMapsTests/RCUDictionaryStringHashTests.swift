@@ -100,23 +100,31 @@ struct RCUDictionaryStringHashTests {
     /// The byte comparison of a lookup's key with a node's stored bytes, which runs only
     /// once the hashes match: every length up to past the inline limit (32), with every
     /// single byte changed in turn — including the bytes only the overlapping loads cover.
+    /// Each side is allocated with exactly its bytes, so the address sanitizer's runs catch
+    /// a load past the end; and the bytes that follow differ, so a comparison that reads
+    /// them answers wrongly in any build.
     @Test func storedKeyBytesCompareEveryByte() {
         typealias Layout = DictionaryNodeLayout<String, Int>
         var generator = SystemRandomNumberGenerator()
         for count in 1...48 {
-            let a = (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
-            var b = a
-            a.withUnsafeBytes { first in
-                #expect(b.withUnsafeBytes { Layout.bytesEqual(first.baseAddress!, $0.baseAddress!, count) },
-                        "\(count) equal bytes")
-            }
+            let bytes = (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let a = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 1)
+            let b = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 1)
+            defer { a.deallocate(); b.deallocate() }
+            a.copyBytes(from: bytes)
+            b.copyBytes(from: bytes)
+            #expect(Layout.bytesEqual(a.baseAddress!, b.baseAddress!, count), "\(count) equal bytes")
             for position in 0..<count {
                 b[position] ^= 0x20
-                a.withUnsafeBytes { first in
-                    #expect(!b.withUnsafeBytes { Layout.bytesEqual(first.baseAddress!, $0.baseAddress!, count) },
-                            "\(count) bytes, byte \(position) differs")
-                }
+                #expect(!Layout.bytesEqual(a.baseAddress!, b.baseAddress!, count), "\(count) bytes, byte \(position) differs")
                 b[position] ^= 0x20
+            }
+            // Equal prefixes of `count` bytes, followed by bytes that differ.
+            let longA = bytes + [0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77]
+            let longB = bytes + [0xFF, 0xEE, 0xDD, 0xCC, 0xBB, 0xAA, 0x99, 0x88]
+            longA.withUnsafeBytes { first in
+                #expect(longB.withUnsafeBytes { Layout.bytesEqual(first.baseAddress!, $0.baseAddress!, count) },
+                        "\(count) equal bytes, different bytes after them")
             }
         }
     }

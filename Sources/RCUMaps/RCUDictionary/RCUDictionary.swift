@@ -83,8 +83,8 @@ import Glibc
 /// objects on several cores write nothing shared and scale.
 ///
 /// Concurrency: every method may be called from any thread and from Swift concurrency
-/// tasks; reads never wait (except a thread's very first section, which registers the
-/// thread and waits while another thread prepares a `fork()`: see ``/RCUEpoch/Epoch``),
+/// tasks; reads never wait (except in a thread's first section, which registers the thread:
+/// chiefly while another thread prepares a `fork()`, see ``/RCUEpoch/Epoch``),
 /// writes wait only for a writer of the same stripe, a resize, a
 /// ``removeAll()`` publishing its empty table, or (rarely; on a task's thread 2 ms at most for
 /// each of its two retire lists and its emptied overflow buckets) reclamation that fell far
@@ -1512,8 +1512,9 @@ final class DictionaryNodeLayout<Key: Hashable & Sendable, Value: Sendable>: Epo
 
     /// Whether the `count` bytes at `a` and at `b` are equal: up to 32 bytes inline, with
     /// loads that overlap rather than run past either end (a 20-byte key compares bytes
-    /// 0–15 and 4–19), longer ones with `memcmp`. The call to `memcmp` cost a `String` key's
-    /// lookup about 25 of its 300 instructions. `count` > 0; both ranges readable.
+    /// 0–15 and 4–19), longer ones with `memcmp`. With the call to `memcmp` and the spills
+    /// around it, a `String` key's lookup ran 297 instructions, 283 without (callgrind; see
+    /// docs/performance.md, thirty-seventh session). `count` > 0; both ranges readable.
     @inlinable @inline(__always)
     static func bytesEqual(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ count: Int) -> Bool {
         @inline(__always) func word(_ offset: Int) -> UInt64 {

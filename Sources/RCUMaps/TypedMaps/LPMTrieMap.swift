@@ -170,8 +170,8 @@ public struct IPv6Prefix: LPMTrieKey, CustomStringConvertible {
 /// ``/RCUBaseMaps/MapError/invalidArgument``.
 ///
 /// Concurrency: any number of readers and writers on any threads and tasks. Lookups take
-/// no lock and never wait (except a thread's very first section, which registers the thread
-/// and waits while another thread prepares a `fork()`: see ``/RCUEpoch/Epoch``): each runs
+/// no lock and never wait (except in a thread's first section, which registers the thread:
+/// chiefly while another thread prepares a `fork()`, see ``/RCUEpoch/Epoch``): each runs
 /// in an epoch section of its own and copies the value out
 /// before the section ends, so nothing borrowed escapes; a value being replaced reads
 /// whole, old or new. Writers serialise on the map's writer lock (short: a few node copies);
